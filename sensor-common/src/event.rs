@@ -1,0 +1,274 @@
+//! Events as the kernel side writes them into the ring buffer.
+//!
+//! Every record starts with an [`EventHeader`]; `header.kind` says which
+//! struct follows and `header.size` is the whole record's length, including
+//! the variable-length data that trails some kinds (exec's argv and paths).
+
+use core::mem::size_of;
+
+/// What a record is. Numbers are grouped by domain and never reused: a retired
+/// kind stays here as a comment so an old sensor never misreads a new record.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    // 1..=99: process lifecycle.
+    Exec = 1,
+    Fork = 2,
+    Exit = 3,
+    // 100..=199: file privilege changes (reserved).
+    // 200..=299: credential changes (reserved).
+    // 300..=399: network (reserved).
+}
+
+impl EventKind {
+    /// Every kind, so loops over kinds (loss counters, probe tables) cannot forget one.
+    pub const ALL: [EventKind; 3] = [EventKind::Exec, EventKind::Fork, EventKind::Exit];
+
+    pub const fn from_u32(v: u32) -> Option<Self> {
+        match v {
+            1 => Some(EventKind::Exec),
+            2 => Some(EventKind::Fork),
+            3 => Some(EventKind::Exit),
+            _ => None,
+        }
+    }
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            EventKind::Exec => "exec",
+            EventKind::Fork => "fork",
+            EventKind::Exit => "exit",
+        }
+    }
+
+    /// Fixed part of this kind's record (variable data, if any, follows it).
+    pub const fn fixed_size(self) -> usize {
+        match self {
+            EventKind::Exec => size_of::<ExecEvent>(),
+            EventKind::Fork => size_of::<ForkEvent>(),
+            EventKind::Exit => size_of::<ExitEvent>(),
+        }
+    }
+
+    /// Largest record of this kind the kernel side can write.
+    pub const fn max_size(self) -> usize {
+        match self {
+            EventKind::Exec => size_of::<ExecEvent>() + EXEC_DATA_MAX,
+            EventKind::Fork | EventKind::Exit => self.fixed_size(),
+        }
+    }
+}
+
+/// Largest record of any kind: sizes the scratch buffer, computed over
+/// [`EventKind::ALL`] so that a new kind cannot be forgotten.
+pub const MAX_EVENT_SIZE: usize = {
+    let mut max = 0;
+    let mut i = 0;
+    while i < EventKind::ALL.len() {
+        let s = EventKind::ALL[i].max_size();
+        if s > max {
+            max = s;
+        }
+        i += 1;
+    }
+    max
+};
+
+/// Slots in the per-CPU loss counter map; indexed by `EventKind as u32`.
+pub const LOSS_SLOTS: u32 = 512;
+
+/// In-kernel failures, counted per CPU in the `ERRORS` map and reported by
+/// the daemon. Never silently swallowed.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProbeError {
+    /// The per-CPU scratch buffer lookup failed.
+    Scratch = 0,
+    /// Reading a kernel struct (task, cred, signal…) failed.
+    ReadTask = 1,
+    /// Reading argv from the new process's memory failed.
+    ReadArgv = 2,
+    /// Walking a dentry/mount chain failed.
+    ReadPath = 3,
+    /// Walking the cgroup chain failed.
+    ReadCgroup = 4,
+}
+
+impl ProbeError {
+    pub const ALL: [ProbeError; 5] = [
+        ProbeError::Scratch,
+        ProbeError::ReadTask,
+        ProbeError::ReadArgv,
+        ProbeError::ReadPath,
+        ProbeError::ReadCgroup,
+    ];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            ProbeError::Scratch => "scratch",
+            ProbeError::ReadTask => "read_task",
+            ProbeError::ReadArgv => "read_argv",
+            ProbeError::ReadPath => "read_path",
+            ProbeError::ReadCgroup => "read_cgroup",
+        }
+    }
+}
+
+/// Slots in the per-CPU error counter map.
+pub const ERROR_SLOTS: u32 = 16;
+
+/// Bytes of argv copied per exec; the original length is always reported,
+/// so a longer argv is flagged as truncated, never silently cut.
+pub const ARGV_CAP: usize = 32 * 1024;
+/// Bytes of one resolved path (exe, cwd) copied per exec (PATH_MAX).
+pub const PATH_CAP: usize = 4096;
+/// Path components walked before giving up and flagging the path truncated.
+pub const PATH_COMPONENTS_MAX: u32 = 64;
+/// Bytes of the cgroup path copied per exec.
+pub const CGROUP_CAP: usize = 1024;
+/// cgroup path components walked before flagging the cgroup path truncated.
+pub const CGROUP_COMPONENTS_MAX: u32 = 16;
+/// Longest single path component the kernel allows (NAME_MAX + NUL).
+pub const COMPONENT_MAX: usize = 256;
+/// Upper bound on the variable data after an [`ExecEvent`]: argv, then the
+/// three paths, each path possibly overshooting its cap by one component.
+pub const EXEC_DATA_MAX: usize =
+    ARGV_CAP + 2 * (PATH_CAP + COMPONENT_MAX) + CGROUP_CAP + COMPONENT_MAX;
+
+/// `ExecEvent::flags` bits.
+pub mod exec_flags {
+    /// argv was longer than [`crate::ARGV_CAP`]; `argv_total` has its real length.
+    pub const ARGV_TRUNCATED: u32 = 1 << 0;
+    /// The executable path was longer than the caps allow.
+    pub const EXE_TRUNCATED: u32 = 1 << 1;
+    /// The working directory path was longer than the caps allow.
+    pub const CWD_TRUNCATED: u32 = 1 << 2;
+    /// The cgroup path was longer than the caps allow.
+    pub const CGROUP_TRUNCATED: u32 = 1 << 3;
+    /// argv could not be read at all (e.g. the page was not present).
+    pub const ARGV_UNREADABLE: u32 = 1 << 4;
+}
+
+/// Value of a uid/gid/session field the kernel does not have (e.g. a kernel
+/// without CONFIG_AUDIT has no login uid) or that is unset (`(uid_t)-1`).
+pub const ID_UNSET: u32 = u32::MAX;
+
+/// First bytes of every record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EventHeader {
+    /// [`EventKind`] as `u32`.
+    pub kind: u32,
+    /// Length of the whole record in bytes.
+    pub size: u32,
+    /// `bpf_ktime_get_boot_ns()`: CLOCK_BOOTTIME, so suspend does not skew it.
+    pub boot_ns: u64,
+}
+
+/// The identity and credentials of a task, captured in the kernel at the
+/// moment of the event (never re-read from /proc, which races).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TaskInfo {
+    /// Thread-group id: what userspace calls the pid.
+    pub tgid: u32,
+    /// Thread id of the task that triggered the event.
+    pub tid: u32,
+    /// `real_parent->tgid`.
+    pub ppid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub euid: u32,
+    pub egid: u32,
+    pub suid: u32,
+    pub sgid: u32,
+    pub fsuid: u32,
+    pub fsgid: u32,
+    /// Audit login uid, [`ID_UNSET`] if never set or not in this kernel.
+    pub loginuid: u32,
+    /// Audit session id, [`ID_UNSET`] if never set or not in this kernel.
+    pub sessionid: u32,
+    pub _pad0: u32,
+    /// `group_leader->start_boottime` (ns since boot): with the pid and the
+    /// boot id it identifies the process across pid reuse.
+    pub start_boottime: u64,
+    /// `real_parent->group_leader->start_boottime`.
+    pub parent_start_boottime: u64,
+    /// cgroup v2 id (`bpf_get_current_cgroup_id` semantics), 0 if unknown.
+    pub cgroup_id: u64,
+    /// `comm`, NUL-padded.
+    pub comm: [u8; 16],
+    /// Controlling terminal name (`signal->tty->name`, e.g. `pts3`), empty if none.
+    pub tty: [u8; 32],
+}
+
+/// `sched_process_exec`: a process replaced its image. Followed by
+/// `argv_len + exe_len + cwd_len + cgroup_len` bytes of data in that order:
+/// - argv: the raw `arg_start..arg_end` bytes (NUL-separated arguments);
+/// - exe, cwd, cgroup: paths as NUL-terminated components, leaf first
+///   (`/usr/bin/ls` is `ls\0bin\0usr\0`); names cannot hold `/` or NUL,
+///   so this is unambiguous and saves the kernel side a reverse copy.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExecEvent {
+    pub header: EventHeader,
+    pub task: TaskInfo,
+    /// [`exec_flags`] bits.
+    pub flags: u32,
+    /// Length of argv in the process (`arg_end - arg_start`).
+    pub argv_total: u32,
+    pub argv_len: u32,
+    pub exe_len: u32,
+    pub cwd_len: u32,
+    pub cgroup_len: u32,
+}
+
+/// `sched_process_fork` for a new process (new threads are not reported).
+/// `task` is the child; `task.ppid` is the parent that forked it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ForkEvent {
+    pub header: EventHeader,
+    pub task: TaskInfo,
+}
+
+/// `sched_process_exit` of the last thread of a process.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExitEvent {
+    pub header: EventHeader,
+    pub task: TaskInfo,
+    /// `task->exit_code` in wait(2) status form: `(code << 8) | signal`,
+    /// with 0x80 set when a core was dumped.
+    pub exit_status: u32,
+    pub _pad0: u32,
+}
+
+// Sizes pinned on both targets: a change here is a wire-format change.
+const _: () = assert!(size_of::<EventHeader>() == 16);
+const _: () = assert!(size_of::<TaskInfo>() == 128);
+const _: () = assert!(size_of::<ExecEvent>() == 168);
+const _: () = assert!(size_of::<ForkEvent>() == 144);
+const _: () = assert!(size_of::<ExitEvent>() == 152);
+
+/// Knobs the daemon sets in the object before load.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProbeConfig {
+    /// The sensor's own tgid: its events are dropped in the kernel.
+    pub sensor_tgid: u32,
+    pub _pad0: u32,
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: every type is repr(C), Copy, made only of integers and byte
+    // arrays with no padding (checked by the size asserts above), so any bit
+    // pattern is a valid value.
+    unsafe impl aya::Pod for super::EventHeader {}
+    unsafe impl aya::Pod for super::TaskInfo {}
+    unsafe impl aya::Pod for super::ExecEvent {}
+    unsafe impl aya::Pod for super::ForkEvent {}
+    unsafe impl aya::Pod for super::ExitEvent {}
+    unsafe impl aya::Pod for super::ProbeConfig {}
+}

@@ -1,0 +1,42 @@
+//! Wire format between the eBPF programs (`sensor-ebpf`) and the daemon (`sensor`).
+//!
+//! Rules every type here follows (so both compilers lay them out identically):
+//! `#[repr(C)]`, `Copy`, only fixed-width integers and byte arrays, no `bool`,
+//! no implicit padding (explicit `_pad` fields), sizes pinned by `const` asserts.
+//! The userspace decoder (`sensor::source::ebpf::decode`) is the only reader.
+#![no_std]
+
+pub mod event;
+pub mod offsets;
+
+pub use event::*;
+pub use offsets::*;
+
+/// Names of maps, globals and programs in the eBPF object. Shared so that a
+/// typo is a compile error, not a failure at load time.
+pub mod names {
+    /// Ring buffer carrying every event to userspace.
+    pub const EVENTS_MAP: &str = "EVENTS";
+    /// Per-CPU `u64` counters of events dropped because the ring buffer was
+    /// full, indexed by [`crate::EventKind`] as `u32`.
+    pub const LOSSES_MAP: &str = "LOSSES";
+    /// Per-CPU `u64` counters of in-kernel failures, indexed by [`crate::ProbeError`].
+    pub const ERRORS_MAP: &str = "ERRORS";
+    /// Per-CPU scratch buffer in which large events are assembled.
+    pub const SCRATCH_MAP: &str = "SCRATCH";
+    /// Global [`crate::KernelOffsets`], resolved from the running kernel's BTF at load.
+    pub const OFFSETS_GLOBAL: &str = "OFFSETS";
+    /// Global [`crate::ProbeConfig`], set at load.
+    pub const CONFIG_GLOBAL: &str = "CONFIG";
+
+    /// `raw_tracepoint/sched_process_exec`.
+    pub const PROG_EXEC_RAW_TP: &str = "process_exec";
+    /// `raw_tracepoint/sched_process_fork`.
+    pub const PROG_FORK_RAW_TP: &str = "process_fork";
+    /// `raw_tracepoint/sched_process_exit`.
+    pub const PROG_EXIT_RAW_TP: &str = "process_exit";
+
+    pub const TP_SCHED_PROCESS_EXEC: &str = "sched_process_exec";
+    pub const TP_SCHED_PROCESS_FORK: &str = "sched_process_fork";
+    pub const TP_SCHED_PROCESS_EXIT: &str = "sched_process_exit";
+}

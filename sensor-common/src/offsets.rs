@@ -1,0 +1,145 @@
+//! Kernel struct field offsets, resolved by the daemon from the running
+//! kernel's BTF (`/sys/kernel/btf/vmlinux`) and written into the eBPF
+//! object's `OFFSETS` global before load.
+//!
+//! This is our CO-RE: one object, no offsets compiled in for one kernel.
+//! aya-ebpf (Rust) cannot emit clang's `preserve_access_index` relocations,
+//! so instead of relocating instructions we relocate data: every kernel
+//! struct read goes through `base + OFFSETS.<field>`. A field the running
+//! kernel lacks is [`OFFSET_MISSING`] and the eBPF side skips it (for example
+//! `loginuid` without CONFIG_AUDIT).
+
+/// Marks a field that the running kernel's BTF does not have.
+pub const OFFSET_MISSING: u32 = u32::MAX;
+
+/// Byte offsets of the kernel struct fields the programs read. Field names
+/// are `<struct>_<member>`; nested members are resolved to one offset
+/// (e.g. `qstr_len` is inside an anonymous union).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelOffsets {
+    // struct task_struct
+    pub task_pid: u32,
+    pub task_tgid: u32,
+    pub task_real_parent: u32,
+    pub task_group_leader: u32,
+    pub task_start_boottime: u32,
+    pub task_real_cred: u32,
+    pub task_mm: u32,
+    pub task_fs: u32,
+    pub task_signal: u32,
+    pub task_loginuid: u32,
+    pub task_sessionid: u32,
+    pub task_exit_code: u32,
+    pub task_comm: u32,
+    pub task_cgroups: u32,
+    // struct cred (kuid_t/kgid_t are one u32)
+    pub cred_uid: u32,
+    pub cred_gid: u32,
+    pub cred_suid: u32,
+    pub cred_sgid: u32,
+    pub cred_euid: u32,
+    pub cred_egid: u32,
+    pub cred_fsuid: u32,
+    pub cred_fsgid: u32,
+    // struct mm_struct
+    pub mm_arg_start: u32,
+    pub mm_arg_end: u32,
+    // struct fs_struct / struct path
+    pub fs_pwd: u32,
+    pub path_mnt: u32,
+    pub path_dentry: u32,
+    // struct dentry / struct qstr
+    pub dentry_parent: u32,
+    pub dentry_name: u32,
+    pub qstr_len: u32,
+    pub qstr_name: u32,
+    // struct mount / struct vfsmount
+    /// Offset of the embedded `struct vfsmount mnt` inside `struct mount`
+    /// (the kernel's `real_mount()` is a container_of on it).
+    pub mount_mnt: u32,
+    pub mount_parent: u32,
+    pub mount_mountpoint: u32,
+    pub vfsmount_root: u32,
+    // struct linux_binprm / struct file
+    pub binprm_file: u32,
+    pub file_path: u32,
+    // struct signal_struct / struct tty_struct
+    pub signal_live: u32,
+    pub signal_tty: u32,
+    pub tty_name: u32,
+    // cgroups: css_set, cgroup_subsys_state, cgroup, kernfs_node
+    pub css_set_dfl_cgrp: u32,
+    pub css_set_subsys: u32,
+    pub css_cgroup: u32,
+    pub cgroup_kn: u32,
+    /// `kernfs_node.parent`, renamed `__parent` in Linux 6.15.
+    pub kernfs_parent: u32,
+    pub kernfs_name: u32,
+    pub kernfs_id: u32,
+    /// Index into `css_set.subsys[]` of the cgroup v1 hierarchy whose path
+    /// names containers (from BTF's `enum cgroup_subsys_id`), or
+    /// [`OFFSET_MISSING`] to use the unified (v2) hierarchy, `dfl_cgrp`.
+    pub cgroup_subsys_index: u32,
+}
+
+impl KernelOffsets {
+    /// Every field missing: what the eBPF side sees if the daemon forgot to
+    /// set the global, so it reads nothing rather than garbage.
+    pub const MISSING: KernelOffsets = KernelOffsets {
+        task_pid: OFFSET_MISSING,
+        task_tgid: OFFSET_MISSING,
+        task_real_parent: OFFSET_MISSING,
+        task_group_leader: OFFSET_MISSING,
+        task_start_boottime: OFFSET_MISSING,
+        task_real_cred: OFFSET_MISSING,
+        task_mm: OFFSET_MISSING,
+        task_fs: OFFSET_MISSING,
+        task_signal: OFFSET_MISSING,
+        task_loginuid: OFFSET_MISSING,
+        task_sessionid: OFFSET_MISSING,
+        task_exit_code: OFFSET_MISSING,
+        task_comm: OFFSET_MISSING,
+        task_cgroups: OFFSET_MISSING,
+        cred_uid: OFFSET_MISSING,
+        cred_gid: OFFSET_MISSING,
+        cred_suid: OFFSET_MISSING,
+        cred_sgid: OFFSET_MISSING,
+        cred_euid: OFFSET_MISSING,
+        cred_egid: OFFSET_MISSING,
+        cred_fsuid: OFFSET_MISSING,
+        cred_fsgid: OFFSET_MISSING,
+        mm_arg_start: OFFSET_MISSING,
+        mm_arg_end: OFFSET_MISSING,
+        fs_pwd: OFFSET_MISSING,
+        path_mnt: OFFSET_MISSING,
+        path_dentry: OFFSET_MISSING,
+        dentry_parent: OFFSET_MISSING,
+        dentry_name: OFFSET_MISSING,
+        qstr_len: OFFSET_MISSING,
+        qstr_name: OFFSET_MISSING,
+        mount_mnt: OFFSET_MISSING,
+        mount_parent: OFFSET_MISSING,
+        mount_mountpoint: OFFSET_MISSING,
+        vfsmount_root: OFFSET_MISSING,
+        binprm_file: OFFSET_MISSING,
+        file_path: OFFSET_MISSING,
+        signal_live: OFFSET_MISSING,
+        signal_tty: OFFSET_MISSING,
+        tty_name: OFFSET_MISSING,
+        css_set_dfl_cgrp: OFFSET_MISSING,
+        css_set_subsys: OFFSET_MISSING,
+        css_cgroup: OFFSET_MISSING,
+        cgroup_kn: OFFSET_MISSING,
+        kernfs_parent: OFFSET_MISSING,
+        kernfs_name: OFFSET_MISSING,
+        kernfs_id: OFFSET_MISSING,
+        cgroup_subsys_index: OFFSET_MISSING,
+    };
+}
+
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 48 * 4);
+
+#[cfg(feature = "user")]
+// SAFETY: repr(C), only u32 fields, no padding (size assert above).
+unsafe impl aya::Pod for KernelOffsets {}
