@@ -1,0 +1,219 @@
+//! The sensor's configuration: one TOML file, typed, with every default
+//! defined once here. `sensor run` with no file uses [`Config::default`],
+//! which must be useful on its own (capture everything, JSON to stdout).
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// toml's message names the offending key and line (unknown keys too,
+    /// thanks to `deny_unknown_fields`).
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid config value `{key}`: {problem}")]
+    Invalid { key: &'static str, problem: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub process: ProcessConfig,
+    pub ebpf: EbpfConfig,
+    pub agent: AgentConfig,
+}
+
+/// `[process]`: the process table that gives events their parents.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProcessConfig {
+    /// Processes kept in memory; the oldest are evicted (and counted) beyond it.
+    pub table_size: usize,
+    /// Ancestors listed on each event (`sensor.ancestors`), nearest first.
+    pub ancestry_depth: usize,
+}
+
+/// `[ebpf]`: kernel capture.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EbpfConfig {
+    /// Ring buffer size in bytes: a power of two, at least one page.
+    pub ring_buffer_bytes: u32,
+    /// How often kernel loss and error counters are read and reported.
+    pub counters_interval_ms: u64,
+}
+
+/// `[agent]`: identity of this sensor instance.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentConfig {
+    /// Where the sensor keeps state across restarts (its agent id).
+    pub state_dir: PathBuf,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            process: ProcessConfig::default(),
+            ebpf: EbpfConfig::default(),
+            agent: AgentConfig::default(),
+        }
+    }
+}
+
+impl Default for ProcessConfig {
+    fn default() -> Self {
+        ProcessConfig {
+            table_size: 65_536,
+            ancestry_depth: 8,
+        }
+    }
+}
+
+impl Default for EbpfConfig {
+    fn default() -> Self {
+        EbpfConfig {
+            // 16 MiB holds ~400 worst-case (42 KiB) exec records, and tens of
+            // thousands of typical ones: enough to ride out a burst.
+            ring_buffer_bytes: 16 << 20,
+            counters_interval_ms: 1000,
+        }
+    }
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            state_dir: PathBuf::from("/var/lib/sensor"),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_owned(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses and validates TOML text (the path in errors is left empty).
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::new(),
+            message: e.to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let page = page_size();
+        let rb = self.ebpf.ring_buffer_bytes;
+        if !rb.is_power_of_two() || (rb as usize) < page {
+            return Err(ConfigError::Invalid {
+                key: "ebpf.ring_buffer_bytes",
+                problem: format!("{rb} must be a power of two and at least the page size ({page})"),
+            });
+        }
+        if self.ebpf.counters_interval_ms == 0 {
+            return Err(ConfigError::Invalid {
+                key: "ebpf.counters_interval_ms",
+                problem: "must be greater than 0".into(),
+            });
+        }
+        if self.process.table_size < 1024 {
+            return Err(ConfigError::Invalid {
+                key: "process.table_size",
+                problem: format!(
+                    "{} is too small to hold a host's processes (minimum 1024)",
+                    self.process.table_size
+                ),
+            });
+        }
+        if self.process.ancestry_depth > 64 {
+            return Err(ConfigError::Invalid {
+                key: "process.ancestry_depth",
+                problem: format!("{} is more than the maximum of 64", self.process.ancestry_depth),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if n > 0 { n as usize } else { 4096 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_defaults() {
+        assert_eq!(Config::parse("").expect("empty config parses"), Config::default());
+    }
+
+    #[test]
+    fn a_full_file_round_trips_its_values() {
+        let c = Config::parse(
+            "[process]\ntable_size = 2048\nancestry_depth = 3\n\
+             [ebpf]\nring_buffer_bytes = 1048576\ncounters_interval_ms = 250\n\
+             [agent]\nstate_dir = \"/tmp/x\"\n",
+        )
+        .expect("valid config parses");
+        assert_eq!(c.process.table_size, 2048);
+        assert_eq!(c.process.ancestry_depth, 3);
+        assert_eq!(c.ebpf.ring_buffer_bytes, 1 << 20);
+        assert_eq!(c.ebpf.counters_interval_ms, 250);
+        assert_eq!(c.agent.state_dir, PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Config::parse("[process]\ntable_sise = 5000\n").unwrap_err().to_string();
+        assert!(err.contains("table_sise"), "error does not name the key: {err}");
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let err = Config::parse("[ebpf]\nring_buffer_bytes = \"big\"\n").unwrap_err().to_string();
+        assert!(err.contains("ring_buffer_bytes"), "error does not name the key: {err}");
+    }
+
+    #[test]
+    fn bad_ring_buffer_size_names_the_key_and_problem() {
+        let err = Config::parse("[ebpf]\nring_buffer_bytes = 1000000\n").unwrap_err().to_string();
+        assert!(err.contains("ebpf.ring_buffer_bytes"), "{err}");
+        assert!(err.contains("power of two"), "{err}");
+    }
+
+    #[test]
+    fn tiny_process_table_is_refused() {
+        let err = Config::parse("[process]\ntable_size = 10\n").unwrap_err().to_string();
+        assert!(err.contains("process.table_size"), "{err}");
+    }
+
+    #[test]
+    fn missing_file_names_the_path() {
+        let err = Config::load(Path::new("/nonexistent/sensor.toml")).unwrap_err().to_string();
+        assert!(err.contains("/nonexistent/sensor.toml"), "{err}");
+    }
+}

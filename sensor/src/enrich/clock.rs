@@ -1,0 +1,63 @@
+//! Kernel timestamps (CLOCK_BOOTTIME ns) to wall-clock RFC 3339.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use nix::time::{ClockId, clock_gettime};
+
+/// Converts boot-time nanoseconds to wall-clock time. The offset is
+/// re-measured by [`BootClock::resync`] so that NTP steps are followed.
+#[derive(Debug, Clone, Copy)]
+pub struct BootClock {
+    /// realtime - boottime, in ns.
+    offset_ns: i128,
+}
+
+impl BootClock {
+    pub fn new() -> Self {
+        let mut c = BootClock { offset_ns: 0 };
+        c.resync();
+        c
+    }
+
+    pub fn resync(&mut self) {
+        let ns = |id| {
+            clock_gettime(id)
+                .map(|t| i128::from(t.tv_sec()) * 1_000_000_000 + i128::from(t.tv_nsec()))
+                .unwrap_or_default()
+        };
+        self.offset_ns = ns(ClockId::CLOCK_REALTIME) - ns(ClockId::CLOCK_BOOTTIME);
+    }
+
+    pub fn wall(&self, boot_ns: u64) -> SystemTime {
+        let ns = i128::from(boot_ns) + self.offset_ns;
+        let ns = u64::try_from(ns.max(0)).unwrap_or(u64::MAX);
+        UNIX_EPOCH + Duration::from_nanos(ns)
+    }
+
+    pub fn rfc3339(&self, boot_ns: u64) -> String {
+        humantime::format_rfc3339_nanos(self.wall(boot_ns)).to_string()
+    }
+
+    pub fn now_boot_ns() -> u64 {
+        clock_gettime(ClockId::CLOCK_BOOTTIME)
+            .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn now_in_boot_time_maps_to_now_in_wall_time() {
+        let c = BootClock::new();
+        let wall = c.wall(BootClock::now_boot_ns());
+        let drift = SystemTime::now()
+            .duration_since(wall)
+            .unwrap_or_else(|e| e.duration());
+        assert!(drift < Duration::from_secs(1), "drift {drift:?}");
+        let s = c.rfc3339(BootClock::now_boot_ns());
+        assert!(s.ends_with('Z') && s.len() == 30, "RFC 3339 with ns, UTC: {s}");
+    }
+}

@@ -1,0 +1,9 @@
+//! Enrichers: add context to events (process tree, names, host, time).
+//! Each is a plain struct owned by the pipeline; none reaches back into a
+//! source.
+
+pub mod clock;
+pub mod host;
+pub mod process;
+pub mod procfs;
+pub mod user;

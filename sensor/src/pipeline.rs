@@ -1,0 +1,372 @@
+//! normalize → enrich: kernel records in, finished [`Event`]s out.
+//!
+//! Owns the process table and every cache, so it runs on one task and needs
+//! no locks. Assigns `event.sequence` (contiguous from 1) and `event.id`.
+
+use std::sync::Arc;
+
+use sensor_common::{ID_UNSET, TaskInfo};
+
+use crate::enrich::clock::BootClock;
+use crate::enrich::process::{EntityIds, ProcessInfo, ProcessTable};
+use crate::enrich::procfs::ProcSnapshot;
+use crate::enrich::user::UserNames;
+use crate::event::{
+    Agent, Cgroup, Event, EventMeta, Host, Lost, ProbeErrorCount, Process, SensorFields,
+    Signal, Text, Thread,
+};
+use crate::source::ebpf::decode::{ExecRecord, ExitRecord, ForkRecord, KernelEvent};
+
+pub struct Pipeline {
+    table: ProcessTable,
+    users: UserNames,
+    host: Arc<Host>,
+    agent: Arc<Agent>,
+    clock: BootClock,
+    seq: u64,
+    /// Prefix of `event.id`: random per sensor start, so ids never repeat
+    /// even when sequence numbers restart.
+    instance: String,
+    ancestry_depth: usize,
+}
+
+const PROCESS: &[&str] = &["process"];
+const START: &[&str] = &["start"];
+const END: &[&str] = &["end"];
+const HOST: &[&str] = &["host"];
+const INFO: &[&str] = &["info"];
+const ERROR: &[&str] = &["error"];
+
+impl Pipeline {
+    pub fn new(
+        host: Host,
+        agent: Agent,
+        table_size: usize,
+        ancestry_depth: usize,
+        ticks_per_second: u64,
+    ) -> Self {
+        let ids = EntityIds::new(host.boot_id.clone(), ticks_per_second);
+        let mut instance = [0u8; 8];
+        crate::enrich::host::random_bytes(&mut instance);
+        Pipeline {
+            table: ProcessTable::new(table_size, ids),
+            users: UserNames::default(),
+            host: Arc::new(host),
+            agent: Arc::new(agent),
+            clock: BootClock::new(),
+            seq: 0,
+            instance: instance.iter().map(|b| format!("{b:02x}")).collect(),
+            ancestry_depth,
+        }
+    }
+
+    /// Fills the table with processes that existed before the sensor, so
+    /// their later events have parents and ancestry.
+    pub fn seed(&mut self, snapshots: impl IntoIterator<Item = ProcSnapshot>) {
+        for s in snapshots {
+            let info = ProcessInfo {
+                pid: s.pid,
+                ppid: s.ppid,
+                start_ticks: s.start_ticks,
+                entity_id: self.table.ids.id(s.pid, s.start_ticks),
+                name: Some(Text(s.comm)),
+                executable: s.exe.map(Text),
+                args: Some(s.args.into_iter().map(Text).collect()),
+                working_directory: s.cwd.map(Text),
+                exited: false,
+            };
+            self.table.upsert(info);
+        }
+    }
+
+    /// Periodic housekeeping, off the per-event path.
+    pub fn tick(&mut self) {
+        self.clock.resync();
+        self.users.invalidate_if_changed();
+    }
+
+    pub fn table(&self) -> &ProcessTable {
+        &self.table
+    }
+
+    pub fn handle(&mut self, ev: KernelEvent) -> Event {
+        match ev {
+            KernelEvent::Exec(e) => self.exec(e),
+            KernelEvent::Fork(f) => self.fork(f),
+            KernelEvent::Exit(x) => self.exit(x),
+        }
+    }
+
+    fn exec(&mut self, e: ExecRecord) -> Event {
+        let ticks = self.table.ids.ticks(e.task.start_boottime);
+        let args: Vec<Text> = e.argv.into_iter().map(Text).collect();
+        let entry = self.table.entry(e.task.tgid, e.task.ppid, ticks);
+        entry.name = Some(comm(&e.task));
+        entry.executable = non_empty(e.exe);
+        entry.args = Some(args);
+        entry.working_directory = non_empty(e.cwd);
+        entry.exited = false;
+        let mut sensor = SensorFields::default();
+        if e.argv_truncated {
+            sensor.truncated.push("process.args");
+            sensor.args_bytes = Some(e.argv_total);
+        }
+        if e.argv_unreadable {
+            sensor.truncated.push("process.args");
+        }
+        if e.exe_truncated {
+            sensor.truncated.push("process.executable");
+        }
+        if e.cwd_truncated {
+            sensor.truncated.push("process.working_directory");
+        }
+        if e.cgroup_truncated {
+            sensor.truncated.push("sensor.cgroup.path");
+        }
+        if !e.cgroup.is_empty() {
+            sensor.cgroup = Some(Cgroup {
+                path: Text(e.cgroup),
+                id: (e.task.cgroup_id != 0).then_some(e.task.cgroup_id),
+            });
+        }
+        self.process_event(e.boot_ns, &e.task, "exec", START, sensor)
+    }
+
+    fn fork(&mut self, f: ForkRecord) -> Event {
+        let ticks = self.table.ids.ticks(f.task.start_boottime);
+        let parent_ticks = self.table.ids.ticks(f.task.parent_start_boottime);
+        // A child runs its parent's image until it execs.
+        let inherited = self
+            .table
+            .get_exact(f.task.ppid, parent_ticks)
+            .or_else(|| self.table.get(f.task.ppid))
+            .map(|p| (p.executable.clone(), p.args.clone(), p.working_directory.clone()));
+        let entry = self.table.entry(f.task.tgid, f.task.ppid, ticks);
+        entry.name = Some(comm(&f.task));
+        if let Some((exe, args, cwd)) = inherited {
+            entry.executable = exe;
+            entry.args = args;
+            entry.working_directory = cwd;
+        }
+        self.process_event(f.boot_ns, &f.task, "fork", START, SensorFields::default())
+    }
+
+    fn exit(&mut self, x: ExitRecord) -> Event {
+        let ticks = self.table.ids.ticks(x.task.start_boottime);
+        let mut sensor = SensorFields::default();
+        let sig = x.status & 0x7f;
+        if sig != 0 {
+            sensor.signal = Some(Signal { number: sig, name: signal_name(sig) });
+            sensor.core_dumped = Some(x.status & 0x80 != 0);
+        }
+        // Make sure the process is known even if we never saw it start.
+        self.table.entry(x.task.tgid, x.task.ppid, ticks);
+        let mut ev = self.process_event(x.boot_ns, &x.task, "exit", END, sensor);
+        if let Some(p) = ev.process.as_mut() {
+            // A signal death has no exit code of its own; ECS convention
+            // (and the shell's) is 128 + signal.
+            p.exit_code = Some(if sig != 0 { 128 + sig as i32 } else { ((x.status >> 8) & 0xff) as i32 });
+        }
+        self.table.mark_exited(x.task.tgid, ticks);
+        ev
+    }
+
+    /// A process event for `task`, whose table entry is already up to date.
+    fn process_event(
+        &mut self,
+        boot_ns: u64,
+        task: &TaskInfo,
+        action: &'static str,
+        type_: &'static [&'static str],
+        mut sensor: SensorFields,
+    ) -> Event {
+        let ticks = self.table.ids.ticks(task.start_boottime);
+        let mut process = self.describe(task.tgid, ticks);
+        if task.tid != task.tgid {
+            process.thread = Some(Thread { id: task.tid });
+        }
+        process.start = Some(self.clock.rfc3339(task.start_boottime));
+        process.user = Some(self.users.user(task.euid));
+        process.real_user = Some(self.users.user(task.uid));
+        process.saved_user = Some(self.users.user(task.suid));
+        process.group = Some(self.users.group(task.egid));
+        process.real_group = Some(self.users.group(task.gid));
+        process.saved_group = Some(self.users.group(task.sgid));
+        if task.fsuid != task.euid {
+            sensor.fs_user = Some(self.users.user(task.fsuid));
+        }
+        if task.fsgid != task.egid {
+            sensor.fs_group = Some(self.users.group(task.fsgid));
+        }
+        if task.loginuid != ID_UNSET {
+            sensor.login_user = Some(self.users.user(task.loginuid));
+        }
+        if task.sessionid != ID_UNSET {
+            sensor.session_id = Some(task.sessionid);
+        }
+        sensor.tty = tty_path(&task.tty);
+        let parent_ticks = self.table.ids.ticks(task.parent_start_boottime);
+        let parent = self
+            .table
+            .get_exact(task.ppid, parent_ticks)
+            .or_else(|| self.table.get(task.ppid).filter(|_| task.parent_start_boottime == 0));
+        process.parent = Some(Box::new(match parent {
+            Some(p) => to_process(p),
+            // Not in the table (evicted, or died before we started): the
+            // kernel still told us who it was.
+            None => Process {
+                pid: task.ppid,
+                entity_id: self.table.ids.id(task.ppid, parent_ticks),
+                ..Process::default()
+            },
+        }));
+        sensor.ancestors = self.table.ancestors(task.ppid, self.ancestry_depth);
+        for (field, text) in [
+            ("process.executable", process.executable.as_ref()),
+            ("process.working_directory", process.working_directory.as_ref()),
+            ("process.name", process.name.as_ref()),
+        ] {
+            if text.is_some_and(Text::is_escaped) {
+                sensor.escaped.push(field.to_owned());
+            }
+        }
+        if let Some(args) = &process.args {
+            for (i, a) in args.iter().enumerate() {
+                if a.is_escaped() {
+                    sensor.escaped.push(format!("process.args[{i}]"));
+                }
+            }
+        }
+        if sensor.cgroup.as_ref().is_some_and(|c| c.path.is_escaped()) {
+            sensor.escaped.push("sensor.cgroup.path".to_owned());
+        }
+        let meta = self.meta("event", PROCESS, type_, action, Some("success"), "ebpf");
+        Event {
+            timestamp: self.clock.rfc3339(boot_ns),
+            event: meta,
+            host: self.host.clone(),
+            agent: self.agent.clone(),
+            process: Some(process),
+            sensor,
+        }
+    }
+
+    fn describe(&self, pid: u32, ticks: u64) -> Process {
+        match self.table.get_exact(pid, ticks) {
+            Some(p) => to_process(p),
+            None => Process { pid, entity_id: self.table.ids.id(pid, ticks), ..Process::default() },
+        }
+    }
+
+    /// `count` events of `kind` were dropped at `source` since the last report.
+    pub fn lost(&mut self, source: &'static str, kind: &'static str, count: u64) -> Event {
+        let meta = self.meta("pipeline_error", HOST, INFO, "lost", Some("failure"), "sensor");
+        self.sensor_event(meta, SensorFields { lost: Some(Lost { source, kind, count }), ..SensorFields::default() })
+    }
+
+    /// The kernel side failed `count` reads of `kind` since the last report.
+    pub fn probe_error(&mut self, kind: &'static str, count: u64) -> Event {
+        let meta = self.meta("pipeline_error", HOST, ERROR, "probe_error", Some("failure"), "sensor");
+        self.sensor_event(
+            meta,
+            SensorFields { probe_error: Some(ProbeErrorCount { kind, count }), ..SensorFields::default() },
+        )
+    }
+
+    fn sensor_event(&mut self, meta: EventMeta, sensor: SensorFields) -> Event {
+        Event {
+            timestamp: self.clock.rfc3339(BootClock::now_boot_ns()),
+            event: meta,
+            host: self.host.clone(),
+            agent: self.agent.clone(),
+            process: None,
+            sensor,
+        }
+    }
+
+    fn meta(
+        &mut self,
+        kind: &'static str,
+        category: &'static [&'static str],
+        type_: &'static [&'static str],
+        action: &'static str,
+        outcome: Option<&'static str>,
+        module: &'static str,
+    ) -> EventMeta {
+        self.seq += 1;
+        EventMeta {
+            kind,
+            category,
+            type_,
+            action,
+            outcome,
+            sequence: self.seq,
+            id: format!("{}-{}", self.instance, self.seq),
+            module,
+        }
+    }
+}
+
+fn to_process(p: &ProcessInfo) -> Process {
+    Process {
+        pid: p.pid,
+        entity_id: p.entity_id.clone(),
+        name: p.name.clone(),
+        executable: p.executable.clone(),
+        args_count: p.args.as_ref().map(Vec::len),
+        args: p.args.clone(),
+        working_directory: p.working_directory.clone(),
+        ..Process::default()
+    }
+}
+
+fn comm(task: &TaskInfo) -> Text {
+    Text(nul_terminated(&task.comm).to_vec())
+}
+
+fn nul_terminated(b: &[u8]) -> &[u8] {
+    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    &b[..end]
+}
+
+fn non_empty(b: Vec<u8>) -> Option<Text> {
+    (!b.is_empty()).then_some(Text(b))
+}
+
+/// The kernel names pseudo-terminals `pts3`; users know them as `/dev/pts/3`.
+fn tty_path(raw: &[u8]) -> Option<String> {
+    let name = String::from_utf8_lossy(nul_terminated(raw)).into_owned();
+    if name.is_empty() {
+        return None;
+    }
+    match name.strip_prefix("pts") {
+        Some(n) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => Some(format!("/dev/pts/{n}")),
+        _ => Some(format!("/dev/{name}")),
+    }
+}
+
+fn signal_name(sig: u32) -> Option<&'static str> {
+    nix::sys::signal::Signal::try_from(sig as i32).ok().map(|s| s.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tty_names() {
+        let mut raw = [0u8; 32];
+        raw[..4].copy_from_slice(b"pts3");
+        assert_eq!(tty_path(&raw).as_deref(), Some("/dev/pts/3"));
+        let mut raw = [0u8; 32];
+        raw[..4].copy_from_slice(b"tty1");
+        assert_eq!(tty_path(&raw).as_deref(), Some("/dev/tty1"));
+        assert_eq!(tty_path(&[0u8; 32]), None);
+    }
+
+    #[test]
+    fn signal_names() {
+        assert_eq!(signal_name(9), Some("SIGKILL"));
+        assert_eq!(signal_name(15), Some("SIGTERM"));
+    }
+}

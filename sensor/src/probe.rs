@@ -1,0 +1,227 @@
+//! `sensor probe`: what this kernel offers and which hook each event kind
+//! will use, and why. Every answer comes from trying the real thing (a
+//! syscall, a map creation, a program load), never from version guesses.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::source::ebpf::{HOOKS, VMLINUX_BTF, offsets};
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub kernel: String,
+    pub btf: Check,
+    pub ring_buffer: Check,
+    pub fentry: Check,
+    pub bpf_lsm: Check,
+    pub audit: Check,
+    pub kernel_fields_missing: Vec<&'static str>,
+    pub hooks: Vec<HookChoice>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Check {
+    pub available: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HookChoice {
+    pub kind: &'static str,
+    pub hook: String,
+    pub why: &'static str,
+}
+
+impl Check {
+    fn yes(detail: impl Into<String>) -> Check {
+        Check { available: true, detail: detail.into() }
+    }
+    fn no(detail: impl Into<String>) -> Check {
+        Check { available: false, detail: detail.into() }
+    }
+}
+
+pub fn run() -> Report {
+    let kernel = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_else(|e| format!("unknown ({e})"));
+    let btf_path = Path::new(VMLINUX_BTF);
+    let btf = if btf_path.exists() {
+        Check::yes(format!("{} present", btf_path.display()))
+    } else {
+        Check::no(format!("{} missing: the kernel needs CONFIG_DEBUG_INFO_BTF", btf_path.display()))
+    };
+    let (kernel_fields_missing, btf) = match offsets::resolve_running_kernel() {
+        Ok(r) => (r.missing, btf),
+        Err(e) => (Vec::new(), Check::no(e.to_string())),
+    };
+    let hooks = HOOKS
+        .iter()
+        .map(|h| HookChoice {
+            kind: h.kind.name(),
+            hook: format!("{}/{}", h.hook_type, h.attach),
+            why: h.why,
+        })
+        .collect();
+    Report {
+        kernel,
+        btf,
+        ring_buffer: bpf::ring_buffer(),
+        fentry: bpf::tracing_program(bpf::Tracing::Fentry),
+        bpf_lsm: bpf_lsm(),
+        audit: audit(),
+        kernel_fields_missing,
+        hooks,
+    }
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mark = |c: &Check| if c.available { "yes" } else { "no " };
+        writeln!(f, "kernel        {}", self.kernel)?;
+        for (name, c) in [
+            ("btf", &self.btf),
+            ("ring buffer", &self.ring_buffer),
+            ("fentry", &self.fentry),
+            ("bpf-lsm", &self.bpf_lsm),
+            ("audit", &self.audit),
+        ] {
+            writeln!(f, "{name:<13} {}  {}", mark(c), c.detail)?;
+        }
+        if !self.kernel_fields_missing.is_empty() {
+            writeln!(
+                f,
+                "fields absent from this kernel (reported as unset): {}",
+                self.kernel_fields_missing.join(", ")
+            )?;
+        }
+        writeln!(f, "\nhooks:")?;
+        for h in &self.hooks {
+            writeln!(f, "  {:<6} {}\n         why: {}", h.kind, h.hook, h.why)?;
+        }
+        Ok(())
+    }
+}
+
+fn bpf_lsm() -> Check {
+    const LSM: &str = "/sys/kernel/security/lsm";
+    if !Path::new(LSM).exists() {
+        // securityfs is normally mounted by systemd; mount it if we can.
+        let _ = nix::mount::mount(
+            Some("securityfs"),
+            "/sys/kernel/security",
+            Some("securityfs"),
+            nix::mount::MsFlags::empty(),
+            None::<&str>,
+        );
+    }
+    let active = match std::fs::read_to_string(LSM) {
+        Ok(s) => s.trim().to_owned(),
+        Err(e) => return Check::no(format!("cannot read {LSM}: {e}")),
+    };
+    if !active.split(',').any(|l| l == "bpf") {
+        return Check::no(format!("not in the active LSM list ({active})"));
+    }
+    let load = bpf::tracing_program(bpf::Tracing::Lsm);
+    if load.available {
+        Check::yes(format!("active ({active}); {}", load.detail))
+    } else {
+        Check::no(format!("active ({active}) but {}", load.detail))
+    }
+}
+
+fn audit() -> Check {
+    match crate::source::audit::status::get() {
+        Ok(s) => Check::yes(format!(
+            "netlink answers: enabled={} daemon pid={} backlog_limit={} lost={}",
+            s.enabled, s.pid, s.backlog_limit, s.lost
+        )),
+        Err(e) => Check::no(format!("netlink audit: {e}")),
+    }
+}
+
+/// Minimal raw `bpf(2)` calls for feature probes. aya offers no way to load
+/// an arbitrary program without an object file, and a probe must try the
+/// exact program type to learn whether this kernel (or sandbox) allows it.
+mod bpf {
+    use super::Check;
+
+    const BPF_MAP_CREATE: libc::c_long = 0;
+    const BPF_PROG_LOAD: libc::c_long = 5;
+    const BPF_MAP_TYPE_RINGBUF: u32 = 27;
+    const BPF_PROG_TYPE_TRACING: u32 = 26;
+    const BPF_PROG_TYPE_LSM: u32 = 29;
+    const BPF_TRACE_FENTRY: u32 = 24;
+    const BPF_LSM_MAC: u32 = 27;
+
+    pub enum Tracing {
+        Fentry,
+        Lsm,
+    }
+
+    fn sys_bpf(cmd: libc::c_long, attr: &mut [u8; 128]) -> Result<i32, std::io::Error> {
+        // SAFETY: attr is a zero-initialised union bpf_attr of 128 bytes, larger
+        // than what either command reads; the kernel checks the rest is zero.
+        let ret = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), attr.len() as u32) };
+        if ret < 0 { Err(std::io::Error::last_os_error()) } else { Ok(ret as i32) }
+    }
+
+    fn put_u32(attr: &mut [u8; 128], off: usize, v: u32) {
+        attr[off..off + 4].copy_from_slice(&v.to_ne_bytes());
+    }
+
+    fn put_u64(attr: &mut [u8; 128], off: usize, v: u64) {
+        attr[off..off + 8].copy_from_slice(&v.to_ne_bytes());
+    }
+
+    fn close(fd: i32) {
+        // SAFETY: fd was returned by bpf(2) to us and is closed once.
+        unsafe { libc::close(fd) };
+    }
+
+    pub fn ring_buffer() -> Check {
+        let mut attr = [0u8; 128];
+        put_u32(&mut attr, 0, BPF_MAP_TYPE_RINGBUF);
+        put_u32(&mut attr, 12, 4096); // max_entries: one page
+        match sys_bpf(BPF_MAP_CREATE, &mut attr) {
+            Ok(fd) => {
+                close(fd);
+                Check::yes("BPF_MAP_TYPE_RINGBUF created")
+            }
+            Err(e) => Check::no(format!("BPF_MAP_TYPE_RINGBUF refused: {e} (needs Linux 5.8)")),
+        }
+    }
+
+    pub fn tracing_program(kind: Tracing) -> Check {
+        let (prog_type, attach_type, target, what) = match kind {
+            Tracing::Fentry => (BPF_PROG_TYPE_TRACING, BPF_TRACE_FENTRY, "security_bprm_check", "fentry"),
+            Tracing::Lsm => (BPF_PROG_TYPE_LSM, BPF_LSM_MAC, "bpf_lsm_bprm_check_security", "BPF-LSM"),
+        };
+        let btf_id = match btf_rs::Btf::from_file(super::VMLINUX_BTF)
+            .ok()
+            .and_then(|b| b.resolve_ids_by_name(target).ok())
+            .and_then(|ids| ids.into_iter().next())
+        {
+            Some(id) => id,
+            None => return Check::no(format!("{target} not found in the kernel's BTF")),
+        };
+        // r0 = 0; exit
+        let insns: [u64; 2] = [0x0000_0000_0000_00b7, 0x0000_0000_0000_0095];
+        let license = b"GPL\0";
+        let mut attr = [0u8; 128];
+        put_u32(&mut attr, 0, prog_type);
+        put_u32(&mut attr, 4, insns.len() as u32);
+        put_u64(&mut attr, 8, insns.as_ptr() as u64);
+        put_u64(&mut attr, 16, license.as_ptr() as u64);
+        put_u32(&mut attr, 68, attach_type);
+        put_u32(&mut attr, 108, btf_id);
+        match sys_bpf(BPF_PROG_LOAD, &mut attr) {
+            Ok(fd) => {
+                close(fd);
+                Check::yes(format!("a {what} program on {target} loads"))
+            }
+            Err(e) => Check::no(format!("loading a {what} program on {target} was refused: {e}")),
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! The one place where ring-buffer bytes become typed events.
+//!
+//! Records come from our own eBPF programs, but their data (argv, paths)
+//! is attacker-controlled and their lengths are checked here anyway: a
+//! malformed record is an error to count, never a panic.
+
+use sensor_common::{
+    EventHeader, EventKind, ExecEvent, ExitEvent, ForkEvent, TaskInfo, exec_flags,
+};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("record of {len} bytes is shorter than its header")]
+    NoHeader { len: usize },
+    #[error("unknown event kind {kind}")]
+    UnknownKind { kind: u32 },
+    #[error("{kind:?} record of {len} bytes, expected at least {need}")]
+    Short { kind: EventKind, len: usize, need: usize },
+    #[error("{kind:?} record says {said} bytes but {len} arrived")]
+    SizeMismatch { kind: EventKind, said: usize, len: usize },
+    #[error("exec record data lengths ({sum} bytes) exceed its data ({data} bytes)")]
+    DataOverflow { sum: usize, data: usize },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KernelEvent {
+    Exec(ExecRecord),
+    Fork(ForkRecord),
+    Exit(ExitRecord),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecRecord {
+    pub boot_ns: u64,
+    pub task: TaskInfo,
+    /// Arguments, byte-exact; the last one may be partial if truncated.
+    pub argv: Vec<Vec<u8>>,
+    pub argv_truncated: bool,
+    pub argv_unreadable: bool,
+    /// Length of argv in the process.
+    pub argv_total: u32,
+    pub exe: Vec<u8>,
+    pub exe_truncated: bool,
+    pub cwd: Vec<u8>,
+    pub cwd_truncated: bool,
+    pub cgroup: Vec<u8>,
+    pub cgroup_truncated: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForkRecord {
+    pub boot_ns: u64,
+    /// The child.
+    pub task: TaskInfo,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExitRecord {
+    pub boot_ns: u64,
+    pub task: TaskInfo,
+    /// wait(2) status.
+    pub status: u32,
+}
+
+pub fn decode(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
+    let header: EventHeader = read_struct(bytes).ok_or(DecodeError::NoHeader { len: bytes.len() })?;
+    let kind = EventKind::from_u32(header.kind).ok_or(DecodeError::UnknownKind { kind: header.kind })?;
+    let need = kind.fixed_size();
+    if bytes.len() < need {
+        return Err(DecodeError::Short { kind, len: bytes.len(), need });
+    }
+    let said = header.size as usize;
+    // bpf_ringbuf_output pads records to 8 bytes; the declared size must fit.
+    if said < need || said > bytes.len() {
+        return Err(DecodeError::SizeMismatch { kind, said, len: bytes.len() });
+    }
+    let bytes = &bytes[..said];
+    match kind {
+        EventKind::Exec => decode_exec(bytes).map(KernelEvent::Exec),
+        EventKind::Fork => {
+            let e: ForkEvent = read_struct(bytes).ok_or(DecodeError::Short { kind, len: bytes.len(), need })?;
+            Ok(KernelEvent::Fork(ForkRecord { boot_ns: e.header.boot_ns, task: e.task }))
+        }
+        EventKind::Exit => {
+            let e: ExitEvent = read_struct(bytes).ok_or(DecodeError::Short { kind, len: bytes.len(), need })?;
+            Ok(KernelEvent::Exit(ExitRecord {
+                boot_ns: e.header.boot_ns,
+                task: e.task,
+                status: e.exit_status,
+            }))
+        }
+    }
+}
+
+fn decode_exec(bytes: &[u8]) -> Result<ExecRecord, DecodeError> {
+    let fixed = core::mem::size_of::<ExecEvent>();
+    let e: ExecEvent = read_struct(bytes).ok_or(DecodeError::Short {
+        kind: EventKind::Exec,
+        len: bytes.len(),
+        need: fixed,
+    })?;
+    let data = &bytes[fixed..];
+    let lens = [e.argv_len, e.exe_len, e.cwd_len, e.cgroup_len].map(|l| l as usize);
+    let sum: usize = lens.iter().sum();
+    if sum > data.len() {
+        return Err(DecodeError::DataOverflow { sum, data: data.len() });
+    }
+    let (argv, rest) = data.split_at(lens[0]);
+    let (exe, rest) = rest.split_at(lens[1]);
+    let (cwd, rest) = rest.split_at(lens[2]);
+    let cgroup = &rest[..lens[3]];
+    let flags = e.flags;
+    Ok(ExecRecord {
+        boot_ns: e.header.boot_ns,
+        task: e.task,
+        argv: split_argv(argv),
+        argv_truncated: flags & exec_flags::ARGV_TRUNCATED != 0,
+        argv_unreadable: flags & exec_flags::ARGV_UNREADABLE != 0,
+        argv_total: e.argv_total,
+        exe: join_components(exe),
+        exe_truncated: flags & exec_flags::EXE_TRUNCATED != 0,
+        cwd: join_components(cwd),
+        cwd_truncated: flags & exec_flags::CWD_TRUNCATED != 0,
+        cgroup: join_components(cgroup),
+        cgroup_truncated: flags & exec_flags::CGROUP_TRUNCATED != 0,
+    })
+}
+
+/// `arg_start..arg_end` holds NUL-terminated arguments. An empty argument
+/// is a lone NUL and must survive; a truncated tail has no final NUL.
+pub fn split_argv(raw: &[u8]) -> Vec<Vec<u8>> {
+    if raw.is_empty() {
+        return Vec::new();
+    }
+    let body = raw.strip_suffix(b"\0").unwrap_or(raw);
+    body.split(|&b| b == 0).map(<[u8]>::to_vec).collect()
+}
+
+/// Leaf-first NUL-terminated components (`ls\0bin\0usr\0`) to `/usr/bin/ls`.
+/// No components is the root directory. An empty input (the kernel could
+/// not resolve the path) stays empty.
+pub fn join_components(raw: &[u8]) -> Vec<u8> {
+    if raw.is_empty() {
+        return Vec::new();
+    }
+    let body = raw.strip_suffix(b"\0").unwrap_or(raw);
+    let mut out = Vec::with_capacity(raw.len() + 1);
+    for comp in body.split(|&b| b == 0).rev() {
+        // The kernel names a filesystem root "/" itself; it adds nothing.
+        if comp.is_empty() || comp == b"/" {
+            continue;
+        }
+        out.push(b'/');
+        out.extend_from_slice(comp);
+    }
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    out
+}
+
+/// Copies a `repr(C)` wire struct out of the front of `bytes`.
+fn read_struct<T: aya::Pod>(bytes: &[u8]) -> Option<T> {
+    if bytes.len() < core::mem::size_of::<T>() {
+        return None;
+    }
+    // SAFETY: the length was checked; T is Pod (any bit pattern is valid)
+    // and read_unaligned copes with the ring buffer's 8-byte alignment.
+    Some(unsafe { core::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sensor_common::ID_UNSET;
+
+    fn task(tgid: u32) -> TaskInfo {
+        TaskInfo {
+            tgid,
+            tid: tgid,
+            ppid: 1,
+            uid: 1000,
+            gid: 1000,
+            euid: 0,
+            egid: 0,
+            suid: 0,
+            sgid: 0,
+            fsuid: 0,
+            fsgid: 0,
+            loginuid: ID_UNSET,
+            sessionid: ID_UNSET,
+            _pad0: 0,
+            start_boottime: 5_000_000_000,
+            parent_start_boottime: 1,
+            cgroup_id: 7,
+            comm: *b"ls\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
+            tty: [0; 32],
+        }
+    }
+
+    fn as_bytes<T>(v: &T) -> &[u8] {
+        // SAFETY: test-only view of a plain repr(C) struct.
+        unsafe { core::slice::from_raw_parts((v as *const T).cast::<u8>(), core::mem::size_of::<T>()) }
+    }
+
+    fn exec_record(argv: &[u8], exe: &[u8], cwd: &[u8], cgroup: &[u8], flags: u32) -> Vec<u8> {
+        let fixed = core::mem::size_of::<ExecEvent>();
+        let total = fixed + argv.len() + exe.len() + cwd.len() + cgroup.len();
+        let e = ExecEvent {
+            header: EventHeader { kind: EventKind::Exec as u32, size: total as u32, boot_ns: 42 },
+            task: task(99),
+            flags,
+            argv_total: argv.len() as u32,
+            argv_len: argv.len() as u32,
+            exe_len: exe.len() as u32,
+            cwd_len: cwd.len() as u32,
+            cgroup_len: cgroup.len() as u32,
+        };
+        let mut v = as_bytes(&e).to_vec();
+        for part in [argv, exe, cwd, cgroup] {
+            v.extend_from_slice(part);
+        }
+        // Ring buffer records are padded to 8 bytes.
+        while v.len() % 8 != 0 {
+            v.push(0xAA);
+        }
+        v
+    }
+
+    #[test]
+    fn exec_record_decodes_byte_exact() {
+        let argv = b"/bin/echo\0a b\0\0\"q\"\0\xff\xfe\0";
+        let rec = exec_record(argv, b"echo\0bin\0usr\0", b"tmp\0", b"user.slice\0", 0);
+        let KernelEvent::Exec(e) = decode(&rec).expect("decodes") else { panic!("not exec") };
+        assert_eq!(
+            e.argv,
+            vec![b"/bin/echo".to_vec(), b"a b".to_vec(), b"".to_vec(), b"\"q\"".to_vec(), b"\xff\xfe".to_vec()]
+        );
+        assert_eq!(e.exe, b"/usr/bin/echo");
+        assert_eq!(e.cwd, b"/tmp");
+        assert_eq!(e.cgroup, b"/user.slice");
+        assert_eq!(e.task.tgid, 99);
+        assert_eq!(e.boot_ns, 42);
+        assert!(!e.argv_truncated);
+    }
+
+    #[test]
+    fn truncated_argv_keeps_partial_last_argument_and_flag() {
+        let rec = exec_record(b"sh\0-c\0abc", b"sh\0bin\0", b"", b"", exec_flags::ARGV_TRUNCATED);
+        let KernelEvent::Exec(e) = decode(&rec).expect("decodes") else { panic!("not exec") };
+        assert_eq!(e.argv, vec![b"sh".to_vec(), b"-c".to_vec(), b"abc".to_vec()]);
+        assert!(e.argv_truncated);
+    }
+
+    #[test]
+    fn root_directory_has_no_components() {
+        assert_eq!(join_components(b"/\0"), b"/");
+        assert_eq!(join_components(b""), b"");
+        assert_eq!(join_components(b"etc\0"), b"/etc");
+    }
+
+    #[test]
+    fn lying_lengths_are_rejected_not_trusted() {
+        let mut rec = exec_record(b"a\0", b"", b"", b"", 0);
+        // Claim a 60 KiB argv in a tiny record.
+        let off = core::mem::offset_of!(ExecEvent, argv_len);
+        rec[off..off + 4].copy_from_slice(&60_000u32.to_ne_bytes());
+        assert!(matches!(decode(&rec), Err(DecodeError::DataOverflow { .. })));
+        // Declared size larger than the record.
+        let mut rec = exec_record(b"a\0", b"", b"", b"", 0);
+        rec[4..8].copy_from_slice(&100_000u32.to_ne_bytes());
+        assert!(matches!(decode(&rec), Err(DecodeError::SizeMismatch { .. })));
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let mut seed = 0x2545F4914F6CDD1Du64;
+        for len in 0..400 {
+            let mut buf = vec![0u8; len];
+            for b in &mut buf {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                *b = seed as u8;
+            }
+            if len >= 4 {
+                buf[0..4].copy_from_slice(&((seed % 4) as u32).to_ne_bytes());
+            }
+            let _ = decode(&buf);
+        }
+    }
+
+    #[test]
+    fn exit_and_fork_decode() {
+        let e = ExitEvent {
+            header: EventHeader {
+                kind: EventKind::Exit as u32,
+                size: core::mem::size_of::<ExitEvent>() as u32,
+                boot_ns: 9,
+            },
+            task: task(5),
+            exit_status: 9,
+            _pad0: 0,
+        };
+        assert_eq!(
+            decode(as_bytes(&e)),
+            Ok(KernelEvent::Exit(ExitRecord { boot_ns: 9, task: task(5), status: 9 }))
+        );
+        let f = ForkEvent {
+            header: EventHeader {
+                kind: EventKind::Fork as u32,
+                size: core::mem::size_of::<ForkEvent>() as u32,
+                boot_ns: 3,
+            },
+            task: task(6),
+        };
+        assert_eq!(decode(as_bytes(&f)), Ok(KernelEvent::Fork(ForkRecord { boot_ns: 3, task: task(6) })));
+    }
+}

@@ -1,0 +1,194 @@
+//! The eBPF source: loads our one object, fills in the kernel's struct
+//! offsets, attaches the programs, and hands ring-buffer records to the
+//! decoder. Also reads the in-kernel loss and error counters.
+
+pub mod decode;
+pub mod offsets;
+
+use aya::maps::{MapData, PerCpuArray, RingBuf};
+use aya::programs::RawTracePoint;
+use aya::{Ebpf, EbpfLoader};
+use sensor_common::{EventKind, ProbeConfig, ProbeError, names};
+
+use crate::config::EbpfConfig;
+
+/// The running kernel's own type information, from which offsets are resolved.
+pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+/// The object built by sensor/build.rs from the sensor-ebpf crate.
+static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sensor-ebpf"));
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(
+        "this sensor binary was built without its eBPF object (AYA_BUILD_SKIP was set); \
+         rebuild it with `cargo xtask build`"
+    )]
+    NoObject,
+    #[error(transparent)]
+    Offsets(#[from] offsets::OffsetsError),
+    #[error("loading the eBPF object failed: {0}")]
+    Object(#[source] aya::EbpfError),
+    #[error("the eBPF object has no {what} named {name}")]
+    Missing { what: &'static str, name: &'static str },
+    #[error("program {program} ({hook}): {source}")]
+    Program {
+        program: &'static str,
+        hook: &'static str,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    #[error("map {name}: {source}")]
+    Map {
+        name: &'static str,
+        #[source]
+        source: aya::maps::MapError,
+    },
+}
+
+/// How each event kind is captured, in order of preference. Today every
+/// kind has exactly one hook, a raw tracepoint, because it loads on every
+/// BTF kernel (5.8+) and in sandboxes that refuse fentry/LSM; better hooks
+/// are added here with the older one as their fallback.
+pub struct Hook {
+    pub kind: EventKind,
+    pub program: &'static str,
+    pub attach: &'static str,
+    pub hook_type: &'static str,
+    pub why: &'static str,
+}
+
+pub const HOOKS: &[Hook] = &[
+    Hook {
+        kind: EventKind::Exec,
+        program: names::PROG_EXEC_RAW_TP,
+        attach: names::TP_SCHED_PROCESS_EXEC,
+        hook_type: "raw_tracepoint",
+        why: "fires once the new image is committed (exec can no longer fail), with the \
+              linux_binprm whose file is the resolved executable; stable since 3.x, no kprobes needed",
+    },
+    Hook {
+        kind: EventKind::Fork,
+        program: names::PROG_FORK_RAW_TP,
+        attach: names::TP_SCHED_PROCESS_FORK,
+        hook_type: "raw_tracepoint",
+        why: "fires in the parent after the child is fully set up, with both task_structs",
+    },
+    Hook {
+        kind: EventKind::Exit,
+        program: names::PROG_EXIT_RAW_TP,
+        attach: names::TP_SCHED_PROCESS_EXIT,
+        hook_type: "raw_tracepoint",
+        why: "fires in do_exit after exit_code is set and signal->live is decremented, \
+              so the last thread of a process is known",
+    },
+];
+
+pub struct EbpfSource {
+    // Keeps programs attached and maps alive for as long as the source lives.
+    _ebpf: Ebpf,
+    losses: PerCpuArray<MapData, u64>,
+    errors: PerCpuArray<MapData, u64>,
+    last_losses: Vec<u64>,
+    last_errors: Vec<u64>,
+    /// Kernel fields this kernel does not have (reported by `sensor probe`).
+    pub missing_fields: Vec<&'static str>,
+}
+
+impl EbpfSource {
+    /// Loads and attaches everything; returns the source (counters) and the
+    /// ring buffer, which the caller polls.
+    pub fn load(config: &EbpfConfig) -> Result<(EbpfSource, RingBuf<MapData>), LoadError> {
+        if EBPF_OBJECT.is_empty() {
+            return Err(LoadError::NoObject);
+        }
+        raise_memlock_limit();
+        let resolved = offsets::resolve_running_kernel()?;
+        let probe_config = ProbeConfig { sensor_tgid: std::process::id(), _pad0: 0 };
+        let mut ebpf = EbpfLoader::new()
+            .override_global(names::OFFSETS_GLOBAL, &resolved.offsets, true)
+            .override_global(names::CONFIG_GLOBAL, &probe_config, true)
+            .map_max_entries(names::EVENTS_MAP, config.ring_buffer_bytes)
+            .load(EBPF_OBJECT)
+            .map_err(LoadError::Object)?;
+        for hook in HOOKS {
+            let program: &mut RawTracePoint = ebpf
+                .program_mut(hook.program)
+                .ok_or(LoadError::Missing { what: "program", name: hook.program })?
+                .try_into()
+                .map_err(|source| LoadError::Program { program: hook.program, hook: hook.attach, source })?;
+            program
+                .load()
+                .map_err(|source| LoadError::Program { program: hook.program, hook: hook.attach, source })?;
+            program
+                .attach(hook.attach)
+                .map_err(|source| LoadError::Program { program: hook.program, hook: hook.attach, source })?;
+        }
+        let ring = take_map(&mut ebpf, names::EVENTS_MAP)?;
+        let losses = take_map(&mut ebpf, names::LOSSES_MAP)?;
+        let errors = take_map(&mut ebpf, names::ERRORS_MAP)?;
+        let source = EbpfSource {
+            _ebpf: ebpf,
+            losses,
+            errors,
+            last_losses: vec![0; EventKind::ALL.len()],
+            last_errors: vec![0; ProbeError::ALL.len()],
+            missing_fields: resolved.missing,
+        };
+        Ok((source, ring))
+    }
+
+    /// Events dropped in the kernel (ring buffer full) since the last call,
+    /// per kind, only where non-zero.
+    pub fn new_losses(&mut self) -> Result<Vec<(EventKind, u64)>, LoadError> {
+        let mut out = Vec::new();
+        for (i, kind) in EventKind::ALL.iter().enumerate() {
+            let total = sum(&self.losses, *kind as u32, names::LOSSES_MAP)?;
+            let delta = total.wrapping_sub(self.last_losses[i]);
+            self.last_losses[i] = total;
+            if delta > 0 {
+                out.push((*kind, delta));
+            }
+        }
+        Ok(out)
+    }
+
+    /// In-kernel read failures since the last call, per kind, where non-zero.
+    pub fn new_errors(&mut self) -> Result<Vec<(ProbeError, u64)>, LoadError> {
+        let mut out = Vec::new();
+        for (i, kind) in ProbeError::ALL.iter().enumerate() {
+            let total = sum(&self.errors, *kind as u32, names::ERRORS_MAP)?;
+            let delta = total.wrapping_sub(self.last_errors[i]);
+            self.last_errors[i] = total;
+            if delta > 0 {
+                out.push((*kind, delta));
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn take_map<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, LoadError>
+where
+    T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
+{
+    let map = ebpf.take_map(name).ok_or(LoadError::Missing { what: "map", name })?;
+    T::try_from(map).map_err(|source| LoadError::Map { name, source })
+}
+
+fn sum(map: &PerCpuArray<MapData, u64>, index: u32, name: &'static str) -> Result<u64, LoadError> {
+    let values = map.get(&index, 0).map_err(|source| LoadError::Map { name, source })?;
+    Ok(values.iter().fold(0u64, |a, v| a.wrapping_add(*v)))
+}
+
+/// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK; lift it so a
+/// 16 MiB ring buffer loads there too. Later kernels ignore it.
+fn raise_memlock_limit() {
+    let unlimited = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+    // SAFETY: setrlimit reads a valid rlimit struct; failure is harmless
+    // (on new kernels the limit does not apply).
+    let ret = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) };
+    if ret != 0 {
+        tracing::debug!("could not raise RLIMIT_MEMLOCK: {}", std::io::Error::last_os_error());
+    }
+}

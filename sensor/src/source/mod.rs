@@ -1,0 +1,4 @@
+//! Sources only produce raw records; `decode` turns them into typed events.
+
+pub mod audit;
+pub mod ebpf;
