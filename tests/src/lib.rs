@@ -1,1 +1,232 @@
+//! Harness for the privileged integration tests: starts the real `sensor`
+//! binary (built by `cargo xtask test`), collects its JSON lines, and waits
+//! for events matching a predicate.
+//!
+//! These tests load real eBPF programs into the running kernel: they need
+//! root. Without it they fail with a message saying so, rather than pass.
 
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub use sensor::event::text::unescape;
+
+/// How long to wait for an event that must come. Generous because CI
+/// machines are slow; a test never asserts on timing.
+pub const EVENT_WAIT: Duration = Duration::from_secs(20);
+
+/// Path of the sensor binary: `SENSOR_BIN`, else the workspace's debug build.
+pub fn sensor_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("SENSOR_BIN") {
+        return PathBuf::from(p);
+    }
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/sensor");
+    assert!(
+        p.exists(),
+        "{} does not exist: run the tests with `cargo xtask test`, which builds it",
+        p.display()
+    );
+    p
+}
+
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(euid, 0, "these tests load eBPF programs and must run as root (`cargo xtask test` as root)");
+}
+
+#[derive(Default)]
+struct Collected {
+    events: Vec<Value>,
+    stderr: Vec<String>,
+    started: bool,
+    closed: bool,
+}
+
+/// A running sensor whose output is being collected.
+pub struct Sensor {
+    child: Child,
+    shared: Arc<(Mutex<Collected>, Condvar)>,
+}
+
+impl Sensor {
+    /// Starts `sensor run` with `config` (TOML text, may be empty) and waits
+    /// until its programs are attached.
+    pub fn start(config: &str) -> Sensor {
+        require_root();
+        let dir = std::env::temp_dir().join(format!("sensor-test-{}-{}", std::process::id(), unique()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let cfg = dir.join("sensor.toml");
+        let config = format!("[agent]\nstate_dir = \"{}\"\n{config}", dir.display());
+        std::fs::write(&cfg, config).expect("write config");
+        let mut child = Command::new(sensor_bin())
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start sensor");
+        let shared = Arc::new((Mutex::new(Collected::default()), Condvar::new()));
+        let out = child.stdout.take().expect("stdout");
+        let s = shared.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).split(b'\n') {
+                let Ok(line) = line else { break };
+                let v: Value = serde_json::from_slice(&line)
+                    .unwrap_or_else(|e| panic!("sensor printed a line that is not JSON ({e}): {}", String::from_utf8_lossy(&line)));
+                let (m, c) = &*s;
+                m.lock().expect("lock").events.push(v);
+                c.notify_all();
+            }
+            let (m, c) = &*s;
+            m.lock().expect("lock").closed = true;
+            c.notify_all();
+        });
+        let err = child.stderr.take().expect("stderr");
+        let s = shared.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines() {
+                let Ok(line) = line else { break };
+                eprintln!("[sensor] {line}");
+                let (m, c) = &*s;
+                let mut g = m.lock().expect("lock");
+                if line.contains("sensor started") {
+                    g.started = true;
+                }
+                g.stderr.push(line);
+                c.notify_all();
+            }
+            let (m, c) = &*s;
+            m.lock().expect("lock").closed = true;
+            c.notify_all();
+        });
+        let sensor = Sensor { child, shared };
+        sensor.wait_started();
+        sensor
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn wait_started(&self) {
+        let (m, c) = &*self.shared;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut g = m.lock().expect("lock");
+        while !g.started {
+            assert!(!g.closed, "sensor exited before starting:\n{}", g.stderr.join("\n"));
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "sensor did not start within 60 s:\n{}", g.stderr.join("\n"));
+            g = c.wait_timeout(g, left).expect("lock").0;
+        }
+    }
+
+    /// Waits for the first event matching `pred`; panics naming `what`.
+    pub fn wait_for(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        self.wait_for_within(what, EVENT_WAIT, pred)
+    }
+
+    pub fn wait_for_within(&self, what: &str, wait: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+        let (m, c) = &*self.shared;
+        let deadline = Instant::now() + wait;
+        let mut g = m.lock().expect("lock");
+        loop {
+            if let Some(v) = g.events.iter().find(|v| pred(v)) {
+                return v.clone();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || g.closed {
+                panic!(
+                    "no event for {what} among {} events (sensor {}):\nlast stderr:\n{}",
+                    g.events.len(),
+                    if g.closed { "exited" } else { "running" },
+                    g.stderr.iter().rev().take(20).rev().cloned().collect::<Vec<_>>().join("\n")
+                );
+            }
+            g = c.wait_timeout(g, left).expect("lock").0;
+        }
+    }
+
+    /// Every event collected so far.
+    pub fn events(&self) -> Vec<Value> {
+        self.shared.0.lock().expect("lock").events.clone()
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns all events.
+    pub fn stop(mut self) -> Vec<Value> {
+        // SAFETY: kill on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let status = self.child.wait().expect("wait sensor");
+        assert!(status.success(), "sensor exited with {status} on SIGTERM");
+        let (m, c) = &*self.shared;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut g = m.lock().expect("lock");
+        while !g.closed && Instant::now() < deadline {
+            g = c.wait_timeout(g, Duration::from_millis(100)).expect("lock").0;
+        }
+        g.events.clone()
+    }
+}
+
+impl Drop for Sensor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// `v` at a dotted path (`process.parent.pid`).
+pub fn at<'a>(v: &'a Value, path: &str) -> &'a Value {
+    path.split('.').fold(v, |v, k| v.get(k).unwrap_or(&Value::Null))
+}
+
+pub fn action(v: &Value) -> &str {
+    at(v, "event.action").as_str().unwrap_or("")
+}
+
+pub fn pid_of(v: &Value) -> u64 {
+    at(v, "process.pid").as_u64().unwrap_or(0)
+}
+
+/// The exact bytes of a string field, undoing the sensor's escaping where
+/// the event says it escaped that field.
+pub fn field_bytes(event: &Value, field: &str, value: &Value) -> Vec<u8> {
+    let s = value.as_str().unwrap_or_else(|| panic!("{field} is not a string: {value}"));
+    let escaped = at(event, "sensor.escaped")
+        .as_array()
+        .is_some_and(|a| a.iter().any(|f| f.as_str() == Some(field)));
+    if escaped {
+        unescape(s).unwrap_or_else(|| panic!("{field} is marked escaped but does not unescape: {s}"))
+    } else {
+        s.as_bytes().to_vec()
+    }
+}
+
+/// `process.args` as exact bytes.
+pub fn args_bytes(event: &Value) -> Vec<Vec<u8>> {
+    at(event, "process.args")
+        .as_array()
+        .unwrap_or_else(|| panic!("no process.args in {event}"))
+        .iter()
+        .enumerate()
+        .map(|(i, a)| field_bytes(event, &format!("process.args[{i}]"), a))
+        .collect()
+}
+
+/// Writes `line` to a child's stdin (used to release processes that wait
+/// for the sensor to be up).
+pub fn release(child: &mut Child, line: &str) {
+    let stdin = child.stdin.as_mut().expect("child stdin is piped");
+    stdin.write_all(line.as_bytes()).expect("write to child");
+    stdin.flush().expect("flush child stdin");
+}

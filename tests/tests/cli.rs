@@ -1,0 +1,78 @@
+//! The CLI's contract: clear errors, non-zero exits, a probe that answers.
+
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+use sensor_tests::{require_root, sensor_bin};
+
+fn dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("sensor-cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).expect("mkdir");
+    d
+}
+
+#[test]
+fn a_bad_config_exits_non_zero_naming_the_key() {
+    let d = dir("badcfg");
+    let cfg = d.join("bad.toml");
+    std::fs::write(&cfg, "[process]\ntable_sise = 100\n").expect("write");
+    let out = Command::new(sensor_bin()).args(["run", "--config"]).arg(&cfg).output().expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("table_sise"), "names the key: {err}");
+    assert!(err.contains(&cfg.display().to_string()), "names the file: {err}");
+
+    std::fs::write(&cfg, "[ebpf]\nring_buffer_bytes = 12345\n").expect("write");
+    let out = Command::new(sensor_bin()).args(["run", "--config"]).arg(&cfg).output().expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ebpf.ring_buffer_bytes") && err.contains("power of two"), "{err}");
+}
+
+#[test]
+fn without_root_run_fails_and_says_why() {
+    require_root();
+    let out = Command::new(sensor_bin())
+        .arg("run")
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .expect("run as nobody");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("must run as root"), "{err}");
+}
+
+#[test]
+fn probe_reports_features_and_hooks() {
+    require_root();
+    let out = Command::new(sensor_bin()).args(["probe", "--json"]).output().expect("probe");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(r["btf"]["available"], true, "{r}");
+    assert_eq!(r["ring_buffer"]["available"], true, "{r}");
+    assert_eq!(r["audit"]["available"], true, "{r}");
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").expect("osrelease");
+    assert_eq!(r["kernel"], release.trim());
+    // fentry and BPF-LSM: whatever the answer, it must say why.
+    for k in ["fentry", "bpf_lsm"] {
+        assert!(r[k]["detail"].as_str().is_some_and(|d| !d.is_empty()), "{k}: {r}");
+    }
+    let kinds: Vec<&str> = r["hooks"].as_array().expect("hooks").iter().filter_map(|h| h["kind"].as_str()).collect();
+    assert_eq!(kinds, ["exec", "fork", "exit"]);
+    for h in r["hooks"].as_array().expect("hooks") {
+        assert!(h["why"].as_str().is_some_and(|w| w.len() > 20), "{h}");
+    }
+    let text = Command::new(sensor_bin()).arg("probe").output().expect("probe text");
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("raw_tracepoint/sched_process_exec"), "{text}");
+}
+
+#[test]
+fn help_explains_the_commands() {
+    let out = Command::new(sensor_bin()).arg("--help").output().expect("help");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for s in ["run", "probe", "check-config", "JSON"] {
+        assert!(text.contains(s), "--help mentions {s}: {text}");
+    }
+}
