@@ -4,6 +4,8 @@
 
 pub mod decode;
 pub mod offsets;
+#[cfg(test)]
+mod wire_check;
 
 use aya::maps::{MapData, PerCpuArray, RingBuf};
 use aya::programs::RawTracePoint;
