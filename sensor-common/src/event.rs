@@ -92,15 +92,19 @@ pub enum ProbeError {
     ReadPath = 3,
     /// Walking the cgroup chain failed.
     ReadCgroup = 4,
+    /// A tail call to the next exec stage failed; the record was sent
+    /// without the later stages' paths.
+    TailCall = 5,
 }
 
 impl ProbeError {
-    pub const ALL: [ProbeError; 5] = [
+    pub const ALL: [ProbeError; 6] = [
         ProbeError::Scratch,
         ProbeError::ReadTask,
         ProbeError::ReadArgv,
         ProbeError::ReadPath,
         ProbeError::ReadCgroup,
+        ProbeError::TailCall,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -110,6 +114,7 @@ impl ProbeError {
             ProbeError::ReadArgv => "read_argv",
             ProbeError::ReadPath => "read_path",
             ProbeError::ReadCgroup => "read_cgroup",
+            ProbeError::TailCall => "tail_call",
         }
     }
 }
@@ -147,6 +152,9 @@ pub mod exec_flags {
     pub const CGROUP_TRUNCATED: u32 = 1 << 3;
     /// argv could not be read at all (e.g. the page was not present).
     pub const ARGV_UNREADABLE: u32 = 1 << 4;
+    /// A kernel read failed while walking a path; the path whose
+    /// `*_TRUNCATED` bit is set holds what was resolved before the failure.
+    pub const PATH_FAILED: u32 = 1 << 5;
 }
 
 /// Value of a uid/gid/session field the kernel does not have (e.g. a kernel

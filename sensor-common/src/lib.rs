@@ -29,8 +29,18 @@ pub mod names {
     /// Global [`crate::ProbeConfig`], set at load.
     pub const CONFIG_GLOBAL: &str = "CONFIG";
 
-    /// `raw_tracepoint/sched_process_exec`.
+    /// `raw_tracepoint/sched_process_exec`: task, argv and executable path,
+    /// then tail-calls the next exec stage.
     pub const PROG_EXEC_RAW_TP: &str = "process_exec";
+    /// Exec stage: the working directory. Each path walk is its own program
+    /// because the three walks together exceed the verifier's 1M-insn budget.
+    pub const PROG_EXEC_CWD: &str = "exec_cwd";
+    /// Exec stage: the cgroup path, then the record goes to the ring buffer.
+    pub const PROG_EXEC_CGROUP: &str = "exec_cgroup";
+    /// Program array of the exec stages, indexed by the `EXEC_STAGE_*` constants.
+    pub const EXEC_STAGES_MAP: &str = "EXEC_STAGES";
+    pub const EXEC_STAGE_CWD: u32 = 0;
+    pub const EXEC_STAGE_CGROUP: u32 = 1;
     /// `raw_tracepoint/sched_process_fork`.
     pub const PROG_FORK_RAW_TP: &str = "process_fork";
     /// `raw_tracepoint/sched_process_exit`.

@@ -7,7 +7,7 @@ pub mod offsets;
 #[cfg(test)]
 mod wire_check;
 
-use aya::maps::{MapData, PerCpuArray, RingBuf};
+use aya::maps::{MapData, PerCpuArray, ProgramArray, RingBuf};
 use aya::programs::RawTracePoint;
 use aya::{Ebpf, EbpfLoader};
 use sensor_common::{EventKind, ProbeConfig, ProbeError, names};
@@ -31,6 +31,12 @@ pub enum LoadError {
     Offsets(#[from] offsets::OffsetsError),
     #[error("loading the eBPF object failed: {0}")]
     Object(#[source] aya::EbpfError),
+    #[error("cannot count the possible CPUs from {path}: {source}")]
+    Cpus {
+        path: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("the eBPF object has no {what} named {name}")]
     Missing { what: &'static str, name: &'static str },
     #[error("program {program} ({hook}): {source}")]
@@ -87,8 +93,9 @@ pub const HOOKS: &[Hook] = &[
 ];
 
 pub struct EbpfSource {
-    // Keeps programs attached and maps alive for as long as the source lives.
+    // Keep programs attached and maps alive for as long as the source lives.
     _ebpf: Ebpf,
+    _stages: ProgramArray<MapData>,
     losses: PerCpuArray<MapData, u64>,
     errors: PerCpuArray<MapData, u64>,
     last_losses: Vec<u64>,
@@ -107,10 +114,13 @@ impl EbpfSource {
         raise_memlock_limit();
         let resolved = offsets::resolve_running_kernel()?;
         let probe_config = ProbeConfig { sensor_tgid: std::process::id(), _pad0: 0 };
+        // One scratch slot per possible CPU (the programs index it by CPU id).
+        let cpus = aya::util::nr_cpus().map_err(|(path, e)| LoadError::Cpus { path, source: e })? as u32;
         let mut ebpf = EbpfLoader::new()
             .override_global(names::OFFSETS_GLOBAL, &resolved.offsets, true)
             .override_global(names::CONFIG_GLOBAL, &probe_config, true)
             .map_max_entries(names::EVENTS_MAP, config.ring_buffer_bytes)
+            .map_max_entries(names::SCRATCH_MAP, cpus)
             .load(EBPF_OBJECT)
             .map_err(LoadError::Object)?;
         for hook in HOOKS {
@@ -126,11 +136,34 @@ impl EbpfSource {
                 .attach(hook.attach)
                 .map_err(|source| LoadError::Program { program: hook.program, hook: hook.attach, source })?;
         }
+        // The exec stages are loaded but not attached: process_exec reaches
+        // them by tail call through EXEC_STAGES.
+        let mut stages: ProgramArray<MapData> = take_map(&mut ebpf, names::EXEC_STAGES_MAP)?;
+        for (index, name) in [
+            (names::EXEC_STAGE_CWD, names::PROG_EXEC_CWD),
+            (names::EXEC_STAGE_CGROUP, names::PROG_EXEC_CGROUP),
+        ] {
+            let program: &mut RawTracePoint = ebpf
+                .program_mut(name)
+                .ok_or(LoadError::Missing { what: "program", name })?
+                .try_into()
+                .map_err(|source| LoadError::Program { program: name, hook: "tail call", source })?;
+            program
+                .load()
+                .map_err(|source| LoadError::Program { program: name, hook: "tail call", source })?;
+            let fd = program
+                .fd()
+                .map_err(|source| LoadError::Program { program: name, hook: "tail call", source })?;
+            stages
+                .set(index, fd, 0)
+                .map_err(|source| LoadError::Map { name: names::EXEC_STAGES_MAP, source })?;
+        }
         let ring = take_map(&mut ebpf, names::EVENTS_MAP)?;
         let losses = take_map(&mut ebpf, names::LOSSES_MAP)?;
         let errors = take_map(&mut ebpf, names::ERRORS_MAP)?;
         let source = EbpfSource {
             _ebpf: ebpf,
+            _stages: stages,
             losses,
             errors,
             last_losses: vec![0; EventKind::ALL.len()],

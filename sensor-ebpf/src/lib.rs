@@ -1,0 +1,2 @@
+#![no_std]
+// Empty on purpose: see the [lib] comment in Cargo.toml.

@@ -1,0 +1,77 @@
+//! Maps and globals shared by every program. Names are the map's Rust
+//! static names and must equal sensor_common::names (checked by the daemon
+//! when it takes each map).
+
+use aya_ebpf::macros::map;
+use aya_ebpf::maps::{Array, PerCpuArray, RingBuf};
+use sensor_common::{
+    ERROR_SLOTS, KernelOffsets, LOSS_SLOTS, MAX_EVENT_SIZE, ProbeConfig, ProbeError,
+};
+
+/// Every event goes to userspace through this one ring buffer (ordered
+/// across CPUs, unlike perf buffers). The daemon sets its size at load.
+#[map]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 << 20, 0);
+
+/// Events dropped because EVENTS was full, per CPU, by event kind.
+#[map]
+pub static LOSSES: PerCpuArray<u64> = PerCpuArray::with_max_entries(LOSS_SLOTS, 0);
+
+/// In-kernel read failures, per CPU, by [`ProbeError`].
+#[map]
+pub static ERRORS: PerCpuArray<u64> = PerCpuArray::with_max_entries(ERROR_SLOTS, 0);
+
+/// Where an exec record (up to ~42 KiB) is assembled before one
+/// bpf_ringbuf_output of its real length. A plain array with one slot per
+/// CPU, indexed by the CPU id, because per-CPU map values are limited to
+/// 32 KiB; the daemon sets max_entries to the number of possible CPUs.
+#[map]
+pub static SCRATCH: Array<Scratch> = Array::with_max_entries(1, 0);
+
+/// Data offsets inside the scratch buffer are masked with this, so the
+/// verifier can prove every write stays inside it.
+pub const DATA_MASK: usize = 0xFFFF;
+pub const SCRATCH_SIZE: usize = core::mem::size_of::<sensor_common::ExecEvent>() + DATA_MASK + 1 + 512;
+const _: () = assert!(MAX_EVENT_SIZE <= SCRATCH_SIZE);
+
+#[repr(C)]
+pub struct Scratch {
+    pub buf: [u8; SCRATCH_SIZE],
+}
+
+/// Filled in by the daemon from the kernel's BTF before load.
+#[unsafe(no_mangle)]
+pub static OFFSETS: KernelOffsets = KernelOffsets::MISSING;
+
+#[unsafe(no_mangle)]
+pub static CONFIG: ProbeConfig = ProbeConfig { sensor_tgid: 0, _pad0: 0 };
+
+/// Reads one OFFSETS field. Volatile so the compiler cannot fold the
+/// placeholder values in: the real ones only exist at load time.
+macro_rules! off {
+    ($field:ident) => {
+        // SAFETY: OFFSETS is a plain static; volatile read of one field.
+        unsafe { core::ptr::read_volatile(&$crate::maps::OFFSETS.$field) }
+    };
+}
+pub(crate) use off;
+
+pub fn sensor_tgid() -> u32 {
+    // SAFETY: as for OFFSETS.
+    unsafe { core::ptr::read_volatile(&CONFIG.sensor_tgid) }
+}
+
+pub fn count_error(e: ProbeError) {
+    bump(&ERRORS, e as u32);
+}
+
+pub fn count_loss(kind: sensor_common::EventKind) {
+    bump(&LOSSES, kind as u32);
+}
+
+fn bump(map: &PerCpuArray<u64>, index: u32) {
+    if let Some(p) = map.get_ptr_mut(index) {
+        // SAFETY: a valid per-CPU slot; only this CPU writes it.
+        unsafe { *p += 1 };
+    }
+}

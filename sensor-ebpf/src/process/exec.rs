@@ -1,0 +1,193 @@
+//! Exec, in three stages chained by tail calls (each path walk alone fits
+//! the verifier's budget; the three together do not). The record is built
+//! in this CPU's scratch slot and sent by the last stage; if a tail call
+//! fails, the record is sent with what it has and the failure is counted.
+
+use aya_ebpf::helpers::generated::bpf_probe_read_user;
+use aya_ebpf::helpers::{bpf_get_smp_processor_id, bpf_ktime_get_boot_ns};
+use aya_ebpf::macros::{map, raw_tracepoint};
+use aya_ebpf::maps::ProgramArray;
+use aya_ebpf::programs::RawTracePointContext;
+use sensor_common::names::{EXEC_STAGE_CGROUP, EXEC_STAGE_CWD};
+use sensor_common::{
+    ARGV_CAP, CGROUP_CAP, CGROUP_COMPONENTS_MAX, EventKind, ExecEvent, OFFSET_MISSING,
+    PATH_CAP, PATH_COMPONENTS_MAX, ProbeError, exec_flags,
+};
+
+use crate::kernel::{field, read_ptr, read_u32, read_u64};
+use crate::maps::{DATA_MASK, EVENTS, SCRATCH, count_error, count_loss, off, sensor_tgid};
+use crate::path::{Walk, Writer, write_cgroup, write_path};
+use crate::task;
+
+const FIXED: usize = core::mem::size_of::<ExecEvent>();
+
+/// The later exec stages; the daemon fills it at load.
+#[map]
+static EXEC_STAGES: ProgramArray = ProgramArray::with_max_entries(2, 0);
+
+/// sched_process_exec (TP_PROTO(struct task_struct *p, pid_t old_pid,
+/// struct linux_binprm *bprm)): fires after the new image is committed, so
+/// the exec succeeded, bprm->file is the resolved executable and the new
+/// argv is in place in the new mm.
+/// https://elixir.bootlin.com/linux/v6.18/source/fs/exec.c (exec_binprm)
+#[raw_tracepoint(tracepoint = "sched_process_exec")]
+pub fn process_exec(ctx: RawTracePointContext) -> i32 {
+    if try_process_exec(&ctx).is_err() {
+        count_error(ProbeError::ReadTask);
+    }
+    0
+}
+
+/// Stage 2 (tail-called, never attached): the working directory.
+#[raw_tracepoint(tracepoint = "sched_process_exec")]
+pub fn exec_cwd(ctx: RawTracePointContext) -> i32 {
+    let Some(buf) = scratch() else { return 0 };
+    // SAFETY: stage 1 wrote an ExecEvent at the start of this CPU's slot.
+    let ev = unsafe { &mut *buf.cast::<ExecEvent>() };
+    let task: u64 = ctx.arg(0);
+    let mut w = writer(buf, ev.argv_len as usize + ev.exe_len as usize);
+    let before = w.pos;
+    let fs = read_ptr(task, off!(task_fs)).unwrap_or(0);
+    let walk = match field(fs, off!(fs_pwd)) {
+        Some(p) => write_path(&mut w, p, PATH_CAP, PATH_COMPONENTS_MAX),
+        None => Walk::Failed,
+    };
+    ev.flags |= walk_flags(walk, exec_flags::CWD_TRUNCATED);
+    ev.cwd_len = w.since(before) as u32;
+    next_stage(&ctx, buf, EXEC_STAGE_CGROUP);
+    0
+}
+
+/// Stage 3 (tail-called, never attached): the cgroup path, then send.
+#[raw_tracepoint(tracepoint = "sched_process_exec")]
+pub fn exec_cgroup(ctx: RawTracePointContext) -> i32 {
+    let Some(buf) = scratch() else { return 0 };
+    // SAFETY: as in exec_cwd.
+    let ev = unsafe { &mut *buf.cast::<ExecEvent>() };
+    let task: u64 = ctx.arg(0);
+    let mut w = writer(buf, ev.argv_len as usize + ev.exe_len as usize + ev.cwd_len as usize);
+    let before = w.pos;
+    // Kernels without cgroup fields simply have no cgroup path.
+    if off!(task_cgroups) != OFFSET_MISSING {
+        let walk = match task::cgroup_kn(task) {
+            Ok(kn) => write_cgroup(&mut w, kn, CGROUP_CAP, CGROUP_COMPONENTS_MAX),
+            Err(_) => Walk::Failed,
+        };
+        if walk == Walk::Failed {
+            count_error(ProbeError::ReadCgroup);
+        }
+        ev.flags |= walk_flags(walk, exec_flags::CGROUP_TRUNCATED) & !exec_flags::PATH_FAILED;
+    }
+    ev.cgroup_len = w.since(before) as u32;
+    send(buf);
+    0
+}
+
+fn try_process_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
+    let task: u64 = ctx.arg(0);
+    let bprm: u64 = ctx.arg(2);
+    if read_u32(task, off!(task_tgid))? == sensor_tgid() {
+        return Ok(());
+    }
+    let Some(buf) = scratch() else { return Ok(()) };
+    // SAFETY: this CPU's slot, large enough for ExecEvent and 8-aligned.
+    let ev = unsafe { &mut *buf.cast::<ExecEvent>() };
+    ev.header.kind = EventKind::Exec as u32;
+    // SAFETY: the helper has no preconditions.
+    ev.header.boot_ns = unsafe { bpf_ktime_get_boot_ns() };
+    task::fill(&mut ev.task, task)?;
+    ev.flags = 0;
+    ev.exe_len = 0;
+    ev.cwd_len = 0;
+    ev.cgroup_len = 0;
+
+    // argv: the raw arg_start..arg_end bytes of the new image.
+    let mm = read_ptr(task, off!(task_mm)).unwrap_or(0);
+    let arg_start = read_u64(mm, off!(mm_arg_start)).unwrap_or(0);
+    let arg_end = read_u64(mm, off!(mm_arg_end)).unwrap_or(0);
+    let total = if arg_end > arg_start { arg_end - arg_start } else { 0 };
+    let mut len = if total > ARGV_CAP as u64 { ARGV_CAP as u64 } else { total };
+    if total > ARGV_CAP as u64 {
+        ev.flags |= exec_flags::ARGV_TRUNCATED;
+    }
+    if len > 0 {
+        // SAFETY: the data area has room for ARGV_CAP bytes; a failed read
+        // is reported, never silently empty.
+        let ret = unsafe { bpf_probe_read_user(buf.add(FIXED).cast(), len as u32, arg_start as *const _) };
+        if ret < 0 {
+            ev.flags |= exec_flags::ARGV_UNREADABLE;
+            count_error(ProbeError::ReadArgv);
+            len = 0;
+        }
+    }
+    ev.argv_total = if total > u32::MAX as u64 { u32::MAX } else { total as u32 };
+    ev.argv_len = len as u32;
+
+    // exe: bprm->file->f_path (f_path is embedded in struct file).
+    let mut w = writer(buf, len as usize);
+    let before = w.pos;
+    let file = read_ptr(bprm, off!(binprm_file)).unwrap_or(0);
+    let walk = match field(file, off!(file_path)) {
+        Some(p) => write_path(&mut w, p, PATH_CAP, PATH_COMPONENTS_MAX),
+        None => Walk::Failed,
+    };
+    ev.flags |= walk_flags(walk, exec_flags::EXE_TRUNCATED);
+    ev.exe_len = w.since(before) as u32;
+    next_stage(ctx, buf, EXEC_STAGE_CWD);
+    Ok(())
+}
+
+fn scratch() -> Option<*mut u8> {
+    // SAFETY: the helper has no preconditions.
+    let cpu = unsafe { bpf_get_smp_processor_id() };
+    match SCRATCH.get_ptr_mut(cpu) {
+        // SAFETY: a valid map value, used by this CPU only while the exec
+        // stages run (they do not sleep).
+        Some(s) => Some(unsafe { (*s).buf.as_mut_ptr() }),
+        None => {
+            count_error(ProbeError::Scratch);
+            None
+        }
+    }
+}
+
+fn writer(buf: *mut u8, pos: usize) -> Writer {
+    // SAFETY: FIXED is inside the scratch value.
+    Writer { data: unsafe { buf.add(FIXED) }, pos: pos & DATA_MASK }
+}
+
+/// Jumps to the next stage; only returns if the jump failed, in which case
+/// the record goes out as it is.
+fn next_stage(ctx: &RawTracePointContext, buf: *mut u8, stage: u32) {
+    // SAFETY: tail call into a program of the same type with the same ctx.
+    unsafe { EXEC_STAGES.tail_call(ctx, stage) };
+    count_error(ProbeError::TailCall);
+    send(buf);
+}
+
+/// Sends the record assembled in `buf` to userspace.
+fn send(buf: *mut u8) {
+    // SAFETY: stage 1 wrote an ExecEvent at the start of the slot.
+    let ev = unsafe { &mut *buf.cast::<ExecEvent>() };
+    let data = ev.argv_len as usize + ev.exe_len as usize + ev.cwd_len as usize + ev.cgroup_len as usize;
+    let size = FIXED + (data & DATA_MASK);
+    ev.header.size = size as u32;
+    if ev.flags & exec_flags::PATH_FAILED != 0 {
+        count_error(ProbeError::ReadPath);
+    }
+    // SAFETY: buf..buf+size lies inside the scratch value (size <= FIXED +
+    // DATA_MASK, which the value exceeds).
+    let record = unsafe { core::slice::from_raw_parts(buf, size) };
+    if EVENTS.output::<[u8]>(record, 0).is_err() {
+        count_loss(EventKind::Exec);
+    }
+}
+
+/// Flag bits for how a path walk ended.
+fn walk_flags(walk: Walk, truncated: u32) -> u32 {
+    match walk {
+        Walk::Complete => 0,
+        Walk::Truncated => truncated,
+        Walk::Failed => truncated | exec_flags::PATH_FAILED,
+    }
+}

@@ -1,0 +1,56 @@
+use aya_ebpf::helpers::bpf_ktime_get_boot_ns;
+use aya_ebpf::macros::raw_tracepoint;
+use aya_ebpf::programs::RawTracePointContext;
+use sensor_common::{EventKind, ForkEvent, ProbeError};
+
+use crate::kernel::read_u32;
+use crate::maps::{EVENTS, count_error, count_loss, off, sensor_tgid};
+use crate::task;
+
+/// sched_process_fork (TP_PROTO(struct task_struct *parent, struct task_struct *child)):
+/// fires in the parent once copy_process has fully built the child, with
+/// the child's credentials, parent and start time in place.
+/// https://elixir.bootlin.com/linux/v6.18/source/kernel/fork.c (kernel_clone)
+#[raw_tracepoint(tracepoint = "sched_process_fork")]
+pub fn process_fork(ctx: RawTracePointContext) -> i32 {
+    match try_process_fork(&ctx) {
+        Ok(()) => 0,
+        Err(_) => {
+            count_error(ProbeError::ReadTask);
+            0
+        }
+    }
+}
+
+fn try_process_fork(ctx: &RawTracePointContext) -> Result<(), i64> {
+    let parent: u64 = ctx.arg(0);
+    let child: u64 = ctx.arg(1);
+    if read_u32(parent, off!(task_tgid))? == sensor_tgid() {
+        return Ok(());
+    }
+    // New threads share the parent's tgid: not a new process.
+    if read_u32(child, off!(task_tgid))? != read_u32(child, off!(task_pid))? {
+        return Ok(());
+    }
+    let Some(mut entry) = EVENTS.reserve::<ForkEvent>(0) else {
+        count_loss(EventKind::Fork);
+        return Ok(());
+    };
+    let ev = entry.as_mut_ptr();
+    // SAFETY: ev points at reserved ring-buffer space for one ForkEvent;
+    // every field is written before submit.
+    let filled = unsafe {
+        (*ev).header.kind = EventKind::Fork as u32;
+        (*ev).header.size = core::mem::size_of::<ForkEvent>() as u32;
+        (*ev).header.boot_ns = bpf_ktime_get_boot_ns();
+        task::fill(&mut (*ev).task, child)
+    };
+    match filled {
+        Ok(()) => entry.submit(0),
+        Err(e) => {
+            entry.discard(0);
+            return Err(e);
+        }
+    }
+    Ok(())
+}

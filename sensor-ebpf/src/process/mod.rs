@@ -1,0 +1,5 @@
+//! Process lifecycle: exec, fork, exit.
+
+mod exec;
+mod exit;
+mod fork;
