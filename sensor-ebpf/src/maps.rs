@@ -75,3 +75,17 @@ fn bump(map: &PerCpuArray<u64>, index: u32) {
         unsafe { *p += 1 };
     }
 }
+
+/// Never read. Makes every wire struct part of the object's BTF, so the
+/// daemon's wire_check test can compare the kernel side's layout with its
+/// own (the idea of tetragon's alignchecker).
+#[repr(C)]
+pub struct WireTypes {
+    pub exec: sensor_common::ExecEvent,
+    pub fork: sensor_common::ForkEvent,
+    pub exit: sensor_common::ExitEvent,
+}
+
+#[unsafe(no_mangle)]
+#[used]
+pub static WIRE_TYPES: core::mem::MaybeUninit<WireTypes> = core::mem::MaybeUninit::zeroed();

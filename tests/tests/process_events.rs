@@ -150,7 +150,10 @@ fn a_killed_process_reports_the_signal() {
     assert_eq!(at(&exit, "sensor.signal.number").as_u64(), Some(9));
     assert_eq!(at(&exit, "sensor.signal.name"), "SIGKILL");
     assert_eq!(at(&exit, "process.exit_code").as_i64(), Some(128 + 9));
-    assert_eq!(at(&exit, "process.executable"), at(&sensor.wait_for("exec", |v| action(v) == "exec" && pid_of(v) == pid), "process.executable"));
+    assert!(
+        at(&exit, "process.executable").as_str().is_some_and(|e| e.ends_with("/sleep")),
+        "the exit names the process that died: {exit}"
+    );
     sensor.stop();
 }
 
