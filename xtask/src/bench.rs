@@ -27,6 +27,8 @@ struct Scenario {
 struct Monitor {
     cpu_seconds: f64,
     peak_rss_kib: u64,
+    /// RSS at the end of the storm: what it costs to keep running.
+    rss_kib: u64,
     events_seen: u64,
     events_lost: u64,
     note: String,
@@ -87,8 +89,8 @@ fn storm(workers: usize, duration: Duration, marker: &str) -> (u64, f64) {
     (count.load(Ordering::Relaxed), start.elapsed().as_secs_f64())
 }
 
-/// utime + stime of `pid` in seconds, and its peak RSS in KiB.
-fn cost(pid: u32) -> Result<(f64, u64)> {
+/// utime + stime of `pid` in seconds, its peak RSS and its RSS in KiB.
+fn cost(pid: u32) -> Result<(f64, u64, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).context("reading /proc/PID/stat")?;
     let after_comm = &stat[stat.rfind(')').context("malformed stat")? + 2..];
     let fields: Vec<&str> = after_comm.split_whitespace().collect();
@@ -97,12 +99,14 @@ fn cost(pid: u32) -> Result<(f64, u64)> {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).context("reading /proc/PID/status")?;
-    let hwm = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0);
-    Ok((ticks as f64 / hz, hwm))
+    let kib = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    Ok((ticks as f64 / hz, kib("VmHWM:"), kib("VmRSS:")))
 }
 
 fn with_sensor(sensor: &Path, workers: usize, duration: Duration, marker: &str) -> Result<Scenario> {
@@ -120,11 +124,11 @@ fn with_sensor(sensor: &Path, workers: usize, duration: Duration, marker: &str) 
         .spawn()
         .with_context(|| format!("starting {}", sensor.display()))?;
     wait_for_line(&mut child, "sensor started", Duration::from_secs(60))?;
-    let (before, _) = cost(child.id())?;
+    let (before, _, _) = cost(child.id())?;
     let (execs, secs) = storm(workers, duration, marker);
     // Let the sensor drain what the storm left in the ring buffer.
     std::thread::sleep(Duration::from_secs(2));
-    let (after, rss) = cost(child.id())?;
+    let (after, peak, rss) = cost(child.id())?;
     stop(&mut child)?;
     let text = std::fs::read_to_string(out_path)?;
     let (mut seen, mut lost) = (0u64, 0u64);
@@ -141,7 +145,8 @@ fn with_sensor(sensor: &Path, workers: usize, duration: Duration, marker: &str) 
         seconds: secs,
         monitor: Some(Monitor {
             cpu_seconds: after - before,
-            peak_rss_kib: rss,
+            peak_rss_kib: peak,
+            rss_kib: rss,
             events_seen: seen,
             events_lost: lost,
             note: "fork+exec+exit events, enriched, JSON to a file".into(),
@@ -160,8 +165,20 @@ fn with_auditd(workers: usize, duration: Duration, marker: &str) -> Result<Scena
     if Command::new("auditd").arg("-h").output().is_err() {
         bail!("auditd is not installed (cargo xtask setup installs it)");
     }
-    let log = Path::new("/var/log/audit/audit.log");
-    let _ = std::fs::remove_file(log);
+    // auditd rotates audit.log (8 MiB by default): read and clear every file.
+    let audit_logs = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir("/var/log/audit")
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.path())
+                    .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("audit.log")))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    for f in audit_logs() {
+        let _ = std::fs::remove_file(f);
+    }
     let lost_before = audit_lost()?;
     // -n: stay in the foreground so we own its pid and can measure it.
     let mut child = Command::new("auditd").arg("-n").stdout(Stdio::null()).stderr(Stdio::null()).spawn()
@@ -181,26 +198,30 @@ fn with_auditd(workers: usize, duration: Duration, marker: &str) -> Result<Scena
         bail!("auditctl refused the execve rule: {}", String::from_utf8_lossy(&rule.stderr).trim());
     }
     let _ = Command::new("auditctl").args(["-e", "1"]).output();
-    let (before, _) = cost(child.id())?;
+    let (before, _, _) = cost(child.id())?;
     let (execs, secs) = storm(workers, duration, marker);
     std::thread::sleep(Duration::from_secs(2));
-    let (after, rss) = cost(child.id())?;
+    let (after, peak, rss) = cost(child.id())?;
     let lost = audit_lost()?.saturating_sub(lost_before);
     cleanup(&mut child);
     // One EXECVE record per exec, holding the hex or quoted argv.
     let hex_marker: String = marker.bytes().map(|b| format!("{b:02X}")).collect();
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let seen = text
-        .lines()
-        .filter(|l| l.starts_with("type=EXECVE") && (l.contains(marker) || l.contains(&hex_marker)))
-        .count() as u64;
+    let mut seen = 0u64;
+    for f in audit_logs() {
+        let text = std::fs::read_to_string(&f).unwrap_or_default();
+        seen += text
+            .lines()
+            .filter(|l| l.starts_with("type=EXECVE") && (l.contains(marker) || l.contains(&hex_marker)))
+            .count() as u64;
+    }
     Ok(Scenario {
         name: "auditd",
         execs,
         seconds: secs,
         monitor: Some(Monitor {
             cpu_seconds: after - before,
-            peak_rss_kib: rss,
+            peak_rss_kib: peak,
+            rss_kib: rss,
             events_seen: seen,
             events_lost: lost,
             note: "execve rule, raw records to /var/log/audit, no enrichment; kauditd's kernel CPU not counted".into(),
@@ -257,7 +278,7 @@ fn render(scenarios: &[Scenario], workers: usize, seconds: u64) -> String {
          Each exec is also a fork and an exit: 3 kernel events.\n",
         workers
     );
-    let _ = writeln!(r, "| scenario | execs/s | monitor CPU µs per exec | monitor peak RSS | execs seen | lost (reported) | note |");
+    let _ = writeln!(r, "| scenario | execs/s | monitor CPU µs per exec | monitor RSS (peak) | execs seen | lost (reported) | note |");
     let _ = writeln!(r, "|---|---:|---:|---:|---:|---:|---|");
     for s in scenarios {
         if let Some(why) = &s.failed {
@@ -273,8 +294,9 @@ fn render(scenarios: &[Scenario], workers: usize, seconds: u64) -> String {
                 let per = m.cpu_seconds * 1e6 / (s.execs.max(1) as f64);
                 let _ = writeln!(
                     r,
-                    "| {} | {rate:.0} | {per:.1} | {} MiB | {} of {} | {} | {} |",
+                    "| {} | {rate:.0} | {per:.1} | {} MiB ({} MiB) | {} of {} | {} | {} |",
                     s.name,
+                    m.rss_kib / 1024,
                     m.peak_rss_kib / 1024,
                     m.events_seen,
                     s.execs,
@@ -287,7 +309,8 @@ fn render(scenarios: &[Scenario], workers: usize, seconds: u64) -> String {
     let _ = writeln!(
         r,
         "\nCPU per exec is the monitoring process's user+system time divided by the execs \
-         performed (for the sensor this covers 3 events per exec). Missing execs that are \
+         performed (for the sensor this covers 3 events per exec). The sensor's RSS includes \
+         its BPF ring buffer, which the kernel maps into it twice. Missing execs that are \
          not reported as lost would be silent loss."
     );
     r
