@@ -32,8 +32,14 @@ fn a_bad_config_exits_non_zero_naming_the_key() {
 #[test]
 fn without_root_run_fails_and_says_why() {
     require_root();
-    let out = Command::new(sensor_bin())
+    // A copy nobody can reach, wherever the checkout lives.
+    let d = dir("nobody");
+    std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod dir");
+    let bin = d.join("sensor");
+    std::fs::copy(sensor_bin(), &bin).expect("copy sensor");
+    let out = Command::new(&bin)
         .arg("run")
+        .current_dir(&d)
         .uid(65534)
         .gid(65534)
         .output()
