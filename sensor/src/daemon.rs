@@ -55,7 +55,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     // SAFETY: malloc_trim has no preconditions.
     unsafe { libc::malloc_trim(0) };
     tracing::info!(
-        processes = pipeline.table().len(),
+        processes = pipeline.table().process_count(),
         missing_kernel_fields = ?source.missing_fields,
         "sensor started"
     );

@@ -53,7 +53,7 @@ impl Pipeline {
             users: UserNames::default(),
             host: Arc::new(host),
             agent: Arc::new(agent),
-            clock: BootClock::new(),
+            clock: BootClock::default(),
             seq: 0,
             instance: instance.iter().map(|b| format!("{b:02x}")).collect(),
             ancestry_depth,

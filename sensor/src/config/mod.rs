@@ -22,7 +22,7 @@ pub enum ConfigError {
     Invalid { key: &'static str, problem: String },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub process: ProcessConfig,
@@ -60,16 +60,6 @@ pub struct EbpfConfig {
 pub struct AgentConfig {
     /// Where the sensor keeps state across restarts (its agent id).
     pub state_dir: PathBuf,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            process: ProcessConfig::default(),
-            ebpf: EbpfConfig::default(),
-            agent: AgentConfig::default(),
-        }
-    }
 }
 
 impl Default for ProcessConfig {

@@ -12,13 +12,15 @@ pub struct BootClock {
     offset_ns: i128,
 }
 
-impl BootClock {
-    pub fn new() -> Self {
+impl Default for BootClock {
+    fn default() -> Self {
         let mut c = BootClock { offset_ns: 0 };
         c.resync();
         c
     }
+}
 
+impl BootClock {
     pub fn resync(&mut self) {
         let ns = |id| {
             clock_gettime(id)
@@ -51,7 +53,7 @@ mod tests {
 
     #[test]
     fn now_in_boot_time_maps_to_now_in_wall_time() {
-        let c = BootClock::new();
+        let c = BootClock::default();
         let wall = c.wall(BootClock::now_boot_ns());
         let drift = SystemTime::now()
             .duration_since(wall)

@@ -85,7 +85,7 @@ impl ProcessTable {
         }
     }
 
-    pub fn len(&self) -> usize {
+    pub fn process_count(&self) -> usize {
         self.by_pid.len()
     }
 
@@ -280,7 +280,7 @@ mod tests {
         let p = proc_info(&t, 6, 0, 1);
         t.upsert(p);
         assert!(t.get(1).is_none(), "then the oldest");
-        assert_eq!(t.len(), 4);
+        assert_eq!(t.process_count(), 4);
         assert_eq!(t.evicted(), 2);
     }
 }

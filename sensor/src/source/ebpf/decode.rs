@@ -221,7 +221,7 @@ mod tests {
             v.extend_from_slice(part);
         }
         // Ring buffer records are padded to 8 bytes.
-        while v.len() % 8 != 0 {
+        while !v.len().is_multiple_of(8) {
             v.push(0xAA);
         }
         v

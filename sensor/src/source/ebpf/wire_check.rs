@@ -18,7 +18,7 @@ fn object_btf() -> Btf {
     );
     let obj = object::File::parse(EBPF_OBJECT).expect("the eBPF object is ELF");
     let section = obj.section_by_name(".BTF").expect("the eBPF object carries BTF (-C link-arg=--btf)");
-    Btf::from_bytes(&section.data().expect("BTF section data")).expect("BTF parses")
+    Btf::from_bytes(section.data().expect("BTF section data")).expect("BTF parses")
 }
 
 /// (size, [(member name, byte offset)]) of struct `name` in the object's BTF.
