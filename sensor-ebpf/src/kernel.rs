@@ -3,55 +3,96 @@
 //! Kernel addresses are carried as plain `u64`s: they are never
 //! dereferenced directly, only passed to bpf_probe_read_kernel, which the
 //! verifier allows for any address and which fails cleanly on a bad one.
+//!
+//! A read yields no value for one of two reasons, kept apart so that only
+//! real failures are counted in ERRORS: the field is [`Miss::Absent`] (this
+//! kernel lacks it, or the pointer leading to it is NULL, like a task
+//! without a tty), or the read [`Miss::Fault`]ed.
 
 use aya_ebpf::helpers::{bpf_probe_read_kernel, bpf_probe_read_kernel_buf, bpf_probe_read_kernel_str_bytes};
 use sensor_common::OFFSET_MISSING;
 
-/// Address of a field, or None when the base is NULL or the running kernel
-/// lacks the field.
+/// Why a read produced no value.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Miss {
+    /// The running kernel lacks the field, or the base pointer is NULL: by
+    /// design, the output keeps its "unset" value and nothing is counted.
+    Absent,
+    /// bpf_probe_read_kernel failed: the caller counts it.
+    Fault,
+}
+
+impl From<Miss> for i64 {
+    fn from(m: Miss) -> i64 {
+        match m {
+            Miss::Absent => -2, // -ENOENT
+            Miss::Fault => -14, // -EFAULT
+        }
+    }
+}
+
+/// Address of a field, or Absent when the base is NULL or the running
+/// kernel lacks the field.
 #[inline(always)]
-pub fn field(base: u64, off: u32) -> Option<u64> {
+pub fn field(base: u64, off: u32) -> Result<u64, Miss> {
     if base == 0 || off == OFFSET_MISSING {
-        None
+        Err(Miss::Absent)
     } else {
-        Some(base + off as u64)
+        Ok(base + off as u64)
     }
 }
 
 #[inline(always)]
-pub fn read_u32(base: u64, off: u32) -> Result<u32, i64> {
-    let addr = field(base, off).ok_or(-1i64)?;
+pub fn read_u32(base: u64, off: u32) -> Result<u32, Miss> {
+    let addr = field(base, off)?;
     // SAFETY: probe read of kernel memory; failure is an error value.
-    unsafe { bpf_probe_read_kernel(addr as *const u32) }.map_err(|e| e as i64)
+    unsafe { bpf_probe_read_kernel(addr as *const u32) }.map_err(|_| Miss::Fault)
 }
 
 #[inline(always)]
-pub fn read_u64(base: u64, off: u32) -> Result<u64, i64> {
-    let addr = field(base, off).ok_or(-1i64)?;
+pub fn read_u64(base: u64, off: u32) -> Result<u64, Miss> {
+    let addr = field(base, off)?;
     // SAFETY: as above.
-    unsafe { bpf_probe_read_kernel(addr as *const u64) }.map_err(|e| e as i64)
+    unsafe { bpf_probe_read_kernel(addr as *const u64) }.map_err(|_| Miss::Fault)
 }
 
-/// A pointer field: the address it holds.
+/// A pointer field: the address it holds (0 for NULL, which makes every
+/// read through it Absent).
 #[inline(always)]
-pub fn read_ptr(base: u64, off: u32) -> Result<u64, i64> {
+pub fn read_ptr(base: u64, off: u32) -> Result<u64, Miss> {
     read_u64(base, off)
 }
 
-/// Copies `dst.len()` bytes at the field into `dst`.
+/// Copies `dst.len()` bytes at the field into `dst` (zeroed on a fault).
 #[inline(always)]
-pub fn read_bytes(base: u64, off: u32, dst: &mut [u8]) -> Result<(), i64> {
-    let addr = field(base, off).ok_or(-1i64)?;
+pub fn read_bytes(base: u64, off: u32, dst: &mut [u8]) -> Result<(), Miss> {
+    let addr = field(base, off)?;
     // SAFETY: as above; dst is a valid buffer.
-    unsafe { bpf_probe_read_kernel_buf(addr as *const u8, dst) }.map_err(|e| e as i64)
+    unsafe { bpf_probe_read_kernel_buf(addr as *const u8, dst) }.map_err(|_| Miss::Fault)
 }
 
 /// Copies a NUL-terminated string at the field into `dst`.
 #[inline(always)]
-pub fn read_str(base: u64, off: u32, dst: &mut [u8]) -> Result<(), i64> {
-    let addr = field(base, off).ok_or(-1i64)?;
+pub fn read_str(base: u64, off: u32, dst: &mut [u8]) -> Result<(), Miss> {
+    let addr = field(base, off)?;
     // SAFETY: as above.
     unsafe { bpf_probe_read_kernel_str_bytes(addr as *const u8, dst) }
         .map(|_| ())
-        .map_err(|e| e as i64)
+        .map_err(|_| Miss::Fault)
+}
+
+/// Zeroes an 8-aligned buffer of `8 * N` bytes with plain 8-byte stores.
+/// `buf = [0; _]` would compile to a call to memset, a BPF-to-BPF call,
+/// which kernels before 5.10 refuse in a program that also tail-calls.
+///
+/// # Safety
+/// `dst` must be valid for writes of `8 * N` bytes and 8-aligned.
+#[inline(always)]
+pub unsafe fn zero_u64s<const N: usize>(dst: *mut u8) {
+    let p = dst.cast::<u64>();
+    for i in 0..N {
+        // SAFETY: inside the buffer, aligned (the caller's contract).
+        // Volatile so that LLVM cannot merge the stores back into a memset.
+        unsafe { core::ptr::write_volatile(p.add(i), 0) };
+    }
 }

@@ -34,7 +34,8 @@ pub const DATA_MASK: usize = 0xFFFF;
 pub const SCRATCH_SIZE: usize = core::mem::size_of::<sensor_common::ExecEvent>() + DATA_MASK + 1 + 512;
 const _: () = assert!(MAX_EVENT_SIZE <= SCRATCH_SIZE);
 
-#[repr(C)]
+/// 8-aligned, so the ExecEvent at its start is a well-aligned reference.
+#[repr(C, align(8))]
 pub struct Scratch {
     pub buf: [u8; SCRATCH_SIZE],
 }

@@ -1,63 +1,93 @@
 //! The identity and credentials of a task, read at the event.
 
+use core::mem::offset_of;
+
 use sensor_common::{ID_UNSET, OFFSET_MISSING, ProbeError, TaskInfo};
 
-use crate::kernel::{read_bytes, read_ptr, read_str, read_u32, read_u64};
+use crate::kernel::{Miss, read_bytes, read_ptr, read_str, read_u32, read_u64, zero_u64s};
 use crate::maps::{count_error, off};
 
-/// Fills every field of `t` (the memory may be uninitialised ring-buffer
-/// space). Fails only when the task's own ids cannot be read; a missing
-/// detail (tty, login uid…) is left unset and counted.
-#[inline(always)]
-pub fn fill(t: &mut TaskInfo, task: u64) -> Result<(), i64> {
-    t.tgid = read_u32(task, off!(task_tgid))?;
-    t.tid = read_u32(task, off!(task_pid))?;
-    let mut complete = true;
-    let mut ok = |r: Result<u32, i64>, default: u32| match r {
-        Ok(v) => v,
-        Err(_) => {
-            complete = false;
-            default
-        }
-    };
+// zero_u64s needs both byte arrays 8-aligned inside the (8-aligned) TaskInfo.
+const _: () = assert!(offset_of!(TaskInfo, comm) % 8 == 0 && offset_of!(TaskInfo, tty) % 8 == 0);
+const _: () = assert!(core::mem::align_of::<TaskInfo>() == 8);
 
-    let leader = read_ptr(task, off!(task_group_leader)).unwrap_or(0);
-    t.start_boottime = read_u64(leader, off!(task_start_boottime)).unwrap_or(0);
-    let parent = read_ptr(task, off!(task_real_parent)).unwrap_or(0);
-    t.ppid = ok(read_u32(parent, off!(task_tgid)), 0);
-    let parent_leader = read_ptr(parent, off!(task_group_leader)).unwrap_or(0);
-    t.parent_start_boottime = read_u64(parent_leader, off!(task_start_boottime)).unwrap_or(0);
+/// Stores one field. Volatile, so that LLVM cannot merge runs of constant
+/// stores (all credentials ID_UNSET when the cred is unreadable) into a
+/// memset: that would be a BPF-to-BPF call, which kernels before 5.10
+/// refuse in a program that also tail-calls (process_exec).
+macro_rules! put {
+    ($dst:expr, $v:expr) => {{
+        let v = $v;
+        // SAFETY: a field of a live &mut TaskInfo.
+        unsafe { core::ptr::write_volatile(&raw mut $dst, v) }
+    }};
+}
+
+/// Remembers whether any read faulted, so that one event with several
+/// failed reads is counted once, and an absent field not at all.
+#[derive(Default)]
+struct Faults(bool);
+
+impl Faults {
+    #[inline(always)]
+    fn or<T>(&mut self, r: Result<T, Miss>, unset: T) -> T {
+        match r {
+            Ok(v) => v,
+            Err(Miss::Absent) => unset,
+            Err(Miss::Fault) => {
+                self.0 = true;
+                unset
+            }
+        }
+    }
+}
+
+/// Fills every field of `t` (the memory may be uninitialised ring-buffer
+/// space). Fails only when the task's own ids cannot be read; any other
+/// field that is absent in this kernel is left unset, and one that faults
+/// is left unset and counted as [`ProbeError::ReadTask`].
+#[inline(always)]
+pub fn fill(t: &mut TaskInfo, task: u64) -> Result<(), Miss> {
+    put!(t.tgid, read_u32(task, off!(task_tgid))?);
+    put!(t.tid, read_u32(task, off!(task_pid))?);
+    let mut f = Faults::default();
+
+    let leader = read_ptr(task, off!(task_group_leader));
+    put!(t.start_boottime, f.or(leader.and_then(|l| read_u64(l, off!(task_start_boottime))), 0));
+    let parent = read_ptr(task, off!(task_real_parent));
+    put!(t.ppid, f.or(parent.and_then(|p| read_u32(p, off!(task_tgid))), 0));
+    let parent_leader = parent.and_then(|p| read_ptr(p, off!(task_group_leader)));
+    put!(t.parent_start_boottime, f.or(parent_leader.and_then(|l| read_u64(l, off!(task_start_boottime))), 0));
 
     // real_cred: the task's objective credentials, what it acts as.
-    let cred = read_ptr(task, off!(task_real_cred)).unwrap_or(0);
-    t.uid = ok(read_u32(cred, off!(cred_uid)), ID_UNSET);
-    t.gid = ok(read_u32(cred, off!(cred_gid)), ID_UNSET);
-    t.euid = ok(read_u32(cred, off!(cred_euid)), ID_UNSET);
-    t.egid = ok(read_u32(cred, off!(cred_egid)), ID_UNSET);
-    t.suid = ok(read_u32(cred, off!(cred_suid)), ID_UNSET);
-    t.sgid = ok(read_u32(cred, off!(cred_sgid)), ID_UNSET);
-    t.fsuid = ok(read_u32(cred, off!(cred_fsuid)), ID_UNSET);
-    t.fsgid = ok(read_u32(cred, off!(cred_fsgid)), ID_UNSET);
-    // Absent without CONFIG_AUDIT: unset, and not an error.
-    t.loginuid = read_u32(task, off!(task_loginuid)).unwrap_or(ID_UNSET);
-    t.sessionid = read_u32(task, off!(task_sessionid)).unwrap_or(ID_UNSET);
-    t._pad0 = 0;
+    let cred = read_ptr(task, off!(task_real_cred));
+    put!(t.uid, f.or(cred.and_then(|c| read_u32(c, off!(cred_uid))), ID_UNSET));
+    put!(t.gid, f.or(cred.and_then(|c| read_u32(c, off!(cred_gid))), ID_UNSET));
+    put!(t.euid, f.or(cred.and_then(|c| read_u32(c, off!(cred_euid))), ID_UNSET));
+    put!(t.egid, f.or(cred.and_then(|c| read_u32(c, off!(cred_egid))), ID_UNSET));
+    put!(t.suid, f.or(cred.and_then(|c| read_u32(c, off!(cred_suid))), ID_UNSET));
+    put!(t.sgid, f.or(cred.and_then(|c| read_u32(c, off!(cred_sgid))), ID_UNSET));
+    put!(t.fsuid, f.or(cred.and_then(|c| read_u32(c, off!(cred_fsuid))), ID_UNSET));
+    put!(t.fsgid, f.or(cred.and_then(|c| read_u32(c, off!(cred_fsgid))), ID_UNSET));
+    // loginuid.val and sessionid: absent without CONFIG_AUDIT (then unset).
+    put!(t.loginuid, f.or(read_u32(task, off!(task_loginuid)), ID_UNSET));
+    put!(t.sessionid, f.or(read_u32(task, off!(task_sessionid)), ID_UNSET));
+    put!(t._pad0, 0);
 
-    if read_bytes(task, off!(task_comm), &mut t.comm).is_err() {
-        t.comm = [0; 16];
-        complete = false;
+    // SAFETY: comm and tty are 8-aligned arrays of 16 and 32 bytes (asserted above).
+    unsafe {
+        zero_u64s::<2>(t.comm.as_mut_ptr());
+        zero_u64s::<4>(t.tty.as_mut_ptr());
     }
-    t.tty = [0; 32];
-    let signal = read_ptr(task, off!(task_signal)).unwrap_or(0);
-    let tty = read_ptr(signal, off!(signal_tty)).unwrap_or(0);
-    if tty != 0 && read_str(tty, off!(tty_name), &mut t.tty).is_err() {
-        complete = false;
-    }
-    t.cgroup_id = match cgroup_kn(task) {
-        Ok(kn) => read_u64(kn, off!(kernfs_id)).unwrap_or(0),
-        Err(_) => 0,
-    };
-    if !complete {
+    let comm = read_bytes(task, off!(task_comm), &mut t.comm);
+    f.or(comm, ());
+    // signal->tty is NULL for a task without a controlling terminal: Absent.
+    let tty = read_ptr(task, off!(task_signal)).and_then(|s| read_ptr(s, off!(signal_tty)));
+    let name = tty.and_then(|tty| read_str(tty, off!(tty_name), &mut t.tty));
+    f.or(name, ());
+    let kn = cgroup_kn(task);
+    put!(t.cgroup_id, f.or(kn.and_then(|kn| read_u64(kn, off!(kernfs_id))), 0));
+    if f.0 {
         count_error(ProbeError::ReadTask);
     }
     Ok(())
@@ -67,15 +97,16 @@ pub fn fill(t: &mut TaskInfo, task: u64) -> Result<(), i64> {
 /// containers: the unified one (`dfl_cgrp`), or on v1/hybrid hosts the v1
 /// controller the daemon picked (`cgroup_subsys_index`).
 #[inline(always)]
-pub fn cgroup_kn(task: u64) -> Result<u64, i64> {
+pub fn cgroup_kn(task: u64) -> Result<u64, Miss> {
     let css_set = read_ptr(task, off!(task_cgroups))?;
     let index = off!(cgroup_subsys_index);
     let cgroup = if index == OFFSET_MISSING {
         read_ptr(css_set, off!(css_set_dfl_cgrp))?
     } else {
         let subsys = off!(css_set_subsys);
+        // CGROUP_SUBSYS_COUNT is below 20 in every kernel.
         if subsys == OFFSET_MISSING || index >= 32 {
-            return Err(-1);
+            return Err(Miss::Absent);
         }
         let css = read_ptr(css_set, subsys + index * 8)?;
         read_ptr(css, off!(css_cgroup))?

@@ -14,7 +14,7 @@ use sensor_common::{
     PATH_CAP, PATH_COMPONENTS_MAX, ProbeError, exec_flags,
 };
 
-use crate::kernel::{field, read_ptr, read_u32, read_u64};
+use crate::kernel::{Miss, field, read_ptr, read_u32, read_u64};
 use crate::maps::{DATA_MASK, EVENTS, SCRATCH, count_error, count_loss, off, sensor_tgid};
 use crate::path::{Walk, Writer, write_cgroup, write_path};
 use crate::task;
@@ -31,26 +31,29 @@ static EXEC_STAGES: ProgramArray = ProgramArray::with_max_entries(2, 0);
 /// argv is in place in the new mm.
 /// https://elixir.bootlin.com/linux/v6.18/source/fs/exec.c (exec_binprm)
 #[raw_tracepoint(tracepoint = "sched_process_exec")]
-pub fn process_exec(ctx: RawTracePointContext) -> i32 {
-    if try_process_exec(&ctx).is_err() {
-        count_error(ProbeError::ReadTask);
+pub fn process_exec(ctx: RawTracePointContext) -> u32 {
+    match try_process_exec(&ctx) {
+        Ok(ret) => ret,
+        Err(_) => {
+            count_error(ProbeError::ReadTask);
+            0
+        }
     }
-    0
 }
 
 /// Stage 2 (tail-called, never attached): the working directory.
 #[raw_tracepoint(tracepoint = "sched_process_exec")]
-pub fn exec_cwd(ctx: RawTracePointContext) -> i32 {
+pub fn exec_cwd(ctx: RawTracePointContext) -> u32 {
     let Some(buf) = scratch() else { return 0 };
     // SAFETY: stage 1 wrote an ExecEvent at the start of this CPU's slot.
     let ev = unsafe { &mut *buf.cast::<ExecEvent>() };
     let task: u64 = ctx.arg(0);
     let mut w = writer(buf, ev.argv_len as usize + ev.exe_len as usize);
     let before = w.pos;
-    let fs = read_ptr(task, off!(task_fs)).unwrap_or(0);
-    let walk = match field(fs, off!(fs_pwd)) {
-        Some(p) => write_path(&mut w, p, PATH_CAP, PATH_COMPONENTS_MAX),
-        None => Walk::Failed,
+    let pwd = read_ptr(task, off!(task_fs)).and_then(|fs| field(fs, off!(fs_pwd)));
+    let walk = match pwd {
+        Ok(p) => write_path(&mut w, p, PATH_CAP, PATH_COMPONENTS_MAX),
+        Err(_) => Walk::Failed,
     };
     ev.flags |= walk_flags(walk, exec_flags::CWD_TRUNCATED);
     ev.cwd_len = w.since(before) as u32;
@@ -60,7 +63,7 @@ pub fn exec_cwd(ctx: RawTracePointContext) -> i32 {
 
 /// Stage 3 (tail-called, never attached): the cgroup path, then send.
 #[raw_tracepoint(tracepoint = "sched_process_exec")]
-pub fn exec_cgroup(ctx: RawTracePointContext) -> i32 {
+pub fn exec_cgroup(ctx: RawTracePointContext) -> u32 {
     let Some(buf) = scratch() else { return 0 };
     // SAFETY: as in exec_cwd.
     let ev = unsafe { &mut *buf.cast::<ExecEvent>() };
@@ -83,29 +86,36 @@ pub fn exec_cgroup(ctx: RawTracePointContext) -> i32 {
     0
 }
 
-fn try_process_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
+fn try_process_exec(ctx: &RawTracePointContext) -> Result<u32, i64> {
     let task: u64 = ctx.arg(0);
     let bprm: u64 = ctx.arg(2);
     if read_u32(task, off!(task_tgid))? == sensor_tgid() {
-        return Ok(());
+        return Ok(0);
     }
-    let Some(buf) = scratch() else { return Ok(()) };
+    let Some(buf) = scratch() else { return Ok(0) };
     // SAFETY: this CPU's slot, large enough for ExecEvent and 8-aligned.
     let ev = unsafe { &mut *buf.cast::<ExecEvent>() };
     ev.header.kind = EventKind::Exec as u32;
+    ev.flags = 0;
     // SAFETY: the helper has no preconditions.
     ev.header.boot_ns = unsafe { bpf_ktime_get_boot_ns() };
     task::fill(&mut ev.task, task)?;
-    ev.flags = 0;
     ev.exe_len = 0;
     ev.cwd_len = 0;
     ev.cgroup_len = 0;
 
     // argv: the raw arg_start..arg_end bytes of the new image.
-    let mm = read_ptr(task, off!(task_mm)).unwrap_or(0);
-    let arg_start = read_u64(mm, off!(mm_arg_start)).unwrap_or(0);
-    let arg_end = read_u64(mm, off!(mm_arg_end)).unwrap_or(0);
-    let total = if arg_end > arg_start { arg_end - arg_start } else { 0 };
+    let mm = read_ptr(task, off!(task_mm));
+    let bounds = mm.and_then(|mm| Ok((read_u64(mm, off!(mm_arg_start))?, read_u64(mm, off!(mm_arg_end))?)));
+    let (arg_start, total) = match bounds {
+        Ok((start, end)) if end > start => (start, end - start),
+        Ok(_) | Err(Miss::Absent) => (0, 0),
+        Err(Miss::Fault) => {
+            ev.flags |= exec_flags::ARGV_UNREADABLE;
+            count_error(ProbeError::ReadArgv);
+            (0, 0)
+        }
+    };
     let mut len = if total > ARGV_CAP as u64 { ARGV_CAP as u64 } else { total };
     if total > ARGV_CAP as u64 {
         ev.flags |= exec_flags::ARGV_TRUNCATED;
@@ -126,15 +136,15 @@ fn try_process_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
     // exe: bprm->file->f_path (f_path is embedded in struct file).
     let mut w = writer(buf, len as usize);
     let before = w.pos;
-    let file = read_ptr(bprm, off!(binprm_file)).unwrap_or(0);
-    let walk = match field(file, off!(file_path)) {
-        Some(p) => write_path(&mut w, p, PATH_CAP, PATH_COMPONENTS_MAX),
-        None => Walk::Failed,
+    let f_path = read_ptr(bprm, off!(binprm_file)).and_then(|file| field(file, off!(file_path)));
+    let walk = match f_path {
+        Ok(p) => write_path(&mut w, p, PATH_CAP, PATH_COMPONENTS_MAX),
+        Err(_) => Walk::Failed,
     };
     ev.flags |= walk_flags(walk, exec_flags::EXE_TRUNCATED);
     ev.exe_len = w.since(before) as u32;
     next_stage(ctx, buf, EXEC_STAGE_CWD);
-    Ok(())
+    Ok(0)
 }
 
 fn scratch() -> Option<*mut u8> {

@@ -12,9 +12,9 @@ use crate::task;
 /// `live == 0` marks the last thread of the process, whatever its order.
 /// https://elixir.bootlin.com/linux/v6.18/source/kernel/exit.c (do_exit)
 #[raw_tracepoint(tracepoint = "sched_process_exit")]
-pub fn process_exit(ctx: RawTracePointContext) -> i32 {
+pub fn process_exit(ctx: RawTracePointContext) -> u32 {
     match try_process_exit(&ctx) {
-        Ok(()) => 0,
+        Ok(ret) => ret,
         Err(_) => {
             count_error(ProbeError::ReadTask);
             0
@@ -22,19 +22,19 @@ pub fn process_exit(ctx: RawTracePointContext) -> i32 {
     }
 }
 
-fn try_process_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
+fn try_process_exit(ctx: &RawTracePointContext) -> Result<u32, i64> {
     let task: u64 = ctx.arg(0);
     if read_u32(task, off!(task_tgid))? == sensor_tgid() {
-        return Ok(());
+        return Ok(0);
     }
     let signal = read_ptr(task, off!(task_signal))?;
     if read_u32(signal, off!(signal_live))? != 0 {
-        return Ok(());
+        return Ok(0);
     }
     let exit_status = read_u32(task, off!(task_exit_code))?;
     let Some(mut entry) = EVENTS.reserve::<ExitEvent>(0) else {
         count_loss(EventKind::Exit);
-        return Ok(());
+        return Ok(0);
     };
     let ev = entry.as_mut_ptr();
     // SAFETY: ev points at reserved space for one ExitEvent; every field is
@@ -51,8 +51,8 @@ fn try_process_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
         Ok(()) => entry.submit(0),
         Err(e) => {
             entry.discard(0);
-            return Err(e);
+            return Err(e.into());
         }
     }
-    Ok(())
+    Ok(0)
 }

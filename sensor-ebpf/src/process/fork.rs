@@ -12,9 +12,9 @@ use crate::task;
 /// the child's credentials, parent and start time in place.
 /// https://elixir.bootlin.com/linux/v6.18/source/kernel/fork.c (kernel_clone)
 #[raw_tracepoint(tracepoint = "sched_process_fork")]
-pub fn process_fork(ctx: RawTracePointContext) -> i32 {
+pub fn process_fork(ctx: RawTracePointContext) -> u32 {
     match try_process_fork(&ctx) {
-        Ok(()) => 0,
+        Ok(ret) => ret,
         Err(_) => {
             count_error(ProbeError::ReadTask);
             0
@@ -22,19 +22,19 @@ pub fn process_fork(ctx: RawTracePointContext) -> i32 {
     }
 }
 
-fn try_process_fork(ctx: &RawTracePointContext) -> Result<(), i64> {
+fn try_process_fork(ctx: &RawTracePointContext) -> Result<u32, i64> {
     let parent: u64 = ctx.arg(0);
     let child: u64 = ctx.arg(1);
     if read_u32(parent, off!(task_tgid))? == sensor_tgid() {
-        return Ok(());
+        return Ok(0);
     }
     // New threads share the parent's tgid: not a new process.
     if read_u32(child, off!(task_tgid))? != read_u32(child, off!(task_pid))? {
-        return Ok(());
+        return Ok(0);
     }
     let Some(mut entry) = EVENTS.reserve::<ForkEvent>(0) else {
         count_loss(EventKind::Fork);
-        return Ok(());
+        return Ok(0);
     };
     let ev = entry.as_mut_ptr();
     // SAFETY: ev points at reserved ring-buffer space for one ForkEvent;
@@ -49,8 +49,8 @@ fn try_process_fork(ctx: &RawTracePointContext) -> Result<(), i64> {
         Ok(()) => entry.submit(0),
         Err(e) => {
             entry.discard(0);
-            return Err(e);
+            return Err(e.into());
         }
     }
-    Ok(())
+    Ok(0)
 }
