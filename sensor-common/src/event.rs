@@ -202,7 +202,10 @@ pub struct TaskInfo {
     pub start_boottime: u64,
     /// `real_parent->group_leader->start_boottime`.
     pub parent_start_boottime: u64,
-    /// cgroup v2 id (`bpf_get_current_cgroup_id` semantics), 0 if unknown.
+    /// kernfs id of the task's cgroup in the hierarchy the daemon chose
+    /// (`KernelOffsets::cgroup_subsys_index`): on a cgroup v2 host the
+    /// unified one, where this equals `bpf_get_current_cgroup_id`; else a v1
+    /// controller's. 0 if unknown.
     pub cgroup_id: u64,
     /// `comm`, NUL-padded.
     pub comm: [u8; 16],
@@ -216,6 +219,11 @@ pub struct TaskInfo {
 /// - exe, cwd, cgroup: paths as NUL-terminated components, leaf first
 ///   (`/usr/bin/ls` is `ls\0bin\0usr\0`); names cannot hold `/` or NUL,
 ///   so this is unambiguous and saves the kernel side a reverse copy.
+///   The root itself (cwd `/`, the root cgroup) is the one component `/`
+///   (`/\0`), so that an empty path always means "not resolved" (then the
+///   path's `*_TRUNCATED` bit, and `PATH_FAILED` for exe/cwd, say why; a
+///   kernel without cgroup fields sends an empty cgroup with no flag).
+///   A truncated path holds its leaf-most components.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ExecEvent {

@@ -10,7 +10,7 @@ use aya_ebpf::maps::ProgramArray;
 use aya_ebpf::programs::RawTracePointContext;
 use sensor_common::names::{EXEC_STAGE_CGROUP, EXEC_STAGE_CWD};
 use sensor_common::{
-    ARGV_CAP, CGROUP_CAP, CGROUP_COMPONENTS_MAX, EventKind, ExecEvent, OFFSET_MISSING,
+    ARGV_CAP, CGROUP_CAP, CGROUP_COMPONENTS_MAX, EventKind, ExecEvent,
     PATH_CAP, PATH_COMPONENTS_MAX, ProbeError, exec_flags,
 };
 
@@ -70,15 +70,17 @@ pub fn exec_cgroup(ctx: RawTracePointContext) -> u32 {
     let task: u64 = ctx.arg(0);
     let mut w = writer(buf, ev.argv_len as usize + ev.exe_len as usize + ev.cwd_len as usize);
     let before = w.pos;
-    // Kernels without cgroup fields simply have no cgroup path.
-    if off!(task_cgroups) != OFFSET_MISSING {
-        let walk = match task::cgroup_kn(task) {
-            Ok(kn) => write_cgroup(&mut w, kn, CGROUP_CAP, CGROUP_COMPONENTS_MAX),
-            Err(_) => Walk::Failed,
-        };
+    // A kernel without the cgroup fields simply has no cgroup path.
+    let walk = match task::cgroup_kn(task) {
+        Ok(kn) => Some(write_cgroup(&mut w, kn, CGROUP_CAP, CGROUP_COMPONENTS_MAX)),
+        Err(Miss::Absent) => None,
+        Err(Miss::Fault) => Some(Walk::Failed),
+    };
+    if let Some(walk) = walk {
         if walk == Walk::Failed {
             count_error(ProbeError::ReadCgroup);
         }
+        // Counted as ReadCgroup, not ReadPath: PATH_FAILED stays for exe/cwd.
         ev.flags |= walk_flags(walk, exec_flags::CGROUP_TRUNCATED) & !exec_flags::PATH_FAILED;
     }
     ev.cgroup_len = w.since(before) as u32;
