@@ -6,6 +6,7 @@ mod cmd;
 mod setup;
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
@@ -13,7 +14,11 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(
     name = "cargo xtask",
-    about = "Build, run, test and benchmark the sensor (run as root on a Linux host with BTF)"
+    bin_name = "cargo xtask",
+    about = "Build, run, test and benchmark the sensor (run as root on a Linux host with BTF)",
+    after_help = "On a fresh machine, as root:\n  \
+                  cargo xtask run     install the build tools, build and run the sensor (JSON lines on stdout)\n  \
+                  cargo xtask test    install everything, build and run every test (what CI runs)"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -29,23 +34,27 @@ enum Command {
         /// Build bpf-linker into this directory even if one is installed
         /// (checks the from-scratch path without touching the real install).
         #[arg(long, hide = true, value_name = "DIR")]
-        bpf_linker_root: Option<String>,
+        bpf_linker_root: Option<PathBuf>,
     },
     /// Build the sensor and its eBPF object (runs setup if something is missing).
     Build {
+        /// Build with the release profile (target/release/sensor).
         #[arg(long)]
         release: bool,
     },
-    /// Build, then run the sensor (default arguments: `run`).
+    /// Build, then run the sensor as root (default arguments: `run`; through
+    /// sudo when not root).
     Run {
+        /// Build and run the release profile.
         #[arg(long)]
         release: bool,
         /// Arguments for the sensor, e.g. `-- probe` or `-- run --config sensor.toml`.
         #[arg(last = true)]
         args: Vec<String>,
     },
-    /// Build, then run every test (unit, and privileged integration tests against
-    /// the running kernel). Needs root.
+    /// Set up what is missing, build, then run every test: unit tests and the
+    /// privileged integration tests against the running kernel. Needs root.
+    /// This is what CI runs.
     Test,
     /// Exec-storm benchmark: no monitoring vs the sensor vs auditd, in one run.
     /// Writes target/bench/report.md.
@@ -53,27 +62,47 @@ enum Command {
         /// Seconds of exec storm per scenario.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+        /// Measure this sensor binary instead of building target/release/sensor.
+        #[arg(long, value_name = "PATH")]
+        sensor: Option<PathBuf>,
     },
 }
 
-fn main() -> Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // `{:#}`: the whole chain on one line, naming the step that failed,
+            // without the backtrace RUST_BACKTRACE=1 would add.
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
     let root = workspace_root()?;
     std::env::set_current_dir(&root).with_context(|| format!("cd {}", root.display()))?;
     match cli.command {
-        Command::Setup { bpf_linker_root: Some(dir) } => setup::install_bpf_linker(Some(&dir)),
+        Command::Setup { bpf_linker_root: Some(dir) } => {
+            let dir = std::path::absolute(&dir).with_context(|| format!("resolving {}", dir.display()))?;
+            setup::install_bpf_linker(Some(&dir))
+        }
         Command::Setup { bpf_linker_root: None } => setup::run(),
         Command::Build { release } => build(release).map(|_| ()),
         Command::Run { release, args } => {
-            require_root("cargo xtask run")?;
             let bin = build(release)?;
             let args = if args.is_empty() { vec!["run".to_owned()] } else { args };
-            cmd::run(std::process::Command::new(&bin).args(&args), "the sensor")
+            run_as_root(&bin, &args)
         }
         Command::Test => test(),
-        Command::Bench { seconds } => {
+        Command::Bench { seconds, sensor } => {
             require_root("cargo xtask bench")?;
-            let bin = build(true)?;
+            let bin = match sensor {
+                Some(bin) => bin,
+                None => build(true)?,
+            };
             bench::run(&bin, seconds)
         }
     }
@@ -83,31 +112,66 @@ fn main() -> Result<()> {
 fn build(release: bool) -> Result<PathBuf> {
     setup::ensure_build_tools()?;
     let mut c = std::process::Command::new("cargo");
-    c.args(["build", "--package", "sensor"]);
+    // sensor/build.rs (aya-build) runs bpf-linker from PATH.
+    c.args(["build", "--package", "sensor"]).env("PATH", setup::path_with_cargo_bin());
     if release {
         c.arg("--release");
     }
-    cmd::run(&mut c, "cargo build")?;
-    Ok(PathBuf::from("target").join(if release { "release" } else { "debug" }).join("sensor"))
+    cmd::run(&mut c, if release { "cargo build --release -p sensor" } else { "cargo build -p sensor" })?;
+    Ok(target_dir().join(if release { "release" } else { "debug" }).join("sensor"))
 }
 
+/// Cargo's target directory: `CARGO_TARGET_DIR` if set, else `target`.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from)
+}
+
+/// The README's test command and CI's (`.ci/run`): everything, from a fresh
+/// machine. Each tier runs in turn; the first that fails stops the run.
 fn test() -> Result<()> {
     require_root("cargo xtask test")?;
     setup::run()?;
     let bin = build(false)?;
-    // Default members only: the eBPF crate is not a host crate.
+    let bin = std::fs::canonicalize(&bin).with_context(|| format!("finding the built {}", bin.display()))?;
+
+    // Tiers 1 and 2: unit tests and the privileged integration tests on this
+    // kernel, for the workspace's default members. Not `--workspace`: that
+    // would take every member, and sensor-ebpf (bpfel-unknown-none, no_std)
+    // must never be compiled for the host; sensor/build.rs builds it.
+    println!("xtask test: cargo test (default members: unit + privileged integration)");
     cmd::run(
         std::process::Command::new("cargo")
             .args(["test", "--no-fail-fast"])
-            .env("SENSOR_BIN", std::fs::canonicalize(&bin).context("sensor binary")?),
+            .env("PATH", setup::path_with_cargo_bin())
+            .env("SENSOR_BIN", &bin),
         "cargo test",
-    )
-    // VM end-to-end tests (cargo xtask vm-test) will run here as well.
+    )?;
+
+    // Tier 3, VM end-to-end tests (Debian guests under QEMU), goes here: a
+    // `vm_test(&bin)?` step that reports every kernel's result.
+    Ok(())
+}
+
+/// Runs the sensor as root: directly when we are root, else through sudo.
+fn run_as_root(bin: &std::path::Path, args: &[String]) -> Result<()> {
+    if is_root() {
+        return cmd::run(std::process::Command::new(bin).args(args), "running the sensor");
+    }
+    let has_sudo = std::process::Command::new("sudo").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !has_sudo {
+        bail!("the sensor loads eBPF programs and must run as root, and sudo is not available: run `cargo xtask run` as root");
+    }
+    println!("xtask run: not root, running the sensor through sudo");
+    cmd::run(std::process::Command::new("sudo").arg("--").arg(bin).args(args), "running the sensor through sudo")
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
 }
 
 fn require_root(what: &str) -> Result<()> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !is_root() {
         bail!("{what} loads eBPF programs and installs packages: run it as root");
     }
     Ok(())
