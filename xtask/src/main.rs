@@ -3,6 +3,7 @@
 
 mod bench;
 mod cmd;
+mod kernels;
 mod setup;
 
 use std::path::PathBuf;
@@ -56,6 +57,13 @@ enum Command {
     /// privileged integration tests against the running kernel. Needs root.
     /// This is what CI runs.
     Test,
+    /// Boot Debian's 5.10, 6.1 and 6.12 kernels in QEMU with the sensor in an
+    /// initramfs and check that it loads and reports an exec on each.
+    Kernels {
+        /// Only this suite (bullseye, bookworm, bookworm-backports).
+        #[arg(long)]
+        only: Option<String>,
+    },
     /// Exec-storm benchmark: no monitoring vs the sensor vs auditd, in one run.
     /// Writes target/bench/report.md.
     Bench {
@@ -97,6 +105,11 @@ fn run(cli: Cli) -> Result<()> {
             run_as_root(&bin, &args)
         }
         Command::Test => test(),
+        Command::Kernels { only } => {
+            require_root("cargo xtask kernels")?;
+            let bin = build(true)?;
+            kernels::run(&bin, only.as_deref())
+        }
         Command::Bench { seconds, sensor } => {
             require_root("cargo xtask bench")?;
             let bin = match sensor {
