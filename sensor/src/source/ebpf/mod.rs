@@ -176,30 +176,41 @@ impl EbpfSource {
     /// Events dropped in the kernel (ring buffer full) since the last call,
     /// per kind, only where non-zero.
     pub fn new_losses(&mut self) -> Result<Vec<(EventKind, u64)>, LoadError> {
-        let mut out = Vec::new();
-        for (i, kind) in EventKind::ALL.iter().enumerate() {
-            let total = sum(&self.losses, *kind as u32, names::LOSSES_MAP)?;
-            let delta = total.wrapping_sub(self.last_losses[i]);
-            self.last_losses[i] = total;
-            if delta > 0 {
-                out.push((*kind, delta));
-            }
-        }
-        Ok(out)
+        let slots = EventKind::ALL.map(|k| k as u32);
+        let deltas = PerCpuCounters { map: &self.losses, name: names::LOSSES_MAP }
+            .deltas(&slots, &mut self.last_losses)?;
+        Ok(EventKind::ALL.into_iter().zip(deltas).filter(|(_, d)| *d > 0).collect())
     }
 
     /// In-kernel read failures since the last call, per kind, where non-zero.
     pub fn new_errors(&mut self) -> Result<Vec<(ProbeError, u64)>, LoadError> {
-        let mut out = Vec::new();
-        for (i, kind) in ProbeError::ALL.iter().enumerate() {
-            let total = sum(&self.errors, *kind as u32, names::ERRORS_MAP)?;
-            let delta = total.wrapping_sub(self.last_errors[i]);
-            self.last_errors[i] = total;
-            if delta > 0 {
-                out.push((*kind, delta));
-            }
-        }
-        Ok(out)
+        let slots = ProbeError::ALL.map(|k| k as u32);
+        let deltas = PerCpuCounters { map: &self.errors, name: names::ERRORS_MAP }
+            .deltas(&slots, &mut self.last_errors)?;
+        Ok(ProbeError::ALL.into_iter().zip(deltas).filter(|(_, d)| *d > 0).collect())
+    }
+}
+
+/// A per-CPU `u64` counter map read as totals over all CPUs.
+struct PerCpuCounters<'a> {
+    map: &'a PerCpuArray<MapData, u64>,
+    name: &'static str,
+}
+
+impl PerCpuCounters<'_> {
+    /// The increase of each slot since `last`, which is updated.
+    fn deltas(&self, slots: &[u32], last: &mut [u64]) -> Result<Vec<u64>, LoadError> {
+        slots
+            .iter()
+            .zip(last.iter_mut())
+            .map(|(slot, last)| {
+                let values = self.map.get(slot, 0).map_err(|source| LoadError::Map { name: self.name, source })?;
+                let total = values.iter().fold(0u64, |a, v| a.wrapping_add(*v));
+                let delta = total.wrapping_sub(*last);
+                *last = total;
+                Ok(delta)
+            })
+            .collect()
     }
 }
 
@@ -211,10 +222,6 @@ where
     T::try_from(map).map_err(|source| LoadError::Map { name, source })
 }
 
-fn sum(map: &PerCpuArray<MapData, u64>, index: u32, name: &'static str) -> Result<u64, LoadError> {
-    let values = map.get(&index, 0).map_err(|source| LoadError::Map { name, source })?;
-    Ok(values.iter().fold(0u64, |a, v| a.wrapping_add(*v)))
-}
 
 /// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK; lift it so a
 /// 16 MiB ring buffer loads there too. Later kernels ignore it.
