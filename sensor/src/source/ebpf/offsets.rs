@@ -1,222 +1,605 @@
 //! Kernel struct offsets from the running kernel's BTF: our CO-RE.
 //!
 //! The eBPF programs read every kernel struct at `base + OFFSETS.<field>`;
-//! this module resolves each field by name in `/sys/kernel/btf/vmlinux`
-//! (through anonymous unions and structs, and across the renames listed
-//! below), so one object runs on every kernel with BTF. A field that an
-//! older or differently-configured kernel lacks is OFFSET_MISSING and the
-//! event reports it as unset; a field without which events would be wrong
-//! is an error that names it.
+//! this module finds each field by name in `/sys/kernel/btf/vmlinux`, so one
+//! object runs on every kernel with BTF (5.8+), whatever its config, struct
+//! randomization or version. Fields are looked up through anonymous unions
+//! and structs (as C flattens them) and under their older names. A field an
+//! older or differently configured kernel lacks is `OFFSET_MISSING`, which
+//! the eBPF side reports as unset; a field without which events would be
+//! wrong is an error naming it.
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
-use btf_rs::{Btf, Type};
+use btf_rs::{Btf, Struct};
 use sensor_common::{KernelOffsets, OFFSET_MISSING};
 
 use super::VMLINUX_BTF;
 
+// A submodule of this one, not of `ebpf`: nothing else needs raw BTF.
+#[path = "btf.rs"]
+mod btf;
+
 #[derive(Debug, thiserror::Error)]
 pub enum OffsetsError {
     #[error(
-        "cannot read kernel type information from {path}: {message} \
-         (the kernel must be built with CONFIG_DEBUG_INFO_BTF=y, as distribution kernels are since 5.8)"
+        "{} does not exist: the sensor learns kernel struct layouts from the BTF that kernels \
+         built with CONFIG_DEBUG_INFO_BTF=y publish there (distribution kernels since about 5.8; \
+         in a container, /sys must be the host's)",
+        .path.display()
     )]
-    Btf { path: String, message: String },
-    #[error("the running kernel's BTF has no {field}, which the sensor cannot work without")]
-    Required { field: String },
+    BtfMissing { path: PathBuf },
+    #[error(
+        "cannot read kernel type information from {}: {source} \
+         (it is provided by kernels built with CONFIG_DEBUG_INFO_BTF=y)",
+        .path.display()
+    )]
+    BtfUnreadable {
+        path: PathBuf,
+        #[source]
+        source: btf_rs::Error,
+    },
+    #[error("the kernel's BTF is malformed: {0}")]
+    Malformed(#[source] btf_rs::Error),
+    /// All the required fields that were not found, each as `struct.member`
+    /// with the reason, so one run shows everything an unusual kernel lacks.
+    #[error("the kernel's BTF lacks {}, without which the sensor cannot work", .fields.join(", "))]
+    Required { fields: Vec<String> },
 }
 
+#[derive(Clone, Debug)]
 pub struct ResolvedOffsets {
     pub offsets: KernelOffsets,
-    /// Optional fields this kernel lacks, as `struct.member`.
+    /// Optional fields this kernel lacks, by `KernelOffsets` field name
+    /// (e.g. `task_loginuid` without CONFIG_AUDIT).
     pub missing: Vec<&'static str>,
 }
 
 pub fn resolve_running_kernel() -> Result<ResolvedOffsets, OffsetsError> {
-    let unified_only = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
-    resolve_from_file(Path::new(VMLINUX_BTF), unified_only)
+    resolve_from_file(Path::new(VMLINUX_BTF))
 }
 
-/// `unified_only`: the host mounts only cgroup v2 (then container cgroups
-/// are found in the default hierarchy).
-pub fn resolve_from_file(path: &Path, unified_only: bool) -> Result<ResolvedOffsets, OffsetsError> {
-    let btf = Btf::from_file(path).map_err(|e| OffsetsError::Btf {
-        path: path.display().to_string(),
-        message: e.to_string(),
+/// Resolves from a BTF file; the cgroup hierarchy is chosen for this host
+/// (see [`CgroupMode::detect`]), since the programs run here.
+pub fn resolve_from_file(path: &Path) -> Result<ResolvedOffsets, OffsetsError> {
+    let btf = btf::open(path).map_err(|source| match source {
+        btf_rs::Error::IO(ref e) if e.kind() == std::io::ErrorKind::NotFound => {
+            OffsetsError::BtfMissing { path: path.to_owned() }
+        }
+        source => OffsetsError::BtfUnreadable { path: path.to_owned(), source },
     })?;
-    let mut r = Resolver { btf, missing: Vec::new() };
-    // Exhaustive: a new KernelOffsets field does not compile until it is
-    // resolved here.
-    let offsets = KernelOffsets {
-        task_pid: r.required("task_struct", &["pid"])?,
-        task_tgid: r.required("task_struct", &["tgid"])?,
-        task_real_parent: r.required("task_struct", &["real_parent"])?,
-        task_group_leader: r.required("task_struct", &["group_leader"])?,
-        // Named real_start_time before 5.5.
-        task_start_boottime: r.required("task_struct", &["start_boottime", "real_start_time"])?,
-        task_real_cred: r.required("task_struct", &["real_cred"])?,
-        task_mm: r.required("task_struct", &["mm"])?,
-        task_fs: r.required("task_struct", &["fs"])?,
-        task_signal: r.required("task_struct", &["signal"])?,
-        // Only with CONFIG_AUDIT.
-        task_loginuid: r.optional("task_struct.loginuid", "task_struct", &["loginuid"]),
-        task_sessionid: r.optional("task_struct.sessionid", "task_struct", &["sessionid"]),
-        task_exit_code: r.required("task_struct", &["exit_code"])?,
-        task_comm: r.required("task_struct", &["comm"])?,
-        task_cgroups: r.optional("task_struct.cgroups", "task_struct", &["cgroups"]),
-        cred_uid: r.required("cred", &["uid"])?,
-        cred_gid: r.required("cred", &["gid"])?,
-        cred_suid: r.required("cred", &["suid"])?,
-        cred_sgid: r.required("cred", &["sgid"])?,
-        cred_euid: r.required("cred", &["euid"])?,
-        cred_egid: r.required("cred", &["egid"])?,
-        cred_fsuid: r.required("cred", &["fsuid"])?,
-        cred_fsgid: r.required("cred", &["fsgid"])?,
-        mm_arg_start: r.required("mm_struct", &["arg_start"])?,
-        mm_arg_end: r.required("mm_struct", &["arg_end"])?,
-        fs_pwd: r.required("fs_struct", &["pwd"])?,
-        path_mnt: r.required("path", &["mnt"])?,
-        path_dentry: r.required("path", &["dentry"])?,
-        dentry_parent: r.required("dentry", &["d_parent"])?,
-        dentry_name: r.required("dentry", &["d_name"])?,
-        qstr_len: r.required("qstr", &["len"])?,
-        qstr_name: r.required("qstr", &["name"])?,
-        mount_mnt: r.required("mount", &["mnt"])?,
-        mount_parent: r.required("mount", &["mnt_parent"])?,
-        mount_mountpoint: r.required("mount", &["mnt_mountpoint"])?,
-        vfsmount_root: r.required("vfsmount", &["mnt_root"])?,
-        binprm_file: r.required("linux_binprm", &["file"])?,
-        file_path: r.required("file", &["f_path"])?,
-        signal_live: r.required("signal_struct", &["live"])?,
-        signal_tty: r.optional("signal_struct.tty", "signal_struct", &["tty"]),
-        tty_name: r.optional("tty_struct.name", "tty_struct", &["name"]),
-        css_set_dfl_cgrp: r.optional("css_set.dfl_cgrp", "css_set", &["dfl_cgrp"]),
-        css_set_subsys: r.optional("css_set.subsys", "css_set", &["subsys"]),
-        css_cgroup: r.optional("cgroup_subsys_state.cgroup", "cgroup_subsys_state", &["cgroup"]),
-        cgroup_kn: r.optional("cgroup.kn", "cgroup", &["kn"]),
-        // Renamed __parent in 6.15 (RCU-protected since).
-        kernfs_parent: r.optional("kernfs_node.parent", "kernfs_node", &["__parent", "parent"]),
-        kernfs_name: r.optional("kernfs_node.name", "kernfs_node", &["name"]),
-        kernfs_id: r.optional("kernfs_node.id", "kernfs_node", &["id"]),
-        cgroup_subsys_index: choose_cgroup_hierarchy(unified_only, |name| {
-            r.enum_value("cgroup_subsys_id", name)
-        }),
-    };
-    Ok(ResolvedOffsets { offsets, missing: r.missing })
+    resolve_btf(&btf, CgroupMode::detect())
 }
 
-/// Which cgroup hierarchy names containers. On a cgroup v2 host, the
-/// unified one (OFFSET_MISSING tells the programs to use `dfl_cgrp`). On v1
-/// or hybrid hosts, runtimes place containers in the v1 controllers, so we
-/// take one every runtime uses: memory, else pids, else cpu.
-pub fn choose_cgroup_hierarchy(unified_only: bool, subsys_id: impl Fn(&str) -> Option<u32>) -> u32 {
-    if unified_only {
-        return OFFSET_MISSING;
-    }
-    ["memory_cgrp_id", "pids_cgrp_id", "cpu_cgrp_id"]
-        .iter()
-        .find_map(|n| subsys_id(n))
-        .unwrap_or(OFFSET_MISSING)
-}
-
-struct Resolver {
-    btf: Btf,
-    missing: Vec<&'static str>,
-}
-
-impl Resolver {
-    fn required(&self, strukt: &str, members: &[&str]) -> Result<u32, OffsetsError> {
-        self.find(strukt, members).ok_or_else(|| OffsetsError::Required {
-            field: format!("{strukt}.{}", members.join(" (or ")) + &")".repeat(members.len() - 1),
-        })
-    }
-
-    fn optional(&mut self, label: &'static str, strukt: &str, members: &[&str]) -> u32 {
-        self.find(strukt, members).unwrap_or_else(|| {
-            self.missing.push(label);
-            OFFSET_MISSING
-        })
-    }
-
-    /// Byte offset of the first of `members` found in `struct strukt`.
-    fn find(&self, strukt: &str, members: &[&str]) -> Option<u32> {
-        let types = self.btf.resolve_types_by_name(strukt).ok()?;
-        let s = types.iter().find_map(|t| match t {
-            Type::Struct(s) if !s.members.is_empty() => Some(s),
-            _ => None,
-        })?;
-        members.iter().find_map(|m| self.member_bits(s, m)).map(|bits| bits / 8)
-    }
-
-    /// Bit offset of `name` in `s`, looking inside anonymous members.
-    fn member_bits(&self, s: &btf_rs::Struct, name: &str) -> Option<u32> {
-        for m in &s.members {
-            let mname = self.btf.resolve_name(m).unwrap_or_default();
-            if mname == name {
-                return Some(m.bit_offset());
-            }
-            if mname.is_empty() {
-                if let Some(inner) = self.aggregate(self.btf.resolve_chained_type(m).ok()?) {
-                    if let Some(bits) = self.member_bits(&inner, name) {
-                        return Some(m.bit_offset() + bits);
+/// Resolves every field from already-opened BTF.
+pub fn resolve_btf(btf: &Btf, cgroup_mode: CgroupMode) -> Result<ResolvedOffsets, OffsetsError> {
+    let mut structs = StructCache::new(btf);
+    let mut values = HashMap::with_capacity(FIELDS.len());
+    let mut missing = Vec::new();
+    let mut required_missing = Vec::new();
+    for spec in FIELDS {
+        let value = match structs.find(spec)? {
+            Found::At(offset) => offset,
+            absent => {
+                match spec.need {
+                    Need::Required => required_missing.push(absent.describe(spec)),
+                    Need::Optional => {
+                        tracing::debug!(field = spec.field, "kernel lacks {}", absent.describe(spec));
+                        missing.push(spec.field);
                     }
+                }
+                OFFSET_MISSING
+            }
+        };
+        values.insert(spec.field, value);
+    }
+    if !required_missing.is_empty() {
+        return Err(OffsetsError::Required { fields: required_missing });
+    }
+    let subsys_ids = btf::enumerators(btf, "cgroup_subsys_id").map_err(OffsetsError::Malformed)?;
+    let hierarchy =
+        choose_cgroup_hierarchy(cgroup_mode, |name| subsys_ids.iter().find(|(n, _)| n == name).map(|(_, id)| *id));
+    if hierarchy == CgroupHierarchy::V1Unknown {
+        // cgroup v1 in use but none of the controllers we know: events
+        // fall back to the default hierarchy, whose path on v1 is "/".
+        missing.push("cgroup_subsys_index");
+    }
+    tracing::debug!(?hierarchy, ?missing, "kernel offsets resolved from BTF");
+    let offsets = assemble(|field| values[field], hierarchy.subsys_index());
+    Ok(ResolvedOffsets { offsets, missing })
+}
+
+/// How the host mounts cgroups, which decides where container paths live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CgroupMode {
+    /// Only cgroup v2, mounted at /sys/fs/cgroup: every process's cgroup is
+    /// in the default hierarchy.
+    Unified,
+    /// cgroup v1 controllers, alone or with cgroup2 beside them (systemd's
+    /// "hybrid", cgroup2 at /sys/fs/cgroup/unified): container runtimes
+    /// place containers in the v1 controllers.
+    Legacy,
+}
+
+impl CgroupMode {
+    pub fn detect() -> CgroupMode {
+        Self::detect_at(Path::new("/sys/fs/cgroup"))
+    }
+
+    /// cgroup.controllers exists only at the root of a cgroup2 mount, so its
+    /// presence at the usual root means the unified hierarchy is the one.
+    fn detect_at(root: &Path) -> CgroupMode {
+        if root.join("cgroup.controllers").exists() { CgroupMode::Unified } else { CgroupMode::Legacy }
+    }
+}
+
+/// Which hierarchy the programs take a task's cgroup path from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CgroupHierarchy {
+    /// `css_set.dfl_cgrp`, the cgroup v2 hierarchy.
+    Unified,
+    /// `css_set.subsys[index]`, the hierarchy of one v1 controller.
+    V1 { controller: &'static str, index: u32 },
+    /// v1 in use but the kernel has none of the controllers we look for.
+    V1Unknown,
+}
+
+impl CgroupHierarchy {
+    /// The value of `KernelOffsets::cgroup_subsys_index`.
+    pub fn subsys_index(self) -> u32 {
+        match self {
+            CgroupHierarchy::V1 { index, .. } => index,
+            CgroupHierarchy::Unified | CgroupHierarchy::V1Unknown => OFFSET_MISSING,
+        }
+    }
+}
+
+/// `enum cgroup_subsys_id` enumerators, best first: every container runtime
+/// creates its cgroups in the memory controller (limits), most in pids and
+/// cpu. The enumerators exist only for controllers built into the kernel.
+const V1_HIERARCHIES: [&str; 3] = ["memory_cgrp_id", "pids_cgrp_id", "cpu_cgrp_id"];
+
+/// Picks the hierarchy from the host's cgroup mode and the kernel's
+/// controller ids (`subsys_id` maps an enumerator name to its value).
+pub fn choose_cgroup_hierarchy(mode: CgroupMode, subsys_id: impl Fn(&str) -> Option<u64>) -> CgroupHierarchy {
+    match mode {
+        CgroupMode::Unified => CgroupHierarchy::Unified,
+        CgroupMode::Legacy => V1_HIERARCHIES
+            .iter()
+            .find_map(|&controller| {
+                // An index is small (below CGROUP_SUBSYS_COUNT); anything
+                // else, or the u32 that means "missing", is not one.
+                let index = u32::try_from(subsys_id(controller)?).ok().filter(|&i| i != OFFSET_MISSING)?;
+                Some(CgroupHierarchy::V1 { controller, index })
+            })
+            .unwrap_or(CgroupHierarchy::V1Unknown),
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Need {
+    /// Without it the sensor's events would be wrong or empty: refuse to load.
+    Required,
+    /// Depends on the kernel's config; the event field is left unset.
+    Optional,
+}
+
+/// One `KernelOffsets` field: the struct and the member names to try, the
+/// current name first, then older ones.
+#[derive(Debug)]
+struct FieldSpec {
+    field: &'static str,
+    need: Need,
+    strukt: &'static str,
+    members: &'static [&'static str],
+}
+
+/// Declares the table of fields and the function that builds
+/// `KernelOffsets` from it. The struct literal in `assemble` is exhaustive:
+/// a new `KernelOffsets` field does not compile until it is listed here.
+macro_rules! kernel_fields {
+    ($($field:ident: $need:ident $strukt:ident . $($member:ident)|+;)*) => {
+        const FIELDS: &[FieldSpec] = &[$(FieldSpec {
+            field: stringify!($field),
+            need: Need::$need,
+            strukt: stringify!($strukt),
+            members: &[$(stringify!($member)),+],
+        },)*];
+
+        fn assemble(value: impl Fn(&'static str) -> u32, cgroup_subsys_index: u32) -> KernelOffsets {
+            KernelOffsets { $($field: value(stringify!($field)),)* cgroup_subsys_index }
+        }
+
+        /// A field by name, so tests can walk the table.
+        #[cfg(test)]
+        fn field_value(offsets: &KernelOffsets, field: &str) -> u32 {
+            match field {
+                $(stringify!($field) => offsets.$field,)*
+                _ => panic!("{field} is not in the table"),
+            }
+        }
+    };
+}
+
+// `a | b`: try member a, then b (older name).
+kernel_fields! {
+    task_pid: Required task_struct.pid;
+    task_tgid: Required task_struct.tgid;
+    task_real_parent: Required task_struct.real_parent;
+    task_group_leader: Required task_struct.group_leader;
+    // Renamed from real_start_time in 5.5.
+    task_start_boottime: Required task_struct.start_boottime | real_start_time;
+    task_real_cred: Required task_struct.real_cred;
+    // mm and fs lead to the required arg_start/arg_end and pwd.
+    task_mm: Required task_struct.mm;
+    task_fs: Required task_struct.fs;
+    // signal->live and exit_code are how an exit is told from a thread's
+    // exit and what it returned: without them there are no exit events.
+    task_signal: Required task_struct.signal;
+    // Only with CONFIG_AUDIT (CONFIG_AUDITSYSCALL before 5.1).
+    task_loginuid: Optional task_struct.loginuid;
+    task_sessionid: Optional task_struct.sessionid;
+    task_exit_code: Required task_struct.exit_code;
+    task_comm: Required task_struct.comm;
+    // Only with CONFIG_CGROUPS.
+    task_cgroups: Optional task_struct.cgroups;
+    cred_uid: Required cred.uid;
+    cred_gid: Required cred.gid;
+    cred_suid: Required cred.suid;
+    cred_sgid: Required cred.sgid;
+    cred_euid: Required cred.euid;
+    cred_egid: Required cred.egid;
+    cred_fsuid: Required cred.fsuid;
+    cred_fsgid: Required cred.fsgid;
+    // Inside an anonymous struct on recent kernels.
+    mm_arg_start: Required mm_struct.arg_start;
+    mm_arg_end: Required mm_struct.arg_end;
+    fs_pwd: Required fs_struct.pwd;
+    path_mnt: Required path.mnt;
+    path_dentry: Required path.dentry;
+    dentry_parent: Required dentry.d_parent;
+    dentry_name: Required dentry.d_name;
+    // union { struct { u32 hash; u32 len; }; u64 hash_len; }
+    qstr_len: Required qstr.len;
+    qstr_name: Required qstr.name;
+    // The embedded struct vfsmount: real_mount() is container_of on it.
+    mount_mnt: Required mount.mnt;
+    mount_parent: Required mount.mnt_parent;
+    mount_mountpoint: Required mount.mnt_mountpoint;
+    vfsmount_root: Required vfsmount.mnt_root;
+    binprm_file: Required linux_binprm.file;
+    file_path: Required file.f_path;
+    // atomic_t: its int counter is at offset 0.
+    signal_live: Required signal_struct.live;
+    // Only with CONFIG_TTY.
+    signal_tty: Optional signal_struct.tty;
+    tty_name: Optional tty_struct.name;
+    // The cgroup chain, only with CONFIG_CGROUPS.
+    css_set_dfl_cgrp: Optional css_set.dfl_cgrp;
+    // An array of pointers, indexed by cgroup_subsys_index.
+    css_set_subsys: Optional css_set.subsys;
+    css_cgroup: Optional cgroup_subsys_state.cgroup;
+    cgroup_kn: Optional cgroup.kn;
+    // Renamed __parent in 6.15 (now RCU-protected).
+    kernfs_parent: Optional kernfs_node.__parent | parent;
+    kernfs_name: Optional kernfs_node.name;
+    // A u64 since 5.5, a union before: its offset either way.
+    kernfs_id: Optional kernfs_node.id;
+}
+
+/// Outcome of looking one field up.
+#[derive(Debug, PartialEq, Eq)]
+enum Found {
+    At(u32),
+    NoStruct,
+    NoMember,
+    Bitfield,
+}
+
+impl Found {
+    fn describe(&self, spec: &FieldSpec) -> String {
+        let mut name = format!("{}.{}", spec.strukt, spec.members[0]);
+        for older in &spec.members[1..] {
+            name += &format!(" (or {older})");
+        }
+        let why = match self {
+            Found::At(_) => "found",
+            Found::NoStruct => "no such struct",
+            Found::NoMember => "no such member",
+            Found::Bitfield => "a bitfield, not readable as bytes",
+        };
+        format!("{name} [{why}]")
+    }
+}
+
+/// Struct lookups by name, one per struct however many fields it has: with
+/// the mmap backend each costs a scan of the names.
+struct StructCache<'a> {
+    btf: &'a Btf,
+    structs: HashMap<&'static str, Vec<Struct>>,
+}
+
+impl<'a> StructCache<'a> {
+    fn new(btf: &'a Btf) -> Self {
+        StructCache { btf, structs: HashMap::new() }
+    }
+
+    fn find(&mut self, spec: &FieldSpec) -> Result<Found, OffsetsError> {
+        if !self.structs.contains_key(spec.strukt) {
+            let found = btf::structs_named(self.btf, spec.strukt).map_err(OffsetsError::Malformed)?;
+            self.structs.insert(spec.strukt, found);
+        }
+        let candidates = &self.structs[spec.strukt];
+        if candidates.is_empty() {
+            return Ok(Found::NoStruct);
+        }
+        // Names in order of preference, each in every same-named struct:
+        // the current name wins wherever it is.
+        for name in spec.members {
+            for s in candidates {
+                if let Some(at) = btf::member(self.btf, s, name).map_err(OffsetsError::Malformed)? {
+                    return Ok(if at.bitfield { Found::Bitfield } else { Found::At(at.bits / 8) });
                 }
             }
         }
-        None
-    }
-
-    /// The struct or union behind typedefs and qualifiers.
-    fn aggregate(&self, mut t: Type) -> Option<btf_rs::Struct> {
-        for _ in 0..16 {
-            t = match t {
-                Type::Struct(s) | Type::Union(s) => return Some(s),
-                Type::Typedef(x) => self.btf.resolve_chained_type(&x).ok()?,
-                Type::Const(x) | Type::Volatile(x) | Type::Restrict(x) => self.btf.resolve_chained_type(&x).ok()?,
-                Type::TypeTag(x) => self.btf.resolve_chained_type(&x).ok()?,
-                _ => return None,
-            };
-        }
-        None
-    }
-
-    fn enum_value(&self, enum_name: &str, variant: &str) -> Option<u32> {
-        let types = self.btf.resolve_types_by_name(enum_name).ok()?;
-        types.iter().find_map(|t| match t {
-            Type::Enum(e) => e
-                .members
-                .iter()
-                .find(|m| self.btf.resolve_name(*m).is_ok_and(|n| n == variant))
-                .map(|m| m.val()),
-            _ => None,
-        })
+        Ok(Found::NoMember)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+    use std::process::Command;
+    use std::sync::OnceLock;
+
+    use super::btf::testing::{BtfBuilder, M};
     use super::*;
 
-    fn running() -> ResolvedOffsets {
-        resolve_from_file(Path::new(VMLINUX_BTF), false).expect("this kernel's BTF resolves")
+    // ---- Kernels described by hand ---------------------------------------
+
+    /// A kernel described as struct → [(member, byte offset)], turned into
+    /// BTF. Starts with every field of the table, at distinct non-zero
+    /// offsets, so a test can then take one away or rename it.
+    struct FakeKernel {
+        structs: BTreeMap<&'static str, Vec<(&'static str, u32)>>,
+        subsys_ids: Vec<(&'static str, u32)>,
+    }
+
+    impl FakeKernel {
+        fn complete() -> Self {
+            let mut structs: BTreeMap<&'static str, Vec<(&'static str, u32)>> = BTreeMap::new();
+            for spec in FIELDS {
+                let members = structs.entry(spec.strukt).or_default();
+                let offset = 8 * (members.len() as u32 + 1);
+                members.push((spec.members[0], offset));
+            }
+            FakeKernel {
+                structs,
+                subsys_ids: vec![
+                    ("cpuset_cgrp_id", 0),
+                    ("cpu_cgrp_id", 1),
+                    ("memory_cgrp_id", 4),
+                    ("pids_cgrp_id", 11),
+                ],
+            }
+        }
+
+        fn without(mut self, strukt: &str, member: &str) -> Self {
+            let members = self.structs.get_mut(strukt).expect("struct in the table");
+            members.retain(|(m, _)| *m != member);
+            self
+        }
+
+        fn renamed(mut self, strukt: &str, from: &str, to: &'static str) -> Self {
+            let members = self.structs.get_mut(strukt).expect("struct in the table");
+            members.iter_mut().filter(|(m, _)| *m == from).for_each(|(m, _)| *m = to);
+            self
+        }
+
+        /// Where the description put a table field.
+        fn offset_of(&self, spec: &FieldSpec) -> u32 {
+            let members = &self.structs[spec.strukt];
+            spec.members
+                .iter()
+                .find_map(|name| members.iter().find(|(m, _)| m == name).map(|(_, off)| *off))
+                .expect("field in the description")
+        }
+
+        fn btf(&self) -> Btf {
+            let mut b = BtfBuilder::new();
+            let u64_t = b.int("u64", 8);
+            for (name, members) in &self.structs {
+                let members: Vec<M> = members.iter().map(|(m, off)| M(m, u64_t, off * 8, 0)).collect();
+                b.strukt(name, 8 * (members.len() as u32 + 2), &members);
+            }
+            if !self.subsys_ids.is_empty() {
+                b.enumeration("cgroup_subsys_id", &self.subsys_ids);
+            }
+            b.btf()
+        }
     }
 
     #[test]
-    fn every_field_of_this_kernel_resolves() {
-        let r = running();
-        // Linux 6.18 with CONFIG_AUDIT and cgroups has everything.
+    fn every_kernel_offsets_field_is_in_the_table() {
+        // assemble() already fails to compile otherwise; this pins the one
+        // field resolved outside the table.
+        let words = std::mem::size_of::<KernelOffsets>() / 4;
+        assert_eq!(FIELDS.len() + 1, words, "the table plus cgroup_subsys_index");
+    }
+
+    #[test]
+    fn a_kernel_with_every_field_resolves_each_to_its_offset() {
+        let kernel = FakeKernel::complete();
+        let r = resolve_btf(&kernel.btf(), CgroupMode::Legacy).expect("resolves");
         assert!(r.missing.is_empty(), "missing: {:?}", r.missing);
-        assert_ne!(r.offsets.cgroup_subsys_index, OFFSET_MISSING);
+        for spec in FIELDS {
+            assert_eq!(field_value(&r.offsets, spec.field), kernel.offset_of(spec), "{}", spec.field);
+        }
+        assert_eq!(r.offsets.cgroup_subsys_index, 4, "memory_cgrp_id");
+        let unified = resolve_btf(&kernel.btf(), CgroupMode::Unified).expect("resolves");
+        assert_eq!(unified.offsets.cgroup_subsys_index, OFFSET_MISSING, "v2: dfl_cgrp");
+        assert!(unified.missing.is_empty());
     }
 
     #[test]
-    fn offsets_obey_layouts_that_hold_on_every_kernel() {
-        let o = running().offsets;
-        // pid_t pid; pid_t tgid; are adjacent in task_struct.
+    fn a_missing_required_field_is_an_error_naming_it() {
+        let btf = FakeKernel::complete().without("mm_struct", "arg_end").btf();
+        let err = resolve_btf(&btf, CgroupMode::Unified).expect_err("arg_end is required");
+        let OffsetsError::Required { fields } = &err else { panic!("wrong error: {err}") };
+        assert_eq!(fields, &["mm_struct.arg_end [no such member]"]);
+        assert!(err.to_string().contains("mm_struct.arg_end"), "{err}");
+    }
+
+    #[test]
+    fn every_required_field_missing_is_named_at_once() {
+        let mut kernel = FakeKernel::complete();
+        kernel.structs.remove("cred");
+        let kernel = kernel.without("task_struct", "start_boottime");
+        let err = resolve_btf(&kernel.btf(), CgroupMode::Unified).expect_err("cred is required");
+        let message = err.to_string();
+        for name in ["cred.uid", "cred.fsgid", "[no such struct]", "task_struct.start_boottime (or real_start_time)"] {
+            assert!(message.contains(name), "{name} not in: {message}");
+        }
+    }
+
+    #[test]
+    fn a_missing_optional_field_is_listed_by_its_offsets_name() {
+        // A kernel without CONFIG_AUDIT.
+        let btf = FakeKernel::complete().without("task_struct", "loginuid").without("task_struct", "sessionid").btf();
+        let r = resolve_btf(&btf, CgroupMode::Unified).expect("loginuid is optional");
+        assert_eq!(r.missing, ["task_loginuid", "task_sessionid"]);
+        assert_eq!(r.offsets.task_loginuid, OFFSET_MISSING);
+        assert_eq!(r.offsets.task_sessionid, OFFSET_MISSING);
+        assert_ne!(r.offsets.task_pid, OFFSET_MISSING);
+    }
+
+    #[test]
+    fn older_kernels_names_are_followed() {
+        // Before 5.5: real_start_time. Before 6.15: kernfs_node.parent.
+        let kernel = FakeKernel::complete().renamed("task_struct", "start_boottime", "real_start_time").renamed(
+            "kernfs_node",
+            "__parent",
+            "parent",
+        );
+        let r = resolve_btf(&kernel.btf(), CgroupMode::Unified).expect("resolves");
+        assert!(r.missing.is_empty(), "missing: {:?}", r.missing);
+        let spec = |field| FIELDS.iter().find(|s| s.field == field).expect("in table");
+        assert_eq!(r.offsets.task_start_boottime, kernel.offset_of(spec("task_start_boottime")));
+        assert_eq!(r.offsets.kernfs_parent, kernel.offset_of(spec("kernfs_parent")));
+    }
+
+    #[test]
+    fn a_required_field_that_became_a_bitfield_is_refused() {
+        let mut b = BtfBuilder::new();
+        let u32_t = b.int("u32", 4);
+        b.strukt("task_struct", 8, &[M("pid", u32_t, 0, 20), M("tgid", u32_t, 32, 0)]);
+        let err = resolve_btf(&b.btf(), CgroupMode::Unified).expect_err("pid is a bitfield");
+        assert!(err.to_string().contains("task_struct.pid [a bitfield"), "{err}");
+        assert!(!err.to_string().contains("task_struct.tgid"), "{err}");
+    }
+
+    #[test]
+    fn v1_without_a_known_controller_is_reported_missing() {
+        let mut kernel = FakeKernel::complete();
+        kernel.subsys_ids = vec![("cpuset_cgrp_id", 0)];
+        let r = resolve_btf(&kernel.btf(), CgroupMode::Legacy).expect("resolves");
+        assert_eq!(r.offsets.cgroup_subsys_index, OFFSET_MISSING);
+        assert_eq!(r.missing, ["cgroup_subsys_index"]);
+        // On v2 the controllers do not matter.
+        let r = resolve_btf(&kernel.btf(), CgroupMode::Unified).expect("resolves");
+        assert!(r.missing.is_empty(), "missing: {:?}", r.missing);
+    }
+
+    // ---- The cgroup decision ------------------------------------------------
+
+    #[test]
+    fn cgroup_hierarchy_choice() {
+        let ids = |n: &str| match n {
+            "memory_cgrp_id" => Some(4),
+            "pids_cgrp_id" => Some(11),
+            "cpu_cgrp_id" => Some(1),
+            _ => None,
+        };
+        assert_eq!(choose_cgroup_hierarchy(CgroupMode::Unified, ids), CgroupHierarchy::Unified);
+        assert_eq!(
+            choose_cgroup_hierarchy(CgroupMode::Legacy, ids),
+            CgroupHierarchy::V1 { controller: "memory_cgrp_id", index: 4 }
+        );
+        // Without CONFIG_MEMCG: pids, then cpu.
+        let no_memcg = |n: &str| if n == "memory_cgrp_id" { None } else { ids(n) };
+        assert_eq!(choose_cgroup_hierarchy(CgroupMode::Legacy, no_memcg).subsys_index(), 11);
+        let only_cpu = |n: &str| (n == "cpu_cgrp_id").then_some(1);
+        assert_eq!(choose_cgroup_hierarchy(CgroupMode::Legacy, only_cpu).subsys_index(), 1);
+        assert_eq!(choose_cgroup_hierarchy(CgroupMode::Legacy, |_| None), CgroupHierarchy::V1Unknown);
+        assert_eq!(CgroupHierarchy::Unified.subsys_index(), OFFSET_MISSING);
+        assert_eq!(CgroupHierarchy::V1Unknown.subsys_index(), OFFSET_MISSING);
+        // A value that cannot be an index is not taken for one.
+        let huge = |n: &str| if n == "memory_cgrp_id" { Some(1 << 40) } else { ids(n) };
+        assert_eq!(choose_cgroup_hierarchy(CgroupMode::Legacy, huge).subsys_index(), 11);
+    }
+
+    #[test]
+    fn cgroup_mode_is_unified_only_when_cgroup2_is_the_root() {
+        let root = std::env::temp_dir().join(format!("sensor-cgroup-mode-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("unified")).expect("temp dir");
+        // Hybrid: v1 controllers at the root, cgroup2 under unified/.
+        std::fs::write(root.join("unified/cgroup.controllers"), "").expect("write");
+        let hybrid = CgroupMode::detect_at(&root);
+        std::fs::write(root.join("cgroup.controllers"), "cpu memory pids").expect("write");
+        let unified = CgroupMode::detect_at(&root);
+        std::fs::remove_dir_all(&root).ok();
+        assert_eq!(hybrid, CgroupMode::Legacy);
+        assert_eq!(unified, CgroupMode::Unified);
+        eprintln!("this host's cgroup mode: {:?}", CgroupMode::detect());
+    }
+
+    #[test]
+    fn a_missing_btf_file_says_what_the_kernel_needs() {
+        let err = resolve_from_file(Path::new("/nonexistent/vmlinux")).expect_err("no such file");
+        assert!(matches!(err, OffsetsError::BtfMissing { .. }), "{err:?}");
+        let message = err.to_string();
+        assert!(message.contains("/nonexistent/vmlinux") && message.contains("CONFIG_DEBUG_INFO_BTF"), "{message}");
+    }
+
+    // ---- This kernel --------------------------------------------------------
+
+    /// The running kernel's BTF, opened once for all tests; None (with the
+    /// reason printed) on a kernel without it.
+    fn kernel_btf() -> Option<&'static Btf> {
+        static BTF: OnceLock<Option<Btf>> = OnceLock::new();
+        let btf = BTF.get_or_init(|| btf::open(Path::new(VMLINUX_BTF)).ok()).as_ref();
+        if btf.is_none() {
+            eprintln!("SKIPPED: {VMLINUX_BTF} is not readable (kernel without CONFIG_DEBUG_INFO_BTF?)");
+        }
+        btf
+    }
+
+    fn struct_size(btf: &Btf, name: &str) -> u32 {
+        let found = btf::structs_named(btf, name).expect("lookup");
+        found.first().unwrap_or_else(|| panic!("struct {name}")).size() as u32
+    }
+
+    #[test]
+    fn this_kernel_resolves_with_every_required_field() {
+        if kernel_btf().is_none() {
+            return;
+        }
+        let r = resolve_running_kernel().unwrap_or_else(|e| panic!("this kernel's BTF resolves: {e}"));
+        // Which optional fields a kernel lacks depends on its config; the
+        // bpftool test checks that each absence is real.
+        eprintln!("cgroup mode {:?}; optional fields missing: {:?}", CgroupMode::detect(), r.missing);
+    }
+
+    #[test]
+    fn offsets_on_this_kernel_obey_layouts_that_hold_on_every_kernel() {
+        let Some(btf) = kernel_btf() else { return };
+        let o = resolve_btf(btf, CgroupMode::Legacy).expect("resolves").offsets;
+        // `pid_t pid; pid_t tgid;` are adjacent in task_struct, randomized or not
+        // (they sit outside the randomized part).
         assert_eq!(o.task_tgid, o.task_pid + 4);
-        // struct qstr { union { struct { u32 hash; u32 len; }; u64 hash_len; }; const char *name; }
-        assert_eq!(o.qstr_len, 4, "found inside the anonymous union and struct");
-        assert_eq!(o.qstr_name, 8);
+        // qstr: len inside the anonymous union and struct, name after the union.
+        assert_eq!((o.qstr_len, o.qstr_name), (4, 8));
         // struct path { struct vfsmount *mnt; struct dentry *dentry; }
         assert_eq!((o.path_mnt, o.path_dentry), (0, 8));
         // kuid_t uid, gid, suid, sgid, euid, egid, fsuid, fsgid: consecutive.
@@ -225,42 +608,177 @@ mod tests {
             [4, 8, 12, 16, 20, 24, 28].map(|d| o.cred_uid + d)
         );
         assert_eq!(o.mm_arg_end, o.mm_arg_start + 8);
-        assert_eq!(o.vfsmount_root, 0);
-    }
-
-    #[test]
-    fn the_6_15_kernfs_rename_is_followed() {
-        // This kernel (6.18) only has __parent.
-        let o = running().offsets;
-        assert_ne!(o.kernfs_parent, OFFSET_MISSING);
-    }
-
-    #[test]
-    fn a_missing_required_field_is_named() {
-        let btf = Btf::from_file(VMLINUX_BTF).expect("btf");
-        let r = Resolver { btf, missing: Vec::new() };
-        let err = r.required("task_struct", &["no_such_member", "nor_this"]).unwrap_err().to_string();
-        assert!(err.contains("task_struct.no_such_member (or nor_this)"), "{err}");
-        let err = r.required("no_such_struct", &["x"]).unwrap_err().to_string();
-        assert!(err.contains("no_such_struct.x"), "{err}");
-    }
-
-    #[test]
-    fn a_missing_btf_file_says_what_the_kernel_needs() {
-        let err = resolve_from_file(Path::new("/nonexistent/vmlinux"), false).err().expect("fails").to_string();
-        assert!(err.contains("/nonexistent/vmlinux") && err.contains("CONFIG_DEBUG_INFO_BTF"), "{err}");
-    }
-
-    #[test]
-    fn cgroup_hierarchy_choice() {
-        let ids = |n: &str| match n {
-            "memory_cgrp_id" => Some(4),
-            "pids_cgrp_id" => Some(11),
-            _ => None,
+        assert_eq!(o.vfsmount_root, 0, "mnt_root is vfsmount's first member");
+        // Every field lies inside its struct.
+        for spec in FIELDS {
+            let value = field_value(&o, spec.field);
+            if value != OFFSET_MISSING {
+                assert!(
+                    value < struct_size(btf, spec.strukt),
+                    "{} = {value} outside struct {}",
+                    spec.field,
+                    spec.strukt
+                );
+            }
+        }
+        // signal_live is read as the atomic_t's int: counter must be at 0.
+        let atomic = btf.resolve_types_by_name("atomic_t").expect("lookup");
+        let Some(btf_rs::Type::Typedef(td)) = atomic.first() else { panic!("atomic_t is a typedef") };
+        let btf_rs::Type::Struct(s) = btf.resolve_chained_type(td).expect("atomic_t's struct") else {
+            panic!("atomic_t is a typedef of a struct")
         };
-        assert_eq!(choose_cgroup_hierarchy(true, ids), OFFSET_MISSING);
-        assert_eq!(choose_cgroup_hierarchy(false, ids), 4);
-        assert_eq!(choose_cgroup_hierarchy(false, |n| (n == "pids_cgrp_id").then_some(11)), 11);
-        assert_eq!(choose_cgroup_hierarchy(false, |_| None), OFFSET_MISSING);
+        assert_eq!(btf::member(btf, &s, "counter").expect("lookup").map(|m| m.bits), Some(0));
+    }
+
+    // ---- Cross-check with bpftool ---------------------------------------------
+
+    /// One type of `bpftool btf dump format raw`.
+    #[derive(Default)]
+    struct RawType {
+        kind: String,
+        name: String,
+        size: u64,
+        type_id: u32,
+        nelems: u64,
+        /// (name, type id, bit offset, bitfield size)
+        members: Vec<(String, u32, u32, u32)>,
+        enumerators: Vec<(String, i128)>,
+    }
+
+    /// Parses lines like `[114] STRUCT 'task_struct' size=3264 vlen=248`
+    /// followed by `\t'pid' type_id=68 bits_offset=10112`.
+    fn parse_raw(text: &str) -> HashMap<u32, RawType> {
+        let mut types = HashMap::new();
+        let mut current: Option<u32> = None;
+        let attrs = |s: &str| -> HashMap<String, String> {
+            s.split_whitespace()
+                .filter_map(|kv| kv.split_once('='))
+                // VAR lines separate attributes with commas.
+                .map(|(k, v)| (k.to_string(), v.trim_end_matches(',').to_string()))
+                .collect()
+        };
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix('[') {
+                let (id, rest) = rest.split_once("] ").expect("[id] KIND");
+                let (kind, rest) = rest.split_once(" '").expect("KIND 'name'");
+                let (name, rest) = rest.split_once('\'').expect("closing quote");
+                let a = attrs(rest);
+                let num = |k: &str| a.get(k).map(|v| v.parse::<u64>().expect("number")).unwrap_or(0);
+                let id: u32 = id.parse().expect("type id");
+                types.insert(
+                    id,
+                    RawType {
+                        kind: kind.to_string(),
+                        name: name.to_string(),
+                        size: num("size"),
+                        type_id: num("type_id") as u32,
+                        nelems: num("nr_elems"),
+                        ..RawType::default()
+                    },
+                );
+                current = Some(id);
+            } else if let (Some(id), Some(rest)) = (current, line.strip_prefix("\t'")) {
+                let (name, rest) = rest.split_once('\'').expect("member name");
+                let a = attrs(rest);
+                let t = types.get_mut(&id).expect("current type");
+                if let Some(val) = a.get("val") {
+                    // ENUM64 values carry a C suffix: 4ULL.
+                    let val = val.trim_end_matches(['U', 'L']).parse().expect("enum value");
+                    t.enumerators.push((name.to_string(), val));
+                } else if let Some(bits) = a.get("bits_offset") {
+                    let num = |k: &str| a.get(k).map(|v| v.parse::<u32>().expect("number")).unwrap_or(0);
+                    t.members.push((
+                        name.to_string(),
+                        num("type_id"),
+                        bits.parse().expect("bits"),
+                        num("bitfield_size"),
+                    ));
+                }
+            }
+        }
+        types
+    }
+
+    /// Past typedefs and qualifiers.
+    fn raw_peel(types: &HashMap<u32, RawType>, mut id: u32) -> u32 {
+        loop {
+            match types.get(&id) {
+                Some(t) if matches!(t.kind.as_str(), "TYPEDEF" | "CONST" | "VOLATILE" | "RESTRICT" | "TYPE_TAG") => {
+                    id = t.type_id
+                }
+                _ => return id,
+            }
+        }
+    }
+
+    fn raw_size(types: &HashMap<u32, RawType>, id: u32) -> u64 {
+        let t = &types[&raw_peel(types, id)];
+        match t.kind.as_str() {
+            "PTR" => 8,
+            "ARRAY" => t.nelems * raw_size(types, t.type_id),
+            _ => t.size,
+        }
+    }
+
+    /// (bit offset, member type id) of `name` in struct/union `id`, through
+    /// anonymous members: written apart from btf.rs on purpose.
+    fn raw_member(types: &HashMap<u32, RawType>, id: u32, name: &str) -> Option<(u32, u32)> {
+        for (member, type_id, bits, _) in &types[&id].members {
+            if member == name {
+                return Some((*bits, *type_id));
+            }
+            let inner = raw_peel(types, *type_id);
+            if member == "(anon)" && matches!(types[&inner].kind.as_str(), "STRUCT" | "UNION") {
+                if let Some((b, t)) = raw_member(types, inner, name) {
+                    return Some((bits + b, t));
+                }
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn offsets_on_this_kernel_match_bpftool() {
+        let Some(btf) = kernel_btf() else { return };
+        let output = match Command::new("bpftool").args(["btf", "dump", "file", VMLINUX_BTF, "format", "raw"]).output()
+        {
+            Ok(output) if output.status.success() => output,
+            Ok(output) => {
+                let stderr = String::from_utf8_lossy(&output.stderr);
+                eprintln!("SKIPPED: bpftool failed ({}): {stderr}", output.status);
+                return;
+            }
+            Err(e) => {
+                eprintln!("SKIPPED: bpftool is not installed ({e}); `apt-get install bpftool` to run this check");
+                return;
+            }
+        };
+        let types = parse_raw(&String::from_utf8(output.stdout).expect("utf-8 dump"));
+        let ours = resolve_btf(btf, CgroupMode::Legacy).expect("resolves");
+        for spec in FIELDS {
+            let candidates: Vec<u32> =
+                types.iter().filter(|(_, t)| t.kind == "STRUCT" && t.name == spec.strukt).map(|(id, _)| *id).collect();
+            let found = spec
+                .members
+                .iter()
+                .find_map(|m| candidates.iter().find_map(|id| raw_member(&types, *id, m).map(|f| (*id, f))));
+            let value = field_value(&ours.offsets, spec.field);
+            match found {
+                Some((struct_id, (bits, type_id))) => {
+                    assert_eq!(bits % 8, 0, "{} is not byte-aligned per bpftool", spec.field);
+                    assert_eq!(value, bits / 8, "{}: ours vs bpftool", spec.field);
+                    let end = u64::from(value) + raw_size(&types, type_id);
+                    assert!(end <= types[&struct_id].size, "{} ends at {end}, past its struct", spec.field);
+                }
+                None => assert_eq!(value, OFFSET_MISSING, "{}: bpftool has no such member", spec.field),
+            }
+        }
+        let memory = types
+            .values()
+            .filter(|t| t.kind == "ENUM" && t.name == "cgroup_subsys_id")
+            .find_map(|t| t.enumerators.iter().find(|(n, _)| n == "memory_cgrp_id").map(|(_, v)| *v as u32));
+        if let Some(memory) = memory {
+            assert_eq!(ours.offsets.cgroup_subsys_index, memory, "memory_cgrp_id");
+        }
     }
 }
