@@ -118,22 +118,28 @@ fn try_process_exec(ctx: &RawTracePointContext) -> Result<u32, i64> {
             (0, 0)
         }
     };
-    let mut len = if total > ARGV_CAP as u64 { ARGV_CAP as u64 } else { total };
-    if total > ARGV_CAP as u64 {
+    // Clamped to u32 first, before the cap: if this clamp came after, LLVM
+    // tests `total > u32::MAX` on the path where total <= ARGV_CAP too; the
+    // 5.10 verifier walks that dead branch with impossible bounds
+    // (umin > umax) and turns the `len`-derived write pointer into a scalar
+    // ("R1 type=inv expected=fp, ..."), rejecting the program (6.1 prunes it).
+    let total = if total > u32::MAX as u64 { u32::MAX } else { total as u32 };
+    ev.argv_total = total;
+    let mut len = if total > ARGV_CAP as u32 { ARGV_CAP as u32 } else { total };
+    if total > ARGV_CAP as u32 {
         ev.flags |= exec_flags::ARGV_TRUNCATED;
     }
     if len > 0 {
         // SAFETY: the data area has room for ARGV_CAP bytes; a failed read
         // is reported, never silently empty.
-        let ret = unsafe { bpf_probe_read_user(buf.add(FIXED).cast(), len as u32, arg_start as *const _) };
+        let ret = unsafe { bpf_probe_read_user(buf.add(FIXED).cast(), len, arg_start as *const _) };
         if ret < 0 {
             ev.flags |= exec_flags::ARGV_UNREADABLE;
             count_error(ProbeError::ReadArgv);
             len = 0;
         }
     }
-    ev.argv_total = if total > u32::MAX as u64 { u32::MAX } else { total as u32 };
-    ev.argv_len = len as u32;
+    ev.argv_len = len;
 
     // exe: bprm->file->f_path (f_path is embedded in struct file).
     let mut w = writer(buf, len as usize);
