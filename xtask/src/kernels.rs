@@ -168,9 +168,26 @@ impl PrivateApt {
             .trim()
             .to_owned();
         let release = image.trim_start_matches("linux-image-").to_owned();
-        let vmlinuz = self.extract_file(&image, None, &format!("boot/vmlinuz-{release}"))?;
+        let inside = format!("boot/vmlinuz-{release}");
+        let mut vmlinuz = self.extract_file(&image, None, &inside)?;
+        if !is_bzimage(&vmlinuz) {
+            // A damaged cache (an interrupted extraction, a stray write):
+            // extract again rather than boot garbage.
+            let dir = vmlinuz.ancestors().nth(2).context("extraction dir")?.to_owned();
+            std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+            vmlinuz = self.extract_file(&image, None, &inside)?;
+            if !is_bzimage(&vmlinuz) {
+                bail!("{} from {image} is not a bzImage kernel", vmlinuz.display());
+            }
+        }
         Ok((image, vmlinuz))
     }
+}
+
+/// An x86 boot image carries "HdrS" at offset 0x202.
+fn is_bzimage(path: &Path) -> bool {
+    let mut head = [0u8; 0x206];
+    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head)).is_ok() && &head[0x202..0x206] == b"HdrS"
 }
 
 /// qemu-system-x86 must match the preinstalled qemu-utils, which comes from

@@ -123,40 +123,26 @@ impl EbpfSource {
             .map_max_entries(names::SCRATCH_MAP, cpus)
             .load(EBPF_OBJECT)
             .map_err(LoadError::Object)?;
-        for hook in HOOKS {
-            let program: &mut RawTracePoint = ebpf
-                .program_mut(hook.program)
-                .ok_or(LoadError::Missing { what: "program", name: hook.program })?
-                .try_into()
-                .map_err(|source| LoadError::Program { program: hook.program, hook: hook.attach, source })?;
-            program
-                .load()
-                .map_err(|source| LoadError::Program { program: hook.program, hook: hook.attach, source })?;
-            program
-                .attach(hook.attach)
-                .map_err(|source| LoadError::Program { program: hook.program, hook: hook.attach, source })?;
-        }
-        // The exec stages are loaded but not attached: process_exec reaches
-        // them by tail call through EXEC_STAGES.
+        // The exec stages first: they are loaded but never attached, and
+        // process_exec reaches them by tail call through EXEC_STAGES. Filled
+        // before any hook is attached, so no exec ever finds a stage missing.
         let mut stages: ProgramArray<MapData> = take_map(&mut ebpf, names::EXEC_STAGES_MAP)?;
         for (index, name) in [
             (names::EXEC_STAGE_CWD, names::PROG_EXEC_CWD),
             (names::EXEC_STAGE_CGROUP, names::PROG_EXEC_CGROUP),
         ] {
-            let program: &mut RawTracePoint = ebpf
-                .program_mut(name)
-                .ok_or(LoadError::Missing { what: "program", name })?
-                .try_into()
-                .map_err(|source| LoadError::Program { program: name, hook: "tail call", source })?;
-            program
-                .load()
-                .map_err(|source| LoadError::Program { program: name, hook: "tail call", source })?;
+            let program = load_raw_tracepoint(&mut ebpf, name, "tail call")?;
             let fd = program
                 .fd()
                 .map_err(|source| LoadError::Program { program: name, hook: "tail call", source })?;
             stages
                 .set(index, fd, 0)
                 .map_err(|source| LoadError::Map { name: names::EXEC_STAGES_MAP, source })?;
+        }
+        for hook in HOOKS {
+            load_raw_tracepoint(&mut ebpf, hook.program, hook.attach)?
+                .attach(hook.attach)
+                .map_err(|source| LoadError::Program { program: hook.program, hook: hook.attach, source })?;
         }
         let ring = take_map(&mut ebpf, names::EVENTS_MAP)?;
         let losses = take_map(&mut ebpf, names::LOSSES_MAP)?;
@@ -212,6 +198,22 @@ impl PerCpuCounters<'_> {
             })
             .collect()
     }
+}
+
+/// Loads (verifies) the raw tracepoint program `name`; `hook` names where
+/// it goes, for errors.
+fn load_raw_tracepoint<'a>(
+    ebpf: &'a mut Ebpf,
+    name: &'static str,
+    hook: &'static str,
+) -> Result<&'a mut RawTracePoint, LoadError> {
+    let program: &mut RawTracePoint = ebpf
+        .program_mut(name)
+        .ok_or(LoadError::Missing { what: "program", name })?
+        .try_into()
+        .map_err(|source| LoadError::Program { program: name, hook, source })?;
+    program.load().map_err(|source| LoadError::Program { program: name, hook, source })?;
+    Ok(program)
 }
 
 fn take_map<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, LoadError>
