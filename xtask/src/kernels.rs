@@ -139,6 +139,10 @@ impl PrivateApt {
         let deb = self.download(package, version)?;
         let dir = PathBuf::from(CACHE).join("x").join(deb.file_stem().context("deb name")?);
         if !dir.exists() {
+            // dpkg-deb creates the target directory but not its parents.
+            if let Some(parent) = dir.parent() {
+                std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+            }
             cmd::run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&dir), "dpkg-deb -x")?;
         }
         let file = dir.join(path_in_deb);
