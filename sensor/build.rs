@@ -55,48 +55,24 @@ fn check_no_subprogram_calls(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `section+byte offset -> callee` for every `call` whose src_reg is
-/// BPF_PSEUDO_CALL, in every executable section of a little-endian ELF64.
+/// `section+byte offset` of every `call` whose src_reg is BPF_PSEUDO_CALL,
+/// in every executable section.
 fn subprogram_calls(elf: &[u8]) -> anyhow::Result<Vec<String>> {
+    use object::{Object as _, ObjectSection as _, SectionFlags};
     const SHF_EXECINSTR: u64 = 0x4;
     const BPF_CALL: u8 = 0x85; // BPF_JMP | BPF_CALL
     const BPF_PSEUDO_CALL: u8 = 1;
-    let u16_at = |o: usize| elf.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
-    let u32_at = |o: usize| elf.get(o..o + 4).map(|b| u32::from_le_bytes(b.try_into().unwrap()));
-    let u64_at = |o: usize| elf.get(o..o + 8).map(|b| u64::from_le_bytes(b.try_into().unwrap()));
-    if elf.get(..6) != Some(b"\x7fELF\x02\x01".as_slice()) {
-        bail!("not a little-endian ELF64 file");
-    }
-    let short = || anyhow!("truncated");
-    let shoff = u64_at(0x28).ok_or_else(short)? as usize;
-    let shentsize = u16_at(0x3a).ok_or_else(short)? as usize;
-    let shnum = u16_at(0x3c).ok_or_else(short)? as usize;
-    let shstrndx = u16_at(0x3e).ok_or_else(short)? as usize;
-    let section = |i: usize| -> anyhow::Result<(u32, u64, usize, usize)> {
-        let h = shoff + i * shentsize;
-        let name = u32_at(h).ok_or_else(short)?;
-        let flags = u64_at(h + 8).ok_or_else(short)?;
-        let offset = u64_at(h + 0x18).ok_or_else(short)? as usize;
-        let size = u64_at(h + 0x20).ok_or_else(short)? as usize;
-        Ok((name, flags, offset, size))
-    };
-    let (_, _, strtab, strsize) = section(shstrndx)?;
-    let name_of = |n: u32| -> String {
-        let start = strtab + n as usize;
-        let bytes = elf.get(start..strtab + strsize).unwrap_or_default();
-        let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-        String::from_utf8_lossy(&bytes[..end]).into_owned()
-    };
+    let file = object::File::parse(elf)?;
     let mut calls = Vec::new();
-    for i in 0..shnum {
-        let (name, flags, offset, size) = section(i)?;
-        if flags & SHF_EXECINSTR == 0 {
+    for section in file.sections() {
+        let executable = matches!(section.flags(), SectionFlags::Elf { sh_flags } if sh_flags & SHF_EXECINSTR != 0);
+        if !executable {
             continue;
         }
-        let code = elf.get(offset..offset + size).ok_or_else(short)?;
-        for (n, insn) in code.chunks_exact(8).enumerate() {
+        let name = section.name().unwrap_or("?");
+        for (n, insn) in section.data()?.chunks_exact(8).enumerate() {
             if insn[0] == BPF_CALL && insn[1] >> 4 == BPF_PSEUDO_CALL {
-                calls.push(format!("{}+{:#x}", name_of(name), n * 8));
+                calls.push(format!("{name}+{:#x}", n * 8));
             }
         }
     }
