@@ -49,7 +49,8 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     // Attach first, then read /proc: a process that starts in between is
     // in both, and the kernel's record (applied later) wins.
     let (mut source, ring) = EbpfSource::load(&config.ebpf)?;
-    pipeline.seed(procfs::all_processes(std::path::Path::new("/proc")));
+    let cgroup_mode = crate::source::ebpf::offsets::CgroupMode::detect();
+    pipeline.seed(procfs::all_processes(std::path::Path::new("/proc"), cgroup_mode));
     // Parsing the kernel's BTF and the object takes tens of MiB that are
     // free now; hand them back instead of carrying them as RSS forever.
     // SAFETY: malloc_trim has no preconditions.

@@ -8,11 +8,12 @@ use std::sync::Arc;
 use sensor_common::{ID_UNSET, TaskInfo};
 
 use crate::enrich::clock::BootClock;
+use crate::enrich::container;
 use crate::enrich::process::{EntityIds, ProcessInfo, ProcessTable};
 use crate::enrich::procfs::ProcSnapshot;
 use crate::enrich::user::UserNames;
 use crate::event::{
-    Agent, Cgroup, Event, EventMeta, Host, Lost, ProbeErrorCount, Process, SensorFields,
+    Agent, Cgroup, Container, Event, EventMeta, Host, Lost, ProbeErrorCount, Process, SensorFields,
     Signal, Text, Thread,
 };
 use crate::source::ebpf::decode::{ExecRecord, ExitRecord, ForkRecord, KernelEvent};
@@ -73,6 +74,7 @@ impl Pipeline {
                 executable: s.exe.map(Text),
                 args: Some(s.args.into_iter().map(Text).collect()),
                 working_directory: s.cwd.map(Text),
+                container: s.cgroup.as_deref().and_then(container::from_cgroup_path),
                 exited: false,
             };
             self.table.upsert(info);
@@ -105,6 +107,12 @@ impl Pipeline {
         entry.executable = non_empty(e.exe);
         entry.args = Some(args);
         entry.working_directory = non_empty(e.cwd);
+        // An exec'd process can have been moved into a container's cgroup
+        // (`podman exec`): the cgroup at exec is the truth. An unreadable
+        // cgroup keeps what was known.
+        if !e.cgroup.is_empty() {
+            entry.container = container::from_cgroup_path(&e.cgroup);
+        }
         entry.exited = false;
         let mut sensor = SensorFields::default();
         if e.argv_truncated {
@@ -135,18 +143,16 @@ impl Pipeline {
     fn fork(&mut self, f: ForkRecord) -> Event {
         let ticks = self.table.ids.ticks(f.task.start_boottime);
         let parent_ticks = self.table.ids.ticks(f.task.parent_start_boottime);
-        // A child runs its parent's image until it execs.
-        let inherited = self
-            .table
-            .get_exact(f.task.ppid, parent_ticks)
-            .or_else(|| self.table.get(f.task.ppid))
-            .map(|p| (p.executable.clone(), p.args.clone(), p.working_directory.clone()));
+        // A child runs its parent's image, in its parent's container, until
+        // it execs.
+        let inherited = self.table.get_exact(f.task.ppid, parent_ticks).or_else(|| self.table.get(f.task.ppid)).cloned();
         let entry = self.table.entry(f.task.tgid, f.task.ppid, ticks);
         entry.name = Some(comm(&f.task));
-        if let Some((exe, args, cwd)) = inherited {
-            entry.executable = exe;
-            entry.args = args;
-            entry.working_directory = cwd;
+        if let Some(parent) = inherited {
+            entry.executable = parent.executable;
+            entry.args = parent.args;
+            entry.working_directory = parent.working_directory;
+            entry.container = parent.container;
         }
         self.process_event(f.boot_ns, &f.task, "fork", START, SensorFields::default())
     }
@@ -240,6 +246,11 @@ impl Pipeline {
         if sensor.cgroup.as_ref().is_some_and(|c| c.path.is_escaped()) {
             sensor.escaped.push("sensor.cgroup.path".to_owned());
         }
+        let container = self
+            .table
+            .get_exact(task.tgid, ticks)
+            .and_then(|p| p.container.as_ref())
+            .map(|c| Container { id: c.id.clone(), runtime: c.runtime });
         let meta = self.meta("event", PROCESS, type_, action, Some("success"), "ebpf");
         Event {
             timestamp: self.clock.rfc3339(boot_ns),
@@ -247,6 +258,7 @@ impl Pipeline {
             host: self.host.clone(),
             agent: self.agent.clone(),
             process: Some(process),
+            container,
             sensor,
         }
     }
@@ -280,6 +292,7 @@ impl Pipeline {
             host: self.host.clone(),
             agent: self.agent.clone(),
             process: None,
+            container: None,
             sensor,
         }
     }

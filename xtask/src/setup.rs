@@ -21,6 +21,11 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "auditd",
     // ps, pkill and friends for scripts.
     "procps",
+    // Container tests: a real podman container (runc: crun refuses this
+    // machine's hybrid cgroups), its image imported from a busybox rootfs.
+    "podman",
+    "runc",
+    "busybox-static",
 ];
 
 /// Services that packages above would start and that must not keep

@@ -3,6 +3,7 @@
 //! source.
 
 pub mod clock;
+pub mod container;
 pub mod host;
 pub mod process;
 pub mod procfs;

@@ -9,6 +9,7 @@ use std::collections::{HashMap, VecDeque};
 
 use sha2::{Digest, Sha256};
 
+use crate::enrich::container::ContainerRef;
 use crate::event::{Ancestor, Text};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +24,9 @@ pub struct ProcessInfo {
     pub executable: Option<Text>,
     pub args: Option<Vec<Text>>,
     pub working_directory: Option<Text>,
+    /// From the cgroup path at exec (or in /proc at start); a fork inherits
+    /// its parent's.
+    pub container: Option<ContainerRef>,
     pub exited: bool,
 }
 
@@ -128,6 +132,7 @@ impl ProcessTable {
                 executable: None,
                 args: None,
                 working_directory: None,
+                container: None,
                 exited: false,
             };
             self.upsert(info);
@@ -213,6 +218,7 @@ mod tests {
             executable: Some(Text::from(format!("/bin/p{pid}").as_str())),
             args: None,
             working_directory: None,
+            container: None,
             exited: false,
         }
     }

@@ -22,6 +22,8 @@ pub struct Event {
     pub agent: Arc<Agent>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub process: Option<Process>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<Container>,
     #[serde(skip_serializing_if = "SensorFields::is_empty")]
     pub sensor: SensorFields,
 }
@@ -106,6 +108,13 @@ pub struct Process {
 #[derive(Debug, Clone, Serialize)]
 pub struct Thread {
     pub id: u32,
+}
+
+/// ECS `container.*`: the container the process runs in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Container {
+    pub id: String,
+    pub runtime: &'static str,
 }
 
 /// A user or group: ECS keeps ids as strings.

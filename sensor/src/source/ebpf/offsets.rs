@@ -158,7 +158,7 @@ impl CgroupHierarchy {
 /// `enum cgroup_subsys_id` enumerators, best first: every container runtime
 /// creates its cgroups in the memory controller (limits), most in pids and
 /// cpu. The enumerators exist only for controllers built into the kernel.
-const V1_HIERARCHIES: [&str; 3] = ["memory_cgrp_id", "pids_cgrp_id", "cpu_cgrp_id"];
+pub const V1_HIERARCHIES: [&str; 3] = ["memory_cgrp_id", "pids_cgrp_id", "cpu_cgrp_id"];
 
 /// Picks the hierarchy from the host's cgroup mode and the kernel's
 /// controller ids (`subsys_id` maps an enumerator name to its value).
