@@ -373,19 +373,23 @@ fn boot_and_check(vmlinuz: &Path, initrd: &Path, suite: &str) -> Result<String> 
     };
     let stderr = section("STDERR").with_context(|| format!("the guest printed no sensor output; console tail:\n{}", tail(&console, 40)))?;
     let events = section("EVENTS").unwrap_or_default();
-    let exec = events
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .filter_map(|l| serde_json_lite_args(l).map(|a| (l, a)))
-        .find(|(l, args)| l.contains(r#""action":"exec""#) && args == &["/bin/echo", MARKER, "a b"]);
-    match exec {
-        Some(_) => Ok(format!("exec seen with exact argv, {:.0} s", started.elapsed().as_secs_f64())),
-        None => bail!(
-            "no exec event with argv [/bin/echo, {MARKER}, \"a b\"]\nsensor stderr:\n{}\nevents:\n{}",
+    // The echo's exec and its exit (exit code 0), both with the exact argv.
+    let marked = |action: &str| {
+        events
+            .lines()
+            .filter(|l| l.contains(&format!(r#""action":"{action}""#)))
+            .any(|l| serde_json_lite_args(l).is_some_and(|a| a == ["/bin/echo", MARKER, "a b"]))
+    };
+    let missing: Vec<&str> = ["exec", "exit"].into_iter().filter(|a| !marked(a)).collect();
+    if !missing.is_empty() {
+        bail!(
+            "no {} event with argv [/bin/echo, {MARKER}, \"a b\"]\nsensor stderr:\n{}\nevents:\n{}",
+            missing.join(" or "),
             stderr.trim(),
             events.trim()
-        ),
+        );
     }
+    Ok(format!("exec and exit seen with exact argv, {:.0} s", started.elapsed().as_secs_f64()))
 }
 
 /// `process.args` of one event line. xtask avoids a JSON dependency; the

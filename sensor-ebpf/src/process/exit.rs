@@ -1,10 +1,9 @@
-use aya_ebpf::helpers::bpf_ktime_get_boot_ns;
 use aya_ebpf::macros::raw_tracepoint;
 use aya_ebpf::programs::RawTracePointContext;
 use sensor_common::{EventKind, ExitEvent, ProbeError};
 
 use crate::kernel::{read_ptr, read_u32};
-use crate::maps::{EVENTS, count_error, count_loss, off, sensor_tgid};
+use crate::maps::{count_error, off, sensor_tgid};
 use crate::task;
 
 /// sched_process_exit (TP_PROTO(struct task_struct *p, …)): fires in do_exit
@@ -32,27 +31,12 @@ fn try_process_exit(ctx: &RawTracePointContext) -> Result<u32, i64> {
         return Ok(0);
     }
     let exit_status = read_u32(task, off!(task_exit_code))?;
-    let Some(mut entry) = EVENTS.reserve::<ExitEvent>(0) else {
-        count_loss(EventKind::Exit);
-        return Ok(0);
-    };
-    let ev = entry.as_mut_ptr();
-    // SAFETY: ev points at reserved space for one ExitEvent; every field is
-    // written before submit.
-    let filled = unsafe {
-        (*ev).header.kind = EventKind::Exit as u32;
-        (*ev).header.size = core::mem::size_of::<ExitEvent>() as u32;
-        (*ev).header.boot_ns = bpf_ktime_get_boot_ns();
-        (*ev).exit_status = exit_status;
-        (*ev)._pad0 = 0;
-        task::fill(&mut (*ev).task, task)
-    };
-    match filled {
-        Ok(()) => entry.submit(0),
-        Err(e) => {
-            entry.discard(0);
-            return Err(e.into());
-        }
-    }
+    super::emit::<ExitEvent>(EventKind::Exit, |ev| {
+        // SAFETY: emit hands us reserved space for one ExitEvent.
+        let ev = unsafe { &mut *ev };
+        ev.exit_status = exit_status;
+        ev._pad0 = 0;
+        task::fill(&mut ev.task, task).map_err(Into::into)
+    })?;
     Ok(0)
 }

@@ -1,10 +1,9 @@
-use aya_ebpf::helpers::bpf_ktime_get_boot_ns;
 use aya_ebpf::macros::raw_tracepoint;
 use aya_ebpf::programs::RawTracePointContext;
 use sensor_common::{EventKind, ForkEvent, ProbeError};
 
 use crate::kernel::read_u32;
-use crate::maps::{EVENTS, count_error, count_loss, off, sensor_tgid};
+use crate::maps::{count_error, off, sensor_tgid};
 use crate::task;
 
 /// sched_process_fork (TP_PROTO(struct task_struct *parent, struct task_struct *child)):
@@ -32,25 +31,9 @@ fn try_process_fork(ctx: &RawTracePointContext) -> Result<u32, i64> {
     if read_u32(child, off!(task_tgid))? != read_u32(child, off!(task_pid))? {
         return Ok(0);
     }
-    let Some(mut entry) = EVENTS.reserve::<ForkEvent>(0) else {
-        count_loss(EventKind::Fork);
-        return Ok(0);
-    };
-    let ev = entry.as_mut_ptr();
-    // SAFETY: ev points at reserved ring-buffer space for one ForkEvent;
-    // every field is written before submit.
-    let filled = unsafe {
-        (*ev).header.kind = EventKind::Fork as u32;
-        (*ev).header.size = core::mem::size_of::<ForkEvent>() as u32;
-        (*ev).header.boot_ns = bpf_ktime_get_boot_ns();
-        task::fill(&mut (*ev).task, child)
-    };
-    match filled {
-        Ok(()) => entry.submit(0),
-        Err(e) => {
-            entry.discard(0);
-            return Err(e.into());
-        }
-    }
+    super::emit::<ForkEvent>(EventKind::Fork, |ev| {
+        // SAFETY: emit hands us reserved space for one ForkEvent.
+        task::fill(unsafe { &mut (*ev).task }, child).map_err(Into::into)
+    })?;
     Ok(0)
 }
