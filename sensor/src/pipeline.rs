@@ -11,7 +11,7 @@ use crate::enrich::clock::BootClock;
 use crate::enrich::container;
 use crate::enrich::process::{EntityIds, ProcessInfo, ProcessTable};
 use crate::enrich::procfs::ProcSnapshot;
-use crate::enrich::user::UserNames;
+use crate::enrich::user::{Accounts, UserNames};
 use crate::event::{
     Agent, Cgroup, Container, Event, EventMeta, Host, Lost, ProbeErrorCount, Process, SensorFields,
     Signal, Text, Thread,
@@ -192,20 +192,30 @@ impl Pipeline {
             process.thread = Some(Thread { id: task.tid });
         }
         process.start = Some(self.clock.rfc3339(task.start_boottime));
-        process.user = Some(self.users.user(task.euid));
-        process.real_user = Some(self.users.user(task.uid));
-        process.saved_user = Some(self.users.user(task.suid));
-        process.group = Some(self.users.group(task.egid));
-        process.real_group = Some(self.users.group(task.gid));
-        process.saved_group = Some(self.users.group(task.sgid));
+        let container = self.table.get_exact(task.tgid, ticks).and_then(|p| p.container.clone());
+        let ancestors = self.table.ancestors(task.ppid, self.ancestry_depth);
+        // Processes whose root shows the container's files, nearest first.
+        let candidates: Vec<u32> =
+            [task.tgid, task.ppid].into_iter().chain(ancestors.iter().map(|a| a.pid)).collect();
+        let accounts = match &container {
+            Some(c) => Accounts::Container { id: &c.id, pids: &candidates },
+            None => Accounts::Host,
+        };
+        process.user = Some(self.users.user(task.euid, &accounts));
+        process.real_user = Some(self.users.user(task.uid, &accounts));
+        process.saved_user = Some(self.users.user(task.suid, &accounts));
+        process.group = Some(self.users.group(task.egid, &accounts));
+        process.real_group = Some(self.users.group(task.gid, &accounts));
+        process.saved_group = Some(self.users.group(task.sgid, &accounts));
         if task.fsuid != task.euid {
-            sensor.fs_user = Some(self.users.user(task.fsuid));
+            sensor.fs_user = Some(self.users.user(task.fsuid, &accounts));
         }
         if task.fsgid != task.egid {
-            sensor.fs_group = Some(self.users.group(task.fsgid));
+            sensor.fs_group = Some(self.users.group(task.fsgid, &accounts));
         }
         if task.loginuid != ID_UNSET {
-            sensor.login_user = Some(self.users.user(task.loginuid));
+            // The login uid is set by the host's login machinery (pam_loginuid).
+            sensor.login_user = Some(self.users.user(task.loginuid, &Accounts::Host));
         }
         if task.sessionid != ID_UNSET {
             sensor.session_id = Some(task.sessionid);
@@ -226,7 +236,7 @@ impl Pipeline {
                 ..Process::default()
             },
         }));
-        sensor.ancestors = self.table.ancestors(task.ppid, self.ancestry_depth);
+        sensor.ancestors = ancestors;
         for (field, text) in [
             ("process.executable", process.executable.as_ref()),
             ("process.working_directory", process.working_directory.as_ref()),
@@ -246,11 +256,7 @@ impl Pipeline {
         if sensor.cgroup.as_ref().is_some_and(|c| c.path.is_escaped()) {
             sensor.escaped.push("sensor.cgroup.path".to_owned());
         }
-        let container = self
-            .table
-            .get_exact(task.tgid, ticks)
-            .and_then(|p| p.container.as_ref())
-            .map(|c| Container { id: c.id.clone(), runtime: c.runtime });
+        let container = container.map(|c| Container { id: c.id, runtime: c.runtime });
         let meta = self.meta("event", PROCESS, type_, action, Some("success"), "ebpf");
         Event {
             timestamp: self.clock.rfc3339(boot_ns),

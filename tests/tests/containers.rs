@@ -7,7 +7,11 @@ use std::sync::Once;
 
 use sensor_tests::{Sensor, action, at};
 
-const IMAGE: &str = "localhost/sensor-test-busybox";
+/// Bump the tag when the rootfs below changes: a machine keeps old images.
+const IMAGE: &str = "localhost/sensor-test-busybox:2";
+/// A user and group that exist only in the image.
+const CONTAINER_USER: (&str, u32) = ("ctruser", 4242);
+const CONTAINER_GROUP: (&str, u32) = ("ctrgroup", 4243);
 
 /// podman with the flags this build machine needs (hybrid cgroups: crun
 /// refuses them and runc's RLIMIT_NPROC setting is not permitted).
@@ -30,6 +34,12 @@ fn ensure_image() {
         for tool in ["sh", "echo", "true", "sleep", "cat"] {
             std::os::unix::fs::symlink("busybox", dir.join("bin").join(tool)).expect("symlink");
         }
+        std::fs::create_dir_all(dir.join("etc")).expect("etc");
+        let (user, uid) = CONTAINER_USER;
+        let (group, gid) = CONTAINER_GROUP;
+        std::fs::write(dir.join("etc/passwd"), format!("root:x:0:0:root:/:/bin/sh\n{user}:x:{uid}:{gid}::/:/bin/sh\n"))
+            .expect("passwd");
+        std::fs::write(dir.join("etc/group"), format!("root:x:0:\n{group}:x:{gid}:\n")).expect("group");
         let tar = dir.with_extension("tar");
         let ok = Command::new("tar").arg("-C").arg(&dir).args(["-cf"]).arg(&tar).arg(".").status().expect("tar");
         assert!(ok.success(), "tar of the rootfs failed");
@@ -41,6 +51,10 @@ fn ensure_image() {
 /// `podman run` of `args` in the test image; returns the child and the file
 /// podman writes the container id to.
 fn run_container(args: &[&str]) -> (std::process::Child, std::path::PathBuf) {
+    run_container_with(&[], args)
+}
+
+fn run_container_with(options: &[&str], args: &[&str]) -> (std::process::Child, std::path::PathBuf) {
     ensure_image();
     let cidfile = std::env::temp_dir().join(format!("sensor-cid-{}-{}", std::process::id(), args.join("_").len()));
     let _ = std::fs::remove_file(&cidfile);
@@ -48,6 +62,7 @@ fn run_container(args: &[&str]) -> (std::process::Child, std::path::PathBuf) {
         .args(["run", "--rm", "--runtime", "runc", "--ulimit", "nofile=1000:1000", "--ulimit", "nproc=1000:1000"])
         .arg("--cidfile")
         .arg(&cidfile)
+        .args(options)
         .arg(IMAGE)
         .args(args)
         .stdout(Stdio::null())
@@ -115,4 +130,37 @@ fn a_container_started_before_the_sensor_is_recognised() {
     assert_eq!(at(&exit, "container.id"), id.as_str(), "{exit}");
     assert_eq!(at(&exit, "container.runtime"), "podman");
     sensor.stop();
+}
+
+#[test]
+fn ids_in_a_container_are_named_from_the_containers_own_accounts() {
+    let (user, uid) = CONTAINER_USER;
+    let (group, gid) = CONTAINER_GROUP;
+    assert!(
+        nix_free_lookup(uid).is_none(),
+        "uid {uid} must not exist on the host for this test to mean anything"
+    );
+    let sensor = Sensor::start("");
+    let ids = format!("{uid}:{gid}");
+    let (mut child, cidfile) = run_container_with(&["--user", &ids], &["/bin/sh", "-c", "/bin/echo container-user-marker; sleep 2"]);
+    child.wait().expect("wait podman");
+    let id = container_id(&cidfile);
+    let exec = sensor.wait_for("exec of echo as the container's user", |v| {
+        action(v) == "exec" && at(v, "process.args")[1] == "container-user-marker"
+    });
+    assert_eq!(at(&exec, "container.id"), id.as_str());
+    assert_eq!(at(&exec, "process.user.id"), uid.to_string().as_str());
+    assert_eq!(at(&exec, "process.user.name"), user, "{exec}");
+    assert_eq!(at(&exec, "process.group.name"), group, "{exec}");
+    sensor.stop();
+}
+
+/// The host's passwd entry for `uid`, read from the file (the test crate
+/// has no NSS binding; the sensor's own lookup is what is under test).
+fn nix_free_lookup(uid: u32) -> Option<String> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.get(2)? == &uid.to_string()).then(|| f[0].to_owned())
+    })
 }
