@@ -47,35 +47,28 @@ enum Kind {
 
 impl UserNames {
     pub fn user(&mut self, uid: u32, accounts: &Accounts) -> Id {
-        let name = match accounts {
-            Accounts::Host => {
-                if self.users.len() >= MAX_ENTRIES {
-                    self.users.clear();
-                }
-                self.users
-                    .entry(uid)
-                    .or_insert_with(|| nix::unistd::User::from_uid(uid.into()).ok().flatten().map(|u| u.name))
-                    .clone()
-            }
-            Accounts::Container { id, pids } => self.in_container(id, pids, Kind::User, uid),
-        };
-        Id { id: uid.to_string(), name }
+        self.name(Kind::User, uid, accounts)
     }
 
     pub fn group(&mut self, gid: u32, accounts: &Accounts) -> Id {
+        self.name(Kind::Group, gid, accounts)
+    }
+
+    fn name(&mut self, kind: Kind, id: u32, accounts: &Accounts) -> Id {
         let name = match accounts {
             Accounts::Host => {
-                if self.groups.len() >= MAX_ENTRIES {
-                    self.groups.clear();
+                let cache = match kind {
+                    Kind::User => &mut self.users,
+                    Kind::Group => &mut self.groups,
+                };
+                if cache.len() >= MAX_ENTRIES {
+                    cache.clear();
                 }
-                self.groups
-                    .entry(gid)
-                    .or_insert_with(|| nix::unistd::Group::from_gid(gid.into()).ok().flatten().map(|g| g.name))
-                    .clone()
+                cache.entry(id).or_insert_with(|| host_lookup(kind, id)).clone()
             }
-            Accounts::Container { id, pids } => self.in_container(id, pids, Kind::Group, gid),
+            Accounts::Container { id: container, pids } => self.in_container(container, pids, kind, id),
         };
-        Id { id: gid.to_string(), name }
+        Id { id: id.to_string(), name }
     }
 
     /// The name of `id` in a container. A miss re-reads the container's
@@ -150,6 +143,14 @@ impl UserNames {
             self.stamp = Some(now);
         }
         self.containers.clear();
+    }
+}
+
+/// The host's NSS answer for a uid or gid.
+fn host_lookup(kind: Kind, id: u32) -> Option<String> {
+    match kind {
+        Kind::User => nix::unistd::User::from_uid(id.into()).ok().flatten().map(|u| u.name),
+        Kind::Group => nix::unistd::Group::from_gid(id.into()).ok().flatten().map(|g| g.name),
     }
 }
 
