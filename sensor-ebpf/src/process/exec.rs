@@ -49,14 +49,10 @@ pub fn exec_cwd(ctx: RawTracePointContext) -> u32 {
     let ev = unsafe { &mut *buf.cast::<ExecEvent>() };
     let task: u64 = ctx.arg(0);
     let mut w = writer(buf, ev.argv_len as usize + ev.exe_len as usize);
-    let before = w.pos;
     let pwd = read_ptr(task, off!(task_fs)).and_then(|fs| field(fs, off!(fs_pwd)));
-    let walk = match pwd {
-        Ok(p) => write_path(&mut w, p, PATH_CAP, PATH_COMPONENTS_MAX),
-        Err(_) => Walk::Failed,
-    };
-    ev.flags |= walk_flags(walk, exec_flags::CWD_TRUNCATED);
-    ev.cwd_len = w.since(before) as u32;
+    let (len, flags) = path_into(&mut w, pwd, exec_flags::CWD_TRUNCATED);
+    ev.cwd_len = len;
+    ev.flags |= flags;
     next_stage(&ctx, buf, EXEC_STAGE_CGROUP);
     0
 }
@@ -143,14 +139,10 @@ fn try_process_exec(ctx: &RawTracePointContext) -> Result<u32, i64> {
 
     // exe: bprm->file->f_path (f_path is embedded in struct file).
     let mut w = writer(buf, len as usize);
-    let before = w.pos;
     let f_path = read_ptr(bprm, off!(binprm_file)).and_then(|file| field(file, off!(file_path)));
-    let walk = match f_path {
-        Ok(p) => write_path(&mut w, p, PATH_CAP, PATH_COMPONENTS_MAX),
-        Err(_) => Walk::Failed,
-    };
-    ev.flags |= walk_flags(walk, exec_flags::EXE_TRUNCATED);
-    ev.exe_len = w.since(before) as u32;
+    let (exe_len, flags) = path_into(&mut w, f_path, exec_flags::EXE_TRUNCATED);
+    ev.exe_len = exe_len;
+    ev.flags |= flags;
     next_stage(ctx, buf, EXEC_STAGE_CWD);
     Ok(0)
 }
@@ -199,6 +191,18 @@ fn send(buf: *mut u8) {
     if EVENTS.output::<[u8]>(record, 0).is_err() {
         count_loss(EventKind::Exec);
     }
+}
+
+/// Walks the `struct path` at `path` (if it could be reached) into `w`:
+/// the bytes written, and the flag bits for how the walk ended.
+#[inline(always)]
+fn path_into(w: &mut Writer, path: Result<u64, Miss>, truncated: u32) -> (u32, u32) {
+    let before = w.pos;
+    let walk = match path {
+        Ok(p) => write_path(w, p, PATH_CAP, PATH_COMPONENTS_MAX),
+        Err(_) => Walk::Failed,
+    };
+    (w.since(before) as u32, walk_flags(walk, truncated))
 }
 
 /// Flag bits for how a path walk ended.
