@@ -15,20 +15,27 @@ pub enum EventKind {
     Exec = 1,
     Fork = 2,
     Exit = 3,
-    // 100..=199: file privilege changes (reserved).
-    // 200..=299: credential changes (reserved).
+    // 100..=199: file privilege changes.
+    /// chmod, chown, xattr changes: [`crate::FileEvent`].
+    FileAttr = 100,
+    // 200..=299: credential changes.
+    /// setuid family, capset: [`crate::CredEvent`].
+    Cred = 200,
     // 300..=399: network (reserved).
 }
 
 impl EventKind {
     /// Every kind, so loops over kinds (loss counters, probe tables) cannot forget one.
-    pub const ALL: [EventKind; 3] = [EventKind::Exec, EventKind::Fork, EventKind::Exit];
+    pub const ALL: [EventKind; 5] =
+        [EventKind::Exec, EventKind::Fork, EventKind::Exit, EventKind::FileAttr, EventKind::Cred];
 
     pub const fn from_u32(v: u32) -> Option<Self> {
         match v {
             1 => Some(EventKind::Exec),
             2 => Some(EventKind::Fork),
             3 => Some(EventKind::Exit),
+            100 => Some(EventKind::FileAttr),
+            200 => Some(EventKind::Cred),
             _ => None,
         }
     }
@@ -38,6 +45,8 @@ impl EventKind {
             EventKind::Exec => "exec",
             EventKind::Fork => "fork",
             EventKind::Exit => "exit",
+            EventKind::FileAttr => "file_attr",
+            EventKind::Cred => "cred",
         }
     }
 
@@ -47,6 +56,8 @@ impl EventKind {
             EventKind::Exec => size_of::<ExecEvent>(),
             EventKind::Fork => size_of::<ForkEvent>(),
             EventKind::Exit => size_of::<ExitEvent>(),
+            EventKind::FileAttr => size_of::<crate::FileEvent>(),
+            EventKind::Cred => size_of::<crate::CredEvent>(),
         }
     }
 
@@ -54,7 +65,8 @@ impl EventKind {
     pub const fn max_size(self) -> usize {
         match self {
             EventKind::Exec => size_of::<ExecEvent>() + EXEC_DATA_MAX,
-            EventKind::Fork | EventKind::Exit => self.fixed_size(),
+            EventKind::FileAttr => crate::FILE_EVENT_MAX,
+            EventKind::Fork | EventKind::Exit | EventKind::Cred => self.fixed_size(),
         }
     }
 }
@@ -95,16 +107,24 @@ pub enum ProbeError {
     /// A tail call to the next exec stage failed; the record was sent
     /// without the later stages' paths.
     TailCall = 5,
+    /// A syscall argument (path, xattr name or value) could not be read
+    /// from the caller's memory.
+    ReadArg = 6,
+    /// A syscall's entry could not be remembered until its exit (the
+    /// in-flight map was full): that call is not reported.
+    Inflight = 7,
 }
 
 impl ProbeError {
-    pub const ALL: [ProbeError; 6] = [
+    pub const ALL: [ProbeError; 8] = [
         ProbeError::Scratch,
         ProbeError::ReadTask,
         ProbeError::ReadArgv,
         ProbeError::ReadPath,
         ProbeError::ReadCgroup,
         ProbeError::TailCall,
+        ProbeError::ReadArg,
+        ProbeError::Inflight,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -115,6 +135,8 @@ impl ProbeError {
             ProbeError::ReadPath => "read_path",
             ProbeError::ReadCgroup => "read_cgroup",
             ProbeError::TailCall => "tail_call",
+            ProbeError::ReadArg => "read_arg",
+            ProbeError::Inflight => "inflight_full",
         }
     }
 }
@@ -207,6 +229,11 @@ pub struct TaskInfo {
     /// unified one, where this equals `bpf_get_current_cgroup_id`; else a v1
     /// controller's. 0 if unknown.
     pub cgroup_id: u64,
+    /// Permitted and effective capability sets (`real_cred`), bit n =
+    /// capability n: how a gain of privilege without a credential syscall
+    /// (a setuid-root or file-capability exec, an exploit) is noticed.
+    pub cap_permitted: u64,
+    pub cap_effective: u64,
     /// `comm`, NUL-padded.
     pub comm: [u8; 16],
     /// Controlling terminal name (`signal->tty->name`, e.g. `pts3`), empty if none.
@@ -262,10 +289,10 @@ pub struct ExitEvent {
 
 // Sizes pinned on both targets: a change here is a wire-format change.
 const _: () = assert!(size_of::<EventHeader>() == 16);
-const _: () = assert!(size_of::<TaskInfo>() == 128);
-const _: () = assert!(size_of::<ExecEvent>() == 168);
-const _: () = assert!(size_of::<ForkEvent>() == 144);
-const _: () = assert!(size_of::<ExitEvent>() == 152);
+const _: () = assert!(size_of::<TaskInfo>() == 144);
+const _: () = assert!(size_of::<ExecEvent>() == 184);
+const _: () = assert!(size_of::<ForkEvent>() == 160);
+const _: () = assert!(size_of::<ExitEvent>() == 168);
 
 /// Knobs the daemon sets in the object before load.
 #[repr(C)]

@@ -8,9 +8,11 @@
 
 pub mod event;
 pub mod offsets;
+pub mod syscall;
 
 pub use event::*;
 pub use offsets::*;
+pub use syscall::*;
 
 /// Names of maps, globals and programs in the eBPF object. Shared so that a
 /// typo is a compile error, not a failure at load time.
@@ -45,6 +47,24 @@ pub mod names {
     pub const PROG_FORK_RAW_TP: &str = "process_fork";
     /// `raw_tracepoint/sched_process_exit`.
     pub const PROG_EXIT_RAW_TP: &str = "process_exit";
+
+    /// `u32` array indexed by syscall number: the [`crate::SyscallOp`] of
+    /// each traced syscall, 0 for the rest.
+    pub const SYSCALL_OPS_MAP: &str = "SYSCALL_OPS";
+    /// Per-CPU scratch (like SCRATCH) in which syscall records are assembled.
+    pub const SYSCALL_SCRATCH_MAP: &str = "SYSCALL_SCRATCH";
+    /// File syscalls between entry and exit, by thread.
+    pub const FILE_INFLIGHT_MAP: &str = "FILE_INFLIGHT";
+    /// Credential syscalls between entry and exit, by thread.
+    pub const CRED_INFLIGHT_MAP: &str = "CRED_INFLIGHT";
+    /// `tracepoint/syscalls/sys_enter_*` of the file attribute syscalls.
+    pub const PROG_FILE_ENTER: &str = "file_enter";
+    /// `tracepoint/syscalls/sys_exit_*` of the file attribute syscalls.
+    pub const PROG_FILE_EXIT: &str = "file_exit";
+    /// `tracepoint/syscalls/sys_enter_*` of the credential syscalls.
+    pub const PROG_CRED_ENTER: &str = "cred_enter";
+    /// `tracepoint/syscalls/sys_exit_*` of the credential syscalls.
+    pub const PROG_CRED_EXIT: &str = "cred_exit";
 
     pub const TP_SCHED_PROCESS_EXEC: &str = "sched_process_exec";
     pub const TP_SCHED_PROCESS_FORK: &str = "sched_process_fork";

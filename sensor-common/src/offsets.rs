@@ -77,6 +77,25 @@ pub struct KernelOffsets {
     pub kernfs_parent: u32,
     pub kernfs_name: u32,
     pub kernfs_id: u32,
+    // struct cred capability sets (kernel_cap_t: a u64 since 6.3, two u32
+    // before; the same 8 little-endian bytes either way)
+    pub cred_cap_inheritable: u32,
+    pub cred_cap_permitted: u32,
+    pub cred_cap_effective: u32,
+    // fd -> struct file: task->files->fdt->fd[n]
+    pub task_files: u32,
+    pub files_fdt: u32,
+    pub fdtable_max_fds: u32,
+    pub fdtable_fd: u32,
+    // struct file / struct inode / struct super_block
+    pub file_inode: u32,
+    /// `umode_t i_mode`: a u16.
+    pub inode_mode: u32,
+    pub inode_uid: u32,
+    pub inode_gid: u32,
+    pub inode_ino: u32,
+    pub inode_sb: u32,
+    pub sb_dev: u32,
     /// Index into `css_set.subsys[]` of the cgroup v1 hierarchy whose path
     /// names containers (from BTF's `enum cgroup_subsys_id`), or
     /// [`OFFSET_MISSING`] to use the unified (v2) hierarchy, `dfl_cgrp`.
@@ -134,11 +153,25 @@ impl KernelOffsets {
         kernfs_parent: OFFSET_MISSING,
         kernfs_name: OFFSET_MISSING,
         kernfs_id: OFFSET_MISSING,
+        cred_cap_inheritable: OFFSET_MISSING,
+        cred_cap_permitted: OFFSET_MISSING,
+        cred_cap_effective: OFFSET_MISSING,
+        task_files: OFFSET_MISSING,
+        files_fdt: OFFSET_MISSING,
+        fdtable_max_fds: OFFSET_MISSING,
+        fdtable_fd: OFFSET_MISSING,
+        file_inode: OFFSET_MISSING,
+        inode_mode: OFFSET_MISSING,
+        inode_uid: OFFSET_MISSING,
+        inode_gid: OFFSET_MISSING,
+        inode_ino: OFFSET_MISSING,
+        inode_sb: OFFSET_MISSING,
+        sb_dev: OFFSET_MISSING,
         cgroup_subsys_index: OFFSET_MISSING,
     };
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 48 * 4);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 62 * 4);
 
 #[cfg(feature = "user")]
 // SAFETY: repr(C), only u32 fields, no padding (size assert above).

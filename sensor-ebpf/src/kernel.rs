@@ -50,6 +50,13 @@ pub fn read_u32(base: u64, off: u32) -> Result<u32, Miss> {
 }
 
 #[inline(always)]
+pub fn read_u16(base: u64, off: u32) -> Result<u16, Miss> {
+    let addr = field(base, off)?;
+    // SAFETY: as above.
+    unsafe { bpf_probe_read_kernel(addr as *const u16) }.map_err(|_| Miss::Fault)
+}
+
+#[inline(always)]
 pub fn read_u64(base: u64, off: u32) -> Result<u64, Miss> {
     let addr = field(base, off)?;
     // SAFETY: as above.
@@ -95,4 +102,12 @@ pub unsafe fn zero_u64s<const N: usize>(dst: *mut u8) {
         // Volatile so that LLVM cannot merge the stores back into a memset.
         unsafe { core::ptr::write_volatile(p.add(i), 0) };
     }
+}
+
+/// A volatile store: LLVM merges runs of plain constant stores into a
+/// memset call, a BPF-to-BPF call that the build refuses (sensor/build.rs).
+#[inline(always)]
+pub fn put<T>(dst: &mut T, v: T) {
+    // SAFETY: a valid, aligned &mut.
+    unsafe { core::ptr::write_volatile(dst, v) }
 }

@@ -11,6 +11,8 @@ mod kernel;
 mod maps;
 mod path;
 mod process;
+mod ring;
+mod syscall;
 mod task;
 
 use aya_ebpf as _;

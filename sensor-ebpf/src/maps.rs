@@ -28,6 +28,28 @@ pub static ERRORS: PerCpuArray<u64> = PerCpuArray::with_max_entries(ERROR_SLOTS,
 #[map]
 pub static SCRATCH: Array<Scratch> = Array::with_max_entries(1, 0);
 
+/// Like SCRATCH, for syscall records (file events with two paths). Its own
+/// map, so that a syscall exit can never overwrite an exec record that is
+/// half-assembled on the same CPU.
+#[map]
+pub static SYSCALL_SCRATCH: Array<Scratch> = Array::with_max_entries(1, 0);
+
+/// This CPU's slot of a scratch map, 8-aligned; None (counted) if missing.
+#[inline(always)]
+pub fn scratch(map: &Array<Scratch>) -> Option<*mut u8> {
+    // SAFETY: the helper has no preconditions.
+    let cpu = unsafe { aya_ebpf::helpers::bpf_get_smp_processor_id() };
+    match map.get_ptr_mut(cpu) {
+        // SAFETY: a valid map value, used by this CPU only while one program
+        // runs (programs do not sleep or migrate).
+        Some(s) => Some(unsafe { (*s).buf.as_mut_ptr() }),
+        None => {
+            count_error(ProbeError::Scratch);
+            None
+        }
+    }
+}
+
 /// Data offsets inside the scratch buffer are masked with this, so the
 /// verifier can prove every write stays inside it.
 pub const DATA_MASK: usize = 0xFFFF;
@@ -85,6 +107,8 @@ pub struct WireTypes {
     pub exec: sensor_common::ExecEvent,
     pub fork: sensor_common::ForkEvent,
     pub exit: sensor_common::ExitEvent,
+    pub file: sensor_common::FileEvent,
+    pub cred: sensor_common::CredEvent,
 }
 
 #[unsafe(no_mangle)]

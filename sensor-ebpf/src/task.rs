@@ -69,6 +69,8 @@ pub fn fill(t: &mut TaskInfo, task: u64) -> Result<(), Miss> {
     put!(t.sgid, f.or(cred.and_then(|c| read_u32(c, off!(cred_sgid))), ID_UNSET));
     put!(t.fsuid, f.or(cred.and_then(|c| read_u32(c, off!(cred_fsuid))), ID_UNSET));
     put!(t.fsgid, f.or(cred.and_then(|c| read_u32(c, off!(cred_fsgid))), ID_UNSET));
+    put!(t.cap_permitted, f.or(cred.and_then(|c| read_u64(c, off!(cred_cap_permitted))), 0));
+    put!(t.cap_effective, f.or(cred.and_then(|c| read_u64(c, off!(cred_cap_effective))), 0));
     // loginuid.val and sessionid: absent without CONFIG_AUDIT (then unset).
     put!(t.loginuid, f.or(read_u32(task, off!(task_loginuid)), ID_UNSET));
     put!(t.sessionid, f.or(read_u32(task, off!(task_sessionid)), ID_UNSET));

@@ -58,6 +58,8 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     tracing::info!(
         processes = pipeline.table().process_count(),
         missing_kernel_fields = ?source.missing_fields,
+        syscalls_traced = source.syscalls.iter().filter(|t| t.status.is_ok()).count(),
+        syscalls_not_traced = ?source.syscalls.iter().filter(|t| t.status.is_err()).map(|t| t.op.name()).collect::<Vec<_>>(),
         "sensor started"
     );
 

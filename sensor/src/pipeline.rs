@@ -9,14 +9,17 @@ use sensor_common::{ID_UNSET, TaskInfo};
 
 use crate::enrich::clock::BootClock;
 use crate::enrich::container;
-use crate::enrich::process::{EntityIds, ProcessInfo, ProcessTable};
+use crate::enrich::process::{CredState, EntityIds, ProcessInfo, ProcessTable};
 use crate::enrich::procfs::ProcSnapshot;
 use crate::enrich::user::{Accounts, UserNames};
 use crate::event::{
-    Agent, Cgroup, Container, Event, EventMeta, Host, Lost, ProbeErrorCount, Process, SensorFields,
-    Signal, Text, Thread,
+    Agent, Cgroup, Container, ErrorInfo, Event, EventMeta, Gain, Host, Lost, PrivilegeGain, ProbeErrorCount, Process,
+    SensorFields, Signal, Text, Thread, caps,
 };
 use crate::source::ebpf::decode::{ExecRecord, ExitRecord, ForkRecord, KernelEvent};
+
+mod cred;
+mod file;
 
 pub struct Pipeline {
     table: ProcessTable,
@@ -30,6 +33,24 @@ pub struct Pipeline {
     instance: String,
     ancestry_depth: usize,
 }
+
+/// What an event is, in ECS terms.
+struct Kind {
+    category: &'static [&'static str],
+    type_: &'static [&'static str],
+    action: &'static str,
+    outcome: &'static str,
+}
+
+impl Kind {
+    fn process(action: &'static str, type_: &'static [&'static str]) -> Kind {
+        Kind { category: PROCESS, type_, action, outcome: "success" }
+    }
+}
+
+/// `event.action` of every credential syscall event: the syscall itself
+/// is in `sensor.syscall`.
+const CRED_ACTION: &str = "credential_change";
 
 const PROCESS: &[&str] = &["process"];
 const START: &[&str] = &["start"];
@@ -75,6 +96,7 @@ impl Pipeline {
                 args: Some(s.args.into_iter().map(Text).collect()),
                 working_directory: s.cwd.map(Text),
                 container: s.cgroup.as_deref().and_then(container::from_cgroup_path),
+                creds: None,
                 exited: false,
             };
             self.table.upsert(info);
@@ -96,6 +118,8 @@ impl Pipeline {
             KernelEvent::Exec(e) => self.exec(e),
             KernelEvent::Fork(f) => self.fork(f),
             KernelEvent::Exit(x) => self.exit(x),
+            KernelEvent::FileAttr(f) => self.file_attr(f),
+            KernelEvent::Cred(c) => self.cred(c),
         }
     }
 
@@ -137,7 +161,7 @@ impl Pipeline {
                 id: (e.task.cgroup_id != 0).then_some(e.task.cgroup_id),
             });
         }
-        self.process_event(e.boot_ns, &e.task, "exec", START, sensor)
+        self.process_event(e.boot_ns, &e.task, Kind::process("exec", START), sensor)
     }
 
     fn fork(&mut self, f: ForkRecord) -> Event {
@@ -154,7 +178,7 @@ impl Pipeline {
             entry.working_directory = parent.working_directory;
             entry.container = parent.container;
         }
-        self.process_event(f.boot_ns, &f.task, "fork", START, SensorFields::default())
+        self.process_event(f.boot_ns, &f.task, Kind::process("fork", START), SensorFields::default())
     }
 
     fn exit(&mut self, x: ExitRecord) -> Event {
@@ -167,7 +191,7 @@ impl Pipeline {
         }
         // Make sure the process is known even if we never saw it start.
         self.table.entry(x.task.tgid, x.task.ppid, ticks);
-        let mut ev = self.process_event(x.boot_ns, &x.task, "exit", END, sensor);
+        let mut ev = self.process_event(x.boot_ns, &x.task, Kind::process("exit", END), sensor);
         if let Some(p) = ev.process.as_mut() {
             // A signal death has no exit code of its own; ECS convention
             // (and the shell's) is 128 + signal.
@@ -182,11 +206,11 @@ impl Pipeline {
         &mut self,
         boot_ns: u64,
         task: &TaskInfo,
-        action: &'static str,
-        type_: &'static [&'static str],
+        kind: Kind,
         mut sensor: SensorFields,
     ) -> Event {
         let ticks = self.table.ids.ticks(task.start_boottime);
+        sensor.privilege_gain = self.track_privilege(task, ticks, kind.action);
         let mut process = self.describe(task.tgid, ticks);
         if task.tid != task.tgid {
             process.thread = Some(Thread { id: task.tid });
@@ -257,7 +281,7 @@ impl Pipeline {
             sensor.escaped.push("sensor.cgroup.path".to_owned());
         }
         let container = container.map(|c| Container { id: c.id, runtime: c.runtime });
-        let meta = self.meta("event", PROCESS, type_, action, Some("success"), "ebpf");
+        let meta = self.meta("event", kind.category, kind.type_, kind.action, Some(kind.outcome), "ebpf");
         Event {
             timestamp: self.clock.rfc3339(boot_ns),
             event: meta,
@@ -265,8 +289,33 @@ impl Pipeline {
             agent: self.agent.clone(),
             process: Some(process),
             container,
+            file: None,
+            error: None,
             sensor,
         }
+    }
+
+    /// Compares the task's privileges with those last seen from its
+    /// process and remembers the new ones. A gain is reported unless a
+    /// credential syscall made it (its own event says so).
+    fn track_privilege(&mut self, task: &TaskInfo, ticks: u64, action: &'static str) -> Option<PrivilegeGain> {
+        let now = CredState {
+            uid: task.uid,
+            euid: task.euid,
+            cap_permitted: task.cap_permitted,
+            cap_effective: task.cap_effective,
+        };
+        let entry = self.table.get_exact_mut(task.tgid, ticks)?;
+        let before = entry.creds.replace(now)?;
+        if !now.gains_over(&before) || action == CRED_ACTION {
+            return None;
+        }
+        let gain = |c: &CredState| Gain { uid: c.uid, euid: c.euid, capabilities: caps::names(c.cap_permitted) };
+        Some(PrivilegeGain {
+            via: if action == "exec" { "exec" } else { "unexplained" },
+            before: gain(&before),
+            after: gain(&now),
+        })
     }
 
     fn describe(&self, pid: u32, ticks: u64) -> Process {
@@ -299,6 +348,8 @@ impl Pipeline {
             agent: self.agent.clone(),
             process: None,
             container: None,
+            file: None,
+            error: None,
             sensor,
         }
     }
@@ -324,6 +375,16 @@ impl Pipeline {
             module,
         }
     }
+}
+
+/// `event.outcome` and `error.*` of a syscall's return value.
+fn outcome(ret: i64) -> (&'static str, Option<ErrorInfo>) {
+    if ret >= 0 {
+        return ("success", None);
+    }
+    let errno = nix::errno::Errno::from_raw((-ret) as i32);
+    let code = if errno == nix::errno::Errno::UnknownErrno { format!("errno {}", -ret) } else { format!("{errno:?}") };
+    ("failure", Some(ErrorInfo { code, message: errno.desc().to_owned() }))
 }
 
 fn to_process(p: &ProcessInfo) -> Process {

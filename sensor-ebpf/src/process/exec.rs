@@ -4,7 +4,7 @@
 //! fails, the record is sent with what it has and the failure is counted.
 
 use aya_ebpf::helpers::generated::bpf_probe_read_user;
-use aya_ebpf::helpers::{bpf_get_smp_processor_id, bpf_ktime_get_boot_ns};
+use aya_ebpf::helpers::bpf_ktime_get_boot_ns;
 use aya_ebpf::macros::{map, raw_tracepoint};
 use aya_ebpf::maps::ProgramArray;
 use aya_ebpf::programs::RawTracePointContext;
@@ -15,7 +15,7 @@ use sensor_common::{
 };
 
 use crate::kernel::{Miss, field, read_ptr, read_u32, read_u64};
-use crate::maps::{DATA_MASK, EVENTS, SCRATCH, count_error, count_loss, off, sensor_tgid};
+use crate::maps::{DATA_MASK, SCRATCH, count_error, off, sensor_tgid};
 use crate::path::{Walk, Writer, write_cgroup, write_path};
 use crate::task;
 
@@ -148,17 +148,7 @@ fn try_process_exec(ctx: &RawTracePointContext) -> Result<u32, i64> {
 }
 
 fn scratch() -> Option<*mut u8> {
-    // SAFETY: the helper has no preconditions.
-    let cpu = unsafe { bpf_get_smp_processor_id() };
-    match SCRATCH.get_ptr_mut(cpu) {
-        // SAFETY: a valid map value, used by this CPU only while the exec
-        // stages run (they do not sleep).
-        Some(s) => Some(unsafe { (*s).buf.as_mut_ptr() }),
-        None => {
-            count_error(ProbeError::Scratch);
-            None
-        }
-    }
+    crate::maps::scratch(&SCRATCH)
 }
 
 fn writer(buf: *mut u8, pos: usize) -> Writer {
@@ -187,10 +177,7 @@ fn send(buf: *mut u8) {
     }
     // SAFETY: buf..buf+size lies inside the scratch value (size <= FIXED +
     // DATA_MASK, which the value exceeds).
-    let record = unsafe { core::slice::from_raw_parts(buf, size) };
-    if EVENTS.output::<[u8]>(record, 0).is_err() {
-        count_loss(EventKind::Exec);
-    }
+    unsafe { crate::ring::output(EventKind::Exec, buf, size) };
 }
 
 /// Walks the `struct path` at `path` (if it could be reached) into `w`:

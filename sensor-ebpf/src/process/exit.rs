@@ -31,7 +31,7 @@ fn try_process_exit(ctx: &RawTracePointContext) -> Result<u32, i64> {
         return Ok(0);
     }
     let exit_status = read_u32(task, off!(task_exit_code))?;
-    super::emit::<ExitEvent>(EventKind::Exit, |ev| {
+    crate::ring::emit::<ExitEvent>(EventKind::Exit, |ev| {
         // SAFETY: emit hands us reserved space for one ExitEvent.
         let ev = unsafe { &mut *ev };
         ev.exit_status = exit_status;

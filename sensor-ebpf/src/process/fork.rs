@@ -31,7 +31,7 @@ fn try_process_fork(ctx: &RawTracePointContext) -> Result<u32, i64> {
     if read_u32(child, off!(task_tgid))? != read_u32(child, off!(task_pid))? {
         return Ok(0);
     }
-    super::emit::<ForkEvent>(EventKind::Fork, |ev| {
+    crate::ring::emit::<ForkEvent>(EventKind::Fork, |ev| {
         // SAFETY: emit hands us reserved space for one ForkEvent.
         task::fill(unsafe { &mut (*ev).task }, child).map_err(Into::into)
     })?;

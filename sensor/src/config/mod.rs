@@ -52,7 +52,14 @@ pub struct EbpfConfig {
     /// so that a busy host is handled in batches rather than one wakeup per
     /// event. Higher: less CPU, more latency. 0 reads as soon as woken.
     pub batch_delay_ms: u64,
+    /// Event kinds not to capture at all: their hooks are not attached, so
+    /// they cost nothing. Any of [`DISABLEABLE_KINDS`].
+    pub disable: Vec<String>,
 }
+
+/// Kinds that `ebpf.disable` accepts. Process lifecycle events are not
+/// among them: every other event's process context is built from them.
+pub const DISABLEABLE_KINDS: &[&str] = &["file_attr", "cred"];
 
 /// `[agent]`: identity of this sensor instance.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -82,6 +89,7 @@ impl Default for EbpfConfig {
             // Measured by `cargo xtask bench`: per-event wakeups cost more
             // CPU than everything else together; 10 ms is invisible to users.
             batch_delay_ms: 10,
+            disable: Vec::new(),
         }
     }
 }
@@ -143,6 +151,17 @@ impl Config {
                     self.ebpf.batch_delay_ms
                 ),
             });
+        }
+        for (i, kind) in self.ebpf.disable.iter().enumerate() {
+            if !DISABLEABLE_KINDS.contains(&kind.as_str()) {
+                return Err(ConfigError::Invalid {
+                    key: "ebpf.disable",
+                    problem: format!(
+                        "entry {i} `{kind}` is not a kind that can be disabled (one of: {})",
+                        DISABLEABLE_KINDS.join(", ")
+                    ),
+                });
+            }
         }
         if self.process.table_size < 1024 {
             return Err(ConfigError::Invalid {
@@ -211,6 +230,14 @@ mod tests {
         let err = Config::parse("[ebpf]\nring_buffer_bytes = 1000000\n").unwrap_err().to_string();
         assert!(err.contains("ebpf.ring_buffer_bytes"), "{err}");
         assert!(err.contains("power of two"), "{err}");
+    }
+
+    #[test]
+    fn disable_names_the_bad_kind() {
+        let c = Config::parse("[ebpf]\ndisable = [\"cred\"]\n").expect("valid");
+        assert_eq!(c.ebpf.disable, vec!["cred".to_owned()]);
+        let err = Config::parse("[ebpf]\ndisable = [\"cred\", \"exec\"]\n").unwrap_err().to_string();
+        assert!(err.contains("ebpf.disable") && err.contains("`exec`"), "{err}");
     }
 
     #[test]

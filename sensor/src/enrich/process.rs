@@ -27,6 +27,10 @@ pub struct ProcessInfo {
     /// From the cgroup path at exec (or in /proc at start); a fork inherits
     /// its parent's.
     pub container: Option<ContainerRef>,
+    /// Credentials at the last event seen from it: a later event showing
+    /// more privilege than this, with no credential syscall or exec in
+    /// between, is an unexplained gain.
+    pub creds: Option<CredState>,
     pub exited: bool,
 }
 
@@ -59,6 +63,23 @@ impl EntityIds {
         h.update(start_ticks.to_le_bytes());
         let digest = h.finalize();
         digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// The part of a process's credentials that says how privileged it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CredState {
+    pub uid: u32,
+    pub euid: u32,
+    pub cap_permitted: u64,
+    pub cap_effective: u64,
+}
+
+impl CredState {
+    /// Does `self` hold anything `before` did not: root, or a capability?
+    pub fn gains_over(&self, before: &CredState) -> bool {
+        let became_root = (self.uid == 0 && before.uid != 0) || (self.euid == 0 && before.euid != 0);
+        became_root || self.cap_permitted & !before.cap_permitted != 0 || self.cap_effective & !before.cap_effective != 0
     }
 }
 
@@ -107,6 +128,10 @@ impl ProcessTable {
         self.by_pid.get(&pid).filter(|p| p.start_ticks == start_ticks)
     }
 
+    pub fn get_exact_mut(&mut self, pid: u32, start_ticks: u64) -> Option<&mut ProcessInfo> {
+        self.by_pid.get_mut(&pid).filter(|p| p.start_ticks == start_ticks)
+    }
+
     /// Inserts or replaces; a different start time under the same pid is pid
     /// reuse and replaces the old process.
     pub fn upsert(&mut self, info: ProcessInfo) -> &ProcessInfo {
@@ -133,6 +158,7 @@ impl ProcessTable {
                 args: None,
                 working_directory: None,
                 container: None,
+                creds: None,
                 exited: false,
             };
             self.upsert(info);
@@ -219,6 +245,7 @@ mod tests {
             args: None,
             working_directory: None,
             container: None,
+            creds: None,
             exited: false,
         }
     }

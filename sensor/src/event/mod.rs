@@ -4,8 +4,10 @@
 //! everything ECS lacks lives under `sensor.*`. These types are only built
 //! by the pipeline and only read by sinks.
 
+pub mod caps;
 pub mod text;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -24,6 +26,10 @@ pub struct Event {
     pub process: Option<Process>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub container: Option<Container>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<File>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorInfo>,
     #[serde(skip_serializing_if = "SensorFields::is_empty")]
     pub sensor: SensorFields,
 }
@@ -117,6 +123,38 @@ pub struct Container {
     pub runtime: &'static str,
 }
 
+/// ECS `file.*`: the file an event acted on, as it is after the event
+/// where that is known.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct File {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<Text>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inode: Option<String>,
+    /// `major:minor` of the filesystem's device.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// Octal permission bits, ECS style (`"4755"`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+}
+
+/// ECS `error.*`: why an action failed (`event.outcome: failure`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErrorInfo {
+    /// The errno name, e.g. `EPERM`.
+    pub code: String,
+    pub message: String,
+}
+
 /// A user or group: ECS keeps ids as strings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Id {
@@ -167,6 +205,20 @@ pub struct SensorFields {
     /// On a probe-error event: in-kernel read failures since the last report.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probe_error: Option<ProbeErrorCount>,
+    /// The syscall behind a syscall event (`fchmodat`, `setresuid`…).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub syscall: Option<&'static str>,
+    /// On a file attribute change: before, requested, special bits, xattr.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_change: Option<FileChange>,
+    /// On a credential change: ids and capabilities before and after.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cred_change: Option<CredChange>,
+    /// The process gained root or capabilities on this event; `via` says
+    /// how (`exec` of a setuid/file-capability program, or `unexplained`:
+    /// no credential syscall or exec accounts for it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub privilege_gain: Option<PrivilegeGain>,
 }
 
 impl SensorFields {
@@ -186,6 +238,10 @@ impl SensorFields {
             core_dumped,
             lost,
             probe_error,
+            syscall,
+            file_change,
+            cred_change,
+            privilege_gain,
         } = self;
         login_user.is_none()
             && session_id.is_none()
@@ -201,6 +257,10 @@ impl SensorFields {
             && core_dumped.is_none()
             && lost.is_none()
             && probe_error.is_none()
+            && syscall.is_none()
+            && file_change.is_none()
+            && cred_change.is_none()
+            && privilege_gain.is_none()
     }
 }
 
@@ -240,4 +300,114 @@ pub struct Lost {
 pub struct ProbeErrorCount {
     pub kind: &'static str,
     pub count: u64,
+}
+
+/// `sensor.file_change`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FileChange {
+    /// The path as the caller passed it, when `file.path` differs from it
+    /// (a relative path, joined here to the directory it starts from).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_argument: Option<Text>,
+    /// The file as it was before the call; absent where the hook could not
+    /// see the inode (see `sensor.unavailable`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub before: Option<FileAttrs>,
+    /// What the call asked for.
+    pub requested: Requested,
+    /// setuid, setgid and sticky bits of the requested mode (chmod).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub special_bits: Vec<&'static str>,
+    /// Special bits set by this call that were not set before.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub special_bits_added: Vec<&'static str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub special_bits_removed: Vec<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub xattr: Option<Xattr>,
+    /// Fields this hook cannot provide (e.g. `before` for a path-based
+    /// call seen from a syscall tracepoint).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unavailable: Vec<&'static str>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FileAttrs {
+    pub mode: String,
+    pub uid: Id,
+    pub gid: Id,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub special_bits: Vec<&'static str>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Requested {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uid: Option<Id>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gid: Option<Id>,
+}
+
+/// An extended attribute set or removed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Xattr {
+    pub name: Text,
+    /// The value's length as passed (absent for a removal).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<u32>,
+    /// The value's bytes in hex (up to the kernel side's cap).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_hex: Option<String>,
+    /// `security.capability` decoded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<caps::FileCaps>,
+}
+
+/// `sensor.cred_change`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CredChange {
+    /// The id arguments as passed, by name (`-1`, "unchanged", left out).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub requested: BTreeMap<&'static str, u32>,
+    pub before: CredIds,
+    pub after: CredIds,
+    /// Names of the ids that changed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changed: Vec<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capabilities_before: Option<caps::CapSets>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capabilities_after: Option<caps::CapSets>,
+    /// The call made the process root (any of uid/euid/suid/fsuid 0 now,
+    /// none before).
+    pub gained_root: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CredIds {
+    pub uid: u32,
+    pub euid: u32,
+    pub suid: u32,
+    pub fsuid: u32,
+    pub gid: u32,
+    pub egid: u32,
+    pub sgid: u32,
+    pub fsgid: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PrivilegeGain {
+    pub via: &'static str,
+    pub before: Gain,
+    pub after: Gain,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Gain {
+    pub uid: u32,
+    pub euid: u32,
+    /// Permitted capabilities, by name.
+    pub capabilities: Vec<&'static str>,
 }

@@ -5,7 +5,8 @@
 //! malformed record is an error to count, never a panic.
 
 use sensor_common::{
-    EventHeader, EventKind, ExecEvent, ExitEvent, ForkEvent, TaskInfo, exec_flags,
+    CredEvent, EventHeader, EventKind, ExecEvent, ExitEvent, FileEvent, ForkEvent, SyscallOp, TaskInfo,
+    exec_flags, file_flags,
 };
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -18,8 +19,10 @@ pub enum DecodeError {
     Short { kind: EventKind, len: usize, need: usize },
     #[error("{kind:?} record says {said} bytes but {len} arrived")]
     SizeMismatch { kind: EventKind, said: usize, len: usize },
-    #[error("exec record data lengths ({sum} bytes) exceed its data ({data} bytes)")]
+    #[error("record data lengths ({sum} bytes) exceed its data ({data} bytes)")]
     DataOverflow { sum: usize, data: usize },
+    #[error("unknown syscall op {op} in a {kind:?} record")]
+    UnknownOp { kind: EventKind, op: u32 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +30,8 @@ pub enum KernelEvent {
     Exec(ExecRecord),
     Fork(ForkRecord),
     Exit(ExitRecord),
+    FileAttr(FileRecord),
+    Cred(CredRecord),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +67,87 @@ pub struct ExitRecord {
     pub status: u32,
 }
 
+/// A chmod, chown or xattr change, after the syscall returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRecord {
+    pub boot_ns: u64,
+    pub task: TaskInfo,
+    pub op: SyscallOp,
+    /// 0 or `-errno`.
+    pub ret: i64,
+    /// The fd or dirfd argument (AT_FDCWD when there was none).
+    pub fd: i32,
+    pub at_flags: u32,
+    /// Requested mode, owner and group (`u32::MAX`: unchanged).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// The file's attributes before the call, when the hook saw its inode.
+    pub before: Option<InodeAttrs>,
+    /// The path argument, byte-exact; empty for fd-based calls.
+    pub path: Vec<u8>,
+    pub path_unreadable: bool,
+    pub path_truncated: bool,
+    /// The directory a relative path starts from, or (`base_is_file`) the
+    /// file itself; empty when not needed or not resolved.
+    pub base: Vec<u8>,
+    pub base_is_file: bool,
+    pub base_truncated: bool,
+    pub xattr_name: Option<Vec<u8>>,
+    pub xattr_value: Option<Vec<u8>>,
+    /// The size argument of setxattr: the value's real length.
+    pub xattr_value_size: u32,
+    pub xattr_value_truncated: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InodeAttrs {
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub ino: u64,
+    pub dev: u32,
+}
+
+impl FileRecord {
+    /// The file's path: the argument if absolute, else joined to its base.
+    /// None when it cannot be known (relative path, base unresolved).
+    pub fn resolved_path(&self) -> Option<Vec<u8>> {
+        if self.base_is_file {
+            return (!self.base.is_empty()).then(|| self.base.clone());
+        }
+        if self.path.first() == Some(&b'/') {
+            return Some(self.path.clone());
+        }
+        if self.base.is_empty() || self.path.is_empty() {
+            return None;
+        }
+        let mut p = self.base.clone();
+        if p.last() != Some(&b'/') {
+            p.push(b'/');
+        }
+        p.extend_from_slice(&self.path);
+        Some(p)
+    }
+}
+
+/// A setuid-family or capset call, after it returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredRecord {
+    pub boot_ns: u64,
+    /// With the credentials after the call.
+    pub task: TaskInfo,
+    pub op: SyscallOp,
+    pub ret: i64,
+    /// The id arguments as passed.
+    pub args: [u32; 3],
+    /// uid, gid, suid, sgid, euid, egid, fsuid, fsgid before the call.
+    pub old_ids: [u32; 8],
+    /// inheritable, permitted, effective before and after.
+    pub old_caps: [u64; 3],
+    pub new_caps: [u64; 3],
+}
+
 pub fn decode(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
     let header: EventHeader = read_struct(bytes).ok_or(DecodeError::NoHeader { len: bytes.len() })?;
     let kind = EventKind::from_u32(header.kind).ok_or(DecodeError::UnknownKind { kind: header.kind })?;
@@ -89,7 +175,69 @@ pub fn decode(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
                 status: e.exit_status,
             }))
         }
+        EventKind::FileAttr => decode_file(bytes).map(KernelEvent::FileAttr),
+        EventKind::Cred => {
+            let e: CredEvent = read_struct(bytes).ok_or(DecodeError::Short { kind, len: bytes.len(), need })?;
+            let op = SyscallOp::from_u32(e.op).ok_or(DecodeError::UnknownOp { kind, op: e.op })?;
+            Ok(KernelEvent::Cred(CredRecord {
+                boot_ns: e.header.boot_ns,
+                task: e.task,
+                op,
+                ret: e.ret,
+                args: e.args,
+                old_ids: e.old_ids,
+                old_caps: e.old_caps,
+                new_caps: e.new_caps,
+            }))
+        }
     }
+}
+
+fn decode_file(bytes: &[u8]) -> Result<FileRecord, DecodeError> {
+    let kind = EventKind::FileAttr;
+    let fixed = core::mem::size_of::<FileEvent>();
+    let e: FileEvent = read_struct(bytes).ok_or(DecodeError::Short { kind, len: bytes.len(), need: fixed })?;
+    let op = SyscallOp::from_u32(e.op).ok_or(DecodeError::UnknownOp { kind, op: e.op })?;
+    let data = &bytes[fixed..];
+    let lens = [e.path_len, e.base_len, e.name_len, e.value_len].map(|l| l as usize);
+    let sum: usize = lens.iter().sum();
+    if sum > data.len() {
+        return Err(DecodeError::DataOverflow { sum, data: data.len() });
+    }
+    let (path, rest) = data.split_at(lens[0]);
+    let (base, rest) = rest.split_at(lens[1]);
+    let (name, rest) = rest.split_at(lens[2]);
+    let value = &rest[..lens[3]];
+    let flags = e.flags;
+    let has = |bit: u32| flags & bit != 0;
+    Ok(FileRecord {
+        boot_ns: e.header.boot_ns,
+        task: e.task,
+        op,
+        ret: e.ret,
+        fd: e.fd,
+        at_flags: e.at_flags,
+        mode: e.mode,
+        uid: e.uid,
+        gid: e.gid,
+        before: has(file_flags::OLD_KNOWN).then_some(InodeAttrs {
+            mode: e.old_mode,
+            uid: e.old_uid,
+            gid: e.old_gid,
+            ino: e.ino,
+            dev: e.dev,
+        }),
+        path: path.to_vec(),
+        path_unreadable: has(file_flags::PATH_UNREADABLE),
+        path_truncated: has(file_flags::PATH_TRUNCATED),
+        base: join_components(base),
+        base_is_file: has(file_flags::BASE_IS_FILE),
+        base_truncated: has(file_flags::BASE_TRUNCATED),
+        xattr_name: op.is_xattr().then(|| name.to_vec()),
+        xattr_value: op.sets_xattr().then(|| value.to_vec()),
+        xattr_value_size: e.value_size,
+        xattr_value_truncated: has(file_flags::VALUE_TRUNCATED),
+    })
 }
 
 fn decode_exec(bytes: &[u8]) -> Result<ExecRecord, DecodeError> {
@@ -193,6 +341,8 @@ mod tests {
             start_boottime: 5_000_000_000,
             parent_start_boottime: 1,
             cgroup_id: 7,
+            cap_permitted: 0,
+            cap_effective: 0,
             comm: *b"ls\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
             tty: [0; 32],
         }

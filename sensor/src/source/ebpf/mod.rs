@@ -4,6 +4,7 @@
 
 pub mod decode;
 pub mod offsets;
+pub mod syscalls;
 #[cfg(test)]
 mod wire_check;
 
@@ -102,6 +103,8 @@ pub struct EbpfSource {
     last_errors: Vec<u64>,
     /// Kernel fields this kernel does not have (reported by `sensor probe`).
     pub missing_fields: Vec<&'static str>,
+    /// Each traced syscall and whether it could be attached here.
+    pub syscalls: Vec<syscalls::Traced>,
 }
 
 impl EbpfSource {
@@ -121,6 +124,7 @@ impl EbpfSource {
             .override_global(names::CONFIG_GLOBAL, &probe_config, true)
             .map_max_entries(names::EVENTS_MAP, config.ring_buffer_bytes)
             .map_max_entries(names::SCRATCH_MAP, cpus)
+            .map_max_entries(names::SYSCALL_SCRATCH_MAP, cpus)
             .load(EBPF_OBJECT)
             .map_err(LoadError::Object)?;
         // The exec stages first: they are loaded but never attached, and
@@ -144,6 +148,9 @@ impl EbpfSource {
                 .attach(hook.attach)
                 .map_err(|source| LoadError::Program { program: hook.program, hook: hook.attach, source })?;
         }
+        let enabled: Vec<EventKind> =
+            EventKind::ALL.into_iter().filter(|k| !config.disable.iter().any(|d| d == k.name())).collect();
+        let syscalls = syscalls::attach(&mut ebpf, &enabled)?;
         let ring = take_map(&mut ebpf, names::EVENTS_MAP)?;
         let losses = take_map(&mut ebpf, names::LOSSES_MAP)?;
         let errors = take_map(&mut ebpf, names::ERRORS_MAP)?;
@@ -155,6 +162,7 @@ impl EbpfSource {
             last_losses: vec![0; EventKind::ALL.len()],
             last_errors: vec![0; ProbeError::ALL.len()],
             missing_fields: resolved.missing,
+            syscalls,
         };
         Ok((source, ring))
     }
@@ -216,7 +224,7 @@ fn load_raw_tracepoint<'a>(
     Ok(program)
 }
 
-fn take_map<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, LoadError>
+pub(crate) fn take_map<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, LoadError>
 where
     T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
 {

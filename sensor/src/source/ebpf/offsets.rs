@@ -286,6 +286,22 @@ kernel_fields! {
     kernfs_name: Optional kernfs_node.name;
     // A u64 since 5.5, a union before: its offset either way.
     kernfs_id: Optional kernfs_node.id;
+    // Capability sets: what capset and a setuid exec change.
+    cred_cap_inheritable: Required cred.cap_inheritable;
+    cred_cap_permitted: Required cred.cap_permitted;
+    cred_cap_effective: Required cred.cap_effective;
+    // An fd-based chmod/chown names its file through the fd table.
+    task_files: Required task_struct.files;
+    files_fdt: Required files_struct.fdt;
+    fdtable_max_fds: Required fdtable.max_fds;
+    fdtable_fd: Required fdtable.fd;
+    file_inode: Required file.f_inode;
+    inode_mode: Required inode.i_mode;
+    inode_uid: Required inode.i_uid;
+    inode_gid: Required inode.i_gid;
+    inode_ino: Required inode.i_ino;
+    inode_sb: Required inode.i_sb;
+    sb_dev: Required super_block.s_dev;
 }
 
 /// Outcome of looking one field up.

@@ -6,7 +6,9 @@
 //! wire struct's size and field offsets against this side's layout.
 
 use btf_rs::{Btf, Type};
-use sensor_common::{EventHeader, ExecEvent, ExitEvent, ForkEvent, KernelOffsets, ProbeConfig, TaskInfo};
+use sensor_common::{
+    CredEvent, EventHeader, ExecEvent, ExitEvent, FileEvent, ForkEvent, KernelOffsets, ProbeConfig, TaskInfo,
+};
 
 use super::EBPF_OBJECT;
 
@@ -59,13 +61,22 @@ fn wire_structs_match_the_ebpf_object() {
         TaskInfo,
         [
             tgid, tid, ppid, uid, gid, euid, egid, suid, sgid, fsuid, fsgid, loginuid, sessionid,
-            _pad0, start_boottime, parent_start_boottime, cgroup_id, comm, tty
+            _pad0, start_boottime, parent_start_boottime, cgroup_id, cap_permitted, cap_effective, comm, tty
         ]
     );
     assert_same_layout!(btf, ExecEvent, [header, task, flags, argv_total, argv_len, exe_len, cwd_len, cgroup_len]);
     assert_same_layout!(btf, ForkEvent, [header, task]);
     assert_same_layout!(btf, ExitEvent, [header, task, exit_status, _pad0]);
     assert_same_layout!(btf, ProbeConfig, [sensor_tgid, _pad0]);
+    assert_same_layout!(
+        btf,
+        FileEvent,
+        [
+            header, task, op, flags, ret, fd, at_flags, mode, uid, gid, old_mode, old_uid, old_gid, dev, _pad0,
+            ino, path_len, base_len, name_len, value_len, value_size, _pad1
+        ]
+    );
+    assert_same_layout!(btf, CredEvent, [header, task, op, _pad0, ret, args, _pad1, old_ids, old_caps, new_caps]);
     let (size, members) = layout(&btf, "KernelOffsets");
     assert_eq!(size, core::mem::size_of::<KernelOffsets>());
     assert_eq!(members.len(), size / 4, "KernelOffsets is all u32 fields");

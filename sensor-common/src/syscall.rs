@@ -1,0 +1,296 @@
+//! Syscalls traced at their entry and exit tracepoints
+//! (`syscalls:sys_enter_<name>` / `sys_exit_<name>`), and the records they
+//! produce.
+//!
+//! Each traced syscall is one [`SyscallOp`]. The daemon writes the op of
+//! every syscall it attaches into the `SYSCALL_OPS` map, indexed by the
+//! architecture's syscall number (which the kernel side reads from the
+//! tracepoint record): the kernel side never compiles in syscall numbers,
+//! and an op left at 0 (disabled in the config) costs nothing because its
+//! tracepoints are not attached at all.
+
+use core::mem::size_of;
+
+use crate::event::{EventHeader, TaskInfo};
+
+/// A traced syscall. Numbers are grouped by the record they produce and
+/// never reused.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SyscallOp {
+    // 1..=31: file attribute changes, [`FileEvent`].
+    Chmod = 1,
+    Fchmod = 2,
+    Fchmodat = 3,
+    /// Linux 6.6+: fchmodat with a flags argument.
+    Fchmodat2 = 4,
+    Chown = 5,
+    Fchown = 6,
+    Lchown = 7,
+    Fchownat = 8,
+    Setxattr = 9,
+    Lsetxattr = 10,
+    Fsetxattr = 11,
+    Removexattr = 12,
+    Lremovexattr = 13,
+    Fremovexattr = 14,
+    // 32..=63: credential changes, [`CredEvent`].
+    Setuid = 32,
+    Setgid = 33,
+    Setreuid = 34,
+    Setregid = 35,
+    Setresuid = 36,
+    Setresgid = 37,
+    Setfsuid = 38,
+    Setfsgid = 39,
+    Capset = 40,
+}
+
+/// Slots of the `SYSCALL_OPS` map: above every syscall number of every
+/// architecture the sensor runs on (x86_64 ends below 470, arm64 below 470).
+pub const SYSCALL_SLOTS: u32 = 1024;
+
+/// What a traced syscall's arguments mean, so that one program can serve a
+/// whole family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// `(const char *path, ...)`, relative paths from the cwd.
+    Path,
+    /// `(int fd, ...)`.
+    Fd,
+    /// `(int dirfd, const char *path, ...)`.
+    DirfdPath,
+}
+
+impl SyscallOp {
+    pub const ALL: [SyscallOp; 23] = [
+        SyscallOp::Chmod,
+        SyscallOp::Fchmod,
+        SyscallOp::Fchmodat,
+        SyscallOp::Fchmodat2,
+        SyscallOp::Chown,
+        SyscallOp::Fchown,
+        SyscallOp::Lchown,
+        SyscallOp::Fchownat,
+        SyscallOp::Setxattr,
+        SyscallOp::Lsetxattr,
+        SyscallOp::Fsetxattr,
+        SyscallOp::Removexattr,
+        SyscallOp::Lremovexattr,
+        SyscallOp::Fremovexattr,
+        SyscallOp::Setuid,
+        SyscallOp::Setgid,
+        SyscallOp::Setreuid,
+        SyscallOp::Setregid,
+        SyscallOp::Setresuid,
+        SyscallOp::Setresgid,
+        SyscallOp::Setfsuid,
+        SyscallOp::Setfsgid,
+        SyscallOp::Capset,
+    ];
+
+    pub const fn from_u32(v: u32) -> Option<SyscallOp> {
+        let mut i = 0;
+        while i < Self::ALL.len() {
+            if Self::ALL[i] as u32 == v {
+                return Some(Self::ALL[i]);
+            }
+            i += 1;
+        }
+        None
+    }
+
+    /// The syscall's name: its tracepoints are `sys_enter_<name>` and
+    /// `sys_exit_<name>`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            SyscallOp::Chmod => "chmod",
+            SyscallOp::Fchmod => "fchmod",
+            SyscallOp::Fchmodat => "fchmodat",
+            SyscallOp::Fchmodat2 => "fchmodat2",
+            SyscallOp::Chown => "chown",
+            SyscallOp::Fchown => "fchown",
+            SyscallOp::Lchown => "lchown",
+            SyscallOp::Fchownat => "fchownat",
+            SyscallOp::Setxattr => "setxattr",
+            SyscallOp::Lsetxattr => "lsetxattr",
+            SyscallOp::Fsetxattr => "fsetxattr",
+            SyscallOp::Removexattr => "removexattr",
+            SyscallOp::Lremovexattr => "lremovexattr",
+            SyscallOp::Fremovexattr => "fremovexattr",
+            SyscallOp::Setuid => "setuid",
+            SyscallOp::Setgid => "setgid",
+            SyscallOp::Setreuid => "setreuid",
+            SyscallOp::Setregid => "setregid",
+            SyscallOp::Setresuid => "setresuid",
+            SyscallOp::Setresgid => "setresgid",
+            SyscallOp::Setfsuid => "setfsuid",
+            SyscallOp::Setfsgid => "setfsgid",
+            SyscallOp::Capset => "capset",
+        }
+    }
+
+    /// The record kind this syscall produces.
+    pub const fn kind(self) -> crate::EventKind {
+        if (self as u32) < 32 { crate::EventKind::FileAttr } else { crate::EventKind::Cred }
+    }
+
+    /// How a file syscall names its file (None for credential syscalls).
+    pub const fn target(self) -> Option<Target> {
+        match self {
+            SyscallOp::Chmod
+            | SyscallOp::Chown
+            | SyscallOp::Lchown
+            | SyscallOp::Setxattr
+            | SyscallOp::Lsetxattr
+            | SyscallOp::Removexattr
+            | SyscallOp::Lremovexattr => Some(Target::Path),
+            SyscallOp::Fchmod | SyscallOp::Fchown | SyscallOp::Fsetxattr | SyscallOp::Fremovexattr => {
+                Some(Target::Fd)
+            }
+            SyscallOp::Fchmodat | SyscallOp::Fchmodat2 | SyscallOp::Fchownat => Some(Target::DirfdPath),
+            _ => None,
+        }
+    }
+
+    /// True for the xattr syscalls.
+    pub const fn is_xattr(self) -> bool {
+        matches!(
+            self,
+            SyscallOp::Setxattr
+                | SyscallOp::Lsetxattr
+                | SyscallOp::Fsetxattr
+                | SyscallOp::Removexattr
+                | SyscallOp::Lremovexattr
+                | SyscallOp::Fremovexattr
+        )
+    }
+
+    /// True for the xattr syscalls that set a value.
+    pub const fn sets_xattr(self) -> bool {
+        matches!(self, SyscallOp::Setxattr | SyscallOp::Lsetxattr | SyscallOp::Fsetxattr)
+    }
+}
+
+/// `AT_FDCWD`: a `dirfd` meaning "the working directory".
+pub const AT_FDCWD: i32 = -100;
+
+/// Bytes of a path argument copied from the caller (PATH_MAX).
+pub const ARG_PATH_CAP: usize = 4096;
+/// Bytes of an xattr name copied (XATTR_NAME_MAX + NUL).
+pub const XATTR_NAME_CAP: usize = 256;
+/// Bytes of an xattr value copied: a `vfs_cap_data` is at most 24 bytes;
+/// longer values (ACLs) are cut and flagged.
+pub const XATTR_VALUE_CAP: usize = 64;
+
+/// `FileEvent::flags` bits.
+pub mod file_flags {
+    /// `old_mode`, `old_uid`, `old_gid`, `ino` and `dev` hold the file's
+    /// attributes from before the call (the hook saw the resolved inode).
+    pub const OLD_KNOWN: u32 = 1 << 0;
+    /// The path argument could not be read from the caller's memory.
+    pub const PATH_UNREADABLE: u32 = 1 << 1;
+    /// The path argument was longer than [`crate::ARG_PATH_CAP`].
+    pub const PATH_TRUNCATED: u32 = 1 << 2;
+    /// The base (cwd, dirfd or fd) path was longer than the caps allow.
+    pub const BASE_TRUNCATED: u32 = 1 << 3;
+    /// A kernel read failed while resolving the base path.
+    pub const BASE_FAILED: u32 = 1 << 4;
+    /// `base` is the path of the file itself (an fd-based call, or an empty
+    /// path with `AT_EMPTY_PATH`), not a directory to join `path` to.
+    pub const BASE_IS_FILE: u32 = 1 << 5;
+    /// The xattr name could not be read.
+    pub const NAME_UNREADABLE: u32 = 1 << 6;
+    /// The xattr value could not be read.
+    pub const VALUE_UNREADABLE: u32 = 1 << 7;
+    /// The xattr value was longer than [`crate::XATTR_VALUE_CAP`].
+    pub const VALUE_TRUNCATED: u32 = 1 << 8;
+}
+
+/// A file attribute change: chmod, chown or an xattr change, after the
+/// syscall returned. Followed by `path_len + base_len + name_len +
+/// value_len` bytes of data, in that order:
+/// - path: the path argument as the caller passed it (no NUL);
+/// - base: the directory a relative path starts from (the cwd or `dirfd`),
+///   or with [`file_flags::BASE_IS_FILE`] the file itself, as leaf-first
+///   NUL-terminated components like exec's paths; empty when `path` is
+///   absolute;
+/// - name, value: the xattr's name (no NUL) and value bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileEvent {
+    pub header: EventHeader,
+    pub task: TaskInfo,
+    /// [`SyscallOp`] as `u32`.
+    pub op: u32,
+    /// [`file_flags`] bits.
+    pub flags: u32,
+    /// The syscall's return value: 0 or `-errno`.
+    pub ret: i64,
+    /// The fd of an fd-based call, the dirfd of an `*at` call, else AT_FDCWD.
+    pub fd: i32,
+    /// `AT_*` flags of the `*at` calls, the xattr flags for setxattr.
+    pub at_flags: u32,
+    /// Requested mode (chmod), as passed.
+    pub mode: u32,
+    /// Requested owner and group (chown); `u32::MAX` leaves one unchanged.
+    pub uid: u32,
+    pub gid: u32,
+    pub old_mode: u32,
+    pub old_uid: u32,
+    pub old_gid: u32,
+    /// `inode->i_sb->s_dev` (kernel dev_t: major << 20 | minor).
+    pub dev: u32,
+    pub _pad0: u32,
+    pub ino: u64,
+    pub path_len: u32,
+    pub base_len: u32,
+    pub name_len: u32,
+    pub value_len: u32,
+    /// The xattr value size argument (the real length of the value).
+    pub value_size: u32,
+    pub _pad1: u32,
+}
+
+/// A credential change: the setuid family or capset, after it returned.
+/// `task` holds the credentials after the call; `old_*` those before.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CredEvent {
+    pub header: EventHeader,
+    pub task: TaskInfo,
+    /// [`SyscallOp`] as `u32`.
+    pub op: u32,
+    pub _pad0: u32,
+    /// The syscall's return value: 0 or `-errno` (setfsuid/setfsgid
+    /// return the previous fsuid/fsgid and never fail visibly).
+    pub ret: i64,
+    /// The id arguments as passed (`u32::MAX` = -1, "unchanged").
+    pub args: [u32; 3],
+    pub _pad1: u32,
+    /// uid, gid, suid, sgid, euid, egid, fsuid, fsgid before the call.
+    pub old_ids: [u32; 8],
+    /// Capability sets before the call: inheritable, permitted, effective.
+    pub old_caps: [u64; 3],
+    /// Capability sets after the call: inheritable, permitted, effective.
+    pub new_caps: [u64; 3],
+}
+
+const _: () = assert!(size_of::<FileEvent>() == 16 + 144 + 88);
+const _: () = assert!(size_of::<CredEvent>() == 16 + 144 + 112);
+
+/// Largest record of the file kind.
+pub const FILE_EVENT_MAX: usize = size_of::<FileEvent>()
+    + ARG_PATH_CAP
+    + crate::PATH_CAP
+    + crate::COMPONENT_MAX
+    + XATTR_NAME_CAP
+    + XATTR_VALUE_CAP;
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: repr(C), Copy, integers and arrays only, no padding (size
+    // asserts above).
+    unsafe impl aya::Pod for super::FileEvent {}
+    unsafe impl aya::Pod for super::CredEvent {}
+}

@@ -1,0 +1,347 @@
+//! File attribute changes: chmod, chown and xattr changes.
+//!
+//! At entry: the path argument (copied when the kernel copies it), the xattr
+//! name and value, and for fd-based calls the file's attributes before the
+//! change. At exit: the result, the caller's credentials, and the base
+//! directory that a relative path starts from (or the fd's own path).
+//!
+//! What these hooks cannot see: the inode behind a *path* argument (no
+//! lookup is possible from a tracepoint), so path-based calls carry no
+//! "before" attributes here. The fentry/LSM variant on
+//! `security_inode_setattr` sees them; see the daemon's hook table.
+
+use aya_ebpf::helpers::generated::{bpf_probe_read_kernel, bpf_probe_read_user, bpf_probe_read_user_str};
+use aya_ebpf::macros::{map, tracepoint};
+use aya_ebpf::maps::{HashMap, PerCpuArray};
+use aya_ebpf::programs::TracePointContext;
+use sensor_common::{
+    ARG_PATH_CAP, AT_FDCWD, EventKind, FileEvent, PATH_CAP, PATH_COMPONENTS_MAX, ProbeError, SyscallOp,
+    Target, XATTR_NAME_CAP, XATTR_VALUE_CAP, file_flags,
+};
+
+use crate::kernel::{Miss, field, put, read_ptr, read_u16, read_u32, read_u64};
+use crate::maps::{DATA_MASK, SYSCALL_SCRATCH, count_error, off, scratch};
+use crate::path::{Walk, Writer, write_path};
+use crate::task;
+
+/// `AT_EMPTY_PATH`: an `*at` call with an empty path acts on `dirfd` itself.
+const AT_EMPTY_PATH: u32 = 0x1000;
+
+/// What was known at entry. Too large for the stack: assembled in a per-CPU
+/// slot, then copied into the in-flight map.
+#[repr(C)]
+pub struct PendingFile {
+    op: u32,
+    flags: u32,
+    fd: i32,
+    at_flags: u32,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    old_mode: u32,
+    old_uid: u32,
+    old_gid: u32,
+    dev: u32,
+    path_len: u32,
+    name_len: u32,
+    value_len: u32,
+    value_size: u32,
+    _pad0: u32,
+    ino: u64,
+    path: [u8; ARG_PATH_CAP],
+    name: [u8; XATTR_NAME_CAP],
+    value: [u8; XATTR_VALUE_CAP],
+}
+
+#[map]
+static FILE_PENDING: PerCpuArray<PendingFile> = PerCpuArray::with_max_entries(1, 0);
+
+/// File syscalls between entry and exit, by thread. Not preallocated: each
+/// value is ~4.5 KiB and only calls in flight need one.
+#[map]
+static FILE_INFLIGHT: HashMap<u64, PendingFile> = HashMap::with_max_entries(4096, BPF_F_NO_PREALLOC);
+
+const BPF_F_NO_PREALLOC: u32 = 1;
+
+#[tracepoint]
+pub fn file_enter(ctx: TracePointContext) -> u32 {
+    let Some(op) = super::op(&ctx) else { return 0 };
+    let Some(target) = op.target() else { return 0 };
+    let Some(p) = FILE_PENDING.get_ptr_mut(0) else {
+        count_error(ProbeError::Scratch);
+        return 0;
+    };
+    // SAFETY: this CPU's slot; the program does not sleep.
+    let p = unsafe { &mut *p };
+    p.op = op as u32;
+    p.flags = 0;
+    p.fd = AT_FDCWD;
+    p.at_flags = 0;
+    p.mode = 0;
+    p.uid = u32::MAX;
+    p.gid = u32::MAX;
+    put(&mut p.path_len, 0);
+    put(&mut p.name_len, 0);
+    put(&mut p.value_len, 0);
+    put(&mut p.value_size, 0);
+
+    // Where the path (or fd) is, and where the other arguments start.
+    let (path_ptr, rest) = match target {
+        Target::Path => (super::arg(&ctx, 0), 1),
+        Target::Fd => {
+            p.fd = super::arg(&ctx, 0) as i32;
+            (0, 1)
+        }
+        Target::DirfdPath => {
+            p.fd = super::arg(&ctx, 0) as i32;
+            (super::arg(&ctx, 1), 2)
+        }
+    };
+    match op {
+        SyscallOp::Chmod | SyscallOp::Fchmod | SyscallOp::Fchmodat => p.mode = super::arg(&ctx, rest) as u32,
+        SyscallOp::Fchmodat2 => {
+            p.mode = super::arg(&ctx, rest) as u32;
+            p.at_flags = super::arg(&ctx, rest + 1) as u32;
+        }
+        SyscallOp::Chown | SyscallOp::Fchown | SyscallOp::Lchown | SyscallOp::Fchownat => {
+            p.uid = super::arg(&ctx, rest) as u32;
+            p.gid = super::arg(&ctx, rest + 1) as u32;
+            if op == SyscallOp::Fchownat {
+                p.at_flags = super::arg(&ctx, rest + 2) as u32;
+            }
+        }
+        _ => {}
+    }
+    if path_ptr != 0 {
+        // SAFETY: probe read into a buffer of ARG_PATH_CAP bytes.
+        let n = unsafe { bpf_probe_read_user_str(p.path.as_mut_ptr().cast(), ARG_PATH_CAP as u32, path_ptr as *const _) };
+        if n <= 0 {
+            p.flags |= file_flags::PATH_UNREADABLE;
+            count_error(ProbeError::ReadArg);
+        } else {
+            // The count includes the NUL; a full buffer means it was cut.
+            let n = n as u32 - 1;
+            if n as usize >= ARG_PATH_CAP - 1 {
+                p.flags |= file_flags::PATH_TRUNCATED;
+            }
+            p.path_len = n;
+        }
+    }
+    if op.is_xattr() {
+        let name_ptr = super::arg(&ctx, rest);
+        // SAFETY: probe read into a buffer of XATTR_NAME_CAP bytes.
+        let n = unsafe { bpf_probe_read_user_str(p.name.as_mut_ptr().cast(), XATTR_NAME_CAP as u32, name_ptr as *const _) };
+        if n <= 0 {
+            p.flags |= file_flags::NAME_UNREADABLE;
+            count_error(ProbeError::ReadArg);
+        } else {
+            p.name_len = n as u32 - 1;
+            // Only security.* (file capabilities, LSM labels) and POSIX ACLs
+            // change privileges; user.* and trusted.* are dropped here.
+            if !privileged_xattr(&p.name) {
+                return 0;
+            }
+        }
+        if op.sets_xattr() {
+            let value_ptr = super::arg(&ctx, rest + 1);
+            let size = super::arg(&ctx, rest + 2);
+            p.at_flags = super::arg(&ctx, rest + 3) as u32;
+            p.value_size = if size > u32::MAX as u64 { u32::MAX } else { size as u32 };
+            let mut len = p.value_size;
+            if len > XATTR_VALUE_CAP as u32 {
+                len = XATTR_VALUE_CAP as u32;
+                p.flags |= file_flags::VALUE_TRUNCATED;
+            }
+            if len > 0 {
+                // SAFETY: probe read of at most XATTR_VALUE_CAP bytes into value.
+                let r = unsafe { bpf_probe_read_user(p.value.as_mut_ptr().cast(), len, value_ptr as *const _) };
+                if r < 0 {
+                    p.flags |= file_flags::VALUE_UNREADABLE;
+                    count_error(ProbeError::ReadArg);
+                    len = 0;
+                }
+            }
+            p.value_len = len;
+        }
+    }
+    // The file itself is known now for fd-based calls: its attributes
+    // before the change.
+    if acts_on_fd(target, p.path_len, p.at_flags, p.flags) {
+        let inode = fd_file(super::current_task(), p.fd).and_then(|f| read_ptr(f, off!(file_inode)));
+        match inode.and_then(|i| read_attrs(i, p)) {
+            Ok(()) => p.flags |= file_flags::OLD_KNOWN,
+            Err(Miss::Fault) => count_error(ProbeError::ReadTask),
+            Err(Miss::Absent) => {}
+        }
+    }
+    if FILE_INFLIGHT.insert(&super::thread_key(), &*p, 0).is_err() {
+        count_error(ProbeError::Inflight);
+    }
+    0
+}
+
+#[tracepoint]
+pub fn file_exit(ctx: TracePointContext) -> u32 {
+    let key = super::thread_key();
+    let Some(p) = FILE_INFLIGHT.get_ptr(&key) else { return 0 };
+    let Some(buf) = scratch(&SYSCALL_SCRATCH) else {
+        let _ = FILE_INFLIGHT.remove(&key);
+        return 0;
+    };
+    // SAFETY: a live map value; it is removed only at the end.
+    let p = unsafe { &*p };
+    // SAFETY: this CPU's scratch slot, 8-aligned and larger than FileEvent.
+    let ev = unsafe { &mut *buf.cast::<FileEvent>() };
+    // SAFETY: the helper has no preconditions.
+    ev.header.boot_ns = unsafe { aya_ebpf::helpers::bpf_ktime_get_boot_ns() };
+    ev.header.kind = EventKind::FileAttr as u32;
+    let task = super::current_task();
+    if task::fill(&mut ev.task, task).is_err() {
+        count_error(ProbeError::ReadTask);
+        let _ = FILE_INFLIGHT.remove(&key);
+        return 0;
+    }
+    ev.op = p.op;
+    ev.flags = p.flags;
+    ev.ret = super::ret(&ctx);
+    ev.fd = p.fd;
+    ev.at_flags = p.at_flags;
+    ev.mode = p.mode;
+    ev.uid = p.uid;
+    ev.gid = p.gid;
+    ev.old_mode = p.old_mode;
+    ev.old_uid = p.old_uid;
+    ev.old_gid = p.old_gid;
+    ev.dev = p.dev;
+    ev._pad0 = 0;
+    ev.ino = p.ino;
+    ev.value_size = p.value_size;
+    ev._pad1 = 0;
+
+    // SAFETY: FIXED is inside the scratch value.
+    let data = unsafe { buf.add(FIXED) };
+    // 1. The path argument. path_len < ARG_PATH_CAP by construction; the
+    //    mask proves it to the verifier.
+    let path_len = p.path_len as usize & (ARG_PATH_CAP - 1);
+    copy(data, 0, p.path.as_ptr(), path_len);
+    ev.path_len = path_len as u32;
+
+    // 2. The base: the fd's file, or the directory a relative path starts from.
+    let mut w = Writer { data, pos: path_len };
+    let target = SyscallOp::from_u32(p.op).and_then(SyscallOp::target);
+    let base: Option<Result<u64, Miss>> = match target {
+        Some(t) if acts_on_fd(t, p.path_len, p.at_flags, p.flags) => {
+            ev.flags |= file_flags::BASE_IS_FILE;
+            Some(fd_file(task, p.fd).and_then(|f| field(f, off!(file_path))))
+        }
+        _ if p.path_len > 0 && p.path[0] == b'/' => None,
+        _ if p.fd == AT_FDCWD => Some(read_ptr(task, off!(task_fs)).and_then(|fs| field(fs, off!(fs_pwd)))),
+        _ => Some(fd_file(task, p.fd).and_then(|f| field(f, off!(file_path)))),
+    };
+    if let Some(base) = base {
+        let walk = match base {
+            Ok(path) => write_path(&mut w, path, PATH_CAP, PATH_COMPONENTS_MAX),
+            Err(_) => Walk::Failed,
+        };
+        match walk {
+            Walk::Complete => {}
+            Walk::Truncated => ev.flags |= file_flags::BASE_TRUNCATED,
+            Walk::Failed => {
+                ev.flags |= file_flags::BASE_TRUNCATED | file_flags::BASE_FAILED;
+                count_error(ProbeError::ReadPath);
+            }
+        }
+    }
+    ev.base_len = w.since(path_len) as u32;
+
+    // 3. The xattr name and value.
+    let name_len = p.name_len as usize & (XATTR_NAME_CAP - 1);
+    copy(data, w.pos, p.name.as_ptr(), name_len);
+    ev.name_len = name_len as u32;
+    let value_at = (w.pos + name_len) & DATA_MASK;
+    let value_len = p.value_len as usize & (2 * XATTR_VALUE_CAP - 1);
+    let value_len = if value_len > XATTR_VALUE_CAP { XATTR_VALUE_CAP } else { value_len };
+    copy(data, value_at, p.value.as_ptr(), value_len);
+    ev.value_len = value_len as u32;
+
+    let size = FIXED + ((value_at + value_len) & DATA_MASK);
+    ev.header.size = size as u32;
+    // SAFETY: size <= FIXED + DATA_MASK, inside the scratch value.
+    unsafe { crate::ring::output(EventKind::FileAttr, buf, size) };
+    let _ = FILE_INFLIGHT.remove(&key);
+    0
+}
+
+const FIXED: usize = core::mem::size_of::<FileEvent>();
+
+/// Copies `len` bytes of kernel memory at `src` to `data + at` (masked).
+#[inline(always)]
+fn copy(data: *mut u8, at: usize, src: *const u8, len: usize) {
+    if len == 0 {
+        return;
+    }
+    // SAFETY: at is masked to DATA_MASK and len is below 4 KiB, so the
+    // write stays inside the scratch value; src is a map value.
+    unsafe { bpf_probe_read_kernel(data.add(at & DATA_MASK).cast(), len as u32, src.cast()) };
+}
+
+/// Does the call act on the file open at `fd` rather than on a path?
+#[inline(always)]
+fn acts_on_fd(target: Target, path_len: u32, at_flags: u32, flags: u32) -> bool {
+    match target {
+        Target::Fd => true,
+        Target::DirfdPath => {
+            path_len == 0 && flags & file_flags::PATH_UNREADABLE == 0 && at_flags & AT_EMPTY_PATH != 0
+        }
+        Target::Path => false,
+    }
+}
+
+/// The `struct file` open at `fd` in `task`.
+#[inline(always)]
+fn fd_file(task: u64, fd: i32) -> Result<u64, Miss> {
+    if fd < 0 {
+        return Err(Miss::Absent);
+    }
+    let files = read_ptr(task, off!(task_files))?;
+    let fdt = read_ptr(files, off!(files_fdt))?;
+    let max = read_u32(fdt, off!(fdtable_max_fds))?;
+    if fd as u32 >= max {
+        return Err(Miss::Absent);
+    }
+    let array = read_ptr(fdt, off!(fdtable_fd))?;
+    // Never OFFSET_MISSING: a multiple of 8.
+    read_ptr(array, fd as u32 * 8)
+}
+
+/// The inode's mode, owner, number and device, into `p.old_*`.
+#[inline(always)]
+fn read_attrs(inode: u64, p: &mut PendingFile) -> Result<(), Miss> {
+    p.old_mode = read_u16(inode, off!(inode_mode))? as u32;
+    p.old_uid = read_u32(inode, off!(inode_uid))?;
+    p.old_gid = read_u32(inode, off!(inode_gid))?;
+    p.ino = read_u64(inode, off!(inode_ino))?;
+    let sb = read_ptr(inode, off!(inode_sb))?;
+    p.dev = read_u32(sb, off!(sb_dev))?;
+    Ok(())
+}
+
+/// `security.` or `system.posix_acl_` names.
+#[inline(always)]
+fn privileged_xattr(name: &[u8; XATTR_NAME_CAP]) -> bool {
+    const SECURITY: &[u8] = b"security.";
+    const ACL: &[u8] = b"system.posix_acl_";
+    starts_with(name, SECURITY) || starts_with(name, ACL)
+}
+
+#[inline(always)]
+fn starts_with(name: &[u8; XATTR_NAME_CAP], prefix: &[u8]) -> bool {
+    let mut i = 0;
+    while i < prefix.len() {
+        if name[i] != prefix[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}

@@ -1,0 +1,78 @@
+//! Syscalls traced at their entry and exit (`syscalls:sys_enter_<name>`
+//! and `sys_exit_<name>` tracepoints).
+//!
+//! Why these hooks: they exist on every kernel the sensor supports (unlike
+//! fentry/BPF-LSM, which sandboxes and some distributions refuse), they
+//! only fire for the syscalls they name (an untraced syscall costs
+//! nothing), and the exit tracepoint gives the outcome. Arguments are read
+//! at entry, the moment the kernel copies them too, and kept per thread
+//! until the exit, where one record with the result is sent.
+//!
+//! One program per family serves all of its syscalls: the tracepoint
+//! record says which syscall fired (`__syscall_nr`), and `SYSCALL_OPS`,
+//! filled by the daemon, says what that number is.
+
+pub mod cred;
+pub mod file;
+
+use aya_ebpf::helpers::{bpf_get_current_pid_tgid, bpf_get_current_task};
+use aya_ebpf::macros::map;
+use aya_ebpf::maps::Array;
+use aya_ebpf::programs::TracePointContext;
+use sensor_common::{SYSCALL_SLOTS, SyscallOp};
+
+use crate::maps::sensor_tgid;
+
+/// [`SyscallOp`] of each traced syscall number; 0 for the rest.
+#[map]
+static SYSCALL_OPS: Array<u32> = Array::with_max_entries(SYSCALL_SLOTS, 0);
+
+// Layout of the syscalls:sys_enter_*/sys_exit_* records, the same on every
+// kernel since 3.x: 8 bytes of common fields, `int __syscall_nr`, then at
+// entry the arguments as 8-byte slots, at exit `long ret`.
+// https://elixir.bootlin.com/linux/v6.18/source/kernel/trace/trace_syscalls.c
+const NR: usize = 8;
+const ARGS: usize = 16;
+const RET: usize = 16;
+
+/// The op of the syscall that fired, if it is traced and not the sensor's own.
+#[inline(always)]
+pub fn op(ctx: &TracePointContext) -> Option<SyscallOp> {
+    if (bpf_get_current_pid_tgid() >> 32) as u32 == sensor_tgid() {
+        return None;
+    }
+    // SAFETY: reads inside the tracepoint record.
+    let nr: i32 = unsafe { ctx.read_at(NR) }.ok()?;
+    if nr < 0 {
+        return None;
+    }
+    let op = *SYSCALL_OPS.get(nr as u32)?;
+    SyscallOp::from_u32(op)
+}
+
+/// Argument `i` (0-based) of the syscall entry record.
+#[inline(always)]
+pub fn arg(ctx: &TracePointContext, i: usize) -> u64 {
+    // SAFETY: reads inside the tracepoint record (every entry record has
+    // as many slots as its syscall has arguments; callers only read those).
+    unsafe { ctx.read_at(ARGS + 8 * i) }.unwrap_or(0)
+}
+
+/// The return value in a syscall exit record.
+#[inline(always)]
+pub fn ret(ctx: &TracePointContext) -> i64 {
+    // SAFETY: reads inside the tracepoint record.
+    unsafe { ctx.read_at(RET) }.unwrap_or(0)
+}
+
+/// Key of the in-flight maps: the thread, which runs one syscall at a time.
+#[inline(always)]
+pub fn thread_key() -> u64 {
+    bpf_get_current_pid_tgid()
+}
+
+#[inline(always)]
+pub fn current_task() -> u64 {
+    // SAFETY: the helper has no preconditions.
+    unsafe { bpf_get_current_task() }
+}

@@ -1,0 +1,174 @@
+//! File attribute changes (chmod, chown, xattr) into `file.*` and
+//! `sensor.file_change`.
+
+use sensor_common::SyscallOp;
+
+use super::{Kind, Pipeline, outcome};
+use crate::enrich::user::Accounts;
+use crate::event::{Event, File, FileAttrs, FileChange, SensorFields, Text, Xattr, caps};
+use crate::source::ebpf::decode::FileRecord;
+
+const FILE: &[&str] = &["file"];
+const CHANGE: &[&str] = &["change"];
+
+/// `u32::MAX` (-1) as a chown argument: leave this id unchanged.
+const UNCHANGED: u32 = u32::MAX;
+
+impl Pipeline {
+    pub(super) fn file_attr(&mut self, f: FileRecord) -> Event {
+        let ticks = self.table.ids.ticks(f.task.start_boottime);
+        self.table.entry(f.task.tgid, f.task.ppid, ticks);
+        let (outcome, error) = outcome(f.ret);
+        let action = match f.op {
+            SyscallOp::Chmod | SyscallOp::Fchmod | SyscallOp::Fchmodat | SyscallOp::Fchmodat2 => "chmod",
+            SyscallOp::Chown | SyscallOp::Fchown | SyscallOp::Lchown | SyscallOp::Fchownat => "chown",
+            op if op.sets_xattr() => "set_xattr",
+            _ => "remove_xattr",
+        };
+        let mut change = FileChange::default();
+        let mut sensor = SensorFields { syscall: Some(f.op.name()), ..SensorFields::default() };
+        let path = f.resolved_path();
+        if !f.path.is_empty() && path.as_deref() != Some(f.path.as_slice()) {
+            change.path_argument = Some(Text(f.path.clone()));
+        }
+        if f.path_truncated {
+            sensor.truncated.push("file.path");
+        }
+        if f.base_truncated {
+            sensor.truncated.push("file.path");
+        }
+        if f.path_unreadable {
+            change.unavailable.push("path_argument");
+        }
+
+        // Names of owners come from the accounts the process sees.
+        let container = self.table.get_exact(f.task.tgid, ticks).and_then(|p| p.container.clone());
+        let pids = [f.task.tgid, f.task.ppid];
+        let accounts = match &container {
+            Some(c) => Accounts::Container { id: &c.id, pids: &pids },
+            None => Accounts::Host,
+        };
+        let before = f.before.map(|b| FileAttrs {
+            mode: octal(b.mode),
+            uid: self.users.user(b.uid, &accounts),
+            gid: self.users.group(b.gid, &accounts),
+            special_bits: special_bits(b.mode),
+        });
+        if f.before.is_none() {
+            change.unavailable.push("before");
+        }
+
+        let mut file = File { path: path.map(Text), ..File::default() };
+        if let Some(b) = f.before {
+            file.inode = Some(b.ino.to_string());
+            file.device = Some(format!("{}:{}", b.dev >> 20, b.dev & 0xfffff));
+        }
+        match action {
+            "chmod" => {
+                change.requested.mode = Some(octal(f.mode));
+                change.special_bits = special_bits(f.mode);
+                if let Some(b) = f.before {
+                    let (added, removed) = bits_diff(b.mode, f.mode);
+                    if outcome == "success" {
+                        change.special_bits_added = added;
+                        change.special_bits_removed = removed;
+                    }
+                }
+                // After a successful chmod the permission bits are the
+                // requested ones; ownership is unchanged.
+                if outcome == "success" {
+                    file.mode = Some(octal(f.mode));
+                }
+                if let Some(b) = &before {
+                    file.uid = Some(b.uid.id.clone());
+                    file.owner = b.uid.name.clone();
+                    file.gid = Some(b.gid.id.clone());
+                    file.group = b.gid.name.clone();
+                }
+            }
+            "chown" => {
+                change.requested.uid = (f.uid != UNCHANGED).then(|| self.users.user(f.uid, &accounts));
+                change.requested.gid = (f.gid != UNCHANGED).then(|| self.users.group(f.gid, &accounts));
+                if outcome == "success" {
+                    let uid = if f.uid != UNCHANGED { Some(f.uid) } else { f.before.map(|b| b.uid) };
+                    let gid = if f.gid != UNCHANGED { Some(f.gid) } else { f.before.map(|b| b.gid) };
+                    if let Some(uid) = uid {
+                        let u = self.users.user(uid, &accounts);
+                        file.uid = Some(u.id);
+                        file.owner = u.name;
+                    }
+                    if let Some(gid) = gid {
+                        let g = self.users.group(gid, &accounts);
+                        file.gid = Some(g.id);
+                        file.group = g.name;
+                    }
+                }
+            }
+            _ => {
+                let name = f.xattr_name.clone().unwrap_or_default();
+                let capabilities = match (&f.xattr_value, name.as_slice()) {
+                    (Some(v), b"security.capability") => caps::decode_file_caps(v),
+                    _ => None,
+                };
+                change.xattr = Some(Xattr {
+                    name: Text(name),
+                    size: f.op.sets_xattr().then_some(f.xattr_value_size),
+                    value_hex: f.xattr_value.as_ref().map(|v| v.iter().map(|b| format!("{b:02x}")).collect()),
+                    capabilities,
+                });
+                if f.xattr_value_truncated {
+                    sensor.truncated.push("sensor.file_change.xattr.value_hex");
+                }
+            }
+        }
+        change.before = before;
+        for (field, text) in [
+            ("file.path", file.path.as_ref()),
+            ("sensor.file_change.path_argument", change.path_argument.as_ref()),
+            ("sensor.file_change.xattr.name", change.xattr.as_ref().map(|x| &x.name)),
+        ] {
+            if text.is_some_and(Text::is_escaped) {
+                sensor.escaped.push(field.to_owned());
+            }
+        }
+        sensor.file_change = Some(change);
+        let kind = Kind { category: FILE, type_: CHANGE, action, outcome };
+        let mut ev = self.process_event(f.boot_ns, &f.task, kind, sensor);
+        ev.file = Some(file);
+        ev.error = error;
+        ev
+    }
+}
+
+/// Permission bits in octal, ECS style: `"4755"`, `"0644"`.
+fn octal(mode: u32) -> String {
+    format!("{:04o}", mode & 0o7777)
+}
+
+fn special_bits(mode: u32) -> Vec<&'static str> {
+    [(0o4000, "setuid"), (0o2000, "setgid"), (0o1000, "sticky")]
+        .into_iter()
+        .filter(|(bit, _)| mode & bit != 0)
+        .map(|(_, name)| name)
+        .collect()
+}
+
+/// Special bits added and removed going from `before` to `after`.
+fn bits_diff(before: u32, after: u32) -> (Vec<&'static str>, Vec<&'static str>) {
+    (special_bits(after & !before), special_bits(before & !after))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_and_bits() {
+        assert_eq!(octal(0o104755), "4755");
+        assert_eq!(octal(0o644), "0644");
+        assert_eq!(special_bits(0o6755), vec!["setuid", "setgid"]);
+        assert_eq!(special_bits(0o1777), vec!["sticky"]);
+        assert_eq!(bits_diff(0o100755, 0o4755), (vec!["setuid"], vec![]));
+        assert_eq!(bits_diff(0o102755, 0o755), (vec![], vec!["setgid"]));
+    }
+}

@@ -1,0 +1,138 @@
+//! Attaching the syscall families to their `syscalls:sys_enter_*` /
+//! `sys_exit_*` tracepoints and telling the kernel side which syscall
+//! number is which op.
+
+use aya::Ebpf;
+use aya::maps::{Array, MapData};
+use aya::programs::TracePoint;
+use sensor_common::{EventKind, SYSCALL_SLOTS, SyscallOp, names};
+
+use super::{LoadError, take_map};
+
+/// The architecture's number for `op`'s syscall; None where the
+/// architecture has no such syscall (arm64 has no chmod or chown, only the
+/// `*at` forms, which are traced instead).
+pub fn number(op: SyscallOp) -> Option<i64> {
+    #[cfg(target_arch = "x86_64")]
+    let legacy = |n: libc::c_long| Some(n as i64);
+    #[cfg(not(target_arch = "x86_64"))]
+    let legacy = |_: libc::c_long| None;
+    Some(match op {
+        SyscallOp::Chmod => return legacy(libc::SYS_chmod),
+        SyscallOp::Chown => return legacy(libc::SYS_chown),
+        SyscallOp::Lchown => return legacy(libc::SYS_lchown),
+        SyscallOp::Fchmod => libc::SYS_fchmod,
+        SyscallOp::Fchmodat => libc::SYS_fchmodat,
+        SyscallOp::Fchmodat2 => libc::SYS_fchmodat2,
+        SyscallOp::Fchown => libc::SYS_fchown,
+        SyscallOp::Fchownat => libc::SYS_fchownat,
+        SyscallOp::Setxattr => libc::SYS_setxattr,
+        SyscallOp::Lsetxattr => libc::SYS_lsetxattr,
+        SyscallOp::Fsetxattr => libc::SYS_fsetxattr,
+        SyscallOp::Removexattr => libc::SYS_removexattr,
+        SyscallOp::Lremovexattr => libc::SYS_lremovexattr,
+        SyscallOp::Fremovexattr => libc::SYS_fremovexattr,
+        SyscallOp::Setuid => libc::SYS_setuid,
+        SyscallOp::Setgid => libc::SYS_setgid,
+        SyscallOp::Setreuid => libc::SYS_setreuid,
+        SyscallOp::Setregid => libc::SYS_setregid,
+        SyscallOp::Setresuid => libc::SYS_setresuid,
+        SyscallOp::Setresgid => libc::SYS_setresgid,
+        SyscallOp::Setfsuid => libc::SYS_setfsuid,
+        SyscallOp::Setfsgid => libc::SYS_setfsgid,
+        SyscallOp::Capset => libc::SYS_capset,
+    } as i64)
+}
+
+/// The entry and exit programs of each record kind.
+fn programs(kind: EventKind) -> (&'static str, &'static str) {
+    match kind {
+        EventKind::FileAttr => (names::PROG_FILE_ENTER, names::PROG_FILE_EXIT),
+        _ => (names::PROG_CRED_ENTER, names::PROG_CRED_EXIT),
+    }
+}
+
+/// How one syscall ended up being traced.
+#[derive(Debug, Clone)]
+pub struct Traced {
+    pub op: SyscallOp,
+    /// Err: why it is not traced (no such syscall on this architecture or
+    /// kernel, e.g. fchmodat2 before 6.6).
+    pub status: Result<(), String>,
+}
+
+/// Loads the syscall programs, fills SYSCALL_OPS and attaches every op of
+/// the `enabled` kinds. A syscall this kernel lacks is reported, not an
+/// error; a program that fails to load is.
+pub fn attach(ebpf: &mut Ebpf, enabled: &[EventKind]) -> Result<Vec<Traced>, LoadError> {
+    ensure_tracefs();
+    let mut ops: Array<MapData, u32> = take_map(ebpf, names::SYSCALL_OPS_MAP)?;
+    let mut traced = Vec::new();
+    for kind in [EventKind::FileAttr, EventKind::Cred] {
+        if !enabled.contains(&kind) {
+            continue;
+        }
+        let (enter, exit) = programs(kind);
+        for name in [enter, exit] {
+            let program: &mut TracePoint = ebpf
+                .program_mut(name)
+                .ok_or(LoadError::Missing { what: "program", name })?
+                .try_into()
+                .map_err(|source| LoadError::Program { program: name, hook: "syscalls", source })?;
+            program.load().map_err(|source| LoadError::Program { program: name, hook: "syscalls", source })?;
+        }
+        for op in SyscallOp::ALL.into_iter().filter(|op| op.kind() == kind) {
+            let status = attach_one(ebpf, &mut ops, op, enter, exit);
+            if let Err(why) = &status {
+                tracing::debug!(syscall = op.name(), "not traced: {why}");
+            }
+            traced.push(Traced { op, status });
+        }
+    }
+    Ok(traced)
+}
+
+fn attach_one(
+    ebpf: &mut Ebpf,
+    ops: &mut Array<MapData, u32>,
+    op: SyscallOp,
+    enter: &'static str,
+    exit: &'static str,
+) -> Result<(), String> {
+    let nr = number(op).ok_or("no such syscall on this architecture")?;
+    let slot = u32::try_from(nr).ok().filter(|n| *n < SYSCALL_SLOTS).ok_or(format!("syscall number {nr} out of range"))?;
+    ops.set(slot, op as u32, 0).map_err(|e| format!("SYSCALL_OPS: {e}"))?;
+    // Exit first: an entry whose exit is not attached yet would leave a
+    // stale in-flight entry behind.
+    for (program, prefix) in [(exit, "sys_exit_"), (enter, "sys_enter_")] {
+        let tp: &mut TracePoint = ebpf
+            .program_mut(program)
+            .and_then(|p| p.try_into().ok())
+            .ok_or_else(|| format!("program {program} missing"))?;
+        let event = format!("{prefix}{}", op.name());
+        tp.attach("syscalls", &event).map_err(|e| format!("tracepoint syscalls:{event}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Tracepoints are attached by the ids tracefs publishes; on hosts that do
+/// not mount it at boot (this build machine, many minimal images) mount it
+/// where the kernel documents it. aya looks there once per process.
+fn ensure_tracefs() {
+    let dir = std::path::Path::new("/sys/kernel/tracing");
+    let populated = dir.read_dir().is_ok_and(|mut d| d.next().is_some());
+    if populated {
+        return;
+    }
+    let result = nix::mount::mount(
+        Some("tracefs"),
+        dir,
+        Some("tracefs"),
+        nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV | nix::mount::MsFlags::MS_NOEXEC,
+        None::<&str>,
+    );
+    match result {
+        Ok(()) => tracing::info!("mounted tracefs at /sys/kernel/tracing"),
+        Err(e) => tracing::warn!("cannot mount tracefs at /sys/kernel/tracing: {e}"),
+    }
+}
