@@ -26,6 +26,11 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "podman",
     "runc",
     "busybox-static",
+    // setcap/getcap: the file-capability tests set a real security.capability.
+    "libcap2-bin",
+    // setfattr: an unprivileged security.capability write (setcap refuses
+    // to try without CAP_SETFCAP).
+    "attr",
 ];
 
 /// Services that packages above would start and that must not keep

@@ -1,0 +1,245 @@
+//! File attribute and credential changes from the real kernel, through the
+//! syscall tracepoints this machine allows (fentry/LSM are refused here).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+use sensor_tests::{Sensor, action, at, pid_of};
+
+/// A directory for this test's files, world-searchable so that a test
+/// running as `nobody` can reach them.
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("sensor-fc-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).expect("mkdir");
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).expect("chmod dir");
+    d
+}
+
+fn file_in(dir: &Path, name: &str, mode: u32) -> PathBuf {
+    let f = dir.join(name);
+    std::fs::write(&f, b"#!/bin/sh\n").expect("write");
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    f
+}
+
+/// Runs a command to completion; returns its pid.
+fn run(cmd: &mut Command) -> (u64, bool) {
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let pid = child.id() as u64;
+    let ok = child.wait().expect("wait").success();
+    (pid, ok)
+}
+
+fn strings(v: &Value) -> Vec<&str> {
+    v.as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default()
+}
+
+fn is_file_event(v: &Value, act: &str, pid: u64) -> bool {
+    action(v) == act && pid_of(v) == pid && at(v, "event.category")[0] == "file"
+}
+
+#[test]
+fn chmod_u_plus_s_names_the_setuid_bit_and_modes() {
+    let sensor = Sensor::start("");
+    let dir = temp_dir("suid");
+    let f = file_in(&dir, "shell copy", 0o755);
+    // Relative path from the file's directory: the event joins it to the cwd.
+    let (pid, ok) = run(Command::new("chmod").arg("u+s").arg("shell copy").current_dir(&dir));
+    assert!(ok, "chmod u+s");
+    let ev = sensor.wait_for("chmod u+s", |v| is_file_event(v, "chmod", pid));
+    assert_eq!(at(&ev, "file.path").as_str(), f.to_str(), "{ev}");
+    assert_eq!(at(&ev, "sensor.file_change.path_argument"), "shell copy");
+    assert_eq!(at(&ev, "file.mode"), "4755");
+    assert_eq!(at(&ev, "sensor.file_change.requested.mode"), "4755");
+    assert_eq!(strings(at(&ev, "sensor.file_change.special_bits")), vec!["setuid"]);
+    assert_eq!(at(&ev, "event.outcome"), "success");
+    assert_eq!(at(&ev, "event.type")[0], "change");
+    assert_eq!(at(&ev, "sensor.syscall"), "fchmodat");
+    assert_eq!(at(&ev, "process.name"), "chmod");
+    assert_eq!(at(&ev, "process.user.name"), "root");
+    // A path-based call: the tracepoint cannot see the inode before the
+    // change, and says so rather than guessing.
+    assert!(strings(at(&ev, "sensor.file_change.unavailable")).contains(&"before"), "{ev}");
+
+    // fd-based: the inode is known at entry, so the old mode is reported
+    // and the setgid bit is named as added.
+    let (pid, ok) = run(Command::new("perl")
+        .arg("-e")
+        .arg("open(my $f, '<', $ARGV[0]) or die $!; chmod(02755, $f) or die $!")
+        .arg(&f));
+    assert!(ok, "perl fchmod");
+    let ev = sensor.wait_for("fchmod", |v| is_file_event(v, "chmod", pid));
+    assert_eq!(at(&ev, "sensor.syscall"), "fchmod");
+    assert_eq!(at(&ev, "file.path").as_str(), f.to_str(), "the fd's path: {ev}");
+    assert_eq!(at(&ev, "sensor.file_change.before.mode"), "4755");
+    assert_eq!(strings(at(&ev, "sensor.file_change.before.special_bits")), vec!["setuid"]);
+    assert_eq!(at(&ev, "file.mode"), "2755");
+    assert_eq!(strings(at(&ev, "sensor.file_change.special_bits_added")), vec!["setgid"]);
+    assert_eq!(strings(at(&ev, "sensor.file_change.special_bits_removed")), vec!["setuid"]);
+    assert_eq!(at(&ev, "sensor.file_change.before.uid.name"), "root");
+    let ino = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&f).expect("stat"));
+    assert_eq!(at(&ev, "file.inode").as_str(), Some(ino.to_string().as_str()));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn chmod_refused_for_an_unprivileged_user_is_a_failure_with_errno() {
+    let sensor = Sensor::start("");
+    let dir = temp_dir("eperm");
+    let f = file_in(&dir, "root-owned", 0o644);
+    let (pid, ok) = run(Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "chmod", "4777"])
+        .arg(&f));
+    assert!(!ok, "nobody cannot chmod a root-owned file");
+    let ev = sensor.wait_for("refused chmod", |v| is_file_event(v, "chmod", pid));
+    assert_eq!(at(&ev, "event.outcome"), "failure");
+    assert_eq!(at(&ev, "error.code"), "EPERM");
+    assert_eq!(at(&ev, "process.user.id"), "65534");
+    assert_eq!(at(&ev, "sensor.file_change.requested.mode"), "4777");
+    assert!(at(&ev, "file.mode").is_null(), "a refused chmod changed nothing: {ev}");
+    assert_eq!(std::fs::metadata(&f).expect("stat").permissions().mode() & 0o7777, 0o644);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn chown_reports_the_new_owner_by_name() {
+    let sensor = Sensor::start("");
+    let dir = temp_dir("chown");
+    let f = file_in(&dir, "owned", 0o644);
+    let (pid, ok) = run(Command::new("chown").arg("nobody:nogroup").arg(&f));
+    assert!(ok, "chown");
+    let ev = sensor.wait_for("chown", |v| is_file_event(v, "chown", pid));
+    assert_eq!(at(&ev, "file.path").as_str(), f.to_str());
+    assert_eq!(at(&ev, "file.uid"), "65534");
+    assert_eq!(at(&ev, "file.owner"), "nobody");
+    assert_eq!(at(&ev, "file.group"), "nogroup");
+    assert_eq!(at(&ev, "sensor.file_change.requested.uid.name"), "nobody");
+    assert_eq!(at(&ev, "event.outcome"), "success");
+    // The failing variant: nobody cannot give a file away.
+    let (pid, ok) =
+        run(Command::new("setpriv").args(["--reuid=65534", "--regid=65534", "--clear-groups", "chown", "0"]).arg(&f));
+    assert!(!ok, "nobody cannot chown to root");
+    let ev = sensor.wait_for("refused chown", |v| is_file_event(v, "chown", pid));
+    assert_eq!(at(&ev, "event.outcome"), "failure");
+    assert_eq!(at(&ev, "error.code"), "EPERM");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn setcap_shows_the_capability_set_and_its_removal() {
+    let sensor = Sensor::start("");
+    let dir = temp_dir("setcap");
+    let f = file_in(&dir, "pinger", 0o755);
+    let (pid, ok) = run(Command::new("setcap").arg("cap_net_raw,cap_net_admin+ep").arg(&f));
+    assert!(ok, "setcap");
+    let ev = sensor.wait_for("setcap", |v| is_file_event(v, "set_xattr", pid));
+    assert_eq!(at(&ev, "file.path").as_str(), f.to_str());
+    assert_eq!(at(&ev, "sensor.file_change.xattr.name"), "security.capability");
+    let caps = at(&ev, "sensor.file_change.xattr.capabilities");
+    assert_eq!(strings(&caps["permitted"]), vec!["CAP_NET_ADMIN", "CAP_NET_RAW"], "{ev}");
+    assert_eq!(caps["effective"], true);
+    assert_eq!(at(&ev, "event.outcome"), "success");
+
+    let (pid, ok) = run(Command::new("setcap").arg("-r").arg(&f));
+    assert!(ok, "setcap -r");
+    let ev = sensor.wait_for("setcap -r", |v| is_file_event(v, "remove_xattr", pid));
+    assert_eq!(at(&ev, "sensor.file_change.xattr.name"), "security.capability");
+    assert_eq!(at(&ev, "event.outcome"), "success");
+
+    // Unprivileged: refused, and still reported with its outcome. setfattr,
+    // because setcap gives up before the syscall when it lacks CAP_SETFCAP.
+    // The value is a revision-2 vfs_cap_data: effective, CAP_SYS_ADMIN.
+    let (pid, ok) = run(Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "setfattr", "-n", "security.capability"])
+        .args(["-v", "0x0100000200002000000000000000000000000000"])
+        .arg(&f));
+    assert!(!ok, "nobody cannot set file capabilities");
+    let ev = sensor.wait_for("refused setcap", |v| is_file_event(v, "set_xattr", pid));
+    assert_eq!(at(&ev, "event.outcome"), "failure");
+    assert_eq!(strings(&at(&ev, "sensor.file_change.xattr.capabilities")["permitted"]), vec!["CAP_SYS_ADMIN"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn is_cred_event(v: &Value, syscall: &str, pid: u64) -> bool {
+    action(v) == "credential_change" && pid_of(v) == pid && at(v, "sensor.syscall") == syscall
+}
+
+#[test]
+fn dropping_privileges_shows_ids_before_and_after() {
+    let sensor = Sensor::start("");
+    let (pid, ok) = run(Command::new("setpriv").args(["--reuid=65534", "--regid=65534", "--clear-groups", "true"]));
+    assert!(ok, "setpriv");
+    let ev = sensor.wait_for("setresuid", |v| is_cred_event(v, "setresuid", pid));
+    let change = at(&ev, "sensor.cred_change");
+    assert_eq!(change["before"]["uid"], 0);
+    assert_eq!(change["after"]["uid"], 65534);
+    assert_eq!(change["after"]["euid"], 65534);
+    assert_eq!(change["requested"]["ruid"], 65534);
+    assert!(strings(&change["changed"]).contains(&"euid"), "{ev}");
+    assert_eq!(change["gained_root"], false);
+    // Root's effective capabilities go with the uid.
+    assert!(!strings(&change["capabilities_before"]["effective"]).is_empty(), "{ev}");
+    assert!(strings(&change["capabilities_after"]["effective"]).is_empty(), "{ev}");
+    assert_eq!(at(&ev, "process.user.id"), "65534", "process.* shows the ids after the call");
+    assert_eq!(at(&ev, "event.outcome"), "success");
+    assert_eq!(at(&ev, "event.category")[1], "iam");
+}
+
+#[test]
+fn setuid_zero_as_nobody_is_refused_and_reported() {
+    let sensor = Sensor::start("");
+    let (pid, ok) = run(Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "perl", "-MPOSIX", "-e"])
+        .arg("POSIX::setuid(0) or exit 3"));
+    assert!(!ok, "nobody cannot become root");
+    let ev = sensor.wait_for("refused setuid", |v| is_cred_event(v, "setuid", pid));
+    assert_eq!(at(&ev, "event.outcome"), "failure");
+    assert_eq!(at(&ev, "error.code"), "EPERM");
+    let change = at(&ev, "sensor.cred_change");
+    assert_eq!(change["requested"]["uid"], 0);
+    assert_eq!(change["before"]["uid"], 65534);
+    assert_eq!(change["after"]["uid"], 65534);
+    assert!(change.get("changed").is_none(), "nothing changed: {ev}");
+}
+
+#[test]
+fn a_setuid_root_exec_is_flagged_as_a_privilege_gain() {
+    let sensor = Sensor::start("");
+    let dir = temp_dir("suid-exec");
+    let id = dir.join("id-suid");
+    std::fs::copy("/usr/bin/id", &id).expect("copy id");
+    std::fs::set_permissions(&id, std::fs::Permissions::from_mode(0o4755)).expect("chmod 4755");
+    // setpriv drops to nobody, then execs the setuid-root copy.
+    let (pid, ok) = run(Command::new("setpriv").args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(&id));
+    assert!(ok, "setuid id runs");
+    let ev = sensor.wait_for("exec of the setuid copy", |v| {
+        action(v) == "exec" && pid_of(v) == pid && at(v, "process.executable").as_str() == id.to_str()
+    });
+    assert_eq!(at(&ev, "process.user.id"), "0", "effective uid after the setuid exec");
+    assert_eq!(at(&ev, "process.real_user.id"), "65534");
+    let gain = at(&ev, "sensor.privilege_gain");
+    assert_eq!(gain["via"], "exec", "{ev}");
+    assert_eq!(gain["before"]["euid"], 65534);
+    assert_eq!(gain["after"]["euid"], 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn disabled_kinds_are_not_captured() {
+    let sensor = Sensor::start("[ebpf]\ndisable = [\"file_attr\"]\n");
+    let dir = temp_dir("disabled");
+    let f = file_in(&dir, "quiet", 0o644);
+    let (pid, ok) = run(Command::new("chmod").arg("600").arg(&f));
+    assert!(ok);
+    // The exit of the same process proves the sensor saw it; by then a
+    // chmod event would have been in the ring buffer before it.
+    sensor.wait_for("chmod's exit", |v| action(v) == "exit" && pid_of(v) == pid);
+    let events = sensor.stop();
+    assert!(
+        !events.iter().any(|v| at(v, "event.category")[0] == "file"),
+        "file_attr is disabled, yet a file event was emitted"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
