@@ -21,13 +21,15 @@ pub enum EventKind {
     // 200..=299: credential changes.
     /// setuid family, capset: [`crate::CredEvent`].
     Cred = 200,
-    // 300..=399: network (reserved).
+    // 300..=399: network.
+    /// connect, accept, bind, listen: [`crate::NetEvent`].
+    Net = 300,
 }
 
 impl EventKind {
     /// Every kind, so loops over kinds (loss counters, probe tables) cannot forget one.
-    pub const ALL: [EventKind; 5] =
-        [EventKind::Exec, EventKind::Fork, EventKind::Exit, EventKind::FileAttr, EventKind::Cred];
+    pub const ALL: [EventKind; 6] =
+        [EventKind::Exec, EventKind::Fork, EventKind::Exit, EventKind::FileAttr, EventKind::Cred, EventKind::Net];
 
     pub const fn from_u32(v: u32) -> Option<Self> {
         match v {
@@ -36,6 +38,7 @@ impl EventKind {
             3 => Some(EventKind::Exit),
             100 => Some(EventKind::FileAttr),
             200 => Some(EventKind::Cred),
+            300 => Some(EventKind::Net),
             _ => None,
         }
     }
@@ -47,6 +50,7 @@ impl EventKind {
             EventKind::Exit => "exit",
             EventKind::FileAttr => "file_attr",
             EventKind::Cred => "cred",
+            EventKind::Net => "net",
         }
     }
 
@@ -58,6 +62,7 @@ impl EventKind {
             EventKind::Exit => size_of::<ExitEvent>(),
             EventKind::FileAttr => size_of::<crate::FileEvent>(),
             EventKind::Cred => size_of::<crate::CredEvent>(),
+            EventKind::Net => size_of::<crate::NetEvent>(),
         }
     }
 
@@ -66,7 +71,7 @@ impl EventKind {
         match self {
             EventKind::Exec => size_of::<ExecEvent>() + EXEC_DATA_MAX,
             EventKind::FileAttr => crate::FILE_EVENT_MAX,
-            EventKind::Fork | EventKind::Exit | EventKind::Cred => self.fixed_size(),
+            EventKind::Fork | EventKind::Exit | EventKind::Cred | EventKind::Net => self.fixed_size(),
         }
     }
 }

@@ -65,6 +65,17 @@ pub mod names {
     pub const PROG_CRED_ENTER: &str = "cred_enter";
     /// `tracepoint/syscalls/sys_exit_*` of the credential syscalls.
     pub const PROG_CRED_EXIT: &str = "cred_exit";
+    /// `tracepoint/syscalls/sys_enter_*` of the network syscalls.
+    pub const PROG_NET_ENTER: &str = "net_enter";
+    /// `tracepoint/syscalls/sys_exit_*` of the network syscalls.
+    pub const PROG_NET_EXIT: &str = "net_exit";
+    /// `raw_tracepoint/inet_sock_set_state`: how non-blocking connects end.
+    pub const PROG_NET_STATE: &str = "net_state";
+    pub const TP_INET_SOCK_SET_STATE: &str = "inet_sock_set_state";
+    /// Network syscalls between entry and exit, by thread.
+    pub const NET_INFLIGHT_MAP: &str = "NET_INFLIGHT";
+    /// Sockets with a connect in progress, by socket address.
+    pub const CONNECTING_MAP: &str = "CONNECTING";
 
     pub const TP_SCHED_PROCESS_EXEC: &str = "sched_process_exec";
     pub const TP_SCHED_PROCESS_FORK: &str = "sched_process_fork";

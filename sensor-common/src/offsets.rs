@@ -96,6 +96,22 @@ pub struct KernelOffsets {
     pub inode_ino: u32,
     pub inode_sb: u32,
     pub sb_dev: u32,
+    // struct file -> struct socket -> struct sock (sock_common is its
+    // first member, so skc_* offsets apply to the sock pointer).
+    pub file_private_data: u32,
+    pub socket_sk: u32,
+    pub skc_family: u32,
+    /// `volatile unsigned char skc_state`: the TCP state.
+    pub skc_state: u32,
+    pub skc_num: u32,
+    pub skc_dport: u32,
+    pub skc_rcv_saddr: u32,
+    pub skc_daddr: u32,
+    pub skc_v6_rcv_saddr: u32,
+    pub skc_v6_daddr: u32,
+    pub sk_protocol: u32,
+    pub sk_type: u32,
+    pub sk_err: u32,
     /// Index into `css_set.subsys[]` of the cgroup v1 hierarchy whose path
     /// names containers (from BTF's `enum cgroup_subsys_id`), or
     /// [`OFFSET_MISSING`] to use the unified (v2) hierarchy, `dfl_cgrp`.
@@ -167,11 +183,24 @@ impl KernelOffsets {
         inode_ino: OFFSET_MISSING,
         inode_sb: OFFSET_MISSING,
         sb_dev: OFFSET_MISSING,
+        file_private_data: OFFSET_MISSING,
+        socket_sk: OFFSET_MISSING,
+        skc_family: OFFSET_MISSING,
+        skc_state: OFFSET_MISSING,
+        skc_num: OFFSET_MISSING,
+        skc_dport: OFFSET_MISSING,
+        skc_rcv_saddr: OFFSET_MISSING,
+        skc_daddr: OFFSET_MISSING,
+        skc_v6_rcv_saddr: OFFSET_MISSING,
+        skc_v6_daddr: OFFSET_MISSING,
+        sk_protocol: OFFSET_MISSING,
+        sk_type: OFFSET_MISSING,
+        sk_err: OFFSET_MISSING,
         cgroup_subsys_index: OFFSET_MISSING,
     };
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 62 * 4);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 75 * 4);
 
 #[cfg(feature = "user")]
 // SAFETY: repr(C), only u32 fields, no padding (size assert above).

@@ -44,7 +44,18 @@ pub enum SyscallOp {
     Setfsuid = 38,
     Setfsgid = 39,
     Capset = 40,
+    // 64..=95: network, [`NetEvent`].
+    Connect = 64,
+    Accept = 65,
+    Accept4 = 66,
+    Bind = 67,
+    Listen = 68,
 }
+
+/// `NetEvent::op` of the record that reports how a non-blocking connect
+/// (`EINPROGRESS`) ended; not a syscall: it comes from the socket's state
+/// change (`inet_sock_set_state`), with the connecting task remembered.
+pub const NET_OP_CONNECT_OUTCOME: u32 = 95;
 
 /// Slots of the `SYSCALL_OPS` map: above every syscall number of every
 /// architecture the sensor runs on (x86_64 ends below 470, arm64 below 470).
@@ -63,7 +74,7 @@ pub enum Target {
 }
 
 impl SyscallOp {
-    pub const ALL: [SyscallOp; 23] = [
+    pub const ALL: [SyscallOp; 28] = [
         SyscallOp::Chmod,
         SyscallOp::Fchmod,
         SyscallOp::Fchmodat,
@@ -87,17 +98,48 @@ impl SyscallOp {
         SyscallOp::Setfsuid,
         SyscallOp::Setfsgid,
         SyscallOp::Capset,
+        SyscallOp::Connect,
+        SyscallOp::Accept,
+        SyscallOp::Accept4,
+        SyscallOp::Bind,
+        SyscallOp::Listen,
     ];
 
+    /// A match, not a search of [`Self::ALL`]: the eBPF side calls this in
+    /// every program, and a loop would be out-lined into a BPF-to-BPF call.
+    #[inline(always)]
     pub const fn from_u32(v: u32) -> Option<SyscallOp> {
-        let mut i = 0;
-        while i < Self::ALL.len() {
-            if Self::ALL[i] as u32 == v {
-                return Some(Self::ALL[i]);
-            }
-            i += 1;
-        }
-        None
+        Some(match v {
+            1 => SyscallOp::Chmod,
+            2 => SyscallOp::Fchmod,
+            3 => SyscallOp::Fchmodat,
+            4 => SyscallOp::Fchmodat2,
+            5 => SyscallOp::Chown,
+            6 => SyscallOp::Fchown,
+            7 => SyscallOp::Lchown,
+            8 => SyscallOp::Fchownat,
+            9 => SyscallOp::Setxattr,
+            10 => SyscallOp::Lsetxattr,
+            11 => SyscallOp::Fsetxattr,
+            12 => SyscallOp::Removexattr,
+            13 => SyscallOp::Lremovexattr,
+            14 => SyscallOp::Fremovexattr,
+            32 => SyscallOp::Setuid,
+            33 => SyscallOp::Setgid,
+            34 => SyscallOp::Setreuid,
+            35 => SyscallOp::Setregid,
+            36 => SyscallOp::Setresuid,
+            37 => SyscallOp::Setresgid,
+            38 => SyscallOp::Setfsuid,
+            39 => SyscallOp::Setfsgid,
+            40 => SyscallOp::Capset,
+            64 => SyscallOp::Connect,
+            65 => SyscallOp::Accept,
+            66 => SyscallOp::Accept4,
+            67 => SyscallOp::Bind,
+            68 => SyscallOp::Listen,
+            _ => return None,
+        })
     }
 
     /// The syscall's name: its tracepoints are `sys_enter_<name>` and
@@ -127,12 +169,21 @@ impl SyscallOp {
             SyscallOp::Setfsuid => "setfsuid",
             SyscallOp::Setfsgid => "setfsgid",
             SyscallOp::Capset => "capset",
+            SyscallOp::Connect => "connect",
+            SyscallOp::Accept => "accept",
+            SyscallOp::Accept4 => "accept4",
+            SyscallOp::Bind => "bind",
+            SyscallOp::Listen => "listen",
         }
     }
 
     /// The record kind this syscall produces.
     pub const fn kind(self) -> crate::EventKind {
-        if (self as u32) < 32 { crate::EventKind::FileAttr } else { crate::EventKind::Cred }
+        match self as u32 {
+            0..32 => crate::EventKind::FileAttr,
+            32..64 => crate::EventKind::Cred,
+            _ => crate::EventKind::Net,
+        }
     }
 
     /// How a file syscall names its file (None for credential syscalls).
@@ -276,6 +327,47 @@ pub struct CredEvent {
     pub new_caps: [u64; 3],
 }
 
+/// Bytes of a socket address copied from the caller (sizeof(struct
+/// sockaddr_storage)): a unix socket path fits whole.
+pub const SOCKADDR_CAP: usize = 128;
+
+/// A network syscall after it returned (connect, accept, accept4, bind,
+/// listen), or with `op` [`NET_OP_CONNECT_OUTCOME`] the end of a
+/// non-blocking connect. Addresses in network byte order as the kernel
+/// keeps them; ports in host order.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NetEvent {
+    pub header: EventHeader,
+    pub task: TaskInfo,
+    /// [`SyscallOp`] as `u32`, or [`NET_OP_CONNECT_OUTCOME`].
+    pub op: u32,
+    /// The socket's fd (for accept: the listening socket's).
+    pub fd: i32,
+    /// 0 or `-errno`; accept's new fd.
+    pub ret: i64,
+    /// `sk_family`, `sk_protocol` and `sk_type` of the socket, 0 if unknown.
+    pub family: u16,
+    pub protocol: u16,
+    pub sock_type: u16,
+    pub _pad0: u16,
+    /// listen's backlog, accept4's flags.
+    pub arg: u32,
+    /// Bytes of `sockaddr` copied (connect, bind: the caller's address).
+    pub sockaddr_len: u32,
+    /// The socket's own address and port after the call.
+    pub local_addr: [u8; 16],
+    /// The peer's address and port (accept: the client; connect: the
+    /// server, as the socket has it).
+    pub remote_addr: [u8; 16],
+    pub local_port: u16,
+    pub remote_port: u16,
+    pub _pad1: u32,
+    /// The caller's `struct sockaddr` (connect, bind), byte-exact.
+    pub sockaddr: [u8; SOCKADDR_CAP],
+}
+
+const _: () = assert!(size_of::<NetEvent>() == 16 + 144 + 200);
 const _: () = assert!(size_of::<FileEvent>() == 16 + 144 + 88);
 const _: () = assert!(size_of::<CredEvent>() == 16 + 144 + 112);
 
@@ -287,10 +379,25 @@ pub const FILE_EVENT_MAX: usize = size_of::<FileEvent>()
     + XATTR_NAME_CAP
     + XATTR_VALUE_CAP;
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_u32_inverts_every_op() {
+        for op in SyscallOp::ALL {
+            assert_eq!(SyscallOp::from_u32(op as u32), Some(op), "{op:?}");
+        }
+        assert_eq!(SyscallOp::from_u32(0), None);
+        assert_eq!(SyscallOp::from_u32(NET_OP_CONNECT_OUTCOME), None);
+    }
+}
+
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: repr(C), Copy, integers and arrays only, no padding (size
     // asserts above).
     unsafe impl aya::Pod for super::FileEvent {}
     unsafe impl aya::Pod for super::CredEvent {}
+    unsafe impl aya::Pod for super::NetEvent {}
 }

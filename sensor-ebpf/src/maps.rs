@@ -109,6 +109,7 @@ pub struct WireTypes {
     pub exit: sensor_common::ExitEvent,
     pub file: sensor_common::FileEvent,
     pub cred: sensor_common::CredEvent,
+    pub net: sensor_common::NetEvent,
 }
 
 #[unsafe(no_mangle)]

@@ -20,6 +20,7 @@ use crate::source::ebpf::decode::{ExecRecord, ExitRecord, ForkRecord, KernelEven
 
 mod cred;
 mod file;
+mod net;
 
 pub struct Pipeline {
     table: ProcessTable,
@@ -32,6 +33,9 @@ pub struct Pipeline {
     /// even when sequence numbers restart.
     instance: String,
     ancestry_depth: usize,
+    /// Non-blocking connects in progress: (pid, fd, process start) to the
+    /// connect's `event.id`, so that its end can name it. Bounded.
+    connecting: std::collections::HashMap<(u32, i32, u64), String>,
 }
 
 /// What an event is, in ECS terms.
@@ -79,6 +83,7 @@ impl Pipeline {
             seq: 0,
             instance: instance.iter().map(|b| format!("{b:02x}")).collect(),
             ancestry_depth,
+            connecting: std::collections::HashMap::new(),
         }
     }
 
@@ -120,6 +125,7 @@ impl Pipeline {
             KernelEvent::Exit(x) => self.exit(x),
             KernelEvent::FileAttr(f) => self.file_attr(f),
             KernelEvent::Cred(c) => self.cred(c),
+            KernelEvent::Net(n) => self.net(n),
         }
     }
 
@@ -291,6 +297,10 @@ impl Pipeline {
             container,
             file: None,
             error: None,
+            source: None,
+            destination: None,
+            server: None,
+            network: None,
             sensor,
         }
     }
@@ -350,6 +360,10 @@ impl Pipeline {
             container: None,
             file: None,
             error: None,
+            source: None,
+            destination: None,
+            server: None,
+            network: None,
             sensor,
         }
     }

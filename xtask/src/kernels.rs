@@ -227,7 +227,9 @@ while [ $i -lt 120 ] && ! grep -q 'sensor started' /tmp/sensor.err 2>/dev/null; 
     sleep 1
     i=$((i+1))
 done
+touch /tmp/sensor-vm-marker-file
 /bin/sh -c 'exec /bin/echo sensor-vm-marker "a b"' > /dev/null
+chmod 4755 /tmp/sensor-vm-marker-file
 sleep 2
 kill $SP
 wait $SP
@@ -389,7 +391,21 @@ fn boot_and_check(vmlinuz: &Path, initrd: &Path, suite: &str) -> Result<String> 
             events.trim()
         );
     }
-    Ok(format!("exec and exit seen with exact argv, {:.0} s", started.elapsed().as_secs_f64()))
+    // The chmod, through the syscall tracepoints (tracefs mounted by the sensor).
+    let chmod = events.lines().any(|l| {
+        l.contains(r#""action":"chmod""#)
+            && l.contains(r#""path":"/tmp/sensor-vm-marker-file""#)
+            && l.contains(r#""mode":"4755""#)
+            && l.contains(r#""special_bits":["setuid"]"#)
+    });
+    if !chmod {
+        bail!(
+            "no chmod event for /tmp/sensor-vm-marker-file with mode 4755 and the setuid bit\nsensor stderr:\n{}\nevents:\n{}",
+            stderr.trim(),
+            events.trim()
+        );
+    }
+    Ok(format!("exec, exit and chmod seen with exact fields, {:.0} s", started.elapsed().as_secs_f64()))
 }
 
 /// `process.args` of one event line. xtask avoids a JSON dependency; the

@@ -19,6 +19,7 @@ use sensor_common::{
     Target, XATTR_NAME_CAP, XATTR_VALUE_CAP, file_flags,
 };
 
+use super::fd_file;
 use crate::kernel::{Miss, field, put, read_ptr, read_u16, read_u32, read_u64};
 use crate::maps::{DATA_MASK, SYSCALL_SCRATCH, count_error, off, scratch};
 use crate::path::{Walk, Writer, write_path};
@@ -295,23 +296,6 @@ fn acts_on_fd(target: Target, path_len: u32, at_flags: u32, flags: u32) -> bool 
         }
         Target::Path => false,
     }
-}
-
-/// The `struct file` open at `fd` in `task`.
-#[inline(always)]
-fn fd_file(task: u64, fd: i32) -> Result<u64, Miss> {
-    if fd < 0 {
-        return Err(Miss::Absent);
-    }
-    let files = read_ptr(task, off!(task_files))?;
-    let fdt = read_ptr(files, off!(files_fdt))?;
-    let max = read_u32(fdt, off!(fdtable_max_fds))?;
-    if fd as u32 >= max {
-        return Err(Miss::Absent);
-    }
-    let array = read_ptr(fdt, off!(fdtable_fd))?;
-    // Never OFFSET_MISSING: a multiple of 8.
-    read_ptr(array, fd as u32 * 8)
 }
 
 /// The inode's mode, owner, number and device, into `p.old_*`.

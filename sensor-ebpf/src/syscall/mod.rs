@@ -14,6 +14,7 @@
 
 pub mod cred;
 pub mod file;
+pub mod net;
 
 use aya_ebpf::helpers::{bpf_get_current_pid_tgid, bpf_get_current_task};
 use aya_ebpf::macros::map;
@@ -21,7 +22,8 @@ use aya_ebpf::maps::Array;
 use aya_ebpf::programs::TracePointContext;
 use sensor_common::{SYSCALL_SLOTS, SyscallOp};
 
-use crate::maps::sensor_tgid;
+use crate::kernel::{Miss, read_ptr, read_u32};
+use crate::maps::{off, sensor_tgid};
 
 /// [`SyscallOp`] of each traced syscall number; 0 for the rest.
 #[map]
@@ -76,3 +78,21 @@ pub fn current_task() -> u64 {
     // SAFETY: the helper has no preconditions.
     unsafe { bpf_get_current_task() }
 }
+
+/// The `struct file` open at `fd` in `task`.
+#[inline(always)]
+pub fn fd_file(task: u64, fd: i32) -> Result<u64, Miss> {
+    if fd < 0 {
+        return Err(Miss::Absent);
+    }
+    let files = read_ptr(task, off!(task_files))?;
+    let fdt = read_ptr(files, off!(files_fdt))?;
+    let max = read_u32(fdt, off!(fdtable_max_fds))?;
+    if fd as u32 >= max {
+        return Err(Miss::Absent);
+    }
+    let array = read_ptr(fdt, off!(fdtable_fd))?;
+    // Never OFFSET_MISSING: a multiple of 8.
+    read_ptr(array, fd as u32 * 8)
+}
+

@@ -30,6 +30,16 @@ pub struct Event {
     pub file: Option<File>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorInfo>,
+    /// ECS `source.*`/`destination.*`: a connection's initiator and target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<Endpoint>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination: Option<Endpoint>,
+    /// ECS `server.*`: the address a bind or listen serves on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<Endpoint>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<Network>,
     #[serde(skip_serializing_if = "SensorFields::is_empty")]
     pub sensor: SensorFields,
 }
@@ -147,6 +157,34 @@ pub struct File {
     pub group: Option<String>,
 }
 
+/// One end of a connection. ECS keeps the raw address (an IP or a unix
+/// socket path) in `address`, and the IP and port apart.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Endpoint {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<Text>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+}
+
+/// ECS `network.*`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Network {
+    /// `tcp`, `udp`, or the IANA protocol number as text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transport: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iana_number: Option<String>,
+    /// `ipv4`, `ipv6` or `unix`.
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub type_: Option<&'static str>,
+    /// Host-based: `egress` (this host connects out) or `ingress`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub direction: Option<&'static str>,
+}
+
 /// ECS `error.*`: why an action failed (`event.outcome: failure`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ErrorInfo {
@@ -219,6 +257,9 @@ pub struct SensorFields {
     /// no credential syscall or exec accounts for it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub privilege_gain: Option<PrivilegeGain>,
+    /// What ECS `network.*` has no field for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkDetail>,
 }
 
 impl SensorFields {
@@ -242,6 +283,7 @@ impl SensorFields {
             file_change,
             cred_change,
             privilege_gain,
+            network,
         } = self;
         login_user.is_none()
             && session_id.is_none()
@@ -261,6 +303,7 @@ impl SensorFields {
             && file_change.is_none()
             && cred_change.is_none()
             && privilege_gain.is_none()
+            && network.is_none()
     }
 }
 
@@ -410,4 +453,29 @@ pub struct Gain {
     pub euid: u32,
     /// Permitted capabilities, by name.
     pub capabilities: Vec<&'static str>,
+}
+
+/// `sensor.network`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct NetworkDetail {
+    /// The socket's fd in the process (accept: the listening socket's).
+    pub fd: i32,
+    /// `stream`, `dgram`, `seqpacket`, `raw`…
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub socket_type: Option<&'static str>,
+    /// A non-blocking connect that returned EINPROGRESS: its end is a
+    /// later `connect_completed` event.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub in_progress: bool,
+    /// On `connect_completed`: the `event.id` of the connect it ends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completes: Option<String>,
+    /// accept: the new connection's fd.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accepted_fd: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backlog: Option<u32>,
+    /// An address family the sensor does not decode, by number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub family: Option<u16>,
 }

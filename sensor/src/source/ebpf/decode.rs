@@ -5,8 +5,8 @@
 //! malformed record is an error to count, never a panic.
 
 use sensor_common::{
-    CredEvent, EventHeader, EventKind, ExecEvent, ExitEvent, FileEvent, ForkEvent, SyscallOp, TaskInfo,
-    exec_flags, file_flags,
+    CredEvent, EventHeader, EventKind, ExecEvent, ExitEvent, FileEvent, ForkEvent, NET_OP_CONNECT_OUTCOME,
+    NetEvent, SOCKADDR_CAP, SyscallOp, TaskInfo, exec_flags, file_flags,
 };
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -32,6 +32,7 @@ pub enum KernelEvent {
     Exit(ExitRecord),
     FileAttr(FileRecord),
     Cred(CredRecord),
+    Net(NetRecord),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,6 +149,90 @@ pub struct CredRecord {
     pub new_caps: [u64; 3],
 }
 
+/// What a network record reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetOp {
+    Syscall(SyscallOp),
+    /// How a connect that returned EINPROGRESS ended.
+    ConnectOutcome,
+}
+
+/// A network syscall after it returned, or the end of a non-blocking connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetRecord {
+    pub boot_ns: u64,
+    pub task: TaskInfo,
+    pub op: NetOp,
+    pub fd: i32,
+    pub ret: i64,
+    /// `AF_*`, `IPPROTO_*` and `SOCK_*` of the socket; 0 when unknown.
+    pub family: u16,
+    pub protocol: u16,
+    pub sock_type: u16,
+    /// listen's backlog, accept4's flags.
+    pub arg: u32,
+    /// The caller's socket address (connect, bind), byte-exact.
+    pub sockaddr: Vec<u8>,
+    /// The socket's own end and its peer, for IP sockets.
+    pub local: Option<std::net::SocketAddr>,
+    pub remote: Option<std::net::SocketAddr>,
+}
+
+/// A socket address as a caller passed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SockAddr {
+    Ip(std::net::SocketAddr),
+    /// A path, or an abstract name shown with a leading `@`; empty for an
+    /// unnamed socket.
+    Unix(Vec<u8>),
+    /// Another family, by number.
+    Other(u16),
+}
+
+impl SockAddr {
+    /// Parses a `struct sockaddr` (untrusted bytes: anything short or
+    /// unknown is reported as what it is, never a panic).
+    pub fn parse(b: &[u8]) -> Option<SockAddr> {
+        let family = u16::from_ne_bytes(b.get(0..2)?.try_into().ok()?);
+        let port = |b: &[u8]| b.get(2..4).map(|p| u16::from_be_bytes([p[0], p[1]]));
+        Some(match family {
+            2 => {
+                let ip: [u8; 4] = b.get(4..8)?.try_into().ok()?;
+                SockAddr::Ip((std::net::Ipv4Addr::from(ip), port(b)?).into())
+            }
+            10 => {
+                let ip: [u8; 16] = b.get(8..24)?.try_into().ok()?;
+                SockAddr::Ip((std::net::Ipv6Addr::from(ip), port(b)?).into())
+            }
+            1 => {
+                let path = &b[2..];
+                match path.first() {
+                    // Abstract: the name is every byte after the NUL.
+                    Some(0) => {
+                        let mut name = vec![b'@'];
+                        name.extend_from_slice(&path[1..]);
+                        SockAddr::Unix(name)
+                    }
+                    _ => SockAddr::Unix(path.split(|&c| c == 0).next().unwrap_or_default().to_vec()),
+                }
+            }
+            other => SockAddr::Other(other),
+        })
+    }
+}
+
+/// A socket end from the kernel's raw address bytes and host-order port.
+fn endpoint(family: u16, addr: &[u8; 16], port: u16) -> Option<std::net::SocketAddr> {
+    match family {
+        2 => {
+            let ip: [u8; 4] = addr[..4].try_into().expect("4 bytes");
+            Some((std::net::Ipv4Addr::from(ip), port).into())
+        }
+        10 => Some((std::net::Ipv6Addr::from(*addr), port).into()),
+        _ => None,
+    }
+}
+
 pub fn decode(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
     let header: EventHeader = read_struct(bytes).ok_or(DecodeError::NoHeader { len: bytes.len() })?;
     let kind = EventKind::from_u32(header.kind).ok_or(DecodeError::UnknownKind { kind: header.kind })?;
@@ -176,6 +261,29 @@ pub fn decode(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
             }))
         }
         EventKind::FileAttr => decode_file(bytes).map(KernelEvent::FileAttr),
+        EventKind::Net => {
+            let e: NetEvent = read_struct(bytes).ok_or(DecodeError::Short { kind, len: bytes.len(), need })?;
+            let op = if e.op == NET_OP_CONNECT_OUTCOME {
+                NetOp::ConnectOutcome
+            } else {
+                NetOp::Syscall(SyscallOp::from_u32(e.op).ok_or(DecodeError::UnknownOp { kind, op: e.op })?)
+            };
+            let len = (e.sockaddr_len as usize).min(SOCKADDR_CAP);
+            Ok(KernelEvent::Net(NetRecord {
+                boot_ns: e.header.boot_ns,
+                task: e.task,
+                op,
+                fd: e.fd,
+                ret: e.ret,
+                family: e.family,
+                protocol: e.protocol,
+                sock_type: e.sock_type,
+                arg: e.arg,
+                sockaddr: e.sockaddr[..len].to_vec(),
+                local: endpoint(e.family, &e.local_addr, e.local_port),
+                remote: endpoint(e.family, &e.remote_addr, e.remote_port),
+            }))
+        }
         EventKind::Cred => {
             let e: CredEvent = read_struct(bytes).ok_or(DecodeError::Short { kind, len: bytes.len(), need })?;
             let op = SyscallOp::from_u32(e.op).ok_or(DecodeError::UnknownOp { kind, op: e.op })?;
@@ -400,6 +508,21 @@ mod tests {
         let KernelEvent::Exec(e) = decode(&rec).expect("decodes") else { panic!("not exec") };
         assert_eq!(e.argv, vec![b"sh".to_vec(), b"-c".to_vec(), b"abc".to_vec()]);
         assert!(e.argv_truncated);
+    }
+
+    #[test]
+    fn socket_addresses_parse_from_untrusted_bytes() {
+        let mut v4 = vec![2, 0, 0x1f, 0x90, 127, 0, 0, 1];
+        v4.extend_from_slice(&[0; 8]);
+        assert_eq!(SockAddr::parse(&v4), Some(SockAddr::Ip("127.0.0.1:8080".parse().expect("addr"))));
+        let mut v6 = vec![10, 0, 0, 22, 0, 0, 0, 0];
+        v6.extend_from_slice(&std::net::Ipv6Addr::LOCALHOST.octets());
+        assert_eq!(SockAddr::parse(&v6), Some(SockAddr::Ip("[::1]:22".parse().expect("addr"))));
+        assert_eq!(SockAddr::parse(b"\x01\0/run/x.sock\0junk"), Some(SockAddr::Unix(b"/run/x.sock".to_vec())));
+        assert_eq!(SockAddr::parse(b"\x01\0\0abs\0name"), Some(SockAddr::Unix(b"@abs\0name".to_vec())));
+        assert_eq!(SockAddr::parse(&[2, 0, 1]), None, "a short IPv4 address");
+        assert_eq!(SockAddr::parse(&[1]), None);
+        assert_eq!(SockAddr::parse(&[16, 0, 9]), Some(SockAddr::Other(16)));
     }
 
     #[test]

@@ -302,6 +302,23 @@ kernel_fields! {
     inode_ino: Required inode.i_ino;
     inode_sb: Required inode.i_sb;
     sb_dev: Required super_block.s_dev;
+    // Sockets, for the network events. sock_common is struct sock's first
+    // member (checked by a test), so its offsets apply to a sock pointer.
+    file_private_data: Required file.private_data;
+    socket_sk: Required socket.sk;
+    skc_family: Required sock_common.skc_family;
+    skc_state: Required sock_common.skc_state;
+    skc_num: Required sock_common.skc_num;
+    skc_dport: Required sock_common.skc_dport;
+    skc_rcv_saddr: Required sock_common.skc_rcv_saddr;
+    skc_daddr: Required sock_common.skc_daddr;
+    // Only with CONFIG_IPV6.
+    skc_v6_rcv_saddr: Optional sock_common.skc_v6_rcv_saddr;
+    skc_v6_daddr: Optional sock_common.skc_v6_daddr;
+    // Plain u16 fields since 5.6 (a bitfield before, below our 5.8 floor).
+    sk_protocol: Required sock.sk_protocol;
+    sk_type: Required sock.sk_type;
+    sk_err: Required sock.sk_err;
 }
 
 /// Outcome of looking one field up.

@@ -4,14 +4,14 @@
 
 use aya::Ebpf;
 use aya::maps::{Array, MapData};
-use aya::programs::TracePoint;
+use aya::programs::{RawTracePoint, TracePoint};
 use sensor_common::{EventKind, SYSCALL_SLOTS, SyscallOp, names};
 
 use super::{LoadError, take_map};
 
 /// The architecture's number for `op`'s syscall; None where the
-/// architecture has no such syscall (arm64 has no chmod or chown, only the
-/// `*at` forms, which are traced instead).
+/// architecture has no such syscall (arm64 has no chmod, chown or accept,
+/// only the `*at` forms and accept4, which are traced instead).
 pub fn number(op: SyscallOp) -> Option<i64> {
     #[cfg(target_arch = "x86_64")]
     let legacy = |n: libc::c_long| Some(n as i64);
@@ -41,6 +41,11 @@ pub fn number(op: SyscallOp) -> Option<i64> {
         SyscallOp::Setfsuid => libc::SYS_setfsuid,
         SyscallOp::Setfsgid => libc::SYS_setfsgid,
         SyscallOp::Capset => libc::SYS_capset,
+        SyscallOp::Connect => libc::SYS_connect,
+        SyscallOp::Accept => return legacy(libc::SYS_accept),
+        SyscallOp::Accept4 => libc::SYS_accept4,
+        SyscallOp::Bind => libc::SYS_bind,
+        SyscallOp::Listen => libc::SYS_listen,
     } as i64)
 }
 
@@ -48,6 +53,7 @@ pub fn number(op: SyscallOp) -> Option<i64> {
 fn programs(kind: EventKind) -> (&'static str, &'static str) {
     match kind {
         EventKind::FileAttr => (names::PROG_FILE_ENTER, names::PROG_FILE_EXIT),
+        EventKind::Net => (names::PROG_NET_ENTER, names::PROG_NET_EXIT),
         _ => (names::PROG_CRED_ENTER, names::PROG_CRED_EXIT),
     }
 }
@@ -68,9 +74,13 @@ pub fn attach(ebpf: &mut Ebpf, enabled: &[EventKind]) -> Result<Vec<Traced>, Loa
     ensure_tracefs();
     let mut ops: Array<MapData, u32> = take_map(ebpf, names::SYSCALL_OPS_MAP)?;
     let mut traced = Vec::new();
-    for kind in [EventKind::FileAttr, EventKind::Cred] {
+    for kind in [EventKind::FileAttr, EventKind::Cred, EventKind::Net] {
         if !enabled.contains(&kind) {
             continue;
+        }
+        if kind == EventKind::Net {
+            // Before any connect can return EINPROGRESS.
+            attach_connect_outcome(ebpf)?;
         }
         let (enter, exit) = programs(kind);
         for name in [enter, exit] {
@@ -90,6 +100,20 @@ pub fn attach(ebpf: &mut Ebpf, enabled: &[EventKind]) -> Result<Vec<Traced>, Loa
         }
     }
     Ok(traced)
+}
+
+/// The raw tracepoint that reports how a non-blocking connect ended.
+fn attach_connect_outcome(ebpf: &mut Ebpf) -> Result<(), LoadError> {
+    let name = names::PROG_NET_STATE;
+    let hook = names::TP_INET_SOCK_SET_STATE;
+    let program: &mut RawTracePoint = ebpf
+        .program_mut(name)
+        .ok_or(LoadError::Missing { what: "program", name })?
+        .try_into()
+        .map_err(|source| LoadError::Program { program: name, hook, source })?;
+    program.load().map_err(|source| LoadError::Program { program: name, hook, source })?;
+    program.attach(hook).map_err(|source| LoadError::Program { program: name, hook, source })?;
+    Ok(())
 }
 
 fn attach_one(

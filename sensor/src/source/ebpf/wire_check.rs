@@ -7,7 +7,8 @@
 
 use btf_rs::{Btf, Type};
 use sensor_common::{
-    CredEvent, EventHeader, ExecEvent, ExitEvent, FileEvent, ForkEvent, KernelOffsets, ProbeConfig, TaskInfo,
+    CredEvent, EventHeader, ExecEvent, ExitEvent, FileEvent, ForkEvent, KernelOffsets, NetEvent, ProbeConfig,
+    TaskInfo,
 };
 
 use super::EBPF_OBJECT;
@@ -74,6 +75,14 @@ fn wire_structs_match_the_ebpf_object() {
         [
             header, task, op, flags, ret, fd, at_flags, mode, uid, gid, old_mode, old_uid, old_gid, dev, _pad0,
             ino, path_len, base_len, name_len, value_len, value_size, _pad1
+        ]
+    );
+    assert_same_layout!(
+        btf,
+        NetEvent,
+        [
+            header, task, op, fd, ret, family, protocol, sock_type, _pad0, arg, sockaddr_len, local_addr,
+            remote_addr, local_port, remote_port, _pad1, sockaddr
         ]
     );
     assert_same_layout!(btf, CredEvent, [header, task, op, _pad0, ret, args, _pad1, old_ids, old_caps, new_caps]);

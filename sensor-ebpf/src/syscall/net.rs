@@ -1,0 +1,245 @@
+//! Network: connect, accept, accept4, bind, listen, and the end of a
+//! non-blocking connect.
+//!
+//! At entry: the caller's socket address (connect, bind), copied when the
+//! kernel copies it. At exit: the result and the socket's own view of both
+//! ends (the local port the kernel picked, accept's client). A connect
+//! that returns EINPROGRESS is remembered by socket; its TCP state change
+//! out of SYN_SENT (`inet_sock_set_state`) reports how it ended.
+
+use aya_ebpf::helpers::generated::bpf_probe_read_user;
+use aya_ebpf::macros::{map, raw_tracepoint, tracepoint};
+use aya_ebpf::maps::{HashMap, LruHashMap, PerCpuArray};
+use aya_ebpf::programs::{RawTracePointContext, TracePointContext};
+use sensor_common::{EventKind, NET_OP_CONNECT_OUTCOME, NetEvent, ProbeError, SOCKADDR_CAP, SyscallOp};
+
+use super::fd_file;
+use crate::kernel::{Miss, copy_struct, put, read_bytes, read_ptr, read_u16, read_u32, zero_u64s};
+use crate::maps::{count_error, off};
+use crate::task;
+
+const AF_INET: u16 = 2;
+const AF_INET6: u16 = 10;
+const IPPROTO_TCP: u16 = 6;
+const TCP_ESTABLISHED: u32 = 1;
+const TCP_SYN_SENT: u32 = 2;
+const TCP_CLOSE: u32 = 7;
+const EBADF: i64 = 9;
+const ENOTSOCK: i64 = 88;
+const ECONNABORTED: i64 = 103;
+const EINPROGRESS: i64 = 115;
+
+/// What was known at entry. 8-aligned for zero_u64s on `sockaddr`.
+#[repr(C, align(8))]
+pub struct PendingNet {
+    op: u32,
+    fd: i32,
+    arg: u32,
+    sockaddr_len: u32,
+    sockaddr: [u8; SOCKADDR_CAP],
+}
+
+#[map]
+static NET_INFLIGHT: HashMap<u64, PendingNet> = HashMap::with_max_entries(8192, 0);
+
+/// Where records are assembled (too large for the stack).
+#[map]
+static NET_SCRATCH: PerCpuArray<NetEvent> = PerCpuArray::with_max_entries(1, 0);
+
+/// Sockets whose connect returned EINPROGRESS, by `struct sock` address,
+/// holding the connect's record. LRU: a socket that never leaves SYN_SENT
+/// (impossible short of a kernel bug) cannot fill it.
+#[map]
+static CONNECTING: LruHashMap<u64, NetEvent> = LruHashMap::with_max_entries(4096, 0);
+
+#[tracepoint]
+pub fn net_enter(ctx: TracePointContext) -> u32 {
+    let Some(op) = super::op(&ctx) else { return 0 };
+    let mut p = core::mem::MaybeUninit::<PendingNet>::uninit();
+    // SAFETY: every field is written below before the value is read.
+    let p = unsafe { &mut *p.as_mut_ptr() };
+    // SAFETY: sockaddr is 8-aligned (asserted below) and SOCKADDR_CAP long.
+    unsafe { zero_u64s::<{ SOCKADDR_CAP / 8 }>(p.sockaddr.as_mut_ptr()) };
+    put(&mut p.op, op as u32);
+    put(&mut p.fd, super::arg(&ctx, 0) as i32);
+    put(&mut p.arg, 0);
+    put(&mut p.sockaddr_len, 0);
+    match op {
+        SyscallOp::Connect | SyscallOp::Bind => {
+            let addr = super::arg(&ctx, 1);
+            let len = super::arg(&ctx, 2);
+            let len = if len > SOCKADDR_CAP as u64 { SOCKADDR_CAP as u32 } else { len as u32 };
+            if len > 0 {
+                // SAFETY: at most SOCKADDR_CAP bytes into sockaddr.
+                let r = unsafe { bpf_probe_read_user(p.sockaddr.as_mut_ptr().cast(), len, addr as *const _) };
+                if r < 0 {
+                    count_error(ProbeError::ReadArg);
+                } else {
+                    put(&mut p.sockaddr_len, len);
+                }
+            }
+        }
+        SyscallOp::Listen => put(&mut p.arg, super::arg(&ctx, 1) as u32),
+        SyscallOp::Accept4 => put(&mut p.arg, super::arg(&ctx, 3) as u32),
+        _ => {}
+    }
+    if NET_INFLIGHT.insert(&super::thread_key(), &*p, 0).is_err() {
+        count_error(ProbeError::Inflight);
+    }
+    0
+}
+
+// zero_u64s on PendingNet::sockaddr needs it 8-aligned.
+const _: () = assert!(core::mem::offset_of!(PendingNet, sockaddr) % 8 == 0);
+const _: () = assert!(core::mem::offset_of!(NetEvent, local_addr) % 8 == 0);
+
+#[tracepoint]
+pub fn net_exit(ctx: TracePointContext) -> u32 {
+    let key = super::thread_key();
+    let Some(p) = NET_INFLIGHT.get_ptr(&key) else { return 0 };
+    // SAFETY: a live map value, removed only at the end.
+    let p = unsafe { &*p };
+    let Some(ev) = NET_SCRATCH.get_ptr_mut(0) else {
+        count_error(ProbeError::Scratch);
+        let _ = NET_INFLIGHT.remove(&key);
+        return 0;
+    };
+    // SAFETY: this CPU's slot; the program does not sleep.
+    let ev = unsafe { &mut *ev };
+    let task = super::current_task();
+    if task::fill(&mut ev.task, task).is_err() {
+        count_error(ProbeError::ReadTask);
+        let _ = NET_INFLIGHT.remove(&key);
+        return 0;
+    }
+    let ret = super::ret(&ctx);
+    ev.header.kind = EventKind::Net as u32;
+    ev.header.size = core::mem::size_of::<NetEvent>() as u32;
+    // SAFETY: the helper has no preconditions.
+    ev.header.boot_ns = unsafe { aya_ebpf::helpers::bpf_ktime_get_boot_ns() };
+    ev.op = p.op;
+    ev.fd = p.fd;
+    ev.ret = ret;
+    ev.arg = p.arg;
+    ev.sockaddr_len = p.sockaddr_len;
+    // SAFETY: two arrays of the same type in map values.
+    unsafe { copy_struct(&mut ev.sockaddr, &p.sockaddr) };
+    // accept's socket is the new one (its peer is the client); the others'
+    // is the fd they were given, unless it was not a socket at all.
+    let is_accept = p.op == SyscallOp::Accept as u32 || p.op == SyscallOp::Accept4 as u32;
+    let sock_fd = if is_accept { if ret >= 0 { ret as i32 } else { -1 } } else { p.fd };
+    let not_a_socket = ret == -EBADF || ret == -ENOTSOCK;
+    let sk = if not_a_socket {
+        Err(Miss::Absent)
+    } else {
+        fd_file(task, sock_fd).and_then(|f| read_ptr(f, off!(file_private_data))).and_then(|s| read_ptr(s, off!(socket_sk)))
+    };
+    let sk = sk.unwrap_or(0);
+    if sk != 0 && read_endpoints(ev, sk).is_err() {
+        count_error(ProbeError::ReadTask);
+    }
+    // SAFETY: the NetEvent in this CPU's slot, a map value.
+    unsafe { crate::ring::output(EventKind::Net, (ev as *const NetEvent).cast(), core::mem::size_of::<NetEvent>()) };
+
+    if ret == -EINPROGRESS && sk != 0 && ev.protocol == IPPROTO_TCP {
+        // Remember the connect until its state leaves SYN_SENT; if that
+        // already happened (loopback is fast), report it from here. The
+        // map delete decides who reports: exactly one side succeeds.
+        if CONNECTING.insert(&sk, &*ev, 0).is_err() {
+            count_error(ProbeError::Inflight);
+        } else if read_state(sk) != TCP_SYN_SENT && CONNECTING.remove(&sk).is_ok() {
+            outcome(ev, sk, read_state(sk));
+        }
+    }
+    let _ = NET_INFLIGHT.remove(&key);
+    0
+}
+
+/// `inet_sock_set_state(const struct sock *sk, int oldstate, int newstate)`:
+/// fires in whatever context changes the state (often a softirq), so the
+/// task comes from the connect's remembered record, never from `current`.
+#[raw_tracepoint(tracepoint = "inet_sock_set_state")]
+pub fn net_state(ctx: RawTracePointContext) -> u32 {
+    let sk: u64 = ctx.arg(0);
+    let old: u64 = ctx.arg(1);
+    let new: u64 = ctx.arg(2);
+    if old as u32 != TCP_SYN_SENT {
+        return 0;
+    }
+    // SAFETY: the value is copied out before the entry is removed.
+    let Some(remembered) = (unsafe { CONNECTING.get(&sk) }) else { return 0 };
+    let Some(ev) = NET_SCRATCH.get_ptr_mut(0) else {
+        count_error(ProbeError::Scratch);
+        return 0;
+    };
+    // SAFETY: this CPU's slot; copy of a map value of the same type.
+    let ev = unsafe { &mut *ev };
+    unsafe { copy_struct(ev, remembered) };
+    if CONNECTING.remove(&sk).is_ok() {
+        outcome(ev, sk, new as u32);
+    }
+    0
+}
+
+/// Sends the end of a non-blocking connect: `ev` is its connect record.
+#[inline(always)]
+fn outcome(ev: &mut NetEvent, sk: u64, state: u32) {
+    ev.op = NET_OP_CONNECT_OUTCOME;
+    // SAFETY: the helper has no preconditions.
+    ev.header.boot_ns = unsafe { aya_ebpf::helpers::bpf_ktime_get_boot_ns() };
+    ev.ret = match state {
+        TCP_ESTABLISHED => 0,
+        TCP_CLOSE => {
+            // tcp_done_with_error sets sk_err before the state; a socket
+            // closed by its owner while connecting has none.
+            let err = read_u32(sk, off!(sk_err)).unwrap_or(0) as i32 as i64;
+            if err > 0 { -err } else { -ECONNABORTED }
+        }
+        // SYN_SENT to anything else is not an end.
+        _ => return,
+    };
+    if read_endpoints(ev, sk).is_err() {
+        count_error(ProbeError::ReadTask);
+    }
+    // SAFETY: ev is this CPU's scratch slot, a map value.
+    unsafe { crate::ring::output(EventKind::Net, (ev as *const NetEvent).cast(), core::mem::size_of::<NetEvent>()) };
+}
+
+#[inline(always)]
+fn read_state(sk: u64) -> u32 {
+    let mut b = [0u8; 1];
+    match read_bytes(sk, off!(skc_state), &mut b) {
+        Ok(()) => b[0] as u32,
+        Err(_) => 0,
+    }
+}
+
+/// Family, protocol, type and both ends of the socket `sk`.
+#[inline(always)]
+fn read_endpoints(ev: &mut NetEvent, sk: u64) -> Result<(), Miss> {
+    // SAFETY: local_addr and remote_addr are adjacent 16-byte arrays at an
+    // 8-aligned offset (asserted above).
+    unsafe { zero_u64s::<4>(ev.local_addr.as_mut_ptr()) };
+    ev.local_port = 0;
+    ev.remote_port = 0;
+    ev._pad0 = 0;
+    ev._pad1 = 0;
+    ev.family = read_u16(sk, off!(skc_family))?;
+    ev.protocol = read_u16(sk, off!(sk_protocol))?;
+    ev.sock_type = read_u16(sk, off!(sk_type))?;
+    match ev.family {
+        AF_INET => {
+            read_bytes(sk, off!(skc_rcv_saddr), &mut ev.local_addr[..4])?;
+            read_bytes(sk, off!(skc_daddr), &mut ev.remote_addr[..4])?;
+        }
+        AF_INET6 => {
+            // Absent without CONFIG_IPV6, where no such socket exists.
+            read_bytes(sk, off!(skc_v6_rcv_saddr), &mut ev.local_addr)?;
+            read_bytes(sk, off!(skc_v6_daddr), &mut ev.remote_addr)?;
+        }
+        _ => return Ok(()),
+    }
+    ev.local_port = read_u16(sk, off!(skc_num))?;
+    ev.remote_port = u16::from_be(read_u16(sk, off!(skc_dport))?);
+    Ok(())
+}

@@ -1,0 +1,148 @@
+//! Network events from the real kernel: connect (blocking, non-blocking,
+//! refused, unix), accept, bind, listen.
+
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::process::Command;
+
+use serde_json::Value;
+use sensor_tests::{Sensor, action, at, pid_of};
+
+fn by(v: &Value, act: &str, pid: u64) -> bool {
+    action(v) == act && pid_of(v) == pid && at(v, "event.category")[0] == "network"
+}
+
+/// A local port with nothing listening: bound once, then released.
+fn closed_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+#[test]
+fn connect_to_a_closed_port_reports_the_refusal() {
+    let sensor = Sensor::start("");
+    let port = closed_port();
+    // bash's /dev/tcp: a blocking connect from a process of its own.
+    let mut child = Command::new("bash").arg("-c").arg(format!("exec 3<>/dev/tcp/127.0.0.1/{port}")).spawn().expect("bash");
+    let pid = child.id() as u64;
+    assert!(!child.wait().expect("wait").success(), "nothing listens on {port}");
+    let ev = sensor.wait_for("refused connect", |v| by(v, "connect", pid));
+    assert_eq!(at(&ev, "event.outcome"), "failure");
+    assert_eq!(at(&ev, "error.code"), "ECONNREFUSED");
+    assert_eq!(at(&ev, "destination.ip"), "127.0.0.1");
+    assert_eq!(at(&ev, "destination.port").as_u64(), Some(port as u64));
+    assert_eq!(at(&ev, "network.transport"), "tcp");
+    assert_eq!(at(&ev, "network.type"), "ipv4");
+    assert_eq!(at(&ev, "network.direction"), "egress");
+    assert_eq!(at(&ev, "event.type")[0], "connection");
+    assert_eq!(at(&ev, "process.name"), "bash");
+}
+
+#[test]
+fn listen_accept_and_connect_name_both_ends() {
+    let sensor = Sensor::start("");
+    let me = std::process::id() as u64;
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let client = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let (mut served, peer) = listener.accept().expect("accept");
+    drop(client);
+    let mut buf = Vec::new();
+    served.read_to_end(&mut buf).expect("read");
+
+    let bind = sensor.wait_for("bind", |v| by(v, "bind", me) && at(v, "server.port").as_u64() == Some(port as u64));
+    assert_eq!(at(&bind, "server.ip"), "127.0.0.1");
+    assert_eq!(at(&bind, "event.outcome"), "success");
+    let listen = sensor.wait_for("listen", |v| by(v, "listen", me) && at(v, "server.port").as_u64() == Some(port as u64));
+    assert_eq!(at(&listen, "sensor.network.backlog").as_u64(), Some(128), "std's backlog: {listen}");
+    let connect = sensor.wait_for("connect", |v| {
+        by(v, "connect", me) && at(v, "destination.port").as_u64() == Some(port as u64)
+    });
+    assert_eq!(at(&connect, "event.outcome"), "success");
+    assert_eq!(at(&connect, "source.port").as_u64(), Some(peer.port() as u64), "the kernel-chosen local port");
+    let accept = sensor.wait_for("accept", |v| {
+        (by(v, "accept4", me) || by(v, "accept", me)) && at(v, "destination.port").as_u64() == Some(port as u64)
+    });
+    assert_eq!(at(&accept, "network.direction"), "ingress");
+    assert_eq!(at(&accept, "source.ip"), "127.0.0.1");
+    assert_eq!(at(&accept, "source.port").as_u64(), Some(peer.port() as u64), "the client's port");
+    assert!(at(&accept, "sensor.network.accepted_fd").as_i64().is_some_and(|fd| fd >= 0));
+}
+
+#[test]
+fn non_blocking_connects_report_their_end() {
+    let sensor = Sensor::start("");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let open = listener.local_addr().expect("addr").port();
+    let closed = closed_port();
+    // Perl's non-blocking connect: EINPROGRESS, then the TCP state change.
+    let script = format!(
+        "use IO::Socket::INET; \
+         my $a = IO::Socket::INET->new(PeerAddr => '127.0.0.1:{open}', Blocking => 0); \
+         my $b = IO::Socket::INET->new(PeerAddr => '127.0.0.1:{closed}', Blocking => 0); \
+         sleep 1;"
+    );
+    let mut child = Command::new("perl").arg("-e").arg(script).spawn().expect("perl");
+    let pid = child.id() as u64;
+    assert!(child.wait().expect("wait").success());
+    let _ = listener.accept();
+
+    for (port, outcome) in [(open, "success"), (closed, "failure")] {
+        let to = |v: &Value| at(v, "destination.port").as_u64() == Some(port as u64);
+        let started = sensor.wait_for("non-blocking connect", |v| by(v, "connect", pid) && to(v));
+        assert_eq!(at(&started, "event.outcome"), "unknown", "{started}");
+        assert_eq!(at(&started, "sensor.network.in_progress"), true);
+        let ended = sensor.wait_for("its end", |v| by(v, "connect_completed", pid) && to(v));
+        assert_eq!(at(&ended, "event.outcome"), outcome, "{ended}");
+        assert_eq!(at(&ended, "sensor.network.completes"), at(&started, "event.id"));
+        assert_eq!(at(&ended, "process.pid").as_u64(), Some(pid), "the connecting process, not the softirq's");
+        if outcome == "failure" {
+            assert_eq!(at(&ended, "error.code"), "ECONNREFUSED");
+        }
+    }
+}
+
+#[test]
+fn unix_socket_connect_shows_the_path() {
+    let sensor = Sensor::start("");
+    let me = std::process::id() as u64;
+    let dir = std::env::temp_dir().join(format!("sensor-net-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let path = dir.join("control socket");
+    let _listener = UnixListener::bind(&path).expect("bind unix");
+    let _client = UnixStream::connect(&path).expect("connect unix");
+    let missing = dir.join("missing.sock");
+    assert!(UnixStream::connect(&missing).is_err());
+
+    let ev = sensor.wait_for("unix connect", |v| {
+        by(v, "connect", me) && at(v, "destination.address").as_str() == path.to_str()
+    });
+    assert_eq!(at(&ev, "network.type"), "unix");
+    assert_eq!(at(&ev, "event.outcome"), "success");
+    let ev = sensor.wait_for("unix connect to a missing path", |v| {
+        by(v, "connect", me) && at(v, "destination.address").as_str() == missing.to_str()
+    });
+    assert_eq!(at(&ev, "event.outcome"), "failure");
+    assert_eq!(at(&ev, "error.code"), "ENOENT");
+    let bind = sensor.wait_for("unix bind", |v| by(v, "bind", me) && at(v, "server.address").as_str() == path.to_str());
+    assert_eq!(at(&bind, "event.outcome"), "success");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn udp_connect_is_reported_with_its_transport() {
+    let sensor = Sensor::start("");
+    let me = std::process::id() as u64;
+    let socket = std::net::UdpSocket::bind("[::1]:0").expect("bind udp6");
+    socket.connect("[::1]:53").expect("udp connect");
+    let ev = sensor.wait_for("udp connect", |v| {
+        by(v, "connect", me) && at(v, "network.transport") == "udp" && at(v, "destination.port").as_u64() == Some(53)
+    });
+    assert_eq!(at(&ev, "destination.ip"), "::1");
+    assert_eq!(at(&ev, "network.type"), "ipv6");
+    assert_eq!(at(&ev, "event.outcome"), "success");
+    assert_eq!(
+        at(&ev, "source.port").as_u64(),
+        Some(socket.local_addr().expect("addr").port() as u64)
+    );
+}
