@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::source::ebpf::{HOOKS, VMLINUX_BTF, offsets};
+use crate::source::ebpf::{HOOKS, VMLINUX_BTF, offsets, syscalls};
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -31,6 +31,12 @@ pub struct HookChoice {
     pub kind: &'static str,
     pub hook: String,
     pub why: &'static str,
+    /// The better hook this one stands in for, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preferred: Option<&'static str>,
+    /// Syscalls of the family this kernel has no tracepoint for.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unavailable: Vec<&'static str>,
 }
 
 impl Check {
@@ -56,14 +62,26 @@ pub fn run() -> Report {
         Ok(r) => (r.missing, btf),
         Err(e) => (Vec::new(), Check::no(e.to_string())),
     };
-    let hooks = HOOKS
+    let mut hooks: Vec<HookChoice> = HOOKS
         .iter()
         .map(|h| HookChoice {
             kind: h.kind.name(),
             hook: format!("{}/{}", h.hook_type, h.attach),
             why: h.why,
+            preferred: None,
+            unavailable: Vec::new(),
         })
         .collect();
+    for family in syscalls::FAMILIES {
+        let (traced, unavailable) = syscalls::available(family.kind);
+        hooks.push(HookChoice {
+            kind: family.kind.name(),
+            hook: format!("tracepoint/syscalls:sys_{{enter,exit}}_{{{}}}", traced.join(",")),
+            why: family.why,
+            preferred: family.preferred,
+            unavailable,
+        });
+    }
     Report {
         kernel,
         btf,
@@ -98,7 +116,13 @@ impl std::fmt::Display for Report {
         }
         writeln!(f, "\nhooks:")?;
         for h in &self.hooks {
-            writeln!(f, "  {:<6} {}\n         why: {}", h.kind, h.hook, h.why)?;
+            writeln!(f, "  {:<9} {}\n            why: {}", h.kind, h.hook, h.why)?;
+            if let Some(p) = h.preferred {
+                writeln!(f, "            stands in for: {p}")?;
+            }
+            if !h.unavailable.is_empty() {
+                writeln!(f, "            no tracepoint on this kernel: {}", h.unavailable.join(", "))?;
+            }
         }
         Ok(())
     }

@@ -65,7 +65,15 @@ fn probe_reports_features_and_hooks() {
         assert!(r[k]["detail"].as_str().is_some_and(|d| !d.is_empty()), "{k}: {r}");
     }
     let kinds: Vec<&str> = r["hooks"].as_array().expect("hooks").iter().filter_map(|h| h["kind"].as_str()).collect();
-    assert_eq!(kinds, ["exec", "fork", "exit"]);
+    assert_eq!(kinds, ["exec", "fork", "exit", "file_attr", "cred", "net"]);
+    // Every syscall family names its tracepoints, and the better hook it
+    // stands in for where there is one.
+    let hook = |kind: &str| r["hooks"].as_array().expect("hooks").iter().find(|h| h["kind"] == kind).cloned();
+    let file = hook("file_attr").expect("file_attr hook");
+    assert!(file["hook"].as_str().is_some_and(|h| h.contains("fchmodat") && h.starts_with("tracepoint/")), "{file}");
+    assert!(file["preferred"].as_str().is_some_and(|p| p.contains("lsm/")), "{file}");
+    let net = hook("net").expect("net hook");
+    assert!(net["hook"].as_str().is_some_and(|h| h.contains("connect")), "{net}");
     for h in r["hooks"].as_array().expect("hooks") {
         assert!(h["why"].as_str().is_some_and(|w| w.len() > 20), "{h}");
     }

@@ -49,6 +49,51 @@ pub fn number(op: SyscallOp) -> Option<i64> {
     } as i64)
 }
 
+/// What `sensor probe` says about each syscall family's hook.
+pub struct Family {
+    pub kind: EventKind,
+    pub why: &'static str,
+    /// The better hook this one stands in for, and what it would add.
+    pub preferred: Option<&'static str>,
+}
+
+pub const FAMILIES: &[Family] = &[
+    Family {
+        kind: EventKind::FileAttr,
+        why: "per-syscall tracepoints exist on every supported kernel and load where fentry/LSM are \
+              refused; arguments are copied at entry, the result is read at exit",
+        preferred: Some(
+            "lsm/inode_setattr + lsm/inode_setxattr (not built yet): the resolved inode, so the \
+             mode/owner before the change for path-based calls too",
+        ),
+    },
+    Family {
+        kind: EventKind::Cred,
+        why: "credentials are read at entry and exit, so the event shows what really changed",
+        // Entry and exit already see the committed credentials.
+        preferred: None,
+    },
+    Family {
+        kind: EventKind::Net,
+        why: "the caller's sockaddr at entry, the socket's ends at exit; raw_tracepoint/inet_sock_set_state \
+              reports how non-blocking connects end",
+        preferred: Some("lsm/socket_connect (not built yet): the address after the kernel copied it"),
+    },
+];
+
+/// The syscalls of `kind` that this kernel has tracepoints for, and those
+/// it lacks (tracefs must be mounted; see `ensure_tracefs`).
+pub fn available(kind: EventKind) -> (Vec<&'static str>, Vec<&'static str>) {
+    ensure_tracefs();
+    SyscallOp::ALL
+        .into_iter()
+        .filter(|op| op.kind() == kind && number(*op).is_some())
+        .map(|op| op.name())
+        .partition(|name| {
+            std::path::Path::new(&format!("/sys/kernel/tracing/events/syscalls/sys_enter_{name}")).exists()
+        })
+}
+
 /// The entry and exit programs of each record kind.
 fn programs(kind: EventKind) -> (&'static str, &'static str) {
     match kind {
