@@ -24,12 +24,23 @@ pub enum EventKind {
     // 300..=399: network.
     /// connect, accept, bind, listen: [`crate::NetEvent`].
     Net = 300,
+    // 400..=499: actions an intruder uses.
+    /// ptrace, modules, memfd, mount, bpf, signals to the sensor:
+    /// [`crate::SysEvent`].
+    System = 400,
 }
 
 impl EventKind {
     /// Every kind, so loops over kinds (loss counters, probe tables) cannot forget one.
-    pub const ALL: [EventKind; 6] =
-        [EventKind::Exec, EventKind::Fork, EventKind::Exit, EventKind::FileAttr, EventKind::Cred, EventKind::Net];
+    pub const ALL: [EventKind; 7] = [
+        EventKind::Exec,
+        EventKind::Fork,
+        EventKind::Exit,
+        EventKind::FileAttr,
+        EventKind::Cred,
+        EventKind::Net,
+        EventKind::System,
+    ];
 
     pub const fn from_u32(v: u32) -> Option<Self> {
         match v {
@@ -39,6 +50,7 @@ impl EventKind {
             100 => Some(EventKind::FileAttr),
             200 => Some(EventKind::Cred),
             300 => Some(EventKind::Net),
+            400 => Some(EventKind::System),
             _ => None,
         }
     }
@@ -51,6 +63,7 @@ impl EventKind {
             EventKind::FileAttr => "file_attr",
             EventKind::Cred => "cred",
             EventKind::Net => "net",
+            EventKind::System => "system",
         }
     }
 
@@ -63,6 +76,7 @@ impl EventKind {
             EventKind::FileAttr => size_of::<crate::FileEvent>(),
             EventKind::Cred => size_of::<crate::CredEvent>(),
             EventKind::Net => size_of::<crate::NetEvent>(),
+            EventKind::System => size_of::<crate::SysEvent>(),
         }
     }
 
@@ -71,6 +85,7 @@ impl EventKind {
         match self {
             EventKind::Exec => size_of::<ExecEvent>() + EXEC_DATA_MAX,
             EventKind::FileAttr => crate::FILE_EVENT_MAX,
+            EventKind::System => crate::SYS_EVENT_MAX,
             EventKind::Fork | EventKind::Exit | EventKind::Cred | EventKind::Net => self.fixed_size(),
         }
     }
@@ -182,6 +197,9 @@ pub mod exec_flags {
     /// A kernel read failed while walking a path; the path whose
     /// `*_TRUNCATED` bit is set holds what was resolved before the failure.
     pub const PATH_FAILED: u32 = 1 << 5;
+    /// The executable has no name left in any directory (`i_nlink == 0`):
+    /// a memfd, or a file deleted after it was opened. Fileless execution.
+    pub const EXE_UNLINKED: u32 = 1 << 6;
 }
 
 /// Value of a uid/gid/session field the kernel does not have (e.g. a kernel

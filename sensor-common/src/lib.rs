@@ -74,6 +74,13 @@ pub mod names {
     pub const TP_INET_SOCK_SET_STATE: &str = "inet_sock_set_state";
     /// Network syscalls between entry and exit, by thread.
     pub const NET_INFLIGHT_MAP: &str = "NET_INFLIGHT";
+    /// `tracepoint/syscalls/sys_enter_*` of the intruder-action syscalls.
+    pub const PROG_SYS_ENTER: &str = "sys_enter";
+    /// `tracepoint/syscalls/sys_exit_*` of the intruder-action syscalls.
+    pub const PROG_SYS_EXIT: &str = "sys_exit";
+    /// `raw_tracepoint/signal_generate`: signals sent to the sensor.
+    pub const PROG_SIGNAL_SENSOR: &str = "signal_sensor";
+    pub const TP_SIGNAL_GENERATE: &str = "signal_generate";
     /// Sockets with a connect in progress, by socket address.
     pub const CONNECTING_MAP: &str = "CONNECTING";
 

@@ -95,6 +95,8 @@ pub struct KernelOffsets {
     pub inode_gid: u32,
     pub inode_ino: u32,
     pub inode_sb: u32,
+    /// `i_nlink`, inside an anonymous union with `__i_nlink`.
+    pub inode_nlink: u32,
     pub sb_dev: u32,
     // struct file -> struct socket -> struct sock (sock_common is its
     // first member, so skc_* offsets apply to the sock pointer).
@@ -182,6 +184,7 @@ impl KernelOffsets {
         inode_gid: OFFSET_MISSING,
         inode_ino: OFFSET_MISSING,
         inode_sb: OFFSET_MISSING,
+        inode_nlink: OFFSET_MISSING,
         sb_dev: OFFSET_MISSING,
         file_private_data: OFFSET_MISSING,
         socket_sk: OFFSET_MISSING,
@@ -200,7 +203,7 @@ impl KernelOffsets {
     };
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 75 * 4);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 76 * 4);
 
 #[cfg(feature = "user")]
 // SAFETY: repr(C), only u32 fields, no padding (size assert above).

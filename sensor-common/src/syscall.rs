@@ -50,7 +50,20 @@ pub enum SyscallOp {
     Accept4 = 66,
     Bind = 67,
     Listen = 68,
+    // 96..=126: actions an intruder uses, [`SysEvent`].
+    Ptrace = 96,
+    InitModule = 97,
+    FinitModule = 98,
+    DeleteModule = 99,
+    MemfdCreate = 100,
+    Mount = 101,
+    Umount2 = 102,
+    Bpf = 103,
 }
+
+/// `SysEvent::op` of a signal sent to the sensor itself (from the
+/// `signal_generate` tracepoint, whatever syscall or kernel path sent it).
+pub const SYS_OP_SIGNAL_SENSOR: u32 = 127;
 
 /// `NetEvent::op` of the record that reports how a non-blocking connect
 /// (`EINPROGRESS`) ended; not a syscall: it comes from the socket's state
@@ -74,7 +87,7 @@ pub enum Target {
 }
 
 impl SyscallOp {
-    pub const ALL: [SyscallOp; 28] = [
+    pub const ALL: [SyscallOp; 36] = [
         SyscallOp::Chmod,
         SyscallOp::Fchmod,
         SyscallOp::Fchmodat,
@@ -103,6 +116,14 @@ impl SyscallOp {
         SyscallOp::Accept4,
         SyscallOp::Bind,
         SyscallOp::Listen,
+        SyscallOp::Ptrace,
+        SyscallOp::InitModule,
+        SyscallOp::FinitModule,
+        SyscallOp::DeleteModule,
+        SyscallOp::MemfdCreate,
+        SyscallOp::Mount,
+        SyscallOp::Umount2,
+        SyscallOp::Bpf,
     ];
 
     /// A match, not a search of [`Self::ALL`]: the eBPF side calls this in
@@ -138,12 +159,19 @@ impl SyscallOp {
             66 => SyscallOp::Accept4,
             67 => SyscallOp::Bind,
             68 => SyscallOp::Listen,
+            96 => SyscallOp::Ptrace,
+            97 => SyscallOp::InitModule,
+            98 => SyscallOp::FinitModule,
+            99 => SyscallOp::DeleteModule,
+            100 => SyscallOp::MemfdCreate,
+            101 => SyscallOp::Mount,
+            102 => SyscallOp::Umount2,
+            103 => SyscallOp::Bpf,
             _ => return None,
         })
     }
 
-    /// The syscall's name: its tracepoints are `sys_enter_<name>` and
-    /// `sys_exit_<name>`.
+    /// The syscall's name, as libc and the man pages call it.
     pub const fn name(self) -> &'static str {
         match self {
             SyscallOp::Chmod => "chmod",
@@ -174,6 +202,23 @@ impl SyscallOp {
             SyscallOp::Accept4 => "accept4",
             SyscallOp::Bind => "bind",
             SyscallOp::Listen => "listen",
+            SyscallOp::Ptrace => "ptrace",
+            SyscallOp::InitModule => "init_module",
+            SyscallOp::FinitModule => "finit_module",
+            SyscallOp::DeleteModule => "delete_module",
+            SyscallOp::MemfdCreate => "memfd_create",
+            SyscallOp::Mount => "mount",
+            SyscallOp::Umount2 => "umount2",
+            SyscallOp::Bpf => "bpf",
+        }
+    }
+
+    /// The name of its tracepoints, `sys_enter_<name>`: the kernel's
+    /// SYSCALL_DEFINE name, which differs from libc's for umount2.
+    pub const fn tracepoint(self) -> &'static str {
+        match self {
+            SyscallOp::Umount2 => "umount",
+            other => other.name(),
         }
     }
 
@@ -182,7 +227,8 @@ impl SyscallOp {
         match self as u32 {
             0..32 => crate::EventKind::FileAttr,
             32..64 => crate::EventKind::Cred,
-            _ => crate::EventKind::Net,
+            64..96 => crate::EventKind::Net,
+            _ => crate::EventKind::System,
         }
     }
 
@@ -368,6 +414,52 @@ pub struct NetEvent {
 }
 
 const _: () = assert!(size_of::<NetEvent>() == 16 + 144 + 200);
+
+/// Bytes of the first string of a [`SysEvent`] (a path: PATH_MAX).
+pub const SYS_STR0_CAP: usize = 4096;
+/// Bytes of its second and third strings (names, parameters).
+pub const SYS_STR_CAP: usize = 256;
+
+/// `SysEvent::flags` bits.
+pub mod sys_flags {
+    /// `str0` is a path walked in the kernel (leaf-first components), not
+    /// a string the caller passed.
+    pub const STR0_WALKED: u32 = 1 << 0;
+    /// A string was longer than its cap (which one: the lengths say, a
+    /// string at its cap minus one was cut).
+    pub const TRUNCATED: u32 = 1 << 1;
+    /// A string argument could not be read from the caller.
+    pub const UNREADABLE: u32 = 1 << 2;
+}
+
+/// An action an intruder uses: ptrace attach, a kernel module load or
+/// unload, memfd_create, mount/umount, a bpf() program load or attach, or
+/// (op [`SYS_OP_SIGNAL_SENSOR`]) a signal sent to the sensor. Followed by
+/// `str_lens[0] + str_lens[1] + str_lens[2]` bytes: three strings whose
+/// meaning depends on `op` (see the daemon's decoder).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SysEvent {
+    pub header: EventHeader,
+    /// The acting task (for a signal: the sender).
+    pub task: TaskInfo,
+    /// [`SyscallOp`] as `u32`, or [`SYS_OP_SIGNAL_SENSOR`].
+    pub op: u32,
+    /// [`sys_flags`] bits.
+    pub flags: u32,
+    /// 0 or `-errno` (memfd_create: the new fd).
+    pub ret: i64,
+    /// Numeric arguments; meaning by op.
+    pub args: [u64; 4],
+    pub str_lens: [u32; 3],
+    pub _pad0: u32,
+}
+
+const _: () = assert!(size_of::<SysEvent>() == 16 + 144 + 64);
+
+/// Largest record of the system kind.
+pub const SYS_EVENT_MAX: usize =
+    size_of::<SysEvent>() + SYS_STR0_CAP + crate::COMPONENT_MAX + 2 * SYS_STR_CAP;
 const _: () = assert!(size_of::<FileEvent>() == 16 + 144 + 88);
 const _: () = assert!(size_of::<CredEvent>() == 16 + 144 + 112);
 
@@ -400,4 +492,5 @@ mod pod {
     unsafe impl aya::Pod for super::FileEvent {}
     unsafe impl aya::Pod for super::CredEvent {}
     unsafe impl aya::Pod for super::NetEvent {}
+    unsafe impl aya::Pod for super::SysEvent {}
 }

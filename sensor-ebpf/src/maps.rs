@@ -110,6 +110,7 @@ pub struct WireTypes {
     pub file: sensor_common::FileEvent,
     pub cred: sensor_common::CredEvent,
     pub net: sensor_common::NetEvent,
+    pub sys: sensor_common::SysEvent,
 }
 
 #[unsafe(no_mangle)]

@@ -21,6 +21,7 @@ use crate::source::ebpf::decode::{ExecRecord, ExitRecord, ForkRecord, KernelEven
 mod cred;
 mod file;
 mod net;
+mod system;
 
 pub struct Pipeline {
     table: ProcessTable,
@@ -126,12 +127,16 @@ impl Pipeline {
             KernelEvent::FileAttr(f) => self.file_attr(f),
             KernelEvent::Cred(c) => self.cred(c),
             KernelEvent::Net(n) => self.net(n),
+            KernelEvent::System(x) => self.system(x),
         }
     }
 
     fn exec(&mut self, e: ExecRecord) -> Event {
         let ticks = self.table.ids.ticks(e.task.start_boottime);
         let args: Vec<Text> = e.argv.into_iter().map(Text).collect();
+        // The kernel names a memfd's file `memfd:<name>`, a pseudo file with
+        // no parent: its whole path is that one component.
+        let fileless = e.exe_unlinked.then(|| if e.exe.starts_with(b"/memfd:") { "memfd" } else { "deleted" });
         let entry = self.table.entry(e.task.tgid, e.task.ppid, ticks);
         entry.name = Some(comm(&e.task));
         entry.executable = non_empty(e.exe);
@@ -152,6 +157,7 @@ impl Pipeline {
         if e.argv_unreadable {
             sensor.truncated.push("process.args");
         }
+        sensor.fileless = fileless;
         if e.exe_truncated {
             sensor.truncated.push("process.executable");
         }
@@ -439,7 +445,7 @@ fn tty_path(raw: &[u8]) -> Option<String> {
     }
 }
 
-fn signal_name(sig: u32) -> Option<&'static str> {
+pub(crate) fn signal_name(sig: u32) -> Option<&'static str> {
     nix::sys::signal::Signal::try_from(sig as i32).ok().map(|s| s.as_str())
 }
 

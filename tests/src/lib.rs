@@ -151,6 +151,11 @@ impl Sensor {
         }
     }
 
+    /// The sensor's own log lines so far.
+    pub fn stderr(&self) -> Vec<String> {
+        self.shared.0.lock().expect("lock").stderr.clone()
+    }
+
     /// Every event collected so far.
     pub fn events(&self) -> Vec<Value> {
         self.shared.0.lock().expect("lock").events.clone()

@@ -230,6 +230,8 @@ done
 touch /tmp/sensor-vm-marker-file
 /bin/sh -c 'exec /bin/echo sensor-vm-marker "a b"' > /dev/null
 chmod 4755 /tmp/sensor-vm-marker-file
+echo garbage > /tmp/sensor-vm-marker.ko
+insmod /tmp/sensor-vm-marker.ko
 sleep 2
 kill $SP
 wait $SP
@@ -237,7 +239,7 @@ echo "SENSOR-VM-STDERR-BEGIN"
 cat /tmp/sensor.err
 echo "SENSOR-VM-STDERR-END"
 echo "SENSOR-VM-EVENTS-BEGIN"
-grep sensor-vm-marker /tmp/events.jsonl
+grep -e sensor-vm-marker -e module_load /tmp/events.jsonl
 echo "SENSOR-VM-EVENTS-END"
 poweroff -f
 "#;
@@ -405,7 +407,19 @@ fn boot_and_check(vmlinuz: &Path, initrd: &Path, suite: &str) -> Result<String> 
             events.trim()
         );
     }
-    Ok(format!("exec, exit and chmod seen with exact fields, {:.0} s", started.elapsed().as_secs_f64()))
+    // The module load attempt (busybox insmod, a garbage image): refused,
+    // and reported with its outcome.
+    let module = events
+        .lines()
+        .any(|l| l.contains(r#""action":"module_load""#) && l.contains(r#""outcome":"failure""#));
+    if !module {
+        bail!(
+            "no failed module_load event for insmod of a garbage file\nsensor stderr:\n{}\nevents:\n{}",
+            stderr.trim(),
+            events.trim()
+        );
+    }
+    Ok(format!("exec, exit, chmod and module load seen, {:.0} s", started.elapsed().as_secs_f64()))
 }
 
 /// `process.args` of one event line. xtask avoids a JSON dependency; the

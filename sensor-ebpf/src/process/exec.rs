@@ -139,7 +139,13 @@ fn try_process_exec(ctx: &RawTracePointContext) -> Result<u32, i64> {
 
     // exe: bprm->file->f_path (f_path is embedded in struct file).
     let mut w = writer(buf, len as usize);
-    let f_path = read_ptr(bprm, off!(binprm_file)).and_then(|file| field(file, off!(file_path)));
+    let file = read_ptr(bprm, off!(binprm_file));
+    // No name left in any directory: a memfd or a deleted file.
+    let nlink = file.and_then(|f| read_ptr(f, off!(file_inode))).and_then(|i| read_u32(i, off!(inode_nlink)));
+    if nlink == Ok(0) {
+        ev.flags |= exec_flags::EXE_UNLINKED;
+    }
+    let f_path = file.and_then(|file| field(file, off!(file_path)));
     let (exe_len, flags) = path_into(&mut w, f_path, exec_flags::EXE_TRUNCATED);
     ev.exe_len = exe_len;
     ev.flags |= flags;

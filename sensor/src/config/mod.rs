@@ -59,7 +59,7 @@ pub struct EbpfConfig {
 
 /// Kinds that `ebpf.disable` accepts. Process lifecycle events are not
 /// among them: every other event's process context is built from them.
-pub const DISABLEABLE_KINDS: &[&str] = &["file_attr", "cred", "net"];
+pub const DISABLEABLE_KINDS: &[&str] = &["file_attr", "cred", "net", "system"];
 
 /// `[agent]`: identity of this sensor instance.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -257,6 +257,27 @@ pub struct SensorFields {
     /// no credential syscall or exec accounts for it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub privilege_gain: Option<PrivilegeGain>,
+    /// The executable ran without a name on disk: `memfd` (memfd_create)
+    /// or `deleted` (unlinked after it was opened). Fileless execution.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fileless: Option<&'static str>,
+    /// ptrace: the process attached to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ptrace_target: Option<Ancestor>,
+    /// Kernel module load or unload, memfd_create, mount/umount, bpf():
+    /// what the call named.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub module: Option<ModuleDetail>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memfd: Option<MemfdDetail>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mount: Option<MountDetail>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bpf: Option<BpfDetail>,
+    /// A signal to the sensor: how the kernel handled it (`delivered`,
+    /// `ignored`, `already_pending`…).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signal_result: Option<&'static str>,
     /// What ECS `network.*` has no field for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub network: Option<NetworkDetail>,
@@ -283,6 +304,13 @@ impl SensorFields {
             file_change,
             cred_change,
             privilege_gain,
+            fileless,
+            ptrace_target,
+            module,
+            memfd,
+            mount,
+            bpf,
+            signal_result,
             network,
         } = self;
         login_user.is_none()
@@ -303,6 +331,13 @@ impl SensorFields {
             && file_change.is_none()
             && cred_change.is_none()
             && privilege_gain.is_none()
+            && fileless.is_none()
+            && ptrace_target.is_none()
+            && module.is_none()
+            && memfd.is_none()
+            && mount.is_none()
+            && bpf.is_none()
+            && signal_result.is_none()
             && network.is_none()
     }
 }
@@ -478,4 +513,50 @@ pub struct NetworkDetail {
     /// An address family the sensor does not decode, by number.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub family: Option<u16>,
+}
+
+/// `sensor.module`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ModuleDetail {
+    /// delete_module's module name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<Text>,
+    /// Load parameters as passed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub params: Option<Text>,
+    /// init_module: the image's length (the image itself is in memory).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_bytes: Option<u64>,
+}
+
+/// `sensor.memfd`.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemfdDetail {
+    pub name: Text,
+    pub flags: u64,
+}
+
+/// `sensor.mount`.
+#[derive(Debug, Clone, Serialize)]
+pub struct MountDetail {
+    pub target: Text,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<Text>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fstype: Option<Text>,
+    pub flags: u64,
+}
+
+/// `sensor.bpf`.
+#[derive(Debug, Clone, Serialize)]
+pub struct BpfDetail {
+    /// `prog_load`, `prog_attach`, `link_create`, `raw_tracepoint_open`.
+    pub command: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prog_type: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attach_type: Option<u64>,
+    /// The program's name, or the raw tracepoint's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<Text>,
 }

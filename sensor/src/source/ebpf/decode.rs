@@ -6,7 +6,8 @@
 
 use sensor_common::{
     CredEvent, EventHeader, EventKind, ExecEvent, ExitEvent, FileEvent, ForkEvent, NET_OP_CONNECT_OUTCOME,
-    NetEvent, SOCKADDR_CAP, SyscallOp, TaskInfo, exec_flags, file_flags,
+    NetEvent, SOCKADDR_CAP, SYS_OP_SIGNAL_SENSOR, SysEvent, SyscallOp, TaskInfo, exec_flags, file_flags,
+    sys_flags,
 };
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -33,6 +34,7 @@ pub enum KernelEvent {
     FileAttr(FileRecord),
     Cred(CredRecord),
     Net(NetRecord),
+    System(SysRecord),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +49,8 @@ pub struct ExecRecord {
     pub argv_total: u32,
     pub exe: Vec<u8>,
     pub exe_truncated: bool,
+    /// The executable had no name in any directory (memfd, deleted file).
+    pub exe_unlinked: bool,
     pub cwd: Vec<u8>,
     pub cwd_truncated: bool,
     pub cgroup: Vec<u8>,
@@ -147,6 +151,43 @@ pub struct CredRecord {
     /// inheritable, permitted, effective before and after.
     pub old_caps: [u64; 3],
     pub new_caps: [u64; 3],
+}
+
+/// What a system record reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SysOp {
+    Syscall(SyscallOp),
+    /// A signal aimed at the sensor; the task is its sender.
+    SignalSensor,
+}
+
+/// An action an intruder uses (see sensor_common::SysEvent). What the
+/// numbers and strings mean depends on `op`:
+/// - ptrace: args = [request, target pid];
+/// - init_module: args[0] = image length, `params`;
+/// - finit_module: args = [fd, flags], `path` (the file), `params`;
+/// - delete_module: `name`, args[1] = flags;
+/// - memfd_create: `name`, args[1] = flags, `ret` the fd;
+/// - mount: `path` (target), `source`, `fstype`, args[0] = flags;
+/// - umount2: `path`, args[1] = flags;
+/// - bpf: args = [cmd, prog_type or attach_type], `name` (program or
+///   tracepoint);
+/// - signal to the sensor: args = [signal, result, group].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SysRecord {
+    pub boot_ns: u64,
+    pub task: TaskInfo,
+    pub op: SysOp,
+    pub ret: i64,
+    pub args: [u64; 4],
+    /// str0: a path (walked in the kernel for finit_module).
+    pub path: Vec<u8>,
+    /// str1: a name or parameters.
+    pub name: Vec<u8>,
+    /// str2: mount's filesystem type.
+    pub fstype: Vec<u8>,
+    pub truncated: bool,
+    pub unreadable: bool,
 }
 
 /// What a network record reports.
@@ -261,6 +302,7 @@ pub fn decode(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
             }))
         }
         EventKind::FileAttr => decode_file(bytes).map(KernelEvent::FileAttr),
+        EventKind::System => decode_sys(bytes).map(KernelEvent::System),
         EventKind::Net => {
             let e: NetEvent = read_struct(bytes).ok_or(DecodeError::Short { kind, len: bytes.len(), need })?;
             let op = if e.op == NET_OP_CONNECT_OUTCOME {
@@ -299,6 +341,38 @@ pub fn decode(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
             }))
         }
     }
+}
+
+fn decode_sys(bytes: &[u8]) -> Result<SysRecord, DecodeError> {
+    let kind = EventKind::System;
+    let fixed = core::mem::size_of::<SysEvent>();
+    let e: SysEvent = read_struct(bytes).ok_or(DecodeError::Short { kind, len: bytes.len(), need: fixed })?;
+    let op = if e.op == SYS_OP_SIGNAL_SENSOR {
+        SysOp::SignalSensor
+    } else {
+        SysOp::Syscall(SyscallOp::from_u32(e.op).ok_or(DecodeError::UnknownOp { kind, op: e.op })?)
+    };
+    let data = &bytes[fixed..];
+    let lens = e.str_lens.map(|l| l as usize);
+    let sum: usize = lens.iter().sum();
+    if sum > data.len() {
+        return Err(DecodeError::DataOverflow { sum, data: data.len() });
+    }
+    let (s0, rest) = data.split_at(lens[0]);
+    let (s1, rest) = rest.split_at(lens[1]);
+    let s2 = &rest[..lens[2]];
+    Ok(SysRecord {
+        boot_ns: e.header.boot_ns,
+        task: e.task,
+        op,
+        ret: e.ret,
+        args: e.args,
+        path: if e.flags & sys_flags::STR0_WALKED != 0 { join_components(s0) } else { s0.to_vec() },
+        name: s1.to_vec(),
+        fstype: s2.to_vec(),
+        truncated: e.flags & sys_flags::TRUNCATED != 0,
+        unreadable: e.flags & sys_flags::UNREADABLE != 0,
+    })
 }
 
 fn decode_file(bytes: &[u8]) -> Result<FileRecord, DecodeError> {
@@ -375,6 +449,7 @@ fn decode_exec(bytes: &[u8]) -> Result<ExecRecord, DecodeError> {
         argv_total: e.argv_total,
         exe: join_components(exe),
         exe_truncated: flags & exec_flags::EXE_TRUNCATED != 0,
+        exe_unlinked: flags & exec_flags::EXE_UNLINKED != 0,
         cwd: join_components(cwd),
         cwd_truncated: flags & exec_flags::CWD_TRUNCATED != 0,
         cgroup: join_components(cgroup),

@@ -46,6 +46,14 @@ pub fn number(op: SyscallOp) -> Option<i64> {
         SyscallOp::Accept4 => libc::SYS_accept4,
         SyscallOp::Bind => libc::SYS_bind,
         SyscallOp::Listen => libc::SYS_listen,
+        SyscallOp::Ptrace => libc::SYS_ptrace,
+        SyscallOp::InitModule => libc::SYS_init_module,
+        SyscallOp::FinitModule => libc::SYS_finit_module,
+        SyscallOp::DeleteModule => libc::SYS_delete_module,
+        SyscallOp::MemfdCreate => libc::SYS_memfd_create,
+        SyscallOp::Mount => libc::SYS_mount,
+        SyscallOp::Umount2 => libc::SYS_umount2,
+        SyscallOp::Bpf => libc::SYS_bpf,
     } as i64)
 }
 
@@ -79,19 +87,28 @@ pub const FAMILIES: &[Family] = &[
               reports how non-blocking connects end",
         preferred: Some("lsm/socket_connect (not built yet): the address after the kernel copied it"),
     },
+    Family {
+        kind: EventKind::System,
+        why: "ptrace attach/seize, module load/unload, memfd_create, mount/umount2 and bpf() loads and \
+              attaches at their syscalls (uninteresting requests and commands dropped at entry); \
+              raw_tracepoint/signal_generate sees every signal aimed at the sensor, however sent",
+        preferred: Some(
+            "lsm/ptrace_access_check, lsm/kernel_read_file, lsm/sb_mount, lsm/bpf (not built yet): \
+             the resolved objects",
+        ),
+    },
 ];
 
 /// The syscalls of `kind` that this kernel has tracepoints for, and those
 /// it lacks (tracefs must be mounted; see `ensure_tracefs`).
 pub fn available(kind: EventKind) -> (Vec<&'static str>, Vec<&'static str>) {
     ensure_tracefs();
-    SyscallOp::ALL
-        .into_iter()
-        .filter(|op| op.kind() == kind && number(*op).is_some())
-        .map(|op| op.name())
-        .partition(|name| {
-            std::path::Path::new(&format!("/sys/kernel/tracing/events/syscalls/sys_enter_{name}")).exists()
-        })
+    let (present, absent): (Vec<SyscallOp>, Vec<SyscallOp>) =
+        SyscallOp::ALL.into_iter().filter(|op| op.kind() == kind && number(*op).is_some()).partition(|op| {
+            std::path::Path::new(&format!("/sys/kernel/tracing/events/syscalls/sys_enter_{}", op.tracepoint())).exists()
+        });
+    let names = |ops: Vec<SyscallOp>| ops.into_iter().map(SyscallOp::name).collect();
+    (names(present), names(absent))
 }
 
 /// The entry and exit programs of each record kind.
@@ -99,6 +116,7 @@ fn programs(kind: EventKind) -> (&'static str, &'static str) {
     match kind {
         EventKind::FileAttr => (names::PROG_FILE_ENTER, names::PROG_FILE_EXIT),
         EventKind::Net => (names::PROG_NET_ENTER, names::PROG_NET_EXIT),
+        EventKind::System => (names::PROG_SYS_ENTER, names::PROG_SYS_EXIT),
         _ => (names::PROG_CRED_ENTER, names::PROG_CRED_EXIT),
     }
 }
@@ -119,13 +137,15 @@ pub fn attach(ebpf: &mut Ebpf, enabled: &[EventKind]) -> Result<Vec<Traced>, Loa
     ensure_tracefs();
     let mut ops: Array<MapData, u32> = take_map(ebpf, names::SYSCALL_OPS_MAP)?;
     let mut traced = Vec::new();
-    for kind in [EventKind::FileAttr, EventKind::Cred, EventKind::Net] {
+    for kind in [EventKind::FileAttr, EventKind::Cred, EventKind::Net, EventKind::System] {
         if !enabled.contains(&kind) {
             continue;
         }
-        if kind == EventKind::Net {
+        match kind {
             // Before any connect can return EINPROGRESS.
-            attach_connect_outcome(ebpf)?;
+            EventKind::Net => attach_raw(ebpf, names::PROG_NET_STATE, names::TP_INET_SOCK_SET_STATE)?,
+            EventKind::System => attach_raw(ebpf, names::PROG_SIGNAL_SENSOR, names::TP_SIGNAL_GENERATE)?,
+            _ => {}
         }
         let (enter, exit) = programs(kind);
         for name in [enter, exit] {
@@ -147,10 +167,9 @@ pub fn attach(ebpf: &mut Ebpf, enabled: &[EventKind]) -> Result<Vec<Traced>, Loa
     Ok(traced)
 }
 
-/// The raw tracepoint that reports how a non-blocking connect ended.
-fn attach_connect_outcome(ebpf: &mut Ebpf) -> Result<(), LoadError> {
-    let name = names::PROG_NET_STATE;
-    let hook = names::TP_INET_SOCK_SET_STATE;
+/// A family's raw tracepoint (how a non-blocking connect ended, signals
+/// to the sensor).
+fn attach_raw(ebpf: &mut Ebpf, name: &'static str, hook: &'static str) -> Result<(), LoadError> {
     let program: &mut RawTracePoint = ebpf
         .program_mut(name)
         .ok_or(LoadError::Missing { what: "program", name })?
@@ -178,7 +197,7 @@ fn attach_one(
             .program_mut(program)
             .and_then(|p| p.try_into().ok())
             .ok_or_else(|| format!("program {program} missing"))?;
-        let event = format!("{prefix}{}", op.name());
+        let event = format!("{prefix}{}", op.tracepoint());
         tp.attach("syscalls", &event).map_err(|e| format!("tracepoint syscalls:{event}: {e}"))?;
     }
     Ok(())
@@ -205,3 +224,4 @@ fn ensure_tracefs() {
         Err(e) => tracing::warn!("cannot mount tracefs at /sys/kernel/tracing: {e}"),
     }
 }
+

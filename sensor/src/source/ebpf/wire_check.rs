@@ -7,7 +7,7 @@
 
 use btf_rs::{Btf, Type};
 use sensor_common::{
-    CredEvent, EventHeader, ExecEvent, ExitEvent, FileEvent, ForkEvent, KernelOffsets, NetEvent, ProbeConfig,
+    CredEvent, EventHeader, ExecEvent, ExitEvent, FileEvent, ForkEvent, KernelOffsets, NetEvent, ProbeConfig, SysEvent,
     TaskInfo,
 };
 
@@ -85,6 +85,7 @@ fn wire_structs_match_the_ebpf_object() {
             remote_addr, local_port, remote_port, _pad1, sockaddr
         ]
     );
+    assert_same_layout!(btf, SysEvent, [header, task, op, flags, ret, args, str_lens, _pad0]);
     assert_same_layout!(btf, CredEvent, [header, task, op, _pad0, ret, args, _pad1, old_ids, old_caps, new_caps]);
     let (size, members) = layout(&btf, "KernelOffsets");
     assert_eq!(size, core::mem::size_of::<KernelOffsets>());

@@ -1,0 +1,315 @@
+//! Actions an intruder uses: ptrace attach, kernel module load and unload,
+//! memfd_create, mount and umount, bpf() program loads and attaches, and
+//! signals sent to the sensor itself.
+//!
+//! Same entry/exit pattern as the file family: strings are copied at
+//! entry, the result (and finit_module's file, from its fd) at exit.
+
+use aya_ebpf::helpers::generated::{bpf_probe_read_kernel, bpf_probe_read_user, bpf_probe_read_user_str};
+use aya_ebpf::macros::{map, raw_tracepoint, tracepoint};
+use aya_ebpf::maps::{HashMap, PerCpuArray};
+use aya_ebpf::programs::{RawTracePointContext, TracePointContext};
+use sensor_common::{
+    EventKind, PATH_COMPONENTS_MAX, ProbeError, SYS_OP_SIGNAL_SENSOR, SYS_STR_CAP, SYS_STR0_CAP, SyscallOp,
+    SysEvent, sys_flags,
+};
+
+use super::fd_file;
+use crate::kernel::{copy_struct, field, put, read_u32};
+use crate::maps::{DATA_MASK, SYSCALL_SCRATCH, count_error, off, scratch, sensor_tgid};
+use crate::path::{Walk, Writer, write_path};
+use crate::task;
+
+const PTRACE_ATTACH: u64 = 16;
+const PTRACE_SEIZE: u64 = 0x4206;
+const BPF_PROG_LOAD: u64 = 5;
+const BPF_PROG_ATTACH: u64 = 8;
+const BPF_RAW_TRACEPOINT_OPEN: u64 = 17;
+const BPF_LINK_CREATE: u64 = 28;
+/// `offsetof(union bpf_attr, prog_name)` for BPF_PROG_LOAD (UAPI, fixed).
+const BPF_ATTR_PROG_NAME: u64 = 48;
+/// `attach_type` of BPF_PROG_ATTACH and BPF_LINK_CREATE (UAPI, fixed).
+const BPF_ATTR_ATTACH_TYPE: u64 = 8;
+const SIGCHLD: u64 = 17;
+
+/// What was known at entry.
+#[repr(C)]
+pub struct PendingSys {
+    op: u32,
+    flags: u32,
+    fd: i32,
+    _pad0: u32,
+    args: [u64; 4],
+    lens: [u32; 3],
+    _pad1: u32,
+    s0: [u8; SYS_STR0_CAP],
+    s1: [u8; SYS_STR_CAP],
+    s2: [u8; SYS_STR_CAP],
+}
+
+#[map]
+static SYS_PENDING: PerCpuArray<PendingSys> = PerCpuArray::with_max_entries(1, 0);
+
+/// Calls between entry and exit, by thread; ~4.6 KiB values, allocated
+/// only for calls in flight.
+#[map]
+static SYS_INFLIGHT: HashMap<u64, PendingSys> = HashMap::with_max_entries(1024, BPF_F_NO_PREALLOC);
+
+const BPF_F_NO_PREALLOC: u32 = 1;
+
+#[tracepoint]
+pub fn sys_enter(ctx: TracePointContext) -> u32 {
+    let Some(op) = super::op(&ctx) else { return 0 };
+    let a = |i| super::arg(&ctx, i);
+    // Cheap filters first: only the requests and commands that matter.
+    match op {
+        SyscallOp::Ptrace if a(0) != PTRACE_ATTACH && a(0) != PTRACE_SEIZE => return 0,
+        SyscallOp::Bpf
+            if !matches!(a(0), BPF_PROG_LOAD | BPF_PROG_ATTACH | BPF_RAW_TRACEPOINT_OPEN | BPF_LINK_CREATE) =>
+        {
+            return 0;
+        }
+        _ => {}
+    }
+    let Some(p) = SYS_PENDING.get_ptr_mut(0) else {
+        count_error(ProbeError::Scratch);
+        return 0;
+    };
+    // SAFETY: this CPU's slot; the program does not sleep.
+    let p = unsafe { &mut *p };
+    put(&mut p.op, op as u32);
+    put(&mut p.flags, 0);
+    put(&mut p.fd, -1);
+    for i in 0..4 {
+        put(&mut p.args[i], 0);
+    }
+    for i in 0..3 {
+        put(&mut p.lens[i], 0);
+    }
+    match op {
+        SyscallOp::Ptrace => {
+            p.args[0] = a(0);
+            p.args[1] = a(1);
+        }
+        SyscallOp::InitModule => {
+            p.args[0] = a(1);
+            str1(p, a(2));
+        }
+        SyscallOp::FinitModule => {
+            p.fd = a(0) as i32;
+            p.args[0] = a(0);
+            p.args[1] = a(2);
+            str1(p, a(1));
+        }
+        SyscallOp::DeleteModule | SyscallOp::MemfdCreate => {
+            str1(p, a(0));
+            p.args[1] = a(1);
+        }
+        SyscallOp::Mount => {
+            str0(p, a(1));
+            str1(p, a(0));
+            str2(p, a(2));
+            p.args[0] = a(3);
+        }
+        SyscallOp::Umount2 => {
+            str0(p, a(0));
+            p.args[1] = a(1);
+        }
+        SyscallOp::Bpf => {
+            let cmd = a(0);
+            let attr = a(1);
+            p.args[0] = cmd;
+            match cmd {
+                BPF_PROG_LOAD => {
+                    p.args[1] = user_u32(attr) as u64;
+                    str1_bytes(p, attr + BPF_ATTR_PROG_NAME, 16);
+                }
+                BPF_RAW_TRACEPOINT_OPEN => {
+                    let mut name = 0u64;
+                    // SAFETY: an 8-byte probe read into a local.
+                    let r = unsafe { bpf_probe_read_user((&raw mut name).cast(), 8, attr as *const _) };
+                    if r == 0 && name != 0 {
+                        str1(p, name);
+                    }
+                }
+                _ => p.args[1] = user_u32(attr + BPF_ATTR_ATTACH_TYPE) as u64,
+            }
+        }
+        _ => return 0,
+    }
+    if SYS_INFLIGHT.insert(&super::thread_key(), &*p, 0).is_err() {
+        count_error(ProbeError::Inflight);
+    }
+    0
+}
+
+#[tracepoint]
+pub fn sys_exit(ctx: TracePointContext) -> u32 {
+    let key = super::thread_key();
+    let Some(p) = SYS_INFLIGHT.get_ptr(&key) else { return 0 };
+    let Some(buf) = scratch(&SYSCALL_SCRATCH) else {
+        let _ = SYS_INFLIGHT.remove(&key);
+        return 0;
+    };
+    // SAFETY: a live map value, removed only at the end.
+    let p = unsafe { &*p };
+    // SAFETY: this CPU's scratch slot, 8-aligned, larger than SysEvent.
+    let ev = unsafe { &mut *buf.cast::<SysEvent>() };
+    let task = super::current_task();
+    if task::fill(&mut ev.task, task).is_err() {
+        count_error(ProbeError::ReadTask);
+        let _ = SYS_INFLIGHT.remove(&key);
+        return 0;
+    }
+    ev.header.kind = EventKind::System as u32;
+    // SAFETY: the helper has no preconditions.
+    ev.header.boot_ns = unsafe { aya_ebpf::helpers::bpf_ktime_get_boot_ns() };
+    ev.op = p.op;
+    ev.flags = p.flags;
+    ev.ret = super::ret(&ctx);
+    // SAFETY: two arrays of the same type, in map values.
+    unsafe { copy_struct(&mut ev.args, &p.args) };
+    ev._pad0 = 0;
+    // SAFETY: FIXED is inside the scratch value.
+    let data = unsafe { buf.add(FIXED) };
+    // str0: finit_module's file, walked from its fd; else the copied string.
+    let mut w = Writer { data, pos: 0 };
+    if p.op == SyscallOp::FinitModule as u32 {
+        ev.flags |= sys_flags::STR0_WALKED;
+        let walk = match fd_file(task, p.fd).and_then(|f| field(f, off!(file_path))) {
+            Ok(path) => write_path(&mut w, path, SYS_STR0_CAP, PATH_COMPONENTS_MAX),
+            Err(_) => Walk::Failed,
+        };
+        match walk {
+            Walk::Complete => {}
+            Walk::Truncated => ev.flags |= sys_flags::TRUNCATED,
+            Walk::Failed => count_error(ProbeError::ReadPath),
+        }
+    } else {
+        let n = p.lens[0] as usize & (SYS_STR0_CAP - 1);
+        copy(data, 0, p.s0.as_ptr(), n);
+        w.pos = n;
+    }
+    let len0 = w.pos & DATA_MASK;
+    let len1 = p.lens[1] as usize & (SYS_STR_CAP - 1);
+    copy(data, len0, p.s1.as_ptr(), len1);
+    let len2 = p.lens[2] as usize & (SYS_STR_CAP - 1);
+    copy(data, (len0 + len1) & DATA_MASK, p.s2.as_ptr(), len2);
+    ev.str_lens = [len0 as u32, len1 as u32, len2 as u32];
+    let size = FIXED + ((len0 + len1 + len2) & DATA_MASK);
+    ev.header.size = size as u32;
+    // SAFETY: size <= FIXED + DATA_MASK, inside the scratch value.
+    unsafe { crate::ring::output(EventKind::System, buf, size) };
+    let _ = SYS_INFLIGHT.remove(&key);
+    0
+}
+
+/// `signal_generate(int sig, struct kernel_siginfo *info, struct
+/// task_struct *task, int group, int result)`: every signal the kernel
+/// generates, whoever sends it; only those aimed at the sensor are kept.
+/// A SIGKILL's record is in the ring buffer when the sensor dies, so only
+/// a restarted sensor reading a pinned buffer could see it; the gap in
+/// event.sequence is what the collector sees.
+#[raw_tracepoint(tracepoint = "signal_generate")]
+pub fn signal_sensor(ctx: RawTracePointContext) -> u32 {
+    let sig: u64 = ctx.arg(0);
+    let target: u64 = ctx.arg(2);
+    let sensor = sensor_tgid();
+    if read_u32(target, off!(task_tgid)) != Ok(sensor) || sig == SIGCHLD {
+        return 0;
+    }
+    let sender = super::current_task();
+    if read_u32(sender, off!(task_tgid)) == Ok(sensor) {
+        return 0;
+    }
+    let group: u64 = ctx.arg(3);
+    let result: u64 = ctx.arg(4);
+    let sent = crate::ring::emit::<SysEvent>(EventKind::System, |ev| {
+        // SAFETY: emit hands us reserved space for one SysEvent.
+        let ev = unsafe { &mut *ev };
+        task::fill(&mut ev.task, sender)?;
+        ev.op = SYS_OP_SIGNAL_SENSOR;
+        ev.flags = 0;
+        ev.ret = 0;
+        ev.args = [sig, result as u32 as u64, group as u32 as u64, 0];
+        for len in &mut ev.str_lens {
+            put(len, 0);
+        }
+        ev._pad0 = 0;
+        Ok(())
+    });
+    if sent.is_err() {
+        count_error(ProbeError::ReadTask);
+    }
+    0
+}
+
+const FIXED: usize = core::mem::size_of::<SysEvent>();
+
+#[inline(always)]
+fn copy(data: *mut u8, at: usize, src: *const u8, len: usize) {
+    if len == 0 {
+        return;
+    }
+    // SAFETY: at is masked and len is below 4 KiB: inside the scratch value.
+    unsafe { bpf_probe_read_kernel(data.add(at & DATA_MASK).cast(), len as u32, src.cast()) };
+}
+
+#[inline(always)]
+fn user_u32(addr: u64) -> u32 {
+    let mut v = 0u32;
+    // SAFETY: a 4-byte probe read into a local; 0 if it fails.
+    unsafe { bpf_probe_read_user((&raw mut v).cast(), 4, addr as *const _) };
+    v
+}
+
+/// Copies the user string at `src` into `dst`: its length without the NUL.
+#[inline(always)]
+fn read_str(dst: *mut u8, cap: usize, src: u64, flags: &mut u32) -> u32 {
+    if src == 0 {
+        return 0;
+    }
+    // SAFETY: a probe read of at most cap bytes into a buffer of cap bytes.
+    let n = unsafe { bpf_probe_read_user_str(dst.cast(), cap as u32, src as *const _) };
+    if n <= 0 {
+        *flags |= sys_flags::UNREADABLE;
+        count_error(ProbeError::ReadArg);
+        return 0;
+    }
+    let n = n as u32 - 1;
+    if n as usize >= cap - 1 {
+        *flags |= sys_flags::TRUNCATED;
+    }
+    n
+}
+
+#[inline(always)]
+fn str0(p: &mut PendingSys, src: u64) {
+    p.lens[0] = read_str(p.s0.as_mut_ptr(), SYS_STR0_CAP, src, &mut p.flags);
+}
+
+#[inline(always)]
+fn str1(p: &mut PendingSys, src: u64) {
+    p.lens[1] = read_str(p.s1.as_mut_ptr(), SYS_STR_CAP, src, &mut p.flags);
+}
+
+#[inline(always)]
+fn str2(p: &mut PendingSys, src: u64) {
+    p.lens[2] = read_str(p.s2.as_mut_ptr(), SYS_STR_CAP, src, &mut p.flags);
+}
+
+/// A fixed-size name field (bpf_attr's prog_name), up to its first NUL.
+#[inline(always)]
+fn str1_bytes(p: &mut PendingSys, src: u64, len: u32) {
+    // SAFETY: len (16) is below SYS_STR_CAP.
+    let r = unsafe { bpf_probe_read_user(p.s1.as_mut_ptr().cast(), len, src as *const _) };
+    if r < 0 {
+        p.flags |= sys_flags::UNREADABLE;
+        return;
+    }
+    let mut n = 0;
+    while n < len as usize && p.s1[n] != 0 {
+        n += 1;
+    }
+    p.lens[1] = n as u32;
+}

@@ -1,0 +1,119 @@
+//! Actions an intruder uses: ptrace, kernel modules, memfd_create, mount,
+//! bpf(), and signals sent to the sensor.
+
+use sensor_common::SyscallOp;
+
+use super::{Kind, Pipeline, outcome, signal_name};
+use crate::event::{
+    Ancestor, BpfDetail, Event, File, MemfdDetail, ModuleDetail, MountDetail, SensorFields, Signal, Text,
+};
+use crate::source::ebpf::decode::{SysOp, SysRecord};
+
+const PROCESS: &[&str] = &["process"];
+const DRIVER: &[&str] = &["driver"];
+const FILE: &[&str] = &["file"];
+const CONFIGURATION: &[&str] = &["configuration"];
+const ACCESS: &[&str] = &["access"];
+const START: &[&str] = &["start"];
+const END: &[&str] = &["end"];
+const CREATION: &[&str] = &["creation"];
+const CHANGE: &[&str] = &["change"];
+
+const PTRACE_SEIZE: u64 = 0x4206;
+
+impl Pipeline {
+    pub(super) fn system(&mut self, x: SysRecord) -> Event {
+        let ticks = self.table.ids.ticks(x.task.start_boottime);
+        self.table.entry(x.task.tgid, x.task.ppid, ticks);
+        let (outcome, error) = outcome(x.ret);
+        let text = |b: &[u8]| (!b.is_empty()).then(|| Text(b.to_vec()));
+        let mut sensor = SensorFields::default();
+        let mut file = None;
+        let (category, type_, action): (&'static [&'static str], &'static [&'static str], &'static str) = match x.op {
+            SysOp::SignalSensor => {
+                let sig = x.args[0] as u32;
+                sensor.signal = Some(Signal { number: sig, name: signal_name(sig) });
+                sensor.signal_result = Some(signal_result(x.args[1]));
+                (PROCESS, ACCESS, "signal_sensor")
+            }
+            SysOp::Syscall(op) => {
+                sensor.syscall = Some(op.name());
+                match op {
+                    SyscallOp::Ptrace => {
+                        let pid = x.args[1] as u32;
+                        // The target's identity from the table; a pid the
+                        // sensor never saw still says which pid it was.
+                        let target = self.table.get(pid);
+                        sensor.ptrace_target = Some(Ancestor {
+                            pid,
+                            entity_id: target.map(|t| t.entity_id.clone()).unwrap_or_default(),
+                            executable: target.and_then(|t| t.executable.clone()),
+                            name: target.and_then(|t| t.name.clone()),
+                        });
+                        (PROCESS, ACCESS, if x.args[0] == PTRACE_SEIZE { "ptrace_seize" } else { "ptrace_attach" })
+                    }
+                    SyscallOp::InitModule | SyscallOp::FinitModule => {
+                        sensor.module = Some(ModuleDetail {
+                            name: None,
+                            params: text(&x.name),
+                            image_bytes: (op == SyscallOp::InitModule).then_some(x.args[0]),
+                        });
+                        if op == SyscallOp::FinitModule {
+                            file = Some(File { path: text(&x.path), ..File::default() });
+                        }
+                        (DRIVER, START, "module_load")
+                    }
+                    SyscallOp::DeleteModule => {
+                        sensor.module = Some(ModuleDetail { name: text(&x.name), ..ModuleDetail::default() });
+                        (DRIVER, END, "module_unload")
+                    }
+                    SyscallOp::MemfdCreate => {
+                        sensor.memfd = Some(MemfdDetail { name: Text(x.name.clone()), flags: x.args[1] });
+                        (FILE, CREATION, "memfd_create")
+                    }
+                    SyscallOp::Mount | SyscallOp::Umount2 => {
+                        sensor.mount = Some(MountDetail {
+                            target: Text(x.path.clone()),
+                            source: text(&x.name),
+                            fstype: text(&x.fstype),
+                            flags: if op == SyscallOp::Mount { x.args[0] } else { x.args[1] },
+                        });
+                        (CONFIGURATION, CHANGE, if op == SyscallOp::Mount { "mount" } else { "umount" })
+                    }
+                    SyscallOp::Bpf => {
+                        let (command, prog_type, attach_type) = match x.args[0] {
+                            5 => ("prog_load", Some(x.args[1]), None),
+                            8 => ("prog_attach", None, Some(x.args[1])),
+                            17 => ("raw_tracepoint_open", None, None),
+                            _ => ("link_create", None, Some(x.args[1])),
+                        };
+                        sensor.bpf = Some(BpfDetail { command, prog_type, attach_type, name: text(&x.name) });
+                        (CONFIGURATION, CHANGE, "bpf")
+                    }
+                    // Decode produces only system ops here.
+                    _ => (PROCESS, ACCESS, "unknown"),
+                }
+            }
+        };
+        if x.truncated {
+            sensor.truncated.push("sensor");
+        }
+        let kind = Kind { category, type_, action, outcome };
+        let mut ev = self.process_event(x.boot_ns, &x.task, kind, sensor);
+        ev.error = error;
+        ev.file = file;
+        ev
+    }
+}
+
+/// The kernel's `enum trace_signal_result`.
+fn signal_result(r: u64) -> &'static str {
+    match r {
+        0 => "delivered",
+        1 => "ignored",
+        2 => "already_pending",
+        3 => "overflow_fail",
+        4 => "lose_info",
+        _ => "unknown",
+    }
+}

@@ -1,0 +1,158 @@
+//! Performs one real action an intruder would, for the integration tests:
+//! the syscalls themselves, through libc, so the tests do not depend on
+//! tools (strace, insmod, bpftool) or on one architecture's numbers.
+//!
+//! `actor <action> [args]`; exits 0 when the call did what the test
+//! expects (success, or the expected failure), printing what happened.
+
+use std::ffi::CString;
+use std::io::Write;
+use std::os::fd::FromRawFd;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |i: usize| args.get(i).cloned().unwrap_or_else(|| usage());
+    let result = match arg(0).as_str() {
+        "ptrace-attach" => ptrace_attach(arg(1).parse().unwrap_or_else(|_| usage())),
+        "init-module-garbage" => init_module_garbage(),
+        "finit-module" => finit_module(&arg(1)),
+        "delete-module" => delete_module(&arg(1)),
+        "memfd-exec" => memfd_exec(),
+        "mount-tmpfs" => mount_tmpfs(&arg(1)),
+        "bpf-prog-load" => bpf_prog_load(),
+        "signal" => signal(arg(1).parse().unwrap_or_else(|_| usage()), arg(2).parse().unwrap_or_else(|_| usage())),
+        _ => usage(),
+    };
+    match result {
+        Ok(what) => println!("{what}"),
+        Err(e) => {
+            eprintln!("actor: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: actor ptrace-attach PID | init-module-garbage | finit-module FILE | delete-module NAME | \
+         memfd-exec | mount-tmpfs DIR | bpf-prog-load | signal PID SIGNAL"
+    );
+    std::process::exit(2)
+}
+
+fn errno() -> std::io::Error {
+    std::io::Error::last_os_error()
+}
+
+fn ptrace_attach(pid: i32) -> Result<String, String> {
+    // SAFETY: attach and detach on a pid; no memory is passed.
+    if unsafe { libc::ptrace(libc::PTRACE_ATTACH, pid, 0, 0) } != 0 {
+        return Err(format!("PTRACE_ATTACH {pid}: {}", errno()));
+    }
+    let mut status = 0;
+    // SAFETY: waits for the tracee's stop.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    // SAFETY: as above.
+    unsafe { libc::ptrace(libc::PTRACE_DETACH, pid, 0, 0) };
+    Ok(format!("attached to {pid}"))
+}
+
+/// A module load attempt with an invalid image: refused by the kernel
+/// (ENOEXEC), and that attempt is what the test expects to see reported.
+fn init_module_garbage() -> Result<String, String> {
+    let image = b"this is not an ELF module";
+    let params = CString::new("sensor_test=1").expect("no NUL");
+    // SAFETY: a valid buffer and string.
+    let r = unsafe { libc::syscall(libc::SYS_init_module, image.as_ptr(), image.len(), params.as_ptr()) };
+    match r {
+        0 => Err("the kernel accepted garbage as a module".into()),
+        _ => Ok(format!("init_module refused: {}", errno())),
+    }
+}
+
+fn finit_module(path: &str) -> Result<String, String> {
+    let f = std::fs::File::open(path).map_err(|e| format!("{path}: {e}"))?;
+    let params = CString::new("").expect("no NUL");
+    // SAFETY: a valid fd and string.
+    let r = unsafe { libc::syscall(libc::SYS_finit_module, std::os::fd::AsRawFd::as_raw_fd(&f), params.as_ptr(), 0) };
+    match r {
+        0 => Err("the kernel loaded the file as a module".into()),
+        _ => Ok(format!("finit_module refused: {}", errno())),
+    }
+}
+
+fn delete_module(name: &str) -> Result<String, String> {
+    let name = CString::new(name).map_err(|e| e.to_string())?;
+    // SAFETY: a valid string.
+    let r = unsafe { libc::syscall(libc::SYS_delete_module, name.as_ptr(), libc::O_NONBLOCK) };
+    match r {
+        0 => Err("a module of that name existed and was removed".into()),
+        _ => Ok(format!("delete_module refused: {}", errno())),
+    }
+}
+
+/// Copies /bin/true into a memfd and executes it from there.
+fn memfd_exec() -> Result<String, String> {
+    let name = CString::new("sensor-payload").expect("no NUL");
+    // SAFETY: a valid string; no CLOEXEC, so /proc/self/fd/N survives to exec.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), 0) };
+    if fd < 0 {
+        return Err(format!("memfd_create: {}", errno()));
+    }
+    // SAFETY: a fresh fd we own.
+    let mut f = unsafe { std::fs::File::from_raw_fd(fd) };
+    f.write_all(&std::fs::read("/bin/true").map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    let path = CString::new(format!("/proc/self/fd/{fd}")).expect("no NUL");
+    let argv = [path.as_ptr(), std::ptr::null()];
+    let envp = [std::ptr::null()];
+    // SAFETY: NULL-terminated arrays of valid strings.
+    unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    Err(format!("execve from the memfd: {}", errno()))
+}
+
+fn mount_tmpfs(dir: &str) -> Result<String, String> {
+    let (src, target, fstype) = (
+        CString::new("sensor-test").expect("no NUL"),
+        CString::new(dir).map_err(|e| e.to_string())?,
+        CString::new("tmpfs").expect("no NUL"),
+    );
+    // SAFETY: valid strings; no data.
+    if unsafe { libc::mount(src.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null()) } != 0 {
+        return Err(format!("mount: {}", errno()));
+    }
+    // SAFETY: a valid string.
+    if unsafe { libc::umount2(target.as_ptr(), 0) } != 0 {
+        return Err(format!("umount2: {}", errno()));
+    }
+    Ok(format!("mounted and unmounted tmpfs on {dir}"))
+}
+
+/// Loads a two-instruction socket filter named `sensor_test` (r0 = 0; exit).
+fn bpf_prog_load() -> Result<String, String> {
+    let insns: [u64; 2] = [0x0000_0000_0000_00b7, 0x0000_0000_0000_0095];
+    let license = CString::new("GPL").expect("no NUL");
+    // union bpf_attr for BPF_PROG_LOAD, laid out by hand (libc has no
+    // definition): prog_type, insn_cnt, insns, license, ..., prog_name at 48.
+    let mut attr = [0u8; 128];
+    attr[0..4].copy_from_slice(&1u32.to_ne_bytes()); // BPF_PROG_TYPE_SOCKET_FILTER
+    attr[4..8].copy_from_slice(&2u32.to_ne_bytes());
+    attr[8..16].copy_from_slice(&(insns.as_ptr() as u64).to_ne_bytes());
+    attr[16..24].copy_from_slice(&(license.as_ptr() as u64).to_ne_bytes());
+    attr[48..59].copy_from_slice(b"sensor_test");
+    // SAFETY: attr is a valid bpf_attr of the size passed.
+    let fd = unsafe { libc::syscall(libc::SYS_bpf, 5, attr.as_ptr(), attr.len()) };
+    if fd < 0 {
+        return Err(format!("BPF_PROG_LOAD: {}", errno()));
+    }
+    // SAFETY: our fd.
+    unsafe { libc::close(fd as i32) };
+    Ok("loaded a socket filter".into())
+}
+
+fn signal(pid: i32, sig: i32) -> Result<String, String> {
+    // SAFETY: kill has no memory arguments.
+    if unsafe { libc::kill(pid, sig) } != 0 {
+        return Err(format!("kill({pid}, {sig}): {}", errno()));
+    }
+    Ok(format!("sent signal {sig} to {pid}"))
+}
