@@ -323,7 +323,43 @@ const _: () = assert!(size_of::<ExitEvent>() == 168);
 pub struct ProbeConfig {
     /// The sensor's own tgid: its events are dropped in the kernel.
     pub sensor_tgid: u32,
+    /// [`filter_flags`]: which ignore maps hold entries, so that an empty
+    /// one costs no lookup.
+    pub filters: u32,
+}
+
+/// `ProbeConfig::filters` bits.
+pub mod filter_flags {
+    pub const UIDS: u32 = 1 << 0;
+    pub const CGROUPS: u32 = 1 << 1;
+    pub const EXECUTABLES: u32 = 1 << 2;
+    pub const PATH_PREFIXES: u32 = 1 << 3;
+}
+
+/// Key of the `IGNORE_EXES` map: an executable by inode, so that a copy,
+/// a hard link or a bind mount of an ignored program is the same program,
+/// and a different file at the same path is not.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ExeKey {
+    pub ino: u64,
+    /// Kernel dev_t (`major << 20 | minor`) of the inode's filesystem.
+    pub dev: u32,
     pub _pad0: u32,
+}
+
+/// Ignored path prefixes, at most this many…
+pub const IGNORE_PREFIXES_MAX: u32 = 8;
+/// …of at most this many bytes.
+pub const IGNORE_PREFIX_CAP: usize = 64;
+
+/// One entry of the `IGNORE_PREFIXES` array; `len` 0 is unused.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PathPrefix {
+    pub len: u32,
+    pub _pad0: u32,
+    pub bytes: [u8; IGNORE_PREFIX_CAP],
 }
 
 #[cfg(feature = "user")]
@@ -337,4 +373,6 @@ mod pod {
     unsafe impl aya::Pod for super::ForkEvent {}
     unsafe impl aya::Pod for super::ExitEvent {}
     unsafe impl aya::Pod for super::ProbeConfig {}
+    unsafe impl aya::Pod for super::ExeKey {}
+    unsafe impl aya::Pod for super::PathPrefix {}
 }

@@ -81,6 +81,13 @@ pub mod names {
     /// `raw_tracepoint/signal_generate`: signals sent to the sensor.
     pub const PROG_SIGNAL_SENSOR: &str = "signal_sensor";
     pub const TP_SIGNAL_GENERATE: &str = "signal_generate";
+    /// Kernel-side filters (syscall families only; see sensor::config):
+    /// `u32` uids, `u64` cgroup ids, [`crate::ExeKey`] executables, each to
+    /// a `u8`, and an array of [`crate::PathPrefix`].
+    pub const IGNORE_UIDS_MAP: &str = "IGNORE_UIDS";
+    pub const IGNORE_CGROUPS_MAP: &str = "IGNORE_CGROUPS";
+    pub const IGNORE_EXES_MAP: &str = "IGNORE_EXES";
+    pub const IGNORE_PREFIXES_MAP: &str = "IGNORE_PREFIXES";
     /// Sockets with a connect in progress, by socket address.
     pub const CONNECTING_MAP: &str = "CONNECTING";
 

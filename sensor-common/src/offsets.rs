@@ -45,6 +45,7 @@ pub struct KernelOffsets {
     // struct mm_struct
     pub mm_arg_start: u32,
     pub mm_arg_end: u32,
+    pub mm_exe_file: u32,
     // struct fs_struct / struct path
     pub fs_pwd: u32,
     pub path_mnt: u32,
@@ -148,6 +149,7 @@ impl KernelOffsets {
         cred_fsgid: OFFSET_MISSING,
         mm_arg_start: OFFSET_MISSING,
         mm_arg_end: OFFSET_MISSING,
+        mm_exe_file: OFFSET_MISSING,
         fs_pwd: OFFSET_MISSING,
         path_mnt: OFFSET_MISSING,
         path_dentry: OFFSET_MISSING,
@@ -203,7 +205,7 @@ impl KernelOffsets {
     };
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 76 * 4);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 77 * 4);
 
 #[cfg(feature = "user")]
 // SAFETY: repr(C), only u32 fields, no padding (size assert above).

@@ -7,6 +7,7 @@
 #![no_std]
 #![no_main]
 
+mod filter;
 mod kernel;
 mod maps;
 mod path;

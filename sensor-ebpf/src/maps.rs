@@ -67,7 +67,7 @@ pub struct Scratch {
 pub static OFFSETS: KernelOffsets = KernelOffsets::MISSING;
 
 #[unsafe(no_mangle)]
-pub static CONFIG: ProbeConfig = ProbeConfig { sensor_tgid: 0, _pad0: 0 };
+pub static CONFIG: ProbeConfig = ProbeConfig { sensor_tgid: 0, filters: 0 };
 
 /// Reads one OFFSETS field. Volatile so the compiler cannot fold the
 /// placeholder values in: the real ones only exist at load time.
@@ -82,6 +82,12 @@ pub(crate) use off;
 pub fn sensor_tgid() -> u32 {
     // SAFETY: as for OFFSETS.
     unsafe { core::ptr::read_volatile(&CONFIG.sensor_tgid) }
+}
+
+/// [`sensor_common::filter_flags`] in use.
+pub fn filters() -> u32 {
+    // SAFETY: as for OFFSETS.
+    unsafe { core::ptr::read_volatile(&CONFIG.filters) }
 }
 
 pub fn count_error(e: ProbeError) {

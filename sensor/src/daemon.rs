@@ -48,7 +48,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
 
     // Attach first, then read /proc: a process that starts in between is
     // in both, and the kernel's record (applied later) wins.
-    let (mut source, ring) = EbpfSource::load(&config.ebpf)?;
+    let (mut source, ring) = EbpfSource::load(&config.ebpf, &config.filter)?;
     let cgroup_mode = crate::source::ebpf::offsets::CgroupMode::detect();
     pipeline.seed(procfs::all_processes(std::path::Path::new("/proc"), cgroup_mode));
     // Parsing the kernel's BTF and the object takes tens of MiB that are

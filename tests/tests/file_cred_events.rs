@@ -243,3 +243,58 @@ fn disabled_kinds_are_not_captured() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The cgroup v2 mount: /sys/fs/cgroup, or /sys/fs/cgroup/unified on this
+/// machine's hybrid hierarchy.
+fn cgroup2_root() -> PathBuf {
+    let unified = Path::new("/sys/fs/cgroup/unified");
+    if unified.join("cgroup.procs").exists() { unified.to_owned() } else { PathBuf::from("/sys/fs/cgroup") }
+}
+
+#[test]
+fn kernel_side_filters_drop_what_they_match_and_nothing_else() {
+    let dir = temp_dir("filters");
+    let cgroup = format!("/sensor-test-ignored-{}", std::process::id());
+    let cgroup_dir = cgroup2_root().join(cgroup.trim_start_matches('/'));
+    std::fs::create_dir_all(&cgroup_dir).expect("create a cgroup");
+    let ignored_prefix = dir.join("ignored");
+    std::fs::create_dir_all(&ignored_prefix).expect("mkdir");
+    let config = format!(
+        "[filter]\nignore_uids = [65534]\nignore_executables = [\"/usr/bin/chgrp\"]\n\
+         ignore_cgroups = [\"{cgroup}\"]\nignore_path_prefixes = [\"{}/\"]\n",
+        ignored_prefix.display()
+    );
+    let sensor = Sensor::start(&config);
+    let kept = file_in(&dir, "kept", 0o644);
+    let hidden = file_in(&ignored_prefix, "hidden", 0o644);
+
+    // Each ignored action, then one that must still be seen.
+    let (by_nobody, _) = run(Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "chmod", "600"])
+        .arg(&kept));
+    let (by_chgrp, ok) = run(Command::new("chgrp").arg("nogroup").arg(&kept));
+    assert!(ok);
+    let (under_prefix, ok) = run(Command::new("chmod").arg("600").arg(&hidden));
+    assert!(ok);
+    let script = format!("echo $$ > {}/cgroup.procs && exec chmod 640 {}", cgroup_dir.display(), kept.display());
+    let (in_cgroup, ok) = run(Command::new("sh").arg("-c").arg(script));
+    assert!(ok);
+    let (control, ok) = run(Command::new("chmod").arg("604").arg(&kept));
+    assert!(ok);
+
+    sensor.wait_for("the control chmod", |v| is_file_event(v, "chmod", control));
+    // Ring-buffer order follows time: every ignored action ran before the
+    // control one, so its event would already be here.
+    let events = sensor.events();
+    for (what, pid) in [("uid 65534", by_nobody), ("/usr/bin/chgrp", by_chgrp), ("path prefix", under_prefix), ("cgroup", in_cgroup)] {
+        assert!(
+            !events.iter().any(|v| pid_of(v) == pid && at(v, "event.category")[0] == "file"),
+            "the file event of a process ignored by {what} was reported"
+        );
+        // The process itself is still known: lifecycle events are never filtered.
+        assert!(events.iter().any(|v| pid_of(v) == pid && action(v) == "exec"), "exec of the {what} process");
+    }
+    drop(sensor);
+    let _ = std::fs::remove_dir(&cgroup_dir);
+    let _ = std::fs::remove_dir_all(&dir);
+}

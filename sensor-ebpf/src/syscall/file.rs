@@ -126,6 +126,9 @@ pub fn file_enter(ctx: TracePointContext) -> u32 {
                 p.flags |= file_flags::PATH_TRUNCATED;
             }
             p.path_len = n;
+            if crate::filter::path_ignored(&p.path, n) {
+                return 0;
+            }
         }
     }
     if op.is_xattr() {

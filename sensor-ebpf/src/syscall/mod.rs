@@ -38,7 +38,8 @@ const NR: usize = 8;
 const ARGS: usize = 16;
 const RET: usize = 16;
 
-/// The op of the syscall that fired, if it is traced and not the sensor's own.
+/// The op of the syscall that fired, if it is traced and neither the
+/// sensor's own nor from a task the filters ignore.
 #[inline(always)]
 pub fn op(ctx: &TracePointContext) -> Option<SyscallOp> {
     if (bpf_get_current_pid_tgid() >> 32) as u32 == sensor_tgid() {
@@ -49,8 +50,11 @@ pub fn op(ctx: &TracePointContext) -> Option<SyscallOp> {
     if nr < 0 {
         return None;
     }
-    let op = *SYSCALL_OPS.get(nr as u32)?;
-    SyscallOp::from_u32(op)
+    let op = SyscallOp::from_u32(*SYSCALL_OPS.get(nr as u32)?)?;
+    if crate::filter::task_ignored(current_task()) {
+        return None;
+    }
+    Some(op)
 }
 
 /// Argument `i` (0-based) of the syscall entry record.

@@ -2,6 +2,8 @@
 //! defined once here. `sensor run` with no file uses [`Config::default`],
 //! which must be useful on its own (capture everything, JSON to stdout).
 
+pub mod filter;
+
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -28,6 +30,7 @@ pub struct Config {
     pub process: ProcessConfig,
     pub ebpf: EbpfConfig,
     pub agent: AgentConfig,
+    pub filter: filter::FilterConfig,
 }
 
 /// `[process]`: the process table that gives events their parents.
@@ -163,6 +166,7 @@ impl Config {
                 });
             }
         }
+        self.filter.validate()?;
         if self.process.table_size < 1024 {
             return Err(ConfigError::Invalid {
                 key: "process.table_size",
@@ -238,6 +242,25 @@ mod tests {
         assert_eq!(c.ebpf.disable, vec!["cred".to_owned()]);
         let err = Config::parse("[ebpf]\ndisable = [\"cred\", \"exec\"]\n").unwrap_err().to_string();
         assert!(err.contains("ebpf.disable") && err.contains("`exec`"), "{err}");
+    }
+
+    #[test]
+    fn filter_lists_are_checked_and_named() {
+        let c = Config::parse(
+            "[filter]\nignore_uids = [33]\nignore_executables = [\"/usr/sbin/cron\"]\n\
+             ignore_cgroups = [\"/system.slice/x.service\"]\nignore_path_prefixes = [\"/proc/\"]\n",
+        )
+        .expect("valid");
+        assert_eq!(c.filter.ignore_uids, vec![33]);
+        let err = Config::parse("[filter]\nignore_executables = [\"bin/ls\"]\n").unwrap_err().to_string();
+        assert!(err.contains("filter.ignore_executables") && err.contains("absolute"), "{err}");
+        let err = Config::parse("[filter]\nignore_cgroups = [\"system.slice\"]\n").unwrap_err().to_string();
+        assert!(err.contains("filter.ignore_cgroups"), "{err}");
+        let long = format!("[filter]\nignore_path_prefixes = [\"/{}\"]\n", "x".repeat(80));
+        let err = Config::parse(&long).unwrap_err().to_string();
+        assert!(err.contains("filter.ignore_path_prefixes") && err.contains("64 bytes"), "{err}");
+        let err = Config::parse("[filter]\nignore_uid = [1]\n").unwrap_err().to_string();
+        assert!(err.contains("ignore_uid"), "{err}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! decoder. Also reads the in-kernel loss and error counters.
 
 pub mod decode;
+pub mod filter;
 pub mod offsets;
 pub mod syscalls;
 #[cfg(test)]
@@ -14,6 +15,7 @@ use aya::{Ebpf, EbpfLoader};
 use sensor_common::{EventKind, ProbeConfig, ProbeError, names};
 
 use crate::config::EbpfConfig;
+use crate::config::filter::FilterConfig;
 
 /// The running kernel's own type information, from which offsets are resolved.
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
@@ -47,6 +49,8 @@ pub enum LoadError {
         #[source]
         source: aya::programs::ProgramError,
     },
+    #[error("invalid config value `{key}`: {problem}")]
+    Filter { key: &'static str, problem: String },
     #[error("map {name}: {source}")]
     Map {
         name: &'static str,
@@ -110,13 +114,14 @@ pub struct EbpfSource {
 impl EbpfSource {
     /// Loads and attaches everything; returns the source (counters) and the
     /// ring buffer, which the caller polls.
-    pub fn load(config: &EbpfConfig) -> Result<(EbpfSource, RingBuf<MapData>), LoadError> {
+    pub fn load(config: &EbpfConfig, filter: &FilterConfig) -> Result<(EbpfSource, RingBuf<MapData>), LoadError> {
         if EBPF_OBJECT.is_empty() {
             return Err(LoadError::NoObject);
         }
         raise_memlock_limit();
         let resolved = offsets::resolve_running_kernel()?;
-        let probe_config = ProbeConfig { sensor_tgid: std::process::id(), _pad0: 0 };
+        let filter = filter::resolve(filter)?;
+        let probe_config = ProbeConfig { sensor_tgid: std::process::id(), filters: filter.flags() };
         // One scratch slot per possible CPU (the programs index it by CPU id).
         let cpus = aya::util::nr_cpus().map_err(|(path, e)| LoadError::Cpus { path, source: e })? as u32;
         let mut ebpf = EbpfLoader::new()
@@ -148,6 +153,8 @@ impl EbpfSource {
                 .attach(hook.attach)
                 .map_err(|source| LoadError::Program { program: hook.program, hook: hook.attach, source })?;
         }
+        // Filters before any syscall hook is attached.
+        filter::install(&mut ebpf, &filter)?;
         let enabled: Vec<EventKind> =
             EventKind::ALL.into_iter().filter(|k| !config.disable.iter().any(|d| d == k.name())).collect();
         let syscalls = syscalls::attach(&mut ebpf, &enabled)?;

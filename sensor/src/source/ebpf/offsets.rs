@@ -255,6 +255,8 @@ kernel_fields! {
     // Inside an anonymous struct on recent kernels.
     mm_arg_start: Required mm_struct.arg_start;
     mm_arg_end: Required mm_struct.arg_end;
+    // The running executable, for the ignore-executables filter.
+    mm_exe_file: Required mm_struct.exe_file;
     fs_pwd: Required fs_struct.pwd;
     path_mnt: Required path.mnt;
     path_dentry: Required path.dentry;

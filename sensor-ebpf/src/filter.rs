@@ -1,0 +1,98 @@
+//! Kernel-side filters, configured by the daemon through maps: what they
+//! match is dropped at the syscall's entry and never reaches userspace.
+//! Each map is only consulted when the daemon put entries in it (the
+//! `filters` bits of CONFIG), so an unused filter costs nothing.
+
+use aya_ebpf::helpers::{bpf_get_current_cgroup_id, bpf_get_current_uid_gid};
+use aya_ebpf::macros::map;
+use aya_ebpf::maps::{Array, HashMap};
+use sensor_common::{ExeKey, IGNORE_PREFIX_CAP, IGNORE_PREFIXES_MAX, PathPrefix, filter_flags};
+
+use crate::kernel::{read_ptr, read_u32, read_u64};
+use crate::maps::{filters, off};
+
+#[map]
+static IGNORE_UIDS: HashMap<u32, u8> = HashMap::with_max_entries(1024, 0);
+
+#[map]
+static IGNORE_CGROUPS: HashMap<u64, u8> = HashMap::with_max_entries(1024, 0);
+
+#[map]
+static IGNORE_EXES: HashMap<ExeKey, u8> = HashMap::with_max_entries(1024, 0);
+
+#[map]
+static IGNORE_PREFIXES: Array<PathPrefix> = Array::with_max_entries(IGNORE_PREFIXES_MAX, 0);
+
+/// Is the current task ignored by uid, cgroup or executable?
+#[inline(always)]
+pub fn task_ignored(task: u64) -> bool {
+    let f = filters();
+    if f == 0 {
+        return false;
+    }
+    // SAFETY: the helpers have no preconditions.
+    if f & filter_flags::UIDS != 0 {
+        let uid = bpf_get_current_uid_gid() as u32;
+        // SAFETY: a lookup; the value is not kept.
+        if unsafe { IGNORE_UIDS.get(&uid) }.is_some() {
+            return true;
+        }
+    }
+    if f & filter_flags::CGROUPS != 0 {
+        // SAFETY: the helper has no preconditions.
+        let id = unsafe { bpf_get_current_cgroup_id() };
+        // SAFETY: as above.
+        if unsafe { IGNORE_CGROUPS.get(&id) }.is_some() {
+            return true;
+        }
+    }
+    if f & filter_flags::EXECUTABLES != 0 {
+        let inode = read_ptr(task, off!(task_mm))
+            .and_then(|mm| read_ptr(mm, off!(mm_exe_file)))
+            .and_then(|file| read_ptr(file, off!(file_inode)));
+        if let Ok(inode) = inode {
+            let ino = read_u64(inode, off!(inode_ino)).unwrap_or(0);
+            let dev = read_ptr(inode, off!(inode_sb)).and_then(|sb| read_u32(sb, off!(sb_dev))).unwrap_or(0);
+            let key = ExeKey { ino, dev, _pad0: 0 };
+            // SAFETY: as above.
+            if unsafe { IGNORE_EXES.get(&key) }.is_some() {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// Does the path argument `path[..len]` start with an ignored prefix?
+/// Only absolute arguments can match (prefixes are absolute).
+#[inline(always)]
+pub fn path_ignored(path: &[u8; sensor_common::ARG_PATH_CAP], len: u32) -> bool {
+    if filters() & filter_flags::PATH_PREFIXES == 0 {
+        return false;
+    }
+    for i in 0..IGNORE_PREFIXES_MAX {
+        let Some(prefix) = IGNORE_PREFIXES.get(i) else { return false };
+        let n = prefix.len as usize;
+        if n == 0 || n > IGNORE_PREFIX_CAP {
+            // Entries are packed: the first unused one ends the list.
+            return false;
+        }
+        if n as u32 > len {
+            continue;
+        }
+        let mut same = true;
+        for j in 0..IGNORE_PREFIX_CAP {
+            if j >= n {
+                break;
+            }
+            if path[j] != prefix.bytes[j] {
+                same = false;
+                break;
+            }
+        }
+        if same {
+            return true;
+        }
+    }
+    false
+}
