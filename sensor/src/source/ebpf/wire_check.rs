@@ -8,6 +8,7 @@
 use btf_rs::{Btf, Type};
 use sensor_common::{
     CredEvent, EventHeader, ExecEvent, ExitEvent, FileEvent, ForkEvent, KernelOffsets, NetEvent, ProbeConfig, SysEvent,
+    ExeKey, PathPrefix,
     TaskInfo,
 };
 
@@ -68,7 +69,9 @@ fn wire_structs_match_the_ebpf_object() {
     assert_same_layout!(btf, ExecEvent, [header, task, flags, argv_total, argv_len, exe_len, cwd_len, cgroup_len]);
     assert_same_layout!(btf, ForkEvent, [header, task]);
     assert_same_layout!(btf, ExitEvent, [header, task, exit_status, _pad0]);
-    assert_same_layout!(btf, ProbeConfig, [sensor_tgid, _pad0]);
+    assert_same_layout!(btf, ProbeConfig, [sensor_tgid, filters]);
+    assert_same_layout!(btf, ExeKey, [ino, dev, _pad0]);
+    assert_same_layout!(btf, PathPrefix, [len, _pad0, bytes]);
     assert_same_layout!(
         btf,
         FileEvent,
