@@ -14,10 +14,10 @@ use super::{LoadError, take_map};
 /// only the `*at` forms and accept4, which are traced instead).
 pub fn number(op: SyscallOp) -> Option<i64> {
     #[cfg(target_arch = "x86_64")]
-    let legacy = |n: libc::c_long| Some(n as i64);
+    let legacy = |n: libc::c_long| Some(i64::from(n));
     #[cfg(not(target_arch = "x86_64"))]
     let legacy = |_: libc::c_long| None;
-    Some(match op {
+    let n: libc::c_long = match op {
         SyscallOp::Chmod => return legacy(libc::SYS_chmod),
         SyscallOp::Chown => return legacy(libc::SYS_chown),
         SyscallOp::Lchown => return legacy(libc::SYS_lchown),
@@ -54,7 +54,8 @@ pub fn number(op: SyscallOp) -> Option<i64> {
         SyscallOp::Mount => libc::SYS_mount,
         SyscallOp::Umount2 => libc::SYS_umount2,
         SyscallOp::Bpf => libc::SYS_bpf,
-    } as i64)
+    };
+    Some(i64::from(n))
 }
 
 /// What `sensor probe` says about each syscall family's hook.
