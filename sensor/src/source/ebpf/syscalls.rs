@@ -12,12 +12,12 @@ use super::{LoadError, take_map};
 /// The architecture's number for `op`'s syscall; None where the
 /// architecture has no such syscall (arm64 has no chmod, chown or accept,
 /// only the `*at` forms and accept4, which are traced instead).
-pub fn number(op: SyscallOp) -> Option<i64> {
+pub fn number(op: SyscallOp) -> Option<libc::c_long> {
     #[cfg(target_arch = "x86_64")]
-    let legacy = |n: libc::c_long| Some(i64::from(n));
+    let legacy = |n: libc::c_long| Some(n);
     #[cfg(not(target_arch = "x86_64"))]
     let legacy = |_: libc::c_long| None;
-    let n: libc::c_long = match op {
+    Some(match op {
         SyscallOp::Chmod => return legacy(libc::SYS_chmod),
         SyscallOp::Chown => return legacy(libc::SYS_chown),
         SyscallOp::Lchown => return legacy(libc::SYS_lchown),
@@ -54,8 +54,7 @@ pub fn number(op: SyscallOp) -> Option<i64> {
         SyscallOp::Mount => libc::SYS_mount,
         SyscallOp::Umount2 => libc::SYS_umount2,
         SyscallOp::Bpf => libc::SYS_bpf,
-    };
-    Some(i64::from(n))
+    })
 }
 
 /// What `sensor probe` says about each syscall family's hook.
