@@ -72,7 +72,8 @@ pub fn run(sensor: &Path, seconds: u64) -> Result<()> {
     println!("bench: auditd (Debian's auditd, execve rule)");
     scenarios.push(with_auditd(workers, duration, &marker).unwrap_or_else(|e| failed("auditd", e)));
 
-    let report = render(&scenarios, workers, seconds);
+    let mut report = render(&scenarios, workers, seconds);
+    report.push_str(&crate::bench_syscalls::run(sensor, seconds, workers)?);
     let path = Path::new(OUT_DIR).join("report.md");
     std::fs::write(&path, &report).with_context(|| format!("writing {}", path.display()))?;
     println!("\n{report}\nbench: written to {}", path.display());
@@ -119,14 +120,14 @@ fn storm(workers: usize, duration: Duration, marker: &str) -> (u64, f64) {
 }
 
 /// CPU time and memory of one process.
-struct Cost {
-    cpu_seconds: f64,
-    peak_rss_kib: u64,
-    rss_kib: u64,
+pub(crate) struct Cost {
+    pub cpu_seconds: f64,
+    pub peak_rss_kib: u64,
+    pub rss_kib: u64,
 }
 
 /// utime + stime of `pid`, its peak RSS and its RSS.
-fn cost(pid: u32) -> Result<Cost> {
+pub(crate) fn cost(pid: u32) -> Result<Cost> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .with_context(|| format!("reading /proc/{pid}/stat (did the process exit?)"))?;
     let after_comm = stat.get(stat.rfind(')').context("malformed /proc/PID/stat")? + 2..).unwrap_or("");
@@ -151,7 +152,7 @@ fn cost(pid: u32) -> Result<Cost> {
 
 /// Waits until `size()` has not changed for a second (the monitor has
 /// drained what the storm left behind), at most 30 s.
-fn wait_until_quiet(mut size: impl FnMut() -> u64) {
+pub(crate) fn wait_until_quiet(mut size: impl FnMut() -> u64) {
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut last = size();
     while Instant::now() < deadline {
@@ -164,7 +165,7 @@ fn wait_until_quiet(mut size: impl FnMut() -> u64) {
     }
 }
 
-fn file_size(p: &Path) -> u64 {
+pub(crate) fn file_size(p: &Path) -> u64 {
     std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
 }
 
@@ -257,14 +258,14 @@ fn read_sensor_output(path: &Path, marker: &str) -> Result<(u64, BTreeMap<String
 }
 
 /// Turns on the kernel's per-program run-time accounting while alive.
-struct BpfStats {
+pub(crate) struct BpfStats {
     previous: String,
 }
 
 const BPF_STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
 
 impl BpfStats {
-    fn enable() -> Option<BpfStats> {
+    pub(crate) fn enable() -> Option<BpfStats> {
         let previous = std::fs::read_to_string(BPF_STATS).ok()?;
         std::fs::write(BPF_STATS, "1").ok()?;
         // bpftool reads the counters; without it there is nothing to report.
@@ -283,7 +284,7 @@ impl Drop for BpfStats {
 }
 
 /// Loaded BPF programs: id → run_time_ns.
-fn bpf_programs() -> BTreeMap<u64, u64> {
+pub(crate) fn bpf_programs() -> BTreeMap<u64, u64> {
     let Ok(out) = Command::new("bpftool").args(["-j", "prog", "show"]).output() else { return BTreeMap::new() };
     let Ok(Value::Array(progs)) = serde_json::from_slice::<Value>(&out.stdout) else { return BTreeMap::new() };
     progs
@@ -295,65 +296,8 @@ fn bpf_programs() -> BTreeMap<u64, u64> {
 // ---------------------------------------------------------------- auditd
 
 fn with_auditd(workers: usize, duration: Duration, marker: &str) -> Result<Scenario> {
-    if Command::new("auditctl").arg("-v").output().is_err() {
-        bail!("auditd is not installed (`cargo xtask setup` installs it)");
-    }
-    let running = setup::pids_named("auditd");
-    if !running.is_empty() {
-        bail!("an auditd is already running (pids {running:?}): stop it to run this scenario");
-    }
-    let initial = AuditStatus::read()?;
-    if initial.pid != 0 {
-        bail!("process {} already holds the audit socket as the audit daemon", initial.pid);
-    }
-
-    // A private configuration: Debian's, with the log in target/bench and no
-    // rotation, so every record of the storm can be counted afterwards.
-    let conf_dir = scratch_dir("auditd-conf")?;
-    let log_dir = std::path::absolute(Path::new(OUT_DIR).join("audit")).context("resolving target/bench/audit")?;
-    let _ = std::fs::remove_dir_all(&log_dir);
-    std::fs::create_dir_all(&log_dir).with_context(|| format!("creating {}", log_dir.display()))?;
-    let log = log_dir.join("audit.log");
-    let conf = std::fs::read_to_string("/etc/audit/auditd.conf").context("reading /etc/audit/auditd.conf")?;
-    let conf = private_auditd_conf(&conf, &log);
-    std::fs::write(conf_dir.join("auditd.conf"), conf).context("writing the private auditd.conf")?;
-    // auditd refuses a config that others can write.
-    set_mode(&conf_dir.join("auditd.conf"), 0o640)?;
-
-    // -n: stay in the foreground so we own its pid and can measure it.
-    let child = Command::new("auditd")
-        .arg("-n")
-        .arg("-c")
-        .arg(&conf_dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("starting auditd")?;
-    let mut guard = AuditGuard { child: Monitored(child), initial };
-    let err_path = Path::new(OUT_DIR).join("auditd-stderr.log");
-    let _stderr = StderrLog::follow(&mut guard.child.0, &err_path)?;
-    let pid = guard.child.0.id();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while AuditStatus::read()?.pid != pid {
-        if let Ok(Some(status)) = guard.child.0.try_wait() {
-            bail!("auditd exited at start ({status}); see {}", err_path.display());
-        }
-        if Instant::now() > deadline {
-            bail!("auditd did not register as the audit daemon within 15 s; see {}", err_path.display());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    // Debian's default rules (buffer size, backlog wait) as its service
-    // would load them, then the execve rule.
-    if Path::new("/etc/audit/rules.d/audit.rules").exists() {
-        cmd::stdout(Command::new("auditctl").args(["-R", "/etc/audit/rules.d/audit.rules"]), "auditctl -R")?;
-    }
-    cmd::stdout(
-        Command::new("auditctl").args(["-a", "always,exit", "-F", "arch=b64", "-S", "execve", "-k", "sensor-bench"]),
-        "auditctl -a always,exit -F arch=b64 -S execve",
-    )?;
-    cmd::stdout(Command::new("auditctl").args(["-e", "1"]), "auditctl -e 1")?;
+    let auditd = PrivateAuditd::start(&[&["-a", "always,exit", "-F", "arch=b64", "-S", "execve", "-k", "sensor-bench"]])?;
+    let (pid, log) = (auditd.pid, auditd.log.clone());
 
     let kauditd = setup::pids_named("kauditd").first().map(|&p| p as u32);
     let kauditd_cpu = || kauditd.and_then(|p| cost(p).ok()).map(|c| c.cpu_seconds);
@@ -365,7 +309,7 @@ fn with_auditd(workers: usize, duration: Duration, marker: &str) -> Result<Scena
     let after = cost(pid)?;
     let kernel_after = kauditd_cpu();
     let lost = AuditStatus::read()?.lost.saturating_sub(lost_before);
-    drop(guard);
+    drop(auditd);
 
     // One EXECVE record per exec, holding the argv (quoted, or hex when it
     // has special characters).
@@ -396,6 +340,82 @@ fn with_auditd(workers: usize, duration: Duration, marker: &str) -> Result<Scena
     })
 }
 
+/// Debian's auditd, run in the foreground as the audit daemon with a
+/// private configuration (log in target/bench, no rotation) and `rules`;
+/// stopped, with the rules deleted and the audit settings restored, when
+/// dropped.
+pub(crate) struct PrivateAuditd {
+    _guard: AuditGuard,
+    _stderr: StderrLog,
+    pub pid: u32,
+    pub log: PathBuf,
+}
+
+impl PrivateAuditd {
+    pub(crate) fn start(rules: &[&[&str]]) -> Result<PrivateAuditd> {
+        if Command::new("auditctl").arg("-v").output().is_err() {
+            bail!("auditd is not installed (`cargo xtask setup` installs it)");
+        }
+        let running = setup::pids_named("auditd");
+        if !running.is_empty() {
+            bail!("an auditd is already running (pids {running:?}): stop it to run this scenario");
+        }
+        let initial = AuditStatus::read()?;
+        if initial.pid != 0 {
+            bail!("process {} already holds the audit socket as the audit daemon", initial.pid);
+        }
+
+        // A private configuration: Debian's, with the log in target/bench and no
+        // rotation, so every record of the storm can be counted afterwards.
+        let conf_dir = scratch_dir("auditd-conf")?;
+        let log_dir = std::path::absolute(Path::new(OUT_DIR).join("audit")).context("resolving target/bench/audit")?;
+        let _ = std::fs::remove_dir_all(&log_dir);
+        std::fs::create_dir_all(&log_dir).with_context(|| format!("creating {}", log_dir.display()))?;
+        let log = log_dir.join("audit.log");
+        let conf = std::fs::read_to_string("/etc/audit/auditd.conf").context("reading /etc/audit/auditd.conf")?;
+        let conf = private_auditd_conf(&conf, &log);
+        std::fs::write(conf_dir.join("auditd.conf"), conf).context("writing the private auditd.conf")?;
+        // auditd refuses a config that others can write.
+        set_mode(&conf_dir.join("auditd.conf"), 0o640)?;
+
+        // -n: stay in the foreground so we own its pid and can measure it.
+        let child = Command::new("auditd")
+            .arg("-n")
+            .arg("-c")
+            .arg(&conf_dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting auditd")?;
+        let mut guard = AuditGuard { child: Monitored(child), initial };
+        let err_path = Path::new(OUT_DIR).join("auditd-stderr.log");
+        let _stderr = StderrLog::follow(&mut guard.child.0, &err_path)?;
+        let pid = guard.child.0.id();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while AuditStatus::read()?.pid != pid {
+            if let Ok(Some(status)) = guard.child.0.try_wait() {
+                bail!("auditd exited at start ({status}); see {}", err_path.display());
+            }
+            if Instant::now() > deadline {
+                bail!("auditd did not register as the audit daemon within 15 s; see {}", err_path.display());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // Debian's default rules (buffer size, backlog wait) as its service
+        // would load them, then the scenario's rules.
+        if Path::new("/etc/audit/rules.d/audit.rules").exists() {
+            cmd::stdout(Command::new("auditctl").args(["-R", "/etc/audit/rules.d/audit.rules"]), "auditctl -R")?;
+        }
+        for rule in rules {
+            cmd::stdout(Command::new("auditctl").args(*rule), "auditctl (a benchmark rule)")?;
+        }
+        cmd::stdout(Command::new("auditctl").args(["-e", "1"]), "auditctl -e 1")?;
+
+        Ok(PrivateAuditd { _guard: guard, _stderr, pid, log })
+    }
+}
+
 /// Debian's auditd.conf with the log moved to `log` and rotation off.
 fn private_auditd_conf(conf: &str, log: &Path) -> String {
     let mut out = String::new();
@@ -411,17 +431,17 @@ fn private_auditd_conf(conf: &str, log: &Path) -> String {
 }
 
 /// The fields of `auditctl -s` the bench uses or restores.
-struct AuditStatus {
+pub(crate) struct AuditStatus {
     enabled: u64,
     failure: u64,
     pid: u32,
-    lost: u64,
+    pub lost: u64,
     backlog_limit: u64,
     backlog_wait_time: u64,
 }
 
 impl AuditStatus {
-    fn read() -> Result<AuditStatus> {
+    pub(crate) fn read() -> Result<AuditStatus> {
         let s = cmd::stdout(Command::new("auditctl").arg("-s"), "auditctl -s")?;
         let field = |name: &str| {
             s.lines()
@@ -463,10 +483,10 @@ impl Drop for AuditGuard {
 // ---------------------------------------------------------------- helpers
 
 /// A monitor process that is stopped (SIGTERM, then SIGKILL) when dropped.
-struct Monitored(Child);
+pub(crate) struct Monitored(pub Child);
 
 impl Monitored {
-    fn stop(&mut self) -> Result<()> {
+    pub(crate) fn stop(&mut self) -> Result<()> {
         if self.0.try_wait().ok().flatten().is_some() {
             return Ok(());
         }
@@ -492,13 +512,13 @@ impl Drop for Monitored {
 }
 
 /// A child's stderr, copied to a file and watched for a line.
-struct StderrLog {
+pub(crate) struct StderrLog {
     lines: mpsc::Receiver<Option<String>>,
     path: PathBuf,
 }
 
 impl StderrLog {
-    fn follow(child: &mut Child, path: &Path) -> Result<StderrLog> {
+    pub(crate) fn follow(child: &mut Child, path: &Path) -> Result<StderrLog> {
         use std::io::Write as _;
         let stderr = child.stderr.take().context("stderr not piped")?;
         let mut file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
@@ -515,7 +535,7 @@ impl StderrLog {
     }
 
     /// Waits for a line containing `needle`; fails if the stream ends first.
-    fn wait_for(&self, needle: &str, timeout: Duration) -> Result<()> {
+    pub(crate) fn wait_for(&self, needle: &str, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
         let mut tail: Vec<String> = Vec::new();
         loop {
@@ -542,7 +562,7 @@ impl StderrLog {
     }
 }
 
-fn scratch_dir(name: &str) -> Result<PathBuf> {
+pub(crate) fn scratch_dir(name: &str) -> Result<PathBuf> {
     let d = std::env::temp_dir().join(format!("sensor-bench-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
     Ok(d)

@@ -2,6 +2,7 @@
 //! setup, building the eBPF object, privileged tests, benchmarks.
 
 mod bench;
+mod bench_syscalls;
 mod cmd;
 mod kernels;
 mod setup;
@@ -64,7 +65,8 @@ enum Command {
         #[arg(long)]
         only: Option<String>,
     },
-    /// Exec-storm benchmark: no monitoring vs the sensor vs auditd, in one run.
+    /// Exec storm and traced syscalls (chmod, connect; getppid untraced): no
+    /// monitoring vs the sensor vs auditd, in one run.
     /// Writes target/bench/report.md.
     Bench {
         /// Seconds of exec storm per scenario.
