@@ -13,9 +13,10 @@ use crate::enrich::process::{EntityIds, ProcessInfo, ProcessTable};
 use crate::enrich::procfs::ProcSnapshot;
 use crate::enrich::user::{Accounts, UserNames};
 use crate::event::{
-    Agent, Cgroup, Container, Event, EventMeta, Host, Lost, ProbeErrorCount, Process, SensorFields,
-    Signal, Text, Thread,
+    Agent, Cgroup, Container, Event, EventMeta, Heartbeat, Host, Lost, ProbeErrorCount, Process,
+    SensorFields, SequenceGap, Signal, Text, Thread,
 };
+use crate::sink::sequence::SequenceLease;
 use crate::source::ebpf::decode::{ExecRecord, ExitRecord, ForkRecord, KernelEvent};
 
 pub struct Pipeline {
@@ -29,6 +30,8 @@ pub struct Pipeline {
     /// even when sequence numbers restart.
     instance: String,
     ancestry_depth: usize,
+    /// Persists `seq` across restarts (see `sink::sequence`).
+    lease: Option<SequenceLease>,
 }
 
 const PROCESS: &[&str] = &["process"];
@@ -58,7 +61,28 @@ impl Pipeline {
             seq: 0,
             instance: instance.iter().map(|b| format!("{b:02x}")).collect(),
             ancestry_depth,
+            lease: None,
         }
+    }
+
+    /// Continue numbering after `last` (from an earlier run), persisting
+    /// the numbers used in `lease`.
+    pub fn resume_sequence(&mut self, lease: SequenceLease, last: u64) {
+        self.seq = last;
+        self.lease = Some(lease);
+    }
+
+    /// Graceful stop: the next start continues right after the last number.
+    pub fn close_sequence(&mut self) {
+        if let Some(l) = self.lease.as_mut() {
+            if let Err(e) = l.close(self.seq) {
+                tracing::error!("cannot persist the sequence number: {e}");
+            }
+        }
+    }
+
+    pub fn sequence(&self) -> u64 {
+        self.seq
     }
 
     /// Fills the table with processes that existed before the sensor, so
@@ -291,6 +315,25 @@ impl Pipeline {
         )
     }
 
+    /// Sequence numbers `first..=last` never reached `sink`'s spool (the
+    /// sensor was killed while they were in memory).
+    pub fn sequence_gap(&mut self, sink: &'static str, first: u64, last: u64) -> Event {
+        let meta = self.meta("pipeline_error", HOST, INFO, "lost", Some("failure"), "sensor");
+        self.sensor_event(
+            meta,
+            SensorFields {
+                lost: Some(Lost { source: "restart", kind: sink, count: last + 1 - first }),
+                gap: Some(SequenceGap { first, last }),
+                ..SensorFields::default()
+            },
+        )
+    }
+
+    pub fn heartbeat(&mut self, heartbeat: Heartbeat) -> Event {
+        let meta = self.meta("metric", HOST, INFO, "heartbeat", None, "sensor");
+        self.sensor_event(meta, SensorFields { heartbeat: Some(heartbeat), ..SensorFields::default() })
+    }
+
     fn sensor_event(&mut self, meta: EventMeta, sensor: SensorFields) -> Event {
         Event {
             timestamp: self.clock.rfc3339(BootClock::now_boot_ns()),
@@ -313,6 +356,11 @@ impl Pipeline {
         module: &'static str,
     ) -> EventMeta {
         self.seq += 1;
+        if let Some(l) = self.lease.as_mut() {
+            if let Err(e) = l.cover(self.seq) {
+                tracing::error!("cannot persist the sequence number: {e}");
+            }
+        }
         EventMeta {
             kind,
             category,

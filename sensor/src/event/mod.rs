@@ -167,6 +167,14 @@ pub struct SensorFields {
     /// On a probe-error event: in-kernel read failures since the last report.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probe_error: Option<ProbeErrorCount>,
+    /// On a loss event after a crash: the sequence numbers, first to last,
+    /// that never reached the sink's spool.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gap: Option<SequenceGap>,
+    /// On a heartbeat: the sensor's counters, so that a collector can tell
+    /// a quiet host from a dead sensor.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heartbeat: Option<Heartbeat>,
 }
 
 impl SensorFields {
@@ -186,6 +194,8 @@ impl SensorFields {
             core_dumped,
             lost,
             probe_error,
+            gap,
+            heartbeat,
         } = self;
         login_user.is_none()
             && session_id.is_none()
@@ -201,6 +211,8 @@ impl SensorFields {
             && core_dumped.is_none()
             && lost.is_none()
             && probe_error.is_none()
+            && gap.is_none()
+            && heartbeat.is_none()
     }
 }
 
@@ -240,4 +252,31 @@ pub struct Lost {
 pub struct ProbeErrorCount {
     pub kind: &'static str,
     pub count: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SequenceGap {
+    pub first: u64,
+    pub last: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Heartbeat {
+    pub interval_s: u64,
+    pub uptime_s: u64,
+    /// Events the sensor produced since it started.
+    pub events: u64,
+    pub sinks: Vec<SinkHeartbeat>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SinkHeartbeat {
+    pub name: &'static str,
+    pub kind: &'static str,
+    pub sent: u64,
+    pub queue_dropped: u64,
+    pub spool_dropped: u64,
+    pub spool_bytes: u64,
+    pub spool_pending: u64,
+    pub connected: bool,
 }

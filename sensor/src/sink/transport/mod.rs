@@ -1,0 +1,4 @@
+//! Where encoded events go: a local file, or a syslog collector.
+
+pub mod file;
+pub mod syslog;
