@@ -20,6 +20,7 @@
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -77,7 +78,8 @@ fn seg_path(dir: &Path, id: u64) -> PathBuf {
 
 impl Spool {
     pub fn open(dir: &Path, max_bytes: u64, when_full: WhenFull) -> io::Result<Spool> {
-        std::fs::create_dir_all(dir)?;
+        // Events are sensitive: only root reads the spool.
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
         let mut ids: Vec<u64> = std::fs::read_dir(dir)?
             .filter_map(|e| e.ok())
             .filter_map(|e| e.file_name().to_str()?.strip_suffix(".seg")?.parse().ok())
@@ -215,7 +217,7 @@ impl Spool {
             w.get_ref().sync_data()?;
         }
         let id = self.segments.back().map_or(self.acked.segment, |s| s.id + 1);
-        let f = OpenOptions::new().create(true).append(true).open(seg_path(&self.dir, id))?;
+        let f = OpenOptions::new().create(true).append(true).mode(0o600).open(seg_path(&self.dir, id))?;
         self.writer = Some(BufWriter::with_capacity(256 << 10, f));
         self.segments.push_back(Segment { id, bytes: 0, records: 0 });
         Ok(())
@@ -404,7 +406,7 @@ fn read_ack(dir: &Path) -> Option<(Cursor, u64)> {
 
 fn write_ack(dir: &Path, c: Cursor, seq: u64) -> io::Result<()> {
     let tmp = dir.join("acked.tmp");
-    let mut f = File::create(&tmp)?;
+    let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
     writeln!(f, "{} {} {} {}", c.segment, c.offset, c.index, seq)?;
     f.sync_data()?;
     std::fs::rename(&tmp, dir.join("acked"))
