@@ -19,6 +19,7 @@ pub enum SinkConfig {
     Stdout(StdoutSink),
     File(FileSink),
     Syslog(SyslogSink),
+    Http(HttpSink),
 }
 
 /// `kind = "stdout"`: JSON lines on standard output.
@@ -66,6 +67,48 @@ pub struct SyslogSink {
     pub tls: TlsConfig,
     #[serde(default)]
     pub delivery: DeliveryConfig,
+}
+
+/// `kind = "http"`: batches of events POSTed to a collector.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSink {
+    pub name: Option<String>,
+    /// `http://` or `https://` URL the batches are POSTed to (for
+    /// Elasticsearch the `_bulk` endpoint, for Splunk `/services/collector/event`).
+    pub url: String,
+    #[serde(default)]
+    pub format: HttpFormat,
+    /// Compress bodies with gzip (`Content-Encoding: gzip`).
+    #[serde(default = "default_true")]
+    pub gzip: bool,
+    /// `Authorization: Bearer …` (`Splunk …` for `splunk_hec`).
+    pub bearer_token: Option<String>,
+    /// Basic authentication.
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// Elasticsearch index of the `_bulk` action lines.
+    #[serde(default = "default_index")]
+    pub index: String,
+    /// Events per request at most.
+    #[serde(default = "default_batch_events")]
+    pub batch_events: usize,
+    #[serde(default)]
+    pub tls: TlsConfig,
+    #[serde(default)]
+    pub delivery: DeliveryConfig,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HttpFormat {
+    /// One event's JSON per line.
+    #[default]
+    Ndjson,
+    /// Elasticsearch `_bulk`: an `index` action line before each event.
+    Elasticsearch,
+    /// Splunk HTTP Event Collector: `{"time":…,"host":…,"event":{…}}` objects.
+    SplunkHec,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -128,6 +171,15 @@ fn default_rotate_bytes() -> u64 {
 }
 fn default_keep() -> u32 {
     5
+}
+fn default_true() -> bool {
+    true
+}
+fn default_index() -> String {
+    "sensor".to_owned()
+}
+fn default_batch_events() -> usize {
+    500
 }
 fn default_facility() -> String {
     "authpriv".to_owned()
@@ -229,6 +281,7 @@ impl SinkConfig {
             SinkConfig::Stdout(_) => "stdout",
             SinkConfig::File(_) => "file",
             SinkConfig::Syslog(_) => "syslog",
+            SinkConfig::Http(_) => "http",
         }
     }
 
@@ -239,6 +292,7 @@ impl SinkConfig {
             SinkConfig::Stdout(s) => &s.name,
             SinkConfig::File(s) => &s.name,
             SinkConfig::Syslog(s) => &s.name,
+            SinkConfig::Http(s) => &s.name,
         };
         given.clone().unwrap_or_else(|| format!("{}{index}", self.kind()))
     }
@@ -299,24 +353,54 @@ pub(super) fn validate(sinks: &[SinkConfig]) -> Result<(), ConfigError> {
                     return Err(invalid(i, "app_name", "must be 1 to 48 printable ASCII characters".into()));
                 }
                 if matches!(addr, SyslogAddress::Tls(_)) {
-                    if s.tls.verify {
-                        readable(i, "tls.ca_file", &s.tls.ca_file)?;
-                    }
-                    match (&s.tls.cert_file, &s.tls.key_file) {
-                        (Some(c), Some(k)) => {
-                            readable(i, "tls.cert_file", c)?;
-                            readable(i, "tls.key_file", k)?;
-                        }
-                        (None, None) => {}
-                        (Some(_), None) => return Err(invalid(i, "tls.key_file", "missing: cert_file needs it".into())),
-                        (None, Some(_)) => return Err(invalid(i, "tls.cert_file", "missing: key_file needs it".into())),
-                    }
+                    validate_tls(i, &s.tls)?;
                 }
                 validate_delivery(i, &s.delivery)?;
+            }
+            SinkConfig::Http(h) => {
+                let https = if h.url.starts_with("https://") {
+                    true
+                } else if h.url.starts_with("http://") {
+                    false
+                } else {
+                    return Err(invalid(i, "url", format!("`{}`: use an http:// or https:// URL", h.url)));
+                };
+                let rest = h.url.split_once("://").map_or("", |(_, r)| r);
+                if rest.is_empty() || rest.starts_with('/') {
+                    return Err(invalid(i, "url", format!("`{}` has no host", h.url)));
+                }
+                if https {
+                    validate_tls(i, &h.tls)?;
+                }
+                if h.bearer_token.is_some() && (h.username.is_some() || h.password.is_some()) {
+                    return Err(invalid(i, "bearer_token", "use either bearer_token or username/password".into()));
+                }
+                if h.username.is_some() != h.password.is_some() {
+                    return Err(invalid(i, "password", "username and password go together".into()));
+                }
+                if h.batch_events == 0 || h.batch_events > 100_000 {
+                    return Err(invalid(i, "batch_events", format!("{} is not within 1..=100000", h.batch_events)));
+                }
+                validate_delivery(i, &h.delivery)?;
             }
         }
     }
     Ok(())
+}
+
+fn validate_tls(i: usize, tls: &TlsConfig) -> Result<(), ConfigError> {
+    if tls.verify {
+        readable(i, "tls.ca_file", &tls.ca_file)?;
+    }
+    match (&tls.cert_file, &tls.key_file) {
+        (Some(c), Some(k)) => {
+            readable(i, "tls.cert_file", c)?;
+            readable(i, "tls.key_file", k)
+        }
+        (None, None) => Ok(()),
+        (Some(_), None) => Err(invalid(i, "tls.key_file", "missing: cert_file needs it".into())),
+        (None, Some(_)) => Err(invalid(i, "tls.cert_file", "missing: key_file needs it".into())),
+    }
 }
 
 fn validate_delivery(i: usize, d: &DeliveryConfig) -> Result<(), ConfigError> {

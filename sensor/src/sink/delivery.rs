@@ -11,11 +11,14 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 use super::spool::{Cursor, Spool};
+use super::transport::http::HttpSender;
 use super::transport::syslog::{Connection, Endpoint};
 use crate::config::sinks::DeliveryConfig;
 
-/// Bytes sent per write to the collector.
+/// Bytes sent per write to a syslog collector.
 const BATCH_BYTES: usize = 256 << 10;
+/// Bytes of records per HTTP request at most.
+const HTTP_BATCH_BYTES: usize = 4 << 20;
 /// How often delivered positions are persisted while busy.
 const TICK: Duration = Duration::from_millis(200);
 
@@ -91,18 +94,78 @@ struct InFlight {
     at: Instant,
 }
 
+/// How a sink's records leave the host.
+pub enum Transport {
+    Syslog { endpoint: Endpoint, conn: Option<Connection> },
+    Http { sender: HttpSender, batch_events: usize },
+}
+
+/// A send that failed, and when the server asked us to come back.
+struct Failed {
+    reason: String,
+    retry_after: Option<Duration>,
+}
+
+impl Transport {
+    fn ready(&self) -> bool {
+        match self {
+            Transport::Syslog { conn, .. } => conn.is_some(),
+            // reqwest keeps its own connection pool.
+            Transport::Http { .. } => true,
+        }
+    }
+
+    async fn connect(&mut self) -> std::io::Result<()> {
+        if let Transport::Syslog { endpoint, conn } = self {
+            *conn = Some(endpoint.connect().await?);
+        }
+        Ok(())
+    }
+
+    fn disconnect(&mut self) {
+        if let Transport::Syslog { conn, .. } = self {
+            *conn = None;
+        }
+    }
+
+    fn batch_limits(&self) -> (usize, usize) {
+        match self {
+            Transport::Syslog { .. } => (BATCH_BYTES, usize::MAX),
+            Transport::Http { batch_events, .. } => (HTTP_BATCH_BYTES, *batch_events),
+        }
+    }
+
+    /// Whether a successful send can still be lost (a stream whose peer
+    /// has not read it yet): such records are acknowledged after the
+    /// replay window only.
+    fn needs_replay(&self) -> bool {
+        matches!(self, Transport::Syslog { conn: Some(c), .. } if c.is_stream())
+    }
+
+    async fn send(&mut self, batch: &[(u64, Vec<u8>)], scratch: &mut Vec<u8>) -> Result<(), Failed> {
+        match self {
+            Transport::Syslog { conn: Some(c), .. } => {
+                c.send(batch, scratch).await.map_err(|e| Failed { reason: e.to_string(), retry_after: None })
+            }
+            Transport::Syslog { conn: None, .. } => Err(Failed { reason: "not connected".into(), retry_after: None }),
+            Transport::Http { sender, .. } => {
+                sender.send(batch).await.map_err(|r| Failed { reason: r.reason, retry_after: r.retry_after })
+            }
+        }
+    }
+}
+
 pub struct Worker {
     pub name: String,
     pub queue: Arc<Queue>,
     pub spool: Spool,
-    pub endpoint: Endpoint,
+    pub transport: Transport,
     pub config: DeliveryConfig,
     pub stats: Arc<SinkStats>,
 }
 
 impl Worker {
     pub async fn run(mut self) {
-        let mut conn: Option<Connection> = None;
         let mut backoff = Duration::from_millis(self.config.retry_initial_ms);
         let mut retry_at = Instant::now();
         let mut in_flight: VecDeque<InFlight> = VecDeque::new();
@@ -127,12 +190,11 @@ impl Worker {
                 closing_deadline = Some(Instant::now() + Duration::from_secs(2));
             }
 
-            if conn.is_none() && Instant::now() >= retry_at && self.spool.has_unsent() {
-                match self.endpoint.connect().await {
-                    Ok(c) => {
+            if !self.transport.ready() && Instant::now() >= retry_at && self.spool.has_unsent() {
+                match self.transport.connect().await {
+                    Ok(()) => {
                         tracing::info!(sink = %self.name, "connected to the collector");
                         self.stats.connected.store(1, Ordering::Relaxed);
-                        conn = Some(c);
                         backoff = Duration::from_millis(self.config.retry_initial_ms);
                     }
                     Err(e) => {
@@ -144,27 +206,33 @@ impl Worker {
             }
 
             let mut sent_any = false;
-            if let Some(c) = conn.as_mut() {
-                match self.spool.next_batch(BATCH_BYTES) {
+            if self.transport.ready() && Instant::now() >= retry_at {
+                let (max_bytes, max_records) = self.transport.batch_limits();
+                match self.spool.next_batch(max_bytes, max_records) {
                     Ok((batch, to)) if !batch.is_empty() => {
                         let last = batch.last().map_or(0, |r| r.0);
-                        match c.send(&batch, &mut scratch).await {
+                        let replayable = self.transport.needs_replay();
+                        match self.transport.send(&batch, &mut scratch).await {
                             Ok(()) => {
                                 self.stats.sent.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                                in_flight.push_back(InFlight { to, seq: last, at: Instant::now() });
-                                if !c.is_stream() {
+                                if replayable {
+                                    in_flight.push_back(InFlight { to, seq: last, at: Instant::now() });
+                                } else {
                                     in_flight.clear();
                                     self.ack(to, last);
                                 }
+                                backoff = Duration::from_millis(self.config.retry_initial_ms);
                                 sent_any = true;
                             }
-                            Err(e) => {
-                                tracing::warn!(sink = %self.name, "sending to the collector failed: {e}; will reconnect and resend");
-                                conn = None;
+                            Err(f) => {
+                                let wait = f.retry_after.unwrap_or(backoff);
+                                tracing::warn!(sink = %self.name, retry_in = ?wait, "sending to the collector failed: {}; will resend", f.reason);
+                                self.transport.disconnect();
                                 self.stats.connected.store(0, Ordering::Relaxed);
                                 in_flight.clear();
                                 self.spool.rewind();
-                                retry_at = Instant::now() + backoff;
+                                retry_at = Instant::now() + wait;
+                                backoff = (backoff * 2).min(Duration::from_millis(self.config.retry_max_ms));
                             }
                         }
                     }
@@ -189,7 +257,7 @@ impl Worker {
             self.publish();
 
             if let Some(deadline) = closing_deadline {
-                let done = !self.spool.has_unsent() || conn.is_none() || Instant::now() >= deadline;
+                let done = !self.spool.has_unsent() || !self.transport.ready() || Instant::now() >= deadline;
                 if done {
                     // Records still in the window were sent; keep them for a
                     // resend after restart only if the connection failed.
@@ -206,7 +274,7 @@ impl Worker {
                 tokio::task::yield_now().await;
                 continue;
             }
-            let wait = if conn.is_none() && self.spool.has_unsent() {
+            let wait = if self.spool.has_unsent() {
                 retry_at.saturating_duration_since(Instant::now()).min(TICK)
             } else {
                 TICK

@@ -18,11 +18,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::config::sinks::{SinkConfig, SyslogAddress, facility_code};
+use crate::config::sinks::{DeliveryConfig, HttpFormat, SinkConfig, SyslogAddress, facility_code};
 use crate::event::Event;
 use codec::Header;
 use codec::syslog::SyslogCodec;
-use delivery::{Queue, SinkStats, Worker};
+use delivery::{Queue, SinkStats, Transport, Worker};
 use transport::file::RotatingFile;
 use transport::syslog::Endpoint;
 
@@ -65,7 +65,13 @@ pub struct SinkError {
 enum Output {
     Stdout(BufWriter<io::Stdout>),
     File(RotatingFile),
-    Queue { codec: SyslogCodec, queue: Arc<Queue> },
+    Queue { codec: Codec, queue: Arc<Queue> },
+}
+
+/// How a queued sink encodes a record.
+enum Codec {
+    Syslog(SyslogCodec),
+    Http { format: HttpFormat, index: String },
 }
 
 /// A sink as the heartbeat, loss reports and metrics see it.
@@ -121,7 +127,7 @@ impl Router {
                     let address = SyslogAddress::parse(&s.address).map_err(err)?;
                     let tls = match &address {
                         SyslogAddress::Tls(_) => {
-                            let connector = transport::syslog::tls_connector(&s.tls).map_err(err)?;
+                            let connector = tokio_rustls::TlsConnector::from(Arc::new(transport::tls::client_config(&s.tls).map_err(err)?));
                             let host = s.tls.server_name.clone().or_else(|| address.host().map(str::to_owned));
                             let host = host.unwrap_or_default();
                             let name = rustls::pki_types::ServerName::try_from(host.clone())
@@ -130,32 +136,27 @@ impl Router {
                         }
                         _ => None,
                     };
-                    let dir = s.delivery.spool_dir.clone().unwrap_or_else(|| state_dir.join("spool").join(&name));
-                    let existed = spool::exists(&dir);
-                    let spool = spool::Spool::open(&dir, s.delivery.spool_bytes, s.delivery.when_full)
-                        .map_err(|e| err(format!("spool {}: {e}", dir.display())))?;
-                    if existed {
-                        resumed_seq = Some(spool.last_seq());
-                    }
-                    if spool.pending() > 0 {
-                        tracing::info!(sink = %name, pending = spool.pending(), "undelivered records from an earlier run");
-                    }
-                    let queue = Queue::new(s.delivery.queue_bytes, stats.clone());
-                    workers.push(Worker {
-                        name: name.clone(),
-                        queue: queue.clone(),
-                        spool,
-                        endpoint: Endpoint { address, tls },
-                        config: s.delivery.clone(),
-                        stats: stats.clone(),
-                    });
-                    let codec = SyslogCodec {
+                    let codec = Codec::Syslog(SyslogCodec {
                         format: s.format,
                         facility: facility_code(&s.facility).ok_or_else(|| err(format!("facility `{}`", s.facility)))?,
                         app_name: s.app_name.clone(),
                         pid: std::process::id(),
-                    };
+                    });
+                    let transport = Transport::Syslog { endpoint: Endpoint { address, tls }, conn: None };
+                    let (queue, worker, resumed) =
+                        queued(&name, &s.delivery, state_dir, transport, stats.clone()).map_err(err)?;
+                    workers.push(worker);
+                    resumed_seq = resumed;
                     Output::Queue { codec, queue }
+                }
+                SinkConfig::Http(h) => {
+                    let sender = transport::http::HttpSender::new(h).map_err(err)?;
+                    let transport = Transport::Http { sender, batch_events: h.batch_events };
+                    let (queue, worker, resumed) =
+                        queued(&name, &h.delivery, state_dir, transport, stats.clone()).map_err(err)?;
+                    workers.push(worker);
+                    resumed_seq = resumed;
+                    Output::Queue { codec: Codec::Http { format: h.format, index: h.index.clone() }, queue }
                 }
             };
             router.outputs.push(output);
@@ -220,6 +221,28 @@ impl Router {
     }
 }
 
+/// Opens a queued sink's spool and makes its queue and delivery task;
+/// also returns the highest sequence number spooled by an earlier run.
+fn queued(
+    name: &str,
+    delivery: &DeliveryConfig,
+    state_dir: &Path,
+    transport: Transport,
+    stats: Arc<SinkStats>,
+) -> Result<(Arc<Queue>, Worker, Option<u64>), String> {
+    let dir = delivery.spool_dir.clone().unwrap_or_else(|| state_dir.join("spool").join(name));
+    let existed = spool::exists(&dir);
+    let spool = spool::Spool::open(&dir, delivery.spool_bytes, delivery.when_full)
+        .map_err(|e| format!("spool {}: {e}", dir.display()))?;
+    if spool.pending() > 0 {
+        tracing::info!(sink = %name, pending = spool.pending(), "undelivered records from an earlier run");
+    }
+    let resumed = existed.then(|| spool.last_seq());
+    let queue = Queue::new(delivery.queue_bytes, stats.clone());
+    let worker = Worker { name: name.to_owned(), queue: queue.clone(), spool, transport, config: delivery.clone(), stats };
+    Ok((queue, worker, resumed))
+}
+
 impl Sink for Router {
     fn emit(&mut self, event: &Event) -> io::Result<()> {
         self.json.clear();
@@ -249,7 +272,10 @@ impl Sink for Router {
                 }
                 Output::Queue { codec, queue } => {
                     let mut record = Vec::with_capacity(self.json.len() + 128);
-                    codec.encode(&mut record, &header, &self.json);
+                    match codec {
+                        Codec::Syslog(c) => c.encode(&mut record, &header, &self.json),
+                        Codec::Http { format, index } => codec::http::encode(&mut record, *format, index, &header, &self.json),
+                    }
                     queue.push(header.sequence, record);
                 }
             }

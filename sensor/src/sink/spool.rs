@@ -255,11 +255,11 @@ impl Spool {
 
     /// Reads unsent records, up to about `max_bytes`, and moves the send
     /// cursor past them. Returns (cursor after, last seq, records).
-    pub fn next_batch(&mut self, max_bytes: usize) -> io::Result<(Vec<(u64, Vec<u8>)>, Cursor)> {
+    pub fn next_batch(&mut self, max_bytes: usize, max_records: usize) -> io::Result<(Vec<(u64, Vec<u8>)>, Cursor)> {
         self.flush()?;
         let mut out = Vec::new();
         let mut size = 0usize;
-        while size < max_bytes {
+        while size < max_bytes && out.len() < max_records {
             let Some(seg) = self.segments.iter().find(|s| s.id >= self.sent.segment) else { break };
             let (seg_id, seg_records) = (seg.id, seg.records);
             if seg_id > self.sent.segment {
@@ -431,7 +431,7 @@ mod tests {
     fn drain(s: &mut Spool) -> Vec<u64> {
         let mut seqs = Vec::new();
         loop {
-            let (batch, cur) = s.next_batch(1000).unwrap();
+            let (batch, cur) = s.next_batch(1000, usize::MAX).unwrap();
             if batch.is_empty() {
                 return seqs;
             }
@@ -448,7 +448,7 @@ mod tests {
         for i in 1..=100 {
             assert!(s.append(i, format!("record {i}").as_bytes()).unwrap());
         }
-        let (batch, cur) = s.next_batch(200).unwrap();
+        let (batch, cur) = s.next_batch(200, usize::MAX).unwrap();
         assert_eq!(batch[0], (1, b"record 1".to_vec()));
         let last = batch.last().unwrap().0;
         s.ack(cur, last).unwrap();
@@ -467,7 +467,7 @@ mod tests {
         for i in 1..=10 {
             s.append(i, b"x").unwrap();
         }
-        let (b1, _) = s.next_batch(3).unwrap();
+        let (b1, _) = s.next_batch(3, usize::MAX).unwrap();
         assert_eq!(b1.len(), 3);
         s.rewind();
         assert_eq!(drain(&mut s), (1..=10).collect::<Vec<_>>());

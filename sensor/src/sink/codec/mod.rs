@@ -2,6 +2,7 @@
 //! The event is serialized to JSON once per event by the router; codecs
 //! only wrap that JSON.
 
+pub mod http;
 pub mod syslog;
 
 use crate::event::Event;
@@ -16,6 +17,8 @@ pub struct Header<'a> {
     pub action: &'a str,
     /// RFC 5424 severity, 0 (emergency) to 7 (debug).
     pub severity: u8,
+    /// `event.id`.
+    pub id: &'a str,
 }
 
 impl<'a> Header<'a> {
@@ -26,6 +29,7 @@ impl<'a> Header<'a> {
             host: &event.host.name,
             action: event.event.action,
             severity: severity(event),
+            id: &event.event.id,
         }
     }
 }

@@ -101,6 +101,7 @@ mod tests {
             host: "web-1",
             action: "exec",
             severity: 6,
+            id: "x-42",
         }
     }
 
