@@ -16,6 +16,7 @@ use serde_json::Value;
 pub use sensor::event::text::unescape;
 
 pub mod delivery;
+pub mod http_receiver;
 pub mod rsyslog;
 
 /// How long to wait for an event that must come. Generous because CI

@@ -34,6 +34,10 @@ pub struct Refused {
 
 impl HttpSender {
     pub fn new(cfg: &HttpSink) -> Result<HttpSender, String> {
+        // reqwest builds a TLS config even for http:// URLs and, built
+        // without a provider of its own, needs the process default: ring,
+        // as everywhere else. An error only means it is already installed.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut builder = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).user_agent(concat!(
             "sensor/",
             env!("CARGO_PKG_VERSION")
