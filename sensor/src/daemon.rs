@@ -33,6 +33,14 @@ pub enum RunError {
     Signals(#[source] std::io::Error),
     #[error(transparent)]
     Sink(#[from] SinkError),
+    #[error("cannot listen on telemetry.metrics_address {addr}: {source}")]
+    Metrics {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid config: {0}")]
+    Config(#[from] crate::config::ConfigError),
     #[error("cannot keep the sequence number in {dir}: {source}")]
     Sequence {
         dir: std::path::PathBuf,
@@ -61,6 +69,12 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     // Sinks open before the kernel side loads: a bad sink fails the start
     // at once, naming it.
     let mut sink = Router::start(&config.sinks, &config.agent.state_dir)?;
+    if let Some(addr) = config.telemetry.metrics_socket()? {
+        let listener =
+            crate::telemetry::server::bind(addr).await.map_err(|source| RunError::Metrics { addr, source })?;
+        crate::telemetry::server::spawn(listener, crate::telemetry::registry(&sink.metrics, sink.views()));
+        tracing::info!(%addr, "metrics on http://{addr}/metrics");
+    }
 
     // Attach first, then read /proc: a process that starts in between is
     // in both, and the kernel's record (applied later) wins.

@@ -172,6 +172,7 @@ impl Config {
             });
         }
         sinks::validate(&self.sinks)?;
+        self.telemetry.metrics_socket()?;
         Ok(())
     }
 }

@@ -95,6 +95,7 @@ pub struct Router {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     /// Events handed to the router.
     pub events: AtomicU64,
+    pub metrics: crate::telemetry::Metrics,
 }
 
 impl Router {
@@ -111,6 +112,7 @@ impl Router {
             record: Vec::with_capacity(4096),
             tasks: Vec::new(),
             events: AtomicU64::new(0),
+            metrics: Default::default(),
         };
         let mut workers = Vec::new();
         for (index, cfg) in sinks.iter().enumerate() {
@@ -174,6 +176,14 @@ impl Router {
             router.tasks.push(tokio::spawn(w.run()));
         }
         Ok(router)
+    }
+
+    /// What the metrics endpoint shows of the sinks.
+    pub fn views(&self) -> Vec<crate::telemetry::SinkView> {
+        self.sinks
+            .iter()
+            .map(|s| crate::telemetry::SinkView { name: s.name, kind: s.kind, stats: s.stats.clone() })
+            .collect()
     }
 
     /// SIGHUP: files are opened anew (after an outside rotation).
@@ -248,6 +258,11 @@ impl Sink for Router {
         self.json.clear();
         serde_json::to_writer(&mut self.json, event)?;
         self.events.fetch_add(1, Ordering::Relaxed);
+        self.metrics.events.get_or_create(&[("action", event.event.action)]).inc();
+        if let Some(l) = &event.sensor.lost {
+            self.metrics.lost.get_or_create(&[("source", l.source)]).inc_by(l.count);
+        }
+        self.metrics.last_sequence.store(event.event.sequence, Ordering::Relaxed);
         let header = Header::of(event);
         for (out, info) in self.outputs.iter_mut().zip(&self.sinks) {
             match out {
