@@ -72,7 +72,8 @@ pub fn run(sensor: &Path, seconds: u64) -> Result<()> {
     println!("bench: auditd (Debian's auditd, execve rule)");
     scenarios.push(with_auditd(workers, duration, &marker).unwrap_or_else(|e| failed("auditd", e)));
 
-    let report = render(&scenarios, workers, seconds);
+    println!("bench: sink throughput (file, syslog TCP)");
+    let report = render(&scenarios, workers, seconds) + &crate::bench_sinks::run(sensor, Path::new(OUT_DIR));
     let path = Path::new(OUT_DIR).join("report.md");
     std::fs::write(&path, &report).with_context(|| format!("writing {}", path.display()))?;
     println!("\n{report}\nbench: written to {}", path.display());

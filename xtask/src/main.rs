@@ -2,6 +2,7 @@
 //! setup, building the eBPF object, privileged tests, benchmarks.
 
 mod bench;
+mod bench_sinks;
 mod cmd;
 mod kernels;
 mod setup;

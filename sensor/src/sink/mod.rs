@@ -7,6 +7,7 @@
 //! their own task moves into an on-disk spool and sends from, so the kernel
 //! reader never waits on a collector.
 
+pub mod bench;
 pub mod codec;
 pub mod delivery;
 pub mod sequence;
