@@ -81,10 +81,6 @@ impl Pipeline {
         }
     }
 
-    pub fn sequence(&self) -> u64 {
-        self.seq
-    }
-
     /// Fills the table with processes that existed before the sensor, so
     /// their later events have parents and ancestry.
     pub fn seed(&mut self, snapshots: impl IntoIterator<Item = ProcSnapshot>) {

@@ -32,7 +32,7 @@ fn every_sequence_number_arrives_after_a_30_s_collector_outage() {
     let before = read_jsonl(&file).len();
     std::thread::sleep(Duration::from_secs(30));
     let during = read_jsonl(&file).len() - before;
-    sensor.wait_for_log("cannot connect to the collector", Duration::from_secs(60));
+    sensor.wait_for_log("sending to the collector failed", Duration::from_secs(60));
     rs.restart();
     std::thread::sleep(Duration::from_secs(5));
     let processes = generator.stop();

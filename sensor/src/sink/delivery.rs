@@ -172,6 +172,8 @@ impl Worker {
         let mut scratch = Vec::new();
         let replay = Duration::from_millis(self.config.replay_ms);
         let mut closing_deadline: Option<Instant> = None;
+        // Warn once per outage, not at every retry.
+        let mut failing = false;
         loop {
             let (records, closed) = self.queue.take();
             for (seq, r) in records {
@@ -196,9 +198,15 @@ impl Worker {
                         tracing::info!(sink = %self.name, "connected to the collector");
                         self.stats.connected.store(1, Ordering::Relaxed);
                         backoff = Duration::from_millis(self.config.retry_initial_ms);
+                        failing = false;
                     }
                     Err(e) => {
-                        tracing::warn!(sink = %self.name, retry_in = ?backoff, "cannot connect to the collector: {e}");
+                        if failing {
+                            tracing::debug!(sink = %self.name, retry_in = ?backoff, "cannot connect to the collector: {e}");
+                        } else {
+                            tracing::warn!(sink = %self.name, retry_in = ?backoff, "cannot connect to the collector: {e}; retrying with backoff");
+                            failing = true;
+                        }
                         retry_at = Instant::now() + backoff;
                         backoff = (backoff * 2).min(Duration::from_millis(self.config.retry_max_ms));
                     }
@@ -222,11 +230,17 @@ impl Worker {
                                     self.ack(to, last);
                                 }
                                 backoff = Duration::from_millis(self.config.retry_initial_ms);
+                                failing = false;
                                 sent_any = true;
                             }
                             Err(f) => {
                                 let wait = f.retry_after.unwrap_or(backoff);
-                                tracing::warn!(sink = %self.name, retry_in = ?wait, "sending to the collector failed: {}; will resend", f.reason);
+                                if failing {
+                                    tracing::debug!(sink = %self.name, retry_in = ?wait, "sending to the collector failed: {}", f.reason);
+                                } else {
+                                    tracing::warn!(sink = %self.name, retry_in = ?wait, "sending to the collector failed: {}; will resend", f.reason);
+                                    failing = true;
+                                }
                                 self.transport.disconnect();
                                 self.stats.connected.store(0, Ordering::Relaxed);
                                 in_flight.clear();
@@ -266,6 +280,10 @@ impl Worker {
                     }
                     tracing::info!(sink = %self.name, pending = self.spool.pending(), "sink stopped; undelivered records stay in the spool");
                     return;
+                }
+                if !sent_any {
+                    // Waiting for a retry (e.g. a 503's Retry-After) until the deadline.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 continue;
             }

@@ -37,10 +37,16 @@ impl SequenceLease {
         Ok((SequenceLease { path, leased_to: last }, last))
     }
 
-    /// Makes sure `seq` is covered by the persisted lease.
+    /// Makes sure `seq` is covered by the persisted lease. On a write
+    /// error the block is taken in memory anyway, so that a broken state
+    /// directory costs one error per block rather than one per event; the
+    /// caller logs it (numbers could then repeat after a crash).
     pub fn cover(&mut self, seq: u64) -> io::Result<()> {
         if seq > self.leased_to {
-            self.store(seq + BLOCK)?;
+            let to = seq + BLOCK;
+            let stored = self.store(to);
+            self.leased_to = to;
+            stored?;
         }
         Ok(())
     }
