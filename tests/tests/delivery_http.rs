@@ -51,7 +51,7 @@ fn ndjson_gzip_bearer_every_event_arrives_through_503s() {
     });
     let want = sequences(&read_jsonl(&file));
     let reqs = rx.wait_until("every event of the local copy", WAIT, |reqs| {
-        let got: BTreeSet<u64> = accepted(reqs).flat_map(|r| lines(r)).filter_map(|e| at(&e, "event.sequence").as_u64()).collect();
+        let got: BTreeSet<u64> = accepted(reqs).flat_map(lines).filter_map(|e| at(&e, "event.sequence").as_u64()).collect();
         want.is_subset(&got)
     });
     sensor.stop();
@@ -67,7 +67,7 @@ fn ndjson_gzip_bearer_every_event_arrives_through_503s() {
         }
     }
     let execs: BTreeSet<u64> = accepted(&reqs)
-        .flat_map(|r| lines(r))
+        .flat_map(lines)
         .filter(|e| is_exec_of(e, &marker))
         .filter_map(|e| at(&e, "event.sequence").as_u64())
         .collect();

@@ -28,6 +28,9 @@ use std::time::{Duration, Instant};
 use crate::config::sinks::WhenFull;
 
 const HEADER: u64 = 16;
+
+/// A spooled record: its sequence number and payload.
+pub type Record = (u64, Vec<u8>);
 /// The largest record accepted; a longer length in a file means corruption.
 const MAX_RECORD: u32 = 16 << 20;
 pub const SYNC_EVERY: Duration = Duration::from_secs(1);
@@ -253,9 +256,9 @@ impl Spool {
         Ok(())
     }
 
-    /// Reads unsent records, up to about `max_bytes`, and moves the send
-    /// cursor past them. Returns (cursor after, last seq, records).
-    pub fn next_batch(&mut self, max_bytes: usize, max_records: usize) -> io::Result<(Vec<(u64, Vec<u8>)>, Cursor)> {
+    /// Reads unsent records (up to about `max_bytes` or `max_records`) and
+    /// moves the send cursor past them. Returns them with the cursor after.
+    pub fn next_batch(&mut self, max_bytes: usize, max_records: usize) -> io::Result<(Vec<Record>, Cursor)> {
         self.flush()?;
         let mut out = Vec::new();
         let mut size = 0usize;
@@ -355,15 +358,11 @@ fn scan(path: &Path) -> io::Result<(u64, u64, u64, bool)> {
     let file_len = std::fs::metadata(path)?.len();
     let mut r = BufReader::with_capacity(256 << 10, File::open(path)?);
     let (mut bytes, mut records, mut last) = (0u64, 0u64, 0u64);
-    loop {
-        match read_record(&mut r) {
-            Ok(Some((seq, payload))) => {
-                bytes += HEADER + payload.len() as u64;
-                records += 1;
-                last = seq;
-            }
-            Ok(None) | Err(_) => break,
-        }
+    // A torn or corrupt record ends the valid part.
+    while let Ok(Some((seq, payload))) = read_record(&mut r) {
+        bytes += HEADER + payload.len() as u64;
+        records += 1;
+        last = seq;
     }
     Ok((bytes, records, last, bytes != file_len))
 }

@@ -22,6 +22,8 @@ use prometheus_client::registry::Registry;
 use crate::sink::delivery::SinkStats;
 
 type Label = [(&'static str, &'static str); 1];
+/// A per-sink gauge: name, help, and how to read it.
+type Gauge<'a> = (&'static str, &'static str, &'a dyn Fn(&SinkView) -> i64);
 
 /// Updated by the router for every event.
 #[derive(Debug, Clone, Default)]
@@ -64,7 +66,7 @@ impl Collector for SinkCollector {
             load(&s.spool_dropped)
         })?;
         let last = load(&self.last_sequence);
-        let gauges: [(&str, &str, &dyn Fn(&SinkView) -> i64); 5] = [
+        let gauges: [Gauge<'_>; 5] = [
             ("sensor_spool_bytes", "Bytes in the sink's on-disk spool", &|s| load(&s.stats.spool_bytes) as i64),
             ("sensor_spool_pending_events", "Events in the spool not yet delivered", &|s| {
                 load(&s.stats.spool_pending) as i64

@@ -13,7 +13,7 @@ pub fn encode(out: &mut Vec<u8>, format: HttpFormat, index: &str, h: &Header<'_>
             // `create` with the event's id: a record sent again after an
             // outage (at-least-once) is refused as a duplicate (409) instead
             // of indexed twice.
-            let _ = write!(out, "{{\"create\":{{\"_index\":{},\"_id\":{}}}}}\n", quoted(index), quoted(h.id));
+            let _ = writeln!(out, "{{\"create\":{{\"_index\":{},\"_id\":{}}}}}", quoted(index), quoted(h.id));
         }
         HttpFormat::SplunkHec => {
             let time = humantime::parse_rfc3339(h.timestamp)
