@@ -3,9 +3,9 @@
 //! The [`Router`] is the daemon's one sink: a synchronous front that
 //! serializes each event to JSON once and hands it to every configured
 //! sink. Local sinks (stdout, the JSON-lines file) are written right there;
-//! network sinks (syslog) get the encoded record in a bounded queue that
-//! their own task moves into an on-disk spool and sends from, so the kernel
-//! reader never waits on a collector.
+//! network sinks (syslog, http) get the encoded record in a bounded queue
+//! that their own task moves into an on-disk spool and sends from, so the
+//! kernel reader never waits on a collector.
 
 pub mod bench;
 pub mod codec;
@@ -198,7 +198,7 @@ impl Router {
         }
     }
 
-    /// Drops since the last call, per sink and cause (`queue`, `spool`).
+    /// Drops since the last call: (`sink_queue` or `sink_spool`, sink, count).
     pub fn new_drops(&mut self) -> Vec<(&'static str, &'static str, u64)> {
         let mut out = Vec::new();
         for s in &mut self.sinks {
