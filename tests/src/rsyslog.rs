@@ -19,6 +19,7 @@ pub enum Listen {
     Tls { certs: Certs, client_auth: bool },
     /// A unix datagram socket at `<dir>/log.sock` (like /dev/log).
     Unix,
+    Udp,
 }
 
 /// Test PKI: a CA, a server certificate for 127.0.0.1/localhost and a
@@ -140,6 +141,10 @@ impl Rsyslog {
                     self.port
                 ),
             ),
+            Listen::Udp => (
+                String::new(),
+                format!("module(load=\"imudp\")\ninput(type=\"imudp\" address=\"127.0.0.1\" port=\"{}\")\n", self.port),
+            ),
             Listen::Unix => (
                 String::new(),
                 format!(
@@ -186,6 +191,7 @@ impl Rsyslog {
         loop {
             let ready = match self.listen {
                 Listen::Unix => self.socket().exists(),
+                Listen::Udp => udp_bound(self.port),
                 _ => TcpStream::connect(("127.0.0.1", self.port)).is_ok(),
             };
             if ready {
@@ -268,6 +274,14 @@ impl Drop for Rsyslog {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Whether a UDP socket is bound to 127.0.0.1:`port` (UDP has no
+/// handshake to probe with).
+fn udp_bound(port: u16) -> bool {
+    let want = format!("0100007F:{port:04X}");
+    std::fs::read_to_string("/proc/net/udp")
+        .is_ok_and(|t| t.lines().skip(1).any(|l| l.split_whitespace().nth(1) == Some(want.as_str())))
 }
 
 /// `event.sequence` of a received message's JSON.

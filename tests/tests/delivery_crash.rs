@@ -103,3 +103,31 @@ fn a_graceful_restart_continues_the_sequence_without_a_gap() {
     assert!(max > last, "the second run numbered on");
     assert_eq!(all, (1..=max).collect(), "contiguous across the restart");
 }
+
+#[test]
+fn a_graceful_stop_keeps_undelivered_events_in_the_spool_for_the_next_start() {
+    let dir = scratch_dir("delivery-stop-spool");
+    let state = dir.join("state");
+    let port = free_port();
+    let marker = format!("delivery-stop-spool-{}", std::process::id());
+    // Collector down: SIGTERM must leave everything queued in the spool.
+    let sensor = Sensor::start_in(&state, &syslog_sink(port));
+    run_true(&marker, 20);
+    sensor.stop();
+    let first_run_last: u64 = std::fs::read_to_string(state.join("sequence"))
+        .expect("sequence state")
+        .trim()
+        .parse()
+        .expect("a number");
+
+    let rs = Rsyslog::start_on(&dir.join("rsyslog"), Listen::Tcp, port);
+    let sensor = Sensor::start_in(&state, &syslog_sink(port));
+    rs.wait_until("every number of the first run", WAIT, |r| {
+        let seqs: BTreeSet<u64> = r.iter().map(sensor_tests::rsyslog::sequence).collect();
+        (1..=first_run_last).all(|s| seqs.contains(&s))
+    });
+    let got = rs.received();
+    sensor.stop();
+    assert_eq!(got.iter().filter(|r| is_exec_of(&r.json, &marker)).count(), 20, "the 20 execs, once each");
+    assert!(!got.iter().any(|r| at(&r.json, "sensor.lost.source") == "restart"), "no gap after a graceful stop");
+}

@@ -131,3 +131,22 @@ fn sensor_pid_of(got: &[Received]) -> u32 {
     assert_eq!(pids.len(), 1, "one sensor, one pid: {pids:?}");
     pids.first().and_then(|p| p.parse().ok()).expect("numeric pid")
 }
+
+#[test]
+fn rfc5424_over_udp() {
+    let dir = scratch_dir("delivery-udp");
+    let rs = Rsyslog::start(&dir.join("rsyslog"), Listen::Udp);
+    let marker = format!("delivery-udp-{}", std::process::id());
+    let sensor = Sensor::start_in(
+        &dir.join("state"),
+        &format!("[[sinks]]\nkind = \"syslog\"\naddress = \"udp://127.0.0.1:{}\"\nfacility = \"daemon\"\n", rs.port),
+    );
+    run_true(&marker, 5);
+    let got = rs.wait_until("the 5 execs", DELIVERY_WAIT, |r| r.iter().filter(|r| is_exec_of(&r.json, &marker)).count() == 5);
+    sensor.stop();
+    for r in got.iter().filter(|r| is_exec_of(&r.json, &marker)) {
+        assert_eq!(r.protocol_version, "1", "RFC 5424 over UDP: {r:?}");
+        assert_eq!(r.facility, "daemon");
+        assert_eq!(r.structured_data, format!("[sensor@32473 sequence=\"{}\"]", sequence(r)));
+    }
+}

@@ -228,7 +228,14 @@ impl Spool {
 
     fn drop_oldest(&mut self) -> io::Result<()> {
         let Some(old) = self.segments.pop_front() else { return Ok(()) };
-        let undelivered = if old.id == self.acked.segment { old.records.saturating_sub(self.acked.index) } else { old.records };
+        // Records already sent (waiting out the replay window) are not
+        // counted as dropped: only a failure of their connection would have
+        // sent them again.
+        let undelivered = match old.id.cmp(&self.sent.segment) {
+            std::cmp::Ordering::Less => 0,
+            std::cmp::Ordering::Equal => old.records.saturating_sub(self.sent.index),
+            std::cmp::Ordering::Greater => old.records,
+        };
         self.dropped += undelivered;
         self.total_bytes -= old.bytes;
         if self.reader.as_ref().is_some_and(|r| r.0 == old.id) {
