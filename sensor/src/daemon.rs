@@ -112,19 +112,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         tokio::select! {
             guard = ring.readable_mut() => {
                 let mut guard = guard.map_err(RunError::Poll)?;
-                let rb = guard.get_inner_mut();
-                while let Some(item) = rb.next() {
-                    match decode::decode(&item) {
-                        Ok(ev) => {
-                            let event = pipeline.handle(ev);
-                            sink.emit(&event).map_err(RunError::Output)?;
-                        }
-                        Err(e) => {
-                            decode_errors += 1;
-                            tracing::warn!("undecodable ring buffer record: {e}");
-                        }
-                    }
-                }
+                drain(guard.get_inner_mut(), &mut pipeline, &mut sink, &mut decode_errors)?;
                 guard.clear_ready();
                 sink.flush().map_err(RunError::Output)?;
                 if !batch_delay.is_zero() {
@@ -160,12 +148,37 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             _ = sigint.recv() => break,
         }
     }
+    // What the kernel already wrote is part of this run: a stop must not
+    // lose it silently.
+    drain(ring.get_mut(), &mut pipeline, &mut sink, &mut decode_errors)?;
     // Report what happened since the last tick before going away.
     report_counters(&mut source, &mut pipeline, &mut sink, &mut decode_errors)?;
     sink.flush().map_err(RunError::Output)?;
     pipeline.close_sequence();
     sink.shutdown().await.map_err(RunError::Output)?;
     tracing::info!("sensor stopped");
+    Ok(())
+}
+
+/// Decodes and emits every record waiting in the ring buffer.
+fn drain(
+    rb: &mut aya::maps::RingBuf<aya::maps::MapData>,
+    pipeline: &mut Pipeline,
+    sink: &mut Router,
+    decode_errors: &mut u64,
+) -> Result<(), RunError> {
+    while let Some(item) = rb.next() {
+        match decode::decode(&item) {
+            Ok(ev) => {
+                let event = pipeline.handle(ev);
+                sink.emit(&event).map_err(RunError::Output)?;
+            }
+            Err(e) => {
+                *decode_errors += 1;
+                tracing::warn!("undecodable ring buffer record: {e}");
+            }
+        }
+    }
     Ok(())
 }
 
