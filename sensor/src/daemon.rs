@@ -9,7 +9,9 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::config::Config;
 use crate::enrich::{host, procfs};
 use crate::pipeline::Pipeline;
-use crate::sink::{JsonLines, Sink};
+use crate::event::{Heartbeat, SinkHeartbeat};
+use crate::sink::sequence::SequenceLease;
+use crate::sink::{Router, Sink, SinkError};
 use crate::source::ebpf::{EbpfSource, LoadError, decode};
 
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +31,22 @@ pub enum RunError {
     Output(#[source] std::io::Error),
     #[error("cannot install signal handlers: {0}")]
     Signals(#[source] std::io::Error),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error("cannot listen on telemetry.metrics_address {addr}: {source}")]
+    Metrics {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid config: {0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error("cannot keep the sequence number in {dir}: {source}")]
+    Sequence {
+        dir: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 pub async fn run(config: Config) -> Result<(), RunError> {
@@ -45,6 +63,18 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         config.process.ancestry_depth,
         procfs::clock_ticks_per_second(),
     );
+    let (lease, last_seq) = SequenceLease::open(&config.agent.state_dir)
+        .map_err(|source| RunError::Sequence { dir: config.agent.state_dir.clone(), source })?;
+    pipeline.resume_sequence(lease, last_seq);
+    // Sinks open before the kernel side loads: a bad sink fails the start
+    // at once, naming it.
+    let mut sink = Router::start(&config.sinks, &config.agent.state_dir)?;
+    if let Some(addr) = config.telemetry.metrics_socket()? {
+        let listener =
+            crate::telemetry::server::bind(addr).await.map_err(|source| RunError::Metrics { addr, source })?;
+        crate::telemetry::server::spawn(listener, crate::telemetry::registry(&sink.metrics, sink.views()));
+        tracing::info!(%addr, "metrics on http://{addr}/metrics");
+    }
 
     // Attach first, then read /proc: a process that starts in between is
     // in both, and the kernel's record (applied later) wins.
@@ -63,12 +93,18 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         "sensor started"
     );
 
-    let mut sink = JsonLines::new(std::io::stdout());
+    report_restart_gaps(&mut pipeline, &mut sink, last_seq)?;
+    let started = std::time::Instant::now();
     // SAFETY: the RingBuf owns its map fd, which stays open and unchanged for
     // as long as the AsyncFd owns the RingBuf.
     let mut ring = unsafe { AsyncFd::register(ring) }.map_err(|e| RunError::Poll(e.into()))?;
     let mut sigterm = signal(SignalKind::terminate()).map_err(RunError::Signals)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(RunError::Signals)?;
+    let mut sighup = signal(SignalKind::hangup()).map_err(RunError::Signals)?;
+    let heartbeat_every = config.telemetry.heartbeat_interval_s;
+    let mut heartbeat = tokio::time::interval(Duration::from_secs(heartbeat_every.max(1)));
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    heartbeat.tick().await;
     let mut ticker = tokio::time::interval(Duration::from_millis(config.ebpf.counters_interval_ms));
     let batch_delay = Duration::from_millis(config.ebpf.batch_delay_ms);
     let mut decode_errors: u64 = 0;
@@ -78,19 +114,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         tokio::select! {
             guard = ring.readable_mut() => {
                 let mut guard = guard.map_err(RunError::Poll)?;
-                let rb = guard.get_inner_mut();
-                while let Some(item) = rb.next() {
-                    match decode::decode(&item) {
-                        Ok(ev) => {
-                            let event = pipeline.handle(ev);
-                            sink.emit(&event).map_err(RunError::Output)?;
-                        }
-                        Err(e) => {
-                            decode_errors += 1;
-                            tracing::warn!("undecodable ring buffer record: {e}");
-                        }
-                    }
-                }
+                drain(guard.get_inner_mut(), &mut pipeline, &mut sink, &mut decode_errors)?;
                 guard.clear_ready();
                 sink.flush().map_err(RunError::Output)?;
                 if !batch_delay.is_zero() {
@@ -113,22 +137,99 @@ pub async fn run(config: Config) -> Result<(), RunError> {
                 report_counters(&mut source, &mut pipeline, &mut sink, &mut decode_errors)?;
                 sink.flush().map_err(RunError::Output)?;
             }
+            _ = heartbeat.tick(), if heartbeat_every > 0 => {
+                let event = pipeline.heartbeat(heartbeat_fields(&sink, heartbeat_every, started));
+                sink.emit(&event).map_err(RunError::Output)?;
+                sink.flush().map_err(RunError::Output)?;
+            }
+            _ = sighup.recv() => {
+                tracing::info!("SIGHUP: reopening files");
+                sink.reopen();
+            }
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
         }
     }
+    // What the kernel already wrote is part of this run: a stop must not
+    // lose it silently.
+    drain(ring.get_mut(), &mut pipeline, &mut sink, &mut decode_errors)?;
     // Report what happened since the last tick before going away.
     report_counters(&mut source, &mut pipeline, &mut sink, &mut decode_errors)?;
     sink.flush().map_err(RunError::Output)?;
+    pipeline.close_sequence();
+    sink.shutdown().await.map_err(RunError::Output)?;
     tracing::info!("sensor stopped");
     Ok(())
+}
+
+/// Decodes and emits every record waiting in the ring buffer.
+fn drain(
+    rb: &mut aya::maps::RingBuf<aya::maps::MapData>,
+    pipeline: &mut Pipeline,
+    sink: &mut Router,
+    decode_errors: &mut u64,
+) -> Result<(), RunError> {
+    while let Some(item) = rb.next() {
+        match decode::decode(&item) {
+            Ok(ev) => {
+                let event = pipeline.handle(ev);
+                sink.emit(&event).map_err(RunError::Output)?;
+            }
+            Err(e) => {
+                *decode_errors += 1;
+                tracing::warn!("undecodable ring buffer record: {e}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// After a crash, numbers leased by the earlier run never reached a
+/// sink's spool: say so, with the range, before anything else.
+fn report_restart_gaps(pipeline: &mut Pipeline, sink: &mut Router, last_seq: u64) -> Result<(), RunError> {
+    let gaps: Vec<(&'static str, u64)> =
+        sink.sinks.iter().filter_map(|s| s.resumed_seq.filter(|&r| r < last_seq).map(|r| (s.name, r))).collect();
+    for (name, reached) in gaps {
+        tracing::warn!(
+            sink = name,
+            first = reached + 1,
+            last = last_seq,
+            "events of the previous run were only in memory when it stopped: reported as a gap"
+        );
+        let event = pipeline.sequence_gap(name, reached + 1, last_seq);
+        sink.emit(&event).map_err(RunError::Output)?;
+    }
+    Ok(())
+}
+
+fn heartbeat_fields(router: &Router, interval_s: u64, started: std::time::Instant) -> Heartbeat {
+    use std::sync::atomic::Ordering::Relaxed;
+    Heartbeat {
+        interval_s,
+        uptime_s: started.elapsed().as_secs(),
+        events: router.events.load(Relaxed),
+        sinks: router
+            .sinks
+            .iter()
+            .map(|s| SinkHeartbeat {
+                name: s.name,
+                kind: s.kind,
+                sent: s.stats.sent.load(Relaxed),
+                queue_dropped: s.stats.queue_dropped.load(Relaxed),
+                spool_dropped: s.stats.spool_dropped.load(Relaxed),
+                spool_bytes: s.stats.spool_bytes.load(Relaxed),
+                spool_pending: s.stats.spool_pending.load(Relaxed),
+                connected: s.stats.connected.load(Relaxed) == 1,
+            })
+            .collect(),
+    }
 }
 
 /// Turns counter deltas into in-stream events: nothing is lost silently.
 fn report_counters(
     source: &mut EbpfSource,
     pipeline: &mut Pipeline,
-    sink: &mut impl Sink,
+    sink: &mut Router,
     decode_errors: &mut u64,
 ) -> Result<(), RunError> {
     for (kind, count) in source.new_losses()? {
@@ -142,6 +243,10 @@ fn report_counters(
     if *decode_errors > 0 {
         sink.emit(&pipeline.probe_error("decode", *decode_errors)).map_err(RunError::Output)?;
         *decode_errors = 0;
+    }
+    for (source, sink_name, count) in sink.new_drops() {
+        tracing::warn!(sink = sink_name, count, source, "sink dropped events");
+        sink.emit(&pipeline.lost(source, sink_name, count)).map_err(RunError::Output)?;
     }
     Ok(())
 }

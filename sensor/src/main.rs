@@ -45,6 +45,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Measure the sinks of a config alone: synthetic events through them as
+    /// fast as they take them; prints a JSON report (used by `cargo xtask bench`).
+    #[command(hide = true)]
+    BenchSinks {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        #[arg(long, default_value_t = 500_000)]
+        events: u64,
+    },
     /// Check a configuration file and print the effective configuration.
     CheckConfig {
         #[arg(value_name = "FILE")]
@@ -88,6 +97,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 print!("{report}");
             }
+        }
+        Command::BenchSinks { config, events } => {
+            let c = config::Config::load(&config)?;
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let report = rt.block_on(sensor::sink::bench::run(&c.sinks, &c.agent.state_dir, events))?;
+            println!("{}", serde_json::to_string(&report)?);
         }
         Command::CheckConfig { config } => {
             let c = config::Config::load(&config)?;

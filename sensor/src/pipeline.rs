@@ -13,9 +13,10 @@ use crate::enrich::process::{CredState, EntityIds, ProcessInfo, ProcessTable};
 use crate::enrich::procfs::ProcSnapshot;
 use crate::enrich::user::{Accounts, UserNames};
 use crate::event::{
-    Agent, Cgroup, Container, ErrorInfo, Event, EventMeta, Gain, Host, Lost, PrivilegeGain, ProbeErrorCount, Process,
-    SensorFields, Signal, Text, Thread, caps,
+    Agent, Cgroup, Container, ErrorInfo, Event, EventMeta, Gain, Heartbeat, Host, Lost, PrivilegeGain,
+    ProbeErrorCount, Process, SensorFields, SequenceGap, Signal, Text, Thread, caps,
 };
+use crate::sink::sequence::SequenceLease;
 use crate::source::ebpf::decode::{ExecRecord, ExitRecord, ForkRecord, KernelEvent};
 
 mod cred;
@@ -37,6 +38,8 @@ pub struct Pipeline {
     /// Non-blocking connects in progress: (pid, fd, process start) to the
     /// connect's `event.id`, so that its end can name it. Bounded.
     connecting: std::collections::HashMap<(u32, i32, u64), String>,
+    /// Persists `seq` across restarts (see `sink::sequence`).
+    lease: Option<SequenceLease>,
 }
 
 /// What an event is, in ECS terms.
@@ -85,6 +88,23 @@ impl Pipeline {
             instance: instance.iter().map(|b| format!("{b:02x}")).collect(),
             ancestry_depth,
             connecting: std::collections::HashMap::new(),
+            lease: None,
+        }
+    }
+
+    /// Continue numbering after `last` (from an earlier run), persisting
+    /// the numbers used in `lease`.
+    pub fn resume_sequence(&mut self, lease: SequenceLease, last: u64) {
+        self.seq = last;
+        self.lease = Some(lease);
+    }
+
+    /// Graceful stop: the next start continues right after the last number.
+    pub fn close_sequence(&mut self) {
+        if let Some(l) = self.lease.as_mut() {
+            if let Err(e) = l.close(self.seq) {
+                tracing::error!("cannot persist the sequence number: {e}");
+            }
         }
     }
 
@@ -356,6 +376,25 @@ impl Pipeline {
         )
     }
 
+    /// Sequence numbers `first..=last` never reached `sink`'s spool (the
+    /// sensor was killed while they were in memory).
+    pub fn sequence_gap(&mut self, sink: &'static str, first: u64, last: u64) -> Event {
+        let meta = self.meta("pipeline_error", HOST, INFO, "lost", Some("failure"), "sensor");
+        self.sensor_event(
+            meta,
+            SensorFields {
+                lost: Some(Lost { source: "restart", kind: sink, count: last + 1 - first }),
+                gap: Some(SequenceGap { first, last }),
+                ..SensorFields::default()
+            },
+        )
+    }
+
+    pub fn heartbeat(&mut self, heartbeat: Heartbeat) -> Event {
+        let meta = self.meta("metric", HOST, INFO, "heartbeat", None, "sensor");
+        self.sensor_event(meta, SensorFields { heartbeat: Some(heartbeat), ..SensorFields::default() })
+    }
+
     fn sensor_event(&mut self, meta: EventMeta, sensor: SensorFields) -> Event {
         Event {
             timestamp: self.clock.rfc3339(BootClock::now_boot_ns()),
@@ -384,6 +423,11 @@ impl Pipeline {
         module: &'static str,
     ) -> EventMeta {
         self.seq += 1;
+        if let Some(l) = self.lease.as_mut() {
+            if let Err(e) = l.cover(self.seq) {
+                tracing::error!("cannot persist the sequence number: {e}");
+            }
+        }
         EventMeta {
             kind,
             category,

@@ -15,6 +15,10 @@ use serde_json::Value;
 
 pub use sensor::event::text::unescape;
 
+pub mod delivery;
+pub mod http_receiver;
+pub mod rsyslog;
+
 /// How long to wait for an event that must come. Generous because CI
 /// machines are slow; a test never asserts on timing.
 pub const EVENT_WAIT: Duration = Duration::from_secs(20);
@@ -57,9 +61,14 @@ impl Sensor {
     /// Starts `sensor run` with `config` (TOML text, may be empty) and waits
     /// until its programs are attached.
     pub fn start(config: &str) -> Sensor {
+        Sensor::start_in(&scratch_dir("sensor-test"), config)
+    }
+
+    /// Starts with `dir` as its state directory: a second start in the same
+    /// directory is a restart (sequence numbers, spools).
+    pub fn start_in(dir: &std::path::Path, config: &str) -> Sensor {
         require_root();
-        let dir = std::env::temp_dir().join(format!("sensor-test-{}-{}", std::process::id(), unique()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        std::fs::create_dir_all(dir).expect("temp dir");
         let cfg = dir.join("sensor.toml");
         let config = format!("[agent]\nstate_dir = \"{}\"\n{config}", dir.display());
         std::fs::write(&cfg, config).expect("write config");
@@ -156,6 +165,21 @@ impl Sensor {
         self.shared.0.lock().expect("lock").stderr.clone()
     }
 
+    /// Waits for a line of the sensor's stderr holding `needle`.
+    pub fn wait_for_log(&self, needle: &str, wait: Duration) -> String {
+        let (m, c) = &*self.shared;
+        let deadline = Instant::now() + wait;
+        let mut g = m.lock().expect("lock");
+        loop {
+            if let Some(l) = g.stderr.iter().find(|l| l.contains(needle)) {
+                return l.clone();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero() && !g.closed, "the sensor never logged `{needle}`:\n{}", g.stderr.join("\n"));
+            g = c.wait_timeout(g, left).expect("lock").0;
+        }
+    }
+
     /// Every event collected so far.
     pub fn events(&self) -> Vec<Value> {
         self.shared.0.lock().expect("lock").events.clone()
@@ -182,6 +206,14 @@ impl Drop for Sensor {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A new empty directory under the temp dir, named after `what`.
+pub fn scratch_dir(what: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("{what}-{}-{}", std::process::id(), unique()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
 }
 
 fn unique() -> u64 {

@@ -74,6 +74,8 @@ pub fn run(sensor: &Path, seconds: u64) -> Result<()> {
 
     let mut report = render(&scenarios, workers, seconds);
     report.push_str(&crate::bench_syscalls::run(sensor, seconds, workers)?);
+    println!("bench: sink throughput (file, syslog TCP)");
+    report.push_str(&crate::bench_sinks::run(sensor, Path::new(OUT_DIR)));
     let path = Path::new(OUT_DIR).join("report.md");
     std::fs::write(&path, &report).with_context(|| format!("writing {}", path.display()))?;
     println!("\n{report}\nbench: written to {}", path.display());

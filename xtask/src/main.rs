@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_syscalls;
+mod bench_sinks;
 mod cmd;
 mod kernels;
 mod setup;

@@ -31,19 +31,29 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     // setfattr: an unprivileged security.capability write (setcap refuses
     // to try without CAP_SETFCAP).
     "attr",
+    // Delivery tests: a real rsyslog receives the syslog sink over TCP and
+    // TLS (gnutls driver); certificates are made at test time with openssl.
+    "rsyslog",
+    "rsyslog-gnutls",
+    "openssl",
 ];
 
 /// Services that packages above would start and that must not keep
 /// running: a running auditd owns the audit netlink socket (unicast) that
 /// the sensor and its tests use. (package, daemon's command name, commands
 /// that undo what its start did once it is stopped.)
-const SERVICES_KEPT_STOPPED: &[(&str, &str, &[&[&str]])] = &[(
-    "auditd",
-    "auditd",
-    // Its start loads Debian's rules and enables auditing: delete the rules
-    // and switch auditing off again, as the kernel had it.
-    &[&["auditctl", "-D"], &["auditctl", "-e", "0"]],
-)];
+const SERVICES_KEPT_STOPPED: &[(&str, &str, &[&[&str]])] = &[
+    (
+        "auditd",
+        "auditd",
+        // Its start loads Debian's rules and enables auditing: delete the rules
+        // and switch auditing off again, as the kernel had it.
+        &[&["auditctl", "-D"], &["auditctl", "-e", "0"]],
+    ),
+    // The delivery tests start their own rsyslogd in the foreground with a
+    // generated config; the system one would hold /dev/log.
+    ("rsyslog", "rsyslogd", &[]),
+];
 
 /// bpf-linker release known to build against the nightly's LLVM here.
 const BPF_LINKER_VERSION: &str = "0.13.0";

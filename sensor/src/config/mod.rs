@@ -3,10 +3,15 @@
 //! which must be useful on its own (capture everything, JSON to stdout).
 
 pub mod filter;
+pub mod sinks;
+pub mod telemetry;
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+pub use sinks::SinkConfig;
+pub use telemetry::TelemetryConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -22,6 +27,8 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("invalid config value `{key}`: {problem}")]
     Invalid { key: &'static str, problem: String },
+    #[error("invalid config value `{key}`: {problem}")]
+    InvalidSink { key: String, problem: String },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -31,6 +38,10 @@ pub struct Config {
     pub ebpf: EbpfConfig,
     pub agent: AgentConfig,
     pub filter: filter::FilterConfig,
+    /// `[[sinks]]`: where events go; empty means JSON lines on stdout.
+    #[serde(deserialize_with = "sinks::deserialize_sinks")]
+    pub sinks: Vec<SinkConfig>,
+    pub telemetry: TelemetryConfig,
 }
 
 /// `[process]`: the process table that gives events their parents.
@@ -182,6 +193,8 @@ impl Config {
                 problem: format!("{} is more than the maximum of 64", self.process.ancestry_depth),
             });
         }
+        sinks::validate(&self.sinks)?;
+        self.telemetry.metrics_socket()?;
         Ok(())
     }
 }
@@ -267,6 +280,38 @@ mod tests {
     fn tiny_process_table_is_refused() {
         let err = Config::parse("[process]\ntable_size = 10\n").unwrap_err().to_string();
         assert!(err.contains("process.table_size"), "{err}");
+    }
+
+    #[test]
+    fn sinks_parse_as_an_array_of_tables() {
+        let c = Config::parse(
+            "[[sinks]]\nkind = \"syslog\"\naddress = \"tcp://127.0.0.1:6514\"\nformat = \"rfc3164\"\n\
+             [[sinks]]\nkind = \"file\"\npath = \"/var/log/sensor/events.jsonl\"\n",
+        )
+        .expect("valid sinks parse");
+        assert_eq!(c.sinks.len(), 2);
+        match &c.sinks[0] {
+            SinkConfig::Syslog(s) => assert_eq!(s.format, sinks::SyslogFormat::Rfc3164),
+            other => panic!("first sink is not syslog: {other:?}"),
+        }
+        assert_eq!(c.sinks[1].name(1), "file1");
+    }
+
+    #[test]
+    fn bad_sinks_name_the_entry_and_key() {
+        let err = |text: &str| Config::parse(text).unwrap_err().to_string();
+        let e = err("[[sinks]]\nkind = \"file\"\npath = \"/x\"\n[[sinks]]\nkind = \"syslog\"\naddress = \"tcp://h\"\n");
+        assert!(e.contains("sinks[1].address") && e.contains("no port"), "{e}");
+        let e = err("[[sinks]]\nkind = \"syslog\"\naddress = \"tcp://h:1\"\nformat = \"rfc9999\"\n");
+        assert!(e.contains("sinks[0]") && e.contains("rfc9999"), "{e}");
+        let e = err("[[sinks]]\nkind = \"kafka\"\n");
+        assert!(e.contains("sinks[0]") && e.contains("kafka"), "{e}");
+        let e = err("[[sinks]]\nkind = \"syslog\"\naddress = \"tls://h:1\"\ntls = { ca_file = \"/nonexistent/ca.pem\" }\n");
+        assert!(e.contains("sinks[0].tls.ca_file") && e.contains("/nonexistent/ca.pem"), "{e}");
+        let e = err("[[sinks]]\nkind = \"syslog\"\naddress = \"udp://h:1\"\nfacility = \"nope\"\n");
+        assert!(e.contains("sinks[0].facility"), "{e}");
+        let e = err("[[sinks]]\nkind = \"file\"\npath = \"/x\"\nrotate_byte = 5\n");
+        assert!(e.contains("sinks[0]") && e.contains("rotate_byte"), "{e}");
     }
 
     #[test]

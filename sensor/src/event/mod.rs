@@ -281,6 +281,14 @@ pub struct SensorFields {
     /// What ECS `network.*` has no field for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub network: Option<NetworkDetail>,
+    /// On a loss event after a crash: the sequence numbers, first to last,
+    /// that never reached the sink's spool.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gap: Option<SequenceGap>,
+    /// On a heartbeat: the sensor's counters, so that a collector can tell
+    /// a quiet host from a dead sensor.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heartbeat: Option<Heartbeat>,
 }
 
 impl SensorFields {
@@ -312,6 +320,8 @@ impl SensorFields {
             bpf,
             signal_result,
             network,
+            gap,
+            heartbeat,
         } = self;
         login_user.is_none()
             && session_id.is_none()
@@ -339,6 +349,8 @@ impl SensorFields {
             && bpf.is_none()
             && signal_result.is_none()
             && network.is_none()
+            && gap.is_none()
+            && heartbeat.is_none()
     }
 }
 
@@ -559,4 +571,31 @@ pub struct BpfDetail {
     /// The program's name, or the raw tracepoint's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<Text>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SequenceGap {
+    pub first: u64,
+    pub last: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Heartbeat {
+    pub interval_s: u64,
+    pub uptime_s: u64,
+    /// Events the sensor produced since it started.
+    pub events: u64,
+    pub sinks: Vec<SinkHeartbeat>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SinkHeartbeat {
+    pub name: &'static str,
+    pub kind: &'static str,
+    pub sent: u64,
+    pub queue_dropped: u64,
+    pub spool_dropped: u64,
+    pub spool_bytes: u64,
+    pub spool_pending: u64,
+    pub connected: bool,
 }

@@ -1,0 +1,106 @@
+//! The sensor's own metrics: Prometheus `/metrics` and `/healthz` on a
+//! local address (`[telemetry] metrics_address`, off by default).
+//!
+//! Counters that change per event (events by action, lost events by
+//! source) are prometheus-client families the router increments; the
+//! sinks' counters already live in atomics their tasks update, so a
+//! collector reads those at scrape time instead of keeping a second copy.
+
+pub mod server;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+
+use crate::sink::delivery::SinkStats;
+
+type Label = [(&'static str, &'static str); 1];
+/// A per-sink gauge: name, help, and how to read it.
+type Gauge<'a> = (&'static str, &'static str, &'a dyn Fn(&SinkView) -> i64);
+
+/// Updated by the router for every event.
+#[derive(Debug, Clone, Default)]
+pub struct Metrics {
+    pub events: Family<Label, Counter>,
+    pub lost: Family<Label, Counter>,
+    pub last_sequence: Arc<AtomicU64>,
+}
+
+#[derive(Debug)]
+pub struct SinkView {
+    pub name: &'static str,
+    pub kind: &'static str,
+    pub stats: Arc<SinkStats>,
+}
+
+/// Reads the sinks' atomics at scrape time.
+#[derive(Debug)]
+struct SinkCollector {
+    sinks: Vec<SinkView>,
+    last_sequence: Arc<AtomicU64>,
+}
+
+impl Collector for SinkCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let mut counter = |name: &str, help: &str, value: &dyn Fn(&SinkStats) -> u64| -> Result<(), std::fmt::Error> {
+            let mut m = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for s in &self.sinks {
+                let labels = [("sink", s.name), ("kind", s.kind)];
+                ConstCounter::new(value(&s.stats)).encode(m.encode_family(&labels)?)?;
+            }
+            Ok(())
+        };
+        counter("sensor_sink_sent", "Events written or delivered, per sink", &|s| load(&s.sent))?;
+        counter("sensor_sink_queue_dropped", "Events dropped because the sink's memory queue was full", &|s| {
+            load(&s.queue_dropped)
+        })?;
+        counter("sensor_sink_spool_dropped", "Events dropped because the sink's spool was full", &|s| {
+            load(&s.spool_dropped)
+        })?;
+        let last = load(&self.last_sequence);
+        let gauges: [Gauge<'_>; 5] = [
+            ("sensor_spool_bytes", "Bytes in the sink's on-disk spool", &|s| load(&s.stats.spool_bytes) as i64),
+            ("sensor_spool_pending_events", "Events in the spool not yet delivered", &|s| {
+                load(&s.stats.spool_pending) as i64
+            }),
+            ("sensor_queue_bytes", "Bytes waiting in the sink's memory queue", &|s| load(&s.stats.queued_bytes) as i64),
+            ("sensor_sink_lag_events", "Sequence numbers produced but not yet delivered by the sink", &|s| {
+                if s.kind == "syslog" || s.kind == "http" {
+                    last.saturating_sub(load(&s.stats.delivered_seq)) as i64
+                } else {
+                    0
+                }
+            }),
+            ("sensor_sink_connected", "1 while the sink has a connection to its collector", &|s| {
+                load(&s.stats.connected) as i64
+            }),
+        ];
+        for (name, help, value) in gauges {
+            let mut m = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for s in &self.sinks {
+                let labels = [("sink", s.name), ("kind", s.kind)];
+                ConstGauge::new(value(s)).encode(m.encode_family(&labels)?)?;
+            }
+        }
+        let m = encoder.encode_descriptor("sensor_last_sequence", "The last event.sequence assigned", None, MetricType::Gauge)?;
+        ConstGauge::new(last as i64).encode(m)?;
+        Ok(())
+    }
+}
+
+/// Everything `/metrics` shows.
+pub fn registry(metrics: &Metrics, sinks: Vec<SinkView>) -> Registry {
+    let mut r = Registry::default();
+    r.register("sensor_events", "Events produced, by event.action", metrics.events.clone());
+    r.register("sensor_lost_events", "Events reported lost, by where they were lost", metrics.lost.clone());
+    r.register_collector(Box::new(SinkCollector { sinks, last_sequence: metrics.last_sequence.clone() }));
+    r
+}

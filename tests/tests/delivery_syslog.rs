@@ -1,0 +1,152 @@
+//! The syslog sink against a real rsyslog: over TCP and TLS (with a client
+//! certificate) every event arrives and rsyslog parses it as RFC 5424 with
+//! the event's JSON as the message; RFC 3164 over a unix socket; and the
+//! server's certificate is verified by default.
+
+use std::time::Duration;
+
+use sensor_tests::delivery::{is_exec_of, read_jsonl, run_true, sequences, wait_until};
+use sensor_tests::rsyslog::{Certs, Listen, Received, Rsyslog, sequence};
+use sensor_tests::{Sensor, at, scratch_dir};
+
+const DELIVERY_WAIT: Duration = Duration::from_secs(90);
+
+/// Runs execs, then checks that rsyslog got every event the file sink got,
+/// parsed as RFC 5424, with the header fields derived from the event.
+fn every_event_arrives_as_rfc5424(rs: &Rsyslog, sensor: Sensor, file: &std::path::Path, marker: &str) {
+    run_true(marker, 50);
+    wait_until("the 50 execs in the file sink", DELIVERY_WAIT, || {
+        read_jsonl(file).iter().filter(|e| is_exec_of(e, marker)).count() == 50
+    });
+    let local = read_jsonl(file);
+    let want = sequences(&local);
+    let got = rs.wait_until("every event the file sink has", DELIVERY_WAIT, |r| {
+        want.is_subset(&r.iter().map(sequence).collect())
+    });
+    sensor.stop();
+
+    let max = *want.last().expect("events");
+    assert_eq!(want, (1..=max).collect(), "the local copy has contiguous sequence numbers from 1");
+    let execs: Vec<&Received> = got.iter().filter(|r| is_exec_of(&r.json, marker)).collect();
+    assert_eq!(execs.len(), 50, "each exec arrived once");
+    for r in &got {
+        let seq = sequence(r);
+        assert_eq!(r.protocol_version, "1", "rsyslog parsed RFC 5424: {r:?}");
+        assert_eq!(r.app_name, "sensor");
+        assert_eq!(r.msgid, at(&r.json, "event.action").as_str().expect("action"), "MSGID is the action");
+        assert_eq!(r.structured_data, format!("[sensor@32473 sequence=\"{seq}\"]"));
+        assert_eq!(r.facility, "local3");
+        assert!(r.procid.parse::<u32>().is_ok(), "PROCID is the sensor's pid: {r:?}");
+    }
+    assert!(execs.iter().all(|r| r.severity == "info"), "process events are info");
+    // The message is the event itself, byte for byte the same JSON value.
+    let by_seq: std::collections::BTreeMap<u64, &serde_json::Value> =
+        local.iter().map(|e| (at(e, "event.sequence").as_u64().expect("seq"), e)).collect();
+    for r in &execs {
+        assert_eq!(&&r.json, by_seq.get(&sequence(r)).expect("in the local copy"), "same event in both sinks");
+    }
+}
+
+#[test]
+fn tcp_every_event_arrives_as_rfc5424() {
+    let dir = scratch_dir("delivery-tcp");
+    let rs = Rsyslog::start(&dir.join("rsyslog"), Listen::Tcp);
+    let file = dir.join("out/events.jsonl");
+    let sensor = Sensor::start_in(
+        &dir.join("state"),
+        &format!(
+            "[[sinks]]\nkind = \"syslog\"\naddress = \"tcp://127.0.0.1:{}\"\nformat = \"rfc5424\"\nfacility = \"local3\"\n\
+             [[sinks]]\nkind = \"file\"\npath = \"{}\"\n",
+            rs.port,
+            file.display()
+        ),
+    );
+    every_event_arrives_as_rfc5424(&rs, sensor, &file, &format!("delivery-tcp-{}", std::process::id()));
+}
+
+#[test]
+fn tls_with_client_certificate_every_event_arrives_as_rfc5424() {
+    let dir = scratch_dir("delivery-tls");
+    let certs = Certs::generate(&dir.join("pki"));
+    let rs = Rsyslog::start(&dir.join("rsyslog"), Listen::Tls { certs: certs.clone(), client_auth: true });
+    let file = dir.join("out/events.jsonl");
+    let sensor = Sensor::start_in(
+        &dir.join("state"),
+        &format!(
+            "[[sinks]]\nkind = \"syslog\"\naddress = \"tls://127.0.0.1:{}\"\nfacility = \"local3\"\n\
+             tls = {{ ca_file = \"{}\", cert_file = \"{}\", key_file = \"{}\" }}\n\
+             [[sinks]]\nkind = \"file\"\npath = \"{}\"\n",
+            rs.port,
+            certs.ca.display(),
+            certs.client_cert.display(),
+            certs.client_key.display(),
+            file.display()
+        ),
+    );
+    every_event_arrives_as_rfc5424(&rs, sensor, &file, &format!("delivery-tls-{}", std::process::id()));
+}
+
+#[test]
+fn tls_server_certificate_is_verified_by_default() {
+    let dir = scratch_dir("delivery-tls-verify");
+    let certs = Certs::generate(&dir.join("pki"));
+    let rs = Rsyslog::start(&dir.join("rsyslog"), Listen::Tls { certs, client_auth: false });
+    // No ca_file: the system's CAs, which did not sign the test server's.
+    let sensor = Sensor::start_in(
+        &dir.join("state"),
+        &format!("[[sinks]]\nkind = \"syslog\"\naddress = \"tls://127.0.0.1:{}\"\n", rs.port),
+    );
+    run_true("delivery-tls-verify", 3);
+    let line = sensor.wait_for_log("cannot connect to the collector", DELIVERY_WAIT);
+    assert!(line.contains("certificate"), "the refusal names the certificate problem: {line}");
+    sensor.stop();
+    assert!(rs.received().is_empty(), "nothing was sent to an unverified server");
+}
+
+#[test]
+fn rfc3164_over_a_unix_socket() {
+    let dir = scratch_dir("delivery-unix");
+    let rs = Rsyslog::start(&dir.join("rsyslog"), Listen::Unix);
+    let marker = format!("delivery-unix-{}", std::process::id());
+    let sensor = Sensor::start_in(
+        &dir.join("state"),
+        &format!(
+            "[[sinks]]\nkind = \"syslog\"\naddress = \"unix://{}\"\nformat = \"rfc3164\"\nfacility = \"auth\"\n",
+            rs.socket().display()
+        ),
+    );
+    run_true(&marker, 5);
+    let got = rs.wait_until("the 5 execs", DELIVERY_WAIT, |r| r.iter().filter(|r| is_exec_of(&r.json, &marker)).count() == 5);
+    sensor.stop();
+    for r in got.iter().filter(|r| is_exec_of(&r.json, &marker)) {
+        assert_eq!(r.app_name, "sensor", "rsyslog read the RFC 3164 tag: {r:?}");
+        assert_eq!(r.facility, "auth");
+        assert_eq!(r.procid.parse::<u32>().ok(), Some(sensor_pid_of(&got)), "PID in the tag");
+    }
+}
+
+/// The pid in the tag is the sensor's; all messages carry the same one.
+fn sensor_pid_of(got: &[Received]) -> u32 {
+    let pids: std::collections::BTreeSet<&str> = got.iter().map(|r| r.procid.as_str()).collect();
+    assert_eq!(pids.len(), 1, "one sensor, one pid: {pids:?}");
+    pids.first().and_then(|p| p.parse().ok()).expect("numeric pid")
+}
+
+#[test]
+fn rfc5424_over_udp() {
+    let dir = scratch_dir("delivery-udp");
+    let rs = Rsyslog::start(&dir.join("rsyslog"), Listen::Udp);
+    let marker = format!("delivery-udp-{}", std::process::id());
+    let sensor = Sensor::start_in(
+        &dir.join("state"),
+        &format!("[[sinks]]\nkind = \"syslog\"\naddress = \"udp://127.0.0.1:{}\"\nfacility = \"daemon\"\n", rs.port),
+    );
+    run_true(&marker, 5);
+    let got = rs.wait_until("the 5 execs", DELIVERY_WAIT, |r| r.iter().filter(|r| is_exec_of(&r.json, &marker)).count() == 5);
+    sensor.stop();
+    for r in got.iter().filter(|r| is_exec_of(&r.json, &marker)) {
+        assert_eq!(r.protocol_version, "1", "RFC 5424 over UDP: {r:?}");
+        assert_eq!(r.facility, "daemon");
+        assert_eq!(r.structured_data, format!("[sensor@32473 sequence=\"{}\"]", sequence(r)));
+    }
+}
