@@ -88,6 +88,11 @@ pub fn run(sensor: &Path, seconds: u64, workers: usize) -> Result<String> {
         .collect::<Result<Vec<_>>>()?;
     let listener = TcpListener::bind("127.0.0.1:0").context("binding the loopback listener")?;
     let port = listener.local_addr()?.port();
+    // A deep accept queue: when the acceptor thread is briefly starved of
+    // CPU, a full queue would drop SYNs and stall connects for a second
+    // (the SYN retransmit), measuring the scheduler instead of the monitor.
+    // SAFETY: listen on our own listening socket just raises its backlog.
+    unsafe { libc::listen(listener.as_raw_fd(), 4096) };
     let setup = Setup { dir, files, port, listener: Arc::new(listener) };
     let _acceptor = Acceptor::start(setup.listener.clone());
 
@@ -365,8 +370,11 @@ fn render(scenarios: &[Scenario], workers: usize, seconds: u64) -> String {
          connect it covers the connect, the accept on the other end and the TCP state change. \
          auditd's in-syscall audit work cannot be measured this way.\n\
          - ops/s against the baseline is the cost the workload feels, everything included.\n\
-         - getppid is traced by nobody: its rate shows what untraced syscalls pay (nothing, \
-         within noise: the sensor attaches to the named syscalls' own tracepoints).\n\
+         - getppid is traced by nobody: its rate shows what untraced syscalls pay. Once any \
+         `syscalls:` tracepoint is in use, the kernel sends every task's syscalls through its \
+         slow entry/exit path (SYSCALL_WORK_SYSCALL_TRACEPOINT), traced or not; auditd's \
+         syscall rules do the same (TIF_SYSCALL_AUDIT). Only fentry on the syscall functions \
+         avoids it, where the kernel allows fentry.\n\
          - reported: operations that came out of the monitor (the sensor: events; auditd: SYSCALL \
          records). Lost counts are for the whole scenario."
     );
