@@ -18,6 +18,9 @@ pub enum EventKind {
     // 100..=199: file privilege changes.
     /// chmod, chown, xattr changes: [`crate::FileEvent`].
     FileAttr = 100,
+    /// Writes, truncates, unlinks and renames of watched paths:
+    /// [`crate::WatchEvent`].
+    FileWrite = 101,
     // 200..=299: credential changes.
     /// setuid family, capset: [`crate::CredEvent`].
     Cred = 200,
@@ -32,11 +35,12 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind, so loops over kinds (loss counters, probe tables) cannot forget one.
-    pub const ALL: [EventKind; 7] = [
+    pub const ALL: [EventKind; 8] = [
         EventKind::Exec,
         EventKind::Fork,
         EventKind::Exit,
         EventKind::FileAttr,
+        EventKind::FileWrite,
         EventKind::Cred,
         EventKind::Net,
         EventKind::System,
@@ -48,6 +52,7 @@ impl EventKind {
             2 => Some(EventKind::Fork),
             3 => Some(EventKind::Exit),
             100 => Some(EventKind::FileAttr),
+            101 => Some(EventKind::FileWrite),
             200 => Some(EventKind::Cred),
             300 => Some(EventKind::Net),
             400 => Some(EventKind::System),
@@ -61,6 +66,7 @@ impl EventKind {
             EventKind::Fork => "fork",
             EventKind::Exit => "exit",
             EventKind::FileAttr => "file_attr",
+            EventKind::FileWrite => "file_write",
             EventKind::Cred => "cred",
             EventKind::Net => "net",
             EventKind::System => "system",
@@ -74,6 +80,7 @@ impl EventKind {
             EventKind::Fork => size_of::<ForkEvent>(),
             EventKind::Exit => size_of::<ExitEvent>(),
             EventKind::FileAttr => size_of::<crate::FileEvent>(),
+            EventKind::FileWrite => size_of::<crate::WatchEvent>(),
             EventKind::Cred => size_of::<crate::CredEvent>(),
             EventKind::Net => size_of::<crate::NetEvent>(),
             EventKind::System => size_of::<crate::SysEvent>(),
@@ -85,6 +92,7 @@ impl EventKind {
         match self {
             EventKind::Exec => size_of::<ExecEvent>() + EXEC_DATA_MAX,
             EventKind::FileAttr => crate::FILE_EVENT_MAX,
+            EventKind::FileWrite => crate::WATCH_EVENT_MAX,
             EventKind::System => crate::SYS_EVENT_MAX,
             EventKind::Fork | EventKind::Exit | EventKind::Cred | EventKind::Net => self.fixed_size(),
         }

@@ -88,6 +88,16 @@ pub mod names {
     pub const IGNORE_CGROUPS_MAP: &str = "IGNORE_CGROUPS";
     pub const IGNORE_EXES_MAP: &str = "IGNORE_EXES";
     pub const IGNORE_PREFIXES_MAP: &str = "IGNORE_PREFIXES";
+    /// `tracepoint/syscalls/sys_enter_*` / `sys_exit_*` of the watched-path
+    /// syscalls (open for writing, truncate, unlink, rename).
+    pub const PROG_WATCH_ENTER: &str = "watch_enter";
+    pub const PROG_WATCH_EXIT: &str = "watch_exit";
+    /// Watched files and directories by inode ([`crate::ExeKey`] keys), the
+    /// directories holding watched files, and the watched paths as strings
+    /// ([`crate::PathPrefix`], [`crate::WATCH_PREFIXES_MAX`] of them).
+    pub const WATCHED_INODES_MAP: &str = "WATCHED_INODES";
+    pub const WATCHED_PARENTS_MAP: &str = "WATCHED_PARENTS";
+    pub const WATCHED_PREFIXES_MAP: &str = "WATCHED_PREFIXES";
     /// Sockets with a connect in progress, by socket address.
     pub const CONNECTING_MAP: &str = "CONNECTING";
 

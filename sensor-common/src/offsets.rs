@@ -53,6 +53,7 @@ pub struct KernelOffsets {
     // struct dentry / struct qstr
     pub dentry_parent: u32,
     pub dentry_name: u32,
+    pub dentry_inode: u32,
     pub qstr_len: u32,
     pub qstr_name: u32,
     // struct mount / struct vfsmount
@@ -155,6 +156,7 @@ impl KernelOffsets {
         path_dentry: OFFSET_MISSING,
         dentry_parent: OFFSET_MISSING,
         dentry_name: OFFSET_MISSING,
+        dentry_inode: OFFSET_MISSING,
         qstr_len: OFFSET_MISSING,
         qstr_name: OFFSET_MISSING,
         mount_mnt: OFFSET_MISSING,
@@ -205,7 +207,7 @@ impl KernelOffsets {
     };
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 77 * 4);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 78 * 4);
 
 #[cfg(feature = "user")]
 // SAFETY: repr(C), only u32 fields, no padding (size assert above).

@@ -34,6 +34,18 @@ pub enum SyscallOp {
     Removexattr = 12,
     Lremovexattr = 13,
     Fremovexattr = 14,
+    // 16..=31: writes to watched paths, [`WatchEvent`].
+    Open = 16,
+    Openat = 17,
+    Openat2 = 18,
+    Creat = 19,
+    Truncate = 20,
+    Ftruncate = 21,
+    Unlink = 22,
+    Unlinkat = 23,
+    Rename = 24,
+    Renameat = 25,
+    Renameat2 = 26,
     // 32..=63: credential changes, [`CredEvent`].
     Setuid = 32,
     Setgid = 33,
@@ -87,7 +99,7 @@ pub enum Target {
 }
 
 impl SyscallOp {
-    pub const ALL: [SyscallOp; 36] = [
+    pub const ALL: [SyscallOp; 47] = [
         SyscallOp::Chmod,
         SyscallOp::Fchmod,
         SyscallOp::Fchmodat,
@@ -102,6 +114,17 @@ impl SyscallOp {
         SyscallOp::Removexattr,
         SyscallOp::Lremovexattr,
         SyscallOp::Fremovexattr,
+        SyscallOp::Open,
+        SyscallOp::Openat,
+        SyscallOp::Openat2,
+        SyscallOp::Creat,
+        SyscallOp::Truncate,
+        SyscallOp::Ftruncate,
+        SyscallOp::Unlink,
+        SyscallOp::Unlinkat,
+        SyscallOp::Rename,
+        SyscallOp::Renameat,
+        SyscallOp::Renameat2,
         SyscallOp::Setuid,
         SyscallOp::Setgid,
         SyscallOp::Setreuid,
@@ -145,6 +168,17 @@ impl SyscallOp {
             12 => SyscallOp::Removexattr,
             13 => SyscallOp::Lremovexattr,
             14 => SyscallOp::Fremovexattr,
+            16 => SyscallOp::Open,
+            17 => SyscallOp::Openat,
+            18 => SyscallOp::Openat2,
+            19 => SyscallOp::Creat,
+            20 => SyscallOp::Truncate,
+            21 => SyscallOp::Ftruncate,
+            22 => SyscallOp::Unlink,
+            23 => SyscallOp::Unlinkat,
+            24 => SyscallOp::Rename,
+            25 => SyscallOp::Renameat,
+            26 => SyscallOp::Renameat2,
             32 => SyscallOp::Setuid,
             33 => SyscallOp::Setgid,
             34 => SyscallOp::Setreuid,
@@ -188,6 +222,17 @@ impl SyscallOp {
             SyscallOp::Removexattr => "removexattr",
             SyscallOp::Lremovexattr => "lremovexattr",
             SyscallOp::Fremovexattr => "fremovexattr",
+            SyscallOp::Open => "open",
+            SyscallOp::Openat => "openat",
+            SyscallOp::Openat2 => "openat2",
+            SyscallOp::Creat => "creat",
+            SyscallOp::Truncate => "truncate",
+            SyscallOp::Ftruncate => "ftruncate",
+            SyscallOp::Unlink => "unlink",
+            SyscallOp::Unlinkat => "unlinkat",
+            SyscallOp::Rename => "rename",
+            SyscallOp::Renameat => "renameat",
+            SyscallOp::Renameat2 => "renameat2",
             SyscallOp::Setuid => "setuid",
             SyscallOp::Setgid => "setgid",
             SyscallOp::Setreuid => "setreuid",
@@ -225,7 +270,8 @@ impl SyscallOp {
     /// The record kind this syscall produces.
     pub const fn kind(self) -> crate::EventKind {
         match self as u32 {
-            0..32 => crate::EventKind::FileAttr,
+            0..16 => crate::EventKind::FileAttr,
+            16..32 => crate::EventKind::FileWrite,
             32..64 => crate::EventKind::Cred,
             64..96 => crate::EventKind::Net,
             _ => crate::EventKind::System,
@@ -373,6 +419,58 @@ pub struct CredEvent {
     pub new_caps: [u64; 3],
 }
 
+/// `WatchEvent::flags` bits.
+pub mod watch_flags {
+    /// `path` was longer than [`crate::ARG_PATH_CAP`] (or `path2`).
+    pub const PATH_TRUNCATED: u32 = 1 << 0;
+    /// A path argument could not be read.
+    pub const PATH_UNREADABLE: u32 = 1 << 1;
+    /// `base` is the file itself (an open, by the fd it returned; an
+    /// ftruncate), walked in the kernel: `path` is empty.
+    pub const BASE_IS_FILE: u32 = 1 << 2;
+    /// The base path was cut at the caps, or a read failed walking it.
+    pub const BASE_TRUNCATED: u32 = 1 << 3;
+    /// rename's new path is relative to a different dirfd than the old
+    /// one, whose directory was not walked: `path2` is as passed.
+    pub const BASE2_UNKNOWN: u32 = 1 << 4;
+}
+
+/// A write to a watched path: an open for writing (or creating,
+/// truncating), a truncate, an unlink or a rename, after it returned.
+/// Followed by `path_len + base_len + path2_len` bytes: the path argument
+/// as passed (no NUL), the directory it is relative to or the file itself
+/// (leaf-first components, like exec's paths; empty when `path` is
+/// absolute), and rename's new path as passed.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WatchEvent {
+    pub header: EventHeader,
+    pub task: TaskInfo,
+    /// [`SyscallOp`] as `u32`.
+    pub op: u32,
+    /// [`watch_flags`] bits.
+    pub flags: u32,
+    /// 0, a new fd, or `-errno`.
+    pub ret: i64,
+    /// open's flags (`O_*`), unlinkat's and renameat2's flags.
+    pub open_flags: u32,
+    /// The dirfd (or fd) argument; AT_FDCWD when there was none.
+    pub fd: i32,
+    pub path_len: u32,
+    pub base_len: u32,
+    pub path2_len: u32,
+    pub _pad0: u32,
+}
+
+const _: () = assert!(size_of::<WatchEvent>() == 16 + 144 + 40);
+
+/// Largest record of the watched-path kind.
+pub const WATCH_EVENT_MAX: usize =
+    size_of::<WatchEvent>() + 2 * ARG_PATH_CAP + crate::PATH_CAP + crate::COMPONENT_MAX;
+
+/// Watched paths, as absolute path strings, at most this many…
+pub const WATCH_PREFIXES_MAX: u32 = 32;
+
 /// Bytes of a socket address copied from the caller (sizeof(struct
 /// sockaddr_storage)): a unix socket path fits whole.
 pub const SOCKADDR_CAP: usize = 128;
@@ -493,4 +591,5 @@ mod pod {
     unsafe impl aya::Pod for super::CredEvent {}
     unsafe impl aya::Pod for super::NetEvent {}
     unsafe impl aya::Pod for super::SysEvent {}
+    unsafe impl aya::Pod for super::WatchEvent {}
 }

@@ -117,6 +117,7 @@ pub struct WireTypes {
     pub cred: sensor_common::CredEvent,
     pub net: sensor_common::NetEvent,
     pub sys: sensor_common::SysEvent,
+    pub watch: sensor_common::WatchEvent,
     pub exe_key: sensor_common::ExeKey,
     pub path_prefix: sensor_common::PathPrefix,
 }

@@ -78,7 +78,9 @@ pub async fn run(config: Config) -> Result<(), RunError> {
 
     // Attach first, then read /proc: a process that starts in between is
     // in both, and the kernel's record (applied later) wins.
-    let (mut source, ring) = EbpfSource::load(&config.ebpf, &config.filter)?;
+    let watched = crate::source::ebpf::watch::Watched::resolve(&config.watch);
+    let (mut source, ring) = EbpfSource::load(&config.ebpf, &config.filter, &watched)?;
+    pipeline.set_watched(watched);
     let cgroup_mode = crate::source::ebpf::offsets::CgroupMode::detect();
     pipeline.seed(procfs::all_processes(std::path::Path::new("/proc"), cgroup_mode));
     // Parsing the kernel's BTF and the object takes tens of MiB that are
@@ -172,8 +174,9 @@ fn drain(
     while let Some(item) = rb.next() {
         match decode::decode(&item) {
             Ok(ev) => {
-                let event = pipeline.handle(ev);
-                sink.emit(&event).map_err(RunError::Output)?;
+                if let Some(event) = pipeline.handle(ev) {
+                    sink.emit(&event).map_err(RunError::Output)?;
+                }
             }
             Err(e) => {
                 *decode_errors += 1;

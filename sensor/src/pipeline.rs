@@ -23,6 +23,7 @@ mod cred;
 mod file;
 mod net;
 mod system;
+mod watch;
 
 pub struct Pipeline {
     table: ProcessTable,
@@ -38,6 +39,9 @@ pub struct Pipeline {
     /// Non-blocking connects in progress: (pid, fd, process start) to the
     /// connect's `event.id`, so that its end can name it. Bounded.
     connecting: std::collections::HashMap<(u32, i32, u64), String>,
+    /// The watched paths, to check path arguments exactly and to name the
+    /// watch a write matched.
+    watched: crate::source::ebpf::watch::Watched,
     /// Persists `seq` across restarts (see `sink::sequence`).
     lease: Option<SequenceLease>,
 }
@@ -88,6 +92,7 @@ impl Pipeline {
             instance: instance.iter().map(|b| format!("{b:02x}")).collect(),
             ancestry_depth,
             connecting: std::collections::HashMap::new(),
+            watched: Default::default(),
             lease: None,
         }
     }
@@ -135,12 +140,19 @@ impl Pipeline {
         self.users.invalidate_if_changed();
     }
 
+    pub fn set_watched(&mut self, watched: crate::source::ebpf::watch::Watched) {
+        self.watched = watched;
+    }
+
     pub fn table(&self) -> &ProcessTable {
         &self.table
     }
 
-    pub fn handle(&mut self, ev: KernelEvent) -> Event {
-        match ev {
+    /// The event for a kernel record; None when the record is one the
+    /// kernel side let through only because it could not decide exactly
+    /// (a path argument near, but not in, a watched path).
+    pub fn handle(&mut self, ev: KernelEvent) -> Option<Event> {
+        Some(match ev {
             KernelEvent::Exec(e) => self.exec(e),
             KernelEvent::Fork(f) => self.fork(f),
             KernelEvent::Exit(x) => self.exit(x),
@@ -148,7 +160,8 @@ impl Pipeline {
             KernelEvent::Cred(c) => self.cred(c),
             KernelEvent::Net(n) => self.net(n),
             KernelEvent::System(x) => self.system(x),
-        }
+            KernelEvent::FileWrite(w) => return self.file_write(w),
+        })
     }
 
     fn exec(&mut self, e: ExecRecord) -> Event {

@@ -65,7 +65,7 @@ fn probe_reports_features_and_hooks() {
         assert!(r[k]["detail"].as_str().is_some_and(|d| !d.is_empty()), "{k}: {r}");
     }
     let kinds: Vec<&str> = r["hooks"].as_array().expect("hooks").iter().filter_map(|h| h["kind"].as_str()).collect();
-    assert_eq!(kinds, ["exec", "fork", "exit", "file_attr", "cred", "net", "system"]);
+    assert_eq!(kinds, ["exec", "fork", "exit", "file_attr", "file_write", "cred", "net", "system"]);
     // Every syscall family names its tracepoints, and the better hook it
     // stands in for where there is one.
     let hook = |kind: &str| r["hooks"].as_array().expect("hooks").iter().find(|h| h["kind"] == kind).cloned();

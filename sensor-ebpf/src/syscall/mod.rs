@@ -16,6 +16,7 @@ pub mod cred;
 pub mod file;
 pub mod net;
 pub mod sys;
+pub mod watch;
 
 use aya_ebpf::helpers::{bpf_get_current_pid_tgid, bpf_get_current_task};
 use aya_ebpf::macros::map;

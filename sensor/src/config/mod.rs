@@ -3,6 +3,7 @@
 //! which must be useful on its own (capture everything, JSON to stdout).
 
 pub mod filter;
+pub mod watch;
 pub mod sinks;
 pub mod telemetry;
 
@@ -38,6 +39,7 @@ pub struct Config {
     pub ebpf: EbpfConfig,
     pub agent: AgentConfig,
     pub filter: filter::FilterConfig,
+    pub watch: watch::WatchConfig,
     /// `[[sinks]]`: where events go; empty means JSON lines on stdout.
     #[serde(deserialize_with = "sinks::deserialize_sinks")]
     pub sinks: Vec<SinkConfig>,
@@ -73,7 +75,7 @@ pub struct EbpfConfig {
 
 /// Kinds that `ebpf.disable` accepts. Process lifecycle events are not
 /// among them: every other event's process context is built from them.
-pub const DISABLEABLE_KINDS: &[&str] = &["file_attr", "cred", "net", "system"];
+pub const DISABLEABLE_KINDS: &[&str] = &["file_attr", "file_write", "cred", "net", "system"];
 
 /// `[agent]`: identity of this sensor instance.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -178,6 +180,7 @@ impl Config {
             }
         }
         self.filter.validate()?;
+        self.watch.validate()?;
         if self.process.table_size < 1024 {
             return Err(ConfigError::Invalid {
                 key: "process.table_size",

@@ -278,6 +278,9 @@ pub struct SensorFields {
     /// `ignored`, `already_pending`…).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signal_result: Option<&'static str>,
+    /// A write to a watched path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_write: Option<FileWrite>,
     /// What ECS `network.*` has no field for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub network: Option<NetworkDetail>,
@@ -319,6 +322,7 @@ impl SensorFields {
             mount,
             bpf,
             signal_result,
+            file_write,
             network,
             gap,
             heartbeat,
@@ -348,6 +352,7 @@ impl SensorFields {
             && mount.is_none()
             && bpf.is_none()
             && signal_result.is_none()
+            && file_write.is_none()
             && network.is_none()
             && gap.is_none()
             && heartbeat.is_none()
@@ -598,4 +603,24 @@ pub struct SinkHeartbeat {
     pub spool_bytes: u64,
     pub spool_pending: u64,
     pub connected: bool,
+}
+
+/// `sensor.file_write`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FileWrite {
+    /// The watched path (as configured) this write falls under; absent
+    /// when the file was reached another way (a bind mount, another
+    /// mount namespace) and matched by inode only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watched: Option<Text>,
+    /// open's flags by name (`O_WRONLY`, `O_CREAT`, `O_TRUNC`…).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub open_flags: Vec<&'static str>,
+    /// rename's destination.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_path: Option<Text>,
+    /// The path argument as passed, when `file.path` joined it to a
+    /// directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_argument: Option<Text>,
 }

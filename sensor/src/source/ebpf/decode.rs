@@ -7,7 +7,7 @@
 use sensor_common::{
     CredEvent, EventHeader, EventKind, ExecEvent, ExitEvent, FileEvent, ForkEvent, NET_OP_CONNECT_OUTCOME,
     NetEvent, SOCKADDR_CAP, SYS_OP_SIGNAL_SENSOR, SysEvent, SyscallOp, TaskInfo, exec_flags, file_flags,
-    sys_flags,
+    sys_flags, watch_flags, WatchEvent,
 };
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -35,6 +35,7 @@ pub enum KernelEvent {
     Cred(CredRecord),
     Net(NetRecord),
     System(SysRecord),
+    FileWrite(WatchRecord),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,6 +152,63 @@ pub struct CredRecord {
     /// inheritable, permitted, effective before and after.
     pub old_caps: [u64; 3],
     pub new_caps: [u64; 3],
+}
+
+/// A write, truncate, unlink or rename of a watched path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchRecord {
+    pub boot_ns: u64,
+    pub task: TaskInfo,
+    pub op: SyscallOp,
+    pub ret: i64,
+    pub open_flags: u32,
+    pub fd: i32,
+    /// The path argument as passed; empty for an open or ftruncate, whose
+    /// file is `base`.
+    pub path: Vec<u8>,
+    /// The directory a relative `path` starts from, or the file itself.
+    pub base: Vec<u8>,
+    pub base_is_file: bool,
+    pub base_truncated: bool,
+    /// rename's new path as passed.
+    pub path2: Vec<u8>,
+    pub base2_unknown: bool,
+    pub path_truncated: bool,
+    pub path_unreadable: bool,
+}
+
+impl WatchRecord {
+    /// The file's path: the file itself, or the argument joined to its base.
+    pub fn resolved_path(&self) -> Option<Vec<u8>> {
+        if self.base_is_file {
+            return (!self.base.is_empty()).then(|| self.base.clone());
+        }
+        join(&self.path, &self.base)
+    }
+
+    /// rename's new path, joined to the same base when it is relative.
+    pub fn resolved_path2(&self) -> Option<Vec<u8>> {
+        if self.path2.is_empty() || (self.base2_unknown && self.path2[0] != b'/') {
+            return None;
+        }
+        join(&self.path2, &self.base)
+    }
+}
+
+/// `path` if absolute, else `base/path`; None when neither is known.
+fn join(path: &[u8], base: &[u8]) -> Option<Vec<u8>> {
+    if path.first() == Some(&b'/') {
+        return Some(path.to_vec());
+    }
+    if base.is_empty() || path.is_empty() {
+        return None;
+    }
+    let mut p = base.to_vec();
+    if p.last() != Some(&b'/') {
+        p.push(b'/');
+    }
+    p.extend_from_slice(path);
+    Some(p)
 }
 
 /// What a system record reports.
@@ -303,6 +361,7 @@ pub fn decode(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
         }
         EventKind::FileAttr => decode_file(bytes).map(KernelEvent::FileAttr),
         EventKind::System => decode_sys(bytes).map(KernelEvent::System),
+        EventKind::FileWrite => decode_watch(bytes).map(KernelEvent::FileWrite),
         EventKind::Net => {
             let e: NetEvent = read_struct(bytes).ok_or(DecodeError::Short { kind, len: bytes.len(), need })?;
             let op = if e.op == NET_OP_CONNECT_OUTCOME {
@@ -341,6 +400,39 @@ pub fn decode(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
             }))
         }
     }
+}
+
+fn decode_watch(bytes: &[u8]) -> Result<WatchRecord, DecodeError> {
+    let kind = EventKind::FileWrite;
+    let fixed = core::mem::size_of::<WatchEvent>();
+    let e: WatchEvent = read_struct(bytes).ok_or(DecodeError::Short { kind, len: bytes.len(), need: fixed })?;
+    let op = SyscallOp::from_u32(e.op).ok_or(DecodeError::UnknownOp { kind, op: e.op })?;
+    let data = &bytes[fixed..];
+    let lens = [e.path_len, e.base_len, e.path2_len].map(|l| l as usize);
+    let sum: usize = lens.iter().sum();
+    if sum > data.len() {
+        return Err(DecodeError::DataOverflow { sum, data: data.len() });
+    }
+    let (path, rest) = data.split_at(lens[0]);
+    let (base, rest) = rest.split_at(lens[1]);
+    let path2 = &rest[..lens[2]];
+    let has = |bit: u32| e.flags & bit != 0;
+    Ok(WatchRecord {
+        boot_ns: e.header.boot_ns,
+        task: e.task,
+        op,
+        ret: e.ret,
+        open_flags: e.open_flags,
+        fd: e.fd,
+        path: path.to_vec(),
+        base: join_components(base),
+        base_is_file: has(watch_flags::BASE_IS_FILE),
+        base_truncated: has(watch_flags::BASE_TRUNCATED),
+        path2: path2.to_vec(),
+        base2_unknown: has(watch_flags::BASE2_UNKNOWN),
+        path_truncated: has(watch_flags::PATH_TRUNCATED),
+        path_unreadable: has(watch_flags::PATH_UNREADABLE),
+    })
 }
 
 fn decode_sys(bytes: &[u8]) -> Result<SysRecord, DecodeError> {

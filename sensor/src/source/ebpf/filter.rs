@@ -108,7 +108,7 @@ fn fill_hash<K: aya::Pod>(ebpf: &mut Ebpf, name: &'static str, keys: &[K]) -> Re
 }
 
 /// Userspace dev_t (glibc's encoding) to the kernel's `MKDEV(major, minor)`.
-fn kernel_dev(dev: u64) -> u32 {
+pub(crate) fn kernel_dev(dev: u64) -> u32 {
     let (major, minor) = (libc::major(dev), libc::minor(dev));
     (major << 20) | (minor & 0xfffff)
 }

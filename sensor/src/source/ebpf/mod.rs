@@ -6,6 +6,7 @@ pub mod decode;
 pub mod filter;
 pub mod offsets;
 pub mod syscalls;
+pub mod watch;
 #[cfg(test)]
 mod wire_check;
 
@@ -114,7 +115,11 @@ pub struct EbpfSource {
 impl EbpfSource {
     /// Loads and attaches everything; returns the source (counters) and the
     /// ring buffer, which the caller polls.
-    pub fn load(config: &EbpfConfig, filter: &FilterConfig) -> Result<(EbpfSource, RingBuf<MapData>), LoadError> {
+    pub fn load(
+        config: &EbpfConfig,
+        filter: &FilterConfig,
+        watched: &watch::Watched,
+    ) -> Result<(EbpfSource, RingBuf<MapData>), LoadError> {
         if EBPF_OBJECT.is_empty() {
             return Err(LoadError::NoObject);
         }
@@ -155,6 +160,7 @@ impl EbpfSource {
         }
         // Filters before any syscall hook is attached.
         filter::install(&mut ebpf, &filter)?;
+        watched.install(&mut ebpf)?;
         let enabled: Vec<EventKind> =
             EventKind::ALL.into_iter().filter(|k| !config.disable.iter().any(|d| d == k.name())).collect();
         let syscalls = syscalls::attach(&mut ebpf, &enabled)?;

@@ -262,6 +262,8 @@ kernel_fields! {
     path_dentry: Required path.dentry;
     dentry_parent: Required dentry.d_parent;
     dentry_name: Required dentry.d_name;
+    // Watched paths are matched by the inodes of a file's dentry chain.
+    dentry_inode: Required dentry.d_inode;
     // union { struct { u32 hash; u32 len; }; u64 hash_len; }
     qstr_len: Required qstr.len;
     qstr_name: Required qstr.name;

@@ -21,6 +21,17 @@ pub fn number(op: SyscallOp) -> Option<libc::c_long> {
         SyscallOp::Chmod => return legacy(libc::SYS_chmod),
         SyscallOp::Chown => return legacy(libc::SYS_chown),
         SyscallOp::Lchown => return legacy(libc::SYS_lchown),
+        SyscallOp::Open => return legacy(libc::SYS_open),
+        SyscallOp::Creat => return legacy(libc::SYS_creat),
+        SyscallOp::Truncate => libc::SYS_truncate,
+        SyscallOp::Unlink => return legacy(libc::SYS_unlink),
+        SyscallOp::Rename => return legacy(libc::SYS_rename),
+        SyscallOp::Openat => libc::SYS_openat,
+        SyscallOp::Openat2 => libc::SYS_openat2,
+        SyscallOp::Ftruncate => libc::SYS_ftruncate,
+        SyscallOp::Unlinkat => libc::SYS_unlinkat,
+        SyscallOp::Renameat => libc::SYS_renameat,
+        SyscallOp::Renameat2 => libc::SYS_renameat2,
         SyscallOp::Fchmod => libc::SYS_fchmod,
         SyscallOp::Fchmodat => libc::SYS_fchmodat,
         SyscallOp::Fchmodat2 => libc::SYS_fchmodat2,
@@ -76,6 +87,16 @@ pub const FAMILIES: &[Family] = &[
         ),
     },
     Family {
+        kind: EventKind::FileWrite,
+        why: "opens for writing are matched at exit by the inode of the file they opened and of its \
+              directories (blind to symlinks and relative paths); truncate/unlink/rename by their \
+              path argument at entry; only watched paths reach userspace",
+        preferred: Some(
+            "lsm/file_open + lsm/inode_unlink + lsm/inode_rename (not built yet): failed attempts \
+             too, by inode",
+        ),
+    },
+    Family {
         kind: EventKind::Cred,
         why: "credentials are read at entry and exit, so the event shows what really changed",
         // Entry and exit already see the committed credentials.
@@ -115,6 +136,7 @@ pub fn available(kind: EventKind) -> (Vec<&'static str>, Vec<&'static str>) {
 fn programs(kind: EventKind) -> (&'static str, &'static str) {
     match kind {
         EventKind::FileAttr => (names::PROG_FILE_ENTER, names::PROG_FILE_EXIT),
+        EventKind::FileWrite => (names::PROG_WATCH_ENTER, names::PROG_WATCH_EXIT),
         EventKind::Net => (names::PROG_NET_ENTER, names::PROG_NET_EXIT),
         EventKind::System => (names::PROG_SYS_ENTER, names::PROG_SYS_EXIT),
         _ => (names::PROG_CRED_ENTER, names::PROG_CRED_EXIT),
@@ -137,7 +159,7 @@ pub fn attach(ebpf: &mut Ebpf, enabled: &[EventKind]) -> Result<Vec<Traced>, Loa
     ensure_tracefs();
     let mut ops: Array<MapData, u32> = take_map(ebpf, names::SYSCALL_OPS_MAP)?;
     let mut traced = Vec::new();
-    for kind in [EventKind::FileAttr, EventKind::Cred, EventKind::Net, EventKind::System] {
+    for kind in [EventKind::FileAttr, EventKind::FileWrite, EventKind::Cred, EventKind::Net, EventKind::System] {
         if !enabled.contains(&kind) {
             continue;
         }

@@ -8,7 +8,7 @@
 use btf_rs::{Btf, Type};
 use sensor_common::{
     CredEvent, EventHeader, ExecEvent, ExitEvent, FileEvent, ForkEvent, KernelOffsets, NetEvent, ProbeConfig, SysEvent,
-    ExeKey, PathPrefix,
+    ExeKey, PathPrefix, WatchEvent,
     TaskInfo,
 };
 
@@ -89,6 +89,11 @@ fn wire_structs_match_the_ebpf_object() {
         ]
     );
     assert_same_layout!(btf, SysEvent, [header, task, op, flags, ret, args, str_lens, _pad0]);
+    assert_same_layout!(
+        btf,
+        WatchEvent,
+        [header, task, op, flags, ret, open_flags, fd, path_len, base_len, path2_len, _pad0]
+    );
     assert_same_layout!(btf, CredEvent, [header, task, op, _pad0, ret, args, _pad1, old_ids, old_caps, new_caps]);
     let (size, members) = layout(&btf, "KernelOffsets");
     assert_eq!(size, core::mem::size_of::<KernelOffsets>());

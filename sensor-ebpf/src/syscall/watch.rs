@@ -1,0 +1,408 @@
+//! Writes to watched paths: open for writing (or creating, truncating),
+//! truncate, unlink and rename of the files and directories the daemon
+//! watches (/etc/passwd, /etc/shadow, /etc/sudoers*, ~/.ssh, cron and
+//! systemd unit directories, /var/log/… by default).
+//!
+//! The decision is made in the kernel, so that the host's ordinary writes
+//! never reach userspace:
+//! - a file the call has open (open's new fd at exit, ftruncate's fd) is
+//!   watched if it or a directory above it is a watched inode: exact, and
+//!   blind to symlinks, bind mounts and relative paths;
+//! - a path argument (truncate, unlink, rename) is watched if it is
+//!   absolute and starts with a watched path, a single component in a
+//!   directory that is, or that holds, a watched file, or a relative path
+//!   of several components (which only the joined path can decide). The
+//!   daemon checks the joined path exactly and drops the rest.
+
+use aya_ebpf::helpers::generated::{bpf_probe_read_kernel, bpf_probe_read_user, bpf_probe_read_user_str};
+use aya_ebpf::macros::{map, tracepoint};
+use aya_ebpf::maps::{Array, HashMap, PerCpuArray};
+use aya_ebpf::programs::TracePointContext;
+use sensor_common::{
+    ARG_PATH_CAP, AT_FDCWD, EventKind, ExeKey, IGNORE_PREFIX_CAP, PATH_CAP, PATH_COMPONENTS_MAX, PathPrefix,
+    ProbeError, SyscallOp, WATCH_PREFIXES_MAX, WatchEvent, watch_flags,
+};
+
+use super::fd_file;
+use crate::kernel::{Miss, field, put, read_ptr, read_u32, read_u64};
+use crate::maps::{DATA_MASK, SYSCALL_SCRATCH, count_error, off, scratch};
+use crate::path::{Walk, Writer, write_path};
+use crate::task;
+
+const O_WRONLY: u32 = 0o1;
+const O_RDWR: u32 = 0o2;
+const O_CREAT: u32 = 0o100;
+const O_TRUNC: u32 = 0o1000;
+const WRITE_INTENT: u32 = O_WRONLY | O_RDWR | O_CREAT | O_TRUNC;
+/// Directories climbed from a file looking for a watched one.
+const ANCESTORS_MAX: u32 = 16;
+
+#[map]
+static WATCHED_INODES: HashMap<ExeKey, u8> = HashMap::with_max_entries(1024, 0);
+
+#[map]
+static WATCHED_PARENTS: HashMap<ExeKey, u8> = HashMap::with_max_entries(1024, 0);
+
+#[map]
+static WATCHED_PREFIXES: Array<PathPrefix> = Array::with_max_entries(WATCH_PREFIXES_MAX, 0);
+
+/// An open for writing between entry and exit: whether its file is watched
+/// is known only once the kernel has resolved it (the new fd).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct PendingOpen {
+    op: u32,
+    flags: u32,
+    fd: i32,
+    _pad0: u32,
+}
+
+#[map]
+static OPEN_INFLIGHT: HashMap<u64, PendingOpen> = HashMap::with_max_entries(8192, 0);
+
+/// A watched truncate, unlink or rename between entry and exit.
+#[repr(C)]
+pub struct PendingWatch {
+    op: u32,
+    flags: u32,
+    fd: i32,
+    /// The new path's dirfd (rename).
+    fd2: i32,
+    open_flags: u32,
+    path_len: u32,
+    path2_len: u32,
+    _pad0: u32,
+    path: [u8; ARG_PATH_CAP],
+    path2: [u8; ARG_PATH_CAP],
+}
+
+#[map]
+static WATCH_PENDING: PerCpuArray<PendingWatch> = PerCpuArray::with_max_entries(1, 0);
+
+/// ~8 KiB values, allocated only for watched calls in flight.
+#[map]
+static WATCH_INFLIGHT: HashMap<u64, PendingWatch> = HashMap::with_max_entries(1024, BPF_F_NO_PREALLOC);
+
+const BPF_F_NO_PREALLOC: u32 = 1;
+
+#[tracepoint]
+pub fn watch_enter(ctx: TracePointContext) -> u32 {
+    let Some(op) = super::op(&ctx) else { return 0 };
+    let a = |i| super::arg(&ctx, i);
+    // Opens: only their intent is known now; the file comes at exit.
+    let open = match op {
+        SyscallOp::Open => Some((AT_FDCWD, a(1) as u32)),
+        SyscallOp::Openat => Some((a(0) as i32, a(2) as u32)),
+        SyscallOp::Openat2 => {
+            // struct open_how { u64 flags; u64 mode; u64 resolve; }
+            let mut flags = 0u64;
+            // SAFETY: an 8-byte probe read into a local.
+            unsafe { bpf_probe_read_user((&raw mut flags).cast(), 8, a(2) as *const _) };
+            Some((a(0) as i32, flags as u32))
+        }
+        SyscallOp::Creat => Some((AT_FDCWD, O_CREAT | O_WRONLY | O_TRUNC)),
+        _ => None,
+    };
+    if let Some((fd, flags)) = open {
+        if flags & WRITE_INTENT != 0 {
+            let p = PendingOpen { op: op as u32, flags, fd, _pad0: 0 };
+            if OPEN_INFLIGHT.insert(&super::thread_key(), &p, 0).is_err() {
+                count_error(ProbeError::Inflight);
+            }
+        }
+        return 0;
+    }
+    let Some(p) = WATCH_PENDING.get_ptr_mut(0) else {
+        count_error(ProbeError::Scratch);
+        return 0;
+    };
+    // SAFETY: this CPU's slot; the program does not sleep.
+    let p = unsafe { &mut *p };
+    put(&mut p.op, op as u32);
+    put(&mut p.flags, 0);
+    put(&mut p.fd, AT_FDCWD);
+    put(&mut p.fd2, AT_FDCWD);
+    put(&mut p.open_flags, 0);
+    put(&mut p.path_len, 0);
+    put(&mut p.path2_len, 0);
+    let task = super::current_task();
+    let watched = match op {
+        SyscallOp::Ftruncate => {
+            p.fd = a(0) as i32;
+            file_watched(fd_file(task, p.fd))
+        }
+        SyscallOp::Truncate | SyscallOp::Unlink => {
+            p.path_len = read_path(&mut p.path, a(0), &mut p.flags);
+            path_watched(task, &p.path, p.path_len, AT_FDCWD)
+        }
+        SyscallOp::Unlinkat => {
+            p.fd = a(0) as i32;
+            p.open_flags = a(2) as u32;
+            p.path_len = read_path(&mut p.path, a(1), &mut p.flags);
+            path_watched(task, &p.path, p.path_len, p.fd)
+        }
+        SyscallOp::Rename => {
+            p.path_len = read_path(&mut p.path, a(0), &mut p.flags);
+            p.path2_len = read_path(&mut p.path2, a(1), &mut p.flags);
+            path_watched(task, &p.path, p.path_len, AT_FDCWD) || path_watched(task, &p.path2, p.path2_len, AT_FDCWD)
+        }
+        SyscallOp::Renameat | SyscallOp::Renameat2 => {
+            p.fd = a(0) as i32;
+            p.fd2 = a(2) as i32;
+            if op == SyscallOp::Renameat2 {
+                p.open_flags = a(4) as u32;
+            }
+            p.path_len = read_path(&mut p.path, a(1), &mut p.flags);
+            p.path2_len = read_path(&mut p.path2, a(3), &mut p.flags);
+            path_watched(task, &p.path, p.path_len, p.fd) || path_watched(task, &p.path2, p.path2_len, p.fd2)
+        }
+        _ => false,
+    };
+    if watched && WATCH_INFLIGHT.insert(&super::thread_key(), &*p, 0).is_err() {
+        count_error(ProbeError::Inflight);
+    }
+    0
+}
+
+#[tracepoint]
+pub fn watch_exit(ctx: TracePointContext) -> u32 {
+    let key = super::thread_key();
+    let ret = super::ret(&ctx);
+    let task = super::current_task();
+    // SAFETY: copied out before the entry is removed.
+    if let Some(open) = unsafe { OPEN_INFLIGHT.get(&key) }.copied() {
+        let _ = OPEN_INFLIGHT.remove(&key);
+        // A failed open resolved no file to check.
+        if ret < 0 || ret > i32::MAX as i64 {
+            return 0;
+        }
+        let file = fd_file(task, ret as i32);
+        if !file_watched(file) {
+            return 0;
+        }
+        send(&ctx, task, open.op, 0, open.fd, AT_FDCWD, open.flags, None, file);
+        return 0;
+    }
+    let Some(p) = WATCH_INFLIGHT.get_ptr(&key) else { return 0 };
+    // SAFETY: a live map value, removed below.
+    let p = unsafe { &*p };
+    let file = if p.op == SyscallOp::Ftruncate as u32 { fd_file(task, p.fd) } else { Err(Miss::Absent) };
+    send(&ctx, task, p.op, p.flags, p.fd, p.fd2, p.open_flags, Some(p), file);
+    let _ = WATCH_INFLIGHT.remove(&key);
+    0
+}
+
+/// Builds and sends the record: the path arguments of `p` (if any), and
+/// the base: `file`'s own path when it is known, else the directory a
+/// relative path starts from.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn send(
+    ctx: &TracePointContext,
+    task: u64,
+    op: u32,
+    flags: u32,
+    fd: i32,
+    fd2: i32,
+    open_flags: u32,
+    p: Option<&PendingWatch>,
+    file: Result<u64, Miss>,
+) {
+    let Some(buf) = scratch(&SYSCALL_SCRATCH) else { return };
+    // SAFETY: this CPU's scratch slot, 8-aligned, larger than WatchEvent.
+    let ev = unsafe { &mut *buf.cast::<WatchEvent>() };
+    if task::fill(&mut ev.task, task).is_err() {
+        count_error(ProbeError::ReadTask);
+        return;
+    }
+    ev.header.kind = EventKind::FileWrite as u32;
+    // SAFETY: the helper has no preconditions.
+    ev.header.boot_ns = unsafe { aya_ebpf::helpers::bpf_ktime_get_boot_ns() };
+    ev.op = op;
+    ev.flags = flags;
+    ev.ret = super::ret(ctx);
+    ev.open_flags = open_flags;
+    ev.fd = fd;
+    ev._pad0 = 0;
+    // SAFETY: FIXED is inside the scratch value.
+    let data = unsafe { buf.add(FIXED) };
+    let (path_len, path2_len) = match p {
+        Some(p) => (p.path_len as usize & (ARG_PATH_CAP - 1), p.path2_len as usize & (ARG_PATH_CAP - 1)),
+        None => (0, 0),
+    };
+    if let Some(p) = p {
+        copy(data, 0, p.path.as_ptr(), path_len);
+    }
+    let mut w = Writer { data, pos: path_len };
+    let base = if file.is_ok() {
+        ev.flags |= watch_flags::BASE_IS_FILE;
+        Some(file.and_then(|f| field(f, off!(file_path))))
+    } else if p.is_some_and(|p| p.path_len > 0 && p.path[0] != b'/') {
+        Some(dir_path(task, fd))
+    } else {
+        None
+    };
+    if let Some(base) = base {
+        let walk = match base {
+            Ok(path) => write_path(&mut w, path, PATH_CAP, PATH_COMPONENTS_MAX),
+            Err(_) => Walk::Failed,
+        };
+        if walk != Walk::Complete {
+            ev.flags |= watch_flags::BASE_TRUNCATED;
+        }
+    }
+    let base_len = w.since(path_len);
+    if fd2 != fd && p.is_some_and(|p| p.path2_len > 0 && p.path2[0] != b'/') {
+        ev.flags |= watch_flags::BASE2_UNKNOWN;
+    }
+    if let Some(p) = p {
+        copy(data, w.pos, p.path2.as_ptr(), path2_len);
+    }
+    ev.path_len = path_len as u32;
+    ev.base_len = base_len as u32;
+    ev.path2_len = path2_len as u32;
+    let size = FIXED + ((w.pos + path2_len) & DATA_MASK);
+    ev.header.size = size as u32;
+    // SAFETY: size <= FIXED + DATA_MASK, inside the scratch value.
+    unsafe { crate::ring::output(EventKind::FileWrite, buf, size) };
+}
+
+const FIXED: usize = core::mem::size_of::<WatchEvent>();
+
+#[inline(always)]
+fn copy(data: *mut u8, at: usize, src: *const u8, len: usize) {
+    if len == 0 {
+        return;
+    }
+    // SAFETY: at is masked and len is below 4 KiB: inside the scratch value.
+    unsafe { bpf_probe_read_kernel(data.add(at & DATA_MASK).cast(), len as u32, src.cast()) };
+}
+
+/// Copies the user string at `src`; its length without the NUL.
+#[inline(always)]
+fn read_path(dst: &mut [u8; ARG_PATH_CAP], src: u64, flags: &mut u32) -> u32 {
+    // SAFETY: a probe read of at most ARG_PATH_CAP bytes into dst.
+    let n = unsafe { bpf_probe_read_user_str(dst.as_mut_ptr().cast(), ARG_PATH_CAP as u32, src as *const _) };
+    if n <= 0 {
+        *flags |= watch_flags::PATH_UNREADABLE;
+        count_error(ProbeError::ReadArg);
+        return 0;
+    }
+    let n = n as u32 - 1;
+    if n as usize >= ARG_PATH_CAP - 1 {
+        *flags |= watch_flags::PATH_TRUNCATED;
+    }
+    n
+}
+
+/// The `struct path` of the directory a relative path starts from.
+#[inline(always)]
+fn dir_path(task: u64, dirfd: i32) -> Result<u64, Miss> {
+    if dirfd == AT_FDCWD {
+        read_ptr(task, off!(task_fs)).and_then(|fs| field(fs, off!(fs_pwd)))
+    } else {
+        fd_file(task, dirfd).and_then(|f| field(f, off!(file_path)))
+    }
+}
+
+/// Is the open file, or a directory above it, a watched inode?
+#[inline(always)]
+fn file_watched(file: Result<u64, Miss>) -> bool {
+    let dentry = file
+        .and_then(|f| field(f, off!(file_path)))
+        .and_then(|path| read_ptr(path, off!(path_dentry)));
+    match dentry {
+        Ok(d) => dentry_watched(d, &WATCHED_INODES),
+        Err(_) => false,
+    }
+}
+
+/// Climbs from `dentry` to its filesystem's root looking for an inode in
+/// `map`.
+#[inline(always)]
+fn dentry_watched(dentry: u64, map: &HashMap<ExeKey, u8>) -> bool {
+    let mut d = dentry;
+    for _ in 0..ANCESTORS_MAX {
+        let inode = read_ptr(d, off!(dentry_inode)).unwrap_or(0);
+        if inode != 0 {
+            let ino = read_u64(inode, off!(inode_ino)).unwrap_or(0);
+            let dev = read_ptr(inode, off!(inode_sb)).and_then(|sb| read_u32(sb, off!(sb_dev))).unwrap_or(0);
+            // SAFETY: a lookup; the value is not kept.
+            if unsafe { map.get(&ExeKey { ino, dev, _pad0: 0 }) }.is_some() {
+                return true;
+            }
+        }
+        let parent = read_ptr(d, off!(dentry_parent)).unwrap_or(0);
+        if parent == 0 || parent == d {
+            break;
+        }
+        d = parent;
+    }
+    false
+}
+
+/// Might the path argument name a watched path? Absolute: it starts with
+/// one. Relative: its directory is watched, or holds a watched file.
+#[inline(always)]
+fn path_watched(task: u64, path: &[u8; ARG_PATH_CAP], len: u32, dirfd: i32) -> bool {
+    if len == 0 {
+        return false;
+    }
+    if path[0] == b'/' {
+        return prefix_watched(path, len);
+    }
+    // A relative path of several components (`etc/cron.d/job`) can reach a
+    // watched directory from anywhere: only the joined path can tell, and
+    // the daemon joins it. One component is decided here, by its directory.
+    if has_slash(path, len) {
+        return true;
+    }
+    let dir = dir_path(task, dirfd).and_then(|p| read_ptr(p, off!(path_dentry)));
+    match dir {
+        Ok(d) => dentry_watched(d, &WATCHED_INODES) || dentry_watched(d, &WATCHED_PARENTS),
+        Err(_) => false,
+    }
+}
+
+#[inline(always)]
+fn has_slash(path: &[u8; ARG_PATH_CAP], len: u32) -> bool {
+    // Bounded for the verifier; a path with no slash in its first 256
+    // bytes is a single (long) component.
+    for i in 0..256 {
+        if i >= len as usize {
+            break;
+        }
+        if path[i] == b'/' {
+            return true;
+        }
+    }
+    false
+}
+
+#[inline(always)]
+fn prefix_watched(path: &[u8; ARG_PATH_CAP], len: u32) -> bool {
+    for i in 0..WATCH_PREFIXES_MAX {
+        let Some(prefix) = WATCHED_PREFIXES.get(i) else { return false };
+        let n = prefix.len as usize;
+        if n == 0 || n > IGNORE_PREFIX_CAP {
+            return false;
+        }
+        if n as u32 > len {
+            continue;
+        }
+        let mut same = true;
+        for j in 0..IGNORE_PREFIX_CAP {
+            if j >= n {
+                break;
+            }
+            if path[j] != prefix.bytes[j] {
+                same = false;
+                break;
+            }
+        }
+        if same {
+            return true;
+        }
+    }
+    false
+}

@@ -1,0 +1,143 @@
+//! Turns `[watch]` into the kernel side's watch maps: existing paths by
+//! inode (and the directories holding watched files), and every path as a
+//! string for absolute path arguments. Also the exact check the daemon
+//! makes on path arguments the kernel let through.
+
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use aya::Ebpf;
+use aya::maps::{Array, HashMap, MapData};
+use sensor_common::{ExeKey, IGNORE_PREFIX_CAP, PathPrefix, WATCH_PREFIXES_MAX, names};
+
+use super::LoadError;
+use super::filter::kernel_dev;
+use crate::config::watch::WatchConfig;
+
+/// The watched paths, resolved.
+#[derive(Debug, Clone, Default)]
+pub struct Watched {
+    /// As configured, directories with a trailing `/`: what matches are
+    /// reported against.
+    pub paths: Vec<Vec<u8>>,
+    inodes: Vec<ExeKey>,
+    parents: Vec<ExeKey>,
+}
+
+impl Watched {
+    pub fn resolve(config: &WatchConfig) -> Watched {
+        let mut paths: Vec<PathBuf> = config.paths.clone();
+        if config.user_ssh_dirs {
+            paths.extend(home_ssh_dirs());
+        }
+        let mut w = Watched::default();
+        for p in paths {
+            let meta = std::fs::metadata(&p).ok();
+            let is_dir = meta.as_ref().map_or(p.as_os_str().as_bytes().ends_with(b"/"), |m| m.is_dir());
+            let mut text = p.as_os_str().as_bytes().to_vec();
+            if is_dir && !text.ends_with(b"/") {
+                text.push(b'/');
+            }
+            if w.paths.contains(&text) {
+                continue;
+            }
+            if text.len() > IGNORE_PREFIX_CAP || w.paths.len() >= WATCH_PREFIXES_MAX as usize {
+                // Only home .ssh directories can get here (configured paths
+                // are validated): say which ones go unwatched.
+                tracing::warn!(
+                    path = %p.display(),
+                    "not watched: more than {WATCH_PREFIXES_MAX} watched paths, or longer than {IGNORE_PREFIX_CAP} bytes"
+                );
+                continue;
+            }
+            if let Some(m) = meta {
+                w.inodes.push(ExeKey { ino: m.ino(), dev: kernel_dev(m.dev()), _pad0: 0 });
+                if !is_dir {
+                    if let Some(parent) = p.parent().and_then(|d| std::fs::metadata(d).ok()) {
+                        w.parents.push(ExeKey { ino: parent.ino(), dev: kernel_dev(parent.dev()), _pad0: 0 });
+                    }
+                }
+            }
+            w.paths.push(text);
+        }
+        w
+    }
+
+    /// The watched path that `path` is, or is under.
+    pub fn matching(&self, path: &[u8]) -> Option<&[u8]> {
+        self.paths
+            .iter()
+            .find(|w| if w.ends_with(b"/") { path.starts_with(w) || path == &w[..w.len() - 1] } else { path == w.as_slice() })
+            .map(Vec::as_slice)
+    }
+
+    /// Writes the maps of the loaded object (borrowed: the programs loaded
+    /// later refer to them).
+    pub fn install(&self, ebpf: &mut Ebpf) -> Result<(), LoadError> {
+        for (name, keys) in [(names::WATCHED_INODES_MAP, &self.inodes), (names::WATCHED_PARENTS_MAP, &self.parents)] {
+            let map = ebpf.map_mut(name).ok_or(LoadError::Missing { what: "map", name })?;
+            let mut hash: HashMap<&mut MapData, ExeKey, u8> =
+                HashMap::try_from(map).map_err(|source| LoadError::Map { name, source })?;
+            for k in keys {
+                hash.insert(k, 1, 0).map_err(|source| LoadError::Map { name, source })?;
+            }
+        }
+        let name = names::WATCHED_PREFIXES_MAP;
+        let map = ebpf.map_mut(name).ok_or(LoadError::Missing { what: "map", name })?;
+        let mut prefixes: Array<&mut MapData, PathPrefix> =
+            Array::try_from(map).map_err(|source| LoadError::Map { name, source })?;
+        for (i, p) in self.paths.iter().enumerate() {
+            let mut bytes = [0u8; IGNORE_PREFIX_CAP];
+            bytes[..p.len()].copy_from_slice(p);
+            let entry = PathPrefix { len: p.len() as u32, _pad0: 0, bytes };
+            prefixes.set(i as u32, entry, 0).map_err(|source| LoadError::Map { name, source })?;
+        }
+        Ok(())
+    }
+}
+
+/// `~/.ssh/` of every account in /etc/passwd whose home has one.
+fn home_ssh_dirs() -> Vec<PathBuf> {
+    let Ok(passwd) = std::fs::read("/etc/passwd") else { return Vec::new() };
+    passwd
+        .split(|&b| b == b'\n')
+        .filter_map(|line| line.split(|&b| b == b':').nth(5))
+        .filter(|home| home.starts_with(b"/") && *home != b"/")
+        .map(|home| Path::new(std::ffi::OsStr::from_bytes(home)).join(".ssh"))
+        .filter(|d| d.is_dir())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matching_is_exact_for_files_and_prefix_for_directories() {
+        let w = Watched {
+            paths: vec![b"/etc/passwd".to_vec(), b"/etc/cron.d/".to_vec()],
+            ..Watched::default()
+        };
+        assert_eq!(w.matching(b"/etc/passwd"), Some(&b"/etc/passwd"[..]));
+        assert_eq!(w.matching(b"/etc/passwd-"), None, "a backup is another file");
+        assert_eq!(w.matching(b"/etc/cron.d/evil"), Some(&b"/etc/cron.d/"[..]));
+        assert_eq!(w.matching(b"/etc/cron.d"), Some(&b"/etc/cron.d/"[..]), "the directory itself");
+        assert_eq!(w.matching(b"/etc/cron.daily/x"), None);
+    }
+
+    #[test]
+    fn existing_paths_resolve_to_inodes_and_missing_ones_stay_by_name() {
+        let dir = std::env::temp_dir().join(format!("sensor-watch-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let file = dir.join("keys");
+        std::fs::write(&file, b"").expect("write");
+        let config = WatchConfig { paths: vec![file.clone(), dir.join("not-yet/")], user_ssh_dirs: false };
+        let w = Watched::resolve(&config);
+        assert_eq!(w.paths.len(), 2);
+        assert_eq!(w.inodes.len(), 1, "only the existing file");
+        assert_eq!(w.parents.len(), 1, "the directory holding it");
+        assert!(w.paths[1].ends_with(b"not-yet/"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,124 @@
+//! Writes to watched paths: open for writing, truncate, unlink and rename
+//! of watched files and directories, matched in the kernel; and the
+//! ordinary writes around them, which must not be reported.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+use sensor_tests::{Sensor, action, at, pid_of};
+
+/// A private tree standing in for /etc and ~/.ssh, so the test never
+/// touches the host's real files.
+struct Tree {
+    root: PathBuf,
+}
+
+impl Tree {
+    fn new() -> Tree {
+        let root = std::env::temp_dir().join(format!("sensor-watch-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        for d in ["etc/cron.d", "home/alice/.ssh", "other"] {
+            std::fs::create_dir_all(root.join(d)).expect("mkdir");
+        }
+        std::fs::write(root.join("etc/passwd"), b"root:x:0:0::/root:/bin/sh\n").expect("write");
+        std::fs::write(root.join("etc/hostname"), b"not watched\n").expect("write");
+        std::fs::write(root.join("home/alice/.ssh/authorized_keys"), b"").expect("write");
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        Tree { root }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    fn config(&self) -> String {
+        format!(
+            "[watch]\nuser_ssh_dirs = false\npaths = [\"{}\", \"{}/\", \"{}/\"]\n",
+            self.path("etc/passwd").display(),
+            self.path("etc/cron.d").display(),
+            self.path("home/alice/.ssh").display()
+        )
+    }
+}
+
+impl Drop for Tree {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// Runs `program args` in `cwd`; its pid. Redirections are done by a
+/// shell's builtins (`sh -c "echo … > f"`), in the shell's own process.
+fn run(program: &str, args: &[&str], cwd: &Path) -> u64 {
+    let mut child = Command::new(program).args(args).current_dir(cwd).spawn().expect("spawn");
+    let pid = child.id() as u64;
+    assert!(child.wait().expect("wait").success(), "{program} {args:?}");
+    pid
+}
+
+fn sh(script: &str, cwd: &Path) -> u64 {
+    run("sh", &["-c", script], cwd)
+}
+
+fn write_by(v: &Value, act: &str, pid: u64) -> bool {
+    action(v) == act && pid_of(v) == pid && at(v, "event.category")[0] == "file"
+}
+
+#[test]
+fn writes_to_watched_paths_are_reported_and_others_are_not() {
+    let tree = Tree::new();
+    let sensor = Sensor::start(&tree.config());
+    let passwd = tree.path("etc/passwd");
+    let keys = tree.path("home/alice/.ssh/authorized_keys");
+
+    // Appending a key: an open for writing of a file under a watched dir.
+    let append = sh(&format!("echo 'ssh-ed25519 AAAA evil' >> '{}'", keys.display()), &tree.root);
+    // A new cron entry: created (O_CREAT) in a watched directory, relative path.
+    let cron = sh("echo '* * * * * root /tmp/x' > cron.d/evil", &tree.path("etc"));
+    // Truncating the watched file (coreutils: open, then ftruncate).
+    let trunc = run("truncate", &["-s", "0", passwd.to_str().expect("utf-8")], &tree.root);
+    // Rename into the watched directory, unlink inside it; relative paths.
+    std::fs::write(tree.path("other/job"), b"x").expect("write");
+    let mv = run("mv", &["other/job", "etc/cron.d/job"], &tree.root);
+    let rm = run("rm", &["etc/cron.d/evil"], &tree.root);
+    // Not watched: a sibling file, another directory.
+    let quiet = sh("echo y > etc/hostname && echo z > other/file && rm other/file", &tree.root);
+    let control = sh(&format!("echo root2 >> '{}'", passwd.display()), &tree.root);
+
+    let ev = sensor.wait_for("append to authorized_keys", |v| write_by(v, "open_write", append));
+    assert_eq!(at(&ev, "file.path").as_str(), keys.to_str(), "{ev}");
+    assert!(at(&ev, "sensor.file_write.open_flags").as_array().is_some_and(|f| f.iter().any(|x| x == "O_APPEND")));
+    assert_eq!(
+        at(&ev, "sensor.file_write.watched").as_str().map(|w| w.trim_end_matches('/')),
+        tree.path("home/alice/.ssh").to_str()
+    );
+    assert_eq!(at(&ev, "event.outcome"), "success");
+
+    let ev = sensor.wait_for("new cron entry", |v| write_by(v, "open_write", cron));
+    assert_eq!(at(&ev, "file.path").as_str(), tree.path("etc/cron.d/evil").to_str());
+    assert_eq!(at(&ev, "event.type")[0], "creation");
+
+    let ev = sensor.wait_for("truncate", |v| write_by(v, "truncate", trunc));
+    assert_eq!(at(&ev, "file.path").as_str(), passwd.to_str());
+    assert_eq!(at(&ev, "sensor.file_write.watched").as_str(), passwd.to_str());
+
+    let ev = sensor.wait_for("rename into the cron dir", |v| write_by(v, "rename", mv));
+    assert_eq!(at(&ev, "sensor.file_write.new_path").as_str(), tree.path("etc/cron.d/job").to_str(), "{ev}");
+    assert_eq!(at(&ev, "file.path").as_str(), tree.path("other/job").to_str());
+
+    let ev = sensor.wait_for("unlink in the cron dir", |v| write_by(v, "unlink", rm));
+    assert_eq!(at(&ev, "file.path").as_str(), tree.path("etc/cron.d/evil").to_str());
+    assert_eq!(at(&ev, "event.type")[0], "deletion");
+    assert_eq!(at(&ev, "sensor.file_write.path_argument"), "etc/cron.d/evil");
+
+    sensor.wait_for("the control append", |v| write_by(v, "open_write", control));
+    let events = sensor.events();
+    let quiet_writes: Vec<&Value> = events
+        .iter()
+        .filter(|v| at(v, "event.category")[0] == "file" && action(v) != "chmod")
+        .filter(|v| pid_of(v) == quiet || at(v, "file.path").as_str().is_some_and(|p| p.contains("/other/file") || p.ends_with("hostname")))
+        .collect();
+    assert!(quiet_writes.is_empty(), "writes outside the watched paths were reported: {quiet_writes:?}");
+}
