@@ -2,13 +2,13 @@
 //! port, keeps every request (headers and gunzipped body), and can answer
 //! 503 with `Retry-After` for as long as a test wants.
 //!
-//! Hand-written over std's TcpListener rather than a server crate: it must
-//! show the exact bytes the sensor sent, and HTTP/1.1 with Content-Length
-//! bodies is all the sensor's client speaks.
+//! Hand-written over std's TcpListener (and rustls for HTTPS) rather than a
+//! server crate: it must show the exact bytes the sensor sent, and HTTP/1.1
+//! with Content-Length bodies is all the sensor's client speaks.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -41,6 +41,16 @@ pub struct Receiver {
 impl Receiver {
     /// Starts listening; answers 503 while `unavailable` is set.
     pub fn start(unavailable: bool) -> Receiver {
+        Self::start_with(unavailable, None)
+    }
+
+    /// HTTPS with the test PKI's server certificate; clients must present
+    /// a certificate signed by the test CA.
+    pub fn start_tls(certs: &crate::rsyslog::Certs) -> Receiver {
+        Self::start_with(false, Some(Arc::new(server_config(certs))))
+    }
+
+    fn start_with(unavailable: bool, tls: Option<Arc<rustls::ServerConfig>>) -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind receiver");
         let port = listener.local_addr().expect("addr").port();
         let state = Arc::new(Mutex::new(State::default()));
@@ -49,8 +59,14 @@ impl Receiver {
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { continue };
-                let (s, f) = (s.clone(), f.clone());
-                std::thread::spawn(move || serve(conn, &s, &f));
+                let (s, f, tls) = (s.clone(), f.clone(), tls.clone());
+                std::thread::spawn(move || match tls {
+                    None => serve(conn, &s, &f),
+                    Some(cfg) => {
+                        let Ok(server) = rustls::ServerConnection::new(cfg) else { return };
+                        serve(rustls::StreamOwned::new(server, conn), &s, &f)
+                    }
+                });
             }
         });
         Receiver { port, state, unavailable: flag }
@@ -62,6 +78,10 @@ impl Receiver {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn https_url(&self, path: &str) -> String {
+        format!("https://127.0.0.1:{}{path}", self.port)
     }
 
     pub fn requests(&self) -> Vec<Request> {
@@ -81,8 +101,31 @@ impl Receiver {
     }
 }
 
-fn serve(conn: TcpStream, state: &Mutex<State>, unavailable: &AtomicBool) {
-    let mut out = conn.try_clone().expect("clone stream");
+fn server_config(certs: &crate::rsyslog::Certs) -> rustls::ServerConfig {
+    let pem_certs = |p: &std::path::Path| -> Vec<rustls::pki_types::CertificateDer<'static>> {
+        let f = std::fs::File::open(p).expect("cert file");
+        rustls_pemfile::certs(&mut BufReader::new(f)).collect::<Result<_, _>>().expect("PEM certs")
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for c in pem_certs(&certs.ca) {
+        roots.add(c).expect("CA cert");
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .expect("client verifier");
+    let key = rustls_pemfile::private_key(&mut BufReader::new(std::fs::File::open(&certs.server_key).expect("key")))
+        .expect("PEM key")
+        .expect("a key");
+    rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocols")
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(pem_certs(&certs.server_cert), key)
+        .expect("server config")
+}
+
+fn serve<S: Read + Write>(conn: S, state: &Mutex<State>, unavailable: &AtomicBool) {
     let mut r = BufReader::new(conn);
     loop {
         let mut line = String::new();
@@ -126,7 +169,7 @@ fn serve(conn: TcpStream, state: &Mutex<State>, unavailable: &AtomicBool) {
             let body = "{\"errors\":false,\"items\":[]}";
             format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len())
         };
-        if out.write_all(reply.as_bytes()).is_err() {
+        if r.get_mut().write_all(reply.as_bytes()).and_then(|()| r.get_mut().flush()).is_err() {
             return;
         }
     }

@@ -10,6 +10,7 @@ use base64::Engine as _;
 use serde_json::Value;
 use sensor_tests::delivery::{is_exec_of, read_jsonl, run_true, sequences, wait_until};
 use sensor_tests::http_receiver::{Receiver, Request};
+use sensor_tests::rsyslog::Certs;
 use sensor_tests::{Sensor, at, scratch_dir};
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -132,4 +133,29 @@ fn splunk_hec_shape() {
             assert!(at(&o["event"], "event.sequence").as_u64().is_some());
         }
     }
+}
+
+#[test]
+fn https_verifies_the_server_and_presents_a_client_certificate() {
+    let dir = scratch_dir("delivery-https");
+    let certs = Certs::generate(&dir.join("pki"));
+    let rx = Receiver::start_tls(&certs);
+    let sensor = Sensor::start_in(
+        &dir.join("state"),
+        &format!(
+            "[[sinks]]\nkind = \"http\"\nurl = \"{}\"\n\
+             tls = {{ ca_file = \"{}\", cert_file = \"{}\", key_file = \"{}\" }}\n",
+            rx.https_url("/ingest"),
+            certs.ca.display(),
+            certs.client_cert.display(),
+            certs.client_key.display()
+        ),
+    );
+    let marker = format!("delivery-https-{}", std::process::id());
+    run_true(&marker, 5);
+    let reqs = rx.wait_until("the 5 execs over HTTPS", WAIT, |reqs| {
+        reqs.iter().flat_map(lines).filter(|e| is_exec_of(e, &marker)).count() == 5
+    });
+    sensor.stop();
+    assert!(reqs.iter().all(|r| r.headers.get("content-encoding").map(String::as_str) == Some("gzip")));
 }

@@ -50,13 +50,27 @@ fn a_full_spool_drops_the_oldest_and_every_drop_is_reported() {
     let after = rs.wait_until("the exec after the outage", WAIT, |r| r.iter().any(|r| is_exec_of(&r.json, &marker2)));
     let x = after.iter().find(|r| is_exec_of(&r.json, &marker2)).map(sensor_tests::rsyslog::sequence).expect("exec");
 
-    // A heartbeat after it gives the final drop count; the loss events in
-    // the stream must add up to it.
+    // Drops of events before x can happen until x is delivered, so the
+    // final count is in a heartbeat produced after that was seen: after an
+    // exec the test starts only now.
+    let marker3 = format!("{marker}-settled");
+    run_true(&marker3, 1);
+    let mut y = 0;
+    wait_until("the settling exec in the file sink", WAIT, || {
+        y = read_jsonl(&file)
+            .iter()
+            .find(|e| is_exec_of(e, &marker3))
+            .and_then(|e| at(e, "event.sequence").as_u64())
+            .unwrap_or(0);
+        y > 0
+    });
+    // The heartbeat gives the final drop count; the loss events in the
+    // stream must add up to it.
     let mut total = 0;
     wait_until("loss reports that add up to the heartbeat's drop count", WAIT, || {
         let events = read_jsonl(&file);
         let Some(hb) = events.iter().rev().find(|e| {
-            at(e, "event.action") == "heartbeat" && at(e, "event.sequence").as_u64().is_some_and(|s| s > x)
+            at(e, "event.action") == "heartbeat" && at(e, "event.sequence").as_u64().is_some_and(|s| s > y)
         }) else {
             return false;
         };

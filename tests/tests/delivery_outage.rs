@@ -59,4 +59,7 @@ fn every_sequence_number_arrives_after_a_30_s_collector_outage() {
     let max = *want.last().expect("events");
     assert_eq!(want.len() as u64, max, "the local copy is contiguous from 1");
     assert!(during > 0, "events were produced while the collector was down");
+    drop(rs);
+    // Some 100 MB of logs: kept only when the test fails, for a look.
+    let _ = std::fs::remove_dir_all(&dir);
 }

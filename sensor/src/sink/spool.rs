@@ -71,6 +71,9 @@ pub struct Spool {
     pub dropped: u64,
     /// Records found corrupt (torn tail after a crash) when opening.
     pub corrupt: u64,
+    /// Records deleted (spool full) after they were sent but before they
+    /// were acknowledged.
+    unconfirmed: u64,
     last_sync: Instant,
     dirty: bool,
 }
@@ -106,6 +109,7 @@ impl Spool {
             total_bytes: 0,
             dropped: 0,
             corrupt: 0,
+            unconfirmed: 0,
             last_sync: Instant::now(),
             dirty: false,
         };
@@ -231,11 +235,21 @@ impl Spool {
         // Records already sent (waiting out the replay window) are not
         // counted as dropped: only a failure of their connection would have
         // sent them again.
-        let undelivered = match old.id.cmp(&self.sent.segment) {
+        let unsent = match old.id.cmp(&self.sent.segment) {
             std::cmp::Ordering::Less => 0,
             std::cmp::Ordering::Equal => old.records.saturating_sub(self.sent.index),
             std::cmp::Ordering::Greater => old.records,
         };
+        let acked_before = match old.id.cmp(&self.acked.segment) {
+            std::cmp::Ordering::Less => old.records,
+            std::cmp::Ordering::Equal => self.acked.index.min(old.records),
+            std::cmp::Ordering::Greater => 0,
+        };
+        // Sent but not yet acknowledged: lost only if their connection
+        // fails before a later record is acknowledged (see `rewind`).
+        let sent = old.records - unsent;
+        self.unconfirmed += sent - acked_before.min(sent);
+        let undelivered = unsent;
         self.dropped += undelivered;
         self.total_bytes -= old.bytes;
         if self.reader.as_ref().is_some_and(|r| r.0 == old.id) {
@@ -318,6 +332,8 @@ impl Spool {
         }
         self.acked = to;
         self.acked_seq = seq;
+        // A later record was acknowledged: the older, deleted ones were too.
+        self.unconfirmed = 0;
         // Delete segments wholly delivered, except the one being written.
         while self.segments.len() > 1 && self.segments.front().is_some_and(|s| s.id < to.segment) {
             let old = self.segments.pop_front().expect("checked");
@@ -332,6 +348,9 @@ impl Spool {
 
     /// Sends start again at the last acknowledged record (after a failure).
     pub fn rewind(&mut self) {
+        // Deleted records whose delivery the failed connection leaves in
+        // doubt cannot be sent again: count them as dropped.
+        self.dropped += std::mem::take(&mut self.unconfirmed);
         if self.sent != self.acked {
             self.sent = self.acked;
             self.reader = None;
@@ -496,6 +515,27 @@ mod tests {
         assert_eq!(s.corrupt, 1);
         s.append(6, b"after").unwrap();
         assert_eq!(drain(&mut s), vec![1, 2, 3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn records_deleted_while_unacknowledged_count_as_dropped_if_their_connection_fails() {
+        let d = tmp("unconfirmed");
+        let mut s = Spool::open(&d, 1 << 16, WhenFull::DropOldest).unwrap();
+        let payload = vec![b'x'; 1000];
+        for i in 1..=40 {
+            s.append(i, &payload).unwrap();
+        }
+        // Sent, not acknowledged (replay window), then the spool overflows.
+        let (sent, _) = s.next_batch(usize::MAX, usize::MAX).unwrap();
+        assert_eq!(sent.len(), 40);
+        for i in 41..=200 {
+            s.append(i, &payload).unwrap();
+        }
+        let deleted_unsent = s.dropped;
+        s.rewind();
+        assert!(s.dropped > deleted_unsent, "the sent but unconfirmed deleted records are now counted");
+        let got = drain(&mut s);
+        assert_eq!(s.dropped + got.len() as u64, 200, "every record delivered or counted");
     }
 
     #[test]
