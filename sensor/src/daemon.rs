@@ -12,6 +12,8 @@ use crate::pipeline::Pipeline;
 use crate::sink::{JsonLines, Sink};
 use crate::source::ebpf::{EbpfSource, LoadError, decode};
 
+mod audit;
+
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error(
@@ -29,6 +31,8 @@ pub enum RunError {
     Output(#[source] std::io::Error),
     #[error("cannot install signal handlers: {0}")]
     Signals(#[source] std::io::Error),
+    #[error("audit: {0}")]
+    Audit(#[from] crate::source::audit::client::AuditError),
 }
 
 pub async fn run(config: Config) -> Result<(), RunError> {
@@ -55,9 +59,11 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     // free now; hand them back instead of carrying them as RSS forever.
     // SAFETY: malloc_trim has no preconditions.
     unsafe { libc::malloc_trim(0) };
+    let mut audit = audit::start(&config.audit)?;
     tracing::info!(
         processes = pipeline.table().process_count(),
         missing_kernel_fields = ?source.missing_fields,
+        audit = audit.as_ref().map_or("off", |a| a.mode.name()),
         "sensor started"
     );
 
@@ -97,8 +103,15 @@ pub async fn run(config: Config) -> Result<(), RunError> {
                     tokio::time::sleep(batch_delay).await;
                 }
             }
+            events = crate::source::audit::client::next(&mut audit) => {
+                if let Some(a) = audit.as_mut() {
+                    audit::emit(a, &mut pipeline, &mut sink, events?)?;
+                    sink.flush().map_err(RunError::Output)?;
+                }
+            }
             _ = ticker.tick() => {
                 pipeline.tick();
+                audit::tick(&mut audit, &mut pipeline, &mut sink)?;
                 let evicted = pipeline.table().evicted();
                 if evicted > reported_evictions {
                     tracing::warn!(
@@ -116,6 +129,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         }
     }
     // Report what happened since the last tick before going away.
+    audit::stop(audit, &mut pipeline, &mut sink)?;
     report_counters(&mut source, &mut pipeline, &mut sink, &mut decode_errors)?;
     sink.flush().map_err(RunError::Output)?;
     tracing::info!("sensor stopped");

@@ -18,6 +18,8 @@ use crate::event::{
 };
 use crate::source::ebpf::decode::{ExecRecord, ExitRecord, ForkRecord, KernelEvent};
 
+mod audit;
+
 pub struct Pipeline {
     table: ProcessTable,
     users: UserNames,
@@ -265,6 +267,8 @@ impl Pipeline {
             agent: self.agent.clone(),
             process: Some(process),
             container,
+            user: None,
+            source: None,
             sensor,
         }
     }
@@ -299,6 +303,8 @@ impl Pipeline {
             agent: self.agent.clone(),
             process: None,
             container: None,
+            user: None,
+            source: None,
             sensor,
         }
     }

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub mod audit;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
@@ -28,6 +30,7 @@ pub struct Config {
     pub process: ProcessConfig,
     pub ebpf: EbpfConfig,
     pub agent: AgentConfig,
+    pub audit: audit::AuditConfig,
 }
 
 /// `[process]`: the process table that gives events their parents.
@@ -121,6 +124,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        self.audit.validate()?;
         let page = page_size();
         let rb = self.ebpf.ring_buffer_bytes;
         if !rb.is_power_of_two() || (rb as usize) < page {

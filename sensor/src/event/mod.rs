@@ -4,12 +4,14 @@
 //! everything ECS lacks lives under `sensor.*`. These types are only built
 //! by the pipeline and only read by sinks.
 
+pub mod audit;
 pub mod text;
 
 use std::sync::Arc;
 
 use serde::Serialize;
 
+pub use audit::{AuditFields, AuditRecord};
 pub use text::Text;
 
 /// One finished event.
@@ -24,6 +26,13 @@ pub struct Event {
     pub process: Option<Process>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub container: Option<Container>,
+    /// ECS `user.*`: the user an authentication, session or account event
+    /// is about (not necessarily the process's user).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<User>,
+    /// ECS `source.*`: where a login came from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<Source>,
     #[serde(skip_serializing_if = "SensorFields::is_empty")]
     pub sensor: SensorFields,
 }
@@ -125,6 +134,28 @@ pub struct Id {
     pub name: Option<String>,
 }
 
+/// ECS `user.*`: an id, a name, or both (a failed login names a user
+/// that may not exist).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct User {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<Text>,
+}
+
+/// ECS `source.*`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Source {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip: Option<std::net::IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// A host name the reporter resolved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain: Option<Text>,
+}
+
 /// Everything ECS has no field for.
 #[derive(Debug, Default, Serialize)]
 pub struct SensorFields {
@@ -167,6 +198,9 @@ pub struct SensorFields {
     /// On a probe-error event: in-kernel read failures since the last report.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probe_error: Option<ProbeErrorCount>,
+    /// On an event from the kernel audit subsystem.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditFields>,
 }
 
 impl SensorFields {
@@ -186,6 +220,7 @@ impl SensorFields {
             core_dumped,
             lost,
             probe_error,
+            audit,
         } = self;
         login_user.is_none()
             && session_id.is_none()
@@ -201,6 +236,7 @@ impl SensorFields {
             && core_dumped.is_none()
             && lost.is_none()
             && probe_error.is_none()
+            && audit.is_none()
     }
 }
 
