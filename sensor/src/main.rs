@@ -45,6 +45,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List the audit rules loaded in the kernel, in auditctl syntax; with
+    /// --check, translate a rules file without loading it.
+    AuditRules {
+        /// An audit.rules file to check and show as the kernel would list it.
+        #[arg(long, value_name = "FILE")]
+        check: Option<PathBuf>,
+    },
     /// Check a configuration file and print the effective configuration.
     CheckConfig {
         #[arg(value_name = "FILE")]
@@ -89,6 +96,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 print!("{report}");
             }
         }
+        Command::AuditRules { check } => sensor::source::audit::rules::print(check.as_deref())?,
         Command::CheckConfig { config } => {
             let c = config::Config::load(&config)?;
             println!("{c:#?}");

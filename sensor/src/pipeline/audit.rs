@@ -83,7 +83,10 @@ impl Pipeline {
     /// read from /proc now; its ids as the audit record gives them.
     fn audit_process(&mut self, pid: u32, n: &Normalized) -> Process {
         let mut p = match self.table.get(pid) {
-            Some(info) => to_process(info),
+            Some(info) => {
+                let parent = self.table.get(info.ppid).map(|pp| Box::new(to_process(pp)));
+                Process { parent, ..to_process(info) }
+            }
             None => {
                 let stat = std::fs::read(format!("/proc/{pid}/stat")).ok();
                 match stat.as_deref().and_then(crate::enrich::procfs::parse_stat) {

@@ -10,6 +10,8 @@
 
 use super::types;
 
+const EXECVE: u16 = 1309;
+
 /// `audit(SEC.MSEC:SERIAL)`: what makes records one event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Stamp {
@@ -100,7 +102,7 @@ pub fn parse(kind: u16, body: &[u8]) -> Result<Record, ParseError> {
     let (stamp, rest) = parse_stamp(body).ok_or(ParseError::NoStamp)?;
     let mut fields = Vec::new();
     let mut unparsed = Vec::new();
-    parse_fields(rest, &mut fields, &mut unparsed, 0);
+    parse_fields(kind, rest, &mut fields, &mut unparsed, 0);
     Ok(Record { kind, stamp, fields, unparsed })
 }
 
@@ -144,14 +146,18 @@ fn parse_stamp(body: &[u8]) -> Option<(Stamp, &[u8])> {
 /// Fields whose unquoted values are hex: the kernel's
 /// `audit_log_untrustedstring` users and libaudit's `audit_encode_nv_string`
 /// callers (PAM, shadow's useradd, sudo).
-fn hex_capable(key: &[u8]) -> bool {
+fn hex_capable(kind: u16, key: &[u8]) -> bool {
     const KEYS: &[&[u8]] = &[
         b"acct", b"cmd", b"comm", b"cwd", b"data", b"dir", b"exe", b"file", b"grp", b"key", b"name",
-        b"new", b"new-user", b"new_group", b"new-group", b"ocomm", b"old", b"old-user", b"path",
-        b"proctitle", b"root_dir", b"watch", b"vm", b"sauid", b"user",
+        b"new-user", b"new_group", b"new-group", b"ocomm", b"old-user", b"path", b"proctitle", b"root_dir",
+        b"watch", b"vm", b"user",
     ];
     if KEYS.contains(&key) {
         return true;
+    }
+    if kind != EXECVE {
+        // SYSCALL's a0..a3 are numbers in hex, not encoded strings.
+        return false;
     }
     // EXECVE's a0, a1, ... and their chunks a1[0], a1[1], ...
     match key {
@@ -180,7 +186,7 @@ fn decode_hex(v: &[u8]) -> Option<Vec<u8>> {
 /// Splits `key=value` pairs. A `msg='...'` value (user-space messages
 /// relayed by the kernel) holds pairs of its own, which are flattened into
 /// the record as auparse does.
-fn parse_fields(mut s: &[u8], out: &mut Vec<Field>, unparsed: &mut Vec<u8>, depth: u8) {
+fn parse_fields(kind: u16, mut s: &[u8], out: &mut Vec<Field>, unparsed: &mut Vec<u8>, depth: u8) {
     loop {
         while let [b' ' | b'\n' | b'\t', rest @ ..] = s {
             s = rest;
@@ -208,7 +214,7 @@ fn parse_fields(mut s: &[u8], out: &mut Vec<Field>, unparsed: &mut Vec<u8>, dept
                     None => (inner, &inner[inner.len()..]),
                 };
                 if q == b'\'' && depth == 0 && key == b"msg" && value.contains(&b'=') {
-                    parse_fields(value, out, unparsed, depth + 1);
+                    parse_fields(kind, value, out, unparsed, depth + 1);
                 } else {
                     out.push(Field { key, value: value.to_vec(), encoding: Encoding::Quoted });
                 }
@@ -217,7 +223,7 @@ fn parse_fields(mut s: &[u8], out: &mut Vec<Field>, unparsed: &mut Vec<u8>, dept
             _ => {
                 let end = v.iter().position(|&b| b == b' ').unwrap_or(v.len());
                 let raw = &v[..end];
-                let field = match hex_capable(&key).then(|| decode_hex(raw)).flatten() {
+                let field = match hex_capable(kind, &key).then(|| decode_hex(raw)).flatten() {
                     Some(decoded) => Field { key, value: decoded, encoding: Encoding::Hex },
                     None => Field { key, value: raw.to_vec(), encoding: Encoding::Plain },
                 };
@@ -280,6 +286,10 @@ mod tests {
         assert_eq!(f(&r, "a1[1]"), b"cd");
         assert_eq!(f(&r, "a1_len"), b"4");
         assert_eq!(f(&r, "a2"), b"(null)");
+        let r = parse(1300, b"audit(1.002:3): arch=c000003e syscall=321 a0=5 a1=7ffd1a180b98 a2=98").expect("parses");
+        assert_eq!(f(&r, "a2"), b"98", "SYSCALL arguments are numbers, not hex strings");
+        let r = parse(1305, b"audit(1.002:3): op=set audit_backlog_limit=8192 old=64").expect("parses");
+        assert_eq!(f(&r, "old"), b"64");
     }
 
     #[test]

@@ -564,7 +564,9 @@ pub fn describe(data: &[u8]) -> Option<String> {
             _ => parts.push(format!("-F {name}{op_text}{shown}")),
         }
     }
-    let all = mask.iter().all(|&m| m == !0);
+    // As auditctl: the kernel may clear bits of the last word (syscall
+    // numbers past its table), so "all" looks at the others.
+    let all = mask[..AUDIT_BITMASK_SIZE - 1].iter().all(|&m| m == !0);
     let mut out = String::new();
     if let Some((_, path)) = watch.as_ref().filter(|_| all && parts.is_empty()) {
         out.push_str(&format!("-w {path}"));
@@ -606,6 +608,34 @@ pub fn describe(data: &[u8]) -> Option<String> {
         out.push_str(&format!(" -k {k}"));
     }
     Some(out)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    #[error(transparent)]
+    Rule(#[from] RuleError),
+    #[error(transparent)]
+    Netlink(#[from] super::netlink::NetlinkError),
+}
+
+/// `sensor audit-rules`: the kernel's rules, or a file's translation.
+pub fn print(check: Option<&Path>) -> Result<(), ListError> {
+    let rules: Vec<Vec<u8>> = match check {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| RuleError::Read { path: path.display().to_string(), message: e.to_string() })?;
+            let loaded = parse(&text)?;
+            loaded.rules.into_iter().map(|r| r.data).collect()
+        }
+        None => super::netlink::AuditSocket::open()?.list_rules()?,
+    };
+    for r in rules {
+        match describe(&r) {
+            Some(text) => println!("{text}"),
+            None => println!("# a rule of {} bytes that this sensor cannot show", r.len()),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
