@@ -124,7 +124,14 @@ impl Pipeline {
                 Some(User { id: id.map(|i| i.to_string()), name: Some(Text(name.clone())) })
             }
             (None, Some(id)) => {
-                let name = self.users.user(id, &Accounts::Host).name.map(|s| Text(s.into_bytes()));
+                // The cache is refreshed on ticks; an account created a
+                // moment ago (ADD_USER names it by id only) is looked up.
+                let name = self
+                    .users
+                    .user(id, &Accounts::Host)
+                    .name
+                    .or_else(|| nix::unistd::User::from_uid(id.into()).ok().flatten().map(|u| u.name))
+                    .map(|s| Text(s.into_bytes()));
                 Some(User { id: Some(id.to_string()), name })
             }
         }
