@@ -25,6 +25,9 @@ pub struct AuditFields {
     /// sudo's command line.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub command: Option<Text>,
+    /// An EXECVE's arguments, reassembled from the records.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub args: Option<Vec<Text>>,
     /// A change to audit rules or state that the sensor did not make.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub tamper: bool,

@@ -47,6 +47,7 @@ impl Pipeline {
             terminal: n.terminal.map(Text),
             hostname: n.hostname.map(Text),
             command: n.command.map(Text),
+            args: n.args.map(|a| a.into_iter().map(Text).collect()),
             tamper: n.tamper,
             records_dropped: (ev.records_dropped > 0).then_some(ev.records_dropped),
             records,
@@ -61,6 +62,13 @@ impl Pipeline {
         ] {
             if t.as_ref().is_some_and(Text::is_escaped) {
                 sensor.escaped.push(field.to_owned());
+            }
+        }
+        if let Some(args) = &audit.args {
+            for (i, a) in args.iter().enumerate() {
+                if a.is_escaped() {
+                    sensor.escaped.push(format!("sensor.audit.args[{i}]"));
+                }
             }
         }
         sensor.audit = Some(audit);

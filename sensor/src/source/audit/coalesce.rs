@@ -124,6 +124,25 @@ impl Coalescer {
     }
 }
 
+/// A recorded stream (auditd's log lines) into events, the way the live
+/// source does it; unparsable lines are counted, never fatal.
+pub fn from_log(text: &[u8], max_pending: usize) -> (Vec<AuditEvent>, u64) {
+    let mut c = Coalescer::new(u64::MAX, max_pending, 1024);
+    let mut out = Vec::new();
+    let mut errors = 0;
+    for line in text.split(|&b| b == b'\n') {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match super::record::parse_log_line(line) {
+            Ok(r) => out.extend(c.push(r, 0)),
+            Err(_) => errors += 1,
+        }
+    }
+    out.extend(c.drain());
+    (out, errors)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

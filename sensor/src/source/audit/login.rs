@@ -41,6 +41,9 @@ pub struct Normalized {
     pub command: Option<Vec<u8>>,
     /// A change to audit rules or state that the sensor did not make.
     pub tamper: bool,
+    /// EXECVE's arguments, reassembled (hex decoded, chunks joined, across
+    /// records).
+    pub args: Option<Vec<Vec<u8>>>,
 }
 
 struct Kind {
@@ -195,10 +198,51 @@ pub fn normalize(ev: &AuditEvent, own_pid: u32, own: &mut OwnChanges, now_ms: u6
         }
         _ => {}
     }
+    n.args = execve_args(ev);
     if p.kind / 100 == 17 || p.kind / 100 == 21 {
         n.kind = "alert";
     }
     n
+}
+
+/// Arguments beyond this many are not reassembled (the records stay).
+const MAX_ARGS: usize = 4096;
+
+/// The argv of an EXECVE event: `argc` arguments, each either `aN` or the
+/// chunks `aN[0]`, `aN[1]`… that the kernel writes for long ones, possibly
+/// spread over several EXECVE records. A missing argument is empty.
+pub fn execve_args(ev: &AuditEvent) -> Option<Vec<Vec<u8>>> {
+    let execve: Vec<&Record> = ev.records.iter().filter(|r| r.kind == 1309).collect();
+    let argc = execve.iter().find_map(|r| r.num("argc"))? as usize;
+    let mut whole: std::collections::HashMap<&[u8], &[u8]> = std::collections::HashMap::new();
+    let mut chunks: std::collections::HashMap<&[u8], Vec<(usize, &[u8])>> = std::collections::HashMap::new();
+    for f in execve.iter().flat_map(|r| r.fields.iter()) {
+        let key = f.key.as_slice();
+        match key.iter().position(|&b| b == b'[') {
+            Some(open) if key.ends_with(b"]") => {
+                let idx = std::str::from_utf8(&key[open + 1..key.len() - 1]).ok().and_then(|s| s.parse().ok());
+                if let Some(idx) = idx {
+                    chunks.entry(&key[..open]).or_default().push((idx, &f.value));
+                }
+            }
+            _ => {
+                whole.insert(key, &f.value);
+            }
+        }
+    }
+    let mut args = Vec::with_capacity(argc.min(MAX_ARGS));
+    for i in 0..argc.min(MAX_ARGS) {
+        let name = format!("a{i}");
+        if let Some(v) = whole.get(name.as_bytes()) {
+            args.push(v.to_vec());
+        } else if let Some(c) = chunks.get_mut(name.as_bytes()) {
+            c.sort_by_key(|(idx, _)| *idx);
+            args.push(c.iter().flat_map(|(_, v)| v.iter().copied()).collect());
+        } else {
+            args.push(Vec::new());
+        }
+    }
+    Some(args)
 }
 
 /// `::ffff:1.2.3.4` is how sshd on a dual-stack socket sees an IPv4 peer.
@@ -232,6 +276,7 @@ impl Normalized {
             method: None,
             command: None,
             tamper: false,
+            args: None,
         }
     }
 }
