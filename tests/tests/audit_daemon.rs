@@ -168,3 +168,35 @@ fn su_helper_needs_a_prompt() {
     assert!(!ok, "su with a wrong password must fail: {text}");
     assert!(text.contains("Authentication failure"), "{text}");
 }
+
+/// Records the kernel drops (here: over a rate limit) are counted by the
+/// kernel; the sensor reports them in the stream as a loss event.
+#[test]
+fn kernel_audit_losses_are_reported_in_stream() {
+    let _lock = audit_lock();
+    if skip_if_foreign_daemon() {
+        return;
+    }
+    let sensor = Sensor::start("[audit]\nmode = \"daemon\"\n");
+    let lost_before = audit_status().lost;
+    let sh = |script: &str| {
+        let out = std::process::Command::new("sh").args(["-c", script]).output().expect("sh");
+        assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    // One record per second allowed, a hundred sent at once.
+    sh("auditctl -r 1 >/dev/null && for i in $(seq 100); do auditctl -m sensor-loss-test-$i; done; auditctl -r 0 >/dev/null");
+    let lost_after = audit_status().lost;
+    assert!(lost_after > lost_before, "the kernel dropped records: {lost_before} -> {lost_after}");
+    let events = sensor.wait_for_count("an audit loss report", 1, |v| {
+        action(v) == "lost" && at(v, "sensor.lost.source") == "audit" && at(v, "sensor.lost.kind") == "kernel"
+    });
+    let reported: u64 = events.iter().filter_map(|v| at(v, "sensor.lost.count").as_u64()).sum();
+    assert!(reported >= 1, "{events:?}");
+    let events = sensor.stop();
+    let total: u64 = events
+        .iter()
+        .filter(|v| action(v) == "lost" && at(v, "sensor.lost.source") == "audit")
+        .filter_map(|v| at(v, "sensor.lost.count").as_u64())
+        .sum();
+    assert_eq!(total, u64::from(lost_after - lost_before), "every record the kernel dropped is reported, once");
+}
