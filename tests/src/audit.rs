@@ -427,6 +427,12 @@ pub fn ssh_scenario(sensor: &Sensor, sshd: &Sshd, user: &TestUser) {
     pids.sort();
     pids.dedup();
     assert_eq!(pids.len(), FAILURES + 1, "each connection has its own sshd process");
+    // The client's port, from the connection sshd still holds (PAM's
+    // records have only the address).
+    for f in failures.iter().chain([&success, &start]) {
+        let port = at(f, "source.port").as_u64().unwrap_or_else(|| panic!("source.port: {f}"));
+        assert!(port > 0 && port != u64::from(sshd.port), "the client's port, not sshd's: {f}");
+    }
 }
 
 /// `su` to the test user with a wrong password, as `nobody` on a pty.

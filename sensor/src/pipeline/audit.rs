@@ -19,9 +19,13 @@ impl Pipeline {
         }
         sensor.session_id = n.session_id;
         let user = self.audit_user(&n);
+        let port = match (n.pid, n.source_ip) {
+            (Some(pid), Some(ip)) => crate::enrich::peer::peer_port(std::path::Path::new("/proc"), pid, ip),
+            _ => None,
+        };
         let source = (n.source_ip.is_some() || n.hostname.is_some()).then(|| Source {
             ip: n.source_ip,
-            port: None,
+            port,
             domain: n.hostname.clone().map(Text),
         });
         let mut records = Vec::with_capacity(ev.records.len());
