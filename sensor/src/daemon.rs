@@ -60,6 +60,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     // SAFETY: malloc_trim has no preconditions.
     unsafe { libc::malloc_trim(0) };
     let mut audit = audit::start(&config.audit)?;
+    let mut logins = audit::start_logins(&config.audit, &audit);
     tracing::info!(
         processes = pipeline.table().process_count(),
         missing_kernel_fields = ?source.missing_fields,
@@ -112,6 +113,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             _ = ticker.tick() => {
                 pipeline.tick();
                 audit::tick(&mut audit, &mut pipeline, &mut sink)?;
+                audit::tick_logins(&mut logins, &mut pipeline, &mut sink)?;
                 let evicted = pipeline.table().evicted();
                 if evicted > reported_evictions {
                     tracing::warn!(

@@ -201,6 +201,16 @@ impl Sshd {
 
     /// `ssh user@127.0.0.1 command` with `password` typed by sshpass.
     pub fn login(&self, user: &str, password: &str, command: &str) -> Output {
+        self.ssh(user, password, command, false)
+    }
+
+    /// The same with a remote terminal (`ssh -tt`): a session that login
+    /// accounting (utmp, wtmp) records.
+    pub fn login_tty(&self, user: &str, password: &str, command: &str) -> Output {
+        self.ssh(user, password, command, true)
+    }
+
+    fn ssh(&self, user: &str, password: &str, command: &str, tty: bool) -> Output {
         Command::new("sshpass")
             .arg("-e")
             .env("SSHPASS", password)
@@ -220,6 +230,7 @@ impl Sshd {
                 "ConnectTimeout=30",
                 "-o",
                 "LogLevel=ERROR",
+                if tty { "-tt" } else { "-T" },
                 "-p",
             ])
             .arg(self.port.to_string())

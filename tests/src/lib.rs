@@ -66,7 +66,7 @@ impl Sensor {
         // Only one process can be the kernel's audit daemon: tests that do
         // not ask for audit leave it alone (audit tests take turns, see
         // `audit::audit_lock`).
-        let audit_off = if config.contains("[audit]") { "" } else { "[audit]\nmode = \"off\"\n" };
+        let audit_off = if config.contains("[audit]") { "" } else { "[audit]\nmode = \"off\"\nutmp = \"off\"\n" };
         let config = format!("[agent]\nstate_dir = \"{}\"\n{audit_off}{config}", dir.display());
         std::fs::write(&cfg, config).expect("write config");
         let mut child = Command::new(sensor_bin())

@@ -19,10 +19,22 @@ pub enum AuditMode {
     Off,
 }
 
+/// Following wtmp (logins, logouts) and btmp (failed logins).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UtmpMode {
+    /// Only when the audit subsystem is off or unavailable.
+    Fallback,
+    /// Always, as a cross-check beside audit (module "utmp").
+    Always,
+    Off,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuditConfig {
     pub mode: AuditMode,
+    pub utmp: UtmpMode,
     /// Records the kernel queues for the daemon before it drops (and
     /// counts) them. Daemon mode only; the previous value is restored on exit.
     pub backlog_limit: u32,
@@ -45,6 +57,7 @@ impl Default for AuditConfig {
     fn default() -> Self {
         AuditConfig {
             mode: AuditMode::Auto,
+            utmp: UtmpMode::Fallback,
             // auditd's default rules file uses 8192: seconds of a login storm.
             backlog_limit: 8192,
             rules: Vec::new(),

@@ -1,7 +1,8 @@
 //! The audit source inside `sensor run`: start, events, counters, stop.
 
 use super::RunError;
-use crate::config::audit::{AuditConfig, AuditMode};
+use crate::config::audit::{AuditConfig, AuditMode, UtmpMode};
+use crate::source::logins::{LoginsSource, watch};
 use crate::pipeline::Pipeline;
 use crate::sink::Sink;
 use crate::source::audit::client::{AuditError, AuditSource, Report};
@@ -89,4 +90,30 @@ pub(super) fn stop(
     s.restore();
     emit(&mut s, pipeline, sink, events.into_iter().chain(expired).collect())?;
     report_counters(report, pipeline, sink)
+}
+
+/// wtmp/btmp following: as the fallback when there is no audit source, or
+/// always as a cross-check.
+pub(super) fn start_logins(cfg: &AuditConfig, audit: &Option<AuditSource>) -> Option<LoginsSource> {
+    let on = match cfg.utmp {
+        UtmpMode::Always => true,
+        UtmpMode::Fallback => audit.is_none(),
+        UtmpMode::Off => false,
+    };
+    if on {
+        tracing::info!("following /var/log/wtmp and /var/log/btmp for logins");
+    }
+    on.then(|| LoginsSource::new(watch::default_files()))
+}
+
+pub(super) fn tick_logins(
+    logins: &mut Option<LoginsSource>,
+    pipeline: &mut Pipeline,
+    sink: &mut impl Sink,
+) -> Result<(), RunError> {
+    let Some(l) = logins.as_mut() else { return Ok(()) };
+    for (n, sec, usec) in l.poll() {
+        sink.emit(&pipeline.utmp(n, sec, usec)).map_err(RunError::Output)?;
+    }
+    Ok(())
 }

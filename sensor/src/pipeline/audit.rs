@@ -91,6 +91,39 @@ impl Pipeline {
         }
     }
 
+    /// A login from utmp/wtmp/btmp (`event.module = "utmp"`).
+    pub fn utmp(&mut self, n: Normalized, sec: u32, usec: u32) -> Event {
+        let mut sensor = SensorFields::default();
+        let process = n.pid.map(|pid| self.audit_process(pid, &n));
+        sensor.session_id = n.session_id;
+        sensor.tty = n.terminal.as_ref().map(|t| {
+            let t = String::from_utf8_lossy(t);
+            if t.starts_with("pts/") || t.starts_with("tty") { format!("/dev/{t}") } else { t.into_owned() }
+        });
+        let user = self.audit_user(&n);
+        if user.as_ref().and_then(|u| u.name.as_ref()).is_some_and(Text::is_escaped) {
+            sensor.escaped.push("user.name".to_owned());
+        }
+        let source = (n.source_ip.is_some() || n.hostname.is_some()).then(|| Source {
+            ip: n.source_ip,
+            port: None,
+            domain: n.hostname.clone().map(Text),
+        });
+        let meta = self.meta(n.kind, n.category, n.type_, n.action, n.outcome, "utmp");
+        let wall = UNIX_EPOCH + Duration::from_secs(u64::from(sec)) + Duration::from_micros(u64::from(usec));
+        Event {
+            timestamp: humantime::format_rfc3339_micros(wall).to_string(),
+            event: meta,
+            host: self.host.clone(),
+            agent: self.agent.clone(),
+            process,
+            container: None,
+            user,
+            source,
+            sensor,
+        }
+    }
+
     /// The process from the table (seen by eBPF or seeded from /proc), or
     /// read from /proc now; its ids as the audit record gives them.
     fn audit_process(&mut self, pid: u32, n: &Normalized) -> Process {
