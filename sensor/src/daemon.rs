@@ -59,6 +59,11 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     // free now; hand them back instead of carrying them as RSS forever.
     // SAFETY: malloc_trim has no preconditions.
     unsafe { libc::malloc_trim(0) };
+    // Handlers before anything that must be undone at exit (the audit
+    // daemon registration): a signal in between would otherwise kill the
+    // sensor with the kernel still pointing at it.
+    let mut sigterm = signal(SignalKind::terminate()).map_err(RunError::Signals)?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(RunError::Signals)?;
     let mut audit = audit::start(&config.audit)?;
     let mut logins = audit::start_logins(&config.audit, &audit);
     tracing::info!(
@@ -72,8 +77,6 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     // SAFETY: the RingBuf owns its map fd, which stays open and unchanged for
     // as long as the AsyncFd owns the RingBuf.
     let mut ring = unsafe { AsyncFd::register(ring) }.map_err(|e| RunError::Poll(e.into()))?;
-    let mut sigterm = signal(SignalKind::terminate()).map_err(RunError::Signals)?;
-    let mut sigint = signal(SignalKind::interrupt()).map_err(RunError::Signals)?;
     let mut ticker = tokio::time::interval(Duration::from_millis(config.ebpf.counters_interval_ms));
     let batch_delay = Duration::from_millis(config.ebpf.batch_delay_ms);
     let mut decode_errors: u64 = 0;

@@ -138,9 +138,9 @@ impl AuditSource {
         // Daemon: register this process on the socket that will read.
         let mut reader = AuditSocket::open()?;
         let mut source = {
-            let now = 0;
+            // The ledger's clock starts with the source (`epoch`): now is 0.
             let mut own = OwnChanges::default();
-            own.expect_set("audit_pid", own_pid, now);
+            own.expect_set("audit_pid", own_pid, 0);
             match reader.set(&Status { mask: STATUS_PID, pid: own_pid, ..Status::default() }) {
                 Ok(()) => {}
                 Err(e) if e.errno() == Some(libc::EEXIST) && cfg.mode == AuditMode::Auto => {
@@ -219,29 +219,42 @@ impl AuditSource {
         if before.enabled != enable {
             want.mask |= STATUS_ENABLED;
             want.enabled = enable;
-            self.own.expect_set("audit_enabled", enable, now);
         }
-        if before.backlog_limit != want.backlog_limit {
-            self.own.expect_set("audit_backlog_limit", want.backlog_limit, now);
-        }
-        if before.backlog_wait_time != want.backlog_wait_time {
-            self.own.expect_set("audit_backlog_wait_time", want.backlog_wait_time, now);
-        }
-        if want.mask & super::netlink::STATUS_FAILURE != 0 && before.failure != want.failure {
-            self.own.expect_set("audit_failure", want.failure, now);
-        }
+        // The kernel logs a CONFIG_CHANGE for every field set, changed or not.
+        self.expect_own(&want, now);
         self.control.set(&want)?;
         Ok(())
+    }
+
+    /// Enters the CONFIG_CHANGE records an AUDIT_SET of `want` will cause
+    /// in the ledger of the sensor's own changes.
+    fn expect_own(&mut self, want: &Status, now: u64) {
+        for (bit, field, value) in [
+            (STATUS_ENABLED, "audit_enabled", want.enabled),
+            (super::netlink::STATUS_FAILURE, "audit_failure", want.failure),
+            (STATUS_BACKLOG_LIMIT, "audit_backlog_limit", want.backlog_limit),
+            (STATUS_BACKLOG_WAIT_TIME, "audit_backlog_wait_time", want.backlog_wait_time),
+        ] {
+            if want.mask & bit != 0 {
+                self.own.expect_set(field, value, now);
+            }
+        }
     }
 
     /// Waits until records arrive; returns the events they completed.
     /// Cancel-safe: nothing is awaited after the socket was read.
     pub async fn next_events(&mut self) -> Result<Vec<AuditEvent>, AuditError> {
-        let mut guard = self.reader.readable_mut().await.map_err(AuditError::Poll)?;
         self.batch.clear();
-        let read = guard.get_inner_mut().read(&mut self.batch);
-        guard.clear_ready();
-        drop(guard);
+        // Records that came in while a request waited for its answer are
+        // ready without the socket becoming readable again.
+        let read = if self.reader.get_ref().has_stashed() {
+            self.reader.get_mut().read(&mut self.batch)
+        } else {
+            let mut guard = self.reader.readable_mut().await.map_err(AuditError::Poll)?;
+            let read = guard.get_inner_mut().read(&mut self.batch);
+            guard.clear_ready();
+            read
+        };
         match read {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
@@ -326,6 +339,8 @@ impl AuditSource {
                 backlog_wait_time: s.backlog_wait_time,
                 ..Status::default()
             };
+            let now = self.now_ms();
+            self.expect_own(&back, now);
             if let Err(e) = self.control.set(&back) {
                 tracing::warn!("audit: cannot restore the previous audit settings: {e}");
             }
