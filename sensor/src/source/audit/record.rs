@@ -176,7 +176,7 @@ fn hex_capable(kind: u16, key: &[u8]) -> bool {
 }
 
 fn decode_hex(v: &[u8]) -> Option<Vec<u8>> {
-    if v.is_empty() || v.len() % 2 != 0 || !v.iter().all(|b| matches!(b, b'0'..=b'9' | b'A'..=b'F')) {
+    if v.is_empty() || !v.len().is_multiple_of(2) || !v.iter().all(|b| matches!(b, b'0'..=b'9' | b'A'..=b'F')) {
         return None;
     }
     let nib = |b: u8| if b <= b'9' { b - b'0' } else { b - b'A' + 10 };
