@@ -147,9 +147,10 @@ impl Sensor {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() || g.closed {
                 panic!(
-                    "no event for {what} among {} events (sensor {}):\nlast stderr:\n{}",
+                    "no event for {what} among {} events (sensor {}){}:\nlast stderr:\n{}",
                     g.events.len(),
                     if g.closed { "exited" } else { "running" },
+                    loss_reports(&g.events),
                     g.stderr.iter().rev().take(20).rev().cloned().collect::<Vec<_>>().join("\n")
                 );
             }
@@ -170,9 +171,10 @@ impl Sensor {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() || g.closed {
                 panic!(
-                    "{} of {n} events for {what} among {} events:\n{}\nlast stderr:\n{}",
+                    "{} of {n} events for {what} among {} events{}:\n{}\nlast stderr:\n{}",
                     found.len(),
                     g.events.len(),
+                    loss_reports(&g.events),
                     found.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("\n"),
                     g.stderr.iter().rev().take(20).rev().cloned().collect::<Vec<_>>().join("\n")
                 );
@@ -217,6 +219,16 @@ impl Drop for Sensor {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The sensor's own loss and error reports, to explain a missing event.
+fn loss_reports(events: &[Value]) -> String {
+    let r: Vec<String> = events
+        .iter()
+        .filter(|v| matches!(action(v), "lost" | "probe_error"))
+        .map(|v| at(v, "sensor").to_string())
+        .collect();
+    if r.is_empty() { String::new() } else { format!(" (loss/error reports: {})", r.join(", ")) }
 }
 
 fn unique() -> u64 {

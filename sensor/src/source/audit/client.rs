@@ -255,13 +255,7 @@ impl AuditSource {
             guard.clear_ready();
             read
         };
-        match read {
-            Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
-                self.pending_report.socket_overflows += 1;
-            }
-            Err(e) => return Err(AuditError::Poll(e)),
-        }
+        self.pending_report.socket_overflows += read.map_err(AuditError::Poll)?;
         let now = self.now_ms();
         let mut out = Vec::new();
         for m in std::mem::take(&mut self.batch) {

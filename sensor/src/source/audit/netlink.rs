@@ -367,15 +367,20 @@ impl AuditSocket {
         self.replies(seq, None, "AUDIT_DEL_RULE").map(|_| ())
     }
 
-    /// Records that are ready now (non-blocking socket): stashed ones first.
-    /// `Err(ENOBUFS)` means the kernel dropped records for this socket.
-    pub fn read(&mut self, out: &mut Vec<Message>) -> io::Result<()> {
+    /// Records that are ready now (non-blocking socket), stashed ones
+    /// first, read until the socket is empty (the readiness is edge
+    /// triggered). Returns how many times the socket had overflowed
+    /// (ENOBUFS: the kernel dropped records for it).
+    pub fn read(&mut self, out: &mut Vec<Message>) -> io::Result<u64> {
         out.extend(self.stash.drain(..));
+        let mut overflows = 0;
         loop {
             match self.recv() {
                 Ok(msgs) => out.extend(msgs.into_iter().filter(|m| is_record(m.kind))),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(overflows),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // Reported once, then reading goes on: what is queued is good.
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) && overflows < 1_000 => overflows += 1,
                 Err(e) => return Err(e),
             }
         }
