@@ -26,8 +26,10 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "podman",
     "runc",
     "busybox-static",
-    // Audit tests: a real sshd on a loopback port and password logins
-    // driven by sshpass (the package's service is kept stopped).
+    // Audit tests: their own sshd on a loopback port, password logins typed
+    // by sshpass. policy-rc.d keeps the package's service from starting;
+    // it is not in SERVICES_KEPT_STOPPED, whose kill of every process named
+    // sshd could cut a developer's own ssh session.
     "openssh-server",
     "sshpass",
 ];
@@ -36,18 +38,13 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
 /// running: a running auditd owns the audit netlink socket (unicast) that
 /// the sensor and its tests use. (package, daemon's command name, commands
 /// that undo what its start did once it is stopped.)
-const SERVICES_KEPT_STOPPED: &[(&str, &str, &[&[&str]])] = &[
-    (
-        "auditd",
-        "auditd",
-        // Its start loads Debian's rules and enables auditing: delete the rules
-        // and switch auditing off again, as the kernel had it.
-        &[&["auditctl", "-D"], &["auditctl", "-e", "0"]],
-    ),
-    // Not openssh-server: policy-rc.d keeps its service from starting at
-    // install, and killing every process named sshd afterwards could cut a
-    // developer's own ssh session. The audit tests start their own sshd.
-];
+const SERVICES_KEPT_STOPPED: &[(&str, &str, &[&[&str]])] = &[(
+    "auditd",
+    "auditd",
+    // Its start loads Debian's rules and enables auditing: delete the rules
+    // and switch auditing off again, as the kernel had it.
+    &[&["auditctl", "-D"], &["auditctl", "-e", "0"]],
+)];
 
 /// bpf-linker release known to build against the nightly's LLVM here.
 const BPF_LINKER_VERSION: &str = "0.13.0";
