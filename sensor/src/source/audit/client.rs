@@ -257,16 +257,8 @@ impl AuditSource {
         };
         self.pending_report.socket_overflows += read.map_err(AuditError::Poll)?;
         let now = self.now_ms();
-        let mut out = Vec::new();
-        for m in std::mem::take(&mut self.batch) {
-            match record::parse(m.kind, &m.body) {
-                Ok(r) => out.extend(self.coalescer.push(r, now)),
-                Err(e) => {
-                    self.pending_report.parse_errors += 1;
-                    tracing::debug!(kind = m.kind, "unparsable audit record: {e}");
-                }
-            }
-        }
+        let (out, errors) = ingest(std::mem::take(&mut self.batch), &mut self.coalescer, now);
+        self.pending_report.parse_errors += errors;
         Ok(out)
     }
 
@@ -354,10 +346,56 @@ impl Drop for AuditSource {
     }
 }
 
+/// Messages off the socket into completed events; an unparsable record is
+/// counted (and reported as a `probe_error` of kind `audit_parse`), never
+/// fatal.
+pub fn ingest(messages: Vec<Message>, coalescer: &mut Coalescer, now_ms: u64) -> (Vec<AuditEvent>, u64) {
+    let mut out = Vec::new();
+    let mut errors = 0;
+    for m in messages {
+        match record::parse(m.kind, &m.body) {
+            Ok(r) => out.extend(coalescer.push(r, now_ms)),
+            Err(e) => {
+                errors += 1;
+                tracing::debug!(kind = m.kind, "unparsable audit record: {e}");
+            }
+        }
+    }
+    (out, errors)
+}
+
 /// `source.next_events()`, or never when there is no source.
 pub async fn next(source: &mut Option<AuditSource>) -> Result<Vec<AuditEvent>, AuditError> {
     match source {
         Some(s) => s.next_events().await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(kind: u16, body: &[u8]) -> Message {
+        Message { kind, seq: 0, body: body.to_vec() }
+    }
+
+    #[test]
+    fn malformed_records_become_a_parse_error_count() {
+        let mut c = Coalescer::new(1000, 16, 64);
+        let (events, errors) = ingest(
+            vec![
+                msg(1100, b"audit(1.0:1): pid=1 msg='op=PAM:authentication acct=\"a\" res=failed'"),
+                msg(1100, b"no stamp at all"),
+                msg(1300, b"audit(oops"),
+                msg(1100, &vec![b'x'; record::MAX_RECORD + 1]),
+                msg(1300, b"audit(1.0:2): syscall=59 \xff\xfe pid=2"),
+                msg(1320, b"audit(1.0:2): "),
+            ],
+            &mut c,
+            0,
+        );
+        assert_eq!(errors, 3);
+        assert_eq!(events.len(), 2, "the good records still make events: {events:?}");
     }
 }
