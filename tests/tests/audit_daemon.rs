@@ -124,9 +124,15 @@ fn configured_rules_are_loaded_and_removed() {
     std::fs::create_dir_all(&dir).expect("mkdir");
     let file = dir.join("watched");
     std::fs::write(&file, "x").expect("write");
+    // A rule someone had before the sensor: `-D` in the sensor's rules
+    // removes it while the sensor runs; the stop puts it back.
+    let previous = "-a always,exit -F arch=b64 -S mknodat -k sensor_test_previous";
+    let out = std::process::Command::new("auditctl").args(previous.split(' ')).output().expect("auditctl");
+    assert!(out.status.success(), "auditctl: {}", String::from_utf8_lossy(&out.stderr));
     let before = list_rules();
+    assert!(before.iter().any(|r| r == previous), "sensor audit-rules shows the rule as auditctl wrote it: {before:?}");
     let sensor = Sensor::start(&format!(
-        "[audit]\nmode = \"daemon\"\nrules = [\"-w {} -p wa -k sensor_test_watch\"]\n",
+        "[audit]\nmode = \"daemon\"\nrules = [\"-D\", \"-w {} -p wa -k sensor_test_watch\"]\n",
         file.display()
     ));
     let listed = list_rules();
@@ -134,6 +140,7 @@ fn configured_rules_are_loaded_and_removed() {
         listed.iter().any(|r| r.contains(&file.display().to_string()) && r.contains("sensor_test_watch")),
         "the kernel lists the rule: {listed:?}"
     );
+    assert!(!listed.iter().any(|r| r.contains("sensor_test_previous")), "-D removed the previous rule: {listed:?}");
     std::fs::write(&file, "changed").expect("write watched file");
     // The syscall event of the write (not the rule's own CONFIG_CHANGE,
     // which names the key too).
@@ -146,6 +153,8 @@ fn configured_rules_are_loaded_and_removed() {
     assert_eq!(at(&ev, "process.pid").as_u64(), Some(u64::from(std::process::id())), "the writer: {ev}");
     sensor.stop();
     assert_eq!(list_rules(), before, "the kernel's rules are as before");
+    let out = std::process::Command::new("auditctl").arg("-d").args(previous.split(' ').skip(1)).output().expect("auditctl");
+    assert!(out.status.success(), "auditctl -d: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 fn list_rules() -> Vec<String> {
