@@ -314,6 +314,10 @@ impl Auditd {
             assert!(Instant::now() < deadline, "auditd did not register as the audit daemon within 30 s: {s:?}");
             std::thread::sleep(Duration::from_millis(100));
         }
+        // What Debian's default audit.rules set (the service loads them;
+        // this auditd runs without the service): the kernel's default
+        // backlog of 64 overflows under bursts of other records.
+        run(Command::new("auditctl").args(["-b", "8192"]), "auditctl -b 8192");
         Auditd { child, before, dir }
     }
 
