@@ -14,6 +14,8 @@ use crate::sink::sequence::SequenceLease;
 use crate::sink::{Router, Sink, SinkError};
 use crate::source::ebpf::{EbpfSource, LoadError, decode};
 
+mod audit;
+
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error(
@@ -47,6 +49,8 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+    #[error("audit: {0}")]
+    Audit(#[from] crate::source::audit::client::AuditError),
 }
 
 pub async fn run(config: Config) -> Result<(), RunError> {
@@ -87,11 +91,19 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     // free now; hand them back instead of carrying them as RSS forever.
     // SAFETY: malloc_trim has no preconditions.
     unsafe { libc::malloc_trim(0) };
+    // Handlers before anything that must be undone at exit (the audit
+    // daemon registration): a signal in between would otherwise kill the
+    // sensor with the kernel still pointing at it.
+    let mut sigterm = signal(SignalKind::terminate()).map_err(RunError::Signals)?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(RunError::Signals)?;
+    let mut audit = audit::start(&config.audit)?;
+    let mut logins = audit::start_logins(&config.audit, &audit);
     tracing::info!(
         processes = pipeline.table().process_count(),
         missing_kernel_fields = ?source.missing_fields,
         syscalls_traced = source.syscalls.iter().filter(|t| t.status.is_ok()).count(),
         syscalls_not_traced = ?source.syscalls.iter().filter(|t| t.status.is_err()).map(|t| t.op.name()).collect::<Vec<_>>(),
+        audit = audit.as_ref().map_or("off", |a| a.mode.name()),
         "sensor started"
     );
 
@@ -100,8 +112,6 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     // SAFETY: the RingBuf owns its map fd, which stays open and unchanged for
     // as long as the AsyncFd owns the RingBuf.
     let mut ring = unsafe { AsyncFd::register(ring) }.map_err(|e| RunError::Poll(e.into()))?;
-    let mut sigterm = signal(SignalKind::terminate()).map_err(RunError::Signals)?;
-    let mut sigint = signal(SignalKind::interrupt()).map_err(RunError::Signals)?;
     let mut sighup = signal(SignalKind::hangup()).map_err(RunError::Signals)?;
     let heartbeat_every = config.telemetry.heartbeat_interval_s;
     let mut heartbeat = tokio::time::interval(Duration::from_secs(heartbeat_every.max(1)));
@@ -125,8 +135,16 @@ pub async fn run(config: Config) -> Result<(), RunError> {
                     tokio::time::sleep(batch_delay).await;
                 }
             }
+            events = crate::source::audit::client::next(&mut audit) => {
+                if let Some(a) = audit.as_mut() {
+                    audit::emit(a, &mut pipeline, &mut sink, events?)?;
+                    sink.flush().map_err(RunError::Output)?;
+                }
+            }
             _ = ticker.tick() => {
                 pipeline.tick();
+                audit::tick(&mut audit, &mut pipeline, &mut sink)?;
+                audit::tick_logins(&mut logins, &mut pipeline, &mut sink)?;
                 let evicted = pipeline.table().evicted();
                 if evicted > reported_evictions {
                     tracing::warn!(
@@ -156,6 +174,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     // lose it silently.
     drain(ring.get_mut(), &mut pipeline, &mut sink, &mut decode_errors)?;
     // Report what happened since the last tick before going away.
+    audit::stop(audit, &mut pipeline, &mut sink)?;
     report_counters(&mut source, &mut pipeline, &mut sink, &mut decode_errors)?;
     sink.flush().map_err(RunError::Output)?;
     pipeline.close_sequence();

@@ -54,6 +54,13 @@ enum Command {
         #[arg(long, default_value_t = 500_000)]
         events: u64,
     },
+    /// List the audit rules loaded in the kernel, in auditctl syntax; with
+    /// --check, translate a rules file without loading it.
+    AuditRules {
+        /// An audit.rules file to check and show as the kernel would list it.
+        #[arg(long, value_name = "FILE")]
+        check: Option<PathBuf>,
+    },
     /// Check a configuration file and print the effective configuration.
     CheckConfig {
         #[arg(value_name = "FILE")]
@@ -104,6 +111,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let report = rt.block_on(sensor::sink::bench::run(&c.sinks, &c.agent.state_dir, events))?;
             println!("{}", serde_json::to_string(&report)?);
         }
+        Command::AuditRules { check } => sensor::source::audit::rules::print(check.as_deref())?,
         Command::CheckConfig { config } => {
             let c = config::Config::load(&config)?;
             println!("{c:#?}");

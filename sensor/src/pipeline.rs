@@ -24,6 +24,7 @@ mod file;
 mod net;
 mod system;
 mod watch;
+mod audit;
 
 pub struct Pipeline {
     table: ProcessTable,
@@ -340,6 +341,7 @@ impl Pipeline {
             destination: None,
             server: None,
             network: None,
+            user: None,
             sensor,
         }
     }
@@ -422,6 +424,7 @@ impl Pipeline {
             destination: None,
             server: None,
             network: None,
+            user: None,
             sensor,
         }
     }

@@ -18,6 +18,7 @@ pub use sensor::event::text::unescape;
 pub mod delivery;
 pub mod http_receiver;
 pub mod rsyslog;
+pub mod audit;
 
 /// How long to wait for an event that must come. Generous because CI
 /// machines are slow; a test never asserts on timing.
@@ -70,7 +71,11 @@ impl Sensor {
         require_root();
         std::fs::create_dir_all(dir).expect("temp dir");
         let cfg = dir.join("sensor.toml");
-        let config = format!("[agent]\nstate_dir = \"{}\"\n{config}", dir.display());
+        // Only one process can be the kernel's audit daemon: tests that do
+        // not ask for audit leave it alone (audit tests take turns, see
+        // `audit::audit_lock`).
+        let audit_off = if config.contains("[audit]") { "" } else { "[audit]\nmode = \"off\"\nutmp = \"off\"\n" };
+        let config = format!("[agent]\nstate_dir = \"{}\"\n{audit_off}{config}", dir.display());
         std::fs::write(&cfg, config).expect("write config");
         let mut child = Command::new(sensor_bin())
             .args(["run", "--config"])
@@ -150,9 +155,35 @@ impl Sensor {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() || g.closed {
                 panic!(
-                    "no event for {what} among {} events (sensor {}):\nlast stderr:\n{}",
+                    "no event for {what} among {} events (sensor {}){}:\nlast stderr:\n{}",
                     g.events.len(),
                     if g.closed { "exited" } else { "running" },
+                    loss_reports(&g.events),
+                    g.stderr.iter().rev().take(20).rev().cloned().collect::<Vec<_>>().join("\n")
+                );
+            }
+            g = c.wait_timeout(g, left).expect("lock").0;
+        }
+    }
+
+    /// Waits until `n` events match `pred`; returns them.
+    pub fn wait_for_count(&self, what: &str, n: usize, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let (m, c) = &*self.shared;
+        let deadline = Instant::now() + EVENT_WAIT * 2;
+        let mut g = m.lock().expect("lock");
+        loop {
+            let found: Vec<Value> = g.events.iter().filter(|v| pred(v)).cloned().collect();
+            if found.len() >= n {
+                return found;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || g.closed {
+                panic!(
+                    "{} of {n} events for {what} among {} events{}:\n{}\nlast stderr:\n{}",
+                    found.len(),
+                    g.events.len(),
+                    loss_reports(&g.events),
+                    found.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("\n"),
                     g.stderr.iter().rev().take(20).rev().cloned().collect::<Vec<_>>().join("\n")
                 );
             }
@@ -186,11 +217,16 @@ impl Sensor {
     }
 
     /// Sends SIGTERM and waits for the exit; returns all events.
-    pub fn stop(mut self) -> Vec<Value> {
+    pub fn stop(self) -> Vec<Value> {
+        self.stop_with(libc::SIGTERM)
+    }
+
+    /// Sends `signal` (SIGTERM or SIGINT) and waits for a clean exit.
+    pub fn stop_with(mut self, signal: i32) -> Vec<Value> {
         // SAFETY: kill on our own child's pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        unsafe { libc::kill(self.child.id() as i32, signal) };
         let status = self.child.wait().expect("wait sensor");
-        assert!(status.success(), "sensor exited with {status} on SIGTERM");
+        assert!(status.success(), "sensor exited with {status} on signal {signal}");
         let (m, c) = &*self.shared;
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut g = m.lock().expect("lock");
@@ -214,6 +250,16 @@ pub fn scratch_dir(what: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
+}
+
+/// The sensor's own loss and error reports, to explain a missing event.
+fn loss_reports(events: &[Value]) -> String {
+    let r: Vec<String> = events
+        .iter()
+        .filter(|v| matches!(action(v), "lost" | "probe_error"))
+        .map(|v| at(v, "sensor").to_string())
+        .collect();
+    if r.is_empty() { String::new() } else { format!(" (loss/error reports: {})", r.join(", ")) }
 }
 
 fn unique() -> u64 {

@@ -36,6 +36,12 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "rsyslog",
     "rsyslog-gnutls",
     "openssl",
+    // Audit tests: their own sshd on a loopback port, password logins typed
+    // by sshpass. policy-rc.d keeps the package's service from starting;
+    // it is not in SERVICES_KEPT_STOPPED, whose kill of every process named
+    // sshd could cut a developer's own ssh session.
+    "openssh-server",
+    "sshpass",
 ];
 
 /// Services that packages above would start and that must not keep

@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 pub use sinks::SinkConfig;
 pub use telemetry::TelemetryConfig;
+pub mod audit;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -44,6 +45,7 @@ pub struct Config {
     #[serde(deserialize_with = "sinks::deserialize_sinks")]
     pub sinks: Vec<SinkConfig>,
     pub telemetry: TelemetryConfig,
+    pub audit: audit::AuditConfig,
 }
 
 /// `[process]`: the process table that gives events their parents.
@@ -145,6 +147,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        self.audit.validate()?;
         let page = page_size();
         let rb = self.ebpf.ring_buffer_bytes;
         if !rb.is_power_of_two() || (rb as usize) < page {

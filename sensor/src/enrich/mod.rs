@@ -8,3 +8,4 @@ pub mod host;
 pub mod process;
 pub mod procfs;
 pub mod user;
+pub mod peer;

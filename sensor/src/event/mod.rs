@@ -5,6 +5,7 @@
 //! by the pipeline and only read by sinks.
 
 pub mod caps;
+pub mod audit;
 pub mod text;
 
 use std::collections::BTreeMap;
@@ -12,6 +13,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+pub use audit::{AuditFields, AuditRecord};
 pub use text::Text;
 
 /// One finished event.
@@ -30,7 +32,8 @@ pub struct Event {
     pub file: Option<File>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorInfo>,
-    /// ECS `source.*`/`destination.*`: a connection's initiator and target.
+    /// ECS `source.*`/`destination.*`: a connection's initiator and target;
+    /// for a login, where it came from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<Endpoint>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -40,8 +43,35 @@ pub struct Event {
     pub server: Option<Endpoint>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub network: Option<Network>,
+    /// ECS `user.*`: the user an authentication, session or account event
+    /// is about (not necessarily the process's user).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<User>,
     #[serde(skip_serializing_if = "SensorFields::is_empty")]
     pub sensor: SensorFields,
+}
+
+impl Event {
+    /// An event with only its envelope; callers fill the rest with struct
+    /// update syntax, so that a new optional section does not touch them.
+    pub fn new(timestamp: String, event: EventMeta, host: Arc<Host>, agent: Arc<Agent>) -> Event {
+        Event {
+            timestamp,
+            event,
+            host,
+            agent,
+            process: None,
+            container: None,
+            file: None,
+            error: None,
+            source: None,
+            destination: None,
+            server: None,
+            network: None,
+            user: None,
+            sensor: SensorFields::default(),
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -164,9 +194,12 @@ pub struct Endpoint {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub address: Option<Text>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub ip: Option<String>,
+    pub ip: Option<std::net::IpAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
+    /// A host name the reporter resolved (a login's remote host).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain: Option<Text>,
 }
 
 /// ECS `network.*`.
@@ -200,6 +233,17 @@ pub struct Id {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }
+
+/// ECS `user.*`: an id, a name, or both (a failed login names a user
+/// that may not exist).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct User {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<Text>,
+}
+
 
 /// Everything ECS has no field for.
 #[derive(Debug, Default, Serialize)]
@@ -292,6 +336,9 @@ pub struct SensorFields {
     /// a quiet host from a dead sensor.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub heartbeat: Option<Heartbeat>,
+    /// On an event from the kernel audit subsystem.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditFields>,
 }
 
 impl SensorFields {
@@ -326,6 +373,7 @@ impl SensorFields {
             network,
             gap,
             heartbeat,
+            audit,
         } = self;
         login_user.is_none()
             && session_id.is_none()
@@ -356,6 +404,7 @@ impl SensorFields {
             && network.is_none()
             && gap.is_none()
             && heartbeat.is_none()
+            && audit.is_none()
     }
 }
 

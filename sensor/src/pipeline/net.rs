@@ -125,13 +125,13 @@ impl Pipeline {
 }
 
 fn from_ip(a: std::net::SocketAddr) -> Endpoint {
-    Endpoint { address: Some(Text(a.ip().to_string().into_bytes())), ip: Some(a.ip().to_string()), port: Some(a.port()) }
+    Endpoint { address: Some(Text(a.ip().to_string().into_bytes())), ip: Some(a.ip()), port: Some(a.port()), domain: None }
 }
 
 fn from_sockaddr(a: &SockAddr) -> Endpoint {
     match a {
         SockAddr::Ip(ip) => from_ip(*ip),
-        SockAddr::Unix(path) => Endpoint { address: Some(Text(path.clone())), ip: None, port: None },
+        SockAddr::Unix(path) => Endpoint { address: Some(Text(path.clone())), ..Endpoint::default() },
         SockAddr::Other(_) => Endpoint::default(),
     }
 }

@@ -88,6 +88,7 @@ fn sample_event(host: &Arc<Host>, agent: &Arc<Agent>, seq: u64) -> Event {
         destination: None,
         server: None,
         network: None,
+        user: None,
         sensor: SensorFields { tty: Some("/dev/pts/3".to_owned()), session_id: Some(7), ..SensorFields::default() },
     }
 }

@@ -1,0 +1,213 @@
+//! The sensor as the kernel's audit daemon: it registers, sets the kernel
+//! up, turns real sshd and su logins into events, reports tamper, and puts
+//! everything back when it stops.
+
+use sensor_tests::audit::{
+    Sshd, TestUser, audit_lock, audit_status, foreign_audit_daemon, set_audit_status, ssh_scenario, su_on_pty,
+    su_scenario,
+};
+use sensor_tests::{Sensor, action, at};
+use serde_json::Value;
+
+fn skip_if_foreign_daemon() -> bool {
+    if let Some(pid) = foreign_audit_daemon() {
+        eprintln!("skipped: pid {pid} is the kernel's audit daemon; the sensor cannot be one beside it");
+        return true;
+    }
+    false
+}
+
+/// Registers, configures, and restores exactly what was there before, on
+/// SIGTERM and on SIGINT.
+#[test]
+fn daemon_mode_registers_and_restores_the_previous_state() {
+    let _lock = audit_lock();
+    if skip_if_foreign_daemon() {
+        return;
+    }
+    let original = audit_status();
+    for signal in [libc::SIGTERM, libc::SIGINT] {
+        // A distinctive previous state, so that "restored" cannot be
+        // confused with "reset to defaults".
+        let before = sensor::source::audit::netlink::Status {
+            enabled: 0,
+            backlog_limit: 321,
+            backlog_wait_time: 1234,
+            ..original
+        };
+        set_audit_status(&before);
+        let sensor = Sensor::start("[audit]\nmode = \"daemon\"\nbacklog_limit = 5000\n");
+        let running = audit_status();
+        assert_eq!(running.pid, sensor.pid(), "the sensor is the audit daemon: {running:?}");
+        assert_eq!(running.enabled, 1, "{running:?}");
+        assert_eq!(running.backlog_limit, 5000, "{running:?}");
+        assert_eq!(running.backlog_wait_time, 0, "no task ever waits for the sensor: {running:?}");
+        assert!(
+            sensor.stderr().iter().any(|l| l.contains("sensor started") && l.contains("daemon")),
+            "the start line names the mode: {:?}",
+            sensor.stderr()
+        );
+        sensor.stop_with(signal);
+        let after = audit_status();
+        assert_eq!(after.pid, 0, "unregistered after signal {signal}: {after:?}");
+        assert_eq!(
+            (after.enabled, after.backlog_limit, after.backlog_wait_time),
+            (before.enabled, before.backlog_limit, before.backlog_wait_time),
+            "previous state restored after signal {signal}"
+        );
+    }
+    set_audit_status(&original);
+}
+
+#[test]
+fn ssh_and_su_logins_as_audit_daemon() {
+    let _lock = audit_lock();
+    if skip_if_foreign_daemon() {
+        return;
+    }
+    let original = audit_status();
+    let sensor = Sensor::start("[audit]\nmode = \"daemon\"\n");
+    let user = TestUser::create();
+    let added = sensor.wait_for("the test user's creation", |v| {
+        action(v) == "added_user_account" && at(v, "user.name") == user.name.as_str()
+    });
+    assert_eq!(at(&added, "event.category")[0], "iam");
+    let sshd = Sshd::start(&user.name);
+    ssh_scenario(&sensor, &sshd, &user);
+    su_scenario(&sensor, &user);
+    drop(sshd);
+    sensor.stop();
+    drop(user);
+    let after = audit_status();
+    assert_eq!((after.pid, after.enabled), (0, original.enabled), "restored: {after:?}");
+}
+
+/// A change to the audit state by someone else is an alert; the sensor's
+/// own changes at start are not.
+#[test]
+fn audit_changes_by_others_are_tamper_events() {
+    let _lock = audit_lock();
+    if skip_if_foreign_daemon() {
+        return;
+    }
+    let original = audit_status();
+    let sensor = Sensor::start("[audit]\nmode = \"daemon\"\n");
+    let out = std::process::Command::new("auditctl").args(["-b", "4321"]).output().expect("run auditctl");
+    assert!(out.status.success(), "auditctl -b: {}", String::from_utf8_lossy(&out.stderr));
+    let tamper = sensor.wait_for("the backlog change by auditctl", |v| {
+        action(v) == "audit_config_changed" && is_field(v, "audit_backlog_limit", "4321")
+    });
+    assert_eq!(at(&tamper, "event.kind"), "alert", "{tamper}");
+    assert_eq!(at(&tamper, "sensor.audit.tamper"), true, "{tamper}");
+    let events = sensor.stop();
+    let own: Vec<&Value> = events
+        .iter()
+        .filter(|v| action(v) == "audit_config_changed" && is_field(v, "audit_backlog_limit", "8192"))
+        .collect();
+    assert!(!own.is_empty(), "the sensor's own backlog change is reported");
+    for v in own {
+        assert_eq!(at(v, "event.kind"), "event", "the sensor's own change is not tamper: {v}");
+        assert!(at(v, "sensor.audit.tamper").is_null(), "{v}");
+    }
+    assert_eq!(audit_status().backlog_limit, original.backlog_limit, "restored after the tamper too");
+}
+
+/// Rules from the config are loaded in daemon mode, produce events, and
+/// the kernel's previous rules are back after the stop.
+#[test]
+fn configured_rules_are_loaded_and_removed() {
+    let _lock = audit_lock();
+    if skip_if_foreign_daemon() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("sensor-rules-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let file = dir.join("watched");
+    std::fs::write(&file, "x").expect("write");
+    // A rule someone had before the sensor: `-D` in the sensor's rules
+    // removes it while the sensor runs; the stop puts it back.
+    let previous = "-a always,exit -F arch=b64 -S mknodat -k sensor_test_previous";
+    let out = std::process::Command::new("auditctl").args(previous.split(' ')).output().expect("auditctl");
+    assert!(out.status.success(), "auditctl: {}", String::from_utf8_lossy(&out.stderr));
+    let before = list_rules();
+    assert!(before.iter().any(|r| r == previous), "sensor audit-rules shows the rule as auditctl wrote it: {before:?}");
+    let sensor = Sensor::start(&format!(
+        "[audit]\nmode = \"daemon\"\nrules = [\"-D\", \"-w {} -p wa -k sensor_test_watch\"]\n",
+        file.display()
+    ));
+    let listed = list_rules();
+    assert!(
+        listed.iter().any(|r| r.contains(&file.display().to_string()) && r.contains("sensor_test_watch")),
+        "the kernel lists the rule: {listed:?}"
+    );
+    assert!(!listed.iter().any(|r| r.contains("sensor_test_previous")), "-D removed the previous rule: {listed:?}");
+    std::fs::write(&file, "changed").expect("write watched file");
+    // The syscall event of the write (not the rule's own CONFIG_CHANGE,
+    // which names the key too).
+    let ev = sensor.wait_for("the watched file's write", |v| {
+        action(v) == "syscall"
+            && at(v, "sensor.audit.records")
+                .as_array()
+                .is_some_and(|rs| rs.iter().any(|r| r["type"] == "SYSCALL" && r["fields"]["key"] == "sensor_test_watch"))
+    });
+    assert_eq!(at(&ev, "process.pid").as_u64(), Some(u64::from(std::process::id())), "the writer: {ev}");
+    sensor.stop();
+    assert_eq!(list_rules(), before, "the kernel's rules are as before");
+    let out = std::process::Command::new("auditctl").arg("-d").args(previous.split(' ').skip(1)).output().expect("auditctl");
+    assert!(out.status.success(), "auditctl -d: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn list_rules() -> Vec<String> {
+    let out = std::process::Command::new(sensor_tests::sensor_bin()).arg("audit-rules").output().expect("sensor audit-rules");
+    assert!(out.status.success(), "sensor audit-rules: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect()
+}
+
+fn is_field(v: &Value, key: &str, value: &str) -> bool {
+    at(v, "sensor.audit.records")
+        .as_array()
+        .is_some_and(|rs| rs.iter().any(|r| r["fields"][key] == value))
+}
+
+#[test]
+fn su_helper_needs_a_prompt() {
+    // The pty helper itself: su as nobody to a user with a wrong password
+    // fails (and is not something a sensor test can pass by accident).
+    let _lock = audit_lock();
+    let user = TestUser::create();
+    let (_pid, ok, text) = su_on_pty(65534, &user.name, "definitely-wrong");
+    assert!(!ok, "su with a wrong password must fail: {text}");
+    assert!(text.contains("Authentication failure"), "{text}");
+}
+
+/// Records the kernel drops (here: over a rate limit) are counted by the
+/// kernel; the sensor reports them in the stream as a loss event.
+#[test]
+fn kernel_audit_losses_are_reported_in_stream() {
+    let _lock = audit_lock();
+    if skip_if_foreign_daemon() {
+        return;
+    }
+    let sensor = Sensor::start("[audit]\nmode = \"daemon\"\n");
+    let lost_before = audit_status().lost;
+    let sh = |script: &str| {
+        let out = std::process::Command::new("sh").args(["-c", script]).output().expect("sh");
+        assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    // One record per second allowed, a hundred sent at once.
+    sh("auditctl -r 1 >/dev/null && for i in $(seq 100); do auditctl -m sensor-loss-test-$i; done; auditctl -r 0 >/dev/null");
+    let lost_after = audit_status().lost;
+    assert!(lost_after > lost_before, "the kernel dropped records: {lost_before} -> {lost_after}");
+    let events = sensor.wait_for_count("an audit loss report", 1, |v| {
+        action(v) == "lost" && at(v, "sensor.lost.source") == "audit" && at(v, "sensor.lost.kind") == "kernel"
+    });
+    let reported: u64 = events.iter().filter_map(|v| at(v, "sensor.lost.count").as_u64()).sum();
+    assert!(reported >= 1, "{events:?}");
+    let events = sensor.stop();
+    let total: u64 = events
+        .iter()
+        .filter(|v| action(v) == "lost" && at(v, "sensor.lost.source") == "audit")
+        .filter_map(|v| at(v, "sensor.lost.count").as_u64())
+        .sum();
+    assert_eq!(total, u64::from(lost_after - lost_before), "every record the kernel dropped is reported, once");
+}
