@@ -61,6 +61,10 @@ pub mod names {
     pub const PROG_FILE_ENTER: &str = "file_enter";
     /// `tracepoint/syscalls/sys_exit_*` of the file attribute syscalls.
     pub const PROG_FILE_EXIT: &str = "file_exit";
+    /// `fentry/security_inode_setattr`: a chmod's or chown's file as it
+    /// was before, completing the file family's in-flight record.
+    pub const PROG_FILE_SETATTR: &str = "file_setattr";
+    pub const FN_SECURITY_INODE_SETATTR: &str = "security_inode_setattr";
     /// `tracepoint/syscalls/sys_enter_*` of the credential syscalls.
     pub const PROG_CRED_ENTER: &str = "cred_enter";
     /// `tracepoint/syscalls/sys_exit_*` of the credential syscalls.

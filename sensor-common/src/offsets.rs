@@ -116,6 +116,11 @@ pub struct KernelOffsets {
     pub sk_protocol: u32,
     pub sk_type: u32,
     pub sk_err: u32,
+    /// Position of the `dentry` argument of `security_inode_setattr`
+    /// (0 before 5.12, 1 after an idmap/user-namespace argument was added
+    /// in front), or [`OFFSET_MISSING`]. Not an offset: a function
+    /// signature resolved from BTF the same way.
+    pub setattr_dentry_arg: u32,
     /// Index into `css_set.subsys[]` of the cgroup v1 hierarchy whose path
     /// names containers (from BTF's `enum cgroup_subsys_id`), or
     /// [`OFFSET_MISSING`] to use the unified (v2) hierarchy, `dfl_cgrp`.
@@ -203,11 +208,12 @@ impl KernelOffsets {
         sk_protocol: OFFSET_MISSING,
         sk_type: OFFSET_MISSING,
         sk_err: OFFSET_MISSING,
+        setattr_dentry_arg: OFFSET_MISSING,
         cgroup_subsys_index: OFFSET_MISSING,
     };
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 78 * 4);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 79 * 4);
 
 #[cfg(feature = "user")]
 // SAFETY: repr(C), only u32 fields, no padding (size assert above).

@@ -72,11 +72,20 @@ pub fn run() -> Report {
             unavailable: Vec::new(),
         })
         .collect();
+    let fentry = bpf::tracing_program(bpf::Tracing::Fentry);
     for family in syscalls::FAMILIES {
         let (traced, unavailable) = syscalls::available(family.kind);
+        let mut hook = format!("tracepoint/syscalls:sys_{{enter,exit}}_{{{}}}", traced.join(","));
+        if family.kind == sensor_common::EventKind::FileAttr {
+            hook += if fentry.available {
+                " + fentry/security_inode_setattr"
+            } else {
+                " (fentry refused here: no before attributes for path-based calls)"
+            };
+        }
         hooks.push(HookChoice {
             kind: family.kind.name(),
-            hook: format!("tracepoint/syscalls:sys_{{enter,exit}}_{{{}}}", traced.join(",")),
+            hook,
             why: family.why,
             preferred: family.preferred,
             unavailable,
@@ -86,7 +95,7 @@ pub fn run() -> Report {
         kernel,
         btf,
         ring_buffer: bpf::ring_buffer(),
-        fentry: bpf::tracing_program(bpf::Tracing::Fentry),
+        fentry,
         bpf_lsm: bpf_lsm(),
         audit: audit(),
         kernel_fields_missing,
@@ -118,7 +127,7 @@ impl std::fmt::Display for Report {
         for h in &self.hooks {
             writeln!(f, "  {:<9} {}\n            why: {}", h.kind, h.hook, h.why)?;
             if let Some(p) = h.preferred {
-                writeln!(f, "            stands in for: {p}")?;
+                writeln!(f, "            better hook: {p}")?;
             }
             if !h.unavailable.is_empty() {
                 writeln!(f, "            no tracepoint on this kernel: {}", h.unavailable.join(", "))?;

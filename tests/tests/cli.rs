@@ -71,7 +71,7 @@ fn probe_reports_features_and_hooks() {
     let hook = |kind: &str| r["hooks"].as_array().expect("hooks").iter().find(|h| h["kind"] == kind).cloned();
     let file = hook("file_attr").expect("file_attr hook");
     assert!(file["hook"].as_str().is_some_and(|h| h.contains("fchmodat") && h.starts_with("tracepoint/")), "{file}");
-    assert!(file["preferred"].as_str().is_some_and(|p| p.contains("lsm/")), "{file}");
+    assert!(file["preferred"].as_str().is_some_and(|p| p.contains("fentry/security_inode_setattr")), "{file}");
     let net = hook("net").expect("net hook");
     assert!(net["hook"].as_str().is_some_and(|h| h.contains("connect")), "{net}");
     for h in r["hooks"].as_array().expect("hooks") {

@@ -400,6 +400,18 @@ fn boot_and_check(vmlinuz: &Path, initrd: &Path, suite: &str) -> Result<String> 
             && l.contains(r#""mode":"4755""#)
             && l.contains(r#""special_bits":["setuid"]"#)
     });
+    // Debian's kernels allow fentry: the mode before the chmod (busybox
+    // touch makes 0644) comes from fentry/security_inode_setattr.
+    let before = events.lines().any(|l| {
+        l.contains(r#""action":"chmod""#) && l.contains(r#""before":{"mode":"0644""#)
+    });
+    if chmod && !before {
+        bail!(
+            "the chmod event lacks the mode from before the call (fentry/security_inode_setattr)\nsensor stderr:\n{}\nevents:\n{}",
+            stderr.trim(),
+            events.trim()
+        );
+    }
     if !chmod {
         bail!(
             "no chmod event for /tmp/sensor-vm-marker-file with mode 4755 and the setuid bit\nsensor stderr:\n{}\nevents:\n{}",
@@ -419,7 +431,10 @@ fn boot_and_check(vmlinuz: &Path, initrd: &Path, suite: &str) -> Result<String> 
             events.trim()
         );
     }
-    Ok(format!("exec, exit, chmod and module load seen, {:.0} s", started.elapsed().as_secs_f64()))
+    Ok(format!(
+        "exec, exit, chmod (with its mode before, by fentry) and module load seen, {:.0} s",
+        started.elapsed().as_secs_f64()
+    ))
 }
 
 /// `process.args` of one event line. xtask avoids a JSON dependency; the

@@ -33,7 +33,7 @@ const AT_EMPTY_PATH: u32 = 0x1000;
 #[repr(C)]
 pub struct PendingFile {
     op: u32,
-    flags: u32,
+    pub(super) flags: u32,
     fd: i32,
     at_flags: u32,
     mode: u32,
@@ -60,7 +60,7 @@ static FILE_PENDING: PerCpuArray<PendingFile> = PerCpuArray::with_max_entries(1,
 /// File syscalls between entry and exit, by thread. Not preallocated: each
 /// value is ~4.5 KiB and only calls in flight need one.
 #[map]
-static FILE_INFLIGHT: HashMap<u64, PendingFile> = HashMap::with_max_entries(4096, BPF_F_NO_PREALLOC);
+pub(super) static FILE_INFLIGHT: HashMap<u64, PendingFile> = HashMap::with_max_entries(4096, BPF_F_NO_PREALLOC);
 
 const BPF_F_NO_PREALLOC: u32 = 1;
 
@@ -303,7 +303,7 @@ fn acts_on_fd(target: Target, path_len: u32, at_flags: u32, flags: u32) -> bool 
 
 /// The inode's mode, owner, number and device, into `p.old_*`.
 #[inline(always)]
-fn read_attrs(inode: u64, p: &mut PendingFile) -> Result<(), Miss> {
+pub(super) fn read_attrs(inode: u64, p: &mut PendingFile) -> Result<(), Miss> {
     p.old_mode = read_u16(inode, off!(inode_mode))? as u32;
     p.old_uid = read_u32(inode, off!(inode_uid))?;
     p.old_gid = read_u32(inode, off!(inode_gid))?;

@@ -14,6 +14,7 @@
 
 pub mod cred;
 pub mod file;
+pub mod file_setattr;
 pub mod net;
 pub mod sys;
 pub mod watch;

@@ -339,3 +339,21 @@ mod tests {
         assert!(result.is_err(), "garbage must not parse as BTF");
     }
 }
+
+/// The position of parameter `param` of kernel function `func`, if the
+/// kernel has that function with a parameter of that name. Hooks on
+/// functions whose signature changed across kernels (security_inode_setattr
+/// gained an idmap argument in 5.12) read their arguments at these
+/// positions.
+pub(super) fn func_param_index(btf: &Btf, func: &str, param: &str) -> btf_rs::Result<Option<u32>> {
+    for t in btf.resolve_types_by_name(func).unwrap_or_default() {
+        let btf_rs::Type::Func(f) = t else { continue };
+        let btf_rs::Type::FuncProto(proto) = btf.resolve_chained_type(&f)? else { continue };
+        for (i, p) in proto.parameters.iter().enumerate() {
+            if btf.resolve_name(p)? == param {
+                return Ok(Some(i as u32));
+            }
+        }
+    }
+    Ok(None)
+}

@@ -110,6 +110,8 @@ pub struct EbpfSource {
     pub missing_fields: Vec<&'static str>,
     /// Each traced syscall and whether it could be attached here.
     pub syscalls: Vec<syscalls::Traced>,
+    /// The fentry hook completing chmod/chown events (None: file_attr off).
+    pub setattr_hook: Option<Result<(), String>>,
 }
 
 impl EbpfSource {
@@ -163,7 +165,10 @@ impl EbpfSource {
         watched.install(&mut ebpf)?;
         let enabled: Vec<EventKind> =
             EventKind::ALL.into_iter().filter(|k| !config.disable.iter().any(|d| d == k.name())).collect();
-        let syscalls = syscalls::attach(&mut ebpf, &enabled)?;
+        let (syscalls, setattr_hook) = syscalls::attach(&mut ebpf, &enabled, &resolved.offsets)?;
+        if let Some(Err(why)) = &setattr_hook {
+            tracing::info!("chmod/chown events come without the file's attributes from before the call: {why}");
+        }
         let ring = take_map(&mut ebpf, names::EVENTS_MAP)?;
         let losses = take_map(&mut ebpf, names::LOSSES_MAP)?;
         let errors = take_map(&mut ebpf, names::ERRORS_MAP)?;
@@ -176,6 +181,7 @@ impl EbpfSource {
             last_errors: vec![0; ProbeError::ALL.len()],
             missing_fields: resolved.missing,
             syscalls,
+            setattr_hook,
         };
         Ok((source, ring))
     }

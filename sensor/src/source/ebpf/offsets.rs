@@ -106,7 +106,16 @@ pub fn resolve_btf(btf: &Btf, cgroup_mode: CgroupMode) -> Result<ResolvedOffsets
         missing.push("cgroup_subsys_index");
     }
     tracing::debug!(?hierarchy, ?missing, "kernel offsets resolved from BTF");
-    let offsets = assemble(|field| values[field], hierarchy.subsys_index());
+    // Optional: without it the fentry hook on security_inode_setattr is
+    // not loaded and path-based chmods carry no "before" attributes.
+    let setattr_dentry_arg = match btf::func_param_index(btf, "security_inode_setattr", "dentry") {
+        Ok(Some(i)) if i < 2 => i,
+        _ => {
+            missing.push("setattr_dentry_arg");
+            OFFSET_MISSING
+        }
+    };
+    let offsets = assemble(|field| values[field], hierarchy.subsys_index(), setattr_dentry_arg);
     Ok(ResolvedOffsets { offsets, missing })
 }
 
@@ -207,8 +216,8 @@ macro_rules! kernel_fields {
             members: &[$(stringify!($member)),+],
         },)*];
 
-        fn assemble(value: impl Fn(&'static str) -> u32, cgroup_subsys_index: u32) -> KernelOffsets {
-            KernelOffsets { $($field: value(stringify!($field)),)* cgroup_subsys_index }
+        fn assemble(value: impl Fn(&'static str) -> u32, cgroup_subsys_index: u32, setattr_dentry_arg: u32) -> KernelOffsets {
+            KernelOffsets { $($field: value(stringify!($field)),)* setattr_dentry_arg, cgroup_subsys_index }
         }
 
         /// A field by name, so tests can walk the table.

@@ -4,7 +4,7 @@
 
 use aya::Ebpf;
 use aya::maps::{Array, MapData};
-use aya::programs::{RawTracePoint, TracePoint};
+use aya::programs::{FEntry, RawTracePoint, TracePoint};
 use sensor_common::{EventKind, SYSCALL_SLOTS, SyscallOp, names};
 
 use super::{LoadError, take_map};
@@ -82,8 +82,8 @@ pub const FAMILIES: &[Family] = &[
         why: "per-syscall tracepoints exist on every supported kernel and load where fentry/LSM are \
               refused; arguments are copied at entry, the result is read at exit",
         preferred: Some(
-            "lsm/inode_setattr + lsm/inode_setxattr (not built yet): the resolved inode, so the \
-             mode/owner before the change for path-based calls too",
+            "fentry/security_inode_setattr, added where fentry loads: the resolved inode's mode and \
+             owners before a path-based chmod/chown (fd-based calls have them either way)",
         ),
     },
     Family {
@@ -155,7 +155,12 @@ pub struct Traced {
 /// Loads the syscall programs, fills SYSCALL_OPS and attaches every op of
 /// the `enabled` kinds. A syscall this kernel lacks is reported, not an
 /// error; a program that fails to load is.
-pub fn attach(ebpf: &mut Ebpf, enabled: &[EventKind]) -> Result<Vec<Traced>, LoadError> {
+pub fn attach(
+    ebpf: &mut Ebpf,
+    enabled: &[EventKind],
+    offsets: &sensor_common::KernelOffsets,
+) -> Result<(Vec<Traced>, Option<Result<(), String>>), LoadError> {
+    let mut traced_setattr = None;
     ensure_tracefs();
     let mut ops: Array<MapData, u32> = take_map(ebpf, names::SYSCALL_OPS_MAP)?;
     let mut traced = Vec::new();
@@ -164,6 +169,7 @@ pub fn attach(ebpf: &mut Ebpf, enabled: &[EventKind]) -> Result<Vec<Traced>, Loa
             continue;
         }
         match kind {
+            EventKind::FileAttr => traced_setattr = Some(attach_setattr(ebpf, offsets)),
             // Before any connect can return EINPROGRESS.
             EventKind::Net => attach_raw(ebpf, names::PROG_NET_STATE, names::TP_INET_SOCK_SET_STATE)?,
             EventKind::System => attach_raw(ebpf, names::PROG_SIGNAL_SENSOR, names::TP_SIGNAL_GENERATE)?,
@@ -186,7 +192,26 @@ pub fn attach(ebpf: &mut Ebpf, enabled: &[EventKind]) -> Result<Vec<Traced>, Loa
             traced.push(Traced { op, status });
         }
     }
-    Ok(traced)
+    Ok((traced, traced_setattr))
+}
+
+/// The fentry hook that gives chmod/chown events the file's attributes
+/// from before the call. Optional: where fentry is refused (some
+/// sandboxes, kernels without trampolines) the events come without them.
+fn attach_setattr(ebpf: &mut Ebpf, offsets: &sensor_common::KernelOffsets) -> Result<(), String> {
+    if offsets.setattr_dentry_arg == sensor_common::OFFSET_MISSING {
+        return Err("security_inode_setattr has no dentry argument in this kernel's BTF".into());
+    }
+    let btf = aya::Btf::from_sys_fs().map_err(|e| format!("kernel BTF: {e}"))?;
+    let name = names::PROG_FILE_SETATTR;
+    let program: &mut FEntry = ebpf
+        .program_mut(name)
+        .ok_or_else(|| format!("program {name} missing"))?
+        .try_into()
+        .map_err(|e| format!("{name}: {e}"))?;
+    program.load(names::FN_SECURITY_INODE_SETATTR, &btf).map_err(|e| format!("fentry refused: {e}"))?;
+    program.attach().map_err(|e| format!("fentry attach: {e}"))?;
+    Ok(())
 }
 
 /// A family's raw tracepoint (how a non-blocking connect ended, signals
