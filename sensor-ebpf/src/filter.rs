@@ -67,14 +67,22 @@ pub fn task_ignored(task: u64) -> bool {
 /// Only absolute arguments can match (prefixes are absolute).
 #[inline(always)]
 pub fn path_ignored(path: &[u8; sensor_common::ARG_PATH_CAP], len: u32) -> bool {
-    if filters() & filter_flags::PATH_PREFIXES == 0 {
-        return false;
-    }
-    for i in 0..IGNORE_PREFIXES_MAX {
-        let Some(prefix) = IGNORE_PREFIXES.get(i) else { return false };
+    filters() & filter_flags::PATH_PREFIXES != 0 && starts_with_any(&IGNORE_PREFIXES, IGNORE_PREFIXES_MAX, path, len)
+}
+
+/// Does `path[..len]` start with one of the first `max` entries of
+/// `prefixes`? Entries are packed: the first unused one (len 0) ends them.
+#[inline(always)]
+pub fn starts_with_any(
+    prefixes: &Array<PathPrefix>,
+    max: u32,
+    path: &[u8; sensor_common::ARG_PATH_CAP],
+    len: u32,
+) -> bool {
+    for i in 0..max {
+        let Some(prefix) = prefixes.get(i) else { return false };
         let n = prefix.len as usize;
         if n == 0 || n > IGNORE_PREFIX_CAP {
-            // Entries are packed: the first unused one ends the list.
             return false;
         }
         if n as u32 > len {

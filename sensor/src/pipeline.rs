@@ -329,20 +329,10 @@ impl Pipeline {
         let container = container.map(|c| Container { id: c.id, runtime: c.runtime });
         let meta = self.meta("event", kind.category, kind.type_, kind.action, Some(kind.outcome), "ebpf");
         Event {
-            timestamp: self.clock.rfc3339(boot_ns),
-            event: meta,
-            host: self.host.clone(),
-            agent: self.agent.clone(),
             process: Some(process),
             container,
-            file: None,
-            error: None,
-            source: None,
-            destination: None,
-            server: None,
-            network: None,
-            user: None,
             sensor,
+            ..Event::new(self.clock.rfc3339(boot_ns), meta, self.host.clone(), self.agent.clone())
         }
     }
 
@@ -411,22 +401,7 @@ impl Pipeline {
     }
 
     fn sensor_event(&mut self, meta: EventMeta, sensor: SensorFields) -> Event {
-        Event {
-            timestamp: self.clock.rfc3339(BootClock::now_boot_ns()),
-            event: meta,
-            host: self.host.clone(),
-            agent: self.agent.clone(),
-            process: None,
-            container: None,
-            file: None,
-            error: None,
-            source: None,
-            destination: None,
-            server: None,
-            network: None,
-            user: None,
-            sensor,
-        }
+        Event { sensor, ..Event::new(self.clock.rfc3339(BootClock::now_boot_ns()), meta, self.host.clone(), self.agent.clone()) }
     }
 
     fn meta(

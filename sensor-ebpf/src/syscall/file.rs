@@ -10,7 +10,7 @@
 //! "before" attributes here. The fentry/LSM variant on
 //! `security_inode_setattr` sees them; see the daemon's hook table.
 
-use aya_ebpf::helpers::generated::{bpf_probe_read_kernel, bpf_probe_read_user, bpf_probe_read_user_str};
+use aya_ebpf::helpers::generated::bpf_probe_read_user;
 use aya_ebpf::macros::{map, tracepoint};
 use aya_ebpf::maps::{HashMap, PerCpuArray};
 use aya_ebpf::programs::TracePointContext;
@@ -19,7 +19,7 @@ use sensor_common::{
     Target, XATTR_NAME_CAP, XATTR_VALUE_CAP, file_flags,
 };
 
-use super::fd_file;
+use super::{copy, fd_file, read_user_str};
 use crate::kernel::{Miss, field, put, read_ptr, read_u16, read_u32, read_u64};
 use crate::maps::{DATA_MASK, SYSCALL_SCRATCH, count_error, off, scratch};
 use crate::path::{Walk, Writer, write_path};
@@ -114,37 +114,21 @@ pub fn file_enter(ctx: TracePointContext) -> u32 {
         _ => {}
     }
     if path_ptr != 0 {
-        // SAFETY: probe read into a buffer of ARG_PATH_CAP bytes.
-        let n = unsafe { bpf_probe_read_user_str(p.path.as_mut_ptr().cast(), ARG_PATH_CAP as u32, path_ptr as *const _) };
-        if n <= 0 {
-            p.flags |= file_flags::PATH_UNREADABLE;
-            count_error(ProbeError::ReadArg);
-        } else {
-            // The count includes the NUL; a full buffer means it was cut.
-            let n = n as u32 - 1;
-            if n as usize >= ARG_PATH_CAP - 1 {
-                p.flags |= file_flags::PATH_TRUNCATED;
-            }
-            p.path_len = n;
-            if crate::filter::path_ignored(&p.path, n) {
-                return 0;
-            }
+        let (unreadable, truncated) = (file_flags::PATH_UNREADABLE, file_flags::PATH_TRUNCATED);
+        p.path_len = read_user_str(p.path.as_mut_ptr(), ARG_PATH_CAP, path_ptr, &mut p.flags, unreadable, truncated);
+        if crate::filter::path_ignored(&p.path, p.path_len) {
+            return 0;
         }
     }
     if op.is_xattr() {
         let name_ptr = super::arg(&ctx, rest);
-        // SAFETY: probe read into a buffer of XATTR_NAME_CAP bytes.
-        let n = unsafe { bpf_probe_read_user_str(p.name.as_mut_ptr().cast(), XATTR_NAME_CAP as u32, name_ptr as *const _) };
-        if n <= 0 {
-            p.flags |= file_flags::NAME_UNREADABLE;
-            count_error(ProbeError::ReadArg);
-        } else {
-            p.name_len = n as u32 - 1;
-            // Only security.* (file capabilities, LSM labels) and POSIX ACLs
-            // change privileges; user.* and trusted.* are dropped here.
-            if !privileged_xattr(&p.name) {
-                return 0;
-            }
+        let unreadable = file_flags::NAME_UNREADABLE;
+        p.name_len = read_user_str(p.name.as_mut_ptr(), XATTR_NAME_CAP, name_ptr, &mut p.flags, unreadable, 0);
+        // Only security.* (file capabilities, LSM labels) and POSIX ACLs
+        // change privileges; user.* and trusted.* are dropped here. An
+        // unreadable name is reported as such.
+        if p.flags & unreadable == 0 && !privileged_xattr(&p.name) {
+            return 0;
         }
         if op.sets_xattr() {
             let value_ptr = super::arg(&ctx, rest + 1);
@@ -277,17 +261,6 @@ pub fn file_exit(ctx: TracePointContext) -> u32 {
 }
 
 const FIXED: usize = core::mem::size_of::<FileEvent>();
-
-/// Copies `len` bytes of kernel memory at `src` to `data + at` (masked).
-#[inline(always)]
-fn copy(data: *mut u8, at: usize, src: *const u8, len: usize) {
-    if len == 0 {
-        return;
-    }
-    // SAFETY: at is masked to DATA_MASK and len is below 4 KiB, so the
-    // write stays inside the scratch value; src is a map value.
-    unsafe { bpf_probe_read_kernel(data.add(at & DATA_MASK).cast(), len as u32, src.cast()) };
-}
 
 /// Does the call act on the file open at `fd` rather than on a path?
 #[inline(always)]

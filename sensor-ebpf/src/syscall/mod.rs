@@ -103,3 +103,43 @@ pub fn fd_file(task: u64, fd: i32) -> Result<u64, Miss> {
     read_ptr(array, fd as u32 * 8)
 }
 
+
+/// Copies `len` bytes of kernel memory at `src` to `data + at`, the
+/// position masked so the verifier can prove the write stays in the
+/// scratch buffer (`len` is below 4 KiB at every caller).
+#[inline(always)]
+pub fn copy(data: *mut u8, at: usize, src: *const u8, len: usize) {
+    if len == 0 {
+        return;
+    }
+    // SAFETY: at is masked and len is below 4 KiB: inside the scratch value.
+    unsafe {
+        aya_ebpf::helpers::generated::bpf_probe_read_kernel(
+            data.add(at & crate::maps::DATA_MASK).cast(),
+            len as u32,
+            src.cast(),
+        )
+    };
+}
+
+/// Copies the caller's string at `src` into `dst` (`cap` bytes); its
+/// length without the NUL. A failed read sets `unreadable` in `flags` (and
+/// is counted), a string filling the buffer sets `truncated`.
+#[inline(always)]
+pub fn read_user_str(dst: *mut u8, cap: usize, src: u64, flags: &mut u32, unreadable: u32, truncated: u32) -> u32 {
+    if src == 0 {
+        return 0;
+    }
+    // SAFETY: a probe read of at most cap bytes into a buffer of cap bytes.
+    let n = unsafe { aya_ebpf::helpers::generated::bpf_probe_read_user_str(dst.cast(), cap as u32, src as *const _) };
+    if n <= 0 {
+        *flags |= unreadable;
+        crate::maps::count_error(sensor_common::ProbeError::ReadArg);
+        return 0;
+    }
+    let n = n as u32 - 1;
+    if n as usize >= cap - 1 {
+        *flags |= truncated;
+    }
+    n
+}

@@ -5,7 +5,7 @@
 //! Same entry/exit pattern as the file family: strings are copied at
 //! entry, the result (and finit_module's file, from its fd) at exit.
 
-use aya_ebpf::helpers::generated::{bpf_probe_read_kernel, bpf_probe_read_user, bpf_probe_read_user_str};
+use aya_ebpf::helpers::generated::bpf_probe_read_user;
 use aya_ebpf::macros::{map, raw_tracepoint, tracepoint};
 use aya_ebpf::maps::{HashMap, PerCpuArray};
 use aya_ebpf::programs::{RawTracePointContext, TracePointContext};
@@ -14,7 +14,7 @@ use sensor_common::{
     SysEvent, sys_flags,
 };
 
-use super::fd_file;
+use super::{copy, fd_file, read_user_str};
 use crate::kernel::{copy_struct, field, put, read_u32};
 use crate::maps::{DATA_MASK, SYSCALL_SCRATCH, count_error, off, scratch, sensor_tgid};
 use crate::path::{Walk, Writer, write_path};
@@ -247,15 +247,6 @@ pub fn signal_sensor(ctx: RawTracePointContext) -> u32 {
 const FIXED: usize = core::mem::size_of::<SysEvent>();
 
 #[inline(always)]
-fn copy(data: *mut u8, at: usize, src: *const u8, len: usize) {
-    if len == 0 {
-        return;
-    }
-    // SAFETY: at is masked and len is below 4 KiB: inside the scratch value.
-    unsafe { bpf_probe_read_kernel(data.add(at & DATA_MASK).cast(), len as u32, src.cast()) };
-}
-
-#[inline(always)]
 fn user_u32(addr: u64) -> u32 {
     let mut v = 0u32;
     // SAFETY: a 4-byte probe read into a local; 0 if it fails.
@@ -263,39 +254,19 @@ fn user_u32(addr: u64) -> u32 {
     v
 }
 
-/// Copies the user string at `src` into `dst`: its length without the NUL.
-#[inline(always)]
-fn read_str(dst: *mut u8, cap: usize, src: u64, flags: &mut u32) -> u32 {
-    if src == 0 {
-        return 0;
-    }
-    // SAFETY: a probe read of at most cap bytes into a buffer of cap bytes.
-    let n = unsafe { bpf_probe_read_user_str(dst.cast(), cap as u32, src as *const _) };
-    if n <= 0 {
-        *flags |= sys_flags::UNREADABLE;
-        count_error(ProbeError::ReadArg);
-        return 0;
-    }
-    let n = n as u32 - 1;
-    if n as usize >= cap - 1 {
-        *flags |= sys_flags::TRUNCATED;
-    }
-    n
-}
-
 #[inline(always)]
 fn str0(p: &mut PendingSys, src: u64) {
-    p.lens[0] = read_str(p.s0.as_mut_ptr(), SYS_STR0_CAP, src, &mut p.flags);
+    p.lens[0] = read_user_str(p.s0.as_mut_ptr(), SYS_STR0_CAP, src, &mut p.flags, sys_flags::UNREADABLE, sys_flags::TRUNCATED);
 }
 
 #[inline(always)]
 fn str1(p: &mut PendingSys, src: u64) {
-    p.lens[1] = read_str(p.s1.as_mut_ptr(), SYS_STR_CAP, src, &mut p.flags);
+    p.lens[1] = read_user_str(p.s1.as_mut_ptr(), SYS_STR_CAP, src, &mut p.flags, sys_flags::UNREADABLE, sys_flags::TRUNCATED);
 }
 
 #[inline(always)]
 fn str2(p: &mut PendingSys, src: u64) {
-    p.lens[2] = read_str(p.s2.as_mut_ptr(), SYS_STR_CAP, src, &mut p.flags);
+    p.lens[2] = read_user_str(p.s2.as_mut_ptr(), SYS_STR_CAP, src, &mut p.flags, sys_flags::UNREADABLE, sys_flags::TRUNCATED);
 }
 
 /// A fixed-size name field (bpf_attr's prog_name), up to its first NUL.

@@ -14,16 +14,16 @@
 //!   of several components (which only the joined path can decide). The
 //!   daemon checks the joined path exactly and drops the rest.
 
-use aya_ebpf::helpers::generated::{bpf_probe_read_kernel, bpf_probe_read_user, bpf_probe_read_user_str};
+use aya_ebpf::helpers::generated::bpf_probe_read_user;
 use aya_ebpf::macros::{map, tracepoint};
 use aya_ebpf::maps::{Array, HashMap, PerCpuArray};
 use aya_ebpf::programs::TracePointContext;
 use sensor_common::{
-    ARG_PATH_CAP, AT_FDCWD, EventKind, ExeKey, IGNORE_PREFIX_CAP, PATH_CAP, PATH_COMPONENTS_MAX, PathPrefix,
+    ARG_PATH_CAP, AT_FDCWD, EventKind, ExeKey, PATH_CAP, PATH_COMPONENTS_MAX, PathPrefix,
     ProbeError, SyscallOp, WATCH_PREFIXES_MAX, WatchEvent, watch_flags,
 };
 
-use super::fd_file;
+use super::{copy, fd_file, read_user_str};
 use crate::kernel::{Miss, field, put, read_ptr, read_u32, read_u64};
 use crate::maps::{DATA_MASK, SYSCALL_SCRATCH, count_error, off, scratch};
 use crate::path::{Walk, Writer, write_path};
@@ -132,18 +132,18 @@ pub fn watch_enter(ctx: TracePointContext) -> u32 {
             file_watched(fd_file(task, p.fd))
         }
         SyscallOp::Truncate | SyscallOp::Unlink => {
-            p.path_len = read_path(&mut p.path, a(0), &mut p.flags);
+            p.path_len = read_user_str(p.path.as_mut_ptr(), ARG_PATH_CAP,  a(0), &mut p.flags, watch_flags::PATH_UNREADABLE, watch_flags::PATH_TRUNCATED);
             path_watched(task, &p.path, p.path_len, AT_FDCWD)
         }
         SyscallOp::Unlinkat => {
             p.fd = a(0) as i32;
             p.open_flags = a(2) as u32;
-            p.path_len = read_path(&mut p.path, a(1), &mut p.flags);
+            p.path_len = read_user_str(p.path.as_mut_ptr(), ARG_PATH_CAP,  a(1), &mut p.flags, watch_flags::PATH_UNREADABLE, watch_flags::PATH_TRUNCATED);
             path_watched(task, &p.path, p.path_len, p.fd)
         }
         SyscallOp::Rename => {
-            p.path_len = read_path(&mut p.path, a(0), &mut p.flags);
-            p.path2_len = read_path(&mut p.path2, a(1), &mut p.flags);
+            p.path_len = read_user_str(p.path.as_mut_ptr(), ARG_PATH_CAP,  a(0), &mut p.flags, watch_flags::PATH_UNREADABLE, watch_flags::PATH_TRUNCATED);
+            p.path2_len = read_user_str(p.path2.as_mut_ptr(), ARG_PATH_CAP,  a(1), &mut p.flags, watch_flags::PATH_UNREADABLE, watch_flags::PATH_TRUNCATED);
             path_watched(task, &p.path, p.path_len, AT_FDCWD) || path_watched(task, &p.path2, p.path2_len, AT_FDCWD)
         }
         SyscallOp::Renameat | SyscallOp::Renameat2 => {
@@ -152,8 +152,8 @@ pub fn watch_enter(ctx: TracePointContext) -> u32 {
             if op == SyscallOp::Renameat2 {
                 p.open_flags = a(4) as u32;
             }
-            p.path_len = read_path(&mut p.path, a(1), &mut p.flags);
-            p.path2_len = read_path(&mut p.path2, a(3), &mut p.flags);
+            p.path_len = read_user_str(p.path.as_mut_ptr(), ARG_PATH_CAP,  a(1), &mut p.flags, watch_flags::PATH_UNREADABLE, watch_flags::PATH_TRUNCATED);
+            p.path2_len = read_user_str(p.path2.as_mut_ptr(), ARG_PATH_CAP,  a(3), &mut p.flags, watch_flags::PATH_UNREADABLE, watch_flags::PATH_TRUNCATED);
             path_watched(task, &p.path, p.path_len, p.fd) || path_watched(task, &p.path2, p.path2_len, p.fd2)
         }
         _ => false,
@@ -269,32 +269,6 @@ fn send(
 
 const FIXED: usize = core::mem::size_of::<WatchEvent>();
 
-#[inline(always)]
-fn copy(data: *mut u8, at: usize, src: *const u8, len: usize) {
-    if len == 0 {
-        return;
-    }
-    // SAFETY: at is masked and len is below 4 KiB: inside the scratch value.
-    unsafe { bpf_probe_read_kernel(data.add(at & DATA_MASK).cast(), len as u32, src.cast()) };
-}
-
-/// Copies the user string at `src`; its length without the NUL.
-#[inline(always)]
-fn read_path(dst: &mut [u8; ARG_PATH_CAP], src: u64, flags: &mut u32) -> u32 {
-    // SAFETY: a probe read of at most ARG_PATH_CAP bytes into dst.
-    let n = unsafe { bpf_probe_read_user_str(dst.as_mut_ptr().cast(), ARG_PATH_CAP as u32, src as *const _) };
-    if n <= 0 {
-        *flags |= watch_flags::PATH_UNREADABLE;
-        count_error(ProbeError::ReadArg);
-        return 0;
-    }
-    let n = n as u32 - 1;
-    if n as usize >= ARG_PATH_CAP - 1 {
-        *flags |= watch_flags::PATH_TRUNCATED;
-    }
-    n
-}
-
 /// The `struct path` of the directory a relative path starts from.
 #[inline(always)]
 fn dir_path(task: u64, dirfd: i32) -> Result<u64, Miss> {
@@ -349,7 +323,7 @@ fn path_watched(task: u64, path: &[u8; ARG_PATH_CAP], len: u32, dirfd: i32) -> b
         return false;
     }
     if path[0] == b'/' {
-        return prefix_watched(path, len);
+        return crate::filter::starts_with_any(&WATCHED_PREFIXES, WATCH_PREFIXES_MAX, path, len);
     }
     // A relative path of several components (`etc/cron.d/job`) can reach a
     // watched directory from anywhere: only the joined path can tell, and
@@ -373,34 +347,6 @@ fn has_slash(path: &[u8; ARG_PATH_CAP], len: u32) -> bool {
             break;
         }
         if path[i] == b'/' {
-            return true;
-        }
-    }
-    false
-}
-
-#[inline(always)]
-fn prefix_watched(path: &[u8; ARG_PATH_CAP], len: u32) -> bool {
-    for i in 0..WATCH_PREFIXES_MAX {
-        let Some(prefix) = WATCHED_PREFIXES.get(i) else { return false };
-        let n = prefix.len as usize;
-        if n == 0 || n > IGNORE_PREFIX_CAP {
-            return false;
-        }
-        if n as u32 > len {
-            continue;
-        }
-        let mut same = true;
-        for j in 0..IGNORE_PREFIX_CAP {
-            if j >= n {
-                break;
-            }
-            if path[j] != prefix.bytes[j] {
-                same = false;
-                break;
-            }
-        }
-        if same {
             return true;
         }
     }

@@ -43,20 +43,18 @@ fn cpu_seconds() -> f64 {
 
 fn sample_event(host: &Arc<Host>, agent: &Arc<Agent>, seq: u64) -> Event {
     let id = |n: u32, name: &str| Some(Id { id: n.to_string(), name: Some(name.to_owned()) });
+    let meta = EventMeta {
+        kind: "event",
+        category: &["process"],
+        type_: &["start"],
+        action: "exec",
+        outcome: Some("success"),
+        sequence: seq,
+        id: format!("bench-{seq}"),
+        module: "ebpf",
+    };
     Event {
         timestamp: "2026-11-23T11:19:03.123456789Z".to_owned(),
-        event: EventMeta {
-            kind: "event",
-            category: &["process"],
-            type_: &["start"],
-            action: "exec",
-            outcome: Some("success"),
-            sequence: seq,
-            id: format!("bench-{seq}"),
-            module: "ebpf",
-        },
-        host: host.clone(),
-        agent: agent.clone(),
         process: Some(Process {
             pid: 4242,
             entity_id: "c017f6569481c3213ca2f99eeda4831e".to_owned(),
@@ -81,15 +79,8 @@ fn sample_event(host: &Arc<Host>, agent: &Arc<Agent>, seq: u64) -> Event {
             })),
             ..Process::default()
         }),
-        container: None,
-        file: None,
-        error: None,
-        source: None,
-        destination: None,
-        server: None,
-        network: None,
-        user: None,
         sensor: SensorFields { tty: Some("/dev/pts/3".to_owned()), session_id: Some(7), ..SensorFields::default() },
+        ..Event::new(String::new(), meta, host.clone(), agent.clone())
     }
 }
 

@@ -133,6 +133,8 @@ pub(super) mod testing {
     const KIND_UNION: u32 = 5;
     const KIND_ENUM: u32 = 6;
     const KIND_TYPEDEF: u32 = 8;
+    const KIND_FUNC: u32 = 12;
+    const KIND_FUNC_PROTO: u32 = 13;
 
     /// One member: name ("" for anonymous), type id, bit offset, and a
     /// bitfield width (0: not a bitfield).
@@ -213,6 +215,17 @@ pub(super) mod testing {
                 self.types.extend_from_slice(&value.to_le_bytes());
             }
             id
+        }
+
+        /// A function `name(params…)`: a FUNC_PROTO and the FUNC naming it.
+        pub fn function(&mut self, name: &str, params: &[(&str, u32)]) -> u32 {
+            let proto = self.header("", KIND_FUNC_PROTO, false, params.len(), 0);
+            for (param, type_id) in params {
+                let name_off = self.string(param);
+                self.types.extend_from_slice(&name_off.to_le_bytes());
+                self.types.extend_from_slice(&type_id.to_le_bytes());
+            }
+            self.header(name, KIND_FUNC, false, 0, proto)
         }
 
         /// The blob: header, then the type section, then the strings.

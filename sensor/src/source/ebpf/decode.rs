@@ -122,18 +122,7 @@ impl FileRecord {
         if self.base_is_file {
             return (!self.base.is_empty()).then(|| self.base.clone());
         }
-        if self.path.first() == Some(&b'/') {
-            return Some(self.path.clone());
-        }
-        if self.base.is_empty() || self.path.is_empty() {
-            return None;
-        }
-        let mut p = self.base.clone();
-        if p.last() != Some(&b'/') {
-            p.push(b'/');
-        }
-        p.extend_from_slice(&self.path);
-        Some(p)
+        join(&self.path, &self.base)
     }
 }
 

@@ -463,6 +463,8 @@ mod tests {
             if !self.subsys_ids.is_empty() {
                 b.enumeration("cgroup_subsys_id", &self.subsys_ids);
             }
+            // 5.12+: an idmap (user namespace before 6.3) in front of the dentry.
+            b.function("security_inode_setattr", &[("idmap", u64_t), ("dentry", u64_t), ("attr", u64_t)]);
             b.btf()
         }
     }
@@ -472,7 +474,7 @@ mod tests {
         // assemble() already fails to compile otherwise; this pins the one
         // field resolved outside the table.
         let words = std::mem::size_of::<KernelOffsets>() / 4;
-        assert_eq!(FIELDS.len() + 1, words, "the table plus cgroup_subsys_index");
+        assert_eq!(FIELDS.len() + 2, words, "the table plus cgroup_subsys_index and setattr_dentry_arg");
     }
 
     #[test]
@@ -484,6 +486,7 @@ mod tests {
             assert_eq!(field_value(&r.offsets, spec.field), kernel.offset_of(spec), "{}", spec.field);
         }
         assert_eq!(r.offsets.cgroup_subsys_index, 4, "memory_cgrp_id");
+        assert_eq!(r.offsets.setattr_dentry_arg, 1, "dentry after the idmap");
         let unified = resolve_btf(&kernel.btf(), CgroupMode::Unified).expect("resolves");
         assert_eq!(unified.offsets.cgroup_subsys_index, OFFSET_MISSING, "v2: dfl_cgrp");
         assert!(unified.missing.is_empty());
