@@ -211,3 +211,22 @@ fn kernel_audit_losses_are_reported_in_stream() {
         .sum();
     assert_eq!(total, u64::from(lost_after - lost_before), "every record the kernel dropped is reported, once");
 }
+
+/// The kernel's audit counters come out as metric events.
+#[test]
+fn audit_status_metrics_report_the_kernel_counters() {
+    let _lock = audit_lock();
+    if skip_if_foreign_daemon() {
+        return;
+    }
+    let sensor = Sensor::start("[audit]\nmode = \"daemon\"\nbacklog_limit = 6000\nmetrics_interval_ms = 1000\n");
+    let m = sensor.wait_for("an audit_status metric", |v| action(v) == "audit_status");
+    assert_eq!(at(&m, "event.kind"), "metric", "{m}");
+    assert_eq!(at(&m, "sensor.audit_status.mode"), "daemon", "{m}");
+    assert_eq!(at(&m, "sensor.audit_status.daemon_pid").as_u64(), Some(u64::from(sensor.pid())), "{m}");
+    assert_eq!(at(&m, "sensor.audit_status.backlog_limit"), 6000, "{m}");
+    assert_eq!(at(&m, "sensor.audit_status.enabled"), 1, "{m}");
+    assert_eq!(at(&m, "sensor.audit_status.backlog_wait_time"), 0, "{m}");
+    assert!(at(&m, "sensor.audit_status.lost").is_u64() && at(&m, "sensor.audit_status.backlog").is_u64(), "{m}");
+    sensor.stop();
+}

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-pub use audit::{AuditFields, AuditRecord};
+pub use audit::{AuditFields, AuditRecord, AuditStatus};
 pub use text::Text;
 
 /// One finished event.
@@ -201,6 +201,9 @@ pub struct SensorFields {
     /// On an event from the kernel audit subsystem.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audit: Option<AuditFields>,
+    /// On an `audit_status` metric event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_status: Option<AuditStatus>,
 }
 
 impl SensorFields {
@@ -221,6 +224,7 @@ impl SensorFields {
             lost,
             probe_error,
             audit,
+            audit_status,
         } = self;
         login_user.is_none()
             && session_id.is_none()
@@ -237,6 +241,7 @@ impl SensorFields {
             && lost.is_none()
             && probe_error.is_none()
             && audit.is_none()
+            && audit_status.is_none()
     }
 }
 

@@ -70,6 +70,8 @@ pub struct Report {
     /// Events sent out before complete, the coalescer being full.
     pub coalesce_evicted: u64,
     pub records_dropped: u64,
+    /// The kernel's counters, when a metric report is due.
+    pub status: Option<Status>,
 }
 
 pub struct AuditSource {
@@ -83,6 +85,11 @@ pub struct AuditSource {
     epoch: Instant,
     last_lost: Option<u32>,
     pending_report: Report,
+    status_interval_ms: u64,
+    metrics_interval_ms: u64,
+    last_status_ms: Option<u64>,
+    last_metrics_ms: u64,
+    backlog_high: bool,
     batch: Vec<Message>,
 }
 
@@ -121,6 +128,11 @@ impl AuditSource {
                 epoch: Instant::now(),
                 last_lost: Some(status.lost),
                 pending_report: Report::default(),
+                status_interval_ms: cfg.status_interval_ms,
+                metrics_interval_ms: cfg.metrics_interval_ms,
+                last_status_ms: None,
+                last_metrics_ms: 0,
+                backlog_high: false,
                 batch: Vec::new(),
             })
         };
@@ -263,29 +275,45 @@ impl AuditSource {
     }
 
     /// Periodic: events that timed out, and counters since the last call.
-    pub fn tick(&mut self) -> (Vec<AuditEvent>, Report) {
+    /// `last`: the final call before exit, which reads the counters whether
+    /// due or not, so that nothing lost goes unreported.
+    pub fn tick(&mut self, last: bool) -> (Vec<AuditEvent>, Report) {
         let now = self.now_ms();
         let events = self.coalescer.expire(now);
-        match self.control.status() {
-            Ok(s) => {
-                if let Some(last) = self.last_lost {
-                    // The counter only resets through AUDIT_SET; a reset
-                    // reads as a fresh start rather than a loss.
-                    self.pending_report.kernel_lost += u64::from(s.lost.saturating_sub(last));
-                }
-                self.last_lost = Some(s.lost);
-                if s.backlog_limit > 0 && s.backlog > s.backlog_limit / 10 * 8 {
-                    tracing::warn!(backlog = s.backlog, limit = s.backlog_limit, "audit backlog above 80% of its limit");
-                }
-                if self.mode == Mode::Daemon && s.pid != self.own_pid {
-                    tracing::warn!(pid = s.pid, "the sensor is no longer the kernel's audit daemon");
-                }
+        let due = last || self.last_status_ms.is_none_or(|t| now.saturating_sub(t) >= self.status_interval_ms);
+        if due {
+            self.last_status_ms = Some(now);
+            match self.control.status() {
+                Ok(s) => self.check_status(s, now),
+                Err(e) => tracing::debug!("AUDIT_GET failed: {e}"),
             }
-            Err(e) => tracing::debug!("AUDIT_GET failed: {e}"),
         }
         self.pending_report.coalesce_evicted += std::mem::take(&mut self.coalescer.evicted);
         self.pending_report.records_dropped += std::mem::take(&mut self.coalescer.records_dropped);
         (events, std::mem::take(&mut self.pending_report))
+    }
+
+    fn check_status(&mut self, s: Status, now: u64) {
+        if let Some(last) = self.last_lost {
+            // The counter only resets through AUDIT_SET; a reset reads as a
+            // fresh start rather than a loss.
+            self.pending_report.kernel_lost += u64::from(s.lost.saturating_sub(last));
+        }
+        self.last_lost = Some(s.lost);
+        let high = s.backlog_limit > 0 && u64::from(s.backlog) * 10 > u64::from(s.backlog_limit) * 8;
+        if high && !self.backlog_high {
+            tracing::warn!(backlog = s.backlog, limit = s.backlog_limit, "audit backlog above 80% of its limit");
+        }
+        let metrics_due =
+            self.metrics_interval_ms > 0 && now.saturating_sub(self.last_metrics_ms) >= self.metrics_interval_ms;
+        if metrics_due || (high && !self.backlog_high) {
+            self.last_metrics_ms = now;
+            self.pending_report.status = Some(s);
+        }
+        self.backlog_high = high;
+        if self.mode == Mode::Daemon && s.pid != self.own_pid {
+            tracing::warn!(pid = s.pid, "the sensor is no longer the kernel's audit daemon");
+        }
     }
 
     /// At shutdown: what is still being assembled.
