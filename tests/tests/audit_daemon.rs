@@ -132,8 +132,10 @@ fn configured_rules_are_loaded_and_removed() {
     let before = list_rules();
     assert!(before.iter().any(|r| r == previous), "sensor audit-rules shows the rule as auditctl wrote it: {before:?}");
     let sensor = Sensor::start(&format!(
-        "[audit]\nmode = \"daemon\"\nrules = [\"-D\", \"-w {} -p wa -k sensor_test_watch\"]\n",
-        file.display()
+        "[audit]\nmode = \"daemon\"\nrules = [\"-D\", \"-w {} -p wa -k sensor_test_watch\", \
+         \"-a always,exit -F arch=b64 -S execve -F ppid={} -k sensor_test_exec\"]\n",
+        file.display(),
+        std::process::id()
     ));
     let listed = list_rules();
     assert!(
@@ -151,6 +153,30 @@ fn configured_rules_are_loaded_and_removed() {
                 .is_some_and(|rs| rs.iter().any(|r| r["type"] == "SYSCALL" && r["fields"]["key"] == "sensor_test_watch"))
     });
     assert_eq!(at(&ev, "process.pid").as_u64(), Some(u64::from(std::process::id())), "the writer: {ev}");
+    // An exec under the execve rule: the kernel hex-encodes the odd
+    // argument and splits the long one into chunks; the event has them exact.
+    use std::os::unix::ffi::OsStrExt;
+    let args: Vec<Vec<u8>> = vec![b"two words".to_vec(), b"\xff\xfe\\".to_vec(), vec![b'x'; 9000]];
+    let child = std::process::Command::new("/bin/echo")
+        .args(args.iter().map(|a| std::ffi::OsStr::from_bytes(a)))
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("run echo");
+    assert!(child.success());
+    let exec = sensor.wait_for("the exec under the execve rule", |v| {
+        action(v) == "executed" && at(v, "sensor.audit.args")[0] == "/bin/echo"
+    });
+    let got: Vec<Vec<u8>> = at(&exec, "sensor.audit.args")
+        .as_array()
+        .expect("args")
+        .iter()
+        .enumerate()
+        .map(|(i, a)| sensor_tests::field_bytes(&exec, &format!("sensor.audit.args[{i}]"), a))
+        .collect();
+    let mut want = vec![b"/bin/echo".to_vec()];
+    want.extend(args);
+    assert!(got == want, "argv byte-exact: {exec}");
+    assert_eq!(at(&exec, "event.category")[0], "process");
     sensor.stop();
     assert_eq!(list_rules(), before, "the kernel's rules are as before");
     let out = std::process::Command::new("auditctl").arg("-d").args(previous.split(' ').skip(1)).output().expect("auditctl");
