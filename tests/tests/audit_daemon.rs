@@ -256,3 +256,39 @@ fn audit_status_metrics_report_the_kernel_counters() {
     assert!(at(&m, "sensor.audit_status.lost").is_u64() && at(&m, "sensor.audit_status.backlog").is_u64(), "{m}");
     sensor.stop();
 }
+
+/// A mistake in the configured rules stops the start, names the rule, and
+/// leaves the kernel untouched.
+#[test]
+fn a_bad_rule_stops_the_start_before_the_kernel_is_touched() {
+    let _lock = audit_lock();
+    if skip_if_foreign_daemon() {
+        return;
+    }
+    let before = audit_status();
+    let dir = std::env::temp_dir().join(format!("sensor-bad-rule-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let cfg = dir.join("sensor.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[agent]\nstate_dir = \"{}\"\n[audit]\nmode = \"daemon\"\nrules = [\"-a always,exit -S nosuchcall\"]\n",
+            dir.display()
+        ),
+    )
+    .expect("write config");
+    let out = std::process::Command::new(sensor_tests::sensor_bin())
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .output()
+        .expect("run sensor");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("audit.rules[0]") && stderr.contains("unknown syscall nosuchcall"), "{stderr}");
+    let after = audit_status();
+    assert_eq!(
+        (after.pid, after.enabled, after.backlog_limit, after.backlog_wait_time),
+        (before.pid, before.enabled, before.backlog_limit, before.backlog_wait_time),
+        "the kernel is as before"
+    );
+}

@@ -2,7 +2,6 @@
 //! (and restores it on exit), and turns datagrams into coalesced events.
 
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
 use std::time::Instant;
 
 use tokio::io::unix::AsyncFd;
@@ -46,12 +45,6 @@ pub enum AuditError {
 
 /// `enabled == 2`: audit configuration is locked until reboot.
 const LOCKED: u32 = 2;
-
-impl AsRawFd for AuditSocket {
-    fn as_raw_fd(&self) -> RawFd {
-        self.raw_fd()
-    }
-}
 
 /// What the kernel had before the sensor became its audit daemon.
 struct Saved {
@@ -104,6 +97,8 @@ impl AuditSource {
             return Ok(None);
         }
         let own_pid = std::process::id();
+        // A mistake in the rules stops the start before the kernel is touched.
+        let loaded = rules::load_config(cfg)?;
         let mut control = AuditSocket::open()?;
         let status = control.status()?;
         let other_daemon = status.pid != 0 && status.pid != own_pid && alive(status.pid);
@@ -138,6 +133,9 @@ impl AuditSource {
         };
         if mode == Mode::Readonly {
             let reader = AuditSocket::open_readlog()?;
+            if !loaded.rules.is_empty() || loaded.delete_all {
+                tracing::warn!("audit rules in the config are not loaded in read-only mode (auditd owns the rules)");
+            }
             if status.enabled == 0 {
                 tracing::warn!(
                     "audit read-only mode, but auditing is disabled: only what the kernel logs \
@@ -174,7 +172,7 @@ impl AuditSource {
         };
         // From here on, errors must restore what was changed: `source`'s
         // Drop does.
-        source.configure(cfg, status)?;
+        source.configure(cfg, &loaded, status)?;
         tracing::info!(
             backlog_limit = cfg.backlog_limit,
             previous_enabled = status.enabled,
@@ -187,9 +185,8 @@ impl AuditSource {
         self.epoch.elapsed().as_millis() as u64
     }
 
-    fn configure(&mut self, cfg: &AuditConfig, before: Status) -> Result<(), AuditError> {
+    fn configure(&mut self, cfg: &AuditConfig, loaded: &rules::Loaded, before: Status) -> Result<(), AuditError> {
         let now = self.now_ms();
-        let loaded = rules::load_config(cfg)?;
         if !loaded.rules.is_empty() || loaded.delete_all {
             let existing = self.control.list_rules()?;
             if let Some(s) = self.saved.as_mut() {
@@ -347,8 +344,9 @@ impl AuditSource {
         let s = saved.status;
         if s.enabled != LOCKED {
             let back = Status {
-                mask: STATUS_ENABLED | STATUS_BACKLOG_LIMIT | STATUS_BACKLOG_WAIT_TIME,
+                mask: STATUS_ENABLED | super::netlink::STATUS_FAILURE | STATUS_BACKLOG_LIMIT | STATUS_BACKLOG_WAIT_TIME,
                 enabled: s.enabled,
+                failure: s.failure,
                 backlog_limit: s.backlog_limit,
                 backlog_wait_time: s.backlog_wait_time,
                 ..Status::default()
