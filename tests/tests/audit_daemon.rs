@@ -66,7 +66,8 @@ fn ssh_and_su_logins_as_audit_daemon() {
         return;
     }
     let original = audit_status();
-    let sensor = Sensor::start("[audit]\nmode = \"daemon\"\n");
+    // utmp = "always": btmp's record of the failures as a cross-check.
+    let sensor = Sensor::start("[audit]\nmode = \"daemon\"\nutmp = \"always\"\n");
     let user = TestUser::create();
     let added = sensor.wait_for("the test user's creation", |v| {
         action(v) == "added_user_account" && at(v, "user.name") == user.name.as_str()
@@ -75,6 +76,15 @@ fn ssh_and_su_logins_as_audit_daemon() {
     let sshd = Sshd::start(&user.name);
     ssh_scenario(&sensor, &sshd, &user);
     su_scenario(&sensor, &user);
+    // The cross-check: btmp has the same three failed ssh logins.
+    let btmp = sensor.wait_for_count("the failed ssh logins in btmp", 3, |v| {
+        at(v, "event.module") == "utmp" && at(v, "user.name") == user.name.as_str() && at(v, "sensor.tty") == "ssh:notty"
+    });
+    assert_eq!(btmp.len(), 3, "btmp and audit agree: {btmp:?}");
+    for v in &btmp {
+        assert_eq!(at(v, "event.outcome"), "failure", "{v}");
+        assert_eq!(at(v, "source.ip"), "127.0.0.1", "{v}");
+    }
     drop(sshd);
     sensor.stop();
     drop(user);
