@@ -1,14 +1,15 @@
-//! The audit source inside `sensor run`: start, events, counters, stop.
+//! The audit source (and the wtmp/btmp fallback) inside `sensor run`:
+//! start, events, counters, stop.
 
 use super::RunError;
 use crate::config::audit::{AuditConfig, AuditMode, UtmpMode};
-use crate::source::logins::{LoginsSource, watch};
+use crate::event::AuditStatus;
 use crate::pipeline::Pipeline;
 use crate::sink::Sink;
-use crate::event::AuditStatus;
 use crate::source::audit::client::{AuditError, AuditSource, Mode, Report};
 use crate::source::audit::coalesce::AuditEvent;
 use crate::source::audit::login;
+use crate::source::logins::{LoginsSource, watch};
 
 /// In `auto` mode a host without audit support is not an error: the
 /// sensor runs on without audit events, and says so.
