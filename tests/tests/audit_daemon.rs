@@ -66,7 +66,8 @@ fn ssh_and_su_logins_as_audit_daemon() {
         return;
     }
     let original = audit_status();
-    let sensor = Sensor::start("[audit]\nmode = \"daemon\"\n");
+    // utmp = "always": btmp's record of the failures as a cross-check.
+    let sensor = Sensor::start("[audit]\nmode = \"daemon\"\nutmp = \"always\"\n");
     let user = TestUser::create();
     let added = sensor.wait_for("the test user's creation", |v| {
         action(v) == "added_user_account" && at(v, "user.name") == user.name.as_str()
@@ -75,6 +76,15 @@ fn ssh_and_su_logins_as_audit_daemon() {
     let sshd = Sshd::start(&user.name);
     ssh_scenario(&sensor, &sshd, &user);
     su_scenario(&sensor, &user);
+    // The cross-check: btmp has the same three failed ssh logins.
+    let btmp = sensor.wait_for_count("the failed ssh logins in btmp", 3, |v| {
+        at(v, "event.module") == "utmp" && at(v, "user.name") == user.name.as_str() && at(v, "sensor.tty") == "ssh:notty"
+    });
+    assert_eq!(btmp.len(), 3, "btmp and audit agree: {btmp:?}");
+    for v in &btmp {
+        assert_eq!(at(v, "event.outcome"), "failure", "{v}");
+        assert_eq!(at(v, "source.ip"), "127.0.0.1", "{v}");
+    }
     drop(sshd);
     sensor.stop();
     drop(user);
@@ -132,8 +142,10 @@ fn configured_rules_are_loaded_and_removed() {
     let before = list_rules();
     assert!(before.iter().any(|r| r == previous), "sensor audit-rules shows the rule as auditctl wrote it: {before:?}");
     let sensor = Sensor::start(&format!(
-        "[audit]\nmode = \"daemon\"\nrules = [\"-D\", \"-w {} -p wa -k sensor_test_watch\"]\n",
-        file.display()
+        "[audit]\nmode = \"daemon\"\nrules = [\"-D\", \"-w {} -p wa -k sensor_test_watch\", \
+         \"-a always,exit -F arch=b64 -S execve -F ppid={} -k sensor_test_exec\"]\n",
+        file.display(),
+        std::process::id()
     ));
     let listed = list_rules();
     assert!(
@@ -151,6 +163,30 @@ fn configured_rules_are_loaded_and_removed() {
                 .is_some_and(|rs| rs.iter().any(|r| r["type"] == "SYSCALL" && r["fields"]["key"] == "sensor_test_watch"))
     });
     assert_eq!(at(&ev, "process.pid").as_u64(), Some(u64::from(std::process::id())), "the writer: {ev}");
+    // An exec under the execve rule: the kernel hex-encodes the odd
+    // argument and splits the long one into chunks; the event has them exact.
+    use std::os::unix::ffi::OsStrExt;
+    let args: Vec<Vec<u8>> = vec![b"two words".to_vec(), b"\xff\xfe\\".to_vec(), vec![b'x'; 9000]];
+    let child = std::process::Command::new("/bin/echo")
+        .args(args.iter().map(|a| std::ffi::OsStr::from_bytes(a)))
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("run echo");
+    assert!(child.success());
+    let exec = sensor.wait_for("the exec under the execve rule", |v| {
+        action(v) == "executed" && at(v, "sensor.audit.args")[0] == "/bin/echo"
+    });
+    let got: Vec<Vec<u8>> = at(&exec, "sensor.audit.args")
+        .as_array()
+        .expect("args")
+        .iter()
+        .enumerate()
+        .map(|(i, a)| sensor_tests::field_bytes(&exec, &format!("sensor.audit.args[{i}]"), a))
+        .collect();
+    let mut want = vec![b"/bin/echo".to_vec()];
+    want.extend(args);
+    assert!(got == want, "argv byte-exact: {exec}");
+    assert_eq!(at(&exec, "event.category")[0], "process");
     sensor.stop();
     assert_eq!(list_rules(), before, "the kernel's rules are as before");
     let out = std::process::Command::new("auditctl").arg("-d").args(previous.split(' ').skip(1)).output().expect("auditctl");
@@ -210,4 +246,59 @@ fn kernel_audit_losses_are_reported_in_stream() {
         .filter_map(|v| at(v, "sensor.lost.count").as_u64())
         .sum();
     assert_eq!(total, u64::from(lost_after - lost_before), "every record the kernel dropped is reported, once");
+}
+
+/// The kernel's audit counters come out as metric events.
+#[test]
+fn audit_status_metrics_report_the_kernel_counters() {
+    let _lock = audit_lock();
+    if skip_if_foreign_daemon() {
+        return;
+    }
+    let sensor = Sensor::start("[audit]\nmode = \"daemon\"\nbacklog_limit = 6000\nmetrics_interval_ms = 1000\n");
+    let m = sensor.wait_for("an audit_status metric", |v| action(v) == "audit_status");
+    assert_eq!(at(&m, "event.kind"), "metric", "{m}");
+    assert_eq!(at(&m, "sensor.audit_status.mode"), "daemon", "{m}");
+    assert_eq!(at(&m, "sensor.audit_status.daemon_pid").as_u64(), Some(u64::from(sensor.pid())), "{m}");
+    assert_eq!(at(&m, "sensor.audit_status.backlog_limit"), 6000, "{m}");
+    assert_eq!(at(&m, "sensor.audit_status.enabled"), 1, "{m}");
+    assert_eq!(at(&m, "sensor.audit_status.backlog_wait_time"), 0, "{m}");
+    assert!(at(&m, "sensor.audit_status.lost").is_u64() && at(&m, "sensor.audit_status.backlog").is_u64(), "{m}");
+    sensor.stop();
+}
+
+/// A mistake in the configured rules stops the start, names the rule, and
+/// leaves the kernel untouched.
+#[test]
+fn a_bad_rule_stops_the_start_before_the_kernel_is_touched() {
+    let _lock = audit_lock();
+    if skip_if_foreign_daemon() {
+        return;
+    }
+    let before = audit_status();
+    let dir = std::env::temp_dir().join(format!("sensor-bad-rule-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let cfg = dir.join("sensor.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[agent]\nstate_dir = \"{}\"\n[audit]\nmode = \"daemon\"\nrules = [\"-a always,exit -S nosuchcall\"]\n",
+            dir.display()
+        ),
+    )
+    .expect("write config");
+    let out = std::process::Command::new(sensor_tests::sensor_bin())
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .output()
+        .expect("run sensor");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("audit.rules[0]") && stderr.contains("unknown syscall nosuchcall"), "{stderr}");
+    let after = audit_status();
+    assert_eq!(
+        (after.pid, after.enabled, after.backlog_limit, after.backlog_wait_time),
+        (before.pid, before.enabled, before.backlog_limit, before.backlog_wait_time),
+        "the kernel is as before"
+    );
 }

@@ -51,6 +51,10 @@ pub struct AuditConfig {
     pub max_pending_events: usize,
     /// How often the kernel's lost and backlog counters are read.
     pub status_interval_ms: u64,
+    /// How often they are also reported as an `audit_status` metric event
+    /// (besides loss events, and at once when the backlog passes 80%).
+    /// 0: only then.
+    pub metrics_interval_ms: u64,
 }
 
 impl Default for AuditConfig {
@@ -65,6 +69,7 @@ impl Default for AuditConfig {
             coalesce_timeout_ms: 1000,
             max_pending_events: 4096,
             status_interval_ms: 1000,
+            metrics_interval_ms: 60_000,
         }
     }
 }

@@ -1,13 +1,15 @@
-//! The audit source inside `sensor run`: start, events, counters, stop.
+//! The audit source (and the wtmp/btmp fallback) inside `sensor run`:
+//! start, events, counters, stop.
 
 use super::RunError;
 use crate::config::audit::{AuditConfig, AuditMode, UtmpMode};
-use crate::source::logins::{LoginsSource, watch};
+use crate::event::AuditStatus;
 use crate::pipeline::Pipeline;
 use crate::sink::Sink;
-use crate::source::audit::client::{AuditError, AuditSource, Report};
+use crate::source::audit::client::{AuditError, AuditSource, Mode, Report};
 use crate::source::audit::coalesce::AuditEvent;
 use crate::source::audit::login;
+use crate::source::logins::{LoginsSource, watch};
 
 /// In `auto` mode a host without audit support is not an error: the
 /// sensor runs on without audit events, and says so.
@@ -46,14 +48,26 @@ pub(super) fn tick(
     sink: &mut impl Sink,
 ) -> Result<(), RunError> {
     let Some(s) = source.as_mut() else { return Ok(()) };
-    let (events, report) = s.tick();
+    let (events, report) = s.tick(false);
     emit(s, pipeline, sink, events)?;
-    report_counters(report, pipeline, sink)
+    report_counters(s.mode, report, pipeline, sink)
 }
 
-fn report_counters(r: Report, pipeline: &mut Pipeline, sink: &mut impl Sink) -> Result<(), RunError> {
-    let Report { kernel_lost, socket_overflows, parse_errors, coalesce_evicted, records_dropped } = r;
+fn report_counters(mode: Mode, r: Report, pipeline: &mut Pipeline, sink: &mut impl Sink) -> Result<(), RunError> {
+    let Report { kernel_lost, socket_overflows, parse_errors, coalesce_evicted, records_dropped, status } = r;
     let mut out = Vec::new();
+    if let Some(s) = status {
+        out.push(pipeline.audit_status(AuditStatus {
+            mode: mode.name(),
+            enabled: s.enabled,
+            daemon_pid: s.pid,
+            backlog: s.backlog,
+            backlog_limit: s.backlog_limit,
+            backlog_wait_time: s.backlog_wait_time,
+            backlog_wait_time_actual: s.backlog_wait_time_actual,
+            lost: s.lost,
+        }));
+    }
     if kernel_lost > 0 {
         tracing::warn!(count = kernel_lost, "the kernel dropped audit records (backlog full or rate limit)");
         out.push(pipeline.lost("audit", "kernel", kernel_lost));
@@ -86,10 +100,10 @@ pub(super) fn stop(
 ) -> Result<(), RunError> {
     let Some(mut s) = source else { return Ok(()) };
     let events = s.drain();
-    let (expired, report) = s.tick();
+    let (expired, report) = s.tick(true);
     s.restore();
     emit(&mut s, pipeline, sink, events.into_iter().chain(expired).collect())?;
-    report_counters(report, pipeline, sink)
+    report_counters(s.mode, report, pipeline, sink)
 }
 
 /// wtmp/btmp following: as the fallback when there is no audit source, or

@@ -5,7 +5,7 @@
 pub mod clock;
 pub mod container;
 pub mod host;
+pub mod peer;
 pub mod process;
 pub mod procfs;
 pub mod user;
-pub mod peer;

@@ -37,6 +37,25 @@ pub struct AuditFields {
     pub records: Vec<AuditRecord>,
 }
 
+/// `sensor.audit_status`: the kernel's audit counters, as a metric event
+/// (periodically, and at once when the backlog passes 80% of its limit).
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditStatus {
+    /// The sensor's mode: `daemon` or `readonly`.
+    pub mode: &'static str,
+    pub enabled: u32,
+    /// pid of the kernel's audit daemon (the sensor's own in daemon mode).
+    pub daemon_pid: u32,
+    /// Records queued in the kernel for the audit daemon.
+    pub backlog: u32,
+    pub backlog_limit: u32,
+    pub backlog_wait_time: u32,
+    /// Total time tasks have waited on a full backlog (jiffies).
+    pub backlog_wait_time_actual: u32,
+    /// The kernel's count of records it dropped, since boot or reset.
+    pub lost: u32,
+}
+
 /// One record: its type and its fields, decoded (hex and quotes undone).
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditRecord {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-pub use audit::{AuditFields, AuditRecord};
+pub use audit::{AuditFields, AuditRecord, AuditStatus};
 pub use text::Text;
 
 /// One finished event.
@@ -339,6 +339,9 @@ pub struct SensorFields {
     /// On an event from the kernel audit subsystem.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audit: Option<AuditFields>,
+    /// On an `audit_status` metric event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_status: Option<AuditStatus>,
 }
 
 impl SensorFields {
@@ -374,6 +377,7 @@ impl SensorFields {
             gap,
             heartbeat,
             audit,
+            audit_status,
         } = self;
         login_user.is_none()
             && session_id.is_none()
@@ -405,6 +409,7 @@ impl SensorFields {
             && gap.is_none()
             && heartbeat.is_none()
             && audit.is_none()
+            && audit_status.is_none()
     }
 }
 

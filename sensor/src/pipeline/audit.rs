@@ -6,7 +6,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use super::{Pipeline, to_process};
 use crate::enrich::user::Accounts;
 use crate::event::audit::Fields;
-use crate::event::{AuditFields, AuditRecord, Endpoint, Event, Process, SensorFields, Text, User};
+use crate::event::{AuditFields, AuditRecord, AuditStatus, Endpoint, Event, Process, SensorFields, Text, User};
 use crate::source::audit::coalesce::AuditEvent;
 use crate::source::audit::login::Normalized;
 
@@ -86,6 +86,12 @@ impl Pipeline {
             sensor,
             ..Event::new(humantime::format_rfc3339_millis(wall).to_string(), meta, self.host.clone(), self.agent.clone())
         }
+    }
+
+    /// The kernel's audit counters as a metric event.
+    pub fn audit_status(&mut self, status: AuditStatus) -> Event {
+        let meta = self.meta("metric", &["host"], &["info"], "audit_status", None, "sensor");
+        self.sensor_event(meta, SensorFields { audit_status: Some(status), ..SensorFields::default() })
     }
 
     /// A login from utmp/wtmp/btmp (`event.module = "utmp"`).

@@ -2,7 +2,6 @@
 //! (and restores it on exit), and turns datagrams into coalesced events.
 
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
 use std::time::Instant;
 
 use tokio::io::unix::AsyncFd;
@@ -47,12 +46,6 @@ pub enum AuditError {
 /// `enabled == 2`: audit configuration is locked until reboot.
 const LOCKED: u32 = 2;
 
-impl AsRawFd for AuditSocket {
-    fn as_raw_fd(&self) -> RawFd {
-        self.raw_fd()
-    }
-}
-
 /// What the kernel had before the sensor became its audit daemon.
 struct Saved {
     status: Status,
@@ -70,6 +63,8 @@ pub struct Report {
     /// Events sent out before complete, the coalescer being full.
     pub coalesce_evicted: u64,
     pub records_dropped: u64,
+    /// The kernel's counters, when a metric report is due.
+    pub status: Option<Status>,
 }
 
 pub struct AuditSource {
@@ -83,6 +78,11 @@ pub struct AuditSource {
     epoch: Instant,
     last_lost: Option<u32>,
     pending_report: Report,
+    status_interval_ms: u64,
+    metrics_interval_ms: u64,
+    last_status_ms: Option<u64>,
+    last_metrics_ms: u64,
+    backlog_high: bool,
     batch: Vec<Message>,
 }
 
@@ -97,6 +97,8 @@ impl AuditSource {
             return Ok(None);
         }
         let own_pid = std::process::id();
+        // A mistake in the rules stops the start before the kernel is touched.
+        let loaded = rules::load_config(cfg)?;
         let mut control = AuditSocket::open()?;
         let status = control.status()?;
         let other_daemon = status.pid != 0 && status.pid != own_pid && alive(status.pid);
@@ -121,11 +123,19 @@ impl AuditSource {
                 epoch: Instant::now(),
                 last_lost: Some(status.lost),
                 pending_report: Report::default(),
+                status_interval_ms: cfg.status_interval_ms,
+                metrics_interval_ms: cfg.metrics_interval_ms,
+                last_status_ms: None,
+                last_metrics_ms: 0,
+                backlog_high: false,
                 batch: Vec::new(),
             })
         };
         if mode == Mode::Readonly {
             let reader = AuditSocket::open_readlog()?;
+            if !loaded.rules.is_empty() || loaded.delete_all {
+                tracing::warn!("audit rules in the config are not loaded in read-only mode (auditd owns the rules)");
+            }
             if status.enabled == 0 {
                 tracing::warn!(
                     "audit read-only mode, but auditing is disabled: only what the kernel logs \
@@ -162,7 +172,7 @@ impl AuditSource {
         };
         // From here on, errors must restore what was changed: `source`'s
         // Drop does.
-        source.configure(cfg, status)?;
+        source.configure(cfg, &loaded, status)?;
         tracing::info!(
             backlog_limit = cfg.backlog_limit,
             previous_enabled = status.enabled,
@@ -175,9 +185,8 @@ impl AuditSource {
         self.epoch.elapsed().as_millis() as u64
     }
 
-    fn configure(&mut self, cfg: &AuditConfig, before: Status) -> Result<(), AuditError> {
+    fn configure(&mut self, cfg: &AuditConfig, loaded: &rules::Loaded, before: Status) -> Result<(), AuditError> {
         let now = self.now_ms();
-        let loaded = rules::load_config(cfg)?;
         if !loaded.rules.is_empty() || loaded.delete_all {
             let existing = self.control.list_rules()?;
             if let Some(s) = self.saved.as_mut() {
@@ -263,29 +272,45 @@ impl AuditSource {
     }
 
     /// Periodic: events that timed out, and counters since the last call.
-    pub fn tick(&mut self) -> (Vec<AuditEvent>, Report) {
+    /// `last`: the final call before exit, which reads the counters whether
+    /// due or not, so that nothing lost goes unreported.
+    pub fn tick(&mut self, last: bool) -> (Vec<AuditEvent>, Report) {
         let now = self.now_ms();
         let events = self.coalescer.expire(now);
-        match self.control.status() {
-            Ok(s) => {
-                if let Some(last) = self.last_lost {
-                    // The counter only resets through AUDIT_SET; a reset
-                    // reads as a fresh start rather than a loss.
-                    self.pending_report.kernel_lost += u64::from(s.lost.saturating_sub(last));
-                }
-                self.last_lost = Some(s.lost);
-                if s.backlog_limit > 0 && s.backlog > s.backlog_limit / 10 * 8 {
-                    tracing::warn!(backlog = s.backlog, limit = s.backlog_limit, "audit backlog above 80% of its limit");
-                }
-                if self.mode == Mode::Daemon && s.pid != self.own_pid {
-                    tracing::warn!(pid = s.pid, "the sensor is no longer the kernel's audit daemon");
-                }
+        let due = last || self.last_status_ms.is_none_or(|t| now.saturating_sub(t) >= self.status_interval_ms);
+        if due {
+            self.last_status_ms = Some(now);
+            match self.control.status() {
+                Ok(s) => self.check_status(s, now),
+                Err(e) => tracing::debug!("AUDIT_GET failed: {e}"),
             }
-            Err(e) => tracing::debug!("AUDIT_GET failed: {e}"),
         }
         self.pending_report.coalesce_evicted += std::mem::take(&mut self.coalescer.evicted);
         self.pending_report.records_dropped += std::mem::take(&mut self.coalescer.records_dropped);
         (events, std::mem::take(&mut self.pending_report))
+    }
+
+    fn check_status(&mut self, s: Status, now: u64) {
+        if let Some(last) = self.last_lost {
+            // The counter only resets through AUDIT_SET; a reset reads as a
+            // fresh start rather than a loss.
+            self.pending_report.kernel_lost += u64::from(s.lost.saturating_sub(last));
+        }
+        self.last_lost = Some(s.lost);
+        let high = s.backlog_limit > 0 && u64::from(s.backlog) * 10 > u64::from(s.backlog_limit) * 8;
+        if high && !self.backlog_high {
+            tracing::warn!(backlog = s.backlog, limit = s.backlog_limit, "audit backlog above 80% of its limit");
+        }
+        let metrics_due =
+            self.metrics_interval_ms > 0 && now.saturating_sub(self.last_metrics_ms) >= self.metrics_interval_ms;
+        if metrics_due || (high && !self.backlog_high) {
+            self.last_metrics_ms = now;
+            self.pending_report.status = Some(s);
+        }
+        self.backlog_high = high;
+        if self.mode == Mode::Daemon && s.pid != self.own_pid {
+            tracing::warn!(pid = s.pid, "the sensor is no longer the kernel's audit daemon");
+        }
     }
 
     /// At shutdown: what is still being assembled.
@@ -319,8 +344,9 @@ impl AuditSource {
         let s = saved.status;
         if s.enabled != LOCKED {
             let back = Status {
-                mask: STATUS_ENABLED | STATUS_BACKLOG_LIMIT | STATUS_BACKLOG_WAIT_TIME,
+                mask: STATUS_ENABLED | super::netlink::STATUS_FAILURE | STATUS_BACKLOG_LIMIT | STATUS_BACKLOG_WAIT_TIME,
                 enabled: s.enabled,
+                failure: s.failure,
                 backlog_limit: s.backlog_limit,
                 backlog_wait_time: s.backlog_wait_time,
                 ..Status::default()

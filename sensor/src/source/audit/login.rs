@@ -199,6 +199,12 @@ pub fn normalize(ev: &AuditEvent, own_pid: u32, own: &mut OwnChanges, now_ms: u6
         _ => {}
     }
     n.args = execve_args(ev);
+    if n.args.is_some() && p.kind == types::SYSCALL {
+        // A program started under an audit rule (`-S execve`).
+        n.action = "executed";
+        n.category = PROCESS;
+        n.type_ = START;
+    }
     if p.kind / 100 == 17 || p.kind / 100 == 21 {
         n.kind = "alert";
     }

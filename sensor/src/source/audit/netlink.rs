@@ -10,7 +10,7 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_AUDIT};
 
@@ -388,6 +388,12 @@ impl AuditSocket {
 
     pub fn has_stashed(&self) -> bool {
         !self.stash.is_empty()
+    }
+}
+
+impl AsRawFd for AuditSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.raw_fd()
     }
 }
 
