@@ -55,7 +55,11 @@ impl RotatingFile {
 
     pub fn write(&mut self, line: &[u8]) -> io::Result<()> {
         if self.rotate_bytes > 0 && self.size > 0 && self.size + line.len() as u64 > self.rotate_bytes {
-            self.rotate()?;
+            // A failed rotation must not cost the line: it goes to the file
+            // still open, and the next write tries again.
+            if let Err(e) = self.rotate() {
+                tracing::warn!(path = %self.path.display(), "cannot rotate: {e}");
+            }
         }
         self.out.write_all(line)?;
         self.size += line.len() as u64;
@@ -73,8 +77,15 @@ impl RotatingFile {
 
     fn rotate(&mut self) -> io::Result<()> {
         self.out.flush()?;
+        // The path may be gone: someone else rotated the file away and has
+        // not sent SIGHUP yet. Then there is nothing to rename; the open file
+        // (theirs now) keeps what was written, and a new one is started.
+        let gone = |r: io::Result<()>| match r {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        };
         if self.keep == 0 {
-            std::fs::remove_file(&self.path)?;
+            gone(std::fs::remove_file(&self.path))?;
         } else {
             let _ = std::fs::remove_file(numbered(&self.path, self.keep));
             for n in (1..self.keep).rev() {
@@ -83,7 +94,7 @@ impl RotatingFile {
                     std::fs::rename(&from, numbered(&self.path, n + 1))?;
                 }
             }
-            std::fs::rename(&self.path, numbered(&self.path, 1))?;
+            gone(std::fs::rename(&self.path, numbered(&self.path, 1)))?;
         }
         self.reopen()
     }
@@ -102,6 +113,23 @@ impl RotatingFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_moved_away_before_sighup_loses_no_line_when_it_rotates() {
+        let dir = std::env::temp_dir().join(format!("rotate-moved-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let cfg = FileSink { name: None, path: dir.join("events.jsonl"), rotate_bytes: 100, rotate_seconds: 0, keep: 2 };
+        let mut f = RotatingFile::open(&cfg).unwrap();
+        f.write(format!("{{\"n\":{:060}}}\n", 1).as_bytes()).unwrap();
+        // An outside rotation, no SIGHUP yet; the next line rotates by size.
+        let moved = dir.join("moved.jsonl");
+        std::fs::rename(&cfg.path, &moved).unwrap();
+        f.write(format!("{{\"n\":{:060}}}\n", 2).as_bytes()).unwrap();
+        f.flush().unwrap();
+        let all = std::fs::read_to_string(&moved).unwrap() + &std::fs::read_to_string(&cfg.path).unwrap();
+        assert!(all.contains(&format!("{:060}", 1)) && all.contains(&format!("{:060}", 2)), "{all}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn rotates_by_size_keeps_n_files_mode_0600() {
