@@ -17,6 +17,7 @@ pub use sensor::event::text::unescape;
 
 pub mod delivery;
 pub mod http_receiver;
+pub mod metrics;
 pub mod rsyslog;
 pub mod audit;
 

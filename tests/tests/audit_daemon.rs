@@ -255,7 +255,11 @@ fn audit_status_metrics_report_the_kernel_counters() {
     if skip_if_foreign_daemon() {
         return;
     }
-    let sensor = Sensor::start("[audit]\nmode = \"daemon\"\nbacklog_limit = 6000\nmetrics_interval_ms = 1000\n");
+    let port = sensor_tests::rsyslog::free_port();
+    let sensor = Sensor::start(&format!(
+        "[audit]\nmode = \"daemon\"\nbacklog_limit = 6000\nmetrics_interval_ms = 1000\n\
+         [telemetry]\nmetrics_address = \"127.0.0.1:{port}\"\n"
+    ));
     let m = sensor.wait_for("an audit_status metric", |v| action(v) == "audit_status");
     assert_eq!(at(&m, "event.kind"), "metric", "{m}");
     assert_eq!(at(&m, "sensor.audit_status.mode"), "daemon", "{m}");
@@ -264,6 +268,12 @@ fn audit_status_metrics_report_the_kernel_counters() {
     assert_eq!(at(&m, "sensor.audit_status.enabled"), 1, "{m}");
     assert_eq!(at(&m, "sensor.audit_status.backlog_wait_time"), 0, "{m}");
     assert!(at(&m, "sensor.audit_status.lost").is_u64() && at(&m, "sensor.audit_status.backlog").is_u64(), "{m}");
+    // The same counters on /metrics, as of the last status read.
+    let text = sensor_tests::metrics::get(port, "/metrics").1;
+    let series = |c: &str| sensor_tests::metrics::sample(&text, &format!("sensor_audit{{counter=\"{c}\"}}"));
+    assert_eq!(series("backlog_limit"), Some(6000.0), "{text}");
+    assert_eq!(series("enabled"), Some(1.0), "{text}");
+    assert!(series("lost").is_some() && series("backlog").is_some(), "{text}");
     sensor.stop();
 }
 

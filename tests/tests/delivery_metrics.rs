@@ -2,29 +2,12 @@
 //! events by action, per-sink deliveries, spool bytes and lag of a sink
 //! whose collector is down.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
 use sensor_tests::delivery::{run_true, wait_until};
+use sensor_tests::metrics::{get, sample};
 use sensor_tests::rsyslog::free_port;
 use sensor_tests::{Sensor, scratch_dir};
-
-/// GET `path` with HTTP/1.0; returns (status line, body).
-fn get(port: u16, path: &str) -> (String, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the metrics address");
-    s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
-    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").expect("request");
-    let mut text = String::new();
-    s.read_to_string(&mut text).expect("response");
-    let (head, body) = text.split_once("\r\n\r\n").expect("HTTP response");
-    (head.lines().next().unwrap_or("").to_owned(), body.to_owned())
-}
-
-/// The value of the sample `name{labels}` (labels exactly as printed).
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
-}
 
 #[test]
 fn metrics_and_healthz_describe_the_sinks() {

@@ -263,6 +263,9 @@ impl Sink for Router {
         if let Some(l) = &event.sensor.lost {
             self.metrics.lost.get_or_create(&[("source", l.source)]).inc_by(l.count);
         }
+        if let Some(status) = &event.sensor.audit_status {
+            self.metrics.audit_status(status);
+        }
         self.metrics.last_sequence.store(event.event.sequence, Ordering::Relaxed);
         let header = Header::of(event);
         for (out, info) in self.outputs.iter_mut().zip(&self.sinks) {

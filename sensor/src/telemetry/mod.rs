@@ -31,6 +31,27 @@ pub struct Metrics {
     pub events: Family<Label, Counter>,
     pub lost: Family<Label, Counter>,
     pub last_sequence: Arc<AtomicU64>,
+    /// The kernel audit subsystem's counters from the last `audit_status`
+    /// (`sensor_audit_backlog`, `sensor_audit_lost`, …).
+    pub audit: Family<Label, Gauge64>,
+}
+
+/// A gauge with a 64-bit value.
+pub type Gauge64 = prometheus_client::metrics::gauge::Gauge<i64, std::sync::atomic::AtomicI64>;
+
+impl Metrics {
+    /// Keeps the audit gauges at the values of a status report.
+    pub fn audit_status(&self, s: &crate::event::AuditStatus) {
+        for (name, value) in [
+            ("backlog", s.backlog),
+            ("backlog_limit", s.backlog_limit),
+            ("lost", s.lost),
+            ("backlog_wait_time_actual", s.backlog_wait_time_actual),
+            ("enabled", s.enabled),
+        ] {
+            self.audit.get_or_create(&[("counter", name)]).set(i64::from(value));
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -101,6 +122,11 @@ pub fn registry(metrics: &Metrics, sinks: Vec<SinkView>) -> Registry {
     let mut r = Registry::default();
     r.register("sensor_events", "Events produced, by event.action", metrics.events.clone());
     r.register("sensor_lost_events", "Events reported lost, by where they were lost", metrics.lost.clone());
+    r.register(
+        "sensor_audit",
+        "The kernel audit subsystem's status (backlog, backlog_limit, lost since boot…), as last read",
+        metrics.audit.clone(),
+    );
     r.register_collector(Box::new(SinkCollector { sinks, last_sequence: metrics.last_sequence.clone() }));
     r
 }
