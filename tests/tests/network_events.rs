@@ -146,3 +146,22 @@ fn udp_connect_is_reported_with_its_transport() {
         Some(socket.local_addr().expect("addr").port() as u64)
     );
 }
+
+#[test]
+fn a_failed_accept_names_no_peer() {
+    let sensor = Sensor::start("");
+    let me = std::process::id() as u64;
+    // A connect first, so the sensor's per-CPU record has real addresses in
+    // it; the failed accept that follows must not inherit them.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let _client = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let _ = listener.accept().expect("accept");
+    listener.set_nonblocking(true).expect("nonblocking");
+    assert!(listener.accept().is_err(), "nothing waits to be accepted");
+    let ev = sensor.wait_for("the failed accept", |v| {
+        (by(v, "accept4", me) || by(v, "accept", me)) && at(v, "event.outcome") == "failure"
+    });
+    assert_eq!(at(&ev, "error.code"), "EAGAIN", "{ev}");
+    assert!(at(&ev, "source").is_null() && at(&ev, "destination").is_null(), "no peer for a failed accept: {ev}");
+}

@@ -135,6 +135,10 @@ pub fn net_exit(ctx: TracePointContext) -> u32 {
         fd_file(task, sock_fd).and_then(|f| read_ptr(f, off!(file_private_data))).and_then(|s| read_ptr(s, off!(socket_sk)))
     };
     let sk = sk.unwrap_or(0);
+    // The scratch slot holds the previous record: without a socket (a
+    // failed accept, a bad fd) its ends must read as unknown, not as the
+    // last event's.
+    clear_endpoints(ev);
     if sk != 0 && read_endpoints(ev, sk).is_err() {
         count_error(ProbeError::ReadTask);
     }
@@ -198,6 +202,7 @@ fn outcome(ev: &mut NetEvent, sk: u64, state: u32) {
         // SYN_SENT to anything else is not an end.
         _ => return,
     };
+    clear_endpoints(ev);
     if read_endpoints(ev, sk).is_err() {
         count_error(ProbeError::ReadTask);
     }
@@ -214,16 +219,25 @@ fn read_state(sk: u64) -> u32 {
     }
 }
 
-/// Family, protocol, type and both ends of the socket `sk`.
+/// Family, protocol, type, addresses and ports: all unknown (0).
 #[inline(always)]
-fn read_endpoints(ev: &mut NetEvent, sk: u64) -> Result<(), Miss> {
+fn clear_endpoints(ev: &mut NetEvent) {
     // SAFETY: local_addr and remote_addr are adjacent 16-byte arrays at an
     // 8-aligned offset (asserted above).
     unsafe { zero_u64s::<4>(ev.local_addr.as_mut_ptr()) };
-    ev.local_port = 0;
-    ev.remote_port = 0;
-    ev._pad0 = 0;
-    ev._pad1 = 0;
+    put(&mut ev.local_port, 0);
+    put(&mut ev.remote_port, 0);
+    put(&mut ev.family, 0);
+    put(&mut ev.protocol, 0);
+    put(&mut ev.sock_type, 0);
+    put(&mut ev._pad0, 0);
+    put(&mut ev._pad1, 0);
+}
+
+/// Family, protocol, type and both ends of the socket `sk`, over what
+/// [`clear_endpoints`] left.
+#[inline(always)]
+fn read_endpoints(ev: &mut NetEvent, sk: u64) -> Result<(), Miss> {
     ev.family = read_u16(sk, off!(skc_family))?;
     ev.protocol = read_u16(sk, off!(sk_protocol))?;
     ev.sock_type = read_u16(sk, off!(sk_type))?;
