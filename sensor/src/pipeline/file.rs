@@ -31,10 +31,7 @@ impl Pipeline {
         if !f.path.is_empty() && path.as_deref() != Some(f.path.as_slice()) {
             change.path_argument = Some(Text(f.path.clone()));
         }
-        if f.path_truncated {
-            sensor.truncated.push("file.path");
-        }
-        if f.base_truncated {
+        if f.path_truncated || f.base_truncated {
             sensor.truncated.push("file.path");
         }
         if f.path_unreadable {

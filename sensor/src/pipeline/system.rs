@@ -96,13 +96,28 @@ impl Pipeline {
             }
         };
         if x.truncated {
-            sensor.truncated.push("sensor");
+            sensor.truncated.push(truncated_field(&x));
         }
         let kind = Kind { category, type_, action, outcome };
         let mut ev = self.process_event(x.boot_ns, &x.task, kind, sensor);
         ev.error = error;
         ev.file = file;
         ev
+    }
+}
+
+/// The field a cut string went to: the kernel flags only that one was cut,
+/// and a path at its cap is the likely one.
+fn truncated_field(x: &SysRecord) -> &'static str {
+    let path_cut = x.path.len() + 1 >= sensor_common::SYS_STR0_CAP;
+    match x.op {
+        SysOp::Syscall(SyscallOp::FinitModule) if path_cut => "file.path",
+        SysOp::Syscall(SyscallOp::Mount | SyscallOp::Umount2) if path_cut => "sensor.mount.target",
+        SysOp::Syscall(SyscallOp::Mount) => "sensor.mount.source",
+        SysOp::Syscall(SyscallOp::InitModule | SyscallOp::FinitModule) => "sensor.module.params",
+        SysOp::Syscall(SyscallOp::DeleteModule) => "sensor.module.name",
+        SysOp::Syscall(SyscallOp::MemfdCreate) => "sensor.memfd.name",
+        _ => "sensor.bpf.name",
     }
 }
 
