@@ -159,7 +159,7 @@ fn load(w: Workload, setup: &Setup, workers: usize, duration: Duration) -> (u64,
                 while !stop.load(Ordering::Relaxed) {
                     let ok = match w {
                         // SAFETY: a valid C string.
-                        Workload::Chmod => unsafe { libc::chmod(file.as_ptr(), if n % 2 == 0 { 0o600 } else { 0o644 }) == 0 },
+                        Workload::Chmod => unsafe { libc::chmod(file.as_ptr(), if n.is_multiple_of(2) { 0o600 } else { 0o644 }) == 0 },
                         Workload::Connect => connect_once(port),
                         Workload::Getppid => {
                             // SAFETY: no arguments.

@@ -111,7 +111,7 @@ pub struct EbpfSource {
     /// Each traced syscall and whether it could be attached here.
     pub syscalls: Vec<syscalls::Traced>,
     /// The fentry hook completing chmod/chown events (None: file_attr off).
-    pub setattr_hook: Option<Result<(), String>>,
+    pub setattr_hook: Option<syscalls::HookStatus>,
 }
 
 impl EbpfSource {

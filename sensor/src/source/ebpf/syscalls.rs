@@ -143,6 +143,9 @@ fn programs(kind: EventKind) -> (&'static str, &'static str) {
     }
 }
 
+/// Whether an optional hook loaded: Err says why not.
+pub type HookStatus = Result<(), String>;
+
 /// How one syscall ended up being traced.
 #[derive(Debug, Clone)]
 pub struct Traced {
@@ -159,7 +162,7 @@ pub fn attach(
     ebpf: &mut Ebpf,
     enabled: &[EventKind],
     offsets: &sensor_common::KernelOffsets,
-) -> Result<(Vec<Traced>, Option<Result<(), String>>), LoadError> {
+) -> Result<(Vec<Traced>, Option<HookStatus>), LoadError> {
     let mut traced_setattr = None;
     ensure_tracefs();
     let mut ops: Array<MapData, u32> = take_map(ebpf, names::SYSCALL_OPS_MAP)?;
@@ -198,7 +201,7 @@ pub fn attach(
 /// The fentry hook that gives chmod/chown events the file's attributes
 /// from before the call. Optional: where fentry is refused (some
 /// sandboxes, kernels without trampolines) the events come without them.
-fn attach_setattr(ebpf: &mut Ebpf, offsets: &sensor_common::KernelOffsets) -> Result<(), String> {
+fn attach_setattr(ebpf: &mut Ebpf, offsets: &sensor_common::KernelOffsets) -> HookStatus {
     if offsets.setattr_dentry_arg == sensor_common::OFFSET_MISSING {
         return Err("security_inode_setattr has no dentry argument in this kernel's BTF".into());
     }
