@@ -7,33 +7,47 @@
 //! the entry could not read); the exit tracepoint still sends the event,
 //! so the event is the same with or without this hook, minus `before`.
 
-use aya_ebpf::macros::fentry;
-use aya_ebpf::programs::FEntryContext;
 use sensor_common::{OFFSET_MISSING, ProbeError, file_flags};
 
 use super::file::{FILE_INFLIGHT, read_attrs};
 use crate::kernel::{Miss, read_ptr};
 use crate::maps::{count_error, off};
 
-#[fentry(function = "security_inode_setattr")]
-pub fn file_setattr(ctx: FEntryContext) -> u32 {
-    let Some(p) = FILE_INFLIGHT.get_ptr_mut(&super::thread_key()) else { return 0 };
+/// Written out instead of with aya's `#[fentry]` macro, to read the context
+/// as the array of u64 argument slots it is (libbpf's BPF_PROG convention)
+/// with the loads the verifier accepts (see below).
+#[unsafe(no_mangle)]
+#[unsafe(link_section = "fentry/security_inode_setattr")]
+pub fn file_setattr(ctx: *mut u64) -> i32 {
+    // Both candidate arguments, each read at a constant offset from the
+    // unmodified context: the verifier refuses a load through a context
+    // pointer that was moved first, which is what LLVM makes of a load at
+    // a chosen index. Volatile keeps the two loads from being merged.
+    // SAFETY: security_inode_setattr has at least two arguments on every
+    // kernel (dentry and iattr), so ctx[0] and ctx[1] are readable.
+    let args = unsafe { [core::ptr::read_volatile(ctx), core::ptr::read_volatile(ctx.add(1))] };
+    on_setattr(args);
+    0
+}
+
+#[inline(always)]
+fn on_setattr(args: [u64; 2]) {
+    let Some(p) = FILE_INFLIGHT.get_ptr_mut(&super::thread_key()) else { return };
     // SAFETY: this thread's live map value; only this thread touches it.
     let p = unsafe { &mut *p };
     if p.flags & file_flags::OLD_KNOWN != 0 {
-        return 0;
+        return;
     }
     // The dentry's position changed in 5.12 (an idmap argument came first);
-    // the daemon resolved it from BTF. Context reads need a constant index.
-    let dentry: u64 = match off!(setattr_dentry_arg) {
-        0 => ctx.arg(0),
-        1 => ctx.arg(1),
-        OFFSET_MISSING | _ => return 0,
+    // the daemon resolved it from BTF.
+    let dentry = match off!(setattr_dentry_arg) {
+        0 => args[0],
+        1 => args[1],
+        OFFSET_MISSING | _ => return,
     };
     match read_ptr(dentry, off!(dentry_inode)).and_then(|inode| read_attrs(inode, p)) {
         Ok(()) => p.flags |= file_flags::OLD_KNOWN,
         Err(Miss::Fault) => count_error(ProbeError::ReadTask),
         Err(Miss::Absent) => {}
     }
-    0
 }
