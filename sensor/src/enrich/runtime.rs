@@ -11,7 +11,8 @@
 //! - podman's `containers.json` (containers/storage): the name and the
 //!   image name, which are not in the bundle;
 //! - docker's `config.v2.json`: the name, image and labels, the same shape
-//!   as the Engine API's `GET /containers/<id>/json`.
+//!   as the Engine API's `GET /containers/<id>/json`, which is asked (with
+//!   a short deadline) when the file is not there.
 //!
 //! Reads are a few KB from tmpfs or local disk, so they can run on the
 //! event path; [`RuntimeCache`] makes each container cost one lookup per
@@ -101,6 +102,12 @@ impl Lookup {
         let docker = self.read_json(&format!("/var/lib/docker/containers/{id}/config.v2.json"));
         if let Some(info) = docker.as_ref().and_then(from_docker) {
             return Some(info);
+        }
+        if c.runtime == "docker" {
+            // Another data root: the daemon knows (see `docker_api`).
+            if let Some(info) = docker_api::inspect(&self.path("/run/docker.sock"), id).as_ref().and_then(from_docker) {
+                return Some(info);
+            }
         }
         let annotations = self.bundle(id).map(|b| annotations(&b)).unwrap_or_default();
         let storage = self.podman_storage(id);
@@ -319,6 +326,8 @@ impl RuntimeCache {
         self.entries.len()
     }
 }
+
+mod docker_api;
 
 #[cfg(test)]
 mod tests;
