@@ -381,7 +381,7 @@ impl Pipeline {
         let Some(info) = info else { return (Some(out), None) };
         out.name = info.name.clone();
         out.image = info.image.clone().map(|name| ContainerImage { name });
-        out.labels = Labels(info.labels.clone());
+        out.labels = info.labels.clone();
         if info.labels_truncated {
             sensor.truncated.push("container.labels");
         }

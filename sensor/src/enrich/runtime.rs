@@ -31,12 +31,15 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::container::ContainerRef;
-use crate::event::Text;
+use crate::event::{Labels, Text};
 
 /// Labels kept per container; the rest are dropped and the event says so.
 pub const MAX_LABELS: usize = 64;
 /// Bytes kept of one label key or value.
 pub const MAX_LABEL_BYTES: usize = 4096;
+/// Bytes of all labels kept together: every event of the container
+/// carries them.
+pub const MAX_LABELS_TOTAL: usize = 16 << 10;
 /// Bytes read of one runtime file at most: bundles are a few KB, podman's
 /// `containers.json` grows by ~600 bytes per container.
 const MAX_FILE_BYTES: u64 = 8 << 20;
@@ -46,9 +49,10 @@ const MAX_FILE_BYTES: u64 = 8 << 20;
 pub struct RuntimeInfo {
     pub name: Option<Text>,
     pub image: Option<Text>,
-    /// In the order found; keys unique.
-    pub labels: Vec<(Text, Text)>,
-    /// Labels beyond [`MAX_LABELS`], or cut at [`MAX_LABEL_BYTES`].
+    /// In the order found; keys unique. Shared with every event.
+    pub labels: Labels,
+    /// Labels beyond [`MAX_LABELS`] or [`MAX_LABELS_TOTAL`], or cut at
+    /// [`MAX_LABEL_BYTES`].
     pub labels_truncated: bool,
     pub pod: Option<Pod>,
 }
@@ -115,9 +119,10 @@ impl Lookup {
             return None;
         }
         let mut info = RuntimeInfo::default();
+        let mut labels = LabelSet::default();
         for (k, v) in &annotations {
             if !BOOKKEEPING.iter().any(|b| k.starts_with(b)) {
-                push_label(&mut info, k, v);
+                labels.push(k, v);
             }
         }
         // CRI-O records the pod spec's container labels as one JSON object.
@@ -126,10 +131,11 @@ impl Lookup {
         {
             for (k, v) in &l {
                 if let Some(v) = v.as_str() {
-                    push_label(&mut info, k, v);
+                    labels.push(k, v);
                 }
             }
         }
+        (info.labels, info.labels_truncated) = labels.finish();
         let (name, image) = storage.unwrap_or_default();
         info.pod = pod(&annotations);
         info.name = name.or_else(|| info.pod.as_ref().and_then(|p| p.container_name.clone()));
@@ -200,9 +206,11 @@ pub fn from_docker(v: &Value) -> Option<RuntimeInfo> {
         Value::Object(m) => m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect(),
         _ => Vec::new(),
     };
+    let mut set = LabelSet::default();
     for (k, v) in &labels {
-        push_label(&mut info, k, v);
+        set.push(k, v);
     }
+    (info.labels, info.labels_truncated) = set.finish();
     // Kubernetes through dockershim labelled the containers it started.
     info.pod = pod(&labels);
     Some(info)
@@ -231,23 +239,33 @@ fn pod(pairs: &[(String, String)]) -> Option<Pod> {
     (pod != Pod::default()).then_some(pod)
 }
 
-fn push_label(info: &mut RuntimeInfo, k: &str, v: &str) {
-    if info.labels.iter().any(|(key, _)| key.0 == k.as_bytes()) {
-        return;
-    }
-    if info.labels.len() >= MAX_LABELS {
-        info.labels_truncated = true;
-        return;
-    }
-    let mut cut = |s: &str| {
-        let b = s.as_bytes();
-        if b.len() > MAX_LABEL_BYTES {
-            info.labels_truncated = true;
+/// Labels as they are found, within the bounds.
+#[derive(Default)]
+struct LabelSet {
+    pairs: Vec<(Text, Text)>,
+    bytes: usize,
+    truncated: bool,
+}
+
+impl LabelSet {
+    fn push(&mut self, k: &str, v: &str) {
+        if self.pairs.iter().any(|(key, _)| key.0 == k.as_bytes()) {
+            return;
         }
-        Text(b[..b.len().min(MAX_LABEL_BYTES)].to_vec())
-    };
-    let pair = (cut(k), cut(v));
-    info.labels.push(pair);
+        let (k, v) = (k.as_bytes(), v.as_bytes());
+        let (kn, vn) = (k.len().min(MAX_LABEL_BYTES), v.len().min(MAX_LABEL_BYTES));
+        if self.pairs.len() >= MAX_LABELS || self.bytes + kn + vn > MAX_LABELS_TOTAL {
+            self.truncated = true;
+            return;
+        }
+        self.truncated |= kn < k.len() || vn < v.len();
+        self.bytes += kn + vn;
+        self.pairs.push((Text(k[..kn].to_vec()), Text(v[..vn].to_vec())));
+    }
+
+    fn finish(self) -> (Labels, bool) {
+        (Labels(self.pairs.into()), self.truncated)
+    }
 }
 
 /// Lookups done since the sensor started, for the heartbeat.

@@ -180,9 +180,9 @@ pub struct ContainerImage {
 }
 
 /// Key-value pairs chosen by whoever started a container, as a JSON
-/// object; keys are unique.
+/// object; keys are unique. Shared: one container's events all carry them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Labels(pub Vec<(Text, Text)>);
+pub struct Labels(pub Arc<[(Text, Text)]>);
 
 impl Labels {
     pub fn is_empty(&self) -> bool {
@@ -194,7 +194,7 @@ impl Serialize for Labels {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         let mut m = s.serialize_map(Some(self.0.len()))?;
-        for (k, v) in &self.0 {
+        for (k, v) in self.0.iter() {
             m.serialize_entry(k, v)?;
         }
         m.end()

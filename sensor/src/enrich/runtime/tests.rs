@@ -61,7 +61,7 @@ fn podman_files_give_name_image_and_pod() {
     assert_eq!(pod.namespace, t("shop"));
     assert_eq!(pod.uid, None);
     // The user's annotations are labels; podman's bookkeeping is not.
-    let keys: Vec<&[u8]> = info.labels.iter().map(|(k, _)| k.0.as_slice()).collect();
+    let keys: Vec<&[u8]> = info.labels.0.iter().map(|(k, _)| k.0.as_slice()).collect();
     assert!(keys.contains(&&b"io.kubernetes.pod.name"[..]), "{keys:?}");
     assert!(!keys.iter().any(|k| k.starts_with(b"io.podman.annotations.")), "{keys:?}");
     assert!(!info.labels_truncated);
@@ -117,9 +117,9 @@ fn cri_o_labels_json_becomes_labels() {
     let info = root.lookup().find(&ContainerRef { id: ID.into(), runtime: "cri-o" }).expect("found");
     assert_eq!(info.name, t("postgres"));
     assert_eq!(info.image, t("quay.io/x/postgres:16"));
-    assert!(info.labels.contains(&(Text::from("app"), Text::from("db"))), "{:?}", info.labels);
+    assert!(info.labels.0.contains(&(Text::from("app"), Text::from("db"))), "{:?}", info.labels);
     // Keys are unique even when the annotations and the labels repeat one.
-    let n = info.labels.iter().filter(|(k, _)| k.0 == b"io.kubernetes.pod.name").count();
+    let n = info.labels.0.iter().filter(|(k, _)| k.0 == b"io.kubernetes.pod.name").count();
     assert_eq!(n, 1);
 }
 
@@ -147,8 +147,8 @@ fn docker_inspect_maps_name_image_labels_and_pod() {
     let info = from_docker(&v).unwrap();
     assert_eq!(info.name, t("shop-web"), "the leading / of docker names is not part of the name");
     assert_eq!(info.image, t("registry.example/shop/web:1.4"));
-    assert!(info.labels.contains(&(Text::from("com.example.team"), Text::from("shop"))));
-    assert!(info.labels.contains(&(Text::from("odd"), Text::from("tab\there \u{e9} \\ \"q\""))), "byte-exact");
+    assert!(info.labels.0.contains(&(Text::from("com.example.team"), Text::from("shop"))));
+    assert!(info.labels.0.contains(&(Text::from("odd"), Text::from("tab\there \u{e9} \\ \"q\""))), "byte-exact");
     assert_eq!(info.pod.unwrap().namespace, t("shop"));
     // And from the file docker keeps.
     let root = Root::new("docker");
@@ -170,9 +170,11 @@ fn hostile_values_are_bounded_and_never_fail_the_lookup() {
     let root = Root::new("hostile");
     root.write(&format!("/var/lib/containers/storage/overlay-containers/{ID}/userdata/config.json"), &config);
     let info = root.lookup().find(&podman(ID)).unwrap();
-    assert_eq!(info.labels.len(), MAX_LABELS);
+    assert_eq!(info.labels.0.len(), MAX_LABELS);
     assert!(info.labels_truncated);
-    assert!(info.labels.iter().all(|(k, v)| k.0.len() <= MAX_LABEL_BYTES && v.0.len() <= MAX_LABEL_BYTES));
+    assert!(info.labels.0.iter().all(|(k, v)| k.0.len() <= MAX_LABEL_BYTES && v.0.len() <= MAX_LABEL_BYTES));
+    let total: usize = info.labels.0.iter().map(|(k, v)| k.0.len() + v.0.len()).sum();
+    assert!(total <= MAX_LABELS_TOTAL, "{total}");
     assert_eq!(info.pod.unwrap().name, t("\u{0}\u{1b}[31m</script>"));
     // Broken files are a failed lookup, not a crash.
     root.write(&format!("/var/lib/containers/storage/overlay-containers/{ID}/userdata/config.json"), "{\"annot");
