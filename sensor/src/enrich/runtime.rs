@@ -24,7 +24,7 @@
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -43,6 +43,8 @@ pub const MAX_LABELS_TOTAL: usize = 16 << 10;
 /// Bytes read of one runtime file at most: bundles are a few KB, podman's
 /// `containers.json` grows by ~600 bytes per container.
 const MAX_FILE_BYTES: u64 = 8 << 20;
+/// Users' runtime directories looked in, at most (rootless containers).
+const MAX_USERS: usize = 256;
 
 /// What the runtime knows about a container.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -113,8 +115,9 @@ impl Lookup {
                 return Some(info);
             }
         }
-        let annotations = self.bundle(id).map(|b| annotations(&b)).unwrap_or_default();
-        let storage = self.podman_storage(id);
+        let bundle = self.bundle(id);
+        let annotations = bundle.as_ref().map(|(_, b)| annotations(b)).unwrap_or_default();
+        let storage = self.podman_storage(id, bundle.as_ref().map(|(dir, _)| dir.as_str()));
         if annotations.is_empty() && storage.is_none() {
             return None;
         }
@@ -143,43 +146,67 @@ impl Lookup {
         Some(info)
     }
 
-    /// The OCI bundle config of container `id`, wherever its runtime put it.
-    fn bundle(&self, id: &str) -> Option<Value> {
+    /// The OCI bundle (its directory and `config.json`) of container `id`,
+    /// wherever its runtime put it.
+    fn bundle(&self, id: &str) -> Option<(String, Value)> {
         let direct = [
             // podman (root), and CRI-O, whose userdata is under its run root.
-            format!("/var/lib/containers/storage/overlay-containers/{id}/userdata/config.json"),
-            format!("/run/containers/storage/overlay-containers/{id}/userdata/config.json"),
+            format!("/var/lib/containers/storage/overlay-containers/{id}/userdata"),
+            format!("/run/containers/storage/overlay-containers/{id}/userdata"),
             // containerd's v2 shim: one task directory per namespace.
-            format!("/run/containerd/io.containerd.runtime.v2.task/k8s.io/{id}/config.json"),
-            format!("/run/containerd/io.containerd.runtime.v2.task/moby/{id}/config.json"),
-            format!("/run/containerd/io.containerd.runtime.v2.task/default/{id}/config.json"),
+            format!("/run/containerd/io.containerd.runtime.v2.task/k8s.io/{id}"),
+            format!("/run/containerd/io.containerd.runtime.v2.task/moby/{id}"),
+            format!("/run/containerd/io.containerd.runtime.v2.task/default/{id}"),
         ];
-        if let Some(v) = direct.iter().find_map(|p| self.read_json(p)) {
-            return Some(v);
+        let config = |dir: &str| self.read_json(&format!("{dir}/config.json")).map(|v| (dir.to_owned(), v));
+        if let Some(found) = direct.iter().find_map(|d| config(d)) {
+            return Some(found);
         }
-        // Otherwise the OCI runtime's state names the bundle ("bundle=" in
-        // runc's config labels).
-        let states = [
-            format!("/run/runc/{id}/state.json"),
-            format!("/run/containerd/runc/k8s.io/{id}/state.json"),
-            format!("/run/containerd/runc/default/{id}/state.json"),
-            format!("/run/docker/runtime-runc/moby/{id}/state.json"),
-        ];
-        let state = states.iter().find_map(|p| self.read_json(p))?;
-        let bundle = state["config"]["labels"]
-            .as_array()?
-            .iter()
-            .filter_map(Value::as_str)
-            .find_map(|l| l.strip_prefix("bundle="))?;
-        // The bundle is named by the runtime's own state, which root owns;
-        // it is still read through the same root so tests stay contained.
-        self.read_json(&Path::new(bundle).join("config.json").to_string_lossy())
+        // Otherwise the OCI runtime's state names the bundle: runc's
+        // `state.json` as a "bundle=" config label, crun's `status` as
+        // `bundle`. Rootless podman's runtimes keep their state under the
+        // user's runtime directory.
+        let mut roots: Vec<String> = ["/run/runc", "/run/crun", "/run/containerd/runc/k8s.io"]
+            .into_iter()
+            .chain(["/run/containerd/runc/default", "/run/docker/runtime-runc/moby"])
+            .map(str::to_owned)
+            .collect();
+        if let Ok(users) = std::fs::read_dir(self.path("/run/user")) {
+            for uid in users.flatten().take(MAX_USERS).filter_map(|e| e.file_name().into_string().ok()) {
+                if uid.bytes().all(|b| b.is_ascii_digit()) {
+                    roots.push(format!("/run/user/{uid}/runc"));
+                    roots.push(format!("/run/user/{uid}/crun"));
+                }
+            }
+        }
+        let bundle = roots.iter().find_map(|root| {
+            if let Some(state) = self.read_json(&format!("{root}/{id}/state.json")) {
+                let labels = state["config"]["labels"].as_array()?;
+                let dir = labels.iter().filter_map(Value::as_str).find_map(|l| l.strip_prefix("bundle="))?;
+                return Some(dir.to_owned());
+            }
+            let status = self.read_json(&format!("{root}/{id}/status"))?;
+            status["bundle"].as_str().map(str::to_owned)
+        })?;
+        // Read through the same root, so tests stay inside theirs.
+        config(&bundle)
     }
 
-    /// Name and image name from podman's `containers.json`.
-    fn podman_storage(&self, id: &str) -> Option<(Option<Text>, Option<Text>)> {
-        let all = self.read_json("/var/lib/containers/storage/overlay-containers/containers.json")?;
-        let c = all.as_array()?.iter().find(|c| c["id"].as_str() == Some(id))?;
+    /// Name and image name from podman's `containers.json`: root's, or the
+    /// one next to the container's bundle (rootless storage is in the
+    /// user's home: `…/overlay-containers/<id>/userdata`).
+    fn podman_storage(&self, id: &str, bundle: Option<&str>) -> Option<(Option<Text>, Option<Text>)> {
+        let beside = bundle
+            .and_then(|b| b.strip_suffix(&format!("overlay-containers/{id}/userdata")))
+            .map(|storage| format!("{storage}overlay-containers/containers.json"));
+        let all = ["/var/lib/containers/storage/overlay-containers/containers.json".to_owned()]
+            .into_iter()
+            .chain(beside)
+            .find_map(|p| {
+                let all = self.read_json(&p)?;
+                all.as_array()?.iter().find(|c| c["id"].as_str() == Some(id)).cloned()
+            });
+        let c = all?;
         // `metadata` is itself JSON, as a string: {"image-name":…,"name":…}.
         let meta: Value = c["metadata"].as_str().and_then(|m| serde_json::from_str(m).ok()).unwrap_or(Value::Null);
         let name = meta["name"].as_str().or_else(|| c["names"][0].as_str()).map(Text::from);
@@ -187,13 +214,20 @@ impl Lookup {
         Some((name, image))
     }
 
+    /// A regular file's JSON. Opened non-blocking: a rootless runtime's
+    /// state is in a directory its user owns, and a FIFO there must not
+    /// stall the event path.
     fn read_json(&self, p: &str) -> Option<Value> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(self.path(p)).ok()?;
+        if !file.metadata().ok()?.is_file() {
+            return None;
+        }
         let mut buf = Vec::new();
-        std::fs::File::open(self.path(p)).ok()?.take(MAX_FILE_BYTES).read_to_end(&mut buf).ok()?;
+        file.take(MAX_FILE_BYTES).read_to_end(&mut buf).ok()?;
         serde_json::from_slice(&buf).ok()
     }
 }
-
 /// Docker's `config.v2.json`, or the Engine API's inspect answer.
 pub fn from_docker(v: &Value) -> Option<RuntimeInfo> {
     let config = v.get("Config")?;

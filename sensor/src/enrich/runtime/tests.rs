@@ -215,3 +215,32 @@ fn the_cache_refreshes_retries_and_stays_bounded() {
     assert_eq!(cache.len(), CACHE_SIZE);
     assert_eq!(cache.stats.evicted, 12);
 }
+
+#[test]
+fn rootless_podman_is_found_through_crun_status_in_the_users_run_dir() {
+    let root = Root::new("rootless");
+    let storage = "/home/alice/.local/share/containers/storage/overlay-containers";
+    root.write(&format!("{storage}/{ID}/userdata/config.json"), PODMAN_CONFIG);
+    root.write(&format!("{storage}/containers.json"), PODMAN_CONTAINERS);
+    // crun's status file (the fields crun writes; the bundle is what counts).
+    let status = format!(
+        r#"{{"pid":4242,"process-start-time":1,"cgroup-path":"","rootfs":"/x","systemd-cgroup":true,"bundle":"{storage}/{ID}/userdata","created":"2026-11-23T12:30:02Z","detached":true,"external_descriptors":"[]"}}"#
+    );
+    root.write(&format!("/run/user/1000/crun/{ID}/status"), &status);
+    let info = root.lookup().find(&podman(ID)).expect("found");
+    assert_eq!(info.name, t("enrich-probe"), "containers.json beside the bundle");
+    assert_eq!(info.image, t("localhost/sensor-test-busybox:2"));
+    assert_eq!(info.pod.and_then(|p| p.name), t("web-0"));
+}
+
+#[test]
+fn a_fifo_where_a_state_file_should_be_does_not_block() {
+    let root = Root::new("fifo");
+    let dir = root.0.join(format!("run/user/1000/runc/{ID}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = std::ffi::CString::new(dir.join("state.json").into_os_string().into_encoded_bytes()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    let start = Instant::now();
+    assert_eq!(root.lookup().find(&podman(ID)), None);
+    assert!(start.elapsed() < Duration::from_secs(1));
+}
