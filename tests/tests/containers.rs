@@ -288,3 +288,56 @@ fn a_container_started_before_the_sensor_is_named_too() {
     child.wait().expect("wait podman");
     sensor.stop();
 }
+
+#[test]
+fn a_container_no_runtime_knows_keeps_its_id_and_the_failed_lookup_is_counted() {
+    // runc alone, its state in a scratch directory and its cgroup named as
+    // podman would: the id is in the cgroup path, but no runtime file on
+    // the host knows it (as with an unreachable or unknown runtime).
+    let dir = std::env::temp_dir().join(format!("sensor-unknown-runtime-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let bin = dir.join("bundle/rootfs/bin");
+    std::fs::create_dir_all(&bin).expect("rootfs");
+    std::fs::create_dir_all(dir.join("state")).expect("state dir");
+    std::fs::copy("/bin/busybox", bin.join("busybox")).expect("busybox-static is installed");
+    for tool in ["sh", "echo"] {
+        std::os::unix::fs::symlink("busybox", bin.join(tool)).expect("symlink");
+    }
+    let ok = Command::new("runc").arg("spec").current_dir(dir.join("bundle")).status().expect("runc is installed");
+    assert!(ok.success());
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let id = format!("{:032x}{:032x}", nanos, std::process::id());
+    let config_path = dir.join("bundle/config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config_path).expect("config.json")).expect("runc spec JSON");
+    config["process"]["terminal"] = false.into();
+    config["process"]["args"] = serde_json::json!(["/bin/sh", "-c", "/bin/echo unknown-runtime-marker"]);
+    // Not permitted on this build machine (see TOOLCHAIN.md).
+    config["process"].as_object_mut().unwrap().remove("rlimits");
+    config["linux"]["cgroupsPath"] = format!("/libpod_parent/libpod-{id}").into();
+    std::fs::write(&config_path, config.to_string()).expect("write config.json");
+
+    let sensor = Sensor::start("[telemetry]\nheartbeat_interval_s = 1\n");
+    let ok = Command::new("runc")
+        .arg("--root")
+        .arg(dir.join("state"))
+        .args(["run", "-b"])
+        .arg(dir.join("bundle"))
+        .arg(format!("sensor-it-{}", std::process::id()))
+        .stdout(Stdio::null())
+        .status()
+        .expect("runc run");
+    assert!(ok.success(), "runc run failed");
+    let exec = sensor.wait_for("exec in the unknown container", |v| {
+        action(v) == "exec" && at(v, "process.args")[1] == "unknown-runtime-marker"
+    });
+    assert_eq!(at(&exec, "container.id"), id.as_str(), "{exec}");
+    assert!(at(&exec, "container.name").is_null(), "{exec}");
+    assert!(at(&exec, "container.image").is_null(), "{exec}");
+    let beat = sensor.wait_for("a heartbeat counting the failed lookup", |v| {
+        action(v) == "heartbeat" && at(v, "sensor.heartbeat.container_lookups.failed").as_u64() >= Some(1)
+    });
+    assert!(at(&beat, "sensor.heartbeat.container_lookups.cached").as_u64() >= Some(1), "{beat}");
+    sensor.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
