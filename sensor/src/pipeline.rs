@@ -440,7 +440,7 @@ impl Pipeline {
             found: s.found,
             failed: s.failed,
             evicted: s.evicted,
-            cached: self.runtimes.len(),
+            cached: self.runtimes.cached(),
         });
         let meta = self.meta("metric", HOST, INFO, "heartbeat", None, "sensor");
         self.sensor_event(meta, SensorFields { heartbeat: Some(heartbeat), ..SensorFields::default() })

@@ -374,7 +374,7 @@ impl RuntimeCache {
         }
     }
 
-    pub fn len(&self) -> usize {
+    pub fn cached(&self) -> usize {
         self.entries.len()
     }
 }

@@ -212,7 +212,7 @@ fn the_cache_refreshes_retries_and_stays_bounded() {
     for i in 0..CACHE_SIZE + 10 {
         cache.get_at(&podman(&format!("{i:064x}")), t0 + Duration::from_millis(i as u64));
     }
-    assert_eq!(cache.len(), CACHE_SIZE);
+    assert_eq!(cache.cached(), CACHE_SIZE);
     assert_eq!(cache.stats.evicted, 12);
 }
 
