@@ -751,3 +751,39 @@ pub struct FileWrite {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path_argument: Option<Text>,
 }
+
+#[cfg(test)]
+mod container_tests {
+    use super::*;
+
+    #[test]
+    fn a_container_without_runtime_details_serializes_as_before() {
+        let c = Container { id: "ab".into(), runtime: "podman", name: None, image: None, labels: Labels::default() };
+        assert_eq!(serde_json::to_string(&c).unwrap(), r#"{"id":"ab","runtime":"podman"}"#);
+    }
+
+    #[test]
+    fn container_details_and_the_pod_are_ecs_fields() {
+        let labels = Labels(vec![(Text::from("app"), Text::from("web")), (Text(b"k\xff".to_vec()), Text::from("\\"))].into());
+        let c = Container {
+            id: "ab".into(),
+            runtime: "cri-o",
+            name: Some(Text::from("nginx")),
+            image: Some(ContainerImage { name: Text::from("nginx:1") }),
+            labels,
+        };
+        let v = serde_json::to_value(&c).unwrap();
+        assert_eq!(v["name"], "nginx");
+        assert_eq!(v["image"]["name"], "nginx:1");
+        assert_eq!(v["labels"], serde_json::json!({"app": "web", "k\\xff": "\\"}));
+        let o = Orchestrator {
+            type_: "kubernetes",
+            namespace: Some(Text::from("shop")),
+            resource: OrchestratorResource { type_: "pod", name: Some(Text::from("web-0")), id: None },
+        };
+        assert_eq!(
+            serde_json::to_value(&o).unwrap(),
+            serde_json::json!({"type": "kubernetes", "namespace": "shop", "resource": {"type": "pod", "name": "web-0"}})
+        );
+    }
+}
