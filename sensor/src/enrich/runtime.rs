@@ -12,7 +12,10 @@
 //!   image name, which are not in the bundle;
 //! - docker's `config.v2.json`: the name, image and labels, the same shape
 //!   as the Engine API's `GET /containers/<id>/json`, which is asked (with
-//!   a short deadline) when the file is not there.
+//!   a short deadline) when the file is not there;
+//! - podman's `--label`s, which only its database holds: from its API
+//!   service (`/run/podman/podman.sock`, Docker-compatible inspect) when
+//!   one runs.
 //!
 //! Reads are a few KB from tmpfs or local disk, so they can run on the
 //! event path; [`RuntimeCache`] makes each container cost one lookup per
@@ -118,11 +121,19 @@ impl Lookup {
         let bundle = self.bundle(id);
         let annotations = bundle.as_ref().map(|(_, b)| annotations(b)).unwrap_or_default();
         let storage = self.podman_storage(id, bundle.as_ref().map(|(dir, _)| dir.as_str()));
+        // podman keeps `--label`s in its database only; its API service,
+        // when one runs, answers the Docker-compatible inspect.
+        let api = (c.runtime == "podman")
+            .then(|| docker_api::inspect(&self.path("/run/podman/podman.sock"), id))
+            .flatten();
         if annotations.is_empty() && storage.is_none() {
-            return None;
+            return api.as_ref().and_then(from_docker);
         }
         let mut info = RuntimeInfo::default();
         let mut labels = LabelSet::default();
+        for (k, v) in api.as_ref().map(docker_labels).unwrap_or_default() {
+            labels.push(&k, &v);
+        }
         for (k, v) in &annotations {
             if !BOOKKEEPING.iter().any(|b| k.starts_with(b)) {
                 labels.push(k, v);
@@ -236,10 +247,7 @@ pub fn from_docker(v: &Value) -> Option<RuntimeInfo> {
         image: config["Image"].as_str().map(Text::from),
         ..RuntimeInfo::default()
     };
-    let labels: Vec<(String, String)> = match &config["Labels"] {
-        Value::Object(m) => m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect(),
-        _ => Vec::new(),
-    };
+    let labels = docker_labels(v);
     let mut set = LabelSet::default();
     for (k, v) in &labels {
         set.push(k, v);
@@ -248,6 +256,14 @@ pub fn from_docker(v: &Value) -> Option<RuntimeInfo> {
     // Kubernetes through dockershim labelled the containers it started.
     info.pod = pod(&labels);
     Some(info)
+}
+
+/// `Config.Labels` of a Docker inspect answer, as strings.
+fn docker_labels(v: &Value) -> Vec<(String, String)> {
+    match &v["Config"]["Labels"] {
+        Value::Object(m) => m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// The bundle's `annotations`, as strings.

@@ -244,3 +244,24 @@ fn a_fifo_where_a_state_file_should_be_does_not_block() {
     assert_eq!(root.lookup().find(&podman(ID)), None);
     assert!(start.elapsed() < Duration::from_secs(1));
 }
+
+#[test]
+fn podman_labels_come_from_its_api_service_when_one_runs() {
+    use std::io::Write;
+    let root = podman_root("podman-api");
+    std::fs::create_dir_all(root.0.join("run/podman")).unwrap();
+    let listener = std::os::unix::net::UnixListener::bind(root.0.join("run/podman/podman.sock")).unwrap();
+    // podman 4.3's compatible inspect, trimmed to the fields read.
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut req = [0u8; 1024];
+        let _ = std::io::Read::read(&mut s, &mut req).unwrap();
+        let body = r#"{"Name":"/enrich-probe","Config":{"Image":"localhost/sensor-test-busybox:3","Labels":{"team":"shop"}}}"#;
+        write!(s, "HTTP/1.0 200 OK\r\nApi-Version: 1.41\r\nContent-Type: application/json\r\nLibpod-Api-Version: 4.3.1\r\n\r\n{body}").unwrap();
+    });
+    let info = root.lookup().find(&podman(ID)).expect("found");
+    server.join().unwrap();
+    assert!(info.labels.0.contains(&(Text::from("team"), Text::from("shop"))), "{:?}", info.labels);
+    assert!(info.labels.0.iter().any(|(k, _)| k.0 == b"io.kubernetes.pod.name"), "annotations too");
+    assert_eq!(info.name, t("enrich-probe"), "the files still name it");
+}
