@@ -341,3 +341,67 @@ fn a_container_no_runtime_knows_keeps_its_id_and_the_failed_lookup_is_counted() 
     sensor.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// podman's API service on its default socket, for the duration of a test
+/// (podman keeps `--label`s in its database; the sensor asks the service).
+struct PodmanService {
+    child: Option<std::process::Child>,
+}
+
+const PODMAN_SOCKET: &str = "/run/podman/podman.sock";
+
+impl PodmanService {
+    fn start() -> PodmanService {
+        if std::os::unix::net::UnixStream::connect(PODMAN_SOCKET).is_ok() {
+            return PodmanService { child: None }; // one runs already: use it
+        }
+        let _ = std::fs::remove_file(PODMAN_SOCKET);
+        std::fs::create_dir_all("/run/podman").expect("/run/podman");
+        let child = podman()
+            .args(["system", "service", "--time", "0", &format!("unix://{PODMAN_SOCKET}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("podman system service");
+        let service = PodmanService { child: Some(child) };
+        for _ in 0..100 {
+            if std::os::unix::net::UnixStream::connect(PODMAN_SOCKET).is_ok() {
+                return service;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("podman system service did not listen on {PODMAN_SOCKET}");
+    }
+}
+
+impl Drop for PodmanService {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = std::fs::remove_file(PODMAN_SOCKET);
+        }
+    }
+}
+
+#[test]
+fn podman_labels_come_from_its_api_service() {
+    let name = format!("sensor-it-{}-labels", std::process::id());
+    let _removed = Removed(name.clone());
+    let _service = PodmanService::start();
+    let sensor = Sensor::start("");
+    let team = format!("shop-{}", std::process::id());
+    let label = format!("team={team}");
+    let (mut child, cidfile) = run_container_with(
+        &["--name", &name, "--label", &label],
+        &["/bin/sh", "-c", "/bin/echo label-marker"],
+    );
+    child.wait().expect("wait podman");
+    let id = container_id(&cidfile);
+    let exec = sensor.wait_for("exec in the labelled container", |v| {
+        action(v) == "exec" && at(v, "process.args")[1] == "label-marker"
+    });
+    assert_named(&exec, &id, &name);
+    assert_eq!(at(&exec, "container.labels")["team"], team.as_str(), "{exec}");
+    sensor.stop();
+}
