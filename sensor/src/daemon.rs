@@ -244,6 +244,7 @@ fn heartbeat_fields(router: &Router, interval_s: u64, started: std::time::Instan
                 connected: s.stats.connected.load(Relaxed) == 1,
             })
             .collect(),
+        container_lookups: None,
     }
 }
 

@@ -9,11 +9,13 @@ use sensor_common::{ID_UNSET, TaskInfo};
 
 use crate::enrich::clock::BootClock;
 use crate::enrich::container;
+use crate::enrich::runtime::{Lookup, RuntimeCache};
 use crate::enrich::process::{CredState, EntityIds, ProcessInfo, ProcessTable};
 use crate::enrich::procfs::ProcSnapshot;
 use crate::enrich::user::{Accounts, UserNames};
 use crate::event::{
-    Agent, Cgroup, Container, ErrorInfo, Event, EventMeta, Gain, Heartbeat, Host, Lost, PrivilegeGain,
+    Agent, Cgroup, Container, ContainerImage, ContainerLookups, ErrorInfo, Labels, Orchestrator,
+    OrchestratorResource, Event, EventMeta, Gain, Heartbeat, Host, Lost, PrivilegeGain,
     ProbeErrorCount, Process, SensorFields, SequenceGap, Signal, Text, Thread, caps,
 };
 use crate::sink::sequence::SequenceLease;
@@ -45,6 +47,8 @@ pub struct Pipeline {
     watched: crate::source::ebpf::watch::Watched,
     /// Persists `seq` across restarts (see `sink::sequence`).
     lease: Option<SequenceLease>,
+    /// Container names, images and pods by id (bounded; see `enrich::runtime`).
+    runtimes: RuntimeCache,
 }
 
 /// What an event is, in ECS terms.
@@ -95,6 +99,7 @@ impl Pipeline {
             connecting: std::collections::HashMap::new(),
             watched: Default::default(),
             lease: None,
+            runtimes: RuntimeCache::new(Lookup::default()),
         }
     }
 
@@ -326,11 +331,15 @@ impl Pipeline {
         if sensor.cgroup.as_ref().is_some_and(|c| c.path.is_escaped()) {
             sensor.escaped.push("sensor.cgroup.path".to_owned());
         }
-        let container = container.map(|c| Container { id: c.id, runtime: c.runtime });
+        let (container, orchestrator) = match container {
+            Some(c) => self.describe_container(c, &mut sensor),
+            None => (None, None),
+        };
         let meta = self.meta("event", kind.category, kind.type_, kind.action, Some(kind.outcome), "ebpf");
         Event {
             process: Some(process),
             container,
+            orchestrator,
             sensor,
             ..Event::new(self.clock.rfc3339(boot_ns), meta, self.host.clone(), self.agent.clone())
         }
@@ -357,6 +366,36 @@ impl Pipeline {
             before: gain(&before),
             after: gain(&now),
         })
+    }
+
+    /// `container.*` and `orchestrator.*` of `c`, with what its runtime's
+    /// files say (cached); the id alone when they say nothing.
+    fn describe_container(
+        &mut self,
+        c: container::ContainerRef,
+        sensor: &mut SensorFields,
+    ) -> (Option<Container>, Option<Orchestrator>) {
+        let info = self.runtimes.get(&c);
+        let mut out =
+            Container { id: c.id, runtime: c.runtime, name: None, image: None, labels: Labels::default() };
+        let Some(info) = info else { return (Some(out), None) };
+        out.name = info.name.clone();
+        out.image = info.image.clone().map(|name| ContainerImage { name });
+        out.labels = info.labels.clone();
+        if info.labels_truncated {
+            sensor.truncated.push("container.labels");
+        }
+        for (field, text) in [("container.name", out.name.as_ref()), ("container.image.name", info.image.as_ref())] {
+            if text.is_some_and(Text::is_escaped) {
+                sensor.escaped.push(field.to_owned());
+            }
+        }
+        let orchestrator = info.pod.as_ref().map(|p| Orchestrator {
+            type_: "kubernetes",
+            namespace: p.namespace.clone(),
+            resource: OrchestratorResource { type_: "pod", name: p.name.clone(), id: p.uid.clone() },
+        });
+        (Some(out), orchestrator)
     }
 
     fn describe(&self, pid: u32, ticks: u64) -> Process {
@@ -395,7 +434,14 @@ impl Pipeline {
         )
     }
 
-    pub fn heartbeat(&mut self, heartbeat: Heartbeat) -> Event {
+    pub fn heartbeat(&mut self, mut heartbeat: Heartbeat) -> Event {
+        let s = self.runtimes.stats;
+        heartbeat.container_lookups = Some(ContainerLookups {
+            found: s.found,
+            failed: s.failed,
+            evicted: s.evicted,
+            cached: self.runtimes.cached(),
+        });
         let meta = self.meta("metric", HOST, INFO, "heartbeat", None, "sensor");
         self.sensor_event(meta, SensorFields { heartbeat: Some(heartbeat), ..SensorFields::default() })
     }

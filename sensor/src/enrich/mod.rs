@@ -8,4 +8,5 @@ pub mod host;
 pub mod peer;
 pub mod process;
 pub mod procfs;
+pub mod runtime;
 pub mod user;

@@ -28,6 +28,9 @@ pub struct Event {
     pub process: Option<Process>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub container: Option<Container>,
+    /// ECS `orchestrator.*`: the Kubernetes pod of the container.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub orchestrator: Option<Orchestrator>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<File>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -62,6 +65,7 @@ impl Event {
             agent,
             process: None,
             container: None,
+            orchestrator: None,
             file: None,
             error: None,
             source: None,
@@ -161,6 +165,61 @@ pub struct Thread {
 pub struct Container {
     pub id: String,
     pub runtime: &'static str,
+    /// From the runtime (see `enrich::runtime`), when it could be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<Text>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<ContainerImage>,
+    #[serde(skip_serializing_if = "Labels::is_empty")]
+    pub labels: Labels,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ContainerImage {
+    pub name: Text,
+}
+
+/// Key-value pairs chosen by whoever started a container, as a JSON
+/// object; keys are unique. Shared: one container's events all carry them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Labels(pub Arc<[(Text, Text)]>);
+
+impl Labels {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for Labels {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in self.0.iter() {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+/// ECS `orchestrator.*`: `type` is `kubernetes`, the resource a pod.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Orchestrator {
+    #[serde(rename = "type")]
+    pub type_: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<Text>,
+    pub resource: OrchestratorResource,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OrchestratorResource {
+    #[serde(rename = "type")]
+    pub type_: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<Text>,
+    /// The pod's uid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<Text>,
 }
 
 /// ECS `file.*`: the file an event acted on, as it is after the event
@@ -645,6 +704,20 @@ pub struct Heartbeat {
     /// Events the sensor produced since it started.
     pub events: u64,
     pub sinks: Vec<SinkHeartbeat>,
+    /// Container runtime lookups (filled by the pipeline).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container_lookups: Option<ContainerLookups>,
+}
+
+/// Lookups of container names, images and pods since the sensor started.
+#[derive(Debug, Clone, Serialize)]
+pub struct ContainerLookups {
+    pub found: u64,
+    /// No runtime file knew the container: its events carry the id only.
+    pub failed: u64,
+    /// Cache entries dropped at the bound.
+    pub evicted: u64,
+    pub cached: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -677,4 +750,40 @@ pub struct FileWrite {
     /// directory.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path_argument: Option<Text>,
+}
+
+#[cfg(test)]
+mod container_tests {
+    use super::*;
+
+    #[test]
+    fn a_container_without_runtime_details_serializes_as_before() {
+        let c = Container { id: "ab".into(), runtime: "podman", name: None, image: None, labels: Labels::default() };
+        assert_eq!(serde_json::to_string(&c).unwrap(), r#"{"id":"ab","runtime":"podman"}"#);
+    }
+
+    #[test]
+    fn container_details_and_the_pod_are_ecs_fields() {
+        let labels = Labels(vec![(Text::from("app"), Text::from("web")), (Text(b"k\xff".to_vec()), Text::from("\\"))].into());
+        let c = Container {
+            id: "ab".into(),
+            runtime: "cri-o",
+            name: Some(Text::from("nginx")),
+            image: Some(ContainerImage { name: Text::from("nginx:1") }),
+            labels,
+        };
+        let v = serde_json::to_value(&c).unwrap();
+        assert_eq!(v["name"], "nginx");
+        assert_eq!(v["image"]["name"], "nginx:1");
+        assert_eq!(v["labels"], serde_json::json!({"app": "web", "k\\xff": "\\"}));
+        let o = Orchestrator {
+            type_: "kubernetes",
+            namespace: Some(Text::from("shop")),
+            resource: OrchestratorResource { type_: "pod", name: Some(Text::from("web-0")), id: None },
+        };
+        assert_eq!(
+            serde_json::to_value(&o).unwrap(),
+            serde_json::json!({"type": "kubernetes", "namespace": "shop", "resource": {"type": "pod", "name": "web-0"}})
+        );
+    }
 }
