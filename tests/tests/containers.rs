@@ -317,7 +317,9 @@ fn a_container_no_runtime_knows_keeps_its_id_and_the_failed_lookup_is_counted() 
     config["linux"]["cgroupsPath"] = format!("/libpod_parent/libpod-{id}").into();
     std::fs::write(&config_path, config.to_string()).expect("write config.json");
 
-    let sensor = Sensor::start("[telemetry]\nheartbeat_interval_s = 1\n");
+    let port = sensor_tests::rsyslog::free_port();
+    let sensor =
+        Sensor::start(&format!("[telemetry]\nheartbeat_interval_s = 1\nmetrics_address = \"127.0.0.1:{port}\"\n"));
     let ok = Command::new("runc")
         .arg("--root")
         .arg(dir.join("state"))
@@ -338,6 +340,10 @@ fn a_container_no_runtime_knows_keeps_its_id_and_the_failed_lookup_is_counted() 
         action(v) == "heartbeat" && at(v, "sensor.heartbeat.container_lookups.failed").as_u64() >= Some(1)
     });
     assert!(at(&beat, "sensor.heartbeat.container_lookups.cached").as_u64() >= Some(1), "{beat}");
+    // The same count on /metrics, as of that heartbeat.
+    let text = sensor_tests::metrics::get(port, "/metrics").1;
+    let failed = sensor_tests::metrics::sample(&text, "sensor_container_lookups{result=\"failed\"}");
+    assert!(failed.is_some_and(|n| n >= 1.0), "{text}");
     sensor.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -266,6 +266,9 @@ impl Sink for Router {
         if let Some(status) = &event.sensor.audit_status {
             self.metrics.audit_status(status);
         }
+        if let Some(lookups) = event.sensor.heartbeat.as_ref().and_then(|h| h.container_lookups.as_ref()) {
+            self.metrics.container_lookups(lookups);
+        }
         self.metrics.last_sequence.store(event.event.sequence, Ordering::Relaxed);
         let header = Header::of(event);
         for (out, info) in self.outputs.iter_mut().zip(&self.sinks) {

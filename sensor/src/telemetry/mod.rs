@@ -34,12 +34,21 @@ pub struct Metrics {
     /// The kernel audit subsystem's counters from the last `audit_status`
     /// (`sensor_audit_backlog`, `sensor_audit_lost`, …).
     pub audit: Family<Label, Gauge64>,
+    /// Container runtime lookups as of the last heartbeat.
+    pub container_lookups: Family<Label, Gauge64>,
 }
 
 /// A gauge with a 64-bit value.
 pub type Gauge64 = prometheus_client::metrics::gauge::Gauge<i64, std::sync::atomic::AtomicI64>;
 
 impl Metrics {
+    /// Keeps the container lookup gauges at a heartbeat's counts.
+    pub fn container_lookups(&self, c: &crate::event::ContainerLookups) {
+        for (name, value) in [("found", c.found), ("failed", c.failed), ("evicted", c.evicted)] {
+            self.container_lookups.get_or_create(&[("result", name)]).set(value as i64);
+        }
+    }
+
     /// Keeps the audit gauges at the values of a status report.
     pub fn audit_status(&self, s: &crate::event::AuditStatus) {
         for (name, value) in [
@@ -126,6 +135,11 @@ pub fn registry(metrics: &Metrics, sinks: Vec<SinkView>) -> Registry {
         "sensor_audit",
         "The kernel audit subsystem's status (backlog, backlog_limit, lost since boot…), as last read",
         metrics.audit.clone(),
+    );
+    r.register(
+        "sensor_container_lookups",
+        "Container name/image/pod lookups since start, by result, as of the last heartbeat",
+        metrics.container_lookups.clone(),
     );
     r.register_collector(Box::new(SinkCollector { sinks, last_sequence: metrics.last_sequence.clone() }));
     r
