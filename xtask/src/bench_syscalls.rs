@@ -370,11 +370,10 @@ fn render(scenarios: &[Scenario], workers: usize, seconds: u64) -> String {
          connect it covers the connect, the accept on the other end and the TCP state change. \
          auditd's in-syscall audit work cannot be measured this way.\n\
          - ops/s against the baseline is the cost the workload feels, everything included.\n\
-         - getppid is traced by nobody: its rate shows what untraced syscalls pay. Once any \
-         `syscalls:` tracepoint is in use, the kernel sends every task's syscalls through its \
-         slow entry/exit path (SYSCALL_WORK_SYSCALL_TRACEPOINT), traced or not; auditd's \
-         syscall rules do the same (TIF_SYSCALL_AUDIT). Only fentry on the syscall functions \
-         avoids it, where the kernel allows fentry.\n\
+         - getppid is traced by nobody: its rate shows what untraced syscalls pay. While any \
+         `syscalls:` tracepoint is in use the kernel takes its slow syscall entry/exit path \
+         (SYSCALL_WORK_SYSCALL_TRACEPOINT), as it does for auditd's rules (TIF_SYSCALL_AUDIT); \
+         this row shows whether that is measurable.\n\
          - reported: operations that came out of the monitor (the sensor: events; auditd: SYSCALL \
          records). Lost counts are for the whole scenario."
     );
