@@ -227,3 +227,58 @@ fn kernel_drops_are_reported_as_loss_events() {
         "every exec is either delivered or counted as lost: {seen} seen + {lost} lost < {N}"
     );
 }
+
+/// Spawns `program args` so that it gets pid `pid`, by setting the kernel's
+/// last-allocated pid just below it (CONFIG_CHECKPOINT_RESTORE's
+/// ns_last_pid, root only). Other processes may take the pid first: a few
+/// tries, then None.
+fn spawn_with_pid(pid: u32, program: &str, args: &[&str]) -> Option<std::process::Child> {
+    const LAST_PID: &str = "/proc/sys/kernel/ns_last_pid";
+    let read_last = || std::fs::read_to_string(LAST_PID).ok()?.trim().parse::<u32>().ok();
+    let latest = read_last()?;
+    let mut found = None;
+    for _ in 0..20 {
+        std::fs::write(LAST_PID, (pid - 1).to_string()).ok()?;
+        let mut child = Command::new(program).args(args).stdout(Stdio::null()).spawn().expect("spawn");
+        if child.id() == pid {
+            found = Some(child);
+            break;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    // Put the allocator back past every pid handed out meanwhile, so that
+    // tests running beside this one never see a recent pid come back.
+    let now = read_last().unwrap_or(latest).max(latest);
+    let _ = std::fs::write(LAST_PID, now.to_string());
+    found
+}
+
+#[test]
+fn a_reused_pid_is_a_new_process() {
+    let sensor = Sensor::start("");
+    let mut first = Command::new("/bin/sleep").arg("30").spawn().expect("sleep");
+    let pid = first.id();
+    let old = sensor.wait_for("exec of the first process", |v| {
+        action(v) == "exec" && pid_of(v) == pid as u64 && at(v, "process.name") == "sleep"
+    });
+    first.kill().expect("kill");
+    first.wait().expect("wait");
+    sensor.wait_for("exit of the first process", |v| action(v) == "exit" && pid_of(v) == pid as u64);
+
+    let Some(mut second) = spawn_with_pid(pid, "/bin/true", &["pid-reuse-marker"]) else {
+        panic!("could not get pid {pid} back through ns_last_pid: the machine is too busy or lacks it")
+    };
+    second.wait().expect("wait");
+    let new = sensor.wait_for("exec of the process that reused the pid", |v| {
+        action(v) == "exec" && pid_of(v) == pid as u64 && at(v, "process.args")[1] == "pid-reuse-marker"
+    });
+    assert_ne!(at(&new, "process.entity_id"), at(&old, "process.entity_id"), "a reused pid is a new entity");
+    assert!(at(&new, "process.executable").as_str().is_some_and(|e| e.ends_with("/true")), "{new}");
+    // Its exit carries its own identity, not the sleep's that had the pid.
+    let exit = sensor.wait_for("exit of the second process", |v| {
+        action(v) == "exit" && pid_of(v) == pid as u64 && at(v, "process.entity_id") == at(&new, "process.entity_id")
+    });
+    assert_eq!(at(&exit, "process.args")[1], "pid-reuse-marker", "{exit}");
+    sensor.stop();
+}
