@@ -165,7 +165,8 @@ fn bpf_lsm() -> Check {
 }
 
 fn audit() -> Check {
-    match crate::source::audit::status::get() {
+    use crate::source::audit::netlink::AuditSocket;
+    match AuditSocket::open().and_then(|mut socket| socket.status()) {
         Ok(s) => Check::yes(format!(
             "netlink answers: enabled={} daemon pid={} backlog_limit={} lost={}",
             s.enabled, s.pid, s.backlog_limit, s.lost

@@ -173,28 +173,41 @@ pub(crate) fn file_size(p: &Path) -> u64 {
 
 // ---------------------------------------------------------------- sensor
 
+/// `sensor run` with a private state dir, its JSON to `out_path`, its
+/// stderr to target/bench/<name>-stderr.log; returned once it has started.
+pub(crate) struct RunningSensor {
+    pub child: Monitored,
+    pub err_path: PathBuf,
+}
+
+impl RunningSensor {
+    pub(crate) fn start(sensor: &Path, name: &str, out_path: &Path) -> Result<RunningSensor> {
+        let err_path = Path::new(OUT_DIR).join(format!("{name}-stderr.log"));
+        let out = std::fs::File::create(out_path).with_context(|| format!("creating {}", out_path.display()))?;
+        let state = scratch_dir(&format!("{name}-state"))?;
+        let cfg = state.join("sensor.toml");
+        std::fs::write(&cfg, format!("[agent]\nstate_dir = \"{}\"\n", state.display()))
+            .with_context(|| format!("writing {}", cfg.display()))?;
+        let child = Command::new(sensor)
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {}", sensor.display()))?;
+        let mut child = Monitored(child);
+        let stderr = StderrLog::follow(&mut child.0, &err_path)?;
+        stderr.wait_for("sensor started", Duration::from_secs(60))?;
+        Ok(RunningSensor { child, err_path })
+    }
+}
+
 fn with_sensor(sensor: &Path, workers: usize, duration: Duration, marker: &str) -> Result<Scenario> {
     let out_path = Path::new(OUT_DIR).join("sensor-events.jsonl");
-    let err_path = Path::new(OUT_DIR).join("sensor-stderr.log");
-    let out = std::fs::File::create(&out_path).with_context(|| format!("creating {}", out_path.display()))?;
-    let state = scratch_dir("sensor-state")?;
-    let cfg = state.join("sensor.toml");
-    std::fs::write(&cfg, format!("[agent]\nstate_dir = \"{}\"\n", state.display()))
-        .with_context(|| format!("writing {}", cfg.display()))?;
-
     let stats = BpfStats::enable();
     let progs_before = stats.as_ref().map(|_| bpf_programs()).unwrap_or_default();
-    let child = Command::new(sensor)
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("starting {}", sensor.display()))?;
-    let mut child = Monitored(child);
-    let stderr = StderrLog::follow(&mut child.0, &err_path)?;
-    stderr.wait_for("sensor started", Duration::from_secs(60))?;
+    let RunningSensor { mut child, err_path } = RunningSensor::start(sensor, "sensor", &out_path)?;
 
     // The sensor's programs: those that appeared with it.
     let ours: BTreeSet<u64> = match &stats {

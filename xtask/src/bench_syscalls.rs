@@ -15,7 +15,6 @@ use std::io::BufRead as _;
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -24,7 +23,7 @@ use anyhow::{Context as _, Result};
 use serde_json::Value;
 
 use crate::bench::{
-    AuditStatus, BpfStats, Monitored, PrivateAuditd, StderrLog, bpf_programs, cost, file_size, scratch_dir,
+    AuditStatus, BpfStats, PrivateAuditd, RunningSensor, bpf_programs, cost, file_size, scratch_dir,
     wait_until_quiet,
 };
 
@@ -214,24 +213,9 @@ fn baseline(setup: &Setup, workers: usize, duration: Duration) -> Scenario {
 
 fn with_sensor(sensor: &Path, setup: &Setup, workers: usize, duration: Duration) -> Result<Scenario> {
     let out_path = Path::new(OUT_DIR).join("sensor-syscall-events.jsonl");
-    let err_path = Path::new(OUT_DIR).join("sensor-syscall-stderr.log");
-    let out = std::fs::File::create(&out_path).with_context(|| format!("creating {}", out_path.display()))?;
-    let state = scratch_dir("sensor-syscall-state")?;
-    let cfg = state.join("sensor.toml");
-    std::fs::write(&cfg, format!("[agent]\nstate_dir = \"{}\"\n", state.display()))?;
     let stats = BpfStats::enable();
     let before_progs = bpf_programs();
-    let child = Command::new(sensor)
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("starting {}", sensor.display()))?;
-    let mut child = Monitored(child);
-    let stderr = StderrLog::follow(&mut child.0, &err_path)?;
-    stderr.wait_for("sensor started", Duration::from_secs(60))?;
+    let RunningSensor { mut child, .. } = RunningSensor::start(sensor, "sensor-syscall", &out_path)?;
     let ours: BTreeSet<u64> = bpf_programs().into_keys().filter(|id| !before_progs.contains_key(id)).collect();
     let kernel_ns = || {
         let progs = bpf_programs();

@@ -11,6 +11,5 @@ pub mod login;
 pub mod netlink;
 pub mod record;
 pub mod rules;
-pub mod status;
 pub mod tamper;
 pub mod types;

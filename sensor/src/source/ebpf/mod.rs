@@ -229,7 +229,7 @@ impl PerCpuCounters<'_> {
 
 /// Loads (verifies) the raw tracepoint program `name`; `hook` names where
 /// it goes, for errors.
-fn load_raw_tracepoint<'a>(
+pub(crate) fn load_raw_tracepoint<'a>(
     ebpf: &'a mut Ebpf,
     name: &'static str,
     hook: &'static str,

@@ -4,7 +4,7 @@
 
 use aya::Ebpf;
 use aya::maps::{Array, MapData};
-use aya::programs::{FEntry, RawTracePoint, TracePoint};
+use aya::programs::{FEntry, TracePoint};
 use sensor_common::{EventKind, SYSCALL_SLOTS, SyscallOp, names};
 
 use super::{LoadError, take_map};
@@ -220,13 +220,9 @@ fn attach_setattr(ebpf: &mut Ebpf, offsets: &sensor_common::KernelOffsets) -> Ho
 /// A family's raw tracepoint (how a non-blocking connect ended, signals
 /// to the sensor).
 fn attach_raw(ebpf: &mut Ebpf, name: &'static str, hook: &'static str) -> Result<(), LoadError> {
-    let program: &mut RawTracePoint = ebpf
-        .program_mut(name)
-        .ok_or(LoadError::Missing { what: "program", name })?
-        .try_into()
+    super::load_raw_tracepoint(ebpf, name, hook)?
+        .attach(hook)
         .map_err(|source| LoadError::Program { program: name, hook, source })?;
-    program.load().map_err(|source| LoadError::Program { program: name, hook, source })?;
-    program.attach(hook).map_err(|source| LoadError::Program { program: name, hook, source })?;
     Ok(())
 }
 
