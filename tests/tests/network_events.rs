@@ -26,7 +26,11 @@ fn connect_to_a_closed_port_reports_the_refusal() {
     let mut child = Command::new("bash").arg("-c").arg(format!("exec 3<>/dev/tcp/127.0.0.1/{port}")).spawn().expect("bash");
     let pid = child.id() as u64;
     assert!(!child.wait().expect("wait").success(), "nothing listens on {port}");
-    let ev = sensor.wait_for("refused connect", |v| by(v, "connect", pid));
+    // Match on the port: before its own connect, bash's getaddrinfo may try
+    // other sockets (nscd's unix socket, say), which fail with ENOENT.
+    let ev = sensor.wait_for("refused connect", |v| {
+        by(v, "connect", pid) && at(v, "destination.port").as_u64() == Some(port as u64)
+    });
     assert_eq!(at(&ev, "event.outcome"), "failure");
     assert_eq!(at(&ev, "error.code"), "ECONNREFUSED");
     assert_eq!(at(&ev, "destination.ip"), "127.0.0.1");
