@@ -5,7 +5,9 @@ mod bench;
 mod bench_syscalls;
 mod bench_sinks;
 mod cmd;
+mod apt;
 mod kernels;
+mod vm_test;
 mod setup;
 
 use std::path::PathBuf;
@@ -66,6 +68,18 @@ enum Command {
         #[arg(long)]
         only: Option<String>,
     },
+    /// The attack scenario on Debian guests in QEMU (5.10, 6.1, 6.12, and
+    /// 6.12 without BPF-LSM), verified at a collector on the host. Needs root.
+    VmTest {
+        /// Only this run (5.10, 6.1, 6.12, 6.12-no-bpf-lsm).
+        #[arg(long)]
+        only: Option<String>,
+        /// Tell the guest's sensor not to capture this kind (file_attr,
+        /// file_write, cred, net, system): the run must then fail, naming
+        /// the steps it no longer sees.
+        #[arg(long, value_name = "KIND")]
+        disable: Vec<String>,
+    },
     /// Exec storm and traced syscalls (chmod, connect; getppid untraced): no
     /// monitoring vs the sensor vs auditd, in one run.
     /// Writes target/bench/report.md.
@@ -112,6 +126,12 @@ fn run(cli: Cli) -> Result<()> {
             require_root("cargo xtask kernels")?;
             let bin = build(true)?;
             kernels::run(&bin, only.as_deref())
+        }
+        Command::VmTest { only, disable } => {
+            require_root("cargo xtask vm-test")?;
+            setup::run()?;
+            let bin = build(true)?;
+            vm_test::run(&bin, &vm_test::Options { only, disable })
         }
         Command::Bench { seconds, sensor } => {
             require_root("cargo xtask bench")?;

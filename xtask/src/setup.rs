@@ -42,6 +42,9 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     // sshd could cut a developer's own ssh session.
     "openssh-server",
     "sshpass",
+    // vm-test: the guest's root filesystem is built with mmdebstrap; ssh
+    // (openssh-client, with the server above) drives the scenario.
+    "mmdebstrap",
 ];
 
 /// Services that packages above would start and that must not keep

@@ -1,0 +1,181 @@
+//! One QEMU guest: booted from a throwaway overlay on the cached image,
+//! driven over ssh as root, its serial console kept in a file so that a
+//! hang or a panic fails the run with the console's tail instead of a
+//! silent timeout.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+
+use super::image::{Image, Kernel};
+use crate::cmd;
+
+pub struct Guest {
+    qemu: Child,
+    console: PathBuf,
+    ssh_port: u16,
+    key: PathBuf,
+}
+
+impl Guest {
+    /// Boots `kernel` with the image's disk behind a copy-on-write overlay
+    /// in `dir` (the cached image is never written). `append` adds kernel
+    /// parameters. TCG, not KVM: on this machine /dev/kvm exists and fails
+    /// (TOOLCHAIN.md), and TCG boots a guest to ssh in well under a minute.
+    pub fn boot(image: &Image, kernel: &Kernel, append: &str, dir: &Path) -> Result<Guest> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let overlay = dir.join("overlay.qcow2");
+        let _ = std::fs::remove_file(&overlay);
+        cmd::run(
+            Command::new("qemu-img")
+                .args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"])
+                .arg(image.disk())
+                .arg(&overlay),
+            "qemu-img create (the guest's overlay)",
+        )?;
+        let console = dir.join("console.log");
+        let ssh_port = super::free_port()?;
+        let qemu = Command::new("qemu-system-x86_64")
+            .args(["-accel", "tcg,thread=multi", "-cpu", "max", "-smp", "2", "-m", "2048"])
+            .args(["-nographic", "-no-reboot", "-nodefaults"])
+            .arg("-serial")
+            .arg(format!("file:{}", console.display()))
+            .arg("-kernel")
+            .arg(&kernel.vmlinuz)
+            .arg("-initrd")
+            .arg(&kernel.initrd)
+            .arg("-append")
+            .arg(format!("root=/dev/vda rw console=ttyS0 panic=-1 {append}"))
+            .arg("-drive")
+            .arg(format!("file={},if=virtio,format=qcow2", overlay.display()))
+            .args(["-netdev", &format!("user,id=n0,hostfwd=tcp:127.0.0.1:{ssh_port}-:22")])
+            .args(["-device", "virtio-net-pci,netdev=n0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("qemu.stderr"))?)
+            .spawn()
+            .context("starting qemu-system-x86_64")?;
+        Ok(Guest { qemu, console, ssh_port, key: image.key() })
+    }
+
+    /// The private key that logs in as root.
+    pub fn key(&self) -> &Path {
+        &self.key
+    }
+
+    pub fn ssh_port(&self) -> u16 {
+        self.ssh_port
+    }
+
+    /// Waits until root can log in over ssh.
+    pub fn wait_for_ssh(&mut self, timeout: Duration) -> Result<Duration> {
+        let started = Instant::now();
+        loop {
+            self.check_alive()?;
+            let probe = self.ssh_command("true").arg("-o").arg("ConnectTimeout=5").output();
+            if probe.is_ok_and(|o| o.status.success()) {
+                return Ok(started.elapsed());
+            }
+            if started.elapsed() > timeout {
+                bail!("the guest did not answer ssh within {timeout:?}; console tail:\n{}", self.console_tail(40));
+            }
+            std::thread::sleep(Duration::from_secs(2));
+        }
+    }
+
+    /// Fails, with the console's tail, when QEMU has exited or the guest
+    /// kernel panicked (panic=-1 makes QEMU exit, but say why).
+    pub fn check_alive(&mut self) -> Result<()> {
+        let console = std::fs::read_to_string(&self.console).unwrap_or_default();
+        if console.contains("Kernel panic") {
+            bail!("the guest kernel panicked; console tail:\n{}", self.console_tail(40));
+        }
+        if let Some(status) = self.qemu.try_wait()? {
+            bail!("QEMU exited ({status}); console tail:\n{}", self.console_tail(40));
+        }
+        Ok(())
+    }
+
+    pub fn console_tail(&self, n: usize) -> String {
+        let console = String::from_utf8_lossy(&std::fs::read(&self.console).unwrap_or_default()).replace('\r', "");
+        let lines: Vec<&str> = console.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
+    /// ssh as root to the guest, running `script` with sh.
+    pub fn ssh_command(&self, script: &str) -> Command {
+        let mut c = Command::new("ssh");
+        c.args(ssh_options(self.ssh_port))
+            .arg("-i")
+            .arg(&self.key)
+            .arg("root@127.0.0.1")
+            .arg(script)
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs `script` as root in the guest; its stdout, or an error naming
+    /// `what` with its stderr.
+    pub fn run(&mut self, script: &str, what: &str) -> Result<String> {
+        let out = self.ssh_command(script).output().with_context(|| format!("{what}: cannot start ssh"))?;
+        if !out.status.success() {
+            self.check_alive()?;
+            bail!(
+                "{what} failed in the guest ({}): {}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Copies a host file into the guest (`cat` over ssh: no scp needed).
+    pub fn copy_in(&mut self, local: &Path, remote: &str, mode: &str) -> Result<()> {
+        let file = std::fs::File::open(local).with_context(|| format!("opening {}", local.display()))?;
+        let remote_dir = Path::new(remote).parent().map(|p| p.display().to_string()).unwrap_or_else(|| "/".into());
+        let status = self
+            .ssh_command(&format!("mkdir -p {remote_dir} && cat > {remote}.new && chmod {mode} {remote}.new && mv {remote}.new {remote}"))
+            .stdin(file)
+            .status()
+            .context("ssh")?;
+        if !status.success() {
+            self.check_alive()?;
+            bail!("copying {} to the guest's {remote} failed ({status})", local.display());
+        }
+        Ok(())
+    }
+
+    /// Powers the guest off; QEMU is killed if it does not exit in time.
+    pub fn shutdown(mut self) {
+        let _ = self.ssh_command("systemctl poweroff --no-block").output();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if self.qemu.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+}
+
+impl Drop for Guest {
+    fn drop(&mut self) {
+        let _ = self.qemu.kill();
+        let _ = self.qemu.wait();
+    }
+}
+
+/// The guest's host key changes with every image: never record it.
+fn ssh_options(port: u16) -> Vec<String> {
+    [
+        "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+        "-o", "BatchMode=yes", "-p",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([port.to_string()])
+    .collect()
+}

@@ -1,0 +1,246 @@
+//! `cargo xtask vm-test`: the sensor on Debian guests in QEMU, watched
+//! through a scripted intrusion (scripts/attack-scenario.sh) and verified
+//! at a collector outside the guest. Each run boots one kernel from the
+//! cached image, installs the sensor as a systemd service shipping to the
+//! host's rsyslog (and to a local file), plays the scenario, and checks
+//! that every step's events arrived with the right context. Every run's
+//! result is reported, not only the first failure.
+
+mod collector;
+mod guest;
+mod image;
+pub mod verify;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::apt::{PrivateApt, ensure_qemu};
+use collector::Collector;
+use guest::Guest;
+use image::{GUEST_PASSWORD, GUEST_USER, Image};
+
+/// One boot of the scenario: a kernel and the kernel parameters it gets.
+struct RunSpec {
+    name: &'static str,
+    suite: &'static str,
+    append: &'static str,
+}
+
+/// The kernels as Debian ships them, plus one run with BPF-LSM left out of
+/// `lsm=` so that the fallbacks from LSM hooks are exercised too.
+const RUNS: &[RunSpec] = &[
+    RunSpec { name: "5.10", suite: "bullseye", append: "" },
+    RunSpec { name: "6.1", suite: "bookworm", append: "" },
+    RunSpec { name: "6.12", suite: "bookworm-backports", append: "" },
+    RunSpec {
+        name: "6.12-no-bpf-lsm",
+        suite: "bookworm-backports",
+        append: "lsm=landlock,lockdown,yama,integrity,apparmor",
+    },
+];
+
+const SSH_TIMEOUT: Duration = Duration::from_secs(300);
+const SENSOR_START_TIMEOUT: Duration = Duration::from_secs(180);
+const SCENARIO_TIMEOUT: Duration = Duration::from_secs(900);
+/// How long events may take to reach the collector after the scenario
+/// ends (the last step restarts the sensor, which then sends its spool).
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(120);
+
+pub struct Options {
+    /// Only runs whose name is this.
+    pub only: Option<String>,
+    /// Event kinds the guest's sensor is told not to capture: proof that
+    /// the verifier names what is missing.
+    pub disable: Vec<String>,
+}
+
+pub fn run(sensor: &Path, opts: &Options) -> Result<()> {
+    let runs: Vec<&RunSpec> = RUNS.iter().filter(|r| opts.only.as_deref().is_none_or(|o| o == r.name)).collect();
+    if runs.is_empty() {
+        bail!("no run is named {:?} (runs: {})", opts.only, RUNS.iter().map(|r| r.name).collect::<Vec<_>>().join(", "));
+    }
+    let apt = PrivateApt::new()?;
+    apt.update()?;
+    ensure_qemu(&apt)?;
+    let mut kernels = Vec::new();
+    for suite in crate::apt::SUITES {
+        kernels.push((*suite, apt.kernel_package(suite)?));
+    }
+    let packages: Vec<String> = kernels.iter().map(|(_, p)| p.clone()).collect();
+    let image = Image::ensure(&packages)?;
+    let out = PathBuf::from("target/vm-test");
+
+    let mut outcomes = Vec::new();
+    for spec in runs {
+        let package = kernels.iter().find(|(s, _)| *s == spec.suite).map(|(_, p)| p.clone()).context("kernel")?;
+        println!("\nvm-test: run {} ({package})", spec.name);
+        let started = Instant::now();
+        let result = play(&image, &package, spec, sensor, opts, &out.join(spec.name));
+        let elapsed = started.elapsed();
+        match &result {
+            Ok(report) => println!("{}", report.table()),
+            Err(e) => eprintln!("vm-test: run {} failed: {e:#}", spec.name),
+        }
+        outcomes.push((spec.name, package, elapsed, result));
+    }
+
+    println!("\n| run | kernel | result | time |\n|---|---|---|---|");
+    let mut failed = Vec::new();
+    for (name, package, elapsed, result) in &outcomes {
+        let verdict = match result {
+            Ok(report) if report.undetected().is_empty() => "every step detected".to_owned(),
+            Ok(report) => {
+                failed.push(format!("{name}: undetected: {}", report.undetected().join(", ")));
+                format!("FAILED: undetected: {}", report.undetected().join(", "))
+            }
+            Err(e) => {
+                let first = format!("{e:#}").lines().next().unwrap_or_default().to_owned();
+                failed.push(format!("{name}: {first}"));
+                format!("FAILED: {first}")
+            }
+        };
+        println!("| {name} | {package} | {verdict} | {:.0} s |", elapsed.as_secs_f64());
+    }
+    if !failed.is_empty() {
+        bail!("vm-test failed on {} of {} runs:\n  {}", failed.len(), outcomes.len(), failed.join("\n  "));
+    }
+    Ok(())
+}
+
+/// One run: boot, install the sensor, play the scenario, verify.
+fn play(image: &Image, package: &str, spec: &RunSpec, sensor: &Path, opts: &Options, dir: &Path) -> Result<verify::Report> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("clearing {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(dir)?;
+    let collector = Collector::start(&dir.join("collector"))?;
+    let mut guest = Guest::boot(image, &image.kernel(package)?, spec.append, dir)?;
+    let booted = guest.wait_for_ssh(SSH_TIMEOUT)?;
+    println!("vm-test: {} answers ssh after {:.0} s", spec.name, booted.as_secs_f64());
+
+    let config = dir.join("sensor.toml");
+    std::fs::write(&config, guest_config(collector.port(), &opts.disable))?;
+    guest.copy_in(sensor, "/usr/local/sbin/sensor", "755")?;
+    guest.copy_in(&config, "/etc/sensor/sensor.toml", "600")?;
+    guest.run("systemctl start sensor", "starting the sensor")?;
+    wait_for_sensor(&mut guest)?;
+    println!("vm-test: {}: {}", spec.name, guest.run("uname -r; sensor probe 2>&1 | grep -i -e lsm -e fentry | head -5", "probe")?.trim());
+    guest.run("/opt/vm-test/import-busybox.sh", "importing the container image")?;
+
+    let steps_file = dir.join("steps.tsv");
+    let scenario = play_scenario(&mut guest, &steps_file, dir);
+    // What the guest kept, for whoever reads a failure: its own copy of
+    // the events and the sensor's log.
+    let _ = save(&mut guest, "cat /var/log/sensor/events.jsonl", &dir.join("guest-events.jsonl"));
+    let _ = save(&mut guest, "journalctl -u sensor --no-pager -o cat", &dir.join("sensor.log"));
+    scenario?;
+
+    let steps = verify::parse_steps(&std::fs::read_to_string(&steps_file).context("reading the scenario's steps")?)?;
+    // Events keep arriving after the scenario: poll until every step is
+    // found or the delivery timeout passes (latency is measured from the
+    // collector's receipt times, not from this loop).
+    let deadline = Instant::now() + DELIVERY_TIMEOUT;
+    let report = loop {
+        let report = verify::verify(&steps, &collector.received()?);
+        if report.undetected().is_empty() || Instant::now() > deadline {
+            break report;
+        }
+        guest.check_alive()?;
+        std::thread::sleep(Duration::from_secs(2));
+    };
+    println!("vm-test: {}: the collector's events are in {}", spec.name, collector.output().display());
+    guest.shutdown();
+    Ok(report)
+}
+
+/// The guest's sensor: syslog over TCP to the collector (the host is
+/// 10.0.2.2 from inside QEMU's user network) and a local copy, audit as
+/// the daemon (the guest's auditd is masked) with one rule, so that the
+/// scenario's rule deletion has something to delete.
+fn guest_config(collector_port: u16, disable: &[String]) -> String {
+    let disable = disable.iter().map(|k| format!("{k:?}")).collect::<Vec<_>>().join(", ");
+    format!(
+        "[ebpf]\ndisable = [{disable}]\n\n\
+         [audit]\nmode = \"daemon\"\nrules = [\"-w /etc/shadow -p wa -k shadow\"]\n\n\
+         [[sinks]]\nkind = \"syslog\"\naddress = \"tcp://10.0.2.2:{collector_port}\"\nformat = \"rfc5424\"\n\n\
+         [[sinks]]\nkind = \"file\"\npath = \"/var/log/sensor/events.jsonl\"\n"
+    )
+}
+
+/// Waits until the service's log says the sensor is capturing.
+fn wait_for_sensor(guest: &mut Guest) -> Result<()> {
+    let started = Instant::now();
+    loop {
+        let log = guest.run("journalctl -u sensor --no-pager -o cat", "reading the sensor's log")?;
+        if log.contains("sensor started") {
+            return Ok(());
+        }
+        if started.elapsed() > SENSOR_START_TIMEOUT {
+            bail!("the sensor did not start within {SENSOR_START_TIMEOUT:?}; its log:\n{log}");
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
+/// Runs scripts/attack-scenario.sh on the host against the guest, with a
+/// listener port for the reverse shell; its output goes to scenario.log.
+fn play_scenario(guest: &mut Guest, steps: &Path, dir: &Path) -> Result<()> {
+    let log_path = dir.join("scenario.log");
+    let log = std::fs::File::create(&log_path)?;
+    let key = std::fs::canonicalize(guest.key())?;
+    let mut child = Command::new("bash")
+        .arg("scripts/attack-scenario.sh")
+        .env("SSH_PORT", guest.ssh_port().to_string())
+        .env("SSH_KEY", key)
+        .env("GUEST_USER", GUEST_USER)
+        .env("GUEST_PASSWORD", GUEST_PASSWORD)
+        .env("LISTEN_PORT", free_port()?.to_string())
+        .env("STEPS", std::path::absolute(steps)?)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .context("starting scripts/attack-scenario.sh")?;
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if let Err(e) = guest.check_alive() {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e.context("during the scenario"));
+        }
+        if started.elapsed() > SCENARIO_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("the scenario did not finish within {SCENARIO_TIMEOUT:?}; console tail:\n{}", guest.console_tail(30));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    if !status.success() {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(30).collect();
+        bail!(
+            "the scenario failed ({status}); {} ends:\n{}",
+            log_path.display(),
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+    }
+    Ok(())
+}
+
+fn save(guest: &mut Guest, script: &str, to: &Path) -> Result<()> {
+    let text = guest.run(script, "saving the guest's files")?;
+    std::fs::write(to, text)?;
+    Ok(())
+}
+
+/// A local TCP port nobody listens on now: bound once, then released.
+fn free_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(listener.local_addr()?.port())
+}
