@@ -7,6 +7,8 @@ mod bench_sinks;
 mod cmd;
 mod kernels;
 mod setup;
+#[cfg_attr(not(test), expect(dead_code, reason = "`cargo xtask vm-test` (issue 7) will call it; until then only its tests do"))]
+mod vm_test;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
