@@ -50,6 +50,9 @@ const AUTHORIZED_KEYS: &str = "/root/.ssh/authorized_keys";
 const SETUID_COPY: &str = "/tmp/.sh";
 const CAPABILITY_COPY: &str = "/tmp/.ping";
 const MEMFD_MARKER: &str = "scenario-memfd-ran";
+/// The kernel names the executable `/memfd:NAME` (plus ` (deleted)` on
+/// older kernels).
+const MEMFD_NAME: &str = "memfd:scenario";
 const CRON_FILE: &str = "/etc/cron.d/scenario";
 const LOG_FILE: &str = "/var/log/dpkg.log";
 const CONTAINER_NAME: &str = "scenario";
@@ -155,7 +158,7 @@ const SCENARIO: &[Step] = &[
             one("chmod setuid in container scenario", is_container_chmod),
         ],
     },
-    Step { name: "sensor_kill", expects: &[one("signal_sensor SIGTERM by root", is_sensor_kill)] },
+    Step { name: "sensor_kill", expects: &[one("signal_sensor SIGTERM by root's bash", is_sensor_kill)] },
 ];
 
 // ---- field access ----
@@ -275,7 +278,7 @@ fn is_memfd_exec(v: &Value) -> bool {
     action(v, "exec")
         && is(v, "sensor.fileless", "memfd")
         && lists(v, "process.args", MEMFD_MARKER)
-        && at(v, "process.executable").as_str().is_some_and(|e| e.contains("memfd:"))
+        && at(v, "process.executable").as_str().is_some_and(|e| e.contains(MEMFD_NAME))
 }
 
 fn is_cron_write(v: &Value) -> bool {
@@ -326,8 +329,10 @@ fn is_container_chmod(v: &Value) -> bool {
         && lists(v, "sensor.file_change.special_bits", "setuid")
 }
 
+/// By the script's shell (its `kill` builtin): systemd's own SIGTERM when
+/// the service stops is not the attack.
 fn is_sensor_kill(v: &Value) -> bool {
-    action(v, "signal_sensor") && is(v, "sensor.signal.name", "SIGTERM") && by_root(v)
+    action(v, "signal_sensor") && is(v, "sensor.signal.name", "SIGTERM") && by_root(v) && is(v, "process.name", "bash")
 }
 
 // ---- the report ----
