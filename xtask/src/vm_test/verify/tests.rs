@@ -1,12 +1,14 @@
 //! The fixture (`fixtures/scenario-events.jsonl`) holds one event per line,
-//! tagged with the step it belongs to. The eBPF events are real output of
-//! the sensor on the build machine (trimmed: no host, agent, ids or
-//! ancestors), doing the script's actions; where the build machine's
-//! view differs from the guest's (a watched tree under /tmp instead of
-//! /etc, 127.0.0.1 instead of 10.0.2.2) the line's `note` says what was
-//! changed. The audit events (logins, sudo, useradd, auditctl) cannot be
-//! produced here without creating users or changing audit rules: they are
-//! shaped after the sensor's audit pipeline and say so in their `note`.
+//! tagged with the step it belongs to, trimmed (no host, agent, ids or
+//! ancestors). The eBPF events are real output of the sensor on the build
+//! machine doing the script's actions; where the build machine's view
+//! differs from the guest's (a watched tree under /tmp instead of /etc,
+//! 127.0.0.1 instead of 10.0.2.2) the line's `note` says what was changed.
+//! The audit events (logins, sudo, useradd, auditctl) cannot be produced
+//! here without creating users or changing audit rules: they are the
+//! output of the sensor's own audit pipeline (parse, normalize,
+//! `Pipeline::audit`) on audit log lines as Debian's PAM, sudo, useradd
+//! and auditctl write them, and their `note` says so.
 
 use serde_json::Value;
 
