@@ -405,7 +405,7 @@ fn check(expect: &Expect, step_ms: u64, events: &[Received]) -> Check {
     let mut times: Vec<u64> =
         events.iter().filter(|r| r.at_ms >= since && (expect.matches)(&r.event)).map(|r| r.at_ms).collect();
     times.sort_unstable();
-    let completed = times.get(expect.count - 1);
+    let completed = expect.count.checked_sub(1).and_then(|i| times.get(i));
     Check {
         what: expect.what,
         needed: expect.count,
