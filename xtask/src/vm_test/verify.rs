@@ -92,9 +92,20 @@ fn parse_step(line: &str) -> Result<StepTime> {
 struct Expect {
     /// What the table shows as expected.
     what: &'static str,
+    /// The `event.action` values it can have. Kept apart from the other
+    /// fields so that a miss can say how many events of the right action
+    /// came but differed, which points at a field rather than a hook.
+    actions: &'static [&'static str],
     /// Matching events needed (the brute force needs one per attempt).
     count: usize,
+    /// The fields beyond the action.
     matches: fn(&Value) -> bool,
+}
+
+impl Expect {
+    fn is_action(&self, v: &Value) -> bool {
+        self.actions.iter().any(|a| action(v, a))
+    }
 }
 
 struct Step {
@@ -102,8 +113,8 @@ struct Step {
     expects: &'static [Expect],
 }
 
-const fn one(what: &'static str, matches: fn(&Value) -> bool) -> Expect {
-    Expect { what, count: 1, matches }
+const fn one(what: &'static str, actions: &'static [&'static str], matches: fn(&Value) -> bool) -> Expect {
+    Expect { what, actions, count: 1, matches }
 }
 
 /// The scenario, in the script's order.
@@ -112,6 +123,7 @@ const SCENARIO: &[Step] = &[
         name: "ssh_bruteforce",
         expects: &[Expect {
             what: "4 sshd authentication failures for dev from 10.0.2.2",
+            actions: &["authenticated"],
             count: BRUTE_FORCE_ATTEMPTS,
             matches: is_ssh_auth_failure,
         }],
@@ -119,46 +131,61 @@ const SCENARIO: &[Step] = &[
     Step {
         name: "ssh_login",
         expects: &[
-            one("sshd authentication success for dev from 10.0.2.2", is_ssh_auth_success),
-            one("session started for dev, with its session id", is_ssh_session),
+            one("sshd authentication success for dev from 10.0.2.2", &["authenticated"], is_ssh_auth_success),
+            one("session started for dev, with its session id", &["session_started"], is_ssh_session),
         ],
     },
     Step {
         name: "sudo_root",
         expects: &[
-            one("sudo ran_command `cat /etc/shadow` by dev", is_sudo_command),
-            one("exec of cat /etc/shadow as root, parent sudo, login user dev", is_sudo_exec),
+            one("sudo ran_command `cat /etc/shadow` by dev", &["ran_command"], is_sudo_command),
+            one("exec of cat /etc/shadow as root, parent sudo, login user dev", &["exec"], is_sudo_exec),
         ],
     },
     Step {
         name: "backdoor_account",
         expects: &[
-            one("added_user_account backdoor", is_backdoor_user),
-            one("open_write of /root/.ssh/authorized_keys (append)", is_authorized_keys_write),
+            one("added_user_account backdoor", &["added_user_account"], is_backdoor_user),
+            one("open_write of /root/.ssh/authorized_keys (append)", &["open_write"], is_authorized_keys_write),
         ],
     },
-    Step { name: "setuid_shell", expects: &[one("chmod of /tmp/.sh naming the setuid bit", is_setuid_chmod)] },
+    Step {
+        name: "setuid_shell",
+        expects: &[one("chmod of /tmp/.sh naming the setuid bit", &["chmod"], is_setuid_chmod)],
+    },
     Step {
         name: "file_capability",
-        expects: &[one("set_xattr security.capability with CAP_NET_RAW on /tmp/.ping", is_setcap)],
+        expects: &[one("set_xattr security.capability with CAP_NET_RAW on /tmp/.ping", &["set_xattr"], is_setcap)],
     },
-    Step { name: "reverse_shell", expects: &[one("successful connect by bash to 10.0.2.2", is_reverse_shell)] },
-    Step { name: "memfd_exec", expects: &[one("exec flagged fileless (memfd)", is_memfd_exec)] },
-    Step { name: "cron_persistence", expects: &[one("creation of /etc/cron.d/scenario", is_cron_write)] },
-    Step { name: "log_truncation", expects: &[one("truncate of /var/log/dpkg.log", is_log_truncation)] },
+    Step {
+        name: "reverse_shell",
+        expects: &[one("successful connect by bash to 10.0.2.2", &["connect"], is_reverse_shell)],
+    },
+    Step { name: "memfd_exec", expects: &[one("exec flagged fileless (memfd)", &["exec"], is_memfd_exec)] },
+    Step {
+        name: "cron_persistence",
+        expects: &[one("creation of /etc/cron.d/scenario", &["open_write"], is_cron_write)],
+    },
+    Step {
+        name: "log_truncation",
+        expects: &[one("truncate of /var/log/dpkg.log", &["truncate", "open_write"], is_log_truncation)],
+    },
     Step {
         name: "audit_rules_deleted",
-        expects: &[one("audit_config_changed remove_rule, tamper alert", is_audit_rules_deleted)],
+        expects: &[one("audit_config_changed remove_rule, tamper alert", &["audit_config_changed"], is_audit_rules_deleted)],
     },
     Step {
         name: "container_activity",
         expects: &[
-            one("exec in container scenario", is_container_exec),
-            one("connect to 10.0.2.2 from container scenario", is_container_connect),
-            one("chmod setuid in container scenario", is_container_chmod),
+            one("exec in container scenario", &["exec"], is_container_exec),
+            one("connect to 10.0.2.2 from container scenario", &["connect"], is_container_connect),
+            one("chmod setuid in container scenario", &["chmod"], is_container_chmod),
         ],
     },
-    Step { name: "sensor_kill", expects: &[one("signal_sensor SIGTERM by root's bash", is_sensor_kill)] },
+    Step {
+        name: "sensor_kill",
+        expects: &[one("signal_sensor SIGTERM by root's bash", &["signal_sensor"], is_sensor_kill)],
+    },
 ];
 
 // ---- field access ----
@@ -189,13 +216,12 @@ fn by_root(v: &Value) -> bool {
     is(v, "process.user.name", "root")
 }
 
-// ---- the steps' events ----
+// ---- the steps' events: the fields beyond `event.action` ----
 
 /// PAM's authentication through sshd (audit), for the guest user, from
 /// the host.
 fn is_ssh_auth(v: &Value, outcome: &str) -> bool {
-    action(v, "authenticated")
-        && is(v, "event.outcome", outcome)
+    is(v, "event.outcome", outcome)
         && is(v, "user.name", GUEST_USER)
         && is(v, "sensor.audit.service", "sshd")
         && is(v, "source.ip", HOST_IP)
@@ -210,8 +236,7 @@ fn is_ssh_auth_success(v: &Value) -> bool {
 }
 
 fn is_ssh_session(v: &Value) -> bool {
-    action(v, "session_started")
-        && succeeded(v)
+    succeeded(v)
         && is(v, "user.name", GUEST_USER)
         && is(v, "sensor.audit.service", "sshd")
         && at(v, "sensor.session_id").as_u64().is_some()
@@ -219,8 +244,7 @@ fn is_ssh_session(v: &Value) -> bool {
 
 /// sudo's own audit record (USER_CMD): who ran what.
 fn is_sudo_command(v: &Value) -> bool {
-    action(v, "ran_command")
-        && succeeded(v)
+    succeeded(v)
         && is(v, "user.name", GUEST_USER)
         && at(v, "sensor.audit.command").as_str().is_some_and(|c| c.contains("/etc/shadow"))
 }
@@ -228,8 +252,7 @@ fn is_sudo_command(v: &Value) -> bool {
 /// The command sudo started: root, a child of sudo, and still tied to the
 /// user's login (the login uid survives sudo).
 fn is_sudo_exec(v: &Value) -> bool {
-    action(v, "exec")
-        && is(v, "process.name", "cat")
+    is(v, "process.name", "cat")
         && lists(v, "process.args", "/etc/shadow")
         && by_root(v)
         && is(v, "process.parent.name", "sudo")
@@ -237,27 +260,24 @@ fn is_sudo_exec(v: &Value) -> bool {
 }
 
 fn is_backdoor_user(v: &Value) -> bool {
-    action(v, "added_user_account") && is(v, "user.name", BACKDOOR_USER)
+    is(v, "user.name", BACKDOOR_USER)
 }
 
 fn is_authorized_keys_write(v: &Value) -> bool {
-    action(v, "open_write")
-        && succeeded(v)
+    succeeded(v)
         && is(v, "file.path", AUTHORIZED_KEYS)
         && lists(v, "sensor.file_write.open_flags", "O_APPEND")
 }
 
 fn is_setuid_chmod(v: &Value) -> bool {
-    action(v, "chmod")
-        && succeeded(v)
+    succeeded(v)
         && by_root(v)
         && is(v, "file.path", SETUID_COPY)
         && lists(v, "sensor.file_change.special_bits", "setuid")
 }
 
 fn is_setcap(v: &Value) -> bool {
-    action(v, "set_xattr")
-        && succeeded(v)
+    succeeded(v)
         && is(v, "file.path", CAPABILITY_COPY)
         && is(v, "sensor.file_change.xattr.name", "security.capability")
         && lists(v, "sensor.file_change.xattr.capabilities.permitted", "CAP_NET_RAW")
@@ -267,22 +287,20 @@ fn is_setcap(v: &Value) -> bool {
 /// by bash to the host is the reverse shell (the sensor's own connections
 /// to the collector are filtered in the kernel, and are not bash's).
 fn is_reverse_shell(v: &Value) -> bool {
-    action(v, "connect")
-        && succeeded(v)
+    succeeded(v)
         && is(v, "process.name", "bash")
         && is(v, "destination.ip", HOST_IP)
         && is(v, "network.transport", "tcp")
 }
 
 fn is_memfd_exec(v: &Value) -> bool {
-    action(v, "exec")
-        && is(v, "sensor.fileless", "memfd")
+    is(v, "sensor.fileless", "memfd")
         && lists(v, "process.args", MEMFD_MARKER)
         && at(v, "process.executable").as_str().is_some_and(|e| e.contains(MEMFD_NAME))
 }
 
 fn is_cron_write(v: &Value) -> bool {
-    action(v, "open_write") && succeeded(v) && is(v, "file.path", CRON_FILE) && lists(v, "event.type", "creation")
+    succeeded(v) && is(v, "file.path", CRON_FILE) && lists(v, "event.type", "creation")
 }
 
 /// `truncate` opens then ftruncates; a shell's `: > f` opens with O_TRUNC.
@@ -296,8 +314,7 @@ fn is_audit_rules_deleted(v: &Value) -> bool {
     let removes_a_rule = at(v, "sensor.audit.records")
         .as_array()
         .is_some_and(|rs| rs.iter().any(|r| r["fields"]["op"] == "remove_rule"));
-    action(v, "audit_config_changed")
-        && is(v, "event.kind", "alert")
+    is(v, "event.kind", "alert")
         && at(v, "sensor.audit.tamper") == &Value::Bool(true)
         && removes_a_rule
 }
@@ -313,17 +330,16 @@ fn is_container_exec(v: &Value) -> bool {
     let marked = at(v, "process.args")
         .as_array()
         .is_some_and(|a| a.iter().any(|x| x.as_str().is_some_and(|s| s.contains(CONTAINER_MARKER))));
-    action(v, "exec") && in_scenario_container(v) && marked
+    in_scenario_container(v) && marked
 }
 
 fn is_container_connect(v: &Value) -> bool {
-    action(v, "connect") && succeeded(v) && in_scenario_container(v) && is(v, "destination.ip", HOST_IP)
+    succeeded(v) && in_scenario_container(v) && is(v, "destination.ip", HOST_IP)
 }
 
 /// The path is the container's view or the host's: only its name is sure.
 fn is_container_chmod(v: &Value) -> bool {
-    action(v, "chmod")
-        && succeeded(v)
+    succeeded(v)
         && in_scenario_container(v)
         && at(v, "file.path").as_str().is_some_and(|p| p.ends_with(CONTAINER_FILE))
         && lists(v, "sensor.file_change.special_bits", "setuid")
@@ -332,7 +348,7 @@ fn is_container_chmod(v: &Value) -> bool {
 /// By the script's shell (its `kill` builtin): systemd's own SIGTERM when
 /// the service stops is not the attack.
 fn is_sensor_kill(v: &Value) -> bool {
-    action(v, "signal_sensor") && is(v, "sensor.signal.name", "SIGTERM") && by_root(v) && is(v, "process.name", "bash")
+    is(v, "sensor.signal.name", "SIGTERM") && by_root(v) && is(v, "process.name", "bash")
 }
 
 // ---- the report ----
@@ -340,8 +356,13 @@ fn is_sensor_kill(v: &Value) -> bool {
 /// What became of one expected event.
 struct Check {
     what: &'static str,
+    actions: &'static [&'static str],
     needed: usize,
     seen: usize,
+    /// Events of the expected action since the step (later steps'
+    /// included) that differed in other fields: a miss with some of these
+    /// may be a field, not a missing hook.
+    other_fields: usize,
     /// From the step's time to the receipt of the event that completed
     /// the check (the `needed`-th match); negative within the slack.
     latency_ms: Option<i64>,
@@ -402,14 +423,16 @@ pub fn verify(steps: &[StepTime], events: &[Received]) -> Report {
 
 fn check(expect: &Expect, step_ms: u64, events: &[Received]) -> Check {
     let since = step_ms.saturating_sub(SLACK_MS);
-    let mut times: Vec<u64> =
-        events.iter().filter(|r| r.at_ms >= since && (expect.matches)(&r.event)).map(|r| r.at_ms).collect();
+    let candidates: Vec<&Received> = events.iter().filter(|r| r.at_ms >= since && expect.is_action(&r.event)).collect();
+    let mut times: Vec<u64> = candidates.iter().filter(|r| (expect.matches)(&r.event)).map(|r| r.at_ms).collect();
     times.sort_unstable();
     let completed = expect.count.checked_sub(1).and_then(|i| times.get(i));
     Check {
         what: expect.what,
+        actions: expect.actions,
         needed: expect.count,
         seen: times.len(),
+        other_fields: candidates.len() - times.len(),
         latency_ms: completed.map(|&t| t as i64 - step_ms as i64),
     }
 }
@@ -445,7 +468,7 @@ impl StepResult {
                     let found = if c.found() {
                         format!("yes ({})", c.seen)
                     } else {
-                        format!("no ({} of {})", c.seen, c.needed)
+                        format!("no ({} of {}; {} other `{}` since)", c.seen, c.needed, c.other_fields, c.actions.join("`/`"))
                     };
                     let latency = c.latency_ms.map_or_else(|| "-".into(), |ms| ms.to_string());
                     (c.what.to_owned(), self.verdict(&found), latency)
