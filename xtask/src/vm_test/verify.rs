@@ -33,9 +33,10 @@ pub struct StepTime {
 pub const EXPECTED_MISSING: &[&str] = &[];
 
 /// An event received this much before its step's recorded time still
-/// counts: both times are the host's clock, so this only absorbs the
-/// millisecond rounding and the moment between `date` and the action, while
-/// still keeping earlier steps' events from counting for later ones.
+/// counts. Both times are the host's clock and the step's is taken before
+/// its action, so the step's events cannot come earlier; this is a margin
+/// for rounding and clock slew, small enough to keep the previous step's
+/// events from counting for this one.
 const SLACK_MS: u64 = 500;
 
 // What the scenario script does, by name: keep in step with
@@ -50,8 +51,8 @@ const AUTHORIZED_KEYS: &str = "/root/.ssh/authorized_keys";
 const SETUID_COPY: &str = "/tmp/.sh";
 const CAPABILITY_COPY: &str = "/tmp/.ping";
 const MEMFD_MARKER: &str = "scenario-memfd-ran";
-/// The kernel names the executable `/memfd:NAME` (plus ` (deleted)` on
-/// older kernels).
+/// The kernel names the executable `/memfd:NAME`, possibly followed by
+/// ` (deleted)`.
 const MEMFD_NAME: &str = "memfd:scenario";
 const CRON_FILE: &str = "/etc/cron.d/scenario";
 const LOG_FILE: &str = "/var/log/dpkg.log";
