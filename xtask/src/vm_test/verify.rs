@@ -1,0 +1,494 @@
+//! Whether the sensor in a guest reported every step of the scripted
+//! intrusion (`scripts/attack-scenario.sh`), judged from what the host's
+//! collector received. Pure: the harness reads the steps file and the
+//! collector; this module only parses and matches.
+//!
+//! Each step expects one or more events, matched on the fields the real
+//! sensor emits (the names come from its integration tests and from
+//! captured output, see the fixtures). A step is found when all of its
+//! expected events arrived after the step started.
+
+use std::fmt::Write as _;
+
+use anyhow::{Context as _, Result, bail};
+use serde_json::Value;
+
+/// One event as the collector got it: receipt time (host clock, ms since
+/// the epoch) and the parsed JSON.
+pub struct Received {
+    pub at_ms: u64,
+    pub event: Value,
+}
+
+/// A line of the steps file: the step's name and the host time, taken
+/// right before its action.
+pub struct StepTime {
+    pub name: String,
+    pub at_ms: u64,
+}
+
+/// Steps whose capability the sensor does not have yet: reported as such
+/// rather than failing the run. One list, so that it is plain what is
+/// missing; it should end up empty.
+pub const EXPECTED_MISSING: &[&str] = &[];
+
+/// An event received this much before its step's recorded time still
+/// counts. Both times are the host's clock and the step's is taken before
+/// its action, so the step's events cannot come earlier; this is a margin
+/// for rounding and clock slew, small enough to keep the previous step's
+/// events from counting for this one.
+const SLACK_MS: u64 = 500;
+
+// What the scenario script does, by name: keep in step with
+// scripts/attack-scenario.sh.
+const GUEST_USER: &str = "dev";
+/// The host as the guest sees it (QEMU user networking): the ssh client's
+/// address and the reverse shell's target.
+const HOST_IP: &str = "10.0.2.2";
+const BRUTE_FORCE_ATTEMPTS: usize = 4;
+const BACKDOOR_USER: &str = "backdoor";
+const AUTHORIZED_KEYS: &str = "/root/.ssh/authorized_keys";
+const SETUID_COPY: &str = "/tmp/.sh";
+const CAPABILITY_COPY: &str = "/tmp/.ping";
+const MEMFD_MARKER: &str = "scenario-memfd-ran";
+/// The kernel names the executable `/memfd:NAME`, possibly followed by
+/// ` (deleted)`.
+const MEMFD_NAME: &str = "memfd:scenario";
+const CRON_FILE: &str = "/etc/cron.d/scenario";
+const LOG_FILE: &str = "/var/log/dpkg.log";
+const CONTAINER_NAME: &str = "scenario";
+/// podman records the image with its tag (`localhost/busybox:latest`).
+const CONTAINER_IMAGE: &str = "localhost/busybox";
+const CONTAINER_MARKER: &str = "scenario-in-container";
+const CONTAINER_FILE: &str = "scenario-suid";
+
+/// Parses the steps file: one `NAME<TAB>EPOCH_MS` per line. A malformed
+/// or repeated line is an error rather than skipped, since it means the
+/// script and this verifier no longer agree.
+pub fn parse_steps(text: &str) -> Result<Vec<StepTime>> {
+    let mut steps: Vec<StepTime> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let step = parse_step(line).with_context(|| format!("steps file line {}: {line:?}", i + 1))?;
+        if steps.iter().any(|s| s.name == step.name) {
+            bail!("steps file line {}: step {} appears twice", i + 1, step.name);
+        }
+        steps.push(step);
+    }
+    Ok(steps)
+}
+
+fn parse_step(line: &str) -> Result<StepTime> {
+    let Some((name, ms)) = line.split_once('\t') else { bail!("expected NAME<TAB>EPOCH_MS") };
+    if name.is_empty() || name.contains(char::is_whitespace) {
+        bail!("the step name must be one word");
+    }
+    let at_ms = ms.trim_end_matches('\r').parse().context("EPOCH_MS is not a whole number of milliseconds")?;
+    Ok(StepTime { name: name.to_owned(), at_ms })
+}
+
+/// One event a step must produce.
+struct Expect {
+    /// What the table shows as expected.
+    what: &'static str,
+    /// The `event.action` values it can have. Kept apart from the other
+    /// fields so that a miss can say how many events of the right action
+    /// came but differed, which points at a field rather than a hook.
+    actions: &'static [&'static str],
+    /// Matching events needed (the brute force needs one per attempt).
+    count: usize,
+    /// The fields beyond the action.
+    matches: fn(&Value) -> bool,
+}
+
+impl Expect {
+    fn is_action(&self, v: &Value) -> bool {
+        self.actions.iter().any(|a| action(v, a))
+    }
+}
+
+struct Step {
+    name: &'static str,
+    expects: &'static [Expect],
+}
+
+const fn one(what: &'static str, actions: &'static [&'static str], matches: fn(&Value) -> bool) -> Expect {
+    Expect { what, actions, count: 1, matches }
+}
+
+/// The scenario, in the script's order.
+const SCENARIO: &[Step] = &[
+    Step {
+        name: "ssh_bruteforce",
+        expects: &[Expect {
+            what: "4 sshd authentication failures for dev from 10.0.2.2",
+            actions: &["authenticated"],
+            count: BRUTE_FORCE_ATTEMPTS,
+            matches: is_ssh_auth_failure,
+        }],
+    },
+    Step {
+        name: "ssh_login",
+        expects: &[
+            one("sshd authentication success for dev from 10.0.2.2", &["authenticated"], is_ssh_auth_success),
+            one("session started for dev, with its session id", &["session_started"], is_ssh_session),
+        ],
+    },
+    Step {
+        name: "sudo_root",
+        expects: &[
+            one("sudo ran_command `cat /etc/shadow` by dev", &["ran_command"], is_sudo_command),
+            one("exec of cat /etc/shadow as root, parent sudo, login user dev", &["exec"], is_sudo_exec),
+        ],
+    },
+    Step {
+        name: "backdoor_account",
+        expects: &[
+            one("added_user_account backdoor", &["added_user_account"], is_backdoor_user),
+            one("open_write of /root/.ssh/authorized_keys (append)", &["open_write"], is_authorized_keys_write),
+        ],
+    },
+    Step {
+        name: "setuid_shell",
+        expects: &[one("chmod of /tmp/.sh naming the setuid bit", &["chmod"], is_setuid_chmod)],
+    },
+    Step {
+        name: "file_capability",
+        expects: &[one("set_xattr security.capability with CAP_NET_RAW on /tmp/.ping", &["set_xattr"], is_setcap)],
+    },
+    Step {
+        name: "reverse_shell",
+        expects: &[one("successful connect by bash to 10.0.2.2", &["connect"], is_reverse_shell)],
+    },
+    Step { name: "memfd_exec", expects: &[one("exec flagged fileless (memfd)", &["exec"], is_memfd_exec)] },
+    Step {
+        name: "cron_persistence",
+        expects: &[one("creation of /etc/cron.d/scenario", &["open_write"], is_cron_write)],
+    },
+    Step {
+        name: "log_truncation",
+        expects: &[one("truncate of /var/log/dpkg.log", &["truncate", "open_write"], is_log_truncation)],
+    },
+    Step {
+        name: "audit_rules_deleted",
+        expects: &[one("audit_config_changed remove_rule, tamper alert", &["audit_config_changed"], is_audit_rules_deleted)],
+    },
+    Step {
+        name: "container_activity",
+        expects: &[
+            one("exec in container scenario", &["exec"], is_container_exec),
+            one("connect to 10.0.2.2 from container scenario", &["connect"], is_container_connect),
+            one("chmod setuid in container scenario", &["chmod"], is_container_chmod),
+        ],
+    },
+    Step {
+        name: "sensor_kill",
+        expects: &[one("signal_sensor SIGTERM by root's bash", &["signal_sensor"], is_sensor_kill)],
+    },
+];
+
+// ---- field access ----
+
+/// The value at a dotted path (`process.parent.name`), or null.
+fn at<'a>(v: &'a Value, path: &str) -> &'a Value {
+    path.split('.').try_fold(v, |v, key| v.get(key)).unwrap_or(&Value::Null)
+}
+
+fn is(v: &Value, path: &str, want: &str) -> bool {
+    at(v, path).as_str() == Some(want)
+}
+
+fn action(v: &Value, want: &str) -> bool {
+    is(v, "event.action", want)
+}
+
+fn succeeded(v: &Value) -> bool {
+    is(v, "event.outcome", "success")
+}
+
+/// Whether the array at `path` holds the string `want`.
+fn lists(v: &Value, path: &str, want: &str) -> bool {
+    at(v, path).as_array().is_some_and(|a| a.iter().any(|x| x.as_str() == Some(want)))
+}
+
+fn by_root(v: &Value) -> bool {
+    is(v, "process.user.name", "root")
+}
+
+// ---- the steps' events: the fields beyond `event.action` ----
+
+/// PAM's authentication through sshd (audit), for the guest user, from
+/// the host.
+fn is_ssh_auth(v: &Value, outcome: &str) -> bool {
+    is(v, "event.outcome", outcome)
+        && is(v, "user.name", GUEST_USER)
+        && is(v, "sensor.audit.service", "sshd")
+        && is(v, "source.ip", HOST_IP)
+}
+
+fn is_ssh_auth_failure(v: &Value) -> bool {
+    is_ssh_auth(v, "failure")
+}
+
+fn is_ssh_auth_success(v: &Value) -> bool {
+    is_ssh_auth(v, "success")
+}
+
+fn is_ssh_session(v: &Value) -> bool {
+    succeeded(v)
+        && is(v, "user.name", GUEST_USER)
+        && is(v, "sensor.audit.service", "sshd")
+        && at(v, "sensor.session_id").as_u64().is_some()
+}
+
+/// sudo's own audit record (USER_CMD): who ran what.
+fn is_sudo_command(v: &Value) -> bool {
+    succeeded(v)
+        && is(v, "user.name", GUEST_USER)
+        && at(v, "sensor.audit.command").as_str().is_some_and(|c| c.contains("/etc/shadow"))
+}
+
+/// The command sudo started: root, a child of sudo, and still tied to the
+/// user's login (the login uid survives sudo).
+fn is_sudo_exec(v: &Value) -> bool {
+    is(v, "process.name", "cat")
+        && lists(v, "process.args", "/etc/shadow")
+        && by_root(v)
+        && is(v, "process.parent.name", "sudo")
+        && is(v, "sensor.login_user.name", GUEST_USER)
+}
+
+fn is_backdoor_user(v: &Value) -> bool {
+    is(v, "user.name", BACKDOOR_USER)
+}
+
+fn is_authorized_keys_write(v: &Value) -> bool {
+    succeeded(v)
+        && is(v, "file.path", AUTHORIZED_KEYS)
+        && lists(v, "sensor.file_write.open_flags", "O_APPEND")
+}
+
+fn is_setuid_chmod(v: &Value) -> bool {
+    succeeded(v)
+        && by_root(v)
+        && is(v, "file.path", SETUID_COPY)
+        && lists(v, "sensor.file_change.special_bits", "setuid")
+}
+
+fn is_setcap(v: &Value) -> bool {
+    succeeded(v)
+        && is(v, "file.path", CAPABILITY_COPY)
+        && is(v, "sensor.file_change.xattr.name", "security.capability")
+        && lists(v, "sensor.file_change.xattr.capabilities.permitted", "CAP_NET_RAW")
+}
+
+/// The listener's port is the harness's choice, unknown here; a connect
+/// by bash to the host is the reverse shell (the sensor's own connections
+/// to the collector are filtered in the kernel, and are not bash's).
+fn is_reverse_shell(v: &Value) -> bool {
+    succeeded(v)
+        && is(v, "process.name", "bash")
+        && is(v, "destination.ip", HOST_IP)
+        && is(v, "network.transport", "tcp")
+}
+
+fn is_memfd_exec(v: &Value) -> bool {
+    is(v, "sensor.fileless", "memfd")
+        && lists(v, "process.args", MEMFD_MARKER)
+        && at(v, "process.executable").as_str().is_some_and(|e| e.contains(MEMFD_NAME))
+}
+
+fn is_cron_write(v: &Value) -> bool {
+    succeeded(v) && is(v, "file.path", CRON_FILE) && lists(v, "event.type", "creation")
+}
+
+/// `truncate` opens then ftruncates; a shell's `: > f` opens with O_TRUNC.
+fn is_log_truncation(v: &Value) -> bool {
+    let truncating = action(v, "truncate")
+        || (action(v, "open_write") && lists(v, "sensor.file_write.open_flags", "O_TRUNC"));
+    truncating && succeeded(v) && is(v, "file.path", LOG_FILE)
+}
+
+fn is_audit_rules_deleted(v: &Value) -> bool {
+    let removes_a_rule = at(v, "sensor.audit.records")
+        .as_array()
+        .is_some_and(|rs| rs.iter().any(|r| r["fields"]["op"] == "remove_rule"));
+    is(v, "event.kind", "alert")
+        && at(v, "sensor.audit.tamper") == &Value::Bool(true)
+        && removes_a_rule
+}
+
+/// The container named as podman has it, with its id and image.
+fn in_scenario_container(v: &Value) -> bool {
+    at(v, "container.id").as_str().is_some_and(|id| !id.is_empty())
+        && is(v, "container.name", CONTAINER_NAME)
+        && at(v, "container.image.name").as_str().is_some_and(|i| i.starts_with(CONTAINER_IMAGE))
+}
+
+fn is_container_exec(v: &Value) -> bool {
+    let marked = at(v, "process.args")
+        .as_array()
+        .is_some_and(|a| a.iter().any(|x| x.as_str().is_some_and(|s| s.contains(CONTAINER_MARKER))));
+    in_scenario_container(v) && marked
+}
+
+fn is_container_connect(v: &Value) -> bool {
+    succeeded(v) && in_scenario_container(v) && is(v, "destination.ip", HOST_IP)
+}
+
+/// The path is the container's view or the host's: only its name is sure.
+fn is_container_chmod(v: &Value) -> bool {
+    succeeded(v)
+        && in_scenario_container(v)
+        && at(v, "file.path").as_str().is_some_and(|p| p.ends_with(CONTAINER_FILE))
+        && lists(v, "sensor.file_change.special_bits", "setuid")
+}
+
+/// By the script's shell (its `kill` builtin): systemd's own SIGTERM when
+/// the service stops is not the attack.
+fn is_sensor_kill(v: &Value) -> bool {
+    is(v, "sensor.signal.name", "SIGTERM") && by_root(v) && is(v, "process.name", "bash")
+}
+
+// ---- the report ----
+
+/// What became of one expected event.
+struct Check {
+    what: &'static str,
+    actions: &'static [&'static str],
+    needed: usize,
+    seen: usize,
+    /// Events of the expected action since the step (later steps'
+    /// included) that differed in other fields: a miss with some of these
+    /// may be a field, not a missing hook.
+    other_fields: usize,
+    /// From the step's time to the receipt of the event that completed
+    /// the check (the `needed`-th match); negative within the slack.
+    latency_ms: Option<i64>,
+}
+
+impl Check {
+    fn found(&self) -> bool {
+        self.seen >= self.needed
+    }
+}
+
+enum Outcome {
+    /// The step ran; its checks say what was seen.
+    Ran(Vec<Check>),
+    /// In the scenario, but absent from the steps file: the script stopped
+    /// before it.
+    NotRun,
+    /// In the steps file, but this verifier has no expectations for it.
+    Unknown,
+}
+
+struct StepResult {
+    name: String,
+    expected_missing: bool,
+    outcome: Outcome,
+}
+
+impl StepResult {
+    fn found(&self) -> bool {
+        matches!(&self.outcome, Outcome::Ran(checks) if checks.iter().all(Check::found))
+    }
+}
+
+/// The verdict on a run, step by step.
+pub struct Report {
+    steps: Vec<StepResult>,
+}
+
+/// Matches the received events against every step of the scenario, and
+/// names any step in the steps file that the scenario does not know.
+pub fn verify(steps: &[StepTime], events: &[Received]) -> Report {
+    let mut results: Vec<StepResult> = SCENARIO
+        .iter()
+        .map(|spec| StepResult {
+            name: spec.name.to_owned(),
+            expected_missing: EXPECTED_MISSING.contains(&spec.name),
+            outcome: match steps.iter().find(|s| s.name == spec.name) {
+                Some(step) => Outcome::Ran(spec.expects.iter().map(|e| check(e, step.at_ms, events)).collect()),
+                None => Outcome::NotRun,
+            },
+        })
+        .collect();
+    for step in steps.iter().filter(|s| !SCENARIO.iter().any(|spec| spec.name == s.name)) {
+        results.push(StepResult { name: step.name.clone(), expected_missing: false, outcome: Outcome::Unknown });
+    }
+    Report { steps: results }
+}
+
+fn check(expect: &Expect, step_ms: u64, events: &[Received]) -> Check {
+    let since = step_ms.saturating_sub(SLACK_MS);
+    let candidates: Vec<&Received> = events.iter().filter(|r| r.at_ms >= since && expect.is_action(&r.event)).collect();
+    let mut times: Vec<u64> = candidates.iter().filter(|r| (expect.matches)(&r.event)).map(|r| r.at_ms).collect();
+    times.sort_unstable();
+    let completed = expect.count.checked_sub(1).and_then(|i| times.get(i));
+    Check {
+        what: expect.what,
+        actions: expect.actions,
+        needed: expect.count,
+        seen: times.len(),
+        other_fields: candidates.len() - times.len(),
+        latency_ms: completed.map(|&t| t as i64 - step_ms as i64),
+    }
+}
+
+impl Report {
+    /// A markdown table: one row per expected event.
+    pub fn table(&self) -> String {
+        let mut out = String::from("| step | expected | found | latency (ms) |\n|---|---|---|---|\n");
+        for step in &self.steps {
+            for (what, found, latency) in step.rows() {
+                let _ = writeln!(out, "| {} | {what} | {found} | {latency} |", step.name);
+            }
+        }
+        out
+    }
+
+    /// Steps not found, except those listed as expected missing: the
+    /// harness fails naming them.
+    pub fn undetected(&self) -> Vec<String> {
+        self.steps.iter().filter(|s| !s.expected_missing && !s.found()).map(|s| s.name.clone()).collect()
+    }
+}
+
+impl StepResult {
+    /// (expected, found, latency) cells of this step's rows.
+    fn rows(&self) -> Vec<(String, String, String)> {
+        match &self.outcome {
+            Outcome::NotRun => vec![("(step not in the steps file)".into(), self.verdict("not run"), "-".into())],
+            Outcome::Unknown => vec![("(no expectations in verify.rs)".into(), "unknown step".into(), "-".into())],
+            Outcome::Ran(checks) => checks
+                .iter()
+                .map(|c| {
+                    let found = if c.found() {
+                        format!("yes ({})", c.seen)
+                    } else {
+                        format!("no ({} of {}; {} other `{}` since)", c.seen, c.needed, c.other_fields, c.actions.join("`/`"))
+                    };
+                    let latency = c.latency_ms.map_or_else(|| "-".into(), |ms| ms.to_string());
+                    (c.what.to_owned(), self.verdict(&found), latency)
+                })
+                .collect(),
+        }
+    }
+
+    /// A cell of the found column, saying when the step is listed as
+    /// expected missing (and when such a step turns out to be found, so
+    /// that the list gets shortened).
+    fn verdict(&self, found: &str) -> String {
+        match (self.expected_missing, self.found()) {
+            (false, _) => found.to_owned(),
+            (true, false) => format!("expected missing: {found}"),
+            (true, true) => format!("{found}, but listed in EXPECTED_MISSING: remove it"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

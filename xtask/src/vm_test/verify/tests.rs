@@ -1,0 +1,220 @@
+//! The fixture (`fixtures/scenario-events.jsonl`) holds one event per line,
+//! tagged with the step it belongs to, trimmed (no host, agent, ids or
+//! ancestors). The eBPF events are real output of the sensor on the build
+//! machine doing the script's actions; where the build machine's view
+//! differs from the guest's (a watched tree under /tmp instead of /etc,
+//! 127.0.0.1 instead of 10.0.2.2) the line's `note` says what was changed.
+//! The audit events (logins, sudo, useradd, auditctl) cannot be produced
+//! here without creating users or changing audit rules: they are the
+//! output of the sensor's own audit pipeline (parse, normalize,
+//! `Pipeline::audit`) on audit log lines as Debian's PAM, sudo, useradd
+//! and auditctl write them, and their `note` says so.
+
+use serde_json::Value;
+
+use super::*;
+
+const FIXTURE: &str = include_str!("../fixtures/scenario-events.jsonl");
+const SCRIPT: &str = include_str!("../../../../scripts/attack-scenario.sh");
+
+/// Step times one minute apart, in the scenario's order.
+const T0: u64 = 1_764_600_000_000;
+const STEP_GAP_MS: u64 = 60_000;
+
+fn fixture() -> Vec<(String, Value)> {
+    FIXTURE
+        .lines()
+        .map(|l| {
+            let mut v: Value = serde_json::from_str(l).expect("fixture line is JSON");
+            let step = v["step"].as_str().expect("fixture line names its step").to_owned();
+            (step, v["event"].take())
+        })
+        .collect()
+}
+
+fn steps() -> Vec<StepTime> {
+    SCENARIO
+        .iter()
+        .enumerate()
+        .map(|(i, s)| StepTime { name: s.name.to_owned(), at_ms: T0 + i as u64 * STEP_GAP_MS })
+        .collect()
+}
+
+fn step_ms(name: &str) -> u64 {
+    steps().into_iter().find(|s| s.name == name).expect("a scenario step").at_ms
+}
+
+/// Every fixture event, received 100 ms apart after its step's time.
+fn run(mut keep: impl FnMut(&str, &Value) -> bool) -> Vec<Received> {
+    fixture()
+        .into_iter()
+        .enumerate()
+        .filter(|(_, (step, v))| keep(step, v))
+        .map(|(i, (step, event))| Received { at_ms: step_ms(&step) + 100 * (i as u64 + 1), event })
+        .collect()
+}
+
+#[test]
+fn a_full_run_finds_every_step() {
+    let report = verify(&steps(), &run(|_, _| true));
+    assert_eq!(report.undetected(), Vec::<String>::new(), "{}", report.table());
+    let table = report.table();
+    for step in SCENARIO {
+        assert!(table.contains(&format!("| {} |", step.name)), "{table}");
+    }
+    assert!(!table.contains("| no ("), "{table}");
+}
+
+#[test]
+fn every_expectation_is_met_by_its_own_steps_fixture() {
+    // Each expectation matches an event of its own step, so a fixture that
+    // drifts from the predicates fails here by name, not only as a count.
+    let events = fixture();
+    for step in SCENARIO {
+        for e in step.expects {
+            let n = events.iter().filter(|(s, v)| s == step.name && (e.matches)(v)).count();
+            assert!(n >= e.count, "{}: {} matched {n} of {} fixture events", step.name, e.what, e.count);
+        }
+    }
+}
+
+#[test]
+fn a_missing_connect_names_exactly_the_reverse_shell() {
+    let report = verify(&steps(), &run(|step, v| !(step == "reverse_shell" && v["event"]["action"] == "connect")));
+    assert_eq!(report.undetected(), vec!["reverse_shell".to_owned()], "{}", report.table());
+    assert!(
+        report.table().contains("| reverse_shell | successful connect by bash to 10.0.2.2 | no (0 of 1; 1 other `connect` since) | - |"),
+        "the container's connect came, but not bash's to the host: {}",
+        report.table()
+    );
+}
+
+#[test]
+fn a_step_needs_all_of_its_events() {
+    // The container's connect alone missing: its exec and chmod do not
+    // make the step found.
+    let report = verify(&steps(), &run(|step, v| !(step == "container_activity" && v["event"]["action"] == "connect")));
+    assert_eq!(report.undetected(), vec!["container_activity".to_owned()]);
+    // Three failed logins of the four: not a brute force seen.
+    let mut dropped = false;
+    let report = verify(
+        &steps(),
+        &run(|step, _| {
+            let drop = step == "ssh_bruteforce" && !dropped;
+            dropped |= drop;
+            !drop
+        }),
+    );
+    assert_eq!(report.undetected(), vec!["ssh_bruteforce".to_owned()]);
+    assert!(report.table().contains("no (3 of 4; 1 other `authenticated` since)"), "the login's success: {}", report.table());
+}
+
+#[test]
+fn events_before_the_step_do_not_count() {
+    let at = step_ms("setuid_shell");
+    let chmod = fixture().into_iter().find(|(s, _)| s == "setuid_shell").expect("fixture").1;
+    let others = run(|step, _| step != "setuid_shell");
+    let with = |at_ms: u64| {
+        let mut events = others.iter().map(|r| Received { at_ms: r.at_ms, event: r.event.clone() }).collect::<Vec<_>>();
+        events.push(Received { at_ms, event: chmod.clone() });
+        verify(&steps(), &events)
+    };
+    assert_eq!(with(at - SLACK_MS - 1).undetected(), vec!["setuid_shell".to_owned()], "before the slack");
+    assert!(with(at - SLACK_MS).undetected().is_empty(), "within the slack");
+    assert!(with(at + 5).undetected().is_empty());
+}
+
+#[test]
+fn latency_is_to_the_event_that_completes_the_step() {
+    let at = step_ms("ssh_bruteforce");
+    let failure = fixture().into_iter().find(|(s, _)| s == "ssh_bruteforce").expect("fixture").1;
+    let events: Vec<Received> =
+        [40, 10, 30, 20, 99_000].iter().map(|d| Received { at_ms: at + d, event: failure.clone() }).collect();
+    let report = verify(&steps(), &events);
+    // The fourth failure, in receipt order, completed the step.
+    assert!(report.table().contains("| ssh_bruteforce | 4 sshd authentication failures for dev from 10.0.2.2 | yes (5) | 40 |"), "{}", report.table());
+}
+
+#[test]
+fn steps_not_run_and_unknown_steps_are_undetected() {
+    let mut steps: Vec<StepTime> = steps().into_iter().filter(|s| s.name != "sensor_kill").collect();
+    steps.push(StepTime { name: "port_scan".into(), at_ms: T0 });
+    let report = verify(&steps, &run(|_, _| true));
+    assert_eq!(report.undetected(), vec!["sensor_kill".to_owned(), "port_scan".to_owned()]);
+    let table = report.table();
+    assert!(table.contains("| sensor_kill | (step not in the steps file) | not run | - |"), "{table}");
+    assert!(table.contains("| port_scan | (no expectations in verify.rs) | unknown step | - |"), "{table}");
+}
+
+#[test]
+fn expected_missing_steps_are_shown_but_not_undetected() {
+    let mut report = verify(&steps(), &run(|step, _| step != "memfd_exec"));
+    for s in &mut report.steps {
+        s.expected_missing = s.name == "memfd_exec" || s.name == "cron_persistence";
+    }
+    assert!(report.undetected().is_empty(), "{}", report.table());
+    let table = report.table();
+    assert!(table.contains("| memfd_exec | exec flagged fileless (memfd) | expected missing: no (0 of 1; 1 other `exec` since) | - |"), "{table}");
+    // Found although listed: the table says to shorten the list.
+    assert!(table.contains("listed in EXPECTED_MISSING: remove it"), "{table}");
+}
+
+#[test]
+fn expected_missing_names_scenario_steps() {
+    for name in EXPECTED_MISSING {
+        assert!(SCENARIO.iter().any(|s| s.name == *name), "{name} is not a step of the scenario");
+    }
+}
+
+#[test]
+fn parse_steps_reads_the_scripts_lines() {
+    let steps = parse_steps("ssh_bruteforce\t1764600000123\nssh_login\t1764600004567\n\n").expect("parses");
+    assert_eq!(steps.len(), 2);
+    assert_eq!((steps[1].name.as_str(), steps[1].at_ms), ("ssh_login", 1_764_600_004_567));
+}
+
+#[test]
+fn parse_steps_rejects_bad_lines() {
+    for (text, why) in [
+        ("ssh_login 1764600004567\n", "no tab"),
+        ("ssh_login\t17646000x4567\n", "not a number"),
+        ("ssh_login\t\n", "no time"),
+        ("\t1764600004567\n", "no name"),
+        ("ssh_login\t1\textra\n", "a third field"),
+        ("ssh_login\t1\nssh_login\t2\n", "a repeated step"),
+    ] {
+        let err = parse_steps(text).err().unwrap_or_else(|| panic!("{why}: accepted {text:?}"));
+        assert!(format!("{err:#}").contains("line"), "{why}: the error names the line: {err:#}");
+    }
+}
+
+#[test]
+fn the_script_plays_the_scenarios_steps_in_order() {
+    let played: Vec<&str> = SCRIPT
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("step "))
+        .filter(|name| !name.starts_with('(') && !name.contains('$'))
+        .collect();
+    let expected: Vec<&str> = SCENARIO.iter().map(|s| s.name).collect();
+    assert_eq!(played, expected, "scripts/attack-scenario.sh and verify.rs disagree on the steps");
+}
+
+#[test]
+fn the_script_uses_the_names_the_verifier_matches() {
+    for name in [
+        BACKDOOR_USER,
+        AUTHORIZED_KEYS,
+        SETUID_COPY,
+        CAPABILITY_COPY,
+        MEMFD_MARKER,
+        CRON_FILE,
+        LOG_FILE,
+        CONTAINER_NAME,
+        CONTAINER_IMAGE,
+        CONTAINER_MARKER,
+        CONTAINER_FILE,
+        HOST_IP,
+    ] {
+        assert!(SCRIPT.contains(name), "scripts/attack-scenario.sh does not mention {name}");
+    }
+}
