@@ -103,9 +103,13 @@ impl Image {
             key.with_extension("pub").display()
         );
         let include = PACKAGES.iter().map(|s| s.to_string()).chain(kernels.iter().cloned()).collect::<Vec<_>>().join(",");
-        println!("vm-test: building the guest image (mmdebstrap, a few minutes; cached afterwards)");
+        let log_path = scratch.join("mmdebstrap.log");
+        println!("vm-test: building the guest image (mmdebstrap, a few minutes; cached afterwards; log in {})", log_path.display());
+        let log = std::fs::File::create(&log_path)?;
         cmd::run(
             Command::new("mmdebstrap")
+                .stdout(log.try_clone()?)
+                .stderr(log)
                 .args(["--variant=apt", "--mode=root", "--aptopt=Acquire::Languages \"none\""])
                 .arg(format!("--include={include}"))
                 .arg(format!("--customize-hook={hook}"))
@@ -115,7 +119,8 @@ impl Image {
                 // apt takes bookworm's versions of everything else.
                 .args(crate::apt::SUITES.iter().map(|s| format!("deb http://deb.debian.org/debian {s} main"))),
             "mmdebstrap (the guest's root filesystem)",
-        )?;
+        )
+        .with_context(|| format!("its log ends:\n{}", tail(&log_path, 30)))?;
         // The kernels boot from outside the disk (-kernel/-initrd).
         let boot = scratch.join("boot");
         std::fs::create_dir_all(&boot)?;
@@ -141,6 +146,12 @@ impl Image {
         println!("vm-test: guest image built in {:.0} s", started.elapsed().as_secs_f64());
         Ok(())
     }
+}
+
+fn tail(path: &std::path::Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// FNV-1a, 64 bits: a cache key that is stable across Rust versions

@@ -11,7 +11,7 @@ mod guest;
 mod image;
 pub mod verify;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -71,7 +71,8 @@ pub fn run(sensor: &Path, opts: &Options) -> Result<()> {
     }
     let packages: Vec<String> = kernels.iter().map(|(_, p)| p.clone()).collect();
     let image = Image::ensure(&packages)?;
-    let out = PathBuf::from("target/vm-test");
+    // Absolute: rsyslogd and the scenario resolve paths from elsewhere.
+    let out = std::path::absolute("target/vm-test")?;
 
     let mut outcomes = Vec::new();
     for spec in runs {
