@@ -127,7 +127,7 @@ for tool in perl podman setcap getcap auditctl busybox useradd; do
 done
 userdel -r "$1" >/dev/null 2>&1 || true
 podman rm -f -t 0 "$2" >/dev/null 2>&1 || true
-rm -f /etc/cron.d/scenario /tmp/.sh /tmp/.ping
+rm -f /etc/cron.d/scenario /tmp/.sh /tmp/.ping /tmp/.rootkit.ko
 echo "scenario: a line for the log truncation" >>"$3"
 auditctl -d always,exit -F arch=b64 -S mknodat -k scenario >/dev/null 2>&1 || true
 auditctl -a always,exit -F arch=b64 -S mknodat -k scenario >/dev/null
@@ -251,6 +251,16 @@ EOF
     [[ $out == *scenario-memfd-ran* ]] || die "the program in the memfd did not run: $out"
 }
 
+# A rootkit's load: the image is garbage, so the kernel refuses it, and
+# the attempt must still be reported with its outcome.
+module_load() {
+    step module_load
+    as_root <<'EOF'
+head -c 4096 /dev/urandom >/tmp/.rootkit.ko
+if insmod /tmp/.rootkit.ko 2>/dev/null; then echo "the kernel loaded garbage" >&2; exit 1; fi
+EOF
+}
+
 cron_persistence() {
     step cron_persistence
     as_root <<'EOF'
@@ -320,6 +330,7 @@ main() {
     file_capability
     reverse_shell
     memfd_exec
+    module_load
     cron_persistence
     log_truncation
     audit_rules_deleted

@@ -113,7 +113,7 @@ impl Drop for Collector {
 /// Milliseconds since the epoch of rsyslog's `date-rfc3339`, e.g.
 /// `2026-12-01T14:10:00.123456+00:00`. By hand: xtask has no date crate
 /// and this is the one timestamp it reads.
-fn rfc3339_ms(s: &str) -> Option<u64> {
+pub(super) fn rfc3339_ms(s: &str) -> Option<u64> {
     let num = |a: usize, b: usize| s.get(a..b)?.parse::<i64>().ok();
     let (y, mo, d, h, mi, sec) = (num(0, 4)?, num(5, 7)?, num(8, 10)?, num(11, 13)?, num(14, 16)?, num(17, 19)?);
     let rest = s.get(19..)?;

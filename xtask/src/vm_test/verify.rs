@@ -54,6 +54,7 @@ const MEMFD_MARKER: &str = "scenario-memfd-ran";
 /// The kernel names the executable `/memfd:NAME`, possibly followed by
 /// ` (deleted)`.
 const MEMFD_NAME: &str = "memfd:scenario";
+const ROOTKIT: &str = "/tmp/.rootkit.ko";
 const CRON_FILE: &str = "/etc/cron.d/scenario";
 const LOG_FILE: &str = "/var/log/dpkg.log";
 const CONTAINER_NAME: &str = "scenario";
@@ -152,7 +153,7 @@ const SCENARIO: &[Step] = &[
     },
     Step {
         name: "setuid_shell",
-        expects: &[one("chmod of /tmp/.sh naming the setuid bit", &["chmod"], is_setuid_chmod)],
+        expects: &[one("chmod of /tmp/.sh naming the setuid bit, mode before 0755", &["chmod"], is_setuid_chmod)],
     },
     Step {
         name: "file_capability",
@@ -163,6 +164,10 @@ const SCENARIO: &[Step] = &[
         expects: &[one("successful connect by bash to 10.0.2.2", &["connect"], is_reverse_shell)],
     },
     Step { name: "memfd_exec", expects: &[one("exec flagged fileless (memfd)", &["exec"], is_memfd_exec)] },
+    Step {
+        name: "module_load",
+        expects: &[one("refused module_load of /tmp/.rootkit.ko", &["module_load"], is_refused_module)],
+    },
     Step {
         name: "cron_persistence",
         expects: &[one("creation of /etc/cron.d/scenario", &["open_write"], is_cron_write)],
@@ -270,11 +275,19 @@ fn is_authorized_keys_write(v: &Value) -> bool {
         && lists(v, "sensor.file_write.open_flags", "O_APPEND")
 }
 
+/// With the mode from before the call (cp makes 0755): it comes from
+/// fentry/security_inode_setattr, which every guest kernel loads, so the
+/// fentry variant is what this checks there.
 fn is_setuid_chmod(v: &Value) -> bool {
     succeeded(v)
         && by_root(v)
         && is(v, "file.path", SETUID_COPY)
         && lists(v, "sensor.file_change.special_bits", "setuid")
+        && is(v, "sensor.file_change.before.mode", "0755")
+}
+
+fn is_refused_module(v: &Value) -> bool {
+    is(v, "event.outcome", "failure") && is(v, "file.path", ROOTKIT) && by_root(v)
 }
 
 fn is_setcap(v: &Value) -> bool {

@@ -1,14 +1,8 @@
-//! The fixture (`fixtures/scenario-events.jsonl`) holds one event per line,
-//! tagged with the step it belongs to, trimmed (no host, agent, ids or
-//! ancestors). The eBPF events are real output of the sensor on the build
-//! machine doing the script's actions; where the build machine's view
-//! differs from the guest's (a watched tree under /tmp instead of /etc,
-//! 127.0.0.1 instead of 10.0.2.2) the line's `note` says what was changed.
-//! The audit events (logins, sudo, useradd, auditctl) cannot be produced
-//! here without creating users or changing audit rules: they are the
-//! output of the sensor's own audit pipeline (parse, normalize,
-//! `Pipeline::audit`) on audit log lines as Debian's PAM, sudo, useradd
-//! and auditctl write them, and their `note` says so.
+//! The fixture (`fixtures/scenario-events.jsonl`) holds, for each of the
+//! scenario's expectations, the events that met it in a real guest run of
+//! `cargo xtask vm-test` (bullseye's 5.10), tagged with their step and
+//! trimmed of the fields every event repeats (host, agent, timestamp).
+//! `refresh_fixture_from_a_guest_run` below writes it again from a run.
 
 use serde_json::Value;
 
@@ -217,4 +211,49 @@ fn the_script_uses_the_names_the_verifier_matches() {
     ] {
         assert!(SCRIPT.contains(name), "scripts/attack-scenario.sh does not mention {name}");
     }
+}
+
+/// Rewrites the fixture from a real guest run: for each expectation, the
+/// first events (as many as it needs) that match it after its step, with
+/// the fields every event repeats (host, agent, timestamp) left out.
+/// `VM_TEST_RUN=target/vm-test/5.10 cargo test -p xtask -- --ignored refresh_fixture`
+#[test]
+#[ignore = "refreshes the fixture from a guest run named by VM_TEST_RUN"]
+fn refresh_fixture_from_a_guest_run() {
+    let dir = std::path::PathBuf::from(std::env::var_os("VM_TEST_RUN").expect("VM_TEST_RUN=<run dir>"));
+    let steps = parse_steps(&std::fs::read_to_string(dir.join("steps.tsv")).expect("steps.tsv")).expect("steps");
+    let received = std::fs::read_to_string(dir.join("collector/received.log")).expect("received.log");
+    // (receipt time, event), as the harness's collector reads them.
+    let events: Vec<(u64, Value)> = received
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(t, json)| {
+            let at = crate::vm_test::collector::rfc3339_ms(t).expect("a receipt time");
+            (at, serde_json::from_str::<Value>(json.trim()).expect("JSON"))
+        })
+        .collect();
+    let run = dir.file_name().expect("run name").to_string_lossy().into_owned();
+    let mut out = String::new();
+    for step in SCENARIO {
+        let since = steps.iter().find(|s| s.name == step.name).expect("the step ran").at_ms.saturating_sub(SLACK_MS);
+        for e in step.expects {
+            let matched: Vec<&Value> = events
+                .iter()
+                .filter(|(t, v)| *t >= since && e.is_action(v) && (e.matches)(v))
+                .map(|(_, v)| v)
+                .take(e.count)
+                .collect();
+            assert_eq!(matched.len(), e.count, "{}: {} not in the run", step.name, e.what);
+            for v in matched {
+                let mut v = v.clone();
+                for key in ["host", "agent", "@timestamp"] {
+                    v.as_object_mut().expect("an object").remove(key);
+                }
+                let note = format!("captured by cargo xtask vm-test, run {run}");
+                out.push_str(&serde_json::json!({"step": step.name, "note": note, "event": v}).to_string());
+                out.push('\n');
+            }
+        }
+    }
+    std::fs::write(concat!(env!("CARGO_MANIFEST_DIR"), "/src/vm_test/fixtures/scenario-events.jsonl"), out).expect("write");
 }
