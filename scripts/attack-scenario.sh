@@ -12,6 +12,8 @@
 #   LISTEN_PORT     host port this script listens on for the reverse shell;
 #                   the guest reaches the host as 10.0.2.2 (QEMU user net)
 #   STEPS           file the step lines are appended to
+#   HOST_IP         optional: the host as the guest sees it (10.0.2.2)
+#   LISTEN_ADDRESS  optional: where the host listener binds (127.0.0.1)
 #
 # Every action that must succeed is checked; a failure exits non-zero and
 # names the step, so that a broken scenario is not mistaken for a sensor
@@ -22,8 +24,11 @@ set -Eeuo pipefail
 
 : "${SSH_PORT:?}" "${SSH_KEY:?}" "${GUEST_USER:?}" "${GUEST_PASSWORD:?}" "${LISTEN_PORT:?}" "${STEPS:?}"
 
-# The guest's view of the host (QEMU user networking).
-readonly HOST_IP=10.0.2.2
+# The guest's view of the host: QEMU's user network (and VirtualBox's NAT)
+# make it 10.0.2.2; under Vagrant with libvirt, set HOST_IP to the
+# network's gateway and LISTEN_ADDRESS to 0.0.0.0.
+readonly HOST_IP=${HOST_IP:-10.0.2.2}
+readonly LISTEN_ADDRESS=${LISTEN_ADDRESS:-127.0.0.1}
 # Names the verifier matches on: keep in step with verify.rs.
 readonly BACKDOOR_USER=backdoor
 readonly LOG_FILE=/var/log/dpkg.log
@@ -79,12 +84,12 @@ accepted() {
 # accepts, logs, tells the shell to exit (so the guest side ends on its
 # own), reads what comes back for a few seconds and closes.
 start_listener() {
-    python3 - "$LISTEN_PORT" "$WORK/listener.log" <<'PY' &
+    python3 - "$LISTEN_ADDRESS" "$LISTEN_PORT" "$WORK/listener.log" <<'PY' &
 import socket, sys
-port, log = int(sys.argv[1]), open(sys.argv[2], "a", buffering=1)
+address, port, log = sys.argv[1], int(sys.argv[2]), open(sys.argv[3], "a", buffering=1)
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", port))
+s.bind((address, port))
 s.listen(8)
 log.write("listening\n")
 while True:
