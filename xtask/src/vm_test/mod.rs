@@ -81,9 +81,8 @@ pub fn run(sensor: &Path, opts: &Options) -> Result<()> {
         let started = Instant::now();
         let result = play(&image, &package, spec, sensor, opts, &out.join(spec.name));
         let elapsed = started.elapsed();
-        match &result {
-            Ok(report) => println!("{}", report.table()),
-            Err(e) => eprintln!("vm-test: run {} failed: {e:#}", spec.name),
+        if let Err(e) = &result {
+            eprintln!("vm-test: run {} failed: {e:#}", spec.name);
         }
         outcomes.push((spec.name, package, elapsed, result));
     }
@@ -132,12 +131,12 @@ fn play(image: &Image, package: &str, spec: &RunSpec, sensor: &Path, opts: &Opti
     guest.run("/opt/vm-test/import-busybox.sh", "importing the container image")?;
 
     let steps_file = dir.join("steps.tsv");
-    let scenario = play_scenario(&mut guest, &steps_file, dir);
-    // What the guest kept, for whoever reads a failure: its own copy of
-    // the events and the sensor's log.
-    let _ = save(&mut guest, "cat /var/log/sensor/events.jsonl", &dir.join("guest-events.jsonl"));
-    let _ = save(&mut guest, "journalctl -u sensor --no-pager -o cat", &dir.join("sensor.log"));
-    scenario?;
+    if let Err(e) = play_scenario(&mut guest, &steps_file, dir) {
+        // What the guest kept, for whoever reads the failure.
+        let _ = save(&mut guest, "cat /var/log/sensor/events.jsonl*", &dir.join("guest-events.jsonl"));
+        let _ = save(&mut guest, "journalctl -u sensor --no-pager -o cat", &dir.join("sensor.log"));
+        return Err(e);
+    }
 
     let steps = verify::parse_steps(&std::fs::read_to_string(&steps_file).context("reading the scenario's steps")?)?;
     // Events keep arriving after the scenario: poll until every step is
@@ -153,6 +152,15 @@ fn play(image: &Image, package: &str, spec: &RunSpec, sensor: &Path, opts: &Opti
         std::thread::sleep(Duration::from_secs(2));
     };
     println!("vm-test: {}: the collector's events are in {}", spec.name, collector.output().display());
+    println!("{}", report.table());
+    // The guest's own copy, taken after the collector's events settled, so
+    // that it holds at least what the collector got.
+    let local = save(&mut guest, "cat /var/log/sensor/events.jsonl*", &dir.join("guest-events.jsonl"))?;
+    save(&mut guest, "journalctl -u sensor --no-pager -o cat", &dir.join("sensor.log"))?;
+    let problems = verify::completeness(&collector.received()?, &local);
+    if !problems.is_empty() {
+        bail!("events were lost between the guest and the collector: {}", problems.join("; "));
+    }
     guest.shutdown();
     Ok(report)
 }
@@ -234,10 +242,11 @@ fn play_scenario(guest: &mut Guest, steps: &Path, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn save(guest: &mut Guest, script: &str, to: &Path) -> Result<()> {
+/// Writes what `script` prints in the guest to `to`, and returns it.
+fn save(guest: &mut Guest, script: &str, to: &Path) -> Result<String> {
     let text = guest.run(script, "saving the guest's files")?;
-    std::fs::write(to, text)?;
-    Ok(())
+    std::fs::write(to, &text).with_context(|| format!("writing {}", to.display()))?;
+    Ok(text)
 }
 
 /// A local TCP port nobody listens on now: bound once, then released.

@@ -503,5 +503,39 @@ impl StepResult {
     }
 }
 
+/// What the collector got, checked as a whole rather than step by step:
+/// `event.sequence` must run from 1 without a gap (the sensor persists it
+/// across its restart by the scenario's kill, so a gap is an event lost on
+/// the way; a repeat is not a loss, delivery being at-least-once), and
+/// every event must also be in the guest's own copy (`local`: the file
+/// sink's lines). Returns the problems found.
+pub fn completeness(events: &[Received], local: &str) -> Vec<String> {
+    use std::collections::HashSet;
+    let mut problems = Vec::new();
+    let mut seqs = HashSet::new();
+    for r in events {
+        match at(&r.event, "event.sequence").as_u64() {
+            Some(n) => drop(seqs.insert(n)),
+            None => problems.push(format!("an event without event.sequence: {}", r.event)),
+        }
+    }
+    let last = seqs.iter().copied().max().unwrap_or(0);
+    let missing: Vec<u64> = (1..=last).filter(|n| !seqs.contains(n)).collect();
+    if !missing.is_empty() {
+        let shown: Vec<String> = missing.iter().take(10).map(u64::to_string).collect();
+        problems.push(format!("{} sequence numbers below {last} never reached the collector: {}", missing.len(), shown.join(", ")));
+    }
+    let local_ids: HashSet<String> = local
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| at(&v, "event.id").as_str().map(str::to_owned))
+        .collect();
+    let absent = events.iter().filter(|r| at(&r.event, "event.id").as_str().is_none_or(|id| !local_ids.contains(id))).count();
+    if absent > 0 {
+        problems.push(format!("{absent} events the collector got are not in the guest's own copy"));
+    }
+    problems
+}
+
 #[cfg(test)]
 mod tests;

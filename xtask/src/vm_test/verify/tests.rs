@@ -257,3 +257,33 @@ fn refresh_fixture_from_a_guest_run() {
     }
     std::fs::write(concat!(env!("CARGO_MANIFEST_DIR"), "/src/vm_test/fixtures/scenario-events.jsonl"), out).expect("write");
 }
+
+fn numbered(seqs: &[u64]) -> Vec<Received> {
+    seqs.iter()
+        .map(|n| Received { at_ms: T0, event: serde_json::json!({"event": {"sequence": n, "id": format!("a-{n}")}}) })
+        .collect()
+}
+
+fn local_copy(seqs: &[u64]) -> String {
+    seqs.iter().map(|n| format!("{{\"event\":{{\"sequence\":{n},\"id\":\"a-{n}\"}}}}\n")).collect()
+}
+
+#[test]
+fn a_complete_stream_has_no_problems() {
+    let events = numbered(&[3, 1, 2, 2, 4]);
+    assert_eq!(completeness(&events, &local_copy(&[1, 2, 3, 4, 5])), Vec::<String>::new(), "a repeat is not a loss");
+}
+
+#[test]
+fn a_gap_in_the_sequence_is_named() {
+    let problems = completeness(&numbered(&[1, 2, 5, 6]), &local_copy(&[1, 2, 3, 4, 5, 6]));
+    assert_eq!(problems, vec!["2 sequence numbers below 6 never reached the collector: 3, 4".to_owned()]);
+}
+
+#[test]
+fn events_missing_from_the_guests_copy_are_counted() {
+    let mut local = local_copy(&[1, 3]);
+    local.push_str("not json\n");
+    let problems = completeness(&numbered(&[1, 2, 3]), &local);
+    assert_eq!(problems, vec!["1 events the collector got are not in the guest's own copy".to_owned()]);
+}
