@@ -9,13 +9,14 @@ use sensor_common::{ID_UNSET, TaskInfo};
 
 use crate::enrich::clock::BootClock;
 use crate::enrich::container;
+use crate::enrich::exehash::{ExeHasher, HashConfig, Outcome};
 use crate::enrich::runtime::{Lookup, RuntimeCache};
 use crate::enrich::process::{CredState, EntityIds, ProcessInfo, ProcessTable};
 use crate::enrich::procfs::ProcSnapshot;
 use crate::enrich::user::{Accounts, UserNames};
 use crate::event::{
-    Agent, Cgroup, Container, ContainerImage, ContainerLookups, ErrorInfo, Labels, Orchestrator,
-    OrchestratorResource, Event, EventMeta, Gain, Heartbeat, Host, Lost, PrivilegeGain,
+    Agent, Cgroup, Container, ContainerImage, ContainerLookups, ErrorInfo, ExecutableHashes, Labels, Orchestrator,
+    OrchestratorResource, Event, EventMeta, Gain, Heartbeat, Host, Lost, PrivilegeGain, ProcessHash,
     ProbeErrorCount, Process, SensorFields, SequenceGap, Signal, Text, Thread, caps,
 };
 use crate::sink::sequence::SequenceLease;
@@ -49,6 +50,8 @@ pub struct Pipeline {
     lease: Option<SequenceLease>,
     /// Container names, images and pods by id (bounded; see `enrich::runtime`).
     runtimes: RuntimeCache,
+    /// `process.hash`, when `[process] hash_executables` is on.
+    hasher: Option<ExeHasher>,
 }
 
 /// What an event is, in ECS terms.
@@ -100,7 +103,15 @@ impl Pipeline {
             watched: Default::default(),
             lease: None,
             runtimes: RuntimeCache::new(Lookup::default()),
+            hasher: None,
         }
+    }
+
+    /// Turns executable hashing on (before `seed`, so that processes found
+    /// at start are hashed too).
+    pub fn enable_hashing(&mut self, config: HashConfig) -> std::io::Result<()> {
+        self.hasher = Some(ExeHasher::start(config)?);
+        Ok(())
     }
 
     /// Continue numbering after `last` (from an earlier run), persisting
@@ -134,6 +145,8 @@ impl Pipeline {
                 working_directory: s.cwd.map(Text),
                 container: s.cgroup.as_deref().and_then(container::from_cgroup_path),
                 creds: None,
+                // Queued, never waited for: nothing is emitted yet.
+                exe_hash: self.hasher.as_mut().map(|h| h.identify(s.pid, false).0.ok_or("exited")),
                 exited: false,
             };
             self.table.upsert(info);
@@ -176,7 +189,14 @@ impl Pipeline {
         // The kernel names a memfd's file `memfd:<name>`, a pseudo file with
         // no parent: its whole path is that one component.
         let fileless = e.exe_unlinked.then(|| if e.exe.starts_with(b"/memfd:") { "memfd" } else { "deleted" });
+        // Before the entry is borrowed; may wait a bounded moment.
+        let exe_hash = self.hasher.as_mut().map(|h| match h.identify(e.task.tgid, true) {
+            (Some(key), _) => Ok(key),
+            (None, Outcome::Unavailable(why)) => Err(why),
+            (None, Outcome::Sha256(_)) => Err("unknown"),
+        });
         let entry = self.table.entry(e.task.tgid, e.task.ppid, ticks);
+        entry.exe_hash = exe_hash;
         entry.name = Some(comm(&e.task));
         entry.executable = non_empty(e.exe);
         entry.args = Some(args);
@@ -228,6 +248,7 @@ impl Pipeline {
             entry.args = parent.args;
             entry.working_directory = parent.working_directory;
             entry.container = parent.container;
+            entry.exe_hash = parent.exe_hash;
         }
         self.process_event(f.boot_ns, &f.task, Kind::process("fork", START), SensorFields::default())
     }
@@ -267,6 +288,7 @@ impl Pipeline {
             process.thread = Some(Thread { id: task.tid });
         }
         process.start = Some(self.clock.rfc3339(task.start_boottime));
+        self.hash_fields(task.tgid, ticks, &mut process, &mut sensor);
         let container = self.table.get_exact(task.tgid, ticks).and_then(|p| p.container.clone());
         let ancestors = self.table.ancestors(task.ppid, self.ancestry_depth);
         // Processes whose root shows the container's files, nearest first.
@@ -398,6 +420,23 @@ impl Pipeline {
         (Some(out), orchestrator)
     }
 
+    /// `process.hash`, or `sensor.hash_unavailable` saying why not.
+    fn hash_fields(&mut self, pid: u32, ticks: u64, process: &mut Process, sensor: &mut SensorFields) {
+        let Some(hasher) = self.hasher.as_mut() else { return };
+        let known = self.table.get_exact(pid, ticks).and_then(|p| p.exe_hash);
+        let outcome = match known {
+            Some(Ok(key)) => hasher.resolve(key),
+            Some(Err(why)) => Outcome::Unavailable(why),
+            // Never seen to exec, nor found at start (its fork came first
+            // and its parent was unknown).
+            None => Outcome::Unavailable("unknown"),
+        };
+        match outcome {
+            Outcome::Sha256(sha256) => process.hash = Some(ProcessHash { sha256 }),
+            Outcome::Unavailable(why) => sensor.hash_unavailable = Some(why),
+        }
+    }
+
     fn describe(&self, pid: u32, ticks: u64) -> Process {
         match self.table.get_exact(pid, ticks) {
             Some(p) => to_process(p),
@@ -442,6 +481,19 @@ impl Pipeline {
             evicted: s.evicted,
             cached: self.runtimes.cached(),
         });
+        if let Some(h) = &self.hasher {
+            let s = h.stats;
+            heartbeat.executable_hashes = Some(ExecutableHashes {
+                hashed: s.hashed,
+                too_large: s.too_large,
+                errors: s.errors,
+                cache_hits: s.cache_hits,
+                dropped: s.dropped,
+                exited: s.exited,
+                evicted: s.evicted,
+                cached: h.cached(),
+            });
+        }
         let meta = self.meta("metric", HOST, INFO, "heartbeat", None, "sensor");
         self.sensor_event(meta, SensorFields { heartbeat: Some(heartbeat), ..SensorFields::default() })
     }

@@ -153,6 +153,16 @@ pub struct Process {
     pub exit_code: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub thread: Option<Thread>,
+    /// ECS `process.hash`: of the file the process executes (`[process]
+    /// hash_executables`); when it cannot be given, `sensor.hash_unavailable`
+    /// says why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hash: Option<ProcessHash>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcessHash {
+    pub sha256: std::sync::Arc<str>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -364,6 +374,12 @@ pub struct SensorFields {
     /// or `deleted` (unlinked after it was opened). Fileless execution.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fileless: Option<&'static str>,
+    /// Why `process.hash` is absent though hashing is on: `pending` (not
+    /// computed yet; later events of the process carry it), `exited` (gone
+    /// before its executable could be opened), `too_large`, `unreadable`,
+    /// `timeout`, `queue_full`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hash_unavailable: Option<&'static str>,
     /// ptrace: the process attached to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ptrace_target: Option<Ancestor>,
@@ -425,6 +441,7 @@ impl SensorFields {
             cred_change,
             privilege_gain,
             fileless,
+            hash_unavailable,
             ptrace_target,
             module,
             memfd,
@@ -457,6 +474,7 @@ impl SensorFields {
             && cred_change.is_none()
             && privilege_gain.is_none()
             && fileless.is_none()
+            && hash_unavailable.is_none()
             && ptrace_target.is_none()
             && module.is_none()
             && memfd.is_none()
@@ -707,6 +725,25 @@ pub struct Heartbeat {
     /// Container runtime lookups (filled by the pipeline).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub container_lookups: Option<ContainerLookups>,
+    /// Executable hashing (filled by the pipeline when it is on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub executable_hashes: Option<ExecutableHashes>,
+}
+
+/// `process.hash` work since the sensor started (see `enrich::exehash`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ExecutableHashes {
+    pub hashed: u64,
+    pub too_large: u64,
+    /// Unreadable, or slower than `hash_timeout_ms`.
+    pub errors: u64,
+    pub cache_hits: u64,
+    /// Not queued: the hashing thread was behind.
+    pub dropped: u64,
+    /// The process was gone before its executable could be opened.
+    pub exited: u64,
+    pub evicted: u64,
+    pub cached: usize,
 }
 
 /// Lookups of container names, images and pods since the sensor started.
