@@ -28,6 +28,7 @@ mod net;
 mod system;
 mod watch;
 mod audit;
+pub mod bench;
 
 pub struct Pipeline {
     table: ProcessTable,
