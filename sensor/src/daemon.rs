@@ -142,6 +142,11 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             }
             events = crate::source::audit::client::next(&mut audit) => {
                 if let Some(a) = audit.as_mut() {
+                    // What is in the ring buffer happened before this audit
+                    // message was read (it may be waiting out the batch
+                    // delay): handle it first, so the audit event finds the
+                    // exec that started its process.
+                    drain(ring.get_mut(), &mut pipeline, &mut sink, &mut decode_errors)?;
                     audit::emit(a, &mut pipeline, &mut sink, events?)?;
                     sink.flush().map_err(RunError::Output)?;
                 }
@@ -250,6 +255,8 @@ fn heartbeat_fields(router: &Router, interval_s: u64, started: std::time::Instan
             })
             .collect(),
         container_lookups: None,
+        processes_adopted: None,
+        processes_unresolved: None,
         executable_hashes: None,
     }
 }

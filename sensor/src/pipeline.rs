@@ -53,6 +53,12 @@ pub struct Pipeline {
     runtimes: RuntimeCache,
     /// `process.hash`, when `[process] hash_executables` is on.
     hasher: Option<ExeHasher>,
+    /// Which cgroup hierarchy to read from /proc (detected when first needed).
+    cgroup_mode: Option<crate::source::ebpf::offsets::CgroupMode>,
+    /// Processes read from /proc after start because an event named one the
+    /// table did not know, and events whose process was gone by then.
+    adopted: u64,
+    unresolved: u64,
 }
 
 /// What an event is, in ECS terms.
@@ -105,6 +111,9 @@ impl Pipeline {
             lease: None,
             runtimes: RuntimeCache::new(Lookup::default()),
             hasher: None,
+            cgroup_mode: None,
+            adopted: 0,
+            unresolved: 0,
         }
     }
 
@@ -135,6 +144,12 @@ impl Pipeline {
     /// their later events have parents and ancestry.
     pub fn seed(&mut self, snapshots: impl IntoIterator<Item = ProcSnapshot>) {
         for s in snapshots {
+            self.insert_snapshot(s);
+        }
+    }
+
+    fn insert_snapshot(&mut self, s: ProcSnapshot) {
+        {
             let info = ProcessInfo {
                 pid: s.pid,
                 ppid: s.ppid,
@@ -152,6 +167,36 @@ impl Pipeline {
             };
             self.table.upsert(info);
         }
+    }
+
+    /// A live process the table does not know (its fork and exec records
+    /// were lost, or it was evicted from a full table), read from /proc now
+    /// so that its event is not emitted bare. Only the process that started
+    /// at `ticks` is taken: a reused pid is someone else. Counted.
+    fn adopt(&mut self, pid: u32, ticks: Option<u64>) -> bool {
+        let mode = *self.cgroup_mode.get_or_insert_with(crate::source::ebpf::offsets::CgroupMode::detect);
+        let snapshot = crate::enrich::procfs::read_process(std::path::Path::new("/proc"), pid, mode)
+            .filter(|s| ticks.is_none_or(|t| t == s.start_ticks));
+        match snapshot {
+            Some(s) => {
+                self.insert_snapshot(s);
+                self.adopted += 1;
+                true
+            }
+            None => {
+                self.unresolved += 1;
+                false
+            }
+        }
+    }
+
+    /// Makes sure a syscall event's process is in the table: read back
+    /// from /proc if it is not, else an entry with what the record holds.
+    fn known(&mut self, task: &TaskInfo, ticks: u64) {
+        if self.table.get_exact(task.tgid, ticks).is_none() {
+            self.adopt(task.tgid, Some(ticks));
+        }
+        self.table.entry(task.tgid, task.ppid, ticks);
     }
 
     /// Periodic housekeeping, off the per-event path.
@@ -475,6 +520,8 @@ impl Pipeline {
     }
 
     pub fn heartbeat(&mut self, mut heartbeat: Heartbeat) -> Event {
+        heartbeat.processes_adopted = Some(self.adopted);
+        heartbeat.processes_unresolved = Some(self.unresolved);
         let s = self.runtimes.stats;
         heartbeat.container_lookups = Some(ContainerLookups {
             found: s.found,

@@ -725,6 +725,14 @@ pub struct Heartbeat {
     /// Container runtime lookups (filled by the pipeline).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub container_lookups: Option<ContainerLookups>,
+    /// Processes read from /proc because an event named one the process
+    /// table did not know (lost fork/exec records, eviction, an audit record
+    /// ahead of the ring buffer), and events whose process was gone by then
+    /// (emitted with what the kernel record holds). Filled by the pipeline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub processes_adopted: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub processes_unresolved: Option<u64>,
     /// Executable hashing (filled by the pipeline when it is on).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub executable_hashes: Option<ExecutableHashes>,
