@@ -149,6 +149,12 @@ impl Pipeline {
     }
 
     fn insert_snapshot(&mut self, s: ProcSnapshot) {
+        // Queued, never waited for: nothing is emitted yet. Kernel threads
+        // have no executable to hash.
+        let exe_hash = match (&mut self.hasher, &s.exe) {
+            (Some(h), Some(_)) => Some(h.identify(s.pid, false).0.ok_or("exited")),
+            _ => None,
+        };
         {
             let info = ProcessInfo {
                 pid: s.pid,
@@ -161,8 +167,7 @@ impl Pipeline {
                 working_directory: s.cwd.map(Text),
                 container: s.cgroup.as_deref().and_then(container::from_cgroup_path),
                 creds: None,
-                // Queued, never waited for: nothing is emitted yet.
-                exe_hash: self.hasher.as_mut().map(|h| h.identify(s.pid, false).0.ok_or("exited")),
+                exe_hash,
                 exited: false,
             };
             self.table.upsert(info);
@@ -370,7 +375,16 @@ impl Pipeline {
             .get_exact(task.ppid, parent_ticks)
             .or_else(|| self.table.get(task.ppid).filter(|_| task.parent_start_boottime == 0));
         process.parent = Some(Box::new(match parent {
-            Some(p) => to_process(p),
+            Some(p) => {
+                let mut out = to_process(p);
+                // ECS `process.parent.hash`: a lookup, never a wait.
+                if let (Some(h), Some(Ok(key))) = (self.hasher.as_mut(), p.exe_hash) {
+                    if let Outcome::Sha256(sha256) = h.resolve(key) {
+                        out.hash = Some(ProcessHash { sha256 });
+                    }
+                }
+                out
+            }
             // Not in the table (evicted, or died before we started): the
             // kernel still told us who it was.
             None => Process {

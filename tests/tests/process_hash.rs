@@ -67,6 +67,11 @@ fn exec_carries_the_sha256_of_what_ran_even_after_the_file_is_replaced() {
     let pid = child.id() as u64;
     let exec = sensor.wait_for("exec of the hard link", |v| action(v) == "exec" && pid_of(v) == pid);
     assert_eq!(at(&exec, "process.hash.sha256"), want.as_str(), "a cache hit: {exec}");
+    // The parent (this test, found at start and hashed in the background)
+    // is looked up, never waited for: when present it must be right.
+    if let Some(parent) = at(&exec, "process.parent.hash.sha256").as_str() {
+        assert_eq!(parent, sha256sum(&std::env::current_exe().expect("own path")), "{exec}");
+    }
     child.wait().expect("wait");
 
     // The replacement is a different file with its own hash.
