@@ -152,7 +152,7 @@ impl Pipeline {
         // Queued, never waited for: nothing is emitted yet. Kernel threads
         // have no executable to hash.
         let exe_hash = match (&mut self.hasher, &s.exe) {
-            (Some(h), Some(_)) => Some(h.identify(s.pid, false).0.ok_or("exited")),
+            (Some(h), Some(_)) => Some(h.identify(s.pid, None, false).0.ok_or("exited")),
             _ => None,
         };
         {
@@ -241,7 +241,9 @@ impl Pipeline {
         // no parent: its whole path is that one component.
         let fileless = e.exe_unlinked.then(|| if e.exe.starts_with(b"/memfd:") { "memfd" } else { "deleted" });
         // Before the entry is borrowed; may wait a bounded moment.
-        let exe_hash = self.hasher.as_mut().map(|h| match h.identify(e.task.tgid, true) {
+        // A cut path cannot be checked against the running program.
+        let exec_path: &[u8] = if e.exe_truncated { b"" } else { &e.exe };
+        let exe_hash = self.hasher.as_mut().map(|h| match h.identify(e.task.tgid, Some(exec_path), true) {
             (Some(key), _) => Ok(key),
             (None, Outcome::Unavailable(why)) => Err(why),
             (None, Outcome::Sha256(_)) => Err("unknown"),
@@ -552,6 +554,7 @@ impl Pipeline {
                 cache_hits: s.cache_hits,
                 dropped: s.dropped,
                 exited: s.exited,
+                superseded: s.superseded,
                 evicted: s.evicted,
                 cached: h.cached(),
             });

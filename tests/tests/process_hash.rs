@@ -74,6 +74,28 @@ fn exec_carries_the_sha256_of_what_ran_even_after_the_file_is_replaced() {
     }
     child.wait().expect("wait");
 
+    // A shell that execs the copy: by the time the sensor handles the
+    // shell's exec, /proc/PID/exe may already lead to the copy. The shell's
+    // event must then carry no hash, never the copy's.
+    let mut child = Command::new("/bin/sh")
+        .args(["-c", "exec \"$0\" 0.5"])
+        .arg(&same)
+        .spawn()
+        .expect("spawn sh");
+    let pid = child.id() as u64;
+    child.wait().expect("wait");
+    let sh = sensor.wait_for("exec of the shell", |v| {
+        action(v) == "exec" && pid_of(v) == pid && at(v, "process.name") == "sh"
+    });
+    match at(&sh, "process.hash.sha256").as_str() {
+        Some(h) => assert_eq!(h, sha256sum(Path::new("/bin/sh")), "the shell's own, if any: {sh}"),
+        None => assert_eq!(at(&sh, "sensor.hash_unavailable"), "superseded", "{sh}"),
+    }
+    let copy = sensor.wait_for("exec of the copy by the shell", |v| {
+        action(v) == "exec" && pid_of(v) == pid && at(v, "process.name") == "same-inode"
+    });
+    assert_eq!(at(&copy, "process.hash.sha256"), want.as_str(), "{copy}");
+
     // The replacement is a different file with its own hash.
     let mut child = run(&path, "1");
     let pid = child.id() as u64;

@@ -41,7 +41,7 @@ pub fn run(sensor: &Path) -> String {
             for (name, key, note) in [
                 ("exec", "exec_ns_per_event", format!("{table} processes in the table")),
                 ("connect", "connect_ns_per_event", String::new()),
-                ("exec, hash_executables on", "exec_hashed_ns_per_event", "a stat of /proc/PID/exe more".into()),
+                ("exec, hash_executables on", "exec_hashed_ns_per_event", "a stat and a readlink of /proc/PID/exe more".into()),
             ] {
                 let us = v[key].as_f64().unwrap_or(f64::NAN) / 1000.0;
                 let wall = v[key.replace("_ns_", "_wall_ns_").as_str()].as_f64().unwrap_or(f64::NAN) / 1000.0;

@@ -78,7 +78,8 @@ enum State {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Sha256(Arc<str>),
-    /// `pending`, `exited`, `too_large`, `unreadable`, `timeout`, `queue_full`.
+    /// `pending`, `exited`, `superseded`, `too_large`, `unreadable`,
+    /// `timeout`, `queue_full`.
     Unavailable(&'static str),
 }
 
@@ -93,6 +94,8 @@ pub struct HashStats {
     pub dropped: u64,
     /// Execs whose process was gone before its executable could be opened.
     pub exited: u64,
+    /// Execs whose process had exec'd another program by then.
+    pub superseded: u64,
     pub evicted: u64,
 }
 
@@ -216,15 +219,23 @@ impl ExeHasher {
     }
 
     /// The executable of live process `pid`: its identity, and its hash if
-    /// known or quickly computed. `wait`: an exec event may wait a little;
-    /// a process found at start never does.
-    pub fn identify(&mut self, pid: u32, wait: bool) -> (Option<FileKey>, Outcome) {
+    /// known or quickly computed. `exec_path`: the path an exec record
+    /// named, to check the process still runs that program (see
+    /// [`still_runs`]). `wait`: an exec event may wait a little; a process
+    /// found at start never does.
+    pub fn identify(&mut self, pid: u32, exec_path: Option<&[u8]>, wait: bool) -> (Option<FileKey>, Outcome) {
         let link = format!("/proc/{pid}/exe");
         // stat, not open, on the hit path: one syscall and no descriptor.
         let Ok(meta) = std::fs::metadata(&link) else {
             self.stats.exited += 1;
             return (None, Outcome::Unavailable("exited"));
         };
+        // After the stat: an exec in between makes the check fail, never
+        // pass for the wrong file.
+        if exec_path.is_some_and(|path| !still_runs(&link, path)) {
+            self.stats.superseded += 1;
+            return (None, Outcome::Unavailable("superseded"));
+        }
         let key = FileKey::of(&meta);
         if let Some(state) = self.lookup(key) {
             if !matches!(state, State::Pending) {
@@ -363,6 +374,22 @@ impl Drop for ExeHasher {
     }
 }
 
+/// Does the process behind `link` still run the program its exec record
+/// named? It may have exec'd again before the pipeline got to the first
+/// record (`sh -c 'exec prog'`): then the link leads to the later program,
+/// whose hash must not be given to the earlier exec. The link's text is the
+/// path as this process sees it: for a process in a container the path in
+/// the record is its tail, for a file deleted or replaced since it has
+/// ` (deleted)` after it. A renamed binary fails the check: no hash rather
+/// than a guess.
+fn still_runs(link: &str, exec_path: &[u8]) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(target) = std::fs::read_link(link) else { return false };
+    let target = target.as_os_str().as_bytes();
+    let target = target.strip_suffix(b" (deleted)").unwrap_or(target);
+    !exec_path.is_empty() && target.ends_with(exec_path)
+}
+
 fn outcome(state: &State) -> Outcome {
     match state {
         State::Done(h) => Outcome::Sha256(h.clone()),
@@ -422,7 +449,7 @@ mod tests {
         let me = std::process::id();
         let want = sha256_hex(&std::fs::read("/proc/self/exe").expect("read own exe"));
         let mut h = ExeHasher::start(config(u64::MAX)).expect("thread");
-        let (key, mut out) = h.identify(me, true);
+        let (key, mut out) = h.identify(me, None, true);
         // A test binary is large: it may take longer than the wait budget.
         for _ in 0..1000 {
             if out != Outcome::Unavailable("pending") {
@@ -433,7 +460,7 @@ mod tests {
         }
         assert_eq!(out, Outcome::Sha256(want.clone().into()));
         assert_eq!(h.stats.hashed, 1);
-        let (key2, out) = h.identify(me, true);
+        let (key2, out) = h.identify(me, None, true);
         assert_eq!((key2, out), (key, Outcome::Sha256(want.into())));
         assert_eq!(h.stats.cache_hits, 1);
     }
@@ -441,7 +468,7 @@ mod tests {
     #[test]
     fn too_large_is_not_read_and_is_counted() {
         let mut h = ExeHasher::start(config(1000)).expect("thread");
-        let (_, out) = h.identify(std::process::id(), true);
+        let (_, out) = h.identify(std::process::id(), None, true);
         assert_eq!(out, Outcome::Unavailable("too_large"));
         assert_eq!(h.stats.too_large, 1);
         assert_eq!(h.stats.hashed, 0);
@@ -450,8 +477,22 @@ mod tests {
     #[test]
     fn a_gone_process_is_exited_not_guessed() {
         let mut h = ExeHasher::start(config(u64::MAX)).expect("thread");
-        assert_eq!(h.identify(u32::MAX, true).1, Outcome::Unavailable("exited"));
+        assert_eq!(h.identify(u32::MAX, None, true).1, Outcome::Unavailable("exited"));
         assert_eq!(h.stats.exited, 1);
+    }
+
+    #[test]
+    fn an_exec_record_for_another_program_gets_no_hash() {
+        let mut h = ExeHasher::start(config(u64::MAX)).expect("thread");
+        let me = std::process::id();
+        let own = std::fs::read_link("/proc/self/exe").expect("own exe");
+        let own = own.as_os_str().as_encoded_bytes();
+        assert_eq!(h.identify(me, Some(b"/usr/bin/sh"), false).1, Outcome::Unavailable("superseded"));
+        assert_eq!(h.stats.superseded, 1);
+        // The tail of the path (as a container's process names it) is enough.
+        let tail = &own[own.iter().rposition(|&b| b == b'/').expect("a slash")..];
+        assert_ne!(h.identify(me, Some(tail), false).1, Outcome::Unavailable("superseded"));
+        assert_ne!(h.identify(me, Some(own), false).1, Outcome::Unavailable("superseded"));
     }
 
     #[test]

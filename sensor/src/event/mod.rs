@@ -376,8 +376,9 @@ pub struct SensorFields {
     pub fileless: Option<&'static str>,
     /// Why `process.hash` is absent though hashing is on: `pending` (not
     /// computed yet; later events of the process carry it), `exited` (gone
-    /// before its executable could be opened), `too_large`, `unreadable`,
-    /// `timeout`, `queue_full`.
+    /// before its executable could be opened), `superseded` (it had exec'd
+    /// another program by then), `too_large`, `unreadable`, `timeout`,
+    /// `queue_full`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hash_unavailable: Option<&'static str>,
     /// ptrace: the process attached to.
@@ -750,6 +751,8 @@ pub struct ExecutableHashes {
     pub dropped: u64,
     /// The process was gone before its executable could be opened.
     pub exited: u64,
+    /// The process had exec'd another program by then.
+    pub superseded: u64,
     pub evicted: u64,
     pub cached: usize,
 }

@@ -60,6 +60,7 @@ impl Metrics {
             ("cache_hits", h.cache_hits),
             ("dropped", h.dropped),
             ("exited", h.exited),
+            ("superseded", h.superseded),
             ("evicted", h.evicted),
         ] {
             self.executable_hashes.get_or_create(&[("result", name)]).set(value as i64);
