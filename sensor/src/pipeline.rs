@@ -155,23 +155,21 @@ impl Pipeline {
             (Some(h), Some(_)) => Some(h.identify(s.pid, None, false).0.ok_or("exited")),
             _ => None,
         };
-        {
-            let info = ProcessInfo {
-                pid: s.pid,
-                ppid: s.ppid,
-                start_ticks: s.start_ticks,
-                entity_id: self.table.ids.id(s.pid, s.start_ticks),
-                name: Some(Text(s.comm)),
-                executable: s.exe.map(Text),
-                args: Some(s.args.into_iter().map(Text).collect()),
-                working_directory: s.cwd.map(Text),
-                container: s.cgroup.as_deref().and_then(container::from_cgroup_path),
-                creds: None,
-                exe_hash,
-                exited: false,
-            };
-            self.table.upsert(info);
-        }
+        let info = ProcessInfo {
+            pid: s.pid,
+            ppid: s.ppid,
+            start_ticks: s.start_ticks,
+            entity_id: self.table.ids.id(s.pid, s.start_ticks),
+            name: Some(Text(s.comm)),
+            executable: s.exe.map(Text),
+            args: Some(s.args.into_iter().map(Text).collect()),
+            working_directory: s.cwd.map(Text),
+            container: s.cgroup.as_deref().and_then(container::from_cgroup_path),
+            creds: None,
+            exe_hash,
+            exited: false,
+        };
+        self.table.upsert(info);
     }
 
     /// A live process the table does not know (its fork and exec records
