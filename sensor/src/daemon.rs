@@ -49,6 +49,8 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot start the executable hashing thread (process.hash_executables): {0}")]
+    Hasher(#[source] std::io::Error),
     #[error("audit: {0}")]
     Audit(#[from] crate::source::audit::client::AuditError),
 }
@@ -70,6 +72,9 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     let (lease, last_seq) = SequenceLease::open(&config.agent.state_dir)
         .map_err(|source| RunError::Sequence { dir: config.agent.state_dir.clone(), source })?;
     pipeline.resume_sequence(lease, last_seq);
+    if let Some(hashing) = config.process.hashing() {
+        pipeline.enable_hashing(hashing).map_err(RunError::Hasher)?;
+    }
     // Sinks open before the kernel side loads: a bad sink fails the start
     // at once, naming it.
     let mut sink = Router::start(&config.sinks, &config.agent.state_dir)?;
@@ -137,6 +142,11 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             }
             events = crate::source::audit::client::next(&mut audit) => {
                 if let Some(a) = audit.as_mut() {
+                    // What is in the ring buffer happened before this audit
+                    // message was read (it may be waiting out the batch
+                    // delay): handle it first, so the audit event finds the
+                    // exec that started its process.
+                    drain(ring.get_mut(), &mut pipeline, &mut sink, &mut decode_errors)?;
                     audit::emit(a, &mut pipeline, &mut sink, events?)?;
                     sink.flush().map_err(RunError::Output)?;
                 }
@@ -245,6 +255,9 @@ fn heartbeat_fields(router: &Router, interval_s: u64, started: std::time::Instan
             })
             .collect(),
         container_lookups: None,
+        processes_adopted: None,
+        processes_unresolved: None,
+        executable_hashes: None,
     }
 }
 

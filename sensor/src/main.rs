@@ -54,6 +54,14 @@ enum Command {
         #[arg(long, default_value_t = 500_000)]
         events: u64,
     },
+    /// Measure enrichment alone: this process's own exec and exit records
+    /// through the real pipeline, caches warm; prints a JSON report (used by
+    /// `cargo xtask bench`).
+    #[command(hide = true)]
+    BenchEnrich {
+        #[arg(long, default_value_t = 200_000)]
+        events: u64,
+    },
     /// List the audit rules loaded in the kernel, in auditctl syntax; with
     /// --check, translate a rules file without loading it.
     AuditRules {
@@ -110,6 +118,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             let report = rt.block_on(sensor::sink::bench::run(&c.sinks, &c.agent.state_dir, events))?;
             println!("{}", serde_json::to_string(&report)?);
+        }
+        Command::BenchEnrich { events } => {
+            println!("{}", serde_json::to_string(&sensor::pipeline::bench::run(events))?);
         }
         Command::AuditRules { check } => sensor::source::audit::rules::print(check.as_deref())?,
         Command::CheckConfig { config } => {

@@ -9,13 +9,14 @@ use sensor_common::{ID_UNSET, TaskInfo};
 
 use crate::enrich::clock::BootClock;
 use crate::enrich::container;
+use crate::enrich::exehash::{ExeHasher, HashConfig, Outcome};
 use crate::enrich::runtime::{Lookup, RuntimeCache};
 use crate::enrich::process::{CredState, EntityIds, ProcessInfo, ProcessTable};
 use crate::enrich::procfs::ProcSnapshot;
 use crate::enrich::user::{Accounts, UserNames};
 use crate::event::{
-    Agent, Cgroup, Container, ContainerImage, ContainerLookups, ErrorInfo, Labels, Orchestrator,
-    OrchestratorResource, Event, EventMeta, Gain, Heartbeat, Host, Lost, PrivilegeGain,
+    Agent, Cgroup, Container, ContainerImage, ContainerLookups, ErrorInfo, ExecutableHashes, Labels, Orchestrator,
+    OrchestratorResource, Event, EventMeta, Gain, Heartbeat, Host, Lost, PrivilegeGain, ProcessHash,
     ProbeErrorCount, Process, SensorFields, SequenceGap, Signal, Text, Thread, caps,
 };
 use crate::sink::sequence::SequenceLease;
@@ -27,6 +28,7 @@ mod net;
 mod system;
 mod watch;
 mod audit;
+pub mod bench;
 
 pub struct Pipeline {
     table: ProcessTable,
@@ -49,6 +51,14 @@ pub struct Pipeline {
     lease: Option<SequenceLease>,
     /// Container names, images and pods by id (bounded; see `enrich::runtime`).
     runtimes: RuntimeCache,
+    /// `process.hash`, when `[process] hash_executables` is on.
+    hasher: Option<ExeHasher>,
+    /// Which cgroup hierarchy to read from /proc (detected when first needed).
+    cgroup_mode: Option<crate::source::ebpf::offsets::CgroupMode>,
+    /// Processes read from /proc after start because an event named one the
+    /// table did not know, and events whose process was gone by then.
+    adopted: u64,
+    unresolved: u64,
 }
 
 /// What an event is, in ECS terms.
@@ -100,7 +110,18 @@ impl Pipeline {
             watched: Default::default(),
             lease: None,
             runtimes: RuntimeCache::new(Lookup::default()),
+            hasher: None,
+            cgroup_mode: None,
+            adopted: 0,
+            unresolved: 0,
         }
+    }
+
+    /// Turns executable hashing on (before `seed`, so that processes found
+    /// at start are hashed too).
+    pub fn enable_hashing(&mut self, config: HashConfig) -> std::io::Result<()> {
+        self.hasher = Some(ExeHasher::start(config)?);
+        Ok(())
     }
 
     /// Continue numbering after `last` (from an earlier run), persisting
@@ -123,21 +144,62 @@ impl Pipeline {
     /// their later events have parents and ancestry.
     pub fn seed(&mut self, snapshots: impl IntoIterator<Item = ProcSnapshot>) {
         for s in snapshots {
-            let info = ProcessInfo {
-                pid: s.pid,
-                ppid: s.ppid,
-                start_ticks: s.start_ticks,
-                entity_id: self.table.ids.id(s.pid, s.start_ticks),
-                name: Some(Text(s.comm)),
-                executable: s.exe.map(Text),
-                args: Some(s.args.into_iter().map(Text).collect()),
-                working_directory: s.cwd.map(Text),
-                container: s.cgroup.as_deref().and_then(container::from_cgroup_path),
-                creds: None,
-                exited: false,
-            };
-            self.table.upsert(info);
+            self.insert_snapshot(s);
         }
+    }
+
+    fn insert_snapshot(&mut self, s: ProcSnapshot) {
+        // Queued, never waited for: nothing is emitted yet. Kernel threads
+        // have no executable to hash.
+        let exe_hash = match (&mut self.hasher, &s.exe) {
+            (Some(h), Some(_)) => Some(h.identify(s.pid, None, false).0.ok_or("exited")),
+            _ => None,
+        };
+        let info = ProcessInfo {
+            pid: s.pid,
+            ppid: s.ppid,
+            start_ticks: s.start_ticks,
+            entity_id: self.table.ids.id(s.pid, s.start_ticks),
+            name: Some(Text(s.comm)),
+            executable: s.exe.map(Text),
+            args: Some(s.args.into_iter().map(Text).collect()),
+            working_directory: s.cwd.map(Text),
+            container: s.cgroup.as_deref().and_then(container::from_cgroup_path),
+            creds: None,
+            exe_hash,
+            exited: false,
+        };
+        self.table.upsert(info);
+    }
+
+    /// A live process the table does not know (its fork and exec records
+    /// were lost, or it was evicted from a full table), read from /proc now
+    /// so that its event is not emitted bare. Only the process that started
+    /// at `ticks` is taken: a reused pid is someone else. Counted.
+    fn adopt(&mut self, pid: u32, ticks: Option<u64>) -> bool {
+        let mode = *self.cgroup_mode.get_or_insert_with(crate::source::ebpf::offsets::CgroupMode::detect);
+        let snapshot = crate::enrich::procfs::read_process(std::path::Path::new("/proc"), pid, mode)
+            .filter(|s| ticks.is_none_or(|t| t == s.start_ticks));
+        match snapshot {
+            Some(s) => {
+                self.insert_snapshot(s);
+                self.adopted += 1;
+                true
+            }
+            None => {
+                self.unresolved += 1;
+                false
+            }
+        }
+    }
+
+    /// Makes sure a syscall event's process is in the table: read back
+    /// from /proc if it is not, else an entry with what the record holds.
+    fn known(&mut self, task: &TaskInfo, ticks: u64) {
+        if self.table.get_exact(task.tgid, ticks).is_none() {
+            self.adopt(task.tgid, Some(ticks));
+        }
+        self.table.entry(task.tgid, task.ppid, ticks);
     }
 
     /// Periodic housekeeping, off the per-event path.
@@ -176,7 +238,16 @@ impl Pipeline {
         // The kernel names a memfd's file `memfd:<name>`, a pseudo file with
         // no parent: its whole path is that one component.
         let fileless = e.exe_unlinked.then(|| if e.exe.starts_with(b"/memfd:") { "memfd" } else { "deleted" });
+        // Before the entry is borrowed; may wait a bounded moment.
+        // A cut path cannot be checked against the running program.
+        let exec_path: &[u8] = if e.exe_truncated { b"" } else { &e.exe };
+        let exe_hash = self.hasher.as_mut().map(|h| match h.identify(e.task.tgid, Some(exec_path), true) {
+            (Some(key), _) => Ok(key),
+            (None, Outcome::Unavailable(why)) => Err(why),
+            (None, Outcome::Sha256(_)) => Err("unknown"),
+        });
         let entry = self.table.entry(e.task.tgid, e.task.ppid, ticks);
+        entry.exe_hash = exe_hash;
         entry.name = Some(comm(&e.task));
         entry.executable = non_empty(e.exe);
         entry.args = Some(args);
@@ -228,6 +299,7 @@ impl Pipeline {
             entry.args = parent.args;
             entry.working_directory = parent.working_directory;
             entry.container = parent.container;
+            entry.exe_hash = parent.exe_hash;
         }
         self.process_event(f.boot_ns, &f.task, Kind::process("fork", START), SensorFields::default())
     }
@@ -267,6 +339,7 @@ impl Pipeline {
             process.thread = Some(Thread { id: task.tid });
         }
         process.start = Some(self.clock.rfc3339(task.start_boottime));
+        self.hash_fields(task.tgid, ticks, &mut process, &mut sensor);
         let container = self.table.get_exact(task.tgid, ticks).and_then(|p| p.container.clone());
         let ancestors = self.table.ancestors(task.ppid, self.ancestry_depth);
         // Processes whose root shows the container's files, nearest first.
@@ -302,7 +375,16 @@ impl Pipeline {
             .get_exact(task.ppid, parent_ticks)
             .or_else(|| self.table.get(task.ppid).filter(|_| task.parent_start_boottime == 0));
         process.parent = Some(Box::new(match parent {
-            Some(p) => to_process(p),
+            Some(p) => {
+                let mut out = to_process(p);
+                // ECS `process.parent.hash`: a lookup, never a wait.
+                if let (Some(h), Some(Ok(key))) = (self.hasher.as_mut(), p.exe_hash) {
+                    if let Outcome::Sha256(sha256) = h.resolve(key) {
+                        out.hash = Some(ProcessHash { sha256 });
+                    }
+                }
+                out
+            }
             // Not in the table (evicted, or died before we started): the
             // kernel still told us who it was.
             None => Process {
@@ -398,6 +480,23 @@ impl Pipeline {
         (Some(out), orchestrator)
     }
 
+    /// `process.hash`, or `sensor.hash_unavailable` saying why not.
+    fn hash_fields(&mut self, pid: u32, ticks: u64, process: &mut Process, sensor: &mut SensorFields) {
+        let Some(hasher) = self.hasher.as_mut() else { return };
+        let known = self.table.get_exact(pid, ticks).and_then(|p| p.exe_hash);
+        let outcome = match known {
+            Some(Ok(key)) => hasher.resolve(key),
+            Some(Err(why)) => Outcome::Unavailable(why),
+            // Never seen to exec, nor found at start (its fork came first
+            // and its parent was unknown).
+            None => Outcome::Unavailable("unknown"),
+        };
+        match outcome {
+            Outcome::Sha256(sha256) => process.hash = Some(ProcessHash { sha256 }),
+            Outcome::Unavailable(why) => sensor.hash_unavailable = Some(why),
+        }
+    }
+
     fn describe(&self, pid: u32, ticks: u64) -> Process {
         match self.table.get_exact(pid, ticks) {
             Some(p) => to_process(p),
@@ -435,6 +534,8 @@ impl Pipeline {
     }
 
     pub fn heartbeat(&mut self, mut heartbeat: Heartbeat) -> Event {
+        heartbeat.processes_adopted = Some(self.adopted);
+        heartbeat.processes_unresolved = Some(self.unresolved);
         let s = self.runtimes.stats;
         heartbeat.container_lookups = Some(ContainerLookups {
             found: s.found,
@@ -442,6 +543,20 @@ impl Pipeline {
             evicted: s.evicted,
             cached: self.runtimes.cached(),
         });
+        if let Some(h) = &self.hasher {
+            let s = h.stats;
+            heartbeat.executable_hashes = Some(ExecutableHashes {
+                hashed: s.hashed,
+                too_large: s.too_large,
+                errors: s.errors,
+                cache_hits: s.cache_hits,
+                dropped: s.dropped,
+                exited: s.exited,
+                superseded: s.superseded,
+                evicted: s.evicted,
+                cached: h.cached(),
+            });
+        }
         let meta = self.meta("metric", HOST, INFO, "heartbeat", None, "sensor");
         self.sensor_event(meta, SensorFields { heartbeat: Some(heartbeat), ..SensorFields::default() })
     }

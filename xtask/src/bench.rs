@@ -25,7 +25,7 @@ use serde_json::Value;
 
 use crate::{cmd, setup};
 
-const OUT_DIR: &str = "target/bench";
+pub(crate) const OUT_DIR: &str = "target/bench";
 
 struct Scenario {
     name: &'static str,
@@ -51,7 +51,16 @@ struct Monitor {
     note: String,
 }
 
-pub fn run(sensor: &Path, seconds: u64) -> Result<()> {
+pub fn run(sensor: &Path, seconds: u64, only_enrich: bool) -> Result<()> {
+    if only_enrich {
+        std::fs::create_dir_all(OUT_DIR).with_context(|| format!("creating {OUT_DIR}"))?;
+        println!("bench: enrichment and memory with 10,000 processes only");
+        let report = crate::bench_enrich::run(sensor);
+        let path = Path::new(OUT_DIR).join("report-enrich.md");
+        std::fs::write(&path, &report).with_context(|| format!("writing {}", path.display()))?;
+        println!("\n{report}\nbench: written to {}", path.display());
+        return Ok(());
+    }
     let duration = Duration::from_secs(seconds);
     let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
     let marker = format!("sensor-bench-{}", std::process::id());
@@ -76,6 +85,8 @@ pub fn run(sensor: &Path, seconds: u64) -> Result<()> {
     report.push_str(&crate::bench_syscalls::run(sensor, seconds, workers)?);
     println!("bench: sink throughput (file, syslog TCP)");
     report.push_str(&crate::bench_sinks::run(sensor, Path::new(OUT_DIR)));
+    println!("bench: enrichment per event, memory with 10,000 processes");
+    report.push_str(&crate::bench_enrich::run(sensor));
     let path = Path::new(OUT_DIR).join("report.md");
     std::fs::write(&path, &report).with_context(|| format!("writing {}", path.display()))?;
     println!("\n{report}\nbench: written to {}", path.display());

@@ -2,6 +2,7 @@
 //! setup, building the eBPF object, privileged tests, benchmarks.
 
 mod bench;
+mod bench_enrich;
 mod bench_syscalls;
 mod bench_sinks;
 mod cmd;
@@ -90,6 +91,10 @@ enum Command {
         /// Measure this sensor binary instead of building target/release/sensor.
         #[arg(long, value_name = "PATH")]
         sensor: Option<PathBuf>,
+        /// Only the enrichment section (per-event cost, RSS with 10,000
+        /// processes); writes target/bench/report-enrich.md.
+        #[arg(long)]
+        only_enrich: bool,
     },
 }
 
@@ -133,13 +138,13 @@ fn run(cli: Cli) -> Result<()> {
             let bin = build(true)?;
             vm_test::run(&bin, &vm_test::Options { only, disable })
         }
-        Command::Bench { seconds, sensor } => {
+        Command::Bench { seconds, sensor, only_enrich } => {
             require_root("cargo xtask bench")?;
             let bin = match sensor {
                 Some(bin) => bin,
                 None => build(true)?,
             };
-            bench::run(&bin, seconds)
+            bench::run(&bin, seconds, only_enrich)
         }
     }
 }

@@ -56,6 +56,18 @@ pub struct ProcessConfig {
     pub table_size: usize,
     /// Ancestors listed on each event (`sensor.ancestors`), nearest first.
     pub ancestry_depth: usize,
+    /// `process.hash.sha256` of every executable (see `enrich::exehash`).
+    /// Off by default: it reads each distinct program once.
+    pub hash_executables: bool,
+    /// Executables larger than this are not hashed (counted as `too_large`).
+    pub hash_max_bytes: u64,
+    /// How long an exec event may wait for its executable's hash (never more
+    /// than 100 ms in total per second); 0: never wait.
+    pub hash_wait_ms: u64,
+    /// A file whose hashing takes longer is given up (counted as an error).
+    pub hash_timeout_ms: u64,
+    /// Distinct executables whose hash is remembered.
+    pub hash_cache_entries: usize,
 }
 
 /// `[ebpf]`: kernel capture.
@@ -92,7 +104,47 @@ impl Default for ProcessConfig {
         ProcessConfig {
             table_size: 65_536,
             ancestry_depth: 8,
+            hash_executables: false,
+            hash_max_bytes: 64 << 20,
+            hash_wait_ms: 10,
+            hash_timeout_ms: 5000,
+            hash_cache_entries: 4096,
         }
+    }
+}
+
+impl ProcessConfig {
+    fn validate_hashing(&self) -> Result<(), ConfigError> {
+        let invalid = |key, problem: String| Err(ConfigError::Invalid { key, problem });
+        if self.hash_max_bytes == 0 {
+            return invalid("process.hash_max_bytes", "must be greater than 0".into());
+        }
+        if self.hash_wait_ms > 100 {
+            return invalid(
+                "process.hash_wait_ms",
+                format!("{} ms would hold events too long (maximum 100)", self.hash_wait_ms),
+            );
+        }
+        if self.hash_timeout_ms == 0 {
+            return invalid("process.hash_timeout_ms", "must be greater than 0".into());
+        }
+        if !(16..=1 << 20).contains(&self.hash_cache_entries) {
+            return invalid(
+                "process.hash_cache_entries",
+                format!("{} is outside 16..=1048576", self.hash_cache_entries),
+            );
+        }
+        Ok(())
+    }
+
+    /// The hasher's settings, when hashing is on.
+    pub fn hashing(&self) -> Option<crate::enrich::exehash::HashConfig> {
+        self.hash_executables.then(|| crate::enrich::exehash::HashConfig {
+            max_bytes: self.hash_max_bytes,
+            wait: std::time::Duration::from_millis(self.hash_wait_ms),
+            timeout: std::time::Duration::from_millis(self.hash_timeout_ms),
+            cache_entries: self.hash_cache_entries,
+        })
     }
 }
 
@@ -199,6 +251,7 @@ impl Config {
                 problem: format!("{} is more than the maximum of 64", self.process.ancestry_depth),
             });
         }
+        self.process.validate_hashing()?;
         sinks::validate(&self.sinks)?;
         self.telemetry.metrics_socket()?;
         Ok(())
@@ -280,6 +333,22 @@ mod tests {
         assert!(err.contains("filter.ignore_path_prefixes") && err.contains("64 bytes"), "{err}");
         let err = Config::parse("[filter]\nignore_uid = [1]\n").unwrap_err().to_string();
         assert!(err.contains("ignore_uid"), "{err}");
+    }
+
+    #[test]
+    fn hashing_keys_parse_and_bad_values_are_named() {
+        let c = Config::parse("[process]\nhash_executables = true\nhash_max_bytes = 1000\n").expect("valid");
+        let h = c.process.hashing().expect("on");
+        assert_eq!(h.max_bytes, 1000);
+        assert!(Config::default().process.hashing().is_none(), "off by default");
+        let err = Config::parse("[process]\nhash_wait_ms = 5000\n").unwrap_err().to_string();
+        assert!(err.contains("process.hash_wait_ms"), "{err}");
+        let err = Config::parse("[process]\nhash_max_bytes = 0\n").unwrap_err().to_string();
+        assert!(err.contains("process.hash_max_bytes"), "{err}");
+        let err = Config::parse("[process]\nhash_cache_entries = 1\n").unwrap_err().to_string();
+        assert!(err.contains("process.hash_cache_entries"), "{err}");
+        let err = Config::parse("[process]\nhash_executables = \"yes\"\n").unwrap_err().to_string();
+        assert!(err.contains("hash_executables"), "{err}");
     }
 
     #[test]

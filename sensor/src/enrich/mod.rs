@@ -4,6 +4,7 @@
 
 pub mod clock;
 pub mod container;
+pub mod exehash;
 pub mod host;
 pub mod peer;
 pub mod process;

@@ -10,6 +10,7 @@ use std::collections::{HashMap, VecDeque};
 use sha2::{Digest, Sha256};
 
 use crate::enrich::container::ContainerRef;
+use crate::enrich::exehash::FileKey;
 use crate::event::{Ancestor, Text};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +32,10 @@ pub struct ProcessInfo {
     /// more privilege than this, with no credential syscall or exec in
     /// between, is an unexplained gain.
     pub creds: Option<CredState>,
+    /// The executable's identity for `process.hash` (a fork inherits its
+    /// parent's), or why there is none; None when hashing is off or the
+    /// process was never seen to exec.
+    pub exe_hash: Option<Result<FileKey, &'static str>>,
     pub exited: bool,
 }
 
@@ -159,6 +164,7 @@ impl ProcessTable {
                 working_directory: None,
                 container: None,
                 creds: None,
+                exe_hash: None,
                 exited: false,
             };
             self.upsert(info);
@@ -246,6 +252,7 @@ mod tests {
             working_directory: None,
             container: None,
             creds: None,
+            exe_hash: None,
             exited: false,
         }
     }

@@ -7,7 +7,6 @@
 //! Caches are bounded and dropped when the account files may have changed.
 
 use std::collections::HashMap;
-use std::time::SystemTime;
 
 use crate::event::Id;
 
@@ -26,7 +25,8 @@ pub enum Accounts<'a> {
 pub struct UserNames {
     users: HashMap<u32, Option<String>>,
     groups: HashMap<u32, Option<String>>,
-    stamp: Option<(Option<SystemTime>, Option<SystemTime>)>,
+    /// The host's account files as last seen (see [`FileStamp`]).
+    stamp: Option<[Option<FileStamp>; 2]>,
     /// By container id; None when its files could not be read.
     containers: HashMap<String, Option<ContainerAccounts>>,
 }
@@ -135,14 +135,46 @@ impl UserNames {
     /// container's files cannot be watched cheaply; a re-read is two small
     /// files per container per interval, only when it has events).
     pub fn invalidate_if_changed(&mut self) {
-        let mtime = |p: &str| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-        let now = (mtime("/etc/passwd"), mtime("/etc/group"));
+        self.invalidate_if_changed_at(HOST_FILES);
+    }
+
+    fn invalidate_if_changed_at(&mut self, files: [&str; 2]) {
+        let now = files.map(FileStamp::of);
         if self.stamp != Some(now) {
             self.users.clear();
             self.groups.clear();
             self.stamp = Some(now);
         }
         self.containers.clear();
+    }
+}
+
+const HOST_FILES: [&str; 2] = ["/etc/passwd", "/etc/group"];
+
+/// What says an account file changed: useradd and vipw replace the file
+/// (new inode), an editor may write it in place within one mtime tick, and
+/// `cp -p` or `touch -r` put an old mtime back; ctime catches what mtime
+/// misses since nothing but the kernel sets it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl FileStamp {
+    fn of(path: &str) -> Option<FileStamp> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).ok()?;
+        Some(FileStamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        })
     }
 }
 
@@ -209,6 +241,37 @@ mod tests {
         assert_eq!(m.get(&4243).map(String::as_str), Some("ctrgroup"));
         assert_eq!(m.get(&7), None);
         assert_eq!(m.len(), 3);
+    }
+
+    #[test]
+    fn any_change_to_the_account_files_forgets_the_cached_names() {
+        let dir = std::env::temp_dir().join(format!("sensor-user-stamp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let (passwd, group) = (dir.join("passwd"), dir.join("group"));
+        std::fs::write(&passwd, "a:x:1:1\n").expect("write");
+        std::fs::write(&group, "a:x:1:\n").expect("write");
+        let files = [passwd.to_str().expect("utf-8"), group.to_str().expect("utf-8")];
+        let mut n = UserNames::default();
+        n.invalidate_if_changed_at(files);
+        let cached = |n: &mut UserNames| {
+            n.users.insert(1, None);
+            n.invalidate_if_changed_at(files);
+            !n.users.is_empty()
+        };
+        assert!(cached(&mut n), "no change: the cache stays");
+        // Same size, and the old mtime put back: only ctime tells. (Past
+        // the coarse clock tick timestamps may come from on older kernels.)
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let before = std::fs::metadata(&passwd).expect("stat").modified().expect("mtime");
+        std::fs::write(&passwd, "b:x:1:1\n").expect("rewrite");
+        std::fs::File::options().write(true).open(&passwd).expect("open").set_modified(before).expect("touch");
+        assert!(!cached(&mut n), "an in-place rewrite with the old mtime is seen");
+        // Replaced by rename, as useradd does.
+        let new = dir.join("group.new");
+        std::fs::write(&new, "a:x:1:\n").expect("write");
+        std::fs::rename(&new, &group).expect("rename");
+        assert!(!cached(&mut n), "a replaced file is seen");
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

@@ -153,6 +153,16 @@ pub struct Process {
     pub exit_code: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub thread: Option<Thread>,
+    /// ECS `process.hash`: of the file the process executes (`[process]
+    /// hash_executables`); when it cannot be given, `sensor.hash_unavailable`
+    /// says why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hash: Option<ProcessHash>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcessHash {
+    pub sha256: std::sync::Arc<str>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -364,6 +374,13 @@ pub struct SensorFields {
     /// or `deleted` (unlinked after it was opened). Fileless execution.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fileless: Option<&'static str>,
+    /// Why `process.hash` is absent though hashing is on: `pending` (not
+    /// computed yet; later events of the process carry it), `exited` (gone
+    /// before its executable could be opened), `superseded` (it had exec'd
+    /// another program by then), `too_large`, `unreadable`, `timeout`,
+    /// `queue_full`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hash_unavailable: Option<&'static str>,
     /// ptrace: the process attached to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ptrace_target: Option<Ancestor>,
@@ -425,6 +442,7 @@ impl SensorFields {
             cred_change,
             privilege_gain,
             fileless,
+            hash_unavailable,
             ptrace_target,
             module,
             memfd,
@@ -457,6 +475,7 @@ impl SensorFields {
             && cred_change.is_none()
             && privilege_gain.is_none()
             && fileless.is_none()
+            && hash_unavailable.is_none()
             && ptrace_target.is_none()
             && module.is_none()
             && memfd.is_none()
@@ -707,6 +726,35 @@ pub struct Heartbeat {
     /// Container runtime lookups (filled by the pipeline).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub container_lookups: Option<ContainerLookups>,
+    /// Processes read from /proc because an event named one the process
+    /// table did not know (lost fork/exec records, eviction, an audit record
+    /// ahead of the ring buffer), and events whose process was gone by then
+    /// (emitted with what the kernel record holds). Filled by the pipeline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub processes_adopted: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub processes_unresolved: Option<u64>,
+    /// Executable hashing (filled by the pipeline when it is on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub executable_hashes: Option<ExecutableHashes>,
+}
+
+/// `process.hash` work since the sensor started (see `enrich::exehash`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ExecutableHashes {
+    pub hashed: u64,
+    pub too_large: u64,
+    /// Unreadable, or slower than `hash_timeout_ms`.
+    pub errors: u64,
+    pub cache_hits: u64,
+    /// Not queued: the hashing thread was behind.
+    pub dropped: u64,
+    /// The process was gone before its executable could be opened.
+    pub exited: u64,
+    /// The process had exec'd another program by then.
+    pub superseded: u64,
+    pub evicted: u64,
+    pub cached: usize,
 }
 
 /// Lookups of container names, images and pods since the sensor started.

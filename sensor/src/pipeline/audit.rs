@@ -127,6 +127,9 @@ impl Pipeline {
     /// The process from the table (seen by eBPF or seeded from /proc), or
     /// read from /proc now; its ids as the audit record gives them.
     fn audit_process(&mut self, pid: u32, n: &Normalized) -> Process {
+        if self.table.get(pid).is_none() {
+            self.adopt(pid, None);
+        }
         let mut p = match self.table.get(pid) {
             Some(info) => {
                 let parent = self.table.get(info.ppid).map(|pp| Box::new(to_process(pp)));

@@ -15,7 +15,7 @@ const UNCHANGED: u32 = u32::MAX;
 impl Pipeline {
     pub(super) fn cred(&mut self, c: CredRecord) -> Event {
         let ticks = self.table.ids.ticks(c.task.start_boottime);
-        self.table.entry(c.task.tgid, c.task.ppid, ticks);
+        self.known(&c.task, ticks);
         let (outcome, error) = outcome(c.ret);
         let [uid, gid, suid, sgid, euid, egid, fsuid, fsgid] = c.old_ids;
         let before = CredIds { uid, euid, suid, fsuid, gid, egid, sgid, fsgid };

@@ -17,7 +17,7 @@ const UNCHANGED: u32 = u32::MAX;
 impl Pipeline {
     pub(super) fn file_attr(&mut self, f: FileRecord) -> Event {
         let ticks = self.table.ids.ticks(f.task.start_boottime);
-        self.table.entry(f.task.tgid, f.task.ppid, ticks);
+        self.known(&f.task, ticks);
         let (outcome, error) = outcome(f.ret);
         let action = match f.op {
             SyscallOp::Chmod | SyscallOp::Fchmod | SyscallOp::Fchmodat | SyscallOp::Fchmodat2 => "chmod",

@@ -23,7 +23,7 @@ const CONNECTING_MAX: usize = 4096;
 impl Pipeline {
     pub(super) fn net(&mut self, n: NetRecord) -> Event {
         let ticks = self.table.ids.ticks(n.task.start_boottime);
-        self.table.entry(n.task.tgid, n.task.ppid, ticks);
+        self.known(&n.task, ticks);
         let key = (n.task.tgid, n.fd, n.task.start_boottime);
         let requested = SockAddr::parse(&n.sockaddr);
         let mut detail = NetworkDetail { fd: n.fd, socket_type: socket_type(n.sock_type), ..NetworkDetail::default() };

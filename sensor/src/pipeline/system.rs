@@ -24,7 +24,7 @@ const PTRACE_SEIZE: u64 = 0x4206;
 impl Pipeline {
     pub(super) fn system(&mut self, x: SysRecord) -> Event {
         let ticks = self.table.ids.ticks(x.task.start_boottime);
-        self.table.entry(x.task.tgid, x.task.ppid, ticks);
+        self.known(&x.task, ticks);
         let (outcome, error) = outcome(x.ret);
         let text = |b: &[u8]| (!b.is_empty()).then(|| Text(b.to_vec()));
         let mut sensor = SensorFields::default();

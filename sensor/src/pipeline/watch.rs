@@ -25,7 +25,7 @@ impl Pipeline {
             return None;
         }
         let ticks = self.table.ids.ticks(w.task.start_boottime);
-        self.table.entry(w.task.tgid, w.task.ppid, ticks);
+        self.known(&w.task, ticks);
         let (outcome, error) = outcome(w.ret);
         let (action, type_) = match w.op {
             SyscallOp::Open | SyscallOp::Openat | SyscallOp::Openat2 | SyscallOp::Creat => {

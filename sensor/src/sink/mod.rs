@@ -269,6 +269,9 @@ impl Sink for Router {
         if let Some(lookups) = event.sensor.heartbeat.as_ref().and_then(|h| h.container_lookups.as_ref()) {
             self.metrics.container_lookups(lookups);
         }
+        if let Some(hashes) = event.sensor.heartbeat.as_ref().and_then(|h| h.executable_hashes.as_ref()) {
+            self.metrics.executable_hashes(hashes);
+        }
         self.metrics.last_sequence.store(event.event.sequence, Ordering::Relaxed);
         let header = Header::of(event);
         for (out, info) in self.outputs.iter_mut().zip(&self.sinks) {

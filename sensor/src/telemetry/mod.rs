@@ -36,6 +36,8 @@ pub struct Metrics {
     pub audit: Family<Label, Gauge64>,
     /// Container runtime lookups as of the last heartbeat.
     pub container_lookups: Family<Label, Gauge64>,
+    /// Executable hashing counts as of the last heartbeat.
+    pub executable_hashes: Family<Label, Gauge64>,
 }
 
 /// A gauge with a 64-bit value.
@@ -46,6 +48,22 @@ impl Metrics {
     pub fn container_lookups(&self, c: &crate::event::ContainerLookups) {
         for (name, value) in [("found", c.found), ("failed", c.failed), ("evicted", c.evicted)] {
             self.container_lookups.get_or_create(&[("result", name)]).set(value as i64);
+        }
+    }
+
+    /// Keeps the executable hashing gauges at a heartbeat's counts.
+    pub fn executable_hashes(&self, h: &crate::event::ExecutableHashes) {
+        for (name, value) in [
+            ("hashed", h.hashed),
+            ("too_large", h.too_large),
+            ("errors", h.errors),
+            ("cache_hits", h.cache_hits),
+            ("dropped", h.dropped),
+            ("exited", h.exited),
+            ("superseded", h.superseded),
+            ("evicted", h.evicted),
+        ] {
+            self.executable_hashes.get_or_create(&[("result", name)]).set(value as i64);
         }
     }
 
@@ -140,6 +158,11 @@ pub fn registry(metrics: &Metrics, sinks: Vec<SinkView>) -> Registry {
         "sensor_container_lookups",
         "Container name/image/pod lookups since start, by result, as of the last heartbeat",
         metrics.container_lookups.clone(),
+    );
+    r.register(
+        "sensor_executable_hashes",
+        "Executable hashing (process.hash) since start, by result, as of the last heartbeat",
+        metrics.executable_hashes.clone(),
     );
     r.register_collector(Box::new(SinkCollector { sinks, last_sequence: metrics.last_sequence.clone() }));
     r
