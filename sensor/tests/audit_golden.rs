@@ -25,7 +25,7 @@ fn pipeline() -> Pipeline {
         name: "golden".into(),
         id: "0".repeat(32),
         boot_id: "00000000-0000-0000-0000-000000000000".into(),
-        os: HostOs { kernel: "golden".into(), type_: "linux" },
+        os: HostOs { kernel: "golden".into(), type_: "linux", name: None, version: None, platform: None, full: None },
     };
     let agent = Agent { name: "sensor", type_: "sensor", version: "golden", id: "golden".into() };
     Pipeline::new(host, agent, 1024, 8, 100)

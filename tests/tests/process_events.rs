@@ -81,6 +81,11 @@ fn exec_reports_exact_argv_exe_cwd_ids_and_parent() {
     assert_eq!(at(&exec, "event.module"), "ebpf");
     assert!(at(&exec, "event.sequence").as_u64().is_some_and(|s| s >= 1));
     assert!(at(&exec, "host.boot_id").as_str().is_some_and(|s| s.len() == 36));
+    // The OS as os-release names it (this machine's own file, read here too).
+    let release = std::fs::read_to_string("/etc/os-release").expect("os-release");
+    let id = release.lines().find_map(|l| l.strip_prefix("ID=")).expect("ID=").trim_matches('"');
+    assert_eq!(at(&exec, "host.os.platform"), id);
+    assert!(at(&exec, "host.os.full").as_str().is_some_and(|s| !s.is_empty()), "{}", at(&exec, "host"));
     assert!(at(&exec, "agent.id").as_str().is_some_and(|s| s.len() == 36));
 
     // The shell's own exec (same pid, same process) came first and keeps the entity id.

@@ -26,6 +26,11 @@ pub fn host() -> Result<Host, HostError> {
         .ok()
         .and_then(|h| h.into_string().ok())
         .unwrap_or_default();
+    // os-release(5): /etc first, the vendor's copy when /etc has none.
+    let release = std::fs::read_to_string("/etc/os-release")
+        .or_else(|_| std::fs::read_to_string("/usr/lib/os-release"))
+        .unwrap_or_default();
+    let field = |key: &str| os_release_field(&release, key);
     Ok(Host {
         name,
         id: read_trimmed("/etc/machine-id").unwrap_or_default(),
@@ -35,8 +40,30 @@ pub fn host() -> Result<Host, HostError> {
                 .map(|u| u.release().to_string_lossy().into_owned())
                 .unwrap_or_default(),
             type_: "linux",
+            name: field("NAME"),
+            version: field("VERSION").or_else(|| field("VERSION_ID")),
+            platform: field("ID"),
+            full: field("PRETTY_NAME"),
         },
     })
+}
+
+/// One `KEY=value` of os-release, unquoted. By hand: the format is a line
+/// per key with optional shell quoting, and only four keys are read (the
+/// crates for it are unmaintained one-offs).
+fn os_release_field(text: &str, key: &str) -> Option<String> {
+    let value = text.lines().find_map(|l| l.trim().strip_prefix(key)?.strip_prefix('='))?;
+    let unquoted = match value.as_bytes() {
+        [q @ (b'"' | b'\''), .., last] if last == q => &value[1..value.len() - 1],
+        _ => value,
+    };
+    // Inside double quotes, a backslash escapes the next character.
+    let mut out = String::with_capacity(unquoted.len());
+    let mut chars = unquoted.chars();
+    while let Some(c) = chars.next() {
+        out.push(if c == '\\' { chars.next().unwrap_or(c) } else { c });
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 pub fn boot_id() -> Result<String, HostError> {
@@ -111,6 +138,18 @@ mod tests {
         let h = host().expect("host info");
         assert_eq!(h.boot_id.len(), 36, "boot id looks like a uuid: {}", h.boot_id);
         assert!(!h.os.kernel.is_empty());
+    }
+
+    #[test]
+    fn os_release_values_are_unquoted() {
+        let text = "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME='Debian GNU/Linux'\nVERSION_ID=\"12\"\nID=debian\nVARIANT=\"a \\\"q\\\" b\"\nEMPTY=\n";
+        assert_eq!(os_release_field(text, "PRETTY_NAME").as_deref(), Some("Debian GNU/Linux 12 (bookworm)"));
+        assert_eq!(os_release_field(text, "NAME").as_deref(), Some("Debian GNU/Linux"));
+        assert_eq!(os_release_field(text, "ID").as_deref(), Some("debian"));
+        assert_eq!(os_release_field(text, "VERSION_ID").as_deref(), Some("12"));
+        assert_eq!(os_release_field(text, "VARIANT").as_deref(), Some("a \"q\" b"));
+        assert_eq!(os_release_field(text, "EMPTY"), None);
+        assert_eq!(os_release_field(text, "VERSION"), None, "not a prefix match of VERSION_ID");
     }
 
     #[test]

@@ -106,6 +106,16 @@ pub struct HostOs {
     pub kernel: String,
     #[serde(rename = "type")]
     pub type_: &'static str,
+    /// From os-release (`NAME`, `VERSION`, `ID`, `PRETTY_NAME`); absent
+    /// when the host has none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub full: Option<String>,
 }
 
 #[derive(Debug, Serialize)]

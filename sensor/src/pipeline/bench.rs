@@ -148,7 +148,7 @@ fn pipeline(hashing: bool) -> Pipeline {
         name: "bench-host".into(),
         id: "bench".into(),
         boot_id: "bench".into(),
-        os: HostOs { kernel: "unknown".into(), type_: "linux" },
+        os: HostOs { kernel: "unknown".into(), type_: "linux", name: None, version: None, platform: None, full: None },
     });
     let agent = Agent { name: "sensor", type_: "sensor", version: env!("CARGO_PKG_VERSION"), id: "bench".into() };
     let mut p = Pipeline::new(host, agent, 65_536, 8, procfs::clock_ticks_per_second());

@@ -90,7 +90,7 @@ pub async fn run(sinks: &[SinkConfig], state_dir: &Path, events: u64) -> Result<
         name: "bench-host".into(),
         id: "3d1219c7c4c5404aaa1f6d2a48adfda4".into(),
         boot_id: "6e38bd36-9146-49b0-8be4-fa7a1091eb88".into(),
-        os: HostOs { kernel: "6.18".into(), type_: "linux" },
+        os: HostOs { kernel: "6.18".into(), type_: "linux", name: None, version: None, platform: None, full: None },
     });
     let agent = Arc::new(Agent { name: "sensor", type_: "sensor", version: env!("CARGO_PKG_VERSION"), id: "bench".into() });
     let mut router = Router::start(sinks, state_dir)?;
