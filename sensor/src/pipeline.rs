@@ -544,18 +544,7 @@ impl Pipeline {
             cached: self.runtimes.cached(),
         });
         if let Some(h) = &self.hasher {
-            let s = h.stats;
-            heartbeat.executable_hashes = Some(ExecutableHashes {
-                hashed: s.hashed,
-                too_large: s.too_large,
-                errors: s.errors,
-                cache_hits: s.cache_hits,
-                dropped: s.dropped,
-                exited: s.exited,
-                superseded: s.superseded,
-                evicted: s.evicted,
-                cached: h.cached(),
-            });
+            heartbeat.executable_hashes = Some(ExecutableHashes { counts: h.stats, cached: h.cached() });
         }
         let meta = self.meta("metric", HOST, INFO, "heartbeat", None, "sensor");
         self.sensor_event(meta, SensorFields { heartbeat: Some(heartbeat), ..SensorFields::default() })

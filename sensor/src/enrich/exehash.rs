@@ -84,10 +84,11 @@ pub enum Outcome {
 }
 
 /// Counts since start, for the heartbeat and `/metrics`.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
 pub struct HashStats {
     pub hashed: u64,
     pub too_large: u64,
+    /// Unreadable, or slower than `hash_timeout_ms`.
     pub errors: u64,
     pub cache_hits: u64,
     /// Misses not queued because the hashing thread was behind.

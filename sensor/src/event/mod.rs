@@ -752,18 +752,8 @@ pub struct Heartbeat {
 /// `process.hash` work since the sensor started (see `enrich::exehash`).
 #[derive(Debug, Clone, Serialize)]
 pub struct ExecutableHashes {
-    pub hashed: u64,
-    pub too_large: u64,
-    /// Unreadable, or slower than `hash_timeout_ms`.
-    pub errors: u64,
-    pub cache_hits: u64,
-    /// Not queued: the hashing thread was behind.
-    pub dropped: u64,
-    /// The process was gone before its executable could be opened.
-    pub exited: u64,
-    /// The process had exec'd another program by then.
-    pub superseded: u64,
-    pub evicted: u64,
+    #[serde(flatten)]
+    pub counts: crate::enrich::exehash::HashStats,
     pub cached: usize,
 }
 

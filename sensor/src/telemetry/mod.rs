@@ -53,6 +53,7 @@ impl Metrics {
 
     /// Keeps the executable hashing gauges at a heartbeat's counts.
     pub fn executable_hashes(&self, h: &crate::event::ExecutableHashes) {
+        let h = &h.counts;
         for (name, value) in [
             ("hashed", h.hashed),
             ("too_large", h.too_large),
