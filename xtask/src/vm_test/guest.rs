@@ -12,6 +12,23 @@ use anyhow::{Context as _, Result, bail};
 use super::image::{Image, Kernel};
 use crate::cmd;
 
+/// How QEMU runs the guest's CPU.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Accel {
+    Kvm,
+    /// Emulation: slower, but boots wherever QEMU runs.
+    Tcg,
+}
+
+impl Accel {
+    fn args(self) -> [&'static str; 4] {
+        match self {
+            Accel::Kvm => ["-accel", "kvm", "-cpu", "host"],
+            Accel::Tcg => ["-accel", "tcg,thread=multi", "-cpu", "max"],
+        }
+    }
+}
+
 pub struct Guest {
     qemu: Child,
     console: PathBuf,
@@ -22,9 +39,8 @@ pub struct Guest {
 impl Guest {
     /// Boots `kernel` with the image's disk behind a copy-on-write overlay
     /// in `dir` (the cached image is never written). `append` adds kernel
-    /// parameters. TCG, not KVM: on this machine /dev/kvm exists and fails
-    /// (TOOLCHAIN.md), and TCG boots a guest to ssh in well under a minute.
-    pub fn boot(image: &Image, kernel: &Kernel, append: &str, dir: &Path) -> Result<Guest> {
+    /// parameters.
+    pub fn boot(image: &Image, kernel: &Kernel, append: &str, accel: Accel, dir: &Path) -> Result<Guest> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let overlay = dir.join("overlay.qcow2");
         let _ = std::fs::remove_file(&overlay);
@@ -38,7 +54,8 @@ impl Guest {
         let console = dir.join("console.log");
         let ssh_port = super::free_port()?;
         let qemu = Command::new("qemu-system-x86_64")
-            .args(["-accel", "tcg,thread=multi", "-cpu", "max", "-smp", "2", "-m", "2048"])
+            .args(accel.args())
+            .args(["-smp", "2", "-m", "2048"])
             .args(["-nographic", "-no-reboot", "-nodefaults"])
             .arg("-serial")
             .arg(format!("file:{}", console.display()))
@@ -83,6 +100,11 @@ impl Guest {
             }
             std::thread::sleep(Duration::from_secs(2));
         }
+    }
+
+    /// Whether the guest kernel has printed its banner on the console.
+    pub fn kernel_started(&self) -> bool {
+        std::fs::read(&self.console).is_ok_and(|c| c.windows(13).any(|w| w == b"Linux version"))
     }
 
     /// Fails, with the console's tail, when QEMU has exited or the guest
