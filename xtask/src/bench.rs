@@ -51,42 +51,63 @@ struct Monitor {
     note: String,
 }
 
-pub fn run(sensor: &Path, seconds: u64, only_enrich: bool) -> Result<()> {
-    if only_enrich {
-        std::fs::create_dir_all(OUT_DIR).with_context(|| format!("creating {OUT_DIR}"))?;
-        println!("bench: enrichment and memory with 10,000 processes only");
-        let report = crate::bench_enrich::run(sensor);
-        let path = Path::new(OUT_DIR).join("report-enrich.md");
-        std::fs::write(&path, &report).with_context(|| format!("writing {}", path.display()))?;
-        println!("\n{report}\nbench: written to {}", path.display());
-        return Ok(());
+/// Which parts of the benchmark run (`--only`): all by default.
+pub struct Parts {
+    exec: bool,
+    syscalls: bool,
+    sinks: bool,
+    enrich: bool,
+}
+
+impl Parts {
+    pub fn from_only(only: Option<&str>) -> Result<Parts> {
+        Ok(match only {
+            None => Parts { exec: true, syscalls: true, sinks: true, enrich: true },
+            Some("exec") => Parts { exec: true, syscalls: false, sinks: false, enrich: false },
+            Some("syscalls") => Parts { exec: false, syscalls: true, sinks: false, enrich: false },
+            Some("sinks") => Parts { exec: false, syscalls: false, sinks: true, enrich: false },
+            Some("enrich") => Parts { exec: false, syscalls: false, sinks: false, enrich: true },
+            Some(other) => bail!("--only {other}: expected exec, syscalls, sinks or enrich"),
+        })
     }
+}
+
+pub fn run(sensors: &[PathBuf], seconds: u64, parts: Parts) -> Result<()> {
+    let sensor = sensors.first().context("no sensor binary")?;
     let duration = Duration::from_secs(seconds);
     let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
     let marker = format!("sensor-bench-{}", std::process::id());
     std::fs::create_dir_all(OUT_DIR).with_context(|| format!("creating {OUT_DIR}"))?;
-    println!("bench: {workers} workers spawning /bin/true, {seconds} s per scenario");
+    let mut report = String::new();
 
-    // Warm the page cache and the allocator so the first scenario is not penalised.
-    storm(workers, Duration::from_secs(1), "warm-up");
+    if parts.exec {
+        println!("bench: {workers} workers spawning /bin/true, {seconds} s per scenario");
+        // Warm the page cache and the allocator so the first scenario is not penalised.
+        storm(workers, Duration::from_secs(1), "warm-up");
 
-    let mut scenarios = Vec::new();
-    println!("bench: baseline (nothing watching)");
-    let (execs, secs) = storm(workers, duration, &marker);
-    scenarios.push(Scenario { name: "baseline", execs, seconds: secs, monitor: None, failed: None });
+        let mut scenarios = Vec::new();
+        println!("bench: baseline (nothing watching)");
+        let (execs, secs) = storm(workers, duration, &marker);
+        scenarios.push(Scenario { name: "baseline", execs, seconds: secs, monitor: None, failed: None });
 
-    println!("bench: sensor (`sensor run`, JSON to a file)");
-    scenarios.push(with_sensor(sensor, workers, duration, &marker).unwrap_or_else(|e| failed("sensor", e)));
+        println!("bench: sensor (`sensor run`, JSON to a file)");
+        scenarios.push(with_sensor(sensor, workers, duration, &marker).unwrap_or_else(|e| failed("sensor", e)));
 
-    println!("bench: auditd (Debian's auditd, execve rule)");
-    scenarios.push(with_auditd(workers, duration, &marker).unwrap_or_else(|e| failed("auditd", e)));
-
-    let mut report = render(&scenarios, workers, seconds);
-    report.push_str(&crate::bench_syscalls::run(sensor, seconds, workers)?);
-    println!("bench: sink throughput (file, syslog TCP)");
-    report.push_str(&crate::bench_sinks::run(sensor, Path::new(OUT_DIR)));
-    println!("bench: enrichment per event, memory with 10,000 processes");
-    report.push_str(&crate::bench_enrich::run(sensor));
+        println!("bench: auditd (Debian's auditd, execve rule)");
+        scenarios.push(with_auditd(workers, duration, &marker).unwrap_or_else(|e| failed("auditd", e)));
+        report.push_str(&render(&scenarios, workers, seconds));
+    }
+    if parts.syscalls {
+        report.push_str(&crate::bench_syscalls::run(sensors, seconds, workers)?);
+    }
+    if parts.sinks {
+        println!("bench: sink throughput (file, syslog TCP)");
+        report.push_str(&crate::bench_sinks::run(sensor, Path::new(OUT_DIR)));
+    }
+    if parts.enrich {
+        println!("bench: enrichment per event, memory with 10,000 processes");
+        report.push_str(&crate::bench_enrich::run(sensor));
+    }
     let path = Path::new(OUT_DIR).join("report.md");
     std::fs::write(&path, &report).with_context(|| format!("writing {}", path.display()))?;
     println!("\n{report}\nbench: written to {}", path.display());
@@ -307,6 +328,21 @@ impl Drop for BpfStats {
     fn drop(&mut self) {
         let _ = std::fs::write(BPF_STATS, self.previous.trim());
     }
+}
+
+/// Loaded BPF programs: id → (name, run_time_ns, run_cnt), for the
+/// per-program breakdown that says where the kernel-side time goes.
+pub(crate) fn bpf_program_runs() -> BTreeMap<u64, (String, u64, u64)> {
+    let Ok(out) = Command::new("bpftool").args(["-j", "prog", "show"]).output() else { return BTreeMap::new() };
+    let Ok(Value::Array(progs)) = serde_json::from_slice::<Value>(&out.stdout) else { return BTreeMap::new() };
+    let num = |p: &Value, k: &str| p.get(k).and_then(Value::as_u64).unwrap_or(0);
+    progs
+        .iter()
+        .filter_map(|p| {
+            let name = p.get("name").and_then(Value::as_str).unwrap_or("?").to_owned();
+            Some((p.get("id")?.as_u64()?, (name, num(p, "run_time_ns"), num(p, "run_cnt"))))
+        })
+        .collect()
 }
 
 /// Loaded BPF programs: id → run_time_ns.

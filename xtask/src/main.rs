@@ -89,12 +89,14 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
         /// Measure this sensor binary instead of building target/release/sensor.
+        /// Repeatable: the traced-syscall table then measures each binary in
+        /// the same run (before/after comparisons on a noisy machine); the
+        /// exec storm uses the first.
         #[arg(long, value_name = "PATH")]
-        sensor: Option<PathBuf>,
-        /// Only the enrichment section (per-event cost, RSS with 10,000
-        /// processes); writes target/bench/report-enrich.md.
-        #[arg(long)]
-        only_enrich: bool,
+        sensor: Vec<PathBuf>,
+        /// Only this part: exec, syscalls, sinks or enrich.
+        #[arg(long, value_name = "PART")]
+        only: Option<String>,
     },
 }
 
@@ -138,13 +140,11 @@ fn run(cli: Cli) -> Result<()> {
             let bin = build(true)?;
             vm_test::run(&bin, &vm_test::Options { only, disable })
         }
-        Command::Bench { seconds, sensor, only_enrich } => {
+        Command::Bench { seconds, sensor, only } => {
             require_root("cargo xtask bench")?;
-            let bin = match sensor {
-                Some(bin) => bin,
-                None => build(true)?,
-            };
-            bench::run(&bin, seconds, only_enrich)
+            let parts = bench::Parts::from_only(only.as_deref())?;
+            let bins = if sensor.is_empty() { vec![build(true)?] } else { sensor };
+            bench::run(&bins, seconds, parts)
         }
     }
 }
