@@ -221,7 +221,11 @@ impl Rsyslog {
     /// Every message received so far, parsed.
     pub fn received(&self) -> Vec<Received> {
         let text = std::fs::read_to_string(&self.output).unwrap_or_default();
-        text.lines()
+        // rsyslog may be halfway through writing the last line: only lines
+        // it has ended count (a cut JSON is not a broken message).
+        let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+        complete
+            .lines()
             .filter(|l| !l.is_empty())
             .map(|l| {
                 let f: Vec<&str> = l.splitn(8, '\t').collect();
@@ -246,7 +250,10 @@ impl Rsyslog {
     /// structured data rsyslog parsed (fast: no JSON parsing of big logs).
     pub fn received_sequences(&self) -> std::collections::BTreeSet<u64> {
         let text = std::fs::read_to_string(&self.output).unwrap_or_default();
-        text.lines()
+        // Ended lines only, as in `received`: a cut line could cut a number.
+        let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+        complete
+            .lines()
             .filter_map(|l| {
                 let sd = l.split('\t').nth(4)?;
                 sd.split("sequence=\"").nth(1)?.split('"').next()?.parse().ok()

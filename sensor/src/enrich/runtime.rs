@@ -88,17 +88,24 @@ const BOOKKEEPING: &[&str] = &["io.podman.annotations.", "io.kubernetes.cri-o.",
 #[derive(Clone, Debug)]
 pub struct Lookup {
     root: PathBuf,
+    /// For each runtime API exchange (docker_api::DEADLINE).
+    api_deadline: std::time::Duration,
 }
 
 impl Default for Lookup {
     fn default() -> Self {
-        Lookup { root: PathBuf::from("/") }
+        Lookup::with_root("/")
     }
 }
 
 impl Lookup {
     pub fn with_root(root: impl Into<PathBuf>) -> Self {
-        Lookup { root: root.into() }
+        Lookup { root: root.into(), api_deadline: docker_api::DEADLINE }
+    }
+
+    #[cfg(test)]
+    pub fn with_api_deadline(self, api_deadline: std::time::Duration) -> Self {
+        Lookup { api_deadline, ..self }
     }
 
     fn path(&self, p: &str) -> PathBuf {
@@ -114,7 +121,7 @@ impl Lookup {
         }
         if c.runtime == "docker" {
             // Another data root: the daemon knows (see `docker_api`).
-            if let Some(info) = docker_api::inspect(&self.path("/run/docker.sock"), id).as_ref().and_then(from_docker) {
+            if let Some(info) = docker_api::inspect(&self.path("/run/docker.sock"), id, self.api_deadline).as_ref().and_then(from_docker) {
                 return Some(info);
             }
         }
@@ -124,7 +131,7 @@ impl Lookup {
         // podman keeps `--label`s in its database only; its API service,
         // when one runs, answers the Docker-compatible inspect.
         let api = (c.runtime == "podman")
-            .then(|| docker_api::inspect(&self.path("/run/podman/podman.sock"), id))
+            .then(|| docker_api::inspect(&self.path("/run/podman/podman.sock"), id, self.api_deadline))
             .flatten();
         if annotations.is_empty() && storage.is_none() {
             return api.as_ref().and_then(from_docker);

@@ -242,7 +242,9 @@ fn a_fifo_where_a_state_file_should_be_does_not_block() {
     assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
     let start = Instant::now();
     assert_eq!(root.lookup().find(&podman(ID)), None);
-    assert!(start.elapsed() < Duration::from_secs(1));
+    // That it returns at all (a blocking open of the fifo never would), not
+    // how fast: a loaded CI machine may run this thread late.
+    assert!(start.elapsed() < Duration::from_secs(30));
 }
 
 #[test]
@@ -259,7 +261,9 @@ fn podman_labels_come_from_its_api_service_when_one_runs() {
         let body = r#"{"Name":"/enrich-probe","Config":{"Image":"localhost/sensor-test-busybox:3","Labels":{"team":"shop"}}}"#;
         write!(s, "HTTP/1.0 200 OK\r\nApi-Version: 1.41\r\nContent-Type: application/json\r\nLibpod-Api-Version: 4.3.1\r\n\r\n{body}").unwrap();
     });
-    let info = root.lookup().find(&podman(ID)).expect("found");
+    // A deadline a late-scheduled server thread still meets on a loaded CI
+    // machine; the sensor's own 250 ms is for a daemon that hangs.
+    let info = root.lookup().with_api_deadline(Duration::from_secs(30)).find(&podman(ID)).expect("found");
     server.join().unwrap();
     assert!(info.labels.0.contains(&(Text::from("team"), Text::from("shop"))), "{:?}", info.labels);
     assert!(info.labels.0.iter().any(|(k, _)| k.0 == b"io.kubernetes.pod.name"), "annotations too");
