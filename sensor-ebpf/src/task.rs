@@ -4,9 +4,7 @@ use core::mem::offset_of;
 
 use sensor_common::{ID_UNSET, OFFSET_MISSING, ProbeError, TaskInfo};
 
-use aya_ebpf::helpers::{bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_get_current_task};
-
-use crate::kernel::{Miss, field, read_bytes, read_ptr, read_str, read_u32, read_u64, zero_u64s};
+use crate::kernel::{Miss, read_bytes, read_ptr, read_str, read_u32, read_u64, zero_u64s};
 use crate::maps::{count_error, off};
 
 // zero_u64s needs both byte arrays 8-aligned inside the (8-aligned) TaskInfo.
@@ -49,24 +47,9 @@ impl Faults {
 /// field that is absent in this kernel is left unset, and one that faults
 /// is left unset and counted as [`ProbeError::ReadTask`].
 #[inline(always)]
-///
-/// Every syscall event pays for this, so it reads as little as it can:
-/// for the current task the ids and cgroup come from helpers instead of
-/// pointer chains, and fields the kernel keeps side by side (the eight
-/// ids, the two capability sets, loginuid and sessionid) are read in one
-/// probe read each when the daemon's offsets say they are adjacent (they
-/// are in every kernel; the per-field reads stay as the fallback).
 pub fn fill(t: &mut TaskInfo, task: u64) -> Result<(), Miss> {
-    // SAFETY: the helper has no preconditions.
-    let current = task == unsafe { bpf_get_current_task() };
-    if current {
-        let id = bpf_get_current_pid_tgid();
-        put!(t.tgid, (id >> 32) as u32);
-        put!(t.tid, id as u32);
-    } else {
-        put!(t.tgid, read_u32(task, off!(task_tgid))?);
-        put!(t.tid, read_u32(task, off!(task_pid))?);
-    }
+    put!(t.tgid, read_u32(task, off!(task_tgid))?);
+    put!(t.tid, read_u32(task, off!(task_pid))?);
     let mut f = Faults::default();
 
     let leader = read_ptr(task, off!(task_group_leader));
@@ -78,89 +61,19 @@ pub fn fill(t: &mut TaskInfo, task: u64) -> Result<(), Miss> {
 
     // real_cred: the task's objective credentials, what it acts as.
     let cred = read_ptr(task, off!(task_real_cred));
-    let uid = off!(cred_uid);
-    let ids_adjacent = off!(cred_gid) == uid.wrapping_add(4)
-        && off!(cred_suid) == uid.wrapping_add(8)
-        && off!(cred_sgid) == uid.wrapping_add(12)
-        && off!(cred_euid) == uid.wrapping_add(16)
-        && off!(cred_egid) == uid.wrapping_add(20)
-        && off!(cred_fsuid) == uid.wrapping_add(24)
-        && off!(cred_fsgid) == uid.wrapping_add(28);
-    if ids_adjacent {
-        // struct cred's order: uid, gid, suid, sgid, euid, egid, fsuid, fsgid.
-        // Uninitialised until read: a constant initialiser would become a
-        // memset, a BPF-to-BPF call the build refuses.
-        let mut ids = core::mem::MaybeUninit::<[u32; 8]>::uninit();
-        let r = cred.and_then(|c| read_block(c, uid, ids.as_mut_ptr()));
-        if r.is_ok() {
-            // SAFETY: the probe read wrote all of it.
-            let ids = unsafe { ids.assume_init() };
-            put!(t.uid, ids[0]);
-            put!(t.gid, ids[1]);
-            put!(t.suid, ids[2]);
-            put!(t.sgid, ids[3]);
-            put!(t.euid, ids[4]);
-            put!(t.egid, ids[5]);
-            put!(t.fsuid, ids[6]);
-            put!(t.fsgid, ids[7]);
-        } else {
-            put!(t.uid, ID_UNSET);
-            put!(t.gid, ID_UNSET);
-            put!(t.suid, ID_UNSET);
-            put!(t.sgid, ID_UNSET);
-            put!(t.euid, ID_UNSET);
-            put!(t.egid, ID_UNSET);
-            put!(t.fsuid, ID_UNSET);
-            put!(t.fsgid, ID_UNSET);
-        }
-        f.or(r, ());
-    } else {
-        put!(t.uid, f.or(cred.and_then(|c| read_u32(c, off!(cred_uid))), ID_UNSET));
-        put!(t.gid, f.or(cred.and_then(|c| read_u32(c, off!(cred_gid))), ID_UNSET));
-        put!(t.euid, f.or(cred.and_then(|c| read_u32(c, off!(cred_euid))), ID_UNSET));
-        put!(t.egid, f.or(cred.and_then(|c| read_u32(c, off!(cred_egid))), ID_UNSET));
-        put!(t.suid, f.or(cred.and_then(|c| read_u32(c, off!(cred_suid))), ID_UNSET));
-        put!(t.sgid, f.or(cred.and_then(|c| read_u32(c, off!(cred_sgid))), ID_UNSET));
-        put!(t.fsuid, f.or(cred.and_then(|c| read_u32(c, off!(cred_fsuid))), ID_UNSET));
-        put!(t.fsgid, f.or(cred.and_then(|c| read_u32(c, off!(cred_fsgid))), ID_UNSET));
-    }
-    let permitted = off!(cred_cap_permitted);
-    if off!(cred_cap_effective) == permitted.wrapping_add(8) {
-        let mut caps = core::mem::MaybeUninit::<[u64; 2]>::uninit();
-        let r = cred.and_then(|c| read_block(c, permitted, caps.as_mut_ptr()));
-        if r.is_ok() {
-            // SAFETY: the probe read wrote all of it.
-            let caps = unsafe { caps.assume_init() };
-            put!(t.cap_permitted, caps[0]);
-            put!(t.cap_effective, caps[1]);
-        } else {
-            put!(t.cap_permitted, 0);
-            put!(t.cap_effective, 0);
-        }
-        f.or(r, ());
-    } else {
-        put!(t.cap_permitted, f.or(cred.and_then(|c| read_u64(c, off!(cred_cap_permitted))), 0));
-        put!(t.cap_effective, f.or(cred.and_then(|c| read_u64(c, off!(cred_cap_effective))), 0));
-    }
+    put!(t.uid, f.or(cred.and_then(|c| read_u32(c, off!(cred_uid))), ID_UNSET));
+    put!(t.gid, f.or(cred.and_then(|c| read_u32(c, off!(cred_gid))), ID_UNSET));
+    put!(t.euid, f.or(cred.and_then(|c| read_u32(c, off!(cred_euid))), ID_UNSET));
+    put!(t.egid, f.or(cred.and_then(|c| read_u32(c, off!(cred_egid))), ID_UNSET));
+    put!(t.suid, f.or(cred.and_then(|c| read_u32(c, off!(cred_suid))), ID_UNSET));
+    put!(t.sgid, f.or(cred.and_then(|c| read_u32(c, off!(cred_sgid))), ID_UNSET));
+    put!(t.fsuid, f.or(cred.and_then(|c| read_u32(c, off!(cred_fsuid))), ID_UNSET));
+    put!(t.fsgid, f.or(cred.and_then(|c| read_u32(c, off!(cred_fsgid))), ID_UNSET));
+    put!(t.cap_permitted, f.or(cred.and_then(|c| read_u64(c, off!(cred_cap_permitted))), 0));
+    put!(t.cap_effective, f.or(cred.and_then(|c| read_u64(c, off!(cred_cap_effective))), 0));
     // loginuid.val and sessionid: absent without CONFIG_AUDIT (then unset).
-    let loginuid = off!(task_loginuid);
-    if loginuid != OFFSET_MISSING && off!(task_sessionid) == loginuid.wrapping_add(4) {
-        let mut ids = core::mem::MaybeUninit::<[u32; 2]>::uninit();
-        let r = read_block(task, loginuid, ids.as_mut_ptr());
-        if r.is_ok() {
-            // SAFETY: the probe read wrote all of it.
-            let ids = unsafe { ids.assume_init() };
-            put!(t.loginuid, ids[0]);
-            put!(t.sessionid, ids[1]);
-        } else {
-            put!(t.loginuid, ID_UNSET);
-            put!(t.sessionid, ID_UNSET);
-        }
-        f.or(r, ());
-    } else {
-        put!(t.loginuid, f.or(read_u32(task, off!(task_loginuid)), ID_UNSET));
-        put!(t.sessionid, f.or(read_u32(task, off!(task_sessionid)), ID_UNSET));
-    }
+    put!(t.loginuid, f.or(read_u32(task, off!(task_loginuid)), ID_UNSET));
+    put!(t.sessionid, f.or(read_u32(task, off!(task_sessionid)), ID_UNSET));
     put!(t._pad0, 0);
 
     // SAFETY: comm and tty are 8-aligned arrays of 16 and 32 bytes (asserted above).
@@ -174,36 +87,12 @@ pub fn fill(t: &mut TaskInfo, task: u64) -> Result<(), Miss> {
     let tty = read_ptr(task, off!(task_signal)).and_then(|s| read_ptr(s, off!(signal_tty)));
     let name = tty.and_then(|tty| read_str(tty, off!(tty_name), &mut t.tty));
     f.or(name, ());
-    // The unified hierarchy's id for the current task is what the helper
-    // returns (the same kernfs id): no pointer chain to walk.
-    let id = if current && off!(cgroup_subsys_index) == OFFSET_MISSING && off!(kernfs_id) != OFFSET_MISSING {
-        // SAFETY: the helper has no preconditions.
-        Ok(unsafe { bpf_get_current_cgroup_id() })
-    } else {
-        cgroup_kn(task).and_then(|kn| read_u64(kn, off!(kernfs_id)))
-    };
-    put!(t.cgroup_id, f.or(id, 0));
+    let kn = cgroup_kn(task);
+    put!(t.cgroup_id, f.or(kn.and_then(|kn| read_u64(kn, off!(kernfs_id))), 0));
     if f.0 {
         count_error(ProbeError::ReadTask);
     }
     Ok(())
-}
-
-/// Several adjacent fields at `base + off` in one probe read into `dst`
-/// (aya's by-value read left a register the verifier saw as
-/// uninitialised). On Ok all of `dst` is written.
-#[inline(always)]
-fn read_block<T>(base: u64, off: u32, dst: *mut T) -> Result<(), Miss> {
-    let addr = field(base, off)?;
-    // SAFETY: probe read of size_of::<T>() bytes into the caller's T.
-    let r = unsafe {
-        aya_ebpf::helpers::generated::bpf_probe_read_kernel(
-            dst.cast(),
-            core::mem::size_of::<T>() as u32,
-            addr as *const _,
-        )
-    };
-    if r < 0 { Err(Miss::Fault) } else { Ok(()) }
 }
 
 /// The kernfs node of the task's cgroup in the hierarchy that names
