@@ -26,3 +26,14 @@ pub fn stdout(c: &mut Command, what: &str) -> Result<String> {
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
+
+/// The last `n` lines of `text`: what an error shows of a console or a log.
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// The last `n` lines of a file (lossy UTF-8; empty if unreadable).
+pub fn tail_of(path: &std::path::Path, n: usize) -> String {
+    tail(&String::from_utf8_lossy(&std::fs::read(path).unwrap_or_default()).replace('\r', ""), n)
+}

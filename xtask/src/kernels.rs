@@ -211,7 +211,7 @@ fn boot_and_check(vmlinuz: &Path, initrd: &Path, suite: &str) -> Result<String> 
             let _ = child.kill();
             let _ = child.wait();
             let console = reader.join().unwrap_or_default();
-            bail!("the guest did not finish within {BOOT_TIMEOUT:?}; console tail:\n{}", tail(&console, 40));
+            bail!("the guest did not finish within {BOOT_TIMEOUT:?}; console tail:\n{}", cmd::tail(&console, 40));
         }
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -219,7 +219,7 @@ fn boot_and_check(vmlinuz: &Path, initrd: &Path, suite: &str) -> Result<String> 
     let saved = PathBuf::from(format!("target/kernels/{suite}.console"));
     let _ = std::fs::write(&saved, &console);
     if console.contains("Kernel panic") {
-        bail!("the guest kernel panicked; console tail:\n{}", tail(&console, 40));
+        bail!("the guest kernel panicked; console tail:\n{}", cmd::tail(&console, 40));
     }
     let section = |name: &str| -> Option<String> {
         let begin = format!("SENSOR-VM-{name}-BEGIN");
@@ -228,7 +228,7 @@ fn boot_and_check(vmlinuz: &Path, initrd: &Path, suite: &str) -> Result<String> 
         let stop = console[start..].find(&end)? + start;
         Some(console[start..stop].replace('\r', ""))
     };
-    let stderr = section("STDERR").with_context(|| format!("the guest printed no sensor output; console tail:\n{}", tail(&console, 40)))?;
+    let stderr = section("STDERR").with_context(|| format!("the guest printed no sensor output; console tail:\n{}", cmd::tail(&console, 40)))?;
     let events = section("EVENTS").unwrap_or_default();
     // The echo's exec and its exit (exit code 0), both with the exact argv.
     let marked = |action: &str| {
@@ -301,9 +301,4 @@ fn serde_json_lite_args(line: &str) -> Option<Vec<String>> {
             .map(|s| s.trim_matches('"').to_owned())
             .collect(),
     )
-}
-
-fn tail(s: &str, n: usize) -> String {
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }

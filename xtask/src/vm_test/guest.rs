@@ -121,9 +121,7 @@ impl Guest {
     }
 
     pub fn console_tail(&self, n: usize) -> String {
-        let console = String::from_utf8_lossy(&std::fs::read(&self.console).unwrap_or_default()).replace('\r', "");
-        let lines: Vec<&str> = console.lines().collect();
-        lines[lines.len().saturating_sub(n)..].join("\n")
+        cmd::tail_of(&self.console, n)
     }
 
     /// ssh as root to the guest, running `script` with sh.

@@ -120,7 +120,7 @@ impl Image {
                 .args(crate::apt::SUITES.iter().map(|s| format!("deb http://deb.debian.org/debian {s} main"))),
             "mmdebstrap (the guest's root filesystem)",
         )
-        .with_context(|| format!("its log ends:\n{}", tail(&log_path, 30)))?;
+        .with_context(|| format!("its log ends:\n{}", cmd::tail_of(&log_path, 30)))?;
         // The kernels boot from outside the disk (-kernel/-initrd).
         let boot = scratch.join("boot");
         std::fs::create_dir_all(&boot)?;
@@ -146,12 +146,6 @@ impl Image {
         println!("vm-test: guest image built in {:.0} s", started.elapsed().as_secs_f64());
         Ok(())
     }
-}
-
-fn tail(path: &std::path::Path, n: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// FNV-1a, 64 bits: a cache key that is stable across Rust versions

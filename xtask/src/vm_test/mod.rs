@@ -286,13 +286,7 @@ fn play_scenario(guest: &mut Guest, steps: &Path, dir: &Path) -> Result<()> {
         std::thread::sleep(Duration::from_millis(500));
     };
     if !status.success() {
-        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-        let tail: Vec<&str> = text.lines().rev().take(30).collect();
-        bail!(
-            "the scenario failed ({status}); {} ends:\n{}",
-            log_path.display(),
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-        );
+        bail!("the scenario failed ({status}); {} ends:\n{}", log_path.display(), crate::cmd::tail_of(&log_path, 30));
     }
     Ok(())
 }
