@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Result, bail};
 use serde_json::Value;
 
 use crate::bench::{RunningSensor, cost, file_size, wait_until_quiet, OUT_DIR};
@@ -92,15 +92,7 @@ pub fn run(sensor: &Path) -> String {
 fn enrich(sensor: &Path) -> Result<Value> {
     // A full-size table, as on a busy host: lookups in a small one say little.
     let _pausers = Pausers::spawn(PROCESSES)?;
-    let out = Command::new(sensor)
-        .args(["bench-enrich", "--events", &EVENTS.to_string()])
-        .output()
-        .with_context(|| format!("running {} bench-enrich", sensor.display()))?;
-    if !out.status.success() {
-        bail!("sensor bench-enrich failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let line = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(line.trim()).with_context(|| format!("reading the report: {line}"))
+    crate::bench::sensor_report(Command::new(sensor).args(["bench-enrich", "--events", &EVENTS.to_string()]), "bench-enrich")
 }
 
 /// (RSS before, RSS after, peak) in KiB: the sensor first, then the

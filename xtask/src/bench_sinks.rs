@@ -11,7 +11,7 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 use serde_json::Value;
 
 const EVENTS: u64 = 1_000_000;
@@ -55,16 +55,10 @@ fn bench(sensor: &Path, dir: &Path, sinks: &str) -> Result<Value> {
     let cfg = dir.join("sensor.toml");
     std::fs::write(&cfg, format!("[agent]\nstate_dir = \"{}\"\n{sinks}", dir.display()))
         .with_context(|| format!("writing {}", cfg.display()))?;
-    let out = Command::new(sensor)
-        .args(["bench-sinks", "--events", &EVENTS.to_string(), "--config"])
-        .arg(&cfg)
-        .output()
-        .with_context(|| format!("running {} bench-sinks", sensor.display()))?;
-    if !out.status.success() {
-        bail!("sensor bench-sinks failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let line = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(line.trim()).with_context(|| format!("reading the report: {line}"))
+    crate::bench::sensor_report(
+        Command::new(sensor).args(["bench-sinks", "--events", &EVENTS.to_string(), "--config"]).arg(&cfg),
+        "bench-sinks",
+    )
 }
 
 fn file(sensor: &Path, out_dir: &Path) -> Result<Value> {
