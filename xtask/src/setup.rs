@@ -43,8 +43,10 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "openssh-server",
     "sshpass",
     // vm-test: the guest's root filesystem is built with mmdebstrap; ssh
-    // (openssh-client, with the server above) drives the scenario.
+    // (openssh-client, with the server above) drives the scenario, whose
+    // host-side listener is a python3 one-liner.
     "mmdebstrap",
+    "python3",
 ];
 
 /// Services that packages above would start and that must not keep
