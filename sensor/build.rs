@@ -12,23 +12,33 @@ use anyhow::{Context as _, anyhow, bail};
 use aya_build::{Package, Toolchain};
 
 fn main() -> anyhow::Result<()> {
-    let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").ok_or_else(|| anyhow!("OUT_DIR not set"))?);
+    let out_dir =
+        PathBuf::from(std::env::var_os("OUT_DIR").ok_or_else(|| anyhow!("OUT_DIR not set"))?);
     let object = out_dir.join("sensor-ebpf");
-    let skip = std::env::var("AYA_BUILD_SKIP").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
+    let skip =
+        std::env::var("AYA_BUILD_SKIP").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
     if skip {
         std::fs::write(&object, b"").context("writing the empty eBPF placeholder")?;
     }
     let root = std::env::var("CARGO_MANIFEST_DIR").context("CARGO_MANIFEST_DIR not set")?;
     let ebpf_dir = PathBuf::from(root).join("../sensor-ebpf");
-    let ebpf_dir = ebpf_dir.to_str().ok_or_else(|| anyhow!("non-UTF-8 path {}", ebpf_dir.display()))?;
+    let ebpf_dir = ebpf_dir
+        .to_str()
+        .ok_or_else(|| anyhow!("non-UTF-8 path {}", ebpf_dir.display()))?;
     // Also rebuild when the shared wire types change.
     println!("cargo:rerun-if-changed=../sensor-common/src");
     // Honours AYA_BUILD_SKIP itself (only prints rerun-if lines then).
     aya_build::build_ebpf(
-        [Package { name: "sensor-ebpf", root_dir: ebpf_dir, ..Default::default() }],
+        [Package {
+            name: "sensor-ebpf",
+            root_dir: ebpf_dir,
+            ..Default::default()
+        }],
         Toolchain::Nightly,
     )
-    .context("building the eBPF object (needs `cargo xtask setup`: nightly rust-src and bpf-linker)")?;
+    .context(
+        "building the eBPF object (needs `cargo xtask setup`: nightly rust-src and bpf-linker)",
+    )?;
     if !skip {
         check_no_subprogram_calls(&object)?;
     }
@@ -44,7 +54,8 @@ fn main() -> anyhow::Result<()> {
 /// sensor-ebpf/src/task.rs `put!`).
 fn check_no_subprogram_calls(path: &Path) -> anyhow::Result<()> {
     let elf = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let calls = subprogram_calls(&elf).with_context(|| format!("parsing {} as ELF", path.display()))?;
+    let calls =
+        subprogram_calls(&elf).with_context(|| format!("parsing {} as ELF", path.display()))?;
     if !calls.is_empty() {
         bail!(
             "{} has BPF-to-BPF calls, which kernels before 5.10 refuse next to a tail call: {}",

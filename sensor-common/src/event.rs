@@ -94,7 +94,9 @@ impl EventKind {
             EventKind::FileAttr => crate::FILE_EVENT_MAX,
             EventKind::FileWrite => crate::WATCH_EVENT_MAX,
             EventKind::System => crate::SYS_EVENT_MAX,
-            EventKind::Fork | EventKind::Exit | EventKind::Cred | EventKind::Net => self.fixed_size(),
+            EventKind::Fork | EventKind::Exit | EventKind::Cred | EventKind::Net => {
+                self.fixed_size()
+            }
         }
     }
 }

@@ -288,10 +288,13 @@ impl SyscallOp {
             | SyscallOp::Lsetxattr
             | SyscallOp::Removexattr
             | SyscallOp::Lremovexattr => Some(Target::Path),
-            SyscallOp::Fchmod | SyscallOp::Fchown | SyscallOp::Fsetxattr | SyscallOp::Fremovexattr => {
-                Some(Target::Fd)
+            SyscallOp::Fchmod
+            | SyscallOp::Fchown
+            | SyscallOp::Fsetxattr
+            | SyscallOp::Fremovexattr => Some(Target::Fd),
+            SyscallOp::Fchmodat | SyscallOp::Fchmodat2 | SyscallOp::Fchownat => {
+                Some(Target::DirfdPath)
             }
-            SyscallOp::Fchmodat | SyscallOp::Fchmodat2 | SyscallOp::Fchownat => Some(Target::DirfdPath),
             _ => None,
         }
     }
@@ -311,7 +314,10 @@ impl SyscallOp {
 
     /// True for the xattr syscalls that set a value.
     pub const fn sets_xattr(self) -> bool {
-        matches!(self, SyscallOp::Setxattr | SyscallOp::Lsetxattr | SyscallOp::Fsetxattr)
+        matches!(
+            self,
+            SyscallOp::Setxattr | SyscallOp::Lsetxattr | SyscallOp::Fsetxattr
+        )
     }
 }
 

@@ -52,7 +52,9 @@ pub fn task_ignored(task: u64) -> bool {
             .and_then(|file| read_ptr(file, off!(file_inode)));
         if let Ok(inode) = inode {
             let ino = read_u64(inode, off!(inode_ino)).unwrap_or(0);
-            let dev = read_ptr(inode, off!(inode_sb)).and_then(|sb| read_u32(sb, off!(sb_dev))).unwrap_or(0);
+            let dev = read_ptr(inode, off!(inode_sb))
+                .and_then(|sb| read_u32(sb, off!(sb_dev)))
+                .unwrap_or(0);
             let key = ExeKey { ino, dev, _pad0: 0 };
             // SAFETY: as above.
             if unsafe { IGNORE_EXES.get(&key) }.is_some() {
@@ -67,7 +69,8 @@ pub fn task_ignored(task: u64) -> bool {
 /// Only absolute arguments can match (prefixes are absolute).
 #[inline(always)]
 pub fn path_ignored(path: &[u8; sensor_common::ARG_PATH_CAP], len: u32) -> bool {
-    filters() & filter_flags::PATH_PREFIXES != 0 && starts_with_any(&IGNORE_PREFIXES, IGNORE_PREFIXES_MAX, path, len)
+    filters() & filter_flags::PATH_PREFIXES != 0
+        && starts_with_any(&IGNORE_PREFIXES, IGNORE_PREFIXES_MAX, path, len)
 }
 
 /// Does `path[..len]` start with one of the first `max` entries of
@@ -80,7 +83,9 @@ pub fn starts_with_any(
     len: u32,
 ) -> bool {
     for i in 0..max {
-        let Some(prefix) = prefixes.get(i) else { return false };
+        let Some(prefix) = prefixes.get(i) else {
+            return false;
+        };
         let n = prefix.len as usize;
         if n == 0 || n > IGNORE_PREFIX_CAP {
             return false;

@@ -9,7 +9,9 @@
 //! kernel lacks it, or the pointer leading to it is NULL, like a task
 //! without a tty), or the read [`Miss::Fault`]ed.
 
-use aya_ebpf::helpers::{bpf_probe_read_kernel, bpf_probe_read_kernel_buf, bpf_probe_read_kernel_str_bytes};
+use aya_ebpf::helpers::{
+    bpf_probe_read_kernel, bpf_probe_read_kernel_buf, bpf_probe_read_kernel_str_bytes,
+};
 use sensor_common::OFFSET_MISSING;
 
 /// Why a read produced no value.

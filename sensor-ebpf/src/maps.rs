@@ -53,7 +53,8 @@ pub fn scratch(map: &Array<Scratch>) -> Option<*mut u8> {
 /// Data offsets inside the scratch buffer are masked with this, so the
 /// verifier can prove every write stays inside it.
 pub const DATA_MASK: usize = 0xFFFF;
-pub const SCRATCH_SIZE: usize = core::mem::size_of::<sensor_common::ExecEvent>() + DATA_MASK + 1 + 512;
+pub const SCRATCH_SIZE: usize =
+    core::mem::size_of::<sensor_common::ExecEvent>() + DATA_MASK + 1 + 512;
 const _: () = assert!(MAX_EVENT_SIZE <= SCRATCH_SIZE);
 
 /// 8-aligned, so the ExecEvent at its start is a well-aligned reference.
@@ -67,7 +68,10 @@ pub struct Scratch {
 pub static OFFSETS: KernelOffsets = KernelOffsets::MISSING;
 
 #[unsafe(no_mangle)]
-pub static CONFIG: ProbeConfig = ProbeConfig { sensor_tgid: 0, filters: 0 };
+pub static CONFIG: ProbeConfig = ProbeConfig {
+    sensor_tgid: 0,
+    filters: 0,
+};
 
 /// Reads one OFFSETS field. Volatile so the compiler cannot fold the
 /// placeholder values in: the real ones only exist at load time.

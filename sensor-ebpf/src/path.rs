@@ -41,7 +41,8 @@ impl Writer {
         // SAFETY: data + DATA_MASK + COMPONENT_MAX is inside the scratch value.
         let dst = unsafe { self.data.add(at) };
         // SAFETY: probe read into a buffer of COMPONENT_MAX bytes.
-        let n = unsafe { bpf_probe_read_kernel_str(dst.cast(), COMPONENT_MAX as u32, src as *const _) };
+        let n =
+            unsafe { bpf_probe_read_kernel_str(dst.cast(), COMPONENT_MAX as u32, src as *const _) };
         if n <= 0 {
             return false;
         }
@@ -70,7 +71,11 @@ impl Writer {
 }
 
 fn add(a: u32, b: u32) -> u32 {
-    if a == OFFSET_MISSING || b == OFFSET_MISSING { OFFSET_MISSING } else { a + b }
+    if a == OFFSET_MISSING || b == OFFSET_MISSING {
+        OFFSET_MISSING
+    } else {
+        a + b
+    }
 }
 
 /// Writes the `struct path` at kernel address `path`.

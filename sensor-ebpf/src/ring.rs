@@ -11,7 +11,10 @@ use crate::maps::{EVENTS, count_loss};
 ///
 /// `T` must start with an [`EventHeader`] (every fixed-size record does).
 #[inline(always)]
-pub fn emit<T: 'static>(kind: EventKind, fill: impl FnOnce(*mut T) -> Result<(), i64>) -> Result<(), i64> {
+pub fn emit<T: 'static>(
+    kind: EventKind,
+    fill: impl FnOnce(*mut T) -> Result<(), i64>,
+) -> Result<(), i64> {
     let Some(mut entry) = EVENTS.reserve::<T>(0) else {
         count_loss(kind);
         return Ok(());

@@ -53,27 +53,78 @@ pub fn fill(t: &mut TaskInfo, task: u64) -> Result<(), Miss> {
     let mut f = Faults::default();
 
     let leader = read_ptr(task, off!(task_group_leader));
-    put!(t.start_boottime, f.or(leader.and_then(|l| read_u64(l, off!(task_start_boottime))), 0));
+    put!(
+        t.start_boottime,
+        f.or(
+            leader.and_then(|l| read_u64(l, off!(task_start_boottime))),
+            0
+        )
+    );
     let parent = read_ptr(task, off!(task_real_parent));
-    put!(t.ppid, f.or(parent.and_then(|p| read_u32(p, off!(task_tgid))), 0));
+    put!(
+        t.ppid,
+        f.or(parent.and_then(|p| read_u32(p, off!(task_tgid))), 0)
+    );
     let parent_leader = parent.and_then(|p| read_ptr(p, off!(task_group_leader)));
-    put!(t.parent_start_boottime, f.or(parent_leader.and_then(|l| read_u64(l, off!(task_start_boottime))), 0));
+    put!(
+        t.parent_start_boottime,
+        f.or(
+            parent_leader.and_then(|l| read_u64(l, off!(task_start_boottime))),
+            0
+        )
+    );
 
     // real_cred: the task's objective credentials, what it acts as.
     let cred = read_ptr(task, off!(task_real_cred));
-    put!(t.uid, f.or(cred.and_then(|c| read_u32(c, off!(cred_uid))), ID_UNSET));
-    put!(t.gid, f.or(cred.and_then(|c| read_u32(c, off!(cred_gid))), ID_UNSET));
-    put!(t.euid, f.or(cred.and_then(|c| read_u32(c, off!(cred_euid))), ID_UNSET));
-    put!(t.egid, f.or(cred.and_then(|c| read_u32(c, off!(cred_egid))), ID_UNSET));
-    put!(t.suid, f.or(cred.and_then(|c| read_u32(c, off!(cred_suid))), ID_UNSET));
-    put!(t.sgid, f.or(cred.and_then(|c| read_u32(c, off!(cred_sgid))), ID_UNSET));
-    put!(t.fsuid, f.or(cred.and_then(|c| read_u32(c, off!(cred_fsuid))), ID_UNSET));
-    put!(t.fsgid, f.or(cred.and_then(|c| read_u32(c, off!(cred_fsgid))), ID_UNSET));
-    put!(t.cap_permitted, f.or(cred.and_then(|c| read_u64(c, off!(cred_cap_permitted))), 0));
-    put!(t.cap_effective, f.or(cred.and_then(|c| read_u64(c, off!(cred_cap_effective))), 0));
+    put!(
+        t.uid,
+        f.or(cred.and_then(|c| read_u32(c, off!(cred_uid))), ID_UNSET)
+    );
+    put!(
+        t.gid,
+        f.or(cred.and_then(|c| read_u32(c, off!(cred_gid))), ID_UNSET)
+    );
+    put!(
+        t.euid,
+        f.or(cred.and_then(|c| read_u32(c, off!(cred_euid))), ID_UNSET)
+    );
+    put!(
+        t.egid,
+        f.or(cred.and_then(|c| read_u32(c, off!(cred_egid))), ID_UNSET)
+    );
+    put!(
+        t.suid,
+        f.or(cred.and_then(|c| read_u32(c, off!(cred_suid))), ID_UNSET)
+    );
+    put!(
+        t.sgid,
+        f.or(cred.and_then(|c| read_u32(c, off!(cred_sgid))), ID_UNSET)
+    );
+    put!(
+        t.fsuid,
+        f.or(cred.and_then(|c| read_u32(c, off!(cred_fsuid))), ID_UNSET)
+    );
+    put!(
+        t.fsgid,
+        f.or(cred.and_then(|c| read_u32(c, off!(cred_fsgid))), ID_UNSET)
+    );
+    put!(
+        t.cap_permitted,
+        f.or(cred.and_then(|c| read_u64(c, off!(cred_cap_permitted))), 0)
+    );
+    put!(
+        t.cap_effective,
+        f.or(cred.and_then(|c| read_u64(c, off!(cred_cap_effective))), 0)
+    );
     // loginuid.val and sessionid: absent without CONFIG_AUDIT (then unset).
-    put!(t.loginuid, f.or(read_u32(task, off!(task_loginuid)), ID_UNSET));
-    put!(t.sessionid, f.or(read_u32(task, off!(task_sessionid)), ID_UNSET));
+    put!(
+        t.loginuid,
+        f.or(read_u32(task, off!(task_loginuid)), ID_UNSET)
+    );
+    put!(
+        t.sessionid,
+        f.or(read_u32(task, off!(task_sessionid)), ID_UNSET)
+    );
     put!(t._pad0, 0);
 
     // SAFETY: comm and tty are 8-aligned arrays of 16 and 32 bytes (asserted above).
@@ -88,7 +139,10 @@ pub fn fill(t: &mut TaskInfo, task: u64) -> Result<(), Miss> {
     let name = tty.and_then(|tty| read_str(tty, off!(tty_name), &mut t.tty));
     f.or(name, ());
     let kn = cgroup_kn(task);
-    put!(t.cgroup_id, f.or(kn.and_then(|kn| read_u64(kn, off!(kernfs_id))), 0));
+    put!(
+        t.cgroup_id,
+        f.or(kn.and_then(|kn| read_u64(kn, off!(kernfs_id))), 0)
+    );
     if f.0 {
         count_error(ProbeError::ReadTask);
     }

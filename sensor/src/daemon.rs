@@ -8,8 +8,8 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::config::Config;
 use crate::enrich::{host, procfs};
-use crate::pipeline::Pipeline;
 use crate::event::{Heartbeat, SinkHeartbeat};
+use crate::pipeline::Pipeline;
 use crate::sink::sequence::SequenceLease;
 use crate::sink::{Router, Sink, SinkError};
 use crate::source::ebpf::{EbpfSource, LoadError, decode};
@@ -69,8 +69,11 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         config.process.ancestry_depth,
         procfs::clock_ticks_per_second(),
     );
-    let (lease, last_seq) = SequenceLease::open(&config.agent.state_dir)
-        .map_err(|source| RunError::Sequence { dir: config.agent.state_dir.clone(), source })?;
+    let (lease, last_seq) =
+        SequenceLease::open(&config.agent.state_dir).map_err(|source| RunError::Sequence {
+            dir: config.agent.state_dir.clone(),
+            source,
+        })?;
     pipeline.resume_sequence(lease, last_seq);
     if let Some(hashing) = config.process.hashing() {
         pipeline.enable_hashing(hashing).map_err(RunError::Hasher)?;
@@ -79,9 +82,13 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     // at once, naming it.
     let mut sink = Router::start(&config.sinks, &config.agent.state_dir)?;
     if let Some(addr) = config.telemetry.metrics_socket()? {
-        let listener =
-            crate::telemetry::server::bind(addr).await.map_err(|source| RunError::Metrics { addr, source })?;
-        crate::telemetry::server::spawn(listener, crate::telemetry::registry(&sink.metrics, sink.views()));
+        let listener = crate::telemetry::server::bind(addr)
+            .await
+            .map_err(|source| RunError::Metrics { addr, source })?;
+        crate::telemetry::server::spawn(
+            listener,
+            crate::telemetry::registry(&sink.metrics, sink.views()),
+        );
         tracing::info!(%addr, "metrics on http://{addr}/metrics");
     }
 
@@ -91,7 +98,10 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     let (mut source, ring) = EbpfSource::load(&config.ebpf, &config.filter, &watched)?;
     pipeline.set_watched(watched);
     let cgroup_mode = crate::source::ebpf::offsets::CgroupMode::detect();
-    pipeline.seed(procfs::all_processes(std::path::Path::new("/proc"), cgroup_mode));
+    pipeline.seed(procfs::all_processes(
+        std::path::Path::new("/proc"),
+        cgroup_mode,
+    ));
     // Parsing the kernel's BTF and the object takes tens of MiB that are
     // free now; hand them back instead of carrying them as RSS forever.
     // SAFETY: malloc_trim has no preconditions.
@@ -218,9 +228,16 @@ fn drain(
 
 /// After a crash, numbers leased by the earlier run never reached a
 /// sink's spool: say so, with the range, before anything else.
-fn report_restart_gaps(pipeline: &mut Pipeline, sink: &mut Router, last_seq: u64) -> Result<(), RunError> {
-    let gaps: Vec<(&'static str, u64)> =
-        sink.sinks.iter().filter_map(|s| s.resumed_seq.filter(|&r| r < last_seq).map(|r| (s.name, r))).collect();
+fn report_restart_gaps(
+    pipeline: &mut Pipeline,
+    sink: &mut Router,
+    last_seq: u64,
+) -> Result<(), RunError> {
+    let gaps: Vec<(&'static str, u64)> = sink
+        .sinks
+        .iter()
+        .filter_map(|s| s.resumed_seq.filter(|&r| r < last_seq).map(|r| (s.name, r)))
+        .collect();
     for (name, reached) in gaps {
         tracing::warn!(
             sink = name,
@@ -249,6 +266,8 @@ fn heartbeat_fields(router: &Router, interval_s: u64, started: std::time::Instan
                 sent: s.stats.sent.load(Relaxed),
                 queue_dropped: s.stats.queue_dropped.load(Relaxed),
                 spool_dropped: s.stats.spool_dropped.load(Relaxed),
+                truncated: s.stats.truncated.load(Relaxed),
+                oversize_dropped: s.stats.oversize_dropped.load(Relaxed),
                 spool_bytes: s.stats.spool_bytes.load(Relaxed),
                 spool_pending: s.stats.spool_pending.load(Relaxed),
                 connected: s.stats.connected.load(Relaxed) == 1,
@@ -269,20 +288,28 @@ fn report_counters(
     decode_errors: &mut u64,
 ) -> Result<(), RunError> {
     for (kind, count) in source.new_losses()? {
-        tracing::warn!(kind = kind.name(), count, "kernel dropped events: ring buffer full");
-        sink.emit(&pipeline.lost("ring_buffer", kind.name(), count)).map_err(RunError::Output)?;
+        tracing::warn!(
+            kind = kind.name(),
+            count,
+            "kernel dropped events: ring buffer full"
+        );
+        sink.emit(&pipeline.lost("ring_buffer", kind.name(), count))
+            .map_err(RunError::Output)?;
     }
     for (kind, count) in source.new_errors()? {
         tracing::debug!(kind = kind.name(), count, "in-kernel read failures");
-        sink.emit(&pipeline.probe_error(kind.name(), count)).map_err(RunError::Output)?;
+        sink.emit(&pipeline.probe_error(kind.name(), count))
+            .map_err(RunError::Output)?;
     }
     if *decode_errors > 0 {
-        sink.emit(&pipeline.probe_error("decode", *decode_errors)).map_err(RunError::Output)?;
+        sink.emit(&pipeline.probe_error("decode", *decode_errors))
+            .map_err(RunError::Output)?;
         *decode_errors = 0;
     }
     for (source, sink_name, count) in sink.new_drops() {
         tracing::warn!(sink = sink_name, count, source, "sink dropped events");
-        sink.emit(&pipeline.lost(source, sink_name, count)).map_err(RunError::Output)?;
+        sink.emit(&pipeline.lost(source, sink_name, count))
+            .map_err(RunError::Output)?;
     }
     Ok(())
 }

@@ -102,7 +102,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             // One thread: the pipeline is a single owner of its state, and a
             // second core is better left to the workload we observe.
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
             rt.block_on(daemon::run(config))?;
         }
         Command::Probe { json } => {
@@ -115,12 +117,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::BenchSinks { config, events } => {
             let c = config::Config::load(&config)?;
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            let report = rt.block_on(sensor::sink::bench::run(&c.sinks, &c.agent.state_dir, events))?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let report = rt.block_on(sensor::sink::bench::run(
+                &c.sinks,
+                &c.agent.state_dir,
+                events,
+            ))?;
             println!("{}", serde_json::to_string(&report)?);
         }
         Command::BenchEnrich { events } => {
-            println!("{}", serde_json::to_string(&sensor::pipeline::bench::run(events))?);
+            println!(
+                "{}",
+                serde_json::to_string(&sensor::pipeline::bench::run(events))?
+            );
         }
         Command::AuditRules { check } => sensor::source::audit::rules::print(check.as_deref())?,
         Command::CheckConfig { config } => {

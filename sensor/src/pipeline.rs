@@ -10,25 +10,26 @@ use sensor_common::{ID_UNSET, TaskInfo};
 use crate::enrich::clock::BootClock;
 use crate::enrich::container;
 use crate::enrich::exehash::{ExeHasher, HashConfig, Outcome};
-use crate::enrich::runtime::{Lookup, RuntimeCache};
 use crate::enrich::process::{CredState, EntityIds, ProcessInfo, ProcessTable};
 use crate::enrich::procfs::ProcSnapshot;
+use crate::enrich::runtime::{Lookup, RuntimeCache};
 use crate::enrich::user::{Accounts, UserNames};
 use crate::event::{
-    Agent, Cgroup, Container, ContainerImage, ContainerLookups, ErrorInfo, ExecutableHashes, Labels, Orchestrator,
-    OrchestratorResource, Event, EventMeta, Gain, Heartbeat, Host, Lost, PrivilegeGain, ProcessHash,
-    ProbeErrorCount, Process, SensorFields, SequenceGap, Signal, Text, Thread, caps,
+    Agent, Cgroup, Container, ContainerImage, ContainerLookups, ErrorInfo, Event, EventMeta,
+    ExecutableHashes, Gain, Heartbeat, Host, Labels, Lost, Orchestrator, OrchestratorResource,
+    PrivilegeGain, ProbeErrorCount, Process, ProcessHash, SensorFields, SequenceGap, Signal, Text,
+    Thread, caps,
 };
 use crate::sink::sequence::SequenceLease;
 use crate::source::ebpf::decode::{ExecRecord, ExitRecord, ForkRecord, KernelEvent};
 
+mod audit;
+pub mod bench;
 mod cred;
 mod file;
 mod net;
 mod system;
 mod watch;
-mod audit;
-pub mod bench;
 
 pub struct Pipeline {
     table: ProcessTable,
@@ -71,7 +72,12 @@ struct Kind {
 
 impl Kind {
     fn process(action: &'static str, type_: &'static [&'static str]) -> Kind {
-        Kind { category: PROCESS, type_, action, outcome: "success" }
+        Kind {
+            category: PROCESS,
+            type_,
+            action,
+            outcome: "success",
+        }
     }
 }
 
@@ -177,9 +183,12 @@ impl Pipeline {
     /// so that its event is not emitted bare. Only the process that started
     /// at `ticks` is taken: a reused pid is someone else. Counted.
     fn adopt(&mut self, pid: u32, ticks: Option<u64>) -> bool {
-        let mode = *self.cgroup_mode.get_or_insert_with(crate::source::ebpf::offsets::CgroupMode::detect);
-        let snapshot = crate::enrich::procfs::read_process(std::path::Path::new("/proc"), pid, mode)
-            .filter(|s| ticks.is_none_or(|t| t == s.start_ticks));
+        let mode = *self
+            .cgroup_mode
+            .get_or_insert_with(crate::source::ebpf::offsets::CgroupMode::detect);
+        let snapshot =
+            crate::enrich::procfs::read_process(std::path::Path::new("/proc"), pid, mode)
+                .filter(|s| ticks.is_none_or(|t| t == s.start_ticks));
         match snapshot {
             Some(s) => {
                 self.insert_snapshot(s);
@@ -237,15 +246,24 @@ impl Pipeline {
         let args: Vec<Text> = e.argv.into_iter().map(Text).collect();
         // The kernel names a memfd's file `memfd:<name>`, a pseudo file with
         // no parent: its whole path is that one component.
-        let fileless = e.exe_unlinked.then(|| if e.exe.starts_with(b"/memfd:") { "memfd" } else { "deleted" });
+        let fileless = e.exe_unlinked.then(|| {
+            if e.exe.starts_with(b"/memfd:") {
+                "memfd"
+            } else {
+                "deleted"
+            }
+        });
         // Before the entry is borrowed; may wait a bounded moment.
         // A cut path cannot be checked against the running program.
         let exec_path: &[u8] = if e.exe_truncated { b"" } else { &e.exe };
-        let exe_hash = self.hasher.as_mut().map(|h| match h.identify(e.task.tgid, Some(exec_path), true) {
-            (Some(key), _) => Ok(key),
-            (None, Outcome::Unavailable(why)) => Err(why),
-            (None, Outcome::Sha256(_)) => Err("unknown"),
-        });
+        let exe_hash =
+            self.hasher
+                .as_mut()
+                .map(|h| match h.identify(e.task.tgid, Some(exec_path), true) {
+                    (Some(key), _) => Ok(key),
+                    (None, Outcome::Unavailable(why)) => Err(why),
+                    (None, Outcome::Sha256(_)) => Err("unknown"),
+                });
         let entry = self.table.entry(e.task.tgid, e.task.ppid, ticks);
         entry.exe_hash = exe_hash;
         entry.name = Some(comm(&e.task));
@@ -291,7 +309,11 @@ impl Pipeline {
         let parent_ticks = self.table.ids.ticks(f.task.parent_start_boottime);
         // A child runs its parent's image, in its parent's container, until
         // it execs.
-        let inherited = self.table.get_exact(f.task.ppid, parent_ticks).or_else(|| self.table.get(f.task.ppid)).cloned();
+        let inherited = self
+            .table
+            .get_exact(f.task.ppid, parent_ticks)
+            .or_else(|| self.table.get(f.task.ppid))
+            .cloned();
         let entry = self.table.entry(f.task.tgid, f.task.ppid, ticks);
         entry.name = Some(comm(&f.task));
         if let Some(parent) = inherited {
@@ -301,7 +323,12 @@ impl Pipeline {
             entry.container = parent.container;
             entry.exe_hash = parent.exe_hash;
         }
-        self.process_event(f.boot_ns, &f.task, Kind::process("fork", START), SensorFields::default())
+        self.process_event(
+            f.boot_ns,
+            &f.task,
+            Kind::process("fork", START),
+            SensorFields::default(),
+        )
     }
 
     fn exit(&mut self, x: ExitRecord) -> Event {
@@ -309,7 +336,10 @@ impl Pipeline {
         let mut sensor = SensorFields::default();
         let sig = x.status & 0x7f;
         if sig != 0 {
-            sensor.signal = Some(Signal { number: sig, name: signal_name(sig) });
+            sensor.signal = Some(Signal {
+                number: sig,
+                name: signal_name(sig),
+            });
             sensor.core_dumped = Some(x.status & 0x80 != 0);
         }
         // Make sure the process is known even if we never saw it start.
@@ -318,7 +348,11 @@ impl Pipeline {
         if let Some(p) = ev.process.as_mut() {
             // A signal death has no exit code of its own; ECS convention
             // (and the shell's) is 128 + signal.
-            p.exit_code = Some(if sig != 0 { 128 + sig as i32 } else { ((x.status >> 8) & 0xff) as i32 });
+            p.exit_code = Some(if sig != 0 {
+                128 + sig as i32
+            } else {
+                ((x.status >> 8) & 0xff) as i32
+            });
         }
         self.table.mark_exited(x.task.tgid, ticks);
         ev
@@ -340,13 +374,21 @@ impl Pipeline {
         }
         process.start = Some(self.clock.rfc3339(task.start_boottime));
         self.hash_fields(task.tgid, ticks, &mut process, &mut sensor);
-        let container = self.table.get_exact(task.tgid, ticks).and_then(|p| p.container.clone());
+        let container = self
+            .table
+            .get_exact(task.tgid, ticks)
+            .and_then(|p| p.container.clone());
         let ancestors = self.table.ancestors(task.ppid, self.ancestry_depth);
         // Processes whose root shows the container's files, nearest first.
-        let candidates: Vec<u32> =
-            [task.tgid, task.ppid].into_iter().chain(ancestors.iter().map(|a| a.pid)).collect();
+        let candidates: Vec<u32> = [task.tgid, task.ppid]
+            .into_iter()
+            .chain(ancestors.iter().map(|a| a.pid))
+            .collect();
         let accounts = match &container {
-            Some(c) => Accounts::Container { id: &c.id, pids: &candidates },
+            Some(c) => Accounts::Container {
+                id: &c.id,
+                pids: &candidates,
+            },
             None => Accounts::Host,
         };
         process.user = Some(self.users.user(task.euid, &accounts));
@@ -370,10 +412,11 @@ impl Pipeline {
         }
         sensor.tty = tty_path(&task.tty);
         let parent_ticks = self.table.ids.ticks(task.parent_start_boottime);
-        let parent = self
-            .table
-            .get_exact(task.ppid, parent_ticks)
-            .or_else(|| self.table.get(task.ppid).filter(|_| task.parent_start_boottime == 0));
+        let parent = self.table.get_exact(task.ppid, parent_ticks).or_else(|| {
+            self.table
+                .get(task.ppid)
+                .filter(|_| task.parent_start_boottime == 0)
+        });
         process.parent = Some(Box::new(match parent {
             Some(p) => {
                 let mut out = to_process(p);
@@ -396,7 +439,10 @@ impl Pipeline {
         sensor.ancestors = ancestors;
         for (field, text) in [
             ("process.executable", process.executable.as_ref()),
-            ("process.working_directory", process.working_directory.as_ref()),
+            (
+                "process.working_directory",
+                process.working_directory.as_ref(),
+            ),
             ("process.name", process.name.as_ref()),
         ] {
             if text.is_some_and(Text::is_escaped) {
@@ -417,20 +463,37 @@ impl Pipeline {
             Some(c) => self.describe_container(c, &mut sensor),
             None => (None, None),
         };
-        let meta = self.meta("event", kind.category, kind.type_, kind.action, Some(kind.outcome), "ebpf");
+        let meta = self.meta(
+            "event",
+            kind.category,
+            kind.type_,
+            kind.action,
+            Some(kind.outcome),
+            "ebpf",
+        );
         Event {
             process: Some(process),
             container,
             orchestrator,
             sensor,
-            ..Event::new(self.clock.rfc3339(boot_ns), meta, self.host.clone(), self.agent.clone())
+            ..Event::new(
+                self.clock.rfc3339(boot_ns),
+                meta,
+                self.host.clone(),
+                self.agent.clone(),
+            )
         }
     }
 
     /// Compares the task's privileges with those last seen from its
     /// process and remembers the new ones. A gain is reported unless a
     /// credential syscall made it (its own event says so).
-    fn track_privilege(&mut self, task: &TaskInfo, ticks: u64, action: &'static str) -> Option<PrivilegeGain> {
+    fn track_privilege(
+        &mut self,
+        task: &TaskInfo,
+        ticks: u64,
+        action: &'static str,
+    ) -> Option<PrivilegeGain> {
         let now = CredState {
             uid: task.uid,
             euid: task.euid,
@@ -442,9 +505,17 @@ impl Pipeline {
         if !now.gains_over(&before) || action == CRED_ACTION {
             return None;
         }
-        let gain = |c: &CredState| Gain { uid: c.uid, euid: c.euid, capabilities: caps::names(c.cap_permitted) };
+        let gain = |c: &CredState| Gain {
+            uid: c.uid,
+            euid: c.euid,
+            capabilities: caps::names(c.cap_permitted),
+        };
         Some(PrivilegeGain {
-            via: if action == "exec" { "exec" } else { "unexplained" },
+            via: if action == "exec" {
+                "exec"
+            } else {
+                "unexplained"
+            },
             before: gain(&before),
             after: gain(&now),
         })
@@ -458,16 +529,26 @@ impl Pipeline {
         sensor: &mut SensorFields,
     ) -> (Option<Container>, Option<Orchestrator>) {
         let info = self.runtimes.get(&c);
-        let mut out =
-            Container { id: c.id, runtime: c.runtime, name: None, image: None, labels: Labels::default() };
-        let Some(info) = info else { return (Some(out), None) };
+        let mut out = Container {
+            id: c.id,
+            runtime: c.runtime,
+            name: None,
+            image: None,
+            labels: Labels::default(),
+        };
+        let Some(info) = info else {
+            return (Some(out), None);
+        };
         out.name = info.name.clone();
         out.image = info.image.clone().map(|name| ContainerImage { name });
         out.labels = info.labels.clone();
         if info.labels_truncated {
             sensor.truncated.push("container.labels");
         }
-        for (field, text) in [("container.name", out.name.as_ref()), ("container.image.name", info.image.as_ref())] {
+        for (field, text) in [
+            ("container.name", out.name.as_ref()),
+            ("container.image.name", info.image.as_ref()),
+        ] {
             if text.is_some_and(Text::is_escaped) {
                 sensor.escaped.push(field.to_owned());
             }
@@ -475,14 +556,26 @@ impl Pipeline {
         let orchestrator = info.pod.as_ref().map(|p| Orchestrator {
             type_: "kubernetes",
             namespace: p.namespace.clone(),
-            resource: OrchestratorResource { type_: "pod", name: p.name.clone(), id: p.uid.clone() },
+            resource: OrchestratorResource {
+                type_: "pod",
+                name: p.name.clone(),
+                id: p.uid.clone(),
+            },
         });
         (Some(out), orchestrator)
     }
 
     /// `process.hash`, or `sensor.hash_unavailable` saying why not.
-    fn hash_fields(&mut self, pid: u32, ticks: u64, process: &mut Process, sensor: &mut SensorFields) {
-        let Some(hasher) = self.hasher.as_mut() else { return };
+    fn hash_fields(
+        &mut self,
+        pid: u32,
+        ticks: u64,
+        process: &mut Process,
+        sensor: &mut SensorFields,
+    ) {
+        let Some(hasher) = self.hasher.as_mut() else {
+            return;
+        };
         let known = self.table.get_exact(pid, ticks).and_then(|p| p.exe_hash);
         let outcome = match known {
             Some(Ok(key)) => hasher.resolve(key),
@@ -500,33 +593,75 @@ impl Pipeline {
     fn describe(&self, pid: u32, ticks: u64) -> Process {
         match self.table.get_exact(pid, ticks) {
             Some(p) => to_process(p),
-            None => Process { pid, entity_id: self.table.ids.id(pid, ticks), ..Process::default() },
+            None => Process {
+                pid,
+                entity_id: self.table.ids.id(pid, ticks),
+                ..Process::default()
+            },
         }
     }
 
     /// `count` events of `kind` were dropped at `source` since the last report.
     pub fn lost(&mut self, source: &'static str, kind: &'static str, count: u64) -> Event {
-        let meta = self.meta("pipeline_error", HOST, INFO, "lost", Some("failure"), "sensor");
-        self.sensor_event(meta, SensorFields { lost: Some(Lost { source, kind, count }), ..SensorFields::default() })
+        let meta = self.meta(
+            "pipeline_error",
+            HOST,
+            INFO,
+            "lost",
+            Some("failure"),
+            "sensor",
+        );
+        self.sensor_event(
+            meta,
+            SensorFields {
+                lost: Some(Lost {
+                    source,
+                    kind,
+                    count,
+                }),
+                ..SensorFields::default()
+            },
+        )
     }
 
     /// The kernel side failed `count` reads of `kind` since the last report.
     pub fn probe_error(&mut self, kind: &'static str, count: u64) -> Event {
-        let meta = self.meta("pipeline_error", HOST, ERROR, "probe_error", Some("failure"), "sensor");
+        let meta = self.meta(
+            "pipeline_error",
+            HOST,
+            ERROR,
+            "probe_error",
+            Some("failure"),
+            "sensor",
+        );
         self.sensor_event(
             meta,
-            SensorFields { probe_error: Some(ProbeErrorCount { kind, count }), ..SensorFields::default() },
+            SensorFields {
+                probe_error: Some(ProbeErrorCount { kind, count }),
+                ..SensorFields::default()
+            },
         )
     }
 
     /// Sequence numbers `first..=last` never reached `sink`'s spool (the
     /// sensor was killed while they were in memory).
     pub fn sequence_gap(&mut self, sink: &'static str, first: u64, last: u64) -> Event {
-        let meta = self.meta("pipeline_error", HOST, INFO, "lost", Some("failure"), "sensor");
+        let meta = self.meta(
+            "pipeline_error",
+            HOST,
+            INFO,
+            "lost",
+            Some("failure"),
+            "sensor",
+        );
         self.sensor_event(
             meta,
             SensorFields {
-                lost: Some(Lost { source: "restart", kind: sink, count: last + 1 - first }),
+                lost: Some(Lost {
+                    source: "restart",
+                    kind: sink,
+                    count: last + 1 - first,
+                }),
                 gap: Some(SequenceGap { first, last }),
                 ..SensorFields::default()
             },
@@ -544,14 +679,31 @@ impl Pipeline {
             cached: self.runtimes.cached(),
         });
         if let Some(h) = &self.hasher {
-            heartbeat.executable_hashes = Some(ExecutableHashes { counts: h.stats, cached: h.cached() });
+            heartbeat.executable_hashes = Some(ExecutableHashes {
+                counts: h.stats,
+                cached: h.cached(),
+            });
         }
         let meta = self.meta("metric", HOST, INFO, "heartbeat", None, "sensor");
-        self.sensor_event(meta, SensorFields { heartbeat: Some(heartbeat), ..SensorFields::default() })
+        self.sensor_event(
+            meta,
+            SensorFields {
+                heartbeat: Some(heartbeat),
+                ..SensorFields::default()
+            },
+        )
     }
 
     fn sensor_event(&mut self, meta: EventMeta, sensor: SensorFields) -> Event {
-        Event { sensor, ..Event::new(self.clock.rfc3339(BootClock::now_boot_ns()), meta, self.host.clone(), self.agent.clone()) }
+        Event {
+            sensor,
+            ..Event::new(
+                self.clock.rfc3339(BootClock::now_boot_ns()),
+                meta,
+                self.host.clone(),
+                self.agent.clone(),
+            )
+        }
     }
 
     fn meta(
@@ -588,8 +740,18 @@ fn outcome(ret: i64) -> (&'static str, Option<ErrorInfo>) {
         return ("success", None);
     }
     let errno = nix::errno::Errno::from_raw((-ret) as i32);
-    let code = if errno == nix::errno::Errno::UnknownErrno { format!("errno {}", -ret) } else { format!("{errno:?}") };
-    ("failure", Some(ErrorInfo { code, message: errno.desc().to_owned() }))
+    let code = if errno == nix::errno::Errno::UnknownErrno {
+        format!("errno {}", -ret)
+    } else {
+        format!("{errno:?}")
+    };
+    (
+        "failure",
+        Some(ErrorInfo {
+            code,
+            message: errno.desc().to_owned(),
+        }),
+    )
 }
 
 fn to_process(p: &ProcessInfo) -> Process {
@@ -625,13 +787,17 @@ fn tty_path(raw: &[u8]) -> Option<String> {
         return None;
     }
     match name.strip_prefix("pts") {
-        Some(n) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => Some(format!("/dev/pts/{n}")),
+        Some(n) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(format!("/dev/pts/{n}"))
+        }
         _ => Some(format!("/dev/{name}")),
     }
 }
 
 pub(crate) fn signal_name(sig: u32) -> Option<&'static str> {
-    nix::sys::signal::Signal::try_from(sig as i32).ok().map(|s| s.as_str())
+    nix::sys::signal::Signal::try_from(sig as i32)
+        .ok()
+        .map(|s| s.as_str())
 }
 
 #[cfg(test)]

@@ -41,10 +41,16 @@ pub struct HookChoice {
 
 impl Check {
     fn yes(detail: impl Into<String>) -> Check {
-        Check { available: true, detail: detail.into() }
+        Check {
+            available: true,
+            detail: detail.into(),
+        }
     }
     fn no(detail: impl Into<String>) -> Check {
-        Check { available: false, detail: detail.into() }
+        Check {
+            available: false,
+            detail: detail.into(),
+        }
     }
 }
 
@@ -56,7 +62,10 @@ pub fn run() -> Report {
     let btf = if btf_path.exists() {
         Check::yes(format!("{} present", btf_path.display()))
     } else {
-        Check::no(format!("{} missing: the kernel needs CONFIG_DEBUG_INFO_BTF", btf_path.display()))
+        Check::no(format!(
+            "{} missing: the kernel needs CONFIG_DEBUG_INFO_BTF",
+            btf_path.display()
+        ))
     };
     let (kernel_fields_missing, btf) = match offsets::resolve_running_kernel() {
         Ok(r) => (r.missing, btf),
@@ -75,7 +84,10 @@ pub fn run() -> Report {
     let fentry = bpf::tracing_program(bpf::Tracing::Fentry);
     for family in syscalls::FAMILIES {
         let (traced, unavailable) = syscalls::available(family.kind);
-        let mut hook = format!("tracepoint/syscalls:sys_{{enter,exit}}_{{{}}}", traced.join(","));
+        let mut hook = format!(
+            "tracepoint/syscalls:sys_{{enter,exit}}_{{{}}}",
+            traced.join(",")
+        );
         if family.kind == sensor_common::EventKind::FileAttr {
             hook += if fentry.available {
                 " + fentry/security_inode_setattr"
@@ -130,7 +142,11 @@ impl std::fmt::Display for Report {
                 writeln!(f, "            better hook: {p}")?;
             }
             if !h.unavailable.is_empty() {
-                writeln!(f, "            no tracepoint on this kernel: {}", h.unavailable.join(", "))?;
+                writeln!(
+                    f,
+                    "            no tracepoint on this kernel: {}",
+                    h.unavailable.join(", ")
+                )?;
             }
         }
         Ok(())
@@ -197,8 +213,13 @@ mod bpf {
     fn sys_bpf(cmd: libc::c_long, attr: &mut [u8; 128]) -> Result<i32, std::io::Error> {
         // SAFETY: attr is a zero-initialised union bpf_attr of 128 bytes, larger
         // than what either command reads; the kernel checks the rest is zero.
-        let ret = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), attr.len() as u32) };
-        if ret < 0 { Err(std::io::Error::last_os_error()) } else { Ok(ret as i32) }
+        let ret =
+            unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), attr.len() as u32) };
+        if ret < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(ret as i32)
+        }
     }
 
     fn put_u32(attr: &mut [u8; 128], off: usize, v: u32) {
@@ -223,14 +244,26 @@ mod bpf {
                 close(fd);
                 Check::yes("BPF_MAP_TYPE_RINGBUF created")
             }
-            Err(e) => Check::no(format!("BPF_MAP_TYPE_RINGBUF refused: {e} (needs Linux 5.8)")),
+            Err(e) => Check::no(format!(
+                "BPF_MAP_TYPE_RINGBUF refused: {e} (needs Linux 5.8)"
+            )),
         }
     }
 
     pub fn tracing_program(kind: Tracing) -> Check {
         let (prog_type, attach_type, target, what) = match kind {
-            Tracing::Fentry => (BPF_PROG_TYPE_TRACING, BPF_TRACE_FENTRY, "security_bprm_check", "fentry"),
-            Tracing::Lsm => (BPF_PROG_TYPE_LSM, BPF_LSM_MAC, "bpf_lsm_bprm_check_security", "BPF-LSM"),
+            Tracing::Fentry => (
+                BPF_PROG_TYPE_TRACING,
+                BPF_TRACE_FENTRY,
+                "security_bprm_check",
+                "fentry",
+            ),
+            Tracing::Lsm => (
+                BPF_PROG_TYPE_LSM,
+                BPF_LSM_MAC,
+                "bpf_lsm_bprm_check_security",
+                "BPF-LSM",
+            ),
         };
         let btf_id = match btf_rs::Btf::from_file(super::VMLINUX_BTF)
             .ok()
@@ -255,7 +288,9 @@ mod bpf {
                 close(fd);
                 Check::yes(format!("a {what} program on {target} loads"))
             }
-            Err(e) => Check::no(format!("loading a {what} program on {target} was refused: {e}")),
+            Err(e) => Check::no(format!(
+                "loading a {what} program on {target} was refused: {e}"
+            )),
         }
     }
 }

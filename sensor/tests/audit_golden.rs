@@ -25,9 +25,21 @@ fn pipeline() -> Pipeline {
         name: "golden".into(),
         id: "0".repeat(32),
         boot_id: "00000000-0000-0000-0000-000000000000".into(),
-        os: HostOs { kernel: "golden".into(), type_: "linux", name: None, version: None, platform: None, full: None },
+        os: HostOs {
+            kernel: "golden".into(),
+            type_: "linux",
+            name: None,
+            version: None,
+            platform: None,
+            full: None,
+        },
     };
-    let agent = Agent { name: "sensor", type_: "sensor", version: "golden", id: "golden".into() };
+    let agent = Agent {
+        name: "sensor",
+        type_: "sensor",
+        version: "golden",
+        id: "golden".into(),
+    };
     Pipeline::new(host, agent, 1024, 8, 100)
 }
 
@@ -94,7 +106,11 @@ fn golden(name: &str) -> Vec<Value> {
     }
     let want = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("{}: {e} (WRITE_GOLDEN=1 creates it)", path.display()));
-    let parse = |s: &str| -> Vec<Value> { s.lines().map(|l| serde_json::from_str(l).expect("json line")).collect() };
+    let parse = |s: &str| -> Vec<Value> {
+        s.lines()
+            .map(|l| serde_json::from_str(l).expect("json line"))
+            .collect()
+    };
     let (got_v, want_v) = (parse(&got), parse(&want));
     for (i, (g, w)) in got_v.iter().zip(&want_v).enumerate() {
         assert_eq!(g, w, "{name}: event {i} differs from {}", path.display());
@@ -104,32 +120,55 @@ fn golden(name: &str) -> Vec<Value> {
 }
 
 fn at<'a>(v: &'a Value, path: &str) -> &'a Value {
-    path.split('.').fold(v, |v, k| v.get(k).unwrap_or(&Value::Null))
+    path.split('.')
+        .fold(v, |v, k| v.get(k).unwrap_or(&Value::Null))
 }
 
 #[test]
 fn execve_split_hex_and_interleaved() {
     let evs = golden("execve_split");
     // Beyond the golden file, the facts it must contain:
-    let echo = evs.iter().find(|v| at(v, "sensor.audit.serial") == 440).expect("event 440");
+    let echo = evs
+        .iter()
+        .find(|v| at(v, "sensor.audit.serial") == 440)
+        .expect("event 440");
     let args = at(echo, "sensor.audit.args").as_array().expect("args");
     assert_eq!(args.len(), 4);
     assert_eq!(args[1], "two words");
     assert_eq!(args[2], "\\xff\\xfe", "invalid UTF-8 escaped reversibly");
-    assert_eq!(args[3].as_str().map(str::len), Some(9000), "three chunks joined");
-    assert!(at(echo, "sensor.escaped").as_array().is_some_and(|e| e.iter().any(|f| f == "sensor.audit.args[2]")));
-    let useradd = evs.iter().find(|v| at(v, "sensor.audit.serial") == 441).expect("event 441");
-    assert_eq!(at(useradd, "sensor.audit.args").as_array().map(Vec::len), Some(3));
+    assert_eq!(
+        args[3].as_str().map(str::len),
+        Some(9000),
+        "three chunks joined"
+    );
+    assert!(
+        at(echo, "sensor.escaped")
+            .as_array()
+            .is_some_and(|e| e.iter().any(|f| f == "sensor.audit.args[2]"))
+    );
+    let useradd = evs
+        .iter()
+        .find(|v| at(v, "sensor.audit.serial") == 441)
+        .expect("event 441");
+    assert_eq!(
+        at(useradd, "sensor.audit.args").as_array().map(Vec::len),
+        Some(3)
+    );
     assert_eq!(at(useradd, "process.pid"), 25340);
 }
 
 #[test]
 fn sshd_su_logins() {
     let evs = golden("sshd_logins");
-    let failures =
-        evs.iter().filter(|v| at(v, "event.action") == "authenticated" && at(v, "event.outcome") == "failure").count();
+    let failures = evs
+        .iter()
+        .filter(|v| at(v, "event.action") == "authenticated" && at(v, "event.outcome") == "failure")
+        .count();
     assert_eq!(failures, 4, "three sshd failures and one su failure");
-    let start = evs.iter().find(|v| at(v, "event.action") == "session_started").expect("session start");
+    let start = evs
+        .iter()
+        .find(|v| at(v, "event.action") == "session_started")
+        .expect("session start");
     assert_eq!(at(start, "sensor.session_id"), 2);
     assert_eq!(at(start, "source.ip"), "127.0.0.1");
 }
@@ -137,12 +176,24 @@ fn sshd_su_logins() {
 #[test]
 fn accounts_sudo_tamper_and_unknown() {
     let evs = golden("accounts_and_more");
-    let tamper = evs.iter().find(|v| at(v, "event.action") == "audit_config_changed").expect("tamper");
+    let tamper = evs
+        .iter()
+        .find(|v| at(v, "event.action") == "audit_config_changed")
+        .expect("tamper");
     assert_eq!(at(tamper, "event.kind"), "alert");
-    let sudo = evs.iter().find(|v| at(v, "event.action") == "ran_command").expect("sudo");
+    let sudo = evs
+        .iter()
+        .find(|v| at(v, "event.action") == "ran_command")
+        .expect("sudo");
     assert_eq!(at(sudo, "sensor.audit.command"), "cat /etc/shadow");
-    assert!(evs.iter().any(|v| at(v, "event.action") == "unknown"), "unknown types pass through");
-    let evil = evs.iter().find(|v| at(v, "source.ip") == "203.0.113.9").expect("hex user name");
+    assert!(
+        evs.iter().any(|v| at(v, "event.action") == "unknown"),
+        "unknown types pass through"
+    );
+    let evil = evs
+        .iter()
+        .find(|v| at(v, "source.ip") == "203.0.113.9")
+        .expect("hex user name");
     assert_eq!(at(evil, "user.name"), "evil user\\xff");
 }
 
@@ -150,8 +201,14 @@ fn accounts_sudo_tamper_and_unknown() {
 fn malformed_records_are_counted_not_fatal() {
     let evs = golden("malformed");
     let (_, errors) = run("malformed");
-    assert_eq!(errors, 4, "four lines have no type, no stamp or an unknown type name");
-    assert!(evs.iter().any(|v| at(v, "user.name") == "carol" && at(v, "event.action") == "authorized"));
+    assert_eq!(
+        errors, 4,
+        "four lines have no type, no stamp or an unknown type name"
+    );
+    assert!(
+        evs.iter()
+            .any(|v| at(v, "user.name") == "carol" && at(v, "event.action") == "authorized")
+    );
 }
 
 #[test]

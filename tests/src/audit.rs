@@ -38,7 +38,10 @@ pub fn audit_lock() -> AuditLock {
 }
 
 pub fn audit_status() -> Status {
-    AuditSocket::open().expect("NETLINK_AUDIT socket").status().expect("AUDIT_GET")
+    AuditSocket::open()
+        .expect("NETLINK_AUDIT socket")
+        .status()
+        .expect("AUDIT_GET")
 }
 
 /// Sets enabled, backlog limit and wait time as in `s`.
@@ -50,7 +53,10 @@ pub fn set_audit_status(s: &Status) {
         backlog_wait_time: s.backlog_wait_time,
         ..Status::default()
     };
-    AuditSocket::open().expect("NETLINK_AUDIT socket").set(&want).expect("AUDIT_SET");
+    AuditSocket::open()
+        .expect("NETLINK_AUDIT socket")
+        .set(&want)
+        .expect("AUDIT_SET");
 }
 
 /// Whether another process (not a test's) is the audit daemon now; such
@@ -89,27 +95,51 @@ impl TestUser {
     pub fn create() -> TestUser {
         let name = format!("sensort{}", unique());
         let password = format!("pw-{}-Secret", unique());
-        let _ = Command::new("userdel").args(["-r", &name]).stderr(Stdio::null()).status();
-        run(Command::new("useradd").args(["-m", "-s", "/bin/sh", &name]), "useradd");
-        let mut chpasswd = Command::new("chpasswd").stdin(Stdio::piped()).spawn().expect("chpasswd");
+        let _ = Command::new("userdel")
+            .args(["-r", &name])
+            .stderr(Stdio::null())
+            .status();
+        run(
+            Command::new("useradd").args(["-m", "-s", "/bin/sh", &name]),
+            "useradd",
+        );
+        let mut chpasswd = Command::new("chpasswd")
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("chpasswd");
         chpasswd
             .stdin
             .take()
             .expect("stdin")
             .write_all(format!("{name}:{password}\n").as_bytes())
             .expect("write chpasswd");
-        assert!(chpasswd.wait().expect("wait chpasswd").success(), "chpasswd failed");
+        assert!(
+            chpasswd.wait().expect("wait chpasswd").success(),
+            "chpasswd failed"
+        );
         let id = run(Command::new("id").args(["-u", &name]), "id -u");
-        let uid = String::from_utf8_lossy(&id.stdout).trim().parse().expect("uid");
-        TestUser { name, password, uid }
+        let uid = String::from_utf8_lossy(&id.stdout)
+            .trim()
+            .parse()
+            .expect("uid");
+        TestUser {
+            name,
+            password,
+            uid,
+        }
     }
 }
 
 impl Drop for TestUser {
     fn drop(&mut self) {
         // Processes of the user (a lingering sshd session) first.
-        let _ = Command::new("pkill").args(["-KILL", "-u", &self.name]).status();
-        let _ = Command::new("userdel").args(["-r", "-f", &self.name]).stderr(Stdio::null()).status();
+        let _ = Command::new("pkill")
+            .args(["-KILL", "-u", &self.name])
+            .status();
+        let _ = Command::new("userdel")
+            .args(["-r", "-f", &self.name])
+            .stderr(Stdio::null())
+            .status();
     }
 }
 
@@ -137,7 +167,11 @@ impl Lines {
         let mut g = m.lock().expect("lock");
         while !g.iter().any(|l| l.contains(needle)) {
             let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "{what}: no line containing {needle:?} within 30 s:\n{}", g.join("\n"));
+            assert!(
+                !left.is_zero(),
+                "{what}: no line containing {needle:?} within 30 s:\n{}",
+                g.join("\n")
+            );
             g = c.wait_timeout(g, left).expect("lock").0;
         }
     }
@@ -163,10 +197,16 @@ impl Sshd {
         let dir = temp_dir("sshd");
         let key = dir.join("host_ed25519");
         run(
-            Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&key),
+            Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(&key),
             "ssh-keygen",
         );
-        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
         let config = dir.join("sshd_config");
         std::fs::write(
             &config,
@@ -188,11 +228,17 @@ impl Sshd {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("start /usr/sbin/sshd (apt-get install openssh-server; `cargo xtask setup` does)");
+            .expect(
+                "start /usr/sbin/sshd (apt-get install openssh-server; `cargo xtask setup` does)",
+            );
         let lines = Lines::default();
         lines.collect(child.stderr.take().expect("stderr"), "sshd");
         lines.wait_for("sshd start", "Server listening on");
-        Sshd { child, port, _dir: dir }
+        Sshd {
+            child,
+            port,
+            _dir: dir,
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -229,8 +275,7 @@ impl Sshd {
 
     fn command(&self, user: &str, password: &str, command: &str, tty: bool) -> Command {
         let mut c = Command::new("sshpass");
-        c
-            .arg("-e")
+        c.arg("-e")
             .env("SSHPASS", password)
             .args([
                 "ssh",
@@ -311,13 +356,19 @@ impl Auditd {
             if let Ok(Some(status)) = child.try_wait() {
                 panic!("auditd exited with {status} before registering");
             }
-            assert!(Instant::now() < deadline, "auditd did not register as the audit daemon within 30 s: {s:?}");
+            assert!(
+                Instant::now() < deadline,
+                "auditd did not register as the audit daemon within 30 s: {s:?}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         // What Debian's default audit.rules set (the service loads them;
         // this auditd runs without the service): the kernel's default
         // backlog of 64 overflows under bursts of other records.
-        run(Command::new("auditctl").args(["-b", "8192"]), "auditctl -b 8192");
+        run(
+            Command::new("auditctl").args(["-b", "8192"]),
+            "auditctl -b 8192",
+        );
         Auditd { child, before, dir }
     }
 
@@ -346,16 +397,37 @@ pub fn su_on_pty(uid: u32, target: &str, password: &str) -> (u32, bool, String) 
     let (mut master_fd, mut slave_fd) = (-1, -1);
     // SAFETY: openpty writes two fds; the other pointers may be null.
     let r = unsafe {
-        libc::openpty(&mut master_fd, &mut slave_fd, std::ptr::null_mut(), std::ptr::null(), std::ptr::null())
+        libc::openpty(
+            &mut master_fd,
+            &mut slave_fd,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
     };
     assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
     // SAFETY: openpty returned these fds and nothing else owns them.
-    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master_fd), OwnedFd::from_raw_fd(slave_fd)) };
+    let (master, slave) = unsafe {
+        (
+            OwnedFd::from_raw_fd(master_fd),
+            OwnedFd::from_raw_fd(slave_fd),
+        )
+    };
     let mut cmd = Command::new("setpriv");
-    cmd.args(["--reuid", &uid.to_string(), "--regid", &uid.to_string(), "--clear-groups", "su", "-c", "true", target])
-        .stdin(slave.try_clone().expect("dup"))
-        .stdout(slave.try_clone().expect("dup"))
-        .stderr(slave.try_clone().expect("dup"));
+    cmd.args([
+        "--reuid",
+        &uid.to_string(),
+        "--regid",
+        &uid.to_string(),
+        "--clear-groups",
+        "su",
+        "-c",
+        "true",
+        target,
+    ])
+    .stdin(slave.try_clone().expect("dup"))
+    .stdout(slave.try_clone().expect("dup"))
+    .stderr(slave.try_clone().expect("dup"));
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         cmd.pre_exec(|| {
@@ -374,7 +446,11 @@ pub fn su_on_pty(uid: u32, target: &str, password: &str) -> (u32, bool, String) 
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut buf = [0u8; 1024];
     loop {
-        let mut pfd = libc::pollfd { fd: master.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd: master.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
         // SAFETY: one valid pollfd.
         let n = unsafe { libc::poll(&mut pfd, 1, 500) };
         if n > 0 {
@@ -384,7 +460,9 @@ pub fn su_on_pty(uid: u32, target: &str, password: &str) -> (u32, bool, String) 
             }
         }
         if !typed && String::from_utf8_lossy(&seen).contains("assword") {
-            master.write_all(format!("{password}\n").as_bytes()).expect("type the password");
+            master
+                .write_all(format!("{password}\n").as_bytes())
+                .expect("type the password");
             typed = true;
         }
         if let Ok(Some(_)) = child.try_wait() {
@@ -393,11 +471,23 @@ pub fn su_on_pty(uid: u32, target: &str, password: &str) -> (u32, bool, String) 
                 break;
             }
         }
-        assert!(Instant::now() < deadline, "su did not finish within 60 s: {}", String::from_utf8_lossy(&seen));
+        assert!(
+            Instant::now() < deadline,
+            "su did not finish within 60 s: {}",
+            String::from_utf8_lossy(&seen)
+        );
     }
     let status = child.wait().expect("wait su");
-    assert!(typed, "su never asked for a password: {}", String::from_utf8_lossy(&seen));
-    (child.id(), status.success(), String::from_utf8_lossy(&seen).into_owned())
+    assert!(
+        typed,
+        "su never asked for a password: {}",
+        String::from_utf8_lossy(&seen)
+    );
+    (
+        child.id(),
+        status.success(),
+        String::from_utf8_lossy(&seen).into_owned(),
+    )
 }
 
 fn is_auth(v: &Value, user: &str, service: &str, outcome: &str) -> bool {
@@ -415,28 +505,52 @@ pub fn ssh_scenario(sensor: &Sensor, sshd: &Sshd, user: &TestUser) {
     const FAILURES: usize = 3;
     for i in 0..FAILURES {
         let out = sshd.login(&user.name, "wrong-password", "true");
-        assert!(!out.status.success(), "login {i} with a wrong password must fail");
+        assert!(
+            !out.status.success(),
+            "login {i} with a wrong password must fail"
+        );
     }
     // The successful login keeps its session open until the test has seen
     // it (the remote command waits for a line on stdin), so that the
     // connection is still there when the sensor looks up the client's port.
     let marker = format!("sensor-ssh-ok-{}", std::process::id());
-    let mut ssh_client = sshd.login_spawn(&user.name, &user.password, &format!("read x; echo {marker}"));
+    let mut ssh_client = sshd.login_spawn(
+        &user.name,
+        &user.password,
+        &format!("read x; echo {marker}"),
+    );
     let name = user.name.as_str();
-    let failures = sensor.wait_for_count("failed ssh logins", FAILURES, |v| is_auth(v, name, "sshd", "failure"));
-    let success = sensor.wait_for("the successful ssh authentication", |v| is_auth(v, name, "sshd", "success"));
-    let start = sensor.wait_for("the ssh session start", |v| {
-        action(v) == "session_started" && at(v, "user.name") == name && at(v, "event.outcome") == "success"
+    let failures = sensor.wait_for_count("failed ssh logins", FAILURES, |v| {
+        is_auth(v, name, "sshd", "failure")
     });
-    let session = at(&start, "sensor.session_id").as_u64().unwrap_or_else(|| panic!("session id: {start}"));
+    let success = sensor.wait_for("the successful ssh authentication", |v| {
+        is_auth(v, name, "sshd", "success")
+    });
+    let start = sensor.wait_for("the ssh session start", |v| {
+        action(v) == "session_started"
+            && at(v, "user.name") == name
+            && at(v, "event.outcome") == "success"
+    });
+    let session = at(&start, "sensor.session_id")
+        .as_u64()
+        .unwrap_or_else(|| panic!("session id: {start}"));
     assert!(session > 0 && session < u64::from(u32::MAX), "{start}");
     assert_eq!(at(&start, "event.category")[0], "session");
-    assert_eq!(at(&start, "sensor.login_user.id"), user.uid.to_string().as_str(), "login uid: {start}");
+    assert_eq!(
+        at(&start, "sensor.login_user.id"),
+        user.uid.to_string().as_str(),
+        "login uid: {start}"
+    );
     // The client's port, from the connection sshd holds (PAM's records have
     // only the address); the connection is open until released below.
     for f in [&success, &start] {
-        let port = at(f, "source.port").as_u64().unwrap_or_else(|| panic!("source.port: {f}"));
-        assert!(port > 0 && port != u64::from(sshd.port), "the client's port, not sshd's: {f}");
+        let port = at(f, "source.port")
+            .as_u64()
+            .unwrap_or_else(|| panic!("source.port: {f}"));
+        assert!(
+            port > 0 && port != u64::from(sshd.port),
+            "the client's port, not sshd's: {f}"
+        );
     }
     crate::release(&mut ssh_client, "go\n");
     let out = ssh_client.wait_with_output().expect("wait ssh");
@@ -452,7 +566,10 @@ pub fn ssh_scenario(sensor: &Sensor, sshd: &Sshd, user: &TestUser) {
     assert_eq!(at(&end, "user.name"), name, "{end}");
     // The end came after every failure: exactly one event per attempt.
     let all = sensor.events();
-    let n = all.iter().filter(|v| is_auth(v, name, "sshd", "failure")).count();
+    let n = all
+        .iter()
+        .filter(|v| is_auth(v, name, "sshd", "failure"))
+        .count();
     assert_eq!(n, FAILURES, "one failure event per attempt");
     let mut pids = Vec::new();
     for f in failures.iter().chain([&success]) {
@@ -463,17 +580,28 @@ pub fn ssh_scenario(sensor: &Sensor, sshd: &Sshd, user: &TestUser) {
         // Joined to the process tree: sshd's per-connection process, a
         // child of the sshd the test started.
         assert_eq!(at(f, "process.executable"), "/usr/sbin/sshd", "{f}");
-        assert_eq!(at(f, "process.parent.pid").as_u64(), Some(u64::from(sshd.pid())), "{f}");
+        assert_eq!(
+            at(f, "process.parent.pid").as_u64(),
+            Some(u64::from(sshd.pid())),
+            "{f}"
+        );
         pids.push(at(f, "process.pid").as_u64());
     }
     pids.sort();
     pids.dedup();
-    assert_eq!(pids.len(), FAILURES + 1, "each connection has its own sshd process");
+    assert_eq!(
+        pids.len(),
+        FAILURES + 1,
+        "each connection has its own sshd process"
+    );
     // A failed attempt's connection may be gone by the time the sensor
     // looks: its port is best effort, but never sshd's own.
     for f in &failures {
         if let Some(port) = at(f, "source.port").as_u64() {
-            assert!(port > 0 && port != u64::from(sshd.port), "the client's port, not sshd's: {f}");
+            assert!(
+                port > 0 && port != u64::from(sshd.port),
+                "the client's port, not sshd's: {f}"
+            );
         }
     }
 }
@@ -483,11 +611,18 @@ pub fn su_scenario(sensor: &Sensor, user: &TestUser) {
     let (pid, ok, text) = su_on_pty(65534, &user.name, "definitely-wrong");
     assert!(!ok, "su with a wrong password must fail: {text}");
     let ev = sensor.wait_for("su's failed authentication", |v| {
-        is_auth(v, &user.name, "su", "failure") && at(v, "process.pid").as_u64() == Some(u64::from(pid))
+        is_auth(v, &user.name, "su", "failure")
+            && at(v, "process.pid").as_u64() == Some(u64::from(pid))
     });
-    assert_eq!(at(&ev, "process.real_user.id"), "65534", "su was run by nobody: {ev}");
+    assert_eq!(
+        at(&ev, "process.real_user.id"),
+        "65534",
+        "su was run by nobody: {ev}"
+    );
     assert!(
-        at(&ev, "sensor.audit.terminal").as_str().is_some_and(|t| t.starts_with("/dev/pts/")),
+        at(&ev, "sensor.audit.terminal")
+            .as_str()
+            .is_some_and(|t| t.starts_with("/dev/pts/")),
         "su's terminal: {ev}"
     );
     assert_eq!(at(&ev, "user.id"), user.uid.to_string().as_str(), "{ev}");

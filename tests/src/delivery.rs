@@ -22,18 +22,28 @@ pub fn read_jsonl(path: &Path) -> Vec<Value> {
     };
     complete
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("file sink line is not JSON ({e}): {l}")))
+        .map(|l| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("file sink line is not JSON ({e}): {l}"))
+        })
         .collect()
 }
 
 pub fn sequences<'a>(events: impl IntoIterator<Item = &'a Value>) -> BTreeSet<u64> {
-    events.into_iter().filter_map(|e| at(e, "event.sequence").as_u64()).collect()
+    events
+        .into_iter()
+        .filter_map(|e| at(e, "event.sequence").as_u64())
+        .collect()
 }
 
 /// Runs `/bin/true MARKER` `n` times: exec, fork and exit events.
 pub fn run_true(marker: &str, n: usize) {
     for _ in 0..n {
-        let ok = Command::new("/bin/true").arg(marker).stdin(Stdio::null()).status().is_ok_and(|s| s.success());
+        let ok = Command::new("/bin/true")
+            .arg(marker)
+            .stdin(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
         assert!(ok, "/bin/true failed");
     }
 }
@@ -41,7 +51,9 @@ pub fn run_true(marker: &str, n: usize) {
 /// Whether an event is the exec of `/bin/true MARKER`.
 pub fn is_exec_of(e: &Value, marker: &str) -> bool {
     at(e, "event.action") == "exec"
-        && at(e, "process.args").as_array().is_some_and(|a| a.len() == 2 && a[1] == marker)
+        && at(e, "process.args")
+            .as_array()
+            .is_some_and(|a| a.len() == 2 && a[1] == marker)
 }
 
 /// Starts processes at a steady rate on a thread until stopped: each is an
@@ -63,14 +75,21 @@ impl Generator {
             while !s.load(Ordering::Relaxed) {
                 let due = t0.elapsed().as_secs_f64() * processes_per_second as f64;
                 if (n.load(Ordering::Relaxed) as f64) < due {
-                    let _ = Command::new("/bin/true").arg(&marker).stdin(Stdio::null()).status();
+                    let _ = Command::new("/bin/true")
+                        .arg(&marker)
+                        .stdin(Stdio::null())
+                        .status();
                     n.fetch_add(1, Ordering::Relaxed);
                 } else {
                     std::thread::sleep(Duration::from_millis(2));
                 }
             }
         });
-        Generator { stop, started, handle: Some(handle) }
+        Generator {
+            stop,
+            started,
+            handle: Some(handle),
+        }
     }
 
     /// Stops and returns how many processes were started.
@@ -93,7 +112,10 @@ impl Drop for Generator {
 pub fn wait_until(what: &str, wait: Duration, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + wait;
     while !cond() {
-        assert!(Instant::now() < deadline, "timed out after {wait:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {wait:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }

@@ -63,13 +63,19 @@ impl Receiver {
                 std::thread::spawn(move || match tls {
                     None => serve(conn, &s, &f),
                     Some(cfg) => {
-                        let Ok(server) = rustls::ServerConnection::new(cfg) else { return };
+                        let Ok(server) = rustls::ServerConnection::new(cfg) else {
+                            return;
+                        };
                         serve(rustls::StreamOwned::new(server, conn), &s, &f)
                     }
                 });
             }
         });
-        Receiver { port, state, unavailable: flag }
+        Receiver {
+            port,
+            state,
+            unavailable: flag,
+        }
     }
 
     pub fn set_unavailable(&self, on: bool) {
@@ -88,14 +94,23 @@ impl Receiver {
         self.state.lock().expect("lock").requests.clone()
     }
 
-    pub fn wait_until(&self, what: &str, wait: Duration, pred: impl Fn(&[Request]) -> bool) -> Vec<Request> {
+    pub fn wait_until(
+        &self,
+        what: &str,
+        wait: Duration,
+        pred: impl Fn(&[Request]) -> bool,
+    ) -> Vec<Request> {
         let deadline = Instant::now() + wait;
         loop {
             let got = self.requests();
             if pred(&got) {
                 return got;
             }
-            assert!(Instant::now() < deadline, "the receiver did not get {what} within {wait:?} ({} requests)", got.len());
+            assert!(
+                Instant::now() < deadline,
+                "the receiver did not get {what} within {wait:?} ({} requests)",
+                got.len()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -104,19 +119,26 @@ impl Receiver {
 fn server_config(certs: &crate::rsyslog::Certs) -> rustls::ServerConfig {
     let pem_certs = |p: &std::path::Path| -> Vec<rustls::pki_types::CertificateDer<'static>> {
         let f = std::fs::File::open(p).expect("cert file");
-        rustls_pemfile::certs(&mut BufReader::new(f)).collect::<Result<_, _>>().expect("PEM certs")
+        rustls_pemfile::certs(&mut BufReader::new(f))
+            .collect::<Result<_, _>>()
+            .expect("PEM certs")
     };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     for c in pem_certs(&certs.ca) {
         roots.add(c).expect("CA cert");
     }
-    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .build()
-        .expect("client verifier");
-    let key = rustls_pemfile::private_key(&mut BufReader::new(std::fs::File::open(&certs.server_key).expect("key")))
-        .expect("PEM key")
-        .expect("a key");
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .expect("client verifier");
+    let key = rustls_pemfile::private_key(&mut BufReader::new(
+        std::fs::File::open(&certs.server_key).expect("key"),
+    ))
+    .expect("PEM key")
+    .expect("a key");
     rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .expect("protocols")
@@ -133,7 +155,10 @@ fn serve<S: Read + Write>(conn: S, state: &Mutex<State>, unavailable: &AtomicBoo
             return;
         }
         let mut parts = line.split_whitespace();
-        let (method, path) = (parts.next().unwrap_or("").to_owned(), parts.next().unwrap_or("").to_owned());
+        let (method, path) = (
+            parts.next().unwrap_or("").to_owned(),
+            parts.next().unwrap_or("").to_owned(),
+        );
         let mut headers = BTreeMap::new();
         loop {
             let mut h = String::new();
@@ -148,28 +173,48 @@ fn serve<S: Read + Write>(conn: S, state: &Mutex<State>, unavailable: &AtomicBoo
                 headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
             }
         }
-        let len: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+        let len: usize = headers
+            .get("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
         let mut raw_body = vec![0u8; len];
         if r.read_exact(&mut raw_body).is_err() {
             return;
         }
         let body = if headers.get("content-encoding").is_some_and(|e| e == "gzip") {
             let mut d = Vec::new();
-            flate2::read::GzDecoder::new(&raw_body[..]).read_to_end(&mut d).expect("body is valid gzip");
+            flate2::read::GzDecoder::new(&raw_body[..])
+                .read_to_end(&mut d)
+                .expect("body is valid gzip");
             d
         } else {
             raw_body.clone()
         };
         let refuse = unavailable.load(Ordering::SeqCst);
         let status = if refuse { 503 } else { 200 };
-        state.lock().expect("lock").requests.push(Request { method, path, headers, raw_body, body, status });
+        state.lock().expect("lock").requests.push(Request {
+            method,
+            path,
+            headers,
+            raw_body,
+            body,
+            status,
+        });
         let reply = if refuse {
-            "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 4\r\n\r\nbusy".to_owned()
+            "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 4\r\n\r\nbusy"
+                .to_owned()
         } else {
             let body = "{\"errors\":false,\"items\":[]}";
-            format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len())
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
         };
-        if r.get_mut().write_all(reply.as_bytes()).and_then(|()| r.get_mut().flush()).is_err() {
+        if r.get_mut()
+            .write_all(reply.as_bytes())
+            .and_then(|()| r.get_mut().flush())
+            .is_err()
+        {
             return;
         }
     }

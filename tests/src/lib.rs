@@ -15,11 +15,11 @@ use serde_json::Value;
 
 pub use sensor::event::text::unescape;
 
+pub mod audit;
 pub mod delivery;
 pub mod http_receiver;
 pub mod metrics;
 pub mod rsyslog;
-pub mod audit;
 
 /// How long to wait for an event that must come. Generous because CI
 /// machines are slow; a test never asserts on timing.
@@ -42,7 +42,10 @@ pub fn sensor_bin() -> PathBuf {
 pub fn require_root() {
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
-    assert_eq!(euid, 0, "these tests load eBPF programs and must run as root (`cargo xtask test` as root)");
+    assert_eq!(
+        euid, 0,
+        "these tests load eBPF programs and must run as root (`cargo xtask test` as root)"
+    );
 }
 
 #[derive(Default)]
@@ -75,8 +78,15 @@ impl Sensor {
         // Only one process can be the kernel's audit daemon: tests that do
         // not ask for audit leave it alone (audit tests take turns, see
         // `audit::audit_lock`).
-        let audit_off = if config.contains("[audit]") { "" } else { "[audit]\nmode = \"off\"\nutmp = \"off\"\n" };
-        let config = format!("[agent]\nstate_dir = \"{}\"\n{audit_off}{config}", dir.display());
+        let audit_off = if config.contains("[audit]") {
+            ""
+        } else {
+            "[audit]\nmode = \"off\"\nutmp = \"off\"\n"
+        };
+        let config = format!(
+            "[agent]\nstate_dir = \"{}\"\n{audit_off}{config}",
+            dir.display()
+        );
         std::fs::write(&cfg, config).expect("write config");
         let mut child = Command::new(sensor_bin())
             .args(["run", "--config"])
@@ -91,8 +101,12 @@ impl Sensor {
         std::thread::spawn(move || {
             for line in BufReader::new(out).split(b'\n') {
                 let Ok(line) = line else { break };
-                let v: Value = serde_json::from_slice(&line)
-                    .unwrap_or_else(|e| panic!("sensor printed a line that is not JSON ({e}): {}", String::from_utf8_lossy(&line)));
+                let v: Value = serde_json::from_slice(&line).unwrap_or_else(|e| {
+                    panic!(
+                        "sensor printed a line that is not JSON ({e}): {}",
+                        String::from_utf8_lossy(&line)
+                    )
+                });
                 let (m, c) = &*s;
                 m.lock().expect("lock").events.push(v);
                 c.notify_all();
@@ -133,9 +147,17 @@ impl Sensor {
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut g = m.lock().expect("lock");
         while !g.started {
-            assert!(!g.closed, "sensor exited before starting:\n{}", g.stderr.join("\n"));
+            assert!(
+                !g.closed,
+                "sensor exited before starting:\n{}",
+                g.stderr.join("\n")
+            );
             let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "sensor did not start within 60 s:\n{}", g.stderr.join("\n"));
+            assert!(
+                !left.is_zero(),
+                "sensor did not start within 60 s:\n{}",
+                g.stderr.join("\n")
+            );
             g = c.wait_timeout(g, left).expect("lock").0;
         }
     }
@@ -145,7 +167,12 @@ impl Sensor {
         self.wait_for_within(what, EVENT_WAIT, pred)
     }
 
-    pub fn wait_for_within(&self, what: &str, wait: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+    pub fn wait_for_within(
+        &self,
+        what: &str,
+        wait: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
         let (m, c) = &*self.shared;
         let deadline = Instant::now() + wait;
         let mut g = m.lock().expect("lock");
@@ -160,7 +187,14 @@ impl Sensor {
                     g.events.len(),
                     if g.closed { "exited" } else { "running" },
                     loss_reports(&g.events),
-                    g.stderr.iter().rev().take(20).rev().cloned().collect::<Vec<_>>().join("\n")
+                    g.stderr
+                        .iter()
+                        .rev()
+                        .take(20)
+                        .rev()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join("\n")
                 );
             }
             g = c.wait_timeout(g, left).expect("lock").0;
@@ -168,7 +202,12 @@ impl Sensor {
     }
 
     /// Waits until `n` events match `pred`; returns them.
-    pub fn wait_for_count(&self, what: &str, n: usize, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
+    pub fn wait_for_count(
+        &self,
+        what: &str,
+        n: usize,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Vec<Value> {
         let (m, c) = &*self.shared;
         let deadline = Instant::now() + EVENT_WAIT * 2;
         let mut g = m.lock().expect("lock");
@@ -184,8 +223,19 @@ impl Sensor {
                     found.len(),
                     g.events.len(),
                     loss_reports(&g.events),
-                    found.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("\n"),
-                    g.stderr.iter().rev().take(20).rev().cloned().collect::<Vec<_>>().join("\n")
+                    found
+                        .iter()
+                        .map(|v| v.to_string())
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                    g.stderr
+                        .iter()
+                        .rev()
+                        .take(20)
+                        .rev()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join("\n")
                 );
             }
             g = c.wait_timeout(g, left).expect("lock").0;
@@ -207,7 +257,11 @@ impl Sensor {
                 return l.clone();
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero() && !g.closed, "the sensor never logged `{needle}`:\n{}", g.stderr.join("\n"));
+            assert!(
+                !left.is_zero() && !g.closed,
+                "the sensor never logged `{needle}`:\n{}",
+                g.stderr.join("\n")
+            );
             g = c.wait_timeout(g, left).expect("lock").0;
         }
     }
@@ -227,12 +281,18 @@ impl Sensor {
         // SAFETY: kill on our own child's pid.
         unsafe { libc::kill(self.child.id() as i32, signal) };
         let status = self.child.wait().expect("wait sensor");
-        assert!(status.success(), "sensor exited with {status} on signal {signal}");
+        assert!(
+            status.success(),
+            "sensor exited with {status} on signal {signal}"
+        );
         let (m, c) = &*self.shared;
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut g = m.lock().expect("lock");
         while !g.closed && Instant::now() < deadline {
-            g = c.wait_timeout(g, Duration::from_millis(100)).expect("lock").0;
+            g = c
+                .wait_timeout(g, Duration::from_millis(100))
+                .expect("lock")
+                .0;
         }
         g.events.clone()
     }
@@ -260,7 +320,11 @@ fn loss_reports(events: &[Value]) -> String {
         .filter(|v| matches!(action(v), "lost" | "probe_error"))
         .map(|v| at(v, "sensor").to_string())
         .collect();
-    if r.is_empty() { String::new() } else { format!(" (loss/error reports: {})", r.join(", ")) }
+    if r.is_empty() {
+        String::new()
+    } else {
+        format!(" (loss/error reports: {})", r.join(", "))
+    }
 }
 
 fn unique() -> u64 {
@@ -271,7 +335,8 @@ fn unique() -> u64 {
 
 /// `v` at a dotted path (`process.parent.pid`).
 pub fn at<'a>(v: &'a Value, path: &str) -> &'a Value {
-    path.split('.').fold(v, |v, k| v.get(k).unwrap_or(&Value::Null))
+    path.split('.')
+        .fold(v, |v, k| v.get(k).unwrap_or(&Value::Null))
 }
 
 pub fn action(v: &Value) -> &str {
@@ -285,12 +350,15 @@ pub fn pid_of(v: &Value) -> u64 {
 /// The exact bytes of a string field, undoing the sensor's escaping where
 /// the event says it escaped that field.
 pub fn field_bytes(event: &Value, field: &str, value: &Value) -> Vec<u8> {
-    let s = value.as_str().unwrap_or_else(|| panic!("{field} is not a string: {value}"));
+    let s = value
+        .as_str()
+        .unwrap_or_else(|| panic!("{field} is not a string: {value}"));
     let escaped = at(event, "sensor.escaped")
         .as_array()
         .is_some_and(|a| a.iter().any(|f| f.as_str() == Some(field)));
     if escaped {
-        unescape(s).unwrap_or_else(|| panic!("{field} is marked escaped but does not unescape: {s}"))
+        unescape(s)
+            .unwrap_or_else(|| panic!("{field} is marked escaped but does not unescape: {s}"))
     } else {
         s.as_bytes().to_vec()
     }

@@ -16,7 +16,10 @@ pub enum Listen {
     Tcp,
     /// TLS with the gtls driver; with `client_auth`, clients must present a
     /// certificate signed by the test CA.
-    Tls { certs: Certs, client_auth: bool },
+    Tls {
+        certs: Certs,
+        client_auth: bool,
+    },
     /// A unix datagram socket at `<dir>/log.sock` (like /dev/log).
     Unix,
     Udp,
@@ -50,18 +53,82 @@ fn openssl(dir: &Path, args: &[&str]) {
 impl Certs {
     pub fn generate(dir: &Path) -> Certs {
         std::fs::create_dir_all(dir).expect("cert dir");
-        openssl(dir, &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca-key.pem", "-out", "ca.pem",
-            "-days", "2", "-subj", "/CN=sensor test CA"]);
+        openssl(
+            dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "ca-key.pem",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=sensor test CA",
+            ],
+        );
         for (name, cn, san) in [
-            ("server", "localhost", "subjectAltName=IP:127.0.0.1,DNS:localhost"),
-            ("client", "sensor-client", "subjectAltName=DNS:sensor-client"),
+            (
+                "server",
+                "localhost",
+                "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            ),
+            (
+                "client",
+                "sensor-client",
+                "subjectAltName=DNS:sensor-client",
+            ),
         ] {
-            let (key, csr, cert) = (format!("{name}-key.pem"), format!("{name}.csr"), format!("{name}.pem"));
-            openssl(dir, &["req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj", &format!("/CN={cn}")]);
+            let (key, csr, cert) = (
+                format!("{name}-key.pem"),
+                format!("{name}.csr"),
+                format!("{name}.pem"),
+            );
+            openssl(
+                dir,
+                &[
+                    "req",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-keyout",
+                    &key,
+                    "-out",
+                    &csr,
+                    "-subj",
+                    &format!("/CN={cn}"),
+                ],
+            );
             let ext = format!("{name}.ext");
-            std::fs::write(dir.join(&ext), format!("{san}\nbasicConstraints=CA:FALSE\n")).expect("ext file");
-            openssl(dir, &["x509", "-req", "-in", &csr, "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial",
-                "-out", &cert, "-days", "2", "-extfile", &ext]);
+            std::fs::write(
+                dir.join(&ext),
+                format!("{san}\nbasicConstraints=CA:FALSE\n"),
+            )
+            .expect("ext file");
+            openssl(
+                dir,
+                &[
+                    "x509",
+                    "-req",
+                    "-in",
+                    &csr,
+                    "-CA",
+                    "ca.pem",
+                    "-CAkey",
+                    "ca-key.pem",
+                    "-CAcreateserial",
+                    "-out",
+                    &cert,
+                    "-days",
+                    "2",
+                    "-extfile",
+                    &ext,
+                ],
+            );
         }
         Certs {
             ca: dir.join("ca.pem"),
@@ -83,7 +150,11 @@ pub struct Rsyslog {
 
 /// A free TCP port on loopback (bound, read, released).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 /// One message as rsyslog parsed it.
@@ -110,7 +181,13 @@ impl Rsyslog {
             "rsyslogd is missing: `cargo xtask setup` installs Debian's rsyslog and rsyslog-gnutls"
         );
         std::fs::create_dir_all(dir.join("work")).expect("rsyslog dir");
-        let mut r = Rsyslog { dir: dir.to_owned(), port, output: dir.join("received.log"), listen, child: None };
+        let mut r = Rsyslog {
+            dir: dir.to_owned(),
+            port,
+            output: dir.join("received.log"),
+            listen,
+            child: None,
+        };
         r.restart();
         r
     }
@@ -124,7 +201,10 @@ impl Rsyslog {
         let (global, input) = match &self.listen {
             Listen::Tcp => (
                 String::new(),
-                format!("module(load=\"imtcp\" maxSessions=\"100\")\ninput(type=\"imtcp\" address=\"127.0.0.1\" port=\"{}\")\n", self.port),
+                format!(
+                    "module(load=\"imtcp\" maxSessions=\"100\")\ninput(type=\"imtcp\" address=\"127.0.0.1\" port=\"{}\")\n",
+                    self.port
+                ),
             ),
             Listen::Tls { certs, client_auth } => (
                 format!(
@@ -137,13 +217,23 @@ impl Rsyslog {
                 format!(
                     "module(load=\"imtcp\" streamDriver.name=\"gtls\" streamDriver.mode=\"1\" streamDriver.authMode=\"{}\")\n\
                      input(type=\"imtcp\" address=\"127.0.0.1\" port=\"{}\")\n",
-                    if *client_auth { "x509/certvalid" } else { "anon" },
+                    if *client_auth {
+                        "x509/certvalid"
+                    } else {
+                        "anon"
+                    },
                     self.port
                 ),
             ),
             Listen::Udp => (
                 String::new(),
-                format!("module(load=\"imudp\")\ninput(type=\"imudp\" address=\"127.0.0.1\" port=\"{}\")\n", self.port),
+                // A large receive buffer: the default (208 KiB) overflows when
+                // this test shares two cores with others' bursts, and UDP has
+                // no resend (rsyslog sets it with SO_RCVBUFFORCE as root).
+                format!(
+                    "module(load=\"imudp\")\ninput(type=\"imudp\" address=\"127.0.0.1\" port=\"{}\" rcvbufSize=\"16m\")\n",
+                    self.port
+                ),
             ),
             Listen::Unix => (
                 String::new(),
@@ -197,10 +287,18 @@ impl Rsyslog {
             if ready {
                 return;
             }
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 panic!("rsyslogd exited with {status} at start:\n{}", self.stderr());
             }
-            assert!(Instant::now() < deadline, "rsyslogd did not listen within 30 s:\n{}", self.stderr());
+            assert!(
+                Instant::now() < deadline,
+                "rsyslogd did not listen within 30 s:\n{}",
+                self.stderr()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -256,13 +354,23 @@ impl Rsyslog {
             .lines()
             .filter_map(|l| {
                 let sd = l.split('\t').nth(4)?;
-                sd.split("sequence=\"").nth(1)?.split('"').next()?.parse().ok()
+                sd.split("sequence=\"")
+                    .nth(1)?
+                    .split('"')
+                    .next()?
+                    .parse()
+                    .ok()
             })
             .collect()
     }
 
     /// Waits until `pred` holds for the received messages; panics naming `what`.
-    pub fn wait_until(&self, what: &str, wait: Duration, pred: impl Fn(&[Received]) -> bool) -> Vec<Received> {
+    pub fn wait_until(
+        &self,
+        what: &str,
+        wait: Duration,
+        pred: impl Fn(&[Received]) -> bool,
+    ) -> Vec<Received> {
         let deadline = Instant::now() + wait;
         loop {
             let got = self.received();
@@ -270,7 +378,18 @@ impl Rsyslog {
                 return got;
             }
             if Instant::now() > deadline {
-                panic!("rsyslog did not receive {what} within {wait:?} ({} messages):\n{}", got.len(), self.stderr());
+                let udp = match self.listen {
+                    Listen::Udp => format!(
+                        " (this host's UDP receive-buffer drops so far: {})",
+                        udp_rcvbuf_errors()
+                    ),
+                    _ => String::new(),
+                };
+                panic!(
+                    "rsyslog did not receive {what} within {wait:?} ({} messages){udp}:\n{}",
+                    got.len(),
+                    self.stderr()
+                );
             }
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -287,11 +406,31 @@ impl Drop for Rsyslog {
 /// handshake to probe with).
 fn udp_bound(port: u16) -> bool {
     let want = format!("0100007F:{port:04X}");
-    std::fs::read_to_string("/proc/net/udp")
-        .is_ok_and(|t| t.lines().skip(1).any(|l| l.split_whitespace().nth(1) == Some(want.as_str())))
+    std::fs::read_to_string("/proc/net/udp").is_ok_and(|t| {
+        t.lines()
+            .skip(1)
+            .any(|l| l.split_whitespace().nth(1) == Some(want.as_str()))
+    })
+}
+
+/// The kernel's count of UDP datagrams dropped for a full receive buffer
+/// (`Udp: RcvbufErrors` in /proc/net/snmp), for failure messages.
+fn udp_rcvbuf_errors() -> String {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let (Some(names), Some(values)) = (udp.next(), udp.next()) else {
+        return "unknown".into();
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(n, _)| *n == "RcvbufErrors")
+        .map_or_else(|| "unknown".into(), |(_, v)| v.to_owned())
 }
 
 /// `event.sequence` of a received message's JSON.
 pub fn sequence(r: &Received) -> u64 {
-    crate::at(&r.json, "event.sequence").as_u64().unwrap_or_else(|| panic!("no event.sequence in {}", r.json))
+    crate::at(&r.json, "event.sequence")
+        .as_u64()
+        .unwrap_or_else(|| panic!("no event.sequence in {}", r.json))
 }

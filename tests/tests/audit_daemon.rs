@@ -3,15 +3,17 @@
 //! everything back when it stops.
 
 use sensor_tests::audit::{
-    Sshd, TestUser, audit_lock, audit_status, foreign_audit_daemon, set_audit_status, ssh_scenario, su_on_pty,
-    su_scenario,
+    Sshd, TestUser, audit_lock, audit_status, foreign_audit_daemon, set_audit_status, ssh_scenario,
+    su_on_pty, su_scenario,
 };
 use sensor_tests::{Sensor, action, at};
 use serde_json::Value;
 
 fn skip_if_foreign_daemon() -> bool {
     if let Some(pid) = foreign_audit_daemon() {
-        eprintln!("skipped: pid {pid} is the kernel's audit daemon; the sensor cannot be one beside it");
+        eprintln!(
+            "skipped: pid {pid} is the kernel's audit daemon; the sensor cannot be one beside it"
+        );
         return true;
     }
     false
@@ -38,21 +40,38 @@ fn daemon_mode_registers_and_restores_the_previous_state() {
         set_audit_status(&before);
         let sensor = Sensor::start("[audit]\nmode = \"daemon\"\nbacklog_limit = 5000\n");
         let running = audit_status();
-        assert_eq!(running.pid, sensor.pid(), "the sensor is the audit daemon: {running:?}");
+        assert_eq!(
+            running.pid,
+            sensor.pid(),
+            "the sensor is the audit daemon: {running:?}"
+        );
         assert_eq!(running.enabled, 1, "{running:?}");
         assert_eq!(running.backlog_limit, 5000, "{running:?}");
-        assert_eq!(running.backlog_wait_time, 0, "no task ever waits for the sensor: {running:?}");
+        assert_eq!(
+            running.backlog_wait_time, 0,
+            "no task ever waits for the sensor: {running:?}"
+        );
         assert!(
-            sensor.stderr().iter().any(|l| l.contains("sensor started") && l.contains("daemon")),
+            sensor
+                .stderr()
+                .iter()
+                .any(|l| l.contains("sensor started") && l.contains("daemon")),
             "the start line names the mode: {:?}",
             sensor.stderr()
         );
         sensor.stop_with(signal);
         let after = audit_status();
-        assert_eq!(after.pid, 0, "unregistered after signal {signal}: {after:?}");
+        assert_eq!(
+            after.pid, 0,
+            "unregistered after signal {signal}: {after:?}"
+        );
         assert_eq!(
             (after.enabled, after.backlog_limit, after.backlog_wait_time),
-            (before.enabled, before.backlog_limit, before.backlog_wait_time),
+            (
+                before.enabled,
+                before.backlog_limit,
+                before.backlog_wait_time
+            ),
             "previous state restored after signal {signal}"
         );
     }
@@ -78,7 +97,9 @@ fn ssh_and_su_logins_as_audit_daemon() {
     su_scenario(&sensor, &user);
     // The cross-check: btmp has the same three failed ssh logins.
     let btmp = sensor.wait_for_count("the failed ssh logins in btmp", 3, |v| {
-        at(v, "event.module") == "utmp" && at(v, "user.name") == user.name.as_str() && at(v, "sensor.tty") == "ssh:notty"
+        at(v, "event.module") == "utmp"
+            && at(v, "user.name") == user.name.as_str()
+            && at(v, "sensor.tty") == "ssh:notty"
     });
     assert_eq!(btmp.len(), 3, "btmp and audit agree: {btmp:?}");
     for v in &btmp {
@@ -89,7 +110,11 @@ fn ssh_and_su_logins_as_audit_daemon() {
     sensor.stop();
     drop(user);
     let after = audit_status();
-    assert_eq!((after.pid, after.enabled), (0, original.enabled), "restored: {after:?}");
+    assert_eq!(
+        (after.pid, after.enabled),
+        (0, original.enabled),
+        "restored: {after:?}"
+    );
 }
 
 /// A change to the audit state by someone else is an alert; the sensor's
@@ -102,8 +127,15 @@ fn audit_changes_by_others_are_tamper_events() {
     }
     let original = audit_status();
     let sensor = Sensor::start("[audit]\nmode = \"daemon\"\n");
-    let out = std::process::Command::new("auditctl").args(["-b", "4321"]).output().expect("run auditctl");
-    assert!(out.status.success(), "auditctl -b: {}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new("auditctl")
+        .args(["-b", "4321"])
+        .output()
+        .expect("run auditctl");
+    assert!(
+        out.status.success(),
+        "auditctl -b: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let tamper = sensor.wait_for("the backlog change by auditctl", |v| {
         action(v) == "audit_config_changed" && is_field(v, "audit_backlog_limit", "4321")
     });
@@ -112,14 +144,27 @@ fn audit_changes_by_others_are_tamper_events() {
     let events = sensor.stop();
     let own: Vec<&Value> = events
         .iter()
-        .filter(|v| action(v) == "audit_config_changed" && is_field(v, "audit_backlog_limit", "8192"))
+        .filter(|v| {
+            action(v) == "audit_config_changed" && is_field(v, "audit_backlog_limit", "8192")
+        })
         .collect();
-    assert!(!own.is_empty(), "the sensor's own backlog change is reported");
+    assert!(
+        !own.is_empty(),
+        "the sensor's own backlog change is reported"
+    );
     for v in own {
-        assert_eq!(at(v, "event.kind"), "event", "the sensor's own change is not tamper: {v}");
+        assert_eq!(
+            at(v, "event.kind"),
+            "event",
+            "the sensor's own change is not tamper: {v}"
+        );
         assert!(at(v, "sensor.audit.tamper").is_null(), "{v}");
     }
-    assert_eq!(audit_status().backlog_limit, original.backlog_limit, "restored after the tamper too");
+    assert_eq!(
+        audit_status().backlog_limit,
+        original.backlog_limit,
+        "restored after the tamper too"
+    );
 }
 
 /// Rules from the config are loaded in daemon mode, produce events, and
@@ -137,10 +182,20 @@ fn configured_rules_are_loaded_and_removed() {
     // A rule someone had before the sensor: `-D` in the sensor's rules
     // removes it while the sensor runs; the stop puts it back.
     let previous = "-a always,exit -F arch=b64 -S mknodat -k sensor_test_previous";
-    let out = std::process::Command::new("auditctl").args(previous.split(' ')).output().expect("auditctl");
-    assert!(out.status.success(), "auditctl: {}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new("auditctl")
+        .args(previous.split(' '))
+        .output()
+        .expect("auditctl");
+    assert!(
+        out.status.success(),
+        "auditctl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let before = list_rules();
-    assert!(before.iter().any(|r| r == previous), "sensor audit-rules shows the rule as auditctl wrote it: {before:?}");
+    assert!(
+        before.iter().any(|r| r == previous),
+        "sensor audit-rules shows the rule as auditctl wrote it: {before:?}"
+    );
     let sensor = Sensor::start(&format!(
         "[audit]\nmode = \"daemon\"\nrules = [\"-D\", \"-w {} -p wa -k sensor_test_watch\", \
          \"-a always,exit -F arch=b64 -S execve -F ppid={} -k sensor_test_exec\"]\n",
@@ -149,24 +204,38 @@ fn configured_rules_are_loaded_and_removed() {
     ));
     let listed = list_rules();
     assert!(
-        listed.iter().any(|r| r.contains(&file.display().to_string()) && r.contains("sensor_test_watch")),
+        listed
+            .iter()
+            .any(|r| r.contains(&file.display().to_string()) && r.contains("sensor_test_watch")),
         "the kernel lists the rule: {listed:?}"
     );
-    assert!(!listed.iter().any(|r| r.contains("sensor_test_previous")), "-D removed the previous rule: {listed:?}");
+    assert!(
+        !listed.iter().any(|r| r.contains("sensor_test_previous")),
+        "-D removed the previous rule: {listed:?}"
+    );
     std::fs::write(&file, "changed").expect("write watched file");
     // The syscall event of the write (not the rule's own CONFIG_CHANGE,
     // which names the key too).
     let ev = sensor.wait_for("the watched file's write", |v| {
         action(v) == "syscall"
-            && at(v, "sensor.audit.records")
-                .as_array()
-                .is_some_and(|rs| rs.iter().any(|r| r["type"] == "SYSCALL" && r["fields"]["key"] == "sensor_test_watch"))
+            && at(v, "sensor.audit.records").as_array().is_some_and(|rs| {
+                rs.iter()
+                    .any(|r| r["type"] == "SYSCALL" && r["fields"]["key"] == "sensor_test_watch")
+            })
     });
-    assert_eq!(at(&ev, "process.pid").as_u64(), Some(u64::from(std::process::id())), "the writer: {ev}");
+    assert_eq!(
+        at(&ev, "process.pid").as_u64(),
+        Some(u64::from(std::process::id())),
+        "the writer: {ev}"
+    );
     // An exec under the execve rule: the kernel hex-encodes the odd
     // argument and splits the long one into chunks; the event has them exact.
     use std::os::unix::ffi::OsStrExt;
-    let args: Vec<Vec<u8>> = vec![b"two words".to_vec(), b"\xff\xfe\\".to_vec(), vec![b'x'; 9000]];
+    let args: Vec<Vec<u8>> = vec![
+        b"two words".to_vec(),
+        b"\xff\xfe\\".to_vec(),
+        vec![b'x'; 9000],
+    ];
     let child = std::process::Command::new("/bin/echo")
         .args(args.iter().map(|a| std::ffi::OsStr::from_bytes(a)))
         .stdout(std::process::Stdio::null())
@@ -189,14 +258,32 @@ fn configured_rules_are_loaded_and_removed() {
     assert_eq!(at(&exec, "event.category")[0], "process");
     sensor.stop();
     assert_eq!(list_rules(), before, "the kernel's rules are as before");
-    let out = std::process::Command::new("auditctl").arg("-d").args(previous.split(' ').skip(1)).output().expect("auditctl");
-    assert!(out.status.success(), "auditctl -d: {}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new("auditctl")
+        .arg("-d")
+        .args(previous.split(' ').skip(1))
+        .output()
+        .expect("auditctl");
+    assert!(
+        out.status.success(),
+        "auditctl -d: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn list_rules() -> Vec<String> {
-    let out = std::process::Command::new(sensor_tests::sensor_bin()).arg("audit-rules").output().expect("sensor audit-rules");
-    assert!(out.status.success(), "sensor audit-rules: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect()
+    let out = std::process::Command::new(sensor_tests::sensor_bin())
+        .arg("audit-rules")
+        .output()
+        .expect("sensor audit-rules");
+    assert!(
+        out.status.success(),
+        "sensor audit-rules: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 fn is_field(v: &Value, key: &str, value: &str) -> bool {
@@ -227,17 +314,34 @@ fn kernel_audit_losses_are_reported_in_stream() {
     let sensor = Sensor::start("[audit]\nmode = \"daemon\"\n");
     let lost_before = audit_status().lost;
     let sh = |script: &str| {
-        let out = std::process::Command::new("sh").args(["-c", script]).output().expect("sh");
-        assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = std::process::Command::new("sh")
+            .args(["-c", script])
+            .output()
+            .expect("sh");
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     // One record per second allowed, a hundred sent at once.
-    sh("auditctl -r 1 >/dev/null && for i in $(seq 100); do auditctl -m sensor-loss-test-$i; done; auditctl -r 0 >/dev/null");
+    sh(
+        "auditctl -r 1 >/dev/null && for i in $(seq 100); do auditctl -m sensor-loss-test-$i; done; auditctl -r 0 >/dev/null",
+    );
     let lost_after = audit_status().lost;
-    assert!(lost_after > lost_before, "the kernel dropped records: {lost_before} -> {lost_after}");
+    assert!(
+        lost_after > lost_before,
+        "the kernel dropped records: {lost_before} -> {lost_after}"
+    );
     let events = sensor.wait_for_count("an audit loss report", 1, |v| {
-        action(v) == "lost" && at(v, "sensor.lost.source") == "audit" && at(v, "sensor.lost.kind") == "kernel"
+        action(v) == "lost"
+            && at(v, "sensor.lost.source") == "audit"
+            && at(v, "sensor.lost.kind") == "kernel"
     });
-    let reported: u64 = events.iter().filter_map(|v| at(v, "sensor.lost.count").as_u64()).sum();
+    let reported: u64 = events
+        .iter()
+        .filter_map(|v| at(v, "sensor.lost.count").as_u64())
+        .sum();
     assert!(reported >= 1, "{events:?}");
     let events = sensor.stop();
     let total: u64 = events
@@ -245,7 +349,11 @@ fn kernel_audit_losses_are_reported_in_stream() {
         .filter(|v| action(v) == "lost" && at(v, "sensor.lost.source") == "audit")
         .filter_map(|v| at(v, "sensor.lost.count").as_u64())
         .sum();
-    assert_eq!(total, u64::from(lost_after - lost_before), "every record the kernel dropped is reported, once");
+    assert_eq!(
+        total,
+        u64::from(lost_after - lost_before),
+        "every record the kernel dropped is reported, once"
+    );
 }
 
 /// The kernel's audit counters come out as metric events.
@@ -263,17 +371,29 @@ fn audit_status_metrics_report_the_kernel_counters() {
     let m = sensor.wait_for("an audit_status metric", |v| action(v) == "audit_status");
     assert_eq!(at(&m, "event.kind"), "metric", "{m}");
     assert_eq!(at(&m, "sensor.audit_status.mode"), "daemon", "{m}");
-    assert_eq!(at(&m, "sensor.audit_status.daemon_pid").as_u64(), Some(u64::from(sensor.pid())), "{m}");
+    assert_eq!(
+        at(&m, "sensor.audit_status.daemon_pid").as_u64(),
+        Some(u64::from(sensor.pid())),
+        "{m}"
+    );
     assert_eq!(at(&m, "sensor.audit_status.backlog_limit"), 6000, "{m}");
     assert_eq!(at(&m, "sensor.audit_status.enabled"), 1, "{m}");
     assert_eq!(at(&m, "sensor.audit_status.backlog_wait_time"), 0, "{m}");
-    assert!(at(&m, "sensor.audit_status.lost").is_u64() && at(&m, "sensor.audit_status.backlog").is_u64(), "{m}");
+    assert!(
+        at(&m, "sensor.audit_status.lost").is_u64()
+            && at(&m, "sensor.audit_status.backlog").is_u64(),
+        "{m}"
+    );
     // The same counters on /metrics, as of the last status read.
     let text = sensor_tests::metrics::get(port, "/metrics").1;
-    let series = |c: &str| sensor_tests::metrics::sample(&text, &format!("sensor_audit{{counter=\"{c}\"}}"));
+    let series =
+        |c: &str| sensor_tests::metrics::sample(&text, &format!("sensor_audit{{counter=\"{c}\"}}"));
     assert_eq!(series("backlog_limit"), Some(6000.0), "{text}");
     assert_eq!(series("enabled"), Some(1.0), "{text}");
-    assert!(series("lost").is_some() && series("backlog").is_some(), "{text}");
+    assert!(
+        series("lost").is_some() && series("backlog").is_some(),
+        "{text}"
+    );
     sensor.stop();
 }
 
@@ -304,11 +424,24 @@ fn a_bad_rule_stops_the_start_before_the_kernel_is_touched() {
         .expect("run sensor");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
-    assert!(stderr.contains("audit.rules[0]") && stderr.contains("unknown syscall nosuchcall"), "{stderr}");
+    assert!(
+        stderr.contains("audit.rules[0]") && stderr.contains("unknown syscall nosuchcall"),
+        "{stderr}"
+    );
     let after = audit_status();
     assert_eq!(
-        (after.pid, after.enabled, after.backlog_limit, after.backlog_wait_time),
-        (before.pid, before.enabled, before.backlog_limit, before.backlog_wait_time),
+        (
+            after.pid,
+            after.enabled,
+            after.backlog_limit,
+            after.backlog_wait_time
+        ),
+        (
+            before.pid,
+            before.enabled,
+            before.backlog_limit,
+            before.backlog_wait_time
+        ),
         "the kernel is as before"
     );
 }

@@ -16,17 +16,31 @@ fn a_bad_config_exits_non_zero_naming_the_key() {
     let d = dir("badcfg");
     let cfg = d.join("bad.toml");
     std::fs::write(&cfg, "[process]\ntable_sise = 100\n").expect("write");
-    let out = Command::new(sensor_bin()).args(["run", "--config"]).arg(&cfg).output().expect("run");
+    let out = Command::new(sensor_bin())
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .output()
+        .expect("run");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("table_sise"), "names the key: {err}");
-    assert!(err.contains(&cfg.display().to_string()), "names the file: {err}");
+    assert!(
+        err.contains(&cfg.display().to_string()),
+        "names the file: {err}"
+    );
 
     std::fs::write(&cfg, "[ebpf]\nring_buffer_bytes = 12345\n").expect("write");
-    let out = Command::new(sensor_bin()).args(["run", "--config"]).arg(&cfg).output().expect("run");
+    let out = Command::new(sensor_bin())
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .output()
+        .expect("run");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("ebpf.ring_buffer_bytes") && err.contains("power of two"), "{err}");
+    assert!(
+        err.contains("ebpf.ring_buffer_bytes") && err.contains("power of two"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -34,7 +48,8 @@ fn without_root_run_fails_and_says_why() {
     require_root();
     // A copy nobody can reach, wherever the checkout lives.
     let d = dir("nobody");
-    std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod dir");
+    std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod dir");
     let bin = d.join("sensor");
     std::fs::copy(sensor_bin(), &bin).expect("copy sensor");
     let out = Command::new(&bin)
@@ -52,8 +67,15 @@ fn without_root_run_fails_and_says_why() {
 #[test]
 fn probe_reports_features_and_hooks() {
     require_root();
-    let out = Command::new(sensor_bin()).args(["probe", "--json"]).output().expect("probe");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(sensor_bin())
+        .args(["probe", "--json"])
+        .output()
+        .expect("probe");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(r["btf"]["available"], true, "{r}");
     assert_eq!(r["ring_buffer"]["available"], true, "{r}");
@@ -62,29 +84,75 @@ fn probe_reports_features_and_hooks() {
     assert_eq!(r["kernel"], release.trim());
     // fentry and BPF-LSM: whatever the answer, it must say why.
     for k in ["fentry", "bpf_lsm"] {
-        assert!(r[k]["detail"].as_str().is_some_and(|d| !d.is_empty()), "{k}: {r}");
+        assert!(
+            r[k]["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "{k}: {r}"
+        );
     }
-    let kinds: Vec<&str> = r["hooks"].as_array().expect("hooks").iter().filter_map(|h| h["kind"].as_str()).collect();
-    assert_eq!(kinds, ["exec", "fork", "exit", "file_attr", "file_write", "cred", "net", "system"]);
+    let kinds: Vec<&str> = r["hooks"]
+        .as_array()
+        .expect("hooks")
+        .iter()
+        .filter_map(|h| h["kind"].as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "exec",
+            "fork",
+            "exit",
+            "file_attr",
+            "file_write",
+            "cred",
+            "net",
+            "system"
+        ]
+    );
     // Every syscall family names its tracepoints, and the better hook it
     // stands in for where there is one.
-    let hook = |kind: &str| r["hooks"].as_array().expect("hooks").iter().find(|h| h["kind"] == kind).cloned();
+    let hook = |kind: &str| {
+        r["hooks"]
+            .as_array()
+            .expect("hooks")
+            .iter()
+            .find(|h| h["kind"] == kind)
+            .cloned()
+    };
     let file = hook("file_attr").expect("file_attr hook");
-    assert!(file["hook"].as_str().is_some_and(|h| h.contains("fchmodat") && h.starts_with("tracepoint/")), "{file}");
-    assert!(file["preferred"].as_str().is_some_and(|p| p.contains("fentry/security_inode_setattr")), "{file}");
+    assert!(
+        file["hook"]
+            .as_str()
+            .is_some_and(|h| h.contains("fchmodat") && h.starts_with("tracepoint/")),
+        "{file}"
+    );
+    assert!(
+        file["preferred"]
+            .as_str()
+            .is_some_and(|p| p.contains("fentry/security_inode_setattr")),
+        "{file}"
+    );
     let net = hook("net").expect("net hook");
-    assert!(net["hook"].as_str().is_some_and(|h| h.contains("connect")), "{net}");
+    assert!(
+        net["hook"].as_str().is_some_and(|h| h.contains("connect")),
+        "{net}"
+    );
     for h in r["hooks"].as_array().expect("hooks") {
         assert!(h["why"].as_str().is_some_and(|w| w.len() > 20), "{h}");
     }
-    let text = Command::new(sensor_bin()).arg("probe").output().expect("probe text");
+    let text = Command::new(sensor_bin())
+        .arg("probe")
+        .output()
+        .expect("probe text");
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("raw_tracepoint/sched_process_exec"), "{text}");
 }
 
 #[test]
 fn help_explains_the_commands() {
-    let out = Command::new(sensor_bin()).arg("--help").output().expect("help");
+    let out = Command::new(sensor_bin())
+        .arg("--help")
+        .output()
+        .expect("help");
     let text = String::from_utf8_lossy(&out.stdout);
     for s in ["run", "probe", "check-config", "JSON"] {
         assert!(text.contains(s), "--help mentions {s}: {text}");

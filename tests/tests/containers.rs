@@ -24,26 +24,50 @@ fn podman() -> Command {
 fn ensure_image() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        let exists = podman().args(["image", "exists", IMAGE]).status().expect("podman is installed (cargo xtask setup)");
+        let exists = podman()
+            .args(["image", "exists", IMAGE])
+            .status()
+            .expect("podman is installed (cargo xtask setup)");
         if exists.success() {
             return;
         }
         let dir = std::env::temp_dir().join(format!("sensor-rootfs-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("bin")).expect("rootfs dir");
-        std::fs::copy("/bin/busybox", dir.join("bin/busybox")).expect("busybox-static is installed (cargo xtask setup)");
+        std::fs::copy("/bin/busybox", dir.join("bin/busybox"))
+            .expect("busybox-static is installed (cargo xtask setup)");
         for tool in ["sh", "echo", "true", "sleep", "cat", "touch", "chmod", "nc"] {
             std::os::unix::fs::symlink("busybox", dir.join("bin").join(tool)).expect("symlink");
         }
         std::fs::create_dir_all(dir.join("etc")).expect("etc");
         let (user, uid) = CONTAINER_USER;
         let (group, gid) = CONTAINER_GROUP;
-        std::fs::write(dir.join("etc/passwd"), format!("root:x:0:0:root:/:/bin/sh\n{user}:x:{uid}:{gid}::/:/bin/sh\n"))
-            .expect("passwd");
-        std::fs::write(dir.join("etc/group"), format!("root:x:0:\n{group}:x:{gid}:\n")).expect("group");
+        std::fs::write(
+            dir.join("etc/passwd"),
+            format!("root:x:0:0:root:/:/bin/sh\n{user}:x:{uid}:{gid}::/:/bin/sh\n"),
+        )
+        .expect("passwd");
+        std::fs::write(
+            dir.join("etc/group"),
+            format!("root:x:0:\n{group}:x:{gid}:\n"),
+        )
+        .expect("group");
         let tar = dir.with_extension("tar");
-        let ok = Command::new("tar").arg("-C").arg(&dir).args(["-cf"]).arg(&tar).arg(".").status().expect("tar");
+        let ok = Command::new("tar")
+            .arg("-C")
+            .arg(&dir)
+            .args(["-cf"])
+            .arg(&tar)
+            .arg(".")
+            .status()
+            .expect("tar");
         assert!(ok.success(), "tar of the rootfs failed");
-        let ok = podman().args(["import", "-q"]).arg(&tar).arg(IMAGE).stdout(Stdio::null()).status().expect("podman import");
+        let ok = podman()
+            .args(["import", "-q"])
+            .arg(&tar)
+            .arg(IMAGE)
+            .stdout(Stdio::null())
+            .status()
+            .expect("podman import");
         assert!(ok.success(), "podman import failed");
     });
 }
@@ -54,7 +78,10 @@ fn run_container(args: &[&str]) -> (std::process::Child, std::path::PathBuf) {
     run_container_with(&[], args)
 }
 
-fn run_container_with(options: &[&str], args: &[&str]) -> (std::process::Child, std::path::PathBuf) {
+fn run_container_with(
+    options: &[&str],
+    args: &[&str],
+) -> (std::process::Child, std::path::PathBuf) {
     ensure_image();
     // Tests run in parallel: each container its own id file.
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -62,7 +89,16 @@ fn run_container_with(options: &[&str], args: &[&str]) -> (std::process::Child, 
     let cidfile = std::env::temp_dir().join(format!("sensor-cid-{}-{n}", std::process::id()));
     let _ = std::fs::remove_file(&cidfile);
     let child = podman()
-        .args(["run", "--rm", "--runtime", "runc", "--ulimit", "nofile=1000:1000", "--ulimit", "nproc=1000:1000"])
+        .args([
+            "run",
+            "--rm",
+            "--runtime",
+            "runc",
+            "--ulimit",
+            "nofile=1000:1000",
+            "--ulimit",
+            "nproc=1000:1000",
+        ])
         .arg("--cidfile")
         .arg(&cidfile)
         .args(options)
@@ -89,7 +125,8 @@ fn container_id(cidfile: &std::path::Path) -> String {
 #[test]
 fn exec_fork_and_exit_in_a_container_carry_its_id() {
     let sensor = Sensor::start("");
-    let (mut child, cidfile) = run_container(&["/bin/sh", "-c", "/bin/echo container-exec-marker; exit 3"]);
+    let (mut child, cidfile) =
+        run_container(&["/bin/sh", "-c", "/bin/echo container-exec-marker; exit 3"]);
     let status = child.wait().expect("wait podman");
     assert_eq!(status.code(), Some(3), "the container ran");
     let id = container_id(&cidfile);
@@ -99,7 +136,9 @@ fn exec_fork_and_exit_in_a_container_carry_its_id() {
     assert_eq!(at(&exec, "container.id"), id.as_str(), "{exec}");
     assert_eq!(at(&exec, "container.runtime"), "podman");
     assert!(
-        at(&exec, "sensor.cgroup.path").as_str().is_some_and(|p| p.contains(&id)),
+        at(&exec, "sensor.cgroup.path")
+            .as_str()
+            .is_some_and(|p| p.contains(&id)),
         "the cgroup path names the container: {exec}"
     );
     // The shell's fork for echo, and its exit, belong to the container too.
@@ -108,14 +147,22 @@ fn exec_fork_and_exit_in_a_container_carry_its_id() {
     });
     assert_eq!(at(&fork, "container.runtime"), "podman");
     let exit = sensor.wait_for("exit of the container's shell", |v| {
-        action(v) == "exit" && at(v, "container.id") == id.as_str() && at(v, "process.exit_code") == 3
+        action(v) == "exit"
+            && at(v, "container.id") == id.as_str()
+            && at(v, "process.exit_code") == 3
     });
-    assert_eq!(at(&exit, "process.args")[2], "/bin/echo container-exec-marker; exit 3");
+    assert_eq!(
+        at(&exit, "process.args")[2],
+        "/bin/echo container-exec-marker; exit 3"
+    );
     // Host processes are not in a container.
     let host = sensor.wait_for("an exec on the host", |v| {
         action(v) == "exec" && at(v, "process.name") == "podman"
     });
-    assert!(at(&host, "container").is_null(), "podman itself runs on the host: {host}");
+    assert!(
+        at(&host, "container").is_null(),
+        "podman itself runs on the host: {host}"
+    );
     sensor.stop();
 }
 
@@ -145,7 +192,10 @@ fn ids_in_a_container_are_named_from_the_containers_own_accounts() {
     );
     let sensor = Sensor::start("");
     let ids = format!("{uid}:{gid}");
-    let (mut child, cidfile) = run_container_with(&["--user", &ids], &["/bin/sh", "-c", "/bin/echo container-user-marker; sleep 2"]);
+    let (mut child, cidfile) = run_container_with(
+        &["--user", &ids],
+        &["/bin/sh", "-c", "/bin/echo container-user-marker; sleep 2"],
+    );
     child.wait().expect("wait podman");
     let id = container_id(&cidfile);
     let exec = sensor.wait_for("exec of echo as the container's user", |v| {
@@ -174,12 +224,22 @@ struct Removed(String);
 
 impl Drop for Removed {
     fn drop(&mut self) {
-        let _ = podman().args(["rm", "-f", "-t", "0", &self.0]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        let _ = podman()
+            .args(["rm", "-f", "-t", "0", &self.0])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 }
 
 fn podman_exec(name: &str, args: &[&str]) {
-    let ok = podman().arg("exec").arg(name).args(args).stdout(Stdio::null()).status().expect("podman exec");
+    let ok = podman()
+        .arg("exec")
+        .arg(name)
+        .args(args)
+        .stdout(Stdio::null())
+        .status()
+        .expect("podman exec");
     assert!(ok.success(), "podman exec {args:?} failed");
 }
 
@@ -227,14 +287,24 @@ fn events_in_a_container_carry_its_name_image_and_pod() {
     assert_eq!(at(&exec, "orchestrator.resource.name"), pod.as_str());
     assert_eq!(at(&exec, "orchestrator.resource.id"), uid.as_str());
     // The user's annotations are the container's labels, byte-exact.
-    assert_eq!(at(&exec, "container.labels")["sensor.test/note"], note, "{exec}");
-    assert_eq!(at(&exec, "container.labels")["io.kubernetes.pod.name"], pod.as_str());
+    assert_eq!(
+        at(&exec, "container.labels")["sensor.test/note"],
+        note,
+        "{exec}"
+    );
+    assert_eq!(
+        at(&exec, "container.labels")["io.kubernetes.pod.name"],
+        pod.as_str()
+    );
 
-    let chmod = sensor.wait_for("chmod in the pod", |v| action(v) == "chmod" && at(v, "container.id") == id.as_str());
+    let chmod = sensor.wait_for("chmod in the pod", |v| {
+        action(v) == "chmod" && at(v, "container.id") == id.as_str()
+    });
     assert_named(&chmod, &id, &name);
     assert_eq!(at(&chmod, "orchestrator.resource.name"), pod.as_str());
-    let connect =
-        sensor.wait_for("connect in the pod", |v| action(v) == "connect" && at(v, "container.id") == id.as_str());
+    let connect = sensor.wait_for("connect in the pod", |v| {
+        action(v) == "connect" && at(v, "container.id") == id.as_str()
+    });
     assert_named(&connect, &id, &name);
     assert_eq!(at(&connect, "destination.port"), 1, "{connect}");
     assert_eq!(at(&connect, "orchestrator.namespace"), "shop");
@@ -248,14 +318,20 @@ fn events_in_a_container_carry_its_name_image_and_pod() {
     assert_eq!(at(&entered, "orchestrator.resource.name"), pod.as_str());
 
     // Host processes have neither.
-    let host = sensor.wait_for("podman on the host", |v| action(v) == "exec" && at(v, "process.name") == "podman");
+    let host = sensor.wait_for("podman on the host", |v| {
+        action(v) == "exec" && at(v, "process.name") == "podman"
+    });
     assert!(at(&host, "orchestrator").is_null(), "{host}");
     child.wait().expect("wait podman");
     // Lookups are counted in the heartbeat: this container's at least.
     let beat = sensor.wait_for("a heartbeat counting the lookup", |v| {
-        action(v) == "heartbeat" && at(v, "sensor.heartbeat.container_lookups.found").as_u64() >= Some(1)
+        action(v) == "heartbeat"
+            && at(v, "sensor.heartbeat.container_lookups.found").as_u64() >= Some(1)
     });
-    assert!(at(&beat, "sensor.heartbeat.container_lookups.cached").as_u64() >= Some(1), "{beat}");
+    assert!(
+        at(&beat, "sensor.heartbeat.container_lookups.cached").as_u64() >= Some(1),
+        "{beat}"
+    );
     sensor.stop();
 }
 
@@ -267,7 +343,10 @@ fn a_container_started_before_the_sensor_is_named_too() {
     let id = container_id(&cidfile);
     // Running before the sensor starts: wait until podman says so.
     for _ in 0..50 {
-        let out = podman().args(["inspect", "-f", "{{.State.Running}}", &name]).output().expect("podman inspect");
+        let out = podman()
+            .args(["inspect", "-f", "{{.State.Running}}", &name])
+            .output()
+            .expect("podman inspect");
         if String::from_utf8_lossy(&out.stdout).trim() == "true" {
             break;
         }
@@ -279,10 +358,15 @@ fn a_container_started_before_the_sensor_is_named_too() {
         action(v) == "exec" && at(v, "process.args")[1] == "early-exec-marker"
     });
     assert_named(&entered, &id, &name);
-    assert!(at(&entered, "orchestrator").is_null(), "no pod annotations: {entered}");
+    assert!(
+        at(&entered, "orchestrator").is_null(),
+        "no pod annotations: {entered}"
+    );
     // Its first process, found in /proc at start, is named when it exits.
     let exit = sensor.wait_for("exit of the early container's sleep", |v| {
-        action(v) == "exit" && at(v, "process.name") == "sleep" && at(v, "container.id") == id.as_str()
+        action(v) == "exit"
+            && at(v, "process.name") == "sleep"
+            && at(v, "container.id") == id.as_str()
     });
     assert_named(&exit, &id, &name);
     child.wait().expect("wait podman");
@@ -303,23 +387,33 @@ fn a_container_no_runtime_knows_keeps_its_id_and_the_failed_lookup_is_counted() 
     for tool in ["sh", "echo"] {
         std::os::unix::fs::symlink("busybox", bin.join(tool)).expect("symlink");
     }
-    let ok = Command::new("runc").arg("spec").current_dir(dir.join("bundle")).status().expect("runc is installed");
+    let ok = Command::new("runc")
+        .arg("spec")
+        .current_dir(dir.join("bundle"))
+        .status()
+        .expect("runc is installed");
     assert!(ok.success());
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     let id = format!("{:032x}{:032x}", nanos, std::process::id());
     let config_path = dir.join("bundle/config.json");
     let mut config: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&config_path).expect("config.json")).expect("runc spec JSON");
+        serde_json::from_slice(&std::fs::read(&config_path).expect("config.json"))
+            .expect("runc spec JSON");
     config["process"]["terminal"] = false.into();
-    config["process"]["args"] = serde_json::json!(["/bin/sh", "-c", "/bin/echo unknown-runtime-marker"]);
+    config["process"]["args"] =
+        serde_json::json!(["/bin/sh", "-c", "/bin/echo unknown-runtime-marker"]);
     // Not permitted on this build machine (see TOOLCHAIN.md).
     config["process"].as_object_mut().unwrap().remove("rlimits");
     config["linux"]["cgroupsPath"] = format!("/libpod_parent/libpod-{id}").into();
     std::fs::write(&config_path, config.to_string()).expect("write config.json");
 
     let port = sensor_tests::rsyslog::free_port();
-    let sensor =
-        Sensor::start(&format!("[telemetry]\nheartbeat_interval_s = 1\nmetrics_address = \"127.0.0.1:{port}\"\n"));
+    let sensor = Sensor::start(&format!(
+        "[telemetry]\nheartbeat_interval_s = 1\nmetrics_address = \"127.0.0.1:{port}\"\n"
+    ));
     let ok = Command::new("runc")
         .arg("--root")
         .arg(dir.join("state"))
@@ -337,12 +431,17 @@ fn a_container_no_runtime_knows_keeps_its_id_and_the_failed_lookup_is_counted() 
     assert!(at(&exec, "container.name").is_null(), "{exec}");
     assert!(at(&exec, "container.image").is_null(), "{exec}");
     let beat = sensor.wait_for("a heartbeat counting the failed lookup", |v| {
-        action(v) == "heartbeat" && at(v, "sensor.heartbeat.container_lookups.failed").as_u64() >= Some(1)
+        action(v) == "heartbeat"
+            && at(v, "sensor.heartbeat.container_lookups.failed").as_u64() >= Some(1)
     });
-    assert!(at(&beat, "sensor.heartbeat.container_lookups.cached").as_u64() >= Some(1), "{beat}");
+    assert!(
+        at(&beat, "sensor.heartbeat.container_lookups.cached").as_u64() >= Some(1),
+        "{beat}"
+    );
     // The same count on /metrics, as of that heartbeat.
     let text = sensor_tests::metrics::get(port, "/metrics").1;
-    let failed = sensor_tests::metrics::sample(&text, "sensor_container_lookups{result=\"failed\"}");
+    let failed =
+        sensor_tests::metrics::sample(&text, "sensor_container_lookups{result=\"failed\"}");
     assert!(failed.is_some_and(|n| n >= 1.0), "{text}");
     sensor.stop();
     let _ = std::fs::remove_dir_all(&dir);
@@ -364,7 +463,13 @@ impl PodmanService {
         let _ = std::fs::remove_file(PODMAN_SOCKET);
         std::fs::create_dir_all("/run/podman").expect("/run/podman");
         let child = podman()
-            .args(["system", "service", "--time", "0", &format!("unix://{PODMAN_SOCKET}")])
+            .args([
+                "system",
+                "service",
+                "--time",
+                "0",
+                &format!("unix://{PODMAN_SOCKET}"),
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -408,6 +513,10 @@ fn podman_labels_come_from_its_api_service() {
         action(v) == "exec" && at(v, "process.args")[1] == "label-marker"
     });
     assert_named(&exec, &id, &name);
-    assert_eq!(at(&exec, "container.labels")["team"], team.as_str(), "{exec}");
+    assert_eq!(
+        at(&exec, "container.labels")["team"],
+        team.as_str(),
+        "{exec}"
+    );
     sensor.stop();
 }

@@ -21,7 +21,10 @@ fn rotation_by_size_and_sighup_reopen_lose_nothing() {
     let file = dir.join("log/events.jsonl");
     let sensor = Sensor::start_in(
         &dir.join("state"),
-        &format!("[[sinks]]\nkind = \"file\"\npath = \"{}\"\nrotate_bytes = 200000\nkeep = 50\n", file.display()),
+        &format!(
+            "[[sinks]]\nkind = \"file\"\npath = \"{}\"\nrotate_bytes = 200000\nkeep = 50\n",
+            file.display()
+        ),
     );
     let marker = format!("delivery-file-{}", std::process::id());
     run_true(&marker, 200);
@@ -36,9 +39,20 @@ fn rotation_by_size_and_sighup_reopen_lose_nothing() {
     wait_until("the 200 execs across the rotated files", WAIT, || {
         all(&file).iter().filter(|e| is_exec_of(e, &marker)).count() == 200
     });
-    assert!(numbered(&file, 1).exists(), "600+ events of ~1 KiB rotated at 200 kB");
-    assert!(std::fs::metadata(numbered(&file, 1)).expect("rotated").len() <= 200_000 + 64 * 1024);
-    assert_eq!(std::fs::metadata(&file).expect("file").permissions().mode() & 0o777, 0o600);
+    assert!(
+        numbered(&file, 1).exists(),
+        "600+ events of ~1 KiB rotated at 200 kB"
+    );
+    assert!(
+        std::fs::metadata(numbered(&file, 1))
+            .expect("rotated")
+            .len()
+            <= 200_000 + 64 * 1024
+    );
+    assert_eq!(
+        std::fs::metadata(&file).expect("file").permissions().mode() & 0o777,
+        0o600
+    );
 
     // An outside rotation: move the file away, then SIGHUP.
     let moved = dir.join("log/moved.jsonl");
@@ -49,12 +63,20 @@ fn rotation_by_size_and_sighup_reopen_lose_nothing() {
     let marker2 = format!("{marker}-after-hup");
     run_true(&marker2, 5);
     wait_until("the execs after SIGHUP in the reopened file", WAIT, || {
-        read_jsonl(&file).iter().filter(|e| is_exec_of(e, &marker2)).count() == 5
+        read_jsonl(&file)
+            .iter()
+            .filter(|e| is_exec_of(e, &marker2))
+            .count()
+            == 5
     });
     sensor.stop();
     let mut events = all(&file);
     events.extend(read_jsonl(&moved));
     let seqs = sequences(&events);
     let max = *seqs.last().expect("events");
-    assert_eq!(seqs, (1..=max).collect(), "no sequence number missing across rotations and the reopen");
+    assert_eq!(
+        seqs,
+        (1..=max).collect(),
+        "no sequence number missing across rotations and the reopen"
+    );
 }

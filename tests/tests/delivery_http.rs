@@ -7,11 +7,11 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use base64::Engine as _;
-use serde_json::Value;
 use sensor_tests::delivery::{is_exec_of, read_jsonl, run_true, sequences, wait_until};
 use sensor_tests::http_receiver::{Receiver, Request};
 use sensor_tests::rsyslog::Certs;
 use sensor_tests::{Sensor, at, scratch_dir};
+use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -19,7 +19,9 @@ fn lines(r: &Request) -> Vec<Value> {
     std::str::from_utf8(&r.body)
         .expect("UTF-8 body")
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("body line is not JSON ({e}): {l}")))
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("body line is not JSON ({e}): {l}"))
+        })
         .collect()
 }
 
@@ -45,26 +47,47 @@ fn ndjson_gzip_bearer_every_event_arrives_through_503s() {
     let marker = format!("delivery-http-{}", std::process::id());
     run_true(&marker, 30);
     // The collector refuses for a while; the sensor keeps trying.
-    rx.wait_until("three refused requests", WAIT, |r| r.iter().filter(|r| r.status == 503).count() >= 3);
+    rx.wait_until("three refused requests", WAIT, |r| {
+        r.iter().filter(|r| r.status == 503).count() >= 3
+    });
     rx.set_unavailable(false);
     wait_until("the 30 execs in the file sink", WAIT, || {
-        read_jsonl(&file).iter().filter(|e| is_exec_of(e, &marker)).count() == 30
+        read_jsonl(&file)
+            .iter()
+            .filter(|e| is_exec_of(e, &marker))
+            .count()
+            == 30
     });
     let want = sequences(&read_jsonl(&file));
     let reqs = rx.wait_until("every event of the local copy", WAIT, |reqs| {
-        let got: BTreeSet<u64> = accepted(reqs).flat_map(lines).filter_map(|e| at(&e, "event.sequence").as_u64()).collect();
+        let got: BTreeSet<u64> = accepted(reqs)
+            .flat_map(lines)
+            .filter_map(|e| at(&e, "event.sequence").as_u64())
+            .collect();
         want.is_subset(&got)
     });
     sensor.stop();
     for r in &reqs {
         assert_eq!(r.method, "POST");
         assert_eq!(r.path, "/ingest");
-        assert_eq!(r.headers.get("authorization").map(String::as_str), Some("Bearer s3cret"));
-        assert_eq!(r.headers.get("content-encoding").map(String::as_str), Some("gzip"));
-        assert_eq!(r.headers.get("content-type").map(String::as_str), Some("application/x-ndjson"));
+        assert_eq!(
+            r.headers.get("authorization").map(String::as_str),
+            Some("Bearer s3cret")
+        );
+        assert_eq!(
+            r.headers.get("content-encoding").map(String::as_str),
+            Some("gzip")
+        );
+        assert_eq!(
+            r.headers.get("content-type").map(String::as_str),
+            Some("application/x-ndjson")
+        );
         assert_eq!(&r.raw_body[..2], &[0x1f, 0x8b], "gzip magic");
         for e in lines(r) {
-            assert!(at(&e, "event.sequence").as_u64().is_some() && at(&e, "@timestamp").is_string(), "an event: {e}");
+            assert!(
+                at(&e, "event.sequence").as_u64().is_some() && at(&e, "@timestamp").is_string(),
+                "an event: {e}"
+            );
         }
     }
     let execs: BTreeSet<u64> = accepted(&reqs)
@@ -90,10 +113,17 @@ fn elasticsearch_bulk_shape_with_basic_auth() {
     let marker = format!("delivery-http-es-{}", std::process::id());
     run_true(&marker, 5);
     let reqs = rx.wait_until("the 5 execs", WAIT, |reqs| {
-        reqs.iter().flat_map(lines).filter(|e| is_exec_of(e, &marker)).count() == 5
+        reqs.iter()
+            .flat_map(lines)
+            .filter(|e| is_exec_of(e, &marker))
+            .count()
+            == 5
     });
     sensor.stop();
-    let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("elastic:pw"));
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("elastic:pw")
+    );
     for r in &reqs {
         assert_eq!(r.headers.get("authorization"), Some(&basic));
         assert!(!r.headers.contains_key("content-encoding"), "gzip = false");
@@ -102,7 +132,11 @@ fn elasticsearch_bulk_shape_with_basic_auth() {
         for pair in l.chunks(2) {
             let (action, doc) = (&pair[0], &pair[1]);
             assert_eq!(action["create"]["_index"], "sensor-test", "{action}");
-            assert_eq!(&action["create"]["_id"], at(doc, "event.id"), "the document id is the event id");
+            assert_eq!(
+                &action["create"]["_id"],
+                at(doc, "event.id"),
+                "the document id is the event id"
+            );
         }
     }
 }
@@ -121,13 +155,23 @@ fn splunk_hec_shape() {
     let marker = format!("delivery-http-hec-{}", std::process::id());
     run_true(&marker, 5);
     let reqs = rx.wait_until("the 5 execs", WAIT, |reqs| {
-        reqs.iter().flat_map(lines).filter(|o| is_exec_of(&o["event"], &marker)).count() == 5
+        reqs.iter()
+            .flat_map(lines)
+            .filter(|o| is_exec_of(&o["event"], &marker))
+            .count()
+            == 5
     });
     sensor.stop();
     for r in &reqs {
-        assert_eq!(r.headers.get("authorization").map(String::as_str), Some("Splunk hec-token"));
+        assert_eq!(
+            r.headers.get("authorization").map(String::as_str),
+            Some("Splunk hec-token")
+        );
         for o in lines(r) {
-            assert!(o["time"].as_f64().is_some_and(|t| t > 1.6e9), "epoch time: {o}");
+            assert!(
+                o["time"].as_f64().is_some_and(|t| t > 1.6e9),
+                "epoch time: {o}"
+            );
             assert_eq!(&o["host"], at(&o["event"], "host.name"));
             assert_eq!(o["sourcetype"], "_json");
             assert!(at(&o["event"], "event.sequence").as_u64().is_some());
@@ -154,8 +198,15 @@ fn https_verifies_the_server_and_presents_a_client_certificate() {
     let marker = format!("delivery-https-{}", std::process::id());
     run_true(&marker, 5);
     let reqs = rx.wait_until("the 5 execs over HTTPS", WAIT, |reqs| {
-        reqs.iter().flat_map(lines).filter(|e| is_exec_of(e, &marker)).count() == 5
+        reqs.iter()
+            .flat_map(lines)
+            .filter(|e| is_exec_of(e, &marker))
+            .count()
+            == 5
     });
     sensor.stop();
-    assert!(reqs.iter().all(|r| r.headers.get("content-encoding").map(String::as_str) == Some("gzip")));
+    assert!(
+        reqs.iter()
+            .all(|r| r.headers.get("content-encoding").map(String::as_str) == Some("gzip"))
+    );
 }

@@ -26,7 +26,9 @@ fn every_sequence_number_arrives_after_a_30_s_collector_outage() {
     );
     // exec + fork + exit per process: ~350 processes/s is ~1,000 events/s.
     let generator = Generator::start(350, &format!("delivery-outage-{}", std::process::id()));
-    rs.wait_until("events before the outage", Duration::from_secs(60), |r| r.len() >= 2_000);
+    rs.wait_until("events before the outage", Duration::from_secs(60), |r| {
+        r.len() >= 2_000
+    });
 
     rs.stop();
     let before = read_jsonl(&file).len();
@@ -55,10 +57,21 @@ fn every_sequence_number_arrives_after_a_30_s_collector_outage() {
         got.len()
     );
     let missing: Vec<u64> = want.difference(&got).copied().take(20).collect();
-    assert!(missing.is_empty(), "sequence numbers never delivered (first 20): {missing:?}\n{}", rs.stderr());
+    assert!(
+        missing.is_empty(),
+        "sequence numbers never delivered (first 20): {missing:?}\n{}",
+        rs.stderr()
+    );
     let max = *want.last().expect("events");
-    assert_eq!(want.len() as u64, max, "the local copy is contiguous from 1");
-    assert!(during > 0, "events were produced while the collector was down");
+    assert_eq!(
+        want.len() as u64,
+        max,
+        "the local copy is contiguous from 1"
+    );
+    assert!(
+        during > 0,
+        "events were produced while the collector was down"
+    );
     drop(rs);
     // Some 100 MB of logs: kept only when the test fails, for a look.
     let _ = std::fs::remove_dir_all(&dir);

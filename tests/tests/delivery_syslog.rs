@@ -1,9 +1,13 @@
 //! The syslog sink against a real rsyslog: over TCP and TLS (with a client
 //! certificate) every event arrives and rsyslog parses it as RFC 5424 with
 //! the event's JSON as the message; RFC 3164 over a unix socket; and the
-//! server's certificate is verified by default.
+//! server's certificate is verified by default. Over UDP, an event too
+//! large for a datagram arrives shortened and holds up nothing.
 
+use std::process::Command;
 use std::time::Duration;
+
+use serde_json::Value;
 
 use sensor_tests::delivery::{is_exec_of, read_jsonl, run_true, sequences, wait_until};
 use sensor_tests::rsyslog::{Certs, Listen, Received, Rsyslog, sequence};
@@ -13,10 +17,19 @@ const DELIVERY_WAIT: Duration = Duration::from_secs(90);
 
 /// Runs execs, then checks that rsyslog got every event the file sink got,
 /// parsed as RFC 5424, with the header fields derived from the event.
-fn every_event_arrives_as_rfc5424(rs: &Rsyslog, sensor: Sensor, file: &std::path::Path, marker: &str) {
+fn every_event_arrives_as_rfc5424(
+    rs: &Rsyslog,
+    sensor: Sensor,
+    file: &std::path::Path,
+    marker: &str,
+) {
     run_true(marker, 50);
     wait_until("the 50 execs in the file sink", DELIVERY_WAIT, || {
-        read_jsonl(file).iter().filter(|e| is_exec_of(e, marker)).count() == 50
+        read_jsonl(file)
+            .iter()
+            .filter(|e| is_exec_of(e, marker))
+            .count()
+            == 50
     });
     let local = read_jsonl(file);
     let want = sequences(&local);
@@ -26,24 +39,47 @@ fn every_event_arrives_as_rfc5424(rs: &Rsyslog, sensor: Sensor, file: &std::path
     sensor.stop();
 
     let max = *want.last().expect("events");
-    assert_eq!(want, (1..=max).collect(), "the local copy has contiguous sequence numbers from 1");
+    assert_eq!(
+        want,
+        (1..=max).collect(),
+        "the local copy has contiguous sequence numbers from 1"
+    );
     let execs: Vec<&Received> = got.iter().filter(|r| is_exec_of(&r.json, marker)).collect();
     assert_eq!(execs.len(), 50, "each exec arrived once");
     for r in &got {
         let seq = sequence(r);
         assert_eq!(r.protocol_version, "1", "rsyslog parsed RFC 5424: {r:?}");
         assert_eq!(r.app_name, "sensor");
-        assert_eq!(r.msgid, at(&r.json, "event.action").as_str().expect("action"), "MSGID is the action");
-        assert_eq!(r.structured_data, format!("[sensor@32473 sequence=\"{seq}\"]"));
+        assert_eq!(
+            r.msgid,
+            at(&r.json, "event.action").as_str().expect("action"),
+            "MSGID is the action"
+        );
+        assert_eq!(
+            r.structured_data,
+            format!("[sensor@32473 sequence=\"{seq}\"]")
+        );
         assert_eq!(r.facility, "local3");
-        assert!(r.procid.parse::<u32>().is_ok(), "PROCID is the sensor's pid: {r:?}");
+        assert!(
+            r.procid.parse::<u32>().is_ok(),
+            "PROCID is the sensor's pid: {r:?}"
+        );
     }
-    assert!(execs.iter().all(|r| r.severity == "info"), "process events are info");
+    assert!(
+        execs.iter().all(|r| r.severity == "info"),
+        "process events are info"
+    );
     // The message is the event itself, byte for byte the same JSON value.
-    let by_seq: std::collections::BTreeMap<u64, &serde_json::Value> =
-        local.iter().map(|e| (at(e, "event.sequence").as_u64().expect("seq"), e)).collect();
+    let by_seq: std::collections::BTreeMap<u64, &serde_json::Value> = local
+        .iter()
+        .map(|e| (at(e, "event.sequence").as_u64().expect("seq"), e))
+        .collect();
     for r in &execs {
-        assert_eq!(&&r.json, by_seq.get(&sequence(r)).expect("in the local copy"), "same event in both sinks");
+        assert_eq!(
+            &&r.json,
+            by_seq.get(&sequence(r)).expect("in the local copy"),
+            "same event in both sinks"
+        );
     }
 }
 
@@ -61,14 +97,25 @@ fn tcp_every_event_arrives_as_rfc5424() {
             file.display()
         ),
     );
-    every_event_arrives_as_rfc5424(&rs, sensor, &file, &format!("delivery-tcp-{}", std::process::id()));
+    every_event_arrives_as_rfc5424(
+        &rs,
+        sensor,
+        &file,
+        &format!("delivery-tcp-{}", std::process::id()),
+    );
 }
 
 #[test]
 fn tls_with_client_certificate_every_event_arrives_as_rfc5424() {
     let dir = scratch_dir("delivery-tls");
     let certs = Certs::generate(&dir.join("pki"));
-    let rs = Rsyslog::start(&dir.join("rsyslog"), Listen::Tls { certs: certs.clone(), client_auth: true });
+    let rs = Rsyslog::start(
+        &dir.join("rsyslog"),
+        Listen::Tls {
+            certs: certs.clone(),
+            client_auth: true,
+        },
+    );
     let file = dir.join("out/events.jsonl");
     let sensor = Sensor::start_in(
         &dir.join("state"),
@@ -83,24 +130,44 @@ fn tls_with_client_certificate_every_event_arrives_as_rfc5424() {
             file.display()
         ),
     );
-    every_event_arrives_as_rfc5424(&rs, sensor, &file, &format!("delivery-tls-{}", std::process::id()));
+    every_event_arrives_as_rfc5424(
+        &rs,
+        sensor,
+        &file,
+        &format!("delivery-tls-{}", std::process::id()),
+    );
 }
 
 #[test]
 fn tls_server_certificate_is_verified_by_default() {
     let dir = scratch_dir("delivery-tls-verify");
     let certs = Certs::generate(&dir.join("pki"));
-    let rs = Rsyslog::start(&dir.join("rsyslog"), Listen::Tls { certs, client_auth: false });
+    let rs = Rsyslog::start(
+        &dir.join("rsyslog"),
+        Listen::Tls {
+            certs,
+            client_auth: false,
+        },
+    );
     // No ca_file: the system's CAs, which did not sign the test server's.
     let sensor = Sensor::start_in(
         &dir.join("state"),
-        &format!("[[sinks]]\nkind = \"syslog\"\naddress = \"tls://127.0.0.1:{}\"\n", rs.port),
+        &format!(
+            "[[sinks]]\nkind = \"syslog\"\naddress = \"tls://127.0.0.1:{}\"\n",
+            rs.port
+        ),
     );
     run_true("delivery-tls-verify", 3);
     let line = sensor.wait_for_log("cannot connect to the collector", DELIVERY_WAIT);
-    assert!(line.contains("certificate"), "the refusal names the certificate problem: {line}");
+    assert!(
+        line.contains("certificate"),
+        "the refusal names the certificate problem: {line}"
+    );
     sensor.stop();
-    assert!(rs.received().is_empty(), "nothing was sent to an unverified server");
+    assert!(
+        rs.received().is_empty(),
+        "nothing was sent to an unverified server"
+    );
 }
 
 #[test]
@@ -116,12 +183,18 @@ fn rfc3164_over_a_unix_socket() {
         ),
     );
     run_true(&marker, 5);
-    let got = rs.wait_until("the 5 execs", DELIVERY_WAIT, |r| r.iter().filter(|r| is_exec_of(&r.json, &marker)).count() == 5);
+    let got = rs.wait_until("the 5 execs", DELIVERY_WAIT, |r| {
+        r.iter().filter(|r| is_exec_of(&r.json, &marker)).count() == 5
+    });
     sensor.stop();
     for r in got.iter().filter(|r| is_exec_of(&r.json, &marker)) {
         assert_eq!(r.app_name, "sensor", "rsyslog read the RFC 3164 tag: {r:?}");
         assert_eq!(r.facility, "auth");
-        assert_eq!(r.procid.parse::<u32>().ok(), Some(sensor_pid_of(&got)), "PID in the tag");
+        assert_eq!(
+            r.procid.parse::<u32>().ok(),
+            Some(sensor_pid_of(&got)),
+            "PID in the tag"
+        );
     }
 }
 
@@ -129,7 +202,9 @@ fn rfc3164_over_a_unix_socket() {
 fn sensor_pid_of(got: &[Received]) -> u32 {
     let pids: std::collections::BTreeSet<&str> = got.iter().map(|r| r.procid.as_str()).collect();
     assert_eq!(pids.len(), 1, "one sensor, one pid: {pids:?}");
-    pids.first().and_then(|p| p.parse().ok()).expect("numeric pid")
+    pids.first()
+        .and_then(|p| p.parse().ok())
+        .expect("numeric pid")
 }
 
 #[test]
@@ -139,14 +214,57 @@ fn rfc5424_over_udp() {
     let marker = format!("delivery-udp-{}", std::process::id());
     let sensor = Sensor::start_in(
         &dir.join("state"),
-        &format!("[[sinks]]\nkind = \"syslog\"\naddress = \"udp://127.0.0.1:{}\"\nfacility = \"daemon\"\n", rs.port),
+        &format!(
+            "[[sinks]]\nkind = \"syslog\"\naddress = \"udp://127.0.0.1:{}\"\nfacility = \"daemon\"\n",
+            rs.port
+        ),
     );
+    // First an exec whose JSON is far over a datagram's 65,507 bytes: 30,000
+    // control bytes in argv escape to 180,000. It must arrive shortened, and
+    // must not hold up the events after it.
+    let control = format!("{marker}-big-{}", "\u{1}".repeat(30_000));
+    let ok = Command::new("/bin/true")
+        .arg(&control)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "/bin/true failed");
     run_true(&marker, 5);
-    let got = rs.wait_until("the 5 execs", DELIVERY_WAIT, |r| r.iter().filter(|r| is_exec_of(&r.json, &marker)).count() == 5);
+    let second_arg = |e: &Value| {
+        at(e, "process.args")
+            .get(1)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let is_big = |e: &Value| {
+        at(e, "event.action") == "exec"
+            && second_arg(e).is_some_and(|a| a.starts_with(&format!("{marker}-big-")))
+    };
+    let got = rs.wait_until("the 5 execs and the big one", DELIVERY_WAIT, |r| {
+        r.iter().filter(|r| is_exec_of(&r.json, &marker)).count() == 5
+            && r.iter().any(|r| is_big(&r.json))
+    });
     sensor.stop();
     for r in got.iter().filter(|r| is_exec_of(&r.json, &marker)) {
         assert_eq!(r.protocol_version, "1", "RFC 5424 over UDP: {r:?}");
         assert_eq!(r.facility, "daemon");
-        assert_eq!(r.structured_data, format!("[sensor@32473 sequence=\"{}\"]", sequence(r)));
+        assert_eq!(
+            r.structured_data,
+            format!("[sensor@32473 sequence=\"{}\"]", sequence(r))
+        );
     }
+    let big = &got.iter().find(|r| is_big(&r.json)).expect("checked").json;
+    let original = at(big, "sensor.truncated.original_bytes")
+        .as_u64()
+        .unwrap_or_else(|| panic!("not marked truncated: {big}"));
+    assert!(original > 150_000, "original size {original}");
+    assert_eq!(
+        at(big, "sensor.truncated.fields"),
+        &serde_json::json!(["process.args"]),
+        "{big}"
+    );
+    assert_eq!(at(big, "process.executable"), "/usr/bin/true");
+    assert!(
+        second_arg(big).unwrap().len() > marker.len() + 5,
+        "the argument's start is kept: {big}"
+    );
 }

@@ -5,8 +5,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde_json::Value;
 use sensor_tests::{Sensor, action, at, pid_of};
+use serde_json::Value;
 
 /// A directory for this test's files, world-searchable so that a test
 /// running as `nobody` can reach them.
@@ -33,7 +33,9 @@ fn run(cmd: &mut Command) -> (u64, bool) {
 }
 
 fn strings(v: &Value) -> Vec<&str> {
-    v.as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default()
+    v.as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
 }
 
 fn is_file_event(v: &Value, act: &str, pid: u64) -> bool {
@@ -46,14 +48,20 @@ fn chmod_u_plus_s_names_the_setuid_bit_and_modes() {
     let dir = temp_dir("suid");
     let f = file_in(&dir, "shell copy", 0o755);
     // Relative path from the file's directory: the event joins it to the cwd.
-    let (pid, ok) = run(Command::new("chmod").arg("u+s").arg("shell copy").current_dir(&dir));
+    let (pid, ok) = run(Command::new("chmod")
+        .arg("u+s")
+        .arg("shell copy")
+        .current_dir(&dir));
     assert!(ok, "chmod u+s");
     let ev = sensor.wait_for("chmod u+s", |v| is_file_event(v, "chmod", pid));
     assert_eq!(at(&ev, "file.path").as_str(), f.to_str(), "{ev}");
     assert_eq!(at(&ev, "sensor.file_change.path_argument"), "shell copy");
     assert_eq!(at(&ev, "file.mode"), "4755");
     assert_eq!(at(&ev, "sensor.file_change.requested.mode"), "4755");
-    assert_eq!(strings(at(&ev, "sensor.file_change.special_bits")), vec!["setuid"]);
+    assert_eq!(
+        strings(at(&ev, "sensor.file_change.special_bits")),
+        vec!["setuid"]
+    );
     assert_eq!(at(&ev, "event.outcome"), "success");
     assert_eq!(at(&ev, "event.type")[0], "change");
     assert_eq!(at(&ev, "sensor.syscall"), "fchmodat");
@@ -62,12 +70,22 @@ fn chmod_u_plus_s_names_the_setuid_bit_and_modes() {
     // A path-based call: the file's attributes before the change come from
     // the fentry hook where the kernel allows it; where it does not (this
     // build machine), the event says they are unavailable rather than guess.
-    let no_fentry = sensor.stderr().iter().any(|l| l.contains("without the file's attributes from before"));
+    let no_fentry = sensor
+        .stderr()
+        .iter()
+        .any(|l| l.contains("without the file's attributes from before"));
     if no_fentry {
-        assert!(strings(at(&ev, "sensor.file_change.unavailable")).contains(&"before"), "{ev}");
+        assert!(
+            strings(at(&ev, "sensor.file_change.unavailable")).contains(&"before"),
+            "{ev}"
+        );
     } else {
         assert_eq!(at(&ev, "sensor.file_change.before.mode"), "0755", "{ev}");
-        assert_eq!(strings(at(&ev, "sensor.file_change.special_bits_added")), vec!["setuid"], "{ev}");
+        assert_eq!(
+            strings(at(&ev, "sensor.file_change.special_bits_added")),
+            vec!["setuid"],
+            "{ev}"
+        );
     }
 
     // fd-based: the inode is known at entry, so the old mode is reported
@@ -79,15 +97,31 @@ fn chmod_u_plus_s_names_the_setuid_bit_and_modes() {
     assert!(ok, "perl fchmod");
     let ev = sensor.wait_for("fchmod", |v| is_file_event(v, "chmod", pid));
     assert_eq!(at(&ev, "sensor.syscall"), "fchmod");
-    assert_eq!(at(&ev, "file.path").as_str(), f.to_str(), "the fd's path: {ev}");
+    assert_eq!(
+        at(&ev, "file.path").as_str(),
+        f.to_str(),
+        "the fd's path: {ev}"
+    );
     assert_eq!(at(&ev, "sensor.file_change.before.mode"), "4755");
-    assert_eq!(strings(at(&ev, "sensor.file_change.before.special_bits")), vec!["setuid"]);
+    assert_eq!(
+        strings(at(&ev, "sensor.file_change.before.special_bits")),
+        vec!["setuid"]
+    );
     assert_eq!(at(&ev, "file.mode"), "2755");
-    assert_eq!(strings(at(&ev, "sensor.file_change.special_bits_added")), vec!["setgid"]);
-    assert_eq!(strings(at(&ev, "sensor.file_change.special_bits_removed")), vec!["setuid"]);
+    assert_eq!(
+        strings(at(&ev, "sensor.file_change.special_bits_added")),
+        vec!["setgid"]
+    );
+    assert_eq!(
+        strings(at(&ev, "sensor.file_change.special_bits_removed")),
+        vec!["setuid"]
+    );
     assert_eq!(at(&ev, "sensor.file_change.before.uid.name"), "root");
     let ino = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&f).expect("stat"));
-    assert_eq!(at(&ev, "file.inode").as_str(), Some(ino.to_string().as_str()));
+    assert_eq!(
+        at(&ev, "file.inode").as_str(),
+        Some(ino.to_string().as_str())
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -97,7 +131,13 @@ fn chmod_refused_for_an_unprivileged_user_is_a_failure_with_errno() {
     let dir = temp_dir("eperm");
     let f = file_in(&dir, "root-owned", 0o644);
     let (pid, ok) = run(Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "chmod", "4777"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "chmod",
+            "4777",
+        ])
         .arg(&f));
     assert!(!ok, "nobody cannot chmod a root-owned file");
     let ev = sensor.wait_for("refused chmod", |v| is_file_event(v, "chmod", pid));
@@ -105,8 +145,14 @@ fn chmod_refused_for_an_unprivileged_user_is_a_failure_with_errno() {
     assert_eq!(at(&ev, "error.code"), "EPERM");
     assert_eq!(at(&ev, "process.user.id"), "65534");
     assert_eq!(at(&ev, "sensor.file_change.requested.mode"), "4777");
-    assert!(at(&ev, "file.mode").is_null(), "a refused chmod changed nothing: {ev}");
-    assert_eq!(std::fs::metadata(&f).expect("stat").permissions().mode() & 0o7777, 0o644);
+    assert!(
+        at(&ev, "file.mode").is_null(),
+        "a refused chmod changed nothing: {ev}"
+    );
+    assert_eq!(
+        std::fs::metadata(&f).expect("stat").permissions().mode() & 0o7777,
+        0o644
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -125,8 +171,15 @@ fn chown_reports_the_new_owner_by_name() {
     assert_eq!(at(&ev, "sensor.file_change.requested.uid.name"), "nobody");
     assert_eq!(at(&ev, "event.outcome"), "success");
     // The failing variant: nobody cannot give a file away.
-    let (pid, ok) =
-        run(Command::new("setpriv").args(["--reuid=65534", "--regid=65534", "--clear-groups", "chown", "0"]).arg(&f));
+    let (pid, ok) = run(Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "chown",
+            "0",
+        ])
+        .arg(&f));
     assert!(!ok, "nobody cannot chown to root");
     let ev = sensor.wait_for("refused chown", |v| is_file_event(v, "chown", pid));
     assert_eq!(at(&ev, "event.outcome"), "failure");
@@ -139,33 +192,55 @@ fn setcap_shows_the_capability_set_and_its_removal() {
     let sensor = Sensor::start("");
     let dir = temp_dir("setcap");
     let f = file_in(&dir, "pinger", 0o755);
-    let (pid, ok) = run(Command::new("setcap").arg("cap_net_raw,cap_net_admin+ep").arg(&f));
+    let (pid, ok) = run(Command::new("setcap")
+        .arg("cap_net_raw,cap_net_admin+ep")
+        .arg(&f));
     assert!(ok, "setcap");
     let ev = sensor.wait_for("setcap", |v| is_file_event(v, "set_xattr", pid));
     assert_eq!(at(&ev, "file.path").as_str(), f.to_str());
-    assert_eq!(at(&ev, "sensor.file_change.xattr.name"), "security.capability");
+    assert_eq!(
+        at(&ev, "sensor.file_change.xattr.name"),
+        "security.capability"
+    );
     let caps = at(&ev, "sensor.file_change.xattr.capabilities");
-    assert_eq!(strings(&caps["permitted"]), vec!["CAP_NET_ADMIN", "CAP_NET_RAW"], "{ev}");
+    assert_eq!(
+        strings(&caps["permitted"]),
+        vec!["CAP_NET_ADMIN", "CAP_NET_RAW"],
+        "{ev}"
+    );
     assert_eq!(caps["effective"], true);
     assert_eq!(at(&ev, "event.outcome"), "success");
 
     let (pid, ok) = run(Command::new("setcap").arg("-r").arg(&f));
     assert!(ok, "setcap -r");
     let ev = sensor.wait_for("setcap -r", |v| is_file_event(v, "remove_xattr", pid));
-    assert_eq!(at(&ev, "sensor.file_change.xattr.name"), "security.capability");
+    assert_eq!(
+        at(&ev, "sensor.file_change.xattr.name"),
+        "security.capability"
+    );
     assert_eq!(at(&ev, "event.outcome"), "success");
 
     // Unprivileged: refused, and still reported with its outcome. setfattr,
     // because setcap gives up before the syscall when it lacks CAP_SETFCAP.
     // The value is a revision-2 vfs_cap_data: effective, CAP_SYS_ADMIN.
     let (pid, ok) = run(Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "setfattr", "-n", "security.capability"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "setfattr",
+            "-n",
+            "security.capability",
+        ])
         .args(["-v", "0x0100000200002000000000000000000000000000"])
         .arg(&f));
     assert!(!ok, "nobody cannot set file capabilities");
     let ev = sensor.wait_for("refused setcap", |v| is_file_event(v, "set_xattr", pid));
     assert_eq!(at(&ev, "event.outcome"), "failure");
-    assert_eq!(strings(&at(&ev, "sensor.file_change.xattr.capabilities")["permitted"]), vec!["CAP_SYS_ADMIN"]);
+    assert_eq!(
+        strings(&at(&ev, "sensor.file_change.xattr.capabilities")["permitted"]),
+        vec!["CAP_SYS_ADMIN"]
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -176,7 +251,12 @@ fn is_cred_event(v: &Value, syscall: &str, pid: u64) -> bool {
 #[test]
 fn dropping_privileges_shows_ids_before_and_after() {
     let sensor = Sensor::start("");
-    let (pid, ok) = run(Command::new("setpriv").args(["--reuid=65534", "--regid=65534", "--clear-groups", "true"]));
+    let (pid, ok) = run(Command::new("setpriv").args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "true",
+    ]));
     assert!(ok, "setpriv");
     let ev = sensor.wait_for("setresuid", |v| is_cred_event(v, "setresuid", pid));
     let change = at(&ev, "sensor.cred_change");
@@ -187,9 +267,19 @@ fn dropping_privileges_shows_ids_before_and_after() {
     assert!(strings(&change["changed"]).contains(&"euid"), "{ev}");
     assert_eq!(change["gained_root"], false);
     // Root's effective capabilities go with the uid.
-    assert!(!strings(&change["capabilities_before"]["effective"]).is_empty(), "{ev}");
-    assert!(strings(&change["capabilities_after"]["effective"]).is_empty(), "{ev}");
-    assert_eq!(at(&ev, "process.user.id"), "65534", "process.* shows the ids after the call");
+    assert!(
+        !strings(&change["capabilities_before"]["effective"]).is_empty(),
+        "{ev}"
+    );
+    assert!(
+        strings(&change["capabilities_after"]["effective"]).is_empty(),
+        "{ev}"
+    );
+    assert_eq!(
+        at(&ev, "process.user.id"),
+        "65534",
+        "process.* shows the ids after the call"
+    );
     assert_eq!(at(&ev, "event.outcome"), "success");
     assert_eq!(at(&ev, "event.category")[1], "iam");
 }
@@ -198,7 +288,14 @@ fn dropping_privileges_shows_ids_before_and_after() {
 fn setuid_zero_as_nobody_is_refused_and_reported() {
     let sensor = Sensor::start("");
     let (pid, ok) = run(Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "perl", "-MPOSIX", "-e"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "perl",
+            "-MPOSIX",
+            "-e",
+        ])
         .arg("POSIX::setuid(0) or exit 3"));
     assert!(!ok, "nobody cannot become root");
     let ev = sensor.wait_for("refused setuid", |v| is_cred_event(v, "setuid", pid));
@@ -219,12 +316,20 @@ fn a_setuid_root_exec_is_flagged_as_a_privilege_gain() {
     std::fs::copy("/usr/bin/id", &id).expect("copy id");
     std::fs::set_permissions(&id, std::fs::Permissions::from_mode(0o4755)).expect("chmod 4755");
     // setpriv drops to nobody, then execs the setuid-root copy.
-    let (pid, ok) = run(Command::new("setpriv").args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(&id));
+    let (pid, ok) = run(Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&id));
     assert!(ok, "setuid id runs");
     let ev = sensor.wait_for("exec of the setuid copy", |v| {
-        action(v) == "exec" && pid_of(v) == pid && at(v, "process.executable").as_str() == id.to_str()
+        action(v) == "exec"
+            && pid_of(v) == pid
+            && at(v, "process.executable").as_str() == id.to_str()
     });
-    assert_eq!(at(&ev, "process.user.id"), "0", "effective uid after the setuid exec");
+    assert_eq!(
+        at(&ev, "process.user.id"),
+        "0",
+        "effective uid after the setuid exec"
+    );
     assert_eq!(at(&ev, "process.real_user.id"), "65534");
     let gain = at(&ev, "sensor.privilege_gain");
     assert_eq!(gain["via"], "exec", "{ev}");
@@ -255,7 +360,11 @@ fn disabled_kinds_are_not_captured() {
 /// machine's hybrid hierarchy.
 fn cgroup2_root() -> PathBuf {
     let unified = Path::new("/sys/fs/cgroup/unified");
-    if unified.join("cgroup.procs").exists() { unified.to_owned() } else { PathBuf::from("/sys/fs/cgroup") }
+    if unified.join("cgroup.procs").exists() {
+        unified.to_owned()
+    } else {
+        PathBuf::from("/sys/fs/cgroup")
+    }
 }
 
 #[test]
@@ -277,13 +386,23 @@ fn kernel_side_filters_drop_what_they_match_and_nothing_else() {
 
     // Each ignored action, then one that must still be seen.
     let (by_nobody, _) = run(Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "chmod", "600"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "chmod",
+            "600",
+        ])
         .arg(&kept));
     let (by_chgrp, ok) = run(Command::new("chgrp").arg("nogroup").arg(&kept));
     assert!(ok);
     let (under_prefix, ok) = run(Command::new("chmod").arg("600").arg(&hidden));
     assert!(ok);
-    let script = format!("echo $$ > {}/cgroup.procs && exec chmod 640 {}", cgroup_dir.display(), kept.display());
+    let script = format!(
+        "echo $$ > {}/cgroup.procs && exec chmod 640 {}",
+        cgroup_dir.display(),
+        kept.display()
+    );
     let (in_cgroup, ok) = run(Command::new("sh").arg("-c").arg(script));
     assert!(ok);
     let (control, ok) = run(Command::new("chmod").arg("604").arg(&kept));
@@ -293,13 +412,25 @@ fn kernel_side_filters_drop_what_they_match_and_nothing_else() {
     // Ring-buffer order follows time: every ignored action ran before the
     // control one, so its event would already be here.
     let events = sensor.events();
-    for (what, pid) in [("uid 65534", by_nobody), ("/usr/bin/chgrp", by_chgrp), ("path prefix", under_prefix), ("cgroup", in_cgroup)] {
+    for (what, pid) in [
+        ("uid 65534", by_nobody),
+        ("/usr/bin/chgrp", by_chgrp),
+        ("path prefix", under_prefix),
+        ("cgroup", in_cgroup),
+    ] {
         assert!(
-            !events.iter().any(|v| pid_of(v) == pid && at(v, "event.category")[0] == "file"),
+            !events
+                .iter()
+                .any(|v| pid_of(v) == pid && at(v, "event.category")[0] == "file"),
             "the file event of a process ignored by {what} was reported"
         );
         // The process itself is still known: lifecycle events are never filtered.
-        assert!(events.iter().any(|v| pid_of(v) == pid && action(v) == "exec"), "exec of the {what} process");
+        assert!(
+            events
+                .iter()
+                .any(|v| pid_of(v) == pid && action(v) == "exec"),
+            "exec of the {what} process"
+        );
     }
     drop(sensor);
     let _ = std::fs::remove_dir(&cgroup_dir);

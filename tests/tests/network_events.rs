@@ -6,8 +6,8 @@ use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::process::Command;
 
-use serde_json::Value;
 use sensor_tests::{Sensor, action, at, pid_of};
+use serde_json::Value;
 
 fn by(v: &Value, act: &str, pid: u64) -> bool {
     action(v) == act && pid_of(v) == pid && at(v, "event.category")[0] == "network"
@@ -15,7 +15,11 @@ fn by(v: &Value, act: &str, pid: u64) -> bool {
 
 /// A local port with nothing listening: bound once, then released.
 fn closed_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 #[test]
@@ -23,9 +27,16 @@ fn connect_to_a_closed_port_reports_the_refusal() {
     let sensor = Sensor::start("");
     let port = closed_port();
     // bash's /dev/tcp: a blocking connect from a process of its own.
-    let mut child = Command::new("bash").arg("-c").arg(format!("exec 3<>/dev/tcp/127.0.0.1/{port}")).spawn().expect("bash");
+    let mut child = Command::new("bash")
+        .arg("-c")
+        .arg(format!("exec 3<>/dev/tcp/127.0.0.1/{port}"))
+        .spawn()
+        .expect("bash");
     let pid = child.id() as u64;
-    assert!(!child.wait().expect("wait").success(), "nothing listens on {port}");
+    assert!(
+        !child.wait().expect("wait").success(),
+        "nothing listens on {port}"
+    );
     // Match on the port: before its own connect, bash's getaddrinfo may try
     // other sockets (nscd's unix socket, say), which fail with ENOENT.
     let ev = sensor.wait_for("refused connect", |v| {
@@ -54,23 +65,44 @@ fn listen_accept_and_connect_name_both_ends() {
     let mut buf = Vec::new();
     served.read_to_end(&mut buf).expect("read");
 
-    let bind = sensor.wait_for("bind", |v| by(v, "bind", me) && at(v, "server.port").as_u64() == Some(port as u64));
+    let bind = sensor.wait_for("bind", |v| {
+        by(v, "bind", me) && at(v, "server.port").as_u64() == Some(port as u64)
+    });
     assert_eq!(at(&bind, "server.ip"), "127.0.0.1");
     assert_eq!(at(&bind, "event.outcome"), "success");
-    let listen = sensor.wait_for("listen", |v| by(v, "listen", me) && at(v, "server.port").as_u64() == Some(port as u64));
-    assert_eq!(at(&listen, "sensor.network.backlog").as_u64(), Some(128), "std's backlog: {listen}");
+    let listen = sensor.wait_for("listen", |v| {
+        by(v, "listen", me) && at(v, "server.port").as_u64() == Some(port as u64)
+    });
+    assert_eq!(
+        at(&listen, "sensor.network.backlog").as_u64(),
+        Some(128),
+        "std's backlog: {listen}"
+    );
     let connect = sensor.wait_for("connect", |v| {
         by(v, "connect", me) && at(v, "destination.port").as_u64() == Some(port as u64)
     });
     assert_eq!(at(&connect, "event.outcome"), "success");
-    assert_eq!(at(&connect, "source.port").as_u64(), Some(peer.port() as u64), "the kernel-chosen local port");
+    assert_eq!(
+        at(&connect, "source.port").as_u64(),
+        Some(peer.port() as u64),
+        "the kernel-chosen local port"
+    );
     let accept = sensor.wait_for("accept", |v| {
-        (by(v, "accept4", me) || by(v, "accept", me)) && at(v, "destination.port").as_u64() == Some(port as u64)
+        (by(v, "accept4", me) || by(v, "accept", me))
+            && at(v, "destination.port").as_u64() == Some(port as u64)
     });
     assert_eq!(at(&accept, "network.direction"), "ingress");
     assert_eq!(at(&accept, "source.ip"), "127.0.0.1");
-    assert_eq!(at(&accept, "source.port").as_u64(), Some(peer.port() as u64), "the client's port");
-    assert!(at(&accept, "sensor.network.accepted_fd").as_i64().is_some_and(|fd| fd >= 0));
+    assert_eq!(
+        at(&accept, "source.port").as_u64(),
+        Some(peer.port() as u64),
+        "the client's port"
+    );
+    assert!(
+        at(&accept, "sensor.network.accepted_fd")
+            .as_i64()
+            .is_some_and(|fd| fd >= 0)
+    );
 }
 
 #[test]
@@ -86,7 +118,11 @@ fn non_blocking_connects_report_their_end() {
          my $b = IO::Socket::INET->new(PeerAddr => '127.0.0.1:{closed}', Blocking => 0); \
          sleep 1;"
     );
-    let mut child = Command::new("perl").arg("-e").arg(script).spawn().expect("perl");
+    let mut child = Command::new("perl")
+        .arg("-e")
+        .arg(script)
+        .spawn()
+        .expect("perl");
     let pid = child.id() as u64;
     assert!(child.wait().expect("wait").success());
     let _ = listener.accept();
@@ -98,8 +134,15 @@ fn non_blocking_connects_report_their_end() {
         assert_eq!(at(&started, "sensor.network.in_progress"), true);
         let ended = sensor.wait_for("its end", |v| by(v, "connect_completed", pid) && to(v));
         assert_eq!(at(&ended, "event.outcome"), outcome, "{ended}");
-        assert_eq!(at(&ended, "sensor.network.completes"), at(&started, "event.id"));
-        assert_eq!(at(&ended, "process.pid").as_u64(), Some(pid), "the connecting process, not the softirq's");
+        assert_eq!(
+            at(&ended, "sensor.network.completes"),
+            at(&started, "event.id")
+        );
+        assert_eq!(
+            at(&ended, "process.pid").as_u64(),
+            Some(pid),
+            "the connecting process, not the softirq's"
+        );
         if outcome == "failure" {
             assert_eq!(at(&ended, "error.code"), "ECONNREFUSED");
         }
@@ -128,7 +171,9 @@ fn unix_socket_connect_shows_the_path() {
     });
     assert_eq!(at(&ev, "event.outcome"), "failure");
     assert_eq!(at(&ev, "error.code"), "ENOENT");
-    let bind = sensor.wait_for("unix bind", |v| by(v, "bind", me) && at(v, "server.address").as_str() == path.to_str());
+    let bind = sensor.wait_for("unix bind", |v| {
+        by(v, "bind", me) && at(v, "server.address").as_str() == path.to_str()
+    });
     assert_eq!(at(&bind, "event.outcome"), "success");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -140,7 +185,9 @@ fn udp_connect_is_reported_with_its_transport() {
     let socket = std::net::UdpSocket::bind("[::1]:0").expect("bind udp6");
     socket.connect("[::1]:53").expect("udp connect");
     let ev = sensor.wait_for("udp connect", |v| {
-        by(v, "connect", me) && at(v, "network.transport") == "udp" && at(v, "destination.port").as_u64() == Some(53)
+        by(v, "connect", me)
+            && at(v, "network.transport") == "udp"
+            && at(v, "destination.port").as_u64() == Some(53)
     });
     assert_eq!(at(&ev, "destination.ip"), "::1");
     assert_eq!(at(&ev, "network.type"), "ipv6");
@@ -167,5 +214,8 @@ fn a_failed_accept_names_no_peer() {
         (by(v, "accept4", me) || by(v, "accept", me)) && at(v, "event.outcome") == "failure"
     });
     assert_eq!(at(&ev, "error.code"), "EAGAIN", "{ev}");
-    assert!(at(&ev, "source").is_null() && at(&ev, "destination").is_null(), "no peer for a failed accept: {ev}");
+    assert!(
+        at(&ev, "source").is_null() && at(&ev, "destination").is_null(),
+        "no peer for a failed accept: {ev}"
+    );
 }

@@ -10,9 +10,21 @@ use sensor_tests::{Sensor, action, at, pid_of, scratch_dir};
 
 /// sha256sum's answer: an implementation independent of the sensor's.
 fn sha256sum(path: &Path) -> String {
-    let out = Command::new("sha256sum").arg(path).output().expect("run sha256sum");
-    assert!(out.status.success(), "sha256sum {}: {out:?}", path.display());
-    String::from_utf8(out.stdout).expect("utf-8").split_whitespace().next().expect("a hash").to_owned()
+    let out = Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("run sha256sum");
+    assert!(
+        out.status.success(),
+        "sha256sum {}: {out:?}",
+        path.display()
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .split_whitespace()
+        .next()
+        .expect("a hash")
+        .to_owned()
 }
 
 /// A copy of /bin/sleep at `dir/name`, with `padding` zero bytes appended
@@ -23,13 +35,18 @@ fn copy_sleep(dir: &Path, name: &str, padding: usize) -> PathBuf {
     bytes.resize(bytes.len() + padding, 0);
     let mut f = std::fs::File::create(&path).expect("create copy");
     f.write_all(&bytes).expect("write copy");
-    f.set_permissions(std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    f.set_permissions(std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
     drop(f);
     path
 }
 
 fn run(path: &Path, seconds: &str) -> Child {
-    Command::new(path).arg(seconds).stdout(Stdio::null()).spawn().expect("spawn the copy")
+    Command::new(path)
+        .arg(seconds)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn the copy")
 }
 
 #[test]
@@ -50,7 +67,9 @@ fn exec_carries_the_sha256_of_what_ran_even_after_the_file_is_replaced() {
     assert_ne!(decoy_hash, want);
     std::fs::rename(&decoy, &path).expect("replace the binary");
 
-    let exec = sensor.wait_for("exec of the copy", |v| action(v) == "exec" && pid_of(v) == pid);
+    let exec = sensor.wait_for("exec of the copy", |v| {
+        action(v) == "exec" && pid_of(v) == pid
+    });
     // The first exec of a file waits a bounded moment for its hash; the
     // hashing thread may still be busy with the programs found at start.
     match at(&exec, "process.hash.sha256").as_str() {
@@ -58,19 +77,35 @@ fn exec_carries_the_sha256_of_what_ran_even_after_the_file_is_replaced() {
         None => assert_eq!(at(&exec, "sensor.hash_unavailable"), "pending", "{exec}"),
     }
     child.wait().expect("wait");
-    let exit = sensor.wait_for("exit of the copy", |v| action(v) == "exit" && pid_of(v) == pid);
-    assert_eq!(at(&exit, "process.hash.sha256"), want.as_str(), "later events carry it: {exit}");
+    let exit = sensor.wait_for("exit of the copy", |v| {
+        action(v) == "exit" && pid_of(v) == pid
+    });
+    assert_eq!(
+        at(&exit, "process.hash.sha256"),
+        want.as_str(),
+        "later events carry it: {exit}"
+    );
     assert!(at(&exit, "sensor.hash_unavailable").is_null(), "{exit}");
 
     // The same inode under its other name: known, so on the exec event.
     let mut child = run(&same, "1");
     let pid = child.id() as u64;
-    let exec = sensor.wait_for("exec of the hard link", |v| action(v) == "exec" && pid_of(v) == pid);
-    assert_eq!(at(&exec, "process.hash.sha256"), want.as_str(), "a cache hit: {exec}");
+    let exec = sensor.wait_for("exec of the hard link", |v| {
+        action(v) == "exec" && pid_of(v) == pid
+    });
+    assert_eq!(
+        at(&exec, "process.hash.sha256"),
+        want.as_str(),
+        "a cache hit: {exec}"
+    );
     // The parent (this test, found at start and hashed in the background)
     // is looked up, never waited for: when present it must be right.
     if let Some(parent) = at(&exec, "process.parent.hash.sha256").as_str() {
-        assert_eq!(parent, sha256sum(&std::env::current_exe().expect("own path")), "{exec}");
+        assert_eq!(
+            parent,
+            sha256sum(&std::env::current_exe().expect("own path")),
+            "{exec}"
+        );
     }
     child.wait().expect("wait");
 
@@ -88,7 +123,11 @@ fn exec_carries_the_sha256_of_what_ran_even_after_the_file_is_replaced() {
         action(v) == "exec" && pid_of(v) == pid && at(v, "process.name") == "sh"
     });
     match at(&sh, "process.hash.sha256").as_str() {
-        Some(h) => assert_eq!(h, sha256sum(Path::new("/bin/sh")), "the shell's own, if any: {sh}"),
+        Some(h) => assert_eq!(
+            h,
+            sha256sum(Path::new("/bin/sh")),
+            "the shell's own, if any: {sh}"
+        ),
         None => assert_eq!(at(&sh, "sensor.hash_unavailable"), "superseded", "{sh}"),
     }
     let copy = sensor.wait_for("exec of the copy by the shell", |v| {
@@ -100,8 +139,14 @@ fn exec_carries_the_sha256_of_what_ran_even_after_the_file_is_replaced() {
     let mut child = run(&path, "1");
     let pid = child.id() as u64;
     child.wait().expect("wait");
-    let exit = sensor.wait_for("exit of the replacement", |v| action(v) == "exit" && pid_of(v) == pid);
-    assert_eq!(at(&exit, "process.hash.sha256"), decoy_hash.as_str(), "{exit}");
+    let exit = sensor.wait_for("exit of the replacement", |v| {
+        action(v) == "exit" && pid_of(v) == pid
+    });
+    assert_eq!(
+        at(&exit, "process.hash.sha256"),
+        decoy_hash.as_str(),
+        "{exit}"
+    );
     sensor.stop();
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -122,18 +167,26 @@ fn a_file_over_the_bound_is_not_hashed_and_is_counted() {
     a.wait().expect("wait");
     b.wait().expect("wait");
 
-    let exec = sensor.wait_for("exec of the big copy", |v| action(v) == "exec" && pid_of(v) == pb);
+    let exec = sensor.wait_for("exec of the big copy", |v| {
+        action(v) == "exec" && pid_of(v) == pb
+    });
     assert!(at(&exec, "process.hash").is_null(), "{exec}");
     assert_eq!(at(&exec, "sensor.hash_unavailable"), "too_large", "{exec}");
     let want = sha256sum(&small);
-    let exec = sensor.wait_for("exec of the small copy", |v| action(v) == "exec" && pid_of(v) == pa);
+    let exec = sensor.wait_for("exec of the small copy", |v| {
+        action(v) == "exec" && pid_of(v) == pa
+    });
     match at(&exec, "process.hash.sha256").as_str() {
         Some(h) => assert_eq!(h, want, "{exec}"),
         None => assert_eq!(at(&exec, "sensor.hash_unavailable"), "pending", "{exec}"),
     }
-    let exit = sensor.wait_for("exit of the small copy", |v| action(v) == "exit" && pid_of(v) == pa);
+    let exit = sensor.wait_for("exit of the small copy", |v| {
+        action(v) == "exit" && pid_of(v) == pa
+    });
     assert_eq!(at(&exit, "process.hash.sha256"), want.as_str(), "{exit}");
-    let exit = sensor.wait_for("exit of the big copy", |v| action(v) == "exit" && pid_of(v) == pb);
+    let exit = sensor.wait_for("exit of the big copy", |v| {
+        action(v) == "exit" && pid_of(v) == pb
+    });
     assert_eq!(at(&exit, "sensor.hash_unavailable"), "too_large", "{exit}");
 
     let beat = sensor.wait_for("a heartbeat counting both", |v| {
@@ -141,11 +194,17 @@ fn a_file_over_the_bound_is_not_hashed_and_is_counted() {
             && at(v, "sensor.heartbeat.executable_hashes.too_large").as_u64() >= Some(1)
             && at(v, "sensor.heartbeat.executable_hashes.hashed").as_u64() >= Some(1)
     });
-    let too_large = at(&beat, "sensor.heartbeat.executable_hashes.too_large").as_u64().expect("count");
+    let too_large = at(&beat, "sensor.heartbeat.executable_hashes.too_large")
+        .as_u64()
+        .expect("count");
     // The same count on /metrics, as of that heartbeat or a later one.
     let text = sensor_tests::metrics::get(port, "/metrics").1;
-    let metric = sensor_tests::metrics::sample(&text, "sensor_executable_hashes{result=\"too_large\"}");
-    assert!(metric.is_some_and(|m| m >= too_large as f64), "{metric:?} in {text}");
+    let metric =
+        sensor_tests::metrics::sample(&text, "sensor_executable_hashes{result=\"too_large\"}");
+    assert!(
+        metric.is_some_and(|m| m >= too_large as f64),
+        "{metric:?} in {text}"
+    );
     sensor.stop();
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -5,11 +5,14 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use serde_json::Value;
 use sensor_tests::{Sensor, action, at, pid_of};
+use serde_json::Value;
 
 fn actor(args: &[&str]) -> (u64, bool) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_actor")).args(args).spawn().expect("spawn actor");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_actor"))
+        .args(args)
+        .spawn()
+        .expect("spawn actor");
     let pid = child.id() as u64;
     (pid, child.wait().expect("wait").success())
 }
@@ -21,14 +24,28 @@ fn by(v: &Value, act: &str, pid: u64) -> bool {
 #[test]
 fn ptrace_attach_names_the_target() {
     let sensor = Sensor::start("");
-    let mut target = Command::new("sleep").arg("30").stdout(Stdio::null()).spawn().expect("sleep");
+    let mut target = Command::new("sleep")
+        .arg("30")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("sleep");
     let target_pid = target.id();
-    sensor.wait_for("the target's exec", |v| action(v) == "exec" && pid_of(v) == target_pid as u64);
+    sensor.wait_for("the target's exec", |v| {
+        action(v) == "exec" && pid_of(v) == target_pid as u64
+    });
     let (pid, ok) = actor(&["ptrace-attach", &target_pid.to_string()]);
     assert!(ok, "attach");
     let ev = sensor.wait_for("ptrace attach", |v| by(v, "ptrace_attach", pid));
-    assert_eq!(at(&ev, "sensor.ptrace_target.pid").as_u64(), Some(target_pid as u64));
-    assert!(at(&ev, "sensor.ptrace_target.executable").as_str().is_some_and(|e| e.ends_with("/sleep")), "{ev}");
+    assert_eq!(
+        at(&ev, "sensor.ptrace_target.pid").as_u64(),
+        Some(target_pid as u64)
+    );
+    assert!(
+        at(&ev, "sensor.ptrace_target.executable")
+            .as_str()
+            .is_some_and(|e| e.ends_with("/sleep")),
+        "{ev}"
+    );
     assert_eq!(at(&ev, "event.outcome"), "success");
     assert_eq!(at(&ev, "sensor.syscall"), "ptrace");
     let _ = target.kill();
@@ -43,11 +60,20 @@ fn module_load_attempts_and_unloads_are_reported_with_their_outcome() {
         // no module syscalls to trace: the sensor must say so at start.
         // The QEMU kernels check (`cargo xtask kernels`) loads a module
         // attempt on Debian's kernels, which have them.
-        let started = sensor.stderr().into_iter().find(|l| l.contains("sensor started")).expect("start line");
+        let started = sensor
+            .stderr()
+            .into_iter()
+            .find(|l| l.contains("sensor started"))
+            .expect("start line");
         for syscall in ["init_module", "finit_module", "delete_module"] {
-            assert!(started.contains(syscall), "{syscall} not listed as not traced: {started}");
+            assert!(
+                started.contains(syscall),
+                "{syscall} not listed as not traced: {started}"
+            );
         }
-        eprintln!("this kernel has no module syscalls; checked that the sensor reports them untraced");
+        eprintln!(
+            "this kernel has no module syscalls; checked that the sensor reports them untraced"
+        );
         return;
     }
     let (pid, ok) = actor(&["init-module-garbage"]);
@@ -56,7 +82,11 @@ fn module_load_attempts_and_unloads_are_reported_with_their_outcome() {
     assert_eq!(at(&ev, "event.outcome"), "failure", "{ev}");
     assert_eq!(at(&ev, "event.category")[0], "driver");
     assert_eq!(at(&ev, "sensor.module.params"), "sensor_test=1");
-    assert!(at(&ev, "sensor.module.image_bytes").as_u64().is_some_and(|n| n > 0));
+    assert!(
+        at(&ev, "sensor.module.image_bytes")
+            .as_u64()
+            .is_some_and(|n| n > 0)
+    );
 
     let dir = std::env::temp_dir().join(format!("sensor-mod-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("mkdir");
@@ -65,7 +95,11 @@ fn module_load_attempts_and_unloads_are_reported_with_their_outcome() {
     let (pid, ok) = actor(&["finit-module", fake.to_str().expect("utf-8")]);
     assert!(ok);
     let ev = sensor.wait_for("finit_module", |v| by(v, "module_load", pid));
-    assert_eq!(at(&ev, "file.path").as_str(), fake.to_str(), "the module file, from its fd: {ev}");
+    assert_eq!(
+        at(&ev, "file.path").as_str(),
+        fake.to_str(),
+        "the module file, from its fd: {ev}"
+    );
     assert_eq!(at(&ev, "event.outcome"), "failure");
     assert_eq!(at(&ev, "sensor.syscall"), "finit_module");
 
@@ -89,7 +123,12 @@ fn a_program_run_from_a_memfd_is_flagged_fileless() {
         by(v, "exec", pid) && at(v, "sensor.fileless").as_str().is_some()
     });
     assert_eq!(at(&exec, "sensor.fileless"), "memfd", "{exec}");
-    assert!(at(&exec, "process.executable").as_str().is_some_and(|e| e.contains("memfd:sensor-payload")), "{exec}");
+    assert!(
+        at(&exec, "process.executable")
+            .as_str()
+            .is_some_and(|e| e.contains("memfd:sensor-payload")),
+        "{exec}"
+    );
 }
 
 #[test]
@@ -105,7 +144,11 @@ fn a_deleted_executable_is_flagged_fileless() {
         "exec 7<{p}; rm {p}; exec /proc/self/fd/7 0",
         p = copy.display()
     );
-    let mut child = Command::new("bash").arg("-c").arg(script).spawn().expect("bash");
+    let mut child = Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .spawn()
+        .expect("bash");
     let pid = child.id() as u64;
     assert!(child.wait().expect("wait").success());
     let exec = sensor.wait_for("exec of the deleted file", |v| {
@@ -140,11 +183,18 @@ fn bpf_program_loads_by_others_are_reported() {
     let ev = sensor.wait_for("bpf prog load", |v| by(v, "bpf", pid));
     assert_eq!(at(&ev, "sensor.bpf.command"), "prog_load");
     assert_eq!(at(&ev, "sensor.bpf.name"), "sensor_test");
-    assert_eq!(at(&ev, "sensor.bpf.prog_type").as_u64(), Some(1), "socket filter");
+    assert_eq!(
+        at(&ev, "sensor.bpf.prog_type").as_u64(),
+        Some(1),
+        "socket filter"
+    );
     assert_eq!(at(&ev, "event.outcome"), "success");
     // The sensor's own loads (at its start) are never reported.
     assert!(
-        !sensor.events().iter().any(|v| action(v) == "bpf" && pid_of(v) == sensor.pid() as u64),
+        !sensor
+            .events()
+            .iter()
+            .any(|v| action(v) == "bpf" && pid_of(v) == sensor.pid() as u64),
         "the sensor reported its own bpf() calls"
     );
 }
@@ -162,5 +212,8 @@ fn signals_sent_to_the_sensor_are_reported() {
     assert_eq!(at(&ev, "sensor.signal.name"), "SIGCONT");
     assert_eq!(at(&ev, "sensor.signal_result"), "ignored");
     assert_eq!(at(&ev, "event.category")[0], "process");
-    assert_eq!(at(&ev, "process.executable").as_str(), Some(env!("CARGO_BIN_EXE_actor")));
+    assert_eq!(
+        at(&ev, "process.executable").as_str(),
+        Some(env!("CARGO_BIN_EXE_actor"))
+    );
 }

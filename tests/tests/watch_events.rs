@@ -6,8 +6,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde_json::Value;
 use sensor_tests::{Sensor, action, at, pid_of};
+use serde_json::Value;
 
 /// A private tree standing in for /etc and ~/.ssh, so the test never
 /// touches the host's real files.
@@ -52,7 +52,11 @@ impl Drop for Tree {
 /// Runs `program args` in `cwd`; its pid. Redirections are done by a
 /// shell's builtins (`sh -c "echo … > f"`), in the shell's own process.
 fn run(program: &str, args: &[&str], cwd: &Path) -> u64 {
-    let mut child = Command::new(program).args(args).current_dir(cwd).spawn().expect("spawn");
+    let mut child = Command::new(program)
+        .args(args)
+        .current_dir(cwd)
+        .spawn()
+        .expect("spawn");
     let pid = child.id() as u64;
     assert!(child.wait().expect("wait").success(), "{program} {args:?}");
     pid
@@ -74,51 +78,99 @@ fn writes_to_watched_paths_are_reported_and_others_are_not() {
     let keys = tree.path("home/alice/.ssh/authorized_keys");
 
     // Appending a key: an open for writing of a file under a watched dir.
-    let append = sh(&format!("echo 'ssh-ed25519 AAAA evil' >> '{}'", keys.display()), &tree.root);
+    let append = sh(
+        &format!("echo 'ssh-ed25519 AAAA evil' >> '{}'", keys.display()),
+        &tree.root,
+    );
     // A new cron entry: created (O_CREAT) in a watched directory, relative path.
-    let cron = sh("echo '* * * * * root /tmp/x' > cron.d/evil", &tree.path("etc"));
+    let cron = sh(
+        "echo '* * * * * root /tmp/x' > cron.d/evil",
+        &tree.path("etc"),
+    );
     // Truncating the watched file (coreutils: open, then ftruncate).
-    let trunc = run("truncate", &["-s", "0", passwd.to_str().expect("utf-8")], &tree.root);
+    let trunc = run(
+        "truncate",
+        &["-s", "0", passwd.to_str().expect("utf-8")],
+        &tree.root,
+    );
     // Rename into the watched directory, unlink inside it; relative paths.
     std::fs::write(tree.path("other/job"), b"x").expect("write");
     let mv = run("mv", &["other/job", "etc/cron.d/job"], &tree.root);
     let rm = run("rm", &["etc/cron.d/evil"], &tree.root);
     // Not watched: a sibling file, another directory.
-    let quiet = sh("echo y > etc/hostname && echo z > other/file && rm other/file", &tree.root);
+    let quiet = sh(
+        "echo y > etc/hostname && echo z > other/file && rm other/file",
+        &tree.root,
+    );
     let control = sh(&format!("echo root2 >> '{}'", passwd.display()), &tree.root);
 
-    let ev = sensor.wait_for("append to authorized_keys", |v| write_by(v, "open_write", append));
+    let ev = sensor.wait_for("append to authorized_keys", |v| {
+        write_by(v, "open_write", append)
+    });
     assert_eq!(at(&ev, "file.path").as_str(), keys.to_str(), "{ev}");
-    assert!(at(&ev, "sensor.file_write.open_flags").as_array().is_some_and(|f| f.iter().any(|x| x == "O_APPEND")));
+    assert!(
+        at(&ev, "sensor.file_write.open_flags")
+            .as_array()
+            .is_some_and(|f| f.iter().any(|x| x == "O_APPEND"))
+    );
     assert_eq!(
-        at(&ev, "sensor.file_write.watched").as_str().map(|w| w.trim_end_matches('/')),
+        at(&ev, "sensor.file_write.watched")
+            .as_str()
+            .map(|w| w.trim_end_matches('/')),
         tree.path("home/alice/.ssh").to_str()
     );
     assert_eq!(at(&ev, "event.outcome"), "success");
 
     let ev = sensor.wait_for("new cron entry", |v| write_by(v, "open_write", cron));
-    assert_eq!(at(&ev, "file.path").as_str(), tree.path("etc/cron.d/evil").to_str());
+    assert_eq!(
+        at(&ev, "file.path").as_str(),
+        tree.path("etc/cron.d/evil").to_str()
+    );
     assert_eq!(at(&ev, "event.type")[0], "creation");
 
     let ev = sensor.wait_for("truncate", |v| write_by(v, "truncate", trunc));
     assert_eq!(at(&ev, "file.path").as_str(), passwd.to_str());
-    assert_eq!(at(&ev, "sensor.file_write.watched").as_str(), passwd.to_str());
+    assert_eq!(
+        at(&ev, "sensor.file_write.watched").as_str(),
+        passwd.to_str()
+    );
 
     let ev = sensor.wait_for("rename into the cron dir", |v| write_by(v, "rename", mv));
-    assert_eq!(at(&ev, "sensor.file_write.new_path").as_str(), tree.path("etc/cron.d/job").to_str(), "{ev}");
-    assert_eq!(at(&ev, "file.path").as_str(), tree.path("other/job").to_str());
+    assert_eq!(
+        at(&ev, "sensor.file_write.new_path").as_str(),
+        tree.path("etc/cron.d/job").to_str(),
+        "{ev}"
+    );
+    assert_eq!(
+        at(&ev, "file.path").as_str(),
+        tree.path("other/job").to_str()
+    );
 
     let ev = sensor.wait_for("unlink in the cron dir", |v| write_by(v, "unlink", rm));
-    assert_eq!(at(&ev, "file.path").as_str(), tree.path("etc/cron.d/evil").to_str());
+    assert_eq!(
+        at(&ev, "file.path").as_str(),
+        tree.path("etc/cron.d/evil").to_str()
+    );
     assert_eq!(at(&ev, "event.type")[0], "deletion");
-    assert_eq!(at(&ev, "sensor.file_write.path_argument"), "etc/cron.d/evil");
+    assert_eq!(
+        at(&ev, "sensor.file_write.path_argument"),
+        "etc/cron.d/evil"
+    );
 
     sensor.wait_for("the control append", |v| write_by(v, "open_write", control));
     let events = sensor.events();
     let quiet_writes: Vec<&Value> = events
         .iter()
         .filter(|v| at(v, "event.category")[0] == "file" && action(v) != "chmod")
-        .filter(|v| pid_of(v) == quiet || at(v, "file.path").as_str().is_some_and(|p| p.contains("/other/file") || p.ends_with("hostname")))
+        .filter(|v| {
+            pid_of(v) == quiet
+                || at(v, "file.path")
+                    .as_str()
+                    .is_some_and(|p| p.contains("/other/file") || p.ends_with("hostname"))
+        })
         .collect();
-    assert!(quiet_writes.is_empty(), "writes outside the watched paths were reported: {quiet_writes:?}");
+    assert!(
+        quiet_writes.is_empty(),
+        "writes outside the watched paths were reported: {quiet_writes:?}"
+    );
 }

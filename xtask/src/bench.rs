@@ -62,11 +62,36 @@ pub struct Parts {
 impl Parts {
     pub fn from_only(only: Option<&str>) -> Result<Parts> {
         Ok(match only {
-            None => Parts { exec: true, syscalls: true, sinks: true, enrich: true },
-            Some("exec") => Parts { exec: true, syscalls: false, sinks: false, enrich: false },
-            Some("syscalls") => Parts { exec: false, syscalls: true, sinks: false, enrich: false },
-            Some("sinks") => Parts { exec: false, syscalls: false, sinks: true, enrich: false },
-            Some("enrich") => Parts { exec: false, syscalls: false, sinks: false, enrich: true },
+            None => Parts {
+                exec: true,
+                syscalls: true,
+                sinks: true,
+                enrich: true,
+            },
+            Some("exec") => Parts {
+                exec: true,
+                syscalls: false,
+                sinks: false,
+                enrich: false,
+            },
+            Some("syscalls") => Parts {
+                exec: false,
+                syscalls: true,
+                sinks: false,
+                enrich: false,
+            },
+            Some("sinks") => Parts {
+                exec: false,
+                syscalls: false,
+                sinks: true,
+                enrich: false,
+            },
+            Some("enrich") => Parts {
+                exec: false,
+                syscalls: false,
+                sinks: false,
+                enrich: true,
+            },
             Some(other) => bail!("--only {other}: expected exec, syscalls, sinks or enrich"),
         })
     }
@@ -75,7 +100,9 @@ impl Parts {
 pub fn run(sensors: &[PathBuf], seconds: u64, parts: Parts) -> Result<()> {
     let sensor = sensors.first().context("no sensor binary")?;
     let duration = Duration::from_secs(seconds);
-    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
     let marker = format!("sensor-bench-{}", std::process::id());
     std::fs::create_dir_all(OUT_DIR).with_context(|| format!("creating {OUT_DIR}"))?;
     let mut report = String::new();
@@ -88,13 +115,22 @@ pub fn run(sensors: &[PathBuf], seconds: u64, parts: Parts) -> Result<()> {
         let mut scenarios = Vec::new();
         println!("bench: baseline (nothing watching)");
         let (execs, secs) = storm(workers, duration, &marker);
-        scenarios.push(Scenario { name: "baseline", execs, seconds: secs, monitor: None, failed: None });
+        scenarios.push(Scenario {
+            name: "baseline",
+            execs,
+            seconds: secs,
+            monitor: None,
+            failed: None,
+        });
 
         println!("bench: sensor (`sensor run`, JSON to a file)");
-        scenarios.push(with_sensor(sensor, workers, duration, &marker).unwrap_or_else(|e| failed("sensor", e)));
+        scenarios.push(
+            with_sensor(sensor, workers, duration, &marker).unwrap_or_else(|e| failed("sensor", e)),
+        );
 
         println!("bench: auditd (Debian's auditd, execve rule)");
-        scenarios.push(with_auditd(workers, duration, &marker).unwrap_or_else(|e| failed("auditd", e)));
+        scenarios
+            .push(with_auditd(workers, duration, &marker).unwrap_or_else(|e| failed("auditd", e)));
         report.push_str(&render(&scenarios, workers, seconds));
     }
     if parts.syscalls {
@@ -116,7 +152,13 @@ pub fn run(sensors: &[PathBuf], seconds: u64, parts: Parts) -> Result<()> {
 
 fn failed(name: &'static str, e: anyhow::Error) -> Scenario {
     eprintln!("bench: {name} scenario failed: {e:#}");
-    Scenario { name, execs: 0, seconds: 0.0, monitor: None, failed: Some(format!("{e:#}")) }
+    Scenario {
+        name,
+        execs: 0,
+        seconds: 0.0,
+        monitor: None,
+        failed: Some(format!("{e:#}")),
+    }
 }
 
 /// `workers` threads spawn `/bin/true MARKER` as fast as they can for
@@ -164,11 +206,17 @@ pub(crate) struct Cost {
 pub(crate) fn cost(pid: u32) -> Result<Cost> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .with_context(|| format!("reading /proc/{pid}/stat (did the process exit?)"))?;
-    let after_comm = stat.get(stat.rfind(')').context("malformed /proc/PID/stat")? + 2..).unwrap_or("");
+    let after_comm = stat
+        .get(stat.rfind(')').context("malformed /proc/PID/stat")? + 2..)
+        .unwrap_or("");
     let fields: Vec<&str> = after_comm.split_whitespace().collect();
     // Fields 14 and 15 (utime, stime) are at 11 and 12 after the comm.
     let tick = |i: usize| -> Result<u64> {
-        fields.get(i).context("short /proc/PID/stat")?.parse::<u64>().context("parsing /proc/PID/stat")
+        fields
+            .get(i)
+            .context("short /proc/PID/stat")?
+            .parse::<u64>()
+            .context("parsing /proc/PID/stat")
     };
     let ticks = tick(11)? + tick(12)?;
     // SAFETY: sysconf has no preconditions.
@@ -181,7 +229,11 @@ pub(crate) fn cost(pid: u32) -> Result<Cost> {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .unwrap_or(0)
     };
-    Ok(Cost { cpu_seconds: ticks as f64 / hz, peak_rss_kib: kib("VmHWM:"), rss_kib: kib("VmRSS:") })
+    Ok(Cost {
+        cpu_seconds: ticks as f64 / hz,
+        peak_rss_kib: kib("VmHWM:"),
+        rss_kib: kib("VmRSS:"),
+    })
 }
 
 /// Waits until `size()` has not changed for a second (the monitor has
@@ -215,11 +267,15 @@ pub(crate) struct RunningSensor {
 impl RunningSensor {
     pub(crate) fn start(sensor: &Path, name: &str, out_path: &Path) -> Result<RunningSensor> {
         let err_path = Path::new(OUT_DIR).join(format!("{name}-stderr.log"));
-        let out = std::fs::File::create(out_path).with_context(|| format!("creating {}", out_path.display()))?;
+        let out = std::fs::File::create(out_path)
+            .with_context(|| format!("creating {}", out_path.display()))?;
         let state = scratch_dir(&format!("{name}-state"))?;
         let cfg = state.join("sensor.toml");
-        std::fs::write(&cfg, format!("[agent]\nstate_dir = \"{}\"\n", state.display()))
-            .with_context(|| format!("writing {}", cfg.display()))?;
+        std::fs::write(
+            &cfg,
+            format!("[agent]\nstate_dir = \"{}\"\n", state.display()),
+        )
+        .with_context(|| format!("writing {}", cfg.display()))?;
         let child = Command::new(sensor)
             .args(["run", "--config"])
             .arg(&cfg)
@@ -235,32 +291,48 @@ impl RunningSensor {
     }
 }
 
-fn with_sensor(sensor: &Path, workers: usize, duration: Duration, marker: &str) -> Result<Scenario> {
+fn with_sensor(
+    sensor: &Path,
+    workers: usize,
+    duration: Duration,
+    marker: &str,
+) -> Result<Scenario> {
     let out_path = Path::new(OUT_DIR).join("sensor-events.jsonl");
     let stats = BpfStats::enable();
     let progs_before = stats.as_ref().map(|_| bpf_programs()).unwrap_or_default();
-    let RunningSensor { mut child, err_path } = RunningSensor::start(sensor, "sensor", &out_path)?;
+    let RunningSensor {
+        mut child,
+        err_path,
+    } = RunningSensor::start(sensor, "sensor", &out_path)?;
 
     // The sensor's programs: those that appeared with it.
     let ours: BTreeSet<u64> = match &stats {
-        Some(_) => bpf_programs().into_keys().filter(|id| !progs_before.contains_key(id)).collect(),
+        Some(_) => bpf_programs()
+            .into_keys()
+            .filter(|id| !progs_before.contains_key(id))
+            .collect(),
         None => BTreeSet::new(),
     };
-    let kernel_ns = |progs: &BTreeMap<u64, u64>| ours.iter().filter_map(|id| progs.get(id)).sum::<u64>();
+    let kernel_ns =
+        |progs: &BTreeMap<u64, u64>| ours.iter().filter_map(|id| progs.get(id)).sum::<u64>();
     let kernel_before = kernel_ns(&bpf_programs());
     let before = cost(child.0.id())?;
     let (execs, secs) = storm(workers, duration, marker);
     let kernel_after = kernel_ns(&bpf_programs());
     wait_until_quiet(|| file_size(&out_path));
     if let Ok(Some(status)) = child.0.try_wait() {
-        bail!("the sensor exited during the storm ({status}); its stderr is in {}", err_path.display());
+        bail!(
+            "the sensor exited during the storm ({status}); its stderr is in {}",
+            err_path.display()
+        );
     }
     let after = cost(child.0.id())?;
     child.stop()?;
     drop(stats);
 
     let (execs_seen, lost) = read_sensor_output(&out_path, marker)?;
-    let kernel_seconds = (!ours.is_empty()).then(|| kernel_after.saturating_sub(kernel_before) as f64 / 1e9);
+    let kernel_seconds =
+        (!ours.is_empty()).then(|| kernel_after.saturating_sub(kernel_before) as f64 / 1e9);
     Ok(Scenario {
         name: "sensor",
         execs,
@@ -285,7 +357,9 @@ fn read_sensor_output(path: &Path, marker: &str) -> Result<(u64, BTreeMap<String
     let (mut seen, mut lost) = (0u64, BTreeMap::new());
     for line in BufReader::new(file).split(b'\n') {
         let line = line.with_context(|| format!("reading {}", path.display()))?;
-        let Ok(v) = serde_json::from_slice::<Value>(&line) else { continue };
+        let Ok(v) = serde_json::from_slice::<Value>(&line) else {
+            continue;
+        };
         match v.pointer("/event/action").and_then(Value::as_str) {
             Some("exec") => {
                 let args = v.pointer("/process/args").and_then(Value::as_array);
@@ -294,8 +368,14 @@ fn read_sensor_output(path: &Path, marker: &str) -> Result<(u64, BTreeMap<String
                 }
             }
             Some("lost") => {
-                let kind = v.pointer("/sensor/lost/kind").and_then(Value::as_str).unwrap_or("?");
-                let count = v.pointer("/sensor/lost/count").and_then(Value::as_u64).unwrap_or(0);
+                let kind = v
+                    .pointer("/sensor/lost/kind")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?");
+                let count = v
+                    .pointer("/sensor/lost/count")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0);
                 *lost.entry(kind.to_owned()).or_insert(0) += count;
             }
             _ => {}
@@ -333,32 +413,67 @@ impl Drop for BpfStats {
 /// Loaded BPF programs: id → (name, run_time_ns, run_cnt), for the
 /// per-program breakdown that says where the kernel-side time goes.
 pub(crate) fn bpf_program_runs() -> BTreeMap<u64, (String, u64, u64)> {
-    let Ok(out) = Command::new("bpftool").args(["-j", "prog", "show"]).output() else { return BTreeMap::new() };
-    let Ok(Value::Array(progs)) = serde_json::from_slice::<Value>(&out.stdout) else { return BTreeMap::new() };
+    let Ok(out) = Command::new("bpftool")
+        .args(["-j", "prog", "show"])
+        .output()
+    else {
+        return BTreeMap::new();
+    };
+    let Ok(Value::Array(progs)) = serde_json::from_slice::<Value>(&out.stdout) else {
+        return BTreeMap::new();
+    };
     let num = |p: &Value, k: &str| p.get(k).and_then(Value::as_u64).unwrap_or(0);
     progs
         .iter()
         .filter_map(|p| {
-            let name = p.get("name").and_then(Value::as_str).unwrap_or("?").to_owned();
-            Some((p.get("id")?.as_u64()?, (name, num(p, "run_time_ns"), num(p, "run_cnt"))))
+            let name = p
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("?")
+                .to_owned();
+            Some((
+                p.get("id")?.as_u64()?,
+                (name, num(p, "run_time_ns"), num(p, "run_cnt")),
+            ))
         })
         .collect()
 }
 
 /// Loaded BPF programs: id → run_time_ns.
 pub(crate) fn bpf_programs() -> BTreeMap<u64, u64> {
-    let Ok(out) = Command::new("bpftool").args(["-j", "prog", "show"]).output() else { return BTreeMap::new() };
-    let Ok(Value::Array(progs)) = serde_json::from_slice::<Value>(&out.stdout) else { return BTreeMap::new() };
+    let Ok(out) = Command::new("bpftool")
+        .args(["-j", "prog", "show"])
+        .output()
+    else {
+        return BTreeMap::new();
+    };
+    let Ok(Value::Array(progs)) = serde_json::from_slice::<Value>(&out.stdout) else {
+        return BTreeMap::new();
+    };
     progs
         .iter()
-        .filter_map(|p| Some((p.get("id")?.as_u64()?, p.get("run_time_ns").and_then(Value::as_u64).unwrap_or(0))))
+        .filter_map(|p| {
+            Some((
+                p.get("id")?.as_u64()?,
+                p.get("run_time_ns").and_then(Value::as_u64).unwrap_or(0),
+            ))
+        })
         .collect()
 }
 
 // ---------------------------------------------------------------- auditd
 
 fn with_auditd(workers: usize, duration: Duration, marker: &str) -> Result<Scenario> {
-    let auditd = PrivateAuditd::start(&[&["-a", "always,exit", "-F", "arch=b64", "-S", "execve", "-k", "sensor-bench"]])?;
+    let auditd = PrivateAuditd::start(&[&[
+        "-a",
+        "always,exit",
+        "-F",
+        "arch=b64",
+        "-S",
+        "execve",
+        "-k",
+        "sensor-bench",
+    ]])?;
     let (pid, log) = (auditd.pid, auditd.log.clone());
 
     let kauditd = setup::pids_named("kauditd").first().map(|&p| p as u32);
@@ -424,19 +539,26 @@ impl PrivateAuditd {
         }
         let initial = AuditStatus::read()?;
         if initial.pid != 0 {
-            bail!("process {} already holds the audit socket as the audit daemon", initial.pid);
+            bail!(
+                "process {} already holds the audit socket as the audit daemon",
+                initial.pid
+            );
         }
 
         // A private configuration: Debian's, with the log in target/bench and no
         // rotation, so every record of the storm can be counted afterwards.
         let conf_dir = scratch_dir("auditd-conf")?;
-        let log_dir = std::path::absolute(Path::new(OUT_DIR).join("audit")).context("resolving target/bench/audit")?;
+        let log_dir = std::path::absolute(Path::new(OUT_DIR).join("audit"))
+            .context("resolving target/bench/audit")?;
         let _ = std::fs::remove_dir_all(&log_dir);
-        std::fs::create_dir_all(&log_dir).with_context(|| format!("creating {}", log_dir.display()))?;
+        std::fs::create_dir_all(&log_dir)
+            .with_context(|| format!("creating {}", log_dir.display()))?;
         let log = log_dir.join("audit.log");
-        let conf = std::fs::read_to_string("/etc/audit/auditd.conf").context("reading /etc/audit/auditd.conf")?;
+        let conf = std::fs::read_to_string("/etc/audit/auditd.conf")
+            .context("reading /etc/audit/auditd.conf")?;
         let conf = private_auditd_conf(&conf, &log);
-        std::fs::write(conf_dir.join("auditd.conf"), conf).context("writing the private auditd.conf")?;
+        std::fs::write(conf_dir.join("auditd.conf"), conf)
+            .context("writing the private auditd.conf")?;
         // auditd refuses a config that others can write.
         set_mode(&conf_dir.join("auditd.conf"), 0o640)?;
 
@@ -450,31 +572,51 @@ impl PrivateAuditd {
             .stderr(Stdio::piped())
             .spawn()
             .context("starting auditd")?;
-        let mut guard = AuditGuard { child: Monitored(child), initial };
+        let mut guard = AuditGuard {
+            child: Monitored(child),
+            initial,
+        };
         let err_path = Path::new(OUT_DIR).join("auditd-stderr.log");
         let _stderr = StderrLog::follow(&mut guard.child.0, &err_path)?;
         let pid = guard.child.0.id();
         let deadline = Instant::now() + Duration::from_secs(15);
         while AuditStatus::read()?.pid != pid {
             if let Ok(Some(status)) = guard.child.0.try_wait() {
-                bail!("auditd exited at start ({status}); see {}", err_path.display());
+                bail!(
+                    "auditd exited at start ({status}); see {}",
+                    err_path.display()
+                );
             }
             if Instant::now() > deadline {
-                bail!("auditd did not register as the audit daemon within 15 s; see {}", err_path.display());
+                bail!(
+                    "auditd did not register as the audit daemon within 15 s; see {}",
+                    err_path.display()
+                );
             }
             std::thread::sleep(Duration::from_millis(100));
         }
         // Debian's default rules (buffer size, backlog wait) as its service
         // would load them, then the scenario's rules.
         if Path::new("/etc/audit/rules.d/audit.rules").exists() {
-            cmd::stdout(Command::new("auditctl").args(["-R", "/etc/audit/rules.d/audit.rules"]), "auditctl -R")?;
+            cmd::stdout(
+                Command::new("auditctl").args(["-R", "/etc/audit/rules.d/audit.rules"]),
+                "auditctl -R",
+            )?;
         }
         for rule in rules {
-            cmd::stdout(Command::new("auditctl").args(*rule), "auditctl (a benchmark rule)")?;
+            cmd::stdout(
+                Command::new("auditctl").args(*rule),
+                "auditctl (a benchmark rule)",
+            )?;
         }
         cmd::stdout(Command::new("auditctl").args(["-e", "1"]), "auditctl -e 1")?;
 
-        Ok(PrivateAuditd { _guard: guard, _stderr, pid, log })
+        Ok(PrivateAuditd {
+            _guard: guard,
+            _stderr,
+            pid,
+            log,
+        })
     }
 }
 
@@ -488,7 +630,11 @@ fn private_auditd_conf(conf: &str, log: &Path) -> String {
             out.push('\n');
         }
     }
-    let _ = writeln!(out, "log_file = {}\nmax_log_file = 4096\nmax_log_file_action = IGNORE", log.display());
+    let _ = writeln!(
+        out,
+        "log_file = {}\nmax_log_file = 4096\nmax_log_file_action = IGNORE",
+        log.display()
+    );
     out
 }
 
@@ -535,10 +681,18 @@ impl Drop for AuditGuard {
         let _ = Command::new("auditctl").arg("-D").output();
         let _ = self.child.stop();
         let i = &self.initial;
-        let _ = Command::new("auditctl").args(["-b", &i.backlog_limit.to_string()]).output();
-        let _ = Command::new("auditctl").args(["--backlog_wait_time", &i.backlog_wait_time.to_string()]).output();
-        let _ = Command::new("auditctl").args(["-f", &i.failure.to_string()]).output();
-        let _ = Command::new("auditctl").args(["-e", &i.enabled.to_string()]).output();
+        let _ = Command::new("auditctl")
+            .args(["-b", &i.backlog_limit.to_string()])
+            .output();
+        let _ = Command::new("auditctl")
+            .args(["--backlog_wait_time", &i.backlog_wait_time.to_string()])
+            .output();
+        let _ = Command::new("auditctl")
+            .args(["-f", &i.failure.to_string()])
+            .output();
+        let _ = Command::new("auditctl")
+            .args(["-e", &i.enabled.to_string()])
+            .output();
     }
 }
 
@@ -556,7 +710,12 @@ impl Monitored {
         unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if self.0.try_wait().context("waiting for the monitor to exit")?.is_some() {
+            if self
+                .0
+                .try_wait()
+                .context("waiting for the monitor to exit")?
+                .is_some()
+            {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -583,7 +742,8 @@ impl StderrLog {
     pub(crate) fn follow(child: &mut Child, path: &Path) -> Result<StderrLog> {
         use std::io::Write as _;
         let stderr = child.stderr.take().context("stderr not piped")?;
-        let mut file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        let mut file =
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
@@ -593,7 +753,10 @@ impl StderrLog {
             }
             let _ = tx.send(None);
         });
-        Ok(StderrLog { lines: rx, path: path.to_path_buf() })
+        Ok(StderrLog {
+            lines: rx,
+            path: path.to_path_buf(),
+        })
     }
 
     /// Waits for a line containing `needle`; fails if the stream ends first.
@@ -653,7 +816,10 @@ fn render(scenarios: &[Scenario], workers: usize, seconds: u64) -> String {
         "| scenario | execs/s | monitor CPU µs/exec | kernel µs/exec | RSS end (peak) | execs reported | lost (reported) | note |"
     );
     let _ = writeln!(r, "|---|---:|---:|---:|---:|---:|---:|---|");
-    let baseline = scenarios.iter().find(|s| s.name == "baseline" && s.failed.is_none()).map(rate);
+    let baseline = scenarios
+        .iter()
+        .find(|s| s.name == "baseline" && s.failed.is_none())
+        .map(rate);
     for s in scenarios {
         if let Some(why) = &s.failed {
             let why = why.replace('\n', " ").replace('|', "\\|");
@@ -661,19 +827,31 @@ fn render(scenarios: &[Scenario], workers: usize, seconds: u64) -> String {
             continue;
         }
         let rate_text = match baseline {
-            Some(b) if s.name != "baseline" && b > 0.0 => format!("{:.0} ({:+.0}%)", rate(s), (rate(s) / b - 1.0) * 100.0),
+            Some(b) if s.name != "baseline" && b > 0.0 => {
+                format!("{:.0} ({:+.0}%)", rate(s), (rate(s) / b - 1.0) * 100.0)
+            }
             _ => format!("{:.0}", rate(s)),
         };
         let Some(m) = &s.monitor else {
-            let _ = writeln!(r, "| {} | {rate_text} | – | – | – | – | – | nothing watching |", s.name);
+            let _ = writeln!(
+                r,
+                "| {} | {rate_text} | – | – | – | – | – | nothing watching |",
+                s.name
+            );
             continue;
         };
         let per_exec = |secs: f64| secs * 1e6 / s.execs.max(1) as f64;
-        let kernel = m.kernel_seconds.map_or("n/a".to_owned(), |k| format!("{:.1}", per_exec(k)));
+        let kernel = m
+            .kernel_seconds
+            .map_or("n/a".to_owned(), |k| format!("{:.1}", per_exec(k)));
         let lost = if m.lost.is_empty() {
             "0".to_owned()
         } else {
-            m.lost.iter().map(|(k, n)| format!("{n} {k}")).collect::<Vec<_>>().join(", ")
+            m.lost
+                .iter()
+                .map(|(k, n)| format!("{n} {k}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         };
         let _ = writeln!(
             r,
@@ -728,7 +906,10 @@ mod tests {
         std::fs::write(&p, lines.join("\n")).expect("write");
         let (seen, lost) = read_sensor_output(&p, "m-1").expect("read");
         assert_eq!(seen, 1);
-        assert_eq!(lost, BTreeMap::from([("exec".to_owned(), 5), ("fork".to_owned(), 7)]));
+        assert_eq!(
+            lost,
+            BTreeMap::from([("exec".to_owned(), 5), ("fork".to_owned(), 7)])
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -746,9 +927,14 @@ mod tests {
 /// Runs one of the sensor's hidden bench subcommands (`what`), which prints
 /// its report as one JSON line.
 pub fn sensor_report(c: &mut Command, what: &str) -> Result<serde_json::Value> {
-    let out = c.output().with_context(|| format!("running sensor {what}"))?;
+    let out = c
+        .output()
+        .with_context(|| format!("running sensor {what}"))?;
     if !out.status.success() {
-        bail!("sensor {what} failed: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "sensor {what} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let line = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(line.trim()).with_context(|| format!("reading the {what} report: {line}"))

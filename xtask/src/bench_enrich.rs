@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 use serde_json::Value;
 
-use crate::bench::{RunningSensor, cost, file_size, wait_until_quiet, OUT_DIR};
+use crate::bench::{OUT_DIR, RunningSensor, cost, file_size, wait_until_quiet};
 
 const PROCESSES: usize = 10_000;
 const EVENTS: u64 = 200_000;
@@ -39,13 +39,28 @@ pub fn run(sensor: &Path) -> String {
         Ok(v) => {
             let table = v["table"].as_u64().unwrap_or(0);
             for (name, key, note) in [
-                ("exec", "exec_ns_per_event", format!("{table} processes in the table")),
+                (
+                    "exec",
+                    "exec_ns_per_event",
+                    format!("{table} processes in the table"),
+                ),
                 ("connect", "connect_ns_per_event", String::new()),
-                ("exec, hash_executables on", "exec_hashed_ns_per_event", "a stat and a readlink of /proc/PID/exe more".into()),
+                (
+                    "exec, hash_executables on",
+                    "exec_hashed_ns_per_event",
+                    "a stat and a readlink of /proc/PID/exe more".into(),
+                ),
             ] {
                 let us = v[key].as_f64().unwrap_or(f64::NAN) / 1000.0;
-                let wall = v[key.replace("_ns_", "_wall_ns_").as_str()].as_f64().unwrap_or(f64::NAN) / 1000.0;
-                let verdict = if us < 5.0 { "meets the target" } else { "above the target" };
+                let wall = v[key.replace("_ns_", "_wall_ns_").as_str()]
+                    .as_f64()
+                    .unwrap_or(f64::NAN)
+                    / 1000.0;
+                let verdict = if us < 5.0 {
+                    "meets the target"
+                } else {
+                    "above the target"
+                };
                 let _ = writeln!(
                     r,
                     "| {name} | {us:.2} | {wall:.2} | {verdict}{}{note} |",
@@ -54,7 +69,11 @@ pub fn run(sensor: &Path) -> String {
             }
         }
         Err(e) => {
-            let _ = writeln!(r, "| all | failed | | {} |", format!("{e:#}").replace('|', "\\|"));
+            let _ = writeln!(
+                r,
+                "| all | failed | | {} |",
+                format!("{e:#}").replace('|', "\\|")
+            );
         }
     }
     let _ = writeln!(r, "\n# Memory with {PROCESSES} live processes\n");
@@ -66,13 +85,23 @@ pub fn run(sensor: &Path) -> String {
     let _ = writeln!(r, "| case | RSS before | RSS with them (peak) | note |");
     let _ = writeln!(r, "|---|---:|---:|---|");
     for (name, result) in [
-        ("started under the sensor (fork events)", started_under(sensor)),
-        ("sensor started among them (seeded from /proc)", started_among(sensor)),
+        (
+            "started under the sensor (fork events)",
+            started_under(sensor),
+        ),
+        (
+            "sensor started among them (seeded from /proc)",
+            started_among(sensor),
+        ),
     ] {
         match result {
             Ok((before, after, peak)) => {
                 let mib = |k: u64| k as f64 / 1024.0;
-                let verdict = if peak < 64 * 1024 { "meets the target" } else { "above the target" };
+                let verdict = if peak < 64 * 1024 {
+                    "meets the target"
+                } else {
+                    "above the target"
+                };
                 let _ = writeln!(
                     r,
                     "| {name} | {:.1} MiB | {:.1} MiB ({:.1} MiB) | {verdict} |",
@@ -82,7 +111,11 @@ pub fn run(sensor: &Path) -> String {
                 );
             }
             Err(e) => {
-                let _ = writeln!(r, "| {name} | failed | | {} |", format!("{e:#}").replace('|', "\\|"));
+                let _ = writeln!(
+                    r,
+                    "| {name} | failed | | {} |",
+                    format!("{e:#}").replace('|', "\\|")
+                );
             }
         }
     }
@@ -92,20 +125,29 @@ pub fn run(sensor: &Path) -> String {
 fn enrich(sensor: &Path) -> Result<Value> {
     // A full-size table, as on a busy host: lookups in a small one say little.
     let _pausers = Pausers::spawn(PROCESSES)?;
-    crate::bench::sensor_report(Command::new(sensor).args(["bench-enrich", "--events", &EVENTS.to_string()]), "bench-enrich")
+    crate::bench::sensor_report(
+        Command::new(sensor).args(["bench-enrich", "--events", &EVENTS.to_string()]),
+        "bench-enrich",
+    )
 }
 
 /// (RSS before, RSS after, peak) in KiB: the sensor first, then the
 /// processes.
 fn started_under(sensor: &Path) -> Result<(u64, u64, u64)> {
     let out_path = Path::new(OUT_DIR).join("rss-under-events.jsonl");
-    let RunningSensor { mut child, err_path } = RunningSensor::start(sensor, "rss-under", &out_path)?;
+    let RunningSensor {
+        mut child,
+        err_path,
+    } = RunningSensor::start(sensor, "rss-under", &out_path)?;
     wait_until_quiet(|| file_size(&out_path));
     let before = cost(child.0.id())?.rss_kib;
     let pausers = Pausers::spawn(PROCESSES)?;
     wait_until_quiet(|| file_size(&out_path));
     if let Ok(Some(status)) = child.0.try_wait() {
-        bail!("the sensor exited ({status}); its stderr is in {}", err_path.display());
+        bail!(
+            "the sensor exited ({status}); its stderr is in {}",
+            err_path.display()
+        );
     }
     let after = cost(child.0.id())?;
     drop(pausers);
@@ -122,10 +164,16 @@ fn started_among(sensor: &Path) -> Result<(u64, u64, u64)> {
     let before = cost(child.0.id())?.rss_kib;
     child.stop()?;
     let pausers = Pausers::spawn(PROCESSES)?;
-    let RunningSensor { mut child, err_path } = RunningSensor::start(sensor, "rss-among", &out_path)?;
+    let RunningSensor {
+        mut child,
+        err_path,
+    } = RunningSensor::start(sensor, "rss-among", &out_path)?;
     wait_until_quiet(|| file_size(&out_path));
     if let Ok(Some(status)) = child.0.try_wait() {
-        bail!("the sensor exited ({status}); its stderr is in {}", err_path.display());
+        bail!(
+            "the sensor exited ({status}); its stderr is in {}",
+            err_path.display()
+        );
     }
     let after = cost(child.0.id())?;
     child.stop()?;
@@ -162,7 +210,10 @@ impl Pausers {
                 pid => p.0.push(pid),
             }
         }
-        eprintln!("bench: {n} pausing processes in {:.1} s", t0.elapsed().as_secs_f64());
+        eprintln!(
+            "bench: {n} pausing processes in {:.1} s",
+            t0.elapsed().as_secs_f64()
+        );
         Ok(p)
     }
 }

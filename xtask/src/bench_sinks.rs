@@ -27,7 +27,13 @@ pub fn run(sensor: &Path, out_dir: &Path) -> String {
     );
     let _ = writeln!(r, "| sink | events/s | CPU (cores) | dropped | note |");
     let _ = writeln!(r, "|---|---:|---:|---:|---|");
-    for (name, result) in [("file (JSON lines)", file(sensor, out_dir)), ("syslog TCP (RFC 5424, octet counting, spooled)", tcp(sensor, out_dir))] {
+    for (name, result) in [
+        ("file (JSON lines)", file(sensor, out_dir)),
+        (
+            "syslog TCP (RFC 5424, octet counting, spooled)",
+            tcp(sensor, out_dir),
+        ),
+    ] {
         match result {
             Ok(v) => {
                 let eps = v["events_per_second"].as_f64().unwrap_or(0.0);
@@ -38,10 +44,18 @@ pub fn run(sensor: &Path, out_dir: &Path) -> String {
                 } else {
                     "below the target"
                 };
-                let _ = writeln!(r, "| {name} | {eps:.0} | {cores:.2} | {} | {verdict} |", v["dropped"]);
+                let _ = writeln!(
+                    r,
+                    "| {name} | {eps:.0} | {cores:.2} | {} | {verdict} |",
+                    v["dropped"]
+                );
             }
             Err(e) => {
-                let _ = writeln!(r, "| {name} | failed | | | {} |", format!("{e:#}").replace('|', "\\|"));
+                let _ = writeln!(
+                    r,
+                    "| {name} | failed | | | {} |",
+                    format!("{e:#}").replace('|', "\\|")
+                );
             }
         }
     }
@@ -53,18 +67,31 @@ fn bench(sensor: &Path, dir: &Path, sinks: &str) -> Result<Value> {
     // The sensor wants absolute paths in its config.
     let dir = &std::path::absolute(dir).with_context(|| format!("resolving {}", dir.display()))?;
     let cfg = dir.join("sensor.toml");
-    std::fs::write(&cfg, format!("[agent]\nstate_dir = \"{}\"\n{sinks}", dir.display()))
-        .with_context(|| format!("writing {}", cfg.display()))?;
+    std::fs::write(
+        &cfg,
+        format!("[agent]\nstate_dir = \"{}\"\n{sinks}", dir.display()),
+    )
+    .with_context(|| format!("writing {}", cfg.display()))?;
     crate::bench::sensor_report(
-        Command::new(sensor).args(["bench-sinks", "--events", &EVENTS.to_string(), "--config"]).arg(&cfg),
+        Command::new(sensor)
+            .args(["bench-sinks", "--events", &EVENTS.to_string(), "--config"])
+            .arg(&cfg),
         "bench-sinks",
     )
 }
 
 fn file(sensor: &Path, out_dir: &Path) -> Result<Value> {
-    let dir = std::path::absolute(out_dir.join("sink-file")).context("resolving the bench directory")?;
+    let dir =
+        std::path::absolute(out_dir.join("sink-file")).context("resolving the bench directory")?;
     let _ = std::fs::remove_dir_all(&dir);
-    bench(sensor, &dir, &format!("[[sinks]]\nkind = \"file\"\npath = \"{}\"\nkeep = 1\n", dir.join("events.jsonl").display()))
+    bench(
+        sensor,
+        &dir,
+        &format!(
+            "[[sinks]]\nkind = \"file\"\npath = \"{}\"\nkeep = 1\n",
+            dir.join("events.jsonl").display()
+        ),
+    )
 }
 
 fn tcp(sensor: &Path, out_dir: &Path) -> Result<Value> {
@@ -81,5 +108,9 @@ fn tcp(sensor: &Path, out_dir: &Path) -> Result<Value> {
     });
     let dir = out_dir.join("sink-tcp");
     let _ = std::fs::remove_dir_all(&dir);
-    bench(sensor, &dir, &format!("[[sinks]]\nkind = \"syslog\"\naddress = \"tcp://127.0.0.1:{port}\"\n"))
+    bench(
+        sensor,
+        &dir,
+        &format!("[[sinks]]\nkind = \"syslog\"\naddress = \"tcp://127.0.0.1:{port}\"\n"),
+    )
 }

@@ -29,8 +29,8 @@ use anyhow::{Context as _, Result};
 use serde_json::Value;
 
 use crate::bench::{
-    AuditStatus, BpfStats, PrivateAuditd, RunningSensor, bpf_program_runs, bpf_programs, cost, file_size, scratch_dir,
-    wait_until_quiet,
+    AuditStatus, BpfStats, PrivateAuditd, RunningSensor, bpf_program_runs, bpf_programs, cost,
+    file_size, scratch_dir, wait_until_quiet,
 };
 
 const OUT_DIR: &str = "target/bench";
@@ -43,7 +43,12 @@ enum Workload {
     Getppid,
 }
 
-const WORKLOADS: [Workload; 4] = [Workload::Chmod, Workload::ChmodPaced, Workload::Connect, Workload::Getppid];
+const WORKLOADS: [Workload; 4] = [
+    Workload::Chmod,
+    Workload::ChmodPaced,
+    Workload::Connect,
+    Workload::Getppid,
+];
 
 /// Operations per second of the paced chmod row, over all threads.
 const PACED_RATE: u64 = 100_000;
@@ -96,7 +101,8 @@ pub fn run(sensors: &[PathBuf], seconds: u64, workers: usize) -> Result<String> 
         .map(|i| {
             let f = dir.join(format!("file-{i}"));
             std::fs::write(&f, b"").with_context(|| format!("creating {}", f.display()))?;
-            Ok(CString::new(f.into_os_string().into_encoded_bytes()).expect("no NUL in a temp path"))
+            Ok(CString::new(f.into_os_string().into_encoded_bytes())
+                .expect("no NUL in a temp path"))
         })
         .collect::<Result<Vec<_>>>()?;
     let listener = TcpListener::bind("127.0.0.1:0").context("binding the loopback listener")?;
@@ -106,7 +112,12 @@ pub fn run(sensors: &[PathBuf], seconds: u64, workers: usize) -> Result<String> 
     // (the SYN retransmit), measuring the scheduler instead of the monitor.
     // SAFETY: listen on our own listening socket just raises its backlog.
     unsafe { libc::listen(listener.as_raw_fd(), 4096) };
-    let setup = Setup { dir, files, port, listener: Arc::new(listener) };
+    let setup = Setup {
+        dir,
+        files,
+        port,
+        listener: Arc::new(listener),
+    };
     let _acceptor = Acceptor::start(setup.listener.clone());
 
     // Warm-up, so that the first scenario is not penalised.
@@ -118,9 +129,16 @@ pub fn run(sensors: &[PathBuf], seconds: u64, workers: usize) -> Result<String> 
     scenarios.push(baseline(&setup, workers, duration));
     for (i, sensor) in sensors.iter().enumerate() {
         // Several binaries (before/after a change) are told apart by path.
-        let name = if sensors.len() == 1 { "sensor".to_owned() } else { format!("sensor {} ({})", i + 1, sensor.display()) };
+        let name = if sensors.len() == 1 {
+            "sensor".to_owned()
+        } else {
+            format!("sensor {} ({})", i + 1, sensor.display())
+        };
         println!("bench: syscalls, {name}");
-        scenarios.push(with_sensor(sensor, &name, i, &setup, workers, duration).unwrap_or_else(|e| failed(&name, e)));
+        scenarios.push(
+            with_sensor(sensor, &name, i, &setup, workers, duration)
+                .unwrap_or_else(|e| failed(&name, e)),
+        );
     }
     println!("bench: syscalls, auditd");
     scenarios.push(with_auditd(&setup, workers, duration).unwrap_or_else(|e| failed("auditd", e)));
@@ -130,7 +148,12 @@ pub fn run(sensors: &[PathBuf], seconds: u64, workers: usize) -> Result<String> 
 
 fn failed(name: &str, e: anyhow::Error) -> Scenario {
     eprintln!("bench: syscalls, {name} failed: {e:#}");
-    Scenario { name: name.to_owned(), results: BTreeMap::new(), lost: BTreeMap::new(), failed: Some(format!("{e:#}")) }
+    Scenario {
+        name: name.to_owned(),
+        results: BTreeMap::new(),
+        lost: BTreeMap::new(),
+        failed: Some(format!("{e:#}")),
+    }
 }
 
 /// Accepts and drops connections on the listener until dropped.
@@ -191,7 +214,12 @@ fn load(w: Workload, setup: &Setup, workers: usize, duration: Duration) -> (u64,
                     }
                     let ok = match w {
                         // SAFETY: a valid C string.
-                        Workload::Chmod | Workload::ChmodPaced => unsafe { libc::chmod(file.as_ptr(), if n.is_multiple_of(2) { 0o600 } else { 0o644 }) == 0 },
+                        Workload::Chmod | Workload::ChmodPaced => unsafe {
+                            libc::chmod(
+                                file.as_ptr(),
+                                if n.is_multiple_of(2) { 0o600 } else { 0o644 },
+                            ) == 0
+                        },
                         Workload::Connect => connect_once(port),
                         Workload::Getppid => {
                             // SAFETY: no arguments.
@@ -218,8 +246,13 @@ fn load(w: Workload, setup: &Setup, workers: usize, duration: Duration) -> (u64,
 /// Connects and closes with a reset (SO_LINGER 0), so that tens of
 /// thousands of connects do not exhaust ephemeral ports in TIME_WAIT.
 fn connect_once(port: u16) -> bool {
-    let Ok(s) = TcpStream::connect(("127.0.0.1", port)) else { return false };
-    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+    let Ok(s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
     // SAFETY: a valid socket and option buffer.
     unsafe {
         libc::setsockopt(
@@ -238,10 +271,22 @@ fn baseline(setup: &Setup, workers: usize, duration: Duration) -> Scenario {
         .into_iter()
         .map(|w| {
             let (ops, seconds) = load(w, setup, workers, duration);
-            (w, Measured { ops, seconds, ..Measured::default() })
+            (
+                w,
+                Measured {
+                    ops,
+                    seconds,
+                    ..Measured::default()
+                },
+            )
         })
         .collect();
-    Scenario { name: "baseline".to_owned(), results, lost: BTreeMap::new(), failed: None }
+    Scenario {
+        name: "baseline".to_owned(),
+        results,
+        lost: BTreeMap::new(),
+        failed: None,
+    }
 }
 
 fn with_sensor(
@@ -252,13 +297,20 @@ fn with_sensor(
     workers: usize,
     duration: Duration,
 ) -> Result<Scenario> {
-    let suffix = if index == 0 { String::new() } else { format!("-{}", index + 1) };
+    let suffix = if index == 0 {
+        String::new()
+    } else {
+        format!("-{}", index + 1)
+    };
     let out_path = Path::new(OUT_DIR).join(format!("sensor-syscall-events{suffix}.jsonl"));
     let stats = BpfStats::enable();
     let before_progs = bpf_programs();
     let RunningSensor { mut child, .. } =
         RunningSensor::start(sensor, &format!("sensor-syscall{suffix}"), &out_path)?;
-    let ours: BTreeSet<u64> = bpf_programs().into_keys().filter(|id| !before_progs.contains_key(id)).collect();
+    let ours: BTreeSet<u64> = bpf_programs()
+        .into_keys()
+        .filter(|id| !before_progs.contains_key(id))
+        .collect();
     let kernel_ns = || {
         let progs = bpf_programs();
         ours.iter().filter_map(|id| progs.get(id)).sum::<u64>()
@@ -277,8 +329,18 @@ fn with_sensor(
         wait_until_quiet(|| file_size(&out_path));
         let c1 = cost(child.0.id())?.cpu_seconds;
         segments.push((w, start, file_size(&out_path)));
-        let kernel = (stats.is_some() && !ours.is_empty()).then(|| k1.saturating_sub(k0) as f64 / 1e9);
-        results.insert(w, Measured { ops, seconds, monitor_cpu: Some(c1 - c0), kernel, ..Measured::default() });
+        let kernel =
+            (stats.is_some() && !ours.is_empty()).then(|| k1.saturating_sub(k0) as f64 / 1e9);
+        results.insert(
+            w,
+            Measured {
+                ops,
+                seconds,
+                monitor_cpu: Some(c1 - c0),
+                kernel,
+                ..Measured::default()
+            },
+        );
     }
     child.stop()?;
     drop(stats);
@@ -295,7 +357,12 @@ fn with_sensor(
             m.lost = Some(lost);
         }
     }
-    Ok(Scenario { name: name.to_owned(), results, lost: all_lost, failed: None })
+    Ok(Scenario {
+        name: name.to_owned(),
+        results,
+        lost: all_lost,
+        failed: None,
+    })
 }
 
 /// Prints, per program of the sensor that ran during the workload, its
@@ -309,7 +376,9 @@ fn print_program_runs(
     after: &BTreeMap<u64, (String, u64, u64)>,
 ) {
     for id in ours {
-        let (Some((name, t1, n1)), Some((_, t0, n0))) = (after.get(id), before.get(id)) else { continue };
+        let (Some((name, t1, n1)), Some((_, t0, n0))) = (after.get(id), before.get(id)) else {
+            continue;
+        };
         let (t, n) = (t1.saturating_sub(*t0), n1.saturating_sub(*n0));
         if n > 0 {
             println!(
@@ -344,24 +413,38 @@ fn count_sensor_events(
     use std::io::{Read as _, Seek as _};
     let dir = setup.dir.to_string_lossy().into_owned();
     let (mut counts, mut lost) = (BTreeMap::new(), BTreeMap::new());
-    let mut file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     file.seek(std::io::SeekFrom::Start(range.start))?;
     let file = file.take(range.end.saturating_sub(range.start));
     for line in std::io::BufReader::new(file).split(b'\n') {
-        let Ok(v) = serde_json::from_slice::<Value>(&line?) else { continue };
+        let Ok(v) = serde_json::from_slice::<Value>(&line?) else {
+            continue;
+        };
         let action = v.pointer("/event/action").and_then(Value::as_str);
         match action {
-            Some("chmod") if v.pointer("/file/path").and_then(Value::as_str).is_some_and(|p| p.starts_with(&dir)) => {
+            Some("chmod")
+                if v.pointer("/file/path")
+                    .and_then(Value::as_str)
+                    .is_some_and(|p| p.starts_with(&dir)) =>
+            {
                 *counts.entry(Workload::Chmod).or_insert(0) += 1;
             }
             Some("connect")
-                if v.pointer("/destination/port").and_then(Value::as_u64) == Some(setup.port as u64) =>
+                if v.pointer("/destination/port").and_then(Value::as_u64)
+                    == Some(setup.port as u64) =>
             {
                 *counts.entry(Workload::Connect).or_insert(0) += 1;
             }
             Some("lost") => {
-                let kind = v.pointer("/sensor/lost/kind").and_then(Value::as_str).unwrap_or("?");
-                let n = v.pointer("/sensor/lost/count").and_then(Value::as_u64).unwrap_or(0);
+                let kind = v
+                    .pointer("/sensor/lost/kind")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?");
+                let n = v
+                    .pointer("/sensor/lost/count")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0);
                 *lost.entry(kind.to_owned()).or_insert(0) += n;
             }
             _ => {}
@@ -372,8 +455,28 @@ fn count_sensor_events(
 
 fn with_auditd(setup: &Setup, workers: usize, duration: Duration) -> Result<Scenario> {
     let auditd = PrivateAuditd::start(&[
-        &["-a", "always,exit", "-F", "arch=b64", "-S", "chmod", "-S", "fchmodat", "-k", "sensor-bench-chmod"],
-        &["-a", "always,exit", "-F", "arch=b64", "-S", "connect", "-k", "sensor-bench-connect"],
+        &[
+            "-a",
+            "always,exit",
+            "-F",
+            "arch=b64",
+            "-S",
+            "chmod",
+            "-S",
+            "fchmodat",
+            "-k",
+            "sensor-bench-chmod",
+        ],
+        &[
+            "-a",
+            "always,exit",
+            "-F",
+            "arch=b64",
+            "-S",
+            "connect",
+            "-k",
+            "sensor-bench-connect",
+        ],
     ])?;
     let lost_before = AuditStatus::read()?.lost;
     let mut results = BTreeMap::new();
@@ -385,7 +488,15 @@ fn with_auditd(setup: &Setup, workers: usize, duration: Duration) -> Result<Scen
         wait_until_quiet(|| file_size(&auditd.log));
         let c1 = cost(auditd.pid)?.cpu_seconds;
         segments.push((w, start as usize, file_size(&auditd.log) as usize));
-        results.insert(w, Measured { ops, seconds, monitor_cpu: Some(c1 - c0), ..Measured::default() });
+        results.insert(
+            w,
+            Measured {
+                ops,
+                seconds,
+                monitor_cpu: Some(c1 - c0),
+                ..Measured::default()
+            },
+        );
     }
     let lost = AuditStatus::read()?.lost.saturating_sub(lost_before);
     let log = auditd.log.clone();
@@ -412,13 +523,21 @@ fn with_auditd(setup: &Setup, workers: usize, duration: Duration) -> Result<Scen
             m.reported = Some(count(key, start..end));
         }
     }
-    Ok(Scenario { name: "auditd".to_owned(), results, lost: BTreeMap::from([("audit records".to_owned(), lost)]), failed: None })
+    Ok(Scenario {
+        name: "auditd".to_owned(),
+        results,
+        lost: BTreeMap::from([("audit records".to_owned(), lost)]),
+        failed: None,
+    })
 }
 
 fn render(scenarios: &[Scenario], workers: usize, seconds: u64) -> String {
     let mut r = String::new();
     let _ = writeln!(r, "\n# Traced syscalls benchmark\n");
-    let _ = writeln!(r, "{workers} threads per workload, {seconds} s per workload and scenario.\n");
+    let _ = writeln!(
+        r,
+        "{workers} threads per workload, {seconds} s per workload and scenario.\n"
+    );
     let _ = writeln!(
         r,
         "| workload | scenario | ops/s | kernel ns/op | monitor CPU ns/op | reported | lost (reported) |"
@@ -428,25 +547,45 @@ fn render(scenarios: &[Scenario], workers: usize, seconds: u64) -> String {
     for w in WORKLOADS {
         for s in scenarios {
             if let Some(why) = &s.failed {
-                let _ = writeln!(r, "| {} | {} | failed: {} | | | | |", w.name(), s.name, why.replace(['\n', '|'], " "));
+                let _ = writeln!(
+                    r,
+                    "| {} | {} | failed: {} | | | | |",
+                    w.name(),
+                    s.name,
+                    why.replace(['\n', '|'], " ")
+                );
                 continue;
             }
             let Some(m) = s.results.get(&w) else { continue };
             let rate = m.ops as f64 / m.seconds.max(f64::EPSILON);
-            let base_rate = base.and_then(|b| b.results.get(&w)).map(|b| b.ops as f64 / b.seconds.max(f64::EPSILON));
+            let base_rate = base
+                .and_then(|b| b.results.get(&w))
+                .map(|b| b.ops as f64 / b.seconds.max(f64::EPSILON));
             let rate_text = match base_rate {
-                Some(b) if s.name != "baseline" && b > 0.0 => format!("{rate:.0} ({:+.1}%)", (rate / b - 1.0) * 100.0),
+                Some(b) if s.name != "baseline" && b > 0.0 => {
+                    format!("{rate:.0} ({:+.1}%)", (rate / b - 1.0) * 100.0)
+                }
                 _ => format!("{rate:.0}"),
             };
-            let per_op = |secs: Option<f64>| secs.map_or("–".to_owned(), |x| format!("{:.0}", x * 1e9 / m.ops.max(1) as f64));
-            let reported = m.reported.map_or("–".to_owned(), |n| format!("{n} of {}", m.ops));
+            let per_op = |secs: Option<f64>| {
+                secs.map_or("–".to_owned(), |x| {
+                    format!("{:.0}", x * 1e9 / m.ops.max(1) as f64)
+                })
+            };
+            let reported = m
+                .reported
+                .map_or("–".to_owned(), |n| format!("{n} of {}", m.ops));
             let lost_map = m.lost.as_ref().unwrap_or(&s.lost);
             let lost = if s.name == "baseline" {
                 "–".to_owned()
             } else if lost_map.values().all(|n| *n == 0) {
                 "0".to_owned()
             } else {
-                lost_map.iter().map(|(k, n)| format!("{n} {k}")).collect::<Vec<_>>().join(", ")
+                lost_map
+                    .iter()
+                    .map(|(k, n)| format!("{n} {k}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             };
             let _ = writeln!(
                 r,

@@ -43,22 +43,36 @@ pub fn run(sensor: &Path, only: Option<&str>) -> Result<()> {
             }
             Err(e) => (format!("linux-image-cloud-amd64/{suite}"), Err(e)),
         };
-        outcomes.push(Outcome { suite, kernel: label, result });
+        outcomes.push(Outcome {
+            suite,
+            kernel: label,
+            result,
+        });
     }
     println!("\n| suite | kernel | result |\n|---|---|---|");
     for o in &outcomes {
         let r = match &o.result {
             Ok(s) => format!("ok: {s}"),
-            Err(e) => format!("FAILED: {}", format!("{e:#}").lines().next().unwrap_or_default()),
+            Err(e) => format!(
+                "FAILED: {}",
+                format!("{e:#}").lines().next().unwrap_or_default()
+            ),
         };
         println!("| {} | {} | {r} |", o.suite, o.kernel);
     }
-    let failed: Vec<_> = outcomes.iter().filter_map(|o| o.result.as_ref().err().map(|e| (o, e))).collect();
+    let failed: Vec<_> = outcomes
+        .iter()
+        .filter_map(|o| o.result.as_ref().err().map(|e| (o, e)))
+        .collect();
     for (o, e) in &failed {
         eprintln!("\n--- {} ({}) ---\n{e:#}", o.kernel, o.suite);
     }
     if !failed.is_empty() {
-        bail!("the sensor failed on {} of {} kernels", failed.len(), outcomes.len());
+        bail!(
+            "the sensor failed on {} of {} kernels",
+            failed.len(),
+            outcomes.len()
+        );
     }
     Ok(())
 }
@@ -99,20 +113,44 @@ poweroff -f
 
 fn build_initramfs(sensor: &Path, busybox: &Path) -> Result<PathBuf> {
     let mut cpio = Cpio::default();
-    for dir in ["bin", "dev", "etc", "lib", "lib64", "lib/x86_64-linux-gnu", "proc", "sys", "tmp", "var", "var/lib"] {
+    for dir in [
+        "bin",
+        "dev",
+        "etc",
+        "lib",
+        "lib64",
+        "lib/x86_64-linux-gnu",
+        "proc",
+        "sys",
+        "tmp",
+        "var",
+        "var/lib",
+    ] {
         cpio.dir(dir);
     }
     // The kernel opens /dev/console for init before anything is mounted.
     cpio.char_device("dev/console", 5, 1);
     cpio.file("init", INIT.as_bytes(), 0o755);
     cpio.file("bin/busybox", &std::fs::read(busybox)?, 0o755);
-    cpio.file("sensor", &std::fs::read(sensor).context("reading the sensor binary")?, 0o755);
-    cpio.file("sensor.toml", b"[agent]\nstate_dir = \"/var/lib/sensor\"\n", 0o644);
+    cpio.file(
+        "sensor",
+        &std::fs::read(sensor).context("reading the sensor binary")?,
+        0o755,
+    );
+    cpio.file(
+        "sensor.toml",
+        b"[agent]\nstate_dir = \"/var/lib/sensor\"\n",
+        0o644,
+    );
     cpio.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n", 0o644);
     cpio.file("etc/group", b"root:x:0:\n", 0o644);
     for lib in shared_libraries(sensor)? {
         let inside = lib.to_string_lossy().trim_start_matches('/').to_owned();
-        cpio.file(&inside, &std::fs::read(&lib).with_context(|| format!("reading {}", lib.display()))?, 0o755);
+        cpio.file(
+            &inside,
+            &std::fs::read(&lib).with_context(|| format!("reading {}", lib.display()))?,
+            0o755,
+        );
     }
     let out = PathBuf::from("target/kernels/initramfs.cpio");
     std::fs::create_dir_all("target/kernels")?;
@@ -144,7 +182,19 @@ impl Cpio {
         self.ino += 1;
         let namesize = name.len() + 1;
         let fields = [
-            self.ino, mode, 0, 0, 1, 0, data.len() as u32, 0, 0, rdev.0, rdev.1, namesize as u32, 0,
+            self.ino,
+            mode,
+            0,
+            0,
+            1,
+            0,
+            data.len() as u32,
+            0,
+            0,
+            rdev.0,
+            rdev.1,
+            namesize as u32,
+            0,
         ];
         self.out.extend_from_slice(b"070701");
         for f in fields {
@@ -185,8 +235,23 @@ impl Cpio {
 fn boot_and_check(vmlinuz: &Path, initrd: &Path, suite: &str) -> Result<String> {
     let started = Instant::now();
     let mut child = Command::new("qemu-system-x86_64")
-        .args(["-accel", "tcg,thread=multi", "-cpu", "max", "-smp", "2", "-m", "1024"])
-        .args(["-nographic", "-no-reboot", "-nodefaults", "-serial", "stdio"])
+        .args([
+            "-accel",
+            "tcg,thread=multi",
+            "-cpu",
+            "max",
+            "-smp",
+            "2",
+            "-m",
+            "1024",
+        ])
+        .args([
+            "-nographic",
+            "-no-reboot",
+            "-nodefaults",
+            "-serial",
+            "stdio",
+        ])
         .arg("-kernel")
         .arg(vmlinuz)
         .arg("-initrd")
@@ -211,7 +276,10 @@ fn boot_and_check(vmlinuz: &Path, initrd: &Path, suite: &str) -> Result<String> 
             let _ = child.kill();
             let _ = child.wait();
             let console = reader.join().unwrap_or_default();
-            bail!("the guest did not finish within {BOOT_TIMEOUT:?}; console tail:\n{}", cmd::tail(&console, 40));
+            bail!(
+                "the guest did not finish within {BOOT_TIMEOUT:?}; console tail:\n{}",
+                cmd::tail(&console, 40)
+            );
         }
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -219,7 +287,10 @@ fn boot_and_check(vmlinuz: &Path, initrd: &Path, suite: &str) -> Result<String> 
     let saved = PathBuf::from(format!("target/kernels/{suite}.console"));
     let _ = std::fs::write(&saved, &console);
     if console.contains("Kernel panic") {
-        bail!("the guest kernel panicked; console tail:\n{}", cmd::tail(&console, 40));
+        bail!(
+            "the guest kernel panicked; console tail:\n{}",
+            cmd::tail(&console, 40)
+        );
     }
     let section = |name: &str| -> Option<String> {
         let begin = format!("SENSOR-VM-{name}-BEGIN");
@@ -228,7 +299,12 @@ fn boot_and_check(vmlinuz: &Path, initrd: &Path, suite: &str) -> Result<String> 
         let stop = console[start..].find(&end)? + start;
         Some(console[start..stop].replace('\r', ""))
     };
-    let stderr = section("STDERR").with_context(|| format!("the guest printed no sensor output; console tail:\n{}", cmd::tail(&console, 40)))?;
+    let stderr = section("STDERR").with_context(|| {
+        format!(
+            "the guest printed no sensor output; console tail:\n{}",
+            cmd::tail(&console, 40)
+        )
+    })?;
     let events = section("EVENTS").unwrap_or_default();
     // The echo's exec and its exit (exit code 0), both with the exact argv.
     let marked = |action: &str| {
@@ -237,7 +313,10 @@ fn boot_and_check(vmlinuz: &Path, initrd: &Path, suite: &str) -> Result<String> 
             .filter(|l| l.contains(&format!(r#""action":"{action}""#)))
             .any(|l| serde_json_lite_args(l).is_some_and(|a| a == ["/bin/echo", MARKER, "a b"]))
     };
-    let missing: Vec<&str> = ["exec", "exit"].into_iter().filter(|a| !marked(a)).collect();
+    let missing: Vec<&str> = ["exec", "exit"]
+        .into_iter()
+        .filter(|a| !marked(a))
+        .collect();
     if !missing.is_empty() {
         bail!(
             "no {} event with argv [/bin/echo, {MARKER}, \"a b\"]\nsensor stderr:\n{}\nevents:\n{}",
@@ -255,9 +334,9 @@ fn boot_and_check(vmlinuz: &Path, initrd: &Path, suite: &str) -> Result<String> 
     });
     // Debian's kernels allow fentry: the mode before the chmod (busybox
     // touch makes 0644) comes from fentry/security_inode_setattr.
-    let before = events.lines().any(|l| {
-        l.contains(r#""action":"chmod""#) && l.contains(r#""before":{"mode":"0644""#)
-    });
+    let before = events
+        .lines()
+        .any(|l| l.contains(r#""action":"chmod""#) && l.contains(r#""before":{"mode":"0644""#));
     if chmod && !before {
         bail!(
             "the chmod event lacks the mode from before the call (fentry/security_inode_setattr)\nsensor stderr:\n{}\nevents:\n{}",

@@ -1,15 +1,15 @@
 //! `cargo xtask`: what cargo cannot do alone for this project — toolchain
 //! setup, building the eBPF object, privileged tests, benchmarks.
 
+mod apt;
 mod bench;
 mod bench_enrich;
-mod bench_syscalls;
 mod bench_sinks;
+mod bench_syscalls;
 mod cmd;
-mod apt;
 mod kernels;
-mod vm_test;
 mod setup;
+mod vm_test;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -117,15 +117,24 @@ fn run(cli: Cli) -> Result<()> {
     let root = workspace_root()?;
     std::env::set_current_dir(&root).with_context(|| format!("cd {}", root.display()))?;
     match cli.command {
-        Command::Setup { bpf_linker_root: Some(dir) } => {
-            let dir = std::path::absolute(&dir).with_context(|| format!("resolving {}", dir.display()))?;
+        Command::Setup {
+            bpf_linker_root: Some(dir),
+        } => {
+            let dir = std::path::absolute(&dir)
+                .with_context(|| format!("resolving {}", dir.display()))?;
             setup::install_bpf_linker(Some(&dir))
         }
-        Command::Setup { bpf_linker_root: None } => setup::run(),
+        Command::Setup {
+            bpf_linker_root: None,
+        } => setup::run(),
         Command::Build { release } => build(release).map(|_| ()),
         Command::Run { release, args } => {
             let bin = build(release)?;
-            let args = if args.is_empty() { vec!["run".to_owned()] } else { args };
+            let args = if args.is_empty() {
+                vec!["run".to_owned()]
+            } else {
+                args
+            };
             run_as_root(&bin, &args)
         }
         Command::Test => test(),
@@ -140,10 +149,18 @@ fn run(cli: Cli) -> Result<()> {
             let bin = build(true)?;
             vm_test::run(&bin, &vm_test::Options { only, disable })
         }
-        Command::Bench { seconds, sensor, only } => {
+        Command::Bench {
+            seconds,
+            sensor,
+            only,
+        } => {
             require_root("cargo xtask bench")?;
             let parts = bench::Parts::from_only(only.as_deref())?;
-            let bins = if sensor.is_empty() { vec![build(true)?] } else { sensor };
+            let bins = if sensor.is_empty() {
+                vec![build(true)?]
+            } else {
+                sensor
+            };
             bench::run(&bins, seconds, parts)
         }
     }
@@ -154,12 +171,22 @@ fn build(release: bool) -> Result<PathBuf> {
     setup::ensure_build_tools()?;
     let mut c = std::process::Command::new("cargo");
     // sensor/build.rs (aya-build) runs bpf-linker from PATH.
-    c.args(["build", "--package", "sensor"]).env("PATH", setup::path_with_cargo_bin());
+    c.args(["build", "--package", "sensor"])
+        .env("PATH", setup::path_with_cargo_bin());
     if release {
         c.arg("--release");
     }
-    cmd::run(&mut c, if release { "cargo build --release -p sensor" } else { "cargo build -p sensor" })?;
-    Ok(target_dir().join(if release { "release" } else { "debug" }).join("sensor"))
+    cmd::run(
+        &mut c,
+        if release {
+            "cargo build --release -p sensor"
+        } else {
+            "cargo build -p sensor"
+        },
+    )?;
+    Ok(target_dir()
+        .join(if release { "release" } else { "debug" })
+        .join("sensor"))
 }
 
 /// Cargo's target directory: `CARGO_TARGET_DIR` if set, else `target`.
@@ -173,7 +200,8 @@ fn test() -> Result<()> {
     require_root("cargo xtask test")?;
     setup::run()?;
     let bin = build(false)?;
-    let bin = std::fs::canonicalize(&bin).with_context(|| format!("finding the built {}", bin.display()))?;
+    let bin = std::fs::canonicalize(&bin)
+        .with_context(|| format!("finding the built {}", bin.display()))?;
 
     // Tiers 1 and 2: unit tests and the privileged integration tests on this
     // kernel, for the workspace's default members. Not `--workspace`: that
@@ -192,20 +220,40 @@ fn test() -> Result<()> {
     // QEMU, verified at a collector on this host.
     println!("xtask test: the attack scenario in QEMU guests (cargo xtask vm-test)");
     let release = build(true)?;
-    vm_test::run(&release, &vm_test::Options { only: None, disable: Vec::new() })
+    vm_test::run(
+        &release,
+        &vm_test::Options {
+            only: None,
+            disable: Vec::new(),
+        },
+    )
 }
 
 /// Runs the sensor as root: directly when we are root, else through sudo.
 fn run_as_root(bin: &std::path::Path, args: &[String]) -> Result<()> {
     if is_root() {
-        return cmd::run(std::process::Command::new(bin).args(args), "running the sensor");
+        return cmd::run(
+            std::process::Command::new(bin).args(args),
+            "running the sensor",
+        );
     }
-    let has_sudo = std::process::Command::new("sudo").arg("--version").output().is_ok_and(|o| o.status.success());
+    let has_sudo = std::process::Command::new("sudo")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !has_sudo {
-        bail!("the sensor loads eBPF programs and must run as root, and sudo is not available: run `cargo xtask run` as root");
+        bail!(
+            "the sensor loads eBPF programs and must run as root, and sudo is not available: run `cargo xtask run` as root"
+        );
     }
     println!("xtask run: not root, running the sensor through sudo");
-    cmd::run(std::process::Command::new("sudo").arg("--").arg(bin).args(args), "running the sensor through sudo")
+    cmd::run(
+        std::process::Command::new("sudo")
+            .arg("--")
+            .arg(bin)
+            .args(args),
+        "running the sensor through sudo",
+    )
 }
 
 fn is_root() -> bool {

@@ -101,7 +101,9 @@ fn ensure_rust_src() -> Result<()> {
 fn cargo_home() -> PathBuf {
     std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo"))
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo")
+        })
 }
 
 /// PATH with cargo's bin directory in front, so that a bpf-linker installed
@@ -117,7 +119,10 @@ pub fn path_with_cargo_bin() -> OsString {
 /// Whether `bpf-linker --version` works: the binary exists *and* finds the
 /// libLLVM it was linked against (a nightly update removes the old one).
 fn bpf_linker_works(bin: &Path) -> bool {
-    Command::new(bin).arg("--version").output().is_ok_and(|o| o.status.success())
+    Command::new(bin)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 fn ensure_bpf_linker() -> Result<()> {
@@ -128,7 +133,10 @@ fn ensure_bpf_linker() -> Result<()> {
         .ok()
         .filter(|o| o.status.success());
     if let Some(out) = on_path {
-        println!("setup: {} present, skipped", String::from_utf8_lossy(&out.stdout).trim());
+        println!(
+            "setup: {} present, skipped",
+            String::from_utf8_lossy(&out.stdout).trim()
+        );
         return Ok(());
     }
     install_bpf_linker(None)
@@ -146,8 +154,12 @@ pub fn install_bpf_linker(root: Option<&Path>) -> Result<()> {
         "finding the nightly sysroot",
     )?;
     let lib = PathBuf::from(sysroot.trim()).join("lib");
-    let version = cmd::stdout(Command::new("rustc").args(["+nightly", "-vV"]), "reading nightly's LLVM version")?;
-    let major = llvm_major(&version).context("`rustc +nightly -vV` printed no `LLVM version:` line")?;
+    let version = cmd::stdout(
+        Command::new("rustc").args(["+nightly", "-vV"]),
+        "reading nightly's LLVM version",
+    )?;
+    let major =
+        llvm_major(&version).context("`rustc +nightly -vV` printed no `LLVM version:` line")?;
     let so = std::fs::read_dir(&lib)
         .with_context(|| format!("reading {}", lib.display()))?
         .filter_map(|e| e.ok())
@@ -155,9 +167,13 @@ pub fn install_bpf_linker(root: Option<&Path>) -> Result<()> {
         .find(|n| is_libllvm(n))
         .with_context(|| format!("no libLLVM shared library in {}", lib.display()))?;
     // bpf-linker keeps an rpath to this prefix: it must stay where it is.
-    let prefix = root.map(Path::to_path_buf).unwrap_or_else(cargo_home).join("bpf-linker-llvm");
+    let prefix = root
+        .map(Path::to_path_buf)
+        .unwrap_or_else(cargo_home)
+        .join("bpf-linker-llvm");
     let prefix_lib = prefix.join("lib");
-    std::fs::create_dir_all(&prefix_lib).with_context(|| format!("creating {}", prefix_lib.display()))?;
+    std::fs::create_dir_all(&prefix_lib)
+        .with_context(|| format!("creating {}", prefix_lib.display()))?;
     let target = lib.join(&so);
     for name in ["libLLVM.so", so.as_str()] {
         let link = prefix_lib.join(name);
@@ -176,16 +192,34 @@ pub fn install_bpf_linker(root: Option<&Path>) -> Result<()> {
     let mut c = Command::new("cargo");
     // --force: an install of the same version whose libLLVM went away with a
     // nightly update must be rebuilt, not skipped as "already installed".
-    c.args(["install", "bpf-linker", "--locked", "--force", "--version", BPF_LINKER_VERSION])
-        .args(["--no-default-features", "--features", &format!("llvm-{major}")])
-        .env("LLVM_PREFIX", &prefix);
+    c.args([
+        "install",
+        "bpf-linker",
+        "--locked",
+        "--force",
+        "--version",
+        BPF_LINKER_VERSION,
+    ])
+    .args([
+        "--no-default-features",
+        "--features",
+        &format!("llvm-{major}"),
+    ])
+    .env("LLVM_PREFIX", &prefix);
     if let Some(root) = root {
         c.arg("--root").arg(root);
     }
     cmd::run(&mut c, "cargo install bpf-linker")?;
-    let bin = root.map(Path::to_path_buf).unwrap_or_else(cargo_home).join("bin/bpf-linker");
+    let bin = root
+        .map(Path::to_path_buf)
+        .unwrap_or_else(cargo_home)
+        .join("bin/bpf-linker");
     if !bpf_linker_works(&bin) {
-        bail!("{} was installed but `{} --version` fails", bin.display(), bin.display());
+        bail!(
+            "{} was installed but `{} --version` fails",
+            bin.display(),
+            bin.display()
+        );
     }
     println!("setup: installed {}", bin.display());
     Ok(())
@@ -206,9 +240,16 @@ fn llvm_major(rustc_vv: &str) -> Option<u32> {
 }
 
 fn ensure_debian_packages(packages: &[&str]) -> Result<()> {
-    let missing: Vec<&str> = packages.iter().copied().filter(|p| !dpkg_installed(p)).collect();
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|p| !dpkg_installed(p))
+        .collect();
     if missing.is_empty() {
-        println!("setup: Debian packages present ({}), skipped", packages.join(", "));
+        println!(
+            "setup: Debian packages present ({}), skipped",
+            packages.join(", ")
+        );
         return Ok(());
     }
     install_debian_packages(&missing).context("setup step 3/3 (Debian packages)")?;
@@ -218,7 +259,9 @@ fn ensure_debian_packages(packages: &[&str]) -> Result<()> {
 fn install_debian_packages(missing: &[&str]) -> Result<()> {
     println!("setup: installing Debian packages: {}", missing.join(" "));
     cmd::run(
-        Command::new("apt-get").args(["update", "-q"]).env("DEBIAN_FRONTEND", "noninteractive"),
+        Command::new("apt-get")
+            .args(["update", "-q"])
+            .env("DEBIAN_FRONTEND", "noninteractive"),
         "apt-get update",
     )?;
     // Packages with daemons (auditd) must not start them. policy-rc.d exit
@@ -227,8 +270,11 @@ fn install_debian_packages(missing: &[&str]) -> Result<()> {
     let policy = PathBuf::from("/usr/sbin/policy-rc.d");
     let had_policy = policy.exists();
     if !had_policy {
-        std::fs::write(&policy, "#!/bin/sh\n# cargo xtask setup: no service starts during install\nexit 101\n")
-            .context("writing /usr/sbin/policy-rc.d")?;
+        std::fs::write(
+            &policy,
+            "#!/bin/sh\n# cargo xtask setup: no service starts during install\nexit 101\n",
+        )
+        .context("writing /usr/sbin/policy-rc.d")?;
         set_executable(&policy)?;
     }
     let installed = cmd::run(
@@ -243,9 +289,16 @@ fn install_debian_packages(missing: &[&str]) -> Result<()> {
         std::fs::remove_file(&policy).context("removing /usr/sbin/policy-rc.d")?;
     }
     installed?;
-    let still: Vec<&str> = missing.iter().copied().filter(|p| !dpkg_installed(p)).collect();
+    let still: Vec<&str> = missing
+        .iter()
+        .copied()
+        .filter(|p| !dpkg_installed(p))
+        .collect();
     if !still.is_empty() {
-        bail!("apt-get reported success but these packages are not installed: {}", still.join(", "));
+        bail!(
+            "apt-get reported success but these packages are not installed: {}",
+            still.join(", ")
+        );
     }
     Ok(())
 }
@@ -262,7 +315,9 @@ fn keep_services_stopped(just_installed: &[&str]) -> Result<()> {
         }
         if systemd {
             // Not fatal: a unit may be missing or already disabled.
-            let _ = Command::new("systemctl").args(["disable", "--now", daemon]).status();
+            let _ = Command::new("systemctl")
+                .args(["disable", "--now", daemon])
+                .status();
         }
         let pids = pids_named(daemon);
         if pids.is_empty() {
@@ -283,7 +338,10 @@ fn keep_services_stopped(just_installed: &[&str]) -> Result<()> {
         }
         for argv in undo {
             println!("setup: {}", argv.join(" "));
-            cmd::stdout(Command::new(argv[0]).args(&argv[1..]), &format!("undoing {daemon}'s start: {}", argv.join(" ")))?;
+            cmd::stdout(
+                Command::new(argv[0]).args(&argv[1..]),
+                &format!("undoing {daemon}'s start: {}", argv.join(" ")),
+            )?;
         }
     }
     Ok(())
@@ -291,7 +349,9 @@ fn keep_services_stopped(just_installed: &[&str]) -> Result<()> {
 
 /// Pids of processes whose command name is exactly `name`.
 pub fn pids_named(name: &str) -> Vec<i32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
     dir.filter_map(|e| e.ok())
         .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
         .filter(|pid| {

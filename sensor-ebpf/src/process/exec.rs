@@ -3,15 +3,15 @@
 //! in this CPU's scratch slot and sent by the last stage; if a tail call
 //! fails, the record is sent with what it has and the failure is counted.
 
-use aya_ebpf::helpers::generated::bpf_probe_read_user;
 use aya_ebpf::helpers::bpf_ktime_get_boot_ns;
+use aya_ebpf::helpers::generated::bpf_probe_read_user;
 use aya_ebpf::macros::{map, raw_tracepoint};
 use aya_ebpf::maps::ProgramArray;
 use aya_ebpf::programs::RawTracePointContext;
 use sensor_common::names::{EXEC_STAGE_CGROUP, EXEC_STAGE_CWD};
 use sensor_common::{
-    ARGV_CAP, CGROUP_CAP, CGROUP_COMPONENTS_MAX, EventKind, ExecEvent,
-    PATH_CAP, PATH_COMPONENTS_MAX, ProbeError, exec_flags,
+    ARGV_CAP, CGROUP_CAP, CGROUP_COMPONENTS_MAX, EventKind, ExecEvent, PATH_CAP,
+    PATH_COMPONENTS_MAX, ProbeError, exec_flags,
 };
 
 use crate::kernel::{Miss, field, read_ptr, read_u32, read_u64};
@@ -64,7 +64,10 @@ pub fn exec_cgroup(ctx: RawTracePointContext) -> u32 {
     // SAFETY: as in exec_cwd.
     let ev = unsafe { &mut *buf.cast::<ExecEvent>() };
     let task: u64 = ctx.arg(0);
-    let mut w = writer(buf, ev.argv_len as usize + ev.exe_len as usize + ev.cwd_len as usize);
+    let mut w = writer(
+        buf,
+        ev.argv_len as usize + ev.exe_len as usize + ev.cwd_len as usize,
+    );
     let before = w.pos;
     // A kernel without the cgroup fields simply has no cgroup path.
     let walk = match task::cgroup_kn(task) {
@@ -104,7 +107,12 @@ fn try_process_exec(ctx: &RawTracePointContext) -> Result<u32, i64> {
 
     // argv: the raw arg_start..arg_end bytes of the new image.
     let mm = read_ptr(task, off!(task_mm));
-    let bounds = mm.and_then(|mm| Ok((read_u64(mm, off!(mm_arg_start))?, read_u64(mm, off!(mm_arg_end))?)));
+    let bounds = mm.and_then(|mm| {
+        Ok((
+            read_u64(mm, off!(mm_arg_start))?,
+            read_u64(mm, off!(mm_arg_end))?,
+        ))
+    });
     let (arg_start, total) = match bounds {
         Ok((start, end)) if end > start => (start, end - start),
         Ok(_) | Err(Miss::Absent) => (0, 0),
@@ -119,9 +127,17 @@ fn try_process_exec(ctx: &RawTracePointContext) -> Result<u32, i64> {
     // 5.10 verifier walks that dead branch with impossible bounds
     // (umin > umax) and turns the `len`-derived write pointer into a scalar
     // ("R1 type=inv expected=fp, ..."), rejecting the program (6.1 prunes it).
-    let total = if total > u32::MAX as u64 { u32::MAX } else { total as u32 };
+    let total = if total > u32::MAX as u64 {
+        u32::MAX
+    } else {
+        total as u32
+    };
     ev.argv_total = total;
-    let mut len = if total > ARGV_CAP as u32 { ARGV_CAP as u32 } else { total };
+    let mut len = if total > ARGV_CAP as u32 {
+        ARGV_CAP as u32
+    } else {
+        total
+    };
     if total > ARGV_CAP as u32 {
         ev.flags |= exec_flags::ARGV_TRUNCATED;
     }
@@ -141,7 +157,9 @@ fn try_process_exec(ctx: &RawTracePointContext) -> Result<u32, i64> {
     let mut w = writer(buf, len as usize);
     let file = read_ptr(bprm, off!(binprm_file));
     // No name left in any directory: a memfd or a deleted file.
-    let nlink = file.and_then(|f| read_ptr(f, off!(file_inode))).and_then(|i| read_u32(i, off!(inode_nlink)));
+    let nlink = file
+        .and_then(|f| read_ptr(f, off!(file_inode)))
+        .and_then(|i| read_u32(i, off!(inode_nlink)));
     if nlink == Ok(0) {
         ev.flags |= exec_flags::EXE_UNLINKED;
     }
@@ -159,7 +177,10 @@ fn scratch() -> Option<*mut u8> {
 
 fn writer(buf: *mut u8, pos: usize) -> Writer {
     // SAFETY: FIXED is inside the scratch value.
-    Writer { data: unsafe { buf.add(FIXED) }, pos: pos & DATA_MASK }
+    Writer {
+        data: unsafe { buf.add(FIXED) },
+        pos: pos & DATA_MASK,
+    }
 }
 
 /// Jumps to the next stage; only returns if the jump failed, in which case
@@ -175,7 +196,8 @@ fn next_stage(ctx: &RawTracePointContext, buf: *mut u8, stage: u32) {
 fn send(buf: *mut u8) {
     // SAFETY: stage 1 wrote an ExecEvent at the start of the slot.
     let ev = unsafe { &mut *buf.cast::<ExecEvent>() };
-    let data = ev.argv_len as usize + ev.exe_len as usize + ev.cwd_len as usize + ev.cgroup_len as usize;
+    let data =
+        ev.argv_len as usize + ev.exe_len as usize + ev.cwd_len as usize + ev.cgroup_len as usize;
     let size = FIXED + (data & DATA_MASK);
     ev.header.size = size as u32;
     if ev.flags & exec_flags::PATH_FAILED != 0 {

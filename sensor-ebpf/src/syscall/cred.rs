@@ -38,10 +38,15 @@ pub fn cred_enter(ctx: TracePointContext) -> u32 {
     // Ids are 32-bit; capset's two pointers are not ids and are not kept.
     let ids = op != SyscallOp::Capset;
     for i in 0..3 {
-        put(&mut p.args[i], if ids { super::arg(&ctx, i) as u32 } else { 0 });
+        put(
+            &mut p.args[i],
+            if ids { super::arg(&ctx, i) as u32 } else { 0 },
+        );
     }
     let cred = read_ptr(task, off!(task_real_cred));
-    let read = cred.and_then(|c| read_ids(c, &mut p.old_ids)).and_then(|()| cred.and_then(|c| read_caps(c, &mut p.old_caps)));
+    let read = cred
+        .and_then(|c| read_ids(c, &mut p.old_ids))
+        .and_then(|()| cred.and_then(|c| read_caps(c, &mut p.old_caps)));
     if read.is_err() {
         for id in &mut p.old_ids {
             put(id, u32::MAX);
@@ -61,7 +66,9 @@ pub fn cred_enter(ctx: TracePointContext) -> u32 {
 pub fn cred_exit(ctx: TracePointContext) -> u32 {
     let key = super::thread_key();
     // SAFETY: the value is copied out before the entry is removed.
-    let Some(p) = (unsafe { CRED_INFLIGHT.get(&key) }).copied() else { return 0 };
+    let Some(p) = (unsafe { CRED_INFLIGHT.get(&key) }).copied() else {
+        return 0;
+    };
     let _ = CRED_INFLIGHT.remove(&key);
     let ret = super::ret(&ctx);
     let task = super::current_task();
@@ -76,7 +83,10 @@ pub fn cred_exit(ctx: TracePointContext) -> u32 {
         ev._pad1 = 0;
         ev.old_ids = p.old_ids;
         ev.old_caps = p.old_caps;
-        if read_ptr(task, off!(task_real_cred)).and_then(|c| read_caps(c, &mut ev.new_caps)).is_err() {
+        if read_ptr(task, off!(task_real_cred))
+            .and_then(|c| read_caps(c, &mut ev.new_caps))
+            .is_err()
+        {
             for cap in &mut ev.new_caps {
                 put(cap, 0);
             }

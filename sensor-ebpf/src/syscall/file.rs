@@ -15,8 +15,8 @@ use aya_ebpf::macros::{map, tracepoint};
 use aya_ebpf::maps::{HashMap, PerCpuArray};
 use aya_ebpf::programs::TracePointContext;
 use sensor_common::{
-    ARG_PATH_CAP, AT_FDCWD, EventKind, FileEvent, PATH_CAP, PATH_COMPONENTS_MAX, ProbeError, SyscallOp,
-    Target, XATTR_NAME_CAP, XATTR_VALUE_CAP, file_flags,
+    ARG_PATH_CAP, AT_FDCWD, EventKind, FileEvent, PATH_CAP, PATH_COMPONENTS_MAX, ProbeError,
+    SyscallOp, Target, XATTR_NAME_CAP, XATTR_VALUE_CAP, file_flags,
 };
 
 use super::{copy, fd_file, read_user_str};
@@ -60,7 +60,8 @@ static FILE_PENDING: PerCpuArray<PendingFile> = PerCpuArray::with_max_entries(1,
 /// File syscalls between entry and exit, by thread. Not preallocated: each
 /// value is ~4.5 KiB and only calls in flight need one.
 #[map]
-pub(super) static FILE_INFLIGHT: HashMap<u64, PendingFile> = HashMap::with_max_entries(4096, BPF_F_NO_PREALLOC);
+pub(super) static FILE_INFLIGHT: HashMap<u64, PendingFile> =
+    HashMap::with_max_entries(4096, BPF_F_NO_PREALLOC);
 
 const BPF_F_NO_PREALLOC: u32 = 1;
 
@@ -99,7 +100,9 @@ pub fn file_enter(ctx: TracePointContext) -> u32 {
         }
     };
     match op {
-        SyscallOp::Chmod | SyscallOp::Fchmod | SyscallOp::Fchmodat => p.mode = super::arg(&ctx, rest) as u32,
+        SyscallOp::Chmod | SyscallOp::Fchmod | SyscallOp::Fchmodat => {
+            p.mode = super::arg(&ctx, rest) as u32
+        }
         SyscallOp::Fchmodat2 => {
             p.mode = super::arg(&ctx, rest) as u32;
             p.at_flags = super::arg(&ctx, rest + 1) as u32;
@@ -115,7 +118,14 @@ pub fn file_enter(ctx: TracePointContext) -> u32 {
     }
     if path_ptr != 0 {
         let (unreadable, truncated) = (file_flags::PATH_UNREADABLE, file_flags::PATH_TRUNCATED);
-        p.path_len = read_user_str(p.path.as_mut_ptr(), ARG_PATH_CAP, path_ptr, &mut p.flags, unreadable, truncated);
+        p.path_len = read_user_str(
+            p.path.as_mut_ptr(),
+            ARG_PATH_CAP,
+            path_ptr,
+            &mut p.flags,
+            unreadable,
+            truncated,
+        );
         if crate::filter::path_ignored(&p.path, p.path_len) {
             return 0;
         }
@@ -123,7 +133,14 @@ pub fn file_enter(ctx: TracePointContext) -> u32 {
     if op.is_xattr() {
         let name_ptr = super::arg(&ctx, rest);
         let unreadable = file_flags::NAME_UNREADABLE;
-        p.name_len = read_user_str(p.name.as_mut_ptr(), XATTR_NAME_CAP, name_ptr, &mut p.flags, unreadable, 0);
+        p.name_len = read_user_str(
+            p.name.as_mut_ptr(),
+            XATTR_NAME_CAP,
+            name_ptr,
+            &mut p.flags,
+            unreadable,
+            0,
+        );
         // Only security.* (file capabilities, LSM labels) and POSIX ACLs
         // change privileges; user.* and trusted.* are dropped here. An
         // unreadable name is reported as such.
@@ -134,7 +151,11 @@ pub fn file_enter(ctx: TracePointContext) -> u32 {
             let value_ptr = super::arg(&ctx, rest + 1);
             let size = super::arg(&ctx, rest + 2);
             p.at_flags = super::arg(&ctx, rest + 3) as u32;
-            p.value_size = if size > u32::MAX as u64 { u32::MAX } else { size as u32 };
+            p.value_size = if size > u32::MAX as u64 {
+                u32::MAX
+            } else {
+                size as u32
+            };
             let mut len = p.value_size;
             if len > XATTR_VALUE_CAP as u32 {
                 len = XATTR_VALUE_CAP as u32;
@@ -142,7 +163,9 @@ pub fn file_enter(ctx: TracePointContext) -> u32 {
             }
             if len > 0 {
                 // SAFETY: probe read of at most XATTR_VALUE_CAP bytes into value.
-                let r = unsafe { bpf_probe_read_user(p.value.as_mut_ptr().cast(), len, value_ptr as *const _) };
+                let r = unsafe {
+                    bpf_probe_read_user(p.value.as_mut_ptr().cast(), len, value_ptr as *const _)
+                };
                 if r < 0 {
                     p.flags |= file_flags::VALUE_UNREADABLE;
                     count_error(ProbeError::ReadArg);
@@ -155,7 +178,8 @@ pub fn file_enter(ctx: TracePointContext) -> u32 {
     // The file itself is known now for fd-based calls: its attributes
     // before the change.
     if acts_on_fd(target, p.path_len, p.at_flags, p.flags) {
-        let inode = fd_file(super::current_task(), p.fd).and_then(|f| read_ptr(f, off!(file_inode)));
+        let inode =
+            fd_file(super::current_task(), p.fd).and_then(|f| read_ptr(f, off!(file_inode)));
         match inode.and_then(|i| read_attrs(i, p)) {
             Ok(()) => p.flags |= file_flags::OLD_KNOWN,
             Err(Miss::Fault) => count_error(ProbeError::ReadTask),
@@ -171,7 +195,9 @@ pub fn file_enter(ctx: TracePointContext) -> u32 {
 #[tracepoint]
 pub fn file_exit(ctx: TracePointContext) -> u32 {
     let key = super::thread_key();
-    let Some(p) = FILE_INFLIGHT.get_ptr(&key) else { return 0 };
+    let Some(p) = FILE_INFLIGHT.get_ptr(&key) else {
+        return 0;
+    };
     let Some(buf) = scratch(&SYSCALL_SCRATCH) else {
         let _ = FILE_INFLIGHT.remove(&key);
         return 0;
@@ -215,7 +241,10 @@ pub fn file_exit(ctx: TracePointContext) -> u32 {
     ev.path_len = path_len as u32;
 
     // 2. The base: the fd's file, or the directory a relative path starts from.
-    let mut w = Writer { data, pos: path_len };
+    let mut w = Writer {
+        data,
+        pos: path_len,
+    };
     let target = SyscallOp::from_u32(p.op).and_then(SyscallOp::target);
     let base: Option<Result<u64, Miss>> = match target {
         Some(t) if acts_on_fd(t, p.path_len, p.at_flags, p.flags) => {
@@ -223,7 +252,9 @@ pub fn file_exit(ctx: TracePointContext) -> u32 {
             Some(fd_file(task, p.fd).and_then(|f| field(f, off!(file_path))))
         }
         _ if p.path_len > 0 && p.path[0] == b'/' => None,
-        _ if p.fd == AT_FDCWD => Some(read_ptr(task, off!(task_fs)).and_then(|fs| field(fs, off!(fs_pwd)))),
+        _ if p.fd == AT_FDCWD => {
+            Some(read_ptr(task, off!(task_fs)).and_then(|fs| field(fs, off!(fs_pwd))))
+        }
         _ => Some(fd_file(task, p.fd).and_then(|f| field(f, off!(file_path)))),
     };
     if let Some(base) = base {
@@ -248,7 +279,11 @@ pub fn file_exit(ctx: TracePointContext) -> u32 {
     ev.name_len = name_len as u32;
     let value_at = (w.pos + name_len) & DATA_MASK;
     let value_len = p.value_len as usize & (2 * XATTR_VALUE_CAP - 1);
-    let value_len = if value_len > XATTR_VALUE_CAP { XATTR_VALUE_CAP } else { value_len };
+    let value_len = if value_len > XATTR_VALUE_CAP {
+        XATTR_VALUE_CAP
+    } else {
+        value_len
+    };
     copy(data, value_at, p.value.as_ptr(), value_len);
     ev.value_len = value_len as u32;
 
@@ -268,7 +303,9 @@ fn acts_on_fd(target: Target, path_len: u32, at_flags: u32, flags: u32) -> bool 
     match target {
         Target::Fd => true,
         Target::DirfdPath => {
-            path_len == 0 && flags & file_flags::PATH_UNREADABLE == 0 && at_flags & AT_EMPTY_PATH != 0
+            path_len == 0
+                && flags & file_flags::PATH_UNREADABLE == 0
+                && at_flags & AT_EMPTY_PATH != 0
         }
         Target::Path => false,
     }

@@ -25,14 +25,21 @@ pub fn file_setattr(ctx: *mut u64) -> i32 {
     // a chosen index. Volatile keeps the two loads from being merged.
     // SAFETY: security_inode_setattr has at least two arguments on every
     // kernel (dentry and iattr), so ctx[0] and ctx[1] are readable.
-    let args = unsafe { [core::ptr::read_volatile(ctx), core::ptr::read_volatile(ctx.add(1))] };
+    let args = unsafe {
+        [
+            core::ptr::read_volatile(ctx),
+            core::ptr::read_volatile(ctx.add(1)),
+        ]
+    };
     on_setattr(args);
     0
 }
 
 #[inline(always)]
 fn on_setattr(args: [u64; 2]) {
-    let Some(p) = FILE_INFLIGHT.get_ptr_mut(&super::thread_key()) else { return };
+    let Some(p) = FILE_INFLIGHT.get_ptr_mut(&super::thread_key()) else {
+        return;
+    };
     // SAFETY: this thread's live map value; only this thread touches it.
     let p = unsafe { &mut *p };
     if p.flags & file_flags::OLD_KNOWN != 0 {

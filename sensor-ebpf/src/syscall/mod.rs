@@ -103,7 +103,6 @@ pub fn fd_file(task: u64, fd: i32) -> Result<u64, Miss> {
     read_ptr(array, fd as u32 * 8)
 }
 
-
 /// Copies `len` bytes of kernel memory at `src` to `data + at`, the
 /// position masked so the verifier can prove the write stays in the
 /// scratch buffer (`len` is below 4 KiB at every caller).
@@ -126,12 +125,25 @@ pub fn copy(data: *mut u8, at: usize, src: *const u8, len: usize) {
 /// length without the NUL. A failed read sets `unreadable` in `flags` (and
 /// is counted), a string filling the buffer sets `truncated`.
 #[inline(always)]
-pub fn read_user_str(dst: *mut u8, cap: usize, src: u64, flags: &mut u32, unreadable: u32, truncated: u32) -> u32 {
+pub fn read_user_str(
+    dst: *mut u8,
+    cap: usize,
+    src: u64,
+    flags: &mut u32,
+    unreadable: u32,
+    truncated: u32,
+) -> u32 {
     if src == 0 {
         return 0;
     }
     // SAFETY: a probe read of at most cap bytes into a buffer of cap bytes.
-    let n = unsafe { aya_ebpf::helpers::generated::bpf_probe_read_user_str(dst.cast(), cap as u32, src as *const _) };
+    let n = unsafe {
+        aya_ebpf::helpers::generated::bpf_probe_read_user_str(
+            dst.cast(),
+            cap as u32,
+            src as *const _,
+        )
+    };
     if n <= 0 {
         *flags |= unreadable;
         crate::maps::count_error(sensor_common::ProbeError::ReadArg);

@@ -11,7 +11,9 @@ use aya_ebpf::helpers::generated::bpf_probe_read_user;
 use aya_ebpf::macros::{map, raw_tracepoint, tracepoint};
 use aya_ebpf::maps::{HashMap, LruHashMap, PerCpuArray};
 use aya_ebpf::programs::{RawTracePointContext, TracePointContext};
-use sensor_common::{EventKind, NET_OP_CONNECT_OUTCOME, NetEvent, ProbeError, SOCKADDR_CAP, SyscallOp};
+use sensor_common::{
+    EventKind, NET_OP_CONNECT_OUTCOME, NetEvent, ProbeError, SOCKADDR_CAP, SyscallOp,
+};
 
 use super::fd_file;
 use crate::kernel::{Miss, copy_struct, put, read_bytes, read_ptr, read_u16, read_u32, zero_u64s};
@@ -68,10 +70,16 @@ pub fn net_enter(ctx: TracePointContext) -> u32 {
         SyscallOp::Connect | SyscallOp::Bind => {
             let addr = super::arg(&ctx, 1);
             let len = super::arg(&ctx, 2);
-            let len = if len > SOCKADDR_CAP as u64 { SOCKADDR_CAP as u32 } else { len as u32 };
+            let len = if len > SOCKADDR_CAP as u64 {
+                SOCKADDR_CAP as u32
+            } else {
+                len as u32
+            };
             if len > 0 {
                 // SAFETY: at most SOCKADDR_CAP bytes into sockaddr.
-                let r = unsafe { bpf_probe_read_user(p.sockaddr.as_mut_ptr().cast(), len, addr as *const _) };
+                let r = unsafe {
+                    bpf_probe_read_user(p.sockaddr.as_mut_ptr().cast(), len, addr as *const _)
+                };
                 if r < 0 {
                     count_error(ProbeError::ReadArg);
                 } else {
@@ -96,7 +104,9 @@ const _: () = assert!(core::mem::offset_of!(NetEvent, local_addr) % 8 == 0);
 #[tracepoint]
 pub fn net_exit(ctx: TracePointContext) -> u32 {
     let key = super::thread_key();
-    let Some(p) = NET_INFLIGHT.get_ptr(&key) else { return 0 };
+    let Some(p) = NET_INFLIGHT.get_ptr(&key) else {
+        return 0;
+    };
     // SAFETY: a live map value, removed only at the end.
     let p = unsafe { &*p };
     let Some(ev) = NET_SCRATCH.get_ptr_mut(0) else {
@@ -127,12 +137,18 @@ pub fn net_exit(ctx: TracePointContext) -> u32 {
     // accept's socket is the new one (its peer is the client); the others'
     // is the fd they were given, unless it was not a socket at all.
     let is_accept = p.op == SyscallOp::Accept as u32 || p.op == SyscallOp::Accept4 as u32;
-    let sock_fd = if is_accept { if ret >= 0 { ret as i32 } else { -1 } } else { p.fd };
+    let sock_fd = if is_accept {
+        if ret >= 0 { ret as i32 } else { -1 }
+    } else {
+        p.fd
+    };
     let not_a_socket = ret == -EBADF || ret == -ENOTSOCK;
     let sk = if not_a_socket {
         Err(Miss::Absent)
     } else {
-        fd_file(task, sock_fd).and_then(|f| read_ptr(f, off!(file_private_data))).and_then(|s| read_ptr(s, off!(socket_sk)))
+        fd_file(task, sock_fd)
+            .and_then(|f| read_ptr(f, off!(file_private_data)))
+            .and_then(|s| read_ptr(s, off!(socket_sk)))
     };
     let sk = sk.unwrap_or(0);
     // The scratch slot holds the previous record: without a socket (a
@@ -143,7 +159,13 @@ pub fn net_exit(ctx: TracePointContext) -> u32 {
         count_error(ProbeError::ReadTask);
     }
     // SAFETY: the NetEvent in this CPU's slot, a map value.
-    unsafe { crate::ring::output(EventKind::Net, (ev as *const NetEvent).cast(), core::mem::size_of::<NetEvent>()) };
+    unsafe {
+        crate::ring::output(
+            EventKind::Net,
+            (ev as *const NetEvent).cast(),
+            core::mem::size_of::<NetEvent>(),
+        )
+    };
 
     if ret == -EINPROGRESS && sk != 0 && ev.protocol == IPPROTO_TCP {
         // Remember the connect until its state leaves SYN_SENT; if that
@@ -171,7 +193,9 @@ pub fn net_state(ctx: RawTracePointContext) -> u32 {
         return 0;
     }
     // SAFETY: the value is copied out before the entry is removed.
-    let Some(remembered) = (unsafe { CONNECTING.get(&sk) }) else { return 0 };
+    let Some(remembered) = (unsafe { CONNECTING.get(&sk) }) else {
+        return 0;
+    };
     let Some(ev) = NET_SCRATCH.get_ptr_mut(0) else {
         count_error(ProbeError::Scratch);
         return 0;
@@ -207,7 +231,13 @@ fn outcome(ev: &mut NetEvent, sk: u64, state: u32) {
         count_error(ProbeError::ReadTask);
     }
     // SAFETY: ev is this CPU's scratch slot, a map value.
-    unsafe { crate::ring::output(EventKind::Net, (ev as *const NetEvent).cast(), core::mem::size_of::<NetEvent>()) };
+    unsafe {
+        crate::ring::output(
+            EventKind::Net,
+            (ev as *const NetEvent).cast(),
+            core::mem::size_of::<NetEvent>(),
+        )
+    };
 }
 
 #[inline(always)]

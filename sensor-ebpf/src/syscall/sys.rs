@@ -10,8 +10,8 @@ use aya_ebpf::macros::{map, raw_tracepoint, tracepoint};
 use aya_ebpf::maps::{HashMap, PerCpuArray};
 use aya_ebpf::programs::{RawTracePointContext, TracePointContext};
 use sensor_common::{
-    EventKind, PATH_COMPONENTS_MAX, ProbeError, SYS_OP_SIGNAL_SENSOR, SYS_STR_CAP, SYS_STR0_CAP, SyscallOp,
-    SysEvent, sys_flags,
+    EventKind, PATH_COMPONENTS_MAX, ProbeError, SYS_OP_SIGNAL_SENSOR, SYS_STR_CAP, SYS_STR0_CAP,
+    SysEvent, SyscallOp, sys_flags,
 };
 
 use super::{copy, fd_file, read_user_str};
@@ -65,7 +65,10 @@ pub fn sys_enter(ctx: TracePointContext) -> u32 {
     match op {
         SyscallOp::Ptrace if a(0) != PTRACE_ATTACH && a(0) != PTRACE_SEIZE => return 0,
         SyscallOp::Bpf
-            if !matches!(a(0), BPF_PROG_LOAD | BPF_PROG_ATTACH | BPF_RAW_TRACEPOINT_OPEN | BPF_LINK_CREATE) =>
+            if !matches!(
+                a(0),
+                BPF_PROG_LOAD | BPF_PROG_ATTACH | BPF_RAW_TRACEPOINT_OPEN | BPF_LINK_CREATE
+            ) =>
         {
             return 0;
         }
@@ -127,7 +130,8 @@ pub fn sys_enter(ctx: TracePointContext) -> u32 {
                 BPF_RAW_TRACEPOINT_OPEN => {
                     let mut name = 0u64;
                     // SAFETY: an 8-byte probe read into a local.
-                    let r = unsafe { bpf_probe_read_user((&raw mut name).cast(), 8, attr as *const _) };
+                    let r =
+                        unsafe { bpf_probe_read_user((&raw mut name).cast(), 8, attr as *const _) };
                     if r == 0 && name != 0 {
                         str1(p, name);
                     }
@@ -146,7 +150,9 @@ pub fn sys_enter(ctx: TracePointContext) -> u32 {
 #[tracepoint]
 pub fn sys_exit(ctx: TracePointContext) -> u32 {
     let key = super::thread_key();
-    let Some(p) = SYS_INFLIGHT.get_ptr(&key) else { return 0 };
+    let Some(p) = SYS_INFLIGHT.get_ptr(&key) else {
+        return 0;
+    };
     let Some(buf) = scratch(&SYSCALL_SCRATCH) else {
         let _ = SYS_INFLIGHT.remove(&key);
         return 0;
@@ -256,17 +262,38 @@ fn user_u32(addr: u64) -> u32 {
 
 #[inline(always)]
 fn str0(p: &mut PendingSys, src: u64) {
-    p.lens[0] = read_user_str(p.s0.as_mut_ptr(), SYS_STR0_CAP, src, &mut p.flags, sys_flags::UNREADABLE, sys_flags::TRUNCATED);
+    p.lens[0] = read_user_str(
+        p.s0.as_mut_ptr(),
+        SYS_STR0_CAP,
+        src,
+        &mut p.flags,
+        sys_flags::UNREADABLE,
+        sys_flags::TRUNCATED,
+    );
 }
 
 #[inline(always)]
 fn str1(p: &mut PendingSys, src: u64) {
-    p.lens[1] = read_user_str(p.s1.as_mut_ptr(), SYS_STR_CAP, src, &mut p.flags, sys_flags::UNREADABLE, sys_flags::TRUNCATED);
+    p.lens[1] = read_user_str(
+        p.s1.as_mut_ptr(),
+        SYS_STR_CAP,
+        src,
+        &mut p.flags,
+        sys_flags::UNREADABLE,
+        sys_flags::TRUNCATED,
+    );
 }
 
 #[inline(always)]
 fn str2(p: &mut PendingSys, src: u64) {
-    p.lens[2] = read_user_str(p.s2.as_mut_ptr(), SYS_STR_CAP, src, &mut p.flags, sys_flags::UNREADABLE, sys_flags::TRUNCATED);
+    p.lens[2] = read_user_str(
+        p.s2.as_mut_ptr(),
+        SYS_STR_CAP,
+        src,
+        &mut p.flags,
+        sys_flags::UNREADABLE,
+        sys_flags::TRUNCATED,
+    );
 }
 
 /// A fixed-size name field (bpf_attr's prog_name), up to its first NUL.

@@ -81,7 +81,8 @@ static WATCH_PENDING: PerCpuArray<PendingWatch> = PerCpuArray::with_max_entries(
 
 /// ~8 KiB values, allocated only for watched calls in flight.
 #[map]
-static WATCH_INFLIGHT: HashMap<u64, PendingWatch> = HashMap::with_max_entries(1024, BPF_F_NO_PREALLOC);
+static WATCH_INFLIGHT: HashMap<u64, PendingWatch> =
+    HashMap::with_max_entries(1024, BPF_F_NO_PREALLOC);
 
 const BPF_F_NO_PREALLOC: u32 = 1;
 
@@ -105,7 +106,12 @@ pub fn watch_enter(ctx: TracePointContext) -> u32 {
     };
     if let Some((fd, flags)) = open {
         if flags & WRITE_INTENT != 0 {
-            let p = PendingOpen { op: op as u32, flags, fd, _pad0: 0 };
+            let p = PendingOpen {
+                op: op as u32,
+                flags,
+                fd,
+                _pad0: 0,
+            };
             if OPEN_INFLIGHT.insert(&super::thread_key(), &p, 0).is_err() {
                 count_error(ProbeError::Inflight);
             }
@@ -132,19 +138,48 @@ pub fn watch_enter(ctx: TracePointContext) -> u32 {
             file_watched(fd_file(task, p.fd))
         }
         SyscallOp::Truncate | SyscallOp::Unlink => {
-            p.path_len = read_user_str(p.path.as_mut_ptr(), ARG_PATH_CAP,  a(0), &mut p.flags, watch_flags::PATH_UNREADABLE, watch_flags::PATH_TRUNCATED);
+            p.path_len = read_user_str(
+                p.path.as_mut_ptr(),
+                ARG_PATH_CAP,
+                a(0),
+                &mut p.flags,
+                watch_flags::PATH_UNREADABLE,
+                watch_flags::PATH_TRUNCATED,
+            );
             path_watched(task, &p.path, p.path_len, AT_FDCWD)
         }
         SyscallOp::Unlinkat => {
             p.fd = a(0) as i32;
             p.open_flags = a(2) as u32;
-            p.path_len = read_user_str(p.path.as_mut_ptr(), ARG_PATH_CAP,  a(1), &mut p.flags, watch_flags::PATH_UNREADABLE, watch_flags::PATH_TRUNCATED);
+            p.path_len = read_user_str(
+                p.path.as_mut_ptr(),
+                ARG_PATH_CAP,
+                a(1),
+                &mut p.flags,
+                watch_flags::PATH_UNREADABLE,
+                watch_flags::PATH_TRUNCATED,
+            );
             path_watched(task, &p.path, p.path_len, p.fd)
         }
         SyscallOp::Rename => {
-            p.path_len = read_user_str(p.path.as_mut_ptr(), ARG_PATH_CAP,  a(0), &mut p.flags, watch_flags::PATH_UNREADABLE, watch_flags::PATH_TRUNCATED);
-            p.path2_len = read_user_str(p.path2.as_mut_ptr(), ARG_PATH_CAP,  a(1), &mut p.flags, watch_flags::PATH_UNREADABLE, watch_flags::PATH_TRUNCATED);
-            path_watched(task, &p.path, p.path_len, AT_FDCWD) || path_watched(task, &p.path2, p.path2_len, AT_FDCWD)
+            p.path_len = read_user_str(
+                p.path.as_mut_ptr(),
+                ARG_PATH_CAP,
+                a(0),
+                &mut p.flags,
+                watch_flags::PATH_UNREADABLE,
+                watch_flags::PATH_TRUNCATED,
+            );
+            p.path2_len = read_user_str(
+                p.path2.as_mut_ptr(),
+                ARG_PATH_CAP,
+                a(1),
+                &mut p.flags,
+                watch_flags::PATH_UNREADABLE,
+                watch_flags::PATH_TRUNCATED,
+            );
+            path_watched(task, &p.path, p.path_len, AT_FDCWD)
+                || path_watched(task, &p.path2, p.path2_len, AT_FDCWD)
         }
         SyscallOp::Renameat | SyscallOp::Renameat2 => {
             p.fd = a(0) as i32;
@@ -152,9 +187,24 @@ pub fn watch_enter(ctx: TracePointContext) -> u32 {
             if op == SyscallOp::Renameat2 {
                 p.open_flags = a(4) as u32;
             }
-            p.path_len = read_user_str(p.path.as_mut_ptr(), ARG_PATH_CAP,  a(1), &mut p.flags, watch_flags::PATH_UNREADABLE, watch_flags::PATH_TRUNCATED);
-            p.path2_len = read_user_str(p.path2.as_mut_ptr(), ARG_PATH_CAP,  a(3), &mut p.flags, watch_flags::PATH_UNREADABLE, watch_flags::PATH_TRUNCATED);
-            path_watched(task, &p.path, p.path_len, p.fd) || path_watched(task, &p.path2, p.path2_len, p.fd2)
+            p.path_len = read_user_str(
+                p.path.as_mut_ptr(),
+                ARG_PATH_CAP,
+                a(1),
+                &mut p.flags,
+                watch_flags::PATH_UNREADABLE,
+                watch_flags::PATH_TRUNCATED,
+            );
+            p.path2_len = read_user_str(
+                p.path2.as_mut_ptr(),
+                ARG_PATH_CAP,
+                a(3),
+                &mut p.flags,
+                watch_flags::PATH_UNREADABLE,
+                watch_flags::PATH_TRUNCATED,
+            );
+            path_watched(task, &p.path, p.path_len, p.fd)
+                || path_watched(task, &p.path2, p.path2_len, p.fd2)
         }
         _ => false,
     };
@@ -180,14 +230,32 @@ pub fn watch_exit(ctx: TracePointContext) -> u32 {
         if !file_watched(file) {
             return 0;
         }
-        send(&ctx, task, open.op, 0, open.fd, AT_FDCWD, open.flags, None, file);
+        send(
+            &ctx, task, open.op, 0, open.fd, AT_FDCWD, open.flags, None, file,
+        );
         return 0;
     }
-    let Some(p) = WATCH_INFLIGHT.get_ptr(&key) else { return 0 };
+    let Some(p) = WATCH_INFLIGHT.get_ptr(&key) else {
+        return 0;
+    };
     // SAFETY: a live map value, removed below.
     let p = unsafe { &*p };
-    let file = if p.op == SyscallOp::Ftruncate as u32 { fd_file(task, p.fd) } else { Err(Miss::Absent) };
-    send(&ctx, task, p.op, p.flags, p.fd, p.fd2, p.open_flags, Some(p), file);
+    let file = if p.op == SyscallOp::Ftruncate as u32 {
+        fd_file(task, p.fd)
+    } else {
+        Err(Miss::Absent)
+    };
+    send(
+        &ctx,
+        task,
+        p.op,
+        p.flags,
+        p.fd,
+        p.fd2,
+        p.open_flags,
+        Some(p),
+        file,
+    );
     let _ = WATCH_INFLIGHT.remove(&key);
     0
 }
@@ -208,7 +276,9 @@ fn send(
     p: Option<&PendingWatch>,
     file: Result<u64, Miss>,
 ) {
-    let Some(buf) = scratch(&SYSCALL_SCRATCH) else { return };
+    let Some(buf) = scratch(&SYSCALL_SCRATCH) else {
+        return;
+    };
     // SAFETY: this CPU's scratch slot, 8-aligned, larger than WatchEvent.
     let ev = unsafe { &mut *buf.cast::<WatchEvent>() };
     if task::fill(&mut ev.task, task).is_err() {
@@ -227,13 +297,19 @@ fn send(
     // SAFETY: FIXED is inside the scratch value.
     let data = unsafe { buf.add(FIXED) };
     let (path_len, path2_len) = match p {
-        Some(p) => (p.path_len as usize & (ARG_PATH_CAP - 1), p.path2_len as usize & (ARG_PATH_CAP - 1)),
+        Some(p) => (
+            p.path_len as usize & (ARG_PATH_CAP - 1),
+            p.path2_len as usize & (ARG_PATH_CAP - 1),
+        ),
         None => (0, 0),
     };
     if let Some(p) = p {
         copy(data, 0, p.path.as_ptr(), path_len);
     }
-    let mut w = Writer { data, pos: path_len };
+    let mut w = Writer {
+        data,
+        pos: path_len,
+    };
     let base = if file.is_ok() {
         ev.flags |= watch_flags::BASE_IS_FILE;
         Some(file.and_then(|f| field(f, off!(file_path))))
@@ -300,7 +376,9 @@ fn dentry_watched(dentry: u64, map: &HashMap<ExeKey, u8>) -> bool {
         let inode = read_ptr(d, off!(dentry_inode)).unwrap_or(0);
         if inode != 0 {
             let ino = read_u64(inode, off!(inode_ino)).unwrap_or(0);
-            let dev = read_ptr(inode, off!(inode_sb)).and_then(|sb| read_u32(sb, off!(sb_dev))).unwrap_or(0);
+            let dev = read_ptr(inode, off!(inode_sb))
+                .and_then(|sb| read_u32(sb, off!(sb_dev)))
+                .unwrap_or(0);
             // SAFETY: a lookup; the value is not kept.
             if unsafe { map.get(&ExeKey { ino, dev, _pad0: 0 }) }.is_some() {
                 return true;

@@ -77,7 +77,10 @@ impl Default for AuditConfig {
 impl AuditConfig {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         if self.backlog_limit == 0 {
-            return Err(ConfigError::Invalid { key: "audit.backlog_limit", problem: "must be greater than 0".into() });
+            return Err(ConfigError::Invalid {
+                key: "audit.backlog_limit",
+                problem: "must be greater than 0".into(),
+            });
         }
         if self.coalesce_timeout_ms == 0 || self.coalesce_timeout_ms > 60_000 {
             return Err(ConfigError::Invalid {
@@ -86,10 +89,16 @@ impl AuditConfig {
             });
         }
         if self.max_pending_events == 0 {
-            return Err(ConfigError::Invalid { key: "audit.max_pending_events", problem: "must be greater than 0".into() });
+            return Err(ConfigError::Invalid {
+                key: "audit.max_pending_events",
+                problem: "must be greater than 0".into(),
+            });
         }
         if self.status_interval_ms == 0 {
-            return Err(ConfigError::Invalid { key: "audit.status_interval_ms", problem: "must be greater than 0".into() });
+            return Err(ConfigError::Invalid {
+                key: "audit.status_interval_ms",
+                problem: "must be greater than 0".into(),
+            });
         }
         Ok(())
     }
@@ -102,13 +111,19 @@ mod tests {
 
     #[test]
     fn modes_and_rules_parse() {
-        let c = Config::parse("[audit]\nmode = \"readonly\"\nrules = [\"-w /etc/shadow -p wa -k shadow\"]\n")
-            .expect("parses");
+        let c = Config::parse(
+            "[audit]\nmode = \"readonly\"\nrules = [\"-w /etc/shadow -p wa -k shadow\"]\n",
+        )
+        .expect("parses");
         assert_eq!(c.audit.mode, AuditMode::Readonly);
         assert_eq!(c.audit.rules.len(), 1);
-        let err = Config::parse("[audit]\nmode = \"sometimes\"\n").unwrap_err().to_string();
+        let err = Config::parse("[audit]\nmode = \"sometimes\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("sometimes") || err.contains("mode"), "{err}");
-        let err = Config::parse("[audit]\nbacklog_limit = 0\n").unwrap_err().to_string();
+        let err = Config::parse("[audit]\nbacklog_limit = 0\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("audit.backlog_limit"), "{err}");
     }
 }

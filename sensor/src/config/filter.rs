@@ -6,8 +6,8 @@
 
 use std::path::PathBuf;
 
-use serde::Deserialize;
 use sensor_common::{IGNORE_PREFIX_CAP, IGNORE_PREFIXES_MAX};
+use serde::Deserialize;
 
 use super::ConfigError;
 
@@ -38,7 +38,10 @@ impl FilterConfig {
             ("filter.ignore_cgroups", self.ignore_cgroups.len()),
         ] {
             if len > LIST_MAX {
-                return Err(ConfigError::Invalid { key, problem: format!("{len} entries, at most {LIST_MAX}") });
+                return Err(ConfigError::Invalid {
+                    key,
+                    problem: format!("{len} entries, at most {LIST_MAX}"),
+                });
             }
         }
         for (i, exe) in self.ignore_executables.iter().enumerate() {
@@ -53,7 +56,9 @@ impl FilterConfig {
             if !cg.starts_with('/') {
                 return Err(ConfigError::Invalid {
                     key: "filter.ignore_cgroups",
-                    problem: format!("entry {i} `{cg}` must start with `/` (as in /proc/PID/cgroup)"),
+                    problem: format!(
+                        "entry {i} `{cg}` must start with `/` (as in /proc/PID/cgroup)"
+                    ),
                 });
             }
         }
@@ -70,7 +75,9 @@ impl FilterConfig {
             if !p.starts_with('/') || p.len() > IGNORE_PREFIX_CAP {
                 return Err(ConfigError::Invalid {
                     key: "filter.ignore_path_prefixes",
-                    problem: format!("entry {i} `{p}` must be absolute and at most {IGNORE_PREFIX_CAP} bytes"),
+                    problem: format!(
+                        "entry {i} `{p}` must be absolute and at most {IGNORE_PREFIX_CAP} bytes"
+                    ),
                 });
             }
         }

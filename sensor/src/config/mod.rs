@@ -3,9 +3,9 @@
 //! which must be useful on its own (capture everything, JSON to stdout).
 
 pub mod filter;
-pub mod watch;
 pub mod sinks;
 pub mod telemetry;
+pub mod watch;
 
 use std::path::{Path, PathBuf};
 
@@ -122,7 +122,10 @@ impl ProcessConfig {
         if self.hash_wait_ms > 100 {
             return invalid(
                 "process.hash_wait_ms",
-                format!("{} ms would hold events too long (maximum 100)", self.hash_wait_ms),
+                format!(
+                    "{} ms would hold events too long (maximum 100)",
+                    self.hash_wait_ms
+                ),
             );
         }
         if self.hash_timeout_ms == 0 {
@@ -139,12 +142,13 @@ impl ProcessConfig {
 
     /// The hasher's settings, when hashing is on.
     pub fn hashing(&self) -> Option<crate::enrich::exehash::HashConfig> {
-        self.hash_executables.then(|| crate::enrich::exehash::HashConfig {
-            max_bytes: self.hash_max_bytes,
-            wait: std::time::Duration::from_millis(self.hash_wait_ms),
-            timeout: std::time::Duration::from_millis(self.hash_timeout_ms),
-            cache_entries: self.hash_cache_entries,
-        })
+        self.hash_executables
+            .then(|| crate::enrich::exehash::HashConfig {
+                max_bytes: self.hash_max_bytes,
+                wait: std::time::Duration::from_millis(self.hash_wait_ms),
+                timeout: std::time::Duration::from_millis(self.hash_timeout_ms),
+                cache_entries: self.hash_cache_entries,
+            })
     }
 }
 
@@ -248,7 +252,10 @@ impl Config {
         if self.process.ancestry_depth > 64 {
             return Err(ConfigError::Invalid {
                 key: "process.ancestry_depth",
-                problem: format!("{} is more than the maximum of 64", self.process.ancestry_depth),
+                problem: format!(
+                    "{} is more than the maximum of 64",
+                    self.process.ancestry_depth
+                ),
             });
         }
         self.process.validate_hashing()?;
@@ -270,7 +277,10 @@ mod tests {
 
     #[test]
     fn empty_file_is_the_defaults() {
-        assert_eq!(Config::parse("").expect("empty config parses"), Config::default());
+        assert_eq!(
+            Config::parse("").expect("empty config parses"),
+            Config::default()
+        );
     }
 
     #[test]
@@ -291,19 +301,31 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named() {
-        let err = Config::parse("[process]\ntable_sise = 5000\n").unwrap_err().to_string();
-        assert!(err.contains("table_sise"), "error does not name the key: {err}");
+        let err = Config::parse("[process]\ntable_sise = 5000\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("table_sise"),
+            "error does not name the key: {err}"
+        );
     }
 
     #[test]
     fn wrong_type_is_named() {
-        let err = Config::parse("[ebpf]\nring_buffer_bytes = \"big\"\n").unwrap_err().to_string();
-        assert!(err.contains("ring_buffer_bytes"), "error does not name the key: {err}");
+        let err = Config::parse("[ebpf]\nring_buffer_bytes = \"big\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("ring_buffer_bytes"),
+            "error does not name the key: {err}"
+        );
     }
 
     #[test]
     fn bad_ring_buffer_size_names_the_key_and_problem() {
-        let err = Config::parse("[ebpf]\nring_buffer_bytes = 1000000\n").unwrap_err().to_string();
+        let err = Config::parse("[ebpf]\nring_buffer_bytes = 1000000\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("ebpf.ring_buffer_bytes"), "{err}");
         assert!(err.contains("power of two"), "{err}");
     }
@@ -312,8 +334,13 @@ mod tests {
     fn disable_names_the_bad_kind() {
         let c = Config::parse("[ebpf]\ndisable = [\"cred\"]\n").expect("valid");
         assert_eq!(c.ebpf.disable, vec!["cred".to_owned()]);
-        let err = Config::parse("[ebpf]\ndisable = [\"cred\", \"exec\"]\n").unwrap_err().to_string();
-        assert!(err.contains("ebpf.disable") && err.contains("`exec`"), "{err}");
+        let err = Config::parse("[ebpf]\ndisable = [\"cred\", \"exec\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("ebpf.disable") && err.contains("`exec`"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -324,36 +351,65 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(c.filter.ignore_uids, vec![33]);
-        let err = Config::parse("[filter]\nignore_executables = [\"bin/ls\"]\n").unwrap_err().to_string();
-        assert!(err.contains("filter.ignore_executables") && err.contains("absolute"), "{err}");
-        let err = Config::parse("[filter]\nignore_cgroups = [\"system.slice\"]\n").unwrap_err().to_string();
+        let err = Config::parse("[filter]\nignore_executables = [\"bin/ls\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("filter.ignore_executables") && err.contains("absolute"),
+            "{err}"
+        );
+        let err = Config::parse("[filter]\nignore_cgroups = [\"system.slice\"]\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("filter.ignore_cgroups"), "{err}");
-        let long = format!("[filter]\nignore_path_prefixes = [\"/{}\"]\n", "x".repeat(80));
+        let long = format!(
+            "[filter]\nignore_path_prefixes = [\"/{}\"]\n",
+            "x".repeat(80)
+        );
         let err = Config::parse(&long).unwrap_err().to_string();
-        assert!(err.contains("filter.ignore_path_prefixes") && err.contains("64 bytes"), "{err}");
-        let err = Config::parse("[filter]\nignore_uid = [1]\n").unwrap_err().to_string();
+        assert!(
+            err.contains("filter.ignore_path_prefixes") && err.contains("64 bytes"),
+            "{err}"
+        );
+        let err = Config::parse("[filter]\nignore_uid = [1]\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("ignore_uid"), "{err}");
     }
 
     #[test]
     fn hashing_keys_parse_and_bad_values_are_named() {
-        let c = Config::parse("[process]\nhash_executables = true\nhash_max_bytes = 1000\n").expect("valid");
+        let c = Config::parse("[process]\nhash_executables = true\nhash_max_bytes = 1000\n")
+            .expect("valid");
         let h = c.process.hashing().expect("on");
         assert_eq!(h.max_bytes, 1000);
-        assert!(Config::default().process.hashing().is_none(), "off by default");
-        let err = Config::parse("[process]\nhash_wait_ms = 5000\n").unwrap_err().to_string();
+        assert!(
+            Config::default().process.hashing().is_none(),
+            "off by default"
+        );
+        let err = Config::parse("[process]\nhash_wait_ms = 5000\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("process.hash_wait_ms"), "{err}");
-        let err = Config::parse("[process]\nhash_max_bytes = 0\n").unwrap_err().to_string();
+        let err = Config::parse("[process]\nhash_max_bytes = 0\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("process.hash_max_bytes"), "{err}");
-        let err = Config::parse("[process]\nhash_cache_entries = 1\n").unwrap_err().to_string();
+        let err = Config::parse("[process]\nhash_cache_entries = 1\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("process.hash_cache_entries"), "{err}");
-        let err = Config::parse("[process]\nhash_executables = \"yes\"\n").unwrap_err().to_string();
+        let err = Config::parse("[process]\nhash_executables = \"yes\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("hash_executables"), "{err}");
     }
 
     #[test]
     fn tiny_process_table_is_refused() {
-        let err = Config::parse("[process]\ntable_size = 10\n").unwrap_err().to_string();
+        let err = Config::parse("[process]\ntable_size = 10\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("process.table_size"), "{err}");
     }
 
@@ -375,14 +431,25 @@ mod tests {
     #[test]
     fn bad_sinks_name_the_entry_and_key() {
         let err = |text: &str| Config::parse(text).unwrap_err().to_string();
-        let e = err("[[sinks]]\nkind = \"file\"\npath = \"/x\"\n[[sinks]]\nkind = \"syslog\"\naddress = \"tcp://h\"\n");
-        assert!(e.contains("sinks[1].address") && e.contains("no port"), "{e}");
-        let e = err("[[sinks]]\nkind = \"syslog\"\naddress = \"tcp://h:1\"\nformat = \"rfc9999\"\n");
+        let e = err(
+            "[[sinks]]\nkind = \"file\"\npath = \"/x\"\n[[sinks]]\nkind = \"syslog\"\naddress = \"tcp://h\"\n",
+        );
+        assert!(
+            e.contains("sinks[1].address") && e.contains("no port"),
+            "{e}"
+        );
+        let e =
+            err("[[sinks]]\nkind = \"syslog\"\naddress = \"tcp://h:1\"\nformat = \"rfc9999\"\n");
         assert!(e.contains("sinks[0]") && e.contains("rfc9999"), "{e}");
         let e = err("[[sinks]]\nkind = \"kafka\"\n");
         assert!(e.contains("sinks[0]") && e.contains("kafka"), "{e}");
-        let e = err("[[sinks]]\nkind = \"syslog\"\naddress = \"tls://h:1\"\ntls = { ca_file = \"/nonexistent/ca.pem\" }\n");
-        assert!(e.contains("sinks[0].tls.ca_file") && e.contains("/nonexistent/ca.pem"), "{e}");
+        let e = err(
+            "[[sinks]]\nkind = \"syslog\"\naddress = \"tls://h:1\"\ntls = { ca_file = \"/nonexistent/ca.pem\" }\n",
+        );
+        assert!(
+            e.contains("sinks[0].tls.ca_file") && e.contains("/nonexistent/ca.pem"),
+            "{e}"
+        );
         let e = err("[[sinks]]\nkind = \"syslog\"\naddress = \"udp://h:1\"\nfacility = \"nope\"\n");
         assert!(e.contains("sinks[0].facility"), "{e}");
         let e = err("[[sinks]]\nkind = \"file\"\npath = \"/x\"\nrotate_byte = 5\n");
@@ -391,7 +458,9 @@ mod tests {
 
     #[test]
     fn missing_file_names_the_path() {
-        let err = Config::load(Path::new("/nonexistent/sensor.toml")).unwrap_err().to_string();
+        let err = Config::load(Path::new("/nonexistent/sensor.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("/nonexistent/sensor.toml"), "{err}");
     }
 }

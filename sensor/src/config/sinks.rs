@@ -63,10 +63,29 @@ pub struct SyslogSink {
     /// APP-NAME / TAG.
     #[serde(default = "default_app_name")]
     pub app_name: String,
+    /// Bytes a message may have; a longer event is shortened to fit (its
+    /// cut fields named in `sensor.truncated`). Default: the largest UDP
+    /// payload (65507) for `udp://` and `unix://`, no limit for streams.
+    /// Set it to the collector's own limit (rsyslog's `maxMessageSize`,
+    /// 8 KiB unless raised), which would otherwise cut the JSON itself.
+    pub max_message_bytes: Option<usize>,
     #[serde(default)]
     pub tls: TlsConfig,
     #[serde(default)]
     pub delivery: DeliveryConfig,
+}
+
+/// The largest UDP payload over IPv4.
+pub const DATAGRAM_MAX: usize = 65_507;
+/// RFC 5424 §6.1: receivers should accept messages of 2048 bytes.
+pub const MESSAGE_MIN: usize = 2048;
+
+impl SyslogSink {
+    /// The message limit in force for this sink at `address`.
+    pub fn message_limit(&self, address: &SyslogAddress) -> Option<usize> {
+        let datagram = matches!(address, SyslogAddress::Udp(_) | SyslogAddress::Unix(_));
+        self.max_message_bytes.or(datagram.then_some(DATAGRAM_MAX))
+    }
 }
 
 /// `kind = "http"`: batches of events POSTed to a collector.
@@ -228,9 +247,9 @@ pub enum SyslogAddress {
 
 impl SyslogAddress {
     pub fn parse(s: &str) -> Result<SyslogAddress, String> {
-        let (scheme, rest) = s
-            .split_once("://")
-            .ok_or_else(|| format!("`{s}` has no scheme (use unix://, udp://, tcp:// or tls://)"))?;
+        let (scheme, rest) = s.split_once("://").ok_or_else(|| {
+            format!("`{s}` has no scheme (use unix://, udp://, tcp:// or tls://)")
+        })?;
         let host_port = |rest: &str| -> Result<String, String> {
             let (host, port) = rest
                 .rsplit_once(':')
@@ -246,11 +265,15 @@ impl SyslogAddress {
         };
         match scheme {
             "unix" if rest.starts_with('/') => Ok(SyslogAddress::Unix(PathBuf::from(rest))),
-            "unix" => Err(format!("`{s}`: a unix socket needs an absolute path (unix:///dev/log)")),
+            "unix" => Err(format!(
+                "`{s}`: a unix socket needs an absolute path (unix:///dev/log)"
+            )),
             "udp" => host_port(rest).map(SyslogAddress::Udp),
             "tcp" => host_port(rest).map(SyslogAddress::Tcp),
             "tls" => host_port(rest).map(SyslogAddress::Tls),
-            other => Err(format!("`{s}`: unknown scheme `{other}` (use unix://, udp://, tcp:// or tls://)")),
+            other => Err(format!(
+                "`{s}`: unknown scheme `{other}` (use unix://, udp://, tcp:// or tls://)"
+            )),
         }
     }
 
@@ -258,9 +281,9 @@ impl SyslogAddress {
     pub fn host(&self) -> Option<&str> {
         match self {
             SyslogAddress::Unix(_) => None,
-            SyslogAddress::Udp(a) | SyslogAddress::Tcp(a) | SyslogAddress::Tls(a) => {
-                a.rsplit_once(':').map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
-            }
+            SyslogAddress::Udp(a) | SyslogAddress::Tcp(a) | SyslogAddress::Tls(a) => a
+                .rsplit_once(':')
+                .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']')),
         }
     }
 }
@@ -268,9 +291,30 @@ impl SyslogAddress {
 /// RFC 5424 facility numbers by name.
 pub fn facility_code(name: &str) -> Option<u8> {
     const NAMES: &[&str] = &[
-        "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv", "ftp",
-        "ntp", "security", "console", "solaris-cron", "local0", "local1", "local2", "local3", "local4",
-        "local5", "local6", "local7",
+        "kern",
+        "user",
+        "mail",
+        "daemon",
+        "auth",
+        "syslog",
+        "lpr",
+        "news",
+        "uucp",
+        "cron",
+        "authpriv",
+        "ftp",
+        "ntp",
+        "security",
+        "console",
+        "solaris-cron",
+        "local0",
+        "local1",
+        "local2",
+        "local3",
+        "local4",
+        "local5",
+        "local6",
+        "local7",
     ];
     NAMES.iter().position(|n| *n == name).map(|i| i as u8)
 }
@@ -294,7 +338,9 @@ impl SinkConfig {
             SinkConfig::Syslog(s) => &s.name,
             SinkConfig::Http(s) => &s.name,
         };
-        given.clone().unwrap_or_else(|| format!("{}{index}", self.kind()))
+        given
+            .clone()
+            .unwrap_or_else(|| format!("{}{index}", self.kind()))
     }
 }
 
@@ -315,7 +361,10 @@ where
 }
 
 fn invalid(i: usize, key: &str, problem: String) -> ConfigError {
-    ConfigError::InvalidSink { key: format!("sinks[{i}].{key}"), problem }
+    ConfigError::InvalidSink {
+        key: format!("sinks[{i}].{key}"),
+        problem,
+    }
 }
 
 fn readable(i: usize, key: &str, path: &Path) -> Result<(), ConfigError> {
@@ -328,29 +377,80 @@ pub(super) fn validate(sinks: &[SinkConfig]) -> Result<(), ConfigError> {
     let mut names = std::collections::BTreeSet::new();
     for (i, sink) in sinks.iter().enumerate() {
         let name = sink.name(i);
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-            return Err(invalid(i, "name", format!("`{name}`: use letters, digits, `-` and `_`")));
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(invalid(
+                i,
+                "name",
+                format!("`{name}`: use letters, digits, `-` and `_`"),
+            ));
         }
         if !names.insert(name.clone()) {
-            return Err(invalid(i, "name", format!("`{name}` is used by another sink")));
+            return Err(invalid(
+                i,
+                "name",
+                format!("`{name}` is used by another sink"),
+            ));
         }
         match sink {
             SinkConfig::Stdout(_) => {}
             SinkConfig::File(f) => {
                 if !f.path.is_absolute() {
-                    return Err(invalid(i, "path", format!("{} is not an absolute path", f.path.display())));
+                    return Err(invalid(
+                        i,
+                        "path",
+                        format!("{} is not an absolute path", f.path.display()),
+                    ));
                 }
                 if f.path.file_name().is_none() {
-                    return Err(invalid(i, "path", format!("{} names no file", f.path.display())));
+                    return Err(invalid(
+                        i,
+                        "path",
+                        format!("{} names no file", f.path.display()),
+                    ));
                 }
             }
             SinkConfig::Syslog(s) => {
-                let addr = SyslogAddress::parse(&s.address).map_err(|p| invalid(i, "address", p))?;
+                let addr =
+                    SyslogAddress::parse(&s.address).map_err(|p| invalid(i, "address", p))?;
                 if facility_code(&s.facility).is_none() {
-                    return Err(invalid(i, "facility", format!("`{}` is not a syslog facility", s.facility)));
+                    return Err(invalid(
+                        i,
+                        "facility",
+                        format!("`{}` is not a syslog facility", s.facility),
+                    ));
                 }
-                if s.app_name.is_empty() || s.app_name.len() > 48 || !s.app_name.bytes().all(|b| b.is_ascii_graphic()) {
-                    return Err(invalid(i, "app_name", "must be 1 to 48 printable ASCII characters".into()));
+                if s.app_name.is_empty()
+                    || s.app_name.len() > 48
+                    || !s.app_name.bytes().all(|b| b.is_ascii_graphic())
+                {
+                    return Err(invalid(
+                        i,
+                        "app_name",
+                        "must be 1 to 48 printable ASCII characters".into(),
+                    ));
+                }
+                if let Some(max) = s.max_message_bytes {
+                    let top = if matches!(addr, SyslogAddress::Udp(_)) {
+                        DATAGRAM_MAX
+                    } else {
+                        usize::MAX
+                    };
+                    if !(MESSAGE_MIN..=top).contains(&max) {
+                        let range = if top == usize::MAX {
+                            format!("{MESSAGE_MIN} or more")
+                        } else {
+                            format!("within {MESSAGE_MIN}..={top} over UDP")
+                        };
+                        return Err(invalid(
+                            i,
+                            "max_message_bytes",
+                            format!("{max} is not {range}"),
+                        ));
+                    }
                 }
                 if matches!(addr, SyslogAddress::Tls(_)) {
                     validate_tls(i, &s.tls)?;
@@ -363,7 +463,11 @@ pub(super) fn validate(sinks: &[SinkConfig]) -> Result<(), ConfigError> {
                 } else if h.url.starts_with("http://") {
                     false
                 } else {
-                    return Err(invalid(i, "url", format!("`{}`: use an http:// or https:// URL", h.url)));
+                    return Err(invalid(
+                        i,
+                        "url",
+                        format!("`{}`: use an http:// or https:// URL", h.url),
+                    ));
                 };
                 let rest = h.url.split_once("://").map_or("", |(_, r)| r);
                 if rest.is_empty() || rest.starts_with('/') {
@@ -373,13 +477,25 @@ pub(super) fn validate(sinks: &[SinkConfig]) -> Result<(), ConfigError> {
                     validate_tls(i, &h.tls)?;
                 }
                 if h.bearer_token.is_some() && (h.username.is_some() || h.password.is_some()) {
-                    return Err(invalid(i, "bearer_token", "use either bearer_token or username/password".into()));
+                    return Err(invalid(
+                        i,
+                        "bearer_token",
+                        "use either bearer_token or username/password".into(),
+                    ));
                 }
                 if h.username.is_some() != h.password.is_some() {
-                    return Err(invalid(i, "password", "username and password go together".into()));
+                    return Err(invalid(
+                        i,
+                        "password",
+                        "username and password go together".into(),
+                    ));
                 }
                 if h.batch_events == 0 || h.batch_events > 100_000 {
-                    return Err(invalid(i, "batch_events", format!("{} is not within 1..=100000", h.batch_events)));
+                    return Err(invalid(
+                        i,
+                        "batch_events",
+                        format!("{} is not within 1..=100000", h.batch_events),
+                    ));
                 }
                 validate_delivery(i, &h.delivery)?;
             }
@@ -398,23 +514,42 @@ fn validate_tls(i: usize, tls: &TlsConfig) -> Result<(), ConfigError> {
             readable(i, "tls.key_file", k)
         }
         (None, None) => Ok(()),
-        (Some(_), None) => Err(invalid(i, "tls.key_file", "missing: cert_file needs it".into())),
-        (None, Some(_)) => Err(invalid(i, "tls.cert_file", "missing: key_file needs it".into())),
+        (Some(_), None) => Err(invalid(
+            i,
+            "tls.key_file",
+            "missing: cert_file needs it".into(),
+        )),
+        (None, Some(_)) => Err(invalid(
+            i,
+            "tls.cert_file",
+            "missing: key_file needs it".into(),
+        )),
     }
 }
 
 fn validate_delivery(i: usize, d: &DeliveryConfig) -> Result<(), ConfigError> {
     if d.queue_bytes < 64 << 10 {
-        return Err(invalid(i, "delivery.queue_bytes", format!("{} is below the minimum of 65536", d.queue_bytes)));
+        return Err(invalid(
+            i,
+            "delivery.queue_bytes",
+            format!("{} is below the minimum of 65536", d.queue_bytes),
+        ));
     }
     if d.spool_bytes < 1 << 20 {
-        return Err(invalid(i, "delivery.spool_bytes", format!("{} is below the minimum of 1048576", d.spool_bytes)));
+        return Err(invalid(
+            i,
+            "delivery.spool_bytes",
+            format!("{} is below the minimum of 1048576", d.spool_bytes),
+        ));
     }
     if d.retry_initial_ms == 0 || d.retry_max_ms < d.retry_initial_ms {
         return Err(invalid(
             i,
             "delivery.retry_max_ms",
-            format!("retry_initial_ms ({}) must be > 0 and <= retry_max_ms ({})", d.retry_initial_ms, d.retry_max_ms),
+            format!(
+                "retry_initial_ms ({}) must be > 0 and <= retry_max_ms ({})",
+                d.retry_initial_ms, d.retry_max_ms
+            ),
         ));
     }
     Ok(())
@@ -426,13 +561,72 @@ mod tests {
 
     #[test]
     fn addresses_parse_by_scheme() {
-        assert_eq!(SyslogAddress::parse("unix:///dev/log"), Ok(SyslogAddress::Unix("/dev/log".into())));
-        assert_eq!(SyslogAddress::parse("tcp://127.0.0.1:6514"), Ok(SyslogAddress::Tcp("127.0.0.1:6514".into())));
-        assert_eq!(SyslogAddress::parse("tls://[::1]:6514").unwrap().host(), Some("::1"));
-        assert!(SyslogAddress::parse("tcp://127.0.0.1").unwrap_err().contains("no port"));
-        assert!(SyslogAddress::parse("tcp://127.0.0.1:99999").unwrap_err().contains("not a port"));
-        assert!(SyslogAddress::parse("http://x:1").unwrap_err().contains("unknown scheme"));
-        assert!(SyslogAddress::parse("127.0.0.1:514").unwrap_err().contains("no scheme"));
+        assert_eq!(
+            SyslogAddress::parse("unix:///dev/log"),
+            Ok(SyslogAddress::Unix("/dev/log".into()))
+        );
+        assert_eq!(
+            SyslogAddress::parse("tcp://127.0.0.1:6514"),
+            Ok(SyslogAddress::Tcp("127.0.0.1:6514".into()))
+        );
+        assert_eq!(
+            SyslogAddress::parse("tls://[::1]:6514").unwrap().host(),
+            Some("::1")
+        );
+        assert!(
+            SyslogAddress::parse("tcp://127.0.0.1")
+                .unwrap_err()
+                .contains("no port")
+        );
+        assert!(
+            SyslogAddress::parse("tcp://127.0.0.1:99999")
+                .unwrap_err()
+                .contains("not a port")
+        );
+        assert!(
+            SyslogAddress::parse("http://x:1")
+                .unwrap_err()
+                .contains("unknown scheme")
+        );
+        assert!(
+            SyslogAddress::parse("127.0.0.1:514")
+                .unwrap_err()
+                .contains("no scheme")
+        );
+    }
+
+    fn syslog(address: &str, max: Option<usize>) -> SyslogSink {
+        let toml = format!("address = \"{address}\"\n");
+        SyslogSink {
+            max_message_bytes: max,
+            ..toml::from_str(&toml).unwrap()
+        }
+    }
+
+    #[test]
+    fn datagram_sinks_have_a_message_limit_by_default() {
+        let limit = |a: &str, max| syslog(a, max).message_limit(&SyslogAddress::parse(a).unwrap());
+        assert_eq!(limit("udp://127.0.0.1:514", None), Some(DATAGRAM_MAX));
+        assert_eq!(limit("unix:///dev/log", None), Some(DATAGRAM_MAX));
+        assert_eq!(limit("tcp://127.0.0.1:514", None), None);
+        assert_eq!(limit("tcp://127.0.0.1:514", Some(8192)), Some(8192));
+    }
+
+    #[test]
+    fn a_message_limit_out_of_range_is_named() {
+        let check = |a: &str, max| validate(&[SinkConfig::Syslog(syslog(a, Some(max)))]);
+        assert!(check("udp://127.0.0.1:514", 8192).is_ok());
+        assert!(check("tcp://127.0.0.1:514", 1 << 20).is_ok());
+        for (a, max) in [
+            ("udp://127.0.0.1:514", 70_000),
+            ("tcp://127.0.0.1:514", 100),
+        ] {
+            let e = check(a, max).unwrap_err().to_string();
+            assert!(
+                e.contains("sinks[0].max_message_bytes") && e.contains(&max.to_string()),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -15,7 +15,10 @@ pub struct TelemetryConfig {
 
 impl Default for TelemetryConfig {
     fn default() -> Self {
-        TelemetryConfig { heartbeat_interval_s: 60, metrics_address: None }
+        TelemetryConfig {
+            heartbeat_interval_s: 60,
+            metrics_address: None,
+        }
     }
 }
 

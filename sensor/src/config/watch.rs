@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
-use serde::Deserialize;
 use sensor_common::{IGNORE_PREFIX_CAP, WATCH_PREFIXES_MAX};
+use serde::Deserialize;
 
 use super::ConfigError;
 
@@ -58,7 +58,10 @@ impl WatchConfig {
         if self.paths.len() > max {
             return Err(ConfigError::Invalid {
                 key: "watch.paths",
-                problem: format!("{} paths, at most {max} (each is compared in the kernel)", self.paths.len()),
+                problem: format!(
+                    "{} paths, at most {max} (each is compared in the kernel)",
+                    self.paths.len()
+                ),
             });
         }
         for (i, p) in self.paths.iter().enumerate() {

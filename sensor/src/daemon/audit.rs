@@ -36,7 +36,8 @@ pub(super) fn emit(
         if n.tamper {
             tracing::warn!(action = n.action, pid = ?n.pid, "audit configuration changed by someone else");
         }
-        sink.emit(&pipeline.audit(ev, n)).map_err(RunError::Output)?;
+        sink.emit(&pipeline.audit(ev, n))
+            .map_err(RunError::Output)?;
     }
     Ok(())
 }
@@ -47,14 +48,28 @@ pub(super) fn tick(
     pipeline: &mut Pipeline,
     sink: &mut impl Sink,
 ) -> Result<(), RunError> {
-    let Some(s) = source.as_mut() else { return Ok(()) };
+    let Some(s) = source.as_mut() else {
+        return Ok(());
+    };
     let (events, report) = s.tick(false);
     emit(s, pipeline, sink, events)?;
     report_counters(s.mode, report, pipeline, sink)
 }
 
-fn report_counters(mode: Mode, r: Report, pipeline: &mut Pipeline, sink: &mut impl Sink) -> Result<(), RunError> {
-    let Report { kernel_lost, socket_overflows, parse_errors, coalesce_evicted, records_dropped, status } = r;
+fn report_counters(
+    mode: Mode,
+    r: Report,
+    pipeline: &mut Pipeline,
+    sink: &mut impl Sink,
+) -> Result<(), RunError> {
+    let Report {
+        kernel_lost,
+        socket_overflows,
+        parse_errors,
+        coalesce_evicted,
+        records_dropped,
+        status,
+    } = r;
     let mut out = Vec::new();
     if let Some(s) = status {
         out.push(pipeline.audit_status(AuditStatus {
@@ -69,12 +84,18 @@ fn report_counters(mode: Mode, r: Report, pipeline: &mut Pipeline, sink: &mut im
         }));
     }
     if kernel_lost > 0 {
-        tracing::warn!(count = kernel_lost, "the kernel dropped audit records (backlog full or rate limit)");
+        tracing::warn!(
+            count = kernel_lost,
+            "the kernel dropped audit records (backlog full or rate limit)"
+        );
         out.push(pipeline.lost("audit", "kernel", kernel_lost));
     }
     if socket_overflows > 0 {
         // The count is of overflows; each dropped one or more records.
-        tracing::warn!(count = socket_overflows, "audit socket overflowed: records dropped");
+        tracing::warn!(
+            count = socket_overflows,
+            "audit socket overflowed: records dropped"
+        );
         out.push(pipeline.lost("audit", "socket_overflow", socket_overflows));
     }
     if records_dropped > 0 {
@@ -102,7 +123,12 @@ pub(super) fn stop(
     let events = s.drain();
     let (expired, report) = s.tick(true);
     s.restore();
-    emit(&mut s, pipeline, sink, events.into_iter().chain(expired).collect())?;
+    emit(
+        &mut s,
+        pipeline,
+        sink,
+        events.into_iter().chain(expired).collect(),
+    )?;
     report_counters(s.mode, report, pipeline, sink)
 }
 
@@ -125,9 +151,12 @@ pub(super) fn tick_logins(
     pipeline: &mut Pipeline,
     sink: &mut impl Sink,
 ) -> Result<(), RunError> {
-    let Some(l) = logins.as_mut() else { return Ok(()) };
+    let Some(l) = logins.as_mut() else {
+        return Ok(());
+    };
     for (n, sec, usec) in l.poll() {
-        sink.emit(&pipeline.utmp(n, sec, usec)).map_err(RunError::Output)?;
+        sink.emit(&pipeline.utmp(n, sec, usec))
+            .map_err(RunError::Output)?;
     }
     Ok(())
 }

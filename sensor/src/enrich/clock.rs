@@ -60,6 +60,9 @@ mod tests {
             .unwrap_or_else(|e| e.duration());
         assert!(drift < Duration::from_secs(1), "drift {drift:?}");
         let s = c.rfc3339(BootClock::now_boot_ns());
-        assert!(s.ends_with('Z') && s.len() == 30, "RFC 3339 with ns, UTC: {s}");
+        assert!(
+            s.ends_with('Z') && s.len() == 30,
+            "RFC 3339 with ns, UTC: {s}"
+        );
     }
 }

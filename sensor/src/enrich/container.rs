@@ -17,15 +17,15 @@ pub struct ContainerRef {
 /// Prefixes of cgroup path components that name a container, and the
 /// runtime each belongs to. With systemd the component ends in `.scope`.
 const PREFIXES: &[(&str, &str)] = &[
-    ("docker-", "docker"),        // systemd driver: docker-<id>.scope
-    ("libpod-", "podman"),        // libpod-<id>.scope, or /libpod_parent/libpod-<id>
-    ("crio-", "cri-o"),           // crio-<id>.scope, or /crio-<id>
+    ("docker-", "docker"),             // systemd driver: docker-<id>.scope
+    ("libpod-", "podman"),             // libpod-<id>.scope, or /libpod_parent/libpod-<id>
+    ("crio-", "cri-o"),                // crio-<id>.scope, or /crio-<id>
     ("cri-containerd-", "containerd"), // containerd's CRI plugin with systemd
 ];
 
 /// Parents under which a bare 64-hex component is a container id.
 const PARENTS: &[(&str, &str)] = &[
-    ("docker", "docker"),  // cgroupfs driver: /docker/<id>
+    ("docker", "docker"), // cgroupfs driver: /docker/<id>
     ("kubepods", "containerd"),
 ];
 
@@ -40,7 +40,10 @@ pub fn from_cgroup_path(path: &[u8]) -> Option<ContainerRef> {
         let name = component.strip_suffix(".scope").unwrap_or(component);
         for (prefix, runtime) in PREFIXES {
             if let Some(id) = name.strip_prefix(prefix).filter(|id| is_container_id(id)) {
-                return Some(ContainerRef { id: id.to_owned(), runtime });
+                return Some(ContainerRef {
+                    id: id.to_owned(),
+                    runtime,
+                });
             }
         }
         if is_container_id(name) {
@@ -50,14 +53,19 @@ pub fn from_cgroup_path(path: &[u8]) -> Option<ContainerRef> {
                 .iter()
                 .find_map(|c| PARENTS.iter().find(|(p, _)| c == p).map(|(_, r)| *r))
                 .unwrap_or("unknown");
-            return Some(ContainerRef { id: name.to_owned(), runtime });
+            return Some(ContainerRef {
+                id: name.to_owned(),
+                runtime,
+            });
         }
     }
     None
 }
 
 fn is_container_id(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
 #[cfg(test)]
@@ -76,12 +84,27 @@ mod tests {
             (format!("/docker/{ID}"), "docker"),
             (format!("/system.slice/docker-{ID}.scope"), "docker"),
             (format!("/libpod_parent/libpod-{ID}"), "podman"),
-            (format!("/machine.slice/libpod-{ID}.scope/container"), "podman"),
-            (format!("/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-{ID}.scope"), "podman"),
-            (format!("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod0d6c.slice/crio-{ID}.scope"), "cri-o"),
+            (
+                format!("/machine.slice/libpod-{ID}.scope/container"),
+                "podman",
+            ),
+            (
+                format!(
+                    "/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-{ID}.scope"
+                ),
+                "podman",
+            ),
+            (
+                format!(
+                    "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod0d6c.slice/crio-{ID}.scope"
+                ),
+                "cri-o",
+            ),
             (format!("/kubepods/burstable/pod0d6c-11/{ID}"), "containerd"),
             (
-                format!("/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1.slice/cri-containerd-{ID}.scope"),
+                format!(
+                    "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1.slice/cri-containerd-{ID}.scope"
+                ),
                 "containerd",
             ),
         ];

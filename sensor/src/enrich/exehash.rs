@@ -62,7 +62,13 @@ pub struct FileKey {
 
 impl FileKey {
     fn of(m: &std::fs::Metadata) -> FileKey {
-        FileKey { dev: m.dev(), ino: m.ino(), mtime_s: m.mtime(), mtime_ns: m.mtime_nsec(), size: m.size() }
+        FileKey {
+            dev: m.dev(),
+            ino: m.ino(),
+            mtime_s: m.mtime(),
+            mtime_ns: m.mtime_nsec(),
+            size: m.size(),
+        }
     }
 }
 
@@ -150,7 +156,11 @@ impl Queue {
             if jobs.closed {
                 return None;
             }
-            if let Some(job) = jobs.urgent.pop_front().or_else(|| jobs.background.pop_front()) {
+            if let Some(job) = jobs
+                .urgent
+                .pop_front()
+                .or_else(|| jobs.background.pop_front())
+            {
                 return Some(job);
             }
             jobs = self.ready.wait(jobs).unwrap_or_else(|e| e.into_inner());
@@ -184,25 +194,27 @@ impl ExeHasher {
         let (done_tx, done) = std::sync::mpsc::channel();
         let (max_bytes, timeout) = (config.max_bytes, config.timeout);
         let jobs = queue.clone();
-        std::thread::Builder::new().name("exe-hash".into()).spawn(move || {
-            while let Some(job) = jobs.pop() {
-                let file = match job.source {
-                    Source::File(f) => Some(f),
-                    Source::Pid(pid) => File::open(format!("/proc/{pid}/exe"))
-                        .ok()
-                        .filter(|f| f.metadata().is_ok_and(|m| FileKey::of(&m) == job.key)),
-                };
-                let state = match file {
-                    Some(f) => hash_file(f, max_bytes, timeout),
-                    // Gone or exec'd since: forget the key, the next exec
-                    // of that file queues it again.
-                    None => State::Failed("exited"),
-                };
-                if done_tx.send((job.key, state)).is_err() {
-                    break;
+        std::thread::Builder::new()
+            .name("exe-hash".into())
+            .spawn(move || {
+                while let Some(job) = jobs.pop() {
+                    let file = match job.source {
+                        Source::File(f) => Some(f),
+                        Source::Pid(pid) => File::open(format!("/proc/{pid}/exe"))
+                            .ok()
+                            .filter(|f| f.metadata().is_ok_and(|m| FileKey::of(&m) == job.key)),
+                    };
+                    let state = match file {
+                        Some(f) => hash_file(f, max_bytes, timeout),
+                        // Gone or exec'd since: forget the key, the next exec
+                        // of that file queues it again.
+                        None => State::Failed("exited"),
+                    };
+                    if done_tx.send((job.key, state)).is_err() {
+                        break;
+                    }
                 }
-            }
-        })?;
+            })?;
         Ok(ExeHasher {
             config,
             cache: HashMap::new(),
@@ -224,7 +236,12 @@ impl ExeHasher {
     /// named, to check the process still runs that program (see
     /// [`still_runs`]). `wait`: an exec event may wait a little; a process
     /// found at start never does.
-    pub fn identify(&mut self, pid: u32, exec_path: Option<&[u8]>, wait: bool) -> (Option<FileKey>, Outcome) {
+    pub fn identify(
+        &mut self,
+        pid: u32,
+        exec_path: Option<&[u8]>,
+        wait: bool,
+    ) -> (Option<FileKey>, Outcome) {
         let link = format!("/proc/{pid}/exe");
         // stat, not open, on the hit path: one syscall and no descriptor.
         let Ok(meta) = std::fs::metadata(&link) else {
@@ -252,7 +269,13 @@ impl ExeHasher {
         }
         if !wait {
             // Found at start: nobody waits, so no descriptor is held.
-            return self.enqueue(Job { key, source: Source::Pid(pid) }, false);
+            return self.enqueue(
+                Job {
+                    key,
+                    source: Source::Pid(pid),
+                },
+                false,
+            );
         }
         // The descriptor pins the inode: the thread reads what ran even if
         // the file is unlinked or replaced meanwhile.
@@ -264,7 +287,13 @@ impl ExeHasher {
         if !file.metadata().is_ok_and(|m| FileKey::of(&m) == key) {
             return (None, Outcome::Unavailable("exited"));
         }
-        self.enqueue(Job { key, source: Source::File(file) }, true)
+        self.enqueue(
+            Job {
+                key,
+                source: Source::File(file),
+            },
+            true,
+        )
     }
 
     fn enqueue(&mut self, job: Job, wait: bool) -> (Option<FileKey>, Outcome) {
@@ -352,7 +381,9 @@ impl ExeHasher {
 
     fn insert(&mut self, key: FileKey, state: State) {
         while self.cache.len() >= self.config.cache_entries.max(1) {
-            let Some(old) = self.order.pop_front() else { break };
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
             if self.cache.remove(&old).is_some() {
                 self.stats.evicted += 1;
             }
@@ -385,7 +416,9 @@ impl Drop for ExeHasher {
 /// than a guess.
 fn still_runs(link: &str, exec_path: &[u8]) -> bool {
     use std::os::unix::ffi::OsStrExt;
-    let Ok(target) = std::fs::read_link(link) else { return false };
+    let Ok(target) = std::fs::read_link(link) else {
+        return false;
+    };
     let target = target.as_os_str().as_bytes();
     let target = target.strip_suffix(b" (deleted)").unwrap_or(target);
     !exec_path.is_empty() && target.ends_with(exec_path)
@@ -425,7 +458,13 @@ fn hash_file(mut file: File, max_bytes: u64, timeout: Duration) -> State {
         }
     }
     let digest = hasher.finalize();
-    State::Done(digest.iter().map(|b| format!("{b:02x}")).collect::<String>().into())
+    State::Done(
+        digest
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+            .into(),
+    )
 }
 
 #[cfg(test)]
@@ -442,7 +481,10 @@ mod tests {
     }
 
     fn sha256_hex(b: &[u8]) -> String {
-        Sha256::digest(b).iter().map(|b| format!("{b:02x}")).collect()
+        Sha256::digest(b)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     #[test]
@@ -478,7 +520,10 @@ mod tests {
     #[test]
     fn a_gone_process_is_exited_not_guessed() {
         let mut h = ExeHasher::start(config(u64::MAX)).expect("thread");
-        assert_eq!(h.identify(u32::MAX, None, true).1, Outcome::Unavailable("exited"));
+        assert_eq!(
+            h.identify(u32::MAX, None, true).1,
+            Outcome::Unavailable("exited")
+        );
         assert_eq!(h.stats.exited, 1);
     }
 
@@ -488,19 +533,34 @@ mod tests {
         let me = std::process::id();
         let own = std::fs::read_link("/proc/self/exe").expect("own exe");
         let own = own.as_os_str().as_encoded_bytes();
-        assert_eq!(h.identify(me, Some(b"/usr/bin/sh"), false).1, Outcome::Unavailable("superseded"));
+        assert_eq!(
+            h.identify(me, Some(b"/usr/bin/sh"), false).1,
+            Outcome::Unavailable("superseded")
+        );
         assert_eq!(h.stats.superseded, 1);
         // The tail of the path (as a container's process names it) is enough.
         let tail = &own[own.iter().rposition(|&b| b == b'/').expect("a slash")..];
-        assert_ne!(h.identify(me, Some(tail), false).1, Outcome::Unavailable("superseded"));
-        assert_ne!(h.identify(me, Some(own), false).1, Outcome::Unavailable("superseded"));
+        assert_ne!(
+            h.identify(me, Some(tail), false).1,
+            Outcome::Unavailable("superseded")
+        );
+        assert_ne!(
+            h.identify(me, Some(own), false).1,
+            Outcome::Unavailable("superseded")
+        );
     }
 
     #[test]
     fn the_cache_is_bounded_and_counts_evictions() {
         let mut h = ExeHasher::start(config(u64::MAX)).expect("thread");
         for ino in 0..10 {
-            let key = FileKey { dev: 1, ino, mtime_s: 0, mtime_ns: 0, size: 0 };
+            let key = FileKey {
+                dev: 1,
+                ino,
+                mtime_s: 0,
+                mtime_ns: 0,
+                size: 0,
+            };
             h.insert(key, State::Failed("unreadable"));
         }
         assert_eq!(h.cached(), 4);
@@ -511,7 +571,11 @@ mod tests {
     fn reads_stop_at_the_byte_bound_even_if_the_file_grew() {
         let path = std::env::temp_dir().join(format!("exehash-{}", std::process::id()));
         std::fs::write(&path, vec![7u8; 5000]).expect("write");
-        let state = hash_file(File::open(&path).expect("open"), 4096, Duration::from_secs(5));
+        let state = hash_file(
+            File::open(&path).expect("open"),
+            4096,
+            Duration::from_secs(5),
+        );
         std::fs::remove_file(&path).ok();
         assert!(matches!(state, State::Failed("too_large")), "{state:?}");
     }

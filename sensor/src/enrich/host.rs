@@ -52,7 +52,9 @@ pub fn host() -> Result<Host, HostError> {
 /// per key with optional shell quoting, and only four keys are read (the
 /// crates for it are unmaintained one-offs).
 fn os_release_field(text: &str, key: &str) -> Option<String> {
-    let value = text.lines().find_map(|l| l.trim().strip_prefix(key)?.strip_prefix('='))?;
+    let value = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(key)?.strip_prefix('='))?;
     let unquoted = match value.as_bytes() {
         [q @ (b'"' | b'\''), .., last] if last == q => &value[1..value.len() - 1],
         _ => value,
@@ -61,7 +63,11 @@ fn os_release_field(text: &str, key: &str) -> Option<String> {
     let mut out = String::with_capacity(unquoted.len());
     let mut chars = unquoted.chars();
     while let Some(c) = chars.next() {
-        out.push(if c == '\\' { chars.next().unwrap_or(c) } else { c });
+        out.push(if c == '\\' {
+            chars.next().unwrap_or(c)
+        } else {
+            c
+        });
     }
     (!out.is_empty()).then_some(out)
 }
@@ -136,20 +142,38 @@ mod tests {
     #[test]
     fn host_fields_are_read_from_this_machine() {
         let h = host().expect("host info");
-        assert_eq!(h.boot_id.len(), 36, "boot id looks like a uuid: {}", h.boot_id);
+        assert_eq!(
+            h.boot_id.len(),
+            36,
+            "boot id looks like a uuid: {}",
+            h.boot_id
+        );
         assert!(!h.os.kernel.is_empty());
     }
 
     #[test]
     fn os_release_values_are_unquoted() {
         let text = "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME='Debian GNU/Linux'\nVERSION_ID=\"12\"\nID=debian\nVARIANT=\"a \\\"q\\\" b\"\nEMPTY=\n";
-        assert_eq!(os_release_field(text, "PRETTY_NAME").as_deref(), Some("Debian GNU/Linux 12 (bookworm)"));
-        assert_eq!(os_release_field(text, "NAME").as_deref(), Some("Debian GNU/Linux"));
+        assert_eq!(
+            os_release_field(text, "PRETTY_NAME").as_deref(),
+            Some("Debian GNU/Linux 12 (bookworm)")
+        );
+        assert_eq!(
+            os_release_field(text, "NAME").as_deref(),
+            Some("Debian GNU/Linux")
+        );
         assert_eq!(os_release_field(text, "ID").as_deref(), Some("debian"));
         assert_eq!(os_release_field(text, "VERSION_ID").as_deref(), Some("12"));
-        assert_eq!(os_release_field(text, "VARIANT").as_deref(), Some("a \"q\" b"));
+        assert_eq!(
+            os_release_field(text, "VARIANT").as_deref(),
+            Some("a \"q\" b")
+        );
         assert_eq!(os_release_field(text, "EMPTY"), None);
-        assert_eq!(os_release_field(text, "VERSION"), None, "not a prefix match of VERSION_ID");
+        assert_eq!(
+            os_release_field(text, "VERSION"),
+            None,
+            "not a prefix match of VERSION_ID"
+        );
     }
 
     #[test]

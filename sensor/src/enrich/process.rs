@@ -83,8 +83,11 @@ pub struct CredState {
 impl CredState {
     /// Does `self` hold anything `before` did not: root, or a capability?
     pub fn gains_over(&self, before: &CredState) -> bool {
-        let became_root = (self.uid == 0 && before.uid != 0) || (self.euid == 0 && before.euid != 0);
-        became_root || self.cap_permitted & !before.cap_permitted != 0 || self.cap_effective & !before.cap_effective != 0
+        let became_root =
+            (self.uid == 0 && before.uid != 0) || (self.euid == 0 && before.euid != 0);
+        became_root
+            || self.cap_permitted & !before.cap_permitted != 0
+            || self.cap_effective & !before.cap_effective != 0
     }
 }
 
@@ -130,11 +133,15 @@ impl ProcessTable {
 
     /// The entry for `pid` if it is the process that started at `start_ticks`.
     pub fn get_exact(&self, pid: u32, start_ticks: u64) -> Option<&ProcessInfo> {
-        self.by_pid.get(&pid).filter(|p| p.start_ticks == start_ticks)
+        self.by_pid
+            .get(&pid)
+            .filter(|p| p.start_ticks == start_ticks)
     }
 
     pub fn get_exact_mut(&mut self, pid: u32, start_ticks: u64) -> Option<&mut ProcessInfo> {
-        self.by_pid.get_mut(&pid).filter(|p| p.start_ticks == start_ticks)
+        self.by_pid
+            .get_mut(&pid)
+            .filter(|p| p.start_ticks == start_ticks)
     }
 
     /// Inserts or replaces; a different start time under the same pid is pid
@@ -176,7 +183,11 @@ impl ProcessTable {
     }
 
     pub fn mark_exited(&mut self, pid: u32, start_ticks: u64) {
-        if let Some(p) = self.by_pid.get_mut(&pid).filter(|p| p.start_ticks == start_ticks) {
+        if let Some(p) = self
+            .by_pid
+            .get_mut(&pid)
+            .filter(|p| p.start_ticks == start_ticks)
+        {
             p.exited = true;
             self.exited.push_back((pid, start_ticks));
         }
@@ -197,7 +208,9 @@ impl ProcessTable {
             if out.len() >= depth || pid == 0 {
                 break;
             }
-            let Some(p) = self.by_pid.get(&pid) else { break };
+            let Some(p) = self.by_pid.get(&pid) else {
+                break;
+            };
             out.push(Ancestor {
                 pid: p.pid,
                 entity_id: p.entity_id.clone(),

@@ -58,7 +58,9 @@ pub fn read_process(proc_root: &Path, pid: u32, mode: CgroupMode) -> Option<Proc
         exe: link("exe"),
         args,
         cwd: link("cwd"),
-        cgroup: std::fs::read(dir.join("cgroup")).ok().and_then(|c| cgroup_path(&c, mode)),
+        cgroup: std::fs::read(dir.join("cgroup"))
+            .ok()
+            .and_then(|c| cgroup_path(&c, mode)),
     })
 }
 
@@ -75,7 +77,10 @@ pub fn cgroup_path(proc_cgroup: &[u8], mode: CgroupMode) -> Option<Vec<u8>> {
         })
         .collect();
     match mode {
-        CgroupMode::Unified => lines.iter().find(|(c, _)| c.is_empty()).map(|(_, p)| p.to_vec()),
+        CgroupMode::Unified => lines
+            .iter()
+            .find(|(c, _)| c.is_empty())
+            .map(|(_, p)| p.to_vec()),
         CgroupMode::Legacy => V1_HIERARCHIES.iter().find_map(|h| {
             let want = h.trim_end_matches("_cgrp_id").as_bytes();
             lines
@@ -112,7 +117,8 @@ mod tests {
 
     #[test]
     fn stat_with_hostile_comm_parses() {
-        let stat = b"1234 (a) b (c) S 77 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 5555 1000 10";
+        let stat =
+            b"1234 (a) b (c) S 77 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 5555 1000 10";
         let (comm, ppid, start) = parse_stat(stat).expect("parses");
         assert_eq!(comm, b"a) b (c");
         assert_eq!(ppid, 77);
@@ -122,7 +128,8 @@ mod tests {
     #[test]
     fn reads_our_own_process() {
         let me = std::process::id();
-        let p = read_process(Path::new("/proc"), me, CgroupMode::detect()).expect("self is readable");
+        let p =
+            read_process(Path::new("/proc"), me, CgroupMode::detect()).expect("self is readable");
         assert_eq!(p.pid, me);
         assert_eq!(p.ppid, std::os::unix::process::parent_id());
         assert!(p.exe.is_some());
@@ -132,11 +139,21 @@ mod tests {
 
     #[test]
     fn the_cgroup_line_matches_the_kernel_sides_hierarchy() {
-        let text = b"12:pids:/a\n4:cpu,cpuacct:/c\n3:memory:/libpod_parent/libpod-x\n0::/user.slice\n";
-        assert_eq!(cgroup_path(text, CgroupMode::Legacy).as_deref(), Some(&b"/libpod_parent/libpod-x"[..]));
-        assert_eq!(cgroup_path(text, CgroupMode::Unified).as_deref(), Some(&b"/user.slice"[..]));
+        let text =
+            b"12:pids:/a\n4:cpu,cpuacct:/c\n3:memory:/libpod_parent/libpod-x\n0::/user.slice\n";
+        assert_eq!(
+            cgroup_path(text, CgroupMode::Legacy).as_deref(),
+            Some(&b"/libpod_parent/libpod-x"[..])
+        );
+        assert_eq!(
+            cgroup_path(text, CgroupMode::Unified).as_deref(),
+            Some(&b"/user.slice"[..])
+        );
         let no_memory = b"12:pids:/a\n4:cpu,cpuacct:/c\n";
-        assert_eq!(cgroup_path(no_memory, CgroupMode::Legacy).as_deref(), Some(&b"/a"[..]));
+        assert_eq!(
+            cgroup_path(no_memory, CgroupMode::Legacy).as_deref(),
+            Some(&b"/a"[..])
+        );
         assert_eq!(cgroup_path(b"garbage", CgroupMode::Unified), None);
     }
 }

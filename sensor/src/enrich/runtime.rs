@@ -75,14 +75,28 @@ pub struct Pod {
 /// Annotation keys of each pod field: the kubelet's own (dockershim labels,
 /// CRI-O and podman annotations), then containerd's CRI plugin.
 const POD_NAME: &[&str] = &["io.kubernetes.pod.name", "io.kubernetes.cri.sandbox-name"];
-const POD_NAMESPACE: &[&str] = &["io.kubernetes.pod.namespace", "io.kubernetes.cri.sandbox-namespace"];
+const POD_NAMESPACE: &[&str] = &[
+    "io.kubernetes.pod.namespace",
+    "io.kubernetes.cri.sandbox-namespace",
+];
 const POD_UID: &[&str] = &["io.kubernetes.pod.uid", "io.kubernetes.cri.sandbox-uid"];
-const POD_CONTAINER: &[&str] = &["io.kubernetes.container.name", "io.kubernetes.cri.container-name"];
-const IMAGE: &[&str] = &["io.kubernetes.cri.image-name", "io.kubernetes.cri-o.ImageName"];
+const POD_CONTAINER: &[&str] = &[
+    "io.kubernetes.container.name",
+    "io.kubernetes.cri.container-name",
+];
+const IMAGE: &[&str] = &[
+    "io.kubernetes.cri.image-name",
+    "io.kubernetes.cri-o.ImageName",
+];
 
 /// Annotations a runtime writes for its own bookkeeping: not the user's
 /// labels, so not repeated in `container.labels`.
-const BOOKKEEPING: &[&str] = &["io.podman.annotations.", "io.kubernetes.cri-o.", "io.kubernetes.cri.", "io.container.manager"];
+const BOOKKEEPING: &[&str] = &[
+    "io.podman.annotations.",
+    "io.kubernetes.cri-o.",
+    "io.kubernetes.cri.",
+    "io.container.manager",
+];
 
 /// Where the runtimes keep their files; a directory other than `/` in tests.
 #[derive(Clone, Debug)]
@@ -100,12 +114,18 @@ impl Default for Lookup {
 
 impl Lookup {
     pub fn with_root(root: impl Into<PathBuf>) -> Self {
-        Lookup { root: root.into(), api_deadline: docker_api::DEADLINE }
+        Lookup {
+            root: root.into(),
+            api_deadline: docker_api::DEADLINE,
+        }
     }
 
     #[cfg(test)]
     pub fn with_api_deadline(self, api_deadline: std::time::Duration) -> Self {
-        Lookup { api_deadline, ..self }
+        Lookup {
+            api_deadline,
+            ..self
+        }
     }
 
     fn path(&self, p: &str) -> PathBuf {
@@ -121,17 +141,26 @@ impl Lookup {
         }
         if c.runtime == "docker" {
             // Another data root: the daemon knows (see `docker_api`).
-            if let Some(info) = docker_api::inspect(&self.path("/run/docker.sock"), id, self.api_deadline).as_ref().and_then(from_docker) {
+            if let Some(info) =
+                docker_api::inspect(&self.path("/run/docker.sock"), id, self.api_deadline)
+                    .as_ref()
+                    .and_then(from_docker)
+            {
                 return Some(info);
             }
         }
         let bundle = self.bundle(id);
-        let annotations = bundle.as_ref().map(|(_, b)| annotations(b)).unwrap_or_default();
+        let annotations = bundle
+            .as_ref()
+            .map(|(_, b)| annotations(b))
+            .unwrap_or_default();
         let storage = self.podman_storage(id, bundle.as_ref().map(|(dir, _)| dir.as_str()));
         // podman keeps `--label`s in its database only; its API service,
         // when one runs, answers the Docker-compatible inspect.
         let api = (c.runtime == "podman")
-            .then(|| docker_api::inspect(&self.path("/run/podman/podman.sock"), id, self.api_deadline))
+            .then(|| {
+                docker_api::inspect(&self.path("/run/podman/podman.sock"), id, self.api_deadline)
+            })
             .flatten();
         if annotations.is_empty() && storage.is_none() {
             return api.as_ref().and_then(from_docker);
@@ -147,8 +176,8 @@ impl Lookup {
             }
         }
         // CRI-O records the pod spec's container labels as one JSON object.
-        if let Some(Value::Object(l)) =
-            get(&annotations, &["io.kubernetes.cri-o.Labels"]).and_then(|s| serde_json::from_str(s).ok())
+        if let Some(Value::Object(l)) = get(&annotations, &["io.kubernetes.cri-o.Labels"])
+            .and_then(|s| serde_json::from_str(s).ok())
         {
             for (k, v) in &l {
                 if let Some(v) = v.as_str() {
@@ -176,7 +205,10 @@ impl Lookup {
             format!("/run/containerd/io.containerd.runtime.v2.task/moby/{id}"),
             format!("/run/containerd/io.containerd.runtime.v2.task/default/{id}"),
         ];
-        let config = |dir: &str| self.read_json(&format!("{dir}/config.json")).map(|v| (dir.to_owned(), v));
+        let config = |dir: &str| {
+            self.read_json(&format!("{dir}/config.json"))
+                .map(|v| (dir.to_owned(), v))
+        };
         if let Some(found) = direct.iter().find_map(|d| config(d)) {
             return Some(found);
         }
@@ -186,11 +218,18 @@ impl Lookup {
         // user's runtime directory.
         let mut roots: Vec<String> = ["/run/runc", "/run/crun", "/run/containerd/runc/k8s.io"]
             .into_iter()
-            .chain(["/run/containerd/runc/default", "/run/docker/runtime-runc/moby"])
+            .chain([
+                "/run/containerd/runc/default",
+                "/run/docker/runtime-runc/moby",
+            ])
             .map(str::to_owned)
             .collect();
         if let Ok(users) = std::fs::read_dir(self.path("/run/user")) {
-            for uid in users.flatten().take(MAX_USERS).filter_map(|e| e.file_name().into_string().ok()) {
+            for uid in users
+                .flatten()
+                .take(MAX_USERS)
+                .filter_map(|e| e.file_name().into_string().ok())
+            {
                 if uid.bytes().all(|b| b.is_ascii_digit()) {
                     roots.push(format!("/run/user/{uid}/runc"));
                     roots.push(format!("/run/user/{uid}/crun"));
@@ -200,7 +239,10 @@ impl Lookup {
         let bundle = roots.iter().find_map(|root| {
             if let Some(state) = self.read_json(&format!("{root}/{id}/state.json")) {
                 let labels = state["config"]["labels"].as_array()?;
-                let dir = labels.iter().filter_map(Value::as_str).find_map(|l| l.strip_prefix("bundle="))?;
+                let dir = labels
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .find_map(|l| l.strip_prefix("bundle="))?;
                 return Some(dir.to_owned());
             }
             let status = self.read_json(&format!("{root}/{id}/status"))?;
@@ -213,7 +255,11 @@ impl Lookup {
     /// Name and image name from podman's `containers.json`: root's, or the
     /// one next to the container's bundle (rootless storage is in the
     /// user's home: `…/overlay-containers/<id>/userdata`).
-    fn podman_storage(&self, id: &str, bundle: Option<&str>) -> Option<(Option<Text>, Option<Text>)> {
+    fn podman_storage(
+        &self,
+        id: &str,
+        bundle: Option<&str>,
+    ) -> Option<(Option<Text>, Option<Text>)> {
         let beside = bundle
             .and_then(|b| b.strip_suffix(&format!("overlay-containers/{id}/userdata")))
             .map(|storage| format!("{storage}overlay-containers/containers.json"));
@@ -222,12 +268,21 @@ impl Lookup {
             .chain(beside)
             .find_map(|p| {
                 let all = self.read_json(&p)?;
-                all.as_array()?.iter().find(|c| c["id"].as_str() == Some(id)).cloned()
+                all.as_array()?
+                    .iter()
+                    .find(|c| c["id"].as_str() == Some(id))
+                    .cloned()
             });
         let c = all?;
         // `metadata` is itself JSON, as a string: {"image-name":…,"name":…}.
-        let meta: Value = c["metadata"].as_str().and_then(|m| serde_json::from_str(m).ok()).unwrap_or(Value::Null);
-        let name = meta["name"].as_str().or_else(|| c["names"][0].as_str()).map(Text::from);
+        let meta: Value = c["metadata"]
+            .as_str()
+            .and_then(|m| serde_json::from_str(m).ok())
+            .unwrap_or(Value::Null);
+        let name = meta["name"]
+            .as_str()
+            .or_else(|| c["names"][0].as_str())
+            .map(Text::from);
         let image = meta["image-name"].as_str().map(Text::from);
         Some((name, image))
     }
@@ -237,7 +292,11 @@ impl Lookup {
     /// stall the event path.
     fn read_json(&self, p: &str) -> Option<Value> {
         use std::os::unix::fs::OpenOptionsExt;
-        let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(self.path(p)).ok()?;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(self.path(p))
+            .ok()?;
         if !file.metadata().ok()?.is_file() {
             return None;
         }
@@ -250,7 +309,9 @@ impl Lookup {
 pub fn from_docker(v: &Value) -> Option<RuntimeInfo> {
     let config = v.get("Config")?;
     let mut info = RuntimeInfo {
-        name: v["Name"].as_str().map(|n| Text::from(n.strip_prefix('/').unwrap_or(n))),
+        name: v["Name"]
+            .as_str()
+            .map(|n| Text::from(n.strip_prefix('/').unwrap_or(n))),
         image: config["Image"].as_str().map(Text::from),
         ..RuntimeInfo::default()
     };
@@ -268,7 +329,10 @@ pub fn from_docker(v: &Value) -> Option<RuntimeInfo> {
 /// `Config.Labels` of a Docker inspect answer, as strings.
 fn docker_labels(v: &Value) -> Vec<(String, String)> {
     match &v["Config"]["Labels"] {
-        Value::Object(m) => m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect(),
+        Value::Object(m) => m
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -276,13 +340,21 @@ fn docker_labels(v: &Value) -> Vec<(String, String)> {
 /// The bundle's `annotations`, as strings.
 fn annotations(bundle: &Value) -> Vec<(String, String)> {
     match &bundle["annotations"] {
-        Value::Object(m) => m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect(),
+        Value::Object(m) => m
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+            .collect(),
         _ => Vec::new(),
     }
 }
 
 fn get<'a>(pairs: &'a [(String, String)], keys: &[&str]) -> Option<&'a str> {
-    keys.iter().find_map(|k| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str()))
+    keys.iter().find_map(|k| {
+        pairs
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    })
 }
 
 fn pod(pairs: &[(String, String)]) -> Option<Pod> {
@@ -317,7 +389,8 @@ impl LabelSet {
         }
         self.truncated |= kn < k.len() || vn < v.len();
         self.bytes += kn + vn;
-        self.pairs.push((Text(k[..kn].to_vec()), Text(v[..vn].to_vec())));
+        self.pairs
+            .push((Text(k[..kn].to_vec()), Text(v[..vn].to_vec())));
     }
 
     fn finish(self) -> (Labels, bool) {
@@ -359,7 +432,11 @@ pub struct RuntimeCache {
 
 impl RuntimeCache {
     pub fn new(lookup: Lookup) -> Self {
-        RuntimeCache { lookup, entries: HashMap::new(), stats: LookupStats::default() }
+        RuntimeCache {
+            lookup,
+            entries: HashMap::new(),
+            stats: LookupStats::default(),
+        }
     }
 
     pub fn get(&mut self, c: &ContainerRef) -> Option<Arc<RuntimeInfo>> {
@@ -385,13 +462,24 @@ impl RuntimeCache {
         if !self.entries.contains_key(&c.id) && self.entries.len() >= CACHE_SIZE {
             self.evict();
         }
-        self.entries.insert(c.id.clone(), Entry { checked: now, info: info.clone() });
+        self.entries.insert(
+            c.id.clone(),
+            Entry {
+                checked: now,
+                info: info.clone(),
+            },
+        );
         info
     }
 
     /// Drops the entry checked longest ago.
     fn evict(&mut self) {
-        if let Some(oldest) = self.entries.iter().min_by_key(|(_, e)| e.checked).map(|(k, _)| k.clone()) {
+        if let Some(oldest) = self
+            .entries
+            .iter()
+            .min_by_key(|(_, e)| e.checked)
+            .map(|(k, _)| k.clone())
+        {
             self.entries.remove(&oldest);
             self.stats.evicted += 1;
         }

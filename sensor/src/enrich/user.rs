@@ -18,7 +18,10 @@ pub enum Accounts<'a> {
     Host,
     /// A container, and processes likely to be in it (the event's own, its
     /// parent…): the first still alive lends its root to read the files.
-    Container { id: &'a str, pids: &'a [u32] },
+    Container {
+        id: &'a str,
+        pids: &'a [u32],
+    },
 }
 
 #[derive(Default)]
@@ -64,17 +67,32 @@ impl UserNames {
                 if cache.len() >= MAX_ENTRIES {
                     cache.clear();
                 }
-                cache.entry(id).or_insert_with(|| host_lookup(kind, id)).clone()
+                cache
+                    .entry(id)
+                    .or_insert_with(|| host_lookup(kind, id))
+                    .clone()
             }
-            Accounts::Container { id: container, pids } => self.in_container(container, pids, kind, id),
+            Accounts::Container {
+                id: container,
+                pids,
+            } => self.in_container(container, pids, kind, id),
         };
-        Id { id: id.to_string(), name }
+        Id {
+            id: id.to_string(),
+            name,
+        }
     }
 
     /// The name of `id` in a container. A miss re-reads the container's
     /// files once per id and interval: the first read can come from a
     /// process caught while its runtime was still setting /etc up.
-    fn in_container(&mut self, container: &str, pids: &[u32], kind: Kind, id: u32) -> Option<String> {
+    fn in_container(
+        &mut self,
+        container: &str,
+        pids: &[u32],
+        kind: Kind,
+        id: u32,
+    ) -> Option<String> {
         let lookup = |c: &ContainerAccounts| match kind {
             Kind::User => c.users.get(&id).cloned(),
             Kind::Group => c.groups.get(&id).cloned(),
@@ -90,7 +108,12 @@ impl UserNames {
         if !first_miss {
             return None;
         }
-        let retried = self.containers.remove(container).flatten().map(|c| c.retried).unwrap_or_default();
+        let retried = self
+            .containers
+            .remove(container)
+            .flatten()
+            .map(|c| c.retried)
+            .unwrap_or_default();
         let name = lookup(self.container(container, pids)?);
         if let Some(Some(c)) = self.containers.get_mut(container) {
             c.retried = retried;
@@ -181,8 +204,14 @@ impl FileStamp {
 /// The host's NSS answer for a uid or gid.
 fn host_lookup(kind: Kind, id: u32) -> Option<String> {
     match kind {
-        Kind::User => nix::unistd::User::from_uid(id.into()).ok().flatten().map(|u| u.name),
-        Kind::Group => nix::unistd::Group::from_gid(id.into()).ok().flatten().map(|g| g.name),
+        Kind::User => nix::unistd::User::from_uid(id.into())
+            .ok()
+            .flatten()
+            .map(|u| u.name),
+        Kind::Group => nix::unistd::Group::from_gid(id.into())
+            .ok()
+            .flatten()
+            .map(|g| g.name),
     }
 }
 
@@ -200,9 +229,13 @@ fn parse_accounts(file: &[u8]) -> HashMap<u32, String> {
     let mut out = HashMap::new();
     for line in file.split(|&b| b == b'\n') {
         let mut fields = line.split(|&b| b == b':');
-        let (Some(name), Some(_), Some(id)) = (fields.next(), fields.next(), fields.next()) else { continue };
-        let (Ok(name), Some(id)) = (std::str::from_utf8(name), std::str::from_utf8(id).ok().and_then(|i| i.parse().ok()))
-        else {
+        let (Some(name), Some(_), Some(id)) = (fields.next(), fields.next(), fields.next()) else {
+            continue;
+        };
+        let (Ok(name), Some(id)) = (
+            std::str::from_utf8(name),
+            std::str::from_utf8(id).ok().and_then(|i| i.parse().ok()),
+        ) else {
             continue;
         };
         if !name.is_empty() && !name.starts_with('#') {
@@ -237,7 +270,11 @@ mod tests {
                   ctrgroup:x:4243:\n";
         let m = parse_accounts(f);
         assert_eq!(m.get(&0).map(String::as_str), Some("root"));
-        assert_eq!(m.get(&4242).map(String::as_str), Some("ctruser"), "first entry wins");
+        assert_eq!(
+            m.get(&4242).map(String::as_str),
+            Some("ctruser"),
+            "first entry wins"
+        );
         assert_eq!(m.get(&4243).map(String::as_str), Some("ctrgroup"));
         assert_eq!(m.get(&7), None);
         assert_eq!(m.len(), 3);
@@ -250,7 +287,10 @@ mod tests {
         let (passwd, group) = (dir.join("passwd"), dir.join("group"));
         std::fs::write(&passwd, "a:x:1:1\n").expect("write");
         std::fs::write(&group, "a:x:1:\n").expect("write");
-        let files = [passwd.to_str().expect("utf-8"), group.to_str().expect("utf-8")];
+        let files = [
+            passwd.to_str().expect("utf-8"),
+            group.to_str().expect("utf-8"),
+        ];
         let mut n = UserNames::default();
         n.invalidate_if_changed_at(files);
         let cached = |n: &mut UserNames| {
@@ -262,10 +302,21 @@ mod tests {
         // Same size, and the old mtime put back: only ctime tells. (Past
         // the coarse clock tick timestamps may come from on older kernels.)
         std::thread::sleep(std::time::Duration::from_millis(50));
-        let before = std::fs::metadata(&passwd).expect("stat").modified().expect("mtime");
+        let before = std::fs::metadata(&passwd)
+            .expect("stat")
+            .modified()
+            .expect("mtime");
         std::fs::write(&passwd, "b:x:1:1\n").expect("rewrite");
-        std::fs::File::options().write(true).open(&passwd).expect("open").set_modified(before).expect("touch");
-        assert!(!cached(&mut n), "an in-place rewrite with the old mtime is seen");
+        std::fs::File::options()
+            .write(true)
+            .open(&passwd)
+            .expect("open")
+            .set_modified(before)
+            .expect("touch");
+        assert!(
+            !cached(&mut n),
+            "an in-place rewrite with the old mtime is seen"
+        );
         // Replaced by rename, as useradd does.
         let new = dir.join("group.new");
         std::fs::write(&new, "a:x:1:\n").expect("write");
@@ -281,7 +332,10 @@ mod tests {
         // host's). The real container case is in tests/tests/containers.rs.
         let mut n = UserNames::default();
         let pids = [u32::MAX, std::process::id()];
-        let c = Accounts::Container { id: "test", pids: &pids };
+        let c = Accounts::Container {
+            id: "test",
+            pids: &pids,
+        };
         assert_eq!(n.user(0, &c).name, None);
     }
 }

@@ -82,7 +82,11 @@ pub struct CapSets {
 
 impl CapSets {
     pub fn from_sets([inheritable, permitted, effective]: [u64; 3]) -> CapSets {
-        CapSets { inheritable: names(inheritable), permitted: names(permitted), effective: names(effective) }
+        CapSets {
+            inheritable: names(inheritable),
+            permitted: names(permitted),
+            effective: names(effective),
+        }
     }
 }
 
@@ -108,7 +112,9 @@ const VFS_CAP_FLAGS_EFFECTIVE: u32 = 0x0000_0001;
 /// (the kernel would refuse it too).
 pub fn decode_file_caps(value: &[u8]) -> Option<FileCaps> {
     let word = |i: usize| -> Option<u32> {
-        value.get(i * 4..i * 4 + 4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+        value
+            .get(i * 4..i * 4 + 4)
+            .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
     };
     let magic = word(0)?;
     let (revision, words, size) = match magic & VFS_CAP_REVISION_MASK {
@@ -145,7 +151,10 @@ mod tests {
         assert_eq!(names(1 << 40), vec!["CAP_CHECKPOINT_RESTORE"]);
         assert_eq!(names(1 << 50), vec!["CAP_UNKNOWN"]);
         assert_eq!(names((1 << 41) - 1), vec!["ALL"]);
-        assert_eq!(names(u64::MAX >> 1), [vec!["ALL"], vec!["CAP_UNKNOWN"; 22]].concat());
+        assert_eq!(
+            names(u64::MAX >> 1),
+            [vec!["ALL"], vec!["CAP_UNKNOWN"; 22]].concat()
+        );
     }
 
     #[test]

@@ -4,8 +4,8 @@
 //! everything ECS lacks lives under `sensor.*`. These types are only built
 //! by the pipeline and only read by sinks.
 
-pub mod caps;
 pub mod audit;
+pub mod caps;
 pub mod text;
 
 use std::collections::BTreeMap;
@@ -322,7 +322,6 @@ pub struct User {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<Text>,
 }
-
 
 /// Everything ECS has no field for.
 #[derive(Debug, Default, Serialize)]
@@ -775,6 +774,10 @@ pub struct SinkHeartbeat {
     pub sent: u64,
     pub queue_dropped: u64,
     pub spool_dropped: u64,
+    /// Events shortened to the sink's `max_message_bytes`.
+    pub truncated: u64,
+    /// Events too large for the sink even when shortened.
+    pub oversize_dropped: u64,
     pub spool_bytes: u64,
     pub spool_pending: u64,
     pub connected: bool,
@@ -806,28 +809,52 @@ mod container_tests {
 
     #[test]
     fn a_container_without_runtime_details_serializes_as_before() {
-        let c = Container { id: "ab".into(), runtime: "podman", name: None, image: None, labels: Labels::default() };
-        assert_eq!(serde_json::to_string(&c).unwrap(), r#"{"id":"ab","runtime":"podman"}"#);
+        let c = Container {
+            id: "ab".into(),
+            runtime: "podman",
+            name: None,
+            image: None,
+            labels: Labels::default(),
+        };
+        assert_eq!(
+            serde_json::to_string(&c).unwrap(),
+            r#"{"id":"ab","runtime":"podman"}"#
+        );
     }
 
     #[test]
     fn container_details_and_the_pod_are_ecs_fields() {
-        let labels = Labels(vec![(Text::from("app"), Text::from("web")), (Text(b"k\xff".to_vec()), Text::from("\\"))].into());
+        let labels = Labels(
+            vec![
+                (Text::from("app"), Text::from("web")),
+                (Text(b"k\xff".to_vec()), Text::from("\\")),
+            ]
+            .into(),
+        );
         let c = Container {
             id: "ab".into(),
             runtime: "cri-o",
             name: Some(Text::from("nginx")),
-            image: Some(ContainerImage { name: Text::from("nginx:1") }),
+            image: Some(ContainerImage {
+                name: Text::from("nginx:1"),
+            }),
             labels,
         };
         let v = serde_json::to_value(&c).unwrap();
         assert_eq!(v["name"], "nginx");
         assert_eq!(v["image"]["name"], "nginx:1");
-        assert_eq!(v["labels"], serde_json::json!({"app": "web", "k\\xff": "\\"}));
+        assert_eq!(
+            v["labels"],
+            serde_json::json!({"app": "web", "k\\xff": "\\"})
+        );
         let o = Orchestrator {
             type_: "kubernetes",
             namespace: Some(Text::from("shop")),
-            resource: OrchestratorResource { type_: "pod", name: Some(Text::from("web-0")), id: None },
+            resource: OrchestratorResource {
+                type_: "pod",
+                name: Some(Text::from("web-0")),
+                id: None,
+            },
         };
         assert_eq!(
             serde_json::to_value(&o).unwrap(),

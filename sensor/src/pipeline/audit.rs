@@ -6,7 +6,9 @@ use std::time::{Duration, UNIX_EPOCH};
 use super::{Pipeline, to_process};
 use crate::enrich::user::Accounts;
 use crate::event::audit::Fields;
-use crate::event::{AuditFields, AuditRecord, AuditStatus, Endpoint, Event, Process, SensorFields, Text, User};
+use crate::event::{
+    AuditFields, AuditRecord, AuditStatus, Endpoint, Event, Process, SensorFields, Text, User,
+};
 use crate::source::audit::coalesce::AuditEvent;
 use crate::source::audit::login::Normalized;
 
@@ -20,7 +22,9 @@ impl Pipeline {
         sensor.session_id = n.session_id;
         let user = self.audit_user(&n);
         let port = match (n.pid, n.source_ip) {
-            (Some(pid), Some(ip)) => crate::enrich::peer::peer_port(std::path::Path::new("/proc"), pid, ip),
+            (Some(pid), Some(ip)) => {
+                crate::enrich::peer::peer_port(std::path::Path::new("/proc"), pid, ip)
+            }
             _ => None,
         };
         let source = (n.source_ip.is_some() || n.hostname.is_some()).then(|| Endpoint {
@@ -35,7 +39,10 @@ impl Pipeline {
             for f in &r.fields {
                 let (k, v) = (Text(f.key.clone()), Text(f.value.clone()));
                 if k.is_escaped() || v.is_escaped() {
-                    sensor.escaped.push(format!("sensor.audit.records[{i}].fields.{}", k.to_json_string()));
+                    sensor.escaped.push(format!(
+                        "sensor.audit.records[{i}].fields.{}",
+                        k.to_json_string()
+                    ));
                 }
                 fields.push((k, v));
             }
@@ -78,20 +85,40 @@ impl Pipeline {
         }
         sensor.audit = Some(audit);
         let meta = self.meta(n.kind, n.category, n.type_, n.action, n.outcome, "audit");
-        let wall = UNIX_EPOCH + Duration::from_secs(ev.stamp.sec) + Duration::from_millis(u64::from(ev.stamp.msec));
+        let wall = UNIX_EPOCH
+            + Duration::from_secs(ev.stamp.sec)
+            + Duration::from_millis(u64::from(ev.stamp.msec));
         Event {
             process,
             user,
             source,
             sensor,
-            ..Event::new(humantime::format_rfc3339_millis(wall).to_string(), meta, self.host.clone(), self.agent.clone())
+            ..Event::new(
+                humantime::format_rfc3339_millis(wall).to_string(),
+                meta,
+                self.host.clone(),
+                self.agent.clone(),
+            )
         }
     }
 
     /// The kernel's audit counters as a metric event.
     pub fn audit_status(&mut self, status: AuditStatus) -> Event {
-        let meta = self.meta("metric", &["host"], &["info"], "audit_status", None, "sensor");
-        self.sensor_event(meta, SensorFields { audit_status: Some(status), ..SensorFields::default() })
+        let meta = self.meta(
+            "metric",
+            &["host"],
+            &["info"],
+            "audit_status",
+            None,
+            "sensor",
+        );
+        self.sensor_event(
+            meta,
+            SensorFields {
+                audit_status: Some(status),
+                ..SensorFields::default()
+            },
+        )
     }
 
     /// A login from utmp/wtmp/btmp (`event.module = "utmp"`).
@@ -101,10 +128,18 @@ impl Pipeline {
         sensor.session_id = n.session_id;
         sensor.tty = n.terminal.as_ref().map(|t| {
             let t = String::from_utf8_lossy(t);
-            if t.starts_with("pts/") || t.starts_with("tty") { format!("/dev/{t}") } else { t.into_owned() }
+            if t.starts_with("pts/") || t.starts_with("tty") {
+                format!("/dev/{t}")
+            } else {
+                t.into_owned()
+            }
         });
         let user = self.audit_user(&n);
-        if user.as_ref().and_then(|u| u.name.as_ref()).is_some_and(Text::is_escaped) {
+        if user
+            .as_ref()
+            .and_then(|u| u.name.as_ref())
+            .is_some_and(Text::is_escaped)
+        {
             sensor.escaped.push("user.name".to_owned());
         }
         let source = (n.source_ip.is_some() || n.hostname.is_some()).then(|| Endpoint {
@@ -114,13 +149,20 @@ impl Pipeline {
             domain: n.hostname.clone().map(Text),
         });
         let meta = self.meta(n.kind, n.category, n.type_, n.action, n.outcome, "utmp");
-        let wall = UNIX_EPOCH + Duration::from_secs(u64::from(sec)) + Duration::from_micros(u64::from(usec));
+        let wall = UNIX_EPOCH
+            + Duration::from_secs(u64::from(sec))
+            + Duration::from_micros(u64::from(usec));
         Event {
             process,
             user,
             source,
             sensor,
-            ..Event::new(humantime::format_rfc3339_micros(wall).to_string(), meta, self.host.clone(), self.agent.clone())
+            ..Event::new(
+                humantime::format_rfc3339_micros(wall).to_string(),
+                meta,
+                self.host.clone(),
+                self.agent.clone(),
+            )
         }
     }
 
@@ -133,7 +175,10 @@ impl Pipeline {
         let mut p = match self.table.get(pid) {
             Some(info) => {
                 let parent = self.table.get(info.ppid).map(|pp| Box::new(to_process(pp)));
-                Process { parent, ..to_process(info) }
+                Process {
+                    parent,
+                    ..to_process(info)
+                }
             }
             None => {
                 let stat = std::fs::read(format!("/proc/{pid}/stat")).ok();
@@ -145,7 +190,11 @@ impl Pipeline {
                         ..Process::default()
                     },
                     // Gone already: the pid is all there is.
-                    None => Process { pid, entity_id: String::new(), ..Process::default() },
+                    None => Process {
+                        pid,
+                        entity_id: String::new(),
+                        ..Process::default()
+                    },
                 }
             }
         };
@@ -167,9 +216,15 @@ impl Pipeline {
             (Some(name), id) => {
                 let id = id.or_else(|| {
                     let s = std::str::from_utf8(name).ok()?;
-                    nix::unistd::User::from_name(s).ok().flatten().map(|u| u.uid.as_raw())
+                    nix::unistd::User::from_name(s)
+                        .ok()
+                        .flatten()
+                        .map(|u| u.uid.as_raw())
                 });
-                Some(User { id: id.map(|i| i.to_string()), name: Some(Text(name.clone())) })
+                Some(User {
+                    id: id.map(|i| i.to_string()),
+                    name: Some(Text(name.clone())),
+                })
             }
             (None, Some(id)) => {
                 // The cache is refreshed on ticks; an account created a
@@ -178,9 +233,17 @@ impl Pipeline {
                     .users
                     .user(id, &Accounts::Host)
                     .name
-                    .or_else(|| nix::unistd::User::from_uid(id.into()).ok().flatten().map(|u| u.name))
+                    .or_else(|| {
+                        nix::unistd::User::from_uid(id.into())
+                            .ok()
+                            .flatten()
+                            .map(|u| u.name)
+                    })
                     .map(|s| Text(s.into_bytes()));
-                Some(User { id: Some(id.to_string()), name })
+                Some(User {
+                    id: Some(id.to_string()),
+                    name,
+                })
             }
         }
     }

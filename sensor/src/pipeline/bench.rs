@@ -80,7 +80,11 @@ fn exec(task: TaskInfo, exe: &[u8]) -> KernelEvent {
     KernelEvent::Exec(ExecRecord {
         boot_ns: task.start_boottime + 1,
         task,
-        argv: vec![b"/usr/bin/curl".to_vec(), b"-fsSL".to_vec(), b"https://example.com/install.sh".to_vec()],
+        argv: vec![
+            b"/usr/bin/curl".to_vec(),
+            b"-fsSL".to_vec(),
+            b"https://example.com/install.sh".to_vec(),
+        ],
         argv_truncated: false,
         argv_unreadable: false,
         argv_total: 52,
@@ -120,7 +124,10 @@ fn connect(task: TaskInfo) -> KernelEvent {
 /// does not count time the thread waited for a CPU, which on a shared
 /// build machine would be most of it.
 fn thread_cpu_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: a valid clock id and a pointer to a timespec we own.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -140,7 +147,10 @@ fn time(pipeline: &mut Pipeline, events: u64, make: impl Fn() -> KernelEvent) ->
         std::hint::black_box(pipeline.handle(r));
     }
     let n = events.max(1) as f64;
-    ((thread_cpu_ns() - cpu0) as f64 / n, t0.elapsed().as_nanos() as f64 / n)
+    (
+        (thread_cpu_ns() - cpu0) as f64 / n,
+        t0.elapsed().as_nanos() as f64 / n,
+    )
 }
 
 fn pipeline(hashing: bool) -> Pipeline {
@@ -148,25 +158,46 @@ fn pipeline(hashing: bool) -> Pipeline {
         name: "bench-host".into(),
         id: "bench".into(),
         boot_id: "bench".into(),
-        os: HostOs { kernel: "unknown".into(), type_: "linux", name: None, version: None, platform: None, full: None },
+        os: HostOs {
+            kernel: "unknown".into(),
+            type_: "linux",
+            name: None,
+            version: None,
+            platform: None,
+            full: None,
+        },
     });
-    let agent = Agent { name: "sensor", type_: "sensor", version: env!("CARGO_PKG_VERSION"), id: "bench".into() };
+    let agent = Agent {
+        name: "sensor",
+        type_: "sensor",
+        version: env!("CARGO_PKG_VERSION"),
+        id: "bench".into(),
+    };
     let mut p = Pipeline::new(host, agent, 65_536, 8, procfs::clock_ticks_per_second());
     if hashing {
         let config = crate::config::Config::default().process;
-        let mut h: HashConfig =
-            crate::config::ProcessConfig { hash_executables: true, ..config }.hashing().expect("on");
+        let mut h: HashConfig = crate::config::ProcessConfig {
+            hash_executables: true,
+            ..config
+        }
+        .hashing()
+        .expect("on");
         h.wait = std::time::Duration::from_secs(5);
         let _ = p.enable_hashing(h);
     }
-    p.seed(procfs::all_processes(std::path::Path::new("/proc"), CgroupMode::detect()));
+    p.seed(procfs::all_processes(
+        std::path::Path::new("/proc"),
+        CgroupMode::detect(),
+    ));
     p
 }
 
 pub fn run(events: u64) -> Report {
     let hz = procfs::clock_ticks_per_second();
     let task = own_task(hz);
-    let exe = std::fs::read_link("/proc/self/exe").map(|p| p.into_os_string().into_encoded_bytes()).unwrap_or_default();
+    let exe = std::fs::read_link("/proc/self/exe")
+        .map(|p| p.into_os_string().into_encoded_bytes())
+        .unwrap_or_default();
     let mut p = pipeline(false);
     let exec_ns = time(&mut p, events, || exec(task, &exe));
     let connect_ns = time(&mut p, events, || connect(task));

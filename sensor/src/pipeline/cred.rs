@@ -18,7 +18,16 @@ impl Pipeline {
         self.known(&c.task, ticks);
         let (outcome, error) = outcome(c.ret);
         let [uid, gid, suid, sgid, euid, egid, fsuid, fsgid] = c.old_ids;
-        let before = CredIds { uid, euid, suid, fsuid, gid, egid, sgid, fsgid };
+        let before = CredIds {
+            uid,
+            euid,
+            suid,
+            fsuid,
+            gid,
+            egid,
+            sgid,
+            fsgid,
+        };
         let t = &c.task;
         let after = CredIds {
             uid: t.uid,
@@ -64,9 +73,17 @@ impl Pipeline {
             capabilities_after: (caps_changed || c.op == SyscallOp::Capset)
                 .then(|| caps::CapSets::from_sets(c.new_caps)),
         };
-        let sensor =
-            SensorFields { syscall: Some(c.op.name()), cred_change: Some(change), ..SensorFields::default() };
-        let kind = Kind { category: IAM_PROCESS, type_: CHANGE, action: CRED_ACTION, outcome };
+        let sensor = SensorFields {
+            syscall: Some(c.op.name()),
+            cred_change: Some(change),
+            ..SensorFields::default()
+        };
+        let kind = Kind {
+            category: IAM_PROCESS,
+            type_: CHANGE,
+            action: CRED_ACTION,
+            outcome,
+        };
         let mut ev = self.process_event(c.boot_ns, &c.task, kind, sensor);
         ev.error = error;
         ev

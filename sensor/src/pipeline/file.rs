@@ -20,13 +20,20 @@ impl Pipeline {
         self.known(&f.task, ticks);
         let (outcome, error) = outcome(f.ret);
         let action = match f.op {
-            SyscallOp::Chmod | SyscallOp::Fchmod | SyscallOp::Fchmodat | SyscallOp::Fchmodat2 => "chmod",
-            SyscallOp::Chown | SyscallOp::Fchown | SyscallOp::Lchown | SyscallOp::Fchownat => "chown",
+            SyscallOp::Chmod | SyscallOp::Fchmod | SyscallOp::Fchmodat | SyscallOp::Fchmodat2 => {
+                "chmod"
+            }
+            SyscallOp::Chown | SyscallOp::Fchown | SyscallOp::Lchown | SyscallOp::Fchownat => {
+                "chown"
+            }
             op if op.sets_xattr() => "set_xattr",
             _ => "remove_xattr",
         };
         let mut change = FileChange::default();
-        let mut sensor = SensorFields { syscall: Some(f.op.name()), ..SensorFields::default() };
+        let mut sensor = SensorFields {
+            syscall: Some(f.op.name()),
+            ..SensorFields::default()
+        };
         let path = f.resolved_path();
         if !f.path.is_empty() && path.as_deref() != Some(f.path.as_slice()) {
             change.path_argument = Some(Text(f.path.clone()));
@@ -39,10 +46,16 @@ impl Pipeline {
         }
 
         // Names of owners come from the accounts the process sees.
-        let container = self.table.get_exact(f.task.tgid, ticks).and_then(|p| p.container.clone());
+        let container = self
+            .table
+            .get_exact(f.task.tgid, ticks)
+            .and_then(|p| p.container.clone());
         let pids = [f.task.tgid, f.task.ppid];
         let accounts = match &container {
-            Some(c) => Accounts::Container { id: &c.id, pids: &pids },
+            Some(c) => Accounts::Container {
+                id: &c.id,
+                pids: &pids,
+            },
             None => Accounts::Host,
         };
         let before = f.before.map(|b| FileAttrs {
@@ -55,7 +68,10 @@ impl Pipeline {
             change.unavailable.push("before");
         }
 
-        let mut file = File { path: path.map(Text), ..File::default() };
+        let mut file = File {
+            path: path.map(Text),
+            ..File::default()
+        };
         if let Some(b) = f.before {
             file.inode = Some(b.ino.to_string());
             file.device = Some(format!("{}:{}", b.dev >> 20, b.dev & 0xfffff));
@@ -84,11 +100,21 @@ impl Pipeline {
                 }
             }
             "chown" => {
-                change.requested.uid = (f.uid != UNCHANGED).then(|| self.users.user(f.uid, &accounts));
-                change.requested.gid = (f.gid != UNCHANGED).then(|| self.users.group(f.gid, &accounts));
+                change.requested.uid =
+                    (f.uid != UNCHANGED).then(|| self.users.user(f.uid, &accounts));
+                change.requested.gid =
+                    (f.gid != UNCHANGED).then(|| self.users.group(f.gid, &accounts));
                 if outcome == "success" {
-                    let uid = if f.uid != UNCHANGED { Some(f.uid) } else { f.before.map(|b| b.uid) };
-                    let gid = if f.gid != UNCHANGED { Some(f.gid) } else { f.before.map(|b| b.gid) };
+                    let uid = if f.uid != UNCHANGED {
+                        Some(f.uid)
+                    } else {
+                        f.before.map(|b| b.uid)
+                    };
+                    let gid = if f.gid != UNCHANGED {
+                        Some(f.gid)
+                    } else {
+                        f.before.map(|b| b.gid)
+                    };
                     if let Some(uid) = uid {
                         let u = self.users.user(uid, &accounts);
                         file.uid = Some(u.id);
@@ -110,7 +136,10 @@ impl Pipeline {
                 change.xattr = Some(Xattr {
                     name: Text(name),
                     size: f.op.sets_xattr().then_some(f.xattr_value_size),
-                    value_hex: f.xattr_value.as_ref().map(|v| v.iter().map(|b| format!("{b:02x}")).collect()),
+                    value_hex: f
+                        .xattr_value
+                        .as_ref()
+                        .map(|v| v.iter().map(|b| format!("{b:02x}")).collect()),
                     capabilities,
                 });
                 if f.xattr_value_truncated {
@@ -121,15 +150,26 @@ impl Pipeline {
         change.before = before;
         for (field, text) in [
             ("file.path", file.path.as_ref()),
-            ("sensor.file_change.path_argument", change.path_argument.as_ref()),
-            ("sensor.file_change.xattr.name", change.xattr.as_ref().map(|x| &x.name)),
+            (
+                "sensor.file_change.path_argument",
+                change.path_argument.as_ref(),
+            ),
+            (
+                "sensor.file_change.xattr.name",
+                change.xattr.as_ref().map(|x| &x.name),
+            ),
         ] {
             if text.is_some_and(Text::is_escaped) {
                 sensor.escaped.push(field.to_owned());
             }
         }
         sensor.file_change = Some(change);
-        let kind = Kind { category: FILE, type_: CHANGE, action, outcome };
+        let kind = Kind {
+            category: FILE,
+            type_: CHANGE,
+            action,
+            outcome,
+        };
         let mut ev = self.process_event(f.boot_ns, &f.task, kind, sensor);
         ev.file = Some(file);
         ev.error = error;

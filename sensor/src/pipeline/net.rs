@@ -26,7 +26,11 @@ impl Pipeline {
         self.known(&n.task, ticks);
         let key = (n.task.tgid, n.fd, n.task.start_boottime);
         let requested = SockAddr::parse(&n.sockaddr);
-        let mut detail = NetworkDetail { fd: n.fd, socket_type: socket_type(n.sock_type), ..NetworkDetail::default() };
+        let mut detail = NetworkDetail {
+            fd: n.fd,
+            socket_type: socket_type(n.sock_type),
+            ..NetworkDetail::default()
+        };
         let mut network = Network {
             transport: transport(n.family, n.protocol),
             iana_number: matches!(n.family, AF_INET | AF_INET6).then(|| n.protocol.to_string()),
@@ -40,7 +44,10 @@ impl Pipeline {
                 network.direction = Some("egress");
                 // Where the caller asked to go; the socket's own view when
                 // the address is not one we decode.
-                destination = requested.as_ref().map(from_sockaddr).or_else(|| n.remote.map(from_ip));
+                destination = requested
+                    .as_ref()
+                    .map(from_sockaddr)
+                    .or_else(|| n.remote.map(from_ip));
                 source = n.local.filter(|a| a.port() != 0).map(from_ip);
                 if n.ret == -EINPROGRESS {
                     outcome = "unknown";
@@ -64,7 +71,14 @@ impl Pipeline {
                 if n.ret >= 0 {
                     detail.accepted_fd = Some(n.ret);
                 }
-                (if matches!(n.op, NetOp::Syscall(SyscallOp::Accept4)) { "accept4" } else { "accept" }, CONNECTION_START)
+                (
+                    if matches!(n.op, NetOp::Syscall(SyscallOp::Accept4)) {
+                        "accept4"
+                    } else {
+                        "accept"
+                    },
+                    CONNECTION_START,
+                )
             }
             NetOp::Syscall(SyscallOp::Bind) => {
                 server = requested.as_ref().map(from_sockaddr);
@@ -98,13 +112,26 @@ impl Pipeline {
             },
             ..SensorFields::default()
         };
-        for (field, end) in [("source.address", &source), ("destination.address", &destination), ("server.address", &server)] {
-            if end.as_ref().and_then(|e: &Endpoint| e.address.as_ref()).is_some_and(Text::is_escaped) {
+        for (field, end) in [
+            ("source.address", &source),
+            ("destination.address", &destination),
+            ("server.address", &server),
+        ] {
+            if end
+                .as_ref()
+                .and_then(|e: &Endpoint| e.address.as_ref())
+                .is_some_and(Text::is_escaped)
+            {
                 sensor.escaped.push(field.to_owned());
             }
         }
         sensor.network = Some(detail);
-        let kind = Kind { category: NETWORK, type_, action, outcome };
+        let kind = Kind {
+            category: NETWORK,
+            type_,
+            action,
+            outcome,
+        };
         let mut ev = self.process_event(n.boot_ns, &n.task, kind, sensor);
         if n.ret == -EINPROGRESS && matches!(n.op, NetOp::Syscall(SyscallOp::Connect)) {
             if self.connecting.len() >= CONNECTING_MAX {
@@ -125,13 +152,21 @@ impl Pipeline {
 }
 
 fn from_ip(a: std::net::SocketAddr) -> Endpoint {
-    Endpoint { address: Some(Text(a.ip().to_string().into_bytes())), ip: Some(a.ip()), port: Some(a.port()), domain: None }
+    Endpoint {
+        address: Some(Text(a.ip().to_string().into_bytes())),
+        ip: Some(a.ip()),
+        port: Some(a.port()),
+        domain: None,
+    }
 }
 
 fn from_sockaddr(a: &SockAddr) -> Endpoint {
     match a {
         SockAddr::Ip(ip) => from_ip(*ip),
-        SockAddr::Unix(path) => Endpoint { address: Some(Text(path.clone())), ..Endpoint::default() },
+        SockAddr::Unix(path) => Endpoint {
+            address: Some(Text(path.clone())),
+            ..Endpoint::default()
+        },
         SockAddr::Other(_) => Endpoint::default(),
     }
 }

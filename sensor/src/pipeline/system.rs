@@ -5,7 +5,8 @@ use sensor_common::SyscallOp;
 
 use super::{Kind, Pipeline, outcome, signal_name};
 use crate::event::{
-    Ancestor, BpfDetail, Event, File, MemfdDetail, ModuleDetail, MountDetail, SensorFields, Signal, Text,
+    Ancestor, BpfDetail, Event, File, MemfdDetail, ModuleDetail, MountDetail, SensorFields, Signal,
+    Text,
 };
 use crate::source::ebpf::decode::{SysOp, SysRecord};
 
@@ -29,10 +30,17 @@ impl Pipeline {
         let text = |b: &[u8]| (!b.is_empty()).then(|| Text(b.to_vec()));
         let mut sensor = SensorFields::default();
         let mut file = None;
-        let (category, type_, action): (&'static [&'static str], &'static [&'static str], &'static str) = match x.op {
+        let (category, type_, action): (
+            &'static [&'static str],
+            &'static [&'static str],
+            &'static str,
+        ) = match x.op {
             SysOp::SignalSensor => {
                 let sig = x.args[0] as u32;
-                sensor.signal = Some(Signal { number: sig, name: signal_name(sig) });
+                sensor.signal = Some(Signal {
+                    number: sig,
+                    name: signal_name(sig),
+                });
                 sensor.signal_result = Some(signal_result(x.args[1]));
                 (PROCESS, ACCESS, "signal_sensor")
             }
@@ -50,7 +58,15 @@ impl Pipeline {
                             executable: target.and_then(|t| t.executable.clone()),
                             name: target.and_then(|t| t.name.clone()),
                         });
-                        (PROCESS, ACCESS, if x.args[0] == PTRACE_SEIZE { "ptrace_seize" } else { "ptrace_attach" })
+                        (
+                            PROCESS,
+                            ACCESS,
+                            if x.args[0] == PTRACE_SEIZE {
+                                "ptrace_seize"
+                            } else {
+                                "ptrace_attach"
+                            },
+                        )
                     }
                     SyscallOp::InitModule | SyscallOp::FinitModule => {
                         sensor.module = Some(ModuleDetail {
@@ -59,16 +75,25 @@ impl Pipeline {
                             image_bytes: (op == SyscallOp::InitModule).then_some(x.args[0]),
                         });
                         if op == SyscallOp::FinitModule {
-                            file = Some(File { path: text(&x.path), ..File::default() });
+                            file = Some(File {
+                                path: text(&x.path),
+                                ..File::default()
+                            });
                         }
                         (DRIVER, START, "module_load")
                     }
                     SyscallOp::DeleteModule => {
-                        sensor.module = Some(ModuleDetail { name: text(&x.name), ..ModuleDetail::default() });
+                        sensor.module = Some(ModuleDetail {
+                            name: text(&x.name),
+                            ..ModuleDetail::default()
+                        });
                         (DRIVER, END, "module_unload")
                     }
                     SyscallOp::MemfdCreate => {
-                        sensor.memfd = Some(MemfdDetail { name: Text(x.name.clone()), flags: x.args[1] });
+                        sensor.memfd = Some(MemfdDetail {
+                            name: Text(x.name.clone()),
+                            flags: x.args[1],
+                        });
                         (FILE, CREATION, "memfd_create")
                     }
                     SyscallOp::Mount | SyscallOp::Umount2 => {
@@ -76,9 +101,21 @@ impl Pipeline {
                             target: Text(x.path.clone()),
                             source: text(&x.name),
                             fstype: text(&x.fstype),
-                            flags: if op == SyscallOp::Mount { x.args[0] } else { x.args[1] },
+                            flags: if op == SyscallOp::Mount {
+                                x.args[0]
+                            } else {
+                                x.args[1]
+                            },
                         });
-                        (CONFIGURATION, CHANGE, if op == SyscallOp::Mount { "mount" } else { "umount" })
+                        (
+                            CONFIGURATION,
+                            CHANGE,
+                            if op == SyscallOp::Mount {
+                                "mount"
+                            } else {
+                                "umount"
+                            },
+                        )
                     }
                     SyscallOp::Bpf => {
                         let (command, prog_type, attach_type) = match x.args[0] {
@@ -87,7 +124,12 @@ impl Pipeline {
                             17 => ("raw_tracepoint_open", None, None),
                             _ => ("link_create", None, Some(x.args[1])),
                         };
-                        sensor.bpf = Some(BpfDetail { command, prog_type, attach_type, name: text(&x.name) });
+                        sensor.bpf = Some(BpfDetail {
+                            command,
+                            prog_type,
+                            attach_type,
+                            name: text(&x.name),
+                        });
                         (CONFIGURATION, CHANGE, "bpf")
                     }
                     // Decode produces only system ops here.
@@ -98,7 +140,12 @@ impl Pipeline {
         if x.truncated {
             sensor.truncated.push(truncated_field(&x));
         }
-        let kind = Kind { category, type_, action, outcome };
+        let kind = Kind {
+            category,
+            type_,
+            action,
+            outcome,
+        };
         let mut ev = self.process_event(x.boot_ns, &x.task, kind, sensor);
         ev.error = error;
         ev.file = file;

@@ -19,8 +19,14 @@ impl Pipeline {
         let path2 = w.resolved_path2();
         // Opens and ftruncates were matched by inode in the kernel: exact.
         // Path arguments were matched loosely there; check them here.
-        let watched = path.as_deref().and_then(|p| self.watched.matching(p)).map(<[u8]>::to_vec);
-        let watched2 = path2.as_deref().and_then(|p| self.watched.matching(p)).map(<[u8]>::to_vec);
+        let watched = path
+            .as_deref()
+            .and_then(|p| self.watched.matching(p))
+            .map(<[u8]>::to_vec);
+        let watched2 = path2
+            .as_deref()
+            .and_then(|p| self.watched.matching(p))
+            .map(<[u8]>::to_vec);
         if !w.base_is_file && watched.is_none() && watched2.is_none() {
             return None;
         }
@@ -28,21 +34,35 @@ impl Pipeline {
         self.known(&w.task, ticks);
         let (outcome, error) = outcome(w.ret);
         let (action, type_) = match w.op {
-            SyscallOp::Open | SyscallOp::Openat | SyscallOp::Openat2 | SyscallOp::Creat => {
-                ("open_write", if w.open_flags & O_CREAT != 0 { CREATION } else { CHANGE })
-            }
+            SyscallOp::Open | SyscallOp::Openat | SyscallOp::Openat2 | SyscallOp::Creat => (
+                "open_write",
+                if w.open_flags & O_CREAT != 0 {
+                    CREATION
+                } else {
+                    CHANGE
+                },
+            ),
             SyscallOp::Truncate | SyscallOp::Ftruncate => ("truncate", CHANGE),
             SyscallOp::Unlink | SyscallOp::Unlinkat => ("unlink", DELETION),
             _ => ("rename", CHANGE),
         };
-        let mut sensor = SensorFields { syscall: Some(w.op.name()), ..SensorFields::default() };
+        let mut sensor = SensorFields {
+            syscall: Some(w.op.name()),
+            ..SensorFields::default()
+        };
         if w.base_truncated || w.path_truncated {
             sensor.truncated.push("file.path");
         }
         let write = FileWrite {
             watched: watched.or(watched2).map(Text),
-            open_flags: if action == "open_write" { open_flag_names(w.open_flags) } else { Vec::new() },
-            new_path: path2.map(Text).or_else(|| (!w.path2.is_empty()).then(|| Text(w.path2.clone()))),
+            open_flags: if action == "open_write" {
+                open_flag_names(w.open_flags)
+            } else {
+                Vec::new()
+            },
+            new_path: path2
+                .map(Text)
+                .or_else(|| (!w.path2.is_empty()).then(|| Text(w.path2.clone()))),
             path_argument: (!w.path.is_empty() && path.as_deref() != Some(w.path.as_slice()))
                 .then(|| Text(w.path.clone())),
         };
@@ -55,9 +75,17 @@ impl Pipeline {
             }
         }
         sensor.file_write = Some(write);
-        let kind = Kind { category: FILE, type_, action, outcome };
+        let kind = Kind {
+            category: FILE,
+            type_,
+            action,
+            outcome,
+        };
         let mut ev = self.process_event(w.boot_ns, &w.task, kind, sensor);
-        ev.file = Some(File { path: path.map(Text).or_else(|| Some(Text(w.path.clone()))), ..File::default() });
+        ev.file = Some(File {
+            path: path.map(Text).or_else(|| Some(Text(w.path.clone()))),
+            ..File::default()
+        });
         ev.error = error;
         Some(ev)
     }
@@ -70,7 +98,12 @@ fn open_flag_names(flags: u32) -> Vec<&'static str> {
         0o2 => "O_RDWR",
         _ => "O_RDONLY",
     }];
-    for (bit, name) in [(0o100, "O_CREAT"), (0o200, "O_EXCL"), (0o1000, "O_TRUNC"), (0o2000, "O_APPEND")] {
+    for (bit, name) in [
+        (0o100, "O_CREAT"),
+        (0o200, "O_EXCL"),
+        (0o1000, "O_TRUNC"),
+        (0o2000, "O_APPEND"),
+    ] {
         if flags & bit != 0 {
             names.push(name);
         }
@@ -84,7 +117,10 @@ mod tests {
 
     #[test]
     fn open_flags_by_name() {
-        assert_eq!(open_flag_names(0o1101), vec!["O_WRONLY", "O_CREAT", "O_TRUNC"]);
+        assert_eq!(
+            open_flag_names(0o1101),
+            vec!["O_WRONLY", "O_CREAT", "O_TRUNC"]
+        );
         assert_eq!(open_flag_names(0o2002), vec!["O_RDWR", "O_APPEND"]);
     }
 }

@@ -42,7 +42,12 @@ fn cpu_seconds() -> f64 {
 }
 
 fn sample_event(host: &Arc<Host>, agent: &Arc<Agent>, seq: u64) -> Event {
-    let id = |n: u32, name: &str| Some(Id { id: n.to_string(), name: Some(name.to_owned()) });
+    let id = |n: u32, name: &str| {
+        Some(Id {
+            id: n.to_string(),
+            name: Some(name.to_owned()),
+        })
+    };
     let meta = EventMeta {
         kind: "event",
         category: &["process"],
@@ -60,7 +65,11 @@ fn sample_event(host: &Arc<Host>, agent: &Arc<Agent>, seq: u64) -> Event {
             entity_id: "c017f6569481c3213ca2f99eeda4831e".to_owned(),
             name: Some(Text(b"curl".to_vec())),
             executable: Some(Text(b"/usr/bin/curl".to_vec())),
-            args: Some(vec![Text(b"curl".to_vec()), Text(b"-fsSL".to_vec()), Text(b"https://example.com/install.sh".to_vec())]),
+            args: Some(vec![
+                Text(b"curl".to_vec()),
+                Text(b"-fsSL".to_vec()),
+                Text(b"https://example.com/install.sh".to_vec()),
+            ]),
             args_count: Some(3),
             working_directory: Some(Text(b"/home/alice/src/project".to_vec())),
             start: Some("2026-11-23T11:19:03.120000000Z".to_owned()),
@@ -79,7 +88,11 @@ fn sample_event(host: &Arc<Host>, agent: &Arc<Agent>, seq: u64) -> Event {
             })),
             ..Process::default()
         }),
-        sensor: SensorFields { tty: Some("/dev/pts/3".to_owned()), session_id: Some(7), ..SensorFields::default() },
+        sensor: SensorFields {
+            tty: Some("/dev/pts/3".to_owned()),
+            session_id: Some(7),
+            ..SensorFields::default()
+        },
         ..Event::new(String::new(), meta, host.clone(), agent.clone())
     }
 }
@@ -90,9 +103,21 @@ pub async fn run(sinks: &[SinkConfig], state_dir: &Path, events: u64) -> Result<
         name: "bench-host".into(),
         id: "3d1219c7c4c5404aaa1f6d2a48adfda4".into(),
         boot_id: "6e38bd36-9146-49b0-8be4-fa7a1091eb88".into(),
-        os: HostOs { kernel: "6.18".into(), type_: "linux", name: None, version: None, platform: None, full: None },
+        os: HostOs {
+            kernel: "6.18".into(),
+            type_: "linux",
+            name: None,
+            version: None,
+            platform: None,
+            full: None,
+        },
     });
-    let agent = Arc::new(Agent { name: "sensor", type_: "sensor", version: env!("CARGO_PKG_VERSION"), id: "bench".into() });
+    let agent = Arc::new(Agent {
+        name: "sensor",
+        type_: "sensor",
+        version: env!("CARGO_PKG_VERSION"),
+        id: "bench".into(),
+    });
     let mut router = Router::start(sinks, state_dir)?;
     let cpu0 = cpu_seconds();
     let t0 = Instant::now();
@@ -102,7 +127,11 @@ pub async fn run(sinks: &[SinkConfig], state_dir: &Path, events: u64) -> Result<
             let _ = router.flush();
             // Let the sink tasks run; wait while they are behind.
             tokio::task::yield_now().await;
-            while router.sinks.iter().any(|s| s.stats.queued_bytes.load(Ordering::Relaxed) > HIGH_WATER) {
+            while router
+                .sinks
+                .iter()
+                .any(|s| s.stats.queued_bytes.load(Ordering::Relaxed) > HIGH_WATER)
+            {
                 tokio::time::sleep(Duration::from_micros(200)).await;
             }
         }
@@ -114,9 +143,16 @@ pub async fn run(sinks: &[SinkConfig], state_dir: &Path, events: u64) -> Result<
         let dropped: u64 = router
             .sinks
             .iter()
-            .map(|s| s.stats.queue_dropped.load(Ordering::Relaxed) + s.stats.spool_dropped.load(Ordering::Relaxed))
+            .map(|s| {
+                s.stats.queue_dropped.load(Ordering::Relaxed)
+                    + s.stats.spool_dropped.load(Ordering::Relaxed)
+            })
             .sum();
-        if router.sinks.iter().all(|s| s.stats.sent.load(Ordering::Relaxed) + dropped >= events) {
+        if router
+            .sinks
+            .iter()
+            .all(|s| s.stats.sent.load(Ordering::Relaxed) + dropped >= events)
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
@@ -126,9 +162,13 @@ pub async fn run(sinks: &[SinkConfig], state_dir: &Path, events: u64) -> Result<
     let dropped = router
         .sinks
         .iter()
-        .map(|s| s.stats.queue_dropped.load(Ordering::Relaxed) + s.stats.spool_dropped.load(Ordering::Relaxed))
+        .map(|s| {
+            s.stats.queue_dropped.load(Ordering::Relaxed)
+                + s.stats.spool_dropped.load(Ordering::Relaxed)
+        })
         .sum();
-    let bytes_per_event = serde_json::to_vec(&sample_event(&host, &agent, events)).map_or(0, |v| v.len() as u64);
+    let bytes_per_event =
+        serde_json::to_vec(&sample_event(&host, &agent, events)).map_or(0, |v| v.len() as u64);
     let _ = router.shutdown().await;
     Ok(Report {
         events,

@@ -28,6 +28,11 @@ pub struct SinkStats {
     pub sent: AtomicU64,
     pub queue_dropped: AtomicU64,
     pub spool_dropped: AtomicU64,
+    /// Events shortened to the sink's message limit.
+    pub truncated: AtomicU64,
+    /// Events too large for the sink even when shortened, or refused by
+    /// the datagram socket as too long.
+    pub oversize_dropped: AtomicU64,
     pub spool_bytes: AtomicU64,
     pub spool_pending: AtomicU64,
     pub queued_bytes: AtomicU64,
@@ -53,7 +58,12 @@ pub struct Queue {
 
 impl Queue {
     pub fn new(max_bytes: usize, stats: Arc<SinkStats>) -> Arc<Queue> {
-        Arc::new(Queue { inner: Mutex::default(), max_bytes, notify: Notify::new(), stats })
+        Arc::new(Queue {
+            inner: Mutex::default(),
+            max_bytes,
+            notify: Notify::new(),
+            stats,
+        })
     }
 
     /// Never waits: a full queue drops the newest record and counts it.
@@ -65,7 +75,9 @@ impl Queue {
         }
         q.bytes += record.len();
         q.records.push_back((seq, record));
-        self.stats.queued_bytes.store(q.bytes as u64, Ordering::Relaxed);
+        self.stats
+            .queued_bytes
+            .store(q.bytes as u64, Ordering::Relaxed);
     }
 
     /// Wakes the task (after each batch of events, not per event).
@@ -96,8 +108,14 @@ struct InFlight {
 
 /// How a sink's records leave the host.
 pub enum Transport {
-    Syslog { endpoint: Endpoint, conn: Option<Connection> },
-    Http { sender: HttpSender, batch_events: usize },
+    Syslog {
+        endpoint: Endpoint,
+        conn: Option<Connection>,
+    },
+    Http {
+        sender: HttpSender,
+        batch_events: usize,
+    },
 }
 
 /// A send that failed, and when the server asked us to come back.
@@ -142,14 +160,29 @@ impl Transport {
         matches!(self, Transport::Syslog { conn: Some(c), .. } if c.is_stream())
     }
 
-    async fn send(&mut self, batch: &[(u64, Vec<u8>)], scratch: &mut Vec<u8>) -> Result<(), Failed> {
+    /// Sends a batch; returns how many records the transport refused as
+    /// too long (skipped, not retried).
+    async fn send(
+        &mut self,
+        batch: &[(u64, Vec<u8>)],
+        scratch: &mut Vec<u8>,
+    ) -> Result<u64, Failed> {
         match self {
             Transport::Syslog { conn: Some(c), .. } => {
-                c.send(batch, scratch).await.map_err(|e| Failed { reason: e.to_string(), retry_after: None })
+                c.send(batch, scratch).await.map_err(|e| Failed {
+                    reason: e.to_string(),
+                    retry_after: None,
+                })
             }
-            Transport::Syslog { conn: None, .. } => Err(Failed { reason: "not connected".into(), retry_after: None }),
+            Transport::Syslog { conn: None, .. } => Err(Failed {
+                reason: "not connected".into(),
+                retry_after: None,
+            }),
             Transport::Http { sender, .. } => {
-                sender.send(batch).await.map_err(|r| Failed { reason: r.reason, retry_after: r.retry_after })
+                sender.send(batch).await.map(|()| 0).map_err(|r| Failed {
+                    reason: r.reason,
+                    retry_after: r.retry_after,
+                })
             }
         }
     }
@@ -208,7 +241,8 @@ impl Worker {
                             failing = true;
                         }
                         retry_at = Instant::now() + backoff;
-                        backoff = (backoff * 2).min(Duration::from_millis(self.config.retry_max_ms));
+                        backoff =
+                            (backoff * 2).min(Duration::from_millis(self.config.retry_max_ms));
                     }
                 }
             }
@@ -221,10 +255,22 @@ impl Worker {
                         let last = batch.last().map_or(0, |r| r.0);
                         let replayable = self.transport.needs_replay();
                         match self.transport.send(&batch, &mut scratch).await {
-                            Ok(()) => {
-                                self.stats.sent.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                            Ok(refused) => {
+                                if refused > 0 {
+                                    tracing::warn!(sink = %self.name, refused, "the socket refused messages as too long; lower max_message_bytes");
+                                    self.stats
+                                        .oversize_dropped
+                                        .fetch_add(refused, Ordering::Relaxed);
+                                }
+                                self.stats
+                                    .sent
+                                    .fetch_add(batch.len() as u64 - refused, Ordering::Relaxed);
                                 if replayable {
-                                    in_flight.push_back(InFlight { to, seq: last, at: Instant::now() });
+                                    in_flight.push_back(InFlight {
+                                        to,
+                                        seq: last,
+                                        at: Instant::now(),
+                                    });
                                 } else {
                                     in_flight.clear();
                                     self.ack(to, last);
@@ -246,7 +292,8 @@ impl Worker {
                                 in_flight.clear();
                                 self.spool.rewind();
                                 retry_at = Instant::now() + wait;
-                                backoff = (backoff * 2).min(Duration::from_millis(self.config.retry_max_ms));
+                                backoff = (backoff * 2)
+                                    .min(Duration::from_millis(self.config.retry_max_ms));
                             }
                         }
                     }
@@ -271,7 +318,9 @@ impl Worker {
             self.publish();
 
             if let Some(deadline) = closing_deadline {
-                let done = !self.spool.has_unsent() || !self.transport.ready() || Instant::now() >= deadline;
+                let done = !self.spool.has_unsent()
+                    || !self.transport.ready()
+                    || Instant::now() >= deadline;
                 if done {
                     // Records still in the window were sent; keep them for a
                     // resend after restart only if the connection failed.
@@ -309,8 +358,14 @@ impl Worker {
     }
 
     fn publish(&self) {
-        self.stats.spool_bytes.store(self.spool.bytes(), Ordering::Relaxed);
-        self.stats.spool_pending.store(self.spool.pending(), Ordering::Relaxed);
-        self.stats.spool_dropped.store(self.spool.dropped, Ordering::Relaxed);
+        self.stats
+            .spool_bytes
+            .store(self.spool.bytes(), Ordering::Relaxed);
+        self.stats
+            .spool_pending
+            .store(self.spool.pending(), Ordering::Relaxed);
+        self.stats
+            .spool_dropped
+            .store(self.spool.dropped, Ordering::Relaxed);
     }
 }

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::config::sinks::{DeliveryConfig, HttpFormat, SinkConfig, SyslogAddress, facility_code};
 use crate::event::Event;
 use codec::Header;
-use codec::syslog::SyslogCodec;
+use codec::syslog::{Encoded, SyslogCodec};
 use delivery::{Queue, SinkStats, Transport, Worker};
 use transport::file::RotatingFile;
 use transport::syslog::Endpoint;
@@ -40,7 +40,9 @@ pub struct JsonLines<W: Write> {
 
 impl<W: Write> JsonLines<W> {
     pub fn new(w: W) -> Self {
-        JsonLines { out: BufWriter::with_capacity(256 * 1024, w) }
+        JsonLines {
+            out: BufWriter::with_capacity(256 * 1024, w),
+        }
     }
 }
 
@@ -86,6 +88,7 @@ pub struct SinkInfo {
     pub resumed_seq: Option<u64>,
     reported_queue: u64,
     reported_spool: u64,
+    reported_oversize: u64,
 }
 
 pub struct Router {
@@ -105,7 +108,11 @@ impl Router {
     /// configured: JSON lines on stdout.
     pub fn start(sinks: &[SinkConfig], state_dir: &Path) -> Result<Router, SinkError> {
         let default = [SinkConfig::Stdout(Default::default())];
-        let sinks = if sinks.is_empty() { &default[..] } else { sinks };
+        let sinks = if sinks.is_empty() {
+            &default[..]
+        } else {
+            sinks
+        };
         let mut router = Router {
             outputs: Vec::new(),
             sinks: Vec::new(),
@@ -118,20 +125,32 @@ impl Router {
         let mut workers = Vec::new();
         for (index, cfg) in sinks.iter().enumerate() {
             let name = cfg.name(index);
-            let err = |problem: String| SinkError { index, name: name.clone(), problem };
+            let err = |problem: String| SinkError {
+                index,
+                name: name.clone(),
+                problem,
+            };
             let stats = Arc::new(SinkStats::default());
             let mut resumed_seq = None;
             let output = match cfg {
-                SinkConfig::Stdout(_) => Output::Stdout(BufWriter::with_capacity(256 << 10, io::stdout())),
-                SinkConfig::File(f) => {
-                    Output::File(RotatingFile::open(f).map_err(|e| err(format!("{}: {e}", f.path.display())))?)
+                SinkConfig::Stdout(_) => {
+                    Output::Stdout(BufWriter::with_capacity(256 << 10, io::stdout()))
                 }
+                SinkConfig::File(f) => Output::File(
+                    RotatingFile::open(f).map_err(|e| err(format!("{}: {e}", f.path.display())))?,
+                ),
                 SinkConfig::Syslog(s) => {
                     let address = SyslogAddress::parse(&s.address).map_err(err)?;
                     let tls = match &address {
                         SyslogAddress::Tls(_) => {
-                            let connector = tokio_rustls::TlsConnector::from(Arc::new(transport::tls::client_config(&s.tls).map_err(err)?));
-                            let host = s.tls.server_name.clone().or_else(|| address.host().map(str::to_owned));
+                            let connector = tokio_rustls::TlsConnector::from(Arc::new(
+                                transport::tls::client_config(&s.tls).map_err(err)?,
+                            ));
+                            let host = s
+                                .tls
+                                .server_name
+                                .clone()
+                                .or_else(|| address.host().map(str::to_owned));
                             let host = host.unwrap_or_default();
                             let name = rustls::pki_types::ServerName::try_from(host.clone())
                                 .map_err(|e| err(format!("TLS server name `{host}`: {e}")))?;
@@ -141,25 +160,41 @@ impl Router {
                     };
                     let codec = Codec::Syslog(SyslogCodec {
                         format: s.format,
-                        facility: facility_code(&s.facility).ok_or_else(|| err(format!("facility `{}`", s.facility)))?,
+                        facility: facility_code(&s.facility)
+                            .ok_or_else(|| err(format!("facility `{}`", s.facility)))?,
                         app_name: s.app_name.clone(),
                         pid: std::process::id(),
+                        max_message_bytes: s.message_limit(&address),
                     });
-                    let transport = Transport::Syslog { endpoint: Endpoint { address, tls }, conn: None };
+                    let transport = Transport::Syslog {
+                        endpoint: Endpoint { address, tls },
+                        conn: None,
+                    };
                     let (queue, worker, resumed) =
-                        queued(&name, &s.delivery, state_dir, transport, stats.clone()).map_err(err)?;
+                        queued(&name, &s.delivery, state_dir, transport, stats.clone())
+                            .map_err(err)?;
                     workers.push(worker);
                     resumed_seq = resumed;
                     Output::Queue { codec, queue }
                 }
                 SinkConfig::Http(h) => {
                     let sender = transport::http::HttpSender::new(h).map_err(err)?;
-                    let transport = Transport::Http { sender, batch_events: h.batch_events };
+                    let transport = Transport::Http {
+                        sender,
+                        batch_events: h.batch_events,
+                    };
                     let (queue, worker, resumed) =
-                        queued(&name, &h.delivery, state_dir, transport, stats.clone()).map_err(err)?;
+                        queued(&name, &h.delivery, state_dir, transport, stats.clone())
+                            .map_err(err)?;
                     workers.push(worker);
                     resumed_seq = resumed;
-                    Output::Queue { codec: Codec::Http { format: h.format, index: h.index.clone() }, queue }
+                    Output::Queue {
+                        codec: Codec::Http {
+                            format: h.format,
+                            index: h.index.clone(),
+                        },
+                        queue,
+                    }
                 }
             };
             router.outputs.push(output);
@@ -170,6 +205,7 @@ impl Router {
                 resumed_seq,
                 reported_queue: 0,
                 reported_spool: 0,
+                reported_oversize: 0,
             });
         }
         // Only now that every sink opened: a bad one must not leave tasks behind.
@@ -183,7 +219,11 @@ impl Router {
     pub fn views(&self) -> Vec<crate::telemetry::SinkView> {
         self.sinks
             .iter()
-            .map(|s| crate::telemetry::SinkView { name: s.name, kind: s.kind, stats: s.stats.clone() })
+            .map(|s| crate::telemetry::SinkView {
+                name: s.name,
+                kind: s.kind,
+                stats: s.stats.clone(),
+            })
             .collect()
     }
 
@@ -198,19 +238,26 @@ impl Router {
         }
     }
 
-    /// Drops since the last call: (`sink_queue` or `sink_spool`, sink, count).
+    /// Drops since the last call: (`sink_queue`, `sink_spool` or
+    /// `sink_oversize`, sink, count).
     pub fn new_drops(&mut self) -> Vec<(&'static str, &'static str, u64)> {
         let mut out = Vec::new();
         for s in &mut self.sinks {
-            let q = s.stats.queue_dropped.load(Ordering::Relaxed);
-            if q > s.reported_queue {
-                out.push(("sink_queue", s.name, q - s.reported_queue));
-                s.reported_queue = q;
-            }
-            let d = s.stats.spool_dropped.load(Ordering::Relaxed);
-            if d > s.reported_spool {
-                out.push(("sink_spool", s.name, d - s.reported_spool));
-                s.reported_spool = d;
+            let counters = [
+                ("sink_queue", &s.stats.queue_dropped, &mut s.reported_queue),
+                ("sink_spool", &s.stats.spool_dropped, &mut s.reported_spool),
+                (
+                    "sink_oversize",
+                    &s.stats.oversize_dropped,
+                    &mut s.reported_oversize,
+                ),
+            ];
+            for (source, counter, reported) in counters {
+                let now = counter.load(Ordering::Relaxed);
+                if now > *reported {
+                    out.push((source, s.name, now - *reported));
+                    *reported = now;
+                }
             }
         }
         out
@@ -241,7 +288,10 @@ fn queued(
     transport: Transport,
     stats: Arc<SinkStats>,
 ) -> Result<(Arc<Queue>, Worker, Option<u64>), String> {
-    let dir = delivery.spool_dir.clone().unwrap_or_else(|| state_dir.join("spool").join(name));
+    let dir = delivery
+        .spool_dir
+        .clone()
+        .unwrap_or_else(|| state_dir.join("spool").join(name));
     let existed = spool::exists(&dir);
     let spool = spool::Spool::open(&dir, delivery.spool_bytes, delivery.when_full)
         .map_err(|e| format!("spool {}: {e}", dir.display()))?;
@@ -250,7 +300,14 @@ fn queued(
     }
     let resumed = existed.then(|| spool.last_seq());
     let queue = Queue::new(delivery.queue_bytes, stats.clone());
-    let worker = Worker { name: name.to_owned(), queue: queue.clone(), spool, transport, config: delivery.clone(), stats };
+    let worker = Worker {
+        name: name.to_owned(),
+        queue: queue.clone(),
+        spool,
+        transport,
+        config: delivery.clone(),
+        stats,
+    };
     Ok((queue, worker, resumed))
 }
 
@@ -259,20 +316,38 @@ impl Sink for Router {
         self.json.clear();
         serde_json::to_writer(&mut self.json, event)?;
         self.events.fetch_add(1, Ordering::Relaxed);
-        self.metrics.events.get_or_create(&[("action", event.event.action)]).inc();
+        self.metrics
+            .events
+            .get_or_create(&[("action", event.event.action)])
+            .inc();
         if let Some(l) = &event.sensor.lost {
-            self.metrics.lost.get_or_create(&[("source", l.source)]).inc_by(l.count);
+            self.metrics
+                .lost
+                .get_or_create(&[("source", l.source)])
+                .inc_by(l.count);
         }
         if let Some(status) = &event.sensor.audit_status {
             self.metrics.audit_status(status);
         }
-        if let Some(lookups) = event.sensor.heartbeat.as_ref().and_then(|h| h.container_lookups.as_ref()) {
+        if let Some(lookups) = event
+            .sensor
+            .heartbeat
+            .as_ref()
+            .and_then(|h| h.container_lookups.as_ref())
+        {
             self.metrics.container_lookups(lookups);
         }
-        if let Some(hashes) = event.sensor.heartbeat.as_ref().and_then(|h| h.executable_hashes.as_ref()) {
+        if let Some(hashes) = event
+            .sensor
+            .heartbeat
+            .as_ref()
+            .and_then(|h| h.executable_hashes.as_ref())
+        {
             self.metrics.executable_hashes(hashes);
         }
-        self.metrics.last_sequence.store(event.event.sequence, Ordering::Relaxed);
+        self.metrics
+            .last_sequence
+            .store(event.event.sequence, Ordering::Relaxed);
         let header = Header::of(event);
         for (out, info) in self.outputs.iter_mut().zip(&self.sinks) {
             match out {
@@ -298,8 +373,19 @@ impl Sink for Router {
                 Output::Queue { codec, queue } => {
                     let mut record = Vec::with_capacity(self.json.len() + 128);
                     match codec {
-                        Codec::Syslog(c) => c.encode(&mut record, &header, &self.json),
-                        Codec::Http { format, index } => codec::http::encode(&mut record, *format, index, &header, &self.json),
+                        Codec::Syslog(c) => match c.encode(&mut record, &header, &self.json) {
+                            Encoded::Whole => {}
+                            Encoded::Truncated => {
+                                info.stats.truncated.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Encoded::TooLarge => {
+                                info.stats.oversize_dropped.fetch_add(1, Ordering::Relaxed);
+                                continue;
+                            }
+                        },
+                        Codec::Http { format, index } => {
+                            codec::http::encode(&mut record, *format, index, &header, &self.json)
+                        }
                     }
                     queue.push(header.sequence, record);
                 }

@@ -29,12 +29,21 @@ impl SequenceLease {
         let path = state_dir.join("sequence");
         let last = match std::fs::read_to_string(&path) {
             Ok(s) => s.trim().parse::<u64>().map_err(|e| {
-                io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{}: {e}", path.display()),
+                )
             })?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
             Err(e) => return Err(e),
         };
-        Ok((SequenceLease { path, leased_to: last }, last))
+        Ok((
+            SequenceLease {
+                path,
+                leased_to: last,
+            },
+            last,
+        ))
     }
 
     /// Makes sure `seq` is covered by the persisted lease. On a write
@@ -82,7 +91,10 @@ mod tests {
         }
         drop(l); // a crash: no close
         let (mut l, last) = SequenceLease::open(&dir).unwrap();
-        assert!(last >= 15, "restart continues after every used number: {last}");
+        assert!(
+            last >= 15,
+            "restart continues after every used number: {last}"
+        );
         l.cover(last + 1).unwrap();
         l.close(last + 1).unwrap();
         let (_, again) = SequenceLease::open(&dir).unwrap();

@@ -20,8 +20,8 @@
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -85,13 +85,23 @@ fn seg_path(dir: &Path, id: u64) -> PathBuf {
 impl Spool {
     pub fn open(dir: &Path, max_bytes: u64, when_full: WhenFull) -> io::Result<Spool> {
         // Events are sensitive: only root reads the spool.
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
         let mut ids: Vec<u64> = std::fs::read_dir(dir)?
             .filter_map(|e| e.ok())
             .filter_map(|e| e.file_name().to_str()?.strip_suffix(".seg")?.parse().ok())
             .collect();
         ids.sort_unstable();
-        let (acked, acked_seq) = read_ack(dir).unwrap_or((Cursor { segment: 0, offset: 0, index: 0 }, 0));
+        let (acked, acked_seq) = read_ack(dir).unwrap_or((
+            Cursor {
+                segment: 0,
+                offset: 0,
+                index: 0,
+            },
+            0,
+        ));
         let mut spool = Spool {
             dir: dir.to_owned(),
             max_bytes,
@@ -129,9 +139,14 @@ impl Spool {
             spool.total_bytes += bytes;
             spool.segments.push_back(Segment { id, bytes, records });
         }
-        if spool.segments.front().is_some_and(|s| s.id > acked.segment) || spool.segments.is_empty() {
+        if spool.segments.front().is_some_and(|s| s.id > acked.segment) || spool.segments.is_empty()
+        {
             let first = spool.segments.front().map_or(acked.segment, |s| s.id);
-            spool.acked = Cursor { segment: first, offset: 0, index: 0 };
+            spool.acked = Cursor {
+                segment: first,
+                offset: 0,
+                index: 0,
+            };
             spool.sent = spool.acked;
         }
         Ok(spool)
@@ -161,7 +176,9 @@ impl Spool {
 
     /// Whether there are records not sent yet.
     pub fn has_unsent(&self) -> bool {
-        self.segments.iter().any(|s| s.id > self.sent.segment || (s.id == self.sent.segment && s.records > self.sent.index))
+        self.segments.iter().any(|s| {
+            s.id > self.sent.segment || (s.id == self.sent.segment && s.records > self.sent.index)
+        })
     }
 
     /// Appends one record; false if it was dropped (spool full, `drop_newest`).
@@ -197,7 +214,9 @@ impl Spool {
                 self.roll()?;
             } else {
                 let id = self.segments.back().map(|s| s.id).unwrap_or(0);
-                let f = OpenOptions::new().append(true).open(seg_path(&self.dir, id))?;
+                let f = OpenOptions::new()
+                    .append(true)
+                    .open(seg_path(&self.dir, id))?;
                 self.writer = Some(BufWriter::with_capacity(256 << 10, f));
             }
         }
@@ -223,15 +242,28 @@ impl Spool {
             w.flush()?;
             w.get_ref().sync_data()?;
         }
-        let id = self.segments.back().map_or(self.acked.segment, |s| s.id + 1);
-        let f = OpenOptions::new().create(true).append(true).mode(0o600).open(seg_path(&self.dir, id))?;
+        let id = self
+            .segments
+            .back()
+            .map_or(self.acked.segment, |s| s.id + 1);
+        let f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(seg_path(&self.dir, id))?;
         self.writer = Some(BufWriter::with_capacity(256 << 10, f));
-        self.segments.push_back(Segment { id, bytes: 0, records: 0 });
+        self.segments.push_back(Segment {
+            id,
+            bytes: 0,
+            records: 0,
+        });
         Ok(())
     }
 
     fn drop_oldest(&mut self) -> io::Result<()> {
-        let Some(old) = self.segments.pop_front() else { return Ok(()) };
+        let Some(old) = self.segments.pop_front() else {
+            return Ok(());
+        };
         // Records already sent (waiting out the replay window) are not
         // counted as dropped: only a failure of their connection would have
         // sent them again.
@@ -257,7 +289,11 @@ impl Spool {
         }
         std::fs::remove_file(seg_path(&self.dir, old.id))?;
         let next = self.segments.front().map_or(old.id + 1, |s| s.id);
-        let start = Cursor { segment: next, offset: 0, index: 0 };
+        let start = Cursor {
+            segment: next,
+            offset: 0,
+            index: 0,
+        };
         if self.acked.segment <= old.id {
             self.acked = start;
         }
@@ -279,22 +315,36 @@ impl Spool {
 
     /// Reads unsent records (up to about `max_bytes` or `max_records`) and
     /// moves the send cursor past them. Returns them with the cursor after.
-    pub fn next_batch(&mut self, max_bytes: usize, max_records: usize) -> io::Result<(Vec<Record>, Cursor)> {
+    pub fn next_batch(
+        &mut self,
+        max_bytes: usize,
+        max_records: usize,
+    ) -> io::Result<(Vec<Record>, Cursor)> {
         self.flush()?;
         let mut out = Vec::new();
         let mut size = 0usize;
         while size < max_bytes && out.len() < max_records {
-            let Some(seg) = self.segments.iter().find(|s| s.id >= self.sent.segment) else { break };
+            let Some(seg) = self.segments.iter().find(|s| s.id >= self.sent.segment) else {
+                break;
+            };
             let (seg_id, seg_records) = (seg.id, seg.records);
             if seg_id > self.sent.segment {
-                self.sent = Cursor { segment: seg_id, offset: 0, index: 0 };
+                self.sent = Cursor {
+                    segment: seg_id,
+                    offset: 0,
+                    index: 0,
+                };
             }
             if self.sent.index >= seg_records {
                 let is_last = self.segments.back().is_some_and(|s| s.id == seg_id);
                 if is_last {
                     break;
                 }
-                self.sent = Cursor { segment: seg_id + 1, offset: 0, index: 0 };
+                self.sent = Cursor {
+                    segment: seg_id + 1,
+                    offset: 0,
+                    index: 0,
+                };
                 continue;
             }
             let reader = match &mut self.reader {
@@ -302,12 +352,20 @@ impl Spool {
                 _ => {
                     let mut f = File::open(seg_path(&self.dir, seg_id))?;
                     f.seek(SeekFrom::Start(self.sent.offset))?;
-                    self.reader = Some((seg_id, BufReader::with_capacity(256 << 10, f), self.sent.offset));
+                    self.reader = Some((
+                        seg_id,
+                        BufReader::with_capacity(256 << 10, f),
+                        self.sent.offset,
+                    ));
                     &mut self.reader.as_mut().expect("just set").1
                 }
             };
-            let (seq, payload) = read_record(reader)?
-                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "spool record missing or corrupt"))?;
+            let (seq, payload) = read_record(reader)?.ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "spool record missing or corrupt",
+                )
+            })?;
             let len = HEADER + payload.len() as u64;
             self.sent.offset += len;
             self.sent.index += 1;
@@ -401,7 +459,12 @@ fn read_record(r: &mut impl Read) -> io::Result<Option<(u64, Vec<u8>)>> {
     while got < head.len() {
         match r.read(&mut head[got..])? {
             0 if got == 0 => return Ok(None),
-            0 => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "torn record header")),
+            0 => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "torn record header",
+                ));
+            }
             n => got += n,
         }
     }
@@ -409,7 +472,10 @@ fn read_record(r: &mut impl Read) -> io::Result<Option<(u64, Vec<u8>)>> {
     let crc = u32::from_le_bytes(head[4..8].try_into().expect("4 bytes"));
     let seq = u64::from_le_bytes(head[8..16].try_into().expect("8 bytes"));
     if len > MAX_RECORD {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "record length out of range"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "record length out of range",
+        ));
     }
     let mut payload = vec![0u8; len as usize];
     r.read_exact(&mut payload)?;
@@ -417,7 +483,10 @@ fn read_record(r: &mut impl Read) -> io::Result<Option<(u64, Vec<u8>)>> {
     h.update(&seq.to_le_bytes());
     h.update(&payload);
     if h.finalize() != crc {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "record checksum mismatch"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "record checksum mismatch",
+        ));
     }
     Ok(Some((seq, payload)))
 }
@@ -425,13 +494,22 @@ fn read_record(r: &mut impl Read) -> io::Result<Option<(u64, Vec<u8>)>> {
 fn read_ack(dir: &Path) -> Option<(Cursor, u64)> {
     let text = std::fs::read_to_string(dir.join("acked")).ok()?;
     let mut it = text.split_whitespace().map(|w| w.parse::<u64>().ok());
-    let c = Cursor { segment: it.next()??, offset: it.next()??, index: it.next()?? };
+    let c = Cursor {
+        segment: it.next()??,
+        offset: it.next()??,
+        index: it.next()??,
+    };
     Some((c, it.next()??))
 }
 
 fn write_ack(dir: &Path, c: Cursor, seq: u64) -> io::Result<()> {
     let tmp = dir.join("acked.tmp");
-    let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
     writeln!(f, "{} {} {} {}", c.segment, c.offset, c.index, seq)?;
     f.sync_data()?;
     std::fs::rename(&tmp, dir.join("acked"))
@@ -440,7 +518,9 @@ fn write_ack(dir: &Path, c: Cursor, seq: u64) -> io::Result<()> {
 /// Whether `dir` holds a spool from an earlier run.
 pub fn exists(dir: &Path) -> bool {
     dir.join("acked").exists()
-        || std::fs::read_dir(dir).is_ok_and(|mut d| d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".seg"))))
+        || std::fs::read_dir(dir).is_ok_and(|mut d| {
+            d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".seg")))
+        })
 }
 
 #[cfg(test)]
@@ -533,9 +613,16 @@ mod tests {
         }
         let deleted_unsent = s.dropped;
         s.rewind();
-        assert!(s.dropped > deleted_unsent, "the sent but unconfirmed deleted records are now counted");
+        assert!(
+            s.dropped > deleted_unsent,
+            "the sent but unconfirmed deleted records are now counted"
+        );
         let got = drain(&mut s);
-        assert_eq!(s.dropped + got.len() as u64, 200, "every record delivered or counted");
+        assert_eq!(
+            s.dropped + got.len() as u64,
+            200,
+            "every record delivered or counted"
+        );
     }
 
     #[test]
@@ -559,6 +646,10 @@ mod tests {
         assert!(s.bytes() <= 1 << 16);
         let got = drain(&mut s);
         assert_eq!(*got.last().unwrap(), 200, "newest kept");
-        assert_eq!(s.dropped + got.len() as u64, 200, "every record delivered or counted");
+        assert_eq!(
+            s.dropped + got.len() as u64,
+            200,
+            "every record delivered or counted"
+        );
     }
 }

@@ -46,8 +46,14 @@ pub type Gauge64 = prometheus_client::metrics::gauge::Gauge<i64, std::sync::atom
 impl Metrics {
     /// Keeps the container lookup gauges at a heartbeat's counts.
     pub fn container_lookups(&self, c: &crate::event::ContainerLookups) {
-        for (name, value) in [("found", c.found), ("failed", c.failed), ("evicted", c.evicted)] {
-            self.container_lookups.get_or_create(&[("result", name)]).set(value as i64);
+        for (name, value) in [
+            ("found", c.found),
+            ("failed", c.failed),
+            ("evicted", c.evicted),
+        ] {
+            self.container_lookups
+                .get_or_create(&[("result", name)])
+                .set(value as i64);
         }
     }
 
@@ -64,7 +70,9 @@ impl Metrics {
             ("superseded", h.superseded),
             ("evicted", h.evicted),
         ] {
-            self.executable_hashes.get_or_create(&[("result", name)]).set(value as i64);
+            self.executable_hashes
+                .get_or_create(&[("result", name)])
+                .set(value as i64);
         }
     }
 
@@ -77,7 +85,9 @@ impl Metrics {
             ("backlog_wait_time_actual", s.backlog_wait_time_actual),
             ("enabled", s.enabled),
         ] {
-            self.audit.get_or_create(&[("counter", name)]).set(i64::from(value));
+            self.audit
+                .get_or_create(&[("counter", name)])
+                .set(i64::from(value));
         }
     }
 }
@@ -99,7 +109,10 @@ struct SinkCollector {
 impl Collector for SinkCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let mut counter = |name: &str, help: &str, value: &dyn Fn(&SinkStats) -> u64| -> Result<(), std::fmt::Error> {
+        let mut counter = |name: &str,
+                           help: &str,
+                           value: &dyn Fn(&SinkStats) -> u64|
+         -> Result<(), std::fmt::Error> {
             let mut m = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
             for s in &self.sinks {
                 let labels = [("sink", s.name), ("kind", s.kind)];
@@ -107,30 +120,64 @@ impl Collector for SinkCollector {
             }
             Ok(())
         };
-        counter("sensor_sink_sent", "Events written or delivered, per sink", &|s| load(&s.sent))?;
-        counter("sensor_sink_queue_dropped", "Events dropped because the sink's memory queue was full", &|s| {
-            load(&s.queue_dropped)
-        })?;
-        counter("sensor_sink_spool_dropped", "Events dropped because the sink's spool was full", &|s| {
-            load(&s.spool_dropped)
-        })?;
+        counter(
+            "sensor_sink_sent",
+            "Events written or delivered, per sink",
+            &|s| load(&s.sent),
+        )?;
+        counter(
+            "sensor_sink_queue_dropped",
+            "Events dropped because the sink's memory queue was full",
+            &|s| load(&s.queue_dropped),
+        )?;
+        counter(
+            "sensor_sink_spool_dropped",
+            "Events dropped because the sink's spool was full",
+            &|s| load(&s.spool_dropped),
+        )?;
+        counter(
+            "sensor_sink_truncated",
+            "Events shortened to the sink's message limit",
+            &|s| load(&s.truncated),
+        )?;
+        counter(
+            "sensor_sink_oversize_dropped",
+            "Events dropped as too large for the sink even when shortened",
+            &|s| load(&s.oversize_dropped),
+        )?;
         let last = load(&self.last_sequence);
         let gauges: [Gauge<'_>; 5] = [
-            ("sensor_spool_bytes", "Bytes in the sink's on-disk spool", &|s| load(&s.stats.spool_bytes) as i64),
-            ("sensor_spool_pending_events", "Events in the spool not yet delivered", &|s| {
-                load(&s.stats.spool_pending) as i64
-            }),
-            ("sensor_queue_bytes", "Bytes waiting in the sink's memory queue", &|s| load(&s.stats.queued_bytes) as i64),
-            ("sensor_sink_lag_events", "Sequence numbers produced but not yet delivered by the sink", &|s| {
-                if s.kind == "syslog" || s.kind == "http" {
-                    last.saturating_sub(load(&s.stats.delivered_seq)) as i64
-                } else {
-                    0
-                }
-            }),
-            ("sensor_sink_connected", "1 while the sink has a connection to its collector", &|s| {
-                load(&s.stats.connected) as i64
-            }),
+            (
+                "sensor_spool_bytes",
+                "Bytes in the sink's on-disk spool",
+                &|s| load(&s.stats.spool_bytes) as i64,
+            ),
+            (
+                "sensor_spool_pending_events",
+                "Events in the spool not yet delivered",
+                &|s| load(&s.stats.spool_pending) as i64,
+            ),
+            (
+                "sensor_queue_bytes",
+                "Bytes waiting in the sink's memory queue",
+                &|s| load(&s.stats.queued_bytes) as i64,
+            ),
+            (
+                "sensor_sink_lag_events",
+                "Sequence numbers produced but not yet delivered by the sink",
+                &|s| {
+                    if s.kind == "syslog" || s.kind == "http" {
+                        last.saturating_sub(load(&s.stats.delivered_seq)) as i64
+                    } else {
+                        0
+                    }
+                },
+            ),
+            (
+                "sensor_sink_connected",
+                "1 while the sink has a connection to its collector",
+                &|s| load(&s.stats.connected) as i64,
+            ),
         ];
         for (name, help, value) in gauges {
             let mut m = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
@@ -139,7 +186,12 @@ impl Collector for SinkCollector {
                 ConstGauge::new(value(s)).encode(m.encode_family(&labels)?)?;
             }
         }
-        let m = encoder.encode_descriptor("sensor_last_sequence", "The last event.sequence assigned", None, MetricType::Gauge)?;
+        let m = encoder.encode_descriptor(
+            "sensor_last_sequence",
+            "The last event.sequence assigned",
+            None,
+            MetricType::Gauge,
+        )?;
         ConstGauge::new(last as i64).encode(m)?;
         Ok(())
     }
@@ -148,8 +200,16 @@ impl Collector for SinkCollector {
 /// Everything `/metrics` shows.
 pub fn registry(metrics: &Metrics, sinks: Vec<SinkView>) -> Registry {
     let mut r = Registry::default();
-    r.register("sensor_events", "Events produced, by event.action", metrics.events.clone());
-    r.register("sensor_lost_events", "Events reported lost, by where they were lost", metrics.lost.clone());
+    r.register(
+        "sensor_events",
+        "Events produced, by event.action",
+        metrics.events.clone(),
+    );
+    r.register(
+        "sensor_lost_events",
+        "Events reported lost, by where they were lost",
+        metrics.lost.clone(),
+    );
     r.register(
         "sensor_audit",
         "The kernel audit subsystem's status (backlog, backlog_limit, lost since boot…), as last read",
@@ -165,6 +225,9 @@ pub fn registry(metrics: &Metrics, sinks: Vec<SinkView>) -> Registry {
         "Executable hashing (process.hash) since start, by result, as of the last heartbeat",
         metrics.executable_hashes.clone(),
     );
-    r.register_collector(Box::new(SinkCollector { sinks, last_sequence: metrics.last_sequence.clone() }));
+    r.register_collector(Box::new(SinkCollector {
+        sinks,
+        last_sequence: metrics.last_sequence.clone(),
+    }));
     r
 }

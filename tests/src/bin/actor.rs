@@ -20,7 +20,10 @@ fn main() {
         "memfd-exec" => memfd_exec(),
         "mount-tmpfs" => mount_tmpfs(&arg(1)),
         "bpf-prog-load" => bpf_prog_load(),
-        "signal" => signal(arg(1).parse().unwrap_or_else(|_| usage()), arg(2).parse().unwrap_or_else(|_| usage())),
+        "signal" => signal(
+            arg(1).parse().unwrap_or_else(|_| usage()),
+            arg(2).parse().unwrap_or_else(|_| usage()),
+        ),
         _ => usage(),
     };
     match result {
@@ -63,7 +66,14 @@ fn init_module_garbage() -> Result<String, String> {
     let image = b"this is not an ELF module";
     let params = CString::new("sensor_test=1").expect("no NUL");
     // SAFETY: a valid buffer and string.
-    let r = unsafe { libc::syscall(libc::SYS_init_module, image.as_ptr(), image.len(), params.as_ptr()) };
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_init_module,
+            image.as_ptr(),
+            image.len(),
+            params.as_ptr(),
+        )
+    };
     match r {
         0 => Err("the kernel accepted garbage as a module".into()),
         _ => Ok(format!("init_module refused: {}", errno())),
@@ -74,7 +84,14 @@ fn finit_module(path: &str) -> Result<String, String> {
     let f = std::fs::File::open(path).map_err(|e| format!("{path}: {e}"))?;
     let params = CString::new("").expect("no NUL");
     // SAFETY: a valid fd and string.
-    let r = unsafe { libc::syscall(libc::SYS_finit_module, std::os::fd::AsRawFd::as_raw_fd(&f), params.as_ptr(), 0) };
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_finit_module,
+            std::os::fd::AsRawFd::as_raw_fd(&f),
+            params.as_ptr(),
+            0,
+        )
+    };
     match r {
         0 => Err("the kernel loaded the file as a module".into()),
         _ => Ok(format!("finit_module refused: {}", errno())),
@@ -101,7 +118,8 @@ fn memfd_exec() -> Result<String, String> {
     }
     // SAFETY: a fresh fd we own.
     let mut f = unsafe { std::fs::File::from_raw_fd(fd) };
-    f.write_all(&std::fs::read("/bin/true").map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    f.write_all(&std::fs::read("/bin/true").map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())?;
     let path = CString::new(format!("/proc/self/fd/{fd}")).expect("no NUL");
     let argv = [path.as_ptr(), std::ptr::null()];
     let envp = [std::ptr::null()];
@@ -117,7 +135,16 @@ fn mount_tmpfs(dir: &str) -> Result<String, String> {
         CString::new("tmpfs").expect("no NUL"),
     );
     // SAFETY: valid strings; no data.
-    if unsafe { libc::mount(src.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null()) } != 0 {
+    if unsafe {
+        libc::mount(
+            src.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    } != 0
+    {
         return Err(format!("mount: {}", errno()));
     }
     // SAFETY: a valid string.

@@ -25,7 +25,8 @@ impl Collector {
         if !Path::new("/usr/sbin/rsyslogd").exists() {
             bail!("rsyslogd is missing: `cargo xtask setup` installs Debian's rsyslog");
         }
-        std::fs::create_dir_all(dir.join("work")).with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::create_dir_all(dir.join("work"))
+            .with_context(|| format!("creating {}", dir.display()))?;
         let port = super::free_port()?;
         let output = dir.join("received.log");
         let _ = std::fs::remove_file(&output);
@@ -54,14 +55,22 @@ impl Collector {
             .stderr(std::fs::File::create(dir.join("rsyslogd.err"))?)
             .spawn()
             .context("starting rsyslogd (the collector)")?;
-        let mut c = Collector { child, port, output, dir: dir.to_owned() };
+        let mut c = Collector {
+            child,
+            port,
+            output,
+            dir: dir.to_owned(),
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             if let Some(status) = c.child.try_wait()? {
                 bail!("the collector's rsyslogd exited ({status}): {}", c.stderr());
             }
             if Instant::now() > deadline {
-                bail!("the collector's rsyslogd did not listen on {port} within 30 s: {}", c.stderr());
+                bail!(
+                    "the collector's rsyslogd did not listen on {port} within 30 s: {}",
+                    c.stderr()
+                );
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -93,10 +102,14 @@ impl Collector {
         // The last line may be half-written: only complete lines count.
         let complete = text.rfind('\n').map_or("", |end| &text[..end]);
         for (n, line) in complete.lines().enumerate() {
-            let (time, msg) = line.split_once('\t').with_context(|| format!("collector line {}: no tab: {line}", n + 1))?;
-            let at_ms = rfc3339_ms(time).with_context(|| format!("collector line {}: bad time {time:?}", n + 1))?;
+            let (time, msg) = line
+                .split_once('\t')
+                .with_context(|| format!("collector line {}: no tab: {line}", n + 1))?;
+            let at_ms = rfc3339_ms(time)
+                .with_context(|| format!("collector line {}: bad time {time:?}", n + 1))?;
             let msg = msg.trim_start_matches('\u{feff}').trim();
-            let event = serde_json::from_str(msg).with_context(|| format!("collector line {}: not JSON: {msg}", n + 1))?;
+            let event = serde_json::from_str(msg)
+                .with_context(|| format!("collector line {}: not JSON: {msg}", n + 1))?;
             events.push(Received { at_ms, event });
         }
         Ok(events)
@@ -115,7 +128,14 @@ impl Drop for Collector {
 /// and this is the one timestamp it reads.
 pub(super) fn rfc3339_ms(s: &str) -> Option<u64> {
     let num = |a: usize, b: usize| s.get(a..b)?.parse::<i64>().ok();
-    let (y, mo, d, h, mi, sec) = (num(0, 4)?, num(5, 7)?, num(8, 10)?, num(11, 13)?, num(14, 16)?, num(17, 19)?);
+    let (y, mo, d, h, mi, sec) = (
+        num(0, 4)?,
+        num(5, 7)?,
+        num(8, 10)?,
+        num(11, 13)?,
+        num(14, 16)?,
+        num(17, 19)?,
+    );
     let rest = s.get(19..)?;
     let (frac, zone) = match rest.strip_prefix('.') {
         Some(r) => {
@@ -151,8 +171,14 @@ mod tests {
     #[test]
     fn rsyslog_times_become_epoch_milliseconds() {
         // date -d 2026-12-01T14:10:00Z +%s = 1796134200
-        assert_eq!(rfc3339_ms("2026-12-01T14:10:00.123456+00:00"), Some(1_796_134_200_123));
-        assert_eq!(rfc3339_ms("2026-12-01T15:10:00.5+01:00"), Some(1_796_134_200_500));
+        assert_eq!(
+            rfc3339_ms("2026-12-01T14:10:00.123456+00:00"),
+            Some(1_796_134_200_123)
+        );
+        assert_eq!(
+            rfc3339_ms("2026-12-01T15:10:00.5+01:00"),
+            Some(1_796_134_200_500)
+        );
         assert_eq!(rfc3339_ms("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(rfc3339_ms("2024-02-29T00:00:00Z"), Some(1_709_164_800_000));
         assert_eq!(rfc3339_ms("yesterday"), None);

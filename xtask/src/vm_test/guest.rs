@@ -40,7 +40,13 @@ impl Guest {
     /// Boots `kernel` with the image's disk behind a copy-on-write overlay
     /// in `dir` (the cached image is never written). `append` adds kernel
     /// parameters.
-    pub fn boot(image: &Image, kernel: &Kernel, append: &str, accel: Accel, dir: &Path) -> Result<Guest> {
+    pub fn boot(
+        image: &Image,
+        kernel: &Kernel,
+        append: &str,
+        accel: Accel,
+        dir: &Path,
+    ) -> Result<Guest> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let overlay = dir.join("overlay.qcow2");
         let _ = std::fs::remove_file(&overlay);
@@ -67,14 +73,22 @@ impl Guest {
             .arg(format!("root=/dev/vda rw console=ttyS0 panic=-1 {append}"))
             .arg("-drive")
             .arg(format!("file={},if=virtio,format=qcow2", overlay.display()))
-            .args(["-netdev", &format!("user,id=n0,hostfwd=tcp:127.0.0.1:{ssh_port}-:22")])
+            .args([
+                "-netdev",
+                &format!("user,id=n0,hostfwd=tcp:127.0.0.1:{ssh_port}-:22"),
+            ])
             .args(["-device", "virtio-net-pci,netdev=n0"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join("qemu.stderr"))?)
             .spawn()
             .context("starting qemu-system-x86_64")?;
-        Ok(Guest { qemu, console, ssh_port, key: image.key() })
+        Ok(Guest {
+            qemu,
+            console,
+            ssh_port,
+            key: image.key(),
+        })
     }
 
     /// The private key that logs in as root.
@@ -91,12 +105,19 @@ impl Guest {
         let started = Instant::now();
         loop {
             self.check_alive()?;
-            let probe = self.ssh_command("true").arg("-o").arg("ConnectTimeout=5").output();
+            let probe = self
+                .ssh_command("true")
+                .arg("-o")
+                .arg("ConnectTimeout=5")
+                .output();
             if probe.is_ok_and(|o| o.status.success()) {
                 return Ok(started.elapsed());
             }
             if started.elapsed() > timeout {
-                bail!("the guest did not answer ssh within {timeout:?}; console tail:\n{}", self.console_tail(40));
+                bail!(
+                    "the guest did not answer ssh within {timeout:?}; console tail:\n{}",
+                    self.console_tail(40)
+                );
             }
             std::thread::sleep(Duration::from_secs(2));
         }
@@ -112,10 +133,16 @@ impl Guest {
     pub fn check_alive(&mut self) -> Result<()> {
         let console = std::fs::read_to_string(&self.console).unwrap_or_default();
         if console.contains("Kernel panic") {
-            bail!("the guest kernel panicked; console tail:\n{}", self.console_tail(40));
+            bail!(
+                "the guest kernel panicked; console tail:\n{}",
+                self.console_tail(40)
+            );
         }
         if let Some(status) = self.qemu.try_wait()? {
-            bail!("QEMU exited ({status}); console tail:\n{}", self.console_tail(40));
+            bail!(
+                "QEMU exited ({status}); console tail:\n{}",
+                self.console_tail(40)
+            );
         }
         Ok(())
     }
@@ -139,7 +166,10 @@ impl Guest {
     /// Runs `script` as root in the guest; its stdout, or an error naming
     /// `what` with its stderr.
     pub fn run(&mut self, script: &str, what: &str) -> Result<String> {
-        let out = self.ssh_command(script).output().with_context(|| format!("{what}: cannot start ssh"))?;
+        let out = self
+            .ssh_command(script)
+            .output()
+            .with_context(|| format!("{what}: cannot start ssh"))?;
         if !out.status.success() {
             self.check_alive()?;
             bail!(
@@ -154,8 +184,12 @@ impl Guest {
 
     /// Copies a host file into the guest (`cat` over ssh: no scp needed).
     pub fn copy_in(&mut self, local: &Path, remote: &str, mode: &str) -> Result<()> {
-        let file = std::fs::File::open(local).with_context(|| format!("opening {}", local.display()))?;
-        let remote_dir = Path::new(remote).parent().map(|p| p.display().to_string()).unwrap_or_else(|| "/".into());
+        let file =
+            std::fs::File::open(local).with_context(|| format!("opening {}", local.display()))?;
+        let remote_dir = Path::new(remote)
+            .parent()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "/".into());
         let status = self
             .ssh_command(&format!("mkdir -p {remote_dir} && cat > {remote}.new && chmod {mode} {remote}.new && mv {remote}.new {remote}"))
             .stdin(file)
@@ -163,7 +197,10 @@ impl Guest {
             .context("ssh")?;
         if !status.success() {
             self.check_alive()?;
-            bail!("copying {} to the guest's {remote} failed ({status})", local.display());
+            bail!(
+                "copying {} to the guest's {remote} failed ({status})",
+                local.display()
+            );
         }
         Ok(())
     }
@@ -191,8 +228,15 @@ impl Drop for Guest {
 /// The guest's host key changes with every image: never record it.
 fn ssh_options(port: u16) -> Vec<String> {
     [
-        "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-        "-o", "BatchMode=yes", "-p",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "LogLevel=ERROR",
+        "-o",
+        "BatchMode=yes",
+        "-p",
     ]
     .iter()
     .map(|s| s.to_string())

@@ -22,8 +22,22 @@ const SETUP_SCRIPT: &str = "scripts/vm-guest-setup.sh";
 /// container image; perl runs the memfd step; iptables is what podman's
 /// netavark needs; dbus lets podman talk to systemd.
 const PACKAGES: &[&str] = &[
-    "systemd-sysv", "dbus", "udev", "openssh-server", "sudo", "podman", "iptables", "libcap2-bin", "auditd",
-    "busybox-static", "cron", "procps", "iproute2", "kmod", "initramfs-tools", "perl",
+    "systemd-sysv",
+    "dbus",
+    "udev",
+    "openssh-server",
+    "sudo",
+    "podman",
+    "iptables",
+    "libcap2-bin",
+    "auditd",
+    "busybox-static",
+    "cron",
+    "procps",
+    "iproute2",
+    "kmod",
+    "initramfs-tools",
+    "perl",
 ];
 /// The non-root user the scenario brute-forces, and its weak password.
 pub const GUEST_USER: &str = "dev";
@@ -43,9 +57,14 @@ pub struct Kernel {
 impl Image {
     /// The cached image for `kernels` (package names), built if missing.
     pub fn ensure(kernels: &[String]) -> Result<Image> {
-        let script = std::fs::read(SETUP_SCRIPT).with_context(|| format!("reading {SETUP_SCRIPT}"))?;
+        let script =
+            std::fs::read(SETUP_SCRIPT).with_context(|| format!("reading {SETUP_SCRIPT}"))?;
         let mut spec = script;
-        for p in PACKAGES.iter().map(|s| s.to_string()).chain(kernels.iter().cloned()) {
+        for p in PACKAGES
+            .iter()
+            .map(|s| s.to_string())
+            .chain(kernels.iter().cloned())
+        {
             spec.extend_from_slice(p.as_bytes());
             spec.push(0);
         }
@@ -76,7 +95,10 @@ impl Image {
             initrd: self.dir.join(format!("boot/initrd.img-{release}")),
         };
         if !k.vmlinuz.exists() || !k.initrd.exists() {
-            bail!("the guest image {} has no kernel {release}", self.dir.display());
+            bail!(
+                "the guest image {} has no kernel {release}",
+                self.dir.display()
+            );
         }
         Ok(k)
     }
@@ -87,12 +109,16 @@ impl Image {
         let started = std::time::Instant::now();
         let scratch = self.dir.with_extension("building");
         if scratch.exists() {
-            std::fs::remove_dir_all(&scratch).with_context(|| format!("removing {}", scratch.display()))?;
+            std::fs::remove_dir_all(&scratch)
+                .with_context(|| format!("removing {}", scratch.display()))?;
         }
-        std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
+        std::fs::create_dir_all(&scratch)
+            .with_context(|| format!("creating {}", scratch.display()))?;
         let key = scratch.join("root-key");
         cmd::run(
-            Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", "vm-test", "-f"]).arg(&key),
+            Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-C", "vm-test", "-f"])
+                .arg(&key),
             "ssh-keygen for the guest's root",
         )?;
         let rootfs = scratch.join("rootfs");
@@ -102,22 +128,38 @@ impl Image {
             setup.display(),
             key.with_extension("pub").display()
         );
-        let include = PACKAGES.iter().map(|s| s.to_string()).chain(kernels.iter().cloned()).collect::<Vec<_>>().join(",");
+        let include = PACKAGES
+            .iter()
+            .map(|s| s.to_string())
+            .chain(kernels.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(",");
         let log_path = scratch.join("mmdebstrap.log");
-        println!("vm-test: building the guest image (mmdebstrap, a few minutes; cached afterwards; log in {})", log_path.display());
+        println!(
+            "vm-test: building the guest image (mmdebstrap, a few minutes; cached afterwards; log in {})",
+            log_path.display()
+        );
         let log = std::fs::File::create(&log_path)?;
         cmd::run(
             Command::new("mmdebstrap")
                 .stdout(log.try_clone()?)
                 .stderr(log)
-                .args(["--variant=apt", "--mode=root", "--aptopt=Acquire::Languages \"none\""])
+                .args([
+                    "--variant=apt",
+                    "--mode=root",
+                    "--aptopt=Acquire::Languages \"none\"",
+                ])
                 .arg(format!("--include={include}"))
                 .arg(format!("--customize-hook={hook}"))
                 .args(["bookworm"])
                 .arg(&rootfs)
                 // bullseye and bookworm-backports only for their kernels:
                 // apt takes bookworm's versions of everything else.
-                .args(crate::apt::SUITES.iter().map(|s| format!("deb http://deb.debian.org/debian {s} main"))),
+                .args(
+                    crate::apt::SUITES
+                        .iter()
+                        .map(|s| format!("deb http://deb.debian.org/debian {s} main")),
+                ),
             "mmdebstrap (the guest's root filesystem)",
         )
         .with_context(|| format!("its log ends:\n{}", cmd::tail_of(&log_path, 30)))?;
@@ -126,9 +168,14 @@ impl Image {
         std::fs::create_dir_all(&boot)?;
         for entry in std::fs::read_dir(rootfs.join("boot"))? {
             let path = entry?.path();
-            let name = path.file_name().context("boot file name")?.to_string_lossy().into_owned();
+            let name = path
+                .file_name()
+                .context("boot file name")?
+                .to_string_lossy()
+                .into_owned();
             if name.starts_with("vmlinuz-") || name.starts_with("initrd.img-") {
-                std::fs::copy(&path, boot.join(&name)).with_context(|| format!("copying {}", path.display()))?;
+                std::fs::copy(&path, boot.join(&name))
+                    .with_context(|| format!("copying {}", path.display()))?;
             }
         }
         // mkfs.ext4 -d fills the filesystem from the directory: no loop
@@ -141,9 +188,14 @@ impl Image {
                 .arg(DISK_SIZE),
             "mkfs.ext4 (the guest's disk)",
         )?;
-        std::fs::remove_dir_all(&rootfs).with_context(|| format!("removing {}", rootfs.display()))?;
-        std::fs::rename(&scratch, &self.dir).with_context(|| format!("moving the image to {}", self.dir.display()))?;
-        println!("vm-test: guest image built in {:.0} s", started.elapsed().as_secs_f64());
+        std::fs::remove_dir_all(&rootfs)
+            .with_context(|| format!("removing {}", rootfs.display()))?;
+        std::fs::rename(&scratch, &self.dir)
+            .with_context(|| format!("moving the image to {}", self.dir.display()))?;
+        println!(
+            "vm-test: guest image built in {:.0} s",
+            started.elapsed().as_secs_f64()
+        );
         Ok(())
     }
 }
@@ -151,7 +203,9 @@ impl Image {
 /// FNV-1a, 64 bits: a cache key that is stable across Rust versions
 /// (std's hashers are not), for a handful of kilobytes.
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 #[cfg(test)]

@@ -32,9 +32,21 @@ struct RunSpec {
 /// The kernels as Debian ships them, plus one run with BPF-LSM left out of
 /// `lsm=` so that the fallbacks from LSM hooks are exercised too.
 const RUNS: &[RunSpec] = &[
-    RunSpec { name: "5.10", suite: "bullseye", append: "" },
-    RunSpec { name: "6.1", suite: "bookworm", append: "" },
-    RunSpec { name: "6.12", suite: "bookworm-backports", append: "" },
+    RunSpec {
+        name: "5.10",
+        suite: "bullseye",
+        append: "",
+    },
+    RunSpec {
+        name: "6.1",
+        suite: "bookworm",
+        append: "",
+    },
+    RunSpec {
+        name: "6.12",
+        suite: "bookworm-backports",
+        append: "",
+    },
     RunSpec {
         name: "6.12-no-bpf-lsm",
         suite: "bookworm-backports",
@@ -58,9 +70,16 @@ pub struct Options {
 }
 
 pub fn run(sensor: &Path, opts: &Options) -> Result<()> {
-    let runs: Vec<&RunSpec> = RUNS.iter().filter(|r| opts.only.as_deref().is_none_or(|o| o == r.name)).collect();
+    let runs: Vec<&RunSpec> = RUNS
+        .iter()
+        .filter(|r| opts.only.as_deref().is_none_or(|o| o == r.name))
+        .collect();
     if runs.is_empty() {
-        bail!("no run is named {:?} (runs: {})", opts.only, RUNS.iter().map(|r| r.name).collect::<Vec<_>>().join(", "));
+        bail!(
+            "no run is named {:?} (runs: {})",
+            opts.only,
+            RUNS.iter().map(|r| r.name).collect::<Vec<_>>().join(", ")
+        );
     }
     let apt = PrivateApt::new()?;
     apt.update()?;
@@ -73,15 +92,31 @@ pub fn run(sensor: &Path, opts: &Options) -> Result<()> {
     let image = Image::ensure(&packages)?;
     // Absolute: rsyslogd and the scenario resolve paths from elsewhere.
     let out = std::path::absolute("target/vm-test")?;
-    let first = &kernels.iter().find(|(s, _)| *s == runs[0].suite).context("kernel")?.1;
+    let first = &kernels
+        .iter()
+        .find(|(s, _)| *s == runs[0].suite)
+        .context("kernel")?
+        .1;
     let accel = choose_accel(&image, first, &out.join("kvm-probe"))?;
 
     let mut outcomes = Vec::new();
     for spec in runs {
-        let package = kernels.iter().find(|(s, _)| *s == spec.suite).map(|(_, p)| p.clone()).context("kernel")?;
+        let package = kernels
+            .iter()
+            .find(|(s, _)| *s == spec.suite)
+            .map(|(_, p)| p.clone())
+            .context("kernel")?;
         println!("\nvm-test: run {} ({package})", spec.name);
         let started = Instant::now();
-        let result = play(&image, &package, spec, accel, sensor, opts, &out.join(spec.name));
+        let result = play(
+            &image,
+            &package,
+            spec,
+            accel,
+            sensor,
+            opts,
+            &out.join(spec.name),
+        );
         let elapsed = started.elapsed();
         if let Err(e) = &result {
             eprintln!("vm-test: run {} failed: {e:#}", spec.name);
@@ -95,19 +130,34 @@ pub fn run(sensor: &Path, opts: &Options) -> Result<()> {
         let verdict = match result {
             Ok(report) if report.undetected().is_empty() => "every step detected".to_owned(),
             Ok(report) => {
-                failed.push(format!("{name}: undetected: {}", report.undetected().join(", ")));
+                failed.push(format!(
+                    "{name}: undetected: {}",
+                    report.undetected().join(", ")
+                ));
                 format!("FAILED: undetected: {}", report.undetected().join(", "))
             }
             Err(e) => {
-                let first = format!("{e:#}").lines().next().unwrap_or_default().to_owned();
+                let first = format!("{e:#}")
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
                 failed.push(format!("{name}: {first}"));
                 format!("FAILED: {first}")
             }
         };
-        println!("| {name} | {package} | {verdict} | {:.0} s |", elapsed.as_secs_f64());
+        println!(
+            "| {name} | {package} | {verdict} | {:.0} s |",
+            elapsed.as_secs_f64()
+        );
     }
     if !failed.is_empty() {
-        bail!("vm-test failed on {} of {} runs:\n  {}", failed.len(), outcomes.len(), failed.join("\n  "));
+        bail!(
+            "vm-test failed on {} of {} runs:\n  {}",
+            failed.len(),
+            outcomes.len(),
+            failed.join("\n  ")
+        );
     }
     Ok(())
 }
@@ -129,7 +179,11 @@ fn play(
     let collector = Collector::start(&dir.join("collector"))?;
     let mut guest = Guest::boot(image, &image.kernel(package)?, spec.append, accel, dir)?;
     let booted = guest.wait_for_ssh(SSH_TIMEOUT)?;
-    println!("vm-test: {} answers ssh after {:.0} s", spec.name, booted.as_secs_f64());
+    println!(
+        "vm-test: {} answers ssh after {:.0} s",
+        spec.name,
+        booted.as_secs_f64()
+    );
 
     let config = dir.join("sensor.toml");
     std::fs::write(&config, guest_config(collector.port(), &opts.disable))?;
@@ -137,18 +191,40 @@ fn play(
     guest.copy_in(&config, "/etc/sensor/sensor.toml", "600")?;
     guest.run("systemctl start sensor", "starting the sensor")?;
     wait_for_sensor(&mut guest)?;
-    println!("vm-test: {}: {}", spec.name, guest.run("uname -r; sensor probe 2>&1 | grep -i -e lsm -e fentry | head -5", "probe")?.trim());
-    guest.run("/opt/vm-test/import-busybox.sh", "importing the container image")?;
+    println!(
+        "vm-test: {}: {}",
+        spec.name,
+        guest
+            .run(
+                "uname -r; sensor probe 2>&1 | grep -i -e lsm -e fentry | head -5",
+                "probe"
+            )?
+            .trim()
+    );
+    guest.run(
+        "/opt/vm-test/import-busybox.sh",
+        "importing the container image",
+    )?;
 
     let steps_file = dir.join("steps.tsv");
     if let Err(e) = play_scenario(&mut guest, &steps_file, dir) {
         // What the guest kept, for whoever reads the failure.
-        let _ = save(&mut guest, "cat /var/log/sensor/events.jsonl*", &dir.join("guest-events.jsonl"));
-        let _ = save(&mut guest, "journalctl -u sensor --no-pager -o cat", &dir.join("sensor.log"));
+        let _ = save(
+            &mut guest,
+            "cat /var/log/sensor/events.jsonl*",
+            &dir.join("guest-events.jsonl"),
+        );
+        let _ = save(
+            &mut guest,
+            "journalctl -u sensor --no-pager -o cat",
+            &dir.join("sensor.log"),
+        );
         return Err(e);
     }
 
-    let steps = verify::parse_steps(&std::fs::read_to_string(&steps_file).context("reading the scenario's steps")?)?;
+    let steps = verify::parse_steps(
+        &std::fs::read_to_string(&steps_file).context("reading the scenario's steps")?,
+    )?;
     // Events keep arriving after the scenario: poll until every step is
     // found or the delivery timeout passes (latency is measured from the
     // collector's receipt times, not from this loop).
@@ -161,15 +237,30 @@ fn play(
         guest.check_alive()?;
         std::thread::sleep(Duration::from_secs(2));
     };
-    println!("vm-test: {}: the collector's events are in {}", spec.name, collector.output().display());
+    println!(
+        "vm-test: {}: the collector's events are in {}",
+        spec.name,
+        collector.output().display()
+    );
     println!("{}", report.table());
     // The guest's own copy, taken after the collector's events settled, so
     // that it holds at least what the collector got.
-    let local = save(&mut guest, "cat /var/log/sensor/events.jsonl*", &dir.join("guest-events.jsonl"))?;
-    save(&mut guest, "journalctl -u sensor --no-pager -o cat", &dir.join("sensor.log"))?;
+    let local = save(
+        &mut guest,
+        "cat /var/log/sensor/events.jsonl*",
+        &dir.join("guest-events.jsonl"),
+    )?;
+    save(
+        &mut guest,
+        "journalctl -u sensor --no-pager -o cat",
+        &dir.join("sensor.log"),
+    )?;
     let problems = verify::completeness(&collector.received()?, &local);
     if !problems.is_empty() {
-        bail!("events were lost between the guest and the collector: {}", problems.join("; "));
+        bail!(
+            "events were lost between the guest and the collector: {}",
+            problems.join("; ")
+        );
     }
     guest.shutdown();
     Ok(report)
@@ -194,12 +285,24 @@ fn choose_accel(image: &Image, package: &str, dir: &Path) -> Result<Accel> {
     let started = Instant::now();
     let verdict = loop {
         if let Err(e) = guest.check_alive() {
-            break Err(format!("{:#}", e).lines().next().unwrap_or_default().to_owned());
+            break Err(format!("{:#}", e)
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned());
         }
         if !guest.kernel_started() && started.elapsed() > BANNER_WITHIN {
-            break Err(format!("the guest kernel printed nothing within {BANNER_WITHIN:?}"));
+            break Err(format!(
+                "the guest kernel printed nothing within {BANNER_WITHIN:?}"
+            ));
         }
-        if guest.ssh_command("true").arg("-o").arg("ConnectTimeout=5").output().is_ok_and(|o| o.status.success()) {
+        if guest
+            .ssh_command("true")
+            .arg("-o")
+            .arg("ConnectTimeout=5")
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
             break Ok(started.elapsed());
         }
         if started.elapsed() > SSH_WITHIN {
@@ -210,11 +313,17 @@ fn choose_accel(image: &Image, package: &str, dir: &Path) -> Result<Accel> {
     drop(guest);
     match verdict {
         Ok(t) => {
-            println!("vm-test: accelerator KVM (a guest answered ssh after {:.0} s)", t.as_secs_f64());
+            println!(
+                "vm-test: accelerator KVM (a guest answered ssh after {:.0} s)",
+                t.as_secs_f64()
+            );
             Ok(Accel::Kvm)
         }
         Err(why) => {
-            println!("vm-test: accelerator TCG (KVM tried: {why}; console in {})", dir.display());
+            println!(
+                "vm-test: accelerator TCG (KVM tried: {why}; console in {})",
+                dir.display()
+            );
             Ok(Accel::Tcg)
         }
     }
@@ -225,7 +334,11 @@ fn choose_accel(image: &Image, package: &str, dir: &Path) -> Result<Accel> {
 /// the daemon (the guest's auditd is masked) with one rule, so that the
 /// scenario's rule deletion has something to delete.
 fn guest_config(collector_port: u16, disable: &[String]) -> String {
-    let disable = disable.iter().map(|k| format!("{k:?}")).collect::<Vec<_>>().join(", ");
+    let disable = disable
+        .iter()
+        .map(|k| format!("{k:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     format!(
         "[ebpf]\ndisable = [{disable}]\n\n\
          [audit]\nmode = \"daemon\"\nrules = [\"-w /etc/shadow -p wa -k shadow\"]\n\n\
@@ -238,7 +351,10 @@ fn guest_config(collector_port: u16, disable: &[String]) -> String {
 fn wait_for_sensor(guest: &mut Guest) -> Result<()> {
     let started = Instant::now();
     loop {
-        let log = guest.run("journalctl -u sensor --no-pager -o cat", "reading the sensor's log")?;
+        let log = guest.run(
+            "journalctl -u sensor --no-pager -o cat",
+            "reading the sensor's log",
+        )?;
         if log.contains("sensor started") {
             return Ok(());
         }
@@ -281,12 +397,19 @@ fn play_scenario(guest: &mut Guest, steps: &Path, dir: &Path) -> Result<()> {
         if started.elapsed() > SCENARIO_TIMEOUT {
             let _ = child.kill();
             let _ = child.wait();
-            bail!("the scenario did not finish within {SCENARIO_TIMEOUT:?}; console tail:\n{}", guest.console_tail(30));
+            bail!(
+                "the scenario did not finish within {SCENARIO_TIMEOUT:?}; console tail:\n{}",
+                guest.console_tail(30)
+            );
         }
         std::thread::sleep(Duration::from_millis(500));
     };
     if !status.success() {
-        bail!("the scenario failed ({status}); {} ends:\n{}", log_path.display(), crate::cmd::tail_of(&log_path, 30));
+        bail!(
+            "the scenario failed ({status}); {} ends:\n{}",
+            log_path.display(),
+            crate::cmd::tail_of(&log_path, 30)
+        );
     }
     Ok(())
 }

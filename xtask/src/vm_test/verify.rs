@@ -72,9 +72,14 @@ pub fn parse_steps(text: &str) -> Result<Vec<StepTime>> {
         if line.trim().is_empty() {
             continue;
         }
-        let step = parse_step(line).with_context(|| format!("steps file line {}: {line:?}", i + 1))?;
+        let step =
+            parse_step(line).with_context(|| format!("steps file line {}: {line:?}", i + 1))?;
         if steps.iter().any(|s| s.name == step.name) {
-            bail!("steps file line {}: step {} appears twice", i + 1, step.name);
+            bail!(
+                "steps file line {}: step {} appears twice",
+                i + 1,
+                step.name
+            );
         }
         steps.push(step);
     }
@@ -82,12 +87,20 @@ pub fn parse_steps(text: &str) -> Result<Vec<StepTime>> {
 }
 
 fn parse_step(line: &str) -> Result<StepTime> {
-    let Some((name, ms)) = line.split_once('\t') else { bail!("expected NAME<TAB>EPOCH_MS") };
+    let Some((name, ms)) = line.split_once('\t') else {
+        bail!("expected NAME<TAB>EPOCH_MS")
+    };
     if name.is_empty() || name.contains(char::is_whitespace) {
         bail!("the step name must be one word");
     }
-    let at_ms = ms.trim_end_matches('\r').parse().context("EPOCH_MS is not a whole number of milliseconds")?;
-    Ok(StepTime { name: name.to_owned(), at_ms })
+    let at_ms = ms
+        .trim_end_matches('\r')
+        .parse()
+        .context("EPOCH_MS is not a whole number of milliseconds")?;
+    Ok(StepTime {
+        name: name.to_owned(),
+        at_ms,
+    })
 }
 
 /// One event a step must produce.
@@ -115,8 +128,17 @@ struct Step {
     expects: &'static [Expect],
 }
 
-const fn one(what: &'static str, actions: &'static [&'static str], matches: fn(&Value) -> bool) -> Expect {
-    Expect { what, actions, count: 1, matches }
+const fn one(
+    what: &'static str,
+    actions: &'static [&'static str],
+    matches: fn(&Value) -> bool,
+) -> Expect {
+    Expect {
+        what,
+        actions,
+        count: 1,
+        matches,
+    }
 }
 
 /// The scenario, in the script's order.
@@ -133,64 +155,135 @@ const SCENARIO: &[Step] = &[
     Step {
         name: "ssh_login",
         expects: &[
-            one("sshd authentication success for dev from 10.0.2.2", &["authenticated"], is_ssh_auth_success),
-            one("session started for dev, with its session id", &["session_started"], is_ssh_session),
+            one(
+                "sshd authentication success for dev from 10.0.2.2",
+                &["authenticated"],
+                is_ssh_auth_success,
+            ),
+            one(
+                "session started for dev, with its session id",
+                &["session_started"],
+                is_ssh_session,
+            ),
         ],
     },
     Step {
         name: "sudo_root",
         expects: &[
-            one("sudo ran_command `cat /etc/shadow` by dev", &["ran_command"], is_sudo_command),
-            one("exec of cat /etc/shadow as root, parent sudo, login user dev", &["exec"], is_sudo_exec),
+            one(
+                "sudo ran_command `cat /etc/shadow` by dev",
+                &["ran_command"],
+                is_sudo_command,
+            ),
+            one(
+                "exec of cat /etc/shadow as root, parent sudo, login user dev",
+                &["exec"],
+                is_sudo_exec,
+            ),
         ],
     },
     Step {
         name: "backdoor_account",
         expects: &[
-            one("added_user_account backdoor", &["added_user_account"], is_backdoor_user),
-            one("open_write of /root/.ssh/authorized_keys (append)", &["open_write"], is_authorized_keys_write),
+            one(
+                "added_user_account backdoor",
+                &["added_user_account"],
+                is_backdoor_user,
+            ),
+            one(
+                "open_write of /root/.ssh/authorized_keys (append)",
+                &["open_write"],
+                is_authorized_keys_write,
+            ),
         ],
     },
     Step {
         name: "setuid_shell",
-        expects: &[one("chmod of /tmp/.sh naming the setuid bit, mode before 0755", &["chmod"], is_setuid_chmod)],
+        expects: &[one(
+            "chmod of /tmp/.sh naming the setuid bit, mode before 0755",
+            &["chmod"],
+            is_setuid_chmod,
+        )],
     },
     Step {
         name: "file_capability",
-        expects: &[one("set_xattr security.capability with CAP_NET_RAW on /tmp/.ping", &["set_xattr"], is_setcap)],
+        expects: &[one(
+            "set_xattr security.capability with CAP_NET_RAW on /tmp/.ping",
+            &["set_xattr"],
+            is_setcap,
+        )],
     },
     Step {
         name: "reverse_shell",
-        expects: &[one("successful connect by bash to 10.0.2.2", &["connect"], is_reverse_shell)],
+        expects: &[one(
+            "successful connect by bash to 10.0.2.2",
+            &["connect"],
+            is_reverse_shell,
+        )],
     },
-    Step { name: "memfd_exec", expects: &[one("exec flagged fileless (memfd)", &["exec"], is_memfd_exec)] },
+    Step {
+        name: "memfd_exec",
+        expects: &[one(
+            "exec flagged fileless (memfd)",
+            &["exec"],
+            is_memfd_exec,
+        )],
+    },
     Step {
         name: "module_load",
-        expects: &[one("refused module_load of /tmp/.rootkit.ko", &["module_load"], is_refused_module)],
+        expects: &[one(
+            "refused module_load of /tmp/.rootkit.ko",
+            &["module_load"],
+            is_refused_module,
+        )],
     },
     Step {
         name: "cron_persistence",
-        expects: &[one("creation of /etc/cron.d/scenario", &["open_write"], is_cron_write)],
+        expects: &[one(
+            "creation of /etc/cron.d/scenario",
+            &["open_write"],
+            is_cron_write,
+        )],
     },
     Step {
         name: "log_truncation",
-        expects: &[one("truncate of /var/log/dpkg.log", &["truncate", "open_write"], is_log_truncation)],
+        expects: &[one(
+            "truncate of /var/log/dpkg.log",
+            &["truncate", "open_write"],
+            is_log_truncation,
+        )],
     },
     Step {
         name: "audit_rules_deleted",
-        expects: &[one("audit_config_changed remove_rule, tamper alert", &["audit_config_changed"], is_audit_rules_deleted)],
+        expects: &[one(
+            "audit_config_changed remove_rule, tamper alert",
+            &["audit_config_changed"],
+            is_audit_rules_deleted,
+        )],
     },
     Step {
         name: "container_activity",
         expects: &[
             one("exec in container scenario", &["exec"], is_container_exec),
-            one("connect to 10.0.2.2 from container scenario", &["connect"], is_container_connect),
-            one("chmod setuid in container scenario", &["chmod"], is_container_chmod),
+            one(
+                "connect to 10.0.2.2 from container scenario",
+                &["connect"],
+                is_container_connect,
+            ),
+            one(
+                "chmod setuid in container scenario",
+                &["chmod"],
+                is_container_chmod,
+            ),
         ],
     },
     Step {
         name: "sensor_kill",
-        expects: &[one("signal_sensor SIGTERM by root's bash", &["signal_sensor"], is_sensor_kill)],
+        expects: &[one(
+            "signal_sensor SIGTERM by root's bash",
+            &["signal_sensor"],
+            is_sensor_kill,
+        )],
     },
 ];
 
@@ -198,7 +291,9 @@ const SCENARIO: &[Step] = &[
 
 /// The value at a dotted path (`process.parent.name`), or null.
 fn at<'a>(v: &'a Value, path: &str) -> &'a Value {
-    path.split('.').try_fold(v, |v, key| v.get(key)).unwrap_or(&Value::Null)
+    path.split('.')
+        .try_fold(v, |v, key| v.get(key))
+        .unwrap_or(&Value::Null)
 }
 
 fn is(v: &Value, path: &str, want: &str) -> bool {
@@ -215,7 +310,9 @@ fn succeeded(v: &Value) -> bool {
 
 /// Whether the array at `path` holds the string `want`.
 fn lists(v: &Value, path: &str, want: &str) -> bool {
-    at(v, path).as_array().is_some_and(|a| a.iter().any(|x| x.as_str() == Some(want)))
+    at(v, path)
+        .as_array()
+        .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(want)))
 }
 
 fn by_root(v: &Value) -> bool {
@@ -252,7 +349,9 @@ fn is_ssh_session(v: &Value) -> bool {
 fn is_sudo_command(v: &Value) -> bool {
     succeeded(v)
         && is(v, "user.name", GUEST_USER)
-        && at(v, "sensor.audit.command").as_str().is_some_and(|c| c.contains("/etc/shadow"))
+        && at(v, "sensor.audit.command")
+            .as_str()
+            .is_some_and(|c| c.contains("/etc/shadow"))
 }
 
 /// The command sudo started: root, a child of sudo, and still tied to the
@@ -294,7 +393,11 @@ fn is_setcap(v: &Value) -> bool {
     succeeded(v)
         && is(v, "file.path", CAPABILITY_COPY)
         && is(v, "sensor.file_change.xattr.name", "security.capability")
-        && lists(v, "sensor.file_change.xattr.capabilities.permitted", "CAP_NET_RAW")
+        && lists(
+            v,
+            "sensor.file_change.xattr.capabilities.permitted",
+            "CAP_NET_RAW",
+        )
 }
 
 /// The listener's port is the harness's choice, unknown here; a connect
@@ -310,7 +413,9 @@ fn is_reverse_shell(v: &Value) -> bool {
 fn is_memfd_exec(v: &Value) -> bool {
     is(v, "sensor.fileless", "memfd")
         && lists(v, "process.args", MEMFD_MARKER)
-        && at(v, "process.executable").as_str().is_some_and(|e| e.contains(MEMFD_NAME))
+        && at(v, "process.executable")
+            .as_str()
+            .is_some_and(|e| e.contains(MEMFD_NAME))
 }
 
 fn is_cron_write(v: &Value) -> bool {
@@ -335,15 +440,20 @@ fn is_audit_rules_deleted(v: &Value) -> bool {
 
 /// The container named as podman has it, with its id and image.
 fn in_scenario_container(v: &Value) -> bool {
-    at(v, "container.id").as_str().is_some_and(|id| !id.is_empty())
+    at(v, "container.id")
+        .as_str()
+        .is_some_and(|id| !id.is_empty())
         && is(v, "container.name", CONTAINER_NAME)
-        && at(v, "container.image.name").as_str().is_some_and(|i| i.starts_with(CONTAINER_IMAGE))
+        && at(v, "container.image.name")
+            .as_str()
+            .is_some_and(|i| i.starts_with(CONTAINER_IMAGE))
 }
 
 fn is_container_exec(v: &Value) -> bool {
-    let marked = at(v, "process.args")
-        .as_array()
-        .is_some_and(|a| a.iter().any(|x| x.as_str().is_some_and(|s| s.contains(CONTAINER_MARKER))));
+    let marked = at(v, "process.args").as_array().is_some_and(|a| {
+        a.iter()
+            .any(|x| x.as_str().is_some_and(|s| s.contains(CONTAINER_MARKER)))
+    });
     in_scenario_container(v) && marked
 }
 
@@ -355,7 +465,9 @@ fn is_container_connect(v: &Value) -> bool {
 fn is_container_chmod(v: &Value) -> bool {
     succeeded(v)
         && in_scenario_container(v)
-        && at(v, "file.path").as_str().is_some_and(|p| p.ends_with(CONTAINER_FILE))
+        && at(v, "file.path")
+            .as_str()
+            .is_some_and(|p| p.ends_with(CONTAINER_FILE))
         && lists(v, "sensor.file_change.special_bits", "setuid")
 }
 
@@ -424,21 +536,40 @@ pub fn verify(steps: &[StepTime], events: &[Received]) -> Report {
             name: spec.name.to_owned(),
             expected_missing: EXPECTED_MISSING.contains(&spec.name),
             outcome: match steps.iter().find(|s| s.name == spec.name) {
-                Some(step) => Outcome::Ran(spec.expects.iter().map(|e| check(e, step.at_ms, events)).collect()),
+                Some(step) => Outcome::Ran(
+                    spec.expects
+                        .iter()
+                        .map(|e| check(e, step.at_ms, events))
+                        .collect(),
+                ),
                 None => Outcome::NotRun,
             },
         })
         .collect();
-    for step in steps.iter().filter(|s| !SCENARIO.iter().any(|spec| spec.name == s.name)) {
-        results.push(StepResult { name: step.name.clone(), expected_missing: false, outcome: Outcome::Unknown });
+    for step in steps
+        .iter()
+        .filter(|s| !SCENARIO.iter().any(|spec| spec.name == s.name))
+    {
+        results.push(StepResult {
+            name: step.name.clone(),
+            expected_missing: false,
+            outcome: Outcome::Unknown,
+        });
     }
     Report { steps: results }
 }
 
 fn check(expect: &Expect, step_ms: u64, events: &[Received]) -> Check {
     let since = step_ms.saturating_sub(SLACK_MS);
-    let candidates: Vec<&Received> = events.iter().filter(|r| r.at_ms >= since && expect.is_action(&r.event)).collect();
-    let mut times: Vec<u64> = candidates.iter().filter(|r| (expect.matches)(&r.event)).map(|r| r.at_ms).collect();
+    let candidates: Vec<&Received> = events
+        .iter()
+        .filter(|r| r.at_ms >= since && expect.is_action(&r.event))
+        .collect();
+    let mut times: Vec<u64> = candidates
+        .iter()
+        .filter(|r| (expect.matches)(&r.event))
+        .map(|r| r.at_ms)
+        .collect();
     times.sort_unstable();
     let completed = expect.count.checked_sub(1).and_then(|i| times.get(i));
     Check {
@@ -454,7 +585,8 @@ fn check(expect: &Expect, step_ms: u64, events: &[Received]) -> Check {
 impl Report {
     /// A markdown table: one row per expected event.
     pub fn table(&self) -> String {
-        let mut out = String::from("| step | expected | found | latency (ms) |\n|---|---|---|---|\n");
+        let mut out =
+            String::from("| step | expected | found | latency (ms) |\n|---|---|---|---|\n");
         for step in &self.steps {
             for (what, found, latency) in step.rows() {
                 let _ = writeln!(out, "| {} | {what} | {found} | {latency} |", step.name);
@@ -466,7 +598,11 @@ impl Report {
     /// Steps not found, except those listed as expected missing: the
     /// harness fails naming them.
     pub fn undetected(&self) -> Vec<String> {
-        self.steps.iter().filter(|s| !s.expected_missing && !s.found()).map(|s| s.name.clone()).collect()
+        self.steps
+            .iter()
+            .filter(|s| !s.expected_missing && !s.found())
+            .map(|s| s.name.clone())
+            .collect()
     }
 }
 
@@ -474,15 +610,29 @@ impl StepResult {
     /// (expected, found, latency) cells of this step's rows.
     fn rows(&self) -> Vec<(String, String, String)> {
         match &self.outcome {
-            Outcome::NotRun => vec![("(step not in the steps file)".into(), self.verdict("not run"), "-".into())],
-            Outcome::Unknown => vec![("(no expectations in verify.rs)".into(), "unknown step".into(), "-".into())],
+            Outcome::NotRun => vec![(
+                "(step not in the steps file)".into(),
+                self.verdict("not run"),
+                "-".into(),
+            )],
+            Outcome::Unknown => vec![(
+                "(no expectations in verify.rs)".into(),
+                "unknown step".into(),
+                "-".into(),
+            )],
             Outcome::Ran(checks) => checks
                 .iter()
                 .map(|c| {
                     let found = if c.found() {
                         format!("yes ({})", c.seen)
                     } else {
-                        format!("no ({} of {}; {} other `{}` since)", c.seen, c.needed, c.other_fields, c.actions.join("`/`"))
+                        format!(
+                            "no ({} of {}; {} other `{}` since)",
+                            c.seen,
+                            c.needed,
+                            c.other_fields,
+                            c.actions.join("`/`")
+                        )
                     };
                     let latency = c.latency_ms.map_or_else(|| "-".into(), |ms| ms.to_string());
                     (c.what.to_owned(), self.verdict(&found), latency)
@@ -523,16 +673,29 @@ pub fn completeness(events: &[Received], local: &str) -> Vec<String> {
     let missing: Vec<u64> = (1..=last).filter(|n| !seqs.contains(n)).collect();
     if !missing.is_empty() {
         let shown: Vec<String> = missing.iter().take(10).map(u64::to_string).collect();
-        problems.push(format!("{} sequence numbers below {last} never reached the collector: {}", missing.len(), shown.join(", ")));
+        problems.push(format!(
+            "{} sequence numbers below {last} never reached the collector: {}",
+            missing.len(),
+            shown.join(", ")
+        ));
     }
     let local_ids: HashSet<String> = local
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter_map(|v| at(&v, "event.id").as_str().map(str::to_owned))
         .collect();
-    let absent = events.iter().filter(|r| at(&r.event, "event.id").as_str().is_none_or(|id| !local_ids.contains(id))).count();
+    let absent = events
+        .iter()
+        .filter(|r| {
+            at(&r.event, "event.id")
+                .as_str()
+                .is_none_or(|id| !local_ids.contains(id))
+        })
+        .count();
     if absent > 0 {
-        problems.push(format!("{absent} events the collector got are not in the guest's own copy"));
+        problems.push(format!(
+            "{absent} events the collector got are not in the guest's own copy"
+        ));
     }
     problems
 }

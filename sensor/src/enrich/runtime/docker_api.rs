@@ -32,10 +32,18 @@ pub fn inspect(socket_path: &Path, id: &str, deadline: Duration) -> Option<Value
     // backlog, where a blocking connect would wait without a timeout.
     let mut stream = UnixStream::from(connect_nonblocking(socket_path)?);
     stream.set_nonblocking(false).ok()?;
-    let left = |start: Instant| deadline.checked_sub(start.elapsed()).filter(|d| !d.is_zero());
+    let left = |start: Instant| {
+        deadline
+            .checked_sub(start.elapsed())
+            .filter(|d| !d.is_zero())
+    };
     stream.set_write_timeout(Some(left(start)?)).ok()?;
     // The id is 64 hex digits (from the cgroup path): nothing to escape.
-    write!(stream, "GET /containers/{id}/json HTTP/1.0\r\nHost: docker\r\n\r\n").ok()?;
+    write!(
+        stream,
+        "GET /containers/{id}/json HTTP/1.0\r\nHost: docker\r\n\r\n"
+    )
+    .ok()?;
     let mut answer = Vec::new();
     let mut buf = [0u8; 16 << 10];
     loop {
@@ -67,13 +75,22 @@ fn connect_nonblocking(path: &Path) -> Option<OwnedFd> {
     // SAFETY: plain syscalls on a descriptor owned from creation on, and
     // an address initialised above and passed with its own size.
     unsafe {
-        let raw = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0);
+        let raw = libc::socket(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        );
         if raw < 0 {
             return None;
         }
         let fd = OwnedFd::from_raw_fd(raw);
         let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
-        if libc::connect(raw, &addr as *const libc::sockaddr_un as *const libc::sockaddr, len) != 0 {
+        if libc::connect(
+            raw,
+            &addr as *const libc::sockaddr_un as *const libc::sockaddr,
+            len,
+        ) != 0
+        {
             return None;
         }
         Some(fd)
@@ -143,7 +160,10 @@ mod tests {
         let dir = socket_dir("bad");
         assert_eq!(inspect(&dir.join("none.sock"), "x", ANSWERED), None);
         let sock = dir.join("404.sock");
-        let server = serve(&sock, b"HTTP/1.0 404 Not Found\r\n\r\n{\"message\":\"No such container\"}");
+        let server = serve(
+            &sock,
+            b"HTTP/1.0 404 Not Found\r\n\r\n{\"message\":\"No such container\"}",
+        );
         assert_eq!(inspect(&sock, "x", ANSWERED), None);
         server.join().unwrap();
         // Accepts but never answers: given up on at the deadline.
@@ -153,7 +173,11 @@ mod tests {
         assert_eq!(inspect(&sock, "x", DEADLINE), None);
         // A check that it gives up at all, not a measure of how fast: a
         // loaded CI machine may run this thread late.
-        assert!(start.elapsed() < Duration::from_secs(30), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{:?}",
+            start.elapsed()
+        );
         drop(listener);
         let _ = std::fs::remove_dir_all(dir);
     }
@@ -162,6 +186,9 @@ mod tests {
     fn answers_are_parsed_defensively() {
         assert_eq!(parse_answer(b""), None);
         assert_eq!(parse_answer(b"HTTP/1.0 200 OK\r\n\r\nnot json"), None);
-        assert_eq!(parse_answer(b"\xff\xfe 200\r\n\r\n{}"), Some(serde_json::json!({})));
+        assert_eq!(
+            parse_answer(b"\xff\xfe 200\r\n\r\n{}"),
+            Some(serde_json::json!({}))
+        );
     }
 }

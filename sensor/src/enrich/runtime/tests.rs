@@ -14,7 +14,8 @@ struct Root(PathBuf);
 
 impl Root {
     fn new(name: &str) -> Root {
-        let dir = std::env::temp_dir().join(format!("sensor-runtime-{name}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("sensor-runtime-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         Root(dir)
@@ -36,7 +37,10 @@ impl Drop for Root {
 }
 
 fn podman(id: &str) -> ContainerRef {
-    ContainerRef { id: id.to_owned(), runtime: "podman" }
+    ContainerRef {
+        id: id.to_owned(),
+        runtime: "podman",
+    }
 }
 
 fn t(s: &str) -> Option<Text> {
@@ -45,8 +49,14 @@ fn t(s: &str) -> Option<Text> {
 
 fn podman_root(name: &str) -> Root {
     let root = Root::new(name);
-    root.write(&format!("/var/lib/containers/storage/overlay-containers/{ID}/userdata/config.json"), PODMAN_CONFIG);
-    root.write("/var/lib/containers/storage/overlay-containers/containers.json", PODMAN_CONTAINERS);
+    root.write(
+        &format!("/var/lib/containers/storage/overlay-containers/{ID}/userdata/config.json"),
+        PODMAN_CONFIG,
+    );
+    root.write(
+        "/var/lib/containers/storage/overlay-containers/containers.json",
+        PODMAN_CONTAINERS,
+    );
     root
 }
 
@@ -63,7 +73,12 @@ fn podman_files_give_name_image_and_pod() {
     // The user's annotations are labels; podman's bookkeeping is not.
     let keys: Vec<&[u8]> = info.labels.0.iter().map(|(k, _)| k.0.as_slice()).collect();
     assert!(keys.contains(&&b"io.kubernetes.pod.name"[..]), "{keys:?}");
-    assert!(!keys.iter().any(|k| k.starts_with(b"io.podman.annotations.")), "{keys:?}");
+    assert!(
+        !keys
+            .iter()
+            .any(|k| k.starts_with(b"io.podman.annotations.")),
+        "{keys:?}"
+    );
     assert!(!info.labels_truncated);
 }
 
@@ -81,7 +96,10 @@ fn the_runc_state_leads_to_the_bundle() {
     std::fs::write(bundle.join("config.json"), PODMAN_CONFIG).unwrap();
     let info = root.lookup().find(&podman(ID)).expect("found");
     assert_eq!(info.pod.and_then(|p| p.namespace), t("shop"));
-    assert_eq!(info.name, None, "the bundle has no name, and no pod container name was given");
+    assert_eq!(
+        info.name, None,
+        "the bundle has no name, and no pod container name was given"
+    );
 }
 
 #[test]
@@ -94,15 +112,28 @@ fn containerd_cri_annotations_name_the_pod() {
         "io.kubernetes.cri.sandbox-name":"web-5d8f",
         "io.kubernetes.cri.sandbox-namespace":"shop",
         "io.kubernetes.cri.sandbox-uid":"1f0e6c1a-8c1b-4c55-9a9e-3d1f4c2b7a10"}}"#;
-    root.write(&format!("/run/containerd/io.containerd.runtime.v2.task/k8s.io/{ID}/config.json"), config);
-    let info = root.lookup().find(&ContainerRef { id: ID.into(), runtime: "containerd" }).expect("found");
+    root.write(
+        &format!("/run/containerd/io.containerd.runtime.v2.task/k8s.io/{ID}/config.json"),
+        config,
+    );
+    let info = root
+        .lookup()
+        .find(&ContainerRef {
+            id: ID.into(),
+            runtime: "containerd",
+        })
+        .expect("found");
     assert_eq!(info.name, t("nginx"));
     assert_eq!(info.image, t("docker.io/library/nginx:1.25"));
     let pod = info.pod.unwrap();
     assert_eq!(pod.name, t("web-5d8f"));
     assert_eq!(pod.namespace, t("shop"));
     assert_eq!(pod.uid, t("1f0e6c1a-8c1b-4c55-9a9e-3d1f4c2b7a10"));
-    assert!(info.labels.is_empty(), "CRI bookkeeping only: {:?}", info.labels);
+    assert!(
+        info.labels.is_empty(),
+        "CRI bookkeeping only: {:?}",
+        info.labels
+    );
 }
 
 #[test]
@@ -113,13 +144,33 @@ fn cri_o_labels_json_becomes_labels() {
         "io.kubernetes.pod.uid":"u-1","io.kubernetes.container.name":"postgres",
         "io.kubernetes.cri-o.ImageName":"quay.io/x/postgres:16",
         "io.kubernetes.cri-o.Labels":"{\"app\":\"db\",\"io.kubernetes.pod.name\":\"db-0\"}"}}"#;
-    root.write(&format!("/run/containers/storage/overlay-containers/{ID}/userdata/config.json"), config);
-    let info = root.lookup().find(&ContainerRef { id: ID.into(), runtime: "cri-o" }).expect("found");
+    root.write(
+        &format!("/run/containers/storage/overlay-containers/{ID}/userdata/config.json"),
+        config,
+    );
+    let info = root
+        .lookup()
+        .find(&ContainerRef {
+            id: ID.into(),
+            runtime: "cri-o",
+        })
+        .expect("found");
     assert_eq!(info.name, t("postgres"));
     assert_eq!(info.image, t("quay.io/x/postgres:16"));
-    assert!(info.labels.0.contains(&(Text::from("app"), Text::from("db"))), "{:?}", info.labels);
+    assert!(
+        info.labels
+            .0
+            .contains(&(Text::from("app"), Text::from("db"))),
+        "{:?}",
+        info.labels
+    );
     // Keys are unique even when the annotations and the labels repeat one.
-    let n = info.labels.0.iter().filter(|(k, _)| k.0 == b"io.kubernetes.pod.name").count();
+    let n = info
+        .labels
+        .0
+        .iter()
+        .filter(|(k, _)| k.0 == b"io.kubernetes.pod.name")
+        .count();
     assert_eq!(n, 1);
 }
 
@@ -145,15 +196,37 @@ const DOCKER_INSPECT: &str = r#"{
 fn docker_inspect_maps_name_image_labels_and_pod() {
     let v: Value = serde_json::from_str(DOCKER_INSPECT).unwrap();
     let info = from_docker(&v).unwrap();
-    assert_eq!(info.name, t("shop-web"), "the leading / of docker names is not part of the name");
+    assert_eq!(
+        info.name,
+        t("shop-web"),
+        "the leading / of docker names is not part of the name"
+    );
     assert_eq!(info.image, t("registry.example/shop/web:1.4"));
-    assert!(info.labels.0.contains(&(Text::from("com.example.team"), Text::from("shop"))));
-    assert!(info.labels.0.contains(&(Text::from("odd"), Text::from("tab\there \u{e9} \\ \"q\""))), "byte-exact");
+    assert!(
+        info.labels
+            .0
+            .contains(&(Text::from("com.example.team"), Text::from("shop")))
+    );
+    assert!(
+        info.labels
+            .0
+            .contains(&(Text::from("odd"), Text::from("tab\there \u{e9} \\ \"q\""))),
+        "byte-exact"
+    );
     assert_eq!(info.pod.unwrap().namespace, t("shop"));
     // And from the file docker keeps.
     let root = Root::new("docker");
-    root.write(&format!("/var/lib/docker/containers/{ID}/config.v2.json"), DOCKER_INSPECT);
-    let found = root.lookup().find(&ContainerRef { id: ID.into(), runtime: "docker" }).unwrap();
+    root.write(
+        &format!("/var/lib/docker/containers/{ID}/config.v2.json"),
+        DOCKER_INSPECT,
+    );
+    let found = root
+        .lookup()
+        .find(&ContainerRef {
+            id: ID.into(),
+            runtime: "docker",
+        })
+        .unwrap();
     assert_eq!(found.name, t("shop-web"));
 }
 
@@ -164,21 +237,43 @@ fn hostile_values_are_bounded_and_never_fail_the_lookup() {
         annotations.insert(format!("k{i}"), Value::from("v"));
     }
     annotations.insert("a-big".into(), Value::from("x".repeat(100_000)));
-    annotations.insert("io.kubernetes.pod.name".into(), Value::from("\u{0}\u{1b}[31m</script>"));
+    annotations.insert(
+        "io.kubernetes.pod.name".into(),
+        Value::from("\u{0}\u{1b}[31m</script>"),
+    );
     annotations.insert("not-a-string".into(), Value::from(3));
     let config = serde_json::json!({ "annotations": annotations }).to_string();
     let root = Root::new("hostile");
-    root.write(&format!("/var/lib/containers/storage/overlay-containers/{ID}/userdata/config.json"), &config);
+    root.write(
+        &format!("/var/lib/containers/storage/overlay-containers/{ID}/userdata/config.json"),
+        &config,
+    );
     let info = root.lookup().find(&podman(ID)).unwrap();
     assert_eq!(info.labels.0.len(), MAX_LABELS);
     assert!(info.labels_truncated);
-    assert!(info.labels.0.iter().all(|(k, v)| k.0.len() <= MAX_LABEL_BYTES && v.0.len() <= MAX_LABEL_BYTES));
-    let total: usize = info.labels.0.iter().map(|(k, v)| k.0.len() + v.0.len()).sum();
+    assert!(
+        info.labels
+            .0
+            .iter()
+            .all(|(k, v)| k.0.len() <= MAX_LABEL_BYTES && v.0.len() <= MAX_LABEL_BYTES)
+    );
+    let total: usize = info
+        .labels
+        .0
+        .iter()
+        .map(|(k, v)| k.0.len() + v.0.len())
+        .sum();
     assert!(total <= MAX_LABELS_TOTAL, "{total}");
     assert_eq!(info.pod.unwrap().name, t("\u{0}\u{1b}[31m</script>"));
     // Broken files are a failed lookup, not a crash.
-    root.write(&format!("/var/lib/containers/storage/overlay-containers/{ID}/userdata/config.json"), "{\"annot");
-    root.write("/var/lib/containers/storage/overlay-containers/containers.json", "[1, {\"id\": 2}, null]");
+    root.write(
+        &format!("/var/lib/containers/storage/overlay-containers/{ID}/userdata/config.json"),
+        "{\"annot",
+    );
+    root.write(
+        "/var/lib/containers/storage/overlay-containers/containers.json",
+        "[1, {\"id\": 2}, null]",
+    );
     assert_eq!(root.lookup().find(&podman(ID)), None);
 }
 
@@ -194,11 +289,27 @@ fn the_cache_refreshes_retries_and_stays_bounded() {
     let mut cache = RuntimeCache::new(root.lookup());
     let t0 = Instant::now();
     assert!(cache.get_at(&podman(ID), t0).is_some());
-    assert!(cache.get_at(&podman(ID), t0 + Duration::from_secs(1)).is_some());
-    assert_eq!(cache.stats, LookupStats { found: 1, failed: 0, evicted: 0 }, "the second is from the cache");
+    assert!(
+        cache
+            .get_at(&podman(ID), t0 + Duration::from_secs(1))
+            .is_some()
+    );
+    assert_eq!(
+        cache.stats,
+        LookupStats {
+            found: 1,
+            failed: 0,
+            evicted: 0
+        },
+        "the second is from the cache"
+    );
     // The files go (podman run --rm): what was known stays.
     std::fs::remove_dir_all(root.0.join("var")).unwrap();
-    assert!(cache.get_at(&podman(ID), t0 + REFRESH + Duration::from_secs(1)).is_some());
+    assert!(
+        cache
+            .get_at(&podman(ID), t0 + REFRESH + Duration::from_secs(1))
+            .is_some()
+    );
     assert_eq!(cache.stats.failed, 1);
 
     // A missing runtime is asked once per RETRY.
@@ -210,7 +321,10 @@ fn the_cache_refreshes_retries_and_stays_bounded() {
     assert_eq!(cache.stats.failed, 3);
 
     for i in 0..CACHE_SIZE + 10 {
-        cache.get_at(&podman(&format!("{i:064x}")), t0 + Duration::from_millis(i as u64));
+        cache.get_at(
+            &podman(&format!("{i:064x}")),
+            t0 + Duration::from_millis(i as u64),
+        );
     }
     assert_eq!(cache.cached(), CACHE_SIZE);
     assert_eq!(cache.stats.evicted, 12);
@@ -220,7 +334,10 @@ fn the_cache_refreshes_retries_and_stays_bounded() {
 fn rootless_podman_is_found_through_crun_status_in_the_users_run_dir() {
     let root = Root::new("rootless");
     let storage = "/home/alice/.local/share/containers/storage/overlay-containers";
-    root.write(&format!("{storage}/{ID}/userdata/config.json"), PODMAN_CONFIG);
+    root.write(
+        &format!("{storage}/{ID}/userdata/config.json"),
+        PODMAN_CONFIG,
+    );
     root.write(&format!("{storage}/containers.json"), PODMAN_CONTAINERS);
     // crun's status file (the fields crun writes; the bundle is what counts).
     let status = format!(
@@ -228,7 +345,11 @@ fn rootless_podman_is_found_through_crun_status_in_the_users_run_dir() {
     );
     root.write(&format!("/run/user/1000/crun/{ID}/status"), &status);
     let info = root.lookup().find(&podman(ID)).expect("found");
-    assert_eq!(info.name, t("enrich-probe"), "containers.json beside the bundle");
+    assert_eq!(
+        info.name,
+        t("enrich-probe"),
+        "containers.json beside the bundle"
+    );
     assert_eq!(info.image, t("localhost/sensor-test-busybox:2"));
     assert_eq!(info.pod.and_then(|p| p.name), t("web-0"));
 }
@@ -238,7 +359,8 @@ fn a_fifo_where_a_state_file_should_be_does_not_block() {
     let root = Root::new("fifo");
     let dir = root.0.join(format!("run/user/1000/runc/{ID}"));
     std::fs::create_dir_all(&dir).unwrap();
-    let fifo = std::ffi::CString::new(dir.join("state.json").into_os_string().into_encoded_bytes()).unwrap();
+    let fifo = std::ffi::CString::new(dir.join("state.json").into_os_string().into_encoded_bytes())
+        .unwrap();
     assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
     let start = Instant::now();
     assert_eq!(root.lookup().find(&podman(ID)), None);
@@ -252,7 +374,8 @@ fn podman_labels_come_from_its_api_service_when_one_runs() {
     use std::io::Write;
     let root = podman_root("podman-api");
     std::fs::create_dir_all(root.0.join("run/podman")).unwrap();
-    let listener = std::os::unix::net::UnixListener::bind(root.0.join("run/podman/podman.sock")).unwrap();
+    let listener =
+        std::os::unix::net::UnixListener::bind(root.0.join("run/podman/podman.sock")).unwrap();
     // podman 4.3's compatible inspect, trimmed to the fields read.
     let server = std::thread::spawn(move || {
         let (mut s, _) = listener.accept().unwrap();
@@ -263,9 +386,25 @@ fn podman_labels_come_from_its_api_service_when_one_runs() {
     });
     // A deadline a late-scheduled server thread still meets on a loaded CI
     // machine; the sensor's own 250 ms is for a daemon that hangs.
-    let info = root.lookup().with_api_deadline(Duration::from_secs(30)).find(&podman(ID)).expect("found");
+    let info = root
+        .lookup()
+        .with_api_deadline(Duration::from_secs(30))
+        .find(&podman(ID))
+        .expect("found");
     server.join().unwrap();
-    assert!(info.labels.0.contains(&(Text::from("team"), Text::from("shop"))), "{:?}", info.labels);
-    assert!(info.labels.0.iter().any(|(k, _)| k.0 == b"io.kubernetes.pod.name"), "annotations too");
+    assert!(
+        info.labels
+            .0
+            .contains(&(Text::from("team"), Text::from("shop"))),
+        "{:?}",
+        info.labels
+    );
+    assert!(
+        info.labels
+            .0
+            .iter()
+            .any(|(k, _)| k.0 == b"io.kubernetes.pod.name"),
+        "annotations too"
+    );
     assert_eq!(info.name, t("enrich-probe"), "the files still name it");
 }

@@ -13,7 +13,12 @@ pub fn encode(out: &mut Vec<u8>, format: HttpFormat, index: &str, h: &Header<'_>
             // `create` with the event's id: a record sent again after an
             // outage (at-least-once) is refused as a duplicate (409) instead
             // of indexed twice.
-            let _ = writeln!(out, "{{\"create\":{{\"_index\":{},\"_id\":{}}}}}", quoted(index), quoted(h.id));
+            let _ = writeln!(
+                out,
+                "{{\"create\":{{\"_index\":{},\"_id\":{}}}}}",
+                quoted(index),
+                quoted(h.id)
+            );
         }
         HttpFormat::SplunkHec => {
             let time = humantime::parse_rfc3339(h.timestamp)
@@ -43,7 +48,14 @@ mod tests {
     use super::*;
 
     fn header() -> Header<'static> {
-        Header { sequence: 3, timestamp: "2026-11-03T09:08:07.5Z", host: "web-1", action: "exec", severity: 6, id: "ab-3" }
+        Header {
+            sequence: 3,
+            timestamp: "2026-11-03T09:08:07.5Z",
+            host: "web-1",
+            action: "exec",
+            severity: 6,
+            id: "ab-3",
+        }
     }
 
     #[test]
@@ -52,13 +64,31 @@ mod tests {
         encode(&mut out, HttpFormat::Ndjson, "i", &header(), b"{\"a\":1}");
         assert_eq!(out, b"{\"a\":1}\n");
         out.clear();
-        encode(&mut out, HttpFormat::Elasticsearch, "sensor-x", &header(), b"{\"a\":1}");
-        assert_eq!(String::from_utf8(out.clone()).unwrap(), "{\"create\":{\"_index\":\"sensor-x\",\"_id\":\"ab-3\"}}\n{\"a\":1}\n");
+        encode(
+            &mut out,
+            HttpFormat::Elasticsearch,
+            "sensor-x",
+            &header(),
+            b"{\"a\":1}",
+        );
+        assert_eq!(
+            String::from_utf8(out.clone()).unwrap(),
+            "{\"create\":{\"_index\":\"sensor-x\",\"_id\":\"ab-3\"}}\n{\"a\":1}\n"
+        );
         out.clear();
-        encode(&mut out, HttpFormat::SplunkHec, "i", &header(), b"{\"a\":1}");
+        encode(
+            &mut out,
+            HttpFormat::SplunkHec,
+            "i",
+            &header(),
+            b"{\"a\":1}",
+        );
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["event"]["a"], 1);
         assert_eq!(v["host"], "web-1");
-        assert!((v["time"].as_f64().unwrap() - 1793696887.5).abs() < 1e-3, "{v}");
+        assert!(
+            (v["time"].as_f64().unwrap() - 1793696887.5).abs() < 1e-3,
+            "{v}"
+        );
     }
 }

@@ -3,6 +3,7 @@
 //! only wrap that JSON.
 
 pub mod http;
+pub mod shrink;
 pub mod syslog;
 
 use crate::event::Event;

@@ -26,7 +26,11 @@ fn open(path: &Path) -> io::Result<(BufWriter<File>, u64)> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let f = OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
+    let f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)?;
     // An existing file keeps its mode on open: events are sensitive.
     f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     let size = f.metadata()?.len();
@@ -54,7 +58,10 @@ impl RotatingFile {
     }
 
     pub fn write(&mut self, line: &[u8]) -> io::Result<()> {
-        if self.rotate_bytes > 0 && self.size > 0 && self.size + line.len() as u64 > self.rotate_bytes {
+        if self.rotate_bytes > 0
+            && self.size > 0
+            && self.size + line.len() as u64 > self.rotate_bytes
+        {
             // A failed rotation must not cost the line: it goes to the file
             // still open, and the next write tries again.
             if let Err(e) = self.rotate() {
@@ -69,7 +76,11 @@ impl RotatingFile {
     /// After each batch: hand the lines to the kernel, rotate by age.
     pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()?;
-        if self.rotate_age.is_some_and(|age| self.opened.elapsed() >= age) && self.size > 0 {
+        if self
+            .rotate_age
+            .is_some_and(|age| self.opened.elapsed() >= age)
+            && self.size > 0
+        {
             self.rotate()?;
         }
         Ok(())
@@ -118,16 +129,28 @@ mod tests {
     fn a_file_moved_away_before_sighup_loses_no_line_when_it_rotates() {
         let dir = std::env::temp_dir().join(format!("rotate-moved-test-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let cfg = FileSink { name: None, path: dir.join("events.jsonl"), rotate_bytes: 100, rotate_seconds: 0, keep: 2 };
+        let cfg = FileSink {
+            name: None,
+            path: dir.join("events.jsonl"),
+            rotate_bytes: 100,
+            rotate_seconds: 0,
+            keep: 2,
+        };
         let mut f = RotatingFile::open(&cfg).unwrap();
-        f.write(format!("{{\"n\":{:060}}}\n", 1).as_bytes()).unwrap();
+        f.write(format!("{{\"n\":{:060}}}\n", 1).as_bytes())
+            .unwrap();
         // An outside rotation, no SIGHUP yet; the next line rotates by size.
         let moved = dir.join("moved.jsonl");
         std::fs::rename(&cfg.path, &moved).unwrap();
-        f.write(format!("{{\"n\":{:060}}}\n", 2).as_bytes()).unwrap();
+        f.write(format!("{{\"n\":{:060}}}\n", 2).as_bytes())
+            .unwrap();
         f.flush().unwrap();
-        let all = std::fs::read_to_string(&moved).unwrap() + &std::fs::read_to_string(&cfg.path).unwrap();
-        assert!(all.contains(&format!("{:060}", 1)) && all.contains(&format!("{:060}", 2)), "{all}");
+        let all =
+            std::fs::read_to_string(&moved).unwrap() + &std::fs::read_to_string(&cfg.path).unwrap();
+        assert!(
+            all.contains(&format!("{:060}", 1)) && all.contains(&format!("{:060}", 2)),
+            "{all}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -135,7 +158,13 @@ mod tests {
     fn rotates_by_size_keeps_n_files_mode_0600() {
         let dir = std::env::temp_dir().join(format!("rotate-test-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let cfg = FileSink { name: None, path: dir.join("events.jsonl"), rotate_bytes: 100, rotate_seconds: 0, keep: 2 };
+        let cfg = FileSink {
+            name: None,
+            path: dir.join("events.jsonl"),
+            rotate_bytes: 100,
+            rotate_seconds: 0,
+            keep: 2,
+        };
         let mut f = RotatingFile::open(&cfg).unwrap();
         for i in 0..10 {
             f.write(format!("{{\"n\":{i:040}}}\n").as_bytes()).unwrap();
@@ -145,7 +174,10 @@ mod tests {
         assert!(read(&cfg.path).contains(&format!("{:040}", 9)));
         assert!(read(&numbered(&cfg.path, 1)).contains(&format!("{:040}", 7)));
         assert!(numbered(&cfg.path, 2).exists());
-        assert!(!numbered(&cfg.path, 3).exists(), "only `keep` rotated files");
+        assert!(
+            !numbered(&cfg.path, 3).exists(),
+            "only `keep` rotated files"
+        );
         let mode = std::fs::metadata(&cfg.path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
     }

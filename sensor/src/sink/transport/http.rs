@@ -38,10 +38,9 @@ impl HttpSender {
         // without a provider of its own, needs the process default: ring,
         // as everywhere else. An error only means it is already installed.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut builder = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).user_agent(concat!(
-            "sensor/",
-            env!("CARGO_PKG_VERSION")
-        ));
+        let mut builder = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .user_agent(concat!("sensor/", env!("CARGO_PKG_VERSION")));
         if cfg.url.starts_with("https://") {
             let mut tls = super::tls::client_config(&cfg.tls)?;
             tls.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -49,12 +48,23 @@ impl HttpSender {
         }
         let client = builder.build().map_err(|e| format!("HTTP client: {e}"))?;
         let auth = match (&cfg.bearer_token, &cfg.username, &cfg.password) {
-            (Some(t), _, _) if cfg.format == HttpFormat::SplunkHec => Auth::Header(format!("Splunk {t}")),
+            (Some(t), _, _) if cfg.format == HttpFormat::SplunkHec => {
+                Auth::Header(format!("Splunk {t}"))
+            }
             (Some(t), _, _) => Auth::Header(format!("Bearer {t}")),
-            (None, Some(u), Some(p)) => Auth::Basic { username: u.clone(), password: p.clone() },
+            (None, Some(u), Some(p)) => Auth::Basic {
+                username: u.clone(),
+                password: p.clone(),
+            },
             _ => Auth::None,
         };
-        Ok(HttpSender { client, url: cfg.url.clone(), format: cfg.format, gzip: cfg.gzip, auth })
+        Ok(HttpSender {
+            client,
+            url: cfg.url.clone(),
+            format: cfg.format,
+            gzip: cfg.gzip,
+            auth,
+        })
     }
 
     pub async fn send(&self, records: &[(u64, Vec<u8>)]) -> Result<(), Refused> {
@@ -66,11 +76,20 @@ impl HttpSender {
             HttpFormat::Ndjson | HttpFormat::Elasticsearch => "application/x-ndjson",
             HttpFormat::SplunkHec => "application/json",
         };
-        let mut req = self.client.post(&self.url).header("Content-Type", content_type);
+        let mut req = self
+            .client
+            .post(&self.url)
+            .header("Content-Type", content_type);
         if self.gzip {
-            let mut gz = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 4), flate2::Compression::fast());
+            let mut gz = flate2::write::GzEncoder::new(
+                Vec::with_capacity(body.len() / 4),
+                flate2::Compression::fast(),
+            );
             let _ = gz.write_all(&body);
-            body = gz.finish().map_err(|e| Refused { reason: format!("gzip: {e}"), retry_after: None })?;
+            body = gz.finish().map_err(|e| Refused {
+                reason: format!("gzip: {e}"),
+                retry_after: None,
+            })?;
             req = req.header("Content-Encoding", "gzip");
         }
         req = match &self.auth {
@@ -78,11 +97,10 @@ impl HttpSender {
             Auth::Header(h) => req.header("Authorization", h),
             Auth::Basic { username, password } => req.basic_auth(username, Some(password)),
         };
-        let resp = req
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| Refused { reason: format!("{e}"), retry_after: None })?;
+        let resp = req.body(body).send().await.map_err(|e| Refused {
+            reason: format!("{e}"),
+            retry_after: None,
+        })?;
         let status = resp.status();
         if status.is_success() {
             if self.format == HttpFormat::Elasticsearch {
@@ -99,7 +117,10 @@ impl HttpSender {
             .map(Duration::from_secs);
         let text = resp.text().await.unwrap_or_default();
         let snippet: String = text.chars().take(200).collect();
-        Err(Refused { reason: format!("HTTP {status}: {snippet}"), retry_after })
+        Err(Refused {
+            reason: format!("HTTP {status}: {snippet}"),
+            retry_after,
+        })
     }
 }
 
@@ -107,7 +128,9 @@ impl HttpSender {
 /// from a resend after an outage) are expected; anything else is logged:
 /// resending would fail the same way.
 fn report_bulk_item_errors(text: &str) {
-    let Ok(v) = serde_json::from_str::<serde_json::Value>(text) else { return };
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(text) else {
+        return;
+    };
     if v["errors"] != true {
         return;
     }
@@ -125,4 +148,3 @@ fn report_bulk_item_errors(text: &str) {
         tracing::error!(count = failed.len(), first = %first, "Elasticsearch refused events of a bulk request");
     }
 }
-

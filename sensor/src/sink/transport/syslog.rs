@@ -46,8 +46,14 @@ impl Endpoint {
                 let target = tokio::net::lookup_host(addr.as_str())
                     .await?
                     .next()
-                    .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{addr}: no address")))?;
-                let local = if target.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+                    .ok_or_else(|| {
+                        io::Error::new(io::ErrorKind::NotFound, format!("{addr}: no address"))
+                    })?;
+                let local = if target.is_ipv4() {
+                    "0.0.0.0:0"
+                } else {
+                    "[::]:0"
+                };
                 let s = UdpSocket::bind(local).await?;
                 s.connect(target).await?;
                 Ok(Connection::Udp(s))
@@ -76,33 +82,52 @@ impl Connection {
     }
 
     /// Sends `messages` (unframed). On streams they go out octet-counted in
-    /// one write. An error means the connection is no longer usable.
-    pub async fn send(&mut self, messages: &[(u64, Vec<u8>)], scratch: &mut Vec<u8>) -> io::Result<()> {
+    /// one write. Returns how many a datagram socket refused as too long:
+    /// those are skipped, since resending cannot help and would hold up
+    /// every message behind them. An error means the connection is no
+    /// longer usable.
+    pub async fn send(
+        &mut self,
+        messages: &[(u64, Vec<u8>)],
+        scratch: &mut Vec<u8>,
+    ) -> io::Result<u64> {
         match self {
             Connection::Unix(s) => {
+                let mut refused = 0;
                 for (_, m) in messages {
-                    s.send(m).await?;
+                    refused += too_long(s.send(m).await)?;
                 }
-                Ok(())
+                Ok(refused)
             }
             Connection::Udp(s) => {
+                let mut refused = 0;
                 for (_, m) in messages {
-                    s.send(m).await?;
+                    refused += too_long(s.send(m).await)?;
                 }
-                Ok(())
+                Ok(refused)
             }
             Connection::Tcp(s) => {
                 peer_closed_tcp(s)?;
                 frame(messages, scratch);
-                s.write_all(scratch).await
+                s.write_all(scratch).await.map(|()| 0)
             }
             Connection::Tls(s) => {
                 peer_closed_tls(s).await?;
                 frame(messages, scratch);
                 s.write_all(scratch).await?;
-                s.flush().await
+                s.flush().await.map(|()| 0)
             }
         }
+    }
+}
+
+/// 1 for a datagram the socket refused as too long (EMSGSIZE), 0 for one
+/// sent; other errors pass.
+fn too_long(sent: io::Result<usize>) -> io::Result<u64> {
+    match sent {
+        Ok(_) => Ok(0),
+        Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => Ok(1),
+        Err(e) => Err(e),
     }
 }
 
@@ -122,7 +147,10 @@ pub fn frame(messages: &[(u64, Vec<u8>)], out: &mut Vec<u8>) {
 fn peer_closed_tcp(s: &TcpStream) -> io::Result<()> {
     let mut buf = [0u8; 64];
     match s.try_read(&mut buf) {
-        Ok(0) => Err(io::Error::new(io::ErrorKind::ConnectionReset, "collector closed the connection")),
+        Ok(0) => Err(io::Error::new(
+            io::ErrorKind::ConnectionReset,
+            "collector closed the connection",
+        )),
         Ok(_) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
         Err(e) => Err(e),
@@ -135,7 +163,10 @@ async fn peer_closed_tls(s: &mut TlsStream<TcpStream>) -> io::Result<()> {
     // keeps partial TLS records buffered, so nothing is lost by that.
     match tokio::time::timeout(Duration::ZERO, s.read(&mut buf)).await {
         Err(_) => Ok(()),
-        Ok(Ok(0)) => Err(io::Error::new(io::ErrorKind::ConnectionReset, "collector closed the connection")),
+        Ok(Ok(0)) => Err(io::Error::new(
+            io::ErrorKind::ConnectionReset,
+            "collector closed the connection",
+        )),
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(e),
     }
@@ -148,7 +179,13 @@ mod tests {
     #[test]
     fn octet_counting_prefixes_each_message_with_its_length() {
         let mut out = Vec::new();
-        frame(&[(1, b"<13>1 - - - - - - hi".to_vec()), (2, "é".as_bytes().to_vec())], &mut out);
+        frame(
+            &[
+                (1, b"<13>1 - - - - - - hi".to_vec()),
+                (2, "é".as_bytes().to_vec()),
+            ],
+            &mut out,
+        );
         assert_eq!(out, b"20 <13>1 - - - - - - hi2 \xc3\xa9");
     }
 }

@@ -19,12 +19,17 @@ pub fn client_config(tls: &TlsConfig) -> Result<rustls::ClientConfig, String> {
         let certs = read_certs(&tls.ca_file)?;
         let (added, _ignored) = roots.add_parsable_certificates(certs);
         if added == 0 {
-            return Err(format!("{}: no usable CA certificate", tls.ca_file.display()));
+            return Err(format!(
+                "{}: no usable CA certificate",
+                tls.ca_file.display()
+            ));
         }
         builder.with_root_certificates(roots)
     } else {
         tracing::warn!("TLS server verification is off for a sink (tls.verify = false)");
-        builder.dangerous().with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
     };
     let config = match (&tls.cert_file, &tls.key_file) {
         (Some(c), Some(k)) => {
@@ -32,17 +37,22 @@ pub fn client_config(tls: &TlsConfig) -> Result<rustls::ClientConfig, String> {
             let key = std::fs::File::open(k)
                 .map_err(|e| format!("{}: {e}", k.display()))
                 .and_then(|f| {
-                    rustls_pemfile::private_key(&mut io::BufReader::new(f)).map_err(|e| format!("{}: {e}", k.display()))
+                    rustls_pemfile::private_key(&mut io::BufReader::new(f))
+                        .map_err(|e| format!("{}: {e}", k.display()))
                 })?
                 .ok_or_else(|| format!("{}: no private key in PEM", k.display()))?;
-            builder.with_client_auth_cert(certs, key).map_err(|e| format!("client certificate: {e}"))?
+            builder
+                .with_client_auth_cert(certs, key)
+                .map_err(|e| format!("client certificate: {e}"))?
         }
         _ => builder.with_no_client_auth(),
     };
     Ok(config)
 }
 
-pub fn read_certs(path: &std::path::Path) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+pub fn read_certs(
+    path: &std::path::Path,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
     let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let certs: Vec<_> = rustls_pemfile::certs(&mut io::BufReader::new(f))
         .collect::<Result<_, _>>()
@@ -76,7 +86,12 @@ impl rustls::client::danger::ServerCertVerifier for NoVerify {
         cert: &rustls::pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -85,11 +100,15 @@ impl rustls::client::danger::ServerCertVerifier for NoVerify {
         cert: &rustls::pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
     }
 }
-

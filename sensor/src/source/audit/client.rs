@@ -8,8 +8,8 @@ use tokio::io::unix::AsyncFd;
 
 use super::coalesce::{AuditEvent, Coalescer};
 use super::netlink::{
-    AuditSocket, Message, NetlinkError, STATUS_BACKLOG_LIMIT, STATUS_BACKLOG_WAIT_TIME, STATUS_ENABLED, STATUS_PID,
-    Status,
+    AuditSocket, Message, NetlinkError, STATUS_BACKLOG_LIMIT, STATUS_BACKLOG_WAIT_TIME,
+    STATUS_ENABLED, STATUS_PID, Status,
 };
 use super::record;
 use super::rules::{self, RuleError};
@@ -114,7 +114,8 @@ impl AuditSource {
                 mode,
                 // SAFETY: the AuditSocket owns its fd, which stays open and
                 // unchanged for as long as the AsyncFd owns the AuditSocket.
-                reader: unsafe { AsyncFd::register(reader) }.map_err(|e| AuditError::Poll(e.into()))?,
+                reader: unsafe { AsyncFd::register(reader) }
+                    .map_err(|e| AuditError::Poll(e.into()))?,
                 control,
                 saved: None,
                 coalescer: Coalescer::new(cfg.coalesce_timeout_ms, cfg.max_pending_events, 1024),
@@ -134,7 +135,9 @@ impl AuditSource {
         if mode == Mode::Readonly {
             let reader = AuditSocket::open_readlog()?;
             if !loaded.rules.is_empty() || loaded.delete_all {
-                tracing::warn!("audit rules in the config are not loaded in read-only mode (auditd owns the rules)");
+                tracing::warn!(
+                    "audit rules in the config are not loaded in read-only mode (auditd owns the rules)"
+                );
             }
             if status.enabled == 0 {
                 tracing::warn!(
@@ -142,7 +145,10 @@ impl AuditSource {
                      unconditionally will be seen (PAM's messages need audit enabled)"
                 );
             }
-            tracing::info!(audit_daemon = status.pid, "audit: read-only listener (multicast) beside the audit daemon");
+            tracing::info!(
+                audit_daemon = status.pid,
+                "audit: read-only listener (multicast) beside the audit daemon"
+            );
             return Ok(Some(src(Mode::Readonly, reader, control)?));
         }
         // Daemon: register this process on the socket that will read.
@@ -151,11 +157,17 @@ impl AuditSource {
             // The ledger's clock starts with the source (`epoch`): now is 0.
             let mut own = OwnChanges::default();
             own.expect_set("audit_pid", own_pid, 0);
-            match reader.set(&Status { mask: STATUS_PID, pid: own_pid, ..Status::default() }) {
+            match reader.set(&Status {
+                mask: STATUS_PID,
+                pid: own_pid,
+                ..Status::default()
+            }) {
                 Ok(()) => {}
                 Err(e) if e.errno() == Some(libc::EEXIST) && cfg.mode == AuditMode::Auto => {
                     // Another daemon registered between our look and our try.
-                    tracing::info!("audit: another audit daemon registered first; read-only instead");
+                    tracing::info!(
+                        "audit: another audit daemon registered first; read-only instead"
+                    );
                     let reader = AuditSocket::open_readlog()?;
                     return Ok(Some(src(Mode::Readonly, reader, control)?));
                 }
@@ -167,7 +179,10 @@ impl AuditSource {
             }
             let mut s = src(Mode::Daemon, reader, control)?;
             s.own = own;
-            s.saved = Some(Saved { status, rules: None });
+            s.saved = Some(Saved {
+                status,
+                rules: None,
+            });
             s
         };
         // From here on, errors must restore what was changed: `source`'s
@@ -185,7 +200,12 @@ impl AuditSource {
         self.epoch.elapsed().as_millis() as u64
     }
 
-    fn configure(&mut self, cfg: &AuditConfig, loaded: &rules::Loaded, before: Status) -> Result<(), AuditError> {
+    fn configure(
+        &mut self,
+        cfg: &AuditConfig,
+        loaded: &rules::Loaded,
+        before: Status,
+    ) -> Result<(), AuditError> {
         let now = self.now_ms();
         if !loaded.rules.is_empty() || loaded.delete_all {
             let existing = self.control.list_rules()?;
@@ -204,7 +224,13 @@ impl AuditSource {
                     Ok(()) => {}
                     // auditctl also treats an identical rule as loaded.
                     Err(e) if e.errno() == Some(libc::EEXIST) => {}
-                    Err(e) => return Err(RuleError::Kernel { rule: r.text.clone(), message: e.to_string() }.into()),
+                    Err(e) => {
+                        return Err(RuleError::Kernel {
+                            rule: r.text.clone(),
+                            message: e.to_string(),
+                        }
+                        .into());
+                    }
                 }
             }
             tracing::info!(rules = loaded.rules.len(), "audit: rules loaded");
@@ -217,7 +243,9 @@ impl AuditSource {
             ..Status::default()
         };
         if before.enabled == LOCKED {
-            tracing::warn!("audit configuration is locked (enabled=2): backlog and enable state left as they are");
+            tracing::warn!(
+                "audit configuration is locked (enabled=2): backlog and enable state left as they are"
+            );
             return Ok(());
         }
         if let Some(f) = loaded.failure {
@@ -240,9 +268,21 @@ impl AuditSource {
     fn expect_own(&mut self, want: &Status, now: u64) {
         for (bit, field, value) in [
             (STATUS_ENABLED, "audit_enabled", want.enabled),
-            (super::netlink::STATUS_FAILURE, "audit_failure", want.failure),
-            (STATUS_BACKLOG_LIMIT, "audit_backlog_limit", want.backlog_limit),
-            (STATUS_BACKLOG_WAIT_TIME, "audit_backlog_wait_time", want.backlog_wait_time),
+            (
+                super::netlink::STATUS_FAILURE,
+                "audit_failure",
+                want.failure,
+            ),
+            (
+                STATUS_BACKLOG_LIMIT,
+                "audit_backlog_limit",
+                want.backlog_limit,
+            ),
+            (
+                STATUS_BACKLOG_WAIT_TIME,
+                "audit_backlog_wait_time",
+                want.backlog_wait_time,
+            ),
         ] {
             if want.mask & bit != 0 {
                 self.own.expect_set(field, value, now);
@@ -277,7 +317,10 @@ impl AuditSource {
     pub fn tick(&mut self, last: bool) -> (Vec<AuditEvent>, Report) {
         let now = self.now_ms();
         let events = self.coalescer.expire(now);
-        let due = last || self.last_status_ms.is_none_or(|t| now.saturating_sub(t) >= self.status_interval_ms);
+        let due = last
+            || self
+                .last_status_ms
+                .is_none_or(|t| now.saturating_sub(t) >= self.status_interval_ms);
         if due {
             self.last_status_ms = Some(now);
             match self.control.status() {
@@ -297,19 +340,27 @@ impl AuditSource {
             self.pending_report.kernel_lost += u64::from(s.lost.saturating_sub(last));
         }
         self.last_lost = Some(s.lost);
-        let high = s.backlog_limit > 0 && u64::from(s.backlog) * 10 > u64::from(s.backlog_limit) * 8;
+        let high =
+            s.backlog_limit > 0 && u64::from(s.backlog) * 10 > u64::from(s.backlog_limit) * 8;
         if high && !self.backlog_high {
-            tracing::warn!(backlog = s.backlog, limit = s.backlog_limit, "audit backlog above 80% of its limit");
+            tracing::warn!(
+                backlog = s.backlog,
+                limit = s.backlog_limit,
+                "audit backlog above 80% of its limit"
+            );
         }
-        let metrics_due =
-            self.metrics_interval_ms > 0 && now.saturating_sub(self.last_metrics_ms) >= self.metrics_interval_ms;
+        let metrics_due = self.metrics_interval_ms > 0
+            && now.saturating_sub(self.last_metrics_ms) >= self.metrics_interval_ms;
         if metrics_due || (high && !self.backlog_high) {
             self.last_metrics_ms = now;
             self.pending_report.status = Some(s);
         }
         self.backlog_high = high;
         if self.mode == Mode::Daemon && s.pid != self.own_pid {
-            tracing::warn!(pid = s.pid, "the sensor is no longer the kernel's audit daemon");
+            tracing::warn!(
+                pid = s.pid,
+                "the sensor is no longer the kernel's audit daemon"
+            );
         }
     }
 
@@ -325,7 +376,9 @@ impl AuditSource {
     /// Puts the kernel back as it was (daemon mode): rules, enabled,
     /// backlog settings, then unregisters. Idempotent; also run on Drop.
     pub fn restore(&mut self) {
-        let Some(saved) = self.saved.take() else { return };
+        let Some(saved) = self.saved.take() else {
+            return;
+        };
         if let Some(rules) = &saved.rules {
             match self.control.list_rules() {
                 Ok(now) => {
@@ -344,7 +397,10 @@ impl AuditSource {
         let s = saved.status;
         if s.enabled != LOCKED {
             let back = Status {
-                mask: STATUS_ENABLED | super::netlink::STATUS_FAILURE | STATUS_BACKLOG_LIMIT | STATUS_BACKLOG_WAIT_TIME,
+                mask: STATUS_ENABLED
+                    | super::netlink::STATUS_FAILURE
+                    | STATUS_BACKLOG_LIMIT
+                    | STATUS_BACKLOG_WAIT_TIME,
                 enabled: s.enabled,
                 failure: s.failure,
                 backlog_limit: s.backlog_limit,
@@ -359,10 +415,18 @@ impl AuditSource {
         }
         // Any socket of the registered process may unregister it: the
         // kernel checks the sender's pid, not its socket.
-        if let Err(e) = self.control.set(&Status { mask: STATUS_PID, pid: 0, ..Status::default() }) {
+        if let Err(e) = self.control.set(&Status {
+            mask: STATUS_PID,
+            pid: 0,
+            ..Status::default()
+        }) {
             tracing::warn!("audit: cannot unregister as the audit daemon: {e}");
         }
-        tracing::info!(enabled = s.enabled, backlog_limit = s.backlog_limit, "audit: previous state restored");
+        tracing::info!(
+            enabled = s.enabled,
+            backlog_limit = s.backlog_limit,
+            "audit: previous state restored"
+        );
     }
 }
 
@@ -375,7 +439,11 @@ impl Drop for AuditSource {
 /// Messages off the socket into completed events; an unparsable record is
 /// counted (and reported as a `probe_error` of kind `audit_parse`), never
 /// fatal.
-pub fn ingest(messages: Vec<Message>, coalescer: &mut Coalescer, now_ms: u64) -> (Vec<AuditEvent>, u64) {
+pub fn ingest(
+    messages: Vec<Message>,
+    coalescer: &mut Coalescer,
+    now_ms: u64,
+) -> (Vec<AuditEvent>, u64) {
     let mut out = Vec::new();
     let mut errors = 0;
     for m in messages {
@@ -403,7 +471,11 @@ mod tests {
     use super::*;
 
     fn msg(kind: u16, body: &[u8]) -> Message {
-        Message { kind, seq: 0, body: body.to_vec() }
+        Message {
+            kind,
+            seq: 0,
+            body: body.to_vec(),
+        }
     }
 
     #[test]
@@ -411,7 +483,10 @@ mod tests {
         let mut c = Coalescer::new(1000, 16, 64);
         let (events, errors) = ingest(
             vec![
-                msg(1100, b"audit(1.0:1): pid=1 msg='op=PAM:authentication acct=\"a\" res=failed'"),
+                msg(
+                    1100,
+                    b"audit(1.0:1): pid=1 msg='op=PAM:authentication acct=\"a\" res=failed'",
+                ),
                 msg(1100, b"no stamp at all"),
                 msg(1300, b"audit(oops"),
                 msg(1100, &vec![b'x'; record::MAX_RECORD + 1]),
@@ -422,6 +497,10 @@ mod tests {
             0,
         );
         assert_eq!(errors, 3);
-        assert_eq!(events.len(), 2, "the good records still make events: {events:?}");
+        assert_eq!(
+            events.len(),
+            2,
+            "the good records still make events: {events:?}"
+        );
     }
 }

@@ -67,12 +67,18 @@ impl Coalescer {
             return out;
         }
         if types::is_user_space(record.kind) && !self.pending.contains_key(&stamp) {
-            out.push(AuditEvent { stamp, records: vec![record], records_dropped: 0 });
+            out.push(AuditEvent {
+                stamp,
+                records: vec![record],
+                records_dropped: 0,
+            });
             return out;
         }
         if !self.pending.contains_key(&stamp) {
             while self.pending.len() >= self.max_pending {
-                let Some(oldest) = self.order.pop_front() else { break };
+                let Some(oldest) = self.order.pop_front() else {
+                    break;
+                };
                 if let Some(ev) = self.finish(oldest) {
                     self.evicted += 1;
                     out.push(ev);
@@ -80,7 +86,11 @@ impl Coalescer {
             }
             self.order.push_back(stamp);
         }
-        let p = self.pending.entry(stamp).or_insert_with(|| Pending { records: Vec::new(), dropped: 0, first_ms: now_ms });
+        let p = self.pending.entry(stamp).or_insert_with(|| Pending {
+            records: Vec::new(),
+            dropped: 0,
+            first_ms: now_ms,
+        });
         if p.records.len() >= self.max_records {
             p.dropped += 1;
             self.records_dropped += 1;
@@ -118,9 +128,11 @@ impl Coalescer {
     }
 
     fn take(&mut self, stamp: Stamp) -> Option<AuditEvent> {
-        self.pending
-            .remove(&stamp)
-            .map(|p| AuditEvent { stamp, records: p.records, records_dropped: p.dropped })
+        self.pending.remove(&stamp).map(|p| AuditEvent {
+            stamp,
+            records: p.records,
+            records_dropped: p.dropped,
+        })
     }
 }
 
@@ -149,7 +161,8 @@ mod tests {
     use crate::source::audit::record::parse;
 
     fn rec(kind: u16, serial: u64, text: &str) -> Record {
-        parse(kind, format!("audit(100.000:{serial}): {text}").as_bytes()).expect("test record parses")
+        parse(kind, format!("audit(100.000:{serial}): {text}").as_bytes())
+            .expect("test record parses")
     }
 
     #[test]
@@ -162,16 +175,25 @@ mod tests {
         let two = c.push(rec(1320, 2, ""), 0);
         assert_eq!(two.len(), 1);
         assert_eq!(two[0].stamp.serial, 2);
-        assert_eq!(two[0].records.iter().map(|r| r.kind).collect::<Vec<_>>(), vec![1300, 1302]);
+        assert_eq!(
+            two[0].records.iter().map(|r| r.kind).collect::<Vec<_>>(),
+            vec![1300, 1302]
+        );
         let one = c.push(rec(1320, 1, ""), 0);
-        assert_eq!(one[0].records.iter().map(|r| r.kind).collect::<Vec<_>>(), vec![1300, 1309]);
+        assert_eq!(
+            one[0].records.iter().map(|r| r.kind).collect::<Vec<_>>(),
+            vec![1300, 1309]
+        );
         assert_eq!(c.pending(), 0);
     }
 
     #[test]
     fn user_messages_are_events_at_once() {
         let mut c = Coalescer::new(1000, 16, 64);
-        let ev = c.push(rec(1100, 5, "pid=1 msg='op=PAM:authentication res=failed'"), 0);
+        let ev = c.push(
+            rec(1100, 5, "pid=1 msg='op=PAM:authentication res=failed'"),
+            0,
+        );
         assert_eq!(ev.len(), 1);
         assert_eq!(c.pending(), 0);
     }

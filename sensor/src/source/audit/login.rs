@@ -72,7 +72,13 @@ const GROUP_DELETION: &[&str] = &["group", "deletion"];
 const GROUP_CHANGE: &[&str] = &["group", "change"];
 
 fn kind_of(t: u16) -> Option<Kind> {
-    let k = |action, category, type_| Some(Kind { action, category, type_ });
+    let k = |action, category, type_| {
+        Some(Kind {
+            action,
+            category,
+            type_,
+        })
+    };
     match t {
         1100 => k("authenticated", AUTH, INFO),
         1101 => k("authorized", AUTH, INFO),
@@ -100,8 +106,16 @@ fn kind_of(t: u16) -> Option<Kind> {
         1006 => k("changed_login_id", AUTH_SESSION, START),
         1305 => k("audit_config_changed", CONFIGURATION, CHANGE),
         1111 => k("audit_config_changed", CONFIGURATION, CHANGE),
-        1200..=1209 => Some(Kind { action: types::name(t).unwrap_or("daemon"), category: CONFIGURATION, type_: INFO }),
-        1700..=1799 | 2100..=2199 => Some(Kind { action: types::name(t).unwrap_or("anomaly"), category: INTRUSION, type_: INFO }),
+        1200..=1209 => Some(Kind {
+            action: types::name(t).unwrap_or("daemon"),
+            category: CONFIGURATION,
+            type_: INFO,
+        }),
+        1700..=1799 | 2100..=2199 => Some(Kind {
+            action: types::name(t).unwrap_or("anomaly"),
+            category: INTRUSION,
+            type_: INFO,
+        }),
         _ => None,
     }
 }
@@ -117,7 +131,9 @@ fn primary(ev: &AuditEvent) -> Option<&Record> {
 }
 
 fn id(r: &Record, key: &str) -> Option<u32> {
-    r.known(key).and_then(|v| std::str::from_utf8(v).ok()).and_then(|s| s.parse().ok())
+    r.known(key)
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|s| s.parse().ok())
 }
 
 fn outcome(r: &Record) -> Option<&'static str> {
@@ -140,7 +156,11 @@ pub fn normalize(ev: &AuditEvent, own_pid: u32, own: &mut OwnChanges, now_ms: u6
     };
     let syscall = ev.records.iter().find(|r| r.kind == types::SYSCALL);
     let pid = id(p, "pid").or_else(|| syscall.and_then(|s| id(s, "pid")));
-    let ids_from = if p.get("uid").is_some() { p } else { syscall.unwrap_or(p) };
+    let ids_from = if p.get("uid").is_some() {
+        p
+    } else {
+        syscall.unwrap_or(p)
+    };
     let mut n = match kind_of(p.kind) {
         Some(k) => Normalized {
             kind: "event",
@@ -162,9 +182,18 @@ pub fn normalize(ev: &AuditEvent, own_pid: u32, own: &mut OwnChanges, now_ms: u6
         .and_then(|a| std::str::from_utf8(a).ok())
         .and_then(|a| a.parse::<IpAddr>().ok())
         .map(unmap_v4);
-    n.hostname = p.known("hostname").filter(|h| Some(*h) != p.get("addr")).map(<[u8]>::to_vec);
-    n.terminal = p.known("terminal").or_else(|| p.known("tty")).map(<[u8]>::to_vec);
-    n.service = p.known("exe").or_else(|| syscall.and_then(|s| s.known("exe"))).map(basename);
+    n.hostname = p
+        .known("hostname")
+        .filter(|h| Some(*h) != p.get("addr"))
+        .map(<[u8]>::to_vec);
+    n.terminal = p
+        .known("terminal")
+        .or_else(|| p.known("tty"))
+        .map(<[u8]>::to_vec);
+    n.service = p
+        .known("exe")
+        .or_else(|| syscall.and_then(|s| s.known("exe")))
+        .map(basename);
     n.method = p.known("op").map(<[u8]>::to_vec);
     match p.kind {
         // sudo: the command, run by the user in uid.
@@ -179,7 +208,10 @@ pub fn normalize(ev: &AuditEvent, own_pid: u32, own: &mut OwnChanges, now_ms: u6
         }
         // Account management: the account changed.
         1102 | 1114..=1117 | 1108 | 1125 | 1119 | 1132 | 1133 | 1135 | 1136 => {
-            n.user_name = p.known("acct").or_else(|| p.known("grp")).map(<[u8]>::to_vec);
+            n.user_name = p
+                .known("acct")
+                .or_else(|| p.known("grp"))
+                .map(<[u8]>::to_vec);
             n.user_id = id(p, "id");
         }
         1305 | 1111 => {
@@ -221,14 +253,20 @@ pub fn execve_args(ev: &AuditEvent) -> Option<Vec<Vec<u8>>> {
     let execve: Vec<&Record> = ev.records.iter().filter(|r| r.kind == 1309).collect();
     let argc = execve.iter().find_map(|r| r.num("argc"))? as usize;
     let mut whole: std::collections::HashMap<&[u8], &[u8]> = std::collections::HashMap::new();
-    let mut chunks: std::collections::HashMap<&[u8], Vec<(usize, &[u8])>> = std::collections::HashMap::new();
+    let mut chunks: std::collections::HashMap<&[u8], Vec<(usize, &[u8])>> =
+        std::collections::HashMap::new();
     for f in execve.iter().flat_map(|r| r.fields.iter()) {
         let key = f.key.as_slice();
         match key.iter().position(|&b| b == b'[') {
             Some(open) if key.ends_with(b"]") => {
-                let idx = std::str::from_utf8(&key[open + 1..key.len() - 1]).ok().and_then(|s| s.parse().ok());
+                let idx = std::str::from_utf8(&key[open + 1..key.len() - 1])
+                    .ok()
+                    .and_then(|s| s.parse().ok());
                 if let Some(idx) = idx {
-                    chunks.entry(&key[..open]).or_default().push((idx, &f.value));
+                    chunks
+                        .entry(&key[..open])
+                        .or_default()
+                        .push((idx, &f.value));
                 }
             }
             _ => {
@@ -293,20 +331,31 @@ mod tests {
     use crate::source::audit::record::parse_log_line;
 
     fn event(lines: &[&str]) -> AuditEvent {
-        let records: Vec<Record> =
-            lines.iter().map(|l| parse_log_line(l.as_bytes()).expect("fixture parses")).collect();
-        AuditEvent { stamp: records[0].stamp, records, records_dropped: 0 }
+        let records: Vec<Record> = lines
+            .iter()
+            .map(|l| parse_log_line(l.as_bytes()).expect("fixture parses"))
+            .collect();
+        AuditEvent {
+            stamp: records[0].stamp,
+            records,
+            records_dropped: 0,
+        }
     }
 
     #[test]
     fn sshd_password_failure() {
         let n = normalize(
-            &event(&["type=USER_AUTH msg=audit(1700000000.1:10): pid=900 uid=0 auid=4294967295 ses=4294967295 msg='op=PAM:authentication grantors=? acct=\"alice\" exe=\"/usr/sbin/sshd\" hostname=::ffff:127.0.0.1 addr=::ffff:127.0.0.1 terminal=ssh res=failed'"]),
+            &event(&[
+                "type=USER_AUTH msg=audit(1700000000.1:10): pid=900 uid=0 auid=4294967295 ses=4294967295 msg='op=PAM:authentication grantors=? acct=\"alice\" exe=\"/usr/sbin/sshd\" hostname=::ffff:127.0.0.1 addr=::ffff:127.0.0.1 terminal=ssh res=failed'",
+            ]),
             1,
             &mut OwnChanges::default(),
             0,
         );
-        assert_eq!((n.action, n.category, n.outcome), ("authenticated", AUTH, Some("failure")));
+        assert_eq!(
+            (n.action, n.category, n.outcome),
+            ("authenticated", AUTH, Some("failure"))
+        );
         assert_eq!(n.user_name.as_deref(), Some(&b"alice"[..]));
         assert_eq!(n.source_ip, Some("127.0.0.1".parse().expect("ip")));
         assert_eq!(n.hostname, None, "hostname equal to addr is not repeated");
@@ -320,19 +369,26 @@ mod tests {
     #[test]
     fn session_start_carries_the_session() {
         let n = normalize(
-            &event(&["type=USER_START msg=audit(1700000000.1:11): pid=900 uid=0 auid=1001 ses=7 msg='op=PAM:session_open grantors=pam_unix acct=\"alice\" exe=\"/usr/sbin/sshd\" hostname=127.0.0.1 addr=127.0.0.1 terminal=ssh res=success'"]),
+            &event(&[
+                "type=USER_START msg=audit(1700000000.1:11): pid=900 uid=0 auid=1001 ses=7 msg='op=PAM:session_open grantors=pam_unix acct=\"alice\" exe=\"/usr/sbin/sshd\" hostname=127.0.0.1 addr=127.0.0.1 terminal=ssh res=success'",
+            ]),
             1,
             &mut OwnChanges::default(),
             0,
         );
-        assert_eq!((n.action, n.category, n.type_, n.outcome), ("session_started", SESSION, START, Some("success")));
+        assert_eq!(
+            (n.action, n.category, n.type_, n.outcome),
+            ("session_started", SESSION, START, Some("success"))
+        );
         assert_eq!((n.session_id, n.auid), (Some(7), Some(1001)));
     }
 
     #[test]
     fn sudo_command_and_login_uid() {
         let n = normalize(
-            &event(&["type=USER_CMD msg=audit(1.0:12): pid=5 uid=1000 auid=1000 ses=2 msg='cwd=\"/home/a\" cmd=6C73202D6C terminal=pts/0 res=success'"]),
+            &event(&[
+                "type=USER_CMD msg=audit(1.0:12): pid=5 uid=1000 auid=1000 ses=2 msg='cwd=\"/home/a\" cmd=6C73202D6C terminal=pts/0 res=success'",
+            ]),
             1,
             &mut OwnChanges::default(),
             0,
@@ -349,17 +405,24 @@ mod tests {
             &mut OwnChanges::default(),
             0,
         );
-        assert_eq!((n.action, n.user_id, n.outcome), ("changed_login_id", Some(1000), Some("success")));
+        assert_eq!(
+            (n.action, n.user_id, n.outcome),
+            ("changed_login_id", Some(1000), Some("success"))
+        );
         assert_eq!(n.service.as_deref(), Some(&b"sshd"[..]));
     }
 
     #[test]
     fn config_changes_by_others_are_tamper() {
-        let line = "type=CONFIG_CHANGE msg=audit(1.0:14): op=set audit_enabled=0 old=1 auid=0 ses=1 res=1";
+        let line =
+            "type=CONFIG_CHANGE msg=audit(1.0:14): op=set audit_enabled=0 old=1 auid=0 ses=1 res=1";
         let sys = "type=SYSCALL msg=audit(1.0:14): arch=c000003e syscall=44 success=yes exit=60 pid=4242 uid=0 auid=0 ses=1 comm=\"auditctl\" exe=\"/usr/sbin/auditctl\"";
         let other = normalize(&event(&[line, sys]), 1, &mut OwnChanges::default(), 0);
         assert!(other.tamper);
-        assert_eq!((other.kind, other.action, other.pid), ("alert", "audit_config_changed", Some(4242)));
+        assert_eq!(
+            (other.kind, other.action, other.pid),
+            ("alert", "audit_config_changed", Some(4242))
+        );
         let own = normalize(&event(&[line, sys]), 4242, &mut OwnChanges::default(), 0);
         assert!(!own.tamper);
         // No SYSCALL record (the task had no audit context): the ledger decides.
@@ -376,9 +439,24 @@ mod tests {
 
     #[test]
     fn unknown_records_pass_through() {
-        let n = normalize(&event(&["type=UNKNOWN[1999] msg=audit(1.0:15): pid=3 foo=bar"]), 1, &mut OwnChanges::default(), 0);
+        let n = normalize(
+            &event(&["type=UNKNOWN[1999] msg=audit(1.0:15): pid=3 foo=bar"]),
+            1,
+            &mut OwnChanges::default(),
+            0,
+        );
         assert_eq!((n.action, n.category, n.pid), ("unknown", HOST, Some(3)));
-        let n = normalize(&event(&["type=ANOM_PROMISCUOUS msg=audit(1.0:16): dev=eth0 prom=256 old_prom=0 auid=0 uid=0 gid=0 ses=1"]), 1, &mut OwnChanges::default(), 0);
-        assert_eq!((n.kind, n.action, n.category), ("alert", "anom_promiscuous", INTRUSION));
+        let n = normalize(
+            &event(&[
+                "type=ANOM_PROMISCUOUS msg=audit(1.0:16): dev=eth0 prom=256 old_prom=0 auid=0 uid=0 gid=0 ses=1",
+            ]),
+            1,
+            &mut OwnChanges::default(),
+            0,
+        );
+        assert_eq!(
+            (n.kind, n.action, n.category),
+            ("alert", "anom_promiscuous", INTRUSION)
+        );
     }
 }

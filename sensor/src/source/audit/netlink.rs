@@ -69,7 +69,10 @@ impl Status {
         if b.len() < 32 {
             return None;
         }
-        let f = |i: usize| b.get(i * 4..i * 4 + 4).map_or(0, |s| u32::from_ne_bytes([s[0], s[1], s[2], s[3]]));
+        let f = |i: usize| {
+            b.get(i * 4..i * 4 + 4)
+                .map_or(0, |s| u32::from_ne_bytes([s[0], s[1], s[2], s[3]]))
+        };
         Some(Status {
             mask: f(0),
             enabled: f(1),
@@ -163,8 +166,16 @@ pub struct Message {
 /// Records include the kernel's 1005 (USER) and 1006 (LOGIN), below the
 /// user-message range.
 pub fn is_record(kind: u16) -> bool {
-    !matches!(kind, NLMSG_NOOP | NLMSG_ERROR | NLMSG_DONE | AUDIT_GET | AUDIT_SIGNAL_INFO | AUDIT_LIST_RULES | AUDIT_GET_FEATURE)
-        && kind >= 1000
+    !matches!(
+        kind,
+        NLMSG_NOOP
+            | NLMSG_ERROR
+            | NLMSG_DONE
+            | AUDIT_GET
+            | AUDIT_SIGNAL_INFO
+            | AUDIT_LIST_RULES
+            | AUDIT_GET_FEATURE
+    ) && kind >= 1000
 }
 
 /// Splits a datagram into messages. Records are one per datagram and take
@@ -183,11 +194,23 @@ pub fn split_datagram(mut d: &[u8]) -> Vec<Message> {
             while let [rest @ .., 0 | b'\n'] = body {
                 body = rest;
             }
-            out.push(Message { kind, seq, body: body.to_vec() });
+            out.push(Message {
+                kind,
+                seq,
+                body: body.to_vec(),
+            });
             break;
         }
-        let end = if (NLMSG_HDRLEN..=d.len()).contains(&len) { len } else { d.len() };
-        out.push(Message { kind, seq, body: d[NLMSG_HDRLEN..end].to_vec() });
+        let end = if (NLMSG_HDRLEN..=d.len()).contains(&len) {
+            len
+        } else {
+            d.len()
+        };
+        out.push(Message {
+            kind,
+            seq,
+            body: d[NLMSG_HDRLEN..end].to_vec(),
+        });
         let next = (end + 3) & !3;
         if next >= d.len() {
             break;
@@ -227,8 +250,15 @@ impl AuditSocket {
     pub fn open() -> Result<AuditSocket, NetlinkError> {
         let mut socket = Socket::new(NETLINK_AUDIT).map_err(NetlinkError::Socket)?;
         socket.bind_auto().map_err(NetlinkError::Socket)?;
-        socket.connect(&SocketAddr::new(0, 0)).map_err(NetlinkError::Socket)?;
-        let s = AuditSocket { socket, seq: 0, buf: Vec::with_capacity(RECV_BUF), stash: VecDeque::new() };
+        socket
+            .connect(&SocketAddr::new(0, 0))
+            .map_err(NetlinkError::Socket)?;
+        let s = AuditSocket {
+            socket,
+            seq: 0,
+            buf: Vec::with_capacity(RECV_BUF),
+            stash: VecDeque::new(),
+        };
         s.set_recv_timeout(5)?;
         Ok(s)
     }
@@ -239,11 +269,19 @@ impl AuditSocket {
         socket
             .bind(&SocketAddr::new(0, 1 << (AUDIT_NLGRP_READLOG - 1)))
             .map_err(NetlinkError::Socket)?;
-        Ok(AuditSocket { socket, seq: 0, buf: Vec::with_capacity(RECV_BUF), stash: VecDeque::new() })
+        Ok(AuditSocket {
+            socket,
+            seq: 0,
+            buf: Vec::with_capacity(RECV_BUF),
+            stash: VecDeque::new(),
+        })
     }
 
     fn set_recv_timeout(&self, secs: i64) -> Result<(), NetlinkError> {
-        let tv = libc::timeval { tv_sec: secs, tv_usec: 0 };
+        let tv = libc::timeval {
+            tv_sec: secs,
+            tv_usec: 0,
+        };
         // SAFETY: the fd is a live socket; tv is a valid timeval of the given size.
         let r = unsafe {
             libc::setsockopt(
@@ -255,7 +293,10 @@ impl AuditSocket {
             )
         };
         if r != 0 {
-            return Err(NetlinkError::Io { what: "SO_RCVTIMEO", source: io::Error::last_os_error() });
+            return Err(NetlinkError::Io {
+                what: "SO_RCVTIMEO",
+                source: io::Error::last_os_error(),
+            });
         }
         Ok(())
     }
@@ -284,10 +325,18 @@ impl AuditSocket {
         self.socket.as_raw_fd()
     }
 
-    fn send(&mut self, kind: u16, flags: u16, payload: &[u8], what: &'static str) -> Result<u32, NetlinkError> {
+    fn send(
+        &mut self,
+        kind: u16,
+        flags: u16,
+        payload: &[u8],
+        what: &'static str,
+    ) -> Result<u32, NetlinkError> {
         self.seq = self.seq.wrapping_add(1).max(1);
         let msg = encode(kind, NLM_F_REQUEST | flags, self.seq, payload);
-        self.socket.send(&msg, 0).map_err(|source| NetlinkError::Io { what, source })?;
+        self.socket
+            .send(&msg, 0)
+            .map_err(|source| NetlinkError::Io { what, source })?;
         Ok(self.seq)
     }
 
@@ -300,12 +349,22 @@ impl AuditSocket {
 
     /// Messages answering `seq`, up to and including the final one (an
     /// ACK/error, NLMSG_DONE, or the single reply of kind `single`).
-    fn replies(&mut self, seq: u32, single: Option<u16>, what: &'static str) -> Result<Vec<Message>, NetlinkError> {
+    fn replies(
+        &mut self,
+        seq: u32,
+        single: Option<u16>,
+        what: &'static str,
+    ) -> Result<Vec<Message>, NetlinkError> {
         let mut out = Vec::new();
         loop {
             let msgs = match self.recv() {
                 Ok(m) => m,
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
                     return Err(NetlinkError::NoReply(what));
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -320,10 +379,16 @@ impl AuditSocket {
                     continue; // a late answer to an earlier request
                 }
                 if m.kind == NLMSG_ERROR {
-                    let errno = m.body.get(0..4).map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+                    let errno = m
+                        .body
+                        .get(0..4)
+                        .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
                     return match errno {
                         Some(0) => Ok(out),
-                        Some(e) => Err(NetlinkError::Refused { what, source: io::Error::from_raw_os_error(-e) }),
+                        Some(e) => Err(NetlinkError::Refused {
+                            what,
+                            source: io::Error::from_raw_os_error(-e),
+                        }),
                         None => Err(NetlinkError::Malformed(what)),
                     };
                 }
@@ -342,7 +407,10 @@ impl AuditSocket {
     pub fn status(&mut self) -> Result<Status, NetlinkError> {
         let seq = self.send(AUDIT_GET, 0, &[], "AUDIT_GET")?;
         let replies = self.replies(seq, Some(AUDIT_GET), "AUDIT_GET")?;
-        replies.first().and_then(|m| Status::parse(&m.body)).ok_or(NetlinkError::Malformed("AUDIT_GET"))
+        replies
+            .first()
+            .and_then(|m| Status::parse(&m.body))
+            .ok_or(NetlinkError::Malformed("AUDIT_GET"))
     }
 
     /// AUDIT_SET of the fields in `s.mask`, acknowledged.
@@ -354,7 +422,11 @@ impl AuditSocket {
     /// Every rule loaded in the kernel, as `struct audit_rule_data` bytes.
     pub fn list_rules(&mut self) -> Result<Vec<Vec<u8>>, NetlinkError> {
         let seq = self.send(AUDIT_LIST_RULES, 0, &[], "AUDIT_LIST_RULES")?;
-        Ok(self.replies(seq, None, "AUDIT_LIST_RULES")?.into_iter().map(|m| m.body).collect())
+        Ok(self
+            .replies(seq, None, "AUDIT_LIST_RULES")?
+            .into_iter()
+            .map(|m| m.body)
+            .collect())
     }
 
     pub fn add_rule(&mut self, rule: &[u8]) -> Result<(), NetlinkError> {
@@ -380,7 +452,9 @@ impl AuditSocket {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(overflows),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 // Reported once, then reading goes on: what is queued is good.
-                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) && overflows < 1_000 => overflows += 1,
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) && overflows < 1_000 => {
+                    overflows += 1
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -403,7 +477,14 @@ mod tests {
 
     #[test]
     fn status_round_trips_and_short_structs_parse() {
-        let s = Status { mask: 5, enabled: 1, pid: 42, backlog_limit: 8192, backlog_wait_time: 0, ..Status::default() };
+        let s = Status {
+            mask: 5,
+            enabled: 1,
+            pid: 42,
+            backlog_limit: 8192,
+            backlog_wait_time: 0,
+            ..Status::default()
+        };
         assert_eq!(Status::parse(&s.to_bytes()), Some(s));
         // A 4.x kernel sends 40 bytes, a 3.x one 36.
         let short = Status::parse(&s.to_bytes()[..36]).expect("short status parses");
@@ -418,7 +499,14 @@ mod tests {
         // The unicast quirk: nlmsg_len is the payload length only.
         d[0..4].copy_from_slice(&(body.len() as u32).to_ne_bytes());
         let m = split_datagram(&d);
-        assert_eq!(m, vec![Message { kind: 1100, seq: 0, body: b"audit(1.002:3): op=x".to_vec() }]);
+        assert_eq!(
+            m,
+            vec![Message {
+                kind: 1100,
+                seq: 0,
+                body: b"audit(1.002:3): op=x".to_vec()
+            }]
+        );
     }
 
     #[test]

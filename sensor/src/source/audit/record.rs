@@ -65,7 +65,10 @@ pub const MAX_RECORD: usize = 64 * 1024;
 impl Record {
     /// The first field named `key`.
     pub fn get(&self, key: &str) -> Option<&[u8]> {
-        self.fields.iter().find(|f| f.key == key.as_bytes()).map(|f| f.value.as_slice())
+        self.fields
+            .iter()
+            .find(|f| f.key == key.as_bytes())
+            .map(|f| f.value.as_slice())
     }
 
     /// `key` as text, when it is valid UTF-8.
@@ -81,7 +84,10 @@ impl Record {
     /// A value that says "nothing here": `?`, `(none)`, `(null)`, or an
     /// id of -1.
     pub fn is_unset(v: &[u8]) -> bool {
-        matches!(v, b"?" | b"(none)" | b"(null)" | b"" | b"4294967295" | b"-1")
+        matches!(
+            v,
+            b"?" | b"(none)" | b"(null)" | b"" | b"4294967295" | b"-1"
+        )
     }
 
     /// `key` unless it is unset (see [`Self::is_unset`]).
@@ -90,7 +96,10 @@ impl Record {
     }
 
     pub fn type_name(&self) -> String {
-        types::name(self.kind).map_or_else(|| format!("UNKNOWN[{}]", self.kind), |n| n.to_ascii_uppercase())
+        types::name(self.kind).map_or_else(
+            || format!("UNKNOWN[{}]", self.kind),
+            |n| n.to_ascii_uppercase(),
+        )
     }
 }
 
@@ -103,7 +112,12 @@ pub fn parse(kind: u16, body: &[u8]) -> Result<Record, ParseError> {
     let mut fields = Vec::new();
     let mut unparsed = Vec::new();
     parse_fields(kind, rest, &mut fields, &mut unparsed, 0);
-    Ok(Record { kind, stamp, fields, unparsed })
+    Ok(Record {
+        kind,
+        stamp,
+        fields,
+        unparsed,
+    })
 }
 
 /// Parses a line of auditd's log (`[node=N ]type=NAME msg=audit(...): ...`),
@@ -114,14 +128,22 @@ pub fn parse_log_line(line: &[u8]) -> Result<Record, ParseError> {
     let line = trim(line);
     let mut rest = line;
     if let Some(r) = rest.strip_prefix(b"node=") {
-        let sp = r.iter().position(|&b| b == b' ').ok_or(ParseError::NoType)?;
+        let sp = r
+            .iter()
+            .position(|&b| b == b' ')
+            .ok_or(ParseError::NoType)?;
         rest = &r[sp + 1..];
     }
     let r = rest.strip_prefix(b"type=").ok_or(ParseError::NoType)?;
-    let sp = r.iter().position(|&b| b == b' ').ok_or(ParseError::NoStamp)?;
+    let sp = r
+        .iter()
+        .position(|&b| b == b' ')
+        .ok_or(ParseError::NoStamp)?;
     let name = std::str::from_utf8(&r[..sp]).map_err(|_| ParseError::NoType)?;
     let kind = types::number(name).ok_or(ParseError::NoType)?;
-    let body = r[sp + 1..].strip_prefix(b"msg=").ok_or(ParseError::NoStamp)?;
+    let body = r[sp + 1..]
+        .strip_prefix(b"msg=")
+        .ok_or(ParseError::NoStamp)?;
     parse(kind, body)
 }
 
@@ -138,7 +160,11 @@ fn parse_stamp(body: &[u8]) -> Option<(Stamp, &[u8])> {
     let inner = std::str::from_utf8(&rest[..close]).ok()?;
     let (time, serial) = inner.split_once(':')?;
     let (sec, msec) = time.split_once('.')?;
-    let stamp = Stamp { sec: sec.parse().ok()?, msec: msec.parse().ok()?, serial: serial.parse().ok()? };
+    let stamp = Stamp {
+        sec: sec.parse().ok()?,
+        msec: msec.parse().ok()?,
+        serial: serial.parse().ok()?,
+    };
     let after = &rest[close + 1..];
     Some((stamp, after.strip_prefix(b":").unwrap_or(after)))
 }
@@ -148,9 +174,28 @@ fn parse_stamp(body: &[u8]) -> Option<(Stamp, &[u8])> {
 /// callers (PAM, shadow's useradd, sudo).
 fn hex_capable(kind: u16, key: &[u8]) -> bool {
     const KEYS: &[&[u8]] = &[
-        b"acct", b"cmd", b"comm", b"cwd", b"data", b"dir", b"exe", b"file", b"grp", b"key", b"name",
-        b"new-user", b"new_group", b"new-group", b"ocomm", b"old-user", b"path", b"proctitle", b"root_dir",
-        b"watch", b"vm", b"user",
+        b"acct",
+        b"cmd",
+        b"comm",
+        b"cwd",
+        b"data",
+        b"dir",
+        b"exe",
+        b"file",
+        b"grp",
+        b"key",
+        b"name",
+        b"new-user",
+        b"new_group",
+        b"new-group",
+        b"ocomm",
+        b"old-user",
+        b"path",
+        b"proctitle",
+        b"root_dir",
+        b"watch",
+        b"vm",
+        b"user",
     ];
     if KEYS.contains(&key) {
         return true;
@@ -176,7 +221,10 @@ fn hex_capable(kind: u16, key: &[u8]) -> bool {
 }
 
 fn decode_hex(v: &[u8]) -> Option<Vec<u8>> {
-    if v.is_empty() || !v.len().is_multiple_of(2) || !v.iter().all(|b| matches!(b, b'0'..=b'9' | b'A'..=b'F')) {
+    if v.is_empty()
+        || !v.len().is_multiple_of(2)
+        || !v.iter().all(|b| matches!(b, b'0'..=b'9' | b'A'..=b'F'))
+    {
         return None;
     }
     let nib = |b: u8| if b <= b'9' { b - b'0' } else { b - b'A' + 10 };
@@ -195,7 +243,11 @@ fn parse_fields(kind: u16, mut s: &[u8], out: &mut Vec<Field>, unparsed: &mut Ve
             return;
         }
         let word_end = s.iter().position(|&b| b == b' ').unwrap_or(s.len());
-        let Some(eq) = s[..word_end].iter().position(|&b| b == b'=').filter(|&i| i > 0) else {
+        let Some(eq) = s[..word_end]
+            .iter()
+            .position(|&b| b == b'=')
+            .filter(|&i| i > 0)
+        else {
             // Not a pair: keep it verbatim.
             if !unparsed.is_empty() {
                 unparsed.push(b' ');
@@ -216,7 +268,11 @@ fn parse_fields(kind: u16, mut s: &[u8], out: &mut Vec<Field>, unparsed: &mut Ve
                 if q == b'\'' && depth == 0 && key == b"msg" && value.contains(&b'=') {
                     parse_fields(kind, value, out, unparsed, depth + 1);
                 } else {
-                    out.push(Field { key, value: value.to_vec(), encoding: Encoding::Quoted });
+                    out.push(Field {
+                        key,
+                        value: value.to_vec(),
+                        encoding: Encoding::Quoted,
+                    });
                 }
                 s = rest;
             }
@@ -224,8 +280,16 @@ fn parse_fields(kind: u16, mut s: &[u8], out: &mut Vec<Field>, unparsed: &mut Ve
                 let end = v.iter().position(|&b| b == b' ').unwrap_or(v.len());
                 let raw = &v[..end];
                 let field = match hex_capable(kind, &key).then(|| decode_hex(raw)).flatten() {
-                    Some(decoded) => Field { key, value: decoded, encoding: Encoding::Hex },
-                    None => Field { key, value: raw.to_vec(), encoding: Encoding::Plain },
+                    Some(decoded) => Field {
+                        key,
+                        value: decoded,
+                        encoding: Encoding::Hex,
+                    },
+                    None => Field {
+                        key,
+                        value: raw.to_vec(),
+                        encoding: Encoding::Plain,
+                    },
                 };
                 out.push(field);
                 s = &v[end..];
@@ -251,7 +315,14 @@ mod tests {
               exe=\"/usr/sbin/sshd\" hostname=127.0.0.1 addr=127.0.0.1 terminal=ssh res=failed'",
         )
         .expect("parses");
-        assert_eq!(r.stamp, Stamp { sec: 1_700_000_000, msec: 123, serial: 456 });
+        assert_eq!(
+            r.stamp,
+            Stamp {
+                sec: 1_700_000_000,
+                msec: 123,
+                serial: 456
+            }
+        );
         assert_eq!(r.num("pid"), Some(812));
         assert_eq!(f(&r, "op"), b"PAM:authentication");
         assert_eq!(f(&r, "acct"), b"alice");
@@ -279,16 +350,31 @@ mod tests {
 
     #[test]
     fn execve_chunks_and_odd_values() {
-        let r = parse(1309, b"audit(1.002:3): argc=3 a0=\"ls\" a1_len=4 a1[0]=41FF a1[1]=\"cd\" a2=(null)")
-            .expect("parses");
+        let r = parse(
+            1309,
+            b"audit(1.002:3): argc=3 a0=\"ls\" a1_len=4 a1[0]=41FF a1[1]=\"cd\" a2=(null)",
+        )
+        .expect("parses");
         assert_eq!(f(&r, "a0"), b"ls");
         assert_eq!(f(&r, "a1[0]"), b"A\xff");
         assert_eq!(f(&r, "a1[1]"), b"cd");
         assert_eq!(f(&r, "a1_len"), b"4");
         assert_eq!(f(&r, "a2"), b"(null)");
-        let r = parse(1300, b"audit(1.002:3): arch=c000003e syscall=321 a0=5 a1=7ffd1a180b98 a2=98").expect("parses");
-        assert_eq!(f(&r, "a2"), b"98", "SYSCALL arguments are numbers, not hex strings");
-        let r = parse(1305, b"audit(1.002:3): op=set audit_backlog_limit=8192 old=64").expect("parses");
+        let r = parse(
+            1300,
+            b"audit(1.002:3): arch=c000003e syscall=321 a0=5 a1=7ffd1a180b98 a2=98",
+        )
+        .expect("parses");
+        assert_eq!(
+            f(&r, "a2"),
+            b"98",
+            "SYSCALL arguments are numbers, not hex strings"
+        );
+        let r = parse(
+            1305,
+            b"audit(1.002:3): op=set audit_backlog_limit=8192 old=64",
+        )
+        .expect("parses");
         assert_eq!(f(&r, "old"), b"64");
     }
 
@@ -303,14 +389,19 @@ mod tests {
         assert_eq!(f(&r, "id"), b"1000");
         assert_eq!(f(&r, "res"), b"success");
         assert!(r.get("UID").is_none());
-        let r = parse_log_line(b"type=UNKNOWN[1999] msg=audit(1.0:2): x=y").expect("unknown type by number");
+        let r = parse_log_line(b"type=UNKNOWN[1999] msg=audit(1.0:2): x=y")
+            .expect("unknown type by number");
         assert_eq!(r.kind, 1999);
         assert_eq!(r.type_name(), "UNKNOWN[1999]");
     }
 
     #[test]
     fn words_without_equals_are_kept() {
-        let r = parse(1400, b"audit(1.0:2): avc:  denied  { read } for  pid=3 comm=\"cat\"").expect("parses");
+        let r = parse(
+            1400,
+            b"audit(1.0:2): avc:  denied  { read } for  pid=3 comm=\"cat\"",
+        )
+        .expect("parses");
         assert_eq!(r.unparsed, b"avc: denied { read } for");
         assert_eq!(f(&r, "comm"), b"cat");
     }
@@ -318,8 +409,14 @@ mod tests {
     #[test]
     fn malformed_input_is_an_error_or_a_record_never_a_panic() {
         assert_eq!(parse(1100, b"no stamp").unwrap_err(), ParseError::NoStamp);
-        assert_eq!(parse(1100, b"audit(1.x:2): a=b").unwrap_err(), ParseError::NoStamp);
-        assert!(matches!(parse(1100, &vec![b'a'; MAX_RECORD + 1]), Err(ParseError::TooLarge(..))));
+        assert_eq!(
+            parse(1100, b"audit(1.x:2): a=b").unwrap_err(),
+            ParseError::NoStamp
+        );
+        assert!(matches!(
+            parse(1100, &vec![b'a'; MAX_RECORD + 1]),
+            Err(ParseError::TooLarge(..))
+        ));
         let nasty: &[&[u8]] = &[
             b"audit(1.0:2): msg='unterminated",
             b"audit(1.0:2): a=\"unterminated",

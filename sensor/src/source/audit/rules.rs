@@ -16,7 +16,11 @@ use crate::config::audit::AuditConfig;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RuleError {
     #[error("audit rule {line}: {problem}: {text}")]
-    Syntax { line: String, text: String, problem: String },
+    Syntax {
+        line: String,
+        text: String,
+        problem: String,
+    },
     #[error("cannot read audit rules file {path}: {message}")]
     Read { path: String, message: String },
     #[error("the kernel refused audit rule `{rule}`: {message}")]
@@ -64,8 +68,16 @@ const OP_EQ: u32 = 0x4000_0000;
 const OP_LE: u32 = OP_LT | OP_EQ;
 const OP_GE: u32 = OP_GT | OP_EQ;
 const OP_BITTEST: u32 = OP_BITMASK | OP_EQ;
-const OPS: &[(&str, u32)] =
-    &[("!=", OP_NE), ("<=", OP_LE), (">=", OP_GE), ("&=", OP_BITTEST), ("=", OP_EQ), ("<", OP_LT), (">", OP_GT), ("&", OP_BITMASK)];
+const OPS: &[(&str, u32)] = &[
+    ("!=", OP_NE),
+    ("<=", OP_LE),
+    (">=", OP_GE),
+    ("&=", OP_BITTEST),
+    ("=", OP_EQ),
+    ("<", OP_LT),
+    (">", OP_GT),
+    ("&", OP_BITMASK),
+];
 
 const F_ARCH: u32 = 11;
 const F_MSGTYPE: u32 = 12;
@@ -137,45 +149,341 @@ macro_rules! syscalls {
 
 // libc names them SYS_<name>; a small macro maps the bare names.
 macro_rules! syscall_number {
-    (accept) => { libc::SYS_accept }; (accept4) => { libc::SYS_accept4 }; (adjtimex) => { libc::SYS_adjtimex };
-    (bind) => { libc::SYS_bind }; (bpf) => { libc::SYS_bpf }; (capset) => { libc::SYS_capset };
-    (chmod) => { libc::SYS_chmod }; (chown) => { libc::SYS_chown }; (chroot) => { libc::SYS_chroot };
-    (clock_settime) => { libc::SYS_clock_settime }; (clone) => { libc::SYS_clone }; (clone3) => { libc::SYS_clone3 };
-    (connect) => { libc::SYS_connect }; (creat) => { libc::SYS_creat }; (delete_module) => { libc::SYS_delete_module };
-    (execve) => { libc::SYS_execve }; (execveat) => { libc::SYS_execveat }; (exit_group) => { libc::SYS_exit_group };
-    (fchmod) => { libc::SYS_fchmod }; (fchmodat) => { libc::SYS_fchmodat }; (fchown) => { libc::SYS_fchown };
-    (fchownat) => { libc::SYS_fchownat }; (finit_module) => { libc::SYS_finit_module }; (fork) => { libc::SYS_fork };
-    (fremovexattr) => { libc::SYS_fremovexattr }; (fsetxattr) => { libc::SYS_fsetxattr }; (ftruncate) => { libc::SYS_ftruncate };
-    (init_module) => { libc::SYS_init_module }; (kexec_file_load) => { libc::SYS_kexec_file_load }; (kexec_load) => { libc::SYS_kexec_load };
-    (kill) => { libc::SYS_kill }; (lchown) => { libc::SYS_lchown }; (link) => { libc::SYS_link };
-    (linkat) => { libc::SYS_linkat }; (lremovexattr) => { libc::SYS_lremovexattr }; (lsetxattr) => { libc::SYS_lsetxattr };
-    (memfd_create) => { libc::SYS_memfd_create }; (mkdir) => { libc::SYS_mkdir }; (mkdirat) => { libc::SYS_mkdirat };
-    (mknod) => { libc::SYS_mknod }; (mknodat) => { libc::SYS_mknodat }; (mount) => { libc::SYS_mount };
-    (open) => { libc::SYS_open }; (open_by_handle_at) => { libc::SYS_open_by_handle_at }; (openat) => { libc::SYS_openat };
-    (openat2) => { libc::SYS_openat2 }; (perf_event_open) => { libc::SYS_perf_event_open }; (personality) => { libc::SYS_personality };
-    (pivot_root) => { libc::SYS_pivot_root }; (process_vm_readv) => { libc::SYS_process_vm_readv }; (process_vm_writev) => { libc::SYS_process_vm_writev };
-    (ptrace) => { libc::SYS_ptrace }; (removexattr) => { libc::SYS_removexattr }; (rename) => { libc::SYS_rename };
-    (renameat) => { libc::SYS_renameat }; (renameat2) => { libc::SYS_renameat2 }; (rmdir) => { libc::SYS_rmdir };
-    (setdomainname) => { libc::SYS_setdomainname }; (setfsgid) => { libc::SYS_setfsgid }; (setfsuid) => { libc::SYS_setfsuid };
-    (setgid) => { libc::SYS_setgid }; (sethostname) => { libc::SYS_sethostname }; (setns) => { libc::SYS_setns };
-    (setregid) => { libc::SYS_setregid }; (setresgid) => { libc::SYS_setresgid }; (setresuid) => { libc::SYS_setresuid };
-    (setreuid) => { libc::SYS_setreuid }; (settimeofday) => { libc::SYS_settimeofday }; (setuid) => { libc::SYS_setuid };
-    (setxattr) => { libc::SYS_setxattr }; (socket) => { libc::SYS_socket }; (swapoff) => { libc::SYS_swapoff };
-    (swapon) => { libc::SYS_swapon }; (symlink) => { libc::SYS_symlink }; (symlinkat) => { libc::SYS_symlinkat };
-    (tgkill) => { libc::SYS_tgkill }; (tkill) => { libc::SYS_tkill }; (truncate) => { libc::SYS_truncate };
-    (umount2) => { libc::SYS_umount2 }; (unlink) => { libc::SYS_unlink }; (unlinkat) => { libc::SYS_unlinkat };
-    (unshare) => { libc::SYS_unshare }; (vfork) => { libc::SYS_vfork };
+    (accept) => {
+        libc::SYS_accept
+    };
+    (accept4) => {
+        libc::SYS_accept4
+    };
+    (adjtimex) => {
+        libc::SYS_adjtimex
+    };
+    (bind) => {
+        libc::SYS_bind
+    };
+    (bpf) => {
+        libc::SYS_bpf
+    };
+    (capset) => {
+        libc::SYS_capset
+    };
+    (chmod) => {
+        libc::SYS_chmod
+    };
+    (chown) => {
+        libc::SYS_chown
+    };
+    (chroot) => {
+        libc::SYS_chroot
+    };
+    (clock_settime) => {
+        libc::SYS_clock_settime
+    };
+    (clone) => {
+        libc::SYS_clone
+    };
+    (clone3) => {
+        libc::SYS_clone3
+    };
+    (connect) => {
+        libc::SYS_connect
+    };
+    (creat) => {
+        libc::SYS_creat
+    };
+    (delete_module) => {
+        libc::SYS_delete_module
+    };
+    (execve) => {
+        libc::SYS_execve
+    };
+    (execveat) => {
+        libc::SYS_execveat
+    };
+    (exit_group) => {
+        libc::SYS_exit_group
+    };
+    (fchmod) => {
+        libc::SYS_fchmod
+    };
+    (fchmodat) => {
+        libc::SYS_fchmodat
+    };
+    (fchown) => {
+        libc::SYS_fchown
+    };
+    (fchownat) => {
+        libc::SYS_fchownat
+    };
+    (finit_module) => {
+        libc::SYS_finit_module
+    };
+    (fork) => {
+        libc::SYS_fork
+    };
+    (fremovexattr) => {
+        libc::SYS_fremovexattr
+    };
+    (fsetxattr) => {
+        libc::SYS_fsetxattr
+    };
+    (ftruncate) => {
+        libc::SYS_ftruncate
+    };
+    (init_module) => {
+        libc::SYS_init_module
+    };
+    (kexec_file_load) => {
+        libc::SYS_kexec_file_load
+    };
+    (kexec_load) => {
+        libc::SYS_kexec_load
+    };
+    (kill) => {
+        libc::SYS_kill
+    };
+    (lchown) => {
+        libc::SYS_lchown
+    };
+    (link) => {
+        libc::SYS_link
+    };
+    (linkat) => {
+        libc::SYS_linkat
+    };
+    (lremovexattr) => {
+        libc::SYS_lremovexattr
+    };
+    (lsetxattr) => {
+        libc::SYS_lsetxattr
+    };
+    (memfd_create) => {
+        libc::SYS_memfd_create
+    };
+    (mkdir) => {
+        libc::SYS_mkdir
+    };
+    (mkdirat) => {
+        libc::SYS_mkdirat
+    };
+    (mknod) => {
+        libc::SYS_mknod
+    };
+    (mknodat) => {
+        libc::SYS_mknodat
+    };
+    (mount) => {
+        libc::SYS_mount
+    };
+    (open) => {
+        libc::SYS_open
+    };
+    (open_by_handle_at) => {
+        libc::SYS_open_by_handle_at
+    };
+    (openat) => {
+        libc::SYS_openat
+    };
+    (openat2) => {
+        libc::SYS_openat2
+    };
+    (perf_event_open) => {
+        libc::SYS_perf_event_open
+    };
+    (personality) => {
+        libc::SYS_personality
+    };
+    (pivot_root) => {
+        libc::SYS_pivot_root
+    };
+    (process_vm_readv) => {
+        libc::SYS_process_vm_readv
+    };
+    (process_vm_writev) => {
+        libc::SYS_process_vm_writev
+    };
+    (ptrace) => {
+        libc::SYS_ptrace
+    };
+    (removexattr) => {
+        libc::SYS_removexattr
+    };
+    (rename) => {
+        libc::SYS_rename
+    };
+    (renameat) => {
+        libc::SYS_renameat
+    };
+    (renameat2) => {
+        libc::SYS_renameat2
+    };
+    (rmdir) => {
+        libc::SYS_rmdir
+    };
+    (setdomainname) => {
+        libc::SYS_setdomainname
+    };
+    (setfsgid) => {
+        libc::SYS_setfsgid
+    };
+    (setfsuid) => {
+        libc::SYS_setfsuid
+    };
+    (setgid) => {
+        libc::SYS_setgid
+    };
+    (sethostname) => {
+        libc::SYS_sethostname
+    };
+    (setns) => {
+        libc::SYS_setns
+    };
+    (setregid) => {
+        libc::SYS_setregid
+    };
+    (setresgid) => {
+        libc::SYS_setresgid
+    };
+    (setresuid) => {
+        libc::SYS_setresuid
+    };
+    (setreuid) => {
+        libc::SYS_setreuid
+    };
+    (settimeofday) => {
+        libc::SYS_settimeofday
+    };
+    (setuid) => {
+        libc::SYS_setuid
+    };
+    (setxattr) => {
+        libc::SYS_setxattr
+    };
+    (socket) => {
+        libc::SYS_socket
+    };
+    (swapoff) => {
+        libc::SYS_swapoff
+    };
+    (swapon) => {
+        libc::SYS_swapon
+    };
+    (symlink) => {
+        libc::SYS_symlink
+    };
+    (symlinkat) => {
+        libc::SYS_symlinkat
+    };
+    (tgkill) => {
+        libc::SYS_tgkill
+    };
+    (tkill) => {
+        libc::SYS_tkill
+    };
+    (truncate) => {
+        libc::SYS_truncate
+    };
+    (umount2) => {
+        libc::SYS_umount2
+    };
+    (unlink) => {
+        libc::SYS_unlink
+    };
+    (unlinkat) => {
+        libc::SYS_unlinkat
+    };
+    (unshare) => {
+        libc::SYS_unshare
+    };
+    (vfork) => {
+        libc::SYS_vfork
+    };
 }
 
 syscalls!(
-    accept, accept4, adjtimex, bind, bpf, capset, chmod, chown, chroot, clock_settime, clone, clone3, connect, creat,
-    delete_module, execve, execveat, exit_group, fchmod, fchmodat, fchown, fchownat, finit_module, fork, fremovexattr,
-    fsetxattr, ftruncate, init_module, kexec_file_load, kexec_load, kill, lchown, link, linkat, lremovexattr, lsetxattr,
-    memfd_create, mkdir, mkdirat, mknod, mknodat, mount, open, open_by_handle_at, openat, openat2, perf_event_open,
-    personality, pivot_root, process_vm_readv, process_vm_writev, ptrace, removexattr, rename, renameat, renameat2, rmdir,
-    setdomainname, setfsgid, setfsuid, setgid, sethostname, setns, setregid, setresgid, setresuid, setreuid,
-    settimeofday, setuid, setxattr, socket, swapoff, swapon, symlink, symlinkat, tgkill, tkill, truncate, umount2,
-    unlink, unlinkat, unshare, vfork,
+    accept,
+    accept4,
+    adjtimex,
+    bind,
+    bpf,
+    capset,
+    chmod,
+    chown,
+    chroot,
+    clock_settime,
+    clone,
+    clone3,
+    connect,
+    creat,
+    delete_module,
+    execve,
+    execveat,
+    exit_group,
+    fchmod,
+    fchmodat,
+    fchown,
+    fchownat,
+    finit_module,
+    fork,
+    fremovexattr,
+    fsetxattr,
+    ftruncate,
+    init_module,
+    kexec_file_load,
+    kexec_load,
+    kill,
+    lchown,
+    link,
+    linkat,
+    lremovexattr,
+    lsetxattr,
+    memfd_create,
+    mkdir,
+    mkdirat,
+    mknod,
+    mknodat,
+    mount,
+    open,
+    open_by_handle_at,
+    openat,
+    openat2,
+    perf_event_open,
+    personality,
+    pivot_root,
+    process_vm_readv,
+    process_vm_writev,
+    ptrace,
+    removexattr,
+    rename,
+    renameat,
+    renameat2,
+    rmdir,
+    setdomainname,
+    setfsgid,
+    setfsuid,
+    setgid,
+    sethostname,
+    setns,
+    setregid,
+    setresgid,
+    setresuid,
+    setreuid,
+    settimeofday,
+    setuid,
+    setxattr,
+    socket,
+    swapoff,
+    swapon,
+    symlink,
+    symlinkat,
+    tgkill,
+    tkill,
+    truncate,
+    umount2,
+    unlink,
+    unlinkat,
+    unshare,
+    vfork,
 );
 
 const ERRNOS: &[(&str, i32)] = &[
@@ -193,8 +501,10 @@ const ERRNOS: &[(&str, i32)] = &[
 pub fn load_config(cfg: &AuditConfig) -> Result<Loaded, RuleError> {
     let mut loaded = Loaded::default();
     if let Some(path) = &cfg.rules_file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| RuleError::Read { path: path.display().to_string(), message: e.to_string() })?;
+        let text = std::fs::read_to_string(path).map_err(|e| RuleError::Read {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
         parse_into(&text, &path.display().to_string(), &mut loaded)?;
     }
     for (i, line) in cfg.rules.iter().enumerate() {
@@ -229,7 +539,15 @@ struct Builder {
 
 impl Builder {
     fn new(flags: u32, action: u32) -> Builder {
-        Builder { flags, action, mask: [0; AUDIT_BITMASK_SIZE], fields: Vec::new(), buf: Vec::new(), keys: Vec::new(), has_syscall: false }
+        Builder {
+            flags,
+            action,
+            mask: [0; AUDIT_BITMASK_SIZE],
+            fields: Vec::new(),
+            buf: Vec::new(),
+            keys: Vec::new(),
+            has_syscall: false,
+        }
     }
 
     fn field_str(&mut self, field: u32, op: u32, s: &str) {
@@ -277,7 +595,11 @@ fn parse_line(line: &str, origin: &str, loaded: &mut Loaded) -> Result<(), RuleE
     if text.is_empty() || text.starts_with('#') {
         return Ok(());
     }
-    let err = |problem: String| RuleError::Syntax { line: origin.to_owned(), text: text.to_owned(), problem };
+    let err = |problem: String| RuleError::Syntax {
+        line: origin.to_owned(),
+        text: text.to_owned(),
+        problem,
+    };
     let words: Vec<&str> = text.split_whitespace().collect();
     let mut it = words.iter().copied().peekable();
     let mut builder: Option<Builder> = None;
@@ -287,7 +609,10 @@ fn parse_line(line: &str, origin: &str, loaded: &mut Loaded) -> Result<(), RuleE
     let mut arch_seen = false;
     let mut pending_syscalls: Vec<String> = Vec::new();
     while let Some(w) = it.next() {
-        let mut arg = |name: &str| it.next().ok_or_else(|| err(format!("{name} needs an argument")));
+        let mut arg = |name: &str| {
+            it.next()
+                .ok_or_else(|| err(format!("{name} needs an argument")))
+        };
         match w {
             "-D" => loaded.delete_all = true,
             "-b" => loaded.backlog_limit = Some(num(arg("-b")?).map_err(err)?),
@@ -305,18 +630,27 @@ fn parse_line(line: &str, origin: &str, loaded: &mut Loaded) -> Result<(), RuleE
                 }
                 loaded.failure = Some(f);
             }
-            "--backlog_wait_time" => loaded.backlog_wait_time = Some(num(arg("--backlog_wait_time")?).map_err(err)?),
+            "--backlog_wait_time" => {
+                loaded.backlog_wait_time = Some(num(arg("--backlog_wait_time")?).map_err(err)?)
+            }
             "-a" | "-A" => {
                 let spec = arg(w)?;
                 let (list, action) = parse_list_action(spec).map_err(err)?;
-                builder = Some(Builder::new(list | if w == "-A" { FILTER_PREPEND } else { 0 }, action));
+                builder = Some(Builder::new(
+                    list | if w == "-A" { FILTER_PREPEND } else { 0 },
+                    action,
+                ));
             }
             "-w" => {
                 let path = arg("-w")?;
                 if !path.starts_with('/') {
                     return Err(err(format!("watch path {path} is not absolute")));
                 }
-                let field = if Path::new(path).is_dir() { F_DIR } else { F_WATCH };
+                let field = if Path::new(path).is_dir() {
+                    F_DIR
+                } else {
+                    F_WATCH
+                };
                 watch = Some((path.to_owned(), field));
             }
             "-p" => perm = Some(parse_perm(arg("-p")?).map_err(err)?),
@@ -324,14 +658,18 @@ fn parse_line(line: &str, origin: &str, loaded: &mut Loaded) -> Result<(), RuleE
             "-S" => pending_syscalls.extend(arg("-S")?.split(',').map(str::to_owned)),
             "-F" => {
                 let f = arg("-F")?;
-                let b = builder.as_mut().ok_or_else(|| err("-F without -a".into()))?;
+                let b = builder
+                    .as_mut()
+                    .ok_or_else(|| err("-F without -a".into()))?;
                 let (name, op, value) = split_field(f).map_err(err)?;
                 if name == "key" {
                     keys.push(value.to_owned());
                     continue;
                 }
-                let &(_, code, kind) =
-                    FIELDS.iter().find(|(n, _, _)| *n == name).ok_or_else(|| err(format!("unsupported field {name}")))?;
+                let &(_, code, kind) = FIELDS
+                    .iter()
+                    .find(|(n, _, _)| *n == name)
+                    .ok_or_else(|| err(format!("unsupported field {name}")))?;
                 if code == F_ARCH {
                     arch_seen = true;
                 }
@@ -347,7 +685,9 @@ fn parse_line(line: &str, origin: &str, loaded: &mut Loaded) -> Result<(), RuleE
         }
     }
     if !pending_syscalls.is_empty() {
-        let b = builder.as_mut().ok_or_else(|| err("-S without -a".into()))?;
+        let b = builder
+            .as_mut()
+            .ok_or_else(|| err("-S without -a".into()))?;
         if b.flags & !FILTER_PREPEND != FILTER_EXIT {
             return Err(err("-S is only valid on the exit list".into()));
         }
@@ -374,7 +714,10 @@ fn parse_line(line: &str, origin: &str, loaded: &mut Loaded) -> Result<(), RuleE
             }
             b.keys = keys;
             let data = b.encode().map_err(err)?;
-            loaded.rules.push(Rule { text: text.to_owned(), data });
+            loaded.rules.push(Rule {
+                text: text.to_owned(),
+                data,
+            });
             Ok(())
         }
         (None, Some((path, field))) => {
@@ -383,10 +726,15 @@ fn parse_line(line: &str, origin: &str, loaded: &mut Loaded) -> Result<(), RuleE
             b.fields.push((F_PERM, perm.unwrap_or(0xf), OP_EQ));
             b.keys = keys;
             let data = b.encode().map_err(err)?;
-            loaded.rules.push(Rule { text: text.to_owned(), data });
+            loaded.rules.push(Rule {
+                text: text.to_owned(),
+                data,
+            });
             Ok(())
         }
-        (None, None) if !keys.is_empty() || perm.is_some() => Err(err("-k/-p without a rule".into())),
+        (None, None) if !keys.is_empty() || perm.is_some() => {
+            Err(err("-k/-p without a rule".into()))
+        }
         (None, None) => Ok(()),
     }
 }
@@ -396,7 +744,9 @@ fn num(s: &str) -> Result<u32, String> {
 }
 
 fn parse_list_action(spec: &str) -> Result<(u32, u32), String> {
-    let (a, b) = spec.split_once(',').ok_or_else(|| format!("{spec}: expected LIST,ACTION"))?;
+    let (a, b) = spec
+        .split_once(',')
+        .ok_or_else(|| format!("{spec}: expected LIST,ACTION"))?;
     let list = |s: &str| match s {
         "exit" => Some(FILTER_EXIT),
         "task" => Some(FILTER_TASK),
@@ -454,7 +804,9 @@ fn field_value(kind: Val, v: &str) -> Result<u32, String> {
         if let Some(h) = v.strip_prefix("0x") {
             return u32::from_str_radix(h, 16).map_err(|_| format!("{v} is not a number"));
         }
-        v.parse::<u32>().or_else(|_| v.parse::<i32>().map(|i| i as u32)).map_err(|_| format!("{v} is not a number"))
+        v.parse::<u32>()
+            .or_else(|_| v.parse::<i32>().map(|i| i as u32))
+            .map_err(|_| format!("{v} is not a number"))
     };
     match kind {
         Val::Num | Val::Str => number(v),
@@ -491,7 +843,9 @@ fn field_value(kind: Val, v: &str) -> Result<u32, String> {
                 None => number(v),
             }
         }
-        Val::MsgType => super::types::number(v).map(u32::from).map_or_else(|| number(v), Ok),
+        Val::MsgType => super::types::number(v)
+            .map(u32::from)
+            .map_or_else(|| number(v), Ok),
     }
 }
 
@@ -499,7 +853,10 @@ fn syscall_number(s: &str) -> Option<usize> {
     if let Ok(n) = s.parse::<usize>() {
         return (n < AUDIT_BITMASK_SIZE * 32).then_some(n);
     }
-    SYSCALLS.iter().find(|(n, _)| *n == s).map(|&(_, nr)| nr as usize)
+    SYSCALLS
+        .iter()
+        .find(|(n, _)| *n == s)
+        .map(|&(_, nr)| nr as usize)
 }
 
 /// `struct audit_rule_data` back to auditctl syntax (for `sensor audit-rules`).
@@ -528,8 +885,15 @@ pub fn describe(data: &[u8]) -> Option<String> {
     let mut watch = None;
     let mut perm = None;
     for i in 0..count {
-        let (field, value, op) = (u(base + i), u(base + AUDIT_MAX_FIELDS + i), u(base + 2 * AUDIT_MAX_FIELDS + i));
-        let name = FIELDS.iter().find(|(_, c, _)| *c == field).map_or_else(|| field.to_string(), |(n, _, _)| (*n).to_owned());
+        let (field, value, op) = (
+            u(base + i),
+            u(base + AUDIT_MAX_FIELDS + i),
+            u(base + 2 * AUDIT_MAX_FIELDS + i),
+        );
+        let name = FIELDS
+            .iter()
+            .find(|(_, c, _)| *c == field)
+            .map_or_else(|| field.to_string(), |(n, _, _)| (*n).to_owned());
         let op_text = OPS.iter().find(|(_, o)| *o == op).map_or("=", |(t, _)| t);
         let is_str = matches!(field, F_WATCH | F_DIR | F_EXE | F_FILTERKEY);
         let shown = if is_str {
@@ -559,7 +923,9 @@ pub fn describe(data: &[u8]) -> Option<String> {
         };
         match field {
             F_FILTERKEY => keys.extend(shown.split('\x01').map(str::to_owned)),
-            F_WATCH | F_DIR if flags == FILTER_EXIT && action == ALWAYS => watch = Some((name, shown)),
+            F_WATCH | F_DIR if flags == FILTER_EXIT && action == ALWAYS => {
+                watch = Some((name, shown))
+            }
             F_PERM => perm = Some(shown),
             _ => parts.push(format!("-F {name}{op_text}{shown}")),
         }
@@ -574,8 +940,15 @@ pub fn describe(data: &[u8]) -> Option<String> {
             out.push_str(&format!(" -p {p}"));
         }
     } else {
-        let flag = if flags & FILTER_PREPEND != 0 { "-A" } else { "-a" };
-        out.push_str(&format!("{flag} {},{list}", if action == ALWAYS { "always" } else { "never" }));
+        let flag = if flags & FILTER_PREPEND != 0 {
+            "-A"
+        } else {
+            "-a"
+        };
+        out.push_str(&format!(
+            "{flag} {},{list}",
+            if action == ALWAYS { "always" } else { "never" }
+        ));
         if let Some((name, path)) = &watch {
             parts.push(format!("-F {name}={path}"));
         }
@@ -595,7 +968,10 @@ pub fn describe(data: &[u8]) -> Option<String> {
                 let names: Vec<String> = (0..AUDIT_BITMASK_SIZE * 32)
                     .filter(|n| mask[n / 32] & (1 << (n % 32)) != 0)
                     .map(|n| {
-                        SYSCALLS.iter().find(|(_, nr)| *nr as usize == n).map_or_else(|| n.to_string(), |(s, _)| (*s).to_owned())
+                        SYSCALLS
+                            .iter()
+                            .find(|(_, nr)| *nr as usize == n)
+                            .map_or_else(|| n.to_string(), |(s, _)| (*s).to_owned())
                     })
                     .collect();
                 if !names.is_empty() {
@@ -622,8 +998,10 @@ pub enum ListError {
 pub fn print(check: Option<&Path>) -> Result<(), ListError> {
     let rules: Vec<Vec<u8>> = match check {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| RuleError::Read { path: path.display().to_string(), message: e.to_string() })?;
+            let text = std::fs::read_to_string(path).map_err(|e| RuleError::Read {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?;
             let loaded = parse(&text)?;
             loaded.rules.into_iter().map(|r| r.data).collect()
         }
@@ -649,23 +1027,47 @@ mod tests {
 
     #[test]
     fn syscall_rule_encodes_fields_mask_and_key() {
-        let l = parse("-a always,exit -F arch=b64 -S execve,execveat -F auid>=1000 -F auid!=unset -k exec\n")
-            .expect("parses");
+        let l = parse(
+            "-a always,exit -F arch=b64 -S execve,execveat -F auid>=1000 -F auid!=unset -k exec\n",
+        )
+        .expect("parses");
         let d = &l.rules[0].data;
-        assert_eq!(u32::from_ne_bytes(d[0..4].try_into().expect("4")), FILTER_EXIT);
+        assert_eq!(
+            u32::from_ne_bytes(d[0..4].try_into().expect("4")),
+            FILTER_EXIT
+        );
         assert_eq!(u32::from_ne_bytes(d[4..8].try_into().expect("4")), ALWAYS);
-        assert_eq!(u32::from_ne_bytes(d[8..12].try_into().expect("4")), 4, "arch, auid, auid, key");
-        assert_eq!((field_at(d, 0, 0), field_at(d, 1, 0), field_at(d, 2, 0)), (F_ARCH, ARCH_B64, OP_EQ));
-        assert_eq!((field_at(d, 0, 1), field_at(d, 1, 1), field_at(d, 2, 1)), (9, 1000, OP_GE));
-        assert_eq!((field_at(d, 0, 2), field_at(d, 1, 2), field_at(d, 2, 2)), (9, u32::MAX, OP_NE));
+        assert_eq!(
+            u32::from_ne_bytes(d[8..12].try_into().expect("4")),
+            4,
+            "arch, auid, auid, key"
+        );
+        assert_eq!(
+            (field_at(d, 0, 0), field_at(d, 1, 0), field_at(d, 2, 0)),
+            (F_ARCH, ARCH_B64, OP_EQ)
+        );
+        assert_eq!(
+            (field_at(d, 0, 1), field_at(d, 1, 1), field_at(d, 2, 1)),
+            (9, 1000, OP_GE)
+        );
+        assert_eq!(
+            (field_at(d, 0, 2), field_at(d, 1, 2), field_at(d, 2, 2)),
+            (9, u32::MAX, OP_NE)
+        );
         assert_eq!((field_at(d, 0, 3), field_at(d, 1, 3)), (F_FILTERKEY, 4));
         assert!(d.ends_with(b"exec"));
         let execve = libc::SYS_execve as usize;
-        let word = u32::from_ne_bytes(d[12 + 4 * (execve / 32)..16 + 4 * (execve / 32)].try_into().expect("4"));
+        let word = u32::from_ne_bytes(
+            d[12 + 4 * (execve / 32)..16 + 4 * (execve / 32)]
+                .try_into()
+                .expect("4"),
+        );
         assert_ne!(word & (1 << (execve % 32)), 0);
         assert_eq!(
             describe(d).as_deref(),
-            Some("-a always,exit -F arch=b64 -F auid>=1000 -F auid!=unset -S execve,execveat -k exec")
+            Some(
+                "-a always,exit -F arch=b64 -F auid>=1000 -F auid!=unset -S execve,execveat -k exec"
+            )
         );
     }
 
@@ -676,9 +1078,18 @@ mod tests {
         )
         .expect("parses");
         assert!(l.delete_all);
-        assert_eq!((l.backlog_limit, l.failure, l.enabled, l.backlog_wait_time), (Some(8192), Some(1), Some(1), Some(0)));
-        assert_eq!(describe(&l.rules[0].data).as_deref(), Some("-w /etc/shadow -p wa -k shadow"));
-        assert_eq!(describe(&l.rules[1].data).as_deref(), Some("-A never,exit -F arch=b64 -S all"));
+        assert_eq!(
+            (l.backlog_limit, l.failure, l.enabled, l.backlog_wait_time),
+            (Some(8192), Some(1), Some(1), Some(0))
+        );
+        assert_eq!(
+            describe(&l.rules[0].data).as_deref(),
+            Some("-w /etc/shadow -p wa -k shadow")
+        );
+        assert_eq!(
+            describe(&l.rules[1].data).as_deref(),
+            Some("-A never,exit -F arch=b64 -S all")
+        );
     }
 
     #[test]

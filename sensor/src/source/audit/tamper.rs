@@ -27,7 +27,8 @@ pub struct OwnChanges {
 
 impl OwnChanges {
     pub fn expect_set(&mut self, field: &'static str, value: u32, now_ms: u64) {
-        self.open.push((Expected::Set(field, value.to_string()), now_ms));
+        self.open
+            .push((Expected::Set(field, value.to_string()), now_ms));
     }
 
     pub fn expect_rule(&mut self, op: &'static str, now_ms: u64) {
@@ -37,7 +38,8 @@ impl OwnChanges {
     /// Whether `r` (a CONFIG_CHANGE) is one of the sensor's own changes;
     /// consumes the matching entry.
     pub fn claims(&mut self, r: &Record, now_ms: u64) -> bool {
-        self.open.retain(|(_, t)| now_ms.saturating_sub(*t) < EXPIRY_MS);
+        self.open
+            .retain(|(_, t)| now_ms.saturating_sub(*t) < EXPIRY_MS);
         let op = r.get("op").unwrap_or_default();
         let pos = self.open.iter().position(|(e, _)| match e {
             Expected::Set(field, value) => op == b"set" && r.get(field) == Some(value.as_bytes()),
@@ -63,9 +65,18 @@ mod tests {
         o.expect_rule("add_rule", 0);
         let own = rec("op=set audit_backlog_limit=8192 old=64 auid=0 ses=1 res=1");
         assert!(o.claims(&own, 10));
-        assert!(!o.claims(&own, 10), "the same change a second time is someone else's");
-        assert!(!o.claims(&rec("op=set audit_backlog_limit=99 old=8192 auid=0 ses=1 res=1"), 10));
+        assert!(
+            !o.claims(&own, 10),
+            "the same change a second time is someone else's"
+        );
+        assert!(!o.claims(
+            &rec("op=set audit_backlog_limit=99 old=8192 auid=0 ses=1 res=1"),
+            10
+        ));
         assert!(!o.claims(&rec("op=remove_rule key=\"x\" list=4 res=1"), 10));
-        assert!(!o.claims(&rec("op=add_rule key=\"x\" list=4 res=1"), EXPIRY_MS + 1), "expired");
+        assert!(
+            !o.claims(&rec("op=add_rule key=\"x\" list=4 res=1"), EXPIRY_MS + 1),
+            "expired"
+        );
     }
 }

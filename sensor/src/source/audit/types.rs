@@ -169,15 +169,24 @@ pub const SYSCALL: u16 = 1300;
 
 /// Lower-case name of a type number.
 pub fn name(kind: u16) -> Option<&'static str> {
-    TYPES.binary_search_by_key(&kind, |&(n, _)| n).ok().map(|i| TYPES[i].1)
+    TYPES
+        .binary_search_by_key(&kind, |&(n, _)| n)
+        .ok()
+        .map(|i| TYPES[i].1)
 }
 
 /// Number of a type name as auditd writes it (`USER_AUTH`, `UNKNOWN[1999]`).
 pub fn number(name: &str) -> Option<u16> {
-    if let Some(n) = name.strip_prefix("UNKNOWN[").and_then(|r| r.strip_suffix(']')) {
+    if let Some(n) = name
+        .strip_prefix("UNKNOWN[")
+        .and_then(|r| r.strip_suffix(']'))
+    {
         return n.parse().ok();
     }
-    TYPES.iter().find(|(_, n)| n.eq_ignore_ascii_case(name)).map(|&(k, _)| k)
+    TYPES
+        .iter()
+        .find(|(_, n)| n.eq_ignore_ascii_case(name))
+        .map(|&(k, _)| k)
 }
 
 /// Records sent by user space (PAM, sshd, sudo, auditd itself): each is an
@@ -192,7 +201,10 @@ mod tests {
 
     #[test]
     fn table_is_sorted_unique_and_names_round_trip() {
-        assert!(TYPES.windows(2).all(|w| w[0].0 < w[1].0), "sorted by number, no duplicates");
+        assert!(
+            TYPES.windows(2).all(|w| w[0].0 < w[1].0),
+            "sorted by number, no duplicates"
+        );
         for &(n, name) in TYPES {
             assert_eq!(super::name(n), Some(name));
             assert_eq!(number(&name.to_ascii_uppercase()), Some(n));

@@ -13,7 +13,10 @@ use btf_rs::{Backend, Btf, Member, Struct, Type};
 /// it) we read it into memory instead.
 pub(super) fn open(path: &Path) -> btf_rs::Result<Btf> {
     Btf::from_file_with_backend(path, Backend::Mmap).or_else(|mmap_err| {
-        tracing::debug!("cannot mmap {} ({mmap_err}); reading it instead", path.display());
+        tracing::debug!(
+            "cannot mmap {} ({mmap_err}); reading it instead",
+            path.display()
+        );
         Btf::from_file(path)
     })
 }
@@ -52,14 +55,22 @@ pub(super) fn member(btf: &Btf, s: &Struct, name: &str) -> btf_rs::Result<Option
     member_at_depth(btf, s, name, 0)
 }
 
-fn member_at_depth(btf: &Btf, s: &Struct, name: &str, depth: u32) -> btf_rs::Result<Option<MemberAt>> {
+fn member_at_depth(
+    btf: &Btf,
+    s: &Struct,
+    name: &str,
+    depth: u32,
+) -> btf_rs::Result<Option<MemberAt>> {
     if depth > MAX_ANON_DEPTH {
         return Ok(None);
     }
     for m in &s.members {
         let member_name = btf.resolve_name(m)?;
         if member_name == name {
-            return Ok(Some(MemberAt { bits: m.bit_offset(), bitfield: is_bitfield(m) }));
+            return Ok(Some(MemberAt {
+                bits: m.bit_offset(),
+                bitfield: is_bitfield(m),
+            }));
         }
         // C forbids a name to appear twice once anonymous members are
         // flattened, so the first match is the only one.
@@ -69,7 +80,10 @@ fn member_at_depth(btf: &Btf, s: &Struct, name: &str, depth: u32) -> btf_rs::Res
         }
         if let Some(inner) = aggregate(btf, btf.resolve_chained_type(m)?)? {
             if let Some(found) = member_at_depth(btf, &inner, name, depth + 1)? {
-                return Ok(Some(MemberAt { bits: m.bit_offset() + found.bits, bitfield: found.bitfield }));
+                return Ok(Some(MemberAt {
+                    bits: m.bit_offset() + found.bits,
+                    bitfield: found.bitfield,
+                }));
             }
         }
     }
@@ -94,7 +108,9 @@ fn aggregate(btf: &Btf, mut t: Type) -> btf_rs::Result<Option<Struct>> {
         t = match t {
             Type::Struct(s) | Type::Union(s) => return Ok(Some(s)),
             Type::Typedef(x) => btf.resolve_chained_type(&x)?,
-            Type::Const(x) | Type::Volatile(x) | Type::Restrict(x) => btf.resolve_chained_type(&x)?,
+            Type::Const(x) | Type::Volatile(x) | Type::Restrict(x) => {
+                btf.resolve_chained_type(&x)?
+            }
             Type::TypeTag(x) => btf.resolve_chained_type(&x)?,
             _ => return Ok(None),
         };
@@ -149,7 +165,11 @@ pub(super) mod testing {
     impl BtfBuilder {
         pub fn new() -> Self {
             // String offset 0 is the empty name, by the format's definition.
-            BtfBuilder { types: Vec::new(), strings: vec![0], next_id: 1 }
+            BtfBuilder {
+                types: Vec::new(),
+                strings: vec![0],
+                next_id: 1,
+            }
         }
 
         fn string(&mut self, s: &str) -> u32 {
@@ -162,7 +182,14 @@ pub(super) mod testing {
             off
         }
 
-        fn header(&mut self, name: &str, kind: u32, kind_flag: bool, vlen: usize, size_or_type: u32) -> u32 {
+        fn header(
+            &mut self,
+            name: &str,
+            kind: u32,
+            kind_flag: bool,
+            vlen: usize,
+            size_or_type: u32,
+        ) -> u32 {
             let name_off = self.string(name);
             let info = (u32::from(kind_flag) << 31) | (kind << 24) | vlen as u32;
             for word in [name_off, info, size_or_type] {
@@ -199,7 +226,11 @@ pub(super) mod testing {
             let id = self.header(name, kind, kind_flag, members.len(), size);
             for M(member_name, type_id, bits, bitfield) in members {
                 let name_off = self.string(member_name);
-                let offset = if kind_flag { (bitfield << 24) | bits } else { *bits };
+                let offset = if kind_flag {
+                    (bitfield << 24) | bits
+                } else {
+                    *bits
+                };
                 for word in [name_off, *type_id, offset] {
                     self.types.extend_from_slice(&word.to_le_bytes());
                 }
@@ -271,15 +302,47 @@ mod tests {
         let u64_t = b.int("u64", 8);
         let hash_len = b.strukt("", 8, &[M("hash", u32_t, 0, 0), M("len", u32_t, 32, 0)]);
         let union = b.union("", 8, &[M("", hash_len, 0, 0), M("hash_len", u64_t, 0, 0)]);
-        let inner = b.strukt("", 24, &[M("pad", u64_t, 0, 0), M("", union, 64, 0), M("name", u64_t, 128, 0)]);
+        let inner = b.strukt(
+            "",
+            24,
+            &[
+                M("pad", u64_t, 0, 0),
+                M("", union, 64, 0),
+                M("name", u64_t, 128, 0),
+            ],
+        );
         b.strukt("qstr", 32, &[M("first", u64_t, 0, 0), M("", inner, 64, 0)]);
         let btf = b.btf();
         let qstr = only_struct(&btf, "qstr");
         let at = |name| member(&btf, &qstr, name).expect("lookup");
-        assert_eq!(at("first"), Some(MemberAt { bits: 0, bitfield: false }));
-        assert_eq!(at("len"), Some(MemberAt { bits: 64 + 64 + 32, bitfield: false }));
-        assert_eq!(at("hash_len"), Some(MemberAt { bits: 128, bitfield: false }));
-        assert_eq!(at("name"), Some(MemberAt { bits: 64 + 128, bitfield: false }));
+        assert_eq!(
+            at("first"),
+            Some(MemberAt {
+                bits: 0,
+                bitfield: false
+            })
+        );
+        assert_eq!(
+            at("len"),
+            Some(MemberAt {
+                bits: 64 + 64 + 32,
+                bitfield: false
+            })
+        );
+        assert_eq!(
+            at("hash_len"),
+            Some(MemberAt {
+                bits: 128,
+                bitfield: false
+            })
+        );
+        assert_eq!(
+            at("name"),
+            Some(MemberAt {
+                bits: 64 + 128,
+                bitfield: false
+            })
+        );
         assert_eq!(at("absent"), None);
     }
 
@@ -290,35 +353,77 @@ mod tests {
         let mut b = BtfBuilder::new();
         let u32_t = b.int("u32", 4);
         let q = b.strukt("qstr", 8, &[M("len", u32_t, 32, 0)]);
-        b.strukt("dentry", 16, &[M("d_flags", u32_t, 0, 0), M("d_name", q, 64, 0)]);
+        b.strukt(
+            "dentry",
+            16,
+            &[M("d_flags", u32_t, 0, 0), M("d_name", q, 64, 0)],
+        );
         let btf = b.btf();
         let dentry = only_struct(&btf, "dentry");
         assert_eq!(member(&btf, &dentry, "len").expect("lookup"), None);
-        assert_eq!(member(&btf, &dentry, "d_name").expect("lookup").map(|m| m.bits), Some(64));
+        assert_eq!(
+            member(&btf, &dentry, "d_name")
+                .expect("lookup")
+                .map(|m| m.bits),
+            Some(64)
+        );
     }
 
     #[test]
     fn bitfields_and_unaligned_members_are_flagged() {
         let mut b = BtfBuilder::new();
         let u32_t = b.int("u32", 4);
-        b.strukt("flags", 8, &[M("a", u32_t, 0, 3), M("b", u32_t, 3, 5), M("whole", u32_t, 32, 0)]);
+        b.strukt(
+            "flags",
+            8,
+            &[
+                M("a", u32_t, 0, 3),
+                M("b", u32_t, 3, 5),
+                M("whole", u32_t, 32, 0),
+            ],
+        );
         let btf = b.btf();
         let s = only_struct(&btf, "flags");
-        assert!(member(&btf, &s, "a").expect("lookup").expect("found").bitfield);
-        assert!(member(&btf, &s, "b").expect("lookup").expect("found").bitfield);
-        assert_eq!(member(&btf, &s, "whole").expect("lookup"), Some(MemberAt { bits: 32, bitfield: false }));
+        assert!(
+            member(&btf, &s, "a")
+                .expect("lookup")
+                .expect("found")
+                .bitfield
+        );
+        assert!(
+            member(&btf, &s, "b")
+                .expect("lookup")
+                .expect("found")
+                .bitfield
+        );
+        assert_eq!(
+            member(&btf, &s, "whole").expect("lookup"),
+            Some(MemberAt {
+                bits: 32,
+                bitfield: false
+            })
+        );
     }
 
     #[test]
     fn anonymous_members_behind_a_typedef_are_searched() {
         let mut b = BtfBuilder::new();
         let u64_t = b.int("u64", 8);
-        let anon = b.strukt("", 16, &[M("arg_start", u64_t, 0, 0), M("arg_end", u64_t, 64, 0)]);
+        let anon = b.strukt(
+            "",
+            16,
+            &[M("arg_start", u64_t, 0, 0), M("arg_end", u64_t, 64, 0)],
+        );
         let td = b.typedef("args_t", anon);
         b.strukt("mm_struct", 32, &[M("", td, 128, 0)]);
         let btf = b.btf();
         let mm = only_struct(&btf, "mm_struct");
-        assert_eq!(member(&btf, &mm, "arg_end").expect("lookup").map(|m| m.bits), Some(192));
+        assert_eq!(
+            member(&btf, &mm, "arg_end")
+                .expect("lookup")
+                .map(|m| m.bits),
+            Some(192)
+        );
     }
 
     #[test]
@@ -329,18 +434,34 @@ mod tests {
         b.strukt("thing", 8, &[M("x", u32_t, 32, 0)]);
         let btf = b.btf();
         let s = only_struct(&btf, "thing");
-        assert_eq!(member(&btf, &s, "x").expect("lookup").map(|m| m.bits), Some(32));
+        assert_eq!(
+            member(&btf, &s, "x").expect("lookup").map(|m| m.bits),
+            Some(32)
+        );
         assert!(structs_named(&btf, "nothing").expect("lookup").is_empty());
     }
 
     #[test]
     fn enumerators_by_name() {
         let mut b = BtfBuilder::new();
-        b.enumeration("cgroup_subsys_id", &[("cpuset_cgrp_id", 0), ("memory_cgrp_id", 4)]);
+        b.enumeration(
+            "cgroup_subsys_id",
+            &[("cpuset_cgrp_id", 0), ("memory_cgrp_id", 4)],
+        );
         let btf = b.btf();
         let all = enumerators(&btf, "cgroup_subsys_id").expect("lookup");
-        assert_eq!(all, [("cpuset_cgrp_id".to_string(), 0), ("memory_cgrp_id".to_string(), 4)]);
-        assert!(enumerators(&btf, "no_such_enum").expect("lookup").is_empty());
+        assert_eq!(
+            all,
+            [
+                ("cpuset_cgrp_id".to_string(), 0),
+                ("memory_cgrp_id".to_string(), 4)
+            ]
+        );
+        assert!(
+            enumerators(&btf, "no_such_enum")
+                .expect("lookup")
+                .is_empty()
+        );
     }
 
     #[test]
@@ -361,7 +482,9 @@ mod tests {
 pub(super) fn func_param_index(btf: &Btf, func: &str, param: &str) -> btf_rs::Result<Option<u32>> {
     for t in btf.resolve_types_by_name(func).unwrap_or_default() {
         let btf_rs::Type::Func(f) = t else { continue };
-        let btf_rs::Type::FuncProto(proto) = btf.resolve_chained_type(&f)? else { continue };
+        let btf_rs::Type::FuncProto(proto) = btf.resolve_chained_type(&f)? else {
+            continue;
+        };
         for (i, p) in proto.parameters.iter().enumerate() {
             if btf.resolve_name(p)? == param {
                 return Ok(Some(i as u32));

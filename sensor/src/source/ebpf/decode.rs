@@ -5,9 +5,9 @@
 //! malformed record is an error to count, never a panic.
 
 use sensor_common::{
-    CredEvent, EventHeader, EventKind, ExecEvent, ExitEvent, FileEvent, ForkEvent, NET_OP_CONNECT_OUTCOME,
-    NetEvent, SOCKADDR_CAP, SYS_OP_SIGNAL_SENSOR, SysEvent, SyscallOp, TaskInfo, exec_flags, file_flags,
-    sys_flags, watch_flags, WatchEvent,
+    CredEvent, EventHeader, EventKind, ExecEvent, ExitEvent, FileEvent, ForkEvent,
+    NET_OP_CONNECT_OUTCOME, NetEvent, SOCKADDR_CAP, SYS_OP_SIGNAL_SENSOR, SysEvent, SyscallOp,
+    TaskInfo, WatchEvent, exec_flags, file_flags, sys_flags, watch_flags,
 };
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -17,9 +17,17 @@ pub enum DecodeError {
     #[error("unknown event kind {kind}")]
     UnknownKind { kind: u32 },
     #[error("{kind:?} record of {len} bytes, expected at least {need}")]
-    Short { kind: EventKind, len: usize, need: usize },
+    Short {
+        kind: EventKind,
+        len: usize,
+        need: usize,
+    },
     #[error("{kind:?} record says {said} bytes but {len} arrived")]
-    SizeMismatch { kind: EventKind, said: usize, len: usize },
+    SizeMismatch {
+        kind: EventKind,
+        said: usize,
+        len: usize,
+    },
     #[error("record data lengths ({sum} bytes) exceed its data ({data} bytes)")]
     DataOverflow { sum: usize, data: usize },
     #[error("unknown syscall op {op} in a {kind:?} record")]
@@ -301,7 +309,9 @@ impl SockAddr {
                         name.extend_from_slice(&path[1..]);
                         SockAddr::Unix(name)
                     }
-                    _ => SockAddr::Unix(path.split(|&c| c == 0).next().unwrap_or_default().to_vec()),
+                    _ => {
+                        SockAddr::Unix(path.split(|&c| c == 0).next().unwrap_or_default().to_vec())
+                    }
                 }
             }
             other => SockAddr::Other(other),
@@ -322,26 +332,47 @@ fn endpoint(family: u16, addr: &[u8; 16], port: u16) -> Option<std::net::SocketA
 }
 
 pub fn decode(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
-    let header: EventHeader = read_struct(bytes).ok_or(DecodeError::NoHeader { len: bytes.len() })?;
-    let kind = EventKind::from_u32(header.kind).ok_or(DecodeError::UnknownKind { kind: header.kind })?;
+    let header: EventHeader =
+        read_struct(bytes).ok_or(DecodeError::NoHeader { len: bytes.len() })?;
+    let kind =
+        EventKind::from_u32(header.kind).ok_or(DecodeError::UnknownKind { kind: header.kind })?;
     let need = kind.fixed_size();
     if bytes.len() < need {
-        return Err(DecodeError::Short { kind, len: bytes.len(), need });
+        return Err(DecodeError::Short {
+            kind,
+            len: bytes.len(),
+            need,
+        });
     }
     let said = header.size as usize;
     // bpf_ringbuf_output pads records to 8 bytes; the declared size must fit.
     if said < need || said > bytes.len() {
-        return Err(DecodeError::SizeMismatch { kind, said, len: bytes.len() });
+        return Err(DecodeError::SizeMismatch {
+            kind,
+            said,
+            len: bytes.len(),
+        });
     }
     let bytes = &bytes[..said];
     match kind {
         EventKind::Exec => decode_exec(bytes).map(KernelEvent::Exec),
         EventKind::Fork => {
-            let e: ForkEvent = read_struct(bytes).ok_or(DecodeError::Short { kind, len: bytes.len(), need })?;
-            Ok(KernelEvent::Fork(ForkRecord { boot_ns: e.header.boot_ns, task: e.task }))
+            let e: ForkEvent = read_struct(bytes).ok_or(DecodeError::Short {
+                kind,
+                len: bytes.len(),
+                need,
+            })?;
+            Ok(KernelEvent::Fork(ForkRecord {
+                boot_ns: e.header.boot_ns,
+                task: e.task,
+            }))
         }
         EventKind::Exit => {
-            let e: ExitEvent = read_struct(bytes).ok_or(DecodeError::Short { kind, len: bytes.len(), need })?;
+            let e: ExitEvent = read_struct(bytes).ok_or(DecodeError::Short {
+                kind,
+                len: bytes.len(),
+                need,
+            })?;
             Ok(KernelEvent::Exit(ExitRecord {
                 boot_ns: e.header.boot_ns,
                 task: e.task,
@@ -352,11 +383,17 @@ pub fn decode(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
         EventKind::System => decode_sys(bytes).map(KernelEvent::System),
         EventKind::FileWrite => decode_watch(bytes).map(KernelEvent::FileWrite),
         EventKind::Net => {
-            let e: NetEvent = read_struct(bytes).ok_or(DecodeError::Short { kind, len: bytes.len(), need })?;
+            let e: NetEvent = read_struct(bytes).ok_or(DecodeError::Short {
+                kind,
+                len: bytes.len(),
+                need,
+            })?;
             let op = if e.op == NET_OP_CONNECT_OUTCOME {
                 NetOp::ConnectOutcome
             } else {
-                NetOp::Syscall(SyscallOp::from_u32(e.op).ok_or(DecodeError::UnknownOp { kind, op: e.op })?)
+                NetOp::Syscall(
+                    SyscallOp::from_u32(e.op).ok_or(DecodeError::UnknownOp { kind, op: e.op })?,
+                )
             };
             let len = (e.sockaddr_len as usize).min(SOCKADDR_CAP);
             Ok(KernelEvent::Net(NetRecord {
@@ -375,7 +412,11 @@ pub fn decode(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
             }))
         }
         EventKind::Cred => {
-            let e: CredEvent = read_struct(bytes).ok_or(DecodeError::Short { kind, len: bytes.len(), need })?;
+            let e: CredEvent = read_struct(bytes).ok_or(DecodeError::Short {
+                kind,
+                len: bytes.len(),
+                need,
+            })?;
             let op = SyscallOp::from_u32(e.op).ok_or(DecodeError::UnknownOp { kind, op: e.op })?;
             Ok(KernelEvent::Cred(CredRecord {
                 boot_ns: e.header.boot_ns,
@@ -394,13 +435,20 @@ pub fn decode(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
 fn decode_watch(bytes: &[u8]) -> Result<WatchRecord, DecodeError> {
     let kind = EventKind::FileWrite;
     let fixed = core::mem::size_of::<WatchEvent>();
-    let e: WatchEvent = read_struct(bytes).ok_or(DecodeError::Short { kind, len: bytes.len(), need: fixed })?;
+    let e: WatchEvent = read_struct(bytes).ok_or(DecodeError::Short {
+        kind,
+        len: bytes.len(),
+        need: fixed,
+    })?;
     let op = SyscallOp::from_u32(e.op).ok_or(DecodeError::UnknownOp { kind, op: e.op })?;
     let data = &bytes[fixed..];
     let lens = [e.path_len, e.base_len, e.path2_len].map(|l| l as usize);
     let sum: usize = lens.iter().sum();
     if sum > data.len() {
-        return Err(DecodeError::DataOverflow { sum, data: data.len() });
+        return Err(DecodeError::DataOverflow {
+            sum,
+            data: data.len(),
+        });
     }
     let (path, rest) = data.split_at(lens[0]);
     let (base, rest) = rest.split_at(lens[1]);
@@ -427,7 +475,11 @@ fn decode_watch(bytes: &[u8]) -> Result<WatchRecord, DecodeError> {
 fn decode_sys(bytes: &[u8]) -> Result<SysRecord, DecodeError> {
     let kind = EventKind::System;
     let fixed = core::mem::size_of::<SysEvent>();
-    let e: SysEvent = read_struct(bytes).ok_or(DecodeError::Short { kind, len: bytes.len(), need: fixed })?;
+    let e: SysEvent = read_struct(bytes).ok_or(DecodeError::Short {
+        kind,
+        len: bytes.len(),
+        need: fixed,
+    })?;
     let op = if e.op == SYS_OP_SIGNAL_SENSOR {
         SysOp::SignalSensor
     } else {
@@ -437,7 +489,10 @@ fn decode_sys(bytes: &[u8]) -> Result<SysRecord, DecodeError> {
     let lens = e.str_lens.map(|l| l as usize);
     let sum: usize = lens.iter().sum();
     if sum > data.len() {
-        return Err(DecodeError::DataOverflow { sum, data: data.len() });
+        return Err(DecodeError::DataOverflow {
+            sum,
+            data: data.len(),
+        });
     }
     let (s0, rest) = data.split_at(lens[0]);
     let (s1, rest) = rest.split_at(lens[1]);
@@ -448,7 +503,11 @@ fn decode_sys(bytes: &[u8]) -> Result<SysRecord, DecodeError> {
         op,
         ret: e.ret,
         args: e.args,
-        path: if e.flags & sys_flags::STR0_WALKED != 0 { join_components(s0) } else { s0.to_vec() },
+        path: if e.flags & sys_flags::STR0_WALKED != 0 {
+            join_components(s0)
+        } else {
+            s0.to_vec()
+        },
         name: s1.to_vec(),
         fstype: s2.to_vec(),
         truncated: e.flags & sys_flags::TRUNCATED != 0,
@@ -459,13 +518,20 @@ fn decode_sys(bytes: &[u8]) -> Result<SysRecord, DecodeError> {
 fn decode_file(bytes: &[u8]) -> Result<FileRecord, DecodeError> {
     let kind = EventKind::FileAttr;
     let fixed = core::mem::size_of::<FileEvent>();
-    let e: FileEvent = read_struct(bytes).ok_or(DecodeError::Short { kind, len: bytes.len(), need: fixed })?;
+    let e: FileEvent = read_struct(bytes).ok_or(DecodeError::Short {
+        kind,
+        len: bytes.len(),
+        need: fixed,
+    })?;
     let op = SyscallOp::from_u32(e.op).ok_or(DecodeError::UnknownOp { kind, op: e.op })?;
     let data = &bytes[fixed..];
     let lens = [e.path_len, e.base_len, e.name_len, e.value_len].map(|l| l as usize);
     let sum: usize = lens.iter().sum();
     if sum > data.len() {
-        return Err(DecodeError::DataOverflow { sum, data: data.len() });
+        return Err(DecodeError::DataOverflow {
+            sum,
+            data: data.len(),
+        });
     }
     let (path, rest) = data.split_at(lens[0]);
     let (base, rest) = rest.split_at(lens[1]);
@@ -514,7 +580,10 @@ fn decode_exec(bytes: &[u8]) -> Result<ExecRecord, DecodeError> {
     let lens = [e.argv_len, e.exe_len, e.cwd_len, e.cgroup_len].map(|l| l as usize);
     let sum: usize = lens.iter().sum();
     if sum > data.len() {
-        return Err(DecodeError::DataOverflow { sum, data: data.len() });
+        return Err(DecodeError::DataOverflow {
+            sum,
+            data: data.len(),
+        });
     }
     let (argv, rest) = data.split_at(lens[0]);
     let (exe, rest) = rest.split_at(lens[1]);
@@ -614,14 +683,20 @@ mod tests {
 
     fn as_bytes<T>(v: &T) -> &[u8] {
         // SAFETY: test-only view of a plain repr(C) struct.
-        unsafe { core::slice::from_raw_parts((v as *const T).cast::<u8>(), core::mem::size_of::<T>()) }
+        unsafe {
+            core::slice::from_raw_parts((v as *const T).cast::<u8>(), core::mem::size_of::<T>())
+        }
     }
 
     fn exec_record(argv: &[u8], exe: &[u8], cwd: &[u8], cgroup: &[u8], flags: u32) -> Vec<u8> {
         let fixed = core::mem::size_of::<ExecEvent>();
         let total = fixed + argv.len() + exe.len() + cwd.len() + cgroup.len();
         let e = ExecEvent {
-            header: EventHeader { kind: EventKind::Exec as u32, size: total as u32, boot_ns: 42 },
+            header: EventHeader {
+                kind: EventKind::Exec as u32,
+                size: total as u32,
+                boot_ns: 42,
+            },
             task: task(99),
             flags,
             argv_total: argv.len() as u32,
@@ -645,10 +720,18 @@ mod tests {
     fn exec_record_decodes_byte_exact() {
         let argv = b"/bin/echo\0a b\0\0\"q\"\0\xff\xfe\0";
         let rec = exec_record(argv, b"echo\0bin\0usr\0", b"tmp\0", b"user.slice\0", 0);
-        let KernelEvent::Exec(e) = decode(&rec).expect("decodes") else { panic!("not exec") };
+        let KernelEvent::Exec(e) = decode(&rec).expect("decodes") else {
+            panic!("not exec")
+        };
         assert_eq!(
             e.argv,
-            vec![b"/bin/echo".to_vec(), b"a b".to_vec(), b"".to_vec(), b"\"q\"".to_vec(), b"\xff\xfe".to_vec()]
+            vec![
+                b"/bin/echo".to_vec(),
+                b"a b".to_vec(),
+                b"".to_vec(),
+                b"\"q\"".to_vec(),
+                b"\xff\xfe".to_vec()
+            ]
         );
         assert_eq!(e.exe, b"/usr/bin/echo");
         assert_eq!(e.cwd, b"/tmp");
@@ -660,9 +743,20 @@ mod tests {
 
     #[test]
     fn truncated_argv_keeps_partial_last_argument_and_flag() {
-        let rec = exec_record(b"sh\0-c\0abc", b"sh\0bin\0", b"", b"", exec_flags::ARGV_TRUNCATED);
-        let KernelEvent::Exec(e) = decode(&rec).expect("decodes") else { panic!("not exec") };
-        assert_eq!(e.argv, vec![b"sh".to_vec(), b"-c".to_vec(), b"abc".to_vec()]);
+        let rec = exec_record(
+            b"sh\0-c\0abc",
+            b"sh\0bin\0",
+            b"",
+            b"",
+            exec_flags::ARGV_TRUNCATED,
+        );
+        let KernelEvent::Exec(e) = decode(&rec).expect("decodes") else {
+            panic!("not exec")
+        };
+        assert_eq!(
+            e.argv,
+            vec![b"sh".to_vec(), b"-c".to_vec(), b"abc".to_vec()]
+        );
         assert!(e.argv_truncated);
     }
 
@@ -670,12 +764,24 @@ mod tests {
     fn socket_addresses_parse_from_untrusted_bytes() {
         let mut v4 = vec![2, 0, 0x1f, 0x90, 127, 0, 0, 1];
         v4.extend_from_slice(&[0; 8]);
-        assert_eq!(SockAddr::parse(&v4), Some(SockAddr::Ip("127.0.0.1:8080".parse().expect("addr"))));
+        assert_eq!(
+            SockAddr::parse(&v4),
+            Some(SockAddr::Ip("127.0.0.1:8080".parse().expect("addr")))
+        );
         let mut v6 = vec![10, 0, 0, 22, 0, 0, 0, 0];
         v6.extend_from_slice(&std::net::Ipv6Addr::LOCALHOST.octets());
-        assert_eq!(SockAddr::parse(&v6), Some(SockAddr::Ip("[::1]:22".parse().expect("addr"))));
-        assert_eq!(SockAddr::parse(b"\x01\0/run/x.sock\0junk"), Some(SockAddr::Unix(b"/run/x.sock".to_vec())));
-        assert_eq!(SockAddr::parse(b"\x01\0\0abs\0name"), Some(SockAddr::Unix(b"@abs\0name".to_vec())));
+        assert_eq!(
+            SockAddr::parse(&v6),
+            Some(SockAddr::Ip("[::1]:22".parse().expect("addr")))
+        );
+        assert_eq!(
+            SockAddr::parse(b"\x01\0/run/x.sock\0junk"),
+            Some(SockAddr::Unix(b"/run/x.sock".to_vec()))
+        );
+        assert_eq!(
+            SockAddr::parse(b"\x01\0\0abs\0name"),
+            Some(SockAddr::Unix(b"@abs\0name".to_vec()))
+        );
         assert_eq!(SockAddr::parse(&[2, 0, 1]), None, "a short IPv4 address");
         assert_eq!(SockAddr::parse(&[1]), None);
         assert_eq!(SockAddr::parse(&[16, 0, 9]), Some(SockAddr::Other(16)));
@@ -694,11 +800,17 @@ mod tests {
         // Claim a 60 KiB argv in a tiny record.
         let off = core::mem::offset_of!(ExecEvent, argv_len);
         rec[off..off + 4].copy_from_slice(&60_000u32.to_ne_bytes());
-        assert!(matches!(decode(&rec), Err(DecodeError::DataOverflow { .. })));
+        assert!(matches!(
+            decode(&rec),
+            Err(DecodeError::DataOverflow { .. })
+        ));
         // Declared size larger than the record.
         let mut rec = exec_record(b"a\0", b"", b"", b"", 0);
         rec[4..8].copy_from_slice(&100_000u32.to_ne_bytes());
-        assert!(matches!(decode(&rec), Err(DecodeError::SizeMismatch { .. })));
+        assert!(matches!(
+            decode(&rec),
+            Err(DecodeError::SizeMismatch { .. })
+        ));
     }
 
     #[test]
@@ -733,7 +845,11 @@ mod tests {
         };
         assert_eq!(
             decode(as_bytes(&e)),
-            Ok(KernelEvent::Exit(ExitRecord { boot_ns: 9, task: task(5), status: 9 }))
+            Ok(KernelEvent::Exit(ExitRecord {
+                boot_ns: 9,
+                task: task(5),
+                status: 9
+            }))
         );
         let f = ForkEvent {
             header: EventHeader {
@@ -743,6 +859,12 @@ mod tests {
             },
             task: task(6),
         };
-        assert_eq!(decode(as_bytes(&f)), Ok(KernelEvent::Fork(ForkRecord { boot_ns: 3, task: task(6) })));
+        assert_eq!(
+            decode(as_bytes(&f)),
+            Ok(KernelEvent::Fork(ForkRecord {
+                boot_ns: 3,
+                task: task(6)
+            }))
+        );
     }
 }

@@ -43,8 +43,14 @@ pub fn resolve(config: &FilterConfig) -> Result<Resolved, LoadError> {
         .ignore_executables
         .iter()
         .map(|p| {
-            let m = std::fs::metadata(p).map_err(|e| invalid("filter.ignore_executables", format!("{}: {e}", p.display())))?;
-            Ok(ExeKey { ino: m.ino(), dev: kernel_dev(m.dev()), _pad0: 0 })
+            let m = std::fs::metadata(p).map_err(|e| {
+                invalid("filter.ignore_executables", format!("{}: {e}", p.display()))
+            })?;
+            Ok(ExeKey {
+                ino: m.ino(),
+                dev: kernel_dev(m.dev()),
+                _pad0: 0,
+            })
         })
         .collect::<Result<_, LoadError>>()?;
     let cgroups = if config.ignore_cgroups.is_empty() {
@@ -63,9 +69,12 @@ pub fn resolve(config: &FilterConfig) -> Result<Resolved, LoadError> {
                 let dir = root.join(cg.trim_start_matches('/'));
                 // A cgroup v2 directory's inode number is its cgroup id,
                 // what bpf_get_current_cgroup_id returns.
-                std::fs::metadata(&dir)
-                    .map(|m| m.ino())
-                    .map_err(|e| invalid("filter.ignore_cgroups", format!("{cg} ({}): {e}", dir.display())))
+                std::fs::metadata(&dir).map(|m| m.ino()).map_err(|e| {
+                    invalid(
+                        "filter.ignore_cgroups",
+                        format!("{cg} ({}): {e}", dir.display()),
+                    )
+                })
             })
             .collect::<Result<_, LoadError>>()?
     };
@@ -75,10 +84,19 @@ pub fn resolve(config: &FilterConfig) -> Result<Resolved, LoadError> {
         .map(|p| {
             let mut bytes = [0u8; IGNORE_PREFIX_CAP];
             bytes[..p.len()].copy_from_slice(p.as_bytes());
-            PathPrefix { len: p.len() as u32, _pad0: 0, bytes }
+            PathPrefix {
+                len: p.len() as u32,
+                _pad0: 0,
+                bytes,
+            }
         })
         .collect();
-    Ok(Resolved { uids: config.ignore_uids.clone(), exes, cgroups, prefixes })
+    Ok(Resolved {
+        uids: config.ignore_uids.clone(),
+        exes,
+        cgroups,
+        prefixes,
+    })
 }
 
 /// Writes the resolved lists into the loaded object's maps. The maps stay
@@ -88,21 +106,32 @@ pub fn install(ebpf: &mut Ebpf, r: &Resolved) -> Result<(), LoadError> {
     fill_hash(ebpf, names::IGNORE_EXES_MAP, &r.exes)?;
     fill_hash(ebpf, names::IGNORE_CGROUPS_MAP, &r.cgroups)?;
     let name = names::IGNORE_PREFIXES_MAP;
-    let map = ebpf.map_mut(name).ok_or(LoadError::Missing { what: "map", name })?;
+    let map = ebpf
+        .map_mut(name)
+        .ok_or(LoadError::Missing { what: "map", name })?;
     let mut prefixes: Array<&mut MapData, PathPrefix> =
         Array::try_from(map).map_err(|source| LoadError::Map { name, source })?;
     for (i, p) in r.prefixes.iter().enumerate() {
-        prefixes.set(i as u32, p, 0).map_err(|source| LoadError::Map { name, source })?;
+        prefixes
+            .set(i as u32, p, 0)
+            .map_err(|source| LoadError::Map { name, source })?;
     }
     Ok(())
 }
 
-fn fill_hash<K: aya::Pod>(ebpf: &mut Ebpf, name: &'static str, keys: &[K]) -> Result<(), LoadError> {
-    let map = ebpf.map_mut(name).ok_or(LoadError::Missing { what: "map", name })?;
+fn fill_hash<K: aya::Pod>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    keys: &[K],
+) -> Result<(), LoadError> {
+    let map = ebpf
+        .map_mut(name)
+        .ok_or(LoadError::Missing { what: "map", name })?;
     let mut hash: HashMap<&mut MapData, K, u8> =
         HashMap::try_from(map).map_err(|source| LoadError::Map { name, source })?;
     for key in keys {
-        hash.insert(key, 1, 0).map_err(|source| LoadError::Map { name, source })?;
+        hash.insert(key, 1, 0)
+            .map_err(|source| LoadError::Map { name, source })?;
     }
     Ok(())
 }
@@ -120,7 +149,11 @@ fn cgroup2_mount() -> Option<PathBuf> {
     mounts.lines().find_map(|line| {
         let (left, right) = line.split_once(" - ")?;
         (right.split_whitespace().next() == Some("cgroup2"))
-            .then(|| left.split_whitespace().nth(4).map(|m| Path::new(m).to_owned()))
+            .then(|| {
+                left.split_whitespace()
+                    .nth(4)
+                    .map(|m| Path::new(m).to_owned())
+            })
             .flatten()
     })
 }
@@ -138,14 +171,23 @@ mod tests {
 
     #[test]
     fn missing_entries_are_errors_naming_the_key() {
-        let config = FilterConfig { ignore_executables: vec!["/nonexistent/tool".into()], ..FilterConfig::default() };
+        let config = FilterConfig {
+            ignore_executables: vec!["/nonexistent/tool".into()],
+            ..FilterConfig::default()
+        };
         let err = resolve(&config).unwrap_err().to_string();
-        assert!(err.contains("filter.ignore_executables") && err.contains("/nonexistent/tool"), "{err}");
+        assert!(
+            err.contains("filter.ignore_executables") && err.contains("/nonexistent/tool"),
+            "{err}"
+        );
     }
 
     #[test]
     fn an_executable_resolves_to_its_inode() {
-        let config = FilterConfig { ignore_executables: vec!["/bin/sh".into()], ..FilterConfig::default() };
+        let config = FilterConfig {
+            ignore_executables: vec!["/bin/sh".into()],
+            ..FilterConfig::default()
+        };
         let r = resolve(&config).expect("resolves");
         let m = std::fs::metadata("/bin/sh").expect("stat");
         assert_eq!(r.exes[0].ino, m.ino(), "follows the symlink to the file");

@@ -42,7 +42,10 @@ pub enum LoadError {
         source: std::io::Error,
     },
     #[error("the eBPF object has no {what} named {name}")]
-    Missing { what: &'static str, name: &'static str },
+    Missing {
+        what: &'static str,
+        name: &'static str,
+    },
     #[error("program {program} ({hook}): {source}")]
     Program {
         program: &'static str,
@@ -128,9 +131,13 @@ impl EbpfSource {
         raise_memlock_limit();
         let resolved = offsets::resolve_running_kernel()?;
         let filter = filter::resolve(filter)?;
-        let probe_config = ProbeConfig { sensor_tgid: std::process::id(), filters: filter.flags() };
+        let probe_config = ProbeConfig {
+            sensor_tgid: std::process::id(),
+            filters: filter.flags(),
+        };
         // One scratch slot per possible CPU (the programs index it by CPU id).
-        let cpus = aya::util::nr_cpus().map_err(|(path, e)| LoadError::Cpus { path, source: e })? as u32;
+        let cpus =
+            aya::util::nr_cpus().map_err(|(path, e)| LoadError::Cpus { path, source: e })? as u32;
         let mut ebpf = EbpfLoader::new()
             .override_global(names::OFFSETS_GLOBAL, &resolved.offsets, true)
             .override_global(names::CONFIG_GLOBAL, &probe_config, true)
@@ -148,26 +155,37 @@ impl EbpfSource {
             (names::EXEC_STAGE_CGROUP, names::PROG_EXEC_CGROUP),
         ] {
             let program = load_raw_tracepoint(&mut ebpf, name, "tail call")?;
-            let fd = program
-                .fd()
-                .map_err(|source| LoadError::Program { program: name, hook: "tail call", source })?;
-            stages
-                .set(index, fd, 0)
-                .map_err(|source| LoadError::Map { name: names::EXEC_STAGES_MAP, source })?;
+            let fd = program.fd().map_err(|source| LoadError::Program {
+                program: name,
+                hook: "tail call",
+                source,
+            })?;
+            stages.set(index, fd, 0).map_err(|source| LoadError::Map {
+                name: names::EXEC_STAGES_MAP,
+                source,
+            })?;
         }
         for hook in HOOKS {
             load_raw_tracepoint(&mut ebpf, hook.program, hook.attach)?
                 .attach(hook.attach)
-                .map_err(|source| LoadError::Program { program: hook.program, hook: hook.attach, source })?;
+                .map_err(|source| LoadError::Program {
+                    program: hook.program,
+                    hook: hook.attach,
+                    source,
+                })?;
         }
         // Filters before any syscall hook is attached.
         filter::install(&mut ebpf, &filter)?;
         watched.install(&mut ebpf)?;
-        let enabled: Vec<EventKind> =
-            EventKind::ALL.into_iter().filter(|k| !config.disable.iter().any(|d| d == k.name())).collect();
+        let enabled: Vec<EventKind> = EventKind::ALL
+            .into_iter()
+            .filter(|k| !config.disable.iter().any(|d| d == k.name()))
+            .collect();
         let (syscalls, setattr_hook) = syscalls::attach(&mut ebpf, &enabled, &resolved.offsets)?;
         if let Some(Err(why)) = &setattr_hook {
-            tracing::info!("chmod/chown events come without the file's attributes from before the call: {why}");
+            tracing::info!(
+                "chmod/chown events come without the file's attributes from before the call: {why}"
+            );
         }
         let ring = take_map(&mut ebpf, names::EVENTS_MAP)?;
         let losses = take_map(&mut ebpf, names::LOSSES_MAP)?;
@@ -190,17 +208,31 @@ impl EbpfSource {
     /// per kind, only where non-zero.
     pub fn new_losses(&mut self) -> Result<Vec<(EventKind, u64)>, LoadError> {
         let slots = EventKind::ALL.map(|k| k as u32);
-        let deltas = PerCpuCounters { map: &self.losses, name: names::LOSSES_MAP }
-            .deltas(&slots, &mut self.last_losses)?;
-        Ok(EventKind::ALL.into_iter().zip(deltas).filter(|(_, d)| *d > 0).collect())
+        let deltas = PerCpuCounters {
+            map: &self.losses,
+            name: names::LOSSES_MAP,
+        }
+        .deltas(&slots, &mut self.last_losses)?;
+        Ok(EventKind::ALL
+            .into_iter()
+            .zip(deltas)
+            .filter(|(_, d)| *d > 0)
+            .collect())
     }
 
     /// In-kernel read failures since the last call, per kind, where non-zero.
     pub fn new_errors(&mut self) -> Result<Vec<(ProbeError, u64)>, LoadError> {
         let slots = ProbeError::ALL.map(|k| k as u32);
-        let deltas = PerCpuCounters { map: &self.errors, name: names::ERRORS_MAP }
-            .deltas(&slots, &mut self.last_errors)?;
-        Ok(ProbeError::ALL.into_iter().zip(deltas).filter(|(_, d)| *d > 0).collect())
+        let deltas = PerCpuCounters {
+            map: &self.errors,
+            name: names::ERRORS_MAP,
+        }
+        .deltas(&slots, &mut self.last_errors)?;
+        Ok(ProbeError::ALL
+            .into_iter()
+            .zip(deltas)
+            .filter(|(_, d)| *d > 0)
+            .collect())
     }
 }
 
@@ -217,7 +249,10 @@ impl PerCpuCounters<'_> {
             .iter()
             .zip(last.iter_mut())
             .map(|(slot, last)| {
-                let values = self.map.get(slot, 0).map_err(|source| LoadError::Map { name: self.name, source })?;
+                let values = self.map.get(slot, 0).map_err(|source| LoadError::Map {
+                    name: self.name,
+                    source,
+                })?;
                 let total = values.iter().fold(0u64, |a, v| a.wrapping_add(*v));
                 let delta = total.wrapping_sub(*last);
                 *last = total;
@@ -236,10 +271,21 @@ pub(crate) fn load_raw_tracepoint<'a>(
 ) -> Result<&'a mut RawTracePoint, LoadError> {
     let program: &mut RawTracePoint = ebpf
         .program_mut(name)
-        .ok_or(LoadError::Missing { what: "program", name })?
+        .ok_or(LoadError::Missing {
+            what: "program",
+            name,
+        })?
         .try_into()
-        .map_err(|source| LoadError::Program { program: name, hook, source })?;
-    program.load().map_err(|source| LoadError::Program { program: name, hook, source })?;
+        .map_err(|source| LoadError::Program {
+            program: name,
+            hook,
+            source,
+        })?;
+    program.load().map_err(|source| LoadError::Program {
+        program: name,
+        hook,
+        source,
+    })?;
     Ok(program)
 }
 
@@ -247,19 +293,26 @@ pub(crate) fn take_map<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, Load
 where
     T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
 {
-    let map = ebpf.take_map(name).ok_or(LoadError::Missing { what: "map", name })?;
+    let map = ebpf
+        .take_map(name)
+        .ok_or(LoadError::Missing { what: "map", name })?;
     T::try_from(map).map_err(|source| LoadError::Map { name, source })
 }
-
 
 /// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK; lift it so a
 /// 16 MiB ring buffer loads there too. Later kernels ignore it.
 fn raise_memlock_limit() {
-    let unlimited = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+    let unlimited = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
     // SAFETY: setrlimit reads a valid rlimit struct; failure is harmless
     // (on new kernels the limit does not apply).
     let ret = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) };
     if ret != 0 {
-        tracing::debug!("could not raise RLIMIT_MEMLOCK: {}", std::io::Error::last_os_error());
+        tracing::debug!(
+            "could not raise RLIMIT_MEMLOCK: {}",
+            std::io::Error::last_os_error()
+        );
     }
 }

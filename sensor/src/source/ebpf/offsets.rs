@@ -65,9 +65,14 @@ pub fn resolve_running_kernel() -> Result<ResolvedOffsets, OffsetsError> {
 pub fn resolve_from_file(path: &Path) -> Result<ResolvedOffsets, OffsetsError> {
     let btf = btf::open(path).map_err(|source| match source {
         btf_rs::Error::IO(ref e) if e.kind() == std::io::ErrorKind::NotFound => {
-            OffsetsError::BtfMissing { path: path.to_owned() }
+            OffsetsError::BtfMissing {
+                path: path.to_owned(),
+            }
         }
-        source => OffsetsError::BtfUnreadable { path: path.to_owned(), source },
+        source => OffsetsError::BtfUnreadable {
+            path: path.to_owned(),
+            source,
+        },
     })?;
     resolve_btf(&btf, CgroupMode::detect())
 }
@@ -85,7 +90,11 @@ pub fn resolve_btf(btf: &Btf, cgroup_mode: CgroupMode) -> Result<ResolvedOffsets
                 match spec.need {
                     Need::Required => required_missing.push(absent.describe(spec)),
                     Need::Optional => {
-                        tracing::debug!(field = spec.field, "kernel lacks {}", absent.describe(spec));
+                        tracing::debug!(
+                            field = spec.field,
+                            "kernel lacks {}",
+                            absent.describe(spec)
+                        );
                         missing.push(spec.field);
                     }
                 }
@@ -95,11 +104,17 @@ pub fn resolve_btf(btf: &Btf, cgroup_mode: CgroupMode) -> Result<ResolvedOffsets
         values.insert(spec.field, value);
     }
     if !required_missing.is_empty() {
-        return Err(OffsetsError::Required { fields: required_missing });
+        return Err(OffsetsError::Required {
+            fields: required_missing,
+        });
     }
     let subsys_ids = btf::enumerators(btf, "cgroup_subsys_id").map_err(OffsetsError::Malformed)?;
-    let hierarchy =
-        choose_cgroup_hierarchy(cgroup_mode, |name| subsys_ids.iter().find(|(n, _)| n == name).map(|(_, id)| *id));
+    let hierarchy = choose_cgroup_hierarchy(cgroup_mode, |name| {
+        subsys_ids
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, id)| *id)
+    });
     if hierarchy == CgroupHierarchy::V1Unknown {
         // cgroup v1 in use but none of the controllers we know: events
         // fall back to the default hierarchy, whose path on v1 is "/".
@@ -115,7 +130,11 @@ pub fn resolve_btf(btf: &Btf, cgroup_mode: CgroupMode) -> Result<ResolvedOffsets
             OFFSET_MISSING
         }
     };
-    let offsets = assemble(|field| values[field], hierarchy.subsys_index(), setattr_dentry_arg);
+    let offsets = assemble(
+        |field| values[field],
+        hierarchy.subsys_index(),
+        setattr_dentry_arg,
+    );
     Ok(ResolvedOffsets { offsets, missing })
 }
 
@@ -139,7 +158,11 @@ impl CgroupMode {
     /// cgroup.controllers exists only at the root of a cgroup2 mount, so its
     /// presence at the usual root means the unified hierarchy is the one.
     fn detect_at(root: &Path) -> CgroupMode {
-        if root.join("cgroup.controllers").exists() { CgroupMode::Unified } else { CgroupMode::Legacy }
+        if root.join("cgroup.controllers").exists() {
+            CgroupMode::Unified
+        } else {
+            CgroupMode::Legacy
+        }
     }
 }
 
@@ -149,7 +172,10 @@ pub enum CgroupHierarchy {
     /// `css_set.dfl_cgrp`, the cgroup v2 hierarchy.
     Unified,
     /// `css_set.subsys[index]`, the hierarchy of one v1 controller.
-    V1 { controller: &'static str, index: u32 },
+    V1 {
+        controller: &'static str,
+        index: u32,
+    },
     /// v1 in use but the kernel has none of the controllers we look for.
     V1Unknown,
 }
@@ -171,7 +197,10 @@ pub const V1_HIERARCHIES: [&str; 3] = ["memory_cgrp_id", "pids_cgrp_id", "cpu_cg
 
 /// Picks the hierarchy from the host's cgroup mode and the kernel's
 /// controller ids (`subsys_id` maps an enumerator name to its value).
-pub fn choose_cgroup_hierarchy(mode: CgroupMode, subsys_id: impl Fn(&str) -> Option<u64>) -> CgroupHierarchy {
+pub fn choose_cgroup_hierarchy(
+    mode: CgroupMode,
+    subsys_id: impl Fn(&str) -> Option<u64>,
+) -> CgroupHierarchy {
     match mode {
         CgroupMode::Unified => CgroupHierarchy::Unified,
         CgroupMode::Legacy => V1_HIERARCHIES
@@ -179,7 +208,9 @@ pub fn choose_cgroup_hierarchy(mode: CgroupMode, subsys_id: impl Fn(&str) -> Opt
             .find_map(|&controller| {
                 // An index is small (below CGROUP_SUBSYS_COUNT); anything
                 // else, or the u32 that means "missing", is not one.
-                let index = u32::try_from(subsys_id(controller)?).ok().filter(|&i| i != OFFSET_MISSING)?;
+                let index = u32::try_from(subsys_id(controller)?)
+                    .ok()
+                    .filter(|&i| i != OFFSET_MISSING)?;
                 Some(CgroupHierarchy::V1 { controller, index })
             })
             .unwrap_or(CgroupHierarchy::V1Unknown),
@@ -369,12 +400,16 @@ struct StructCache<'a> {
 
 impl<'a> StructCache<'a> {
     fn new(btf: &'a Btf) -> Self {
-        StructCache { btf, structs: HashMap::new() }
+        StructCache {
+            btf,
+            structs: HashMap::new(),
+        }
     }
 
     fn find(&mut self, spec: &FieldSpec) -> Result<Found, OffsetsError> {
         if !self.structs.contains_key(spec.strukt) {
-            let found = btf::structs_named(self.btf, spec.strukt).map_err(OffsetsError::Malformed)?;
+            let found =
+                btf::structs_named(self.btf, spec.strukt).map_err(OffsetsError::Malformed)?;
             self.structs.insert(spec.strukt, found);
         }
         let candidates = &self.structs[spec.strukt];
@@ -386,7 +421,11 @@ impl<'a> StructCache<'a> {
         for name in spec.members {
             for s in candidates {
                 if let Some(at) = btf::member(self.btf, s, name).map_err(OffsetsError::Malformed)? {
-                    return Ok(if at.bitfield { Found::Bitfield } else { Found::At(at.bits / 8) });
+                    return Ok(if at.bitfield {
+                        Found::Bitfield
+                    } else {
+                        Found::At(at.bits / 8)
+                    });
                 }
             }
         }
@@ -440,7 +479,10 @@ mod tests {
 
         fn renamed(mut self, strukt: &str, from: &str, to: &'static str) -> Self {
             let members = self.structs.get_mut(strukt).expect("struct in the table");
-            members.iter_mut().filter(|(m, _)| *m == from).for_each(|(m, _)| *m = to);
+            members
+                .iter_mut()
+                .filter(|(m, _)| *m == from)
+                .for_each(|(m, _)| *m = to);
             self
         }
 
@@ -457,14 +499,20 @@ mod tests {
             let mut b = BtfBuilder::new();
             let u64_t = b.int("u64", 8);
             for (name, members) in &self.structs {
-                let members: Vec<M> = members.iter().map(|(m, off)| M(m, u64_t, off * 8, 0)).collect();
+                let members: Vec<M> = members
+                    .iter()
+                    .map(|(m, off)| M(m, u64_t, off * 8, 0))
+                    .collect();
                 b.strukt(name, 8 * (members.len() as u32 + 2), &members);
             }
             if !self.subsys_ids.is_empty() {
                 b.enumeration("cgroup_subsys_id", &self.subsys_ids);
             }
             // 5.12+: an idmap (user namespace before 6.3) in front of the dentry.
-            b.function("security_inode_setattr", &[("idmap", u64_t), ("dentry", u64_t), ("attr", u64_t)]);
+            b.function(
+                "security_inode_setattr",
+                &[("idmap", u64_t), ("dentry", u64_t), ("attr", u64_t)],
+            );
             b.btf()
         }
     }
@@ -474,7 +522,11 @@ mod tests {
         // assemble() already fails to compile otherwise; this pins the one
         // field resolved outside the table.
         let words = std::mem::size_of::<KernelOffsets>() / 4;
-        assert_eq!(FIELDS.len() + 2, words, "the table plus cgroup_subsys_index and setattr_dentry_arg");
+        assert_eq!(
+            FIELDS.len() + 2,
+            words,
+            "the table plus cgroup_subsys_index and setattr_dentry_arg"
+        );
     }
 
     #[test]
@@ -483,12 +535,20 @@ mod tests {
         let r = resolve_btf(&kernel.btf(), CgroupMode::Legacy).expect("resolves");
         assert!(r.missing.is_empty(), "missing: {:?}", r.missing);
         for spec in FIELDS {
-            assert_eq!(field_value(&r.offsets, spec.field), kernel.offset_of(spec), "{}", spec.field);
+            assert_eq!(
+                field_value(&r.offsets, spec.field),
+                kernel.offset_of(spec),
+                "{}",
+                spec.field
+            );
         }
         assert_eq!(r.offsets.cgroup_subsys_index, 4, "memory_cgrp_id");
         assert_eq!(r.offsets.setattr_dentry_arg, 1, "dentry after the idmap");
         let unified = resolve_btf(&kernel.btf(), CgroupMode::Unified).expect("resolves");
-        assert_eq!(unified.offsets.cgroup_subsys_index, OFFSET_MISSING, "v2: dfl_cgrp");
+        assert_eq!(
+            unified.offsets.cgroup_subsys_index, OFFSET_MISSING,
+            "v2: dfl_cgrp"
+        );
         assert!(unified.missing.is_empty());
     }
 
@@ -496,7 +556,9 @@ mod tests {
     fn a_missing_required_field_is_an_error_naming_it() {
         let btf = FakeKernel::complete().without("mm_struct", "arg_end").btf();
         let err = resolve_btf(&btf, CgroupMode::Unified).expect_err("arg_end is required");
-        let OffsetsError::Required { fields } = &err else { panic!("wrong error: {err}") };
+        let OffsetsError::Required { fields } = &err else {
+            panic!("wrong error: {err}")
+        };
         assert_eq!(fields, &["mm_struct.arg_end [no such member]"]);
         assert!(err.to_string().contains("mm_struct.arg_end"), "{err}");
     }
@@ -508,7 +570,12 @@ mod tests {
         let kernel = kernel.without("task_struct", "start_boottime");
         let err = resolve_btf(&kernel.btf(), CgroupMode::Unified).expect_err("cred is required");
         let message = err.to_string();
-        for name in ["cred.uid", "cred.fsgid", "[no such struct]", "task_struct.start_boottime (or real_start_time)"] {
+        for name in [
+            "cred.uid",
+            "cred.fsgid",
+            "[no such struct]",
+            "task_struct.start_boottime (or real_start_time)",
+        ] {
             assert!(message.contains(name), "{name} not in: {message}");
         }
     }
@@ -516,7 +583,10 @@ mod tests {
     #[test]
     fn a_missing_optional_field_is_listed_by_its_offsets_name() {
         // A kernel without CONFIG_AUDIT.
-        let btf = FakeKernel::complete().without("task_struct", "loginuid").without("task_struct", "sessionid").btf();
+        let btf = FakeKernel::complete()
+            .without("task_struct", "loginuid")
+            .without("task_struct", "sessionid")
+            .btf();
         let r = resolve_btf(&btf, CgroupMode::Unified).expect("loginuid is optional");
         assert_eq!(r.missing, ["task_loginuid", "task_sessionid"]);
         assert_eq!(r.offsets.task_loginuid, OFFSET_MISSING);
@@ -527,25 +597,36 @@ mod tests {
     #[test]
     fn older_kernels_names_are_followed() {
         // Before 5.5: real_start_time. Before 6.15: kernfs_node.parent.
-        let kernel = FakeKernel::complete().renamed("task_struct", "start_boottime", "real_start_time").renamed(
-            "kernfs_node",
-            "__parent",
-            "parent",
-        );
+        let kernel = FakeKernel::complete()
+            .renamed("task_struct", "start_boottime", "real_start_time")
+            .renamed("kernfs_node", "__parent", "parent");
         let r = resolve_btf(&kernel.btf(), CgroupMode::Unified).expect("resolves");
         assert!(r.missing.is_empty(), "missing: {:?}", r.missing);
         let spec = |field| FIELDS.iter().find(|s| s.field == field).expect("in table");
-        assert_eq!(r.offsets.task_start_boottime, kernel.offset_of(spec("task_start_boottime")));
-        assert_eq!(r.offsets.kernfs_parent, kernel.offset_of(spec("kernfs_parent")));
+        assert_eq!(
+            r.offsets.task_start_boottime,
+            kernel.offset_of(spec("task_start_boottime"))
+        );
+        assert_eq!(
+            r.offsets.kernfs_parent,
+            kernel.offset_of(spec("kernfs_parent"))
+        );
     }
 
     #[test]
     fn a_required_field_that_became_a_bitfield_is_refused() {
         let mut b = BtfBuilder::new();
         let u32_t = b.int("u32", 4);
-        b.strukt("task_struct", 8, &[M("pid", u32_t, 0, 20), M("tgid", u32_t, 32, 0)]);
+        b.strukt(
+            "task_struct",
+            8,
+            &[M("pid", u32_t, 0, 20), M("tgid", u32_t, 32, 0)],
+        );
         let err = resolve_btf(&b.btf(), CgroupMode::Unified).expect_err("pid is a bitfield");
-        assert!(err.to_string().contains("task_struct.pid [a bitfield"), "{err}");
+        assert!(
+            err.to_string().contains("task_struct.pid [a bitfield"),
+            "{err}"
+        );
         assert!(!err.to_string().contains("task_struct.tgid"), "{err}");
     }
 
@@ -571,22 +652,46 @@ mod tests {
             "cpu_cgrp_id" => Some(1),
             _ => None,
         };
-        assert_eq!(choose_cgroup_hierarchy(CgroupMode::Unified, ids), CgroupHierarchy::Unified);
+        assert_eq!(
+            choose_cgroup_hierarchy(CgroupMode::Unified, ids),
+            CgroupHierarchy::Unified
+        );
         assert_eq!(
             choose_cgroup_hierarchy(CgroupMode::Legacy, ids),
-            CgroupHierarchy::V1 { controller: "memory_cgrp_id", index: 4 }
+            CgroupHierarchy::V1 {
+                controller: "memory_cgrp_id",
+                index: 4
+            }
         );
         // Without CONFIG_MEMCG: pids, then cpu.
         let no_memcg = |n: &str| if n == "memory_cgrp_id" { None } else { ids(n) };
-        assert_eq!(choose_cgroup_hierarchy(CgroupMode::Legacy, no_memcg).subsys_index(), 11);
+        assert_eq!(
+            choose_cgroup_hierarchy(CgroupMode::Legacy, no_memcg).subsys_index(),
+            11
+        );
         let only_cpu = |n: &str| (n == "cpu_cgrp_id").then_some(1);
-        assert_eq!(choose_cgroup_hierarchy(CgroupMode::Legacy, only_cpu).subsys_index(), 1);
-        assert_eq!(choose_cgroup_hierarchy(CgroupMode::Legacy, |_| None), CgroupHierarchy::V1Unknown);
+        assert_eq!(
+            choose_cgroup_hierarchy(CgroupMode::Legacy, only_cpu).subsys_index(),
+            1
+        );
+        assert_eq!(
+            choose_cgroup_hierarchy(CgroupMode::Legacy, |_| None),
+            CgroupHierarchy::V1Unknown
+        );
         assert_eq!(CgroupHierarchy::Unified.subsys_index(), OFFSET_MISSING);
         assert_eq!(CgroupHierarchy::V1Unknown.subsys_index(), OFFSET_MISSING);
         // A value that cannot be an index is not taken for one.
-        let huge = |n: &str| if n == "memory_cgrp_id" { Some(1 << 40) } else { ids(n) };
-        assert_eq!(choose_cgroup_hierarchy(CgroupMode::Legacy, huge).subsys_index(), 11);
+        let huge = |n: &str| {
+            if n == "memory_cgrp_id" {
+                Some(1 << 40)
+            } else {
+                ids(n)
+            }
+        };
+        assert_eq!(
+            choose_cgroup_hierarchy(CgroupMode::Legacy, huge).subsys_index(),
+            11
+        );
     }
 
     #[test]
@@ -609,7 +714,10 @@ mod tests {
         let err = resolve_from_file(Path::new("/nonexistent/vmlinux")).expect_err("no such file");
         assert!(matches!(err, OffsetsError::BtfMissing { .. }), "{err:?}");
         let message = err.to_string();
-        assert!(message.contains("/nonexistent/vmlinux") && message.contains("CONFIG_DEBUG_INFO_BTF"), "{message}");
+        assert!(
+            message.contains("/nonexistent/vmlinux") && message.contains("CONFIG_DEBUG_INFO_BTF"),
+            "{message}"
+        );
     }
 
     // ---- This kernel --------------------------------------------------------
@@ -618,16 +726,23 @@ mod tests {
     /// reason printed) on a kernel without it.
     fn kernel_btf() -> Option<&'static Btf> {
         static BTF: OnceLock<Option<Btf>> = OnceLock::new();
-        let btf = BTF.get_or_init(|| btf::open(Path::new(VMLINUX_BTF)).ok()).as_ref();
+        let btf = BTF
+            .get_or_init(|| btf::open(Path::new(VMLINUX_BTF)).ok())
+            .as_ref();
         if btf.is_none() {
-            eprintln!("SKIPPED: {VMLINUX_BTF} is not readable (kernel without CONFIG_DEBUG_INFO_BTF?)");
+            eprintln!(
+                "SKIPPED: {VMLINUX_BTF} is not readable (kernel without CONFIG_DEBUG_INFO_BTF?)"
+            );
         }
         btf
     }
 
     fn struct_size(btf: &Btf, name: &str) -> u32 {
         let found = btf::structs_named(btf, name).expect("lookup");
-        found.first().unwrap_or_else(|| panic!("struct {name}")).size() as u32
+        found
+            .first()
+            .unwrap_or_else(|| panic!("struct {name}"))
+            .size() as u32
     }
 
     #[test]
@@ -635,16 +750,23 @@ mod tests {
         if kernel_btf().is_none() {
             return;
         }
-        let r = resolve_running_kernel().unwrap_or_else(|e| panic!("this kernel's BTF resolves: {e}"));
+        let r =
+            resolve_running_kernel().unwrap_or_else(|e| panic!("this kernel's BTF resolves: {e}"));
         // Which optional fields a kernel lacks depends on its config; the
         // bpftool test checks that each absence is real.
-        eprintln!("cgroup mode {:?}; optional fields missing: {:?}", CgroupMode::detect(), r.missing);
+        eprintln!(
+            "cgroup mode {:?}; optional fields missing: {:?}",
+            CgroupMode::detect(),
+            r.missing
+        );
     }
 
     #[test]
     fn offsets_on_this_kernel_obey_layouts_that_hold_on_every_kernel() {
         let Some(btf) = kernel_btf() else { return };
-        let o = resolve_btf(btf, CgroupMode::Legacy).expect("resolves").offsets;
+        let o = resolve_btf(btf, CgroupMode::Legacy)
+            .expect("resolves")
+            .offsets;
         // `pid_t pid; pid_t tgid;` are adjacent in task_struct, randomized or not
         // (they sit outside the randomized part).
         assert_eq!(o.task_tgid, o.task_pid + 4);
@@ -654,7 +776,15 @@ mod tests {
         assert_eq!((o.path_mnt, o.path_dentry), (0, 8));
         // kuid_t uid, gid, suid, sgid, euid, egid, fsuid, fsgid: consecutive.
         assert_eq!(
-            [o.cred_gid, o.cred_suid, o.cred_sgid, o.cred_euid, o.cred_egid, o.cred_fsuid, o.cred_fsgid],
+            [
+                o.cred_gid,
+                o.cred_suid,
+                o.cred_sgid,
+                o.cred_euid,
+                o.cred_egid,
+                o.cred_fsuid,
+                o.cred_fsgid
+            ],
             [4, 8, 12, 16, 20, 24, 28].map(|d| o.cred_uid + d)
         );
         assert_eq!(o.mm_arg_end, o.mm_arg_start + 8);
@@ -673,11 +803,19 @@ mod tests {
         }
         // signal_live is read as the atomic_t's int: counter must be at 0.
         let atomic = btf.resolve_types_by_name("atomic_t").expect("lookup");
-        let Some(btf_rs::Type::Typedef(td)) = atomic.first() else { panic!("atomic_t is a typedef") };
-        let btf_rs::Type::Struct(s) = btf.resolve_chained_type(td).expect("atomic_t's struct") else {
+        let Some(btf_rs::Type::Typedef(td)) = atomic.first() else {
+            panic!("atomic_t is a typedef")
+        };
+        let btf_rs::Type::Struct(s) = btf.resolve_chained_type(td).expect("atomic_t's struct")
+        else {
             panic!("atomic_t is a typedef of a struct")
         };
-        assert_eq!(btf::member(btf, &s, "counter").expect("lookup").map(|m| m.bits), Some(0));
+        assert_eq!(
+            btf::member(btf, &s, "counter")
+                .expect("lookup")
+                .map(|m| m.bits),
+            Some(0)
+        );
     }
 
     // ---- Cross-check with bpftool ---------------------------------------------
@@ -713,7 +851,11 @@ mod tests {
                 let (kind, rest) = rest.split_once(" '").expect("KIND 'name'");
                 let (name, rest) = rest.split_once('\'').expect("closing quote");
                 let a = attrs(rest);
-                let num = |k: &str| a.get(k).map(|v| v.parse::<u64>().expect("number")).unwrap_or(0);
+                let num = |k: &str| {
+                    a.get(k)
+                        .map(|v| v.parse::<u64>().expect("number"))
+                        .unwrap_or(0)
+                };
                 let id: u32 = id.parse().expect("type id");
                 types.insert(
                     id,
@@ -733,10 +875,17 @@ mod tests {
                 let t = types.get_mut(&id).expect("current type");
                 if let Some(val) = a.get("val") {
                     // ENUM64 values carry a C suffix: 4ULL.
-                    let val = val.trim_end_matches(['U', 'L']).parse().expect("enum value");
+                    let val = val
+                        .trim_end_matches(['U', 'L'])
+                        .parse()
+                        .expect("enum value");
                     t.enumerators.push((name.to_string(), val));
                 } else if let Some(bits) = a.get("bits_offset") {
-                    let num = |k: &str| a.get(k).map(|v| v.parse::<u32>().expect("number")).unwrap_or(0);
+                    let num = |k: &str| {
+                        a.get(k)
+                            .map(|v| v.parse::<u32>().expect("number"))
+                            .unwrap_or(0)
+                    };
                     t.members.push((
                         name.to_string(),
                         num("type_id"),
@@ -753,7 +902,12 @@ mod tests {
     fn raw_peel(types: &HashMap<u32, RawType>, mut id: u32) -> u32 {
         loop {
             match types.get(&id) {
-                Some(t) if matches!(t.kind.as_str(), "TYPEDEF" | "CONST" | "VOLATILE" | "RESTRICT" | "TYPE_TAG") => {
+                Some(t)
+                    if matches!(
+                        t.kind.as_str(),
+                        "TYPEDEF" | "CONST" | "VOLATILE" | "RESTRICT" | "TYPE_TAG"
+                    ) =>
+                {
                     id = t.type_id
                 }
                 _ => return id,
@@ -790,7 +944,9 @@ mod tests {
     #[test]
     fn offsets_on_this_kernel_match_bpftool() {
         let Some(btf) = kernel_btf() else { return };
-        let output = match Command::new("bpftool").args(["btf", "dump", "file", VMLINUX_BTF, "format", "raw"]).output()
+        let output = match Command::new("bpftool")
+            .args(["btf", "dump", "file", VMLINUX_BTF, "format", "raw"])
+            .output()
         {
             Ok(output) if output.status.success() => output,
             Ok(output) => {
@@ -799,34 +955,58 @@ mod tests {
                 return;
             }
             Err(e) => {
-                eprintln!("SKIPPED: bpftool is not installed ({e}); `apt-get install bpftool` to run this check");
+                eprintln!(
+                    "SKIPPED: bpftool is not installed ({e}); `apt-get install bpftool` to run this check"
+                );
                 return;
             }
         };
         let types = parse_raw(&String::from_utf8(output.stdout).expect("utf-8 dump"));
         let ours = resolve_btf(btf, CgroupMode::Legacy).expect("resolves");
         for spec in FIELDS {
-            let candidates: Vec<u32> =
-                types.iter().filter(|(_, t)| t.kind == "STRUCT" && t.name == spec.strukt).map(|(id, _)| *id).collect();
-            let found = spec
-                .members
+            let candidates: Vec<u32> = types
                 .iter()
-                .find_map(|m| candidates.iter().find_map(|id| raw_member(&types, *id, m).map(|f| (*id, f))));
+                .filter(|(_, t)| t.kind == "STRUCT" && t.name == spec.strukt)
+                .map(|(id, _)| *id)
+                .collect();
+            let found = spec.members.iter().find_map(|m| {
+                candidates
+                    .iter()
+                    .find_map(|id| raw_member(&types, *id, m).map(|f| (*id, f)))
+            });
             let value = field_value(&ours.offsets, spec.field);
             match found {
                 Some((struct_id, (bits, type_id))) => {
-                    assert_eq!(bits % 8, 0, "{} is not byte-aligned per bpftool", spec.field);
+                    assert_eq!(
+                        bits % 8,
+                        0,
+                        "{} is not byte-aligned per bpftool",
+                        spec.field
+                    );
                     assert_eq!(value, bits / 8, "{}: ours vs bpftool", spec.field);
                     let end = u64::from(value) + raw_size(&types, type_id);
-                    assert!(end <= types[&struct_id].size, "{} ends at {end}, past its struct", spec.field);
+                    assert!(
+                        end <= types[&struct_id].size,
+                        "{} ends at {end}, past its struct",
+                        spec.field
+                    );
                 }
-                None => assert_eq!(value, OFFSET_MISSING, "{}: bpftool has no such member", spec.field),
+                None => assert_eq!(
+                    value, OFFSET_MISSING,
+                    "{}: bpftool has no such member",
+                    spec.field
+                ),
             }
         }
         let memory = types
             .values()
             .filter(|t| t.kind == "ENUM" && t.name == "cgroup_subsys_id")
-            .find_map(|t| t.enumerators.iter().find(|(n, _)| n == "memory_cgrp_id").map(|(_, v)| *v as u32));
+            .find_map(|t| {
+                t.enumerators
+                    .iter()
+                    .find(|(n, _)| n == "memory_cgrp_id")
+                    .map(|(_, v)| *v as u32)
+            });
         if let Some(memory) = memory {
             assert_eq!(ours.offsets.cgroup_subsys_index, memory, "memory_cgrp_id");
         }

@@ -106,7 +106,9 @@ pub const FAMILIES: &[Family] = &[
         kind: EventKind::Net,
         why: "the caller's sockaddr at entry, the socket's ends at exit; raw_tracepoint/inet_sock_set_state \
               reports how non-blocking connects end",
-        preferred: Some("lsm/socket_connect (not built yet): the address after the kernel copied it"),
+        preferred: Some(
+            "lsm/socket_connect (not built yet): the address after the kernel copied it",
+        ),
     },
     Family {
         kind: EventKind::System,
@@ -124,9 +126,15 @@ pub const FAMILIES: &[Family] = &[
 /// it lacks (tracefs must be mounted; see `ensure_tracefs`).
 pub fn available(kind: EventKind) -> (Vec<&'static str>, Vec<&'static str>) {
     ensure_tracefs();
-    let (present, absent): (Vec<SyscallOp>, Vec<SyscallOp>) =
-        SyscallOp::ALL.into_iter().filter(|op| op.kind() == kind && number(*op).is_some()).partition(|op| {
-            std::path::Path::new(&format!("/sys/kernel/tracing/events/syscalls/sys_enter_{}", op.tracepoint())).exists()
+    let (present, absent): (Vec<SyscallOp>, Vec<SyscallOp>) = SyscallOp::ALL
+        .into_iter()
+        .filter(|op| op.kind() == kind && number(*op).is_some())
+        .partition(|op| {
+            std::path::Path::new(&format!(
+                "/sys/kernel/tracing/events/syscalls/sys_enter_{}",
+                op.tracepoint()
+            ))
+            .exists()
         });
     let names = |ops: Vec<SyscallOp>| ops.into_iter().map(SyscallOp::name).collect();
     (names(present), names(absent))
@@ -167,25 +175,46 @@ pub fn attach(
     ensure_tracefs();
     let mut ops: Array<MapData, u32> = take_map(ebpf, names::SYSCALL_OPS_MAP)?;
     let mut traced = Vec::new();
-    for kind in [EventKind::FileAttr, EventKind::FileWrite, EventKind::Cred, EventKind::Net, EventKind::System] {
+    for kind in [
+        EventKind::FileAttr,
+        EventKind::FileWrite,
+        EventKind::Cred,
+        EventKind::Net,
+        EventKind::System,
+    ] {
         if !enabled.contains(&kind) {
             continue;
         }
         match kind {
             EventKind::FileAttr => traced_setattr = Some(attach_setattr(ebpf, offsets)),
             // Before any connect can return EINPROGRESS.
-            EventKind::Net => attach_raw(ebpf, names::PROG_NET_STATE, names::TP_INET_SOCK_SET_STATE)?,
-            EventKind::System => attach_raw(ebpf, names::PROG_SIGNAL_SENSOR, names::TP_SIGNAL_GENERATE)?,
+            EventKind::Net => {
+                attach_raw(ebpf, names::PROG_NET_STATE, names::TP_INET_SOCK_SET_STATE)?
+            }
+            EventKind::System => {
+                attach_raw(ebpf, names::PROG_SIGNAL_SENSOR, names::TP_SIGNAL_GENERATE)?
+            }
             _ => {}
         }
         let (enter, exit) = programs(kind);
         for name in [enter, exit] {
             let program: &mut TracePoint = ebpf
                 .program_mut(name)
-                .ok_or(LoadError::Missing { what: "program", name })?
+                .ok_or(LoadError::Missing {
+                    what: "program",
+                    name,
+                })?
                 .try_into()
-                .map_err(|source| LoadError::Program { program: name, hook: "syscalls", source })?;
-            program.load().map_err(|source| LoadError::Program { program: name, hook: "syscalls", source })?;
+                .map_err(|source| LoadError::Program {
+                    program: name,
+                    hook: "syscalls",
+                    source,
+                })?;
+            program.load().map_err(|source| LoadError::Program {
+                program: name,
+                hook: "syscalls",
+                source,
+            })?;
         }
         for op in SyscallOp::ALL.into_iter().filter(|op| op.kind() == kind) {
             let status = attach_one(ebpf, &mut ops, op, enter, exit);
@@ -212,8 +241,12 @@ fn attach_setattr(ebpf: &mut Ebpf, offsets: &sensor_common::KernelOffsets) -> Ho
         .ok_or_else(|| format!("program {name} missing"))?
         .try_into()
         .map_err(|e| format!("{name}: {e}"))?;
-    program.load(names::FN_SECURITY_INODE_SETATTR, &btf).map_err(|e| format!("fentry refused: {e}"))?;
-    program.attach().map_err(|e| format!("fentry attach: {e}"))?;
+    program
+        .load(names::FN_SECURITY_INODE_SETATTR, &btf)
+        .map_err(|e| format!("fentry refused: {e}"))?;
+    program
+        .attach()
+        .map_err(|e| format!("fentry attach: {e}"))?;
     Ok(())
 }
 
@@ -222,7 +255,11 @@ fn attach_setattr(ebpf: &mut Ebpf, offsets: &sensor_common::KernelOffsets) -> Ho
 fn attach_raw(ebpf: &mut Ebpf, name: &'static str, hook: &'static str) -> Result<(), LoadError> {
     super::load_raw_tracepoint(ebpf, name, hook)?
         .attach(hook)
-        .map_err(|source| LoadError::Program { program: name, hook, source })?;
+        .map_err(|source| LoadError::Program {
+            program: name,
+            hook,
+            source,
+        })?;
     Ok(())
 }
 
@@ -234,8 +271,12 @@ fn attach_one(
     exit: &'static str,
 ) -> Result<(), String> {
     let nr = number(op).ok_or("no such syscall on this architecture")?;
-    let slot = u32::try_from(nr).ok().filter(|n| *n < SYSCALL_SLOTS).ok_or(format!("syscall number {nr} out of range"))?;
-    ops.set(slot, op as u32, 0).map_err(|e| format!("SYSCALL_OPS: {e}"))?;
+    let slot = u32::try_from(nr)
+        .ok()
+        .filter(|n| *n < SYSCALL_SLOTS)
+        .ok_or(format!("syscall number {nr} out of range"))?;
+    ops.set(slot, op as u32, 0)
+        .map_err(|e| format!("SYSCALL_OPS: {e}"))?;
     // Exit first: an entry whose exit is not attached yet would leave a
     // stale in-flight entry behind.
     for (program, prefix) in [(exit, "sys_exit_"), (enter, "sys_enter_")] {
@@ -244,7 +285,8 @@ fn attach_one(
             .and_then(|p| p.try_into().ok())
             .ok_or_else(|| format!("program {program} missing"))?;
         let event = format!("{prefix}{}", op.tracepoint());
-        tp.attach("syscalls", &event).map_err(|e| format!("tracepoint syscalls:{event}: {e}"))?;
+        tp.attach("syscalls", &event)
+            .map_err(|e| format!("tracepoint syscalls:{event}: {e}"))?;
     }
     Ok(())
 }
@@ -262,7 +304,9 @@ fn ensure_tracefs() {
         Some("tracefs"),
         dir,
         Some("tracefs"),
-        nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV | nix::mount::MsFlags::MS_NOEXEC,
+        nix::mount::MsFlags::MS_NOSUID
+            | nix::mount::MsFlags::MS_NODEV
+            | nix::mount::MsFlags::MS_NOEXEC,
         None::<&str>,
     );
     match result {
@@ -270,4 +314,3 @@ fn ensure_tracefs() {
         Err(e) => tracing::warn!("cannot mount tracefs at /sys/kernel/tracing: {e}"),
     }
 }
-

@@ -34,7 +34,9 @@ impl Watched {
         let mut w = Watched::default();
         for p in paths {
             let meta = std::fs::metadata(&p).ok();
-            let is_dir = meta.as_ref().map_or(p.as_os_str().as_bytes().ends_with(b"/"), |m| m.is_dir());
+            let is_dir = meta
+                .as_ref()
+                .map_or(p.as_os_str().as_bytes().ends_with(b"/"), |m| m.is_dir());
             let mut text = p.as_os_str().as_bytes().to_vec();
             if is_dir && !text.ends_with(b"/") {
                 text.push(b'/');
@@ -52,10 +54,18 @@ impl Watched {
                 continue;
             }
             if let Some(m) = meta {
-                w.inodes.push(ExeKey { ino: m.ino(), dev: kernel_dev(m.dev()), _pad0: 0 });
+                w.inodes.push(ExeKey {
+                    ino: m.ino(),
+                    dev: kernel_dev(m.dev()),
+                    _pad0: 0,
+                });
                 if !is_dir {
                     if let Some(parent) = p.parent().and_then(|d| std::fs::metadata(d).ok()) {
-                        w.parents.push(ExeKey { ino: parent.ino(), dev: kernel_dev(parent.dev()), _pad0: 0 });
+                        w.parents.push(ExeKey {
+                            ino: parent.ino(),
+                            dev: kernel_dev(parent.dev()),
+                            _pad0: 0,
+                        });
                     }
                 }
             }
@@ -68,30 +78,50 @@ impl Watched {
     pub fn matching(&self, path: &[u8]) -> Option<&[u8]> {
         self.paths
             .iter()
-            .find(|w| if w.ends_with(b"/") { path.starts_with(w) || path == &w[..w.len() - 1] } else { path == w.as_slice() })
+            .find(|w| {
+                if w.ends_with(b"/") {
+                    path.starts_with(w) || path == &w[..w.len() - 1]
+                } else {
+                    path == w.as_slice()
+                }
+            })
             .map(Vec::as_slice)
     }
 
     /// Writes the maps of the loaded object (borrowed: the programs loaded
     /// later refer to them).
     pub fn install(&self, ebpf: &mut Ebpf) -> Result<(), LoadError> {
-        for (name, keys) in [(names::WATCHED_INODES_MAP, &self.inodes), (names::WATCHED_PARENTS_MAP, &self.parents)] {
-            let map = ebpf.map_mut(name).ok_or(LoadError::Missing { what: "map", name })?;
+        for (name, keys) in [
+            (names::WATCHED_INODES_MAP, &self.inodes),
+            (names::WATCHED_PARENTS_MAP, &self.parents),
+        ] {
+            let map = ebpf
+                .map_mut(name)
+                .ok_or(LoadError::Missing { what: "map", name })?;
             let mut hash: HashMap<&mut MapData, ExeKey, u8> =
                 HashMap::try_from(map).map_err(|source| LoadError::Map { name, source })?;
             for k in keys {
-                hash.insert(k, 1, 0).map_err(|source| LoadError::Map { name, source })?;
+                hash.insert(k, 1, 0)
+                    .map_err(|source| LoadError::Map { name, source })?;
             }
         }
         let name = names::WATCHED_PREFIXES_MAP;
-        let map = ebpf.map_mut(name).ok_or(LoadError::Missing { what: "map", name })?;
+        let map = ebpf
+            .map_mut(name)
+            .ok_or(LoadError::Missing { what: "map", name })?;
         let mut prefixes: Array<&mut MapData, PathPrefix> =
             Array::try_from(map).map_err(|source| LoadError::Map { name, source })?;
         for (i, p) in self.paths.iter().enumerate() {
             let mut bytes = [0u8; IGNORE_PREFIX_CAP];
             bytes[..p.len()].copy_from_slice(p);
-            let entry = PathPrefix { len: p.len() as u32, _pad0: 0, bytes };
-            prefixes.set(i as u32, entry, 0).map_err(|source| LoadError::Map { name, source })?;
+            let entry = PathPrefix {
+                len: p.len() as u32,
+                _pad0: 0,
+                bytes,
+            };
+            prefixes
+                .set(i as u32, entry, 0)
+                .map_err(|source| LoadError::Map { name, source })?;
         }
         Ok(())
     }
@@ -99,7 +129,9 @@ impl Watched {
 
 /// `~/.ssh/` of every account in /etc/passwd whose home has one.
 fn home_ssh_dirs() -> Vec<PathBuf> {
-    let Ok(passwd) = std::fs::read("/etc/passwd") else { return Vec::new() };
+    let Ok(passwd) = std::fs::read("/etc/passwd") else {
+        return Vec::new();
+    };
     passwd
         .split(|&b| b == b'\n')
         .filter_map(|line| line.split(|&b| b == b':').nth(5))
@@ -120,9 +152,17 @@ mod tests {
             ..Watched::default()
         };
         assert_eq!(w.matching(b"/etc/passwd"), Some(&b"/etc/passwd"[..]));
-        assert_eq!(w.matching(b"/etc/passwd-"), None, "a backup is another file");
+        assert_eq!(
+            w.matching(b"/etc/passwd-"),
+            None,
+            "a backup is another file"
+        );
         assert_eq!(w.matching(b"/etc/cron.d/evil"), Some(&b"/etc/cron.d/"[..]));
-        assert_eq!(w.matching(b"/etc/cron.d"), Some(&b"/etc/cron.d/"[..]), "the directory itself");
+        assert_eq!(
+            w.matching(b"/etc/cron.d"),
+            Some(&b"/etc/cron.d/"[..]),
+            "the directory itself"
+        );
         assert_eq!(w.matching(b"/etc/cron.daily/x"), None);
     }
 
@@ -132,7 +172,10 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("mkdir");
         let file = dir.join("keys");
         std::fs::write(&file, b"").expect("write");
-        let config = WatchConfig { paths: vec![file.clone(), dir.join("not-yet/")], user_ssh_dirs: false };
+        let config = WatchConfig {
+            paths: vec![file.clone(), dir.join("not-yet/")],
+            user_ssh_dirs: false,
+        };
         let w = Watched::resolve(&config);
         assert_eq!(w.paths.len(), 2);
         assert_eq!(w.inodes.len(), 1, "only the existing file");

@@ -7,9 +7,8 @@
 
 use btf_rs::{Btf, Type};
 use sensor_common::{
-    CredEvent, EventHeader, ExecEvent, ExitEvent, FileEvent, ForkEvent, KernelOffsets, NetEvent, ProbeConfig, SysEvent,
-    ExeKey, PathPrefix, WatchEvent,
-    TaskInfo,
+    CredEvent, EventHeader, ExeKey, ExecEvent, ExitEvent, FileEvent, ForkEvent, KernelOffsets,
+    NetEvent, PathPrefix, ProbeConfig, SysEvent, TaskInfo, WatchEvent,
 };
 
 use super::EBPF_OBJECT;
@@ -21,7 +20,9 @@ fn object_btf() -> Btf {
         "the eBPF object was not built (AYA_BUILD_SKIP?): build with `cargo xtask build`"
     );
     let obj = object::File::parse(EBPF_OBJECT).expect("the eBPF object is ELF");
-    let section = obj.section_by_name(".BTF").expect("the eBPF object carries BTF (-C link-arg=--btf)");
+    let section = obj
+        .section_by_name(".BTF")
+        .expect("the eBPF object carries BTF (-C link-arg=--btf)");
     Btf::from_bytes(section.data().expect("BTF section data")).expect("BTF parses")
 }
 
@@ -38,7 +39,12 @@ fn layout(btf: &Btf, name: &str) -> (usize, Vec<(String, usize)>) {
     let members = s
         .members
         .iter()
-        .map(|m| (btf.resolve_name(m).unwrap_or_default(), (m.bit_offset() / 8) as usize))
+        .map(|m| {
+            (
+                btf.resolve_name(m).unwrap_or_default(),
+                (m.bit_offset() / 8) as usize,
+            )
+        })
         .collect();
     (s.size(), members)
 }
@@ -62,11 +68,36 @@ fn wire_structs_match_the_ebpf_object() {
         btf,
         TaskInfo,
         [
-            tgid, tid, ppid, uid, gid, euid, egid, suid, sgid, fsuid, fsgid, loginuid, sessionid,
-            _pad0, start_boottime, parent_start_boottime, cgroup_id, cap_permitted, cap_effective, comm, tty
+            tgid,
+            tid,
+            ppid,
+            uid,
+            gid,
+            euid,
+            egid,
+            suid,
+            sgid,
+            fsuid,
+            fsgid,
+            loginuid,
+            sessionid,
+            _pad0,
+            start_boottime,
+            parent_start_boottime,
+            cgroup_id,
+            cap_permitted,
+            cap_effective,
+            comm,
+            tty
         ]
     );
-    assert_same_layout!(btf, ExecEvent, [header, task, flags, argv_total, argv_len, exe_len, cwd_len, cgroup_len]);
+    assert_same_layout!(
+        btf,
+        ExecEvent,
+        [
+            header, task, flags, argv_total, argv_len, exe_len, cwd_len, cgroup_len
+        ]
+    );
     assert_same_layout!(btf, ForkEvent, [header, task]);
     assert_same_layout!(btf, ExitEvent, [header, task, exit_status, _pad0]);
     assert_same_layout!(btf, ProbeConfig, [sensor_tgid, filters]);
@@ -76,27 +107,57 @@ fn wire_structs_match_the_ebpf_object() {
         btf,
         FileEvent,
         [
-            header, task, op, flags, ret, fd, at_flags, mode, uid, gid, old_mode, old_uid, old_gid, dev, _pad0,
-            ino, path_len, base_len, name_len, value_len, value_size, _pad1
+            header, task, op, flags, ret, fd, at_flags, mode, uid, gid, old_mode, old_uid, old_gid,
+            dev, _pad0, ino, path_len, base_len, name_len, value_len, value_size, _pad1
         ]
     );
     assert_same_layout!(
         btf,
         NetEvent,
         [
-            header, task, op, fd, ret, family, protocol, sock_type, _pad0, arg, sockaddr_len, local_addr,
-            remote_addr, local_port, remote_port, _pad1, sockaddr
+            header,
+            task,
+            op,
+            fd,
+            ret,
+            family,
+            protocol,
+            sock_type,
+            _pad0,
+            arg,
+            sockaddr_len,
+            local_addr,
+            remote_addr,
+            local_port,
+            remote_port,
+            _pad1,
+            sockaddr
         ]
     );
-    assert_same_layout!(btf, SysEvent, [header, task, op, flags, ret, args, str_lens, _pad0]);
+    assert_same_layout!(
+        btf,
+        SysEvent,
+        [header, task, op, flags, ret, args, str_lens, _pad0]
+    );
     assert_same_layout!(
         btf,
         WatchEvent,
-        [header, task, op, flags, ret, open_flags, fd, path_len, base_len, path2_len, _pad0]
+        [
+            header, task, op, flags, ret, open_flags, fd, path_len, base_len, path2_len, _pad0
+        ]
     );
-    assert_same_layout!(btf, CredEvent, [header, task, op, _pad0, ret, args, _pad1, old_ids, old_caps, new_caps]);
+    assert_same_layout!(
+        btf,
+        CredEvent,
+        [
+            header, task, op, _pad0, ret, args, _pad1, old_ids, old_caps, new_caps
+        ]
+    );
     let (size, members) = layout(&btf, "KernelOffsets");
     assert_eq!(size, core::mem::size_of::<KernelOffsets>());
     assert_eq!(members.len(), size / 4, "KernelOffsets is all u32 fields");
-    assert_eq!(members.last().map(|m| m.0.as_str()), Some("cgroup_subsys_index"));
+    assert_eq!(
+        members.last().map(|m| m.0.as_str()),
+        Some("cgroup_subsys_index")
+    );
 }

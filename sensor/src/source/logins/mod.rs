@@ -24,7 +24,10 @@ pub struct LoginsSource {
 
 impl LoginsSource {
     pub fn new(files: Vec<Followed>) -> LoginsSource {
-        LoginsSource { files, open: HashMap::new() }
+        LoginsSource {
+            files,
+            open: HashMap::new(),
+        }
     }
 
     /// New login records, with what they mean, and their time (sec, usec).
@@ -42,24 +45,51 @@ impl LoginsSource {
     }
 
     fn normalize(&mut self, kind: Kind, u: &Utmp) -> Option<Normalized> {
-        let (action, category, type_, outcome, user): (_, &'static [&'static str], &'static [&'static str], _, _) =
-            match (kind, u.kind) {
-                (Kind::Btmp, _) => ("authenticated", &["authentication"], &["info"], "failure", u.user.clone()),
-                (Kind::Wtmp, USER_PROCESS) => {
-                    if self.open.len() >= MAX_OPEN {
-                        self.open.clear();
-                    }
-                    self.open.insert(u.line.clone(), u.user.clone());
-                    ("logged_in", &["authentication", "session"], &["start"], "success", u.user.clone())
+        let (action, category, type_, outcome, user): (
+            _,
+            &'static [&'static str],
+            &'static [&'static str],
+            _,
+            _,
+        ) = match (kind, u.kind) {
+            (Kind::Btmp, _) => (
+                "authenticated",
+                &["authentication"],
+                &["info"],
+                "failure",
+                u.user.clone(),
+            ),
+            (Kind::Wtmp, USER_PROCESS) => {
+                if self.open.len() >= MAX_OPEN {
+                    self.open.clear();
                 }
-                (Kind::Wtmp, DEAD_PROCESS) => {
-                    let user = self.open.remove(&u.line).unwrap_or_default();
-                    ("logged_out", &["authentication", "session"], &["end"], "success", user)
-                }
-                _ => return None,
-            };
+                self.open.insert(u.line.clone(), u.user.clone());
+                (
+                    "logged_in",
+                    &["authentication", "session"],
+                    &["start"],
+                    "success",
+                    u.user.clone(),
+                )
+            }
+            (Kind::Wtmp, DEAD_PROCESS) => {
+                let user = self.open.remove(&u.line).unwrap_or_default();
+                (
+                    "logged_out",
+                    &["authentication", "session"],
+                    &["end"],
+                    "success",
+                    user,
+                )
+            }
+            _ => return None,
+        };
         let host = (!u.host.is_empty()).then(|| u.host.clone());
-        let ip = u.addr.or_else(|| std::str::from_utf8(&u.host).ok().and_then(|h| h.parse::<IpAddr>().ok()));
+        let ip = u.addr.or_else(|| {
+            std::str::from_utf8(&u.host)
+                .ok()
+                .and_then(|h| h.parse::<IpAddr>().ok())
+        });
         Some(Normalized {
             kind: "event",
             action,
@@ -74,7 +104,8 @@ impl LoginsSource {
             user_name: (!user.is_empty()).then_some(user),
             user_id: None,
             source_ip: ip,
-            hostname: host.filter(|h| ip.is_none_or(|ip| ip.to_string().as_bytes() != h.as_slice())),
+            hostname: host
+                .filter(|h| ip.is_none_or(|ip| ip.to_string().as_bytes() != h.as_slice())),
             terminal: (!u.line.is_empty()).then(|| u.line.clone()),
             service: None,
             method: None,
@@ -106,13 +137,22 @@ mod tests {
     #[test]
     fn logins_logouts_and_failures() {
         let mut s = LoginsSource::new(Vec::new());
-        let n = s.normalize(Kind::Wtmp, &u(USER_PROCESS, "pts/1", "alice", "127.0.0.1")).expect("login");
+        let n = s
+            .normalize(Kind::Wtmp, &u(USER_PROCESS, "pts/1", "alice", "127.0.0.1"))
+            .expect("login");
         assert_eq!((n.action, n.outcome), ("logged_in", Some("success")));
         assert_eq!(n.source_ip, Some("127.0.0.1".parse().expect("ip")));
         assert_eq!(n.hostname, None);
-        let n = s.normalize(Kind::Wtmp, &u(DEAD_PROCESS, "pts/1", "", "")).expect("logout");
-        assert_eq!((n.action, n.user_name.as_deref()), ("logged_out", Some(&b"alice"[..])));
-        let n = s.normalize(Kind::Btmp, &u(6, "ssh:notty", "mallory", "evil.example")).expect("failure");
+        let n = s
+            .normalize(Kind::Wtmp, &u(DEAD_PROCESS, "pts/1", "", ""))
+            .expect("logout");
+        assert_eq!(
+            (n.action, n.user_name.as_deref()),
+            ("logged_out", Some(&b"alice"[..]))
+        );
+        let n = s
+            .normalize(Kind::Btmp, &u(6, "ssh:notty", "mallory", "evil.example"))
+            .expect("failure");
         assert_eq!((n.action, n.outcome), ("authenticated", Some("failure")));
         assert_eq!(n.hostname.as_deref(), Some(&b"evil.example"[..]));
         assert!(s.normalize(Kind::Wtmp, &u(2, "~", "reboot", "")).is_none());

@@ -103,14 +103,19 @@ mod tests {
             addr: Some("203.0.113.9".parse().expect("ip")),
         };
         assert_eq!(parse(&encode(&u)), Some(u.clone()));
-        let v6 = Utmp { addr: Some("2001:db8::1".parse().expect("ip")), ..u };
+        let v6 = Utmp {
+            addr: Some("2001:db8::1".parse().expect("ip")),
+            ..u
+        };
         assert_eq!(parse(&encode(&v6)), Some(v6));
         assert_eq!(parse(&[0; 383]), None);
     }
 
     #[test]
     fn the_real_btmp_parses_when_readable() {
-        let Ok(b) = std::fs::read("/var/log/btmp") else { return };
+        let Ok(b) = std::fs::read("/var/log/btmp") else {
+            return;
+        };
         for r in b.chunks_exact(RECORD) {
             let u = parse(r).expect("full record");
             assert!(u.kind >= 0 && u.kind <= 9, "{u:?}");

@@ -27,14 +27,20 @@ pub struct Followed {
 
 impl Followed {
     pub fn new(kind: Kind, path: PathBuf) -> Followed {
-        let offset = std::fs::metadata(&path).map(|m| m.len() - m.len() % utmp::RECORD as u64).unwrap_or(0);
+        let offset = std::fs::metadata(&path)
+            .map(|m| m.len() - m.len() % utmp::RECORD as u64)
+            .unwrap_or(0);
         Followed { kind, path, offset }
     }
 
     /// Complete records appended since the last call.
     pub fn read_new(&mut self) -> Vec<Utmp> {
-        let Ok(mut f) = std::fs::File::open(&self.path) else { return Vec::new() };
-        let Ok(len) = f.metadata().map(|m| m.len()) else { return Vec::new() };
+        let Ok(mut f) = std::fs::File::open(&self.path) else {
+            return Vec::new();
+        };
+        let Ok(len) = f.metadata().map(|m| m.len()) else {
+            return Vec::new();
+        };
         if len < self.offset {
             self.offset = 0;
         }
@@ -47,7 +53,9 @@ impl Followed {
             return Vec::new();
         }
         self.offset += buf.len() as u64;
-        buf.chunks_exact(utmp::RECORD).filter_map(utmp::parse).collect()
+        buf.chunks_exact(utmp::RECORD)
+            .filter_map(utmp::parse)
+            .collect()
     }
 }
 

@@ -20,7 +20,10 @@ fn fixture() -> Vec<(String, Value)> {
         .lines()
         .map(|l| {
             let mut v: Value = serde_json::from_str(l).expect("fixture line is JSON");
-            let step = v["step"].as_str().expect("fixture line names its step").to_owned();
+            let step = v["step"]
+                .as_str()
+                .expect("fixture line names its step")
+                .to_owned();
             (step, v["event"].take())
         })
         .collect()
@@ -30,12 +33,19 @@ fn steps() -> Vec<StepTime> {
     SCENARIO
         .iter()
         .enumerate()
-        .map(|(i, s)| StepTime { name: s.name.to_owned(), at_ms: T0 + i as u64 * STEP_GAP_MS })
+        .map(|(i, s)| StepTime {
+            name: s.name.to_owned(),
+            at_ms: T0 + i as u64 * STEP_GAP_MS,
+        })
         .collect()
 }
 
 fn step_ms(name: &str) -> u64 {
-    steps().into_iter().find(|s| s.name == name).expect("a scenario step").at_ms
+    steps()
+        .into_iter()
+        .find(|s| s.name == name)
+        .expect("a scenario step")
+        .at_ms
 }
 
 /// Every fixture event, received 100 ms apart after its step's time.
@@ -44,14 +54,22 @@ fn run(mut keep: impl FnMut(&str, &Value) -> bool) -> Vec<Received> {
         .into_iter()
         .enumerate()
         .filter(|(_, (step, v))| keep(step, v))
-        .map(|(i, (step, event))| Received { at_ms: step_ms(&step) + 100 * (i as u64 + 1), event })
+        .map(|(i, (step, event))| Received {
+            at_ms: step_ms(&step) + 100 * (i as u64 + 1),
+            event,
+        })
         .collect()
 }
 
 #[test]
 fn a_full_run_finds_every_step() {
     let report = verify(&steps(), &run(|_, _| true));
-    assert_eq!(report.undetected(), Vec::<String>::new(), "{}", report.table());
+    assert_eq!(
+        report.undetected(),
+        Vec::<String>::new(),
+        "{}",
+        report.table()
+    );
     let table = report.table();
     for step in SCENARIO {
         assert!(table.contains(&format!("| {} |", step.name)), "{table}");
@@ -66,16 +84,33 @@ fn every_expectation_is_met_by_its_own_steps_fixture() {
     let events = fixture();
     for step in SCENARIO {
         for e in step.expects {
-            let n = events.iter().filter(|(s, v)| s == step.name && (e.matches)(v)).count();
-            assert!(n >= e.count, "{}: {} matched {n} of {} fixture events", step.name, e.what, e.count);
+            let n = events
+                .iter()
+                .filter(|(s, v)| s == step.name && (e.matches)(v))
+                .count();
+            assert!(
+                n >= e.count,
+                "{}: {} matched {n} of {} fixture events",
+                step.name,
+                e.what,
+                e.count
+            );
         }
     }
 }
 
 #[test]
 fn a_missing_connect_names_exactly_the_reverse_shell() {
-    let report = verify(&steps(), &run(|step, v| !(step == "reverse_shell" && v["event"]["action"] == "connect")));
-    assert_eq!(report.undetected(), vec!["reverse_shell".to_owned()], "{}", report.table());
+    let report = verify(
+        &steps(),
+        &run(|step, v| !(step == "reverse_shell" && v["event"]["action"] == "connect")),
+    );
+    assert_eq!(
+        report.undetected(),
+        vec!["reverse_shell".to_owned()],
+        "{}",
+        report.table()
+    );
     assert!(
         report.table().contains("| reverse_shell | successful connect by bash to 10.0.2.2 | no (0 of 1; 1 other `connect` since) | - |"),
         "the container's connect came, but not bash's to the host: {}",
@@ -87,7 +122,10 @@ fn a_missing_connect_names_exactly_the_reverse_shell() {
 fn a_step_needs_all_of_its_events() {
     // The container's connect alone missing: its exec and chmod do not
     // make the step found.
-    let report = verify(&steps(), &run(|step, v| !(step == "container_activity" && v["event"]["action"] == "connect")));
+    let report = verify(
+        &steps(),
+        &run(|step, v| !(step == "container_activity" && v["event"]["action"] == "connect")),
+    );
     assert_eq!(report.undetected(), vec!["container_activity".to_owned()]);
     // Three failed logins of the four: not a brute force seen.
     let mut dropped = false;
@@ -100,30 +138,65 @@ fn a_step_needs_all_of_its_events() {
         }),
     );
     assert_eq!(report.undetected(), vec!["ssh_bruteforce".to_owned()]);
-    assert!(report.table().contains("no (3 of 4; 1 other `authenticated` since)"), "the login's success: {}", report.table());
+    assert!(
+        report
+            .table()
+            .contains("no (3 of 4; 1 other `authenticated` since)"),
+        "the login's success: {}",
+        report.table()
+    );
 }
 
 #[test]
 fn events_before_the_step_do_not_count() {
     let at = step_ms("setuid_shell");
-    let chmod = fixture().into_iter().find(|(s, _)| s == "setuid_shell").expect("fixture").1;
+    let chmod = fixture()
+        .into_iter()
+        .find(|(s, _)| s == "setuid_shell")
+        .expect("fixture")
+        .1;
     let others = run(|step, _| step != "setuid_shell");
     let with = |at_ms: u64| {
-        let mut events = others.iter().map(|r| Received { at_ms: r.at_ms, event: r.event.clone() }).collect::<Vec<_>>();
-        events.push(Received { at_ms, event: chmod.clone() });
+        let mut events = others
+            .iter()
+            .map(|r| Received {
+                at_ms: r.at_ms,
+                event: r.event.clone(),
+            })
+            .collect::<Vec<_>>();
+        events.push(Received {
+            at_ms,
+            event: chmod.clone(),
+        });
         verify(&steps(), &events)
     };
-    assert_eq!(with(at - SLACK_MS - 1).undetected(), vec!["setuid_shell".to_owned()], "before the slack");
-    assert!(with(at - SLACK_MS).undetected().is_empty(), "within the slack");
+    assert_eq!(
+        with(at - SLACK_MS - 1).undetected(),
+        vec!["setuid_shell".to_owned()],
+        "before the slack"
+    );
+    assert!(
+        with(at - SLACK_MS).undetected().is_empty(),
+        "within the slack"
+    );
     assert!(with(at + 5).undetected().is_empty());
 }
 
 #[test]
 fn latency_is_to_the_event_that_completes_the_step() {
     let at = step_ms("ssh_bruteforce");
-    let failure = fixture().into_iter().find(|(s, _)| s == "ssh_bruteforce").expect("fixture").1;
-    let events: Vec<Received> =
-        [40, 10, 30, 20, 99_000].iter().map(|d| Received { at_ms: at + d, event: failure.clone() }).collect();
+    let failure = fixture()
+        .into_iter()
+        .find(|(s, _)| s == "ssh_bruteforce")
+        .expect("fixture")
+        .1;
+    let events: Vec<Received> = [40, 10, 30, 20, 99_000]
+        .iter()
+        .map(|d| Received {
+            at_ms: at + d,
+            event: failure.clone(),
+        })
+        .collect();
     let report = verify(&steps(), &events);
     // The fourth failure, in receipt order, completed the step.
     assert!(report.table().contains("| ssh_bruteforce | 4 sshd authentication failures for dev from 10.0.2.2 | yes (5) | 40 |"), "{}", report.table());
@@ -131,13 +204,28 @@ fn latency_is_to_the_event_that_completes_the_step() {
 
 #[test]
 fn steps_not_run_and_unknown_steps_are_undetected() {
-    let mut steps: Vec<StepTime> = steps().into_iter().filter(|s| s.name != "sensor_kill").collect();
-    steps.push(StepTime { name: "port_scan".into(), at_ms: T0 });
+    let mut steps: Vec<StepTime> = steps()
+        .into_iter()
+        .filter(|s| s.name != "sensor_kill")
+        .collect();
+    steps.push(StepTime {
+        name: "port_scan".into(),
+        at_ms: T0,
+    });
     let report = verify(&steps, &run(|_, _| true));
-    assert_eq!(report.undetected(), vec!["sensor_kill".to_owned(), "port_scan".to_owned()]);
+    assert_eq!(
+        report.undetected(),
+        vec!["sensor_kill".to_owned(), "port_scan".to_owned()]
+    );
     let table = report.table();
-    assert!(table.contains("| sensor_kill | (step not in the steps file) | not run | - |"), "{table}");
-    assert!(table.contains("| port_scan | (no expectations in verify.rs) | unknown step | - |"), "{table}");
+    assert!(
+        table.contains("| sensor_kill | (step not in the steps file) | not run | - |"),
+        "{table}"
+    );
+    assert!(
+        table.contains("| port_scan | (no expectations in verify.rs) | unknown step | - |"),
+        "{table}"
+    );
 }
 
 #[test]
@@ -150,21 +238,31 @@ fn expected_missing_steps_are_shown_but_not_undetected() {
     let table = report.table();
     assert!(table.contains("| memfd_exec | exec flagged fileless (memfd) | expected missing: no (0 of 1; 1 other `exec` since) | - |"), "{table}");
     // Found although listed: the table says to shorten the list.
-    assert!(table.contains("listed in EXPECTED_MISSING: remove it"), "{table}");
+    assert!(
+        table.contains("listed in EXPECTED_MISSING: remove it"),
+        "{table}"
+    );
 }
 
 #[test]
 fn expected_missing_names_scenario_steps() {
     for name in EXPECTED_MISSING {
-        assert!(SCENARIO.iter().any(|s| s.name == *name), "{name} is not a step of the scenario");
+        assert!(
+            SCENARIO.iter().any(|s| s.name == *name),
+            "{name} is not a step of the scenario"
+        );
     }
 }
 
 #[test]
 fn parse_steps_reads_the_scripts_lines() {
-    let steps = parse_steps("ssh_bruteforce\t1764600000123\nssh_login\t1764600004567\n\n").expect("parses");
+    let steps =
+        parse_steps("ssh_bruteforce\t1764600000123\nssh_login\t1764600004567\n\n").expect("parses");
     assert_eq!(steps.len(), 2);
-    assert_eq!((steps[1].name.as_str(), steps[1].at_ms), ("ssh_login", 1_764_600_004_567));
+    assert_eq!(
+        (steps[1].name.as_str(), steps[1].at_ms),
+        ("ssh_login", 1_764_600_004_567)
+    );
 }
 
 #[test]
@@ -177,8 +275,13 @@ fn parse_steps_rejects_bad_lines() {
         ("ssh_login\t1\textra\n", "a third field"),
         ("ssh_login\t1\nssh_login\t2\n", "a repeated step"),
     ] {
-        let err = parse_steps(text).err().unwrap_or_else(|| panic!("{why}: accepted {text:?}"));
-        assert!(format!("{err:#}").contains("line"), "{why}: the error names the line: {err:#}");
+        let err = parse_steps(text)
+            .err()
+            .unwrap_or_else(|| panic!("{why}: accepted {text:?}"));
+        assert!(
+            format!("{err:#}").contains("line"),
+            "{why}: the error names the line: {err:#}"
+        );
     }
 }
 
@@ -190,7 +293,10 @@ fn the_script_plays_the_scenarios_steps_in_order() {
         .filter(|name| !name.starts_with('(') && !name.contains('$'))
         .collect();
     let expected: Vec<&str> = SCENARIO.iter().map(|s| s.name).collect();
-    assert_eq!(played, expected, "scripts/attack-scenario.sh and verify.rs disagree on the steps");
+    assert_eq!(
+        played, expected,
+        "scripts/attack-scenario.sh and verify.rs disagree on the steps"
+    );
 }
 
 #[test]
@@ -209,7 +315,10 @@ fn the_script_uses_the_names_the_verifier_matches() {
         CONTAINER_FILE,
         HOST_IP,
     ] {
-        assert!(SCRIPT.contains(name), "scripts/attack-scenario.sh does not mention {name}");
+        assert!(
+            SCRIPT.contains(name),
+            "scripts/attack-scenario.sh does not mention {name}"
+        );
     }
 }
 
@@ -220,22 +329,37 @@ fn the_script_uses_the_names_the_verifier_matches() {
 #[test]
 #[ignore = "refreshes the fixture from a guest run named by VM_TEST_RUN"]
 fn refresh_fixture_from_a_guest_run() {
-    let dir = std::path::PathBuf::from(std::env::var_os("VM_TEST_RUN").expect("VM_TEST_RUN=<run dir>"));
-    let steps = parse_steps(&std::fs::read_to_string(dir.join("steps.tsv")).expect("steps.tsv")).expect("steps");
-    let received = std::fs::read_to_string(dir.join("collector/received.log")).expect("received.log");
+    let dir =
+        std::path::PathBuf::from(std::env::var_os("VM_TEST_RUN").expect("VM_TEST_RUN=<run dir>"));
+    let steps = parse_steps(&std::fs::read_to_string(dir.join("steps.tsv")).expect("steps.tsv"))
+        .expect("steps");
+    let received =
+        std::fs::read_to_string(dir.join("collector/received.log")).expect("received.log");
     // (receipt time, event), as the harness's collector reads them.
     let events: Vec<(u64, Value)> = received
         .lines()
         .filter_map(|l| l.split_once('\t'))
         .map(|(t, json)| {
             let at = crate::vm_test::collector::rfc3339_ms(t).expect("a receipt time");
-            (at, serde_json::from_str::<Value>(json.trim()).expect("JSON"))
+            (
+                at,
+                serde_json::from_str::<Value>(json.trim()).expect("JSON"),
+            )
         })
         .collect();
-    let run = dir.file_name().expect("run name").to_string_lossy().into_owned();
+    let run = dir
+        .file_name()
+        .expect("run name")
+        .to_string_lossy()
+        .into_owned();
     let mut out = String::new();
     for step in SCENARIO {
-        let since = steps.iter().find(|s| s.name == step.name).expect("the step ran").at_ms.saturating_sub(SLACK_MS);
+        let since = steps
+            .iter()
+            .find(|s| s.name == step.name)
+            .expect("the step ran")
+            .at_ms
+            .saturating_sub(SLACK_MS);
         for e in step.expects {
             let matched: Vec<&Value> = events
                 .iter()
@@ -243,41 +367,68 @@ fn refresh_fixture_from_a_guest_run() {
                 .map(|(_, v)| v)
                 .take(e.count)
                 .collect();
-            assert_eq!(matched.len(), e.count, "{}: {} not in the run", step.name, e.what);
+            assert_eq!(
+                matched.len(),
+                e.count,
+                "{}: {} not in the run",
+                step.name,
+                e.what
+            );
             for v in matched {
                 let mut v = v.clone();
                 for key in ["host", "agent", "@timestamp"] {
                     v.as_object_mut().expect("an object").remove(key);
                 }
                 let note = format!("captured by cargo xtask vm-test, run {run}");
-                out.push_str(&serde_json::json!({"step": step.name, "note": note, "event": v}).to_string());
+                out.push_str(
+                    &serde_json::json!({"step": step.name, "note": note, "event": v}).to_string(),
+                );
                 out.push('\n');
             }
         }
     }
-    std::fs::write(concat!(env!("CARGO_MANIFEST_DIR"), "/src/vm_test/fixtures/scenario-events.jsonl"), out).expect("write");
+    std::fs::write(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/src/vm_test/fixtures/scenario-events.jsonl"
+        ),
+        out,
+    )
+    .expect("write");
 }
 
 fn numbered(seqs: &[u64]) -> Vec<Received> {
     seqs.iter()
-        .map(|n| Received { at_ms: T0, event: serde_json::json!({"event": {"sequence": n, "id": format!("a-{n}")}}) })
+        .map(|n| Received {
+            at_ms: T0,
+            event: serde_json::json!({"event": {"sequence": n, "id": format!("a-{n}")}}),
+        })
         .collect()
 }
 
 fn local_copy(seqs: &[u64]) -> String {
-    seqs.iter().map(|n| format!("{{\"event\":{{\"sequence\":{n},\"id\":\"a-{n}\"}}}}\n")).collect()
+    seqs.iter()
+        .map(|n| format!("{{\"event\":{{\"sequence\":{n},\"id\":\"a-{n}\"}}}}\n"))
+        .collect()
 }
 
 #[test]
 fn a_complete_stream_has_no_problems() {
     let events = numbered(&[3, 1, 2, 2, 4]);
-    assert_eq!(completeness(&events, &local_copy(&[1, 2, 3, 4, 5])), Vec::<String>::new(), "a repeat is not a loss");
+    assert_eq!(
+        completeness(&events, &local_copy(&[1, 2, 3, 4, 5])),
+        Vec::<String>::new(),
+        "a repeat is not a loss"
+    );
 }
 
 #[test]
 fn a_gap_in_the_sequence_is_named() {
     let problems = completeness(&numbered(&[1, 2, 5, 6]), &local_copy(&[1, 2, 3, 4, 5, 6]));
-    assert_eq!(problems, vec!["2 sequence numbers below 6 never reached the collector: 3, 4".to_owned()]);
+    assert_eq!(
+        problems,
+        vec!["2 sequence numbers below 6 never reached the collector: 3, 4".to_owned()]
+    );
 }
 
 #[test]
@@ -285,5 +436,8 @@ fn events_missing_from_the_guests_copy_are_counted() {
     let mut local = local_copy(&[1, 3]);
     local.push_str("not json\n");
     let problems = completeness(&numbered(&[1, 2, 3]), &local);
-    assert_eq!(problems, vec!["1 events the collector got are not in the guest's own copy".to_owned()]);
+    assert_eq!(
+        problems,
+        vec!["1 events the collector got are not in the guest's own copy".to_owned()]
+    );
 }
