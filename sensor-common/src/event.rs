@@ -251,7 +251,9 @@ pub struct TaskInfo {
     pub loginuid: u32,
     /// Audit session id, [`ID_UNSET`] if never set or not in this kernel.
     pub sessionid: u32,
-    pub _pad0: u32,
+    /// [`crate::compat::TASK_IA32`] when the event's syscall came through
+    /// the ia32 ABI; 0 otherwise.
+    pub flags: u32,
     /// `group_leader->start_boottime` (ns since boot): with the pid and the
     /// boot id it identifies the process across pid reuse.
     pub start_boottime: u64,

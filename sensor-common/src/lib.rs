@@ -6,6 +6,7 @@
 //! The userspace decoder (`sensor::source::ebpf::decode`) is the only reader.
 #![no_std]
 
+pub mod compat;
 pub mod event;
 pub mod offsets;
 pub mod syscall;
@@ -104,6 +105,29 @@ pub mod names {
     pub const WATCHED_PREFIXES_MAP: &str = "WATCHED_PREFIXES";
     /// Sockets with a connect in progress, by socket address.
     pub const CONNECTING_MAP: &str = "CONNECTING";
+    /// `raw_tracepoint/sys_enter` and `sys_exit`: the ia32 (`int 0x80`,
+    /// 32-bit) syscalls, which the `syscalls:` tracepoints never see. Each
+    /// tail-calls its family's program in `COMPAT_PROGS`.
+    pub const PROG_COMPAT_ENTER: &str = "compat_enter";
+    pub const PROG_COMPAT_EXIT: &str = "compat_exit";
+    pub const TP_SYS_ENTER: &str = "sys_enter";
+    pub const TP_SYS_EXIT: &str = "sys_exit";
+    /// ia32 syscall number to [`crate::compat`] value.
+    pub const COMPAT_OPS_MAP: &str = "COMPAT_OPS";
+    /// Program array of the families' compat programs, indexed by
+    /// [`crate::compat::slot`].
+    pub const COMPAT_PROGS_MAP: &str = "COMPAT_PROGS";
+    /// The families' ia32 entry and exit programs, reached by tail call.
+    pub const PROG_FILE_COMPAT_ENTER: &str = "file_compat_enter";
+    pub const PROG_FILE_COMPAT_EXIT: &str = "file_compat_exit";
+    pub const PROG_WATCH_COMPAT_ENTER: &str = "watch_compat_enter";
+    pub const PROG_WATCH_COMPAT_EXIT: &str = "watch_compat_exit";
+    pub const PROG_CRED_COMPAT_ENTER: &str = "cred_compat_enter";
+    pub const PROG_CRED_COMPAT_EXIT: &str = "cred_compat_exit";
+    pub const PROG_NET_COMPAT_ENTER: &str = "net_compat_enter";
+    pub const PROG_NET_COMPAT_EXIT: &str = "net_compat_exit";
+    pub const PROG_SYS_COMPAT_ENTER: &str = "sys_compat_enter";
+    pub const PROG_SYS_COMPAT_EXIT: &str = "sys_compat_exit";
 
     pub const TP_SCHED_PROCESS_EXEC: &str = "sched_process_exec";
     pub const TP_SCHED_PROCESS_FORK: &str = "sched_process_fork";

@@ -125,6 +125,11 @@ pub struct KernelOffsets {
     /// names containers (from BTF's `enum cgroup_subsys_id`), or
     /// [`OFFSET_MISSING`] to use the unified (v2) hierarchy, `dfl_cgrp`.
     pub cgroup_subsys_index: u32,
+    /// `task_struct.thread_info` (x86: its first member) and
+    /// `thread_info.status`, where `TS_COMPAT` marks an ia32 syscall; only
+    /// on x86_64.
+    pub task_thread_info: u32,
+    pub thread_info_status: u32,
 }
 
 impl KernelOffsets {
@@ -210,10 +215,12 @@ impl KernelOffsets {
         sk_err: OFFSET_MISSING,
         setattr_dentry_arg: OFFSET_MISSING,
         cgroup_subsys_index: OFFSET_MISSING,
+        task_thread_info: OFFSET_MISSING,
+        thread_info_status: OFFSET_MISSING,
     };
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 79 * 4);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 81 * 4);
 
 #[cfg(feature = "user")]
 // SAFETY: repr(C), only u32 fields, no padding (size assert above).

@@ -54,3 +54,23 @@ pub unsafe fn output(kind: EventKind, buf: *const u8, size: usize) {
         count_loss(kind);
     }
 }
+
+/// Reserves a `T` in the ring buffer and writes its header; the caller
+/// fills the rest and submits or discards. For code inlined into several
+/// programs, where [`emit`]'s closure would be outlined into a BPF-to-BPF
+/// call. A full ring buffer is counted as a loss of `kind`.
+#[inline(always)]
+pub fn reserve<T: 'static>(kind: EventKind) -> Option<aya_ebpf::maps::ring_buf::RingBufEntry<T>> {
+    let Some(mut entry) = EVENTS.reserve::<T>(0) else {
+        count_loss(kind);
+        return None;
+    };
+    let header = entry.as_mut_ptr().cast::<EventHeader>();
+    // SAFETY: reserved space for one T, which starts with an EventHeader.
+    unsafe {
+        (*header).kind = kind as u32;
+        (*header).size = core::mem::size_of::<T>() as u32;
+        (*header).boot_ns = bpf_ktime_get_boot_ns();
+    }
+    Some(entry)
+}

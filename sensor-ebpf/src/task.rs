@@ -125,7 +125,7 @@ pub fn fill(t: &mut TaskInfo, task: u64) -> Result<(), Miss> {
         t.sessionid,
         f.or(read_u32(task, off!(task_sessionid)), ID_UNSET)
     );
-    put!(t._pad0, 0);
+    put!(t.flags, 0);
 
     // SAFETY: comm and tty are 8-aligned arrays of 16 and 32 bytes (asserted above).
     unsafe {
@@ -168,4 +168,12 @@ pub fn cgroup_kn(task: u64) -> Result<u64, Miss> {
         read_ptr(css, off!(css_cgroup))?
     };
     read_ptr(cgroup, off!(cgroup_kn))
+}
+
+/// Marks a filled [`TaskInfo`] as acting through the ia32 syscall ABI.
+#[inline(always)]
+pub fn mark_ia32(t: &mut TaskInfo, ia32: bool) {
+    if ia32 {
+        t.flags = sensor_common::compat::TASK_IA32;
+    }
 }

@@ -367,6 +367,9 @@ impl Pipeline {
         mut sensor: SensorFields,
     ) -> Event {
         let ticks = self.table.ids.ticks(task.start_boottime);
+        if task.flags & sensor_common::compat::TASK_IA32 != 0 {
+            sensor.syscall_abi = Some("ia32");
+        }
         sensor.privilege_gain = self.track_privilege(task, ticks, kind.action);
         let mut process = self.describe(task.tgid, ticks);
         if task.tid != task.tgid {

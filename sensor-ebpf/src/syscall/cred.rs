@@ -27,7 +27,14 @@ static CRED_INFLIGHT: HashMap<u64, PendingCred> = HashMap::with_max_entries(8192
 
 #[tracepoint]
 pub fn cred_enter(ctx: TracePointContext) -> u32 {
-    let Some(op) = super::op(&ctx) else { return 0 };
+    enter(&ctx)
+}
+
+super::compat_programs!(cred_compat_enter, cred_compat_exit);
+
+#[inline(always)]
+fn enter<E: super::Entry>(c: &E) -> u32 {
+    let Some(op) = c.op() else { return 0 };
     let task = super::current_task();
     // Every field is written below: arrays are filled element by element,
     // because an array initialiser becomes a memset call (see ring.rs).
@@ -40,7 +47,7 @@ pub fn cred_enter(ctx: TracePointContext) -> u32 {
     for i in 0..3 {
         put(
             &mut p.args[i],
-            if ids { super::arg(&ctx, i) as u32 } else { 0 },
+            if ids { c.arg(i) as u32 } else { 0 },
         );
     }
     let cred = read_ptr(task, off!(task_real_cred));
@@ -64,39 +71,47 @@ pub fn cred_enter(ctx: TracePointContext) -> u32 {
 
 #[tracepoint]
 pub fn cred_exit(ctx: TracePointContext) -> u32 {
+    exit(super::ret(&ctx), false)
+}
+
+/// `ia32`: the call came through the ia32 ABI (`TaskInfo::flags`).
+#[inline(always)]
+fn exit(ret: i64, ia32: bool) -> u32 {
     let key = super::thread_key();
     // SAFETY: the value is copied out before the entry is removed.
     let Some(p) = (unsafe { CRED_INFLIGHT.get(&key) }).copied() else {
         return 0;
     };
     let _ = CRED_INFLIGHT.remove(&key);
-    let ret = super::ret(&ctx);
     let task = super::current_task();
-    let sent = crate::ring::emit::<CredEvent>(EventKind::Cred, |ev| {
-        // SAFETY: emit hands us reserved space for one CredEvent.
-        let ev = unsafe { &mut *ev };
-        task::fill(&mut ev.task, task)?;
-        ev.op = p.op;
-        ev._pad0 = 0;
-        ev.ret = ret;
-        ev.args = p.args;
-        ev._pad1 = 0;
-        ev.old_ids = p.old_ids;
-        ev.old_caps = p.old_caps;
-        if read_ptr(task, off!(task_real_cred))
-            .and_then(|c| read_caps(c, &mut ev.new_caps))
-            .is_err()
-        {
-            for cap in &mut ev.new_caps {
-                put(cap, 0);
-            }
-            count_error(ProbeError::ReadTask);
+    let Some(mut entry) = crate::ring::reserve::<CredEvent>(EventKind::Cred) else {
+        return 0;
+    };
+    // SAFETY: reserved space for one CredEvent, filled completely below.
+    let ev = unsafe { &mut *entry.as_mut_ptr() };
+    if task::fill(&mut ev.task, task).is_err() {
+        entry.discard(0);
+        count_error(ProbeError::ReadTask);
+        return 0;
+    }
+    task::mark_ia32(&mut ev.task, ia32);
+    ev.op = p.op;
+    ev._pad0 = 0;
+    ev.ret = ret;
+    ev.args = p.args;
+    ev._pad1 = 0;
+    ev.old_ids = p.old_ids;
+    ev.old_caps = p.old_caps;
+    if read_ptr(task, off!(task_real_cred))
+        .and_then(|c| read_caps(c, &mut ev.new_caps))
+        .is_err()
+    {
+        for cap in &mut ev.new_caps {
+            put(cap, 0);
         }
-        Ok(())
-    });
-    if sent.is_err() {
         count_error(ProbeError::ReadTask);
     }
+    entry.submit(0);
     0
 }
 

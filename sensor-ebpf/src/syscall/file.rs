@@ -67,7 +67,14 @@ const BPF_F_NO_PREALLOC: u32 = 1;
 
 #[tracepoint]
 pub fn file_enter(ctx: TracePointContext) -> u32 {
-    let Some(op) = super::op(&ctx) else { return 0 };
+    enter(&ctx)
+}
+
+super::compat_programs!(file_compat_enter, file_compat_exit);
+
+#[inline(always)]
+fn enter<E: super::Entry>(c: &E) -> u32 {
+    let Some(op) = c.op() else { return 0 };
     let Some(target) = op.target() else { return 0 };
     let Some(p) = FILE_PENDING.get_ptr_mut(0) else {
         count_error(ProbeError::Scratch);
@@ -89,29 +96,29 @@ pub fn file_enter(ctx: TracePointContext) -> u32 {
 
     // Where the path (or fd) is, and where the other arguments start.
     let (path_ptr, rest) = match target {
-        Target::Path => (super::arg(&ctx, 0), 1),
+        Target::Path => (c.arg(0), 1),
         Target::Fd => {
-            p.fd = super::arg(&ctx, 0) as i32;
+            p.fd = c.arg(0) as i32;
             (0, 1)
         }
         Target::DirfdPath => {
-            p.fd = super::arg(&ctx, 0) as i32;
-            (super::arg(&ctx, 1), 2)
+            p.fd = c.arg(0) as i32;
+            (c.arg(1), 2)
         }
     };
     match op {
         SyscallOp::Chmod | SyscallOp::Fchmod | SyscallOp::Fchmodat => {
-            p.mode = super::arg(&ctx, rest) as u32
+            p.mode = c.arg(rest) as u32
         }
         SyscallOp::Fchmodat2 => {
-            p.mode = super::arg(&ctx, rest) as u32;
-            p.at_flags = super::arg(&ctx, rest + 1) as u32;
+            p.mode = c.arg(rest) as u32;
+            p.at_flags = c.arg(rest + 1) as u32;
         }
         SyscallOp::Chown | SyscallOp::Fchown | SyscallOp::Lchown | SyscallOp::Fchownat => {
-            p.uid = super::arg(&ctx, rest) as u32;
-            p.gid = super::arg(&ctx, rest + 1) as u32;
+            p.uid = c.arg(rest) as u32;
+            p.gid = c.arg(rest + 1) as u32;
             if op == SyscallOp::Fchownat {
-                p.at_flags = super::arg(&ctx, rest + 2) as u32;
+                p.at_flags = c.arg(rest + 2) as u32;
             }
         }
         _ => {}
@@ -131,7 +138,7 @@ pub fn file_enter(ctx: TracePointContext) -> u32 {
         }
     }
     if op.is_xattr() {
-        let name_ptr = super::arg(&ctx, rest);
+        let name_ptr = c.arg(rest);
         let unreadable = file_flags::NAME_UNREADABLE;
         p.name_len = read_user_str(
             p.name.as_mut_ptr(),
@@ -148,9 +155,9 @@ pub fn file_enter(ctx: TracePointContext) -> u32 {
             return 0;
         }
         if op.sets_xattr() {
-            let value_ptr = super::arg(&ctx, rest + 1);
-            let size = super::arg(&ctx, rest + 2);
-            p.at_flags = super::arg(&ctx, rest + 3) as u32;
+            let value_ptr = c.arg(rest + 1);
+            let size = c.arg(rest + 2);
+            p.at_flags = c.arg(rest + 3) as u32;
             p.value_size = if size > u32::MAX as u64 {
                 u32::MAX
             } else {
@@ -194,6 +201,12 @@ pub fn file_enter(ctx: TracePointContext) -> u32 {
 
 #[tracepoint]
 pub fn file_exit(ctx: TracePointContext) -> u32 {
+    exit(super::ret(&ctx), false)
+}
+
+/// `ia32`: the call came through the ia32 ABI (`TaskInfo::flags`).
+#[inline(always)]
+fn exit(ret: i64, ia32: bool) -> u32 {
     let key = super::thread_key();
     let Some(p) = FILE_INFLIGHT.get_ptr(&key) else {
         return 0;
@@ -215,9 +228,10 @@ pub fn file_exit(ctx: TracePointContext) -> u32 {
         let _ = FILE_INFLIGHT.remove(&key);
         return 0;
     }
+    task::mark_ia32(&mut ev.task, ia32);
     ev.op = p.op;
     ev.flags = p.flags;
-    ev.ret = super::ret(&ctx);
+    ev.ret = ret;
     ev.fd = p.fd;
     ev.at_flags = p.at_flags;
     ev.mode = p.mode;

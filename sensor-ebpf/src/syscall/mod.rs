@@ -12,6 +12,7 @@
 //! record says which syscall fired (`__syscall_nr`), and `SYSCALL_OPS`,
 //! filled by the daemon, says what that number is.
 
+pub mod compat;
 pub mod cred;
 pub mod file;
 pub mod file_setattr;
@@ -58,6 +59,61 @@ pub fn op(ctx: &TracePointContext) -> Option<SyscallOp> {
     }
     Some(op)
 }
+
+/// A syscall at its entry, as a family's code needs it: native calls from
+/// the `syscalls:` tracepoint record, ia32 calls from the registers
+/// ([`compat::Ia32Entry`]). Generic code, so each program gets its own
+/// inlined copy and the verifier sees no indirection.
+pub trait Entry {
+    /// The op, if the call is traced (for native calls this also applies
+    /// the sensor's own and the ignore filters; the compat dispatcher
+    /// applies them before its tail call).
+    fn op(&self) -> Option<SyscallOp>;
+    /// Argument `i` (0-based).
+    fn arg(&self, i: usize) -> u64;
+}
+
+impl Entry for TracePointContext {
+    #[inline(always)]
+    fn op(&self) -> Option<SyscallOp> {
+        op(self)
+    }
+
+    #[inline(always)]
+    fn arg(&self, i: usize) -> u64 {
+        arg(self, i)
+    }
+}
+
+/// A family's ia32 programs, reached by tail call from the compat
+/// dispatchers: the family's own `enter` and `exit` with the registers as
+/// the argument source. Written out instead of with aya's macro, whose
+/// inner function LLVM may leave un-inlined once a family's code has two
+/// instances: a BPF-to-BPF call that kernels before 5.10 refuse beside a
+/// tail call.
+macro_rules! compat_programs {
+    ($enter:ident, $exit:ident) => {
+        /// The ia32 variant of this family's entry program.
+        #[unsafe(no_mangle)]
+        #[unsafe(link_section = "raw_tp/sys_enter")]
+        pub extern "C" fn $enter(ctx: *mut core::ffi::c_void) -> u32 {
+            let ctx = aya_ebpf::programs::RawTracePointContext::new(ctx);
+            match super::compat::Ia32Entry::new(&ctx) {
+                Some(c) => enter(&c),
+                None => 0,
+            }
+        }
+
+        /// The ia32 variant of this family's exit program.
+        #[unsafe(no_mangle)]
+        #[unsafe(link_section = "raw_tp/sys_exit")]
+        pub extern "C" fn $exit(ctx: *mut core::ffi::c_void) -> u32 {
+            let ctx = aya_ebpf::programs::RawTracePointContext::new(ctx);
+            exit(super::compat::ret(&ctx), true)
+        }
+    };
+}
+pub(crate) use compat_programs;
 
 /// Argument `i` (0-based) of the syscall entry record.
 #[inline(always)]

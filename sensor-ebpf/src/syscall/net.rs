@@ -56,26 +56,41 @@ static CONNECTING: LruHashMap<u64, NetEvent> = LruHashMap::with_max_entries(4096
 
 #[tracepoint]
 pub fn net_enter(ctx: TracePointContext) -> u32 {
-    let Some(op) = super::op(&ctx) else { return 0 };
+    enter(&ctx)
+}
+
+super::compat_programs!(net_compat_enter, net_compat_exit);
+
+#[inline(always)]
+fn enter<E: super::Entry>(c: &E) -> u32 {
+    let Some(op) = c.op() else { return 0 };
     let mut p = core::mem::MaybeUninit::<PendingNet>::uninit();
     // SAFETY: every field is written below before the value is read.
     let p = unsafe { &mut *p.as_mut_ptr() };
     // SAFETY: sockaddr is 8-aligned (asserted below) and SOCKADDR_CAP long.
     unsafe { zero_u64s::<{ SOCKADDR_CAP / 8 }>(p.sockaddr.as_mut_ptr()) };
     put(&mut p.op, op as u32);
-    put(&mut p.fd, super::arg(&ctx, 0) as i32);
+    put(&mut p.fd, c.arg(0) as i32);
     put(&mut p.arg, 0);
     put(&mut p.sockaddr_len, 0);
     match op {
         SyscallOp::Connect | SyscallOp::Bind => {
-            let addr = super::arg(&ctx, 1);
-            let len = super::arg(&ctx, 2);
+            let addr = c.arg(1);
+            let len = c.arg(2);
             let len = if len > SOCKADDR_CAP as u64 {
                 SOCKADDR_CAP as u32
             } else {
                 len as u32
             };
+            // The copy's size must be provably 1..=SOCKADDR_CAP in the very
+            // register passed: LLVM checked a copy of it once (in the ia32
+            // variant) and the verifier refused. Through the stack LLVM
+            // forgets the clamp, so the mask below stays, and it is what the
+            // verifier bounds; for 1..=SOCKADDR_CAP it changes nothing.
+            // SAFETY: a read of a local.
+            let len = unsafe { core::ptr::read_volatile(&len) };
             if len > 0 {
+                let len = ((len - 1) & (SOCKADDR_CAP as u32 - 1)) + 1;
                 // SAFETY: at most SOCKADDR_CAP bytes into sockaddr.
                 let r = unsafe {
                     bpf_probe_read_user(p.sockaddr.as_mut_ptr().cast(), len, addr as *const _)
@@ -87,8 +102,8 @@ pub fn net_enter(ctx: TracePointContext) -> u32 {
                 }
             }
         }
-        SyscallOp::Listen => put(&mut p.arg, super::arg(&ctx, 1) as u32),
-        SyscallOp::Accept4 => put(&mut p.arg, super::arg(&ctx, 3) as u32),
+        SyscallOp::Listen => put(&mut p.arg, c.arg(1) as u32),
+        SyscallOp::Accept4 => put(&mut p.arg, c.arg(3) as u32),
         _ => {}
     }
     if NET_INFLIGHT.insert(&super::thread_key(), &*p, 0).is_err() {
@@ -103,6 +118,12 @@ const _: () = assert!(core::mem::offset_of!(NetEvent, local_addr) % 8 == 0);
 
 #[tracepoint]
 pub fn net_exit(ctx: TracePointContext) -> u32 {
+    exit(super::ret(&ctx), false)
+}
+
+/// `ia32`: the call came through the ia32 ABI (`TaskInfo::flags`).
+#[inline(always)]
+fn exit(ret: i64, ia32: bool) -> u32 {
     let key = super::thread_key();
     let Some(p) = NET_INFLIGHT.get_ptr(&key) else {
         return 0;
@@ -122,7 +143,7 @@ pub fn net_exit(ctx: TracePointContext) -> u32 {
         let _ = NET_INFLIGHT.remove(&key);
         return 0;
     }
-    let ret = super::ret(&ctx);
+    task::mark_ia32(&mut ev.task, ia32);
     ev.header.kind = EventKind::Net as u32;
     ev.header.size = core::mem::size_of::<NetEvent>() as u32;
     // SAFETY: the helper has no preconditions.

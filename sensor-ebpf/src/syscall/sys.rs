@@ -59,8 +59,15 @@ const BPF_F_NO_PREALLOC: u32 = 1;
 
 #[tracepoint]
 pub fn sys_enter(ctx: TracePointContext) -> u32 {
-    let Some(op) = super::op(&ctx) else { return 0 };
-    let a = |i| super::arg(&ctx, i);
+    enter(&ctx)
+}
+
+super::compat_programs!(sys_compat_enter, sys_compat_exit);
+
+#[inline(always)]
+fn enter<E: super::Entry>(c: &E) -> u32 {
+    let Some(op) = c.op() else { return 0 };
+    let a = |i| c.arg(i);
     // Cheap filters first: only the requests and commands that matter.
     match op {
         SyscallOp::Ptrace if a(0) != PTRACE_ATTACH && a(0) != PTRACE_SEIZE => return 0,
@@ -149,6 +156,12 @@ pub fn sys_enter(ctx: TracePointContext) -> u32 {
 
 #[tracepoint]
 pub fn sys_exit(ctx: TracePointContext) -> u32 {
+    exit(super::ret(&ctx), false)
+}
+
+/// `ia32`: the call came through the ia32 ABI (`TaskInfo::flags`).
+#[inline(always)]
+fn exit(ret: i64, ia32: bool) -> u32 {
     let key = super::thread_key();
     let Some(p) = SYS_INFLIGHT.get_ptr(&key) else {
         return 0;
@@ -167,12 +180,13 @@ pub fn sys_exit(ctx: TracePointContext) -> u32 {
         let _ = SYS_INFLIGHT.remove(&key);
         return 0;
     }
+    task::mark_ia32(&mut ev.task, ia32);
     ev.header.kind = EventKind::System as u32;
     // SAFETY: the helper has no preconditions.
     ev.header.boot_ns = unsafe { aya_ebpf::helpers::bpf_ktime_get_boot_ns() };
     ev.op = p.op;
     ev.flags = p.flags;
-    ev.ret = super::ret(&ctx);
+    ev.ret = ret;
     // SAFETY: two arrays of the same type, in map values.
     unsafe { copy_struct(&mut ev.args, &p.args) };
     ev._pad0 = 0;

@@ -88,8 +88,15 @@ const BPF_F_NO_PREALLOC: u32 = 1;
 
 #[tracepoint]
 pub fn watch_enter(ctx: TracePointContext) -> u32 {
-    let Some(op) = super::op(&ctx) else { return 0 };
-    let a = |i| super::arg(&ctx, i);
+    enter(&ctx)
+}
+
+super::compat_programs!(watch_compat_enter, watch_compat_exit);
+
+#[inline(always)]
+fn enter<E: super::Entry>(c: &E) -> u32 {
+    let Some(op) = c.op() else { return 0 };
+    let a = |i| c.arg(i);
     // Opens: only their intent is known now; the file comes at exit.
     let open = match op {
         SyscallOp::Open => Some((AT_FDCWD, a(1) as u32)),
@@ -216,8 +223,13 @@ pub fn watch_enter(ctx: TracePointContext) -> u32 {
 
 #[tracepoint]
 pub fn watch_exit(ctx: TracePointContext) -> u32 {
+    exit(super::ret(&ctx), false)
+}
+
+/// `ia32`: the call came through the ia32 ABI (`TaskInfo::flags`).
+#[inline(always)]
+fn exit(ret: i64, ia32: bool) -> u32 {
     let key = super::thread_key();
-    let ret = super::ret(&ctx);
     let task = super::current_task();
     // SAFETY: copied out before the entry is removed.
     if let Some(open) = unsafe { OPEN_INFLIGHT.get(&key) }.copied() {
@@ -231,7 +243,7 @@ pub fn watch_exit(ctx: TracePointContext) -> u32 {
             return 0;
         }
         send(
-            &ctx, task, open.op, 0, open.fd, AT_FDCWD, open.flags, None, file,
+            ret, ia32, task, open.op, 0, open.fd, AT_FDCWD, open.flags, None, file,
         );
         return 0;
     }
@@ -246,7 +258,8 @@ pub fn watch_exit(ctx: TracePointContext) -> u32 {
         Err(Miss::Absent)
     };
     send(
-        &ctx,
+        ret,
+        ia32,
         task,
         p.op,
         p.flags,
@@ -266,7 +279,8 @@ pub fn watch_exit(ctx: TracePointContext) -> u32 {
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn send(
-    ctx: &TracePointContext,
+    ret: i64,
+    ia32: bool,
     task: u64,
     op: u32,
     flags: u32,
@@ -285,12 +299,13 @@ fn send(
         count_error(ProbeError::ReadTask);
         return;
     }
+    task::mark_ia32(&mut ev.task, ia32);
     ev.header.kind = EventKind::FileWrite as u32;
     // SAFETY: the helper has no preconditions.
     ev.header.boot_ns = unsafe { aya_ebpf::helpers::bpf_ktime_get_boot_ns() };
     ev.op = op;
     ev.flags = flags;
-    ev.ret = super::ret(ctx);
+    ev.ret = ret;
     ev.open_flags = open_flags;
     ev.fd = fd;
     ev._pad0 = 0;

@@ -368,6 +368,11 @@ pub struct SensorFields {
     /// The syscall behind a syscall event (`fchmodat`, `setresuid`…).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub syscall: Option<&'static str>,
+    /// `ia32` when the syscall came through the 32-bit ABI (`int 0x80`, a
+    /// 32-bit program): rare on a 64-bit host, and a way to slip past
+    /// tools that only watch the native syscall table.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub syscall_abi: Option<&'static str>,
     /// On a file attribute change: before, requested, special bits, xattr.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file_change: Option<FileChange>,
@@ -447,6 +452,7 @@ impl SensorFields {
             lost,
             probe_error,
             syscall,
+            syscall_abi,
             file_change,
             cred_change,
             privilege_gain,
@@ -480,6 +486,7 @@ impl SensorFields {
             && lost.is_none()
             && probe_error.is_none()
             && syscall.is_none()
+            && syscall_abi.is_none()
             && file_change.is_none()
             && cred_change.is_none()
             && privilege_gain.is_none()

@@ -63,7 +63,7 @@ fn own_task(ticks_per_second: u64) -> TaskInfo {
         fsgid: gid,
         loginuid: ID_UNSET,
         sessionid: ID_UNSET,
-        _pad0: 0,
+        flags: 0,
         start_boottime: start_ticks * (1_000_000_000 / ticks_per_second.max(1)),
         parent_start_boottime: 0,
         cgroup_id: 0,

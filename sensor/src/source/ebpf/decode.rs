@@ -670,7 +670,7 @@ mod tests {
             fsgid: 0,
             loginuid: ID_UNSET,
             sessionid: ID_UNSET,
-            _pad0: 0,
+            flags: 0,
             start_boottime: 5_000_000_000,
             parent_start_boottime: 1,
             cgroup_id: 7,

@@ -2,6 +2,7 @@
 //! offsets, attaches the programs, and hands ring-buffer records to the
 //! decoder. Also reads the in-kernel loss and error counters.
 
+pub mod compat;
 pub mod decode;
 pub mod filter;
 pub mod offsets;
@@ -115,6 +116,8 @@ pub struct EbpfSource {
     pub syscalls: Vec<syscalls::Traced>,
     /// The fentry hook completing chmod/chown events (None: file_attr off).
     pub setattr_hook: Option<syscalls::HookStatus>,
+    /// The ia32 syscall hooks.
+    pub ia32: compat::Ia32Hooks,
 }
 
 impl EbpfSource {
@@ -187,6 +190,11 @@ impl EbpfSource {
                 "chmod/chown events come without the file's attributes from before the call: {why}"
             );
         }
+        let ia32 = compat::attach(&mut ebpf, &enabled, &resolved.offsets);
+        match &ia32.status {
+            Ok(()) => tracing::info!("ia32 syscalls are traced too (raw_syscalls tracepoints)"),
+            Err(why) => tracing::info!("ia32 syscalls are not traced: {why}"),
+        }
         let ring = take_map(&mut ebpf, names::EVENTS_MAP)?;
         let losses = take_map(&mut ebpf, names::LOSSES_MAP)?;
         let errors = take_map(&mut ebpf, names::ERRORS_MAP)?;
@@ -200,6 +208,7 @@ impl EbpfSource {
             missing_fields: resolved.missing,
             syscalls,
             setattr_hook,
+            ia32,
         };
         Ok((source, ring))
     }

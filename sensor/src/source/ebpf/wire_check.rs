@@ -81,7 +81,7 @@ fn wire_structs_match_the_ebpf_object() {
             fsgid,
             loginuid,
             sessionid,
-            _pad0,
+            flags,
             start_boottime,
             parent_start_boottime,
             cgroup_id,

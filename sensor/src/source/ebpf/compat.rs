@@ -1,0 +1,154 @@
+//! The ia32 syscall hooks (see `sensor_common::compat` for why they
+//! exist): the families' compat programs go into `COMPAT_PROGS`, the ia32
+//! numbers of their syscalls into `COMPAT_OPS`, and then the two
+//! dispatchers are attached to `raw_syscalls:sys_enter`/`sys_exit`.
+//!
+//! Optional: without x86_64's ia32 emulation there is nothing to hook, and
+//! a failure here is reported (the native syscalls are traced either way).
+
+use aya::Ebpf;
+use aya::maps::{Array, MapData, ProgramArray};
+use sensor_common::compat::{self, OP_MASK, SOCKETCALL};
+use sensor_common::{EventKind, KernelOffsets, OFFSET_MISSING, SyscallOp, names};
+
+use super::syscalls::HookStatus;
+use super::{load_raw_tracepoint, take_map};
+
+/// What `sensor probe` and the start log say about the ia32 hooks.
+pub const WHY: &str = "the syscalls: tracepoints skip ia32 syscalls (int 0x80, 32-bit programs); \
+    raw_syscalls:sys_enter/sys_exit see them, and hand the traced ones to the families' programs \
+    by tail call (cost: two short programs on every syscall)";
+
+/// The attached hooks; the program array must stay open, or the kernel
+/// empties it.
+pub struct Ia32Hooks {
+    pub status: HookStatus,
+    _programs: Option<ProgramArray<MapData>>,
+}
+
+/// Whether this kernel and architecture can have ia32 syscalls to hook.
+pub fn supported(offsets: &KernelOffsets) -> HookStatus {
+    if !cfg!(target_arch = "x86_64") {
+        return Err("not x86_64: no ia32 syscalls".into());
+    }
+    if offsets.task_thread_info == OFFSET_MISSING || offsets.thread_info_status == OFFSET_MISSING {
+        return Err("task_struct.thread_info.status is not in this kernel's BTF".into());
+    }
+    if !std::path::Path::new("/sys/kernel/tracing/events/raw_syscalls/sys_enter").exists() {
+        return Err("no raw_syscalls tracepoints (CONFIG_FTRACE_SYSCALLS)".into());
+    }
+    Ok(())
+}
+
+/// The families' compat programs (entry, exit).
+fn programs(kind: EventKind) -> (&'static str, &'static str) {
+    match kind {
+        EventKind::FileAttr => (names::PROG_FILE_COMPAT_ENTER, names::PROG_FILE_COMPAT_EXIT),
+        EventKind::FileWrite => (names::PROG_WATCH_COMPAT_ENTER, names::PROG_WATCH_COMPAT_EXIT),
+        EventKind::Net => (names::PROG_NET_COMPAT_ENTER, names::PROG_NET_COMPAT_EXIT),
+        EventKind::System => (names::PROG_SYS_COMPAT_ENTER, names::PROG_SYS_COMPAT_EXIT),
+        _ => (names::PROG_CRED_COMPAT_ENTER, names::PROG_CRED_COMPAT_EXIT),
+    }
+}
+
+/// The family a [`compat::TABLE`] value belongs to.
+fn family(value: u32) -> Option<EventKind> {
+    if value & OP_MASK == SOCKETCALL {
+        return Some(EventKind::Net);
+    }
+    SyscallOp::from_u32(value & OP_MASK).map(SyscallOp::kind)
+}
+
+/// Attaches the ia32 hooks for the `enabled` syscall families.
+pub fn attach(ebpf: &mut Ebpf, enabled: &[EventKind], offsets: &KernelOffsets) -> Ia32Hooks {
+    let families: Vec<EventKind> = [EventKind::FileAttr, EventKind::FileWrite, EventKind::Cred, EventKind::Net, EventKind::System]
+        .into_iter()
+        .filter(|k| enabled.contains(k))
+        .collect();
+    if families.is_empty() {
+        return Ia32Hooks { status: Err("no syscall family enabled".into()), _programs: None };
+    }
+    match supported(offsets).and_then(|()| install(ebpf, &families)) {
+        Ok(programs) => Ia32Hooks { status: Ok(()), _programs: Some(programs) },
+        Err(why) => Ia32Hooks { status: Err(why), _programs: None },
+    }
+}
+
+fn install(ebpf: &mut Ebpf, families: &[EventKind]) -> Result<ProgramArray<MapData>, String> {
+    let mut progs: ProgramArray<MapData> = take_map(ebpf, names::COMPAT_PROGS_MAP).map_err(|e| e.to_string())?;
+    for &kind in families {
+        let (enter, exit) = programs(kind);
+        let op = SyscallOp::ALL.into_iter().find(|op| op.kind() == kind).expect("every family has ops");
+        for (name, is_exit) in [(enter, false), (exit, true)] {
+            let program = load_raw_tracepoint(ebpf, name, "tail call").map_err(|e| e.to_string())?;
+            let fd = program.fd().map_err(|e| format!("{name}: {e}"))?;
+            progs.set(compat::slot(op, is_exit), fd, 0).map_err(|e| format!("{}: {e}", names::COMPAT_PROGS_MAP))?;
+        }
+    }
+    let mut ops: Array<MapData, u32> = take_map(ebpf, names::COMPAT_OPS_MAP).map_err(|e| e.to_string())?;
+    for &(nr, value) in compat::TABLE {
+        if family(value).is_some_and(|k| families.contains(&k)) {
+            ops.set(nr, value, 0).map_err(|e| format!("{}: {e}", names::COMPAT_OPS_MAP))?;
+        }
+    }
+    // Exit first: an entry whose exit is not attached would leave a stale
+    // in-flight record behind.
+    for (name, hook) in [(names::PROG_COMPAT_EXIT, names::TP_SYS_EXIT), (names::PROG_COMPAT_ENTER, names::TP_SYS_ENTER)] {
+        load_raw_tracepoint(ebpf, name, hook)
+            .map_err(|e| e.to_string())?
+            .attach(hook)
+            .map_err(|e| format!("raw_tracepoint/{hook}: {e}"))?;
+    }
+    Ok(progs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The written-out table against the kernel's own numbers, where
+    /// linux-libc-dev installed them.
+    #[test]
+    fn the_ia32_table_matches_the_kernel_headers() {
+        let Ok(header) = std::fs::read_to_string("/usr/include/x86_64-linux-gnu/asm/unistd_32.h") else {
+            eprintln!("no unistd_32.h here: nothing to compare");
+            return;
+        };
+        let number = |name: &str| {
+            header.lines().find_map(|l| {
+                let mut w = l.split_whitespace();
+                (w.next() == Some("#define") && w.next() == Some(&format!("__NR_{name}"))).then(|| w.next()?.parse::<u32>().ok()).flatten()
+            })
+        };
+        let mut checked = 0;
+        for &(nr, value) in compat::TABLE {
+            let base = if value & OP_MASK == SOCKETCALL {
+                "socketcall".to_owned()
+            } else {
+                let op = SyscallOp::from_u32(value & OP_MASK).expect("a known op");
+                op.name().to_owned()
+            };
+            // The ia32 table names the 32-bit-id and 64-bit-length variants
+            // apart; any of these names at this number is the same call.
+            let names = [base.clone(), format!("{base}32"), format!("{base}64"), "umount".to_owned()];
+            let found: Vec<u32> = names.iter().filter_map(|n| number(n)).collect();
+            if found.is_empty() {
+                continue; // e.g. fchmodat2, newer than the installed headers
+            }
+            assert!(found.contains(&nr), "ia32 {base}: table says {nr}, headers say {found:?}");
+            checked += 1;
+        }
+        assert!(checked > 50, "only {checked} entries found in the headers");
+    }
+
+    #[test]
+    fn every_family_has_a_program_per_slot() {
+        let mut slots: Vec<u32> = Vec::new();
+        for kind in [EventKind::FileAttr, EventKind::FileWrite, EventKind::Cred, EventKind::Net, EventKind::System] {
+            let op = SyscallOp::ALL.into_iter().find(|op| op.kind() == kind).unwrap();
+            slots.extend([compat::slot(op, false), compat::slot(op, true)]);
+        }
+        slots.sort();
+        assert_eq!(slots, (0..compat::PROG_SLOTS).collect::<Vec<_>>());
+    }
+}
