@@ -67,9 +67,9 @@ pub fn run() -> Report {
             btf_path.display()
         ))
     };
-    let (kernel_fields_missing, btf) = match offsets::resolve_running_kernel() {
-        Ok(r) => (r.missing, btf),
-        Err(e) => (Vec::new(), Check::no(e.to_string())),
+    let (kernel_fields_missing, ia32, btf) = match offsets::resolve_running_kernel() {
+        Ok(r) => (r.missing, crate::source::ebpf::compat::supported(&r.offsets), btf),
+        Err(e) => (Vec::new(), Err("kernel BTF unreadable".to_owned()), Check::no(e.to_string())),
     };
     let mut hooks: Vec<HookChoice> = HOOKS
         .iter()
@@ -103,6 +103,18 @@ pub fn run() -> Report {
             unavailable,
         });
     }
+    hooks.push(HookChoice {
+        kind: "ia32",
+        hook: match ia32 {
+            Ok(()) => "raw_tracepoint/sys_{enter,exit}, tail-calling each family's ia32 programs".to_owned(),
+            Err(why) => format!("none: {why}"),
+        },
+        why: crate::source::ebpf::compat::WHY,
+        preferred: Some(
+            "kprobes on the __ia32_sys_* entry points (not built yet): nothing to pay on native syscalls",
+        ),
+        unavailable: Vec::new(),
+    });
     Report {
         kernel,
         btf,

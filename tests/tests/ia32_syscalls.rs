@@ -1,0 +1,212 @@
+//! Syscalls made through the ia32 ABI (`int 0x80`) from a 64-bit process:
+//! the `syscalls:` tracepoints never see them, so without the sensor's
+//! `raw_syscalls` hooks a `chmod u+s` or a `setuid(0)` made this way would
+//! leave no event. Each test forks a child that makes the real ia32 calls
+//! and asserts the events the family would give for the native call,
+//! marked `sensor.syscall_abi = "ia32"`.
+#![cfg(target_arch = "x86_64")]
+
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+
+use sensor_tests::{Sensor, action, at, pid_of};
+use serde_json::Value;
+
+// ia32 syscall numbers (arch/x86/entry/syscalls/syscall_32.tbl).
+const NR_CHMOD: u32 = 15;
+const NR_CHOWN16: u32 = 182;
+const NR_SETUID16: u32 = 23;
+const NR_SETUID32: u32 = 213;
+const NR_SOCKETCALL: u32 = 102;
+const NR_CONNECT: u32 = 362;
+const SYS_SOCKET: u32 = 1;
+const SYS_CONNECT: u32 = 3;
+
+/// `int 0x80` with up to three arguments; the result as the kernel gives it
+/// (`-errno` on failure). ebx is LLVM's own register, so it is saved and
+/// loaded by hand.
+fn int80(nr: u32, a: u32, b: u32, c: u32) -> i32 {
+    let ret: i32;
+    // SAFETY: a syscall with integer arguments or pointers into low memory
+    // the caller mapped; the kernel preserves every register but eax, and
+    // clears r8-r11 on return from int 0x80.
+    unsafe {
+        core::arch::asm!(
+            "push rbx",
+            "mov ebx, {a:e}",
+            "int 0x80",
+            "pop rbx",
+            a = in(reg) a,
+            inlateout("eax") nr => ret,
+            in("ecx") b,
+            in("edx") c,
+            out("r8") _, out("r9") _, out("r10") _, out("r11") _,
+        );
+    }
+    ret
+}
+
+/// One page below 4 GiB, where ia32 pointers can reach.
+struct LowPage(*mut u8);
+
+impl LowPage {
+    fn new() -> LowPage {
+        // SAFETY: an anonymous private mapping; checked below.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_32BIT,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(p, libc::MAP_FAILED, "mmap MAP_32BIT: {}", std::io::Error::last_os_error());
+        LowPage(p.cast())
+    }
+
+    /// Copies `bytes` to `offset`; their 32-bit address.
+    fn put(&self, offset: usize, bytes: &[u8]) -> u32 {
+        assert!(offset + bytes.len() <= 4096);
+        // SAFETY: inside the page, which this process owns.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.0.add(offset), bytes.len()) };
+        (self.0 as usize + offset) as u32
+    }
+}
+
+/// Runs `child` in a forked child (only raw syscalls there: the test
+/// process has threads); its pid, after it exited with status 0.
+fn in_child(child: impl FnOnce() -> i32) -> u64 {
+    // SAFETY: the child makes syscalls only and leaves with _exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+    if pid == 0 {
+        let code = child();
+        // SAFETY: ends the forked child without running the parent's atexit state.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "child failed: status {status:#x}");
+    pid as u64
+}
+
+fn c_path(p: &PathBuf) -> Vec<u8> {
+    let mut v = p.as_os_str().as_encoded_bytes().to_vec();
+    v.push(0);
+    v
+}
+
+fn ia32_event(v: &Value, act: &str, pid: u64) -> bool {
+    action(v) == act && pid_of(v) == pid && at(v, "sensor.syscall_abi") == "ia32"
+}
+
+#[test]
+fn an_ia32_chmod_u_plus_s_and_a_16_bit_chown_are_reported() {
+    let sensor = Sensor::start("");
+    let dir = std::env::temp_dir().join(format!("sensor-ia32-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let file = dir.join("shell copy");
+    std::fs::write(&file, b"#!/bin/sh\n").expect("write");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let page = LowPage::new();
+    let path = page.put(0, &c_path(&file));
+    let pid = in_child(|| {
+        if int80(NR_CHMOD, path, 0o4755, 0) != 0 {
+            return 1;
+        }
+        // 16-bit chown: uid 0xffff is "unchanged", gid 5.
+        if int80(NR_CHOWN16, path, 0xffff, 5) != 0 {
+            return 2;
+        }
+        0
+    });
+    // The chown went through too (and, as any chown, cleared the setuid bit).
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&file).expect("stat").gid(), 5);
+
+    let ev = sensor.wait_for("the ia32 chmod", |v| ia32_event(v, "chmod", pid));
+    assert_eq!(at(&ev, "file.path").as_str(), file.to_str(), "{ev}");
+    assert_eq!(at(&ev, "sensor.syscall"), "chmod");
+    assert_eq!(at(&ev, "event.outcome"), "success");
+    assert_eq!(at(&ev, "sensor.file_change.requested.mode"), "4755");
+    assert_eq!(at(&ev, "sensor.file_change.special_bits"), &serde_json::json!(["setuid"]), "{ev}");
+
+    let ev = sensor.wait_for("the 16-bit chown", |v| ia32_event(v, "chown", pid));
+    assert_eq!(at(&ev, "sensor.syscall"), "chown");
+    assert_eq!(at(&ev, "file.path").as_str(), file.to_str(), "{ev}");
+    assert!(at(&ev, "sensor.file_change.requested.uid").is_null(), "0xffff means unchanged: {ev}");
+    assert_eq!(at(&ev, "sensor.file_change.requested.gid.id"), "5", "{ev}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_ia32_setuid_to_root_refused_to_nobody_is_reported() {
+    let sensor = Sensor::start("");
+    let pid = in_child(|| {
+        // Drop to nobody natively, then try to get root back through the
+        // ia32 ABI, with the 32-bit and the legacy 16-bit call.
+        // SAFETY: a plain syscall.
+        if unsafe { libc::setresuid(65534, 65534, 65534) } != 0 {
+            return 1;
+        }
+        let eperm = -libc::EPERM;
+        if int80(NR_SETUID32, 0, 0, 0) != eperm || int80(NR_SETUID16, 0, 0, 0) != eperm {
+            return 2;
+        }
+        0
+    });
+    let events = sensor.wait_for_count("both refused setuid calls", 2, |v| ia32_event(v, "credential_change", pid));
+    for ev in &events {
+        assert_eq!(at(ev, "sensor.syscall"), "setuid", "{ev}");
+        assert_eq!(at(ev, "event.outcome"), "failure", "{ev}");
+        assert_eq!(at(ev, "error.code"), "EPERM", "{ev}");
+        assert_eq!(at(ev, "sensor.cred_change.requested.uid"), 0, "{ev}");
+        assert_eq!(at(ev, "process.user.id"), "65534", "{ev}");
+    }
+}
+
+#[test]
+fn an_ia32_connect_to_a_closed_port_reports_the_refusal_also_through_socketcall() {
+    let sensor = Sensor::start("");
+    // A port nobody listens on: bound, then released.
+    let port = TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let page = LowPage::new();
+    let mut sockaddr = [0u8; 16];
+    sockaddr[..2].copy_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
+    sockaddr[2..4].copy_from_slice(&port.to_be_bytes());
+    sockaddr[4..8].copy_from_slice(&[127, 0, 0, 1]);
+    let addr = page.put(0, &sockaddr);
+    let pid = in_child(|| {
+        let refused = -libc::ECONNREFUSED;
+        // socketcall(SYS_SOCKET, [AF_INET, SOCK_STREAM, 0]) and
+        // socketcall(SYS_CONNECT, [fd, addr, 16]): arguments in memory.
+        let args = page.put(64, &[libc::AF_INET as u32, libc::SOCK_STREAM as u32, 0].map(u32::to_ne_bytes).concat());
+        let fd = int80(NR_SOCKETCALL, SYS_SOCKET, args, 0);
+        if fd < 0 {
+            return 1;
+        }
+        let args = page.put(128, &[fd as u32, addr, 16].map(u32::to_ne_bytes).concat());
+        if int80(NR_SOCKETCALL, SYS_CONNECT, args, 0) != refused {
+            return 2;
+        }
+        // The direct ia32 connect, on a fresh socket.
+        // SAFETY: a plain syscall.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
+        if fd < 0 || int80(NR_CONNECT, fd as u32, addr, 16) != refused {
+            return 3;
+        }
+        0
+    });
+    let events = sensor.wait_for_count("both refused connects", 2, |v| ia32_event(v, "connect", pid));
+    for ev in &events {
+        assert_eq!(at(ev, "sensor.syscall"), "connect", "{ev}");
+        assert_eq!(at(ev, "event.outcome"), "failure", "{ev}");
+        assert_eq!(at(ev, "error.code"), "ECONNREFUSED", "{ev}");
+        assert_eq!(at(ev, "destination.port"), port, "{ev}");
+        assert_eq!(at(ev, "destination.ip"), "127.0.0.1", "{ev}");
+    }
+}
