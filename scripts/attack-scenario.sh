@@ -201,6 +201,27 @@ chmod u+s /tmp/.sh
 EOF
 }
 
+# A 168-byte static x86_64 program, written by hand (no compiler in the
+# guest), that goes through the ia32 syscall ABI, which the syscalls:
+# tracepoints never see:
+#   mov eax, 15;  mov ebx, path; mov ecx, 04755; int 0x80   chmod u+s
+#   mov eax, 213; xor ebx, ebx; int 0x80                    setuid32(0): EPERM
+#   mov eax, 60;  xor edi, edi; syscall                     exit(0)
+#   path: "/tmp/.ia32sh"
+readonly IA32_PROGRAM=f0VMRgIBAQAAAAAAAAAAAAIAPgABAAAAeABAAAAAAABAAAAAAAAAAAAAAAAAAAAAAAAAAEAAOAABAAAAAAAAAAEAAAAFAAAAAAAAAAAAAAAAAEAAAAAAAAAAQAAAAAAAqAAAAAAAAACoAAAAAAAAAAAQAAAAAAAAuA8AAAC7mwBAALntCQAAzYC41QAAADHbzYC4PAAAADH/DwUvdG1wLy5pYTMyc2gA
+readonly IA32_COPY=/tmp/.ia32sh
+
+# As the weak user: a setuid copy of a shell and a try for root, both
+# through int 0x80.
+ia32_syscalls() {
+    step ia32_syscalls
+    as_root "$GUEST_USER" "$IA32_PROGRAM" "$IA32_COPY" <<'EOF'
+rm -f "$3" /tmp/.ia32
+runuser -u "$1" -- sh -c 'cp /bin/sh "$2" && chmod 755 "$2" && echo "$1" | base64 -d >/tmp/.ia32 && chmod 700 /tmp/.ia32 && /tmp/.ia32' sh "$2" "$3"
+[ "$(stat -c %a "$3")" = 4755 ]
+EOF
+}
+
 file_capability() {
     step file_capability
     as_root <<'EOF'
@@ -332,6 +353,7 @@ main() {
     login_and_sudo
     backdoor_account
     setuid_shell
+    ia32_syscalls
     file_capability
     reverse_shell
     memfd_exec

@@ -50,6 +50,7 @@ const BACKDOOR_USER: &str = "backdoor";
 const AUTHORIZED_KEYS: &str = "/root/.ssh/authorized_keys";
 const SETUID_COPY: &str = "/tmp/.sh";
 const CAPABILITY_COPY: &str = "/tmp/.ping";
+const IA32_COPY: &str = "/tmp/.ia32sh";
 const MEMFD_MARKER: &str = "scenario-memfd-ran";
 /// The kernel names the executable `/memfd:NAME`, possibly followed by
 /// ` (deleted)`.
@@ -204,6 +205,21 @@ const SCENARIO: &[Step] = &[
             &["chmod"],
             is_setuid_chmod,
         )],
+    },
+    Step {
+        name: "ia32_syscalls",
+        expects: &[
+            one(
+                "ia32 chmod u+s of /tmp/.ia32sh by dev",
+                &["chmod"],
+                is_ia32_chmod,
+            ),
+            one(
+                "ia32 setuid(0) refused to dev (EPERM)",
+                &["credential_change"],
+                is_ia32_setuid,
+            ),
+        ],
     },
     Step {
         name: "file_capability",
@@ -383,6 +399,22 @@ fn is_setuid_chmod(v: &Value) -> bool {
         && is(v, "file.path", SETUID_COPY)
         && lists(v, "sensor.file_change.special_bits", "setuid")
         && is(v, "sensor.file_change.before.mode", "0755")
+}
+
+fn is_ia32_chmod(v: &Value) -> bool {
+    succeeded(v)
+        && is(v, "sensor.syscall_abi", "ia32")
+        && is(v, "file.path", IA32_COPY)
+        && lists(v, "sensor.file_change.special_bits", "setuid")
+        && is(v, "process.user.name", GUEST_USER)
+}
+
+fn is_ia32_setuid(v: &Value) -> bool {
+    is(v, "sensor.syscall_abi", "ia32")
+        && is(v, "sensor.syscall", "setuid")
+        && is(v, "event.outcome", "failure")
+        && is(v, "error.code", "EPERM")
+        && is(v, "process.user.name", GUEST_USER)
 }
 
 fn is_refused_module(v: &Value) -> bool {

@@ -305,6 +305,7 @@ fn the_script_uses_the_names_the_verifier_matches() {
         BACKDOOR_USER,
         AUTHORIZED_KEYS,
         SETUID_COPY,
+        IA32_COPY,
         CAPABILITY_COPY,
         MEMFD_MARKER,
         CRON_FILE,
