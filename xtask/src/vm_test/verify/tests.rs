@@ -326,7 +326,7 @@ fn the_script_uses_the_names_the_verifier_matches() {
 /// Rewrites the fixture from a real guest run: for each expectation, the
 /// first events (as many as it needs) that match it after its step, with
 /// the fields every event repeats (host, agent, timestamp) left out.
-/// `VM_TEST_RUN=target/vm-test/5.10 cargo test -p xtask -- --ignored refresh_fixture`
+/// `VM_TEST_RUN=$PWD/target/vm-test/5.10 cargo test -p xtask -- --ignored refresh_fixture`
 #[test]
 #[ignore = "refreshes the fixture from a guest run named by VM_TEST_RUN"]
 fn refresh_fixture_from_a_guest_run() {
