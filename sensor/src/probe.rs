@@ -68,8 +68,16 @@ pub fn run() -> Report {
         ))
     };
     let (kernel_fields_missing, ia32, btf) = match offsets::resolve_running_kernel() {
-        Ok(r) => (r.missing, crate::source::ebpf::compat::supported(&r.offsets), btf),
-        Err(e) => (Vec::new(), Err("kernel BTF unreadable".to_owned()), Check::no(e.to_string())),
+        Ok(r) => (
+            r.missing,
+            crate::source::ebpf::compat::supported(&r.offsets),
+            btf,
+        ),
+        Err(e) => (
+            Vec::new(),
+            Err("kernel BTF unreadable".to_owned()),
+            Check::no(e.to_string()),
+        ),
     };
     let mut hooks: Vec<HookChoice> = HOOKS
         .iter()

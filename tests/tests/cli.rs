@@ -110,8 +110,19 @@ fn probe_reports_features_and_hooks() {
         ]
     );
     // This machine has ia32 emulation: the hooks for it are chosen.
-    let ia32 = r["hooks"].as_array().expect("hooks").iter().find(|h| h["kind"] == "ia32").cloned().expect("ia32 hook");
-    assert!(ia32["hook"].as_str().is_some_and(|h| h.starts_with("raw_tracepoint/sys_")), "{ia32}");
+    let ia32 = r["hooks"]
+        .as_array()
+        .expect("hooks")
+        .iter()
+        .find(|h| h["kind"] == "ia32")
+        .cloned()
+        .expect("ia32 hook");
+    assert!(
+        ia32["hook"]
+            .as_str()
+            .is_some_and(|h| h.starts_with("raw_tracepoint/sys_")),
+        "{ia32}"
+    );
     // Every syscall family names its tracepoints, and the better hook it
     // stands in for where there is one.
     let hook = |kind: &str| {

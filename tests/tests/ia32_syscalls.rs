@@ -8,7 +8,7 @@
 
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::Path;
 
 use sensor_tests::{Sensor, action, at, pid_of};
 use serde_json::Value;
@@ -63,7 +63,12 @@ impl LowPage {
                 0,
             )
         };
-        assert_ne!(p, libc::MAP_FAILED, "mmap MAP_32BIT: {}", std::io::Error::last_os_error());
+        assert_ne!(
+            p,
+            libc::MAP_FAILED,
+            "mmap MAP_32BIT: {}",
+            std::io::Error::last_os_error()
+        );
         LowPage(p.cast())
     }
 
@@ -90,11 +95,14 @@ fn in_child(child: impl FnOnce() -> i32) -> u64 {
     let mut status = 0;
     // SAFETY: waits for our own child.
     unsafe { libc::waitpid(pid, &mut status, 0) };
-    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "child failed: status {status:#x}");
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "child failed: status {status:#x}"
+    );
     pid as u64
 }
 
-fn c_path(p: &PathBuf) -> Vec<u8> {
+fn c_path(p: &Path) -> Vec<u8> {
     let mut v = p.as_os_str().as_encoded_bytes().to_vec();
     v.push(0);
     v
@@ -133,12 +141,19 @@ fn an_ia32_chmod_u_plus_s_and_a_16_bit_chown_are_reported() {
     assert_eq!(at(&ev, "sensor.syscall"), "chmod");
     assert_eq!(at(&ev, "event.outcome"), "success");
     assert_eq!(at(&ev, "sensor.file_change.requested.mode"), "4755");
-    assert_eq!(at(&ev, "sensor.file_change.special_bits"), &serde_json::json!(["setuid"]), "{ev}");
+    assert_eq!(
+        at(&ev, "sensor.file_change.special_bits"),
+        &serde_json::json!(["setuid"]),
+        "{ev}"
+    );
 
     let ev = sensor.wait_for("the 16-bit chown", |v| ia32_event(v, "chown", pid));
     assert_eq!(at(&ev, "sensor.syscall"), "chown");
     assert_eq!(at(&ev, "file.path").as_str(), file.to_str(), "{ev}");
-    assert!(at(&ev, "sensor.file_change.requested.uid").is_null(), "0xffff means unchanged: {ev}");
+    assert!(
+        at(&ev, "sensor.file_change.requested.uid").is_null(),
+        "0xffff means unchanged: {ev}"
+    );
     assert_eq!(at(&ev, "sensor.file_change.requested.gid.id"), "5", "{ev}");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -159,7 +174,9 @@ fn an_ia32_setuid_to_root_refused_to_nobody_is_reported() {
         }
         0
     });
-    let events = sensor.wait_for_count("both refused setuid calls", 2, |v| ia32_event(v, "credential_change", pid));
+    let events = sensor.wait_for_count("both refused setuid calls", 2, |v| {
+        ia32_event(v, "credential_change", pid)
+    });
     for ev in &events {
         assert_eq!(at(ev, "sensor.syscall"), "setuid", "{ev}");
         assert_eq!(at(ev, "event.outcome"), "failure", "{ev}");
@@ -173,7 +190,11 @@ fn an_ia32_setuid_to_root_refused_to_nobody_is_reported() {
 fn an_ia32_connect_to_a_closed_port_reports_the_refusal_also_through_socketcall() {
     let sensor = Sensor::start("");
     // A port nobody listens on: bound, then released.
-    let port = TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
     let page = LowPage::new();
     let mut sockaddr = [0u8; 16];
     sockaddr[..2].copy_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
@@ -184,7 +205,12 @@ fn an_ia32_connect_to_a_closed_port_reports_the_refusal_also_through_socketcall(
         let refused = -libc::ECONNREFUSED;
         // socketcall(SYS_SOCKET, [AF_INET, SOCK_STREAM, 0]) and
         // socketcall(SYS_CONNECT, [fd, addr, 16]): arguments in memory.
-        let args = page.put(64, &[libc::AF_INET as u32, libc::SOCK_STREAM as u32, 0].map(u32::to_ne_bytes).concat());
+        let args = page.put(
+            64,
+            &[libc::AF_INET as u32, libc::SOCK_STREAM as u32, 0]
+                .map(u32::to_ne_bytes)
+                .concat(),
+        );
         let fd = int80(NR_SOCKETCALL, SYS_SOCKET, args, 0);
         if fd < 0 {
             return 1;
@@ -201,7 +227,9 @@ fn an_ia32_connect_to_a_closed_port_reports_the_refusal_also_through_socketcall(
         }
         0
     });
-    let events = sensor.wait_for_count("both refused connects", 2, |v| ia32_event(v, "connect", pid));
+    let events = sensor.wait_for_count("both refused connects", 2, |v| {
+        ia32_event(v, "connect", pid)
+    });
     for ev in &events {
         assert_eq!(at(ev, "sensor.syscall"), "connect", "{ev}");
         assert_eq!(at(ev, "event.outcome"), "failure", "{ev}");

@@ -885,6 +885,22 @@ fn rate(s: &Scenario) -> f64 {
     s.execs as f64 / s.seconds.max(f64::EPSILON)
 }
 
+/// Runs one of the sensor's hidden bench subcommands (`what`), which prints
+/// its report as one JSON line.
+pub fn sensor_report(c: &mut Command, what: &str) -> Result<serde_json::Value> {
+    let out = c
+        .output()
+        .with_context(|| format!("running sensor {what}"))?;
+    if !out.status.success() {
+        bail!(
+            "sensor {what} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let line = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(line.trim()).with_context(|| format!("reading the {what} report: {line}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -922,20 +938,4 @@ mod tests {
         assert!(out.contains("max_log_file_action = IGNORE"));
         assert!(!out.contains("/var/log/audit") && !out.contains("ROTATE"));
     }
-}
-
-/// Runs one of the sensor's hidden bench subcommands (`what`), which prints
-/// its report as one JSON line.
-pub fn sensor_report(c: &mut Command, what: &str) -> Result<serde_json::Value> {
-    let out = c
-        .output()
-        .with_context(|| format!("running sensor {what}"))?;
-    if !out.status.success() {
-        bail!(
-            "sensor {what} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let line = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(line.trim()).with_context(|| format!("reading the {what} report: {line}"))
 }

@@ -380,11 +380,10 @@ fn print_program_runs(
             continue;
         };
         let (t, n) = (t1.saturating_sub(*t0), n1.saturating_sub(*n0));
-        if n > 0 {
+        if let Some(per_run) = t.checked_div(n) {
             println!(
-                "bench:   {}: {name}: {n} runs, {} ns/run, {} ns/op",
+                "bench:   {}: {name}: {n} runs, {per_run} ns/run, {} ns/op",
                 w.name(),
-                t / n,
                 t / ops.max(1)
             );
         }

@@ -46,18 +46,24 @@ pub fn compat_enter(ctx: RawTracePointContext) -> u32 {
     if !(0..SLOTS as i64).contains(&id) {
         return 0;
     }
-    let Some(&value) = COMPAT_OPS.get(id as u32) else { return 0 };
+    let Some(&value) = COMPAT_OPS.get(id as u32) else {
+        return 0;
+    };
     if value == 0 {
         return 0;
     }
     let task = super::current_task();
-    if !in_ia32_syscall(task) || (aya_ebpf::helpers::bpf_get_current_pid_tgid() >> 32) as u32 == sensor_tgid() {
+    if !in_ia32_syscall(task)
+        || (aya_ebpf::helpers::bpf_get_current_pid_tgid() >> 32) as u32 == sensor_tgid()
+    {
         return 0;
     }
     if crate::filter::task_ignored(task) {
         return 0;
     }
-    let Some(entry) = Ia32Entry::new(&ctx) else { return 0 };
+    let Some(entry) = Ia32Entry::new(&ctx) else {
+        return 0;
+    };
     // SAFETY: a tail call with this program's own context; on failure (no
     // program in the slot) it returns and nothing happens.
     unsafe { COMPAT_PROGS.tail_call(&ctx, compat::slot(entry.op, false)) };
@@ -67,11 +73,15 @@ pub fn compat_enter(ctx: RawTracePointContext) -> u32 {
 #[raw_tracepoint(tracepoint = "sys_exit")]
 pub fn compat_exit(ctx: RawTracePointContext) -> u32 {
     let regs: u64 = ctx.arg(0);
-    let Ok(nr) = read_u64(regs, ORIG_AX as u32) else { return 0 };
+    let Ok(nr) = read_u64(regs, ORIG_AX as u32) else {
+        return 0;
+    };
     if nr >= SLOTS as u64 {
         return 0;
     }
-    let Some(&value) = COMPAT_OPS.get(nr as u32) else { return 0 };
+    let Some(&value) = COMPAT_OPS.get(nr as u32) else {
+        return 0;
+    };
     if value == 0 || !in_ia32_syscall(super::current_task()) {
         return 0;
     }
@@ -121,10 +131,20 @@ impl Ia32Entry {
         if value & OP_MASK == SOCKETCALL {
             let call = read_u64(regs, BX as u32).ok()? as u32;
             let args = read_u64(regs, CX as u32).ok()? as u32;
-            return Some(Ia32Entry { op: socketcall_op(call)?, regs, socketcall_args: args as u64, flags: 0 });
+            return Some(Ia32Entry {
+                op: socketcall_op(call)?,
+                regs,
+                socketcall_args: args as u64,
+                flags: 0,
+            });
         }
         let op = SyscallOp::from_u32(value & OP_MASK)?;
-        Some(Ia32Entry { op, regs, socketcall_args: 0, flags: value })
+        Some(Ia32Entry {
+            op,
+            regs,
+            socketcall_args: 0,
+            flags: value,
+        })
     }
 }
 
@@ -144,7 +164,8 @@ impl super::Entry for Ia32Entry {
         if self.socketcall_args != 0 {
             let at = self.socketcall_args + 4 * i as u64;
             // SAFETY: a probe read of the caller's memory; failure gives 0.
-            return unsafe { aya_ebpf::helpers::bpf_probe_read_user(at as *const u32) }.unwrap_or(0) as u64;
+            return unsafe { aya_ebpf::helpers::bpf_probe_read_user(at as *const u32) }.unwrap_or(0)
+                as u64;
         }
         if self.flags & NO_FLAGS != 0 && i == 1 {
             return 0;
@@ -154,7 +175,11 @@ impl super::Entry for Ia32Entry {
         if self.flags & IDS16 != 0 && i >= first_id {
             // The legacy calls take u16 ids; 0xffff is their "unchanged".
             let id = v & 0xffff;
-            return if id == 0xffff { u32::MAX as u64 } else { id as u64 };
+            return if id == 0xffff {
+                u32::MAX as u64
+            } else {
+                id as u64
+            };
         }
         v as u64
     }

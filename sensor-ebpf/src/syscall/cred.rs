@@ -45,10 +45,7 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
     // Ids are 32-bit; capset's two pointers are not ids and are not kept.
     let ids = op != SyscallOp::Capset;
     for i in 0..3 {
-        put(
-            &mut p.args[i],
-            if ids { c.arg(i) as u32 } else { 0 },
-        );
+        put(&mut p.args[i], if ids { c.arg(i) as u32 } else { 0 });
     }
     let cred = read_ptr(task, off!(task_real_cred));
     let read = cred

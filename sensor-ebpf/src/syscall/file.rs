@@ -107,9 +107,7 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
         }
     };
     match op {
-        SyscallOp::Chmod | SyscallOp::Fchmod | SyscallOp::Fchmodat => {
-            p.mode = c.arg(rest) as u32
-        }
+        SyscallOp::Chmod | SyscallOp::Fchmod | SyscallOp::Fchmodat => p.mode = c.arg(rest) as u32,
         SyscallOp::Fchmodat2 => {
             p.mode = c.arg(rest) as u32;
             p.at_flags = c.arg(rest + 1) as u32;

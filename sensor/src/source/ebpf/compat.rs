@@ -44,7 +44,10 @@ pub fn supported(offsets: &KernelOffsets) -> HookStatus {
 fn programs(kind: EventKind) -> (&'static str, &'static str) {
     match kind {
         EventKind::FileAttr => (names::PROG_FILE_COMPAT_ENTER, names::PROG_FILE_COMPAT_EXIT),
-        EventKind::FileWrite => (names::PROG_WATCH_COMPAT_ENTER, names::PROG_WATCH_COMPAT_EXIT),
+        EventKind::FileWrite => (
+            names::PROG_WATCH_COMPAT_ENTER,
+            names::PROG_WATCH_COMPAT_EXIT,
+        ),
         EventKind::Net => (names::PROG_NET_COMPAT_ENTER, names::PROG_NET_COMPAT_EXIT),
         EventKind::System => (names::PROG_SYS_COMPAT_ENTER, names::PROG_SYS_COMPAT_EXIT),
         _ => (names::PROG_CRED_COMPAT_ENTER, names::PROG_CRED_COMPAT_EXIT),
@@ -61,39 +64,66 @@ fn family(value: u32) -> Option<EventKind> {
 
 /// Attaches the ia32 hooks for the `enabled` syscall families.
 pub fn attach(ebpf: &mut Ebpf, enabled: &[EventKind], offsets: &KernelOffsets) -> Ia32Hooks {
-    let families: Vec<EventKind> = [EventKind::FileAttr, EventKind::FileWrite, EventKind::Cred, EventKind::Net, EventKind::System]
-        .into_iter()
-        .filter(|k| enabled.contains(k))
-        .collect();
+    let families: Vec<EventKind> = [
+        EventKind::FileAttr,
+        EventKind::FileWrite,
+        EventKind::Cred,
+        EventKind::Net,
+        EventKind::System,
+    ]
+    .into_iter()
+    .filter(|k| enabled.contains(k))
+    .collect();
     if families.is_empty() {
-        return Ia32Hooks { status: Err("no syscall family enabled".into()), _programs: None };
+        return Ia32Hooks {
+            status: Err("no syscall family enabled".into()),
+            _programs: None,
+        };
     }
     match supported(offsets).and_then(|()| install(ebpf, &families)) {
-        Ok(programs) => Ia32Hooks { status: Ok(()), _programs: Some(programs) },
-        Err(why) => Ia32Hooks { status: Err(why), _programs: None },
+        Ok(programs) => Ia32Hooks {
+            status: Ok(()),
+            _programs: Some(programs),
+        },
+        Err(why) => Ia32Hooks {
+            status: Err(why),
+            _programs: None,
+        },
     }
 }
 
 fn install(ebpf: &mut Ebpf, families: &[EventKind]) -> Result<ProgramArray<MapData>, String> {
-    let mut progs: ProgramArray<MapData> = take_map(ebpf, names::COMPAT_PROGS_MAP).map_err(|e| e.to_string())?;
+    let mut progs: ProgramArray<MapData> =
+        take_map(ebpf, names::COMPAT_PROGS_MAP).map_err(|e| e.to_string())?;
     for &kind in families {
         let (enter, exit) = programs(kind);
-        let op = SyscallOp::ALL.into_iter().find(|op| op.kind() == kind).expect("every family has ops");
+        let op = SyscallOp::ALL
+            .into_iter()
+            .find(|op| op.kind() == kind)
+            .expect("every family has ops");
         for (name, is_exit) in [(enter, false), (exit, true)] {
-            let program = load_raw_tracepoint(ebpf, name, "tail call").map_err(|e| e.to_string())?;
+            let program =
+                load_raw_tracepoint(ebpf, name, "tail call").map_err(|e| e.to_string())?;
             let fd = program.fd().map_err(|e| format!("{name}: {e}"))?;
-            progs.set(compat::slot(op, is_exit), fd, 0).map_err(|e| format!("{}: {e}", names::COMPAT_PROGS_MAP))?;
+            progs
+                .set(compat::slot(op, is_exit), fd, 0)
+                .map_err(|e| format!("{}: {e}", names::COMPAT_PROGS_MAP))?;
         }
     }
-    let mut ops: Array<MapData, u32> = take_map(ebpf, names::COMPAT_OPS_MAP).map_err(|e| e.to_string())?;
+    let mut ops: Array<MapData, u32> =
+        take_map(ebpf, names::COMPAT_OPS_MAP).map_err(|e| e.to_string())?;
     for &(nr, value) in compat::TABLE {
         if family(value).is_some_and(|k| families.contains(&k)) {
-            ops.set(nr, value, 0).map_err(|e| format!("{}: {e}", names::COMPAT_OPS_MAP))?;
+            ops.set(nr, value, 0)
+                .map_err(|e| format!("{}: {e}", names::COMPAT_OPS_MAP))?;
         }
     }
     // Exit first: an entry whose exit is not attached would leave a stale
     // in-flight record behind.
-    for (name, hook) in [(names::PROG_COMPAT_EXIT, names::TP_SYS_EXIT), (names::PROG_COMPAT_ENTER, names::TP_SYS_ENTER)] {
+    for (name, hook) in [
+        (names::PROG_COMPAT_EXIT, names::TP_SYS_EXIT),
+        (names::PROG_COMPAT_ENTER, names::TP_SYS_ENTER),
+    ] {
         load_raw_tracepoint(ebpf, name, hook)
             .map_err(|e| e.to_string())?
             .attach(hook)
@@ -110,14 +140,17 @@ mod tests {
     /// linux-libc-dev installed them.
     #[test]
     fn the_ia32_table_matches_the_kernel_headers() {
-        let Ok(header) = std::fs::read_to_string("/usr/include/x86_64-linux-gnu/asm/unistd_32.h") else {
+        let Ok(header) = std::fs::read_to_string("/usr/include/x86_64-linux-gnu/asm/unistd_32.h")
+        else {
             eprintln!("no unistd_32.h here: nothing to compare");
             return;
         };
         let number = |name: &str| {
             header.lines().find_map(|l| {
                 let mut w = l.split_whitespace();
-                (w.next() == Some("#define") && w.next() == Some(&format!("__NR_{name}"))).then(|| w.next()?.parse::<u32>().ok()).flatten()
+                (w.next() == Some("#define") && w.next() == Some(&format!("__NR_{name}")))
+                    .then(|| w.next()?.parse::<u32>().ok())
+                    .flatten()
             })
         };
         let mut checked = 0;
@@ -138,7 +171,10 @@ mod tests {
             if found.is_empty() {
                 continue; // e.g. fchmodat2, newer than the installed headers
             }
-            assert!(found.contains(&nr), "ia32 {base}: table says {nr}, headers say {found:?}");
+            assert!(
+                found.contains(&nr),
+                "ia32 {base}: table says {nr}, headers say {found:?}"
+            );
             checked += 1;
         }
         assert!(checked > 50, "only {checked} entries found in the headers");
@@ -147,8 +183,17 @@ mod tests {
     #[test]
     fn every_family_has_a_program_per_slot() {
         let mut slots: Vec<u32> = Vec::new();
-        for kind in [EventKind::FileAttr, EventKind::FileWrite, EventKind::Cred, EventKind::Net, EventKind::System] {
-            let op = SyscallOp::ALL.into_iter().find(|op| op.kind() == kind).unwrap();
+        for kind in [
+            EventKind::FileAttr,
+            EventKind::FileWrite,
+            EventKind::Cred,
+            EventKind::Net,
+            EventKind::System,
+        ] {
+            let op = SyscallOp::ALL
+                .into_iter()
+                .find(|op| op.kind() == kind)
+                .unwrap();
             slots.extend([compat::slot(op, false), compat::slot(op, true)]);
         }
         slots.sort();
