@@ -123,6 +123,9 @@ pub const TABLE: &[(u32, u32)] = &[
     (52, SyscallOp::Umount2 as u32),
     (22, SyscallOp::Umount2 as u32 | NO_FLAGS),
     (357, SyscallOp::Bpf as u32),
+    (37, SyscallOp::Kill as u32),
+    (238, SyscallOp::Tkill as u32),
+    (270, SyscallOp::Tgkill as u32),
 ];
 
 /// The op a `socketcall` call number stands for.

@@ -71,6 +71,11 @@ pub enum SyscallOp {
     Mount = 101,
     Umount2 = 102,
     Bpf = 103,
+    /// kill/tkill/tgkill aimed at the sensor: only refused ones are sent
+    /// (a signal that is generated is reported by `signal_generate`).
+    Kill = 104,
+    Tkill = 105,
+    Tgkill = 106,
 }
 
 /// `SysEvent::op` of a signal sent to the sensor itself (from the
@@ -99,7 +104,7 @@ pub enum Target {
 }
 
 impl SyscallOp {
-    pub const ALL: [SyscallOp; 47] = [
+    pub const ALL: [SyscallOp; 50] = [
         SyscallOp::Chmod,
         SyscallOp::Fchmod,
         SyscallOp::Fchmodat,
@@ -147,6 +152,9 @@ impl SyscallOp {
         SyscallOp::Mount,
         SyscallOp::Umount2,
         SyscallOp::Bpf,
+        SyscallOp::Kill,
+        SyscallOp::Tkill,
+        SyscallOp::Tgkill,
     ];
 
     /// A match, not a search of [`Self::ALL`]: the eBPF side calls this in
@@ -201,6 +209,9 @@ impl SyscallOp {
             101 => SyscallOp::Mount,
             102 => SyscallOp::Umount2,
             103 => SyscallOp::Bpf,
+            104 => SyscallOp::Kill,
+            105 => SyscallOp::Tkill,
+            106 => SyscallOp::Tgkill,
             _ => return None,
         })
     }
@@ -255,6 +266,9 @@ impl SyscallOp {
             SyscallOp::Mount => "mount",
             SyscallOp::Umount2 => "umount2",
             SyscallOp::Bpf => "bpf",
+            SyscallOp::Kill => "kill",
+            SyscallOp::Tkill => "tkill",
+            SyscallOp::Tgkill => "tgkill",
         }
     }
 

@@ -217,3 +217,23 @@ fn signals_sent_to_the_sensor_are_reported() {
         Some(env!("CARGO_BIN_EXE_actor"))
     );
 }
+
+#[test]
+fn a_kill_of_the_sensor_refused_to_nobody_is_reported() {
+    // signal_generate never fires for it (no signal is made), so this is
+    // the kill syscall's own event: an unprivileged intruder probing.
+    let sensor = Sensor::start("");
+    let target = sensor.pid().to_string();
+    let (pid, ok) = actor(&["signal-as-nobody", &target, &libc::SIGTERM.to_string()]);
+    assert!(ok, "the kill was not refused with EPERM");
+    let ev = sensor.wait_for("the refused kill", |v| by(v, "signal_sensor", pid));
+    assert_eq!(at(&ev, "event.outcome"), "failure", "{ev}");
+    assert_eq!(at(&ev, "error.code"), "EPERM", "{ev}");
+    assert_eq!(at(&ev, "sensor.syscall"), "kill", "{ev}");
+    assert_eq!(at(&ev, "sensor.signal.name"), "SIGTERM", "{ev}");
+    assert_eq!(at(&ev, "process.user.id"), "65534", "{ev}");
+    assert!(
+        at(&ev, "sensor.signal_result").is_null(),
+        "no signal was generated: {ev}"
+    );
+}

@@ -79,6 +79,11 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
         {
             return 0;
         }
+        // Only what is aimed at the sensor: its pid (kill, tgkill) or its
+        // main thread (tkill).
+        SyscallOp::Kill | SyscallOp::Tkill | SyscallOp::Tgkill if a(0) as u32 != sensor_tgid() => {
+            return 0;
+        }
         _ => {}
     }
     let Some(p) = SYS_PENDING.get_ptr_mut(0) else {
@@ -146,6 +151,15 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
                 _ => p.args[1] = user_u32(attr + BPF_ATTR_ATTACH_TYPE) as u64,
             }
         }
+        // Signal number, then the target.
+        SyscallOp::Kill | SyscallOp::Tkill => {
+            p.args[0] = a(1);
+            p.args[1] = a(0);
+        }
+        SyscallOp::Tgkill => {
+            p.args[0] = a(2);
+            p.args[1] = a(0);
+        }
         _ => return 0,
     }
     if SYS_INFLIGHT.insert(&super::thread_key(), &*p, 0).is_err() {
@@ -172,6 +186,15 @@ fn exit(ret: i64, ia32: bool) -> u32 {
     };
     // SAFETY: a live map value, removed only at the end.
     let p = unsafe { &*p };
+    // A signal that was sent is signal_generate's event; only a refused
+    // attempt (EPERM, ESRCH…) is reported from here.
+    let kill = p.op == SyscallOp::Kill as u32
+        || p.op == SyscallOp::Tkill as u32
+        || p.op == SyscallOp::Tgkill as u32;
+    if kill && ret >= 0 {
+        let _ = SYS_INFLIGHT.remove(&key);
+        return 0;
+    }
     // SAFETY: this CPU's scratch slot, 8-aligned, larger than SysEvent.
     let ev = unsafe { &mut *buf.cast::<SysEvent>() };
     let task = super::current_task();

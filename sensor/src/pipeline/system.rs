@@ -1,5 +1,5 @@
 //! Actions an intruder uses: ptrace, kernel modules, memfd_create, mount,
-//! bpf(), and signals sent to the sensor.
+//! bpf(), and signals sent (or refused) to the sensor.
 
 use sensor_common::SyscallOp;
 
@@ -131,6 +131,16 @@ impl Pipeline {
                             name: text(&x.name),
                         });
                         (CONFIGURATION, CHANGE, "bpf")
+                    }
+                    // A kill the kernel refused: no signal was generated,
+                    // so signal_generate saw nothing; the outcome says why.
+                    SyscallOp::Kill | SyscallOp::Tkill | SyscallOp::Tgkill => {
+                        let sig = x.args[0] as u32;
+                        sensor.signal = Some(Signal {
+                            number: sig,
+                            name: signal_name(sig),
+                        });
+                        (PROCESS, ACCESS, "signal_sensor")
                     }
                     // Decode produces only system ops here.
                     _ => (PROCESS, ACCESS, "unknown"),

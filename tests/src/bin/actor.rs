@@ -24,6 +24,10 @@ fn main() {
             arg(1).parse().unwrap_or_else(|_| usage()),
             arg(2).parse().unwrap_or_else(|_| usage()),
         ),
+        "signal-as-nobody" => signal_as_nobody(
+            arg(1).parse().unwrap_or_else(|_| usage()),
+            arg(2).parse().unwrap_or_else(|_| usage()),
+        ),
         _ => usage(),
     };
     match result {
@@ -38,7 +42,7 @@ fn main() {
 fn usage() -> ! {
     eprintln!(
         "usage: actor ptrace-attach PID | init-module-garbage | finit-module FILE | delete-module NAME | \
-         memfd-exec | mount-tmpfs DIR | bpf-prog-load | signal PID SIGNAL"
+         memfd-exec | mount-tmpfs DIR | bpf-prog-load | signal PID SIGNAL | signal-as-nobody PID SIGNAL"
     );
     std::process::exit(2)
 }
@@ -182,4 +186,24 @@ fn signal(pid: i32, sig: i32) -> Result<String, String> {
         return Err(format!("kill({pid}, {sig}): {}", errno()));
     }
     Ok(format!("sent signal {sig} to {pid}"))
+}
+
+/// Drops to nobody, then signals `pid` (a root process): the kernel must
+/// refuse it with EPERM.
+fn signal_as_nobody(pid: i32, sig: i32) -> Result<String, String> {
+    // SAFETY: plain syscalls without memory arguments.
+    if unsafe { libc::setresgid(65534, 65534, 65534) } != 0
+        || unsafe { libc::setresuid(65534, 65534, 65534) } != 0
+    {
+        return Err(format!("dropping to nobody: {}", errno()));
+    }
+    // SAFETY: as above.
+    if unsafe { libc::kill(pid, sig) } == 0 {
+        return Err(format!("kill({pid}, {sig}) as nobody succeeded"));
+    }
+    let e = errno();
+    if e.raw_os_error() != Some(libc::EPERM) {
+        return Err(format!("kill({pid}, {sig}) as nobody: {e}, not EPERM"));
+    }
+    Ok(format!("kill({pid}, {sig}) refused: {e}"))
 }

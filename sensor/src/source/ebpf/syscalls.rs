@@ -65,6 +65,9 @@ pub fn number(op: SyscallOp) -> Option<libc::c_long> {
         SyscallOp::Mount => libc::SYS_mount,
         SyscallOp::Umount2 => libc::SYS_umount2,
         SyscallOp::Bpf => libc::SYS_bpf,
+        SyscallOp::Kill => libc::SYS_kill,
+        SyscallOp::Tkill => libc::SYS_tkill,
+        SyscallOp::Tgkill => libc::SYS_tgkill,
     })
 }
 
@@ -114,7 +117,8 @@ pub const FAMILIES: &[Family] = &[
         kind: EventKind::System,
         why: "ptrace attach/seize, module load/unload, memfd_create, mount/umount2 and bpf() loads and \
               attaches at their syscalls (uninteresting requests and commands dropped at entry); \
-              raw_tracepoint/signal_generate sees every signal aimed at the sensor, however sent",
+              raw_tracepoint/signal_generate sees every signal aimed at the sensor, however sent, and \
+              kill/tkill/tgkill aimed at it report the attempts the kernel refused (no signal made)",
         preferred: Some(
             "lsm/ptrace_access_check, lsm/kernel_read_file, lsm/sb_mount, lsm/bpf (not built yet): \
              the resolved objects",
