@@ -76,6 +76,9 @@ pub enum SyscallOp {
     Kill = 104,
     Tkill = 105,
     Tgkill = 106,
+    /// The new mount API's attach step (`fsopen`/`fsmount` or `open_tree`,
+    /// then `move_mount`): what `mount(2)` does in one call.
+    MoveMount = 107,
 }
 
 /// `SysEvent::op` of a signal sent to the sensor itself (from the
@@ -104,7 +107,7 @@ pub enum Target {
 }
 
 impl SyscallOp {
-    pub const ALL: [SyscallOp; 50] = [
+    pub const ALL: [SyscallOp; 51] = [
         SyscallOp::Chmod,
         SyscallOp::Fchmod,
         SyscallOp::Fchmodat,
@@ -155,6 +158,7 @@ impl SyscallOp {
         SyscallOp::Kill,
         SyscallOp::Tkill,
         SyscallOp::Tgkill,
+        SyscallOp::MoveMount,
     ];
 
     /// A match, not a search of [`Self::ALL`]: the eBPF side calls this in
@@ -212,6 +216,7 @@ impl SyscallOp {
             104 => SyscallOp::Kill,
             105 => SyscallOp::Tkill,
             106 => SyscallOp::Tgkill,
+            107 => SyscallOp::MoveMount,
             _ => return None,
         })
     }
@@ -269,6 +274,7 @@ impl SyscallOp {
             SyscallOp::Kill => "kill",
             SyscallOp::Tkill => "tkill",
             SyscallOp::Tgkill => "tgkill",
+            SyscallOp::MoveMount => "move_mount",
         }
     }
 

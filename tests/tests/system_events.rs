@@ -237,3 +237,36 @@ fn a_kill_of_the_sensor_refused_to_nobody_is_reported() {
         "no signal was generated: {ev}"
     );
 }
+
+#[test]
+fn a_mount_through_the_new_api_is_reported_and_so_is_a_refused_one() {
+    let sensor = Sensor::start("");
+    let dir = std::env::temp_dir().join(format!("sensor-move-mount-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let target = dir.to_str().expect("utf-8");
+    let (pid, ok) = actor(&["move-mount-tmpfs", target]);
+    assert!(ok, "move_mount of a tmpfs");
+    let ev = sensor.wait_for("the move_mount", |v| by(v, "mount", pid));
+    assert_eq!(at(&ev, "sensor.syscall"), "move_mount", "{ev}");
+    assert_eq!(at(&ev, "event.outcome"), "success", "{ev}");
+    assert_eq!(
+        at(&ev, "sensor.mount.target").as_str(),
+        Some(target),
+        "{ev}"
+    );
+    assert_eq!(
+        at(&ev, "sensor.mount.flags"),
+        4,
+        "MOVE_MOUNT_F_EMPTY_PATH: {ev}"
+    );
+    // The umount2 that follows is the usual umount event.
+    sensor.wait_for("its umount", |v| by(v, "umount", pid));
+
+    let (pid, ok) = actor(&["move-mount-as-nobody", target]);
+    assert!(ok, "move_mount as nobody was not refused with EPERM");
+    let ev = sensor.wait_for("the refused move_mount", |v| by(v, "mount", pid));
+    assert_eq!(at(&ev, "event.outcome"), "failure", "{ev}");
+    assert_eq!(at(&ev, "error.code"), "EPERM", "{ev}");
+    assert_eq!(at(&ev, "process.user.id"), "65534", "{ev}");
+    let _ = std::fs::remove_dir(&dir);
+}

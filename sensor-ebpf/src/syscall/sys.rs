@@ -130,6 +130,13 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
             str0(p, a(0));
             p.args[1] = a(1);
         }
+        // move_mount(from_dfd, from_path, to_dfd, to_path, flags): the
+        // target as given, the source path (often "" with an fd), flags.
+        SyscallOp::MoveMount => {
+            str0(p, a(3));
+            str1(p, a(1));
+            p.args[0] = a(4);
+        }
         SyscallOp::Bpf => {
             let cmd = a(0);
             let attr = a(1);

@@ -96,25 +96,18 @@ impl Pipeline {
                         });
                         (FILE, CREATION, "memfd_create")
                     }
-                    SyscallOp::Mount | SyscallOp::Umount2 => {
+                    SyscallOp::Mount | SyscallOp::Umount2 | SyscallOp::MoveMount => {
+                        let umount = op == SyscallOp::Umount2;
                         sensor.mount = Some(MountDetail {
                             target: Text(x.path.clone()),
                             source: text(&x.name),
                             fstype: text(&x.fstype),
-                            flags: if op == SyscallOp::Mount {
-                                x.args[0]
-                            } else {
-                                x.args[1]
-                            },
+                            flags: if umount { x.args[1] } else { x.args[0] },
                         });
                         (
                             CONFIGURATION,
                             CHANGE,
-                            if op == SyscallOp::Mount {
-                                "mount"
-                            } else {
-                                "umount"
-                            },
+                            if umount { "umount" } else { "mount" },
                         )
                     }
                     SyscallOp::Bpf => {
@@ -169,8 +162,12 @@ fn truncated_field(x: &SysRecord) -> &'static str {
     let path_cut = x.path.len() + 1 >= sensor_common::SYS_STR0_CAP;
     match x.op {
         SysOp::Syscall(SyscallOp::FinitModule) if path_cut => "file.path",
-        SysOp::Syscall(SyscallOp::Mount | SyscallOp::Umount2) if path_cut => "sensor.mount.target",
-        SysOp::Syscall(SyscallOp::Mount) => "sensor.mount.source",
+        SysOp::Syscall(SyscallOp::Mount | SyscallOp::Umount2 | SyscallOp::MoveMount)
+            if path_cut =>
+        {
+            "sensor.mount.target"
+        }
+        SysOp::Syscall(SyscallOp::Mount | SyscallOp::MoveMount) => "sensor.mount.source",
         SysOp::Syscall(SyscallOp::InitModule | SyscallOp::FinitModule) => "sensor.module.params",
         SysOp::Syscall(SyscallOp::DeleteModule) => "sensor.module.name",
         SysOp::Syscall(SyscallOp::MemfdCreate) => "sensor.memfd.name",

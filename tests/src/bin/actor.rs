@@ -19,6 +19,8 @@ fn main() {
         "delete-module" => delete_module(&arg(1)),
         "memfd-exec" => memfd_exec(),
         "mount-tmpfs" => mount_tmpfs(&arg(1)),
+        "move-mount-tmpfs" => move_mount_tmpfs(&arg(1)),
+        "move-mount-as-nobody" => move_mount_as_nobody(&arg(1)),
         "bpf-prog-load" => bpf_prog_load(),
         "signal" => signal(
             arg(1).parse().unwrap_or_else(|_| usage()),
@@ -42,7 +44,7 @@ fn main() {
 fn usage() -> ! {
     eprintln!(
         "usage: actor ptrace-attach PID | init-module-garbage | finit-module FILE | delete-module NAME | \
-         memfd-exec | mount-tmpfs DIR | bpf-prog-load | signal PID SIGNAL | signal-as-nobody PID SIGNAL"
+         memfd-exec | mount-tmpfs DIR | move-mount-tmpfs DIR | move-mount-as-nobody DIR | bpf-prog-load | signal PID SIGNAL | signal-as-nobody PID SIGNAL"
     );
     std::process::exit(2)
 }
@@ -206,4 +208,80 @@ fn signal_as_nobody(pid: i32, sig: i32) -> Result<String, String> {
         return Err(format!("kill({pid}, {sig}) as nobody: {e}, not EPERM"));
     }
     Ok(format!("kill({pid}, {sig}) refused: {e}"))
+}
+
+// The new mount API (linux/mount.h); libc has the syscall numbers only.
+const FSCONFIG_CMD_CREATE: libc::c_long = 6;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_long = 0x4;
+
+/// Mounts a tmpfs on `dir` the new way (fsopen, fsconfig, fsmount,
+/// move_mount), then unmounts it.
+fn move_mount_tmpfs(dir: &str) -> Result<String, String> {
+    let (fstype, target, empty) = (
+        CString::new("tmpfs").expect("no NUL"),
+        CString::new(dir).map_err(|e| e.to_string())?,
+        CString::new("").expect("no NUL"),
+    );
+    // SAFETY: raw syscalls with valid strings and fds they returned.
+    unsafe {
+        let fs = libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), 0);
+        if fs < 0 {
+            return Err(format!("fsopen: {}", errno()));
+        }
+        if libc::syscall(libc::SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, 0, 0, 0) < 0 {
+            return Err(format!("fsconfig: {}", errno()));
+        }
+        let mnt = libc::syscall(libc::SYS_fsmount, fs, 0, 0);
+        if mnt < 0 {
+            return Err(format!("fsmount: {}", errno()));
+        }
+        if libc::syscall(
+            libc::SYS_move_mount,
+            mnt,
+            empty.as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        ) < 0
+        {
+            return Err(format!("move_mount: {}", errno()));
+        }
+        // The mount's fd keeps it busy.
+        libc::close(mnt as i32);
+        libc::close(fs as i32);
+        if libc::umount2(target.as_ptr(), 0) != 0 {
+            return Err(format!("umount2: {}", errno()));
+        }
+    }
+    Ok(format!("mounted (move_mount) and unmounted tmpfs on {dir}"))
+}
+
+/// As nobody, move_mount must be refused (EPERM) before it looks at the fd.
+fn move_mount_as_nobody(dir: &str) -> Result<String, String> {
+    let (target, empty) = (
+        CString::new(dir).map_err(|e| e.to_string())?,
+        CString::new("").expect("no NUL"),
+    );
+    // SAFETY: plain syscalls; valid strings.
+    unsafe {
+        if libc::setresgid(65534, 65534, 65534) != 0 || libc::setresuid(65534, 65534, 65534) != 0 {
+            return Err(format!("dropping to nobody: {}", errno()));
+        }
+        if libc::syscall(
+            libc::SYS_move_mount,
+            0,
+            empty.as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        ) == 0
+        {
+            return Err("move_mount as nobody succeeded".into());
+        }
+    }
+    let e = errno();
+    if e.raw_os_error() != Some(libc::EPERM) {
+        return Err(format!("move_mount as nobody: {e}, not EPERM"));
+    }
+    Ok(format!("move_mount refused: {e}"))
 }
