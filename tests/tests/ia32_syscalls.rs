@@ -238,3 +238,44 @@ fn an_ia32_connect_to_a_closed_port_reports_the_refusal_also_through_socketcall(
         assert_eq!(at(ev, "destination.ip"), "127.0.0.1", "{ev}");
     }
 }
+
+#[test]
+fn with_ia32_syscalls_off_the_hooks_are_not_attached() {
+    let sensor = Sensor::start("[ebpf]\nia32_syscalls = false\n");
+    sensor.wait_for_log(
+        "ia32 syscalls are not traced: off in the config",
+        std::time::Duration::from_secs(10),
+    );
+    let dir = std::env::temp_dir().join(format!("sensor-ia32-off-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let file = dir.join("f");
+    std::fs::write(&file, b"x").expect("write");
+    let page = LowPage::new();
+    let path = page.put(0, &c_path(&file));
+    let pid = in_child(|| {
+        if int80(NR_CHMOD, path, 0o4755, 0) != 0 {
+            return 1;
+        }
+        // Then the same natively, which is traced either way: once its
+        // event is in, the ia32 one would have been too.
+        let cpath = std::ffi::CString::new(file.as_os_str().as_encoded_bytes()).expect("no NUL");
+        // SAFETY: a valid path.
+        if unsafe { libc::chmod(cpath.as_ptr(), 0o755) } != 0 {
+            return 2;
+        }
+        0
+    });
+    sensor.wait_for("the native chmod", |v| {
+        action(v) == "chmod" && pid_of(v) == pid
+    });
+    let ia32: Vec<Value> = sensor
+        .events()
+        .into_iter()
+        .filter(|v| ia32_event(v, "chmod", pid))
+        .collect();
+    assert!(
+        ia32.is_empty(),
+        "ia32 hooks attached although off: {ia32:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -85,6 +85,10 @@ pub struct EbpfConfig {
     /// Event kinds not to capture at all: their hooks are not attached, so
     /// they cost nothing. Any of [`DISABLEABLE_KINDS`].
     pub disable: Vec<String>,
+    /// Trace ia32 syscalls (`int 0x80`, 32-bit programs) on x86_64. Their
+    /// hooks run on every syscall (measured by `cargo xtask bench`); turn
+    /// them off only where the kernel cannot run ia32 code anyway.
+    pub ia32_syscalls: bool,
 }
 
 /// Kinds that `ebpf.disable` accepts. Process lifecycle events are not
@@ -164,6 +168,8 @@ impl Default for EbpfConfig {
             // CPU than everything else together; 10 ms is invisible to users.
             batch_delay_ms: 10,
             disable: Vec::new(),
+            // Off, int 0x80 would be a way around every syscall event.
+            ia32_syscalls: true,
         }
     }
 }

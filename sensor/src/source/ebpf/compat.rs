@@ -62,8 +62,38 @@ fn family(value: u32) -> Option<EventKind> {
     SyscallOp::from_u32(value & OP_MASK).map(SyscallOp::kind)
 }
 
-/// Attaches the ia32 hooks for the `enabled` syscall families.
-pub fn attach(ebpf: &mut Ebpf, enabled: &[EventKind], offsets: &KernelOffsets) -> Ia32Hooks {
+/// Whether the kernel command line turned ia32 emulation off
+/// (`ia32_emulation=0`, Linux 6.7+): then no ia32 syscall can happen.
+fn emulation_off_at_boot() -> bool {
+    std::fs::read_to_string("/proc/cmdline").is_ok_and(|c| {
+        c.split_whitespace()
+            .filter_map(|w| w.strip_prefix("ia32_emulation="))
+            .any(|v| matches!(v, "0" | "n" | "N" | "off" | "false"))
+    })
+}
+
+/// Attaches the ia32 hooks for the `enabled` syscall families, unless the
+/// config (`wanted`) or the kernel rules them out.
+pub fn attach(
+    ebpf: &mut Ebpf,
+    wanted: bool,
+    enabled: &[EventKind],
+    offsets: &KernelOffsets,
+) -> Ia32Hooks {
+    if !wanted {
+        return Ia32Hooks {
+            status: Err("off in the config (ebpf.ia32_syscalls)".into()),
+            _programs: None,
+        };
+    }
+    if emulation_off_at_boot() {
+        return Ia32Hooks {
+            status: Err(
+                "ia32 emulation is off (ia32_emulation= on the kernel command line)".into(),
+            ),
+            _programs: None,
+        };
+    }
     let families: Vec<EventKind> = [
         EventKind::FileAttr,
         EventKind::FileWrite,

@@ -190,7 +190,7 @@ impl EbpfSource {
                 "chmod/chown events come without the file's attributes from before the call: {why}"
             );
         }
-        let ia32 = compat::attach(&mut ebpf, &enabled, &resolved.offsets);
+        let ia32 = compat::attach(&mut ebpf, config.ia32_syscalls, &enabled, &resolved.offsets);
         match &ia32.status {
             Ok(()) => tracing::info!("ia32 syscalls are traced too (raw_syscalls tracepoints)"),
             Err(why) => tracing::info!("ia32 syscalls are not traced: {why}"),
