@@ -60,7 +60,8 @@ pub const PROG_SLOTS: u32 = 10;
 /// ia32 syscall numbers of the traced syscalls, from the kernel's
 /// `arch/x86/entry/syscalls/syscall_32.tbl` (the numbers never change).
 /// Written out: no crate carries the ia32 table for an x86_64 build, and
-/// the test below checks it against the kernel headers where installed.
+/// `source::ebpf::compat`'s tests in the daemon check it against the
+/// kernel headers where installed.
 pub const TABLE: &[(u32, u32)] = &[
     (15, SyscallOp::Chmod as u32),
     (94, SyscallOp::Fchmod as u32),
