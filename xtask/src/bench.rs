@@ -441,24 +441,7 @@ pub(crate) fn bpf_program_runs() -> BTreeMap<u64, (String, u64, u64)> {
 
 /// Loaded BPF programs: id → run_time_ns.
 pub(crate) fn bpf_programs() -> BTreeMap<u64, u64> {
-    let Ok(out) = Command::new("bpftool")
-        .args(["-j", "prog", "show"])
-        .output()
-    else {
-        return BTreeMap::new();
-    };
-    let Ok(Value::Array(progs)) = serde_json::from_slice::<Value>(&out.stdout) else {
-        return BTreeMap::new();
-    };
-    progs
-        .iter()
-        .filter_map(|p| {
-            Some((
-                p.get("id")?.as_u64()?,
-                p.get("run_time_ns").and_then(Value::as_u64).unwrap_or(0),
-            ))
-        })
-        .collect()
+    bpf_program_runs().into_iter().map(|(id, (_, ns, _))| (id, ns)).collect()
 }
 
 // ---------------------------------------------------------------- auditd
