@@ -42,16 +42,28 @@ pub const SYS_ACCEPT: u32 = 5;
 pub const SYS_ACCEPT4: u32 = 18;
 
 /// Index in `COMPAT_PROGS` of a family's entry (`exit = false`) or exit
-/// program: the op's family ([`SyscallOp::kind`]) decides.
-pub const fn slot(op: SyscallOp, exit: bool) -> u32 {
-    let family = match op.kind() {
+/// program (a family is a [`crate::SYSCALL_FAMILIES`] kind).
+pub const fn slot(family: crate::EventKind, exit: bool) -> u32 {
+    let index = match family {
         crate::EventKind::FileAttr => 0,
         crate::EventKind::FileWrite => 1,
         crate::EventKind::Cred => 2,
         crate::EventKind::Net => 3,
         _ => 4,
     };
-    family * 2 + exit as u32
+    index * 2 + exit as u32
+}
+
+/// The family of a [`TABLE`] value: its op's, network for `socketcall`.
+#[inline(always)]
+pub const fn family(value: u32) -> Option<crate::EventKind> {
+    if value & OP_MASK == SOCKETCALL {
+        return Some(crate::EventKind::Net);
+    }
+    match SyscallOp::from_u32(value & OP_MASK) {
+        Some(op) => Some(op.kind()),
+        None => None,
+    }
 }
 
 /// Slots of `COMPAT_PROGS`.

@@ -94,6 +94,15 @@ pub const NET_OP_CONNECT_OUTCOME: u32 = 95;
 /// architecture the sensor runs on (x86_64 ends below 470, arm64 below 470).
 pub const SYSCALL_SLOTS: u32 = 1024;
 
+/// The record kinds made by syscalls, one program family each.
+pub const SYSCALL_FAMILIES: [crate::EventKind; 5] = [
+    crate::EventKind::FileAttr,
+    crate::EventKind::FileWrite,
+    crate::EventKind::Cred,
+    crate::EventKind::Net,
+    crate::EventKind::System,
+];
+
 /// What a traced syscall's arguments mean, so that one program can serve a
 /// whole family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -441,7 +441,10 @@ pub(crate) fn bpf_program_runs() -> BTreeMap<u64, (String, u64, u64)> {
 
 /// Loaded BPF programs: id → run_time_ns.
 pub(crate) fn bpf_programs() -> BTreeMap<u64, u64> {
-    bpf_program_runs().into_iter().map(|(id, (_, ns, _))| (id, ns)).collect()
+    bpf_program_runs()
+        .into_iter()
+        .map(|(id, (_, ns, _))| (id, ns))
+        .collect()
 }
 
 // ---------------------------------------------------------------- auditd

@@ -66,7 +66,7 @@ pub fn compat_enter(ctx: RawTracePointContext) -> u32 {
     };
     // SAFETY: a tail call with this program's own context; on failure (no
     // program in the slot) it returns and nothing happens.
-    unsafe { COMPAT_PROGS.tail_call(&ctx, compat::slot(entry.op, false)) };
+    unsafe { COMPAT_PROGS.tail_call(&ctx, compat::slot(entry.op.kind(), false)) };
     0
 }
 
@@ -86,16 +86,11 @@ pub fn compat_exit(ctx: RawTracePointContext) -> u32 {
         return 0;
     }
     // The family is all the exit needs: the op is in its in-flight record.
-    let op = if value & OP_MASK == SOCKETCALL {
-        SyscallOp::Connect
-    } else {
-        match SyscallOp::from_u32(value & OP_MASK) {
-            Some(op) => op,
-            None => return 0,
-        }
+    let Some(family) = compat::family(value) else {
+        return 0;
     };
     // SAFETY: as in compat_enter.
-    unsafe { COMPAT_PROGS.tail_call(&ctx, compat::slot(op, true)) };
+    unsafe { COMPAT_PROGS.tail_call(&ctx, compat::slot(family, true)) };
     0
 }
 

@@ -8,10 +8,10 @@
 
 use aya::Ebpf;
 use aya::maps::{Array, MapData, ProgramArray};
-use sensor_common::compat::{self, OP_MASK, SOCKETCALL};
-use sensor_common::{EventKind, KernelOffsets, OFFSET_MISSING, SyscallOp, names};
+use sensor_common::compat;
+use sensor_common::{EventKind, KernelOffsets, OFFSET_MISSING, SYSCALL_FAMILIES, names};
 
-use super::syscalls::HookStatus;
+use super::syscalls::{self, HookStatus};
 use super::{load_raw_tracepoint, take_map};
 
 /// What `sensor probe` and the start log say about the ia32 hooks.
@@ -38,28 +38,6 @@ pub fn supported(offsets: &KernelOffsets) -> HookStatus {
         return Err("no raw_syscalls tracepoints (CONFIG_FTRACE_SYSCALLS)".into());
     }
     Ok(())
-}
-
-/// The families' compat programs (entry, exit).
-fn programs(kind: EventKind) -> (&'static str, &'static str) {
-    match kind {
-        EventKind::FileAttr => (names::PROG_FILE_COMPAT_ENTER, names::PROG_FILE_COMPAT_EXIT),
-        EventKind::FileWrite => (
-            names::PROG_WATCH_COMPAT_ENTER,
-            names::PROG_WATCH_COMPAT_EXIT,
-        ),
-        EventKind::Net => (names::PROG_NET_COMPAT_ENTER, names::PROG_NET_COMPAT_EXIT),
-        EventKind::System => (names::PROG_SYS_COMPAT_ENTER, names::PROG_SYS_COMPAT_EXIT),
-        _ => (names::PROG_CRED_COMPAT_ENTER, names::PROG_CRED_COMPAT_EXIT),
-    }
-}
-
-/// The family a [`compat::TABLE`] value belongs to.
-fn family(value: u32) -> Option<EventKind> {
-    if value & OP_MASK == SOCKETCALL {
-        return Some(EventKind::Net);
-    }
-    SyscallOp::from_u32(value & OP_MASK).map(SyscallOp::kind)
 }
 
 /// Whether the kernel command line turned ia32 emulation off
@@ -94,16 +72,10 @@ pub fn attach(
             _programs: None,
         };
     }
-    let families: Vec<EventKind> = [
-        EventKind::FileAttr,
-        EventKind::FileWrite,
-        EventKind::Cred,
-        EventKind::Net,
-        EventKind::System,
-    ]
-    .into_iter()
-    .filter(|k| enabled.contains(k))
-    .collect();
+    let families: Vec<EventKind> = SYSCALL_FAMILIES
+        .into_iter()
+        .filter(|k| enabled.contains(k))
+        .collect();
     if families.is_empty() {
         return Ia32Hooks {
             status: Err("no syscall family enabled".into()),
@@ -126,24 +98,20 @@ fn install(ebpf: &mut Ebpf, families: &[EventKind]) -> Result<ProgramArray<MapDa
     let mut progs: ProgramArray<MapData> =
         take_map(ebpf, names::COMPAT_PROGS_MAP).map_err(|e| e.to_string())?;
     for &kind in families {
-        let (enter, exit) = programs(kind);
-        let op = SyscallOp::ALL
-            .into_iter()
-            .find(|op| op.kind() == kind)
-            .expect("every family has ops");
-        for (name, is_exit) in [(enter, false), (exit, true)] {
+        let programs = syscalls::programs(kind);
+        for (name, is_exit) in [(programs.ia32_enter, false), (programs.ia32_exit, true)] {
             let program =
                 load_raw_tracepoint(ebpf, name, "tail call").map_err(|e| e.to_string())?;
             let fd = program.fd().map_err(|e| format!("{name}: {e}"))?;
             progs
-                .set(compat::slot(op, is_exit), fd, 0)
+                .set(compat::slot(kind, is_exit), fd, 0)
                 .map_err(|e| format!("{}: {e}", names::COMPAT_PROGS_MAP))?;
         }
     }
     let mut ops: Array<MapData, u32> =
         take_map(ebpf, names::COMPAT_OPS_MAP).map_err(|e| e.to_string())?;
     for &(nr, value) in compat::TABLE {
-        if family(value).is_some_and(|k| families.contains(&k)) {
+        if compat::family(value).is_some_and(|k| families.contains(&k)) {
             ops.set(nr, value, 0)
                 .map_err(|e| format!("{}: {e}", names::COMPAT_OPS_MAP))?;
         }
@@ -165,6 +133,8 @@ fn install(ebpf: &mut Ebpf, families: &[EventKind]) -> Result<ProgramArray<MapDa
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sensor_common::SyscallOp;
+    use sensor_common::compat::{OP_MASK, SOCKETCALL};
 
     /// The written-out table against the kernel's own numbers, where
     /// linux-libc-dev installed them.
@@ -213,18 +183,8 @@ mod tests {
     #[test]
     fn every_family_has_a_program_per_slot() {
         let mut slots: Vec<u32> = Vec::new();
-        for kind in [
-            EventKind::FileAttr,
-            EventKind::FileWrite,
-            EventKind::Cred,
-            EventKind::Net,
-            EventKind::System,
-        ] {
-            let op = SyscallOp::ALL
-                .into_iter()
-                .find(|op| op.kind() == kind)
-                .unwrap();
-            slots.extend([compat::slot(op, false), compat::slot(op, true)]);
+        for kind in SYSCALL_FAMILIES {
+            slots.extend([compat::slot(kind, false), compat::slot(kind, true)]);
         }
         slots.sort();
         assert_eq!(slots, (0..compat::PROG_SLOTS).collect::<Vec<_>>());

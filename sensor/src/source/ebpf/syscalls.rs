@@ -145,14 +145,54 @@ pub fn available(kind: EventKind) -> (Vec<&'static str>, Vec<&'static str>) {
     (names(present), names(absent))
 }
 
-/// The entry and exit programs of each record kind.
-fn programs(kind: EventKind) -> (&'static str, &'static str) {
-    match kind {
-        EventKind::FileAttr => (names::PROG_FILE_ENTER, names::PROG_FILE_EXIT),
-        EventKind::FileWrite => (names::PROG_WATCH_ENTER, names::PROG_WATCH_EXIT),
-        EventKind::Net => (names::PROG_NET_ENTER, names::PROG_NET_EXIT),
-        EventKind::System => (names::PROG_SYS_ENTER, names::PROG_SYS_EXIT),
-        _ => (names::PROG_CRED_ENTER, names::PROG_CRED_EXIT),
+/// A syscall family's programs: entry and exit at the `syscalls:`
+/// tracepoints, and their ia32 variants (reached by tail call).
+pub struct Programs {
+    pub enter: &'static str,
+    pub exit: &'static str,
+    pub ia32_enter: &'static str,
+    pub ia32_exit: &'static str,
+}
+
+/// The programs of each record kind.
+pub fn programs(kind: EventKind) -> Programs {
+    let (enter, exit, ia32_enter, ia32_exit) = match kind {
+        EventKind::FileAttr => (
+            names::PROG_FILE_ENTER,
+            names::PROG_FILE_EXIT,
+            names::PROG_FILE_COMPAT_ENTER,
+            names::PROG_FILE_COMPAT_EXIT,
+        ),
+        EventKind::FileWrite => (
+            names::PROG_WATCH_ENTER,
+            names::PROG_WATCH_EXIT,
+            names::PROG_WATCH_COMPAT_ENTER,
+            names::PROG_WATCH_COMPAT_EXIT,
+        ),
+        EventKind::Net => (
+            names::PROG_NET_ENTER,
+            names::PROG_NET_EXIT,
+            names::PROG_NET_COMPAT_ENTER,
+            names::PROG_NET_COMPAT_EXIT,
+        ),
+        EventKind::System => (
+            names::PROG_SYS_ENTER,
+            names::PROG_SYS_EXIT,
+            names::PROG_SYS_COMPAT_ENTER,
+            names::PROG_SYS_COMPAT_EXIT,
+        ),
+        _ => (
+            names::PROG_CRED_ENTER,
+            names::PROG_CRED_EXIT,
+            names::PROG_CRED_COMPAT_ENTER,
+            names::PROG_CRED_COMPAT_EXIT,
+        ),
+    };
+    Programs {
+        enter,
+        exit,
+        ia32_enter,
+        ia32_exit,
     }
 }
 
@@ -180,13 +220,7 @@ pub fn attach(
     ensure_tracefs();
     let mut ops: Array<MapData, u32> = take_map(ebpf, names::SYSCALL_OPS_MAP)?;
     let mut traced = Vec::new();
-    for kind in [
-        EventKind::FileAttr,
-        EventKind::FileWrite,
-        EventKind::Cred,
-        EventKind::Net,
-        EventKind::System,
-    ] {
+    for kind in sensor_common::SYSCALL_FAMILIES {
         if !enabled.contains(&kind) {
             continue;
         }
@@ -201,7 +235,7 @@ pub fn attach(
             }
             _ => {}
         }
-        let (enter, exit) = programs(kind);
+        let Programs { enter, exit, .. } = programs(kind);
         for name in [enter, exit] {
             let program: &mut TracePoint = ebpf
                 .program_mut(name)
