@@ -10,7 +10,7 @@ use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use sensor_tests::{Sensor, action, at, pid_of};
+use sensor_tests::{Sensor, action, at, pid_of, scratch_dir};
 use serde_json::Value;
 
 // ia32 syscall numbers (arch/x86/entry/syscalls/syscall_32.tbl).
@@ -115,8 +115,7 @@ fn ia32_event(v: &Value, act: &str, pid: u64) -> bool {
 #[test]
 fn an_ia32_chmod_u_plus_s_and_a_16_bit_chown_are_reported() {
     let sensor = Sensor::start("");
-    let dir = std::env::temp_dir().join(format!("sensor-ia32-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("mkdir");
+    let dir = scratch_dir("sensor-ia32");
     let file = dir.join("shell copy");
     std::fs::write(&file, b"#!/bin/sh\n").expect("write");
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).expect("chmod");
@@ -246,8 +245,7 @@ fn with_ia32_syscalls_off_the_hooks_are_not_attached() {
         "ia32 syscalls are not traced: off in the config",
         std::time::Duration::from_secs(10),
     );
-    let dir = std::env::temp_dir().join(format!("sensor-ia32-off-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("mkdir");
+    let dir = scratch_dir("sensor-ia32-off");
     let file = dir.join("f");
     std::fs::write(&file, b"x").expect("write");
     let page = LowPage::new();

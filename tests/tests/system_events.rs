@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use sensor_tests::{Sensor, action, at, pid_of};
+use sensor_tests::{Sensor, action, at, pid_of, scratch_dir};
 use serde_json::Value;
 
 fn actor(args: &[&str]) -> (u64, bool) {
@@ -241,8 +241,7 @@ fn a_kill_of_the_sensor_refused_to_nobody_is_reported() {
 #[test]
 fn a_mount_through_the_new_api_is_reported_and_so_is_a_refused_one() {
     let sensor = Sensor::start("");
-    let dir = std::env::temp_dir().join(format!("sensor-move-mount-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("mkdir");
+    let dir = scratch_dir("sensor-move-mount");
     let target = dir.to_str().expect("utf-8");
     let (pid, ok) = actor(&["move-mount-tmpfs", target]);
     assert!(ok, "move_mount of a tmpfs");
