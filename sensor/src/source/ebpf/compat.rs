@@ -43,11 +43,14 @@ pub fn supported(offsets: &KernelOffsets) -> HookStatus {
 /// Whether the kernel command line turned ia32 emulation off
 /// (`ia32_emulation=0`, Linux 6.7+): then no ia32 syscall can happen.
 fn emulation_off_at_boot() -> bool {
-    std::fs::read_to_string("/proc/cmdline").is_ok_and(|c| {
-        c.split_whitespace()
-            .filter_map(|w| w.strip_prefix("ia32_emulation="))
-            .any(|v| matches!(v, "0" | "n" | "N" | "off" | "false"))
-    })
+    std::fs::read_to_string("/proc/cmdline").is_ok_and(|c| emulation_off(&c))
+}
+
+fn emulation_off(cmdline: &str) -> bool {
+    cmdline
+        .split_whitespace()
+        .filter_map(|w| w.strip_prefix("ia32_emulation="))
+        .any(|v| matches!(v, "0" | "n" | "N" | "off" | "false"))
 }
 
 /// Attaches the ia32 hooks for the `enabled` syscall families, unless the
@@ -178,6 +181,16 @@ mod tests {
             checked += 1;
         }
         assert!(checked > 50, "only {checked} entries found in the headers");
+    }
+
+    #[test]
+    fn ia32_emulation_off_on_the_command_line_is_recognised() {
+        assert!(emulation_off(
+            "BOOT_IMAGE=/vmlinuz root=/dev/vda1 ia32_emulation=0 quiet"
+        ));
+        assert!(emulation_off("ia32_emulation=false"));
+        assert!(!emulation_off("BOOT_IMAGE=/vmlinuz ia32_emulation=1"));
+        assert!(!emulation_off("root=/dev/vda1 quiet"));
     }
 
     #[test]
