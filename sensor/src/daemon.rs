@@ -179,7 +179,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             }
             _ = heartbeat.tick(), if heartbeat_every > 0 => {
                 let event = pipeline.heartbeat(heartbeat_fields(&sink, heartbeat_every, started));
-                sink.emit(&event).map_err(RunError::Output)?;
+                sink.emit(event).map_err(RunError::Output)?;
                 sink.flush().map_err(RunError::Output)?;
             }
             _ = sighup.recv() => {
@@ -214,7 +214,7 @@ fn drain(
         match decode::decode(&item) {
             Ok(ev) => {
                 if let Some(event) = pipeline.handle(ev) {
-                    sink.emit(&event).map_err(RunError::Output)?;
+                    sink.emit(event).map_err(RunError::Output)?;
                 }
             }
             Err(e) => {
@@ -246,7 +246,7 @@ fn report_restart_gaps(
             "events of the previous run were only in memory when it stopped: reported as a gap"
         );
         let event = pipeline.sequence_gap(name, reached + 1, last_seq);
-        sink.emit(&event).map_err(RunError::Output)?;
+        sink.emit(event).map_err(RunError::Output)?;
     }
     Ok(())
 }
@@ -293,22 +293,22 @@ fn report_counters(
             count,
             "kernel dropped events: ring buffer full"
         );
-        sink.emit(&pipeline.lost("ring_buffer", kind.name(), count))
+        sink.emit(pipeline.lost("ring_buffer", kind.name(), count))
             .map_err(RunError::Output)?;
     }
     for (kind, count) in source.new_errors()? {
         tracing::debug!(kind = kind.name(), count, "in-kernel read failures");
-        sink.emit(&pipeline.probe_error(kind.name(), count))
+        sink.emit(pipeline.probe_error(kind.name(), count))
             .map_err(RunError::Output)?;
     }
     if *decode_errors > 0 {
-        sink.emit(&pipeline.probe_error("decode", *decode_errors))
+        sink.emit(pipeline.probe_error("decode", *decode_errors))
             .map_err(RunError::Output)?;
         *decode_errors = 0;
     }
     for (source, sink_name, count) in sink.new_drops() {
         tracing::warn!(sink = sink_name, count, source, "sink dropped events");
-        sink.emit(&pipeline.lost(source, sink_name, count))
+        sink.emit(pipeline.lost(source, sink_name, count))
             .map_err(RunError::Output)?;
     }
     Ok(())

@@ -16,9 +16,9 @@ use crate::enrich::runtime::{Lookup, RuntimeCache};
 use crate::enrich::user::{Accounts, UserNames};
 use crate::event::{
     Agent, Cgroup, Container, ContainerImage, ContainerLookups, ErrorInfo, Event, EventMeta,
-    ExecutableHashes, Gain, Heartbeat, Host, Labels, Lost, Orchestrator, OrchestratorResource,
-    PrivilegeGain, ProbeErrorCount, Process, ProcessHash, SensorFields, SequenceGap, Signal, Text,
-    Thread, caps,
+    ExecutableHashes, Frozen, Gain, Heartbeat, Host, Labels, Lost, Orchestrator,
+    OrchestratorResource, PrivilegeGain, ProbeErrorCount, Process, ProcessHash, SensorFields,
+    SequenceGap, Signal, Text, Thread, caps,
 };
 use crate::sink::sequence::SequenceLease;
 use crate::source::ebpf::decode::{ExecRecord, ExitRecord, ForkRecord, KernelEvent};
@@ -27,6 +27,7 @@ mod audit;
 pub mod bench;
 mod cred;
 mod file;
+mod lineage;
 mod net;
 mod system;
 mod watch;
@@ -34,8 +35,8 @@ mod watch;
 pub struct Pipeline {
     table: ProcessTable,
     users: UserNames,
-    host: Arc<Host>,
-    agent: Arc<Agent>,
+    host: Arc<Frozen<Host>>,
+    agent: Arc<Frozen<Agent>>,
     clock: BootClock,
     seq: u64,
     /// Prefix of `event.id`: random per sensor start, so ids never repeat
@@ -60,6 +61,7 @@ pub struct Pipeline {
     /// table did not know, and events whose process was gone by then.
     adopted: u64,
     unresolved: u64,
+    lineages: lineage::LineageCache,
 }
 
 /// What an event is, in ECS terms.
@@ -106,8 +108,8 @@ impl Pipeline {
         Pipeline {
             table: ProcessTable::new(table_size, ids),
             users: UserNames::default(),
-            host: Arc::new(host),
-            agent: Arc::new(agent),
+            host: Arc::new(Frozen::new(host)),
+            agent: Arc::new(Frozen::new(agent)),
             clock: BootClock::default(),
             seq: 0,
             instance: instance.iter().map(|b| format!("{b:02x}")).collect(),
@@ -120,6 +122,7 @@ impl Pipeline {
             cgroup_mode: None,
             adopted: 0,
             unresolved: 0,
+            lineages: Default::default(),
         }
     }
 
@@ -208,7 +211,7 @@ impl Pipeline {
         if self.table.get_exact(task.tgid, ticks).is_none() {
             self.adopt(task.tgid, Some(ticks));
         }
-        self.table.entry(task.tgid, task.ppid, ticks);
+        self.table.ensure(task.tgid, task.ppid, ticks);
     }
 
     /// Periodic housekeeping, off the per-event path.
@@ -343,7 +346,7 @@ impl Pipeline {
             sensor.core_dumped = Some(x.status & 0x80 != 0);
         }
         // Make sure the process is known even if we never saw it start.
-        self.table.entry(x.task.tgid, x.task.ppid, ticks);
+        self.table.ensure(x.task.tgid, x.task.ppid, ticks);
         let mut ev = self.process_event(x.boot_ns, &x.task, Kind::process("exit", END), sensor);
         if let Some(p) = ev.process.as_mut() {
             // A signal death has no exit code of its own; ECS convention
@@ -381,11 +384,11 @@ impl Pipeline {
             .table
             .get_exact(task.tgid, ticks)
             .and_then(|p| p.container.clone());
-        let ancestors = self.table.ancestors(task.ppid, self.ancestry_depth);
+        let lineage = self.lineage(task);
         // Processes whose root shows the container's files, nearest first.
         let candidates: Vec<u32> = [task.tgid, task.ppid]
             .into_iter()
-            .chain(ancestors.iter().map(|a| a.pid))
+            .chain(lineage.ancestor_pids.iter().copied())
             .collect();
         let accounts = match &container {
             Some(c) => Accounts::Container {
@@ -414,32 +417,8 @@ impl Pipeline {
             sensor.session_id = Some(task.sessionid);
         }
         sensor.tty = tty_path(&task.tty);
-        let parent_ticks = self.table.ids.ticks(task.parent_start_boottime);
-        let parent = self.table.get_exact(task.ppid, parent_ticks).or_else(|| {
-            self.table
-                .get(task.ppid)
-                .filter(|_| task.parent_start_boottime == 0)
-        });
-        process.parent = Some(Box::new(match parent {
-            Some(p) => {
-                let mut out = to_process(p);
-                // ECS `process.parent.hash`: a lookup, never a wait.
-                if let (Some(h), Some(Ok(key))) = (self.hasher.as_mut(), p.exe_hash) {
-                    if let Outcome::Sha256(sha256) = h.resolve(key) {
-                        out.hash = Some(ProcessHash { sha256 });
-                    }
-                }
-                out
-            }
-            // Not in the table (evicted, or died before we started): the
-            // kernel still told us who it was.
-            None => Process {
-                pid: task.ppid,
-                entity_id: self.table.ids.id(task.ppid, parent_ticks),
-                ..Process::default()
-            },
-        }));
-        sensor.ancestors = ancestors;
+        process.parent = Some(lineage.parent);
+        sensor.ancestors = lineage.ancestors;
         for (field, text) in [
             ("process.executable", process.executable.as_ref()),
             (
@@ -503,8 +482,7 @@ impl Pipeline {
             cap_permitted: task.cap_permitted,
             cap_effective: task.cap_effective,
         };
-        let entry = self.table.get_exact_mut(task.tgid, ticks)?;
-        let before = entry.creds.replace(now)?;
+        let before = self.table.replace_creds(task.tgid, ticks, now)??;
         if !now.gains_over(&before) || action == CRED_ACTION {
             return None;
         }

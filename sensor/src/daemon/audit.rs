@@ -36,8 +36,7 @@ pub(super) fn emit(
         if n.tamper {
             tracing::warn!(action = n.action, pid = ?n.pid, "audit configuration changed by someone else");
         }
-        sink.emit(&pipeline.audit(ev, n))
-            .map_err(RunError::Output)?;
+        sink.emit(pipeline.audit(ev, n)).map_err(RunError::Output)?;
     }
     Ok(())
 }
@@ -108,7 +107,7 @@ fn report_counters(
         out.push(pipeline.probe_error("audit_coalesce_full", coalesce_evicted));
     }
     for ev in out {
-        sink.emit(&ev).map_err(RunError::Output)?;
+        sink.emit(ev).map_err(RunError::Output)?;
     }
     Ok(())
 }
@@ -155,7 +154,7 @@ pub(super) fn tick_logins(
         return Ok(());
     };
     for (n, sec, usec) in l.poll() {
-        sink.emit(&pipeline.utmp(n, sec, usec))
+        sink.emit(pipeline.utmp(n, sec, usec))
             .map_err(RunError::Output)?;
     }
     Ok(())

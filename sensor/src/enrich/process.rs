@@ -102,6 +102,11 @@ pub struct ProcessTable {
     capacity: usize,
     exited_capacity: usize,
     evicted: u64,
+    /// Changes whenever a process's identity may have: an entry added,
+    /// replaced, updated through [`ProcessTable::entry`], marked exited or
+    /// removed. What is derived from the table (a parent's description,
+    /// an ancestry) stays valid while it does not change.
+    generation: u64,
     pub ids: EntityIds,
 }
 
@@ -114,6 +119,7 @@ impl ProcessTable {
             capacity,
             exited_capacity: (capacity / 16).max(64),
             evicted: 0,
+            generation: 0,
             ids,
         }
     }
@@ -138,15 +144,33 @@ impl ProcessTable {
             .filter(|p| p.start_ticks == start_ticks)
     }
 
-    pub fn get_exact_mut(&mut self, pid: u32, start_ticks: u64) -> Option<&mut ProcessInfo> {
-        self.by_pid
+    /// See the field: compare two values to know whether anything derived
+    /// from the table in between is stale.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Records the credentials seen at an event, returning the ones seen
+    /// before; None when the process is not in the table. The only change
+    /// that leaves the generation alone: credentials are not part of any
+    /// description derived from the table.
+    pub fn replace_creds(
+        &mut self,
+        pid: u32,
+        start_ticks: u64,
+        now: CredState,
+    ) -> Option<Option<CredState>> {
+        let p = self
+            .by_pid
             .get_mut(&pid)
-            .filter(|p| p.start_ticks == start_ticks)
+            .filter(|p| p.start_ticks == start_ticks)?;
+        Some(p.creds.replace(now))
     }
 
     /// Inserts or replaces; a different start time under the same pid is pid
     /// reuse and replaces the old process.
     pub fn upsert(&mut self, info: ProcessInfo) -> &ProcessInfo {
+        self.generation += 1;
         let key = (info.pid, info.start_ticks);
         let is_new = self.get_exact(info.pid, info.start_ticks).is_none();
         if is_new {
@@ -176,13 +200,36 @@ impl ProcessTable {
             };
             self.upsert(info);
         }
+        // The caller may change anything in the entry.
+        self.generation += 1;
         let p = self.by_pid.get_mut(&pid).expect("present");
         // Reparenting (the parent died): the kernel's value is the truth.
         p.ppid = ppid;
         p
     }
 
+    /// [`ProcessTable::entry`] for callers that change nothing in it: the
+    /// generation moves only if the entry is new or was reparented, so
+    /// that a syscall event does not throw away what was derived.
+    pub fn ensure(&mut self, pid: u32, ppid: u32, start_ticks: u64) {
+        match self
+            .by_pid
+            .get_mut(&pid)
+            .filter(|p| p.start_ticks == start_ticks)
+        {
+            Some(p) if p.ppid == ppid => {}
+            Some(p) => {
+                p.ppid = ppid;
+                self.generation += 1;
+            }
+            None => {
+                self.entry(pid, ppid, start_ticks);
+            }
+        }
+    }
+
     pub fn mark_exited(&mut self, pid: u32, start_ticks: u64) {
+        self.generation += 1;
         if let Some(p) = self
             .by_pid
             .get_mut(&pid)

@@ -26,8 +26,8 @@ pub enum Accounts<'a> {
 
 #[derive(Default)]
 pub struct UserNames {
-    users: HashMap<u32, Option<String>>,
-    groups: HashMap<u32, Option<String>>,
+    users: HashMap<u32, Id>,
+    groups: HashMap<u32, Id>,
     /// The host's account files as last seen (see [`FileStamp`]).
     stamp: Option<[Option<FileStamp>; 2]>,
     /// By container id; None when its files could not be read.
@@ -58,7 +58,7 @@ impl UserNames {
     }
 
     fn name(&mut self, kind: Kind, id: u32, accounts: &Accounts) -> Id {
-        let name = match accounts {
+        match accounts {
             Accounts::Host => {
                 let cache = match kind {
                     Kind::User => &mut self.users,
@@ -69,17 +69,19 @@ impl UserNames {
                 }
                 cache
                     .entry(id)
-                    .or_insert_with(|| host_lookup(kind, id))
+                    .or_insert_with(|| Id {
+                        id: id.to_string().into(),
+                        name: host_lookup(kind, id).map(Into::into),
+                    })
                     .clone()
             }
             Accounts::Container {
                 id: container,
                 pids,
-            } => self.in_container(container, pids, kind, id),
-        };
-        Id {
-            id: id.to_string(),
-            name,
+            } => Id {
+                id: id.to_string().into(),
+                name: self.in_container(container, pids, kind, id).map(Into::into),
+            },
         }
     }
 
@@ -255,7 +257,7 @@ mod tests {
         assert_eq!(n.user(0, &Accounts::Host).name.as_deref(), Some("root"));
         assert_eq!(n.group(0, &Accounts::Host).name.as_deref(), Some("root"));
         let nobody = n.user(3_999_999_999, &Accounts::Host);
-        assert_eq!(nobody.id, "3999999999");
+        assert_eq!(&*nobody.id, "3999999999");
         assert_eq!(nobody.name, None);
     }
 
@@ -294,7 +296,13 @@ mod tests {
         let mut n = UserNames::default();
         n.invalidate_if_changed_at(files);
         let cached = |n: &mut UserNames| {
-            n.users.insert(1, None);
+            n.users.insert(
+                1,
+                Id {
+                    id: "1".into(),
+                    name: None,
+                },
+            );
             n.invalidate_if_changed_at(files);
             !n.users.is_empty()
         };

@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod caps;
+pub mod frozen;
 pub mod text;
 
 use std::collections::BTreeMap;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 pub use audit::{AuditFields, AuditRecord, AuditStatus};
+pub use frozen::Frozen;
 pub use text::Text;
 
 /// One finished event.
@@ -22,8 +24,8 @@ pub struct Event {
     #[serde(rename = "@timestamp")]
     pub timestamp: String,
     pub event: EventMeta,
-    pub host: Arc<Host>,
-    pub agent: Arc<Agent>,
+    pub host: Arc<Frozen<Host>>,
+    pub agent: Arc<Frozen<Agent>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub process: Option<Process>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -57,7 +59,12 @@ pub struct Event {
 impl Event {
     /// An event with only its envelope; callers fill the rest with struct
     /// update syntax, so that a new optional section does not touch them.
-    pub fn new(timestamp: String, event: EventMeta, host: Arc<Host>, agent: Arc<Agent>) -> Event {
+    pub fn new(
+        timestamp: String,
+        event: EventMeta,
+        host: Arc<Frozen<Host>>,
+        agent: Arc<Frozen<Agent>>,
+    ) -> Event {
         Event {
             timestamp,
             event,
@@ -157,8 +164,9 @@ pub struct Process {
     pub real_group: Option<Id>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub saved_group: Option<Id>,
+    /// Shared by every event of the process's children (see `Frozen`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub parent: Option<Box<Process>>,
+    pub parent: Option<Arc<Frozen<Process>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -305,12 +313,13 @@ pub struct ErrorInfo {
     pub message: String,
 }
 
-/// A user or group: ECS keeps ids as strings.
+/// A user or group: ECS keeps ids as strings. Shared strings: every
+/// event carries six or more of these, cloned from a cache.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Id {
-    pub id: String,
+    pub id: Arc<str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub name: Option<Arc<str>>,
 }
 
 /// ECS `user.*`: an id, a name, or both (a failed login names a user
@@ -341,9 +350,10 @@ pub struct SensorFields {
     pub fs_user: Option<Id>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fs_group: Option<Id>,
-    /// Ancestors beyond `process.parent`, nearest first, bounded by config.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub ancestors: Vec<Ancestor>,
+    /// Ancestors beyond `process.parent`, nearest first, bounded by config;
+    /// absent when there are none. Shared like `process.parent`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ancestors: Option<Arc<Frozen<Vec<Ancestor>>>>,
     /// Length in bytes of the whole argv in the process, set when
     /// `process.args` is truncated.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -477,7 +487,7 @@ impl SensorFields {
             && cgroup.is_none()
             && fs_user.is_none()
             && fs_group.is_none()
-            && ancestors.is_empty()
+            && ancestors.is_none()
             && args_bytes.is_none()
             && truncated.is_empty()
             && escaped.is_empty()

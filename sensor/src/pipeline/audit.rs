@@ -1,13 +1,15 @@
 //! Audit events into ECS events, joined to the process tree through the
 //! pid of the process that sent or caused them.
 
+use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::{Pipeline, to_process};
 use crate::enrich::user::Accounts;
 use crate::event::audit::Fields;
 use crate::event::{
-    AuditFields, AuditRecord, AuditStatus, Endpoint, Event, Process, SensorFields, Text, User,
+    AuditFields, AuditRecord, AuditStatus, Endpoint, Event, Frozen, Process, SensorFields, Text,
+    User,
 };
 use crate::source::audit::coalesce::AuditEvent;
 use crate::source::audit::login::Normalized;
@@ -174,7 +176,10 @@ impl Pipeline {
         }
         let mut p = match self.table.get(pid) {
             Some(info) => {
-                let parent = self.table.get(info.ppid).map(|pp| Box::new(to_process(pp)));
+                let parent = self
+                    .table
+                    .get(info.ppid)
+                    .map(|pp| Arc::new(Frozen::new(to_process(pp))));
                 Process {
                     parent,
                     ..to_process(info)
@@ -237,9 +242,9 @@ impl Pipeline {
                         nix::unistd::User::from_uid(id.into())
                             .ok()
                             .flatten()
-                            .map(|u| u.name)
+                            .map(|u| u.name.into())
                     })
-                    .map(|s| Text(s.into_bytes()));
+                    .map(|s| Text(s.as_bytes().to_vec()));
                 Some(User {
                     id: Some(id.to_string()),
                     name,

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use super::{Router, Sink, SinkError};
 use crate::config::sinks::SinkConfig;
-use crate::event::{Agent, Event, EventMeta, Host, HostOs, Id, Process, SensorFields, Text};
+use crate::event::{
+    Agent, Event, EventMeta, Frozen, Host, HostOs, Id, Process, SensorFields, Text,
+};
 
 /// Keep at most this much queued per sink: measure sustained throughput,
 /// not how fast a queue fills.
@@ -41,11 +43,18 @@ fn cpu_seconds() -> f64 {
     t(u.ru_utime) + t(u.ru_stime)
 }
 
-fn sample_event(host: &Arc<Host>, agent: &Arc<Agent>, seq: u64) -> Event {
+/// Shared parts are shared as the pipeline shares them (see `Frozen`).
+struct Shared {
+    host: Arc<Frozen<Host>>,
+    agent: Arc<Frozen<Agent>>,
+    parent: Arc<Frozen<Process>>,
+}
+
+fn sample_event(shared: &Shared, seq: u64) -> Event {
     let id = |n: u32, name: &str| {
         Some(Id {
-            id: n.to_string(),
-            name: Some(name.to_owned()),
+            id: n.to_string().into(),
+            name: Some(name.into()),
         })
     };
     let meta = EventMeta {
@@ -79,13 +88,7 @@ fn sample_event(host: &Arc<Host>, agent: &Arc<Agent>, seq: u64) -> Event {
             group: id(1000, "alice"),
             real_group: id(1000, "alice"),
             saved_group: id(1000, "alice"),
-            parent: Some(Box::new(Process {
-                pid: 4100,
-                entity_id: "a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5".to_owned(),
-                name: Some(Text(b"bash".to_vec())),
-                executable: Some(Text(b"/usr/bin/bash".to_vec())),
-                ..Process::default()
-            })),
+            parent: Some(shared.parent.clone()),
             ..Process::default()
         }),
         sensor: SensorFields {
@@ -93,13 +96,18 @@ fn sample_event(host: &Arc<Host>, agent: &Arc<Agent>, seq: u64) -> Event {
             session_id: Some(7),
             ..SensorFields::default()
         },
-        ..Event::new(String::new(), meta, host.clone(), agent.clone())
+        ..Event::new(
+            String::new(),
+            meta,
+            shared.host.clone(),
+            shared.agent.clone(),
+        )
     }
 }
 
 /// Runs `events` synthetic events through `sinks`.
 pub async fn run(sinks: &[SinkConfig], state_dir: &Path, events: u64) -> Result<Report, SinkError> {
-    let host = Arc::new(Host {
+    let host = Arc::new(Frozen::new(Host {
         name: "bench-host".into(),
         id: "3d1219c7c4c5404aaa1f6d2a48adfda4".into(),
         boot_id: "6e38bd36-9146-49b0-8be4-fa7a1091eb88".into(),
@@ -111,18 +119,30 @@ pub async fn run(sinks: &[SinkConfig], state_dir: &Path, events: u64) -> Result<
             platform: None,
             full: None,
         },
-    });
-    let agent = Arc::new(Agent {
+    }));
+    let agent = Arc::new(Frozen::new(Agent {
         name: "sensor",
         type_: "sensor",
         version: env!("CARGO_PKG_VERSION"),
         id: "bench".into(),
-    });
+    }));
+    let parent = Arc::new(Frozen::new(Process {
+        pid: 4100,
+        entity_id: "a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5".to_owned(),
+        name: Some(Text(b"bash".to_vec())),
+        executable: Some(Text(b"/usr/bin/bash".to_vec())),
+        ..Process::default()
+    }));
+    let shared = Shared {
+        host,
+        agent,
+        parent,
+    };
     let mut router = Router::start(sinks, state_dir)?;
     let cpu0 = cpu_seconds();
     let t0 = Instant::now();
     for seq in 1..=events {
-        let _ = router.emit(&sample_event(&host, &agent, seq));
+        let _ = router.emit(sample_event(&shared, seq));
         if seq % 1000 == 0 {
             let _ = router.flush();
             // Let the sink tasks run; wait while they are behind.
@@ -168,7 +188,7 @@ pub async fn run(sinks: &[SinkConfig], state_dir: &Path, events: u64) -> Result<
         })
         .sum();
     let bytes_per_event =
-        serde_json::to_vec(&sample_event(&host, &agent, events)).map_or(0, |v| v.len() as u64);
+        serde_json::to_vec(&sample_event(&shared, events)).map_or(0, |v| v.len() as u64);
     let _ = router.shutdown().await;
     Ok(Report {
         events,

@@ -1,17 +1,20 @@
 //! Sinks only see finished events and encode them.
 //!
-//! The [`Router`] is the daemon's one sink: a synchronous front that
-//! serializes each event to JSON once and hands it to every configured
-//! sink. Local sinks (stdout, the JSON-lines file) are written right there;
-//! network sinks (syslog, http) get the encoded record in a bounded queue
-//! that their own task moves into an on-disk spool and sends from, so the
-//! kernel reader never waits on a collector.
+//! The [`Router`] is the daemon's one sink: a synchronous front that hands
+//! each event to the sink thread (`thread`), which serializes it to JSON
+//! once and gives it to every configured sink (`outputs`). Local sinks
+//! (stdout, the JSON-lines file) are written right there; network sinks
+//! (syslog, http) get the encoded record in a bounded queue that their own
+//! task moves into an on-disk spool and sends from, so the kernel reader
+//! never waits on a collector.
 
 pub mod bench;
 pub mod codec;
 pub mod delivery;
+mod outputs;
 pub mod sequence;
 pub mod spool;
+mod thread;
 pub mod transport;
 
 use std::io::{self, BufWriter, Write};
@@ -19,16 +22,17 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::config::sinks::{DeliveryConfig, HttpFormat, SinkConfig, SyslogAddress, facility_code};
+use crate::config::sinks::{DeliveryConfig, SinkConfig, SyslogAddress, facility_code};
 use crate::event::Event;
-use codec::Header;
-use codec::syslog::{Encoded, SyslogCodec};
+use codec::syslog::SyslogCodec;
 use delivery::{Queue, SinkStats, Transport, Worker};
+use outputs::{Codec, Output, Outputs, Target};
+use thread::SinkThread;
 use transport::file::RotatingFile;
 use transport::syslog::Endpoint;
 
 pub trait Sink {
-    fn emit(&mut self, event: &Event) -> io::Result<()>;
+    fn emit(&mut self, event: Event) -> io::Result<()>;
     /// Called after each batch (one ring-buffer drain), not per event.
     fn flush(&mut self) -> io::Result<()>;
 }
@@ -47,8 +51,8 @@ impl<W: Write> JsonLines<W> {
 }
 
 impl<W: Write> Sink for JsonLines<W> {
-    fn emit(&mut self, event: &Event) -> io::Result<()> {
-        serde_json::to_writer(&mut self.out, event)?;
+    fn emit(&mut self, event: Event) -> io::Result<()> {
+        serde_json::to_writer(&mut self.out, &event)?;
         self.out.write_all(b"\n")
     }
 
@@ -58,23 +62,15 @@ impl<W: Write> Sink for JsonLines<W> {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot start sink `sinks[{index}]` ({name}): {problem}")]
-pub struct SinkError {
-    pub index: usize,
-    pub name: String,
-    pub problem: String,
-}
-
-enum Output {
-    Stdout(BufWriter<io::Stdout>),
-    File(RotatingFile),
-    Queue { codec: Codec, queue: Arc<Queue> },
-}
-
-/// How a queued sink encodes a record.
-enum Codec {
-    Syslog(SyslogCodec),
-    Http { format: HttpFormat, index: String },
+pub enum SinkError {
+    #[error("cannot start sink `sinks[{index}]` ({name}): {problem}")]
+    Open {
+        index: usize,
+        name: String,
+        problem: String,
+    },
+    #[error("cannot start the sink thread: {0}")]
+    Thread(#[source] io::Error),
 }
 
 /// A sink as the heartbeat, loss reports and metrics see it.
@@ -92,10 +88,10 @@ pub struct SinkInfo {
 }
 
 pub struct Router {
-    outputs: Vec<Output>,
+    writer: SinkThread,
     pub sinks: Vec<SinkInfo>,
-    json: Vec<u8>,
-    record: Vec<u8>,
+    /// The queued sinks' queues, closed at shutdown.
+    queues: Vec<Arc<Queue>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     /// Events handed to the router.
     pub events: AtomicU64,
@@ -113,19 +109,12 @@ impl Router {
         } else {
             sinks
         };
-        let mut router = Router {
-            outputs: Vec::new(),
-            sinks: Vec::new(),
-            json: Vec::with_capacity(4096),
-            record: Vec::with_capacity(4096),
-            tasks: Vec::new(),
-            events: AtomicU64::new(0),
-            metrics: Default::default(),
-        };
+        let mut targets = Vec::new();
+        let mut infos = Vec::new();
         let mut workers = Vec::new();
         for (index, cfg) in sinks.iter().enumerate() {
             let name = cfg.name(index);
-            let err = |problem: String| SinkError {
+            let err = |problem: String| SinkError::Open {
                 index,
                 name: name.clone(),
                 problem,
@@ -197,9 +186,14 @@ impl Router {
                     }
                 }
             };
-            router.outputs.push(output);
-            router.sinks.push(SinkInfo {
-                name: Box::leak(name.into_boxed_str()),
+            let name: &'static str = Box::leak(name.into_boxed_str());
+            targets.push(Target {
+                output,
+                name,
+                stats: stats.clone(),
+            });
+            infos.push(SinkInfo {
+                name,
                 kind: cfg.kind(),
                 stats,
                 resumed_seq,
@@ -208,11 +202,26 @@ impl Router {
                 reported_oversize: 0,
             });
         }
+        let queues = targets
+            .iter()
+            .filter_map(|t| match &t.output {
+                Output::Queue { queue, .. } => Some(queue.clone()),
+                _ => None,
+            })
+            .collect();
+        let metrics = crate::telemetry::Metrics::default();
+        let writer =
+            SinkThread::start(Outputs::new(targets, metrics.clone())).map_err(SinkError::Thread)?;
         // Only now that every sink opened: a bad one must not leave tasks behind.
-        for w in workers {
-            router.tasks.push(tokio::spawn(w.run()));
-        }
-        Ok(router)
+        let tasks = workers.into_iter().map(|w| tokio::spawn(w.run())).collect();
+        Ok(Router {
+            writer,
+            sinks: infos,
+            queues,
+            tasks,
+            events: AtomicU64::new(0),
+            metrics,
+        })
     }
 
     /// What the metrics endpoint shows of the sinks.
@@ -229,12 +238,8 @@ impl Router {
 
     /// SIGHUP: files are opened anew (after an outside rotation).
     pub fn reopen(&mut self) {
-        for (out, info) in self.outputs.iter_mut().zip(&self.sinks) {
-            if let Output::File(f) = out {
-                if let Err(e) = f.reopen() {
-                    tracing::error!(sink = info.name, "cannot reopen the file: {e}");
-                }
-            }
+        if let Err(e) = self.writer.reopen() {
+            tracing::error!("cannot reopen the files: {e}");
         }
     }
 
@@ -266,11 +271,9 @@ impl Router {
     /// Graceful stop: queued records go to the spools (and out, if the
     /// collector is there within a short grace period).
     pub async fn shutdown(mut self) -> io::Result<()> {
-        self.flush()?;
-        for out in &self.outputs {
-            if let Output::Queue { queue, .. } = out {
-                queue.close();
-            }
+        self.writer.stop()?;
+        for queue in &self.queues {
+            queue.close();
         }
         for t in self.tasks.drain(..) {
             let _ = t.await;
@@ -312,100 +315,12 @@ fn queued(
 }
 
 impl Sink for Router {
-    fn emit(&mut self, event: &Event) -> io::Result<()> {
-        self.json.clear();
-        serde_json::to_writer(&mut self.json, event)?;
+    fn emit(&mut self, event: Event) -> io::Result<()> {
         self.events.fetch_add(1, Ordering::Relaxed);
-        self.metrics
-            .events
-            .get_or_create(&[("action", event.event.action)])
-            .inc();
-        if let Some(l) = &event.sensor.lost {
-            self.metrics
-                .lost
-                .get_or_create(&[("source", l.source)])
-                .inc_by(l.count);
-        }
-        if let Some(status) = &event.sensor.audit_status {
-            self.metrics.audit_status(status);
-        }
-        if let Some(lookups) = event
-            .sensor
-            .heartbeat
-            .as_ref()
-            .and_then(|h| h.container_lookups.as_ref())
-        {
-            self.metrics.container_lookups(lookups);
-        }
-        if let Some(hashes) = event
-            .sensor
-            .heartbeat
-            .as_ref()
-            .and_then(|h| h.executable_hashes.as_ref())
-        {
-            self.metrics.executable_hashes(hashes);
-        }
-        self.metrics
-            .last_sequence
-            .store(event.event.sequence, Ordering::Relaxed);
-        let header = Header::of(event);
-        for (out, info) in self.outputs.iter_mut().zip(&self.sinks) {
-            match out {
-                Output::Stdout(w) => {
-                    w.write_all(&self.json)?;
-                    w.write_all(b"\n")?;
-                    info.stats.sent.fetch_add(1, Ordering::Relaxed);
-                }
-                Output::File(f) => {
-                    self.record.clear();
-                    codec::json_line(&mut self.record, &self.json);
-                    match f.write(&self.record) {
-                        Ok(()) => {
-                            info.stats.sent.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Err(e) => {
-                            // A full disk must not stop the other sinks: count it.
-                            tracing::error!(sink = info.name, "cannot write the file: {e}");
-                            info.stats.queue_dropped.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                }
-                Output::Queue { codec, queue } => {
-                    let mut record = Vec::with_capacity(self.json.len() + 128);
-                    match codec {
-                        Codec::Syslog(c) => match c.encode(&mut record, &header, &self.json) {
-                            Encoded::Whole => {}
-                            Encoded::Truncated => {
-                                info.stats.truncated.fetch_add(1, Ordering::Relaxed);
-                            }
-                            Encoded::TooLarge => {
-                                info.stats.oversize_dropped.fetch_add(1, Ordering::Relaxed);
-                                continue;
-                            }
-                        },
-                        Codec::Http { format, index } => {
-                            codec::http::encode(&mut record, *format, index, &header, &self.json)
-                        }
-                    }
-                    queue.push(header.sequence, record);
-                }
-            }
-        }
-        Ok(())
+        self.writer.emit(event)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        for (out, info) in self.outputs.iter_mut().zip(&self.sinks) {
-            match out {
-                Output::Stdout(w) => w.flush()?,
-                Output::File(f) => {
-                    if let Err(e) = f.flush() {
-                        tracing::error!(sink = info.name, "cannot write the file: {e}");
-                    }
-                }
-                Output::Queue { queue, .. } => queue.wake(),
-            }
-        }
-        Ok(())
+        self.writer.flush()
     }
 }

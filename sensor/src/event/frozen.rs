@@ -1,0 +1,74 @@
+//! Parts of an event that many events share, serialized once.
+//!
+//! Half of a typical event's JSON is context that does not change from
+//! one event to the next: the host, the agent, the parent process and the
+//! ancestors. Serializing it again for every event was the largest single
+//! cost of the daemon at 100k events/s (JSON string escaping and the small
+//! copies around it), so such parts are held as [`Frozen`]: the value, for
+//! the code that reads it, and its JSON, which is written as is.
+
+use std::ops::Deref;
+
+use serde::{Serialize, Serializer};
+use serde_json::value::RawValue;
+
+/// A value and its JSON, made once.
+#[derive(Debug)]
+pub struct Frozen<T> {
+    value: T,
+    json: Box<RawValue>,
+}
+
+impl<T: Serialize> Frozen<T> {
+    pub fn new(value: T) -> Frozen<T> {
+        // The event types serialize without error (no maps with non-string
+        // keys, no fallible impls); should one ever fail, the field is
+        // written as null and the failure logged, never a panic.
+        let json = serde_json::value::to_raw_value(&value).unwrap_or_else(|e| {
+            tracing::error!("cannot serialize a shared event part: {e}");
+            RawValue::NULL.to_owned()
+        });
+        Frozen { value, json }
+    }
+}
+
+impl<T> Deref for Frozen<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+impl<T> Serialize for Frozen<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.json.serialize(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Text;
+
+    #[derive(Serialize)]
+    struct Part {
+        name: Text,
+        n: u32,
+    }
+
+    #[test]
+    fn writes_the_same_json_as_the_value() {
+        let part = Part {
+            name: Text(b"a\"b\\c\xff".to_vec()),
+            n: 7,
+        };
+        let direct = serde_json::to_string(&part).unwrap();
+        let frozen = Frozen::new(part);
+        assert_eq!(serde_json::to_string(&frozen).unwrap(), direct);
+        assert_eq!(frozen.n, 7);
+        // Inside another value, and through serde_json::Value.
+        let outer = serde_json::json!({ "x": serde_json::to_value(&frozen).unwrap() });
+        assert_eq!(outer["x"]["n"], 7);
+        assert_eq!(outer["x"]["name"], "a\"b\\\\c\\xff");
+    }
+}
