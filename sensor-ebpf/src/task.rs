@@ -4,7 +4,7 @@ use core::mem::offset_of;
 
 use sensor_common::{ID_UNSET, OFFSET_MISSING, ProbeError, TaskInfo};
 
-use crate::kernel::{Miss, read_bytes, read_ptr, read_str, read_u32, read_u64, zero_u64s};
+use crate::kernel::{Miss, field, read_bytes, read_ptr, read_str, read_u32, read_u64, zero_u64s};
 use crate::maps::{count_error, off};
 
 // zero_u64s needs both byte arrays 8-aligned inside the (8-aligned) TaskInfo.
@@ -48,8 +48,9 @@ impl Faults {
 /// is left unset and counted as [`ProbeError::ReadTask`].
 #[inline(always)]
 pub fn fill(t: &mut TaskInfo, task: u64) -> Result<(), Miss> {
-    put!(t.tgid, read_u32(task, off!(task_tgid))?);
-    put!(t.tid, read_u32(task, off!(task_pid))?);
+    let (tid, tgid) = pair(task, off!(task_pid), off!(task_tgid));
+    put!(t.tgid, tgid?);
+    put!(t.tid, tid?);
     let mut f = Faults::default();
 
     let leader = read_ptr(task, off!(task_group_leader));
@@ -76,55 +77,22 @@ pub fn fill(t: &mut TaskInfo, task: u64) -> Result<(), Miss> {
 
     // real_cred: the task's objective credentials, what it acts as.
     let cred = read_ptr(task, off!(task_real_cred));
-    put!(
-        t.uid,
-        f.or(cred.and_then(|c| read_u32(c, off!(cred_uid))), ID_UNSET)
-    );
-    put!(
-        t.gid,
-        f.or(cred.and_then(|c| read_u32(c, off!(cred_gid))), ID_UNSET)
-    );
-    put!(
-        t.euid,
-        f.or(cred.and_then(|c| read_u32(c, off!(cred_euid))), ID_UNSET)
-    );
-    put!(
-        t.egid,
-        f.or(cred.and_then(|c| read_u32(c, off!(cred_egid))), ID_UNSET)
-    );
-    put!(
-        t.suid,
-        f.or(cred.and_then(|c| read_u32(c, off!(cred_suid))), ID_UNSET)
-    );
-    put!(
-        t.sgid,
-        f.or(cred.and_then(|c| read_u32(c, off!(cred_sgid))), ID_UNSET)
-    );
-    put!(
-        t.fsuid,
-        f.or(cred.and_then(|c| read_u32(c, off!(cred_fsuid))), ID_UNSET)
-    );
-    put!(
-        t.fsgid,
-        f.or(cred.and_then(|c| read_u32(c, off!(cred_fsgid))), ID_UNSET)
-    );
-    put!(
-        t.cap_permitted,
-        f.or(cred.and_then(|c| read_u64(c, off!(cred_cap_permitted))), 0)
-    );
-    put!(
-        t.cap_effective,
-        f.or(cred.and_then(|c| read_u64(c, off!(cred_cap_effective))), 0)
-    );
+    let ids = f.or(cred.and_then(cred_ids), [ID_UNSET; 8]);
+    put!(t.uid, ids[0]);
+    put!(t.gid, ids[1]);
+    put!(t.suid, ids[2]);
+    put!(t.sgid, ids[3]);
+    put!(t.euid, ids[4]);
+    put!(t.egid, ids[5]);
+    put!(t.fsuid, ids[6]);
+    put!(t.fsgid, ids[7]);
+    let caps = f.or(cred.and_then(cred_caps), [0; 2]);
+    put!(t.cap_permitted, caps[0]);
+    put!(t.cap_effective, caps[1]);
     // loginuid.val and sessionid: absent without CONFIG_AUDIT (then unset).
-    put!(
-        t.loginuid,
-        f.or(read_u32(task, off!(task_loginuid)), ID_UNSET)
-    );
-    put!(
-        t.sessionid,
-        f.or(read_u32(task, off!(task_sessionid)), ID_UNSET)
-    );
+    let (loginuid, sessionid) = pair(task, off!(task_loginuid), off!(task_sessionid));
+    put!(t.loginuid, f.or(loginuid, ID_UNSET));
+    put!(t.sessionid, f.or(sessionid, ID_UNSET));
     put!(t.flags, 0);
 
     // SAFETY: comm and tty are 8-aligned arrays of 16 and 32 bytes (asserted above).
@@ -147,6 +115,71 @@ pub fn fill(t: &mut TaskInfo, task: u64) -> Result<(), Miss> {
         count_error(ProbeError::ReadTask);
     }
     Ok(())
+}
+
+// Each probe read costs tens of nanoseconds, and every event reads the
+// task's identity: fields that sit next to each other in every kernel are
+// read together, with the layout checked against the BTF offsets and a
+// field-by-field fallback should a kernel ever lay them out otherwise.
+
+/// Two u32 fields at `a` and `b`: one read when `b` follows `a`.
+#[inline(always)]
+fn pair(base: u64, a: u32, b: u32) -> (Result<u32, Miss>, Result<u32, Miss>) {
+    if a != OFFSET_MISSING && b == a.wrapping_add(4) {
+        match read_u64(base, a) {
+            // Little-endian: the field at the lower address is the low half.
+            Ok(v) => (Ok(v as u32), Ok((v >> 32) as u32)),
+            Err(m) => (Err(m), Err(m)),
+        }
+    } else {
+        (read_u32(base, a), read_u32(base, b))
+    }
+}
+
+/// The cred's uid, gid, suid, sgid, euid, egid, fsuid and fsgid, in that
+/// order (contiguous in `struct cred` since 2.6.29).
+#[inline(always)]
+fn cred_ids(cred: u64) -> Result<[u32; 8], Miss> {
+    let uid = off!(cred_uid);
+    let offs = [
+        uid,
+        off!(cred_gid),
+        off!(cred_suid),
+        off!(cred_sgid),
+        off!(cred_euid),
+        off!(cred_egid),
+        off!(cred_fsuid),
+        off!(cred_fsgid),
+    ];
+    let mut contiguous = uid != OFFSET_MISSING;
+    for (i, o) in offs.iter().enumerate() {
+        contiguous &= *o == uid.wrapping_add(4 * i as u32);
+    }
+    if contiguous {
+        let addr = field(cred, uid)?;
+        // SAFETY: probe read of 32 bytes; failure is an error value.
+        return unsafe { aya_ebpf::helpers::bpf_probe_read_kernel(addr as *const [u32; 8]) }
+            .map_err(|_| Miss::Fault);
+    }
+    let mut ids = [ID_UNSET; 8];
+    for (i, o) in offs.iter().enumerate() {
+        ids[i] = read_u32(cred, *o)?;
+    }
+    Ok(ids)
+}
+
+/// cap_permitted and cap_effective (adjacent in `struct cred`).
+#[inline(always)]
+fn cred_caps(cred: u64) -> Result<[u64; 2], Miss> {
+    let (p, e) = (off!(cred_cap_permitted), off!(cred_cap_effective));
+    if p != OFFSET_MISSING && e == p.wrapping_add(8) {
+        let addr = field(cred, p)?;
+        // SAFETY: probe read of 16 bytes into a 16-byte stack array.
+        unsafe { aya_ebpf::helpers::bpf_probe_read_kernel(addr as *const [u64; 2]) }
+            .map_err(|_| Miss::Fault)
+    } else {
+        Ok([read_u64(cred, p)?, read_u64(cred, e)?])
+    }
 }
 
 /// The kernfs node of the task's cgroup in the hierarchy that names
