@@ -6,6 +6,10 @@
 //! kernel's BTF before load (see sensor-common's `offsets` module).
 #![no_std]
 #![no_main]
+// atomic_xadd: the BPF target's core has no AtomicU64::fetch_add (see
+// syscall::compat::count_inflight).
+#![allow(internal_features)]
+#![feature(core_intrinsics)]
 
 mod filter;
 mod kernel;

@@ -125,6 +125,44 @@ fn chmod_u_plus_s_names_the_setuid_bit_and_modes() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A file at an absolute path of exactly `len` bytes under `base`.
+fn file_at_length(base: &Path, len: usize) -> PathBuf {
+    let mut path = base.to_path_buf();
+    let mut at = base.as_os_str().len();
+    assert!(at + 2 <= len, "{} is too long for {len}", base.display());
+    // Components of at most 200 bytes ("/" and the name), the last one the file.
+    while len - at > 201 {
+        path.push("d".repeat(200));
+        at += 201;
+    }
+    std::fs::create_dir_all(&path).expect("mkdir");
+    path.push("f".repeat(len - at - 1));
+    std::fs::write(&path, b"").expect("write");
+    assert_eq!(path.as_os_str().len(), len);
+    path
+}
+
+/// The kernel keeps a call's path between its entry and exit in one of two
+/// records by length (up to 255 bytes, or longer); both give the path whole.
+#[test]
+fn path_arguments_of_every_length_are_kept_whole() {
+    let sensor = Sensor::start("");
+    let dir = temp_dir("lengths");
+    for len in [255, 256, 1000, 4000] {
+        let f = file_at_length(&dir, len);
+        let (pid, ok) = run(Command::new("chmod").arg("600").arg(&f));
+        assert!(ok, "chmod of a {len}-byte path");
+        let ev = sensor.wait_for(&format!("chmod of a {len}-byte path"), |v| {
+            is_file_event(v, "chmod", pid)
+        });
+        // An absolute argument is the path itself (no `path_argument`).
+        assert_eq!(at(&ev, "file.path").as_str(), f.to_str(), "{len}: {ev}");
+        assert_eq!(at(&ev, "file.mode"), "0600", "{len}: {ev}");
+        assert_eq!(at(&ev, "event.outcome"), "success", "{len}: {ev}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn chmod_refused_for_an_unprivileged_user_is_a_failure_with_errno() {
     let sensor = Sensor::start("");

@@ -6,8 +6,9 @@
 //! registers.
 //!
 //! Cost: both run on every syscall of every task. The entry one stops at
-//! an array lookup for numbers no traced ia32 syscall has; both stop at one
-//! read of the task's status for native syscalls.
+//! an array lookup for numbers no traced ia32 syscall has, and at one read
+//! of the task's status for native syscalls; the exit one stops at one
+//! array lookup while no traced ia32 call is in flight ([`COMPAT_INFLIGHT`]).
 
 use aya_ebpf::macros::{map, raw_tracepoint};
 use aya_ebpf::maps::{Array, ProgramArray};
@@ -23,6 +24,14 @@ use crate::maps::{off, sensor_tgid};
 /// [`sensor_common::compat`] value of each traced ia32 syscall number.
 #[map]
 static COMPAT_OPS: Array<u32> = Array::with_max_entries(SLOTS, 0);
+
+/// Traced ia32 calls between their entry and exit, over all CPUs: while
+/// it is zero, as it nearly always is, the exit program returns at once
+/// instead of reading the registers and the task. A count that goes wrong
+/// (an exit missed, or the two programs attached a moment apart around a
+/// call in flight) stays above zero, which only brings back the full check.
+#[map]
+static COMPAT_INFLIGHT: Array<u64> = Array::with_max_entries(1, 0);
 
 /// The families' compat programs, by [`compat::slot`].
 #[map]
@@ -53,9 +62,13 @@ pub fn compat_enter(ctx: RawTracePointContext) -> u32 {
         return 0;
     }
     let task = super::current_task();
-    if !in_ia32_syscall(task)
-        || (aya_ebpf::helpers::bpf_get_current_pid_tgid() >> 32) as u32 == sensor_tgid()
-    {
+    if !in_ia32_syscall(task) {
+        return 0;
+    }
+    // Counted on the same test as the exit's, before anything else can
+    // return, so that every counted entry has its counted exit.
+    count_inflight(1);
+    if (aya_ebpf::helpers::bpf_get_current_pid_tgid() >> 32) as u32 == sensor_tgid() {
         return 0;
     }
     if crate::filter::task_ignored(task) {
@@ -72,6 +85,13 @@ pub fn compat_enter(ctx: RawTracePointContext) -> u32 {
 
 #[raw_tracepoint(tracepoint = "sys_exit")]
 pub fn compat_exit(ctx: RawTracePointContext) -> u32 {
+    let Some(inflight) = COMPAT_INFLIGHT.get_ptr(0) else {
+        return 0;
+    };
+    // SAFETY: the map's one value, read whole.
+    if unsafe { core::ptr::read_volatile(inflight) } == 0 {
+        return 0;
+    }
     let regs: u64 = ctx.arg(0);
     let Ok(nr) = read_u64(regs, ORIG_AX as u32) else {
         return 0;
@@ -85,6 +105,7 @@ pub fn compat_exit(ctx: RawTracePointContext) -> u32 {
     if value == 0 || !in_ia32_syscall(super::current_task()) {
         return 0;
     }
+    count_inflight(u64::MAX);
     // The family is all the exit needs: the op is in its in-flight record.
     let Some(family) = compat::family(value) else {
         return 0;
@@ -92,6 +113,20 @@ pub fn compat_exit(ctx: RawTracePointContext) -> u32 {
     // SAFETY: as in compat_enter.
     unsafe { COMPAT_PROGS.tail_call(&ctx, compat::slot(family, true)) };
     0
+}
+
+/// Adds `delta` (1, or u64::MAX for -1) to [`COMPAT_INFLIGHT`]. An atomic
+/// add whose result is unused: the BPF_XADD every supported kernel takes
+/// (a fetching add or a sub would need 5.12's atomics).
+#[inline(always)]
+fn count_inflight(delta: u64) {
+    use core::intrinsics::{AtomicOrdering, atomic_xadd};
+    if let Some(n) = COMPAT_INFLIGHT.get_ptr_mut(0) {
+        // SAFETY: the map's one value, 8-aligned, shared between CPUs and
+        // only ever changed atomically. (The BPF target's core has no
+        // AtomicU64::fetch_add; this is the intrinsic behind it.)
+        let _ = unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(n, delta) };
+    }
 }
 
 /// Whether the running task is inside an ia32 syscall (`TS_COMPAT`).
