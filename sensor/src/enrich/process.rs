@@ -365,6 +365,34 @@ mod tests {
     }
 
     #[test]
+    fn generation_moves_with_identity_changes_only() {
+        let mut t = ProcessTable::new(16, ids());
+        t.upsert(proc_info(&t, 10, 1, 5));
+        let g = t.generation();
+        // A syscall event of a known process with the same parent.
+        t.ensure(10, 1, 5);
+        let creds = CredState {
+            uid: 0,
+            euid: 0,
+            cap_permitted: 0,
+            cap_effective: 0,
+        };
+        assert_eq!(t.replace_creds(10, 5, creds), Some(None));
+        assert_eq!(t.generation(), g, "nothing derived changed");
+        t.ensure(10, 2, 5);
+        assert!(t.generation() > g, "reparented");
+        let g = t.generation();
+        t.entry(10, 2, 5);
+        assert!(t.generation() > g, "entry() lets the caller change it");
+        let g = t.generation();
+        t.ensure(11, 10, 7);
+        assert!(t.generation() > g, "a new process");
+        let g = t.generation();
+        t.mark_exited(11, 7);
+        assert!(t.generation() > g, "an exit");
+    }
+
+    #[test]
     fn full_table_evicts_exited_first_and_counts() {
         let mut t = ProcessTable::new(4, ids());
         for pid in 1..=4 {

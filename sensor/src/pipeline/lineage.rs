@@ -96,3 +96,142 @@ impl Pipeline {
         (lineage, settled)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use sensor_common::{ID_UNSET, SyscallOp, TaskInfo};
+
+    use super::*;
+    use crate::event::{Agent, Event, Host, HostOs};
+    use crate::source::ebpf::decode::{ExecRecord, KernelEvent, NetOp, NetRecord};
+
+    // Pids no process on the build machine has (above the kernel's limit),
+    // so that nothing is read back from /proc for them.
+    const GRANDPARENT: u32 = 4_200_001;
+    const PARENT: u32 = 4_200_002;
+    const CHILD: u32 = 4_200_003;
+    const START: u64 = 1_000_000_000;
+
+    fn pipeline() -> Pipeline {
+        let host = Host {
+            name: "test".into(),
+            id: "test".into(),
+            boot_id: "test".into(),
+            os: HostOs {
+                kernel: "test".into(),
+                type_: "linux",
+                name: None,
+                version: None,
+                platform: None,
+                full: None,
+            },
+        };
+        let agent = Agent {
+            name: "sensor",
+            type_: "sensor",
+            version: "0",
+            id: "test".into(),
+        };
+        Pipeline::new(host, agent, 1024, 4, 100)
+    }
+
+    fn task(pid: u32, ppid: u32) -> TaskInfo {
+        TaskInfo {
+            tgid: pid,
+            tid: pid,
+            ppid,
+            uid: 0,
+            gid: 0,
+            euid: 0,
+            egid: 0,
+            suid: 0,
+            sgid: 0,
+            fsuid: 0,
+            fsgid: 0,
+            loginuid: ID_UNSET,
+            sessionid: ID_UNSET,
+            flags: 0,
+            start_boottime: START,
+            parent_start_boottime: START,
+            cgroup_id: 0,
+            cap_permitted: 0,
+            cap_effective: 0,
+            comm: [0; 16],
+            tty: [0; 32],
+        }
+    }
+
+    fn exec(p: &mut Pipeline, pid: u32, ppid: u32, exe: &[u8]) {
+        p.handle(KernelEvent::Exec(ExecRecord {
+            boot_ns: START + 1,
+            task: task(pid, ppid),
+            argv: vec![exe.to_vec()],
+            argv_truncated: false,
+            argv_unreadable: false,
+            argv_total: exe.len() as u32 + 1,
+            exe: exe.to_vec(),
+            exe_truncated: false,
+            exe_unlinked: false,
+            cwd: b"/".to_vec(),
+            cwd_truncated: false,
+            cgroup: b"/".to_vec(),
+            cgroup_truncated: false,
+        }));
+    }
+
+    fn connect(p: &mut Pipeline) -> Event {
+        let mut sockaddr = vec![2, 0, 0x01, 0xbb, 10, 0, 0, 1];
+        sockaddr.resize(16, 0);
+        p.handle(KernelEvent::Net(NetRecord {
+            boot_ns: START + 2,
+            task: task(CHILD, PARENT),
+            op: NetOp::Syscall(SyscallOp::Connect),
+            fd: 3,
+            ret: 0,
+            family: 2,
+            protocol: 6,
+            sock_type: 1,
+            arg: 0,
+            sockaddr,
+            local: None,
+            remote: Some("10.0.0.1:443".parse().expect("address")),
+        }))
+        .expect("a connect event")
+    }
+
+    fn parent_exe(e: &Event) -> &[u8] {
+        let parent = e.process.as_ref().and_then(|p| p.parent.as_ref());
+        let exe = parent.and_then(|p| p.executable.as_ref());
+        &exe.expect("the parent's executable").0
+    }
+
+    #[test]
+    fn reused_while_the_table_holds_still_and_rebuilt_when_it_moves() {
+        let mut p = pipeline();
+        exec(&mut p, GRANDPARENT, 1, b"/bin/init-like");
+        exec(&mut p, PARENT, GRANDPARENT, b"/bin/old");
+        exec(&mut p, CHILD, PARENT, b"/bin/child");
+        let first = connect(&mut p);
+        assert_eq!(parent_exe(&first), b"/bin/old");
+        let ancestors = first.sensor.ancestors.as_ref().expect("ancestors");
+        assert_eq!(ancestors[0].pid, GRANDPARENT);
+        // Nothing changed: the very same shared parts.
+        let second = connect(&mut p);
+        let shared = |e: &Event| e.process.as_ref().and_then(|p| p.parent.clone());
+        assert!(Arc::ptr_eq(
+            &shared(&first).expect("parent"),
+            &shared(&second).expect("parent")
+        ));
+        // The parent execs something else: the next event says so.
+        exec(&mut p, PARENT, GRANDPARENT, b"/bin/new");
+        let third = connect(&mut p);
+        assert_eq!(parent_exe(&third), b"/bin/new");
+        // And the JSON written is the new one too.
+        let json = serde_json::to_value(&third).expect("json");
+        assert_eq!(json["process"]["parent"]["executable"], "/bin/new");
+        assert_eq!(
+            json["sensor"]["ancestors"][0]["executable"],
+            "/bin/init-like"
+        );
+    }
+}
