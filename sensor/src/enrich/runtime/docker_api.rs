@@ -39,11 +39,10 @@ pub fn inspect(socket_path: &Path, id: &str, deadline: Duration) -> Option<Value
     };
     stream.set_write_timeout(Some(left(start)?)).ok()?;
     // The id is 64 hex digits (from the cgroup path): nothing to escape.
-    write!(
-        stream,
-        "GET /containers/{id}/json HTTP/1.0\r\nHost: docker\r\n\r\n"
-    )
-    .ok()?;
+    // One write: `write!` on the unbuffered stream would send the pieces
+    // of the format one by one.
+    let request = format!("GET /containers/{id}/json HTTP/1.0\r\nHost: docker\r\n\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
     let mut answer = Vec::new();
     let mut buf = [0u8; 16 << 10];
     loop {

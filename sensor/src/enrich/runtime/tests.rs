@@ -379,8 +379,19 @@ fn podman_labels_come_from_its_api_service_when_one_runs() {
     // podman 4.3's compatible inspect, trimmed to the fields read.
     let server = std::thread::spawn(move || {
         let (mut s, _) = listener.accept().unwrap();
-        let mut req = [0u8; 1024];
-        let _ = std::io::Read::read(&mut s, &mut req).unwrap();
+        // The whole request before the answer: answering and closing after
+        // its first part would reset a client still writing the rest, and
+        // the lookup would fall back to the files (which a loaded CI
+        // machine once showed).
+        let mut req = Vec::new();
+        let mut chunk = [0u8; 1024];
+        while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = std::io::Read::read(&mut s, &mut chunk).unwrap();
+            if n == 0 {
+                break;
+            }
+            req.extend_from_slice(&chunk[..n]);
+        }
         let body = r#"{"Name":"/enrich-probe","Config":{"Image":"localhost/sensor-test-busybox:3","Labels":{"team":"shop"}}}"#;
         write!(s, "HTTP/1.0 200 OK\r\nApi-Version: 1.41\r\nContent-Type: application/json\r\nLibpod-Api-Version: 4.3.1\r\n\r\n{body}").unwrap();
     });
