@@ -388,7 +388,12 @@ impl Pipeline {
         // Processes whose root shows the container's files, nearest first.
         let candidates: Vec<u32> = [task.tgid, task.ppid]
             .into_iter()
-            .chain(lineage.ancestor_pids.iter().copied())
+            .chain(
+                lineage
+                    .ancestors
+                    .iter()
+                    .flat_map(|a| a.iter().map(|a| a.pid)),
+            )
             .collect();
         let accounts = match &container {
             Some(c) => Accounts::Container {

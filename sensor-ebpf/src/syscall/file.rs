@@ -79,27 +79,14 @@ static FILE_PENDING: PerCpuArray<PendingFile> = PerCpuArray::with_max_entries(1,
 /// costs an allocation and a 4.5 KiB copy, which was a third of the
 /// file family's time per call.
 #[map]
-pub(super) static FILE_INFLIGHT_SHORT: HashMap<u64, PendingShort> =
-    HashMap::with_max_entries(4096, 0);
+static FILE_INFLIGHT_SHORT: HashMap<u64, PendingShort> = HashMap::with_max_entries(4096, 0);
 
 /// The other file syscalls between entry and exit (long paths, xattrs,
 /// or the short map full). Not preallocated: each value is ~4.5 KiB and
 /// only calls in flight need one.
 #[map]
-pub(super) static FILE_INFLIGHT: HashMap<u64, PendingFile> =
+static FILE_INFLIGHT: HashMap<u64, PendingFile> =
     HashMap::with_max_entries(4096, BPF_F_NO_PREALLOC);
-
-/// This thread's in-flight record's head, in whichever map holds it.
-#[inline(always)]
-pub(super) fn inflight_head(key: &u64) -> Option<*mut PendingHead> {
-    if let Some(p) = FILE_INFLIGHT_SHORT.get_ptr_mut(key) {
-        // SAFETY: a live map value; the head is its first field.
-        return Some(unsafe { &raw mut (*p).head });
-    }
-    let p = FILE_INFLIGHT.get_ptr_mut(key)?;
-    // SAFETY: as above.
-    Some(unsafe { &raw mut (*p).head })
-}
 
 const BPF_F_NO_PREALLOC: u32 = 1;
 
@@ -249,8 +236,8 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
 }
 
 /// Where the parts of this thread's in-flight record are.
-struct Found {
-    head: *const PendingHead,
+pub(super) struct Found {
+    pub(super) head: *mut PendingHead,
     path: *const u8,
     /// The xattr name and value (a short record has none: their lengths
     /// are 0 and these point at its path).
@@ -259,13 +246,15 @@ struct Found {
     short: bool,
 }
 
+/// This thread's in-flight record, in whichever map holds it (the short
+/// one first: see `enter`).
 #[inline(always)]
-fn find(key: &u64) -> Option<Found> {
-    if let Some(p) = FILE_INFLIGHT_SHORT.get_ptr(key) {
+pub(super) fn find(key: &u64) -> Option<Found> {
+    if let Some(p) = FILE_INFLIGHT_SHORT.get_ptr_mut(key) {
         // SAFETY: a live map value.
-        let p = unsafe { &*p };
+        let p = unsafe { &mut *p };
         return Some(Found {
-            head: &p.head,
+            head: &mut p.head,
             path: p.path.as_ptr(),
             name: p.path.as_ptr(),
             value: p.path.as_ptr(),
@@ -273,9 +262,9 @@ fn find(key: &u64) -> Option<Found> {
         });
     }
     // SAFETY: as above.
-    let p = unsafe { &*FILE_INFLIGHT.get_ptr(key)? };
+    let p = unsafe { &mut *FILE_INFLIGHT.get_ptr_mut(key)? };
     Some(Found {
-        head: &p.head,
+        head: &mut p.head,
         path: p.path.as_ptr(),
         name: p.name.as_ptr(),
         value: p.value.as_ptr(),

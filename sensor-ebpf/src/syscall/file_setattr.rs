@@ -9,7 +9,7 @@
 
 use sensor_common::{OFFSET_MISSING, ProbeError, file_flags};
 
-use super::file::{inflight_head, read_attrs};
+use super::file::{find, read_attrs};
 use crate::kernel::{Miss, read_ptr};
 use crate::maps::{count_error, off};
 
@@ -37,7 +37,7 @@ pub fn file_setattr(ctx: *mut u64) -> i32 {
 
 #[inline(always)]
 fn on_setattr(args: [u64; 2]) {
-    let Some(p) = inflight_head(&super::thread_key()) else {
+    let Some(p) = find(&super::thread_key()).map(|f| f.head) else {
         return;
     };
     // SAFETY: this thread's live map value; only this thread touches it.

@@ -125,6 +125,26 @@ pub struct HostOs {
     pub full: Option<String>,
 }
 
+impl Host {
+    /// A host known by a name only: for benchmarks and tests, and where
+    /// the real one cannot be read.
+    pub fn named(name: &str) -> Host {
+        Host {
+            name: name.into(),
+            id: name.into(),
+            boot_id: name.into(),
+            os: HostOs {
+                kernel: "unknown".into(),
+                type_: "linux",
+                name: None,
+                version: None,
+                platform: None,
+                full: None,
+            },
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct Agent {
     pub name: &'static str,
@@ -132,6 +152,18 @@ pub struct Agent {
     pub type_: &'static str,
     pub version: &'static str,
     pub id: String,
+}
+
+impl Agent {
+    /// This build's agent under the instance id `id` (benchmarks, tests).
+    pub fn named(id: &str) -> Agent {
+        Agent {
+            name: "sensor",
+            type_: "sensor",
+            version: env!("CARGO_PKG_VERSION"),
+            id: id.into(),
+        }
+    }
 }
 
 /// ECS `process.*`.
@@ -265,13 +297,13 @@ pub struct File {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub uid: Option<String>,
+    pub uid: Option<Arc<str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub gid: Option<String>,
+    pub gid: Option<Arc<str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub owner: Option<String>,
+    pub owner: Option<Arc<str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub group: Option<String>,
+    pub group: Option<Arc<str>>,
 }
 
 /// One end of a connection. ECS keeps the raw address (an IP or a unix

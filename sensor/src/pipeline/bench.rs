@@ -18,7 +18,7 @@ use sensor_common::{ID_UNSET, SyscallOp, TaskInfo};
 use super::Pipeline;
 use crate::enrich::exehash::HashConfig;
 use crate::enrich::{host, procfs};
-use crate::event::{Agent, Host, HostOs};
+use crate::event::{Agent, Host};
 use crate::source::ebpf::decode::{ExecRecord, KernelEvent, NetOp, NetRecord};
 use crate::source::ebpf::offsets::CgroupMode;
 
@@ -154,26 +154,14 @@ fn time(pipeline: &mut Pipeline, events: u64, make: impl Fn() -> KernelEvent) ->
 }
 
 fn pipeline(hashing: bool) -> Pipeline {
-    let host = host::host().unwrap_or_else(|_| Host {
-        name: "bench-host".into(),
-        id: "bench".into(),
-        boot_id: "bench".into(),
-        os: HostOs {
-            kernel: "unknown".into(),
-            type_: "linux",
-            name: None,
-            version: None,
-            platform: None,
-            full: None,
-        },
-    });
-    let agent = Agent {
-        name: "sensor",
-        type_: "sensor",
-        version: env!("CARGO_PKG_VERSION"),
-        id: "bench".into(),
-    };
-    let mut p = Pipeline::new(host, agent, 65_536, 8, procfs::clock_ticks_per_second());
+    let host = host::host().unwrap_or_else(|_| Host::named("bench-host"));
+    let mut p = Pipeline::new(
+        host,
+        Agent::named("bench"),
+        65_536,
+        8,
+        procfs::clock_ticks_per_second(),
+    );
     if hashing {
         let config = crate::config::Config::default().process;
         let mut h: HashConfig = crate::config::ProcessConfig {

@@ -93,10 +93,10 @@ impl Pipeline {
                     file.mode = Some(octal(f.mode));
                 }
                 if let Some(b) = &before {
-                    file.uid = Some(b.uid.id.to_string());
-                    file.owner = b.uid.name.as_deref().map(str::to_owned);
-                    file.gid = Some(b.gid.id.to_string());
-                    file.group = b.gid.name.as_deref().map(str::to_owned);
+                    file.uid = Some(b.uid.id.clone());
+                    file.owner = b.uid.name.clone();
+                    file.gid = Some(b.gid.id.clone());
+                    file.group = b.gid.name.clone();
                 }
             }
             "chown" => {
@@ -117,13 +117,13 @@ impl Pipeline {
                     };
                     if let Some(uid) = uid {
                         let u = self.users.user(uid, &accounts);
-                        file.uid = Some(u.id.to_string());
-                        file.owner = u.name.as_deref().map(str::to_owned);
+                        file.uid = Some(u.id);
+                        file.owner = u.name;
                     }
                     if let Some(gid) = gid {
                         let g = self.users.group(gid, &accounts);
-                        file.gid = Some(g.id.to_string());
-                        file.group = g.name.as_deref().map(str::to_owned);
+                        file.gid = Some(g.id);
+                        file.group = g.name;
                     }
                 }
             }

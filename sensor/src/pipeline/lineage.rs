@@ -24,8 +24,6 @@ const CAPACITY: usize = 4096;
 pub(super) struct Lineage {
     pub parent: Arc<Frozen<Process>>,
     pub ancestors: Option<Arc<Frozen<Vec<Ancestor>>>>,
-    /// The ancestors' pids, nearest first.
-    pub ancestor_pids: Arc<[u32]>,
 }
 
 #[derive(Default)]
@@ -87,11 +85,9 @@ impl Pipeline {
                 ..Process::default()
             },
         };
-        let ancestor_pids = ancestors.iter().map(|a| a.pid).collect();
         let lineage = Lineage {
             parent: Arc::new(Frozen::new(parent)),
             ancestors: (!ancestors.is_empty()).then(|| Arc::new(Frozen::new(ancestors))),
-            ancestor_pids,
         };
         (lineage, settled)
     }
@@ -102,7 +98,7 @@ mod tests {
     use sensor_common::{ID_UNSET, SyscallOp, TaskInfo};
 
     use super::*;
-    use crate::event::{Agent, Event, Host, HostOs};
+    use crate::event::{Agent, Event, Host};
     use crate::source::ebpf::decode::{ExecRecord, KernelEvent, NetOp, NetRecord};
 
     // Pids no process on the build machine has (above the kernel's limit),
@@ -113,26 +109,7 @@ mod tests {
     const START: u64 = 1_000_000_000;
 
     fn pipeline() -> Pipeline {
-        let host = Host {
-            name: "test".into(),
-            id: "test".into(),
-            boot_id: "test".into(),
-            os: HostOs {
-                kernel: "test".into(),
-                type_: "linux",
-                name: None,
-                version: None,
-                platform: None,
-                full: None,
-            },
-        };
-        let agent = Agent {
-            name: "sensor",
-            type_: "sensor",
-            version: "0",
-            id: "test".into(),
-        };
-        Pipeline::new(host, agent, 1024, 4, 100)
+        Pipeline::new(Host::named("test"), Agent::named("test"), 1024, 4, 100)
     }
 
     fn task(pid: u32, ppid: u32) -> TaskInfo {
