@@ -101,7 +101,7 @@ fn exec(task: TaskInfo, exe: &[u8]) -> KernelEvent {
 /// A connect to 10.0.0.1:443: the commonest syscall event. (Not exit: a
 /// process exits once, and repeating one pid's exit measures the table
 /// dropping and re-creating it, which no real stream does.)
-fn connect(task: TaskInfo) -> KernelEvent {
+pub(super) fn connect(task: TaskInfo) -> KernelEvent {
     let mut sockaddr = vec![2, 0, 0x01, 0xbb, 10, 0, 0, 1];
     sockaddr.resize(16, 0);
     KernelEvent::Net(NetRecord {

@@ -95,11 +95,11 @@ impl Pipeline {
 
 #[cfg(test)]
 mod tests {
-    use sensor_common::{ID_UNSET, SyscallOp, TaskInfo};
+    use sensor_common::{ID_UNSET, TaskInfo};
 
     use super::*;
     use crate::event::{Agent, Event, Host};
-    use crate::source::ebpf::decode::{ExecRecord, KernelEvent, NetOp, NetRecord};
+    use crate::source::ebpf::decode::{ExecRecord, KernelEvent};
 
     // Pids no process on the build machine has (above the kernel's limit),
     // so that nothing is read back from /proc for them.
@@ -157,23 +157,8 @@ mod tests {
     }
 
     fn connect(p: &mut Pipeline) -> Event {
-        let mut sockaddr = vec![2, 0, 0x01, 0xbb, 10, 0, 0, 1];
-        sockaddr.resize(16, 0);
-        p.handle(KernelEvent::Net(NetRecord {
-            boot_ns: START + 2,
-            task: task(CHILD, PARENT),
-            op: NetOp::Syscall(SyscallOp::Connect),
-            fd: 3,
-            ret: 0,
-            family: 2,
-            protocol: 6,
-            sock_type: 1,
-            arg: 0,
-            sockaddr,
-            local: None,
-            remote: Some("10.0.0.1:443".parse().expect("address")),
-        }))
-        .expect("a connect event")
+        p.handle(crate::pipeline::bench::connect(task(CHILD, PARENT)))
+            .expect("a connect event")
     }
 
     fn parent_exe(e: &Event) -> &[u8] {
