@@ -338,6 +338,16 @@ pub struct ProbeConfig {
     /// [`filter_flags`]: which ignore maps hold entries, so that an empty
     /// one costs no lookup.
     pub filters: u32,
+    /// [`probe_features`] the programs may use on this kernel.
+    pub features: u32,
+}
+
+/// `ProbeConfig::features` bits.
+pub mod probe_features {
+    /// Read the current task through bpf_get_current_task_btf and plain
+    /// loads (Linux 5.11+, checked by the daemon with a real program load)
+    /// instead of bpf_probe_read_kernel.
+    pub const DIRECT_READS: u32 = 1 << 0;
 }
 
 /// `ProbeConfig::filters` bits.

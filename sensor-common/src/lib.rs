@@ -40,6 +40,9 @@ pub mod names {
     pub const PROG_EXEC_CWD: &str = "exec_cwd";
     /// Exec stage: the cgroup path, then the record goes to the ring buffer.
     pub const PROG_EXEC_CGROUP: &str = "exec_cgroup";
+    /// Never attached: loaded first to learn whether the verifier accepts
+    /// plain loads through the current task (`probe_features::DIRECT_READS`).
+    pub const PROG_TASK_READS_CHECK: &str = "task_reads_check";
     /// Program array of the exec stages, indexed by the `EXEC_STAGE_*` constants.
     pub const EXEC_STAGES_MAP: &str = "EXEC_STAGES";
     pub const EXEC_STAGE_CWD: u32 = 0;

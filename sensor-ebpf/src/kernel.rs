@@ -72,6 +72,110 @@ pub fn read_ptr(base: u64, off: u32) -> Result<u64, Miss> {
     read_u64(base, off)
 }
 
+/// `off + by`, or OFFSET_MISSING when `off` is: the second half of a field.
+#[inline(always)]
+pub fn plus(off: u32, by: u32) -> u32 {
+    if off == OFFSET_MISSING {
+        OFFSET_MISSING
+    } else {
+        off + by
+    }
+}
+
+/// How a chain of reads reaches kernel memory. Code that reads the same
+/// fields either way is generic over it, and the daemon picks one at load
+/// (`ProbeConfig::features`).
+pub trait Reader {
+    fn u32(base: u64, off: u32) -> Result<u32, Miss>;
+    /// A u64 or pointer field.
+    fn u64(base: u64, off: u32) -> Result<u64, Miss>;
+    /// `N` u32 fields, all or none.
+    fn u32s<const N: usize>(base: u64, offs: [u32; N]) -> Result<[u32; N], Miss>;
+}
+
+/// bpf_probe_read_kernel: any address, every kernel, ~25 ns per call
+/// (a helper call plus the kernel's fault-tolerant copy).
+pub struct Probe;
+
+impl Reader for Probe {
+    #[inline(always)]
+    fn u32(base: u64, off: u32) -> Result<u32, Miss> {
+        read_u32(base, off)
+    }
+
+    #[inline(always)]
+    fn u64(base: u64, off: u32) -> Result<u64, Miss> {
+        read_u64(base, off)
+    }
+
+    /// One read when the fields are adjacent (the layouts this is used for
+    /// are, in every kernel; the offsets are checked all the same).
+    #[inline(always)]
+    fn u32s<const N: usize>(base: u64, offs: [u32; N]) -> Result<[u32; N], Miss> {
+        let first = offs[0];
+        let mut adjacent = first != OFFSET_MISSING;
+        for (i, o) in offs.iter().enumerate() {
+            adjacent &= *o == first.wrapping_add(4 * i as u32);
+        }
+        if adjacent {
+            let addr = field(base, first)?;
+            // SAFETY: probe read of 4 * N bytes; failure is an error value.
+            return unsafe { bpf_probe_read_kernel(addr as *const [u32; N]) }
+                .map_err(|_| Miss::Fault);
+        }
+        let mut v = [0; N];
+        for (i, o) in offs.iter().enumerate() {
+            v[i] = read_u32(base, *o)?;
+        }
+        Ok(v)
+    }
+}
+
+/// Plain loads through a pointer the verifier knows the BTF type of: the
+/// task from bpf_get_current_task_btf (5.11+), and every pointer loaded
+/// from it. The verifier checks each load against the kernel's types at
+/// load time (so `base` must come from such a chain, and each load must
+/// match one field: no wider loads across two), and the JIT emits one
+/// instruction with an exception-table entry, which reads 0 on a fault:
+/// a few ns where a probe read costs ~25.
+///
+/// Offsets come from the frozen OFFSETS global, which the verifier reads
+/// as constants: the field each load hits is known at load.
+pub struct Direct;
+
+impl Direct {
+    #[inline(always)]
+    fn load<T: Copy>(base: u64, off: u32) -> Result<T, Miss> {
+        let addr = field(base, off)?;
+        // SAFETY: a load through a BTF-typed pointer: the verifier checked it
+        // against the field's type, and the JIT guards it against faults.
+        // Volatile, so LLVM never widens or merges loads (the verifier
+        // allows only loads within one field).
+        Ok(unsafe { core::ptr::read_volatile(addr as *const T) })
+    }
+}
+
+impl Reader for Direct {
+    #[inline(always)]
+    fn u32(base: u64, off: u32) -> Result<u32, Miss> {
+        Self::load(base, off)
+    }
+
+    #[inline(always)]
+    fn u64(base: u64, off: u32) -> Result<u64, Miss> {
+        Self::load(base, off)
+    }
+
+    #[inline(always)]
+    fn u32s<const N: usize>(base: u64, offs: [u32; N]) -> Result<[u32; N], Miss> {
+        let mut v = [0; N];
+        for (i, o) in offs.iter().enumerate() {
+            v[i] = Self::load(base, *o)?;
+        }
+        Ok(v)
+    }
+}
+
 /// Copies `dst.len()` bytes at the field into `dst` (zeroed on a fault).
 #[inline(always)]
 pub fn read_bytes(base: u64, off: u32, dst: &mut [u8]) -> Result<(), Miss> {

@@ -71,6 +71,7 @@ pub static OFFSETS: KernelOffsets = KernelOffsets::MISSING;
 pub static CONFIG: ProbeConfig = ProbeConfig {
     sensor_tgid: 0,
     filters: 0,
+    features: 0,
 };
 
 /// Reads one OFFSETS field. Volatile so the compiler cannot fold the
@@ -86,6 +87,15 @@ pub(crate) use off;
 pub fn sensor_tgid() -> u32 {
     // SAFETY: as for OFFSETS.
     unsafe { core::ptr::read_volatile(&CONFIG.sensor_tgid) }
+}
+
+/// Whether the current task is read with plain loads
+/// ([`sensor_common::probe_features::DIRECT_READS`]).
+#[inline(always)]
+pub fn direct_reads() -> bool {
+    // SAFETY: as for OFFSETS.
+    let features = unsafe { core::ptr::read_volatile(&CONFIG.features) };
+    features & sensor_common::probe_features::DIRECT_READS != 0
 }
 
 /// [`sensor_common::filter_flags`] in use.

@@ -4,8 +4,8 @@ use core::mem::offset_of;
 
 use sensor_common::{ID_UNSET, OFFSET_MISSING, ProbeError, TaskInfo};
 
-use crate::kernel::{Miss, field, read_bytes, read_ptr, read_str, read_u32, read_u64, zero_u64s};
-use crate::maps::{count_error, off};
+use crate::kernel::{Direct, Miss, Probe, Reader, plus, read_bytes, read_str, zero_u64s};
+use crate::maps::{count_error, direct_reads, off};
 
 // zero_u64s needs both byte arrays 8-aligned inside the (8-aligned) TaskInfo.
 const _: () = assert!(offset_of!(TaskInfo, comm) % 8 == 0 && offset_of!(TaskInfo, tty) % 8 == 0);
@@ -42,42 +42,56 @@ impl Faults {
     }
 }
 
-/// Fills every field of `t` (the memory may be uninitialised ring-buffer
-/// space). Fails only when the task's own ids cannot be read; any other
-/// field that is absent in this kernel is left unset, and one that faults
-/// is left unset and counted as [`ProbeError::ReadTask`].
+/// Fills `t` for the task running the program, with plain loads where
+/// the daemon found them available ([`Direct`]), else with probe reads.
 #[inline(always)]
-pub fn fill(t: &mut TaskInfo, task: u64) -> Result<(), Miss> {
-    let (tid, tgid) = pair(task, off!(task_pid), off!(task_tgid));
-    put!(t.tgid, tgid?);
-    put!(t.tid, tid?);
+pub fn fill_current(t: &mut TaskInfo) -> Result<(), Miss> {
+    if direct_reads() {
+        // SAFETY: the helper has no preconditions; it exists where the
+        // daemon set DIRECT_READS (the verifier never sees this branch
+        // otherwise: the flag is a load-time constant).
+        let task = unsafe { aya_ebpf::helpers::bpf_get_current_task_btf() } as u64;
+        fill::<Direct>(t, task)
+    } else {
+        // SAFETY: the helper has no preconditions.
+        fill::<Probe>(t, unsafe { aya_ebpf::helpers::bpf_get_current_task() })
+    }
+}
+
+/// Fills every field of `t` (the memory may be uninitialised ring-buffer
+/// space) for `task`, through `R`. Fails only when the task's own ids
+/// cannot be read; any other field that is absent in this kernel is left
+/// unset, and one that faults is left unset and counted as
+/// [`ProbeError::ReadTask`].
+#[inline(always)]
+pub fn fill<R: Reader>(t: &mut TaskInfo, task: u64) -> Result<(), Miss> {
+    let [tid, tgid] = R::u32s(task, [off!(task_pid), off!(task_tgid)])?;
+    put!(t.tgid, tgid);
+    put!(t.tid, tid);
     let mut f = Faults::default();
 
-    let leader = read_ptr(task, off!(task_group_leader));
+    let leader = R::u64(task, off!(task_group_leader));
     put!(
         t.start_boottime,
-        f.or(
-            leader.and_then(|l| read_u64(l, off!(task_start_boottime))),
-            0
-        )
+        f.or(leader.and_then(|l| R::u64(l, off!(task_start_boottime))), 0)
     );
-    let parent = read_ptr(task, off!(task_real_parent));
+    let parent = R::u64(task, off!(task_real_parent));
     put!(
         t.ppid,
-        f.or(parent.and_then(|p| read_u32(p, off!(task_tgid))), 0)
+        f.or(parent.and_then(|p| R::u32(p, off!(task_tgid))), 0)
     );
-    let parent_leader = parent.and_then(|p| read_ptr(p, off!(task_group_leader)));
+    let parent_leader = parent.and_then(|p| R::u64(p, off!(task_group_leader)));
     put!(
         t.parent_start_boottime,
         f.or(
-            parent_leader.and_then(|l| read_u64(l, off!(task_start_boottime))),
+            parent_leader.and_then(|l| R::u64(l, off!(task_start_boottime))),
             0
         )
     );
 
     // real_cred: the task's objective credentials, what it acts as.
-    let cred = read_ptr(task, off!(task_real_cred));
-    let ids = f.or(cred.and_then(cred_ids), [ID_UNSET; 8]);
+    let cred = R::u64(task, off!(task_real_cred));
+    let (ids, caps) = f.or(cred.and_then(cred_fields::<R>), ([ID_UNSET; 8], [0; 3]));
     put!(t.uid, ids[0]);
     put!(t.gid, ids[1]);
     put!(t.suid, ids[2]);
@@ -86,13 +100,13 @@ pub fn fill(t: &mut TaskInfo, task: u64) -> Result<(), Miss> {
     put!(t.egid, ids[5]);
     put!(t.fsuid, ids[6]);
     put!(t.fsgid, ids[7]);
-    let caps = f.or(cred.and_then(cred_caps), [0; 2]);
-    put!(t.cap_permitted, caps[0]);
-    put!(t.cap_effective, caps[1]);
+    put!(t.cap_permitted, caps[1]);
+    put!(t.cap_effective, caps[2]);
     // loginuid.val and sessionid: absent without CONFIG_AUDIT (then unset).
-    let (loginuid, sessionid) = pair(task, off!(task_loginuid), off!(task_sessionid));
-    put!(t.loginuid, f.or(loginuid, ID_UNSET));
-    put!(t.sessionid, f.or(sessionid, ID_UNSET));
+    let audit = R::u32s(task, [off!(task_loginuid), off!(task_sessionid)]);
+    let [loginuid, sessionid] = f.or(audit, [ID_UNSET; 2]);
+    put!(t.loginuid, loginuid);
+    put!(t.sessionid, sessionid);
     put!(t.flags, 0);
 
     // SAFETY: comm and tty are 8-aligned arrays of 16 and 32 bytes (asserted above).
@@ -100,16 +114,18 @@ pub fn fill(t: &mut TaskInfo, task: u64) -> Result<(), Miss> {
         zero_u64s::<2>(t.comm.as_mut_ptr());
         zero_u64s::<4>(t.tty.as_mut_ptr());
     }
+    // Byte arrays by probe read either way: a plain load may not span
+    // several elements of a char array.
     let comm = read_bytes(task, off!(task_comm), &mut t.comm);
     f.or(comm, ());
     // signal->tty is NULL for a task without a controlling terminal: Absent.
-    let tty = read_ptr(task, off!(task_signal)).and_then(|s| read_ptr(s, off!(signal_tty)));
+    let tty = R::u64(task, off!(task_signal)).and_then(|s| R::u64(s, off!(signal_tty)));
     let name = tty.and_then(|tty| read_str(tty, off!(tty_name), &mut t.tty));
     f.or(name, ());
-    let kn = cgroup_kn(task);
+    let kn = cgroup_kn::<R>(task);
     put!(
         t.cgroup_id,
-        f.or(kn.and_then(|kn| read_u64(kn, off!(kernfs_id))), 0)
+        f.or(kn.and_then(|kn| R::u64(kn, off!(kernfs_id))), 0)
     );
     if f.0 {
         count_error(ProbeError::ReadTask);
@@ -117,90 +133,76 @@ pub fn fill(t: &mut TaskInfo, task: u64) -> Result<(), Miss> {
     Ok(())
 }
 
-// Each probe read costs tens of nanoseconds, and every event reads the
-// task's identity: fields that sit next to each other in every kernel are
-// read together, with the layout checked against the BTF offsets and a
-// field-by-field fallback should a kernel ever lay them out otherwise.
-
-/// Two u32 fields at `a` and `b`: one read when `b` follows `a`.
+/// The current task's credentials (its `real_cred`, what it acts as
+/// towards others, as [`TaskInfo`] reports them): the ids in
+/// [`cred_fields`] order, and its inheritable, permitted and effective
+/// capabilities.
 #[inline(always)]
-fn pair(base: u64, a: u32, b: u32) -> (Result<u32, Miss>, Result<u32, Miss>) {
-    if a != OFFSET_MISSING && b == a.wrapping_add(4) {
-        match read_u64(base, a) {
-            // Little-endian: the field at the lower address is the low half.
-            Ok(v) => (Ok(v as u32), Ok((v >> 32) as u32)),
-            Err(m) => (Err(m), Err(m)),
-        }
+pub fn current_creds() -> Result<([u32; 8], [u64; 3]), Miss> {
+    if direct_reads() {
+        // SAFETY: as in fill_current.
+        let task = unsafe { aya_ebpf::helpers::bpf_get_current_task_btf() } as u64;
+        cred_fields::<Direct>(Direct::u64(task, off!(task_real_cred))?)
     } else {
-        (read_u32(base, a), read_u32(base, b))
+        // SAFETY: the helper has no preconditions.
+        let task = unsafe { aya_ebpf::helpers::bpf_get_current_task() };
+        cred_fields::<Probe>(Probe::u64(task, off!(task_real_cred))?)
     }
 }
 
-/// The cred's uid, gid, suid, sgid, euid, egid, fsuid and fsgid, in that
-/// order (contiguous in `struct cred` since 2.6.29).
+/// A `struct cred`'s uid, gid, suid, sgid, euid, egid, fsuid and fsgid (in
+/// that order, adjacent since 2.6.29), and its inheritable, permitted and
+/// effective capabilities (adjacent too).
 #[inline(always)]
-fn cred_ids(cred: u64) -> Result<[u32; 8], Miss> {
-    let uid = off!(cred_uid);
-    let offs = [
-        uid,
-        off!(cred_gid),
-        off!(cred_suid),
-        off!(cred_sgid),
-        off!(cred_euid),
-        off!(cred_egid),
-        off!(cred_fsuid),
-        off!(cred_fsgid),
+fn cred_fields<R: Reader>(cred: u64) -> Result<([u32; 8], [u64; 3]), Miss> {
+    let ids = R::u32s(
+        cred,
+        [
+            off!(cred_uid),
+            off!(cred_gid),
+            off!(cred_suid),
+            off!(cred_sgid),
+            off!(cred_euid),
+            off!(cred_egid),
+            off!(cred_fsuid),
+            off!(cred_fsgid),
+        ],
+    )?;
+    // Read as u32 halves: before 6.3 kernel_cap_t is `u32 cap[2]`, and a
+    // plain load may not span two array elements.
+    let (i, p, e) = (
+        off!(cred_cap_inheritable),
+        off!(cred_cap_permitted),
+        off!(cred_cap_effective),
+    );
+    let h = R::u32s(cred, [i, plus(i, 4), p, plus(p, 4), e, plus(e, 4)])?;
+    let caps = [
+        h[0] as u64 | (h[1] as u64) << 32,
+        h[2] as u64 | (h[3] as u64) << 32,
+        h[4] as u64 | (h[5] as u64) << 32,
     ];
-    let mut contiguous = uid != OFFSET_MISSING;
-    for (i, o) in offs.iter().enumerate() {
-        contiguous &= *o == uid.wrapping_add(4 * i as u32);
-    }
-    if contiguous {
-        let addr = field(cred, uid)?;
-        // SAFETY: probe read of 32 bytes; failure is an error value.
-        return unsafe { aya_ebpf::helpers::bpf_probe_read_kernel(addr as *const [u32; 8]) }
-            .map_err(|_| Miss::Fault);
-    }
-    let mut ids = [ID_UNSET; 8];
-    for (i, o) in offs.iter().enumerate() {
-        ids[i] = read_u32(cred, *o)?;
-    }
-    Ok(ids)
-}
-
-/// cap_permitted and cap_effective (adjacent in `struct cred`).
-#[inline(always)]
-fn cred_caps(cred: u64) -> Result<[u64; 2], Miss> {
-    let (p, e) = (off!(cred_cap_permitted), off!(cred_cap_effective));
-    if p != OFFSET_MISSING && e == p.wrapping_add(8) {
-        let addr = field(cred, p)?;
-        // SAFETY: probe read of 16 bytes into a 16-byte stack array.
-        unsafe { aya_ebpf::helpers::bpf_probe_read_kernel(addr as *const [u64; 2]) }
-            .map_err(|_| Miss::Fault)
-    } else {
-        Ok([read_u64(cred, p)?, read_u64(cred, e)?])
-    }
+    Ok((ids, caps))
 }
 
 /// The kernfs node of the task's cgroup in the hierarchy that names
 /// containers: the unified one (`dfl_cgrp`), or on v1/hybrid hosts the v1
 /// controller the daemon picked (`cgroup_subsys_index`).
 #[inline(always)]
-pub fn cgroup_kn(task: u64) -> Result<u64, Miss> {
-    let css_set = read_ptr(task, off!(task_cgroups))?;
+pub fn cgroup_kn<R: Reader>(task: u64) -> Result<u64, Miss> {
+    let css_set = R::u64(task, off!(task_cgroups))?;
     let index = off!(cgroup_subsys_index);
     let cgroup = if index == OFFSET_MISSING {
-        read_ptr(css_set, off!(css_set_dfl_cgrp))?
+        R::u64(css_set, off!(css_set_dfl_cgrp))?
     } else {
         let subsys = off!(css_set_subsys);
         // CGROUP_SUBSYS_COUNT is below 20 in every kernel.
         if subsys == OFFSET_MISSING || index >= 32 {
             return Err(Miss::Absent);
         }
-        let css = read_ptr(css_set, subsys + index * 8)?;
-        read_ptr(css, off!(css_cgroup))?
+        let css = R::u64(css_set, subsys + index * 8)?;
+        R::u64(css, off!(css_cgroup))?
     };
-    read_ptr(cgroup, off!(cgroup_kn))
+    R::u64(cgroup, off!(cgroup_kn))
 }
 
 /// Marks a filled [`TaskInfo`] as acting through the ia32 syscall ABI.
@@ -208,5 +210,21 @@ pub fn cgroup_kn(task: u64) -> Result<u64, Miss> {
 pub fn mark_ia32(t: &mut TaskInfo, ia32: bool) {
     if ia32 {
         t.flags = sensor_common::compat::TASK_IA32;
+    }
+}
+
+/// Never attached. The daemon loads it first, with DIRECT_READS set, to
+/// learn whether this kernel's verifier accepts the plain loads of
+/// [`fill_current`]; every syscall program reads the task with that same
+/// code, so if this loads they do, and if not the daemon loads the object
+/// again with probe reads.
+#[aya_ebpf::macros::raw_tracepoint]
+pub fn task_reads_check(_ctx: aya_ebpf::programs::RawTracePointContext) -> u32 {
+    let mut t = core::mem::MaybeUninit::<TaskInfo>::uninit();
+    // SAFETY: fill_current writes every field before any is read.
+    let t = unsafe { &mut *t.as_mut_ptr() };
+    match fill_current(t) {
+        Ok(()) => t.uid,
+        Err(_) => 0,
     }
 }

@@ -14,6 +14,7 @@ use sensor_common::{
     PATH_COMPONENTS_MAX, ProbeError, exec_flags,
 };
 
+use crate::kernel::Probe;
 use crate::kernel::{Miss, field, read_ptr, read_u32, read_u64};
 use crate::maps::{DATA_MASK, SCRATCH, count_error, off, sensor_tgid};
 use crate::path::{Walk, Writer, write_cgroup, write_path};
@@ -70,7 +71,7 @@ pub fn exec_cgroup(ctx: RawTracePointContext) -> u32 {
     );
     let before = w.pos;
     // A kernel without the cgroup fields simply has no cgroup path.
-    let walk = match task::cgroup_kn(task) {
+    let walk = match task::cgroup_kn::<Probe>(task) {
         Ok(kn) => Some(write_cgroup(&mut w, kn, CGROUP_CAP, CGROUP_COMPONENTS_MAX)),
         Err(Miss::Absent) => None,
         Err(Miss::Fault) => Some(Walk::Failed),
@@ -100,7 +101,7 @@ fn try_process_exec(ctx: &RawTracePointContext) -> Result<u32, i64> {
     ev.flags = 0;
     // SAFETY: the helper has no preconditions.
     ev.header.boot_ns = unsafe { bpf_ktime_get_boot_ns() };
-    task::fill(&mut ev.task, task)?;
+    task::fill::<Probe>(&mut ev.task, task)?;
     ev.exe_len = 0;
     ev.cwd_len = 0;
     ev.cgroup_len = 0;

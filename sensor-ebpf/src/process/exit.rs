@@ -2,6 +2,7 @@ use aya_ebpf::macros::raw_tracepoint;
 use aya_ebpf::programs::RawTracePointContext;
 use sensor_common::{EventKind, ExitEvent, ProbeError};
 
+use crate::kernel::Probe;
 use crate::kernel::{read_ptr, read_u32};
 use crate::maps::{count_error, off, sensor_tgid};
 use crate::task;
@@ -36,7 +37,7 @@ fn try_process_exit(ctx: &RawTracePointContext) -> Result<u32, i64> {
         let ev = unsafe { &mut *ev };
         ev.exit_status = exit_status;
         ev._pad0 = 0;
-        task::fill(&mut ev.task, task).map_err(Into::into)
+        task::fill::<Probe>(&mut ev.task, task).map_err(Into::into)
     })?;
     Ok(0)
 }

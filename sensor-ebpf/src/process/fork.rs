@@ -2,6 +2,7 @@ use aya_ebpf::macros::raw_tracepoint;
 use aya_ebpf::programs::RawTracePointContext;
 use sensor_common::{EventKind, ForkEvent, ProbeError};
 
+use crate::kernel::Probe;
 use crate::kernel::read_u32;
 use crate::maps::{count_error, off, sensor_tgid};
 use crate::task;
@@ -33,7 +34,7 @@ fn try_process_fork(ctx: &RawTracePointContext) -> Result<u32, i64> {
     }
     crate::ring::emit::<ForkEvent>(EventKind::Fork, |ev| {
         // SAFETY: emit hands us reserved space for one ForkEvent.
-        task::fill(unsafe { &mut (*ev).task }, child).map_err(Into::into)
+        task::fill::<Probe>(unsafe { &mut (*ev).task }, child).map_err(Into::into)
     })?;
     Ok(0)
 }

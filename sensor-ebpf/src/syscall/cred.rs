@@ -7,8 +7,8 @@ use aya_ebpf::maps::HashMap;
 use aya_ebpf::programs::TracePointContext;
 use sensor_common::{CredEvent, EventKind, ProbeError, SyscallOp};
 
-use crate::kernel::{Miss, put, read_ptr, read_u32, read_u64};
-use crate::maps::{count_error, off};
+use crate::kernel::put;
+use crate::maps::count_error;
 use crate::task;
 
 /// What was known at entry.
@@ -35,7 +35,6 @@ super::compat_programs!(cred_compat_enter, cred_compat_exit);
 #[inline(always)]
 fn enter<E: super::Entry>(c: &E) -> u32 {
     let Some(op) = c.op() else { return 0 };
-    let task = super::current_task();
     // Every field is written below: arrays are filled element by element,
     // because an array initialiser becomes a memset call (see ring.rs).
     let mut p = core::mem::MaybeUninit::<PendingCred>::uninit();
@@ -47,18 +46,20 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
     for i in 0..3 {
         put(&mut p.args[i], if ids { c.arg(i) as u32 } else { 0 });
     }
-    let cred = read_ptr(task, off!(task_real_cred));
-    let read = cred
-        .and_then(|c| read_ids(c, &mut p.old_ids))
-        .and_then(|()| cred.and_then(|c| read_caps(c, &mut p.old_caps)));
-    if read.is_err() {
-        for id in &mut p.old_ids {
-            put(id, u32::MAX);
+    match task::current_creds() {
+        Ok((ids, caps)) => {
+            p.old_ids = ids;
+            p.old_caps = caps;
         }
-        for cap in &mut p.old_caps {
-            put(cap, 0);
+        Err(_) => {
+            for id in &mut p.old_ids {
+                put(id, u32::MAX);
+            }
+            for cap in &mut p.old_caps {
+                put(cap, 0);
+            }
+            count_error(ProbeError::ReadTask);
         }
-        count_error(ProbeError::ReadTask);
     }
     if CRED_INFLIGHT.insert(&super::thread_key(), &*p, 0).is_err() {
         count_error(ProbeError::Inflight);
@@ -80,13 +81,12 @@ fn exit(ret: i64, ia32: bool) -> u32 {
         return 0;
     };
     let _ = CRED_INFLIGHT.remove(&key);
-    let task = super::current_task();
     let Some(mut entry) = crate::ring::reserve::<CredEvent>(EventKind::Cred) else {
         return 0;
     };
     // SAFETY: reserved space for one CredEvent, filled completely below.
     let ev = unsafe { &mut *entry.as_mut_ptr() };
-    if task::fill(&mut ev.task, task).is_err() {
+    if task::fill_current(&mut ev.task).is_err() {
         entry.discard(0);
         count_error(ProbeError::ReadTask);
         return 0;
@@ -99,40 +99,15 @@ fn exit(ret: i64, ia32: bool) -> u32 {
     ev._pad1 = 0;
     ev.old_ids = p.old_ids;
     ev.old_caps = p.old_caps;
-    if read_ptr(task, off!(task_real_cred))
-        .and_then(|c| read_caps(c, &mut ev.new_caps))
-        .is_err()
-    {
-        for cap in &mut ev.new_caps {
-            put(cap, 0);
+    match task::current_creds() {
+        Ok((_, caps)) => ev.new_caps = caps,
+        Err(_) => {
+            for cap in &mut ev.new_caps {
+                put(cap, 0);
+            }
+            count_error(ProbeError::ReadTask);
         }
-        count_error(ProbeError::ReadTask);
     }
     entry.submit(0);
     0
-}
-
-/// Ids of a `struct cred`, in CredEvent order. The cred read is
-/// `real_cred`: the task's objective credentials, what it acts as towards
-/// others (what TaskInfo reports too).
-#[inline(always)]
-fn read_ids(cred: u64, ids: &mut [u32; 8]) -> Result<(), Miss> {
-    ids[0] = read_u32(cred, off!(cred_uid))?;
-    ids[1] = read_u32(cred, off!(cred_gid))?;
-    ids[2] = read_u32(cred, off!(cred_suid))?;
-    ids[3] = read_u32(cred, off!(cred_sgid))?;
-    ids[4] = read_u32(cred, off!(cred_euid))?;
-    ids[5] = read_u32(cred, off!(cred_egid))?;
-    ids[6] = read_u32(cred, off!(cred_fsuid))?;
-    ids[7] = read_u32(cred, off!(cred_fsgid))?;
-    Ok(())
-}
-
-/// Inheritable, permitted and effective capability sets of a `struct cred`.
-#[inline(always)]
-fn read_caps(cred: u64, caps: &mut [u64; 3]) -> Result<(), Miss> {
-    caps[0] = read_u64(cred, off!(cred_cap_inheritable))?;
-    caps[1] = read_u64(cred, off!(cred_cap_permitted))?;
-    caps[2] = read_u64(cred, off!(cred_cap_effective))?;
-    Ok(())
 }

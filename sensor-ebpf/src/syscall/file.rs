@@ -305,7 +305,7 @@ fn exit(ret: i64, ia32: bool) -> u32 {
     ev.header.boot_ns = unsafe { aya_ebpf::helpers::bpf_ktime_get_boot_ns() };
     ev.header.kind = EventKind::FileAttr as u32;
     let task = super::current_task();
-    if task::fill(&mut ev.task, task).is_err() {
+    if task::fill_current(&mut ev.task).is_err() {
         count_error(ProbeError::ReadTask);
         forget(&key, found.short);
         return 0;

@@ -138,7 +138,7 @@ fn exit(ret: i64, ia32: bool) -> u32 {
     // SAFETY: this CPU's slot; the program does not sleep.
     let ev = unsafe { &mut *ev };
     let task = super::current_task();
-    if task::fill(&mut ev.task, task).is_err() {
+    if task::fill_current(&mut ev.task).is_err() {
         count_error(ProbeError::ReadTask);
         let _ = NET_INFLIGHT.remove(&key);
         return 0;

@@ -205,7 +205,7 @@ fn exit(ret: i64, ia32: bool) -> u32 {
     // SAFETY: this CPU's scratch slot, 8-aligned, larger than SysEvent.
     let ev = unsafe { &mut *buf.cast::<SysEvent>() };
     let task = super::current_task();
-    if task::fill(&mut ev.task, task).is_err() {
+    if task::fill_current(&mut ev.task).is_err() {
         count_error(ProbeError::ReadTask);
         let _ = SYS_INFLIGHT.remove(&key);
         return 0;
@@ -277,7 +277,7 @@ pub fn signal_sensor(ctx: RawTracePointContext) -> u32 {
     let sent = crate::ring::emit::<SysEvent>(EventKind::System, |ev| {
         // SAFETY: emit hands us reserved space for one SysEvent.
         let ev = unsafe { &mut *ev };
-        task::fill(&mut ev.task, sender)?;
+        task::fill_current(&mut ev.task)?;
         ev.op = SYS_OP_SIGNAL_SENSOR;
         ev.flags = 0;
         ev.ret = 0;

@@ -295,7 +295,7 @@ fn send(
     };
     // SAFETY: this CPU's scratch slot, 8-aligned, larger than WatchEvent.
     let ev = unsafe { &mut *buf.cast::<WatchEvent>() };
-    if task::fill(&mut ev.task, task).is_err() {
+    if task::fill_current(&mut ev.task).is_err() {
         count_error(ProbeError::ReadTask);
         return;
     }

@@ -7,6 +7,7 @@ pub mod decode;
 pub mod filter;
 pub mod offsets;
 pub mod syscalls;
+pub mod task_reads;
 pub mod watch;
 #[cfg(test)]
 mod wire_check;
@@ -18,6 +19,7 @@ use sensor_common::{EventKind, ProbeConfig, ProbeError, names};
 
 use crate::config::EbpfConfig;
 use crate::config::filter::FilterConfig;
+pub use task_reads::TaskReads;
 
 /// The running kernel's own type information, from which offsets are resolved.
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
@@ -118,6 +120,8 @@ pub struct EbpfSource {
     pub setattr_hook: Option<syscalls::HookStatus>,
     /// The ia32 syscall hooks.
     pub ia32: compat::Ia32Hooks,
+    /// How the programs read the current task.
+    pub task_reads: TaskReads,
 }
 
 impl EbpfSource {
@@ -134,21 +138,34 @@ impl EbpfSource {
         raise_memlock_limit();
         let resolved = offsets::resolve_running_kernel()?;
         let filter = filter::resolve(filter)?;
-        let probe_config = ProbeConfig {
-            sensor_tgid: std::process::id(),
-            filters: filter.flags(),
-        };
         // One scratch slot per possible CPU (the programs index it by CPU id).
         let cpus =
             aya::util::nr_cpus().map_err(|(path, e)| LoadError::Cpus { path, source: e })? as u32;
-        let mut ebpf = EbpfLoader::new()
-            .override_global(names::OFFSETS_GLOBAL, &resolved.offsets, true)
-            .override_global(names::CONFIG_GLOBAL, &probe_config, true)
-            .map_max_entries(names::EVENTS_MAP, config.ring_buffer_bytes)
-            .map_max_entries(names::SCRATCH_MAP, cpus)
-            .map_max_entries(names::SYSCALL_SCRATCH_MAP, cpus)
-            .load(EBPF_OBJECT)
-            .map_err(LoadError::Object)?;
+        let load_object = |features: u32| {
+            let probe_config = ProbeConfig {
+                sensor_tgid: std::process::id(),
+                filters: filter.flags(),
+                features,
+            };
+            EbpfLoader::new()
+                .override_global(names::OFFSETS_GLOBAL, &resolved.offsets, true)
+                .override_global(names::CONFIG_GLOBAL, &probe_config, true)
+                .map_max_entries(names::EVENTS_MAP, config.ring_buffer_bytes)
+                .map_max_entries(names::SCRATCH_MAP, cpus)
+                .map_max_entries(names::SYSCALL_SCRATCH_MAP, cpus)
+                .load(EBPF_OBJECT)
+                .map_err(LoadError::Object)
+        };
+        let (mut ebpf, task_reads) =
+            task_reads::choose(config.direct_task_reads, &resolved, load_object)?;
+        match &task_reads {
+            TaskReads::Direct => tracing::info!(
+                "the current task is read with plain loads (bpf_get_current_task_btf)"
+            ),
+            TaskReads::Probe(why) => {
+                tracing::info!("the current task is read with bpf_probe_read_kernel: {why}")
+            }
+        }
         // The exec stages first: they are loaded but never attached, and
         // process_exec reaches them by tail call through EXEC_STAGES. Filled
         // before any hook is attached, so no exec ever finds a stage missing.
@@ -209,6 +226,7 @@ impl EbpfSource {
             syscalls,
             setattr_hook,
             ia32,
+            task_reads,
         };
         Ok((source, ring))
     }

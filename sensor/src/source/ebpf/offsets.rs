@@ -54,6 +54,9 @@ pub struct ResolvedOffsets {
     /// Optional fields this kernel lacks, by `KernelOffsets` field name
     /// (e.g. `task_loginuid` without CONFIG_AUDIT).
     pub missing: Vec<&'static str>,
+    /// The kernel has the bpf_get_current_task_btf helper (5.11+), which
+    /// the programs' plain task reads need (see `task_reads`).
+    pub task_btf_helper: bool,
 }
 
 pub fn resolve_running_kernel() -> Result<ResolvedOffsets, OffsetsError> {
@@ -135,7 +138,16 @@ pub fn resolve_btf(btf: &Btf, cgroup_mode: CgroupMode) -> Result<ResolvedOffsets
         hierarchy.subsys_index(),
         setattr_dentry_arg,
     );
-    Ok(ResolvedOffsets { offsets, missing })
+    let task_btf_helper = btf::enumerators(btf, "bpf_func_id").is_ok_and(|helpers| {
+        helpers
+            .iter()
+            .any(|(n, _)| n == "BPF_FUNC_get_current_task_btf")
+    });
+    Ok(ResolvedOffsets {
+        offsets,
+        missing,
+        task_btf_helper,
+    })
 }
 
 /// How the host mounts cgroups, which decides where container paths live.

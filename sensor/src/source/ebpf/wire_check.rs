@@ -100,7 +100,7 @@ fn wire_structs_match_the_ebpf_object() {
     );
     assert_same_layout!(btf, ForkEvent, [header, task]);
     assert_same_layout!(btf, ExitEvent, [header, task, exit_status, _pad0]);
-    assert_same_layout!(btf, ProbeConfig, [sensor_tgid, filters]);
+    assert_same_layout!(btf, ProbeConfig, [sensor_tgid, filters, features]);
     assert_same_layout!(btf, ExeKey, [ino, dev, _pad0]);
     assert_same_layout!(btf, PathPrefix, [len, _pad0, bytes]);
     assert_same_layout!(
