@@ -2,7 +2,8 @@
 //! certificate) every event arrives and rsyslog parses it as RFC 5424 with
 //! the event's JSON as the message; RFC 3164 over a unix socket; and the
 //! server's certificate is verified by default. Over UDP, an event too
-//! large for a datagram arrives shortened and holds up nothing.
+//! large for a datagram arrives shortened and holds up nothing; over a
+//! unix socket, one the kernel refuses is reported as lost.
 
 use std::process::Command;
 use std::time::Duration;
@@ -267,4 +268,110 @@ fn rfc5424_over_udp() {
         second_arg(big).unwrap().len() > marker.len() + 5,
         "the argument's start is kept: {big}"
     );
+}
+
+#[test]
+fn a_datagram_the_socket_refuses_is_counted_as_lost() {
+    use std::os::unix::ffi::OsStrExt as _;
+    let dir = scratch_dir("delivery-refused");
+    let rs = Rsyslog::start(&dir.join("rsyslog"), Listen::Unix);
+    let marker = format!("delivery-refused-{}", std::process::id());
+    let file = dir.join("events.jsonl");
+    // No message limit of our own below the event's size: the kernel's is
+    // what refuses it (a unix datagram over the socket's send buffer,
+    // 212,992 bytes by default, fails with EMSGSIZE).
+    let sensor = Sensor::start_in(
+        &dir.join("state"),
+        &format!(
+            "[[sinks]]\nkind = \"syslog\"\nname = \"refusing\"\naddress = \"unix://{}\"\n\
+             max_message_bytes = 1000000\n\n\
+             [[sinks]]\nkind = \"file\"\npath = \"{}\"\n",
+            rs.socket().display(),
+            file.display()
+        ),
+    );
+    // An exec whose JSON passes 212,992 bytes: argv is kept up to 32 KiB,
+    // whose control bytes escape to 6 bytes each (196,608), and the
+    // working directory and the executable's path, ~3,800 bytes of control
+    // bytes each, add 45,000 more.
+    let control = format!("{marker}-big-{}", "\u{1}".repeat(33_000));
+    let deep = control_byte_dirs(&dir, 18);
+    let exe = deep.join(std::ffi::OsStr::from_bytes(&[1; 200]));
+    std::fs::copy("/bin/true", &exe).expect("copy /bin/true");
+    let ok = Command::new(&exe)
+        .arg(&control)
+        .current_dir(&deep)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "the copy of /bin/true failed");
+    run_true(&marker, 5);
+    let is_big = |e: &Value| {
+        at(e, "event.action") == "exec"
+            && at(e, "process.args")
+                .get(1)
+                .and_then(Value::as_str)
+                .is_some_and(|a| a.starts_with(&format!("{marker}-big-")))
+    };
+    // The refusal is reported, naming the sink, in the other sink.
+    wait_until("a loss report for the refused event", DELIVERY_WAIT, || {
+        read_jsonl(&file).iter().any(|e| {
+            at(e, "event.action") == "lost" && at(e, "sensor.lost.source") == "sink_oversize"
+        })
+    });
+    let local = read_jsonl(&file);
+    let big = local
+        .iter()
+        .find(|e| is_big(e))
+        .expect("the file sink has the big event");
+    let big_pid = at(big, "process.pid").clone();
+    // Every event reaches the collector but the refused ones: the big
+    // process's events that carry its argv and paths (its exec and exit).
+    let of_big = |e: &Value| at(e, "process.pid") == &big_pid;
+    let want: std::collections::BTreeSet<u64> = sequences(local.iter().filter(|e| !of_big(e)));
+    let got = rs.wait_until("every event but the refused ones", DELIVERY_WAIT, |r| {
+        want.is_subset(&r.iter().map(sequence).collect())
+            && r.iter().filter(|r| is_exec_of(&r.json, &marker)).count() == 5
+    });
+    sensor.stop();
+    let received: std::collections::BTreeSet<u64> = got.iter().map(sequence).collect();
+    let missing: Vec<&Value> = local
+        .iter()
+        .filter(|e| !received.contains(&at(e, "event.sequence").as_u64().expect("seq")))
+        .collect();
+    assert!(
+        missing.iter().any(|e| is_big(e)),
+        "the big exec was refused"
+    );
+    assert!(
+        missing.iter().all(|e| of_big(e)),
+        "only the big process's events are refused: {missing:?}"
+    );
+    let lost: Vec<&Value> = local
+        .iter()
+        .filter(|e| {
+            at(e, "event.action") == "lost" && at(e, "sensor.lost.source") == "sink_oversize"
+        })
+        .collect();
+    let count: u64 = lost
+        .iter()
+        .map(|e| at(e, "sensor.lost.count").as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(
+        count,
+        missing.len() as u64,
+        "every refused event is counted, and nothing else: {lost:?}"
+    );
+    assert_eq!(at(lost[0], "sensor.lost.kind"), "refusing", "{}", lost[0]);
+}
+
+/// `depth` nested directories under `base`, each named with 200 bytes of
+/// 0x01; the innermost.
+fn control_byte_dirs(base: &std::path::Path, depth: usize) -> std::path::PathBuf {
+    use std::os::unix::ffi::OsStrExt as _;
+    let mut dir = base.to_path_buf();
+    for _ in 0..depth {
+        dir.push(std::ffi::OsStr::from_bytes(&[1; 200]));
+    }
+    std::fs::create_dir_all(&dir).expect("mkdir the control-byte directories");
+    dir
 }

@@ -190,7 +190,9 @@ fn play(
     guest.copy_in(sensor, "/usr/local/sbin/sensor", "755")?;
     guest.copy_in(&config, "/etc/sensor/sensor.toml", "600")?;
     guest.run("systemctl start sensor", "starting the sensor")?;
-    wait_for_sensor(&mut guest)?;
+    let log = wait_for_sensor(&mut guest)?;
+    let release = guest.run("uname -r", "reading the kernel release")?;
+    check_task_reads(release.trim(), &log)?;
     println!(
         "vm-test: {}: {}",
         spec.name,
@@ -347,8 +349,35 @@ fn guest_config(collector_port: u16, disable: &[String]) -> String {
     )
 }
 
-/// Waits until the service's log says the sensor is capturing.
-fn wait_for_sensor(guest: &mut Guest) -> Result<()> {
+/// Each kernel must get the task reads it can take: plain loads through
+/// bpf_get_current_task_btf from 5.11 (Debian's 6.1 and 6.12), probe
+/// reads before (5.10), where that helper does not exist. A fallback to
+/// probe reads on a newer kernel means its verifier refused the plain
+/// loads: a regression to look at, though every event still comes.
+fn check_task_reads(release: &str, log: &str) -> Result<()> {
+    let mut numbers = release.split(['.', '-']).map(str::parse::<u32>);
+    let version = match (numbers.next(), numbers.next()) {
+        (Some(Ok(major)), Some(Ok(minor))) => (major, minor),
+        _ => bail!("cannot parse the guest's kernel release {release:?}"),
+    };
+    let expected = if version >= (5, 11) {
+        "the current task is read with plain loads"
+    } else {
+        "the current task is read with bpf_probe_read_kernel"
+    };
+    let said = log
+        .lines()
+        .find(|l| l.contains("the current task is read with"))
+        .unwrap_or("nothing");
+    if !said.contains(expected) {
+        bail!("on {release} the sensor should log `{expected}`; it said: {said}");
+    }
+    Ok(())
+}
+
+/// Waits until the service's log says the sensor is capturing; returns
+/// the log so far.
+fn wait_for_sensor(guest: &mut Guest) -> Result<String> {
     let started = Instant::now();
     loop {
         let log = guest.run(
@@ -356,7 +385,7 @@ fn wait_for_sensor(guest: &mut Guest) -> Result<()> {
             "reading the sensor's log",
         )?;
         if log.contains("sensor started") {
-            return Ok(());
+            return Ok(log);
         }
         if started.elapsed() > SENSOR_START_TIMEOUT {
             bail!("the sensor did not start within {SENSOR_START_TIMEOUT:?}; its log:\n{log}");
