@@ -218,21 +218,22 @@ pub fn put<T>(dst: &mut T, v: T) {
     unsafe { core::ptr::write_volatile(dst, v) }
 }
 
-/// Copies `*src` to `*dst` with one probe read. A plain struct or array
-/// assignment this large becomes a memcpy/memmove call, a BPF-to-BPF call
-/// that the build refuses (sensor/build.rs).
+/// Copies `*src` to `*dst` with one probe read; false if it failed, which
+/// leaves `dst` as it was. A plain struct or array assignment this large
+/// becomes a memcpy/memmove call, a BPF-to-BPF call that the build refuses
+/// (sensor/build.rs).
 ///
 /// # Safety
 /// Both must point to valid `T`s in memory the program may access (stack
 /// or map values).
 #[inline(always)]
-pub unsafe fn copy_struct<T>(dst: *mut T, src: *const T) {
-    // SAFETY: the caller's contract; a failed read leaves dst as it was.
+pub unsafe fn copy_struct<T>(dst: *mut T, src: *const T) -> bool {
+    // SAFETY: the caller's contract.
     unsafe {
         aya_ebpf::helpers::generated::bpf_probe_read_kernel(
             dst.cast(),
             core::mem::size_of::<T>() as u32,
             src.cast(),
-        )
-    };
+        ) == 0
+    }
 }

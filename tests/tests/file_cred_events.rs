@@ -443,10 +443,30 @@ fn kernel_side_filters_drop_what_they_match_and_nothing_else() {
     );
     let (in_cgroup, ok) = run(Command::new("sh").arg("-c").arg(script));
     assert!(ok);
+    // One thread, three calls: the middle one is dropped at its entry.
+    // Its exit must not send the record the first call left behind.
+    let (mixed, ok) = run(Command::new("chmod")
+        .arg("606")
+        .arg(&kept)
+        .arg(&hidden)
+        .arg(&kept));
+    assert!(ok);
     let (control, ok) = run(Command::new("chmod").arg("604").arg(&kept));
     assert!(ok);
 
     sensor.wait_for("the control chmod", |v| is_file_event(v, "chmod", control));
+    let mixed_paths: Vec<String> = sensor
+        .events()
+        .iter()
+        .filter(|v| is_file_event(v, "chmod", mixed))
+        .map(|v| at(v, "file.path").as_str().unwrap_or_default().to_owned())
+        .collect();
+    let kept_path = kept.display().to_string();
+    assert_eq!(
+        mixed_paths,
+        vec![kept_path.clone(), kept_path],
+        "one event per call that is not ignored, none for the ignored one"
+    );
     // Ring-buffer order follows time: every ignored action ran before the
     // control one, so its event would already be here.
     let events = sensor.events();

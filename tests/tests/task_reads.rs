@@ -110,9 +110,12 @@ fn plain_loads_and_probe_reads_give_the_same_events() {
             "{cap} missing: {capset}"
         );
     }
-    probe.wait_for("the chmod, probe reads", |v| {
-        action(v) == "chmod" && pid_of(v) == pid
-    });
+    // The process's last event: everything else of it is in by then.
+    for sensor in [&direct, &probe] {
+        sensor.wait_for("the exit of the chmod", |v| {
+            action(v) == "exit" && pid_of(v) == pid
+        });
+    }
 
     let of_pid = |events: Vec<Value>| -> Vec<(Value, Vec<SystemTime>)> {
         events
@@ -125,7 +128,7 @@ fn plain_loads_and_probe_reads_give_the_same_events() {
     let actions = |events: &[(Value, Vec<SystemTime>)]| -> Vec<String> {
         events.iter().map(|(v, _)| action(v).to_owned()).collect()
     };
-    for wanted in ["exec", "credential_change", "chmod"] {
+    for wanted in ["exec", "credential_change", "chmod", "exit"] {
         assert!(
             actions(&a).iter().any(|a| a == wanted),
             "no {wanted} among {:?}",
