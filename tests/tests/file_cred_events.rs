@@ -494,3 +494,67 @@ fn kernel_side_filters_drop_what_they_match_and_nothing_else() {
     let _ = std::fs::remove_dir(&cgroup_dir);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The keys (thread ids) of every map named `name` (as the kernel keeps
+/// it: at most 15 bytes), read with bpftool.
+fn map_keys(name: &str) -> Vec<u64> {
+    let out = Command::new("bpftool")
+        .args(["-j", "map", "dump", "name", name])
+        .output()
+        .expect("run bpftool");
+    assert!(
+        out.status.success(),
+        "bpftool map dump name {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dumps: Value = serde_json::from_slice(&out.stdout).expect("bpftool JSON");
+    // One map: an array of entries; several: an array of {"elements": [...]}.
+    let entries: Vec<&Value> = match dumps.as_array() {
+        Some(a) if a.iter().all(|d| d.get("elements").is_some()) => a
+            .iter()
+            .flat_map(|d| d["elements"].as_array().into_iter().flatten())
+            .collect(),
+        Some(a) => a.iter().collect(),
+        None => panic!("bpftool printed {dumps}"),
+    };
+    entries
+        .iter()
+        .map(|e| {
+            let bytes: Vec<u8> = e["key"]
+                .as_array()
+                .expect("key bytes")
+                .iter()
+                .map(|b| {
+                    let b = b.as_str().expect("hex byte");
+                    u8::from_str_radix(b.trim_start_matches("0x"), 16).expect("hex")
+                })
+                .collect();
+            u64::from_le_bytes(bytes.try_into().expect("8-byte key"))
+        })
+        .collect()
+}
+
+#[test]
+fn a_thread_s_in_flight_record_goes_when_it_exits() {
+    let sensor = Sensor::start("");
+    let dir = temp_dir("inflight");
+    let f = file_in(&dir, "f", 0o644);
+    let mut pids = Vec::new();
+    for _ in 0..50 {
+        let (pid, ok) = run(Command::new("chmod").arg("600").arg(&f));
+        assert!(ok);
+        pids.push(pid);
+    }
+    for pid in &pids {
+        sensor.wait_for("each chmod", |v| is_file_event(v, "chmod", *pid));
+    }
+    // Each chmod ran in its own thread (tgid == tid), now gone.
+    let keys = map_keys("FILE_INFLIGHT_S");
+    for pid in &pids {
+        let key = pid << 32 | pid;
+        assert!(
+            !keys.contains(&key),
+            "the in-flight record of exited thread {pid} is still in the map"
+        );
+    }
+}

@@ -20,8 +20,8 @@ pub mod net;
 pub mod sys;
 pub mod watch;
 
-use aya_ebpf::helpers::{bpf_get_current_pid_tgid, bpf_get_current_task};
 use aya_ebpf::EbpfContext as _;
+use aya_ebpf::helpers::{bpf_get_current_pid_tgid, bpf_get_current_task};
 use aya_ebpf::macros::map;
 use aya_ebpf::maps::Array;
 use aya_ebpf::programs::TracePointContext;
