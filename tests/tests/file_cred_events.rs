@@ -535,26 +535,40 @@ fn map_keys(name: &str) -> Vec<u64> {
 }
 
 #[test]
-fn a_thread_s_in_flight_record_goes_when_it_exits() {
+fn a_thread_s_in_flight_records_go_when_it_exits() {
     let sensor = Sensor::start("");
     let dir = temp_dir("inflight");
     let f = file_in(&dir, "f", 0o644);
-    let mut pids = Vec::new();
-    for _ in 0..50 {
+    let mut chmods = Vec::new();
+    let mut connects = Vec::new();
+    for _ in 0..30 {
         let (pid, ok) = run(Command::new("chmod").arg("600").arg(&f));
         assert!(ok);
-        pids.push(pid);
+        chmods.push(pid);
+        // A connect to a closed port (refused: the shell fails).
+        let (pid, _) = run(Command::new("bash")
+            .arg("-c")
+            .arg("exec 2>/dev/null; echo > /dev/tcp/127.0.0.1/1"));
+        connects.push(pid);
     }
-    for pid in &pids {
+    for pid in &chmods {
         sensor.wait_for("each chmod", |v| is_file_event(v, "chmod", *pid));
     }
-    // Each chmod ran in its own thread (tgid == tid), now gone.
-    let keys = map_keys("FILE_INFLIGHT_S");
-    for pid in &pids {
-        let key = pid << 32 | pid;
-        assert!(
-            !keys.contains(&key),
-            "the in-flight record of exited thread {pid} is still in the map"
-        );
+    for pid in &connects {
+        sensor.wait_for("each connect", |v| {
+            action(v) == "connect" && pid_of(v) == *pid
+        });
+    }
+    // Each ran in its own thread (tgid == tid), now gone; their records
+    // stayed in the maps between calls and must have left with them.
+    for (map, pids) in [("FILE_INFLIGHT_S", &chmods), ("NET_INFLIGHT", &connects)] {
+        let keys = map_keys(map);
+        for pid in pids {
+            let key = pid << 32 | pid;
+            assert!(
+                !keys.contains(&key),
+                "{map} still holds the record of exited thread {pid}"
+            );
+        }
     }
 }

@@ -25,7 +25,7 @@ pub fn process_exit(ctx: RawTracePointContext) -> u32 {
 fn try_process_exit(ctx: &RawTracePointContext) -> Result<u32, i64> {
     // Every thread passes here once (do_exit runs in the exiting thread):
     // its in-flight records that outlive a call go with it.
-    crate::syscall::file::thread_exited(&crate::syscall::thread_key());
+    crate::syscall::thread_exited(&crate::syscall::thread_key());
     let task: u64 = ctx.arg(0);
     if read_u32(task, off!(task_tgid))? == sensor_tgid() {
         return Ok(0);

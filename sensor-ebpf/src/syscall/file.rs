@@ -19,8 +19,8 @@ use sensor_common::{
     SyscallOp, Target, XATTR_NAME_CAP, XATTR_VALUE_CAP, file_flags,
 };
 
-use super::{copy, fd_file, read_user_str};
-use crate::kernel::{Miss, copy_struct, field, put, read_ptr, read_u16, read_u32, read_u64};
+use super::{copy, fd_file, inflight, read_user_str};
+use crate::kernel::{Miss, field, put, read_ptr, read_u16, read_u32, read_u64};
 use crate::maps::{DATA_MASK, SYSCALL_SCRATCH, count_error, off, scratch};
 use crate::path::{Walk, Writer, write_path};
 use crate::task;
@@ -79,11 +79,7 @@ static FILE_PENDING: PerCpuArray<PendingFile> = PerCpuArray::with_max_entries(1,
 /// costs an allocation and a 4.5 KiB copy, which was a third of the
 /// file family's time per call.
 ///
-/// A thread's record stays in the map between its calls, marked
-/// [`CONSUMED`] by the exit, and the next entry overwrites it in place:
-/// a map update (an element taken from the free list, the old one given
-/// back) and a delete per call were half of the entry's time and a fifth
-/// of the exit's. The record goes when its thread exits ([`thread_exited`]).
+/// Kept between the thread's calls (see [`inflight`]).
 #[map]
 static FILE_INFLIGHT_SHORT: HashMap<u64, PendingShort> = HashMap::with_max_entries(4096, 0);
 
@@ -96,8 +92,10 @@ static FILE_INFLIGHT: HashMap<u64, PendingFile> =
 
 const BPF_F_NO_PREALLOC: u32 = 1;
 
-/// `PendingHead::op` of a short record whose call has ended.
-const CONSUMED: u32 = u32::MAX;
+// SAFETY: repr(C), starting with its op (PendingShort with its PendingHead).
+unsafe impl inflight::Record for PendingHead {}
+// SAFETY: as above.
+unsafe impl inflight::Record for PendingShort {}
 
 #[tracepoint]
 pub fn file_enter(ctx: TracePointContext) -> u32 {
@@ -232,22 +230,13 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
     // SAFETY: a PendingShort is the start of a PendingFile (the same head,
     // then the first SHORT_PATH_CAP bytes of the path, which hold it all).
     let prefix = unsafe { &*(p as *const PendingFile).cast::<PendingShort>() };
-    if short {
-        if let Some(slot) = FILE_INFLIGHT_SHORT.get_ptr_mut(&key) {
-            // SAFETY: this thread's record, which only this thread uses
-            // (it runs one syscall at a time), both sides PendingShort.
-            if unsafe { copy_struct(slot, prefix) } {
-                return 0;
-            }
-        } else if FILE_INFLIGHT_SHORT.insert(&key, prefix, 0).is_ok() {
-            return 0;
-        }
+    if short && inflight::store(&FILE_INFLIGHT_SHORT, &key, prefix) {
+        return 0;
     }
     // The exit looks in the short map first: a record left there by a call
     // whose exit never ran must not shadow this one.
-    if let Some(stale) = FILE_INFLIGHT_SHORT.get_ptr_mut(&key) {
-        // SAFETY: this thread's record, a live map value.
-        unsafe { core::ptr::write_volatile(&raw mut (*stale).head.op, CONSUMED) };
+    if let Some(stale) = inflight::find(&FILE_INFLIGHT_SHORT, &key) {
+        inflight::consume(stale);
     }
     if FILE_INFLIGHT.insert(&key, &*p, 0).is_err() {
         count_error(ProbeError::Inflight);
@@ -270,11 +259,8 @@ pub(super) struct Found {
 /// one first: see `enter`).
 #[inline(always)]
 pub(super) fn find(key: &u64) -> Option<Found> {
-    if let Some(p) = FILE_INFLIGHT_SHORT.get_ptr_mut(key)
+    if let Some(p) = inflight::find(&FILE_INFLIGHT_SHORT, key) {
         // SAFETY: a live map value.
-        && unsafe { (*p).head.op } != CONSUMED
-    {
-        // SAFETY: as above.
         let p = unsafe { &mut *p };
         return Some(Found {
             head: &mut p.head,
@@ -295,14 +281,12 @@ pub(super) fn find(key: &u64) -> Option<Found> {
     })
 }
 
-/// Ends the call whose record is `found`: a short record is marked
-/// [`CONSUMED`] for the thread's next entry to overwrite, a long one is
-/// removed.
+/// Ends the call whose record is `found`: a short record is kept for the
+/// thread's next call (see [`inflight`]), a long one is removed.
 #[inline(always)]
 fn end(key: &u64, found: &Found) {
     if found.short {
-        // SAFETY: this thread's record (see `enter`), a live map value.
-        unsafe { core::ptr::write_volatile(&raw mut (*found.head).op, CONSUMED) };
+        inflight::consume(found.head);
     } else {
         let _ = FILE_INFLIGHT.remove(key);
     }
@@ -311,7 +295,7 @@ fn end(key: &u64, found: &Found) {
 /// The thread `key` is exiting: its short record goes (a long one was
 /// removed by its exit already).
 #[inline(always)]
-pub fn thread_exited(key: &u64) {
+pub(super) fn thread_exited(key: &u64) {
     let _ = FILE_INFLIGHT_SHORT.remove(key);
 }
 

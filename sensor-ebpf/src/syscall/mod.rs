@@ -16,6 +16,7 @@ pub mod compat;
 pub mod cred;
 pub mod file;
 pub mod file_setattr;
+mod inflight;
 pub mod net;
 pub mod sys;
 pub mod watch;
@@ -137,6 +138,14 @@ pub fn ret(ctx: &TracePointContext) -> i64 {
 fn record<T: Copy>(ctx: &TracePointContext, offset: usize) -> T {
     // SAFETY: inside the record (NR and RET are in every syscall record).
     unsafe { core::ptr::read_volatile(ctx.as_ptr().cast::<u8>().add(offset).cast::<T>()) }
+}
+
+/// The thread `key` is exiting: the in-flight records kept between its
+/// calls go with it (see [`inflight`]).
+#[inline(always)]
+pub fn thread_exited(key: &u64) {
+    file::thread_exited(key);
+    net::thread_exited(key);
 }
 
 /// Key of the in-flight maps: the thread, which runs one syscall at a time.

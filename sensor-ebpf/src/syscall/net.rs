@@ -15,7 +15,7 @@ use sensor_common::{
     EventKind, NET_OP_CONNECT_OUTCOME, NetEvent, ProbeError, SOCKADDR_CAP, SyscallOp,
 };
 
-use super::fd_file;
+use super::{fd_file, inflight};
 use crate::kernel::{Miss, copy_struct, put, read_bytes, read_ptr, read_u16, read_u32, zero_u64s};
 use crate::maps::{count_error, off};
 use crate::task;
@@ -41,8 +41,18 @@ pub struct PendingNet {
     sockaddr: [u8; SOCKADDR_CAP],
 }
 
+// SAFETY: repr(C), starting with its op.
+unsafe impl inflight::Record for PendingNet {}
+
+/// Kept between the thread's calls (see [`inflight`]).
 #[map]
 static NET_INFLIGHT: HashMap<u64, PendingNet> = HashMap::with_max_entries(8192, 0);
+
+/// The thread `key` is exiting: its record goes.
+#[inline(always)]
+pub(super) fn thread_exited(key: &u64) {
+    let _ = NET_INFLIGHT.remove(key);
+}
 
 /// Where records are assembled (too large for the stack).
 #[map]
@@ -106,7 +116,7 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
         SyscallOp::Accept4 => put(&mut p.arg, c.arg(3) as u32),
         _ => {}
     }
-    if NET_INFLIGHT.insert(&super::thread_key(), &*p, 0).is_err() {
+    if !inflight::store(&NET_INFLIGHT, &super::thread_key(), p) {
         count_error(ProbeError::Inflight);
     }
     0
@@ -125,14 +135,14 @@ pub fn net_exit(ctx: TracePointContext) -> u32 {
 #[inline(always)]
 fn exit(ret: i64, ia32: bool) -> u32 {
     let key = super::thread_key();
-    let Some(p) = NET_INFLIGHT.get_ptr(&key) else {
+    let Some(record) = inflight::find(&NET_INFLIGHT, &key) else {
         return 0;
     };
-    // SAFETY: a live map value, removed only at the end.
-    let p = unsafe { &*p };
+    // SAFETY: a live map value, this thread's only.
+    let p = unsafe { &*record };
     let Some(ev) = NET_SCRATCH.get_ptr_mut(0) else {
         count_error(ProbeError::Scratch);
-        let _ = NET_INFLIGHT.remove(&key);
+        inflight::consume(record);
         return 0;
     };
     // SAFETY: this CPU's slot; the program does not sleep.
@@ -140,7 +150,7 @@ fn exit(ret: i64, ia32: bool) -> u32 {
     let task = super::current_task();
     if task::fill_current(&mut ev.task).is_err() {
         count_error(ProbeError::ReadTask);
-        let _ = NET_INFLIGHT.remove(&key);
+        inflight::consume(record);
         return 0;
     }
     task::mark_ia32(&mut ev.task, ia32);
@@ -198,7 +208,7 @@ fn exit(ret: i64, ia32: bool) -> u32 {
             outcome(ev, sk, read_state(sk));
         }
     }
-    let _ = NET_INFLIGHT.remove(&key);
+    inflight::consume(record);
     0
 }
 
