@@ -15,6 +15,9 @@ pub struct Report {
     pub ring_buffer: Check,
     pub fentry: Check,
     pub bpf_lsm: Check,
+    /// Plain loads through bpf_get_current_task_btf for the task's
+    /// identity (else bpf_probe_read_kernel): what `task_reads` decides.
+    pub task_btf: Check,
     pub audit: Check,
     pub kernel_fields_missing: Vec<&'static str>,
     pub hooks: Vec<HookChoice>,
@@ -67,16 +70,18 @@ pub fn run() -> Report {
             btf_path.display()
         ))
     };
-    let (kernel_fields_missing, ia32, btf) = match offsets::resolve_running_kernel() {
+    let (kernel_fields_missing, ia32, btf, task_btf) = match offsets::resolve_running_kernel() {
         Ok(r) => (
             r.missing,
             crate::source::ebpf::compat::supported(&r.offsets),
             btf,
+            bpf::task_btf(r.offsets.task_pid),
         ),
         Err(e) => (
             Vec::new(),
             Err("kernel BTF unreadable".to_owned()),
             Check::no(e.to_string()),
+            Check::no("kernel BTF unreadable"),
         ),
     };
     let mut hooks: Vec<HookChoice> = HOOKS
@@ -129,6 +134,7 @@ pub fn run() -> Report {
         ring_buffer: bpf::ring_buffer(),
         fentry,
         bpf_lsm: bpf_lsm(),
+        task_btf,
         audit: audit(),
         kernel_fields_missing,
         hooks,
@@ -144,6 +150,7 @@ impl std::fmt::Display for Report {
             ("ring buffer", &self.ring_buffer),
             ("fentry", &self.fentry),
             ("bpf-lsm", &self.bpf_lsm),
+            ("task btf", &self.task_btf),
             ("audit", &self.audit),
         ] {
             writeln!(f, "{name:<13} {}  {}", mark(c), c.detail)?;
@@ -270,6 +277,46 @@ mod bpf {
         }
     }
 
+    /// Whether a tracepoint program may read the current task through
+    /// bpf_get_current_task_btf with a plain load (of `task_struct.pid`, at
+    /// `pid_offset`): the kind of read every syscall program makes when
+    /// the daemon picks plain loads (it verifies its own programs too).
+    pub fn task_btf(pid_offset: u32) -> Check {
+        const BPF_PROG_TYPE_TRACEPOINT: u32 = 5;
+        const BPF_FUNC_GET_CURRENT_TASK_BTF: u64 = 158;
+        let Ok(off) = i16::try_from(pid_offset) else {
+            return Check::no(format!(
+                "task_struct.pid at {pid_offset} is beyond a load's reach"
+            ));
+        };
+        let insns: [u64; 3] = [
+            // call bpf_get_current_task_btf
+            0x85 | BPF_FUNC_GET_CURRENT_TASK_BTF << 32,
+            // r0 = *(u32 *)(r0 + off)
+            0x61 | (off as u16 as u64) << 16,
+            // exit
+            0x95,
+        ];
+        let license = b"GPL\0";
+        let mut attr = [0u8; 128];
+        put_u32(&mut attr, 0, BPF_PROG_TYPE_TRACEPOINT);
+        put_u32(&mut attr, 4, insns.len() as u32);
+        put_u64(&mut attr, 8, insns.as_ptr() as u64);
+        put_u64(&mut attr, 16, license.as_ptr() as u64);
+        match sys_bpf(BPF_PROG_LOAD, &mut attr) {
+            Ok(fd) => {
+                close(fd);
+                Check::yes(
+                    "plain loads through bpf_get_current_task_btf verify; the daemon uses them \
+                     unless its own programs are refused (its log says)",
+                )
+            }
+            Err(e) => Check::no(format!(
+                "refused ({e}; needs Linux 5.11): the task is read with bpf_probe_read_kernel"
+            )),
+        }
+    }
+
     pub fn tracing_program(kind: Tracing) -> Check {
         let (prog_type, attach_type, target, what) = match kind {
             Tracing::Fentry => (
@@ -312,5 +359,26 @@ mod bpf {
                 "loading a {what} program on {target} was refused: {e}"
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bpf;
+
+    // Loads real programs: the unit tests run as root (`cargo xtask test`).
+    #[test]
+    fn the_task_btf_check_verifies_the_load_it_describes() {
+        let pid = crate::source::ebpf::offsets::resolve_running_kernel()
+            .expect("this kernel's BTF")
+            .offsets
+            .task_pid;
+        assert!(bpf::task_btf(pid).available, "task_struct.pid at {pid}");
+        // Past the end of task_struct: the verifier refuses the same load,
+        // so the check reports what the verifier says, not the kernel's age.
+        let refused = bpf::task_btf(32_000);
+        assert!(!refused.available, "{}", refused.detail);
+        assert!(refused.detail.contains("refused"), "{}", refused.detail);
+        assert!(!bpf::task_btf(u32::MAX).available);
     }
 }

@@ -82,6 +82,8 @@ fn probe_reports_features_and_hooks() {
     assert_eq!(r["audit"]["available"], true, "{r}");
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").expect("osrelease");
     assert_eq!(r["kernel"], release.trim());
+    // Linux 6.18 verifies plain loads through bpf_get_current_task_btf.
+    assert_eq!(r["task_btf"]["available"], true, "{r}");
     // fentry and BPF-LSM: whatever the answer, it must say why.
     for k in ["fentry", "bpf_lsm"] {
         assert!(
