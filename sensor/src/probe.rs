@@ -257,6 +257,18 @@ mod bpf {
         attr[off..off + 8].copy_from_slice(&v.to_ne_bytes());
     }
 
+    /// BPF_PROG_LOAD's attr for a GPL program of `insns` (which must
+    /// outlive the load: the attr holds their address).
+    fn prog_load_attr(prog_type: u32, insns: &[u64]) -> [u8; 128] {
+        static LICENSE: &[u8] = b"GPL\0";
+        let mut attr = [0u8; 128];
+        put_u32(&mut attr, 0, prog_type);
+        put_u32(&mut attr, 4, insns.len() as u32);
+        put_u64(&mut attr, 8, insns.as_ptr() as u64);
+        put_u64(&mut attr, 16, LICENSE.as_ptr() as u64);
+        attr
+    }
+
     fn close(fd: i32) {
         // SAFETY: fd was returned by bpf(2) to us and is closed once.
         unsafe { libc::close(fd) };
@@ -297,12 +309,7 @@ mod bpf {
             // exit
             0x95,
         ];
-        let license = b"GPL\0";
-        let mut attr = [0u8; 128];
-        put_u32(&mut attr, 0, BPF_PROG_TYPE_TRACEPOINT);
-        put_u32(&mut attr, 4, insns.len() as u32);
-        put_u64(&mut attr, 8, insns.as_ptr() as u64);
-        put_u64(&mut attr, 16, license.as_ptr() as u64);
+        let mut attr = prog_load_attr(BPF_PROG_TYPE_TRACEPOINT, &insns);
         match sys_bpf(BPF_PROG_LOAD, &mut attr) {
             Ok(fd) => {
                 close(fd);
@@ -342,12 +349,7 @@ mod bpf {
         };
         // r0 = 0; exit
         let insns: [u64; 2] = [0x0000_0000_0000_00b7, 0x0000_0000_0000_0095];
-        let license = b"GPL\0";
-        let mut attr = [0u8; 128];
-        put_u32(&mut attr, 0, prog_type);
-        put_u32(&mut attr, 4, insns.len() as u32);
-        put_u64(&mut attr, 8, insns.as_ptr() as u64);
-        put_u64(&mut attr, 16, license.as_ptr() as u64);
+        let mut attr = prog_load_attr(prog_type, &insns);
         put_u32(&mut attr, 68, attach_type);
         put_u32(&mut attr, 108, btf_id);
         match sys_bpf(BPF_PROG_LOAD, &mut attr) {
