@@ -539,36 +539,96 @@ fn a_thread_s_in_flight_records_go_when_it_exits() {
     let sensor = Sensor::start("");
     let dir = temp_dir("inflight");
     let f = file_in(&dir, "f", 0o644);
-    let mut chmods = Vec::new();
-    let mut connects = Vec::new();
-    for _ in 0..30 {
-        let (pid, ok) = run(Command::new("chmod").arg("600").arg(&f));
-        assert!(ok);
-        chmods.push(pid);
+    let shell = |script: String| {
+        let mut c = Command::new("bash");
+        c.arg("-c").arg(script);
+        c
+    };
+    // Per in-flight map, a process whose one thread makes such a call.
+    let mut runs: Vec<(&str, Command)> = Vec::new();
+    for _ in 0..20 {
+        let mut chmod = Command::new("chmod");
+        chmod.arg("600").arg(&f);
+        runs.push(("FILE_INFLIGHT_S", chmod));
         // A connect to a closed port (refused: the shell fails).
-        let (pid, _) = run(Command::new("bash")
-            .arg("-c")
-            .arg("exec 2>/dev/null; echo > /dev/tcp/127.0.0.1/1"));
-        connects.push(pid);
+        runs.push((
+            "NET_INFLIGHT",
+            shell("exec 2>/dev/null; echo > /dev/tcp/127.0.0.1/1".into()),
+        ));
+        // An open for writing.
+        runs.push(("OPEN_INFLIGHT", shell(format!("echo x > {}", f.display()))));
+        let mut drop_ids = Command::new("setpriv");
+        drop_ids.args(["--reuid=65534", "true"]);
+        runs.push(("CRED_INFLIGHT", drop_ids));
     }
-    for pid in &chmods {
-        sensor.wait_for("each chmod", |v| is_file_event(v, "chmod", *pid));
+    let mut pids: Vec<(&str, u64)> = Vec::new();
+    for (map, mut cmd) in runs {
+        let (pid, _) = run(&mut cmd);
+        pids.push((map, pid));
     }
-    for pid in &connects {
-        sensor.wait_for("each connect", |v| {
-            action(v) == "connect" && pid_of(v) == *pid
-        });
-    }
+    // The last process's events: the sensor saw them all by then.
+    let (_, last) = pids[pids.len() - 1];
+    sensor.wait_for("the last setpriv's credential change", |v| {
+        action(v) == "credential_change" && pid_of(v) == last
+    });
     // Each ran in its own thread (tgid == tid), now gone; their records
     // stayed in the maps between calls and must have left with them.
-    for (map, pids) in [("FILE_INFLIGHT_S", &chmods), ("NET_INFLIGHT", &connects)] {
+    let maps = [
+        "FILE_INFLIGHT_S",
+        "NET_INFLIGHT",
+        "OPEN_INFLIGHT",
+        "CRED_INFLIGHT",
+    ];
+    for map in maps {
         let keys = map_keys(map);
-        for pid in pids {
+        for (_, pid) in pids.iter().filter(|(m, _)| *m == map) {
             let key = pid << 32 | pid;
             assert!(
                 !keys.contains(&key),
                 "{map} still holds the record of exited thread {pid}"
             );
         }
+    }
+
+    // While the thread lives, its records stay (this is also what shows
+    // that the maps above are the right ones, read the right way): one
+    // perl process makes all four kinds of call in its one thread, then
+    // waits.
+    let script = "chmod 0600, $ARGV[0]; open(my $f, '>', $ARGV[0]) or die; close $f; \
+                  use Socket; socket(my $s, PF_INET, SOCK_STREAM, 0) or die; \
+                  connect($s, pack_sockaddr_in(1, inet_aton('127.0.0.1'))); \
+                  $> = 65534; $| = 1; print \"ready\\n\"; <STDIN>;";
+    let mut perl = Command::new("perl")
+        .args(["-e", script])
+        .arg(&f)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("perl");
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(perl.stdout.as_mut().expect("stdout")),
+        &mut ready,
+    )
+    .expect("perl's ready line");
+    assert_eq!(ready, "ready\n");
+    let pid = perl.id() as u64;
+    let key = pid << 32 | pid;
+    sensor.wait_for("perl's credential change", |v| {
+        action(v) == "credential_change" && pid_of(v) == pid
+    });
+    for map in maps {
+        assert!(
+            map_keys(map).contains(&key),
+            "{map} has no record of live thread {pid}"
+        );
+    }
+    sensor_tests::release(&mut perl, "\n");
+    assert!(perl.wait().expect("wait perl").success(), "perl failed");
+    for map in maps {
+        assert!(
+            !map_keys(map).contains(&key),
+            "{map} still holds the record of exited thread {pid}"
+        );
     }
 }

@@ -7,6 +7,7 @@ use aya_ebpf::maps::HashMap;
 use aya_ebpf::programs::TracePointContext;
 use sensor_common::{CredEvent, EventKind, ProbeError, SyscallOp};
 
+use super::inflight;
 use crate::kernel::put;
 use crate::maps::count_error;
 use crate::task;
@@ -21,9 +22,19 @@ pub struct PendingCred {
     old_caps: [u64; 3],
 }
 
-/// Credential syscalls between entry and exit, by thread.
+// SAFETY: repr(C), starting with its op.
+unsafe impl inflight::Record for PendingCred {}
+
+/// Credential syscalls between entry and exit, by thread; kept between
+/// the thread's calls (see [`inflight`]).
 #[map]
 static CRED_INFLIGHT: HashMap<u64, PendingCred> = HashMap::with_max_entries(8192, 0);
+
+/// The thread `key` is exiting: its record goes.
+#[inline(always)]
+pub(super) fn thread_exited(key: &u64) {
+    let _ = CRED_INFLIGHT.remove(key);
+}
 
 #[tracepoint]
 pub fn cred_enter(ctx: TracePointContext) -> u32 {
@@ -61,7 +72,7 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
             count_error(ProbeError::ReadTask);
         }
     }
-    if CRED_INFLIGHT.insert(&super::thread_key(), &*p, 0).is_err() {
+    if !inflight::store(&CRED_INFLIGHT, &super::thread_key(), p) {
         count_error(ProbeError::Inflight);
     }
     0
@@ -76,11 +87,12 @@ pub fn cred_exit(ctx: TracePointContext) -> u32 {
 #[inline(always)]
 fn exit(ret: i64, ia32: bool) -> u32 {
     let key = super::thread_key();
-    // SAFETY: the value is copied out before the entry is removed.
-    let Some(p) = (unsafe { CRED_INFLIGHT.get(&key) }).copied() else {
+    let Some(record) = inflight::find(&CRED_INFLIGHT, &key) else {
         return 0;
     };
-    let _ = CRED_INFLIGHT.remove(&key);
+    // SAFETY: a live map value, this thread's only; copied out.
+    let p = unsafe { *record };
+    inflight::consume(record);
     let Some(mut entry) = crate::ring::reserve::<CredEvent>(EventKind::Cred) else {
         return 0;
     };

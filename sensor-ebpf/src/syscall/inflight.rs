@@ -1,7 +1,9 @@
 //! Per-thread records of what a syscall's entry saw, for its exit.
 //!
-//! Each family keeps them in a preallocated hash map keyed by thread. A
-//! record is not removed when its call ends: the exit marks it
+//! Each family keeps them in a hash map keyed by thread. In the
+//! preallocated maps of the frequent calls (file attributes with a short
+//! path, network, credentials, opens for writing), a record is not
+//! removed when its call ends: the exit marks it
 //! [`CONSUMED`] and the thread's next entry overwrites it in place, because
 //! a map update (an element from the free list, the old one given back)
 //! plus a delete per call were half of an entry's time and a fifth of an

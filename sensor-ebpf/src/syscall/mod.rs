@@ -146,6 +146,8 @@ fn record<T: Copy>(ctx: &TracePointContext, offset: usize) -> T {
 pub fn thread_exited(key: &u64) {
     file::thread_exited(key);
     net::thread_exited(key);
+    cred::thread_exited(key);
+    watch::thread_exited(key);
 }
 
 /// Key of the in-flight maps: the thread, which runs one syscall at a time.

@@ -23,7 +23,7 @@ use sensor_common::{
     ProbeError, SyscallOp, WATCH_PREFIXES_MAX, WatchEvent, watch_flags,
 };
 
-use super::{copy, fd_file, read_user_str};
+use super::{copy, fd_file, inflight, read_user_str};
 use crate::kernel::{Miss, field, put, read_ptr, read_u32, read_u64};
 use crate::maps::{DATA_MASK, SYSCALL_SCRATCH, count_error, off, scratch};
 use crate::path::{Walk, Writer, write_path};
@@ -57,8 +57,20 @@ pub struct PendingOpen {
     _pad0: u32,
 }
 
+// SAFETY: repr(C), starting with its op.
+unsafe impl inflight::Record for PendingOpen {}
+
+/// Kept between the thread's calls (see [`inflight`]): opens are the most
+/// frequent calls the sensor traces.
 #[map]
 static OPEN_INFLIGHT: HashMap<u64, PendingOpen> = HashMap::with_max_entries(8192, 0);
+
+/// The thread `key` is exiting: its open record goes (a watched call's
+/// was removed by its exit).
+#[inline(always)]
+pub(super) fn thread_exited(key: &u64) {
+    let _ = OPEN_INFLIGHT.remove(key);
+}
 
 /// A watched truncate, unlink or rename between entry and exit.
 #[repr(C)]
@@ -119,7 +131,7 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
                 fd,
                 _pad0: 0,
             };
-            if OPEN_INFLIGHT.insert(&super::thread_key(), &p, 0).is_err() {
+            if !inflight::store(&OPEN_INFLIGHT, &super::thread_key(), &p) {
                 count_error(ProbeError::Inflight);
             }
         }
@@ -231,9 +243,10 @@ pub fn watch_exit(ctx: TracePointContext) -> u32 {
 fn exit(ret: i64, ia32: bool) -> u32 {
     let key = super::thread_key();
     let task = super::current_task();
-    // SAFETY: copied out before the entry is removed.
-    if let Some(open) = unsafe { OPEN_INFLIGHT.get(&key) }.copied() {
-        let _ = OPEN_INFLIGHT.remove(&key);
+    if let Some(record) = inflight::find(&OPEN_INFLIGHT, &key) {
+        // SAFETY: a live map value, this thread's only; copied out.
+        let open = unsafe { *record };
+        inflight::consume(record);
         // A failed open resolved no file to check.
         if ret < 0 || ret > i32::MAX as i64 {
             return 0;
