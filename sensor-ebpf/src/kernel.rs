@@ -137,7 +137,9 @@ impl Reader for Probe {
 /// load time (so `base` must come from such a chain, and each load must
 /// match one field: no wider loads across two), and the JIT emits one
 /// instruction with an exception-table entry, which reads 0 on a fault:
-/// a few ns where a probe read costs ~25.
+/// a few ns where a probe read costs ~25. (So a fault here is not counted
+/// as a [`Miss::Fault`]: it reads as a 0. Through pointers the kernel
+/// keeps valid while the task runs, none is expected.)
 ///
 /// Offsets come from the frozen OFFSETS global, which the verifier reads
 /// as constants: the field each load hits is known at load.

@@ -315,7 +315,7 @@ fn exit(ret: i64, ia32: bool) -> u32 {
         end(&key, &found);
         return 0;
     };
-    // SAFETY: a live map value; it is removed only at the end.
+    // SAFETY: a live map value, this thread's only, ended only at the end.
     let p = unsafe { &*found.head };
     // SAFETY: this CPU's scratch slot, 8-aligned and larger than FileEvent.
     let ev = unsafe { &mut *buf.cast::<FileEvent>() };
