@@ -140,6 +140,7 @@ pub const TABLE: &[(u32, u32)] = &[
     (238, SyscallOp::Tkill as u32),
     (270, SyscallOp::Tgkill as u32),
     (429, SyscallOp::MoveMount as u32),
+    (442, SyscallOp::MountSetattr as u32),
 ];
 
 /// The op a `socketcall` call number stands for.

@@ -79,6 +79,10 @@ pub enum SyscallOp {
     /// The new mount API's attach step (`fsopen`/`fsmount` or `open_tree`,
     /// then `move_mount`): what `mount(2)` does in one call.
     MoveMount = 107,
+    /// Changes a mount's attributes (read-only, nosuid, noexec, idmapped…)
+    /// without mount(2): a read-only mount made writable leaves no mount
+    /// or remount call behind.
+    MountSetattr = 108,
 }
 
 /// `SysEvent::op` of a signal sent to the sensor itself (from the
@@ -116,7 +120,7 @@ pub enum Target {
 }
 
 impl SyscallOp {
-    pub const ALL: [SyscallOp; 51] = [
+    pub const ALL: [SyscallOp; 52] = [
         SyscallOp::Chmod,
         SyscallOp::Fchmod,
         SyscallOp::Fchmodat,
@@ -168,6 +172,7 @@ impl SyscallOp {
         SyscallOp::Tkill,
         SyscallOp::Tgkill,
         SyscallOp::MoveMount,
+        SyscallOp::MountSetattr,
     ];
 
     /// A match, not a search of [`Self::ALL`]: the eBPF side calls this in
@@ -226,6 +231,7 @@ impl SyscallOp {
             105 => SyscallOp::Tkill,
             106 => SyscallOp::Tgkill,
             107 => SyscallOp::MoveMount,
+            108 => SyscallOp::MountSetattr,
             _ => return None,
         })
     }
@@ -284,6 +290,7 @@ impl SyscallOp {
             SyscallOp::Tkill => "tkill",
             SyscallOp::Tgkill => "tgkill",
             SyscallOp::MoveMount => "move_mount",
+            SyscallOp::MountSetattr => "mount_setattr",
         }
     }
 

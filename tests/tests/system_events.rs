@@ -269,3 +269,45 @@ fn a_mount_through_the_new_api_is_reported_and_so_is_a_refused_one() {
     assert_eq!(at(&ev, "process.user.id"), "65534", "{ev}");
     let _ = std::fs::remove_dir(&dir);
 }
+
+#[test]
+fn mount_attributes_changed_with_mount_setattr_are_reported_and_so_is_a_refused_change() {
+    let sensor = Sensor::start("");
+    let dir = scratch_dir("sensor-mount-setattr");
+    let target = dir.to_str().expect("utf-8");
+    let (pid, ok) = actor(&["mount-setattr-rdonly", target]);
+    assert!(ok, "mount_setattr on a tmpfs");
+    let ev = sensor.wait_for("the mount_setattr", |v| {
+        by(v, "mount", pid) && at(v, "sensor.syscall") == "mount_setattr"
+    });
+    assert_eq!(at(&ev, "event.outcome"), "success", "{ev}");
+    assert_eq!(
+        at(&ev, "sensor.mount.target").as_str(),
+        Some(target),
+        "{ev}"
+    );
+    assert_eq!(
+        at(&ev, "sensor.mount.attributes_set"),
+        &serde_json::json!(["rdonly", "nosuid"]),
+        "{ev}"
+    );
+    assert_eq!(
+        at(&ev, "sensor.mount.attributes_cleared"),
+        &serde_json::json!(["noexec"]),
+        "{ev}"
+    );
+
+    let (pid, ok) = actor(&["mount-setattr-as-nobody", "/"]);
+    assert!(ok, "mount_setattr as nobody was not refused with EPERM");
+    let ev = sensor.wait_for("the refused mount_setattr", |v| by(v, "mount", pid));
+    assert_eq!(at(&ev, "sensor.syscall"), "mount_setattr", "{ev}");
+    assert_eq!(at(&ev, "event.outcome"), "failure", "{ev}");
+    assert_eq!(at(&ev, "error.code"), "EPERM", "{ev}");
+    assert_eq!(
+        at(&ev, "sensor.mount.attributes_set"),
+        &serde_json::json!(["rdonly"]),
+        "{ev}"
+    );
+    assert_eq!(at(&ev, "process.user.id"), "65534", "{ev}");
+    let _ = std::fs::remove_dir(&dir);
+}

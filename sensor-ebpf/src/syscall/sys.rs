@@ -137,6 +137,24 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
             str1(p, a(1));
             p.args[0] = a(4);
         }
+        // mount_setattr(dfd, path, flags, uattr, usize): the path as given,
+        // the at-flags, and struct mount_attr's attr_set, attr_clr and
+        // propagation (its first 24 bytes in every version).
+        SyscallOp::MountSetattr => {
+            str0(p, a(1));
+            p.args[0] = a(2);
+            for i in 1..4 {
+                put(&mut p.args[i], 0);
+            }
+            // SAFETY: a 24-byte probe read into args[1..4]; they stay 0 if
+            // it fails (the kernel then fails the call with EFAULT too).
+            let r = unsafe {
+                bpf_probe_read_user(p.args.as_mut_ptr().add(1).cast(), 24, a(3) as *const _)
+            };
+            if r < 0 {
+                count_error(ProbeError::ReadArg);
+            }
+        }
         SyscallOp::Bpf => {
             let cmd = a(0);
             let attr = a(1);

@@ -744,7 +744,7 @@ pub struct MemfdDetail {
 }
 
 /// `sensor.mount`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct MountDetail {
     pub target: Text,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -752,6 +752,15 @@ pub struct MountDetail {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fstype: Option<Text>,
     pub flags: u64,
+    /// mount_setattr: the `MOUNT_ATTR_*` set and cleared, by name
+    /// (lower case, without the prefix; an unknown bit as hex).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attributes_set: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attributes_cleared: Vec<String>,
+    /// mount_setattr: the propagation asked for (`MS_SHARED` and co.).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub propagation: Option<u64>,
 }
 
 /// `sensor.bpf`.

@@ -103,12 +103,26 @@ impl Pipeline {
                             source: text(&x.name),
                             fstype: text(&x.fstype),
                             flags: if umount { x.args[1] } else { x.args[0] },
+                            ..MountDetail::default()
                         });
                         (
                             CONFIGURATION,
                             CHANGE,
                             if umount { "umount" } else { "mount" },
                         )
+                    }
+                    // A mount's attributes changed: shown as a mount, like
+                    // the `mount -o remount,…` it can stand in for.
+                    SyscallOp::MountSetattr => {
+                        sensor.mount = Some(MountDetail {
+                            target: Text(x.path.clone()),
+                            flags: x.args[0],
+                            attributes_set: mount_attributes(x.args[1]),
+                            attributes_cleared: mount_attributes(x.args[2]),
+                            propagation: (x.args[3] != 0).then_some(x.args[3]),
+                            ..MountDetail::default()
+                        });
+                        (CONFIGURATION, CHANGE, "mount")
                     }
                     SyscallOp::Bpf => {
                         let (command, prog_type, attach_type) = match x.args[0] {
@@ -162,17 +176,42 @@ fn truncated_field(x: &SysRecord) -> &'static str {
     let path_cut = x.path.len() + 1 >= sensor_common::SYS_STR0_CAP;
     match x.op {
         SysOp::Syscall(SyscallOp::FinitModule) if path_cut => "file.path",
-        SysOp::Syscall(SyscallOp::Mount | SyscallOp::Umount2 | SyscallOp::MoveMount)
-            if path_cut =>
-        {
-            "sensor.mount.target"
-        }
+        SysOp::Syscall(
+            SyscallOp::Mount | SyscallOp::Umount2 | SyscallOp::MoveMount | SyscallOp::MountSetattr,
+        ) if path_cut => "sensor.mount.target",
         SysOp::Syscall(SyscallOp::Mount | SyscallOp::MoveMount) => "sensor.mount.source",
         SysOp::Syscall(SyscallOp::InitModule | SyscallOp::FinitModule) => "sensor.module.params",
         SysOp::Syscall(SyscallOp::DeleteModule) => "sensor.module.name",
         SysOp::Syscall(SyscallOp::MemfdCreate) => "sensor.memfd.name",
         _ => "sensor.bpf.name",
     }
+}
+
+/// `MOUNT_ATTR_*` bits by name (include/uapi/linux/mount.h), an unknown
+/// one as hex. The access-time mode is a 3-bit field, not flags: only its
+/// noatime and strictatime values have bits to name.
+fn mount_attributes(bits: u64) -> Vec<String> {
+    const NAMES: [(u64, &str); 9] = [
+        (0x1, "rdonly"),
+        (0x2, "nosuid"),
+        (0x4, "nodev"),
+        (0x8, "noexec"),
+        (0x10, "noatime"),
+        (0x20, "strictatime"),
+        (0x80, "nodiratime"),
+        (0x10_0000, "idmap"),
+        (0x20_0000, "nosymfollow"),
+    ];
+    let mut names: Vec<String> = NAMES
+        .iter()
+        .filter(|(bit, _)| bits & bit != 0)
+        .map(|(_, name)| (*name).to_owned())
+        .collect();
+    let unknown = bits & !NAMES.iter().fold(0, |a, (bit, _)| a | bit);
+    if unknown != 0 {
+        names.push(format!("{unknown:#x}"));
+    }
+    names
 }
 
 /// The kernel's `enum trace_signal_result`.
@@ -184,5 +223,20 @@ fn signal_result(r: u64) -> &'static str {
         3 => "overflow_fail",
         4 => "lose_info",
         _ => "unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mount_attributes;
+
+    #[test]
+    fn mount_attributes_are_named_and_unknown_bits_kept() {
+        assert!(mount_attributes(0).is_empty());
+        assert_eq!(mount_attributes(0x1 | 0x8), ["rdonly", "noexec"]);
+        assert_eq!(
+            mount_attributes(0x10_0000 | 0x20_0000 | 0x4000),
+            ["idmap", "nosymfollow", "0x4000"]
+        );
     }
 }

@@ -21,6 +21,8 @@ fn main() {
         "mount-tmpfs" => mount_tmpfs(&arg(1)),
         "move-mount-tmpfs" => move_mount_tmpfs(&arg(1)),
         "move-mount-as-nobody" => move_mount_as_nobody(&arg(1)),
+        "mount-setattr-rdonly" => mount_setattr_rdonly(&arg(1)),
+        "mount-setattr-as-nobody" => mount_setattr_as_nobody(&arg(1)),
         "bpf-prog-load" => bpf_prog_load(),
         "signal" => signal(
             arg(1).parse().unwrap_or_else(|_| usage()),
@@ -44,7 +46,8 @@ fn main() {
 fn usage() -> ! {
     eprintln!(
         "usage: actor ptrace-attach PID | init-module-garbage | finit-module FILE | delete-module NAME | \
-         memfd-exec | mount-tmpfs DIR | move-mount-tmpfs DIR | move-mount-as-nobody DIR | bpf-prog-load | signal PID SIGNAL | signal-as-nobody PID SIGNAL"
+         memfd-exec | mount-tmpfs DIR | move-mount-tmpfs DIR | move-mount-as-nobody DIR | \
+         mount-setattr-rdonly DIR | mount-setattr-as-nobody DIR | bpf-prog-load | signal PID SIGNAL | signal-as-nobody PID SIGNAL"
     );
     std::process::exit(2)
 }
@@ -135,6 +138,17 @@ fn memfd_exec() -> Result<String, String> {
 }
 
 fn mount_tmpfs(dir: &str) -> Result<String, String> {
+    mount_tmpfs_kept(dir)?;
+    let target = CString::new(dir).map_err(|e| e.to_string())?;
+    // SAFETY: a valid string.
+    if unsafe { libc::umount2(target.as_ptr(), 0) } != 0 {
+        return Err(format!("umount2: {}", errno()));
+    }
+    Ok(format!("mounted and unmounted tmpfs on {dir}"))
+}
+
+/// Mounts a tmpfs (source "sensor-test") on `dir` with mount(2).
+fn mount_tmpfs_kept(dir: &str) -> Result<(), String> {
     let (src, target, fstype) = (
         CString::new("sensor-test").expect("no NUL"),
         CString::new(dir).map_err(|e| e.to_string())?,
@@ -153,11 +167,7 @@ fn mount_tmpfs(dir: &str) -> Result<String, String> {
     {
         return Err(format!("mount: {}", errno()));
     }
-    // SAFETY: a valid string.
-    if unsafe { libc::umount2(target.as_ptr(), 0) } != 0 {
-        return Err(format!("umount2: {}", errno()));
-    }
-    Ok(format!("mounted and unmounted tmpfs on {dir}"))
+    Ok(())
 }
 
 /// Loads a two-instruction socket filter named `sensor_test` (r0 = 0; exit).
@@ -254,6 +264,84 @@ fn move_mount_tmpfs(dir: &str) -> Result<String, String> {
         }
     }
     Ok(format!("mounted (move_mount) and unmounted tmpfs on {dir}"))
+}
+
+/// `struct mount_attr` (include/uapi/linux/mount.h), version 0.
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NOSUID: u64 = 0x2;
+const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+
+/// mount_setattr(AT_FDCWD, dir, 0, attr): returns the call's result.
+fn mount_setattr(dir: &CString, attr: &MountAttr) -> libc::c_long {
+    // SAFETY: a valid string and a valid mount_attr of the size passed.
+    unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            dir.as_ptr(),
+            0,
+            attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    }
+}
+
+/// Mounts a tmpfs on `dir`, makes it read-only and nosuid and clears
+/// noexec with mount_setattr, then unmounts it.
+fn mount_setattr_rdonly(dir: &str) -> Result<String, String> {
+    mount_tmpfs_kept(dir)?;
+    let target = CString::new(dir).map_err(|e| e.to_string())?;
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID,
+        attr_clr: MOUNT_ATTR_NOEXEC,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let set = mount_setattr(&target, &attr);
+    let set_error = errno();
+    // SAFETY: a valid string.
+    if unsafe { libc::umount2(target.as_ptr(), 0) } != 0 {
+        return Err(format!("umount2: {}", errno()));
+    }
+    if set != 0 {
+        return Err(format!("mount_setattr: {set_error}"));
+    }
+    Ok(format!(
+        "made the tmpfs on {dir} read-only with mount_setattr"
+    ))
+}
+
+/// As nobody, mount_setattr on `dir` (any mount) must be refused (EPERM).
+fn mount_setattr_as_nobody(dir: &str) -> Result<String, String> {
+    let target = CString::new(dir).map_err(|e| e.to_string())?;
+    // SAFETY: plain syscalls.
+    unsafe {
+        if libc::setresgid(65534, 65534, 65534) != 0 || libc::setresuid(65534, 65534, 65534) != 0 {
+            return Err(format!("dropping to nobody: {}", errno()));
+        }
+    }
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    if mount_setattr(&target, &attr) == 0 {
+        return Err("mount_setattr as nobody succeeded".into());
+    }
+    let e = errno();
+    if e.raw_os_error() != Some(libc::EPERM) {
+        return Err(format!("mount_setattr as nobody: {e}, not EPERM"));
+    }
+    Ok(format!("mount_setattr refused: {e}"))
 }
 
 /// As nobody, move_mount must be refused (EPERM) before it looks at the fd.

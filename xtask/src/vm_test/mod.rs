@@ -455,3 +455,25 @@ fn free_port() -> Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
     Ok(listener.local_addr()?.port())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::check_task_reads;
+
+    const PLAIN: &str = "INFO sensor::source::ebpf: the current task is read with plain loads \
+                         (bpf_get_current_task_btf)";
+    const PROBE: &str = "INFO sensor::source::ebpf: the current task is read with \
+                         bpf_probe_read_kernel: the kernel has no bpf_get_current_task_btf";
+
+    #[test]
+    fn each_kernel_must_get_the_task_reads_it_can_take() {
+        assert!(check_task_reads("6.1.0-50-cloud-amd64", PLAIN).is_ok());
+        assert!(check_task_reads("6.12.95+deb12-cloud-amd64", PLAIN).is_ok());
+        assert!(check_task_reads("5.10.0-32-cloud-amd64", PROBE).is_ok());
+        // A fallback on a kernel that has the helper is a regression.
+        assert!(check_task_reads("6.1.0-50-cloud-amd64", PROBE).is_err());
+        assert!(check_task_reads("5.10.0-32-cloud-amd64", PLAIN).is_err());
+        assert!(check_task_reads("6.1.0", "nothing said").is_err());
+        assert!(check_task_reads("garbage", PLAIN).is_err());
+    }
+}

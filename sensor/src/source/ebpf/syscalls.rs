@@ -69,6 +69,7 @@ pub fn number(op: SyscallOp) -> Option<libc::c_long> {
         SyscallOp::Tkill => libc::SYS_tkill,
         SyscallOp::Tgkill => libc::SYS_tgkill,
         SyscallOp::MoveMount => libc::SYS_move_mount,
+        SyscallOp::MountSetattr => libc::SYS_mount_setattr,
     })
 }
 
@@ -116,7 +117,7 @@ pub const FAMILIES: &[Family] = &[
     },
     Family {
         kind: EventKind::System,
-        why: "ptrace attach/seize, module load/unload, memfd_create, mount/umount2/move_mount and bpf() loads and \
+        why: "ptrace attach/seize, module load/unload, memfd_create, mount/umount2/move_mount/mount_setattr and bpf() loads and \
               attaches at their syscalls (uninteresting requests and commands dropped at entry); \
               raw_tracepoint/signal_generate sees every signal aimed at the sensor, however sent, and \
               kill/tkill/tgkill aimed at it report the attempts the kernel refused (no signal made)",
