@@ -250,11 +250,14 @@ pub fn attach(
                     hook: "syscalls",
                     source,
                 })?;
-            program.load().map_err(|source| LoadError::Program {
-                program: name,
-                hook: "syscalls",
-                source,
-            })?;
+            // Verified already by `verify_first` unless it failed there.
+            if program.fd().is_err() {
+                program.load().map_err(|source| LoadError::Program {
+                    program: name,
+                    hook: "syscalls",
+                    source,
+                })?;
+            }
         }
         for op in SyscallOp::ALL.into_iter().filter(|op| op.kind() == kind) {
             let status = attach_one(ebpf, &mut ops, op, enter, exit);
