@@ -329,6 +329,12 @@ fn with_sensor(
         wait_until_quiet(|| file_size(&out_path));
         let c1 = cost(child.0.id())?.cpu_seconds;
         segments.push((w, start, file_size(&out_path)));
+        // The flat-out rows leave gigabytes of the sensor's output dirty in
+        // the page cache; written back during the next row, they took CPU
+        // and disk from it (the paced row lost events in some runs and not
+        // in others). Each row starts with them on disk.
+        // SAFETY: sync has no preconditions.
+        unsafe { libc::sync() };
         let kernel =
             (stats.is_some() && !ours.is_empty()).then(|| k1.saturating_sub(k0) as f64 / 1e9);
         results.insert(
