@@ -120,8 +120,6 @@ pub struct EbpfSource {
     pub setattr_hook: Option<syscalls::HookStatus>,
     /// The ia32 syscall hooks.
     pub ia32: compat::Ia32Hooks,
-    /// How the programs read the current task.
-    pub task_reads: TaskReads,
 }
 
 impl EbpfSource {
@@ -227,7 +225,6 @@ impl EbpfSource {
             syscalls,
             setattr_hook,
             ia32,
-            task_reads,
         };
         Ok((source, ring))
     }
