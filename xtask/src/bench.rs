@@ -55,44 +55,48 @@ struct Monitor {
 pub struct Parts {
     exec: bool,
     syscalls: bool,
+    startup: bool,
     sinks: bool,
     enrich: bool,
 }
 
 impl Parts {
     pub fn from_only(only: Option<&str>) -> Result<Parts> {
+        let none = Parts {
+            exec: false,
+            syscalls: false,
+            startup: false,
+            sinks: false,
+            enrich: false,
+        };
         Ok(match only {
             None => Parts {
                 exec: true,
                 syscalls: true,
+                startup: true,
                 sinks: true,
                 enrich: true,
             },
-            Some("exec") => Parts {
-                exec: true,
-                syscalls: false,
-                sinks: false,
-                enrich: false,
-            },
+            Some("exec") => Parts { exec: true, ..none },
             Some("syscalls") => Parts {
-                exec: false,
                 syscalls: true,
-                sinks: false,
-                enrich: false,
+                ..none
+            },
+            Some("startup") => Parts {
+                startup: true,
+                ..none
             },
             Some("sinks") => Parts {
-                exec: false,
-                syscalls: false,
                 sinks: true,
-                enrich: false,
+                ..none
             },
             Some("enrich") => Parts {
-                exec: false,
-                syscalls: false,
-                sinks: false,
                 enrich: true,
+                ..none
             },
-            Some(other) => bail!("--only {other}: expected exec, syscalls, sinks or enrich"),
+            Some(other) => {
+                bail!("--only {other}: expected exec, syscalls, startup, sinks or enrich")
+            }
         })
     }
 }
@@ -135,6 +139,9 @@ pub fn run(sensors: &[PathBuf], seconds: u64, parts: Parts) -> Result<()> {
     }
     if parts.syscalls {
         report.push_str(&crate::bench_syscalls::run(sensors, seconds, workers)?);
+    }
+    if parts.startup {
+        report.push_str(&crate::bench_syscalls::run_startup(sensors, workers)?);
     }
     if parts.sinks {
         println!("bench: sink throughput (file, syslog TCP)");

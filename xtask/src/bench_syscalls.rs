@@ -96,28 +96,7 @@ struct Setup {
 
 pub fn run(sensors: &[PathBuf], seconds: u64, workers: usize) -> Result<String> {
     let duration = Duration::from_secs(seconds);
-    let dir = scratch_dir("syscalls")?;
-    let files = (0..workers)
-        .map(|i| {
-            let f = dir.join(format!("file-{i}"));
-            std::fs::write(&f, b"").with_context(|| format!("creating {}", f.display()))?;
-            Ok(CString::new(f.into_os_string().into_encoded_bytes())
-                .expect("no NUL in a temp path"))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let listener = TcpListener::bind("127.0.0.1:0").context("binding the loopback listener")?;
-    let port = listener.local_addr()?.port();
-    // A deep accept queue: when the acceptor thread is briefly starved of
-    // CPU, a full queue would drop SYNs and stall connects for a second
-    // (the SYN retransmit), measuring the scheduler instead of the monitor.
-    // SAFETY: listen on our own listening socket just raises its backlog.
-    unsafe { libc::listen(listener.as_raw_fd(), 4096) };
-    let setup = Setup {
-        dir,
-        files,
-        port,
-        listener: Arc::new(listener),
-    };
+    let setup = Setup::new(workers)?;
     let _acceptor = Acceptor::start(setup.listener.clone());
 
     // Warm-up, so that the first scenario is not penalised.
@@ -128,12 +107,7 @@ pub fn run(sensors: &[PathBuf], seconds: u64, workers: usize) -> Result<String> 
     println!("bench: syscalls, baseline");
     scenarios.push(baseline(&setup, workers, duration));
     for (i, sensor) in sensors.iter().enumerate() {
-        // Several binaries (before/after a change) are told apart by path.
-        let name = if sensors.len() == 1 {
-            "sensor".to_owned()
-        } else {
-            format!("sensor {} ({})", i + 1, sensor.display())
-        };
+        let name = scenario_name(sensors, i);
         println!("bench: syscalls, {name}");
         scenarios.push(
             with_sensor(sensor, &name, i, &setup, workers, duration)
@@ -144,6 +118,141 @@ pub fn run(sensors: &[PathBuf], seconds: u64, workers: usize) -> Result<String> 
     scenarios.push(with_auditd(&setup, workers, duration).unwrap_or_else(|e| failed("auditd", e)));
     let _ = std::fs::remove_dir_all(&setup.dir);
     Ok(render(&scenarios, workers, seconds))
+}
+
+/// Several binaries (before/after a change) are told apart by path.
+fn scenario_name(sensors: &[PathBuf], i: usize) -> String {
+    if sensors.len() == 1 {
+        "sensor".to_owned()
+    } else {
+        format!("sensor {} ({})", i + 1, sensors[i].display())
+    }
+}
+
+/// `cargo xtask bench --only startup` (and part of the full run): each
+/// sensor started while the paced chmod load already runs, as on a busy
+/// host. How long the start took, and whether the events of its first
+/// moments were lost: hooks that go live while others are still being
+/// verified fill the ring buffer before anything reads it.
+pub fn run_startup(sensors: &[PathBuf], workers: usize) -> Result<String> {
+    const BEFORE: Duration = Duration::from_secs(1);
+    const LOAD: Duration = Duration::from_secs(10);
+    let setup = Setup::new(workers)?;
+    let mut r = String::new();
+    let _ = writeln!(
+        r,
+        "
+# Starting under load
+"
+    );
+    let _ = writeln!(
+        r,
+        "The paced chmod load ({PACED_RATE}/s) runs for {} s; each sensor is started {} s into it.
+",
+        LOAD.as_secs(),
+        BEFORE.as_secs()
+    );
+    let _ = writeln!(
+        r,
+        "| sensor | start took | chmods reported | lost (reported) |"
+    );
+    let _ = writeln!(r, "|---|---:|---:|---|");
+    for (i, sensor) in sensors.iter().enumerate() {
+        let name = scenario_name(sensors, i);
+        println!("bench: starting under load, {name}");
+        let row = start_under_load(sensor, i, &setup, workers, BEFORE, LOAD);
+        let _ = match row {
+            Ok((took, reported, lost)) => writeln!(
+                r,
+                "| {name} | {:.2} s | {reported} | {} |",
+                took.as_secs_f64(),
+                lost_text(&lost)
+            ),
+            Err(e) => writeln!(
+                r,
+                "| {name} | failed: {} | | |",
+                format!("{e:#}").replace(['\n', '|'], " ")
+            ),
+        };
+    }
+    let _ = writeln!(
+        r,
+        "
+- start took: from spawning `sensor run` to its \"sensor started\" (programs verified and attached, /proc read).\n\
+         - chmods reported: of the load's chmods after the hooks went live. Lost: the loss reports; none is the target.\n"
+    );
+    let _ = std::fs::remove_dir_all(&setup.dir);
+    Ok(r)
+}
+
+/// One sensor started `before` into a `load`-long paced chmod load:
+/// (how long its start took, chmods it reported, losses it reported).
+fn start_under_load(
+    sensor: &Path,
+    index: usize,
+    setup: &Setup,
+    workers: usize,
+    before: Duration,
+    load_for: Duration,
+) -> Result<(Duration, u64, BTreeMap<String, u64>)> {
+    let out_path = Path::new(OUT_DIR).join(format!("sensor-startup-{}.jsonl", index + 1));
+    std::thread::scope(|scope| {
+        let loader = scope.spawn(|| load(Workload::ChmodPaced, setup, workers, load_for));
+        std::thread::sleep(before);
+        let spawned = Instant::now();
+        let started =
+            RunningSensor::start(sensor, &format!("sensor-startup-{}", index + 1), &out_path);
+        let took = spawned.elapsed();
+        let _ = loader.join();
+        let RunningSensor { mut child, .. } = started?;
+        wait_until_quiet(|| file_size(&out_path));
+        child.stop()?;
+        let (counts, lost) = count_sensor_events(&out_path, setup, 0..file_size(&out_path))?;
+        Ok((
+            took,
+            counts.get(&Workload::Chmod).copied().unwrap_or(0),
+            lost,
+        ))
+    })
+}
+
+/// Loss reports as "n kind, …", or 0.
+fn lost_text(lost: &BTreeMap<String, u64>) -> String {
+    if lost.values().all(|n| *n == 0) {
+        return "0".to_owned();
+    }
+    lost.iter()
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Setup {
+    /// A file per worker and a loopback listener with a deep queue.
+    fn new(workers: usize) -> Result<Setup> {
+        let dir = scratch_dir("syscalls")?;
+        let files = (0..workers)
+            .map(|i| {
+                let f = dir.join(format!("file-{i}"));
+                std::fs::write(&f, b"").with_context(|| format!("creating {}", f.display()))?;
+                Ok(CString::new(f.into_os_string().into_encoded_bytes())
+                    .expect("no NUL in a temp path"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let listener = TcpListener::bind("127.0.0.1:0").context("binding the loopback listener")?;
+        let port = listener.local_addr()?.port();
+        // A deep accept queue: when the acceptor thread is briefly starved of
+        // CPU, a full queue would drop SYNs and stall connects for a second
+        // (the SYN retransmit), measuring the scheduler instead of the monitor.
+        // SAFETY: listen on our own listening socket just raises its backlog.
+        unsafe { libc::listen(listener.as_raw_fd(), 4096) };
+        Ok(Setup {
+            dir,
+            files,
+            port,
+            listener: Arc::new(listener),
+        })
+    }
 }
 
 fn failed(name: &str, e: anyhow::Error) -> Scenario {
@@ -583,14 +692,8 @@ fn render(scenarios: &[Scenario], workers: usize, seconds: u64) -> String {
             let lost_map = m.lost.as_ref().unwrap_or(&s.lost);
             let lost = if s.name == "baseline" {
                 "–".to_owned()
-            } else if lost_map.values().all(|n| *n == 0) {
-                "0".to_owned()
             } else {
-                lost_map
-                    .iter()
-                    .map(|(k, n)| format!("{n} {k}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                lost_text(lost_map)
             };
             let _ = writeln!(
                 r,

@@ -94,7 +94,7 @@ enum Command {
         /// exec storm uses the first.
         #[arg(long, value_name = "PATH")]
         sensor: Vec<PathBuf>,
-        /// Only this part: exec, syscalls, sinks or enrich.
+        /// Only this part: exec, syscalls, startup, sinks or enrich.
         #[arg(long, value_name = "PART")]
         only: Option<String>,
     },
