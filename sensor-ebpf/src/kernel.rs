@@ -72,13 +72,14 @@ pub fn read_ptr(base: u64, off: u32) -> Result<u64, Miss> {
     read_u64(base, off)
 }
 
-/// `off + by`, or OFFSET_MISSING when `off` is: the second half of a field.
+/// `a + b` for offsets (a field's offset plus a member's, or plus a
+/// field's second half), OFFSET_MISSING when either is.
 #[inline(always)]
-pub fn plus(off: u32, by: u32) -> u32 {
-    if off == OFFSET_MISSING {
+pub fn plus(a: u32, b: u32) -> u32 {
+    if a == OFFSET_MISSING || b == OFFSET_MISSING {
         OFFSET_MISSING
     } else {
-        off + by
+        a + b
     }
 }
 

@@ -10,7 +10,7 @@
 use aya_ebpf::helpers::generated::bpf_probe_read_kernel_str;
 use sensor_common::{COMPONENT_MAX, OFFSET_MISSING};
 
-use crate::kernel::read_ptr;
+use crate::kernel::{plus, read_ptr};
 use crate::maps::{DATA_MASK, off};
 
 /// Appends to the data area of the scratch buffer. Every write position is
@@ -70,20 +70,12 @@ impl Writer {
     }
 }
 
-fn add(a: u32, b: u32) -> u32 {
-    if a == OFFSET_MISSING || b == OFFSET_MISSING {
-        OFFSET_MISSING
-    } else {
-        a + b
-    }
-}
-
 /// Writes the `struct path` at kernel address `path`.
 #[inline(always)]
 pub fn write_path(w: &mut Writer, path: u64, cap: usize, max_components: u32) -> Walk {
     let start = w.pos;
     let mount_mnt = off!(mount_mnt);
-    let name_ptr = add(off!(dentry_name), off!(qstr_name));
+    let name_ptr = plus(off!(dentry_name), off!(qstr_name));
     let mut dentry = read_ptr(path, off!(path_dentry)).unwrap_or(0);
     let vfsmount = read_ptr(path, off!(path_mnt)).unwrap_or(0);
     if dentry == 0 || vfsmount == 0 || mount_mnt == OFFSET_MISSING {
