@@ -132,7 +132,7 @@ for tool in perl podman setcap getcap auditctl busybox useradd; do
 done
 userdel -r "$1" >/dev/null 2>&1 || true
 podman rm -f -t 0 "$2" >/dev/null 2>&1 || true
-rm -f /etc/cron.d/scenario /tmp/.sh /tmp/.ping /tmp/.rootkit.ko
+rm -f /etc/cron.d/scenario /tmp/.e /tmp/.sh /tmp/.ping /tmp/.rootkit.ko
 echo "scenario: a line for the log truncation" >>"$3"
 auditctl -d always,exit -F arch=b64 -S mknodat -k scenario >/dev/null 2>&1 || true
 auditctl -a always,exit -F arch=b64 -S mknodat -k scenario >/dev/null
@@ -294,6 +294,18 @@ echo '*/5 * * * * root /tmp/.sh -p -c true' >/etc/cron.d/scenario
 EOF
 }
 
+# The intruder removes its cron entry through a symlinked directory: the
+# path argument names no watched path, the file it reaches is in one.
+cron_removed_via_symlink() {
+    step cron_removed_via_symlink
+    as_root <<'EOF'
+ln -sfn /etc /tmp/.e
+rm /tmp/.e/cron.d/scenario
+[ ! -e /etc/cron.d/scenario ]
+rm /tmp/.e
+EOF
+}
+
 log_truncation() {
     step log_truncation
     as_root "$LOG_FILE" <<'EOF'
@@ -359,6 +371,7 @@ main() {
     memfd_exec
     module_load
     cron_persistence
+    cron_removed_via_symlink
     log_truncation
     audit_rules_deleted
     container_activity

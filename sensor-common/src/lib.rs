@@ -100,7 +100,19 @@ pub mod names {
     /// syscalls (open for writing, truncate, unlink, rename).
     pub const PROG_WATCH_ENTER: &str = "watch_enter";
     pub const PROG_WATCH_EXIT: &str = "watch_exit";
-    /// Watched files and directories by inode ([`crate::ExeKey`] keys), the
+    /// fentry programs deciding truncate/unlink/rename by the inode the
+    /// kernel resolved, where fentry loads; and the switch (`u32` at 0)
+    /// telling the entry program they are attached.
+    pub const PROG_WATCH_UNLINK: &str = "watch_unlink";
+    pub const FN_SECURITY_INODE_UNLINK: &str = "security_inode_unlink";
+    pub const PROG_WATCH_RMDIR: &str = "watch_rmdir";
+    pub const FN_SECURITY_INODE_RMDIR: &str = "security_inode_rmdir";
+    pub const PROG_WATCH_RENAME: &str = "watch_rename";
+    pub const FN_SECURITY_INODE_RENAME: &str = "security_inode_rename";
+    pub const PROG_WATCH_SETATTR: &str = "watch_setattr";
+    pub const WATCH_BY_INODE_MAP: &str = "WATCH_BY_INODE";
+    /// Watched files and directories by inode ([`crate::ExeKey`] keys; the
+    /// value is 1 + the path's index in the prefixes map), the
     /// directories holding watched files, and the watched paths as strings
     /// ([`crate::PathPrefix`], [`crate::WATCH_PREFIXES_MAX`] of them).
     pub const WATCHED_INODES_MAP: &str = "WATCHED_INODES";

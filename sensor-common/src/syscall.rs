@@ -475,6 +475,16 @@ pub mod watch_flags {
     /// rename's new path is relative to a different dirfd than the old
     /// one, whose directory was not walked: `path2` is as passed.
     pub const BASE2_UNKNOWN: u32 = 1 << 4;
+    /// The path argument did not name a watched path, but the file the
+    /// kernel resolved it to (or a directory above that file) is a watched
+    /// inode: a symlinked directory, a bind mount, `/proc/PID/root/…`.
+    /// Found by the fentry hooks on `security_inode_{unlink,rmdir,rename,
+    /// setattr}`, where the kernel allows them; `matched` names the path.
+    pub const BY_INODE: u32 = 1 << 5;
+    /// Kernel-side only: a truncate, unlink or rename whose path argument
+    /// did not decide, kept in flight for the fentry hooks to decide by
+    /// inode; its exit sends it only with [`BY_INODE`].
+    pub const UNDECIDED: u32 = 1 << 6;
 }
 
 /// A write to a watched path: an open for writing (or creating,
@@ -501,7 +511,10 @@ pub struct WatchEvent {
     pub path_len: u32,
     pub base_len: u32,
     pub path2_len: u32,
-    pub _pad0: u32,
+    /// 1 + the index in `WATCHED_PREFIXES` of the watched path whose inode
+    /// the kernel found (the file itself or a directory above it); 0 when
+    /// nothing was matched by inode (a path argument matched as a string).
+    pub matched: u32,
 }
 
 const _: () = assert!(size_of::<WatchEvent>() == 16 + 144 + 40);

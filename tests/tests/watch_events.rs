@@ -174,3 +174,84 @@ fn writes_to_watched_paths_are_reported_and_others_are_not() {
         "writes outside the watched paths were reported: {quiet_writes:?}"
     );
 }
+
+/// A watched file reached by another name. Opens are matched by inode in
+/// the kernel everywhere: a hard link to a watched file is that file, and
+/// the event names the watched path. Truncate/unlink/rename are decided by
+/// inode only where the fentry hooks load (the QEMU guests of `cargo xtask
+/// vm-test` check that); elsewhere by their path argument, which a
+/// symlinked directory evades. The sensor must say which, and do it.
+#[test]
+fn a_watched_file_reached_by_another_name() {
+    let tree = Tree::new();
+    let sensor = Sensor::start(&tree.config());
+    let passwd = tree.path("etc/passwd");
+    std::fs::hard_link(&passwd, tree.path("other/pw")).expect("link");
+    std::os::unix::fs::symlink(tree.path("etc"), tree.path("other/e")).expect("symlink");
+    for job in ["job1", "job2"] {
+        std::fs::write(tree.path("etc/cron.d").join(job), b"x").expect("write");
+    }
+    let by_inode = sensor.stderr().iter().any(|l| {
+        l.contains("truncate/unlink/rename of watched files are also decided by the inode")
+    });
+    if !by_inode {
+        sensor.wait_for_log(
+            "truncate/unlink/rename of watched files are decided by their path argument only",
+            std::time::Duration::from_secs(1),
+        );
+    }
+
+    let append = sh("echo root3 >> other/pw", &tree.root);
+    // Through the symlinked directory: relative (several components, sent
+    // by the kernel and joined by the daemon) and absolute (not sent
+    // unless decided by inode).
+    let rm_relative = run("rm", &["other/e/cron.d/job1"], &tree.root);
+    let linked_job2 = tree.path("other/e/cron.d/job2");
+    let rm_absolute = run("rm", &[linked_job2.to_str().expect("utf-8")], &tree.root);
+    let control = sh(&format!("echo root4 >> '{}'", passwd.display()), &tree.root);
+
+    let ev = sensor.wait_for("append through a hard link", |v| {
+        write_by(v, "open_write", append)
+    });
+    assert_eq!(
+        at(&ev, "file.path").as_str(),
+        tree.path("other/pw").to_str(),
+        "{ev}"
+    );
+    assert_eq!(
+        at(&ev, "sensor.file_write.watched").as_str(),
+        passwd.to_str(),
+        "named by the inode the kernel matched: {ev}"
+    );
+    assert_eq!(at(&ev, "sensor.file_write.matched_by"), "inode", "{ev}");
+
+    let control = sensor.wait_for("the control append", |v| write_by(v, "open_write", control));
+    assert_eq!(at(&control, "sensor.file_write.matched_by"), "inode");
+    let cron_dir = format!("{}/", tree.path("etc/cron.d").display());
+    for (pid, path) in [
+        (rm_relative, tree.path("other/e/cron.d/job1")),
+        (rm_absolute, linked_job2.clone()),
+    ] {
+        if by_inode {
+            let ev = sensor.wait_for("unlink through a symlinked directory", |v| {
+                write_by(v, "unlink", pid)
+            });
+            assert_eq!(at(&ev, "file.path").as_str(), path.to_str(), "{ev}");
+            assert_eq!(at(&ev, "sensor.file_write.watched"), cron_dir.as_str());
+            assert_eq!(at(&ev, "sensor.file_write.matched_by"), "inode", "{ev}");
+        } else {
+            let seen: Vec<Value> = sensor
+                .events()
+                .into_iter()
+                .filter(|v| write_by(v, "unlink", pid))
+                .collect();
+            assert!(
+                seen.is_empty(),
+                "without the fentry hooks a symlinked path is not decidable, yet: {seen:?}"
+            );
+        }
+    }
+    // Both files are gone either way: the actions ran.
+    assert!(!tree.path("etc/cron.d/job1").exists());
+    assert!(!tree.path("etc/cron.d/job2").exists());
+}

@@ -20,6 +20,7 @@ mod inflight;
 pub mod net;
 pub mod sys;
 pub mod watch;
+pub mod watch_inode;
 
 use aya_ebpf::EbpfContext as _;
 use aya_ebpf::helpers::{bpf_get_current_pid_tgid, bpf_get_current_task};

@@ -12,7 +12,11 @@
 //!   absolute and starts with a watched path, a single component in a
 //!   directory that is, or that holds, a watched file, or a relative path
 //!   of several components (which only the joined path can decide). The
-//!   daemon checks the joined path exactly and drops the rest.
+//!   daemon checks the joined path exactly and drops the rest;
+//! - where fentry loads (`watch_inode.rs`), a truncate, unlink or rename
+//!   whose path argument did not decide is kept in flight anyway, and the
+//!   hooks inside the call decide by the inode the kernel resolved: exact,
+//!   through symlinks, bind mounts and `/proc/PID/root`.
 
 use aya_ebpf::helpers::generated::bpf_probe_read_user;
 use aya_ebpf::macros::{map, tracepoint};
@@ -37,6 +41,7 @@ const WRITE_INTENT: u32 = O_WRONLY | O_RDWR | O_CREAT | O_TRUNC;
 /// Directories climbed from a file looking for a watched one.
 const ANCESTORS_MAX: u32 = 16;
 
+/// Value: 1 + the watched path's index in `WATCHED_PREFIXES`.
 #[map]
 static WATCHED_INODES: HashMap<ExeKey, u8> = HashMap::with_max_entries(1024, 0);
 
@@ -83,7 +88,8 @@ pub struct PendingWatch {
     open_flags: u32,
     path_len: u32,
     path2_len: u32,
-    _pad0: u32,
+    /// See `WatchEvent::matched`.
+    matched: u32,
     path: [u8; ARG_PATH_CAP],
     path2: [u8; ARG_PATH_CAP],
 }
@@ -97,6 +103,17 @@ static WATCH_INFLIGHT: HashMap<u64, PendingWatch> =
     HashMap::with_max_entries(1024, BPF_F_NO_PREALLOC);
 
 const BPF_F_NO_PREALLOC: u32 = 1;
+
+/// Slot 0 is 1 once the daemon attached the fentry hooks of
+/// `watch_inode.rs`: until then an undecided call would only be stored to
+/// be dropped at its exit.
+#[map]
+static WATCH_BY_INODE: Array<u32> = Array::with_max_entries(1, 0);
+
+#[inline(always)]
+fn by_inode_hooks() -> bool {
+    WATCH_BY_INODE.get(0).is_some_and(|v| *v != 0)
+}
 
 #[tracepoint]
 pub fn watch_enter(ctx: TracePointContext) -> u32 {
@@ -150,11 +167,13 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
     put(&mut p.open_flags, 0);
     put(&mut p.path_len, 0);
     put(&mut p.path2_len, 0);
+    put(&mut p.matched, 0);
     let task = super::current_task();
     let watched = match op {
         SyscallOp::Ftruncate => {
             p.fd = a(0) as i32;
-            file_watched(fd_file(task, p.fd))
+            p.matched = file_watched(fd_file(task, p.fd));
+            p.matched != 0
         }
         SyscallOp::Truncate | SyscallOp::Unlink => {
             p.path_len = read_user_str(
@@ -225,12 +244,46 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
             path_watched(task, &p.path, p.path_len, p.fd)
                 || path_watched(task, &p.path2, p.path2_len, p.fd2)
         }
-        _ => false,
+        _ => return 0,
     };
-    if watched && WATCH_INFLIGHT.insert(&super::thread_key(), &*p, 0).is_err() {
+    // Not decided by its path: the hooks inside the call may still find a
+    // watched inode (every op here but ftruncate, decided by its fd).
+    let undecided = !watched && op != SyscallOp::Ftruncate && by_inode_hooks();
+    if undecided {
+        p.flags |= watch_flags::UNDECIDED;
+    }
+    if (watched || undecided) && WATCH_INFLIGHT.insert(&super::thread_key(), &*p, 0).is_err() {
         count_error(ProbeError::Inflight);
     }
     0
+}
+
+/// For the fentry hooks: the call in flight on this thread acts on
+/// `dentries` (0: none). The first that is, or is under, a watched inode
+/// decides an undecided call, and names the watched path in the event.
+#[inline(always)]
+pub(super) fn resolved(dentries: [u64; 2]) {
+    let Some(p) = WATCH_INFLIGHT.get_ptr_mut(&super::thread_key()) else {
+        return;
+    };
+    // SAFETY: this thread's live map value; only this thread touches it.
+    let p = unsafe { &mut *p };
+    if p.matched != 0 {
+        return;
+    }
+    for d in dentries {
+        if d == 0 {
+            continue;
+        }
+        let m = dentry_watched(d, &WATCHED_INODES);
+        if m != 0 {
+            p.matched = m;
+            if p.flags & watch_flags::UNDECIDED != 0 {
+                p.flags |= watch_flags::BY_INODE;
+            }
+            return;
+        }
+    }
 }
 
 #[tracepoint]
@@ -252,11 +305,12 @@ fn exit(ret: i64, ia32: bool) -> u32 {
             return 0;
         }
         let file = fd_file(task, ret as i32);
-        if !file_watched(file) {
+        let matched = file_watched(file);
+        if matched == 0 {
             return 0;
         }
         send(
-            ret, ia32, task, open.op, 0, open.fd, AT_FDCWD, open.flags, None, file,
+            ret, ia32, task, open.op, 0, open.fd, AT_FDCWD, open.flags, matched, None, file,
         );
         return 0;
     }
@@ -265,6 +319,12 @@ fn exit(ret: i64, ia32: bool) -> u32 {
     };
     // SAFETY: a live map value, removed below.
     let p = unsafe { &*p };
+    let undecided = watch_flags::UNDECIDED | watch_flags::BY_INODE;
+    if p.flags & undecided == watch_flags::UNDECIDED {
+        // Kept for the hooks, which found no watched inode.
+        let _ = WATCH_INFLIGHT.remove(&key);
+        return 0;
+    }
     let file = if p.op == SyscallOp::Ftruncate as u32 {
         fd_file(task, p.fd)
     } else {
@@ -279,6 +339,7 @@ fn exit(ret: i64, ia32: bool) -> u32 {
         p.fd,
         p.fd2,
         p.open_flags,
+        p.matched,
         Some(p),
         file,
     );
@@ -300,6 +361,7 @@ fn send(
     fd: i32,
     fd2: i32,
     open_flags: u32,
+    matched: u32,
     p: Option<&PendingWatch>,
     file: Result<u64, Miss>,
 ) {
@@ -317,11 +379,11 @@ fn send(
     // SAFETY: the helper has no preconditions.
     ev.header.boot_ns = unsafe { aya_ebpf::helpers::bpf_ktime_get_boot_ns() };
     ev.op = op;
-    ev.flags = flags;
+    ev.flags = flags & !watch_flags::UNDECIDED;
     ev.ret = ret;
     ev.open_flags = open_flags;
     ev.fd = fd;
-    ev._pad0 = 0;
+    ev.matched = matched;
     // SAFETY: FIXED is inside the scratch value.
     let data = unsafe { buf.add(FIXED) };
     let (path_len, path2_len) = match p {
@@ -383,22 +445,23 @@ fn dir_path(task: u64, dirfd: i32) -> Result<u64, Miss> {
     }
 }
 
-/// Is the open file, or a directory above it, a watched inode?
+/// Is the open file, or a directory above it, a watched inode? 1 + the
+/// watched path's index if so, else 0.
 #[inline(always)]
-fn file_watched(file: Result<u64, Miss>) -> bool {
+fn file_watched(file: Result<u64, Miss>) -> u32 {
     let dentry = file
         .and_then(|f| field(f, off!(file_path)))
         .and_then(|path| read_ptr(path, off!(path_dentry)));
     match dentry {
         Ok(d) => dentry_watched(d, &WATCHED_INODES),
-        Err(_) => false,
+        Err(_) => 0,
     }
 }
 
 /// Climbs from `dentry` to its filesystem's root looking for an inode in
-/// `map`.
+/// `map`: the value found (non-zero), or 0.
 #[inline(always)]
-fn dentry_watched(dentry: u64, map: &HashMap<ExeKey, u8>) -> bool {
+fn dentry_watched(dentry: u64, map: &HashMap<ExeKey, u8>) -> u32 {
     let mut d = dentry;
     for _ in 0..ANCESTORS_MAX {
         let inode = read_ptr(d, off!(dentry_inode)).unwrap_or(0);
@@ -408,8 +471,9 @@ fn dentry_watched(dentry: u64, map: &HashMap<ExeKey, u8>) -> bool {
                 .and_then(|sb| read_u32(sb, off!(sb_dev)))
                 .unwrap_or(0);
             // SAFETY: a lookup; the value is not kept.
-            if unsafe { map.get(&ExeKey { ino, dev, _pad0: 0 }) }.is_some() {
-                return true;
+            if let Some(v) = unsafe { map.get(&ExeKey { ino, dev, _pad0: 0 }) } {
+                // Non-zero: the daemon writes 1 + an index, or 1.
+                return (*v).max(1) as u32;
             }
         }
         let parent = read_ptr(d, off!(dentry_parent)).unwrap_or(0);
@@ -418,7 +482,7 @@ fn dentry_watched(dentry: u64, map: &HashMap<ExeKey, u8>) -> bool {
         }
         d = parent;
     }
-    false
+    0
 }
 
 /// Might the path argument name a watched path? Absolute: it starts with
@@ -439,7 +503,9 @@ fn path_watched(task: u64, path: &[u8; ARG_PATH_CAP], len: u32, dirfd: i32) -> b
     }
     let dir = dir_path(task, dirfd).and_then(|p| read_ptr(p, off!(path_dentry)));
     match dir {
-        Ok(d) => dentry_watched(d, &WATCHED_INODES) || dentry_watched(d, &WATCHED_PARENTS),
+        Ok(d) => {
+            dentry_watched(d, &WATCHED_INODES) != 0 || dentry_watched(d, &WATCHED_PARENTS) != 0
+        }
         Err(_) => false,
     }
 }

@@ -849,6 +849,12 @@ pub struct FileWrite {
     /// mount namespace) and matched by inode only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub watched: Option<Text>,
+    /// How the kernel knew the file was watched: `path` (the path
+    /// argument names a watched path) or `inode` (the file it opened or
+    /// resolved, or a directory above it, is a watched inode: opens and
+    /// ftruncate always, truncate/unlink/rename through another name
+    /// where the fentry hooks load).
+    pub matched_by: &'static str,
     /// open's flags by name (`O_WRONLY`, `O_CREAT`, `O_TRUNC`…).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub open_flags: Vec<&'static str>,

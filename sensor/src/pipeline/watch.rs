@@ -17,8 +17,10 @@ impl Pipeline {
     pub(super) fn file_write(&mut self, w: WatchRecord) -> Option<Event> {
         let path = w.resolved_path();
         let path2 = w.resolved_path2();
-        // Opens and ftruncates were matched by inode in the kernel: exact.
-        // Path arguments were matched loosely there; check them here.
+        // Opens and ftruncates were matched by inode in the kernel: exact,
+        // and so are path arguments the fentry hooks resolved (`matched`).
+        // Other path arguments were matched loosely there; check them here.
+        let by_kernel = self.watched.by_kernel_match(w.matched).map(<[u8]>::to_vec);
         let watched = path
             .as_deref()
             .and_then(|p| self.watched.matching(p))
@@ -27,7 +29,8 @@ impl Pipeline {
             .as_deref()
             .and_then(|p| self.watched.matching(p))
             .map(<[u8]>::to_vec);
-        if !w.base_is_file && watched.is_none() && watched2.is_none() {
+        let by_path = !w.base_is_file && (watched.is_some() || watched2.is_some());
+        if !by_path && !w.base_is_file && by_kernel.is_none() {
             return None;
         }
         let ticks = self.table.ids.ticks(w.task.start_boottime);
@@ -54,7 +57,8 @@ impl Pipeline {
             sensor.truncated.push("file.path");
         }
         let write = FileWrite {
-            watched: watched.or(watched2).map(Text),
+            watched: by_kernel.or(watched).or(watched2).map(Text),
+            matched_by: if by_path { "path" } else { "inode" },
             open_flags: if action == "open_write" {
                 open_flag_names(w.open_flags)
             } else {

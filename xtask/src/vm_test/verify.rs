@@ -57,6 +57,9 @@ const MEMFD_MARKER: &str = "scenario-memfd-ran";
 const MEMFD_NAME: &str = "memfd:scenario";
 const ROOTKIT: &str = "/tmp/.rootkit.ko";
 const CRON_FILE: &str = "/etc/cron.d/scenario";
+/// The same file through a symlink to /etc.
+const CRON_FILE_LINKED: &str = "/tmp/.e/cron.d/scenario";
+const CRON_DIR: &str = "/etc/cron.d/";
 const LOG_FILE: &str = "/var/log/dpkg.log";
 const CONTAINER_NAME: &str = "scenario";
 /// podman records the image with its tag (`localhost/busybox:latest`).
@@ -262,6 +265,14 @@ const SCENARIO: &[Step] = &[
         )],
     },
     Step {
+        name: "cron_removed_via_symlink",
+        expects: &[one(
+            "unlink of /tmp/.e/cron.d/scenario, matched by inode",
+            &["unlink"],
+            is_cron_removed_via_symlink,
+        )],
+    },
+    Step {
         name: "log_truncation",
         expects: &[one(
             "truncate of /var/log/dpkg.log",
@@ -452,6 +463,15 @@ fn is_memfd_exec(v: &Value) -> bool {
 
 fn is_cron_write(v: &Value) -> bool {
     succeeded(v) && is(v, "file.path", CRON_FILE) && lists(v, "event.type", "creation")
+}
+
+/// Decided by fentry/security_inode_unlink, which every guest kernel
+/// loads: the path argument names no watched path.
+fn is_cron_removed_via_symlink(v: &Value) -> bool {
+    succeeded(v)
+        && is(v, "file.path", CRON_FILE_LINKED)
+        && is(v, "sensor.file_write.watched", CRON_DIR)
+        && is(v, "sensor.file_write.matched_by", "inode")
 }
 
 /// `truncate` opens then ftruncates; a shell's `: > f` opens with O_TRUNC.

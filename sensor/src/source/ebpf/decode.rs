@@ -172,6 +172,9 @@ pub struct WatchRecord {
     pub base2_unknown: bool,
     pub path_truncated: bool,
     pub path_unreadable: bool,
+    /// The watched path the kernel matched by inode, as
+    /// `WatchEvent::matched` (0: none).
+    pub matched: u32,
 }
 
 impl WatchRecord {
@@ -469,6 +472,7 @@ fn decode_watch(bytes: &[u8]) -> Result<WatchRecord, DecodeError> {
         base2_unknown: has(watch_flags::BASE2_UNKNOWN),
         path_truncated: has(watch_flags::PATH_TRUNCATED),
         path_unreadable: has(watch_flags::PATH_UNREADABLE),
+        matched: e.matched,
     })
 }
 

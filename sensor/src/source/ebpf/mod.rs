@@ -116,8 +116,8 @@ pub struct EbpfSource {
     pub missing_fields: Vec<&'static str>,
     /// Each traced syscall and whether it could be attached here.
     pub syscalls: Vec<syscalls::Traced>,
-    /// The fentry hook completing chmod/chown events (None: file_attr off).
-    pub setattr_hook: Option<syscalls::HookStatus>,
+    /// The fentry hooks completing the tracepoint families' events.
+    pub fentry_hooks: syscalls::FentryHooks,
     /// The ia32 syscall hooks.
     pub ia32: compat::Ia32Hooks,
 }
@@ -200,11 +200,22 @@ impl EbpfSource {
             .into_iter()
             .filter(|k| !config.disable.iter().any(|d| d == k.name()))
             .collect();
-        let (syscalls, setattr_hook) = syscalls::attach(&mut ebpf, &enabled, &resolved.offsets)?;
-        if let Some(Err(why)) = &setattr_hook {
+        let (syscalls, fentry_hooks) = syscalls::attach(&mut ebpf, &enabled, &resolved.offsets)?;
+        if let Some(Err(why)) = &fentry_hooks.setattr {
             tracing::info!(
                 "chmod/chown events come without the file's attributes from before the call: {why}"
             );
+        }
+        match &fentry_hooks.watch_inode {
+            Some(Ok(())) => tracing::info!(
+                "truncate/unlink/rename of watched files are also decided by the inode the kernel \
+                 resolved (fentry)"
+            ),
+            Some(Err(why)) => tracing::info!(
+                "truncate/unlink/rename of watched files are decided by their path argument only \
+                 (a symlinked or bind-mounted path to a watched file goes unseen): {why}"
+            ),
+            None => {}
         }
         let ia32 = compat::attach(&mut ebpf, config.ia32_syscalls, &enabled, &resolved.offsets);
         match &ia32.status {
@@ -223,7 +234,7 @@ impl EbpfSource {
             last_errors: vec![0; ProbeError::ALL.len()],
             missing_fields: resolved.missing,
             syscalls,
-            setattr_hook,
+            fentry_hooks,
             ia32,
         };
         Ok((source, ring))

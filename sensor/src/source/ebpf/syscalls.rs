@@ -97,8 +97,9 @@ pub const FAMILIES: &[Family] = &[
               directories (blind to symlinks and relative paths); truncate/unlink/rename by their \
               path argument at entry; only watched paths reach userspace",
         preferred: Some(
-            "lsm/file_open + lsm/inode_unlink + lsm/inode_rename (not built yet): failed attempts \
-             too, by inode",
+            "fentry/security_inode_{unlink,rmdir,rename,setattr}, added where fentry loads: \
+             truncate/unlink/rename decided by the inode the kernel resolved (through symlinks, \
+             bind mounts, /proc/PID/root); lsm/file_open (not built yet): refused opens too",
         ),
     },
     Family {
@@ -209,6 +210,16 @@ pub struct Traced {
     pub status: Result<(), String>,
 }
 
+/// The optional fentry hooks that complete the tracepoint families' events
+/// (None: their family is off).
+#[derive(Debug, Default)]
+pub struct FentryHooks {
+    /// chmod/chown: the file's attributes from before the call.
+    pub setattr: Option<HookStatus>,
+    /// truncate/unlink/rename of watched files decided by inode.
+    pub watch_inode: Option<HookStatus>,
+}
+
 /// Loads the syscall programs, fills SYSCALL_OPS and attaches every op of
 /// the `enabled` kinds. A syscall this kernel lacks is reported, not an
 /// error; a program that fails to load is.
@@ -216,8 +227,8 @@ pub fn attach(
     ebpf: &mut Ebpf,
     enabled: &[EventKind],
     offsets: &sensor_common::KernelOffsets,
-) -> Result<(Vec<Traced>, Option<HookStatus>), LoadError> {
-    let mut traced_setattr = None;
+) -> Result<(Vec<Traced>, FentryHooks), LoadError> {
+    let mut hooks = FentryHooks::default();
     ensure_tracefs();
     let mut ops: Array<MapData, u32> = take_map(ebpf, names::SYSCALL_OPS_MAP)?;
     let mut traced = Vec::new();
@@ -226,7 +237,10 @@ pub fn attach(
             continue;
         }
         match kind {
-            EventKind::FileAttr => traced_setattr = Some(attach_setattr(ebpf, offsets)),
+            EventKind::FileAttr => hooks.setattr = Some(attach_setattr(ebpf, offsets)),
+            // Before the entries: the switch they read is set once every
+            // hook is in place.
+            EventKind::FileWrite => hooks.watch_inode = Some(attach_watch_inode(ebpf, offsets)),
             // Before any connect can return EINPROGRESS.
             EventKind::Net => {
                 attach_raw(ebpf, names::PROG_NET_STATE, names::TP_INET_SOCK_SET_STATE)?
@@ -267,7 +281,7 @@ pub fn attach(
             traced.push(Traced { op, status });
         }
     }
-    Ok((traced, traced_setattr))
+    Ok((traced, hooks))
 }
 
 /// The fentry hook that gives chmod/chown events the file's attributes
@@ -278,19 +292,77 @@ fn attach_setattr(ebpf: &mut Ebpf, offsets: &sensor_common::KernelOffsets) -> Ho
         return Err("security_inode_setattr has no dentry argument in this kernel's BTF".into());
     }
     let btf = aya::Btf::from_sys_fs().map_err(|e| format!("kernel BTF: {e}"))?;
-    let name = names::PROG_FILE_SETATTR;
+    attach_fentry(
+        ebpf,
+        &btf,
+        names::PROG_FILE_SETATTR,
+        names::FN_SECURITY_INODE_SETATTR,
+    )
+}
+
+/// The fentry hooks that decide truncate/unlink/rename by the inode the
+/// kernel resolved (see the eBPF side's `watch_inode.rs`), then the switch
+/// that has the entry program keep undecided calls for them. All or
+/// nothing: with only some attached, a symlinked rename would be caught
+/// and a symlinked unlink not, which reads as coverage that is not there.
+fn attach_watch_inode(ebpf: &mut Ebpf, offsets: &sensor_common::KernelOffsets) -> HookStatus {
+    if offsets.setattr_dentry_arg == sensor_common::OFFSET_MISSING {
+        return Err("security_inode_setattr has no dentry argument in this kernel's BTF".into());
+    }
+    let btf = aya::Btf::from_sys_fs().map_err(|e| format!("kernel BTF: {e}"))?;
+    let hooks = [
+        (names::PROG_WATCH_UNLINK, names::FN_SECURITY_INODE_UNLINK),
+        (names::PROG_WATCH_RMDIR, names::FN_SECURITY_INODE_RMDIR),
+        (names::PROG_WATCH_RENAME, names::FN_SECURITY_INODE_RENAME),
+        (names::PROG_WATCH_SETATTR, names::FN_SECURITY_INODE_SETATTR),
+    ];
+    let mut links = Vec::new();
+    for (name, function) in hooks {
+        match attach_fentry_link(ebpf, &btf, name, function) {
+            Ok(link) => links.push((name, link)),
+            Err(why) => {
+                for (name, link) in links {
+                    if let Some(p) = ebpf
+                        .program_mut(name)
+                        .and_then(|p| <&mut FEntry>::try_from(p).ok())
+                    {
+                        let _ = p.detach(link);
+                    }
+                }
+                return Err(format!("{function}: {why}"));
+            }
+        }
+    }
+    let name = names::WATCH_BY_INODE_MAP;
+    let map = ebpf
+        .map_mut(name)
+        .ok_or_else(|| format!("map {name} missing"))?;
+    let mut switch: Array<&mut MapData, u32> =
+        Array::try_from(map).map_err(|e| format!("{name}: {e}"))?;
+    switch.set(0, 1, 0).map_err(|e| format!("{name}: {e}"))?;
+    Ok(())
+}
+
+/// Loads `name` as fentry on `function` and attaches it.
+fn attach_fentry(ebpf: &mut Ebpf, btf: &aya::Btf, name: &str, function: &str) -> HookStatus {
+    attach_fentry_link(ebpf, btf, name, function).map(|_| ())
+}
+
+fn attach_fentry_link(
+    ebpf: &mut Ebpf,
+    btf: &aya::Btf,
+    name: &str,
+    function: &str,
+) -> Result<aya::programs::fentry::FEntryLinkId, String> {
     let program: &mut FEntry = ebpf
         .program_mut(name)
         .ok_or_else(|| format!("program {name} missing"))?
         .try_into()
         .map_err(|e| format!("{name}: {e}"))?;
     program
-        .load(names::FN_SECURITY_INODE_SETATTR, &btf)
+        .load(function, btf)
         .map_err(|e| format!("fentry refused: {e}"))?;
-    program
-        .attach()
-        .map_err(|e| format!("fentry attach: {e}"))?;
-    Ok(())
+    program.attach().map_err(|e| format!("fentry attach: {e}"))
 }
 
 /// A family's raw tracepoint (how a non-blocking connect ended, signals

@@ -21,7 +21,9 @@ pub struct Watched {
     /// As configured, directories with a trailing `/`: what matches are
     /// reported against.
     pub paths: Vec<Vec<u8>>,
-    inodes: Vec<ExeKey>,
+    /// Each existing path's inode, with 1 + its index in `paths` (what
+    /// the kernel reports as `WatchEvent::matched`).
+    inodes: Vec<(ExeKey, u8)>,
     parents: Vec<ExeKey>,
 }
 
@@ -54,11 +56,14 @@ impl Watched {
                 continue;
             }
             if let Some(m) = meta {
-                w.inodes.push(ExeKey {
+                // WATCH_PREFIXES_MAX (checked above) keeps the index in a u8.
+                let matched = (w.paths.len() + 1) as u8;
+                let key = ExeKey {
                     ino: m.ino(),
                     dev: kernel_dev(m.dev()),
                     _pad0: 0,
-                });
+                };
+                w.inodes.push((key, matched));
                 if !is_dir {
                     if let Some(parent) = p.parent().and_then(|d| std::fs::metadata(d).ok()) {
                         w.parents.push(ExeKey {
@@ -72,6 +77,13 @@ impl Watched {
             w.paths.push(text);
         }
         w
+    }
+
+    /// The watched path whose inode the kernel matched: `matched` as in
+    /// `WatchEvent::matched` (0: none).
+    pub fn by_kernel_match(&self, matched: u32) -> Option<&[u8]> {
+        let i = (matched as usize).checked_sub(1)?;
+        self.paths.get(i).map(Vec::as_slice)
     }
 
     /// The watched path that `path` is, or is under.
@@ -91,17 +103,18 @@ impl Watched {
     /// Writes the maps of the loaded object (borrowed: the programs loaded
     /// later refer to them).
     pub fn install(&self, ebpf: &mut Ebpf) -> Result<(), LoadError> {
-        for (name, keys) in [
+        let parents: Vec<(ExeKey, u8)> = self.parents.iter().map(|k| (*k, 1)).collect();
+        for (name, entries) in [
             (names::WATCHED_INODES_MAP, &self.inodes),
-            (names::WATCHED_PARENTS_MAP, &self.parents),
+            (names::WATCHED_PARENTS_MAP, &parents),
         ] {
             let map = ebpf
                 .map_mut(name)
                 .ok_or(LoadError::Missing { what: "map", name })?;
             let mut hash: HashMap<&mut MapData, ExeKey, u8> =
                 HashMap::try_from(map).map_err(|source| LoadError::Map { name, source })?;
-            for k in keys {
-                hash.insert(k, 1, 0)
+            for (k, v) in entries {
+                hash.insert(k, v, 0)
                     .map_err(|source| LoadError::Map { name, source })?;
             }
         }
@@ -181,6 +194,11 @@ mod tests {
         assert_eq!(w.inodes.len(), 1, "only the existing file");
         assert_eq!(w.parents.len(), 1, "the directory holding it");
         assert!(w.paths[1].ends_with(b"not-yet/"));
+        // What the kernel reports for the file's inode names it back.
+        let matched = u32::from(w.inodes[0].1);
+        assert_eq!(w.by_kernel_match(matched), Some(w.paths[0].as_slice()));
+        assert_eq!(w.by_kernel_match(0), None, "0: matched by no inode");
+        assert_eq!(w.by_kernel_match(99), None, "out of range");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -143,7 +143,7 @@ fn wire_structs_match_the_ebpf_object() {
         btf,
         WatchEvent,
         [
-            header, task, op, flags, ret, open_flags, fd, path_len, base_len, path2_len, _pad0
+            header, task, op, flags, ret, open_flags, fd, path_len, base_len, path2_len, matched
         ]
     );
     assert_same_layout!(
