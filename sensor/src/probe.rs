@@ -101,12 +101,22 @@ pub fn run() -> Report {
             "tracepoint/syscalls:sys_{{enter,exit}}_{{{}}}",
             traced.join(",")
         );
-        if family.kind == sensor_common::EventKind::FileAttr {
-            hook += if fentry.available {
-                " + fentry/security_inode_setattr"
-            } else {
-                " (fentry refused here: no before attributes for path-based calls)"
-            };
+        match family.kind {
+            sensor_common::EventKind::FileAttr => {
+                hook += if fentry.available {
+                    " + fentry/security_inode_setattr"
+                } else {
+                    " (fentry refused here: no before attributes for path-based calls)"
+                }
+            }
+            sensor_common::EventKind::FileWrite => {
+                hook += if fentry.available {
+                    " + fentry/security_inode_{unlink,rmdir,rename,setattr}"
+                } else {
+                    " (fentry refused here: truncate/unlink/rename decided by their path argument only)"
+                }
+            }
+            _ => {}
         }
         hooks.push(HookChoice {
             kind: family.kind.name(),

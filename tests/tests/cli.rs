@@ -148,6 +148,25 @@ fn probe_reports_features_and_hooks() {
             .is_some_and(|p| p.contains("fentry/security_inode_setattr")),
         "{file}"
     );
+    // Where fentry is refused (this machine), the line says what that
+    // costs; where it loads, it names the hooks added.
+    let write = hook("file_write").expect("file_write hook");
+    let fentry_loads = r["fentry"]["available"] == true;
+    let wanted = if fentry_loads {
+        "+ fentry/security_inode_{unlink,rmdir,rename,setattr}"
+    } else {
+        "decided by their path argument only"
+    };
+    assert!(
+        write["hook"].as_str().is_some_and(|h| h.contains(wanted)),
+        "{write}"
+    );
+    assert!(
+        write["preferred"]
+            .as_str()
+            .is_some_and(|p| p.contains("fentry/security_inode_{unlink,rmdir,rename,setattr}")),
+        "{write}"
+    );
     let net = hook("net").expect("net hook");
     assert!(
         net["hook"].as_str().is_some_and(|h| h.contains("connect")),

@@ -156,6 +156,7 @@ fn writes_to_watched_paths_are_reported_and_others_are_not() {
         at(&ev, "sensor.file_write.path_argument"),
         "etc/cron.d/evil"
     );
+    assert_eq!(at(&ev, "sensor.file_write.matched_by"), "path", "{ev}");
 
     sensor.wait_for("the control append", |v| write_by(v, "open_write", control));
     let events = sensor.events();
