@@ -117,6 +117,8 @@ pub mod names {
     /// ([`crate::PathPrefix`], [`crate::WATCH_PREFIXES_MAX`] of them).
     pub const WATCHED_INODES_MAP: &str = "WATCHED_INODES";
     pub const WATCHED_PARENTS_MAP: &str = "WATCHED_PARENTS";
+    /// The filesystems (kernel dev_t) of both maps' inodes.
+    pub const WATCHED_DEVS_MAP: &str = "WATCHED_DEVS";
     pub const WATCHED_PREFIXES_MAP: &str = "WATCHED_PREFIXES";
     /// Sockets with a connect in progress, by socket address.
     pub const CONNECTING_MAP: &str = "CONNECTING";

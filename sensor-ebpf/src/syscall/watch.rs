@@ -48,6 +48,12 @@ static WATCHED_INODES: HashMap<ExeKey, u8> = HashMap::with_max_entries(1024, 0);
 #[map]
 static WATCHED_PARENTS: HashMap<ExeKey, u8> = HashMap::with_max_entries(1024, 0);
 
+/// The filesystems (kernel dev_t) of the inodes in the two maps above: a
+/// file on any other one is not watched, and needs no climb (most writes
+/// on a host go to tmpfs, overlay and other filesystems than /etc's).
+#[map]
+static WATCHED_DEVS: HashMap<u32, u8> = HashMap::with_max_entries(1024, 0);
+
 #[map]
 static WATCHED_PREFIXES: Array<PathPrefix> = Array::with_max_entries(WATCH_PREFIXES_MAX, 0);
 
@@ -115,7 +121,10 @@ fn by_inode_hooks() -> bool {
     WATCH_BY_INODE.get(0).is_some_and(|v| *v != 0)
 }
 
+// inline(always) reaches the function aya's macro nests: without it LLVM
+// may keep the body as a BPF-to-BPF call (see sensor/build.rs).
 #[tracepoint]
+#[inline(always)]
 pub fn watch_enter(ctx: TracePointContext) -> u32 {
     enter(&ctx)
 }
@@ -462,14 +471,21 @@ fn file_watched(file: Result<u64, Miss>) -> u32 {
 /// `map`: the value found (non-zero), or 0.
 #[inline(always)]
 fn dentry_watched(dentry: u64, map: &HashMap<ExeKey, u8>) -> u32 {
+    // The climb never leaves the filesystem (d_parent ends at its root):
+    // one device for every inode on the way, read once.
+    let dev = match dentry_dev(dentry) {
+        Some(dev) => dev,
+        None => return 0,
+    };
+    // SAFETY: a lookup; the value is not kept.
+    if unsafe { WATCHED_DEVS.get(&dev) }.is_none() {
+        return 0;
+    }
     let mut d = dentry;
     for _ in 0..ANCESTORS_MAX {
         let inode = read_ptr(d, off!(dentry_inode)).unwrap_or(0);
         if inode != 0 {
             let ino = read_u64(inode, off!(inode_ino)).unwrap_or(0);
-            let dev = read_ptr(inode, off!(inode_sb))
-                .and_then(|sb| read_u32(sb, off!(sb_dev)))
-                .unwrap_or(0);
             // SAFETY: a lookup; the value is not kept.
             if let Some(v) = unsafe { map.get(&ExeKey { ino, dev, _pad0: 0 }) } {
                 // Non-zero: the daemon writes 1 + an index, or 1.
@@ -483,6 +499,20 @@ fn dentry_watched(dentry: u64, map: &HashMap<ExeKey, u8>) -> u32 {
         d = parent;
     }
     0
+}
+
+/// The device of `dentry`'s filesystem, through its inode or (a negative
+/// dentry: a rename's new name) its directory's.
+#[inline(always)]
+fn dentry_dev(dentry: u64) -> Option<u32> {
+    let mut inode = read_ptr(dentry, off!(dentry_inode)).unwrap_or(0);
+    if inode == 0 {
+        let parent = read_ptr(dentry, off!(dentry_parent)).unwrap_or(0);
+        inode = read_ptr(parent, off!(dentry_inode)).unwrap_or(0);
+    }
+    read_ptr(inode, off!(inode_sb))
+        .and_then(|sb| read_u32(sb, off!(sb_dev)))
+        .ok()
 }
 
 /// Might the path argument name a watched path? Absolute: it starts with

@@ -118,6 +118,21 @@ impl Watched {
                     .map_err(|source| LoadError::Map { name, source })?;
             }
         }
+        // The filesystems holding them: the kernel's first check.
+        let name = names::WATCHED_DEVS_MAP;
+        let map = ebpf
+            .map_mut(name)
+            .ok_or(LoadError::Missing { what: "map", name })?;
+        let mut devs: HashMap<&mut MapData, u32, u8> =
+            HashMap::try_from(map).map_err(|source| LoadError::Map { name, source })?;
+        for (k, _) in &self.inodes {
+            devs.insert(k.dev, 1, 0)
+                .map_err(|source| LoadError::Map { name, source })?;
+        }
+        for k in &self.parents {
+            devs.insert(k.dev, 1, 0)
+                .map_err(|source| LoadError::Map { name, source })?;
+        }
         let name = names::WATCHED_PREFIXES_MAP;
         let map = ebpf
             .map_mut(name)
