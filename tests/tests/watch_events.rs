@@ -256,3 +256,93 @@ fn a_watched_file_reached_by_another_name() {
     assert!(!tree.path("etc/cron.d/job1").exists());
     assert!(!tree.path("etc/cron.d/job2").exists());
 }
+
+/// A btrfs filesystem on a loop device, with a subvolume; unmounted and
+/// removed on drop.
+struct Btrfs {
+    dir: PathBuf,
+    mount: PathBuf,
+}
+
+impl Btrfs {
+    fn new() -> Btrfs {
+        let dir = sensor_tests::scratch_dir("sensor-btrfs");
+        let image = dir.join("fs.img");
+        let mount = dir.join("mnt");
+        std::fs::create_dir_all(&mount).expect("mkdir");
+        let file = std::fs::File::create(&image).expect("image");
+        file.set_len(300 << 20).expect("size the image");
+        let ok = |cmd: &mut Command, what: &str| {
+            let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert!(
+                out.status.success(),
+                "{what}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        ok(
+            Command::new("mkfs.btrfs").args(["-q", "-f"]).arg(&image),
+            "mkfs.btrfs (btrfs-progs: `cargo xtask setup` installs it)",
+        );
+        ok(
+            Command::new("mount")
+                .args(["-o", "loop"])
+                .arg(&image)
+                .arg(&mount),
+            "mount the btrfs image (a kernel with btrfs)",
+        );
+        let fs = Btrfs { dir, mount };
+        ok(
+            Command::new("btrfs")
+                .args(["subvolume", "create"])
+                .arg(fs.mount.join("root")),
+            "btrfs subvolume create",
+        );
+        fs
+    }
+}
+
+impl Drop for Btrfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.mount).status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// On btrfs, `stat` reports each subvolume's own device while the kernel's
+/// inode belongs to the filesystem's superblock, with another device: the
+/// watched file must still be matched by inode (Fedora's and openSUSE's
+/// /etc are on such a subvolume).
+#[test]
+fn a_watched_file_on_a_btrfs_subvolume_is_matched_by_inode() {
+    let fs = Btrfs::new();
+    let etc = fs.mount.join("root/etc");
+    std::fs::create_dir_all(&etc).expect("mkdir");
+    let shadow = etc.join("shadow");
+    std::fs::write(&shadow, b"root:*:1::::::\n").expect("write");
+    let stat_dev = std::os::unix::fs::MetadataExt::dev(&std::fs::metadata(&shadow).expect("stat"));
+    let sensor = Sensor::start(&format!(
+        "[watch]\nuser_ssh_dirs = false\npaths = [\"{}\"]\n",
+        shadow.display()
+    ));
+    let append = sh(&format!("echo x >> '{}'", shadow.display()), &fs.dir);
+    let ev = sensor.wait_for("an append to the watched file on btrfs", |v| {
+        write_by(v, "open_write", append)
+    });
+    assert_eq!(at(&ev, "file.path").as_str(), shadow.to_str(), "{ev}");
+    assert_eq!(
+        at(&ev, "sensor.file_write.watched").as_str(),
+        shadow.to_str()
+    );
+    assert_eq!(at(&ev, "sensor.file_write.matched_by"), "inode");
+    // What makes this case: the device stat reports is not the mount's.
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    let mount = fs.mount.to_str().expect("utf-8");
+    let line = mountinfo
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some(mount))
+        .expect("the btrfs mount in mountinfo");
+    let superblock = line.split(' ').nth(2).expect("major:minor");
+    let stat = format!("{}:{}", libc::major(stat_dev), libc::minor(stat_dev));
+    assert_ne!(superblock, stat, "btrfs subvolume devices differ: {line}");
+}

@@ -31,6 +31,9 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     // setfattr: an unprivileged security.capability write (setcap refuses
     // to try without CAP_SETFCAP).
     "attr",
+    // mkfs.btrfs: a watched file on a btrfs subvolume, whose stat device is
+    // not its superblock's (the root filesystem of Fedora and openSUSE).
+    "btrfs-progs",
     // Delivery tests: a real rsyslog receives the syslog sink over TCP and
     // TLS (gnutls driver); certificates are made at test time with openssl.
     "rsyslog",

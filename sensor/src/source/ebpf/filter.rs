@@ -11,6 +11,7 @@ use aya::maps::{Array, HashMap, MapData};
 use sensor_common::{ExeKey, IGNORE_PREFIX_CAP, PathPrefix, filter_flags, names};
 
 use super::LoadError;
+use super::inode_key::InodeKeys;
 use crate::config::filter::FilterConfig;
 
 /// The resolved filter, ready to be written into the maps.
@@ -39,6 +40,7 @@ impl Resolved {
 
 pub fn resolve(config: &FilterConfig) -> Result<Resolved, LoadError> {
     let invalid = |key: &'static str, problem: String| LoadError::Filter { key, problem };
+    let keys = InodeKeys::new();
     let exes = config
         .ignore_executables
         .iter()
@@ -46,11 +48,7 @@ pub fn resolve(config: &FilterConfig) -> Result<Resolved, LoadError> {
             let m = std::fs::metadata(p).map_err(|e| {
                 invalid("filter.ignore_executables", format!("{}: {e}", p.display()))
             })?;
-            Ok(ExeKey {
-                ino: m.ino(),
-                dev: kernel_dev(m.dev()),
-                _pad0: 0,
-            })
+            Ok(keys.key(p, &m))
         })
         .collect::<Result<_, LoadError>>()?;
     let cgroups = if config.ignore_cgroups.is_empty() {
@@ -136,12 +134,6 @@ fn fill_hash<K: aya::Pod>(
     Ok(())
 }
 
-/// Userspace dev_t (glibc's encoding) to the kernel's `MKDEV(major, minor)`.
-pub(crate) fn kernel_dev(dev: u64) -> u32 {
-    let (major, minor) = (libc::major(dev), libc::minor(dev));
-    (major << 20) | (minor & 0xfffff)
-}
-
 /// Where the cgroup v2 hierarchy is mounted (/sys/fs/cgroup, or
 /// /sys/fs/cgroup/unified on hybrid hosts).
 fn cgroup2_mount() -> Option<PathBuf> {
@@ -161,13 +153,6 @@ fn cgroup2_mount() -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn devices_use_the_kernel_encoding() {
-        // 254:0 (this machine's root disk, a virtio device).
-        assert_eq!(kernel_dev(libc::makedev(254, 0)), 254 << 20);
-        assert_eq!(kernel_dev(libc::makedev(8, 17)), (8 << 20) | 17);
-    }
 
     #[test]
     fn missing_entries_are_errors_naming_the_key() {

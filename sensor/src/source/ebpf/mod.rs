@@ -5,6 +5,7 @@
 pub mod compat;
 pub mod decode;
 pub mod filter;
+pub mod inode_key;
 pub mod offsets;
 pub mod syscalls;
 pub mod task_reads;

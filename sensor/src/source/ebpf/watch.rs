@@ -4,7 +4,6 @@
 //! makes on path arguments the kernel let through.
 
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use aya::Ebpf;
@@ -12,7 +11,7 @@ use aya::maps::{Array, HashMap, MapData};
 use sensor_common::{ExeKey, IGNORE_PREFIX_CAP, PathPrefix, WATCH_PREFIXES_MAX, names};
 
 use super::LoadError;
-use super::filter::kernel_dev;
+use super::inode_key::InodeKeys;
 use crate::config::watch::WatchConfig;
 
 /// The watched paths, resolved.
@@ -34,6 +33,7 @@ impl Watched {
             paths.extend(home_ssh_dirs());
         }
         let mut w = Watched::default();
+        let keys = InodeKeys::new();
         for p in paths {
             let meta = std::fs::metadata(&p).ok();
             let is_dir = meta
@@ -58,19 +58,12 @@ impl Watched {
             if let Some(m) = meta {
                 // WATCH_PREFIXES_MAX (checked above) keeps the index in a u8.
                 let matched = (w.paths.len() + 1) as u8;
-                let key = ExeKey {
-                    ino: m.ino(),
-                    dev: kernel_dev(m.dev()),
-                    _pad0: 0,
-                };
-                w.inodes.push((key, matched));
+                w.inodes.push((keys.key(&p, &m), matched));
                 if !is_dir {
-                    if let Some(parent) = p.parent().and_then(|d| std::fs::metadata(d).ok()) {
-                        w.parents.push(ExeKey {
-                            ino: parent.ino(),
-                            dev: kernel_dev(parent.dev()),
-                            _pad0: 0,
-                        });
+                    if let Some(dir) = p.parent() {
+                        if let Ok(parent) = std::fs::metadata(dir) {
+                            w.parents.push(keys.key(dir, &parent));
+                        }
                     }
                 }
             }
