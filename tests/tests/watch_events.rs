@@ -17,8 +17,8 @@ struct Tree {
 
 impl Tree {
     fn new() -> Tree {
-        let root = std::env::temp_dir().join(format!("sensor-watch-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
+        // Unique per test: the tests of this file run in parallel.
+        let root = sensor_tests::scratch_dir("sensor-watch");
         for d in ["etc/cron.d", "home/alice/.ssh", "other"] {
             std::fs::create_dir_all(root.join(d)).expect("mkdir");
         }
