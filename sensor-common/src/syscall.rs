@@ -575,9 +575,9 @@ pub const SYS_STR_CAP: usize = 256;
 
 /// `SysEvent::flags` bits.
 pub mod sys_flags {
-    /// `str0` is a path walked in the kernel (leaf-first components), not
-    /// a string the caller passed.
-    pub const STR0_WALKED: u32 = 1 << 0;
+    /// The walked path after the strings (`base_len` bytes) is the file
+    /// itself (finit_module's, from its fd), not a mount target's base.
+    pub const FILE_WALKED: u32 = 1 << 0;
     /// A string was longer than its cap (which one: the lengths say, a
     /// string at its cap minus one was cut).
     pub const TRUNCATED: u32 = 1 << 1;
@@ -589,7 +589,8 @@ pub mod sys_flags {
 /// unload, memfd_create, mount/umount, a bpf() program load or attach, or
 /// (op [`SYS_OP_SIGNAL_SENSOR`]) a signal sent to the sensor. Followed by
 /// `str_lens[0] + str_lens[1] + str_lens[2]` bytes: three strings whose
-/// meaning depends on `op` (see the daemon's decoder).
+/// meaning depends on `op` (see the daemon's decoder), then `base_len`
+/// bytes: a path walked in the kernel (see the field).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SysEvent {
@@ -605,14 +606,19 @@ pub struct SysEvent {
     /// Numeric arguments; meaning by op.
     pub args: [u64; 4],
     pub str_lens: [u32; 3],
-    pub _pad0: u32,
+    /// A path walked in the kernel (leaf-first components, like exec's
+    /// paths), after the strings: finit_module's file
+    /// ([`sys_flags::FILE_WALKED`]); for mount, umount2, move_mount and
+    /// mount_setattr with a target (`str0`) that is relative or empty, the
+    /// cwd's or the dirfd's path. 0 otherwise.
+    pub base_len: u32,
 }
 
 const _: () = assert!(size_of::<SysEvent>() == 16 + 144 + 64);
 
 /// Largest record of the system kind.
 pub const SYS_EVENT_MAX: usize =
-    size_of::<SysEvent>() + SYS_STR0_CAP + crate::COMPONENT_MAX + 2 * SYS_STR_CAP;
+    size_of::<SysEvent>() + SYS_STR0_CAP + 2 * SYS_STR_CAP + crate::PATH_CAP + crate::COMPONENT_MAX;
 const _: () = assert!(size_of::<FileEvent>() == 16 + 144 + 88);
 const _: () = assert!(size_of::<CredEvent>() == 16 + 144 + 112);
 

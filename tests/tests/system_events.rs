@@ -311,3 +311,48 @@ fn mount_attributes_changed_with_mount_setattr_are_reported_and_so_is_a_refused_
     assert_eq!(at(&ev, "process.user.id"), "65534", "{ev}");
     let _ = std::fs::remove_dir(&dir);
 }
+
+/// Mount targets given relative to the cwd or a dirfd, or empty (the
+/// dirfd itself), are reported as the mount point the kernel used, with
+/// the argument as passed beside it.
+#[test]
+fn relative_and_empty_mount_targets_are_resolved() {
+    let sensor = Sensor::start("");
+    let dir = scratch_dir("sensor-mount-relative");
+    let target = dir.to_str().expect("utf-8");
+    let name = dir.file_name().and_then(|n| n.to_str()).expect("a name");
+    let (pid, ok) = actor(&["mount-relative", target]);
+    assert!(ok, "mounts by relative targets");
+    for (what, syscall, action, argument) in [
+        ("mount(2) relative to the cwd", "mount", "mount", name),
+        (
+            "mount_setattr of the dirfd itself",
+            "mount_setattr",
+            "mount",
+            "",
+        ),
+        ("umount2 relative to the cwd", "umount2", "umount", name),
+        (
+            "move_mount relative to a dirfd",
+            "move_mount",
+            "mount",
+            name,
+        ),
+    ] {
+        let ev = sensor.wait_for(what, |v| {
+            by(v, action, pid) && at(v, "sensor.syscall") == syscall
+        });
+        assert_eq!(at(&ev, "event.outcome"), "success", "{what}: {ev}");
+        assert_eq!(
+            at(&ev, "sensor.mount.target").as_str(),
+            Some(target),
+            "{what}: {ev}"
+        );
+        assert_eq!(
+            at(&ev, "sensor.mount.target_argument"),
+            argument,
+            "{what}: {ev}"
+        );
+    }
+    let _ = std::fs::remove_dir(&dir);
+}

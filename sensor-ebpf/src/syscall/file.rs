@@ -367,10 +367,7 @@ fn exit(ret: i64, ia32: bool) -> u32 {
         }
         // SAFETY: the path's first byte, inside the map value.
         _ if p.path_len > 0 && unsafe { *found.path } == b'/' => None,
-        _ if p.fd == AT_FDCWD => {
-            Some(read_ptr(task, off!(task_fs)).and_then(|fs| field(fs, off!(fs_pwd))))
-        }
-        _ => Some(fd_file(task, p.fd).and_then(|f| field(f, off!(file_path)))),
+        _ => Some(super::dir_path(task, p.fd)),
     };
     if let Some(base) = base {
         let walk = match base {

@@ -29,7 +29,7 @@ use aya_ebpf::maps::Array;
 use aya_ebpf::programs::TracePointContext;
 use sensor_common::{SYSCALL_SLOTS, SyscallOp};
 
-use crate::kernel::{Miss, read_ptr, read_u32};
+use crate::kernel::{Miss, field, read_ptr, read_u32};
 use crate::maps::{off, sensor_tgid};
 
 /// [`SyscallOp`] of each traced syscall number; 0 for the rest.
@@ -178,6 +178,18 @@ pub fn fd_file(task: u64, fd: i32) -> Result<u64, Miss> {
     let array = read_ptr(fdt, off!(fdtable_fd))?;
     // Never OFFSET_MISSING: a multiple of 8.
     read_ptr(array, fd as u32 * 8)
+}
+
+/// The `struct path` of the directory a relative path given with `dirfd`
+/// starts from: the cwd for AT_FDCWD, else the fd's file (which is also
+/// the object itself for an empty path with `AT_EMPTY_PATH`).
+#[inline(always)]
+pub fn dir_path(task: u64, dirfd: i32) -> Result<u64, Miss> {
+    if dirfd == sensor_common::AT_FDCWD {
+        read_ptr(task, off!(task_fs)).and_then(|fs| field(fs, off!(fs_pwd)))
+    } else {
+        fd_file(task, dirfd).and_then(|f| field(f, off!(file_path)))
+    }
 }
 
 /// Copies `len` bytes of kernel memory at `src` to `data + at`, the

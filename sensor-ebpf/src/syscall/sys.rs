@@ -10,11 +10,11 @@ use aya_ebpf::macros::{map, raw_tracepoint, tracepoint};
 use aya_ebpf::maps::{HashMap, PerCpuArray};
 use aya_ebpf::programs::{RawTracePointContext, TracePointContext};
 use sensor_common::{
-    EventKind, PATH_COMPONENTS_MAX, ProbeError, SYS_OP_SIGNAL_SENSOR, SYS_STR_CAP, SYS_STR0_CAP,
-    SysEvent, SyscallOp, sys_flags,
+    AT_FDCWD, EventKind, PATH_CAP, PATH_COMPONENTS_MAX, ProbeError, SYS_OP_SIGNAL_SENSOR,
+    SYS_STR_CAP, SYS_STR0_CAP, SysEvent, SyscallOp, sys_flags,
 };
 
-use super::{copy, fd_file, read_user_str};
+use super::{copy, dir_path, fd_file, read_user_str};
 use crate::kernel::{copy_struct, field, put, read_u32};
 use crate::maps::{DATA_MASK, SYSCALL_SCRATCH, count_error, off, scratch, sensor_tgid};
 use crate::path::{Walk, Writer, write_path};
@@ -131,8 +131,10 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
             p.args[1] = a(1);
         }
         // move_mount(from_dfd, from_path, to_dfd, to_path, flags): the
-        // target as given, the source path (often "" with an fd), flags.
+        // target as given (relative to to_dfd), the source path (often ""
+        // with an fd), flags.
         SyscallOp::MoveMount => {
+            p.fd = a(2) as i32;
             str0(p, a(3));
             str1(p, a(1));
             p.args[0] = a(4);
@@ -141,6 +143,7 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
         // the at-flags, and struct mount_attr's attr_set, attr_clr and
         // propagation (its first 24 bytes in every version).
         SyscallOp::MountSetattr => {
+            p.fd = a(0) as i32;
             str0(p, a(1));
             p.args[0] = a(2);
             for i in 1..4 {
@@ -237,15 +240,41 @@ fn exit(ret: i64, ia32: bool) -> u32 {
     ev.ret = ret;
     // SAFETY: two arrays of the same type, in map values.
     unsafe { copy_struct(&mut ev.args, &p.args) };
-    ev._pad0 = 0;
+    ev.base_len = 0;
     // SAFETY: FIXED is inside the scratch value.
     let data = unsafe { buf.add(FIXED) };
-    // str0: finit_module's file, walked from its fd; else the copied string.
-    let mut w = Writer { data, pos: 0 };
-    if p.op == SyscallOp::FinitModule as u32 {
-        ev.flags |= sys_flags::STR0_WALKED;
-        let walk = match fd_file(task, p.fd).and_then(|f| field(f, off!(file_path))) {
-            Ok(path) => write_path(&mut w, path, SYS_STR0_CAP, PATH_COMPONENTS_MAX),
+    // The strings as copied at entry (finit_module has no str0).
+    let len0 = p.lens[0] as usize & (SYS_STR0_CAP - 1);
+    copy(data, 0, p.s0.as_ptr(), len0);
+    let len1 = p.lens[1] as usize & (SYS_STR_CAP - 1);
+    copy(data, len0, p.s1.as_ptr(), len1);
+    let len2 = p.lens[2] as usize & (SYS_STR_CAP - 1);
+    copy(data, (len0 + len1) & DATA_MASK, p.s2.as_ptr(), len2);
+    ev.str_lens = [len0 as u32, len1 as u32, len2 as u32];
+    // Then one path walked here (one walk site: a second puts sys_exit past
+    // the verifier's budget): finit_module's file, from its fd; or where a
+    // mount target relative to the cwd or a dirfd, or empty (the dirfd
+    // itself), starts, so the daemon can show the mount point the kernel
+    // used.
+    let strings = (len0 + len1 + len2) & DATA_MASK;
+    let mut w = Writer { data, pos: strings };
+    let walked = if p.op == SyscallOp::FinitModule as u32 {
+        ev.flags |= sys_flags::FILE_WALKED;
+        Some(fd_file(task, p.fd).and_then(|f| field(f, off!(file_path))))
+    // SAFETY: s0's first byte, inside the map value.
+    } else if mount_target(p.op) && (len0 == 0 || unsafe { *p.s0.as_ptr() } != b'/') {
+        let dirfd = if p.op == SyscallOp::Mount as u32 || p.op == SyscallOp::Umount2 as u32 {
+            AT_FDCWD
+        } else {
+            p.fd
+        };
+        Some(dir_path(task, dirfd))
+    } else {
+        None
+    };
+    if let Some(walked) = walked {
+        let walk = match walked {
+            Ok(path) => write_path(&mut w, path, PATH_CAP, PATH_COMPONENTS_MAX),
             Err(_) => Walk::Failed,
         };
         match walk {
@@ -253,23 +282,23 @@ fn exit(ret: i64, ia32: bool) -> u32 {
             Walk::Truncated => ev.flags |= sys_flags::TRUNCATED,
             Walk::Failed => count_error(ProbeError::ReadPath),
         }
-    } else {
-        let n = p.lens[0] as usize & (SYS_STR0_CAP - 1);
-        copy(data, 0, p.s0.as_ptr(), n);
-        w.pos = n;
     }
-    let len0 = w.pos & DATA_MASK;
-    let len1 = p.lens[1] as usize & (SYS_STR_CAP - 1);
-    copy(data, len0, p.s1.as_ptr(), len1);
-    let len2 = p.lens[2] as usize & (SYS_STR_CAP - 1);
-    copy(data, (len0 + len1) & DATA_MASK, p.s2.as_ptr(), len2);
-    ev.str_lens = [len0 as u32, len1 as u32, len2 as u32];
-    let size = FIXED + ((len0 + len1 + len2) & DATA_MASK);
+    ev.base_len = w.since(strings) as u32;
+    let size = FIXED + (w.pos & DATA_MASK);
     ev.header.size = size as u32;
     // SAFETY: size <= FIXED + DATA_MASK, inside the scratch value.
     unsafe { crate::ring::output(EventKind::System, buf, size) };
     let _ = SYS_INFLIGHT.remove(&key);
     0
+}
+
+/// The ops whose `str0` is a mount point, resolved like a path.
+#[inline(always)]
+fn mount_target(op: u32) -> bool {
+    op == SyscallOp::Mount as u32
+        || op == SyscallOp::Umount2 as u32
+        || op == SyscallOp::MoveMount as u32
+        || op == SyscallOp::MountSetattr as u32
 }
 
 /// `signal_generate(int sig, struct kernel_siginfo *info, struct
@@ -303,7 +332,7 @@ pub fn signal_sensor(ctx: RawTracePointContext) -> u32 {
         for len in &mut ev.str_lens {
             put(len, 0);
         }
-        ev._pad0 = 0;
+        ev.base_len = 0;
         Ok(())
     });
     if sent.is_err() {

@@ -27,7 +27,7 @@ use sensor_common::{
     ProbeError, SyscallOp, WATCH_PREFIXES_MAX, WatchEvent, watch_flags,
 };
 
-use super::{copy, fd_file, inflight, read_user_str};
+use super::{copy, dir_path, fd_file, inflight, read_user_str};
 use crate::kernel::{Miss, field, put, read_ptr, read_u32, read_u64};
 use crate::maps::{DATA_MASK, SYSCALL_SCRATCH, count_error, off, scratch};
 use crate::path::{Walk, Writer, write_path};
@@ -443,16 +443,6 @@ fn send(
 }
 
 const FIXED: usize = core::mem::size_of::<WatchEvent>();
-
-/// The `struct path` of the directory a relative path starts from.
-#[inline(always)]
-fn dir_path(task: u64, dirfd: i32) -> Result<u64, Miss> {
-    if dirfd == AT_FDCWD {
-        read_ptr(task, off!(task_fs)).and_then(|fs| field(fs, off!(fs_pwd)))
-    } else {
-        fd_file(task, dirfd).and_then(|f| field(f, off!(file_path)))
-    }
-}
 
 /// Is the open file, or a directory above it, a watched inode? 1 + the
 /// watched path's index if so, else 0.

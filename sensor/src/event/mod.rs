@@ -746,7 +746,12 @@ pub struct MemfdDetail {
 /// `sensor.mount`.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct MountDetail {
+    /// The mount point: the target joined to the cwd or the dirfd when it
+    /// was relative, the dirfd's own path when it was empty.
     pub target: Text,
+    /// The target as the caller passed it, when `target` had to join it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_argument: Option<Text>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<Text>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -99,7 +99,8 @@ impl Pipeline {
                     SyscallOp::Mount | SyscallOp::Umount2 | SyscallOp::MoveMount => {
                         let umount = op == SyscallOp::Umount2;
                         sensor.mount = Some(MountDetail {
-                            target: Text(x.path.clone()),
+                            target: Text(x.mount_point()),
+                            target_argument: target_argument(&x),
                             source: text(&x.name),
                             fstype: text(&x.fstype),
                             flags: if umount { x.args[1] } else { x.args[0] },
@@ -115,7 +116,8 @@ impl Pipeline {
                     // the `mount -o remount,…` it can stand in for.
                     SyscallOp::MountSetattr => {
                         sensor.mount = Some(MountDetail {
-                            target: Text(x.path.clone()),
+                            target: Text(x.mount_point()),
+                            target_argument: target_argument(&x),
                             flags: x.args[0],
                             attributes_set: mount_attributes(x.args[1]),
                             attributes_cleared: mount_attributes(x.args[2]),
@@ -170,10 +172,17 @@ impl Pipeline {
     }
 }
 
+/// The target as the caller gave it, when the event's target had to join
+/// it to the cwd or dirfd (absent when they are the same).
+fn target_argument(x: &SysRecord) -> Option<Text> {
+    (!x.base.is_empty()).then(|| Text(x.path.clone()))
+}
+
 /// The field a cut string went to: the kernel flags only that one was cut,
 /// and a path at its cap is the likely one.
 fn truncated_field(x: &SysRecord) -> &'static str {
-    let path_cut = x.path.len() + 1 >= sensor_common::SYS_STR0_CAP;
+    let path_cut = x.path.len() + 1 >= sensor_common::SYS_STR0_CAP
+        || x.base.len() + sensor_common::COMPONENT_MAX >= sensor_common::PATH_CAP;
     match x.op {
         SysOp::Syscall(SyscallOp::FinitModule) if path_cut => "file.path",
         SysOp::Syscall(

@@ -20,6 +20,7 @@ fn main() {
         "memfd-exec" => memfd_exec(),
         "mount-tmpfs" => mount_tmpfs(&arg(1)),
         "move-mount-tmpfs" => move_mount_tmpfs(&arg(1)),
+        "mount-relative" => mount_relative(&arg(1)),
         "move-mount-as-nobody" => move_mount_as_nobody(&arg(1)),
         "mount-setattr-rdonly" => mount_setattr_rdonly(&arg(1)),
         "mount-setattr-as-nobody" => mount_setattr_as_nobody(&arg(1)),
@@ -46,7 +47,7 @@ fn main() {
 fn usage() -> ! {
     eprintln!(
         "usage: actor ptrace-attach PID | init-module-garbage | finit-module FILE | delete-module NAME | \
-         memfd-exec | mount-tmpfs DIR | move-mount-tmpfs DIR | move-mount-as-nobody DIR | \
+         memfd-exec | mount-tmpfs DIR | move-mount-tmpfs DIR | mount-relative DIR | move-mount-as-nobody DIR | \
          mount-setattr-rdonly DIR | mount-setattr-as-nobody DIR | bpf-prog-load | signal PID SIGNAL | signal-as-nobody PID SIGNAL"
     );
     std::process::exit(2)
@@ -227,9 +228,79 @@ const MOVE_MOUNT_F_EMPTY_PATH: libc::c_long = 0x4;
 /// Mounts a tmpfs on `dir` the new way (fsopen, fsconfig, fsmount,
 /// move_mount), then unmounts it.
 fn move_mount_tmpfs(dir: &str) -> Result<String, String> {
-    let (fstype, target, empty) = (
+    let target = CString::new(dir).map_err(|e| e.to_string())?;
+    new_tmpfs_moved_to(libc::AT_FDCWD, &target)?;
+    // SAFETY: a valid string.
+    if unsafe { libc::umount2(target.as_ptr(), 0) } != 0 {
+        return Err(format!("umount2: {}", errno()));
+    }
+    Ok(format!("mounted (move_mount) and unmounted tmpfs on {dir}"))
+}
+
+/// Mount targets the kernel resolves from the cwd or a dirfd, on `dir`:
+/// mount(2) and umount2 of its name from its parent as cwd, mount_setattr
+/// of an fd on it with an empty path (AT_EMPTY_PATH), and move_mount to
+/// its name relative to an fd on its parent.
+fn mount_relative(dir: &str) -> Result<String, String> {
+    let path = std::path::Path::new(dir);
+    let (parent, name) = match (path.parent(), path.file_name()) {
+        (Some(p), Some(n)) => (p, n.to_str().ok_or("non-UTF-8 name")?),
+        _ => return Err(format!("{dir}: no parent directory")),
+    };
+    std::env::set_current_dir(parent).map_err(|e| format!("chdir: {e}"))?;
+    mount_tmpfs_kept(name)?;
+    let (relative, empty) = (
+        CString::new(name).expect("no NUL"),
+        CString::new("").expect("no NUL"),
+    );
+    // SAFETY: plain syscalls with valid strings, fds they returned and a
+    // valid mount_attr of the size passed.
+    unsafe {
+        let fd = libc::open(relative.as_ptr(), libc::O_PATH | libc::O_DIRECTORY);
+        if fd < 0 {
+            return Err(format!("open: {}", errno()));
+        }
+        let attr = MountAttr {
+            attr_set: MOUNT_ATTR_NOSUID,
+            attr_clr: 0,
+            propagation: 0,
+            userns_fd: 0,
+        };
+        let set = libc::syscall(
+            libc::SYS_mount_setattr,
+            fd,
+            empty.as_ptr(),
+            libc::AT_EMPTY_PATH,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        );
+        let set_error = errno();
+        libc::close(fd);
+        if libc::umount2(relative.as_ptr(), 0) != 0 {
+            return Err(format!("umount2: {}", errno()));
+        }
+        if set != 0 {
+            return Err(format!("mount_setattr: {set_error}"));
+        }
+        let parent_fd = libc::open(c".".as_ptr(), libc::O_PATH | libc::O_DIRECTORY);
+        if parent_fd < 0 {
+            return Err(format!("open .: {}", errno()));
+        }
+        let moved = new_tmpfs_moved_to(parent_fd, &relative);
+        libc::close(parent_fd);
+        moved?;
+        if libc::umount2(relative.as_ptr(), 0) != 0 {
+            return Err(format!("umount2: {}", errno()));
+        }
+    }
+    Ok(format!("mounted tmpfs on {dir} by relative targets"))
+}
+
+/// A new tmpfs (fsopen, fsconfig, fsmount) moved to `to_path` relative to
+/// `to_dfd` with move_mount; left mounted.
+fn new_tmpfs_moved_to(to_dfd: libc::c_int, to_path: &CString) -> Result<(), String> {
+    let (fstype, empty) = (
         CString::new("tmpfs").expect("no NUL"),
-        CString::new(dir).map_err(|e| e.to_string())?,
         CString::new("").expect("no NUL"),
     );
     // SAFETY: raw syscalls with valid strings and fds they returned.
@@ -245,25 +316,23 @@ fn move_mount_tmpfs(dir: &str) -> Result<String, String> {
         if mnt < 0 {
             return Err(format!("fsmount: {}", errno()));
         }
-        if libc::syscall(
+        let moved = libc::syscall(
             libc::SYS_move_mount,
             mnt,
             empty.as_ptr(),
-            libc::AT_FDCWD,
-            target.as_ptr(),
+            to_dfd,
+            to_path.as_ptr(),
             MOVE_MOUNT_F_EMPTY_PATH,
-        ) < 0
-        {
-            return Err(format!("move_mount: {}", errno()));
-        }
+        );
+        let move_error = errno();
         // The mount's fd keeps it busy.
         libc::close(mnt as i32);
         libc::close(fs as i32);
-        if libc::umount2(target.as_ptr(), 0) != 0 {
-            return Err(format!("umount2: {}", errno()));
+        if moved < 0 {
+            return Err(format!("move_mount: {move_error}"));
         }
     }
-    Ok(format!("mounted (move_mount) and unmounted tmpfs on {dir}"))
+    Ok(())
 }
 
 /// `struct mount_attr` (include/uapi/linux/mount.h), version 0.

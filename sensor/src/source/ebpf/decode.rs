@@ -228,6 +228,10 @@ pub enum SysOp {
 /// - memfd_create: `name`, args[1] = flags, `ret` the fd;
 /// - mount: `path` (target), `source`, `fstype`, args[0] = flags;
 /// - umount2: `path`, args[1] = flags;
+/// - move_mount: `path` (target), `name` (source path), args[0] = flags;
+/// - mount_setattr: `path`, args = [at-flags, attr_set, attr_clr,
+///   propagation];
+/// - the four mount ops: `base`, where a relative or empty target starts;
 /// - bpf: args = [cmd, prog_type or attach_type], `name` (program or
 ///   tracepoint);
 /// - signal to the sensor: args = [signal, result, group].
@@ -244,8 +248,27 @@ pub struct SysRecord {
     pub name: Vec<u8>,
     /// str2: mount's filesystem type.
     pub fstype: Vec<u8>,
+    /// The directory a relative or empty mount target starts from (the
+    /// cwd, or the dirfd's path); empty when `path` is absolute.
+    pub base: Vec<u8>,
     pub truncated: bool,
     pub unreadable: bool,
+}
+
+impl SysRecord {
+    /// A mount op's target as the kernel resolved it: `path` joined to
+    /// `base`, or `base` itself for an empty path (the dirfd's mount).
+    /// `path` as given when there is no base to join (absolute, or the
+    /// walk failed).
+    pub fn mount_point(&self) -> Vec<u8> {
+        if self.base.is_empty() {
+            return self.path.clone();
+        }
+        if self.path.is_empty() {
+            return self.base.clone();
+        }
+        join(&self.path, &self.base).unwrap_or_else(|| self.path.clone())
+    }
 }
 
 /// What a network record reports.
@@ -490,7 +513,7 @@ fn decode_sys(bytes: &[u8]) -> Result<SysRecord, DecodeError> {
         SysOp::Syscall(SyscallOp::from_u32(e.op).ok_or(DecodeError::UnknownOp { kind, op: e.op })?)
     };
     let data = &bytes[fixed..];
-    let lens = e.str_lens.map(|l| l as usize);
+    let lens = [e.str_lens[0], e.str_lens[1], e.str_lens[2], e.base_len].map(|l| l as usize);
     let sum: usize = lens.iter().sum();
     if sum > data.len() {
         return Err(DecodeError::DataOverflow {
@@ -500,20 +523,27 @@ fn decode_sys(bytes: &[u8]) -> Result<SysRecord, DecodeError> {
     }
     let (s0, rest) = data.split_at(lens[0]);
     let (s1, rest) = rest.split_at(lens[1]);
-    let s2 = &rest[..lens[2]];
+    let (s2, rest) = rest.split_at(lens[2]);
+    let walked = &rest[..lens[3]];
+    let file_walked = e.flags & sys_flags::FILE_WALKED != 0;
     Ok(SysRecord {
         boot_ns: e.header.boot_ns,
         task: e.task,
         op,
         ret: e.ret,
         args: e.args,
-        path: if e.flags & sys_flags::STR0_WALKED != 0 {
-            join_components(s0)
+        path: if file_walked {
+            join_components(walked)
         } else {
             s0.to_vec()
         },
         name: s1.to_vec(),
         fstype: s2.to_vec(),
+        base: if file_walked {
+            Vec::new()
+        } else {
+            join_components(walked)
+        },
         truncated: e.flags & sys_flags::TRUNCATED != 0,
         unreadable: e.flags & sys_flags::UNREADABLE != 0,
     })

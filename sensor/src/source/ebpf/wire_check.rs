@@ -137,7 +137,7 @@ fn wire_structs_match_the_ebpf_object() {
     assert_same_layout!(
         btf,
         SysEvent,
-        [header, task, op, flags, ret, args, str_lens, _pad0]
+        [header, task, op, flags, ret, args, str_lens, base_len]
     );
     assert_same_layout!(
         btf,
