@@ -40,13 +40,15 @@ enum Workload {
     Chmod,
     ChmodPaced,
     Connect,
+    OpenWrite,
     Getppid,
 }
 
-const WORKLOADS: [Workload; 4] = [
+const WORKLOADS: [Workload; 5] = [
     Workload::Chmod,
     Workload::ChmodPaced,
     Workload::Connect,
+    Workload::OpenWrite,
     Workload::Getppid,
 ];
 
@@ -59,6 +61,7 @@ impl Workload {
             Workload::Chmod => "chmod",
             Workload::ChmodPaced => "chmod paced at 100k/s",
             Workload::Connect => "connect (+accept) on loopback",
+            Workload::OpenWrite => "open for writing (+close), not watched",
             Workload::Getppid => "getppid (not traced)",
         }
     }
@@ -330,6 +333,14 @@ fn load(w: Workload, setup: &Setup, workers: usize, duration: Duration) -> (u64,
                             ) == 0
                         },
                         Workload::Connect => connect_once(port),
+                        // What every write on the host pays: the sensor
+                        // checks each open for writing against the watched
+                        // files, and reports none of these.
+                        // SAFETY: a valid C string; the fd is closed.
+                        Workload::OpenWrite => unsafe {
+                            let fd = libc::open(file.as_ptr(), libc::O_WRONLY);
+                            fd >= 0 && libc::close(fd) == 0
+                        },
                         Workload::Getppid => {
                             // SAFETY: no arguments.
                             unsafe { libc::getppid() };
@@ -550,6 +561,14 @@ fn count_sensor_events(
             {
                 *counts.entry(Workload::Connect).or_insert(0) += 1;
             }
+            // None expected: the bench's files are not watched.
+            Some("open_write")
+                if v.pointer("/file/path")
+                    .and_then(Value::as_str)
+                    .is_some_and(|p| p.starts_with(&dir)) =>
+            {
+                *counts.entry(Workload::OpenWrite).or_insert(0) += 1;
+            }
             Some("lost") => {
                 let kind = v
                     .pointer("/sensor/lost/kind")
@@ -591,6 +610,11 @@ fn with_auditd(setup: &Setup, workers: usize, duration: Duration) -> Result<Scen
             "-k",
             "sensor-bench-connect",
         ],
+        // The sensor's default watches that exist on every Debian host,
+        // so that auditd checks opens for writing as the sensor does.
+        &["-w", "/etc/passwd", "-p", "wa", "-k", "sensor-bench-watch"],
+        &["-w", "/etc/shadow", "-p", "wa", "-k", "sensor-bench-watch"],
+        &["-w", "/etc/cron.d/", "-p", "wa", "-k", "sensor-bench-watch"],
     ])?;
     let lost_before = AuditStatus::read()?.lost;
     let mut results = BTreeMap::new();
@@ -631,6 +655,7 @@ fn with_auditd(setup: &Setup, workers: usize, duration: Duration) -> Result<Scen
         let key = match w.traced() {
             Workload::Chmod => "sensor-bench-chmod",
             Workload::Connect => "sensor-bench-connect",
+            Workload::OpenWrite => "sensor-bench-watch",
             _ => continue,
         };
         if let Some(m) = results.get_mut(&w) {
@@ -711,6 +736,10 @@ fn render(scenarios: &[Scenario], workers: usize, seconds: u64) -> String {
          connect it covers the connect, the accept on the other end and the TCP state change. \
          auditd's in-syscall audit work cannot be measured this way.\n\
          - ops/s against the baseline is the cost the workload feels, everything included.\n\
+         - open for writing: the sensor traces every open for writing and reports those of \
+         watched files (auditd: `-w` rules on /etc/passwd, /etc/shadow, /etc/cron.d/, which \
+         are in force in all its rows); the bench's files are not watched, so this row is the \
+         filter's cost on every write a host makes, and 0 reported is the expected count.\n\
          - getppid is traced by nobody: its rate shows what untraced syscalls pay. While any \
          `syscalls:` tracepoint is in use the kernel takes its slow syscall entry/exit path \
          (SYSCALL_WORK_SYSCALL_TRACEPOINT), as it does for auditd's rules (TIF_SYSCALL_AUDIT); \
