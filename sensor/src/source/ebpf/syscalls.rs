@@ -229,6 +229,8 @@ pub fn attach(
     offsets: &sensor_common::KernelOffsets,
 ) -> Result<(Vec<Traced>, FentryHooks), LoadError> {
     let mut hooks = FentryHooks::default();
+    // Parsed once for every fentry hook (tens of MiB, tens of ms).
+    let btf = aya::Btf::from_sys_fs().map_err(|e| format!("kernel BTF: {e}"));
     ensure_tracefs();
     let mut ops: Array<MapData, u32> = take_map(ebpf, names::SYSCALL_OPS_MAP)?;
     let mut traced = Vec::new();
@@ -237,10 +239,10 @@ pub fn attach(
             continue;
         }
         match kind {
-            EventKind::FileAttr => hooks.setattr = Some(attach_setattr(ebpf, offsets)),
-            // Before the entries: the switch they read is set once every
-            // hook is in place.
-            EventKind::FileWrite => hooks.watch_inode = Some(attach_watch_inode(ebpf, offsets)),
+            EventKind::FileAttr => hooks.setattr = Some(attach_setattr(ebpf, &btf, offsets)),
+            EventKind::FileWrite => {
+                hooks.watch_inode = Some(attach_watch_inode(ebpf, &btf, offsets))
+            }
             // Before any connect can return EINPROGRESS.
             EventKind::Net => {
                 attach_raw(ebpf, names::PROG_NET_STATE, names::TP_INET_SOCK_SET_STATE)?
@@ -287,14 +289,17 @@ pub fn attach(
 /// The fentry hook that gives chmod/chown events the file's attributes
 /// from before the call. Optional: where fentry is refused (some
 /// sandboxes, kernels without trampolines) the events come without them.
-fn attach_setattr(ebpf: &mut Ebpf, offsets: &sensor_common::KernelOffsets) -> HookStatus {
+fn attach_setattr(
+    ebpf: &mut Ebpf,
+    btf: &Result<aya::Btf, String>,
+    offsets: &sensor_common::KernelOffsets,
+) -> HookStatus {
     if offsets.setattr_dentry_arg == sensor_common::OFFSET_MISSING {
         return Err("security_inode_setattr has no dentry argument in this kernel's BTF".into());
     }
-    let btf = aya::Btf::from_sys_fs().map_err(|e| format!("kernel BTF: {e}"))?;
     attach_fentry(
         ebpf,
-        &btf,
+        btf.as_ref()?,
         names::PROG_FILE_SETATTR,
         names::FN_SECURITY_INODE_SETATTR,
     )
@@ -305,11 +310,15 @@ fn attach_setattr(ebpf: &mut Ebpf, offsets: &sensor_common::KernelOffsets) -> Ho
 /// that has the entry program keep undecided calls for them. All or
 /// nothing: with only some attached, a symlinked rename would be caught
 /// and a symlinked unlink not, which reads as coverage that is not there.
-fn attach_watch_inode(ebpf: &mut Ebpf, offsets: &sensor_common::KernelOffsets) -> HookStatus {
+fn attach_watch_inode(
+    ebpf: &mut Ebpf,
+    btf: &Result<aya::Btf, String>,
+    offsets: &sensor_common::KernelOffsets,
+) -> HookStatus {
     if offsets.setattr_dentry_arg == sensor_common::OFFSET_MISSING {
         return Err("security_inode_setattr has no dentry argument in this kernel's BTF".into());
     }
-    let btf = aya::Btf::from_sys_fs().map_err(|e| format!("kernel BTF: {e}"))?;
+    let btf = btf.as_ref()?;
     let hooks = [
         (names::PROG_WATCH_UNLINK, names::FN_SECURITY_INODE_UNLINK),
         (names::PROG_WATCH_RMDIR, names::FN_SECURITY_INODE_RMDIR),
@@ -318,7 +327,7 @@ fn attach_watch_inode(ebpf: &mut Ebpf, offsets: &sensor_common::KernelOffsets) -
     ];
     let mut links = Vec::new();
     for (name, function) in hooks {
-        match attach_fentry_link(ebpf, &btf, name, function) {
+        match attach_fentry_link(ebpf, btf, name, function) {
             Ok(link) => links.push((name, link)),
             Err(why) => {
                 for (name, link) in links {
