@@ -8,9 +8,9 @@
 //! position is kept masked so that loop states compare equal and prune.
 
 use aya_ebpf::helpers::generated::bpf_probe_read_kernel_str;
-use sensor_common::{COMPONENT_MAX, OFFSET_MISSING};
+use sensor_common::{COMPONENT_MAX, OFFSET_MISSING, PATH_CAP, PATH_COMPONENTS_MAX};
 
-use crate::kernel::{plus, read_ptr};
+use crate::kernel::{Miss, plus, read_ptr};
 use crate::maps::{DATA_MASK, off};
 
 /// Appends to the data area of the scratch buffer. Every write position is
@@ -67,6 +67,16 @@ impl Writer {
     #[inline(always)]
     pub fn since(&self, start: usize) -> usize {
         self.pos.wrapping_sub(start) & DATA_MASK
+    }
+}
+
+/// Writes the `struct path` found at `path` (up to PATH_CAP bytes and
+/// PATH_COMPONENTS_MAX components); one not found is a failed walk.
+#[inline(always)]
+pub fn write_found_path(w: &mut Writer, path: Result<u64, Miss>) -> Walk {
+    match path {
+        Ok(path) => write_path(w, path, PATH_CAP, PATH_COMPONENTS_MAX),
+        Err(_) => Walk::Failed,
     }
 }
 

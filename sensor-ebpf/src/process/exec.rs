@@ -10,14 +10,13 @@ use aya_ebpf::maps::ProgramArray;
 use aya_ebpf::programs::RawTracePointContext;
 use sensor_common::names::{EXEC_STAGE_CGROUP, EXEC_STAGE_CWD};
 use sensor_common::{
-    ARGV_CAP, CGROUP_CAP, CGROUP_COMPONENTS_MAX, EventKind, ExecEvent, PATH_CAP,
-    PATH_COMPONENTS_MAX, ProbeError, exec_flags,
+    ARGV_CAP, CGROUP_CAP, CGROUP_COMPONENTS_MAX, EventKind, ExecEvent, ProbeError, exec_flags,
 };
 
 use crate::kernel::Probe;
 use crate::kernel::{Miss, field, read_ptr, read_u32, read_u64};
 use crate::maps::{DATA_MASK, SCRATCH, count_error, off, sensor_tgid};
-use crate::path::{Walk, Writer, write_cgroup, write_path};
+use crate::path::{Walk, Writer, write_cgroup, write_found_path};
 use crate::task;
 
 const FIXED: usize = core::mem::size_of::<ExecEvent>();
@@ -214,10 +213,7 @@ fn send(buf: *mut u8) {
 #[inline(always)]
 fn path_into(w: &mut Writer, path: Result<u64, Miss>, truncated: u32) -> (u32, u32) {
     let before = w.pos;
-    let walk = match path {
-        Ok(p) => write_path(w, p, PATH_CAP, PATH_COMPONENTS_MAX),
-        Err(_) => Walk::Failed,
-    };
+    let walk = write_found_path(w, path);
     (w.since(before) as u32, walk_flags(walk, truncated))
 }
 

@@ -15,14 +15,14 @@ use aya_ebpf::macros::{map, tracepoint};
 use aya_ebpf::maps::{HashMap, PerCpuArray};
 use aya_ebpf::programs::TracePointContext;
 use sensor_common::{
-    ARG_PATH_CAP, AT_FDCWD, EventKind, FileEvent, PATH_CAP, PATH_COMPONENTS_MAX, ProbeError,
-    SyscallOp, Target, XATTR_NAME_CAP, XATTR_VALUE_CAP, file_flags,
+    ARG_PATH_CAP, AT_FDCWD, EventKind, FileEvent, ProbeError, SyscallOp, Target, XATTR_NAME_CAP,
+    XATTR_VALUE_CAP, file_flags,
 };
 
 use super::{copy, fd_file, inflight, read_user_str};
 use crate::kernel::{Miss, field, put, read_ptr, read_u16, read_u32, read_u64};
 use crate::maps::{DATA_MASK, SYSCALL_SCRATCH, count_error, off, scratch};
-use crate::path::{Walk, Writer, write_path};
+use crate::path::{Walk, Writer, write_found_path};
 use crate::task;
 
 /// `AT_EMPTY_PATH`: an `*at` call with an empty path acts on `dirfd` itself.
@@ -370,10 +370,7 @@ fn exit(ret: i64, ia32: bool) -> u32 {
         _ => Some(super::dir_path(task, p.fd)),
     };
     if let Some(base) = base {
-        let walk = match base {
-            Ok(path) => write_path(&mut w, path, PATH_CAP, PATH_COMPONENTS_MAX),
-            Err(_) => Walk::Failed,
-        };
+        let walk = write_found_path(&mut w, base);
         match walk {
             Walk::Complete => {}
             Walk::Truncated => ev.flags |= file_flags::BASE_TRUNCATED,

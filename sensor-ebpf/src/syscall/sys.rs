@@ -10,14 +10,14 @@ use aya_ebpf::macros::{map, raw_tracepoint, tracepoint};
 use aya_ebpf::maps::{HashMap, PerCpuArray};
 use aya_ebpf::programs::{RawTracePointContext, TracePointContext};
 use sensor_common::{
-    AT_FDCWD, EventKind, PATH_CAP, PATH_COMPONENTS_MAX, ProbeError, SYS_OP_SIGNAL_SENSOR,
-    SYS_STR_CAP, SYS_STR0_CAP, SysEvent, SyscallOp, sys_flags,
+    AT_FDCWD, EventKind, ProbeError, SYS_OP_SIGNAL_SENSOR, SYS_STR_CAP, SYS_STR0_CAP, SysEvent,
+    SyscallOp, sys_flags,
 };
 
 use super::{copy, dir_path, fd_file, read_user_str};
 use crate::kernel::{copy_struct, field, put, read_u32};
 use crate::maps::{DATA_MASK, SYSCALL_SCRATCH, count_error, off, scratch, sensor_tgid};
-use crate::path::{Walk, Writer, write_path};
+use crate::path::{Walk, Writer, write_found_path};
 use crate::task;
 
 const PTRACE_ATTACH: u64 = 16;
@@ -273,10 +273,7 @@ fn exit(ret: i64, ia32: bool) -> u32 {
         None
     };
     if let Some(walked) = walked {
-        let walk = match walked {
-            Ok(path) => write_path(&mut w, path, PATH_CAP, PATH_COMPONENTS_MAX),
-            Err(_) => Walk::Failed,
-        };
+        let walk = write_found_path(&mut w, walked);
         match walk {
             Walk::Complete => {}
             Walk::Truncated => ev.flags |= sys_flags::TRUNCATED,

@@ -23,14 +23,14 @@ use aya_ebpf::macros::{map, tracepoint};
 use aya_ebpf::maps::{Array, HashMap, PerCpuArray};
 use aya_ebpf::programs::TracePointContext;
 use sensor_common::{
-    ARG_PATH_CAP, AT_FDCWD, EventKind, ExeKey, PATH_CAP, PATH_COMPONENTS_MAX, PathPrefix,
-    ProbeError, SyscallOp, WATCH_PREFIXES_MAX, WatchEvent, watch_flags,
+    ARG_PATH_CAP, AT_FDCWD, EventKind, ExeKey, PathPrefix, ProbeError, SyscallOp,
+    WATCH_PREFIXES_MAX, WatchEvent, watch_flags,
 };
 
 use super::{copy, dir_path, fd_file, inflight, read_user_str};
 use crate::kernel::{Miss, field, put, read_ptr, read_u32, read_u64};
 use crate::maps::{DATA_MASK, SYSCALL_SCRATCH, count_error, off, scratch};
-use crate::path::{Walk, Writer, write_path};
+use crate::path::{Walk, Writer, write_found_path};
 use crate::task;
 
 const O_WRONLY: u32 = 0o1;
@@ -418,10 +418,7 @@ fn send(
         None
     };
     if let Some(base) = base {
-        let walk = match base {
-            Ok(path) => write_path(&mut w, path, PATH_CAP, PATH_COMPONENTS_MAX),
-            Err(_) => Walk::Failed,
-        };
+        let walk = write_found_path(&mut w, base);
         if walk != Walk::Complete {
             ev.flags |= watch_flags::BASE_TRUNCATED;
         }

@@ -294,9 +294,7 @@ fn attach_setattr(
     btf: &Result<aya::Btf, String>,
     offsets: &sensor_common::KernelOffsets,
 ) -> HookStatus {
-    if offsets.setattr_dentry_arg == sensor_common::OFFSET_MISSING {
-        return Err("security_inode_setattr has no dentry argument in this kernel's BTF".into());
-    }
+    setattr_dentry_known(offsets)?;
     attach_fentry(
         ebpf,
         btf.as_ref()?,
@@ -315,9 +313,7 @@ fn attach_watch_inode(
     btf: &Result<aya::Btf, String>,
     offsets: &sensor_common::KernelOffsets,
 ) -> HookStatus {
-    if offsets.setattr_dentry_arg == sensor_common::OFFSET_MISSING {
-        return Err("security_inode_setattr has no dentry argument in this kernel's BTF".into());
-    }
+    setattr_dentry_known(offsets)?;
     let btf = btf.as_ref()?;
     let hooks = [
         (names::PROG_WATCH_UNLINK, names::FN_SECURITY_INODE_UNLINK),
@@ -349,6 +345,15 @@ fn attach_watch_inode(
     let mut switch: Array<&mut MapData, u32> =
         Array::try_from(map).map_err(|e| format!("{name}: {e}"))?;
     switch.set(0, 1, 0).map_err(|e| format!("{name}: {e}"))?;
+    Ok(())
+}
+
+/// Both setattr hooks find the dentry among security_inode_setattr's
+/// arguments where the daemon's BTF reading put it.
+fn setattr_dentry_known(offsets: &sensor_common::KernelOffsets) -> HookStatus {
+    if offsets.setattr_dentry_arg == sensor_common::OFFSET_MISSING {
+        return Err("security_inode_setattr has no dentry argument in this kernel's BTF".into());
+    }
     Ok(())
 }
 
