@@ -169,17 +169,42 @@ fn exec_fork_and_exit_in_a_container_carry_its_id() {
 #[test]
 fn a_container_started_before_the_sensor_is_recognised() {
     // The container's process exists before the sensor: its identity comes
-    // from /proc, read when the sensor starts.
-    let (mut child, cidfile) = run_container(&["/bin/sleep", "4"]);
+    // from /proc, read when the sensor starts. It runs until killed once
+    // the sensor is up (a timed sleep raced a slow start under load).
+    let (mut child, cidfile) = run_container(&["/bin/sleep", "600"]);
     let id = container_id(&cidfile);
+    wait_for_sleep_in(&id);
     let sensor = Sensor::start("");
+    let killed = podman()
+        .args(["kill", &id])
+        .stdout(Stdio::null())
+        .status()
+        .expect("podman kill");
+    assert!(killed.success(), "podman kill {id}");
     child.wait().expect("wait podman");
     let exit = sensor.wait_for("exit of the container's sleep", |v| {
-        action(v) == "exit" && at(v, "process.name") == "sleep" && at(v, "process.args")[1] == "4"
+        action(v) == "exit" && at(v, "process.name") == "sleep" && at(v, "process.args")[1] == "600"
     });
     assert_eq!(at(&exit, "container.id"), id.as_str(), "{exit}");
     assert_eq!(at(&exit, "container.runtime"), "podman");
     sensor.stop();
+}
+
+/// Waits until the container `id`'s main process is running `sleep`.
+fn wait_for_sleep_in(id: &str) {
+    for _ in 0..300 {
+        let out = podman()
+            .args(["inspect", "--format", "{{.State.Pid}}", id])
+            .output()
+            .expect("podman inspect");
+        let pid = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if pid != "0" && comm.trim() == "sleep" {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("the container {id} did not start its sleep within 30 s");
 }
 
 #[test]
