@@ -475,15 +475,11 @@ pub mod watch_flags {
     /// rename's new path is relative to a different dirfd than the old
     /// one, whose directory was not walked: `path2` is as passed.
     pub const BASE2_UNKNOWN: u32 = 1 << 4;
-    /// The path argument did not name a watched path, but the file the
-    /// kernel resolved it to (or a directory above that file) is a watched
-    /// inode: a symlinked directory, a bind mount, `/proc/PID/root/…`.
-    /// Found by the fentry hooks on `security_inode_{unlink,rmdir,rename,
-    /// setattr}`, where the kernel allows them; `matched` names the path.
-    pub const BY_INODE: u32 = 1 << 5;
-    /// Kernel-side only: a truncate, unlink or rename whose path argument
-    /// did not decide, kept in flight for the fentry hooks to decide by
-    /// inode; its exit sends it only with [`BY_INODE`].
+    /// Kernel-side only, never sent: a truncate, unlink or rename whose
+    /// path argument did not decide, kept in flight for the fentry hooks on
+    /// `security_inode_{unlink,rmdir,rename,setattr}` to decide by the
+    /// inode the kernel resolved (a symlinked directory, a bind mount,
+    /// `/proc/PID/root/…`); its exit sends it only if they set `matched`.
     pub const UNDECIDED: u32 = 1 << 6;
 }
 

@@ -258,11 +258,12 @@ fn exit(ret: i64, ia32: bool) -> u32 {
     // used.
     let strings = (len0 + len1 + len2) & DATA_MASK;
     let mut w = Writer { data, pos: strings };
+    // SAFETY: s0's first byte, inside the map value.
+    let relative = len0 == 0 || unsafe { *p.s0.as_ptr() } != b'/';
     let walked = if p.op == SyscallOp::FinitModule as u32 {
         ev.flags |= sys_flags::FILE_WALKED;
         Some(fd_file(task, p.fd).and_then(|f| field(f, off!(file_path))))
-    // SAFETY: s0's first byte, inside the map value.
-    } else if mount_target(p.op) && (len0 == 0 || unsafe { *p.s0.as_ptr() } != b'/') {
+    } else if mount_target(p.op) && relative {
         let dirfd = if p.op == SyscallOp::Mount as u32 || p.op == SyscallOp::Umount2 as u32 {
             AT_FDCWD
         } else {

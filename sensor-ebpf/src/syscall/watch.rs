@@ -269,7 +269,8 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
 
 /// For the fentry hooks: the call in flight on this thread acts on
 /// `dentries` (0: none). The first that is, or is under, a watched inode
-/// decides an undecided call, and names the watched path in the event.
+/// names the watched path in the event (`matched`), which also decides an
+/// undecided call.
 #[inline(always)]
 pub(super) fn resolved(dentries: [u64; 2]) {
     let Some(p) = WATCH_INFLIGHT.get_ptr_mut(&super::thread_key()) else {
@@ -287,9 +288,6 @@ pub(super) fn resolved(dentries: [u64; 2]) {
         let m = dentry_watched(d, &WATCHED_INODES);
         if m != 0 {
             p.matched = m;
-            if p.flags & watch_flags::UNDECIDED != 0 {
-                p.flags |= watch_flags::BY_INODE;
-            }
             return;
         }
     }
@@ -328,8 +326,7 @@ fn exit(ret: i64, ia32: bool) -> u32 {
     };
     // SAFETY: a live map value, removed below.
     let p = unsafe { &*p };
-    let undecided = watch_flags::UNDECIDED | watch_flags::BY_INODE;
-    if p.flags & undecided == watch_flags::UNDECIDED {
+    if p.flags & watch_flags::UNDECIDED != 0 && p.matched == 0 {
         // Kept for the hooks, which found no watched inode.
         let _ = WATCH_INFLIGHT.remove(&key);
         return 0;

@@ -266,14 +266,7 @@ fn mount_relative(dir: &str) -> Result<String, String> {
             propagation: 0,
             userns_fd: 0,
         };
-        let set = libc::syscall(
-            libc::SYS_mount_setattr,
-            fd,
-            empty.as_ptr(),
-            libc::AT_EMPTY_PATH,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        );
+        let set = mount_setattr_at(fd, &empty, libc::AT_EMPTY_PATH, &attr);
         let set_error = errno();
         libc::close(fd);
         if libc::umount2(relative.as_ptr(), 0) != 0 {
@@ -350,13 +343,23 @@ const MOUNT_ATTR_NOEXEC: u64 = 0x8;
 
 /// mount_setattr(AT_FDCWD, dir, 0, attr): returns the call's result.
 fn mount_setattr(dir: &CString, attr: &MountAttr) -> libc::c_long {
+    mount_setattr_at(libc::AT_FDCWD, dir, 0, attr)
+}
+
+/// mount_setattr(dfd, path, flags, attr): returns the call's result.
+fn mount_setattr_at(
+    dfd: libc::c_int,
+    path: &CString,
+    flags: libc::c_int,
+    attr: &MountAttr,
+) -> libc::c_long {
     // SAFETY: a valid string and a valid mount_attr of the size passed.
     unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
-            libc::AT_FDCWD,
-            dir.as_ptr(),
-            0,
+            dfd,
+            path.as_ptr(),
+            flags,
             attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
