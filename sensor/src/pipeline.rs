@@ -18,7 +18,7 @@ use crate::event::{
     Agent, Cgroup, Container, ContainerImage, ContainerLookups, ErrorInfo, Event, EventMeta,
     ExecutableHashes, Frozen, Gain, Heartbeat, Host, Labels, Lost, Orchestrator,
     OrchestratorResource, PrivilegeGain, ProbeErrorCount, Process, ProcessHash, SensorFields,
-    SequenceGap, Signal, Text, Thread, caps,
+    SequenceGap, Shared, Signal, Text, Thread, caps,
 };
 use crate::sink::sequence::SequenceLease;
 use crate::source::ebpf::decode::{ExecRecord, ExitRecord, ForkRecord, KernelEvent};
@@ -169,10 +169,10 @@ impl Pipeline {
             ppid: s.ppid,
             start_ticks: s.start_ticks,
             entity_id: self.table.ids.id(s.pid, s.start_ticks),
-            name: Some(Text(s.comm)),
-            executable: s.exe.map(Text),
-            args: Some(s.args.into_iter().map(Text).collect()),
-            working_directory: s.cwd.map(Text),
+            name: Some(Text(s.comm).into()),
+            executable: s.exe.map(|e| Text(e).into()),
+            args: Some(Shared::new(s.args.into_iter().map(Text).collect())),
+            working_directory: s.cwd.map(|c| Text(c).into()),
             container: s.cgroup.as_deref().and_then(container::from_cgroup_path),
             creds: None,
             exe_hash,
@@ -269,10 +269,10 @@ impl Pipeline {
                 });
         let entry = self.table.entry(e.task.tgid, e.task.ppid, ticks);
         entry.exe_hash = exe_hash;
-        entry.name = Some(comm(&e.task));
-        entry.executable = non_empty(e.exe);
-        entry.args = Some(args);
-        entry.working_directory = non_empty(e.cwd);
+        entry.name = Some(comm(&e.task).into());
+        entry.executable = non_empty(e.exe).map(Shared::new);
+        entry.args = Some(Shared::new(args));
+        entry.working_directory = non_empty(e.cwd).map(Shared::new);
         // An exec'd process can have been moved into a container's cgroup
         // (`podman exec`): the cgroup at exec is the truth. An unreadable
         // cgroup keeps what was known.
@@ -318,7 +318,7 @@ impl Pipeline {
             .or_else(|| self.table.get(f.task.ppid))
             .cloned();
         let entry = self.table.entry(f.task.tgid, f.task.ppid, ticks);
-        entry.name = Some(comm(&f.task));
+        entry.name = Some(comm(&f.task).into());
         if let Some(parent) = inherited {
             entry.executable = parent.executable;
             entry.args = parent.args;
@@ -425,12 +425,12 @@ impl Pipeline {
         process.parent = Some(lineage.parent);
         sensor.ancestors = lineage.ancestors;
         for (field, text) in [
-            ("process.executable", process.executable.as_ref()),
+            ("process.executable", process.executable.as_deref()),
             (
                 "process.working_directory",
-                process.working_directory.as_ref(),
+                process.working_directory.as_deref(),
             ),
-            ("process.name", process.name.as_ref()),
+            ("process.name", process.name.as_deref()),
         ] {
             if text.is_some_and(Text::is_escaped) {
                 sensor.escaped.push(field.to_owned());
@@ -746,7 +746,7 @@ fn to_process(p: &ProcessInfo) -> Process {
         entity_id: p.entity_id.clone(),
         name: p.name.clone(),
         executable: p.executable.clone(),
-        args_count: p.args.as_ref().map(Vec::len),
+        args_count: p.args.as_ref().map(|a| a.len()),
         args: p.args.clone(),
         working_directory: p.working_directory.clone(),
         ..Process::default()

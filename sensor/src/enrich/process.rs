@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::enrich::container::ContainerRef;
 use crate::enrich::exehash::FileKey;
-use crate::event::{Ancestor, Text};
+use crate::event::{Ancestor, Shared, Text};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcessInfo {
@@ -21,10 +21,10 @@ pub struct ProcessInfo {
     /// seen at start and processes seen by the kernel get the same id.
     pub start_ticks: u64,
     pub entity_id: String,
-    pub name: Option<Text>,
-    pub executable: Option<Text>,
-    pub args: Option<Vec<Text>>,
-    pub working_directory: Option<Text>,
+    pub name: Option<Shared<Text>>,
+    pub executable: Option<Shared<Text>>,
+    pub args: Option<Shared<Vec<Text>>>,
+    pub working_directory: Option<Shared<Text>>,
     /// From the cgroup path at exec (or in /proc at start); a fork inherits
     /// its parent's.
     pub container: Option<ContainerRef>,
@@ -261,8 +261,8 @@ impl ProcessTable {
             out.push(Ancestor {
                 pid: p.pid,
                 entity_id: p.entity_id.clone(),
-                executable: p.executable.clone(),
-                name: p.name.clone(),
+                executable: p.executable.as_deref().cloned(),
+                name: p.name.as_deref().cloned(),
             });
             // pid 1's parent is 0; a loop can only come from a stale entry.
             if p.ppid == p.pid || out.iter().any(|a| a.pid == p.ppid) {
@@ -306,8 +306,8 @@ mod tests {
             ppid,
             start_ticks: start,
             entity_id: t.ids.id(pid, start),
-            name: Some(Text::from(format!("p{pid}").as_str())),
-            executable: Some(Text::from(format!("/bin/p{pid}").as_str())),
+            name: Some(Text::from(format!("p{pid}").as_str()).into()),
+            executable: Some(Text::from(format!("/bin/p{pid}").as_str()).into()),
             args: None,
             working_directory: None,
             container: None,

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 pub use audit::{AuditFields, AuditRecord, AuditStatus};
-pub use frozen::Frozen;
+pub use frozen::{Frozen, Shared};
 pub use text::Text;
 
 /// One finished event.
@@ -172,15 +172,15 @@ pub struct Process {
     pub pid: u32,
     pub entity_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<Text>,
+    pub name: Option<Shared<Text>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub executable: Option<Text>,
+    pub executable: Option<Shared<Text>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub args: Option<Vec<Text>>,
+    pub args: Option<Shared<Vec<Text>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub args_count: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub working_directory: Option<Text>,
+    pub working_directory: Option<Shared<Text>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub start: Option<String>,
     /// ECS: `process.user` is the effective user.

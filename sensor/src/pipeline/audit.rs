@@ -191,7 +191,7 @@ impl Pipeline {
                     Some((comm, _ppid, ticks)) => Process {
                         pid,
                         entity_id: self.table.ids.id(pid, ticks),
-                        name: Some(Text(comm)),
+                        name: Some(Text(comm).into()),
                         ..Process::default()
                     },
                     // Gone already: the pid is all there is.

@@ -55,8 +55,8 @@ impl Pipeline {
                         sensor.ptrace_target = Some(Ancestor {
                             pid,
                             entity_id: target.map(|t| t.entity_id.clone()).unwrap_or_default(),
-                            executable: target.and_then(|t| t.executable.clone()),
-                            name: target.and_then(|t| t.name.clone()),
+                            executable: target.and_then(|t| t.executable.as_deref().cloned()),
+                            name: target.and_then(|t| t.name.as_deref().cloned()),
                         });
                         (
                             PROCESS,

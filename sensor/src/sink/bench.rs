@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use super::{Router, Sink, SinkError};
 use crate::config::sinks::SinkConfig;
 use crate::event::{
-    Agent, Event, EventMeta, Frozen, Host, HostOs, Id, Process, SensorFields, Text,
+    Agent, Event, EventMeta, Frozen, Host, HostOs, Id, Process, SensorFields, Shared, Text,
 };
 
 /// Keep at most this much queued per sink: measure sustained throughput,
@@ -43,14 +43,20 @@ fn cpu_seconds() -> f64 {
     t(u.ru_utime) + t(u.ru_stime)
 }
 
-/// Shared parts are shared as the pipeline shares them (see `Frozen`).
-struct Shared {
+/// Shared parts are shared as the pipeline shares them (see `Frozen`):
+/// the host, the agent and the parent by every event, the process's own
+/// strings by every event of that process.
+struct SharedParts {
     host: Arc<Frozen<Host>>,
     agent: Arc<Frozen<Agent>>,
     parent: Arc<Frozen<Process>>,
+    name: Shared<Text>,
+    executable: Shared<Text>,
+    args: Shared<Vec<Text>>,
+    working_directory: Shared<Text>,
 }
 
-fn sample_event(shared: &Shared, seq: u64) -> Event {
+fn sample_event(shared: &SharedParts, seq: u64) -> Event {
     let id = |n: u32, name: &str| {
         Some(Id {
             id: n.to_string().into(),
@@ -72,15 +78,11 @@ fn sample_event(shared: &Shared, seq: u64) -> Event {
         process: Some(Process {
             pid: 4242,
             entity_id: "c017f6569481c3213ca2f99eeda4831e".to_owned(),
-            name: Some(Text(b"curl".to_vec())),
-            executable: Some(Text(b"/usr/bin/curl".to_vec())),
-            args: Some(vec![
-                Text(b"curl".to_vec()),
-                Text(b"-fsSL".to_vec()),
-                Text(b"https://example.com/install.sh".to_vec()),
-            ]),
-            args_count: Some(3),
-            working_directory: Some(Text(b"/home/alice/src/project".to_vec())),
+            name: Some(shared.name.clone()),
+            executable: Some(shared.executable.clone()),
+            args_count: Some(shared.args.len()),
+            args: Some(shared.args.clone()),
+            working_directory: Some(shared.working_directory.clone()),
             start: Some("2026-11-23T11:19:03.120000000Z".to_owned()),
             user: id(1000, "alice"),
             real_user: id(1000, "alice"),
@@ -129,14 +131,23 @@ pub async fn run(sinks: &[SinkConfig], state_dir: &Path, events: u64) -> Result<
     let parent = Arc::new(Frozen::new(Process {
         pid: 4100,
         entity_id: "a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5".to_owned(),
-        name: Some(Text(b"bash".to_vec())),
-        executable: Some(Text(b"/usr/bin/bash".to_vec())),
+        name: Some(Text::from("bash").into()),
+        executable: Some(Text::from("/usr/bin/bash").into()),
         ..Process::default()
     }));
-    let shared = Shared {
+    let shared = SharedParts {
         host,
         agent,
         parent,
+        name: Text::from("curl").into(),
+        executable: Text::from("/usr/bin/curl").into(),
+        args: vec![
+            Text::from("curl"),
+            Text::from("-fsSL"),
+            Text::from("https://example.com/install.sh"),
+        ]
+        .into(),
+        working_directory: Text::from("/home/alice/src/project").into(),
     };
     let mut router = Router::start(sinks, state_dir)?;
     let cpu0 = cpu_seconds();
