@@ -674,7 +674,7 @@ impl Pipeline {
         self.sensor_event(
             meta,
             SensorFields {
-                heartbeat: Some(heartbeat),
+                heartbeat: Some(Box::new(heartbeat)),
                 ..SensorFields::default()
             },
         )

@@ -417,10 +417,10 @@ pub struct SensorFields {
     pub syscall_abi: Option<&'static str>,
     /// On a file attribute change: before, requested, special bits, xattr.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub file_change: Option<FileChange>,
+    pub file_change: Option<Box<FileChange>>,
     /// On a credential change: ids and capabilities before and after.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub cred_change: Option<CredChange>,
+    pub cred_change: Option<Box<CredChange>>,
     /// The process gained root or capabilities on this event; `via` says
     /// how (`exec` of a setuid/file-capability program, or `unexplained`:
     /// no credential syscall or exec accounts for it).
@@ -447,7 +447,7 @@ pub struct SensorFields {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memfd: Option<MemfdDetail>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub mount: Option<MountDetail>,
+    pub mount: Option<Box<MountDetail>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bpf: Option<BpfDetail>,
     /// A signal to the sensor: how the kernel handled it (`delivered`,
@@ -456,7 +456,7 @@ pub struct SensorFields {
     pub signal_result: Option<&'static str>,
     /// A write to a watched path.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub file_write: Option<FileWrite>,
+    pub file_write: Option<Box<FileWrite>>,
     /// What ECS `network.*` has no field for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub network: Option<NetworkDetail>,
@@ -467,10 +467,10 @@ pub struct SensorFields {
     /// On a heartbeat: the sensor's counters, so that a collector can tell
     /// a quiet host from a dead sensor.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub heartbeat: Option<Heartbeat>,
+    pub heartbeat: Option<Box<Heartbeat>>,
     /// On an event from the kernel audit subsystem.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub audit: Option<AuditFields>,
+    pub audit: Option<Box<AuditFields>>,
     /// On an `audit_status` metric event.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audit_status: Option<AuditStatus>,

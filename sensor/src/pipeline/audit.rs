@@ -85,7 +85,7 @@ impl Pipeline {
                 }
             }
         }
-        sensor.audit = Some(audit);
+        sensor.audit = Some(Box::new(audit));
         let meta = self.meta(n.kind, n.category, n.type_, n.action, n.outcome, "audit");
         let wall = UNIX_EPOCH
             + Duration::from_secs(ev.stamp.sec)

@@ -75,7 +75,7 @@ impl Pipeline {
         };
         let sensor = SensorFields {
             syscall: Some(c.op.name()),
-            cred_change: Some(change),
+            cred_change: Some(Box::new(change)),
             ..SensorFields::default()
         };
         let kind = Kind {

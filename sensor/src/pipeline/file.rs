@@ -163,7 +163,7 @@ impl Pipeline {
                 sensor.escaped.push(field.to_owned());
             }
         }
-        sensor.file_change = Some(change);
+        sensor.file_change = Some(Box::new(change));
         let kind = Kind {
             category: FILE,
             type_: CHANGE,

@@ -98,14 +98,14 @@ impl Pipeline {
                     }
                     SyscallOp::Mount | SyscallOp::Umount2 | SyscallOp::MoveMount => {
                         let umount = op == SyscallOp::Umount2;
-                        sensor.mount = Some(MountDetail {
+                        sensor.mount = Some(Box::new(MountDetail {
                             target: Text(x.mount_point()),
                             target_argument: target_argument(&x),
                             source: text(&x.name),
                             fstype: text(&x.fstype),
                             flags: if umount { x.args[1] } else { x.args[0] },
                             ..MountDetail::default()
-                        });
+                        }));
                         (
                             CONFIGURATION,
                             CHANGE,
@@ -115,7 +115,7 @@ impl Pipeline {
                     // A mount's attributes changed: shown as a mount, like
                     // the `mount -o remount,…` it can stand in for.
                     SyscallOp::MountSetattr => {
-                        sensor.mount = Some(MountDetail {
+                        sensor.mount = Some(Box::new(MountDetail {
                             target: Text(x.mount_point()),
                             target_argument: target_argument(&x),
                             flags: x.args[0],
@@ -123,7 +123,7 @@ impl Pipeline {
                             attributes_cleared: mount_attributes(x.args[2]),
                             propagation: (x.args[3] != 0).then_some(x.args[3]),
                             ..MountDetail::default()
-                        });
+                        }));
                         (CONFIGURATION, CHANGE, "mount")
                     }
                     SyscallOp::Bpf => {

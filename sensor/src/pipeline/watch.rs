@@ -78,7 +78,7 @@ impl Pipeline {
                 sensor.escaped.push(field.to_owned());
             }
         }
-        sensor.file_write = Some(write);
+        sensor.file_write = Some(Box::new(write));
         let kind = Kind {
             category: FILE,
             type_,
