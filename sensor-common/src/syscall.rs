@@ -581,6 +581,15 @@ pub mod sys_flags {
     pub const UNREADABLE: u32 = 1 << 2;
 }
 
+/// mount(2) flags under which its source is a path too, resolved like the
+/// target: a bind mount and a move.
+pub mod mount_flags {
+    pub const MS_BIND: u64 = 0x1000;
+    pub const MS_MOVE: u64 = 0x2000;
+    /// Either.
+    pub const SOURCE_IS_PATH: u64 = MS_BIND | MS_MOVE;
+}
+
 /// An action an intruder uses: ptrace attach, a kernel module load or
 /// unload, memfd_create, mount/umount, a bpf() program load or attach, or
 /// (op [`SYS_OP_SIGNAL_SENSOR`]) a signal sent to the sensor. Followed by
@@ -605,7 +614,8 @@ pub struct SysEvent {
     /// A path walked in the kernel (leaf-first components, like exec's
     /// paths), after the strings: finit_module's file
     /// ([`sys_flags::FILE_WALKED`]); for mount, umount2, move_mount and
-    /// mount_setattr with a target (`str0`) that is relative or empty, the
+    /// mount_setattr with a target (`str0`) that is relative or empty, and
+    /// for a bind or move mount(2) with a relative source (`str1`), the
     /// cwd's or the dirfd's path. 0 otherwise.
     pub base_len: u32,
 }

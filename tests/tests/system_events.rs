@@ -356,3 +356,45 @@ fn relative_and_empty_mount_targets_are_resolved() {
     }
     let _ = std::fs::remove_dir(&dir);
 }
+
+/// A bind mount's source is a path too: `cd /etc; mount --bind shadow-dir
+/// /tmp/x` must show the directory the kernel bound, not `shadow-dir`.
+#[test]
+fn a_bind_mount_relative_source_is_resolved() {
+    let sensor = Sensor::start("");
+    let src = scratch_dir("sensor-bind-source");
+    let dst = scratch_dir("sensor-bind-target");
+    let (source, target) = (src.to_str().expect("utf-8"), dst.to_str().expect("utf-8"));
+    let name = src.file_name().and_then(|n| n.to_str()).expect("a name");
+    let (pid, ok) = actor(&["bind-relative", source, target]);
+    assert!(ok, "bind mount by a relative source");
+    let ev = sensor.wait_for("the bind mount", |v| {
+        by(v, "mount", pid) && at(v, "sensor.syscall") == "mount"
+    });
+    assert_eq!(at(&ev, "event.outcome"), "success", "{ev}");
+    assert_eq!(
+        at(&ev, "sensor.mount.source").as_str(),
+        Some(source),
+        "{ev}"
+    );
+    assert_eq!(at(&ev, "sensor.mount.source_argument"), name, "{ev}");
+    // The absolute target is shown as passed, with nothing joined.
+    assert_eq!(
+        at(&ev, "sensor.mount.target").as_str(),
+        Some(target),
+        "{ev}"
+    );
+    assert!(
+        at(&ev, "sensor.mount.target_argument").is_null(),
+        "an absolute target has no argument form: {ev}"
+    );
+    assert_eq!(
+        at(&ev, "sensor.mount.flags")
+            .as_u64()
+            .map(|f| f & libc::MS_BIND),
+        Some(libc::MS_BIND),
+        "{ev}"
+    );
+    let _ = std::fs::remove_dir(&src);
+    let _ = std::fs::remove_dir(&dst);
+}

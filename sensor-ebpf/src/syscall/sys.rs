@@ -11,7 +11,7 @@ use aya_ebpf::maps::{HashMap, PerCpuArray};
 use aya_ebpf::programs::{RawTracePointContext, TracePointContext};
 use sensor_common::{
     AT_FDCWD, EventKind, ProbeError, SYS_OP_SIGNAL_SENSOR, SYS_STR_CAP, SYS_STR0_CAP, SysEvent,
-    SyscallOp, sys_flags,
+    SyscallOp, mount_flags, sys_flags,
 };
 
 use super::{copy, dir_path, fd_file, read_user_str};
@@ -254,16 +254,22 @@ fn exit(ret: i64, ia32: bool) -> u32 {
     // Then one path walked here (one walk site: a second puts sys_exit past
     // the verifier's budget): finit_module's file, from its fd; or where a
     // mount target relative to the cwd or a dirfd, or empty (the dirfd
-    // itself), starts, so the daemon can show the mount point the kernel
-    // used.
+    // itself), or a bind or move mount's relative source, starts, so the
+    // daemon can show the paths the kernel used.
     let strings = (len0 + len1 + len2) & DATA_MASK;
     let mut w = Writer { data, pos: strings };
     // SAFETY: s0's first byte, inside the map value.
     let relative = len0 == 0 || unsafe { *p.s0.as_ptr() } != b'/';
+    // A bind or move mount's source is a path relative to the same cwd.
+    // SAFETY: s1's first byte, inside the map value.
+    let source_relative = p.op == SyscallOp::Mount as u32
+        && p.args[0] & mount_flags::SOURCE_IS_PATH != 0
+        && len1 > 0
+        && unsafe { *p.s1.as_ptr() } != b'/';
     let walked = if p.op == SyscallOp::FinitModule as u32 {
         ev.flags |= sys_flags::FILE_WALKED;
         Some(fd_file(task, p.fd).and_then(|f| field(f, off!(file_path))))
-    } else if mount_target(p.op) && relative {
+    } else if mount_target(p.op) && (relative || source_relative) {
         let dirfd = if p.op == SyscallOp::Mount as u32 || p.op == SyscallOp::Umount2 as u32 {
             AT_FDCWD
         } else {

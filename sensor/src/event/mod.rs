@@ -752,8 +752,13 @@ pub struct MountDetail {
     /// The target as the caller passed it, when `target` had to join it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target_argument: Option<Text>,
+    /// The device or name mounted; for a bind or move mount(2), the path
+    /// the kernel used: joined to the cwd when relative.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<Text>,
+    /// The source as the caller passed it, when `source` had to join it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_argument: Option<Text>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fstype: Option<Text>,
     pub flags: u64,

@@ -98,10 +98,17 @@ impl Pipeline {
                     }
                     SyscallOp::Mount | SyscallOp::Umount2 | SyscallOp::MoveMount => {
                         let umount = op == SyscallOp::Umount2;
+                        // A bind or move mount's source is a path too.
+                        let source_path = x.mount_source_path();
+                        let source_argument = source_path
+                            .as_ref()
+                            .filter(|p| **p != x.name)
+                            .map(|_| Text(x.name.clone()));
                         sensor.mount = Some(Box::new(MountDetail {
                             target: Text(x.mount_point()),
                             target_argument: target_argument(&x),
-                            source: text(&x.name),
+                            source: source_path.map(Text).or_else(|| text(&x.name)),
+                            source_argument,
                             fstype: text(&x.fstype),
                             flags: if umount { x.args[1] } else { x.args[0] },
                             ..MountDetail::default()
@@ -175,7 +182,7 @@ impl Pipeline {
 /// The target as the caller gave it, when the event's target had to join
 /// it to the cwd or dirfd (absent when they are the same).
 fn target_argument(x: &SysRecord) -> Option<Text> {
-    (!x.base.is_empty()).then(|| Text(x.path.clone()))
+    x.mount_point_resolved().then(|| Text(x.path.clone()))
 }
 
 /// The field a cut string went to: the kernel flags only that one was cut,

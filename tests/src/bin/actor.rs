@@ -21,6 +21,7 @@ fn main() {
         "mount-tmpfs" => mount_tmpfs(&arg(1)),
         "move-mount-tmpfs" => move_mount_tmpfs(&arg(1)),
         "mount-relative" => mount_relative(&arg(1)),
+        "bind-relative" => bind_relative(&arg(1), &arg(2)),
         "move-mount-as-nobody" => move_mount_as_nobody(&arg(1)),
         "mount-setattr-rdonly" => mount_setattr_rdonly(&arg(1)),
         "mount-setattr-as-nobody" => mount_setattr_as_nobody(&arg(1)),
@@ -47,7 +48,7 @@ fn main() {
 fn usage() -> ! {
     eprintln!(
         "usage: actor ptrace-attach PID | init-module-garbage | finit-module FILE | delete-module NAME | \
-         memfd-exec | mount-tmpfs DIR | move-mount-tmpfs DIR | mount-relative DIR | move-mount-as-nobody DIR | \
+         memfd-exec | mount-tmpfs DIR | move-mount-tmpfs DIR | mount-relative DIR | bind-relative SRC DST | move-mount-as-nobody DIR | \
          mount-setattr-rdonly DIR | mount-setattr-as-nobody DIR | bpf-prog-load | signal PID SIGNAL | signal-as-nobody PID SIGNAL"
     );
     std::process::exit(2)
@@ -287,6 +288,38 @@ fn mount_relative(dir: &str) -> Result<String, String> {
         }
     }
     Ok(format!("mounted tmpfs on {dir} by relative targets"))
+}
+
+/// Bind-mounts directory `src`, named relative to its parent (the cwd), on
+/// `dst` (absolute), and unmounts it.
+fn bind_relative(src: &str, dst: &str) -> Result<String, String> {
+    let path = std::path::Path::new(src);
+    let (parent, name) = match (path.parent(), path.file_name()) {
+        (Some(p), Some(n)) => (p, n.to_str().ok_or("non-UTF-8 name")?),
+        _ => return Err(format!("{src}: no parent directory")),
+    };
+    std::env::set_current_dir(parent).map_err(|e| format!("chdir: {e}"))?;
+    let (source, target) = (
+        CString::new(name).expect("no NUL"),
+        CString::new(dst).map_err(|_| "NUL in the target")?,
+    );
+    // SAFETY: plain syscalls with valid strings.
+    unsafe {
+        if libc::mount(
+            source.as_ptr(),
+            target.as_ptr(),
+            std::ptr::null(),
+            libc::MS_BIND,
+            std::ptr::null(),
+        ) != 0
+        {
+            return Err(format!("mount --bind: {}", errno()));
+        }
+        if libc::umount2(target.as_ptr(), 0) != 0 {
+            return Err(format!("umount2: {}", errno()));
+        }
+    }
+    Ok(format!("bound {src} on {dst} by a relative source"))
 }
 
 /// A new tmpfs (fsopen, fsconfig, fsmount) moved to `to_path` relative to

@@ -248,8 +248,9 @@ pub struct SysRecord {
     pub name: Vec<u8>,
     /// str2: mount's filesystem type.
     pub fstype: Vec<u8>,
-    /// The directory a relative or empty mount target starts from (the
-    /// cwd, or the dirfd's path); empty when `path` is absolute.
+    /// The directory a relative or empty mount target, or a bind or move
+    /// mount's relative source, starts from (the cwd, or the dirfd's
+    /// path); empty when neither is relative.
     pub base: Vec<u8>,
     pub truncated: bool,
     pub unreadable: bool,
@@ -261,13 +262,35 @@ impl SysRecord {
     /// `path` as given when there is no base to join (absolute, or the
     /// walk failed).
     pub fn mount_point(&self) -> Vec<u8> {
-        if self.base.is_empty() {
-            return self.path.clone();
-        }
-        if self.path.is_empty() {
+        // An empty path names the dirfd itself only for the fd-based calls
+        // (mount(2) and umount2 fail on it).
+        let fd_based = matches!(
+            self.op,
+            SysOp::Syscall(SyscallOp::MoveMount | SyscallOp::MountSetattr)
+        );
+        if self.path.is_empty() && fd_based && !self.base.is_empty() {
             return self.base.clone();
         }
         join(&self.path, &self.base).unwrap_or_else(|| self.path.clone())
+    }
+
+    /// Whether the mount target was joined to a base (relative, or empty
+    /// for an fd-based call): [`Self::mount_point`] differs from `path`.
+    pub fn mount_point_resolved(&self) -> bool {
+        !self.base.is_empty() && self.path.first() != Some(&b'/')
+    }
+
+    /// mount(2)'s source for a bind or a move, where it is a path: joined
+    /// to the cwd when relative. None for other mounts (a device or a name
+    /// the filesystem interprets) and when a relative source has no base
+    /// (the walk failed).
+    pub fn mount_source_path(&self) -> Option<Vec<u8>> {
+        let path_source = self.op == SysOp::Syscall(SyscallOp::Mount)
+            && self.args[0] & sensor_common::mount_flags::SOURCE_IS_PATH != 0;
+        if !path_source {
+            return None;
+        }
+        join(&self.name, &self.base)
     }
 }
 
@@ -713,6 +736,54 @@ mod tests {
             comm: *b"ls\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
             tty: [0; 32],
         }
+    }
+
+    fn mount_record(
+        op: SyscallOp,
+        flags: u64,
+        path: &[u8],
+        source: &[u8],
+        base: &[u8],
+    ) -> SysRecord {
+        SysRecord {
+            boot_ns: 0,
+            task: task(9),
+            op: SysOp::Syscall(op),
+            ret: 0,
+            args: [flags, 0, 0, 0],
+            path: path.to_vec(),
+            name: source.to_vec(),
+            fstype: Vec::new(),
+            base: base.to_vec(),
+            truncated: false,
+            unreadable: false,
+        }
+    }
+
+    #[test]
+    fn mount_paths_are_joined_to_their_base() {
+        let bind = sensor_common::mount_flags::MS_BIND;
+        // Relative target and source of a bind mount: both joined.
+        let r = mount_record(SyscallOp::Mount, bind, b"mnt", b"etc", b"/srv");
+        assert_eq!(r.mount_point(), b"/srv/mnt");
+        assert!(r.mount_point_resolved());
+        assert_eq!(r.mount_source_path().as_deref(), Some(&b"/srv/etc"[..]));
+        // An absolute target beside a relative source: the target as is.
+        let r = mount_record(SyscallOp::Mount, bind, b"/mnt", b"etc", b"/srv");
+        assert_eq!(r.mount_point(), b"/mnt");
+        assert!(!r.mount_point_resolved());
+        assert_eq!(r.mount_source_path().as_deref(), Some(&b"/srv/etc"[..]));
+        // Not a bind or move: the source is a device or a name, kept as is.
+        let r = mount_record(SyscallOp::Mount, 0, b"mnt", b"tmpfs", b"/srv");
+        assert_eq!(r.mount_source_path(), None);
+        // A relative source whose base walk failed is not made up.
+        let r = mount_record(SyscallOp::Mount, bind, b"/mnt", b"etc", b"");
+        assert_eq!(r.mount_source_path(), None);
+        // An empty path is the dirfd itself only for the fd-based calls.
+        let r = mount_record(SyscallOp::MountSetattr, 0, b"", b"", b"/srv/mnt");
+        assert_eq!(r.mount_point(), b"/srv/mnt");
+        let r = mount_record(SyscallOp::Mount, 0, b"", b"tmpfs", b"/srv");
+        assert_eq!(r.mount_point(), b"");
     }
 
     fn as_bytes<T>(v: &T) -> &[u8] {
