@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use crate::event::Id;
+use crate::event::{Id, Shared};
 
 const MAX_ENTRIES: usize = 4096;
 const MAX_CONTAINERS: usize = 256;
@@ -26,8 +26,9 @@ pub enum Accounts<'a> {
 
 #[derive(Default)]
 pub struct UserNames {
-    users: HashMap<u32, Id>,
-    groups: HashMap<u32, Id>,
+    /// Shared by every event that names them, their JSON made once.
+    users: HashMap<u32, Shared<Id>>,
+    groups: HashMap<u32, Shared<Id>>,
     /// The host's account files as last seen (see [`FileStamp`]).
     stamp: Option<[Option<FileStamp>; 2]>,
     /// By container id; None when its files could not be read.
@@ -49,15 +50,15 @@ enum Kind {
 }
 
 impl UserNames {
-    pub fn user(&mut self, uid: u32, accounts: &Accounts) -> Id {
+    pub fn user(&mut self, uid: u32, accounts: &Accounts) -> Shared<Id> {
         self.name(Kind::User, uid, accounts)
     }
 
-    pub fn group(&mut self, gid: u32, accounts: &Accounts) -> Id {
+    pub fn group(&mut self, gid: u32, accounts: &Accounts) -> Shared<Id> {
         self.name(Kind::Group, gid, accounts)
     }
 
-    fn name(&mut self, kind: Kind, id: u32, accounts: &Accounts) -> Id {
+    fn name(&mut self, kind: Kind, id: u32, accounts: &Accounts) -> Shared<Id> {
         match accounts {
             Accounts::Host => {
                 let cache = match kind {
@@ -69,19 +70,21 @@ impl UserNames {
                 }
                 cache
                     .entry(id)
-                    .or_insert_with(|| Id {
-                        id: id.to_string().into(),
-                        name: host_lookup(kind, id).map(Into::into),
+                    .or_insert_with(|| {
+                        Shared::new(Id {
+                            id: id.to_string().into(),
+                            name: host_lookup(kind, id).map(Into::into),
+                        })
                     })
                     .clone()
             }
             Accounts::Container {
                 id: container,
                 pids,
-            } => Id {
+            } => Shared::new(Id {
                 id: id.to_string().into(),
                 name: self.in_container(container, pids, kind, id).map(Into::into),
-            },
+            }),
         }
     }
 
@@ -298,10 +301,10 @@ mod tests {
         let cached = |n: &mut UserNames| {
             n.users.insert(
                 1,
-                Id {
+                Shared::new(Id {
                     id: "1".into(),
                     name: None,
-                },
+                }),
             );
             n.invalidate_if_changed_at(files);
             !n.users.is_empty()

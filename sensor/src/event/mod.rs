@@ -185,17 +185,17 @@ pub struct Process {
     pub start: Option<String>,
     /// ECS: `process.user` is the effective user.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub user: Option<Id>,
+    pub user: Option<Shared<Id>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub real_user: Option<Id>,
+    pub real_user: Option<Shared<Id>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub saved_user: Option<Id>,
+    pub saved_user: Option<Shared<Id>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub group: Option<Id>,
+    pub group: Option<Shared<Id>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub real_group: Option<Id>,
+    pub real_group: Option<Shared<Id>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub saved_group: Option<Id>,
+    pub saved_group: Option<Shared<Id>>,
     /// Shared by every event of the process's children (see `Frozen`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parent: Option<Arc<Frozen<Process>>>,
@@ -369,7 +369,7 @@ pub struct User {
 pub struct SensorFields {
     /// Audit login uid of the process, if set.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub login_user: Option<Id>,
+    pub login_user: Option<Shared<Id>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_id: Option<u32>,
     /// Controlling terminal, e.g. `/dev/pts/3`.
@@ -379,9 +379,9 @@ pub struct SensorFields {
     pub cgroup: Option<Cgroup>,
     /// Filesystem ids, when they differ from the effective ones.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub fs_user: Option<Id>,
+    pub fs_user: Option<Shared<Id>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub fs_group: Option<Id>,
+    pub fs_group: Option<Shared<Id>>,
     /// Ancestors beyond `process.parent`, nearest first, bounded by config;
     /// absent when there are none. Shared like `process.parent`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -619,8 +619,8 @@ pub struct FileChange {
 #[derive(Debug, Clone, Serialize)]
 pub struct FileAttrs {
     pub mode: String,
-    pub uid: Id,
-    pub gid: Id,
+    pub uid: Shared<Id>,
+    pub gid: Shared<Id>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub special_bits: Vec<&'static str>,
 }
@@ -630,9 +630,9 @@ pub struct Requested {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub uid: Option<Id>,
+    pub uid: Option<Shared<Id>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub gid: Option<Id>,
+    pub gid: Option<Shared<Id>>,
 }
 
 /// An extended attribute set or removed.

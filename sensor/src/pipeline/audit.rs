@@ -238,6 +238,7 @@ impl Pipeline {
                     .users
                     .user(id, &Accounts::Host)
                     .name
+                    .clone()
                     .or_else(|| {
                         nix::unistd::User::from_uid(id.into())
                             .ok()

@@ -117,13 +117,13 @@ impl Pipeline {
                     };
                     if let Some(uid) = uid {
                         let u = self.users.user(uid, &accounts);
-                        file.uid = Some(u.id);
-                        file.owner = u.name;
+                        file.uid = Some(u.id.clone());
+                        file.owner = u.name.clone();
                     }
                     if let Some(gid) = gid {
                         let g = self.users.group(gid, &accounts);
-                        file.gid = Some(g.id);
-                        file.group = g.name;
+                        file.gid = Some(g.id.clone());
+                        file.group = g.name.clone();
                     }
                 }
             }

@@ -58,10 +58,10 @@ struct SharedParts {
 
 fn sample_event(shared: &SharedParts, seq: u64) -> Event {
     let id = |n: u32, name: &str| {
-        Some(Id {
+        Some(Shared::new(Id {
             id: n.to_string().into(),
             name: Some(name.into()),
-        })
+        }))
     };
     let meta = EventMeta {
         kind: "event",
