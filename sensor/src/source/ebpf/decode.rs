@@ -262,13 +262,7 @@ impl SysRecord {
     /// `path` as given when there is no base to join (absolute, or the
     /// walk failed).
     pub fn mount_point(&self) -> Vec<u8> {
-        // An empty path names the dirfd itself only for the fd-based calls
-        // (mount(2) and umount2 fail on it).
-        let fd_based = matches!(
-            self.op,
-            SysOp::Syscall(SyscallOp::MoveMount | SyscallOp::MountSetattr)
-        );
-        if self.path.is_empty() && fd_based && !self.base.is_empty() {
+        if self.path.is_empty() && self.mount_point_resolved() {
             return self.base.clone();
         }
         join(&self.path, &self.base).unwrap_or_else(|| self.path.clone())
@@ -277,7 +271,17 @@ impl SysRecord {
     /// Whether the mount target was joined to a base (relative, or empty
     /// for an fd-based call): [`Self::mount_point`] differs from `path`.
     pub fn mount_point_resolved(&self) -> bool {
-        !self.base.is_empty() && self.path.first() != Some(&b'/')
+        // An empty path names the dirfd itself only for the fd-based calls
+        // (mount(2) and umount2 fail on it).
+        let fd_based = matches!(
+            self.op,
+            SysOp::Syscall(SyscallOp::MoveMount | SyscallOp::MountSetattr)
+        );
+        !self.base.is_empty()
+            && match self.path.first() {
+                Some(&c) => c != b'/',
+                None => fd_based,
+            }
     }
 
     /// mount(2)'s source for a bind or a move, where it is a path: joined
@@ -782,8 +786,10 @@ mod tests {
         // An empty path is the dirfd itself only for the fd-based calls.
         let r = mount_record(SyscallOp::MountSetattr, 0, b"", b"", b"/srv/mnt");
         assert_eq!(r.mount_point(), b"/srv/mnt");
-        let r = mount_record(SyscallOp::Mount, 0, b"", b"tmpfs", b"/srv");
+        assert!(r.mount_point_resolved());
+        let r = mount_record(SyscallOp::Mount, bind, b"", b"etc", b"/srv");
         assert_eq!(r.mount_point(), b"");
+        assert!(!r.mount_point_resolved());
     }
 
     fn as_bytes<T>(v: &T) -> &[u8] {
