@@ -451,13 +451,14 @@ fn with_sensor(
         // +150 ns with). The accounting runs in a pass of its own.
         let c0 = cost(child.0.id())?.cpu_seconds;
         let (ops, seconds) = load(w, setup, workers, duration);
+        wait_until_quiet(|| file_size(&out_path));
+        let c1 = cost(child.0.id())?.cpu_seconds;
         let kernel = if ours.is_empty() {
             None
         } else {
             kernel_pass(w, setup, workers, duration, &ours, kernel_ns)
         };
         wait_until_quiet(|| file_size(&out_path));
-        let c1 = cost(child.0.id())?.cpu_seconds;
         segments.push((w, start, file_size(&out_path)));
         // The flat-out rows leave gigabytes of the sensor's output dirty in
         // the page cache; written back during the next row, they took CPU
