@@ -46,18 +46,38 @@ impl<T> Serialize for Frozen<T> {
     }
 }
 
-/// A [`Frozen`] value behind a shared pointer: the strings every event
-/// of a process carries (its name, executable, arguments and working
-/// directory). The process table holds them; an event takes a reference,
-/// not a copy, and writes the JSON made when the process was recorded
-/// (copying and escaping them again for every event was a third of the
-/// daemon's time per event at 100k events/s). Compares by value.
+/// A value behind a shared pointer, with its JSON made once: the strings
+/// every event of a process carries (its name, executable, arguments and
+/// working directory) and the user and group names. The process table
+/// and the names cache hold them; an event takes a reference, not a copy,
+/// and writes the JSON made when the value was recorded (copying and
+/// escaping them again for every event was a third of the daemon's time
+/// per event at 100k events/s). Compares by value.
+///
+/// The JSON is kept only up to [`SHARED_JSON_MAX`] bytes: control bytes
+/// escape to six times their size, so a long argv of them, which anyone
+/// can exec, would otherwise cost up to seven times its size in the
+/// process table. Longer values are serialized per event, as before.
 #[derive(Debug)]
-pub struct Shared<T>(Arc<Frozen<T>>);
+pub struct Shared<T>(Arc<SharedInner<T>>);
+
+#[derive(Debug)]
+struct SharedInner<T> {
+    value: T,
+    json: Option<Box<RawValue>>,
+}
+
+/// The longest JSON a [`Shared`] keeps (typical argv fit many times over).
+pub const SHARED_JSON_MAX: usize = 1024;
 
 impl<T: Serialize> Shared<T> {
     pub fn new(value: T) -> Shared<T> {
-        Shared(Arc::new(Frozen::new(value)))
+        // Serialization cannot fail for the event types (see Frozen); a
+        // failure just leaves the value to be serialized per event.
+        let json = serde_json::value::to_raw_value(&value)
+            .ok()
+            .filter(|j| j.get().len() <= SHARED_JSON_MAX);
+        Shared(Arc::new(SharedInner { value, json }))
     }
 }
 
@@ -80,9 +100,12 @@ impl<T> Deref for Shared<T> {
     }
 }
 
-impl<T> Serialize for Shared<T> {
+impl<T: Serialize> Serialize for Shared<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(s)
+        match &self.0.json {
+            Some(json) => json.serialize(s),
+            None => self.0.value.serialize(s),
+        }
     }
 }
 
@@ -131,5 +154,11 @@ mod tests {
         assert_eq!(a.len(), 2);
         assert_eq!(a, Shared::new(args));
         assert_ne!(a, Shared::new(vec![Text::from("sh")]));
+        // Past the cap the JSON is not kept, and the output is the same.
+        let long = vec![Text(vec![1; SHARED_JSON_MAX])];
+        let direct = serde_json::to_string(&long).unwrap();
+        let shared = Shared::new(long);
+        assert!(shared.0.json.is_none());
+        assert_eq!(serde_json::to_string(&shared).unwrap(), direct);
     }
 }
