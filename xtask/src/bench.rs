@@ -335,17 +335,13 @@ fn with_sensor(
     let kernel_us_per_exec = BpfStats::enable()
         .filter(|_| !ours.is_empty())
         .map(|_stats| {
-            let kernel_ns = || {
-                let progs = bpf_programs();
-                ours.iter().filter_map(|id| progs.get(id)).sum::<u64>()
-            };
-            let k0 = kernel_ns();
+            let k0 = run_time_ns(&ours);
             let (n, _) = storm(
                 workers,
-                duration.min(Duration::from_secs(3)),
+                duration.min(KERNEL_PASS_MAX),
                 &format!("{marker}-kernel-pass"),
             );
-            kernel_ns().saturating_sub(k0) as f64 / 1e3 / n.max(1) as f64
+            run_time_ns(&ours).saturating_sub(k0) as f64 / 1e3 / n.max(1) as f64
         });
     wait_until_quiet(|| file_size(&out_path));
     child.stop()?;
@@ -464,6 +460,16 @@ pub(crate) fn bpf_programs() -> BTreeMap<u64, u64> {
         .map(|(id, (_, ns, _))| (id, ns))
         .collect()
 }
+
+/// The run time so far (bpf_stats) of the programs `ours`, summed.
+pub(crate) fn run_time_ns(ours: &BTreeSet<u64>) -> u64 {
+    let progs = bpf_programs();
+    ours.iter().filter_map(|id| progs.get(id)).sum()
+}
+
+/// The longest pass with bpf_stats on: per-run times settle within
+/// seconds, and the measured (rate) pass is the long one.
+pub(crate) const KERNEL_PASS_MAX: Duration = Duration::from_secs(3);
 
 // ---------------------------------------------------------------- auditd
 

@@ -29,8 +29,8 @@ use anyhow::{Context as _, Result};
 use serde_json::Value;
 
 use crate::bench::{
-    AuditStatus, BpfStats, PrivateAuditd, RunningSensor, bpf_program_runs, bpf_programs, cost,
-    file_size, scratch_dir, wait_until_quiet,
+    AuditStatus, BpfStats, KERNEL_PASS_MAX, PrivateAuditd, RunningSensor, bpf_program_runs,
+    bpf_programs, cost, file_size, run_time_ns, scratch_dir, wait_until_quiet,
 };
 
 const OUT_DIR: &str = "target/bench";
@@ -434,10 +434,6 @@ fn with_sensor(
         .into_keys()
         .filter(|id| !before_progs.contains_key(id))
         .collect();
-    let kernel_ns = || {
-        let progs = bpf_programs();
-        ours.iter().filter_map(|id| progs.get(id)).sum::<u64>()
-    };
     let mut results = BTreeMap::new();
     // Where each workload's output starts and ends in the file: events and
     // loss reports are counted per workload.
@@ -456,7 +452,7 @@ fn with_sensor(
         let kernel = if ours.is_empty() {
             None
         } else {
-            kernel_pass(w, setup, workers, duration, &ours, kernel_ns)
+            kernel_pass(w, setup, workers, duration, &ours)
         };
         wait_until_quiet(|| file_size(&out_path));
         segments.push((w, start, file_size(&out_path)));
@@ -510,15 +506,12 @@ fn kernel_pass(
     workers: usize,
     duration: Duration,
     ours: &BTreeSet<u64>,
-    kernel_ns: impl Fn() -> u64,
 ) -> Option<(u64, u64)> {
-    // Per-run times settle within seconds; the rate pass is the long one.
-    const LONGEST: Duration = Duration::from_secs(3);
     let _stats = BpfStats::enable()?;
     let runs0 = bpf_program_runs();
-    let k0 = kernel_ns();
-    let (ops, _) = load(w, setup, workers, duration.min(LONGEST));
-    let k1 = kernel_ns();
+    let k0 = run_time_ns(ours);
+    let (ops, _) = load(w, setup, workers, duration.min(KERNEL_PASS_MAX));
+    let k1 = run_time_ns(ours);
     print_program_runs(w, ops, ours, &runs0, &bpf_program_runs());
     Some((k1.saturating_sub(k0), ops))
 }

@@ -17,18 +17,28 @@ use serde_json::value::RawValue;
 #[derive(Debug)]
 pub struct Frozen<T> {
     value: T,
-    json: Box<RawValue>,
+    /// None when longer than the cap it was made with: then the value is
+    /// serialized each time.
+    json: Option<Box<RawValue>>,
 }
 
 impl<T: Serialize> Frozen<T> {
     pub fn new(value: T) -> Frozen<T> {
+        Frozen::capped(value, usize::MAX)
+    }
+
+    /// Keeps the JSON only if it is at most `max` bytes long.
+    pub fn capped(value: T, max: usize) -> Frozen<T> {
         // The event types serialize without error (no maps with non-string
         // keys, no fallible impls); should one ever fail, the field is
         // written as null and the failure logged, never a panic.
-        let json = serde_json::value::to_raw_value(&value).unwrap_or_else(|e| {
-            tracing::error!("cannot serialize a shared event part: {e}");
-            RawValue::NULL.to_owned()
-        });
+        let json = match serde_json::value::to_raw_value(&value) {
+            Ok(json) => (json.get().len() <= max).then_some(json),
+            Err(e) => {
+                tracing::error!("cannot serialize a shared event part: {e}");
+                Some(RawValue::NULL.to_owned())
+            }
+        };
         Frozen { value, json }
     }
 }
@@ -40,44 +50,36 @@ impl<T> Deref for Frozen<T> {
     }
 }
 
-impl<T> Serialize for Frozen<T> {
+impl<T: Serialize> Serialize for Frozen<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.json.serialize(s)
+        match &self.json {
+            Some(json) => json.serialize(s),
+            None => self.value.serialize(s),
+        }
     }
 }
 
-/// A value behind a shared pointer, with its JSON made once: the strings
-/// every event of a process carries (its name, executable, arguments and
-/// working directory) and the user and group names. The process table
-/// and the names cache hold them; an event takes a reference, not a copy,
-/// and writes the JSON made when the value was recorded (copying and
-/// escaping them again for every event was a third of the daemon's time
-/// per event at 100k events/s). Compares by value.
+/// A [`Frozen`] value behind a shared pointer: the strings every event of
+/// a process carries (its name, executable, arguments and working
+/// directory) and the user and group names. The process table and the
+/// names cache hold them; an event takes a reference, not a copy, and
+/// writes the JSON made when the value was recorded (copying and escaping
+/// them again for every event was a third of the daemon's time per event
+/// at 100k events/s). Compares by value.
 ///
 /// The JSON is kept only up to [`SHARED_JSON_MAX`] bytes: control bytes
 /// escape to six times their size, so a long argv of them, which anyone
 /// can exec, would otherwise cost up to seven times its size in the
 /// process table. Longer values are serialized per event, as before.
 #[derive(Debug)]
-pub struct Shared<T>(Arc<SharedInner<T>>);
-
-#[derive(Debug)]
-struct SharedInner<T> {
-    value: T,
-    json: Option<Box<RawValue>>,
-}
+pub struct Shared<T>(Arc<Frozen<T>>);
 
 /// The longest JSON a [`Shared`] keeps (typical argv fit many times over).
 pub const SHARED_JSON_MAX: usize = 1024;
 
 impl<T: Serialize> Shared<T> {
     pub fn new(value: T) -> Shared<T> {
-        // Serialization cannot fail for the event types (see Frozen); a
-        // failure just leaves the value to be serialized per event.
-        let json = serde_json::value::to_raw_value(&value)
-            .ok()
-            .filter(|j| j.get().len() <= SHARED_JSON_MAX);
-        Shared(Arc::new(SharedInner { value, json }))
+        Shared(Arc::new(Frozen::capped(value, SHARED_JSON_MAX)))
     }
 }
 
@@ -102,10 +104,7 @@ impl<T> Deref for Shared<T> {
 
 impl<T: Serialize> Serialize for Shared<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match &self.0.json {
-            Some(json) => json.serialize(s),
-            None => self.0.value.serialize(s),
-        }
+        self.0.serialize(s)
     }
 }
 
