@@ -1,13 +1,14 @@
 //! The ia32 syscall ABI on x86_64 (`int 0x80`, `sysenter`, and every
 //! syscall of a 32-bit program).
 //!
-//! Why it needs its own hooks: the `syscalls:sys_enter_*`/`sys_exit_*`
-//! tracepoints ignore compat syscalls on x86 (`ARCH_TRACE_IGNORE_COMPAT_SYSCALLS`
-//! in the kernel's trace_syscalls.c), so a `chmod u+s` or a `setuid(0)`
-//! made through `int 0x80` from an ordinary 64-bit process would otherwise
-//! pass unseen. The `raw_syscalls` tracepoints see them: a small program on
-//! each checks the task's `TS_COMPAT` status and hands the ia32 calls of
-//! traced syscalls to the family programs by tail call.
+//! Why it needs its own table: an ia32 call has its own numbers (chmod is
+//! 15, not 90) and its own argument registers, and a `chmod u+s` or a
+//! `setuid(0)` made through `int 0x80` from an ordinary 64-bit process
+//! must not pass unseen. The `raw_syscalls` dispatchers see every call;
+//! they check the task's `TS_COMPAT` status and hand the ia32 calls of
+//! traced syscalls to the families' compat programs by tail call. (The
+//! per-syscall `syscalls:` tracepoints ignore compat syscalls on x86:
+//! `ARCH_TRACE_IGNORE_COMPAT_SYSCALLS` in the kernel's trace_syscalls.c.)
 //!
 //! The daemon fills `COMPAT_OPS` (ia32 number → value) from [`TABLE`]; a
 //! value is a [`crate::SyscallOp`] in its low byte plus the flags below.
@@ -41,8 +42,9 @@ pub const SYS_LISTEN: u32 = 4;
 pub const SYS_ACCEPT: u32 = 5;
 pub const SYS_ACCEPT4: u32 = 18;
 
-/// Index in `COMPAT_PROGS` of a family's entry (`exit = false`) or exit
-/// program (a family is a [`crate::SYSCALL_FAMILIES`] kind).
+/// Index in `SYSCALL_PROGS` (native) and `COMPAT_PROGS` (ia32) of a
+/// family's entry (`exit = false`) or exit program (a family is a
+/// [`crate::SYSCALL_FAMILIES`] kind).
 pub const fn slot(family: crate::EventKind, exit: bool) -> u32 {
     let index = match family {
         crate::EventKind::FileAttr => 0,
@@ -66,7 +68,7 @@ pub const fn family(value: u32) -> Option<crate::EventKind> {
     }
 }
 
-/// Slots of `COMPAT_PROGS`.
+/// Slots of `SYSCALL_PROGS` and `COMPAT_PROGS`.
 pub const PROG_SLOTS: u32 = 10;
 
 /// ia32 syscall numbers of the traced syscalls, from the kernel's

@@ -61,30 +61,30 @@ pub mod names {
     pub const FILE_INFLIGHT_MAP: &str = "FILE_INFLIGHT";
     /// Credential syscalls between entry and exit, by thread.
     pub const CRED_INFLIGHT_MAP: &str = "CRED_INFLIGHT";
-    /// `tracepoint/syscalls/sys_enter_*` of the file attribute syscalls.
+    /// Entry program (by tail call from `syscall_enter`) of the file attribute syscalls.
     pub const PROG_FILE_ENTER: &str = "file_enter";
-    /// `tracepoint/syscalls/sys_exit_*` of the file attribute syscalls.
+    /// Exit program (by tail call from `syscall_exit`) of the file attribute syscalls.
     pub const PROG_FILE_EXIT: &str = "file_exit";
     /// `fentry/security_inode_setattr`: a chmod's or chown's file as it
     /// was before, completing the file family's in-flight record.
     pub const PROG_FILE_SETATTR: &str = "file_setattr";
     pub const FN_SECURITY_INODE_SETATTR: &str = "security_inode_setattr";
-    /// `tracepoint/syscalls/sys_enter_*` of the credential syscalls.
+    /// Entry program (by tail call from `syscall_enter`) of the credential syscalls.
     pub const PROG_CRED_ENTER: &str = "cred_enter";
-    /// `tracepoint/syscalls/sys_exit_*` of the credential syscalls.
+    /// Exit program (by tail call from `syscall_exit`) of the credential syscalls.
     pub const PROG_CRED_EXIT: &str = "cred_exit";
-    /// `tracepoint/syscalls/sys_enter_*` of the network syscalls.
+    /// Entry program (by tail call from `syscall_enter`) of the network syscalls.
     pub const PROG_NET_ENTER: &str = "net_enter";
-    /// `tracepoint/syscalls/sys_exit_*` of the network syscalls.
+    /// Exit program (by tail call from `syscall_exit`) of the network syscalls.
     pub const PROG_NET_EXIT: &str = "net_exit";
     /// `raw_tracepoint/inet_sock_set_state`: how non-blocking connects end.
     pub const PROG_NET_STATE: &str = "net_state";
     pub const TP_INET_SOCK_SET_STATE: &str = "inet_sock_set_state";
     /// Network syscalls between entry and exit, by thread.
     pub const NET_INFLIGHT_MAP: &str = "NET_INFLIGHT";
-    /// `tracepoint/syscalls/sys_enter_*` of the intruder-action syscalls.
+    /// Entry program (by tail call from `syscall_enter`) of the intruder-action syscalls.
     pub const PROG_SYS_ENTER: &str = "sys_enter";
-    /// `tracepoint/syscalls/sys_exit_*` of the intruder-action syscalls.
+    /// Exit program (by tail call from `syscall_exit`) of the intruder-action syscalls.
     pub const PROG_SYS_EXIT: &str = "sys_exit";
     /// `raw_tracepoint/signal_generate`: signals sent to the sensor.
     pub const PROG_SIGNAL_SENSOR: &str = "signal_sensor";
@@ -96,7 +96,7 @@ pub mod names {
     pub const IGNORE_CGROUPS_MAP: &str = "IGNORE_CGROUPS";
     pub const IGNORE_EXES_MAP: &str = "IGNORE_EXES";
     pub const IGNORE_PREFIXES_MAP: &str = "IGNORE_PREFIXES";
-    /// `tracepoint/syscalls/sys_enter_*` / `sys_exit_*` of the watched-path
+    /// Entry and exit programs (by tail call) of the watched-path
     /// syscalls (open for writing, truncate, unlink, rename).
     pub const PROG_WATCH_ENTER: &str = "watch_enter";
     pub const PROG_WATCH_EXIT: &str = "watch_exit";
@@ -122,13 +122,16 @@ pub mod names {
     pub const WATCHED_PREFIXES_MAP: &str = "WATCHED_PREFIXES";
     /// Sockets with a connect in progress, by socket address.
     pub const CONNECTING_MAP: &str = "CONNECTING";
-    /// `raw_tracepoint/sys_enter` and `sys_exit`: the ia32 (`int 0x80`,
-    /// 32-bit) syscalls, which the `syscalls:` tracepoints never see. Each
-    /// tail-calls its family's program in `COMPAT_PROGS`.
-    pub const PROG_COMPAT_ENTER: &str = "compat_enter";
-    pub const PROG_COMPAT_EXIT: &str = "compat_exit";
+    /// `raw_tracepoint/sys_enter` and `sys_exit`: every syscall passes
+    /// them; each tail-calls the family program of a traced one, from
+    /// `SYSCALL_PROGS` (native) or `COMPAT_PROGS` (ia32).
+    pub const PROG_SYSCALL_ENTER: &str = "syscall_enter";
+    pub const PROG_SYSCALL_EXIT: &str = "syscall_exit";
     pub const TP_SYS_ENTER: &str = "sys_enter";
     pub const TP_SYS_EXIT: &str = "sys_exit";
+    /// Program array of the families' native programs, indexed by
+    /// [`crate::compat::slot`].
+    pub const SYSCALL_PROGS_MAP: &str = "SYSCALL_PROGS";
     /// ia32 syscall number to [`crate::compat`] value.
     pub const COMPAT_OPS_MAP: &str = "COMPAT_OPS";
     /// Program array of the families' compat programs, indexed by

@@ -1,13 +1,12 @@
-//! Syscalls traced at their entry and exit tracepoints
-//! (`syscalls:sys_enter_<name>` / `sys_exit_<name>`), and the records they
-//! produce.
+//! Syscalls traced at their entry and exit (the `raw_syscalls`
+//! tracepoints, whose programs dispatch by syscall number), and the
+//! records they produce.
 //!
 //! Each traced syscall is one [`SyscallOp`]. The daemon writes the op of
-//! every syscall it attaches into the `SYSCALL_OPS` map, indexed by the
-//! architecture's syscall number (which the kernel side reads from the
-//! tracepoint record): the kernel side never compiles in syscall numbers,
-//! and an op left at 0 (disabled in the config) costs nothing because its
-//! tracepoints are not attached at all.
+//! every syscall it traces into the `SYSCALL_OPS` map, indexed by the
+//! architecture's syscall number: the kernel side never compiles in
+//! syscall numbers, and a number left at 0 (untraced, or its family
+//! disabled in the config) makes the dispatchers return at once.
 
 use core::mem::size_of;
 

@@ -215,16 +215,18 @@ pub fn mark_ia32(t: &mut TaskInfo, ia32: bool) {
 
 /// Never attached. The daemon loads it first, with DIRECT_READS set, to
 /// learn whether this kernel's verifier accepts the plain loads of
-/// [`fill_current`]; every syscall program reads the task with that same
-/// code, so if this loads they do, and if not the daemon loads the object
-/// again with probe reads.
+/// [`fill_current`] and of the dispatchers' ia32 check; every syscall
+/// program reads the task with that same code, so if this loads they do,
+/// and if not the daemon loads the object again with probe reads.
 #[aya_ebpf::macros::raw_tracepoint]
 pub fn task_reads_check(_ctx: aya_ebpf::programs::RawTracePointContext) -> u32 {
     let mut t = core::mem::MaybeUninit::<TaskInfo>::uninit();
     // SAFETY: fill_current writes every field before any is read.
     let t = unsafe { &mut *t.as_mut_ptr() };
+    // The syscall dispatchers' plain load of thread_info.status too.
+    let ia32 = crate::syscall::compat::in_ia32_syscall() as u32;
     match fill_current(t) {
-        Ok(()) => t.uid,
+        Ok(()) => t.uid.wrapping_add(ia32),
         Err(_) => 0,
     }
 }

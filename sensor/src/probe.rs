@@ -37,7 +37,7 @@ pub struct HookChoice {
     /// The better hook this one stands in for, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub preferred: Option<&'static str>,
-    /// Syscalls of the family this kernel has no tracepoint for.
+    /// Syscalls of the family this kernel does not have.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unavailable: Vec<&'static str>,
 }
@@ -98,7 +98,7 @@ pub fn run() -> Report {
     for family in syscalls::FAMILIES {
         let (traced, unavailable) = syscalls::available(family.kind);
         let mut hook = format!(
-            "tracepoint/syscalls:sys_{{enter,exit}}_{{{}}}",
+            "raw_tracepoint/sys_{{enter,exit}} dispatching {{{}}} by number",
             traced.join(",")
         );
         match family.kind {
@@ -181,7 +181,7 @@ impl std::fmt::Display for Report {
             if !h.unavailable.is_empty() {
                 writeln!(
                     f,
-                    "            no tracepoint on this kernel: {}",
+                    "            not in this kernel: {}",
                     h.unavailable.join(", ")
                 )?;
             }

@@ -1,16 +1,11 @@
-//! ia32 syscalls (`int 0x80`, 32-bit programs) on x86_64: the `syscalls:`
-//! tracepoints never fire for them (see `sensor_common::compat`), so these
-//! two programs on the `raw_syscalls` tracepoints pick out the ia32 calls
-//! of traced syscalls and tail-call the family's compat program, which
-//! runs the same code as the native one with the arguments taken from the
-//! registers.
-//!
-//! Cost: both run on every syscall of every task. The entry one stops at
-//! an array lookup for numbers no traced ia32 syscall has, and at one read
-//! of the task's status for native syscalls; the exit one stops at one
-//! array lookup while no traced ia32 call is in flight ([`COMPAT_INFLIGHT`]).
+//! ia32 syscalls (`int 0x80`, 32-bit programs) on x86_64: the dispatchers
+//! ([`super::dispatch`]) tell them from native ones by the task's
+//! `TS_COMPAT` status and hand the traced ones to the family's compat
+//! program, which runs the same code as the native one with the arguments
+//! taken from the ia32 registers. Their numbers are the ia32 table's,
+//! which `COMPAT_OPS` maps (see `sensor_common::compat`).
 
-use aya_ebpf::macros::{map, raw_tracepoint};
+use aya_ebpf::macros::map;
 use aya_ebpf::maps::{Array, ProgramArray};
 use aya_ebpf::programs::RawTracePointContext;
 use sensor_common::compat::{
@@ -18,18 +13,19 @@ use sensor_common::compat::{
 };
 use sensor_common::{OFFSET_MISSING, SyscallOp};
 
-use crate::kernel::{read_u32, read_u64};
-use crate::maps::{off, sensor_tgid};
+use super::regs::{BX, CX, IA32_ARGS};
+use crate::kernel::{Direct, Probe, Reader, read_u64};
+use crate::maps::{direct_reads, off, sensor_tgid};
 
 /// [`sensor_common::compat`] value of each traced ia32 syscall number.
 #[map]
 static COMPAT_OPS: Array<u32> = Array::with_max_entries(SLOTS, 0);
 
 /// Traced ia32 calls between their entry and exit, over all CPUs: while
-/// it is zero, as it nearly always is, the exit program returns at once
-/// instead of reading the registers and the task. A count that goes wrong
-/// (an exit missed, or the two programs attached a moment apart around a
-/// call in flight) stays above zero, which only brings back the full check.
+/// it is zero, as it nearly always is, the exit dispatcher skips the ia32
+/// check. A count that goes wrong (an exit missed, or the dispatchers
+/// attached a moment apart around a call in flight) stays above zero,
+/// which only brings back the full check.
 #[map]
 static COMPAT_INFLIGHT: Array<u64> = Array::with_max_entries(1, 0);
 
@@ -37,82 +33,58 @@ static COMPAT_INFLIGHT: Array<u64> = Array::with_max_entries(1, 0);
 #[map]
 static COMPAT_PROGS: ProgramArray = ProgramArray::with_max_entries(compat::PROG_SLOTS, 0);
 
-// x86_64 `struct pt_regs` (arch/x86/include/asm/ptrace.h), a fixed layout:
-// r15 r14 r13 r12 bp bx r11 r10 r9 r8 ax cx dx si di orig_ax …
-const BP: u64 = 4 * 8;
-const BX: u64 = 5 * 8;
-const CX: u64 = 11 * 8;
-const DX: u64 = 12 * 8;
-const SI: u64 = 13 * 8;
-const DI: u64 = 14 * 8;
-const ORIG_AX: u64 = 15 * 8;
-/// The ia32 argument registers in order.
-const ARG_REGS: [u64; 6] = [BX, CX, DX, SI, DI, BP];
+/// The `COMPAT_OPS` value of ia32 syscall `nr`: 0 if untraced.
+#[inline(always)]
+pub fn value(nr: u64) -> u32 {
+    if nr >= SLOTS as u64 {
+        return 0;
+    }
+    COMPAT_OPS.get(nr as u32).copied().unwrap_or(0)
+}
 
-#[raw_tracepoint(tracepoint = "sys_enter")]
-pub fn compat_enter(ctx: RawTracePointContext) -> u32 {
-    let id: i64 = ctx.arg(1);
-    if !(0..SLOTS as i64).contains(&id) {
-        return 0;
-    }
-    let Some(&value) = COMPAT_OPS.get(id as u32) else {
-        return 0;
-    };
-    if value == 0 {
-        return 0;
-    }
-    let task = super::current_task();
-    if !in_ia32_syscall(task) {
-        return 0;
-    }
+/// The entry of a traced ia32 call (the dispatcher checked `TS_COMPAT`
+/// and the number): tail-calls the family's compat entry program.
+#[inline(always)]
+pub fn enter(ctx: &RawTracePointContext, task: u64) {
     // Counted on the same test as the exit's, before anything else can
     // return, so that every counted entry has its counted exit.
     count_inflight(1);
     if (aya_ebpf::helpers::bpf_get_current_pid_tgid() >> 32) as u32 == sensor_tgid() {
-        return 0;
+        return;
     }
     if crate::filter::task_ignored(task) {
-        return 0;
+        return;
     }
-    let Some(entry) = Ia32Entry::new(&ctx) else {
-        return 0;
+    let Some(entry) = Ia32Entry::new(ctx) else {
+        return;
     };
     // SAFETY: a tail call with this program's own context; on failure (no
     // program in the slot) it returns and nothing happens.
-    unsafe { COMPAT_PROGS.tail_call(&ctx, compat::slot(entry.op.kind(), false)) };
-    0
+    unsafe { COMPAT_PROGS.tail_call(ctx, compat::slot(entry.op.kind(), false)) };
 }
 
-#[raw_tracepoint(tracepoint = "sys_exit")]
-pub fn compat_exit(ctx: RawTracePointContext) -> u32 {
+/// At a syscall's exit (number `nr`): if it is a traced ia32 call,
+/// tail-calls the family's compat exit program; true if it was one.
+#[inline(always)]
+pub fn exit(ctx: &RawTracePointContext, nr: u64) -> bool {
     let Some(inflight) = COMPAT_INFLIGHT.get_ptr(0) else {
-        return 0;
+        return false;
     };
     // SAFETY: the map's one value, read whole.
     if unsafe { core::ptr::read_volatile(inflight) } == 0 {
-        return 0;
+        return false;
     }
-    let regs: u64 = ctx.arg(0);
-    let Ok(nr) = read_u64(regs, ORIG_AX as u32) else {
-        return 0;
-    };
-    if nr >= SLOTS as u64 {
-        return 0;
-    }
-    let Some(&value) = COMPAT_OPS.get(nr as u32) else {
-        return 0;
-    };
-    if value == 0 || !in_ia32_syscall(super::current_task()) {
-        return 0;
+    let value = value(nr);
+    if value == 0 || !in_ia32_syscall() {
+        return false;
     }
     count_inflight(u64::MAX);
     // The family is all the exit needs: the op is in its in-flight record.
-    let Some(family) = compat::family(value) else {
-        return 0;
-    };
-    // SAFETY: as in compat_enter.
-    unsafe { COMPAT_PROGS.tail_call(&ctx, compat::slot(family, true)) };
-    0
+    if let Some(family) = compat::family(value) {
+        // SAFETY: as in `enter`.
+        unsafe { COMPAT_PROGS.tail_call(ctx, compat::slot(family, true)) };
+    }
+    true
 }
 
 /// Adds `delta` (1, or u64::MAX for -1) to [`COMPAT_INFLIGHT`]. An atomic
@@ -130,13 +102,23 @@ fn count_inflight(delta: u64) {
 }
 
 /// Whether the running task is inside an ia32 syscall (`TS_COMPAT`).
+/// Asked at the entry of every traced syscall: a plain load where the
+/// task's other fields are read that way too (`task::task_reads_check`
+/// loads this same read), else a probe read.
 #[inline(always)]
-fn in_ia32_syscall(task: u64) -> bool {
+pub fn in_ia32_syscall() -> bool {
     let (ti, status) = (off!(task_thread_info), off!(thread_info_status));
     if ti == OFFSET_MISSING || status == OFFSET_MISSING {
         return false;
     }
-    read_u32(task, ti + status).is_ok_and(|s| s & TS_COMPAT != 0)
+    let s = if direct_reads() {
+        // SAFETY: the helper has no preconditions (see task::fill_current).
+        let task = unsafe { aya_ebpf::helpers::bpf_get_current_task_btf() } as u64;
+        Direct::u32(task, ti + status)
+    } else {
+        Probe::u32(super::current_task(), ti + status)
+    };
+    s.is_ok_and(|s| s & TS_COMPAT != 0)
 }
 
 /// An ia32 syscall at entry: its op and where its arguments are.
@@ -159,8 +141,8 @@ impl Ia32Entry {
         }
         let value = *COMPAT_OPS.get(id as u32)?;
         if value & OP_MASK == SOCKETCALL {
-            let call = read_u64(regs, BX as u32).ok()? as u32;
-            let args = read_u64(regs, CX as u32).ok()? as u32;
+            let call = read_u64(regs, BX).ok()? as u32;
+            let args = read_u64(regs, CX).ok()? as u32;
             return Some(Ia32Entry {
                 op: socketcall_op(call)?,
                 regs,
@@ -188,7 +170,7 @@ impl super::Entry for Ia32Entry {
     /// do (an fd or AT_FDCWD read back `as i32` keeps its sign).
     #[inline(always)]
     fn arg(&self, i: usize) -> u64 {
-        if i >= ARG_REGS.len() {
+        if i >= IA32_ARGS.len() {
             return 0;
         }
         if self.socketcall_args != 0 {
@@ -200,7 +182,7 @@ impl super::Entry for Ia32Entry {
         if self.flags & NO_FLAGS != 0 && i == 1 {
             return 0;
         }
-        let v = read_u64(self.regs, ARG_REGS[i] as u32).unwrap_or(0) as u32;
+        let v = read_u64(self.regs, IA32_ARGS[i]).unwrap_or(0) as u32;
         let first_id = if self.op.target().is_some() { 1 } else { 0 };
         if self.flags & IDS16 != 0 && i >= first_id {
             // The legacy calls take u16 ids; 0xffff is their "unchanged".

@@ -2,9 +2,8 @@
 //! read before (entry) and after (exit) the call, so the record says what
 //! actually changed, whatever the arguments asked for.
 
-use aya_ebpf::macros::{map, tracepoint};
+use aya_ebpf::macros::map;
 use aya_ebpf::maps::HashMap;
-use aya_ebpf::programs::TracePointContext;
 use sensor_common::{CredEvent, EventKind, ProbeError, SyscallOp};
 
 use super::inflight;
@@ -36,12 +35,7 @@ pub(super) fn thread_exited(key: &u64) {
     let _ = CRED_INFLIGHT.remove(key);
 }
 
-#[tracepoint]
-pub fn cred_enter(ctx: TracePointContext) -> u32 {
-    enter(&ctx)
-}
-
-super::compat_programs!(cred_compat_enter, cred_compat_exit);
+super::syscall_programs!(cred_enter, cred_exit, cred_compat_enter, cred_compat_exit);
 
 #[inline(always)]
 fn enter<E: super::Entry>(c: &E) -> u32 {
@@ -76,11 +70,6 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
         count_error(ProbeError::Inflight);
     }
     0
-}
-
-#[tracepoint]
-pub fn cred_exit(ctx: TracePointContext) -> u32 {
-    exit(super::ret(&ctx), false)
 }
 
 /// `ia32`: the call came through the ia32 ABI (`TaskInfo::flags`).

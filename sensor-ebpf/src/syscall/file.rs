@@ -11,9 +11,8 @@
 //! `security_inode_setattr` sees them; see the daemon's hook table.
 
 use aya_ebpf::helpers::generated::bpf_probe_read_user;
-use aya_ebpf::macros::{map, tracepoint};
+use aya_ebpf::macros::map;
 use aya_ebpf::maps::{HashMap, PerCpuArray};
-use aya_ebpf::programs::TracePointContext;
 use sensor_common::{
     ARG_PATH_CAP, AT_FDCWD, EventKind, FileEvent, ProbeError, SyscallOp, Target, XATTR_NAME_CAP,
     XATTR_VALUE_CAP, file_flags,
@@ -97,12 +96,7 @@ unsafe impl inflight::Record for PendingHead {}
 // SAFETY: as above.
 unsafe impl inflight::Record for PendingShort {}
 
-#[tracepoint]
-pub fn file_enter(ctx: TracePointContext) -> u32 {
-    enter(&ctx)
-}
-
-super::compat_programs!(file_compat_enter, file_compat_exit);
+super::syscall_programs!(file_enter, file_exit, file_compat_enter, file_compat_exit);
 
 #[inline(always)]
 fn enter<E: super::Entry>(c: &E) -> u32 {
@@ -297,11 +291,6 @@ fn end(key: &u64, found: &Found) {
 #[inline(always)]
 pub(super) fn thread_exited(key: &u64) {
     let _ = FILE_INFLIGHT_SHORT.remove(key);
-}
-
-#[tracepoint]
-pub fn file_exit(ctx: TracePointContext) -> u32 {
-    exit(super::ret(&ctx), false)
 }
 
 /// `ia32`: the call came through the ia32 ABI (`TaskInfo::flags`).

@@ -1,19 +1,28 @@
-//! Syscalls traced at their entry and exit (`syscalls:sys_enter_<name>`
-//! and `sys_exit_<name>` tracepoints).
+//! Syscalls traced at their entry and exit.
 //!
-//! Why these hooks: they exist on every kernel the sensor supports (unlike
-//! fentry/BPF-LSM, which sandboxes and some distributions refuse), they
-//! only fire for the syscalls they name (an untraced syscall costs
-//! nothing), and the exit tracepoint gives the outcome. Arguments are read
-//! at entry, the moment the kernel copies them too, and kept per thread
-//! until the exit, where one record with the result is sent.
+//! Two programs on the `raw_syscalls` tracepoints see every syscall
+//! ([`dispatch`]): they look the number up in `SYSCALL_OPS` (filled by
+//! the daemon), stop at once for untraced ones, and hand a traced call to
+//! its family's program by tail call. Arguments are read at entry, the
+//! moment the kernel copies them too, and kept per thread until the exit,
+//! where one record with the result is sent.
 //!
-//! One program per family serves all of its syscalls: the tracepoint
-//! record says which syscall fired (`__syscall_nr`), and `SYSCALL_OPS`,
-//! filled by the daemon, says what that number is.
+//! Why raw tracepoints and not the per-syscall `syscalls:sys_enter_<name>`
+//! ones: those run their programs through perf's tracepoint machinery
+//! (a per-call buffer for the record, the arguments copied into it), which
+//! measured ~100 ns per tracepoint on Linux 6.18, more than the family's
+//! own entry program; a raw tracepoint calls the program directly. Both
+//! put every task on the kernel's slow syscall path, so an untraced
+//! syscall pays for the dispatcher's lookup either way. And the
+//! `syscalls:` tracepoints never fire for ia32 calls, which the
+//! dispatchers see too (see [`compat`]).
+//!
+//! One program per family serves all of its syscalls: `SYSCALL_OPS` says
+//! which syscall the number is.
 
 pub mod compat;
 pub mod cred;
+pub mod dispatch;
 pub mod file;
 pub mod file_setattr;
 mod inflight;
@@ -22,83 +31,137 @@ pub mod sys;
 pub mod watch;
 pub mod watch_inode;
 
-use aya_ebpf::EbpfContext as _;
 use aya_ebpf::helpers::{bpf_get_current_pid_tgid, bpf_get_current_task};
 use aya_ebpf::macros::map;
 use aya_ebpf::maps::Array;
-use aya_ebpf::programs::TracePointContext;
+use aya_ebpf::programs::RawTracePointContext;
 use sensor_common::{SYSCALL_SLOTS, SyscallOp};
 
 use crate::kernel::{Miss, field, read_ptr, read_u32};
-use crate::maps::{off, sensor_tgid};
+use crate::maps::off;
 
 /// [`SyscallOp`] of each traced syscall number; 0 for the rest.
 #[map]
 static SYSCALL_OPS: Array<u32> = Array::with_max_entries(SYSCALL_SLOTS, 0);
 
-// Layout of the syscalls:sys_enter_*/sys_exit_* records, the same on every
-// kernel since 3.x: 8 bytes of common fields, `int __syscall_nr`, then at
-// entry the arguments as 8-byte slots, at exit `long ret`.
-// https://elixir.bootlin.com/linux/v6.18/source/kernel/trace/trace_syscalls.c
-const NR: usize = 8;
-const ARGS: usize = 16;
-const RET: usize = 16;
-
-/// The op of the syscall that fired, if it is traced and neither the
-/// sensor's own nor from a task the filters ignore.
+/// The `SYSCALL_OPS` value of native syscall `nr`: 0 if untraced.
 #[inline(always)]
-pub fn op(ctx: &TracePointContext) -> Option<SyscallOp> {
-    if (bpf_get_current_pid_tgid() >> 32) as u32 == sensor_tgid() {
-        return None;
+pub fn native_value(nr: u64) -> u32 {
+    if nr >= SYSCALL_SLOTS as u64 {
+        return 0;
     }
-    let nr: i32 = record(ctx, NR);
-    if nr < 0 {
-        return None;
-    }
-    let op = SyscallOp::from_u32(*SYSCALL_OPS.get(nr as u32)?)?;
-    if crate::filter::task_ignored(current_task()) {
-        return None;
-    }
-    Some(op)
+    SYSCALL_OPS.get(nr as u32).copied().unwrap_or(0)
 }
 
-/// A syscall at its entry, as a family's code needs it: native calls from
-/// the `syscalls:` tracepoint record, ia32 calls from the registers
-/// ([`compat::Ia32Entry`]). Generic code, so each program gets its own
-/// inlined copy and the verifier sees no indirection.
+// x86_64 `struct pt_regs` (arch/x86/include/uapi/asm/ptrace.h), a fixed
+// layout: r15 r14 r13 r12 bp bx r11 r10 r9 r8 ax cx dx si di orig_ax …
+// The syscall number is in orig_ax (ax holds the result at exit).
+pub(crate) mod regs {
+    pub const BP: u32 = 4 * 8;
+    pub const BX: u32 = 5 * 8;
+    pub const R10: u32 = 7 * 8;
+    pub const R9: u32 = 8 * 8;
+    pub const R8: u32 = 9 * 8;
+    pub const CX: u32 = 11 * 8;
+    pub const DX: u32 = 12 * 8;
+    pub const SI: u32 = 13 * 8;
+    pub const DI: u32 = 14 * 8;
+    pub const ORIG_AX: u32 = 15 * 8;
+    /// The native (x86_64) argument registers in order.
+    pub const NATIVE_ARGS: [u32; 6] = [DI, SI, DX, R10, R8, R9];
+    /// The ia32 argument registers in order.
+    pub const IA32_ARGS: [u32; 6] = [BX, CX, DX, SI, DI, BP];
+}
+
+/// A syscall at its entry, as a family's code needs it: native calls
+/// ([`NativeEntry`]) and ia32 calls ([`compat::Ia32Entry`]) take their
+/// arguments from different registers. Generic code, so each program gets
+/// its own inlined copy and the verifier sees no indirection.
 pub trait Entry {
-    /// The op, if the call is traced (for native calls this also applies
-    /// the sensor's own and the ignore filters; the compat dispatcher
-    /// applies them before its tail call).
+    /// The op. The dispatcher has applied the sensor's own and the ignore
+    /// filters before its tail call.
     fn op(&self) -> Option<SyscallOp>;
     /// Argument `i` (0-based).
     fn arg(&self, i: usize) -> u64;
 }
 
-impl Entry for TracePointContext {
-    #[inline(always)]
-    fn op(&self) -> Option<SyscallOp> {
-        op(self)
-    }
+/// A native syscall at entry, from a `raw_syscalls:sys_enter` context
+/// (`regs`, `id`).
+pub struct NativeEntry {
+    op: SyscallOp,
+    regs: u64,
+}
 
+impl NativeEntry {
     #[inline(always)]
-    fn arg(&self, i: usize) -> u64 {
-        arg(self, i)
+    pub fn new(ctx: &RawTracePointContext) -> Option<NativeEntry> {
+        let id: u64 = ctx.arg(1);
+        Some(NativeEntry {
+            op: SyscallOp::from_u32(native_value(id))?,
+            regs: ctx.arg(0),
+        })
     }
 }
 
-/// A family's ia32 programs, reached by tail call from the compat
-/// dispatchers: the family's own `enter` and `exit` with the registers as
-/// the argument source. Written out instead of with aya's macro, whose
+impl Entry for NativeEntry {
+    #[inline(always)]
+    fn op(&self) -> Option<SyscallOp> {
+        Some(self.op)
+    }
+
+    /// A probe read of the saved register, 0 if it fails (the helper
+    /// zeroes its destination then). Called without checking the result:
+    /// a separate constant-0 path lets LLVM merge the callers' stores of
+    /// it into a memset call, a BPF-to-BPF call that the build refuses.
+    #[inline(always)]
+    fn arg(&self, i: usize) -> u64 {
+        if i >= regs::NATIVE_ARGS.len() {
+            return 0;
+        }
+        let mut v = 0u64;
+        // SAFETY: an 8-byte probe read into a local.
+        unsafe {
+            aya_ebpf::helpers::generated::bpf_probe_read_kernel(
+                (&raw mut v).cast(),
+                8,
+                (self.regs + regs::NATIVE_ARGS[i] as u64) as *const _,
+            )
+        };
+        v
+    }
+}
+
+/// A family's programs, reached by tail call from the dispatchers: the
+/// family's own `enter` and `exit`, natively and with the ia32 registers
+/// as the argument source. Written out instead of with aya's macro, whose
 /// inner function LLVM may leave un-inlined once a family's code has two
 /// instances: a BPF-to-BPF call that kernels before 5.10 refuse beside a
 /// tail call.
-macro_rules! compat_programs {
-    ($enter:ident, $exit:ident) => {
-        /// The ia32 variant of this family's entry program.
+macro_rules! syscall_programs {
+    ($enter:ident, $exit:ident, $compat_enter:ident, $compat_exit:ident) => {
+        /// This family's entry program (native syscalls).
         #[unsafe(no_mangle)]
         #[unsafe(link_section = "raw_tp/sys_enter")]
         pub extern "C" fn $enter(ctx: *mut core::ffi::c_void) -> u32 {
+            let ctx = aya_ebpf::programs::RawTracePointContext::new(ctx);
+            match super::NativeEntry::new(&ctx) {
+                Some(c) => enter(&c),
+                None => 0,
+            }
+        }
+
+        /// This family's exit program (native syscalls).
+        #[unsafe(no_mangle)]
+        #[unsafe(link_section = "raw_tp/sys_exit")]
+        pub extern "C" fn $exit(ctx: *mut core::ffi::c_void) -> u32 {
+            let ctx = aya_ebpf::programs::RawTracePointContext::new(ctx);
+            exit(ctx.arg::<i64>(1), false)
+        }
+
+        /// The ia32 variant of this family's entry program.
+        #[unsafe(no_mangle)]
+        #[unsafe(link_section = "raw_tp/sys_enter")]
+        pub extern "C" fn $compat_enter(ctx: *mut core::ffi::c_void) -> u32 {
             let ctx = aya_ebpf::programs::RawTracePointContext::new(ctx);
             match super::compat::Ia32Entry::new(&ctx) {
                 Some(c) => enter(&c),
@@ -109,37 +172,13 @@ macro_rules! compat_programs {
         /// The ia32 variant of this family's exit program.
         #[unsafe(no_mangle)]
         #[unsafe(link_section = "raw_tp/sys_exit")]
-        pub extern "C" fn $exit(ctx: *mut core::ffi::c_void) -> u32 {
+        pub extern "C" fn $compat_exit(ctx: *mut core::ffi::c_void) -> u32 {
             let ctx = aya_ebpf::programs::RawTracePointContext::new(ctx);
             exit(super::compat::ret(&ctx), true)
         }
     };
 }
-pub(crate) use compat_programs;
-
-/// Argument `i` (0-based) of the syscall entry record.
-#[inline(always)]
-pub fn arg(ctx: &TracePointContext, i: usize) -> u64 {
-    // SAFETY: reads inside the tracepoint record (every entry record has
-    // as many slots as its syscall has arguments; callers only read those).
-    unsafe { ctx.read_at(ARGS + 8 * i) }.unwrap_or(0)
-}
-
-/// The return value in a syscall exit record.
-#[inline(always)]
-pub fn ret(ctx: &TracePointContext) -> i64 {
-    record(ctx, RET)
-}
-
-/// A field of the tracepoint record at a constant `offset`, with a plain
-/// load, which the verifier checks against the record's bounds: a few ns
-/// where a probe read is a helper call. Only for constant offsets: a
-/// variable one is refused (that is why `arg` probe-reads).
-#[inline(always)]
-fn record<T: Copy>(ctx: &TracePointContext, offset: usize) -> T {
-    // SAFETY: inside the record (NR and RET are in every syscall record).
-    unsafe { core::ptr::read_volatile(ctx.as_ptr().cast::<u8>().add(offset).cast::<T>()) }
-}
+pub(crate) use syscall_programs;
 
 /// The thread `key` is exiting: the in-flight records kept between its
 /// calls go with it (see [`inflight`]).

@@ -8,9 +8,9 @@
 //! out of SYN_SENT (`inet_sock_set_state`) reports how it ended.
 
 use aya_ebpf::helpers::generated::bpf_probe_read_user;
-use aya_ebpf::macros::{map, raw_tracepoint, tracepoint};
+use aya_ebpf::macros::{map, raw_tracepoint};
 use aya_ebpf::maps::{HashMap, LruHashMap, PerCpuArray};
-use aya_ebpf::programs::{RawTracePointContext, TracePointContext};
+use aya_ebpf::programs::RawTracePointContext;
 use sensor_common::{
     EventKind, NET_OP_CONNECT_OUTCOME, NetEvent, ProbeError, SOCKADDR_CAP, SyscallOp,
 };
@@ -64,12 +64,7 @@ static NET_SCRATCH: PerCpuArray<NetEvent> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 static CONNECTING: LruHashMap<u64, NetEvent> = LruHashMap::with_max_entries(4096, 0);
 
-#[tracepoint]
-pub fn net_enter(ctx: TracePointContext) -> u32 {
-    enter(&ctx)
-}
-
-super::compat_programs!(net_compat_enter, net_compat_exit);
+super::syscall_programs!(net_enter, net_exit, net_compat_enter, net_compat_exit);
 
 #[inline(always)]
 fn enter<E: super::Entry>(c: &E) -> u32 {
@@ -125,11 +120,6 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
 // zero_u64s on PendingNet::sockaddr needs it 8-aligned.
 const _: () = assert!(core::mem::offset_of!(PendingNet, sockaddr) % 8 == 0);
 const _: () = assert!(core::mem::offset_of!(NetEvent, local_addr) % 8 == 0);
-
-#[tracepoint]
-pub fn net_exit(ctx: TracePointContext) -> u32 {
-    exit(super::ret(&ctx), false)
-}
 
 /// `ia32`: the call came through the ia32 ABI (`TaskInfo::flags`).
 #[inline(always)]

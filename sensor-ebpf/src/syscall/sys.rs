@@ -6,9 +6,9 @@
 //! entry, the result (and finit_module's file, from its fd) at exit.
 
 use aya_ebpf::helpers::generated::bpf_probe_read_user;
-use aya_ebpf::macros::{map, raw_tracepoint, tracepoint};
+use aya_ebpf::macros::{map, raw_tracepoint};
 use aya_ebpf::maps::{HashMap, PerCpuArray};
-use aya_ebpf::programs::{RawTracePointContext, TracePointContext};
+use aya_ebpf::programs::RawTracePointContext;
 use sensor_common::{
     AT_FDCWD, EventKind, ProbeError, SYS_OP_SIGNAL_SENSOR, SYS_STR_CAP, SYS_STR0_CAP, SysEvent,
     SyscallOp, mount_flags, sys_flags,
@@ -57,12 +57,7 @@ static SYS_INFLIGHT: HashMap<u64, PendingSys> = HashMap::with_max_entries(1024, 
 
 const BPF_F_NO_PREALLOC: u32 = 1;
 
-#[tracepoint]
-pub fn sys_enter(ctx: TracePointContext) -> u32 {
-    enter(&ctx)
-}
-
-super::compat_programs!(sys_compat_enter, sys_compat_exit);
+super::syscall_programs!(sys_enter, sys_exit, sys_compat_enter, sys_compat_exit);
 
 #[inline(always)]
 fn enter<E: super::Entry>(c: &E) -> u32 {
@@ -194,11 +189,6 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
         count_error(ProbeError::Inflight);
     }
     0
-}
-
-#[tracepoint]
-pub fn sys_exit(ctx: TracePointContext) -> u32 {
-    exit(super::ret(&ctx), false)
 }
 
 /// `ia32`: the call came through the ia32 ABI (`TaskInfo::flags`).

@@ -19,9 +19,8 @@
 //!   through symlinks, bind mounts and `/proc/PID/root`.
 
 use aya_ebpf::helpers::generated::bpf_probe_read_user;
-use aya_ebpf::macros::{map, tracepoint};
+use aya_ebpf::macros::map;
 use aya_ebpf::maps::{Array, HashMap, PerCpuArray};
-use aya_ebpf::programs::TracePointContext;
 use sensor_common::{
     ARG_PATH_CAP, AT_FDCWD, EventKind, ExeKey, PathPrefix, ProbeError, SyscallOp,
     WATCH_PREFIXES_MAX, WatchEvent, watch_flags,
@@ -121,15 +120,12 @@ fn by_inode_hooks() -> bool {
     WATCH_BY_INODE.get(0).is_some_and(|v| *v != 0)
 }
 
-// inline(always) reaches the function aya's macro nests: without it LLVM
-// may keep the body as a BPF-to-BPF call (see sensor/build.rs).
-#[tracepoint]
-#[inline(always)]
-pub fn watch_enter(ctx: TracePointContext) -> u32 {
-    enter(&ctx)
-}
-
-super::compat_programs!(watch_compat_enter, watch_compat_exit);
+super::syscall_programs!(
+    watch_enter,
+    watch_exit,
+    watch_compat_enter,
+    watch_compat_exit
+);
 
 #[inline(always)]
 fn enter<E: super::Entry>(c: &E) -> u32 {
@@ -291,11 +287,6 @@ pub(super) fn resolved(dentries: [u64; 2]) {
             return;
         }
     }
-}
-
-#[tracepoint]
-pub fn watch_exit(ctx: TracePointContext) -> u32 {
-    exit(super::ret(&ctx), false)
 }
 
 /// `ia32`: the call came through the ia32 ABI (`TaskInfo::flags`).

@@ -1,7 +1,7 @@
 //! The ia32 syscall hooks (see `sensor_common::compat` for why they
-//! exist): the families' compat programs go into `COMPAT_PROGS`, the ia32
-//! numbers of their syscalls into `COMPAT_OPS`, and then the two
-//! dispatchers are attached to `raw_syscalls:sys_enter`/`sys_exit`.
+//! exist): the families' compat programs go into `COMPAT_PROGS` and the
+//! ia32 numbers of their syscalls into `COMPAT_OPS`, where the syscall
+//! dispatchers (`syscalls::attach_dispatchers`) find them.
 //!
 //! Optional: without x86_64's ia32 emulation there is nothing to hook, and
 //! a failure here is reported (the native syscalls are traced either way).
@@ -15,9 +15,9 @@ use super::syscalls::{self, HookStatus};
 use super::{load_raw_tracepoint, take_map};
 
 /// What `sensor probe` and the start log say about the ia32 hooks.
-pub const WHY: &str = "the syscalls: tracepoints skip ia32 syscalls (int 0x80, 32-bit programs); \
-    raw_syscalls:sys_enter/sys_exit see them, and hand the traced ones to the families' programs \
-    by tail call (cost: two short programs on every syscall)";
+pub const WHY: &str = "ia32 syscalls (int 0x80, 32-bit programs) have their own numbers and \
+    argument registers; the syscall dispatchers tell them by the task's TS_COMPAT status and hand \
+    the traced ones to the families' ia32 programs by tail call";
 
 /// The attached hooks; the program array must stay open, or the kernel
 /// empties it.
@@ -118,17 +118,6 @@ fn install(ebpf: &mut Ebpf, families: &[EventKind]) -> Result<ProgramArray<MapDa
             ops.set(nr, value, 0)
                 .map_err(|e| format!("{}: {e}", names::COMPAT_OPS_MAP))?;
         }
-    }
-    // Exit first: an entry whose exit is not attached would leave a stale
-    // in-flight record behind.
-    for (name, hook) in [
-        (names::PROG_COMPAT_EXIT, names::TP_SYS_EXIT),
-        (names::PROG_COMPAT_ENTER, names::TP_SYS_ENTER),
-    ] {
-        load_raw_tracepoint(ebpf, name, hook)
-            .map_err(|e| e.to_string())?
-            .attach(hook)
-            .map_err(|e| format!("raw_tracepoint/{hook}: {e}"))?;
     }
     Ok(progs)
 }

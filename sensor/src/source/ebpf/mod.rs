@@ -109,6 +109,7 @@ pub struct EbpfSource {
     // Keep programs attached and maps alive for as long as the source lives.
     _ebpf: Ebpf,
     _stages: ProgramArray<MapData>,
+    _native_programs: syscalls::NativePrograms,
     losses: PerCpuArray<MapData, u64>,
     errors: PerCpuArray<MapData, u64>,
     last_losses: Vec<u64>,
@@ -201,7 +202,8 @@ impl EbpfSource {
             .into_iter()
             .filter(|k| !config.disable.iter().any(|d| d == k.name()))
             .collect();
-        let (syscalls, fentry_hooks) = syscalls::attach(&mut ebpf, &enabled, &resolved.offsets)?;
+        let (syscalls, fentry_hooks, native_programs) =
+            syscalls::attach(&mut ebpf, &enabled, &resolved.offsets)?;
         if let Some(Err(why)) = &fentry_hooks.setattr {
             tracing::info!(
                 "chmod/chown events come without the file's attributes from before the call: {why}"
@@ -220,8 +222,14 @@ impl EbpfSource {
         }
         let ia32 = compat::attach(&mut ebpf, config.ia32_syscalls, &enabled, &resolved.offsets);
         match &ia32.status {
-            Ok(()) => tracing::info!("ia32 syscalls are traced too (raw_syscalls tracepoints)"),
+            Ok(()) => tracing::info!("ia32 syscalls are traced too"),
             Err(why) => tracing::info!("ia32 syscalls are not traced: {why}"),
+        }
+        if sensor_common::SYSCALL_FAMILIES
+            .iter()
+            .any(|k| enabled.contains(k))
+        {
+            syscalls::attach_dispatchers(&mut ebpf)?;
         }
         let ring = take_map(&mut ebpf, names::EVENTS_MAP)?;
         let losses = take_map(&mut ebpf, names::LOSSES_MAP)?;
@@ -229,6 +237,7 @@ impl EbpfSource {
         let source = EbpfSource {
             _ebpf: ebpf,
             _stages: stages,
+            _native_programs: native_programs,
             losses,
             errors,
             last_losses: vec![0; EventKind::ALL.len()],
@@ -329,7 +338,7 @@ pub(crate) fn load_raw_tracepoint<'a>(
     Ok(program)
 }
 
-/// Verifies every tracepoint program of the object before the first one is
+/// Verifies every raw tracepoint program of the object before the first one is
 /// attached. Verification is what takes time (seconds for all of them);
 /// loading each just before attaching it, as the steps after this do,
 /// left events of the first hooks piling up in the ring buffer unread
@@ -341,7 +350,6 @@ pub(crate) fn load_raw_tracepoint<'a>(
 fn verify_first(ebpf: &mut Ebpf) {
     for (name, program) in ebpf.programs_mut() {
         let loaded = match program {
-            aya::programs::Program::TracePoint(p) if p.fd().is_err() => p.load(),
             aya::programs::Program::RawTracePoint(p) if p.fd().is_err() => p.load(),
             // fentry needs its target at load; it is loaded where attached.
             _ => continue,

@@ -1,11 +1,13 @@
-//! Attaching the syscall families to their `syscalls:sys_enter_*` /
-//! `sys_exit_*` tracepoints and telling the kernel side which syscall
-//! number is which op.
+//! Setting up the syscall families: their programs go into the
+//! dispatchers' program array, the number of each traced syscall into
+//! `SYSCALL_OPS`, and then the two dispatchers are attached to
+//! `raw_syscalls:sys_enter`/`sys_exit` (see the eBPF side's
+//! `syscall/dispatch.rs`).
 
 use aya::Ebpf;
-use aya::maps::{Array, MapData};
-use aya::programs::{FEntry, TracePoint};
-use sensor_common::{EventKind, SYSCALL_SLOTS, SyscallOp, names};
+use aya::maps::{Array, MapData, ProgramArray};
+use aya::programs::FEntry;
+use sensor_common::{EventKind, SYSCALL_SLOTS, SyscallOp, compat, names};
 
 use super::{LoadError, take_map};
 
@@ -84,7 +86,7 @@ pub struct Family {
 pub const FAMILIES: &[Family] = &[
     Family {
         kind: EventKind::FileAttr,
-        why: "per-syscall tracepoints exist on every supported kernel and load where fentry/LSM are \
+        why: "raw tracepoints exist on every supported kernel and load where fentry/LSM are \
               refused; arguments are copied at entry, the result is read at exit",
         preferred: Some(
             "fentry/security_inode_setattr, added where fentry loads: the resolved inode's mode and \
@@ -129,26 +131,35 @@ pub const FAMILIES: &[Family] = &[
     },
 ];
 
-/// The syscalls of `kind` that this kernel has tracepoints for, and those
-/// it lacks (tracefs must be mounted; see `ensure_tracefs`).
+/// The syscalls of `kind` that this kernel has, and those it lacks
+/// (tracefs must be mounted; see `ensure_tracefs`).
 pub fn available(kind: EventKind) -> (Vec<&'static str>, Vec<&'static str>) {
     ensure_tracefs();
     let (present, absent): (Vec<SyscallOp>, Vec<SyscallOp>) = SyscallOp::ALL
         .into_iter()
         .filter(|op| op.kind() == kind && number(*op).is_some())
-        .partition(|op| {
-            std::path::Path::new(&format!(
-                "/sys/kernel/tracing/events/syscalls/sys_enter_{}",
-                op.tracepoint()
-            ))
-            .exists()
-        });
+        .partition(|op| in_kernel(*op).is_ok());
     let names = |ops: Vec<SyscallOp>| ops.into_iter().map(SyscallOp::name).collect();
     (names(present), names(absent))
 }
 
-/// A syscall family's programs: entry and exit at the `syscalls:`
-/// tracepoints, and their ia32 variants (reached by tail call).
+/// Whether the running kernel has `op`'s syscall. Its `syscalls:`
+/// tracepoint says so (fchmodat2 came in 6.6, mount_setattr in 5.12):
+/// an older kernel answers the number with ENOSYS, which is not the
+/// syscall. Without tracefs nothing can be told, and the number is traced.
+fn in_kernel(op: SyscallOp) -> Result<(), String> {
+    let events = std::path::Path::new("/sys/kernel/tracing/events/syscalls");
+    let event = format!("sys_enter_{}", op.tracepoint());
+    if events.is_dir() && !events.join(&event).exists() {
+        return Err(format!(
+            "not in this kernel (no syscalls:{event} tracepoint)"
+        ));
+    }
+    Ok(())
+}
+
+/// A syscall family's programs, all reached by tail call from the
+/// dispatchers: entry and exit, and their ia32 variants.
 pub struct Programs {
     pub enter: &'static str,
     pub exit: &'static str,
@@ -220,19 +231,25 @@ pub struct FentryHooks {
     pub watch_inode: Option<HookStatus>,
 }
 
-/// Loads the syscall programs, fills SYSCALL_OPS and attaches every op of
-/// the `enabled` kinds. A syscall this kernel lacks is reported, not an
-/// error; a program that fails to load is.
+/// The native program array; it must stay open, or the kernel empties it.
+pub struct NativePrograms(#[allow(dead_code)] ProgramArray<MapData>);
+
+/// Loads the programs of the `enabled` families into the dispatchers'
+/// program array and puts the number of each of their syscalls into
+/// SYSCALL_OPS (the dispatchers are attached by [`attach_dispatchers`]).
+/// A syscall this kernel lacks is reported, not an error; a program that
+/// fails to load is.
 pub fn attach(
     ebpf: &mut Ebpf,
     enabled: &[EventKind],
     offsets: &sensor_common::KernelOffsets,
-) -> Result<(Vec<Traced>, FentryHooks), LoadError> {
+) -> Result<(Vec<Traced>, FentryHooks, NativePrograms), LoadError> {
     let mut hooks = FentryHooks::default();
     // Parsed once for every fentry hook (tens of MiB, tens of ms).
     let btf = aya::Btf::from_sys_fs().map_err(|e| format!("kernel BTF: {e}"));
     ensure_tracefs();
     let mut ops: Array<MapData, u32> = take_map(ebpf, names::SYSCALL_OPS_MAP)?;
+    let mut progs: ProgramArray<MapData> = take_map(ebpf, names::SYSCALL_PROGS_MAP)?;
     let mut traced = Vec::new();
     for kind in sensor_common::SYSCALL_FAMILIES {
         if !enabled.contains(&kind) {
@@ -253,37 +270,42 @@ pub fn attach(
             _ => {}
         }
         let Programs { enter, exit, .. } = programs(kind);
-        for name in [enter, exit] {
-            let program: &mut TracePoint = ebpf
-                .program_mut(name)
-                .ok_or(LoadError::Missing {
-                    what: "program",
-                    name,
-                })?
-                .try_into()
-                .map_err(|source| LoadError::Program {
-                    program: name,
-                    hook: "syscalls",
+        for (name, is_exit) in [(enter, false), (exit, true)] {
+            let program = super::load_raw_tracepoint(ebpf, name, "tail call")?;
+            let fd = program.fd().map_err(|source| LoadError::Program {
+                program: name,
+                hook: "tail call",
+                source,
+            })?;
+            progs
+                .set(compat::slot(kind, is_exit), fd, 0)
+                .map_err(|source| LoadError::Map {
+                    name: names::SYSCALL_PROGS_MAP,
                     source,
                 })?;
-            // Verified already by `verify_first` unless it failed there.
-            if program.fd().is_err() {
-                program.load().map_err(|source| LoadError::Program {
-                    program: name,
-                    hook: "syscalls",
-                    source,
-                })?;
-            }
         }
         for op in SyscallOp::ALL.into_iter().filter(|op| op.kind() == kind) {
-            let status = attach_one(ebpf, &mut ops, op, enter, exit);
+            let status = trace_one(&mut ops, op);
             if let Err(why) = &status {
                 tracing::debug!(syscall = op.name(), "not traced: {why}");
             }
             traced.push(Traced { op, status });
         }
     }
-    Ok((traced, hooks))
+    Ok((traced, hooks, NativePrograms(progs)))
+}
+
+/// Attaches the two dispatchers, once every program array and number
+/// table they read is filled. Exit first: an entry whose exit is not
+/// attached yet would leave a stale in-flight record behind.
+pub fn attach_dispatchers(ebpf: &mut Ebpf) -> Result<(), LoadError> {
+    for (name, hook) in [
+        (names::PROG_SYSCALL_EXIT, names::TP_SYS_EXIT),
+        (names::PROG_SYSCALL_ENTER, names::TP_SYS_ENTER),
+    ] {
+        attach_raw(ebpf, name, hook)?;
+    }
+    Ok(())
 }
 
 /// The fentry hook that gives chmod/chown events the file's attributes
@@ -392,37 +414,22 @@ fn attach_raw(ebpf: &mut Ebpf, name: &'static str, hook: &'static str) -> Result
     Ok(())
 }
 
-fn attach_one(
-    ebpf: &mut Ebpf,
-    ops: &mut Array<MapData, u32>,
-    op: SyscallOp,
-    enter: &'static str,
-    exit: &'static str,
-) -> Result<(), String> {
+/// Puts `op`'s syscall number into SYSCALL_OPS, which has the
+/// dispatchers trace it.
+fn trace_one(ops: &mut Array<MapData, u32>, op: SyscallOp) -> Result<(), String> {
     let nr = number(op).ok_or("no such syscall on this architecture")?;
     let slot = u32::try_from(nr)
         .ok()
         .filter(|n| *n < SYSCALL_SLOTS)
         .ok_or(format!("syscall number {nr} out of range"))?;
+    in_kernel(op)?;
     ops.set(slot, op as u32, 0)
-        .map_err(|e| format!("SYSCALL_OPS: {e}"))?;
-    // Exit first: an entry whose exit is not attached yet would leave a
-    // stale in-flight entry behind.
-    for (program, prefix) in [(exit, "sys_exit_"), (enter, "sys_enter_")] {
-        let tp: &mut TracePoint = ebpf
-            .program_mut(program)
-            .and_then(|p| p.try_into().ok())
-            .ok_or_else(|| format!("program {program} missing"))?;
-        let event = format!("{prefix}{}", op.tracepoint());
-        tp.attach("syscalls", &event)
-            .map_err(|e| format!("tracepoint syscalls:{event}: {e}"))?;
-    }
-    Ok(())
+        .map_err(|e| format!("SYSCALL_OPS: {e}"))
 }
 
-/// Tracepoints are attached by the ids tracefs publishes; on hosts that do
+/// Which syscalls the kernel has is read from tracefs; on hosts that do
 /// not mount it at boot (this build machine, many minimal images) mount it
-/// where the kernel documents it. aya looks there once per process.
+/// where the kernel documents it.
 fn ensure_tracefs() {
     let dir = std::path::Path::new("/sys/kernel/tracing");
     let populated = dir.read_dir().is_ok_and(|mut d| d.next().is_some());

@@ -1,0 +1,73 @@
+//! The two programs every syscall passes: `raw_syscalls:sys_enter` and
+//! `sys_exit`. Each looks the syscall number up, returns at once for an
+//! untraced one, and tail-calls the family program of a traced one
+//! (native: `SYSCALL_PROGS`; ia32: [`compat`]'s `COMPAT_PROGS`).
+//!
+//! Cost on an untraced syscall: at entry two array lookups; at exit a
+//! probe read of the number (the `sys_exit` tracepoint does not pass it)
+//! and two array lookups.
+
+use aya_ebpf::macros::{map, raw_tracepoint};
+use aya_ebpf::maps::ProgramArray;
+use aya_ebpf::programs::RawTracePointContext;
+use sensor_common::SyscallOp;
+use sensor_common::compat::{PROG_SLOTS, slot};
+
+use super::{compat, current_task, native_value, regs};
+use crate::kernel::read_u64;
+use crate::maps::sensor_tgid;
+
+/// The families' native programs, by [`slot`].
+#[map]
+static SYSCALL_PROGS: ProgramArray = ProgramArray::with_max_entries(PROG_SLOTS, 0);
+
+#[raw_tracepoint(tracepoint = "sys_enter")]
+pub fn syscall_enter(ctx: RawTracePointContext) -> u32 {
+    let nr: u64 = ctx.arg(1);
+    let (native, ia32) = (native_value(nr), compat::value(nr));
+    if native == 0 && ia32 == 0 {
+        return 0;
+    }
+    // The same number means different syscalls in the two tables: an ia32
+    // call must never be taken for the native syscall of its number.
+    let task = current_task();
+    if compat::in_ia32_syscall() {
+        if ia32 != 0 {
+            compat::enter(&ctx, task);
+        }
+        return 0;
+    }
+    let Some(op) = SyscallOp::from_u32(native) else {
+        return 0;
+    };
+    if (aya_ebpf::helpers::bpf_get_current_pid_tgid() >> 32) as u32 == sensor_tgid() {
+        return 0;
+    }
+    if crate::filter::task_ignored(task) {
+        return 0;
+    }
+    // SAFETY: a tail call with this program's own context; on failure (no
+    // program in the slot) it returns and nothing happens.
+    unsafe { SYSCALL_PROGS.tail_call(&ctx, slot(op.kind(), false)) };
+    0
+}
+
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn syscall_exit(ctx: RawTracePointContext) -> u32 {
+    let saved: u64 = ctx.arg(0);
+    let Ok(nr) = read_u64(saved, regs::ORIG_AX) else {
+        return 0;
+    };
+    if compat::exit(&ctx, nr) {
+        return 0;
+    }
+    // A native call: the family's exit finds the record its entry left
+    // for this thread, or none (the call was filtered out at entry), and
+    // then returns.
+    let Some(op) = SyscallOp::from_u32(native_value(nr)) else {
+        return 0;
+    };
+    // SAFETY: as in syscall_enter.
+    unsafe { SYSCALL_PROGS.tail_call(&ctx, slot(op.kind(), true)) };
+    0
+}
