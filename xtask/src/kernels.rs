@@ -325,7 +325,7 @@ fn boot_and_check(vmlinuz: &Path, initrd: &Path, suite: &str) -> Result<String> 
             events.trim()
         );
     }
-    // The chmod, through the syscall tracepoints (tracefs mounted by the sensor).
+    // The chmod, through the syscall dispatchers.
     let chmod = events.lines().any(|l| {
         l.contains(r#""action":"chmod""#)
             && l.contains(r#""path":"/tmp/sensor-vm-marker-file""#)

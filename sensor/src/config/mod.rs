@@ -85,9 +85,9 @@ pub struct EbpfConfig {
     /// Event kinds not to capture at all: their hooks are not attached, so
     /// they cost nothing. Any of [`DISABLEABLE_KINDS`].
     pub disable: Vec<String>,
-    /// Trace ia32 syscalls (`int 0x80`, 32-bit programs) on x86_64. Their
-    /// hooks run on every syscall (measured by `cargo xtask bench`); turn
-    /// them off only where the kernel cannot run ia32 code anyway.
+    /// Trace ia32 syscalls (`int 0x80`, 32-bit programs) on x86_64. Off,
+    /// the syscall dispatchers still tell them apart but report none:
+    /// only for hosts whose kernel cannot run ia32 code anyway.
     pub ia32_syscalls: bool,
     /// Read the task behind each syscall event with plain loads where the
     /// kernel's verifier accepts them (5.11+), else with probe reads. Off:
