@@ -68,7 +68,7 @@ pub fn task_ignored(task: u64) -> bool {
 /// Does the path argument `path[..len]` start with an ignored prefix?
 /// Only absolute arguments can match (prefixes are absolute).
 #[inline(always)]
-pub fn path_ignored(path: &[u8; sensor_common::ARG_PATH_CAP], len: u32) -> bool {
+pub fn path_ignored<const N: usize>(path: &[u8; N], len: u32) -> bool {
     filters() & filter_flags::PATH_PREFIXES != 0
         && starts_with_any(&IGNORE_PREFIXES, IGNORE_PREFIXES_MAX, path, len)
 }
@@ -76,10 +76,10 @@ pub fn path_ignored(path: &[u8; sensor_common::ARG_PATH_CAP], len: u32) -> bool 
 /// Does `path[..len]` start with one of the first `max` entries of
 /// `prefixes`? Entries are packed: the first unused one (len 0) ends them.
 #[inline(always)]
-pub fn starts_with_any(
+pub fn starts_with_any<const N: usize>(
     prefixes: &Array<PathPrefix>,
     max: u32,
-    path: &[u8; sensor_common::ARG_PATH_CAP],
+    path: &[u8; N],
     len: u32,
 ) -> bool {
     for i in 0..max {
@@ -95,7 +95,7 @@ pub fn starts_with_any(
         }
         let mut same = true;
         for j in 0..IGNORE_PREFIX_CAP {
-            if j >= n {
+            if j >= n || j >= N {
                 break;
             }
             if path[j] != prefix.bytes[j] {

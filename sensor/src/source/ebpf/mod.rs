@@ -202,7 +202,7 @@ impl EbpfSource {
             .into_iter()
             .filter(|k| !config.disable.iter().any(|d| d == k.name()))
             .collect();
-        let (syscalls, fentry_hooks, native_programs) =
+        let (mut syscalls, fentry_hooks, native_programs) =
             syscalls::attach(&mut ebpf, &enabled, &resolved.offsets)?;
         if let Some(Err(why)) = &fentry_hooks.setattr {
             tracing::info!(
@@ -229,7 +229,15 @@ impl EbpfSource {
             .iter()
             .any(|k| enabled.contains(k))
         {
-            syscalls::attach_dispatchers(&mut ebpf)?;
+            // A kernel without syscall tracepoints (CONFIG_FTRACE_SYSCALLS)
+            // still gets process events: said loudly, and per syscall in
+            // `syscalls_not_traced`.
+            if let Err(why) = syscalls::attach_dispatchers(&mut ebpf) {
+                tracing::warn!("no syscall events: {why}");
+                for t in &mut syscalls {
+                    t.status = Err(why.clone());
+                }
+            }
         }
         let ring = take_map(&mut ebpf, names::EVENTS_MAP)?;
         let losses = take_map(&mut ebpf, names::LOSSES_MAP)?;

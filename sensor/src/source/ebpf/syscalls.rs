@@ -298,12 +298,12 @@ pub fn attach(
 /// Attaches the two dispatchers, once every program array and number
 /// table they read is filled. Exit first: an entry whose exit is not
 /// attached yet would leave a stale in-flight record behind.
-pub fn attach_dispatchers(ebpf: &mut Ebpf) -> Result<(), LoadError> {
+pub fn attach_dispatchers(ebpf: &mut Ebpf) -> Result<(), String> {
     for (name, hook) in [
         (names::PROG_SYSCALL_EXIT, names::TP_SYS_EXIT),
         (names::PROG_SYSCALL_ENTER, names::TP_SYS_ENTER),
     ] {
-        attach_raw(ebpf, name, hook)?;
+        attach_raw(ebpf, name, hook).map_err(|e| format!("raw_tracepoint/{hook}: {e}"))?;
     }
     Ok(())
 }
