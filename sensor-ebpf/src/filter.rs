@@ -82,6 +82,9 @@ pub fn starts_with_any<const N: usize>(
     path: &[u8; N],
     len: u32,
 ) -> bool {
+    // No bounds check on path[j] below, whose loop 5.10's verifier follows
+    // only in the shape it has: j < IGNORE_PREFIX_CAP <= N.
+    const { assert!(N >= IGNORE_PREFIX_CAP) };
     for i in 0..max {
         let Some(prefix) = prefixes.get(i) else {
             return false;
@@ -95,7 +98,7 @@ pub fn starts_with_any<const N: usize>(
         }
         let mut same = true;
         for j in 0..IGNORE_PREFIX_CAP {
-            if j >= n || j >= N {
+            if j >= n {
                 break;
             }
             if path[j] != prefix.bytes[j] {
