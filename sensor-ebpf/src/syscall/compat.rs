@@ -15,7 +15,7 @@ use sensor_common::{OFFSET_MISSING, SyscallOp};
 
 use super::regs::{BX, CX, IA32_ARGS};
 use crate::kernel::{Direct, Probe, Reader, read_u64};
-use crate::maps::{direct_reads, off, sensor_tgid};
+use crate::maps::{direct_reads, off};
 
 /// [`sensor_common::compat`] value of each traced ia32 syscall number.
 #[map]
@@ -42,19 +42,20 @@ pub fn value(nr: u64) -> u32 {
     COMPAT_OPS.get(nr as u32).copied().unwrap_or(0)
 }
 
-/// The entry of a traced ia32 call (the dispatcher checked `TS_COMPAT`
-/// and the number): tail-calls the family's compat entry program.
+/// Counts a traced ia32 call in flight. The dispatcher calls it on the
+/// same test as [`exit`]'s (`TS_COMPAT` and a traced number), before
+/// anything else can return, so that every counted entry has its counted
+/// exit.
 #[inline(always)]
-pub fn enter(ctx: &RawTracePointContext, task: u64) {
-    // Counted on the same test as the exit's, before anything else can
-    // return, so that every counted entry has its counted exit.
+pub fn count_entry() {
     count_inflight(1);
-    if (aya_ebpf::helpers::bpf_get_current_pid_tgid() >> 32) as u32 == sensor_tgid() {
-        return;
-    }
-    if crate::filter::task_ignored(task) {
-        return;
-    }
+}
+
+/// The entry of a traced ia32 call (the dispatcher checked `TS_COMPAT`,
+/// the number and the filters): tail-calls the family's compat entry
+/// program.
+#[inline(always)]
+pub fn enter(ctx: &RawTracePointContext) {
     let Some(entry) = Ia32Entry::new(ctx) else {
         return;
     };

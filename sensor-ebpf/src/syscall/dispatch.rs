@@ -30,22 +30,26 @@ pub fn syscall_enter(ctx: RawTracePointContext) -> u32 {
     }
     // The same number means different syscalls in the two tables: an ia32
     // call must never be taken for the native syscall of its number.
-    let task = current_task();
-    if compat::in_ia32_syscall() {
-        if ia32 != 0 {
-            compat::enter(&ctx, task);
-        }
+    let ia32_call = compat::in_ia32_syscall();
+    if (if ia32_call { ia32 } else { native }) == 0 {
+        return 0;
+    }
+    if ia32_call {
+        compat::count_entry();
+    }
+    if (aya_ebpf::helpers::bpf_get_current_pid_tgid() >> 32) as u32 == sensor_tgid() {
+        return 0;
+    }
+    if crate::filter::task_ignored(current_task()) {
+        return 0;
+    }
+    if ia32_call {
+        compat::enter(&ctx);
         return 0;
     }
     let Some(op) = SyscallOp::from_u32(native) else {
         return 0;
     };
-    if (aya_ebpf::helpers::bpf_get_current_pid_tgid() >> 32) as u32 == sensor_tgid() {
-        return 0;
-    }
-    if crate::filter::task_ignored(task) {
-        return 0;
-    }
     // SAFETY: a tail call with this program's own context; on failure (no
     // program in the slot) it returns and nothing happens.
     unsafe { SYSCALL_PROGS.tail_call(&ctx, slot(op.kind(), false)) };
