@@ -887,3 +887,72 @@ fn render(scenarios: &[Scenario], workers: usize, seconds: u64) -> String {
     );
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario(name: &str, results: Vec<(Workload, Measured)>) -> Scenario {
+        Scenario {
+            name: name.to_owned(),
+            results: results.into_iter().collect(),
+            lost: BTreeMap::new(),
+            failed: None,
+        }
+    }
+
+    /// The burst row's added time is the best bursts' difference; a
+    /// flat-out row's comes from the rates, per thread.
+    #[test]
+    fn added_time_is_the_best_bursts_difference_and_the_rates_elsewhere() {
+        let burst = |best: f64| Measured {
+            ops: 100_000,
+            seconds: 2.0,
+            best_ns_per_op: Some(best),
+            ..Measured::default()
+        };
+        let flat = |ops: u64| Measured {
+            ops,
+            seconds: 1.0,
+            ..Measured::default()
+        };
+        let report = render(
+            &[
+                scenario(
+                    "baseline",
+                    vec![
+                        (Workload::ChmodBursts, burst(600.0)),
+                        (Workload::Chmod, flat(2_000_000)),
+                    ],
+                ),
+                scenario(
+                    "sensor",
+                    vec![
+                        (Workload::ChmodBursts, burst(930.0)),
+                        (Workload::Chmod, flat(1_000_000)),
+                    ],
+                ),
+            ],
+            2,
+            5,
+        );
+        let row = |w: Workload| {
+            report
+                .lines()
+                .find(|l| l.starts_with(&format!("| {} | sensor |", w.name())))
+                .unwrap_or_else(|| panic!("no sensor row for {w:?} in\n{report}"))
+                .to_owned()
+        };
+        let bursts = row(Workload::ChmodBursts);
+        assert!(
+            bursts.contains("best burst 930 ns/op | **330** |"),
+            "{bursts}"
+        );
+        // 2 threads: 2 / 1e6 − 2 / 2e6 s = 1,000 ns per operation.
+        assert!(
+            row(Workload::Chmod).contains("| 1000 |"),
+            "{}",
+            row(Workload::Chmod)
+        );
+    }
+}
