@@ -364,19 +364,11 @@ fn events_in_a_container_carry_its_name_image_and_pod() {
 fn a_container_started_before_the_sensor_is_named_too() {
     let name = format!("sensor-it-{}-early", std::process::id());
     let _removed = Removed(name.clone());
-    let (mut child, cidfile) = run_container_with(&["--name", &name], &["/bin/sleep", "5"]);
+    // Runs until killed once the sensor is up: a timed sleep raced a slow
+    // start under CI load (the container had stopped before the exec).
+    let (mut child, cidfile) = run_container_with(&["--name", &name], &["/bin/sleep", "600"]);
     let id = container_id(&cidfile);
-    // Running before the sensor starts: wait until podman says so.
-    for _ in 0..50 {
-        let out = podman()
-            .args(["inspect", "-f", "{{.State.Running}}", &name])
-            .output()
-            .expect("podman inspect");
-        if String::from_utf8_lossy(&out.stdout).trim() == "true" {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    wait_for_sleep_in(&id);
     let sensor = Sensor::start("");
     podman_exec(&name, &["/bin/echo", "early-exec-marker"]);
     let entered = sensor.wait_for("podman exec into the early container", |v| {
@@ -388,6 +380,12 @@ fn a_container_started_before_the_sensor_is_named_too() {
         "no pod annotations: {entered}"
     );
     // Its first process, found in /proc at start, is named when it exits.
+    let killed = podman()
+        .args(["kill", &id])
+        .stdout(Stdio::null())
+        .status()
+        .expect("podman kill");
+    assert!(killed.success(), "podman kill {id}");
     let exit = sensor.wait_for("exit of the early container's sleep", |v| {
         action(v) == "exit"
             && at(v, "process.name") == "sleep"
