@@ -14,7 +14,7 @@ use sensor_common::compat::{
 use sensor_common::{OFFSET_MISSING, SyscallOp};
 
 use super::regs::{BX, CX, IA32_ARGS};
-use crate::kernel::{Direct, Probe, Reader, read_u64};
+use crate::kernel::{Direct, Probe, Reader};
 use crate::maps::{direct_reads, off};
 
 /// [`sensor_common::compat`] value of each traced ia32 syscall number.
@@ -125,7 +125,7 @@ pub fn in_ia32_syscall() -> bool {
 /// An ia32 syscall at entry: its op and where its arguments are.
 pub struct Ia32Entry {
     pub op: SyscallOp,
-    regs: u64,
+    args: super::SavedArgs,
     /// `socketcall`'s array of `u32` arguments in the caller's memory.
     socketcall_args: u64,
     flags: u32,
@@ -141,20 +141,21 @@ impl Ia32Entry {
             return None;
         }
         let value = *COMPAT_OPS.get(id as u32)?;
+        let args = super::SavedArgs::read(regs);
         if value & OP_MASK == SOCKETCALL {
-            let call = read_u64(regs, BX).ok()? as u32;
-            let args = read_u64(regs, CX).ok()? as u32;
+            let call = args.get(BX) as u32;
+            let array = args.get(CX) as u32;
             return Some(Ia32Entry {
                 op: socketcall_op(call)?,
-                regs,
-                socketcall_args: args as u64,
+                args,
+                socketcall_args: array as u64,
                 flags: 0,
             });
         }
         let op = SyscallOp::from_u32(value & OP_MASK)?;
         Some(Ia32Entry {
             op,
-            regs,
+            args,
             socketcall_args: 0,
             flags: value,
         })
@@ -183,7 +184,7 @@ impl super::Entry for Ia32Entry {
         if self.flags & NO_FLAGS != 0 && i == 1 {
             return 0;
         }
-        let v = read_u64(self.regs, IA32_ARGS[i]).unwrap_or(0) as u32;
+        let v = self.args.get(IA32_ARGS[i]) as u32;
         let first_id = if self.op.target().is_some() { 1 } else { 0 };
         if self.flags & IDS16 != 0 && i >= first_id {
             // The legacy calls take u16 ids; 0xffff is their "unchanged".
