@@ -56,6 +56,7 @@ struct Monitor {
 pub struct Parts {
     exec: bool,
     syscalls: bool,
+    bursts: bool,
     startup: bool,
     sinks: bool,
     enrich: bool,
@@ -66,6 +67,7 @@ impl Parts {
         let none = Parts {
             exec: false,
             syscalls: false,
+            bursts: false,
             startup: false,
             sinks: false,
             enrich: false,
@@ -74,6 +76,7 @@ impl Parts {
             None => Parts {
                 exec: true,
                 syscalls: true,
+                bursts: true,
                 startup: true,
                 sinks: true,
                 enrich: true,
@@ -81,6 +84,10 @@ impl Parts {
             Some("exec") => Parts { exec: true, ..none },
             Some("syscalls") => Parts {
                 syscalls: true,
+                ..none
+            },
+            Some("bursts") => Parts {
+                bursts: true,
                 ..none
             },
             Some("startup") => Parts {
@@ -96,7 +103,7 @@ impl Parts {
                 ..none
             },
             Some(other) => {
-                bail!("--only {other}: expected exec, syscalls, startup, sinks or enrich")
+                bail!("--only {other}: expected exec, syscalls, bursts, startup, sinks or enrich")
             }
         })
     }
@@ -140,6 +147,9 @@ pub fn run(sensors: &[PathBuf], seconds: u64, parts: Parts) -> Result<()> {
     }
     if parts.syscalls {
         report.push_str(&crate::bench_syscalls::run(sensors, seconds, workers)?);
+    }
+    if parts.bursts {
+        report.push_str(&crate::bench_bursts::run(sensors, seconds)?);
     }
     if parts.startup {
         report.push_str(&crate::bench_syscalls::run_startup(sensors, workers)?);

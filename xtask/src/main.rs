@@ -3,6 +3,7 @@
 
 mod apt;
 mod bench;
+mod bench_bursts;
 mod bench_enrich;
 mod bench_sinks;
 mod bench_syscalls;
@@ -94,7 +95,7 @@ enum Command {
         /// exec storm uses the first.
         #[arg(long, value_name = "PATH")]
         sensor: Vec<PathBuf>,
-        /// Only this part: exec, syscalls, startup, sinks or enrich.
+        /// Only this part: exec, syscalls, bursts, startup, sinks or enrich.
         #[arg(long, value_name = "PART")]
         only: Option<String>,
     },

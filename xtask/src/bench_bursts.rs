@@ -1,0 +1,312 @@
+//! `cargo xtask bench`, the cost of one traced syscall: how much longer a
+//! chmod takes with the sensor (or auditd) than without, with every event
+//! delivered.
+//!
+//! One thread pinned to CPU 0 times bursts of [`BURST`] chmods, with a
+//! pause after each in which the monitor (free to run on the other CPUs)
+//! delivers them; the fastest burst is a scenario's figure, as noise on a
+//! shared machine only ever slows a burst down. The flat-out rows of the
+//! syscall table cannot give this figure: there the ring buffer is full
+//! most of the time, and a dropped event costs the kernel less than a
+//! delivered one.
+//!
+//! The scenarios take turns in [`ROUNDS`] rounds (baseline, each sensor
+//! started afresh, auditd; then again): on this kind of machine the speed
+//! of the same loop drifts by a third over minutes, which would otherwise
+//! land on whichever scenario ran in a slow minute. Two builds of the
+//! sensor can be compared this way too (`--sensor A --sensor B`).
+
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+
+use crate::bench::{
+    AuditStatus, OUT_DIR, PrivateAuditd, RunningSensor, file_size, wait_until_quiet,
+};
+use crate::bench_syscalls::{
+    AUDIT_RULES, Setup, Workload, audit_records, count_sensor_events, lost_text, scenario_name,
+};
+
+/// Chmods per burst, and the pause after each. A burst's events (~3 MiB)
+/// fit the default 8 MiB ring buffer, and the pause is long enough for
+/// the sensor to deliver them (~8 µs each), so every burst is timed with
+/// every event delivered.
+const BURST: u64 = 10_000;
+const BURST_PAUSE: Duration = Duration::from_millis(150);
+
+/// Rounds in which every scenario runs once.
+const ROUNDS: usize = 3;
+
+/// One scenario over all rounds.
+struct Column {
+    name: String,
+    /// Each round's fastest burst, in ns per chmod (None: that round failed).
+    bests: Vec<Option<f64>>,
+    /// Chmods timed, events (or audit records) of them that came out, and
+    /// the losses the monitor reported.
+    ops: u64,
+    reported: Option<u64>,
+    lost: BTreeMap<String, u64>,
+    failed: Option<String>,
+}
+
+impl Column {
+    fn new(name: String) -> Column {
+        Column {
+            name,
+            bests: Vec::new(),
+            ops: 0,
+            reported: None,
+            lost: BTreeMap::new(),
+            failed: None,
+        }
+    }
+
+    fn best(&self) -> Option<f64> {
+        self.bests.iter().flatten().copied().reduce(f64::min)
+    }
+
+    /// Adds one round: its run and what the monitor reported of it.
+    fn push(&mut self, round: Result<(Run, Option<u64>, BTreeMap<String, u64>)>) {
+        match round {
+            Ok((run, reported, lost)) => {
+                self.bests.push(run.best_ns_per_op);
+                self.ops += run.ops;
+                if let Some(n) = reported {
+                    *self.reported.get_or_insert(0) += n;
+                }
+                for (k, n) in lost {
+                    *self.lost.entry(k).or_insert(0) += n;
+                }
+            }
+            Err(e) => {
+                eprintln!("bench: chmod bursts, {} failed: {e:#}", self.name);
+                self.bests.push(None);
+                self.failed.get_or_insert(format!("{e:#}"));
+            }
+        }
+    }
+}
+
+pub fn run(sensors: &[PathBuf], seconds: u64) -> Result<String> {
+    let duration = Duration::from_secs(seconds);
+    let setup = Setup::new(1)?;
+    let file = &setup.files[0];
+    let mut columns = vec![Column::new("baseline".to_owned())];
+    columns.extend((0..sensors.len()).map(|i| Column::new(scenario_name(sensors, i))));
+    columns.push(Column::new("auditd".to_owned()));
+    // Warm-up, so that the first round is not penalised.
+    bursts(file, Duration::from_millis(500));
+    for round in 1..=ROUNDS {
+        println!("bench: chmod bursts, round {round} of {ROUNDS}");
+        let mut columns = columns.iter_mut();
+        if let Some(c) = columns.next() {
+            c.push(Ok((bursts(file, duration), None, BTreeMap::new())));
+        }
+        for (i, sensor) in sensors.iter().enumerate() {
+            if let Some(c) = columns.next() {
+                c.push(with_sensor(sensor, i, &setup, duration));
+            }
+        }
+        if let Some(c) = columns.next() {
+            c.push(with_auditd(file, duration));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&setup.dir);
+    Ok(render(&columns, seconds))
+}
+
+/// What one scenario's bursts did.
+struct Run {
+    ops: u64,
+    /// The fastest burst's ns per chmod.
+    best_ns_per_op: Option<f64>,
+}
+
+/// Times bursts of [`BURST`] chmods of `file` for `duration`, from a
+/// thread pinned to CPU 0.
+fn bursts(file: &CString, duration: Duration) -> Run {
+    let file = file.clone();
+    let thread = std::thread::spawn(move || {
+        // SAFETY: a zeroed cpu_set_t with CPU 0 set, for this thread (pid 0).
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(0, &mut set);
+            libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set);
+        }
+        let start = Instant::now();
+        let (mut ops, mut best) = (0u64, f64::INFINITY);
+        while start.elapsed() < duration {
+            let t = Instant::now();
+            for i in 0..BURST {
+                // SAFETY: a valid C string.
+                unsafe { libc::chmod(file.as_ptr(), if i % 2 == 0 { 0o600 } else { 0o644 }) };
+            }
+            best = best.min(t.elapsed().as_nanos() as f64 / BURST as f64);
+            ops += BURST;
+            std::thread::sleep(BURST_PAUSE);
+        }
+        Run {
+            ops,
+            best_ns_per_op: best.is_finite().then_some(best),
+        }
+    });
+    thread.join().unwrap_or(Run {
+        ops: 0,
+        best_ns_per_op: None,
+    })
+}
+
+/// One round with the sensor: started afresh, bursts, stopped once its
+/// output is quiet; with the chmod events it wrote and the losses it
+/// reported.
+fn with_sensor(
+    sensor: &Path,
+    index: usize,
+    setup: &Setup,
+    duration: Duration,
+) -> Result<(Run, Option<u64>, BTreeMap<String, u64>)> {
+    let out_path = Path::new(OUT_DIR).join(format!("sensor-bursts-{}.jsonl", index + 1));
+    let RunningSensor { mut child, .. } =
+        RunningSensor::start(sensor, &format!("sensor-bursts-{}", index + 1), &out_path)?;
+    let run = bursts(&setup.files[0], duration);
+    wait_until_quiet(|| file_size(&out_path));
+    child.stop()?;
+    let (counts, lost) = count_sensor_events(&out_path, setup, 0..file_size(&out_path))?;
+    let _ = std::fs::remove_file(&out_path);
+    let events = counts.get(&Workload::Chmod).copied().unwrap_or(0);
+    Ok((run, Some(events), lost))
+}
+
+/// One round with auditd (its chmod rule): started, bursts, stopped;
+/// with the SYSCALL records it wrote and the kernel's audit lost count.
+fn with_auditd(
+    file: &CString,
+    duration: Duration,
+) -> Result<(Run, Option<u64>, BTreeMap<String, u64>)> {
+    let auditd = PrivateAuditd::start(AUDIT_RULES)?;
+    let lost_before = AuditStatus::read()?.lost;
+    let start = file_size(&auditd.log) as usize;
+    let run = bursts(file, duration);
+    wait_until_quiet(|| file_size(&auditd.log));
+    let lost = AuditStatus::read()?.lost.saturating_sub(lost_before);
+    let log = auditd.log.clone();
+    drop(auditd);
+    let text = std::fs::read(&log).with_context(|| format!("reading {}", log.display()))?;
+    let records = audit_records(&text, "sensor-bench-chmod", start..text.len());
+    Ok((
+        run,
+        Some(records),
+        BTreeMap::from([("audit records".to_owned(), lost)]),
+    ))
+}
+
+fn render(columns: &[Column], seconds: u64) -> String {
+    let mut r = String::new();
+    let _ = writeln!(r, "\n# Added time per traced syscall (chmod in bursts)\n");
+    let _ = writeln!(
+        r,
+        "{ROUNDS} rounds; in each, every scenario for {seconds} s, one after the other.\n"
+    );
+    let _ = writeln!(
+        r,
+        "| scenario | best burst ns/op | added ns/op | added in each round | reported | lost (reported) |"
+    );
+    let _ = writeln!(r, "|---|---:|---:|---|---:|---|");
+    let base = columns.first();
+    let base_best = base.and_then(Column::best);
+    for c in columns {
+        let best = c.best().map_or("–".to_owned(), |b| format!("{b:.0}"));
+        let is_base = std::ptr::eq(c, base.expect("a column exists here"));
+        let added = match (c.best(), base_best) {
+            (Some(b), Some(base)) if !is_base => format!("**{:.0}**", b - base),
+            _ => "–".to_owned(),
+        };
+        let rounds = if is_base {
+            "–".to_owned()
+        } else {
+            let each = c.bests.iter().zip(base.map_or(&[][..], |b| &b.bests));
+            each.map(|(b, base)| match (b, base) {
+                (Some(b), Some(base)) => format!("{:.0}", b - base),
+                _ => "–".to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+        };
+        let reported = c
+            .reported
+            .map_or("–".to_owned(), |n| format!("{n} of {}", c.ops));
+        let lost = if is_base {
+            "–".to_owned()
+        } else {
+            lost_text(&c.lost)
+        };
+        let failed = c.failed.as_ref().map_or(String::new(), |why| {
+            format!(" (failed: {})", why.replace(['\n', '|'], " "))
+        });
+        let _ = writeln!(
+            r,
+            "| {}{failed} | {best} | {added} | {rounds} | {reported} | {lost} |",
+            c.name
+        );
+    }
+    let _ = writeln!(
+        r,
+        "\n- One thread pinned to CPU 0 times bursts of {BURST} chmods, each followed by a {} ms \
+         pause in which the monitor (free to run on the other CPUs) delivers them. A \
+         scenario's figure is its fastest burst over all rounds (noise only ever slows a \
+         burst); added ns/op is that minus the baseline's fastest: what the kernel adds to \
+         each traced chmod, its events delivered.\n\
+         - Added in each round: the same difference within each round, which shows how far \
+         the machine drifted. The scenarios take turns so that a slow minute falls on all \
+         of them; each sensor is started afresh in each round.\n\
+         - reported: chmod events that came out of the sensor (auditd: SYSCALL records with \
+         its rule's key), of the chmods timed.",
+        BURST_PAUSE.as_millis()
+    );
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn column(name: &str, bests: &[Option<f64>]) -> Column {
+        Column {
+            bests: bests.to_vec(),
+            ops: 30_000,
+            reported: (name != "baseline").then_some(30_000),
+            ..Column::new(name.to_owned())
+        }
+    }
+
+    /// Added is the fastest bursts' difference over all rounds, and each
+    /// round's difference is shown beside it; a failed round shows as such.
+    #[test]
+    fn added_time_is_the_fastest_bursts_difference() {
+        let report = render(
+            &[
+                column("baseline", &[Some(640.0), Some(600.0), Some(900.0)]),
+                column("sensor", &[Some(950.0), Some(930.0), None]),
+            ],
+            5,
+        );
+        let row = report
+            .lines()
+            .find(|l| l.starts_with("| sensor |"))
+            .unwrap_or_else(|| panic!("no sensor row in\n{report}"));
+        assert!(
+            row.contains("| 930 | **330** | 310, 330, – | 30000 of 30000 | 0 |"),
+            "{row}"
+        );
+        let base = report
+            .lines()
+            .find(|l| l.starts_with("| baseline |"))
+            .unwrap_or_else(|| panic!("no baseline row in\n{report}"));
+        assert!(base.contains("| 600 | – | – |"), "{base}");
+    }
+}
