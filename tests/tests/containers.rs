@@ -175,12 +175,7 @@ fn a_container_started_before_the_sensor_is_recognised() {
     let id = container_id(&cidfile);
     wait_for_sleep_in(&id);
     let sensor = Sensor::start("");
-    let killed = podman()
-        .args(["kill", &id])
-        .stdout(Stdio::null())
-        .status()
-        .expect("podman kill");
-    assert!(killed.success(), "podman kill {id}");
+    podman_kill(&id);
     child.wait().expect("wait podman");
     let exit = sensor.wait_for("exit of the container's sleep", |v| {
         action(v) == "exit" && at(v, "process.name") == "sleep" && at(v, "process.args")[1] == "600"
@@ -266,6 +261,15 @@ fn podman_exec(name: &str, args: &[&str]) {
         .status()
         .expect("podman exec");
     assert!(ok.success(), "podman exec {args:?} failed");
+}
+
+fn podman_kill(id: &str) {
+    let killed = podman()
+        .args(["kill", id])
+        .stdout(Stdio::null())
+        .status()
+        .expect("podman kill");
+    assert!(killed.success(), "podman kill {id}");
 }
 
 /// `container.*` names the container and its image, as podman has them.
@@ -380,12 +384,7 @@ fn a_container_started_before_the_sensor_is_named_too() {
         "no pod annotations: {entered}"
     );
     // Its first process, found in /proc at start, is named when it exits.
-    let killed = podman()
-        .args(["kill", &id])
-        .stdout(Stdio::null())
-        .status()
-        .expect("podman kill");
-    assert!(killed.success(), "podman kill {id}");
+    podman_kill(&id);
     let exit = sensor.wait_for("exit of the early container's sleep", |v| {
         action(v) == "exit"
             && at(v, "process.name") == "sleep"
