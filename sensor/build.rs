@@ -4,7 +4,8 @@
 //! placeholder is written; such a binary refuses to run and says why.
 //!
 //! The built object is then checked for BPF-to-BPF calls (see
-//! `check_no_subprogram_calls`).
+//! `check_no_subprogram_calls`) and for tail calls whose index is not a
+//! constant (see `check_tail_calls_direct`).
 
 use std::path::{Path, PathBuf};
 
@@ -40,7 +41,12 @@ fn main() -> anyhow::Result<()> {
         "building the eBPF object (needs `cargo xtask setup`: nightly rust-src and bpf-linker)",
     )?;
     if !skip {
-        check_no_subprogram_calls(&object)?;
+        let elf =
+            std::fs::read(&object).with_context(|| format!("reading {}", object.display()))?;
+        let calls =
+            Calls::find(&elf).with_context(|| format!("parsing {} as ELF", object.display()))?;
+        check_no_subprogram_calls(&object, &calls)?;
+        check_tail_calls_direct(&object, &calls)?;
     }
     Ok(())
 }
@@ -52,40 +58,84 @@ fn main() -> anyhow::Result<()> {
 /// are held to the same rule so that the shared code stays usable there.
 /// A fix is usually `#[inline(always)]` or a volatile store (see
 /// sensor-ebpf/src/task.rs `put!`).
-fn check_no_subprogram_calls(path: &Path) -> anyhow::Result<()> {
-    let elf = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let calls =
-        subprogram_calls(&elf).with_context(|| format!("parsing {} as ELF", path.display()))?;
-    if !calls.is_empty() {
+fn check_no_subprogram_calls(path: &Path, calls: &Calls) -> anyhow::Result<()> {
+    if !calls.subprogram.is_empty() {
         bail!(
             "{} has BPF-to-BPF calls, which kernels before 5.10 refuse next to a tail call: {}",
             path.display(),
-            calls.join(", ")
+            calls.subprogram.join(", ")
         );
     }
     Ok(())
 }
 
-/// `section+byte offset` of every `call` whose src_reg is BPF_PSEUDO_CALL,
-/// in every executable section.
-fn subprogram_calls(elf: &[u8]) -> anyhow::Result<Vec<String>> {
-    use object::{Object as _, ObjectSection as _, SectionFlags};
-    const SHF_EXECINSTR: u64 = 0x4;
-    const BPF_CALL: u8 = 0x85; // BPF_JMP | BPF_CALL
-    const BPF_PSEUDO_CALL: u8 = 1;
-    let file = object::File::parse(elf)?;
-    let mut calls = Vec::new();
-    for section in file.sections() {
-        let executable = matches!(section.flags(), SectionFlags::Elf { sh_flags } if sh_flags & SHF_EXECINSTR != 0);
-        if !executable {
-            continue;
-        }
-        let name = section.name().unwrap_or("?");
-        for (n, insn) in section.data()?.chunks_exact(8).enumerate() {
-            if insn[0] == BPF_CALL && insn[1] >> 4 == BPF_PSEUDO_CALL {
-                calls.push(format!("{name}+{:#x}", n * 8));
+/// Fails the build if a tail call's index is not set by a constant load
+/// just before it: the JIT makes a direct jump only of a tail call whose
+/// index the verifier knows as one constant, and an indirect one costs a
+/// retpoline on every traced syscall. The fix is sensor-ebpf's
+/// `tail_call!` (src/tail_call.rs), which writes the call with its index.
+fn check_tail_calls_direct(path: &Path, calls: &Calls) -> anyhow::Result<()> {
+    if !calls.variable_tail.is_empty() {
+        bail!(
+            "{} has tail calls whose index is not a constant set just before them \
+             (use sensor-ebpf's tail_call!): {}",
+            path.display(),
+            calls.variable_tail.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// The calls of the object's programs that the checks above refuse, each
+/// as `section+byte offset`.
+struct Calls {
+    /// `call`s whose src_reg is BPF_PSEUDO_CALL.
+    subprogram: Vec<String>,
+    /// `call 12` (bpf_tail_call) not right after `r3 = imm`.
+    variable_tail: Vec<String>,
+}
+
+impl Calls {
+    /// Reads every executable section of the object.
+    fn find(elf: &[u8]) -> anyhow::Result<Calls> {
+        use object::{Object as _, ObjectSection as _, SectionFlags};
+        const SHF_EXECINSTR: u64 = 0x4;
+        const BPF_CALL: u8 = 0x85; // BPF_JMP | BPF_CALL
+        const BPF_PSEUDO_CALL: u8 = 1;
+        const BPF_FUNC_TAIL_CALL: i32 = 12;
+        const MOV64_IMM: u8 = 0xb7; // BPF_ALU64 | BPF_MOV | BPF_K
+        let file = object::File::parse(elf)?;
+        let mut calls = Calls {
+            subprogram: Vec::new(),
+            variable_tail: Vec::new(),
+        };
+        for section in file.sections() {
+            let executable = matches!(section.flags(), SectionFlags::Elf { sh_flags } if sh_flags & SHF_EXECINSTR != 0);
+            if !executable {
+                continue;
+            }
+            let name = section.name().unwrap_or("?");
+            let insns: Vec<&[u8]> = section.data()?.chunks_exact(8).collect();
+            for (n, insn) in insns.iter().enumerate() {
+                if insn[0] != BPF_CALL {
+                    continue;
+                }
+                let at = || format!("{name}+{:#x}", n * 8);
+                let src_reg = insn[1] >> 4;
+                if src_reg == BPF_PSEUDO_CALL {
+                    calls.subprogram.push(at());
+                } else if i32::from_le_bytes([insn[4], insn[5], insn[6], insn[7]])
+                    == BPF_FUNC_TAIL_CALL
+                {
+                    // The previous instruction: `r3 = imm` (dst_reg 3).
+                    let index_set =
+                        n > 0 && insns[n - 1][0] == MOV64_IMM && insns[n - 1][1] & 0xf == 3;
+                    if !index_set {
+                        calls.variable_tail.push(at());
+                    }
+                }
             }
         }
+        Ok(calls)
     }
-    Ok(calls)
 }

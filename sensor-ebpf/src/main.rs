@@ -10,6 +10,8 @@
 // syscall::compat::count_inflight).
 #![allow(internal_features)]
 #![feature(core_intrinsics)]
+// asm!: constant-index tail calls (see the tail_call module).
+#![feature(asm_experimental_arch)]
 
 mod filter;
 mod kernel;
@@ -18,6 +20,7 @@ mod path;
 mod process;
 mod ring;
 mod syscall;
+mod tail_call;
 mod task;
 
 use aya_ebpf as _;

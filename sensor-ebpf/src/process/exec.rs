@@ -3,6 +3,7 @@
 //! in this CPU's scratch slot and sent by the last stage; if a tail call
 //! fails, the record is sent with what it has and the failure is counted.
 
+use aya_ebpf::EbpfContext as _;
 use aya_ebpf::helpers::bpf_ktime_get_boot_ns;
 use aya_ebpf::helpers::generated::bpf_probe_read_user;
 use aya_ebpf::macros::{map, raw_tracepoint};
@@ -53,7 +54,7 @@ pub fn exec_cwd(ctx: RawTracePointContext) -> u32 {
     let (len, flags) = path_into(&mut w, pwd, exec_flags::CWD_TRUNCATED);
     ev.cwd_len = len;
     ev.flags |= flags;
-    next_stage(&ctx, buf, EXEC_STAGE_CGROUP);
+    next_stage::<EXEC_STAGE_CGROUP>(&ctx, buf);
     0
 }
 
@@ -167,7 +168,7 @@ fn try_process_exec(ctx: &RawTracePointContext) -> Result<u32, i64> {
     let (exe_len, flags) = path_into(&mut w, f_path, exec_flags::EXE_TRUNCATED);
     ev.exe_len = exe_len;
     ev.flags |= flags;
-    next_stage(ctx, buf, EXEC_STAGE_CWD);
+    next_stage::<EXEC_STAGE_CWD>(ctx, buf);
     Ok(0)
 }
 
@@ -185,9 +186,9 @@ fn writer(buf: *mut u8, pos: usize) -> Writer {
 
 /// Jumps to the next stage; only returns if the jump failed, in which case
 /// the record goes out as it is.
-fn next_stage(ctx: &RawTracePointContext, buf: *mut u8, stage: u32) {
-    // SAFETY: tail call into a program of the same type with the same ctx.
-    unsafe { EXEC_STAGES.tail_call(ctx, stage) };
+#[inline(always)]
+fn next_stage<const STAGE: u32>(ctx: &RawTracePointContext, buf: *mut u8) {
+    crate::tail_call::tail_call!(ctx.as_ptr(), EXEC_STAGES, STAGE);
     count_error(ProbeError::TailCall);
     send(buf);
 }

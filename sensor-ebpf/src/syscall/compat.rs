@@ -29,7 +29,8 @@ static COMPAT_OPS: Array<u32> = Array::with_max_entries(SLOTS, 0);
 #[map]
 static COMPAT_INFLIGHT: Array<u64> = Array::with_max_entries(1, 0);
 
-/// The families' compat programs, by [`compat::slot`].
+/// The families' compat programs, by [`compat::slot`] (tail-called
+/// through [`super::dispatch::tail_call_family`]).
 #[map]
 static COMPAT_PROGS: ProgramArray = ProgramArray::with_max_entries(compat::PROG_SLOTS, 0);
 
@@ -59,9 +60,7 @@ pub fn enter(ctx: &RawTracePointContext) {
     let Some(entry) = Ia32Entry::new(ctx) else {
         return;
     };
-    // SAFETY: a tail call with this program's own context; on failure (no
-    // program in the slot) it returns and nothing happens.
-    unsafe { COMPAT_PROGS.tail_call(ctx, compat::slot(entry.op.kind(), false)) };
+    super::dispatch::tail_call_family!(ctx, COMPAT_PROGS, entry.op.kind(), false);
 }
 
 /// At a syscall's exit (number `nr`): if it is a traced ia32 call,
@@ -82,8 +81,7 @@ pub fn exit(ctx: &RawTracePointContext, nr: u64) -> bool {
     count_inflight(u64::MAX);
     // The family is all the exit needs: the op is in its in-flight record.
     if let Some(family) = compat::family(value) {
-        // SAFETY: as in `enter`.
-        unsafe { COMPAT_PROGS.tail_call(ctx, compat::slot(family, true)) };
+        super::dispatch::tail_call_family!(ctx, COMPAT_PROGS, family, true);
     }
     true
 }
