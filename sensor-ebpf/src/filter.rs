@@ -25,7 +25,7 @@ static IGNORE_PREFIXES: Array<PathPrefix> = Array::with_max_entries(IGNORE_PREFI
 
 /// Is the current task ignored by uid, cgroup or executable?
 #[inline(always)]
-pub fn task_ignored(task: u64) -> bool {
+pub fn task_ignored() -> bool {
     let f = filters();
     if f == 0 {
         return false;
@@ -47,6 +47,8 @@ pub fn task_ignored(task: u64) -> bool {
         }
     }
     if f & filter_flags::EXECUTABLES != 0 {
+        // Only here: a helper call that every traced syscall would pay.
+        let task = crate::syscall::current_task();
         let inode = read_ptr(task, off!(task_mm))
             .and_then(|mm| read_ptr(mm, off!(mm_exe_file)))
             .and_then(|file| read_ptr(file, off!(file_inode)));

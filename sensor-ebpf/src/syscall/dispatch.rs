@@ -15,7 +15,7 @@ use aya_ebpf::programs::RawTracePointContext;
 use sensor_common::SyscallOp;
 use sensor_common::compat::PROG_SLOTS;
 
-use super::{compat, current_task, native_value, regs};
+use super::{compat, native_value, regs};
 use crate::kernel::read_u64;
 use crate::maps::sensor_tgid;
 
@@ -69,7 +69,7 @@ pub fn syscall_enter(ctx: RawTracePointContext) -> u32 {
     if (aya_ebpf::helpers::bpf_get_current_pid_tgid() >> 32) as u32 == sensor_tgid() {
         return 0;
     }
-    if crate::filter::task_ignored(current_task()) {
+    if crate::filter::task_ignored() {
         return 0;
     }
     if ia32_call {

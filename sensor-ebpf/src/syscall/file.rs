@@ -357,7 +357,6 @@ fn exit(ret: i64, ia32: bool) -> u32 {
     // SAFETY: the helper has no preconditions.
     ev.header.boot_ns = unsafe { aya_ebpf::helpers::bpf_ktime_get_boot_ns() };
     ev.header.kind = EventKind::FileAttr as u32;
-    let task = super::current_task();
     if task::fill_current(&mut ev.task).is_err() {
         count_error(ProbeError::ReadTask);
         end(&key, &found);
@@ -394,15 +393,18 @@ fn exit(ret: i64, ia32: bool) -> u32 {
         data,
         pos: path_len,
     };
+    // The task (a helper call) only where a base is read: not for an
+    // absolute path, the common case.
     let target = SyscallOp::from_u32(p.op).and_then(SyscallOp::target);
     let base: Option<Result<u64, Miss>> = match target {
         Some(t) if acts_on_fd(t, p.path_len, p.at_flags, p.flags) => {
             ev.flags |= file_flags::BASE_IS_FILE;
+            let task = super::current_task();
             Some(fd_file(task, p.fd).and_then(|f| field(f, off!(file_path))))
         }
         // SAFETY: the path's first byte, inside the map value.
         _ if p.path_len > 0 && unsafe { *found.path } == b'/' => None,
-        _ => Some(super::dir_path(task, p.fd)),
+        _ => Some(super::dir_path(super::current_task(), p.fd)),
     };
     if let Some(base) = base {
         let walk = write_found_path(&mut w, base);
