@@ -117,7 +117,7 @@ pub fn run(sensors: &[PathBuf], seconds: u64, parts: Parts) -> Result<()> {
         .unwrap_or(2);
     let marker = format!("sensor-bench-{}", std::process::id());
     std::fs::create_dir_all(OUT_DIR).with_context(|| format!("creating {OUT_DIR}"))?;
-    let mut report = String::new();
+    let mut report = crate::bench_machine::section();
 
     if parts.exec {
         println!("bench: {workers} workers spawning /bin/true, {seconds} s per scenario");

@@ -5,6 +5,7 @@ mod apt;
 mod bench;
 mod bench_bursts;
 mod bench_enrich;
+mod bench_machine;
 mod bench_sinks;
 mod bench_syscalls;
 mod cmd;
