@@ -122,21 +122,25 @@ pub mod names {
     pub const WATCHED_PREFIXES_MAP: &str = "WATCHED_PREFIXES";
     /// Sockets with a connect in progress, by socket address.
     pub const CONNECTING_MAP: &str = "CONNECTING";
-    /// `raw_tracepoint/sys_enter` and `sys_exit`: every syscall passes
-    /// them; each tail-calls the family program of a traced one, from
-    /// `SYSCALL_PROGS` (native) or `COMPAT_PROGS` (ia32).
+    /// `tp_btf/sys_enter` and `tp_btf/sys_exit`: every syscall passes
+    /// them; each tail-calls the family program of a traced one,
+    /// from `SYSCALL_PROGS`/`SYSCALL_EXIT_PROGS` (native) or
+    /// `COMPAT_PROGS`/`COMPAT_EXIT_PROGS` (ia32).
     pub const PROG_SYSCALL_ENTER: &str = "syscall_enter";
     pub const PROG_SYSCALL_EXIT: &str = "syscall_exit";
     pub const TP_SYS_ENTER: &str = "sys_enter";
     pub const TP_SYS_EXIT: &str = "sys_exit";
-    /// Program array of the families' native programs, indexed by
-    /// [`crate::compat::slot`].
+    /// Program arrays of the families' native entry and exit programs,
+    /// indexed by [`crate::compat::slot`] (a program reached by tail call
+    /// must have the caller's type and hook).
     pub const SYSCALL_PROGS_MAP: &str = "SYSCALL_PROGS";
+    pub const SYSCALL_EXIT_PROGS_MAP: &str = "SYSCALL_EXIT_PROGS";
     /// ia32 syscall number to [`crate::compat`] value.
     pub const COMPAT_OPS_MAP: &str = "COMPAT_OPS";
-    /// Program array of the families' compat programs, indexed by
-    /// [`crate::compat::slot`].
+    /// Program arrays of the families' compat entry and exit programs,
+    /// indexed by [`crate::compat::slot`].
     pub const COMPAT_PROGS_MAP: &str = "COMPAT_PROGS";
+    pub const COMPAT_EXIT_PROGS_MAP: &str = "COMPAT_EXIT_PROGS";
     /// The families' ia32 entry and exit programs, reached by tail call.
     pub const PROG_FILE_COMPAT_ENTER: &str = "file_compat_enter";
     pub const PROG_FILE_COMPAT_EXIT: &str = "file_compat_exit";

@@ -98,7 +98,7 @@ pub fn run() -> Report {
     for family in syscalls::FAMILIES {
         let (traced, unavailable) = syscalls::available(family.kind);
         let mut hook = format!(
-            "raw_tracepoint/sys_{{enter,exit}} dispatching {{{}}} by number",
+            "tp_btf/sys_{{enter,exit}} dispatching {{{}}} by number",
             traced.join(",")
         );
         match family.kind {
@@ -129,7 +129,7 @@ pub fn run() -> Report {
     hooks.push(HookChoice {
         kind: "ia32",
         hook: match ia32 {
-            Ok(()) => "raw_tracepoint/sys_{enter,exit}, tail-calling each family's ia32 programs".to_owned(),
+            Ok(()) => "tp_btf/sys_{enter,exit}, tail-calling each family's ia32 programs".to_owned(),
             Err(why) => format!("none: {why}"),
         },
         why: crate::source::ebpf::compat::WHY,

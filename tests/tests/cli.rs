@@ -122,7 +122,7 @@ fn probe_reports_features_and_hooks() {
     assert!(
         ia32["hook"]
             .as_str()
-            .is_some_and(|h| h.starts_with("raw_tracepoint/sys_")),
+            .is_some_and(|h| h.starts_with("tp_btf/sys_")),
         "{ia32}"
     );
     // Every syscall family names its hook and syscalls, and the better hook it
@@ -139,7 +139,7 @@ fn probe_reports_features_and_hooks() {
     assert!(
         file["hook"]
             .as_str()
-            .is_some_and(|h| h.contains("fchmodat") && h.starts_with("raw_tracepoint/sys_")),
+            .is_some_and(|h| h.contains("fchmodat") && h.starts_with("tp_btf/sys_")),
         "{file}"
     );
     assert!(

@@ -7,7 +7,7 @@
 
 use aya_ebpf::macros::map;
 use aya_ebpf::maps::{Array, ProgramArray};
-use aya_ebpf::programs::RawTracePointContext;
+use aya_ebpf::programs::BtfTracePointContext;
 use sensor_common::compat::{
     self, IDS16, NO_FLAGS, OP_MASK, SLOTS, SOCKETCALL, TS_COMPAT, socketcall_op,
 };
@@ -29,10 +29,15 @@ static COMPAT_OPS: Array<u32> = Array::with_max_entries(SLOTS, 0);
 #[map]
 static COMPAT_INFLIGHT: Array<u64> = Array::with_max_entries(1, 0);
 
-/// The families' compat programs, by [`compat::slot`] (tail-called
+/// The families' compat entry programs, by [`compat::slot`] (tail-called
 /// through [`super::dispatch::tail_call_family`]).
 #[map]
 static COMPAT_PROGS: ProgramArray = ProgramArray::with_max_entries(compat::PROG_SLOTS, 0);
+
+/// The families' compat exit programs, by [`compat::slot`] (apart from
+/// the entry ones: a tail call's target has its caller's hook).
+#[map]
+static COMPAT_EXIT_PROGS: ProgramArray = ProgramArray::with_max_entries(compat::PROG_SLOTS, 0);
 
 /// The `COMPAT_OPS` value of ia32 syscall `nr`: 0 if untraced.
 #[inline(always)]
@@ -56,7 +61,7 @@ pub fn count_entry() {
 /// the number and the filters): tail-calls the family's compat entry
 /// program.
 #[inline(always)]
-pub fn enter(ctx: &RawTracePointContext) {
+pub fn enter(ctx: &BtfTracePointContext) {
     let Some(entry) = Ia32Entry::new(ctx) else {
         return;
     };
@@ -66,7 +71,7 @@ pub fn enter(ctx: &RawTracePointContext) {
 /// At a syscall's exit (number `nr`): if it is a traced ia32 call,
 /// tail-calls the family's compat exit program; true if it was one.
 #[inline(always)]
-pub fn exit(ctx: &RawTracePointContext, nr: u64) -> bool {
+pub fn exit(ctx: &BtfTracePointContext, nr: u64) -> bool {
     let Some(inflight) = COMPAT_INFLIGHT.get_ptr(0) else {
         return false;
     };
@@ -81,7 +86,7 @@ pub fn exit(ctx: &RawTracePointContext, nr: u64) -> bool {
     count_inflight(u64::MAX);
     // The family is all the exit needs: the op is in its in-flight record.
     if let Some(family) = compat::family(value) {
-        super::dispatch::tail_call_family!(ctx, COMPAT_PROGS, family, true);
+        super::dispatch::tail_call_family!(ctx, COMPAT_EXIT_PROGS, family, true);
     }
     true
 }
@@ -130,16 +135,16 @@ pub struct Ia32Entry {
 }
 
 impl Ia32Entry {
-    /// From a `raw_syscalls:sys_enter` context (`regs`, `id`).
+    /// From a `sys_enter` BTF tracepoint context (`regs`, `id`).
     #[inline(always)]
-    pub fn new(ctx: &RawTracePointContext) -> Option<Ia32Entry> {
+    pub fn new(ctx: &BtfTracePointContext) -> Option<Ia32Entry> {
         let regs: u64 = ctx.arg(0);
         let id: i64 = ctx.arg(1);
         if !(0..SLOTS as i64).contains(&id) {
             return None;
         }
         let value = *COMPAT_OPS.get(id as u32)?;
-        let args = super::SavedArgs::read(regs);
+        let args = super::SavedArgs::load(regs);
         if value & OP_MASK == SOCKETCALL {
             let call = args.get(BX) as u32;
             let array = args.get(CX) as u32;
@@ -197,9 +202,9 @@ impl super::Entry for Ia32Entry {
     }
 }
 
-/// The return value in a `raw_syscalls:sys_exit` context (`regs`, `ret`).
+/// The return value in a `sys_exit` BTF tracepoint context (`regs`, `ret`).
 #[inline(always)]
-pub fn ret(ctx: &RawTracePointContext) -> i64 {
+pub fn ret(ctx: &BtfTracePointContext) -> i64 {
     let ret: i64 = ctx.arg(1);
     // ia32 results are 32-bit; the kernel sign-extends them in regs->ax.
     ret as i32 as i64

@@ -1,17 +1,18 @@
 //! Syscalls traced at their entry and exit.
 //!
-//! Two programs on the `raw_syscalls` tracepoints see every syscall
-//! ([`dispatch`]): they look the number up in `SYSCALL_OPS` (filled by
+//! Two programs on the `sys_enter` and `sys_exit` tracepoints (the
+//! `raw_syscalls` ones) see every syscall ([`dispatch`], which says why as
+//! BTF tracepoints): they look the number up in `SYSCALL_OPS` (filled by
 //! the daemon), stop at once for untraced ones, and hand a traced call to
 //! its family's program by tail call. Arguments are read at entry, the
 //! moment the kernel copies them too, and kept per thread until the exit,
 //! where one record with the result is sent.
 //!
-//! Why raw tracepoints and not the per-syscall `syscalls:sys_enter_<name>`
-//! ones: those run their programs through perf's tracepoint machinery
-//! (a per-call buffer for the record, the arguments copied into it), which
+//! Why not the per-syscall `syscalls:sys_enter_<name>` tracepoints:
+//! those run their programs through perf's tracepoint machinery (a
+//! per-call buffer for the record, the arguments copied into it), which
 //! measured ~100 ns per tracepoint on Linux 6.18, more than the family's
-//! own entry program; a raw tracepoint calls the program directly. Both
+//! own entry program; a raw or BTF tracepoint calls the program directly. Both
 //! put every task on the kernel's slow syscall path, so an untraced
 //! syscall pays for the dispatcher's lookup either way. And the
 //! `syscalls:` tracepoints never fire for ia32 calls, which the
@@ -34,7 +35,7 @@ pub mod watch_inode;
 use aya_ebpf::helpers::{bpf_get_current_pid_tgid, bpf_get_current_task};
 use aya_ebpf::macros::map;
 use aya_ebpf::maps::Array;
-use aya_ebpf::programs::RawTracePointContext;
+use aya_ebpf::programs::BtfTracePointContext;
 use sensor_common::{SYSCALL_SLOTS, SyscallOp};
 
 use crate::kernel::{Miss, field, read_ptr, read_u32};
@@ -76,28 +77,38 @@ pub(crate) mod regs {
     pub const ARG_WORDS: usize = ((DI - BP) / 8 + 1) as usize;
 }
 
-/// A syscall's argument registers, read at its entry with one probe read
-/// of the saved `pt_regs` span that holds them all (native and ia32): one
-/// helper call where there was one per argument. A call's cost is mostly
-/// its fixed checks; copying 88 bytes instead of 8 adds little.
+/// A syscall's argument registers, loaded at its entry from the saved
+/// `pt_regs` span that holds them all (native and ia32), for code that
+/// picks an argument by a computed index: plain loads from the typed
+/// registers need a constant offset each, and this copy on the stack
+/// does not.
 pub struct SavedArgs([u64; regs::ARG_WORDS]);
 
 impl SavedArgs {
-    /// From the `regs` a `raw_syscalls` tracepoint passes. An unreadable
-    /// span reads as zeroes (the helper zeroes its destination then).
+    /// From the `regs` a `sys_enter` BTF tracepoint passes: one plain load
+    /// per register (the verifier checks each against `struct pt_regs`; a
+    /// fault reads as zero).
     #[inline(always)]
-    pub fn read(regs: u64) -> SavedArgs {
-        let mut words = core::mem::MaybeUninit::<[u64; regs::ARG_WORDS]>::uninit();
-        // SAFETY: a probe read of the whole array into it, which the
-        // helper fills either way (with zeroes on failure).
-        unsafe {
-            aya_ebpf::helpers::generated::bpf_probe_read_kernel(
-                words.as_mut_ptr().cast(),
-                (regs::ARG_WORDS * 8) as u32,
-                (regs + regs::FIRST_ARG as u64) as *const _,
-            );
-            SavedArgs(words.assume_init())
-        }
+    pub fn load(regs: u64) -> SavedArgs {
+        let base = (regs + regs::FIRST_ARG as u64) as *const u64;
+        // SAFETY: word i of the span, a field of the saved registers.
+        let word = |i: usize| unsafe { core::ptr::read_volatile(base.add(i)) };
+        // Written out: a loop would load at a computed offset, which the
+        // verifier refuses through a typed pointer.
+        const _: () = assert!(regs::ARG_WORDS == 11);
+        SavedArgs([
+            word(0),
+            word(1),
+            word(2),
+            word(3),
+            word(4),
+            word(5),
+            word(6),
+            word(7),
+            word(8),
+            word(9),
+            word(10),
+        ])
     }
 
     /// The register at `pt_regs` offset `off`, one of [`regs`]'s argument
@@ -121,7 +132,7 @@ pub trait Entry {
     fn arg(&self, i: usize) -> u64;
 }
 
-/// A native syscall at entry, from a `raw_syscalls:sys_enter` context
+/// A native syscall at entry, from a `sys_enter` BTF tracepoint context
 /// (`regs`, `id`).
 pub struct NativeEntry {
     op: SyscallOp,
@@ -130,12 +141,12 @@ pub struct NativeEntry {
 
 impl NativeEntry {
     #[inline(always)]
-    pub fn new(ctx: &RawTracePointContext) -> Option<NativeEntry> {
+    pub fn new(ctx: &BtfTracePointContext) -> Option<NativeEntry> {
         let id: u64 = ctx.arg(1);
         let op = SyscallOp::from_u32(native_value(id))?;
         Some(NativeEntry {
             op,
-            args: SavedArgs::read(ctx.arg(0)),
+            args: SavedArgs::load(ctx.arg(0)),
         })
     }
 }
@@ -164,11 +175,12 @@ impl Entry for NativeEntry {
 /// tail call.
 macro_rules! syscall_programs {
     ($enter:ident, $exit:ident, $compat_enter:ident, $compat_exit:ident) => {
-        /// This family's entry program (native syscalls).
+        /// This family's entry program (native syscalls), a BTF
+        /// tracepoint as the dispatchers (see `dispatch`).
         #[unsafe(no_mangle)]
-        #[unsafe(link_section = "raw_tp/sys_enter")]
+        #[unsafe(link_section = "tp_btf/sys_enter")]
         pub extern "C" fn $enter(ctx: *mut core::ffi::c_void) -> u32 {
-            let ctx = aya_ebpf::programs::RawTracePointContext::new(ctx);
+            let ctx = aya_ebpf::programs::BtfTracePointContext::new(ctx);
             match super::NativeEntry::new(&ctx) {
                 Some(c) => enter(&c),
                 None => 0,
@@ -177,17 +189,17 @@ macro_rules! syscall_programs {
 
         /// This family's exit program (native syscalls).
         #[unsafe(no_mangle)]
-        #[unsafe(link_section = "raw_tp/sys_exit")]
+        #[unsafe(link_section = "tp_btf/sys_exit")]
         pub extern "C" fn $exit(ctx: *mut core::ffi::c_void) -> u32 {
-            let ctx = aya_ebpf::programs::RawTracePointContext::new(ctx);
+            let ctx = aya_ebpf::programs::BtfTracePointContext::new(ctx);
             exit(ctx.arg::<i64>(1), false)
         }
 
         /// The ia32 variant of this family's entry program.
         #[unsafe(no_mangle)]
-        #[unsafe(link_section = "raw_tp/sys_enter")]
+        #[unsafe(link_section = "tp_btf/sys_enter")]
         pub extern "C" fn $compat_enter(ctx: *mut core::ffi::c_void) -> u32 {
-            let ctx = aya_ebpf::programs::RawTracePointContext::new(ctx);
+            let ctx = aya_ebpf::programs::BtfTracePointContext::new(ctx);
             match super::compat::Ia32Entry::new(&ctx) {
                 Some(c) => enter(&c),
                 None => 0,
@@ -196,9 +208,9 @@ macro_rules! syscall_programs {
 
         /// The ia32 variant of this family's exit program.
         #[unsafe(no_mangle)]
-        #[unsafe(link_section = "raw_tp/sys_exit")]
+        #[unsafe(link_section = "tp_btf/sys_exit")]
         pub extern "C" fn $compat_exit(ctx: *mut core::ffi::c_void) -> u32 {
-            let ctx = aya_ebpf::programs::RawTracePointContext::new(ctx);
+            let ctx = aya_ebpf::programs::BtfTracePointContext::new(ctx);
             exit(super::compat::ret(&ctx), true)
         }
     };

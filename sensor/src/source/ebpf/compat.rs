@@ -1,5 +1,6 @@
 //! The ia32 syscall hooks (see `sensor_common::compat` for why they
-//! exist): the families' compat programs go into `COMPAT_PROGS` and the
+//! exist): the families' compat programs go into `COMPAT_PROGS` (entry)
+//! and `COMPAT_EXIT_PROGS` (exit) and the
 //! ia32 numbers of their syscalls into `COMPAT_OPS`, where the syscall
 //! dispatchers (`syscalls::attach_dispatchers`) find them.
 //!
@@ -12,18 +13,19 @@ use sensor_common::compat;
 use sensor_common::{EventKind, KernelOffsets, OFFSET_MISSING, SYSCALL_FAMILIES, names};
 
 use super::syscalls::{self, HookStatus};
-use super::{load_raw_tracepoint, take_map};
+use super::{load_btf_tracepoint, take_map};
 
 /// What `sensor probe` and the start log say about the ia32 hooks.
 pub const WHY: &str = "ia32 syscalls (int 0x80, 32-bit programs) have their own numbers and \
     argument registers; the syscall dispatchers tell them by the task's TS_COMPAT status and hand \
     the traced ones to the families' ia32 programs by tail call";
 
-/// The attached hooks; the program array must stay open, or the kernel
-/// empties it.
+/// The attached hooks; the program arrays must stay open, or the kernel
+/// empties them.
 pub struct Ia32Hooks {
     pub status: HookStatus,
-    _programs: Option<ProgramArray<MapData>>,
+    /// Entry and exit programs.
+    _programs: Option<[ProgramArray<MapData>; 2]>,
 }
 
 /// Whether this kernel and architecture can have ia32 syscalls to hook.
@@ -60,6 +62,7 @@ pub fn attach(
     wanted: bool,
     enabled: &[EventKind],
     offsets: &KernelOffsets,
+    btf: &Result<aya::Btf, String>,
 ) -> Ia32Hooks {
     if !wanted {
         return Ia32Hooks {
@@ -85,7 +88,10 @@ pub fn attach(
             _programs: None,
         };
     }
-    match supported(offsets).and_then(|()| install(ebpf, &families)) {
+    let installed = supported(offsets)
+        .and_then(|()| btf.as_ref().map_err(Clone::clone))
+        .and_then(|btf| install(ebpf, &families, btf));
+    match installed {
         Ok(programs) => Ia32Hooks {
             status: Ok(()),
             _programs: Some(programs),
@@ -97,19 +103,35 @@ pub fn attach(
     }
 }
 
-fn install(ebpf: &mut Ebpf, families: &[EventKind]) -> Result<ProgramArray<MapData>, String> {
+fn install(
+    ebpf: &mut Ebpf,
+    families: &[EventKind],
+    btf: &aya::Btf,
+) -> Result<[ProgramArray<MapData>; 2], String> {
     let mut progs: ProgramArray<MapData> =
         take_map(ebpf, names::COMPAT_PROGS_MAP).map_err(|e| e.to_string())?;
+    let mut exit_progs: ProgramArray<MapData> =
+        take_map(ebpf, names::COMPAT_EXIT_PROGS_MAP).map_err(|e| e.to_string())?;
     for &kind in families {
         let programs = syscalls::programs(kind);
-        for (name, is_exit) in [(programs.ia32_enter, false), (programs.ia32_exit, true)] {
-            let program =
-                load_raw_tracepoint(ebpf, name, "tail call").map_err(|e| e.to_string())?;
-            let fd = program.fd().map_err(|e| format!("{name}: {e}"))?;
-            progs
-                .set(compat::slot(kind, is_exit), fd, 0)
-                .map_err(|e| format!("{}: {e}", names::COMPAT_PROGS_MAP))?;
-        }
+        let (enter, exit) = (programs.ia32_enter, programs.ia32_exit);
+        let fd = load_btf_tracepoint(ebpf, enter, names::TP_SYS_ENTER, btf)
+            .map_err(|e| e.to_string())?
+            .fd();
+        syscalls::set_program(&mut progs, names::COMPAT_PROGS_MAP, kind, false, enter, fd)
+            .map_err(|e| e.to_string())?;
+        let fd = load_btf_tracepoint(ebpf, exit, names::TP_SYS_EXIT, btf)
+            .map_err(|e| e.to_string())?
+            .fd();
+        syscalls::set_program(
+            &mut exit_progs,
+            names::COMPAT_EXIT_PROGS_MAP,
+            kind,
+            true,
+            exit,
+            fd,
+        )
+        .map_err(|e| e.to_string())?;
     }
     let mut ops: Array<MapData, u32> =
         take_map(ebpf, names::COMPAT_OPS_MAP).map_err(|e| e.to_string())?;
@@ -119,7 +141,7 @@ fn install(ebpf: &mut Ebpf, families: &[EventKind]) -> Result<ProgramArray<MapDa
                 .map_err(|e| format!("{}: {e}", names::COMPAT_OPS_MAP))?;
         }
     }
-    Ok(progs)
+    Ok([progs, exit_progs])
 }
 
 #[cfg(test)]

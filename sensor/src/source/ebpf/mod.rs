@@ -14,7 +14,7 @@ pub mod watch;
 mod wire_check;
 
 use aya::maps::{MapData, PerCpuArray, ProgramArray, RingBuf};
-use aya::programs::RawTracePoint;
+use aya::programs::{BtfTracePoint, RawTracePoint};
 use aya::{Ebpf, EbpfLoader};
 use sensor_common::{EventKind, ProbeConfig, ProbeError, names};
 
@@ -158,7 +158,10 @@ impl EbpfSource {
         };
         let (mut ebpf, task_reads) =
             task_reads::choose(config.direct_task_reads, &resolved, load_object)?;
-        verify_first(&mut ebpf);
+        // Parsed once, for the BTF tracepoints and every fentry hook (tens
+        // of MiB, tens of ms).
+        let btf = aya::Btf::from_sys_fs().map_err(|e| format!("kernel BTF: {e}"));
+        verify_first(&mut ebpf, btf.as_ref().ok());
         match &task_reads {
             TaskReads::Direct => tracing::info!(
                 "the current task is read with plain loads (bpf_get_current_task_btf)"
@@ -203,7 +206,7 @@ impl EbpfSource {
             .filter(|k| !config.disable.iter().any(|d| d == k.name()))
             .collect();
         let (mut syscalls, fentry_hooks, native_programs) =
-            syscalls::attach(&mut ebpf, &enabled, &resolved.offsets)?;
+            syscalls::attach(&mut ebpf, &enabled, &resolved.offsets, &btf)?;
         if let Some(Err(why)) = &fentry_hooks.setattr {
             tracing::info!(
                 "chmod/chown events come without the file's attributes from before the call: {why}"
@@ -220,7 +223,13 @@ impl EbpfSource {
             ),
             None => {}
         }
-        let ia32 = compat::attach(&mut ebpf, config.ia32_syscalls, &enabled, &resolved.offsets);
+        let ia32 = compat::attach(
+            &mut ebpf,
+            config.ia32_syscalls,
+            &enabled,
+            &resolved.offsets,
+            &btf,
+        );
         match &ia32.status {
             Ok(()) => tracing::info!("ia32 syscalls are traced too"),
             Err(why) => tracing::info!("ia32 syscalls are not traced: {why}"),
@@ -232,7 +241,7 @@ impl EbpfSource {
             // A kernel without syscall tracepoints (CONFIG_FTRACE_SYSCALLS)
             // still gets process events: said loudly, and per syscall in
             // `syscalls_not_traced`.
-            if let Err(why) = syscalls::attach_dispatchers(&mut ebpf) {
+            if let Err(why) = syscalls::attach_dispatchers(&mut ebpf, &btf) {
                 tracing::warn!("no syscall events: {why}");
                 for t in &mut syscalls {
                     t.status = Err(why.clone());
@@ -346,7 +355,40 @@ pub(crate) fn load_raw_tracepoint<'a>(
     Ok(program)
 }
 
-/// Verifies every raw tracepoint program of the object before the first one is
+/// Loads (verifies) the BTF tracepoint program `name` for `tracepoint`
+/// (the kernel checks its typed arguments against that tracepoint's).
+pub(crate) fn load_btf_tracepoint<'a>(
+    ebpf: &'a mut Ebpf,
+    name: &'static str,
+    tracepoint: &'static str,
+    btf: &aya::Btf,
+) -> Result<&'a mut BtfTracePoint, LoadError> {
+    let program: &mut BtfTracePoint = ebpf
+        .program_mut(name)
+        .ok_or(LoadError::Missing {
+            what: "program",
+            name,
+        })?
+        .try_into()
+        .map_err(|source| LoadError::Program {
+            program: name,
+            hook: tracepoint,
+            source,
+        })?;
+    // Verified already by `verify_first` unless it failed there.
+    if program.fd().is_err() {
+        program
+            .load(tracepoint, btf)
+            .map_err(|source| LoadError::Program {
+                program: name,
+                hook: tracepoint,
+                source,
+            })?;
+    }
+    Ok(program)
+}
+
+/// Verifies every raw and BTF tracepoint program of the object before the first one is
 /// attached. Verification is what takes time (seconds for all of them);
 /// loading each just before attaching it, as the steps after this do,
 /// left events of the first hooks piling up in the ring buffer unread
@@ -355,10 +397,14 @@ pub(crate) fn load_raw_tracepoint<'a>(
 /// program refused here is loaded again where it is attached, which
 /// reports the error as it always did (or, for optional hooks, sets them
 /// aside).
-fn verify_first(ebpf: &mut Ebpf) {
+fn verify_first(ebpf: &mut Ebpf, btf: Option<&aya::Btf>) {
     for (name, program) in ebpf.programs_mut() {
         let loaded = match program {
             aya::programs::Program::RawTracePoint(p) if p.fd().is_err() => p.load(),
+            aya::programs::Program::BtfTracePoint(p) if p.fd().is_err() => match btf {
+                Some(btf) => p.load(syscalls::btf_tracepoint_of(name), btf),
+                None => continue,
+            },
             // fentry needs its target at load; it is loaded where attached.
             _ => continue,
         };

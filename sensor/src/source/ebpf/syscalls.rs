@@ -86,8 +86,8 @@ pub struct Family {
 pub const FAMILIES: &[Family] = &[
     Family {
         kind: EventKind::FileAttr,
-        why: "raw tracepoints exist on every supported kernel and load where fentry/LSM are \
-              refused; arguments are copied at entry, the result is read at exit",
+        why: "the syscall tracepoints exist on every supported kernel and load where fentry/LSM \
+              are refused; arguments are copied at entry, the result is read at exit",
         preferred: Some(
             "fentry/security_inode_setattr, added where fentry loads: the resolved inode's mode and \
              owners before a path-based chmod/chown (fd-based calls have them either way)",
@@ -231,34 +231,44 @@ pub struct FentryHooks {
     pub watch_inode: Option<HookStatus>,
 }
 
-/// The native program array; it must stay open, or the kernel empties it.
-pub struct NativePrograms(#[allow(dead_code)] ProgramArray<MapData>);
+/// The native program arrays (entry, exit); they must stay open, or the
+/// kernel empties them.
+pub struct NativePrograms(#[allow(dead_code)] [ProgramArray<MapData>; 2]);
 
 /// Loads the programs of the `enabled` families into the dispatchers'
-/// program array and puts the number of each of their syscalls into
+/// program arrays and puts the number of each of their syscalls into
 /// SYSCALL_OPS (the dispatchers are attached by [`attach_dispatchers`]).
 /// A syscall this kernel lacks is reported, not an error; a program that
-/// fails to load is.
+/// fails to load is. Where the dispatchers cannot load (BTF tracepoints:
+/// no kernel BTF, or no syscall tracepoints), no family is loaded, every
+/// syscall is reported not traced, and [`attach_dispatchers`] fails with
+/// the same reason.
 pub fn attach(
     ebpf: &mut Ebpf,
     enabled: &[EventKind],
     offsets: &sensor_common::KernelOffsets,
+    btf: &Result<aya::Btf, String>,
 ) -> Result<(Vec<Traced>, FentryHooks, NativePrograms), LoadError> {
     let mut hooks = FentryHooks::default();
-    // Parsed once for every fentry hook (tens of MiB, tens of ms).
-    let btf = aya::Btf::from_sys_fs().map_err(|e| format!("kernel BTF: {e}"));
     ensure_tracefs();
+    let dispatch = btf.as_ref().map_err(Clone::clone).and_then(|btf| {
+        for (name, tracepoint) in DISPATCHERS {
+            load_dispatcher(ebpf, btf, name, tracepoint)?;
+        }
+        Ok(btf)
+    });
     let mut ops: Array<MapData, u32> = take_map(ebpf, names::SYSCALL_OPS_MAP)?;
     let mut progs: ProgramArray<MapData> = take_map(ebpf, names::SYSCALL_PROGS_MAP)?;
+    let mut exit_progs: ProgramArray<MapData> = take_map(ebpf, names::SYSCALL_EXIT_PROGS_MAP)?;
     let mut traced = Vec::new();
     for kind in sensor_common::SYSCALL_FAMILIES {
         if !enabled.contains(&kind) {
             continue;
         }
         match kind {
-            EventKind::FileAttr => hooks.setattr = Some(attach_setattr(ebpf, &btf, offsets)),
+            EventKind::FileAttr => hooks.setattr = Some(attach_setattr(ebpf, btf, offsets)),
             EventKind::FileWrite => {
-                hooks.watch_inode = Some(attach_watch_inode(ebpf, &btf, offsets))
+                hooks.watch_inode = Some(attach_watch_inode(ebpf, btf, offsets))
             }
             // Before any connect can return EINPROGRESS.
             EventKind::Net => {
@@ -269,22 +279,32 @@ pub fn attach(
             }
             _ => {}
         }
+        let ops_of_kind = SyscallOp::ALL.into_iter().filter(|op| op.kind() == kind);
+        let btf = match &dispatch {
+            Ok(btf) => *btf,
+            Err(why) => {
+                traced.extend(ops_of_kind.map(|op| Traced {
+                    op,
+                    status: Err(why.clone()),
+                }));
+                continue;
+            }
+        };
         let Programs { enter, exit, .. } = programs(kind);
-        for (name, is_exit) in [(enter, false), (exit, true)] {
-            let program = super::load_raw_tracepoint(ebpf, name, "tail call")?;
-            let fd = program.fd().map_err(|source| LoadError::Program {
-                program: name,
-                hook: "tail call",
-                source,
-            })?;
-            progs
-                .set(compat::slot(kind, is_exit), fd, 0)
-                .map_err(|source| LoadError::Map {
-                    name: names::SYSCALL_PROGS_MAP,
-                    source,
-                })?;
-        }
-        for op in SyscallOp::ALL.into_iter().filter(|op| op.kind() == kind) {
+        let program = super::load_btf_tracepoint(ebpf, enter, names::TP_SYS_ENTER, btf)?;
+        let fd = program.fd();
+        set_program(&mut progs, names::SYSCALL_PROGS_MAP, kind, false, enter, fd)?;
+        let program = super::load_btf_tracepoint(ebpf, exit, names::TP_SYS_EXIT, btf)?;
+        let fd = program.fd();
+        set_program(
+            &mut exit_progs,
+            names::SYSCALL_EXIT_PROGS_MAP,
+            kind,
+            true,
+            exit,
+            fd,
+        )?;
+        for op in ops_of_kind {
             let status = trace_one(&mut ops, op);
             if let Err(why) = &status {
                 tracing::debug!(syscall = op.name(), "not traced: {why}");
@@ -292,18 +312,75 @@ pub fn attach(
             traced.push(Traced { op, status });
         }
     }
-    Ok((traced, hooks, NativePrograms(progs)))
+    Ok((traced, hooks, NativePrograms([progs, exit_progs])))
+}
+
+/// Puts the family program `name` (`fd`, as loaded) into `map`'s slot for
+/// `kind`'s entry or exit.
+pub(super) fn set_program(
+    map: &mut ProgramArray<MapData>,
+    map_name: &'static str,
+    kind: EventKind,
+    is_exit: bool,
+    name: &'static str,
+    fd: Result<&aya::programs::ProgramFd, aya::programs::ProgramError>,
+) -> Result<(), LoadError> {
+    let fd = fd.map_err(|source| LoadError::Program {
+        program: name,
+        hook: "tail call",
+        source,
+    })?;
+    map.set(compat::slot(kind, is_exit), fd, 0)
+        .map_err(|source| LoadError::Map {
+            name: map_name,
+            source,
+        })
+}
+
+/// The dispatchers and their tracepoints, exit first: see
+/// [`attach_dispatchers`].
+const DISPATCHERS: [(&str, &str); 2] = [
+    (names::PROG_SYSCALL_EXIT, names::TP_SYS_EXIT),
+    (names::PROG_SYSCALL_ENTER, names::TP_SYS_ENTER),
+];
+
+/// Loads a dispatcher, a BTF tracepoint (why: the eBPF side's
+/// dispatch.rs).
+fn load_dispatcher<'a>(
+    ebpf: &'a mut Ebpf,
+    btf: &aya::Btf,
+    name: &'static str,
+    tracepoint: &'static str,
+) -> Result<&'a mut aya::programs::BtfTracePoint, String> {
+    super::load_btf_tracepoint(ebpf, name, tracepoint, btf)
+        .map_err(|e| format!("tp_btf/{tracepoint}: {e}"))
+}
+
+/// The tracepoint a BTF tracepoint program of the object is for: every
+/// one is a syscall dispatcher or a family's program, on the syscall
+/// entry or exit.
+pub(super) fn btf_tracepoint_of(program: &str) -> &'static str {
+    let exit = program == names::PROG_SYSCALL_EXIT
+        || sensor_common::SYSCALL_FAMILIES.into_iter().any(|kind| {
+            let p = programs(kind);
+            program == p.exit || program == p.ia32_exit
+        });
+    if exit {
+        names::TP_SYS_EXIT
+    } else {
+        names::TP_SYS_ENTER
+    }
 }
 
 /// Attaches the two dispatchers, once every program array and number
 /// table they read is filled. Exit first: an entry whose exit is not
 /// attached yet would leave a stale in-flight record behind.
-pub fn attach_dispatchers(ebpf: &mut Ebpf) -> Result<(), String> {
-    for (name, hook) in [
-        (names::PROG_SYSCALL_EXIT, names::TP_SYS_EXIT),
-        (names::PROG_SYSCALL_ENTER, names::TP_SYS_ENTER),
-    ] {
-        attach_raw(ebpf, name, hook).map_err(|e| format!("raw_tracepoint/{hook}: {e}"))?;
+pub fn attach_dispatchers(ebpf: &mut Ebpf, btf: &Result<aya::Btf, String>) -> Result<(), String> {
+    let btf = btf.as_ref().map_err(Clone::clone)?;
+    for (name, tracepoint) in DISPATCHERS {
+        load_dispatcher(ebpf, btf, name, tracepoint)?
+            .attach()
+            .map_err(|e| format!("tp_btf/{tracepoint}: {e}"))?;
     }
     Ok(())
 }
@@ -448,5 +525,59 @@ fn ensure_tracefs() {
     match result {
         Ok(()) => tracing::info!("mounted tracefs at /sys/kernel/tracing"),
         Err(e) => tracing::warn!("cannot mount tracefs at /sys/kernel/tracing: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every BTF tracepoint program in the built object, with the
+    /// tracepoint of its section (`tp_btf/<tracepoint>`).
+    fn object_btf_programs() -> Vec<(String, String)> {
+        use object::{Object, ObjectSection, ObjectSymbol, SymbolKind, SymbolSection};
+        assert!(
+            !super::super::EBPF_OBJECT.is_empty(),
+            "the eBPF object was not built (AYA_BUILD_SKIP?)"
+        );
+        let obj = object::File::parse(super::super::EBPF_OBJECT).expect("the eBPF object is ELF");
+        obj.symbols()
+            .filter(|s| s.kind() == SymbolKind::Text)
+            .filter_map(|s| {
+                let SymbolSection::Section(index) = s.section() else {
+                    return None;
+                };
+                let section = obj.section_by_index(index).ok()?.name().ok()?.to_owned();
+                let tracepoint = section.strip_prefix("tp_btf/")?.to_owned();
+                Some((s.name().ok()?.to_owned(), tracepoint))
+            })
+            .collect()
+    }
+
+    /// The daemon loads each BTF tracepoint program for the tracepoint
+    /// `btf_tracepoint_of` names (in `verify_first`); a wrong one would
+    /// load a family's program for the other hook. Checked against the
+    /// object itself, so a new family's programs cannot be missed.
+    #[test]
+    fn each_btf_tracepoint_program_is_loaded_for_its_sections_tracepoint() {
+        let in_object = object_btf_programs();
+        for dispatcher in [names::PROG_SYSCALL_ENTER, names::PROG_SYSCALL_EXIT] {
+            assert!(
+                in_object.iter().any(|(name, _)| name == dispatcher),
+                "{dispatcher} is not a BTF tracepoint in the object: {in_object:?}"
+            );
+        }
+        for kind in sensor_common::SYSCALL_FAMILIES {
+            let p = programs(kind);
+            for name in [p.enter, p.exit, p.ia32_enter, p.ia32_exit] {
+                assert!(
+                    in_object.iter().any(|(n, _)| n == name),
+                    "{name} is not a BTF tracepoint in the object"
+                );
+            }
+        }
+        for (name, tracepoint) in &in_object {
+            assert_eq!(btf_tracepoint_of(name), tracepoint, "program {name}");
+        }
     }
 }
