@@ -479,7 +479,7 @@ const PODMAN_SOCKET: &str = "/run/podman/podman.sock";
 
 impl PodmanService {
     fn start() -> PodmanService {
-        if std::os::unix::net::UnixStream::connect(PODMAN_SOCKET).is_ok() {
+        if answers_ping() {
             return PodmanService { child: None }; // one runs already: use it
         }
         let _ = std::fs::remove_file(PODMAN_SOCKET);
@@ -497,14 +497,32 @@ impl PodmanService {
             .spawn()
             .expect("podman system service");
         let service = PodmanService { child: Some(child) };
-        for _ in 0..100 {
-            if std::os::unix::net::UnixStream::connect(PODMAN_SOCKET).is_ok() {
+        // Answering, not only listening: its first request is slow (it
+        // sets its runtime up then), and the sensor waits 250 ms for an
+        // answer before it names the container without the API's labels.
+        for _ in 0..300 {
+            if answers_ping() {
                 return service;
             }
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
-        panic!("podman system service did not listen on {PODMAN_SOCKET}");
+        panic!("podman system service did not answer on {PODMAN_SOCKET}");
     }
+}
+
+/// Whether the API service at [`PODMAN_SOCKET`] answers `GET /_ping`.
+fn answers_ping() -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::os::unix::net::UnixStream::connect(PODMAN_SOCKET) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+    let mut answer = String::new();
+    s.write_all(b"GET /_ping HTTP/1.0\r\nHost: d\r\n\r\n")
+        .is_ok()
+        && s.read_to_string(&mut answer).is_ok()
+        && answer.starts_with("HTTP/1.")
+        && answer.contains(" 200 ")
 }
 
 impl Drop for PodmanService {

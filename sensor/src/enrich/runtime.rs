@@ -60,6 +60,10 @@ pub struct RuntimeInfo {
     /// [`MAX_LABEL_BYTES`].
     pub labels_truncated: bool,
     pub pod: Option<Pod>,
+    /// The runtime's API service runs (its socket is there) but did not
+    /// answer within the deadline: the labels only it knows are missing,
+    /// so the cache asks again after [`RETRY`] rather than [`REFRESH`].
+    pub api_missed: bool,
 }
 
 /// A Kubernetes pod, from CRI annotations or labels.
@@ -157,10 +161,9 @@ impl Lookup {
         let storage = self.podman_storage(id, bundle.as_ref().map(|(dir, _)| dir.as_str()));
         // podman keeps `--label`s in its database only; its API service,
         // when one runs, answers the Docker-compatible inspect.
+        let socket = self.path("/run/podman/podman.sock");
         let api = (c.runtime == "podman")
-            .then(|| {
-                docker_api::inspect(&self.path("/run/podman/podman.sock"), id, self.api_deadline)
-            })
+            .then(|| docker_api::inspect(&socket, id, self.api_deadline))
             .flatten();
         if annotations.is_empty() && storage.is_none() {
             return api.as_ref().and_then(from_docker);
@@ -190,6 +193,10 @@ impl Lookup {
         info.pod = pod(&annotations);
         info.name = name.or_else(|| info.pod.as_ref().and_then(|p| p.container_name.clone()));
         info.image = image.or_else(|| get(&annotations, IMAGE).map(Text::from));
+        // A service slow to answer (the first request after its start, a
+        // loaded host) must not cost the container its labels until the
+        // next refresh.
+        info.api_missed = c.runtime == "podman" && api.is_none() && socket.exists();
         Some(info)
     }
 
@@ -445,7 +452,10 @@ impl RuntimeCache {
 
     fn get_at(&mut self, c: &ContainerRef, now: Instant) -> Option<Arc<RuntimeInfo>> {
         if let Some(e) = self.entries.get(&c.id) {
-            let wait = if e.info.is_some() { REFRESH } else { RETRY };
+            let wait = match &e.info {
+                Some(info) if !info.api_missed => REFRESH,
+                _ => RETRY,
+            };
             if now.saturating_duration_since(e.checked) < wait {
                 return e.info.clone();
             }

@@ -419,3 +419,31 @@ fn podman_labels_come_from_its_api_service_when_one_runs() {
     );
     assert_eq!(info.name, t("enrich-probe"), "the files still name it");
 }
+
+#[test]
+fn a_podman_api_that_does_not_answer_in_time_is_asked_again_sooner() {
+    let root = podman_root("podman-api-silent");
+    std::fs::create_dir_all(root.0.join("run/podman")).unwrap();
+    // Bound and never accepted: the connect succeeds, no answer comes.
+    let _listener =
+        std::os::unix::net::UnixListener::bind(root.0.join("run/podman/podman.sock")).unwrap();
+    let lookup = root.lookup().with_api_deadline(Duration::from_millis(50));
+    let info = lookup.find(&podman(ID)).expect("the files still know it");
+    assert!(info.api_missed, "{info:?}");
+    assert_eq!(info.name, t("enrich-probe"));
+
+    let mut cache = RuntimeCache::new(lookup);
+    let t0 = Instant::now();
+    assert!(cache.get_at(&podman(ID), t0).is_some());
+    assert!(cache.get_at(&podman(ID), t0 + RETRY / 2).is_some());
+    assert_eq!(cache.stats.found, 1, "from the cache within RETRY");
+    assert!(cache.get_at(&podman(ID), t0 + RETRY).is_some());
+    assert_eq!(cache.stats.found, 2, "asked again after RETRY, not REFRESH");
+}
+
+#[test]
+fn without_an_api_service_the_files_are_complete() {
+    let root = podman_root("podman-no-api");
+    let info = root.lookup().find(&podman(ID)).expect("found");
+    assert!(!info.api_missed, "no socket: nothing was missed");
+}
