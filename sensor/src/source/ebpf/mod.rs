@@ -332,25 +332,10 @@ pub(crate) fn load_raw_tracepoint<'a>(
     name: &'static str,
     hook: &'static str,
 ) -> Result<&'a mut RawTracePoint, LoadError> {
-    let program: &mut RawTracePoint = ebpf
-        .program_mut(name)
-        .ok_or(LoadError::Missing {
-            what: "program",
-            name,
-        })?
-        .try_into()
-        .map_err(|source| LoadError::Program {
-            program: name,
-            hook,
-            source,
-        })?;
+    let program: &mut RawTracePoint = program_as(ebpf, name, hook)?;
     // Verified already by `verify_first` unless it failed there.
     if program.fd().is_err() {
-        program.load().map_err(|source| LoadError::Program {
-            program: name,
-            hook,
-            source,
-        })?;
+        program.load().map_err(program_error(name, hook))?;
     }
     Ok(program)
 }
@@ -363,34 +348,49 @@ pub(crate) fn load_btf_tracepoint<'a>(
     tracepoint: &'static str,
     btf: &aya::Btf,
 ) -> Result<&'a mut BtfTracePoint, LoadError> {
-    let program: &mut BtfTracePoint = ebpf
-        .program_mut(name)
+    let program: &mut BtfTracePoint = program_as(ebpf, name, tracepoint)?;
+    // Verified already by `verify_first` unless it failed there.
+    if program.fd().is_err() {
+        program
+            .load(tracepoint, btf)
+            .map_err(program_error(name, tracepoint))?;
+    }
+    Ok(program)
+}
+
+/// The object's program `name`, as the program type `P` it must be.
+fn program_as<'a, P>(
+    ebpf: &'a mut Ebpf,
+    name: &'static str,
+    hook: &'static str,
+) -> Result<&'a mut P, LoadError>
+where
+    &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    ebpf.program_mut(name)
         .ok_or(LoadError::Missing {
             what: "program",
             name,
         })?
         .try_into()
-        .map_err(|source| LoadError::Program {
-            program: name,
-            hook: tracepoint,
-            source,
-        })?;
-    // Verified already by `verify_first` unless it failed there.
-    if program.fd().is_err() {
-        program
-            .load(tracepoint, btf)
-            .map_err(|source| LoadError::Program {
-                program: name,
-                hook: tracepoint,
-                source,
-            })?;
-    }
-    Ok(program)
+        .map_err(program_error(name, hook))
 }
 
-/// Verifies every raw and BTF tracepoint program of the object before the first one is
-/// attached. Verification is what takes time (seconds for all of them);
-/// loading each just before attaching it, as the steps after this do,
+fn program_error(
+    program: &'static str,
+    hook: &'static str,
+) -> impl FnOnce(aya::programs::ProgramError) -> LoadError {
+    move |source| LoadError::Program {
+        program,
+        hook,
+        source,
+    }
+}
+
+/// Verifies every raw and BTF tracepoint program of the object before the
+/// first one is attached. Verification is what takes time (seconds for
+/// all of them); loading each just before attaching it, as the steps
+/// after this do,
 /// left events of the first hooks piling up in the ring buffer unread
 /// until the last was verified: at 100,000 events/s, 150,000 lost at each
 /// start. Now the attaches follow each other within milliseconds. A
