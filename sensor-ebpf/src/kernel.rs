@@ -9,9 +9,7 @@
 //! kernel lacks it, or the pointer leading to it is NULL, like a task
 //! without a tty), or the read [`Miss::Fault`]ed.
 
-use aya_ebpf::helpers::{
-    bpf_probe_read_kernel, bpf_probe_read_kernel_buf, bpf_probe_read_kernel_str_bytes,
-};
+use aya_ebpf::helpers::{bpf_probe_read_kernel, bpf_probe_read_kernel_buf};
 use sensor_common::OFFSET_MISSING;
 
 /// Why a read produced no value.
@@ -92,6 +90,21 @@ pub trait Reader {
     fn u64(base: u64, off: u32) -> Result<u64, Miss>;
     /// `N` u32 fields, all or none.
     fn u32s<const N: usize>(base: u64, offs: [u32; N]) -> Result<[u32; N], Miss>;
+    /// The first `8 * N` bytes of the byte-array field (a `char[]` at
+    /// least that long) into `dst`, zeroed on a fault.
+    ///
+    /// # Safety
+    /// `dst` must be 8-aligned and valid for writes of `8 * N` bytes.
+    unsafe fn words<const N: usize>(base: u64, off: u32, dst: *mut u8) -> Result<(), Miss>;
+    /// A NUL-terminated string in a `char[]` field of at least `8 * N`
+    /// bytes, into `dst`: through its NUL (the rest of `dst` as it was)
+    /// for [`Probe`], the array's first `8 * N` bytes for [`Direct`]
+    /// (which cannot stop at the NUL). Either way the string is `dst` up
+    /// to its first NUL, or all of `dst` if it has none.
+    ///
+    /// # Safety
+    /// As for [`Reader::words`].
+    unsafe fn str_words<const N: usize>(base: u64, off: u32, dst: *mut u8) -> Result<(), Miss>;
 }
 
 /// bpf_probe_read_kernel: any address, every kernel, ~25 ns per call
@@ -130,13 +143,43 @@ impl Reader for Probe {
         }
         Ok(v)
     }
+
+    #[inline(always)]
+    unsafe fn words<const N: usize>(base: u64, off: u32, dst: *mut u8) -> Result<(), Miss> {
+        let addr = field(base, off)?;
+        // SAFETY: the caller's contract; the helper zeroes dst on a fault.
+        let r = unsafe {
+            aya_ebpf::helpers::generated::bpf_probe_read_kernel(
+                dst.cast(),
+                8 * N as u32,
+                addr as *const _,
+            )
+        };
+        if r < 0 { Err(Miss::Fault) } else { Ok(()) }
+    }
+
+    #[inline(always)]
+    unsafe fn str_words<const N: usize>(base: u64, off: u32, dst: *mut u8) -> Result<(), Miss> {
+        let addr = field(base, off)?;
+        // SAFETY: the caller's contract.
+        let r = unsafe {
+            aya_ebpf::helpers::generated::bpf_probe_read_kernel_str(
+                dst.cast(),
+                8 * N as u32,
+                addr as *const _,
+            )
+        };
+        if r < 0 { Err(Miss::Fault) } else { Ok(()) }
+    }
 }
 
 /// Plain loads through a pointer the verifier knows the BTF type of: the
 /// task from bpf_get_current_task_btf (5.11+), and every pointer loaded
 /// from it. The verifier checks each load against the kernel's types at
 /// load time (so `base` must come from such a chain, and each load must
-/// match one field: no wider loads across two), and the JIT emits one
+/// stay inside one field: no wider loads across two; an array of
+/// integers counts as one field, so a `char[16]` can be loaded as two
+/// u64s), and the JIT emits one
 /// instruction with an exception-table entry, which reads 0 on a fault:
 /// a few ns where a probe read costs ~25. (So a fault here is not counted
 /// as a [`Miss::Fault`]: it reads as a 0. Through pointers the kernel
@@ -177,6 +220,33 @@ impl Reader for Direct {
         }
         Ok(v)
     }
+
+    /// `N` u64 loads where a probe read is a helper call: btf_struct_walk
+    /// lets a load span an integer array's elements as long as it ends
+    /// inside the array (since 5.6, before any kernel with
+    /// bpf_get_current_task_btf).
+    #[inline(always)]
+    unsafe fn words<const N: usize>(base: u64, off: u32, dst: *mut u8) -> Result<(), Miss> {
+        let addr = field(base, off)?;
+        let dst = dst.cast::<u64>();
+        // Unrolled (N is a small constant): each load's offset is a
+        // constant, which the verifier needs on a typed pointer.
+        for i in 0..N {
+            // SAFETY: a load the verifier checks (see above) and a store
+            // inside dst (the caller's contract).
+            unsafe {
+                let w = core::ptr::read_volatile((addr as *const u64).add(i));
+                core::ptr::write_volatile(dst.add(i), w);
+            }
+        }
+        Ok(())
+    }
+
+    #[inline(always)]
+    unsafe fn str_words<const N: usize>(base: u64, off: u32, dst: *mut u8) -> Result<(), Miss> {
+        // SAFETY: the caller's contract.
+        unsafe { Self::words::<N>(base, off, dst) }
+    }
 }
 
 /// Copies `dst.len()` bytes at the field into `dst` (zeroed on a fault).
@@ -185,16 +255,6 @@ pub fn read_bytes(base: u64, off: u32, dst: &mut [u8]) -> Result<(), Miss> {
     let addr = field(base, off)?;
     // SAFETY: as above; dst is a valid buffer.
     unsafe { bpf_probe_read_kernel_buf(addr as *const u8, dst) }.map_err(|_| Miss::Fault)
-}
-
-/// Copies a NUL-terminated string at the field into `dst`.
-#[inline(always)]
-pub fn read_str(base: u64, off: u32, dst: &mut [u8]) -> Result<(), Miss> {
-    let addr = field(base, off)?;
-    // SAFETY: as above.
-    unsafe { bpf_probe_read_kernel_str_bytes(addr as *const u8, dst) }
-        .map(|_| ())
-        .map_err(|_| Miss::Fault)
 }
 
 /// Zeroes an 8-aligned buffer of `8 * N` bytes with plain 8-byte stores.

@@ -4,7 +4,7 @@ use core::mem::offset_of;
 
 use sensor_common::{ID_UNSET, OFFSET_MISSING, ProbeError, TaskInfo};
 
-use crate::kernel::{Direct, Miss, Probe, Reader, plus, read_bytes, read_str, zero_u64s};
+use crate::kernel::{Direct, Miss, Probe, Reader, plus, zero_u64s};
 use crate::maps::{count_error, direct_reads, off};
 
 // zero_u64s needs both byte arrays 8-aligned inside the (8-aligned) TaskInfo.
@@ -42,19 +42,78 @@ impl Faults {
     }
 }
 
-/// Fills `t` for the task running the program, with plain loads where
-/// the daemon found them available ([`Direct`]), else with probe reads.
-#[inline(always)]
-pub fn fill_current(t: &mut TaskInfo) -> Result<(), Miss> {
-    if direct_reads() {
-        // SAFETY: the helper has no preconditions; it exists where the
-        // daemon set DIRECT_READS (the verifier never sees this branch
-        // otherwise: the flag is a load-time constant).
-        let task = unsafe { aya_ebpf::helpers::bpf_get_current_task_btf() } as u64;
-        fill::<Direct>(t, task)
-    } else {
-        // SAFETY: the helper has no preconditions.
-        fill::<Probe>(t, unsafe { aya_ebpf::helpers::bpf_get_current_task() })
+/// The task running the program, fetched once (a helper call) for all
+/// that the program reads of it: typed for plain loads where the daemon
+/// found them available ([`Direct`], `DIRECT_READS`), else an address for
+/// probe reads. (The flag is a load-time constant: the verifier never
+/// sees the other branch of each `direct_reads()`.)
+#[derive(Clone, Copy)]
+pub struct Current(u64);
+
+impl Current {
+    #[inline(always)]
+    pub fn get() -> Current {
+        if direct_reads() {
+            // SAFETY: the helper has no preconditions; it exists where the
+            // daemon set DIRECT_READS.
+            Current(unsafe { aya_ebpf::helpers::bpf_get_current_task_btf() } as u64)
+        } else {
+            // SAFETY: the helper has no preconditions.
+            Current(unsafe { aya_ebpf::helpers::bpf_get_current_task() })
+        }
+    }
+
+    /// Its address, for probe reads (`crate::kernel::read_ptr` and co.).
+    #[inline(always)]
+    pub fn addr(self) -> u64 {
+        self.0
+    }
+
+    /// `tgid << 32 | pid`, what bpf_get_current_pid_tgid returns: the
+    /// key of the in-flight maps. Two plain loads where they are
+    /// available: the helper call they replace is ~10 ns on a machine
+    /// whose every return goes through a mitigation thunk.
+    #[inline(always)]
+    pub fn thread_key(self) -> u64 {
+        if direct_reads()
+            && let Ok([pid, tgid]) = Direct::u32s(self.0, [off!(task_pid), off!(task_tgid)])
+        {
+            return (tgid as u64) << 32 | pid as u64;
+        }
+        aya_ebpf::helpers::bpf_get_current_pid_tgid()
+    }
+
+    /// Its process id (tgid), as [`Current::thread_key`] gets it.
+    #[inline(always)]
+    pub fn tgid(self) -> u32 {
+        if direct_reads()
+            && let Ok(tgid) = Direct::u32(self.0, off!(task_tgid))
+        {
+            return tgid;
+        }
+        (aya_ebpf::helpers::bpf_get_current_pid_tgid() >> 32) as u32
+    }
+
+    /// Fills `t` for this task (see [`fill`]).
+    #[inline(always)]
+    pub fn fill(self, t: &mut TaskInfo) -> Result<(), Miss> {
+        if direct_reads() {
+            fill::<Direct>(t, self.0)
+        } else {
+            fill::<Probe>(t, self.0)
+        }
+    }
+
+    /// This task's credentials (its `real_cred`, what it acts as towards
+    /// others, as [`TaskInfo`] reports them): the ids in [`cred_fields`]
+    /// order, and its inheritable, permitted and effective capabilities.
+    #[inline(always)]
+    pub fn creds(self) -> Result<([u32; 8], [u64; 3]), Miss> {
+        if direct_reads() {
+            cred_fields::<Direct>(Direct::u64(self.0, off!(task_real_cred))?)
+        } else {
+            cred_fields::<Probe>(Probe::u64(self.0, off!(task_real_cred))?)
+        }
     }
 }
 
@@ -122,38 +181,23 @@ pub fn fill<R: Reader>(t: &mut TaskInfo, task: u64) -> Result<(), Miss> {
     put!(t.sessionid, sessionid);
     put!(t.flags, 0);
 
-    // SAFETY: comm and tty are 8-aligned arrays of 16 and 32 bytes (asserted above).
-    unsafe {
+    let (comm_at, tty_name_at) = (off!(task_comm), off!(tty_name));
+    // SAFETY: comm and tty are 8-aligned arrays of 16 and 32 bytes
+    // (asserted above); comm is a char[16] and tty->name a char[64].
+    let (comm, name) = unsafe {
         zero_u64s::<2>(t.comm.as_mut_ptr());
         zero_u64s::<4>(t.tty.as_mut_ptr());
-    }
-    // Byte arrays by probe read either way: a plain load may not span
-    // several elements of a char array.
-    let comm = read_bytes(task, off!(task_comm), &mut t.comm);
+        (
+            R::words::<2>(task, comm_at, t.comm.as_mut_ptr()),
+            tty.and_then(|tty| R::str_words::<4>(tty, tty_name_at, t.tty.as_mut_ptr())),
+        )
+    };
     f.or(comm, ());
-    let name = tty.and_then(|tty| read_str(tty, off!(tty_name), &mut t.tty));
     f.or(name, ());
     if f.0 {
         count_error(ProbeError::ReadTask);
     }
     Ok(())
-}
-
-/// The current task's credentials (its `real_cred`, what it acts as
-/// towards others, as [`TaskInfo`] reports them): the ids in
-/// [`cred_fields`] order, and its inheritable, permitted and effective
-/// capabilities.
-#[inline(always)]
-pub fn current_creds() -> Result<([u32; 8], [u64; 3]), Miss> {
-    if direct_reads() {
-        // SAFETY: as in fill_current.
-        let task = unsafe { aya_ebpf::helpers::bpf_get_current_task_btf() } as u64;
-        cred_fields::<Direct>(Direct::u64(task, off!(task_real_cred))?)
-    } else {
-        // SAFETY: the helper has no preconditions.
-        let task = unsafe { aya_ebpf::helpers::bpf_get_current_task() };
-        cred_fields::<Probe>(Probe::u64(task, off!(task_real_cred))?)
-    }
 }
 
 /// A `struct cred`'s uid, gid, suid, sgid, euid, egid, fsuid and fsgid (in
@@ -225,18 +269,21 @@ pub fn mark_ia32(t: &mut TaskInfo, ia32: bool) {
 
 /// Never attached. The daemon loads it first, with DIRECT_READS set, to
 /// learn whether this kernel's verifier accepts the plain loads of
-/// [`fill_current`] and of the dispatchers' ia32 check; every syscall
+/// [`Current`] and of the dispatchers' ia32 check; every syscall
 /// program reads the task with that same code, so if this loads they do,
 /// and if not the daemon loads the object again with probe reads.
 #[aya_ebpf::macros::raw_tracepoint]
 pub fn task_reads_check(_ctx: aya_ebpf::programs::RawTracePointContext) -> u32 {
     let mut t = core::mem::MaybeUninit::<TaskInfo>::uninit();
-    // SAFETY: fill_current writes every field before any is read.
+    // SAFETY: fill writes every field before any is read.
     let t = unsafe { &mut *t.as_mut_ptr() };
-    // The syscall dispatchers' plain load of thread_info.status too.
-    let ia32 = crate::syscall::compat::in_ia32_syscall() as u32;
-    match fill_current(t) {
-        Ok(()) => t.uid.wrapping_add(ia32),
+    let current = Current::get();
+    // The syscall programs' other plain loads: thread_info.status in the
+    // dispatchers, the thread key.
+    let ia32 = crate::syscall::compat::in_ia32_syscall(current) as u32;
+    let key = current.thread_key() as u32;
+    match current.fill(t) {
+        Ok(()) => t.uid.wrapping_add(ia32).wrapping_add(key),
         Err(_) => 0,
     }
 }

@@ -125,6 +125,39 @@ fn chmod_u_plus_s_names_the_setuid_bit_and_modes() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The task's name and terminal are read from the kernel in whole words
+/// where plain loads are allowed (two of `comm`'s, four of the tty's
+/// name): a name of the full 15 bytes and a terminal name come whole.
+#[test]
+fn a_full_length_name_and_the_terminal_are_read_whole() {
+    let sensor = Sensor::start("");
+    let dir = temp_dir("comm");
+    let f = file_in(&dir, "target", 0o644);
+    // The kernel keeps the first 15 bytes of the executable's name.
+    let exe = dir.join("chmod-with-a-long-name");
+    std::fs::copy("/usr/bin/chmod", &exe).expect("copy chmod");
+    // script(1) runs the command on a new pseudo-terminal, its
+    // controlling terminal.
+    let command = format!("{} 600 {}", exe.display(), f.display());
+    let out = Command::new("script")
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .output()
+        .expect("script");
+    assert!(out.status.success(), "script: {out:?}");
+    let ev = sensor.wait_for("the chmod on a terminal", |v| {
+        action(v) == "chmod" && at(v, "process.executable").as_str() == exe.to_str()
+    });
+    assert_eq!(at(&ev, "file.path").as_str(), f.to_str(), "{ev}");
+    assert_eq!(at(&ev, "process.name"), "chmod-with-a-lo", "{ev}");
+    let tty = at(&ev, "sensor.tty").as_str().unwrap_or_default();
+    let n = tty.strip_prefix("/dev/pts/").unwrap_or_default();
+    assert!(
+        !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()),
+        "a pseudo-terminal: {ev}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A file at an absolute path of exactly `len` bytes under `base`.
 fn file_at_length(base: &Path, len: usize) -> PathBuf {
     let mut path = base.to_path_buf();

@@ -16,6 +16,7 @@ use sensor_common::{OFFSET_MISSING, SyscallOp};
 use super::regs::{BX, CX, IA32_ARGS};
 use crate::kernel::{Direct, Probe, Reader};
 use crate::maps::{direct_reads, off};
+use crate::task::Current;
 
 /// [`sensor_common::compat`] value of each traced ia32 syscall number.
 #[map]
@@ -80,7 +81,7 @@ pub fn exit(ctx: &BtfTracePointContext, nr: u64) -> bool {
         return false;
     }
     let value = value(nr);
-    if value == 0 || !in_ia32_syscall() {
+    if value == 0 || !in_ia32_syscall(Current::get()) {
         return false;
     }
     count_inflight(u64::MAX);
@@ -105,22 +106,20 @@ fn count_inflight(delta: u64) {
     }
 }
 
-/// Whether the running task is inside an ia32 syscall (`TS_COMPAT`).
-/// Asked at the entry of every traced syscall: a plain load where the
-/// task's other fields are read that way too (`task::task_reads_check`
-/// loads this same read), else a probe read.
+/// Whether the running task `current` is inside an ia32 syscall
+/// (`TS_COMPAT`). Asked at the entry of every traced syscall: a plain
+/// load where the task's other fields are read that way too
+/// (`task::task_reads_check` loads this same read), else a probe read.
 #[inline(always)]
-pub fn in_ia32_syscall() -> bool {
+pub fn in_ia32_syscall(current: Current) -> bool {
     let (ti, status) = (off!(task_thread_info), off!(thread_info_status));
     if ti == OFFSET_MISSING || status == OFFSET_MISSING {
         return false;
     }
     let s = if direct_reads() {
-        // SAFETY: the helper has no preconditions (see task::fill_current).
-        let task = unsafe { aya_ebpf::helpers::bpf_get_current_task_btf() } as u64;
-        Direct::u32(task, ti + status)
+        Direct::u32(current.addr(), ti + status)
     } else {
-        Probe::u32(super::current_task(), ti + status)
+        Probe::u32(current.addr(), ti + status)
     };
     s.is_ok_and(|s| s & TS_COMPAT != 0)
 }

@@ -9,7 +9,7 @@ use sensor_common::{CredEvent, EventKind, ProbeError, SyscallOp};
 use super::inflight;
 use crate::kernel::put;
 use crate::maps::count_error;
-use crate::task;
+use crate::task::{self, Current};
 
 /// What was known at entry.
 #[repr(C)]
@@ -51,7 +51,8 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
     for i in 0..3 {
         put(&mut p.args[i], if ids { c.arg(i) as u32 } else { 0 });
     }
-    match task::current_creds() {
+    let current = Current::get();
+    match current.creds() {
         Ok((ids, caps)) => {
             p.old_ids = ids;
             p.old_caps = caps;
@@ -66,7 +67,7 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
             count_error(ProbeError::ReadTask);
         }
     }
-    if !inflight::store(&CRED_INFLIGHT, &super::thread_key(), p) {
+    if !inflight::store(&CRED_INFLIGHT, &current.thread_key(), p) {
         count_error(ProbeError::Inflight);
     }
     0
@@ -75,7 +76,8 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
 /// `ia32`: the call came through the ia32 ABI (`TaskInfo::flags`).
 #[inline(always)]
 fn exit(ret: i64, ia32: bool) -> u32 {
-    let key = super::thread_key();
+    let current = Current::get();
+    let key = current.thread_key();
     let Some(record) = inflight::find(&CRED_INFLIGHT, &key) else {
         return 0;
     };
@@ -87,7 +89,7 @@ fn exit(ret: i64, ia32: bool) -> u32 {
     };
     // SAFETY: reserved space for one CredEvent, filled completely below.
     let ev = unsafe { &mut *entry.as_mut_ptr() };
-    if task::fill_current(&mut ev.task).is_err() {
+    if current.fill(&mut ev.task).is_err() {
         entry.discard(0);
         count_error(ProbeError::ReadTask);
         return 0;
@@ -100,7 +102,7 @@ fn exit(ret: i64, ia32: bool) -> u32 {
     ev._pad1 = 0;
     ev.old_ids = p.old_ids;
     ev.old_caps = p.old_caps;
-    match task::current_creds() {
+    match current.creds() {
         Ok((_, caps)) => ev.new_caps = caps,
         Err(_) => {
             for cap in &mut ev.new_caps {

@@ -30,6 +30,7 @@ use sensor_common::compat::PROG_SLOTS;
 
 use super::{compat, native_value, regs};
 use crate::maps::sensor_tgid;
+use crate::task::Current;
 
 /// The families' native entry programs, by [`sensor_common::compat::slot`].
 #[map]
@@ -76,14 +77,15 @@ pub fn syscall_enter(ctx: BtfTracePointContext) -> u32 {
     }
     // The same number means different syscalls in the two tables: an ia32
     // call must never be taken for the native syscall of its number.
-    let ia32_call = compat::in_ia32_syscall();
+    let current = Current::get();
+    let ia32_call = compat::in_ia32_syscall(current);
     if (if ia32_call { ia32 } else { native }) == 0 {
         return 0;
     }
     if ia32_call {
         compat::count_entry();
     }
-    if (aya_ebpf::helpers::bpf_get_current_pid_tgid() >> 32) as u32 == sensor_tgid() {
+    if current.tgid() == sensor_tgid() {
         return 0;
     }
     if crate::filter::task_ignored() {

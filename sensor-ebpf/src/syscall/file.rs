@@ -22,7 +22,7 @@ use super::{copy, fd_file, inflight, read_user_str};
 use crate::kernel::{Miss, field, put, read_ptr, read_u16, read_u32, read_u64};
 use crate::maps::{DATA_MASK, SYSCALL_SCRATCH, count_error, off, scratch};
 use crate::path::{Walk, Writer, write_found_path};
-use crate::task;
+use crate::task::{self, Current};
 
 /// `AT_EMPTY_PATH`: an `*at` call with an empty path acts on `dirfd` itself.
 const AT_EMPTY_PATH: u32 = 0x1000;
@@ -342,7 +342,8 @@ pub(super) fn thread_exited(key: &u64) {
 /// `ia32`: the call came through the ia32 ABI (`TaskInfo::flags`).
 #[inline(always)]
 fn exit(ret: i64, ia32: bool) -> u32 {
-    let key = super::thread_key();
+    let current = Current::get();
+    let key = current.thread_key();
     let Some(found) = find(&key) else {
         return 0;
     };
@@ -357,7 +358,7 @@ fn exit(ret: i64, ia32: bool) -> u32 {
     // SAFETY: the helper has no preconditions.
     ev.header.boot_ns = unsafe { aya_ebpf::helpers::bpf_ktime_get_boot_ns() };
     ev.header.kind = EventKind::FileAttr as u32;
-    if task::fill_current(&mut ev.task).is_err() {
+    if current.fill(&mut ev.task).is_err() {
         count_error(ProbeError::ReadTask);
         end(&key, &found);
         return 0;
@@ -385,7 +386,11 @@ fn exit(ret: i64, ia32: bool) -> u32 {
     // 1. The path argument. path_len < ARG_PATH_CAP by construction; the
     //    mask proves it to the verifier.
     let path_len = p.path_len as usize & (ARG_PATH_CAP - 1);
-    copy(data, 0, found.path, path_len);
+    if found.short {
+        copy_short_path(data, found.path, path_len);
+    } else {
+        copy(data, 0, found.path, path_len);
+    }
     ev.path_len = path_len as u32;
 
     // 2. The base: the fd's file, or the directory a relative path starts from.
@@ -393,18 +398,15 @@ fn exit(ret: i64, ia32: bool) -> u32 {
         data,
         pos: path_len,
     };
-    // The task (a helper call) only where a base is read: not for an
-    // absolute path, the common case.
     let target = SyscallOp::from_u32(p.op).and_then(SyscallOp::target);
     let base: Option<Result<u64, Miss>> = match target {
         Some(t) if acts_on_fd(t, p.path_len, p.at_flags, p.flags) => {
             ev.flags |= file_flags::BASE_IS_FILE;
-            let task = super::current_task();
-            Some(fd_file(task, p.fd).and_then(|f| field(f, off!(file_path))))
+            Some(fd_file(current.addr(), p.fd).and_then(|f| field(f, off!(file_path))))
         }
         // SAFETY: the path's first byte, inside the map value.
         _ if p.path_len > 0 && unsafe { *found.path } == b'/' => None,
-        _ => Some(super::dir_path(super::current_task(), p.fd)),
+        _ => Some(super::dir_path(current.addr(), p.fd)),
     };
     if let Some(base) = base {
         let walk = write_found_path(&mut w, base);
@@ -442,6 +444,32 @@ fn exit(ret: i64, ia32: bool) -> u32 {
 }
 
 const FIXED: usize = core::mem::size_of::<FileEvent>();
+
+// copy_short_path's word loads and stores are aligned: the scratch slot
+// is, and so are the event's data and the short record's path in theirs.
+const _: () = assert!(FIXED % 8 == 0);
+const _: () = assert!(core::mem::offset_of!(PendingShort, path) % 8 == 0);
+const _: () = assert!(SHORT_PATH_CAP % 8 == 0);
+
+/// Copies a short record's path (`len` < [`SHORT_PATH_CAP`]) to the start
+/// of the event's data, eight bytes at a time with plain loads and
+/// stores: both are map values, and [`copy`]'s helper call costs more
+/// than the few words of a path. Whole words: up to 7 bytes past the path
+/// go along, inside both buffers, and are written over or not sent.
+/// Volatile, so that LLVM does not turn the loop into a `memcpy` call.
+#[inline(always)]
+fn copy_short_path(data: *mut u8, path: *const u8, len: usize) {
+    let words = len.div_ceil(8);
+    let (dst, src) = (data.cast::<u64>(), path.cast::<u64>());
+    for i in 0..SHORT_PATH_CAP / 8 {
+        if i >= words {
+            break;
+        }
+        // SAFETY: word i < SHORT_PATH_CAP / 8 of the short record's path
+        // and of the scratch slot's data (larger), both 8-aligned.
+        unsafe { dst.add(i).write_volatile(src.add(i).read_volatile()) };
+    }
+}
 
 /// Does the call act on the file open at `fd` rather than on a path?
 #[inline(always)]

@@ -18,7 +18,7 @@ use sensor_common::{
 use super::{fd_file, inflight};
 use crate::kernel::{Miss, copy_struct, put, read_bytes, read_ptr, read_u16, read_u32, zero_u64s};
 use crate::maps::{count_error, off};
-use crate::task;
+use crate::task::{self, Current};
 
 const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
@@ -124,7 +124,8 @@ const _: () = assert!(core::mem::offset_of!(NetEvent, local_addr) % 8 == 0);
 /// `ia32`: the call came through the ia32 ABI (`TaskInfo::flags`).
 #[inline(always)]
 fn exit(ret: i64, ia32: bool) -> u32 {
-    let key = super::thread_key();
+    let current = Current::get();
+    let key = current.thread_key();
     let Some(record) = inflight::find(&NET_INFLIGHT, &key) else {
         return 0;
     };
@@ -137,8 +138,8 @@ fn exit(ret: i64, ia32: bool) -> u32 {
     };
     // SAFETY: this CPU's slot; the program does not sleep.
     let ev = unsafe { &mut *ev };
-    let task = super::current_task();
-    if task::fill_current(&mut ev.task).is_err() {
+    let task = current.addr();
+    if current.fill(&mut ev.task).is_err() {
         count_error(ProbeError::ReadTask);
         inflight::consume(record);
         return 0;

@@ -18,7 +18,7 @@ use super::{copy, dir_path, fd_file, read_user_str};
 use crate::kernel::{copy_struct, field, put, read_u32};
 use crate::maps::{DATA_MASK, SYSCALL_SCRATCH, count_error, off, scratch, sensor_tgid};
 use crate::path::{Walk, Writer, write_found_path};
-use crate::task;
+use crate::task::{self, Current};
 
 const PTRACE_ATTACH: u64 = 16;
 const PTRACE_SEIZE: u64 = 0x4206;
@@ -194,7 +194,8 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
 /// `ia32`: the call came through the ia32 ABI (`TaskInfo::flags`).
 #[inline(always)]
 fn exit(ret: i64, ia32: bool) -> u32 {
-    let key = super::thread_key();
+    let current = Current::get();
+    let key = current.thread_key();
     let Some(p) = SYS_INFLIGHT.get_ptr(&key) else {
         return 0;
     };
@@ -215,8 +216,8 @@ fn exit(ret: i64, ia32: bool) -> u32 {
     }
     // SAFETY: this CPU's scratch slot, 8-aligned, larger than SysEvent.
     let ev = unsafe { &mut *buf.cast::<SysEvent>() };
-    let task = super::current_task();
-    if task::fill_current(&mut ev.task).is_err() {
+    let task = current.addr();
+    if current.fill(&mut ev.task).is_err() {
         count_error(ProbeError::ReadTask);
         let _ = SYS_INFLIGHT.remove(&key);
         return 0;
@@ -309,8 +310,8 @@ pub fn signal_sensor(ctx: RawTracePointContext) -> u32 {
     if read_u32(target, off!(task_tgid)) != Ok(sensor) || sig == SIGCHLD {
         return 0;
     }
-    let sender = super::current_task();
-    if read_u32(sender, off!(task_tgid)) == Ok(sensor) {
+    let sender = Current::get();
+    if sender.tgid() == sensor {
         return 0;
     }
     let group: u64 = ctx.arg(3);
@@ -318,7 +319,7 @@ pub fn signal_sensor(ctx: RawTracePointContext) -> u32 {
     let sent = crate::ring::emit::<SysEvent>(EventKind::System, |ev| {
         // SAFETY: emit hands us reserved space for one SysEvent.
         let ev = unsafe { &mut *ev };
-        task::fill_current(&mut ev.task)?;
+        sender.fill(&mut ev.task)?;
         ev.op = SYS_OP_SIGNAL_SENSOR;
         ev.flags = 0;
         ev.ret = 0;

@@ -30,7 +30,7 @@ use super::{copy, dir_path, fd_file, inflight, read_user_str};
 use crate::kernel::{Miss, field, put, read_ptr, read_u32, read_u64};
 use crate::maps::{DATA_MASK, SYSCALL_SCRATCH, count_error, off, scratch};
 use crate::path::{Walk, Writer, write_found_path};
-use crate::task;
+use crate::task::{self, Current};
 
 const O_WRONLY: u32 = 0o1;
 const O_RDWR: u32 = 0o2;
@@ -292,8 +292,9 @@ pub(super) fn resolved(dentries: [u64; 2]) {
 /// `ia32`: the call came through the ia32 ABI (`TaskInfo::flags`).
 #[inline(always)]
 fn exit(ret: i64, ia32: bool) -> u32 {
-    let key = super::thread_key();
-    let task = super::current_task();
+    let current = Current::get();
+    let key = current.thread_key();
+    let task = current.addr();
     if let Some(record) = inflight::find(&OPEN_INFLIGHT, &key) {
         // SAFETY: a live map value, this thread's only; copied out.
         let open = unsafe { *record };
@@ -308,7 +309,7 @@ fn exit(ret: i64, ia32: bool) -> u32 {
             return 0;
         }
         send(
-            ret, ia32, task, open.op, 0, open.fd, AT_FDCWD, open.flags, matched, None, file,
+            ret, ia32, current, open.op, 0, open.fd, AT_FDCWD, open.flags, matched, None, file,
         );
         return 0;
     }
@@ -330,7 +331,7 @@ fn exit(ret: i64, ia32: bool) -> u32 {
     send(
         ret,
         ia32,
-        task,
+        current,
         p.op,
         p.flags,
         p.fd,
@@ -352,7 +353,7 @@ fn exit(ret: i64, ia32: bool) -> u32 {
 fn send(
     ret: i64,
     ia32: bool,
-    task: u64,
+    current: Current,
     op: u32,
     flags: u32,
     fd: i32,
@@ -367,7 +368,7 @@ fn send(
     };
     // SAFETY: this CPU's scratch slot, 8-aligned, larger than WatchEvent.
     let ev = unsafe { &mut *buf.cast::<WatchEvent>() };
-    if task::fill_current(&mut ev.task).is_err() {
+    if current.fill(&mut ev.task).is_err() {
         count_error(ProbeError::ReadTask);
         return;
     }
@@ -401,7 +402,7 @@ fn send(
         ev.flags |= watch_flags::BASE_IS_FILE;
         Some(file.and_then(|f| field(f, off!(file_path))))
     } else if p.is_some_and(|p| p.path_len > 0 && p.path[0] != b'/') {
-        Some(dir_path(task, fd))
+        Some(dir_path(current.addr(), fd))
     } else {
         None
     };
