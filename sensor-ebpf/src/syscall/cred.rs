@@ -67,7 +67,7 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
             count_error(ProbeError::ReadTask);
         }
     }
-    if !inflight::store(&CRED_INFLIGHT, &current.thread_key(), p) {
+    if !inflight::store(&CRED_INFLIGHT, &super::entry_thread_key(), p) {
         count_error(ProbeError::Inflight);
     }
     0

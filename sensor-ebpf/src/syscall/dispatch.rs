@@ -85,9 +85,11 @@ pub fn syscall_enter(ctx: BtfTracePointContext) -> u32 {
     if ia32_call {
         compat::count_entry();
     }
-    if current.tgid() == sensor_tgid() {
+    let key = current.thread_key();
+    if (key >> 32) as u32 == sensor_tgid() {
         return 0;
     }
+    super::set_entry_thread_key(key);
     if crate::filter::task_ignored() {
         return 0;
     }

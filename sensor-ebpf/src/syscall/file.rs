@@ -102,7 +102,7 @@ super::syscall_programs!(file_enter, file_exit, file_compat_enter, file_compat_e
 fn enter<E: super::Entry>(c: &E) -> u32 {
     let Some(op) = c.op() else { return 0 };
     let Some(target) = op.target() else { return 0 };
-    let key = super::thread_key();
+    let key = super::entry_thread_key();
     // Nearly every call: the thread's short record from its previous call
     // is there, and is filled in place (a copy of a third of a KiB less
     // than assembling it aside). Its op is written last: until then the

@@ -34,7 +34,7 @@ pub mod watch_inode;
 
 use aya_ebpf::helpers::{bpf_get_current_pid_tgid, bpf_get_current_task};
 use aya_ebpf::macros::map;
-use aya_ebpf::maps::Array;
+use aya_ebpf::maps::{Array, PerCpuArray};
 use aya_ebpf::programs::BtfTracePointContext;
 use sensor_common::{SYSCALL_SLOTS, SyscallOp};
 
@@ -228,9 +228,45 @@ pub fn thread_exited(key: &u64) {
 }
 
 /// Key of the in-flight maps: the thread, which runs one syscall at a time.
+/// For programs outside a syscall's dispatch (hooks, sched tracepoints);
+/// the family programs have it cheaper: [`entry_thread_key`], and
+/// `task::Current::thread_key` at exit.
 #[inline(always)]
 pub fn thread_key() -> u64 {
     bpf_get_current_pid_tgid()
+}
+
+/// The entry dispatcher's thread key, for the family entry program it
+/// tail-calls: a tail call passes nothing but the context, and this
+/// per-CPU slot is read with a few instructions that the JIT inlines
+/// (6.10+), where bpf_get_current_pid_tgid is a helper call.
+///
+/// Written and read only within one run of the entry dispatcher (it and
+/// the programs it tail-calls), and no other run of it interleaves on the
+/// same CPU: `sys_enter` does not fire in interrupts, its programs run
+/// with preemption off, and where a kernel lets them be preempted it
+/// also skips a program already running on that CPU (`prog->active`).
+#[map]
+static ENTRY_THREAD: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+/// Hands `key` to the family entry program about to be tail-called.
+#[inline(always)]
+pub fn set_entry_thread_key(key: u64) {
+    if let Some(slot) = ENTRY_THREAD.get_ptr_mut(0) {
+        // SAFETY: this CPU's slot (see ENTRY_THREAD).
+        unsafe { *slot = key };
+    }
+}
+
+/// The thread key in a family's entry program, which only the entry
+/// dispatcher reaches (see [`ENTRY_THREAD`]).
+#[inline(always)]
+pub fn entry_thread_key() -> u64 {
+    match ENTRY_THREAD.get_ptr(0) {
+        // SAFETY: this CPU's slot, set by the dispatcher of this run.
+        Some(slot) => unsafe { *slot },
+        None => bpf_get_current_pid_tgid(),
+    }
 }
 
 #[inline(always)]

@@ -111,7 +111,7 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
         SyscallOp::Accept4 => put(&mut p.arg, c.arg(3) as u32),
         _ => {}
     }
-    if !inflight::store(&NET_INFLIGHT, &super::thread_key(), p) {
+    if !inflight::store(&NET_INFLIGHT, &super::entry_thread_key(), p) {
         count_error(ProbeError::Inflight);
     }
     0

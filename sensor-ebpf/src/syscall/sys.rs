@@ -185,7 +185,10 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
         }
         _ => return 0,
     }
-    if SYS_INFLIGHT.insert(&super::thread_key(), &*p, 0).is_err() {
+    if SYS_INFLIGHT
+        .insert(&super::entry_thread_key(), &*p, 0)
+        .is_err()
+    {
         count_error(ProbeError::Inflight);
     }
     0

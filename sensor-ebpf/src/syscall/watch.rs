@@ -153,7 +153,7 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
                 fd,
                 _pad0: 0,
             };
-            if !inflight::store(&OPEN_INFLIGHT, &super::thread_key(), &p) {
+            if !inflight::store(&OPEN_INFLIGHT, &super::entry_thread_key(), &p) {
                 count_error(ProbeError::Inflight);
             }
         }
@@ -257,7 +257,11 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
     if undecided {
         p.flags |= watch_flags::UNDECIDED;
     }
-    if (watched || undecided) && WATCH_INFLIGHT.insert(&super::thread_key(), &*p, 0).is_err() {
+    if (watched || undecided)
+        && WATCH_INFLIGHT
+            .insert(&super::entry_thread_key(), &*p, 0)
+            .is_err()
+    {
         count_error(ProbeError::Inflight);
     }
     0
