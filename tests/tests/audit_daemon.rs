@@ -38,8 +38,17 @@ fn daemon_mode_registers_and_restores_the_previous_state() {
             ..original
         };
         set_audit_status(&before);
+        let rules_before = list_rules();
         let sensor = Sensor::start("[audit]\nmode = \"daemon\"\nbacklog_limit = 5000\n");
         let running = audit_status();
+        // With no rules anywhere, new tasks are kept out of syscall
+        // auditing; beside someone's rules, the rules are left alone.
+        let want: Vec<String> = if rules_before.is_empty() {
+            vec!["-a never,task".into()]
+        } else {
+            rules_before.clone()
+        };
+        assert_eq!(list_rules(), want, "the rules while the sensor runs");
         assert_eq!(
             running.pid,
             sensor.pid(),
@@ -73,6 +82,11 @@ fn daemon_mode_registers_and_restores_the_previous_state() {
                 before.backlog_wait_time
             ),
             "previous state restored after signal {signal}"
+        );
+        assert_eq!(
+            list_rules(),
+            rules_before,
+            "rules as before after signal {signal}"
         );
     }
     set_audit_status(&original);
@@ -167,6 +181,112 @@ fn audit_changes_by_others_are_tamper_events() {
     );
 }
 
+/// With no rules, the sensor's `-a never,task` keeps the tasks started
+/// while it is in out of syscall auditing (they would pay for it on every
+/// syscall); once someone else adds a rule, it is out and their rule sees
+/// the tasks started from then on. Behaviour, not only the rule list: a
+/// task started while it was in makes no syscall record under the new
+/// rule, one started after does.
+#[test]
+fn no_rules_keep_new_tasks_out_of_syscall_auditing_until_someone_adds_one() {
+    let _lock = audit_lock();
+    if skip_if_foreign_daemon() {
+        return;
+    }
+    let original = audit_status();
+    set_audit_status(&sensor::source::audit::netlink::Status {
+        enabled: 0,
+        ..original
+    });
+    let rules_before = list_rules();
+    if !rules_before.is_empty() {
+        eprintln!("skipped: the kernel has audit rules already: {rules_before:?}");
+        set_audit_status(&original);
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("sensor-ctx-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let (early, late) = (dir.join("early-fifo"), dir.join("late-fifo"));
+    let sensor = Sensor::start("[audit]\nmode = \"daemon\"\n");
+    assert_eq!(list_rules(), ["-a never,task"]);
+    // Started while the rule is in: it waits for a line, then makes a fifo
+    // itself (a shell would fork a new task for mkfifo).
+    let mut started_early = std::process::Command::new("perl")
+        .arg("-e")
+        .arg("<STDIN>; require POSIX; POSIX::mkfifo($ARGV[0], 0600) or die $!")
+        .arg(&early)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn perl");
+    let rule = "-a always,exit -F arch=b64 -S mknodat -k sensor_test_ctx";
+    let out = std::process::Command::new("auditctl")
+        .args(rule.split(' '))
+        .output()
+        .expect("auditctl");
+    assert!(
+        out.status.success(),
+        "auditctl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The sensor sees the change at its next status poll (every second).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while list_rules() != [rule] {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never,task still in beside the new rule: {:?}",
+            list_rules()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    use std::io::Write;
+    let mut stdin = started_early.stdin.take().expect("stdin");
+    stdin.write_all(b"go\n").expect("write");
+    drop(stdin);
+    assert!(
+        started_early.wait().expect("wait").success(),
+        "early mkfifo"
+    );
+    let late_ok = std::process::Command::new("mkfifo")
+        .arg(&late)
+        .status()
+        .expect("mkfifo");
+    assert!(late_ok.success(), "late mkfifo");
+    let is_mknod_of = |v: &Value, path: &std::path::Path| {
+        action(v) == "syscall"
+            && at(v, "sensor.audit.records").as_array().is_some_and(|rs| {
+                rs.iter()
+                    .any(|r| r["type"] == "SYSCALL" && r["fields"]["key"] == "sensor_test_ctx")
+                    && rs.iter().any(|r| {
+                        r["type"] == "PATH" && r["fields"]["name"] == path.display().to_string()
+                    })
+            })
+    };
+    sensor.wait_for("the late task's mknodat under the new rule", |v| {
+        is_mknod_of(v, &late)
+    });
+    let events = sensor.stop();
+    let rules_after = list_rules();
+    let out = std::process::Command::new("auditctl")
+        .arg("-d")
+        .args(rule.split(' ').skip(1))
+        .output()
+        .expect("auditctl -d");
+    set_audit_status(&original);
+    let _ = std::fs::remove_dir_all(&dir);
+    // The kernel sends records in order: the early task's would have come
+    // before the late one's.
+    assert!(
+        !events.iter().any(|v| is_mknod_of(v, &early)),
+        "the task started while never,task was in has no syscall audit context"
+    );
+    assert_eq!(
+        rules_after,
+        [rule],
+        "the other party's rule stays after the sensor's stop"
+    );
+    assert!(out.status.success(), "auditctl -d");
+}
+
 /// Rules from the config are loaded in daemon mode, produce events, and
 /// the kernel's previous rules are back after the stop.
 #[test]
@@ -212,6 +332,10 @@ fn configured_rules_are_loaded_and_removed() {
     assert!(
         !listed.iter().any(|r| r.contains("sensor_test_previous")),
         "-D removed the previous rule: {listed:?}"
+    );
+    assert!(
+        !listed.iter().any(|r| r == "-a never,task"),
+        "configured rules are never kept from their tasks: {listed:?}"
     );
     std::fs::write(&file, "changed").expect("write watched file");
     // The syscall event of the write (not the rule's own CONFIG_CHANGE,

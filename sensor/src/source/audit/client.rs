@@ -14,6 +14,7 @@ use super::netlink::{
 use super::record;
 use super::rules::{self, RuleError};
 use super::tamper::OwnChanges;
+use super::task_contexts::NoTaskContexts;
 use crate::config::audit::{AuditConfig, AuditMode};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +85,8 @@ pub struct AuditSource {
     last_metrics_ms: u64,
     backlog_high: bool,
     batch: Vec<Message>,
+    /// The sensor's `-a never,task`, while it is in.
+    task_contexts: Option<NoTaskContexts>,
 }
 
 fn alive(pid: u32) -> bool {
@@ -130,6 +133,7 @@ impl AuditSource {
                 last_metrics_ms: 0,
                 backlog_high: false,
                 batch: Vec::new(),
+                task_contexts: None,
             })
         };
         if mode == Mode::Readonly {
@@ -253,6 +257,9 @@ impl AuditSource {
             want.failure = f;
         }
         let enable = loaded.enabled.unwrap_or(1);
+        if enable == 1 && before.enabled == 0 && loaded.rules.is_empty() && !loaded.delete_all {
+            self.task_contexts = NoTaskContexts::install(&mut self.control);
+        }
         if before.enabled != enable {
             want.mask |= STATUS_ENABLED;
             want.enabled = enable;
@@ -327,6 +334,11 @@ impl AuditSource {
                 Ok(s) => self.check_status(s, now),
                 Err(e) => tracing::debug!("AUDIT_GET failed: {e}"),
             }
+            if let Some(t) = &self.task_contexts
+                && !t.still_alone(&mut self.control, &mut self.own, now)
+            {
+                self.task_contexts = None;
+            }
         }
         self.pending_report.coalesce_evicted += std::mem::take(&mut self.coalescer.evicted);
         self.pending_report.records_dropped += std::mem::take(&mut self.coalescer.records_dropped);
@@ -376,6 +388,10 @@ impl AuditSource {
     /// Puts the kernel back as it was (daemon mode): rules, enabled,
     /// backlog settings, then unregisters. Idempotent; also run on Drop.
     pub fn restore(&mut self) {
+        if let Some(t) = self.task_contexts.take() {
+            let now = self.now_ms();
+            t.remove(&mut self.control, &mut self.own, now);
+        }
         let Some(saved) = self.saved.take() else {
             return;
         };

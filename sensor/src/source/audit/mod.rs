@@ -12,4 +12,5 @@ pub mod netlink;
 pub mod record;
 pub mod rules;
 pub mod tamper;
+pub mod task_contexts;
 pub mod types;
