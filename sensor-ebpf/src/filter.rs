@@ -10,6 +10,7 @@ use sensor_common::{ExeKey, IGNORE_PREFIX_CAP, IGNORE_PREFIXES_MAX, PathPrefix, 
 
 use crate::kernel::{read_ptr, read_u32, read_u64};
 use crate::maps::{filters, off};
+use crate::task::Current;
 
 #[map]
 static IGNORE_UIDS: HashMap<u32, u8> = HashMap::with_max_entries(1024, 0);
@@ -23,9 +24,9 @@ static IGNORE_EXES: HashMap<ExeKey, u8> = HashMap::with_max_entries(1024, 0);
 #[map]
 static IGNORE_PREFIXES: Array<PathPrefix> = Array::with_max_entries(IGNORE_PREFIXES_MAX, 0);
 
-/// Is the current task ignored by uid, cgroup or executable?
+/// Is the current task (`current`) ignored by uid, cgroup or executable?
 #[inline(always)]
-pub fn task_ignored() -> bool {
+pub fn task_ignored(current: Current) -> bool {
     let f = filters();
     if f == 0 {
         return false;
@@ -47,9 +48,7 @@ pub fn task_ignored() -> bool {
         }
     }
     if f & filter_flags::EXECUTABLES != 0 {
-        // Only here: a helper call that every traced syscall would pay.
-        let task = crate::syscall::current_task();
-        let inode = read_ptr(task, off!(task_mm))
+        let inode = read_ptr(current.addr(), off!(task_mm))
             .and_then(|mm| read_ptr(mm, off!(mm_exe_file)))
             .and_then(|file| read_ptr(file, off!(file_inode)));
         if let Ok(inode) = inode {

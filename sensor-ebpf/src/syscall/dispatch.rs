@@ -90,7 +90,7 @@ pub fn syscall_enter(ctx: BtfTracePointContext) -> u32 {
         return 0;
     }
     super::set_entry_thread_key(key);
-    if crate::filter::task_ignored() {
+    if crate::filter::task_ignored(current) {
         return 0;
     }
     if ia32_call {
