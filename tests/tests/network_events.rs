@@ -149,6 +149,58 @@ fn non_blocking_connects_report_their_end() {
     }
 }
 
+/// A connect whose handshake ends after the syscall returned: its end is
+/// reported from the TCP state change (`inet_sock_set_state`, in a
+/// softirq), not from the syscall's exit as on plain loopback, where the
+/// handshake is over before connect returns. The listener's accept queue
+/// (backlog 0, set by `listen` itself: IO::Socket takes `Listen => 0` for
+/// its default of 5) is full with a first connection, so the late connect's SYN
+/// is dropped; once the first is accepted, its SYN is sent again after
+/// about a second, from a timer, and the handshake ends there.
+#[test]
+fn a_connect_that_ends_after_its_syscall_is_reported_from_the_state_change() {
+    let sensor = Sensor::start("");
+    let script = "use IO::Socket::INET; \
+         my $l = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 1) or die; \
+         listen($l, 0) or die; \
+         my $port = $l->sockport; \
+         my $first = IO::Socket::INET->new(PeerAddr => \"127.0.0.1:$port\") or die; \
+         my $late = IO::Socket::INET->new(PeerAddr => \"127.0.0.1:$port\", Blocking => 0) or die; \
+         print $late->sockport, \"\\n\"; \
+         my $a = $l->accept or die; \
+         sleep 3;";
+    let out = Command::new("perl")
+        .arg("-e")
+        .arg(script)
+        .output()
+        .expect("perl");
+    assert!(out.status.success(), "perl: {out:?}");
+    let late_port: u64 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("the late connect's port");
+    let from_late = |v: &Value| at(v, "source.port").as_u64() == Some(late_port);
+    let started = sensor.wait_for("the late connect", |v| {
+        action(v) == "connect" && from_late(v)
+    });
+    assert_eq!(
+        at(&started, "sensor.network.in_progress"),
+        true,
+        "{started}"
+    );
+    let ended = sensor.wait_for("its end", |v| {
+        action(v) == "connect_completed"
+            && at(v, "sensor.network.completes") == at(&started, "event.id")
+    });
+    assert_eq!(at(&ended, "event.outcome"), "success", "{ended}");
+    assert!(from_late(&ended), "{ended}");
+    assert_eq!(
+        at(&ended, "process.pid"),
+        at(&started, "process.pid"),
+        "the connecting process, not the softirq's"
+    );
+}
+
 #[test]
 fn unix_socket_connect_shows_the_path() {
     let sensor = Sensor::start("");

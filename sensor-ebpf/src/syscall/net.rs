@@ -180,6 +180,28 @@ fn exit(ret: i64, ia32: bool) -> u32 {
     if sk != 0 && read_endpoints(ev, sk).is_err() {
         count_error(ProbeError::ReadTask);
     }
+    send_scratch(ev);
+
+    if ret == -EINPROGRESS && sk != 0 && ev.protocol == IPPROTO_TCP {
+        // Remember the connect until its state leaves SYN_SENT; if that
+        // already happened (loopback is fast), report it from here. The
+        // map delete decides who reports: exactly one side succeeds.
+        if CONNECTING.insert(&sk, &*ev, 0).is_err() {
+            count_error(ProbeError::Inflight);
+        } else if read_state(sk) != TCP_SYN_SENT
+            && CONNECTING.remove(&sk).is_ok()
+            && outcome(ev, sk, read_state(sk))
+        {
+            send_scratch(ev);
+        }
+    }
+    inflight::consume(record);
+    0
+}
+
+/// Sends the record in this CPU's [`NET_SCRATCH`] slot.
+#[inline(always)]
+fn send_scratch(ev: &NetEvent) {
     // SAFETY: the NetEvent in this CPU's slot, a map value.
     unsafe {
         crate::ring::output(
@@ -188,24 +210,16 @@ fn exit(ret: i64, ia32: bool) -> u32 {
             core::mem::size_of::<NetEvent>(),
         )
     };
-
-    if ret == -EINPROGRESS && sk != 0 && ev.protocol == IPPROTO_TCP {
-        // Remember the connect until its state leaves SYN_SENT; if that
-        // already happened (loopback is fast), report it from here. The
-        // map delete decides who reports: exactly one side succeeds.
-        if CONNECTING.insert(&sk, &*ev, 0).is_err() {
-            count_error(ProbeError::Inflight);
-        } else if read_state(sk) != TCP_SYN_SENT && CONNECTING.remove(&sk).is_ok() {
-            outcome(ev, sk, read_state(sk));
-        }
-    }
-    inflight::consume(record);
-    0
 }
 
 /// `inet_sock_set_state(const struct sock *sk, int oldstate, int newstate)`:
 /// fires in whatever context changes the state (often a softirq), so the
 /// task comes from the connect's remembered record, never from `current`.
+///
+/// The record is written straight into the ring buffer, never through
+/// [`NET_SCRATCH`]: a softirq can run this on a CPU where `net_exit` was
+/// interrupted halfway through filling that slot, and would send the
+/// connect's record under the other's name, or spoil it.
 #[raw_tracepoint(tracepoint = "inet_sock_set_state")]
 pub fn net_state(ctx: RawTracePointContext) -> u32 {
     let sk: u64 = ctx.arg(0);
@@ -218,22 +232,29 @@ pub fn net_state(ctx: RawTracePointContext) -> u32 {
     let Some(remembered) = (unsafe { CONNECTING.get(&sk) }) else {
         return 0;
     };
-    let Some(ev) = NET_SCRATCH.get_ptr_mut(0) else {
-        count_error(ProbeError::Scratch);
+    let Some(mut entry) = crate::ring::reserve::<NetEvent>(EventKind::Net) else {
+        // A full ring buffer: counted as a loss. The record goes too.
+        let _ = CONNECTING.remove(&sk);
         return 0;
     };
-    // SAFETY: this CPU's slot; copy of a map value of the same type.
-    let ev = unsafe { &mut *ev };
-    unsafe { copy_struct(ev, remembered) };
-    if CONNECTING.remove(&sk).is_ok() {
-        outcome(ev, sk, new as u32);
+    // SAFETY: reserved space for one NetEvent, written whole by the copy
+    // (of a map value of the same type) before anything reads it.
+    let ev = unsafe { &mut *entry.as_mut_ptr() };
+    // SAFETY: as above.
+    let copied = unsafe { copy_struct(ev, remembered) };
+    // The delete decides who reports: exactly one side succeeds.
+    if copied && CONNECTING.remove(&sk).is_ok() && outcome(ev, sk, new as u32) {
+        entry.submit(0);
+    } else {
+        entry.discard(0);
     }
     0
 }
 
-/// Sends the end of a non-blocking connect: `ev` is its connect record.
+/// Makes `ev`, a non-blocking connect's record, the record of its end
+/// (state `state`); false if that state is not an end.
 #[inline(always)]
-fn outcome(ev: &mut NetEvent, sk: u64, state: u32) {
+fn outcome(ev: &mut NetEvent, sk: u64, state: u32) -> bool {
     ev.op = NET_OP_CONNECT_OUTCOME;
     // SAFETY: the helper has no preconditions.
     ev.header.boot_ns = unsafe { aya_ebpf::helpers::bpf_ktime_get_boot_ns() };
@@ -246,20 +267,13 @@ fn outcome(ev: &mut NetEvent, sk: u64, state: u32) {
             if err > 0 { -err } else { -ECONNABORTED }
         }
         // SYN_SENT to anything else is not an end.
-        _ => return,
+        _ => return false,
     };
     clear_endpoints(ev);
     if read_endpoints(ev, sk).is_err() {
         count_error(ProbeError::ReadTask);
     }
-    // SAFETY: ev is this CPU's scratch slot, a map value.
-    unsafe {
-        crate::ring::output(
-            EventKind::Net,
-            (ev as *const NetEvent).cast(),
-            core::mem::size_of::<NetEvent>(),
-        )
-    };
+    true
 }
 
 #[inline(always)]
