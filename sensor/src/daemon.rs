@@ -27,6 +27,8 @@ pub enum RunError {
     Host(#[from] host::HostError),
     #[error(transparent)]
     Load(#[from] LoadError),
+    #[error(transparent)]
+    Skipped(#[from] crate::source::ebpf::skipped::SkippedError),
     #[error("cannot watch the ring buffer: {0}")]
     Poll(#[source] std::io::Error),
     #[error("cannot write events: {0}")]
@@ -294,6 +296,15 @@ fn report_counters(
             "kernel dropped events: ring buffer full"
         );
         sink.emit(pipeline.lost("ring_buffer", kind.name(), count))
+            .map_err(RunError::Output)?;
+    }
+    for (program, count) in source.new_skipped()? {
+        tracing::warn!(
+            program,
+            count,
+            "kernel skipped program runs (the program was running on that CPU already)"
+        );
+        sink.emit(pipeline.lost("kernel_skipped", program, count))
             .map_err(RunError::Output)?;
     }
     for (kind, count) in source.new_errors()? {

@@ -7,6 +7,7 @@ pub mod decode;
 pub mod filter;
 pub mod inode_key;
 pub mod offsets;
+pub mod skipped;
 pub mod syscalls;
 pub mod task_reads;
 pub mod watch;
@@ -114,6 +115,7 @@ pub struct EbpfSource {
     errors: PerCpuArray<MapData, u64>,
     last_losses: Vec<u64>,
     last_errors: Vec<u64>,
+    skipped: skipped::Skipped,
     /// Kernel fields this kernel does not have (reported by `sensor probe`).
     pub missing_fields: Vec<&'static str>,
     /// Each traced syscall and whether it could be attached here.
@@ -251,6 +253,7 @@ impl EbpfSource {
         let ring = take_map(&mut ebpf, names::EVENTS_MAP)?;
         let losses = take_map(&mut ebpf, names::LOSSES_MAP)?;
         let errors = take_map(&mut ebpf, names::ERRORS_MAP)?;
+        let skipped = skipped::Skipped::new(&ebpf);
         let source = EbpfSource {
             _ebpf: ebpf,
             _stages: stages,
@@ -259,6 +262,7 @@ impl EbpfSource {
             errors,
             last_losses: vec![0; EventKind::ALL.len()],
             last_errors: vec![0; ProbeError::ALL.len()],
+            skipped,
             missing_fields: resolved.missing,
             syscalls,
             fentry_hooks,
@@ -281,6 +285,12 @@ impl EbpfSource {
             .zip(deltas)
             .filter(|(_, d)| *d > 0)
             .collect())
+    }
+
+    /// Program runs the kernel skipped since the last call (the program
+    /// was already running on that CPU), per program, where non-zero.
+    pub fn new_skipped(&mut self) -> Result<Vec<(&'static str, u64)>, skipped::SkippedError> {
+        self.skipped.deltas()
     }
 
     /// In-kernel read failures since the last call, per kind, where non-zero.
