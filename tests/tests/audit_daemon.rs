@@ -141,15 +141,7 @@ fn audit_changes_by_others_are_tamper_events() {
     }
     let original = audit_status();
     let sensor = Sensor::start("[audit]\nmode = \"daemon\"\n");
-    let out = std::process::Command::new("auditctl")
-        .args(["-b", "4321"])
-        .output()
-        .expect("run auditctl");
-    assert!(
-        out.status.success(),
-        "auditctl -b: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    auditctl(["-b", "4321"]);
     let tamper = sensor.wait_for("the backlog change by auditctl", |v| {
         action(v) == "audit_config_changed" && is_field(v, "audit_backlog_limit", "4321")
     });
@@ -219,15 +211,7 @@ fn no_rules_keep_new_tasks_out_of_syscall_auditing_until_someone_adds_one() {
         .spawn()
         .expect("spawn perl");
     let rule = "-a always,exit -F arch=b64 -S mknodat -k sensor_test_ctx";
-    let out = std::process::Command::new("auditctl")
-        .args(rule.split(' '))
-        .output()
-        .expect("auditctl");
-    assert!(
-        out.status.success(),
-        "auditctl: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    auditctl(rule.split(' '));
     // The sensor sees the change at its next status poll (every second).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while list_rules() != [rule] {
@@ -266,11 +250,7 @@ fn no_rules_keep_new_tasks_out_of_syscall_auditing_until_someone_adds_one() {
     });
     let events = sensor.stop();
     let rules_after = list_rules();
-    let out = std::process::Command::new("auditctl")
-        .arg("-d")
-        .args(rule.split(' ').skip(1))
-        .output()
-        .expect("auditctl -d");
+    auditctl(std::iter::once("-d").chain(rule.split(' ').skip(1)));
     set_audit_status(&original);
     let _ = std::fs::remove_dir_all(&dir);
     // The kernel sends records in order: the early task's would have come
@@ -284,7 +264,6 @@ fn no_rules_keep_new_tasks_out_of_syscall_auditing_until_someone_adds_one() {
         [rule],
         "the other party's rule stays after the sensor's stop"
     );
-    assert!(out.status.success(), "auditctl -d");
 }
 
 /// Rules from the config are loaded in daemon mode, produce events, and
@@ -302,15 +281,7 @@ fn configured_rules_are_loaded_and_removed() {
     // A rule someone had before the sensor: `-D` in the sensor's rules
     // removes it while the sensor runs; the stop puts it back.
     let previous = "-a always,exit -F arch=b64 -S mknodat -k sensor_test_previous";
-    let out = std::process::Command::new("auditctl")
-        .args(previous.split(' '))
-        .output()
-        .expect("auditctl");
-    assert!(
-        out.status.success(),
-        "auditctl: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    auditctl(previous.split(' '));
     let before = list_rules();
     assert!(
         before.iter().any(|r| r == previous),
@@ -382,14 +353,19 @@ fn configured_rules_are_loaded_and_removed() {
     assert_eq!(at(&exec, "event.category")[0], "process");
     sensor.stop();
     assert_eq!(list_rules(), before, "the kernel's rules are as before");
+    auditctl(std::iter::once("-d").chain(previous.split(' ').skip(1)));
+}
+
+/// Runs auditctl with `args`; its stderr in the panic if it fails.
+fn auditctl<'a>(args: impl IntoIterator<Item = &'a str>) {
+    let args: Vec<&str> = args.into_iter().collect();
     let out = std::process::Command::new("auditctl")
-        .arg("-d")
-        .args(previous.split(' ').skip(1))
+        .args(&args)
         .output()
-        .expect("auditctl");
+        .expect("run auditctl");
     assert!(
         out.status.success(),
-        "auditctl -d: {}",
+        "auditctl {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
 }
