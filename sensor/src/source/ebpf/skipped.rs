@@ -40,8 +40,9 @@ pub struct Skipped {
 }
 
 impl Skipped {
-    /// Every program still in `ebpf` (the attached ones; programs reached
-    /// by tail call count their skips on the program that calls them).
+    /// Every program still in `ebpf`. Only attached ones can have runs
+    /// skipped: a program reached by tail call runs inside its caller's
+    /// run, whose skip counts on the caller (its own count stays 0).
     pub fn new(ebpf: &Ebpf) -> Skipped {
         let programs = ebpf
             .programs()
