@@ -16,7 +16,7 @@
 //! land on whichever scenario ran in a slow minute. Two builds of the
 //! sensor can be compared this way too (`--sensor A --sensor B`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::CString;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -25,7 +25,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result};
 
 use crate::bench::{
-    AuditStatus, OUT_DIR, PrivateAuditd, RunningSensor, file_size, wait_until_quiet,
+    AuditStatus, BpfStats, OUT_DIR, PrivateAuditd, RunningSensor, bpf_programs, file_size,
+    run_time_ns, wait_until_quiet,
 };
 use crate::bench_syscalls::{
     AUDIT_RULES, Setup, Workload, audit_records, count_sensor_events, lost_text, scenario_name,
@@ -46,11 +47,16 @@ const SETTLED: Duration = Duration::from_millis(50);
 /// Rounds in which every scenario runs once.
 const ROUNDS: usize = 3;
 
+/// How long a sensor's bursts run again with bpf_stats on (see [`bpf_pass`]).
+const BPF_PASS: Duration = Duration::from_secs(2);
+
 /// One scenario over all rounds.
 struct Column {
     name: String,
     /// Each round's fastest burst, in ns per chmod (None: that round failed).
     bests: Vec<Option<f64>>,
+    /// Each round's BPF run time per chmod (bpf_stats), for sensors.
+    bpf_ns: Vec<f64>,
     /// Chmods timed, events (or audit records) of them that came out, and
     /// the losses the monitor reported.
     ops: u64,
@@ -64,6 +70,7 @@ impl Column {
         Column {
             name,
             bests: Vec::new(),
+            bpf_ns: Vec::new(),
             ops: 0,
             reported: None,
             lost: BTreeMap::new(),
@@ -75,18 +82,25 @@ impl Column {
         self.bests.iter().flatten().copied().reduce(f64::min)
     }
 
+    /// The least BPF run time per chmod over the rounds: the round
+    /// least disturbed by the rest of the machine.
+    fn bpf_best(&self) -> Option<f64> {
+        self.bpf_ns.iter().copied().reduce(f64::min)
+    }
+
     /// Adds one round: its run and what the monitor reported of it.
-    fn push(&mut self, round: Result<(Run, Option<u64>, BTreeMap<String, u64>)>) {
+    fn push(&mut self, round: Result<Round>) {
         match round {
-            Ok((run, reported, lost)) => {
-                self.bests.push(run.best_ns_per_op);
-                self.ops += run.ops;
-                if let Some(n) = reported {
+            Ok(round) => {
+                self.bests.push(round.run.best_ns_per_op);
+                self.ops += round.run.ops;
+                if let Some(n) = round.reported {
                     *self.reported.get_or_insert(0) += n;
                 }
-                for (k, n) in lost {
+                for (k, n) in round.lost {
                     *self.lost.entry(k).or_insert(0) += n;
                 }
+                self.bpf_ns.extend(round.bpf_ns_per_op);
             }
             Err(e) => {
                 eprintln!("bench: chmod bursts, {} failed: {e:#}", self.name);
@@ -110,7 +124,7 @@ pub fn run(sensors: &[PathBuf], seconds: u64) -> Result<String> {
         println!("bench: chmod bursts, round {round} of {ROUNDS}");
         let mut columns = columns.iter_mut();
         if let Some(c) = columns.next() {
-            c.push(Ok((bursts(file, duration, None), None, BTreeMap::new())));
+            c.push(Ok(Round::of(bursts(file, duration, None))));
         }
         for (i, sensor) in sensors.iter().enumerate() {
             if let Some(c) = columns.next() {
@@ -123,6 +137,29 @@ pub fn run(sensors: &[PathBuf], seconds: u64) -> Result<String> {
     }
     let _ = std::fs::remove_dir_all(&setup.dir);
     Ok(render(&columns, seconds))
+}
+
+/// One scenario's round: its bursts, and what its monitor reported.
+struct Round {
+    run: Run,
+    /// The events (or audit records) of the chmods that came out.
+    reported: Option<u64>,
+    /// The losses the monitor reported, by what lost them.
+    lost: BTreeMap<String, u64>,
+    /// The sensor's BPF run time per chmod ([`bpf_pass`]).
+    bpf_ns_per_op: Option<f64>,
+}
+
+impl Round {
+    /// A round without a monitor.
+    fn of(run: Run) -> Round {
+        Round {
+            run,
+            reported: None,
+            lost: BTreeMap::new(),
+            bpf_ns_per_op: None,
+        }
+    }
 }
 
 /// What one scenario's bursts did.
@@ -185,33 +222,58 @@ fn wait_until_settled(path: &Path) {
     }
 }
 
-/// One round with the sensor: started afresh, bursts, stopped once its
-/// output is quiet; with the chmod events it wrote and the losses it
-/// reported.
-fn with_sensor(
-    sensor: &Path,
-    index: usize,
-    setup: &Setup,
-    duration: Duration,
-) -> Result<(Run, Option<u64>, BTreeMap<String, u64>)> {
+/// One round with the sensor: started afresh, bursts, then the BPF pass,
+/// stopped once its output is quiet; with the chmod events it wrote and
+/// the losses it reported during the timed bursts.
+fn with_sensor(sensor: &Path, index: usize, setup: &Setup, duration: Duration) -> Result<Round> {
     let out_path = Path::new(OUT_DIR).join(format!("sensor-bursts-{}.jsonl", index + 1));
+    let before = bpf_programs();
     let RunningSensor { mut child, .. } =
         RunningSensor::start(sensor, &format!("sensor-bursts-{}", index + 1), &out_path)?;
     let run = bursts(&setup.files[0], duration, Some(&out_path));
     wait_until_quiet(|| file_size(&out_path));
+    let timed_end = file_size(&out_path);
+    let ours: BTreeSet<u64> = bpf_programs()
+        .into_keys()
+        .filter(|id| !before.contains_key(id))
+        .collect();
+    let bpf_ns_per_op = bpf_pass(&setup.files[0], &ours, &out_path);
+    wait_until_quiet(|| file_size(&out_path));
     child.stop()?;
-    let (counts, lost) = count_sensor_events(&out_path, setup, 0..file_size(&out_path))?;
+    let (counts, lost) = count_sensor_events(&out_path, setup, 0..timed_end)?;
     let _ = std::fs::remove_file(&out_path);
     let events = counts.get(&Workload::Chmod).copied().unwrap_or(0);
-    Ok((run, Some(events), lost))
+    Ok(Round {
+        reported: Some(events),
+        lost,
+        bpf_ns_per_op,
+        ..Round::of(run)
+    })
+}
+
+/// The run time of the sensor's programs (`ours`) per chmod, from bursts
+/// of [`BPF_PASS`] with the kernel's accounting on (bpf_stats), after the
+/// timed ones: the accounting reads the clock around every program run,
+/// which would slow the timed bursts. A steadier figure than the added
+/// time when comparing builds on a machine that drifts, but not the same
+/// one: it leaves out the tracepoints' own machinery, adds the
+/// accounting's clock reads, and counts every run of the sensor's
+/// programs in the pass, the other tasks' syscalls included. None when
+/// the accounting cannot be turned on or read.
+fn bpf_pass(file: &CString, ours: &BTreeSet<u64>, output: &Path) -> Option<f64> {
+    if ours.is_empty() {
+        return None;
+    }
+    let _stats = BpfStats::enable()?;
+    let before = run_time_ns(ours);
+    let run = bursts(file, BPF_PASS, Some(output));
+    let ns = run_time_ns(ours).saturating_sub(before);
+    (run.ops > 0).then(|| ns as f64 / run.ops as f64)
 }
 
 /// One round with auditd (its chmod rule): started, bursts, stopped;
 /// with the SYSCALL records it wrote and the kernel's audit lost count.
-fn with_auditd(
-    file: &CString,
-    duration: Duration,
-) -> Result<(Run, Option<u64>, BTreeMap<String, u64>)> {
+fn with_auditd(file: &CString, duration: Duration) -> Result<Round> {
     let auditd = PrivateAuditd::start(AUDIT_RULES)?;
     let lost_before = AuditStatus::read()?.lost;
     let start = file_size(&auditd.log) as usize;
@@ -222,11 +284,11 @@ fn with_auditd(
     drop(auditd);
     let text = std::fs::read(&log).with_context(|| format!("reading {}", log.display()))?;
     let records = audit_records(&text, "sensor-bench-chmod", start..text.len());
-    Ok((
-        run,
-        Some(records),
-        BTreeMap::from([("audit records".to_owned(), lost)]),
-    ))
+    Ok(Round {
+        reported: Some(records),
+        lost: BTreeMap::from([("audit records".to_owned(), lost)]),
+        ..Round::of(run)
+    })
 }
 
 fn render(columns: &[Column], seconds: u64) -> String {
@@ -238,9 +300,9 @@ fn render(columns: &[Column], seconds: u64) -> String {
     );
     let _ = writeln!(
         r,
-        "| scenario | best burst ns/op | added ns/op | added in each round | reported | lost (reported) |"
+        "| scenario | best burst ns/op | added ns/op | added in each round | BPF ns/op | reported | lost (reported) |"
     );
-    let _ = writeln!(r, "|---|---:|---:|---|---:|---|");
+    let _ = writeln!(r, "|---|---:|---:|---|---:|---:|---|");
     let base = columns.first();
     let base_best = base.and_then(Column::best);
     for c in columns {
@@ -261,6 +323,7 @@ fn render(columns: &[Column], seconds: u64) -> String {
             .collect::<Vec<_>>()
             .join(", ")
         };
+        let bpf = c.bpf_best().map_or("–".to_owned(), |ns| format!("{ns:.0}"));
         let reported = c
             .reported
             .map_or("–".to_owned(), |n| format!("{n} of {}", c.ops));
@@ -274,7 +337,7 @@ fn render(columns: &[Column], seconds: u64) -> String {
         });
         let _ = writeln!(
             r,
-            "| {}{failed} | {best} | {added} | {rounds} | {reported} | {lost} |",
+            "| {}{failed} | {best} | {added} | {rounds} | {bpf} | {reported} | {lost} |",
             c.name
         );
     }
@@ -289,9 +352,15 @@ fn render(columns: &[Column], seconds: u64) -> String {
          - Added in each round: the same difference within each round, which shows how far \
          the machine drifted. The scenarios take turns so that a slow minute falls on all \
          of them; each sensor is started afresh in each round.\n\
+         - BPF ns/op: the sensor's programs' run time per chmod (bpf_stats) in {} s of \
+         bursts after the timed ones, the least over the rounds. Steadier than the added time \
+         for comparing builds, but not the same figure: it leaves out the tracepoints' own \
+         machinery, includes the accounting's clock reads and the runs for other tasks' \
+         syscalls.\n\
          - reported: chmod events that came out of the sensor (auditd: SYSCALL records with \
          its rule's key), of the chmods timed.",
-        BURST_PAUSE.as_millis()
+        BURST_PAUSE.as_millis(),
+        BPF_PASS.as_secs()
     );
     r
 }
@@ -305,6 +374,11 @@ mod tests {
             bests: bests.to_vec(),
             ops: 30_000,
             reported: (name != "baseline").then_some(30_000),
+            bpf_ns: if name == "baseline" {
+                Vec::new()
+            } else {
+                vec![412.4, 398.6]
+            },
             ..Column::new(name.to_owned())
         }
     }
@@ -325,13 +399,13 @@ mod tests {
             .find(|l| l.starts_with("| sensor |"))
             .unwrap_or_else(|| panic!("no sensor row in\n{report}"));
         assert!(
-            row.contains("| 930 | **330** | 310, 330, – | 30000 of 30000 | 0 |"),
+            row.contains("| 930 | **330** | 310, 330, – | 399 | 30000 of 30000 | 0 |"),
             "{row}"
         );
         let base = report
             .lines()
             .find(|l| l.starts_with("| baseline |"))
             .unwrap_or_else(|| panic!("no baseline row in\n{report}"));
-        assert!(base.contains("| 600 | – | – |"), "{base}");
+        assert!(base.contains("| 600 | – | – | – |"), "{base}");
     }
 }
