@@ -12,6 +12,11 @@
 //!
 //! The daemon fills `COMPAT_OPS` (ia32 number → value) from [`TABLE`]; a
 //! value is a [`crate::SyscallOp`] in its low byte plus the flags below.
+//!
+//! The x32 ABI needs much less: its calls are native ones (the same
+//! registers, `TS_COMPAT` unset) whose number carries [`X32_SYSCALL_BIT`],
+//! so the native programs serve them, from slots of their own in
+//! `SYSCALL_OPS` (see [`crate::ops_slot`]).
 
 use crate::SyscallOp;
 
@@ -31,6 +36,19 @@ pub const NO_FLAGS: u32 = 1 << 9;
 
 /// `TaskInfo::flags` bit: the event's syscall came through the ia32 ABI.
 pub const TASK_IA32: u32 = 1;
+/// `TaskInfo::flags` bit: the event's syscall came through the x32 ABI.
+pub const TASK_X32: u32 = 2;
+
+/// The bit that makes a native syscall number an x32 one
+/// (`__X32_SYSCALL_BIT`).
+pub const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+
+/// The x32 number of `ptrace`, the one traced syscall whose x32 number is
+/// not its native one (x32 has its own compat entry points at 512–547;
+/// every other traced syscall is "common" in `syscall_64.tbl`, the same
+/// number for both ABIs).
+pub const X32_PTRACE: u32 = 521;
+
 /// `thread_info.status` bit of a task inside an ia32 syscall (x86's
 /// `TS_COMPAT`, the same since Linux 2.6).
 pub const TS_COMPAT: u32 = 0x0002;

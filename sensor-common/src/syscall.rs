@@ -93,9 +93,41 @@ pub const SYS_OP_SIGNAL_SENSOR: u32 = 127;
 /// change (`inet_sock_set_state`), with the connecting task remembered.
 pub const NET_OP_CONNECT_OUTCOME: u32 = 95;
 
-/// Slots of the `SYSCALL_OPS` map: above every syscall number of every
-/// architecture the sensor runs on (x86_64 ends below 470, arm64 below 470).
-pub const SYSCALL_SLOTS: u32 = 1024;
+/// Slots of the `SYSCALL_OPS` map: the native numbers below
+/// [`X32_SLOTS_BASE`] (x86_64 and arm64 end below 470), then x86_64's x32
+/// numbers (see [`ops_slot`]).
+pub const SYSCALL_SLOTS: u32 = 2048;
+
+/// Where the x32 numbers start in `SYSCALL_OPS`.
+pub const X32_SLOTS_BASE: u32 = 1024;
+
+// Native numbers (x86_64's end below 512, where x32's own begin) fit below
+// the x32 ones, and x32's (up to 547) fit in the map.
+const _: () = assert!(X32_SLOTS_BASE >= 512 && X32_SLOTS_BASE + 548 <= SYSCALL_SLOTS);
+
+/// The `SYSCALL_OPS` slot of syscall number `nr` as a syscall tracepoint
+/// or the saved registers give it (`orig_ax` on x86_64); `SYSCALL_SLOTS`
+/// or above for a number the map cannot hold (untraced).
+///
+/// Two things a caller controls decide which call the kernel makes, and
+/// both must decide the slot too, or a traced call could pass unseen:
+/// - Only the low 32 bits: the kernel takes the number as an `int`, but
+///   `orig_ax` keeps the whole register, so `syscall(1 << 32 | 90, …)` is a
+///   chmod whose exit shows 0x1_0000_005a.
+/// - The x32 bit ([`crate::compat::X32_SYSCALL_BIT`]): any 64-bit process
+///   can make x32 calls where the kernel allows them (`CONFIG_X86_X32_ABI`,
+///   on Debian with `syscall.x32=y`), with the same registers and their
+///   own numbers; they get their own slots, filled on x86_64 only.
+#[inline(always)]
+pub const fn ops_slot(nr: u64) -> u32 {
+    let nr = nr as u32;
+    if nr & crate::compat::X32_SYSCALL_BIT == 0 {
+        nr
+    } else {
+        // An x32 number is at most 547; anything above stays out of range.
+        X32_SLOTS_BASE.saturating_add(nr ^ crate::compat::X32_SYSCALL_BIT)
+    }
+}
 
 /// The record kinds made by syscalls, one program family each.
 pub const SYSCALL_FAMILIES: [crate::EventKind; 5] = [
@@ -646,6 +678,29 @@ mod tests {
         }
         assert_eq!(SyscallOp::from_u32(0), None);
         assert_eq!(SyscallOp::from_u32(NET_OP_CONNECT_OUTCOME), None);
+    }
+
+    #[test]
+    fn a_number_takes_its_slot_from_its_low_32_bits_and_the_x32_bit() {
+        let x32 = crate::compat::X32_SYSCALL_BIT as u64;
+        assert_eq!(ops_slot(90), 90);
+        // The bits the kernel ignores do not move a call out of its slot.
+        assert_eq!(ops_slot(1 << 32 | 90), 90);
+        assert_eq!(ops_slot(1 << 63 | 90), 90);
+        assert_eq!(ops_slot(x32 | 90), X32_SLOTS_BASE + 90);
+        assert_eq!(ops_slot(1 << 40 | x32 | 521), X32_SLOTS_BASE + 521);
+        // Every x32 number fits; negative numbers (-1: no syscall) and
+        // other bits land outside the map.
+        assert!(ops_slot(x32 | 547) < SYSCALL_SLOTS);
+        for nr in [
+            u64::MAX,
+            -2i64 as u64,
+            0x8000_005a,
+            0x2000_005a,
+            x32 | 0x1000_0000,
+        ] {
+            assert!(ops_slot(nr) >= SYSCALL_SLOTS, "{nr:#x}");
+        }
     }
 }
 

@@ -259,12 +259,11 @@ fn css_set_cgroup<R: Reader>(css_set: u64) -> Result<u64, Miss> {
     R::u64(css, off!(css_cgroup))
 }
 
-/// Marks a filled [`TaskInfo`] as acting through the ia32 syscall ABI.
+/// Marks a filled [`TaskInfo`] with the syscall ABI its call came
+/// through: `abi` is 0 (native), `TASK_IA32` or `TASK_X32`.
 #[inline(always)]
-pub fn mark_ia32(t: &mut TaskInfo, ia32: bool) {
-    if ia32 {
-        t.flags = sensor_common::compat::TASK_IA32;
-    }
+pub fn mark_abi(t: &mut TaskInfo, abi: u32) {
+    t.flags = abi;
 }
 
 /// Never attached. The daemon loads it first, with DIRECT_READS set, to

@@ -370,8 +370,10 @@ impl Pipeline {
         mut sensor: SensorFields,
     ) -> Event {
         let ticks = self.table.ids.ticks(task.start_boottime);
-        if task.flags & sensor_common::compat::TASK_IA32 != 0 {
-            sensor.syscall_abi = Some("ia32");
+        match task.flags {
+            sensor_common::compat::TASK_IA32 => sensor.syscall_abi = Some("ia32"),
+            sensor_common::compat::TASK_X32 => sensor.syscall_abi = Some("x32"),
+            _ => {}
         }
         sensor.privilege_gain = self.track_privilege(task, ticks, kind.action);
         let mut process = self.describe(task.tgid, ticks);

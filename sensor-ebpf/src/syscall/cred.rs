@@ -73,9 +73,9 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
     0
 }
 
-/// `ia32`: the call came through the ia32 ABI (`TaskInfo::flags`).
+/// `abi`: the `TaskInfo::flags` of the ABI the call came through.
 #[inline(always)]
-fn exit(ret: i64, ia32: bool) -> u32 {
+fn exit(ret: i64, abi: u32) -> u32 {
     let current = Current::get();
     let key = current.thread_key();
     let Some(record) = inflight::find(&CRED_INFLIGHT, &key) else {
@@ -94,7 +94,7 @@ fn exit(ret: i64, ia32: bool) -> u32 {
         count_error(ProbeError::ReadTask);
         return 0;
     }
-    task::mark_ia32(&mut ev.task, ia32);
+    task::mark_abi(&mut ev.task, abi);
     ev.op = p.op;
     ev._pad0 = 0;
     ev.ret = ret;

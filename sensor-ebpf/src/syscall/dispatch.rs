@@ -28,7 +28,7 @@ use aya_ebpf::programs::BtfTracePointContext;
 use sensor_common::SyscallOp;
 use sensor_common::compat::PROG_SLOTS;
 
-use super::{compat, native_value, regs};
+use super::{compat, native_value, saved_nr};
 use crate::maps::sensor_tgid;
 use crate::task::Current;
 
@@ -118,14 +118,4 @@ pub fn syscall_exit(ctx: BtfTracePointContext) -> u32 {
     };
     tail_call_family!(&ctx, SYSCALL_EXIT_PROGS, op.kind(), true);
     0
-}
-
-/// The syscall number, `regs->orig_ax`, in a `sys_exit` BTF tracepoint
-/// (`regs`, `ret`): a plain load, which the verifier allows through the
-/// typed `regs` (`orig_ax` is an `unsigned long` at this offset).
-#[inline(always)]
-fn saved_nr(ctx: &BtfTracePointContext) -> u64 {
-    let regs: *const u8 = ctx.arg(0);
-    // SAFETY: the verifier checks the load against struct pt_regs.
-    unsafe { core::ptr::read_volatile(regs.add(regs::ORIG_AX as usize).cast::<u64>()) }
 }

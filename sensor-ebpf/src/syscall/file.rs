@@ -339,9 +339,9 @@ pub(super) fn thread_exited(key: &u64) {
     let _ = FILE_INFLIGHT_SHORT.remove(key);
 }
 
-/// `ia32`: the call came through the ia32 ABI (`TaskInfo::flags`).
+/// `abi`: the `TaskInfo::flags` of the ABI the call came through.
 #[inline(always)]
-fn exit(ret: i64, ia32: bool) -> u32 {
+fn exit(ret: i64, abi: u32) -> u32 {
     let current = Current::get();
     let key = current.thread_key();
     let Some(found) = find(&key) else {
@@ -363,7 +363,7 @@ fn exit(ret: i64, ia32: bool) -> u32 {
         end(&key, &found);
         return 0;
     }
-    task::mark_ia32(&mut ev.task, ia32);
+    task::mark_abi(&mut ev.task, abi);
     ev.op = p.op;
     ev.flags = p.flags;
     ev.ret = ret;

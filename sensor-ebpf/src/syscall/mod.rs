@@ -36,22 +36,48 @@ use aya_ebpf::helpers::{bpf_get_current_pid_tgid, bpf_get_current_task};
 use aya_ebpf::macros::map;
 use aya_ebpf::maps::{Array, PerCpuArray};
 use aya_ebpf::programs::BtfTracePointContext;
-use sensor_common::{SYSCALL_SLOTS, SyscallOp};
+use sensor_common::compat::{TASK_IA32, TASK_X32, X32_SYSCALL_BIT};
+use sensor_common::{SYSCALL_SLOTS, SyscallOp, ops_slot};
 
 use crate::kernel::{Miss, field, read_ptr, read_u32};
 use crate::maps::off;
 
-/// [`SyscallOp`] of each traced syscall number; 0 for the rest.
+/// [`SyscallOp`] of each traced syscall, by [`ops_slot`] of its number
+/// (native and x32); 0 for the rest.
 #[map]
 static SYSCALL_OPS: Array<u32> = Array::with_max_entries(SYSCALL_SLOTS, 0);
 
-/// The `SYSCALL_OPS` value of native syscall `nr`: 0 if untraced.
+/// The `SYSCALL_OPS` value of native (or x32) syscall `nr`, as the
+/// tracepoint or `orig_ax` gives it: 0 if untraced.
 #[inline(always)]
 pub fn native_value(nr: u64) -> u32 {
-    if nr >= SYSCALL_SLOTS as u64 {
+    let slot = ops_slot(nr);
+    if slot >= SYSCALL_SLOTS {
         return 0;
     }
-    SYSCALL_OPS.get(nr as u32).copied().unwrap_or(0)
+    SYSCALL_OPS.get(slot).copied().unwrap_or(0)
+}
+
+/// The syscall number, `regs->orig_ax`, from the `regs` a `sys_enter` or
+/// `sys_exit` BTF tracepoint passes: a plain load, which the verifier
+/// allows through the typed pointer (`orig_ax` is an `unsigned long` at
+/// this offset). All 64 bits the caller put there: see [`ops_slot`].
+#[inline(always)]
+pub fn saved_nr(ctx: &BtfTracePointContext) -> u64 {
+    let regs: *const u8 = ctx.arg(0);
+    // SAFETY: the verifier checks the load against struct pt_regs.
+    unsafe { core::ptr::read_volatile(regs.add(regs::ORIG_AX as usize).cast::<u64>()) }
+}
+
+/// `TaskInfo::flags` of a native call in a `sys_exit` program:
+/// [`TASK_X32`] if its number is an x32 one.
+#[inline(always)]
+fn native_abi(ctx: &BtfTracePointContext) -> u32 {
+    if saved_nr(ctx) as u32 & X32_SYSCALL_BIT != 0 {
+        TASK_X32
+    } else {
+        0
+    }
 }
 
 // x86_64 `struct pt_regs` (arch/x86/include/uapi/asm/ptrace.h), a fixed
@@ -192,7 +218,7 @@ macro_rules! syscall_programs {
         #[unsafe(link_section = "tp_btf/sys_exit")]
         pub extern "C" fn $exit(ctx: *mut core::ffi::c_void) -> u32 {
             let ctx = aya_ebpf::programs::BtfTracePointContext::new(ctx);
-            exit(ctx.arg::<i64>(1), false)
+            exit(ctx.arg::<i64>(1), super::native_abi(&ctx))
         }
 
         /// The ia32 variant of this family's entry program.
@@ -211,7 +237,7 @@ macro_rules! syscall_programs {
         #[unsafe(link_section = "tp_btf/sys_exit")]
         pub extern "C" fn $compat_exit(ctx: *mut core::ffi::c_void) -> u32 {
             let ctx = aya_ebpf::programs::BtfTracePointContext::new(ctx);
-            exit(super::compat::ret(&ctx), true)
+            exit(super::compat::ret(&ctx), super::TASK_IA32)
         }
     };
 }

@@ -121,9 +121,9 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
 const _: () = assert!(core::mem::offset_of!(PendingNet, sockaddr) % 8 == 0);
 const _: () = assert!(core::mem::offset_of!(NetEvent, local_addr) % 8 == 0);
 
-/// `ia32`: the call came through the ia32 ABI (`TaskInfo::flags`).
+/// `abi`: the `TaskInfo::flags` of the ABI the call came through.
 #[inline(always)]
-fn exit(ret: i64, ia32: bool) -> u32 {
+fn exit(ret: i64, abi: u32) -> u32 {
     let current = Current::get();
     let key = current.thread_key();
     let Some(record) = inflight::find(&NET_INFLIGHT, &key) else {
@@ -144,7 +144,7 @@ fn exit(ret: i64, ia32: bool) -> u32 {
         inflight::consume(record);
         return 0;
     }
-    task::mark_ia32(&mut ev.task, ia32);
+    task::mark_abi(&mut ev.task, abi);
     ev.header.kind = EventKind::Net as u32;
     ev.header.size = core::mem::size_of::<NetEvent>() as u32;
     // SAFETY: the helper has no preconditions.

@@ -194,9 +194,9 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
     0
 }
 
-/// `ia32`: the call came through the ia32 ABI (`TaskInfo::flags`).
+/// `abi`: the `TaskInfo::flags` of the ABI the call came through.
 #[inline(always)]
-fn exit(ret: i64, ia32: bool) -> u32 {
+fn exit(ret: i64, abi: u32) -> u32 {
     let current = Current::get();
     let key = current.thread_key();
     let Some(p) = SYS_INFLIGHT.get_ptr(&key) else {
@@ -225,7 +225,7 @@ fn exit(ret: i64, ia32: bool) -> u32 {
         let _ = SYS_INFLIGHT.remove(&key);
         return 0;
     }
-    task::mark_ia32(&mut ev.task, ia32);
+    task::mark_abi(&mut ev.task, abi);
     ev.header.kind = EventKind::System as u32;
     // SAFETY: the helper has no preconditions.
     ev.header.boot_ns = unsafe { aya_ebpf::helpers::bpf_ktime_get_boot_ns() };

@@ -293,9 +293,9 @@ pub(super) fn resolved(dentries: [u64; 2]) {
     }
 }
 
-/// `ia32`: the call came through the ia32 ABI (`TaskInfo::flags`).
+/// `abi`: the `TaskInfo::flags` of the ABI the call came through.
 #[inline(always)]
-fn exit(ret: i64, ia32: bool) -> u32 {
+fn exit(ret: i64, abi: u32) -> u32 {
     let current = Current::get();
     let key = current.thread_key();
     let task = current.addr();
@@ -313,7 +313,7 @@ fn exit(ret: i64, ia32: bool) -> u32 {
             return 0;
         }
         send(
-            ret, ia32, current, open.op, 0, open.fd, AT_FDCWD, open.flags, matched, None, file,
+            ret, abi, current, open.op, 0, open.fd, AT_FDCWD, open.flags, matched, None, file,
         );
         return 0;
     }
@@ -334,7 +334,7 @@ fn exit(ret: i64, ia32: bool) -> u32 {
     };
     send(
         ret,
-        ia32,
+        abi,
         current,
         p.op,
         p.flags,
@@ -356,7 +356,7 @@ fn exit(ret: i64, ia32: bool) -> u32 {
 #[inline(always)]
 fn send(
     ret: i64,
-    ia32: bool,
+    abi: u32,
     current: Current,
     op: u32,
     flags: u32,
@@ -376,7 +376,7 @@ fn send(
         count_error(ProbeError::ReadTask);
         return;
     }
-    task::mark_ia32(&mut ev.task, ia32);
+    task::mark_abi(&mut ev.task, abi);
     ev.header.kind = EventKind::FileWrite as u32;
     // SAFETY: the helper has no preconditions.
     ev.header.boot_ns = unsafe { aya_ebpf::helpers::bpf_ktime_get_boot_ns() };

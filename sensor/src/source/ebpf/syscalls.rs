@@ -7,7 +7,7 @@
 use aya::Ebpf;
 use aya::maps::{Array, MapData, ProgramArray};
 use aya::programs::FEntry;
-use sensor_common::{EventKind, SYSCALL_SLOTS, SyscallOp, compat, names};
+use sensor_common::{EventKind, SYSCALL_SLOTS, SyscallOp, X32_SLOTS_BASE, compat, names, ops_slot};
 
 use super::{LoadError, take_map};
 
@@ -491,17 +491,46 @@ fn attach_raw(ebpf: &mut Ebpf, name: &'static str, hook: &'static str) -> Result
     Ok(())
 }
 
-/// Puts `op`'s syscall number into SYSCALL_OPS, which has the
-/// dispatchers trace it.
+/// The x32 number of `op`'s syscall, without the x32 bit: on x86_64 its
+/// native number, but for ptrace (see [`compat::X32_PTRACE`]); None
+/// elsewhere. The table test checks this against the kernel headers.
+pub fn x32_number(op: SyscallOp) -> Option<u32> {
+    if !cfg!(target_arch = "x86_64") {
+        return None;
+    }
+    if op == SyscallOp::Ptrace {
+        return Some(compat::X32_PTRACE);
+    }
+    number(op).and_then(|nr| u32::try_from(nr).ok())
+}
+
+/// Puts `op`'s syscall numbers into SYSCALL_OPS, which has the
+/// dispatchers trace it: the native one, and on x86_64 the x32 one.
+///
+/// The x32 number is traced whether or not this kernel runs x32 calls: where
+/// it does not (most), such a call fails with ENOSYS, and an event for
+/// that attempt shows someone trying the ABI to pass unseen.
 fn trace_one(ops: &mut Array<MapData, u32>, op: SyscallOp) -> Result<(), String> {
     let nr = number(op).ok_or("no such syscall on this architecture")?;
-    let slot = u32::try_from(nr)
+    let slot = u64::try_from(nr)
         .ok()
-        .filter(|n| *n < SYSCALL_SLOTS)
+        .map(ops_slot)
+        .filter(|slot| *slot < X32_SLOTS_BASE)
         .ok_or(format!("syscall number {nr} out of range"))?;
     in_kernel(op)?;
-    ops.set(slot, op as u32, 0)
-        .map_err(|e| format!("SYSCALL_OPS: {e}"))
+    let mut slots = vec![slot];
+    if let Some(x32) = x32_number(op) {
+        let slot = ops_slot(u64::from(x32 | compat::X32_SYSCALL_BIT));
+        if slot >= SYSCALL_SLOTS {
+            return Err(format!("x32 syscall number {x32} out of range"));
+        }
+        slots.push(slot);
+    }
+    for slot in slots {
+        ops.set(slot, op as u32, 0)
+            .map_err(|e| format!("SYSCALL_OPS: {e}"))?;
+    }
+    Ok(())
 }
 
 /// Which syscalls the kernel has is read from tracefs; on hosts that do
@@ -531,6 +560,44 @@ fn ensure_tracefs() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// x32 numbers against the kernel's own, where linux-libc-dev
+    /// installed them: ptrace at its own number, every other traced
+    /// syscall at its native one.
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn the_x32_numbers_match_the_kernel_headers() {
+        let Ok(header) = std::fs::read_to_string("/usr/include/x86_64-linux-gnu/asm/unistd_x32.h")
+        else {
+            eprintln!("no unistd_x32.h here: nothing to compare");
+            return;
+        };
+        // `#define __NR_chmod (__X32_SYSCALL_BIT + 90)`
+        let number = |name: &str| {
+            let prefix = format!("#define __NR_{name} (__X32_SYSCALL_BIT + ");
+            header.lines().find_map(|l| {
+                l.strip_prefix(&prefix)?
+                    .strip_suffix(')')?
+                    .parse::<u32>()
+                    .ok()
+            })
+        };
+        let mut checked = 0;
+        for op in SyscallOp::ALL {
+            let Some(expected) = number(op.name()) else {
+                // Newer than the installed headers (fchmodat2), or not an
+                // x86 syscall name.
+                continue;
+            };
+            assert_eq!(x32_number(op), Some(expected), "x32 {}", op.name());
+            checked += 1;
+        }
+        assert!(
+            checked > 40,
+            "only {checked} x32 numbers found in the headers"
+        );
+        assert_eq!(number("ptrace"), Some(compat::X32_PTRACE));
+    }
 
     /// Every BTF tracepoint program in the built object, with the
     /// tracepoint of its section (`tp_btf/<tracepoint>`).
