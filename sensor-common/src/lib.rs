@@ -8,6 +8,7 @@
 
 pub mod compat;
 pub mod event;
+pub mod io_uring;
 pub mod offsets;
 pub mod syscall;
 
@@ -89,6 +90,11 @@ pub mod names {
     /// `raw_tracepoint/signal_generate`: signals sent to the sensor.
     pub const PROG_SIGNAL_SENSOR: &str = "signal_sensor";
     pub const TP_SIGNAL_GENERATE: &str = "signal_generate";
+    /// `raw_tracepoint/io_uring_submit_req` (`io_uring_submit_sqe` before
+    /// 6.4): io_uring requests of the operations in [`crate::io_uring::OPS`].
+    pub const PROG_IO_URING_SUBMIT: &str = "io_uring_submit";
+    pub const TP_IO_URING_SUBMIT_REQ: &str = "io_uring_submit_req";
+    pub const TP_IO_URING_SUBMIT_SQE: &str = "io_uring_submit_sqe";
     /// Kernel-side filters (syscall families only; see sensor::config):
     /// `u32` uids, `u64` cgroup ids, [`crate::ExeKey`] executables, each to
     /// a `u8`, and an array of [`crate::PathPrefix`].

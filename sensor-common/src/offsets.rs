@@ -130,6 +130,15 @@ pub struct KernelOffsets {
     /// on x86_64.
     pub task_thread_info: u32,
     pub thread_info_status: u32,
+    /// `io_kiocb.opcode` (a u8): an io_uring request's operation.
+    pub io_kiocb_opcode: u32,
+    /// Position of the io_uring submit tracepoint's `struct io_kiocb *`
+    /// argument (5.19+), or [`OFFSET_MISSING`]. Not an offset, like
+    /// `setattr_dentry_arg`.
+    pub io_uring_req_arg: u32,
+    /// Position of its `u8 opcode` argument, where it has no request
+    /// (5.10–5.18), or [`OFFSET_MISSING`].
+    pub io_uring_opcode_arg: u32,
 }
 
 impl KernelOffsets {
@@ -217,10 +226,13 @@ impl KernelOffsets {
         cgroup_subsys_index: OFFSET_MISSING,
         task_thread_info: OFFSET_MISSING,
         thread_info_status: OFFSET_MISSING,
+        io_kiocb_opcode: OFFSET_MISSING,
+        io_uring_req_arg: OFFSET_MISSING,
+        io_uring_opcode_arg: OFFSET_MISSING,
     };
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 81 * 4);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 84 * 4);
 
 #[cfg(feature = "user")]
 // SAFETY: repr(C), only u32 fields, no padding (size assert above).

@@ -84,6 +84,10 @@ pub enum SyscallOp {
     MountSetattr = 108,
 }
 
+/// `SysEvent::op` of an io_uring request (see [`crate::io_uring`]):
+/// `args[0]` is its opcode; no syscall, no result yet.
+pub const SYS_OP_IO_URING: u32 = 126;
+
 /// `SysEvent::op` of a signal sent to the sensor itself (from the
 /// `signal_generate` tracepoint, whatever syscall or kernel path sent it).
 pub const SYS_OP_SIGNAL_SENSOR: u32 = 127;
@@ -623,7 +627,8 @@ pub mod mount_flags {
 
 /// An action an intruder uses: ptrace attach, a kernel module load or
 /// unload, memfd_create, mount/umount, a bpf() program load or attach, or
-/// (op [`SYS_OP_SIGNAL_SENSOR`]) a signal sent to the sensor. Followed by
+/// (op [`SYS_OP_SIGNAL_SENSOR`]) a signal sent to the sensor, or (op
+/// [`SYS_OP_IO_URING`]) an io_uring request. Followed by
 /// `str_lens[0] + str_lens[1] + str_lens[2]` bytes: three strings whose
 /// meaning depends on `op` (see the daemon's decoder), then `base_len`
 /// bytes: a path walked in the kernel (see the field).
@@ -633,7 +638,7 @@ pub struct SysEvent {
     pub header: EventHeader,
     /// The acting task (for a signal: the sender).
     pub task: TaskInfo,
-    /// [`SyscallOp`] as `u32`, or [`SYS_OP_SIGNAL_SENSOR`].
+    /// [`SyscallOp`] as `u32`, [`SYS_OP_SIGNAL_SENSOR`] or [`SYS_OP_IO_URING`].
     pub op: u32,
     /// [`sys_flags`] bits.
     pub flags: u32,
@@ -678,6 +683,8 @@ mod tests {
         }
         assert_eq!(SyscallOp::from_u32(0), None);
         assert_eq!(SyscallOp::from_u32(NET_OP_CONNECT_OUTCOME), None);
+        assert_eq!(SyscallOp::from_u32(SYS_OP_IO_URING), None);
+        assert_eq!(SyscallOp::from_u32(SYS_OP_SIGNAL_SENSOR), None);
     }
 
     #[test]

@@ -50,6 +50,13 @@ pub fn read_u32(base: u64, off: u32) -> Result<u32, Miss> {
 }
 
 #[inline(always)]
+pub fn read_u8(base: u64, off: u32) -> Result<u8, Miss> {
+    let addr = field(base, off)?;
+    // SAFETY: as above.
+    unsafe { bpf_probe_read_kernel(addr as *const u8) }.map_err(|_| Miss::Fault)
+}
+
+#[inline(always)]
 pub fn read_u16(base: u64, off: u32) -> Result<u16, Miss> {
     let addr = field(base, off)?;
     // SAFETY: as above.

@@ -14,6 +14,7 @@
 #![feature(asm_experimental_arch)]
 
 mod filter;
+mod io_uring;
 mod kernel;
 mod maps;
 mod path;

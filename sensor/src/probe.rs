@@ -70,20 +70,23 @@ pub fn run() -> Report {
             btf_path.display()
         ))
     };
-    let (kernel_fields_missing, ia32, btf, task_btf) = match offsets::resolve_running_kernel() {
-        Ok(r) => (
-            r.missing,
-            crate::source::ebpf::compat::supported(&r.offsets),
-            btf,
-            bpf::task_btf(r.offsets.task_pid),
-        ),
-        Err(e) => (
-            Vec::new(),
-            Err("kernel BTF unreadable".to_owned()),
-            Check::no(e.to_string()),
-            Check::no("kernel BTF unreadable"),
-        ),
-    };
+    let (kernel_fields_missing, ia32, io_uring, btf, task_btf) =
+        match offsets::resolve_running_kernel() {
+            Ok(r) => (
+                r.missing.clone(),
+                crate::source::ebpf::compat::supported(&r.offsets),
+                crate::source::ebpf::io_uring::hook(&r),
+                btf,
+                bpf::task_btf(r.offsets.task_pid),
+            ),
+            Err(e) => (
+                Vec::new(),
+                Err("kernel BTF unreadable".to_owned()),
+                Err("kernel BTF unreadable".to_owned()),
+                Check::no(e.to_string()),
+                Check::no("kernel BTF unreadable"),
+            ),
+        };
     let mut hooks: Vec<HookChoice> = HOOKS
         .iter()
         .map(|h| HookChoice {
@@ -136,6 +139,13 @@ pub fn run() -> Report {
         preferred: Some(
             "kprobes on the __ia32_sys_* entry points (not built yet): nothing to pay on native syscalls",
         ),
+        unavailable: Vec::new(),
+    });
+    hooks.push(HookChoice {
+        kind: "io_uring",
+        hook: io_uring.unwrap_or_else(|why| format!("none: {why}")),
+        why: crate::source::ebpf::io_uring::WHY,
+        preferred: Some(crate::source::ebpf::io_uring::PREFERRED),
         unavailable: Vec::new(),
     });
     Report {

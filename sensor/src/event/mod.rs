@@ -450,6 +450,9 @@ pub struct SensorFields {
     pub mount: Option<Box<MountDetail>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bpf: Option<BpfDetail>,
+    /// An io_uring request: its operation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub io_uring: Option<IoUringDetail>,
     /// A signal to the sensor: how the kernel handled it (`delivered`,
     /// `ignored`, `already_pending`…).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -505,6 +508,7 @@ impl SensorFields {
             memfd,
             mount,
             bpf,
+            io_uring,
             signal_result,
             file_write,
             network,
@@ -539,6 +543,7 @@ impl SensorFields {
             && memfd.is_none()
             && mount.is_none()
             && bpf.is_none()
+            && io_uring.is_none()
             && signal_result.is_none()
             && file_write.is_none()
             && network.is_none()
@@ -771,6 +776,15 @@ pub struct MountDetail {
     /// mount_setattr: the propagation asked for (`MS_SHARED` and co.).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub propagation: Option<u64>,
+}
+
+/// `sensor.io_uring`.
+#[derive(Debug, Clone, Serialize)]
+pub struct IoUringDetail {
+    /// `IORING_OP_*` number.
+    pub opcode: u8,
+    /// Its name without the prefix, lower case (`openat`, `connect`).
+    pub operation: &'static str,
 }
 
 /// `sensor.bpf`.

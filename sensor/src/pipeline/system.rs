@@ -1,18 +1,19 @@
 //! Actions an intruder uses: ptrace, kernel modules, memfd_create, mount,
-//! bpf(), and signals sent (or refused) to the sensor.
+//! bpf(), signals sent (or refused) to the sensor, and io_uring requests.
 
 use sensor_common::SyscallOp;
 
 use super::{Kind, Pipeline, outcome, signal_name};
 use crate::event::{
-    Ancestor, BpfDetail, Event, File, MemfdDetail, ModuleDetail, MountDetail, SensorFields, Signal,
-    Text,
+    Ancestor, BpfDetail, Event, File, IoUringDetail, MemfdDetail, ModuleDetail, MountDetail,
+    SensorFields, Signal, Text,
 };
 use crate::source::ebpf::decode::{SysOp, SysRecord};
 
 const PROCESS: &[&str] = &["process"];
 const DRIVER: &[&str] = &["driver"];
 const FILE: &[&str] = &["file"];
+const NETWORK: &[&str] = &["network"];
 const CONFIGURATION: &[&str] = &["configuration"];
 const ACCESS: &[&str] = &["access"];
 const START: &[&str] = &["start"];
@@ -26,7 +27,7 @@ impl Pipeline {
     pub(super) fn system(&mut self, x: SysRecord) -> Event {
         let ticks = self.table.ids.ticks(x.task.start_boottime);
         self.known(&x.task, ticks);
-        let (outcome, error) = outcome(x.ret);
+        let (mut outcome, mut error) = outcome(x.ret);
         let text = |b: &[u8]| (!b.is_empty()).then(|| Text(b.to_vec()));
         let mut sensor = SensorFields::default();
         let mut file = None;
@@ -43,6 +44,18 @@ impl Pipeline {
                 });
                 sensor.signal_result = Some(signal_result(x.args[1]));
                 (PROCESS, ACCESS, "signal_sensor")
+            }
+            SysOp::IoUring => {
+                // Reported at submission: what became of it is not known.
+                (outcome, error) = ("unknown", None);
+                let opcode = x.args[0] as u8;
+                let operation = sensor_common::io_uring::name(opcode).unwrap_or("unknown");
+                sensor.io_uring = Some(IoUringDetail { opcode, operation });
+                let category = match operation {
+                    "accept" | "connect" | "socket" | "bind" | "listen" => NETWORK,
+                    _ => FILE,
+                };
+                (category, ACCESS, "io_uring_submit")
             }
             SysOp::Syscall(op) => {
                 sensor.syscall = Some(op.name());

@@ -149,6 +149,7 @@ pub(super) mod testing {
     const KIND_UNION: u32 = 5;
     const KIND_ENUM: u32 = 6;
     const KIND_TYPEDEF: u32 = 8;
+    const KIND_PTR: u32 = 2;
     const KIND_FUNC: u32 = 12;
     const KIND_FUNC_PROTO: u32 = 13;
 
@@ -257,6 +258,29 @@ pub(super) mod testing {
                 self.types.extend_from_slice(&type_id.to_le_bytes());
             }
             self.header(name, KIND_FUNC, false, 0, proto)
+        }
+
+        /// A pointer to type `target` (0: void).
+        pub fn ptr(&mut self, target: u32) -> u32 {
+            self.header("", KIND_PTR, false, 0, target)
+        }
+
+        /// Tracepoint `name`'s typedef as the kernel declares it:
+        /// `btf_trace_<name>`, a pointer to a prototype whose first
+        /// parameter is the probe's `void *__data`, then `args`.
+        pub fn tracepoint(&mut self, name: &str, args: &[u32]) -> u32 {
+            let data = self.ptr(0);
+            let params: Vec<(&str, u32)> = std::iter::once(("__data", data))
+                .chain(args.iter().map(|a| ("", *a)))
+                .collect();
+            let proto = self.header("", KIND_FUNC_PROTO, false, params.len(), 0);
+            for (param, type_id) in params {
+                let name_off = self.string(param);
+                self.types.extend_from_slice(&name_off.to_le_bytes());
+                self.types.extend_from_slice(&type_id.to_le_bytes());
+            }
+            let ptr = self.ptr(proto);
+            self.typedef(&format!("btf_trace_{name}"), ptr)
         }
 
         /// The blob: header, then the type section, then the strings.
@@ -490,6 +514,45 @@ pub(super) fn func_param_index(btf: &Btf, func: &str, param: &str) -> btf_rs::Re
                 return Ok(Some(i as u32));
             }
         }
+    }
+    Ok(None)
+}
+
+/// What each argument of tracepoint `tracepoint` is, as its BTF typedef
+/// (`btf_trace_<tracepoint>`, the prototype of its probe without the
+/// leading `void *__data`) says: `struct <name>` for a pointer to a
+/// struct, the type's name for a named integer or typedef (`u8`), "" for
+/// anything else. None if the kernel has no such tracepoint. The
+/// io_uring hook reads its request or its opcode at the position found
+/// here: both moved between kernels.
+pub(super) fn tracepoint_args(btf: &Btf, tracepoint: &str) -> btf_rs::Result<Option<Vec<String>>> {
+    let types = btf
+        .resolve_types_by_name(&format!("btf_trace_{tracepoint}"))
+        .unwrap_or_default();
+    for t in types {
+        let btf_rs::Type::Typedef(typedef) = t else {
+            continue;
+        };
+        let btf_rs::Type::Ptr(ptr) = btf.resolve_chained_type(&typedef)? else {
+            continue;
+        };
+        let btf_rs::Type::FuncProto(proto) = btf.resolve_chained_type(&ptr)? else {
+            continue;
+        };
+        let mut args = Vec::new();
+        for p in proto.parameters.iter().skip(1) {
+            let arg = match btf.resolve_chained_type(p)? {
+                btf_rs::Type::Ptr(to) => match btf.resolve_chained_type(&to) {
+                    Ok(btf_rs::Type::Struct(s)) => format!("struct {}", btf.resolve_name(&s)?),
+                    _ => String::new(),
+                },
+                btf_rs::Type::Typedef(t) => btf.resolve_name(&t)?,
+                btf_rs::Type::Int(i) => btf.resolve_name(&i)?,
+                _ => String::new(),
+            };
+            args.push(arg);
+        }
+        return Ok(Some(args));
     }
     Ok(None)
 }

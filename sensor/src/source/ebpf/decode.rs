@@ -6,8 +6,8 @@
 
 use sensor_common::{
     CredEvent, EventHeader, EventKind, ExecEvent, ExitEvent, FileEvent, ForkEvent,
-    NET_OP_CONNECT_OUTCOME, NetEvent, SOCKADDR_CAP, SYS_OP_SIGNAL_SENSOR, SysEvent, SyscallOp,
-    TaskInfo, WatchEvent, exec_flags, file_flags, sys_flags, watch_flags,
+    NET_OP_CONNECT_OUTCOME, NetEvent, SOCKADDR_CAP, SYS_OP_IO_URING, SYS_OP_SIGNAL_SENSOR,
+    SysEvent, SyscallOp, TaskInfo, WatchEvent, exec_flags, file_flags, sys_flags, watch_flags,
 };
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -217,6 +217,8 @@ pub enum SysOp {
     Syscall(SyscallOp),
     /// A signal aimed at the sensor; the task is its sender.
     SignalSensor,
+    /// An io_uring request; args[0] is its opcode.
+    IoUring,
 }
 
 /// An action an intruder uses (see sensor_common::SysEvent). What the
@@ -234,7 +236,8 @@ pub enum SysOp {
 /// - the four mount ops: `base`, where a relative or empty target starts;
 /// - bpf: args = [cmd, prog_type or attach_type], `name` (program or
 ///   tracepoint);
-/// - signal to the sensor: args = [signal, result, group].
+/// - signal to the sensor: args = [signal, result, group];
+/// - io_uring request: args[0] = opcode.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SysRecord {
     pub boot_ns: u64,
@@ -534,10 +537,10 @@ fn decode_sys(bytes: &[u8]) -> Result<SysRecord, DecodeError> {
         len: bytes.len(),
         need: fixed,
     })?;
-    let op = if e.op == SYS_OP_SIGNAL_SENSOR {
-        SysOp::SignalSensor
-    } else {
-        SysOp::Syscall(SyscallOp::from_u32(e.op).ok_or(DecodeError::UnknownOp { kind, op: e.op })?)
+    let op = match e.op {
+        SYS_OP_SIGNAL_SENSOR => SysOp::SignalSensor,
+        SYS_OP_IO_URING => SysOp::IoUring,
+        op => SysOp::Syscall(SyscallOp::from_u32(op).ok_or(DecodeError::UnknownOp { kind, op })?),
     };
     let data = &bytes[fixed..];
     let lens = [e.str_lens[0], e.str_lens[1], e.str_lens[2], e.base_len].map(|l| l as usize);

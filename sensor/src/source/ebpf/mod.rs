@@ -6,6 +6,7 @@ pub mod compat;
 pub mod decode;
 pub mod filter;
 pub mod inode_key;
+pub mod io_uring;
 pub mod offsets;
 pub mod skipped;
 pub mod syscalls;
@@ -222,6 +223,16 @@ impl EbpfSource {
             Some(Err(why)) => tracing::info!(
                 "truncate/unlink/rename of watched files are decided by their path argument only \
                  (a symlinked or bind-mounted path to a watched file goes unseen): {why}"
+            ),
+            None => {}
+        }
+        match io_uring::attach(&mut ebpf, &enabled, &resolved) {
+            Some(Ok(hook)) => tracing::info!(
+                "io_uring requests of file and network operations are reported ({hook})"
+            ),
+            Some(Err(why)) => tracing::warn!(
+                "io_uring requests are not reported: an intruder's io_uring openat or connect \
+                 goes unseen: {why}"
             ),
             None => {}
         }

@@ -57,6 +57,9 @@ pub struct ResolvedOffsets {
     /// The kernel has the bpf_get_current_task_btf helper (5.11+), which
     /// the programs' plain task reads need (see `task_reads`).
     pub task_btf_helper: bool,
+    /// The io_uring submit tracepoint this kernel has, in a shape the
+    /// hook can read (see [`io_uring_hook`]).
+    pub io_uring_tracepoint: Option<&'static str>,
 }
 
 pub fn resolve_running_kernel() -> Result<ResolvedOffsets, OffsetsError> {
@@ -133,10 +136,19 @@ pub fn resolve_btf(btf: &Btf, cgroup_mode: CgroupMode) -> Result<ResolvedOffsets
             OFFSET_MISSING
         }
     };
+    let io_uring = io_uring_hook(btf, values["io_kiocb_opcode"] != OFFSET_MISSING);
+    if io_uring.is_none() {
+        missing.push("io_uring_req_arg");
+    }
+    let (io_uring_tracepoint, io_uring_args) = match io_uring {
+        Some((tracepoint, args)) => (Some(tracepoint), args),
+        None => (None, [OFFSET_MISSING; 2]),
+    };
     let offsets = assemble(
         |field| values[field],
         hierarchy.subsys_index(),
         setattr_dentry_arg,
+        io_uring_args,
     );
     let task_btf_helper = btf::enumerators(btf, "bpf_func_id").is_ok_and(|helpers| {
         helpers
@@ -147,6 +159,7 @@ pub fn resolve_btf(btf: &Btf, cgroup_mode: CgroupMode) -> Result<ResolvedOffsets
         offsets,
         missing,
         task_btf_helper,
+        io_uring_tracepoint,
     })
 }
 
@@ -237,6 +250,32 @@ enum Need {
     Optional,
 }
 
+/// The io_uring submit tracepoint and where its arguments are:
+/// `[io_uring_req_arg, io_uring_opcode_arg]`, one of them set. Since 5.19
+/// it passes the request (`struct io_kiocb *`, whose opcode needs
+/// `io_kiocb_opcode`: `opcode_field`), before that the opcode itself as a `u8`; 6.4
+/// renamed it `io_uring_submit_req`. None without io_uring, or in a shape
+/// not known here. The hook reads only the first three arguments.
+fn io_uring_hook(btf: &Btf, opcode_field: bool) -> Option<(&'static str, [u32; 2])> {
+    use sensor_common::names::{TP_IO_URING_SUBMIT_REQ, TP_IO_URING_SUBMIT_SQE};
+    for tracepoint in [TP_IO_URING_SUBMIT_REQ, TP_IO_URING_SUBMIT_SQE] {
+        let Ok(Some(args)) = btf::tracepoint_args(btf, tracepoint) else {
+            continue;
+        };
+        let at = |want: &[&str]| {
+            args.iter()
+                .position(|a| want.contains(&a.as_str()))
+                .filter(|i| *i < 3)
+                .map(|i| i as u32)
+        };
+        if let Some(i) = at(&["struct io_kiocb"]) {
+            return opcode_field.then_some((tracepoint, [i, OFFSET_MISSING]));
+        }
+        return at(&["u8", "__u8"]).map(|i| (tracepoint, [OFFSET_MISSING, i]));
+    }
+    None
+}
+
 /// One `KernelOffsets` field: the struct and the member names to try, the
 /// current name first, then older ones.
 #[derive(Debug)]
@@ -259,8 +298,19 @@ macro_rules! kernel_fields {
             members: &[$(stringify!($member)),+],
         },)*];
 
-        fn assemble(value: impl Fn(&'static str) -> u32, cgroup_subsys_index: u32, setattr_dentry_arg: u32) -> KernelOffsets {
-            KernelOffsets { $($field: value(stringify!($field)),)* setattr_dentry_arg, cgroup_subsys_index }
+        fn assemble(
+            value: impl Fn(&'static str) -> u32,
+            cgroup_subsys_index: u32,
+            setattr_dentry_arg: u32,
+            [io_uring_req_arg, io_uring_opcode_arg]: [u32; 2],
+        ) -> KernelOffsets {
+            KernelOffsets {
+                $($field: value(stringify!($field)),)*
+                setattr_dentry_arg,
+                cgroup_subsys_index,
+                io_uring_req_arg,
+                io_uring_opcode_arg,
+            }
         }
 
         /// A field by name, so tests can walk the table.
@@ -380,6 +430,8 @@ kernel_fields! {
     // tells an ia32 syscall; without them those are not traced.
     task_thread_info: Optional task_struct.thread_info;
     thread_info_status: Optional thread_info.status;
+    // Only with CONFIG_IO_URING.
+    io_kiocb_opcode: Optional io_kiocb.opcode;
 }
 
 /// Outcome of looking one field up.
@@ -457,6 +509,7 @@ mod tests {
 
     use super::btf::testing::{BtfBuilder, M};
     use super::*;
+    use sensor_common::names;
 
     // ---- Kernels described by hand ---------------------------------------
 
@@ -512,15 +565,29 @@ mod tests {
         }
 
         fn btf(&self) -> Btf {
+            self.btf_with(|b, structs| {
+                // 6.4+: the request alone.
+                let req = b.ptr(structs["io_kiocb"]);
+                b.tracepoint(names::TP_IO_URING_SUBMIT_REQ, &[req]);
+            })
+        }
+
+        /// Its BTF, with `more` adding types (it gets each struct's id).
+        fn btf_with(&self, more: impl FnOnce(&mut BtfBuilder, &BTreeMap<&str, u32>)) -> Btf {
             let mut b = BtfBuilder::new();
             let u64_t = b.int("u64", 8);
+            let mut ids = BTreeMap::new();
             for (name, members) in &self.structs {
                 let members: Vec<M> = members
                     .iter()
                     .map(|(m, off)| M(m, u64_t, off * 8, 0))
                     .collect();
-                b.strukt(name, 8 * (members.len() as u32 + 2), &members);
+                ids.insert(
+                    *name,
+                    b.strukt(name, 8 * (members.len() as u32 + 2), &members),
+                );
             }
+            more(&mut b, &ids);
             if !self.subsys_ids.is_empty() {
                 b.enumeration("cgroup_subsys_id", &self.subsys_ids);
             }
@@ -539,9 +606,9 @@ mod tests {
         // field resolved outside the table.
         let words = std::mem::size_of::<KernelOffsets>() / 4;
         assert_eq!(
-            FIELDS.len() + 2,
+            FIELDS.len() + 4,
             words,
-            "the table plus cgroup_subsys_index and setattr_dentry_arg"
+            "the table plus cgroup_subsys_index, setattr_dentry_arg and the two io_uring arguments"
         );
     }
 
@@ -560,12 +627,60 @@ mod tests {
         }
         assert_eq!(r.offsets.cgroup_subsys_index, 4, "memory_cgrp_id");
         assert_eq!(r.offsets.setattr_dentry_arg, 1, "dentry after the idmap");
+        assert_eq!(r.offsets.io_uring_req_arg, 0, "the request alone");
+        assert_eq!(r.offsets.io_uring_opcode_arg, OFFSET_MISSING);
+        assert_eq!(r.io_uring_tracepoint, Some(names::TP_IO_URING_SUBMIT_REQ));
         let unified = resolve_btf(&kernel.btf(), CgroupMode::Unified).expect("resolves");
         assert_eq!(
             unified.offsets.cgroup_subsys_index, OFFSET_MISSING,
             "v2: dfl_cgrp"
         );
         assert!(unified.missing.is_empty());
+    }
+
+    /// The submit tracepoint's older shapes: 5.19–6.3 (`io_uring_submit_sqe`
+    /// with the request second), 5.10–5.18 (the opcode as a `u8`, no
+    /// request), and one the hook cannot read.
+    #[test]
+    fn the_io_uring_hook_follows_its_tracepoints_shape() {
+        let kernel = FakeKernel::complete();
+        let sqe = names::TP_IO_URING_SUBMIT_SQE;
+        let resolve = |btf: Btf| resolve_btf(&btf, CgroupMode::Unified).expect("resolves");
+
+        let r = resolve(kernel.btf_with(|b, structs| {
+            let (ctx, req, u8_t) = (b.ptr(0), b.ptr(structs["io_kiocb"]), b.int("u8", 1));
+            b.tracepoint(sqe, &[ctx, req, u8_t]);
+        }));
+        assert_eq!(r.io_uring_tracepoint, Some(sqe));
+        assert_eq!(
+            [r.offsets.io_uring_req_arg, r.offsets.io_uring_opcode_arg],
+            [1, OFFSET_MISSING]
+        );
+
+        let r = resolve(kernel.btf_with(|b, _| {
+            let (ctx, u8_t, u64_t) = (b.ptr(0), b.int("u8", 1), b.int("u64", 8));
+            b.tracepoint(sqe, &[ctx, u8_t, u64_t]);
+        }));
+        assert_eq!(r.io_uring_tracepoint, Some(sqe));
+        assert_eq!(
+            [r.offsets.io_uring_req_arg, r.offsets.io_uring_opcode_arg],
+            [OFFSET_MISSING, 1]
+        );
+
+        // The request, but no opcode field to read through it; and no
+        // tracepoint at all.
+        let without_opcode = FakeKernel::complete().without("io_kiocb", "opcode");
+        for r in [
+            resolve(without_opcode.btf()),
+            resolve(kernel.btf_with(|_, _| {})),
+        ] {
+            assert_eq!(r.io_uring_tracepoint, None);
+            assert_eq!(
+                [r.offsets.io_uring_req_arg, r.offsets.io_uring_opcode_arg],
+                [OFFSET_MISSING; 2]
+            );
+            assert!(r.missing.contains(&"io_uring_req_arg"), "{:?}", r.missing);
+        }
     }
 
     #[test]

@@ -158,6 +158,6 @@ fn wire_structs_match_the_ebpf_object() {
     assert_eq!(members.len(), size / 4, "KernelOffsets is all u32 fields");
     assert_eq!(
         members.last().map(|m| m.0.as_str()),
-        Some("thread_info_status")
+        Some("io_uring_opcode_arg")
     );
 }

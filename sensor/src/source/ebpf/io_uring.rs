@@ -1,0 +1,51 @@
+//! The io_uring hook (see `sensor_common::io_uring`): file and network
+//! operations requested through a ring, which no syscall hook sees.
+//! Optional: a kernel without io_uring, or with a submit tracepoint in a
+//! shape not known here, has the rest of the system family without it.
+
+use aya::Ebpf;
+use sensor_common::{EventKind, names};
+
+use super::offsets::ResolvedOffsets;
+
+/// What `sensor probe` and the start log say about the hook.
+pub const WHY: &str = "io_uring requests of file and network operations (openat, connect, \
+    unlinkat, renameat, setxattr, bind, listen…) are submitted without their syscalls, so no \
+    syscall hook sees them; the kernel's submit tracepoint does, for every request, in the \
+    submitting process: the operation is reported, not yet its arguments or result";
+
+/// What a better hook would add.
+pub const PREFERRED: &str = "the request's arguments from its prepared command (the path of an \
+    openat, the address of a connect) and its result from io_uring_complete (not built yet)";
+
+/// The hook as this kernel allows it: `raw_tracepoint/<tracepoint>`, or why not.
+pub fn hook(resolved: &ResolvedOffsets) -> Result<String, String> {
+    resolved
+        .io_uring_tracepoint
+        .map(|tp| format!("raw_tracepoint/{tp}"))
+        .ok_or_else(|| {
+            "no io_uring submit tracepoint in this kernel's BTF that the hook can read \
+             (CONFIG_IO_URING off?)"
+                .to_owned()
+        })
+}
+
+/// Attaches the hook if the system family is `enabled`. None: the family
+/// is off; else the hook, or why it is not attached.
+pub fn attach(
+    ebpf: &mut Ebpf,
+    enabled: &[EventKind],
+    resolved: &ResolvedOffsets,
+) -> Option<Result<String, String>> {
+    if !enabled.contains(&EventKind::System) {
+        return None;
+    }
+    Some(hook(resolved).and_then(|hook| {
+        let tracepoint = resolved.io_uring_tracepoint.unwrap_or_default();
+        super::load_raw_tracepoint(ebpf, names::PROG_IO_URING_SUBMIT, tracepoint)
+            .map_err(|e| e.to_string())?
+            .attach(tracepoint)
+            .map_err(|e| format!("attaching {hook}: {e}"))?;
+        Ok(hook)
+    }))
+}
