@@ -4,28 +4,48 @@
 //! can open `/etc/shadow` for writing or connect out this way past every
 //! tool that watches syscalls. The sensor reports each request of these
 //! operations when it is submitted (`io_uring_submit_req`, or
-//! `io_uring_submit_sqe` before 6.4): the operation and the process, not
-//! yet its arguments or result.
+//! `io_uring_submit_sqe` before 6.4): the operation and the process, and
+//! where the kernel passes the request (5.19+) its paths, flags and a
+//! connect's address; not its result.
 
-/// The reported operations: `IORING_OP_*` numbers (the kernel's uapi
-/// enum, which only grows) and their names. Reads, writes, polls and the
+/// `IORING_OP_*` numbers of the reported operations (the kernel's uapi
+/// enum, which only grows).
+pub mod op {
+    pub const ACCEPT: u8 = 13;
+    pub const CONNECT: u8 = 16;
+    pub const OPENAT: u8 = 18;
+    pub const OPENAT2: u8 = 28;
+    pub const RENAMEAT: u8 = 35;
+    pub const UNLINKAT: u8 = 36;
+    pub const MKDIRAT: u8 = 37;
+    pub const SYMLINKAT: u8 = 38;
+    pub const LINKAT: u8 = 39;
+    pub const FSETXATTR: u8 = 41;
+    pub const SETXATTR: u8 = 42;
+    pub const SOCKET: u8 = 45;
+    pub const FTRUNCATE: u8 = 55;
+    pub const BIND: u8 = 56;
+    pub const LISTEN: u8 = 57;
+}
+
+/// The reported operations and their names. Reads, writes, polls and the
 /// rest of the ring's traffic are not reported.
 pub const OPS: &[(u8, &str)] = &[
-    (13, "accept"),
-    (16, "connect"),
-    (18, "openat"),
-    (28, "openat2"),
-    (35, "renameat"),
-    (36, "unlinkat"),
-    (37, "mkdirat"),
-    (38, "symlinkat"),
-    (39, "linkat"),
-    (41, "fsetxattr"),
-    (42, "setxattr"),
-    (45, "socket"),
-    (55, "ftruncate"),
-    (56, "bind"),
-    (57, "listen"),
+    (op::ACCEPT, "accept"),
+    (op::CONNECT, "connect"),
+    (op::OPENAT, "openat"),
+    (op::OPENAT2, "openat2"),
+    (op::RENAMEAT, "renameat"),
+    (op::UNLINKAT, "unlinkat"),
+    (op::MKDIRAT, "mkdirat"),
+    (op::SYMLINKAT, "symlinkat"),
+    (op::LINKAT, "linkat"),
+    (op::FSETXATTR, "fsetxattr"),
+    (op::SETXATTR, "setxattr"),
+    (op::SOCKET, "socket"),
+    (op::FTRUNCATE, "ftruncate"),
+    (op::BIND, "bind"),
+    (op::LISTEN, "listen"),
 ];
 
 /// [`OPS`] as a bit mask by opcode (every one is below 64).

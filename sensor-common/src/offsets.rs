@@ -132,6 +132,32 @@ pub struct KernelOffsets {
     pub thread_info_status: u32,
     /// `io_kiocb.opcode` (a u8): an io_uring request's operation.
     pub io_kiocb_opcode: u32,
+    /// Where a request's prepared command starts (`io_kiocb.cmd`, or the
+    /// union of per-operation structs it replaced in 6.0: the same place),
+    /// and the fields the io_uring hook reads there, each relative to it.
+    pub io_kiocb_cmd: u32,
+    pub io_open_dfd: u32,
+    pub io_open_filename: u32,
+    pub io_open_how: u32,
+    pub open_how_flags: u32,
+    pub open_how_mode: u32,
+    pub io_unlink_dfd: u32,
+    pub io_unlink_flags: u32,
+    pub io_unlink_filename: u32,
+    pub io_mkdir_dfd: u32,
+    pub io_mkdir_mode: u32,
+    pub io_mkdir_filename: u32,
+    pub io_rename_old_dfd: u32,
+    pub io_rename_oldpath: u32,
+    pub io_rename_newpath: u32,
+    pub io_link_old_dfd: u32,
+    pub io_link_new_dfd: u32,
+    pub io_link_oldpath: u32,
+    pub io_link_newpath: u32,
+    pub io_xattr_filename: u32,
+    pub io_connect_addr: u32,
+    pub io_connect_addr_len: u32,
+    pub filename_name: u32,
     /// Position of the io_uring submit tracepoint's `struct io_kiocb *`
     /// argument (5.19+), or [`OFFSET_MISSING`]. Not an offset, like
     /// `setattr_dentry_arg`.
@@ -227,12 +253,35 @@ impl KernelOffsets {
         task_thread_info: OFFSET_MISSING,
         thread_info_status: OFFSET_MISSING,
         io_kiocb_opcode: OFFSET_MISSING,
+        io_kiocb_cmd: OFFSET_MISSING,
+        io_open_dfd: OFFSET_MISSING,
+        io_open_filename: OFFSET_MISSING,
+        io_open_how: OFFSET_MISSING,
+        open_how_flags: OFFSET_MISSING,
+        open_how_mode: OFFSET_MISSING,
+        io_unlink_dfd: OFFSET_MISSING,
+        io_unlink_flags: OFFSET_MISSING,
+        io_unlink_filename: OFFSET_MISSING,
+        io_mkdir_dfd: OFFSET_MISSING,
+        io_mkdir_mode: OFFSET_MISSING,
+        io_mkdir_filename: OFFSET_MISSING,
+        io_rename_old_dfd: OFFSET_MISSING,
+        io_rename_oldpath: OFFSET_MISSING,
+        io_rename_newpath: OFFSET_MISSING,
+        io_link_old_dfd: OFFSET_MISSING,
+        io_link_new_dfd: OFFSET_MISSING,
+        io_link_oldpath: OFFSET_MISSING,
+        io_link_newpath: OFFSET_MISSING,
+        io_xattr_filename: OFFSET_MISSING,
+        io_connect_addr: OFFSET_MISSING,
+        io_connect_addr_len: OFFSET_MISSING,
+        filename_name: OFFSET_MISSING,
         io_uring_req_arg: OFFSET_MISSING,
         io_uring_opcode_arg: OFFSET_MISSING,
     };
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 84 * 4);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 107 * 4);
 
 #[cfg(feature = "user")]
 // SAFETY: repr(C), only u32 fields, no padding (size assert above).

@@ -2,18 +2,39 @@
 //! `sensor_common::io_uring` for why and which): one raw tracepoint on
 //! the kernel's submit tracepoint, which fires in the submitting task
 //! (the caller of io_uring_enter, or the ring's SQPOLL thread, a thread
-//! of the same process since 5.12) for every request.
+//! of the same process since 5.12, sharing its files and cwd) for every
+//! request, after the kernel prepared it.
+//!
+//! Where the tracepoint passes the request (5.19+), the record carries
+//! what the prepared command holds: the paths the kernel already copied
+//! (`struct filename`), the directory fd, the open flags and mode, and a
+//! connect's address (read from the caller's memory: the kernel copied it
+//! too, into the request's async data, so a thread of the caller could
+//! change it in between; the same race as a connect syscall's). Before,
+//! the opcode alone.
 //!
 //! Cost on the ring's other traffic (reads, writes): the opcode read
-//! (a probe read where the tracepoint passes the request) and a mask test.
+//! (a probe read through the request) and a mask test.
 
+use aya_ebpf::helpers::generated::{bpf_probe_read_kernel_str, bpf_probe_read_user};
 use aya_ebpf::programs::RawTracePointContext;
-use sensor_common::io_uring::REPORTED;
-use sensor_common::{EventKind, OFFSET_MISSING, ProbeError, SYS_OP_IO_URING, SysEvent};
+use sensor_common::io_uring::{REPORTED, op};
+use sensor_common::{
+    AT_FDCWD, EventKind, OFFSET_MISSING, ProbeError, SOCKADDR_CAP, SYS_OP_IO_URING, SYS_STR_CAP,
+    SYS_STR0_CAP, SysEvent, sys_flags,
+};
 
-use crate::kernel::{put, read_u8};
-use crate::maps::{count_error, off, sensor_tgid};
+use crate::kernel::{Miss, field, plus, put, read_ptr, read_u8, read_u32, read_u64};
+use crate::maps::{SCRATCH, count_error, off, scratch, sensor_tgid};
+use crate::path::{Walk, Writer, write_found_path};
 use crate::task::Current;
+
+const FIXED: usize = core::mem::size_of::<SysEvent>();
+
+/// Offsets inside the record's data are masked with this: every string
+/// is below 4 KiB, so three of them end below it, well inside the
+/// scratch slot.
+const STR_MASK: usize = 0x3FFF;
 
 /// Written out instead of with aya's macro, whose inner function LLVM
 /// left un-inlined here: a BPF-to-BPF call, which the build refuses (see
@@ -27,7 +48,7 @@ pub extern "C" fn io_uring_submit(ctx: *mut core::ffi::c_void) -> u32 {
 
 #[inline(always)]
 fn submit(ctx: &RawTracePointContext) -> u32 {
-    let Some(opcode) = opcode(ctx) else {
+    let Some((opcode, req)) = request(ctx) else {
         return 0;
     };
     if opcode >= 64 || REPORTED & (1 << opcode) == 0 {
@@ -37,37 +58,78 @@ fn submit(ctx: &RawTracePointContext) -> u32 {
     if current.tgid() == sensor_tgid() || crate::filter::task_ignored(current) {
         return 0;
     }
-    let sent = crate::ring::emit::<SysEvent>(EventKind::System, |ev| {
-        // SAFETY: emit hands us reserved space for one SysEvent.
-        let ev = unsafe { &mut *ev };
-        current.fill(&mut ev.task)?;
-        ev.op = SYS_OP_IO_URING;
-        ev.flags = 0;
-        ev.ret = 0;
-        // Each put volatile: LLVM otherwise makes the zeros a memset, a
-        // BPF-to-BPF call.
-        put(&mut ev.args[0], opcode as u64);
-        for arg in &mut ev.args[1..] {
-            put(arg, 0);
-        }
-        for len in &mut ev.str_lens {
-            put(len, 0);
-        }
-        ev.base_len = 0;
-        Ok(())
-    });
-    if sent.is_err() {
+    // Exec's slot: exec and this hook both run with preemption off, in a
+    // task, never in an interrupt, so neither can interleave with the
+    // other on one CPU; the syscall programs (whose hooks may be
+    // preemptible) have their own.
+    let Some(buf) = scratch(&SCRATCH) else {
+        return 0;
+    };
+    // SAFETY: this CPU's scratch slot, 8-aligned, larger than SysEvent.
+    let ev = unsafe { &mut *buf.cast::<SysEvent>() };
+    if current.fill(&mut ev.task).is_err() {
         count_error(ProbeError::ReadTask);
+        return 0;
     }
+    ev.header.kind = EventKind::System as u32;
+    // SAFETY: the helper has no preconditions.
+    ev.header.boot_ns = unsafe { aya_ebpf::helpers::bpf_ktime_get_boot_ns() };
+    ev.op = SYS_OP_IO_URING;
+    ev.flags = 0;
+    ev.ret = 0;
+    // Each put volatile: LLVM otherwise makes runs of zeros a memset, a
+    // BPF-to-BPF call.
+    put(&mut ev.args[0], opcode as u64);
+    put(&mut ev.args[1], AT_FDCWD as u32 as u64);
+    put(&mut ev.args[2], 0);
+    put(&mut ev.args[3], 0);
+    for len in &mut ev.str_lens {
+        put(len, 0);
+    }
+    ev.base_len = 0;
+    // SAFETY: FIXED is inside the scratch value.
+    let data = unsafe { buf.add(FIXED) };
+    let mut end = 0;
+    if let Some(req) = req {
+        end = arguments(ev, data, opcode, req);
+        // SAFETY: the data's first SYS_STR0_CAP bytes, inside the scratch
+        // value; the path, if any, is there.
+        let path = unsafe { &*data.cast::<[u8; SYS_STR0_CAP]>() };
+        if crate::filter::path_ignored(path, ev.str_lens[0]) {
+            return 0;
+        }
+    }
+    // Where a relative path starts: the cwd, or the directory fd.
+    let relative = ev.str_lens[0] > 0
+        // SAFETY: the first byte of the data, inside the scratch value.
+        && unsafe { *data } != b'/';
+    if relative {
+        let mut w = Writer { data, pos: end };
+        let walk = write_found_path(
+            &mut w,
+            crate::syscall::dir_path(current.addr(), ev.args[1] as i32),
+        );
+        match walk {
+            Walk::Complete => {}
+            Walk::Truncated => ev.flags |= sys_flags::TRUNCATED,
+            Walk::Failed => count_error(ProbeError::ReadPath),
+        }
+        ev.base_len = w.since(end) as u32;
+        end = w.pos;
+    }
+    let size = FIXED + (end & crate::maps::DATA_MASK);
+    ev.header.size = size as u32;
+    // SAFETY: size <= FIXED + DATA_MASK, inside the scratch value.
+    unsafe { crate::ring::output(EventKind::System, buf, size) };
     0
 }
 
-/// The request's opcode, from wherever this kernel's tracepoint has it
-/// (the daemon found the position in BTF): through the request, or as an
-/// argument. Argument positions are constants for the verifier, hence the
-/// match.
+/// The request's opcode, and the request where the tracepoint passes it,
+/// from wherever this kernel's tracepoint has them (the daemon found the
+/// position in BTF). Argument positions are constants for the verifier,
+/// hence the match.
 #[inline(always)]
-fn opcode(ctx: &RawTracePointContext) -> Option<u8> {
+fn request(ctx: &RawTracePointContext) -> Option<(u8, Option<u64>)> {
     let arg = |i: u32| -> Option<u64> {
         Some(match i {
             0 => ctx.arg(0),
@@ -79,11 +141,137 @@ fn opcode(ctx: &RawTracePointContext) -> Option<u8> {
     let req_arg = off!(io_uring_req_arg);
     if req_arg != OFFSET_MISSING {
         let req = arg(req_arg)?;
-        return read_u8(req, off!(io_kiocb_opcode)).ok();
+        return Some((read_u8(req, off!(io_kiocb_opcode)).ok()?, Some(req)));
     }
     let opcode_arg = off!(io_uring_opcode_arg);
     if opcode_arg != OFFSET_MISSING {
-        return arg(opcode_arg).map(|v| v as u8);
+        return Some((arg(opcode_arg)? as u8, None));
     }
     None
 }
+
+/// Fills `ev.args[1..]`, its strings and their lengths from the prepared
+/// command of request `req`: the path (str0), a second path (str1: the
+/// new name of a rename or link, a symlink's own path), a connect's
+/// address (str2). args: `[opcode, dfd, flags, mode]`. The data's end.
+#[inline(always)]
+fn arguments(ev: &mut SysEvent, data: *mut u8, opcode: u8, req: u64) -> usize {
+    let Ok(cmd) = field(req, off!(io_kiocb_cmd)) else {
+        return 0;
+    };
+    let (path, path2, dfd) = match opcode {
+        op::OPENAT | op::OPENAT2 => {
+            let how = off!(io_open_how);
+            ev.args[2] = read_u64(cmd, plus(how, off!(open_how_flags))).unwrap_or(0);
+            ev.args[3] = read_u64(cmd, plus(how, off!(open_how_mode))).unwrap_or(0);
+            (off!(io_open_filename), OFFSET_MISSING, off!(io_open_dfd))
+        }
+        op::UNLINKAT => {
+            ev.args[2] = read_u32(cmd, off!(io_unlink_flags)).unwrap_or(0) as u64;
+            (
+                off!(io_unlink_filename),
+                OFFSET_MISSING,
+                off!(io_unlink_dfd),
+            )
+        }
+        op::MKDIRAT => {
+            ev.args[3] = read_u32(cmd, off!(io_mkdir_mode)).unwrap_or(0) as u64;
+            (off!(io_mkdir_filename), OFFSET_MISSING, off!(io_mkdir_dfd))
+        }
+        op::RENAMEAT => (
+            off!(io_rename_oldpath),
+            off!(io_rename_newpath),
+            off!(io_rename_old_dfd),
+        ),
+        op::LINKAT => (
+            off!(io_link_oldpath),
+            off!(io_link_newpath),
+            off!(io_link_old_dfd),
+        ),
+        // A symlink's target (oldpath) is a string the link will hold, not
+        // a path resolved now: the path is the link's, whose directory
+        // the dfd (new_dfd) names; the target comes second.
+        op::SYMLINKAT => (
+            off!(io_link_newpath),
+            off!(io_link_oldpath),
+            off!(io_link_new_dfd),
+        ),
+        op::SETXATTR => (off!(io_xattr_filename), OFFSET_MISSING, OFFSET_MISSING),
+        _ => (OFFSET_MISSING, OFFSET_MISSING, OFFSET_MISSING),
+    };
+    if let Ok(fd) = read_u32(cmd, dfd) {
+        ev.args[1] = fd as u64;
+    }
+    let len0 = filename(data, 0, SYS_STR0_CAP, cmd, path, &mut ev.flags);
+    let len1 = filename(data, len0, SYS_STR_CAP, cmd, path2, &mut ev.flags);
+    let mut len2 = 0;
+    if opcode == op::CONNECT {
+        len2 = sockaddr(data, len0 + len1, cmd, &mut ev.flags);
+    }
+    put(&mut ev.str_lens[0], len0 as u32);
+    put(&mut ev.str_lens[1], len1 as u32);
+    put(&mut ev.str_lens[2], len2 as u32);
+    (len0 + len1 + len2) & STR_MASK
+}
+
+/// Copies the name of the `struct filename *` at `cmd + off` to `data +
+/// at` (at most `cap` bytes with its NUL); its length without the NUL.
+#[inline(always)]
+fn filename(data: *mut u8, at: usize, cap: usize, cmd: u64, off: u32, flags: &mut u32) -> usize {
+    let name = read_ptr(cmd, off).and_then(|f| read_ptr(f, off!(filename_name)));
+    let name = match name {
+        Ok(name) => name,
+        Err(Miss::Absent) => return 0,
+        Err(Miss::Fault) => {
+            *flags |= sys_flags::UNREADABLE;
+            count_error(ProbeError::ReadArg);
+            return 0;
+        }
+    };
+    // SAFETY: at most cap (<= 4 KiB) bytes at a masked offset, inside the
+    // scratch value.
+    let n = unsafe {
+        bpf_probe_read_kernel_str(data.add(at & STR_MASK).cast(), cap as u32, name as *const _)
+    };
+    if n <= 0 {
+        *flags |= sys_flags::UNREADABLE;
+        count_error(ProbeError::ReadArg);
+        return 0;
+    }
+    let n = n as usize - 1;
+    if n >= cap - 1 {
+        *flags |= sys_flags::TRUNCATED;
+    }
+    n & (cap - 1)
+}
+
+/// Copies a connect's address from the caller's memory to `data + at`;
+/// its length (at most `SOCKADDR_CAP`).
+#[inline(always)]
+fn sockaddr(data: *mut u8, at: usize, cmd: u64, flags: &mut u32) -> usize {
+    let (Ok(addr), Ok(len)) = (
+        read_ptr(cmd, off!(io_connect_addr)),
+        read_u32(cmd, off!(io_connect_addr_len)),
+    ) else {
+        return 0;
+    };
+    let len = (len as usize).min(SOCKADDR_CAP);
+    if addr == 0 || len == 0 {
+        return 0;
+    }
+    // SAFETY: at most SOCKADDR_CAP bytes at a masked offset, inside the
+    // scratch value.
+    let r = unsafe {
+        bpf_probe_read_user(data.add(at & STR_MASK).cast(), len as u32, addr as *const _)
+    };
+    if r < 0 {
+        *flags |= sys_flags::UNREADABLE;
+        count_error(ProbeError::ReadArg);
+        return 0;
+    }
+    len
+}
+
+// SYS_STR_CAP is a power of two, so `n & (cap - 1)` keeps a length that
+// is below the cap.
+const _: () = assert!(SYS_STR_CAP.is_power_of_two() && SYS_STR0_CAP.is_power_of_two());

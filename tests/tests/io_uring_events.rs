@@ -1,17 +1,33 @@
-//! io_uring requests: a process opens, connects and unlinks through a
-//! ring, which makes none of those syscalls. The test submits the real
-//! requests on a real ring and asserts the events the submit tracepoint
-//! gives, and that the ring's other traffic (a nop) gives none.
+//! io_uring requests: a process opens, connects, renames and unlinks
+//! through a ring, which makes none of those syscalls. The test submits
+//! the real requests on a real ring and asserts the events the submit
+//! tracepoint gives, with what the kernel prepared (paths, flags, mode,
+//! address), and that the ring's other traffic (a nop) gives none.
 
+use std::ffi::CString;
 use std::net::TcpListener;
 use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
 use io_uring::{IoUring, opcode, types};
 use sensor_tests::{Sensor, action, at, pid_of, scratch_dir};
-use serde_json::Value;
+use serde_json::{Value, json};
 
-fn io_uring_event(v: &Value, pid: u64) -> bool {
-    action(v) == "io_uring_submit" && pid_of(v) == pid
+/// This test thread's io_uring events: the tests of this file run in
+/// threads of one process, each with its own sensor seeing them all.
+fn io_uring_event(v: &Value, tid: u64) -> bool {
+    action(v) == "io_uring_submit"
+        && pid_of(v) == u64::from(std::process::id())
+        && at(v, "process.thread.id").as_u64().unwrap_or(pid_of(v)) == tid
+}
+
+fn gettid() -> u64 {
+    // SAFETY: no arguments, cannot fail.
+    u64::from(unsafe { libc::gettid() } as u32)
+}
+
+fn c_path(p: &Path) -> CString {
+    CString::new(p.as_os_str().as_bytes()).expect("no NUL")
 }
 
 /// Submits `entry` alone and waits for its completion: its result.
@@ -23,16 +39,8 @@ fn run(ring: &mut IoUring, entry: io_uring::squeue::Entry) -> i32 {
     ring.completion().next().expect("a completion").result()
 }
 
-#[test]
-fn an_open_a_connect_and_an_unlink_through_a_ring_are_reported() {
-    let sensor = Sensor::start("");
-    let dir = scratch_dir("sensor-io-uring");
-    let file = dir.join("written through a ring");
-    let path = std::ffi::CString::new(file.as_os_str().as_bytes()).expect("no NUL");
-    // A port nothing listens on.
-    let closed = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = closed.local_addr().expect("addr").port();
-    drop(closed);
+/// A connect to 127.0.0.1:`port` on a new TCP socket, through the ring.
+fn connect(ring: &mut IoUring, port: u16) -> i32 {
     let addr = libc::sockaddr_in {
         sin_family: libc::AF_INET as libc::sa_family_t,
         sin_port: port.to_be(),
@@ -44,20 +52,8 @@ fn an_open_a_connect_and_an_unlink_through_a_ring_are_reported() {
     // SAFETY: a plain socket.
     let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
     assert!(sock >= 0, "socket: {}", std::io::Error::last_os_error());
-
-    let mut ring = IoUring::new(8).expect("io_uring_setup");
-    assert_eq!(run(&mut ring, opcode::Nop::new().build()), 0, "nop");
-    let fd = run(
-        &mut ring,
-        opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), path.as_ptr())
-            .flags(libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC)
-            .mode(0o600)
-            .build(),
-    );
-    assert!(fd >= 0, "openat through the ring: {fd}");
-    assert!(file.exists(), "the ring's openat created the file");
-    let connected = run(
-        &mut ring,
+    let r = run(
+        ring,
         opcode::Connect::new(
             types::Fd(sock),
             (&raw const addr).cast(),
@@ -65,36 +61,77 @@ fn an_open_a_connect_and_an_unlink_through_a_ring_are_reported() {
         )
         .build(),
     );
-    assert_eq!(connected, -libc::ECONNREFUSED, "connect to a closed port");
+    // SAFETY: our own fd.
+    unsafe { libc::close(sock) };
+    r
+}
+
+#[test]
+fn file_and_network_requests_through_a_ring_are_reported_with_their_arguments() {
+    let sensor = Sensor::start("");
+    let dir = scratch_dir("sensor-io-uring");
+    let file = dir.join("written through a ring");
+    let renamed = dir.join("renamed");
+    let (path, new_path) = (c_path(&file), c_path(&renamed));
+    let dir_fd = std::fs::File::open(&dir).expect("open the directory");
+    let relative = CString::new("renamed").expect("no NUL");
+    // A port nothing listens on.
+    let closed = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("addr").port();
+    drop(closed);
+
+    let mut ring = IoUring::new(8).expect("io_uring_setup");
+    assert_eq!(run(&mut ring, opcode::Nop::new().build()), 0, "nop");
+    let fd = run(
+        &mut ring,
+        opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), path.as_ptr())
+            .flags(libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC)
+            .mode(0o640)
+            .build(),
+    );
+    assert!(fd >= 0, "openat through the ring: {fd}");
+    // SAFETY: our own fd.
+    unsafe { libc::close(fd) };
+    assert!(file.exists(), "the ring's openat created the file");
+    assert_eq!(connect(&mut ring, port), -libc::ECONNREFUSED, "connect");
+    let moved = run(
+        &mut ring,
+        opcode::RenameAt::new(
+            types::Fd(libc::AT_FDCWD),
+            path.as_ptr(),
+            types::Fd(libc::AT_FDCWD),
+            new_path.as_ptr(),
+        )
+        .build(),
+    );
+    assert_eq!(moved, 0, "renameat through the ring");
+    // Relative to a directory fd.
+    use std::os::fd::AsRawFd;
     let unlinked = run(
         &mut ring,
-        opcode::UnlinkAt::new(types::Fd(libc::AT_FDCWD), path.as_ptr()).build(),
+        opcode::UnlinkAt::new(types::Fd(dir_fd.as_raw_fd()), relative.as_ptr()).build(),
     );
     assert_eq!(unlinked, 0, "unlinkat through the ring");
-    assert!(!file.exists());
-    // SAFETY: closing our own fds.
-    unsafe {
-        libc::close(fd);
-        libc::close(sock);
-    }
+    assert!(!renamed.exists());
 
-    let pid = u64::from(std::process::id());
-    let events = sensor.wait_for_count("the ring's three requests", 3, |v| io_uring_event(v, pid));
+    let tid = gettid();
+    let events = sensor.wait_for_count("the ring's four requests", 4, |v| io_uring_event(v, tid));
     let operations: Vec<&str> = events
         .iter()
         .map(|e| at(e, "sensor.io_uring.operation").as_str().unwrap_or(""))
         .collect();
-    assert_eq!(operations, ["openat", "connect", "unlinkat"], "{events:?}");
-    for (ev, (opcode, category)) in events
-        .iter()
-        .zip([(18, "file"), (16, "network"), (36, "file")])
+    assert_eq!(
+        operations,
+        ["openat", "connect", "renameat", "unlinkat"],
+        "{events:?}"
+    );
+    for (ev, (opcode, category)) in
+        events
+            .iter()
+            .zip([(18, "file"), (16, "network"), (35, "file"), (36, "file")])
     {
         assert_eq!(at(ev, "sensor.io_uring.opcode"), opcode, "{ev}");
-        assert_eq!(
-            at(ev, "event.category"),
-            &serde_json::json!([category]),
-            "{ev}"
-        );
+        assert_eq!(at(ev, "event.category"), &json!([category]), "{ev}");
         assert_eq!(at(ev, "event.outcome"), "unknown", "{ev}");
         assert_eq!(at(ev, "process.user.id"), "0", "{ev}");
         assert!(
@@ -102,12 +139,95 @@ fn an_open_a_connect_and_an_unlink_through_a_ring_are_reported() {
             "no syscall made it: {ev}"
         );
     }
+    let [open, connected, rename, unlink] = &events[..] else {
+        unreachable!("four events");
+    };
+    assert_eq!(at(open, "file.path").as_str(), file.to_str(), "{open}");
+    assert_eq!(
+        at(open, "sensor.io_uring.open_flags"),
+        &json!(["O_WRONLY", "O_CREAT"]),
+        "{open}"
+    );
+    assert_eq!(at(open, "sensor.io_uring.mode"), "0640", "{open}");
+    assert!(at(open, "sensor.io_uring.dirfd").is_null(), "{open}");
+
+    assert_eq!(at(connected, "destination.ip"), "127.0.0.1", "{connected}");
+    assert_eq!(at(connected, "destination.port"), port, "{connected}");
+
+    assert_eq!(at(rename, "file.path").as_str(), file.to_str(), "{rename}");
+    assert_eq!(
+        at(rename, "sensor.io_uring.target").as_str(),
+        renamed.to_str(),
+        "{rename}"
+    );
+    assert!(
+        at(rename, "sensor.io_uring.open_flags").is_null(),
+        "{rename}"
+    );
+
+    // The relative name joined to the directory the fd names.
+    assert_eq!(
+        at(unlink, "file.path").as_str(),
+        renamed.to_str(),
+        "{unlink}"
+    );
+    assert_eq!(
+        at(unlink, "sensor.io_uring.path_argument"),
+        "renamed",
+        "{unlink}"
+    );
+    assert_eq!(
+        at(unlink, "sensor.io_uring.dirfd"),
+        dir_fd.as_raw_fd(),
+        "{unlink}"
+    );
+
     // The nop came first: had it been reported, it would be among these.
+    let all = sensor
+        .events()
+        .into_iter()
+        .filter(|v| io_uring_event(v, tid))
+        .count();
+    assert_eq!(all, 4, "only the four requests");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_request_under_an_ignored_path_prefix_is_dropped_in_the_kernel() {
+    let dir = scratch_dir("sensor-io-uring-ignored");
+    let sensor = Sensor::start(&format!(
+        "[filter]\nignore_path_prefixes = [\"{}/\"]\n",
+        dir.display()
+    ));
+    let ignored = c_path(&dir.join("ignored"));
+    let other_dir = scratch_dir("sensor-io-uring-kept");
+    let kept_file = other_dir.join("kept");
+    let kept = c_path(&kept_file);
+    let mut ring = IoUring::new(4).expect("io_uring_setup");
+    for path in [&ignored, &kept] {
+        let fd = run(
+            &mut ring,
+            opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), path.as_ptr())
+                .flags(libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC)
+                .mode(0o600)
+                .build(),
+        );
+        assert!(fd >= 0, "openat through the ring: {fd}");
+        // SAFETY: our own fd.
+        unsafe { libc::close(fd) };
+    }
+    let tid = gettid();
+    let ev = sensor.wait_for("the kept openat", |v| {
+        io_uring_event(v, tid) && at(v, "file.path").as_str() == kept_file.to_str()
+    });
+    assert_eq!(at(&ev, "sensor.io_uring.operation"), "openat", "{ev}");
+    // The ignored one was submitted first: it would be here by now.
     let all: Vec<Value> = sensor
         .events()
         .into_iter()
-        .filter(|v| io_uring_event(v, pid))
+        .filter(|v| io_uring_event(v, tid))
         .collect();
-    assert_eq!(all.len(), 3, "only the three requests: {all:?}");
+    assert_eq!(all.len(), 1, "only the kept openat: {all:?}");
     let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&other_dir);
 }

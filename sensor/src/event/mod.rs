@@ -785,6 +785,23 @@ pub struct IoUringDetail {
     pub opcode: u8,
     /// Its name without the prefix, lower case (`openat`, `connect`).
     pub operation: &'static str,
+    /// The path as the request gave it, where `file.path` had to join it
+    /// to the cwd or `dirfd`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_argument: Option<Text>,
+    /// The directory fd a relative path starts from (absent: the cwd).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dirfd: Option<i32>,
+    /// The second path, as given: a rename's or link's new name, a
+    /// symlink's target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<Text>,
+    /// openat/openat2: the access mode and flags, by name.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub open_flags: Vec<&'static str>,
+    /// The mode of a file or directory it creates, in octal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
 }
 
 /// `sensor.bpf`.

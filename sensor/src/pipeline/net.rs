@@ -160,7 +160,7 @@ fn from_ip(a: std::net::SocketAddr) -> Endpoint {
     }
 }
 
-fn from_sockaddr(a: &SockAddr) -> Endpoint {
+pub(super) fn from_sockaddr(a: &SockAddr) -> Endpoint {
     match a {
         SockAddr::Ip(ip) => from_ip(*ip),
         SockAddr::Unix(path) => Endpoint {

@@ -96,7 +96,7 @@ impl Pipeline {
 }
 
 /// The access mode and the flags that matter for a write, by name.
-fn open_flag_names(flags: u32) -> Vec<&'static str> {
+pub(super) fn open_flag_names(flags: u32) -> Vec<&'static str> {
     let mut names = vec![match flags & 0o3 {
         0o1 => "O_WRONLY",
         0o2 => "O_RDWR",

@@ -237,7 +237,9 @@ pub enum SysOp {
 /// - bpf: args = [cmd, prog_type or attach_type], `name` (program or
 ///   tracepoint);
 /// - signal to the sensor: args = [signal, result, group];
-/// - io_uring request: args[0] = opcode.
+/// - io_uring request: args = [opcode, dirfd, open flags, mode], `path`
+///   and `name` its paths, `fstype` a connect's sockaddr, `base` where a
+///   relative `path` starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SysRecord {
     pub boot_ns: u64,
@@ -285,6 +287,12 @@ impl SysRecord {
                 Some(&c) => c != b'/',
                 None => fd_based,
             }
+    }
+
+    /// An io_uring request's path, joined to where a relative one starts
+    /// (as given when that is unknown).
+    pub fn io_uring_path(&self) -> Vec<u8> {
+        join(&self.path, &self.base).unwrap_or_else(|| self.path.clone())
     }
 
     /// mount(2)'s source for a bind or a move, where it is a path: joined

@@ -12,11 +12,12 @@ use super::offsets::ResolvedOffsets;
 pub const WHY: &str = "io_uring requests of file and network operations (openat, connect, \
     unlinkat, renameat, setxattr, bind, listen…) are submitted without their syscalls, so no \
     syscall hook sees them; the kernel's submit tracepoint does, for every request, in the \
-    submitting process: the operation is reported, not yet its arguments or result";
+    submitting process, once the kernel prepared it: the operation, and from 5.19 (where it \
+    passes the request) its paths, open flags, mode and a connect's address";
 
 /// What a better hook would add.
-pub const PREFERRED: &str = "the request's arguments from its prepared command (the path of an \
-    openat, the address of a connect) and its result from io_uring_complete (not built yet)";
+pub const PREFERRED: &str = "the request's result from io_uring_complete, and the address a \
+    connect's request holds in the kernel rather than the caller's copy (not built yet)";
 
 /// The hook as this kernel allows it: `raw_tracepoint/<tracepoint>`, or why not.
 pub fn hook(resolved: &ResolvedOffsets) -> Result<String, String> {

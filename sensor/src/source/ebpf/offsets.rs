@@ -432,6 +432,33 @@ kernel_fields! {
     thread_info_status: Optional thread_info.status;
     // Only with CONFIG_IO_URING.
     io_kiocb_opcode: Optional io_kiocb.opcode;
+    // The request's arguments, once prepared (the hook reads them only
+    // where the tracepoint passes the request, 5.19+). `file` is the first
+    // member of the per-operation union before 6.0's io_cmd_data `cmd`:
+    // both are where a request's command starts.
+    io_kiocb_cmd: Optional io_kiocb.cmd | file;
+    io_open_dfd: Optional io_open.dfd;
+    io_open_filename: Optional io_open.filename;
+    io_open_how: Optional io_open.how;
+    open_how_flags: Optional open_how.flags;
+    open_how_mode: Optional open_how.mode;
+    io_unlink_dfd: Optional io_unlink.dfd;
+    io_unlink_flags: Optional io_unlink.flags;
+    io_unlink_filename: Optional io_unlink.filename;
+    io_mkdir_dfd: Optional io_mkdir.dfd;
+    io_mkdir_mode: Optional io_mkdir.mode;
+    io_mkdir_filename: Optional io_mkdir.filename;
+    io_rename_old_dfd: Optional io_rename.old_dfd;
+    io_rename_oldpath: Optional io_rename.oldpath;
+    io_rename_newpath: Optional io_rename.newpath;
+    io_link_old_dfd: Optional io_link.old_dfd;
+    io_link_new_dfd: Optional io_link.new_dfd;
+    io_link_oldpath: Optional io_link.oldpath;
+    io_link_newpath: Optional io_link.newpath;
+    io_xattr_filename: Optional io_xattr.filename;
+    io_connect_addr: Optional io_connect.addr;
+    io_connect_addr_len: Optional io_connect.addr_len;
+    filename_name: Optional filename.name;
 }
 
 /// Outcome of looking one field up.
