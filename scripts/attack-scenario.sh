@@ -306,6 +306,18 @@ rm /tmp/.e
 EOF
 }
 
+# The same persistence through an io_uring ring: an openat and a write
+# submitted to the kernel without their syscalls, past every syscall hook.
+# (scenario-actor is the integration tests' actor, copied in by the harness.)
+io_uring_persistence() {
+    step io_uring_persistence
+    as_root <<'EOF'
+rm -f /etc/cron.d/.uring
+scenario-actor io-uring-write /etc/cron.d/.uring '*/5 * * * * root /tmp/.sh -p -c true'
+grep -q /tmp/.sh /etc/cron.d/.uring
+EOF
+}
+
 log_truncation() {
     step log_truncation
     as_root "$LOG_FILE" <<'EOF'
@@ -372,6 +384,7 @@ main() {
     module_load
     cron_persistence
     cron_removed_via_symlink
+    io_uring_persistence
     log_truncation
     audit_rules_deleted
     container_activity

@@ -108,8 +108,21 @@ fn probe_reports_features_and_hooks() {
             "cred",
             "net",
             "system",
-            "ia32"
+            "ia32",
+            "io_uring"
         ]
+    );
+    // Linux 6.18's submit tracepoint passes the request.
+    let io_uring = r["hooks"]
+        .as_array()
+        .expect("hooks")
+        .iter()
+        .find(|h| h["kind"] == "io_uring")
+        .cloned()
+        .expect("io_uring hook");
+    assert_eq!(
+        io_uring["hook"], "raw_tracepoint/io_uring_submit_req",
+        "{io_uring}"
     );
     // This machine has ia32 emulation: the hooks for it are chosen.
     let ia32 = r["hooks"]

@@ -34,6 +34,7 @@ fn main() {
             arg(1).parse().unwrap_or_else(|_| usage()),
             arg(2).parse().unwrap_or_else(|_| usage()),
         ),
+        "io-uring-write" => io_uring_write(&arg(1), &arg(2)),
         _ => usage(),
     };
     match result {
@@ -49,7 +50,8 @@ fn usage() -> ! {
     eprintln!(
         "usage: actor ptrace-attach PID | init-module-garbage | finit-module FILE | delete-module NAME | \
          memfd-exec | mount-tmpfs DIR | move-mount-tmpfs DIR | mount-relative DIR | bind-relative SRC DST | move-mount-as-nobody DIR | \
-         mount-setattr-rdonly DIR | mount-setattr-as-nobody DIR | bpf-prog-load | signal PID SIGNAL | signal-as-nobody PID SIGNAL"
+         mount-setattr-rdonly DIR | mount-setattr-as-nobody DIR | bpf-prog-load | signal PID SIGNAL | signal-as-nobody PID SIGNAL | \
+         io-uring-write FILE LINE"
     );
     std::process::exit(2)
 }
@@ -477,4 +479,39 @@ fn move_mount_as_nobody(dir: &str) -> Result<String, String> {
         return Err(format!("move_mount as nobody: {e}, not EPERM"));
     }
     Ok(format!("move_mount refused: {e}"))
+}
+
+/// Appends `line` to `path` (created 0644) with an openat and a write
+/// submitted through an io_uring ring: no open or write syscall.
+fn io_uring_write(path: &str, line: &str) -> Result<String, String> {
+    use io_uring::{IoUring, opcode, types};
+    let c_path = CString::new(path).map_err(|e| e.to_string())?;
+    let mut ring = IoUring::new(4).map_err(|e| format!("io_uring_setup: {e}"))?;
+    let mut run = |entry: io_uring::squeue::Entry| -> Result<i32, String> {
+        // SAFETY: the buffers the entry names live until its completion,
+        // which this waits for.
+        unsafe { ring.submission().push(&entry) }.map_err(|e| e.to_string())?;
+        ring.submit_and_wait(1)
+            .map_err(|e| format!("io_uring_enter: {e}"))?;
+        let cqe = ring.completion().next().ok_or("no completion")?;
+        Ok(cqe.result())
+    };
+    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND | libc::O_CLOEXEC;
+    let fd = run(
+        opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), c_path.as_ptr())
+            .flags(flags)
+            .mode(0o644)
+            .build(),
+    )?;
+    if fd < 0 {
+        return Err(format!("openat through the ring: errno {}", -fd));
+    }
+    let data = format!("{line}\n");
+    let written = run(opcode::Write::new(types::Fd(fd), data.as_ptr(), data.len() as u32).build())?;
+    // SAFETY: the fd the ring opened for us.
+    unsafe { libc::close(fd) };
+    if written != data.len() as i32 {
+        return Err(format!("write through the ring: {written}"));
+    }
+    Ok(format!("wrote {written} bytes to {path} through io_uring"))
 }

@@ -98,6 +98,7 @@ pub fn run(sensor: &Path, opts: &Options) -> Result<()> {
         .context("kernel")?
         .1;
     let accel = choose_accel(&image, first, &out.join("kvm-probe"))?;
+    let actor = build_actor()?;
 
     let mut outcomes = Vec::new();
     for spec in runs {
@@ -113,7 +114,10 @@ pub fn run(sensor: &Path, opts: &Options) -> Result<()> {
             &package,
             spec,
             accel,
-            sensor,
+            Binaries {
+                sensor,
+                actor: &actor,
+            },
             opts,
             &out.join(spec.name),
         );
@@ -162,13 +166,33 @@ pub fn run(sensor: &Path, opts: &Options) -> Result<()> {
     Ok(())
 }
 
+/// What is copied into each guest: the sensor, and the integration
+/// tests' actor for the scenario's steps no guest tool can make (a
+/// write through an io_uring ring).
+struct Binaries<'a> {
+    sensor: &'a Path,
+    actor: &'a Path,
+}
+
+/// Builds the actor (release; the guests run the host's Debian release,
+/// so its glibc matches).
+fn build_actor() -> Result<std::path::PathBuf> {
+    crate::cmd::run(
+        Command::new("cargo")
+            .args(["build", "--release", "-p", "sensor-tests", "--bin", "actor"])
+            .env("PATH", crate::setup::path_with_cargo_bin()),
+        "cargo build --release -p sensor-tests --bin actor",
+    )?;
+    Ok(crate::target_dir().join("release").join("actor"))
+}
+
 /// One run: boot, install the sensor, play the scenario, verify.
 fn play(
     image: &Image,
     package: &str,
     spec: &RunSpec,
     accel: Accel,
-    sensor: &Path,
+    Binaries { sensor, actor }: Binaries,
     opts: &Options,
     dir: &Path,
 ) -> Result<verify::Report> {
@@ -188,6 +212,7 @@ fn play(
     let config = dir.join("sensor.toml");
     std::fs::write(&config, guest_config(collector.port(), &opts.disable))?;
     guest.copy_in(sensor, "/usr/local/sbin/sensor", "755")?;
+    guest.copy_in(actor, "/usr/local/bin/scenario-actor", "755")?;
     guest.copy_in(&config, "/etc/sensor/sensor.toml", "600")?;
     guest.run("systemctl start sensor", "starting the sensor")?;
     let log = wait_for_sensor(&mut guest)?;

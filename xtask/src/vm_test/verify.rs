@@ -60,6 +60,8 @@ const CRON_FILE: &str = "/etc/cron.d/scenario";
 /// The same file through a symlink to /etc.
 const CRON_FILE_LINKED: &str = "/tmp/.e/cron.d/scenario";
 const CRON_DIR: &str = "/etc/cron.d/";
+/// The cron file written through an io_uring ring.
+const IO_URING_CRON: &str = "/etc/cron.d/.uring";
 const LOG_FILE: &str = "/var/log/dpkg.log";
 const CONTAINER_NAME: &str = "scenario";
 /// podman records the image with its tag (`localhost/busybox:latest`).
@@ -273,6 +275,14 @@ const SCENARIO: &[Step] = &[
         )],
     },
     Step {
+        name: "io_uring_persistence",
+        expects: &[one(
+            "io_uring openat of /etc/cron.d/.uring by root (before 5.19: the openat alone)",
+            &["io_uring_submit"],
+            is_io_uring_cron,
+        )],
+    },
+    Step {
         name: "log_truncation",
         expects: &[one(
             "truncate of /var/log/dpkg.log",
@@ -463,6 +473,32 @@ fn is_memfd_exec(v: &Value) -> bool {
 
 fn is_cron_write(v: &Value) -> bool {
     succeeded(v) && is(v, "file.path", CRON_FILE) && lists(v, "event.type", "creation")
+}
+
+/// Its path where the kernel's submit tracepoint passes the request
+/// (5.19+); before, only that an openat went through a ring.
+fn is_io_uring_cron(v: &Value) -> bool {
+    let path_known = !kernel_before(v, (5, 19));
+    is(v, "sensor.io_uring.operation", "openat")
+        && by_root(v)
+        && if path_known {
+            is(v, "file.path", IO_URING_CRON)
+        } else {
+            at(v, "file.path").is_null()
+        }
+}
+
+/// Whether the event's kernel (`host.os.kernel`, e.g. `5.10.0-32-cloud-amd64`)
+/// is older than `version`; false when it does not say.
+fn kernel_before(v: &Value, version: (u32, u32)) -> bool {
+    let Some(release) = at(v, "host.os.kernel").as_str() else {
+        return false;
+    };
+    let mut parts = release.split(['.', '-']).map(|p| p.parse::<u32>().ok());
+    match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(major), Some(minor)) => (major, minor) < version,
+        _ => false,
+    }
 }
 
 /// Decided by fentry/security_inode_unlink, which every guest kernel
