@@ -112,34 +112,6 @@ fn probe_reports_features_and_hooks() {
             "io_uring"
         ]
     );
-    // Linux 6.18's submit tracepoint passes the request.
-    let io_uring = r["hooks"]
-        .as_array()
-        .expect("hooks")
-        .iter()
-        .find(|h| h["kind"] == "io_uring")
-        .cloned()
-        .expect("io_uring hook");
-    assert_eq!(
-        io_uring["hook"], "raw_tracepoint/io_uring_submit_req",
-        "{io_uring}"
-    );
-    // This machine has ia32 emulation: the hooks for it are chosen.
-    let ia32 = r["hooks"]
-        .as_array()
-        .expect("hooks")
-        .iter()
-        .find(|h| h["kind"] == "ia32")
-        .cloned()
-        .expect("ia32 hook");
-    assert!(
-        ia32["hook"]
-            .as_str()
-            .is_some_and(|h| h.starts_with("tp_btf/sys_")),
-        "{ia32}"
-    );
-    // Every syscall family names its hook and syscalls, and the better hook it
-    // stands in for where there is one.
     let hook = |kind: &str| {
         r["hooks"]
             .as_array()
@@ -148,6 +120,22 @@ fn probe_reports_features_and_hooks() {
             .find(|h| h["kind"] == kind)
             .cloned()
     };
+    // Linux 6.18's io_uring submit tracepoint passes the request.
+    let io_uring = hook("io_uring").expect("io_uring hook");
+    assert_eq!(
+        io_uring["hook"], "raw_tracepoint/io_uring_submit_req",
+        "{io_uring}"
+    );
+    // This machine has ia32 emulation: the hooks for it are chosen.
+    let ia32 = hook("ia32").expect("ia32 hook");
+    assert!(
+        ia32["hook"]
+            .as_str()
+            .is_some_and(|h| h.starts_with("tp_btf/sys_")),
+        "{ia32}"
+    );
+    // Every syscall family names its hook and syscalls, and the better hook it
+    // stands in for where there is one.
     let file = hook("file_attr").expect("file_attr hook");
     assert!(
         file["hook"]

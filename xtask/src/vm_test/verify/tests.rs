@@ -1,6 +1,7 @@
 //! The fixture (`fixtures/scenario-events.jsonl`) holds, for each of the
 //! scenario's expectations, the events that met it in a real guest run of
-//! `cargo xtask vm-test` (bullseye's 5.10), tagged with their step and
+//! `cargo xtask vm-test` (bookworm's 6.1: 5.10's io_uring events carry
+//! no path), tagged with their step and
 //! trimmed of the fields every event repeats (host, agent, timestamp).
 //! `refresh_fixture_from_a_guest_run` below writes it again from a run.
 
@@ -441,4 +442,31 @@ fn events_missing_from_the_guests_copy_are_counted() {
         problems,
         vec!["1 events the collector got are not in the guest's own copy".to_owned()]
     );
+}
+
+/// Before 5.19 the io_uring event has the operation alone, and only
+/// there may it lack the path; an event that does not name its kernel
+/// must have it.
+#[test]
+fn the_io_uring_step_wants_the_path_where_the_kernel_passes_the_request() {
+    let (_, fixture_event) = fixture()
+        .into_iter()
+        .find(|(step, _)| step == "io_uring_persistence")
+        .expect("the io_uring step in the fixture");
+    assert!(is_io_uring_cron(&fixture_event), "{fixture_event}");
+    let mut pathless = fixture_event.clone();
+    pathless.as_object_mut().expect("object").remove("file");
+    assert!(
+        !is_io_uring_cron(&pathless),
+        "no kernel named: the path is wanted"
+    );
+    for (kernel, matches) in [
+        ("5.10.0-32-cloud-amd64", true),
+        ("5.18.19", true),
+        ("5.19.0-1-amd64", false),
+        ("6.1.0-50-cloud-amd64", false),
+    ] {
+        pathless["host"] = serde_json::json!({"os": {"kernel": kernel}});
+        assert_eq!(is_io_uring_cron(&pathless), matches, "{kernel}");
+    }
 }
