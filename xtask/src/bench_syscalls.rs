@@ -40,14 +40,16 @@ pub(crate) enum Workload {
     Connect,
     OpenWrite,
     Getppid,
+    IoUringNop,
 }
 
-const WORKLOADS: [Workload; 5] = [
+const WORKLOADS: [Workload; 6] = [
     Workload::Chmod,
     Workload::ChmodPaced,
     Workload::Connect,
     Workload::OpenWrite,
     Workload::Getppid,
+    Workload::IoUringNop,
 ];
 
 /// Operations per second of the paced chmod row, over all threads.
@@ -61,6 +63,7 @@ impl Workload {
             Workload::Connect => "connect (+accept) on loopback",
             Workload::OpenWrite => "open for writing (+close), not watched",
             Workload::Getppid => "getppid (not traced)",
+            Workload::IoUringNop => "io_uring nop (not reported)",
         }
     }
 }
@@ -319,6 +322,10 @@ fn load(w: Workload, setup: &Setup, workers: usize, duration: Duration) -> Run {
                 // This thread's share of the paced rate, in operations per µs.
                 let per_us = PACED_RATE as f64 / workers as f64 / 1e6;
                 let begin = Instant::now();
+                // The io_uring row's ring, one per thread.
+                let mut ring = (w == Workload::IoUringNop)
+                    .then(|| io_uring::IoUring::new(8).ok())
+                    .flatten();
                 while !stop.load(Ordering::Relaxed) {
                     if w == Workload::ChmodPaced {
                         // Paced by the clock: catch up to what is due by
@@ -354,6 +361,9 @@ fn load(w: Workload, setup: &Setup, workers: usize, duration: Duration) -> Run {
                             unsafe { libc::getppid() };
                             true
                         }
+                        // What every request of a ring pays: the sensor's
+                        // submit hook sees each, and reports none of these.
+                        Workload::IoUringNop => ring.as_mut().is_some_and(nop_once),
                     };
                     if ok {
                         n += 1;
@@ -372,6 +382,16 @@ fn load(w: Workload, setup: &Setup, workers: usize, duration: Duration) -> Run {
         ops: count.load(Ordering::Relaxed),
         seconds: start.elapsed().as_secs_f64(),
     }
+}
+
+/// One nop through `ring`: submitted, waited for, reaped.
+fn nop_once(ring: &mut io_uring::IoUring) -> bool {
+    let nop = io_uring::opcode::Nop::new().build();
+    // SAFETY: a nop names no buffer.
+    if unsafe { ring.submission().push(&nop) }.is_err() || ring.submit_and_wait(1).is_err() {
+        return false;
+    }
+    ring.completion().next().is_some_and(|c| c.result() == 0)
 }
 
 /// Connects and closes with a reset (SO_LINGER 0), so that tens of
@@ -489,7 +509,7 @@ fn with_sensor(
             *all_lost.entry(k.clone()).or_insert(0) += n;
         }
         if let Some(m) = results.get_mut(&w) {
-            if w != Workload::Getppid {
+            if !matches!(w, Workload::Getppid | Workload::IoUringNop) {
                 m.reported = Some(counts.get(&w.traced()).copied().unwrap_or(0));
             }
             m.lost = Some(lost);
@@ -800,6 +820,10 @@ fn render(scenarios: &[Scenario], workers: usize, seconds: u64) -> String {
          syscall tracepoint is in use (the sensor's dispatchers are on every syscall) the kernel \
          takes its slow syscall entry/exit path (SYSCALL_WORK_SYSCALL_TRACEPOINT), as it does \
          for auditd's rules (TIF_SYSCALL_AUDIT); this row shows whether that is measurable.\n\
+         - io_uring nop: one request per io_uring_enter, submitted and reaped; the sensor's \
+         submit hook sees every request of every ring and reports only file and network \
+         operations, so this row is its cost on a ring's ordinary traffic, plus what the \
+         untraced io_uring_enter pays (the getppid row).\n\
          - reported: operations that came out of the monitor (the sensor: events; auditd: SYSCALL \
          records), of the rate pass's and the kernel pass's operations. Lost: for the sensor, the loss reports that came out while that workload ran \
          or drained; for auditd, the kernel's audit lost counter over the whole scenario.\n\
