@@ -43,11 +43,18 @@ pub const TASK_X32: u32 = 2;
 /// (`__X32_SYSCALL_BIT`).
 pub const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 
-/// The x32 number of `ptrace`, the one traced syscall whose x32 number is
-/// not its native one (x32 has its own compat entry points at 512–547;
-/// every other traced syscall is "common" in `syscall_64.tbl`, the same
-/// number for both ABIs).
-pub const X32_PTRACE: u32 = 521;
+/// The x32 number of a traced syscall whose x32 number is not its native
+/// one: x32 has its own compat entry points at 512–547 (`syscall_64.tbl`'s
+/// "x32" lines) for calls whose arguments hold pointers or longs; every
+/// other traced syscall is "common", the same number for both ABIs.
+pub const fn x32_own_number(op: SyscallOp) -> Option<u32> {
+    match op {
+        SyscallOp::Ptrace => Some(521),
+        SyscallOp::ProcessVmReadv => Some(539),
+        SyscallOp::ProcessVmWritev => Some(540),
+        _ => None,
+    }
+}
 
 /// `thread_info.status` bit of a task inside an ia32 syscall (x86's
 /// `TS_COMPAT`, the same since Linux 2.6).
@@ -161,6 +168,8 @@ pub const TABLE: &[(u32, u32)] = &[
     (270, SyscallOp::Tgkill as u32),
     (429, SyscallOp::MoveMount as u32),
     (442, SyscallOp::MountSetattr as u32),
+    (347, SyscallOp::ProcessVmReadv as u32),
+    (348, SyscallOp::ProcessVmWritev as u32),
 ];
 
 /// The op a `socketcall` call number stands for.

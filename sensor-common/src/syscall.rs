@@ -82,6 +82,11 @@ pub enum SyscallOp {
     /// without mount(2): a read-only mount made writable leaves no mount
     /// or remount call behind.
     MountSetattr = 108,
+    /// Reads or writes another process's memory without ptrace: how
+    /// credentials are lifted from a process's memory and code injected
+    /// into one. The same permission as a ptrace attach.
+    ProcessVmReadv = 109,
+    ProcessVmWritev = 110,
 }
 
 /// `SysEvent::op` of an io_uring request (see [`crate::io_uring`]):
@@ -155,7 +160,7 @@ pub enum Target {
 }
 
 impl SyscallOp {
-    pub const ALL: [SyscallOp; 52] = [
+    pub const ALL: [SyscallOp; 54] = [
         SyscallOp::Chmod,
         SyscallOp::Fchmod,
         SyscallOp::Fchmodat,
@@ -208,6 +213,8 @@ impl SyscallOp {
         SyscallOp::Tgkill,
         SyscallOp::MoveMount,
         SyscallOp::MountSetattr,
+        SyscallOp::ProcessVmReadv,
+        SyscallOp::ProcessVmWritev,
     ];
 
     /// A match, not a search of [`Self::ALL`]: the eBPF side calls this in
@@ -267,6 +274,8 @@ impl SyscallOp {
             106 => SyscallOp::Tgkill,
             107 => SyscallOp::MoveMount,
             108 => SyscallOp::MountSetattr,
+            109 => SyscallOp::ProcessVmReadv,
+            110 => SyscallOp::ProcessVmWritev,
             _ => return None,
         })
     }
@@ -326,6 +335,8 @@ impl SyscallOp {
             SyscallOp::Tgkill => "tgkill",
             SyscallOp::MoveMount => "move_mount",
             SyscallOp::MountSetattr => "mount_setattr",
+            SyscallOp::ProcessVmReadv => "process_vm_readv",
+            SyscallOp::ProcessVmWritev => "process_vm_writev",
         }
     }
 

@@ -79,6 +79,13 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
         SyscallOp::Kill | SyscallOp::Tkill | SyscallOp::Tgkill if a(0) as u32 != sensor_tgid() => {
             return 0;
         }
+        // A process reading or writing its own memory this way crosses no
+        // boundary.
+        SyscallOp::ProcessVmReadv | SyscallOp::ProcessVmWritev
+            if a(0) as u32 == (super::entry_thread_key() >> 32) as u32 =>
+        {
+            return 0;
+        }
         _ => {}
     }
     let Some(p) = SYS_PENDING.get_ptr_mut(0) else {
@@ -100,6 +107,12 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
         SyscallOp::Ptrace => {
             p.args[0] = a(0);
             p.args[1] = a(1);
+        }
+        // (pid, local iov, liovcnt, remote iov, riovcnt, flags): the
+        // target, and how many pieces of its memory.
+        SyscallOp::ProcessVmReadv | SyscallOp::ProcessVmWritev => {
+            p.args[1] = a(0);
+            p.args[2] = a(4);
         }
         SyscallOp::InitModule => {
             p.args[0] = a(1);

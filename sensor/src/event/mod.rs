@@ -437,7 +437,8 @@ pub struct SensorFields {
     /// `queue_full`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hash_unavailable: Option<&'static str>,
-    /// ptrace: the process attached to.
+    /// ptrace: the process attached to; process_vm_readv/writev: the
+    /// process whose memory was read or written (the same permission).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ptrace_target: Option<Ancestor>,
     /// Kernel module load or unload, memfd_create, mount/umount, bpf():

@@ -65,17 +65,20 @@ impl Pipeline {
             SysOp::Syscall(op) => {
                 sensor.syscall = Some(op.name());
                 match op {
+                    SyscallOp::ProcessVmReadv | SyscallOp::ProcessVmWritev => {
+                        sensor.ptrace_target = Some(self.target_process(x.args[1] as u32));
+                        (
+                            PROCESS,
+                            ACCESS,
+                            if op == SyscallOp::ProcessVmWritev {
+                                "process_memory_write"
+                            } else {
+                                "process_memory_read"
+                            },
+                        )
+                    }
                     SyscallOp::Ptrace => {
-                        let pid = x.args[1] as u32;
-                        // The target's identity from the table; a pid the
-                        // sensor never saw still says which pid it was.
-                        let target = self.table.get(pid);
-                        sensor.ptrace_target = Some(Ancestor {
-                            pid,
-                            entity_id: target.map(|t| t.entity_id.clone()).unwrap_or_default(),
-                            executable: target.and_then(|t| t.executable.as_deref().cloned()),
-                            name: target.and_then(|t| t.name.as_deref().cloned()),
-                        });
+                        sensor.ptrace_target = Some(self.target_process(x.args[1] as u32));
                         (
                             PROCESS,
                             ACCESS,
@@ -195,6 +198,21 @@ impl Pipeline {
         ev.file = file;
         ev.destination = destination;
         ev
+    }
+}
+
+impl Pipeline {
+    /// The process `pid` whose memory a call reaches (ptrace,
+    /// process_vm_*), from the table; a pid the sensor never saw still
+    /// says which pid it was.
+    fn target_process(&self, pid: u32) -> Ancestor {
+        let target = self.table.get(pid);
+        Ancestor {
+            pid,
+            entity_id: target.map(|t| t.entity_id.clone()).unwrap_or_default(),
+            executable: target.and_then(|t| t.executable.as_deref().cloned()),
+            name: target.and_then(|t| t.name.as_deref().cloned()),
+        }
     }
 }
 

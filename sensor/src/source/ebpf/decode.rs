@@ -224,6 +224,8 @@ pub enum SysOp {
 /// An action an intruder uses (see sensor_common::SysEvent). What the
 /// numbers and strings mean depends on `op`:
 /// - ptrace: args = [request, target pid];
+/// - process_vm_readv/writev: args[1] = target pid, args[2] = its pieces
+///   (riovcnt), `ret` the bytes moved;
 /// - init_module: args[0] = image length, `params`;
 /// - finit_module: args = [fd, flags], `path` (the file), `params`;
 /// - delete_module: `name`, args[1] = flags;

@@ -72,6 +72,8 @@ pub fn number(op: SyscallOp) -> Option<libc::c_long> {
         SyscallOp::Tgkill => libc::SYS_tgkill,
         SyscallOp::MoveMount => libc::SYS_move_mount,
         SyscallOp::MountSetattr => libc::SYS_mount_setattr,
+        SyscallOp::ProcessVmReadv => libc::SYS_process_vm_readv,
+        SyscallOp::ProcessVmWritev => libc::SYS_process_vm_writev,
     })
 }
 
@@ -120,7 +122,7 @@ pub const FAMILIES: &[Family] = &[
     },
     Family {
         kind: EventKind::System,
-        why: "ptrace attach/seize, module load/unload, memfd_create, mount/umount2/move_mount/mount_setattr and bpf() loads and \
+        why: "ptrace attach/seize, process_vm_readv/writev of another process, module load/unload, memfd_create, mount/umount2/move_mount/mount_setattr and bpf() loads and \
               attaches at their syscalls (uninteresting requests and commands dropped at entry); \
               raw_tracepoint/signal_generate sees every signal aimed at the sensor, however sent, and \
               kill/tkill/tgkill aimed at it report the attempts the kernel refused (no signal made)",
@@ -492,16 +494,13 @@ fn attach_raw(ebpf: &mut Ebpf, name: &'static str, hook: &'static str) -> Result
 }
 
 /// The x32 number of `op`'s syscall, without the x32 bit: on x86_64 its
-/// native number, but for ptrace (see [`compat::X32_PTRACE`]); None
+/// native number, or its own (see [`compat::x32_own_number`]); None
 /// elsewhere. The table test checks this against the kernel headers.
 pub fn x32_number(op: SyscallOp) -> Option<u32> {
     if !cfg!(target_arch = "x86_64") {
         return None;
     }
-    if op == SyscallOp::Ptrace {
-        return Some(compat::X32_PTRACE);
-    }
-    number(op).and_then(|nr| u32::try_from(nr).ok())
+    compat::x32_own_number(op).or_else(|| number(op).and_then(|nr| u32::try_from(nr).ok()))
 }
 
 /// Puts `op`'s syscall numbers into SYSCALL_OPS, which has the
@@ -596,7 +595,7 @@ mod tests {
             checked > 40,
             "only {checked} x32 numbers found in the headers"
         );
-        assert_eq!(number("ptrace"), Some(compat::X32_PTRACE));
+        assert_eq!(number("ptrace"), compat::x32_own_number(SyscallOp::Ptrace));
     }
 
     /// Every BTF tracepoint program in the built object, with the
