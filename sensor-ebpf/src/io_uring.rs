@@ -17,7 +17,7 @@
 //! (a probe read through the request) and a mask test.
 
 use aya_ebpf::EbpfContext as _;
-use aya_ebpf::helpers::generated::{bpf_probe_read_kernel_str, bpf_probe_read_user};
+use aya_ebpf::helpers::generated::bpf_probe_read_user;
 use aya_ebpf::programs::RawTracePointContext;
 use sensor_common::io_uring::{REPORTED, op};
 use sensor_common::{
@@ -28,6 +28,7 @@ use sensor_common::{
 use crate::kernel::{Miss, field, plus, put, read_ptr, read_u8, read_u32, read_u64};
 use crate::maps::{SCRATCH, count_error, off, scratch, sensor_tgid};
 use crate::path::{Walk, Writer, write_found_path};
+use crate::syscall::read_kernel_str;
 use crate::task::Current;
 
 const FIXED: usize = core::mem::size_of::<SysEvent>();
@@ -253,21 +254,18 @@ fn filename(data: *mut u8, at: usize, cap: usize, cmd: u64, off: u32, flags: &mu
             return 0;
         }
     };
-    // SAFETY: at most cap (<= 4 KiB) bytes at a masked offset, inside the
+    // SAFETY: a masked offset: cap (<= 4 KiB) bytes from it are inside the
     // scratch value.
-    let n = unsafe {
-        bpf_probe_read_kernel_str(data.add(at & STR_MASK).cast(), cap as u32, name as *const _)
-    };
-    if n <= 0 {
-        *flags |= sys_flags::UNREADABLE;
-        count_error(ProbeError::ReadArg);
-        return 0;
-    }
-    let n = n as usize - 1;
-    if n >= cap - 1 {
-        *flags |= sys_flags::TRUNCATED;
-    }
-    n & (cap - 1)
+    let dst = unsafe { data.add(at & STR_MASK) };
+    let n = read_kernel_str(
+        dst,
+        cap,
+        name,
+        flags,
+        sys_flags::UNREADABLE,
+        sys_flags::TRUNCATED,
+    );
+    n as usize & (cap - 1)
 }
 
 /// Copies a connect's address from the caller's memory to `data + at`;

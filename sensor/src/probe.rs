@@ -75,7 +75,7 @@ pub fn run() -> Report {
             Ok(r) => (
                 r.missing.clone(),
                 crate::source::ebpf::compat::supported(&r.offsets),
-                crate::source::ebpf::io_uring::hook(&r),
+                crate::source::ebpf::io_uring::tracepoint(&r),
                 btf,
                 bpf::task_btf(r.offsets.task_pid),
             ),
@@ -143,7 +143,10 @@ pub fn run() -> Report {
     });
     hooks.push(HookChoice {
         kind: "io_uring",
-        hook: io_uring.unwrap_or_else(|why| format!("none: {why}")),
+        hook: match io_uring {
+            Ok(tracepoint) => format!("raw_tracepoint/{tracepoint}"),
+            Err(why) => format!("none: {why}"),
+        },
         why: crate::source::ebpf::io_uring::WHY,
         preferred: Some(crate::source::ebpf::io_uring::PREFERRED),
         unavailable: Vec::new(),

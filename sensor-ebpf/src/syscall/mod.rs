@@ -371,6 +371,36 @@ pub fn read_user_str(
             src as *const _,
         )
     };
+    str_len(n, cap, flags, unreadable, truncated)
+}
+
+/// Copies the kernel string at `src` into `dst` (`cap` bytes), as
+/// [`read_user_str`] does the caller's.
+#[inline(always)]
+pub fn read_kernel_str(
+    dst: *mut u8,
+    cap: usize,
+    src: u64,
+    flags: &mut u32,
+    unreadable: u32,
+    truncated: u32,
+) -> u32 {
+    // SAFETY: a probe read of at most cap bytes into a buffer of cap bytes.
+    let n = unsafe {
+        aya_ebpf::helpers::generated::bpf_probe_read_kernel_str(
+            dst.cast(),
+            cap as u32,
+            src as *const _,
+        )
+    };
+    str_len(n, cap, flags, unreadable, truncated)
+}
+
+/// A string read's length without its NUL, from the helper's result `n`:
+/// a failure sets `unreadable` (and is counted), a string filling the
+/// `cap`-byte buffer sets `truncated`.
+#[inline(always)]
+fn str_len(n: i64, cap: usize, flags: &mut u32, unreadable: u32, truncated: u32) -> u32 {
     if n <= 0 {
         *flags |= unreadable;
         crate::maps::count_error(sensor_common::ProbeError::ReadArg);

@@ -19,34 +19,30 @@ pub const WHY: &str = "io_uring requests of file and network operations (openat,
 pub const PREFERRED: &str = "the request's result from io_uring_complete, and the address a \
     connect's request holds in the kernel rather than the caller's copy (not built yet)";
 
-/// The hook as this kernel allows it: `raw_tracepoint/<tracepoint>`, or why not.
-pub fn hook(resolved: &ResolvedOffsets) -> Result<String, String> {
-    resolved
-        .io_uring_tracepoint
-        .map(|tp| format!("raw_tracepoint/{tp}"))
-        .ok_or_else(|| {
-            "no io_uring submit tracepoint in this kernel's BTF that the hook can read \
-             (CONFIG_IO_URING off?)"
-                .to_owned()
-        })
+/// The tracepoint this kernel's hook goes on, or why there is none.
+pub fn tracepoint(resolved: &ResolvedOffsets) -> Result<&'static str, String> {
+    resolved.io_uring_tracepoint.ok_or_else(|| {
+        "no io_uring submit tracepoint in this kernel's BTF that the hook can read \
+         (CONFIG_IO_URING off?)"
+            .to_owned()
+    })
 }
 
 /// Attaches the hook if the system family is `enabled`. None: the family
-/// is off; else the hook, or why it is not attached.
+/// is off; else the tracepoint it went on, or why it is not attached.
 pub fn attach(
     ebpf: &mut Ebpf,
     enabled: &[EventKind],
     resolved: &ResolvedOffsets,
-) -> Option<Result<String, String>> {
+) -> Option<Result<&'static str, String>> {
     if !enabled.contains(&EventKind::System) {
         return None;
     }
-    Some(hook(resolved).and_then(|hook| {
-        let tracepoint = resolved.io_uring_tracepoint.unwrap_or_default();
+    Some(tracepoint(resolved).and_then(|tracepoint| {
         super::load_raw_tracepoint(ebpf, names::PROG_IO_URING_SUBMIT, tracepoint)
             .map_err(|e| e.to_string())?
             .attach(tracepoint)
-            .map_err(|e| format!("attaching {hook}: {e}"))?;
-        Ok(hook)
+            .map_err(|e| format!("attaching to {tracepoint}: {e}"))?;
+        Ok(tracepoint)
     }))
 }

@@ -227,8 +227,9 @@ impl EbpfSource {
             None => {}
         }
         match io_uring::attach(&mut ebpf, &enabled, &resolved) {
-            Some(Ok(hook)) => tracing::info!(
-                "io_uring requests of file and network operations are reported ({hook})"
+            Some(Ok(tracepoint)) => tracing::info!(
+                "io_uring requests of file and network operations are reported \
+                 (raw_tracepoint/{tracepoint})"
             ),
             Some(Err(why)) => tracing::warn!(
                 "io_uring requests are not reported: an intruder's io_uring openat or connect \

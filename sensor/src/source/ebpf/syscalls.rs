@@ -557,8 +557,34 @@ fn ensure_tracefs() {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
+
+    /// The kernel's `asm/<file>` for x86_64, where linux-libc-dev installed
+    /// it (None, said on stderr, where not).
+    pub(in crate::source::ebpf) fn unistd_header(file: &str) -> Option<String> {
+        let path = format!("/usr/include/x86_64-linux-gnu/asm/{file}");
+        let header = std::fs::read_to_string(&path);
+        if header.is_err() {
+            eprintln!("no {path} here: nothing to compare");
+        }
+        header.ok()
+    }
+
+    /// Syscall `name`'s number in a unistd header, without the x32 bit:
+    /// `#define __NR_chmod 15`, or `#define __NR_chmod (__X32_SYSCALL_BIT + 90)`.
+    pub(in crate::source::ebpf) fn header_number(header: &str, name: &str) -> Option<u32> {
+        let prefix = format!("#define __NR_{name} ");
+        header.lines().find_map(|l| {
+            let value = l.strip_prefix(&prefix)?;
+            value
+                .strip_prefix("(__X32_SYSCALL_BIT + ")
+                .and_then(|v| v.strip_suffix(')'))
+                .unwrap_or(value)
+                .parse::<u32>()
+                .ok()
+        })
+    }
 
     /// x32 numbers against the kernel's own, where linux-libc-dev
     /// installed them: ptrace at its own number, every other traced
@@ -566,21 +592,10 @@ mod tests {
     #[test]
     #[cfg(target_arch = "x86_64")]
     fn the_x32_numbers_match_the_kernel_headers() {
-        let Ok(header) = std::fs::read_to_string("/usr/include/x86_64-linux-gnu/asm/unistd_x32.h")
-        else {
-            eprintln!("no unistd_x32.h here: nothing to compare");
+        let Some(header) = unistd_header("unistd_x32.h") else {
             return;
         };
-        // `#define __NR_chmod (__X32_SYSCALL_BIT + 90)`
-        let number = |name: &str| {
-            let prefix = format!("#define __NR_{name} (__X32_SYSCALL_BIT + ");
-            header.lines().find_map(|l| {
-                l.strip_prefix(&prefix)?
-                    .strip_suffix(')')?
-                    .parse::<u32>()
-                    .ok()
-            })
-        };
+        let number = |name: &str| header_number(&header, name);
         let mut checked = 0;
         for op in SyscallOp::ALL {
             let Some(expected) = number(op.name()) else {
