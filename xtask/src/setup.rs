@@ -50,6 +50,9 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     // host-side listener is a python3 one-liner.
     "mmdebstrap",
     "python3",
+    // The kernel's syscall numbers (asm/unistd_32.h, unistd_x32.h), which
+    // the daemon's ia32 and x32 tables are checked against.
+    "linux-libc-dev",
 ];
 
 /// Services that packages above would start and that must not keep
