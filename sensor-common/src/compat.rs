@@ -170,6 +170,7 @@ pub const TABLE: &[(u32, u32)] = &[
     (442, SyscallOp::MountSetattr as u32),
     (347, SyscallOp::ProcessVmReadv as u32),
     (348, SyscallOp::ProcessVmWritev as u32),
+    (438, SyscallOp::PidfdGetfd as u32),
 ];
 
 /// The op a `socketcall` call number stands for.

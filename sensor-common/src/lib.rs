@@ -95,6 +95,12 @@ pub mod names {
     pub const PROG_IO_URING_SUBMIT: &str = "io_uring_submit";
     pub const TP_IO_URING_SUBMIT_REQ: &str = "io_uring_submit_req";
     pub const TP_IO_URING_SUBMIT_SQE: &str = "io_uring_submit_sqe";
+    /// `fexit/mem_open`: opens of `/proc/PID/mem`.
+    pub const PROG_PROC_MEM_OPEN: &str = "proc_mem_open";
+    pub const FN_MEM_OPEN: &str = "mem_open";
+    /// Slot 0 set to 1 once that hook is attached: the watch family's
+    /// open exit then no longer tests for those files itself.
+    pub const PROC_MEM_BY_FEXIT_MAP: &str = "PROC_MEM_BY_FEXIT";
     /// Kernel-side filters (syscall families only; see sensor::config):
     /// `u32` uids, `u64` cgroup ids, [`crate::ExeKey`] executables, each to
     /// a `u8`, and an array of [`crate::PathPrefix`].

@@ -165,6 +165,23 @@ pub struct KernelOffsets {
     /// Position of its `u8 opcode` argument, where it has no request
     /// (5.10–5.18), or [`OFFSET_MISSING`].
     pub io_uring_opcode_arg: u32,
+    /// `fmode_t f_mode`: how a file was opened (`FMODE_READ`,
+    /// `FMODE_WRITE`).
+    pub file_f_mode: u32,
+    /// A procfs inode's process: `struct proc_inode` embeds the inode
+    /// (`vfs_inode`) and holds its `struct pid *pid`.
+    pub proc_inode_vfs_inode: u32,
+    pub proc_inode_pid: u32,
+    /// `struct pid`'s numbers, one `struct upid` per namespace level; the
+    /// first is the number in the initial namespace.
+    pub pid_numbers: u32,
+    pub upid_nr: u32,
+    /// `void *i_private`: a pidfd's `struct pid` since pidfs (6.9), where
+    /// the file's `private_data` held it before.
+    pub inode_i_private: u32,
+    /// `unsigned long s_magic`: which filesystem (procfs's
+    /// `PROC_SUPER_MAGIC`).
+    pub sb_magic: u32,
 }
 
 impl KernelOffsets {
@@ -278,10 +295,17 @@ impl KernelOffsets {
         filename_name: OFFSET_MISSING,
         io_uring_req_arg: OFFSET_MISSING,
         io_uring_opcode_arg: OFFSET_MISSING,
+        file_f_mode: OFFSET_MISSING,
+        proc_inode_vfs_inode: OFFSET_MISSING,
+        proc_inode_pid: OFFSET_MISSING,
+        pid_numbers: OFFSET_MISSING,
+        upid_nr: OFFSET_MISSING,
+        inode_i_private: OFFSET_MISSING,
+        sb_magic: OFFSET_MISSING,
     };
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 107 * 4);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 114 * 4);
 
 #[cfg(feature = "user")]
 // SAFETY: repr(C), only u32 fields, no padding (size assert above).

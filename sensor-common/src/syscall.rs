@@ -87,7 +87,17 @@ pub enum SyscallOp {
     /// into one. The same permission as a ptrace attach.
     ProcessVmReadv = 109,
     ProcessVmWritev = 110,
+    /// Copies one of another process's open files into the caller
+    /// (through a pidfd): a socket, a credentials file or a pipe taken
+    /// from a running service without ever opening it. The same
+    /// permission as a ptrace attach.
+    PidfdGetfd = 111,
 }
+
+/// `SysEvent::op` of an open of another process's memory file
+/// (`/proc/PID/mem`, from a hook on the kernel's `mem_open`): `args` =
+/// [the file's `f_mode`, the target's pid]; `ret` the open's result.
+pub const SYS_OP_PROC_MEM_OPEN: u32 = 125;
 
 /// `SysEvent::op` of an io_uring request (see [`crate::io_uring`]):
 /// `args[0]` is its opcode; no syscall, no result yet.
@@ -160,7 +170,7 @@ pub enum Target {
 }
 
 impl SyscallOp {
-    pub const ALL: [SyscallOp; 54] = [
+    pub const ALL: [SyscallOp; 55] = [
         SyscallOp::Chmod,
         SyscallOp::Fchmod,
         SyscallOp::Fchmodat,
@@ -215,6 +225,7 @@ impl SyscallOp {
         SyscallOp::MountSetattr,
         SyscallOp::ProcessVmReadv,
         SyscallOp::ProcessVmWritev,
+        SyscallOp::PidfdGetfd,
     ];
 
     /// A match, not a search of [`Self::ALL`]: the eBPF side calls this in
@@ -276,6 +287,7 @@ impl SyscallOp {
             108 => SyscallOp::MountSetattr,
             109 => SyscallOp::ProcessVmReadv,
             110 => SyscallOp::ProcessVmWritev,
+            111 => SyscallOp::PidfdGetfd,
             _ => return None,
         })
     }
@@ -337,6 +349,7 @@ impl SyscallOp {
             SyscallOp::MountSetattr => "mount_setattr",
             SyscallOp::ProcessVmReadv => "process_vm_readv",
             SyscallOp::ProcessVmWritev => "process_vm_writev",
+            SyscallOp::PidfdGetfd => "pidfd_getfd",
         }
     }
 
@@ -639,7 +652,8 @@ pub mod mount_flags {
 /// An action an intruder uses: ptrace attach, a kernel module load or
 /// unload, memfd_create, mount/umount, a bpf() program load or attach, or
 /// (op [`SYS_OP_SIGNAL_SENSOR`]) a signal sent to the sensor, or (op
-/// [`SYS_OP_IO_URING`]) an io_uring request. Followed by
+/// [`SYS_OP_IO_URING`]) an io_uring request, or (op
+/// [`SYS_OP_PROC_MEM_OPEN`]) an open of a process's memory file. Followed by
 /// `str_lens[0] + str_lens[1] + str_lens[2]` bytes: three strings whose
 /// meaning depends on `op` (see the daemon's decoder), then `base_len`
 /// bytes: a path walked in the kernel (see the field).
@@ -649,7 +663,8 @@ pub struct SysEvent {
     pub header: EventHeader,
     /// The acting task (for a signal: the sender).
     pub task: TaskInfo,
-    /// [`SyscallOp`] as `u32`, [`SYS_OP_SIGNAL_SENSOR`] or [`SYS_OP_IO_URING`].
+    /// [`SyscallOp`] as `u32`, [`SYS_OP_SIGNAL_SENSOR`], [`SYS_OP_IO_URING`]
+    /// or [`SYS_OP_PROC_MEM_OPEN`].
     pub op: u32,
     /// [`sys_flags`] bits.
     pub flags: u32,
@@ -695,6 +710,7 @@ mod tests {
         assert_eq!(SyscallOp::from_u32(0), None);
         assert_eq!(SyscallOp::from_u32(NET_OP_CONNECT_OUTCOME), None);
         assert_eq!(SyscallOp::from_u32(SYS_OP_IO_URING), None);
+        assert_eq!(SyscallOp::from_u32(SYS_OP_PROC_MEM_OPEN), None);
         assert_eq!(SyscallOp::from_u32(SYS_OP_SIGNAL_SENSOR), None);
     }
 

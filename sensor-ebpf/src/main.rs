@@ -18,6 +18,7 @@ mod io_uring;
 mod kernel;
 mod maps;
 mod path;
+mod proc_mem;
 mod process;
 mod ring;
 mod syscall;

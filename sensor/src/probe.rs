@@ -70,17 +70,19 @@ pub fn run() -> Report {
             btf_path.display()
         ))
     };
-    let (kernel_fields_missing, ia32, io_uring, btf, task_btf) =
+    let (kernel_fields_missing, ia32, io_uring, proc_mem, btf, task_btf) =
         match offsets::resolve_running_kernel() {
             Ok(r) => (
                 r.missing.clone(),
                 crate::source::ebpf::compat::supported(&r.offsets),
                 crate::source::ebpf::io_uring::tracepoint(&r),
+                crate::source::ebpf::proc_mem::available(&r),
                 btf,
                 bpf::task_btf(r.offsets.task_pid),
             ),
             Err(e) => (
                 Vec::new(),
+                Err("kernel BTF unreadable".to_owned()),
                 Err("kernel BTF unreadable".to_owned()),
                 Err("kernel BTF unreadable".to_owned()),
                 Check::no(e.to_string()),
@@ -149,6 +151,22 @@ pub fn run() -> Report {
         },
         why: crate::source::ebpf::io_uring::WHY,
         preferred: Some(crate::source::ebpf::io_uring::PREFERRED),
+        unavailable: Vec::new(),
+    });
+    let fexit = bpf::tracing_program(bpf::Tracing::Fexit);
+    hooks.push(HookChoice {
+        kind: "proc_mem",
+        hook: match (proc_mem, fexit.available) {
+            (Ok(()), true) => format!("fexit/{}", sensor_common::names::FN_MEM_OPEN),
+            (Ok(()), false) => format!(
+                "{} (fexit refused here: {})",
+                crate::source::ebpf::proc_mem::FALLBACK,
+                fexit.detail
+            ),
+            (Err(why), _) => format!("none: {why}"),
+        },
+        why: crate::source::ebpf::proc_mem::WHY,
+        preferred: None,
         unavailable: Vec::new(),
     });
     Report {
@@ -253,10 +271,13 @@ mod bpf {
     const BPF_PROG_TYPE_TRACING: u32 = 26;
     const BPF_PROG_TYPE_LSM: u32 = 29;
     const BPF_TRACE_FENTRY: u32 = 24;
+    const BPF_TRACE_FEXIT: u32 = 25;
     const BPF_LSM_MAC: u32 = 27;
 
     pub enum Tracing {
         Fentry,
+        /// On the `/proc/PID/mem` hook's own function.
+        Fexit,
         Lsm,
     }
 
@@ -354,6 +375,12 @@ mod bpf {
                 BPF_TRACE_FENTRY,
                 "security_bprm_check",
                 "fentry",
+            ),
+            Tracing::Fexit => (
+                BPF_PROG_TYPE_TRACING,
+                BPF_TRACE_FEXIT,
+                sensor_common::names::FN_MEM_OPEN,
+                "fexit",
             ),
             Tracing::Lsm => (
                 BPF_PROG_TYPE_LSM,

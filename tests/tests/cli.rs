@@ -109,7 +109,8 @@ fn probe_reports_features_and_hooks() {
             "net",
             "system",
             "ia32",
-            "io_uring"
+            "io_uring",
+            "proc_mem"
         ]
     );
     let hook = |kind: &str| {
@@ -126,6 +127,19 @@ fn probe_reports_features_and_hooks() {
         io_uring["hook"], "raw_tracepoint/io_uring_submit_req",
         "{io_uring}"
     );
+    // /proc/PID/mem: fexit on mem_open where tracing programs load, else
+    // the open syscalls' exit, which says what it misses.
+    let proc_mem = hook("proc_mem").expect("proc_mem hook");
+    let proc_mem_hook = proc_mem["hook"].as_str().unwrap_or_default();
+    if r["fentry"]["available"] == true {
+        assert_eq!(proc_mem_hook, "fexit/mem_open", "{proc_mem}");
+    } else {
+        assert!(
+            proc_mem_hook.starts_with("tp_btf/sys_exit")
+                && proc_mem_hook.contains("opens for writing only"),
+            "{proc_mem}"
+        );
+    }
     // This machine has ia32 emulation: the hooks for it are chosen.
     let ia32 = hook("ia32").expect("ia32 hook");
     assert!(

@@ -318,6 +318,13 @@ pub fn fd_file(task: u64, fd: i32) -> Result<u64, Miss> {
     read_ptr(array, fd as u32 * 8)
 }
 
+/// The number of `struct pid` `pid` in the initial pid namespace (what
+/// the sensor's events name processes by).
+#[inline(always)]
+pub fn pid_number(pid: u64) -> Result<u32, Miss> {
+    read_u32(pid, crate::kernel::plus(off!(pid_numbers), off!(upid_nr)))
+}
+
 /// The `struct path` of the directory a relative path given with `dirfd`
 /// starts from: the cwd for AT_FDCWD, else the fd's file (which is also
 /// the object itself for an empty path with `AT_EMPTY_PATH`).

@@ -1,6 +1,7 @@
-//! Actions an intruder uses: ptrace attach, kernel module load and unload,
-//! memfd_create, mount and umount, bpf() program loads and attaches, and
-//! signals sent to the sensor itself.
+//! Actions an intruder uses: ptrace attach, another process's memory or
+//! files reached without it (process_vm_readv/writev, pidfd_getfd), kernel
+//! module load and unload, memfd_create, mount and umount, bpf() program
+//! loads and attaches, and signals sent to the sensor itself.
 //!
 //! Same entry/exit pattern as the file family: strings are copied at
 //! entry, the result (and finit_module's file, from its fd) at exit.
@@ -15,7 +16,7 @@ use sensor_common::{
 };
 
 use super::{copy, dir_path, fd_file, read_user_str};
-use crate::kernel::{copy_struct, field, put, read_u32};
+use crate::kernel::{copy_struct, field, put, read_ptr, read_u32};
 use crate::maps::{DATA_MASK, SYSCALL_SCRATCH, count_error, off, scratch, sensor_tgid};
 use crate::path::{Walk, Writer, write_found_path};
 use crate::task::{self, Current};
@@ -113,6 +114,21 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
         SyscallOp::ProcessVmReadv | SyscallOp::ProcessVmWritev => {
             p.args[1] = a(0);
             p.args[2] = a(4);
+        }
+        // (pidfd, targetfd, flags): the fd taken, and the process it is
+        // taken from (see `pidfd_target`).
+        SyscallOp::PidfdGetfd => {
+            let key = super::entry_thread_key();
+            let target = pidfd_target(a(0) as i32).unwrap_or(0);
+            // Its own files: nothing crosses a process boundary.
+            if target == (key >> 32) as u32 || target == key as u32 {
+                return 0;
+            }
+            // Volatile: on some compat paths LLVM sees two of these as
+            // zero and merges them into a memset call.
+            put(&mut p.args[0], a(1));
+            put(&mut p.args[1], target as u64);
+            put(&mut p.args[2], a(2));
         }
         SyscallOp::InitModule => {
             p.args[0] = a(1);
@@ -259,7 +275,8 @@ fn exit(ret: i64, abi: u32) -> u32 {
     copy(data, (len0 + len1) & DATA_MASK, p.s2.as_ptr(), len2);
     ev.str_lens = [len0 as u32, len1 as u32, len2 as u32];
     // Then one path walked here (one walk site: a second puts sys_exit past
-    // the verifier's budget): finit_module's file, from its fd; or where a
+    // the verifier's budget): finit_module's file, from its fd, or the file
+    // pidfd_getfd took (its new fd); or where a
     // mount target relative to the cwd or a dirfd, or empty (the dirfd
     // itself), or a bind or move mount's relative source, starts, so the
     // daemon can show the paths the kernel used.
@@ -273,9 +290,11 @@ fn exit(ret: i64, abi: u32) -> u32 {
         && p.args[0] & mount_flags::SOURCE_IS_PATH != 0
         && len1 > 0
         && unsafe { *p.s1.as_ptr() } != b'/';
-    let walked = if p.op == SyscallOp::FinitModule as u32 {
+    let taken = p.op == SyscallOp::PidfdGetfd as u32 && ret >= 0;
+    let walked = if p.op == SyscallOp::FinitModule as u32 || taken {
         ev.flags |= sys_flags::FILE_WALKED;
-        Some(fd_file(task, p.fd).and_then(|f| field(f, off!(file_path))))
+        let fd = if taken { ret as i32 } else { p.fd };
+        Some(fd_file(task, fd).and_then(|f| field(f, off!(file_path))))
     } else if mount_target(p.op) && (relative || source_relative) {
         let dirfd = if p.op == SyscallOp::Mount as u32 || p.op == SyscallOp::Umount2 as u32 {
             AT_FDCWD
@@ -353,6 +372,22 @@ pub fn signal_sensor(ctx: RawTracePointContext) -> u32 {
 }
 
 const FIXED: usize = core::mem::size_of::<SysEvent>();
+
+/// The number of the process a pidfd stands for, through its file: the
+/// `struct pid` is the file's private data (before pidfs, 6.9) or its
+/// inode's (pidfs). Whatever another kind of file holds there reads as
+/// some number, but the call then fails with EBADF, and the daemon names
+/// no target.
+#[inline(always)]
+fn pidfd_target(pidfd: i32) -> Result<u32, crate::kernel::Miss> {
+    let file = fd_file(super::current_task(), pidfd)?;
+    let mut pid = read_ptr(file, off!(file_private_data))?;
+    if pid == 0 {
+        pid = read_ptr(file, off!(file_inode))
+            .and_then(|inode| read_ptr(inode, off!(inode_i_private)))?;
+    }
+    super::pid_number(pid)
+}
 
 #[inline(always)]
 fn user_u32(addr: u64) -> u32 {

@@ -310,6 +310,10 @@ fn exit(ret: i64, abi: u32) -> u32 {
         let file = fd_file(task, ret as i32);
         let matched = file_watched(file);
         if matched == 0 {
+            // Not watched; it may still be a process's memory file.
+            if let Ok(file) = file {
+                crate::proc_mem::opened_for_writing(current, file);
+            }
             return 0;
         }
         send(

@@ -437,10 +437,16 @@ pub struct SensorFields {
     /// `queue_full`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hash_unavailable: Option<&'static str>,
-    /// ptrace: the process attached to; process_vm_readv/writev: the
-    /// process whose memory was read or written (the same permission).
+    /// ptrace: the process attached to; process_vm_readv/writev and a
+    /// `/proc/PID/mem` open: the process whose memory was reached;
+    /// pidfd_getfd: the process an open file was taken from. All under
+    /// the same permission as a ptrace attach.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ptrace_target: Option<Ancestor>,
+    /// How another process was reached without ptrace, where the target
+    /// alone does not say it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub process_access: Option<ProcessAccess>,
     /// Kernel module load or unload, memfd_create, mount/umount, bpf():
     /// what the call named.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -505,6 +511,7 @@ impl SensorFields {
             fileless,
             hash_unavailable,
             ptrace_target,
+            process_access,
             module,
             memfd,
             mount,
@@ -540,6 +547,7 @@ impl SensorFields {
             && fileless.is_none()
             && hash_unavailable.is_none()
             && ptrace_target.is_none()
+            && process_access.is_none()
             && module.is_none()
             && memfd.is_none()
             && mount.is_none()
@@ -777,6 +785,17 @@ pub struct MountDetail {
     /// mount_setattr: the propagation asked for (`MS_SHARED` and co.).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub propagation: Option<u64>,
+}
+
+/// `sensor.process_access`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ProcessAccess {
+    /// pidfd_getfd: the fd number taken, in the target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fd: Option<u64>,
+    /// A `/proc/PID/mem` open: `read`, `write` or `read_write`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<&'static str>,
 }
 
 /// `sensor.io_uring`.

@@ -1,12 +1,14 @@
-//! Actions an intruder uses: ptrace, kernel modules, memfd_create, mount,
-//! bpf(), signals sent (or refused) to the sensor, and io_uring requests.
+//! Actions an intruder uses: ptrace and the other ways into another
+//! process (process_vm_*, pidfd_getfd, /proc/PID/mem), kernel modules,
+//! memfd_create, mount, bpf(), signals sent (or refused) to the sensor,
+//! and io_uring requests.
 
 use sensor_common::SyscallOp;
 
 use super::{Kind, Pipeline, outcome, signal_name};
 use crate::event::{
     Ancestor, BpfDetail, Event, File, IoUringDetail, MemfdDetail, ModuleDetail, MountDetail,
-    SensorFields, Signal, Text,
+    ProcessAccess, SensorFields, Signal, Text,
 };
 use crate::source::ebpf::decode::{SockAddr, SysOp, SysRecord};
 
@@ -62,6 +64,19 @@ impl Pipeline {
                 sensor.io_uring = Some(detail);
                 (category, ACCESS, "io_uring_submit")
             }
+            // Another process's memory file opened (the open's
+            // permission is an attach's; the reads and writes follow on
+            // the fd, unseen one by one).
+            SysOp::ProcMemOpen => {
+                let target = x.args[1] as u32;
+                sensor.ptrace_target = Some(self.target_process(target));
+                let mode = memory_open_mode(x.args[0]);
+                sensor.process_access = Some(ProcessAccess {
+                    fd: None,
+                    mode: Some(mode),
+                });
+                (PROCESS, ACCESS, "process_memory_open")
+            }
             SysOp::Syscall(op) => {
                 sensor.syscall = Some(op.name());
                 match op {
@@ -76,6 +91,25 @@ impl Pipeline {
                                 "process_memory_read"
                             },
                         )
+                    }
+                    // The pid comes from the pidfd's file, which is no
+                    // pidfd where the call failed with EBADF (or EINVAL,
+                    // before looking): no target is named then.
+                    SyscallOp::PidfdGetfd => {
+                        let target = x.args[1] as u32;
+                        let before_lookup =
+                            x.ret == -(libc::EBADF as i64) || x.ret == -(libc::EINVAL as i64);
+                        let known = target != 0 && !before_lookup;
+                        sensor.ptrace_target = known.then(|| self.target_process(target));
+                        sensor.process_access = Some(ProcessAccess {
+                            fd: Some(x.args[0]),
+                            mode: None,
+                        });
+                        file = (!x.path.is_empty()).then(|| File {
+                            path: Some(Text(x.path.clone())),
+                            ..File::default()
+                        });
+                        (PROCESS, ACCESS, "process_fd_copy")
                     }
                     SyscallOp::Ptrace => {
                         sensor.ptrace_target = Some(self.target_process(x.args[1] as u32));
@@ -216,6 +250,16 @@ impl Pipeline {
     }
 }
 
+/// A memory file's open mode from its `f_mode` (`FMODE_READ` 1,
+/// `FMODE_WRITE` 2).
+fn memory_open_mode(f_mode: u64) -> &'static str {
+    match f_mode & 3 {
+        3 => "read_write",
+        2 => "write",
+        _ => "read",
+    }
+}
+
 /// `sensor.io_uring`, and the path the request names (joined to where a
 /// relative one starts), from an io_uring record: args are `[opcode,
 /// dirfd, open flags, mode]`, `path` and `name` its two paths.
@@ -314,6 +358,16 @@ fn signal_result(r: u64) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_memory_file_is_named_by_how_it_was_opened() {
+        // FMODE_READ 1, FMODE_WRITE 2, with other f_mode bits around them.
+        assert_eq!(memory_open_mode(0x1), "read");
+        assert_eq!(memory_open_mode(0x2), "write");
+        assert_eq!(memory_open_mode(0x3), "read_write");
+        assert_eq!(memory_open_mode(0x4_801d), "read");
+        assert_eq!(memory_open_mode(0x4_801f), "read_write");
+    }
 
     fn io_uring_record(opcode: u8, args: [u64; 3], path: &[u8], name: &[u8]) -> SysRecord {
         SysRecord {

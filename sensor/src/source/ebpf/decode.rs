@@ -6,8 +6,9 @@
 
 use sensor_common::{
     CredEvent, EventHeader, EventKind, ExecEvent, ExitEvent, FileEvent, ForkEvent,
-    NET_OP_CONNECT_OUTCOME, NetEvent, SOCKADDR_CAP, SYS_OP_IO_URING, SYS_OP_SIGNAL_SENSOR,
-    SysEvent, SyscallOp, TaskInfo, WatchEvent, exec_flags, file_flags, sys_flags, watch_flags,
+    NET_OP_CONNECT_OUTCOME, NetEvent, SOCKADDR_CAP, SYS_OP_IO_URING, SYS_OP_PROC_MEM_OPEN,
+    SYS_OP_SIGNAL_SENSOR, SysEvent, SyscallOp, TaskInfo, WatchEvent, exec_flags, file_flags,
+    sys_flags, watch_flags,
 };
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -219,6 +220,8 @@ pub enum SysOp {
     SignalSensor,
     /// An io_uring request; args[0] is its opcode.
     IoUring,
+    /// An open of a process's memory file; args = [f_mode, target pid].
+    ProcMemOpen,
 }
 
 /// An action an intruder uses (see sensor_common::SysEvent). What the
@@ -226,6 +229,8 @@ pub enum SysOp {
 /// - ptrace: args = [request, target pid];
 /// - process_vm_readv/writev: args[1] = target pid, args[2] = its pieces
 ///   (riovcnt), `ret` the bytes moved;
+/// - pidfd_getfd: args = [the fd taken, target pid (0: unknown),
+///   flags], `path` the file taken (on success), `ret` its new fd;
 /// - init_module: args[0] = image length, `params`;
 /// - finit_module: args = [fd, flags], `path` (the file), `params`;
 /// - delete_module: `name`, args[1] = flags;
@@ -550,6 +555,7 @@ fn decode_sys(bytes: &[u8]) -> Result<SysRecord, DecodeError> {
     let op = match e.op {
         SYS_OP_SIGNAL_SENSOR => SysOp::SignalSensor,
         SYS_OP_IO_URING => SysOp::IoUring,
+        SYS_OP_PROC_MEM_OPEN => SysOp::ProcMemOpen,
         op => SysOp::Syscall(SyscallOp::from_u32(op).ok_or(DecodeError::UnknownOp { kind, op })?),
     };
     let data = &bytes[fixed..];

@@ -8,6 +8,7 @@ pub mod filter;
 pub mod inode_key;
 pub mod io_uring;
 pub mod offsets;
+pub mod proc_mem;
 pub mod skipped;
 pub mod syscalls;
 pub mod task_reads;
@@ -234,6 +235,18 @@ impl EbpfSource {
             Some(Err(why)) => tracing::warn!(
                 "io_uring requests are not reported: an intruder's io_uring openat or connect \
                  goes unseen: {why}"
+            ),
+            None => {}
+        }
+        match proc_mem::attach(&mut ebpf, &enabled, &resolved, &btf) {
+            Some(Ok(proc_mem::Status::Fexit)) => {
+                tracing::info!("opens of /proc/PID/mem are reported (fexit/mem_open)")
+            }
+            Some(Ok(proc_mem::Status::OpenExit(why))) => tracing::info!(
+                "opens of /proc/PID/mem are reported from the open syscalls' exit, successful                  opens for writing only (fexit: {why})"
+            ),
+            Some(Err(why)) => tracing::warn!(
+                "opens of /proc/PID/mem are not reported: memory injection through them goes                  unseen: {why}"
             ),
             None => {}
         }

@@ -60,6 +60,9 @@ pub struct ResolvedOffsets {
     /// The io_uring submit tracepoint this kernel has, in a shape the
     /// hook can read (see [`io_uring_hook`]).
     pub io_uring_tracepoint: Option<&'static str>,
+    /// Whether the `/proc/PID/mem` hook can load here, or why not (see
+    /// [`proc_mem_hook`]).
+    pub proc_mem: Result<(), String>,
 }
 
 pub fn resolve_running_kernel() -> Result<ResolvedOffsets, OffsetsError> {
@@ -150,6 +153,7 @@ pub fn resolve_btf(btf: &Btf, cgroup_mode: CgroupMode) -> Result<ResolvedOffsets
         setattr_dentry_arg,
         io_uring_args,
     );
+    let proc_mem = proc_mem_hook(btf, |field| values[field] != OFFSET_MISSING);
     let task_btf_helper = btf::enumerators(btf, "bpf_func_id").is_ok_and(|helpers| {
         helpers
             .iter()
@@ -160,7 +164,35 @@ pub fn resolve_btf(btf: &Btf, cgroup_mode: CgroupMode) -> Result<ResolvedOffsets
         missing,
         task_btf_helper,
         io_uring_tracepoint,
+        proc_mem,
     })
+}
+
+/// The `/proc/PID/mem` hook goes on `mem_open(struct inode *, struct file
+/// *)` and names the target through the inode's `proc_inode`: both must be
+/// in this kernel's BTF as the hook reads them. (Its fallback, in the open
+/// exit, also tells procfs by its superblock's magic.)
+fn proc_mem_hook(btf: &Btf, found: impl Fn(&str) -> bool) -> Result<(), String> {
+    let fields = [
+        "file_f_mode",
+        "proc_inode_vfs_inode",
+        "proc_inode_pid",
+        "pid_numbers",
+        "upid_nr",
+        "sb_magic",
+    ];
+    let lacking: Vec<&str> = fields.into_iter().filter(|f| !found(f)).collect();
+    if !lacking.is_empty() {
+        return Err(format!("the kernel's BTF lacks {}", lacking.join(", ")));
+    }
+    let function = sensor_common::names::FN_MEM_OPEN;
+    match btf::func_param_index(btf, function, "file") {
+        Ok(Some(1)) => Ok(()),
+        Ok(_) => Err(format!(
+            "no {function}(inode, file) in this kernel's BTF (inlined or changed)"
+        )),
+        Err(e) => Err(format!("reading {function} from the kernel's BTF: {e}")),
+    }
 }
 
 /// How the host mounts cgroups, which decides where container paths live.
@@ -459,6 +491,15 @@ kernel_fields! {
     io_connect_addr: Optional io_connect.addr;
     io_connect_addr_len: Optional io_connect.addr_len;
     filename_name: Optional filename.name;
+    // The /proc/PID/mem hook and pidfd_getfd name the target process
+    // through its struct pid.
+    file_f_mode: Optional file.f_mode;
+    proc_inode_vfs_inode: Optional proc_inode.vfs_inode;
+    proc_inode_pid: Optional proc_inode.pid;
+    pid_numbers: Optional pid.numbers;
+    upid_nr: Optional upid.nr;
+    inode_i_private: Optional inode.i_private;
+    sb_magic: Optional super_block.s_magic;
 }
 
 /// Outcome of looking one field up.
@@ -546,6 +587,8 @@ mod tests {
     struct FakeKernel {
         structs: BTreeMap<&'static str, Vec<(&'static str, u32)>>,
         subsys_ids: Vec<(&'static str, u32)>,
+        /// Whether `mem_open(inode, file)` is in its BTF.
+        mem_open: bool,
     }
 
     impl FakeKernel {
@@ -564,6 +607,7 @@ mod tests {
                     ("memory_cgrp_id", 4),
                     ("pids_cgrp_id", 11),
                 ],
+                mem_open: true,
             }
         }
 
@@ -623,6 +667,9 @@ mod tests {
                 "security_inode_setattr",
                 &[("idmap", u64_t), ("dentry", u64_t), ("attr", u64_t)],
             );
+            if self.mem_open {
+                b.function(names::FN_MEM_OPEN, &[("inode", u64_t), ("file", u64_t)]);
+            }
             b.btf()
         }
     }
@@ -708,6 +755,25 @@ mod tests {
             );
             assert!(r.missing.contains(&"io_uring_req_arg"), "{:?}", r.missing);
         }
+    }
+
+    /// The /proc/PID/mem hook needs mem_open's prototype and the fields
+    /// it reads; without either, it says which.
+    #[test]
+    fn the_proc_mem_hook_needs_mem_open_and_the_procfs_fields() {
+        let resolve = |kernel: FakeKernel| {
+            resolve_btf(&kernel.btf(), CgroupMode::Unified)
+                .expect("resolves")
+                .proc_mem
+        };
+        assert_eq!(resolve(FakeKernel::complete()), Ok(()));
+        let mut without_function = FakeKernel::complete();
+        without_function.mem_open = false;
+        let why = resolve(without_function).expect_err("no mem_open");
+        assert!(why.contains("mem_open"), "{why}");
+        let why = resolve(FakeKernel::complete().without("proc_inode", "pid"))
+            .expect_err("no proc_inode.pid");
+        assert!(why.contains("proc_inode_pid"), "{why}");
     }
 
     #[test]
@@ -947,12 +1013,15 @@ mod tests {
         );
         assert_eq!(o.mm_arg_end, o.mm_arg_start + 8);
         assert_eq!(o.vfsmount_root, 0, "mnt_root is vfsmount's first member");
-        // Every field lies inside its struct.
+        // Every field lies inside its struct; a flexible array (pid's
+        // numbers[] since 6.x) starts at its end.
         for spec in FIELDS {
             let value = field_value(&o, spec.field);
+            let flexible = spec.field == "pid_numbers";
             if value != OFFSET_MISSING {
                 assert!(
-                    value < struct_size(btf, spec.strukt),
+                    value < struct_size(btf, spec.strukt)
+                        || (flexible && value == struct_size(btf, spec.strukt)),
                     "{} = {value} outside struct {}",
                     spec.field,
                     spec.strukt

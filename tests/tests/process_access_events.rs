@@ -1,0 +1,273 @@
+//! Other ways into another process than ptrace and process_vm_*:
+//! `pidfd_getfd` (copy one of its open files) and `/proc/PID/mem` (read
+//! or write its memory through a file). The tests make the real calls on
+//! a forked child, check that they worked from the child's side, and
+//! assert the events; and the calls a process makes on itself.
+//!
+//! On this build machine fexit is refused, so `/proc/PID/mem` opens come
+//! from the open syscalls' exit (successful opens for writing); the vm-test
+//! guests run the fexit hook.
+
+use std::ffi::CString;
+use std::io::Write as _;
+use std::os::fd::AsRawFd as _;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use sensor_tests::{Sensor, action, at, pid_of, scratch_dir};
+
+/// Written in the child through its memory file; at the same address in
+/// the child as here (fork copies the address space).
+static TARGET: [AtomicU8; 16] = [const { AtomicU8::new(0) }; 16];
+const PAYLOAD: &[u8; 16] = b"injected-payload";
+
+fn waitpid(pid: libc::pid_t) -> i32 {
+    let mut status = 0;
+    // SAFETY: waits for our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    status
+}
+
+fn exited_zero(status: i32) -> bool {
+    libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
+}
+
+fn pipe() -> [libc::c_int; 2] {
+    let mut fds = [0; 2];
+    // SAFETY: a plain pipe.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    fds
+}
+
+/// A child that waits for one byte on `go`, then exits 0 if TARGET holds
+/// the payload (1 if not). Its memory is a copy of ours.
+fn child_checking_target(go: libc::c_int) -> libc::pid_t {
+    // SAFETY: the child makes syscalls and atomic loads only, then _exit.
+    let child = unsafe { libc::fork() };
+    assert!(child >= 0, "fork: {}", std::io::Error::last_os_error());
+    if child == 0 {
+        let mut b = 0u8;
+        // SAFETY: reads one byte from our pipe: the parent's go.
+        unsafe { libc::read(go, (&raw mut b).cast(), 1) };
+        let got: Vec<u8> = TARGET.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+        // SAFETY: ends the forked child.
+        unsafe { libc::_exit(i32::from(got != PAYLOAD)) };
+    }
+    child
+}
+
+fn pidfd_open(pid: libc::pid_t) -> libc::c_int {
+    // SAFETY: a plain syscall.
+    unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) as libc::c_int }
+}
+
+fn pidfd_getfd(pidfd: libc::c_int, fd: libc::c_int) -> libc::c_int {
+    // SAFETY: a plain syscall; a new fd in this process on success.
+    unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd, fd, 0) as libc::c_int }
+}
+
+fn fd_path(fd: libc::c_int) -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt as _;
+    std::fs::read_link(format!("/proc/self/fd/{fd}"))
+        .expect("readlink")
+        .as_os_str()
+        .as_bytes()
+        .to_vec()
+}
+
+#[test]
+fn a_file_taken_from_another_process_is_named_with_its_owner() {
+    let sensor = Sensor::start("");
+    let dir = scratch_dir("pidfd-getfd");
+    let secret = dir.join("secret");
+    std::fs::File::create(&secret)
+        .and_then(|mut f| f.write_all(b"key"))
+        .expect("secret file");
+    // Opened here, inherited by the child, closed here: only the child
+    // holds it when it is taken.
+    let file = std::fs::File::open(&secret).expect("open secret");
+    let fd = file.as_raw_fd();
+    let go = pipe();
+    let child = child_checking_target(go[0]);
+    drop(file);
+    // Our own pidfd first: taking one's own file crosses nothing, not
+    // reported.
+    let me = std::process::id();
+    let own_pidfd = pidfd_open(me as libc::pid_t);
+    assert!(own_pidfd >= 0, "pidfd_open(self)");
+    let own_copy = pidfd_getfd(own_pidfd, go[1]);
+    assert!(
+        own_copy >= 0,
+        "pidfd_getfd(self): {}",
+        std::io::Error::last_os_error()
+    );
+
+    let pidfd = pidfd_open(child);
+    assert!(
+        pidfd >= 0,
+        "pidfd_open: {}",
+        std::io::Error::last_os_error()
+    );
+    let taken = pidfd_getfd(pidfd, fd);
+    assert!(
+        taken >= 0,
+        "pidfd_getfd: {}",
+        std::io::Error::last_os_error()
+    );
+    let expected_path = std::fs::canonicalize(&secret).expect("canonical path");
+    {
+        use std::os::unix::ffi::OsStrExt as _;
+        assert_eq!(fd_path(taken), expected_path.as_os_str().as_bytes());
+    }
+    // SAFETY: one byte to our pipe releases the child.
+    unsafe { libc::write(go[1], b"g".as_ptr().cast(), 1) };
+    waitpid(child);
+
+    let me = u64::from(me);
+    let ev = sensor.wait_for("the file taken from the child", |v| {
+        action(v) == "process_fd_copy" && pid_of(v) == me
+    });
+    assert_eq!(at(&ev, "sensor.ptrace_target.pid"), child, "{ev}");
+    assert_eq!(at(&ev, "sensor.process_access.fd"), fd, "{ev}");
+    assert_eq!(
+        at(&ev, "file.path"),
+        expected_path.to_str().expect("utf-8 path"),
+        "{ev}"
+    );
+    assert_eq!(at(&ev, "sensor.syscall"), "pidfd_getfd", "{ev}");
+    assert_eq!(at(&ev, "event.outcome"), "success", "{ev}");
+    // The child is a fork of this test: the table knows its executable.
+    assert_eq!(
+        at(&ev, "sensor.ptrace_target.executable"),
+        at(&ev, "process.executable"),
+        "{ev}"
+    );
+    // Our own copy came first: it would be here by now.
+    let own: Vec<_> = sensor
+        .events()
+        .into_iter()
+        .filter(|v| {
+            action(v) == "process_fd_copy" && at(v, "sensor.ptrace_target.pid").as_u64() == Some(me)
+        })
+        .collect();
+    assert!(own.is_empty(), "{own:?}");
+}
+
+#[test]
+fn taking_a_file_from_init_refused_to_nobody_is_reported() {
+    let sensor = Sensor::start("");
+    // SAFETY: the child makes syscalls only, then _exit.
+    let child = unsafe { libc::fork() };
+    assert!(child >= 0, "fork: {}", std::io::Error::last_os_error());
+    if child == 0 {
+        // SAFETY: plain syscalls; pidfd_open needs no permission, the
+        // take is refused.
+        let code = unsafe {
+            if libc::setresuid(65534, 65534, 65534) != 0 {
+                2
+            } else {
+                let pidfd = pidfd_open(1);
+                if pidfd < 0 {
+                    3
+                } else if pidfd_getfd(pidfd, 0) >= 0 {
+                    4
+                } else if *libc::__errno_location() != libc::EPERM {
+                    5
+                } else {
+                    0
+                }
+            }
+        };
+        // SAFETY: ends the forked child.
+        unsafe { libc::_exit(code) };
+    }
+    let status = waitpid(child);
+    assert!(
+        exited_zero(status),
+        "nobody's take from init was not refused with EPERM: {status:#x}"
+    );
+    let ev = sensor.wait_for("the refused take", |v| {
+        action(v) == "process_fd_copy" && pid_of(v) == child as u64
+    });
+    assert_eq!(at(&ev, "event.outcome"), "failure", "{ev}");
+    assert_eq!(at(&ev, "error.code"), "EPERM", "{ev}");
+    assert_eq!(at(&ev, "sensor.ptrace_target.pid"), 1, "{ev}");
+    assert_eq!(at(&ev, "sensor.process_access.fd"), 0, "{ev}");
+    assert!(at(&ev, "file.path").is_null(), "{ev}");
+}
+
+#[test]
+fn a_write_into_another_process_through_its_memory_file_names_it() {
+    let sensor = Sensor::start("");
+    let go = pipe();
+    let child = child_checking_target(go[0]);
+    let mem = CString::new(format!("/proc/{child}/mem")).unwrap();
+    // SAFETY: opens the child's memory file.
+    let fd = unsafe { libc::open(mem.as_ptr(), libc::O_RDWR) };
+    assert!(fd >= 0, "open {mem:?}: {}", std::io::Error::last_os_error());
+    // SAFETY: writes 16 bytes of PAYLOAD at TARGET's address in the child.
+    let written = unsafe {
+        libc::pwrite(
+            fd,
+            PAYLOAD.as_ptr().cast(),
+            PAYLOAD.len(),
+            TARGET.as_ptr() as libc::off_t,
+        )
+    };
+    assert_eq!(written, 16, "pwrite: {}", std::io::Error::last_os_error());
+    // SAFETY: our fd, and one byte to our pipe.
+    unsafe {
+        libc::close(fd);
+        libc::write(go[1], b"g".as_ptr().cast(), 1);
+    }
+    let status = waitpid(child);
+    assert!(
+        exited_zero(status),
+        "the child did not find the payload: {status:#x}"
+    );
+
+    let me = u64::from(std::process::id());
+    let ev = sensor.wait_for("the open of the child's memory", |v| {
+        action(v) == "process_memory_open" && pid_of(v) == me
+    });
+    assert_eq!(at(&ev, "sensor.ptrace_target.pid"), child, "{ev}");
+    assert_eq!(at(&ev, "sensor.process_access.mode"), "read_write", "{ev}");
+    assert_eq!(at(&ev, "event.outcome"), "success", "{ev}");
+    assert_eq!(
+        at(&ev, "event.category"),
+        &serde_json::json!(["process"]),
+        "{ev}"
+    );
+    assert_eq!(
+        at(&ev, "sensor.ptrace_target.executable"),
+        at(&ev, "process.executable"),
+        "{ev}"
+    );
+}
+
+#[test]
+fn its_own_memory_opened_for_writing_is_reported_and_for_reading_not() {
+    let sensor = Sensor::start("");
+    let me = std::process::id();
+    let mem = CString::new(format!("/proc/{me}/mem")).unwrap();
+    // Reading first: not reported. Then writing (how a shell overwrites
+    // its own code past W^X): reported.
+    for flags in [libc::O_RDONLY, libc::O_WRONLY] {
+        // SAFETY: opens and closes our own memory file.
+        let fd = unsafe { libc::open(mem.as_ptr(), flags) };
+        assert!(fd >= 0, "open {mem:?}: {}", std::io::Error::last_os_error());
+        // SAFETY: our fd.
+        unsafe { libc::close(fd) };
+    }
+    let me = u64::from(me);
+    let ev = sensor.wait_for("the open of our own memory for writing", |v| {
+        action(v) == "process_memory_open" && pid_of(v) == me
+    });
+    assert_eq!(at(&ev, "sensor.ptrace_target.pid"), me, "{ev}");
+    assert_eq!(at(&ev, "sensor.process_access.mode"), "write", "{ev}");
+    let opens = sensor
+        .events()
+        .into_iter()
+        .filter(|v| action(v) == "process_memory_open" && pid_of(v) == me)
+        .count();
+    assert_eq!(opens, 1, "the read-only open was reported too");
+}
