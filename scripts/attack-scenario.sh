@@ -277,6 +277,21 @@ EOF
     [[ $out == *scenario-memfd-ran* ]] || die "the program in the memfd did not run: $out"
 }
 
+# Secrets lifted from a running process's memory through /proc/PID/mem,
+# with no ptrace call: an open for reading, which only the fexit hook on
+# mem_open sees (the open-exit fallback sees opens for writing).
+memory_theft() {
+    step memory_theft
+    as_root <<'EOF'
+sleep 600 </dev/null >/dev/null 2>&1 &
+victim=$!
+start=$(awk 'NR == 1 { split($1, a, "-"); print a[1] }' "/proc/$victim/maps")
+n=$(dd if="/proc/$victim/mem" bs=16 count=1 skip=$((16#$start)) iflag=skip_bytes status=none | wc -c)
+kill "$victim"
+[ "$n" = 16 ]
+EOF
+}
+
 # A rootkit's load: the image is garbage, so the kernel refuses it, and
 # the attempt must still be reported with its outcome.
 module_load() {
@@ -381,6 +396,7 @@ main() {
     file_capability
     reverse_shell
     memfd_exec
+    memory_theft
     module_load
     cron_persistence
     cron_removed_via_symlink

@@ -251,6 +251,14 @@ const SCENARIO: &[Step] = &[
         )],
     },
     Step {
+        name: "memory_theft",
+        expects: &[one(
+            "process_memory_open of sleep's memory for reading, by root's dd",
+            &["process_memory_open"],
+            is_memory_theft,
+        )],
+    },
+    Step {
         name: "module_load",
         expects: &[one(
             "refused module_load of /tmp/.rootkit.ko",
@@ -436,6 +444,18 @@ fn is_ia32_setuid(v: &Value) -> bool {
         && is(v, "event.outcome", "failure")
         && is(v, "error.code", "EPERM")
         && is(v, "process.user.name", GUEST_USER)
+}
+
+/// An open for reading: only fexit/mem_open reports those, which every
+/// guest kernel loads, so the fexit variant is what this checks there.
+fn is_memory_theft(v: &Value) -> bool {
+    succeeded(v)
+        && by_root(v)
+        && is(v, "process.name", "dd")
+        && is(v, "sensor.process_access.mode", "read")
+        && at(v, "sensor.ptrace_target.executable")
+            .as_str()
+            .is_some_and(|e| e.ends_with("/sleep"))
 }
 
 fn is_refused_module(v: &Value) -> bool {
