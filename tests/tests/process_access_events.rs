@@ -113,6 +113,16 @@ fn a_file_taken_from_another_process_is_named_with_its_owner() {
         "pidfd_getfd: {}",
         std::io::Error::last_os_error()
     );
+    // Then the child's end of its pipe: a file with no path, named as
+    // /proc names it.
+    let taken_pipe = pidfd_getfd(pidfd, go[0]);
+    assert!(
+        taken_pipe >= 0,
+        "pidfd_getfd: {}",
+        std::io::Error::last_os_error()
+    );
+    let pipe_name = fd_path(taken_pipe);
+    assert!(pipe_name.starts_with(b"pipe:["), "{pipe_name:?}");
     let expected_path = std::fs::canonicalize(&secret).expect("canonical path");
     {
         use std::os::unix::ffi::OsStrExt as _;
@@ -135,6 +145,17 @@ fn a_file_taken_from_another_process_is_named_with_its_owner() {
     );
     assert_eq!(at(&ev, "sensor.syscall"), "pidfd_getfd", "{ev}");
     assert_eq!(at(&ev, "event.outcome"), "success", "{ev}");
+    let ev = sensor.wait_for("the pipe taken from the child", |v| {
+        action(v) == "process_fd_copy" && at(v, "sensor.process_access.fd") == go[0]
+    });
+    assert_eq!(
+        at(&ev, "sensor.process_access.object")
+            .as_str()
+            .map(str::as_bytes),
+        Some(pipe_name.as_slice()),
+        "{ev}"
+    );
+    assert!(at(&ev, "file").is_null(), "{ev}");
     // The child is a fork of this test: the table knows its executable.
     assert_eq!(
         at(&ev, "sensor.ptrace_target.executable"),

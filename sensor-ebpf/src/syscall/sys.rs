@@ -16,7 +16,7 @@ use sensor_common::{
 };
 
 use super::{copy, dir_path, fd_file, read_user_str};
-use crate::kernel::{copy_struct, field, put, read_ptr, read_u32};
+use crate::kernel::{copy_struct, field, put, read_ptr, read_u16, read_u32, read_u64};
 use crate::maps::{DATA_MASK, SYSCALL_SCRATCH, count_error, off, scratch, sensor_tgid};
 use crate::path::{Walk, Writer, write_found_path};
 use crate::task::{self, Current};
@@ -126,9 +126,9 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
             }
             // Volatile: on some compat paths LLVM sees two of these as
             // zero and merges them into a memset call.
+            // (Its flags must be 0: any other value is the call's EINVAL.)
             put(&mut p.args[0], a(1));
             put(&mut p.args[1], target as u64);
-            put(&mut p.args[2], a(2));
         }
         SyscallOp::InitModule => {
             p.args[0] = a(1);
@@ -294,7 +294,18 @@ fn exit(ret: i64, abi: u32) -> u32 {
     let walked = if p.op == SyscallOp::FinitModule as u32 || taken {
         ev.flags |= sys_flags::FILE_WALKED;
         let fd = if taken { ret as i32 } else { p.fd };
-        Some(fd_file(task, fd).and_then(|f| field(f, off!(file_path))))
+        let file = fd_file(task, fd);
+        if taken {
+            // Its type and inode number: a socket, a pipe or an anonymous
+            // inode has no path, and the daemon names it as /proc does.
+            let inode = file.and_then(|f| read_ptr(f, off!(file_inode)));
+            // Volatile: two zeros would become a memset call.
+            let mode = inode.and_then(|i| read_u16(i, off!(inode_mode)));
+            put(&mut ev.args[2], mode.unwrap_or(0) as u64);
+            let ino = inode.and_then(|i| read_u64(i, off!(inode_ino)));
+            put(&mut ev.args[3], ino.unwrap_or(0));
+        }
+        Some(file.and_then(|f| field(f, off!(file_path))))
     } else if mount_target(p.op) && (relative || source_relative) {
         let dirfd = if p.op == SyscallOp::Mount as u32 || p.op == SyscallOp::Umount2 as u32 {
             AT_FDCWD

@@ -793,6 +793,11 @@ pub struct ProcessAccess {
     /// pidfd_getfd: the fd number taken, in the target.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fd: Option<u64>,
+    /// pidfd_getfd of a file with no path, named as `/proc/PID/fd` names
+    /// it: `socket:[INODE]`, `pipe:[INODE]`, `anon_inode:[eventfd]`. (A
+    /// file with a path has it in `file.path`.)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object: Option<Text>,
     /// A `/proc/PID/mem` open: `read`, `write` or `read_write`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mode: Option<&'static str>,

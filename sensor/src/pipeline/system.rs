@@ -72,8 +72,8 @@ impl Pipeline {
                 sensor.ptrace_target = Some(self.target_process(target));
                 let mode = memory_open_mode(x.args[0]);
                 sensor.process_access = Some(ProcessAccess {
-                    fd: None,
                     mode: Some(mode),
+                    ..ProcessAccess::default()
                 });
                 (PROCESS, ACCESS, "process_memory_open")
             }
@@ -101,12 +101,14 @@ impl Pipeline {
                             x.ret == -(libc::EBADF as i64) || x.ret == -(libc::EINVAL as i64);
                         let known = target != 0 && !before_lookup;
                         sensor.ptrace_target = known.then(|| self.target_process(target));
+                        let (path, object) = taken_file(&x);
                         sensor.process_access = Some(ProcessAccess {
                             fd: Some(x.args[0]),
-                            mode: None,
+                            object,
+                            ..ProcessAccess::default()
                         });
-                        file = (!x.path.is_empty()).then(|| File {
-                            path: Some(Text(x.path.clone())),
+                        file = path.map(|path| File {
+                            path: Some(path),
                             ..File::default()
                         });
                         (PROCESS, ACCESS, "process_fd_copy")
@@ -250,6 +252,27 @@ impl Pipeline {
     }
 }
 
+/// The file pidfd_getfd took (`args[2..4]` its i_mode and inode number,
+/// `path` its walked path): a path where it has one, else the name
+/// `/proc/PID/fd` gives it (a socket's, a pipe's or an anonymous inode's
+/// path is only the kernel's pseudo name: `/TCP`, `/`, `/[eventfd]`).
+fn taken_file(x: &SysRecord) -> (Option<Text>, Option<Text>) {
+    if x.ret < 0 || x.path.is_empty() {
+        return (None, None);
+    }
+    let (kind, ino) = (x.args[2] as libc::mode_t & libc::S_IFMT, x.args[3]);
+    let name = x.path.rsplit(|c| *c == b'/').next().unwrap_or_default();
+    let object = match kind {
+        libc::S_IFSOCK => format!("socket:[{ino}]").into_bytes(),
+        // A named FIFO has a path; a pipe's pseudo file is pipefs's root.
+        libc::S_IFIFO if x.path == b"/" => format!("pipe:[{ino}]").into_bytes(),
+        // Anonymous inodes (eventfd, timerfd, bpf objects…) have no type.
+        0 => [b"anon_inode:".as_slice(), name].concat(),
+        _ => return (Some(Text(x.path.clone())), None),
+    };
+    (None, Some(Text(object)))
+}
+
 /// A memory file's open mode from its `f_mode` (`FMODE_READ` 1,
 /// `FMODE_WRITE` 2).
 fn memory_open_mode(f_mode: u64) -> &'static str {
@@ -358,6 +381,51 @@ fn signal_result(r: u64) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn taken(ret: i64, mode: u32, ino: u64, path: &[u8]) -> (Option<Text>, Option<Text>) {
+        taken_file(&SysRecord {
+            boot_ns: 0,
+            // SAFETY: TaskInfo is plain integers and byte arrays.
+            task: unsafe { std::mem::zeroed() },
+            op: SysOp::Syscall(SyscallOp::PidfdGetfd),
+            ret,
+            args: [3, 1, u64::from(mode), ino],
+            path: path.to_vec(),
+            name: Vec::new(),
+            fstype: Vec::new(),
+            base: Vec::new(),
+            truncated: false,
+            unreadable: false,
+        })
+    }
+
+    #[test]
+    fn a_taken_file_without_a_path_is_named_as_proc_names_it() {
+        let text = |s: &str| Some(Text(s.as_bytes().to_vec()));
+        assert_eq!(
+            taken(5, libc::S_IFREG | 0o600, 7, b"/etc/shadow"),
+            (text("/etc/shadow"), None)
+        );
+        assert_eq!(
+            taken(5, libc::S_IFSOCK | 0o777, 42, b"/TCP"),
+            (None, text("socket:[42]"))
+        );
+        assert_eq!(
+            taken(5, libc::S_IFIFO | 0o600, 43, b"/"),
+            (None, text("pipe:[43]"))
+        );
+        // A named FIFO keeps its path.
+        assert_eq!(
+            taken(5, libc::S_IFIFO | 0o644, 44, b"/run/fifo"),
+            (text("/run/fifo"), None)
+        );
+        assert_eq!(
+            taken(5, 0o600, 1, b"/[eventfd]"),
+            (None, text("anon_inode:[eventfd]"))
+        );
+        // Refused: nothing was taken.
+        assert_eq!(taken(-1, 0, 0, b""), (None, None));
+    }
 
     #[test]
     fn a_memory_file_is_named_by_how_it_was_opened() {

@@ -229,8 +229,9 @@ pub enum SysOp {
 /// - ptrace: args = [request, target pid];
 /// - process_vm_readv/writev: args[1] = target pid, args[2] = its pieces
 ///   (riovcnt), `ret` the bytes moved;
-/// - pidfd_getfd: args = [the fd taken, target pid (0: unknown),
-///   flags], `path` the file taken (on success), `ret` its new fd;
+/// - pidfd_getfd: args = [the fd taken, target pid (0: unknown), the
+///   taken file's i_mode, its inode number] (the last two and `path`, the
+///   file, on success), `ret` its new fd;
 /// - init_module: args[0] = image length, `params`;
 /// - finit_module: args = [fd, flags], `path` (the file), `params`;
 /// - delete_module: `name`, args[1] = flags;
