@@ -171,6 +171,7 @@ pub const TABLE: &[(u32, u32)] = &[
     (347, SyscallOp::ProcessVmReadv as u32),
     (348, SyscallOp::ProcessVmWritev as u32),
     (438, SyscallOp::PidfdGetfd as u32),
+    (346, SyscallOp::Setns as u32),
 ];
 
 /// The op a `socketcall` call number stands for.

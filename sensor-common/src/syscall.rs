@@ -92,6 +92,11 @@ pub enum SyscallOp {
     /// from a running service without ever opening it. The same
     /// permission as a ptrace attach.
     PidfdGetfd = 111,
+    /// Moves the caller into another namespace (an nsfs fd, or a pidfd's
+    /// namespaces): how a process in a container reaches the host's
+    /// mount, pid or network namespace (`nsenter -t 1 -m -p`), and how
+    /// runtimes enter a container.
+    Setns = 112,
 }
 
 /// `SysEvent::op` of an open of another process's memory file
@@ -170,7 +175,7 @@ pub enum Target {
 }
 
 impl SyscallOp {
-    pub const ALL: [SyscallOp; 55] = [
+    pub const ALL: [SyscallOp; 56] = [
         SyscallOp::Chmod,
         SyscallOp::Fchmod,
         SyscallOp::Fchmodat,
@@ -226,6 +231,7 @@ impl SyscallOp {
         SyscallOp::ProcessVmReadv,
         SyscallOp::ProcessVmWritev,
         SyscallOp::PidfdGetfd,
+        SyscallOp::Setns,
     ];
 
     /// A match, not a search of [`Self::ALL`]: the eBPF side calls this in
@@ -288,6 +294,7 @@ impl SyscallOp {
             109 => SyscallOp::ProcessVmReadv,
             110 => SyscallOp::ProcessVmWritev,
             111 => SyscallOp::PidfdGetfd,
+            112 => SyscallOp::Setns,
             _ => return None,
         })
     }
@@ -350,6 +357,7 @@ impl SyscallOp {
             SyscallOp::ProcessVmReadv => "process_vm_readv",
             SyscallOp::ProcessVmWritev => "process_vm_writev",
             SyscallOp::PidfdGetfd => "pidfd_getfd",
+            SyscallOp::Setns => "setns",
         }
     }
 

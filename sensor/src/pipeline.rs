@@ -62,6 +62,8 @@ pub struct Pipeline {
     adopted: u64,
     unresolved: u64,
     lineages: lineage::LineageCache,
+    /// The host's namespaces, to tell a setns into them.
+    host_namespaces: crate::enrich::namespaces::HostNamespaces,
 }
 
 /// What an event is, in ECS terms.
@@ -123,6 +125,7 @@ impl Pipeline {
             adopted: 0,
             unresolved: 0,
             lineages: Default::default(),
+            host_namespaces: crate::enrich::namespaces::HostNamespaces::read(),
         }
     }
 

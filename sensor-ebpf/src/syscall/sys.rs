@@ -32,6 +32,8 @@ const BPF_ATTR_PROG_NAME: u64 = 48;
 /// `attach_type` of BPF_PROG_ATTACH and BPF_LINK_CREATE (UAPI, fixed).
 const BPF_ATTR_ATTACH_TYPE: u64 = 8;
 const SIGCHLD: u64 = 17;
+/// nsfs's `s_magic`: the files under /proc/PID/ns.
+const NSFS_MAGIC: u64 = 0x6e73_6673;
 
 /// What was known at entry.
 #[repr(C)]
@@ -119,7 +121,8 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
         // taken from (see `pidfd_target`).
         SyscallOp::PidfdGetfd => {
             let key = super::entry_thread_key();
-            let target = pidfd_target(a(0) as i32).unwrap_or(0);
+            let file = fd_file(super::current_task(), a(0) as i32);
+            let target = pidfd_target(file).unwrap_or(0);
             // Its own files: nothing crosses a process boundary.
             if target == (key >> 32) as u32 || target == key as u32 {
                 return 0;
@@ -129,6 +132,25 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
             // (Its flags must be 0: any other value is the call's EINVAL.)
             put(&mut p.args[0], a(1));
             put(&mut p.args[1], target as u64);
+        }
+        // (fd, nstype): what the fd stands for, read now (the caller may
+        // close it once the call returns): an nsfs file's namespace (its
+        // inode number, as /proc/PID/ns names it), or a pidfd's process.
+        SyscallOp::Setns => {
+            put(&mut p.args[0], a(0));
+            put(&mut p.args[1], a(1));
+            let file = fd_file(super::current_task(), a(0) as i32);
+            let inode = file.and_then(|f| read_ptr(f, off!(file_inode)));
+            let magic = inode
+                .and_then(|i| read_ptr(i, off!(inode_sb)))
+                .and_then(|sb| read_u64(sb, off!(sb_magic)));
+            if magic == Ok(NSFS_MAGIC) {
+                let ino = inode.and_then(|i| read_u64(i, off!(inode_ino)));
+                put(&mut p.args[2], ino.unwrap_or(0));
+            } else {
+                let target = pidfd_target(file).unwrap_or(0);
+                put(&mut p.args[3], target as u64);
+            }
         }
         SyscallOp::InitModule => {
             p.args[0] = a(1);
@@ -384,14 +406,14 @@ pub fn signal_sensor(ctx: RawTracePointContext) -> u32 {
 
 const FIXED: usize = core::mem::size_of::<SysEvent>();
 
-/// The number of the process a pidfd stands for, through its file: the
-/// `struct pid` is the file's private data (before pidfs, 6.9) or its
-/// inode's (pidfs). Whatever another kind of file holds there reads as
-/// some number, but the call then fails with EBADF, and the daemon names
-/// no target.
+/// The number of the process a pidfd (`file`) stands for: its `struct
+/// pid` is the file's private data (before pidfs, 6.9) or its inode's
+/// (pidfs). Whatever another kind of file holds there reads as some
+/// number, but the call then fails with EBADF (pidfd_getfd) or takes the
+/// file for what it is (setns), and the daemon names no target.
 #[inline(always)]
-fn pidfd_target(pidfd: i32) -> Result<u32, crate::kernel::Miss> {
-    let file = fd_file(super::current_task(), pidfd)?;
+fn pidfd_target(file: Result<u64, crate::kernel::Miss>) -> Result<u32, crate::kernel::Miss> {
+    let file = file?;
     let mut pid = read_ptr(file, off!(file_private_data))?;
     if pid == 0 {
         pid = read_ptr(file, off!(file_inode))

@@ -6,6 +6,7 @@ pub mod clock;
 pub mod container;
 pub mod exehash;
 pub mod host;
+pub mod namespaces;
 pub mod peer;
 pub mod process;
 pub mod procfs;

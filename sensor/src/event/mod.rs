@@ -439,14 +439,18 @@ pub struct SensorFields {
     pub hash_unavailable: Option<&'static str>,
     /// ptrace: the process attached to; process_vm_readv/writev and a
     /// `/proc/PID/mem` open: the process whose memory was reached;
-    /// pidfd_getfd: the process an open file was taken from. All under
-    /// the same permission as a ptrace attach.
+    /// pidfd_getfd: the process an open file was taken from (all under
+    /// the same permission as a ptrace attach); setns with a pidfd: the
+    /// process whose namespaces were entered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ptrace_target: Option<Ancestor>,
     /// How another process was reached without ptrace, where the target
     /// alone does not say it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub process_access: Option<ProcessAccess>,
+    /// setns: the namespaces entered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<NamespaceDetail>,
     /// Kernel module load or unload, memfd_create, mount/umount, bpf():
     /// what the call named.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -512,6 +516,7 @@ impl SensorFields {
             hash_unavailable,
             ptrace_target,
             process_access,
+            namespace,
             module,
             memfd,
             mount,
@@ -548,6 +553,7 @@ impl SensorFields {
             && hash_unavailable.is_none()
             && ptrace_target.is_none()
             && process_access.is_none()
+            && namespace.is_none()
             && module.is_none()
             && memfd.is_none()
             && mount.is_none()
@@ -801,6 +807,23 @@ pub struct ProcessAccess {
     /// A `/proc/PID/mem` open: `read`, `write` or `read_write`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mode: Option<&'static str>,
+}
+
+/// `sensor.namespace`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct NamespaceDetail {
+    /// The types entered (`mnt`, `pid`, `net`…): as the call asked, or
+    /// for a namespace fd with any type allowed, the host's namespace's.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub types: Vec<&'static str>,
+    /// A namespace fd's namespace, by inode number (as `/proc/PID/ns`
+    /// shows it: `net:[4026531840]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inode: Option<u64>,
+    /// Whether what was entered is the host's (init's) namespace: from a
+    /// container, an escape.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<bool>,
 }
 
 /// `sensor.io_uring`.

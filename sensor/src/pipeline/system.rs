@@ -1,5 +1,6 @@
 //! Actions an intruder uses: ptrace and the other ways into another
-//! process (process_vm_*, pidfd_getfd, /proc/PID/mem), kernel modules,
+//! process (process_vm_*, pidfd_getfd, /proc/PID/mem), setns, kernel
+//! modules,
 //! memfd_create, mount, bpf(), signals sent (or refused) to the sensor,
 //! and io_uring requests.
 
@@ -8,7 +9,7 @@ use sensor_common::SyscallOp;
 use super::{Kind, Pipeline, outcome, signal_name};
 use crate::event::{
     Ancestor, BpfDetail, Event, File, IoUringDetail, MemfdDetail, ModuleDetail, MountDetail,
-    ProcessAccess, SensorFields, Signal, Text,
+    NamespaceDetail, ProcessAccess, SensorFields, Signal, Text,
 };
 use crate::source::ebpf::decode::{SockAddr, SysOp, SysRecord};
 
@@ -97,10 +98,8 @@ impl Pipeline {
                     // before looking): no target is named then.
                     SyscallOp::PidfdGetfd => {
                         let target = x.args[1] as u32;
-                        let before_lookup =
-                            x.ret == -(libc::EBADF as i64) || x.ret == -(libc::EINVAL as i64);
-                        let known = target != 0 && !before_lookup;
-                        sensor.ptrace_target = known.then(|| self.target_process(target));
+                        sensor.ptrace_target =
+                            pidfd_target_known(target, x.ret).then(|| self.target_process(target));
                         let (path, object) = taken_file(&x);
                         sensor.process_access = Some(ProcessAccess {
                             fd: Some(x.args[0]),
@@ -112,6 +111,12 @@ impl Pipeline {
                             ..File::default()
                         });
                         (PROCESS, ACCESS, "process_fd_copy")
+                    }
+                    SyscallOp::Setns => {
+                        let (detail, target) = self.namespace_detail(&x);
+                        sensor.ptrace_target = target.map(|pid| self.target_process(pid));
+                        sensor.namespace = Some(detail);
+                        (PROCESS, CHANGE, "namespace_enter")
                     }
                     SyscallOp::Ptrace => {
                         sensor.ptrace_target = Some(self.target_process(x.args[1] as u32));
@@ -241,6 +246,35 @@ impl Pipeline {
     /// The process `pid` whose memory a call reaches (ptrace,
     /// process_vm_*), from the table; a pid the sensor never saw still
     /// says which pid it was.
+    /// `sensor.namespace` of a setns (args = [fd, nstype, the nsfs fd's
+    /// namespace inode or 0, the pidfd's process or 0]), and the process
+    /// whose namespaces a pidfd named.
+    fn namespace_detail(&self, x: &SysRecord) -> (NamespaceDetail, Option<u32>) {
+        use crate::enrich::namespaces::types_of;
+        let (nstype, inode, target) = (x.args[1], x.args[2], x.args[3] as u32);
+        let mut types = types_of(nstype);
+        if inode != 0 {
+            let host_type = self.host_namespaces.host_type(inode);
+            if types.is_empty() {
+                types.extend(host_type);
+            }
+            let detail = NamespaceDetail {
+                types,
+                inode: Some(inode),
+                host: Some(host_type.is_some()),
+            };
+            return (detail, None);
+        }
+        let target = pidfd_target_known(target, x.ret).then_some(target);
+        let host = target.and_then(|pid| self.host_namespaces.process_in_host(pid, &types));
+        let detail = NamespaceDetail {
+            types,
+            inode: None,
+            host,
+        };
+        (detail, target)
+    }
+
     fn target_process(&self, pid: u32) -> Ancestor {
         let target = self.table.get(pid);
         Ancestor {
@@ -250,6 +284,13 @@ impl Pipeline {
             name: target.and_then(|t| t.name.as_deref().cloned()),
         }
     }
+}
+
+/// Whether the process read through a pidfd argument (`target`, 0 when
+/// unread) is one: the call did not fail on that fd being no pidfd
+/// (EBADF), or before looking at it (EINVAL).
+fn pidfd_target_known(target: u32, ret: i64) -> bool {
+    target != 0 && ret != -(libc::EBADF as i64) && ret != -(libc::EINVAL as i64)
 }
 
 /// The file pidfd_getfd took (`args[2..4]` its i_mode and inode number,

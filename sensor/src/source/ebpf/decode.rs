@@ -232,6 +232,8 @@ pub enum SysOp {
 /// - pidfd_getfd: args = [the fd taken, target pid (0: unknown), the
 ///   taken file's i_mode, its inode number] (the last two and `path`, the
 ///   file, on success), `ret` its new fd;
+/// - setns: args = [fd, nstype, the nsfs fd's namespace inode (0: not
+///   one), the pidfd's target pid (0: unknown)];
 /// - init_module: args[0] = image length, `params`;
 /// - finit_module: args = [fd, flags], `path` (the file), `params`;
 /// - delete_module: `name`, args[1] = flags;

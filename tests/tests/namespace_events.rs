@@ -1,0 +1,227 @@
+//! setns: a process entering another namespace, and whether it is the
+//! host's (from a container, an escape: `nsenter -t 1 -m -p`). The tests
+//! make the real calls in forked children that first leave the host's
+//! network namespace (unshare), check where each call left them, and
+//! assert the events.
+//!
+//! "The host's" is the sensor's (init's where it can read them; this
+//! build machine hides its init's): the tests go back into their own
+//! process's namespaces, which are the sensor's.
+
+use std::ffi::{CStr, CString};
+
+use sensor_tests::{Sensor, action, at, pid_of};
+
+const OWN_NET: &CStr = c"/proc/self/ns/net";
+const OWN_MNT: &CStr = c"/proc/self/ns/mnt";
+
+/// This test process's namespace file of type `name`, for its children.
+fn parents(name: &str) -> CString {
+    CString::new(format!("/proc/{}/ns/{name}", std::process::id())).unwrap()
+}
+
+/// The namespace's inode number (0 if it cannot be read). No allocation:
+/// the forked children of this multi-threaded test call it.
+fn ns_ino(path: &CStr) -> u64 {
+    // SAFETY: stat into a zeroed local.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::stat(path.as_ptr(), &mut st) != 0 {
+            return 0;
+        }
+        st.st_ino
+    }
+}
+
+fn open(path: &CStr) -> libc::c_int {
+    // SAFETY: a plain open of a namespace file.
+    unsafe { libc::open(path.as_ptr(), libc::O_RDONLY) }
+}
+
+/// Runs `f` in a forked child, returning its pid and its exit code (0:
+/// `f`'s checks held). `f` must not allocate: another test thread may
+/// hold the allocator's lock at the fork.
+fn in_child(f: impl FnOnce() -> i32) -> (libc::pid_t, i32) {
+    // SAFETY: the child makes syscalls and reads /proc, then _exit.
+    let child = unsafe { libc::fork() };
+    assert!(child >= 0, "fork: {}", std::io::Error::last_os_error());
+    if child == 0 {
+        let code = f();
+        // SAFETY: ends the forked child.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for our own child.
+    unsafe { libc::waitpid(child, &mut status, 0) };
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    (child, code)
+}
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+fn unshare_net() -> bool {
+    // SAFETY: a plain syscall in the child.
+    unsafe { libc::unshare(libc::CLONE_NEWNET) == 0 }
+}
+
+fn setns(fd: libc::c_int, nstype: libc::c_int) -> libc::c_int {
+    // SAFETY: a plain syscall in the child.
+    unsafe { libc::setns(fd, nstype) }
+}
+
+fn namespace_event(sensor: &Sensor, child: libc::pid_t) -> serde_json::Value {
+    sensor.wait_for("the setns", |v| {
+        action(v) == "namespace_enter" && pid_of(v) == child as u64
+    })
+}
+
+#[test]
+fn a_process_back_in_the_hosts_network_namespace_is_flagged() {
+    let sensor = Sensor::start("");
+    let host = parents("net");
+    let host_net = ns_ino(&host);
+    let (child, code) = in_child(|| {
+        if !unshare_net() || ns_ino(OWN_NET) == host_net {
+            return 2;
+        }
+        let fd = open(&host);
+        if fd < 0 || setns(fd, libc::CLONE_NEWNET) != 0 {
+            return 3;
+        }
+        i32::from(ns_ino(OWN_NET) != host_net)
+    });
+    assert_eq!(
+        code, 0,
+        "the child did not get back into the host's namespace"
+    );
+    let ev = namespace_event(&sensor, child);
+    assert_eq!(at(&ev, "event.outcome"), "success", "{ev}");
+    assert_eq!(at(&ev, "sensor.syscall"), "setns", "{ev}");
+    assert_eq!(
+        at(&ev, "sensor.namespace.types"),
+        &serde_json::json!(["net"]),
+        "{ev}"
+    );
+    assert_eq!(at(&ev, "sensor.namespace.inode"), host_net, "{ev}");
+    assert_eq!(at(&ev, "sensor.namespace.host"), true, "{ev}");
+}
+
+#[test]
+fn entering_another_namespace_is_not_the_host() {
+    let sensor = Sensor::start("");
+    let mut go = [0; 2];
+    // SAFETY: a plain pipe.
+    assert_eq!(unsafe { libc::pipe(go.as_mut_ptr()) }, 0);
+    // A first child in a network namespace of its own, waiting.
+    // SAFETY: the child makes syscalls only, then _exit.
+    let owner = unsafe { libc::fork() };
+    assert!(owner >= 0);
+    if owner == 0 {
+        let ok = unshare_net();
+        // SAFETY: tells the parent, then waits for its SIGKILL (reading
+        // the pipe here could take back the byte just written).
+        unsafe {
+            libc::write(go[1], if ok { b"r" } else { b"f" }.as_ptr().cast(), 1);
+            loop {
+                libc::pause();
+            }
+        }
+    }
+    let mut b = 0u8;
+    // SAFETY: waits for the first child's namespace.
+    unsafe { libc::read(go[0], (&raw mut b).cast(), 1) };
+    assert_eq!(b, b'r', "the first child could not unshare");
+    let path = CString::new(format!("/proc/{owner}/ns/net")).unwrap();
+    let theirs = ns_ino(&path);
+    assert_ne!(theirs, 0, "its namespace");
+    assert_ne!(theirs, ns_ino(OWN_NET));
+    let (child, code) = in_child(|| {
+        let fd = open(&path);
+        if fd < 0 || setns(fd, 0) != 0 {
+            return 2;
+        }
+        i32::from(ns_ino(OWN_NET) != theirs)
+    });
+    // SAFETY: releases and reaps the first child.
+    unsafe {
+        libc::close(go[1]);
+        libc::close(go[0]);
+        libc::kill(owner, libc::SIGKILL);
+        libc::waitpid(owner, std::ptr::null_mut(), 0);
+    }
+    assert_eq!(code, 0, "the child did not enter the other namespace");
+    let ev = namespace_event(&sensor, child);
+    assert_eq!(at(&ev, "event.outcome"), "success", "{ev}");
+    assert_eq!(at(&ev, "sensor.namespace.inode"), theirs, "{ev}");
+    assert_eq!(at(&ev, "sensor.namespace.host"), false, "{ev}");
+    // nstype 0 (any) and not a host namespace: no type is known.
+    assert!(at(&ev, "sensor.namespace.types").is_null(), "{ev}");
+}
+
+#[test]
+fn the_hosts_namespaces_entered_through_a_pidfd_name_its_process() {
+    let sensor = Sensor::start("");
+    let host_net = ns_ino(OWN_NET);
+    let me = std::process::id();
+    let (child, code) = in_child(|| {
+        if !unshare_net() {
+            return 2;
+        }
+        // SAFETY: a plain syscall.
+        let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, me, 0) } as libc::c_int;
+        if pidfd < 0 || setns(pidfd, libc::CLONE_NEWNET) != 0 {
+            return 3;
+        }
+        i32::from(ns_ino(OWN_NET) != host_net)
+    });
+    assert_eq!(
+        code, 0,
+        "the child did not get back into the host's namespace"
+    );
+    let ev = namespace_event(&sensor, child);
+    assert_eq!(at(&ev, "event.outcome"), "success", "{ev}");
+    assert_eq!(at(&ev, "sensor.ptrace_target.pid"), me, "{ev}");
+    assert_eq!(
+        at(&ev, "sensor.namespace.types"),
+        &serde_json::json!(["net"]),
+        "{ev}"
+    );
+    assert_eq!(at(&ev, "sensor.namespace.host"), true, "{ev}");
+}
+
+#[test]
+fn a_setns_refused_to_nobody_is_reported_with_the_namespace_it_aimed_at() {
+    let sensor = Sensor::start("");
+    let host_mnt = ns_ino(OWN_MNT);
+    let (child, code) = in_child(|| {
+        // Opened as root, then the rights are dropped: the call needs
+        // CAP_SYS_ADMIN.
+        let fd = open(OWN_MNT);
+        // SAFETY: a plain syscall.
+        if fd < 0 || unsafe { libc::setresuid(65534, 65534, 65534) } != 0 {
+            return 2;
+        }
+        if setns(fd, 0) == 0 {
+            return 3;
+        }
+        i32::from(errno() != libc::EPERM)
+    });
+    assert_eq!(code, 0, "nobody's setns was not refused with EPERM");
+    let ev = namespace_event(&sensor, child);
+    assert_eq!(at(&ev, "event.outcome"), "failure", "{ev}");
+    assert_eq!(at(&ev, "error.code"), "EPERM", "{ev}");
+    assert_eq!(at(&ev, "sensor.namespace.inode"), host_mnt, "{ev}");
+    assert_eq!(
+        at(&ev, "sensor.namespace.types"),
+        &serde_json::json!(["mnt"]),
+        "{ev}"
+    );
+    assert_eq!(at(&ev, "sensor.namespace.host"), true, "{ev}");
+    assert_eq!(at(&ev, "process.user.id"), "65534", "{ev}");
+}
