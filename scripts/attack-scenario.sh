@@ -292,6 +292,17 @@ kill "$victim"
 EOF
 }
 
+# A process outside the host's network namespace (as in a container)
+# gets back into it through init's namespace files: how a container
+# escape ends (nsenter -t 1), reported with sensor.namespace.host.
+namespace_escape() {
+    step namespace_escape
+    as_root <<'EOF'
+host=$(readlink /proc/1/ns/net)
+unshare --net sh -c '[ "$(readlink /proc/self/ns/net)" != "$1" ] && nsenter -t 1 -n sh -c "[ \"\$(readlink /proc/self/ns/net)\" = \"$1\" ]"' sh "$host"
+EOF
+}
+
 # A rootkit's load: the image is garbage, so the kernel refuses it, and
 # the attempt must still be reported with its outcome.
 module_load() {
@@ -397,6 +408,7 @@ main() {
     reverse_shell
     memfd_exec
     memory_theft
+    namespace_escape
     module_load
     cron_persistence
     cron_removed_via_symlink

@@ -259,6 +259,14 @@ const SCENARIO: &[Step] = &[
         )],
     },
     Step {
+        name: "namespace_escape",
+        expects: &[one(
+            "namespace_enter of the host's network namespace by root's nsenter",
+            &["namespace_enter"],
+            is_namespace_escape,
+        )],
+    },
+    Step {
         name: "module_load",
         expects: &[one(
             "refused module_load of /tmp/.rootkit.ko",
@@ -456,6 +464,14 @@ fn is_memory_theft(v: &Value) -> bool {
         && at(v, "sensor.ptrace_target.executable")
             .as_str()
             .is_some_and(|e| e.ends_with("/sleep"))
+}
+
+fn is_namespace_escape(v: &Value) -> bool {
+    succeeded(v)
+        && by_root(v)
+        && is(v, "process.name", "nsenter")
+        && lists(v, "sensor.namespace.types", "net")
+        && at(v, "sensor.namespace.host") == &Value::Bool(true)
 }
 
 fn is_refused_module(v: &Value) -> bool {
