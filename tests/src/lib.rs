@@ -20,6 +20,7 @@ pub mod delivery;
 pub mod http_receiver;
 pub mod metrics;
 pub mod rsyslog;
+pub mod victim;
 
 /// How long to wait for an event that must come. Generous because CI
 /// machines are slow; a test never asserts on timing.
@@ -53,7 +54,11 @@ struct Collected {
     events: Vec<Value>,
     stderr: Vec<String>,
     started: bool,
+    /// Either stream ended: the sensor is exiting or gone.
     closed: bool,
+    /// Its stdout ended and every line of it is in `events`. (Not the
+    /// same: stderr can end first while lines are still being read.)
+    stdout_done: bool,
 }
 
 /// A running sensor whose output is being collected.
@@ -112,7 +117,9 @@ impl Sensor {
                 c.notify_all();
             }
             let (m, c) = &*s;
-            m.lock().expect("lock").closed = true;
+            let mut g = m.lock().expect("lock");
+            g.closed = true;
+            g.stdout_done = true;
             c.notify_all();
         });
         let err = child.stderr.take().expect("stderr");
@@ -288,7 +295,7 @@ impl Sensor {
         let (m, c) = &*self.shared;
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut g = m.lock().expect("lock");
-        while !g.closed && Instant::now() < deadline {
+        while !g.stdout_done && Instant::now() < deadline {
             g = c
                 .wait_timeout(g, Duration::from_millis(100))
                 .expect("lock")
