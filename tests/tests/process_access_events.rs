@@ -11,49 +11,9 @@
 use std::ffi::CString;
 use std::io::Write as _;
 use std::os::fd::AsRawFd as _;
-use std::sync::atomic::{AtomicU8, Ordering};
 
+use sensor_tests::victim::{PAYLOAD, TARGET, exited_zero, fork_checking_target, pipe};
 use sensor_tests::{Sensor, action, at, pid_of, scratch_dir};
-
-/// Written in the child through its memory file; at the same address in
-/// the child as here (fork copies the address space).
-static TARGET: [AtomicU8; 16] = [const { AtomicU8::new(0) }; 16];
-const PAYLOAD: &[u8; 16] = b"injected-payload";
-
-fn waitpid(pid: libc::pid_t) -> i32 {
-    let mut status = 0;
-    // SAFETY: waits for our own child.
-    unsafe { libc::waitpid(pid, &mut status, 0) };
-    status
-}
-
-fn exited_zero(status: i32) -> bool {
-    libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
-}
-
-fn pipe() -> [libc::c_int; 2] {
-    let mut fds = [0; 2];
-    // SAFETY: a plain pipe.
-    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
-    fds
-}
-
-/// A child that waits for one byte on `go`, then exits 0 if TARGET holds
-/// the payload (1 if not). Its memory is a copy of ours.
-fn child_checking_target(go: libc::c_int) -> libc::pid_t {
-    // SAFETY: the child makes syscalls and atomic loads only, then _exit.
-    let child = unsafe { libc::fork() };
-    assert!(child >= 0, "fork: {}", std::io::Error::last_os_error());
-    if child == 0 {
-        let mut b = 0u8;
-        // SAFETY: reads one byte from our pipe: the parent's go.
-        unsafe { libc::read(go, (&raw mut b).cast(), 1) };
-        let got: Vec<u8> = TARGET.iter().map(|c| c.load(Ordering::Relaxed)).collect();
-        // SAFETY: ends the forked child.
-        unsafe { libc::_exit(i32::from(got != PAYLOAD)) };
-    }
-    child
-}
 
 fn pidfd_open(pid: libc::pid_t) -> libc::c_int {
     // SAFETY: a plain syscall.
@@ -87,7 +47,7 @@ fn a_file_taken_from_another_process_is_named_with_its_owner() {
     let file = std::fs::File::open(&secret).expect("open secret");
     let fd = file.as_raw_fd();
     let go = pipe();
-    let child = child_checking_target(go[0]);
+    let child = fork_checking_target(go[0]);
     drop(file);
     // Our own pidfd first: taking one's own file crosses nothing, not
     // reported.
@@ -130,7 +90,8 @@ fn a_file_taken_from_another_process_is_named_with_its_owner() {
     }
     // SAFETY: one byte to our pipe releases the child.
     unsafe { libc::write(go[1], b"g".as_ptr().cast(), 1) };
-    waitpid(child);
+    // (It finds no payload: nothing here writes one.)
+    exited_zero(child);
 
     let me = u64::from(me);
     let ev = sensor.wait_for("the file taken from the child", |v| {
@@ -201,9 +162,9 @@ fn taking_a_file_from_init_refused_to_nobody_is_reported() {
         // SAFETY: ends the forked child.
         unsafe { libc::_exit(code) };
     }
-    let status = waitpid(child);
+    let (ok, status) = exited_zero(child);
     assert!(
-        exited_zero(status),
+        ok,
         "nobody's take from init was not refused with EPERM: {status:#x}"
     );
     let ev = sensor.wait_for("the refused take", |v| {
@@ -220,7 +181,7 @@ fn taking_a_file_from_init_refused_to_nobody_is_reported() {
 fn a_write_into_another_process_through_its_memory_file_names_it() {
     let sensor = Sensor::start("");
     let go = pipe();
-    let child = child_checking_target(go[0]);
+    let child = fork_checking_target(go[0]);
     let mem = CString::new(format!("/proc/{child}/mem")).unwrap();
     // SAFETY: opens the child's memory file.
     let fd = unsafe { libc::open(mem.as_ptr(), libc::O_RDWR) };
@@ -240,11 +201,8 @@ fn a_write_into_another_process_through_its_memory_file_names_it() {
         libc::close(fd);
         libc::write(go[1], b"g".as_ptr().cast(), 1);
     }
-    let status = waitpid(child);
-    assert!(
-        exited_zero(status),
-        "the child did not find the payload: {status:#x}"
-    );
+    let (ok, status) = exited_zero(child);
+    assert!(ok, "the child did not find the payload: {status:#x}");
 
     let me = u64::from(std::process::id());
     let ev = sensor.wait_for("the open of the child's memory", |v| {

@@ -3,39 +3,14 @@
 //! from a running process and code injected into one. The tests make the
 //! real calls on a forked child and assert the events, and a refused one.
 
-use std::sync::atomic::{AtomicU8, Ordering};
-
+use sensor_tests::victim::{PAYLOAD, TARGET, exited_zero, fork_checking_target, pipe};
 use sensor_tests::{Sensor, action, at, pid_of};
-
-/// Written in the child through process_vm_writev; at the same address
-/// in the child as here (fork copies the address space).
-static TARGET: [AtomicU8; 16] = [const { AtomicU8::new(0) }; 16];
-const PAYLOAD: &[u8; 16] = b"injected-payload";
-
-fn waitpid(pid: libc::pid_t) -> i32 {
-    let mut status = 0;
-    // SAFETY: waits for our own child.
-    unsafe { libc::waitpid(pid, &mut status, 0) };
-    status
-}
 
 #[test]
 fn a_write_into_another_process_names_it_and_succeeds() {
     let sensor = Sensor::start("");
-    let mut pipe = [0; 2];
-    // SAFETY: a plain pipe.
-    assert_eq!(unsafe { libc::pipe(pipe.as_mut_ptr()) }, 0);
-    // SAFETY: the child makes syscalls and atomic loads only, then _exit.
-    let child = unsafe { libc::fork() };
-    assert!(child >= 0, "fork: {}", std::io::Error::last_os_error());
-    if child == 0 {
-        let mut b = 0u8;
-        // SAFETY: reads one byte from our pipe: the parent's go.
-        unsafe { libc::read(pipe[0], (&raw mut b).cast(), 1) };
-        let got: Vec<u8> = TARGET.iter().map(|c| c.load(Ordering::Relaxed)).collect();
-        // SAFETY: ends the forked child.
-        unsafe { libc::_exit(i32::from(got != PAYLOAD)) };
-    }
+    let go = pipe();
+    let child = fork_checking_target(go[0]);
     let local = libc::iovec {
         iov_base: PAYLOAD.as_ptr() as *mut _,
         iov_len: PAYLOAD.len(),
@@ -63,13 +38,10 @@ fn a_write_into_another_process_names_it_and_succeeds() {
         "process_vm_writev: {}",
         std::io::Error::last_os_error()
     );
-    // SAFETY: one byte to our pipe.
-    unsafe { libc::write(pipe[1], b"go".as_ptr().cast(), 1) };
-    let status = waitpid(child);
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "the child did not find the payload: {status:#x}"
-    );
+    // SAFETY: one byte to our pipe releases the child.
+    unsafe { libc::write(go[1], b"g".as_ptr().cast(), 1) };
+    let (ok, status) = exited_zero(child);
+    assert!(ok, "the child did not find the payload: {status:#x}");
 
     let me = u64::from(me);
     let ev = sensor.wait_for("the write into the child", |v| {
@@ -133,9 +105,9 @@ fn a_read_of_init_refused_to_nobody_is_reported() {
         // SAFETY: ends the forked child.
         unsafe { libc::_exit(code) };
     }
-    let status = waitpid(child);
+    let (ok, status) = exited_zero(child);
     assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        ok,
         "nobody's read of init was not refused with EPERM: {status:#x}"
     );
     let ev = sensor.wait_for("the refused read", |v| {
