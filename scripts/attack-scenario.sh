@@ -303,6 +303,17 @@ unshare --net sh -c '[ "$(readlink /proc/self/ns/net)" != "$1" ] && nsenter -t 1
 EOF
 }
 
+# A kernel loaded to boot into, past the running one's module checks:
+# the image is garbage, so the kernel refuses it, and the attempt must
+# still be reported with the file. (scenario-actor: see io_uring below.)
+kexec_attempt() {
+    step kexec_attempt
+    as_root <<'EOF'
+head -c 4096 /dev/urandom >/tmp/.vmlinuz
+scenario-actor kexec-file-garbage /tmp/.vmlinuz >/dev/null
+EOF
+}
+
 # A rootkit's load: the image is garbage, so the kernel refuses it, and
 # the attempt must still be reported with its outcome.
 module_load() {
@@ -409,6 +420,7 @@ main() {
     memfd_exec
     memory_theft
     namespace_escape
+    kexec_attempt
     module_load
     cron_persistence
     cron_removed_via_symlink

@@ -52,6 +52,7 @@ pub const fn x32_own_number(op: SyscallOp) -> Option<u32> {
         SyscallOp::Ptrace => Some(521),
         SyscallOp::ProcessVmReadv => Some(539),
         SyscallOp::ProcessVmWritev => Some(540),
+        SyscallOp::KexecLoad => Some(528),
         _ => None,
     }
 }
@@ -172,6 +173,7 @@ pub const TABLE: &[(u32, u32)] = &[
     (348, SyscallOp::ProcessVmWritev as u32),
     (438, SyscallOp::PidfdGetfd as u32),
     (346, SyscallOp::Setns as u32),
+    (283, SyscallOp::KexecLoad as u32),
 ];
 
 /// The op a `socketcall` call number stands for.

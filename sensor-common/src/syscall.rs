@@ -97,6 +97,11 @@ pub enum SyscallOp {
     /// mount, pid or network namespace (`nsenter -t 1 -m -p`), and how
     /// runtimes enter a container.
     Setns = 112,
+    /// Loads a kernel to boot into (`kexec`, from memory segments or from
+    /// a file): past the running kernel's checks and into one the caller
+    /// chose, without a reboot through the firmware.
+    KexecLoad = 113,
+    KexecFileLoad = 114,
 }
 
 /// `SysEvent::op` of an open of another process's memory file
@@ -175,7 +180,7 @@ pub enum Target {
 }
 
 impl SyscallOp {
-    pub const ALL: [SyscallOp; 56] = [
+    pub const ALL: [SyscallOp; 58] = [
         SyscallOp::Chmod,
         SyscallOp::Fchmod,
         SyscallOp::Fchmodat,
@@ -232,6 +237,8 @@ impl SyscallOp {
         SyscallOp::ProcessVmWritev,
         SyscallOp::PidfdGetfd,
         SyscallOp::Setns,
+        SyscallOp::KexecLoad,
+        SyscallOp::KexecFileLoad,
     ];
 
     /// A match, not a search of [`Self::ALL`]: the eBPF side calls this in
@@ -295,6 +302,8 @@ impl SyscallOp {
             110 => SyscallOp::ProcessVmWritev,
             111 => SyscallOp::PidfdGetfd,
             112 => SyscallOp::Setns,
+            113 => SyscallOp::KexecLoad,
+            114 => SyscallOp::KexecFileLoad,
             _ => return None,
         })
     }
@@ -358,6 +367,8 @@ impl SyscallOp {
             SyscallOp::ProcessVmWritev => "process_vm_writev",
             SyscallOp::PidfdGetfd => "pidfd_getfd",
             SyscallOp::Setns => "setns",
+            SyscallOp::KexecLoad => "kexec_load",
+            SyscallOp::KexecFileLoad => "kexec_file_load",
         }
     }
 

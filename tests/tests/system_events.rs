@@ -53,6 +53,47 @@ fn ptrace_attach_names_the_target() {
 }
 
 #[test]
+fn kexec_attempts_are_reported_with_the_kernel_file_and_their_outcome() {
+    let sensor = Sensor::start("");
+    if !Path::new("/sys/kernel/tracing/events/syscalls/sys_enter_kexec_file_load").exists() {
+        // A kernel built without kexec (this build machine's) has no kexec
+        // syscalls to trace: the sensor must say so at start. The vm-test
+        // guests, whose kernels have them, play an attempt.
+        let started = sensor
+            .stderr()
+            .into_iter()
+            .find(|l| l.contains("sensor started"))
+            .expect("start line");
+        for syscall in ["kexec_load", "kexec_file_load"] {
+            assert!(
+                started.contains(syscall),
+                "{syscall} not listed as not traced: {started}"
+            );
+        }
+        eprintln!(
+            "this kernel has no kexec syscalls; checked that the sensor reports them untraced"
+        );
+        return;
+    }
+    let dir = scratch_dir("kexec");
+    let image = dir.join("vmlinuz-evil");
+    std::fs::write(&image, b"not a kernel image").expect("write");
+    let (pid, ok) = actor(&["kexec-file-garbage", image.to_str().expect("utf-8")]);
+    assert!(ok);
+    let ev = sensor.wait_for("kexec_file_load", |v| by(v, "kexec_load", pid));
+    assert_eq!(at(&ev, "event.outcome"), "failure", "{ev}");
+    assert_eq!(at(&ev, "file.path"), image.to_str().unwrap(), "{ev}");
+    assert_eq!(at(&ev, "sensor.kexec.cmdline"), "sensor_test=1", "{ev}");
+    assert_eq!(at(&ev, "sensor.syscall"), "kexec_file_load", "{ev}");
+    let (pid, ok) = actor(&["kexec-load-as-nobody"]);
+    assert!(ok);
+    let ev = sensor.wait_for("kexec_load", |v| by(v, "kexec_load", pid));
+    assert_eq!(at(&ev, "error.code"), "EPERM", "{ev}");
+    assert_eq!(at(&ev, "sensor.kexec.segments"), 0, "{ev}");
+    assert_eq!(at(&ev, "sensor.syscall"), "kexec_load", "{ev}");
+}
+
+#[test]
 fn module_load_attempts_and_unloads_are_reported_with_their_outcome() {
     let sensor = Sensor::start("");
     if !Path::new("/sys/kernel/tracing/events/syscalls/sys_enter_init_module").exists() {

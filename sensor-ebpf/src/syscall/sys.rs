@@ -1,6 +1,6 @@
 //! Actions an intruder uses: ptrace attach, another process's memory or
-//! files reached without it (process_vm_readv/writev, pidfd_getfd), kernel
-//! module load and unload, memfd_create, mount and umount, bpf() program
+//! files reached without it (process_vm_readv/writev, pidfd_getfd), setns,
+//! kernel module load and unload, kexec, memfd_create, mount and umount, bpf() program
 //! loads and attaches, and signals sent to the sensor itself.
 //!
 //! Same entry/exit pattern as the file family: strings are copied at
@@ -32,6 +32,8 @@ const BPF_ATTR_PROG_NAME: u64 = 48;
 /// `attach_type` of BPF_PROG_ATTACH and BPF_LINK_CREATE (UAPI, fixed).
 const BPF_ATTR_ATTACH_TYPE: u64 = 8;
 const SIGCHLD: u64 = 17;
+/// kexec_file_load's flag to unload the loaded kernel (its fds unused).
+const KEXEC_FILE_UNLOAD: u64 = 1;
 /// nsfs's `s_magic`: the files under /proc/PID/ns.
 const NSFS_MAGIC: u64 = 0x6e73_6673;
 
@@ -150,6 +152,23 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
             } else {
                 let target = pidfd_target(file).unwrap_or(0);
                 put(&mut p.args[3], target as u64);
+            }
+        }
+        // (entry, nr_segments, segments, flags).
+        SyscallOp::KexecLoad => {
+            put(&mut p.args[0], a(1));
+            put(&mut p.args[1], a(3));
+            put(&mut p.args[2], a(0));
+        }
+        // (kernel_fd, initrd_fd, cmdline_len, cmdline, flags): the kernel
+        // file is walked from its fd at exit, like finit_module's.
+        SyscallOp::KexecFileLoad => {
+            p.fd = a(0) as i32;
+            put(&mut p.args[0], a(0));
+            put(&mut p.args[1], a(4));
+            put(&mut p.args[2], a(1));
+            if a(2) != 0 {
+                str1(p, a(3));
             }
         }
         SyscallOp::InitModule => {
@@ -297,8 +316,8 @@ fn exit(ret: i64, abi: u32) -> u32 {
     copy(data, (len0 + len1) & DATA_MASK, p.s2.as_ptr(), len2);
     ev.str_lens = [len0 as u32, len1 as u32, len2 as u32];
     // Then one path walked here (one walk site: a second puts sys_exit past
-    // the verifier's budget): finit_module's file, from its fd, or the file
-    // pidfd_getfd took (its new fd); or where a
+    // the verifier's budget): finit_module's or kexec_file_load's file,
+    // from its fd, or the file pidfd_getfd took (its new fd); or where a
     // mount target relative to the cwd or a dirfd, or empty (the dirfd
     // itself), or a bind or move mount's relative source, starts, so the
     // daemon can show the paths the kernel used.
@@ -313,7 +332,9 @@ fn exit(ret: i64, abi: u32) -> u32 {
         && len1 > 0
         && unsafe { *p.s1.as_ptr() } != b'/';
     let taken = p.op == SyscallOp::PidfdGetfd as u32 && ret >= 0;
-    let walked = if p.op == SyscallOp::FinitModule as u32 || taken {
+    // (An unload names no file.)
+    let kernel_file = p.op == SyscallOp::KexecFileLoad as u32 && p.args[1] & KEXEC_FILE_UNLOAD == 0;
+    let walked = if p.op == SyscallOp::FinitModule as u32 || taken || kernel_file {
         ev.flags |= sys_flags::FILE_WALKED;
         let fd = if taken { ret as i32 } else { p.fd };
         let file = fd_file(task, fd);

@@ -448,6 +448,9 @@ pub struct SensorFields {
     /// alone does not say it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub process_access: Option<ProcessAccess>,
+    /// kexec_load/kexec_file_load: the kernel loaded to boot into.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kexec: Option<KexecDetail>,
     /// setns: the namespaces entered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub namespace: Option<NamespaceDetail>,
@@ -517,6 +520,7 @@ impl SensorFields {
             ptrace_target,
             process_access,
             namespace,
+            kexec,
             module,
             memfd,
             mount,
@@ -554,6 +558,7 @@ impl SensorFields {
             && ptrace_target.is_none()
             && process_access.is_none()
             && namespace.is_none()
+            && kexec.is_none()
             && module.is_none()
             && memfd.is_none()
             && mount.is_none()
@@ -807,6 +812,19 @@ pub struct ProcessAccess {
     /// A `/proc/PID/mem` open: `read`, `write` or `read_write`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mode: Option<&'static str>,
+}
+
+/// `sensor.kexec` (the kernel file, for kexec_file_load, is `file.path`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct KexecDetail {
+    /// kexec_load: how many memory segments the image came in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segments: Option<u64>,
+    /// `KEXEC_*` / `KEXEC_FILE_*` flags (`KEXEC_ON_CRASH`, an unload…).
+    pub flags: u64,
+    /// kexec_file_load: the new kernel's command line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cmdline: Option<Text>,
 }
 
 /// `sensor.namespace`.

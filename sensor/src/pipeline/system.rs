@@ -1,6 +1,6 @@
 //! Actions an intruder uses: ptrace and the other ways into another
 //! process (process_vm_*, pidfd_getfd, /proc/PID/mem), setns, kernel
-//! modules,
+//! modules, kexec,
 //! memfd_create, mount, bpf(), signals sent (or refused) to the sensor,
 //! and io_uring requests.
 
@@ -8,8 +8,8 @@ use sensor_common::SyscallOp;
 
 use super::{Kind, Pipeline, outcome, signal_name};
 use crate::event::{
-    Ancestor, BpfDetail, Event, File, IoUringDetail, MemfdDetail, ModuleDetail, MountDetail,
-    NamespaceDetail, ProcessAccess, SensorFields, Signal, Text,
+    Ancestor, BpfDetail, Event, File, IoUringDetail, KexecDetail, MemfdDetail, ModuleDetail,
+    MountDetail, NamespaceDetail, ProcessAccess, SensorFields, Signal, Text,
 };
 use crate::source::ebpf::decode::{SockAddr, SysOp, SysRecord};
 
@@ -23,6 +23,7 @@ const START: &[&str] = &["start"];
 const END: &[&str] = &["end"];
 const CREATION: &[&str] = &["creation"];
 const CHANGE: &[&str] = &["change"];
+const HOST: &[&str] = &["host"];
 
 const PTRACE_SEIZE: u64 = 0x4206;
 
@@ -129,6 +130,19 @@ impl Pipeline {
                                 "ptrace_attach"
                             },
                         )
+                    }
+                    SyscallOp::KexecLoad | SyscallOp::KexecFileLoad => {
+                        let from_file = op == SyscallOp::KexecFileLoad;
+                        sensor.kexec = Some(KexecDetail {
+                            segments: (!from_file).then_some(x.args[0]),
+                            flags: x.args[1],
+                            cmdline: text(&x.name),
+                        });
+                        file = (from_file && !x.path.is_empty()).then(|| File {
+                            path: Some(Text(x.path.clone())),
+                            ..File::default()
+                        });
+                        (HOST, CHANGE, "kexec_load")
                     }
                     SyscallOp::InitModule | SyscallOp::FinitModule => {
                         sensor.module = Some(ModuleDetail {

@@ -17,6 +17,8 @@ fn main() {
         "init-module-garbage" => init_module_garbage(),
         "finit-module" => finit_module(&arg(1)),
         "delete-module" => delete_module(&arg(1)),
+        "kexec-file-garbage" => kexec_file_garbage(&arg(1)),
+        "kexec-load-as-nobody" => kexec_load_as_nobody(),
         "memfd-exec" => memfd_exec(),
         "mount-tmpfs" => mount_tmpfs(&arg(1)),
         "move-mount-tmpfs" => move_mount_tmpfs(&arg(1)),
@@ -49,6 +51,7 @@ fn main() {
 fn usage() -> ! {
     eprintln!(
         "usage: actor ptrace-attach PID | init-module-garbage | finit-module FILE | delete-module NAME | \
+         kexec-file-garbage FILE | kexec-load-as-nobody | \
          memfd-exec | mount-tmpfs DIR | move-mount-tmpfs DIR | mount-relative DIR | bind-relative SRC DST | move-mount-as-nobody DIR | \
          mount-setattr-rdonly DIR | mount-setattr-as-nobody DIR | bpf-prog-load | signal PID SIGNAL | signal-as-nobody PID SIGNAL | \
          io-uring-write FILE LINE"
@@ -108,6 +111,48 @@ fn finit_module(path: &str) -> Result<String, String> {
     match r {
         0 => Err("the kernel loaded the file as a module".into()),
         _ => Ok(format!("finit_module refused: {}", errno())),
+    }
+}
+
+/// A kexec_file_load of a file that is no kernel: refused (ENOEXEC, or
+/// EPERM under lockdown or without signature), the attempt reported.
+fn kexec_file_garbage(path: &str) -> Result<String, String> {
+    let f = std::fs::File::open(path).map_err(|e| format!("{path}: {e}"))?;
+    let cmdline = CString::new("sensor_test=1").expect("no NUL");
+    // KEXEC_FILE_NO_INITRAMFS: no initrd fd.
+    let flags = 4;
+    // SAFETY: a valid fd and string (its length with the NUL, as the
+    // kernel wants).
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_kexec_file_load,
+            std::os::fd::AsRawFd::as_raw_fd(&f),
+            -1,
+            cmdline.as_bytes_with_nul().len(),
+            cmdline.as_ptr(),
+            flags,
+        )
+    };
+    match r {
+        0 => Err("the kernel loaded the file as a kernel".into()),
+        _ => Ok(format!("kexec_file_load refused: {}", errno())),
+    }
+}
+
+/// kexec_load by nobody: refused with EPERM (CAP_SYS_BOOT), before any
+/// segment is read.
+fn kexec_load_as_nobody() -> Result<String, String> {
+    // SAFETY: plain syscalls; no segments are passed.
+    let r = unsafe {
+        if libc::setresuid(65534, 65534, 65534) != 0 {
+            return Err(format!("setresuid: {}", errno()));
+        }
+        libc::syscall(libc::SYS_kexec_load, 0, 0, std::ptr::null::<u8>(), 0)
+    };
+    match (r, errno().raw_os_error()) {
+        (0, _) => Err("kexec_load succeeded for nobody".into()),
+        (_, Some(libc::EPERM)) => Ok("kexec_load refused: EPERM".into()),
+        (_, e) => Err(format!("kexec_load failed otherwise: {e:?}")),
     }
 }
 

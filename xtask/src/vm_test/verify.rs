@@ -56,6 +56,7 @@ const MEMFD_MARKER: &str = "scenario-memfd-ran";
 /// ` (deleted)`.
 const MEMFD_NAME: &str = "memfd:scenario";
 const ROOTKIT: &str = "/tmp/.rootkit.ko";
+const KEXEC_IMAGE: &str = "/tmp/.vmlinuz";
 const CRON_FILE: &str = "/etc/cron.d/scenario";
 /// The same file through a symlink to /etc.
 const CRON_FILE_LINKED: &str = "/tmp/.e/cron.d/scenario";
@@ -267,6 +268,14 @@ const SCENARIO: &[Step] = &[
         )],
     },
     Step {
+        name: "kexec_attempt",
+        expects: &[one(
+            "refused kexec_load of /tmp/.vmlinuz",
+            &["kexec_load"],
+            is_refused_kexec,
+        )],
+    },
+    Step {
         name: "module_load",
         expects: &[one(
             "refused module_load of /tmp/.rootkit.ko",
@@ -472,6 +481,13 @@ fn is_namespace_escape(v: &Value) -> bool {
         && is(v, "process.name", "nsenter")
         && lists(v, "sensor.namespace.types", "net")
         && at(v, "sensor.namespace.host") == &Value::Bool(true)
+}
+
+fn is_refused_kexec(v: &Value) -> bool {
+    is(v, "event.outcome", "failure")
+        && is(v, "file.path", KEXEC_IMAGE)
+        && is(v, "sensor.syscall", "kexec_file_load")
+        && by_root(v)
 }
 
 fn is_refused_module(v: &Value) -> bool {

@@ -234,6 +234,9 @@ pub enum SysOp {
 ///   file, on success), `ret` its new fd;
 /// - setns: args = [fd, nstype, the nsfs fd's namespace inode (0: not
 ///   one), the pidfd's target pid (0: unknown)];
+/// - kexec_load: args = [segments, flags, entry];
+/// - kexec_file_load: args = [kernel fd, flags, initrd fd], `path` (the
+///   kernel file, unless unloading), `params` (the command line);
 /// - init_module: args[0] = image length, `params`;
 /// - finit_module: args = [fd, flags], `path` (the file), `params`;
 /// - delete_module: `name`, args[1] = flags;

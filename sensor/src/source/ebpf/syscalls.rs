@@ -76,6 +76,8 @@ pub fn number(op: SyscallOp) -> Option<libc::c_long> {
         SyscallOp::ProcessVmWritev => libc::SYS_process_vm_writev,
         SyscallOp::PidfdGetfd => libc::SYS_pidfd_getfd,
         SyscallOp::Setns => libc::SYS_setns,
+        SyscallOp::KexecLoad => libc::SYS_kexec_load,
+        SyscallOp::KexecFileLoad => libc::SYS_kexec_file_load,
     })
 }
 
@@ -124,7 +126,7 @@ pub const FAMILIES: &[Family] = &[
     },
     Family {
         kind: EventKind::System,
-        why: "ptrace attach/seize, process_vm_readv/writev and pidfd_getfd of another process, setns, module load/unload, memfd_create, mount/umount2/move_mount/mount_setattr and bpf() loads and \
+        why: "ptrace attach/seize, process_vm_readv/writev and pidfd_getfd of another process, setns, module load/unload, kexec_load/kexec_file_load, memfd_create, mount/umount2/move_mount/mount_setattr and bpf() loads and \
               attaches at their syscalls (uninteresting requests and commands dropped at entry); \
               raw_tracepoint/signal_generate sees every signal aimed at the sensor, however sent, and \
               kill/tkill/tgkill aimed at it report the attempts the kernel refused (no signal made)",
