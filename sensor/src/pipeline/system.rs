@@ -1,8 +1,7 @@
 //! Actions an intruder uses: ptrace and the other ways into another
 //! process (process_vm_*, pidfd_getfd, /proc/PID/mem), setns, kernel
-//! modules, kexec,
-//! memfd_create, mount, bpf(), signals sent (or refused) to the sensor,
-//! and io_uring requests.
+//! modules, kexec, memfd_create, mount, bpf(), signals sent (or refused)
+//! to the sensor, and io_uring requests.
 
 use sensor_common::SyscallOp;
 
@@ -257,9 +256,19 @@ impl Pipeline {
 }
 
 impl Pipeline {
-    /// The process `pid` whose memory a call reaches (ptrace,
-    /// process_vm_*), from the table; a pid the sensor never saw still
-    /// says which pid it was.
+    /// The process `pid` a call reaches (ptrace, process_vm_*, a
+    /// pidfd…), from the table; a pid the sensor never saw still says
+    /// which pid it was.
+    fn target_process(&self, pid: u32) -> Ancestor {
+        let target = self.table.get(pid);
+        Ancestor {
+            pid,
+            entity_id: target.map(|t| t.entity_id.clone()).unwrap_or_default(),
+            executable: target.and_then(|t| t.executable.as_deref().cloned()),
+            name: target.and_then(|t| t.name.as_deref().cloned()),
+        }
+    }
+
     /// `sensor.namespace` of a setns (args = [fd, nstype, the nsfs fd's
     /// namespace inode or 0, the pidfd's process or 0]), and the process
     /// whose namespaces a pidfd named.
@@ -287,16 +296,6 @@ impl Pipeline {
             host,
         };
         (detail, target)
-    }
-
-    fn target_process(&self, pid: u32) -> Ancestor {
-        let target = self.table.get(pid);
-        Ancestor {
-            pid,
-            entity_id: target.map(|t| t.entity_id.clone()).unwrap_or_default(),
-            executable: target.and_then(|t| t.executable.as_deref().cloned()),
-            name: target.and_then(|t| t.name.as_deref().cloned()),
-        }
     }
 }
 
