@@ -1,7 +1,8 @@
 //! Actions an intruder uses: ptrace attach, another process's memory or
 //! files reached without it (process_vm_readv/writev, pidfd_getfd), setns,
-//! kernel module load and unload, kexec, memfd_create, mount and umount, bpf() program
-//! loads and attaches, and signals sent to the sensor itself.
+//! kernel module load and unload, kexec, memfd_create, mount and umount,
+//! bpf() program loads and attaches, and signals sent to the sensor
+//! itself.
 //!
 //! Same entry/exit pattern as the file family: strings are copied at
 //! entry, the result (and finit_module's file, from its fd) at exit.
@@ -129,9 +130,9 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
             if target == (key >> 32) as u32 || target == key as u32 {
                 return 0;
             }
+            // (Its flags must be 0: any other value is the call's EINVAL.)
             // Volatile: on some compat paths LLVM sees two of these as
             // zero and merges them into a memset call.
-            // (Its flags must be 0: any other value is the call's EINVAL.)
             put(&mut p.args[0], a(1));
             put(&mut p.args[1], target as u64);
         }
@@ -430,8 +431,8 @@ const FIXED: usize = core::mem::size_of::<SysEvent>();
 /// The number of the process a pidfd (`file`) stands for: its `struct
 /// pid` is the file's private data (before pidfs, 6.9) or its inode's
 /// (pidfs). Whatever another kind of file holds there reads as some
-/// number, but the call then fails with EBADF (pidfd_getfd) or takes the
-/// file for what it is (setns), and the daemon names no target.
+/// number, but the call then fails (EBADF or EINVAL), and the daemon
+/// names no target.
 #[inline(always)]
 fn pidfd_target(file: Result<u64, crate::kernel::Miss>) -> Result<u32, crate::kernel::Miss> {
     let file = file?;
