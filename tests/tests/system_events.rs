@@ -17,6 +17,22 @@ fn actor(args: &[&str]) -> (u64, bool) {
     (pid, child.wait().expect("wait").success())
 }
 
+/// A kernel without some syscalls: the sensor's start line must list
+/// each as not traced.
+fn assert_listed_untraced(sensor: &Sensor, syscalls: &[&str]) {
+    let started = sensor
+        .stderr()
+        .into_iter()
+        .find(|l| l.contains("sensor started"))
+        .expect("start line");
+    for syscall in syscalls {
+        assert!(
+            started.contains(syscall),
+            "{syscall} not listed as not traced: {started}"
+        );
+    }
+}
+
 fn by(v: &Value, act: &str, pid: u64) -> bool {
     action(v) == act && pid_of(v) == pid
 }
@@ -59,17 +75,7 @@ fn kexec_attempts_are_reported_with_the_kernel_file_and_their_outcome() {
         // A kernel built without kexec (this build machine's) has no kexec
         // syscalls to trace: the sensor must say so at start. The vm-test
         // guests, whose kernels have them, play an attempt.
-        let started = sensor
-            .stderr()
-            .into_iter()
-            .find(|l| l.contains("sensor started"))
-            .expect("start line");
-        for syscall in ["kexec_load", "kexec_file_load"] {
-            assert!(
-                started.contains(syscall),
-                "{syscall} not listed as not traced: {started}"
-            );
-        }
+        assert_listed_untraced(&sensor, &["kexec_load", "kexec_file_load"]);
         eprintln!(
             "this kernel has no kexec syscalls; checked that the sensor reports them untraced"
         );
@@ -101,17 +107,7 @@ fn module_load_attempts_and_unloads_are_reported_with_their_outcome() {
         // no module syscalls to trace: the sensor must say so at start.
         // The QEMU kernels check (`cargo xtask kernels`) loads a module
         // attempt on Debian's kernels, which have them.
-        let started = sensor
-            .stderr()
-            .into_iter()
-            .find(|l| l.contains("sensor started"))
-            .expect("start line");
-        for syscall in ["init_module", "finit_module", "delete_module"] {
-            assert!(
-                started.contains(syscall),
-                "{syscall} not listed as not traced: {started}"
-            );
-        }
+        assert_listed_untraced(&sensor, &["init_module", "finit_module", "delete_module"]);
         eprintln!(
             "this kernel has no module syscalls; checked that the sensor reports them untraced"
         );
