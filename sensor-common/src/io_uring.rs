@@ -6,7 +6,9 @@
 //! operations when it is submitted (`io_uring_submit_req`, or
 //! `io_uring_submit_sqe` before 6.4): the operation and the process, and
 //! where the kernel passes the request (5.19+) its paths, flags and a
-//! connect's address; not its result.
+//! connect's address. Where the kernel passes the request to its
+//! completion tracepoint too (`io_uring_complete`, 5.19+), each reported
+//! request's result follows as a record of its own.
 
 /// `IORING_OP_*` numbers of the reported operations (the kernel's uapi
 /// enum, which only grows).
@@ -47,6 +49,16 @@ pub const OPS: &[(u8, &str)] = &[
     (op::BIND, "bind"),
     (op::LISTEN, "listen"),
 ];
+
+/// `struct io_uring_cqe` (uapi, fixed since 5.1): `u64 user_data; s32
+/// res; u32 flags;`. Where the completion tracepoint passes the entry
+/// rather than its fields, they are read at these offsets.
+pub const CQE_USER_DATA: u32 = 0;
+pub const CQE_RES: u32 = 8;
+pub const CQE_FLAGS: u32 = 12;
+/// `IORING_CQE_F_MORE`: the request stays armed and completes again (a
+/// multishot accept, one completion per connection).
+pub const CQE_F_MORE: u64 = 1 << 1;
 
 /// [`OPS`] as a bit mask by opcode (every one is below 64).
 pub const REPORTED: u64 = {

@@ -95,6 +95,16 @@ pub mod names {
     pub const PROG_IO_URING_SUBMIT: &str = "io_uring_submit";
     pub const TP_IO_URING_SUBMIT_REQ: &str = "io_uring_submit_req";
     pub const TP_IO_URING_SUBMIT_SQE: &str = "io_uring_submit_sqe";
+    /// `raw_tracepoint/io_uring_complete`: the result of each request the
+    /// submit hook reported (5.19+, where both tracepoints pass the
+    /// request), from [`IO_URING_REPORTED_MAP`].
+    pub const PROG_IO_URING_COMPLETE: &str = "io_uring_complete";
+    pub const TP_IO_URING_COMPLETE: &str = "io_uring_complete";
+    /// Requests reported at submission and not completed yet, by request
+    /// address, to the submission record's `boot_ns` (an LRU map: a
+    /// request whose completion posts nothing, such as one submitted with
+    /// `IOSQE_CQE_SKIP_SUCCESS` that succeeded, ages out).
+    pub const IO_URING_REPORTED_MAP: &str = "IO_URING_REPORTED";
     /// `fexit/mem_open`: opens of `/proc/PID/mem`.
     pub const PROG_PROC_MEM_OPEN: &str = "proc_mem_open";
     pub const FN_MEM_OPEN: &str = "mem_open";

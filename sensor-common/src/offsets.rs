@@ -132,6 +132,11 @@ pub struct KernelOffsets {
     pub thread_info_status: u32,
     /// `io_kiocb.opcode` (a u8): an io_uring request's operation.
     pub io_kiocb_opcode: u32,
+    /// `io_kiocb.ctx` (its ring) and its `user_data` (`io_kiocb.cqe`,
+    /// whose first member it is since 5.19, or `io_kiocb.user_data`):
+    /// what the completions of a multishot request name it by.
+    pub io_kiocb_ctx: u32,
+    pub io_kiocb_user_data: u32,
     /// Where a request's prepared command starts (`io_kiocb.cmd`, or the
     /// union of per-operation structs it replaced in 6.0: the same place),
     /// and the fields the io_uring hook reads there, each relative to it.
@@ -165,6 +170,15 @@ pub struct KernelOffsets {
     /// Position of its `u8 opcode` argument, where it has no request
     /// (5.10–5.18), or [`OFFSET_MISSING`].
     pub io_uring_opcode_arg: u32,
+    /// Positions in the completion tracepoint (`io_uring_complete`) where
+    /// it passes the request (5.19+): the request (`void *req`), and
+    /// either the result as an argument (`int res`, the CQE flags right
+    /// after it; 5.19 to 6.2) or the completion entry holding both
+    /// (`struct io_uring_cqe *`, since). [`OFFSET_MISSING`] where not.
+    /// Not offsets, like `setattr_dentry_arg`.
+    pub io_uring_complete_req_arg: u32,
+    pub io_uring_complete_res_arg: u32,
+    pub io_uring_complete_cqe_arg: u32,
     /// `fmode_t f_mode`: how a file was opened (`FMODE_READ`,
     /// `FMODE_WRITE`).
     pub file_f_mode: u32,
@@ -270,6 +284,8 @@ impl KernelOffsets {
         task_thread_info: OFFSET_MISSING,
         thread_info_status: OFFSET_MISSING,
         io_kiocb_opcode: OFFSET_MISSING,
+        io_kiocb_ctx: OFFSET_MISSING,
+        io_kiocb_user_data: OFFSET_MISSING,
         io_kiocb_cmd: OFFSET_MISSING,
         io_open_dfd: OFFSET_MISSING,
         io_open_filename: OFFSET_MISSING,
@@ -295,6 +311,9 @@ impl KernelOffsets {
         filename_name: OFFSET_MISSING,
         io_uring_req_arg: OFFSET_MISSING,
         io_uring_opcode_arg: OFFSET_MISSING,
+        io_uring_complete_req_arg: OFFSET_MISSING,
+        io_uring_complete_res_arg: OFFSET_MISSING,
+        io_uring_complete_cqe_arg: OFFSET_MISSING,
         file_f_mode: OFFSET_MISSING,
         proc_inode_vfs_inode: OFFSET_MISSING,
         proc_inode_pid: OFFSET_MISSING,
@@ -305,7 +324,7 @@ impl KernelOffsets {
     };
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 114 * 4);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 119 * 4);
 
 #[cfg(feature = "user")]
 // SAFETY: repr(C), only u32 fields, no padding (size assert above).

@@ -113,6 +113,13 @@ pub const SYS_OP_PROC_MEM_OPEN: u32 = 125;
 /// `args[0]` is its opcode; no syscall, no result yet.
 pub const SYS_OP_IO_URING: u32 = 126;
 
+/// `SysEvent::op` of the completion of an io_uring request reported at
+/// submission (op [`SYS_OP_IO_URING`]): `ret` is its result (the CQE's
+/// `res`: a new fd, 0, or `-errno`), `args` = [opcode, the submission
+/// record's `header.boot_ns` (which, with the process, names it), the
+/// CQE's flags, 0].
+pub const SYS_OP_IO_URING_COMPLETE: u32 = 124;
+
 /// `SysEvent::op` of a signal sent to the sensor itself (from the
 /// `signal_generate` tracepoint, whatever syscall or kernel path sent it).
 pub const SYS_OP_SIGNAL_SENSOR: u32 = 127;
@@ -672,6 +679,7 @@ pub mod mount_flags {
 /// unload, memfd_create, mount/umount, a bpf() program load or attach, or
 /// (op [`SYS_OP_SIGNAL_SENSOR`]) a signal sent to the sensor, or (op
 /// [`SYS_OP_IO_URING`]) an io_uring request, or (op
+/// [`SYS_OP_IO_URING_COMPLETE`]) its result, or (op
 /// [`SYS_OP_PROC_MEM_OPEN`]) an open of a process's memory file. Followed by
 /// `str_lens[0] + str_lens[1] + str_lens[2]` bytes: three strings whose
 /// meaning depends on `op` (see the daemon's decoder), then `base_len`
@@ -682,8 +690,8 @@ pub struct SysEvent {
     pub header: EventHeader,
     /// The acting task (for a signal: the sender).
     pub task: TaskInfo,
-    /// [`SyscallOp`] as `u32`, [`SYS_OP_SIGNAL_SENSOR`], [`SYS_OP_IO_URING`]
-    /// or [`SYS_OP_PROC_MEM_OPEN`].
+    /// [`SyscallOp`] as `u32`, [`SYS_OP_SIGNAL_SENSOR`], [`SYS_OP_IO_URING`],
+    /// [`SYS_OP_IO_URING_COMPLETE`] or [`SYS_OP_PROC_MEM_OPEN`].
     pub op: u32,
     /// [`sys_flags`] bits.
     pub flags: u32,
@@ -729,6 +737,7 @@ mod tests {
         assert_eq!(SyscallOp::from_u32(0), None);
         assert_eq!(SyscallOp::from_u32(NET_OP_CONNECT_OUTCOME), None);
         assert_eq!(SyscallOp::from_u32(SYS_OP_IO_URING), None);
+        assert_eq!(SyscallOp::from_u32(SYS_OP_IO_URING_COMPLETE), None);
         assert_eq!(SyscallOp::from_u32(SYS_OP_PROC_MEM_OPEN), None);
         assert_eq!(SyscallOp::from_u32(SYS_OP_SIGNAL_SENSOR), None);
     }

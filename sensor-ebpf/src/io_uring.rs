@@ -13,16 +13,24 @@
 //! change it in between; the same race as a connect syscall's). Before,
 //! the opcode alone.
 //!
-//! Cost on the ring's other traffic (reads, writes): the opcode read
-//! (a probe read through the request) and a mask test.
+//! Where the completion tracepoint passes the request too (5.19+), a
+//! second program reports the result of each request the first reported:
+//! the submit hook remembers the request (by address, in an LRU map), the
+//! completion hook looks it up and sends the result in a record of its
+//! own, naming the submission by its record's time.
+//!
+//! Cost on the ring's other traffic (reads, writes): in each hook, the
+//! opcode read (a probe read through the request) and a mask test.
 
 use aya_ebpf::EbpfContext as _;
 use aya_ebpf::helpers::generated::bpf_probe_read_user;
+use aya_ebpf::macros::map;
+use aya_ebpf::maps::LruHashMap;
 use aya_ebpf::programs::RawTracePointContext;
-use sensor_common::io_uring::{REPORTED, op};
+use sensor_common::io_uring::{CQE_F_MORE, CQE_RES, CQE_USER_DATA, REPORTED, op};
 use sensor_common::{
-    AT_FDCWD, EventKind, OFFSET_MISSING, ProbeError, SOCKADDR_CAP, SYS_OP_IO_URING, SYS_STR_CAP,
-    SYS_STR0_CAP, SysEvent, sys_flags,
+    AT_FDCWD, EventKind, OFFSET_MISSING, ProbeError, SOCKADDR_CAP, SYS_OP_IO_URING,
+    SYS_OP_IO_URING_COMPLETE, SYS_STR_CAP, SYS_STR0_CAP, SysEvent, sys_flags,
 };
 
 use crate::kernel::{Miss, field, plus, put, read_ptr, read_u8, read_u32, read_u64};
@@ -32,6 +40,24 @@ use crate::syscall::read_kernel_str;
 use crate::task::Current;
 
 const FIXED: usize = core::mem::size_of::<SysEvent>();
+
+/// Requests reported at submission and not completed yet: request
+/// address to the submission record's `boot_ns`. LRU: a request whose
+/// completion posts nothing (one submitted with `IOSQE_CQE_SKIP_SUCCESS`
+/// that succeeded, a ring torn down with requests in flight) ages out
+/// instead of filling it. Only the completion hook of a kernel that
+/// passes the request reads it; the submit hook fills it wherever it has
+/// the request (a few map writes on reported requests only).
+#[map]
+static IO_URING_REPORTED: LruHashMap<u64, u64> = LruHashMap::with_max_entries(8192, 0);
+
+/// Reported accepts, by ring (`io_ring_ctx` address) and `user_data`, to
+/// [submission record's `boot_ns`, opcode]: a multishot accept's
+/// completions per connection are posted without the request, naming it
+/// only so. Entries outlive single-shot accepts until their completion
+/// removes them, or age out.
+#[map]
+static IO_URING_MULTISHOT: LruHashMap<[u64; 2], [u64; 2]> = LruHashMap::with_max_entries(1024, 0);
 
 /// Offsets inside the record's data are masked with this: every string
 /// is below 4 KiB, so three of them end below it, well inside the
@@ -122,8 +148,173 @@ fn submit(ctx: &RawTracePointContext) -> u32 {
     let size = FIXED + (end & crate::maps::DATA_MASK);
     ev.header.size = size as u32;
     // SAFETY: size <= FIXED + DATA_MASK, inside the scratch value.
-    unsafe { crate::ring::output(EventKind::System, buf, size) };
+    let sent = unsafe { crate::ring::output(EventKind::System, buf, size) };
+    // The completion names the submission by its record's time: only a
+    // request whose record went out is remembered.
+    if let (true, Some(req)) = (sent, req) {
+        remember(req, opcode, ev.header.boot_ns);
+    }
     0
+}
+
+/// Remembers reported request `req` for its completion hook; an accept
+/// also by ring and `user_data`, which is all that its multishot
+/// completions name.
+#[inline(always)]
+fn remember(req: u64, opcode: u8, boot_ns: u64) {
+    if IO_URING_REPORTED.insert(&req, &boot_ns, 0).is_err() {
+        count_error(ProbeError::Inflight);
+    }
+    if opcode == op::ACCEPT {
+        if let Some(key) = ring_key(req) {
+            let value = [boot_ns, opcode as u64];
+            if IO_URING_MULTISHOT.insert(&key, &value, 0).is_err() {
+                count_error(ProbeError::Inflight);
+            }
+        }
+    }
+}
+
+/// Request `req`'s ring and `user_data`: what its CQEs carry.
+#[inline(always)]
+fn ring_key(req: u64) -> Option<[u64; 2]> {
+    let ring = read_ptr(req, off!(io_kiocb_ctx)).ok()?;
+    let user_data = read_u64(req, off!(io_kiocb_user_data)).ok()?;
+    Some([ring, user_data])
+}
+
+/// Written out like [`io_uring_submit`]; attached to `io_uring_complete`
+/// only where the daemon found the request among its arguments.
+#[unsafe(no_mangle)]
+#[unsafe(link_section = "raw_tp")]
+pub extern "C" fn io_uring_complete(ctx: *mut core::ffi::c_void) -> u32 {
+    complete(ctx)
+}
+
+/// A completion: if the submit hook reported its request, sends its result
+/// (and forgets the request, unless it completes again). The tracepoint
+/// passes the request with a request's own completion; a multishot
+/// request's completions that announce more to come (`IORING_CQE_F_MORE`)
+/// are posted without it, and are found by ring and `user_data`.
+///
+/// The record carries the completing task, which is the submitting
+/// process: its thread that submitted or reaps, its SQPOLL thread or an
+/// io-wq worker of it (completions are posted in task context, never in
+/// an interrupt, since the kernels that pass the request).
+#[inline(always)]
+fn complete(ctx: *mut core::ffi::c_void) -> u32 {
+    // One call of send_result: a second would leave its closure out of
+    // line, a BPF-to-BPF call.
+    if let Some((opcode, submitted, res, cqe_flags)) = completed(ctx) {
+        send_result(opcode, submitted, res, cqe_flags);
+    }
+    0
+}
+
+/// The reported request this completion ends or continues: its opcode,
+/// its submission record's time, the result and the CQE flags.
+#[inline(always)]
+fn completed(ctx: *mut core::ffi::c_void) -> Option<(u8, u64, i32, u64)> {
+    let req = arg(ctx, off!(io_uring_complete_req_arg))?;
+    if req == 0 {
+        return completed_multishot(ctx);
+    }
+    let opcode = read_u8(req, off!(io_kiocb_opcode)).ok()?;
+    if opcode >= 64 || REPORTED & (1 << opcode) == 0 {
+        return None;
+    }
+    // SAFETY: the value is copied out at once.
+    let submitted = (unsafe { IO_URING_REPORTED.get(&req) }).copied()?;
+    let Some((res, cqe_flags)) = result(ctx) else {
+        count_error(ProbeError::ReadArg);
+        return None;
+    };
+    if cqe_flags & CQE_F_MORE == 0 {
+        // The delete decides who reports a last completion, should two
+        // ever race: exactly one succeeds.
+        IO_URING_REPORTED.remove(&req).ok()?;
+        if opcode == op::ACCEPT {
+            if let Some(key) = ring_key(req) {
+                let _ = IO_URING_MULTISHOT.remove(&key);
+            }
+        }
+    }
+    Some((opcode, submitted, res, cqe_flags))
+}
+
+/// A completion posted without its request: a multishot accept's, found
+/// by ring and `user_data`. Only those announcing more to come are looked
+/// up (the last comes with the request): a busy ring's multishot receives
+/// cost one failed lookup each.
+#[inline(always)]
+fn completed_multishot(ctx: *mut core::ffi::c_void) -> Option<(u8, u64, i32, u64)> {
+    let Some((res, cqe_flags)) = result(ctx) else {
+        count_error(ProbeError::ReadArg);
+        return None;
+    };
+    if cqe_flags & CQE_F_MORE == 0 {
+        return None;
+    }
+    let (Some(ring), Some(user_data)) = (arg(ctx, 0), user_data(ctx)) else {
+        count_error(ProbeError::ReadArg);
+        return None;
+    };
+    // SAFETY: the value is copied out at once.
+    let [submitted, opcode] = (unsafe { IO_URING_MULTISHOT.get(&[ring, user_data]) }).copied()?;
+    Some((opcode as u8, submitted, res, cqe_flags))
+}
+
+/// Sends the result of the request of `opcode` whose submission record
+/// went out at `submitted`.
+#[inline(always)]
+fn send_result(opcode: u8, submitted: u64, res: i32, cqe_flags: u64) {
+    let current = Current::get();
+    let filled = crate::ring::emit::<SysEvent>(EventKind::System, |ev| {
+        // SAFETY: emit hands us reserved space for one SysEvent.
+        let ev = unsafe { &mut *ev };
+        current.fill(&mut ev.task)?;
+        ev.op = SYS_OP_IO_URING_COMPLETE;
+        ev.flags = 0;
+        ev.ret = res as i64;
+        ev.args = [opcode as u64, submitted, cqe_flags, 0];
+        for len in &mut ev.str_lens {
+            put(len, 0);
+        }
+        ev.base_len = 0;
+        Ok(())
+    });
+    if filled.is_err() {
+        count_error(ProbeError::ReadTask);
+    }
+}
+
+/// The completion's `user_data`: an argument before the result (5.19 to
+/// 6.2), or the completion entry's first field (since).
+#[inline(always)]
+fn user_data(ctx: *mut core::ffi::c_void) -> Option<u64> {
+    let res_arg = off!(io_uring_complete_res_arg);
+    if res_arg != OFFSET_MISSING {
+        return arg(ctx, res_arg - 1);
+    }
+    let cqe = arg(ctx, off!(io_uring_complete_cqe_arg))?;
+    read_u64(cqe, CQE_USER_DATA).ok()
+}
+
+/// The completion's result and CQE flags: arguments of the tracepoint
+/// (5.19 to 6.2: `int res, unsigned cflags`), or the fields of the
+/// completion entry it passes (since).
+#[inline(always)]
+fn result(ctx: *mut core::ffi::c_void) -> Option<(i32, u64)> {
+    let res_arg = off!(io_uring_complete_res_arg);
+    if res_arg != OFFSET_MISSING {
+        let res = arg(ctx, res_arg)?;
+        let flags = arg(ctx, res_arg + 1)?;
+        return Some((res as i32, flags as u32 as u64));
+    }
+    let cqe = arg(ctx, off!(io_uring_complete_cqe_arg))?;
+    // res (s32) and flags (u32), adjacent: one read.
+    let both = read_u64(cqe, CQE_RES).ok()?;
+    Some((both as u32 as i32, both >> 32))
 }
 
 /// The request's opcode, and the request where the tracepoint passes it,
@@ -132,24 +323,30 @@ fn submit(ctx: &RawTracePointContext) -> u32 {
 #[inline(always)]
 fn request(ctx: &RawTracePointContext) -> Option<(u8, Option<u64>)> {
     let ctx = ctx.as_ptr();
-    let arg = |i: u32| -> Option<u64> {
-        Some(match i {
-            0 => ctx_arg::<0>(ctx),
-            1 => ctx_arg::<1>(ctx),
-            2 => ctx_arg::<2>(ctx),
-            _ => return None,
-        })
-    };
     let req_arg = off!(io_uring_req_arg);
     if req_arg != OFFSET_MISSING {
-        let req = arg(req_arg)?;
+        let req = arg(ctx, req_arg)?;
         return Some((read_u8(req, off!(io_kiocb_opcode)).ok()?, Some(req)));
     }
     let opcode_arg = off!(io_uring_opcode_arg);
     if opcode_arg != OFFSET_MISSING {
-        return Some((arg(opcode_arg)? as u8, None));
+        return Some((arg(ctx, opcode_arg)? as u8, None));
     }
     None
+}
+
+/// Argument `i` of a raw tracepoint's context (the first five; None for
+/// [`OFFSET_MISSING`] or beyond).
+#[inline(always)]
+fn arg(ctx: *mut core::ffi::c_void, i: u32) -> Option<u64> {
+    Some(match i {
+        0 => ctx_arg::<0>(ctx),
+        1 => ctx_arg::<1>(ctx),
+        2 => ctx_arg::<2>(ctx),
+        3 => ctx_arg::<3>(ctx),
+        4 => ctx_arg::<4>(ctx),
+        _ => return None,
+    })
 }
 
 /// Argument `N` of a raw tracepoint's context, loaded at a constant

@@ -42,17 +42,19 @@ pub fn emit<T: 'static>(
 }
 
 /// Sends `size` bytes assembled at `buf` (a variable-length record); a
-/// full ring buffer is counted as a loss of `kind`.
+/// full ring buffer is counted as a loss of `kind`. Whether it was sent.
 ///
 /// # Safety
 /// `buf..buf + size` must be readable (inside a map value).
 #[inline(always)]
-pub unsafe fn output(kind: EventKind, buf: *const u8, size: usize) {
+pub unsafe fn output(kind: EventKind, buf: *const u8, size: usize) -> bool {
     // SAFETY: the caller's contract.
     let record = unsafe { core::slice::from_raw_parts(buf, size) };
     if EVENTS.output::<[u8]>(record, 0).is_err() {
         count_loss(kind);
+        return false;
     }
+    true
 }
 
 /// Reserves a `T` in the ring buffer and writes its header; the caller

@@ -27,6 +27,7 @@ mod audit;
 pub mod bench;
 mod cred;
 mod file;
+mod io_uring;
 mod lineage;
 mod net;
 mod system;
@@ -46,6 +47,8 @@ pub struct Pipeline {
     /// Non-blocking connects in progress: (pid, fd, process start) to the
     /// connect's `event.id`, so that its end can name it. Bounded.
     connecting: std::collections::HashMap<(u32, i32, u64), String>,
+    /// io_uring requests reported at submission, until their completion.
+    io_uring: io_uring::InFlight,
     /// The watched paths, to check path arguments exactly and to name the
     /// watch a write matched.
     watched: crate::source::ebpf::watch::Watched,
@@ -117,6 +120,7 @@ impl Pipeline {
             instance: instance.iter().map(|b| format!("{b:02x}")).collect(),
             ancestry_depth,
             connecting: std::collections::HashMap::new(),
+            io_uring: Default::default(),
             watched: Default::default(),
             lease: None,
             runtimes: RuntimeCache::new(Lookup::default()),
@@ -221,6 +225,7 @@ impl Pipeline {
     pub fn tick(&mut self) {
         self.clock.resync();
         self.users.invalidate_if_changed();
+        self.io_uring.tick();
     }
 
     pub fn set_watched(&mut self, watched: crate::source::ebpf::watch::Watched) {

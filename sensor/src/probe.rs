@@ -75,7 +75,7 @@ pub fn run() -> Report {
             Ok(r) => (
                 r.missing.clone(),
                 crate::source::ebpf::compat::supported(&r.offsets),
-                crate::source::ebpf::io_uring::tracepoint(&r),
+                crate::source::ebpf::io_uring::describe(&r),
                 crate::source::ebpf::proc_mem::available(&r),
                 btf,
                 bpf::task_btf(r.offsets.task_pid),
@@ -83,7 +83,7 @@ pub fn run() -> Report {
             Err(e) => (
                 Vec::new(),
                 Err("kernel BTF unreadable".to_owned()),
-                Err("kernel BTF unreadable".to_owned()),
+                "none: kernel BTF unreadable".to_owned(),
                 Err("kernel BTF unreadable".to_owned()),
                 Check::no(e.to_string()),
                 Check::no("kernel BTF unreadable"),
@@ -145,10 +145,7 @@ pub fn run() -> Report {
     });
     hooks.push(HookChoice {
         kind: "io_uring",
-        hook: match io_uring {
-            Ok(tracepoint) => format!("raw_tracepoint/{tracepoint}"),
-            Err(why) => format!("none: {why}"),
-        },
+        hook: io_uring,
         why: crate::source::ebpf::io_uring::WHY,
         preferred: Some(crate::source::ebpf::io_uring::PREFERRED),
         unavailable: Vec::new(),

@@ -124,7 +124,7 @@ fn probe_reports_features_and_hooks() {
     // Linux 6.18's io_uring submit tracepoint passes the request.
     let io_uring = hook("io_uring").expect("io_uring hook");
     assert_eq!(
-        io_uring["hook"], "raw_tracepoint/io_uring_submit_req",
+        io_uring["hook"], "raw_tracepoint/io_uring_submit_req + raw_tracepoint/io_uring_complete",
         "{io_uring}"
     );
     // /proc/PID/mem: fexit on mem_open where tracing programs load, else

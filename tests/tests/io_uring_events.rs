@@ -2,7 +2,8 @@
 //! through a ring, which makes none of those syscalls. The test submits
 //! the real requests on a real ring and asserts the events the submit
 //! tracepoint gives, with what the kernel prepared (paths, flags, mode,
-//! address), and that the ring's other traffic (a nop) gives none.
+//! address), the events of their completions (the result, naming the
+//! submission), and that the ring's other traffic (a nop) gives none.
 
 use std::ffi::CString;
 use std::net::TcpListener;
@@ -19,6 +20,25 @@ fn io_uring_event(v: &Value, tid: u64) -> bool {
     action(v) == "io_uring_submit"
         && pid_of(v) == u64::from(std::process::id())
         && at(v, "process.thread.id").as_u64().unwrap_or(pid_of(v)) == tid
+}
+
+/// The completions of `submissions`, in their order: matched by the
+/// submission they name, as the completing thread may be an io-wq worker
+/// of this process rather than this thread.
+fn completions_of(sensor: &Sensor, submissions: &[Value]) -> Vec<Value> {
+    let ids: Vec<&str> = submissions
+        .iter()
+        .map(|e| at(e, "event.id").as_str().expect("event.id"))
+        .collect();
+    let position = |v: &Value| {
+        let completes = at(v, "sensor.io_uring.completes").as_str();
+        ids.iter().position(|id| Some(*id) == completes)
+    };
+    let mut done = sensor.wait_for_count("their completions", ids.len(), |v| {
+        action(v) == "io_uring_complete" && position(v).is_some()
+    });
+    done.sort_by_key(|v| position(v));
+    done
 }
 
 fn gettid() -> u64 {
@@ -182,14 +202,100 @@ fn file_and_network_requests_through_a_ring_are_reported_with_their_arguments() 
         "{unlink}"
     );
 
-    // The nop came first: had it been reported, it would be among these.
+    // Their results, one completion each, with what each request was.
+    let done = completions_of(&sensor, &events);
+    for (ev, (operation, category)) in done.iter().zip([
+        ("openat", "file"),
+        ("connect", "network"),
+        ("renameat", "file"),
+        ("unlinkat", "file"),
+    ]) {
+        assert_eq!(at(ev, "sensor.io_uring.operation"), operation, "{ev}");
+        assert_eq!(at(ev, "event.category"), &json!([category]), "{ev}");
+        assert_eq!(pid_of(ev), u64::from(std::process::id()), "{ev}");
+        assert!(at(ev, "sensor.io_uring.multishot").is_null(), "{ev}");
+    }
+    let [opened, refused, renamed_done, unlinked_done] = &done[..] else {
+        unreachable!("four completions");
+    };
+    assert_eq!(at(opened, "event.outcome"), "success", "{opened}");
+    assert_eq!(
+        at(opened, "sensor.io_uring.result"),
+        fd,
+        "the new fd: {opened}"
+    );
+    assert_eq!(at(opened, "file.path").as_str(), file.to_str(), "{opened}");
+    assert_eq!(at(opened, "sensor.io_uring.mode"), "0640", "{opened}");
+    assert_eq!(at(refused, "event.outcome"), "failure", "{refused}");
+    assert_eq!(at(refused, "error.code"), "ECONNREFUSED", "{refused}");
+    assert!(at(refused, "sensor.io_uring.result").is_null(), "{refused}");
+    assert_eq!(at(refused, "destination.port"), port, "{refused}");
+    for (ev, path) in [(renamed_done, &file), (unlinked_done, &renamed)] {
+        assert_eq!(at(ev, "event.outcome"), "success", "{ev}");
+        assert_eq!(at(ev, "sensor.io_uring.result"), 0, "{ev}");
+        assert_eq!(at(ev, "file.path").as_str(), path.to_str(), "{ev}");
+    }
+
+    // The nop came first: had it been reported, or its completion, it
+    // would be among these.
     let all = sensor
         .events()
         .into_iter()
         .filter(|v| io_uring_event(v, tid))
         .count();
     assert_eq!(all, 4, "only the four requests");
+    let completed = sensor
+        .events()
+        .into_iter()
+        .filter(|v| action(v) == "io_uring_complete" && pid_of(v) == u64::from(std::process::id()))
+        .filter(|v| at(v, "sensor.io_uring.operation") == "nop")
+        .count();
+    assert_eq!(completed, 0, "no completion of the nop");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A multishot accept: one request, a completion per connection, each
+/// naming it and flagged as more to come.
+#[test]
+fn each_connection_of_a_multishot_accept_is_a_completion_of_its_request() {
+    use std::os::fd::AsRawFd;
+    let sensor = Sensor::start("");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let mut ring = IoUring::new(8).expect("io_uring_setup");
+    let accept = opcode::AcceptMulti::new(types::Fd(listener.as_raw_fd())).build();
+    // SAFETY: no buffers: the peer addresses are not asked for.
+    unsafe { ring.submission().push(&accept).expect("the queue has room") };
+    ring.submit().expect("io_uring_enter");
+    let clients: Vec<_> = (0..2)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect"))
+        .collect();
+    ring.submit_and_wait(2).expect("two completions");
+    let fds: Vec<i32> = ring.completion().map(|c| c.result()).collect();
+    assert!(fds.len() >= 2 && fds.iter().all(|fd| *fd >= 0), "{fds:?}");
+
+    let tid = gettid();
+    let submitted = sensor.wait_for("the accept's submission", |v| {
+        io_uring_event(v, tid) && at(v, "sensor.io_uring.operation") == "accept"
+    });
+    assert_eq!(at(&submitted, "event.category"), &json!(["network"]));
+    let id = at(&submitted, "event.id")
+        .as_str()
+        .expect("event.id")
+        .to_owned();
+    let done = sensor.wait_for_count("a completion per connection", 2, |v| {
+        action(v) == "io_uring_complete" && at(v, "sensor.io_uring.completes") == id.as_str()
+    });
+    for (ev, fd) in done.iter().zip(&fds) {
+        assert_eq!(at(ev, "sensor.io_uring.result"), *fd, "{ev}");
+        assert_eq!(at(ev, "sensor.io_uring.multishot"), true, "{ev}");
+        assert_eq!(at(ev, "event.outcome"), "success", "{ev}");
+    }
+    for fd in fds {
+        // SAFETY: the accepted fds are ours.
+        unsafe { libc::close(fd) };
+    }
+    drop(clients);
 }
 
 #[test]
@@ -228,6 +334,20 @@ fn a_request_under_an_ignored_path_prefix_is_dropped_in_the_kernel() {
         .filter(|v| io_uring_event(v, tid))
         .collect();
     assert_eq!(all.len(), 1, "only the kept openat: {all:?}");
+    // Its completion, and none for the ignored one, which the kernel
+    // never remembered.
+    let done = completions_of(&sensor, &all);
+    assert_eq!(at(&done[0], "file.path").as_str(), kept_file.to_str());
+    let completed: Vec<Value> = sensor
+        .events()
+        .into_iter()
+        .filter(|v| action(v) == "io_uring_complete" && pid_of(v) == u64::from(std::process::id()))
+        .filter(|v| at(v, "sensor.io_uring.completes").is_null())
+        .collect();
+    assert!(
+        completed.is_empty(),
+        "a completion of nothing reported: {completed:?}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&other_dir);
 }

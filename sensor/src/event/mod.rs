@@ -868,6 +868,37 @@ pub struct IoUringDetail {
     /// The mode of a file or directory it creates, in octal.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
+    /// On `io_uring_complete`: the `event.id` of the submission it ends
+    /// (absent if the sensor did not see it, or forgot it at its bound).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completes: Option<String>,
+    /// On `io_uring_complete`, where it succeeded: the result (openat,
+    /// accept, socket: the new fd, or the fixed-file slot where one was
+    /// asked for; a connect, unlink…: 0). A failure is in `error`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<i64>,
+    /// On `io_uring_complete`: the request stays armed and completes
+    /// again (`IORING_CQE_F_MORE`: a multishot accept, per connection).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub multishot: bool,
+}
+
+impl IoUringDetail {
+    /// What the opcode alone says.
+    pub fn of_opcode(opcode: u8) -> IoUringDetail {
+        IoUringDetail {
+            opcode,
+            operation: sensor_common::io_uring::name(opcode).unwrap_or("unknown"),
+            path_argument: None,
+            dirfd: None,
+            target: None,
+            open_flags: Vec::new(),
+            mode: None,
+            completes: None,
+            result: None,
+            multishot: false,
+        }
+    }
 }
 
 /// `sensor.bpf`.

@@ -1,7 +1,7 @@
 //! Actions an intruder uses: ptrace and the other ways into another
 //! process (process_vm_*, pidfd_getfd, /proc/PID/mem), setns, kernel
 //! modules, kexec, memfd_create, mount, bpf(), signals sent (or refused)
-//! to the sensor, and io_uring requests.
+//! to the sensor, and io_uring requests (see `io_uring` for theirs).
 
 use sensor_common::SyscallOp;
 
@@ -10,7 +10,7 @@ use crate::event::{
     Ancestor, BpfDetail, Event, File, IoUringDetail, KexecDetail, MemfdDetail, ModuleDetail,
     MountDetail, NamespaceDetail, ProcessAccess, SensorFields, Signal, Text,
 };
-use crate::source::ebpf::decode::{SockAddr, SysOp, SysRecord};
+use crate::source::ebpf::decode::{SysOp, SysRecord};
 
 const PROCESS: &[&str] = &["process"];
 const DRIVER: &[&str] = &["driver"];
@@ -35,6 +35,7 @@ impl Pipeline {
         let mut sensor = SensorFields::default();
         let mut file = None;
         let mut destination = None;
+        let mut submitted = None;
         let (category, type_, action): (
             &'static [&'static str],
             &'static [&'static str],
@@ -50,20 +51,30 @@ impl Pipeline {
                 (PROCESS, ACCESS, "signal_sensor")
             }
             SysOp::IoUring => {
-                // Reported at submission: what became of it is not known.
+                // Reported at submission: what became of it is not known
+                // (see the completion, below).
                 (outcome, error) = ("unknown", None);
-                let (detail, path) = io_uring_detail(&x);
-                file = path.map(|path| File {
-                    path: Some(Text(path)),
-                    ..File::default()
-                });
-                destination = SockAddr::parse(&x.fstype).map(|a| super::net::from_sockaddr(&a));
-                let category = match detail.operation {
-                    "accept" | "connect" | "socket" | "bind" | "listen" => NETWORK,
-                    _ => FILE,
-                };
+                let request = super::io_uring::Request::of(&x);
+                (file, destination) = (request.file(), request.destination.clone());
+                sensor.io_uring = Some(request.detail.clone());
+                submitted = Some(request);
+                (
+                    category_of(sensor.io_uring.as_ref()),
+                    ACCESS,
+                    "io_uring_submit",
+                )
+            }
+            SysOp::IoUringComplete => {
+                let (detail, request) = self.io_uring.complete(&x);
+                if let Some(request) = request {
+                    (file, destination) = (request.file(), request.destination);
+                }
                 sensor.io_uring = Some(detail);
-                (category, ACCESS, "io_uring_submit")
+                (
+                    category_of(sensor.io_uring.as_ref()),
+                    ACCESS,
+                    "io_uring_complete",
+                )
             }
             // Another process's memory file opened (the open's
             // permission is an attach's; the reads and writes follow on
@@ -248,10 +259,22 @@ impl Pipeline {
             outcome,
         };
         let mut ev = self.process_event(x.boot_ns, &x.task, kind, sensor);
+        if let Some(request) = submitted {
+            // Its completion names this event.
+            self.io_uring.submitted(&x, ev.event.id.clone(), request);
+        }
         ev.error = error;
         ev.file = file;
         ev.destination = destination;
         ev
+    }
+}
+
+/// An io_uring request's category: its operation's.
+fn category_of(detail: Option<&IoUringDetail>) -> &'static [&'static str] {
+    match detail.map(|d| d.operation) {
+        Some("accept" | "connect" | "socket" | "bind" | "listen") => NETWORK,
+        _ => FILE,
     }
 }
 
@@ -337,36 +360,6 @@ fn memory_open_mode(f_mode: u64) -> &'static str {
     }
 }
 
-/// `sensor.io_uring`, and the path the request names (joined to where a
-/// relative one starts), from an io_uring record: args are `[opcode,
-/// dirfd, open flags, mode]`, `path` and `name` its two paths.
-fn io_uring_detail(x: &SysRecord) -> (IoUringDetail, Option<Vec<u8>>) {
-    use sensor_common::io_uring::op;
-    let opcode = x.args[0] as u8;
-    let operation = sensor_common::io_uring::name(opcode).unwrap_or("unknown");
-    let path = (!x.path.is_empty()).then(|| x.io_uring_path());
-    let joined = x.path.first().is_some_and(|c| *c != b'/') && !x.base.is_empty();
-    let dirfd = x.args[1] as u32 as i32;
-    let open = matches!(opcode, op::OPENAT | op::OPENAT2);
-    let flags = x.args[2] as i32;
-    let tmpfile = flags & libc::O_TMPFILE == libc::O_TMPFILE;
-    let creates = (open && (flags & libc::O_CREAT != 0 || tmpfile)) || opcode == op::MKDIRAT;
-    let detail = IoUringDetail {
-        opcode,
-        operation,
-        path_argument: joined.then(|| Text(x.path.clone())),
-        dirfd: (!x.path.is_empty() && dirfd != sensor_common::AT_FDCWD).then_some(dirfd),
-        target: (!x.name.is_empty()).then(|| Text(x.name.clone())),
-        open_flags: if open {
-            super::watch::open_flag_names(x.args[2] as u32)
-        } else {
-            Vec::new()
-        },
-        mode: creates.then(|| format!("{:04o}", x.args[3] & 0o7777)),
-    };
-    (detail, path)
-}
-
 /// The target as the caller gave it, when the event's target had to join
 /// it to the cwd or dirfd (absent when they are the same).
 fn target_argument(x: &SysRecord) -> Option<Text> {
@@ -379,8 +372,8 @@ fn truncated_field(x: &SysRecord) -> &'static str {
     let path_cut = x.path.len() + 1 >= sensor_common::SYS_STR0_CAP
         || x.base.len() + sensor_common::COMPONENT_MAX >= sensor_common::PATH_CAP;
     match x.op {
-        SysOp::IoUring if path_cut => "file.path",
-        SysOp::IoUring => "sensor.io_uring.target",
+        SysOp::IoUring | SysOp::IoUringComplete if path_cut => "file.path",
+        SysOp::IoUring | SysOp::IoUringComplete => "sensor.io_uring.target",
         SysOp::Syscall(SyscallOp::FinitModule) if path_cut => "file.path",
         SysOp::Syscall(
             SyscallOp::Mount | SyscallOp::Umount2 | SyscallOp::MoveMount | SyscallOp::MountSetattr,
@@ -489,75 +482,6 @@ mod tests {
         assert_eq!(memory_open_mode(0x3), "read_write");
         assert_eq!(memory_open_mode(0x4_801d), "read");
         assert_eq!(memory_open_mode(0x4_801f), "read_write");
-    }
-
-    fn io_uring_record(opcode: u8, args: [u64; 3], path: &[u8], name: &[u8]) -> SysRecord {
-        SysRecord {
-            boot_ns: 0,
-            // SAFETY: TaskInfo is plain integers and byte arrays.
-            task: unsafe { std::mem::zeroed() },
-            op: SysOp::IoUring,
-            ret: 0,
-            args: [opcode as u64, args[0], args[1], args[2]],
-            path: path.to_vec(),
-            name: name.to_vec(),
-            fstype: Vec::new(),
-            base: Vec::new(),
-            truncated: false,
-            unreadable: false,
-        }
-    }
-
-    #[test]
-    fn an_io_uring_request_names_what_it_creates_and_keeps_an_unjoined_path() {
-        use sensor_common::io_uring::op;
-        let at_fdcwd = sensor_common::AT_FDCWD as u32 as u64;
-        // A symlink: the link's path, its target second; the walk to the
-        // dirfd's directory failed, so the path stays as given.
-        let x = io_uring_record(op::SYMLINKAT, [7, 0, 0], b"link", b"/etc/shadow");
-        let (d, path) = io_uring_detail(&x);
-        assert_eq!(d.operation, "symlinkat");
-        assert_eq!(path.as_deref(), Some(&b"link"[..]));
-        assert_eq!(d.dirfd, Some(7));
-        assert!(d.path_argument.is_none(), "nothing was joined");
-        assert_eq!(
-            d.target.as_ref().map(|t| &t.0[..]),
-            Some(&b"/etc/shadow"[..])
-        );
-        assert!(d.mode.is_none() && d.open_flags.is_empty());
-
-        // O_TMPFILE creates; O_DIRECTORY alone (half of its bits) does not.
-        let tmpfile = (libc::O_TMPFILE | libc::O_RDWR) as u64;
-        let (d, _) = io_uring_detail(&io_uring_record(
-            op::OPENAT,
-            [at_fdcwd, tmpfile, 0o600],
-            b"/tmp",
-            b"",
-        ));
-        assert_eq!(d.mode.as_deref(), Some("0600"));
-        assert_eq!(d.open_flags, ["O_RDWR"]);
-        assert!(d.dirfd.is_none());
-        let directory = libc::O_DIRECTORY as u64;
-        let (d, _) = io_uring_detail(&io_uring_record(
-            op::OPENAT2,
-            [at_fdcwd, directory, 0],
-            b"/tmp",
-            b"",
-        ));
-        assert!(d.mode.is_none());
-
-        // Joined to the cwd the kernel walked.
-        let mut x = io_uring_record(op::MKDIRAT, [at_fdcwd, 0, 0o1777], b"d", b"");
-        x.base = b"/root".to_vec();
-        let (d, path) = io_uring_detail(&x);
-        assert_eq!(path.as_deref(), Some(&b"/root/d"[..]));
-        assert_eq!(d.path_argument.as_ref().map(|t| &t.0[..]), Some(&b"d"[..]));
-        assert_eq!(d.mode.as_deref(), Some("1777"));
-
-        // Before 5.19: the opcode alone.
-        let (d, path) = io_uring_detail(&io_uring_record(op::CONNECT, [at_fdcwd, 0, 0], b"", b""));
-        assert_eq!((d.operation, path), ("connect", None));
-        assert!(d.dirfd.is_none() && d.target.is_none());
     }
 
     #[test]

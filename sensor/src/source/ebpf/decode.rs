@@ -6,9 +6,9 @@
 
 use sensor_common::{
     CredEvent, EventHeader, EventKind, ExecEvent, ExitEvent, FileEvent, ForkEvent,
-    NET_OP_CONNECT_OUTCOME, NetEvent, SOCKADDR_CAP, SYS_OP_IO_URING, SYS_OP_PROC_MEM_OPEN,
-    SYS_OP_SIGNAL_SENSOR, SysEvent, SyscallOp, TaskInfo, WatchEvent, exec_flags, file_flags,
-    sys_flags, watch_flags,
+    NET_OP_CONNECT_OUTCOME, NetEvent, SOCKADDR_CAP, SYS_OP_IO_URING, SYS_OP_IO_URING_COMPLETE,
+    SYS_OP_PROC_MEM_OPEN, SYS_OP_SIGNAL_SENSOR, SysEvent, SyscallOp, TaskInfo, WatchEvent,
+    exec_flags, file_flags, sys_flags, watch_flags,
 };
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -220,6 +220,9 @@ pub enum SysOp {
     SignalSensor,
     /// An io_uring request; args[0] is its opcode.
     IoUring,
+    /// The completion of a reported io_uring request: `ret` its result,
+    /// args = [opcode, the submission record's `boot_ns`, CQE flags].
+    IoUringComplete,
     /// An open of a process's memory file; args = [f_mode, target pid].
     ProcMemOpen,
 }
@@ -561,6 +564,7 @@ fn decode_sys(bytes: &[u8]) -> Result<SysRecord, DecodeError> {
     let op = match e.op {
         SYS_OP_SIGNAL_SENSOR => SysOp::SignalSensor,
         SYS_OP_IO_URING => SysOp::IoUring,
+        SYS_OP_IO_URING_COMPLETE => SysOp::IoUringComplete,
         SYS_OP_PROC_MEM_OPEN => SysOp::ProcMemOpen,
         op => SysOp::Syscall(SyscallOp::from_u32(op).ok_or(DecodeError::UnknownOp { kind, op })?),
     };

@@ -228,10 +228,17 @@ impl EbpfSource {
             None => {}
         }
         match io_uring::attach(&mut ebpf, &enabled, &resolved) {
-            Some(Ok(tracepoint)) => tracing::info!(
-                "io_uring requests of file and network operations are reported \
-                 (raw_tracepoint/{tracepoint})"
-            ),
+            Some(Ok(io_uring::Attached { submit, complete })) => match complete {
+                Ok(()) => tracing::info!(
+                    "io_uring requests of file and network operations are reported, and their \
+                     results (raw_tracepoint/{submit}, raw_tracepoint/{})",
+                    sensor_common::names::TP_IO_URING_COMPLETE
+                ),
+                Err(why) => tracing::info!(
+                    "io_uring requests of file and network operations are reported \
+                     (raw_tracepoint/{submit}), without their results: {why}"
+                ),
+            },
             Some(Err(why)) => tracing::warn!(
                 "io_uring requests are not reported: an intruder's io_uring openat or connect \
                  goes unseen: {why}"
@@ -243,10 +250,12 @@ impl EbpfSource {
                 tracing::info!("opens of /proc/PID/mem are reported (fexit/mem_open)")
             }
             Some(Ok(proc_mem::Status::OpenExit(why))) => tracing::info!(
-                "opens of /proc/PID/mem are reported from the open syscalls' exit, successful                  opens for writing only (fexit: {why})"
+                "opens of /proc/PID/mem are reported from the open syscalls' exit, successful \
+                 opens for writing only (fexit: {why})"
             ),
             Some(Err(why)) => tracing::warn!(
-                "opens of /proc/PID/mem are not reported: memory injection through them goes                  unseen: {why}"
+                "opens of /proc/PID/mem are not reported: memory injection through them goes \
+                 unseen: {why}"
             ),
             None => {}
         }

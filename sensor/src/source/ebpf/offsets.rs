@@ -60,6 +60,9 @@ pub struct ResolvedOffsets {
     /// The io_uring submit tracepoint this kernel has, in a shape the
     /// hook can read (see [`io_uring_hook`]).
     pub io_uring_tracepoint: Option<&'static str>,
+    /// Whether the io_uring completion hook can report those requests'
+    /// results here, or why not (see [`io_uring_complete_hook`]).
+    pub io_uring_complete: Result<(), String>,
     /// Whether the `/proc/PID/mem` hook can load here, or why not (see
     /// [`proc_mem_hook`]).
     pub proc_mem: Result<(), String>,
@@ -147,11 +150,22 @@ pub fn resolve_btf(btf: &Btf, cgroup_mode: CgroupMode) -> Result<ResolvedOffsets
         Some((tracepoint, args)) => (Some(tracepoint), args),
         None => (None, [OFFSET_MISSING; 2]),
     };
+    // The completion is matched to the submission by the request, which
+    // only a submit hook that has the request remembers.
+    let io_uring_complete = if io_uring_args[0] == OFFSET_MISSING {
+        Err("the submit tracepoint does not pass the request (before 5.19)".to_owned())
+    } else {
+        io_uring_complete_hook(btf)
+    };
+    if io_uring_complete.is_err() {
+        missing.push("io_uring_complete_req_arg");
+    }
     let offsets = assemble(
         |field| values[field],
         hierarchy.subsys_index(),
         setattr_dentry_arg,
         io_uring_args,
+        io_uring_complete.clone().unwrap_or([OFFSET_MISSING; 3]),
     );
     let proc_mem = proc_mem_hook(btf, |field| values[field] != OFFSET_MISSING);
     let task_btf_helper = btf::enumerators(btf, "bpf_func_id").is_ok_and(|helpers| {
@@ -164,6 +178,7 @@ pub fn resolve_btf(btf: &Btf, cgroup_mode: CgroupMode) -> Result<ResolvedOffsets
         missing,
         task_btf_helper,
         io_uring_tracepoint,
+        io_uring_complete: io_uring_complete.map(|_| ()),
         proc_mem,
     })
 }
@@ -308,6 +323,40 @@ fn io_uring_hook(btf: &Btf, opcode_field: bool) -> Option<(&'static str, [u32; 2
     None
 }
 
+/// Where the completion tracepoint (`io_uring_complete`) has what its hook
+/// reads: `[io_uring_complete_req_arg, io_uring_complete_res_arg,
+/// io_uring_complete_cqe_arg]`, the request and one of the other two set.
+/// Since 5.19 the request comes second (`void *req`); 5.19 to 6.2 then
+/// pass the CQE's fields (`u64 user_data, int res, unsigned cflags, u64
+/// extra1, u64 extra2`), later kernels the CQE (`struct io_uring_cqe *`).
+/// Before 5.19 (`void *ctx, u64 user_data, int res…`) there is no request
+/// to match with its submission.
+fn io_uring_complete_hook(btf: &Btf) -> Result<[u32; 3], String> {
+    let tracepoint = sensor_common::names::TP_IO_URING_COMPLETE;
+    let args = match btf::tracepoint_args(btf, tracepoint) {
+        Ok(Some(args)) => args,
+        Ok(None) => return Err(format!("no {tracepoint} tracepoint in this kernel's BTF")),
+        Err(e) => return Err(format!("{tracepoint}'s prototype unreadable: {e}")),
+    };
+    // A pointer to something other than a struct reads as "".
+    if args.get(1).map(String::as_str) != Some("") {
+        return Err(format!(
+            "{tracepoint} does not pass the request in this kernel (before 5.19)"
+        ));
+    }
+    if let Some(cqe) = args.iter().position(|a| a == "struct io_uring_cqe") {
+        if cqe < 5 {
+            return Ok([1, OFFSET_MISSING, cqe as u32]);
+        }
+    }
+    if args.len() >= 5 && args[3] == "int" && args[4].contains("int") {
+        return Ok([1, 3, OFFSET_MISSING]);
+    }
+    Err(format!(
+        "{tracepoint}'s arguments are in a shape not known here: {args:?}"
+    ))
+}
+
 /// One `KernelOffsets` field: the struct and the member names to try, the
 /// current name first, then older ones.
 #[derive(Debug)]
@@ -335,6 +384,7 @@ macro_rules! kernel_fields {
             cgroup_subsys_index: u32,
             setattr_dentry_arg: u32,
             [io_uring_req_arg, io_uring_opcode_arg]: [u32; 2],
+            [io_uring_complete_req_arg, io_uring_complete_res_arg, io_uring_complete_cqe_arg]: [u32; 3],
         ) -> KernelOffsets {
             KernelOffsets {
                 $($field: value(stringify!($field)),)*
@@ -342,6 +392,9 @@ macro_rules! kernel_fields {
                 cgroup_subsys_index,
                 io_uring_req_arg,
                 io_uring_opcode_arg,
+                io_uring_complete_req_arg,
+                io_uring_complete_res_arg,
+                io_uring_complete_cqe_arg,
             }
         }
 
@@ -464,6 +517,10 @@ kernel_fields! {
     thread_info_status: Optional thread_info.status;
     // Only with CONFIG_IO_URING.
     io_kiocb_opcode: Optional io_kiocb.opcode;
+    // What a multishot accept's completions name it by: its ring and
+    // user_data (the first member of `cqe`, an io_cqe, since 5.19).
+    io_kiocb_ctx: Optional io_kiocb.ctx;
+    io_kiocb_user_data: Optional io_kiocb.cqe | user_data;
     // The request's arguments, once prepared (the hook reads them only
     // where the tracepoint passes the request, 5.19+). `file` is the first
     // member of the per-operation union before 6.0's io_cmd_data `cmd`:
@@ -640,6 +697,12 @@ mod tests {
                 // 6.4+: the request alone.
                 let req = b.ptr(structs["io_kiocb"]);
                 b.tracepoint(names::TP_IO_URING_SUBMIT_REQ, &[req]);
+                // Since 6.3: the ring, the request, the completion entry.
+                let ring = b.strukt("io_ring_ctx", 8, &[]);
+                let (ctx, void_ptr) = (b.ptr(ring), b.ptr(0));
+                let entry = b.strukt("io_uring_cqe", 16, &[]);
+                let cqe = b.ptr(entry);
+                b.tracepoint(names::TP_IO_URING_COMPLETE, &[ctx, void_ptr, cqe]);
             })
         }
 
@@ -680,9 +743,10 @@ mod tests {
         // field resolved outside the table.
         let words = std::mem::size_of::<KernelOffsets>() / 4;
         assert_eq!(
-            FIELDS.len() + 4,
+            FIELDS.len() + 7,
             words,
-            "the table plus cgroup_subsys_index, setattr_dentry_arg and the two io_uring arguments"
+            "the table plus cgroup_subsys_index, setattr_dentry_arg, the two io_uring submit \
+             arguments and the three completion arguments"
         );
     }
 
@@ -704,12 +768,92 @@ mod tests {
         assert_eq!(r.offsets.io_uring_req_arg, 0, "the request alone");
         assert_eq!(r.offsets.io_uring_opcode_arg, OFFSET_MISSING);
         assert_eq!(r.io_uring_tracepoint, Some(names::TP_IO_URING_SUBMIT_REQ));
+        assert_eq!(
+            [
+                r.offsets.io_uring_complete_req_arg,
+                r.offsets.io_uring_complete_res_arg,
+                r.offsets.io_uring_complete_cqe_arg
+            ],
+            [1, OFFSET_MISSING, 2],
+            "the request, then the completion entry"
+        );
+        assert_eq!(r.io_uring_complete, Ok(()));
         let unified = resolve_btf(&kernel.btf(), CgroupMode::Unified).expect("resolves");
         assert_eq!(
             unified.offsets.cgroup_subsys_index, OFFSET_MISSING,
             "v2: dfl_cgrp"
         );
         assert!(unified.missing.is_empty());
+    }
+
+    /// The completion tracepoint's shapes: 5.19 to 6.2 (the request, then
+    /// the CQE's fields), and two without the request (5.10, 5.13 to
+    /// 5.18), where its hook is not loaded; nor where the submit hook has
+    /// no request to remember (the opcode alone).
+    #[test]
+    fn the_io_uring_completion_hook_follows_its_tracepoints_shape() {
+        let kernel = FakeKernel::complete();
+        let complete = names::TP_IO_URING_COMPLETE;
+        let resolve = |btf: Btf| resolve_btf(&btf, CgroupMode::Unified).expect("resolves");
+        let positions = |r: &ResolvedOffsets| {
+            [
+                r.offsets.io_uring_complete_req_arg,
+                r.offsets.io_uring_complete_res_arg,
+                r.offsets.io_uring_complete_cqe_arg,
+            ]
+        };
+        let submit_req = |b: &mut BtfBuilder, structs: &BTreeMap<&str, u32>| {
+            let req = b.ptr(structs["io_kiocb"]);
+            b.tracepoint(names::TP_IO_URING_SUBMIT_REQ, &[req]);
+        };
+
+        let r = resolve(kernel.btf_with(|b, structs| {
+            submit_req(b, structs);
+            let (void_ptr, u64_t) = (b.ptr(0), b.int("u64", 8));
+            let (int, unsigned) = (b.int("int", 4), b.int("unsigned int", 4));
+            b.tracepoint(
+                complete,
+                &[void_ptr, void_ptr, u64_t, int, unsigned, u64_t, u64_t],
+            );
+        }));
+        assert_eq!(r.io_uring_complete, Ok(()));
+        assert_eq!(positions(&r), [1, 3, OFFSET_MISSING]);
+
+        for (shape, args) in [
+            ("5.10", &["ptr", "u64", "long"][..]),
+            ("5.13", &["ptr", "u64", "int", "unsigned int"][..]),
+            ("none", &[][..]),
+        ] {
+            let r = resolve(kernel.btf_with(|b, structs| {
+                submit_req(b, structs);
+                if !args.is_empty() {
+                    let ids: Vec<u32> = args
+                        .iter()
+                        .map(|a| match *a {
+                            "ptr" => b.ptr(0),
+                            "u64" | "long" => b.int(a, 8),
+                            _ => b.int(a, 4),
+                        })
+                        .collect();
+                    b.tracepoint(complete, &ids);
+                }
+            }));
+            assert!(r.io_uring_complete.is_err(), "{shape}");
+            assert_eq!(positions(&r), [OFFSET_MISSING; 3], "{shape}");
+            assert!(r.missing.contains(&"io_uring_complete_req_arg"), "{shape}");
+        }
+
+        // A completion that passes the request, but a submit hook that
+        // has only the opcode.
+        let r = resolve(kernel.btf_with(|b, _| {
+            let (ctx, u8_t, u64_t) = (b.ptr(0), b.int("u8", 1), b.int("u64", 8));
+            b.tracepoint(names::TP_IO_URING_SUBMIT_SQE, &[ctx, u8_t, u64_t]);
+            let cqe = b.strukt("io_uring_cqe", 16, &[]);
+            let (void_ptr, cqe_ptr) = (b.ptr(0), b.ptr(cqe));
+            b.tracepoint(complete, &[void_ptr, void_ptr, cqe_ptr]);
+        }));
+        assert!(r.io_uring_complete.is_err());
+        assert_eq!(positions(&r), [OFFSET_MISSING; 3]);
     }
 
     /// The submit tracepoint's older shapes: 5.19–6.3 (`io_uring_submit_sqe`

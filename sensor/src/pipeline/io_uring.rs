@@ -1,0 +1,285 @@
+//! io_uring requests (`sensor.io_uring`) and their completions: the
+//! requests reported at submission are remembered until their completion,
+//! which then names the submission's event and repeats what it was (the
+//! path, the destination), so one event says what was done and how it
+//! ended.
+
+use std::collections::BTreeMap;
+
+use sensor_common::io_uring::CQE_F_MORE;
+
+use crate::event::{Endpoint, File, IoUringDetail, Text};
+use crate::source::ebpf::decode::{SockAddr, SysRecord};
+
+/// Submissions remembered at most. Beyond, the oldest are forgotten: a
+/// request whose completion posts nothing (`IOSQE_CQE_SKIP_SUCCESS`) is
+/// never claimed, and a completion whose submission was forgotten is still
+/// reported, by its operation, without `completes`. The kernel's own map
+/// of reported requests holds 8192.
+const IN_FLIGHT_MAX: usize = 4096;
+
+/// What a submission record asked for.
+#[derive(Debug, Clone)]
+pub(super) struct Request {
+    pub detail: IoUringDetail,
+    /// The path it names, joined to where a relative one starts.
+    pub path: Option<Vec<u8>>,
+    /// A connect's address.
+    pub destination: Option<Endpoint>,
+}
+
+impl Request {
+    /// From a submission record (op `IoUring`).
+    pub fn of(x: &SysRecord) -> Request {
+        let (detail, path) = io_uring_detail(x);
+        Request {
+            detail,
+            path,
+            destination: SockAddr::parse(&x.fstype).map(|a| super::net::from_sockaddr(&a)),
+        }
+    }
+
+    pub fn file(&self) -> Option<File> {
+        self.path.clone().map(|path| File {
+            path: Some(Text(path)),
+            ..File::default()
+        })
+    }
+}
+
+/// Reported requests not completed yet, by (submission record's time,
+/// process): what the kernel's completion record names them by.
+#[derive(Default)]
+pub(super) struct InFlight {
+    requests: BTreeMap<(u64, u32), (String, Request)>,
+    /// Submissions forgotten at the bound, and how many of them were
+    /// already logged.
+    forgotten: u64,
+    logged: u64,
+}
+
+impl InFlight {
+    /// Remembers submission `x`, whose event is `id`.
+    pub fn submitted(&mut self, x: &SysRecord, id: String, request: Request) {
+        if self.requests.len() >= IN_FLIGHT_MAX {
+            // The oldest first: the keys start with the time.
+            self.requests.pop_first();
+            self.forgotten += 1;
+        }
+        self.requests
+            .insert((x.boot_ns, x.task.tgid), (id, request));
+    }
+
+    /// Logs the submissions forgotten since the last call (periodic, off
+    /// the per-event path): their completions lack `completes`.
+    pub fn tick(&mut self) {
+        if self.forgotten > self.logged {
+            tracing::warn!(
+                forgotten = self.forgotten - self.logged,
+                bound = IN_FLIGHT_MAX,
+                "io_uring requests in flight beyond the bound: the oldest submissions were \
+                 forgotten, their completions are reported without sensor.io_uring.completes"
+            );
+            self.logged = self.forgotten;
+        }
+    }
+
+    /// `sensor.io_uring` of completion `x` (args = [opcode, the
+    /// submission record's time, CQE flags], `ret` the result), and the
+    /// request it completes where it is remembered. A request that
+    /// completes again (a multishot accept) stays remembered.
+    pub fn complete(&mut self, x: &SysRecord) -> (IoUringDetail, Option<Request>) {
+        let key = (x.args[1], x.task.tgid);
+        let more = x.args[2] & CQE_F_MORE != 0;
+        let found = if more {
+            self.requests.get(&key).cloned()
+        } else {
+            self.requests.remove(&key)
+        };
+        let (completes, request) = found.map_or((None, None), |(id, r)| (Some(id), Some(r)));
+        let mut detail = request
+            .as_ref()
+            .map(|r| r.detail.clone())
+            .unwrap_or_else(|| IoUringDetail::of_opcode(x.args[0] as u8));
+        detail.completes = completes;
+        detail.result = (x.ret >= 0).then_some(x.ret);
+        detail.multishot = more;
+        (detail, request)
+    }
+}
+
+/// `sensor.io_uring`, and the path the request names (joined to where a
+/// relative one starts), from an io_uring record: args are `[opcode,
+/// dirfd, open flags, mode]`, `path` and `name` its two paths.
+fn io_uring_detail(x: &SysRecord) -> (IoUringDetail, Option<Vec<u8>>) {
+    use sensor_common::io_uring::op;
+    let opcode = x.args[0] as u8;
+    let path = (!x.path.is_empty()).then(|| x.io_uring_path());
+    let joined = x.path.first().is_some_and(|c| *c != b'/') && !x.base.is_empty();
+    let dirfd = x.args[1] as u32 as i32;
+    let open = matches!(opcode, op::OPENAT | op::OPENAT2);
+    let flags = x.args[2] as i32;
+    let tmpfile = flags & libc::O_TMPFILE == libc::O_TMPFILE;
+    let creates = (open && (flags & libc::O_CREAT != 0 || tmpfile)) || opcode == op::MKDIRAT;
+    let detail = IoUringDetail {
+        path_argument: joined.then(|| Text(x.path.clone())),
+        dirfd: (!x.path.is_empty() && dirfd != sensor_common::AT_FDCWD).then_some(dirfd),
+        target: (!x.name.is_empty()).then(|| Text(x.name.clone())),
+        open_flags: if open {
+            super::watch::open_flag_names(x.args[2] as u32)
+        } else {
+            Vec::new()
+        },
+        mode: creates.then(|| format!("{:04o}", x.args[3] & 0o7777)),
+        ..IoUringDetail::of_opcode(opcode)
+    };
+    (detail, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::ebpf::decode::SysOp;
+
+    fn io_uring_record(opcode: u8, args: [u64; 3], path: &[u8], name: &[u8]) -> SysRecord {
+        SysRecord {
+            boot_ns: 0,
+            // SAFETY: TaskInfo is plain integers and byte arrays.
+            task: unsafe { std::mem::zeroed() },
+            op: SysOp::IoUring,
+            ret: 0,
+            args: [opcode as u64, args[0], args[1], args[2]],
+            path: path.to_vec(),
+            name: name.to_vec(),
+            fstype: Vec::new(),
+            base: Vec::new(),
+            truncated: false,
+            unreadable: false,
+        }
+    }
+
+    /// The completion record of a request submitted at `submitted`.
+    fn completion(opcode: u8, submitted: u64, ret: i64, cqe_flags: u64) -> SysRecord {
+        SysRecord {
+            op: SysOp::IoUringComplete,
+            ret,
+            args: [opcode as u64, submitted, cqe_flags, 0],
+            ..io_uring_record(opcode, [0; 3], b"", b"")
+        }
+    }
+
+    #[test]
+    fn a_completion_names_its_submission_until_the_last_one() {
+        use sensor_common::io_uring::op;
+        let mut in_flight = InFlight::default();
+        let mut accept = io_uring_record(op::ACCEPT, [0; 3], b"", b"");
+        accept.boot_ns = 10;
+        in_flight.submitted(&accept, "a".into(), Request::of(&accept));
+        let mut open = io_uring_record(op::OPENAT, [0; 3], b"/etc/shadow", b"");
+        open.boot_ns = 11;
+        in_flight.submitted(&open, "o".into(), Request::of(&open));
+
+        // A multishot accept completes twice and stays remembered.
+        for fd in [5, 6] {
+            let (d, request) = in_flight.complete(&completion(op::ACCEPT, 10, fd, CQE_F_MORE));
+            assert_eq!(
+                (d.completes.as_deref(), d.result, d.multishot),
+                (Some("a"), Some(fd), true)
+            );
+            assert!(request.is_some());
+        }
+        // Its last completion (a failure) ends it.
+        let (d, _) = in_flight.complete(&completion(op::ACCEPT, 10, -125, 0));
+        assert_eq!(
+            (d.completes.as_deref(), d.result, d.multishot),
+            (Some("a"), None, false)
+        );
+        let (d, request) = in_flight.complete(&completion(op::ACCEPT, 10, 7, 0));
+        assert!(d.completes.is_none() && request.is_none(), "forgotten");
+        assert_eq!(d.operation, "accept", "still named by its opcode");
+
+        // Another process's completion with the same time is not this one.
+        let mut other = completion(op::OPENAT, 11, 3, 0);
+        other.task.tgid = 99;
+        assert!(in_flight.complete(&other).0.completes.is_none());
+        let (d, request) = in_flight.complete(&completion(op::OPENAT, 11, 3, 0));
+        assert_eq!((d.completes.as_deref(), d.result), (Some("o"), Some(3)));
+        let path = request.and_then(|r| r.file()).and_then(|f| f.path);
+        assert_eq!(path.map(|p| p.0), Some(b"/etc/shadow".to_vec()));
+    }
+
+    #[test]
+    fn the_oldest_submissions_are_forgotten_at_the_bound() {
+        let mut in_flight = InFlight::default();
+        for t in 0..=IN_FLIGHT_MAX as u64 {
+            let mut x = io_uring_record(sensor_common::io_uring::op::CONNECT, [0; 3], b"", b"");
+            x.boot_ns = t;
+            in_flight.submitted(&x, t.to_string(), Request::of(&x));
+        }
+        assert_eq!(in_flight.requests.len(), IN_FLIGHT_MAX);
+        assert_eq!(in_flight.forgotten, 1);
+        let op = sensor_common::io_uring::op::CONNECT;
+        assert!(
+            in_flight
+                .complete(&completion(op, 0, 0, 0))
+                .0
+                .completes
+                .is_none()
+        );
+        let last = IN_FLIGHT_MAX as u64;
+        let (d, _) = in_flight.complete(&completion(op, last, 0, 0));
+        assert_eq!(d.completes, Some(last.to_string()));
+    }
+
+    #[test]
+    fn an_io_uring_request_names_what_it_creates_and_keeps_an_unjoined_path() {
+        use sensor_common::io_uring::op;
+        let at_fdcwd = sensor_common::AT_FDCWD as u32 as u64;
+        // A symlink: the link's path, its target second; the walk to the
+        // dirfd's directory failed, so the path stays as given.
+        let x = io_uring_record(op::SYMLINKAT, [7, 0, 0], b"link", b"/etc/shadow");
+        let (d, path) = io_uring_detail(&x);
+        assert_eq!(d.operation, "symlinkat");
+        assert_eq!(path.as_deref(), Some(&b"link"[..]));
+        assert_eq!(d.dirfd, Some(7));
+        assert!(d.path_argument.is_none(), "nothing was joined");
+        assert_eq!(
+            d.target.as_ref().map(|t| &t.0[..]),
+            Some(&b"/etc/shadow"[..])
+        );
+        assert!(d.mode.is_none() && d.open_flags.is_empty());
+
+        // O_TMPFILE creates; O_DIRECTORY alone (half of its bits) does not.
+        let tmpfile = (libc::O_TMPFILE | libc::O_RDWR) as u64;
+        let (d, _) = io_uring_detail(&io_uring_record(
+            op::OPENAT,
+            [at_fdcwd, tmpfile, 0o600],
+            b"/tmp",
+            b"",
+        ));
+        assert_eq!(d.mode.as_deref(), Some("0600"));
+        assert_eq!(d.open_flags, ["O_RDWR"]);
+        assert!(d.dirfd.is_none());
+        let directory = libc::O_DIRECTORY as u64;
+        let (d, _) = io_uring_detail(&io_uring_record(
+            op::OPENAT2,
+            [at_fdcwd, directory, 0],
+            b"/tmp",
+            b"",
+        ));
+        assert!(d.mode.is_none());
+
+        // Joined to the cwd the kernel walked.
+        let mut x = io_uring_record(op::MKDIRAT, [at_fdcwd, 0, 0o1777], b"d", b"");
+        x.base = b"/root".to_vec();
+        let (d, path) = io_uring_detail(&x);
+        assert_eq!(path.as_deref(), Some(&b"/root/d"[..]));
+        assert_eq!(d.path_argument.as_ref().map(|t| &t.0[..]), Some(&b"d"[..]));
+        assert_eq!(d.mode.as_deref(), Some("1777"));
+
+        // Before 5.19: the opcode alone.
+        let (d, path) = io_uring_detail(&io_uring_record(op::CONNECT, [at_fdcwd, 0, 0], b"", b""));
+        assert_eq!((d.operation, path), ("connect", None));
+        assert!(d.dirfd.is_none() && d.target.is_none());
+    }
+}
