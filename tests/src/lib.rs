@@ -65,13 +65,19 @@ struct Collected {
 pub struct Sensor {
     child: Child,
     shared: Arc<(Mutex<Collected>, Condvar)>,
+    /// The state directory [`Sensor::start`] made for it, removed when it
+    /// goes (one made by the caller, for [`Sensor::start_in`], is theirs).
+    own_dir: Option<PathBuf>,
 }
 
 impl Sensor {
     /// Starts `sensor run` with `config` (TOML text, may be empty) and waits
     /// until its programs are attached.
     pub fn start(config: &str) -> Sensor {
-        Sensor::start_in(&scratch_dir("sensor-test"), config)
+        let dir = scratch_dir("sensor-test");
+        let mut sensor = Sensor::start_in(&dir, config);
+        sensor.own_dir = Some(dir);
+        sensor
     }
 
     /// Starts with `dir` as its state directory: a second start in the same
@@ -140,7 +146,11 @@ impl Sensor {
             m.lock().expect("lock").closed = true;
             c.notify_all();
         });
-        let sensor = Sensor { child, shared };
+        let sensor = Sensor {
+            child,
+            shared,
+            own_dir: None,
+        };
         sensor.wait_started();
         sensor
     }
@@ -309,6 +319,9 @@ impl Drop for Sensor {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(dir) = &self.own_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 

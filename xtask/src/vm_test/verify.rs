@@ -301,11 +301,19 @@ const SCENARIO: &[Step] = &[
     },
     Step {
         name: "io_uring_persistence",
-        expects: &[one(
-            "io_uring openat of /etc/cron.d/.uring by root (before 5.19: the openat alone)",
-            &["io_uring_submit"],
-            is_io_uring_cron,
-        )],
+        expects: &[
+            one(
+                "io_uring openat of /etc/cron.d/.uring by root (before 5.19: the openat alone)",
+                &["io_uring_submit"],
+                is_io_uring_cron,
+            ),
+            one(
+                "its completion: success, the new fd, the path (before 5.19: none, the \
+                 submission stands in)",
+                &["io_uring_complete", "io_uring_submit"],
+                is_io_uring_cron_completed,
+            ),
+        ],
     },
     Step {
         name: "log_truncation",
@@ -538,6 +546,24 @@ fn is_io_uring_cron(v: &Value) -> bool {
         } else {
             at(v, "file.path").is_null()
         }
+}
+
+/// The openat's completion, naming its submission, where the completion
+/// tracepoint passes the request (5.19+); before, there is none and the
+/// submission itself is what can be asked for.
+fn is_io_uring_cron_completed(v: &Value) -> bool {
+    if kernel_before(v, (5, 19)) {
+        return action(v, "io_uring_submit") && is_io_uring_cron(v);
+    }
+    action(v, "io_uring_complete")
+        && succeeded(v)
+        && by_root(v)
+        && is(v, "file.path", IO_URING_CRON)
+        && is(v, "sensor.io_uring.operation", "openat")
+        && at(v, "sensor.io_uring.result")
+            .as_i64()
+            .is_some_and(|fd| fd >= 0)
+        && at(v, "sensor.io_uring.completes").is_string()
 }
 
 /// Whether the event's kernel (`host.os.kernel`, e.g. `5.10.0-32-cloud-amd64`)
