@@ -821,9 +821,9 @@ fn render(scenarios: &[Scenario], workers: usize, seconds: u64) -> String {
          takes its slow syscall entry/exit path (SYSCALL_WORK_SYSCALL_TRACEPOINT), as it does \
          for auditd's rules (TIF_SYSCALL_AUDIT); this row shows whether that is measurable.\n\
          - io_uring nop: one request per io_uring_enter, submitted and reaped; the sensor's \
-         submit hook sees every request of every ring and reports only file and network \
-         operations, so this row is its cost on a ring's ordinary traffic, plus what the \
-         untraced io_uring_enter pays (the getppid row).\n\
+         submit and completion hooks see every request of every ring and report only file and \
+         network operations, so this row is their cost on a ring's ordinary traffic, plus what \
+         the untraced io_uring_enter pays (the getppid row).\n\
          - reported: operations that came out of the monitor (the sensor: events; auditd: SYSCALL \
          records), of the rate pass's and the kernel pass's operations. Lost: for the sensor, the loss reports that came out while that workload ran \
          or drained; for auditd, the kernel's audit lost counter over the whole scenario.\n\
