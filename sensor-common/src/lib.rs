@@ -119,18 +119,22 @@ pub mod names {
     pub const IGNORE_EXES_MAP: &str = "IGNORE_EXES";
     pub const IGNORE_PREFIXES_MAP: &str = "IGNORE_PREFIXES";
     /// Entry and exit programs (by tail call) of the watched-path
-    /// syscalls (open for writing, truncate, unlink, rename).
+    /// syscalls (open for writing, truncate, unlink, rename, link, symlink).
     pub const PROG_WATCH_ENTER: &str = "watch_enter";
     pub const PROG_WATCH_EXIT: &str = "watch_exit";
-    /// fentry programs deciding truncate/unlink/rename by the inode the
-    /// kernel resolved, where fentry loads; and the switch (`u32` at 0)
-    /// telling the entry program they are attached.
+    /// fentry programs deciding truncate/unlink/rename/link/symlink by the
+    /// inode the kernel resolved, where fentry loads; and the switch (`u32`
+    /// at 0) telling the entry program they are attached.
     pub const PROG_WATCH_UNLINK: &str = "watch_unlink";
     pub const FN_SECURITY_INODE_UNLINK: &str = "security_inode_unlink";
     pub const PROG_WATCH_RMDIR: &str = "watch_rmdir";
     pub const FN_SECURITY_INODE_RMDIR: &str = "security_inode_rmdir";
     pub const PROG_WATCH_RENAME: &str = "watch_rename";
     pub const FN_SECURITY_INODE_RENAME: &str = "security_inode_rename";
+    pub const PROG_WATCH_LINK: &str = "watch_link";
+    pub const FN_SECURITY_INODE_LINK: &str = "security_inode_link";
+    pub const PROG_WATCH_SYMLINK: &str = "watch_symlink";
+    pub const FN_SECURITY_INODE_SYMLINK: &str = "security_inode_symlink";
     pub const PROG_WATCH_SETATTR: &str = "watch_setattr";
     pub const WATCH_BY_INODE_MAP: &str = "WATCH_BY_INODE";
     /// Watched files and directories by inode ([`crate::ExeKey`] keys; the

@@ -45,6 +45,14 @@ pub enum SyscallOp {
     Rename = 24,
     Renameat = 25,
     Renameat2 = 26,
+    /// A new name for a file (a hard link) or a symbolic link: a unit
+    /// enabled by a symlink into `/etc/systemd/system/*.wants/`, a cron
+    /// job linked into `/etc/cron.d/`, or a second name kept for
+    /// `/etc/shadow`; no open for writing is involved.
+    Link = 27,
+    Linkat = 28,
+    Symlink = 29,
+    Symlinkat = 30,
     // 32..=63: credential changes, [`CredEvent`].
     Setuid = 32,
     Setgid = 33,
@@ -187,7 +195,7 @@ pub enum Target {
 }
 
 impl SyscallOp {
-    pub const ALL: [SyscallOp; 58] = [
+    pub const ALL: [SyscallOp; 62] = [
         SyscallOp::Chmod,
         SyscallOp::Fchmod,
         SyscallOp::Fchmodat,
@@ -213,6 +221,10 @@ impl SyscallOp {
         SyscallOp::Rename,
         SyscallOp::Renameat,
         SyscallOp::Renameat2,
+        SyscallOp::Link,
+        SyscallOp::Linkat,
+        SyscallOp::Symlink,
+        SyscallOp::Symlinkat,
         SyscallOp::Setuid,
         SyscallOp::Setgid,
         SyscallOp::Setreuid,
@@ -278,6 +290,10 @@ impl SyscallOp {
             24 => SyscallOp::Rename,
             25 => SyscallOp::Renameat,
             26 => SyscallOp::Renameat2,
+            27 => SyscallOp::Link,
+            28 => SyscallOp::Linkat,
+            29 => SyscallOp::Symlink,
+            30 => SyscallOp::Symlinkat,
             32 => SyscallOp::Setuid,
             33 => SyscallOp::Setgid,
             34 => SyscallOp::Setreuid,
@@ -343,6 +359,10 @@ impl SyscallOp {
             SyscallOp::Rename => "rename",
             SyscallOp::Renameat => "renameat",
             SyscallOp::Renameat2 => "renameat2",
+            SyscallOp::Link => "link",
+            SyscallOp::Linkat => "linkat",
+            SyscallOp::Symlink => "symlink",
+            SyscallOp::Symlinkat => "symlinkat",
             SyscallOp::Setuid => "setuid",
             SyscallOp::Setgid => "setgid",
             SyscallOp::Setreuid => "setreuid",
@@ -557,23 +577,26 @@ pub mod watch_flags {
     pub const BASE_IS_FILE: u32 = 1 << 2;
     /// The base path was cut at the caps, or a read failed walking it.
     pub const BASE_TRUNCATED: u32 = 1 << 3;
-    /// rename's new path is relative to a different dirfd than the old
-    /// one, whose directory was not walked: `path2` is as passed.
+    /// rename's new path (link's existing one) is relative to a different
+    /// dirfd than `path`, whose directory was not walked: `path2` is as
+    /// passed.
     pub const BASE2_UNKNOWN: u32 = 1 << 4;
-    /// Kernel-side only, never sent: a truncate, unlink or rename whose
-    /// path argument did not decide, kept in flight for the fentry hooks on
-    /// `security_inode_{unlink,rmdir,rename,setattr}` to decide by the
-    /// inode the kernel resolved (a symlinked directory, a bind mount,
+    /// Kernel-side only, never sent: a truncate, unlink, rename, link or
+    /// symlink whose path argument did not decide, kept in flight for the
+    /// fentry hooks on `security_inode_{unlink,rmdir,rename,setattr,link,
+    /// symlink}` to decide by the inode the kernel resolved (a symlinked directory, a bind mount,
     /// `/proc/PID/root/…`); its exit sends it only if they set `matched`.
     pub const UNDECIDED: u32 = 1 << 6;
 }
 
 /// A write to a watched path: an open for writing (or creating,
-/// truncating), a truncate, an unlink or a rename, after it returned.
-/// Followed by `path_len + base_len + path2_len` bytes: the path argument
-/// as passed (no NUL), the directory it is relative to or the file itself
+/// truncating), a truncate, an unlink, a rename, a link or a symlink,
+/// after it returned. Followed by `path_len + base_len + path2_len`
+/// bytes: the path argument as passed (no NUL; for link and symlink the
+/// new name), the directory it is relative to or the file itself
 /// (leaf-first components, like exec's paths; empty when `path` is
-/// absolute), and rename's new path as passed.
+/// absolute), and the second argument as passed: rename's new path,
+/// link's existing file, symlink's target text.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WatchEvent {
@@ -585,9 +608,10 @@ pub struct WatchEvent {
     pub flags: u32,
     /// 0, a new fd, or `-errno`.
     pub ret: i64,
-    /// open's flags (`O_*`), unlinkat's and renameat2's flags.
+    /// open's flags (`O_*`), unlinkat's, renameat2's and linkat's flags.
     pub open_flags: u32,
-    /// The dirfd (or fd) argument; AT_FDCWD when there was none.
+    /// The dirfd (or fd) argument `path` is relative to; AT_FDCWD when
+    /// there was none.
     pub fd: i32,
     pub path_len: u32,
     pub base_len: u32,

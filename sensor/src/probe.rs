@@ -116,9 +116,9 @@ pub fn run() -> Report {
             }
             sensor_common::EventKind::FileWrite => {
                 hook += if fentry.available {
-                    " + fentry/security_inode_{unlink,rmdir,rename,setattr}"
+                    " + fentry/security_inode_{unlink,rmdir,rename,setattr,link,symlink}"
                 } else {
-                    " (fentry refused here: truncate/unlink/rename decided by their path argument only)"
+                    " (fentry refused here: truncate/unlink/rename/link decided by their path argument only)"
                 }
             }
             _ => {}

@@ -168,7 +168,7 @@ fn probe_reports_features_and_hooks() {
     let write = hook("file_write").expect("file_write hook");
     let fentry_loads = r["fentry"]["available"] == true;
     let wanted = if fentry_loads {
-        "+ fentry/security_inode_{unlink,rmdir,rename,setattr}"
+        "+ fentry/security_inode_{unlink,rmdir,rename,setattr,link,symlink}"
     } else {
         "decided by their path argument only"
     };
@@ -177,9 +177,9 @@ fn probe_reports_features_and_hooks() {
         "{write}"
     );
     assert!(
-        write["preferred"]
-            .as_str()
-            .is_some_and(|p| p.contains("fentry/security_inode_{unlink,rmdir,rename,setattr}")),
+        write["preferred"].as_str().is_some_and(
+            |p| p.contains("fentry/security_inode_{unlink,rmdir,rename,setattr,link,symlink}")
+        ),
         "{write}"
     );
     let net = hook("net").expect("net hook");

@@ -1,6 +1,6 @@
 //! Writes to watched paths: open for writing (or creating, truncating),
-//! truncate, unlink and rename of the files and directories the daemon
-//! watches (/etc/passwd, /etc/shadow, /etc/sudoers*, ~/.ssh, cron and
+//! truncate, unlink, rename, link and symlink of the files and directories
+//! the daemon watches (/etc/passwd, /etc/shadow, /etc/sudoers*, ~/.ssh, cron and
 //! systemd unit directories, /var/log/… by default).
 //!
 //! The decision is made in the kernel, so that the host's ordinary writes
@@ -8,15 +8,15 @@
 //! - a file the call has open (open's new fd at exit, ftruncate's fd) is
 //!   watched if it or a directory above it is a watched inode: exact, and
 //!   blind to symlinks, bind mounts and relative paths;
-//! - a path argument (truncate, unlink, rename) is watched if it is
-//!   absolute and starts with a watched path, a single component in a
-//!   directory that is, or that holds, a watched file, or a relative path
-//!   of several components (which only the joined path can decide). The
-//!   daemon checks the joined path exactly and drops the rest;
-//! - where fentry loads (`watch_inode.rs`), a truncate, unlink or rename
-//!   whose path argument did not decide is kept in flight anyway, and the
-//!   hooks inside the call decide by the inode the kernel resolved: exact,
-//!   through symlinks, bind mounts and `/proc/PID/root`.
+//! - a path argument (truncate, unlink, rename, link, symlink's new name)
+//!   is watched if it is absolute and starts with a watched path, a single
+//!   component in a directory that is, or that holds, a watched file, or a
+//!   relative path of several components (which only the joined path can
+//!   decide). The daemon checks the joined path exactly and drops the rest;
+//! - where fentry loads (`watch_inode.rs`), a truncate, unlink, rename,
+//!   link or symlink whose path argument did not decide is kept in flight
+//!   anyway, and the hooks inside the call decide by the inode the kernel
+//!   resolved: exact, through symlinks, bind mounts and `/proc/PID/root`.
 
 use aya_ebpf::helpers::generated::bpf_probe_read_user;
 use aya_ebpf::macros::map;
@@ -82,13 +82,14 @@ pub(super) fn thread_exited(key: &u64) {
     let _ = OPEN_INFLIGHT.remove(key);
 }
 
-/// A watched truncate, unlink or rename between entry and exit.
+/// A watched truncate, unlink, rename, link or symlink between entry and
+/// exit.
 #[repr(C)]
 pub struct PendingWatch {
     op: u32,
     flags: u32,
     fd: i32,
-    /// The new path's dirfd (rename).
+    /// `path2`'s dirfd (rename's new path, link's existing file).
     fd2: i32,
     open_flags: u32,
     path_len: u32,
@@ -248,6 +249,63 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
             );
             path_watched(task, &p.path, p.path_len, p.fd)
                 || path_watched(task, &p.path2, p.path2_len, p.fd2)
+        }
+        // Link and symlink: `path` is the new name, `path2` the existing
+        // file (link) or the target text (symlink: not a file the call
+        // touches, never joined or matched).
+        SyscallOp::Link | SyscallOp::Linkat => {
+            let (fd2, old, fd, new) = if op == SyscallOp::Linkat {
+                p.open_flags = a(4) as u32;
+                (a(0) as i32, a(1), a(2) as i32, a(3))
+            } else {
+                (AT_FDCWD, a(0), AT_FDCWD, a(1))
+            };
+            p.fd = fd;
+            p.fd2 = fd2;
+            p.path_len = read_user_str(
+                p.path.as_mut_ptr(),
+                ARG_PATH_CAP,
+                new,
+                &mut p.flags,
+                watch_flags::PATH_UNREADABLE,
+                watch_flags::PATH_TRUNCATED,
+            );
+            p.path2_len = read_user_str(
+                p.path2.as_mut_ptr(),
+                ARG_PATH_CAP,
+                old,
+                &mut p.flags,
+                watch_flags::PATH_UNREADABLE,
+                watch_flags::PATH_TRUNCATED,
+            );
+            path_watched(task, &p.path, p.path_len, p.fd)
+                || path_watched(task, &p.path2, p.path2_len, p.fd2)
+        }
+        SyscallOp::Symlink | SyscallOp::Symlinkat => {
+            let (fd, new) = if op == SyscallOp::Symlinkat {
+                (a(1) as i32, a(2))
+            } else {
+                (AT_FDCWD, a(1))
+            };
+            p.fd = fd;
+            p.fd2 = fd;
+            p.path_len = read_user_str(
+                p.path.as_mut_ptr(),
+                ARG_PATH_CAP,
+                new,
+                &mut p.flags,
+                watch_flags::PATH_UNREADABLE,
+                watch_flags::PATH_TRUNCATED,
+            );
+            p.path2_len = read_user_str(
+                p.path2.as_mut_ptr(),
+                ARG_PATH_CAP,
+                a(0),
+                &mut p.flags,
+                watch_flags::PATH_UNREADABLE,
+                watch_flags::PATH_TRUNCATED,
+            );
+            path_watched(task, &p.path, p.path_len, p.fd)
         }
         _ => return 0,
     };

@@ -1,5 +1,6 @@
-//! Where the kernel allows fentry: truncate, unlink and rename decided by
-//! the file the kernel resolved, not by the path argument's text.
+//! Where the kernel allows fentry: truncate, unlink, rename, link and
+//! symlink decided by the file the kernel resolved, not by the path
+//! argument's text.
 //!
 //! A path argument can reach a watched file under another name: a
 //! symlinked directory (`/tmp/e/shadow` with `/tmp/e -> /etc`), a bind
@@ -54,6 +55,26 @@ pub fn watch_rmdir(ctx: *mut u64) -> i32 {
 pub fn watch_rename(ctx: *mut u64) -> i32 {
     // SAFETY: five arguments on every kernel since 2.6.
     resolved(unsafe { [arg(ctx, 1), arg(ctx, 3)] });
+    0
+}
+
+/// `security_inode_link(old_dentry, dir, new_dentry)`: the file linked,
+/// and the new name (negative, checked through its directory).
+#[unsafe(no_mangle)]
+#[unsafe(link_section = "fentry/security_inode_link")]
+pub fn watch_link(ctx: *mut u64) -> i32 {
+    // SAFETY: three arguments on every kernel since 2.6.
+    resolved(unsafe { [arg(ctx, 0), arg(ctx, 2)] });
+    0
+}
+
+/// `security_inode_symlink(dir, dentry, old_name)`: the new name
+/// (negative, checked through its directory); the target is only text.
+#[unsafe(no_mangle)]
+#[unsafe(link_section = "fentry/security_inode_symlink")]
+pub fn watch_symlink(ctx: *mut u64) -> i32 {
+    // SAFETY: three arguments on every kernel since 2.6.
+    resolved([unsafe { arg(ctx, 1) }, 0]);
     0
 }
 

@@ -288,6 +288,10 @@ pub struct OrchestratorResource {
 pub struct File {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<Text>,
+    /// A link's target: the file a hard link names again, or the text a
+    /// symlink points at (as written; relative to the link's directory).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_path: Option<Text>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inode: Option<String>,
     /// `major:minor` of the filesystem's device.
@@ -990,8 +994,8 @@ pub struct FileWrite {
     /// How the kernel knew the file was watched: `path` (the path
     /// argument names a watched path) or `inode` (the file it opened or
     /// resolved, or a directory above it, is a watched inode: opens and
-    /// ftruncate always, truncate/unlink/rename through another name
-    /// where the fentry hooks load).
+    /// ftruncate always, truncate/unlink/rename/link/symlink through
+    /// another name where the fentry hooks load).
     pub matched_by: &'static str,
     /// open's flags by name (`O_WRONLY`, `O_CREAT`, `O_TRUNC`…).
     #[serde(skip_serializing_if = "Vec::is_empty")]

@@ -1,4 +1,5 @@
-//! Writes to watched paths into `file.*` and `sensor.file_write`.
+//! Writes to watched paths into `file.*` and `sensor.file_write`: opens
+//! for writing, truncates, unlinks, renames, links and symlinks.
 
 use sensor_common::SyscallOp;
 
@@ -16,7 +17,10 @@ const O_CREAT: u32 = 0o100;
 impl Pipeline {
     pub(super) fn file_write(&mut self, w: WatchRecord) -> Option<Event> {
         let path = w.resolved_path();
-        let path2 = w.resolved_path2();
+        let symlink = matches!(w.op, SyscallOp::Symlink | SyscallOp::Symlinkat);
+        // A symlink's target is text the kernel stores, not a file the call
+        // touches: never joined, never matched (the kernel did not either).
+        let path2 = if symlink { None } else { w.resolved_path2() };
         // Opens and ftruncates were matched by inode in the kernel: exact,
         // and so are path arguments the fentry hooks resolved (`matched`).
         // Other path arguments were matched loosely there; check them here.
@@ -47,8 +51,18 @@ impl Pipeline {
             ),
             SyscallOp::Truncate | SyscallOp::Ftruncate => ("truncate", CHANGE),
             SyscallOp::Unlink | SyscallOp::Unlinkat => ("unlink", DELETION),
+            SyscallOp::Link | SyscallOp::Linkat => ("link", CREATION),
+            _ if symlink => ("symlink", CREATION),
             _ => ("rename", CHANGE),
         };
+        let link = matches!(action, "link" | "symlink");
+        // Rename's second path is where the file goes; link's is the file
+        // the new name is given to, symlink's what the new name points at
+        // (ECS `file.target_path`), as written.
+        let second = path2
+            .map(Text)
+            .or_else(|| (!w.path2.is_empty()).then(|| Text(w.path2.clone())));
+        let (new_path, target_path) = if link { (None, second) } else { (second, None) };
         let mut sensor = SensorFields {
             syscall: Some(w.op.name()),
             ..SensorFields::default()
@@ -64,14 +78,13 @@ impl Pipeline {
             } else {
                 Vec::new()
             },
-            new_path: path2
-                .map(Text)
-                .or_else(|| (!w.path2.is_empty()).then(|| Text(w.path2.clone()))),
+            new_path,
             path_argument: (!w.path.is_empty() && path.as_deref() != Some(w.path.as_slice()))
                 .then(|| Text(w.path.clone())),
         };
         for (field, text) in [
             ("file.path", path.as_ref().map(|p| Text(p.clone()))),
+            ("file.target_path", target_path.clone()),
             ("sensor.file_write.new_path", write.new_path.clone()),
         ] {
             if text.is_some_and(|t| t.is_escaped()) {
@@ -88,6 +101,7 @@ impl Pipeline {
         let mut ev = self.process_event(w.boot_ns, &w.task, kind, sensor);
         ev.file = Some(File {
             path: path.map(Text).or_else(|| Some(Text(w.path.clone()))),
+            target_path,
             ..File::default()
         });
         ev.error = error;

@@ -152,7 +152,7 @@ pub struct CredRecord {
     pub new_caps: [u64; 3],
 }
 
-/// A write, truncate, unlink or rename of a watched path.
+/// A write, truncate, unlink, rename, link or symlink of a watched path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WatchRecord {
     pub boot_ns: u64,
@@ -168,7 +168,8 @@ pub struct WatchRecord {
     pub base: Vec<u8>,
     pub base_is_file: bool,
     pub base_truncated: bool,
-    /// rename's new path as passed.
+    /// The second path argument as passed: rename's new path, link's
+    /// existing file, symlink's target.
     pub path2: Vec<u8>,
     pub base2_unknown: bool,
     pub path_truncated: bool,
@@ -187,7 +188,8 @@ impl WatchRecord {
         join(&self.path, &self.base)
     }
 
-    /// rename's new path, joined to the same base when it is relative.
+    /// The second path (rename's new one, link's existing file), joined to
+    /// the same base when it is relative.
     pub fn resolved_path2(&self) -> Option<Vec<u8>> {
         if self.path2.is_empty() || (self.base2_unknown && self.path2[0] != b'/') {
             return None;

@@ -34,6 +34,10 @@ pub fn number(op: SyscallOp) -> Option<libc::c_long> {
         SyscallOp::Unlinkat => libc::SYS_unlinkat,
         SyscallOp::Renameat => libc::SYS_renameat,
         SyscallOp::Renameat2 => libc::SYS_renameat2,
+        SyscallOp::Link => return legacy(libc::SYS_link),
+        SyscallOp::Symlink => return legacy(libc::SYS_symlink),
+        SyscallOp::Linkat => libc::SYS_linkat,
+        SyscallOp::Symlinkat => libc::SYS_symlinkat,
         SyscallOp::Fchmod => libc::SYS_fchmod,
         SyscallOp::Fchmodat => libc::SYS_fchmodat,
         SyscallOp::Fchmodat2 => libc::SYS_fchmodat2,
@@ -102,12 +106,13 @@ pub const FAMILIES: &[Family] = &[
     Family {
         kind: EventKind::FileWrite,
         why: "opens for writing are matched at exit by the inode of the file they opened and of its \
-              directories (blind to symlinks and relative paths); truncate/unlink/rename by their \
-              path argument at entry; only watched paths reach userspace",
+              directories (blind to symlinks and relative paths); truncate/unlink/rename/link/symlink \
+              by their path arguments at entry; only watched paths reach userspace",
         preferred: Some(
-            "fentry/security_inode_{unlink,rmdir,rename,setattr}, added where fentry loads: \
-             truncate/unlink/rename decided by the inode the kernel resolved (through symlinks, \
-             bind mounts, /proc/PID/root); lsm/file_open (not built yet): refused opens too",
+            "fentry/security_inode_{unlink,rmdir,rename,setattr,link,symlink}, added where fentry \
+             loads: truncate/unlink/rename/link/symlink decided by the inode the kernel resolved \
+             (through symlinks, bind mounts, /proc/PID/root); lsm/file_open (not built yet): \
+             refused opens too",
         ),
     },
     Family {
@@ -233,7 +238,7 @@ pub struct Traced {
 pub struct FentryHooks {
     /// chmod/chown: the file's attributes from before the call.
     pub setattr: Option<HookStatus>,
-    /// truncate/unlink/rename of watched files decided by inode.
+    /// truncate/unlink/rename/link/symlink of watched files decided by inode.
     pub watch_inode: Option<HookStatus>,
 }
 
@@ -408,9 +413,9 @@ fn attach_setattr(
     )
 }
 
-/// The fentry hooks that decide truncate/unlink/rename by the inode the
-/// kernel resolved (see the eBPF side's `watch_inode.rs`), then the switch
-/// that has the entry program keep undecided calls for them. All or
+/// The fentry hooks that decide truncate/unlink/rename/link/symlink by the
+/// inode the kernel resolved (see the eBPF side's `watch_inode.rs`), then
+/// the switch that has the entry program keep undecided calls for them. All or
 /// nothing: with only some attached, a symlinked rename would be caught
 /// and a symlinked unlink not, which reads as coverage that is not there.
 fn attach_watch_inode(
@@ -424,6 +429,8 @@ fn attach_watch_inode(
         (names::PROG_WATCH_UNLINK, names::FN_SECURITY_INODE_UNLINK),
         (names::PROG_WATCH_RMDIR, names::FN_SECURITY_INODE_RMDIR),
         (names::PROG_WATCH_RENAME, names::FN_SECURITY_INODE_RENAME),
+        (names::PROG_WATCH_LINK, names::FN_SECURITY_INODE_LINK),
+        (names::PROG_WATCH_SYMLINK, names::FN_SECURITY_INODE_SYMLINK),
         (names::PROG_WATCH_SETATTR, names::FN_SECURITY_INODE_SETATTR),
     ];
     let mut links = Vec::new();
