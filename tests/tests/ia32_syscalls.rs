@@ -19,6 +19,8 @@ const NR_CHOWN16: u32 = 182;
 const NR_SETUID16: u32 = 23;
 const NR_SETUID32: u32 = 213;
 const NR_SOCKETCALL: u32 = 102;
+const NR_LINK: u32 = 9;
+const NR_SYMLINK: u32 = 83;
 const NR_CONNECT: u32 = 362;
 const SYS_SOCKET: u32 = 1;
 const SYS_CONNECT: u32 = 3;
@@ -154,6 +156,42 @@ fn an_ia32_chmod_u_plus_s_and_a_16_bit_chown_are_reported() {
         "0xffff means unchanged: {ev}"
     );
     assert_eq!(at(&ev, "sensor.file_change.requested.gid.id"), "5", "{ev}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_ia32_symlink_and_link_into_a_watched_directory_are_reported() {
+    let dir = scratch_dir("sensor-ia32-link");
+    let watched = dir.join("cron.d");
+    std::fs::create_dir_all(&watched).expect("mkdir");
+    let job = dir.join("job");
+    std::fs::write(&job, b"* * * * * root /tmp/x\n").expect("write");
+    let sensor = Sensor::start(&format!(
+        "[watch]\nuser_ssh_dirs = false\npaths = [\"{}/\"]\n",
+        watched.display()
+    ));
+    let (symlink, link) = (watched.join("by-symlink"), watched.join("by-link"));
+    let page = LowPage::new();
+    let target = page.put(0, &c_path(&job));
+    let symlink_at = page.put(1024, &c_path(&symlink));
+    let link_at = page.put(2048, &c_path(&link));
+    let pid = in_child(|| {
+        if int80(NR_SYMLINK, target, symlink_at, 0) != 0 {
+            return 1;
+        }
+        if int80(NR_LINK, target, link_at, 0) != 0 {
+            return 2;
+        }
+        0
+    });
+    assert!(symlink.is_symlink() && link.exists());
+    for (act, path) in [("symlink", &symlink), ("link", &link)] {
+        let ev = sensor.wait_for(act, |v| ia32_event(v, act, pid));
+        assert_eq!(at(&ev, "sensor.syscall"), act, "{ev}");
+        assert_eq!(at(&ev, "file.path").as_str(), path.to_str(), "{ev}");
+        assert_eq!(at(&ev, "file.target_path").as_str(), job.to_str(), "{ev}");
+        assert_eq!(at(&ev, "event.outcome"), "success", "{ev}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

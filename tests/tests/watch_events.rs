@@ -1,6 +1,7 @@
-//! Writes to watched paths: open for writing, truncate, unlink and rename
-//! of watched files and directories, matched in the kernel; and the
-//! ordinary writes around them, which must not be reported.
+//! Writes to watched paths: open for writing, truncate, unlink, rename,
+//! link and symlink of watched files and directories, matched in the
+//! kernel; and the ordinary writes around them, which must not be
+//! reported.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -176,6 +177,184 @@ fn writes_to_watched_paths_are_reported_and_others_are_not() {
     );
 }
 
+/// Runs `program args` in `cwd` as nobody (uid and gid 65534, no
+/// groups), expecting it to fail; its pid (setpriv execs the program).
+fn run_as_nobody_failing(program: &str, args: &[&str], cwd: &Path) -> u64 {
+    let mut child = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", program])
+        .args(args)
+        .current_dir(cwd)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn setpriv (util-linux)");
+    let pid = child.id() as u64;
+    assert!(
+        !child.wait().expect("wait").success(),
+        "{program} {args:?} as nobody succeeded"
+    );
+    pid
+}
+
+/// `path` as a NUL-terminated string for a raw syscall.
+fn c_str(path: &Path) -> std::ffi::CString {
+    std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("no NUL")
+}
+
+/// A symlink or a hard link into a watched directory, or a second name for
+/// a watched file, opens nothing for writing: how a systemd unit is
+/// enabled (`*.wants/` symlinks) or a cron job planted. Each is reported
+/// with the new name and what it points at; links elsewhere are not.
+#[test]
+fn links_and_symlinks_into_watched_paths_are_reported_and_others_are_not() {
+    let tree = Tree::new();
+    let sensor = Sensor::start(&tree.config());
+    let passwd = tree.path("etc/passwd");
+    std::fs::write(tree.path("other/job"), b"* * * * * root /tmp/x\n").expect("write");
+
+    // coreutils: symlinkat and linkat, relative paths from the tree.
+    let symlink = run(
+        "ln",
+        &["-s", "../../other/job", "etc/cron.d/planted"],
+        &tree.root,
+    );
+    // Absolute: only the existing name can decide, in the kernel.
+    let pw_copy = tree.path("other/pw-copy");
+    let hard = run(
+        "ln",
+        &[
+            passwd.to_str().expect("utf-8"),
+            pw_copy.to_str().expect("utf-8"),
+        ],
+        &tree.root,
+    );
+    // Relative: both names are joined to the working directory.
+    let hard_relative = run("ln", &["other/job", "etc/cron.d/job-hard"], &tree.root);
+    // The legacy calls, absolute paths, from this process.
+    let raw_symlink = tree.path("etc/cron.d/raw-symlink");
+    let raw_link = tree.path("etc/cron.d/raw-link");
+    let (target, new) = (c_str(Path::new("../../other/job")), c_str(&raw_symlink));
+    // SAFETY: two NUL-terminated strings that outlive the call.
+    let r = unsafe { libc::syscall(libc::SYS_symlink, target.as_ptr(), new.as_ptr()) };
+    assert_eq!(r, 0, "symlink: {}", std::io::Error::last_os_error());
+    let (old, new) = (c_str(&tree.path("other/job")), c_str(&raw_link));
+    // SAFETY: as above.
+    let r = unsafe { libc::syscall(libc::SYS_link, old.as_ptr(), new.as_ptr()) };
+    assert_eq!(r, 0, "link: {}", std::io::Error::last_os_error());
+    // Refused: nobody cannot write into the root-owned cron directory.
+    let refused = run_as_nobody_failing("ln", &["-s", "/tmp/x", "etc/cron.d/nobody"], &tree.root);
+    // Not watched: links between unwatched names, even to a watched file
+    // (a symlink's target is only text: nothing is written there).
+    sh(
+        &format!(
+            "ln -s '{}' other/sym && ln other/job other/job2",
+            passwd.display()
+        ),
+        &tree.root,
+    );
+    let control = sh(&format!("echo root2 >> '{}'", passwd.display()), &tree.root);
+
+    let ev = sensor.wait_for("a symlink into the cron dir", |v| {
+        write_by(v, "symlink", symlink)
+    });
+    assert_eq!(
+        at(&ev, "file.path").as_str(),
+        tree.path("etc/cron.d/planted").to_str(),
+        "{ev}"
+    );
+    assert_eq!(
+        at(&ev, "file.target_path"),
+        "../../other/job",
+        "as written, never joined: {ev}"
+    );
+    assert_eq!(at(&ev, "event.type")[0], "creation", "{ev}");
+    assert_eq!(at(&ev, "event.outcome"), "success", "{ev}");
+    assert_eq!(at(&ev, "sensor.syscall"), "symlinkat", "{ev}");
+    assert_eq!(
+        at(&ev, "sensor.file_write.path_argument"),
+        "etc/cron.d/planted",
+        "{ev}"
+    );
+    let cron_dir = format!("{}/", tree.path("etc/cron.d").display());
+    assert_eq!(at(&ev, "sensor.file_write.watched"), cron_dir.as_str());
+
+    let ev = sensor.wait_for("a second name for the watched file", |v| {
+        write_by(v, "link", hard)
+    });
+    assert_eq!(at(&ev, "file.path").as_str(), pw_copy.to_str(), "{ev}");
+    assert_eq!(
+        at(&ev, "file.target_path").as_str(),
+        passwd.to_str(),
+        "{ev}"
+    );
+    assert_eq!(
+        at(&ev, "sensor.file_write.watched").as_str(),
+        passwd.to_str()
+    );
+    assert_eq!(at(&ev, "sensor.syscall"), "linkat", "{ev}");
+    assert_eq!(at(&ev, "event.type")[0], "creation", "{ev}");
+
+    let ev = sensor.wait_for("a hard link into the cron dir", |v| {
+        write_by(v, "link", hard_relative)
+    });
+    assert_eq!(
+        at(&ev, "file.path").as_str(),
+        tree.path("etc/cron.d/job-hard").to_str(),
+        "{ev}"
+    );
+    assert_eq!(
+        at(&ev, "file.target_path").as_str(),
+        tree.path("other/job").to_str(),
+        "joined to the same directory: {ev}"
+    );
+
+    let me = u64::from(std::process::id());
+    let ev = sensor.wait_for("the symlink syscall", |v| {
+        write_by(v, "symlink", me) && at(v, "file.path").as_str() == raw_symlink.to_str()
+    });
+    assert_eq!(at(&ev, "sensor.syscall"), "symlink", "{ev}");
+    assert_eq!(
+        at(&ev, "file.target_path"),
+        "../../other/job",
+        "as written, never joined: {ev}"
+    );
+    let ev = sensor.wait_for("the link syscall", |v| {
+        write_by(v, "link", me) && at(v, "file.path").as_str() == raw_link.to_str()
+    });
+    assert_eq!(at(&ev, "sensor.syscall"), "link", "{ev}");
+    assert_eq!(
+        at(&ev, "file.target_path").as_str(),
+        tree.path("other/job").to_str(),
+        "{ev}"
+    );
+
+    let ev = sensor.wait_for("the refused symlink", |v| write_by(v, "symlink", refused));
+    assert_eq!(at(&ev, "event.outcome"), "failure", "{ev}");
+    assert_eq!(at(&ev, "error.code"), "EACCES", "{ev}");
+    assert_eq!(at(&ev, "process.user.id"), "65534", "{ev}");
+    assert_eq!(
+        at(&ev, "file.path").as_str(),
+        tree.path("etc/cron.d/nobody").to_str(),
+        "{ev}"
+    );
+
+    sensor.wait_for("the control append", |v| write_by(v, "open_write", control));
+    let quiet_paths = [tree.path("other/sym"), tree.path("other/job2")];
+    let quiet_links: Vec<Value> = sensor
+        .events()
+        .into_iter()
+        .filter(|v| matches!(action(v), "link" | "symlink"))
+        .filter(|v| {
+            quiet_paths
+                .iter()
+                .any(|p| at(v, "file.path").as_str() == p.to_str())
+        })
+        .collect();
+    assert!(
+        quiet_links.is_empty(),
+        "links outside the watched paths were reported: {quiet_links:?}"
+    );
+}
+
 /// A watched file reached by another name. Opens are matched by inode in
 /// the kernel everywhere: a hard link to a watched file is that file, and
 /// the event names the watched path. Truncate/unlink/rename are decided by
@@ -209,6 +388,13 @@ fn a_watched_file_reached_by_another_name() {
     let rm_relative = run("rm", &["other/e/cron.d/job1"], &tree.root);
     let linked_job2 = tree.path("other/e/cron.d/job2");
     let rm_absolute = run("rm", &[linked_job2.to_str().expect("utf-8")], &tree.root);
+    // A symlink planted through the symlinked directory, by absolute path.
+    let planted = tree.path("other/e/cron.d/planted");
+    let ln_absolute = run(
+        "ln",
+        &["-s", "/tmp/x", planted.to_str().expect("utf-8")],
+        &tree.root,
+    );
     let control = sh(&format!("echo root4 >> '{}'", passwd.display()), &tree.root);
 
     let ev = sensor.wait_for("append through a hard link", |v| {
@@ -255,6 +441,25 @@ fn a_watched_file_reached_by_another_name() {
     // Both files are gone either way: the actions ran.
     assert!(!tree.path("etc/cron.d/job1").exists());
     assert!(!tree.path("etc/cron.d/job2").exists());
+    assert!(tree.path("etc/cron.d/planted").is_symlink());
+    if by_inode {
+        let ev = sensor.wait_for("a symlink through a symlinked directory", |v| {
+            write_by(v, "symlink", ln_absolute)
+        });
+        assert_eq!(at(&ev, "file.path").as_str(), planted.to_str(), "{ev}");
+        assert_eq!(at(&ev, "sensor.file_write.watched"), cron_dir.as_str());
+        assert_eq!(at(&ev, "sensor.file_write.matched_by"), "inode", "{ev}");
+    } else {
+        let seen: Vec<Value> = sensor
+            .events()
+            .into_iter()
+            .filter(|v| write_by(v, "symlink", ln_absolute))
+            .collect();
+        assert!(
+            seen.is_empty(),
+            "without the fentry hooks a symlinked path is not decidable, yet: {seen:?}"
+        );
+    }
 }
 
 /// A btrfs filesystem on a loop device, with a subvolume; unmounted and
