@@ -343,6 +343,23 @@ rm /tmp/.e
 EOF
 }
 
+# A service enabled the way systemctl does it, by a symlink in a .wants
+# directory, and a second name kept for /etc/shadow: no file is opened for
+# writing. Both through symlinked directories, so that only the inode the
+# kernel resolved names the watched paths.
+link_persistence() {
+    step link_persistence
+    as_root <<'EOF'
+ln -sfn /etc/systemd/system /tmp/.s
+mkdir -p /etc/systemd/system/multi-user.target.wants
+ln -s /tmp/.scenario.service /tmp/.s/multi-user.target.wants/scenario.service
+rm /etc/systemd/system/multi-user.target.wants/scenario.service /tmp/.s
+ln -sfn /etc /tmp/.e
+ln /tmp/.e/shadow /root/.shadow-copy
+rm /root/.shadow-copy /tmp/.e
+EOF
+}
+
 # The same persistence through an io_uring ring: an openat and a write
 # submitted to the kernel without their syscalls, past every syscall hook.
 # (scenario-actor is the integration tests' actor, copied in by the harness.)
@@ -424,6 +441,7 @@ main() {
     module_load
     cron_persistence
     cron_removed_via_symlink
+    link_persistence
     io_uring_persistence
     log_truncation
     audit_rules_deleted

@@ -61,6 +61,15 @@ const CRON_FILE: &str = "/etc/cron.d/scenario";
 /// The same file through a symlink to /etc.
 const CRON_FILE_LINKED: &str = "/tmp/.e/cron.d/scenario";
 const CRON_DIR: &str = "/etc/cron.d/";
+/// The unit enabled by a symlink through a symlink to /etc/systemd/system,
+/// what it points at, and the watched directory.
+const UNIT_LINK_LINKED: &str = "/tmp/.s/multi-user.target.wants/scenario.service";
+const UNIT_TARGET: &str = "/tmp/.scenario.service";
+const SYSTEMD_DIR: &str = "/etc/systemd/system/";
+/// A second name for /etc/shadow, made through the /tmp/.e symlink.
+const SHADOW_COPY: &str = "/root/.shadow-copy";
+const SHADOW_LINKED: &str = "/tmp/.e/shadow";
+const SHADOW: &str = "/etc/shadow";
 /// The cron file written through an io_uring ring.
 const IO_URING_CRON: &str = "/etc/cron.d/.uring";
 const LOG_FILE: &str = "/var/log/dpkg.log";
@@ -298,6 +307,21 @@ const SCENARIO: &[Step] = &[
             &["unlink"],
             is_cron_removed_via_symlink,
         )],
+    },
+    Step {
+        name: "link_persistence",
+        expects: &[
+            one(
+                "symlink enabling scenario.service through /tmp/.s, matched by inode",
+                &["symlink"],
+                is_unit_enabled_via_symlink,
+            ),
+            one(
+                "hard link of /etc/shadow through /tmp/.e, matched by inode",
+                &["link"],
+                is_shadow_linked_via_symlink,
+            ),
+        ],
     },
     Step {
         name: "io_uring_persistence",
@@ -585,6 +609,25 @@ fn is_cron_removed_via_symlink(v: &Value) -> bool {
     succeeded(v)
         && is(v, "file.path", CRON_FILE_LINKED)
         && is(v, "sensor.file_write.watched", CRON_DIR)
+        && is(v, "sensor.file_write.matched_by", "inode")
+}
+
+/// Decided by fentry/security_inode_symlink: the path argument names no
+/// watched path.
+fn is_unit_enabled_via_symlink(v: &Value) -> bool {
+    succeeded(v)
+        && is(v, "file.path", UNIT_LINK_LINKED)
+        && is(v, "file.target_path", UNIT_TARGET)
+        && is(v, "sensor.file_write.watched", SYSTEMD_DIR)
+        && is(v, "sensor.file_write.matched_by", "inode")
+}
+
+/// Decided by fentry/security_inode_link, by the file linked.
+fn is_shadow_linked_via_symlink(v: &Value) -> bool {
+    succeeded(v)
+        && is(v, "file.path", SHADOW_COPY)
+        && is(v, "file.target_path", SHADOW_LINKED)
+        && is(v, "sensor.file_write.watched", SHADOW)
         && is(v, "sensor.file_write.matched_by", "inode")
 }
 
