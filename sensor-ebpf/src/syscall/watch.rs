@@ -100,6 +100,34 @@ pub struct PendingWatch {
     path2: [u8; ARG_PATH_CAP],
 }
 
+impl PendingWatch {
+    /// Copies the caller's path at `src` into `path` (flags say what failed).
+    #[inline(always)]
+    fn read_path(&mut self, src: u64) {
+        self.path_len = read_user_str(
+            self.path.as_mut_ptr(),
+            ARG_PATH_CAP,
+            src,
+            &mut self.flags,
+            watch_flags::PATH_UNREADABLE,
+            watch_flags::PATH_TRUNCATED,
+        );
+    }
+
+    /// The same into `path2`.
+    #[inline(always)]
+    fn read_path2(&mut self, src: u64) {
+        self.path2_len = read_user_str(
+            self.path2.as_mut_ptr(),
+            ARG_PATH_CAP,
+            src,
+            &mut self.flags,
+            watch_flags::PATH_UNREADABLE,
+            watch_flags::PATH_TRUNCATED,
+        );
+    }
+}
+
 #[map]
 static WATCH_PENDING: PerCpuArray<PendingWatch> = PerCpuArray::with_max_entries(1, 0);
 
@@ -182,46 +210,18 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
             p.matched != 0
         }
         SyscallOp::Truncate | SyscallOp::Unlink => {
-            p.path_len = read_user_str(
-                p.path.as_mut_ptr(),
-                ARG_PATH_CAP,
-                a(0),
-                &mut p.flags,
-                watch_flags::PATH_UNREADABLE,
-                watch_flags::PATH_TRUNCATED,
-            );
+            p.read_path(a(0));
             path_watched(task, &p.path, p.path_len, AT_FDCWD)
         }
         SyscallOp::Unlinkat => {
             p.fd = a(0) as i32;
             p.open_flags = a(2) as u32;
-            p.path_len = read_user_str(
-                p.path.as_mut_ptr(),
-                ARG_PATH_CAP,
-                a(1),
-                &mut p.flags,
-                watch_flags::PATH_UNREADABLE,
-                watch_flags::PATH_TRUNCATED,
-            );
+            p.read_path(a(1));
             path_watched(task, &p.path, p.path_len, p.fd)
         }
         SyscallOp::Rename => {
-            p.path_len = read_user_str(
-                p.path.as_mut_ptr(),
-                ARG_PATH_CAP,
-                a(0),
-                &mut p.flags,
-                watch_flags::PATH_UNREADABLE,
-                watch_flags::PATH_TRUNCATED,
-            );
-            p.path2_len = read_user_str(
-                p.path2.as_mut_ptr(),
-                ARG_PATH_CAP,
-                a(1),
-                &mut p.flags,
-                watch_flags::PATH_UNREADABLE,
-                watch_flags::PATH_TRUNCATED,
-            );
+            p.read_path(a(0));
+            p.read_path2(a(1));
             path_watched(task, &p.path, p.path_len, AT_FDCWD)
                 || path_watched(task, &p.path2, p.path2_len, AT_FDCWD)
         }
@@ -231,22 +231,8 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
             if op == SyscallOp::Renameat2 {
                 p.open_flags = a(4) as u32;
             }
-            p.path_len = read_user_str(
-                p.path.as_mut_ptr(),
-                ARG_PATH_CAP,
-                a(1),
-                &mut p.flags,
-                watch_flags::PATH_UNREADABLE,
-                watch_flags::PATH_TRUNCATED,
-            );
-            p.path2_len = read_user_str(
-                p.path2.as_mut_ptr(),
-                ARG_PATH_CAP,
-                a(3),
-                &mut p.flags,
-                watch_flags::PATH_UNREADABLE,
-                watch_flags::PATH_TRUNCATED,
-            );
+            p.read_path(a(1));
+            p.read_path2(a(3));
             path_watched(task, &p.path, p.path_len, p.fd)
                 || path_watched(task, &p.path2, p.path2_len, p.fd2)
         }
@@ -262,22 +248,8 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
             };
             p.fd = fd;
             p.fd2 = fd2;
-            p.path_len = read_user_str(
-                p.path.as_mut_ptr(),
-                ARG_PATH_CAP,
-                new,
-                &mut p.flags,
-                watch_flags::PATH_UNREADABLE,
-                watch_flags::PATH_TRUNCATED,
-            );
-            p.path2_len = read_user_str(
-                p.path2.as_mut_ptr(),
-                ARG_PATH_CAP,
-                old,
-                &mut p.flags,
-                watch_flags::PATH_UNREADABLE,
-                watch_flags::PATH_TRUNCATED,
-            );
+            p.read_path(new);
+            p.read_path2(old);
             path_watched(task, &p.path, p.path_len, p.fd)
                 || path_watched(task, &p.path2, p.path2_len, p.fd2)
         }
@@ -289,22 +261,8 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
             };
             p.fd = fd;
             p.fd2 = fd;
-            p.path_len = read_user_str(
-                p.path.as_mut_ptr(),
-                ARG_PATH_CAP,
-                new,
-                &mut p.flags,
-                watch_flags::PATH_UNREADABLE,
-                watch_flags::PATH_TRUNCATED,
-            );
-            p.path2_len = read_user_str(
-                p.path2.as_mut_ptr(),
-                ARG_PATH_CAP,
-                a(0),
-                &mut p.flags,
-                watch_flags::PATH_UNREADABLE,
-                watch_flags::PATH_TRUNCATED,
-            );
+            p.read_path(new);
+            p.read_path2(a(0));
             path_watched(task, &p.path, p.path_len, p.fd)
         }
         _ => return 0,
