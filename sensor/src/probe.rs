@@ -118,7 +118,8 @@ pub fn run() -> Report {
                 hook += if fentry.available {
                     " + fentry/security_inode_{unlink,rmdir,rename,setattr,link,symlink}"
                 } else {
-                    " (fentry refused here: truncate/unlink/rename/link decided by their path argument only)"
+                    " (fentry refused here: truncate/unlink/rename/link/symlink decided by their \
+                     path argument only)"
                 }
             }
             _ => {}

@@ -372,11 +372,14 @@ fn a_watched_file_reached_by_another_name() {
         std::fs::write(tree.path("etc/cron.d").join(job), b"x").expect("write");
     }
     let by_inode = sensor.stderr().iter().any(|l| {
-        l.contains("truncate/unlink/rename/link of watched files are also decided by the inode")
+        l.contains(
+            "truncate/unlink/rename/link/symlink of watched files are also decided by the inode",
+        )
     });
     if !by_inode {
         sensor.wait_for_log(
-            "truncate/unlink/rename/link of watched files are decided by their path argument only",
+            "truncate/unlink/rename/link/symlink of watched files are decided by their path \
+             argument only",
             std::time::Duration::from_secs(1),
         );
     }

@@ -218,12 +218,13 @@ impl EbpfSource {
         }
         match &fentry_hooks.watch_inode {
             Some(Ok(())) => tracing::info!(
-                "truncate/unlink/rename/link of watched files are also decided by the inode the \
-                 kernel resolved (fentry)"
+                "truncate/unlink/rename/link/symlink of watched files are also decided by the \
+                 inode the kernel resolved (fentry)"
             ),
             Some(Err(why)) => tracing::info!(
-                "truncate/unlink/rename/link of watched files are decided by their path argument \
-                 only (a symlinked or bind-mounted path to a watched file goes unseen): {why}"
+                "truncate/unlink/rename/link/symlink of watched files are decided by their path \
+                 argument only (a symlinked or bind-mounted path to a watched file goes unseen): \
+                 {why}"
             ),
             None => {}
         }
