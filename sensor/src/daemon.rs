@@ -165,6 +165,20 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             }
             _ = ticker.tick() => {
                 pipeline.tick();
+                match source.refresh_watched(pipeline.watched()) {
+                    Ok(Some(watched)) => {
+                        let paths = watched.changed_paths(pipeline.watched()).join(" ");
+                        tracing::info!(
+                            "watched paths with a new inode (replaced, created or removed): {paths}; \
+                             kernel maps updated"
+                        );
+                        pipeline.set_watched(watched);
+                    }
+                    Ok(None) => {}
+                    // The earlier inodes stay: opens of the new file are
+                    // still reported, by its directory and path.
+                    Err(e) => tracing::warn!("cannot update the watched inodes: {e}"),
+                }
                 audit::tick(&mut audit, &mut pipeline, &mut sink)?;
                 audit::tick_logins(&mut logins, &mut pipeline, &mut sink)?;
                 let evicted = pipeline.table().evicted();

@@ -232,6 +232,10 @@ impl Pipeline {
         self.watched = watched;
     }
 
+    pub fn watched(&self) -> &crate::source::ebpf::watch::Watched {
+        &self.watched
+    }
+
     pub fn table(&self) -> &ProcessTable {
         &self.table
     }

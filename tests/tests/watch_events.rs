@@ -355,6 +355,88 @@ fn links_and_symlinks_into_watched_paths_are_reported_and_others_are_not() {
     );
 }
 
+/// The kernel knows watched files by inode, and the tools that edit
+/// /etc/passwd, /etc/shadow or /etc/sudoers replace the file with a rename
+/// over it (a new inode); a watched file may also not exist yet when the
+/// sensor starts (`/etc/ld.so.preload`). Writes to either are still
+/// reported, by path at once, and by inode (a hard link to them included)
+/// once the daemon has looked the paths up again (each counters tick).
+#[test]
+fn a_watched_file_replaced_or_created_later_stays_watched() {
+    let tree = Tree::new();
+    let preload = tree.path("etc/ld.so.preload");
+    let config = format!(
+        "{}[ebpf]\ncounters_interval_ms = 200\n",
+        tree.config().replace(
+            "paths = [",
+            &format!("paths = [\"{}\", ", preload.display())
+        )
+    );
+    let sensor = Sensor::start(&config);
+    let passwd = tree.path("etc/passwd");
+
+    // As passwd(1) and useradd write: a new file renamed over the old one.
+    sh(
+        "printf 'root:x:0:0::/root:/bin/sh\\nevil:x:0:0::/:/bin/sh\\n' > etc/passwd+ && mv etc/passwd+ etc/passwd",
+        &tree.root,
+    );
+    let append = sh(&format!("echo root5 >> '{}'", passwd.display()), &tree.root);
+    let create = sh(
+        &format!("echo /tmp/evil.so > '{}'", preload.display()),
+        &tree.root,
+    );
+    for (what, pid, path) in [
+        ("an append to the replaced file", append, &passwd),
+        ("the watched file created after the start", create, &preload),
+    ] {
+        let ev = sensor.wait_for(what, |v| write_by(v, "open_write", pid));
+        assert_eq!(at(&ev, "file.path").as_str(), path.to_str(), "{ev}");
+        assert_eq!(at(&ev, "sensor.file_write.watched").as_str(), path.to_str());
+        assert_eq!(at(&ev, "event.outcome"), "success", "{ev}");
+    }
+    sensor.wait_for("the rename over the watched file", |v| {
+        action(v) == "rename" && at(v, "sensor.file_write.new_path").as_str() == passwd.to_str()
+    });
+
+    // Once the daemon has the new inodes, a second name for either file is
+    // that file.
+    let refreshed = |path: &Path| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let named = |l: &String| {
+            l.contains("watched paths with a new inode")
+                && l.split([' ', ';']).any(|w| Path::new(w) == path)
+        };
+        while !sensor.stderr().iter().any(named) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no refresh of the kernel maps named {}",
+                path.display()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    refreshed(&passwd);
+    refreshed(&preload);
+    std::fs::hard_link(&passwd, tree.path("other/pw-new")).expect("link");
+    std::fs::hard_link(&preload, tree.path("other/preload")).expect("link");
+    sh(
+        "echo x >> other/pw-new && echo y >> other/preload",
+        &tree.root,
+    );
+    for (name, path) in [("other/pw-new", &passwd), ("other/preload", &preload)] {
+        let linked = tree.path(name);
+        let ev = sensor.wait_for("an append through a hard link to the new inode", |v| {
+            action(v) == "open_write" && at(v, "file.path").as_str() == linked.to_str()
+        });
+        assert_eq!(
+            at(&ev, "sensor.file_write.watched").as_str(),
+            path.to_str(),
+            "{ev}"
+        );
+        assert_eq!(at(&ev, "sensor.file_write.matched_by"), "inode", "{ev}");
+    }
+}
+
 /// A watched file reached by another name. Opens are matched by inode in
 /// the kernel everywhere: a hard link to a watched file is that file, and
 /// the event names the watched path. Truncate/unlink/rename are decided by

@@ -206,8 +206,13 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
     let watched = match op {
         SyscallOp::Ftruncate => {
             p.fd = a(0) as i32;
-            p.matched = file_watched(fd_file(task, p.fd));
-            p.matched != 0
+            match file_watched(fd_file(task, p.fd)) {
+                Some(matched) => {
+                    p.matched = matched;
+                    true
+                }
+                None => false,
+            }
         }
         SyscallOp::Truncate | SyscallOp::Unlink => {
             p.read_path(a(0));
@@ -324,14 +329,13 @@ fn exit(ret: i64, abi: u32) -> u32 {
             return 0;
         }
         let file = fd_file(task, ret as i32);
-        let matched = file_watched(file);
-        if matched == 0 {
+        let Some(matched) = file_watched(file) else {
             // Not watched; it may still be a process's memory file.
             if let Ok(file) = file {
                 crate::proc_mem::opened_for_writing(current, file);
             }
             return 0;
-        }
+        };
         send(
             ret, abi, current, open.op, 0, open.fd, AT_FDCWD, open.flags, matched, None, file,
         );
@@ -454,17 +458,43 @@ fn send(
 
 const FIXED: usize = core::mem::size_of::<WatchEvent>();
 
-/// Is the open file, or a directory above it, a watched inode? 1 + the
-/// watched path's index if so, else 0.
+/// Is the open file watched? `Some(1 + the watched path's index)` when it,
+/// or a directory above it, is a watched inode; `Some(0)` when it is in a
+/// directory that holds a watched file, for the daemon to decide by its
+/// path: a watched file created after the sensor started (`/etc/ld.so.preload`),
+/// or replaced since by a rename over it (how passwd, useradd and visudo
+/// write) has an inode the maps do not hold yet. None otherwise.
 #[inline(always)]
-fn file_watched(file: Result<u64, Miss>) -> u32 {
+fn file_watched(file: Result<u64, Miss>) -> Option<u32> {
     let dentry = file
         .and_then(|f| field(f, off!(file_path)))
-        .and_then(|path| read_ptr(path, off!(path_dentry)));
-    match dentry {
-        Ok(d) => dentry_watched(d, &WATCHED_INODES),
-        Err(_) => 0,
+        .and_then(|path| read_ptr(path, off!(path_dentry)))
+        .ok()?;
+    let matched = dentry_watched(dentry, &WATCHED_INODES);
+    if matched != 0 {
+        return Some(matched);
     }
+    in_watched_parent(dentry).then_some(0)
+}
+
+/// Is `dentry`'s directory one holding a watched file?
+#[inline(always)]
+fn in_watched_parent(dentry: u64) -> bool {
+    let Ok(parent) = read_ptr(dentry, off!(dentry_parent)) else {
+        return false;
+    };
+    let Some(dev) = dentry_dev(parent) else {
+        return false;
+    };
+    // SAFETY: a lookup; the value is not kept.
+    if unsafe { WATCHED_DEVS.get(&dev) }.is_none() {
+        return false;
+    }
+    let ino = read_ptr(parent, off!(dentry_inode))
+        .and_then(|inode| read_u64(inode, off!(inode_ino)))
+        .unwrap_or(0);
+    // SAFETY: as above.
+    ino != 0 && unsafe { WATCHED_PARENTS.get(&ExeKey { ino, dev, _pad0: 0 }) }.is_some()
 }
 
 /// Climbs from `dentry` to its filesystem's root looking for an inode in

@@ -23,7 +23,10 @@ impl Pipeline {
         let path2 = if symlink { None } else { w.resolved_path2() };
         // Opens and ftruncates were matched by inode in the kernel: exact,
         // and so are path arguments the fentry hooks resolved (`matched`).
-        // Other path arguments were matched loosely there; check them here.
+        // Other path arguments were matched loosely there, and so were
+        // files the kernel sent because their directory holds a watched file
+        // (base_is_file, matched 0: a watched file with a new inode);
+        // check them here.
         let by_kernel = self.watched.by_kernel_match(w.matched).map(<[u8]>::to_vec);
         let watched = path
             .as_deref()
@@ -34,9 +37,19 @@ impl Pipeline {
             .and_then(|p| self.watched.matching(p))
             .map(<[u8]>::to_vec);
         let by_path = !w.base_is_file && (watched.is_some() || watched2.is_some());
-        if !by_path && !w.base_is_file && by_kernel.is_none() {
+        if !by_path && by_kernel.is_none() && watched.is_none() {
             return None;
         }
+        // The label: the watched path the file's own path names, else the
+        // one the kernel matched by inode. Path first because an inode the
+        // kernel matched may be a watched file's old one, reused by the next
+        // file made on that filesystem until the daemon's maps catch up.
+        let label = watched.or(watched2).or(by_kernel.clone());
+        let matched_by = if !by_path && by_kernel.is_some() && by_kernel == label {
+            "inode"
+        } else {
+            "path"
+        };
         let ticks = self.table.ids.ticks(w.task.start_boottime);
         self.known(&w.task, ticks);
         let (outcome, error) = outcome(w.ret);
@@ -71,8 +84,8 @@ impl Pipeline {
             sensor.truncated.push("file.path");
         }
         let write = FileWrite {
-            watched: by_kernel.or(watched).or(watched2).map(Text),
-            matched_by: if by_path { "path" } else { "inode" },
+            watched: label.map(Text),
+            matched_by,
             open_flags: if action == "open_write" {
                 open_flag_names(w.open_flags)
             } else {

@@ -110,7 +110,7 @@ pub const HOOKS: &[Hook] = &[
 
 pub struct EbpfSource {
     // Keep programs attached and maps alive for as long as the source lives.
-    _ebpf: Ebpf,
+    ebpf: Ebpf,
     _stages: ProgramArray<MapData>,
     _native_programs: syscalls::NativePrograms,
     losses: PerCpuArray<MapData, u64>,
@@ -290,7 +290,7 @@ impl EbpfSource {
         let errors = take_map(&mut ebpf, names::ERRORS_MAP)?;
         let skipped = skipped::Skipped::new(&ebpf);
         let source = EbpfSource {
-            _ebpf: ebpf,
+            ebpf,
             _stages: stages,
             _native_programs: native_programs,
             losses,
@@ -308,6 +308,21 @@ impl EbpfSource {
 
     /// Events dropped in the kernel (ring buffer full) since the last call,
     /// per kind, only where non-zero.
+    /// Looks the watched paths up again and, where a file now has another
+    /// inode (replaced, created or removed since `current` was made),
+    /// brings the kernel's maps up to date; the new set, if anything
+    /// changed. Called on each counters tick: a few stat calls.
+    pub fn refresh_watched(
+        &mut self,
+        current: &watch::Watched,
+    ) -> Result<Option<watch::Watched>, LoadError> {
+        let Some(new) = current.refreshed() else {
+            return Ok(None);
+        };
+        new.replace_inodes(current, &mut self.ebpf)?;
+        Ok(Some(new))
+    }
+
     pub fn new_losses(&mut self) -> Result<Vec<(EventKind, u64)>, LoadError> {
         let slots = EventKind::ALL.map(|k| k as u32);
         let deltas = PerCpuCounters {

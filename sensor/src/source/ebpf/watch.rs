@@ -33,11 +33,8 @@ impl Watched {
             paths.extend(home_ssh_dirs());
         }
         let mut w = Watched::default();
-        let keys = InodeKeys::new();
         for p in paths {
-            let meta = std::fs::metadata(&p).ok();
-            let is_dir = meta
-                .as_ref()
+            let is_dir = std::fs::metadata(&p)
                 .map_or(p.as_os_str().as_bytes().ends_with(b"/"), |m| m.is_dir());
             let mut text = p.as_os_str().as_bytes().to_vec();
             if is_dir && !text.ends_with(b"/") {
@@ -55,21 +52,66 @@ impl Watched {
                 );
                 continue;
             }
-            if let Some(m) = meta {
-                // WATCH_PREFIXES_MAX (checked above) keeps the index in a u8.
-                let matched = (w.paths.len() + 1) as u8;
-                w.inodes.push((keys.key(&p, &m), matched));
-                if !is_dir {
-                    if let Some(dir) = p.parent() {
-                        if let Ok(parent) = std::fs::metadata(dir) {
-                            w.parents.push(keys.key(dir, &parent));
-                        }
+            w.paths.push(text);
+        }
+        w.find_inodes();
+        w
+    }
+
+    /// The same paths looked up again, if any now has another inode than
+    /// when this was made (a file replaced by a rename over it, as passwd,
+    /// useradd and visudo write; created; removed): the kernel's maps only
+    /// know inodes.
+    pub fn refreshed(&self) -> Option<Watched> {
+        let mut w = Watched {
+            paths: self.paths.clone(),
+            ..Watched::default()
+        };
+        w.find_inodes();
+        (w.inodes != self.inodes || w.parents != self.parents).then_some(w)
+    }
+
+    /// The paths whose inode differs in `other` (replaced, created or
+    /// removed), for the log.
+    pub fn changed_paths(&self, other: &Watched) -> Vec<String> {
+        let inode = |w: &Watched, i: usize| {
+            w.inodes
+                .iter()
+                .find(|(_, v)| usize::from(*v) == i + 1)
+                .map(|(k, _)| *k)
+        };
+        self.paths
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| inode(self, i) != inode(other, i))
+            .map(|(_, p)| String::from_utf8_lossy(p).into_owned())
+            .collect()
+    }
+
+    /// Each existing path's inode, and the directory of each file path
+    /// (existing or not: a watched file created later, or with a new
+    /// inode, is in it).
+    fn find_inodes(&mut self) {
+        let keys = InodeKeys::new();
+        for (i, text) in self.paths.iter().enumerate() {
+            let p = Path::new(std::ffi::OsStr::from_bytes(text));
+            let meta = std::fs::metadata(p).ok();
+            if let Some(m) = &meta {
+                // WATCH_PREFIXES_MAX (checked in resolve) keeps it in a u8.
+                self.inodes.push((keys.key(p, m), (i + 1) as u8));
+            }
+            if meta.as_ref().is_some_and(|m| m.is_dir()) || text.ends_with(b"/") {
+                continue;
+            }
+            if let Some(dir) = p.parent() {
+                if let Ok(parent) = std::fs::metadata(dir) {
+                    let key = keys.key(dir, &parent);
+                    if !self.parents.contains(&key) {
+                        self.parents.push(key);
                     }
                 }
             }
-            w.paths.push(text);
         }
-        w
     }
 
     /// The watched path whose inode the kernel matched: `matched` as in
@@ -96,36 +138,7 @@ impl Watched {
     /// Writes the maps of the loaded object (borrowed: the programs loaded
     /// later refer to them).
     pub fn install(&self, ebpf: &mut Ebpf) -> Result<(), LoadError> {
-        let parents: Vec<(ExeKey, u8)> = self.parents.iter().map(|k| (*k, 1)).collect();
-        for (name, entries) in [
-            (names::WATCHED_INODES_MAP, &self.inodes),
-            (names::WATCHED_PARENTS_MAP, &parents),
-        ] {
-            let map = ebpf
-                .map_mut(name)
-                .ok_or(LoadError::Missing { what: "map", name })?;
-            let mut hash: HashMap<&mut MapData, ExeKey, u8> =
-                HashMap::try_from(map).map_err(|source| LoadError::Map { name, source })?;
-            for (k, v) in entries {
-                hash.insert(k, v, 0)
-                    .map_err(|source| LoadError::Map { name, source })?;
-            }
-        }
-        // The filesystems holding them: the kernel's first check.
-        let name = names::WATCHED_DEVS_MAP;
-        let map = ebpf
-            .map_mut(name)
-            .ok_or(LoadError::Missing { what: "map", name })?;
-        let mut devs: HashMap<&mut MapData, u32, u8> =
-            HashMap::try_from(map).map_err(|source| LoadError::Map { name, source })?;
-        for (k, _) in &self.inodes {
-            devs.insert(k.dev, 1, 0)
-                .map_err(|source| LoadError::Map { name, source })?;
-        }
-        for k in &self.parents {
-            devs.insert(k.dev, 1, 0)
-                .map_err(|source| LoadError::Map { name, source })?;
-        }
+        self.replace_inodes(&Watched::default(), ebpf)?;
         let name = names::WATCHED_PREFIXES_MAP;
         let map = ebpf
             .map_mut(name)
@@ -142,6 +155,53 @@ impl Watched {
             };
             prefixes
                 .set(i as u32, entry, 0)
+                .map_err(|source| LoadError::Map { name, source })?;
+        }
+        Ok(())
+    }
+}
+
+impl Watched {
+    /// Brings the inode maps from `old`'s entries to these: the keys no
+    /// longer watched go first (an inode number is reused by the next file
+    /// made on its filesystem, which would then pass for the watched one),
+    /// then the new ones. The paths, and so the prefixes map, are the same.
+    pub fn replace_inodes(&self, old: &Watched, ebpf: &mut Ebpf) -> Result<(), LoadError> {
+        let parents =
+            |w: &Watched| -> Vec<(ExeKey, u8)> { w.parents.iter().map(|k| (*k, 1)).collect() };
+        for (name, before, after) in [
+            (
+                names::WATCHED_INODES_MAP,
+                old.inodes.clone(),
+                self.inodes.clone(),
+            ),
+            (names::WATCHED_PARENTS_MAP, parents(old), parents(self)),
+        ] {
+            let map = ebpf
+                .map_mut(name)
+                .ok_or(LoadError::Missing { what: "map", name })?;
+            let mut hash: HashMap<&mut MapData, ExeKey, u8> =
+                HashMap::try_from(map).map_err(|source| LoadError::Map { name, source })?;
+            for (k, _) in before.iter().filter(|e| !after.contains(e)) {
+                // Absent already is fine: the goal is its absence.
+                let _ = hash.remove(k);
+            }
+            for (k, v) in &after {
+                hash.insert(k, v, 0)
+                    .map_err(|source| LoadError::Map { name, source })?;
+            }
+        }
+        // The filesystems holding them: the kernel's first check. Never
+        // removed (a filesystem left with no watched inode costs a climb).
+        let name = names::WATCHED_DEVS_MAP;
+        let map = ebpf
+            .map_mut(name)
+            .ok_or(LoadError::Missing { what: "map", name })?;
+        let mut devs: HashMap<&mut MapData, u32, u8> =
+            HashMap::try_from(map).map_err(|source| LoadError::Map { name, source })?;
+        let keys = self.inodes.iter().map(|(k, _)| k).chain(&self.parents);
+        for k in keys {
+            devs.insert(k.dev, 1, 0)
                 .map_err(|source| LoadError::Map { name, source })?;
         }
         Ok(())
