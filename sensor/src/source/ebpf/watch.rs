@@ -269,4 +269,35 @@ mod tests {
         assert_eq!(w.by_kernel_match(99), None, "out of range");
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    #[test]
+    fn a_replaced_or_created_file_is_found_again_and_named() {
+        let dir = std::env::temp_dir().join(format!("sensor-watch-refresh-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let (file, later) = (dir.join("passwd"), dir.join("ld.so.preload"));
+        std::fs::write(&file, b"a").expect("write");
+        let w = Watched::resolve(&WatchConfig {
+            paths: vec![file.clone(), later.clone()],
+            user_ssh_dirs: false,
+        });
+        assert_eq!(w.inodes.len(), 1);
+        assert_eq!(
+            w.parents.len(),
+            1,
+            "one directory, holding the existing file and the one to come"
+        );
+        assert!(w.refreshed().is_none(), "nothing changed");
+        // As passwd(1) writes: a new file renamed over the old one.
+        let tmp = dir.join("passwd+");
+        std::fs::write(&tmp, b"b").expect("write");
+        std::fs::rename(&tmp, &file).expect("rename");
+        let w2 = w.refreshed().expect("a new inode");
+        assert_eq!(w2.changed_paths(&w), vec![file.display().to_string()]);
+        assert_eq!(w2.paths, w.paths, "same paths, same indices");
+        std::fs::write(&later, b"x").expect("write");
+        let w3 = w2.refreshed().expect("a file created");
+        assert_eq!(w3.changed_paths(&w2), vec![later.display().to_string()]);
+        assert_eq!(w3.inodes.len(), 2);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
