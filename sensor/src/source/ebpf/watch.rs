@@ -24,6 +24,11 @@ pub struct Watched {
     /// the kernel reports as `WatchEvent::matched`).
     inodes: Vec<(ExeKey, u8)>,
     parents: Vec<ExeKey>,
+    /// What `stat` said of each path and its directory when the keys were
+    /// made: a refresh compares this first, and reads the mount table
+    /// (which the keys need, and which can be long on a container host)
+    /// only when something changed.
+    seen: Vec<[Option<(u64, u64)>; 2]>,
 }
 
 impl Watched {
@@ -63,6 +68,9 @@ impl Watched {
     /// useradd and visudo write; created; removed): the kernel's maps only
     /// know inodes.
     pub fn refreshed(&self) -> Option<Watched> {
+        if self.stat_paths() == self.seen {
+            return None;
+        }
         let mut w = Watched {
             paths: self.paths.clone(),
             ..Watched::default()
@@ -91,7 +99,21 @@ impl Watched {
     /// Each existing path's inode, and the directory of each file path
     /// (existing or not: a watched file created later, or with a new
     /// inode, is in it).
+    /// `(st_dev, st_ino)` of each path and of its directory.
+    fn stat_paths(&self) -> Vec<[Option<(u64, u64)>; 2]> {
+        use std::os::unix::fs::MetadataExt;
+        let id = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+        self.paths
+            .iter()
+            .map(|text| {
+                let p = Path::new(std::ffi::OsStr::from_bytes(text));
+                [id(p), p.parent().and_then(id)]
+            })
+            .collect()
+    }
+
     fn find_inodes(&mut self) {
+        self.seen = self.stat_paths();
         let keys = InodeKeys::new();
         for (i, text) in self.paths.iter().enumerate() {
             let p = Path::new(std::ffi::OsStr::from_bytes(text));
