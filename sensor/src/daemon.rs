@@ -165,20 +165,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             }
             _ = ticker.tick() => {
                 pipeline.tick();
-                match source.refresh_watched(pipeline.watched()) {
-                    Ok(Some(watched)) => {
-                        let paths = watched.changed_paths(pipeline.watched()).join(" ");
-                        tracing::info!(
-                            "watched paths with a new inode (replaced, created or removed): {paths}; \
-                             kernel maps updated"
-                        );
-                        pipeline.set_watched(watched);
-                    }
-                    Ok(None) => {}
-                    // The earlier inodes stay: opens of the new file are
-                    // still reported, by its directory and path.
-                    Err(e) => tracing::warn!("cannot update the watched inodes: {e}"),
-                }
+                refresh_inodes(&mut source, &mut pipeline);
                 audit::tick(&mut audit, &mut pipeline, &mut sink)?;
                 audit::tick_logins(&mut logins, &mut pipeline, &mut sink)?;
                 let evicted = pipeline.table().evicted();
@@ -217,6 +204,40 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     sink.shutdown().await.map_err(RunError::Output)?;
     tracing::info!("sensor stopped");
     Ok(())
+}
+
+/// Files the kernel side knows by inode (watched files, ignored
+/// executables) get new inodes when they are replaced: look them up again
+/// and update the kernel's maps. A failure leaves the earlier inodes in
+/// place and is logged; the next tick tries again.
+fn refresh_inodes(source: &mut EbpfSource, pipeline: &mut Pipeline) {
+    match source.refresh_watched(pipeline.watched()) {
+        Ok(Some(watched)) => {
+            let paths = watched.changed_paths(pipeline.watched()).join(" ");
+            tracing::info!(
+                "watched paths with a new inode (replaced, created or removed): {paths}; \
+                 kernel maps updated"
+            );
+            pipeline.set_watched(watched);
+        }
+        Ok(None) => {}
+        // The earlier inodes stay: opens of the new file are
+        // still reported, by its directory and path.
+        Err(e) => tracing::warn!("cannot update the watched inodes: {e}"),
+    }
+    match source.refresh_ignored_executables() {
+        Ok(paths) if !paths.is_empty() => tracing::info!(
+            "ignored executables with a new inode (replaced or removed): {}; kernel \
+             map updated",
+            paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("cannot update the ignored executables: {e}"),
+    }
 }
 
 /// Decodes and emits every record waiting in the ring buffer.

@@ -438,6 +438,61 @@ fn cgroup2_root() -> PathBuf {
     }
 }
 
+/// A package upgrade writes a new executable and renames it over the old
+/// one: the ignore list, kept by inode in the kernel, must follow it to the
+/// new file, and drop the old inode, whose number the next file made on the
+/// filesystem would get (here the old file stays alive under a second name,
+/// which must now be seen).
+#[test]
+fn an_ignored_executable_replaced_by_an_upgrade_stays_ignored_and_its_old_inode_does_not() {
+    let dir = temp_dir("ignore-upgrade");
+    let tool = dir.join("tool");
+    let copy = |to: &Path| {
+        std::fs::copy("/usr/bin/chmod", to).expect("copy chmod");
+    };
+    copy(&tool);
+    let config = format!(
+        "[filter]\nignore_executables = [\"{}\"]\n[ebpf]\ncounters_interval_ms = 200\n",
+        tool.display()
+    );
+    let sensor = Sensor::start(&config);
+    let kept = file_in(&dir, "kept", 0o644);
+    let (before, ok) = run(Command::new(&tool).arg("600").arg(&kept));
+    assert!(ok);
+
+    let old_name = dir.join("tool-old");
+    std::fs::hard_link(&tool, &old_name).expect("link");
+    let new = dir.join("tool.new");
+    copy(&new);
+    std::fs::rename(&new, &tool).expect("rename over");
+    sensor.wait_for_log(
+        "ignored executables with a new inode",
+        std::time::Duration::from_secs(5),
+    );
+    let (after, ok) = run(Command::new(&tool).arg("640").arg(&kept));
+    assert!(ok);
+    let (old_inode, ok) = run(Command::new(&old_name).arg("604").arg(&kept));
+    assert!(ok);
+
+    let ev = sensor.wait_for("the old inode's chmod", |v| {
+        is_file_event(v, "chmod", old_inode)
+    });
+    assert_eq!(
+        at(&ev, "process.executable").as_str(),
+        old_name.to_str(),
+        "{ev}"
+    );
+    // Ring-buffer order follows time: the ignored chmods ran before it.
+    let events = sensor.events();
+    for (what, pid) in [("before the upgrade", before), ("after it", after)] {
+        assert!(
+            !events.iter().any(|v| is_file_event(v, "chmod", pid)),
+            "the ignored executable's chmod {what} was reported"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn kernel_side_filters_drop_what_they_match_and_nothing_else() {
     let dir = temp_dir("filters");

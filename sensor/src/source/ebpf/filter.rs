@@ -21,6 +21,10 @@ pub struct Resolved {
     exes: Vec<ExeKey>,
     cgroups: Vec<u64>,
     prefixes: Vec<PathPrefix>,
+    /// The ignored executables as configured, and what `stat` said of each
+    /// when `exes` was made (see [`Resolved::refresh_executables`]).
+    exe_paths: Vec<PathBuf>,
+    exe_seen: Vec<Option<(u64, u64)>>,
 }
 
 impl Resolved {
@@ -94,7 +98,62 @@ pub fn resolve(config: &FilterConfig) -> Result<Resolved, LoadError> {
         exes,
         cgroups,
         prefixes,
+        exe_seen: stat_ids(&config.ignore_executables),
+        exe_paths: config.ignore_executables.clone(),
     })
+}
+
+/// `(st_dev, st_ino)` of each path, None where it cannot be read.
+fn stat_ids(paths: &[PathBuf]) -> Vec<Option<(u64, u64)>> {
+    paths
+        .iter()
+        .map(|p| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino())))
+        .collect()
+}
+
+impl Resolved {
+    /// Looks the ignored executables up again and, where one has another
+    /// inode (a package upgrade writes a new file and renames it over the
+    /// old one), replaces its key in the kernel's map. The old key must go:
+    /// its inode number is reused by the next file made on the filesystem,
+    /// which would then run unseen. An executable that is gone is ignored no
+    /// longer. The paths that changed, for the log.
+    pub fn refresh_executables(&mut self, ebpf: &mut Ebpf) -> Result<Vec<PathBuf>, LoadError> {
+        let seen = stat_ids(&self.exe_paths);
+        if seen == self.exe_seen {
+            return Ok(Vec::new());
+        }
+        let keys = InodeKeys::new();
+        let exes: Vec<ExeKey> = self
+            .exe_paths
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok().map(|m| keys.key(p, &m)))
+            .collect();
+        let name = names::IGNORE_EXES_MAP;
+        let map = ebpf
+            .map_mut(name)
+            .ok_or(LoadError::Missing { what: "map", name })?;
+        let mut hash: HashMap<&mut MapData, ExeKey, u8> =
+            HashMap::try_from(map).map_err(|source| LoadError::Map { name, source })?;
+        for old in self.exes.iter().filter(|k| !exes.contains(k)) {
+            // Absent already is fine: the goal is its absence.
+            let _ = hash.remove(old);
+        }
+        for key in &exes {
+            hash.insert(key, 1, 0)
+                .map_err(|source| LoadError::Map { name, source })?;
+        }
+        let changed = self
+            .exe_paths
+            .iter()
+            .zip(seen.iter().zip(&self.exe_seen))
+            .filter(|(_, (now, then))| now != then)
+            .map(|(p, _)| p.clone())
+            .collect();
+        self.exes = exes;
+        self.exe_seen = seen;
+        Ok(changed)
+    }
 }
 
 /// Writes the resolved lists into the loaded object's maps. The maps stay

@@ -113,6 +113,8 @@ pub struct EbpfSource {
     ebpf: Ebpf,
     _stages: ProgramArray<MapData>,
     _native_programs: syscalls::NativePrograms,
+    /// The kernel-side filter, kept to refresh its executables' inodes.
+    filter: filter::Resolved,
     losses: PerCpuArray<MapData, u64>,
     errors: PerCpuArray<MapData, u64>,
     last_losses: Vec<u64>,
@@ -291,6 +293,7 @@ impl EbpfSource {
         let skipped = skipped::Skipped::new(&ebpf);
         let source = EbpfSource {
             ebpf,
+            filter,
             _stages: stages,
             _native_programs: native_programs,
             losses,
@@ -321,6 +324,13 @@ impl EbpfSource {
         };
         new.replace_inodes(current, &mut self.ebpf)?;
         Ok(Some(new))
+    }
+
+    /// The ignored executables whose inode changed (see
+    /// [`filter::Resolved::refresh_executables`]); called on each counters
+    /// tick.
+    pub fn refresh_ignored_executables(&mut self) -> Result<Vec<std::path::PathBuf>, LoadError> {
+        self.filter.refresh_executables(&mut self.ebpf)
     }
 
     pub fn new_losses(&mut self) -> Result<Vec<(EventKind, u64)>, LoadError> {
