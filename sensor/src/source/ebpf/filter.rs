@@ -11,7 +11,7 @@ use aya::maps::{Array, HashMap, MapData};
 use sensor_common::{ExeKey, IGNORE_PREFIX_CAP, PathPrefix, filter_flags, names};
 
 use super::LoadError;
-use super::inode_key::InodeKeys;
+use super::inode_key::{InodeKeys, stat_id};
 use crate::config::filter::FilterConfig;
 
 /// The resolved filter, ready to be written into the maps.
@@ -103,12 +103,8 @@ pub fn resolve(config: &FilterConfig) -> Result<Resolved, LoadError> {
     })
 }
 
-/// `(st_dev, st_ino)` of each path, None where it cannot be read.
 fn stat_ids(paths: &[PathBuf]) -> Vec<Option<(u64, u64)>> {
-    paths
-        .iter()
-        .map(|p| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino())))
-        .collect()
+    paths.iter().map(|p| stat_id(p)).collect()
 }
 
 impl Resolved {

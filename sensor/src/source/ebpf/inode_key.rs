@@ -44,6 +44,13 @@ impl InodeKeys {
     }
 }
 
+/// `stat`'s `(st_dev, st_ino)` of `path`, None where it cannot be read:
+/// what tells, without the mount table, that a file kept by its key was
+/// replaced, created or removed since the key was made.
+pub fn stat_id(path: &Path) -> Option<(u64, u64)> {
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
 /// Mount id → the kernel's `MKDEV(major, minor)` of its superblock, from
 /// `/proc/PID/mountinfo` lines (`ID PARENT MAJOR:MINOR ROOT POINT …`).
 /// Malformed lines are skipped.

@@ -11,7 +11,7 @@ use aya::maps::{Array, HashMap, MapData};
 use sensor_common::{ExeKey, IGNORE_PREFIX_CAP, PathPrefix, WATCH_PREFIXES_MAX, names};
 
 use super::LoadError;
-use super::inode_key::InodeKeys;
+use super::inode_key::{InodeKeys, stat_id};
 use crate::config::watch::WatchConfig;
 
 /// The watched paths, resolved.
@@ -96,22 +96,26 @@ impl Watched {
             .collect()
     }
 
-    /// Each existing path's inode, and the directory of each file path
-    /// (existing or not: a watched file created later, or with a new
-    /// inode, is in it).
-    /// `(st_dev, st_ino)` of each path and of its directory.
+    /// `stat_id` of each path and, for a file path, of its directory: what
+    /// [`Self::find_inodes`] makes keys of.
     fn stat_paths(&self) -> Vec<[Option<(u64, u64)>; 2]> {
-        use std::os::unix::fs::MetadataExt;
-        let id = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
         self.paths
             .iter()
             .map(|text| {
                 let p = Path::new(std::ffi::OsStr::from_bytes(text));
-                [id(p), p.parent().and_then(id)]
+                let dir = if text.ends_with(b"/") {
+                    None
+                } else {
+                    p.parent()
+                };
+                [stat_id(p), dir.and_then(stat_id)]
             })
             .collect()
     }
 
+    /// Each existing path's inode, and the directory of each file path
+    /// (existing or not: a watched file created later, or with a new
+    /// inode, is in it).
     fn find_inodes(&mut self) {
         self.seen = self.stat_paths();
         let keys = InodeKeys::new();
