@@ -470,56 +470,51 @@ fn file_watched(file: Result<u64, Miss>) -> Option<u32> {
         .and_then(|f| field(f, off!(file_path)))
         .and_then(|path| read_ptr(path, off!(path_dentry)))
         .ok()?;
-    let matched = dentry_watched(dentry, &WATCHED_INODES);
+    let (matched, in_parent) = climb(dentry, &WATCHED_INODES, true);
     if matched != 0 {
         return Some(matched);
     }
-    in_watched_parent(dentry).then_some(0)
-}
-
-/// Is `dentry`'s directory one holding a watched file?
-#[inline(always)]
-fn in_watched_parent(dentry: u64) -> bool {
-    let Ok(parent) = read_ptr(dentry, off!(dentry_parent)) else {
-        return false;
-    };
-    let Some(dev) = dentry_dev(parent) else {
-        return false;
-    };
-    // SAFETY: a lookup; the value is not kept.
-    if unsafe { WATCHED_DEVS.get(&dev) }.is_none() {
-        return false;
-    }
-    let ino = read_ptr(parent, off!(dentry_inode))
-        .and_then(|inode| read_u64(inode, off!(inode_ino)))
-        .unwrap_or(0);
-    // SAFETY: as above.
-    ino != 0 && unsafe { WATCHED_PARENTS.get(&ExeKey { ino, dev, _pad0: 0 }) }.is_some()
+    in_parent.then_some(0)
 }
 
 /// Climbs from `dentry` to its filesystem's root looking for an inode in
 /// `map`: the value found (non-zero), or 0.
 #[inline(always)]
 fn dentry_watched(dentry: u64, map: &HashMap<ExeKey, u8>) -> u32 {
+    climb(dentry, map, false).0
+}
+
+/// [`dentry_watched`], and with `check_parent`, whether `dentry`'s directory is
+/// in `WATCHED_PARENTS`: looked up with the key the climb reads anyway
+/// (one lookup more, no reads), since every successful open for writing on
+/// a watched filesystem asks.
+#[inline(always)]
+fn climb(dentry: u64, map: &HashMap<ExeKey, u8>, check_parent: bool) -> (u32, bool) {
     // The climb never leaves the filesystem (d_parent ends at its root):
     // one device for every inode on the way, read once.
     let dev = match dentry_dev(dentry) {
         Some(dev) => dev,
-        None => return 0,
+        None => return (0, false),
     };
     // SAFETY: a lookup; the value is not kept.
     if unsafe { WATCHED_DEVS.get(&dev) }.is_none() {
-        return 0;
+        return (0, false);
     }
+    let mut in_parent = false;
     let mut d = dentry;
-    for _ in 0..ANCESTORS_MAX {
+    for i in 0..ANCESTORS_MAX {
         let inode = read_ptr(d, off!(dentry_inode)).unwrap_or(0);
         if inode != 0 {
             let ino = read_u64(inode, off!(inode_ino)).unwrap_or(0);
+            let key = ExeKey { ino, dev, _pad0: 0 };
             // SAFETY: a lookup; the value is not kept.
-            if let Some(v) = unsafe { map.get(&ExeKey { ino, dev, _pad0: 0 }) } {
+            if let Some(v) = unsafe { map.get(&key) } {
                 // Non-zero: the daemon writes 1 + an index, or 1.
-                return (*v).max(1) as u32;
+                return ((*v).max(1) as u32, in_parent);
+            }
+            // SAFETY: as above.
+            if check_parent && i == 1 && unsafe { WATCHED_PARENTS.get(&key) }.is_some() {
+                in_parent = true;
             }
         }
         let parent = read_ptr(d, off!(dentry_parent)).unwrap_or(0);
@@ -528,7 +523,7 @@ fn dentry_watched(dentry: u64, map: &HashMap<ExeKey, u8>) -> u32 {
         }
         d = parent;
     }
-    0
+    (0, in_parent)
 }
 
 /// The device of `dentry`'s filesystem, through its inode or (a negative
