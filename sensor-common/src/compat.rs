@@ -178,6 +178,9 @@ pub const TABLE: &[(u32, u32)] = &[
     (438, SyscallOp::PidfdGetfd as u32),
     (346, SyscallOp::Setns as u32),
     (283, SyscallOp::KexecLoad as u32),
+    (310, SyscallOp::Unshare as u32),
+    (120, SyscallOp::Clone as u32),
+    (435, SyscallOp::Clone3 as u32),
 ];
 
 /// The op a `socketcall` call number stands for.

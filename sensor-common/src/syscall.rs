@@ -110,6 +110,16 @@ pub enum SyscallOp {
     /// chose, without a reboot through the firmware.
     KexecLoad = 113,
     KexecFileLoad = 114,
+    /// New namespaces for the caller (`unshare`) or for a new process
+    /// (`clone`, `clone3`): only calls with a `CLONE_NEW*` flag are
+    /// reported. An unprivileged user namespace is the usual first step of
+    /// a kernel exploit (it grants the capabilities that reach netfilter,
+    /// mount and other code otherwise closed to the user), and a new mount
+    /// or pid namespace is how a process hides what it does from the
+    /// host's view.
+    Unshare = 115,
+    Clone = 116,
+    Clone3 = 117,
 }
 
 /// `SysEvent::op` of an open of another process's memory file
@@ -195,7 +205,7 @@ pub enum Target {
 }
 
 impl SyscallOp {
-    pub const ALL: [SyscallOp; 62] = [
+    pub const ALL: [SyscallOp; 65] = [
         SyscallOp::Chmod,
         SyscallOp::Fchmod,
         SyscallOp::Fchmodat,
@@ -258,6 +268,9 @@ impl SyscallOp {
         SyscallOp::Setns,
         SyscallOp::KexecLoad,
         SyscallOp::KexecFileLoad,
+        SyscallOp::Unshare,
+        SyscallOp::Clone,
+        SyscallOp::Clone3,
     ];
 
     /// A match, not a search of [`Self::ALL`]: the eBPF side calls this in
@@ -327,6 +340,9 @@ impl SyscallOp {
             112 => SyscallOp::Setns,
             113 => SyscallOp::KexecLoad,
             114 => SyscallOp::KexecFileLoad,
+            115 => SyscallOp::Unshare,
+            116 => SyscallOp::Clone,
+            117 => SyscallOp::Clone3,
             _ => return None,
         })
     }
@@ -396,6 +412,9 @@ impl SyscallOp {
             SyscallOp::Setns => "setns",
             SyscallOp::KexecLoad => "kexec_load",
             SyscallOp::KexecFileLoad => "kexec_file_load",
+            SyscallOp::Unshare => "unshare",
+            SyscallOp::Clone => "clone",
+            SyscallOp::Clone3 => "clone3",
         }
     }
 
@@ -697,6 +716,27 @@ pub mod mount_flags {
     pub const MS_MOVE: u64 = 0x2000;
     /// Either.
     pub const SOURCE_IS_PATH: u64 = MS_BIND | MS_MOVE;
+}
+
+/// The `CLONE_NEW*` flags (linux/sched.h): which namespaces an unshare,
+/// clone or clone3 creates.
+pub mod namespace_flags {
+    /// Every namespace type but time: mnt, cgroup, uts, ipc, user, pid,
+    /// net.
+    pub const CLONE_NEW_NOT_TIME: u64 = 0x0002_0000
+        | 0x0200_0000
+        | 0x0400_0000
+        | 0x0800_0000
+        | 0x1000_0000
+        | 0x2000_0000
+        | 0x4000_0000;
+    /// `CLONE_NEWTIME`: in clone(2)'s flags this bit is part of the exit
+    /// signal (the low byte), so only unshare and clone3 can ask for it.
+    pub const CLONE_NEWTIME: u64 = 0x80;
+    /// clone(2)'s exit signal, in the low byte of its flags.
+    pub const CSIGNAL: u64 = 0xff;
+    /// What unshare and clone3 can create.
+    pub const CLONE_NEW_ANY: u64 = CLONE_NEW_NOT_TIME | CLONE_NEWTIME;
 }
 
 /// An action an intruder uses: ptrace attach, a kernel module load or

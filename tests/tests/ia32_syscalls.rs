@@ -22,6 +22,8 @@ const NR_SOCKETCALL: u32 = 102;
 const NR_LINK: u32 = 9;
 const NR_SYMLINK: u32 = 83;
 const NR_CONNECT: u32 = 362;
+const NR_UNSHARE: u32 = 310;
+const NR_CLONE: u32 = 120;
 const SYS_SOCKET: u32 = 1;
 const SYS_CONNECT: u32 = 3;
 
@@ -220,6 +222,42 @@ fn an_ia32_setuid_to_root_refused_to_nobody_is_reported() {
         assert_eq!(at(ev, "error.code"), "EPERM", "{ev}");
         assert_eq!(at(ev, "sensor.cred_change.requested.uid"), 0, "{ev}");
         assert_eq!(at(ev, "process.user.id"), "65534", "{ev}");
+    }
+}
+
+#[test]
+fn ia32_unshare_and_clone_into_new_namespaces_are_reported() {
+    let sensor = Sensor::start("");
+    let pid = in_child(|| {
+        if int80(NR_UNSHARE, libc::CLONE_NEWUTS as u32, 0, 0) != 0 {
+            return 1;
+        }
+        // clone(flags, newsp 0: like fork, parent_tid); the new process
+        // leaves at once.
+        let flags = (libc::CLONE_NEWIPC | libc::SIGCHLD) as u32;
+        let child = int80(NR_CLONE, flags, 0, 0);
+        if child == 0 {
+            // SAFETY: ends the new process.
+            unsafe { libc::_exit(0) };
+        }
+        if child < 0 {
+            return 2;
+        }
+        // SAFETY: reaps it.
+        unsafe { libc::waitpid(child, std::ptr::null_mut(), 0) };
+        0
+    });
+    let events = sensor.wait_for_count("the unshare and the clone", 2, |v| {
+        ia32_event(v, "namespace_create", pid)
+    });
+    for (ev, (call, ns)) in events.iter().zip([("unshare", "uts"), ("clone", "ipc")]) {
+        assert_eq!(at(ev, "sensor.syscall"), call, "{ev}");
+        assert_eq!(
+            at(ev, "sensor.namespace.types"),
+            &serde_json::json!([ns]),
+            "{ev}"
+        );
+        assert_eq!(at(ev, "event.outcome"), "success", "{ev}");
     }
 }
 

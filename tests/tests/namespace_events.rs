@@ -225,3 +225,200 @@ fn a_setns_refused_to_nobody_is_reported_with_the_namespace_it_aimed_at() {
     assert_eq!(at(&ev, "sensor.namespace.host"), true, "{ev}");
     assert_eq!(at(&ev, "process.user.id"), "65534", "{ev}");
 }
+
+/// The `namespace_create` events of process `pid`, once `count` came.
+fn creations(sensor: &Sensor, pid: libc::pid_t, count: usize) -> Vec<serde_json::Value> {
+    sensor.wait_for_count("the namespace creations", count, |v| {
+        action(v) == "namespace_create" && pid_of(v) == pid as u64
+    })
+}
+
+fn types(names: &[&str]) -> serde_json::Value {
+    serde_json::json!(names)
+}
+
+#[test]
+fn unshare_into_new_namespaces_is_reported_and_an_unshare_of_files_is_not() {
+    let sensor = Sensor::start("");
+    let host_net = ns_ino(OWN_NET);
+    let (child, code) = in_child(|| {
+        // SAFETY: plain syscalls in the child. The first makes no
+        // namespace: it must not be reported.
+        if unsafe { libc::unshare(libc::CLONE_FILES) } != 0 {
+            return 2;
+        }
+        // SAFETY: as above.
+        if unsafe { libc::unshare(libc::CLONE_NEWUTS | libc::CLONE_NEWNET) } != 0 {
+            return 3;
+        }
+        i32::from(ns_ino(OWN_NET) == host_net)
+    });
+    assert_eq!(code, 0, "the child did not get a namespace of its own");
+    let ev = &creations(&sensor, child, 1)[0];
+    assert_eq!(at(ev, "event.outcome"), "success", "{ev}");
+    assert_eq!(at(ev, "event.type"), &serde_json::json!(["change"]), "{ev}");
+    assert_eq!(at(ev, "sensor.syscall"), "unshare", "{ev}");
+    assert_eq!(
+        at(ev, "sensor.namespace.types"),
+        &types(&["uts", "net"]),
+        "{ev}"
+    );
+    // The CLONE_FILES call, made first by the same thread, would have come
+    // first.
+    let all: Vec<_> = sensor
+        .events()
+        .into_iter()
+        .filter(|v| action(v) == "namespace_create" && pid_of(v) == child as u64)
+        .collect();
+    assert_eq!(
+        all.len(),
+        1,
+        "an unshare without a namespace was reported: {all:?}"
+    );
+}
+
+/// `struct clone_args` up to `tls` (CLONE_ARGS_SIZE_VER0, 64 bytes).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+}
+
+/// A raw clone or clone3 that returns like fork (no new stack): 0 in the
+/// child, which leaves at once; the child's pid in the caller, after it
+/// was reaped (-1 if the call failed).
+fn clone_and_reap(call: impl FnOnce() -> libc::c_long) -> libc::c_long {
+    let pid = call();
+    if pid == 0 {
+        // SAFETY: ends the new process without touching the copied state.
+        unsafe { libc::_exit(0) };
+    }
+    if pid > 0 {
+        // SAFETY: reaps our own child.
+        unsafe { libc::waitpid(pid as libc::pid_t, std::ptr::null_mut(), 0) };
+    }
+    pid
+}
+
+#[test]
+fn clone_and_clone3_into_new_namespaces_are_reported_and_plain_forks_are_not() {
+    let sensor = Sensor::start("");
+    let sigchld = libc::SIGCHLD as u64;
+    let (child, code) = in_child(|| {
+        // SAFETY: raw clones without a new stack return like fork; the
+        // new processes only _exit.
+        let clone = |flags: u64| unsafe { libc::syscall(libc::SYS_clone, flags, 0, 0, 0, 0) };
+        // A plain fork through clone, and one through clone3: not reported.
+        if clone_and_reap(|| clone(sigchld)) <= 0 {
+            return 2;
+        }
+        let clone3 = |flags: u64| {
+            let args = CloneArgs {
+                flags,
+                exit_signal: sigchld,
+                ..CloneArgs::default()
+            };
+            // SAFETY: clone3 with a valid struct and its size.
+            unsafe { libc::syscall(libc::SYS_clone3, &raw const args, size_of::<CloneArgs>()) }
+        };
+        if clone_and_reap(|| clone3(0)) <= 0 {
+            return 3;
+        }
+        if clone_and_reap(|| clone(libc::CLONE_NEWUTS as u64 | sigchld)) <= 0 {
+            return 4;
+        }
+        let new = (libc::CLONE_NEWIPC | libc::CLONE_NEWNET) as u64;
+        i32::from(clone_and_reap(|| clone3(new)) <= 0) * 5
+    });
+    assert_eq!(code, 0, "a clone failed");
+    let events = creations(&sensor, child, 2);
+    let by = |call: &str| {
+        events
+            .iter()
+            .find(|v| at(v, "sensor.syscall") == call)
+            .unwrap_or_else(|| panic!("no {call} event: {events:?}"))
+    };
+    let (clone, clone3) = (by("clone"), by("clone3"));
+    // (SIGCHLD, in clone's low byte, is no namespace.)
+    assert_eq!(
+        at(clone, "sensor.namespace.types"),
+        &types(&["uts"]),
+        "{clone}"
+    );
+    assert_eq!(
+        at(clone3, "sensor.namespace.types"),
+        &types(&["ipc", "net"]),
+        "{clone3}"
+    );
+    for ev in [clone, clone3] {
+        assert_eq!(at(ev, "event.outcome"), "success", "{ev}");
+        assert_eq!(at(ev, "event.type"), &serde_json::json!(["start"]), "{ev}");
+    }
+    let all = sensor
+        .events()
+        .into_iter()
+        .filter(|v| action(v) == "namespace_create" && pid_of(v) == child as u64)
+        .count();
+    assert_eq!(all, 2, "a plain fork was reported");
+}
+
+#[test]
+fn nobodys_new_user_namespace_is_reported_and_a_refused_network_namespace_too() {
+    let sensor = Sensor::start("");
+    let (child, code) = in_child(|| {
+        // SAFETY: plain syscalls in the child.
+        if unsafe { libc::setresuid(65534, 65534, 65534) } != 0 {
+            return 200;
+        }
+        // Without a user namespace of its own nobody may not: EPERM.
+        // SAFETY: as above.
+        if unsafe { libc::unshare(libc::CLONE_NEWNET) } == 0 || errno() != libc::EPERM {
+            return 201;
+        }
+        // Whether nobody may make a user namespace is the host's choice
+        // (sysctls, LSMs): the exit code tells the test what it got.
+        // SAFETY: as above.
+        if unsafe { libc::unshare(libc::CLONE_NEWUSER) } == 0 {
+            0
+        } else {
+            errno()
+        }
+    });
+    assert!(
+        code < 200,
+        "nobody's network namespace was not refused ({code})"
+    );
+    let events = creations(&sensor, child, 2);
+    let (net, user) = (&events[0], &events[1]);
+    assert_eq!(at(net, "sensor.namespace.types"), &types(&["net"]), "{net}");
+    assert_eq!(at(net, "event.outcome"), "failure", "{net}");
+    assert_eq!(at(net, "error.code"), "EPERM", "{net}");
+    assert_eq!(
+        at(user, "sensor.namespace.types"),
+        &types(&["user"]),
+        "{user}"
+    );
+    if code == 0 {
+        assert_eq!(at(user, "event.outcome"), "success", "{user}");
+    } else {
+        assert_eq!(at(user, "event.outcome"), "failure", "{user}");
+        let name = match code {
+            libc::EPERM => "EPERM",
+            libc::EACCES => "EACCES",
+            libc::ENOSPC => "ENOSPC",
+            libc::EUSERS => "EUSERS",
+            other => panic!("nobody's user namespace failed with errno {other}"),
+        };
+        assert_eq!(at(user, "error.code"), name, "{user}");
+    }
+    for ev in [net, user] {
+        assert_eq!(at(ev, "process.user.id"), "65534", "{ev}");
+    }
+}

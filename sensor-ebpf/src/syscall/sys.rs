@@ -1,6 +1,6 @@
 //! Actions an intruder uses: ptrace attach, another process's memory or
 //! files reached without it (process_vm_readv/writev, pidfd_getfd), setns,
-//! kernel module load and unload, kexec, memfd_create, mount and umount,
+//! new namespaces (unshare, clone, clone3), kernel module load and unload, kexec, memfd_create, mount and umount,
 //! bpf() program loads and attaches, and signals sent to the sensor
 //! itself.
 //!
@@ -13,7 +13,7 @@ use aya_ebpf::maps::{HashMap, PerCpuArray};
 use aya_ebpf::programs::RawTracePointContext;
 use sensor_common::{
     AT_FDCWD, EventKind, ProbeError, SYS_OP_SIGNAL_SENSOR, SYS_STR_CAP, SYS_STR0_CAP, SysEvent,
-    SyscallOp, mount_flags, sys_flags,
+    SyscallOp, mount_flags, namespace_flags, sys_flags,
 };
 
 use super::{copy, dir_path, fd_file, read_user_str};
@@ -69,6 +69,11 @@ super::syscall_programs!(sys_enter, sys_exit, sys_compat_enter, sys_compat_exit)
 fn enter<E: super::Entry>(c: &E) -> u32 {
     let Some(op) = c.op() else { return 0 };
     let a = |i| c.arg(i);
+    let clone3 = if op == SyscallOp::Clone3 {
+        clone3_flags(a(0))
+    } else {
+        0
+    };
     // Cheap filters first: only the requests and commands that matter.
     match op {
         SyscallOp::Ptrace if a(0) != PTRACE_ATTACH && a(0) != PTRACE_SEIZE => return 0,
@@ -92,6 +97,12 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
         {
             return 0;
         }
+        // Only calls that make namespaces: every fork and thread start is
+        // a clone or clone3 without one. (clone's low byte is its exit
+        // signal, where CLONE_NEWTIME's bit would be.)
+        SyscallOp::Unshare if a(0) & namespace_flags::CLONE_NEW_ANY == 0 => return 0,
+        SyscallOp::Clone if a(0) & namespace_flags::CLONE_NEW_NOT_TIME == 0 => return 0,
+        SyscallOp::Clone3 if clone3 & namespace_flags::CLONE_NEW_ANY == 0 => return 0,
         _ => {}
     }
     let Some(p) = SYS_PENDING.get_ptr_mut(0) else {
@@ -155,6 +166,10 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
                 put(&mut p.args[3], target as u64);
             }
         }
+        // (flags, ...), or clone3's from its struct: the namespaces asked
+        // for.
+        SyscallOp::Unshare | SyscallOp::Clone => put(&mut p.args[0], a(0)),
+        SyscallOp::Clone3 => put(&mut p.args[0], clone3),
         // (entry, nr_segments, segments, flags).
         SyscallOp::KexecLoad => {
             put(&mut p.args[0], a(1));
@@ -449,6 +464,21 @@ fn user_u32(addr: u64) -> u32 {
     let mut v = 0u32;
     // SAFETY: a 4-byte probe read into a local; 0 if it fails.
     unsafe { bpf_probe_read_user((&raw mut v).cast(), 4, addr as *const _) };
+    v
+}
+
+/// `clone_args.flags`, the first `u64` of clone3's struct (0 if it cannot
+/// be read: the kernel then fails the call with EFAULT).
+///
+/// Read from the caller's memory, which another of its threads can change
+/// between this read and the kernel's copy: a race that could hide a
+/// clone3's namespaces (unshare's and clone's flags are registers, which
+/// it cannot touch).
+#[inline(always)]
+fn clone3_flags(uargs: u64) -> u64 {
+    let mut v = 0u64;
+    // SAFETY: an 8-byte probe read into a local; 0 if it fails.
+    unsafe { bpf_probe_read_user((&raw mut v).cast(), 8, uargs as *const _) };
     v
 }
 

@@ -455,7 +455,7 @@ pub struct SensorFields {
     /// kexec_load/kexec_file_load: the kernel loaded to boot into.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kexec: Option<KexecDetail>,
-    /// setns: the namespaces entered.
+    /// setns: the namespaces entered; unshare, clone, clone3: those made.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub namespace: Option<NamespaceDetail>,
     /// Kernel module load or unload, memfd_create, mount/umount, bpf():
@@ -835,7 +835,8 @@ pub struct KexecDetail {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct NamespaceDetail {
     /// The types entered (`mnt`, `pid`, `net`…): as the call asked, or
-    /// for a namespace fd with any type allowed, the host's namespace's.
+    /// for a namespace fd with any type allowed, the host's namespace's;
+    /// for `namespace_create`, the types made.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub types: Vec<&'static str>,
     /// A namespace fd's namespace, by inode number (as `/proc/PID/ns`

@@ -1,7 +1,8 @@
 //! Actions an intruder uses: ptrace and the other ways into another
-//! process (process_vm_*, pidfd_getfd, /proc/PID/mem), setns, kernel
-//! modules, kexec, memfd_create, mount, bpf(), signals sent (or refused)
-//! to the sensor, and io_uring requests (see `io_uring` for theirs).
+//! process (process_vm_*, pidfd_getfd, /proc/PID/mem), setns, new
+//! namespaces (unshare, clone, clone3), kernel modules, kexec,
+//! memfd_create, mount, bpf(), signals sent (or refused) to the sensor,
+//! and io_uring requests (see `io_uring` for theirs).
 
 use sensor_common::SyscallOp;
 
@@ -128,6 +129,20 @@ impl Pipeline {
                         sensor.ptrace_target = target.map(|pid| self.target_process(pid));
                         sensor.namespace = Some(detail);
                         (PROCESS, CHANGE, "namespace_enter")
+                    }
+                    SyscallOp::Unshare | SyscallOp::Clone | SyscallOp::Clone3 => {
+                        sensor.namespace = Some(NamespaceDetail {
+                            types: created_namespaces(op, x.args[0]),
+                            ..NamespaceDetail::default()
+                        });
+                        // unshare moves the caller; a clone starts a
+                        // process in them (its own fork event follows).
+                        let type_ = if op == SyscallOp::Unshare {
+                            CHANGE
+                        } else {
+                            START
+                        };
+                        (PROCESS, type_, "namespace_create")
                     }
                     SyscallOp::Ptrace => {
                         sensor.ptrace_target = Some(self.target_process(x.args[1] as u32));
@@ -322,6 +337,18 @@ impl Pipeline {
     }
 }
 
+/// The namespace types an unshare, clone or clone3 with `flags` asks
+/// for. clone(2)'s low byte is its exit signal, not CLONE_NEWTIME.
+fn created_namespaces(op: SyscallOp, flags: u64) -> Vec<&'static str> {
+    use sensor_common::namespace_flags::CSIGNAL;
+    let flags = if op == SyscallOp::Clone {
+        flags & !CSIGNAL
+    } else {
+        flags
+    };
+    crate::enrich::namespaces::types_of(flags)
+}
+
 /// Whether the process read through a pidfd argument (`target`, 0 when
 /// unread) is one: the call did not fail on that fd being no pidfd
 /// (EBADF), or before looking at it (EINVAL).
@@ -428,6 +455,15 @@ fn signal_result(r: u64) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clones_low_byte_is_its_exit_signal_not_a_time_namespace() {
+        let flags = (libc::CLONE_NEWUSER | libc::CLONE_NEWNS) as u64 | 0x80;
+        assert_eq!(created_namespaces(SyscallOp::Clone, flags), ["mnt", "user"]);
+        for op in [SyscallOp::Unshare, SyscallOp::Clone3] {
+            assert_eq!(created_namespaces(op, flags), ["mnt", "user", "time"]);
+        }
+    }
 
     fn taken(ret: i64, mode: u32, ino: u64, path: &[u8]) -> (Option<Text>, Option<Text>) {
         taken_file(&SysRecord {

@@ -239,6 +239,8 @@ pub enum SysOp {
 ///   file, on success), `ret` its new fd;
 /// - setns: args = [fd, nstype, the nsfs fd's namespace inode (0: not
 ///   one), the pidfd's target pid (0: unknown)];
+/// - unshare, clone, clone3: args[0] = the call's flags (clone3's from its
+///   struct), `ret` (clone's) the child's pid as the caller sees it;
 /// - kexec_load: args = [segments, flags, entry];
 /// - kexec_file_load: args = [kernel fd, flags, initrd fd], `path` (the
 ///   kernel file, unless unloading), `params` (the command line);

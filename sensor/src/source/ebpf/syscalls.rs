@@ -82,6 +82,9 @@ pub fn number(op: SyscallOp) -> Option<libc::c_long> {
         SyscallOp::Setns => libc::SYS_setns,
         SyscallOp::KexecLoad => libc::SYS_kexec_load,
         SyscallOp::KexecFileLoad => libc::SYS_kexec_file_load,
+        SyscallOp::Unshare => libc::SYS_unshare,
+        SyscallOp::Clone => libc::SYS_clone,
+        SyscallOp::Clone3 => libc::SYS_clone3,
     })
 }
 
@@ -131,7 +134,7 @@ pub const FAMILIES: &[Family] = &[
     },
     Family {
         kind: EventKind::System,
-        why: "ptrace attach/seize, process_vm_readv/writev and pidfd_getfd of another process, setns, module load/unload, kexec_load/kexec_file_load, memfd_create, mount/umount2/move_mount/mount_setattr and bpf() loads and \
+        why: "ptrace attach/seize, process_vm_readv/writev and pidfd_getfd of another process, setns, unshare/clone/clone3 making namespaces, module load/unload, kexec_load/kexec_file_load, memfd_create, mount/umount2/move_mount/mount_setattr and bpf() loads and \
               attaches at their syscalls (uninteresting requests and commands dropped at entry); \
               raw_tracepoint/signal_generate sees every signal aimed at the sensor, however sent, and \
               kill/tkill/tgkill aimed at it report the attempts the kernel refused (no signal made)",
