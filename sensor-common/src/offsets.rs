@@ -155,7 +155,6 @@ pub struct KernelOffsets {
     pub io_rename_old_dfd: u32,
     pub io_rename_oldpath: u32,
     pub io_rename_newpath: u32,
-    pub io_link_old_dfd: u32,
     pub io_link_new_dfd: u32,
     pub io_link_oldpath: u32,
     pub io_link_newpath: u32,
@@ -301,7 +300,6 @@ impl KernelOffsets {
         io_rename_old_dfd: OFFSET_MISSING,
         io_rename_oldpath: OFFSET_MISSING,
         io_rename_newpath: OFFSET_MISSING,
-        io_link_old_dfd: OFFSET_MISSING,
         io_link_new_dfd: OFFSET_MISSING,
         io_link_oldpath: OFFSET_MISSING,
         io_link_newpath: OFFSET_MISSING,
@@ -324,7 +322,7 @@ impl KernelOffsets {
     };
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 119 * 4);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 118 * 4);
 
 #[cfg(feature = "user")]
 // SAFETY: repr(C), only u32 fields, no padding (size assert above).

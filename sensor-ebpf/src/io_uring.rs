@@ -374,9 +374,10 @@ fn ctx_arg<const N: usize>(ctx: *mut core::ffi::c_void) -> u64 {
 }
 
 /// Fills `ev.args[1..]`, its strings and their lengths from the prepared
-/// command of request `req`: the path (str0), a second path (str1: the
-/// new name of a rename or link, a symlink's own path), a connect's
-/// address (str2). args: `[opcode, dfd, flags, mode]`. The data's end.
+/// command of request `req`: the path (str0; a link's new name), a second
+/// path (str1: a rename's new name, the file a hard link names, a
+/// symlink's target), a connect's address (str2). args: `[opcode, dfd,
+/// flags, mode]`. The data's end.
 #[inline(always)]
 fn arguments(ev: &mut SysEvent, data: *mut u8, opcode: u8, req: u64) -> usize {
     let Ok(cmd) = field(req, off!(io_kiocb_cmd)) else {
@@ -406,15 +407,12 @@ fn arguments(ev: &mut SysEvent, data: *mut u8, opcode: u8, req: u64) -> usize {
             off!(io_rename_newpath),
             off!(io_rename_old_dfd),
         ),
-        op::LINKAT => (
-            off!(io_link_oldpath),
-            off!(io_link_newpath),
-            off!(io_link_old_dfd),
-        ),
-        // A symlink's target (oldpath) is a string the link will hold, not
-        // a path resolved now: the path is the link's, whose directory
-        // the dfd (new_dfd) names; the target comes second.
-        op::SYMLINKAT => (
+        // The path is the new name, joined to its directory (new_dfd):
+        // where the link lands (a cron or systemd directory) is what a
+        // link is reported for, as the watch family's links are; the file
+        // linked to, or a symlink's target (a string the link will hold,
+        // not a path resolved now), comes second, as given.
+        op::LINKAT | op::SYMLINKAT => (
             off!(io_link_newpath),
             off!(io_link_oldpath),
             off!(io_link_new_dfd),

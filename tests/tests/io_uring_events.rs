@@ -254,6 +254,69 @@ fn file_and_network_requests_through_a_ring_are_reported_with_their_arguments() 
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Links made through a ring name the new name in `file.path`, joined to
+/// the directory its fd names, and what it links to in `file.target_path`,
+/// as the watch family's link events do.
+#[test]
+fn links_through_a_ring_name_the_new_name_and_what_it_links_to() {
+    use std::os::fd::AsRawFd;
+    let sensor = Sensor::start("");
+    let dir = scratch_dir("sensor-io-uring-links");
+    let existing = dir.join("existing");
+    std::fs::write(&existing, b"x").expect("a file to link to");
+    let dir_fd = std::fs::File::open(&dir).expect("open the directory");
+    let existing_c = c_path(&existing);
+    let (hard, soft) = (c"hard", c"soft");
+    let target = c"/etc/shadow";
+    let mut ring = IoUring::new(4).expect("io_uring_setup");
+    let linked = run(
+        &mut ring,
+        opcode::LinkAt::new(
+            types::Fd(libc::AT_FDCWD),
+            existing_c.as_ptr(),
+            types::Fd(dir_fd.as_raw_fd()),
+            hard.as_ptr(),
+        )
+        .build(),
+    );
+    assert_eq!(linked, 0, "linkat through the ring");
+    let symlinked = run(
+        &mut ring,
+        opcode::SymlinkAt::new(
+            types::Fd(dir_fd.as_raw_fd()),
+            target.as_ptr(),
+            soft.as_ptr(),
+        )
+        .build(),
+    );
+    assert_eq!(symlinked, 0, "symlinkat through the ring");
+
+    let tid = gettid();
+    let events = sensor.wait_for_count("the two links", 2, |v| io_uring_event(v, tid));
+    let done = completions_of(&sensor, &events);
+    for (ev, (operation, name, points_at)) in events.iter().chain(&done).zip(
+        [
+            ("linkat", "hard", existing.to_str().expect("UTF-8")),
+            ("symlinkat", "soft", "/etc/shadow"),
+        ]
+        .repeat(2),
+    ) {
+        assert_eq!(at(ev, "sensor.io_uring.operation"), operation, "{ev}");
+        assert_eq!(
+            at(ev, "file.path").as_str(),
+            dir.join(name).to_str(),
+            "{ev}"
+        );
+        assert_eq!(at(ev, "sensor.io_uring.path_argument"), name, "{ev}");
+        assert_eq!(at(ev, "file.target_path"), points_at, "{ev}");
+        assert!(at(ev, "sensor.io_uring.target").is_null(), "{ev}");
+    }
+    for ev in &done {
+        assert_eq!(at(ev, "event.outcome"), "success", "{ev}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A multishot accept: one request, a completion per connection, each
 /// naming it and flagged as more to come.
 #[test]

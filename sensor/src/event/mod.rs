@@ -863,8 +863,8 @@ pub struct IoUringDetail {
     /// The directory fd a relative path starts from (absent: the cwd).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dirfd: Option<i32>,
-    /// The second path, as given: a rename's or link's new name, a
-    /// symlink's target.
+    /// A rename's new name, as given (a link's second path is
+    /// `file.target_path`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<Text>,
     /// openat/openat2: the access mode and flags, by name.

@@ -24,6 +24,9 @@ pub(super) struct Request {
     pub detail: IoUringDetail,
     /// The path it names, joined to where a relative one starts.
     pub path: Option<Vec<u8>>,
+    /// A link's: the file a hard link names, or what a symlink points at,
+    /// as given (ECS `file.target_path`, as the watch family's links).
+    pub target_path: Option<Vec<u8>>,
     /// A connect's address.
     pub destination: Option<Endpoint>,
 }
@@ -32,9 +35,14 @@ impl Request {
     /// From a submission record (op `IoUring`).
     pub fn of(x: &SysRecord) -> Request {
         let (detail, path) = io_uring_detail(x);
+        let link = matches!(
+            x.args[0] as u8,
+            sensor_common::io_uring::op::LINKAT | sensor_common::io_uring::op::SYMLINKAT
+        );
         Request {
             detail,
             path,
+            target_path: (link && !x.name.is_empty()).then(|| x.name.clone()),
             destination: SockAddr::parse(&x.fstype).map(|a| super::net::from_sockaddr(&a)),
         }
     }
@@ -42,6 +50,7 @@ impl Request {
     pub fn file(&self) -> Option<File> {
         self.path.clone().map(|path| File {
             path: Some(Text(path)),
+            target_path: self.target_path.clone().map(Text),
             ..File::default()
         })
     }
@@ -124,7 +133,8 @@ fn io_uring_detail(x: &SysRecord) -> (IoUringDetail, Option<Vec<u8>>) {
     let detail = IoUringDetail {
         path_argument: joined.then(|| Text(x.path.clone())),
         dirfd: (!x.path.is_empty() && dirfd != sensor_common::AT_FDCWD).then_some(dirfd),
-        target: (!x.name.is_empty()).then(|| Text(x.name.clone())),
+        // A link's second path is `file.target_path` (see Request).
+        target: (opcode == op::RENAMEAT && !x.name.is_empty()).then(|| Text(x.name.clone())),
         open_flags: if open {
             super::watch::open_flag_names(x.args[2] as u32)
         } else {
@@ -235,19 +245,32 @@ mod tests {
     fn an_io_uring_request_names_what_it_creates_and_keeps_an_unjoined_path() {
         use sensor_common::io_uring::op;
         let at_fdcwd = sensor_common::AT_FDCWD as u32 as u64;
-        // A symlink: the link's path, its target second; the walk to the
-        // dirfd's directory failed, so the path stays as given.
+        // A symlink: the link's path, its target second (file.target_path,
+        // as the watch family's links); the walk to the dirfd's directory
+        // failed, so the path stays as given.
         let x = io_uring_record(op::SYMLINKAT, [7, 0, 0], b"link", b"/etc/shadow");
         let (d, path) = io_uring_detail(&x);
         assert_eq!(d.operation, "symlinkat");
         assert_eq!(path.as_deref(), Some(&b"link"[..]));
         assert_eq!(d.dirfd, Some(7));
         assert!(d.path_argument.is_none(), "nothing was joined");
-        assert_eq!(
-            d.target.as_ref().map(|t| &t.0[..]),
-            Some(&b"/etc/shadow"[..])
-        );
+        assert!(d.target.is_none(), "a link's second path is the file's");
+        let file = Request::of(&x).file().expect("a path");
+        assert_eq!(file.target_path.map(|t| t.0), Some(b"/etc/shadow".to_vec()));
         assert!(d.mode.is_none() && d.open_flags.is_empty());
+        // A rename's new name stays in sensor.io_uring.target.
+        let x = io_uring_record(op::RENAMEAT, [7, 0, 0], b"a", b"b");
+        assert_eq!(
+            io_uring_detail(&x).0.target.map(|t| t.0),
+            Some(b"b".to_vec())
+        );
+        assert!(
+            Request::of(&x)
+                .file()
+                .expect("a path")
+                .target_path
+                .is_none()
+        );
 
         // O_TMPFILE creates; O_DIRECTORY alone (half of its bits) does not.
         let tmpfile = (libc::O_TMPFILE | libc::O_RDWR) as u64;
