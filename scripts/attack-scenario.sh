@@ -292,6 +292,16 @@ kill "$victim"
 EOF
 }
 
+# As the weak user: root inside a user namespace of its own, the usual
+# first step of a kernel exploit (it opens netfilter and mount code to an
+# unprivileged user), reported as namespace_create.
+user_namespace() {
+    step user_namespace
+    as_root "$GUEST_USER" <<'EOF'
+[ "$(runuser -u "$1" -- unshare --user --map-root-user id -u </dev/null)" = 0 ]
+EOF
+}
+
 # A process outside the host's network namespace (as in a container)
 # gets back into it through init's namespace files: how a container
 # escape ends (nsenter -t 1), reported with sensor.namespace.host.
@@ -436,6 +446,7 @@ main() {
     reverse_shell
     memfd_exec
     memory_theft
+    user_namespace
     namespace_escape
     kexec_attempt
     module_load

@@ -269,6 +269,14 @@ const SCENARIO: &[Step] = &[
         )],
     },
     Step {
+        name: "user_namespace",
+        expects: &[one(
+            "namespace_create of a user namespace by dev's unshare",
+            &["namespace_create"],
+            is_user_namespace,
+        )],
+    },
+    Step {
         name: "namespace_escape",
         expects: &[one(
             "namespace_enter of the host's network namespace by root's nsenter",
@@ -505,6 +513,14 @@ fn is_memory_theft(v: &Value) -> bool {
         && at(v, "sensor.ptrace_target.executable")
             .as_str()
             .is_some_and(|e| e.ends_with("/sleep"))
+}
+
+fn is_user_namespace(v: &Value) -> bool {
+    succeeded(v)
+        && is(v, "process.user.name", GUEST_USER)
+        && is(v, "process.name", "unshare")
+        && is(v, "sensor.syscall", "unshare")
+        && lists(v, "sensor.namespace.types", "user")
 }
 
 fn is_namespace_escape(v: &Value) -> bool {
