@@ -7,7 +7,6 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -177,11 +176,8 @@ impl Lines {
     }
 }
 
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("sensor-{name}-{}", unique()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
+fn temp_dir(name: &str) -> crate::Scratch {
+    crate::scratch_dir(&format!("sensor-{name}"))
 }
 
 /// Debian's sshd in the foreground on a free loopback port, with its own
@@ -189,7 +185,7 @@ fn temp_dir(name: &str) -> PathBuf {
 pub struct Sshd {
     child: Child,
     pub port: u16,
-    _dir: PathBuf,
+    _dir: crate::Scratch,
 }
 
 impl Sshd {
@@ -317,7 +313,7 @@ impl Drop for Sshd {
 pub struct Auditd {
     child: Child,
     before: Status,
-    pub dir: PathBuf,
+    pub dir: crate::Scratch,
 }
 
 impl Auditd {

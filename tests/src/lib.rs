@@ -67,7 +67,8 @@ pub struct Sensor {
     shared: Arc<(Mutex<Collected>, Condvar)>,
     /// The state directory [`Sensor::start`] made for it, removed when it
     /// goes (one made by the caller, for [`Sensor::start_in`], is theirs).
-    own_dir: Option<PathBuf>,
+    /// Removed after the child is killed (fields drop after `drop`).
+    own_dir: Option<Scratch>,
 }
 
 impl Sensor {
@@ -319,18 +320,51 @@ impl Drop for Sensor {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        if let Some(dir) = &self.own_dir {
-            let _ = std::fs::remove_dir_all(dir);
-        }
     }
 }
 
-/// A new empty directory under the temp dir, named after `what`.
-pub fn scratch_dir(what: &str) -> PathBuf {
+/// A new empty directory under the temp dir, named after `what`, removed
+/// with everything in it when the returned guard drops.
+pub fn scratch_dir(what: &str) -> Scratch {
     let dir = std::env::temp_dir().join(format!("{what}-{}-{}", std::process::id(), unique()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
+    Scratch(dir)
+}
+
+/// A test's scratch directory, removed when dropped (a failed test's too,
+/// as the panic unwinds), so runs do not pile up under /tmp.
+///
+/// By hand rather than tempfile's `TempDir`: this one derefs to `Path`, so
+/// the tests use it as they would a `PathBuf` (`dir.join(…)`, `&dir`), and
+/// keeps the readable `what-PID-N` names the tests' messages show.
+#[must_use = "the directory is removed when this is dropped"]
+#[derive(Debug)]
+pub struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::path::Path> for Scratch {
+    fn as_ref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for Scratch {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.as_os_str()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// The sensor's own loss and error reports, to explain a missing event.

@@ -196,8 +196,7 @@ fn no_rules_keep_new_tasks_out_of_syscall_auditing_until_someone_adds_one() {
         set_audit_status(&original);
         return;
     }
-    let dir = std::env::temp_dir().join(format!("sensor-ctx-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("mkdir");
+    let dir = sensor_tests::scratch_dir("sensor-ctx");
     let (early, late) = (dir.join("early-fifo"), dir.join("late-fifo"));
     let sensor = Sensor::start("[audit]\nmode = \"daemon\"\n");
     assert_eq!(list_rules(), ["-a never,task"]);
@@ -274,8 +273,7 @@ fn configured_rules_are_loaded_and_removed() {
     if skip_if_foreign_daemon() {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("sensor-rules-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("mkdir");
+    let dir = sensor_tests::scratch_dir("sensor-rules");
     let file = dir.join("watched");
     std::fs::write(&file, "x").expect("write");
     // A rule someone had before the sensor: `-D` in the sensor's rules
@@ -506,8 +504,7 @@ fn a_bad_rule_stops_the_start_before_the_kernel_is_touched() {
         return;
     }
     let before = audit_status();
-    let dir = std::env::temp_dir().join(format!("sensor-bad-rule-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("mkdir");
+    let dir = sensor_tests::scratch_dir("sensor-bad-rule");
     let cfg = dir.join("sensor.toml");
     std::fs::write(
         &cfg,

@@ -81,8 +81,7 @@ fn daemon_mode_beside_auditd_is_refused_with_a_reason() {
         return;
     }
     let auditd = Auditd::start();
-    let dir = std::env::temp_dir().join(format!("sensor-audit-refused-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("mkdir");
+    let dir = sensor_tests::scratch_dir("sensor-audit-refused");
     let cfg = dir.join("sensor.toml");
     std::fs::write(
         &cfg,

@@ -5,10 +5,8 @@ use std::process::Command;
 
 use sensor_tests::{require_root, sensor_bin};
 
-fn dir(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("sensor-cli-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).expect("mkdir");
-    d
+fn dir(name: &str) -> sensor_tests::Scratch {
+    sensor_tests::scratch_dir(&format!("sensor-cli-{name}"))
 }
 
 #[test]

@@ -31,7 +31,7 @@ fn ensure_image() {
         if exists.success() {
             return;
         }
-        let dir = std::env::temp_dir().join(format!("sensor-rootfs-{}", std::process::id()));
+        let dir = sensor_tests::scratch_dir("sensor-rootfs");
         std::fs::create_dir_all(dir.join("bin")).expect("rootfs dir");
         std::fs::copy("/bin/busybox", dir.join("bin/busybox"))
             .expect("busybox-static is installed (cargo xtask setup)");
@@ -110,10 +110,13 @@ fn run_container_with(
     (child, cidfile)
 }
 
+/// The id podman wrote to `cidfile`, which is then removed (podman's
+/// `--rm` leaves it behind).
 fn container_id(cidfile: &std::path::Path) -> String {
     for _ in 0..100 {
         if let Ok(id) = std::fs::read_to_string(cidfile) {
             if id.trim().len() == 64 {
+                let _ = std::fs::remove_file(cidfile);
                 return id.trim().to_owned();
             }
         }
@@ -400,8 +403,7 @@ fn a_container_no_runtime_knows_keeps_its_id_and_the_failed_lookup_is_counted() 
     // runc alone, its state in a scratch directory and its cgroup named as
     // podman would: the id is in the cgroup path, but no runtime file on
     // the host knows it (as with an unreachable or unknown runtime).
-    let dir = std::env::temp_dir().join(format!("sensor-unknown-runtime-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = sensor_tests::scratch_dir("sensor-unknown-runtime");
     let bin = dir.join("bundle/rootfs/bin");
     std::fs::create_dir_all(&bin).expect("rootfs");
     std::fs::create_dir_all(dir.join("state")).expect("state dir");

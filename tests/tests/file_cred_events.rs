@@ -10,9 +10,8 @@ use serde_json::Value;
 
 /// A directory for this test's files, world-searchable so that a test
 /// running as `nobody` can reach them.
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("sensor-fc-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).expect("mkdir");
+fn temp_dir(name: &str) -> sensor_tests::Scratch {
+    let d = sensor_tests::scratch_dir(&format!("sensor-fc-{name}"));
     std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).expect("chmod dir");
     d
 }

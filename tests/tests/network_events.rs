@@ -205,8 +205,7 @@ fn a_connect_that_ends_after_its_syscall_is_reported_from_the_state_change() {
 fn unix_socket_connect_shows_the_path() {
     let sensor = Sensor::start("");
     let me = std::process::id() as u64;
-    let dir = std::env::temp_dir().join(format!("sensor-net-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("mkdir");
+    let dir = sensor_tests::scratch_dir("sensor-net");
     let path = dir.join("control socket");
     let _listener = UnixListener::bind(&path).expect("bind unix");
     let _client = UnixStream::connect(&path).expect("connect unix");

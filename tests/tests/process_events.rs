@@ -21,10 +21,9 @@ fn sh_exec(target: &str, args: &[Vec<u8>], cwd: &std::path::Path) -> std::proces
         .expect("spawn sh")
 }
 
-fn temp_cwd(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("sensor it {name} {}", std::process::id()));
-    std::fs::create_dir_all(&d).expect("mkdir");
-    d
+/// Spaces in its name: the cwd must come out whole.
+fn temp_cwd(name: &str) -> sensor_tests::Scratch {
+    sensor_tests::scratch_dir(&format!("sensor it {name}"))
 }
 
 #[test]

@@ -125,8 +125,7 @@ fn module_load_attempts_and_unloads_are_reported_with_their_outcome() {
             .is_some_and(|n| n > 0)
     );
 
-    let dir = std::env::temp_dir().join(format!("sensor-mod-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("mkdir");
+    let dir = scratch_dir("sensor-mod");
     let fake = dir.join("evil.ko");
     std::fs::write(&fake, b"not a module either").expect("write");
     let (pid, ok) = actor(&["finit-module", fake.to_str().expect("utf-8")]);
@@ -171,8 +170,7 @@ fn a_program_run_from_a_memfd_is_flagged_fileless() {
 #[test]
 fn a_deleted_executable_is_flagged_fileless() {
     let sensor = Sensor::start("");
-    let dir = std::env::temp_dir().join(format!("sensor-del-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("mkdir");
+    let dir = scratch_dir("sensor-del");
     let copy = dir.join("vanishing");
     std::fs::copy("/bin/sleep", &copy).expect("copy");
     // Open it, delete it, then run it through the open fd: the classic
@@ -198,8 +196,7 @@ fn a_deleted_executable_is_flagged_fileless() {
 #[test]
 fn mount_and_umount_are_reported() {
     let sensor = Sensor::start("");
-    let dir = std::env::temp_dir().join(format!("sensor-mnt-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("mkdir");
+    let dir = scratch_dir("sensor-mnt");
     let (pid, ok) = actor(&["mount-tmpfs", dir.to_str().expect("utf-8")]);
     assert!(ok);
     let ev = sensor.wait_for("mount", |v| by(v, "mount", pid));

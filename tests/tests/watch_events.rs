@@ -13,7 +13,7 @@ use serde_json::Value;
 /// A private tree standing in for /etc and ~/.ssh, so the test never
 /// touches the host's real files.
 struct Tree {
-    root: PathBuf,
+    root: sensor_tests::Scratch,
 }
 
 impl Tree {
@@ -41,12 +41,6 @@ impl Tree {
             self.path("etc/cron.d").display(),
             self.path("home/alice/.ssh").display()
         )
-    }
-}
-
-impl Drop for Tree {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.root);
     }
 }
 
@@ -533,7 +527,8 @@ fn a_watched_file_reached_by_another_name() {
 /// A btrfs filesystem on a loop device, with a subvolume; unmounted and
 /// removed on drop.
 struct Btrfs {
-    dir: PathBuf,
+    /// Removed after the unmount (fields drop after `drop`).
+    dir: sensor_tests::Scratch,
     mount: PathBuf,
 }
 
@@ -578,7 +573,6 @@ impl Btrfs {
 impl Drop for Btrfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(&self.mount).status();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

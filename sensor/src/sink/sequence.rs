@@ -82,8 +82,12 @@ mod tests {
 
     #[test]
     fn a_crash_never_reuses_a_number_and_a_clean_stop_leaves_no_gap() {
-        let dir = std::env::temp_dir().join(format!("seq-test-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let t = tempfile::Builder::new()
+            .prefix("seq-test-")
+            .tempdir()
+            .unwrap();
+        // Made by the code under test.
+        let dir = t.path().join("d");
         let (mut l, last) = SequenceLease::open(&dir).unwrap();
         assert_eq!(last, 0);
         for s in 1..=15 {

@@ -527,10 +527,12 @@ pub fn exists(dir: &Path) -> bool {
 mod tests {
     use super::*;
 
-    fn tmp(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("spool-test-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        d
+    /// A directory for the spool (which makes it), removed with the guard.
+    fn tmp(name: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("spool-test-{name}-"))
+            .tempdir()
+            .unwrap()
     }
 
     fn drain(s: &mut Spool) -> Vec<u64> {
@@ -548,7 +550,8 @@ mod tests {
 
     #[test]
     fn records_come_back_in_order_and_acked_ones_not_again_after_reopen() {
-        let d = tmp("order");
+        let t = tmp("order");
+        let d = t.path().join("spool");
         let mut s = Spool::open(&d, 1 << 20, WhenFull::DropNewest).unwrap();
         for i in 1..=100 {
             assert!(s.append(i, format!("record {i}").as_bytes()).unwrap());
@@ -567,7 +570,8 @@ mod tests {
 
     #[test]
     fn rewind_sends_unacked_records_again() {
-        let d = tmp("rewind");
+        let t = tmp("rewind");
+        let d = t.path().join("spool");
         let mut s = Spool::open(&d, 1 << 20, WhenFull::DropNewest).unwrap();
         for i in 1..=10 {
             s.append(i, b"x").unwrap();
@@ -580,7 +584,8 @@ mod tests {
 
     #[test]
     fn a_torn_tail_is_truncated_and_earlier_records_survive() {
-        let d = tmp("torn");
+        let t = tmp("torn");
+        let d = t.path().join("spool");
         let mut s = Spool::open(&d, 1 << 20, WhenFull::DropNewest).unwrap();
         for i in 1..=5 {
             s.append(i, b"payload").unwrap();
@@ -599,7 +604,8 @@ mod tests {
 
     #[test]
     fn records_deleted_while_unacknowledged_count_as_dropped_if_their_connection_fails() {
-        let d = tmp("unconfirmed");
+        let t = tmp("unconfirmed");
+        let d = t.path().join("spool");
         let mut s = Spool::open(&d, 1 << 16, WhenFull::DropOldest).unwrap();
         let payload = vec![b'x'; 1000];
         for i in 1..=40 {
@@ -627,7 +633,8 @@ mod tests {
 
     #[test]
     fn full_spool_drops_by_policy_and_counts() {
-        let d = tmp("newest");
+        let t = tmp("newest");
+        let d = t.path().join("spool");
         let mut s = Spool::open(&d, 1 << 16, WhenFull::DropNewest).unwrap();
         let payload = vec![b'x'; 1000];
         let mut accepted = 0;
@@ -638,7 +645,8 @@ mod tests {
         assert_eq!(s.dropped, 200 - accepted);
         assert_eq!(drain(&mut s), (1..=accepted).collect::<Vec<_>>());
 
-        let d = tmp("oldest");
+        let t = tmp("oldest");
+        let d = t.path().join("spool");
         let mut s = Spool::open(&d, 1 << 16, WhenFull::DropOldest).unwrap();
         for i in 1..=200 {
             assert!(s.append(i, &payload).unwrap());

@@ -127,8 +127,12 @@ mod tests {
 
     #[test]
     fn a_file_moved_away_before_sighup_loses_no_line_when_it_rotates() {
-        let dir = std::env::temp_dir().join(format!("rotate-moved-test-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let t = tempfile::Builder::new()
+            .prefix("rotate-moved-test-")
+            .tempdir()
+            .unwrap();
+        // Made by the code under test.
+        let dir = t.path().join("d");
         let cfg = FileSink {
             name: None,
             path: dir.join("events.jsonl"),
@@ -151,13 +155,16 @@ mod tests {
             all.contains(&format!("{:060}", 1)) && all.contains(&format!("{:060}", 2)),
             "{all}"
         );
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn rotates_by_size_keeps_n_files_mode_0600() {
-        let dir = std::env::temp_dir().join(format!("rotate-test-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let t = tempfile::Builder::new()
+            .prefix("rotate-test-")
+            .tempdir()
+            .unwrap();
+        // Made by the code under test.
+        let dir = t.path().join("d");
         let cfg = FileSink {
             name: None,
             path: dir.join("events.jsonl"),
