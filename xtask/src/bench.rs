@@ -357,6 +357,9 @@ fn with_sensor(
     child.stop()?;
 
     let (execs_seen, lost) = read_sensor_output(&out_path, marker)?;
+    // Counted: the output is not kept (gigabytes over a few runs); the
+    // sensor's stderr stays beside the report.
+    let _ = std::fs::remove_file(&out_path);
     Ok(Scenario {
         name: "sensor",
         execs,
