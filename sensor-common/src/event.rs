@@ -228,6 +228,13 @@ pub struct EventHeader {
     pub boot_ns: u64,
 }
 
+/// `TaskInfo::flags` bit: the task's credentials belong to a user
+/// namespace below the initial one, where its capabilities hold (a user's
+/// `unshare -U`, a rootless container, a browser sandbox): they are no
+/// privilege on the host. Read only where the task holds capabilities and
+/// is not root (its ids are the host's either way).
+pub const TASK_NESTED_USER_NS: u32 = 4;
+
 /// The identity and credentials of a task, captured in the kernel at the
 /// moment of the event (never re-read from /proc, which races).
 #[repr(C)]
@@ -251,8 +258,8 @@ pub struct TaskInfo {
     pub loginuid: u32,
     /// Audit session id, [`ID_UNSET`] if never set or not in this kernel.
     pub sessionid: u32,
-    /// [`crate::compat::TASK_IA32`] when the event's syscall came through
-    /// the ia32 ABI; 0 otherwise.
+    /// [`crate::compat::TASK_IA32`] or [`crate::compat::TASK_X32`] when the
+    /// event's syscall came through that ABI, and [`TASK_NESTED_USER_NS`].
     pub flags: u32,
     /// `group_leader->start_boottime` (ns since boot): with the pid and the
     /// boot id it identifies the process across pid reuse.

@@ -195,6 +195,11 @@ pub struct KernelOffsets {
     /// `unsigned long s_magic`: which filesystem (procfs's
     /// `PROC_SUPER_MAGIC`).
     pub sb_magic: u32,
+    /// `struct cred`'s user namespace, and its depth (`int level`, 0 for
+    /// the initial one): capabilities held in a deeper one are no
+    /// privilege on the host.
+    pub cred_user_ns: u32,
+    pub user_ns_level: u32,
 }
 
 impl KernelOffsets {
@@ -319,10 +324,12 @@ impl KernelOffsets {
         upid_nr: OFFSET_MISSING,
         inode_i_private: OFFSET_MISSING,
         sb_magic: OFFSET_MISSING,
+        cred_user_ns: OFFSET_MISSING,
+        user_ns_level: OFFSET_MISSING,
     };
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 118 * 4);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 120 * 4);
 
 #[cfg(feature = "user")]
 // SAFETY: repr(C), only u32 fields, no padding (size assert above).

@@ -2,7 +2,7 @@
 
 use core::mem::offset_of;
 
-use sensor_common::{ID_UNSET, OFFSET_MISSING, ProbeError, TaskInfo};
+use sensor_common::{ID_UNSET, OFFSET_MISSING, ProbeError, TASK_NESTED_USER_NS, TaskInfo};
 
 use crate::kernel::{Direct, Miss, Probe, Reader, plus, zero_u64s};
 use crate::maps::{count_error, direct_reads, off};
@@ -174,12 +174,23 @@ pub fn fill<R: Reader>(t: &mut TaskInfo, task: u64) -> Result<(), Miss> {
     put!(t.fsgid, ids[7]);
     put!(t.cap_permitted, caps[1]);
     put!(t.cap_effective, caps[2]);
+    // Whose capabilities: read only for a non-root task that holds some
+    // (rare: a user namespace's root, a file-capability program), so that
+    // every other event pays nothing for it.
+    let nested = if caps[1] != 0 && ids[0] != 0 {
+        let level = cred
+            .and_then(|c| R::u64(c, off!(cred_user_ns)))
+            .and_then(|ns| R::u32(ns, off!(user_ns_level)));
+        f.or(level, 0) > 0
+    } else {
+        false
+    };
     // loginuid.val and sessionid: absent without CONFIG_AUDIT (then unset).
     let audit = R::u32s(task, [off!(task_loginuid), off!(task_sessionid)]);
     let [loginuid, sessionid] = f.or(audit, [ID_UNSET; 2]);
     put!(t.loginuid, loginuid);
     put!(t.sessionid, sessionid);
-    put!(t.flags, 0);
+    put!(t.flags, if nested { TASK_NESTED_USER_NS } else { 0 });
 
     let (comm_at, tty_name_at) = (off!(task_comm), off!(tty_name));
     // SAFETY: comm and tty are 8-aligned arrays of 16 and 32 bytes
@@ -263,7 +274,7 @@ fn css_set_cgroup<R: Reader>(css_set: u64) -> Result<u64, Miss> {
 /// through: `abi` is 0 (native), `TASK_IA32` or `TASK_X32`.
 #[inline(always)]
 pub fn mark_abi(t: &mut TaskInfo, abi: u32) {
-    t.flags = abi;
+    t.flags |= abi;
 }
 
 /// Never attached. The daemon loads it first, with DIRECT_READS set, to

@@ -370,7 +370,7 @@ fn clone_and_clone3_into_new_namespaces_are_reported_and_plain_forks_are_not() {
 }
 
 #[test]
-fn nobodys_new_user_namespace_is_reported_and_a_refused_network_namespace_too() {
+fn nobodys_new_user_namespace_is_reported_and_its_capabilities_are_no_privilege_gain() {
     let sensor = Sensor::start("");
     let (child, code) = in_child(|| {
         // SAFETY: plain syscalls in the child.
@@ -385,17 +385,19 @@ fn nobodys_new_user_namespace_is_reported_and_a_refused_network_namespace_too() 
         // Whether nobody may make a user namespace is the host's choice
         // (sysctls, LSMs): the exit code tells the test what it got.
         // SAFETY: as above.
-        if unsafe { libc::unshare(libc::CLONE_NEWUSER) } == 0 {
-            0
-        } else {
-            errno()
+        if unsafe { libc::unshare(libc::CLONE_NEWUSER) } != 0 {
+            return errno();
         }
+        // Then what it opens: every capability there, so a network
+        // namespace (the exploit's way to nf_tables) is no longer refused.
+        // SAFETY: as above.
+        if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+            return 202;
+        }
+        0
     });
-    assert!(
-        code < 200,
-        "nobody's network namespace was not refused ({code})"
-    );
-    let events = creations(&sensor, child, 2);
+    assert!(code < 200, "nobody's unshares went otherwise ({code})");
+    let events = creations(&sensor, child, if code == 0 { 3 } else { 2 });
     let (net, user) = (&events[0], &events[1]);
     assert_eq!(at(net, "sensor.namespace.types"), &types(&["net"]), "{net}");
     assert_eq!(at(net, "event.outcome"), "failure", "{net}");
@@ -418,7 +420,19 @@ fn nobodys_new_user_namespace_is_reported_and_a_refused_network_namespace_too() 
         };
         assert_eq!(at(user, "error.code"), name, "{user}");
     }
-    for ev in [net, user] {
+    for ev in &events {
         assert_eq!(at(ev, "process.user.id"), "65534", "{ev}");
+        // The capabilities it holds in its own user namespace are not the
+        // host's: no privilege was gained.
+        assert!(at(ev, "sensor.privilege_gain").is_null(), "{ev}");
+    }
+    if code == 0 {
+        let inside = &events[2];
+        assert_eq!(
+            at(inside, "sensor.namespace.types"),
+            &types(&["net"]),
+            "{inside}"
+        );
+        assert_eq!(at(inside, "event.outcome"), "success", "{inside}");
     }
 }

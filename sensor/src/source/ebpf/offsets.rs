@@ -556,6 +556,10 @@ kernel_fields! {
     upid_nr: Optional upid.nr;
     inode_i_private: Optional inode.i_private;
     sb_magic: Optional super_block.s_magic;
+    // Capabilities in a user namespace of the process's own (unshare -U,
+    // rootless containers, browser sandboxes) are not the host's.
+    cred_user_ns: Optional cred.user_ns;
+    user_ns_level: Optional user_namespace.level;
 }
 
 /// Outcome of looking one field up.
