@@ -1,8 +1,9 @@
 //! setns: a process entering another namespace, and whether it is the
-//! host's (from a container, an escape: `nsenter -t 1 -m -p`). The tests
-//! make the real calls in forked children that first leave the host's
-//! network namespace (unshare), check where each call left them, and
-//! assert the events.
+//! host's (from a container, an escape: `nsenter -t 1 -m -p`); unshare,
+//! clone and clone3 making new namespaces (an unprivileged user's user
+//! namespace: a kernel exploit's first step). The tests make the real
+//! calls in forked children, check where each call left them, and assert
+//! the events.
 //!
 //! "The host's" is the sensor's (init's where it can read them; this
 //! build machine hides its init's): the tests go back into their own

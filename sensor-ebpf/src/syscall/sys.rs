@@ -1,8 +1,8 @@
 //! Actions an intruder uses: ptrace attach, another process's memory or
 //! files reached without it (process_vm_readv/writev, pidfd_getfd), setns,
-//! new namespaces (unshare, clone, clone3), kernel module load and unload, kexec, memfd_create, mount and umount,
-//! bpf() program loads and attaches, and signals sent to the sensor
-//! itself.
+//! new namespaces (unshare, clone, clone3), kernel module load and unload,
+//! kexec, memfd_create, mount and umount, bpf() program loads and
+//! attaches, and signals sent to the sensor itself.
 //!
 //! Same entry/exit pattern as the file family: strings are copied at
 //! entry, the result (and finit_module's file, from its fd) at exit.
