@@ -382,9 +382,10 @@ impl Pipeline {
         mut sensor: SensorFields,
     ) -> Event {
         let ticks = self.table.ids.ticks(task.start_boottime);
-        match task.flags {
-            sensor_common::compat::TASK_IA32 => sensor.syscall_abi = Some("ia32"),
-            sensor_common::compat::TASK_X32 => sensor.syscall_abi = Some("x32"),
+        use sensor_common::compat::{TASK_IA32, TASK_X32};
+        match task.flags & (TASK_IA32 | TASK_X32) {
+            TASK_IA32 => sensor.syscall_abi = Some("ia32"),
+            TASK_X32 => sensor.syscall_abi = Some("x32"),
             _ => {}
         }
         sensor.privilege_gain = self.track_privilege(task, ticks, kind.action);
@@ -495,11 +496,17 @@ impl Pipeline {
         ticks: u64,
         action: &'static str,
     ) -> Option<PrivilegeGain> {
+        // Capabilities held in a user namespace of the process's own
+        // (`unshare -U`, a rootless container) are no privilege on the
+        // host: counted as none, so that entering one is no gain, and
+        // holding them again in the host's namespace is.
+        let nested = task.flags & sensor_common::TASK_NESTED_USER_NS != 0;
+        let host_caps = |caps: u64| if nested { 0 } else { caps };
         let now = CredState {
             uid: task.uid,
             euid: task.euid,
-            cap_permitted: task.cap_permitted,
-            cap_effective: task.cap_effective,
+            cap_permitted: host_caps(task.cap_permitted),
+            cap_effective: host_caps(task.cap_effective),
         };
         let before = self.table.replace_creds(task.tgid, ticks, now)??;
         if !now.gains_over(&before) || action == CRED_ACTION {
