@@ -810,6 +810,7 @@ pub(crate) fn signal_name(sig: u32) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::{Agent, Host};
 
     #[test]
     fn tty_names() {
@@ -820,6 +821,34 @@ mod tests {
         raw[..4].copy_from_slice(b"tty1");
         assert_eq!(tty_path(&raw).as_deref(), Some("/dev/tty1"));
         assert_eq!(tty_path(&[0u8; 32]), None);
+    }
+
+    /// A non-root process's connects, as `flags` and `caps` mark its task.
+    fn connect_as(p: &mut Pipeline, flags: u32, caps: u64) -> Event {
+        // A pid no process on the build machine has: nothing from /proc.
+        const PID: u32 = 4_200_101;
+        // SAFETY: TaskInfo is plain integers and byte arrays.
+        let mut task: TaskInfo = unsafe { std::mem::zeroed() };
+        (task.tgid, task.tid, task.ppid) = (PID, PID, 1);
+        (task.uid, task.euid) = (1000, 1000);
+        task.start_boottime = 1_000_000_000;
+        (task.flags, task.cap_permitted, task.cap_effective) = (flags, caps, caps);
+        p.handle(bench::connect(task)).expect("a connect event")
+    }
+
+    #[test]
+    fn capabilities_in_a_nested_user_namespace_are_no_gain_and_keep_the_abi() {
+        use sensor_common::TASK_NESTED_USER_NS;
+        use sensor_common::compat::TASK_IA32;
+        let mut p = Pipeline::new(Host::named("t"), Agent::named("t"), 64, 4, 100);
+        assert!(connect_as(&mut p, 0, 0).sensor.privilege_gain.is_none());
+        // Every capability, in its own user namespace, through int 0x80.
+        let inside = connect_as(&mut p, TASK_NESTED_USER_NS | TASK_IA32, u64::MAX);
+        assert!(inside.sensor.privilege_gain.is_none());
+        assert_eq!(inside.sensor.syscall_abi, Some("ia32"));
+        // The same capabilities in the host's namespace are a gain.
+        let gain = connect_as(&mut p, 0, u64::MAX).sensor.privilege_gain;
+        assert_eq!(gain.map(|g| g.via), Some("unexplained"));
     }
 
     #[test]
