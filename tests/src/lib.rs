@@ -324,7 +324,8 @@ impl Drop for Sensor {
 }
 
 /// A new empty directory under the temp dir, named after `what`, removed
-/// with everything in it when the returned guard drops.
+/// with everything in it when the returned guard drops (kept when a test
+/// fails: see [`Scratch`]).
 pub fn scratch_dir(what: &str) -> Scratch {
     let dir = std::env::temp_dir().join(format!("{what}-{}-{}", std::process::id(), unique()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -332,8 +333,9 @@ pub fn scratch_dir(what: &str) -> Scratch {
     Scratch(dir)
 }
 
-/// A test's scratch directory, removed when dropped (a failed test's too,
-/// as the panic unwinds), so runs do not pile up under /tmp.
+/// A test's scratch directory, removed when dropped, so runs do not pile
+/// up under /tmp; kept when dropped by a failing test's unwinding, for a
+/// look (its path is printed).
 ///
 /// By hand rather than tempfile's `TempDir`: this one derefs to `Path`, so
 /// the tests use it as they would a `PathBuf` (`dir.join(…)`, `&dir`), and
@@ -363,6 +365,10 @@ impl AsRef<std::ffi::OsStr> for Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("kept for a look: {}", self.0.display());
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
@@ -435,4 +441,32 @@ pub fn release(child: &mut Child, line: &str) {
     let stdin = child.stdin.as_mut().expect("child stdin is piped");
     stdin.write_all(line.as_bytes()).expect("write to child");
     stdin.flush().expect("flush child stdin");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scratch_directory_goes_with_its_guard_and_stays_after_a_failure() {
+        let passed = {
+            let d = scratch_dir("scratch-passed");
+            std::fs::write(d.join("f"), b"x").expect("write");
+            d.to_path_buf()
+        };
+        assert!(!passed.exists(), "{} is still there", passed.display());
+        let failed = std::thread::spawn(|| {
+            let d = scratch_dir("scratch-failed");
+            let path = d.to_path_buf();
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+                let _d = d;
+                panic!("a failing test");
+            }));
+            path
+        })
+        .join()
+        .expect("the thread");
+        assert!(failed.exists(), "a failed test's directory was removed");
+        std::fs::remove_dir_all(&failed).expect("cleanup");
+    }
 }

@@ -468,7 +468,6 @@ fn a_container_no_runtime_knows_keeps_its_id_and_the_failed_lookup_is_counted() 
         sensor_tests::metrics::sample(&text, "sensor_container_lookups{result=\"failed\"}");
     assert!(failed.is_some_and(|n| n >= 1.0), "{text}");
     sensor.stop();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// podman's API service on its default socket, for the duration of a test

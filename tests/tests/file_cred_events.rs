@@ -121,7 +121,6 @@ fn chmod_u_plus_s_names_the_setuid_bit_and_modes() {
         at(&ev, "file.inode").as_str(),
         Some(ino.to_string().as_str())
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The task's name and terminal are read from the kernel in whole words
@@ -154,7 +153,6 @@ fn a_full_length_name_and_the_terminal_are_read_whole() {
         !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()),
         "a pseudo-terminal: {ev}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A file at an absolute path of exactly `len` bytes under `base`.
@@ -192,7 +190,6 @@ fn path_arguments_of_every_length_are_kept_whole() {
         assert_eq!(at(&ev, "file.mode"), "0600", "{len}: {ev}");
         assert_eq!(at(&ev, "event.outcome"), "success", "{len}: {ev}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -223,7 +220,6 @@ fn chmod_refused_for_an_unprivileged_user_is_a_failure_with_errno() {
         std::fs::metadata(&f).expect("stat").permissions().mode() & 0o7777,
         0o644
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -254,7 +250,6 @@ fn chown_reports_the_new_owner_by_name() {
     let ev = sensor.wait_for("refused chown", |v| is_file_event(v, "chown", pid));
     assert_eq!(at(&ev, "event.outcome"), "failure");
     assert_eq!(at(&ev, "error.code"), "EPERM");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -311,7 +306,6 @@ fn setcap_shows_the_capability_set_and_its_removal() {
         strings(&at(&ev, "sensor.file_change.xattr.capabilities")["permitted"]),
         vec!["CAP_SYS_ADMIN"]
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn is_cred_event(v: &Value, syscall: &str, pid: u64) -> bool {
@@ -405,7 +399,6 @@ fn a_setuid_root_exec_is_flagged_as_a_privilege_gain() {
     assert_eq!(gain["via"], "exec", "{ev}");
     assert_eq!(gain["before"]["euid"], 65534);
     assert_eq!(gain["after"]["euid"], 0);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -423,7 +416,6 @@ fn disabled_kinds_are_not_captured() {
         !events.iter().any(|v| at(v, "event.category")[0] == "file"),
         "file_attr is disabled, yet a file event was emitted"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The cgroup v2 mount: /sys/fs/cgroup, or /sys/fs/cgroup/unified on this
@@ -489,7 +481,6 @@ fn an_ignored_executable_replaced_by_an_upgrade_stays_ignored_and_its_old_inode_
             "the ignored executable's chmod {what} was reported"
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -579,7 +570,6 @@ fn kernel_side_filters_drop_what_they_match_and_nothing_else() {
     }
     drop(sensor);
     let _ = std::fs::remove_dir(&cgroup_dir);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The keys (thread ids) of every map named `name` (as the kernel keeps

@@ -158,7 +158,6 @@ fn an_ia32_chmod_u_plus_s_and_a_16_bit_chown_are_reported() {
         "0xffff means unchanged: {ev}"
     );
     assert_eq!(at(&ev, "sensor.file_change.requested.gid.id"), "5", "{ev}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -194,7 +193,6 @@ fn an_ia32_symlink_and_link_into_a_watched_directory_are_reported() {
         assert_eq!(at(&ev, "file.target_path").as_str(), job.to_str(), "{ev}");
         assert_eq!(at(&ev, "event.outcome"), "success", "{ev}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -351,5 +349,4 @@ fn with_ia32_syscalls_off_the_hooks_are_not_attached() {
         ia32.is_empty(),
         "ia32 hooks attached although off: {ia32:?}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

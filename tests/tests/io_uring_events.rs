@@ -251,7 +251,6 @@ fn file_and_network_requests_through_a_ring_are_reported_with_their_arguments() 
         .filter(|v| at(v, "sensor.io_uring.operation") == "nop")
         .count();
     assert_eq!(completed, 0, "no completion of the nop");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Links made through a ring name the new name in `file.path`, joined to
@@ -314,7 +313,6 @@ fn links_through_a_ring_name_the_new_name_and_what_it_links_to() {
     for ev in &done {
         assert_eq!(at(ev, "event.outcome"), "success", "{ev}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A multishot accept: one request, a completion per connection, each
@@ -411,6 +409,4 @@ fn a_request_under_an_ignored_path_prefix_is_dropped_in_the_kernel() {
         completed.is_empty(),
         "a completion of nothing reported: {completed:?}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
-    let _ = std::fs::remove_dir_all(&other_dir);
 }

@@ -144,7 +144,6 @@ fn module_load_attempts_and_unloads_are_reported_with_their_outcome() {
     let ev = sensor.wait_for("delete_module", |v| by(v, "module_unload", pid));
     assert_eq!(at(&ev, "sensor.module.name"), "sensor_no_such_module");
     assert_eq!(at(&ev, "error.code"), "ENOENT");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -190,7 +189,6 @@ fn a_deleted_executable_is_flagged_fileless() {
         by(v, "exec", pid) && at(v, "sensor.fileless").as_str().is_some()
     });
     assert_eq!(at(&exec, "sensor.fileless"), "deleted", "{exec}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -206,7 +204,6 @@ fn mount_and_umount_are_reported() {
     assert_eq!(at(&ev, "event.outcome"), "success");
     let ev = sensor.wait_for("umount", |v| by(v, "umount", pid));
     assert_eq!(at(&ev, "sensor.mount.target").as_str(), dir.to_str());
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
