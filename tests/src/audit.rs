@@ -176,10 +176,6 @@ impl Lines {
     }
 }
 
-fn temp_dir(name: &str) -> crate::Scratch {
-    crate::scratch_dir(&format!("sensor-{name}"))
-}
-
 /// Debian's sshd in the foreground on a free loopback port, with its own
 /// host key and config, password logins through PAM.
 pub struct Sshd {
@@ -190,7 +186,7 @@ pub struct Sshd {
 
 impl Sshd {
     pub fn start(allowed_user: &str) -> Sshd {
-        let dir = temp_dir("sshd");
+        let dir = crate::scratch_dir("sensor-sshd");
         let key = dir.join("host_ed25519");
         run(
             Command::new("ssh-keygen")
@@ -319,7 +315,7 @@ pub struct Auditd {
 impl Auditd {
     pub fn start() -> Auditd {
         let before = audit_status();
-        let dir = temp_dir("auditd");
+        let dir = crate::scratch_dir("sensor-auditd");
         let plugins = dir.join("plugins.d");
         std::fs::create_dir_all(&plugins).expect("plugins dir");
         std::fs::write(

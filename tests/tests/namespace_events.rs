@@ -234,6 +234,15 @@ fn creations(sensor: &Sensor, pid: libc::pid_t, count: usize) -> Vec<serde_json:
     })
 }
 
+/// Every `namespace_create` event of process `pid` the sensor printed so far.
+fn all_creations(sensor: &Sensor, pid: libc::pid_t) -> Vec<serde_json::Value> {
+    sensor
+        .events()
+        .into_iter()
+        .filter(|v| action(v) == "namespace_create" && pid_of(v) == pid as u64)
+        .collect()
+}
+
 fn types(names: &[&str]) -> serde_json::Value {
     serde_json::json!(names)
 }
@@ -266,11 +275,7 @@ fn unshare_into_new_namespaces_is_reported_and_an_unshare_of_files_is_not() {
     );
     // The CLONE_FILES call, made first by the same thread, would have come
     // first.
-    let all: Vec<_> = sensor
-        .events()
-        .into_iter()
-        .filter(|v| action(v) == "namespace_create" && pid_of(v) == child as u64)
-        .collect();
+    let all = all_creations(&sensor, child);
     assert_eq!(
         all.len(),
         1,
@@ -362,11 +367,7 @@ fn clone_and_clone3_into_new_namespaces_are_reported_and_plain_forks_are_not() {
         assert_eq!(at(ev, "event.outcome"), "success", "{ev}");
         assert_eq!(at(ev, "event.type"), &serde_json::json!(["start"]), "{ev}");
     }
-    let all = sensor
-        .events()
-        .into_iter()
-        .filter(|v| action(v) == "namespace_create" && pid_of(v) == child as u64)
-        .count();
+    let all = all_creations(&sensor, child).len();
     assert_eq!(all, 2, "a plain fork was reported");
 }
 

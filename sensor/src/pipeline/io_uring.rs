@@ -35,14 +35,10 @@ impl Request {
     /// From a submission record (op `IoUring`).
     pub fn of(x: &SysRecord) -> Request {
         let (detail, path) = io_uring_detail(x);
-        let link = matches!(
-            x.args[0] as u8,
-            sensor_common::io_uring::op::LINKAT | sensor_common::io_uring::op::SYMLINKAT
-        );
         Request {
             detail,
             path,
-            target_path: (link && !x.name.is_empty()).then(|| x.name.clone()),
+            target_path: (is_link(x) && !x.name.is_empty()).then(|| x.name.clone()),
             destination: SockAddr::parse(&x.fstype).map(|a| super::net::from_sockaddr(&a)),
         }
     }
@@ -54,6 +50,13 @@ impl Request {
             ..File::default()
         })
     }
+}
+
+/// Whether io_uring record `x` is a link (linkat, symlinkat), whose second
+/// path is `file.target_path`.
+pub(super) fn is_link(x: &SysRecord) -> bool {
+    use sensor_common::io_uring::op;
+    matches!(x.args[0] as u8, op::LINKAT | op::SYMLINKAT)
 }
 
 /// Reported requests not completed yet, by (submission record's time,

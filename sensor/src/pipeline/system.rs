@@ -4,7 +4,7 @@
 //! memfd_create, mount, bpf(), signals sent (or refused) to the sensor,
 //! and io_uring requests (see `io_uring` for theirs).
 
-use sensor_common::{SyscallOp, io_uring};
+use sensor_common::SyscallOp;
 
 use super::{Kind, Pipeline, outcome, signal_name};
 use crate::event::{
@@ -400,12 +400,7 @@ fn truncated_field(x: &SysRecord) -> &'static str {
         || x.base.len() + sensor_common::COMPONENT_MAX >= sensor_common::PATH_CAP;
     match x.op {
         SysOp::IoUring | SysOp::IoUringComplete if path_cut => "file.path",
-        SysOp::IoUring | SysOp::IoUringComplete
-            if matches!(
-                x.args[0] as u8,
-                io_uring::op::LINKAT | io_uring::op::SYMLINKAT
-            ) =>
-        {
+        SysOp::IoUring | SysOp::IoUringComplete if super::io_uring::is_link(x) => {
             "file.target_path"
         }
         SysOp::IoUring | SysOp::IoUringComplete => "sensor.io_uring.target",
