@@ -355,6 +355,11 @@ pub mod probe_features {
     /// loads (Linux 5.11+, checked by the daemon with a real program load)
     /// instead of bpf_probe_read_kernel.
     pub const DIRECT_READS: u32 = 1 << 0;
+    /// The system family is on: a new process or thread that got
+    /// namespaces its parent does not have, where no clone record
+    /// announced them, is reported from the fork
+    /// (`SYS_OP_NAMESPACES_AT_FORK`).
+    pub const FORK_NAMESPACES: u32 = 1 << 1;
 }
 
 /// `ProbeConfig::filters` bits.

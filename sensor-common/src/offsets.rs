@@ -200,6 +200,17 @@ pub struct KernelOffsets {
     /// privilege on the host.
     pub cred_user_ns: u32,
     pub user_ns_level: u32,
+    /// `struct nsproxy *nsproxy` and the namespaces it holds, one pointer
+    /// each: a child whose pointer differs from its parent's got a new
+    /// namespace of that type at its clone.
+    pub task_nsproxy: u32,
+    pub nsproxy_uts_ns: u32,
+    pub nsproxy_ipc_ns: u32,
+    pub nsproxy_mnt_ns: u32,
+    pub nsproxy_pid_ns_for_children: u32,
+    pub nsproxy_net_ns: u32,
+    pub nsproxy_time_ns_for_children: u32,
+    pub nsproxy_cgroup_ns: u32,
 }
 
 impl KernelOffsets {
@@ -326,10 +337,18 @@ impl KernelOffsets {
         sb_magic: OFFSET_MISSING,
         cred_user_ns: OFFSET_MISSING,
         user_ns_level: OFFSET_MISSING,
+        task_nsproxy: OFFSET_MISSING,
+        nsproxy_uts_ns: OFFSET_MISSING,
+        nsproxy_ipc_ns: OFFSET_MISSING,
+        nsproxy_mnt_ns: OFFSET_MISSING,
+        nsproxy_pid_ns_for_children: OFFSET_MISSING,
+        nsproxy_net_ns: OFFSET_MISSING,
+        nsproxy_time_ns_for_children: OFFSET_MISSING,
+        nsproxy_cgroup_ns: OFFSET_MISSING,
     };
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 120 * 4);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 128 * 4);
 
 #[cfg(feature = "user")]
 // SAFETY: repr(C), only u32 fields, no padding (size assert above).

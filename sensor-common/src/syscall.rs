@@ -138,6 +138,16 @@ pub const SYS_OP_IO_URING: u32 = 126;
 /// CQE's flags, 0].
 pub const SYS_OP_IO_URING_COMPLETE: u32 = 124;
 
+/// `SysEvent::op` of a new process (or thread) that got namespaces its
+/// parent does not have, seen at the fork (`sched_process_fork`), from a
+/// clone whose entry left no record: its arguments, as read there, asked
+/// for none. clone3's are read from the caller's memory, which another
+/// of its threads can change between that read and the kernel's own
+/// copy; a record can also be lost (counted). `args` = [0, the
+/// `CLONE_NEW*` bits of what was made, the child's pid, 0]; `flags` has
+/// [`sys_flags::NAMESPACES_SEEN`]; the task is the parent.
+pub const SYS_OP_NAMESPACES_AT_FORK: u32 = 123;
+
 /// `SysEvent::op` of a signal sent to the sensor itself (from the
 /// `signal_generate` tracepoint, whatever syscall or kernel path sent it).
 pub const SYS_OP_SIGNAL_SENSOR: u32 = 127;
@@ -707,6 +717,11 @@ pub mod sys_flags {
     pub const TRUNCATED: u32 = 1 << 1;
     /// A string argument could not be read from the caller.
     pub const UNREADABLE: u32 = 1 << 2;
+    /// A clone or clone3 that started a process: `args[1]` holds the
+    /// `CLONE_NEW*` bits of the namespaces the kernel made for it, seen at
+    /// the fork (what `args[0]`, read at entry, asked for can differ: see
+    /// [`super::SYS_OP_NAMESPACES_AT_FORK`]).
+    pub const NAMESPACES_SEEN: u32 = 1 << 3;
 }
 
 /// mount(2) flags under which its source is a path too, resolved like the
@@ -721,15 +736,22 @@ pub mod mount_flags {
 /// The `CLONE_NEW*` flags (linux/sched.h): which namespaces an unshare,
 /// clone or clone3 creates.
 pub mod namespace_flags {
+    pub const CLONE_NEWNS: u64 = 0x0002_0000;
+    pub const CLONE_NEWCGROUP: u64 = 0x0200_0000;
+    pub const CLONE_NEWUTS: u64 = 0x0400_0000;
+    pub const CLONE_NEWIPC: u64 = 0x0800_0000;
+    pub const CLONE_NEWUSER: u64 = 0x1000_0000;
+    pub const CLONE_NEWPID: u64 = 0x2000_0000;
+    pub const CLONE_NEWNET: u64 = 0x4000_0000;
     /// Every namespace type but time: mnt, cgroup, uts, ipc, user, pid,
     /// net.
-    pub const CLONE_NEW_NOT_TIME: u64 = 0x0002_0000
-        | 0x0200_0000
-        | 0x0400_0000
-        | 0x0800_0000
-        | 0x1000_0000
-        | 0x2000_0000
-        | 0x4000_0000;
+    pub const CLONE_NEW_NOT_TIME: u64 = CLONE_NEWNS
+        | CLONE_NEWCGROUP
+        | CLONE_NEWUTS
+        | CLONE_NEWIPC
+        | CLONE_NEWUSER
+        | CLONE_NEWPID
+        | CLONE_NEWNET;
     /// `CLONE_NEWTIME`: in clone(2)'s flags this bit is part of the exit
     /// signal (the low byte), so only unshare and clone3 can ask for it.
     pub const CLONE_NEWTIME: u64 = 0x80;

@@ -98,6 +98,15 @@ pub fn direct_reads() -> bool {
     features & sensor_common::probe_features::DIRECT_READS != 0
 }
 
+/// Whether namespaces that a fork made and no clone record announced are
+/// reported from the fork ([`sensor_common::probe_features::FORK_NAMESPACES`]).
+#[inline(always)]
+pub fn fork_namespaces_reported() -> bool {
+    // SAFETY: as for OFFSETS.
+    let features = unsafe { core::ptr::read_volatile(&CONFIG.features) };
+    features & sensor_common::probe_features::FORK_NAMESPACES != 0
+}
+
 /// [`sensor_common::filter_flags`] in use.
 pub fn filters() -> u32 {
     // SAFETY: as for OFFSETS.

@@ -5,7 +5,7 @@ use sensor_common::{EventKind, ForkEvent, ProbeError};
 use crate::kernel::Probe;
 use crate::kernel::read_u32;
 use crate::maps::{count_error, off, sensor_tgid};
-use crate::task;
+use crate::task::{self, Current};
 
 /// sched_process_fork (TP_PROTO(struct task_struct *parent, struct task_struct *child)):
 /// fires in the parent once copy_process has fully built the child, with
@@ -27,6 +27,13 @@ fn try_process_fork(ctx: &RawTracePointContext) -> Result<u32, i64> {
     let child: u64 = ctx.arg(1);
     if read_u32(parent, off!(task_tgid))? == sensor_tgid() {
         return Ok(0);
+    }
+    // Before the thread check: a thread can get namespaces of its own too
+    // (clone with CLONE_THREAD and CLONE_NEWNET, say).
+    let made = super::namespaces::made(parent, child);
+    if made != 0 {
+        let child_pid = read_u32(child, off!(task_pid))?;
+        crate::syscall::sys::namespaces_made(Current::get(), child_pid, made);
     }
     // New threads share the parent's tgid: not a new process.
     if read_u32(child, off!(task_tgid))? != read_u32(child, off!(task_pid))? {

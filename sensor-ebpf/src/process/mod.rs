@@ -3,3 +3,4 @@
 mod exec;
 mod exit;
 mod fork;
+mod namespaces;

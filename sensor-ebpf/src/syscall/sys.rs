@@ -12,13 +12,15 @@ use aya_ebpf::macros::{map, raw_tracepoint};
 use aya_ebpf::maps::{HashMap, PerCpuArray};
 use aya_ebpf::programs::RawTracePointContext;
 use sensor_common::{
-    AT_FDCWD, EventKind, ProbeError, SYS_OP_SIGNAL_SENSOR, SYS_STR_CAP, SYS_STR0_CAP, SysEvent,
-    SyscallOp, mount_flags, namespace_flags, sys_flags,
+    AT_FDCWD, EventKind, ProbeError, SYS_OP_NAMESPACES_AT_FORK, SYS_OP_SIGNAL_SENSOR, SYS_STR_CAP,
+    SYS_STR0_CAP, SysEvent, SyscallOp, compat::TASK_IA32, mount_flags, namespace_flags, sys_flags,
 };
 
 use super::{copy, dir_path, fd_file, read_user_str};
 use crate::kernel::{copy_struct, field, put, read_ptr, read_u16, read_u32, read_u64};
-use crate::maps::{DATA_MASK, SYSCALL_SCRATCH, count_error, off, scratch, sensor_tgid};
+use crate::maps::{
+    DATA_MASK, SYSCALL_SCRATCH, count_error, fork_namespaces_reported, off, scratch, sensor_tgid,
+};
 use crate::path::{Walk, Writer, write_found_path};
 use crate::task::{self, Current};
 
@@ -390,6 +392,57 @@ fn exit(ret: i64, abi: u32) -> u32 {
     unsafe { crate::ring::output(EventKind::System, buf, size) };
     let _ = SYS_INFLIGHT.remove(&key);
     0
+}
+
+/// A clone by the current thread made process (or thread) `child_pid`
+/// with new namespaces (`made`, `CLONE_NEW*` bits, seen at the fork: see
+/// `process::namespaces`). The clone's record takes them, and its exit
+/// reports them next to what its arguments asked for. Without a record
+/// (its arguments asked for no namespace when the entry read them, or the
+/// record was lost, counted), they are reported from here.
+#[inline(always)]
+pub fn namespaces_made(current: Current, child_pid: u32, made: u64) {
+    let key = current.thread_key();
+    if let Some(p) = SYS_INFLIGHT.get_ptr_mut(&key) {
+        // SAFETY: this thread's record (the key is the thread), a map value.
+        let p = unsafe { &mut *p };
+        if p.op == SyscallOp::Clone as u32 || p.op == SyscallOp::Clone3 as u32 {
+            p.args[1] = made;
+            p.flags |= sys_flags::NAMESPACES_SEEN;
+            return;
+        }
+    }
+    if !fork_namespaces_reported() || crate::filter::task_ignored(current) {
+        return;
+    }
+    let abi = if super::compat::in_ia32_syscall(current) {
+        TASK_IA32
+    } else {
+        0
+    };
+    let sent = crate::ring::emit::<SysEvent>(EventKind::System, |ev| {
+        // SAFETY: emit hands us reserved space for one SysEvent.
+        let ev = unsafe { &mut *ev };
+        current.fill(&mut ev.task)?;
+        task::mark_abi(&mut ev.task, abi);
+        ev.op = SYS_OP_NAMESPACES_AT_FORK;
+        ev.flags = sys_flags::NAMESPACES_SEEN;
+        // Volatile: LLVM merges neighbouring zero stores into a memset
+        // call, which the verifier refuses here.
+        put(&mut ev.ret, 0);
+        put(&mut ev.args[0], 0);
+        ev.args[1] = made;
+        ev.args[2] = child_pid as u64;
+        put(&mut ev.args[3], 0);
+        for len in &mut ev.str_lens {
+            put(len, 0);
+        }
+        ev.base_len = 0;
+        Ok(())
+    });
+    if sent.is_err() {
+        count_error(ProbeError::ReadTask);
+    }
 }
 
 /// The ops whose `str0` is a mount point, resolved like a path.

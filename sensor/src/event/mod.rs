@@ -839,6 +839,14 @@ pub struct NamespaceDetail {
     /// for `namespace_create`, the types made.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub types: Vec<&'static str>,
+    /// For `namespace_create`: what the call's flags asked for when the
+    /// sensor read them at its entry, where that differs from `types`,
+    /// what the kernel made (seen at the fork). An empty list: they asked
+    /// for none. A clone3's flags are in the caller's memory, so this is
+    /// the trace of a race aimed at hiding the creation (or of a record
+    /// the sensor lost, counted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requested: Option<Vec<&'static str>>,
     /// A namespace fd's namespace, by inode number (as `/proc/PID/ns`
     /// shows it: `net:[4026531840]`).
     #[serde(skip_serializing_if = "Option::is_none")]

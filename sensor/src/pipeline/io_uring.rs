@@ -168,6 +168,7 @@ mod tests {
             base: Vec::new(),
             truncated: false,
             unreadable: false,
+            namespaces_made: None,
         }
     }
 

@@ -90,6 +90,12 @@ impl Pipeline {
                 });
                 (PROCESS, ACCESS, "process_memory_open")
             }
+            // A clone that made namespaces no record announced: its
+            // arguments asked for none when its entry read them.
+            SysOp::NamespacesAtFork => {
+                sensor.namespace = Some(creation(Vec::new(), x.namespaces_made));
+                (PROCESS, START, "namespace_create")
+            }
             SysOp::Syscall(op) => {
                 sensor.syscall = Some(op.name());
                 match op {
@@ -131,10 +137,8 @@ impl Pipeline {
                         (PROCESS, CHANGE, "namespace_enter")
                     }
                     SyscallOp::Unshare | SyscallOp::Clone | SyscallOp::Clone3 => {
-                        sensor.namespace = Some(NamespaceDetail {
-                            types: created_namespaces(op, x.args[0]),
-                            ..NamespaceDetail::default()
-                        });
+                        let asked = created_namespaces(op, x.args[0]);
+                        sensor.namespace = Some(creation(asked, x.namespaces_made));
                         // unshare moves the caller; a clone starts a
                         // process in them (its own fork event follows).
                         let type_ = if op == SyscallOp::Unshare {
@@ -323,6 +327,7 @@ impl Pipeline {
                 types,
                 inode: Some(inode),
                 host: Some(host_type.is_some()),
+                requested: None,
             };
             return (detail, None);
         }
@@ -332,6 +337,7 @@ impl Pipeline {
             types,
             inode: None,
             host,
+            requested: None,
         };
         (detail, target)
     }
@@ -347,6 +353,26 @@ fn created_namespaces(op: SyscallOp, flags: u64) -> Vec<&'static str> {
         flags
     };
     crate::enrich::namespaces::types_of(flags)
+}
+
+/// `sensor.namespace` of a namespace creation whose call asked for
+/// `asked`: the types the kernel made where its fork showed them (`made`,
+/// `CLONE_NEW*` bits), else those asked for (an unshare, a clone that
+/// failed); and what was asked, where that differs from what was made (a
+/// clone3 whose flags changed between the sensor's read and the kernel's).
+fn creation(asked: Vec<&'static str>, made: Option<u64>) -> NamespaceDetail {
+    let Some(made) = made else {
+        return NamespaceDetail {
+            types: asked,
+            ..NamespaceDetail::default()
+        };
+    };
+    let types = crate::enrich::namespaces::types_of(made);
+    NamespaceDetail {
+        requested: (asked != types).then_some(asked),
+        types,
+        ..NamespaceDetail::default()
+    }
 }
 
 /// Whether the process read through a pidfd argument (`target`, 0 when
@@ -468,6 +494,25 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_creation_names_what_the_kernel_made_and_what_was_asked_where_they_differ() {
+        let (uts, net) = (libc::CLONE_NEWUTS as u64, libc::CLONE_NEWNET as u64);
+        let shown = |d: NamespaceDetail| (d.types, d.requested);
+        // No fork seen (an unshare, a failed clone): what was asked.
+        assert_eq!(shown(creation(vec!["net"], None)), (vec!["net"], None));
+        // Made as asked: nothing more.
+        assert_eq!(shown(creation(vec!["net"], Some(net))), (vec!["net"], None));
+        // Flags changed under the sensor's read, or not readable at all.
+        assert_eq!(
+            shown(creation(vec!["uts"], Some(net | uts))),
+            (vec!["uts", "net"], Some(vec!["uts"]))
+        );
+        assert_eq!(
+            shown(creation(Vec::new(), Some(net))),
+            (vec!["net"], Some(Vec::new()))
+        );
+    }
+
     fn taken(ret: i64, mode: u32, ino: u64, path: &[u8]) -> (Option<Text>, Option<Text>) {
         taken_file(&SysRecord {
             boot_ns: 0,
@@ -482,6 +527,7 @@ mod tests {
             base: Vec::new(),
             truncated: false,
             unreadable: false,
+            namespaces_made: None,
         })
     }
 

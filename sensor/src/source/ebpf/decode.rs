@@ -7,8 +7,8 @@
 use sensor_common::{
     CredEvent, EventHeader, EventKind, ExecEvent, ExitEvent, FileEvent, ForkEvent,
     NET_OP_CONNECT_OUTCOME, NetEvent, SOCKADDR_CAP, SYS_OP_IO_URING, SYS_OP_IO_URING_COMPLETE,
-    SYS_OP_PROC_MEM_OPEN, SYS_OP_SIGNAL_SENSOR, SysEvent, SyscallOp, TaskInfo, WatchEvent,
-    exec_flags, file_flags, sys_flags, watch_flags,
+    SYS_OP_NAMESPACES_AT_FORK, SYS_OP_PROC_MEM_OPEN, SYS_OP_SIGNAL_SENSOR, SysEvent, SyscallOp,
+    TaskInfo, WatchEvent, exec_flags, file_flags, sys_flags, watch_flags,
 };
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -227,6 +227,9 @@ pub enum SysOp {
     IoUringComplete,
     /// An open of a process's memory file; args = [f_mode, target pid].
     ProcMemOpen,
+    /// A new process or thread with namespaces of its own that no clone
+    /// record announced: args = [0, what was made, the child's pid].
+    NamespacesAtFork,
 }
 
 /// An action an intruder uses (see sensor_common::SysEvent). What the
@@ -240,7 +243,8 @@ pub enum SysOp {
 /// - setns: args = [fd, nstype, the nsfs fd's namespace inode (0: not
 ///   one), the pidfd's target pid (0: unknown)];
 /// - unshare, clone, clone3: args[0] = the call's flags (clone3's from its
-///   struct), `ret` (clone's) the child's pid as the caller sees it;
+///   struct), `ret` (clone's) the child's pid as the caller sees it, and
+///   for a clone that made a process, `namespaces_made`;
 /// - kexec_load: args = [segments, flags, entry];
 /// - kexec_file_load: args = [kernel fd, flags, initrd fd], `path` (the
 ///   kernel file, unless unloading), `params` (the command line);
@@ -279,6 +283,10 @@ pub struct SysRecord {
     pub base: Vec<u8>,
     pub truncated: bool,
     pub unreadable: bool,
+    /// The `CLONE_NEW*` bits of the namespaces a clone made, seen at its
+    /// fork (`sys_flags::NAMESPACES_SEEN`): what the kernel did, where
+    /// args[0] is what the arguments asked for when the entry read them.
+    pub namespaces_made: Option<u64>,
 }
 
 impl SysRecord {
@@ -570,6 +578,7 @@ fn decode_sys(bytes: &[u8]) -> Result<SysRecord, DecodeError> {
         SYS_OP_IO_URING => SysOp::IoUring,
         SYS_OP_IO_URING_COMPLETE => SysOp::IoUringComplete,
         SYS_OP_PROC_MEM_OPEN => SysOp::ProcMemOpen,
+        SYS_OP_NAMESPACES_AT_FORK => SysOp::NamespacesAtFork,
         op => SysOp::Syscall(SyscallOp::from_u32(op).ok_or(DecodeError::UnknownOp { kind, op })?),
     };
     let data = &bytes[fixed..];
@@ -606,6 +615,7 @@ fn decode_sys(bytes: &[u8]) -> Result<SysRecord, DecodeError> {
         },
         truncated: e.flags & sys_flags::TRUNCATED != 0,
         unreadable: e.flags & sys_flags::UNREADABLE != 0,
+        namespaces_made: (e.flags & sys_flags::NAMESPACES_SEEN != 0).then_some(e.args[1]),
     })
 }
 
@@ -794,6 +804,7 @@ mod tests {
             base: base.to_vec(),
             truncated: false,
             unreadable: false,
+            namespaces_made: None,
         }
     }
 

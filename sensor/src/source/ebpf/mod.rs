@@ -19,7 +19,7 @@ mod wire_check;
 use aya::maps::{MapData, PerCpuArray, ProgramArray, RingBuf};
 use aya::programs::{BtfTracePoint, RawTracePoint};
 use aya::{Ebpf, EbpfLoader};
-use sensor_common::{EventKind, ProbeConfig, ProbeError, names};
+use sensor_common::{EventKind, ProbeConfig, ProbeError, names, probe_features};
 
 use crate::config::EbpfConfig;
 use crate::config::filter::FilterConfig;
@@ -147,11 +147,19 @@ impl EbpfSource {
         // One scratch slot per possible CPU (the programs index it by CPU id).
         let cpus =
             aya::util::nr_cpus().map_err(|(path, e)| LoadError::Cpus { path, source: e })? as u32;
+        // The fork hook reports namespaces no clone record announced only
+        // where the family that reports the rest is on.
+        let system_on = !config.disable.iter().any(|d| d == EventKind::System.name());
+        let fork_namespaces = if system_on {
+            probe_features::FORK_NAMESPACES
+        } else {
+            0
+        };
         let load_object = |features: u32| {
             let probe_config = ProbeConfig {
                 sensor_tgid: std::process::id(),
                 filters: filter.flags(),
-                features,
+                features: features | fork_namespaces,
             };
             EbpfLoader::new()
                 .override_global(names::OFFSETS_GLOBAL, &resolved.offsets, true)

@@ -560,6 +560,16 @@ kernel_fields! {
     // rootless containers, browser sandboxes) are not the host's.
     cred_user_ns: Optional cred.user_ns;
     user_ns_level: Optional user_namespace.level;
+    // What a clone made, whatever its arguments said: the child's
+    // namespaces against its parent's.
+    task_nsproxy: Optional task_struct.nsproxy;
+    nsproxy_uts_ns: Optional nsproxy.uts_ns;
+    nsproxy_ipc_ns: Optional nsproxy.ipc_ns;
+    nsproxy_mnt_ns: Optional nsproxy.mnt_ns;
+    nsproxy_pid_ns_for_children: Optional nsproxy.pid_ns_for_children;
+    nsproxy_net_ns: Optional nsproxy.net_ns;
+    nsproxy_time_ns_for_children: Optional nsproxy.time_ns_for_children;
+    nsproxy_cgroup_ns: Optional nsproxy.cgroup_ns;
 }
 
 /// Outcome of looking one field up.

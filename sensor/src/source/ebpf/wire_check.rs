@@ -156,5 +156,8 @@ fn wire_structs_match_the_ebpf_object() {
     let (size, members) = layout(&btf, "KernelOffsets");
     assert_eq!(size, core::mem::size_of::<KernelOffsets>());
     assert_eq!(members.len(), size / 4, "KernelOffsets is all u32 fields");
-    assert_eq!(members.last().map(|m| m.0.as_str()), Some("user_ns_level"));
+    assert_eq!(
+        members.last().map(|m| m.0.as_str()),
+        Some("nsproxy_cgroup_ns")
+    );
 }
