@@ -166,6 +166,33 @@ fn a_program_run_from_a_memfd_is_flagged_fileless() {
     );
 }
 
+/// A name that is not UTF-8 is kept byte-exact (escaped) and listed in
+/// `sensor.escaped`, so a consumer knows to unescape it.
+#[test]
+fn a_memfd_name_that_is_not_utf8_is_escaped_and_listed() {
+    let sensor = Sensor::start("");
+    let me = std::process::id() as u64;
+    let name = c"payload\xff\\x";
+    // SAFETY: a memfd with a valid C string name, closed at once.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), 0) };
+    assert!(fd >= 0, "memfd_create: {}", std::io::Error::last_os_error());
+    // SAFETY: our own fd.
+    unsafe { libc::close(fd) };
+    let ev = sensor.wait_for("memfd_create", |v| {
+        by(v, "memfd_create", me)
+            && at(v, "sensor.memfd.name")
+                .as_str()
+                .is_some_and(|n| n.starts_with("payload"))
+    });
+    // 0xff as \xff, the backslash doubled.
+    assert_eq!(at(&ev, "sensor.memfd.name"), "payload\\xff\\\\x", "{ev}");
+    assert_eq!(
+        at(&ev, "sensor.escaped"),
+        &serde_json::json!(["sensor.memfd.name"]),
+        "{ev}"
+    );
+}
+
 #[test]
 fn a_deleted_executable_is_flagged_fileless() {
     let sensor = Sensor::start("");

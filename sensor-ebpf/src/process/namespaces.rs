@@ -10,8 +10,32 @@ use sensor_common::namespace_flags::{
     CLONE_NEWUSER, CLONE_NEWUTS,
 };
 
-use crate::kernel::read_ptr;
+use aya_ebpf::helpers::generated::bpf_probe_read_kernel;
+
+use crate::kernel::field;
 use crate::maps::off;
+
+/// The pointer at `base + off`, 0 where the field is missing or the read
+/// fails. Read into a zeroed local: comparing two `Result`s from
+/// `kernel::read_ptr` let LLVM load a failed read's uninitialised value,
+/// which verifiers before 6.x refuse.
+#[inline(always)]
+fn ptr_or_zero(base: u64, off: u32) -> u64 {
+    let Ok(addr) = field(base, off) else {
+        return 0;
+    };
+    let mut v = 0u64;
+    // SAFETY: an 8-byte probe read into a local; the helper zeroes it on
+    // failure.
+    unsafe { bpf_probe_read_kernel((&raw mut v).cast(), 8, addr as *const _) };
+    v
+}
+
+/// Two pointers both read, and different.
+#[inline(always)]
+fn distinct(a: u64, b: u64) -> bool {
+    a != 0 && b != 0 && a != b
+}
 
 /// The `CLONE_NEW*` bits of the namespaces `child` holds and `parent`
 /// does not, at `sched_process_fork` (copy_process has set both up).
@@ -24,18 +48,16 @@ use crate::maps::off;
 /// itself in the new pid namespace, and its children in the new time one.
 /// A new user namespace is in the child's credentials, which are its own
 /// after every fork, so their `user_ns` are compared. A field this kernel
-/// lacks reads the same on both sides: no bit.
+/// lacks, or a read that fails, gives no bit.
 #[inline(always)]
 pub fn made(parent: u64, child: u64) -> u64 {
     let mut made = 0;
     let (theirs, its) = (
-        read_ptr(parent, off!(task_nsproxy)),
-        read_ptr(child, off!(task_nsproxy)),
+        ptr_or_zero(parent, off!(task_nsproxy)),
+        ptr_or_zero(child, off!(task_nsproxy)),
     );
-    if let (Ok(theirs), Ok(its)) = (theirs, its)
-        && theirs != its
-    {
-        let differs = |at: u32| read_ptr(theirs, at).ok() != read_ptr(its, at).ok();
+    if distinct(theirs, its) {
+        let differs = |at: u32| distinct(ptr_or_zero(theirs, at), ptr_or_zero(its, at));
         if differs(off!(nsproxy_mnt_ns)) {
             made |= CLONE_NEWNS;
         }
@@ -58,12 +80,9 @@ pub fn made(parent: u64, child: u64) -> u64 {
             made |= CLONE_NEWTIME;
         }
     }
-    let user_ns = |task: u64| {
-        read_ptr(task, off!(task_real_cred))
-            .and_then(|cred| read_ptr(cred, off!(cred_user_ns)))
-            .ok()
-    };
-    if user_ns(parent) != user_ns(child) {
+    let user_ns =
+        |task: u64| ptr_or_zero(ptr_or_zero(task, off!(task_real_cred)), off!(cred_user_ns));
+    if distinct(user_ns(parent), user_ns(child)) {
         made |= CLONE_NEWUSER;
     }
     made

@@ -9,7 +9,7 @@
 
 use aya_ebpf::helpers::generated::bpf_probe_read_user;
 use aya_ebpf::macros::{map, raw_tracepoint};
-use aya_ebpf::maps::{HashMap, PerCpuArray};
+use aya_ebpf::maps::{HashMap, LruHashMap, PerCpuArray};
 use aya_ebpf::programs::RawTracePointContext;
 use sensor_common::{
     AT_FDCWD, EventKind, ProbeError, SYS_OP_NAMESPACES_AT_FORK, SYS_OP_SIGNAL_SENSOR, SYS_STR_CAP,
@@ -64,6 +64,19 @@ static SYS_PENDING: PerCpuArray<PendingSys> = PerCpuArray::with_max_entries(1, 0
 static SYS_INFLIGHT: HashMap<u64, PendingSys> = HashMap::with_max_entries(1024, BPF_F_NO_PREALLOC);
 
 const BPF_F_NO_PREALLOC: u32 = 1;
+
+/// The clones in flight whose entry left a record, by thread: 0, or
+/// [`MADE_SEEN`] and the `CLONE_NEW*` bits of what their fork made, for
+/// their exit. Apart from SYS_INFLIGHT because the fork hook, a raw
+/// tracepoint, may not touch a map allocated at run time before Linux 6.1
+/// (the verifier refuses it). LRU: the marker of a clone whose exit never
+/// ran (its thread killed in the call) is evicted, not leaked.
+#[map]
+static CLONES: LruHashMap<u64, u64> = LruHashMap::with_max_entries(1024, 0);
+
+/// In a [`CLONES`] value: the fork was seen (what it made may be 0 bits
+/// for a thread, never for a process that got here).
+const MADE_SEEN: u64 = 1 << 63;
 
 super::syscall_programs!(sys_enter, sys_exit, sys_compat_enter, sys_compat_exit);
 
@@ -273,11 +286,12 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
         }
         _ => return 0,
     }
-    if SYS_INFLIGHT
-        .insert(&super::entry_thread_key(), &*p, 0)
-        .is_err()
-    {
+    let key = super::entry_thread_key();
+    if SYS_INFLIGHT.insert(&key, &*p, 0).is_err() {
         count_error(ProbeError::Inflight);
+    } else if op == SyscallOp::Clone || op == SyscallOp::Clone3 {
+        // (If this fails, the fork reports what it made on its own.)
+        let _ = CLONES.insert(&key, &0, 0);
     }
     0
 }
@@ -322,6 +336,16 @@ fn exit(ret: i64, abi: u32) -> u32 {
     ev.ret = ret;
     // SAFETY: two arrays of the same type, in map values.
     unsafe { copy_struct(&mut ev.args, &p.args) };
+    if p.op == SyscallOp::Clone as u32 || p.op == SyscallOp::Clone3 as u32 {
+        // SAFETY: a lookup; the value is copied out.
+        if let Some(&seen) = unsafe { CLONES.get(&key) }
+            && seen & MADE_SEEN != 0
+        {
+            ev.args[1] = seen & !MADE_SEEN;
+            ev.flags |= sys_flags::NAMESPACES_SEEN;
+        }
+        let _ = CLONES.remove(&key);
+    }
     ev.base_len = 0;
     // SAFETY: FIXED is inside the scratch value.
     let data = unsafe { buf.add(FIXED) };
@@ -396,21 +420,18 @@ fn exit(ret: i64, abi: u32) -> u32 {
 
 /// A clone by the current thread made process (or thread) `child_pid`
 /// with new namespaces (`made`, `CLONE_NEW*` bits, seen at the fork: see
-/// `process::namespaces`). The clone's record takes them, and its exit
-/// reports them next to what its arguments asked for. Without a record
+/// `process::namespaces`). Where its entry left a record, its marker in
+/// [`CLONES`] takes them, and its exit reports them next to what its
+/// arguments asked for. Without a record
 /// (its arguments asked for no namespace when the entry read them, or the
 /// record was lost, counted), they are reported from here.
 #[inline(always)]
 pub fn namespaces_made(current: Current, child_pid: u32, made: u64) {
     let key = current.thread_key();
-    if let Some(p) = SYS_INFLIGHT.get_ptr_mut(&key) {
-        // SAFETY: this thread's record (the key is the thread), a map value.
-        let p = unsafe { &mut *p };
-        if p.op == SyscallOp::Clone as u32 || p.op == SyscallOp::Clone3 as u32 {
-            p.args[1] = made;
-            p.flags |= sys_flags::NAMESPACES_SEEN;
-            return;
-        }
+    if let Some(seen) = CLONES.get_ptr_mut(&key) {
+        // SAFETY: this thread's marker (the key is the thread), a map value.
+        unsafe { *seen = made | MADE_SEEN };
+        return;
     }
     if !fork_namespaces_reported() || crate::filter::task_ignored(current) {
         return;

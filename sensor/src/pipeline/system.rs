@@ -8,8 +8,8 @@ use sensor_common::SyscallOp;
 
 use super::{Kind, Pipeline, outcome, signal_name};
 use crate::event::{
-    Ancestor, BpfDetail, Event, File, IoUringDetail, KexecDetail, MemfdDetail, ModuleDetail,
-    MountDetail, NamespaceDetail, ProcessAccess, SensorFields, Signal, Text,
+    Ancestor, BpfDetail, Endpoint, Event, File, IoUringDetail, KexecDetail, MemfdDetail,
+    ModuleDetail, MountDetail, NamespaceDetail, ProcessAccess, SensorFields, Signal, Text,
 };
 use crate::source::ebpf::decode::{SysOp, SysRecord};
 
@@ -271,6 +271,7 @@ impl Pipeline {
         if x.truncated {
             sensor.truncated.push(truncated_field(&x));
         }
+        sensor.escaped = escaped_fields(&sensor, file.as_ref(), destination.as_ref());
         let kind = Kind {
             category,
             type_,
@@ -287,6 +288,75 @@ impl Pipeline {
         ev.destination = destination;
         ev
     }
+}
+
+/// The fields of a system-family event whose bytes came from the process
+/// (names, paths, parameters) and are not UTF-8, so were escaped
+/// (`event::text`): the consumer unescapes the ones listed.
+fn escaped_fields(
+    sensor: &SensorFields,
+    file: Option<&File>,
+    destination: Option<&Endpoint>,
+) -> Vec<String> {
+    let module = sensor.module.as_ref();
+    let mount = sensor.mount.as_deref();
+    let io_uring = sensor.io_uring.as_ref();
+    let fields: [(&str, Option<&Text>); 16] = [
+        ("file.path", file.and_then(|f| f.path.as_ref())),
+        (
+            "file.target_path",
+            file.and_then(|f| f.target_path.as_ref()),
+        ),
+        (
+            "destination.address",
+            destination.and_then(|d| d.address.as_ref()),
+        ),
+        ("sensor.module.name", module.and_then(|m| m.name.as_ref())),
+        (
+            "sensor.module.params",
+            module.and_then(|m| m.params.as_ref()),
+        ),
+        ("sensor.memfd.name", sensor.memfd.as_ref().map(|m| &m.name)),
+        ("sensor.mount.target", mount.map(|m| &m.target)),
+        (
+            "sensor.mount.target_argument",
+            mount.and_then(|m| m.target_argument.as_ref()),
+        ),
+        ("sensor.mount.source", mount.and_then(|m| m.source.as_ref())),
+        (
+            "sensor.mount.source_argument",
+            mount.and_then(|m| m.source_argument.as_ref()),
+        ),
+        ("sensor.mount.fstype", mount.and_then(|m| m.fstype.as_ref())),
+        (
+            "sensor.process_access.object",
+            sensor
+                .process_access
+                .as_ref()
+                .and_then(|a| a.object.as_ref()),
+        ),
+        (
+            "sensor.kexec.cmdline",
+            sensor.kexec.as_ref().and_then(|k| k.cmdline.as_ref()),
+        ),
+        (
+            "sensor.io_uring.path_argument",
+            io_uring.and_then(|u| u.path_argument.as_ref()),
+        ),
+        (
+            "sensor.io_uring.target",
+            io_uring.and_then(|u| u.target.as_ref()),
+        ),
+        (
+            "sensor.bpf.name",
+            sensor.bpf.as_ref().and_then(|b| b.name.as_ref()),
+        ),
+    ];
+    fields
+        .into_iter()
+        .filter(|(_, text)| text.is_some_and(Text::is_escaped))
+        .map(|(field, _)| field.to_owned())
+        .collect()
 }
 
 /// An io_uring request's category: its operation's.
@@ -511,6 +581,79 @@ mod tests {
             shown(creation(Vec::new(), Some(net))),
             (vec!["net"], Some(Vec::new()))
         );
+    }
+
+    /// Every field `escaped_fields` can list is found under its name in
+    /// the JSON, escaped; and only fields that are not UTF-8 are listed.
+    #[test]
+    fn escaped_fields_name_where_the_escaped_bytes_are() {
+        let bad = || Text(b"a\xffb".to_vec());
+        let some = || Some(bad());
+        let mut io_uring = IoUringDetail::of_opcode(18);
+        (io_uring.path_argument, io_uring.target) = (some(), some());
+        let sensor = SensorFields {
+            module: Some(ModuleDetail {
+                name: some(),
+                params: some(),
+                ..ModuleDetail::default()
+            }),
+            memfd: Some(MemfdDetail {
+                name: bad(),
+                flags: 0,
+            }),
+            mount: Some(Box::new(MountDetail {
+                target: bad(),
+                target_argument: some(),
+                source: some(),
+                source_argument: some(),
+                fstype: some(),
+                ..MountDetail::default()
+            })),
+            process_access: Some(ProcessAccess {
+                object: some(),
+                ..ProcessAccess::default()
+            }),
+            kexec: Some(KexecDetail {
+                cmdline: some(),
+                ..KexecDetail::default()
+            }),
+            io_uring: Some(io_uring),
+            bpf: Some(BpfDetail {
+                command: "prog_load",
+                prog_type: None,
+                attach_type: None,
+                name: some(),
+            }),
+            ..SensorFields::default()
+        };
+        let file = File {
+            path: some(),
+            target_path: some(),
+            ..File::default()
+        };
+        let destination = Endpoint {
+            address: some(),
+            ..Endpoint::default()
+        };
+        let listed = escaped_fields(&sensor, Some(&file), Some(&destination));
+        assert_eq!(listed.len(), 16, "{listed:?}");
+        let json = serde_json::json!({
+            "sensor": sensor,
+            "file": file,
+            "destination": destination,
+        });
+        for field in &listed {
+            let value = field.split('.').fold(&json, |v, k| &v[k]);
+            assert_eq!(value, "a\\xffb", "{field}");
+        }
+        let fine = SensorFields {
+            memfd: Some(MemfdDetail {
+                name: Text(b"payload".to_vec()),
+                flags: 0,
+            }),
+            ..SensorFields::default()
+        };
+        assert!(escaped_fields(&fine, None, None).is_empty());
     }
 
     fn taken(ret: i64, mode: u32, ino: u64, path: &[u8]) -> (Option<Text>, Option<Text>) {
