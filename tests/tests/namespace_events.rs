@@ -15,7 +15,6 @@ use sensor_tests::{Sensor, action, at, pid_of};
 
 const OWN_NET: &CStr = c"/proc/self/ns/net";
 const OWN_MNT: &CStr = c"/proc/self/ns/mnt";
-const OWN_UTS: &CStr = c"/proc/self/ns/uts";
 
 /// This test process's namespace file of type `name`, for its children.
 fn parents(name: &str) -> CString {
@@ -375,69 +374,28 @@ fn clone_and_clone3_into_new_namespaces_are_reported_and_plain_forks_are_not() {
 }
 
 /// clone3's flags are in the caller's memory, read by the sensor at the
-/// call's entry, where a read cannot fault a page in. Here they are in a
-/// private map of a file that the caller never touched: the page is in
-/// the page cache but not in its page tables, so that read fails, where
-/// the kernel's own copy faults the page in and makes the namespaces. (A
-/// second thread rewriting the flags between the two reads does the same
-/// by a race.) The fork shows what was made, and reports it.
+/// call's entry, where a read cannot fault a page in: the actor's are in
+/// a file page it never touched (see its `clone3-unread-flags`), so that
+/// read fails, while the kernel's own copy succeeds and makes the
+/// namespaces. The fork shows what was made, and reports it.
 #[test]
 fn a_clone3_whose_flags_cannot_be_read_at_entry_is_reported_from_its_fork() {
     let sensor = Sensor::start("");
     let dir = sensor_tests::scratch_dir("sensor-ns");
-    let path = dir.join("clone_args");
-    let args = CloneArgs {
-        flags: (libc::CLONE_NEWUTS | libc::CLONE_NEWIPC) as u64,
-        exit_signal: libc::SIGCHLD as u64,
-        ..CloneArgs::default()
-    };
-    // SAFETY: CloneArgs is repr(C) u64s, every byte initialised.
-    let bytes = unsafe {
-        std::slice::from_raw_parts((&raw const args).cast::<u8>(), size_of::<CloneArgs>())
-    };
-    std::fs::write(&path, bytes).expect("write clone_args");
-    let file = std::fs::File::open(&path).expect("open clone_args");
-    let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
-    let own_uts = ns_ino(OWN_UTS);
-    let (child, code) = in_child(|| {
-        // SAFETY: a fresh private read-only map of the file, not touched
-        // before the call.
-        let at = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                4096,
-                libc::PROT_READ,
-                libc::MAP_PRIVATE,
-                fd,
-                0,
-            )
-        };
-        if at == libc::MAP_FAILED {
-            return 2;
-        }
-        // SAFETY: clone3 with a valid struct and its size; returns like
-        // fork, and the new process only checks its namespace and _exits.
-        let pid = unsafe { libc::syscall(libc::SYS_clone3, at, size_of::<CloneArgs>()) };
-        if pid == 0 {
-            // SAFETY: ends the new process.
-            unsafe { libc::_exit(i32::from(ns_ino(OWN_UTS) == own_uts)) };
-        }
-        if pid < 0 {
-            return 3;
-        }
-        let mut status = 0;
-        // SAFETY: reaps our own child.
-        unsafe { libc::waitpid(pid as libc::pid_t, &mut status, 0) };
-        if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
-            return 4;
-        }
-        0
-    });
-    assert_eq!(code, 0, "the clone3 did not make a new uts namespace");
-    let ev = &creations(&sensor, child, 1)[0];
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_actor"))
+        .arg("clone3-unread-flags")
+        .arg(dir.join("clone_args"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the actor");
+    let actor = child.id() as libc::pid_t;
+    let out = child.wait_with_output().expect("wait for the actor");
+    assert!(out.status.success(), "actor: {out:?}");
+    let ev = &creations(&sensor, actor, 1)[0];
     assert_eq!(
         at(ev, "sensor.namespace.types"),
-        &types(&["uts", "ipc"]),
+        &types(&["uts", "user"]),
         "{ev}"
     );
     // As the sensor read them, the flags asked for nothing; which call
@@ -446,7 +404,7 @@ fn a_clone3_whose_flags_cannot_be_read_at_entry_is_reported_from_its_fork() {
     assert!(at(ev, "sensor.syscall").is_null(), "{ev}");
     assert_eq!(at(ev, "event.outcome"), "success", "{ev}");
     assert_eq!(at(ev, "event.type"), &serde_json::json!(["start"]), "{ev}");
-    let all = all_creations(&sensor, child);
+    let all = all_creations(&sensor, actor);
     assert_eq!(all.len(), 1, "reported twice: {all:?}");
 }
 

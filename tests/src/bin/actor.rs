@@ -8,6 +8,7 @@
 use std::ffi::CString;
 use std::io::Write;
 use std::os::fd::FromRawFd;
+use std::os::unix::ffi::OsStringExt;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -37,6 +38,7 @@ fn main() {
             arg(2).parse().unwrap_or_else(|_| usage()),
         ),
         "io-uring-write" => io_uring_write(&arg(1), &arg(2)),
+        "clone3-unread-flags" => clone3_unread_flags(&arg(1)),
         _ => usage(),
     };
     match result {
@@ -54,7 +56,7 @@ fn usage() -> ! {
          kexec-file-garbage FILE | kexec-load-as-nobody | \
          memfd-exec | mount-tmpfs DIR | move-mount-tmpfs DIR | mount-relative DIR | bind-relative SRC DST | move-mount-as-nobody DIR | \
          mount-setattr-rdonly DIR | mount-setattr-as-nobody DIR | bpf-prog-load | signal PID SIGNAL | signal-as-nobody PID SIGNAL | \
-         io-uring-write FILE LINE"
+         io-uring-write FILE LINE | clone3-unread-flags FILE"
     );
     std::process::exit(2)
 }
@@ -184,6 +186,86 @@ fn memfd_exec() -> Result<String, String> {
     // SAFETY: NULL-terminated arrays of valid strings.
     unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
     Err(format!("execve from the memfd: {}", errno()))
+}
+
+/// `struct clone_args` up to `tls` (CLONE_ARGS_SIZE_VER0, 64 bytes).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+}
+
+/// A clone3 into a new user and uts namespace whose flags a tracer
+/// cannot read at the call's entry: they are in a private map of `file`
+/// (written here first) that this process never touches, so the page is
+/// in the page cache but not in its page tables. A read that cannot
+/// fault a page in (a BPF program's at the syscall's entry) fails; the
+/// kernel's own copy faults it in and makes the namespaces. (A second
+/// thread rewriting the flags between the two reads does the same by a
+/// race.) The new process checks that its uts namespace is not ours.
+fn clone3_unread_flags(file: &str) -> Result<String, String> {
+    let args = CloneArgs {
+        flags: (libc::CLONE_NEWUSER | libc::CLONE_NEWUTS) as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: CloneArgs is repr(C) u64s, every byte initialised.
+    let bytes = unsafe {
+        std::slice::from_raw_parts((&raw const args).cast::<u8>(), size_of::<CloneArgs>())
+    };
+    std::fs::write(file, bytes).map_err(|e| format!("{file}: {e}"))?;
+    let f = std::fs::File::open(file).map_err(|e| format!("{file}: {e}"))?;
+    let ours = std::fs::read_link("/proc/self/ns/uts").map_err(|e| e.to_string())?;
+    let ours = CString::new(ours.into_os_string().into_vec()).expect("no NUL in a link");
+    // SAFETY: a fresh private read-only map of the file, not touched
+    // before the call.
+    let at = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE,
+            std::os::fd::AsRawFd::as_raw_fd(&f),
+            0,
+        )
+    };
+    if at == libc::MAP_FAILED {
+        return Err(format!("mmap: {}", errno()));
+    }
+    // SAFETY: clone3 with a valid struct and its size; without a new stack
+    // it returns like fork, and the new process only reads a link and
+    // leaves.
+    let pid = unsafe { libc::syscall(libc::SYS_clone3, at, size_of::<CloneArgs>()) };
+    if pid == 0 {
+        let mut link = [0u8; 64];
+        // SAFETY: readlink into a local buffer, then _exit.
+        unsafe {
+            let n = libc::readlink(c"/proc/self/ns/uts".as_ptr(), link.as_mut_ptr().cast(), 64);
+            let same = n > 0 && &link[..n as usize] == ours.as_bytes();
+            libc::_exit(i32::from(same));
+        }
+    }
+    if pid < 0 {
+        return Err(format!("clone3: {}", errno()));
+    }
+    let mut status = 0;
+    // SAFETY: reaps our own child.
+    unsafe { libc::waitpid(pid as libc::pid_t, &mut status, 0) };
+    if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        return Err(format!(
+            "the new process is not in a uts namespace of its own ({status:#x})"
+        ));
+    }
+    Ok(format!(
+        "clone3 made process {pid} in new user and uts namespaces"
+    ))
 }
 
 fn mount_tmpfs(dir: &str) -> Result<String, String> {

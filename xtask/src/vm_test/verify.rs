@@ -277,6 +277,14 @@ const SCENARIO: &[Step] = &[
         )],
     },
     Step {
+        name: "hidden_namespace",
+        expects: &[one(
+            "namespace_create, seen at the fork, of dev's clone3 with unreadable flags",
+            &["namespace_create"],
+            is_hidden_namespace,
+        )],
+    },
+    Step {
         name: "namespace_escape",
         expects: &[one(
             "namespace_enter of the host's network namespace by root's nsenter",
@@ -521,6 +529,18 @@ fn is_user_namespace(v: &Value) -> bool {
         && is(v, "process.name", "unshare")
         && is(v, "sensor.syscall", "unshare")
         && lists(v, "sensor.namespace.types", "user")
+}
+
+fn is_hidden_namespace(v: &Value) -> bool {
+    succeeded(v)
+        && is(v, "process.user.name", GUEST_USER)
+        && is(v, "process.name", "scenario-actor")
+        && at(v, "sensor.syscall").is_null()
+        && lists(v, "sensor.namespace.types", "user")
+        && lists(v, "sensor.namespace.types", "uts")
+        && at(v, "sensor.namespace.requested")
+            .as_array()
+            .is_some_and(Vec::is_empty)
 }
 
 fn is_namespace_escape(v: &Value) -> bool {
