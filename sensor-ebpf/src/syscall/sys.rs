@@ -74,8 +74,7 @@ const BPF_F_NO_PREALLOC: u32 = 1;
 #[map]
 static CLONES: LruHashMap<u64, u64> = LruHashMap::with_max_entries(1024, 0);
 
-/// In a [`CLONES`] value: the fork was seen (what it made may be 0 bits
-/// for a thread, never for a process that got here).
+/// In a [`CLONES`] value: its fork made namespaces (the other bits).
 const MADE_SEEN: u64 = 1 << 63;
 
 super::syscall_programs!(sys_enter, sys_exit, sys_compat_enter, sys_compat_exit);
@@ -422,9 +421,9 @@ fn exit(ret: i64, abi: u32) -> u32 {
 /// with new namespaces (`made`, `CLONE_NEW*` bits, seen at the fork: see
 /// `process::namespaces`). Where its entry left a record, its marker in
 /// [`CLONES`] takes them, and its exit reports them next to what its
-/// arguments asked for. Without a record
-/// (its arguments asked for no namespace when the entry read them, or the
-/// record was lost, counted), they are reported from here.
+/// arguments asked for. Without a record (its arguments asked for no
+/// namespace when the entry read them, or the record was lost, counted),
+/// they are reported from here.
 #[inline(always)]
 pub fn namespaces_made(current: Current, child_pid: u32, made: u64) {
     let key = current.thread_key();
