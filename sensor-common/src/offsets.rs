@@ -211,6 +211,17 @@ pub struct KernelOffsets {
     pub nsproxy_net_ns: u32,
     pub nsproxy_time_ns_for_children: u32,
     pub nsproxy_cgroup_ns: u32,
+    /// Each namespace's `struct ns_common ns`, and its inode number (as
+    /// `/proc/PID/ns` shows it): where a setns left the caller.
+    pub mnt_ns_common: u32,
+    pub cgroup_ns_common: u32,
+    pub uts_ns_common: u32,
+    pub ipc_ns_common: u32,
+    pub user_ns_common: u32,
+    pub pid_ns_common: u32,
+    pub net_ns_common: u32,
+    pub time_ns_common: u32,
+    pub ns_common_inum: u32,
 }
 
 impl KernelOffsets {
@@ -345,10 +356,19 @@ impl KernelOffsets {
         nsproxy_net_ns: OFFSET_MISSING,
         nsproxy_time_ns_for_children: OFFSET_MISSING,
         nsproxy_cgroup_ns: OFFSET_MISSING,
+        mnt_ns_common: OFFSET_MISSING,
+        cgroup_ns_common: OFFSET_MISSING,
+        uts_ns_common: OFFSET_MISSING,
+        ipc_ns_common: OFFSET_MISSING,
+        user_ns_common: OFFSET_MISSING,
+        pid_ns_common: OFFSET_MISSING,
+        net_ns_common: OFFSET_MISSING,
+        time_ns_common: OFFSET_MISSING,
+        ns_common_inum: OFFSET_MISSING,
     };
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 128 * 4);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 137 * 4);
 
 #[cfg(feature = "user")]
 // SAFETY: repr(C), only u32 fields, no padding (size assert above).

@@ -229,20 +229,29 @@ impl Sensor {
         let (m, c) = &*self.shared;
         let deadline = Instant::now() + EVENT_WAIT * 2;
         let mut g = m.lock().expect("lock");
+        // Each event is looked at once: rescanning (and cloning) all of
+        // them on every wakeup held the lock long enough, with thousands
+        // of events, to starve the thread that reads the sensor's output.
+        let mut found = Vec::new();
+        let mut seen = 0;
         loop {
-            let found: Vec<Value> = g.events.iter().filter(|v| pred(v)).cloned().collect();
+            found.extend(g.events[seen..].iter().filter(|v| pred(v)).cloned());
+            seen = g.events.len();
             if found.len() >= n {
                 return found;
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() || g.closed {
                 panic!(
-                    "{} of {n} events for {what} among {} events{}:\n{}\nlast stderr:\n{}",
+                    "{} of {n} events for {what} among {} events{} (the last 20 found):\n{}\nlast stderr:\n{}",
                     found.len(),
                     g.events.len(),
                     loss_reports(&g.events),
                     found
                         .iter()
+                        .rev()
+                        .take(20)
+                        .rev()
                         .map(|v| v.to_string())
                         .collect::<Vec<_>>()
                         .join("\n"),
@@ -321,6 +330,26 @@ impl Drop for Sensor {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Copies the executable `from` to `to` for a test to run. Through `cp`,
+/// not `std::fs::copy`: a file this multi-threaded process writes is open
+/// for writing in every child another test thread forks meanwhile, until
+/// that child's exec, and running the copy then fails with ETXTBSY.
+pub fn copy_executable(from: impl AsRef<std::path::Path>, to: impl AsRef<std::path::Path>) {
+    let (from, to) = (from.as_ref(), to.as_ref());
+    let status = Command::new("cp")
+        .arg("--")
+        .arg(from)
+        .arg(to)
+        .status()
+        .expect("run cp");
+    assert!(
+        status.success(),
+        "cp {} {}: {status}",
+        from.display(),
+        to.display()
+    );
 }
 
 /// A new empty directory under the temp dir, named after `what`, removed

@@ -49,7 +49,7 @@ fn without_root_run_fails_and_says_why() {
     std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o755))
         .expect("chmod dir");
     let bin = d.join("sensor");
-    std::fs::copy(sensor_bin(), &bin).expect("copy sensor");
+    sensor_tests::copy_executable(sensor_bin(), &bin);
     let out = Command::new(&bin)
         .arg("run")
         .current_dir(&d)

@@ -33,8 +33,8 @@ fn ensure_image() {
         }
         let dir = sensor_tests::scratch_dir("sensor-rootfs");
         std::fs::create_dir_all(dir.join("bin")).expect("rootfs dir");
-        std::fs::copy("/bin/busybox", dir.join("bin/busybox"))
-            .expect("busybox-static is installed (cargo xtask setup)");
+        // (busybox-static: cargo xtask setup installs it.)
+        sensor_tests::copy_executable("/bin/busybox", dir.join("bin/busybox"));
         for tool in ["sh", "echo", "true", "sleep", "cat", "touch", "chmod", "nc"] {
             std::os::unix::fs::symlink("busybox", dir.join("bin").join(tool)).expect("symlink");
         }
@@ -407,7 +407,7 @@ fn a_container_no_runtime_knows_keeps_its_id_and_the_failed_lookup_is_counted() 
     let bin = dir.join("bundle/rootfs/bin");
     std::fs::create_dir_all(&bin).expect("rootfs");
     std::fs::create_dir_all(dir.join("state")).expect("state dir");
-    std::fs::copy("/bin/busybox", bin.join("busybox")).expect("busybox-static is installed");
+    sensor_tests::copy_executable("/bin/busybox", bin.join("busybox"));
     for tool in ["sh", "echo"] {
         std::os::unix::fs::symlink("busybox", bin.join(tool)).expect("symlink");
     }

@@ -297,7 +297,7 @@ fn a_datagram_the_socket_refuses_is_counted_as_lost() {
     let control = format!("{marker}-big-{}", "\u{1}".repeat(33_000));
     let deep = control_byte_dirs(&dir, 18);
     let exe = deep.join(std::ffi::OsStr::from_bytes(&[1; 200]));
-    std::fs::copy("/bin/true", &exe).expect("copy /bin/true");
+    sensor_tests::copy_executable("/bin/true", &exe);
     let ok = Command::new(&exe)
         .arg(&control)
         .current_dir(&deep)

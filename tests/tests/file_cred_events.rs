@@ -133,7 +133,7 @@ fn a_full_length_name_and_the_terminal_are_read_whole() {
     let f = file_in(&dir, "target", 0o644);
     // The kernel keeps the first 15 bytes of the executable's name.
     let exe = dir.join("chmod-with-a-long-name");
-    std::fs::copy("/usr/bin/chmod", &exe).expect("copy chmod");
+    sensor_tests::copy_executable("/usr/bin/chmod", &exe);
     // script(1) runs the command on a new pseudo-terminal, its
     // controlling terminal.
     let command = format!("{} 600 {}", exe.display(), f.display());
@@ -377,7 +377,7 @@ fn a_setuid_root_exec_is_flagged_as_a_privilege_gain() {
     let sensor = Sensor::start("");
     let dir = temp_dir("suid-exec");
     let id = dir.join("id-suid");
-    std::fs::copy("/usr/bin/id", &id).expect("copy id");
+    sensor_tests::copy_executable("/usr/bin/id", &id);
     std::fs::set_permissions(&id, std::fs::Permissions::from_mode(0o4755)).expect("chmod 4755");
     // setpriv drops to nobody, then execs the setuid-root copy.
     let (pid, ok) = run(Command::new("setpriv")
@@ -439,7 +439,7 @@ fn an_ignored_executable_replaced_by_an_upgrade_stays_ignored_and_its_old_inode_
     let dir = temp_dir("ignore-upgrade");
     let tool = dir.join("tool");
     let copy = |to: &Path| {
-        std::fs::copy("/usr/bin/chmod", to).expect("copy chmod");
+        sensor_tests::copy_executable("/usr/bin/chmod", to);
     };
     copy(&tool);
     let config = format!(

@@ -198,7 +198,7 @@ fn a_deleted_executable_is_flagged_fileless() {
     let sensor = Sensor::start("");
     let dir = scratch_dir("sensor-del");
     let copy = dir.join("vanishing");
-    std::fs::copy("/bin/sleep", &copy).expect("copy");
+    sensor_tests::copy_executable("/bin/sleep", &copy);
     // Open it, delete it, then run it through the open fd: the classic
     // dropper that leaves nothing on disk.
     let script = format!(

@@ -3,4 +3,4 @@
 mod exec;
 mod exit;
 mod fork;
-mod namespaces;
+pub mod namespaces;

@@ -12,23 +12,34 @@ use sensor_common::namespace_flags::{
 
 use aya_ebpf::helpers::generated::bpf_probe_read_kernel;
 
-use crate::kernel::field;
+use crate::kernel::{field, plus};
 use crate::maps::off;
 
-/// The pointer at `base + off`, 0 where the field is missing or the read
+/// The `T` at `base + off`, 0 where the field is missing or the read
 /// fails. Read into a zeroed local: comparing two `Result`s from
 /// `kernel::read_ptr` let LLVM load a failed read's uninitialised value,
 /// which verifiers before 6.x refuse.
 #[inline(always)]
-fn ptr_or_zero(base: u64, off: u32) -> u64 {
-    let Ok(addr) = field(base, off) else {
-        return 0;
-    };
-    let mut v = 0u64;
-    // SAFETY: an 8-byte probe read into a local; the helper zeroes it on
-    // failure.
-    unsafe { bpf_probe_read_kernel((&raw mut v).cast(), 8, addr as *const _) };
+fn or_zero<T: Default>(base: u64, off: u32) -> T {
+    let mut v = T::default();
+    if let Ok(addr) = field(base, off) {
+        // SAFETY: a probe read of one T into a local; the helper zeroes it
+        // on failure.
+        unsafe {
+            bpf_probe_read_kernel(
+                (&raw mut v).cast(),
+                core::mem::size_of::<T>() as u32,
+                addr as *const _,
+            )
+        };
+    }
     v
+}
+
+/// A pointer field (see [`or_zero`]).
+#[inline(always)]
+fn ptr_or_zero(base: u64, off: u32) -> u64 {
+    or_zero(base, off)
 }
 
 /// Two pointers both read, and different.
@@ -86,4 +97,27 @@ pub fn made(parent: u64, child: u64) -> u64 {
         made |= CLONE_NEWUSER;
     }
     made
+}
+
+/// The inode numbers (as `/proc/PID/ns` shows them) of `task`'s
+/// namespaces, in the order of `enrich::namespaces::TYPES`: mnt, cgroup,
+/// uts, ipc, user, pid and time (those its children get, which setns
+/// changes), net. 0 where one cannot be read.
+#[inline(always)]
+pub fn inodes(task: u64) -> [u32; 8] {
+    let proxy = ptr_or_zero(task, off!(task_nsproxy));
+    let inum = off!(ns_common_inum);
+    let of = |ns: u64, common: u32| or_zero::<u32>(ns, plus(common, inum));
+    let member = |at: u32, common: u32| of(ptr_or_zero(proxy, at), common);
+    let cred = ptr_or_zero(task, off!(task_real_cred));
+    [
+        member(off!(nsproxy_mnt_ns), off!(mnt_ns_common)),
+        member(off!(nsproxy_cgroup_ns), off!(cgroup_ns_common)),
+        member(off!(nsproxy_uts_ns), off!(uts_ns_common)),
+        member(off!(nsproxy_ipc_ns), off!(ipc_ns_common)),
+        of(ptr_or_zero(cred, off!(cred_user_ns)), off!(user_ns_common)),
+        member(off!(nsproxy_pid_ns_for_children), off!(pid_ns_common)),
+        member(off!(nsproxy_net_ns), off!(net_ns_common)),
+        member(off!(nsproxy_time_ns_for_children), off!(time_ns_common)),
+    ]
 }

@@ -179,6 +179,11 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
                 let target = pidfd_target(file).unwrap_or(0);
                 put(&mut p.args[3], target as u64);
             }
+            // Where the caller is now, to compare with where the exit finds
+            // it: the fd is only read here, and another thread can put a
+            // different file under its number before the kernel reads it.
+            namespace_inodes(&mut p.s0, super::current_task());
+            p.lens[0] = NAMESPACE_INODES_LEN;
         }
         // (flags, ...), or clone3's from its struct: the namespaces asked
         // for.
@@ -300,15 +305,16 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
 fn exit(ret: i64, abi: u32) -> u32 {
     let current = Current::get();
     let key = current.thread_key();
-    let Some(p) = SYS_INFLIGHT.get_ptr(&key) else {
+    let Some(p) = SYS_INFLIGHT.get_ptr_mut(&key) else {
         return 0;
     };
     let Some(buf) = scratch(&SYSCALL_SCRATCH) else {
         let _ = SYS_INFLIGHT.remove(&key);
         return 0;
     };
-    // SAFETY: a live map value, removed only at the end.
-    let p = unsafe { &*p };
+    // SAFETY: a live map value, removed only at the end; this thread's
+    // (the key is the thread).
+    let p = unsafe { &mut *p };
     // A signal that was sent is signal_generate's event; only a refused
     // attempt (EPERM, ESRCH…) is reported from here.
     let kill = p.op == SyscallOp::Kill as u32
@@ -335,6 +341,11 @@ fn exit(ret: i64, abi: u32) -> u32 {
     ev.ret = ret;
     // SAFETY: two arrays of the same type, in map values.
     unsafe { copy_struct(&mut ev.args, &p.args) };
+    // Where a setns left the caller (str1), next to where it was (str0).
+    if p.op == SyscallOp::Setns as u32 && ret == 0 {
+        namespace_inodes(&mut p.s1, task);
+        p.lens[1] = NAMESPACE_INODES_LEN;
+    }
     if p.op == SyscallOp::Clone as u32 || p.op == SyscallOp::Clone3 as u32 {
         // SAFETY: a lookup; the value is copied out.
         if let Some(&seen) = unsafe { CLONES.get(&key) }
@@ -462,6 +473,25 @@ pub fn namespaces_made(current: Current, child_pid: u32, made: u64) {
     });
     if sent.is_err() {
         count_error(ProbeError::ReadTask);
+    }
+}
+
+/// Bytes of [`namespace_inodes`] in a string slot.
+const NAMESPACE_INODES_LEN: u32 = 32;
+
+/// `task`'s namespace inode numbers (`process::namespaces::inodes`), as
+/// little-endian `u32`s at the start of `out`, a string slot of the
+/// record.
+#[inline(always)]
+fn namespace_inodes<const N: usize>(out: &mut [u8; N], task: u64) {
+    const _: () = assert!(SYS_STR_CAP >= 32 && SYS_STR0_CAP >= 32);
+    let inodes = crate::process::namespaces::inodes(task);
+    for (i, ino) in inodes.iter().enumerate() {
+        let at = i * 4;
+        if at + 4 <= N {
+            // SAFETY: 4 bytes inside `out`, a map value.
+            unsafe { core::ptr::write_unaligned(out.as_mut_ptr().add(at).cast::<u32>(), *ino) };
+        }
     }
 }
 

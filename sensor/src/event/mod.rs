@@ -847,8 +847,15 @@ pub struct NamespaceDetail {
     /// the sensor lost, counted).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub requested: Option<Vec<&'static str>>,
-    /// A namespace fd's namespace, by inode number (as `/proc/PID/ns`
-    /// shows it: `net:[4026531840]`).
+    /// For `namespace_enter`: the namespace the fd argument named when the
+    /// sensor read it at the call's entry, where the call entered another
+    /// (`inode`): the trace of a file swapped under the fd's number to
+    /// pass one namespace off as another.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub argument_inode: Option<u64>,
+    /// The namespace entered, by inode number (as `/proc/PID/ns` shows
+    /// it: `net:[4026531840]`): where a successful call moved the caller
+    /// into one type, the one it is in now; else the namespace fd's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inode: Option<u64>,
     /// Whether what was entered is the host's (init's) namespace: from a

@@ -7,6 +7,7 @@
 use sensor_common::SyscallOp;
 
 use super::{Kind, Pipeline, outcome, signal_name};
+use crate::enrich::namespaces::TYPES;
 use crate::event::{
     Ancestor, BpfDetail, Endpoint, Event, File, IoUringDetail, KexecDetail, MemfdDetail,
     ModuleDetail, MountDetail, NamespaceDetail, ProcessAccess, SensorFields, Signal, Text,
@@ -382,11 +383,43 @@ impl Pipeline {
     }
 
     /// `sensor.namespace` of a setns (args = [fd, nstype, the nsfs fd's
-    /// namespace inode or 0, the pidfd's process or 0]), and the process
+    /// namespace inode or 0, the pidfd's process or 0]; `path` and `name`
+    /// the caller's namespace inodes before and after), and the process
     /// whose namespaces a pidfd named.
+    ///
+    /// Where the call moved the caller, the namespaces it is in now say
+    /// what was entered: the fd was read at the call's entry, and another
+    /// thread can put a different file under its number before the kernel
+    /// reads it (to pass the host's namespace off as another).
     fn namespace_detail(&self, x: &SysRecord) -> (NamespaceDetail, Option<u32>) {
         use crate::enrich::namespaces::types_of;
         let (nstype, inode, target) = (x.args[1], x.args[2], x.args[3] as u32);
+        let target = (inode == 0 && pidfd_target_known(target, x.ret)).then_some(target);
+        let mut entered = entered_namespaces(&x.path, &x.name);
+        if entered.is_empty()
+            && let [only] = types_of(nstype)[..]
+        {
+            // Into the namespace it was in already: the one it is in now.
+            entered = now_in(&x.name, only).into_iter().collect();
+        }
+        if x.ret == 0 && !entered.is_empty() {
+            let detail = NamespaceDetail {
+                types: entered.iter().map(|(name, _)| *name).collect(),
+                inode: match entered[..] {
+                    [(_, only)] => Some(only),
+                    _ => None,
+                },
+                host: Some(
+                    entered
+                        .iter()
+                        .any(|(_, ino)| self.host_namespaces.host_type(*ino).is_some()),
+                ),
+                argument_inode: (inode != 0 && !entered.iter().any(|(_, ino)| *ino == inode))
+                    .then_some(inode),
+                requested: None,
+            };
+            return (detail, target);
+        }
         let mut types = types_of(nstype);
         if inode != 0 {
             let host_type = self.host_namespaces.host_type(inode);
@@ -397,20 +430,54 @@ impl Pipeline {
                 types,
                 inode: Some(inode),
                 host: Some(host_type.is_some()),
-                requested: None,
+                ..NamespaceDetail::default()
             };
             return (detail, None);
         }
-        let target = pidfd_target_known(target, x.ret).then_some(target);
         let host = target.and_then(|pid| self.host_namespaces.process_in_host(pid, &types));
         let detail = NamespaceDetail {
             types,
-            inode: None,
             host,
-            requested: None,
+            ..NamespaceDetail::default()
         };
         (detail, target)
     }
+}
+
+/// The namespaces a setns moved its caller into, by type, with their
+/// inode numbers: where `before` and `after`, each the caller's inodes in
+/// `TYPES` order as little-endian `u32`s (`namespace_inodes` in the eBPF
+/// side), differ. Empty where either is missing (an older record, or a
+/// failed call) or nothing changed.
+fn entered_namespaces(before: &[u8], after: &[u8]) -> Vec<(&'static str, u64)> {
+    let (Some(before), Some(after)) = (namespace_inodes(before), namespace_inodes(after)) else {
+        return Vec::new();
+    };
+    TYPES
+        .iter()
+        .zip(before.iter().zip(&after))
+        .filter(|(_, (b, a))| **b != 0 && **a != 0 && b != a)
+        .map(|((name, _), (_, a))| (*name, u64::from(*a)))
+        .collect()
+}
+
+/// The caller's namespace of type `name` after a setns (`after`, as for
+/// [`entered_namespaces`]), where it was read.
+fn now_in(after: &[u8], name: &'static str) -> Option<(&'static str, u64)> {
+    let after = namespace_inodes(after)?;
+    let at = TYPES.iter().position(|(n, _)| *n == name)?;
+    let ino = *after.get(at)?;
+    (ino != 0).then_some((name, u64::from(ino)))
+}
+
+/// Namespace inode numbers in `TYPES` order from their little-endian
+/// `u32`s; None unless there is exactly one per type.
+fn namespace_inodes(b: &[u8]) -> Option<Vec<u32>> {
+    (b.len() == 4 * TYPES.len()).then(|| {
+        b.chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    })
 }
 
 /// The namespace types an unshare, clone or clone3 with `flags` asks
@@ -581,6 +648,26 @@ mod tests {
             shown(creation(Vec::new(), Some(net))),
             (vec!["net"], Some(Vec::new()))
         );
+    }
+
+    #[test]
+    fn a_setns_entered_the_namespaces_whose_inodes_changed() {
+        let bytes =
+            |inodes: [u32; 8]| -> Vec<u8> { inodes.iter().flat_map(|i| i.to_le_bytes()).collect() };
+        let before = bytes([1, 2, 3, 4, 5, 6, 7, 8]);
+        // net (7th) and time (8th) changed; cgroup (2nd) unreadable after.
+        let after = bytes([1, 0, 3, 4, 5, 6, 70, 80]);
+        assert_eq!(
+            entered_namespaces(&before, &after),
+            [("net", 70), ("time", 80)]
+        );
+        assert!(entered_namespaces(&before, &before).is_empty());
+        // A failed call has no "after"; an older record neither.
+        assert!(entered_namespaces(&before, &[]).is_empty());
+        assert!(entered_namespaces(b"/some/path", &after).is_empty());
+        assert_eq!(now_in(&after, "net"), Some(("net", 70)));
+        assert_eq!(now_in(&after, "cgroup"), None);
+        assert_eq!(now_in(&[], "net"), None);
     }
 
     /// Every field `escaped_fields` can list is found under its name in

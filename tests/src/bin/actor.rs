@@ -39,6 +39,7 @@ fn main() {
         ),
         "io-uring-write" => io_uring_write(&arg(1), &arg(2)),
         "clone3-unread-flags" => clone3_unread_flags(&arg(1)),
+        "setns-swapped-fd" => setns_swapped_fd(arg(1).parse().unwrap_or_else(|_| usage())),
         _ => usage(),
     };
     match result {
@@ -56,7 +57,7 @@ fn usage() -> ! {
          kexec-file-garbage FILE | kexec-load-as-nobody | \
          memfd-exec | mount-tmpfs DIR | move-mount-tmpfs DIR | mount-relative DIR | bind-relative SRC DST | move-mount-as-nobody DIR | \
          mount-setattr-rdonly DIR | mount-setattr-as-nobody DIR | bpf-prog-load | signal PID SIGNAL | signal-as-nobody PID SIGNAL | \
-         io-uring-write FILE LINE | clone3-unread-flags FILE"
+         io-uring-write FILE LINE | clone3-unread-flags FILE | setns-swapped-fd COUNT"
     );
     std::process::exit(2)
 }
@@ -266,6 +267,76 @@ fn clone3_unread_flags(file: &str) -> Result<String, String> {
     Ok(format!(
         "clone3 made process {pid} in new user and uts namespaces"
     ))
+}
+
+/// `COUNT` setns(fd, CLONE_NEWNET) calls through one fd number under
+/// which a second thread keeps swapping two network namespace files: this
+/// process's own and a new one's (a child's that unshared). Which one the
+/// kernel reads, after a tracer's read at the call's entry, is a race.
+/// Prints, for each call that succeeded, the inode number of the network
+/// namespace the calling thread is in after it, one per line, in order.
+fn setns_swapped_fd(count: u32) -> Result<String, String> {
+    use std::os::fd::AsRawFd;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let own = std::fs::File::open("/proc/self/ns/net").map_err(|e| e.to_string())?;
+    let mut go = [0; 2];
+    // SAFETY: a plain pipe.
+    if unsafe { libc::pipe(go.as_mut_ptr()) } != 0 {
+        return Err(format!("pipe: {}", errno()));
+    }
+    // SAFETY: single-threaded here; the child only makes syscalls.
+    let holder = unsafe { libc::fork() };
+    if holder == 0 {
+        // SAFETY: a new network namespace, then wait to be killed.
+        unsafe {
+            let ok = libc::unshare(libc::CLONE_NEWNET) == 0;
+            libc::write(go[1], if ok { b"r" } else { b"f" }.as_ptr().cast(), 1);
+            loop {
+                libc::pause();
+            }
+        }
+    }
+    let mut b = 0u8;
+    // SAFETY: waits for the holder's namespace.
+    unsafe { libc::read(go[0], (&raw mut b).cast(), 1) };
+    let other = std::fs::File::open(format!("/proc/{holder}/ns/net"));
+    // SAFETY: our own child.
+    let kill = || unsafe {
+        libc::kill(holder, libc::SIGKILL);
+        libc::waitpid(holder, std::ptr::null_mut(), 0);
+    };
+    if b != b'r' {
+        kill();
+        return Err("the holder could not unshare".into());
+    }
+    let other = other.map_err(|e| e.to_string())?;
+    let (own, other) = (own.as_raw_fd(), other.as_raw_fd());
+    // SAFETY: a new number for the same file.
+    let swapped = unsafe { libc::dup(own) };
+    let stop = AtomicBool::new(false);
+    let mut entered = Vec::new();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                // SAFETY: both are open fds of this process.
+                unsafe {
+                    libc::dup2(other, swapped);
+                    libc::dup2(own, swapped);
+                }
+            }
+        });
+        for _ in 0..count {
+            // SAFETY: setns of this thread through an fd of this process.
+            if unsafe { libc::setns(swapped, libc::CLONE_NEWNET) } == 0
+                && let Ok(now) = std::fs::metadata("/proc/thread-self/ns/net")
+            {
+                entered.push(std::os::unix::fs::MetadataExt::ino(&now).to_string());
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+    kill();
+    Ok(entered.join("\n"))
 }
 
 fn mount_tmpfs(dir: &str) -> Result<String, String> {

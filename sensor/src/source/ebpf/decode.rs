@@ -241,7 +241,9 @@ pub enum SysOp {
 ///   taken file's i_mode, its inode number] (the last two and `path`, the
 ///   file, on success), `ret` its new fd;
 /// - setns: args = [fd, nstype, the nsfs fd's namespace inode (0: not
-///   one), the pidfd's target pid (0: unknown)];
+///   one), the pidfd's target pid (0: unknown)], `path` and `name` the
+///   caller's namespace inodes at entry and, on success, at exit (a
+///   little-endian `u32` per type, in `enrich::namespaces::TYPES` order);
 /// - unshare, clone, clone3: args[0] = the call's flags (clone3's from its
 ///   struct), `ret` (clone's) the child's pid as the caller sees it, and
 ///   for a clone that made a process, `namespaces_made`;

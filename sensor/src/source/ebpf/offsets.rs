@@ -570,6 +570,16 @@ kernel_fields! {
     nsproxy_net_ns: Optional nsproxy.net_ns;
     nsproxy_time_ns_for_children: Optional nsproxy.time_ns_for_children;
     nsproxy_cgroup_ns: Optional nsproxy.cgroup_ns;
+    // Where a setns left the caller, whatever fd it was given.
+    mnt_ns_common: Optional mnt_namespace.ns;
+    cgroup_ns_common: Optional cgroup_namespace.ns;
+    uts_ns_common: Optional uts_namespace.ns;
+    ipc_ns_common: Optional ipc_namespace.ns;
+    user_ns_common: Optional user_namespace.ns;
+    pid_ns_common: Optional pid_namespace.ns;
+    net_ns_common: Optional net.ns;
+    time_ns_common: Optional time_namespace.ns;
+    ns_common_inum: Optional ns_common.inum;
 }
 
 /// Outcome of looking one field up.
