@@ -332,6 +332,21 @@ impl Drop for Sensor {
     }
 }
 
+/// `struct clone_args` up to `tls` (CLONE_ARGS_SIZE_VER0, 64 bytes), for
+/// raw clone3 calls.
+#[repr(C)]
+#[derive(Default)]
+pub struct CloneArgs {
+    pub flags: u64,
+    pub pidfd: u64,
+    pub child_tid: u64,
+    pub parent_tid: u64,
+    pub exit_signal: u64,
+    pub stack: u64,
+    pub stack_size: u64,
+    pub tls: u64,
+}
+
 /// Copies the executable `from` to `to` for a test to run. Through `cp`,
 /// not `std::fs::copy`: a file this multi-threaded process writes is open
 /// for writing in every child another test thread forks meanwhile, until

@@ -11,7 +11,7 @@
 
 use std::ffi::{CStr, CString};
 
-use sensor_tests::{Sensor, action, at, pid_of};
+use sensor_tests::{CloneArgs, Sensor, action, at, pid_of};
 
 const OWN_NET: &CStr = c"/proc/self/ns/net";
 const OWN_MNT: &CStr = c"/proc/self/ns/mnt";
@@ -282,20 +282,6 @@ fn unshare_into_new_namespaces_is_reported_and_an_unshare_of_files_is_not() {
         1,
         "an unshare without a namespace was reported: {all:?}"
     );
-}
-
-/// `struct clone_args` up to `tls` (CLONE_ARGS_SIZE_VER0, 64 bytes).
-#[repr(C)]
-#[derive(Default)]
-struct CloneArgs {
-    flags: u64,
-    pidfd: u64,
-    child_tid: u64,
-    parent_tid: u64,
-    exit_signal: u64,
-    stack: u64,
-    stack_size: u64,
-    tls: u64,
 }
 
 /// A raw clone or clone3 that returns like fork (no new stack): 0 in the

@@ -10,6 +10,8 @@ use std::io::Write;
 use std::os::fd::FromRawFd;
 use std::os::unix::ffi::OsStringExt;
 
+use sensor_tests::CloneArgs;
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize| args.get(i).cloned().unwrap_or_else(|| usage());
@@ -187,20 +189,6 @@ fn memfd_exec() -> Result<String, String> {
     // SAFETY: NULL-terminated arrays of valid strings.
     unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
     Err(format!("execve from the memfd: {}", errno()))
-}
-
-/// `struct clone_args` up to `tls` (CLONE_ARGS_SIZE_VER0, 64 bytes).
-#[repr(C)]
-#[derive(Default)]
-struct CloneArgs {
-    flags: u64,
-    pidfd: u64,
-    child_tid: u64,
-    parent_tid: u64,
-    exit_signal: u64,
-    stack: u64,
-    stack_size: u64,
-    tls: u64,
 }
 
 /// A clone3 into a new user and uts namespace whose flags a tracer
