@@ -273,14 +273,8 @@ fn send_result(opcode: u8, submitted: u64, res: i32, cqe_flags: u64) {
         // SAFETY: emit hands us reserved space for one SysEvent.
         let ev = unsafe { &mut *ev };
         current.fill(&mut ev.task)?;
-        ev.op = SYS_OP_IO_URING_COMPLETE;
-        ev.flags = 0;
-        ev.ret = res as i64;
-        ev.args = [opcode as u64, submitted, cqe_flags, 0];
-        for len in &mut ev.str_lens {
-            put(len, 0);
-        }
-        ev.base_len = 0;
+        let args = [opcode as u64, submitted, cqe_flags, 0];
+        crate::syscall::sys::fill_bare(ev, SYS_OP_IO_URING_COMPLETE, 0, res as i64, args);
         Ok(())
     });
     if filled.is_err() {

@@ -48,18 +48,57 @@ fn distinct(a: u64, b: u64) -> bool {
     a != 0 && b != 0 && a != b
 }
 
+/// The namespaces `struct nsproxy` holds, in `enrich::namespaces::TYPES`
+/// order (user, from the credentials, left out): the member's offset, the
+/// namespace's `ns_common` offset, its `CLONE_NEW*` bit. The pid and time
+/// members are the ones for children, which a clone with CLONE_NEWPID or
+/// CLONE_NEWTIME, and a setns, change.
+#[inline(always)]
+fn proxied() -> [(u32, u32, u64); 7] {
+    [
+        (off!(nsproxy_mnt_ns), off!(mnt_ns_common), CLONE_NEWNS),
+        (
+            off!(nsproxy_cgroup_ns),
+            off!(cgroup_ns_common),
+            CLONE_NEWCGROUP,
+        ),
+        (off!(nsproxy_uts_ns), off!(uts_ns_common), CLONE_NEWUTS),
+        (off!(nsproxy_ipc_ns), off!(ipc_ns_common), CLONE_NEWIPC),
+        (
+            off!(nsproxy_pid_ns_for_children),
+            off!(pid_ns_common),
+            CLONE_NEWPID,
+        ),
+        (off!(nsproxy_net_ns), off!(net_ns_common), CLONE_NEWNET),
+        (
+            off!(nsproxy_time_ns_for_children),
+            off!(time_ns_common),
+            CLONE_NEWTIME,
+        ),
+    ]
+}
+
+/// Where user sits in `TYPES` order, between ipc and pid.
+const USER_AT: usize = 4;
+
+/// `task`'s user namespace, from its credentials.
+#[inline(always)]
+fn user_ns(task: u64) -> u64 {
+    ptr_or_zero(ptr_or_zero(task, off!(task_real_cred)), off!(cred_user_ns))
+}
+
 /// The `CLONE_NEW*` bits of the namespaces `child` holds and `parent`
 /// does not, at `sched_process_fork` (copy_process has set both up).
 ///
 /// A child without a new namespace shares its parent's `nsproxy`, except
 /// after its parent's unshare(CLONE_NEWTIME) (a new proxy holding the same
 /// namespaces), so the proxies are compared first and their members only
-/// when they differ. The pid and time namespaces compared are the ones
-/// for children: a clone with CLONE_NEWPID or CLONE_NEWTIME puts the child
-/// itself in the new pid namespace, and its children in the new time one.
-/// A new user namespace is in the child's credentials, which are its own
-/// after every fork, so their `user_ns` are compared. A field this kernel
-/// lacks, or a read that fails, gives no bit.
+/// when they differ. A clone with CLONE_NEWPID or CLONE_NEWTIME puts the
+/// child itself in the new pid namespace, and its children in the new
+/// time one: both show in the members for children. A new user namespace
+/// is in the child's credentials, which are its own after every fork, so
+/// their `user_ns` are compared. A field this kernel lacks, or a read that
+/// fails, gives no bit.
 #[inline(always)]
 pub fn made(parent: u64, child: u64) -> u64 {
     let mut made = 0;
@@ -68,31 +107,12 @@ pub fn made(parent: u64, child: u64) -> u64 {
         ptr_or_zero(child, off!(task_nsproxy)),
     );
     if distinct(theirs, its) {
-        let differs = |at: u32| distinct(ptr_or_zero(theirs, at), ptr_or_zero(its, at));
-        if differs(off!(nsproxy_mnt_ns)) {
-            made |= CLONE_NEWNS;
-        }
-        if differs(off!(nsproxy_cgroup_ns)) {
-            made |= CLONE_NEWCGROUP;
-        }
-        if differs(off!(nsproxy_uts_ns)) {
-            made |= CLONE_NEWUTS;
-        }
-        if differs(off!(nsproxy_ipc_ns)) {
-            made |= CLONE_NEWIPC;
-        }
-        if differs(off!(nsproxy_pid_ns_for_children)) {
-            made |= CLONE_NEWPID;
-        }
-        if differs(off!(nsproxy_net_ns)) {
-            made |= CLONE_NEWNET;
-        }
-        if differs(off!(nsproxy_time_ns_for_children)) {
-            made |= CLONE_NEWTIME;
+        for (at, _, flag) in proxied() {
+            if distinct(ptr_or_zero(theirs, at), ptr_or_zero(its, at)) {
+                made |= flag;
+            }
         }
     }
-    let user_ns =
-        |task: u64| ptr_or_zero(ptr_or_zero(task, off!(task_real_cred)), off!(cred_user_ns));
     if distinct(user_ns(parent), user_ns(child)) {
         made |= CLONE_NEWUSER;
     }
@@ -100,24 +120,19 @@ pub fn made(parent: u64, child: u64) -> u64 {
 }
 
 /// The inode numbers (as `/proc/PID/ns` shows them) of `task`'s
-/// namespaces, in the order of `enrich::namespaces::TYPES`: mnt, cgroup,
-/// uts, ipc, user, pid and time (those its children get, which setns
-/// changes), net. 0 where one cannot be read.
+/// namespaces, in `enrich::namespaces::TYPES` order: mnt, cgroup, uts,
+/// ipc, user, pid, net, time (pid and time: those its children get, which
+/// setns changes). 0 where one cannot be read.
 #[inline(always)]
 pub fn inodes(task: u64) -> [u32; 8] {
     let proxy = ptr_or_zero(task, off!(task_nsproxy));
     let inum = off!(ns_common_inum);
     let of = |ns: u64, common: u32| or_zero::<u32>(ns, plus(common, inum));
-    let member = |at: u32, common: u32| of(ptr_or_zero(proxy, at), common);
-    let cred = ptr_or_zero(task, off!(task_real_cred));
-    [
-        member(off!(nsproxy_mnt_ns), off!(mnt_ns_common)),
-        member(off!(nsproxy_cgroup_ns), off!(cgroup_ns_common)),
-        member(off!(nsproxy_uts_ns), off!(uts_ns_common)),
-        member(off!(nsproxy_ipc_ns), off!(ipc_ns_common)),
-        of(ptr_or_zero(cred, off!(cred_user_ns)), off!(user_ns_common)),
-        member(off!(nsproxy_pid_ns_for_children), off!(pid_ns_common)),
-        member(off!(nsproxy_net_ns), off!(net_ns_common)),
-        member(off!(nsproxy_time_ns_for_children), off!(time_ns_common)),
-    ]
+    let mut out = [0u32; 8];
+    for (i, (at, common, _)) in proxied().into_iter().enumerate() {
+        let slot = if i < USER_AT { i } else { i + 1 };
+        out[slot] = of(ptr_or_zero(proxy, at), common);
+    }
+    out[USER_AT] = of(user_ns(task), off!(user_ns_common));
+    out
 }

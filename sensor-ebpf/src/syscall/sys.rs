@@ -456,24 +456,39 @@ pub fn namespaces_made(current: Current, child_pid: u32, made: u64) {
         let ev = unsafe { &mut *ev };
         current.fill(&mut ev.task)?;
         task::mark_abi(&mut ev.task, abi);
-        ev.op = SYS_OP_NAMESPACES_AT_FORK;
-        ev.flags = sys_flags::NAMESPACES_SEEN;
-        // Volatile: LLVM merges neighbouring zero stores into a memset
-        // call, which the verifier refuses here.
-        put(&mut ev.ret, 0);
-        put(&mut ev.args[0], 0);
-        ev.args[1] = made;
-        ev.args[2] = child_pid as u64;
-        put(&mut ev.args[3], 0);
-        for len in &mut ev.str_lens {
-            put(len, 0);
-        }
-        ev.base_len = 0;
+        let args = [0, made, child_pid as u64, 0];
+        fill_bare(
+            ev,
+            SYS_OP_NAMESPACES_AT_FORK,
+            sys_flags::NAMESPACES_SEEN,
+            0,
+            args,
+        );
         Ok(())
     });
     if sent.is_err() {
         count_error(ProbeError::ReadTask);
     }
+}
+
+/// The fields of a system record without strings, after its task: what
+/// a hook reports on its own, outside a syscall's exit. (Each caller's
+/// `emit` closure keeps its own copy: one closure shared by the hooks
+/// was outlined by LLVM, a BPF-to-BPF call the build refuses.)
+#[inline(always)]
+pub fn fill_bare(ev: &mut SysEvent, op: u32, flags: u32, ret: i64, args: [u64; 4]) {
+    // Volatile: LLVM merges neighbouring zero stores into a memset call,
+    // which the verifier refuses.
+    put(&mut ev.op, op);
+    put(&mut ev.flags, flags);
+    put(&mut ev.ret, ret);
+    for (slot, value) in ev.args.iter_mut().zip(args) {
+        put(slot, value);
+    }
+    for len in &mut ev.str_lens {
+        put(len, 0);
+    }
+    put(&mut ev.base_len, 0);
 }
 
 /// Bytes of [`namespace_inodes`] in a string slot.
@@ -528,14 +543,8 @@ pub fn signal_sensor(ctx: RawTracePointContext) -> u32 {
         // SAFETY: emit hands us reserved space for one SysEvent.
         let ev = unsafe { &mut *ev };
         sender.fill(&mut ev.task)?;
-        ev.op = SYS_OP_SIGNAL_SENSOR;
-        ev.flags = 0;
-        ev.ret = 0;
-        ev.args = [sig, result as u32 as u64, group as u32 as u64, 0];
-        for len in &mut ev.str_lens {
-            put(len, 0);
-        }
-        ev.base_len = 0;
+        let args = [sig, result as u32 as u64, group as u32 as u64, 0];
+        fill_bare(ev, SYS_OP_SIGNAL_SENSOR, 0, 0, args);
         Ok(())
     });
     if sent.is_err() {
