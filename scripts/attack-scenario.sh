@@ -314,6 +314,18 @@ rm -f "/tmp/.clone_args.$$"
 EOF
 }
 
+# A connect made hard to see the same way: its address in a file page the
+# process never touched. dev tries systemd's private control socket and is
+# refused (EACCES); only the kernel's copy of the address, which
+# fentry/security_socket_connect reads, names the path.
+hidden_connect() {
+    step hidden_connect
+    as_root "$GUEST_USER" <<'EOF'
+runuser -u "$1" -- scenario-actor connect-unread-addr "/tmp/.sockaddr.$$" /run/systemd/private >/dev/null </dev/null
+rm -f "/tmp/.sockaddr.$$"
+EOF
+}
+
 # A process outside the host's network namespace (as in a container)
 # gets back into it through init's namespace files: how a container
 # escape ends (nsenter -t 1), reported with sensor.namespace.host.
@@ -460,6 +472,7 @@ main() {
     memory_theft
     user_namespace
     hidden_namespace
+    hidden_connect
     namespace_escape
     kexec_attempt
     module_load

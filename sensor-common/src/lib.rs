@@ -78,6 +78,13 @@ pub mod names {
     pub const PROG_NET_ENTER: &str = "net_enter";
     /// Exit program (by tail call from `syscall_exit`) of the network syscalls.
     pub const PROG_NET_EXIT: &str = "net_exit";
+    /// `fentry/security_socket_connect` and `fentry/security_socket_bind`:
+    /// the address as the kernel copied it, completing the network
+    /// family's in-flight record.
+    pub const PROG_NET_CONNECT_ADDRESS: &str = "net_connect_address";
+    pub const FN_SECURITY_SOCKET_CONNECT: &str = "security_socket_connect";
+    pub const PROG_NET_BIND_ADDRESS: &str = "net_bind_address";
+    pub const FN_SECURITY_SOCKET_BIND: &str = "security_socket_bind";
     /// `raw_tracepoint/inet_sock_set_state`: how non-blocking connects end.
     pub const PROG_NET_STATE: &str = "net_state";
     pub const TP_INET_SOCK_SET_STATE: &str = "inet_sock_set_state";

@@ -683,7 +683,8 @@ pub struct NetEvent {
     pub family: u16,
     pub protocol: u16,
     pub sock_type: u16,
-    pub _pad0: u16,
+    /// [`net_flags`].
+    pub flags: u16,
     /// listen's backlog, accept4's flags.
     pub arg: u32,
     /// Bytes of `sockaddr` copied (connect, bind: the caller's address).
@@ -695,12 +696,26 @@ pub struct NetEvent {
     pub remote_addr: [u8; 16],
     pub local_port: u16,
     pub remote_port: u16,
-    pub _pad1: u32,
-    /// The caller's `struct sockaddr` (connect, bind), byte-exact.
+    /// Bytes of `kernel_sockaddr` copied.
+    pub kernel_sockaddr_len: u32,
+    /// The caller's `struct sockaddr` (connect, bind) as the entry read it
+    /// from the caller's memory, byte-exact.
     pub sockaddr: [u8; SOCKADDR_CAP],
+    /// With [`net_flags::KERNEL_ADDRESS`]: the kernel's own copy of the
+    /// caller's address, the one it connected or bound to.
+    pub kernel_sockaddr: [u8; SOCKADDR_CAP],
 }
 
-const _: () = assert!(size_of::<NetEvent>() == 16 + 144 + 200);
+const _: () = assert!(size_of::<NetEvent>() == 16 + 144 + 200 + SOCKADDR_CAP);
+
+/// [`NetEvent::flags`].
+pub mod net_flags {
+    /// `kernel_sockaddr` holds the address as the kernel copied it from
+    /// the caller (`security_socket_connect`/`_bind`, where fentry loads).
+    /// The caller's memory can change between the entry's read and the
+    /// kernel's: this copy is the one the call used.
+    pub const KERNEL_ADDRESS: u16 = 1 << 0;
+}
 
 /// Bytes of the first string of a [`SysEvent`] (a path: PATH_MAX).
 pub const SYS_STR0_CAP: usize = 4096;

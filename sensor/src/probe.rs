@@ -122,6 +122,14 @@ pub fn run() -> Report {
                      path argument only)"
                 }
             }
+            sensor_common::EventKind::Net => {
+                hook += if fentry.available {
+                    " + fentry/security_socket_{connect,bind}"
+                } else {
+                    " (fentry refused here: the address as read from the caller's memory at \
+                     entry, and a connected socket's peer)"
+                }
+            }
             _ => {}
         }
         hooks.push(HookChoice {

@@ -181,8 +181,21 @@ fn probe_reports_features_and_hooks() {
         "{write}"
     );
     let net = hook("net").expect("net hook");
+    let wanted = if fentry_loads {
+        "+ fentry/security_socket_{connect,bind}"
+    } else {
+        "the address as read from the caller's memory at entry"
+    };
     assert!(
-        net["hook"].as_str().is_some_and(|h| h.contains("connect")),
+        net["hook"]
+            .as_str()
+            .is_some_and(|h| h.contains("connect") && h.contains(wanted)),
+        "{net}"
+    );
+    assert!(
+        net["preferred"]
+            .as_str()
+            .is_some_and(|p| p.contains("fentry/security_socket_{connect,bind}")),
         "{net}"
     );
     for h in r["hooks"].as_array().expect("hooks") {

@@ -28,6 +28,7 @@ pub mod file;
 pub mod file_setattr;
 mod inflight;
 pub mod net;
+pub mod net_address;
 pub mod sys;
 pub mod watch;
 pub mod watch_inode;

@@ -1,8 +1,10 @@
 //! Network: connect, accept, accept4, bind, listen, and the end of a
 //! non-blocking connect.
 //!
-//! At entry: the caller's socket address (connect, bind), copied when the
-//! kernel copies it. At exit: the result and the socket's own view of both
+//! At entry: the caller's socket address (connect, bind), read from the
+//! caller's memory. Where fentry loads, `net_address.rs` adds the kernel's
+//! own copy of it, which a thread of the caller cannot change after the
+//! entry's read. At exit: the result and the socket's own view of both
 //! ends (the local port the kernel picked, accept's client). A connect
 //! that returns EINPROGRESS is remembered by socket; its TCP state change
 //! out of SYN_SENT (`inet_sock_set_state`) reports how it ended.
@@ -31,14 +33,19 @@ const ENOTSOCK: i64 = 88;
 const ECONNABORTED: i64 = 103;
 const EINPROGRESS: i64 = 115;
 
-/// What was known at entry. 8-aligned for zero_u64s on `sockaddr`.
+/// What was known at entry, and the kernel's copy of the address
+/// (`net_address.rs`). 8-aligned for zero_u64s on the addresses.
 #[repr(C, align(8))]
 pub struct PendingNet {
-    op: u32,
+    pub(super) op: u32,
     fd: i32,
     arg: u32,
     sockaddr_len: u32,
+    /// `net_flags`.
+    pub(super) flags: u32,
+    pub(super) kernel_sockaddr_len: u32,
     sockaddr: [u8; SOCKADDR_CAP],
+    pub(super) kernel_sockaddr: [u8; SOCKADDR_CAP],
 }
 
 // SAFETY: repr(C), starting with its op.
@@ -46,7 +53,7 @@ unsafe impl inflight::Record for PendingNet {}
 
 /// Kept between the thread's calls (see [`inflight`]).
 #[map]
-static NET_INFLIGHT: HashMap<u64, PendingNet> = HashMap::with_max_entries(8192, 0);
+pub(super) static NET_INFLIGHT: HashMap<u64, PendingNet> = HashMap::with_max_entries(8192, 0);
 
 /// The thread `key` is exiting: its record goes.
 #[inline(always)]
@@ -78,6 +85,8 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
     put(&mut p.fd, c.arg(0) as i32);
     put(&mut p.arg, 0);
     put(&mut p.sockaddr_len, 0);
+    put(&mut p.flags, 0);
+    put(&mut p.kernel_sockaddr_len, 0);
     match op {
         SyscallOp::Connect | SyscallOp::Bind => {
             let addr = c.arg(1);
@@ -119,6 +128,7 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
 
 // zero_u64s on PendingNet::sockaddr needs it 8-aligned.
 const _: () = assert!(core::mem::offset_of!(PendingNet, sockaddr) % 8 == 0);
+const _: () = assert!(core::mem::offset_of!(PendingNet, kernel_sockaddr) % 8 == 0);
 const _: () = assert!(core::mem::offset_of!(NetEvent, local_addr) % 8 == 0);
 
 /// `abi`: the `TaskInfo::flags` of the ABI the call came through.
@@ -154,8 +164,15 @@ fn exit(ret: i64, abi: u32) -> u32 {
     ev.ret = ret;
     ev.arg = p.arg;
     ev.sockaddr_len = p.sockaddr_len;
-    // SAFETY: two arrays of the same type in map values.
-    unsafe { copy_struct(&mut ev.sockaddr, &p.sockaddr) };
+    ev.flags = p.flags as u16;
+    ev.kernel_sockaddr_len = p.kernel_sockaddr_len;
+    // SAFETY: two arrays of the same type in map values, twice. The
+    // kernel's copy is whatever the thread's last one was unless `flags`
+    // says this call made one: the daemon reads it only then.
+    unsafe {
+        copy_struct(&mut ev.sockaddr, &p.sockaddr);
+        copy_struct(&mut ev.kernel_sockaddr, &p.kernel_sockaddr);
+    }
     // accept's socket is the new one (its peer is the client); the others'
     // is the fd they were given, unless it was not a socket at all.
     let is_accept = p.op == SyscallOp::Accept as u32 || p.op == SyscallOp::Accept4 as u32;
@@ -296,8 +313,6 @@ fn clear_endpoints(ev: &mut NetEvent) {
     put(&mut ev.family, 0);
     put(&mut ev.protocol, 0);
     put(&mut ev.sock_type, 0);
-    put(&mut ev._pad0, 0);
-    put(&mut ev._pad1, 0);
 }
 
 /// Family, protocol, type and both ends of the socket `sk`, over what

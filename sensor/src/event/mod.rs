@@ -749,6 +749,12 @@ pub struct NetworkDetail {
     /// An address family the sensor does not decode, by number.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub family: Option<u16>,
+    /// connect, bind: the address in the caller's memory when the sensor
+    /// read it at the call's entry, where the call used another (the
+    /// kernel's own copy, or the socket's end): the trace of a thread
+    /// rewriting it under the call to pass one destination off as another.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub argument_address: Option<Endpoint>,
 }
 
 /// `sensor.module`.

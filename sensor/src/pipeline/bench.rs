@@ -114,6 +114,7 @@ pub(super) fn connect(task: TaskInfo) -> KernelEvent {
         protocol: 6,
         sock_type: 1,
         arg: 0,
+        kernel_sockaddr: Some(sockaddr.clone()),
         sockaddr,
         local: Some("10.0.0.2:40000".parse().expect("address")),
         remote: Some("10.0.0.1:443".parse().expect("address")),

@@ -25,7 +25,7 @@ impl Pipeline {
         let ticks = self.table.ids.ticks(n.task.start_boottime);
         self.known(&n.task, ticks);
         let key = (n.task.tgid, n.fd, n.task.start_boottime);
-        let requested = SockAddr::parse(&n.sockaddr);
+        let given = Given::of(&n.sockaddr, n.kernel_sockaddr.as_deref());
         let mut detail = NetworkDetail {
             fd: n.fd,
             socket_type: socket_type(n.sock_type),
@@ -42,12 +42,17 @@ impl Pipeline {
         let (action, type_) = match n.op {
             NetOp::Syscall(SyscallOp::Connect) => {
                 network.direction = Some("egress");
-                // Where the caller asked to go; the socket's own view when
-                // the address is not one we decode.
-                destination = requested
-                    .as_ref()
-                    .map(from_sockaddr)
-                    .or_else(|| n.remote.map(from_ip));
+                // Where the socket went, as it has its peer, once connected
+                // (or connecting): the kernel's own state. Else where the
+                // caller asked to go; the socket's view when the address is
+                // not one we decode.
+                let peer = n.remote.filter(|_| n.ret == 0 || n.ret == -EINPROGRESS);
+                destination = match (peer, &given.used) {
+                    (Some(peer), _) if !peer.ip().is_unspecified() => Some(from_ip(peer)),
+                    (_, Some(used)) => Some(from_sockaddr(used)),
+                    _ => n.remote.map(from_ip),
+                };
+                detail.argument_address = given.swapped(peer);
                 source = n.local.filter(|a| a.port() != 0).map(from_ip);
                 if n.ret == -EINPROGRESS {
                     outcome = "unknown";
@@ -81,13 +86,13 @@ impl Pipeline {
                 )
             }
             NetOp::Syscall(SyscallOp::Bind) => {
-                server = requested.as_ref().map(from_sockaddr);
-                // The port the kernel picked for port 0.
-                if let (Some(s), Some(local)) = (server.as_mut(), n.local) {
-                    if n.ret == 0 && s.port == Some(0) {
-                        s.port = Some(local.port());
-                    }
-                }
+                // Once bound, the socket's own end (with the port the
+                // kernel picked for port 0); else what the caller asked.
+                let bound = n.local.filter(|_| n.ret == 0);
+                server = bound
+                    .map(from_ip)
+                    .or_else(|| given.used.as_ref().map(from_sockaddr));
+                detail.argument_address = given.swapped(bound);
                 ("bind", INFO)
             }
             NetOp::Syscall(SyscallOp::Listen) => {
@@ -99,7 +104,7 @@ impl Pipeline {
             NetOp::Syscall(_) => ("unknown", INFO),
         };
         if network.type_.is_none() {
-            if let Some(SockAddr::Other(family)) = requested {
+            if let Some(SockAddr::Other(family)) = given.used {
                 detail.family = Some(family);
             } else if n.family != 0 {
                 detail.family = Some(n.family);
@@ -112,10 +117,12 @@ impl Pipeline {
             },
             ..SensorFields::default()
         };
+        let argument = detail.argument_address.clone();
         for (field, end) in [
             ("source.address", &source),
             ("destination.address", &destination),
             ("server.address", &server),
+            ("sensor.network.argument_address.address", &argument),
         ] {
             if end
                 .as_ref()
@@ -149,6 +156,64 @@ impl Pipeline {
         ev.network = Some(network);
         ev
     }
+}
+
+/// A connect's or bind's address: as the sensor read it from the
+/// caller's memory at the call's entry, and as the kernel used it.
+struct Given {
+    /// From the caller's memory at entry.
+    argument: Option<SockAddr>,
+    /// The kernel's copy where the fentry hook saw it (the address the
+    /// call used), else the argument.
+    used: Option<SockAddr>,
+    /// Whether `used` is the kernel's copy.
+    copied: bool,
+}
+
+impl Given {
+    /// From the address read at entry and the kernel's copy, if seen.
+    fn of(sockaddr: &[u8], kernel_sockaddr: Option<&[u8]>) -> Given {
+        let argument = SockAddr::parse(sockaddr);
+        match kernel_sockaddr {
+            Some(copy) => Given {
+                argument,
+                used: SockAddr::parse(copy),
+                copied: true,
+            },
+            None => Given {
+                used: argument.clone(),
+                argument,
+                copied: false,
+            },
+        }
+    }
+
+    /// The argument, where the caller's memory said something else at the
+    /// call's entry than the call used: the trace of a thread rewriting
+    /// the address under the call (to pass a connection off as one to
+    /// elsewhere). Told by the kernel's copy; without it, by `socket_end`
+    /// (the socket's own end after the call, where it has one), which the
+    /// kernel may have completed from a wildcard (port 0, an unspecified
+    /// address).
+    fn swapped(&self, socket_end: Option<std::net::SocketAddr>) -> Option<Endpoint> {
+        let argument = self.argument.as_ref()?;
+        let differs = if self.copied {
+            self.used.as_ref() != Some(argument)
+        } else {
+            match (argument, socket_end) {
+                (SockAddr::Ip(asked), Some(end)) => !completes(*asked, end),
+                _ => false,
+            }
+        };
+        differs.then(|| from_sockaddr(argument))
+    }
+}
+
+/// Whether the kernel gave a socket the end `end` for the address `asked`:
+/// the same, or with a wildcard in `asked` filled in.
+fn completes(asked: std::net::SocketAddr, end: std::net::SocketAddr) -> bool {
+    (asked.ip() == end.ip() || asked.ip().is_unspecified())
+        && (asked.port() == end.port() || asked.port() == 0)
 }
 
 fn from_ip(a: std::net::SocketAddr) -> Endpoint {
@@ -201,5 +266,60 @@ fn socket_type(t: u16) -> Option<&'static str> {
         3 => Some("raw"),
         5 => Some("seqpacket"),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sockaddr_in(ip: [u8; 4], port: u16) -> Vec<u8> {
+        let mut b = 2u16.to_ne_bytes().to_vec();
+        b.extend_from_slice(&port.to_be_bytes());
+        b.extend_from_slice(&ip);
+        b.resize(16, 0);
+        b
+    }
+
+    fn given(argument: Vec<u8>, kernel: Option<Vec<u8>>) -> Given {
+        Given::of(&argument, kernel.as_deref())
+    }
+
+    #[test]
+    fn the_kernels_copy_tells_a_rewritten_address() {
+        let asked = sockaddr_in([10, 0, 0, 1], 443);
+        let used = sockaddr_in([192, 0, 2, 9], 4444);
+        let g = given(asked.clone(), Some(used.clone()));
+        assert_eq!(g.used, SockAddr::parse(&used));
+        let shown = g.swapped(None).expect("rewritten");
+        assert_eq!(shown.ip, Some("10.0.0.1".parse().expect("ip")));
+        assert_eq!(shown.port, Some(443));
+        // The same address twice: nothing to tell, whatever the socket says.
+        let g = given(asked.clone(), Some(asked));
+        assert_eq!(g.swapped(Some("127.0.0.1:1".parse().expect("end"))), None);
+        // Unreadable at entry: nothing to compare.
+        assert_eq!(given(Vec::new(), Some(used)).swapped(None), None);
+    }
+
+    #[test]
+    fn without_the_kernels_copy_the_socket_end_tells_it_wildcards_aside() {
+        let g = given(sockaddr_in([10, 0, 0, 1], 443), None);
+        assert_eq!(g.swapped(Some("10.0.0.1:443".parse().expect("end"))), None);
+        assert!(
+            g.swapped(Some("192.0.2.9:443".parse().expect("end")))
+                .is_some()
+        );
+        assert!(
+            g.swapped(Some("10.0.0.1:4444".parse().expect("end")))
+                .is_some()
+        );
+        // No end to compare with (a failed call): nothing told.
+        assert_eq!(g.swapped(None), None);
+        // connect to 0.0.0.0 goes to loopback; bind to port 0 gets a port.
+        let g = given(sockaddr_in([0, 0, 0, 0], 0), None);
+        assert_eq!(
+            g.swapped(Some("127.0.0.1:5000".parse().expect("end"))),
+            None
+        );
     }
 }

@@ -42,6 +42,8 @@ fn main() {
         "io-uring-write" => io_uring_write(&arg(1), &arg(2)),
         "clone3-unread-flags" => clone3_unread_flags(&arg(1)),
         "setns-swapped-fd" => setns_swapped_fd(arg(1).parse().unwrap_or_else(|_| usage())),
+        "connect-unread-addr" => connect_unread_addr(&arg(1), &arg(2)),
+        "connect-swapped-addr" => connect_swapped_addr(arg(1).parse().unwrap_or_else(|_| usage())),
         _ => usage(),
     };
     match result {
@@ -59,7 +61,8 @@ fn usage() -> ! {
          kexec-file-garbage FILE | kexec-load-as-nobody | \
          memfd-exec | mount-tmpfs DIR | move-mount-tmpfs DIR | mount-relative DIR | bind-relative SRC DST | move-mount-as-nobody DIR | \
          mount-setattr-rdonly DIR | mount-setattr-as-nobody DIR | bpf-prog-load | signal PID SIGNAL | signal-as-nobody PID SIGNAL | \
-         io-uring-write FILE LINE | clone3-unread-flags FILE | setns-swapped-fd COUNT"
+         io-uring-write FILE LINE | clone3-unread-flags FILE | setns-swapped-fd COUNT | \
+         connect-unread-addr FILE IP:PORT|PATH | connect-swapped-addr COUNT"
     );
     std::process::exit(2)
 }
@@ -209,25 +212,9 @@ fn clone3_unread_flags(file: &str) -> Result<String, String> {
     let bytes = unsafe {
         std::slice::from_raw_parts((&raw const args).cast::<u8>(), size_of::<CloneArgs>())
     };
-    std::fs::write(file, bytes).map_err(|e| format!("{file}: {e}"))?;
-    let f = std::fs::File::open(file).map_err(|e| format!("{file}: {e}"))?;
+    let at = unread_copy(file, bytes)?;
     let ours = std::fs::read_link("/proc/self/ns/uts").map_err(|e| e.to_string())?;
     let ours = CString::new(ours.into_os_string().into_vec()).expect("no NUL in a link");
-    // SAFETY: a fresh private read-only map of the file, not touched
-    // before the call.
-    let at = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            4096,
-            libc::PROT_READ,
-            libc::MAP_PRIVATE,
-            std::os::fd::AsRawFd::as_raw_fd(&f),
-            0,
-        )
-    };
-    if at == libc::MAP_FAILED {
-        return Err(format!("mmap: {}", errno()));
-    }
     // SAFETY: clone3 with a valid struct and its size; without a new stack
     // it returns like fork, and the new process only reads a link and
     // leaves.
@@ -255,6 +242,140 @@ fn clone3_unread_flags(file: &str) -> Result<String, String> {
     Ok(format!(
         "clone3 made process {pid} in new user and uts namespaces"
     ))
+}
+
+/// `bytes` at an address that a tracer's read at a syscall's entry cannot
+/// read and the kernel's own copy can: written to `file`, then mapped
+/// privately and read-only, its page never touched, so the first read
+/// must fault it in, which a BPF read may not do.
+fn unread_copy(file: &str, bytes: &[u8]) -> Result<*const libc::c_void, String> {
+    std::fs::write(file, bytes).map_err(|e| format!("{file}: {e}"))?;
+    let f = std::fs::File::open(file).map_err(|e| format!("{file}: {e}"))?;
+    // SAFETY: a fresh private read-only map of the file; the mapping
+    // outlives the fd.
+    let at = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE,
+            std::os::fd::AsRawFd::as_raw_fd(&f),
+            0,
+        )
+    };
+    if at == libc::MAP_FAILED {
+        return Err(format!("mmap: {}", errno()));
+    }
+    Ok(at)
+}
+
+/// `addr` (`IP:PORT`, or a unix socket path) as a `struct sockaddr`.
+fn sockaddr_bytes(addr: &str) -> Result<Vec<u8>, String> {
+    Ok(match addr.parse::<std::net::SocketAddr>() {
+        Ok(std::net::SocketAddr::V4(a)) => {
+            let mut b = Vec::with_capacity(size_of::<libc::sockaddr_in>());
+            b.extend_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
+            b.extend_from_slice(&a.port().to_be_bytes());
+            b.extend_from_slice(&a.ip().octets());
+            b.resize(size_of::<libc::sockaddr_in>(), 0);
+            b
+        }
+        Ok(std::net::SocketAddr::V6(a)) => {
+            let mut b = Vec::with_capacity(size_of::<libc::sockaddr_in6>());
+            b.extend_from_slice(&(libc::AF_INET6 as u16).to_ne_bytes());
+            b.extend_from_slice(&a.port().to_be_bytes());
+            b.extend_from_slice(&[0; 4]);
+            b.extend_from_slice(&a.ip().octets());
+            b.resize(size_of::<libc::sockaddr_in6>(), 0);
+            b
+        }
+        Err(_) => {
+            let path = addr.as_bytes();
+            if path.len() >= 108 {
+                return Err(format!("{addr}: too long for a unix socket"));
+            }
+            let mut b = (libc::AF_UNIX as u16).to_ne_bytes().to_vec();
+            b.extend_from_slice(path);
+            b.push(0);
+            b
+        }
+    })
+}
+
+/// A TCP connect to `addr` (`IP:PORT`) or a unix stream connect to a path,
+/// its address in a page the sensor cannot read at the call's entry (see
+/// [`unread_copy`]): only the kernel's own copy of it names the
+/// destination. Prints the outcome: `ok` or the errno's number.
+fn connect_unread_addr(file: &str, addr: &str) -> Result<String, String> {
+    let bytes = sockaddr_bytes(addr)?;
+    let family = i32::from(u16::from_ne_bytes([bytes[0], bytes[1]]));
+    let at = unread_copy(file, &bytes)?;
+    // SAFETY: a new socket.
+    let fd = unsafe { libc::socket(family, libc::SOCK_STREAM, 0) };
+    if fd < 0 {
+        return Err(format!("socket: {}", errno()));
+    }
+    // SAFETY: connect with an address of `bytes.len()` readable bytes.
+    let r = unsafe { libc::connect(fd, at.cast(), bytes.len() as libc::socklen_t) };
+    let outcome = if r == 0 {
+        "ok".to_owned()
+    } else {
+        errno().raw_os_error().unwrap_or(0).to_string()
+    };
+    // SAFETY: our own fd.
+    unsafe { libc::close(fd) };
+    Ok(outcome)
+}
+
+/// `COUNT` UDP connects of one socket through one `struct sockaddr_in`
+/// that a second thread keeps rewriting between 127.0.0.1:40001 and
+/// 127.0.0.2:40002 (a connected UDP socket needs no listener). Which one
+/// the kernel copies, after a tracer's read at the call's entry, is a race.
+/// Prints, for each call that succeeded, the socket's peer after it
+/// (`getpeername`), one per line, in order.
+fn connect_swapped_addr(count: u32) -> Result<String, String> {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let word = |addr: &str| -> u64 {
+        let b = sockaddr_bytes(addr).expect("an IPv4 address");
+        u64::from_ne_bytes(b[..8].try_into().expect("8 bytes"))
+    };
+    let (a, b) = (word("127.0.0.1:40001"), word("127.0.0.2:40002"));
+    // A sockaddr_in as two words: family, port and address in the first,
+    // which the other thread swaps whole, so any copy reads one of the two.
+    let addr = [AtomicU64::new(a), AtomicU64::new(0)];
+    // SAFETY: a new socket.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0) };
+    if fd < 0 {
+        return Err(format!("socket: {}", errno()));
+    }
+    let stop = AtomicBool::new(false);
+    let mut peers = Vec::new();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                addr[0].store(b, Ordering::Relaxed);
+                addr[0].store(a, Ordering::Relaxed);
+            }
+        });
+        for _ in 0..count {
+            // SAFETY: 16 readable bytes, a sockaddr_in's size.
+            if unsafe { libc::connect(fd, addr.as_ptr().cast(), 16) } != 0 {
+                continue;
+            }
+            // SAFETY: an all-zero sockaddr_in is valid.
+            let mut peer: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+            let mut len = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            // SAFETY: getpeername into a local of `len` bytes.
+            if unsafe { libc::getpeername(fd, (&raw mut peer).cast(), &mut len) } == 0 {
+                let ip = std::net::Ipv4Addr::from(u32::from_be(peer.sin_addr.s_addr));
+                peers.push(format!("{ip}:{}", u16::from_be(peer.sin_port)));
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+    // SAFETY: our own fd.
+    unsafe { libc::close(fd) };
+    Ok(peers.join("\n"))
 }
 
 /// `COUNT` setns(fd, CLONE_NEWNET) calls through one fd number under

@@ -285,6 +285,14 @@ const SCENARIO: &[Step] = &[
         )],
     },
     Step {
+        name: "hidden_connect",
+        expects: &[one(
+            "refused connect by dev to /run/systemd/private, its address unreadable at entry",
+            &["connect"],
+            is_hidden_connect,
+        )],
+    },
+    Step {
         name: "namespace_escape",
         expects: &[one(
             "namespace_enter of the host's network namespace by root's nsenter",
@@ -541,6 +549,17 @@ fn is_hidden_namespace(v: &Value) -> bool {
         && at(v, "sensor.namespace.requested")
             .as_array()
             .is_some_and(Vec::is_empty)
+}
+
+/// Named from the kernel's copy of the address: the sensor's own read
+/// failed, so there is no argument to tell apart from it.
+fn is_hidden_connect(v: &Value) -> bool {
+    is(v, "event.outcome", "failure")
+        && is(v, "error.code", "EACCES")
+        && is(v, "process.user.name", GUEST_USER)
+        && is(v, "process.name", "scenario-actor")
+        && is(v, "destination.address", "/run/systemd/private")
+        && at(v, "sensor.network.argument_address").is_null()
 }
 
 fn is_namespace_escape(v: &Value) -> bool {

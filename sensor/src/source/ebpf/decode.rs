@@ -8,7 +8,7 @@ use sensor_common::{
     CredEvent, EventHeader, EventKind, ExecEvent, ExitEvent, FileEvent, ForkEvent,
     NET_OP_CONNECT_OUTCOME, NetEvent, SOCKADDR_CAP, SYS_OP_IO_URING, SYS_OP_IO_URING_COMPLETE,
     SYS_OP_NAMESPACES_AT_FORK, SYS_OP_PROC_MEM_OPEN, SYS_OP_SIGNAL_SENSOR, SysEvent, SyscallOp,
-    TaskInfo, WatchEvent, exec_flags, file_flags, sys_flags, watch_flags,
+    TaskInfo, WatchEvent, exec_flags, file_flags, net_flags, sys_flags, watch_flags,
 };
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -361,8 +361,12 @@ pub struct NetRecord {
     pub sock_type: u16,
     /// listen's backlog, accept4's flags.
     pub arg: u32,
-    /// The caller's socket address (connect, bind), byte-exact.
+    /// The caller's socket address (connect, bind) as read from its
+    /// memory at the call's entry, byte-exact.
     pub sockaddr: Vec<u8>,
+    /// The same address as the kernel copied it, where the fentry hook
+    /// saw the copy: the one the call used.
+    pub kernel_sockaddr: Option<Vec<u8>>,
     /// The socket's own end and its peer, for IP sockets.
     pub local: Option<std::net::SocketAddr>,
     pub remote: Option<std::net::SocketAddr>,
@@ -501,6 +505,10 @@ pub fn decode(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
                 sock_type: e.sock_type,
                 arg: e.arg,
                 sockaddr: e.sockaddr[..len].to_vec(),
+                kernel_sockaddr: (e.flags & net_flags::KERNEL_ADDRESS != 0).then(|| {
+                    let len = (e.kernel_sockaddr_len as usize).min(SOCKADDR_CAP);
+                    e.kernel_sockaddr[..len].to_vec()
+                }),
                 local: endpoint(e.family, &e.local_addr, e.local_port),
                 remote: endpoint(e.family, &e.remote_addr, e.remote_port),
             }))

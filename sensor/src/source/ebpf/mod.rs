@@ -220,7 +220,7 @@ impl EbpfSource {
             .filter(|k| !config.disable.iter().any(|d| d == k.name()))
             .collect();
         let (mut syscalls, fentry_hooks, native_programs) =
-            syscalls::attach(&mut ebpf, &enabled, &resolved.offsets, &btf)?;
+            syscalls::attach(&mut ebpf, &enabled, &resolved, &btf)?;
         if let Some(Err(why)) = &fentry_hooks.setattr {
             tracing::info!(
                 "chmod/chown events come without the file's attributes from before the call: {why}"
@@ -235,6 +235,17 @@ impl EbpfSource {
                 "truncate/unlink/rename/link/symlink of watched files are decided by their path \
                  argument only (a symlinked or bind-mounted path to a watched file goes unseen): \
                  {why}"
+            ),
+            None => {}
+        }
+        match &fentry_hooks.socket_address {
+            Some(Ok(())) => tracing::info!(
+                "connect and bind events name the address as the kernel copied it (fentry)"
+            ),
+            Some(Err(why)) => tracing::info!(
+                "connect and bind events name the address read from the caller's memory at \
+                 entry, and a connected socket's peer (a thread rewriting a failed connect's \
+                 address under the call goes unseen): {why}"
             ),
             None => {}
         }

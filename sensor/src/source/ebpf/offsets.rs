@@ -66,6 +66,9 @@ pub struct ResolvedOffsets {
     /// Whether the `/proc/PID/mem` hook can load here, or why not (see
     /// [`proc_mem_hook`]).
     pub proc_mem: Result<(), String>,
+    /// Whether the hooks on the kernel's copy of a connect's or bind's
+    /// address can load here, or why not (see [`socket_address_hooks`]).
+    pub socket_address: Result<(), String>,
 }
 
 pub fn resolve_running_kernel() -> Result<ResolvedOffsets, OffsetsError> {
@@ -180,7 +183,29 @@ pub fn resolve_btf(btf: &Btf, cgroup_mode: CgroupMode) -> Result<ResolvedOffsets
         io_uring_tracepoint,
         io_uring_complete: io_uring_complete.map(|_| ()),
         proc_mem,
+        socket_address: socket_address_hooks(btf),
     })
+}
+
+/// The network family's fentry hooks read `security_socket_connect`'s and
+/// `security_socket_bind`'s address and length as their second and third
+/// arguments (`sock, address, addrlen` since the hooks were made): where
+/// this kernel's BTF says otherwise they are not loaded.
+fn socket_address_hooks(btf: &Btf) -> Result<(), String> {
+    for func in [
+        sensor_common::names::FN_SECURITY_SOCKET_CONNECT,
+        sensor_common::names::FN_SECURITY_SOCKET_BIND,
+    ] {
+        for (param, at) in [("address", 1), ("addrlen", 2)] {
+            match btf::func_param_index(btf, func, param) {
+                Ok(Some(i)) if i == at => {}
+                Ok(Some(i)) => return Err(format!("{func}'s {param} is argument {i}, not {at}")),
+                Ok(None) => return Err(format!("{func} has no {param} argument in BTF")),
+                Err(e) => return Err(format!("{func}: {e}")),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The `/proc/PID/mem` hook goes on `mem_open(struct inode *, struct file

@@ -129,7 +129,8 @@ pub const FAMILIES: &[Family] = &[
         why: "the caller's sockaddr at entry, the socket's ends at exit; raw_tracepoint/inet_sock_set_state \
               reports how non-blocking connects end",
         preferred: Some(
-            "lsm/socket_connect (not built yet): the address after the kernel copied it",
+            "fentry/security_socket_{connect,bind}, added where fentry loads: the address as the \
+             kernel copied it, which a thread of the caller cannot rewrite after the entry's read",
         ),
     },
     Family {
@@ -243,6 +244,8 @@ pub struct FentryHooks {
     pub setattr: Option<HookStatus>,
     /// truncate/unlink/rename/link/symlink of watched files decided by inode.
     pub watch_inode: Option<HookStatus>,
+    /// connect/bind: the address as the kernel copied it.
+    pub socket_address: Option<HookStatus>,
 }
 
 /// The native program arrays (entry, exit); they must stay open, or the
@@ -260,9 +263,10 @@ pub struct NativePrograms(#[allow(dead_code)] [ProgramArray<MapData>; 2]);
 pub fn attach(
     ebpf: &mut Ebpf,
     enabled: &[EventKind],
-    offsets: &sensor_common::KernelOffsets,
+    resolved: &super::offsets::ResolvedOffsets,
     btf: &Result<aya::Btf, String>,
 ) -> Result<(Vec<Traced>, FentryHooks, NativePrograms), LoadError> {
+    let offsets = &resolved.offsets;
     let mut hooks = FentryHooks::default();
     ensure_tracefs();
     let dispatch = btf.as_ref().map_err(Clone::clone).and_then(|btf| {
@@ -284,9 +288,10 @@ pub fn attach(
             EventKind::FileWrite => {
                 hooks.watch_inode = Some(attach_watch_inode(ebpf, btf, offsets))
             }
-            // Before any connect can return EINPROGRESS.
             EventKind::Net => {
-                attach_raw(ebpf, names::PROG_NET_STATE, names::TP_INET_SOCK_SET_STATE)?
+                // Before any connect can return EINPROGRESS.
+                attach_raw(ebpf, names::PROG_NET_STATE, names::TP_INET_SOCK_SET_STATE)?;
+                hooks.socket_address = Some(attach_socket_address(ebpf, btf, resolved));
             }
             EventKind::System => {
                 attach_raw(ebpf, names::PROG_SIGNAL_SENSOR, names::TP_SIGNAL_GENERATE)?
@@ -414,6 +419,41 @@ fn attach_setattr(
         names::PROG_FILE_SETATTR,
         names::FN_SECURITY_INODE_SETATTR,
     )
+}
+
+/// The fentry hooks that give connect and bind events the address as the
+/// kernel copied it (see the eBPF side's `net_address.rs`). Both or
+/// neither: events of one kind told apart from the other's by a hook
+/// that loaded for one only would read as a difference between the calls.
+fn attach_socket_address(
+    ebpf: &mut Ebpf,
+    btf: &Result<aya::Btf, String>,
+    resolved: &super::offsets::ResolvedOffsets,
+) -> HookStatus {
+    resolved.socket_address.clone()?;
+    let btf = btf.as_ref()?;
+    let connect = attach_fentry_link(
+        ebpf,
+        btf,
+        names::PROG_NET_CONNECT_ADDRESS,
+        names::FN_SECURITY_SOCKET_CONNECT,
+    )
+    .map_err(|why| format!("{}: {why}", names::FN_SECURITY_SOCKET_CONNECT))?;
+    if let Err(why) = attach_fentry(
+        ebpf,
+        btf,
+        names::PROG_NET_BIND_ADDRESS,
+        names::FN_SECURITY_SOCKET_BIND,
+    ) {
+        if let Some(p) = ebpf
+            .program_mut(names::PROG_NET_CONNECT_ADDRESS)
+            .and_then(|p| <&mut FEntry>::try_from(p).ok())
+        {
+            let _ = p.detach(connect);
+        }
+        return Err(format!("{}: {why}", names::FN_SECURITY_SOCKET_BIND));
+    }
+    Ok(())
 }
 
 /// The fentry hooks that decide truncate/unlink/rename/link/symlink by the

@@ -123,15 +123,16 @@ fn wire_structs_match_the_ebpf_object() {
             family,
             protocol,
             sock_type,
-            _pad0,
+            flags,
             arg,
             sockaddr_len,
             local_addr,
             remote_addr,
             local_port,
             remote_port,
-            _pad1,
-            sockaddr
+            kernel_sockaddr_len,
+            sockaddr,
+            kernel_sockaddr
         ]
     );
     assert_same_layout!(
