@@ -234,6 +234,21 @@ caps=$(getcap /tmp/.ping)
 EOF
 }
 
+# The same with the sensor's read at the syscall's entry shown another
+# value: the name waits in a userfaultfd page while the process rewrites
+# the value, which the entry already read (see scenario-actor
+# setcap-rewritten). Reported with the capability set the kernel copied
+# (CAP_SETUID, which fentry/security_inode_setxattr reads) and `rewritten`.
+hidden_capability() {
+    step hidden_capability
+    as_root <<'EOF'
+cp "$(command -v busybox)" /tmp/.su
+scenario-actor setcap-rewritten /tmp/.su >/dev/null
+caps=$(getcap /tmp/.su)
+[[ $caps == *cap_setuid* ]]
+EOF
+}
+
 reverse_shell() {
     local before
     before=$(accepted)
@@ -467,6 +482,7 @@ main() {
     setuid_shell
     ia32_syscalls
     file_capability
+    hidden_capability
     reverse_shell
     memfd_exec
     memory_theft

@@ -70,6 +70,20 @@ pub mod names {
     /// was before, completing the file family's in-flight record.
     pub const PROG_FILE_SETATTR: &str = "file_setattr";
     pub const FN_SECURITY_INODE_SETATTR: &str = "security_inode_setattr";
+    /// `fentry/security_inode_setxattr` and `_removexattr`: the xattr name
+    /// and value as the kernel copied them, completing the file family's
+    /// in-flight record. Two builds of each: with the name as the third
+    /// argument (5.12+, after an idmap or user namespace) or the second.
+    pub const PROG_FILE_SETXATTR: &str = "file_setxattr";
+    pub const PROG_FILE_SETXATTR_NO_IDMAP: &str = "file_setxattr_no_idmap";
+    pub const FN_SECURITY_INODE_SETXATTR: &str = "security_inode_setxattr";
+    pub const PROG_FILE_REMOVEXATTR: &str = "file_removexattr";
+    pub const PROG_FILE_REMOVEXATTR_NO_IDMAP: &str = "file_removexattr_no_idmap";
+    pub const FN_SECURITY_INODE_REMOVEXATTR: &str = "security_inode_removexattr";
+    /// `u32` array of one: 1 once the xattr hooks above are attached, which
+    /// has the file family's entry keep every xattr call for the exit to
+    /// decide by the kernel's copy of the name.
+    pub const XATTR_BY_KERNEL_MAP: &str = "XATTR_BY_KERNEL";
     /// Entry program (by tail call from `syscall_enter`) of the credential syscalls.
     pub const PROG_CRED_ENTER: &str = "cred_enter";
     /// Exit program (by tail call from `syscall_exit`) of the credential syscalls.

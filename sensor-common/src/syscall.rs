@@ -524,6 +524,13 @@ pub mod file_flags {
     pub const VALUE_UNREADABLE: u32 = 1 << 7;
     /// The xattr value was longer than [`crate::XATTR_VALUE_CAP`].
     pub const VALUE_TRUNCATED: u32 = 1 << 8;
+    /// The xattr name and value are the kernel's own copies
+    /// (`security_inode_setxattr`/`_removexattr`, where fentry loads),
+    /// not what the entry read from the caller's memory.
+    pub const XATTR_KERNEL_COPY: u32 = 1 << 9;
+    /// With [`XATTR_KERNEL_COPY`]: the caller's memory held another name or
+    /// value when the entry read it (a thread rewrote it under the call).
+    pub const XATTR_REWRITTEN: u32 = 1 << 10;
 }
 
 /// A file attribute change: chmod, chown or an xattr change, after the

@@ -308,6 +308,53 @@ fn setcap_shows_the_capability_set_and_its_removal() {
     );
 }
 
+/// A setcap whose value the process rewrites between the sensor's read at
+/// the call's entry and the kernel's copy (no race: see the actor's
+/// `setcap-rewritten`). Where fentry loads, the event names what the
+/// kernel set and says it was rewritten; where it is refused (this build
+/// machine), the change is still reported, and the name the entry could
+/// not read is listed as unavailable rather than shown empty as if known.
+#[test]
+fn a_setcap_rewritten_under_the_call_is_still_reported() {
+    let sensor = Sensor::start("");
+    let probe = Command::new(sensor_tests::sensor_bin())
+        .args(["probe", "--json"])
+        .output()
+        .expect("probe");
+    let probe: Value = serde_json::from_slice(&probe.stdout).expect("probe JSON");
+    let fentry = probe["fentry"]["available"] == true;
+    let dir = temp_dir("setcap-rewritten");
+    let f = file_in(&dir, "su", 0o755);
+    let (pid, ok) = run(Command::new(env!("CARGO_BIN_EXE_actor"))
+        .arg("setcap-rewritten")
+        .arg(&f));
+    assert!(ok, "the actor");
+    let ev = sensor.wait_for("setcap", |v| is_file_event(v, "set_xattr", pid));
+    assert_eq!(at(&ev, "file.path").as_str(), f.to_str(), "{ev}");
+    assert_eq!(at(&ev, "event.outcome"), "success", "{ev}");
+    let xattr = at(&ev, "sensor.file_change.xattr");
+    if fentry {
+        assert_eq!(xattr["name"], "security.capability", "{ev}");
+        assert_eq!(
+            strings(&xattr["capabilities"]["permitted"]),
+            vec!["CAP_SETUID"],
+            "{ev}"
+        );
+        assert_eq!(xattr["rewritten"], true, "{ev}");
+    } else {
+        assert!(
+            strings(at(&ev, "sensor.file_change.unavailable")).contains(&"xattr.name"),
+            "{ev}"
+        );
+        // What the entry read: CAP_NET_BIND_SERVICE, effective (v2).
+        assert_eq!(
+            xattr["value_hex"], "0100000200040000000000000000000000000000",
+            "{ev}"
+        );
+        assert!(xattr["rewritten"].is_null(), "{ev}");
+    }
+}
+
 fn is_cred_event(v: &Value, syscall: &str, pid: u64) -> bool {
     action(v) == "credential_change" && pid_of(v) == pid && at(v, "sensor.syscall") == syscall
 }

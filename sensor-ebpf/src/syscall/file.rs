@@ -30,7 +30,7 @@ const AT_EMPTY_PATH: u32 = 0x1000;
 /// What was known at entry, besides the strings.
 #[repr(C)]
 pub struct PendingHead {
-    op: u32,
+    pub(super) op: u32,
     pub(super) flags: u32,
     fd: i32,
     at_flags: u32,
@@ -42,9 +42,9 @@ pub struct PendingHead {
     old_gid: u32,
     dev: u32,
     path_len: u32,
-    name_len: u32,
-    value_len: u32,
-    value_size: u32,
+    pub(super) name_len: u32,
+    pub(super) value_len: u32,
+    pub(super) value_size: u32,
     _pad0: u32,
     ino: u64,
 }
@@ -53,10 +53,10 @@ pub struct PendingHead {
 /// slot, then copied into an in-flight map.
 #[repr(C)]
 pub struct PendingFile {
-    head: PendingHead,
+    pub(super) head: PendingHead,
     path: [u8; ARG_PATH_CAP],
-    name: [u8; XATTR_NAME_CAP],
-    value: [u8; XATTR_VALUE_CAP],
+    pub(super) name: [u8; XATTR_NAME_CAP],
+    pub(super) value: [u8; XATTR_VALUE_CAP],
 }
 
 /// The first part of a [`PendingFile`]: its head and a path shorter than
@@ -86,7 +86,7 @@ static FILE_INFLIGHT_SHORT: HashMap<u64, PendingShort> = HashMap::with_max_entri
 /// or the short map full). Not preallocated: each value is ~4.5 KiB and
 /// only calls in flight need one.
 #[map]
-static FILE_INFLIGHT: HashMap<u64, PendingFile> =
+pub(super) static FILE_INFLIGHT: HashMap<u64, PendingFile> =
     HashMap::with_max_entries(4096, BPF_F_NO_PREALLOC);
 
 const BPF_F_NO_PREALLOC: u32 = 1;
@@ -145,8 +145,14 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
         );
         // Only security.* (file capabilities, LSM labels) and POSIX ACLs
         // change privileges; user.* and trusted.* are dropped here. An
-        // unreadable name is reported as such.
-        if p.head.flags & unreadable == 0 && !privileged_xattr(&p.name) {
+        // unreadable name is reported as such. Where the kernel's copy of
+        // the name is seen (`file_xattr.rs`), the exit decides by that
+        // instead: the caller's memory can say user.* now and security.*
+        // when the kernel copies it.
+        if p.head.flags & unreadable == 0
+            && !privileged_xattr(&p.name)
+            && !crate::syscall::file_xattr::kernel_copies()
+        {
             return 0;
         }
         if op.sets_xattr() {
@@ -353,6 +359,18 @@ fn exit(ret: i64, abi: u32) -> u32 {
     };
     // SAFETY: a live map value, this thread's only, ended only at the end.
     let p = unsafe { &*found.head };
+    // An xattr call the entry kept for its name to be decided here (see
+    // `enter`): dropped unless the name, the kernel's copy where the hook
+    // saw it, changes privileges. Xattr calls are never in short records.
+    if !found.short
+        && p.flags & file_flags::NAME_UNREADABLE == 0
+        && SyscallOp::from_u32(p.op).is_some_and(SyscallOp::is_xattr)
+        // SAFETY: a long record's name, XATTR_NAME_CAP bytes in the map value.
+        && !privileged_xattr(unsafe { &*found.name.cast::<[u8; XATTR_NAME_CAP]>() })
+    {
+        end(&key, &found);
+        return 0;
+    }
     // SAFETY: this CPU's scratch slot, 8-aligned and larger than FileEvent.
     let ev = unsafe { &mut *buf.cast::<FileEvent>() };
     // SAFETY: the helper has no preconditions.
@@ -499,7 +517,7 @@ pub(super) fn read_attrs(inode: u64, p: &mut PendingHead) -> Result<(), Miss> {
 
 /// `security.` or `system.posix_acl_` names.
 #[inline(always)]
-fn privileged_xattr(name: &[u8; XATTR_NAME_CAP]) -> bool {
+pub(super) fn privileged_xattr(name: &[u8; XATTR_NAME_CAP]) -> bool {
     const SECURITY: &[u8] = b"security.";
     const ACL: &[u8] = b"system.posix_acl_";
     starts_with(name, SECURITY) || starts_with(name, ACL)

@@ -26,6 +26,7 @@ pub mod cred;
 pub mod dispatch;
 pub mod file;
 pub mod file_setattr;
+pub mod file_xattr;
 mod inflight;
 pub mod net;
 pub mod net_address;

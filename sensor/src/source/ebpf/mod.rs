@@ -221,6 +221,16 @@ impl EbpfSource {
             .collect();
         let (mut syscalls, fentry_hooks, native_programs) =
             syscalls::attach(&mut ebpf, &enabled, &resolved, &btf)?;
+        match &fentry_hooks.xattr {
+            Some(Ok(())) => tracing::info!(
+                "xattr changes name the name and value as the kernel copied them (fentry)"
+            ),
+            Some(Err(why)) => tracing::info!(
+                "xattr changes name the name and value read from the caller's memory at entry \
+                 (a thread rewriting them under the call goes unseen): {why}"
+            ),
+            None => {}
+        }
         if let Some(Err(why)) = &fentry_hooks.setattr {
             tracing::info!(
                 "chmod/chown events come without the file's attributes from before the call: {why}"

@@ -69,6 +69,9 @@ pub struct ResolvedOffsets {
     /// Whether the hooks on the kernel's copy of a connect's or bind's
     /// address can load here, or why not (see [`socket_address_hooks`]).
     pub socket_address: Result<(), String>,
+    /// Where `security_inode_setxattr` and `_removexattr` take the xattr's
+    /// name (1 or 2), or why their hooks cannot load (see [`xattr_hooks`]).
+    pub xattr_name_arg: Result<u32, String>,
 }
 
 pub fn resolve_running_kernel() -> Result<ResolvedOffsets, OffsetsError> {
@@ -184,7 +187,37 @@ pub fn resolve_btf(btf: &Btf, cgroup_mode: CgroupMode) -> Result<ResolvedOffsets
         io_uring_complete: io_uring_complete.map(|_| ()),
         proc_mem,
         socket_address: socket_address_hooks(btf),
+        xattr_name_arg: xattr_hooks(btf),
     })
+}
+
+/// The file family's xattr hooks are built for the name as the second
+/// argument of `security_inode_setxattr` and `security_inode_removexattr`
+/// (before 5.12) or the third (after the mount's user namespace or idmap),
+/// with setxattr's value and size right after it.
+fn xattr_hooks(btf: &Btf) -> Result<u32, String> {
+    let index = |func: &str, param: &str| match btf::func_param_index(btf, func, param) {
+        Ok(Some(i)) => Ok(i),
+        Ok(None) => Err(format!("{func} has no {param} argument in BTF")),
+        Err(e) => Err(format!("{func}: {e}")),
+    };
+    let set = sensor_common::names::FN_SECURITY_INODE_SETXATTR;
+    let remove = sensor_common::names::FN_SECURITY_INODE_REMOVEXATTR;
+    let name = index(set, "name")?;
+    if !matches!(name, 1 | 2) {
+        return Err(format!("{set}'s name is argument {name}, not 1 or 2"));
+    }
+    for (func, param, at) in [
+        (set, "value", name + 1),
+        (set, "size", name + 2),
+        (remove, "name", name),
+    ] {
+        let i = index(func, param)?;
+        if i != at {
+            return Err(format!("{func}'s {param} is argument {i}, not {at}"));
+        }
+    }
+    Ok(name)
 }
 
 /// The network family's fentry hooks read `security_socket_connect`'s and

@@ -103,7 +103,9 @@ pub const FAMILIES: &[Family] = &[
               are refused; arguments are copied at entry, the result is read at exit",
         preferred: Some(
             "fentry/security_inode_setattr, added where fentry loads: the resolved inode's mode and \
-             owners before a path-based chmod/chown (fd-based calls have them either way)",
+             owners before a path-based chmod/chown (fd-based calls have them either way); \
+             fentry/security_inode_{setxattr,removexattr}: the xattr name and value as the kernel \
+             copied them, which a thread of the caller cannot rewrite after the entry's read",
         ),
     },
     Family {
@@ -242,6 +244,8 @@ pub struct Traced {
 pub struct FentryHooks {
     /// chmod/chown: the file's attributes from before the call.
     pub setattr: Option<HookStatus>,
+    /// xattr changes: the name and value as the kernel copied them.
+    pub xattr: Option<HookStatus>,
     /// truncate/unlink/rename/link/symlink of watched files decided by inode.
     pub watch_inode: Option<HookStatus>,
     /// connect/bind: the address as the kernel copied it.
@@ -284,7 +288,10 @@ pub fn attach(
             continue;
         }
         match kind {
-            EventKind::FileAttr => hooks.setattr = Some(attach_setattr(ebpf, btf, offsets)),
+            EventKind::FileAttr => {
+                hooks.setattr = Some(attach_setattr(ebpf, btf, offsets));
+                hooks.xattr = Some(attach_xattr(ebpf, btf, resolved));
+            }
             EventKind::FileWrite => {
                 hooks.watch_inode = Some(attach_watch_inode(ebpf, btf, offsets))
             }
@@ -421,6 +428,56 @@ fn attach_setattr(
     )
 }
 
+/// The fentry hooks that give xattr changes their name and value as the
+/// kernel copied them (see the eBPF side's `file_xattr.rs`), the build of
+/// each that matches this kernel's arguments; then the switch that has
+/// the entry keep every xattr call for the exit to decide by that name.
+/// Both or neither, as for the socket hooks.
+fn attach_xattr(
+    ebpf: &mut Ebpf,
+    btf: &Result<aya::Btf, String>,
+    resolved: &super::offsets::ResolvedOffsets,
+) -> HookStatus {
+    let name_arg = resolved.xattr_name_arg.clone()?;
+    let btf = btf.as_ref()?;
+    let (set, remove) = if name_arg == 2 {
+        (names::PROG_FILE_SETXATTR, names::PROG_FILE_REMOVEXATTR)
+    } else {
+        (
+            names::PROG_FILE_SETXATTR_NO_IDMAP,
+            names::PROG_FILE_REMOVEXATTR_NO_IDMAP,
+        )
+    };
+    let link = attach_fentry_link(ebpf, btf, set, names::FN_SECURITY_INODE_SETXATTR)
+        .map_err(|why| format!("{}: {why}", names::FN_SECURITY_INODE_SETXATTR))?;
+    if let Err(why) = attach_fentry(ebpf, btf, remove, names::FN_SECURITY_INODE_REMOVEXATTR) {
+        detach_fentry(ebpf, set, link);
+        return Err(format!("{}: {why}", names::FN_SECURITY_INODE_REMOVEXATTR));
+    }
+    set_switch(ebpf, names::XATTR_BY_KERNEL_MAP)
+}
+
+/// Sets the one-element switch map `name` to 1.
+fn set_switch(ebpf: &mut Ebpf, name: &str) -> HookStatus {
+    let map = ebpf
+        .map_mut(name)
+        .ok_or_else(|| format!("map {name} missing"))?;
+    let mut switch: Array<&mut MapData, u32> =
+        Array::try_from(map).map_err(|e| format!("{name}: {e}"))?;
+    switch.set(0, 1, 0).map_err(|e| format!("{name}: {e}"))
+}
+
+/// Detaches `link` of the fentry program `name`: the undoing of a hook
+/// whose partner did not load.
+fn detach_fentry(ebpf: &mut Ebpf, name: &str, link: aya::programs::fentry::FEntryLinkId) {
+    if let Some(p) = ebpf
+        .program_mut(name)
+        .and_then(|p| <&mut FEntry>::try_from(p).ok())
+    {
+        let _ = p.detach(link);
+    }
+}
+
 /// The fentry hooks that give connect and bind events the address as the
 /// kernel copied it (see the eBPF side's `net_address.rs`). Both or
 /// neither: events of one kind told apart from the other's by a hook
@@ -445,12 +502,7 @@ fn attach_socket_address(
         names::PROG_NET_BIND_ADDRESS,
         names::FN_SECURITY_SOCKET_BIND,
     ) {
-        if let Some(p) = ebpf
-            .program_mut(names::PROG_NET_CONNECT_ADDRESS)
-            .and_then(|p| <&mut FEntry>::try_from(p).ok())
-        {
-            let _ = p.detach(connect);
-        }
+        detach_fentry(ebpf, names::PROG_NET_CONNECT_ADDRESS, connect);
         return Err(format!("{}: {why}", names::FN_SECURITY_SOCKET_BIND));
     }
     Ok(())
@@ -482,25 +534,13 @@ fn attach_watch_inode(
             Ok(link) => links.push((name, link)),
             Err(why) => {
                 for (name, link) in links {
-                    if let Some(p) = ebpf
-                        .program_mut(name)
-                        .and_then(|p| <&mut FEntry>::try_from(p).ok())
-                    {
-                        let _ = p.detach(link);
-                    }
+                    detach_fentry(ebpf, name, link);
                 }
                 return Err(format!("{function}: {why}"));
             }
         }
     }
-    let name = names::WATCH_BY_INODE_MAP;
-    let map = ebpf
-        .map_mut(name)
-        .ok_or_else(|| format!("map {name} missing"))?;
-    let mut switch: Array<&mut MapData, u32> =
-        Array::try_from(map).map_err(|e| format!("{name}: {e}"))?;
-    switch.set(0, 1, 0).map_err(|e| format!("{name}: {e}"))?;
-    Ok(())
+    set_switch(ebpf, names::WATCH_BY_INODE_MAP)
 }
 
 /// Both setattr hooks find the dentry among security_inode_setattr's
