@@ -10,8 +10,9 @@
 //! (`struct filename`), the directory fd, the open flags and mode, and a
 //! connect's address (read from the caller's memory: the kernel copied it
 //! too, into the request's async data, so a thread of the caller could
-//! change it in between; the same race as a connect syscall's). Before,
-//! the opcode alone.
+//! change it in between; the race a connect syscall's entry has, which
+//! `syscall/net_address.rs` closes for syscalls only). Before, the opcode
+//! alone.
 //!
 //! Where the completion tracepoint passes the request too (5.19+), a
 //! second program reports the result of each request the first reported:

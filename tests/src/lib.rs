@@ -40,6 +40,18 @@ pub fn sensor_bin() -> PathBuf {
     p
 }
 
+/// Whether this kernel lets the sensor load fentry programs, as `sensor
+/// probe` finds out: the hooks that complete events from the kernel's own
+/// copies of a call's arguments load only then.
+pub fn fentry_loads() -> bool {
+    let out = std::process::Command::new(sensor_bin())
+        .args(["probe", "--json"])
+        .output()
+        .expect("sensor probe");
+    let probe: serde_json::Value = serde_json::from_slice(&out.stdout).expect("probe JSON");
+    probe["fentry"]["available"] == true
+}
+
 pub fn require_root() {
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };

@@ -317,12 +317,7 @@ fn setcap_shows_the_capability_set_and_its_removal() {
 #[test]
 fn a_setcap_rewritten_under_the_call_is_still_reported() {
     let sensor = Sensor::start("");
-    let probe = Command::new(sensor_tests::sensor_bin())
-        .args(["probe", "--json"])
-        .output()
-        .expect("probe");
-    let probe: Value = serde_json::from_slice(&probe.stdout).expect("probe JSON");
-    let fentry = probe["fentry"]["available"] == true;
+    let fentry = sensor_tests::fentry_loads();
     let dir = temp_dir("setcap-rewritten");
     let f = file_in(&dir, "su", 0o755);
     let (pid, ok) = run(Command::new(env!("CARGO_BIN_EXE_actor"))

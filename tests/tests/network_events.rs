@@ -338,12 +338,7 @@ fn a_connect_names_the_peer_it_got_even_when_its_address_is_rewritten() {
 #[test]
 fn a_connect_whose_address_cannot_be_read_at_entry_is_still_reported() {
     let sensor = Sensor::start("");
-    let probe = Command::new(sensor_tests::sensor_bin())
-        .args(["probe", "--json"])
-        .output()
-        .expect("probe");
-    let probe: Value = serde_json::from_slice(&probe.stdout).expect("probe JSON");
-    let fentry = probe["fentry"]["available"] == true;
+    let fentry = sensor_tests::fentry_loads();
     let dir = sensor_tests::scratch_dir("sensor-net-unread");
     let missing = dir.join("nobody listens here.sock");
     let out = Command::new(env!("CARGO_BIN_EXE_actor"))

@@ -351,6 +351,21 @@ fn boot_and_check(vmlinuz: &Path, initrd: &Path, suite: &str) -> Result<String> 
             events.trim()
         );
     }
+    // The hooks on the kernel's own copies of a call's arguments are
+    // optional (the sensor logs why one did not load), but Debian's
+    // kernels allow them all: their verifiers differ in what a fentry
+    // program may read from its context, so each must load on each.
+    for hook in [
+        "connect and bind events name the address as the kernel copied it (fentry)",
+        "xattr changes name the name and value as the kernel copied them (fentry)",
+    ] {
+        if !stderr.contains(hook) {
+            bail!(
+                "the sensor did not log \"{hook}\"\nsensor stderr:\n{}",
+                stderr.trim()
+            );
+        }
+    }
     // The module load attempt (busybox insmod, a garbage image): refused,
     // and reported with its outcome.
     let module = events

@@ -59,11 +59,32 @@ macro_rules! arg {
     };
 }
 
+/// Reads fentry argument `i` with a probe read of the context's argument
+/// slots: for a `void *` argument (setxattr's value), which kernels before
+/// 5.16 or so refuse to let a program load from the context directly ("is
+/// not a struct").
+#[inline(always)]
+fn untyped_arg(ctx: *mut u64, i: usize) -> Option<u64> {
+    let mut v = 0u64;
+    // SAFETY: slot i of the context's argument array (the caller's hook
+    // has more than i arguments), read into a local.
+    let r = unsafe {
+        bpf_probe_read_kernel(
+            (&raw mut v).cast(),
+            8,
+            ctx.wrapping_add(i) as *const core::ffi::c_void,
+        )
+    };
+    (r == 0).then_some(v)
+}
+
 /// `security_inode_setxattr(idmap, dentry, name, value, size, flags)`.
 #[unsafe(no_mangle)]
 #[unsafe(link_section = "fentry/security_inode_setxattr")]
 pub fn file_setxattr(ctx: *mut u64) -> i32 {
-    on_xattr(arg!(ctx, 2), Some((arg!(ctx, 3), arg!(ctx, 4))));
+    if let Some(value) = untyped_arg(ctx, 3) {
+        on_xattr(arg!(ctx, 2), Some((value, arg!(ctx, 4))));
+    }
     0
 }
 
@@ -71,7 +92,9 @@ pub fn file_setxattr(ctx: *mut u64) -> i32 {
 #[unsafe(no_mangle)]
 #[unsafe(link_section = "fentry/security_inode_setxattr")]
 pub fn file_setxattr_no_idmap(ctx: *mut u64) -> i32 {
-    on_xattr(arg!(ctx, 1), Some((arg!(ctx, 2), arg!(ctx, 3))));
+    if let Some(value) = untyped_arg(ctx, 2) {
+        on_xattr(arg!(ctx, 1), Some((value, arg!(ctx, 3))));
+    }
     0
 }
 

@@ -8,7 +8,6 @@
 //! the system family goes on.
 
 use aya::Ebpf;
-use aya::maps::{Array, MapData};
 use aya::programs::FExit;
 use sensor_common::{EventKind, names};
 
@@ -51,15 +50,8 @@ pub fn attach(
     if let Err(why) = available(resolved) {
         return Some(Err(why));
     }
-    let fexit = attach_fexit(ebpf, btf).and_then(|()| {
-        let name = names::PROC_MEM_BY_FEXIT_MAP;
-        let map = ebpf
-            .map_mut(name)
-            .ok_or_else(|| format!("map {name} missing"))?;
-        let mut switch: Array<&mut MapData, u32> =
-            Array::try_from(map).map_err(|e| format!("{name}: {e}"))?;
-        switch.set(0, 1, 0).map_err(|e| format!("{name}: {e}"))
-    });
+    let fexit = attach_fexit(ebpf, btf)
+        .and_then(|()| super::syscalls::set_switch(ebpf, names::PROC_MEM_BY_FEXIT_MAP));
     Some(match fexit {
         Ok(()) => Ok(Status::Fexit),
         Err(why) if enabled.contains(&EventKind::FileWrite) => Ok(Status::OpenExit(why)),

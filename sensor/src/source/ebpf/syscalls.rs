@@ -457,8 +457,9 @@ fn attach_xattr(
     set_switch(ebpf, names::XATTR_BY_KERNEL_MAP)
 }
 
-/// Sets the one-element switch map `name` to 1.
-fn set_switch(ebpf: &mut Ebpf, name: &str) -> HookStatus {
+/// Sets the one-element switch map `name` to 1: what has a kernel-side
+/// program rely on the optional hook just attached.
+pub(super) fn set_switch(ebpf: &mut Ebpf, name: &str) -> HookStatus {
     let map = ebpf
         .map_mut(name)
         .ok_or_else(|| format!("map {name} missing"))?;
