@@ -744,6 +744,11 @@ pub mod sys_flags {
     /// the fork (what `args[0]`, read at entry, asked for can differ: see
     /// [`super::SYS_OP_NAMESPACES_AT_FORK`]).
     pub const NAMESPACES_SEEN: u32 = 1 << 3;
+    /// pidfd_getfd: the pidfd named the caller's own process when the
+    /// entry read it, but the file taken is not the caller's own: another
+    /// thread put another process's pidfd under the fd's number before the
+    /// kernel read it. Which process the file came from is unknown.
+    pub const TARGET_UNKNOWN: u32 = 1 << 4;
 }
 
 /// mount(2) flags under which its source is a path too, resolved like the

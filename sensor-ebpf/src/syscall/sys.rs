@@ -148,13 +148,12 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
         // (pidfd, targetfd, flags): the fd taken, and the process it is
         // taken from (see `pidfd_target`).
         SyscallOp::PidfdGetfd => {
-            let key = super::entry_thread_key();
             let file = fd_file(super::current_task(), a(0) as i32);
             let target = pidfd_target(file).unwrap_or(0);
-            // Its own files: nothing crosses a process boundary.
-            if target == (key >> 32) as u32 || target == key as u32 {
-                return 0;
-            }
+            // Whose file was taken is decided at the exit (see
+            // `own_file_taken`): the fd is read here, and another thread
+            // can put another process's pidfd under its number before the
+            // kernel reads it.
             // (Its flags must be 0: any other value is the call's EINVAL.)
             // Volatile: on some compat paths LLVM sees two of these as
             // zero and merges them into a memset call.
@@ -324,9 +323,25 @@ fn exit(ret: i64, abi: u32) -> u32 {
         let _ = SYS_INFLIGHT.remove(&key);
         return 0;
     }
+    let task = current.addr();
+    // pidfd_getfd that took the very file the caller holds at that number
+    // gained nothing and is not reported (a process copying its own file;
+    // a child's file it shares since the fork), nor is a failure through
+    // the caller's own pidfd. A file that is not its own, taken through
+    // what the entry read as its own pidfd, means the kernel read another
+    // process's pidfd there: reported, with that process unknown.
+    if p.op == SyscallOp::PidfdGetfd as u32 {
+        let own_pidfd = p.args[1] == key >> 32 || p.args[1] == key & 0xffff_ffff;
+        if (ret < 0 && own_pidfd) || (ret >= 0 && own_file_taken(task, p.args[0], ret)) {
+            let _ = SYS_INFLIGHT.remove(&key);
+            return 0;
+        }
+        if own_pidfd {
+            p.flags |= sys_flags::TARGET_UNKNOWN;
+        }
+    }
     // SAFETY: this CPU's scratch slot, 8-aligned, larger than SysEvent.
     let ev = unsafe { &mut *buf.cast::<SysEvent>() };
-    let task = current.addr();
     if current.fill(&mut ev.task).is_err() {
         count_error(ProbeError::ReadTask);
         let _ = SYS_INFLIGHT.remove(&key);
@@ -554,6 +569,17 @@ pub fn signal_sensor(ctx: RawTracePointContext) -> u32 {
 }
 
 const FIXED: usize = core::mem::size_of::<SysEvent>();
+
+/// Whether the file pidfd_getfd installed at `taken` in `task`'s table is
+/// the one the task itself has at `fd`: the same `struct file`. (Plain
+/// numbers compared: a comparison of two failed reads' results had LLVM
+/// load a stack slot that 5.10's and 6.1's verifiers refuse.)
+#[inline(always)]
+fn own_file_taken(task: u64, fd: u64, taken: i64) -> bool {
+    let own = fd_file(task, fd as i32).unwrap_or(0);
+    let got = fd_file(task, taken as i32).unwrap_or(1);
+    own == got
+}
 
 /// The number of the process a pidfd (`file`) stands for: its `struct
 /// pid` is the file's private data (before pidfs, 6.9) or its inode's

@@ -828,6 +828,14 @@ pub struct ProcessAccess {
     /// A `/proc/PID/mem` open: `read`, `write` or `read_write`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mode: Option<&'static str>,
+    /// pidfd_getfd: the pidfd named the caller's own process when the
+    /// sensor read it at the call's entry, but the file taken is not one
+    /// of the caller's: another thread put another process's pidfd under
+    /// the fd's number before the kernel read it, to pass a theft off as
+    /// a process copying its own file. Where it came from is unknown
+    /// (no `sensor.ptrace_target`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub target_unknown: bool,
 }
 
 /// `sensor.kexec` (the kernel file, for kexec_file_load, is `file.path`).

@@ -169,6 +169,7 @@ mod tests {
             truncated: false,
             unreadable: false,
             namespaces_made: None,
+            target_unknown: false,
         }
     }
 

@@ -117,12 +117,14 @@ impl Pipeline {
                     // before looking): no target is named then.
                     SyscallOp::PidfdGetfd => {
                         let target = x.args[1] as u32;
-                        sensor.ptrace_target =
-                            pidfd_target_known(target, x.ret).then(|| self.target_process(target));
+                        sensor.ptrace_target = (pidfd_target_known(target, x.ret)
+                            && !x.target_unknown)
+                            .then(|| self.target_process(target));
                         let (path, object) = taken_file(&x);
                         sensor.process_access = Some(ProcessAccess {
                             fd: Some(x.args[0]),
                             object,
+                            target_unknown: x.target_unknown,
                             ..ProcessAccess::default()
                         });
                         file = path.map(|path| File {
@@ -758,6 +760,7 @@ mod tests {
             truncated: false,
             unreadable: false,
             namespaces_made: None,
+            target_unknown: false,
         })
     }
 

@@ -45,6 +45,7 @@ fn main() {
         "connect-unread-addr" => connect_unread_addr(&arg(1), &arg(2)),
         "connect-swapped-addr" => connect_swapped_addr(arg(1).parse().unwrap_or_else(|_| usage())),
         "setcap-rewritten" => setcap_rewritten(&arg(1)),
+        "pidfd-getfd-swapped" => pidfd_getfd_swapped(arg(1).parse().unwrap_or_else(|_| usage())),
         _ => usage(),
     };
     match result {
@@ -63,7 +64,8 @@ fn usage() -> ! {
          memfd-exec | mount-tmpfs DIR | move-mount-tmpfs DIR | mount-relative DIR | bind-relative SRC DST | move-mount-as-nobody DIR | \
          mount-setattr-rdonly DIR | mount-setattr-as-nobody DIR | bpf-prog-load | signal PID SIGNAL | signal-as-nobody PID SIGNAL | \
          io-uring-write FILE LINE | clone3-unread-flags FILE | setns-swapped-fd COUNT | \
-         connect-unread-addr FILE IP:PORT|PATH | connect-swapped-addr COUNT | setcap-rewritten FILE"
+         connect-unread-addr FILE IP:PORT|PATH | connect-swapped-addr COUNT | setcap-rewritten FILE | \
+         pidfd-getfd-swapped COUNT"
     );
     std::process::exit(2)
 }
@@ -377,6 +379,111 @@ fn connect_swapped_addr(count: u32) -> Result<String, String> {
     // SAFETY: our own fd.
     unsafe { libc::close(fd) };
     Ok(peers.join("\n"))
+}
+
+/// The fd number at which this process and its child of
+/// [`pidfd_getfd_swapped`] hold their different files.
+const SWAPPED_TARGET_FD: i32 = 100;
+
+/// `COUNT` pidfd_getfd(fd, 100) calls through one fd number under which a
+/// second thread keeps swapping two pidfds: this process's own and a
+/// child's. Each holds a different file at fd 100 (here /dev/null, in the
+/// child /dev/zero), so each file taken tells whose it was. Which pidfd
+/// the kernel reads, after a tracer's read at the call's entry, is a race.
+/// Prints the child's pid, then for each call that succeeded `own` or
+/// `child`, one per line, in order.
+fn pidfd_getfd_swapped(count: u32) -> Result<String, String> {
+    use std::os::fd::AsRawFd;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let null = std::fs::File::open("/dev/null").map_err(|e| e.to_string())?;
+    // SAFETY: a new number for our own file.
+    if unsafe { libc::dup2(null.as_raw_fd(), SWAPPED_TARGET_FD) } < 0 {
+        return Err(format!("dup2: {}", errno()));
+    }
+    let mut go = [0; 2];
+    // SAFETY: a plain pipe.
+    if unsafe { libc::pipe(go.as_mut_ptr()) } != 0 {
+        return Err(format!("pipe: {}", errno()));
+    }
+    // SAFETY: single-threaded here; the child only makes syscalls.
+    let holder = unsafe { libc::fork() };
+    if holder == 0 {
+        // SAFETY: its own /dev/zero at fd 100, then wait to be killed.
+        unsafe {
+            let zero = libc::open(c"/dev/zero".as_ptr(), libc::O_RDONLY);
+            let ok = zero >= 0 && libc::dup2(zero, SWAPPED_TARGET_FD) >= 0;
+            libc::write(go[1], if ok { b"r" } else { b"f" }.as_ptr().cast(), 1);
+            loop {
+                libc::pause();
+            }
+        }
+    }
+    let mut b = 0u8;
+    // SAFETY: waits for the child's file.
+    unsafe { libc::read(go[0], (&raw mut b).cast(), 1) };
+    // SAFETY: our own child.
+    let kill = || unsafe {
+        libc::kill(holder, libc::SIGKILL);
+        libc::waitpid(holder, std::ptr::null_mut(), 0);
+    };
+    // SAFETY: pidfd_open of ourselves and of our child.
+    let (own, other) = unsafe {
+        (
+            libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) as i32,
+            libc::syscall(libc::SYS_pidfd_open, holder, 0) as i32,
+        )
+    };
+    if b != b'r' || own < 0 || other < 0 {
+        kill();
+        return Err(format!("the child's file or the pidfds: {}", errno()));
+    }
+    // SAFETY: a new number for our own pidfd.
+    let swapped = unsafe { libc::dup(own) };
+    // /dev/zero's device number, to tell the child's file from ours.
+    let zero_rdev = std::fs::metadata("/dev/zero")
+        .map(|m| std::os::unix::fs::MetadataExt::rdev(&m))
+        .map_err(|e| e.to_string())?;
+    let stop = AtomicBool::new(false);
+    let mut taken = vec![holder.to_string()];
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                // SAFETY: both are open fds of this process.
+                unsafe {
+                    libc::dup2(other, swapped);
+                    libc::dup2(own, swapped);
+                }
+            }
+        });
+        for _ in 0..count {
+            // SAFETY: a new fd in this process on success, closed below.
+            let fd = unsafe {
+                libc::syscall(libc::SYS_pidfd_getfd, swapped, SWAPPED_TARGET_FD, 0) as i32
+            };
+            if fd < 0 {
+                continue;
+            }
+            // SAFETY: an all-zero stat is valid; fstat of our new fd.
+            let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            // SAFETY: as above.
+            let ok = unsafe { libc::fstat(fd, &mut st) } == 0;
+            // SAFETY: our own fd.
+            unsafe { libc::close(fd) };
+            if ok {
+                taken.push(
+                    if st.st_rdev == zero_rdev {
+                        "child"
+                    } else {
+                        "own"
+                    }
+                    .to_owned(),
+                );
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+    kill();
+    Ok(taken.join("\n"))
 }
 
 /// A `security.capability` value (v2: effective, permitted `caps`).

@@ -297,6 +297,9 @@ pub struct SysRecord {
     /// fork (`sys_flags::NAMESPACES_SEEN`): what the kernel did, where
     /// args[0] is what the arguments asked for when the entry read them.
     pub namespaces_made: Option<u64>,
+    /// pidfd_getfd: the pidfd named the caller's own process at entry, but
+    /// the file taken came from another (`sys_flags::TARGET_UNKNOWN`).
+    pub target_unknown: bool,
 }
 
 impl SysRecord {
@@ -634,6 +637,7 @@ fn decode_sys(bytes: &[u8]) -> Result<SysRecord, DecodeError> {
         truncated: e.flags & sys_flags::TRUNCATED != 0,
         unreadable: e.flags & sys_flags::UNREADABLE != 0,
         namespaces_made: (e.flags & sys_flags::NAMESPACES_SEEN != 0).then_some(e.args[1]),
+        target_unknown: e.flags & sys_flags::TARGET_UNKNOWN != 0,
     })
 }
 
@@ -826,6 +830,7 @@ mod tests {
             truncated: false,
             unreadable: false,
             namespaces_made: None,
+            target_unknown: false,
         }
     }
 
