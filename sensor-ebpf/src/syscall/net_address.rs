@@ -18,7 +18,7 @@ use aya_ebpf::helpers::generated::bpf_probe_read_kernel;
 use sensor_common::{ProbeError, SOCKADDR_CAP, SyscallOp, net_flags};
 
 use super::inflight;
-use super::net::NET_INFLIGHT;
+use super::net::{NET_INFLIGHT, copy_len};
 use crate::kernel::zero_u64s;
 use crate::maps::count_error;
 
@@ -70,21 +70,10 @@ fn on_address(op: SyscallOp, address: u64, len: u64) {
     // SAFETY: kernel_sockaddr is 8-aligned (asserted in net.rs) and
     // SOCKADDR_CAP long.
     unsafe { zero_u64s::<{ SOCKADDR_CAP / 8 }>(p.kernel_sockaddr.as_mut_ptr()) };
-    // An int: the kernel already refused anything negative or larger than
-    // a sockaddr_storage before its copy.
-    let len = len as i32;
-    let len = if len <= 0 {
-        0
-    } else if len as usize > SOCKADDR_CAP {
-        SOCKADDR_CAP as u32
-    } else {
-        len as u32
-    };
-    // Bounded in the register passed, as in net.rs's entry.
-    // SAFETY: a read of a local.
-    let len = unsafe { core::ptr::read_volatile(&len) };
+    // An int, which the kernel already refused if negative or larger than
+    // a sockaddr_storage, before its copy.
+    let len = copy_len((len as i32).max(0) as u64);
     if len > 0 {
-        let len = ((len - 1) & (SOCKADDR_CAP as u32 - 1)) + 1;
         // SAFETY: at most SOCKADDR_CAP bytes into kernel_sockaddr.
         let r = unsafe {
             bpf_probe_read_kernel(
