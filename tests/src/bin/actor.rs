@@ -381,6 +381,85 @@ fn connect_swapped_addr(count: u32) -> Result<String, String> {
     Ok(peers.join("\n"))
 }
 
+/// A child that sets something up (`prepare`: syscalls only, right after
+/// the fork of a process that may have threads), says whether that
+/// worked, then waits to be killed, which dropping its holder does.
+struct Holder {
+    pid: libc::pid_t,
+}
+
+impl Holder {
+    fn start(prepare: impl FnOnce() -> bool) -> Result<Holder, String> {
+        let mut go = [0; 2];
+        // SAFETY: a plain pipe.
+        if unsafe { libc::pipe(go.as_mut_ptr()) } != 0 {
+            return Err(format!("pipe: {}", errno()));
+        }
+        // SAFETY: the child only makes syscalls, then pauses until killed.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let ok = prepare();
+            // SAFETY: plain syscalls.
+            unsafe {
+                libc::write(go[1], if ok { b"r" } else { b"f" }.as_ptr().cast(), 1);
+                loop {
+                    libc::pause();
+                }
+            }
+        }
+        if pid < 0 {
+            return Err(format!("fork: {}", errno()));
+        }
+        let holder = Holder { pid };
+        let mut b = 0u8;
+        // SAFETY: waits for the child's word; our pipe's ends.
+        unsafe {
+            libc::read(go[0], (&raw mut b).cast(), 1);
+            libc::close(go[0]);
+            libc::close(go[1]);
+        }
+        if b != b'r' {
+            return Err("the child's setup failed".into());
+        }
+        Ok(holder)
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        // SAFETY: our own child, killed and reaped.
+        unsafe {
+            libc::kill(self.pid, libc::SIGKILL);
+            libc::waitpid(self.pid, std::ptr::null_mut(), 0);
+        }
+    }
+}
+
+/// Runs `body` with a new fd number under which a second thread keeps
+/// putting `own` and `other` in turn (dup2), until `body` returns: a file
+/// swapped under an fd's number between a tracer's read of the fd at a
+/// syscall's entry and the kernel's.
+fn while_swapping<T>(own: i32, other: i32, body: impl FnOnce(i32) -> T) -> T {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    // SAFETY: a new number for our own fd.
+    let swapped = unsafe { libc::dup(own) };
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                // SAFETY: both are open fds of this process.
+                unsafe {
+                    libc::dup2(other, swapped);
+                    libc::dup2(own, swapped);
+                }
+            }
+        });
+        let out = body(swapped);
+        stop.store(true, Ordering::Relaxed);
+        out
+    })
+}
+
 /// The fd number at which this process and its child of
 /// [`pidfd_getfd_swapped`] hold their different files.
 const SWAPPED_TARGET_FD: i32 = 100;
@@ -394,67 +473,32 @@ const SWAPPED_TARGET_FD: i32 = 100;
 /// `child`, one per line, in order.
 fn pidfd_getfd_swapped(count: u32) -> Result<String, String> {
     use std::os::fd::AsRawFd;
-    use std::sync::atomic::{AtomicBool, Ordering};
     let null = std::fs::File::open("/dev/null").map_err(|e| e.to_string())?;
     // SAFETY: a new number for our own file.
     if unsafe { libc::dup2(null.as_raw_fd(), SWAPPED_TARGET_FD) } < 0 {
         return Err(format!("dup2: {}", errno()));
     }
-    let mut go = [0; 2];
-    // SAFETY: a plain pipe.
-    if unsafe { libc::pipe(go.as_mut_ptr()) } != 0 {
-        return Err(format!("pipe: {}", errno()));
-    }
-    // SAFETY: single-threaded here; the child only makes syscalls.
-    let holder = unsafe { libc::fork() };
-    if holder == 0 {
-        // SAFETY: its own /dev/zero at fd 100, then wait to be killed.
-        unsafe {
-            let zero = libc::open(c"/dev/zero".as_ptr(), libc::O_RDONLY);
-            let ok = zero >= 0 && libc::dup2(zero, SWAPPED_TARGET_FD) >= 0;
-            libc::write(go[1], if ok { b"r" } else { b"f" }.as_ptr().cast(), 1);
-            loop {
-                libc::pause();
-            }
-        }
-    }
-    let mut b = 0u8;
-    // SAFETY: waits for the child's file.
-    unsafe { libc::read(go[0], (&raw mut b).cast(), 1) };
-    // SAFETY: our own child.
-    let kill = || unsafe {
-        libc::kill(holder, libc::SIGKILL);
-        libc::waitpid(holder, std::ptr::null_mut(), 0);
-    };
+    // SAFETY: its own /dev/zero at fd 100.
+    let holder = Holder::start(|| unsafe {
+        let zero = libc::open(c"/dev/zero".as_ptr(), libc::O_RDONLY);
+        zero >= 0 && libc::dup2(zero, SWAPPED_TARGET_FD) >= 0
+    })?;
     // SAFETY: pidfd_open of ourselves and of our child.
     let (own, other) = unsafe {
         (
             libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) as i32,
-            libc::syscall(libc::SYS_pidfd_open, holder, 0) as i32,
+            libc::syscall(libc::SYS_pidfd_open, holder.pid, 0) as i32,
         )
     };
-    if b != b'r' || own < 0 || other < 0 {
-        kill();
-        return Err(format!("the child's file or the pidfds: {}", errno()));
+    if own < 0 || other < 0 {
+        return Err(format!("pidfd_open: {}", errno()));
     }
-    // SAFETY: a new number for our own pidfd.
-    let swapped = unsafe { libc::dup(own) };
     // /dev/zero's device number, to tell the child's file from ours.
     let zero_rdev = std::fs::metadata("/dev/zero")
         .map(|m| std::os::unix::fs::MetadataExt::rdev(&m))
         .map_err(|e| e.to_string())?;
-    let stop = AtomicBool::new(false);
-    let mut taken = vec![holder.to_string()];
-    std::thread::scope(|scope| {
-        scope.spawn(|| {
-            while !stop.load(Ordering::Relaxed) {
-                // SAFETY: both are open fds of this process.
-                unsafe {
-                    libc::dup2(other, swapped);
-                    libc::dup2(own, swapped);
-                }
-            }
-        });
+    let mut taken = vec![holder.pid.to_string()];
+    while_swapping(own, other, |swapped| {
         for _ in 0..count {
             // SAFETY: a new fd in this process on success, closed below.
             let fd = unsafe {
@@ -480,9 +524,7 @@ fn pidfd_getfd_swapped(count: u32) -> Result<String, String> {
                 );
             }
         }
-        stop.store(true, Ordering::Relaxed);
     });
-    kill();
     Ok(taken.join("\n"))
 }
 
@@ -629,54 +671,14 @@ fn setcap_rewritten(file: &str) -> Result<String, String> {
 /// namespace the calling thread is in after it, one per line, in order.
 fn setns_swapped_fd(count: u32) -> Result<String, String> {
     use std::os::fd::AsRawFd;
-    use std::sync::atomic::{AtomicBool, Ordering};
     let own = std::fs::File::open("/proc/self/ns/net").map_err(|e| e.to_string())?;
-    let mut go = [0; 2];
-    // SAFETY: a plain pipe.
-    if unsafe { libc::pipe(go.as_mut_ptr()) } != 0 {
-        return Err(format!("pipe: {}", errno()));
-    }
-    // SAFETY: single-threaded here; the child only makes syscalls.
-    let holder = unsafe { libc::fork() };
-    if holder == 0 {
-        // SAFETY: a new network namespace, then wait to be killed.
-        unsafe {
-            let ok = libc::unshare(libc::CLONE_NEWNET) == 0;
-            libc::write(go[1], if ok { b"r" } else { b"f" }.as_ptr().cast(), 1);
-            loop {
-                libc::pause();
-            }
-        }
-    }
-    let mut b = 0u8;
-    // SAFETY: waits for the holder's namespace.
-    unsafe { libc::read(go[0], (&raw mut b).cast(), 1) };
-    let other = std::fs::File::open(format!("/proc/{holder}/ns/net"));
-    // SAFETY: our own child.
-    let kill = || unsafe {
-        libc::kill(holder, libc::SIGKILL);
-        libc::waitpid(holder, std::ptr::null_mut(), 0);
-    };
-    if b != b'r' {
-        kill();
-        return Err("the holder could not unshare".into());
-    }
+    // SAFETY: a syscall in the child.
+    let holder = Holder::start(|| unsafe { libc::unshare(libc::CLONE_NEWNET) == 0 })?;
+    let other = std::fs::File::open(format!("/proc/{}/ns/net", holder.pid));
     let other = other.map_err(|e| e.to_string())?;
     let (own, other) = (own.as_raw_fd(), other.as_raw_fd());
-    // SAFETY: a new number for the same file.
-    let swapped = unsafe { libc::dup(own) };
-    let stop = AtomicBool::new(false);
     let mut entered = Vec::new();
-    std::thread::scope(|scope| {
-        scope.spawn(|| {
-            while !stop.load(Ordering::Relaxed) {
-                // SAFETY: both are open fds of this process.
-                unsafe {
-                    libc::dup2(other, swapped);
-                    libc::dup2(own, swapped);
-                }
-            }
-        });
+    while_swapping(own, other, |swapped| {
         for _ in 0..count {
             // SAFETY: setns of this thread through an fd of this process.
             if unsafe { libc::setns(swapped, libc::CLONE_NEWNET) } == 0
@@ -685,9 +687,7 @@ fn setns_swapped_fd(count: u32) -> Result<String, String> {
                 entered.push(std::os::unix::fs::MetadataExt::ino(&now).to_string());
             }
         }
-        stop.store(true, Ordering::Relaxed);
     });
-    kill();
     Ok(entered.join("\n"))
 }
 
