@@ -207,8 +207,12 @@ fn a_write_into_another_process_through_its_memory_file_names_it() {
     assert!(ok, "the child did not find the payload: {status:#x}");
 
     let me = u64::from(std::process::id());
+    // By its target too: the test beside this one opens its own memory
+    // file from this same process.
     let ev = sensor.wait_for("the open of the child's memory", |v| {
-        action(v) == "process_memory_open" && pid_of(v) == me
+        action(v) == "process_memory_open"
+            && pid_of(v) == me
+            && at(v, "sensor.ptrace_target.pid") == child
     });
     assert_eq!(at(&ev, "sensor.ptrace_target.pid"), child, "{ev}");
     assert_eq!(at(&ev, "sensor.process_access.mode"), "read_write", "{ev}");
@@ -240,16 +244,16 @@ fn its_own_memory_opened_for_writing_is_reported_and_for_reading_not() {
         unsafe { libc::close(fd) };
     }
     let me = u64::from(me);
-    let ev = sensor.wait_for("the open of our own memory for writing", |v| {
-        action(v) == "process_memory_open" && pid_of(v) == me
-    });
-    assert_eq!(at(&ev, "sensor.ptrace_target.pid"), me, "{ev}");
+    // By its target too: the test beside this one opens a child's memory
+    // file from this same process.
+    let own = |v: &serde_json::Value| {
+        action(v) == "process_memory_open"
+            && pid_of(v) == me
+            && at(v, "sensor.ptrace_target.pid") == me
+    };
+    let ev = sensor.wait_for("the open of our own memory for writing", own);
     assert_eq!(at(&ev, "sensor.process_access.mode"), "write", "{ev}");
-    let opens = sensor
-        .events()
-        .into_iter()
-        .filter(|v| action(v) == "process_memory_open" && pid_of(v) == me)
-        .count();
+    let opens = sensor.events().into_iter().filter(own).count();
     assert_eq!(opens, 1, "the read-only open was reported too");
 }
 
