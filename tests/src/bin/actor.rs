@@ -331,7 +331,7 @@ fn connect_unread_addr(file: &str, addr: &str) -> Result<String, String> {
 }
 
 /// `COUNT` UDP connects of one socket through one `struct sockaddr_in`
-/// that a second thread keeps rewriting between 127.0.0.1:40001 and
+/// that other threads keep rewriting between 127.0.0.1:40001 and
 /// 127.0.0.2:40002 (a connected UDP socket needs no listener). Which one
 /// the kernel copies, after a tracer's read at the call's entry, is a race.
 /// Prints, for each call that succeeded, the socket's peer after it
@@ -353,13 +353,17 @@ fn connect_swapped_addr(count: u32) -> Result<String, String> {
     }
     let stop = AtomicBool::new(false);
     let mut peers = Vec::new();
+    // One rewriting thread per CPU, as in `while_swapping`.
+    let writers = std::thread::available_parallelism().map_or(2, usize::from);
     std::thread::scope(|scope| {
-        scope.spawn(|| {
-            while !stop.load(Ordering::Relaxed) {
-                addr[0].store(b, Ordering::Relaxed);
-                addr[0].store(a, Ordering::Relaxed);
-            }
-        });
+        for _ in 0..writers {
+            scope.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    addr[0].store(b, Ordering::Relaxed);
+                    addr[0].store(a, Ordering::Relaxed);
+                }
+            });
+        }
         for _ in 0..count {
             // SAFETY: 16 readable bytes, a sockaddr_in's size.
             if unsafe { libc::connect(fd, addr.as_ptr().cast(), 16) } != 0 {
@@ -435,25 +439,30 @@ impl Drop for Holder {
     }
 }
 
-/// Runs `body` with a new fd number under which a second thread keeps
+/// Runs `body` with a new fd number under which other threads keep
 /// putting `own` and `other` in turn (dup2), until `body` returns: a file
 /// swapped under an fd's number between a tracer's read of the fd at a
-/// syscall's entry and the kernel's.
+/// syscall's entry and the kernel's. One thread per CPU: with a CPU to
+/// itself, the caller is rarely interrupted in that short window, and an
+/// idle machine then shows no swap at all.
 fn while_swapping<T>(own: i32, other: i32, body: impl FnOnce(i32) -> T) -> T {
     use std::sync::atomic::{AtomicBool, Ordering};
     // SAFETY: a new number for our own fd.
     let swapped = unsafe { libc::dup(own) };
     let stop = AtomicBool::new(false);
+    let swappers = std::thread::available_parallelism().map_or(2, usize::from);
     std::thread::scope(|scope| {
-        scope.spawn(|| {
-            while !stop.load(Ordering::Relaxed) {
-                // SAFETY: both are open fds of this process.
-                unsafe {
-                    libc::dup2(other, swapped);
-                    libc::dup2(own, swapped);
+        for _ in 0..swappers {
+            scope.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    // SAFETY: both are open fds of this process.
+                    unsafe {
+                        libc::dup2(other, swapped);
+                        libc::dup2(own, swapped);
+                    }
                 }
-            }
-        });
+            });
+        }
         let out = body(swapped);
         stop.store(true, Ordering::Relaxed);
         out
