@@ -249,6 +249,18 @@ caps=$(getcap /tmp/.su)
 EOF
 }
 
+# A file capability set by dev as root of a user namespace of its own
+# (as in a rootless container): the kernel stores it as revision 3 with
+# dev's uid as the namespace's root. Reported with that root uid, and not
+# flagged as rewritten (the conversion is the kernel's, not a thread's).
+namespaced_capability() {
+    step namespaced_capability
+    as_root "$GUEST_USER" <<'EOF'
+runuser -u "$1" -- sh -c 'cp "$(command -v busybox)" /tmp/.nscap && unshare --user --map-root-user setcap cap_net_raw+ep /tmp/.nscap' </dev/null
+[[ $(getcap /tmp/.nscap) == *cap_net_raw* ]]
+EOF
+}
+
 reverse_shell() {
     local before
     before=$(accepted)
@@ -483,6 +495,7 @@ main() {
     ia32_syscalls
     file_capability
     hidden_capability
+    namespaced_capability
     reverse_shell
     memfd_exec
     memory_theft

@@ -180,8 +180,18 @@ fn on_xattr(name: u64, value: Option<(u64, u64)>) {
                 return;
             }
         }
+        // A file capability set in a user namespace reaches the hook
+        // converted (`cap_convert_nscap`: revision 3, with the namespace's
+        // root uid, a longer value): for that name only the capability
+        // sets and the effective flag are the caller's to compare.
+        let caps = name_len as usize == CAPABILITY.len()
+            && same(&c.name, &CAPABILITY_NAME, CAPABILITY.len());
         differs |= p.head.flags & file_flags::VALUE_UNREADABLE == 0
-            && (size != p.head.value_size || !same(&c.value, &p.value, value_len as usize));
+            && if caps {
+                !same_capabilities(&c.value, &p.value)
+            } else {
+                size != p.head.value_size || !same(&c.value, &p.value, value_len as usize)
+            };
         p.head.value_size = size;
         p.head.flags &= !(file_flags::VALUE_UNREADABLE | file_flags::VALUE_TRUNCATED);
         if size as usize > XATTR_VALUE_CAP {
@@ -204,6 +214,38 @@ fn on_xattr(name: u64, value: Option<(u64, u64)>) {
     if differs {
         p.head.flags |= file_flags::XATTR_REWRITTEN;
     }
+}
+
+const CAPABILITY: &[u8] = b"security.capability";
+
+/// [`CAPABILITY`] in a name buffer's shape, to compare with one.
+const CAPABILITY_NAME: [u8; XATTR_NAME_CAP] = {
+    let mut n = [0u8; XATTR_NAME_CAP];
+    let mut i = 0;
+    while i < CAPABILITY.len() {
+        n[i] = CAPABILITY[i];
+        i += 1;
+    }
+    n
+};
+
+/// Whether two `security.capability` values grant the same: their
+/// effective flag (the first byte of `magic_etc`) and their permitted and
+/// inheritable words (bytes 4 to 19), whatever their revision (the last
+/// byte of `magic_etc`) and a revision 3's root uid (bytes 20 to 23).
+#[inline(always)]
+fn same_capabilities<const N: usize>(a: &[u8; N], b: &[u8; N]) -> bool {
+    let mut i = 0;
+    while i < N {
+        if i >= 20 {
+            break;
+        }
+        if i != 3 && a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 /// Whether the first `len` bytes of `a` and `b` are the same.

@@ -254,6 +254,14 @@ const SCENARIO: &[Step] = &[
         )],
     },
     Step {
+        name: "namespaced_capability",
+        expects: &[one(
+            "set_xattr of CAP_NET_RAW on /tmp/.nscap by dev in a user namespace, root uid 1000, not rewritten",
+            &["set_xattr"],
+            is_namespaced_capability,
+        )],
+    },
+    Step {
         name: "reverse_shell",
         expects: &[one(
             "successful connect by bash to 10.0.2.2",
@@ -618,6 +626,21 @@ fn is_hidden_capability(v: &Value) -> bool {
             "CAP_NET_BIND_SERVICE",
         )
         && at(v, "sensor.file_change.xattr.rewritten") == &Value::Bool(true)
+}
+
+/// The kernel's conversion to revision 3 is not a rewrite.
+fn is_namespaced_capability(v: &Value) -> bool {
+    succeeded(v)
+        && is(v, "process.user.name", GUEST_USER)
+        && is(v, "file.path", "/tmp/.nscap")
+        && is(v, "sensor.file_change.xattr.name", "security.capability")
+        && lists(
+            v,
+            "sensor.file_change.xattr.capabilities.permitted",
+            "CAP_NET_RAW",
+        )
+        && at(v, "sensor.file_change.xattr.capabilities.root_uid") == &Value::from(1000)
+        && at(v, "sensor.file_change.xattr.rewritten").is_null()
 }
 
 /// The listener's port is the harness's choice, unknown here; a connect
