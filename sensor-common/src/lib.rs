@@ -84,6 +84,18 @@ pub mod names {
     /// has the file family's entry keep every xattr call for the exit to
     /// decide by the kernel's copy of the name.
     pub const XATTR_BY_KERNEL_MAP: &str = "XATTR_BY_KERNEL";
+    /// `fentry/security_path_chmod` and `_chown`: the file a chmod or chown
+    /// changes, as the kernel resolved it (through symlinks, and whatever
+    /// the caller's memory held at the entry), completing the file family's
+    /// in-flight record.
+    pub const PROG_FILE_PATH_CHMOD: &str = "file_path_chmod";
+    pub const FN_SECURITY_PATH_CHMOD: &str = "security_path_chmod";
+    pub const PROG_FILE_PATH_CHOWN: &str = "file_path_chown";
+    pub const FN_SECURITY_PATH_CHOWN: &str = "security_path_chown";
+    /// `u32` array of one: 1 once the path hooks above are attached, which
+    /// has the file family's entry leave the ignored-path-prefix decision
+    /// on chmod/chown to the daemon, by the file the kernel resolved.
+    pub const FILE_PATH_BY_KERNEL_MAP: &str = "FILE_PATH_BY_KERNEL";
     /// Entry program (by tail call from `syscall_enter`) of the credential syscalls.
     pub const PROG_CRED_ENTER: &str = "cred_enter";
     /// Exit program (by tail call from `syscall_exit`) of the credential syscalls.

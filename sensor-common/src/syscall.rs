@@ -531,6 +531,17 @@ pub mod file_flags {
     /// With [`XATTR_KERNEL_COPY`]: the caller's memory held another name or
     /// value when the entry read it (a thread rewrote it under the call).
     pub const XATTR_REWRITTEN: u32 = 1 << 10;
+    /// A chmod's or chown's file as the kernel resolved it
+    /// (`security_path_chmod`/`_chown`, where fentry loads): `base` is its
+    /// path (with [`BASE_IS_FILE`]), and the `old_*` attributes, `ino` and
+    /// `dev` are its own, whatever the path argument or fd said at entry.
+    pub const KERNEL_PATH: u32 = 1 << 11;
+    /// The path argument starts with an ignored prefix, and the entry kept
+    /// the call anyway: the filter is decided by the file the kernel
+    /// resolved, or the call is one no argument may hide (a chmod that sets
+    /// the setuid or setgid bit, an xattr change); see the daemon's
+    /// `pipeline::file`.
+    pub const ARG_IGNORED: u32 = 1 << 12;
 }
 
 /// A file attribute change: chmod, chown or an xattr change, after the

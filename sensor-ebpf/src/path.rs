@@ -83,11 +83,34 @@ pub fn write_found_path(w: &mut Writer, path: Result<u64, Miss>) -> Walk {
 /// Writes the `struct path` at kernel address `path`.
 #[inline(always)]
 pub fn write_path(w: &mut Writer, path: u64, cap: usize, max_components: u32) -> Walk {
+    let (vfsmount, dentry) = path_parts(path);
+    write_mounted(w, vfsmount, dentry, cap, max_components)
+}
+
+/// The `struct path` at kernel address `path` as its mount and dentry
+/// (0 where unreadable, which [`write_mounted`] reports as a failed walk).
+#[inline(always)]
+pub fn path_parts(path: u64) -> (u64, u64) {
+    (
+        read_ptr(path, off!(path_mnt)).unwrap_or(0),
+        read_ptr(path, off!(path_dentry)).unwrap_or(0),
+    )
+}
+
+/// Writes the path of `dentry` in the mount whose `struct vfsmount` is at
+/// `vfsmount`: a `struct path` given as its two parts.
+#[inline(always)]
+pub fn write_mounted(
+    w: &mut Writer,
+    vfsmount: u64,
+    dentry: u64,
+    cap: usize,
+    max_components: u32,
+) -> Walk {
     let start = w.pos;
     let mount_mnt = off!(mount_mnt);
     let name_ptr = plus(off!(dentry_name), off!(qstr_name));
-    let mut dentry = read_ptr(path, off!(path_dentry)).unwrap_or(0);
-    let vfsmount = read_ptr(path, off!(path_mnt)).unwrap_or(0);
+    let mut dentry = dentry;
     if dentry == 0 || vfsmount == 0 || mount_mnt == OFFSET_MISSING {
         return Walk::Failed;
     }

@@ -99,6 +99,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     let watched = crate::source::ebpf::watch::Watched::resolve(&config.watch);
     let (mut source, ring) = EbpfSource::load(&config.ebpf, &config.filter, &watched)?;
     pipeline.set_watched(watched);
+    pipeline.set_ignored_path_prefixes(&config.filter.ignore_path_prefixes);
     let cgroup_mode = crate::source::ebpf::offsets::CgroupMode::detect();
     pipeline.seed(procfs::all_processes(
         std::path::Path::new("/proc"),

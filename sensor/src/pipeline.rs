@@ -52,6 +52,9 @@ pub struct Pipeline {
     /// The watched paths, to check path arguments exactly and to name the
     /// watch a write matched.
     watched: crate::source::ebpf::watch::Watched,
+    /// `[filter] ignore_path_prefixes`, for the chmod and chown calls the
+    /// kernel side leaves to the daemon (see `file::ignored`).
+    ignored_path_prefixes: Vec<Vec<u8>>,
     /// Persists `seq` across restarts (see `sink::sequence`).
     lease: Option<SequenceLease>,
     /// Container names, images and pods by id (bounded; see `enrich::runtime`).
@@ -122,6 +125,7 @@ impl Pipeline {
             connecting: std::collections::HashMap::new(),
             io_uring: Default::default(),
             watched: Default::default(),
+            ignored_path_prefixes: Vec::new(),
             lease: None,
             runtimes: RuntimeCache::new(Lookup::default()),
             hasher: None,
@@ -232,6 +236,10 @@ impl Pipeline {
         self.watched = watched;
     }
 
+    pub fn set_ignored_path_prefixes(&mut self, prefixes: &[String]) {
+        self.ignored_path_prefixes = prefixes.iter().map(|p| p.as_bytes().to_vec()).collect();
+    }
+
     pub fn watched(&self) -> &crate::source::ebpf::watch::Watched {
         &self.watched
     }
@@ -248,7 +256,7 @@ impl Pipeline {
             KernelEvent::Exec(e) => self.exec(e),
             KernelEvent::Fork(f) => self.fork(f),
             KernelEvent::Exit(x) => self.exit(x),
-            KernelEvent::FileAttr(f) => self.file_attr(f),
+            KernelEvent::FileAttr(f) => return self.file_attr(f),
             KernelEvent::Cred(c) => self.cred(c),
             KernelEvent::Net(n) => self.net(n),
             KernelEvent::System(x) => self.system(x),

@@ -109,10 +109,12 @@ pub fn run() -> Report {
         match family.kind {
             sensor_common::EventKind::FileAttr => {
                 hook += if fentry.available {
-                    " + fentry/security_inode_setattr + fentry/security_inode_{setxattr,removexattr}"
+                    " + fentry/security_path_{chmod,chown} + fentry/security_inode_setattr \
+                     + fentry/security_inode_{setxattr,removexattr}"
                 } else {
-                    " (fentry refused here: no before attributes for path-based calls; xattr names \
-                     and values as read from the caller's memory at entry)"
+                    " (fentry refused here: path-based calls named by their path argument, without \
+                     before attributes; xattr names and values as read from the caller's memory at \
+                     entry)"
                 }
             }
             sensor_common::EventKind::FileWrite => {

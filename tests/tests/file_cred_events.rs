@@ -614,6 +614,72 @@ fn kernel_side_filters_drop_what_they_match_and_nothing_else() {
     let _ = std::fs::remove_dir(&cgroup_dir);
 }
 
+/// A symlink under an ignored prefix can name any file: the path filter
+/// must not hide a change to a file outside the prefix through it. Where
+/// the kernel resolves the file (fentry), the file decides; where it does
+/// not (this machine), a chmod that sets the setuid or setgid bit is never
+/// dropped by its path, and the rest is decided by the argument.
+#[test]
+fn a_symlink_under_an_ignored_prefix_does_not_hide_a_setuid_chmod() {
+    let dir = temp_dir("filter-link");
+    let ignored_prefix = dir.join("ignored");
+    std::fs::create_dir_all(&ignored_prefix).expect("mkdir");
+    let config = format!(
+        "[filter]\nignore_path_prefixes = [\"{}/\"]\n",
+        ignored_prefix.display()
+    );
+    let resolves = sensor_tests::fentry_loads();
+    let sensor = Sensor::start(&config);
+    let outside = file_in(&dir, "tool", 0o755);
+    let link = ignored_prefix.join("link");
+    std::os::unix::fs::symlink(&outside, &link).expect("symlink");
+    let inside = file_in(&ignored_prefix, "plain", 0o755);
+
+    let chmod = |mode: &str, path: &Path| {
+        let (pid, ok) = run(Command::new("chmod").arg(mode).arg(path));
+        assert!(ok, "chmod {mode} {}", path.display());
+        pid
+    };
+    let setuid_via_link = chmod("u+s", &link);
+    let plain_via_link = chmod("700", &link);
+    let setgid_inside = chmod("g+s", &inside);
+    let plain_inside = chmod("700", &inside);
+    let control = chmod("755", &outside);
+    sensor.wait_for("the control chmod", |v| is_file_event(v, "chmod", control));
+    let events = sensor.events();
+    let event_of = |pid| events.iter().find(|v| is_file_event(v, "chmod", pid));
+
+    let ev = event_of(setuid_via_link).expect("the setuid chmod through the symlink is reported");
+    assert_eq!(
+        at(ev, "sensor.file_change.special_bits"),
+        &serde_json::json!(["setuid"]),
+        "{ev}"
+    );
+    if resolves {
+        assert_eq!(at(ev, "file.path").as_str(), outside.to_str(), "{ev}");
+        assert_eq!(
+            at(ev, "sensor.file_change.path_argument").as_str(),
+            link.to_str(),
+            "{ev}"
+        );
+    } else {
+        assert_eq!(at(ev, "file.path").as_str(), link.to_str(), "{ev}");
+    }
+    let ev = event_of(setgid_inside).expect("a setgid chmod under the prefix is reported");
+    assert_eq!(at(ev, "file.path").as_str(), inside.to_str(), "{ev}");
+    // Resolved, a chmod through the link changes a file outside the
+    // prefix: reported. Unresolved, its argument is all there is.
+    assert_eq!(
+        event_of(plain_via_link).is_some(),
+        resolves,
+        "chmod 700 through the symlink (the kernel resolves the file: {resolves})"
+    );
+    assert!(
+        event_of(plain_inside).is_none(),
+        "a chmod that sets no special bit under the prefix is ignored"
+    );
+}
+
 /// The keys (thread ids) of every map named `name` (as the kernel keeps
 /// it: at most 15 bytes), read with bpftool.
 fn map_keys(name: &str) -> Vec<u64> {

@@ -7,21 +7,23 @@
 //!
 //! What these hooks cannot see: the inode behind a *path* argument (no
 //! lookup is possible from a tracepoint), so path-based calls carry no
-//! "before" attributes here. The fentry/LSM variant on
-//! `security_inode_setattr` sees them; see the daemon's hook table.
+//! "before" attributes here, and the path is the argument's text. Where
+//! fentry loads, `security_path_{chmod,chown}` give the file the kernel
+//! resolved (`file_path.rs`), and `security_inode_setattr` the attributes
+//! for the rest (`file_setattr.rs`); see the daemon's hook table.
 
 use aya_ebpf::helpers::generated::bpf_probe_read_user;
 use aya_ebpf::macros::map;
 use aya_ebpf::maps::{HashMap, PerCpuArray};
 use sensor_common::{
-    ARG_PATH_CAP, AT_FDCWD, EventKind, FileEvent, ProbeError, SyscallOp, Target, XATTR_NAME_CAP,
-    XATTR_VALUE_CAP, file_flags,
+    ARG_PATH_CAP, AT_FDCWD, EventKind, FileEvent, PATH_CAP, PATH_COMPONENTS_MAX, ProbeError,
+    SyscallOp, Target, XATTR_NAME_CAP, XATTR_VALUE_CAP, file_flags,
 };
 
 use super::{copy, fd_file, inflight, read_user_str};
 use crate::kernel::{Miss, field, put, read_ptr, read_u16, read_u32, read_u64};
 use crate::maps::{DATA_MASK, SYSCALL_SCRATCH, count_error, off, scratch};
-use crate::path::{Walk, Writer, write_found_path};
+use crate::path::{Walk, Writer, path_parts, write_mounted};
 use crate::task::{self, Current};
 
 /// `AT_EMPTY_PATH`: an `*at` call with an empty path acts on `dirfd` itself.
@@ -47,6 +49,10 @@ pub struct PendingHead {
     pub(super) value_size: u32,
     _pad0: u32,
     ino: u64,
+    /// With [`file_flags::KERNEL_PATH`]: the `struct vfsmount` and dentry
+    /// the kernel resolved (see `file_path.rs`), walked at the exit.
+    pub(super) kernel_mnt: u64,
+    pub(super) kernel_dentry: u64,
 }
 
 /// What was known at entry. Too large for the stack: assembled in a per-CPU
@@ -273,7 +279,10 @@ fn fill<E: super::Entry, const CAP: usize>(
             truncated,
         );
         if crate::filter::path_ignored(path, head.path_len) {
-            return None;
+            if !kept_when_ignored(op, head.mode) {
+                return None;
+            }
+            head.flags |= file_flags::ARG_IGNORED;
         }
     }
     // The file itself is known now for fd-based calls: its attributes
@@ -288,6 +297,29 @@ fn fill<E: super::Entry, const CAP: usize>(
         }
     }
     Some(rest)
+}
+
+/// Is a call whose path argument starts with an ignored prefix still kept?
+/// The argument's text does not decide which file changes: a symlink under
+/// the prefix can point anywhere. So the entry drops only what it may:
+/// - chmod and chown where the kernel resolves the file (`file_path.rs`)
+///   are kept for the daemon to decide by that file's path (its
+///   `pipeline::file`);
+/// - a chmod that sets the setuid or setgid bit, and a privileged xattr
+///   change (the exit drops the others), are never dropped by a path: a
+///   link can give any file a name under an ignored prefix.
+#[inline(always)]
+fn kept_when_ignored(op: SyscallOp, mode: u32) -> bool {
+    const SETUID_SETGID: u32 = 0o6000;
+    match op {
+        SyscallOp::Chmod | SyscallOp::Fchmod | SyscallOp::Fchmodat | SyscallOp::Fchmodat2 => {
+            mode & SETUID_SETGID != 0 || super::file_path::kernel_resolves()
+        }
+        SyscallOp::Chown | SyscallOp::Fchown | SyscallOp::Lchown | SyscallOp::Fchownat => {
+            super::file_path::kernel_resolves()
+        }
+        _ => op.is_xattr(),
+    }
 }
 
 /// Where the parts of this thread's in-flight record are.
@@ -416,18 +448,28 @@ fn exit(ret: i64, abi: u32) -> u32 {
         data,
         pos: path_len,
     };
+    //    Where the kernel resolved the file, its path, as the mount and
+    //    dentry the hook kept; else the kernel's `struct path` of the base.
     let target = SyscallOp::from_u32(p.op).and_then(SyscallOp::target);
-    let base: Option<Result<u64, Miss>> = match target {
-        Some(t) if acts_on_fd(t, p.path_len, p.at_flags, p.flags) => {
-            ev.flags |= file_flags::BASE_IS_FILE;
-            Some(fd_file(current.addr(), p.fd).and_then(|f| field(f, off!(file_path))))
-        }
-        // SAFETY: the path's first byte, inside the map value.
-        _ if p.path_len > 0 && unsafe { *found.path } == b'/' => None,
-        _ => Some(super::dir_path(current.addr(), p.fd)),
+    let base: Option<(u64, u64)> = if p.flags & file_flags::KERNEL_PATH != 0 && still_resolved(p) {
+        ev.flags |= file_flags::BASE_IS_FILE;
+        Some((p.kernel_mnt, p.kernel_dentry))
+    } else {
+        ev.flags &= !file_flags::KERNEL_PATH;
+        let path = match target {
+            Some(t) if acts_on_fd(t, p.path_len, p.at_flags, p.flags) => {
+                ev.flags |= file_flags::BASE_IS_FILE;
+                Some(fd_file(current.addr(), p.fd).and_then(|f| field(f, off!(file_path))))
+            }
+            // SAFETY: the path's first byte, inside the map value.
+            _ if p.path_len > 0 && unsafe { *found.path } == b'/' => None,
+            _ => Some(super::dir_path(current.addr(), p.fd)),
+        };
+        // An unreadable one is (0, 0): a failed walk.
+        path.map(|path| path.map_or((0, 0), path_parts))
     };
-    if let Some(base) = base {
-        let walk = write_found_path(&mut w, base);
+    if let Some((mnt, dentry)) = base {
+        let walk = write_mounted(&mut w, mnt, dentry, PATH_CAP, PATH_COMPONENTS_MAX);
         match walk {
             Walk::Complete => {}
             Walk::Truncated => ev.flags |= file_flags::BASE_TRUNCATED,
@@ -487,6 +529,22 @@ fn copy_short_path(data: *mut u8, path: *const u8, len: usize) {
         // and of the scratch slot's data (larger), both 8-aligned.
         unsafe { dst.add(i).write_volatile(src.add(i).read_volatile()) };
     }
+}
+
+/// Does the dentry the kernel resolved (`file_path.rs`) still name the
+/// inode it named then? The hook held no reference: by the exit the
+/// dentry may have been unlinked (no inode) or freed and reused. Compared
+/// as plain numbers, which 5.10's verifier follows.
+#[inline(always)]
+fn still_resolved(p: &PendingHead) -> bool {
+    let Ok(inode) = read_ptr(p.kernel_dentry, off!(dentry_inode)) else {
+        return false;
+    };
+    let ino = read_u64(inode, off!(inode_ino)).unwrap_or(0);
+    let dev = read_ptr(inode, off!(inode_sb))
+        .and_then(|sb| read_u32(sb, off!(sb_dev)))
+        .unwrap_or(u32::MAX);
+    ino != 0 && ino == p.ino && dev == p.dev
 }
 
 /// Does the call act on the file open at `fd` rather than on a path?

@@ -25,6 +25,7 @@ pub mod compat;
 pub mod cred;
 pub mod dispatch;
 pub mod file;
+pub mod file_path;
 pub mod file_setattr;
 pub mod file_xattr;
 mod inflight;

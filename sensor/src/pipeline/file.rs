@@ -15,7 +15,12 @@ const CHANGE: &[&str] = &["change"];
 const UNCHANGED: u32 = u32::MAX;
 
 impl Pipeline {
-    pub(super) fn file_attr(&mut self, f: FileRecord) -> Event {
+    /// None: a call the kernel side kept only for the path filter to be
+    /// decided here (see [`ignored`]).
+    pub(super) fn file_attr(&mut self, f: FileRecord) -> Option<Event> {
+        if ignored(&f, &self.ignored_path_prefixes) {
+            return None;
+        }
         let ticks = self.table.ids.ticks(f.task.start_boottime);
         self.known(&f.task, ticks);
         let (outcome, error) = outcome(f.ret);
@@ -180,9 +185,43 @@ impl Pipeline {
         let mut ev = self.process_event(f.boot_ns, &f.task, kind, sensor);
         ev.file = Some(file);
         ev.error = error;
-        ev
+        Some(ev)
     }
 }
+
+/// Is this chmod or chown one `[filter] ignore_path_prefixes` drops? The
+/// kernel side drops calls by their path argument at the entry, except
+/// those it keeps for this (flagged `path_argument_ignored`):
+/// - where the kernel resolved the file (`kernel_path`), the file's path
+///   decides, not the argument's text, which a symlink or a thread can
+///   point elsewhere;
+/// - otherwise the argument decided; a kept call whose hook never ran (a
+///   failed lookup, or a file gone by the exit) is dropped by it here.
+///
+/// A chmod that sets the setuid or setgid bit is never dropped by a path
+/// (a link gives any file a name under an ignored prefix), and neither is
+/// an xattr change: the kernel keeps them, and they are reported.
+fn ignored(f: &FileRecord, prefixes: &[Vec<u8>]) -> bool {
+    let chmod = matches!(
+        f.op,
+        SyscallOp::Chmod | SyscallOp::Fchmod | SyscallOp::Fchmodat | SyscallOp::Fchmodat2
+    );
+    let chown = matches!(
+        f.op,
+        SyscallOp::Chown | SyscallOp::Fchown | SyscallOp::Lchown | SyscallOp::Fchownat
+    );
+    if !(chmod || chown) || (chmod && f.mode & SETUID_SETGID != 0) {
+        return false;
+    }
+    if f.kernel_path {
+        // A walk cut short lacks its start: no prefix can be told.
+        let path = (!f.base_truncated).then(|| f.resolved_path()).flatten();
+        return path.is_some_and(|path| prefixes.iter().any(|p| path.starts_with(p)));
+    }
+    f.path_argument_ignored
+}
+
+const SETUID_SETGID: u32 = 0o6000;
 
 /// Permission bits in octal, ECS style: `"4755"`, `"0644"`.
 fn octal(mode: u32) -> String {
@@ -214,5 +253,88 @@ mod tests {
         assert_eq!(special_bits(0o1777), vec!["sticky"]);
         assert_eq!(bits_diff(0o100755, 0o4755), (vec!["setuid"], vec![]));
         assert_eq!(bits_diff(0o102755, 0o755), (vec![], vec!["setgid"]));
+    }
+
+    fn record(op: SyscallOp, mode: u32) -> FileRecord {
+        FileRecord {
+            boot_ns: 0,
+            // SAFETY: plain integers and byte arrays, for which zero is valid.
+            task: unsafe { std::mem::zeroed() },
+            op,
+            ret: 0,
+            fd: sensor_common::AT_FDCWD,
+            at_flags: 0,
+            mode,
+            uid: u32::MAX,
+            gid: u32::MAX,
+            before: None,
+            path: b"/tmp/ignored/link".to_vec(),
+            path_unreadable: false,
+            path_truncated: false,
+            base: Vec::new(),
+            base_is_file: false,
+            base_truncated: false,
+            kernel_path: false,
+            path_argument_ignored: false,
+            xattr_name: None,
+            xattr_value: None,
+            xattr_value_size: 0,
+            xattr_value_truncated: false,
+            xattr_name_unreadable: false,
+            xattr_value_unreadable: false,
+            xattr_rewritten: false,
+        }
+    }
+
+    /// The file as the kernel resolved it: `base`, the file itself.
+    fn resolved_to(mut f: FileRecord, path: &[u8]) -> FileRecord {
+        f.kernel_path = true;
+        f.base_is_file = true;
+        f.base = path.to_vec();
+        f
+    }
+
+    #[test]
+    fn the_resolved_file_decides_the_path_filter() {
+        let prefixes = vec![b"/tmp/ignored/".to_vec()];
+        // Through a symlink under the prefix to a file outside it: kept.
+        let out = resolved_to(record(SyscallOp::Chmod, 0o600), b"/etc/shadow");
+        assert!(!ignored(&out, &prefixes));
+        // A symlink outside the prefix to a file under it: dropped.
+        let mut inside = resolved_to(record(SyscallOp::Fchownat, 0), b"/tmp/ignored/x");
+        inside.path = b"/home/u/link".to_vec();
+        assert!(ignored(&inside, &prefixes));
+        // A walk cut short cannot be matched: kept.
+        let mut cut = resolved_to(record(SyscallOp::Chmod, 0o600), b"ignored/x");
+        cut.base_truncated = true;
+        assert!(!ignored(&cut, &prefixes));
+    }
+
+    #[test]
+    fn without_a_resolved_file_the_kernels_mark_decides() {
+        let prefixes = vec![b"/tmp/ignored/".to_vec()];
+        let mut f = record(SyscallOp::Lchown, 0);
+        assert!(!ignored(&f, &prefixes));
+        f.path_argument_ignored = true;
+        assert!(ignored(&f, &prefixes));
+    }
+
+    #[test]
+    fn setuid_setgid_chmods_and_xattr_changes_are_never_dropped_by_a_path() {
+        let prefixes = vec![b"/tmp/ignored/".to_vec()];
+        for mode in [0o4755, 0o2755, 0o6700] {
+            let mut f = record(SyscallOp::Fchmodat, mode);
+            f.path_argument_ignored = true;
+            assert!(!ignored(&f, &prefixes), "{mode:o}");
+            let f = resolved_to(record(SyscallOp::Chmod, mode), b"/tmp/ignored/x");
+            assert!(!ignored(&f, &prefixes), "{mode:o}");
+        }
+        let mut f = record(SyscallOp::Setxattr, 0);
+        f.path_argument_ignored = true;
+        assert!(!ignored(&f, &prefixes));
+        // The sticky bit grants nothing: decided by the path.
+        let mut f = record(SyscallOp::Chmod, 0o1777);
+        f.path_argument_ignored = true;
+        assert!(ignored(&f, &prefixes));
     }
 }

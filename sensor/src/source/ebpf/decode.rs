@@ -108,6 +108,12 @@ pub struct FileRecord {
     pub base: Vec<u8>,
     pub base_is_file: bool,
     pub base_truncated: bool,
+    /// `base` is the file as the kernel resolved it (`security_path_*`),
+    /// and `before` its own attributes.
+    pub kernel_path: bool,
+    /// The path argument starts with an ignored prefix; the kernel side
+    /// kept the call for the daemon to decide (see `pipeline::file`).
+    pub path_argument_ignored: bool,
     pub xattr_name: Option<Vec<u8>>,
     pub xattr_value: Option<Vec<u8>>,
     /// The size argument of setxattr: the value's real length.
@@ -688,6 +694,8 @@ fn decode_file(bytes: &[u8]) -> Result<FileRecord, DecodeError> {
         base: join_components(base),
         base_is_file: has(file_flags::BASE_IS_FILE),
         base_truncated: has(file_flags::BASE_TRUNCATED),
+        kernel_path: has(file_flags::KERNEL_PATH),
+        path_argument_ignored: has(file_flags::ARG_IGNORED),
         xattr_name: op.is_xattr().then(|| name.to_vec()),
         xattr_value: op.sets_xattr().then(|| value.to_vec()),
         xattr_value_size: e.value_size,

@@ -231,6 +231,17 @@ impl EbpfSource {
             ),
             None => {}
         }
+        match &fentry_hooks.file_path {
+            Some(Ok(())) => {
+                tracing::info!("chmod and chown events name the file the kernel resolved (fentry)")
+            }
+            Some(Err(why)) => tracing::info!(
+                "chmod and chown events name the path argument read from the caller's memory at \
+                 entry (through a symlink or a thread rewriting it, another file can change), \
+                 and an ignored path prefix is matched against it: {why}"
+            ),
+            None => {}
+        }
         if let Some(Err(why)) = &fentry_hooks.setattr {
             tracing::info!(
                 "chmod/chown events come without the file's attributes from before the call: {why}"

@@ -72,6 +72,9 @@ pub struct ResolvedOffsets {
     /// Where `security_inode_setxattr` and `_removexattr` take the xattr's
     /// name (1 or 2), or why their hooks cannot load (see [`xattr_hooks`]).
     pub xattr_name_arg: Result<u32, String>,
+    /// Whether the hooks on the `struct path` a chmod or chown resolved
+    /// can load here, or why not (see [`path_hooks`]).
+    pub file_path: Result<(), String>,
 }
 
 pub fn resolve_running_kernel() -> Result<ResolvedOffsets, OffsetsError> {
@@ -188,6 +191,7 @@ pub fn resolve_btf(btf: &Btf, cgroup_mode: CgroupMode) -> Result<ResolvedOffsets
         proc_mem,
         socket_address: socket_address_hooks(btf),
         xattr_name_arg: xattr_hooks(btf),
+        file_path: path_hooks(btf),
     })
 }
 
@@ -218,6 +222,29 @@ fn xattr_hooks(btf: &Btf) -> Result<u32, String> {
         }
     }
     Ok(name)
+}
+
+/// The file family's path hooks read `security_path_chmod`'s and
+/// `security_path_chown`'s `struct path` as their first argument. Both
+/// exist only with `CONFIG_SECURITY_PATH`; where this kernel's BTF lacks
+/// them or says otherwise, they are not loaded.
+fn path_hooks(btf: &Btf) -> Result<(), String> {
+    for func in [
+        sensor_common::names::FN_SECURITY_PATH_CHMOD,
+        sensor_common::names::FN_SECURITY_PATH_CHOWN,
+    ] {
+        match btf::func_param_index(btf, func, "path") {
+            Ok(Some(0)) => {}
+            Ok(Some(i)) => return Err(format!("{func}'s path is argument {i}, not 0")),
+            Ok(None) => return Err(format!("{func} has no path argument in BTF")),
+            Err(e) => {
+                return Err(format!(
+                    "{func}: {e} (a kernel without CONFIG_SECURITY_PATH?)"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The network family's fentry hooks read `security_socket_connect`'s and

@@ -102,8 +102,11 @@ pub const FAMILIES: &[Family] = &[
         why: "the syscall tracepoints exist on every supported kernel and load where fentry/LSM \
               are refused; arguments are copied at entry, the result is read at exit",
         preferred: Some(
-            "fentry/security_inode_setattr, added where fentry loads: the resolved inode's mode and \
-             owners before a path-based chmod/chown (fd-based calls have them either way); \
+            "fentry/security_path_{chmod,chown}, added where fentry loads: the file the kernel \
+             resolved (through symlinks, and whatever the caller's memory or fd table held at \
+             the entry), its path and its mode and owners before the call, and the \
+             ignored-path-prefix filter decided by that path; fentry/security_inode_setattr: the \
+             mode and owners before, where the path hooks are refused; \
              fentry/security_inode_{setxattr,removexattr}: the xattr name and value as the kernel \
              copied them, which a thread of the caller cannot rewrite after the entry's read",
         ),
@@ -244,6 +247,8 @@ pub struct Traced {
 pub struct FentryHooks {
     /// chmod/chown: the file's attributes from before the call.
     pub setattr: Option<HookStatus>,
+    /// chmod/chown: the file as the kernel resolved it.
+    pub file_path: Option<HookStatus>,
     /// xattr changes: the name and value as the kernel copied them.
     pub xattr: Option<HookStatus>,
     /// truncate/unlink/rename/link/symlink of watched files decided by inode.
@@ -290,6 +295,7 @@ pub fn attach(
         match kind {
             EventKind::FileAttr => {
                 hooks.setattr = Some(attach_setattr(ebpf, btf, offsets));
+                hooks.file_path = Some(attach_file_path(ebpf, btf, resolved));
                 hooks.xattr = Some(attach_xattr(ebpf, btf, resolved));
             }
             EventKind::FileWrite => {
@@ -455,6 +461,36 @@ fn attach_xattr(
         return Err(format!("{}: {why}", names::FN_SECURITY_INODE_REMOVEXATTR));
     }
     set_switch(ebpf, names::XATTR_BY_KERNEL_MAP)
+}
+
+/// The fentry hooks that give chmod and chown events the file the kernel
+/// resolved (see the eBPF side's `file_path.rs`), then the switch that has
+/// the entry leave the ignored-path-prefix decision to the daemon. Both or
+/// neither, as for the socket hooks.
+fn attach_file_path(
+    ebpf: &mut Ebpf,
+    btf: &Result<aya::Btf, String>,
+    resolved: &super::offsets::ResolvedOffsets,
+) -> HookStatus {
+    resolved.file_path.clone()?;
+    let btf = btf.as_ref()?;
+    let chmod = attach_fentry_link(
+        ebpf,
+        btf,
+        names::PROG_FILE_PATH_CHMOD,
+        names::FN_SECURITY_PATH_CHMOD,
+    )
+    .map_err(|why| format!("{}: {why}", names::FN_SECURITY_PATH_CHMOD))?;
+    if let Err(why) = attach_fentry(
+        ebpf,
+        btf,
+        names::PROG_FILE_PATH_CHOWN,
+        names::FN_SECURITY_PATH_CHOWN,
+    ) {
+        detach_fentry(ebpf, names::PROG_FILE_PATH_CHMOD, chmod);
+        return Err(format!("{}: {why}", names::FN_SECURITY_PATH_CHOWN));
+    }
+    set_switch(ebpf, names::FILE_PATH_BY_KERNEL_MAP)
 }
 
 /// Sets the one-element switch map `name` to 1: what has a kernel-side
