@@ -201,6 +201,29 @@ chmod u+s /tmp/.sh
 EOF
 }
 
+# The same as the weak user, with the path's text in a page that the
+# sensor's read at the syscall's entry cannot fault in (scenario-actor
+# chmod-unread-path): only the file the kernel resolved names it
+# (fentry/security_path_chmod).
+hidden_chmod() {
+    step hidden_chmod
+    as_root "$GUEST_USER" <<'EOF'
+runuser -u "$1" -- sh -c 'cp /bin/sh /tmp/.hidden-suid && scenario-actor chmod-unread-path /tmp/.chmod-path /tmp/.hidden-suid 4755 >/dev/null' </dev/null
+[ "$(stat -c %a /tmp/.hidden-suid)" = 4755 ]
+EOF
+}
+
+# The weak user makes a file of its own world-writable through a symlink
+# under a prefix the sensor ignores: the file outside the prefix, which
+# the kernel resolved, decides, not the symlink's name.
+ignored_symlink_chmod() {
+    step ignored_symlink_chmod
+    as_root "$GUEST_USER" "$IGNORED_PREFIX" <<'EOF'
+runuser -u "$1" -- sh -c 'mkdir -p "$1" && cp /bin/sh /tmp/.linked-tool && ln -sf /tmp/.linked-tool "$1/tool" && chmod 777 "$1/tool"' sh "$2" </dev/null
+[ "$(stat -c %a /tmp/.linked-tool)" = 777 ]
+EOF
+}
+
 # A 168-byte static x86_64 program, written by hand (no compiler in the
 # guest), that goes through the ia32 syscall ABI, which the syscalls:
 # tracepoints never see:
@@ -210,6 +233,8 @@ EOF
 #   path: "/tmp/.ia32sh"
 readonly IA32_PROGRAM=f0VMRgIBAQAAAAAAAAAAAAIAPgABAAAAeABAAAAAAABAAAAAAAAAAAAAAAAAAAAAAAAAAEAAOAABAAAAAAAAAAEAAAAFAAAAAAAAAAAAAAAAAEAAAAAAAAAAQAAAAAAAqAAAAAAAAACoAAAAAAAAAAAQAAAAAAAAuA8AAAC7mwBAALntCQAAzYC41QAAADHbzYC4PAAAADH/DwUvdG1wLy5pYTMyc2gA
 readonly IA32_COPY=/tmp/.ia32sh
+# The harness's sensor config ignores this prefix (xtask/src/vm_test/mod.rs).
+readonly IGNORED_PREFIX=/tmp/.ignored
 
 # As the weak user: a setuid copy of a shell and a try for root, both
 # through int 0x80.
@@ -492,6 +517,8 @@ main() {
     login_and_sudo
     backdoor_account
     setuid_shell
+    hidden_chmod
+    ignored_symlink_chmod
     ia32_syscalls
     file_capability
     hidden_capability

@@ -680,6 +680,48 @@ fn a_symlink_under_an_ignored_prefix_does_not_hide_a_setuid_chmod() {
     );
 }
 
+/// The path argument in a page the entry's read cannot fault in: the
+/// kernel's own copy resolves it. Where fentry loads, the event names the
+/// file the kernel resolved; here, it says the path could not be read
+/// rather than naming none as if there were none.
+#[test]
+fn a_chmod_whose_path_cannot_be_read_at_entry_is_still_reported() {
+    let resolves = sensor_tests::fentry_loads();
+    let sensor = Sensor::start("");
+    let dir = temp_dir("unread-path");
+    let target = file_in(&dir, "target", 0o755);
+    let out = Command::new(env!("CARGO_BIN_EXE_actor"))
+        .arg("chmod-unread-path")
+        .arg(dir.join("path-page"))
+        .arg(&target)
+        .arg("4755")
+        .output()
+        .expect("run the actor");
+    assert!(out.status.success(), "actor: {out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+    let ev = sensor.wait_for("the chmod", |v| {
+        action(v) == "chmod"
+            && at(v, "process.name") == "actor"
+            && at(v, "process.args")[1] == "chmod-unread-path"
+    });
+    assert_eq!(at(&ev, "event.outcome"), "success", "{ev}");
+    assert_eq!(at(&ev, "sensor.file_change.requested.mode"), "4755", "{ev}");
+    assert!(
+        strings(at(&ev, "sensor.file_change.unavailable")).contains(&"path_argument"),
+        "{ev}"
+    );
+    if resolves {
+        assert_eq!(at(&ev, "file.path").as_str(), target.to_str(), "{ev}");
+        assert_eq!(
+            at(&ev, "sensor.file_change.special_bits_added"),
+            &serde_json::json!(["setuid"]),
+            "{ev}"
+        );
+    } else {
+        assert!(at(&ev, "file.path").is_null(), "{ev}");
+    }
+}
+
 /// The keys (thread ids) of every map named `name` (as the kernel keeps
 /// it: at most 15 bytes), read with bpftool.
 fn map_keys(name: &str) -> Vec<u64> {

@@ -43,6 +43,11 @@ fn main() {
         "clone3-unread-flags" => clone3_unread_flags(&arg(1)),
         "setns-swapped-fd" => setns_swapped_fd(arg(1).parse().unwrap_or_else(|_| usage())),
         "connect-unread-addr" => connect_unread_addr(&arg(1), &arg(2)),
+        "chmod-unread-path" => chmod_unread_path(
+            &arg(1),
+            &arg(2),
+            u32::from_str_radix(&arg(3), 8).unwrap_or_else(|_| usage()),
+        ),
         "connect-swapped-addr" => connect_swapped_addr(arg(1).parse().unwrap_or_else(|_| usage())),
         "setcap-rewritten" => setcap_rewritten(&arg(1)),
         "pidfd-getfd-swapped" => pidfd_getfd_swapped(arg(1).parse().unwrap_or_else(|_| usage())),
@@ -65,6 +70,7 @@ fn usage() -> ! {
          mount-setattr-rdonly DIR | mount-setattr-as-nobody DIR | bpf-prog-load | signal PID SIGNAL | signal-as-nobody PID SIGNAL | \
          io-uring-write FILE LINE | clone3-unread-flags FILE | setns-swapped-fd COUNT | \
          connect-unread-addr FILE IP:PORT|PATH | connect-swapped-addr COUNT | setcap-rewritten FILE | \
+         chmod-unread-path FILE PATH OCTAL-MODE | \
          pidfd-getfd-swapped COUNT"
     );
     std::process::exit(2)
@@ -328,6 +334,22 @@ fn connect_unread_addr(file: &str, addr: &str) -> Result<String, String> {
     // SAFETY: our own fd.
     unsafe { libc::close(fd) };
     Ok(outcome)
+}
+
+/// A chmod of `path` to `mode`, the path's text in a page the sensor
+/// cannot read at the call's entry (see [`unread_copy`]): only the file
+/// the kernel resolved names it. Prints the outcome: `ok` or the errno's
+/// number.
+fn chmod_unread_path(file: &str, path: &str, mode: u32) -> Result<String, String> {
+    let text = CString::new(path).map_err(|_| format!("{path:?}: a NUL inside"))?;
+    let at = unread_copy(file, text.as_bytes_with_nul())?;
+    // SAFETY: a NUL-terminated path in a readable (once faulted in) page.
+    let r = unsafe { libc::chmod(at.cast(), mode) };
+    Ok(if r == 0 {
+        "ok".to_owned()
+    } else {
+        errno().raw_os_error().unwrap_or(0).to_string()
+    })
 }
 
 /// `COUNT` UDP connects of one socket through one `struct sockaddr_in`

@@ -362,7 +362,8 @@ fn choose_accel(image: &Image, package: &str, dir: &Path) -> Result<Accel> {
 /// The guest's sensor: syslog over TCP to the collector (the host is
 /// 10.0.2.2 from inside QEMU's user network) and a local copy, audit as
 /// the daemon (the guest's auditd is masked) with one rule, so that the
-/// scenario's rule deletion has something to delete.
+/// scenario's rule deletion has something to delete, and one ignored path
+/// prefix, which the scenario reaches through a symlink.
 fn guest_config(collector_port: u16, disable: &[String]) -> String {
     let disable = disable
         .iter()
@@ -371,6 +372,7 @@ fn guest_config(collector_port: u16, disable: &[String]) -> String {
         .join(", ");
     format!(
         "[ebpf]\ndisable = [{disable}]\n\n\
+         [filter]\nignore_path_prefixes = [\"/tmp/.ignored/\"]\n\n\
          [audit]\nmode = \"daemon\"\nrules = [\"-w /etc/shadow -p wa -k shadow\"]\n\n\
          [[sinks]]\nkind = \"syslog\"\naddress = \"tcp://10.0.2.2:{collector_port}\"\nformat = \"rfc5424\"\n\n\
          [[sinks]]\nkind = \"file\"\npath = \"/var/log/sensor/events.jsonl\"\n"

@@ -52,6 +52,11 @@ const SETUID_COPY: &str = "/tmp/.sh";
 const CAPABILITY_COPY: &str = "/tmp/.ping";
 const HIDDEN_CAPABILITY_COPY: &str = "/tmp/.su";
 const IA32_COPY: &str = "/tmp/.ia32sh";
+const HIDDEN_SETUID_COPY: &str = "/tmp/.hidden-suid";
+/// Under the guest config's ignored path prefix, a symlink to the file
+/// outside it.
+const IGNORED_LINK: &str = "/tmp/.ignored/tool";
+const LINKED_FILE: &str = "/tmp/.linked-tool";
 const MEMFD_MARKER: &str = "scenario-memfd-ran";
 /// The kernel names the executable `/memfd:NAME`, possibly followed by
 /// ` (deleted)`.
@@ -236,6 +241,22 @@ const SCENARIO: &[Step] = &[
                 is_ia32_setuid,
             ),
         ],
+    },
+    Step {
+        name: "hidden_chmod",
+        expects: &[one(
+            "chmod u+s by dev of /tmp/.hidden-suid, its path unreadable at entry",
+            &["chmod"],
+            is_hidden_chmod,
+        )],
+    },
+    Step {
+        name: "ignored_symlink_chmod",
+        expects: &[one(
+            "chmod 777 by dev of /tmp/.linked-tool through a symlink under an ignored prefix",
+            &["chmod"],
+            is_ignored_symlink_chmod,
+        )],
     },
     Step {
         name: "file_capability",
@@ -566,6 +587,26 @@ fn is_hidden_namespace(v: &Value) -> bool {
         && at(v, "sensor.namespace.requested")
             .as_array()
             .is_some_and(Vec::is_empty)
+}
+
+/// Named by the file the kernel resolved: the sensor's own read of the
+/// path failed.
+fn is_hidden_chmod(v: &Value) -> bool {
+    succeeded(v)
+        && is(v, "process.user.name", GUEST_USER)
+        && is(v, "process.name", "scenario-actor")
+        && is(v, "file.path", HIDDEN_SETUID_COPY)
+        && lists(v, "sensor.file_change.special_bits_added", "setuid")
+        && lists(v, "sensor.file_change.unavailable", "path_argument")
+}
+
+/// The file outside the ignored prefix, with the symlink as the argument.
+fn is_ignored_symlink_chmod(v: &Value) -> bool {
+    succeeded(v)
+        && is(v, "process.user.name", GUEST_USER)
+        && is(v, "file.path", LINKED_FILE)
+        && is(v, "sensor.file_change.path_argument", IGNORED_LINK)
+        && is(v, "file.mode", "0777")
 }
 
 /// Named from the kernel's copy of the address: the sensor's own read
