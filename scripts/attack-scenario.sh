@@ -378,6 +378,19 @@ rm -f "/tmp/.sockaddr.$$"
 EOF
 }
 
+# The weak user binds a privileged port (refused: EACCES) with the address
+# where the sensor's read at the entry cannot reach it. A refused bind
+# leaves the socket unbound, so only the kernel's copy
+# (fentry/security_socket_bind) names the port.
+hidden_bind() {
+    step hidden_bind
+    as_root "$GUEST_USER" <<'EOF'
+out=$(runuser -u "$1" -- scenario-actor bind-unread-addr "/tmp/.bindaddr.$$" 0.0.0.0:80 </dev/null)
+rm -f "/tmp/.bindaddr.$$"
+[ "$out" = 13 ]
+EOF
+}
+
 # A process outside the host's network namespace (as in a container)
 # gets back into it through init's namespace files: how a container
 # escape ends (nsenter -t 1), reported with sensor.namespace.host.
@@ -494,6 +507,17 @@ podman rm -f -t 0 "$1" >/dev/null </dev/null
 EOF
 }
 
+# /tmp/.su's capability (hidden_capability) removed, with the name where
+# the sensor's read at the entry cannot reach it: named by the kernel's
+# copy (fentry/security_inode_removexattr).
+hidden_capability_removal() {
+    step hidden_capability_removal
+    as_root <<'EOF'
+[ "$(scenario-actor removexattr-unread-name /tmp/.xattr-name security.capability /tmp/.su)" = ok ]
+[ -z "$(getcap /tmp/.su)" ]
+EOF
+}
+
 # Last: the sensor is killed (systemd restarts it). Its restart is waited
 # for, so that the harness collects from a running sensor afterwards.
 sensor_kill() {
@@ -523,12 +547,14 @@ main() {
     file_capability
     hidden_capability
     namespaced_capability
+    hidden_capability_removal
     reverse_shell
     memfd_exec
     memory_theft
     user_namespace
     hidden_namespace
     hidden_connect
+    hidden_bind
     namespace_escape
     kexec_attempt
     module_load

@@ -350,6 +350,40 @@ fn a_setcap_rewritten_under_the_call_is_still_reported() {
     }
 }
 
+/// A removexattr whose name sits in a page the sensor's read at the
+/// call's entry cannot fault in: where fentry loads, the kernel's copy
+/// names it; here, the name is reported as unavailable, not dropped as if
+/// it were an unprivileged one.
+#[test]
+fn a_removexattr_whose_name_cannot_be_read_at_entry_is_still_reported() {
+    let sensor = Sensor::start("");
+    let fentry = sensor_tests::fentry_loads();
+    let dir = temp_dir("removexattr-unread");
+    // No capability set: the removal fails with ENODATA, after the hook.
+    let f = file_in(&dir, "tool", 0o755);
+    let (pid, ok) = run(Command::new(env!("CARGO_BIN_EXE_actor"))
+        .arg("removexattr-unread-name")
+        .arg(dir.join("name-page"))
+        .arg("security.capability")
+        .arg(&f));
+    assert!(ok, "the actor");
+    let ev = sensor.wait_for("removexattr", |v| is_file_event(v, "remove_xattr", pid));
+    assert_eq!(at(&ev, "file.path").as_str(), f.to_str(), "{ev}");
+    assert_eq!(at(&ev, "event.outcome"), "failure", "{ev}");
+    assert_eq!(at(&ev, "error.code"), "ENODATA", "{ev}");
+    let unavailable = strings(at(&ev, "sensor.file_change.unavailable"));
+    if fentry {
+        assert_eq!(
+            at(&ev, "sensor.file_change.xattr.name"),
+            "security.capability",
+            "{ev}"
+        );
+        assert!(!unavailable.contains(&"xattr.name"), "{ev}");
+    } else {
+        assert!(unavailable.contains(&"xattr.name"), "{ev}");
+    }
+}
+
 fn is_cred_event(v: &Value, syscall: &str, pid: u64) -> bool {
     action(v) == "credential_change" && pid_of(v) == pid && at(v, "sensor.syscall") == syscall
 }

@@ -341,12 +341,27 @@ fn a_connect_names_the_peer_it_got_even_when_its_address_is_rewritten() {
 /// machine), the refused connect is still reported, with its outcome.
 #[test]
 fn a_connect_whose_address_cannot_be_read_at_entry_is_still_reported() {
+    unread_address_is_named_by_the_kernels_copy("connect", "destination.address");
+}
+
+/// The same for a bind, which the socket's own end cannot name when it
+/// failed: only the kernel's copy does.
+#[test]
+fn a_bind_whose_address_cannot_be_read_at_entry_is_still_reported() {
+    unread_address_is_named_by_the_kernels_copy("bind", "server.address");
+}
+
+/// `call` (connect or bind) of a unix stream socket to a path in a missing
+/// directory (ENOENT), through the actor's `CALL-unread-addr`; `field` is
+/// where the event names the address.
+fn unread_address_is_named_by_the_kernels_copy(call: &str, field: &str) {
     let sensor = Sensor::start("");
     let fentry = sensor_tests::fentry_loads();
-    let dir = sensor_tests::scratch_dir("sensor-net-unread");
-    let missing = dir.join("nobody listens here.sock");
+    let dir = sensor_tests::scratch_dir(&format!("sensor-net-unread-{call}"));
+    let missing = dir.join("no such dir").join("nobody listens here.sock");
+    let subcommand = format!("{call}-unread-addr");
     let out = Command::new(env!("CARGO_BIN_EXE_actor"))
-        .arg("connect-unread-addr")
+        .arg(&subcommand)
         .arg(dir.join("sockaddr"))
         .arg(&missing)
         .output()
@@ -355,24 +370,20 @@ fn a_connect_whose_address_cannot_be_read_at_entry_is_still_reported() {
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         libc::ENOENT.to_string(),
-        "the connect's outcome"
+        "the {call}'s outcome"
     );
-    let ev = sensor.wait_for("the connect", |v| {
-        action(v) == "connect"
+    let ev = sensor.wait_for(call, |v| {
+        action(v) == call
             && at(v, "process.name") == "actor"
-            && at(v, "process.args")[1] == "connect-unread-addr"
+            && at(v, "process.args")[1] == subcommand.as_str()
     });
     assert_eq!(at(&ev, "event.outcome"), "failure", "{ev}");
     assert_eq!(at(&ev, "error.code"), "ENOENT", "{ev}");
     assert_eq!(at(&ev, "network.type"), "unix", "{ev}");
     if fentry {
-        assert_eq!(
-            at(&ev, "destination.address").as_str(),
-            missing.to_str(),
-            "{ev}"
-        );
+        assert_eq!(at(&ev, field).as_str(), missing.to_str(), "{ev}");
     } else {
-        assert!(at(&ev, "destination.address").is_null(), "{ev}");
+        assert!(at(&ev, field).is_null(), "{ev}");
     }
     // The sensor's read failed: nothing to tell apart from the kernel's.
     assert!(at(&ev, "sensor.network.argument_address").is_null(), "{ev}");

@@ -333,13 +333,14 @@ fn boot_and_check(vmlinuz: &Path, initrd: &Path, suite: &str) -> Result<String> 
             && l.contains(r#""special_bits":["setuid"]"#)
     });
     // Debian's kernels allow fentry: the mode before the chmod (busybox
-    // touch makes 0644) comes from fentry/security_inode_setattr.
+    // touch makes 0644) comes from fentry/security_path_chmod (or
+    // security_inode_setattr, where that is refused).
     let before = events
         .lines()
         .any(|l| l.contains(r#""action":"chmod""#) && l.contains(r#""before":{"mode":"0644""#));
     if chmod && !before {
         bail!(
-            "the chmod event lacks the mode from before the call (fentry/security_inode_setattr)\nsensor stderr:\n{}\nevents:\n{}",
+            "the chmod event lacks the mode from before the call (fentry/security_path_chmod)\nsensor stderr:\n{}\nevents:\n{}",
             stderr.trim(),
             events.trim()
         );
@@ -358,6 +359,7 @@ fn boot_and_check(vmlinuz: &Path, initrd: &Path, suite: &str) -> Result<String> 
     for hook in [
         "connect and bind events name the address as the kernel copied it (fentry)",
         "xattr changes name the name and value as the kernel copied them (fentry)",
+        "chmod and chown events name the file the kernel resolved (fentry)",
     ] {
         if !stderr.contains(hook) {
             bail!(

@@ -42,7 +42,9 @@ fn main() {
         "io-uring-write" => io_uring_write(&arg(1), &arg(2)),
         "clone3-unread-flags" => clone3_unread_flags(&arg(1)),
         "setns-swapped-fd" => setns_swapped_fd(arg(1).parse().unwrap_or_else(|_| usage())),
-        "connect-unread-addr" => connect_unread_addr(&arg(1), &arg(2)),
+        "connect-unread-addr" => unread_addr_call(Call::Connect, &arg(1), &arg(2)),
+        "bind-unread-addr" => unread_addr_call(Call::Bind, &arg(1), &arg(2)),
+        "removexattr-unread-name" => removexattr_unread_name(&arg(1), &arg(2), &arg(3)),
         "chmod-unread-path" => chmod_unread_path(
             &arg(1),
             &arg(2),
@@ -69,8 +71,9 @@ fn usage() -> ! {
          memfd-exec | mount-tmpfs DIR | move-mount-tmpfs DIR | mount-relative DIR | bind-relative SRC DST | move-mount-as-nobody DIR | \
          mount-setattr-rdonly DIR | mount-setattr-as-nobody DIR | bpf-prog-load | signal PID SIGNAL | signal-as-nobody PID SIGNAL | \
          io-uring-write FILE LINE | clone3-unread-flags FILE | setns-swapped-fd COUNT | \
-         connect-unread-addr FILE IP:PORT|PATH | connect-swapped-addr COUNT | setcap-rewritten FILE | \
-         chmod-unread-path FILE PATH OCTAL-MODE | \
+         connect-unread-addr FILE IP:PORT|PATH | bind-unread-addr FILE IP:PORT|PATH | \
+         connect-swapped-addr COUNT | setcap-rewritten FILE | \
+         chmod-unread-path FILE PATH OCTAL-MODE | removexattr-unread-name FILE NAME TARGET | \
          pidfd-getfd-swapped COUNT"
     );
     std::process::exit(2)
@@ -311,11 +314,19 @@ fn sockaddr_bytes(addr: &str) -> Result<Vec<u8>, String> {
     })
 }
 
-/// A TCP connect to `addr` (`IP:PORT`) or a unix stream connect to a path,
-/// its address in a page the sensor cannot read at the call's entry (see
-/// [`unread_copy`]): only the kernel's own copy of it names the
-/// destination. Prints the outcome: `ok` or the errno's number.
-fn connect_unread_addr(file: &str, addr: &str) -> Result<String, String> {
+/// The socket calls that take an address.
+#[derive(Clone, Copy)]
+enum Call {
+    Connect,
+    Bind,
+}
+
+/// A TCP (or unix stream) connect or bind to `addr` (`IP:PORT`, or a
+/// path), its address in a page the sensor cannot read at the call's
+/// entry (see [`unread_copy`]): only the kernel's own copy of it names the
+/// destination or the server. Prints the outcome: `ok` or the errno's
+/// number.
+fn unread_addr_call(call: Call, file: &str, addr: &str) -> Result<String, String> {
     let bytes = sockaddr_bytes(addr)?;
     let family = i32::from(u16::from_ne_bytes([bytes[0], bytes[1]]));
     let at = unread_copy(file, &bytes)?;
@@ -324,8 +335,14 @@ fn connect_unread_addr(file: &str, addr: &str) -> Result<String, String> {
     if fd < 0 {
         return Err(format!("socket: {}", errno()));
     }
-    // SAFETY: connect with an address of `bytes.len()` readable bytes.
-    let r = unsafe { libc::connect(fd, at.cast(), bytes.len() as libc::socklen_t) };
+    let len = bytes.len() as libc::socklen_t;
+    // SAFETY: connect or bind with an address of `len` readable bytes.
+    let r = unsafe {
+        match call {
+            Call::Connect => libc::connect(fd, at.cast(), len),
+            Call::Bind => libc::bind(fd, at.cast(), len),
+        }
+    };
     let outcome = if r == 0 {
         "ok".to_owned()
     } else {
@@ -345,6 +362,22 @@ fn chmod_unread_path(file: &str, path: &str, mode: u32) -> Result<String, String
     let at = unread_copy(file, text.as_bytes_with_nul())?;
     // SAFETY: a NUL-terminated path in a readable (once faulted in) page.
     let r = unsafe { libc::chmod(at.cast(), mode) };
+    Ok(if r == 0 {
+        "ok".to_owned()
+    } else {
+        errno().raw_os_error().unwrap_or(0).to_string()
+    })
+}
+
+/// Removes the xattr `name` of `target`, the name's text in a page the
+/// sensor cannot read at the call's entry (see [`unread_copy`], `file`):
+/// only the kernel's own copy names it. Prints `ok` or the errno's number.
+fn removexattr_unread_name(file: &str, name: &str, target: &str) -> Result<String, String> {
+    let name = CString::new(name).map_err(|_| format!("{name:?}: a NUL inside"))?;
+    let at = unread_copy(file, name.as_bytes_with_nul())?;
+    let target = CString::new(target).map_err(|_| format!("{target:?}: a NUL inside"))?;
+    // SAFETY: a path and a NUL-terminated name (readable once faulted in).
+    let r = unsafe { libc::removexattr(target.as_ptr(), at.cast()) };
     Ok(if r == 0 {
         "ok".to_owned()
     } else {

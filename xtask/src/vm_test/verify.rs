@@ -283,6 +283,14 @@ const SCENARIO: &[Step] = &[
         )],
     },
     Step {
+        name: "hidden_capability_removal",
+        expects: &[one(
+            "remove_xattr of security.capability on /tmp/.su, its name unreadable at entry",
+            &["remove_xattr"],
+            is_hidden_capability_removal,
+        )],
+    },
+    Step {
         name: "reverse_shell",
         expects: &[one(
             "successful connect by bash to 10.0.2.2",
@@ -328,6 +336,14 @@ const SCENARIO: &[Step] = &[
             "refused connect by dev to /run/systemd/private, its address unreadable at entry",
             &["connect"],
             is_hidden_connect,
+        )],
+    },
+    Step {
+        name: "hidden_bind",
+        expects: &[one(
+            "refused bind by dev to port 80, its address unreadable at entry",
+            &["bind"],
+            is_hidden_bind,
         )],
     },
     Step {
@@ -620,6 +636,17 @@ fn is_hidden_connect(v: &Value) -> bool {
         && at(v, "sensor.network.argument_address").is_null()
 }
 
+/// Refused, so the socket has no end of its own to name: the port comes
+/// from the kernel's copy of the address.
+fn is_hidden_bind(v: &Value) -> bool {
+    is(v, "event.outcome", "failure")
+        && is(v, "error.code", "EACCES")
+        && is(v, "process.user.name", GUEST_USER)
+        && is(v, "process.name", "scenario-actor")
+        && at(v, "server.port") == &Value::from(80)
+        && at(v, "sensor.network.argument_address").is_null()
+}
+
 fn is_namespace_escape(v: &Value) -> bool {
     succeeded(v)
         && by_root(v)
@@ -667,6 +694,15 @@ fn is_hidden_capability(v: &Value) -> bool {
             "CAP_NET_BIND_SERVICE",
         )
         && at(v, "sensor.file_change.xattr.rewritten") == &Value::Bool(true)
+}
+
+/// The name is the kernel's copy: the sensor's own read of it failed.
+fn is_hidden_capability_removal(v: &Value) -> bool {
+    succeeded(v)
+        && by_root(v)
+        && is(v, "file.path", HIDDEN_CAPABILITY_COPY)
+        && is(v, "sensor.file_change.xattr.name", "security.capability")
+        && !lists(v, "sensor.file_change.unavailable", "xattr.name")
 }
 
 /// The kernel's conversion to revision 3 is not a rewrite.
