@@ -113,6 +113,14 @@ pub fn filters() -> u32 {
     unsafe { core::ptr::read_volatile(&CONFIG.filters) }
 }
 
+/// Whether the one-element switch map `map` is on: the daemon sets it
+/// (`syscalls::set_switch`) once the optional hooks it stands for are
+/// attached, so that a program relies on them only then.
+#[inline(always)]
+pub fn switch_on(map: &Array<u32>) -> bool {
+    map.get(0).is_some_and(|v| *v != 0)
+}
+
 pub fn count_error(e: ProbeError) {
     bump(&ERRORS, e as u32);
 }

@@ -70,7 +70,7 @@ pub extern "C" fn proc_mem_open(ctx: *mut u64) -> i32 {
 /// memory file and the fexit hook is not attached.
 #[inline(always)]
 pub fn opened_for_writing(current: Current, file: u64) {
-    if PROC_MEM_BY_FEXIT.get(0).is_some_and(|v| *v != 0) {
+    if crate::maps::switch_on(&PROC_MEM_BY_FEXIT) {
         return;
     }
     let Ok(inode) = read_ptr(file, off!(file_inode)) else {

@@ -41,7 +41,7 @@ static FILE_PATH_BY_KERNEL: Array<u32> = Array::with_max_entries(1, 0);
 /// Whether the hooks below resolve chmod and chown records.
 #[inline(always)]
 pub fn kernel_resolves() -> bool {
-    FILE_PATH_BY_KERNEL.get(0).is_some_and(|v| *v != 0)
+    crate::maps::switch_on(&FILE_PATH_BY_KERNEL)
 }
 
 /// `security_path_chmod(const struct path *path, umode_t mode)`.

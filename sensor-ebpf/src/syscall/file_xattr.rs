@@ -35,7 +35,7 @@ static XATTR_BY_KERNEL: Array<u32> = Array::with_max_entries(1, 0);
 /// Whether the hooks below complete xattr records.
 #[inline(always)]
 pub fn kernel_copies() -> bool {
-    XATTR_BY_KERNEL.get(0).is_some_and(|v| *v != 0)
+    crate::maps::switch_on(&XATTR_BY_KERNEL)
 }
 
 /// The kernel's name and value, read here before they are compared with

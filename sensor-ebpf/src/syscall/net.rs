@@ -14,7 +14,7 @@ use aya_ebpf::macros::{map, raw_tracepoint};
 use aya_ebpf::maps::{HashMap, LruHashMap, PerCpuArray};
 use aya_ebpf::programs::RawTracePointContext;
 use sensor_common::{
-    EventKind, NET_OP_CONNECT_OUTCOME, NetEvent, ProbeError, SOCKADDR_CAP, SyscallOp,
+    EventKind, NET_OP_CONNECT_OUTCOME, NetEvent, ProbeError, SOCKADDR_CAP, SyscallOp, net_flags,
 };
 
 use super::{fd_file, inflight};
@@ -177,11 +177,14 @@ fn exit(ret: i64, abi: u32) -> u32 {
     ev.flags = p.flags as u16;
     ev.kernel_sockaddr_len = p.kernel_sockaddr_len;
     // SAFETY: two arrays of the same type in map values, twice. The
-    // kernel's copy is whatever the thread's last one was unless `flags`
-    // says this call made one: the daemon reads it only then.
+    // kernel's copy is sent only where `flags` says this call made one
+    // (the daemon reads it only then): elsewhere the event's bytes are
+    // left as they are, which saves most connects and binds the copy.
     unsafe {
         copy_struct(&mut ev.sockaddr, &p.sockaddr);
-        copy_struct(&mut ev.kernel_sockaddr, &p.kernel_sockaddr);
+        if p.flags & net_flags::KERNEL_ADDRESS as u32 != 0 {
+            copy_struct(&mut ev.kernel_sockaddr, &p.kernel_sockaddr);
+        }
     }
     // accept's socket is the new one (its peer is the client); the others'
     // is the fd they were given, unless it was not a socket at all.

@@ -146,7 +146,7 @@ static WATCH_BY_INODE: Array<u32> = Array::with_max_entries(1, 0);
 
 #[inline(always)]
 fn by_inode_hooks() -> bool {
-    WATCH_BY_INODE.get(0).is_some_and(|v| *v != 0)
+    crate::maps::switch_on(&WATCH_BY_INODE)
 }
 
 super::syscall_programs!(

@@ -454,12 +454,14 @@ fn attach_xattr(
             names::PROG_FILE_REMOVEXATTR_NO_IDMAP,
         )
     };
-    let link = attach_fentry_link(ebpf, btf, set, names::FN_SECURITY_INODE_SETXATTR)
-        .map_err(|why| format!("{}: {why}", names::FN_SECURITY_INODE_SETXATTR))?;
-    if let Err(why) = attach_fentry(ebpf, btf, remove, names::FN_SECURITY_INODE_REMOVEXATTR) {
-        detach_fentry(ebpf, set, link);
-        return Err(format!("{}: {why}", names::FN_SECURITY_INODE_REMOVEXATTR));
-    }
+    attach_all(
+        ebpf,
+        btf,
+        &[
+            (set, names::FN_SECURITY_INODE_SETXATTR),
+            (remove, names::FN_SECURITY_INODE_REMOVEXATTR),
+        ],
+    )?;
     set_switch(ebpf, names::XATTR_BY_KERNEL_MAP)
 }
 
@@ -473,23 +475,14 @@ fn attach_file_path(
     resolved: &super::offsets::ResolvedOffsets,
 ) -> HookStatus {
     resolved.file_path.clone()?;
-    let btf = btf.as_ref()?;
-    let chmod = attach_fentry_link(
+    attach_all(
         ebpf,
-        btf,
-        names::PROG_FILE_PATH_CHMOD,
-        names::FN_SECURITY_PATH_CHMOD,
-    )
-    .map_err(|why| format!("{}: {why}", names::FN_SECURITY_PATH_CHMOD))?;
-    if let Err(why) = attach_fentry(
-        ebpf,
-        btf,
-        names::PROG_FILE_PATH_CHOWN,
-        names::FN_SECURITY_PATH_CHOWN,
-    ) {
-        detach_fentry(ebpf, names::PROG_FILE_PATH_CHMOD, chmod);
-        return Err(format!("{}: {why}", names::FN_SECURITY_PATH_CHOWN));
-    }
+        btf.as_ref()?,
+        &[
+            (names::PROG_FILE_PATH_CHMOD, names::FN_SECURITY_PATH_CHMOD),
+            (names::PROG_FILE_PATH_CHOWN, names::FN_SECURITY_PATH_CHOWN),
+        ],
+    )?;
     set_switch(ebpf, names::FILE_PATH_BY_KERNEL_MAP)
 }
 
@@ -525,24 +518,17 @@ fn attach_socket_address(
     resolved: &super::offsets::ResolvedOffsets,
 ) -> HookStatus {
     resolved.socket_address.clone()?;
-    let btf = btf.as_ref()?;
-    let connect = attach_fentry_link(
+    attach_all(
         ebpf,
-        btf,
-        names::PROG_NET_CONNECT_ADDRESS,
-        names::FN_SECURITY_SOCKET_CONNECT,
+        btf.as_ref()?,
+        &[
+            (
+                names::PROG_NET_CONNECT_ADDRESS,
+                names::FN_SECURITY_SOCKET_CONNECT,
+            ),
+            (names::PROG_NET_BIND_ADDRESS, names::FN_SECURITY_SOCKET_BIND),
+        ],
     )
-    .map_err(|why| format!("{}: {why}", names::FN_SECURITY_SOCKET_CONNECT))?;
-    if let Err(why) = attach_fentry(
-        ebpf,
-        btf,
-        names::PROG_NET_BIND_ADDRESS,
-        names::FN_SECURITY_SOCKET_BIND,
-    ) {
-        detach_fentry(ebpf, names::PROG_NET_CONNECT_ADDRESS, connect);
-        return Err(format!("{}: {why}", names::FN_SECURITY_SOCKET_BIND));
-    }
-    Ok(())
 }
 
 /// The fentry hooks that decide truncate/unlink/rename/link/symlink by the
@@ -556,17 +542,27 @@ fn attach_watch_inode(
     offsets: &sensor_common::KernelOffsets,
 ) -> HookStatus {
     setattr_dentry_known(offsets)?;
-    let btf = btf.as_ref()?;
-    let hooks = [
-        (names::PROG_WATCH_UNLINK, names::FN_SECURITY_INODE_UNLINK),
-        (names::PROG_WATCH_RMDIR, names::FN_SECURITY_INODE_RMDIR),
-        (names::PROG_WATCH_RENAME, names::FN_SECURITY_INODE_RENAME),
-        (names::PROG_WATCH_LINK, names::FN_SECURITY_INODE_LINK),
-        (names::PROG_WATCH_SYMLINK, names::FN_SECURITY_INODE_SYMLINK),
-        (names::PROG_WATCH_SETATTR, names::FN_SECURITY_INODE_SETATTR),
-    ];
+    attach_all(
+        ebpf,
+        btf.as_ref()?,
+        &[
+            (names::PROG_WATCH_UNLINK, names::FN_SECURITY_INODE_UNLINK),
+            (names::PROG_WATCH_RMDIR, names::FN_SECURITY_INODE_RMDIR),
+            (names::PROG_WATCH_RENAME, names::FN_SECURITY_INODE_RENAME),
+            (names::PROG_WATCH_LINK, names::FN_SECURITY_INODE_LINK),
+            (names::PROG_WATCH_SYMLINK, names::FN_SECURITY_INODE_SYMLINK),
+            (names::PROG_WATCH_SETATTR, names::FN_SECURITY_INODE_SETATTR),
+        ],
+    )?;
+    set_switch(ebpf, names::WATCH_BY_INODE_MAP)
+}
+
+/// Attaches each fentry program `(name, function)` of `hooks`, all or
+/// none: where one fails, those attached before it are detached, and the
+/// failing function is named.
+fn attach_all(ebpf: &mut Ebpf, btf: &aya::Btf, hooks: &[(&str, &str)]) -> HookStatus {
     let mut links = Vec::new();
-    for (name, function) in hooks {
+    for &(name, function) in hooks {
         match attach_fentry_link(ebpf, btf, name, function) {
             Ok(link) => links.push((name, link)),
             Err(why) => {
@@ -577,7 +573,7 @@ fn attach_watch_inode(
             }
         }
     }
-    set_switch(ebpf, names::WATCH_BY_INODE_MAP)
+    Ok(())
 }
 
 /// Both setattr hooks find the dentry among security_inode_setattr's
