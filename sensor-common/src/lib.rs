@@ -92,9 +92,10 @@ pub mod names {
     pub const FN_SECURITY_PATH_CHMOD: &str = "security_path_chmod";
     pub const PROG_FILE_PATH_CHOWN: &str = "file_path_chown";
     pub const FN_SECURITY_PATH_CHOWN: &str = "security_path_chown";
-    /// `u32` array of one: 1 once the path hooks above are attached, which
-    /// has the file family's entry leave the ignored-path-prefix decision
-    /// on chmod/chown to the daemon, by the file the kernel resolved.
+    /// `u32` array of one: which of the path hooks above are attached
+    /// ([`crate::file_path_hooks`] bits), which has the file family's entry
+    /// leave the ignored-path-prefix decision on those calls to the daemon,
+    /// by the file the kernel resolved.
     pub const FILE_PATH_BY_KERNEL_MAP: &str = "FILE_PATH_BY_KERNEL";
     /// Entry program (by tail call from `syscall_enter`) of the credential syscalls.
     pub const PROG_CRED_ENTER: &str = "cred_enter";

@@ -544,6 +544,14 @@ pub mod file_flags {
     pub const ARG_IGNORED: u32 = 1 << 12;
 }
 
+/// Bits of `FILE_PATH_BY_KERNEL`: the path hooks attached. Each loads on
+/// its own: 5.10's trampolines refuse `security_path_chown`, whose ids
+/// are passed as structs (`kuid_t`), and take `security_path_chmod`.
+pub mod file_path_hooks {
+    pub const CHMOD: u32 = 1 << 0;
+    pub const CHOWN: u32 = 1 << 1;
+}
+
 /// A file attribute change: chmod, chown or an xattr change, after the
 /// syscall returned. Followed by `path_len + base_len + name_len +
 /// value_len` bytes of data, in that order:

@@ -118,7 +118,14 @@ pub fn filters() -> u32 {
 /// attached, so that a program relies on them only then.
 #[inline(always)]
 pub fn switch_on(map: &Array<u32>) -> bool {
-    map.get(0).is_some_and(|v| *v != 0)
+    switch_value(map) != 0
+}
+
+/// The value of the one-element switch map `map` (0 until the daemon sets
+/// it): for a switch that stands for several hooks, one bit each.
+#[inline(always)]
+pub fn switch_value(map: &Array<u32>) -> u32 {
+    map.get(0).map_or(0, |v| *v)
 }
 
 pub fn count_error(e: ProbeError) {

@@ -20,8 +20,9 @@
 //! costs no allocation). The kernel holds no reference for the exit: it
 //! checks that the dentry still names the inode seen here before walking it.
 //!
-//! Needs `CONFIG_SECURITY_PATH` (Debian's kernels have it, for AppArmor);
-//! the daemon attaches both hooks or neither, then sets the switch below.
+//! Needs `CONFIG_SECURITY_PATH` (Debian's kernels have it, for AppArmor).
+//! The daemon attaches each hook where it loads (5.10 refuses the chown
+//! one, whose ids are structs), then sets the switch below to say which.
 
 use aya_ebpf::macros::map;
 use aya_ebpf::maps::Array;
@@ -32,16 +33,17 @@ use crate::kernel::{Miss, read_ptr};
 use crate::maps::{count_error, off};
 use crate::path::path_parts;
 
-/// 1 once the daemon attached these hooks: the entry then leaves the
-/// ignored-path-prefix decision on chmod and chown to the daemon, which
-/// has the path the kernel resolved.
+/// Which of these hooks the daemon attached ([`sensor_common::file_path_hooks`] bits):
+/// the entry then leaves the ignored-path-prefix decision on those calls
+/// to the daemon, which has the path the kernel resolved.
 #[map]
 static FILE_PATH_BY_KERNEL: Array<u32> = Array::with_max_entries(1, 0);
 
-/// Whether the hooks below resolve chmod and chown records.
+/// Whether the hook below for `hook` ([`sensor_common::file_path_hooks`]) resolves its
+/// calls' records.
 #[inline(always)]
-pub fn kernel_resolves() -> bool {
-    crate::maps::switch_on(&FILE_PATH_BY_KERNEL)
+pub fn kernel_resolves(hook: u32) -> bool {
+    crate::maps::switch_value(&FILE_PATH_BY_KERNEL) & hook != 0
 }
 
 /// `security_path_chmod(const struct path *path, umode_t mode)`.

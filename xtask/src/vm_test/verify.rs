@@ -57,6 +57,9 @@ const HIDDEN_SETUID_COPY: &str = "/tmp/.hidden-suid";
 /// outside it.
 const IGNORED_LINK: &str = "/tmp/.ignored/tool";
 const LINKED_FILE: &str = "/tmp/.linked-tool";
+/// A plain file under the ignored prefix, reached through a symlink
+/// outside it.
+const IGNORED_FILE: &str = "/tmp/.ignored/plain";
 const MEMFD_MARKER: &str = "scenario-memfd-ran";
 /// The kernel names the executable `/memfd:NAME`, possibly followed by
 /// ` (deleted)`.
@@ -133,7 +136,8 @@ struct Expect {
     /// fields so that a miss can say how many events of the right action
     /// came but differed, which points at a field rather than a hook.
     actions: &'static [&'static str],
-    /// Matching events needed (the brute force needs one per attempt).
+    /// Matching events needed (the brute force needs one per attempt);
+    /// 0: none may arrive (see [`none`]).
     count: usize,
     /// The fields beyond the action.
     matches: fn(&Value) -> bool,
@@ -159,6 +163,22 @@ const fn one(
         what,
         actions,
         count: 1,
+        matches,
+    }
+}
+
+/// An event that must not arrive: what the sensor must leave out (what a
+/// filter drops). Its step also expects an event that comes after it, so
+/// that a sensor which saw nothing does not pass it.
+const fn none(
+    what: &'static str,
+    actions: &'static [&'static str],
+    matches: fn(&Value) -> bool,
+) -> Expect {
+    Expect {
+        what,
+        actions,
+        count: 0,
         matches,
     }
 }
@@ -252,11 +272,18 @@ const SCENARIO: &[Step] = &[
     },
     Step {
         name: "ignored_symlink_chmod",
-        expects: &[one(
-            "chmod 777 by dev of /tmp/.linked-tool through a symlink under an ignored prefix",
-            &["chmod"],
-            is_ignored_symlink_chmod,
-        )],
+        expects: &[
+            none(
+                "no chmod of /tmp/.ignored/plain, under the ignored prefix",
+                &["chmod"],
+                is_ignored_chmod,
+            ),
+            one(
+                "chmod 777 by dev of /tmp/.linked-tool through a symlink under an ignored prefix",
+                &["chmod"],
+                is_ignored_symlink_chmod,
+            ),
+        ],
     },
     Step {
         name: "file_capability",
@@ -616,6 +643,11 @@ fn is_hidden_chmod(v: &Value) -> bool {
         && lists(v, "sensor.file_change.unavailable", "path_argument")
 }
 
+/// A file under the ignored prefix, which the filter drops.
+fn is_ignored_chmod(v: &Value) -> bool {
+    is(v, "file.path", IGNORED_FILE)
+}
+
 /// The file outside the ignored prefix, with the symlink as the argument.
 fn is_ignored_symlink_chmod(v: &Value) -> bool {
     succeeded(v)
@@ -888,7 +920,11 @@ struct Check {
 
 impl Check {
     fn found(&self) -> bool {
-        self.seen >= self.needed
+        if self.needed == 0 {
+            self.seen == 0
+        } else {
+            self.seen >= self.needed
+        }
     }
 }
 
@@ -1015,7 +1051,13 @@ impl StepResult {
             Outcome::Ran(checks) => checks
                 .iter()
                 .map(|c| {
-                    let found = if c.found() {
+                    let found = if c.needed == 0 {
+                        if c.found() {
+                            "none, as expected".to_owned()
+                        } else {
+                            format!("no: {} arrived", c.seen)
+                        }
+                    } else if c.found() {
                         format!("yes ({})", c.seen)
                     } else {
                         format!(

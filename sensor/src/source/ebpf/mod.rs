@@ -231,16 +231,8 @@ impl EbpfSource {
             ),
             None => {}
         }
-        match &fentry_hooks.file_path {
-            Some(Ok(())) => {
-                tracing::info!("chmod and chown events name the file the kernel resolved (fentry)")
-            }
-            Some(Err(why)) => tracing::info!(
-                "chmod and chown events name the path argument read from the caller's memory at \
-                 entry (through a symlink or a thread rewriting it, another file can change), \
-                 and an ignored path prefix is matched against it: {why}"
-            ),
-            None => {}
+        if let Some(hooks) = &fentry_hooks.file_path {
+            log_file_path_hooks(hooks);
         }
         if let Some(Err(why)) = &fentry_hooks.setattr {
             tracing::info!(
@@ -536,6 +528,25 @@ where
 
 /// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK; lift it so a
 /// 16 MiB ring buffer loads there too. Later kernels ignore it.
+/// What chmod and chown events name, by which path hooks loaded. The line
+/// for a resolved call is one `cargo xtask kernels` looks for.
+fn log_file_path_hooks(hooks: &syscalls::FilePathHooks) {
+    const RESOLVED: &str = "name the file the kernel resolved (fentry)";
+    const ARGUMENT: &str = "name the path argument read from the caller's memory at entry \
+                            (through a symlink or a thread rewriting it, another file can \
+                            change), and an ignored path prefix is matched against it";
+    match (&hooks.chmod, &hooks.chown) {
+        (Ok(()), Ok(())) => tracing::info!("chmod events {RESOLVED}, and so do chown events"),
+        (Ok(()), Err(why)) => {
+            tracing::info!("chmod events {RESOLVED}; chown events {ARGUMENT}: {why}")
+        }
+        (Err(why), Ok(())) => {
+            tracing::info!("chown events {RESOLVED}; chmod events {ARGUMENT}: {why}")
+        }
+        (Err(why), Err(_)) => tracing::info!("chmod and chown events {ARGUMENT}: {why}"),
+    }
+}
+
 fn raise_memlock_limit() {
     let unlimited = libc::rlimit {
         rlim_cur: libc::RLIM_INFINITY,

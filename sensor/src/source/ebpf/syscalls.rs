@@ -247,14 +247,21 @@ pub struct Traced {
 pub struct FentryHooks {
     /// chmod/chown: the file's attributes from before the call.
     pub setattr: Option<HookStatus>,
-    /// chmod/chown: the file as the kernel resolved it.
-    pub file_path: Option<HookStatus>,
+    /// chmod and chown: the file as the kernel resolved it.
+    pub file_path: Option<FilePathHooks>,
     /// xattr changes: the name and value as the kernel copied them.
     pub xattr: Option<HookStatus>,
     /// truncate/unlink/rename/link/symlink of watched files decided by inode.
     pub watch_inode: Option<HookStatus>,
     /// connect/bind: the address as the kernel copied it.
     pub socket_address: Option<HookStatus>,
+}
+
+/// The path hooks of chmod and of chown, each attached where it loads.
+#[derive(Debug)]
+pub struct FilePathHooks {
+    pub chmod: HookStatus,
+    pub chown: HookStatus,
 }
 
 /// The native program arrays (entry, exit); they must stay open, or the
@@ -467,34 +474,59 @@ fn attach_xattr(
 
 /// The fentry hooks that give chmod and chown events the file the kernel
 /// resolved (see the eBPF side's `file_path.rs`), then the switch that has
-/// the entry leave the ignored-path-prefix decision to the daemon. Both or
-/// neither, as for the socket hooks.
+/// the entry leave the ignored-path-prefix decision on those calls to the
+/// daemon. Each where it loads: 5.10 refuses the chown one (its ids are
+/// structs), and a chmod resolved is worth having without it; the events
+/// say which calls were resolved.
 fn attach_file_path(
     ebpf: &mut Ebpf,
     btf: &Result<aya::Btf, String>,
     resolved: &super::offsets::ResolvedOffsets,
-) -> HookStatus {
-    resolved.file_path.clone()?;
-    attach_all(
-        ebpf,
-        btf.as_ref()?,
-        &[
-            (names::PROG_FILE_PATH_CHMOD, names::FN_SECURITY_PATH_CHMOD),
-            (names::PROG_FILE_PATH_CHOWN, names::FN_SECURITY_PATH_CHOWN),
-        ],
-    )?;
-    set_switch(ebpf, names::FILE_PATH_BY_KERNEL_MAP)
+) -> FilePathHooks {
+    let mut attach = |name: &str, function: &str| -> HookStatus {
+        resolved.file_path.clone()?;
+        attach_fentry(ebpf, btf.as_ref()?, name, function)
+            .map_err(|why| format!("{function}: {why}"))
+    };
+    let mut hooks = FilePathHooks {
+        chmod: attach(names::PROG_FILE_PATH_CHMOD, names::FN_SECURITY_PATH_CHMOD),
+        chown: attach(names::PROG_FILE_PATH_CHOWN, names::FN_SECURITY_PATH_CHOWN),
+    };
+    let bits = [
+        (&hooks.chmod, sensor_common::file_path_hooks::CHMOD),
+        (&hooks.chown, sensor_common::file_path_hooks::CHOWN),
+    ]
+    .into_iter()
+    .filter(|(status, _)| status.is_ok())
+    .fold(0, |bits, (_, bit)| bits | bit);
+    if bits != 0
+        && let Err(why) = set_switch_to(ebpf, names::FILE_PATH_BY_KERNEL_MAP, bits)
+    {
+        // The hooks still resolve the records; only the entry's filter is
+        // not left to the daemon.
+        for status in [&mut hooks.chmod, &mut hooks.chown] {
+            if status.is_ok() {
+                *status = Err(why.clone());
+            }
+        }
+    }
+    hooks
 }
 
 /// Sets the one-element switch map `name` to 1: what has a kernel-side
 /// program rely on the optional hook just attached.
 pub(super) fn set_switch(ebpf: &mut Ebpf, name: &str) -> HookStatus {
+    set_switch_to(ebpf, name, 1)
+}
+
+/// Sets the one-element switch map `name` to `value`.
+fn set_switch_to(ebpf: &mut Ebpf, name: &str, value: u32) -> HookStatus {
     let map = ebpf
         .map_mut(name)
         .ok_or_else(|| format!("map {name} missing"))?;
     let mut switch: Array<&mut MapData, u32> =
         Array::try_from(map).map_err(|e| format!("{name}: {e}"))?;
-    switch.set(0, 1, 0).map_err(|e| format!("{name}: {e}"))
+    switch.set(0, value, 0).map_err(|e| format!("{name}: {e}"))
 }
 
 /// Detaches `link` of the fentry program `name`: the undoing of a hook

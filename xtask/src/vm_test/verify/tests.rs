@@ -89,15 +89,55 @@ fn every_expectation_is_met_by_its_own_steps_fixture() {
                 .iter()
                 .filter(|(s, v)| s == step.name && (e.matches)(v))
                 .count();
-            assert!(
-                n >= e.count,
-                "{}: {} matched {n} of {} fixture events",
-                step.name,
-                e.what,
-                e.count
-            );
+            if e.count == 0 {
+                assert_eq!(n, 0, "{}: {} matched fixture events", step.name, e.what);
+            } else {
+                assert!(
+                    n >= e.count,
+                    "{}: {} matched {n} of {} fixture events",
+                    step.name,
+                    e.what,
+                    e.count
+                );
+            }
         }
     }
+}
+
+#[test]
+fn an_event_that_must_not_arrive_fails_its_step() {
+    // The symlinked chmod's event, as if the filter had let a chmod of the
+    // ignored file through as well.
+    let mut events = run(|_, _| true);
+    let leaked = events
+        .iter()
+        .find(|r| {
+            r.event["event"]["action"] == "chmod" && r.event["file"]["path"] == "/tmp/.linked-tool"
+        })
+        .map(|r| {
+            let mut event = r.event.clone();
+            event["file"]["path"] = "/tmp/.ignored/plain".into();
+            Received {
+                at_ms: r.at_ms + 1,
+                event,
+            }
+        })
+        .expect("the fixture's ignored_symlink_chmod event");
+    events.push(leaked);
+    let report = verify(&steps(), &events);
+    assert_eq!(
+        report.undetected(),
+        vec!["ignored_symlink_chmod".to_owned()],
+        "{}",
+        report.table()
+    );
+    assert!(
+        report.table().contains(
+            "| ignored_symlink_chmod | no chmod of /tmp/.ignored/plain, under the ignored prefix | no: 1 arrived | - |"
+        ),
+        "{}",
+        report.table()
+    );
 }
 
 #[test]
