@@ -215,11 +215,16 @@ EOF
 
 # The weak user makes a file of its own world-writable through a symlink
 # under a prefix the sensor ignores: the file outside the prefix, which
-# the kernel resolved, decides, not the symlink's name.
+# the kernel resolved, decides, not the symlink's name. First the reverse,
+# which the filter drops: a file under the prefix, through a symlink
+# outside it.
 ignored_symlink_chmod() {
     step ignored_symlink_chmod
     as_root "$GUEST_USER" "$IGNORED_PREFIX" <<'EOF'
-runuser -u "$1" -- sh -c 'mkdir -p "$1" && cp /bin/sh /tmp/.linked-tool && ln -sf /tmp/.linked-tool "$1/tool" && chmod 777 "$1/tool"' sh "$2" </dev/null
+runuser -u "$1" -- sh -c '
+mkdir -p "$1" && touch "$1/plain" && ln -sf "$1/plain" /tmp/.to-ignored && chmod 600 /tmp/.to-ignored &&
+cp /bin/sh /tmp/.linked-tool && ln -sf /tmp/.linked-tool "$1/tool" && chmod 777 "$1/tool"' sh "$2" </dev/null
+[ "$(stat -c %a "$2/plain")" = 600 ]
 [ "$(stat -c %a /tmp/.linked-tool)" = 777 ]
 EOF
 }

@@ -17,8 +17,9 @@
 //! The path itself is walked at the exit, which writes the event: a walk
 //! here would need a buffer that lives until then (a path of up to 4 KiB
 //! per in-flight call, where the record is kept short so that a chmod
-//! costs no allocation). The kernel holds no reference for the exit: it
-//! checks that the dentry still names the inode seen here before walking it.
+//! costs no allocation). The hook takes no reference for the exit, which
+//! checks that the dentry still names the inode seen here before walking
+//! it.
 //!
 //! Needs `CONFIG_SECURITY_PATH` (Debian's kernels have it, for AppArmor).
 //! The daemon attaches each hook where it loads (5.10 refuses the chown
@@ -33,14 +34,15 @@ use crate::kernel::{Miss, read_ptr};
 use crate::maps::{count_error, off};
 use crate::path::path_parts;
 
-/// Which of these hooks the daemon attached ([`sensor_common::file_path_hooks`] bits):
-/// the entry then leaves the ignored-path-prefix decision on those calls
-/// to the daemon, which has the path the kernel resolved.
+/// Which of these hooks the daemon attached (bits of
+/// [`sensor_common::file_path_hooks`]): the entry then leaves the
+/// ignored-path-prefix decision on those calls to the daemon, which has
+/// the path the kernel resolved.
 #[map]
 static FILE_PATH_BY_KERNEL: Array<u32> = Array::with_max_entries(1, 0);
 
-/// Whether the hook below for `hook` ([`sensor_common::file_path_hooks`]) resolves its
-/// calls' records.
+/// Whether the hook below for `hook` (a bit of
+/// [`sensor_common::file_path_hooks`]) resolves its calls' records.
 #[inline(always)]
 pub fn kernel_resolves(hook: u32) -> bool {
     crate::maps::switch_value(&FILE_PATH_BY_KERNEL) & hook != 0
