@@ -291,6 +291,17 @@ runuser -u "$1" -- sh -c 'cp "$(command -v busybox)" /tmp/.nscap && unshare --us
 EOF
 }
 
+# /tmp/.su's capability (hidden_capability) removed, with the name where
+# the sensor's read at the entry cannot reach it: named by the kernel's
+# copy (fentry/security_inode_removexattr).
+hidden_capability_removal() {
+    step hidden_capability_removal
+    as_root <<'EOF'
+[ "$(scenario-actor removexattr-unread-name /tmp/.xattr-name security.capability /tmp/.su)" = ok ]
+[ -z "$(getcap /tmp/.su)" ]
+EOF
+}
+
 reverse_shell() {
     local before
     before=$(accepted)
@@ -509,17 +520,6 @@ EOF
     wait_accepted "$before"
     as_root "$CONTAINER" <<'EOF'
 podman rm -f -t 0 "$1" >/dev/null </dev/null
-EOF
-}
-
-# /tmp/.su's capability (hidden_capability) removed, with the name where
-# the sensor's read at the entry cannot reach it: named by the kernel's
-# copy (fentry/security_inode_removexattr).
-hidden_capability_removal() {
-    step hidden_capability_removal
-    as_root <<'EOF'
-[ "$(scenario-actor removexattr-unread-name /tmp/.xattr-name security.capability /tmp/.su)" = ok ]
-[ -z "$(getcap /tmp/.su)" ]
 EOF
 }
 

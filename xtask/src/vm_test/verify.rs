@@ -248,21 +248,6 @@ const SCENARIO: &[Step] = &[
         )],
     },
     Step {
-        name: "ia32_syscalls",
-        expects: &[
-            one(
-                "ia32 chmod u+s of /tmp/.ia32sh by dev",
-                &["chmod"],
-                is_ia32_chmod,
-            ),
-            one(
-                "ia32 setuid(0) refused to dev (EPERM)",
-                &["credential_change"],
-                is_ia32_setuid,
-            ),
-        ],
-    },
-    Step {
         name: "hidden_chmod",
         expects: &[one(
             "chmod u+s by dev of /tmp/.hidden-suid, its path unreadable at entry",
@@ -282,6 +267,21 @@ const SCENARIO: &[Step] = &[
                 "chmod 777 by dev of /tmp/.linked-tool through a symlink under an ignored prefix",
                 &["chmod"],
                 is_ignored_symlink_chmod,
+            ),
+        ],
+    },
+    Step {
+        name: "ia32_syscalls",
+        expects: &[
+            one(
+                "ia32 chmod u+s of /tmp/.ia32sh by dev",
+                &["chmod"],
+                is_ia32_chmod,
+            ),
+            one(
+                "ia32 setuid(0) refused to dev (EPERM)",
+                &["credential_change"],
+                is_ia32_setuid,
             ),
         ],
     },
