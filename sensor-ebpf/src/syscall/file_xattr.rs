@@ -22,10 +22,10 @@ use aya_ebpf::macros::map;
 use aya_ebpf::maps::{Array, PerCpuArray};
 use sensor_common::{ProbeError, SyscallOp, XATTR_NAME_CAP, XATTR_VALUE_CAP, file_flags};
 
-use super::file::FILE_INFLIGHT;
+use super::file::{FILE_INFLIGHT, read_attrs};
 use super::read_kernel_str;
-use crate::kernel::copy_struct;
-use crate::maps::count_error;
+use crate::kernel::{Miss, copy_struct, read_ptr};
+use crate::maps::{count_error, off};
 
 /// 1 once the daemon attached these hooks: the entry then keeps every xattr
 /// call, for the exit to decide by the kernel's copy of its name.
@@ -83,7 +83,7 @@ fn untyped_arg(ctx: *mut u64, i: usize) -> Option<u64> {
 #[unsafe(link_section = "fentry/security_inode_setxattr")]
 pub fn file_setxattr(ctx: *mut u64) -> i32 {
     if let Some(value) = untyped_arg(ctx, 3) {
-        on_xattr(arg!(ctx, 2), Some((value, arg!(ctx, 4))));
+        on_xattr(arg!(ctx, 1), arg!(ctx, 2), Some((value, arg!(ctx, 4))));
     }
     0
 }
@@ -93,7 +93,7 @@ pub fn file_setxattr(ctx: *mut u64) -> i32 {
 #[unsafe(link_section = "fentry/security_inode_setxattr")]
 pub fn file_setxattr_no_idmap(ctx: *mut u64) -> i32 {
     if let Some(value) = untyped_arg(ctx, 2) {
-        on_xattr(arg!(ctx, 1), Some((value, arg!(ctx, 3))));
+        on_xattr(arg!(ctx, 0), arg!(ctx, 1), Some((value, arg!(ctx, 3))));
     }
     0
 }
@@ -102,7 +102,7 @@ pub fn file_setxattr_no_idmap(ctx: *mut u64) -> i32 {
 #[unsafe(no_mangle)]
 #[unsafe(link_section = "fentry/security_inode_removexattr")]
 pub fn file_removexattr(ctx: *mut u64) -> i32 {
-    on_xattr(arg!(ctx, 2), None);
+    on_xattr(arg!(ctx, 1), arg!(ctx, 2), None);
     0
 }
 
@@ -110,16 +110,19 @@ pub fn file_removexattr(ctx: *mut u64) -> i32 {
 #[unsafe(no_mangle)]
 #[unsafe(link_section = "fentry/security_inode_removexattr")]
 pub fn file_removexattr_no_idmap(ctx: *mut u64) -> i32 {
-    on_xattr(arg!(ctx, 1), None);
+    on_xattr(arg!(ctx, 0), arg!(ctx, 1), None);
     0
 }
 
 /// Puts the kernel's `name` and, for a set, `value` (`(pointer, size)`)
-/// into this thread's in-flight xattr record. Nothing without one (an
-/// io_uring request's change, a filtered process), and only the first
-/// time in a call: overlayfs sets the same xattr again on the layer below.
+/// into this thread's in-flight xattr record, and the attributes of the
+/// file the kernel resolved (`dentry`): its inode and device name it
+/// whatever symlink or fd the call went through. Nothing without a
+/// record (an io_uring request's change, a filtered process), and only
+/// the first time in a call: overlayfs sets the same xattr again on the
+/// layer below.
 #[inline(always)]
-fn on_xattr(name: u64, value: Option<(u64, u64)>) {
+fn on_xattr(dentry: u64, name: u64, value: Option<(u64, u64)>) {
     let key = super::thread_key();
     // Xattr calls are only ever in the long map (see file.rs's `enter`).
     let Some(p) = FILE_INFLIGHT.get_ptr_mut(&key) else {
@@ -213,6 +216,17 @@ fn on_xattr(name: u64, value: Option<(u64, u64)>) {
     p.head.flags |= file_flags::XATTR_KERNEL_COPY;
     if differs {
         p.head.flags |= file_flags::XATTR_REWRITTEN;
+    }
+    // Over what the entry read for an fd-based call (the fd may have been
+    // another file by the kernel's lookup); none known where a read fails.
+    match read_ptr(dentry, off!(dentry_inode)).and_then(|inode| read_attrs(inode, &mut p.head)) {
+        Ok(()) => p.head.flags |= file_flags::OLD_KNOWN,
+        Err(miss) => {
+            p.head.flags &= !file_flags::OLD_KNOWN;
+            if miss == Miss::Fault {
+                count_error(ProbeError::ReadTask);
+            }
+        }
     }
 }
 

@@ -710,10 +710,14 @@ fn is_setcap(v: &Value) -> bool {
 }
 
 /// Named with what the kernel copied (CAP_SETUID), not the capability the
-/// caller's memory held at the entry (CAP_NET_BIND_SERVICE).
+/// caller's memory held at the entry (CAP_NET_BIND_SERVICE), on the file
+/// the kernel resolved (its mode before, which the path argument alone
+/// cannot give).
 fn is_hidden_capability(v: &Value) -> bool {
     succeeded(v)
         && is(v, "file.path", HIDDEN_CAPABILITY_COPY)
+        && is(v, "sensor.file_change.before.mode", "0755")
+        && at(v, "file.inode").is_string()
         && is(v, "sensor.file_change.xattr.name", "security.capability")
         && lists(
             v,

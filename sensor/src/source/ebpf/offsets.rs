@@ -198,7 +198,8 @@ pub fn resolve_btf(btf: &Btf, cgroup_mode: CgroupMode) -> Result<ResolvedOffsets
 /// The file family's xattr hooks are built for the name as the second
 /// argument of `security_inode_setxattr` and `security_inode_removexattr`
 /// (before 5.12) or the third (after the mount's user namespace or idmap),
-/// with setxattr's value and size right after it.
+/// with the dentry right before it and setxattr's value and size right
+/// after it.
 fn xattr_hooks(btf: &Btf) -> Result<u32, String> {
     let index = |func: &str, param: &str| match btf::func_param_index(btf, func, param) {
         Ok(Some(i)) => Ok(i),
@@ -212,8 +213,10 @@ fn xattr_hooks(btf: &Btf) -> Result<u32, String> {
         return Err(format!("{set}'s name is argument {name}, not 1 or 2"));
     }
     for (func, param, at) in [
+        (set, "dentry", name - 1),
         (set, "value", name + 1),
         (set, "size", name + 2),
+        (remove, "dentry", name - 1),
         (remove, "name", name),
     ] {
         let i = index(func, param)?;
