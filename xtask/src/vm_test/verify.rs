@@ -176,10 +176,8 @@ const fn none(
     matches: fn(&Value) -> bool,
 ) -> Expect {
     Expect {
-        what,
-        actions,
         count: 0,
-        matches,
+        ..one(what, actions, matches)
     }
 }
 
