@@ -526,8 +526,6 @@ where
     T::try_from(map).map_err(|source| LoadError::Map { name, source })
 }
 
-/// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK; lift it so a
-/// 16 MiB ring buffer loads there too. Later kernels ignore it.
 /// What chmod and chown events name, by which path hooks loaded. The line
 /// for a resolved call is one `cargo xtask kernels` looks for.
 fn log_file_path_hooks(hooks: &syscalls::FilePathHooks) {
@@ -547,6 +545,8 @@ fn log_file_path_hooks(hooks: &syscalls::FilePathHooks) {
     }
 }
 
+/// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK; lift it so a
+/// 16 MiB ring buffer loads there too. Later kernels ignore it.
 fn raise_memlock_limit() {
     let unlimited = libc::rlimit {
         rlim_cur: libc::RLIM_INFINITY,
