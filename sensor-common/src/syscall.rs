@@ -469,6 +469,22 @@ impl SyscallOp {
         }
     }
 
+    /// True for the chmod syscalls.
+    pub const fn is_chmod(self) -> bool {
+        matches!(
+            self,
+            SyscallOp::Chmod | SyscallOp::Fchmod | SyscallOp::Fchmodat | SyscallOp::Fchmodat2
+        )
+    }
+
+    /// True for the chown syscalls.
+    pub const fn is_chown(self) -> bool {
+        matches!(
+            self,
+            SyscallOp::Chown | SyscallOp::Fchown | SyscallOp::Lchown | SyscallOp::Fchownat
+        )
+    }
+
     /// True for the xattr syscalls.
     pub const fn is_xattr(self) -> bool {
         matches!(
@@ -490,6 +506,10 @@ impl SyscallOp {
         )
     }
 }
+
+/// The setuid and setgid bits of a mode: what a chmod grants, and what no
+/// path filter may drop (see the file family's `kept_when_ignored`).
+pub const MODE_SETUID_SETGID: u32 = 0o6000;
 
 /// `AT_FDCWD`: a `dirfd` meaning "the working directory".
 pub const AT_FDCWD: i32 = -100;

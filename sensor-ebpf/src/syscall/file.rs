@@ -16,8 +16,9 @@ use aya_ebpf::helpers::generated::bpf_probe_read_user;
 use aya_ebpf::macros::map;
 use aya_ebpf::maps::{HashMap, PerCpuArray};
 use sensor_common::{
-    ARG_PATH_CAP, AT_FDCWD, EventKind, FileEvent, PATH_CAP, PATH_COMPONENTS_MAX, ProbeError,
-    SyscallOp, Target, XATTR_NAME_CAP, XATTR_VALUE_CAP, file_flags, file_path_hooks,
+    ARG_PATH_CAP, AT_FDCWD, EventKind, FileEvent, MODE_SETUID_SETGID, PATH_CAP,
+    PATH_COMPONENTS_MAX, ProbeError, SyscallOp, Target, XATTR_NAME_CAP, XATTR_VALUE_CAP,
+    file_flags, file_path_hooks,
 };
 
 use super::{copy, fd_file, inflight, read_user_str};
@@ -310,15 +311,12 @@ fn fill<E: super::Entry, const CAP: usize>(
 ///   link can give any file a name under an ignored prefix.
 #[inline(always)]
 fn kept_when_ignored(op: SyscallOp, mode: u32) -> bool {
-    const SETUID_SETGID: u32 = 0o6000;
-    match op {
-        SyscallOp::Chmod | SyscallOp::Fchmod | SyscallOp::Fchmodat | SyscallOp::Fchmodat2 => {
-            mode & SETUID_SETGID != 0 || super::file_path::kernel_resolves(file_path_hooks::CHMOD)
-        }
-        SyscallOp::Chown | SyscallOp::Fchown | SyscallOp::Lchown | SyscallOp::Fchownat => {
-            super::file_path::kernel_resolves(file_path_hooks::CHOWN)
-        }
-        _ => op.is_xattr(),
+    if op.is_chmod() {
+        mode & MODE_SETUID_SETGID != 0 || super::file_path::kernel_resolves(file_path_hooks::CHMOD)
+    } else if op.is_chown() {
+        super::file_path::kernel_resolves(file_path_hooks::CHOWN)
+    } else {
+        op.is_xattr()
     }
 }
 

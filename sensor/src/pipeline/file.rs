@@ -1,7 +1,7 @@
 //! File attribute changes (chmod, chown, xattr) into `file.*` and
 //! `sensor.file_change`.
 
-use sensor_common::SyscallOp;
+use sensor_common::MODE_SETUID_SETGID;
 
 use super::{Kind, Pipeline, outcome};
 use crate::enrich::user::Accounts;
@@ -25,12 +25,8 @@ impl Pipeline {
         self.known(&f.task, ticks);
         let (outcome, error) = outcome(f.ret);
         let action = match f.op {
-            SyscallOp::Chmod | SyscallOp::Fchmod | SyscallOp::Fchmodat | SyscallOp::Fchmodat2 => {
-                "chmod"
-            }
-            SyscallOp::Chown | SyscallOp::Fchown | SyscallOp::Lchown | SyscallOp::Fchownat => {
-                "chown"
-            }
+            op if op.is_chmod() => "chmod",
+            op if op.is_chown() => "chown",
             op if op.sets_xattr() => "set_xattr",
             _ => "remove_xattr",
         };
@@ -202,15 +198,8 @@ impl Pipeline {
 /// (a link gives any file a name under an ignored prefix), and neither is
 /// an xattr change: the kernel keeps them, and they are reported.
 fn ignored(f: &FileRecord, prefixes: &[Vec<u8>]) -> bool {
-    let chmod = matches!(
-        f.op,
-        SyscallOp::Chmod | SyscallOp::Fchmod | SyscallOp::Fchmodat | SyscallOp::Fchmodat2
-    );
-    let chown = matches!(
-        f.op,
-        SyscallOp::Chown | SyscallOp::Fchown | SyscallOp::Lchown | SyscallOp::Fchownat
-    );
-    if !(chmod || chown) || (chmod && f.mode & SETUID_SETGID != 0) {
+    let chmod = f.op.is_chmod();
+    if !(chmod || f.op.is_chown()) || (chmod && f.mode & MODE_SETUID_SETGID != 0) {
         return false;
     }
     if f.kernel_path {
@@ -220,8 +209,6 @@ fn ignored(f: &FileRecord, prefixes: &[Vec<u8>]) -> bool {
     }
     f.path_argument_ignored
 }
-
-const SETUID_SETGID: u32 = 0o6000;
 
 /// Permission bits in octal, ECS style: `"4755"`, `"0644"`.
 fn octal(mode: u32) -> String {
@@ -243,6 +230,8 @@ fn bits_diff(before: u32, after: u32) -> (Vec<&'static str>, Vec<&'static str>) 
 
 #[cfg(test)]
 mod tests {
+    use sensor_common::SyscallOp;
+
     use super::*;
 
     #[test]
