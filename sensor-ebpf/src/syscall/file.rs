@@ -559,6 +559,27 @@ fn acts_on_fd(target: Target, path_len: u32, at_flags: u32, flags: u32) -> bool 
     }
 }
 
+/// The attributes of the file a hook inside the call saw the kernel
+/// resolve (`dentry`) into `p`, over what the entry read: with
+/// `OLD_KNOWN` when read, without it where a read failed (some may have
+/// been written over). Whether they were read.
+#[inline(always)]
+pub(super) fn dentry_attrs(dentry: u64, p: &mut PendingHead) -> bool {
+    match read_ptr(dentry, off!(dentry_inode)).and_then(|inode| read_attrs(inode, p)) {
+        Ok(()) => {
+            p.flags |= file_flags::OLD_KNOWN;
+            true
+        }
+        Err(miss) => {
+            p.flags &= !file_flags::OLD_KNOWN;
+            if miss == Miss::Fault {
+                count_error(ProbeError::ReadTask);
+            }
+            false
+        }
+    }
+}
+
 /// The inode's mode, owner, number and device, into `p.old_*`.
 #[inline(always)]
 pub(super) fn read_attrs(inode: u64, p: &mut PendingHead) -> Result<(), Miss> {

@@ -29,9 +29,8 @@ use aya_ebpf::macros::map;
 use aya_ebpf::maps::Array;
 use sensor_common::{ProbeError, file_flags};
 
-use super::file::{find, read_attrs};
-use crate::kernel::{Miss, read_ptr};
-use crate::maps::{count_error, off};
+use super::file::{dentry_attrs, find};
+use crate::maps::count_error;
 use crate::path::path_parts;
 
 /// Which of these hooks the daemon attached (bits of
@@ -81,19 +80,9 @@ fn on_path(path: u64) {
     }
     // Over what the entry read for an fd-based call: the fd may have been
     // another file by the time the kernel looked it up.
-    match read_ptr(dentry, off!(dentry_inode)).and_then(|inode| read_attrs(inode, p)) {
-        Ok(()) => {
-            p.kernel_mnt = mnt;
-            p.kernel_dentry = dentry;
-            p.flags |= file_flags::OLD_KNOWN | file_flags::KERNEL_PATH;
-        }
-        // Some attributes may have been written over the entry's: none
-        // are known now.
-        Err(miss) => {
-            p.flags &= !file_flags::OLD_KNOWN;
-            if miss == Miss::Fault {
-                count_error(ProbeError::ReadTask);
-            }
-        }
+    if dentry_attrs(dentry, p) {
+        p.kernel_mnt = mnt;
+        p.kernel_dentry = dentry;
+        p.flags |= file_flags::KERNEL_PATH;
     }
 }

@@ -7,11 +7,10 @@
 //! the entry could not read); the exit tracepoint still sends the event,
 //! so the event is the same with or without this hook, minus `before`.
 
-use sensor_common::{OFFSET_MISSING, ProbeError, file_flags};
+use sensor_common::{OFFSET_MISSING, file_flags};
 
-use super::file::{find, read_attrs};
-use crate::kernel::{Miss, read_ptr};
-use crate::maps::{count_error, off};
+use super::file::{dentry_attrs, find};
+use crate::maps::off;
 
 /// Written out instead of with aya's `#[fentry]` macro, to read the context
 /// as the array of u64 argument slots it is (libbpf's BPF_PROG convention)
@@ -52,9 +51,5 @@ fn on_setattr(args: [u64; 2]) {
         1 => args[1],
         OFFSET_MISSING | _ => return,
     };
-    match read_ptr(dentry, off!(dentry_inode)).and_then(|inode| read_attrs(inode, p)) {
-        Ok(()) => p.flags |= file_flags::OLD_KNOWN,
-        Err(Miss::Fault) => count_error(ProbeError::ReadTask),
-        Err(Miss::Absent) => {}
-    }
+    dentry_attrs(dentry, p);
 }

@@ -22,10 +22,10 @@ use aya_ebpf::macros::map;
 use aya_ebpf::maps::{Array, PerCpuArray};
 use sensor_common::{ProbeError, SyscallOp, XATTR_NAME_CAP, XATTR_VALUE_CAP, file_flags};
 
-use super::file::{FILE_INFLIGHT, read_attrs};
+use super::file::{FILE_INFLIGHT, dentry_attrs};
 use super::read_kernel_str;
-use crate::kernel::{Miss, copy_struct, read_ptr};
-use crate::maps::{count_error, off};
+use crate::kernel::copy_struct;
+use crate::maps::count_error;
 
 /// 1 once the daemon attached these hooks: the entry then keeps every xattr
 /// call, for the exit to decide by the kernel's copy of its name.
@@ -218,16 +218,8 @@ fn on_xattr(dentry: u64, name: u64, value: Option<(u64, u64)>) {
         p.head.flags |= file_flags::XATTR_REWRITTEN;
     }
     // Over what the entry read for an fd-based call (the fd may have been
-    // another file by the kernel's lookup); none known where a read fails.
-    match read_ptr(dentry, off!(dentry_inode)).and_then(|inode| read_attrs(inode, &mut p.head)) {
-        Ok(()) => p.head.flags |= file_flags::OLD_KNOWN,
-        Err(miss) => {
-            p.head.flags &= !file_flags::OLD_KNOWN;
-            if miss == Miss::Fault {
-                count_error(ProbeError::ReadTask);
-            }
-        }
-    }
+    // another file by the kernel's lookup).
+    dentry_attrs(dentry, &mut p.head);
 }
 
 const CAPABILITY: &[u8] = b"security.capability";
