@@ -218,6 +218,7 @@ fn play(
     let log = wait_for_sensor(&mut guest)?;
     let release = guest.run("uname -r", "reading the kernel release")?;
     check_task_reads(release.trim(), &log)?;
+    check_path_hooks(release.trim(), &log)?;
     println!(
         "vm-test: {}: {}",
         spec.name,
@@ -385,20 +386,41 @@ fn guest_config(collector_port: u16, disable: &[String]) -> String {
 /// probe reads on a newer kernel means its verifier refused the plain
 /// loads: a regression to look at, though every event still comes.
 fn check_task_reads(release: &str, log: &str) -> Result<()> {
-    let mut numbers = release.split(['.', '-']).map(str::parse::<u32>);
-    let version = match (numbers.next(), numbers.next()) {
-        (Some(Ok(major)), Some(Ok(minor))) => (major, minor),
-        _ => bail!("cannot parse the guest's kernel release {release:?}"),
-    };
-    let expected = if version >= (5, 11) {
+    let expected = if kernel_version(release)? >= (5, 11) {
         "the current task is read with plain loads"
     } else {
         "the current task is read with bpf_probe_read_kernel"
     };
-    let said = log
-        .lines()
-        .find(|l| l.contains("the current task is read with"))
-        .unwrap_or("nothing");
+    check_logged(release, log, "the current task is read with", expected)
+}
+
+/// Each kernel must resolve the file of every chmod and chown its
+/// trampolines allow: both from 6.1, chmod only on 5.10 (which refuses
+/// `security_path_chown`'s struct arguments). The scenario's steps only
+/// show chmod's hook at work; chown's shares its code but not its
+/// program, which this sees load.
+fn check_path_hooks(release: &str, log: &str) -> Result<()> {
+    let expected = if kernel_version(release)? >= (6, 1) {
+        "chmod events name the file the kernel resolved (fentry), and so do chown events"
+    } else {
+        "chmod events name the file the kernel resolved (fentry); chown events name the path \
+         argument"
+    };
+    check_logged(release, log, "chown events", expected)
+}
+
+/// The guest's `major.minor`.
+fn kernel_version(release: &str) -> Result<(u32, u32)> {
+    let mut numbers = release.split(['.', '-']).map(str::parse::<u32>);
+    match (numbers.next(), numbers.next()) {
+        (Some(Ok(major)), Some(Ok(minor))) => Ok((major, minor)),
+        _ => bail!("cannot parse the guest's kernel release {release:?}"),
+    }
+}
+
+/// The sensor's log line about `topic` must say `expected`.
+fn check_logged(release: &str, log: &str, topic: &str, expected: &str) -> Result<()> {
+    let said = log.lines().find(|l| l.contains(topic)).unwrap_or("nothing");
     if !said.contains(expected) {
         bail!("on {release} the sensor should log `{expected}`; it said: {said}");
     }
@@ -488,7 +510,7 @@ fn free_port() -> Result<u16> {
 
 #[cfg(test)]
 mod tests {
-    use super::check_task_reads;
+    use super::{check_path_hooks, check_task_reads};
 
     const PLAIN: &str = "INFO sensor::source::ebpf: the current task is read with plain loads \
                          (bpf_get_current_task_btf)";
@@ -505,5 +527,23 @@ mod tests {
         assert!(check_task_reads("5.10.0-32-cloud-amd64", PLAIN).is_err());
         assert!(check_task_reads("6.1.0", "nothing said").is_err());
         assert!(check_task_reads("garbage", PLAIN).is_err());
+    }
+
+    const BOTH: &str = "INFO sensor::source::ebpf: chmod events name the file the kernel \
+                        resolved (fentry), and so do chown events";
+    const CHMOD: &str = "INFO sensor::source::ebpf: chmod events name the file the kernel \
+                         resolved (fentry); chown events name the path argument read from the \
+                         caller's memory at entry: security_path_chown: fentry refused";
+    const NEITHER: &str = "INFO sensor::source::ebpf: chmod and chown events name the path \
+                           argument read from the caller's memory at entry: fentry refused";
+
+    #[test]
+    fn each_kernel_must_resolve_the_chmods_and_chowns_it_can() {
+        assert!(check_path_hooks("6.1.0-50-cloud-amd64", BOTH).is_ok());
+        assert!(check_path_hooks("6.12.95+deb12-cloud-amd64", BOTH).is_ok());
+        assert!(check_path_hooks("5.10.0-32-cloud-amd64", CHMOD).is_ok());
+        assert!(check_path_hooks("6.12.95+deb12-cloud-amd64", CHMOD).is_err());
+        assert!(check_path_hooks("5.10.0-32-cloud-amd64", NEITHER).is_err());
+        assert!(check_path_hooks("6.1.0-50-cloud-amd64", "nothing said").is_err());
     }
 }
