@@ -217,15 +217,28 @@ EOF
 # under a prefix the sensor ignores: the file outside the prefix, which
 # the kernel resolved, decides, not the symlink's name. First the reverse,
 # which the filter drops: a file under the prefix, through a symlink
-# outside it.
+# outside it. Last, through a hard link under the prefix, where
+# resolution stops: the file's second name keeps it.
 ignored_symlink_chmod() {
     step ignored_symlink_chmod
     as_root "$GUEST_USER" "$IGNORED_PREFIX" <<'EOF'
 runuser -u "$1" -- sh -c '
 mkdir -p "$1" && touch "$1/plain" && ln -sf "$1/plain" /tmp/.to-ignored && chmod 600 /tmp/.to-ignored &&
-cp /bin/sh /tmp/.linked-tool && ln -sf /tmp/.linked-tool "$1/tool" && chmod 777 "$1/tool"' sh "$2" </dev/null
+cp /bin/sh /tmp/.linked-tool && ln -sf /tmp/.linked-tool "$1/tool" && chmod 777 "$1/tool" &&
+touch /tmp/.hard-linked && ln -f /tmp/.hard-linked "$1/hard" && chmod 666 "$1/hard"' sh "$2" </dev/null
 [ "$(stat -c %a "$2/plain")" = 600 ]
 [ "$(stat -c %a /tmp/.linked-tool)" = 777 ]
+[ "$(stat -c %a /tmp/.hard-linked)" = 666 ]
+EOF
+}
+
+# root hands the weak user a copy of a shell through a symlink: the file
+# the kernel resolved is named where the chown hook loads (6.1 on).
+symlink_chown() {
+    step symlink_chown
+    as_root "$GUEST_USER" <<'EOF'
+cp /bin/sh /tmp/.owned-sh && ln -sf /tmp/.owned-sh /tmp/.owned-link && chown "$1:$1" /tmp/.owned-link
+[ "$(stat -c %U /tmp/.owned-sh)" = "$1" ]
 EOF
 }
 
@@ -548,6 +561,7 @@ main() {
     setuid_shell
     hidden_chmod
     ignored_symlink_chmod
+    symlink_chown
     ia32_syscalls
     file_capability
     hidden_capability

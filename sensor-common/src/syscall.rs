@@ -606,7 +606,8 @@ pub struct FileEvent {
     pub old_gid: u32,
     /// `inode->i_sb->s_dev` (kernel dev_t: major << 20 | minor).
     pub dev: u32,
-    pub _pad0: u32,
+    /// `inode->i_nlink`: the file's names (hard links), with `old_*`.
+    pub nlink: u32,
     pub ino: u64,
     pub path_len: u32,
     pub base_len: u32,

@@ -88,7 +88,9 @@ fn chmod_u_plus_s_names_the_setuid_bit_and_modes() {
     }
 
     // fd-based: the inode is known at entry, so the old mode is reported
-    // and the setgid bit is named as added.
+    // and the setgid bit is named as added; and its names, a second one
+    // made here.
+    std::fs::hard_link(&f, f.with_file_name("second name")).expect("link");
     let (pid, ok) = run(Command::new("perl")
         .arg("-e")
         .arg("open(my $f, '<', $ARGV[0]) or die $!; chmod(02755, $f) or die $!")
@@ -116,6 +118,7 @@ fn chmod_u_plus_s_names_the_setuid_bit_and_modes() {
         vec!["setuid"]
     );
     assert_eq!(at(&ev, "sensor.file_change.before.uid.name"), "root");
+    assert_eq!(at(&ev, "sensor.file_change.before.links"), 2, "{ev}");
     let ino = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&f).expect("stat"));
     assert_eq!(
         at(&ev, "file.inode").as_str(),
@@ -668,6 +671,11 @@ fn a_symlink_under_an_ignored_prefix_does_not_hide_a_setuid_chmod() {
     let link = ignored_prefix.join("link");
     std::os::unix::fs::symlink(&outside, &link).expect("symlink");
     let inside = file_in(&ignored_prefix, "plain", 0o755);
+    // A second name under the prefix for a file outside it: resolution
+    // stops at a hard link.
+    let shared = file_in(&dir, "shared", 0o644);
+    let hard = ignored_prefix.join("hard");
+    std::fs::hard_link(&shared, &hard).expect("hard link");
 
     let chmod = |mode: &str, path: &Path| {
         let (pid, ok) = run(Command::new("chmod").arg(mode).arg(path));
@@ -678,6 +686,7 @@ fn a_symlink_under_an_ignored_prefix_does_not_hide_a_setuid_chmod() {
     let plain_via_link = chmod("700", &link);
     let setgid_inside = chmod("g+s", &inside);
     let plain_inside = chmod("700", &inside);
+    let plain_via_hard_link = chmod("640", &hard);
     let control = chmod("755", &outside);
     sensor.wait_for("the control chmod", |v| is_file_event(v, "chmod", control));
     let events = sensor.events();
@@ -712,6 +721,18 @@ fn a_symlink_under_an_ignored_prefix_does_not_hide_a_setuid_chmod() {
         event_of(plain_inside).is_none(),
         "a chmod that sets no special bit under the prefix is ignored"
     );
+    // Resolved, the file's second name shows: reported. Unresolved, the
+    // argument decides (the inode behind a path is unknown at entry).
+    let ev = event_of(plain_via_hard_link);
+    assert_eq!(
+        ev.is_some(),
+        resolves,
+        "chmod 640 through a hard link under the prefix (resolved: {resolves})"
+    );
+    if let Some(ev) = ev {
+        assert_eq!(at(ev, "file.path").as_str(), hard.to_str(), "{ev}");
+        assert_eq!(at(ev, "sensor.file_change.before.links"), 2, "{ev}");
+    }
 }
 
 /// The path argument in a page the entry's read cannot fault in: the

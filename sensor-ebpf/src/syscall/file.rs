@@ -48,7 +48,7 @@ pub struct PendingHead {
     pub(super) name_len: u32,
     pub(super) value_len: u32,
     pub(super) value_size: u32,
-    _pad0: u32,
+    nlink: u32,
     ino: u64,
     /// With [`file_flags::KERNEL_PATH`]: the `struct vfsmount` and dentry
     /// the kernel resolved (see `file_path.rs`), walked at the exit.
@@ -424,7 +424,7 @@ fn exit(ret: i64, abi: u32) -> u32 {
     ev.old_uid = p.old_uid;
     ev.old_gid = p.old_gid;
     ev.dev = p.dev;
-    ev._pad0 = 0;
+    ev.nlink = p.nlink;
     ev.ino = p.ino;
     ev.value_size = p.value_size;
     ev._pad1 = 0;
@@ -580,12 +580,15 @@ pub(super) fn dentry_attrs(dentry: u64, p: &mut PendingHead) -> bool {
     }
 }
 
-/// The inode's mode, owner, number and device, into `p.old_*`.
+/// The inode's mode, owner, links, number and device, into `p.old_*`,
+/// `p.nlink`, `p.ino` and `p.dev`. The links tell the daemon's path filter
+/// that the file has other names than the one it decides by.
 #[inline(always)]
 pub(super) fn read_attrs(inode: u64, p: &mut PendingHead) -> Result<(), Miss> {
     p.old_mode = read_u16(inode, off!(inode_mode))? as u32;
     p.old_uid = read_u32(inode, off!(inode_uid))?;
     p.old_gid = read_u32(inode, off!(inode_gid))?;
+    p.nlink = read_u32(inode, off!(inode_nlink))?;
     p.ino = read_u64(inode, off!(inode_ino))?;
     let sb = read_ptr(inode, off!(inode_sb))?;
     p.dev = read_u32(sb, off!(sb_dev))?;

@@ -650,6 +650,9 @@ pub struct FileAttrs {
     pub mode: String,
     pub uid: Shared<Id>,
     pub gid: Shared<Id>,
+    /// The file's names (hard links): more than one, and a path filter
+    /// that matched this name may not have matched the others.
+    pub links: u32,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub special_bits: Vec<&'static str>,
 }

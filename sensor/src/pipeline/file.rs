@@ -63,6 +63,7 @@ impl Pipeline {
             mode: octal(b.mode),
             uid: self.users.user(b.uid, &accounts),
             gid: self.users.group(b.gid, &accounts),
+            links: b.nlink,
             special_bits: special_bits(b.mode),
         });
         if f.before.is_none() {
@@ -194,6 +195,11 @@ impl Pipeline {
 /// - otherwise the argument decided; a kept call whose hook never ran (a
 ///   failed lookup, or a file gone by the exit) is dropped by it here.
 ///
+/// A resolved file with more than one name is kept: resolution stops at a
+/// hard link, which anyone who may write a file's directory can make
+/// under an ignored prefix (`ln /etc/shadow /tmp/x/h; chmod 666 /tmp/x/h`).
+/// Directories have no hard links (their count is their subdirectories).
+///
 /// A chmod that sets the setuid or setgid bit is never dropped by a path
 /// (a link gives any file a name under an ignored prefix), and neither is
 /// an xattr change: the kernel keeps them, and they are reported.
@@ -203,12 +209,19 @@ fn ignored(f: &FileRecord, prefixes: &[Vec<u8>]) -> bool {
         return false;
     }
     if f.kernel_path {
+        if f.before.is_some_and(|b| b.nlink > 1 && b.mode & S_IFMT != S_IFDIR) {
+            return false;
+        }
         // A walk cut short lacks its start: no prefix can be told.
         let path = (!f.base_truncated).then(|| f.resolved_path()).flatten();
         return path.is_some_and(|path| prefixes.iter().any(|p| path.starts_with(p)));
     }
     f.path_argument_ignored
 }
+
+/// The file type bits of an inode's mode, and a directory's.
+const S_IFMT: u32 = libc::S_IFMT;
+const S_IFDIR: u32 = libc::S_IFDIR;
 
 /// Permission bits in octal, ECS style: `"4755"`, `"0644"`.
 fn octal(mode: u32) -> String {
@@ -233,6 +246,7 @@ mod tests {
     use sensor_common::SyscallOp;
 
     use super::*;
+    use crate::source::ebpf::decode::InodeAttrs;
 
     #[test]
     fn modes_and_bits() {
@@ -275,12 +289,42 @@ mod tests {
         }
     }
 
-    /// The file as the kernel resolved it: `base`, the file itself.
+    /// The file as the kernel resolved it: `base`, the file itself, a
+    /// regular file with one name.
     fn resolved_to(mut f: FileRecord, path: &[u8]) -> FileRecord {
         f.kernel_path = true;
         f.base_is_file = true;
         f.base = path.to_vec();
+        f.before = Some(InodeAttrs {
+            mode: 0o100644,
+            uid: 0,
+            gid: 0,
+            nlink: 1,
+            ino: 12,
+            dev: 8 << 20,
+        });
         f
+    }
+
+    fn with_links(mut f: FileRecord, mode: u32, nlink: u32) -> FileRecord {
+        let before = f.before.as_mut().expect("a resolved file's attributes");
+        before.mode = mode;
+        before.nlink = nlink;
+        f
+    }
+
+    #[test]
+    fn a_hard_link_under_an_ignored_prefix_does_not_hide_its_file() {
+        let prefixes = vec![b"/tmp/ignored/".to_vec()];
+        let linked = resolved_to(record(SyscallOp::Chmod, 0o666), b"/tmp/ignored/h");
+        assert!(ignored(&linked, &prefixes));
+        let linked = with_links(linked, 0o100640, 2);
+        assert!(!ignored(&linked, &prefixes));
+        let owned = resolved_to(record(SyscallOp::Fchownat, 0), b"/tmp/ignored/h");
+        assert!(!ignored(&with_links(owned, 0o100640, 3), &prefixes));
+        // A directory's count is its subdirectories: decided by its path.
+        let dir = resolved_to(record(SyscallOp::Chmod, 0o777), b"/tmp/ignored/d");
+        assert!(ignored(&with_links(dir, 0o040755, 3), &prefixes));
     }
 
     #[test]

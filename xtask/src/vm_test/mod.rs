@@ -219,6 +219,7 @@ fn play(
     let release = guest.run("uname -r", "reading the kernel release")?;
     check_task_reads(release.trim(), &log)?;
     check_path_hooks(release.trim(), &log)?;
+    let kernel = kernel_version(release.trim())?;
     println!(
         "vm-test: {}: {}",
         spec.name,
@@ -258,7 +259,7 @@ fn play(
     // collector's receipt times, not from this loop).
     let deadline = Instant::now() + DELIVERY_TIMEOUT;
     let report = loop {
-        let report = verify::verify(&steps, &collector.received()?);
+        let report = verify::verify(&steps, &collector.received()?, kernel);
         if report.undetected().is_empty() || Instant::now() > deadline {
             break report;
         }

@@ -60,6 +60,11 @@ const LINKED_FILE: &str = "/tmp/.linked-tool";
 /// A plain file under the ignored prefix, reached through a symlink
 /// outside it.
 const IGNORED_FILE: &str = "/tmp/.ignored/plain";
+/// A second name, under the ignored prefix, of a file outside it.
+const IGNORED_HARD_LINK: &str = "/tmp/.ignored/hard";
+/// A copy of a shell that root gives the weak user through a symlink.
+const OWNED_FILE: &str = "/tmp/.owned-sh";
+const OWNED_LINK: &str = "/tmp/.owned-link";
 const MEMFD_MARKER: &str = "scenario-memfd-ran";
 /// The kernel names the executable `/memfd:NAME`, possibly followed by
 /// ` (deleted)`.
@@ -141,12 +146,38 @@ struct Expect {
     count: usize,
     /// The fields beyond the action.
     matches: fn(&Value) -> bool,
+    /// The guest kernels it holds on: what the sensor can see differs by
+    /// kernel (which fentry hooks load).
+    kernels: Kernels,
 }
 
 impl Expect {
     fn is_action(&self, v: &Value) -> bool {
         self.actions.iter().any(|a| action(v, a))
     }
+}
+
+/// Kernel versions, as `(major, minor)`.
+#[derive(Clone, Copy)]
+enum Kernels {
+    All,
+    From((u32, u32)),
+    Before((u32, u32)),
+}
+
+impl Kernels {
+    fn include(self, kernel: (u32, u32)) -> bool {
+        match self {
+            Kernels::All => true,
+            Kernels::From(v) => kernel >= v,
+            Kernels::Before(v) => kernel < v,
+        }
+    }
+}
+
+/// `expect`, only on the `kernels` given.
+const fn on(kernels: Kernels, expect: Expect) -> Expect {
+    Expect { kernels, ..expect }
 }
 
 struct Step {
@@ -164,6 +195,7 @@ const fn one(
         actions,
         count: 1,
         matches,
+        kernels: Kernels::All,
     }
 }
 
@@ -190,6 +222,7 @@ const SCENARIO: &[Step] = &[
             actions: &["authenticated"],
             count: BRUTE_FORCE_ATTEMPTS,
             matches: is_ssh_auth_failure,
+            kernels: Kernels::All,
         }],
     },
     Step {
@@ -265,6 +298,34 @@ const SCENARIO: &[Step] = &[
                 "chmod 777 by dev of /tmp/.linked-tool through a symlink under an ignored prefix",
                 &["chmod"],
                 is_ignored_symlink_chmod,
+            ),
+            one(
+                "chmod 666 by dev of /tmp/.ignored/hard, a second name of a file outside it",
+                &["chmod"],
+                is_ignored_hard_link_chmod,
+            ),
+        ],
+    },
+    Step {
+        name: "symlink_chown",
+        expects: &[
+            on(
+                Kernels::From((6, 1)),
+                one(
+                    "chown to dev of /tmp/.owned-sh, root's before, through the symlink \
+                     /tmp/.owned-link (from 6.1: the kernel's resolution)",
+                    &["chown"],
+                    is_resolved_chown,
+                ),
+            ),
+            on(
+                Kernels::Before((6, 1)),
+                one(
+                    "chown to dev of /tmp/.owned-link, root's before (before 6.1: named by \
+                     the argument)",
+                    &["chown"],
+                    is_argument_chown,
+                ),
             ),
         ],
     },
@@ -655,6 +716,39 @@ fn is_ignored_symlink_chmod(v: &Value) -> bool {
         && is(v, "file.mode", "0777")
 }
 
+/// Resolution stops at a hard link: its name is under the prefix, its
+/// link count says the file has another.
+fn is_ignored_hard_link_chmod(v: &Value) -> bool {
+    succeeded(v)
+        && is(v, "process.user.name", GUEST_USER)
+        && is(v, "file.path", IGNORED_HARD_LINK)
+        && is(v, "file.mode", "0666")
+        && at(v, "sensor.file_change.before.links") == &Value::from(2)
+}
+
+/// root gives dev the file: named as the kernel resolved it.
+fn is_resolved_chown(v: &Value) -> bool {
+    is_chown_to_guest_user(v)
+        && is(v, "file.path", OWNED_FILE)
+        && is(v, "sensor.file_change.path_argument", OWNED_LINK)
+}
+
+/// Without `security_path_chown` (5.10 refuses its struct arguments):
+/// named by the argument, the attributes from `security_inode_setattr`.
+fn is_argument_chown(v: &Value) -> bool {
+    is_chown_to_guest_user(v)
+        && is(v, "file.path", OWNED_LINK)
+        && at(v, "sensor.file_change.path_argument").is_null()
+}
+
+fn is_chown_to_guest_user(v: &Value) -> bool {
+    succeeded(v)
+        && by_root(v)
+        && is(v, "file.owner", GUEST_USER)
+        && is(v, "sensor.file_change.requested.uid.name", GUEST_USER)
+        && is(v, "sensor.file_change.before.uid.name", "root")
+}
+
 /// Named from the kernel's copy of the address: the sensor's own read
 /// failed, so there is no argument to tell apart from it.
 fn is_hidden_connect(v: &Value) -> bool {
@@ -959,7 +1053,9 @@ pub struct Report {
 
 /// Matches the received events against every step of the scenario, and
 /// names any step in the steps file that the scenario does not know.
-pub fn verify(steps: &[StepTime], events: &[Received]) -> Report {
+/// `kernel`: the guest's `(major, minor)`, which decides the expectations
+/// that hold (see [`Kernels`]).
+pub fn verify(steps: &[StepTime], events: &[Received], kernel: (u32, u32)) -> Report {
     let mut results: Vec<StepResult> = SCENARIO
         .iter()
         .map(|spec| StepResult {
@@ -969,6 +1065,7 @@ pub fn verify(steps: &[StepTime], events: &[Received]) -> Report {
                 Some(step) => Outcome::Ran(
                     spec.expects
                         .iter()
+                        .filter(|e| e.kernels.include(kernel))
                         .map(|e| check(e, step.at_ms, events))
                         .collect(),
                 ),

@@ -134,6 +134,8 @@ pub struct InodeAttrs {
     pub mode: u32,
     pub uid: u32,
     pub gid: u32,
+    /// Its names (hard links).
+    pub nlink: u32,
     pub ino: u64,
     pub dev: u32,
 }
@@ -685,6 +687,7 @@ fn decode_file(bytes: &[u8]) -> Result<FileRecord, DecodeError> {
             mode: e.old_mode,
             uid: e.old_uid,
             gid: e.old_gid,
+            nlink: e.nlink,
             ino: e.ino,
             dev: e.dev,
         }),

@@ -108,7 +108,7 @@ fn wire_structs_match_the_ebpf_object() {
         FileEvent,
         [
             header, task, op, flags, ret, fd, at_flags, mode, uid, gid, old_mode, old_uid, old_gid,
-            dev, _pad0, ino, path_len, base_len, name_len, value_len, value_size, _pad1
+            dev, nlink, ino, path_len, base_len, name_len, value_len, value_size, _pad1
         ]
     );
     assert_same_layout!(

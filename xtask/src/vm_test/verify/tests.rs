@@ -1,7 +1,7 @@
 //! The fixture (`fixtures/scenario-events.jsonl`) holds, for each of the
-//! scenario's expectations, the events that met it in a real guest run of
-//! `cargo xtask vm-test` (bookworm's 6.1: 5.10's io_uring events carry
-//! no path), tagged with their step and
+//! scenario's expectations that hold on its kernel ([`FIXTURE_KERNEL`]),
+//! the events that met it in a real guest run of `cargo xtask vm-test`,
+//! tagged with their step and
 //! trimmed of the fields every event repeats (host, agent, timestamp).
 //! `refresh_fixture_from_a_guest_run` below writes it again from a run.
 
@@ -10,6 +10,8 @@ use serde_json::Value;
 use super::*;
 
 const FIXTURE: &str = include_str!("../fixtures/scenario-events.jsonl");
+/// The kernel of the guest run the fixture comes from.
+const FIXTURE_KERNEL: (u32, u32) = (6, 12);
 const SCRIPT: &str = include_str!("../../../../scripts/attack-scenario.sh");
 
 /// Step times one minute apart, in the scenario's order.
@@ -64,7 +66,7 @@ fn run(mut keep: impl FnMut(&str, &Value) -> bool) -> Vec<Received> {
 
 #[test]
 fn a_full_run_finds_every_step() {
-    let report = verify(&steps(), &run(|_, _| true));
+    let report = verify(&steps(), &run(|_, _| true), FIXTURE_KERNEL);
     assert_eq!(
         report.undetected(),
         Vec::<String>::new(),
@@ -84,7 +86,7 @@ fn every_expectation_is_met_by_its_own_steps_fixture() {
     // drifts from the predicates fails here by name, not only as a count.
     let events = fixture();
     for step in SCENARIO {
-        for e in step.expects {
+        for e in step.expects.iter().filter(|e| e.kernels.include(FIXTURE_KERNEL)) {
             let n = events
                 .iter()
                 .filter(|(s, v)| s == step.name && (e.matches)(v))
@@ -124,7 +126,7 @@ fn an_event_that_must_not_arrive_fails_its_step() {
         })
         .expect("the fixture's ignored_symlink_chmod event");
     events.push(leaked);
-    let report = verify(&steps(), &events);
+    let report = verify(&steps(), &events, FIXTURE_KERNEL);
     assert_eq!(
         report.undetected(),
         vec!["ignored_symlink_chmod".to_owned()],
@@ -141,10 +143,44 @@ fn an_event_that_must_not_arrive_fails_its_step() {
 }
 
 #[test]
+fn a_kernel_without_the_chown_hook_expects_the_argument() {
+    let mut events = run(|_, _| true);
+    // 6.12's event names the file the kernel resolved: not what 5.10 sends.
+    assert!(verify(&steps(), &events, (6, 1)).undetected().is_empty());
+    assert_eq!(
+        verify(&steps(), &events, (5, 10)).undetected(),
+        vec!["symlink_chown".to_owned()]
+    );
+    // What 5.10 sends: the symlink's name, and no argument apart from it.
+    let chown = events
+        .iter_mut()
+        .find(|r| r.event["event"]["action"] == "chown")
+        .expect("the fixture's symlink_chown event");
+    chown.event["file"]["path"] = chown.event["sensor"]["file_change"]["path_argument"].take();
+    chown.event["sensor"]["file_change"]
+        .as_object_mut()
+        .expect("file_change")
+        .remove("path_argument");
+    let report = verify(&steps(), &events, (5, 10));
+    assert!(report.undetected().is_empty(), "{}", report.table());
+    assert!(
+        report.table().contains("(before 6.1: named by the argument)"),
+        "{}",
+        report.table()
+    );
+    assert!(!report.table().contains("(from 6.1"), "{}", report.table());
+    assert_eq!(
+        verify(&steps(), &events, (6, 1)).undetected(),
+        vec!["symlink_chown".to_owned()]
+    );
+}
+
+#[test]
 fn a_missing_connect_names_exactly_the_reverse_shell() {
     let report = verify(
         &steps(),
         &run(|step, v| !(step == "reverse_shell" && v["event"]["action"] == "connect")),
+        FIXTURE_KERNEL,
     );
     assert_eq!(
         report.undetected(),
@@ -166,6 +202,7 @@ fn a_step_needs_all_of_its_events() {
     let report = verify(
         &steps(),
         &run(|step, v| !(step == "container_activity" && v["event"]["action"] == "connect")),
+        FIXTURE_KERNEL,
     );
     assert_eq!(report.undetected(), vec!["container_activity".to_owned()]);
     // Three failed logins of the four: not a brute force seen.
@@ -177,6 +214,7 @@ fn a_step_needs_all_of_its_events() {
             dropped |= drop;
             !drop
         }),
+        FIXTURE_KERNEL,
     );
     assert_eq!(report.undetected(), vec!["ssh_bruteforce".to_owned()]);
     assert!(
@@ -209,7 +247,7 @@ fn events_before_the_step_do_not_count() {
             at_ms,
             event: chmod.clone(),
         });
-        verify(&steps(), &events)
+        verify(&steps(), &events, FIXTURE_KERNEL)
     };
     assert_eq!(
         with(at - SLACK_MS - 1).undetected(),
@@ -238,7 +276,7 @@ fn latency_is_to_the_event_that_completes_the_step() {
             event: failure.clone(),
         })
         .collect();
-    let report = verify(&steps(), &events);
+    let report = verify(&steps(), &events, FIXTURE_KERNEL);
     // The fourth failure, in receipt order, completed the step.
     assert!(report.table().contains("| ssh_bruteforce | 4 sshd authentication failures for dev from 10.0.2.2 | yes (5) | 40 |"), "{}", report.table());
 }
@@ -253,7 +291,7 @@ fn steps_not_run_and_unknown_steps_are_undetected() {
         name: "port_scan".into(),
         at_ms: T0,
     });
-    let report = verify(&steps, &run(|_, _| true));
+    let report = verify(&steps, &run(|_, _| true), FIXTURE_KERNEL);
     assert_eq!(
         report.undetected(),
         vec!["sensor_kill".to_owned(), "port_scan".to_owned()]
@@ -271,7 +309,11 @@ fn steps_not_run_and_unknown_steps_are_undetected() {
 
 #[test]
 fn expected_missing_steps_are_shown_but_not_undetected() {
-    let mut report = verify(&steps(), &run(|step, _| step != "memfd_exec"));
+    let mut report = verify(
+        &steps(),
+        &run(|step, _| step != "memfd_exec"),
+        FIXTURE_KERNEL,
+    );
     for s in &mut report.steps {
         s.expected_missing = s.name == "memfd_exec" || s.name == "cron_persistence";
     }
@@ -394,6 +436,7 @@ fn refresh_fixture_from_a_guest_run() {
         .expect("run name")
         .to_string_lossy()
         .into_owned();
+    let kernel = crate::vm_test::kernel_version(&run).expect("the run's kernel, from its name");
     let mut out = String::new();
     for step in SCENARIO {
         let since = steps
@@ -402,7 +445,7 @@ fn refresh_fixture_from_a_guest_run() {
             .expect("the step ran")
             .at_ms
             .saturating_sub(SLACK_MS);
-        for e in step.expects {
+        for e in step.expects.iter().filter(|e| e.kernels.include(kernel)) {
             let matched: Vec<&Value> = events
                 .iter()
                 .filter(|(t, v)| *t >= since && e.is_action(v) && (e.matches)(v))
