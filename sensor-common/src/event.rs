@@ -368,6 +368,9 @@ pub mod filter_flags {
     pub const CGROUPS: u32 = 1 << 1;
     pub const EXECUTABLES: u32 = 1 << 2;
     pub const PATH_PREFIXES: u32 = 1 << 3;
+    /// Some of those prefixes are directories (`/…/`), also held as the
+    /// walked paths below them end (`IGNORE_DIRS_WALKED`).
+    pub const WALKED_DIRS: u32 = 1 << 4;
 }
 
 /// Key of the `IGNORE_EXES` map: an executable by inode, so that a copy,

@@ -152,6 +152,10 @@ pub mod names {
     pub const IGNORE_CGROUPS_MAP: &str = "IGNORE_CGROUPS";
     pub const IGNORE_EXES_MAP: &str = "IGNORE_EXES";
     pub const IGNORE_PREFIXES_MAP: &str = "IGNORE_PREFIXES";
+    /// The prefixes that are directories (`/tmp/x/`), as the end of a path
+    /// walked from a file below them: components leaf first, each ending
+    /// in NUL (`x\0tmp\0`), in [`crate::PathPrefix`] entries.
+    pub const IGNORE_DIRS_WALKED_MAP: &str = "IGNORE_DIRS_WALKED";
     /// Entry and exit programs (by tail call) of the watched-path
     /// syscalls (open for writing, truncate, unlink, rename, link, symlink).
     pub const PROG_WATCH_ENTER: &str = "watch_enter";

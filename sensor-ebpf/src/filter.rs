@@ -9,7 +9,7 @@ use aya_ebpf::maps::{Array, HashMap};
 use sensor_common::{ExeKey, IGNORE_PREFIX_CAP, IGNORE_PREFIXES_MAX, PathPrefix, filter_flags};
 
 use crate::kernel::{read_ptr, read_u32, read_u64};
-use crate::maps::{filters, off};
+use crate::maps::{DATA_MASK, filters, off};
 use crate::task::Current;
 
 #[map]
@@ -23,6 +23,12 @@ static IGNORE_EXES: HashMap<ExeKey, u8> = HashMap::with_max_entries(1024, 0);
 
 #[map]
 static IGNORE_PREFIXES: Array<PathPrefix> = Array::with_max_entries(IGNORE_PREFIXES_MAX, 0);
+
+/// The prefixes that name directories, as a walked path below one ends
+/// (see `sensor_common::names::IGNORE_DIRS_WALKED_MAP`). Packed like
+/// `IGNORE_PREFIXES`.
+#[map]
+static IGNORE_DIRS_WALKED: Array<PathPrefix> = Array::with_max_entries(IGNORE_PREFIXES_MAX, 0);
 
 /// Is the current task (`current`) ignored by uid, cgroup or executable?
 #[inline(always)]
@@ -72,6 +78,54 @@ pub fn task_ignored(current: Current) -> bool {
 pub fn path_ignored<const N: usize>(path: &[u8; N], len: u32) -> bool {
     filters() & filter_flags::PATH_PREFIXES != 0
         && starts_with_any(&IGNORE_PREFIXES, IGNORE_PREFIXES_MAX, path, len)
+}
+
+/// Is the walked path at `data[at..at + len]` (components leaf first,
+/// each ending in NUL: `crate::path`) below an ignored directory? That is
+/// where the walk ends with the directory's own walked form, right after
+/// the end of a component: `f\0x\0tmp\0` is below `x\0tmp\0`
+/// (`/tmp/x/`), `fx\0tmp\0` is not. Matched at the end, so the path need
+/// not be turned around first, which the kernel side cannot afford.
+///
+/// `data` is a scratch slot's data area: every read is masked into it.
+#[inline(always)]
+pub fn walked_path_ignored(data: *const u8, at: usize, len: usize) -> bool {
+    if filters() & filter_flags::WALKED_DIRS == 0 {
+        return false;
+    }
+    for i in 0..IGNORE_PREFIXES_MAX {
+        let Some(dir) = IGNORE_DIRS_WALKED.get(i) else {
+            return false;
+        };
+        let n = dir.len as usize;
+        if n == 0 || n > IGNORE_PREFIX_CAP {
+            return false;
+        }
+        // At least one component below the directory, then the directory.
+        if n >= len {
+            continue;
+        }
+        let start = at + len - n;
+        // SAFETY: masked into the data area (see `crate::maps::DATA_MASK`).
+        if unsafe { *data.add((start - 1) & DATA_MASK) } != 0 {
+            continue;
+        }
+        let mut same = true;
+        for j in 0..IGNORE_PREFIX_CAP {
+            if j >= n {
+                break;
+            }
+            // SAFETY: as above.
+            if unsafe { *data.add((start + j) & DATA_MASK) } != dir.bytes[j] {
+                same = false;
+                break;
+            }
+        }
+        if same {
+            return true;
+        }
+    }
+    false
 }
 
 /// Does `path[..len]` start with one of the first `max` entries of

@@ -314,6 +314,7 @@ fn heartbeat_fields(router: &Router, interval_s: u64, started: std::time::Instan
         container_lookups: None,
         processes_adopted: None,
         processes_unresolved: None,
+        path_filter_userspace_drops: None,
         executable_hashes: None,
     }
 }

@@ -53,8 +53,12 @@ pub struct Pipeline {
     /// watch a write matched.
     watched: crate::source::ebpf::watch::Watched,
     /// `[filter] ignore_path_prefixes`, for the chmod and chown calls the
-    /// kernel side leaves to the daemon (see `file::ignored`).
+    /// kernel side leaves to the daemon: where the prefix is not a
+    /// directory (see `file::ignored`).
     ignored_path_prefixes: Vec<Vec<u8>>,
+    /// chmod/chown records the kernel side sent up for that filter and
+    /// this dropped (see `file::ignored`), for the heartbeat.
+    path_filter_drops: u64,
     /// Persists `seq` across restarts (see `sink::sequence`).
     lease: Option<SequenceLease>,
     /// Container names, images and pods by id (bounded; see `enrich::runtime`).
@@ -126,6 +130,7 @@ impl Pipeline {
             io_uring: Default::default(),
             watched: Default::default(),
             ignored_path_prefixes: Vec::new(),
+            path_filter_drops: 0,
             lease: None,
             runtimes: RuntimeCache::new(Lookup::default()),
             hasher: None,
@@ -686,6 +691,7 @@ impl Pipeline {
     pub fn heartbeat(&mut self, mut heartbeat: Heartbeat) -> Event {
         heartbeat.processes_adopted = Some(self.adopted);
         heartbeat.processes_unresolved = Some(self.unresolved);
+        heartbeat.path_filter_userspace_drops = Some(self.path_filter_drops);
         let s = self.runtimes.stats;
         heartbeat.container_lookups = Some(ContainerLookups {
             found: s.found,

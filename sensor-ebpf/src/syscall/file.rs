@@ -466,10 +466,11 @@ fn exit(ret: i64, abi: u32) -> u32 {
         // An unreadable one is (0, 0): a failed walk.
         path.map(|path| path.map_or((0, 0), path_parts))
     };
+    let mut complete = false;
     if let Some((mnt, dentry)) = base {
         let walk = write_mounted(&mut w, mnt, dentry, PATH_CAP, PATH_COMPONENTS_MAX);
         match walk {
-            Walk::Complete => {}
+            Walk::Complete => complete = true,
             Walk::Truncated => ev.flags |= file_flags::BASE_TRUNCATED,
             Walk::Failed => {
                 ev.flags |= file_flags::BASE_TRUNCATED | file_flags::BASE_FAILED;
@@ -478,6 +479,15 @@ fn exit(ret: i64, abi: u32) -> u32 {
         }
     }
     ev.base_len = w.since(path_len) as u32;
+    let resolved = match (ev.flags & file_flags::KERNEL_PATH != 0, complete) {
+        (true, true) => Resolved::Walked(path_len, ev.base_len as usize),
+        (true, false) => Resolved::CutShort,
+        (false, _) => Resolved::No,
+    };
+    if ignored_by_path(p, data, resolved) {
+        end(&key, &found);
+        return 0;
+    }
 
     // 3. The xattr name and value.
     let name_len = p.name_len as usize & (XATTR_NAME_CAP - 1);
@@ -544,6 +554,51 @@ fn still_resolved(p: &PendingHead) -> bool {
         .unwrap_or(u32::MAX);
     ino != 0 && ino == p.ino && dev == p.dev
 }
+
+/// Whether, and how, the exit has the file the kernel resolved.
+#[derive(Clone, Copy)]
+enum Resolved {
+    /// Walked completely: at the data's `.0`, `.1` bytes long.
+    Walked(usize, usize),
+    /// Walked, but cut short: its start, which a prefix is, is missing.
+    CutShort,
+    /// Not resolved (no hook, or the file gone by the exit).
+    No,
+}
+
+/// Does `[filter] ignore_path_prefixes` drop this call? Decided here
+/// rather than at the entry for the calls the entry kept (see
+/// [`kept_when_ignored`]), so that what the filter drops still never
+/// reaches userspace; the daemon's `pipeline::file::ignored` takes the
+/// same decision, and takes it alone for prefixes that are not
+/// directories (`/var/lib/docker`), which a walked path cannot be matched
+/// against (see `filter::walked_path_ignored`).
+/// - A chmod that sets the setuid or setgid bit, and xattr changes: never.
+/// - A resolved file: by its path, unless it has more than one name (a
+///   hard link under a prefix names any file; a directory's count is its
+///   subdirectories). Walked only in part: kept, as no prefix can be told.
+/// - Not resolved: by the argument, as the entry would have.
+#[inline(always)]
+fn ignored_by_path(p: &PendingHead, data: *const u8, resolved: Resolved) -> bool {
+    let Some(op) = SyscallOp::from_u32(p.op) else {
+        return false;
+    };
+    if !((op.is_chmod() && p.mode & MODE_SETUID_SETGID == 0) || op.is_chown()) {
+        return false;
+    }
+    match resolved {
+        Resolved::Walked(at, len) => {
+            (p.nlink <= 1 || p.old_mode & S_IFMT == S_IFDIR)
+                && crate::filter::walked_path_ignored(data, at, len)
+        }
+        Resolved::CutShort => false,
+        Resolved::No => p.flags & file_flags::ARG_IGNORED != 0,
+    }
+}
+
+/// An inode mode's file type bits, and a directory's.
+const S_IFMT: u32 = 0o170000;
+const S_IFDIR: u32 = 0o040000;
 
 /// Does the call act on the file open at `fd` rather than on a path?
 #[inline(always)]

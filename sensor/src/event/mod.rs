@@ -982,6 +982,13 @@ pub struct Heartbeat {
     pub processes_adopted: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub processes_unresolved: Option<u64>,
+    /// chmod and chown events that crossed to userspace only for
+    /// `[filter] ignore_path_prefixes` to decide, and were dropped here:
+    /// the kernel side matches the file it resolved against prefixes that
+    /// are directories (`/…/`); the others are matched here, at a cost
+    /// this counts. Filled by the pipeline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_filter_userspace_drops: Option<u64>,
     /// Executable hashing (filled by the pipeline when it is on).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub executable_hashes: Option<ExecutableHashes>,

@@ -19,6 +19,7 @@ impl Pipeline {
     /// decided here (see [`ignored`]).
     pub(super) fn file_attr(&mut self, f: FileRecord) -> Option<Event> {
         if ignored(&f, &self.ignored_path_prefixes) {
+            self.path_filter_drops += 1;
             return None;
         }
         let ticks = self.table.ids.ticks(f.task.start_boottime);
@@ -187,8 +188,14 @@ impl Pipeline {
 }
 
 /// Is this chmod or chown one `[filter] ignore_path_prefixes` drops? The
-/// kernel side drops calls by their path argument at the entry, except
-/// those it keeps for this (flagged `path_argument_ignored`):
+/// kernel side takes this same decision at the syscall's exit (its
+/// `file::ignored_by_path`) wherever it can, so that what is dropped does
+/// not cross to userspace: this one sees only what it could not match, a
+/// resolved file against a prefix that is not a directory (`/var/lib/x`
+/// matches `/var/lib/xyz/f`, which a walked path's components cannot
+/// express). The decision, for calls the entry did not drop by their path
+/// argument (those flagged `path_argument_ignored`, and those the kernel
+/// resolved):
 /// - where the kernel resolved the file (`kernel_path`), the file's path
 ///   decides, not the argument's text, which a symlink or a thread can
 ///   point elsewhere;
@@ -196,7 +203,7 @@ impl Pipeline {
 ///   failed lookup, or a file gone by the exit) is dropped by it here.
 ///
 /// A resolved file with more than one name is kept: resolution stops at a
-/// hard link, which anyone who may write a file's directory can make
+/// hard link, which root, or a file's owner, can make in a directory
 /// under an ignored prefix (`ln /etc/shadow /tmp/x/h; chmod 666 /tmp/x/h`).
 /// Directories have no hard links (their count is their subdirectories).
 ///
@@ -209,7 +216,9 @@ fn ignored(f: &FileRecord, prefixes: &[Vec<u8>]) -> bool {
         return false;
     }
     if f.kernel_path {
-        if f.before.is_some_and(|b| b.nlink > 1 && b.mode & S_IFMT != S_IFDIR) {
+        if f.before
+            .is_some_and(|b| b.nlink > 1 && b.mode & S_IFMT != S_IFDIR)
+        {
             return false;
         }
         // A walk cut short lacks its start: no prefix can be told.

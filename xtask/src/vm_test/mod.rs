@@ -294,6 +294,13 @@ fn play(
             problems.join("; ")
         );
     }
+    let problems = verify::path_filter_stayed_in_kernel(&steps, &received);
+    if !problems.is_empty() {
+        bail!(
+            "the path filter's drops did not all stay in the kernel: {}",
+            problems.join("; ")
+        );
+    }
     guest.shutdown();
     Ok(report)
 }
@@ -375,6 +382,7 @@ fn guest_config(collector_port: u16, disable: &[String]) -> String {
     format!(
         "[ebpf]\ndisable = [{disable}]\n\n\
          [filter]\nignore_path_prefixes = [\"/tmp/.ignored/\"]\n\n\
+         [telemetry]\nheartbeat_interval_s = 10\n\n\
          [audit]\nmode = \"daemon\"\nrules = [\"-w /etc/shadow -p wa -k shadow\"]\n\n\
          [[sinks]]\nkind = \"syslog\"\naddress = \"tcp://10.0.2.2:{collector_port}\"\nformat = \"rfc5424\"\n\n\
          [[sinks]]\nkind = \"file\"\npath = \"/var/log/sensor/events.jsonl\"\n"

@@ -1186,6 +1186,40 @@ impl StepResult {
     }
 }
 
+/// The step whose ignored chmod the path filter drops: the kernel side
+/// must drop it, since the guest's prefix is a directory (see
+/// `[filter]` in the README). The heartbeats count the records dropped
+/// in userspace instead: none may, and one must come after the step so
+/// that this can fail. Returns the problems found.
+pub fn path_filter_stayed_in_kernel(steps: &[StepTime], events: &[Received]) -> Vec<String> {
+    const STEP: &str = "ignored_symlink_chmod";
+    let Some(step) = steps.iter().find(|s| s.name == STEP) else {
+        return vec![format!("step {STEP} did not run")];
+    };
+    let heartbeats: Vec<(u64, Option<u64>)> = events
+        .iter()
+        .filter(|r| action(&r.event, "heartbeat"))
+        .map(|r| {
+            let drops = at(&r.event, "sensor.heartbeat.path_filter_userspace_drops");
+            (r.at_ms, drops.as_u64())
+        })
+        .collect();
+    let mut problems: Vec<String> = heartbeats
+        .iter()
+        .filter(|(_, drops)| *drops != Some(0))
+        .map(|(at_ms, drops)| match drops {
+            Some(n) => {
+                format!("a heartbeat (received at {at_ms}) counts {n} userspace path-filter drops")
+            }
+            None => format!("a heartbeat (received at {at_ms}) has no path_filter_userspace_drops"),
+        })
+        .collect();
+    if !heartbeats.iter().any(|(at_ms, _)| *at_ms > step.at_ms) {
+        problems.push(format!("no heartbeat came after step {STEP}"));
+    }
+    problems
+}
+
 /// What the collector got, checked as a whole rather than step by step:
 /// `event.sequence` must run from 1 without a gap (the sensor persists it
 /// across its restart by the scenario's kill, so a gap is an event lost on

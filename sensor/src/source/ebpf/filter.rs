@@ -21,6 +21,8 @@ pub struct Resolved {
     exes: Vec<ExeKey>,
     cgroups: Vec<u64>,
     prefixes: Vec<PathPrefix>,
+    /// The prefixes that are directories, walked (see [`walked_dir`]).
+    walked_dirs: Vec<PathPrefix>,
     /// The ignored executables as configured, and what `stat` said of each
     /// when `exes` was made (see [`Resolved::refresh_executables`]).
     exe_paths: Vec<PathBuf>,
@@ -35,6 +37,7 @@ impl Resolved {
             (!self.cgroups.is_empty(), filter_flags::CGROUPS),
             (!self.exes.is_empty(), filter_flags::EXECUTABLES),
             (!self.prefixes.is_empty(), filter_flags::PATH_PREFIXES),
+            (!self.walked_dirs.is_empty(), filter_flags::WALKED_DIRS),
         ]
         .into_iter()
         .filter(|(on, _)| *on)
@@ -83,24 +86,64 @@ pub fn resolve(config: &FilterConfig) -> Result<Resolved, LoadError> {
     let prefixes = config
         .ignore_path_prefixes
         .iter()
-        .map(|p| {
-            let mut bytes = [0u8; IGNORE_PREFIX_CAP];
-            bytes[..p.len()].copy_from_slice(p.as_bytes());
-            PathPrefix {
-                len: p.len() as u32,
-                _pad0: 0,
-                bytes,
-            }
-        })
+        .map(|p| path_prefix(p.as_bytes()))
+        .collect();
+    let walked_dirs = config
+        .ignore_path_prefixes
+        .iter()
+        .filter_map(|p| walked_dir(p).map(|w| path_prefix(&w)))
         .collect();
     Ok(Resolved {
         uids: config.ignore_uids.clone(),
         exes,
         cgroups,
         prefixes,
+        walked_dirs,
         exe_seen: stat_ids(&config.ignore_executables),
         exe_paths: config.ignore_executables.clone(),
     })
+}
+
+/// `bytes` (at most `IGNORE_PREFIX_CAP`: the config checks) as a map entry.
+fn path_prefix(bytes: &[u8]) -> PathPrefix {
+    let mut entry = [0u8; IGNORE_PREFIX_CAP];
+    entry[..bytes.len()].copy_from_slice(bytes);
+    PathPrefix {
+        len: bytes.len() as u32,
+        _pad0: 0,
+        bytes: entry,
+    }
+}
+
+/// A prefix that names a directory (`/tmp/x/`), as the kernel side walks a
+/// path below it: components leaf first, each ending in NUL (`x\0tmp\0`).
+/// The kernel matches the end of a walked path against it (see
+/// `sensor-ebpf`'s `filter::walked_path_ignored`), which decides as the
+/// string prefix would on the walked path joined, since that path has no
+/// empty, `.` or `..` component. None for a prefix that a walked path's
+/// components cannot express: one that does not end in `/` (it matches
+/// part of a name), or whose text is not a plain path (`//`, `/./`); the
+/// daemon decides those (`pipeline::file::ignored`), on the path the
+/// kernel sends up.
+fn walked_dir(prefix: &str) -> Option<Vec<u8>> {
+    let inner = prefix.strip_prefix('/')?.strip_suffix('/')?;
+    if inner.is_empty() {
+        // `/`: every path. Rare enough to leave to the daemon.
+        return None;
+    }
+    let components: Vec<&str> = inner.split('/').collect();
+    if components
+        .iter()
+        .any(|c| c.is_empty() || *c == "." || *c == "..")
+    {
+        return None;
+    }
+    let mut walked = Vec::with_capacity(prefix.len());
+    for c in components.iter().rev() {
+        walked.extend_from_slice(c.as_bytes());
+        walked.push(0);
+    }
+    Some(walked)
 }
 
 fn stat_ids(paths: &[PathBuf]) -> Vec<Option<(u64, u64)>> {
@@ -158,14 +201,22 @@ pub fn install(ebpf: &mut Ebpf, r: &Resolved) -> Result<(), LoadError> {
     fill_hash(ebpf, names::IGNORE_UIDS_MAP, &r.uids)?;
     fill_hash(ebpf, names::IGNORE_EXES_MAP, &r.exes)?;
     fill_hash(ebpf, names::IGNORE_CGROUPS_MAP, &r.cgroups)?;
-    let name = names::IGNORE_PREFIXES_MAP;
+    fill_array(ebpf, names::IGNORE_PREFIXES_MAP, &r.prefixes)?;
+    fill_array(ebpf, names::IGNORE_DIRS_WALKED_MAP, &r.walked_dirs)
+}
+
+fn fill_array(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    entries: &[PathPrefix],
+) -> Result<(), LoadError> {
     let map = ebpf
         .map_mut(name)
         .ok_or(LoadError::Missing { what: "map", name })?;
-    let mut prefixes: Array<&mut MapData, PathPrefix> =
+    let mut array: Array<&mut MapData, PathPrefix> =
         Array::try_from(map).map_err(|source| LoadError::Map { name, source })?;
-    for (i, p) in r.prefixes.iter().enumerate() {
-        prefixes
+    for (i, p) in entries.iter().enumerate() {
+        array
             .set(i as u32, p, 0)
             .map_err(|source| LoadError::Map { name, source })?;
     }
@@ -219,6 +270,72 @@ mod tests {
         assert!(
             err.contains("filter.ignore_executables") && err.contains("/nonexistent/tool"),
             "{err}"
+        );
+    }
+
+    /// What the kernel side decides with a walked directory: the walked
+    /// path (leaf first) ends with it, right after a component's end.
+    fn walked_below(walked_path: &[u8], dir: &[u8]) -> bool {
+        walked_path.len() > dir.len()
+            && walked_path.ends_with(dir)
+            && walked_path[walked_path.len() - dir.len() - 1] == 0
+    }
+
+    /// `/a/b/c` walked: `c\0b\0a\0`.
+    fn walk(path: &str) -> Vec<u8> {
+        path.trim_start_matches('/')
+            .split('/')
+            .rev()
+            .flat_map(|c| c.bytes().chain([0]))
+            .collect()
+    }
+
+    #[test]
+    fn directory_prefixes_are_matched_as_a_walked_path_ends() {
+        let dir = walked_dir("/tmp/x/").expect("a directory");
+        assert_eq!(dir, b"x\0tmp\0");
+        for (path, under) in [
+            ("/tmp/x/f", true),
+            ("/tmp/x/d/f", true),
+            // The directory itself does not start with `/tmp/x/`.
+            ("/tmp/x", false),
+            ("/tmp/xy/f", false),
+            ("/tmp/ax/f", false),
+            ("/var/tmp/x/f", false),
+            ("/x/tmp/f", false),
+        ] {
+            let prefix_says = path.starts_with("/tmp/x/");
+            assert_eq!(prefix_says, under, "{path}");
+            assert_eq!(walked_below(&walk(path), &dir), under, "{path}");
+        }
+        assert_eq!(
+            walked_dir("/var/lib/docker/overlay2/").expect("dir").len(),
+            24
+        );
+    }
+
+    #[test]
+    fn prefixes_a_walk_cannot_express_are_left_to_the_daemon() {
+        for prefix in [
+            "/var/lib/docker",
+            "/",
+            "/tmp//x/",
+            "/tmp/./x/",
+            "/tmp/../x/",
+        ] {
+            assert_eq!(walked_dir(prefix), None, "{prefix}");
+        }
+        let config = FilterConfig {
+            ignore_path_prefixes: vec!["/tmp/x/".into(), "/var/lib/docker".into()],
+            ..FilterConfig::default()
+        };
+        let r = resolve(&config).expect("resolves");
+        assert_eq!(r.prefixes.len(), 2);
+        assert_eq!(r.walked_dirs.len(), 1);
+        assert_eq!(&r.walked_dirs[0].bytes[..6], b"x\0tmp\0");
+        assert_eq!(
+            r.flags(),
+            filter_flags::PATH_PREFIXES | filter_flags::WALKED_DIRS
         );
     }
 

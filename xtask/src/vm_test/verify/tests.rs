@@ -86,7 +86,11 @@ fn every_expectation_is_met_by_its_own_steps_fixture() {
     // drifts from the predicates fails here by name, not only as a count.
     let events = fixture();
     for step in SCENARIO {
-        for e in step.expects.iter().filter(|e| e.kernels.include(FIXTURE_KERNEL)) {
+        for e in step
+            .expects
+            .iter()
+            .filter(|e| e.kernels.include(FIXTURE_KERNEL))
+        {
             let n = events
                 .iter()
                 .filter(|(s, v)| s == step.name && (e.matches)(v))
@@ -164,7 +168,9 @@ fn a_kernel_without_the_chown_hook_expects_the_argument() {
     let report = verify(&steps(), &events, (5, 10));
     assert!(report.undetected().is_empty(), "{}", report.table());
     assert!(
-        report.table().contains("(before 6.1: named by the argument)"),
+        report
+            .table()
+            .contains("(before 6.1: named by the argument)"),
         "{}",
         report.table()
     );
@@ -552,4 +558,34 @@ fn the_io_uring_step_wants_the_path_where_the_kernel_passes_the_request() {
         pathless["host"] = serde_json::json!({"os": {"kernel": kernel}});
         assert_eq!(is_io_uring_cron(&pathless), matches, "{kernel}");
     }
+}
+
+#[test]
+fn the_path_filter_check_needs_a_heartbeat_after_its_step_counting_no_drop() {
+    let at = step_ms("ignored_symlink_chmod");
+    let heartbeat = |at_ms: u64, drops: Value| Received {
+        at_ms,
+        event: serde_json::json!({
+            "event": {"action": "heartbeat"},
+            "sensor": {"heartbeat": {"path_filter_userspace_drops": drops}},
+        }),
+    };
+    let problems = |events: &[Received]| path_filter_stayed_in_kernel(&steps(), events);
+    assert!(problems(&[heartbeat(at - 5, 0.into()), heartbeat(at + 5, 0.into())]).is_empty());
+    assert_eq!(
+        problems(&[heartbeat(at - 5, 0.into())]),
+        vec!["no heartbeat came after step ignored_symlink_chmod".to_owned()]
+    );
+    let dropped = problems(&[heartbeat(at + 5, 1.into())]);
+    assert_eq!(dropped.len(), 1, "{dropped:?}");
+    assert!(dropped[0].contains("counts 1 userspace"), "{dropped:?}");
+    let unnamed = problems(&[heartbeat(at + 5, Value::Null)]);
+    assert!(
+        unnamed[0].contains("has no path_filter_userspace_drops"),
+        "{unnamed:?}"
+    );
+    assert_eq!(
+        path_filter_stayed_in_kernel(&[], &[heartbeat(at + 5, 0.into())]),
+        vec!["step ignored_symlink_chmod did not run".to_owned()]
+    );
 }
