@@ -97,8 +97,13 @@ pub fn walked_path_ignored(data: *const u8, at: usize, len: usize) -> bool {
         let Some(dir) = IGNORE_DIRS_WALKED.get(i) else {
             return false;
         };
-        let n = dir.len as usize;
-        if n == 0 || n > IGNORE_PREFIX_CAP {
+        // Volatile, and its cap tested only after the loop: a length LLVM
+        // knows to be at most IGNORE_PREFIX_CAP becomes the loop's only
+        // bound, which 5.10's verifier cannot follow (it read past the
+        // entry); unknown to LLVM, the loop keeps its own.
+        // SAFETY: a field of a live map value.
+        let n = unsafe { core::ptr::read_volatile(&dir.len) } as usize;
+        if n == 0 {
             return false;
         }
         // At least one component below the directory, then the directory.
@@ -121,7 +126,7 @@ pub fn walked_path_ignored(data: *const u8, at: usize, len: usize) -> bool {
                 break;
             }
         }
-        if same {
+        if same && n <= IGNORE_PREFIX_CAP {
             return true;
         }
     }
