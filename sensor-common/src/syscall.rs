@@ -485,6 +485,15 @@ impl SyscallOp {
         )
     }
 
+    /// Whether `[filter] ignore_path_prefixes` may drop this call, which
+    /// requests `mode` (a chmod's): a chmod that sets no setuid or setgid
+    /// bit, or a chown. The others (a privilege grant, an xattr change)
+    /// are never dropped by a path, since a link gives any file a name
+    /// under a prefix. The kernel side and the daemon both decide with it.
+    pub const fn path_filter_applies(self, mode: u32) -> bool {
+        (self.is_chmod() && mode & MODE_SETUID_SETGID == 0) || self.is_chown()
+    }
+
     /// True for the xattr syscalls.
     pub const fn is_xattr(self) -> bool {
         matches!(
@@ -508,8 +517,18 @@ impl SyscallOp {
 }
 
 /// The setuid and setgid bits of a mode: what a chmod grants, and what no
-/// path filter may drop (see the file family's `kept_when_ignored`).
+/// path filter may drop (see [`SyscallOp::path_filter_applies`]).
 pub const MODE_SETUID_SETGID: u32 = 0o6000;
+
+/// Whether an inode of `mode` with `nlink` links has names other than the
+/// one a path filter matched: resolution stops at a hard link, so its
+/// path under an ignored prefix says nothing of the others. A directory's
+/// count is its subdirectories (it has no hard links).
+pub const fn has_other_names(mode: u32, nlink: u32) -> bool {
+    const S_IFMT: u32 = 0o170000;
+    const S_IFDIR: u32 = 0o040000;
+    nlink > 1 && mode & S_IFMT != S_IFDIR
+}
 
 /// `AT_FDCWD`: a `dirfd` meaning "the working directory".
 pub const AT_FDCWD: i32 = -100;
@@ -893,6 +912,21 @@ mod tests {
         assert_eq!(SyscallOp::from_u32(SYS_OP_IO_URING_COMPLETE), None);
         assert_eq!(SyscallOp::from_u32(SYS_OP_PROC_MEM_OPEN), None);
         assert_eq!(SyscallOp::from_u32(SYS_OP_SIGNAL_SENSOR), None);
+    }
+
+    #[test]
+    fn a_path_decides_plain_chmods_and_chowns_of_files_with_one_name() {
+        assert!(SyscallOp::Fchmodat.path_filter_applies(0o1777));
+        assert!(SyscallOp::Lchown.path_filter_applies(0));
+        for mode in [0o4755, 0o2700, 0o6000] {
+            assert!(!SyscallOp::Chmod.path_filter_applies(mode), "{mode:o}");
+        }
+        assert!(!SyscallOp::Setxattr.path_filter_applies(0));
+        assert!(!SyscallOp::Removexattr.path_filter_applies(0));
+        // A regular file's second name; a directory's count is not one.
+        assert!(has_other_names(0o100644, 2));
+        assert!(!has_other_names(0o100644, 1));
+        assert!(!has_other_names(0o040755, 5));
     }
 
     #[test]

@@ -97,13 +97,8 @@ pub fn walked_path_ignored(data: *const u8, at: usize, len: usize) -> bool {
         let Some(dir) = IGNORE_DIRS_WALKED.get(i) else {
             return false;
         };
-        // Volatile, and its cap tested only after the loop: a length LLVM
-        // knows to be at most IGNORE_PREFIX_CAP becomes the loop's only
-        // bound, which 5.10's verifier cannot follow (it read past the
-        // entry); unknown to LLVM, the loop keeps its own.
-        // SAFETY: a field of a live map value.
-        let n = unsafe { core::ptr::read_volatile(&dir.len) } as usize;
-        if n == 0 {
+        let n = dir.len as usize;
+        if n == 0 || n > IGNORE_PREFIX_CAP {
             return false;
         }
         // At least one component below the directory, then the directory.
@@ -115,18 +110,33 @@ pub fn walked_path_ignored(data: *const u8, at: usize, len: usize) -> bool {
         if unsafe { *data.add((start - 1) & DATA_MASK) } != 0 {
             continue;
         }
-        let mut same = true;
-        for j in 0..IGNORE_PREFIX_CAP {
-            if j >= n {
+        // Eight bytes at a time, unrolled: a loop over the bytes, whatever
+        // its shape, is one whose bound 5.10's and 6.1's verifiers lose
+        // (LLVM walks a pointer through the entry), or explore at length.
+        let mut diff = 0u64;
+        for from in (0..IGNORE_PREFIX_CAP).step_by(8) {
+            if from >= n {
                 break;
             }
-            // SAFETY: as above.
-            if unsafe { *data.add((start + j) & DATA_MASK) } != dir.bytes[j] {
-                same = false;
-                break;
-            }
+            let left = n - from;
+            // Little-endian: the word's first `left` bytes are its low ones.
+            let mask = if left >= 8 {
+                u64::MAX
+            } else {
+                (1u64 << (left * 8)) - 1
+            };
+            // SAFETY: eight bytes from a masked position of the data area,
+            // inside the scratch value (see `crate::maps::DATA_MASK`); and
+            // eight of the entry's bytes, `from` + 8 <= IGNORE_PREFIX_CAP.
+            let (walked, entry) = unsafe {
+                (
+                    core::ptr::read_unaligned(data.add((start + from) & DATA_MASK).cast::<u64>()),
+                    core::ptr::read_unaligned(dir.bytes.as_ptr().add(from).cast::<u64>()),
+                )
+            };
+            diff |= (walked ^ entry) & mask;
         }
-        if same && n <= IGNORE_PREFIX_CAP {
+        if diff == 0 {
             return true;
         }
     }

@@ -137,9 +137,13 @@ fn build_initramfs(sensor: &Path, busybox: &Path) -> Result<PathBuf> {
         &std::fs::read(sensor).context("reading the sensor binary")?,
         0o755,
     );
+    // With a path prefix to ignore: the verifier drops the code of a filter
+    // the daemon left off (a load-time constant), so only a configured
+    // one shows that each kernel accepts it.
     cpio.file(
         "sensor.toml",
-        b"[agent]\nstate_dir = \"/var/lib/sensor\"\n",
+        b"[agent]\nstate_dir = \"/var/lib/sensor\"\n\n\
+          [filter]\nignore_path_prefixes = [\"/tmp/ignored/\"]\n",
         0o644,
     );
     cpio.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n", 0o644);

@@ -16,9 +16,9 @@ use aya_ebpf::helpers::generated::bpf_probe_read_user;
 use aya_ebpf::macros::map;
 use aya_ebpf::maps::{HashMap, PerCpuArray};
 use sensor_common::{
-    ARG_PATH_CAP, AT_FDCWD, EventKind, FileEvent, MODE_SETUID_SETGID, PATH_CAP,
-    PATH_COMPONENTS_MAX, ProbeError, SyscallOp, Target, XATTR_NAME_CAP, XATTR_VALUE_CAP,
-    file_flags, file_path_hooks,
+    ARG_PATH_CAP, AT_FDCWD, EventKind, FileEvent, PATH_CAP, PATH_COMPONENTS_MAX, ProbeError,
+    SyscallOp, Target, XATTR_NAME_CAP, XATTR_VALUE_CAP, file_flags, file_path_hooks,
+    has_other_names,
 };
 
 use super::{copy, fd_file, inflight, read_user_str};
@@ -304,19 +304,19 @@ fn fill<E: super::Entry, const CAP: usize>(
 /// The argument's text does not decide which file changes: a symlink under
 /// the prefix can point anywhere. So the entry drops only what it may:
 /// - chmod and chown where the kernel resolves the file (`file_path.rs`)
-///   are kept for the daemon to decide by that file's path (its
-///   `pipeline::file`);
+///   are kept for the exit to decide by that file's path (see
+///   [`ignored_by_path`]);
 /// - a chmod that sets the setuid or setgid bit, and a privileged xattr
 ///   change (the exit drops the others), are never dropped by a path: a
 ///   link can give any file a name under an ignored prefix.
 #[inline(always)]
 fn kept_when_ignored(op: SyscallOp, mode: u32) -> bool {
-    if op.is_chmod() {
-        mode & MODE_SETUID_SETGID != 0 || super::file_path::kernel_resolves(file_path_hooks::CHMOD)
-    } else if op.is_chown() {
-        super::file_path::kernel_resolves(file_path_hooks::CHOWN)
+    if !op.path_filter_applies(mode) {
+        true
+    } else if op.is_chmod() {
+        super::file_path::kernel_resolves(file_path_hooks::CHMOD)
     } else {
-        op.is_xattr()
+        super::file_path::kernel_resolves(file_path_hooks::CHOWN)
     }
 }
 
@@ -574,31 +574,24 @@ enum Resolved {
 /// directories (`/var/lib/docker`), which a walked path cannot be matched
 /// against (see `filter::walked_path_ignored`).
 /// - A chmod that sets the setuid or setgid bit, and xattr changes: never.
-/// - A resolved file: by its path, unless it has more than one name (a
-///   hard link under a prefix names any file; a directory's count is its
-///   subdirectories). Walked only in part: kept, as no prefix can be told.
+/// - A resolved file: by its path, unless it has other names (a hard link
+///   under a prefix can name any file). Walked only in part: kept, as no
+///   prefix can be told.
 /// - Not resolved: by the argument, as the entry would have.
 #[inline(always)]
 fn ignored_by_path(p: &PendingHead, data: *const u8, resolved: Resolved) -> bool {
-    let Some(op) = SyscallOp::from_u32(p.op) else {
-        return false;
-    };
-    if !((op.is_chmod() && p.mode & MODE_SETUID_SETGID == 0) || op.is_chown()) {
+    if !SyscallOp::from_u32(p.op).is_some_and(|op| op.path_filter_applies(p.mode)) {
         return false;
     }
     match resolved {
         Resolved::Walked(at, len) => {
-            (p.nlink <= 1 || p.old_mode & S_IFMT == S_IFDIR)
+            !has_other_names(p.old_mode, p.nlink)
                 && crate::filter::walked_path_ignored(data, at, len)
         }
         Resolved::CutShort => false,
         Resolved::No => p.flags & file_flags::ARG_IGNORED != 0,
     }
 }
-
-/// An inode mode's file type bits, and a directory's.
-const S_IFMT: u32 = 0o170000;
-const S_IFDIR: u32 = 0o040000;
 
 /// Does the call act on the file open at `fd` rather than on a path?
 #[inline(always)]

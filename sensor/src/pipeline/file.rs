@@ -1,7 +1,7 @@
 //! File attribute changes (chmod, chown, xattr) into `file.*` and
 //! `sensor.file_change`.
 
-use sensor_common::MODE_SETUID_SETGID;
+use sensor_common::has_other_names;
 
 use super::{Kind, Pipeline, outcome};
 use crate::enrich::user::Accounts;
@@ -202,23 +202,20 @@ impl Pipeline {
 /// - otherwise the argument decided; a kept call whose hook never ran (a
 ///   failed lookup, or a file gone by the exit) is dropped by it here.
 ///
-/// A resolved file with more than one name is kept: resolution stops at a
-/// hard link, which root, or a file's owner, can make in a directory
-/// under an ignored prefix (`ln /etc/shadow /tmp/x/h; chmod 666 /tmp/x/h`).
-/// Directories have no hard links (their count is their subdirectories).
+/// A resolved file with other names is kept (`has_other_names`):
+/// resolution stops at a hard link, which root, or a file's owner, can
+/// make in a directory under an ignored prefix (`ln /etc/shadow /tmp/x/h;
+/// chmod 666 /tmp/x/h`).
 ///
-/// A chmod that sets the setuid or setgid bit is never dropped by a path
-/// (a link gives any file a name under an ignored prefix), and neither is
-/// an xattr change: the kernel keeps them, and they are reported.
+/// A chmod that sets the setuid or setgid bit is never dropped by a path,
+/// and neither is an xattr change (`SyscallOp::path_filter_applies`): the
+/// kernel keeps them, and they are reported.
 fn ignored(f: &FileRecord, prefixes: &[Vec<u8>]) -> bool {
-    let chmod = f.op.is_chmod();
-    if !(chmod || f.op.is_chown()) || (chmod && f.mode & MODE_SETUID_SETGID != 0) {
+    if !f.op.path_filter_applies(f.mode) {
         return false;
     }
     if f.kernel_path {
-        if f.before
-            .is_some_and(|b| b.nlink > 1 && b.mode & S_IFMT != S_IFDIR)
-        {
+        if f.before.is_some_and(|b| has_other_names(b.mode, b.nlink)) {
             return false;
         }
         // A walk cut short lacks its start: no prefix can be told.
@@ -227,10 +224,6 @@ fn ignored(f: &FileRecord, prefixes: &[Vec<u8>]) -> bool {
     }
     f.path_argument_ignored
 }
-
-/// The file type bits of an inode's mode, and a directory's.
-const S_IFMT: u32 = libc::S_IFMT;
-const S_IFDIR: u32 = libc::S_IFDIR;
 
 /// Permission bits in octal, ECS style: `"4755"`, `"0644"`.
 fn octal(mode: u32) -> String {
