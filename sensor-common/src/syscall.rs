@@ -579,7 +579,9 @@ pub mod file_flags {
     /// the call anyway: the filter is decided by the file the kernel
     /// resolved, or the call is one no argument may hide (a chmod that sets
     /// the setuid or setgid bit, an xattr change); see the daemon's
-    /// `pipeline::file`.
+    /// `pipeline::file`. Cleared by the exit where the kernel resolved the
+    /// file but that name no longer holds it: the argument, which may have
+    /// led there through a symlink, then decides nothing.
     pub const ARG_IGNORED: u32 = 1 << 12;
 }
 

@@ -453,6 +453,12 @@ fn exit(ret: i64, abi: u32) -> u32 {
         ev.flags |= file_flags::BASE_IS_FILE;
         Some((p.kernel_mnt, p.kernel_dentry))
     } else {
+        // Resolved, but that name no longer holds the file (unlinked by
+        // another thread since the hook): the argument, which may have
+        // led there through a symlink, no longer decides the path filter.
+        if p.flags & file_flags::KERNEL_PATH != 0 {
+            ev.flags &= !file_flags::ARG_IGNORED;
+        }
         ev.flags &= !file_flags::KERNEL_PATH;
         let path = match target {
             Some(t) if acts_on_fd(t, p.path_len, p.at_flags, p.flags) => {
@@ -484,7 +490,7 @@ fn exit(ret: i64, abi: u32) -> u32 {
         (true, false) => Resolved::CutShort,
         (false, _) => Resolved::No,
     };
-    if ignored_by_path(p, data, resolved) {
+    if ignored_by_path(p, ev.flags, data, resolved) {
         end(&key, &found);
         return 0;
     }
@@ -562,7 +568,7 @@ enum Resolved {
     Walked(usize, usize),
     /// Walked, but cut short: its start, which a prefix is, is missing.
     CutShort,
-    /// Not resolved (no hook, or the file gone by the exit).
+    /// Not resolved (no hook, or the file gone from its name by the exit).
     No,
 }
 
@@ -577,9 +583,10 @@ enum Resolved {
 /// - A resolved file: by its path, unless it has other names (a hard link
 ///   under a prefix can name any file). Walked only in part: kept, as no
 ///   prefix can be told.
-/// - Not resolved: by the argument, as the entry would have.
+/// - Not resolved: by the argument, as the entry would have (`flags`,
+///   the event's: see where the exit clears `ARG_IGNORED`).
 #[inline(always)]
-fn ignored_by_path(p: &PendingHead, data: *const u8, resolved: Resolved) -> bool {
+fn ignored_by_path(p: &PendingHead, flags: u32, data: *const u8, resolved: Resolved) -> bool {
     if !SyscallOp::from_u32(p.op).is_some_and(|op| op.path_filter_applies(p.mode)) {
         return false;
     }
@@ -589,7 +596,7 @@ fn ignored_by_path(p: &PendingHead, data: *const u8, resolved: Resolved) -> bool
                 && crate::filter::walked_path_ignored(data, at, len)
         }
         Resolved::CutShort => false,
-        Resolved::No => p.flags & file_flags::ARG_IGNORED != 0,
+        Resolved::No => flags & file_flags::ARG_IGNORED != 0,
     }
 }
 

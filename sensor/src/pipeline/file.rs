@@ -199,8 +199,10 @@ impl Pipeline {
 /// - where the kernel resolved the file (`kernel_path`), the file's path
 ///   decides, not the argument's text, which a symlink or a thread can
 ///   point elsewhere;
-/// - otherwise the argument decided; a kept call whose hook never ran (a
-///   failed lookup, or a file gone by the exit) is dropped by it here.
+/// - otherwise the argument decides, as for a call whose hook never ran
+///   (a failed lookup); unless the hook saw the file, gone from its name
+///   by the exit, when the kernel side clears the mark (the argument may
+///   have led there through a symlink).
 ///
 /// A resolved file with other names is kept (`has_other_names`):
 /// resolution stops at a hard link, which root, or a file's owner, can
