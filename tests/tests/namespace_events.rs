@@ -15,6 +15,7 @@ use sensor_tests::{CloneArgs, Sensor, action, at, pid_of};
 
 const OWN_NET: &CStr = c"/proc/self/ns/net";
 const OWN_MNT: &CStr = c"/proc/self/ns/mnt";
+const OWN_UTS: &CStr = c"/proc/self/ns/uts";
 
 /// This test process's namespace file of type `name`, for its children.
 fn parents(name: &str) -> CString {
@@ -252,6 +253,10 @@ fn types(names: &[&str]) -> serde_json::Value {
 fn unshare_into_new_namespaces_is_reported_and_an_unshare_of_files_is_not() {
     let sensor = Sensor::start("");
     let host_net = ns_ino(OWN_NET);
+    // The child's new namespaces' inodes come back through a pipe.
+    let mut pipe = [0; 2];
+    // SAFETY: a pipe into a local array of two fds.
+    assert_eq!(unsafe { libc::pipe(pipe.as_mut_ptr()) }, 0, "pipe");
     let (child, code) = in_child(|| {
         // SAFETY: plain syscalls in the child. The first makes no
         // namespace: it must not be reported.
@@ -262,9 +267,20 @@ fn unshare_into_new_namespaces_is_reported_and_an_unshare_of_files_is_not() {
         if unsafe { libc::unshare(libc::CLONE_NEWUTS | libc::CLONE_NEWNET) } != 0 {
             return 3;
         }
+        let made = [ns_ino(OWN_UTS), ns_ino(OWN_NET)];
+        // SAFETY: 16 bytes from a local array into the pipe.
+        if unsafe { libc::write(pipe[1], made.as_ptr().cast(), 16) } != 16 {
+            return 4;
+        }
         i32::from(ns_ino(OWN_NET) == host_net)
     });
     assert_eq!(code, 0, "the child did not get a namespace of its own");
+    let mut made = [0u64; 2];
+    // SAFETY: 16 bytes into a local array, which the child wrote.
+    let read = unsafe { libc::read(pipe[0], made.as_mut_ptr().cast(), 16) };
+    assert_eq!(read, 16, "the child's namespace inodes");
+    // SAFETY: closing the pipe's two fds, ours.
+    unsafe { (libc::close(pipe[0]), libc::close(pipe[1])) };
     let ev = &creations(&sensor, child, 1)[0];
     assert_eq!(at(ev, "event.outcome"), "success", "{ev}");
     assert_eq!(at(ev, "event.type"), &serde_json::json!(["change"]), "{ev}");
@@ -272,6 +288,11 @@ fn unshare_into_new_namespaces_is_reported_and_an_unshare_of_files_is_not() {
     assert_eq!(
         at(ev, "sensor.namespace.types"),
         &types(&["uts", "net"]),
+        "{ev}"
+    );
+    assert_eq!(
+        at(ev, "sensor.namespace.inodes"),
+        &serde_json::json!({"uts": made[0], "net": made[1]}),
         "{ev}"
     );
     // The CLONE_FILES call, made first by the same thread, would have come

@@ -356,8 +356,9 @@ fn exit(ret: i64, abi: u32) -> u32 {
     ev.ret = ret;
     // SAFETY: two arrays of the same type, in map values.
     unsafe { copy_struct(&mut ev.args, &p.args) };
-    // Where a setns left the caller (str1), next to where it was (str0).
-    if p.op == SyscallOp::Setns as u32 && ret == 0 {
+    // Where a setns left the caller (str1), next to where it was (str0);
+    // the namespaces an unshare made and moved it into (str1).
+    if (p.op == SyscallOp::Setns as u32 || p.op == SyscallOp::Unshare as u32) && ret == 0 {
         namespace_inodes(&mut p.s1, task);
         p.lens[1] = NAMESPACE_INODES_LEN;
     }

@@ -870,6 +870,12 @@ pub struct NamespaceDetail {
     /// the sensor lost, counted).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub requested: Option<Vec<&'static str>>,
+    /// For `namespace_create` by unshare: the namespaces made, by type, as
+    /// inode numbers (`/proc/PID/ns` shows `user:[4026532201]`), which a
+    /// later `namespace_enter` (its `inode`) or a container's processes
+    /// name them by.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub inodes: BTreeMap<&'static str, u64>,
     /// For `namespace_enter`: the namespace the fd argument named when the
     /// sensor read it at the call's entry, where the call entered another
     /// (`inode`): the trace of a file swapped under the fd's number to

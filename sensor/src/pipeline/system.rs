@@ -4,6 +4,8 @@
 //! memfd_create, mount, bpf(), signals sent (or refused) to the sensor,
 //! and io_uring requests (see `io_uring` for theirs).
 
+use std::collections::BTreeMap;
+
 use sensor_common::SyscallOp;
 
 use super::{Kind, Pipeline, outcome, signal_name};
@@ -141,7 +143,9 @@ impl Pipeline {
                     }
                     SyscallOp::Unshare | SyscallOp::Clone | SyscallOp::Clone3 => {
                         let asked = created_namespaces(op, x.args[0]);
-                        sensor.namespace = Some(creation(asked, x.namespaces_made));
+                        let mut detail = creation(asked, x.namespaces_made);
+                        detail.inodes = made_inodes(&detail.types, &x.name);
+                        sensor.namespace = Some(detail);
                         // unshare moves the caller; a clone starts a
                         // process in them (its own fork event follows).
                         let type_ = if op == SyscallOp::Unshare {
@@ -418,7 +422,7 @@ impl Pipeline {
                 ),
                 argument_inode: (inode != 0 && !entered.iter().any(|(_, ino)| *ino == inode))
                     .then_some(inode),
-                requested: None,
+                ..NamespaceDetail::default()
             };
             return (detail, target);
         }
@@ -470,6 +474,24 @@ fn now_in(after: &[u8], name: &'static str) -> Option<(&'static str, u64)> {
     let at = TYPES.iter().position(|(n, _)| *n == name)?;
     let ino = *after.get(at)?;
     (ino != 0).then_some((name, u64::from(ino)))
+}
+
+/// The inode numbers of the namespaces of `types` an unshare made, from
+/// the caller's after the call (`after`, as for [`entered_namespaces`]:
+/// the kernel side reads them at a successful unshare's exit). For a
+/// pid or time namespace, the one the caller's children go into. Empty
+/// where they were not read (a clone: the new namespaces are its
+/// child's).
+fn made_inodes(types: &[&'static str], after: &[u8]) -> BTreeMap<&'static str, u64> {
+    let Some(after) = namespace_inodes(after) else {
+        return BTreeMap::new();
+    };
+    TYPES
+        .iter()
+        .zip(&after)
+        .filter(|((name, _), ino)| **ino != 0 && types.contains(name))
+        .map(|((name, _), ino)| (*name, u64::from(*ino)))
+        .collect()
 }
 
 /// Namespace inode numbers in `TYPES` order from their little-endian

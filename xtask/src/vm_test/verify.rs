@@ -403,7 +403,7 @@ const SCENARIO: &[Step] = &[
     Step {
         name: "user_namespace",
         expects: &[one(
-            "namespace_create of a user namespace by dev's unshare",
+            "namespace_create of a user namespace by dev's unshare, with its inode",
             &["namespace_create"],
             is_user_namespace,
         )],
@@ -677,6 +677,7 @@ fn is_user_namespace(v: &Value) -> bool {
         && is(v, "process.name", "unshare")
         && is(v, "sensor.syscall", "unshare")
         && lists(v, "sensor.namespace.types", "user")
+        && at(v, "sensor.namespace.inodes.user").as_u64().is_some()
 }
 
 fn is_hidden_namespace(v: &Value) -> bool {
