@@ -306,11 +306,20 @@ fn unshare_into_new_namespaces_is_reported_and_an_unshare_of_files_is_not() {
 }
 
 /// A raw clone or clone3 that returns like fork (no new stack): 0 in the
-/// child, which leaves at once; the child's pid in the caller, after it
-/// was reaped (-1 if the call failed).
-fn clone_and_reap(call: impl FnOnce() -> libc::c_long) -> libc::c_long {
+/// child, which leaves at once, having written its uts, ipc and net
+/// namespaces' inodes to `report` (if one, a pipe); the child's pid in
+/// the caller, after it was reaped (-1 if the call failed).
+fn clone_and_reap(
+    call: impl FnOnce() -> libc::c_long,
+    report: Option<libc::c_int>,
+) -> libc::c_long {
     let pid = call();
     if pid == 0 {
+        if let Some(fd) = report {
+            let own = [OWN_UTS, c"/proc/self/ns/ipc", OWN_NET].map(ns_ino);
+            // SAFETY: 24 bytes from a local array into the pipe.
+            unsafe { libc::write(fd, own.as_ptr().cast(), 24) };
+        }
         // SAFETY: ends the new process without touching the copied state.
         unsafe { libc::_exit(0) };
     }
@@ -325,12 +334,16 @@ fn clone_and_reap(call: impl FnOnce() -> libc::c_long) -> libc::c_long {
 fn clone_and_clone3_into_new_namespaces_are_reported_and_plain_forks_are_not() {
     let sensor = Sensor::start("");
     let sigchld = libc::SIGCHLD as u64;
+    // The new processes' namespace inodes come back through a pipe.
+    let mut pipe = [0; 2];
+    // SAFETY: a pipe into a local array of two fds.
+    assert_eq!(unsafe { libc::pipe(pipe.as_mut_ptr()) }, 0, "pipe");
     let (child, code) = in_child(|| {
         // SAFETY: raw clones without a new stack return like fork; the
         // new processes only _exit.
         let clone = |flags: u64| unsafe { libc::syscall(libc::SYS_clone, flags, 0, 0, 0, 0) };
         // A plain fork through clone, and one through clone3: not reported.
-        if clone_and_reap(|| clone(sigchld)) <= 0 {
+        if clone_and_reap(|| clone(sigchld), None) <= 0 {
             return 2;
         }
         let clone3 = |flags: u64| {
@@ -342,16 +355,23 @@ fn clone_and_clone3_into_new_namespaces_are_reported_and_plain_forks_are_not() {
             // SAFETY: clone3 with a valid struct and its size.
             unsafe { libc::syscall(libc::SYS_clone3, &raw const args, size_of::<CloneArgs>()) }
         };
-        if clone_and_reap(|| clone3(0)) <= 0 {
+        if clone_and_reap(|| clone3(0), None) <= 0 {
             return 3;
         }
-        if clone_and_reap(|| clone(libc::CLONE_NEWUTS as u64 | sigchld)) <= 0 {
+        if clone_and_reap(|| clone(libc::CLONE_NEWUTS as u64 | sigchld), Some(pipe[1])) <= 0 {
             return 4;
         }
         let new = (libc::CLONE_NEWIPC | libc::CLONE_NEWNET) as u64;
-        i32::from(clone_and_reap(|| clone3(new)) <= 0) * 5
+        i32::from(clone_and_reap(|| clone3(new), Some(pipe[1])) <= 0) * 5
     });
     assert_eq!(code, 0, "a clone failed");
+    // [uts, ipc, net] of the clone's new process, then of the clone3's.
+    let mut made = [0u64; 6];
+    // SAFETY: 48 bytes into a local array, which the new processes wrote.
+    let read = unsafe { libc::read(pipe[0], made.as_mut_ptr().cast(), 48) };
+    assert_eq!(read, 48, "the new processes' namespace inodes");
+    // SAFETY: closing the pipe's two fds, ours.
+    unsafe { (libc::close(pipe[0]), libc::close(pipe[1])) };
     let events = creations(&sensor, child, 2);
     let by = |call: &str| {
         events
@@ -369,6 +389,16 @@ fn clone_and_clone3_into_new_namespaces_are_reported_and_plain_forks_are_not() {
     assert_eq!(
         at(clone3, "sensor.namespace.types"),
         &types(&["ipc", "net"]),
+        "{clone3}"
+    );
+    assert_eq!(
+        at(clone, "sensor.namespace.inodes"),
+        &serde_json::json!({"uts": made[0]}),
+        "{clone}"
+    );
+    assert_eq!(
+        at(clone3, "sensor.namespace.inodes"),
+        &serde_json::json!({"ipc": made[4], "net": made[5]}),
         "{clone3}"
     );
     for ev in [clone, clone3] {

@@ -33,7 +33,7 @@ fn try_process_fork(ctx: &RawTracePointContext) -> Result<u32, i64> {
     let made = super::namespaces::made(parent, child);
     if made != 0 {
         let child_pid = read_u32(child, off!(task_pid))?;
-        crate::syscall::sys::namespaces_made(Current::get(), child_pid, made);
+        crate::syscall::sys::namespaces_made(Current::get(), child, child_pid, made);
     }
     // New threads share the parent's tgid: not a new process.
     if read_u32(child, off!(task_tgid))? != read_u32(child, off!(task_pid))? {

@@ -128,11 +128,19 @@ pub fn inodes(task: u64) -> [u32; 8] {
     let proxy = ptr_or_zero(task, off!(task_nsproxy));
     let inum = off!(ns_common_inum);
     let of = |ns: u64, common: u32| or_zero::<u32>(ns, plus(common, inum));
-    let mut out = [0u32; 8];
-    for (i, (at, common, _)) in proxied().into_iter().enumerate() {
-        let slot = if i < USER_AT { i } else { i + 1 };
-        out[slot] = of(ptr_or_zero(proxy, at), common);
-    }
-    out[USER_AT] = of(user_ns(task), off!(user_ns_common));
-    out
+    let p = proxied();
+    let held = |i: usize| of(ptr_or_zero(proxy, p[i].0), p[i].1);
+    // Built whole, user at USER_AT: an array zeroed first and filled in
+    // became a memset call in the fork hook, which the build refuses.
+    const _: () = assert!(USER_AT == 4);
+    [
+        held(0),
+        held(1),
+        held(2),
+        held(3),
+        of(user_ns(task), off!(user_ns_common)),
+        held(4),
+        held(5),
+        held(6),
+    ]
 }

@@ -77,6 +77,13 @@ static CLONES: LruHashMap<u64, u64> = LruHashMap::with_max_entries(1024, 0);
 /// In a [`CLONES`] value: its fork made namespaces (the other bits).
 const MADE_SEEN: u64 = 1 << 63;
 
+/// The namespace inodes of the new process of a clone in [`CLONES`] that
+/// made namespaces, by thread, as its fork saw them
+/// (`process::namespaces::inodes`), for the exit to report. LRU, like
+/// [`CLONES`]; the exit removes its entry.
+#[map]
+static CLONE_INODES: LruHashMap<u64, [u32; 8]> = LruHashMap::with_max_entries(1024, 0);
+
 super::syscall_programs!(sys_enter, sys_exit, sys_compat_enter, sys_compat_exit);
 
 #[inline(always)]
@@ -181,7 +188,10 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
             // Where the caller is now, to compare with where the exit finds
             // it: the fd is only read here, and another thread can put a
             // different file under its number before the kernel reads it.
-            namespace_inodes(&mut p.s0, super::current_task());
+            write_inodes(
+                &mut p.s0,
+                &crate::process::namespaces::inodes(super::current_task()),
+            );
             p.lens[0] = NAMESPACE_INODES_LEN;
         }
         // (flags, ...), or clone3's from its struct: the namespaces asked
@@ -359,7 +369,7 @@ fn exit(ret: i64, abi: u32) -> u32 {
     // Where a setns left the caller (str1), next to where it was (str0);
     // the namespaces an unshare made and moved it into (str1).
     if (p.op == SyscallOp::Setns as u32 || p.op == SyscallOp::Unshare as u32) && ret == 0 {
-        namespace_inodes(&mut p.s1, task);
+        write_inodes(&mut p.s1, &crate::process::namespaces::inodes(task));
         p.lens[1] = NAMESPACE_INODES_LEN;
     }
     if p.op == SyscallOp::Clone as u32 || p.op == SyscallOp::Clone3 as u32 {
@@ -369,6 +379,13 @@ fn exit(ret: i64, abi: u32) -> u32 {
         {
             ev.args[1] = seen & !MADE_SEEN;
             ev.flags |= sys_flags::NAMESPACES_SEEN;
+            // The namespaces made, as the new process has them (str1).
+            // SAFETY: a lookup; the value is copied out before the remove.
+            if let Some(inodes) = unsafe { CLONE_INODES.get(&key) } {
+                write_inodes(&mut p.s1, inodes);
+                p.lens[1] = NAMESPACE_INODES_LEN;
+            }
+            let _ = CLONE_INODES.remove(&key);
         }
         let _ = CLONES.remove(&key);
     }
@@ -444,19 +461,24 @@ fn exit(ret: i64, abi: u32) -> u32 {
     0
 }
 
-/// A clone by the current thread made process (or thread) `child_pid`
-/// with new namespaces (`made`, `CLONE_NEW*` bits, seen at the fork: see
-/// `process::namespaces`). Where its entry left a record, its marker in
-/// [`CLONES`] takes them, and its exit reports them next to what its
+/// A clone by the current thread made process (or thread) `child`, whose
+/// pid is `child_pid`, with new namespaces (`made`, `CLONE_NEW*` bits,
+/// seen at the fork: see `process::namespaces`). Where its entry left a
+/// record, its marker in [`CLONES`] takes them, [`CLONE_INODES`] the
+/// child's namespace inodes, and its exit reports them next to what its
 /// arguments asked for. Without a record (its arguments asked for no
 /// namespace when the entry read them, or the record was lost, counted),
 /// they are reported from here.
 #[inline(always)]
-pub fn namespaces_made(current: Current, child_pid: u32, made: u64) {
+pub fn namespaces_made(current: Current, child: u64, child_pid: u32, made: u64) {
     let key = current.thread_key();
     if let Some(seen) = CLONES.get_ptr_mut(&key) {
         // SAFETY: this thread's marker (the key is the thread), a map value.
         unsafe { *seen = made | MADE_SEEN };
+        let inodes = crate::process::namespaces::inodes(child);
+        if CLONE_INODES.insert(&key, &inodes, 0).is_err() {
+            count_error(ProbeError::Inflight);
+        }
         return;
     }
     if !fork_namespaces_reported() || crate::filter::task_ignored(current) {
@@ -507,16 +529,15 @@ pub fn fill_bare(ev: &mut SysEvent, op: u32, flags: u32, ret: i64, args: [u64; 4
     put(&mut ev.base_len, 0);
 }
 
-/// Bytes of [`namespace_inodes`] in a string slot.
+/// Bytes of [`write_inodes`] in a string slot.
 const NAMESPACE_INODES_LEN: u32 = 32;
 
-/// `task`'s namespace inode numbers (`process::namespaces::inodes`), as
+/// A task's namespace inode numbers (`process::namespaces::inodes`), as
 /// little-endian `u32`s at the start of `out`, a string slot of the
 /// record.
 #[inline(always)]
-fn namespace_inodes<const N: usize>(out: &mut [u8; N], task: u64) {
+fn write_inodes<const N: usize>(out: &mut [u8; N], inodes: &[u32; 8]) {
     const _: () = assert!(SYS_STR_CAP >= 32 && SYS_STR0_CAP >= 32);
-    let inodes = crate::process::namespaces::inodes(task);
     for (i, ino) in inodes.iter().enumerate() {
         let at = i * 4;
         if at + 4 <= N {

@@ -870,7 +870,7 @@ pub struct NamespaceDetail {
     /// the sensor lost, counted).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub requested: Option<Vec<&'static str>>,
-    /// For `namespace_create` by unshare: the namespaces made, by type, as
+    /// For `namespace_create`: the namespaces made, by type, as
     /// inode numbers (`/proc/PID/ns` shows `user:[4026532201]`), which a
     /// later `namespace_enter` (its `inode`) or a container's processes
     /// name them by.

@@ -476,12 +476,12 @@ fn now_in(after: &[u8], name: &'static str) -> Option<(&'static str, u64)> {
     (ino != 0).then_some((name, u64::from(ino)))
 }
 
-/// The inode numbers of the namespaces of `types` an unshare made, from
-/// the caller's after the call (`after`, as for [`entered_namespaces`]:
-/// the kernel side reads them at a successful unshare's exit). For a
-/// pid or time namespace, the one the caller's children go into. Empty
-/// where they were not read (a clone: the new namespaces are its
-/// child's).
+/// The inode numbers of the namespaces of `types` an unshare or a clone
+/// made (`after`, as for [`entered_namespaces`]): an unshare's caller's
+/// after the call, read at its exit; a clone's new process's, read at its
+/// fork. For a pid or time namespace, the one for children. Empty where
+/// they were not read (a clone whose entry left no record, reported from
+/// its fork).
 fn made_inodes(types: &[&'static str], after: &[u8]) -> BTreeMap<&'static str, u64> {
     let Some(after) = namespace_inodes(after) else {
         return BTreeMap::new();
