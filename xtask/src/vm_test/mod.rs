@@ -409,7 +409,7 @@ fn check_task_reads(release: &str, log: &str) -> Result<()> {
 /// show chmod's hook at work; chown's shares its code but not its
 /// program, which this sees load.
 fn check_path_hooks(release: &str, log: &str) -> Result<()> {
-    let expected = if kernel_version(release)? >= (6, 1) {
+    let expected = if kernel_version(release)? >= verify::CHOWN_HOOK_FROM {
         "chmod events name the file the kernel resolved (fentry), and so do chown events"
     } else {
         "chmod events name the file the kernel resolved (fentry); chown events name the path \

@@ -175,6 +175,11 @@ impl Kernels {
     }
 }
 
+/// The first kernel that loads `fentry/security_path_chown` (5.10 refuses
+/// its struct arguments): from it, a chown names the file the kernel
+/// resolved.
+pub const CHOWN_HOOK_FROM: (u32, u32) = (6, 1);
+
 /// `expect`, only on the `kernels` given.
 const fn on(kernels: Kernels, expect: Expect) -> Expect {
     Expect { kernels, ..expect }
@@ -310,7 +315,7 @@ const SCENARIO: &[Step] = &[
         name: "symlink_chown",
         expects: &[
             on(
-                Kernels::From((6, 1)),
+                Kernels::From(CHOWN_HOOK_FROM),
                 one(
                     "chown to dev of /tmp/.owned-sh, root's before, through the symlink \
                      /tmp/.owned-link (from 6.1: the kernel's resolution)",
@@ -319,7 +324,7 @@ const SCENARIO: &[Step] = &[
                 ),
             ),
             on(
-                Kernels::Before((6, 1)),
+                Kernels::Before(CHOWN_HOOK_FROM),
                 one(
                     "chown to dev of /tmp/.owned-link, root's before (before 6.1: named by \
                      the argument)",
