@@ -565,6 +565,9 @@ impl Pipeline {
         if info.labels_truncated {
             sensor.truncated.push("container.labels");
         }
+        if info.api_missed {
+            sensor.unavailable.push("container.labels");
+        }
         for (field, text) in [
             ("container.name", out.name.as_ref()),
             ("container.image.name", info.image.as_ref()),

@@ -397,6 +397,11 @@ pub struct SensorFields {
     /// Fields whose values are incomplete (the kernel side hit a bound).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub truncated: Vec<&'static str>,
+    /// Fields left out because their source did not answer in time:
+    /// `container.labels` when podman's API service did not (its labels
+    /// are only there; looked up again later).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unavailable: Vec<&'static str>,
     /// Fields holding invalid UTF-8, escaped as described in `event::text`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub escaped: Vec<String>,
@@ -509,6 +514,7 @@ impl SensorFields {
             ancestors,
             args_bytes,
             truncated,
+            unavailable,
             escaped,
             signal,
             core_dumped,
@@ -547,6 +553,7 @@ impl SensorFields {
             && ancestors.is_none()
             && args_bytes.is_none()
             && truncated.is_empty()
+            && unavailable.is_empty()
             && escaped.is_empty()
             && signal.is_none()
             && core_dumped.is_none()
