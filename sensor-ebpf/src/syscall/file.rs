@@ -389,12 +389,13 @@ fn exit(ret: i64, abi: u32) -> u32 {
     };
     // SAFETY: a live map value, this thread's only, ended only at the end.
     let p = unsafe { &*found.head };
+    let op = SyscallOp::from_u32(p.op);
     // An xattr call the entry kept for its name to be decided here (see
     // `enter`): dropped unless the name, the kernel's copy where the hook
     // saw it, changes privileges. Xattr calls are never in short records.
     if !found.short
         && p.flags & file_flags::NAME_UNREADABLE == 0
-        && SyscallOp::from_u32(p.op).is_some_and(SyscallOp::is_xattr)
+        && op.is_some_and(SyscallOp::is_xattr)
         // SAFETY: a long record's name, XATTR_NAME_CAP bytes in the map value.
         && !privileged_xattr(unsafe { &*found.name.cast::<[u8; XATTR_NAME_CAP]>() })
     {
@@ -448,7 +449,7 @@ fn exit(ret: i64, abi: u32) -> u32 {
     };
     //    Where the kernel resolved the file, its path, as the mount and
     //    dentry the hook kept; else the kernel's `struct path` of the base.
-    let target = SyscallOp::from_u32(p.op).and_then(SyscallOp::target);
+    let target = op.and_then(SyscallOp::target);
     let base: Option<(u64, u64)> = if p.flags & file_flags::KERNEL_PATH != 0 && still_resolved(p) {
         ev.flags |= file_flags::BASE_IS_FILE;
         Some((p.kernel_mnt, p.kernel_dentry))
@@ -490,7 +491,7 @@ fn exit(ret: i64, abi: u32) -> u32 {
         (true, false) => Resolved::CutShort,
         (false, _) => Resolved::No,
     };
-    if ignored_by_path(p, ev.flags, data, resolved) {
+    if ignored_by_path(op, p, ev.flags, data, resolved) {
         end(&key, &found);
         return 0;
     }
@@ -586,8 +587,14 @@ enum Resolved {
 /// - Not resolved: by the argument, as the entry would have (`flags`,
 ///   the event's: see where the exit clears `ARG_IGNORED`).
 #[inline(always)]
-fn ignored_by_path(p: &PendingHead, flags: u32, data: *const u8, resolved: Resolved) -> bool {
-    if !SyscallOp::from_u32(p.op).is_some_and(|op| op.path_filter_applies(p.mode)) {
+fn ignored_by_path(
+    op: Option<SyscallOp>,
+    p: &PendingHead,
+    flags: u32,
+    data: *const u8,
+    resolved: Resolved,
+) -> bool {
+    if !op.is_some_and(|op| op.path_filter_applies(p.mode)) {
         return false;
     }
     match resolved {
