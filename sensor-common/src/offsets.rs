@@ -159,6 +159,15 @@ pub struct KernelOffsets {
     pub io_link_oldpath: u32,
     pub io_link_newpath: u32,
     pub io_xattr_filename: u32,
+    /// An xattr request's `xattr_ctx` (`kernel_xattr_ctx` since 6.13),
+    /// and its kernel copies of the name and value, made when the request
+    /// was prepared.
+    pub io_xattr_ctx: u32,
+    pub xattr_ctx_kname: u32,
+    pub xattr_ctx_kvalue: u32,
+    pub xattr_ctx_size: u32,
+    pub xattr_ctx_flags: u32,
+    pub xattr_name_name: u32,
     pub io_connect_addr: u32,
     pub io_connect_addr_len: u32,
     pub filename_name: u32,
@@ -331,6 +340,12 @@ impl KernelOffsets {
         io_link_oldpath: OFFSET_MISSING,
         io_link_newpath: OFFSET_MISSING,
         io_xattr_filename: OFFSET_MISSING,
+        io_xattr_ctx: OFFSET_MISSING,
+        xattr_ctx_kname: OFFSET_MISSING,
+        xattr_ctx_kvalue: OFFSET_MISSING,
+        xattr_ctx_size: OFFSET_MISSING,
+        xattr_ctx_flags: OFFSET_MISSING,
+        xattr_name_name: OFFSET_MISSING,
         io_connect_addr: OFFSET_MISSING,
         io_connect_addr_len: OFFSET_MISSING,
         filename_name: OFFSET_MISSING,
@@ -368,7 +383,7 @@ impl KernelOffsets {
     };
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 137 * 4);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 143 * 4);
 
 #[cfg(feature = "user")]
 // SAFETY: repr(C), only u32 fields, no padding (size assert above).

@@ -24,14 +24,15 @@
 //! opcode read (a probe read through the request) and a mask test.
 
 use aya_ebpf::EbpfContext as _;
-use aya_ebpf::helpers::generated::bpf_probe_read_user;
+use aya_ebpf::helpers::generated::{bpf_probe_read_kernel, bpf_probe_read_user};
 use aya_ebpf::macros::map;
 use aya_ebpf::maps::LruHashMap;
 use aya_ebpf::programs::RawTracePointContext;
 use sensor_common::io_uring::{CQE_F_MORE, CQE_RES, CQE_USER_DATA, REPORTED, op};
 use sensor_common::{
     AT_FDCWD, EventKind, OFFSET_MISSING, ProbeError, SOCKADDR_CAP, SYS_OP_IO_URING,
-    SYS_OP_IO_URING_COMPLETE, SYS_STR_CAP, SYS_STR0_CAP, SysEvent, sys_flags,
+    SYS_OP_IO_URING_COMPLETE, SYS_STR_CAP, SYS_STR0_CAP, SysEvent, XATTR_NAME_CAP, XATTR_VALUE_CAP,
+    sys_flags,
 };
 
 use crate::kernel::{Miss, field, plus, put, read_ptr, read_u8, read_u32, read_u64};
@@ -124,7 +125,9 @@ fn submit(ctx: &RawTracePointContext) -> u32 {
         // SAFETY: the data's first SYS_STR0_CAP bytes, inside the scratch
         // value; the path, if any, is there.
         let path = unsafe { &*data.cast::<[u8; SYS_STR0_CAP]>() };
-        if crate::filter::path_ignored(path, ev.str_lens[0]) {
+        if crate::filter::path_ignored(path, ev.str_lens[0])
+            && !privileged_xattr_change(opcode, ev, data)
+        {
             return 0;
         }
     }
@@ -412,17 +415,29 @@ fn arguments(ev: &mut SysEvent, data: *mut u8, opcode: u8, req: u64) -> usize {
             off!(io_link_oldpath),
             off!(io_link_new_dfd),
         ),
-        op::SETXATTR => (off!(io_xattr_filename), OFFSET_MISSING, OFFSET_MISSING),
+        op::SETXATTR | op::FSETXATTR => {
+            let ctx = off!(io_xattr_ctx);
+            ev.args[2] = read_u64(cmd, plus(ctx, off!(xattr_ctx_size))).unwrap_or(0);
+            ev.args[3] = read_u32(cmd, plus(ctx, off!(xattr_ctx_flags))).unwrap_or(0) as u64;
+            let path = if opcode == op::SETXATTR {
+                off!(io_xattr_filename)
+            } else {
+                OFFSET_MISSING
+            };
+            (path, OFFSET_MISSING, OFFSET_MISSING)
+        }
         _ => (OFFSET_MISSING, OFFSET_MISSING, OFFSET_MISSING),
     };
     if let Ok(fd) = read_u32(cmd, dfd) {
         ev.args[1] = fd as u64;
     }
     let len0 = filename(data, 0, SYS_STR0_CAP, cmd, path, &mut ev.flags);
-    let len1 = filename(data, len0, SYS_STR_CAP, cmd, path2, &mut ev.flags);
+    let mut len1 = filename(data, len0, SYS_STR_CAP, cmd, path2, &mut ev.flags);
     let mut len2 = 0;
     if opcode == op::CONNECT {
         len2 = sockaddr(data, len0 + len1, cmd, &mut ev.flags);
+    } else if opcode == op::SETXATTR || opcode == op::FSETXATTR {
+        (len1, len2) = xattr(data, len0, cmd, ev.args[2], &mut ev.flags);
     }
     put(&mut ev.str_lens[0], len0 as u32);
     put(&mut ev.str_lens[1], len1 as u32);
@@ -456,6 +471,73 @@ fn filename(data: *mut u8, at: usize, cap: usize, cmd: u64, off: u32, flags: &mu
         sys_flags::TRUNCATED,
     );
     n as usize & (cap - 1)
+}
+
+/// Copies an xattr request's name (str1) and value (str2, its first
+/// `XATTR_VALUE_CAP` bytes) to `data + at`: the kernel's copies, made
+/// when the request was prepared, which are what it will set (no thread
+/// of the caller can change them in between, unlike the caller's memory a
+/// setxattr syscall's entry reads). Their lengths; a value longer than
+/// the cap is told by `size`.
+#[inline(always)]
+fn xattr(data: *mut u8, at: usize, cmd: u64, size: u64, flags: &mut u32) -> (usize, usize) {
+    let ctx = off!(io_xattr_ctx);
+    let name = read_ptr(cmd, plus(ctx, off!(xattr_ctx_kname)));
+    let name = match name.and_then(|n| field(n, off!(xattr_name_name))) {
+        Ok(name) => name,
+        Err(Miss::Absent) => return (0, 0),
+        Err(Miss::Fault) => {
+            *flags |= sys_flags::UNREADABLE;
+            count_error(ProbeError::ReadArg);
+            return (0, 0);
+        }
+    };
+    // SAFETY: a masked offset: XATTR_NAME_CAP bytes from it are inside
+    // the scratch value.
+    let dst = unsafe { data.add(at & STR_MASK) };
+    let n = read_kernel_str(dst, XATTR_NAME_CAP, name, flags, sys_flags::UNREADABLE, 0);
+    let name_len = n as usize & (XATTR_NAME_CAP - 1);
+    let Ok(value) = read_ptr(cmd, plus(ctx, off!(xattr_ctx_kvalue))) else {
+        return (name_len, 0);
+    };
+    let len = (size as usize).min(XATTR_VALUE_CAP);
+    if value == 0 || len == 0 {
+        return (name_len, 0);
+    }
+    // SAFETY: at most XATTR_VALUE_CAP bytes at a masked offset, inside the
+    // scratch value.
+    let r = unsafe {
+        bpf_probe_read_kernel(
+            data.add((at + name_len) & STR_MASK).cast(),
+            len as u32,
+            value as *const _,
+        )
+    };
+    if r < 0 {
+        *flags |= sys_flags::UNREADABLE;
+        count_error(ProbeError::ReadArg);
+        return (name_len, 0);
+    }
+    (name_len, len)
+}
+
+/// Is request `ev` a change of a privileged xattr (`security.*`, ACLs), or
+/// one whose name could not be read? Such a change is never dropped by
+/// its path, as the xattr syscalls are not: a link gives any file a name
+/// under an ignored prefix. Its name is str1, after the path in `data`.
+#[inline(always)]
+fn privileged_xattr_change(opcode: u8, ev: &SysEvent, data: *const u8) -> bool {
+    if opcode != op::SETXATTR && opcode != op::FSETXATTR {
+        return false;
+    }
+    if ev.str_lens[1] == 0 {
+        return true;
+    }
+    let at = ev.str_lens[0] as usize & STR_MASK;
+    // SAFETY: the name copied by `xattr`, at a masked offset: XATTR_NAME_CAP
+    // bytes from it are inside the scratch value.
+    let name = unsafe { &*data.add(at).cast::<[u8; XATTR_NAME_CAP]>() };
+    crate::syscall::file::privileged_xattr(name)
 }
 
 /// Copies a connect's address from the caller's memory to `data + at`;

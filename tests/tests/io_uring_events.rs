@@ -410,3 +410,109 @@ fn a_request_under_an_ignored_path_prefix_is_dropped_in_the_kernel() {
         "a completion of nothing reported: {completed:?}"
     );
 }
+
+/// A `security.capability` value (revision 2) granting cap_setuid,
+/// effective at exec: what `setcap cap_setuid+ep` writes.
+fn setuid_capability() -> Vec<u8> {
+    const CAP_SETUID: u32 = 7;
+    let mut value = 0x0200_0001u32.to_le_bytes().to_vec();
+    for word in [1u32 << CAP_SETUID, 0, 0, 0] {
+        value.extend(word.to_le_bytes());
+    }
+    value
+}
+
+#[test]
+fn xattr_changes_through_a_ring_show_what_the_kernel_sets_and_a_path_prefix_hides_no_capability() {
+    let dir = scratch_dir("sensor-io-uring-xattr");
+    let sensor = Sensor::start(&format!(
+        "[filter]\nignore_path_prefixes = [\"{}/\"]\n",
+        dir.display()
+    ));
+    let (capable, noted) = (dir.join("capable"), dir.join("noted"));
+    for f in [&capable, &noted] {
+        std::fs::write(f, b"#!/bin/sh\n").expect("create");
+    }
+    let other = scratch_dir("sensor-io-uring-xattr-fd");
+    let by_fd = std::fs::File::create(other.join("by fd")).expect("create");
+    let mut ring = IoUring::new(4).expect("io_uring_setup");
+
+    // Under the ignored prefix: a file capability, reported whatever the
+    // path; a user.* attribute, dropped by it.
+    let (path, capability) = (c_path(&capable), setuid_capability());
+    let name = CString::new("security.capability").expect("no NUL");
+    let r = run(
+        &mut ring,
+        opcode::SetXattr::new(
+            name.as_ptr(),
+            capability.as_ptr().cast(),
+            path.as_ptr(),
+            capability.len() as u32,
+        )
+        .build(),
+    );
+    assert_eq!(r, 0, "setxattr security.capability through the ring");
+    let (path, user) = (c_path(&noted), CString::new("user.note").expect("no NUL"));
+    let r = run(
+        &mut ring,
+        opcode::SetXattr::new(user.as_ptr(), b"hello".as_ptr().cast(), path.as_ptr(), 5).build(),
+    );
+    assert_eq!(r, 0, "setxattr user.note through the ring");
+    // Outside it, by fd: a value longer than the sensor copies.
+    let long = vec![b'x'; 100];
+    let r = run(
+        &mut ring,
+        opcode::FSetXattr::new(
+            types::Fd(std::os::fd::AsRawFd::as_raw_fd(&by_fd)),
+            user.as_ptr(),
+            long.as_ptr().cast(),
+            long.len() as u32,
+        )
+        .build(),
+    );
+    assert_eq!(r, 0, "fsetxattr through the ring");
+
+    let tid = gettid();
+    let cap = sensor.wait_for("the capability set through the ring", |v| {
+        io_uring_event(v, tid) && at(v, "sensor.io_uring.operation") == "setxattr"
+    });
+    assert_eq!(at(&cap, "file.path").as_str(), capable.to_str(), "{cap}");
+    let xattr = at(&cap, "sensor.io_uring.xattr");
+    assert_eq!(xattr["name"], "security.capability", "{cap}");
+    assert_eq!(xattr["size"], 20, "{cap}");
+    assert_eq!(
+        xattr["capabilities"],
+        json!({"revision": 2, "permitted": ["CAP_SETUID"], "inheritable": [], "effective": true}),
+        "{cap}"
+    );
+    let fd_event = sensor.wait_for("the fsetxattr", |v| {
+        io_uring_event(v, tid) && at(v, "sensor.io_uring.operation") == "fsetxattr"
+    });
+    let xattr = at(&fd_event, "sensor.io_uring.xattr");
+    assert_eq!(xattr["name"], "user.note", "{fd_event}");
+    assert_eq!(xattr["size"], 100, "{fd_event}");
+    assert_eq!(xattr["value_hex"], "78".repeat(64), "the first 64 bytes: {fd_event}");
+    assert!(xattr["capabilities"].is_null(), "{fd_event}");
+    assert!(
+        at(&fd_event, "sensor.truncated")
+            .as_array()
+            .is_some_and(|t| t.contains(&json!("sensor.io_uring.xattr.value_hex"))),
+        "{fd_event}"
+    );
+    assert!(at(&fd_event, "destination").is_null(), "a value is no address: {fd_event}");
+    // The user.* change under the prefix was submitted before the
+    // fsetxattr: it would be here by now.
+    let setxattrs: Vec<Value> = sensor
+        .events()
+        .into_iter()
+        .filter(|v| io_uring_event(v, tid) && at(v, "sensor.io_uring.operation") == "setxattr")
+        .collect();
+    assert_eq!(setxattrs.len(), 1, "only the capability: {setxattrs:?}");
+    // The completion repeats what was set.
+    let done = completions_of(&sensor, &[cap]);
+    assert_eq!(at(&done[0], "sensor.io_uring.result"), 0, "{}", done[0]);
+    assert_eq!(
+        at(&done[0], "sensor.io_uring.xattr.name"),
+        "security.capability"
+    );
+}

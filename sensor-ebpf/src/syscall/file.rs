@@ -659,7 +659,7 @@ pub(super) fn read_attrs(inode: u64, p: &mut PendingHead) -> Result<(), Miss> {
 
 /// `security.` or `system.posix_acl_` names.
 #[inline(always)]
-pub(super) fn privileged_xattr(name: &[u8; XATTR_NAME_CAP]) -> bool {
+pub(crate) fn privileged_xattr(name: &[u8; XATTR_NAME_CAP]) -> bool {
     const SECURITY: &[u8] = b"security.";
     const ACL: &[u8] = b"system.posix_acl_";
     starts_with(name, SECURITY) || starts_with(name, ACL)

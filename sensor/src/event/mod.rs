@@ -924,6 +924,11 @@ pub struct IoUringDetail {
     /// The mode of a file or directory it creates, in octal.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
+    /// setxattr/fsetxattr: the name and value the kernel copied when it
+    /// prepared the request (what it sets), `security.capability`
+    /// decoded, as `sensor.file_change.xattr`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub xattr: Option<Xattr>,
     /// On `io_uring_complete`: the `event.id` of the submission it ends
     /// (absent if the sensor did not see it, or forgot it at its bound).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -950,6 +955,7 @@ impl IoUringDetail {
             target: None,
             open_flags: Vec::new(),
             mode: None,
+            xattr: None,
             completes: None,
             result: None,
             multishot: false,

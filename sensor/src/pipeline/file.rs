@@ -131,20 +131,13 @@ impl Pipeline {
                 }
             }
             _ => {
-                let name = f.xattr_name.clone().unwrap_or_default();
-                let capabilities = match (&f.xattr_value, name.as_slice()) {
-                    (Some(v), b"security.capability") => caps::decode_file_caps(v),
-                    _ => None,
-                };
                 change.xattr = Some(Xattr {
-                    name: Text(name),
-                    size: f.op.sets_xattr().then_some(f.xattr_value_size),
-                    value_hex: f
-                        .xattr_value
-                        .as_ref()
-                        .map(|v| v.iter().map(|b| format!("{b:02x}")).collect()),
-                    capabilities,
                     rewritten: f.xattr_rewritten,
+                    ..xattr(
+                        f.xattr_name.clone().unwrap_or_default(),
+                        f.xattr_value.as_deref(),
+                        f.op.sets_xattr().then_some(f.xattr_value_size),
+                    )
                 });
                 if f.xattr_value_truncated {
                     sensor.truncated.push("sensor.file_change.xattr.value_hex");
@@ -184,6 +177,22 @@ impl Pipeline {
         ev.file = Some(file);
         ev.error = error;
         Some(ev)
+    }
+}
+
+/// `sensor.*.xattr` of a change of xattr `name`: a removal has no
+/// `value` or `size`; `security.capability`'s value is decoded.
+pub(super) fn xattr(name: Vec<u8>, value: Option<&[u8]>, size: Option<u32>) -> Xattr {
+    let capabilities = match (value, name.as_slice()) {
+        (Some(v), b"security.capability") => caps::decode_file_caps(v),
+        _ => None,
+    };
+    Xattr {
+        name: Text(name),
+        size,
+        value_hex: value.map(|v| v.iter().map(|b| format!("{b:02x}")).collect()),
+        capabilities,
+        rewritten: false,
     }
 }
 

@@ -29,17 +29,26 @@ pub(super) struct Request {
     pub target_path: Option<Vec<u8>>,
     /// A connect's address.
     pub destination: Option<Endpoint>,
+    /// An xattr value longer than the kernel side copies.
+    pub xattr_value_cut: bool,
 }
 
 impl Request {
     /// From a submission record (op `IoUring`).
     pub fn of(x: &SysRecord) -> Request {
+        use sensor_common::io_uring::op;
         let (detail, path) = io_uring_detail(x);
+        let connect = x.args[0] as u8 == op::CONNECT;
         Request {
+            xattr_value_cut: detail.xattr.is_some() && (x.fstype.len() as u64) < x.args[2],
             detail,
             path,
             target_path: (is_link(x) && !x.name.is_empty()).then(|| x.name.clone()),
-            destination: SockAddr::parse(&x.fstype).map(|a| super::net::from_sockaddr(&a)),
+            // Only a connect's third string is an address (an xattr's is
+            // its value).
+            destination: SockAddr::parse(&x.fstype)
+                .filter(|_| connect)
+                .map(|a| super::net::from_sockaddr(&a)),
         }
     }
 
@@ -122,7 +131,9 @@ impl InFlight {
 
 /// `sensor.io_uring`, and the path the request names (joined to where a
 /// relative one starts), from an io_uring record: args are `[opcode,
-/// dirfd, open flags, mode]`, `path` and `name` its two paths.
+/// dirfd, open flags, mode]` (an xattr's: `[opcode, -, value size,
+/// XATTR_* flags]`), `path` and `name` its two paths (an xattr's: its path
+/// and name, and `fstype` its value).
 fn io_uring_detail(x: &SysRecord) -> (IoUringDetail, Option<Vec<u8>>) {
     use sensor_common::io_uring::op;
     let opcode = x.args[0] as u8;
@@ -144,6 +155,10 @@ fn io_uring_detail(x: &SysRecord) -> (IoUringDetail, Option<Vec<u8>>) {
             Vec::new()
         },
         mode: creates.then(|| format!("{:04o}", x.args[3] & 0o7777)),
+        xattr: (matches!(opcode, op::SETXATTR | op::FSETXATTR) && !x.name.is_empty()).then(|| {
+            let size = u32::try_from(x.args[2]).unwrap_or(u32::MAX);
+            super::file::xattr(x.name.clone(), Some(&x.fstype), Some(size))
+        }),
         ..IoUringDetail::of_opcode(opcode)
     };
     (detail, path)
@@ -304,6 +319,43 @@ mod tests {
         assert_eq!(path.as_deref(), Some(&b"/root/d"[..]));
         assert_eq!(d.path_argument.as_ref().map(|t| &t.0[..]), Some(&b"d"[..]));
         assert_eq!(d.mode.as_deref(), Some("1777"));
+
+        // An xattr: its name and value as the kernel copied them, a
+        // capability set decoded; the value is not an address.
+        let mut cap = 0x0200_0001u32.to_le_bytes().to_vec();
+        for word in [1u32 << 7, 0, 0, 0] {
+            cap.extend(word.to_le_bytes());
+        }
+        let mut x = io_uring_record(op::SETXATTR, [at_fdcwd, 20, 0], b"/tmp/f", b"");
+        (x.name, x.fstype) = (b"security.capability".to_vec(), cap.clone());
+        let request = Request::of(&x);
+        let xattr = request.detail.xattr.as_ref().expect("an xattr");
+        assert_eq!(xattr.name.0, b"security.capability");
+        assert_eq!(xattr.size, Some(20));
+        assert_eq!(
+            xattr.value_hex.as_deref(),
+            Some("0100000280000000000000000000000000000000")
+        );
+        let caps = xattr.capabilities.as_ref().expect("decoded");
+        assert_eq!(
+            (caps.permitted.as_slice(), caps.effective),
+            (&["CAP_SETUID"][..], true)
+        );
+        assert!(request.destination.is_none() && !request.xattr_value_cut);
+        assert_eq!(request.path.as_deref(), Some(&b"/tmp/f"[..]));
+        // A longer value than was copied is told; an fsetxattr has no path.
+        let mut x = io_uring_record(op::FSETXATTR, [5, 4096, 0], b"", b"");
+        (x.name, x.fstype) = (b"user.big".to_vec(), vec![0; 64]);
+        let request = Request::of(&x);
+        assert!(request.xattr_value_cut && request.path.is_none());
+        assert!(
+            request
+                .detail
+                .xattr
+                .expect("an xattr")
+                .capabilities
+                .is_none()
+        );
 
         // Before 5.19: the opcode alone.
         let (d, path) = io_uring_detail(&io_uring_record(op::CONNECT, [at_fdcwd, 0, 0], b"", b""));

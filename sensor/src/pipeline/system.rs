@@ -60,6 +60,9 @@ impl Pipeline {
                 (outcome, error) = ("unknown", None);
                 let request = super::io_uring::Request::of(&x);
                 (file, destination) = (request.file(), request.destination.clone());
+                if request.xattr_value_cut {
+                    sensor.truncated.push("sensor.io_uring.xattr.value_hex");
+                }
                 sensor.io_uring = Some(request.detail.clone());
                 submitted = Some(request);
                 (
@@ -308,7 +311,7 @@ fn escaped_fields(
     let module = sensor.module.as_ref();
     let mount = sensor.mount.as_deref();
     let io_uring = sensor.io_uring.as_ref();
-    let fields: [(&str, Option<&Text>); 16] = [
+    let fields: [(&str, Option<&Text>); 17] = [
         ("file.path", file.and_then(|f| f.path.as_ref())),
         (
             "file.target_path",
@@ -353,6 +356,10 @@ fn escaped_fields(
         (
             "sensor.io_uring.target",
             io_uring.and_then(|u| u.target.as_ref()),
+        ),
+        (
+            "sensor.io_uring.xattr.name",
+            io_uring.and_then(|u| u.xattr.as_ref().map(|x| &x.name)),
         ),
         (
             "sensor.bpf.name",
@@ -702,6 +709,7 @@ mod tests {
         let some = || Some(bad());
         let mut io_uring = IoUringDetail::of_opcode(18);
         (io_uring.path_argument, io_uring.target) = (some(), some());
+        io_uring.xattr = Some(crate::pipeline::file::xattr(bad().0, None, None));
         let sensor = SensorFields {
             module: Some(ModuleDetail {
                 name: some(),
@@ -747,7 +755,7 @@ mod tests {
             ..Endpoint::default()
         };
         let listed = escaped_fields(&sensor, Some(&file), Some(&destination));
-        assert_eq!(listed.len(), 16, "{listed:?}");
+        assert_eq!(listed.len(), 17, "{listed:?}");
         let json = serde_json::json!({
             "sensor": sensor,
             "file": file,

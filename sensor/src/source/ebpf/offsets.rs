@@ -632,6 +632,14 @@ kernel_fields! {
     io_link_oldpath: Optional io_link.oldpath;
     io_link_newpath: Optional io_link.newpath;
     io_xattr_filename: Optional io_xattr.filename;
+    // The kernel's copies of an xattr request's name and value (5.19+;
+    // the struct is `xattr_ctx` before 6.13: see STRUCT_RENAMES).
+    io_xattr_ctx: Optional io_xattr.ctx;
+    xattr_ctx_kname: Optional kernel_xattr_ctx.kname;
+    xattr_ctx_kvalue: Optional kernel_xattr_ctx.kvalue;
+    xattr_ctx_size: Optional kernel_xattr_ctx.size;
+    xattr_ctx_flags: Optional kernel_xattr_ctx.flags;
+    xattr_name_name: Optional xattr_name.name;
     io_connect_addr: Optional io_connect.addr;
     io_connect_addr_len: Optional io_connect.addr_len;
     filename_name: Optional filename.name;
@@ -669,6 +677,14 @@ kernel_fields! {
     time_ns_common: Optional time_namespace.ns;
     ns_common_inum: Optional ns_common.inum;
 }
+
+/// Structs the table names as they are called now, and what they were
+/// called before: `(now, before)`. A struct is looked up under its older
+/// name only where the current one is absent.
+const STRUCT_RENAMES: &[(&str, &str)] = &[
+    // 6.13 (the *xattrat syscalls) renamed it.
+    ("kernel_xattr_ctx", "xattr_ctx"),
+];
 
 /// Outcome of looking one field up.
 #[derive(Debug, PartialEq, Eq)]
@@ -712,8 +728,18 @@ impl<'a> StructCache<'a> {
 
     fn find(&mut self, spec: &FieldSpec) -> Result<Found, OffsetsError> {
         if !self.structs.contains_key(spec.strukt) {
-            let found =
-                btf::structs_named(self.btf, spec.strukt).map_err(OffsetsError::Malformed)?;
+            let older = STRUCT_RENAMES
+                .iter()
+                .filter(|(now, _)| *now == spec.strukt)
+                .map(|(_, before)| *before);
+            let mut found = Vec::new();
+            // The current name first; an older one only where it is absent.
+            for name in std::iter::once(spec.strukt).chain(older) {
+                found = btf::structs_named(self.btf, name).map_err(OffsetsError::Malformed)?;
+                if !found.is_empty() {
+                    break;
+                }
+            }
             self.structs.insert(spec.strukt, found);
         }
         let candidates = &self.structs[spec.strukt];
@@ -791,6 +817,13 @@ mod tests {
                 .iter_mut()
                 .filter(|(m, _)| *m == from)
                 .for_each(|(m, _)| *m = to);
+            self
+        }
+
+        /// The struct called `now` in the table, under its older name.
+        fn struct_renamed(mut self, now: &str, before: &'static str) -> Self {
+            let members = self.structs.remove(now).expect("struct in the table");
+            self.structs.insert(before, members);
             self
         }
 
@@ -901,6 +934,25 @@ mod tests {
     /// the CQE's fields), and two without the request (5.10, 5.13 to
     /// 5.18), where its hook is not loaded; nor where the submit hook has
     /// no request to remember (the opcode alone).
+    #[test]
+    fn a_struct_is_found_under_its_older_name_where_the_new_one_is_absent() {
+        // Before 6.13: xattr_ctx, not kernel_xattr_ctx.
+        let complete = FakeKernel::complete();
+        let older = FakeKernel::complete().struct_renamed("kernel_xattr_ctx", "xattr_ctx");
+        let r = resolve_btf(&older.btf(), CgroupMode::Unified).expect("resolves");
+        assert!(r.missing.is_empty(), "missing: {:?}", r.missing);
+        let kname = FIELDS
+            .iter()
+            .find(|f| f.field == "xattr_ctx_kname")
+            .expect("in the table");
+        assert_eq!(r.offsets.xattr_ctx_kname, complete.offset_of(kname));
+        // Neither name: missing, as any absent struct.
+        let neither = FakeKernel::complete().struct_renamed("kernel_xattr_ctx", "other_ctx");
+        let r = resolve_btf(&neither.btf(), CgroupMode::Unified).expect("resolves");
+        assert!(r.missing.contains(&"xattr_ctx_kname"));
+        assert_eq!(r.offsets.xattr_ctx_kname, OFFSET_MISSING);
+    }
+
     #[test]
     fn the_io_uring_completion_hook_follows_its_tracepoints_shape() {
         let kernel = FakeKernel::complete();
