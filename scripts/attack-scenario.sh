@@ -490,6 +490,8 @@ EOF
 
 # The same persistence through an io_uring ring: an openat and a write
 # submitted to the kernel without their syscalls, past every syscall hook.
+# Then a setuid capability on a shell copy, through the ring too (5.19+),
+# under the sensor's ignored path prefix, which must not hide it.
 # (scenario-actor is the integration tests' actor, copied in by the harness.)
 io_uring_persistence() {
     step io_uring_persistence
@@ -497,6 +499,9 @@ io_uring_persistence() {
 rm -f /etc/cron.d/.uring
 scenario-actor io-uring-write /etc/cron.d/.uring '*/5 * * * * root /tmp/.sh -p -c true'
 grep -q /tmp/.sh /etc/cron.d/.uring
+mkdir -p /tmp/.ignored
+cp /bin/sh /tmp/.ignored/.uring-sh
+scenario-actor io-uring-setcap /tmp/.ignored/.uring-sh
 EOF
 }
 

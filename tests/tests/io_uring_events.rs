@@ -491,7 +491,11 @@ fn xattr_changes_through_a_ring_show_what_the_kernel_sets_and_a_path_prefix_hide
     let xattr = at(&fd_event, "sensor.io_uring.xattr");
     assert_eq!(xattr["name"], "user.note", "{fd_event}");
     assert_eq!(xattr["size"], 100, "{fd_event}");
-    assert_eq!(xattr["value_hex"], "78".repeat(64), "the first 64 bytes: {fd_event}");
+    assert_eq!(
+        xattr["value_hex"],
+        "78".repeat(64),
+        "the first 64 bytes: {fd_event}"
+    );
     assert!(xattr["capabilities"].is_null(), "{fd_event}");
     assert!(
         at(&fd_event, "sensor.truncated")
@@ -499,7 +503,10 @@ fn xattr_changes_through_a_ring_show_what_the_kernel_sets_and_a_path_prefix_hide
             .is_some_and(|t| t.contains(&json!("sensor.io_uring.xattr.value_hex"))),
         "{fd_event}"
     );
-    assert!(at(&fd_event, "destination").is_null(), "a value is no address: {fd_event}");
+    assert!(
+        at(&fd_event, "destination").is_null(),
+        "a value is no address: {fd_event}"
+    );
     // The user.* change under the prefix was submitted before the
     // fsetxattr: it would be here by now.
     let setxattrs: Vec<Value> = sensor

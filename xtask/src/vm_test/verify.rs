@@ -86,6 +86,11 @@ const SHADOW_LINKED: &str = "/tmp/.e/shadow";
 const SHADOW: &str = "/etc/shadow";
 /// The cron file written through an io_uring ring.
 const IO_URING_CRON: &str = "/etc/cron.d/.uring";
+/// The shell copy given a capability through an io_uring ring, under the
+/// ignored prefix.
+const IO_URING_CAPABLE: &str = "/tmp/.ignored/.uring-sh";
+/// The first kernel whose io_uring has setxattr.
+const IO_URING_XATTR_FROM: (u32, u32) = (5, 19);
 const LOG_FILE: &str = "/var/log/dpkg.log";
 const CONTAINER_NAME: &str = "scenario";
 /// podman records the image with its tag (`localhost/busybox:latest`).
@@ -506,6 +511,15 @@ const SCENARIO: &[Step] = &[
                 &["io_uring_complete", "io_uring_submit"],
                 is_io_uring_cron_completed,
             ),
+            on(
+                Kernels::From(IO_URING_XATTR_FROM),
+                one(
+                    "io_uring setxattr of cap_setuid+ep on /tmp/.ignored/.uring-sh, under the \
+                     ignored prefix (from 5.19)",
+                    &["io_uring_submit"],
+                    is_io_uring_setcap,
+                ),
+            ),
         ],
     },
     Step {
@@ -887,6 +901,20 @@ fn is_io_uring_cron(v: &Value) -> bool {
         } else {
             at(v, "file.path").is_null()
         }
+}
+
+/// The capability set through the ring, as the kernel copied it.
+fn is_io_uring_setcap(v: &Value) -> bool {
+    is(v, "sensor.io_uring.operation", "setxattr")
+        && by_root(v)
+        && is(v, "file.path", IO_URING_CAPABLE)
+        && is(v, "sensor.io_uring.xattr.name", "security.capability")
+        && lists(
+            v,
+            "sensor.io_uring.xattr.capabilities.permitted",
+            "CAP_SETUID",
+        )
+        && at(v, "sensor.io_uring.xattr.capabilities.effective") == &Value::Bool(true)
 }
 
 /// The openat's completion, naming its submission, where the completion
