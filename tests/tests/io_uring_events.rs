@@ -459,7 +459,7 @@ fn xattr_changes_through_a_ring_show_what_the_kernel_sets_and_a_path_prefix_hide
     );
     assert_eq!(r, 0, "setxattr user.note through the ring");
     // Outside it, by fd: a value longer than the sensor copies.
-    let long = vec![b'x'; 100];
+    let long = [b'x'; 100];
     let r = run(
         &mut ring,
         opcode::FSetXattr::new(
