@@ -60,6 +60,17 @@ pub const CQE_FLAGS: u32 = 12;
 /// multishot accept, one completion per connection).
 pub const CQE_F_MORE: u64 = 1 << 1;
 
+/// `REQ_F_FIXED_FILE` in a request's flags (`1 << IOSQE_FIXED_FILE_BIT`,
+/// the uapi's bit 0, since 5.1): its fd is an index in the ring's
+/// registered files.
+pub const REQ_F_FIXED_FILE: u32 = 1;
+
+/// Whether operation `opcode` acts on the file open at the request's fd
+/// (which the hook then names by its path).
+pub const fn acts_on_fd(opcode: u8) -> bool {
+    matches!(opcode, op::FSETXATTR | op::FTRUNCATE)
+}
+
 /// [`OPS`] as a bit mask by opcode (every one is below 64).
 pub const REPORTED: u64 = {
     let mut mask = 0u64;

@@ -170,6 +170,13 @@ pub struct KernelOffsets {
     pub xattr_name_name: u32,
     pub io_connect_addr: u32,
     pub io_connect_addr_len: u32,
+    /// The fd a request acts on (`io_kiocb.cqe.fd`, set when prepared),
+    /// the request's flags (`REQ_F_FIXED_FILE`: the fd is an index in the
+    /// ring's registered files), and an ftruncate's length.
+    pub io_kiocb_cqe: u32,
+    pub io_cqe_fd: u32,
+    pub io_kiocb_flags: u32,
+    pub io_ftrunc_len: u32,
     pub filename_name: u32,
     /// Position of the io_uring submit tracepoint's `struct io_kiocb *`
     /// argument (5.19+), or [`OFFSET_MISSING`]. Not an offset, like
@@ -348,6 +355,10 @@ impl KernelOffsets {
         xattr_name_name: OFFSET_MISSING,
         io_connect_addr: OFFSET_MISSING,
         io_connect_addr_len: OFFSET_MISSING,
+        io_kiocb_cqe: OFFSET_MISSING,
+        io_cqe_fd: OFFSET_MISSING,
+        io_kiocb_flags: OFFSET_MISSING,
+        io_ftrunc_len: OFFSET_MISSING,
         filename_name: OFFSET_MISSING,
         io_uring_req_arg: OFFSET_MISSING,
         io_uring_opcode_arg: OFFSET_MISSING,
@@ -383,7 +394,7 @@ impl KernelOffsets {
     };
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 143 * 4);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 147 * 4);
 
 #[cfg(feature = "user")]
 // SAFETY: repr(C), only u32 fields, no padding (size assert above).

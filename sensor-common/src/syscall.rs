@@ -810,6 +810,9 @@ pub mod sys_flags {
     /// thread put another process's pidfd under the fd's number before the
     /// kernel read it. Which process the file came from is unknown.
     pub const TARGET_UNKNOWN: u32 = 1 << 4;
+    /// io_uring: the fd the request acts on (`args[1]`) is an index in
+    /// the ring's registered files, not one of the process's fds.
+    pub const FIXED_FILE: u32 = 1 << 5;
 }
 
 /// mount(2) flags under which its source is a path too, resolved like the

@@ -28,7 +28,9 @@ use aya_ebpf::helpers::generated::{bpf_probe_read_kernel, bpf_probe_read_user};
 use aya_ebpf::macros::map;
 use aya_ebpf::maps::LruHashMap;
 use aya_ebpf::programs::RawTracePointContext;
-use sensor_common::io_uring::{CQE_F_MORE, CQE_RES, CQE_USER_DATA, REPORTED, op};
+use sensor_common::io_uring::{
+    CQE_F_MORE, CQE_RES, CQE_USER_DATA, REPORTED, REQ_F_FIXED_FILE, acts_on_fd, op,
+};
 use sensor_common::{
     AT_FDCWD, EventKind, OFFSET_MISSING, ProbeError, SOCKADDR_CAP, SYS_OP_IO_URING,
     SYS_OP_IO_URING_COMPLETE, SYS_STR_CAP, SYS_STR0_CAP, SysEvent, XATTR_NAME_CAP, XATTR_VALUE_CAP,
@@ -135,7 +137,16 @@ fn submit(ctx: &RawTracePointContext) -> u32 {
     let relative = ev.str_lens[0] > 0
         // SAFETY: the first byte of the data, inside the scratch value.
         && unsafe { *data } != b'/';
-    if relative {
+    // The file an fd-based request acts on (not a registered file's, whose
+    // table is the ring's).
+    let on_fd = req.is_some()
+        && acts_on_fd(opcode)
+        && ev.flags & sys_flags::FIXED_FILE == 0
+        && (ev.args[1] as u32 as i32) >= 0;
+    if on_fd {
+        ev.flags |= sys_flags::FILE_WALKED;
+    }
+    if relative || on_fd {
         let mut w = Writer { data, pos: end };
         let walk = write_found_path(
             &mut w,
@@ -374,8 +385,11 @@ fn ctx_arg<const N: usize>(ctx: *mut core::ffi::c_void) -> u64 {
 /// Fills `ev.args[1..]`, its strings and their lengths from the prepared
 /// command of request `req`: the path (str0; a link's new name), a second
 /// path (str1: a rename's new name, the file a hard link names, a
-/// symlink's target), a connect's address (str2). args: `[opcode, dfd,
-/// flags, mode]`. The data's end.
+/// symlink's target), a connect's address (str2), an xattr's name (str1)
+/// and value (str2). args: `[opcode, dfd, flags, mode]`; an fd-based
+/// request's fd is args[1] (-1 unread, `FIXED_FILE` for a registered
+/// file's index); an ftruncate's length args[2] (where args[3] is 1). The
+/// data's end.
 #[inline(always)]
 fn arguments(ev: &mut SysEvent, data: *mut u8, opcode: u8, req: u64) -> usize {
     let Ok(cmd) = field(req, off!(io_kiocb_cmd)) else {
@@ -415,6 +429,13 @@ fn arguments(ev: &mut SysEvent, data: *mut u8, opcode: u8, req: u64) -> usize {
             off!(io_link_oldpath),
             off!(io_link_new_dfd),
         ),
+        op::FTRUNCATE => {
+            // args[3] says whether args[2] holds the length.
+            if let Ok(len) = read_u64(cmd, off!(io_ftrunc_len)) {
+                (ev.args[2], ev.args[3]) = (len, 1);
+            }
+            (OFFSET_MISSING, OFFSET_MISSING, OFFSET_MISSING)
+        }
         op::SETXATTR | op::FSETXATTR => {
             let ctx = off!(io_xattr_ctx);
             ev.args[2] = read_u64(cmd, plus(ctx, off!(xattr_ctx_size))).unwrap_or(0);
@@ -430,6 +451,15 @@ fn arguments(ev: &mut SysEvent, data: *mut u8, opcode: u8, req: u64) -> usize {
     };
     if let Ok(fd) = read_u32(cmd, dfd) {
         ev.args[1] = fd as u64;
+    }
+    if acts_on_fd(opcode) {
+        // -1 where unread: never the cwd's AT_FDCWD.
+        let fd = read_u32(req, plus(off!(io_kiocb_cqe), off!(io_cqe_fd)));
+        ev.args[1] = fd.unwrap_or(u32::MAX) as u64;
+        let flags = read_u32(req, off!(io_kiocb_flags)).unwrap_or(0);
+        if flags & REQ_F_FIXED_FILE != 0 {
+            ev.flags |= sys_flags::FIXED_FILE;
+        }
     }
     let len0 = filename(data, 0, SYS_STR0_CAP, cmd, path, &mut ev.flags);
     let mut len1 = filename(data, len0, SYS_STR_CAP, cmd, path2, &mut ev.flags);
@@ -500,16 +530,22 @@ fn xattr(data: *mut u8, at: usize, cmd: u64, size: u64, flags: &mut u32) -> (usi
     let Ok(value) = read_ptr(cmd, plus(ctx, off!(xattr_ctx_kvalue))) else {
         return (name_len, 0);
     };
-    let len = (size as usize).min(XATTR_VALUE_CAP);
+    let clamped = size.min(XATTR_VALUE_CAP as u64) as u32;
+    // Reloaded and masked into 1..=XATTR_VALUE_CAP (the same value), as in
+    // the file family's entry: LLVM otherwise passes a copy whose bound
+    // 6.1's verifier has lost (a spilled register).
+    // SAFETY: a read of a local.
+    let len = unsafe { core::ptr::read_volatile(&clamped) };
     if value == 0 || len == 0 {
         return (name_len, 0);
     }
+    let len = ((len - 1) & (XATTR_VALUE_CAP as u32 - 1)) + 1;
     // SAFETY: at most XATTR_VALUE_CAP bytes at a masked offset, inside the
     // scratch value.
     let r = unsafe {
         bpf_probe_read_kernel(
             data.add((at + name_len) & STR_MASK).cast(),
-            len as u32,
+            len,
             value as *const _,
         )
     };
@@ -518,7 +554,7 @@ fn xattr(data: *mut u8, at: usize, cmd: u64, size: u64, flags: &mut u32) -> (usi
         count_error(ProbeError::ReadArg);
         return (name_len, 0);
     }
-    (name_len, len)
+    (name_len, len as usize)
 }
 
 /// Is request `ev` a change of a privileged xattr (`security.*`, ACLs), or

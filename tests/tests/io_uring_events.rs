@@ -488,6 +488,14 @@ fn xattr_changes_through_a_ring_show_what_the_kernel_sets_and_a_path_prefix_hide
     let fd_event = sensor.wait_for("the fsetxattr", |v| {
         io_uring_event(v, tid) && at(v, "sensor.io_uring.operation") == "fsetxattr"
     });
+    // By fd: the file the fd names, as the kernel walked it.
+    assert_eq!(
+        at(&fd_event, "file.path").as_str(),
+        other.join("by fd").to_str(),
+        "{fd_event}"
+    );
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&by_fd);
+    assert_eq!(at(&fd_event, "sensor.io_uring.fd"), fd, "{fd_event}");
     let xattr = at(&fd_event, "sensor.io_uring.xattr");
     assert_eq!(xattr["name"], "user.note", "{fd_event}");
     assert_eq!(xattr["size"], 100, "{fd_event}");
@@ -522,4 +530,57 @@ fn xattr_changes_through_a_ring_show_what_the_kernel_sets_and_a_path_prefix_hide
         at(&done[0], "sensor.io_uring.xattr.name"),
         "security.capability"
     );
+}
+
+#[test]
+fn a_truncate_through_a_ring_names_its_file_and_length() {
+    let sensor = Sensor::start("");
+    let dir = scratch_dir("sensor-io-uring-truncate");
+    let (log, registered) = (dir.join("auth.log"), dir.join("registered"));
+    for f in [&log, &registered] {
+        std::fs::write(f, b"evidence\n").expect("create");
+    }
+    let log_file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .expect("open");
+    let registered_file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&registered)
+        .expect("open");
+    let mut ring = IoUring::new(4).expect("io_uring_setup");
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&log_file);
+    let r = run(&mut ring, opcode::Ftruncate::new(types::Fd(fd), 0).build());
+    assert_eq!(r, 0, "ftruncate through the ring");
+    assert_eq!(std::fs::metadata(&log).expect("stat").len(), 0);
+    // A registered file: the ring's own table, named by its index.
+    ring.submitter()
+        .register_files(&[std::os::fd::AsRawFd::as_raw_fd(&registered_file)])
+        .expect("register the file");
+    let r = run(
+        &mut ring,
+        opcode::Ftruncate::new(types::Fixed(0), 3).build(),
+    );
+    assert_eq!(r, 0, "ftruncate of a registered file");
+    assert_eq!(std::fs::metadata(&registered).expect("stat").len(), 3);
+
+    let tid = gettid();
+    let truncates = sensor.wait_for_count("the two truncates", 2, |v| {
+        io_uring_event(v, tid) && at(v, "sensor.io_uring.operation") == "ftruncate"
+    });
+    let by_fd = &truncates[0];
+    assert_eq!(at(by_fd, "file.path").as_str(), log.to_str(), "{by_fd}");
+    assert_eq!(at(by_fd, "sensor.io_uring.fd"), fd, "{by_fd}");
+    assert_eq!(at(by_fd, "sensor.io_uring.length"), 0, "{by_fd}");
+    assert!(at(by_fd, "sensor.io_uring.fixed_file").is_null(), "{by_fd}");
+    let fixed = &truncates[1];
+    assert_eq!(at(fixed, "sensor.io_uring.fixed_file"), 0, "{fixed}");
+    assert_eq!(at(fixed, "sensor.io_uring.length"), 3, "{fixed}");
+    assert!(
+        at(fixed, "file.path").is_null() && at(fixed, "sensor.io_uring.fd").is_null(),
+        "a registered file's index is no fd of the process: {fixed}"
+    );
+    let done = completions_of(&sensor, &truncates[..1]);
+    assert_eq!(at(&done[0], "file.path").as_str(), log.to_str());
+    assert_eq!(at(&done[0], "sensor.io_uring.result"), 0, "{}", done[0]);
 }

@@ -356,6 +356,16 @@ fn boot_and_check(vmlinuz: &Path, initrd: &Path, suite: &str) -> Result<String> 
             events.trim()
         );
     }
+    // An optional program the verifier refused is only a warning to the
+    // sensor (it runs on without it), but always a bug of ours: the
+    // sensor attaches only what the kernel's BTF says it has.
+    if let Some(refused) = stderr.lines().find(|l| l.contains("Verifier output")) {
+        bail!(
+            "the verifier refused a program: {}\nsensor stderr:\n{}",
+            refused.chars().take(400).collect::<String>(),
+            stderr.trim()
+        );
+    }
     // The hooks on the kernel's own copies of a call's arguments are
     // optional (the sensor logs why one did not load), but Debian's
     // kernels allow them all: their verifiers differ in what a fentry

@@ -914,6 +914,16 @@ pub struct IoUringDetail {
     /// The directory fd a relative path starts from (absent: the cwd).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dirfd: Option<i32>,
+    /// fsetxattr, ftruncate: the fd of the file acted on (`file.path`
+    /// names it), or the index of one of the ring's registered files
+    /// (`fixed_file`, whose path is not read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fd: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fixed_file: Option<u32>,
+    /// ftruncate: the length the file is cut or extended to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub length: Option<i64>,
     /// A rename's new name, as given (a link's second path is
     /// `file.target_path`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -952,6 +962,9 @@ impl IoUringDetail {
             operation: sensor_common::io_uring::name(opcode).unwrap_or("unknown"),
             path_argument: None,
             dirfd: None,
+            fd: None,
+            fixed_file: None,
+            length: None,
             target: None,
             open_flags: Vec::new(),
             mode: None,

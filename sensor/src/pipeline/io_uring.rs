@@ -131,22 +131,29 @@ impl InFlight {
 
 /// `sensor.io_uring`, and the path the request names (joined to where a
 /// relative one starts), from an io_uring record: args are `[opcode,
-/// dirfd, open flags, mode]` (an xattr's: `[opcode, -, value size,
-/// XATTR_* flags]`), `path` and `name` its two paths (an xattr's: its path
-/// and name, and `fstype` its value).
+/// dirfd, open flags, mode]` (an xattr's: `[opcode, dirfd or fd, value
+/// size, XATTR_* flags]`; an ftruncate's `[opcode, fd, length, 1 if the
+/// length was read]`), `path` and `name` its two paths (an xattr's: its
+/// path and name, and `fstype` its value; an fd-based request's path is its
+/// file's, walked).
 fn io_uring_detail(x: &SysRecord) -> (IoUringDetail, Option<Vec<u8>>) {
     use sensor_common::io_uring::op;
     let opcode = x.args[0] as u8;
     let path = (!x.path.is_empty()).then(|| x.io_uring_path());
     let joined = x.path.first().is_some_and(|c| *c != b'/') && !x.base.is_empty();
     let dirfd = x.args[1] as u32 as i32;
+    // An fd-based request's fd, where the hook read it.
+    let on_fd = sensor_common::io_uring::acts_on_fd(opcode) && dirfd >= 0;
     let open = matches!(opcode, op::OPENAT | op::OPENAT2);
     let flags = x.args[2] as i32;
     let tmpfile = flags & libc::O_TMPFILE == libc::O_TMPFILE;
     let creates = (open && (flags & libc::O_CREAT != 0 || tmpfile)) || opcode == op::MKDIRAT;
     let detail = IoUringDetail {
         path_argument: joined.then(|| Text(x.path.clone())),
-        dirfd: (!x.path.is_empty() && dirfd != sensor_common::AT_FDCWD).then_some(dirfd),
+        dirfd: (!on_fd && !x.path.is_empty() && dirfd != sensor_common::AT_FDCWD).then_some(dirfd),
+        fd: (on_fd && !x.fixed_file).then_some(dirfd),
+        fixed_file: (on_fd && x.fixed_file).then_some(dirfd as u32),
+        length: (opcode == op::FTRUNCATE && x.args[3] == 1).then_some(x.args[2] as i64),
         // A link's second path is `file.target_path` (see Request).
         target: (opcode == op::RENAMEAT && !x.name.is_empty()).then(|| Text(x.name.clone())),
         open_flags: if open {
@@ -185,6 +192,7 @@ mod tests {
             unreadable: false,
             namespaces_made: None,
             target_unknown: false,
+            fixed_file: false,
         }
     }
 
@@ -356,6 +364,27 @@ mod tests {
                 .capabilities
                 .is_none()
         );
+
+        // An ftruncate names its fd, the file's path as the kernel
+        // walked it, and the length; a registered file only its index.
+        let x = io_uring_record(op::FTRUNCATE, [5, 0, 1], b"/var/log/auth.log", b"");
+        let (d, path) = io_uring_detail(&x);
+        assert_eq!((d.fd, d.fixed_file, d.length), (Some(5), None, Some(0)));
+        assert!(d.dirfd.is_none() && d.path_argument.is_none());
+        assert_eq!(path.as_deref(), Some(&b"/var/log/auth.log"[..]));
+        let mut x = io_uring_record(op::FTRUNCATE, [2, 4096, 1], b"", b"");
+        x.fixed_file = true;
+        let (d, path) = io_uring_detail(&x);
+        assert_eq!((d.fd, d.fixed_file, d.length), (None, Some(2), Some(4096)));
+        assert!(path.is_none());
+        // The fd unread (-1), the length unread: neither is made up.
+        let (d, _) = io_uring_detail(&io_uring_record(
+            op::FTRUNCATE,
+            [u32::MAX as u64, 0, 0],
+            b"",
+            b"",
+        ));
+        assert_eq!((d.fd, d.fixed_file, d.length), (None, None, None));
 
         // Before 5.19: the opcode alone.
         let (d, path) = io_uring_detail(&io_uring_record(op::CONNECT, [at_fdcwd, 0, 0], b"", b""));

@@ -791,6 +791,7 @@ mod tests {
             unreadable: false,
             namespaces_made: None,
             target_unknown: false,
+            fixed_file: false,
         })
     }
 

@@ -308,6 +308,9 @@ pub struct SysRecord {
     /// pidfd_getfd: the pidfd named the caller's own process at entry, but
     /// the file taken came from another (`sys_flags::TARGET_UNKNOWN`).
     pub target_unknown: bool,
+    /// io_uring: the request's fd is a registered file's index
+    /// (`sys_flags::FIXED_FILE`).
+    pub fixed_file: bool,
 }
 
 impl SysRecord {
@@ -646,6 +649,7 @@ fn decode_sys(bytes: &[u8]) -> Result<SysRecord, DecodeError> {
         unreadable: e.flags & sys_flags::UNREADABLE != 0,
         namespaces_made: (e.flags & sys_flags::NAMESPACES_SEEN != 0).then_some(e.args[1]),
         target_unknown: e.flags & sys_flags::TARGET_UNKNOWN != 0,
+        fixed_file: e.flags & sys_flags::FIXED_FILE != 0,
     })
 }
 
@@ -842,6 +846,7 @@ mod tests {
             unreadable: false,
             namespaces_made: None,
             target_unknown: false,
+            fixed_file: false,
         }
     }
 

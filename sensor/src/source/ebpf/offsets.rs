@@ -642,6 +642,13 @@ kernel_fields! {
     xattr_name_name: Optional xattr_name.name;
     io_connect_addr: Optional io_connect.addr;
     io_connect_addr_len: Optional io_connect.addr_len;
+    // fd-based requests (fsetxattr, ftruncate): the fd, and whether it is
+    // a registered file's index. `flags` is a u64 since 6.10, a u32
+    // before: its low word holds REQ_F_FIXED_FILE either way.
+    io_kiocb_cqe: Optional io_kiocb.cqe;
+    io_cqe_fd: Optional io_cqe.fd;
+    io_kiocb_flags: Optional io_kiocb.flags;
+    io_ftrunc_len: Optional io_ftrunc.len;
     filename_name: Optional filename.name;
     // The /proc/PID/mem hook and pidfd_getfd name the target process
     // through its struct pid.
