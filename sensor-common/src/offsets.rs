@@ -144,6 +144,9 @@ pub struct KernelOffsets {
     pub io_open_dfd: u32,
     pub io_open_filename: u32,
     pub io_open_how: u32,
+    /// An open into a registered file's slot (non-zero, 5.15+) installs
+    /// no fd: its result is 0.
+    pub io_open_file_slot: u32,
     pub open_how_flags: u32,
     pub open_how_mode: u32,
     pub io_unlink_dfd: u32,
@@ -332,6 +335,7 @@ impl KernelOffsets {
         io_open_dfd: OFFSET_MISSING,
         io_open_filename: OFFSET_MISSING,
         io_open_how: OFFSET_MISSING,
+        io_open_file_slot: OFFSET_MISSING,
         open_how_flags: OFFSET_MISSING,
         open_how_mode: OFFSET_MISSING,
         io_unlink_dfd: OFFSET_MISSING,
@@ -394,7 +398,7 @@ impl KernelOffsets {
     };
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 147 * 4);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 148 * 4);
 
 #[cfg(feature = "user")]
 // SAFETY: repr(C), only u32 fields, no padding (size assert above).

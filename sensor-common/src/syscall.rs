@@ -813,6 +813,11 @@ pub mod sys_flags {
     /// io_uring: the fd the request acts on (`args[1]`) is an index in
     /// the ring's registered files, not one of the process's fds.
     pub const FIXED_FILE: u32 = 1 << 5;
+    /// io_uring: a completion whose submission was not reported, its path
+    /// argument being under an ignored prefix, while the file it opened
+    /// (walked, as with `FILE_WALKED`) is not: a symlink led out.
+    /// `args[3]` holds the open's flags.
+    pub const ARGUMENT_IGNORED: u32 = 1 << 6;
 }
 
 /// mount(2) flags under which its source is a path too, resolved like the

@@ -130,6 +130,11 @@ fn submit(ctx: &RawTracePointContext) -> u32 {
         if crate::filter::path_ignored(path, ev.str_lens[0])
             && !privileged_xattr_change(opcode, ev, data)
         {
+            // An open goes by its argument only if the file it opens is
+            // under an ignored directory too: its completion decides.
+            if opens(opcode) {
+                hold(req);
+            }
             return 0;
         }
     }
@@ -170,6 +175,26 @@ fn submit(ctx: &RawTracePointContext) -> u32 {
         remember(req, opcode, ev.header.boot_ns);
     }
     0
+}
+
+/// [`IO_URING_REPORTED`]'s value for a request not reported at its
+/// submission, whose completion decides (no record's time is 0).
+const HELD: u64 = 0;
+
+/// Whether `opcode` opens a file (its result is the new fd).
+#[inline(always)]
+fn opens(opcode: u8) -> bool {
+    opcode == op::OPENAT || opcode == op::OPENAT2
+}
+
+/// Keeps open request `req`, dropped at submission by its path argument,
+/// for its completion to decide by the file opened: a symlink under an
+/// ignored prefix can lead anywhere (`/tmp/ignored/l -> /etc/shadow`).
+#[inline(always)]
+fn hold(req: u64) {
+    if IO_URING_REPORTED.insert(&req, &HELD, 0).is_err() {
+        count_error(ProbeError::Inflight);
+    }
 }
 
 /// Remembers reported request `req` for its completion hook; an accept
@@ -216,20 +241,27 @@ pub extern "C" fn io_uring_complete(ctx: *mut core::ffi::c_void) -> u32 {
 /// process: its thread that submitted or reaps, its SQPOLL thread or an
 /// io-wq worker of it (completions are posted in task context, never in
 /// an interrupt, since the kernels that pass the request).
+///
+/// An open's completion also names the file opened, walked from the new
+/// fd: what the path led to, through symlinks. An open held at its
+/// submission (see [`hold`]) is reported here alone, unless that file is
+/// under an ignored directory too, or nothing was opened.
 #[inline(always)]
 fn complete(ctx: *mut core::ffi::c_void) -> u32 {
     // One call of send_result: a second would leave its closure out of
     // line, a BPF-to-BPF call.
-    if let Some((opcode, submitted, res, cqe_flags)) = completed(ctx) {
-        send_result(opcode, submitted, res, cqe_flags);
+    if let Some((opcode, submitted, res, cqe_flags, req)) = completed(ctx) {
+        send_result(opcode, submitted, res, cqe_flags, req);
     }
     0
 }
 
-/// The reported request this completion ends or continues: its opcode,
-/// its submission record's time, the result and the CQE flags.
+/// The reported (or held) request this completion ends or continues: its
+/// opcode, its submission record's time ([`HELD`] for a held one), the
+/// result, the CQE flags and the request (0 where the completion does not
+/// pass it).
 #[inline(always)]
-fn completed(ctx: *mut core::ffi::c_void) -> Option<(u8, u64, i32, u64)> {
+fn completed(ctx: *mut core::ffi::c_void) -> Option<(u8, u64, i32, u64, u64)> {
     let req = arg(ctx, off!(io_uring_complete_req_arg))?;
     if req == 0 {
         return completed_multishot(ctx);
@@ -254,7 +286,7 @@ fn completed(ctx: *mut core::ffi::c_void) -> Option<(u8, u64, i32, u64)> {
             }
         }
     }
-    Some((opcode, submitted, res, cqe_flags))
+    Some((opcode, submitted, res, cqe_flags, req))
 }
 
 /// A completion posted without its request: a multishot accept's, found
@@ -262,7 +294,7 @@ fn completed(ctx: *mut core::ffi::c_void) -> Option<(u8, u64, i32, u64)> {
 /// up (the last comes with the request): a busy ring's multishot receives
 /// cost one failed lookup each.
 #[inline(always)]
-fn completed_multishot(ctx: *mut core::ffi::c_void) -> Option<(u8, u64, i32, u64)> {
+fn completed_multishot(ctx: *mut core::ffi::c_void) -> Option<(u8, u64, i32, u64, u64)> {
     let Some((res, cqe_flags)) = result(ctx) else {
         count_error(ProbeError::ReadArg);
         return None;
@@ -276,25 +308,68 @@ fn completed_multishot(ctx: *mut core::ffi::c_void) -> Option<(u8, u64, i32, u64
     };
     // SAFETY: the value is copied out at once.
     let [submitted, opcode] = (unsafe { IO_URING_MULTISHOT.get(&[ring, user_data]) }).copied()?;
-    Some((opcode as u8, submitted, res, cqe_flags))
+    Some((opcode as u8, submitted, res, cqe_flags, 0))
 }
 
-/// Sends the result of the request of `opcode` whose submission record
-/// went out at `submitted`.
+/// Sends the result of request `req` of `opcode` whose submission record
+/// went out at `submitted` (or was held: [`HELD`]); an open's with the
+/// file opened. args: `[opcode, submitted, CQE flags, a held open's
+/// flags]`.
 #[inline(always)]
-fn send_result(opcode: u8, submitted: u64, res: i32, cqe_flags: u64) {
+fn send_result(opcode: u8, submitted: u64, res: i32, cqe_flags: u64, req: u64) {
     let current = Current::get();
-    let filled = crate::ring::emit::<SysEvent>(EventKind::System, |ev| {
-        // SAFETY: emit hands us reserved space for one SysEvent.
-        let ev = unsafe { &mut *ev };
-        current.fill(&mut ev.task)?;
-        let args = [opcode as u64, submitted, cqe_flags, 0];
-        crate::syscall::sys::fill_bare(ev, SYS_OP_IO_URING_COMPLETE, 0, res as i64, args);
-        Ok(())
-    });
-    if filled.is_err() {
+    // The submit hook's slot: both hooks run with preemption off, in a
+    // task (see `submit`), and neither fires inside the other.
+    let Some(buf) = scratch(&SCRATCH) else {
+        return;
+    };
+    // SAFETY: this CPU's scratch slot, 8-aligned, larger than SysEvent.
+    let ev = unsafe { &mut *buf.cast::<SysEvent>() };
+    if current.fill(&mut ev.task).is_err() {
         count_error(ProbeError::ReadTask);
+        return;
     }
+    ev.header.kind = EventKind::System as u32;
+    // SAFETY: the helper has no preconditions.
+    ev.header.boot_ns = unsafe { aya_ebpf::helpers::bpf_ktime_get_boot_ns() };
+    let args = [opcode as u64, submitted, cqe_flags, 0];
+    crate::syscall::sys::fill_bare(ev, SYS_OP_IO_URING_COMPLETE, 0, res as i64, args);
+    let cmd = field(req, off!(io_kiocb_cmd)).unwrap_or(0);
+    // A new fd of the process's (not a slot of the ring's registered
+    // files, whose result is 0).
+    let fd_opened = opens(opcode)
+        && res >= 0
+        && cmd != 0
+        && read_u32(cmd, off!(io_open_file_slot)).is_ok_and(|slot| slot == 0);
+    // SAFETY: FIXED is inside the scratch value.
+    let data = unsafe { buf.add(FIXED) };
+    let mut w = Writer { data, pos: 0 };
+    let mut walked = false;
+    if fd_opened {
+        ev.flags |= sys_flags::FILE_WALKED;
+        let file = crate::syscall::fd_file(current.addr(), res);
+        match write_found_path(&mut w, file.and_then(|f| field(f, off!(file_path)))) {
+            Walk::Complete => walked = true,
+            Walk::Truncated => ev.flags |= sys_flags::TRUNCATED,
+            Walk::Failed => count_error(ProbeError::ReadPath),
+        }
+        ev.base_len = w.since(0) as u32;
+    }
+    if submitted == HELD {
+        // Nothing opened: the argument decides, as it did. Opened, under
+        // an ignored directory: dropped. Not told (a registered file, a
+        // walk cut short): reported.
+        if res < 0 || (walked && crate::filter::walked_path_ignored(data, 0, w.pos)) {
+            return;
+        }
+        ev.flags |= sys_flags::ARGUMENT_IGNORED;
+        let how = off!(io_open_how);
+        ev.args[3] = read_u64(cmd, plus(how, off!(open_how_flags))).unwrap_or(0);
+    }
+    let size = FIXED + (w.pos & crate::maps::DATA_MASK);
+    ev.header.size = size as u32;
+    // SAFETY: size <= FIXED + DATA_MASK, inside the scratch value.
+    unsafe { crate::ring::output(EventKind::System, buf, size) };
 }
 
 /// The completion's `user_data`: an argument before the result (5.19 to

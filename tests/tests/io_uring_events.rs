@@ -366,12 +366,20 @@ fn a_request_under_an_ignored_path_prefix_is_dropped_in_the_kernel() {
         "[filter]\nignore_path_prefixes = [\"{}/\"]\n",
         dir.display()
     ));
-    let ignored = c_path(&dir.join("ignored"));
+    let ignored_file = dir.join("ignored");
+    let ignored = c_path(&ignored_file);
     let other_dir = scratch_dir("sensor-io-uring-kept");
     let kept_file = other_dir.join("kept");
     let kept = c_path(&kept_file);
+    // A symlink under the prefix to a file outside it: what it opens
+    // decides, not its name.
+    let led_to = other_dir.join("led to");
+    std::fs::write(&led_to, b"").expect("create");
+    let link_file = dir.join("link");
+    std::os::unix::fs::symlink(&led_to, &link_file).expect("symlink");
+    let link = c_path(&link_file);
     let mut ring = IoUring::new(4).expect("io_uring_setup");
-    for path in [&ignored, &kept] {
+    for path in [&ignored, &kept, &link] {
         let fd = run(
             &mut ring,
             opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), path.as_ptr())
@@ -388,26 +396,58 @@ fn a_request_under_an_ignored_path_prefix_is_dropped_in_the_kernel() {
         io_uring_event(v, tid) && at(v, "file.path").as_str() == kept_file.to_str()
     });
     assert_eq!(at(&ev, "sensor.io_uring.operation"), "openat", "{ev}");
-    // The ignored one was submitted first: it would be here by now.
+    // The symlink's open: no submission, its completion alone, naming the
+    // file opened.
+    let mine = |v: &Value| pid_of(v) == u64::from(std::process::id());
+    let held = sensor.wait_for("the open through the symlink", |v| {
+        action(v) == "io_uring_complete"
+            && mine(v)
+            && at(v, "file.path").as_str() == led_to.to_str()
+    });
+    assert_eq!(
+        at(&held, "sensor.io_uring.path_argument_ignored"),
+        true,
+        "{held}"
+    );
+    assert!(at(&held, "sensor.io_uring.completes").is_null(), "{held}");
+    assert!(
+        at(&held, "sensor.io_uring.result")
+            .as_i64()
+            .is_some_and(|fd| fd >= 0),
+        "{held}"
+    );
+    assert_eq!(
+        at(&held, "sensor.io_uring.open_flags"),
+        &json!(["O_WRONLY", "O_CREAT"]),
+        "{held}"
+    );
+    // The others were submitted before it: they would be here by now.
     let all: Vec<Value> = sensor
         .events()
         .into_iter()
         .filter(|v| io_uring_event(v, tid))
         .collect();
-    assert_eq!(all.len(), 1, "only the kept openat: {all:?}");
-    // Its completion, and none for the ignored one, which the kernel
-    // never remembered.
+    assert_eq!(all.len(), 1, "only the kept openat's submission: {all:?}");
     let done = completions_of(&sensor, &all);
     assert_eq!(at(&done[0], "file.path").as_str(), kept_file.to_str());
-    let completed: Vec<Value> = sensor
+    // Of the file under the prefix, nothing: the kernel held its open and
+    // dropped it at its completion.
+    let ignored_events: Vec<Value> = sensor
         .events()
         .into_iter()
-        .filter(|v| action(v) == "io_uring_complete" && pid_of(v) == u64::from(std::process::id()))
+        .filter(|v| mine(v) && at(v, "file.path").as_str() == ignored_file.to_str())
+        .collect();
+    assert!(ignored_events.is_empty(), "{ignored_events:?}");
+    let orphans: Vec<Value> = sensor
+        .events()
+        .into_iter()
+        .filter(|v| action(v) == "io_uring_complete" && mine(v))
         .filter(|v| at(v, "sensor.io_uring.completes").is_null())
+        .filter(|v| at(v, "sensor.io_uring.path_argument_ignored").is_null())
         .collect();
     assert!(
-        completed.is_empty(),
-        "a completion of nothing reported: {completed:?}"
+        orphans.is_empty(),
+        "a completion of nothing reported: {orphans:?}"
     );
 }
 

@@ -908,7 +908,8 @@ pub struct IoUringDetail {
     /// Its name without the prefix, lower case (`openat`, `connect`).
     pub operation: &'static str,
     /// The path as the request gave it, where `file.path` had to join it
-    /// to the cwd or `dirfd`.
+    /// to the cwd or `dirfd`; on an open's completion, the submission's
+    /// path where the file opened is another (through a symlink).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path_argument: Option<Text>,
     /// The directory fd a relative path starts from (absent: the cwd).
@@ -952,6 +953,12 @@ pub struct IoUringDetail {
     /// again (`IORING_CQE_F_MORE`: a multishot accept, per connection).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub multishot: bool,
+    /// On an open's `io_uring_complete`: its path argument was under an
+    /// ignored prefix, so its submission was not reported, but the file it
+    /// opened (`file.path`) is not (a symlink led out): this event is the
+    /// whole request.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub path_argument_ignored: bool,
 }
 
 impl IoUringDetail {
@@ -972,6 +979,7 @@ impl IoUringDetail {
             completes: None,
             result: None,
             multishot: false,
+            path_argument_ignored: false,
         }
     }
 }

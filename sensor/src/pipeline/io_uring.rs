@@ -105,14 +105,19 @@ impl InFlight {
         }
     }
 
-    /// `sensor.io_uring` of completion `x` (args = [opcode, the
-    /// submission record's time, CQE flags], `ret` the result), and the
-    /// request it completes where it is remembered. A request that
-    /// completes again (a multishot accept) stays remembered.
-    pub fn complete(&mut self, x: &SysRecord) -> (IoUringDetail, Option<Request>) {
+    /// What completion `x` reports (args = [opcode, the submission
+    /// record's time, CQE flags, a held open's flags], `ret` the result,
+    /// `path` an open's file, walked from the new fd): the request it
+    /// completes where it is remembered, and an open's file as opened. A
+    /// request that completes again (a multishot accept) stays
+    /// remembered.
+    pub fn complete(&mut self, x: &SysRecord) -> Completion {
         let key = (x.args[1], x.task.tgid);
         let more = x.args[2] & CQE_F_MORE != 0;
-        let found = if more {
+        let found = if x.argument_ignored {
+            // Never submitted as far as userspace knows.
+            None
+        } else if more {
             self.requests.get(&key).cloned()
         } else {
             self.requests.remove(&key)
@@ -125,8 +130,35 @@ impl InFlight {
         detail.completes = completes;
         detail.result = (x.ret >= 0).then_some(x.ret);
         detail.multishot = more;
-        (detail, request)
+        if x.argument_ignored {
+            detail.path_argument_ignored = true;
+            detail.open_flags = super::watch::open_flag_names(x.args[3] as u32);
+        }
+        let mut file = request.as_ref().and_then(Request::file);
+        if !x.path.is_empty() {
+            // The submission's path, where it led elsewhere.
+            let submitted = request.as_ref().and_then(|r| r.path.as_deref());
+            if submitted.is_some_and(|p| p != x.path) {
+                detail.path_argument = submitted.map(|p| Text(p.to_vec()));
+            }
+            file = Some(File {
+                path: Some(Text(x.path.clone())),
+                ..file.unwrap_or_default()
+            });
+        }
+        Completion {
+            detail,
+            file,
+            destination: request.and_then(|r| r.destination),
+        }
     }
+}
+
+/// What an `io_uring_complete` event reports.
+pub(super) struct Completion {
+    pub detail: IoUringDetail,
+    pub file: Option<File>,
+    pub destination: Option<Endpoint>,
 }
 
 /// `sensor.io_uring`, and the path the request names (joined to where a
@@ -193,6 +225,7 @@ mod tests {
             namespaces_made: None,
             target_unknown: false,
             fixed_file: false,
+            argument_ignored: false,
         }
     }
 
@@ -219,31 +252,79 @@ mod tests {
 
         // A multishot accept completes twice and stays remembered.
         for fd in [5, 6] {
-            let (d, request) = in_flight.complete(&completion(op::ACCEPT, 10, fd, CQE_F_MORE));
+            let d = in_flight
+                .complete(&completion(op::ACCEPT, 10, fd, CQE_F_MORE))
+                .detail;
             assert_eq!(
                 (d.completes.as_deref(), d.result, d.multishot),
                 (Some("a"), Some(fd), true)
             );
-            assert!(request.is_some());
         }
         // Its last completion (a failure) ends it.
-        let (d, _) = in_flight.complete(&completion(op::ACCEPT, 10, -125, 0));
+        let d = in_flight
+            .complete(&completion(op::ACCEPT, 10, -125, 0))
+            .detail;
         assert_eq!(
             (d.completes.as_deref(), d.result, d.multishot),
             (Some("a"), None, false)
         );
-        let (d, request) = in_flight.complete(&completion(op::ACCEPT, 10, 7, 0));
-        assert!(d.completes.is_none() && request.is_none(), "forgotten");
+        let d = in_flight.complete(&completion(op::ACCEPT, 10, 7, 0)).detail;
+        assert!(d.completes.is_none(), "forgotten");
         assert_eq!(d.operation, "accept", "still named by its opcode");
 
         // Another process's completion with the same time is not this one.
         let mut other = completion(op::OPENAT, 11, 3, 0);
         other.task.tgid = 99;
-        assert!(in_flight.complete(&other).0.completes.is_none());
-        let (d, request) = in_flight.complete(&completion(op::OPENAT, 11, 3, 0));
+        assert!(in_flight.complete(&other).detail.completes.is_none());
+        // The open's completion names the file opened, walked from its
+        // fd: here the one the submission named.
+        let mut done = completion(op::OPENAT, 11, 3, 0);
+        done.path = b"/etc/shadow".to_vec();
+        let Completion {
+            detail: d, file, ..
+        } = in_flight.complete(&done);
         assert_eq!((d.completes.as_deref(), d.result), (Some("o"), Some(3)));
-        let path = request.and_then(|r| r.file()).and_then(|f| f.path);
-        assert_eq!(path.map(|p| p.0), Some(b"/etc/shadow".to_vec()));
+        assert_eq!(
+            file.and_then(|f| f.path).map(|p| p.0),
+            Some(b"/etc/shadow".to_vec())
+        );
+        assert!(d.path_argument.is_none(), "the same path");
+    }
+
+    #[test]
+    fn an_opens_completion_names_the_file_a_symlink_led_to() {
+        use sensor_common::io_uring::op;
+        let mut in_flight = InFlight::default();
+        let mut open = io_uring_record(op::OPENAT, [0; 3], b"/tmp/l", b"");
+        open.boot_ns = 11;
+        in_flight.submitted(&open, "o".into(), Request::of(&open));
+        let mut done = completion(op::OPENAT, 11, 3, 0);
+        done.path = b"/etc/shadow".to_vec();
+        let Completion {
+            detail: d, file, ..
+        } = in_flight.complete(&done);
+        assert_eq!(
+            file.and_then(|f| f.path).map(|p| p.0),
+            Some(b"/etc/shadow".to_vec())
+        );
+        assert_eq!(d.path_argument.map(|p| p.0), Some(b"/tmp/l".to_vec()));
+        assert!(!d.path_argument_ignored);
+
+        // Held by the kernel (its argument under an ignored prefix): the
+        // completion alone, with the open's flags, naming no submission.
+        let mut held = completion(op::OPENAT, 0, 4, 0);
+        held.args[3] = libc::O_WRONLY as u64;
+        (held.argument_ignored, held.path) = (true, b"/etc/shadow".to_vec());
+        let Completion {
+            detail: d, file, ..
+        } = in_flight.complete(&held);
+        assert!(d.path_argument_ignored && d.completes.is_none());
+        assert_eq!((d.operation, d.result), ("openat", Some(4)));
+        assert_eq!(d.open_flags, ["O_WRONLY"]);
+        assert_eq!(
+            file.and_then(|f| f.path).map(|p| p.0),
+            Some(b"/etc/shadow".to_vec())
+        );
     }
 
     #[test]
@@ -260,12 +341,12 @@ mod tests {
         assert!(
             in_flight
                 .complete(&completion(op, 0, 0, 0))
-                .0
+                .detail
                 .completes
                 .is_none()
         );
         let last = IN_FLIGHT_MAX as u64;
-        let (d, _) = in_flight.complete(&completion(op, last, 0, 0));
+        let d = in_flight.complete(&completion(op, last, 0, 0)).detail;
         assert_eq!(d.completes, Some(last.to_string()));
     }
 

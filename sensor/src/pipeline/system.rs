@@ -72,11 +72,9 @@ impl Pipeline {
                 )
             }
             SysOp::IoUringComplete => {
-                let (detail, request) = self.io_uring.complete(&x);
-                if let Some(request) = request {
-                    (file, destination) = (request.file(), request.destination);
-                }
-                sensor.io_uring = Some(detail);
+                let done = self.io_uring.complete(&x);
+                (file, destination) = (done.file, done.destination);
+                sensor.io_uring = Some(done.detail);
                 (
                     category_of(sensor.io_uring.as_ref()),
                     ACCESS,
@@ -593,12 +591,13 @@ fn truncated_field(x: &SysRecord) -> &'static str {
     let path_cut = x.path.len() + 1 >= sensor_common::SYS_STR0_CAP
         || x.base.len() + sensor_common::COMPONENT_MAX >= sensor_common::PATH_CAP;
     match x.op {
-        SysOp::IoUring | SysOp::IoUringComplete if path_cut => "file.path",
-        SysOp::IoUring | SysOp::IoUringComplete if super::io_uring::is_link(x) => {
-            "file.target_path"
+        // Its one string: an open's file, walked.
+        SysOp::IoUringComplete => "file.path",
+        // A path at its cap, or an fd-based request's file (walked: its
+        // only string that can be cut).
+        SysOp::IoUring if path_cut || sensor_common::io_uring::acts_on_fd(x.args[0] as u8) => {
+            "file.path"
         }
-        SysOp::IoUring | SysOp::IoUringComplete => "sensor.io_uring.target",
-        SysOp::Syscall(SyscallOp::FinitModule) if path_cut => "file.path",
         SysOp::Syscall(
             SyscallOp::Mount | SyscallOp::Umount2 | SyscallOp::MoveMount | SyscallOp::MountSetattr,
         ) if path_cut => "sensor.mount.target",
@@ -792,6 +791,7 @@ mod tests {
             namespaces_made: None,
             target_unknown: false,
             fixed_file: false,
+            argument_ignored: false,
         })
     }
 

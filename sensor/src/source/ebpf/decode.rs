@@ -311,6 +311,9 @@ pub struct SysRecord {
     /// io_uring: the request's fd is a registered file's index
     /// (`sys_flags::FIXED_FILE`).
     pub fixed_file: bool,
+    /// io_uring: a completion reported alone, its submission dropped by
+    /// its path argument (`sys_flags::ARGUMENT_IGNORED`).
+    pub argument_ignored: bool,
 }
 
 impl SysRecord {
@@ -650,6 +653,7 @@ fn decode_sys(bytes: &[u8]) -> Result<SysRecord, DecodeError> {
         namespaces_made: (e.flags & sys_flags::NAMESPACES_SEEN != 0).then_some(e.args[1]),
         target_unknown: e.flags & sys_flags::TARGET_UNKNOWN != 0,
         fixed_file: e.flags & sys_flags::FIXED_FILE != 0,
+        argument_ignored: e.flags & sys_flags::ARGUMENT_IGNORED != 0,
     })
 }
 
@@ -847,6 +851,7 @@ mod tests {
             namespaces_made: None,
             target_unknown: false,
             fixed_file: false,
+            argument_ignored: false,
         }
     }
 
