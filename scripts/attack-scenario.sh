@@ -490,16 +490,20 @@ EOF
 
 # The same persistence through an io_uring ring: an openat and a write
 # submitted to the kernel without their syscalls, past every syscall hook.
-# Then a setuid capability on a shell copy, through the ring too (5.19+),
-# under the sensor's ignored path prefix, which must not hide it.
+# Then through a symlink under the sensor's ignored path prefix, which
+# must not hide the cron file it leads to, and a setuid capability on a
+# shell copy under that prefix, through the ring too (5.19+).
 # (scenario-actor is the integration tests' actor, copied in by the harness.)
 io_uring_persistence() {
     step io_uring_persistence
     as_root <<'EOF'
-rm -f /etc/cron.d/.uring
+rm -f /etc/cron.d/.uring /etc/cron.d/.uring-linked
 scenario-actor io-uring-write /etc/cron.d/.uring '*/5 * * * * root /tmp/.sh -p -c true'
 grep -q /tmp/.sh /etc/cron.d/.uring
 mkdir -p /tmp/.ignored
+ln -sfn /etc/cron.d/.uring-linked /tmp/.ignored/cron
+scenario-actor io-uring-write /tmp/.ignored/cron '*/5 * * * * root /tmp/.sh -p -c true'
+grep -q /tmp/.sh /etc/cron.d/.uring-linked
 cp /bin/sh /tmp/.ignored/.uring-sh
 scenario-actor io-uring-setcap /tmp/.ignored/.uring-sh
 EOF

@@ -86,6 +86,9 @@ const SHADOW_LINKED: &str = "/tmp/.e/shadow";
 const SHADOW: &str = "/etc/shadow";
 /// The cron file written through an io_uring ring.
 const IO_URING_CRON: &str = "/etc/cron.d/.uring";
+/// The cron file an io_uring open reaches through a symlink under the
+/// ignored prefix.
+const IO_URING_CRON_LINKED: &str = "/etc/cron.d/.uring-linked";
 /// The shell copy given a capability through an io_uring ring, under the
 /// ignored prefix.
 const IO_URING_CAPABLE: &str = "/tmp/.ignored/.uring-sh";
@@ -512,6 +515,15 @@ const SCENARIO: &[Step] = &[
                 is_io_uring_cron_completed,
             ),
             on(
+                Kernels::From((5, 19)),
+                one(
+                    "io_uring openat of /etc/cron.d/.uring-linked through a symlink under the \
+                     ignored prefix: its completion alone, the file opened (from 5.19)",
+                    &["io_uring_complete"],
+                    is_io_uring_cron_through_ignored_link,
+                ),
+            ),
+            on(
                 Kernels::From(IO_URING_XATTR_FROM),
                 one(
                     "io_uring setxattr of cap_setuid+ep on /tmp/.ignored/.uring-sh, under the \
@@ -901,6 +913,17 @@ fn is_io_uring_cron(v: &Value) -> bool {
         } else {
             at(v, "file.path").is_null()
         }
+}
+
+/// The cron file opened through the ring by a symlink under the ignored
+/// prefix: the kernel held the open and reported its completion alone.
+fn is_io_uring_cron_through_ignored_link(v: &Value) -> bool {
+    action(v, "io_uring_complete")
+        && succeeded(v)
+        && by_root(v)
+        && is(v, "file.path", IO_URING_CRON_LINKED)
+        && at(v, "sensor.io_uring.path_argument_ignored") == &Value::Bool(true)
+        && at(v, "sensor.io_uring.completes").is_null()
 }
 
 /// The capability set through the ring, as the kernel copied it.
