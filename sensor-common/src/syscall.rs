@@ -818,6 +818,9 @@ pub mod sys_flags {
     /// (walked, as with `FILE_WALKED`) is not: a symlink led out.
     /// `args[3]` holds the open's flags.
     pub const ARGUMENT_IGNORED: u32 = 1 << 6;
+    /// io_uring, with `ARGUMENT_IGNORED`: the file opened has other names
+    /// (hard links: `has_other_names`), so its path decides nothing.
+    pub const OTHER_NAMES: u32 = 1 << 7;
 }
 
 /// mount(2) flags under which its source is a path too, resolved like the

@@ -18,7 +18,10 @@
 //! second program reports the result of each request the first reported:
 //! the submit hook remembers the request (by address, in an LRU map), the
 //! completion hook looks it up and sends the result in a record of its
-//! own, naming the submission by its record's time.
+//! own, naming the submission by its record's time. An open's completion
+//! names the file opened, walked from the new fd. An open that the path
+//! filter dropped by its argument is held there instead, for its
+//! completion to decide by that file (see [`hold`]).
 //!
 //! Cost on the ring's other traffic (reads, writes): in each hook, the
 //! opcode read (a probe read through the request) and a mask test.
@@ -34,10 +37,10 @@ use sensor_common::io_uring::{
 use sensor_common::{
     AT_FDCWD, EventKind, OFFSET_MISSING, ProbeError, SOCKADDR_CAP, SYS_OP_IO_URING,
     SYS_OP_IO_URING_COMPLETE, SYS_STR_CAP, SYS_STR0_CAP, SysEvent, XATTR_NAME_CAP, XATTR_VALUE_CAP,
-    sys_flags,
+    has_other_names, sys_flags,
 };
 
-use crate::kernel::{Miss, field, plus, put, read_ptr, read_u8, read_u32, read_u64};
+use crate::kernel::{Miss, field, plus, put, read_ptr, read_u8, read_u16, read_u32, read_u64};
 use crate::maps::{SCRATCH, count_error, off, scratch, sensor_tgid};
 use crate::path::{Walk, Writer, write_found_path};
 use crate::syscall::read_kernel_str;
@@ -345,9 +348,18 @@ fn send_result(opcode: u8, submitted: u64, res: i32, cqe_flags: u64, req: u64) {
     let data = unsafe { buf.add(FIXED) };
     let mut w = Writer { data, pos: 0 };
     let mut walked = false;
+    let mut other_names = false;
     if fd_opened {
         ev.flags |= sys_flags::FILE_WALKED;
         let file = crate::syscall::fd_file(current.addr(), res);
+        if submitted == HELD {
+            let inode = file.and_then(|f| read_ptr(f, off!(file_inode)));
+            let mode = inode.and_then(|i| read_u16(i, off!(inode_mode)));
+            let nlink = inode.and_then(|i| read_u32(i, off!(inode_nlink)));
+            if let (Ok(mode), Ok(nlink)) = (mode, nlink) {
+                other_names = has_other_names(mode as u32, nlink);
+            }
+        }
         match write_found_path(&mut w, file.and_then(|f| field(f, off!(file_path)))) {
             Walk::Complete => walked = true,
             Walk::Truncated => ev.flags |= sys_flags::TRUNCATED,
@@ -357,12 +369,18 @@ fn send_result(opcode: u8, submitted: u64, res: i32, cqe_flags: u64, req: u64) {
     }
     if submitted == HELD {
         // Nothing opened: the argument decides, as it did. Opened, under
-        // an ignored directory: dropped. Not told (a registered file, a
+        // an ignored directory: dropped, unless the file has other names
+        // (a hard link under the prefix can name any file: walked from
+        // the fd, the path is the link's). Not told (a registered file, a
         // walk cut short): reported.
-        if res < 0 || (walked && crate::filter::walked_path_ignored(data, 0, w.pos)) {
+        let under = walked && !other_names && crate::filter::walked_path_ignored(data, 0, w.pos);
+        if res < 0 || under {
             return;
         }
         ev.flags |= sys_flags::ARGUMENT_IGNORED;
+        if other_names {
+            ev.flags |= sys_flags::OTHER_NAMES;
+        }
         let how = off!(io_open_how);
         ev.args[3] = read_u64(cmd, plus(how, off!(open_how_flags))).unwrap_or(0);
     }

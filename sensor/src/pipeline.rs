@@ -52,12 +52,13 @@ pub struct Pipeline {
     /// The watched paths, to check path arguments exactly and to name the
     /// watch a write matched.
     watched: crate::source::ebpf::watch::Watched,
-    /// `[filter] ignore_path_prefixes`, for the chmod and chown calls the
-    /// kernel side leaves to the daemon: where the prefix is not a
-    /// directory (see `file::ignored`).
+    /// `[filter] ignore_path_prefixes`, for the chmod and chown calls and
+    /// io_uring opens the kernel side leaves to the daemon: where the
+    /// prefix is not a directory (see `file::ignored`,
+    /// `io_uring::held_open_ignored`).
     ignored_path_prefixes: Vec<Vec<u8>>,
-    /// chmod/chown records the kernel side sent up for that filter and
-    /// this dropped (see `file::ignored`), for the heartbeat.
+    /// Records the kernel side sent up for that filter and this dropped,
+    /// for the heartbeat.
     path_filter_drops: u64,
     /// Persists `seq` across restarts (see `sink::sequence`).
     lease: Option<SequenceLease>,
@@ -264,7 +265,13 @@ impl Pipeline {
             KernelEvent::FileAttr(f) => return self.file_attr(f),
             KernelEvent::Cred(c) => self.cred(c),
             KernelEvent::Net(n) => self.net(n),
-            KernelEvent::System(x) => self.system(x),
+            KernelEvent::System(x) => {
+                if io_uring::held_open_ignored(&x, &self.ignored_path_prefixes) {
+                    self.path_filter_drops += 1;
+                    return None;
+                }
+                self.system(x)
+            }
             KernelEvent::FileWrite(w) => return self.file_write(w),
         })
     }

@@ -378,8 +378,15 @@ fn a_request_under_an_ignored_path_prefix_is_dropped_in_the_kernel() {
     let link_file = dir.join("link");
     std::os::unix::fs::symlink(&led_to, &link_file).expect("symlink");
     let link = c_path(&link_file);
+    // A hard link under the prefix: walked from the fd, the file is named
+    // by the link, but it has another name outside.
+    let linked = other_dir.join("linked");
+    std::fs::write(&linked, b"").expect("create");
+    let hard_file = dir.join("hard");
+    std::fs::hard_link(&linked, &hard_file).expect("link");
+    let hard = c_path(&hard_file);
     let mut ring = IoUring::new(4).expect("io_uring_setup");
-    for path in [&ignored, &kept, &link] {
+    for path in [&ignored, &kept, &link, &hard] {
         let fd = run(
             &mut ring,
             opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), path.as_ptr())
@@ -421,7 +428,17 @@ fn a_request_under_an_ignored_path_prefix_is_dropped_in_the_kernel() {
         &json!(["O_WRONLY", "O_CREAT"]),
         "{held}"
     );
-    // The others were submitted before it: they would be here by now.
+    let hard = sensor.wait_for("the open through the hard link", |v| {
+        action(v) == "io_uring_complete"
+            && mine(v)
+            && at(v, "file.path").as_str() == hard_file.to_str()
+    });
+    assert_eq!(
+        at(&hard, "sensor.io_uring.path_argument_ignored"),
+        true,
+        "{hard}"
+    );
+    // The others were submitted before these: they would be here by now.
     let all: Vec<Value> = sensor
         .events()
         .into_iter()

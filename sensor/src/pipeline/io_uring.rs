@@ -154,6 +154,20 @@ impl InFlight {
     }
 }
 
+/// Is `x` an open the kernel held for its path argument (see
+/// `sys_flags::ARGUMENT_IGNORED`) whose file opened is under one of
+/// `prefixes` too? The kernel side drops those under a prefix that is a
+/// directory; one that is not (`/var/lib/x`) is matched here, as
+/// `file::ignored` does for chmod. Not for a file with other names (hard
+/// links), nor one whose walk was cut short (its start is missing).
+pub(super) fn held_open_ignored(x: &SysRecord, prefixes: &[Vec<u8>]) -> bool {
+    x.argument_ignored
+        && !x.other_names
+        && !x.truncated
+        && !x.path.is_empty()
+        && prefixes.iter().any(|p| x.path.starts_with(p))
+}
+
 /// What an `io_uring_complete` event reports.
 pub(super) struct Completion {
     pub detail: IoUringDetail,
@@ -226,6 +240,7 @@ mod tests {
             target_unknown: false,
             fixed_file: false,
             argument_ignored: false,
+            other_names: false,
         }
     }
 
@@ -289,6 +304,27 @@ mod tests {
             Some(b"/etc/shadow".to_vec())
         );
         assert!(d.path_argument.is_none(), "the same path");
+    }
+
+    #[test]
+    fn a_held_open_under_a_prefix_that_is_no_directory_is_dropped_here() {
+        let prefixes = [b"/var/lib/x".to_vec()];
+        let mut held = completion(sensor_common::io_uring::op::OPENAT, 0, 4, 0);
+        (held.argument_ignored, held.path) = (true, b"/var/lib/xyz/f".to_vec());
+        assert!(held_open_ignored(&held, &prefixes));
+        // Not: another place, a hard link's name, a walk cut short, or a
+        // completion of a reported open.
+        let mut other = held.clone();
+        other.path = b"/etc/shadow".to_vec();
+        let mut linked = held.clone();
+        linked.other_names = true;
+        let mut cut = held.clone();
+        cut.truncated = true;
+        let mut reported = held.clone();
+        reported.argument_ignored = false;
+        for x in [other, linked, cut, reported] {
+            assert!(!held_open_ignored(&x, &prefixes), "{:?}", x.path);
+        }
     }
 
     #[test]

@@ -792,6 +792,7 @@ mod tests {
             target_unknown: false,
             fixed_file: false,
             argument_ignored: false,
+            other_names: false,
         })
     }
 

@@ -314,6 +314,8 @@ pub struct SysRecord {
     /// io_uring: a completion reported alone, its submission dropped by
     /// its path argument (`sys_flags::ARGUMENT_IGNORED`).
     pub argument_ignored: bool,
+    /// With it: the file opened has other names (`sys_flags::OTHER_NAMES`).
+    pub other_names: bool,
 }
 
 impl SysRecord {
@@ -654,6 +656,7 @@ fn decode_sys(bytes: &[u8]) -> Result<SysRecord, DecodeError> {
         target_unknown: e.flags & sys_flags::TARGET_UNKNOWN != 0,
         fixed_file: e.flags & sys_flags::FIXED_FILE != 0,
         argument_ignored: e.flags & sys_flags::ARGUMENT_IGNORED != 0,
+        other_names: e.flags & sys_flags::OTHER_NAMES != 0,
     })
 }
 
@@ -852,6 +855,7 @@ mod tests {
             target_unknown: false,
             fixed_file: false,
             argument_ignored: false,
+            other_names: false,
         }
     }
 
