@@ -598,6 +598,9 @@ fn truncated_field(x: &SysRecord) -> &'static str {
         SysOp::IoUring if path_cut || sensor_common::io_uring::acts_on_fd(x.args[0] as u8) => {
             "file.path"
         }
+        SysOp::IoUring if super::io_uring::is_link(x) => "file.target_path",
+        SysOp::IoUring => "sensor.io_uring.target",
+        SysOp::Syscall(SyscallOp::FinitModule) if path_cut => "file.path",
         SysOp::Syscall(
             SyscallOp::Mount | SyscallOp::Umount2 | SyscallOp::MoveMount | SyscallOp::MountSetattr,
         ) if path_cut => "sensor.mount.target",
@@ -774,14 +777,102 @@ mod tests {
         assert!(escaped_fields(&fine, None, None).is_empty());
     }
 
-    fn taken(ret: i64, mode: u32, ino: u64, path: &[u8]) -> (Option<Text>, Option<Text>) {
-        taken_file(&SysRecord {
+    /// The field a cut string went to, for each kind of record that has
+    /// more than one string.
+    #[test]
+    fn a_cut_string_is_named_by_the_field_it_went_to() {
+        use sensor_common::io_uring::op;
+        let record = |op: SysOp, args: [u64; 4], path: &[u8]| SysRecord {
+            truncated: true,
+            ..sys_record(op, args, path)
+        };
+        let long = vec![b'a'; sensor_common::SYS_STR0_CAP - 1];
+        let cases = [
+            (
+                SysOp::IoUringComplete,
+                [op::OPENAT as u64, 0, 0, 0],
+                &b"/x"[..],
+                "file.path",
+            ),
+            (
+                SysOp::IoUring,
+                [op::OPENAT as u64, 0, 0, 0],
+                &long[..],
+                "file.path",
+            ),
+            (
+                SysOp::IoUring,
+                [op::FTRUNCATE as u64, 3, 0, 1],
+                b"/x",
+                "file.path",
+            ),
+            (
+                SysOp::IoUring,
+                [op::SYMLINKAT as u64, 0, 0, 0],
+                b"/x",
+                "file.target_path",
+            ),
+            (
+                SysOp::IoUring,
+                [op::RENAMEAT as u64, 0, 0, 0],
+                b"/x",
+                "sensor.io_uring.target",
+            ),
+            (
+                SysOp::Syscall(SyscallOp::FinitModule),
+                [0; 4],
+                &long[..],
+                "file.path",
+            ),
+            (
+                SysOp::Syscall(SyscallOp::FinitModule),
+                [0; 4],
+                b"/x",
+                "sensor.module.params",
+            ),
+            (
+                SysOp::Syscall(SyscallOp::Mount),
+                [0; 4],
+                &long[..],
+                "sensor.mount.target",
+            ),
+            (
+                SysOp::Syscall(SyscallOp::Mount),
+                [0; 4],
+                b"/x",
+                "sensor.mount.source",
+            ),
+            (
+                SysOp::Syscall(SyscallOp::DeleteModule),
+                [0; 4],
+                b"",
+                "sensor.module.name",
+            ),
+            (
+                SysOp::Syscall(SyscallOp::MemfdCreate),
+                [0; 4],
+                b"",
+                "sensor.memfd.name",
+            ),
+        ];
+        for (op, args, path, want) in cases {
+            assert_eq!(
+                truncated_field(&record(op, args, path)),
+                want,
+                "{op:?} {args:?}"
+            );
+        }
+    }
+
+    /// A record of `op` with `args` and `path`, its other fields empty.
+    fn sys_record(op: SysOp, args: [u64; 4], path: &[u8]) -> SysRecord {
+        SysRecord {
             boot_ns: 0,
             // SAFETY: TaskInfo is plain integers and byte arrays.
             task: unsafe { std::mem::zeroed() },
-            op: SysOp::Syscall(SyscallOp::PidfdGetfd),
-            ret,
-            args: [3, 1, u64::from(mode), ino],
+            op,
+            ret: 0,
+            args,
             path: path.to_vec(),
             name: Vec::new(),
             fstype: Vec::new(),
@@ -793,6 +884,14 @@ mod tests {
             fixed_file: false,
             argument_ignored: false,
             other_names: false,
+        }
+    }
+
+    fn taken(ret: i64, mode: u32, ino: u64, path: &[u8]) -> (Option<Text>, Option<Text>) {
+        let op = SysOp::Syscall(SyscallOp::PidfdGetfd);
+        taken_file(&SysRecord {
+            ret,
+            ..sys_record(op, [3, 1, u64::from(mode), ino], path)
         })
     }
 
