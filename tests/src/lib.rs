@@ -449,6 +449,16 @@ fn unique() -> u64 {
     N.fetch_add(1, Ordering::Relaxed)
 }
 
+/// A `security.capability` value (vfs_cap_data revision 2, effective)
+/// granting the capabilities of bitmask `caps`: what `setcap …+ep` writes.
+pub fn file_caps_v2(caps: u64) -> [u8; 20] {
+    let mut v = [0u8; 20];
+    v[..4].copy_from_slice(&(0x0200_0000u32 | 1).to_le_bytes());
+    v[4..8].copy_from_slice(&(caps as u32).to_le_bytes());
+    v[12..16].copy_from_slice(&((caps >> 32) as u32).to_le_bytes());
+    v
+}
+
 /// `v` at a dotted path (`process.parent.pid`).
 pub fn at<'a>(v: &'a Value, path: &str) -> &'a Value {
     path.split('.')

@@ -11,7 +11,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use io_uring::{IoUring, opcode, types};
-use sensor_tests::{Sensor, action, at, pid_of, scratch_dir};
+use sensor_tests::{Sensor, action, at, file_caps_v2, pid_of, scratch_dir};
 use serde_json::{Value, json};
 
 /// This test thread's io_uring events: the tests of this file run in
@@ -468,17 +468,6 @@ fn a_request_under_an_ignored_path_prefix_is_dropped_in_the_kernel() {
     );
 }
 
-/// A `security.capability` value (revision 2) granting cap_setuid,
-/// effective at exec: what `setcap cap_setuid+ep` writes.
-fn setuid_capability() -> Vec<u8> {
-    const CAP_SETUID: u32 = 7;
-    let mut value = 0x0200_0001u32.to_le_bytes().to_vec();
-    for word in [1u32 << CAP_SETUID, 0, 0, 0] {
-        value.extend(word.to_le_bytes());
-    }
-    value
-}
-
 #[test]
 fn xattr_changes_through_a_ring_show_what_the_kernel_sets_and_a_path_prefix_hides_no_capability() {
     let dir = scratch_dir("sensor-io-uring-xattr");
@@ -496,7 +485,8 @@ fn xattr_changes_through_a_ring_show_what_the_kernel_sets_and_a_path_prefix_hide
 
     // Under the ignored prefix: a file capability, reported whatever the
     // path; a user.* attribute, dropped by it.
-    let (path, capability) = (c_path(&capable), setuid_capability());
+    const CAP_SETUID: u64 = 7;
+    let (path, capability) = (c_path(&capable), file_caps_v2(1 << CAP_SETUID));
     let name = CString::new("security.capability").expect("no NUL");
     let r = run(
         &mut ring,

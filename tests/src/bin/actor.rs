@@ -10,7 +10,7 @@ use std::io::Write;
 use std::os::fd::FromRawFd;
 use std::os::unix::ffi::OsStringExt;
 
-use sensor_tests::CloneArgs;
+use sensor_tests::{CloneArgs, file_caps_v2};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -593,15 +593,6 @@ fn pidfd_getfd_swapped(count: u32) -> Result<String, String> {
     Ok(taken.join("\n"))
 }
 
-/// A `security.capability` value (v2: effective, permitted `caps`).
-fn file_caps_v2(caps: u64) -> [u8; 20] {
-    let mut v = [0u8; 20];
-    v[..4].copy_from_slice(&(0x0200_0000u32 | 1).to_le_bytes());
-    v[4..8].copy_from_slice(&(caps as u32).to_le_bytes());
-    v[12..16].copy_from_slice(&((caps >> 32) as u32).to_le_bytes());
-    v
-}
-
 /// userfaultfd's ABI (linux/userfaultfd.h), which libc does not carry.
 mod uffd {
     pub const API: u64 = 0xAA;
@@ -1104,7 +1095,7 @@ fn move_mount_as_nobody(dir: &str) -> Result<String, String> {
 /// on kernels from before it.
 fn io_uring_setcap(path: &str) -> Result<String, String> {
     use io_uring::{IoUring, Probe, opcode};
-    const CAP_SETUID: u32 = 7;
+    const CAP_SETUID: u64 = 7;
     let c_path = CString::new(path).map_err(|e| e.to_string())?;
     let mut ring = IoUring::new(4).map_err(|e| format!("io_uring_setup: {e}"))?;
     let mut probe = Probe::new();
@@ -1114,12 +1105,7 @@ fn io_uring_setcap(path: &str) -> Result<String, String> {
     if !probe.is_supported(opcode::SetXattr::CODE) {
         return Ok("this kernel's io_uring has no setxattr".to_owned());
     }
-    // vfs_cap_data revision 2, effective: magic, then permitted and
-    // inheritable, low words then high.
-    let mut value = 0x0200_0001u32.to_le_bytes().to_vec();
-    for word in [1u32 << CAP_SETUID, 0, 0, 0] {
-        value.extend(word.to_le_bytes());
-    }
+    let value = file_caps_v2(1 << CAP_SETUID);
     let name = c"security.capability";
     let entry = opcode::SetXattr::new(
         name.as_ptr(),
