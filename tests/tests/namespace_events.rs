@@ -442,6 +442,19 @@ fn a_clone3_whose_flags_cannot_be_read_at_entry_is_reported_from_its_fork() {
     assert!(at(ev, "sensor.syscall").is_null(), "{ev}");
     assert_eq!(at(ev, "event.outcome"), "success", "{ev}");
     assert_eq!(at(ev, "event.type"), &serde_json::json!(["start"]), "{ev}");
+    // The namespaces by inode, as the new process read them: its links
+    // (`uts:[N] user:[M]`) are the actor's last line.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let links = stdout.lines().last().expect("the new process's links");
+    for link in links.split(' ') {
+        let (kind, rest) = link.split_once(":[").expect("a namespace link");
+        let inode: u64 = rest.trim_end_matches(']').parse().expect("an inode");
+        assert_eq!(
+            at(ev, &format!("sensor.namespace.inodes.{kind}")),
+            inode,
+            "{kind}: {ev}"
+        );
+    }
     let all = all_creations(&sensor, actor);
     assert_eq!(all.len(), 1, "reported twice: {all:?}");
 }

@@ -489,9 +489,10 @@ pub fn namespaces_made(current: Current, child: u64, child_pid: u32, made: u64) 
     } else {
         0
     };
-    let sent = crate::ring::emit::<SysEvent>(EventKind::System, |ev| {
-        // SAFETY: emit hands us reserved space for one SysEvent.
-        let ev = unsafe { &mut *ev };
+    let sent = crate::ring::emit::<ForkNamespaces>(EventKind::System, |r| {
+        // SAFETY: emit hands us reserved space for one ForkNamespaces.
+        let r = unsafe { &mut *r };
+        let ev = &mut r.ev;
         current.fill(&mut ev.task)?;
         task::mark_abi(&mut ev.task, abi);
         let args = [0, made, child_pid as u64, 0];
@@ -502,12 +503,30 @@ pub fn namespaces_made(current: Current, child: u64, child_pid: u32, made: u64) 
             0,
             args,
         );
+        // The new process's namespace inodes, as a clone's exit gives
+        // them (str1).
+        put(&mut ev.str_lens[1], NAMESPACE_INODES_LEN);
+        r.inodes = crate::process::namespaces::inodes(child);
         Ok(())
     });
     if sent.is_err() {
         count_error(ProbeError::ReadTask);
     }
 }
+
+/// A namespace report from a fork: a system record whose one string
+/// (str1) is the new process's namespace inodes.
+#[repr(C)]
+struct ForkNamespaces {
+    ev: SysEvent,
+    inodes: [u32; 8],
+}
+
+// The inodes start where the record's strings do, and fill str1.
+const _: () = assert!(
+    core::mem::offset_of!(ForkNamespaces, inodes) == core::mem::size_of::<SysEvent>()
+        && NAMESPACE_INODES_LEN as usize == core::mem::size_of::<[u32; 8]>()
+);
 
 /// The fields of a system record without strings, after its task: what
 /// a hook reports on its own, outside a syscall's exit. (Each caller's

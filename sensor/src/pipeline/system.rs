@@ -97,7 +97,9 @@ impl Pipeline {
             // A clone that made namespaces no record announced: its
             // arguments asked for none when its entry read them.
             SysOp::NamespacesAtFork => {
-                sensor.namespace = Some(creation(Vec::new(), x.namespaces_made));
+                let mut detail = creation(Vec::new(), x.namespaces_made);
+                detail.inodes = made_inodes(&detail.types, &x.name);
+                sensor.namespace = Some(detail);
                 (PROCESS, START, "namespace_create")
             }
             SysOp::Syscall(op) => {
@@ -485,8 +487,7 @@ fn now_in(after: &[u8], name: &'static str) -> Option<(&'static str, u64)> {
 /// made (`after`, as for [`entered_namespaces`]): an unshare's caller's
 /// after the call, read at its exit; a clone's new process's, read at its
 /// fork. For a pid or time namespace, the one for children. Empty where
-/// they were not read (a clone whose entry left no record, reported from
-/// its fork).
+/// they were not read.
 fn made_inodes(types: &[&'static str], after: &[u8]) -> BTreeMap<&'static str, u64> {
     let Some(after) = namespace_inodes(after) else {
         return BTreeMap::new();

@@ -228,22 +228,44 @@ fn clone3_unread_flags(file: &str) -> Result<String, String> {
     let at = unread_copy(file, bytes)?;
     let ours = std::fs::read_link("/proc/self/ns/uts").map_err(|e| e.to_string())?;
     let ours = CString::new(ours.into_os_string().into_vec()).expect("no NUL in a link");
+    // The new process passes its namespace links back through a pipe.
+    let mut fds = [0; 2];
+    // SAFETY: a two-int array for pipe(2).
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        return Err(format!("pipe: {}", errno()));
+    }
     // SAFETY: clone3 with a valid struct and its size; without a new stack
-    // it returns like fork, and the new process only reads a link and
-    // leaves.
+    // it returns like fork, and the new process only reads two links,
+    // writes them to the pipe and leaves.
     let pid = unsafe { libc::syscall(libc::SYS_clone3, at, size_of::<CloneArgs>()) };
     if pid == 0 {
-        let mut link = [0u8; 64];
-        // SAFETY: readlink into a local buffer, then _exit.
+        let mut uts = [0u8; 64];
+        let mut user = [0u8; 64];
+        // SAFETY: readlinks into local buffers, a write of them, _exit.
         unsafe {
-            let n = libc::readlink(c"/proc/self/ns/uts".as_ptr(), link.as_mut_ptr().cast(), 64);
-            let same = n > 0 && &link[..n as usize] == ours.as_bytes();
+            let n = libc::readlink(c"/proc/self/ns/uts".as_ptr(), uts.as_mut_ptr().cast(), 63);
+            let m = libc::readlink(c"/proc/self/ns/user".as_ptr(), user.as_mut_ptr().cast(), 63);
+            let same = n > 0 && &uts[..n as usize] == ours.as_bytes();
+            if n > 0 && m > 0 {
+                uts[n as usize] = b' ';
+                libc::write(fds[1], uts.as_ptr().cast(), n as usize + 1);
+                libc::write(fds[1], user.as_ptr().cast(), m as usize);
+            }
             libc::_exit(i32::from(same));
         }
     }
+    // SAFETY: our write end, kept only by the new process now.
+    unsafe { libc::close(fds[1]) };
     if pid < 0 {
         return Err(format!("clone3: {}", errno()));
     }
+    let mut links = Vec::new();
+    // SAFETY: the read end, ours; File closes it.
+    std::io::Read::read_to_end(
+        &mut unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fds[0]) },
+        &mut links,
+    )
+    .map_err(|e| e.to_string())?;
     let mut status = 0;
     // SAFETY: reaps our own child.
     unsafe { libc::waitpid(pid as libc::pid_t, &mut status, 0) };
@@ -252,8 +274,10 @@ fn clone3_unread_flags(file: &str) -> Result<String, String> {
             "the new process is not in a uts namespace of its own ({status:#x})"
         ));
     }
+    // Its links as the last line, for the test to compare with the event.
     Ok(format!(
-        "clone3 made process {pid} in new user and uts namespaces"
+        "clone3 made process {pid} in new user and uts namespaces\n{}",
+        String::from_utf8_lossy(&links)
     ))
 }
 
