@@ -65,6 +65,17 @@ pub const CQE_F_MORE: u64 = 1 << 1;
 /// registered files.
 pub const REQ_F_FIXED_FILE: u32 = 1;
 
+/// Whether operation `opcode` opens a file (its result is the new fd).
+pub const fn opens(opcode: u8) -> bool {
+    matches!(opcode, op::OPENAT | op::OPENAT2)
+}
+
+/// Whether operation `opcode` sets an xattr (its name and value are in
+/// the record).
+pub const fn sets_xattr(opcode: u8) -> bool {
+    matches!(opcode, op::SETXATTR | op::FSETXATTR)
+}
+
 /// Whether operation `opcode` acts on the file open at the request's fd
 /// (which the hook then names by its path).
 pub const fn acts_on_fd(opcode: u8) -> bool {

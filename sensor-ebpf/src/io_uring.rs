@@ -32,7 +32,8 @@ use aya_ebpf::macros::map;
 use aya_ebpf::maps::LruHashMap;
 use aya_ebpf::programs::RawTracePointContext;
 use sensor_common::io_uring::{
-    CQE_F_MORE, CQE_RES, CQE_USER_DATA, REPORTED, REQ_F_FIXED_FILE, acts_on_fd, op,
+    CQE_F_MORE, CQE_RES, CQE_USER_DATA, REPORTED, REQ_F_FIXED_FILE, acts_on_fd, op, opens,
+    sets_xattr,
 };
 use sensor_common::{
     AT_FDCWD, EventKind, OFFSET_MISSING, ProbeError, SOCKADDR_CAP, SYS_OP_IO_URING,
@@ -183,12 +184,6 @@ fn submit(ctx: &RawTracePointContext) -> u32 {
 /// [`IO_URING_REPORTED`]'s value for a request not reported at its
 /// submission, whose completion decides (no record's time is 0).
 const HELD: u64 = 0;
-
-/// Whether `opcode` opens a file (its result is the new fd).
-#[inline(always)]
-fn opens(opcode: u8) -> bool {
-    opcode == op::OPENAT || opcode == op::OPENAT2
-}
 
 /// Keeps open request `req`, dropped at submission by its path argument,
 /// for its completion to decide by the file opened: a symlink under an
@@ -559,7 +554,7 @@ fn arguments(ev: &mut SysEvent, data: *mut u8, opcode: u8, req: u64) -> usize {
     let mut len2 = 0;
     if opcode == op::CONNECT {
         len2 = sockaddr(data, len0 + len1, cmd, &mut ev.flags);
-    } else if opcode == op::SETXATTR || opcode == op::FSETXATTR {
+    } else if sets_xattr(opcode) {
         (len1, len2) = xattr(data, len0, cmd, ev.args[2], &mut ev.flags);
     }
     put(&mut ev.str_lens[0], len0 as u32);
@@ -656,7 +651,7 @@ fn xattr(data: *mut u8, at: usize, cmd: u64, size: u64, flags: &mut u32) -> (usi
 /// under an ignored prefix. Its name is str1, after the path in `data`.
 #[inline(always)]
 fn privileged_xattr_change(opcode: u8, ev: &SysEvent, data: *const u8) -> bool {
-    if opcode != op::SETXATTR && opcode != op::FSETXATTR {
+    if !sets_xattr(opcode) {
         return false;
     }
     if ev.str_lens[1] == 0 {

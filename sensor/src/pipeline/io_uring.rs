@@ -29,8 +29,6 @@ pub(super) struct Request {
     pub target_path: Option<Vec<u8>>,
     /// A connect's address.
     pub destination: Option<Endpoint>,
-    /// An xattr value longer than the kernel side copies.
-    pub xattr_value_cut: bool,
 }
 
 impl Request {
@@ -40,7 +38,6 @@ impl Request {
         let (detail, path) = io_uring_detail(x);
         let connect = x.args[0] as u8 == op::CONNECT;
         Request {
-            xattr_value_cut: detail.xattr.is_some() && (x.fstype.len() as u64) < x.args[2],
             detail,
             path,
             target_path: (is_link(x) && !x.name.is_empty()).then(|| x.name.clone()),
@@ -59,6 +56,14 @@ impl Request {
             ..File::default()
         })
     }
+}
+
+/// Whether submission record `x` sets an xattr whose value is longer than
+/// the kernel side copies (its size is args[2], the copy `fstype`).
+pub(super) fn xattr_value_cut(x: &SysRecord) -> bool {
+    sensor_common::io_uring::sets_xattr(x.args[0] as u8)
+        && !x.name.is_empty()
+        && (x.fstype.len() as u64) < x.args[2]
 }
 
 /// Whether io_uring record `x` is a link (linkat, symlinkat), whose second
@@ -190,7 +195,7 @@ fn io_uring_detail(x: &SysRecord) -> (IoUringDetail, Option<Vec<u8>>) {
     let dirfd = x.args[1] as u32 as i32;
     // An fd-based request's fd, where the hook read it.
     let on_fd = sensor_common::io_uring::acts_on_fd(opcode) && dirfd >= 0;
-    let open = matches!(opcode, op::OPENAT | op::OPENAT2);
+    let open = sensor_common::io_uring::opens(opcode);
     let flags = x.args[2] as i32;
     let tmpfile = flags & libc::O_TMPFILE == libc::O_TMPFILE;
     let creates = (open && (flags & libc::O_CREAT != 0 || tmpfile)) || opcode == op::MKDIRAT;
@@ -208,7 +213,7 @@ fn io_uring_detail(x: &SysRecord) -> (IoUringDetail, Option<Vec<u8>>) {
             Vec::new()
         },
         mode: creates.then(|| format!("{:04o}", x.args[3] & 0o7777)),
-        xattr: (matches!(opcode, op::SETXATTR | op::FSETXATTR) && !x.name.is_empty()).then(|| {
+        xattr: (sensor_common::io_uring::sets_xattr(opcode) && !x.name.is_empty()).then(|| {
             let size = u32::try_from(x.args[2]).unwrap_or(u32::MAX);
             super::file::xattr(x.name.clone(), Some(&x.fstype), Some(size))
         }),
@@ -466,13 +471,13 @@ mod tests {
             (caps.permitted.as_slice(), caps.effective),
             (&["CAP_SETUID"][..], true)
         );
-        assert!(request.destination.is_none() && !request.xattr_value_cut);
+        assert!(request.destination.is_none() && !xattr_value_cut(&x));
         assert_eq!(request.path.as_deref(), Some(&b"/tmp/f"[..]));
         // A longer value than was copied is told; an fsetxattr has no path.
         let mut x = io_uring_record(op::FSETXATTR, [5, 4096, 0], b"", b"");
         (x.name, x.fstype) = (b"user.big".to_vec(), vec![0; 64]);
         let request = Request::of(&x);
-        assert!(request.xattr_value_cut && request.path.is_none());
+        assert!(xattr_value_cut(&x) && request.path.is_none());
         assert!(
             request
                 .detail

@@ -60,7 +60,7 @@ impl Pipeline {
                 (outcome, error) = ("unknown", None);
                 let request = super::io_uring::Request::of(&x);
                 (file, destination) = (request.file(), request.destination.clone());
-                if request.xattr_value_cut {
+                if super::io_uring::xattr_value_cut(&x) {
                     sensor.truncated.push("sensor.io_uring.xattr.value_hex");
                 }
                 sensor.io_uring = Some(request.detail.clone());
