@@ -82,7 +82,7 @@ impl EventKind {
             EventKind::FileAttr => size_of::<crate::FileEvent>(),
             EventKind::FileWrite => size_of::<crate::WatchEvent>(),
             EventKind::Cred => size_of::<crate::CredEvent>(),
-            EventKind::Net => size_of::<crate::NetEvent>(),
+            EventKind::Net => crate::NET_EVENT_FIXED,
             EventKind::System => size_of::<crate::SysEvent>(),
         }
     }
@@ -94,9 +94,8 @@ impl EventKind {
             EventKind::FileAttr => crate::FILE_EVENT_MAX,
             EventKind::FileWrite => crate::WATCH_EVENT_MAX,
             EventKind::System => crate::SYS_EVENT_MAX,
-            EventKind::Fork | EventKind::Exit | EventKind::Cred | EventKind::Net => {
-                self.fixed_size()
-            }
+            EventKind::Net => size_of::<crate::NetEvent>(),
+            EventKind::Fork | EventKind::Exit | EventKind::Cred => self.fixed_size(),
         }
     }
 }

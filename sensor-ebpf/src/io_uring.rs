@@ -346,7 +346,7 @@ fn send_result(opcode: u8, submitted: u64, res: i32, cqe_flags: u64, req: u64) {
     let mut other_names = false;
     if fd_opened {
         ev.flags |= sys_flags::FILE_WALKED;
-        let file = crate::syscall::fd_file(current.addr(), res);
+        let file = current.fd_file(res);
         if submitted == HELD {
             let inode = file.and_then(|f| read_ptr(f, off!(file_inode)));
             let mode = inode.and_then(|i| read_u16(i, off!(inode_mode)));

@@ -153,3 +153,76 @@ fn plain_loads_and_probe_reads_give_the_same_events() {
         }
     }
 }
+
+/// The calls that name their object by fd (a connect and its accept, an
+/// fchmod) reach the file through the task's fd table, which plain loads
+/// read too: both sensors must give the same events of them, and the
+/// socket's ends must be the ones the test's own sockets have.
+#[test]
+fn fd_based_events_are_the_same_either_way() {
+    let direct = Sensor::start("");
+    let probe = Sensor::start("[ebpf]\ndirect_task_reads = false\n");
+    if kernel_has_task_btf() {
+        direct.wait_for_log("read with plain loads", Duration::from_secs(5));
+    }
+    probe.wait_for_log(
+        "read with bpf_probe_read_kernel: off in the config",
+        Duration::from_secs(5),
+    );
+    let me = std::process::id() as u64;
+
+    let listener = std::net::TcpListener::bind("[::1]:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let client = std::net::TcpStream::connect(("::1", port)).expect("connect");
+    let (_served, peer) = listener.accept().expect("accept");
+    let dir = scratch_dir("task-reads-fd");
+    let file = dir.join("by-fd");
+    let opened = std::fs::File::create(&file).expect("create");
+    opened
+        .set_permissions(std::fs::Permissions::from_mode(0o640))
+        .expect("fchmod");
+
+    let connect = |v: &Value| {
+        pid_of(v) == me
+            && action(v) == "connect"
+            && at(v, "destination.port").as_u64() == Some(port as u64)
+    };
+    let accept = |v: &Value| {
+        pid_of(v) == me
+            && action(v).starts_with("accept")
+            && at(v, "destination.port").as_u64() == Some(port as u64)
+    };
+    let fchmod = |v: &Value| action(v) == "chmod" && at(v, "file.path").as_str() == file.to_str();
+    let events = |s: &Sensor| {
+        [
+            s.wait_for("the connect", connect),
+            s.wait_for("the accept", accept),
+            s.wait_for("the fchmod", fchmod),
+        ]
+    };
+    let (a, b) = (events(&direct), events(&probe));
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(
+            comparable(x).0,
+            comparable(y).0,
+            "the two sensors disagree on an event"
+        );
+    }
+    let [connected, accepted, chmod] = &a;
+    let local = client.local_addr().expect("client addr");
+    assert_eq!(at(connected, "destination.ip"), "::1", "{connected}");
+    assert_eq!(
+        at(connected, "source.port").as_u64(),
+        Some(local.port() as u64),
+        "{connected}"
+    );
+    assert_eq!(at(connected, "network.type"), "ipv6", "{connected}");
+    assert_eq!(at(connected, "network.transport"), "tcp", "{connected}");
+    assert_eq!(at(accepted, "source.ip"), "::1", "{accepted}");
+    assert_eq!(
+        at(accepted, "source.port").as_u64(),
+        Some(peer.port() as u64),
+        "{accepted}"
+    );
+    assert_eq!(at(chmod, "sensor.syscall"), "fchmod", "{chmod}");
+}

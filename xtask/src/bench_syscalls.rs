@@ -56,7 +56,7 @@ const WORKLOADS: [Workload; 6] = [
 const PACED_RATE: u64 = 100_000;
 
 impl Workload {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Workload::Chmod => "chmod",
             Workload::ChmodPaced => "chmod paced at 100k/s",
@@ -98,8 +98,8 @@ struct Scenario {
 pub(crate) struct Setup {
     pub(crate) dir: PathBuf,
     pub(crate) files: Vec<CString>,
-    port: u16,
-    listener: Arc<TcpListener>,
+    pub(crate) port: u16,
+    pub(crate) listener: Arc<TcpListener>,
 }
 
 pub fn run(sensors: &[PathBuf], seconds: u64, workers: usize) -> Result<String> {
@@ -394,12 +394,18 @@ fn nop_once(ring: &mut io_uring::IoUring) -> bool {
     ring.completion().next().is_some_and(|c| c.result() == 0)
 }
 
-/// Connects and closes with a reset (SO_LINGER 0), so that tens of
-/// thousands of connects do not exhaust ephemeral ports in TIME_WAIT.
+/// Connects and closes with a reset (see [`reset_on_close`]).
 fn connect_once(port: u16) -> bool {
     let Ok(s) = TcpStream::connect(("127.0.0.1", port)) else {
         return false;
     };
+    reset_on_close(&s);
+    true
+}
+
+/// Makes `s` close with a reset (SO_LINGER 0), so that tens of thousands
+/// of connects do not exhaust ephemeral ports in TIME_WAIT.
+pub(crate) fn reset_on_close(s: &TcpStream) {
     let linger = libc::linger {
         l_onoff: 1,
         l_linger: 0,
@@ -414,7 +420,6 @@ fn connect_once(port: u16) -> bool {
             size_of::<libc::linger>() as u32,
         )
     };
-    true
 }
 
 fn baseline(setup: &Setup, workers: usize, duration: Duration) -> Scenario {

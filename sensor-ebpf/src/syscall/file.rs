@@ -464,7 +464,11 @@ fn exit(ret: i64, abi: u32) -> u32 {
         let path = match target {
             Some(t) if acts_on_fd(t, p.path_len, p.at_flags, p.flags) => {
                 ev.flags |= file_flags::BASE_IS_FILE;
-                Some(fd_file(current.addr(), p.fd).and_then(|f| field(f, off!(file_path))))
+                Some(
+                    current
+                        .fd_file(p.fd)
+                        .and_then(|f| field(f, off!(file_path))),
+                )
             }
             // SAFETY: the path's first byte, inside the map value.
             _ if p.path_len > 0 && unsafe { *found.path } == b'/' => None,

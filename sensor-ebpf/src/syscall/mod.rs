@@ -42,7 +42,7 @@ use aya_ebpf::programs::BtfTracePointContext;
 use sensor_common::compat::{TASK_IA32, TASK_X32, X32_SYSCALL_BIT};
 use sensor_common::{SYSCALL_SLOTS, SyscallOp, ops_slot};
 
-use crate::kernel::{Miss, field, read_ptr, read_u32};
+use crate::kernel::{Miss, Probe, Reader, field, read_ptr, read_u32};
 use crate::maps::off;
 
 /// [`SyscallOp`] of each traced syscall, by [`ops_slot`] of its number
@@ -304,19 +304,30 @@ pub fn current_task() -> u64 {
     unsafe { bpf_get_current_task() }
 }
 
-/// The `struct file` open at `fd` in `task`.
+/// The `struct file` open at `fd` in `task`, with probe reads (any task
+/// address). A program with the current task has it cheaper:
+/// [`crate::task::Current::fd_file`].
 #[inline(always)]
 pub fn fd_file(task: u64, fd: i32) -> Result<u64, Miss> {
+    fd_file_via::<Probe>(task, fd)
+}
+
+/// The `struct file` open at `fd` in `task`: the chain to the fd array
+/// (files, fdtable, its size and array) through `R`, the array's slot
+/// with a probe read (the array is a pointer to pointers, which the
+/// verifier types as a plain number, so no plain load follows it).
+#[inline(always)]
+pub fn fd_file_via<R: Reader>(task: u64, fd: i32) -> Result<u64, Miss> {
     if fd < 0 {
         return Err(Miss::Absent);
     }
-    let files = read_ptr(task, off!(task_files))?;
-    let fdt = read_ptr(files, off!(files_fdt))?;
-    let max = read_u32(fdt, off!(fdtable_max_fds))?;
+    let files = R::u64(task, off!(task_files))?;
+    let fdt = R::u64(files, off!(files_fdt))?;
+    let max = R::u32(fdt, off!(fdtable_max_fds))?;
     if fd as u32 >= max {
         return Err(Miss::Absent);
     }
-    let array = read_ptr(fdt, off!(fdtable_fd))?;
+    let array = R::u64(fdt, off!(fdtable_fd))?;
     // Never OFFSET_MISSING: a multiple of 8.
     read_ptr(array, fd as u32 * 8)
 }

@@ -9,15 +9,17 @@
 //! that returns EINPROGRESS is remembered by socket; its TCP state change
 //! out of SYN_SENT (`inet_sock_set_state`) reports how it ended.
 
+use aya_ebpf::helpers::bpf_probe_read_kernel;
 use aya_ebpf::helpers::generated::bpf_probe_read_user;
 use aya_ebpf::macros::{map, raw_tracepoint};
 use aya_ebpf::maps::{HashMap, LruHashMap, PerCpuArray};
 use aya_ebpf::programs::RawTracePointContext;
 use sensor_common::{
-    EventKind, NET_OP_CONNECT_OUTCOME, NetEvent, ProbeError, SOCKADDR_CAP, SyscallOp, net_flags,
+    EventKind, NET_OP_CONNECT_OUTCOME, NetEvent, OFFSET_MISSING, ProbeError, SOCKADDR_CAP,
+    SyscallOp, net_flags,
 };
 
-use super::{fd_file, inflight};
+use super::inflight;
 use crate::kernel::{Miss, copy_struct, put, read_bytes, read_ptr, read_u16, read_u32, zero_u64s};
 use crate::maps::{count_error, off};
 use crate::task::{self, Current};
@@ -158,7 +160,6 @@ fn exit(ret: i64, abi: u32) -> u32 {
     };
     // SAFETY: this CPU's slot; the program does not sleep.
     let ev = unsafe { &mut *ev };
-    let task = current.addr();
     if current.fill(&mut ev.task).is_err() {
         count_error(ProbeError::ReadTask);
         inflight::consume(record);
@@ -166,7 +167,6 @@ fn exit(ret: i64, abi: u32) -> u32 {
     }
     task::mark_abi(&mut ev.task, abi);
     ev.header.kind = EventKind::Net as u32;
-    ev.header.size = core::mem::size_of::<NetEvent>() as u32;
     // SAFETY: the helper has no preconditions.
     ev.header.boot_ns = unsafe { aya_ebpf::helpers::bpf_ktime_get_boot_ns() };
     ev.op = p.op;
@@ -177,11 +177,14 @@ fn exit(ret: i64, abi: u32) -> u32 {
     ev.flags = p.flags as u16;
     ev.kernel_sockaddr_len = p.kernel_sockaddr_len;
     // SAFETY: two arrays of the same type in map values, twice. The
-    // kernel's copy is sent only where `flags` says this call made one
-    // (the daemon reads it only then): elsewhere the event's bytes are
-    // left as they are, which saves most connects and binds the copy.
+    // daemon reads no more of either than its length says: where a call
+    // copied none (accept, listen; the kernel's copy where fentry is
+    // refused) the event's bytes are left as they are, which saves those
+    // calls a probe read each.
     unsafe {
-        copy_struct(&mut ev.sockaddr, &p.sockaddr);
+        if p.sockaddr_len != 0 {
+            copy_struct(&mut ev.sockaddr, &p.sockaddr);
+        }
         if p.flags & net_flags::KERNEL_ADDRESS as u32 != 0 {
             copy_struct(&mut ev.kernel_sockaddr, &p.kernel_sockaddr);
         }
@@ -198,7 +201,8 @@ fn exit(ret: i64, abi: u32) -> u32 {
     let sk = if not_a_socket {
         Err(Miss::Absent)
     } else {
-        fd_file(task, sock_fd)
+        current
+            .fd_file(sock_fd)
             .and_then(|f| read_ptr(f, off!(file_private_data)))
             .and_then(|s| read_ptr(s, off!(socket_sk)))
     };
@@ -229,17 +233,16 @@ fn exit(ret: i64, abi: u32) -> u32 {
     0
 }
 
-/// Sends the record in this CPU's [`NET_SCRATCH`] slot.
+/// Sends the record in this CPU's [`NET_SCRATCH`] slot, cut after the
+/// addresses it holds ([`NetEvent::record_size`]).
 #[inline(always)]
-fn send_scratch(ev: &NetEvent) {
-    // SAFETY: the NetEvent in this CPU's slot, a map value.
-    unsafe {
-        crate::ring::output(
-            EventKind::Net,
-            (ev as *const NetEvent).cast(),
-            core::mem::size_of::<NetEvent>(),
-        )
-    };
+fn send_scratch(ev: &mut NetEvent) {
+    let kernel_copy = ev.flags & net_flags::KERNEL_ADDRESS != 0;
+    let size = NetEvent::record_size(ev.sockaddr_len, kernel_copy);
+    ev.header.size = size as u32;
+    // SAFETY: the NetEvent in this CPU's slot, a map value, and size is
+    // at most its size.
+    unsafe { crate::ring::output(EventKind::Net, (ev as *const NetEvent).cast(), size) };
 }
 
 /// `inet_sock_set_state(const struct sock *sk, int oldstate, int newstate)`:
@@ -328,10 +331,89 @@ fn clear_endpoints(ev: &mut NetEvent) {
     put(&mut ev.sock_type, 0);
 }
 
+/// The head of `struct sock_common` as every kernel lays it out (checked
+/// against this kernel's offsets by [`head_in_one_read`]): both IPv4
+/// addresses, the hash, both ports, the family.
+#[repr(C)]
+struct SockHead {
+    daddr: u32,
+    rcv_saddr: u32,
+    _hash: u32,
+    dport: u16,
+    num: u16,
+    family: u16,
+}
+
+/// Whether this kernel's offsets put [`SockHead`]'s fields where it has
+/// them, and `sk_protocol` right after `sk_type` (two u16s since 5.6):
+/// then a socket's ends take two probe reads instead of seven (~25 ns
+/// each). The offsets are load-time constants, so the verifier sees one
+/// branch of each call site only.
+#[inline(always)]
+fn head_in_one_read() -> bool {
+    let daddr = off!(skc_daddr);
+    daddr != OFFSET_MISSING
+        && off!(skc_rcv_saddr) == daddr + 4
+        && off!(skc_dport) == daddr + 12
+        && off!(skc_num) == daddr + 14
+        && off!(skc_family) == daddr + 16
+        && off!(sk_type) != OFFSET_MISSING
+        && off!(sk_protocol) == off!(sk_type) + 2
+}
+
 /// Family, protocol, type and both ends of the socket `sk`, over what
 /// [`clear_endpoints`] left.
 #[inline(always)]
 fn read_endpoints(ev: &mut NetEvent, sk: u64) -> Result<(), Miss> {
+    if !head_in_one_read() {
+        return read_endpoints_each(ev, sk);
+    }
+    // SAFETY: probe reads of kernel memory; a failure is an error value.
+    let head = unsafe { bpf_probe_read_kernel((sk + off!(skc_daddr) as u64) as *const SockHead) }
+        .map_err(|_| Miss::Fault)?;
+    // SAFETY: as above.
+    let [sock_type, protocol] =
+        unsafe { bpf_probe_read_kernel((sk + off!(sk_type) as u64) as *const [u16; 2]) }
+            .map_err(|_| Miss::Fault)?;
+    ev.family = head.family;
+    ev.protocol = protocol;
+    ev.sock_type = sock_type;
+    match ev.family {
+        AF_INET => {
+            ev.local_addr[..4].copy_from_slice(&head.rcv_saddr.to_ne_bytes());
+            ev.remote_addr[..4].copy_from_slice(&head.daddr.to_ne_bytes());
+        }
+        AF_INET6 => read_v6_ends(ev, sk)?,
+        _ => return Ok(()),
+    }
+    ev.local_port = head.num;
+    ev.remote_port = u16::from_be(head.dport);
+    Ok(())
+}
+
+/// An IPv6 socket's two addresses: one read where they are adjacent (the
+/// peer's first), as in every kernel built with IPv6.
+#[inline(always)]
+fn read_v6_ends(ev: &mut NetEvent, sk: u64) -> Result<(), Miss> {
+    let daddr = off!(skc_v6_daddr);
+    if daddr == OFFSET_MISSING || off!(skc_v6_rcv_saddr) != daddr + 16 {
+        // Absent without CONFIG_IPV6, where no such socket exists.
+        read_bytes(sk, off!(skc_v6_rcv_saddr), &mut ev.local_addr)?;
+        return read_bytes(sk, daddr, &mut ev.remote_addr);
+    }
+    // SAFETY: as in read_endpoints.
+    let [remote, local] =
+        unsafe { bpf_probe_read_kernel((sk + daddr as u64) as *const [[u8; 16]; 2]) }
+            .map_err(|_| Miss::Fault)?;
+    ev.local_addr = local;
+    ev.remote_addr = remote;
+    Ok(())
+}
+
+/// [`read_endpoints`] a field at a time, for a kernel whose layout
+/// differs from [`SockHead`].
+#[inline(always)]
+fn read_endpoints_each(ev: &mut NetEvent, sk: u64) -> Result<(), Miss> {
     ev.family = read_u16(sk, off!(skc_family))?;
     ev.protocol = read_u16(sk, off!(sk_protocol))?;
     ev.sock_type = read_u16(sk, off!(sk_type))?;

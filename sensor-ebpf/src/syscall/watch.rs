@@ -319,7 +319,6 @@ pub(super) fn resolved(dentries: [u64; 2]) {
 fn exit(ret: i64, abi: u32) -> u32 {
     let current = Current::get();
     let key = current.thread_key();
-    let task = current.addr();
     if let Some(record) = inflight::find(&OPEN_INFLIGHT, &key) {
         // SAFETY: a live map value, this thread's only; copied out.
         let open = unsafe { *record };
@@ -328,7 +327,7 @@ fn exit(ret: i64, abi: u32) -> u32 {
         if ret < 0 || ret > i32::MAX as i64 {
             return 0;
         }
-        let file = fd_file(task, ret as i32);
+        let file = current.fd_file(ret as i32);
         let Some(matched) = file_watched(file) else {
             // Not watched; it may still be a process's memory file.
             if let Ok(file) = file {
@@ -352,7 +351,7 @@ fn exit(ret: i64, abi: u32) -> u32 {
         return 0;
     }
     let file = if p.op == SyscallOp::Ftruncate as u32 {
-        fd_file(task, p.fd)
+        current.fd_file(p.fd)
     } else {
         Err(Miss::Absent)
     };

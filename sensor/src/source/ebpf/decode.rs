@@ -507,39 +507,7 @@ pub fn decode(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
         EventKind::FileAttr => decode_file(bytes).map(KernelEvent::FileAttr),
         EventKind::System => decode_sys(bytes).map(KernelEvent::System),
         EventKind::FileWrite => decode_watch(bytes).map(KernelEvent::FileWrite),
-        EventKind::Net => {
-            let e: NetEvent = read_struct(bytes).ok_or(DecodeError::Short {
-                kind,
-                len: bytes.len(),
-                need,
-            })?;
-            let op = if e.op == NET_OP_CONNECT_OUTCOME {
-                NetOp::ConnectOutcome
-            } else {
-                NetOp::Syscall(
-                    SyscallOp::from_u32(e.op).ok_or(DecodeError::UnknownOp { kind, op: e.op })?,
-                )
-            };
-            let len = (e.sockaddr_len as usize).min(SOCKADDR_CAP);
-            Ok(KernelEvent::Net(NetRecord {
-                boot_ns: e.header.boot_ns,
-                task: e.task,
-                op,
-                fd: e.fd,
-                ret: e.ret,
-                family: e.family,
-                protocol: e.protocol,
-                sock_type: e.sock_type,
-                arg: e.arg,
-                sockaddr: e.sockaddr[..len].to_vec(),
-                kernel_sockaddr: (e.flags & net_flags::KERNEL_ADDRESS != 0).then(|| {
-                    let len = (e.kernel_sockaddr_len as usize).min(SOCKADDR_CAP);
-                    e.kernel_sockaddr[..len].to_vec()
-                }),
-                local: endpoint(e.family, &e.local_addr, e.local_port),
-                remote: endpoint(e.family, &e.remote_addr, e.remote_port),
-            }))
-        }
+        EventKind::Net => decode_net(bytes).map(KernelEvent::Net),
         EventKind::Cred => {
             let e: CredEvent = read_struct(bytes).ok_or(DecodeError::Short {
                 kind,
@@ -792,6 +760,57 @@ pub fn join_components(raw: &[u8]) -> Vec<u8> {
 }
 
 /// Copies a `repr(C)` wire struct out of the front of `bytes`.
+/// A network record. It carries its addresses only as far as they hold
+/// something ([`NetEvent::record_size`]): what it leaves out reads as
+/// zeros, and an address said to be longer than what came is an error.
+fn decode_net(bytes: &[u8]) -> Result<NetRecord, DecodeError> {
+    let kind = EventKind::Net;
+    let mut whole = [0u8; size_of::<NetEvent>()];
+    let sent = bytes.len().min(whole.len());
+    whole[..sent].copy_from_slice(&bytes[..sent]);
+    let e: NetEvent = read_struct(&whole).expect("a whole NetEvent's bytes");
+    let short = |need: usize| DecodeError::Short {
+        kind,
+        len: bytes.len(),
+        need,
+    };
+    let op = if e.op == NET_OP_CONNECT_OUTCOME {
+        NetOp::ConnectOutcome
+    } else {
+        NetOp::Syscall(SyscallOp::from_u32(e.op).ok_or(DecodeError::UnknownOp { kind, op: e.op })?)
+    };
+    let len = (e.sockaddr_len as usize).min(SOCKADDR_CAP);
+    let need = core::mem::offset_of!(NetEvent, sockaddr) + len;
+    if need > bytes.len() {
+        return Err(short(need));
+    }
+    let kernel_sockaddr = if e.flags & net_flags::KERNEL_ADDRESS != 0 {
+        let len = (e.kernel_sockaddr_len as usize).min(SOCKADDR_CAP);
+        let need = core::mem::offset_of!(NetEvent, kernel_sockaddr) + len;
+        if need > bytes.len() {
+            return Err(short(need));
+        }
+        Some(e.kernel_sockaddr[..len].to_vec())
+    } else {
+        None
+    };
+    Ok(NetRecord {
+        boot_ns: e.header.boot_ns,
+        task: e.task,
+        op,
+        fd: e.fd,
+        ret: e.ret,
+        family: e.family,
+        protocol: e.protocol,
+        sock_type: e.sock_type,
+        arg: e.arg,
+        sockaddr: e.sockaddr[..len].to_vec(),
+        kernel_sockaddr,
+        local: endpoint(e.family, &e.local_addr, e.local_port),
+        remote: endpoint(e.family, &e.remote_addr, e.remote_port),
+    })
+}
+
 fn read_struct<T: aya::Pod>(bytes: &[u8]) -> Option<T> {
     if bytes.len() < core::mem::size_of::<T>() {
         return None;
@@ -804,7 +823,7 @@ fn read_struct<T: aya::Pod>(bytes: &[u8]) -> Option<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sensor_common::ID_UNSET;
+    use sensor_common::{ID_UNSET, NET_EVENT_FIXED, NET_SHORT_SOCKADDR};
 
     fn task(tgid: u32) -> TaskInfo {
         TaskInfo {
@@ -892,6 +911,83 @@ mod tests {
         unsafe {
             core::slice::from_raw_parts((v as *const T).cast::<u8>(), core::mem::size_of::<T>())
         }
+    }
+
+    /// A connect's record as the kernel side sends it: cut after its
+    /// addresses (`NetEvent::record_size`), padded to 8 bytes.
+    fn net_record(sockaddr: &[u8], kernel: Option<&[u8]>) -> Vec<u8> {
+        let mut e = NetEvent {
+            header: EventHeader {
+                kind: EventKind::Net as u32,
+                size: 0,
+                boot_ns: 42,
+            },
+            task: task(99),
+            op: SyscallOp::Connect as u32,
+            fd: 3,
+            ret: -111,
+            family: 2,
+            protocol: 6,
+            sock_type: 1,
+            flags: 0,
+            arg: 0,
+            sockaddr_len: sockaddr.len() as u32,
+            local_addr: [127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            remote_addr: [127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            local_port: 40000,
+            remote_port: 9,
+            kernel_sockaddr_len: kernel.map_or(0, |k| k.len() as u32),
+            // Bytes past an address's length: never part of the record.
+            sockaddr: [0xEE; SOCKADDR_CAP],
+            kernel_sockaddr: [0xEE; SOCKADDR_CAP],
+        };
+        e.sockaddr[..sockaddr.len()].copy_from_slice(sockaddr);
+        if let Some(k) = kernel {
+            e.flags = net_flags::KERNEL_ADDRESS;
+            e.kernel_sockaddr[..k.len()].copy_from_slice(k);
+        }
+        let size = NetEvent::record_size(e.sockaddr_len, kernel.is_some());
+        e.header.size = size as u32;
+        let mut v = as_bytes(&e)[..size].to_vec();
+        while !v.len().is_multiple_of(8) {
+            v.push(0xAA);
+        }
+        v
+    }
+
+    /// Network records carry their addresses only as far as they hold
+    /// something: each size decodes whole, and one whose address is said
+    /// to be longer than what came is refused, not read past its end.
+    #[test]
+    fn net_records_are_cut_after_their_addresses() {
+        let v4 = [2, 0, 0, 9, 127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0];
+        let unix = [&[1u8, 0][..], &[b'x'; 100]].concat();
+        for (addr, kernel, size) in [
+            (&[][..], None, NET_EVENT_FIXED),
+            (&v4[..], None, NET_EVENT_FIXED + NET_SHORT_SOCKADDR),
+            (&unix[..], None, NET_EVENT_FIXED + SOCKADDR_CAP),
+            (&v4[..], Some(&v4[..]), size_of::<NetEvent>()),
+        ] {
+            let rec = net_record(addr, kernel);
+            assert_eq!(rec.len(), size.next_multiple_of(8));
+            let KernelEvent::Net(n) = decode(&rec).expect("decodes") else {
+                panic!("not a network record")
+            };
+            assert_eq!(n.sockaddr, addr);
+            assert_eq!(n.kernel_sockaddr.as_deref(), kernel);
+            assert_eq!(n.ret, -111);
+            assert_eq!(n.remote, Some("127.0.0.1:9".parse().expect("an address")));
+        }
+        // An address longer than the record holds (a header saying less
+        // than the length field claims).
+        let mut rec = net_record(&v4, None);
+        let at = core::mem::offset_of!(NetEvent, sockaddr_len);
+        rec[at..at + 4].copy_from_slice(&100u32.to_ne_bytes());
+        assert!(
+            matches!(decode(&rec), Err(DecodeError::Short { need, .. }) if need == NET_EVENT_FIXED + 100),
+            "{:?}",
+            decode(&rec).map(|_| ())
+        );
     }
 
     fn exec_record(argv: &[u8], exe: &[u8], cwd: &[u8], cgroup: &[u8], flags: u32) -> Vec<u8> {
