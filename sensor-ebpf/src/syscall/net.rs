@@ -368,13 +368,13 @@ fn read_endpoints(ev: &mut NetEvent, sk: u64) -> Result<(), Miss> {
     if !head_in_one_read() {
         return read_endpoints_each(ev, sk);
     }
+    let (head_at, kind_at) = (sk + off!(skc_daddr) as u64, sk + off!(sk_type) as u64);
     // SAFETY: probe reads of kernel memory; a failure is an error value.
-    let head = unsafe { bpf_probe_read_kernel((sk + off!(skc_daddr) as u64) as *const SockHead) }
-        .map_err(|_| Miss::Fault)?;
+    let head =
+        unsafe { bpf_probe_read_kernel(head_at as *const SockHead) }.map_err(|_| Miss::Fault)?;
     // SAFETY: as above.
     let [sock_type, protocol] =
-        unsafe { bpf_probe_read_kernel((sk + off!(sk_type) as u64) as *const [u16; 2]) }
-            .map_err(|_| Miss::Fault)?;
+        unsafe { bpf_probe_read_kernel(kind_at as *const [u16; 2]) }.map_err(|_| Miss::Fault)?;
     ev.family = head.family;
     ev.protocol = protocol;
     ev.sock_type = sock_type;
