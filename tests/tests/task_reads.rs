@@ -54,8 +54,9 @@ fn comparable(v: &Value) -> (Value, Vec<SystemTime>) {
 /// as a start time would be off by far more.
 const CLOCK_TOLERANCE: Duration = Duration::from_millis(1);
 
-#[test]
-fn plain_loads_and_probe_reads_give_the_same_events() {
+/// Two sensors, one reading with plain loads (where the kernel has them),
+/// one with probe reads, both started.
+fn two_sensors() -> (Sensor, Sensor) {
     let direct = Sensor::start("");
     let probe = Sensor::start("[ebpf]\ndirect_task_reads = false\n");
     if kernel_has_task_btf() {
@@ -65,6 +66,12 @@ fn plain_loads_and_probe_reads_give_the_same_events() {
         "read with bpf_probe_read_kernel: off in the config",
         Duration::from_secs(5),
     );
+    (direct, probe)
+}
+
+#[test]
+fn plain_loads_and_probe_reads_give_the_same_events() {
+    let (direct, probe) = two_sensors();
 
     let dir = scratch_dir("task-reads");
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod dir");
@@ -160,15 +167,7 @@ fn plain_loads_and_probe_reads_give_the_same_events() {
 /// socket's ends must be the ones the test's own sockets have.
 #[test]
 fn fd_based_events_are_the_same_either_way() {
-    let direct = Sensor::start("");
-    let probe = Sensor::start("[ebpf]\ndirect_task_reads = false\n");
-    if kernel_has_task_btf() {
-        direct.wait_for_log("read with plain loads", Duration::from_secs(5));
-    }
-    probe.wait_for_log(
-        "read with bpf_probe_read_kernel: off in the config",
-        Duration::from_secs(5),
-    );
+    let (direct, probe) = two_sensors();
     let me = std::process::id() as u64;
 
     let listener = std::net::TcpListener::bind("[::1]:0").expect("bind");
