@@ -32,6 +32,8 @@ impl Accel {
 pub struct Guest {
     qemu: Child,
     console: PathBuf,
+    /// QEMU's own messages (a KVM failure among them).
+    qemu_stderr: PathBuf,
     ssh_port: u16,
     key: PathBuf,
 }
@@ -58,6 +60,7 @@ impl Guest {
             "qemu-img create (the guest's overlay)",
         )?;
         let console = dir.join("console.log");
+        let qemu_stderr = dir.join("qemu.stderr");
         let ssh_port = super::free_port()?;
         let qemu = Command::new("qemu-system-x86_64")
             .args(accel.args())
@@ -80,12 +83,13 @@ impl Guest {
             .args(["-device", "virtio-net-pci,netdev=n0"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("qemu.stderr"))?)
+            .stderr(std::fs::File::create(&qemu_stderr)?)
             .spawn()
             .context("starting qemu-system-x86_64")?;
         Ok(Guest {
             qemu,
             console,
+            qemu_stderr,
             ssh_port,
             key: image.key(),
         })
@@ -105,11 +109,7 @@ impl Guest {
         let started = Instant::now();
         loop {
             self.check_alive()?;
-            let probe = self
-                .ssh_command("true")
-                .arg("-o")
-                .arg("ConnectTimeout=5")
-                .output();
+            let probe = self.ssh_command("true").output();
             if probe.is_ok_and(|o| o.status.success()) {
                 return Ok(started.elapsed());
             }
@@ -128,9 +128,16 @@ impl Guest {
         std::fs::read(&self.console).is_ok_and(|c| c.windows(13).any(|w| w == b"Linux version"))
     }
 
-    /// Fails, with the console's tail, when QEMU has exited or the guest
-    /// kernel panicked (panic=-1 makes QEMU exit, but say why).
+    /// Fails, with the console's tail, when QEMU has exited, KVM stopped
+    /// the guest, or the guest kernel panicked (panic=-1 makes QEMU exit,
+    /// but say why).
     pub fn check_alive(&mut self) -> Result<()> {
+        // After a KVM internal error (an instruction it cannot emulate)
+        // QEMU stops the guest and stays up: nothing will ever answer.
+        let qemu_said = std::fs::read_to_string(&self.qemu_stderr).unwrap_or_default();
+        if let Some(line) = qemu_said.lines().find(|l| l.contains("KVM internal error")) {
+            bail!("{line} ({})", self.qemu_stderr.display());
+        }
         let console = std::fs::read_to_string(&self.console).unwrap_or_default();
         if console.contains("Kernel panic") {
             bail!(
@@ -236,6 +243,10 @@ fn ssh_options(port: u16) -> Vec<String> {
         "LogLevel=ERROR",
         "-o",
         "BatchMode=yes",
+        // Also bounds the wait for the server's banner: a stopped guest's
+        // forwarded port accepts the connection and never answers.
+        "-o",
+        "ConnectTimeout=5",
         "-p",
     ]
     .iter()

@@ -337,8 +337,6 @@ fn choose_accel(image: &Image, package: &str, dir: &Path) -> Result<Accel> {
         }
         if guest
             .ssh_command("true")
-            .arg("-o")
-            .arg("ConnectTimeout=5")
             .output()
             .is_ok_and(|o| o.status.success())
         {
