@@ -238,7 +238,6 @@ fn bursts(w: Workload, setup: &Setup, duration: Duration, output: Option<&Path>)
             let t = Instant::now();
             for i in 0..burst {
                 match w {
-                    // SAFETY: a valid C string.
                     Workload::Connect => {
                         // The handshake completes within the connect
                         // (loopback), so the accept does not wait.
