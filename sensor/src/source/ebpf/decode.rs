@@ -768,12 +768,13 @@ fn decode_net(bytes: &[u8]) -> Result<NetRecord, DecodeError> {
     let mut whole = [0u8; size_of::<NetEvent>()];
     let sent = bytes.len().min(whole.len());
     whole[..sent].copy_from_slice(&bytes[..sent]);
-    let e: NetEvent = read_struct(&whole).expect("a whole NetEvent's bytes");
     let short = |need: usize| DecodeError::Short {
         kind,
         len: bytes.len(),
         need,
     };
+    // (Never short: `whole` is a NetEvent's size.)
+    let e: NetEvent = read_struct(&whole).ok_or_else(|| short(whole.len()))?;
     let op = if e.op == NET_OP_CONNECT_OUTCOME {
         NetOp::ConnectOutcome
     } else {
