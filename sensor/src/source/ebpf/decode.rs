@@ -5,7 +5,7 @@
 //! malformed record is an error to count, never a panic.
 
 use sensor_common::{
-    CredEvent, EventHeader, EventKind, ExecEvent, ExitEvent, FileEvent, ForkEvent,
+    CredEvent, EventHeader, EventKind, ExecEvent, ExitEvent, FileEvent, ForkEvent, NET_EVENT_FIXED,
     NET_OP_CONNECT_OUTCOME, NetEvent, SOCKADDR_CAP, SYS_OP_IO_URING, SYS_OP_IO_URING_COMPLETE,
     SYS_OP_NAMESPACES_AT_FORK, SYS_OP_PROC_MEM_OPEN, SYS_OP_SIGNAL_SENSOR, SysEvent, SyscallOp,
     TaskInfo, WatchEvent, exec_flags, file_flags, net_flags, sys_flags, watch_flags,
@@ -781,7 +781,7 @@ fn decode_net(bytes: &[u8]) -> Result<NetRecord, DecodeError> {
         NetOp::Syscall(SyscallOp::from_u32(e.op).ok_or(DecodeError::UnknownOp { kind, op: e.op })?)
     };
     let len = (e.sockaddr_len as usize).min(SOCKADDR_CAP);
-    let need = core::mem::offset_of!(NetEvent, sockaddr) + len;
+    let need = NET_EVENT_FIXED + len;
     if need > bytes.len() {
         return Err(short(need));
     }
@@ -824,7 +824,7 @@ fn read_struct<T: aya::Pod>(bytes: &[u8]) -> Option<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sensor_common::{ID_UNSET, NET_EVENT_FIXED, NET_SHORT_SOCKADDR};
+    use sensor_common::{ID_UNSET, NET_SHORT_SOCKADDR};
 
     fn task(tgid: u32) -> TaskInfo {
         TaskInfo {
