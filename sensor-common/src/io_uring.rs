@@ -65,6 +65,12 @@ pub const CQE_F_MORE: u64 = 1 << 1;
 /// registered files.
 pub const REQ_F_FIXED_FILE: u32 = 1;
 
+/// `REQ_F_CQE_SKIP` in a request's flags (`IOSQE_CQE_SKIP_SUCCESS`, the
+/// uapi's bit 6, since 5.17; read only where the submit tracepoint passes
+/// the request, 5.19+): a success posts no completion, so the completion
+/// tracepoint never fires for it.
+pub const REQ_F_CQE_SKIP: u32 = 1 << 6;
+
 /// Whether operation `opcode` opens a file (its result is the new fd).
 pub const fn opens(opcode: u8) -> bool {
     matches!(opcode, op::OPENAT | op::OPENAT2)

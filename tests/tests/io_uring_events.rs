@@ -10,7 +10,7 @@ use std::net::TcpListener;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use io_uring::{IoUring, opcode, types};
+use io_uring::{IoUring, opcode, squeue, types};
 use sensor_tests::{Sensor, action, at, file_caps_v2, pid_of, scratch_dir};
 use serde_json::{Value, json};
 
@@ -465,6 +465,70 @@ fn a_request_under_an_ignored_path_prefix_is_dropped_in_the_kernel() {
     assert!(
         orphans.is_empty(),
         "a completion of nothing reported: {orphans:?}"
+    );
+}
+
+#[test]
+fn an_open_under_an_ignored_prefix_whose_success_posts_no_completion_is_reported_at_submission() {
+    // Held, as above, such an open would never be decided: a success with
+    // IOSQE_CQE_SKIP_SUCCESS posts no completion, and the symlink under
+    // the prefix leads out of it.
+    let dir = scratch_dir("sensor-io-uring-skip");
+    let sensor = Sensor::start(&format!(
+        "[filter]\nignore_path_prefixes = [\"{}/\"]\n",
+        dir.display()
+    ));
+    let other_dir = scratch_dir("sensor-io-uring-skip-out");
+    let led_to = other_dir.join("led to");
+    std::fs::write(&led_to, b"").expect("create");
+    let link_file = dir.join("link");
+    std::os::unix::fs::symlink(&led_to, &link_file).expect("symlink");
+    let link = c_path(&link_file);
+    let mut ring = IoUring::new(4).expect("io_uring_setup");
+    let open = opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), link.as_ptr())
+        .flags(libc::O_WRONLY | libc::O_CLOEXEC)
+        .build()
+        .flags(squeue::Flags::SKIP_SUCCESS | squeue::Flags::IO_LINK)
+        .user_data(1);
+    // Linked after it: its completion says the open is done (a failed open
+    // would post its own, and cancel this one).
+    let nop = opcode::Nop::new().build().user_data(2);
+    // SAFETY: the path lives until the nop's completion, which comes after
+    // the open's end.
+    unsafe {
+        let mut sq = ring.submission();
+        sq.push(&open).expect("room");
+        sq.push(&nop).expect("room");
+    }
+    ring.submit_and_wait(1).expect("io_uring_enter");
+    let posted: Vec<(u64, i32)> = ring
+        .completion()
+        .map(|c| (c.user_data(), c.result()))
+        .collect();
+    assert_eq!(posted, [(2, 0)], "the open succeeded and posted nothing");
+    // It opened the file the link leads to: that fd is this process's now.
+    let fd = std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .filter_map(|e| e.ok())
+        .find(|e| std::fs::read_link(e.path()).is_ok_and(|p| p == led_to))
+        .and_then(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .expect("the fd the open made");
+    // SAFETY: the fd the ring opened for this test.
+    unsafe { libc::close(fd) };
+    let tid = gettid();
+    let ev = sensor.wait_for("the open's submission", |v| {
+        io_uring_event(v, tid) && at(v, "sensor.io_uring.operation") == "openat"
+    });
+    assert_eq!(at(&ev, "file.path").as_str(), link_file.to_str(), "{ev}");
+    assert_eq!(
+        at(&ev, "sensor.io_uring.path_argument_ignored"),
+        true,
+        "{ev}"
+    );
+    assert_eq!(
+        at(&ev, "sensor.io_uring.open_flags"),
+        &json!(["O_WRONLY"]),
+        "{ev}"
     );
 }
 

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use sensor_common::io_uring::CQE_F_MORE;
 
 use crate::event::{Endpoint, File, IoUringDetail, Text};
-use crate::source::ebpf::decode::{SockAddr, SysRecord};
+use crate::source::ebpf::decode::{SockAddr, SysOp, SysRecord};
 
 /// Submissions remembered at most. Beyond, the oldest are forgotten: a
 /// request whose completion posts nothing (`IOSQE_CQE_SKIP_SUCCESS`) is
@@ -166,7 +166,10 @@ impl InFlight {
 /// `file::ignored` does for chmod. Not for a file with other names (hard
 /// links), nor one whose walk was cut short (its start is missing).
 pub(super) fn held_open_ignored(x: &SysRecord, prefixes: &[Vec<u8>]) -> bool {
-    x.argument_ignored
+    // A submission with the mark names its argument, not the file opened:
+    // the kernel reported it because nothing after could decide.
+    x.op == SysOp::IoUringComplete
+        && x.argument_ignored
         && !x.other_names
         && !x.truncated
         && !x.path.is_empty()
@@ -217,6 +220,7 @@ fn io_uring_detail(x: &SysRecord) -> (IoUringDetail, Option<Vec<u8>>) {
             let size = u32::try_from(x.args[2]).unwrap_or(u32::MAX);
             super::file::xattr(x.name.clone(), Some(&x.fstype), Some(size))
         }),
+        path_argument_ignored: x.argument_ignored,
         ..IoUringDetail::of_opcode(opcode)
     };
     (detail, path)
@@ -225,7 +229,6 @@ fn io_uring_detail(x: &SysRecord) -> (IoUringDetail, Option<Vec<u8>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::ebpf::decode::SysOp;
 
     fn io_uring_record(opcode: u8, args: [u64; 3], path: &[u8], name: &[u8]) -> SysRecord {
         SysRecord {
@@ -330,6 +333,14 @@ mod tests {
         for x in [other, linked, cut, reported] {
             assert!(!held_open_ignored(&x, &prefixes), "{:?}", x.path);
         }
+        // A submission the kernel reported with the mark (its success posts
+        // no completion): kept, and it says why it is here.
+        let mut skipped = io_uring_record(sensor_common::io_uring::op::OPENAT, [0; 3], b"", b"");
+        (skipped.argument_ignored, skipped.path) = (true, b"/var/lib/xyz/l".to_vec());
+        assert!(!held_open_ignored(&skipped, &prefixes));
+        assert!(Request::of(&skipped).detail.path_argument_ignored);
+        skipped.argument_ignored = false;
+        assert!(!Request::of(&skipped).detail.path_argument_ignored);
     }
 
     #[test]
