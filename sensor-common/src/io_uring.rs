@@ -76,6 +76,17 @@ pub const fn opens(opcode: u8) -> bool {
     matches!(opcode, op::OPENAT | op::OPENAT2)
 }
 
+/// Whether operation `opcode` makes, moves or removes a name (rename,
+/// unlink, mkdir, symlink, link). Its path argument does not tell where
+/// that lands: the other path of a rename or link can be anywhere, and any
+/// path can pass through a symlink; its completion has no file to tell by.
+pub const fn changes_names(opcode: u8) -> bool {
+    matches!(
+        opcode,
+        op::RENAMEAT | op::UNLINKAT | op::MKDIRAT | op::SYMLINKAT | op::LINKAT
+    )
+}
+
 /// Whether operation `opcode` sets an xattr (its name and value are in
 /// the record).
 pub const fn sets_xattr(opcode: u8) -> bool {

@@ -845,10 +845,11 @@ pub mod sys_flags {
     /// io_uring: a completion whose submission was not reported, its path
     /// argument being under an ignored prefix, while the file it opened
     /// (walked, as with `FILE_WALKED`) is not: a symlink led out.
-    /// `args[3]` holds the open's flags. On a submission: an open whose
+    /// `args[3]` holds the open's flags. On a submission: a request whose
     /// path argument is under an ignored prefix, reported anyway because
-    /// its success posts no completion (`IOSQE_CQE_SKIP_SUCCESS`) that
-    /// could tell where it led.
+    /// nothing tells where it lands: an open whose success posts no
+    /// completion (`IOSQE_CQE_SKIP_SUCCESS`), or a rename, unlink, mkdir,
+    /// symlink or link (`io_uring::changes_names`).
     pub const ARGUMENT_IGNORED: u32 = 1 << 6;
     /// io_uring, with `ARGUMENT_IGNORED`: the file opened has other names
     /// (hard links: `has_other_names`), so its path decides nothing.

@@ -22,8 +22,8 @@
 //! names the file opened, walked from the new fd. An open that the path
 //! filter dropped by its argument is held there instead, for its
 //! completion to decide by that file (see [`hold`]); one whose success
-//! posts no completion (`IOSQE_CQE_SKIP_SUCCESS`) is reported at its
-//! submission, marked.
+//! posts no completion (`IOSQE_CQE_SKIP_SUCCESS`), and a request that
+//! makes, moves or removes a name, are reported at submission, marked.
 //!
 //! Cost on the ring's other traffic (reads, writes): in each hook, the
 //! opcode read (a probe read through the request) and a mask test.
@@ -34,8 +34,8 @@ use aya_ebpf::macros::map;
 use aya_ebpf::maps::LruHashMap;
 use aya_ebpf::programs::RawTracePointContext;
 use sensor_common::io_uring::{
-    CQE_F_MORE, CQE_RES, CQE_USER_DATA, REPORTED, REQ_F_CQE_SKIP, REQ_F_FIXED_FILE, acts_on_fd, op,
-    opens, sets_xattr,
+    CQE_F_MORE, CQE_RES, CQE_USER_DATA, REPORTED, REQ_F_CQE_SKIP, REQ_F_FIXED_FILE, acts_on_fd,
+    changes_names, op, opens, sets_xattr,
 };
 use sensor_common::{
     AT_FDCWD, EventKind, OFFSET_MISSING, ProbeError, SOCKADDR_CAP, SYS_OP_IO_URING,
@@ -139,14 +139,18 @@ fn submit(ctx: &RawTracePointContext) -> u32 {
             // An open goes by its argument only if the file it opens is
             // under an ignored directory too: its completion decides. One
             // whose success posts no completion cannot be decided there
-            // (`/tmp/ignored/l -> /etc/shadow`, IOSQE_CQE_SKIP_SUCCESS): it
-            // is reported now, marked.
-            if !opens(opcode) {
-                return 0;
-            }
-            let flags = read_u32(req, off!(io_kiocb_flags)).unwrap_or(REQ_F_CQE_SKIP);
-            if flags & REQ_F_CQE_SKIP == 0 {
-                hold(req);
+            // (`/tmp/ignored/l -> /etc/shadow`, IOSQE_CQE_SKIP_SUCCESS),
+            // nor can a request that changes names, by any means (`mv
+            // /tmp/ignored/x /etc/cron.d/`, `/tmp/ignored/etc -> /etc`):
+            // those are reported now, marked. The rest (a user.* xattr)
+            // changes no privilege wherever it lands.
+            if opens(opcode) {
+                let flags = read_u32(req, off!(io_kiocb_flags)).unwrap_or(REQ_F_CQE_SKIP);
+                if flags & REQ_F_CQE_SKIP == 0 {
+                    hold(req);
+                    return 0;
+                }
+            } else if !changes_names(opcode) {
                 return 0;
             }
             ev.flags |= sys_flags::ARGUMENT_IGNORED;

@@ -469,10 +469,11 @@ fn a_request_under_an_ignored_path_prefix_is_dropped_in_the_kernel() {
 }
 
 #[test]
-fn an_open_under_an_ignored_prefix_whose_success_posts_no_completion_is_reported_at_submission() {
-    // Held, as above, such an open would never be decided: a success with
-    // IOSQE_CQE_SKIP_SUCCESS posts no completion, and the symlink under
-    // the prefix leads out of it.
+fn requests_under_an_ignored_prefix_that_can_land_outside_it_are_reported_at_submission() {
+    // Held, as above, an open whose success posts no completion
+    // (IOSQE_CQE_SKIP_SUCCESS) would never be decided; and a rename or an
+    // unlink has no file for its completion to decide by, while its other
+    // path or a symlink under the prefix can land it anywhere.
     let dir = scratch_dir("sensor-io-uring-skip");
     let sensor = Sensor::start(&format!(
         "[filter]\nignore_path_prefixes = [\"{}/\"]\n",
@@ -515,21 +516,66 @@ fn an_open_under_an_ignored_prefix_whose_success_posts_no_completion_is_reported
         .expect("the fd the open made");
     // SAFETY: the fd the ring opened for this test.
     unsafe { libc::close(fd) };
+
+    // A file moved out of the prefix, and one removed through a directory
+    // symlink under it.
+    let (inside, moved) = (dir.join("inside"), other_dir.join("moved"));
+    std::fs::write(&inside, b"").expect("create");
+    let (from, to) = (c_path(&inside), c_path(&moved));
+    let r = run(
+        &mut ring,
+        opcode::RenameAt::new(
+            types::Fd(libc::AT_FDCWD),
+            from.as_ptr(),
+            types::Fd(libc::AT_FDCWD),
+            to.as_ptr(),
+        )
+        .build(),
+    );
+    assert_eq!(r, 0, "renameat through the ring");
+    assert!(moved.exists());
+    let victim = other_dir.join("victim");
+    std::fs::write(&victim, b"").expect("create");
+    std::os::unix::fs::symlink(&other_dir, dir.join("out")).expect("symlink");
+    let through = dir.join("out").join("victim");
+    let through_c = c_path(&through);
+    let r = run(
+        &mut ring,
+        opcode::UnlinkAt::new(types::Fd(libc::AT_FDCWD), through_c.as_ptr()).build(),
+    );
+    assert_eq!(r, 0, "unlinkat through the ring");
+    assert!(!victim.exists(), "removed outside the prefix");
+
     let tid = gettid();
-    let ev = sensor.wait_for("the open's submission", |v| {
-        io_uring_event(v, tid) && at(v, "sensor.io_uring.operation") == "openat"
-    });
-    assert_eq!(at(&ev, "file.path").as_str(), link_file.to_str(), "{ev}");
-    assert_eq!(
-        at(&ev, "sensor.io_uring.path_argument_ignored"),
-        true,
-        "{ev}"
-    );
-    assert_eq!(
-        at(&ev, "sensor.io_uring.open_flags"),
-        &json!(["O_WRONLY"]),
-        "{ev}"
-    );
+    for (operation, path) in [
+        ("openat", &link_file),
+        ("renameat", &inside),
+        ("unlinkat", &through),
+    ] {
+        let ev = sensor.wait_for(operation, |v| {
+            io_uring_event(v, tid) && at(v, "sensor.io_uring.operation") == operation
+        });
+        assert_eq!(at(&ev, "file.path").as_str(), path.to_str(), "{ev}");
+        assert_eq!(
+            at(&ev, "sensor.io_uring.path_argument_ignored"),
+            true,
+            "{ev}"
+        );
+        if operation == "openat" {
+            assert_eq!(
+                at(&ev, "sensor.io_uring.open_flags"),
+                &json!(["O_WRONLY"]),
+                "{ev}"
+            );
+        }
+        if operation == "renameat" {
+            assert_eq!(
+                at(&ev, "sensor.io_uring.target").as_str(),
+                moved.to_str(),
+                "{ev}"
+            );
+        }
+    }
 }
 
 #[test]

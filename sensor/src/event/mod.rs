@@ -956,10 +956,10 @@ pub struct IoUringDetail {
     /// On an open's `io_uring_complete`: its path argument was under an
     /// ignored prefix, so its submission was not reported, but the file it
     /// opened (`file.path`) is not (a symlink led out): this event is the
-    /// whole request. On an open's `io_uring` (submission): its path
-    /// argument is under an ignored prefix, but its success posts no
-    /// completion (`IOSQE_CQE_SKIP_SUCCESS`) to tell where it led, so it
-    /// is reported.
+    /// whole request. On an `io_uring` submission: its path argument is
+    /// under an ignored prefix, but nothing tells where the request lands
+    /// (an open whose success posts no completion, `IOSQE_CQE_SKIP_SUCCESS`;
+    /// a rename, unlink, mkdir, symlink or link), so it is reported.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub path_argument_ignored: bool,
 }

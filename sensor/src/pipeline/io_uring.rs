@@ -333,8 +333,8 @@ mod tests {
         for x in [other, linked, cut, reported] {
             assert!(!held_open_ignored(&x, &prefixes), "{:?}", x.path);
         }
-        // A submission the kernel reported with the mark (its success posts
-        // no completion): kept, and it says why it is here.
+        // A submission the kernel reported with the mark (nothing tells
+        // where it lands): kept, and it says why it is here.
         let mut skipped = io_uring_record(sensor_common::io_uring::op::OPENAT, [0; 3], b"", b"");
         (skipped.argument_ignored, skipped.path) = (true, b"/var/lib/xyz/l".to_vec());
         assert!(!held_open_ignored(&skipped, &prefixes));

@@ -312,9 +312,9 @@ pub struct SysRecord {
     /// (`sys_flags::FIXED_FILE`).
     pub fixed_file: bool,
     /// io_uring: a completion reported alone, its submission dropped by
-    /// its path argument; or an open's submission reported although its
-    /// path argument is under an ignored prefix, as its success posts no
-    /// completion (`sys_flags::ARGUMENT_IGNORED`).
+    /// its path argument; or a submission reported although its path
+    /// argument is under an ignored prefix, as nothing tells where it
+    /// lands (`sys_flags::ARGUMENT_IGNORED`).
     pub argument_ignored: bool,
     /// With it: the file opened has other names (`sys_flags::OTHER_NAMES`).
     pub other_names: bool,
