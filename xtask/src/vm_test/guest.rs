@@ -135,7 +135,7 @@ impl Guest {
         // After a KVM internal error (an instruction it cannot emulate)
         // QEMU stops the guest and stays up: nothing will ever answer.
         let qemu_said = std::fs::read_to_string(&self.qemu_stderr).unwrap_or_default();
-        if let Some(line) = qemu_said.lines().find(|l| l.contains("KVM internal error")) {
+        if let Some(line) = kvm_stopped(&qemu_said) {
             bail!("{line} ({})", self.qemu_stderr.display());
         }
         let console = std::fs::read_to_string(&self.console).unwrap_or_default();
@@ -160,14 +160,7 @@ impl Guest {
 
     /// ssh as root to the guest, running `script` with sh.
     pub fn ssh_command(&self, script: &str) -> Command {
-        let mut c = Command::new("ssh");
-        c.args(ssh_options(self.ssh_port))
-            .arg("-i")
-            .arg(&self.key)
-            .arg("root@127.0.0.1")
-            .arg(script)
-            .stdin(Stdio::null());
-        c
+        ssh_to(self.ssh_port, &self.key, script)
     }
 
     /// Runs `script` as root in the guest; its stdout, or an error naming
@@ -232,6 +225,27 @@ impl Drop for Guest {
     }
 }
 
+/// QEMU's line saying KVM stopped the guest, if it did.
+fn kvm_stopped(qemu_stderr: &str) -> Option<&str> {
+    qemu_stderr
+        .lines()
+        .find(|l| l.contains("KVM internal error"))
+}
+
+/// ssh as root to the guest whose sshd is forwarded to local `port`,
+/// with `key`, running `script` with sh. Every option goes before the
+/// host: after it, ssh takes them as part of the remote command.
+fn ssh_to(port: u16, key: &Path, script: &str) -> Command {
+    let mut c = Command::new("ssh");
+    c.args(ssh_options(port))
+        .arg("-i")
+        .arg(key)
+        .arg("root@127.0.0.1")
+        .arg(script)
+        .stdin(Stdio::null());
+    c
+}
+
 /// The guest's host key changes with every image: never record it.
 fn ssh_options(port: u16) -> Vec<String> {
     [
@@ -253,4 +267,53 @@ fn ssh_options(port: u16) -> Vec<String> {
     .map(|s| s.to_string())
     .chain([port.to_string()])
     .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a guest that KVM stopped looks like from the host: QEMU's
+    /// forwarded port accepts the connection, and no banner ever comes.
+    /// ssh must give up on its own (a vm-test once hung 14 minutes here).
+    #[test]
+    fn ssh_gives_up_on_a_guest_that_accepts_and_never_answers() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        // Accepts, then holds the connection open without a word.
+        std::thread::spawn(move || {
+            let held = listener.accept();
+            std::thread::sleep(Duration::from_secs(60));
+            drop(held);
+        });
+        let mut ssh = ssh_to(port, Path::new("/nonexistent/key"), "true")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ssh (openssh-client, installed by cargo xtask setup)");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = ssh.try_wait().expect("wait") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = ssh.kill();
+                panic!("ssh still waiting for the banner after 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert!(!status.success(), "{status}");
+    }
+
+    #[test]
+    fn a_kvm_internal_error_is_found_in_qemus_stderr() {
+        let said = "qemu-system-x86_64: terminating on signal 15\n\
+                    KVM internal error. Suberror: 1\n\
+                    emulation failure\n";
+        assert_eq!(kvm_stopped(said), Some("KVM internal error. Suberror: 1"));
+        assert_eq!(
+            kvm_stopped("qemu-system-x86_64: warning: host doesn't support requested feature\n"),
+            None
+        );
+    }
 }
