@@ -78,44 +78,12 @@ super::syscall_programs!(net_enter, net_exit, net_compat_enter, net_compat_exit)
 #[inline(always)]
 fn enter<E: super::Entry>(c: &E) -> u32 {
     let Some(op) = c.op() else { return 0 };
-    let key = super::entry_thread_key();
-    // Nearly every call: the thread's record from its previous call is
-    // there, and is filled in place (as the file family's: a 280-byte copy
-    // less than assembling it aside, ~30 ns on this build machine). Its op
-    // is written last: until then the record reads as consumed.
-    if let Some(slot) = NET_INFLIGHT.get_ptr_mut(&key) {
-        inflight::consume(slot);
-        // SAFETY: this thread's record, which no other thread touches.
-        let p = unsafe { &mut *slot };
-        fill(c, op, p);
-        put(&mut p.op, op as u32);
-        return 0;
-    }
-    // The thread's first call: assembled aside, then inserted.
     let mut p = core::mem::MaybeUninit::<PendingNet>::uninit();
-    // SAFETY: `fill` writes every field but op and kernel_sockaddr, which
-    // are written here; nothing reads the value before.
+    // SAFETY: every field is written below before the value is read.
     let p = unsafe { &mut *p.as_mut_ptr() };
-    // SAFETY: kernel_sockaddr is 8-aligned (asserted below) and
-    // SOCKADDR_CAP long.
-    unsafe { zero_u64s::<{ SOCKADDR_CAP / 8 }>(p.kernel_sockaddr.as_mut_ptr()) };
-    fill(c, op, p);
-    put(&mut p.op, op as u32);
-    if !inflight::store(&NET_INFLIGHT, &key, p) {
-        count_error(ProbeError::Inflight);
-    }
-    0
-}
-
-/// Writes what the entry of call `op` knows into `p`: every field but
-/// `op` and the kernel's copy of the address (`kernel_sockaddr`, which
-/// only `net_address.rs` writes, and only after this entry).
-#[inline(always)]
-fn fill<E: super::Entry>(c: &E, op: SyscallOp, p: &mut PendingNet) {
-    // Zeroed whole, though the daemon reads no more than sockaddr_len of
-    // it: the record carries no bytes of the thread's previous address.
     // SAFETY: sockaddr is 8-aligned (asserted below) and SOCKADDR_CAP long.
     unsafe { zero_u64s::<{ SOCKADDR_CAP / 8 }>(p.sockaddr.as_mut_ptr()) };
+    put(&mut p.op, op as u32);
     put(&mut p.fd, c.arg(0) as i32);
     put(&mut p.arg, 0);
     put(&mut p.sockaddr_len, 0);
@@ -141,6 +109,10 @@ fn fill<E: super::Entry>(c: &E, op: SyscallOp, p: &mut PendingNet) {
         SyscallOp::Accept4 => put(&mut p.arg, c.arg(3) as u32),
         _ => {}
     }
+    if !inflight::store(&NET_INFLIGHT, &super::entry_thread_key(), p) {
+        count_error(ProbeError::Inflight);
+    }
+    0
 }
 
 /// How many bytes of a socket address of `len` bytes to copy: at most
