@@ -43,7 +43,9 @@ use sensor_common::{
     has_other_names, sys_flags,
 };
 
-use crate::kernel::{Miss, field, plus, put, read_ptr, read_u8, read_u16, read_u32, read_u64};
+use crate::kernel::{
+    Miss, copy_len, field, plus, put, read_ptr, read_u8, read_u16, read_u32, read_u64,
+};
 use crate::maps::{SCRATCH, count_error, off, scratch, sensor_tgid};
 use crate::path::{Walk, Writer, write_found_path};
 use crate::syscall::read_kernel_str;
@@ -632,16 +634,10 @@ fn xattr(data: *mut u8, at: usize, cmd: u64, size: u64, flags: &mut u32) -> (usi
     let Ok(value) = read_ptr(cmd, plus(ctx, off!(xattr_ctx_kvalue))) else {
         return (name_len, 0);
     };
-    let clamped = size.min(XATTR_VALUE_CAP as u64) as u32;
-    // Reloaded and masked into 1..=XATTR_VALUE_CAP (the same value), as in
-    // the file family's entry: LLVM otherwise passes a copy whose bound
-    // 6.1's verifier has lost (a spilled register).
-    // SAFETY: a read of a local.
-    let len = unsafe { core::ptr::read_volatile(&clamped) };
+    let len = copy_len::<XATTR_VALUE_CAP>(size);
     if value == 0 || len == 0 {
         return (name_len, 0);
     }
-    let len = ((len - 1) & (XATTR_VALUE_CAP as u32 - 1)) + 1;
     // SAFETY: at most XATTR_VALUE_CAP bytes at a masked offset, inside the
     // scratch value.
     let r = unsafe {

@@ -264,6 +264,33 @@ pub fn read_bytes(base: u64, off: u32, dst: &mut [u8]) -> Result<(), Miss> {
     unsafe { bpf_probe_read_kernel_buf(addr as *const u8, dst) }.map_err(|_| Miss::Fault)
 }
 
+/// How many bytes of a value of `len` bytes to copy into a buffer of
+/// `CAP` bytes (a power of two): `len` up to `CAP`, 0 for none.
+///
+/// A copy's size must be provably 1..=CAP in the very register passed to
+/// the helper, and LLVM does not keep it so: it has passed a spilled copy
+/// of the clamped value whose bound the verifier lost (6.1, on the ia32
+/// connect and on io_uring's xattr value), and the unclamped size wherever
+/// it could prove the two equal (the file family's xattr value). So the
+/// clamped value goes through the stack (a volatile read, which LLVM
+/// cannot see through) and is masked into 1..=CAP again: the same value,
+/// and the bound the verifier sees.
+#[inline(always)]
+pub fn copy_len<const CAP: usize>(len: u64) -> u32 {
+    const { assert!(CAP.is_power_of_two() && CAP <= u32::MAX as usize) };
+    let len = if len > CAP as u64 {
+        CAP as u32
+    } else {
+        len as u32
+    };
+    // SAFETY: a read of a local.
+    let len = unsafe { core::ptr::read_volatile(&len) };
+    if len == 0 {
+        return 0;
+    }
+    ((len - 1) & (CAP as u32 - 1)) + 1
+}
+
 /// Zeroes an 8-aligned buffer of `8 * N` bytes with plain 8-byte stores.
 /// `buf = [0; _]` would compile to a call to memset, a BPF-to-BPF call,
 /// which kernels before 5.10 refuse in a program that also tail-calls.

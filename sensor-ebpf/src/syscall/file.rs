@@ -22,7 +22,7 @@ use sensor_common::{
 };
 
 use super::{copy, fd_file, inflight, read_user_str};
-use crate::kernel::{Miss, field, put, read_ptr, read_u16, read_u32, read_u64};
+use crate::kernel::{Miss, copy_len, field, put, read_ptr, read_u16, read_u32, read_u64};
 use crate::maps::{DATA_MASK, SYSCALL_SCRATCH, count_error, off, scratch};
 use crate::path::{Walk, Writer, path_parts, write_mounted};
 use crate::task::{self, Current};
@@ -171,20 +171,11 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
             } else {
                 size as u32
             };
-            let mut len = p.head.value_size;
-            if len > XATTR_VALUE_CAP as u32 {
-                len = XATTR_VALUE_CAP as u32;
+            if p.head.value_size > XATTR_VALUE_CAP as u32 {
                 p.head.flags |= file_flags::VALUE_TRUNCATED;
             }
-            // Stored, loaded again and masked into 1..=XATTR_VALUE_CAP (the
-            // same value): LLVM otherwise passes the unclamped size to the
-            // helper wherever it can prove the two equal, which the
-            // verifier cannot follow.
-            put(&mut p.head.value_len, len);
-            // SAFETY: a field of this CPU's slot.
-            let mut len = unsafe { core::ptr::read_volatile(&p.head.value_len) };
+            let mut len = copy_len::<XATTR_VALUE_CAP>(size);
             if len > 0 {
-                len = ((len - 1) & (XATTR_VALUE_CAP as u32 - 1)) + 1;
                 // SAFETY: probe read of at most XATTR_VALUE_CAP bytes into value.
                 let r = unsafe {
                     bpf_probe_read_user(p.value.as_mut_ptr().cast(), len, value_ptr as *const _)

@@ -24,7 +24,7 @@ use sensor_common::{ProbeError, SyscallOp, XATTR_NAME_CAP, XATTR_VALUE_CAP, file
 
 use super::file::{FILE_INFLIGHT, dentry_attrs};
 use super::read_kernel_str;
-use crate::kernel::copy_struct;
+use crate::kernel::{copy_len, copy_struct};
 use crate::maps::count_error;
 
 /// 1 once the daemon attached these hooks: the entry then keeps every xattr
@@ -168,15 +168,11 @@ fn on_xattr(dentry: u64, name: u64, value: Option<(u64, u64)>) {
         } else {
             size as u32
         };
-        value_len = size.min(XATTR_VALUE_CAP as u32);
-        // Bounded in the register passed, as in file.rs's entry.
-        // SAFETY: a read of a local.
-        let len = unsafe { core::ptr::read_volatile(&value_len) };
-        if len > 0 {
-            let len = ((len - 1) & (XATTR_VALUE_CAP as u32 - 1)) + 1;
+        value_len = copy_len::<XATTR_VALUE_CAP>(size as u64);
+        if value_len > 0 {
             // SAFETY: at most XATTR_VALUE_CAP bytes into value.
             let r = unsafe {
-                bpf_probe_read_kernel(c.value.as_mut_ptr().cast(), len, value as *const _)
+                bpf_probe_read_kernel(c.value.as_mut_ptr().cast(), value_len, value as *const _)
             };
             if r < 0 {
                 count_error(ProbeError::ReadTask);

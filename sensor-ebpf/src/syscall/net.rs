@@ -20,7 +20,9 @@ use sensor_common::{
 };
 
 use super::inflight;
-use crate::kernel::{Miss, copy_struct, put, read_bytes, read_ptr, read_u16, read_u32, zero_u64s};
+use crate::kernel::{
+    Miss, copy_len, copy_struct, put, read_bytes, read_ptr, read_u16, read_u32, zero_u64s,
+};
 use crate::maps::{count_error, off};
 use crate::task::{self, Current};
 
@@ -92,7 +94,7 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
     match op {
         SyscallOp::Connect | SyscallOp::Bind => {
             let addr = c.arg(1);
-            let len = copy_len(c.arg(2));
+            let len = copy_len::<SOCKADDR_CAP>(c.arg(2));
             if len > 0 {
                 // SAFETY: at most SOCKADDR_CAP bytes into sockaddr.
                 let r = unsafe {
@@ -113,29 +115,6 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
         count_error(ProbeError::Inflight);
     }
     0
-}
-
-/// How many bytes of a socket address of `len` bytes to copy: at most
-/// SOCKADDR_CAP, 0 for none.
-///
-/// The copy's size must be provably 1..=SOCKADDR_CAP in the very register
-/// passed: LLVM checked a copy of it once (in the ia32 variant) and the
-/// verifier refused. Through the stack LLVM forgets the clamp, so the mask
-/// stays, and it is what the verifier bounds; for 1..=SOCKADDR_CAP it
-/// changes nothing.
-#[inline(always)]
-pub(super) fn copy_len(len: u64) -> u32 {
-    let len = if len > SOCKADDR_CAP as u64 {
-        SOCKADDR_CAP as u32
-    } else {
-        len as u32
-    };
-    // SAFETY: a read of a local.
-    let len = unsafe { core::ptr::read_volatile(&len) };
-    if len == 0 {
-        return 0;
-    }
-    ((len - 1) & (SOCKADDR_CAP as u32 - 1)) + 1
 }
 
 // zero_u64s on PendingNet::sockaddr needs it 8-aligned.

@@ -18,8 +18,8 @@ use aya_ebpf::helpers::generated::bpf_probe_read_kernel;
 use sensor_common::{ProbeError, SOCKADDR_CAP, SyscallOp, net_flags};
 
 use super::inflight;
-use super::net::{NET_INFLIGHT, copy_len};
-use crate::kernel::zero_u64s;
+use super::net::NET_INFLIGHT;
+use crate::kernel::{copy_len, zero_u64s};
 use crate::maps::count_error;
 
 /// Written out instead of with aya's `#[fentry]` macro, as in
@@ -72,7 +72,7 @@ fn on_address(op: SyscallOp, address: u64, len: u64) {
     unsafe { zero_u64s::<{ SOCKADDR_CAP / 8 }>(p.kernel_sockaddr.as_mut_ptr()) };
     // An int, which the kernel already refused if negative or larger than
     // a sockaddr_storage, before its copy.
-    let len = copy_len((len as i32).max(0) as u64);
+    let len = copy_len::<SOCKADDR_CAP>((len as i32).max(0) as u64);
     if len > 0 {
         // SAFETY: at most SOCKADDR_CAP bytes into kernel_sockaddr.
         let r = unsafe {
