@@ -59,6 +59,21 @@ fn run(ring: &mut IoUring, entry: io_uring::squeue::Entry) -> i32 {
     ring.completion().next().expect("a completion").result()
 }
 
+/// A rename of `from` to `to` (both relative to the cwd), through the
+/// ring: its result.
+fn rename(ring: &mut IoUring, from: &CString, to: &CString) -> i32 {
+    run(
+        ring,
+        opcode::RenameAt::new(
+            types::Fd(libc::AT_FDCWD),
+            from.as_ptr(),
+            types::Fd(libc::AT_FDCWD),
+            to.as_ptr(),
+        )
+        .build(),
+    )
+}
+
 /// A connect to 127.0.0.1:`port` on a new TCP socket, through the ring.
 fn connect(ring: &mut IoUring, port: u16) -> i32 {
     let addr = libc::sockaddr_in {
@@ -114,17 +129,11 @@ fn file_and_network_requests_through_a_ring_are_reported_with_their_arguments() 
     unsafe { libc::close(fd) };
     assert!(file.exists(), "the ring's openat created the file");
     assert_eq!(connect(&mut ring, port), -libc::ECONNREFUSED, "connect");
-    let moved = run(
-        &mut ring,
-        opcode::RenameAt::new(
-            types::Fd(libc::AT_FDCWD),
-            path.as_ptr(),
-            types::Fd(libc::AT_FDCWD),
-            new_path.as_ptr(),
-        )
-        .build(),
+    assert_eq!(
+        rename(&mut ring, &path, &new_path),
+        0,
+        "renameat through the ring"
     );
-    assert_eq!(moved, 0, "renameat through the ring");
     // Relative to a directory fd.
     use std::os::fd::AsRawFd;
     let unlinked = run(
@@ -522,17 +531,11 @@ fn requests_under_an_ignored_prefix_that_can_land_outside_it_are_reported_at_sub
     let (inside, moved) = (dir.join("inside"), other_dir.join("moved"));
     std::fs::write(&inside, b"").expect("create");
     let (from, to) = (c_path(&inside), c_path(&moved));
-    let r = run(
-        &mut ring,
-        opcode::RenameAt::new(
-            types::Fd(libc::AT_FDCWD),
-            from.as_ptr(),
-            types::Fd(libc::AT_FDCWD),
-            to.as_ptr(),
-        )
-        .build(),
+    assert_eq!(
+        rename(&mut ring, &from, &to),
+        0,
+        "renameat through the ring"
     );
-    assert_eq!(r, 0, "renameat through the ring");
     assert!(moved.exists());
     let victim = other_dir.join("victim");
     std::fs::write(&victim, b"").expect("create");
