@@ -59,6 +59,14 @@ fn run(ring: &mut IoUring, entry: io_uring::squeue::Entry) -> i32 {
     ring.completion().next().expect("a completion").result()
 }
 
+/// A sensor whose `[filter] ignore_path_prefixes` is `dir`'s.
+fn sensor_ignoring(dir: &Path) -> Sensor {
+    Sensor::start(&format!(
+        "[filter]\nignore_path_prefixes = [\"{}/\"]\n",
+        dir.display()
+    ))
+}
+
 /// A rename of `from` to `to` (both relative to the cwd), through the
 /// ring: its result.
 fn rename(ring: &mut IoUring, from: &CString, to: &CString) -> i32 {
@@ -371,10 +379,7 @@ fn each_connection_of_a_multishot_accept_is_a_completion_of_its_request() {
 #[test]
 fn a_request_under_an_ignored_path_prefix_is_dropped_in_the_kernel() {
     let dir = scratch_dir("sensor-io-uring-ignored");
-    let sensor = Sensor::start(&format!(
-        "[filter]\nignore_path_prefixes = [\"{}/\"]\n",
-        dir.display()
-    ));
+    let sensor = sensor_ignoring(&dir);
     let ignored_file = dir.join("ignored");
     let ignored = c_path(&ignored_file);
     let other_dir = scratch_dir("sensor-io-uring-kept");
@@ -484,10 +489,7 @@ fn requests_under_an_ignored_prefix_that_can_land_outside_it_are_reported_at_sub
     // unlink has no file for its completion to decide by, while its other
     // path or a symlink under the prefix can land it anywhere.
     let dir = scratch_dir("sensor-io-uring-skip");
-    let sensor = Sensor::start(&format!(
-        "[filter]\nignore_path_prefixes = [\"{}/\"]\n",
-        dir.display()
-    ));
+    let sensor = sensor_ignoring(&dir);
     let other_dir = scratch_dir("sensor-io-uring-skip-out");
     let led_to = other_dir.join("led to");
     std::fs::write(&led_to, b"").expect("create");
@@ -584,10 +586,7 @@ fn requests_under_an_ignored_prefix_that_can_land_outside_it_are_reported_at_sub
 #[test]
 fn xattr_changes_through_a_ring_show_what_the_kernel_sets_and_a_path_prefix_hides_no_capability() {
     let dir = scratch_dir("sensor-io-uring-xattr");
-    let sensor = Sensor::start(&format!(
-        "[filter]\nignore_path_prefixes = [\"{}/\"]\n",
-        dir.display()
-    ));
+    let sensor = sensor_ignoring(&dir);
     let (capable, noted) = (dir.join("capable"), dir.join("noted"));
     for f in [&capable, &noted] {
         std::fs::write(f, b"#!/bin/sh\n").expect("create");
