@@ -147,6 +147,9 @@ pub struct KernelOffsets {
     /// An open into a registered file's slot (non-zero, 5.15+) installs
     /// no fd: its result is 0.
     pub io_open_file_slot: u32,
+    /// An accept into a registered file's slot likewise (5.15+): its
+    /// result is no fd of the process's.
+    pub io_accept_file_slot: u32,
     pub open_how_flags: u32,
     pub open_how_mode: u32,
     pub io_unlink_dfd: u32,
@@ -336,6 +339,7 @@ impl KernelOffsets {
         io_open_filename: OFFSET_MISSING,
         io_open_how: OFFSET_MISSING,
         io_open_file_slot: OFFSET_MISSING,
+        io_accept_file_slot: OFFSET_MISSING,
         open_how_flags: OFFSET_MISSING,
         open_how_mode: OFFSET_MISSING,
         io_unlink_dfd: OFFSET_MISSING,
@@ -398,7 +402,7 @@ impl KernelOffsets {
     };
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 148 * 4);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 149 * 4);
 
 #[cfg(feature = "user")]
 // SAFETY: repr(C), only u32 fields, no padding (size assert above).

@@ -854,7 +854,32 @@ pub mod sys_flags {
     /// io_uring, with `ARGUMENT_IGNORED`: the file opened has other names
     /// (hard links: `has_other_names`), so its path decides nothing.
     pub const OTHER_NAMES: u32 = 1 << 7;
+    /// io_uring, on the completion of a connect or accept that succeeded:
+    /// `str0` is the socket's [`super::SocketEnds`] (a connect's socket;
+    /// an accept's new one), the kernel's own state, where the
+    /// submission's address was read from the caller's memory.
+    pub const SOCKET_ENDS: u32 = 1 << 8;
 }
+
+/// A socket's family, protocol, type and both ends, as the socket has
+/// them (`struct sock_common`): what an io_uring connect or accept's
+/// completion carries (see [`sys_flags::SOCKET_ENDS`]). Ports in host
+/// order; addresses as the kernel stores them (an IPv4 one in the first
+/// four bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SocketEnds {
+    pub family: u16,
+    pub protocol: u16,
+    pub sock_type: u16,
+    pub local_port: u16,
+    pub remote_port: u16,
+    pub _pad: [u16; 3],
+    pub local_addr: [u8; 16],
+    pub remote_addr: [u8; 16],
+}
+
+const _: () = assert!(size_of::<SocketEnds>() == 48 && SYS_STR0_CAP >= 48);
 
 /// mount(2) flags under which its source is a path too, resolved like the
 /// target: a bind mount and a move.
@@ -1008,4 +1033,5 @@ mod pod {
     unsafe impl aya::Pod for super::NetEvent {}
     unsafe impl aya::Pod for super::SysEvent {}
     unsafe impl aya::Pod for super::WatchEvent {}
+    unsafe impl aya::Pod for super::SocketEnds {}
 }

@@ -39,12 +39,12 @@ use sensor_common::io_uring::{
 };
 use sensor_common::{
     AT_FDCWD, EventKind, OFFSET_MISSING, ProbeError, SOCKADDR_CAP, SYS_OP_IO_URING,
-    SYS_OP_IO_URING_COMPLETE, SYS_STR_CAP, SYS_STR0_CAP, SysEvent, XATTR_NAME_CAP, XATTR_VALUE_CAP,
-    has_other_names, sys_flags,
+    SYS_OP_IO_URING_COMPLETE, SYS_STR_CAP, SYS_STR0_CAP, SocketEnds, SysEvent, XATTR_NAME_CAP,
+    XATTR_VALUE_CAP, has_other_names, sys_flags,
 };
 
 use crate::kernel::{
-    Miss, copy_len, field, plus, put, read_ptr, read_u8, read_u16, read_u32, read_u64,
+    Miss, copy_len, field, plus, put, read_ptr, read_u8, read_u16, read_u32, read_u64, zero_u64s,
 };
 use crate::maps::{SCRATCH, count_error, off, scratch, sensor_tgid};
 use crate::path::{Walk, Writer, write_found_path};
@@ -64,7 +64,7 @@ const FIXED: usize = core::mem::size_of::<SysEvent>();
 static IO_URING_REPORTED: LruHashMap<u64, u64> = LruHashMap::with_max_entries(8192, 0);
 
 /// Reported accepts, by ring (`io_ring_ctx` address) and `user_data`, to
-/// [submission record's `boot_ns`, opcode]: a multishot accept's
+/// [submission record's `boot_ns`, opcode | [`INTO_SLOT`]]: a multishot accept's
 /// completions per connection are posted without the request, naming it
 /// only so. Entries outlive single-shot accepts until their completion
 /// removes them, or age out.
@@ -221,12 +221,32 @@ fn remember(req: u64, opcode: u8, boot_ns: u64) {
     }
     if opcode == op::ACCEPT {
         if let Some(key) = ring_key(req) {
-            let value = [boot_ns, opcode as u64];
+            let slot = if installs_fd(opcode, req) { 0 } else { INTO_SLOT };
+            let value = [boot_ns, opcode as u64 | slot];
             if IO_URING_MULTISHOT.insert(&key, &value, 0).is_err() {
                 count_error(ProbeError::Inflight);
             }
         }
     }
+}
+
+/// In [`IO_URING_MULTISHOT`]'s values: the accept puts its connections
+/// into the ring's registered files, not the process's fds.
+const INTO_SLOT: u64 = 1 << 8;
+
+/// Whether request `req` of `opcode` (an open or an accept) installs a
+/// new fd of the process's as its result: not one into a registered
+/// file's slot (5.15+), whose result is 0 or the slot's index.
+#[inline(always)]
+fn installs_fd(opcode: u8, req: u64) -> bool {
+    let slot = if opcode == op::ACCEPT {
+        off!(io_accept_file_slot)
+    } else {
+        off!(io_open_file_slot)
+    };
+    // Before 5.15 there are no slots (the field is missing).
+    slot == OFFSET_MISSING
+        || field(req, off!(io_kiocb_cmd)).is_ok_and(|cmd| read_u32(cmd, slot).is_ok_and(|s| s == 0))
 }
 
 /// Request `req`'s ring and `user_data`: what its CQEs carry.
@@ -264,18 +284,29 @@ pub extern "C" fn io_uring_complete(ctx: *mut core::ffi::c_void) -> u32 {
 fn complete(ctx: *mut core::ffi::c_void) -> u32 {
     // One call of send_result: a second would leave its closure out of
     // line, a BPF-to-BPF call.
-    if let Some((opcode, submitted, res, cqe_flags, req)) = completed(ctx) {
-        send_result(opcode, submitted, res, cqe_flags, req);
+    if let Some(done) = completed(ctx) {
+        send_result(done);
     }
     0
 }
 
-/// The reported (or held) request this completion ends or continues: its
-/// opcode, its submission record's time ([`HELD`] for a held one), the
-/// result, the CQE flags and the request (0 where the completion does not
-/// pass it).
+/// A completion to report (see [`completed`]).
+struct Completed {
+    opcode: u8,
+    /// The submission record's time, or [`HELD`].
+    submitted: u64,
+    res: i32,
+    cqe_flags: u64,
+    /// 0 where the completion does not pass the request.
+    req: u64,
+    /// The result, if not negative, is a new fd of the process's (an
+    /// open's or an accept's: [`installs_fd`]).
+    new_fd: bool,
+}
+
+/// The reported (or held) request this completion ends or continues.
 #[inline(always)]
-fn completed(ctx: *mut core::ffi::c_void) -> Option<(u8, u64, i32, u64, u64)> {
+fn completed(ctx: *mut core::ffi::c_void) -> Option<Completed> {
     let req = arg(ctx, off!(io_uring_complete_req_arg))?;
     if req == 0 {
         return completed_multishot(ctx);
@@ -300,7 +331,14 @@ fn completed(ctx: *mut core::ffi::c_void) -> Option<(u8, u64, i32, u64, u64)> {
             }
         }
     }
-    Some((opcode, submitted, res, cqe_flags, req))
+    Some(Completed {
+        opcode,
+        submitted,
+        res,
+        cqe_flags,
+        req,
+        new_fd: (opens(opcode) || opcode == op::ACCEPT) && installs_fd(opcode, req),
+    })
 }
 
 /// A completion posted without its request: a multishot accept's, found
@@ -308,7 +346,7 @@ fn completed(ctx: *mut core::ffi::c_void) -> Option<(u8, u64, i32, u64, u64)> {
 /// up (the last comes with the request): a busy ring's multishot receives
 /// cost one failed lookup each.
 #[inline(always)]
-fn completed_multishot(ctx: *mut core::ffi::c_void) -> Option<(u8, u64, i32, u64, u64)> {
+fn completed_multishot(ctx: *mut core::ffi::c_void) -> Option<Completed> {
     let Some((res, cqe_flags)) = result(ctx) else {
         count_error(ProbeError::ReadArg);
         return None;
@@ -322,15 +360,30 @@ fn completed_multishot(ctx: *mut core::ffi::c_void) -> Option<(u8, u64, i32, u64
     };
     // SAFETY: the value is copied out at once.
     let [submitted, opcode] = (unsafe { IO_URING_MULTISHOT.get(&[ring, user_data]) }).copied()?;
-    Some((opcode as u8, submitted, res, cqe_flags, 0))
+    Some(Completed {
+        opcode: opcode as u8,
+        submitted,
+        res,
+        cqe_flags,
+        req: 0,
+        new_fd: opcode & INTO_SLOT == 0,
+    })
 }
 
-/// Sends the result of request `req` of `opcode` whose submission record
-/// went out at `submitted` (or was held: [`HELD`]); an open's with the
-/// file opened. args: `[opcode, submitted, CQE flags, a held open's
-/// flags]`.
+/// Sends the result of a request whose submission record went out (or
+/// was held: [`HELD`]); an open's with the file opened, a connect's or an
+/// accept's with its socket's ends. args: `[opcode, submitted, CQE flags,
+/// a held open's flags]`.
 #[inline(always)]
-fn send_result(opcode: u8, submitted: u64, res: i32, cqe_flags: u64, req: u64) {
+fn send_result(done: Completed) {
+    let Completed {
+        opcode,
+        submitted,
+        res,
+        cqe_flags,
+        req,
+        new_fd,
+    } = done;
     let current = Current::get();
     // The submit hook's slot: both hooks run with preemption off, in a
     // task (see `submit`), and neither fires inside the other.
@@ -349,12 +402,7 @@ fn send_result(opcode: u8, submitted: u64, res: i32, cqe_flags: u64, req: u64) {
     let args = [opcode as u64, submitted, cqe_flags, 0];
     crate::syscall::sys::fill_bare(ev, SYS_OP_IO_URING_COMPLETE, 0, res as i64, args);
     let cmd = field(req, off!(io_kiocb_cmd)).unwrap_or(0);
-    // A new fd of the process's (not a slot of the ring's registered
-    // files, whose result is 0).
-    let fd_opened = opens(opcode)
-        && res >= 0
-        && cmd != 0
-        && read_u32(cmd, off!(io_open_file_slot)).is_ok_and(|slot| slot == 0);
+    let fd_opened = opens(opcode) && res >= 0 && req != 0 && new_fd;
     // SAFETY: FIXED is inside the scratch value.
     let data = unsafe { buf.add(FIXED) };
     let mut w = Writer { data, pos: 0 };
@@ -378,6 +426,11 @@ fn send_result(opcode: u8, submitted: u64, res: i32, cqe_flags: u64, req: u64) {
         }
         ev.base_len = w.since(0) as u32;
     }
+    if socket_ends(opcode, res, req, new_fd, current, data) {
+        ev.flags |= sys_flags::SOCKET_ENDS;
+        ev.str_lens[0] = size_of::<SocketEnds>() as u32;
+        w.pos = size_of::<SocketEnds>();
+    }
     if submitted == HELD {
         // Nothing opened: the argument decides, as it did. Opened, under
         // an ignored directory: dropped, unless the file has other names
@@ -399,6 +452,47 @@ fn send_result(opcode: u8, submitted: u64, res: i32, cqe_flags: u64, req: u64) {
     ev.header.size = size as u32;
     // SAFETY: size <= FIXED + DATA_MASK, inside the scratch value.
     unsafe { crate::ring::output(EventKind::System, buf, size) };
+}
+
+/// Writes at `data` the ends of the socket a connect connected (0, or
+/// EINPROGRESS for a socket of the caller's made non-blocking: then
+/// connecting) or an accept accepted (`res`, where it is an fd of the
+/// process's): the kernel's own state, where the submission's address was
+/// read from the caller's memory, which a thread can rewrite after the
+/// kernel copied it. Whether it did.
+#[inline(always)]
+fn socket_ends(opcode: u8, res: i32, req: u64, new_fd: bool, current: Current, data: *mut u8) -> bool {
+    const EINPROGRESS: i32 = 115;
+    let file = match opcode {
+        // The request's file is the socket (`io_kiocb.file`: where the
+        // command starts, see `io_kiocb_cmd`), a registered one too.
+        op::CONNECT if (res == 0 || res == -EINPROGRESS) && req != 0 => {
+            read_ptr(req, off!(io_kiocb_cmd))
+        }
+        // The completing task shares the submitter's fds (an io-wq
+        // worker is a thread of the process).
+        op::ACCEPT if res >= 0 && new_fd => current.fd_file(res),
+        _ => return false,
+    };
+    let sk = crate::syscall::net::sock_of_file(file);
+    if sk == 0 {
+        return false;
+    }
+    const WORDS: usize = size_of::<SocketEnds>() / 8;
+    // SAFETY: the data's start, 8-aligned (FIXED is) and inside the
+    // scratch value; nothing else is written there for a connect or an
+    // accept. Zeroed first (as u64s: a struct literal of zeroes is a
+    // memset call, which the build refuses), since not every field is
+    // read for every family.
+    let ends = unsafe {
+        zero_u64s::<WORDS>(data);
+        &mut *data.cast::<SocketEnds>()
+    };
+    if crate::syscall::net::read_endpoints(ends, sk).is_err() {
+        count_error(ProbeError::ReadTask);
+        return false;
+    }
+    true
 }
 
 /// The completion's `user_data`: an argument before the result (5.19 to

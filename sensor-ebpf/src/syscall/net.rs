@@ -16,7 +16,7 @@ use aya_ebpf::maps::{HashMap, LruHashMap, PerCpuArray};
 use aya_ebpf::programs::RawTracePointContext;
 use sensor_common::{
     EventKind, NET_OP_CONNECT_OUTCOME, NetEvent, OFFSET_MISSING, ProbeError, SOCKADDR_CAP,
-    SyscallOp, net_flags,
+    SocketEnds, SyscallOp, net_flags,
 };
 
 use super::inflight;
@@ -178,14 +178,10 @@ fn exit(ret: i64, abi: u32) -> u32 {
     };
     let not_a_socket = ret == -EBADF || ret == -ENOTSOCK;
     let sk = if not_a_socket {
-        Err(Miss::Absent)
+        0
     } else {
-        current
-            .fd_file(sock_fd)
-            .and_then(|f| read_ptr(f, off!(file_private_data)))
-            .and_then(|s| read_ptr(s, off!(socket_sk)))
+        sock_of_file(current.fd_file(sock_fd))
     };
-    let sk = sk.unwrap_or(0);
     // The scratch slot holds the previous record: without a socket (a
     // failed accept, a bad fd) its ends must read as unknown, not as the
     // last event's.
@@ -340,12 +336,62 @@ fn head_in_one_read() -> bool {
         && off!(sk_protocol) == off!(sk_type) + 2
 }
 
-/// Family, protocol, type and both ends of the socket `sk`, over what
-/// [`clear_endpoints`] left.
+/// Where a socket's ends are written: a network record, or the
+/// [`SocketEnds`] of an io_uring completion. Monomorphised and inlined:
+/// the network record's fields are written in place, as before.
+pub(crate) trait Ends {
+    fn set_kind(&mut self, family: u16, protocol: u16, sock_type: u16);
+    /// The local address, then the remote one.
+    fn addresses(&mut self) -> (&mut [u8; 16], &mut [u8; 16]);
+    fn set_ports(&mut self, local: u16, remote: u16);
+}
+
+impl Ends for NetEvent {
+    #[inline(always)]
+    fn set_kind(&mut self, family: u16, protocol: u16, sock_type: u16) {
+        (self.family, self.protocol, self.sock_type) = (family, protocol, sock_type);
+    }
+    #[inline(always)]
+    fn addresses(&mut self) -> (&mut [u8; 16], &mut [u8; 16]) {
+        (&mut self.local_addr, &mut self.remote_addr)
+    }
+    #[inline(always)]
+    fn set_ports(&mut self, local: u16, remote: u16) {
+        (self.local_port, self.remote_port) = (local, remote);
+    }
+}
+
+impl Ends for SocketEnds {
+    #[inline(always)]
+    fn set_kind(&mut self, family: u16, protocol: u16, sock_type: u16) {
+        (self.family, self.protocol, self.sock_type) = (family, protocol, sock_type);
+    }
+    #[inline(always)]
+    fn addresses(&mut self) -> (&mut [u8; 16], &mut [u8; 16]) {
+        (&mut self.local_addr, &mut self.remote_addr)
+    }
+    #[inline(always)]
+    fn set_ports(&mut self, local: u16, remote: u16) {
+        (self.local_port, self.remote_port) = (local, remote);
+    }
+}
+
+/// The `struct sock` of the socket file `file` (0 for none). The caller
+/// knows it is a socket (the call on it succeeded, or did not fail as on
+/// something else).
 #[inline(always)]
-fn read_endpoints(ev: &mut NetEvent, sk: u64) -> Result<(), Miss> {
+pub(crate) fn sock_of_file(file: Result<u64, Miss>) -> u64 {
+    file.and_then(|f| read_ptr(f, off!(file_private_data)))
+        .and_then(|s| read_ptr(s, off!(socket_sk)))
+        .unwrap_or(0)
+}
+
+/// Family, protocol, type and both ends of the socket `sk`, over what
+/// [`clear_endpoints`] left (for a [`SocketEnds`]: its zeroes).
+#[inline(always)]
+pub(crate) fn read_endpoints<E: Ends>(e: &mut E, sk: u64) -> Result<(), Miss> {
     if !head_in_one_read() {
-        return read_endpoints_each(ev, sk);
+        return read_endpoints_each(e, sk);
     }
     let (head_at, kind_at) = (sk + off!(skc_daddr) as u64, sk + off!(sk_type) as u64);
     // SAFETY: probe reads of kernel memory; a failure is an error value.
@@ -354,61 +400,64 @@ fn read_endpoints(ev: &mut NetEvent, sk: u64) -> Result<(), Miss> {
     // SAFETY: as above.
     let [sock_type, protocol] =
         unsafe { bpf_probe_read_kernel(kind_at as *const [u16; 2]) }.map_err(|_| Miss::Fault)?;
-    ev.family = head.family;
-    ev.protocol = protocol;
-    ev.sock_type = sock_type;
-    match ev.family {
+    e.set_kind(head.family, protocol, sock_type);
+    match head.family {
         AF_INET => {
-            ev.local_addr[..4].copy_from_slice(&head.rcv_saddr.to_ne_bytes());
-            ev.remote_addr[..4].copy_from_slice(&head.daddr.to_ne_bytes());
+            let (local, remote) = e.addresses();
+            local[..4].copy_from_slice(&head.rcv_saddr.to_ne_bytes());
+            remote[..4].copy_from_slice(&head.daddr.to_ne_bytes());
         }
-        AF_INET6 => read_v6_ends(ev, sk)?,
+        AF_INET6 => read_v6_ends(e, sk)?,
         _ => return Ok(()),
     }
-    ev.local_port = head.num;
-    ev.remote_port = u16::from_be(head.dport);
+    e.set_ports(head.num, u16::from_be(head.dport));
     Ok(())
 }
 
 /// An IPv6 socket's two addresses: one read where they are adjacent (the
 /// peer's first), as in every kernel built with IPv6.
 #[inline(always)]
-fn read_v6_ends(ev: &mut NetEvent, sk: u64) -> Result<(), Miss> {
+fn read_v6_ends<E: Ends>(e: &mut E, sk: u64) -> Result<(), Miss> {
     let daddr = off!(skc_v6_daddr);
+    let (local, remote) = e.addresses();
     if daddr == OFFSET_MISSING || off!(skc_v6_rcv_saddr) != daddr + 16 {
         // Absent without CONFIG_IPV6, where no such socket exists.
-        read_bytes(sk, off!(skc_v6_rcv_saddr), &mut ev.local_addr)?;
-        return read_bytes(sk, daddr, &mut ev.remote_addr);
+        read_bytes(sk, off!(skc_v6_rcv_saddr), local)?;
+        return read_bytes(sk, daddr, remote);
     }
     // SAFETY: as in read_endpoints.
-    let [remote, local] =
-        unsafe { bpf_probe_read_kernel((sk + daddr as u64) as *const [[u8; 16]; 2]) }
-            .map_err(|_| Miss::Fault)?;
-    ev.local_addr = local;
-    ev.remote_addr = remote;
+    let [r, l] = unsafe { bpf_probe_read_kernel((sk + daddr as u64) as *const [[u8; 16]; 2]) }
+        .map_err(|_| Miss::Fault)?;
+    (*local, *remote) = (l, r);
     Ok(())
 }
 
 /// [`read_endpoints`] a field at a time, for a kernel whose layout
 /// differs from [`SockHead`].
 #[inline(always)]
-fn read_endpoints_each(ev: &mut NetEvent, sk: u64) -> Result<(), Miss> {
-    ev.family = read_u16(sk, off!(skc_family))?;
-    ev.protocol = read_u16(sk, off!(sk_protocol))?;
-    ev.sock_type = read_u16(sk, off!(sk_type))?;
-    match ev.family {
+fn read_endpoints_each<E: Ends>(e: &mut E, sk: u64) -> Result<(), Miss> {
+    let family = read_u16(sk, off!(skc_family))?;
+    e.set_kind(
+        family,
+        read_u16(sk, off!(sk_protocol))?,
+        read_u16(sk, off!(sk_type))?,
+    );
+    let (local, remote) = e.addresses();
+    match family {
         AF_INET => {
-            read_bytes(sk, off!(skc_rcv_saddr), &mut ev.local_addr[..4])?;
-            read_bytes(sk, off!(skc_daddr), &mut ev.remote_addr[..4])?;
+            read_bytes(sk, off!(skc_rcv_saddr), &mut local[..4])?;
+            read_bytes(sk, off!(skc_daddr), &mut remote[..4])?;
         }
         AF_INET6 => {
             // Absent without CONFIG_IPV6, where no such socket exists.
-            read_bytes(sk, off!(skc_v6_rcv_saddr), &mut ev.local_addr)?;
-            read_bytes(sk, off!(skc_v6_daddr), &mut ev.remote_addr)?;
+            read_bytes(sk, off!(skc_v6_rcv_saddr), local)?;
+            read_bytes(sk, off!(skc_v6_daddr), remote)?;
         }
         _ => return Ok(()),
     }
-    ev.local_port = read_u16(sk, off!(skc_num))?;
-    ev.remote_port = u16::from_be(read_u16(sk, off!(skc_dport))?);
+    e.set_ports(
+        read_u16(sk, off!(skc_num))?,
+        u16::from_be(read_u16(sk, off!(skc_dport))?),
+    );
     Ok(())
 }

@@ -962,6 +962,13 @@ pub struct IoUringDetail {
     /// a rename, unlink, mkdir, symlink or link), so it is reported.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub path_argument_ignored: bool,
+    /// On a connect's `io_uring_complete`: the address its submission
+    /// read from the caller's memory (and reported as `destination`),
+    /// where the socket connected elsewhere: a thread rewrote it after
+    /// the kernel copied it, to pass the connection off as one to
+    /// elsewhere. As `sensor.network.argument_address`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub argument_address: Option<Endpoint>,
 }
 
 impl IoUringDetail {
@@ -983,6 +990,7 @@ impl IoUringDetail {
             result: None,
             multishot: false,
             path_argument_ignored: false,
+            argument_address: None,
         }
     }
 }

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use sensor_common::io_uring::CQE_F_MORE;
 
 use crate::event::{Endpoint, File, IoUringDetail, Text};
+use super::net::Given;
 use crate::source::ebpf::decode::{SockAddr, SysOp, SysRecord};
 
 /// Submissions remembered at most. Beyond, the oldest are forgotten: a
@@ -27,8 +28,9 @@ pub(super) struct Request {
     /// A link's: the file a hard link names, or what a symlink points at,
     /// as given (ECS `file.target_path`, as the watch family's links).
     pub target_path: Option<Vec<u8>>,
-    /// A connect's address.
-    pub destination: Option<Endpoint>,
+    /// A connect's address, as read from the caller's memory (empty for
+    /// other requests).
+    pub address: Vec<u8>,
 }
 
 impl Request {
@@ -43,10 +45,13 @@ impl Request {
             target_path: (is_link(x) && !x.name.is_empty()).then(|| x.name.clone()),
             // Only a connect's third string is an address (an xattr's is
             // its value).
-            destination: SockAddr::parse(&x.fstype)
-                .filter(|_| connect)
-                .map(|a| super::net::from_sockaddr(&a)),
+            address: if connect { x.fstype.clone() } else { Vec::new() },
         }
+    }
+
+    /// A connect's destination as the caller asked for it.
+    pub fn destination(&self) -> Option<Endpoint> {
+        SockAddr::parse(&self.address).map(|a| super::net::from_sockaddr(&a))
     }
 
     pub fn file(&self) -> Option<File> {
@@ -117,6 +122,7 @@ impl InFlight {
     /// request that completes again (a multishot accept) stays
     /// remembered.
     pub fn complete(&mut self, x: &SysRecord) -> Completion {
+        use sensor_common::io_uring::op;
         let key = (x.args[1], x.task.tgid);
         let more = x.args[2] & CQE_F_MORE != 0;
         let found = if x.argument_ignored {
@@ -151,10 +157,31 @@ impl InFlight {
                 ..file.unwrap_or_default()
             });
         }
+        let (source, destination) = match x.args[0] as u8 {
+            op::CONNECT => {
+                // The socket's peer and own end where it connected: the
+                // kernel's state, where the submission read the address
+                // from the caller's memory, which a thread can rewrite
+                // after the kernel copied it (or, before 6.10, before the
+                // kernel copies it, when the request runs in a worker).
+                let asked = request.as_ref().map_or(&[][..], |r| &r.address[..]);
+                let socket = x.socket.as_ref();
+                let remote = socket.and_then(|s| s.remote);
+                let local = socket.and_then(|s| s.local);
+                let ends = super::net::connect_ends(&Given::of(asked, None), remote, remote, local);
+                detail.argument_address = ends.argument_address;
+                (ends.source, ends.destination)
+            }
+            op::ACCEPT => x.socket.as_ref().map_or((None, None), |s| {
+                super::net::accept_ends(s.local, s.remote)
+            }),
+            _ => (None, None),
+        };
         Completion {
             detail,
             file,
-            destination: request.and_then(|r| r.destination),
+            source,
+            destination,
         }
     }
 }
@@ -180,6 +207,9 @@ pub(super) fn held_open_ignored(x: &SysRecord, prefixes: &[Vec<u8>]) -> bool {
 pub(super) struct Completion {
     pub detail: IoUringDetail,
     pub file: Option<File>,
+    /// A connect's own end; an accept's client.
+    pub source: Option<Endpoint>,
+    /// A connect's peer; an accept's end, on this host.
     pub destination: Option<Endpoint>,
 }
 
@@ -249,6 +279,7 @@ mod tests {
             fixed_file: false,
             argument_ignored: false,
             other_names: false,
+            socket: None,
         }
     }
 
@@ -482,7 +513,7 @@ mod tests {
             (caps.permitted.as_slice(), caps.effective),
             (&["CAP_SETUID"][..], true)
         );
-        assert!(request.destination.is_none() && !xattr_value_cut(&x));
+        assert!(request.destination().is_none() && !xattr_value_cut(&x));
         assert_eq!(request.path.as_deref(), Some(&b"/tmp/f"[..]));
         // A longer value than was copied is told; an fsetxattr has no path.
         let mut x = io_uring_record(op::FSETXATTR, [5, 4096, 0], b"", b"");

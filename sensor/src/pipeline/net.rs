@@ -42,18 +42,10 @@ impl Pipeline {
         let (action, type_) = match n.op {
             NetOp::Syscall(SyscallOp::Connect) => {
                 network.direction = Some("egress");
-                // Where the socket went, as it has its peer, once connected
-                // (or connecting): the kernel's own state. Else where the
-                // caller asked to go; the socket's view when the address is
-                // not one we decode.
                 let peer = n.remote.filter(|_| n.ret == 0 || n.ret == -EINPROGRESS);
-                destination = match (peer, &given.used) {
-                    (Some(peer), _) if !peer.ip().is_unspecified() => Some(from_ip(peer)),
-                    (_, Some(used)) => Some(from_sockaddr(used)),
-                    _ => n.remote.map(from_ip),
-                };
-                detail.argument_address = given.swapped(peer);
-                source = n.local.filter(|a| a.port() != 0).map(from_ip);
+                let ends = connect_ends(&given, peer, n.remote, n.local);
+                (source, destination) = (ends.source, ends.destination);
+                detail.argument_address = ends.argument_address;
                 if n.ret == -EINPROGRESS {
                     outcome = "unknown";
                     detail.in_progress = true;
@@ -70,9 +62,7 @@ impl Pipeline {
             }
             NetOp::Syscall(SyscallOp::Accept | SyscallOp::Accept4) => {
                 network.direction = Some("ingress");
-                // The client connected to us.
-                source = n.remote.map(from_ip);
-                destination = n.local.map(from_ip);
+                (source, destination) = accept_ends(n.local, n.remote);
                 if n.ret >= 0 {
                     detail.accepted_fd = Some(n.ret);
                 }
@@ -158,9 +148,50 @@ impl Pipeline {
     }
 }
 
+/// What an event of a connect says of its ends (`source`,
+/// `destination`), and of the address the caller passed
+/// (`argument_address`).
+pub(super) struct ConnectEnds {
+    pub source: Option<Endpoint>,
+    pub destination: Option<Endpoint>,
+    pub argument_address: Option<Endpoint>,
+}
+
+/// A connect's ends: where the socket went, as it has its peer (`peer`:
+/// once connected, or connecting), the kernel's own state; else where the
+/// caller asked to go (`given`); the socket's view (`remote`) when the
+/// address is not one we decode. Its own end (`local`) once it has a
+/// port: a failed connect has given its port back. Shared by the syscall
+/// and an io_uring connect's completion.
+pub(super) fn connect_ends(
+    given: &Given,
+    peer: Option<std::net::SocketAddr>,
+    remote: Option<std::net::SocketAddr>,
+    local: Option<std::net::SocketAddr>,
+) -> ConnectEnds {
+    ConnectEnds {
+        destination: match (peer, &given.used) {
+            (Some(peer), _) if !peer.ip().is_unspecified() => Some(from_ip(peer)),
+            (_, Some(used)) => Some(from_sockaddr(used)),
+            _ => remote.map(from_ip),
+        },
+        argument_address: given.swapped(peer),
+        source: local.filter(|a| a.port() != 0).map(from_ip),
+    }
+}
+
+/// An accepted connection's `source` (the client, the socket's peer) and
+/// `destination` (this host: the socket's own end).
+pub(super) fn accept_ends(
+    local: Option<std::net::SocketAddr>,
+    remote: Option<std::net::SocketAddr>,
+) -> (Option<Endpoint>, Option<Endpoint>) {
+    (remote.map(from_ip), local.map(from_ip))
+}
+
 /// A connect's or bind's address: as the sensor read it from the
 /// caller's memory at the call's entry, and as the kernel used it.
-struct Given {
+pub(super) struct Given {
     /// From the caller's memory at entry.
     argument: Option<SockAddr>,
     /// The kernel's copy where the fentry hook saw it (the address the
@@ -172,7 +203,7 @@ struct Given {
 
 impl Given {
     /// From the address read at entry and the kernel's copy, if seen.
-    fn of(sockaddr: &[u8], kernel_sockaddr: Option<&[u8]>) -> Given {
+    pub(super) fn of(sockaddr: &[u8], kernel_sockaddr: Option<&[u8]>) -> Given {
         let argument = SockAddr::parse(sockaddr);
         match kernel_sockaddr {
             Some(copy) => Given {

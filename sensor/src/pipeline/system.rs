@@ -38,7 +38,7 @@ impl Pipeline {
         let text = |b: &[u8]| (!b.is_empty()).then(|| Text(b.to_vec()));
         let mut sensor = SensorFields::default();
         let mut file = None;
-        let mut destination = None;
+        let (mut source, mut destination) = (None, None);
         let mut submitted = None;
         let (category, type_, action): (
             &'static [&'static str],
@@ -59,7 +59,7 @@ impl Pipeline {
                 // (see the completion, below).
                 (outcome, error) = ("unknown", None);
                 let request = super::io_uring::Request::of(&x);
-                (file, destination) = (request.file(), request.destination.clone());
+                (file, destination) = (request.file(), request.destination());
                 if super::io_uring::xattr_value_cut(&x) {
                     sensor.truncated.push("sensor.io_uring.xattr.value_hex");
                 }
@@ -73,7 +73,7 @@ impl Pipeline {
             }
             SysOp::IoUringComplete => {
                 let done = self.io_uring.complete(&x);
-                (file, destination) = (done.file, done.destination);
+                (file, source, destination) = (done.file, done.source, done.destination);
                 sensor.io_uring = Some(done.detail);
                 (
                     category_of(sensor.io_uring.as_ref()),
@@ -295,6 +295,7 @@ impl Pipeline {
         }
         ev.error = error;
         ev.file = file;
+        ev.source = source;
         ev.destination = destination;
         ev
     }
@@ -885,6 +886,7 @@ mod tests {
             fixed_file: false,
             argument_ignored: false,
             other_names: false,
+            socket: None,
         }
     }
 

@@ -7,8 +7,8 @@
 use sensor_common::{
     CredEvent, EventHeader, EventKind, ExecEvent, ExitEvent, FileEvent, ForkEvent, NET_EVENT_FIXED,
     NET_OP_CONNECT_OUTCOME, NetEvent, SOCKADDR_CAP, SYS_OP_IO_URING, SYS_OP_IO_URING_COMPLETE,
-    SYS_OP_NAMESPACES_AT_FORK, SYS_OP_PROC_MEM_OPEN, SYS_OP_SIGNAL_SENSOR, SysEvent, SyscallOp,
-    TaskInfo, WatchEvent, exec_flags, file_flags, net_flags, sys_flags, watch_flags,
+    SYS_OP_NAMESPACES_AT_FORK, SYS_OP_PROC_MEM_OPEN, SYS_OP_SIGNAL_SENSOR, SocketEnds, SysEvent,
+    SyscallOp, TaskInfo, WatchEvent, exec_flags, file_flags, net_flags, sys_flags, watch_flags,
 };
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -33,6 +33,8 @@ pub enum DecodeError {
     DataOverflow { sum: usize, data: usize },
     #[error("unknown syscall op {op} in a {kind:?} record")]
     UnknownOp { kind: EventKind, op: u32 },
+    #[error("system record flags a socket's ends, but its first string is {len} bytes")]
+    SocketEnds { len: usize },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -318,6 +320,37 @@ pub struct SysRecord {
     pub argument_ignored: bool,
     /// With it: the file opened has other names (`sys_flags::OTHER_NAMES`).
     pub other_names: bool,
+    /// io_uring, the completion of a connect or an accept: its socket as
+    /// the kernel has it (`sys_flags::SOCKET_ENDS`, in `str0`).
+    pub socket: Option<SocketView>,
+}
+
+/// A socket's kind and ends as the kernel has them (an io_uring connect's
+/// socket, an accept's new one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketView {
+    /// `AF_*` and `IPPROTO_*`.
+    pub family: u16,
+    pub protocol: u16,
+    /// Its own end and its peer, for IP sockets.
+    pub local: Option<std::net::SocketAddr>,
+    pub remote: Option<std::net::SocketAddr>,
+}
+
+impl SocketView {
+    /// From a record's [`SocketEnds`] bytes; None if they are not that.
+    fn parse(bytes: &[u8]) -> Option<SocketView> {
+        if bytes.len() != core::mem::size_of::<SocketEnds>() {
+            return None;
+        }
+        let e: SocketEnds = read_struct(bytes)?;
+        Some(SocketView {
+            family: e.family,
+            protocol: e.protocol,
+            local: endpoint(e.family, &e.local_addr, e.local_port),
+            remote: endpoint(e.family, &e.remote_addr, e.remote_port),
+        })
+    }
 }
 
 impl SysRecord {
@@ -627,6 +660,11 @@ fn decode_sys(bytes: &[u8]) -> Result<SysRecord, DecodeError> {
         fixed_file: e.flags & sys_flags::FIXED_FILE != 0,
         argument_ignored: e.flags & sys_flags::ARGUMENT_IGNORED != 0,
         other_names: e.flags & sys_flags::OTHER_NAMES != 0,
+        socket: if e.flags & sys_flags::SOCKET_ENDS != 0 {
+            Some(SocketView::parse(s0).ok_or(DecodeError::SocketEnds { len: s0.len() })?)
+        } else {
+            None
+        },
     })
 }
 
@@ -878,6 +916,7 @@ mod tests {
             fixed_file: false,
             argument_ignored: false,
             other_names: false,
+            socket: None,
         }
     }
 
