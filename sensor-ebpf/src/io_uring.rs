@@ -9,17 +9,18 @@
 //! what the prepared command holds: the paths the kernel already copied
 //! (`struct filename`), the directory fd, the open flags and mode, and a
 //! connect's address (read from the caller's memory: the kernel copied it
-//! too, into the request's async data, so a thread of the caller could
-//! change it in between; the race a connect syscall's entry has, which
-//! `syscall/net_address.rs` closes for syscalls only). Before, the opcode
-//! alone.
+//! too, into the request's async data, from 6.10 when it prepared the
+//! request, before when it runs it; a thread of the caller can change it
+//! in between, so the completion names the socket's peer, see
+//! [`socket_ends`]). Before, the opcode alone.
 //!
 //! Where the completion tracepoint passes the request too (5.19+), a
 //! second program reports the result of each request the first reported:
 //! the submit hook remembers the request (by address, in an LRU map), the
 //! completion hook looks it up and sends the result in a record of its
 //! own, naming the submission by its record's time. An open's completion
-//! names the file opened, walked from the new fd. An open that the path
+//! names the file opened, walked from the new fd; a connect's and an
+//! accept's, their socket's ends. An open that the path
 //! filter dropped by its argument is held there instead, for its
 //! completion to decide by that file (see [`hold`]); one whose success
 //! posts no completion (`IOSQE_CQE_SKIP_SUCCESS`), and a request that
@@ -221,7 +222,11 @@ fn remember(req: u64, opcode: u8, boot_ns: u64) {
     }
     if opcode == op::ACCEPT {
         if let Some(key) = ring_key(req) {
-            let slot = if installs_fd(opcode, req) { 0 } else { INTO_SLOT };
+            let slot = if installs_fd(opcode, req) {
+                0
+            } else {
+                INTO_SLOT
+            };
             let value = [boot_ns, opcode as u64 | slot];
             if IO_URING_MULTISHOT.insert(&key, &value, 0).is_err() {
                 count_error(ProbeError::Inflight);
@@ -461,7 +466,14 @@ fn send_result(done: Completed) {
 /// read from the caller's memory, which a thread can rewrite after the
 /// kernel copied it. Whether it did.
 #[inline(always)]
-fn socket_ends(opcode: u8, res: i32, req: u64, new_fd: bool, current: Current, data: *mut u8) -> bool {
+fn socket_ends(
+    opcode: u8,
+    res: i32,
+    req: u64,
+    new_fd: bool,
+    current: Current,
+    data: *mut u8,
+) -> bool {
     const EINPROGRESS: i32 = 115;
     let file = match opcode {
         // The request's file is the socket (`io_kiocb.file`: where the

@@ -76,33 +76,86 @@ fn a_connect_names_the_peer_it_got_even_when_its_address_is_rewritten() {
         let events = sensor.wait_for_count("the connects", peers.len(), |v| {
             action(v) == "connect" && pid_of(v) == actor && at(v, "event.outcome") == "success"
         });
-        let end = |v: &Value, at_: &str| {
-            format!(
-                "{}:{}",
-                at(v, &format!("{at_}.ip")).as_str().unwrap_or("?"),
-                at(v, &format!("{at_}.port"))
-            )
-        };
-        let reported: Vec<String> = events.iter().map(|v| end(v, "destination")).collect();
-        assert_eq!(
-            reported, peers,
-            "events name other peers than the sockets got"
-        );
-        // Where the sensor read the other address at entry, the event
-        // says so.
-        let mut swapped = 0;
-        for v in &events {
-            if !at(v, "sensor.network.argument_address").is_null() {
-                swapped += 1;
-                let argument = end(v, "sensor.network.argument_address");
-                assert_ne!(argument, end(v, "destination"), "{v}");
-                assert!(
-                    ["127.0.0.1:40001", "127.0.0.2:40002"].contains(&argument.as_str()),
-                    "{v}"
-                );
-            }
+        assert_destinations(&events, &peers);
+        (
+            swapped(&events, "sensor.network.argument_address"),
+            events.len(),
+        )
+    });
+}
+
+/// That each of the connects' `events` names as its destination the peer
+/// its socket got, in order.
+fn assert_destinations(events: &[Value], peers: &[String]) {
+    let wrong: Vec<(usize, String, &String)> = events
+        .iter()
+        .map(|v| end(v, "destination"))
+        .zip(peers)
+        .enumerate()
+        .filter(|(_, (reported, peer))| reported != *peer)
+        .map(|(i, (reported, peer))| (i, reported, peer))
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{} of {} connects named another peer than the socket got (call, named, got): {:?}",
+        wrong.len(),
+        peers.len(),
+        &wrong[..wrong.len().min(5)]
+    );
+}
+
+/// `ip:port` of the endpoint at `at_` in event `v`.
+fn end(v: &Value, at_: &str) -> String {
+    format!(
+        "{}:{}",
+        at(v, &format!("{at_}.ip")).as_str().unwrap_or("?"),
+        at(v, &format!("{at_}.port"))
+    )
+}
+
+/// How many of the connects `events` name, at `field`, the address the
+/// sensor read when the call used the other one; each must be one of the
+/// two the actor swaps, and not the destination.
+fn swapped(events: &[Value], field: &str) -> usize {
+    let mut swapped = 0;
+    for v in events {
+        if !at(v, field).is_null() {
+            swapped += 1;
+            let argument = end(v, field);
+            assert_ne!(argument, end(v, "destination"), "{v}");
+            assert!(
+                ["127.0.0.1:40001", "127.0.0.2:40002"].contains(&argument.as_str()),
+                "{v}"
+            );
         }
-        (swapped, events.len())
+    }
+    swapped
+}
+
+/// An io_uring connect's address is read by the submit hook from the
+/// caller's memory, after the kernel copied it when it prepared the
+/// request (6.10+; before, the kernel copies it later, when the request
+/// runs), and another thread can rewrite it in between. The actor races
+/// that on a UDP socket: every completion must name the peer the socket
+/// really got, and the rewritten argument where the submission read it.
+#[test]
+fn an_io_uring_connect_names_the_peer_it_got_even_when_its_address_is_rewritten() {
+    let _alone = RACES.lock().unwrap_or_else(|e| e.into_inner());
+    let sensor = Sensor::start("");
+    until_won("rewritten", || {
+        let (actor, peers) = race("io-uring-connect-swapped-addr");
+        assert!(!peers.is_empty(), "no connect succeeded");
+        let events = sensor.wait_for_count("the connects' completions", peers.len(), |v| {
+            action(v) == "io_uring_complete"
+                && pid_of(v) == actor
+                && at(v, "sensor.io_uring.operation") == "connect"
+                && at(v, "event.outcome") == "success"
+        });
+        assert_destinations(&events, &peers);
+        (
+            swapped(&events, "sensor.io_uring.argument_address"),
+            events.len(),
+        )
     });
 }
 

@@ -368,12 +368,87 @@ fn each_connection_of_a_multishot_accept_is_a_completion_of_its_request() {
         assert_eq!(at(ev, "sensor.io_uring.result"), *fd, "{ev}");
         assert_eq!(at(ev, "sensor.io_uring.multishot"), true, "{ev}");
         assert_eq!(at(ev, "event.outcome"), "success", "{ev}");
+        // The connection as the accepted socket has it: the client, and
+        // the listener's end on this host.
+        assert_eq!(at(ev, "destination.ip"), "127.0.0.1", "{ev}");
+        assert_eq!(at(ev, "destination.port"), port, "{ev}");
     }
+    let mut reported: Vec<u64> = done
+        .iter()
+        .map(|ev| at(ev, "source.port").as_u64().expect("source.port"))
+        .collect();
+    let mut ports: Vec<u64> = clients
+        .iter()
+        .map(|c| u64::from(c.local_addr().expect("client addr").port()))
+        .collect();
+    reported.sort();
+    ports.sort();
+    assert_eq!(reported, ports, "the clients' ports");
     for fd in fds {
         // SAFETY: the accepted fds are ours.
         unsafe { libc::close(fd) };
     }
     drop(clients);
+}
+
+/// A connect that succeeds, on a socket passed by fd and on one of the
+/// ring's registered files: its completion names both ends as the socket
+/// has them (the port the kernel picked for it as `source`).
+#[test]
+fn a_connects_completion_names_both_ends_of_its_socket() {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let sensor = Sensor::start("");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let addr = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_be_bytes([127, 0, 0, 1]).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let new_socket = || {
+        // SAFETY: a plain socket, owned at once.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        // SAFETY: a new fd of ours.
+        unsafe { OwnedFd::from_raw_fd(fd) }
+    };
+    let (plain, registered) = (new_socket(), new_socket());
+    let mut ring = IoUring::new(4).expect("io_uring_setup");
+    ring.submitter()
+        .register_files(&[registered.as_raw_fd()])
+        .expect("register the socket");
+    let len = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    let by_fd = opcode::Connect::new(types::Fd(plain.as_raw_fd()), (&raw const addr).cast(), len);
+    let by_slot = opcode::Connect::new(types::Fixed(0), (&raw const addr).cast(), len);
+    for entry in [by_fd.build(), by_slot.build()] {
+        assert_eq!(run(&mut ring, entry), 0, "connect");
+    }
+    let local_port = |s: &OwnedFd| {
+        // SAFETY: an all-zero sockaddr_in is valid.
+        let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+        let mut len = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        // SAFETY: getsockname into a local of `len` bytes.
+        let r = unsafe { libc::getsockname(s.as_raw_fd(), (&raw mut sa).cast(), &mut len) };
+        assert_eq!(r, 0, "getsockname");
+        u16::from_be(sa.sin_port)
+    };
+    let tid = gettid();
+    let submitted = sensor.wait_for_count("the connects' submissions", 2, |v| {
+        io_uring_event(v, tid) && at(v, "sensor.io_uring.operation") == "connect"
+    });
+    let done = completions_of(&sensor, &submitted);
+    for (ev, socket) in done.iter().zip([&plain, &registered]) {
+        assert_eq!(at(ev, "event.outcome"), "success", "{ev}");
+        assert_eq!(at(ev, "destination.ip"), "127.0.0.1", "{ev}");
+        assert_eq!(at(ev, "destination.port"), port, "{ev}");
+        assert_eq!(at(ev, "source.ip"), "127.0.0.1", "{ev}");
+        assert_eq!(at(ev, "source.port"), local_port(socket), "{ev}");
+        assert!(at(ev, "sensor.io_uring.argument_address").is_null(), "{ev}");
+        assert!(at(ev, "file").is_null(), "{ev}");
+    }
 }
 
 #[test]

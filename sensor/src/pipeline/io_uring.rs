@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use sensor_common::io_uring::CQE_F_MORE;
 
-use crate::event::{Endpoint, File, IoUringDetail, Text};
 use super::net::Given;
+use crate::event::{Endpoint, File, IoUringDetail, Text};
 use crate::source::ebpf::decode::{SockAddr, SysOp, SysRecord};
 
 /// Submissions remembered at most. Beyond, the oldest are forgotten: a
@@ -45,7 +45,11 @@ impl Request {
             target_path: (is_link(x) && !x.name.is_empty()).then(|| x.name.clone()),
             // Only a connect's third string is an address (an xattr's is
             // its value).
-            address: if connect { x.fstype.clone() } else { Vec::new() },
+            address: if connect {
+                x.fstype.clone()
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -172,9 +176,10 @@ impl InFlight {
                 detail.argument_address = ends.argument_address;
                 (ends.source, ends.destination)
             }
-            op::ACCEPT => x.socket.as_ref().map_or((None, None), |s| {
-                super::net::accept_ends(s.local, s.remote)
-            }),
+            op::ACCEPT => x
+                .socket
+                .as_ref()
+                .map_or((None, None), |s| super::net::accept_ends(s.local, s.remote)),
             _ => (None, None),
         };
         Completion {
@@ -554,5 +559,95 @@ mod tests {
         let (d, path) = io_uring_detail(&io_uring_record(op::CONNECT, [at_fdcwd, 0, 0], b"", b""));
         assert_eq!((d.operation, path), ("connect", None));
         assert!(d.dirfd.is_none() && d.target.is_none());
+    }
+
+    fn sockaddr_in(addr: &str) -> Vec<u8> {
+        let a: std::net::SocketAddrV4 = addr.parse().expect("an IPv4 address");
+        let mut b = libc::AF_INET.to_ne_bytes()[..2].to_vec();
+        b.extend(a.port().to_be_bytes());
+        b.extend(a.ip().octets());
+        b.extend([0; 8]);
+        b
+    }
+
+    fn ip_port(e: Option<&Endpoint>) -> Option<String> {
+        e.map(|e| format!("{}:{}", e.ip.expect("an ip"), e.port.expect("a port")))
+    }
+
+    #[test]
+    fn a_connects_completion_names_the_peer_its_socket_got_and_a_rewritten_argument() {
+        use crate::source::ebpf::decode::SocketView;
+        use sensor_common::io_uring::op;
+        let mut in_flight = InFlight::default();
+        let mut submission = io_uring_record(op::CONNECT, [3, 0, 0], b"", b"");
+        submission.fstype = sockaddr_in("127.0.0.1:40001");
+        let socket = |peer: &str| SocketView {
+            family: libc::AF_INET as u16,
+            protocol: libc::IPPROTO_UDP as u16,
+            local: Some("127.0.0.1:5555".parse().expect("addr")),
+            remote: Some(peer.parse().expect("addr")),
+        };
+        // Another peer than the submission read: a thread rewrote it.
+        // The same: nothing to say. No socket (a failed connect): the
+        // submission's address, as it was.
+        for (at, peer, named, argument, source) in [
+            (
+                1,
+                Some("127.0.0.2:40002"),
+                "127.0.0.2:40002",
+                Some("127.0.0.1:40001"),
+                Some("127.0.0.1:5555"),
+            ),
+            (
+                2,
+                Some("127.0.0.1:40001"),
+                "127.0.0.1:40001",
+                None,
+                Some("127.0.0.1:5555"),
+            ),
+            (3, None, "127.0.0.1:40001", None, None),
+        ] {
+            submission.boot_ns = at;
+            in_flight.submitted(&submission, format!("c{at}"), Request::of(&submission));
+            let mut done = completion(op::CONNECT, at, if peer.is_some() { 0 } else { -111 }, 0);
+            done.socket = peer.map(socket);
+            let c = in_flight.complete(&done);
+            assert_eq!(
+                c.detail.completes.as_deref(),
+                Some(format!("c{at}").as_str())
+            );
+            assert_eq!(
+                ip_port(c.destination.as_ref()).as_deref(),
+                Some(named),
+                "{at}"
+            );
+            assert_eq!(
+                ip_port(c.detail.argument_address.as_ref()).as_deref(),
+                argument,
+                "{at}"
+            );
+            assert_eq!(ip_port(c.source.as_ref()).as_deref(), source, "{at}");
+        }
+    }
+
+    #[test]
+    fn an_accepts_completion_names_the_client_and_this_hosts_end() {
+        use crate::source::ebpf::decode::SocketView;
+        use sensor_common::io_uring::op;
+        let mut done = completion(op::ACCEPT, 1, 7, CQE_F_MORE);
+        done.socket = Some(SocketView {
+            family: libc::AF_INET6 as u16,
+            protocol: libc::IPPROTO_TCP as u16,
+            local: Some("[::1]:22".parse().expect("addr")),
+            remote: Some("[::1]:50000".parse().expect("addr")),
+        });
+        let c = InFlight::default().complete(&done);
+        assert_eq!(ip_port(c.source.as_ref()).as_deref(), Some("::1:50000"));
+        assert_eq!(ip_port(c.destination.as_ref()).as_deref(), Some("::1:22"));
+        assert!(c.detail.argument_address.is_none());
+        // Without its socket (a registered file's slot), no ends.
+        done.socket = None;
+        let c = InFlight::default().complete(&done);
+        assert!(c.source.is_none() && c.destination.is_none());
     }
 }

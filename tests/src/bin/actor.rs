@@ -51,7 +51,12 @@ fn main() {
             &arg(2),
             u32::from_str_radix(&arg(3), 8).unwrap_or_else(|_| usage()),
         ),
-        "connect-swapped-addr" => connect_swapped_addr(arg(1).parse().unwrap_or_else(|_| usage())),
+        "connect-swapped-addr" => {
+            connect_swapped_addr(arg(1).parse().unwrap_or_else(|_| usage()), false)
+        }
+        "io-uring-connect-swapped-addr" => {
+            connect_swapped_addr(arg(1).parse().unwrap_or_else(|_| usage()), true)
+        }
         "setcap-rewritten" => setcap_rewritten(&arg(1)),
         "pidfd-getfd-swapped" => pidfd_getfd_swapped(arg(1).parse().unwrap_or_else(|_| usage())),
         _ => usage(),
@@ -73,7 +78,7 @@ fn usage() -> ! {
          mount-setattr-rdonly DIR | mount-setattr-as-nobody DIR | bpf-prog-load | signal PID SIGNAL | signal-as-nobody PID SIGNAL | \
          io-uring-write FILE LINE | io-uring-setcap FILE | clone3-unread-flags FILE | setns-swapped-fd COUNT | \
          connect-unread-addr FILE IP:PORT|PATH | bind-unread-addr FILE IP:PORT|PATH | \
-         connect-swapped-addr COUNT | setcap-rewritten FILE | \
+         connect-swapped-addr COUNT | io-uring-connect-swapped-addr COUNT | setcap-rewritten FILE | \
          chmod-unread-path FILE PATH OCTAL-MODE | removexattr-unread-name FILE NAME TARGET | \
          pidfd-getfd-swapped COUNT"
     );
@@ -414,10 +419,17 @@ fn removexattr_unread_name(file: &str, name: &str, target: &str) -> Result<Strin
 /// that other threads keep rewriting between 127.0.0.1:40001 and
 /// 127.0.0.2:40002 (a connected UDP socket needs no listener). Which one
 /// the kernel copies, after a tracer's read at the call's entry, is a race.
-/// Prints, for each call that succeeded, the socket's peer after it
-/// (`getpeername`), one per line, in order.
-fn connect_swapped_addr(count: u32) -> Result<String, String> {
+/// `through_ring`: each connect is an io_uring request, whose address the
+/// kernel copies when it prepares the request (6.10+), before the submit
+/// tracepoint's read. Prints, for each call that succeeded, the socket's
+/// peer after it (`getpeername`), one per line, in order.
+fn connect_swapped_addr(count: u32, through_ring: bool) -> Result<String, String> {
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let mut ring = if through_ring {
+        Some(io_uring::IoUring::new(4).map_err(|e| format!("io_uring_setup: {e}"))?)
+    } else {
+        None
+    };
     let word = |addr: &str| -> u64 {
         let b = sockaddr_bytes(addr).expect("an IPv4 address");
         u64::from_ne_bytes(b[..8].try_into().expect("8 bytes"))
@@ -445,8 +457,25 @@ fn connect_swapped_addr(count: u32) -> Result<String, String> {
             });
         }
         for _ in 0..count {
-            // SAFETY: 16 readable bytes, a sockaddr_in's size.
-            if unsafe { libc::connect(fd, addr.as_ptr().cast(), 16) } != 0 {
+            let connected = match ring.as_mut() {
+                // SAFETY: 16 readable bytes, a sockaddr_in's size.
+                None => (unsafe { libc::connect(fd, addr.as_ptr().cast(), 16) }) == 0,
+                Some(ring) => {
+                    let entry = io_uring::opcode::Connect::new(
+                        io_uring::types::Fd(fd),
+                        addr.as_ptr().cast(),
+                        16,
+                    )
+                    .build();
+                    // SAFETY: the address lives until the completion,
+                    // which this waits for.
+                    let pushed = unsafe { ring.submission().push(&entry) }.is_ok();
+                    pushed
+                        && ring.submit_and_wait(1).is_ok()
+                        && ring.completion().next().is_some_and(|c| c.result() == 0)
+                }
+            };
+            if !connected {
                 continue;
             }
             // SAFETY: an all-zero sockaddr_in is valid.

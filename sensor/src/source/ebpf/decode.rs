@@ -643,6 +643,8 @@ fn decode_sys(bytes: &[u8]) -> Result<SysRecord, DecodeError> {
         args: e.args,
         path: if file_walked {
             join_components(walked)
+        } else if e.flags & sys_flags::SOCKET_ENDS != 0 {
+            Vec::new()
         } else {
             s0.to_vec()
         },
@@ -995,6 +997,58 @@ mod tests {
             v.push(0xAA);
         }
         v
+    }
+
+    /// An io_uring connect's completion carries its socket's ends as its
+    /// first string; one whose string is not that size is refused, and
+    /// the bytes are never taken for a path.
+    #[test]
+    fn a_completion_with_its_sockets_ends_decodes_them() {
+        let ends = SocketEnds {
+            family: 2,
+            protocol: 17,
+            sock_type: 2,
+            local_port: 5555,
+            remote_port: 40002,
+            local_addr: [127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            remote_addr: [127, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            ..SocketEnds::default()
+        };
+        let record = |data: &[u8]| {
+            let mut e = SysEvent {
+                header: EventHeader {
+                    kind: EventKind::System as u32,
+                    size: 0,
+                    boot_ns: 42,
+                },
+                task: task(99),
+                op: SYS_OP_IO_URING_COMPLETE,
+                flags: sys_flags::SOCKET_ENDS,
+                ret: 0,
+                args: [16, 41, 0, 0],
+                str_lens: [data.len() as u32, 0, 0],
+                base_len: 0,
+            };
+            e.header.size = (size_of::<SysEvent>() + data.len()) as u32;
+            [as_bytes(&e), data].concat()
+        };
+        let Ok(KernelEvent::System(x)) = decode(&record(as_bytes(&ends))) else {
+            panic!("not decoded");
+        };
+        assert!(x.path.is_empty());
+        assert_eq!(
+            x.socket,
+            Some(SocketView {
+                family: 2,
+                protocol: 17,
+                local: Some("127.0.0.1:5555".parse().expect("addr")),
+                remote: Some("127.0.0.2:40002".parse().expect("addr")),
+            })
+        );
+        assert_eq!(
+            decode(&record(&as_bytes(&ends)[..40])),
+            Err(DecodeError::SocketEnds { len: 40 })
+        );
     }
 
     /// Network records carry their addresses only as far as they hold
