@@ -452,6 +452,23 @@ if insmod /tmp/.rootkit.ko 2>/dev/null; then echo "the kernel loaded garbage" >&
 EOF
 }
 
+# A module loaded from memory (init_module: no file for the event to
+# name), then unloaded: both events must name the module as the kernel
+# had it. nlmon is in every kernel the guests boot, and nothing loads it.
+module_from_memory() {
+    step module_from_memory
+    as_root <<'EOF'
+ko=$(modinfo -n nlmon)
+case $ko in
+*.xz) busybox xzcat "$ko" >/tmp/.m.ko ;;
+*) cp "$ko" /tmp/.m.ko ;;
+esac
+scenario-actor init-module /tmp/.m.ko >/dev/null
+rm -f /tmp/.m.ko
+rmmod nlmon
+EOF
+}
+
 cron_persistence() {
     step cron_persistence
     as_root <<'EOF'
@@ -586,6 +603,7 @@ main() {
     namespace_escape
     kexec_attempt
     module_load
+    module_from_memory
     cron_persistence
     cron_removed_via_symlink
     link_persistence

@@ -124,6 +124,12 @@ pub mod names {
     /// `raw_tracepoint/signal_generate`: signals sent to the sensor.
     pub const PROG_SIGNAL_SENSOR: &str = "signal_sensor";
     pub const TP_SIGNAL_GENERATE: &str = "signal_generate";
+    /// `raw_tracepoint/module_load` and `module_free`: the name of the
+    /// module a load or unload syscall acted on, for its exit.
+    pub const PROG_MODULE_LOADED: &str = "module_loaded";
+    pub const TP_MODULE_LOAD: &str = "module_load";
+    pub const PROG_MODULE_FREED: &str = "module_freed";
+    pub const TP_MODULE_FREE: &str = "module_free";
     /// `raw_tracepoint/io_uring_submit_req` (`io_uring_submit_sqe` before
     /// 6.4): io_uring requests of the operations in [`crate::io_uring::OPS`].
     pub const PROG_IO_URING_SUBMIT: &str = "io_uring_submit";

@@ -150,6 +150,8 @@ pub struct KernelOffsets {
     /// An accept into a registered file's slot likewise (5.15+): its
     /// result is no fd of the process's.
     pub io_accept_file_slot: u32,
+    /// `module.name`: absent without module support.
+    pub module_name: u32,
     pub open_how_flags: u32,
     pub open_how_mode: u32,
     pub io_unlink_dfd: u32,
@@ -340,6 +342,7 @@ impl KernelOffsets {
         io_open_how: OFFSET_MISSING,
         io_open_file_slot: OFFSET_MISSING,
         io_accept_file_slot: OFFSET_MISSING,
+        module_name: OFFSET_MISSING,
         open_how_flags: OFFSET_MISSING,
         open_how_mode: OFFSET_MISSING,
         io_unlink_dfd: OFFSET_MISSING,
@@ -402,7 +405,7 @@ impl KernelOffsets {
     };
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 149 * 4);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 150 * 4);
 
 #[cfg(feature = "user")]
 // SAFETY: repr(C), only u32 fields, no padding (size assert above).

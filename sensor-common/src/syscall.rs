@@ -859,7 +859,15 @@ pub mod sys_flags {
     /// an accept's new one), the kernel's own state, where the
     /// submission's address was read from the caller's memory.
     pub const SOCKET_ENDS: u32 = 1 << 8;
+    /// init_module, finit_module, delete_module: `str2` is the module's
+    /// name as the kernel has it ([`super::MODULE_NAME_CAP`] bytes,
+    /// NUL-padded), read when it formed or freed the module.
+    pub const MODULE_NAMED: u32 = 1 << 9;
 }
+
+/// `MODULE_NAME_LEN` on 64-bit kernels: `struct module`'s `name` array.
+pub const MODULE_NAME_CAP: usize = 56;
+const _: () = assert!(MODULE_NAME_CAP <= SYS_STR_CAP);
 
 /// A socket's family, protocol, type and both ends, as the socket has
 /// them (`struct sock_common`): what an io_uring connect or accept's

@@ -29,6 +29,7 @@ pub mod file_path;
 pub mod file_setattr;
 pub mod file_xattr;
 mod inflight;
+pub mod module_name;
 pub mod net;
 pub mod net_address;
 pub mod sys;

@@ -12,7 +12,7 @@ use aya_ebpf::macros::{map, raw_tracepoint};
 use aya_ebpf::maps::{HashMap, LruHashMap, PerCpuArray};
 use aya_ebpf::programs::RawTracePointContext;
 use sensor_common::{
-    AT_FDCWD, EventKind, ProbeError, SYS_OP_NAMESPACES_AT_FORK, SYS_OP_SIGNAL_SENSOR, SYS_STR_CAP,
+    AT_FDCWD, EventKind, MODULE_NAME_CAP, ProbeError, SYS_OP_NAMESPACES_AT_FORK, SYS_OP_SIGNAL_SENSOR, SYS_STR_CAP,
     SYS_STR0_CAP, SysEvent, SyscallOp, compat::TASK_IA32, mount_flags, namespace_flags, sys_flags,
 };
 
@@ -305,6 +305,11 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
     } else if op == SyscallOp::Clone || op == SyscallOp::Clone3 {
         // (If this fails, the fork reports what it made on its own.)
         let _ = CLONES.insert(&key, &0, 0);
+    } else if matches!(
+        op,
+        SyscallOp::InitModule | SyscallOp::FinitModule | SyscallOp::DeleteModule
+    ) {
+        super::module_name::forget(&key);
     }
     0
 }
@@ -388,6 +393,14 @@ fn exit(ret: i64, abi: u32) -> u32 {
             let _ = CLONE_INODES.remove(&key);
         }
         let _ = CLONES.remove(&key);
+    }
+    // The module as the kernel named it (str2), where it got that far.
+    let module_op = p.op == SyscallOp::InitModule as u32
+        || p.op == SyscallOp::FinitModule as u32
+        || p.op == SyscallOp::DeleteModule as u32;
+    if module_op && super::module_name::take(&key, p.s2.as_mut_ptr().cast()) {
+        p.lens[2] = MODULE_NAME_CAP as u32;
+        ev.flags |= sys_flags::MODULE_NAMED;
     }
     ev.base_len = 0;
     // SAFETY: FIXED is inside the scratch value.

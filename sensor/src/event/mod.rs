@@ -776,9 +776,16 @@ pub struct NetworkDetail {
 /// `sensor.module`.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ModuleDetail {
-    /// delete_module's module name.
+    /// The module's name as the kernel has it, where the call got that far
+    /// (a load: once the kernel formed the module, also when its init then
+    /// failed; an unload: once it freed it); else delete_module's argument.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<Text>,
+    /// delete_module: the name in the caller's memory when the sensor read
+    /// it at the call's entry, where the kernel unloaded another: a thread
+    /// rewrote it under the call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name_argument: Option<Text>,
     /// Load parameters as passed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub params: Option<Text>,

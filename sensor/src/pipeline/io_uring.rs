@@ -285,6 +285,7 @@ mod tests {
             argument_ignored: false,
             other_names: false,
             socket: None,
+            module_name: None,
         }
     }
 

@@ -185,9 +185,10 @@ impl Pipeline {
                     }
                     SyscallOp::InitModule | SyscallOp::FinitModule => {
                         sensor.module = Some(ModuleDetail {
-                            name: None,
+                            name: x.module_name.as_deref().and_then(text),
                             params: text(&x.name),
                             image_bytes: (op == SyscallOp::InitModule).then_some(x.args[0]),
+                            name_argument: None,
                         });
                         if op == SyscallOp::FinitModule {
                             file = Some(File {
@@ -198,8 +199,14 @@ impl Pipeline {
                         (DRIVER, START, "module_load")
                     }
                     SyscallOp::DeleteModule => {
+                        // The module the kernel freed, over the argument.
+                        let argument = text(&x.name);
+                        let freed = x.module_name.as_deref().and_then(text);
                         sensor.module = Some(ModuleDetail {
-                            name: text(&x.name),
+                            name_argument: argument.clone().filter(|_| {
+                                freed.as_ref().is_some_and(|f| Some(f) != argument.as_ref())
+                            }),
+                            name: freed.or(argument),
                             ..ModuleDetail::default()
                         });
                         (DRIVER, END, "module_unload")
@@ -312,7 +319,7 @@ fn escaped_fields(
     let module = sensor.module.as_ref();
     let mount = sensor.mount.as_deref();
     let io_uring = sensor.io_uring.as_ref();
-    let fields: [(&str, Option<&Text>); 17] = [
+    let fields: [(&str, Option<&Text>); 18] = [
         ("file.path", file.and_then(|f| f.path.as_ref())),
         (
             "file.target_path",
@@ -323,6 +330,10 @@ fn escaped_fields(
             destination.and_then(|d| d.address.as_ref()),
         ),
         ("sensor.module.name", module.and_then(|m| m.name.as_ref())),
+        (
+            "sensor.module.name_argument",
+            module.and_then(|m| m.name_argument.as_ref()),
+        ),
         (
             "sensor.module.params",
             module.and_then(|m| m.params.as_ref()),
@@ -887,6 +898,7 @@ mod tests {
             argument_ignored: false,
             other_names: false,
             socket: None,
+            module_name: None,
         }
     }
 
@@ -924,6 +936,45 @@ mod tests {
         );
         // Refused: nothing was taken.
         assert_eq!(taken(-1, 0, 0, b""), (None, None));
+    }
+
+    /// A module load or unload names the module as the kernel had it; an
+    /// unload whose argument said another (a thread rewrote it) keeps the
+    /// argument aside; without the kernel's name, the argument.
+    #[test]
+    fn a_module_is_named_as_the_kernel_had_it() {
+        use crate::event::{Agent, Host};
+        use crate::source::ebpf::decode::KernelEvent;
+        let mut p = super::Pipeline::new(Host::named("t"), Agent::named("t"), 64, 4, 100);
+        let mut module = |op, argument: &[u8], kernel: Option<&[u8]>| {
+            let x = SysRecord {
+                name: argument.to_vec(),
+                module_name: kernel.map(<[u8]>::to_vec),
+                ..sys_record(SysOp::Syscall(op), [0; 4], b"")
+            };
+            let ev = p.handle(KernelEvent::System(x)).expect("an event");
+            let json = serde_json::to_value(&ev).expect("encodes");
+            let at = |f: &str| json["sensor"]["module"][f].as_str().map(str::to_owned);
+            (at("name"), at("name_argument"))
+        };
+        let some = |s: &str| Some(s.to_owned());
+        assert_eq!(
+            module(SyscallOp::InitModule, b"", Some(b"nlmon")),
+            (some("nlmon"), None)
+        );
+        assert_eq!(module(SyscallOp::InitModule, b"debug=1", None), (None, None));
+        assert_eq!(
+            module(SyscallOp::DeleteModule, b"nlmon", Some(b"rootkit")),
+            (some("rootkit"), some("nlmon"))
+        );
+        assert_eq!(
+            module(SyscallOp::DeleteModule, b"nlmon", Some(b"nlmon")),
+            (some("nlmon"), None)
+        );
+        assert_eq!(
+            module(SyscallOp::DeleteModule, b"nlmon", None),
+            (some("nlmon"), None)
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ fn main() {
         "ptrace-attach" => ptrace_attach(arg(1).parse().unwrap_or_else(|_| usage())),
         "init-module-garbage" => init_module_garbage(),
         "finit-module" => finit_module(&arg(1)),
+        "init-module" => init_module(&arg(1)),
         "delete-module" => delete_module(&arg(1)),
         "kexec-file-garbage" => kexec_file_garbage(&arg(1)),
         "kexec-load-as-nobody" => kexec_load_as_nobody(),
@@ -72,7 +73,7 @@ fn main() {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: actor ptrace-attach PID | init-module-garbage | finit-module FILE | delete-module NAME | \
+        "usage: actor ptrace-attach PID | init-module-garbage | finit-module FILE | init-module FILE | delete-module NAME | \
          kexec-file-garbage FILE | kexec-load-as-nobody | \
          memfd-exec | mount-tmpfs DIR | move-mount-tmpfs DIR | mount-relative DIR | bind-relative SRC DST | move-mount-as-nobody DIR | \
          mount-setattr-rdonly DIR | mount-setattr-as-nobody DIR | bpf-prog-load | signal PID SIGNAL | signal-as-nobody PID SIGNAL | \
@@ -119,6 +120,27 @@ fn init_module_garbage() -> Result<String, String> {
     match r {
         0 => Err("the kernel accepted garbage as a module".into()),
         _ => Ok(format!("init_module refused: {}", errno())),
+    }
+}
+
+/// Loads the module image in `path` from memory (init_module), as a
+/// loader that never leaves the module's file where a tracer could name
+/// it: the kernel must accept it.
+fn init_module(path: &str) -> Result<String, String> {
+    let image = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
+    let params = CString::new("").expect("no NUL");
+    // SAFETY: a valid buffer of its length and a string.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_init_module,
+            image.as_ptr(),
+            image.len(),
+            params.as_ptr(),
+        )
+    };
+    match r {
+        0 => Ok(format!("{path}: loaded from memory")),
+        _ => Err(format!("init_module of {path}: {}", errno())),
     }
 }
 

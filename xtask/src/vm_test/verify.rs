@@ -70,6 +70,8 @@ const MEMFD_MARKER: &str = "scenario-memfd-ran";
 /// ` (deleted)`.
 const MEMFD_NAME: &str = "memfd:scenario";
 const ROOTKIT: &str = "/tmp/.rootkit.ko";
+/// The module the `module_from_memory` step loads and unloads.
+const MODULE: &str = "nlmon";
 const KEXEC_IMAGE: &str = "/tmp/.vmlinuz";
 const CRON_FILE: &str = "/etc/cron.d/scenario";
 /// The same file through a symlink to /etc.
@@ -470,6 +472,17 @@ const SCENARIO: &[Step] = &[
         )],
     },
     Step {
+        name: "module_from_memory",
+        expects: &[
+            one(
+                "init_module of nlmon from memory, named",
+                &["module_load"],
+                is_module_from_memory,
+            ),
+            one("unload of nlmon, named", &["module_unload"], is_nlmon_unload),
+        ],
+    },
+    Step {
         name: "cron_persistence",
         expects: &[one(
             "creation of /etc/cron.d/scenario",
@@ -820,6 +833,24 @@ fn is_refused_kexec(v: &Value) -> bool {
 
 fn is_refused_module(v: &Value) -> bool {
     is(v, "event.outcome", "failure") && is(v, "file.path", ROOTKIT) && by_root(v)
+}
+
+/// Named as the kernel had the module: the image was in memory, so
+/// nothing else could name it.
+fn is_module_from_memory(v: &Value) -> bool {
+    succeeded(v)
+        && by_root(v)
+        && is(v, "process.name", "scenario-actor")
+        && is(v, "sensor.syscall", "init_module")
+        && is(v, "sensor.module.name", MODULE)
+        && at(v, "file.path").is_null()
+}
+
+fn is_nlmon_unload(v: &Value) -> bool {
+    succeeded(v)
+        && by_root(v)
+        && is(v, "sensor.module.name", MODULE)
+        && at(v, "sensor.module.name_argument").is_null()
 }
 
 fn is_setcap(v: &Value) -> bool {

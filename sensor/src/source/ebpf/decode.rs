@@ -323,6 +323,9 @@ pub struct SysRecord {
     /// io_uring, the completion of a connect or an accept: its socket as
     /// the kernel has it (`sys_flags::SOCKET_ENDS`, in `str0`).
     pub socket: Option<SocketView>,
+    /// A module load or unload: the module's name as the kernel has it
+    /// (`sys_flags::MODULE_NAMED`, in `str2`, up to its first NUL).
+    pub module_name: Option<Vec<u8>>,
 }
 
 /// A socket's kind and ends as the kernel has them (an io_uring connect's
@@ -635,6 +638,7 @@ fn decode_sys(bytes: &[u8]) -> Result<SysRecord, DecodeError> {
     let (s2, rest) = rest.split_at(lens[2]);
     let walked = &rest[..lens[3]];
     let file_walked = e.flags & sys_flags::FILE_WALKED != 0;
+    let module_named = e.flags & sys_flags::MODULE_NAMED != 0;
     Ok(SysRecord {
         boot_ns: e.header.boot_ns,
         task: e.task,
@@ -649,7 +653,7 @@ fn decode_sys(bytes: &[u8]) -> Result<SysRecord, DecodeError> {
             s0.to_vec()
         },
         name: s1.to_vec(),
-        fstype: s2.to_vec(),
+        fstype: if module_named { Vec::new() } else { s2.to_vec() },
         base: if file_walked {
             Vec::new()
         } else {
@@ -662,6 +666,8 @@ fn decode_sys(bytes: &[u8]) -> Result<SysRecord, DecodeError> {
         fixed_file: e.flags & sys_flags::FIXED_FILE != 0,
         argument_ignored: e.flags & sys_flags::ARGUMENT_IGNORED != 0,
         other_names: e.flags & sys_flags::OTHER_NAMES != 0,
+        module_name: module_named
+            .then(|| s2.split(|&b| b == 0).next().unwrap_or_default().to_vec()),
         socket: if e.flags & sys_flags::SOCKET_ENDS != 0 {
             Some(SocketView::parse(s0).ok_or(DecodeError::SocketEnds { len: s0.len() })?)
         } else {
@@ -919,6 +925,7 @@ mod tests {
             argument_ignored: false,
             other_names: false,
             socket: None,
+            module_name: None,
         }
     }
 
@@ -1049,6 +1056,39 @@ mod tests {
             decode(&record(&as_bytes(&ends)[..40])),
             Err(DecodeError::SocketEnds { len: 40 })
         );
+    }
+
+    /// A module syscall's record may carry the kernel's name for the
+    /// module, NUL-padded in its third string, which is then no fstype.
+    #[test]
+    fn a_module_named_by_the_kernel_decodes_up_to_its_nul() {
+        let mut name = [0u8; sensor_common::MODULE_NAME_CAP];
+        name[..5].copy_from_slice(b"nlmon");
+        let mut e = SysEvent {
+            header: EventHeader {
+                kind: EventKind::System as u32,
+                size: 0,
+                boot_ns: 42,
+            },
+            task: task(99),
+            op: SyscallOp::DeleteModule as u32,
+            flags: sys_flags::MODULE_NAMED,
+            ret: 0,
+            args: [0; 4],
+            str_lens: [0, 5, name.len() as u32],
+            base_len: 0,
+        };
+        let data = [&b"other"[..], &name].concat();
+        e.header.size = (size_of::<SysEvent>() + data.len()) as u32;
+        let mut record = [as_bytes(&e), &data].concat();
+        while !record.len().is_multiple_of(8) {
+            record.push(0);
+        }
+        let Ok(KernelEvent::System(x)) = decode(&record) else {
+            panic!("not decoded");
+        };
+        assert_eq!(x.module_name.as_deref(), Some(&b"nlmon"[..]));
+        assert_eq!((x.name.as_slice(), x.fstype.as_slice()), (&b"other"[..], &b""[..]));
     }
 
     /// Network records carry their addresses only as far as they hold

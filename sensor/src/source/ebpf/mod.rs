@@ -262,6 +262,17 @@ impl EbpfSource {
             ),
             None => {}
         }
+        match &fentry_hooks.module_names {
+            Some(Ok(())) => tracing::info!(
+                "module loads and unloads name the module as the kernel has it \
+                 (raw_tracepoint/module_load, raw_tracepoint/module_free)"
+            ),
+            Some(Err(why)) => tracing::info!(
+                "module loads name no module (only finit_module's file), and unloads the name \
+                 read from the caller's memory at entry: {why}"
+            ),
+            None => {}
+        }
         match io_uring::attach(&mut ebpf, &enabled, &resolved) {
             Some(Ok(io_uring::Attached { submit, complete })) => match complete {
                 Ok(()) => tracing::info!(

@@ -619,6 +619,8 @@ kernel_fields! {
     io_open_how: Optional io_open.how;
     io_open_file_slot: Optional io_open.file_slot;
     io_accept_file_slot: Optional io_accept.file_slot;
+    // What a module load or unload names (absent without CONFIG_MODULES).
+    module_name: Optional module.name;
     open_how_flags: Optional open_how.flags;
     open_how_mode: Optional open_how.mode;
     io_unlink_dfd: Optional io_unlink.dfd;

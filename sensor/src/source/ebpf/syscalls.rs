@@ -143,7 +143,8 @@ pub const FAMILIES: &[Family] = &[
         why: "ptrace attach/seize, process_vm_readv/writev and pidfd_getfd of another process, setns, unshare/clone/clone3 making namespaces, module load/unload, kexec_load/kexec_file_load, memfd_create, mount/umount2/move_mount/mount_setattr and bpf() loads and \
               attaches at their syscalls (uninteresting requests and commands dropped at entry); \
               raw_tracepoint/signal_generate sees every signal aimed at the sensor, however sent, and \
-              kill/tkill/tgkill aimed at it report the attempts the kernel refused (no signal made)",
+              kill/tkill/tgkill aimed at it report the attempts the kernel refused (no signal made); \
+              raw_tracepoint/module_load and module_free name the module a load or unload acted on",
         preferred: Some(
             "lsm/ptrace_access_check, lsm/kernel_read_file, lsm/sb_mount, lsm/bpf (not built yet): \
              the resolved objects",
@@ -255,6 +256,9 @@ pub struct FentryHooks {
     pub watch_inode: Option<HookStatus>,
     /// connect/bind: the address as the kernel copied it.
     pub socket_address: Option<HookStatus>,
+    /// Module loads and unloads: the module as the kernel named it (raw
+    /// tracepoints, kept here beside the family's other extra hooks).
+    pub module_names: Option<HookStatus>,
 }
 
 /// The path hooks of chmod and of chown, each attached where it loads.
@@ -314,7 +318,8 @@ pub fn attach(
                 hooks.socket_address = Some(attach_socket_address(ebpf, btf, resolved));
             }
             EventKind::System => {
-                attach_raw(ebpf, names::PROG_SIGNAL_SENSOR, names::TP_SIGNAL_GENERATE)?
+                attach_raw(ebpf, names::PROG_SIGNAL_SENSOR, names::TP_SIGNAL_GENERATE)?;
+                hooks.module_names = Some(attach_module_names(ebpf, offsets));
             }
             _ => {}
         }
@@ -561,6 +566,23 @@ fn attach_socket_address(
             (names::PROG_NET_BIND_ADDRESS, names::FN_SECURITY_SOCKET_BIND),
         ],
     )
+}
+
+/// The module tracepoints that name the module a load or unload acted on
+/// (see the eBPF side's `module_name.rs`). Without them a load from memory
+/// (init_module) names none, and an unload names its argument.
+fn attach_module_names(ebpf: &mut Ebpf, offsets: &sensor_common::KernelOffsets) -> HookStatus {
+    if offsets.module_name == sensor_common::OFFSET_MISSING {
+        return Err("this kernel's BTF has no struct module (no module support)".into());
+    }
+    for (program, tracepoint) in [
+        (names::PROG_MODULE_LOADED, names::TP_MODULE_LOAD),
+        (names::PROG_MODULE_FREED, names::TP_MODULE_FREE),
+    ] {
+        attach_raw(ebpf, program, tracepoint)
+            .map_err(|why| format!("raw_tracepoint/{tracepoint}: {why}"))?;
+    }
+    Ok(())
 }
 
 /// The fentry hooks that decide truncate/unlink/rename/link/symlink by the
