@@ -461,10 +461,12 @@ fn send_result(done: Completed) {
 
 /// Writes at `data` the ends of the socket a connect connected (0, or
 /// EINPROGRESS for a socket of the caller's made non-blocking: then
-/// connecting) or an accept accepted (`res`, where it is an fd of the
-/// process's): the kernel's own state, where the submission's address was
-/// read from the caller's memory, which a thread can rewrite after the
-/// kernel copied it. Whether it did.
+/// connecting), a bind bound or a listen made listen (6.11+), or an
+/// accept accepted (`res`, where it is an fd of the process's): the
+/// kernel's own state, where the submission's address was read from the
+/// caller's memory, which a thread can rewrite after the kernel copied it
+/// (a bind's submission has none: the port the kernel picked for port 0
+/// is only here). Whether it did.
 #[inline(always)]
 fn socket_ends(
     opcode: u8,
@@ -481,6 +483,7 @@ fn socket_ends(
         op::CONNECT if (res == 0 || res == -EINPROGRESS) && req != 0 => {
             read_ptr(req, off!(io_kiocb_cmd))
         }
+        op::BIND | op::LISTEN if res == 0 && req != 0 => read_ptr(req, off!(io_kiocb_cmd)),
         // The completing task shares the submitter's fds (an io-wq
         // worker is a thread of the process).
         op::ACCEPT if res >= 0 && new_fd => current.fd_file(res),

@@ -451,6 +451,49 @@ fn a_connects_completion_names_both_ends_of_its_socket() {
     }
 }
 
+/// A bind to port 0 and a listen through the ring (6.11+): their
+/// completions name the socket's end, with the port the kernel picked,
+/// which no submission holds.
+#[test]
+fn a_bind_and_a_listen_through_a_ring_name_the_port_the_kernel_picked() {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let sensor = Sensor::start("");
+    let addr = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: 0,
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_be_bytes([127, 0, 0, 1]).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: a plain socket, owned at once.
+    let socket = unsafe { OwnedFd::from_raw_fd(libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0)) };
+    let mut ring = IoUring::new(4).expect("io_uring_setup");
+    let len = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    let fd = types::Fd(socket.as_raw_fd());
+    let bind = opcode::Bind::new(fd, (&raw const addr).cast(), len).build();
+    assert_eq!(run(&mut ring, bind), 0, "bind through the ring (6.11+)");
+    assert_eq!(
+        run(&mut ring, opcode::Listen::new(fd, 8).build()),
+        0,
+        "listen"
+    );
+    let port = TcpListener::from(socket).local_addr().expect("addr").port();
+    assert_ne!(port, 0);
+
+    let tid = gettid();
+    let submitted = sensor.wait_for_count("the bind's and the listen's submissions", 2, |v| {
+        io_uring_event(v, tid)
+            && ["bind", "listen"]
+                .contains(&at(v, "sensor.io_uring.operation").as_str().unwrap_or(""))
+    });
+    for ev in completions_of(&sensor, &submitted) {
+        assert_eq!(at(&ev, "event.outcome"), "success", "{ev}");
+        assert_eq!(at(&ev, "server.ip"), "127.0.0.1", "{ev}");
+        assert_eq!(at(&ev, "server.port"), port, "{ev}");
+    }
+}
+
 #[test]
 fn a_request_under_an_ignored_path_prefix_is_dropped_in_the_kernel() {
     let dir = scratch_dir("sensor-io-uring-ignored");

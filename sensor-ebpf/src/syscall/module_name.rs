@@ -23,8 +23,7 @@ use crate::task::Current;
 /// (preallocated: a raw tracepoint may not use a map allocated at run
 /// time before 6.1): an entry whose exit never comes ages out.
 #[map]
-static MODULE_NAMES: LruHashMap<u64, [u8; MODULE_NAME_CAP]> =
-    LruHashMap::with_max_entries(256, 0);
+static MODULE_NAMES: LruHashMap<u64, [u8; MODULE_NAME_CAP]> = LruHashMap::with_max_entries(256, 0);
 
 #[raw_tracepoint(tracepoint = "module_load")]
 pub fn module_loaded(ctx: RawTracePointContext) -> u32 {
@@ -47,7 +46,10 @@ fn remember(module: u64) -> u32 {
     // every byte of the value.
     match unsafe { bpf_probe_read_kernel((module + at as u64) as *const [u8; MODULE_NAME_CAP]) } {
         Ok(name) => {
-            if MODULE_NAMES.insert(&Current::get().thread_key(), &name, 0).is_err() {
+            if MODULE_NAMES
+                .insert(&Current::get().thread_key(), &name, 0)
+                .is_err()
+            {
                 count_error(ProbeError::Inflight);
             }
         }

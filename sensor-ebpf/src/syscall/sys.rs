@@ -12,8 +12,9 @@ use aya_ebpf::macros::{map, raw_tracepoint};
 use aya_ebpf::maps::{HashMap, LruHashMap, PerCpuArray};
 use aya_ebpf::programs::RawTracePointContext;
 use sensor_common::{
-    AT_FDCWD, EventKind, MODULE_NAME_CAP, ProbeError, SYS_OP_NAMESPACES_AT_FORK, SYS_OP_SIGNAL_SENSOR, SYS_STR_CAP,
-    SYS_STR0_CAP, SysEvent, SyscallOp, compat::TASK_IA32, mount_flags, namespace_flags, sys_flags,
+    AT_FDCWD, EventKind, MODULE_NAME_CAP, ProbeError, SYS_OP_NAMESPACES_AT_FORK,
+    SYS_OP_SIGNAL_SENSOR, SYS_STR_CAP, SYS_STR0_CAP, SysEvent, SyscallOp, compat::TASK_IA32,
+    mount_flags, namespace_flags, sys_flags,
 };
 
 use super::{copy, dir_path, fd_file, read_user_str};

@@ -161,6 +161,7 @@ impl InFlight {
                 ..file.unwrap_or_default()
             });
         }
+        let mut server = None;
         let (source, destination) = match x.args[0] as u8 {
             op::CONNECT => {
                 // The socket's peer and own end where it connected: the
@@ -180,6 +181,16 @@ impl InFlight {
                 .socket
                 .as_ref()
                 .map_or((None, None), |s| super::net::accept_ends(s.local, s.remote)),
+            // The socket's own end once bound (with the port the kernel
+            // picked for port 0), or listening.
+            op::BIND | op::LISTEN => {
+                server = x
+                    .socket
+                    .as_ref()
+                    .and_then(|s| s.local)
+                    .map(super::net::from_ip);
+                (None, None)
+            }
             _ => (None, None),
         };
         Completion {
@@ -187,6 +198,7 @@ impl InFlight {
             file,
             source,
             destination,
+            server,
         }
     }
 }
@@ -216,6 +228,8 @@ pub(super) struct Completion {
     pub source: Option<Endpoint>,
     /// A connect's peer; an accept's end, on this host.
     pub destination: Option<Endpoint>,
+    /// A bind's or a listen's socket end.
+    pub server: Option<Endpoint>,
 }
 
 /// `sensor.io_uring`, and the path the request names (joined to where a
@@ -650,5 +664,23 @@ mod tests {
         done.socket = None;
         let c = InFlight::default().complete(&done);
         assert!(c.source.is_none() && c.destination.is_none());
+    }
+
+    #[test]
+    fn a_binds_and_a_listens_completion_name_the_sockets_own_end() {
+        use crate::source::ebpf::decode::SocketView;
+        use sensor_common::io_uring::op;
+        for opcode in [op::BIND, op::LISTEN] {
+            let mut done = completion(opcode, 1, 0, 0);
+            done.socket = Some(SocketView {
+                family: libc::AF_INET as u16,
+                protocol: libc::IPPROTO_TCP as u16,
+                local: Some("0.0.0.0:41234".parse().expect("addr")),
+                remote: Some("0.0.0.0:0".parse().expect("addr")),
+            });
+            let c = InFlight::default().complete(&done);
+            assert_eq!(ip_port(c.server.as_ref()).as_deref(), Some("0.0.0.0:41234"));
+            assert!(c.source.is_none() && c.destination.is_none());
+        }
     }
 }

@@ -247,7 +247,7 @@ fn completes(asked: std::net::SocketAddr, end: std::net::SocketAddr) -> bool {
         && (asked.port() == end.port() || asked.port() == 0)
 }
 
-fn from_ip(a: std::net::SocketAddr) -> Endpoint {
+pub(super) fn from_ip(a: std::net::SocketAddr) -> Endpoint {
     Endpoint {
         address: Some(Text(a.ip().to_string().into_bytes())),
         ip: Some(a.ip()),

@@ -38,7 +38,7 @@ impl Pipeline {
         let text = |b: &[u8]| (!b.is_empty()).then(|| Text(b.to_vec()));
         let mut sensor = SensorFields::default();
         let mut file = None;
-        let (mut source, mut destination) = (None, None);
+        let (mut source, mut destination, mut server) = (None, None, None);
         let mut submitted = None;
         let (category, type_, action): (
             &'static [&'static str],
@@ -73,7 +73,8 @@ impl Pipeline {
             }
             SysOp::IoUringComplete => {
                 let done = self.io_uring.complete(&x);
-                (file, source, destination) = (done.file, done.source, done.destination);
+                (file, source, destination, server) =
+                    (done.file, done.source, done.destination, done.server);
                 sensor.io_uring = Some(done.detail);
                 (
                     category_of(sensor.io_uring.as_ref()),
@@ -304,6 +305,7 @@ impl Pipeline {
         ev.file = file;
         ev.source = source;
         ev.destination = destination;
+        ev.server = server;
         ev
     }
 }
@@ -962,7 +964,10 @@ mod tests {
             module(SyscallOp::InitModule, b"", Some(b"nlmon")),
             (some("nlmon"), None)
         );
-        assert_eq!(module(SyscallOp::InitModule, b"debug=1", None), (None, None));
+        assert_eq!(
+            module(SyscallOp::InitModule, b"debug=1", None),
+            (None, None)
+        );
         assert_eq!(
             module(SyscallOp::DeleteModule, b"nlmon", Some(b"rootkit")),
             (some("rootkit"), some("nlmon"))

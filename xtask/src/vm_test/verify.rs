@@ -479,7 +479,11 @@ const SCENARIO: &[Step] = &[
                 &["module_load"],
                 is_module_from_memory,
             ),
-            one("unload of nlmon, named", &["module_unload"], is_nlmon_unload),
+            one(
+                "unload of nlmon, named",
+                &["module_unload"],
+                is_nlmon_unload,
+            ),
         ],
     },
     Step {

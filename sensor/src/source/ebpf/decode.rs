@@ -653,7 +653,11 @@ fn decode_sys(bytes: &[u8]) -> Result<SysRecord, DecodeError> {
             s0.to_vec()
         },
         name: s1.to_vec(),
-        fstype: if module_named { Vec::new() } else { s2.to_vec() },
+        fstype: if module_named {
+            Vec::new()
+        } else {
+            s2.to_vec()
+        },
         base: if file_walked {
             Vec::new()
         } else {
@@ -1088,7 +1092,10 @@ mod tests {
             panic!("not decoded");
         };
         assert_eq!(x.module_name.as_deref(), Some(&b"nlmon"[..]));
-        assert_eq!((x.name.as_slice(), x.fstype.as_slice()), (&b"other"[..], &b""[..]));
+        assert_eq!(
+            (x.name.as_slice(), x.fstype.as_slice()),
+            (&b"other"[..], &b""[..])
+        );
     }
 
     /// Network records carry their addresses only as far as they hold
