@@ -372,6 +372,7 @@ fn each_connection_of_a_multishot_accept_is_a_completion_of_its_request() {
         // the listener's end on this host.
         assert_eq!(at(ev, "destination.ip"), "127.0.0.1", "{ev}");
         assert_eq!(at(ev, "destination.port"), port, "{ev}");
+        assert_eq!(at(ev, "network.direction"), "ingress", "{ev}");
     }
     let mut reported: Vec<u64> = done
         .iter()
@@ -448,6 +449,8 @@ fn a_connects_completion_names_both_ends_of_its_socket() {
         assert_eq!(at(ev, "source.port"), local_port(socket), "{ev}");
         assert!(at(ev, "sensor.io_uring.argument_address").is_null(), "{ev}");
         assert!(at(ev, "file").is_null(), "{ev}");
+        assert_eq!(at(ev, "network.transport"), "tcp", "{ev}");
+        assert_eq!(at(ev, "network.direction"), "egress", "{ev}");
     }
 }
 

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use sensor_common::io_uring::CQE_F_MORE;
 
 use super::net::Given;
-use crate::event::{Endpoint, File, IoUringDetail, Text};
+use crate::event::{Endpoint, File, IoUringDetail, Network, Text};
 use crate::source::ebpf::decode::{SockAddr, SysOp, SysRecord};
 
 /// Submissions remembered at most. Beyond, the oldest are forgotten: a
@@ -193,12 +193,22 @@ impl InFlight {
             }
             _ => (None, None),
         };
+        // The socket's kind, and which way a connection goes.
+        let network = x.socket.as_ref().map(|s| Network {
+            direction: match x.args[0] as u8 {
+                op::CONNECT => Some("egress"),
+                op::ACCEPT => Some("ingress"),
+                _ => None,
+            },
+            ..super::net::network_of(s.family, s.protocol)
+        });
         Completion {
             detail,
             file,
             source,
             destination,
             server,
+            network,
         }
     }
 }
@@ -230,6 +240,8 @@ pub(super) struct Completion {
     pub destination: Option<Endpoint>,
     /// A bind's or a listen's socket end.
     pub server: Option<Endpoint>,
+    /// ECS `network`, where the completion carried its socket.
+    pub network: Option<Network>,
 }
 
 /// `sensor.io_uring`, and the path the request names (joined to where a
@@ -642,6 +654,9 @@ mod tests {
                 "{at}"
             );
             assert_eq!(ip_port(c.source.as_ref()).as_deref(), source, "{at}");
+            let network = c.network.map(|n| (n.transport, n.direction));
+            let udp_out = (Some("udp".to_owned()), Some("egress"));
+            assert_eq!(network, peer.map(|_| udp_out), "{at}");
         }
     }
 
@@ -660,6 +675,15 @@ mod tests {
         assert_eq!(ip_port(c.source.as_ref()).as_deref(), Some("::1:50000"));
         assert_eq!(ip_port(c.destination.as_ref()).as_deref(), Some("::1:22"));
         assert!(c.detail.argument_address.is_none());
+        let network = c.network.expect("network");
+        assert_eq!(
+            (
+                network.transport.as_deref(),
+                network.type_,
+                network.direction
+            ),
+            (Some("tcp"), Some("ipv6"), Some("ingress"))
+        );
         // Without its socket (a registered file's slot), no ends.
         done.socket = None;
         let c = InFlight::default().complete(&done);

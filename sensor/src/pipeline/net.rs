@@ -31,12 +31,7 @@ impl Pipeline {
             socket_type: socket_type(n.sock_type),
             ..NetworkDetail::default()
         };
-        let mut network = Network {
-            transport: transport(n.family, n.protocol),
-            iana_number: matches!(n.family, AF_INET | AF_INET6).then(|| n.protocol.to_string()),
-            type_: family_name(n.family),
-            direction: None,
-        };
+        let mut network = network_of(n.family, n.protocol);
         let (mut outcome, error) = outcome(n.ret);
         let (mut source, mut destination, mut server) = (None, None, None);
         let (action, type_) = match n.op {
@@ -264,6 +259,17 @@ pub(super) fn from_sockaddr(a: &SockAddr) -> Endpoint {
             ..Endpoint::default()
         },
         SockAddr::Other(_) => Endpoint::default(),
+    }
+}
+
+/// ECS `network` of a socket of `family` and `protocol` (its direction
+/// left to the caller).
+pub(super) fn network_of(family: u16, protocol: u16) -> Network {
+    Network {
+        transport: transport(family, protocol),
+        iana_number: matches!(family, AF_INET | AF_INET6).then(|| protocol.to_string()),
+        type_: family_name(family),
+        direction: None,
     }
 }
 

@@ -38,7 +38,7 @@ impl Pipeline {
         let text = |b: &[u8]| (!b.is_empty()).then(|| Text(b.to_vec()));
         let mut sensor = SensorFields::default();
         let mut file = None;
-        let (mut source, mut destination, mut server) = (None, None, None);
+        let (mut source, mut destination, mut server, mut network) = (None, None, None, None);
         let mut submitted = None;
         let (category, type_, action): (
             &'static [&'static str],
@@ -73,8 +73,13 @@ impl Pipeline {
             }
             SysOp::IoUringComplete => {
                 let done = self.io_uring.complete(&x);
-                (file, source, destination, server) =
-                    (done.file, done.source, done.destination, done.server);
+                (file, source, destination, server, network) = (
+                    done.file,
+                    done.source,
+                    done.destination,
+                    done.server,
+                    done.network,
+                );
                 sensor.io_uring = Some(done.detail);
                 (
                     category_of(sensor.io_uring.as_ref()),
@@ -306,6 +311,7 @@ impl Pipeline {
         ev.source = source;
         ev.destination = destination;
         ev.server = server;
+        ev.network = network;
         ev
     }
 }
