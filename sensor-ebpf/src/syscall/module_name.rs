@@ -5,7 +5,11 @@
 //!
 //! `module_load` fires in load_module once the module is formed (before
 //! its init runs), `module_free` when it is freed (an unload, or a load
-//! whose init failed), both in the calling thread. Each keeps the name by
+//! whose init failed), both in the calling thread. The parameters are not
+//! taken from here: by `module_load`, parse_args has cut the kernel's copy
+//! (`module.args`) into NUL-separated names and values in place, and `=`
+//! and spaces can no longer be told apart (tried: `sensor_test=1` read
+//! back as `sensor_test`). Each keeps the name by
 //! thread for the syscall's exit (`sys.rs`), which takes it; the entry
 //! clears what a call the sensor did not trace left behind.
 

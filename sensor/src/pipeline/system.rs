@@ -736,6 +736,7 @@ mod tests {
         let sensor = SensorFields {
             module: Some(ModuleDetail {
                 name: some(),
+                name_argument: some(),
                 params: some(),
                 ..ModuleDetail::default()
             }),
@@ -778,7 +779,7 @@ mod tests {
             ..Endpoint::default()
         };
         let listed = escaped_fields(&sensor, Some(&file), Some(&destination));
-        assert_eq!(listed.len(), 17, "{listed:?}");
+        assert_eq!(listed.len(), 18, "{listed:?}");
         let json = serde_json::json!({
             "sensor": sensor,
             "file": file,
