@@ -82,16 +82,21 @@ fn rename(ring: &mut IoUring, from: &CString, to: &CString) -> i32 {
     )
 }
 
-/// A connect to 127.0.0.1:`port` on a new TCP socket, through the ring.
-fn connect(ring: &mut IoUring, port: u16) -> i32 {
-    let addr = libc::sockaddr_in {
+/// 127.0.0.1:`port`.
+fn loopback(port: u16) -> libc::sockaddr_in {
+    libc::sockaddr_in {
         sin_family: libc::AF_INET as libc::sa_family_t,
         sin_port: port.to_be(),
         sin_addr: libc::in_addr {
             s_addr: u32::from_be_bytes([127, 0, 0, 1]).to_be(),
         },
         sin_zero: [0; 8],
-    };
+    }
+}
+
+/// A connect to 127.0.0.1:`port` on a new TCP socket, through the ring.
+fn connect(ring: &mut IoUring, port: u16) -> i32 {
+    let addr = loopback(port);
     // SAFETY: a plain socket.
     let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
     assert!(sock >= 0, "socket: {}", std::io::Error::last_os_error());
@@ -401,14 +406,7 @@ fn a_connects_completion_names_both_ends_of_its_socket() {
     let sensor = Sensor::start("");
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
-    let addr = libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: port.to_be(),
-        sin_addr: libc::in_addr {
-            s_addr: u32::from_be_bytes([127, 0, 0, 1]).to_be(),
-        },
-        sin_zero: [0; 8],
-    };
+    let addr = loopback(port);
     let new_socket = || {
         // SAFETY: a plain socket, owned at once.
         let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
@@ -461,14 +459,7 @@ fn a_connects_completion_names_both_ends_of_its_socket() {
 fn a_bind_and_a_listen_through_a_ring_name_the_port_the_kernel_picked() {
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     let sensor = Sensor::start("");
-    let addr = libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: 0,
-        sin_addr: libc::in_addr {
-            s_addr: u32::from_be_bytes([127, 0, 0, 1]).to_be(),
-        },
-        sin_zero: [0; 8],
-    };
+    let addr = loopback(0);
     // SAFETY: a plain socket, owned at once.
     let socket = unsafe { OwnedFd::from_raw_fd(libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0)) };
     let mut ring = IoUring::new(4).expect("io_uring_setup");

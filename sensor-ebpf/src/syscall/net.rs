@@ -346,35 +346,27 @@ pub(crate) trait Ends {
     fn set_ports(&mut self, local: u16, remote: u16);
 }
 
-impl Ends for NetEvent {
-    #[inline(always)]
-    fn set_kind(&mut self, family: u16, protocol: u16, sock_type: u16) {
-        (self.family, self.protocol, self.sock_type) = (family, protocol, sock_type);
-    }
-    #[inline(always)]
-    fn addresses(&mut self) -> (&mut [u8; 16], &mut [u8; 16]) {
-        (&mut self.local_addr, &mut self.remote_addr)
-    }
-    #[inline(always)]
-    fn set_ports(&mut self, local: u16, remote: u16) {
-        (self.local_port, self.remote_port) = (local, remote);
-    }
+/// Both records name the fields alike.
+macro_rules! impl_ends {
+    ($($t:ty),*) => {$(
+        impl Ends for $t {
+            #[inline(always)]
+            fn set_kind(&mut self, family: u16, protocol: u16, sock_type: u16) {
+                (self.family, self.protocol, self.sock_type) = (family, protocol, sock_type);
+            }
+            #[inline(always)]
+            fn addresses(&mut self) -> (&mut [u8; 16], &mut [u8; 16]) {
+                (&mut self.local_addr, &mut self.remote_addr)
+            }
+            #[inline(always)]
+            fn set_ports(&mut self, local: u16, remote: u16) {
+                (self.local_port, self.remote_port) = (local, remote);
+            }
+        }
+    )*};
 }
 
-impl Ends for SocketEnds {
-    #[inline(always)]
-    fn set_kind(&mut self, family: u16, protocol: u16, sock_type: u16) {
-        (self.family, self.protocol, self.sock_type) = (family, protocol, sock_type);
-    }
-    #[inline(always)]
-    fn addresses(&mut self) -> (&mut [u8; 16], &mut [u8; 16]) {
-        (&mut self.local_addr, &mut self.remote_addr)
-    }
-    #[inline(always)]
-    fn set_ports(&mut self, local: u16, remote: u16) {
-        (self.local_port, self.remote_port) = (local, remote);
-    }
-}
+impl_ends!(NetEvent, SocketEnds);
 
 /// The `struct sock` of the socket file `file` (0 for none). The caller
 /// knows it is a socket (the call on it succeeded, or did not fail as on

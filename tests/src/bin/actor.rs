@@ -105,19 +105,22 @@ fn ptrace_attach(pid: i32) -> Result<String, String> {
 
 /// A module load attempt with an invalid image: refused by the kernel
 /// (ENOEXEC), and that attempt is what the test expects to see reported.
-fn init_module_garbage() -> Result<String, String> {
-    let image = b"this is not an ELF module";
-    let params = CString::new("sensor_test=1").expect("no NUL");
-    // SAFETY: a valid buffer and string.
-    let r = unsafe {
+/// init_module of `image` with `params`: its result.
+fn init_module_call(image: &[u8], params: &str) -> i64 {
+    let params = CString::new(params).expect("no NUL");
+    // SAFETY: a valid buffer of its length and a string.
+    unsafe {
         libc::syscall(
             libc::SYS_init_module,
             image.as_ptr(),
             image.len(),
             params.as_ptr(),
         )
-    };
-    match r {
+    }
+}
+
+fn init_module_garbage() -> Result<String, String> {
+    match init_module_call(b"this is not an ELF module", "sensor_test=1") {
         0 => Err("the kernel accepted garbage as a module".into()),
         _ => Ok(format!("init_module refused: {}", errno())),
     }
@@ -128,17 +131,7 @@ fn init_module_garbage() -> Result<String, String> {
 /// it: the kernel must accept it.
 fn init_module(path: &str) -> Result<String, String> {
     let image = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
-    let params = CString::new("").expect("no NUL");
-    // SAFETY: a valid buffer of its length and a string.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_init_module,
-            image.as_ptr(),
-            image.len(),
-            params.as_ptr(),
-        )
-    };
-    match r {
+    match init_module_call(&image, "") {
         0 => Ok(format!("{path}: loaded from memory")),
         _ => Err(format!("init_module of {path}: {}", errno())),
     }

@@ -1010,6 +1010,31 @@ mod tests {
         v
     }
 
+    /// A system record of `op` with `flags` and the three strings
+    /// `strings`, as the kernel side sends it (padded to 8 bytes).
+    fn sys_event_record(op: u32, flags: u32, args: [u64; 4], strings: [&[u8]; 3]) -> Vec<u8> {
+        let data = strings.concat();
+        let e = SysEvent {
+            header: EventHeader {
+                kind: EventKind::System as u32,
+                size: (size_of::<SysEvent>() + data.len()) as u32,
+                boot_ns: 42,
+            },
+            task: task(99),
+            op,
+            flags,
+            ret: 0,
+            args,
+            str_lens: strings.map(|s| s.len() as u32),
+            base_len: 0,
+        };
+        let mut record = [as_bytes(&e), &data].concat();
+        while !record.len().is_multiple_of(8) {
+            record.push(0);
+        }
+        record
+    }
+
     /// An io_uring connect's completion carries its socket's ends as its
     /// first string; one whose string is not that size is refused, and
     /// the bytes are never taken for a path.
@@ -1026,22 +1051,8 @@ mod tests {
             ..SocketEnds::default()
         };
         let record = |data: &[u8]| {
-            let mut e = SysEvent {
-                header: EventHeader {
-                    kind: EventKind::System as u32,
-                    size: 0,
-                    boot_ns: 42,
-                },
-                task: task(99),
-                op: SYS_OP_IO_URING_COMPLETE,
-                flags: sys_flags::SOCKET_ENDS,
-                ret: 0,
-                args: [16, 41, 0, 0],
-                str_lens: [data.len() as u32, 0, 0],
-                base_len: 0,
-            };
-            e.header.size = (size_of::<SysEvent>() + data.len()) as u32;
-            [as_bytes(&e), data].concat()
+            let op = SYS_OP_IO_URING_COMPLETE;
+            sys_event_record(op, sys_flags::SOCKET_ENDS, [16, 41, 0, 0], [data, b"", b""])
         };
         let Ok(KernelEvent::System(x)) = decode(&record(as_bytes(&ends))) else {
             panic!("not decoded");
@@ -1068,26 +1079,8 @@ mod tests {
     fn a_module_named_by_the_kernel_decodes_up_to_its_nul() {
         let mut name = [0u8; sensor_common::MODULE_NAME_CAP];
         name[..5].copy_from_slice(b"nlmon");
-        let mut e = SysEvent {
-            header: EventHeader {
-                kind: EventKind::System as u32,
-                size: 0,
-                boot_ns: 42,
-            },
-            task: task(99),
-            op: SyscallOp::DeleteModule as u32,
-            flags: sys_flags::MODULE_NAMED,
-            ret: 0,
-            args: [0; 4],
-            str_lens: [0, 5, name.len() as u32],
-            base_len: 0,
-        };
-        let data = [&b"other"[..], &name].concat();
-        e.header.size = (size_of::<SysEvent>() + data.len()) as u32;
-        let mut record = [as_bytes(&e), &data].concat();
-        while !record.len().is_multiple_of(8) {
-            record.push(0);
-        }
+        let op = SyscallOp::DeleteModule as u32;
+        let record = sys_event_record(op, sys_flags::MODULE_NAMED, [0; 4], [b"", b"other", &name]);
         let Ok(KernelEvent::System(x)) = decode(&record) else {
             panic!("not decoded");
         };
