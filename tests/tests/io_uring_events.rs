@@ -488,6 +488,38 @@ fn a_bind_and_a_listen_through_a_ring_name_the_port_the_kernel_picked() {
     }
 }
 
+/// Accepts into the ring's registered files (a multishot one into
+/// allocated slots, whose completions come without the request, and a
+/// single-shot one into a given slot) complete with a slot's index or 0,
+/// no fd of the process's: their completions name no ends, and above all
+/// not those of the socket the process has at that number (a decoy on fd
+/// 0, by the actor).
+#[test]
+fn accepts_into_registered_files_name_no_ends_of_the_processs_fd_of_that_number() {
+    let sensor = Sensor::start("");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_actor"))
+        .arg("io-uring-accept-into-slots")
+        .output()
+        .expect("run the actor");
+    assert!(out.status.success(), "actor: {out:?}");
+    let decoy = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    // (The multishot one also ends, cancelled, when the actor's ring goes.)
+    let accepted = |v: &Value| {
+        action(v) == "io_uring_complete"
+            && at(v, "process.name") == "actor"
+            && at(v, "sensor.io_uring.operation") == "accept"
+            && at(v, "event.outcome") == "success"
+    };
+    let done = sensor.wait_for_count("both accepts' completions", 2, accepted);
+    for ev in &done {
+        assert!(at(ev, "sensor.io_uring.completes").is_string(), "{ev}");
+        assert!(
+            at(ev, "source").is_null() && at(ev, "destination").is_null(),
+            "the decoy's ends ({decoy}) or others: {ev}"
+        );
+    }
+}
+
 #[test]
 fn a_request_under_an_ignored_path_prefix_is_dropped_in_the_kernel() {
     let dir = scratch_dir("sensor-io-uring-ignored");

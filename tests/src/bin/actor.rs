@@ -42,6 +42,7 @@ fn main() {
         ),
         "io-uring-write" => io_uring_write(&arg(1), &arg(2)),
         "io-uring-setcap" => io_uring_setcap(&arg(1)),
+        "io-uring-accept-into-slots" => io_uring_accept_into_slots(),
         "clone3-unread-flags" => clone3_unread_flags(&arg(1)),
         "setns-swapped-fd" => setns_swapped_fd(arg(1).parse().unwrap_or_else(|_| usage())),
         "connect-unread-addr" => unread_addr_call(Call::Connect, &arg(1), &arg(2)),
@@ -77,7 +78,7 @@ fn usage() -> ! {
          kexec-file-garbage FILE | kexec-load-as-nobody | \
          memfd-exec | mount-tmpfs DIR | move-mount-tmpfs DIR | mount-relative DIR | bind-relative SRC DST | move-mount-as-nobody DIR | \
          mount-setattr-rdonly DIR | mount-setattr-as-nobody DIR | bpf-prog-load | signal PID SIGNAL | signal-as-nobody PID SIGNAL | \
-         io-uring-write FILE LINE | io-uring-setcap FILE | clone3-unread-flags FILE | setns-swapped-fd COUNT | \
+         io-uring-write FILE LINE | io-uring-setcap FILE | io-uring-accept-into-slots | clone3-unread-flags FILE | setns-swapped-fd COUNT | \
          connect-unread-addr FILE IP:PORT|PATH | bind-unread-addr FILE IP:PORT|PATH | \
          connect-swapped-addr COUNT | io-uring-connect-swapped-addr COUNT | setcap-rewritten FILE | \
          chmod-unread-path FILE PATH OCTAL-MODE | removexattr-unread-name FILE NAME TARGET | \
@@ -1192,6 +1193,63 @@ fn io_uring_setcap(path: &str) -> Result<String, String> {
         return Err(format!("setxattr through the ring: errno {}", -result));
     }
     Ok(format!("{path}: cap_setuid+ep through io_uring"))
+}
+
+/// Two accepts through a ring into its registered files, whose results
+/// are slot indices (0), not fds: a multishot one into allocated slots,
+/// and a single-shot one into slot 2. The process's own fd 0 is then a
+/// decoy connection, the one a tracer that took a result for an fd would
+/// name. Prints the decoy's two ports.
+fn io_uring_accept_into_slots() -> Result<String, String> {
+    use io_uring::{IoUring, opcode, types};
+    use std::net::{TcpListener, TcpStream};
+    use std::os::fd::AsRawFd;
+    let err = |what: &'static str| move |e: std::io::Error| format!("{what}: {e}");
+    let decoy_listener = TcpListener::bind("127.0.0.1:0").map_err(err("bind"))?;
+    let decoy = TcpStream::connect(decoy_listener.local_addr().map_err(err("addr"))?)
+        .map_err(err("connect"))?;
+    // SAFETY: replaces this process's stdin with the decoy socket.
+    if unsafe { libc::dup2(decoy.as_raw_fd(), 0) } != 0 {
+        return Err(format!("dup2: {}", errno()));
+    }
+    let mut ring = IoUring::new(8).map_err(err("io_uring_setup"))?;
+    ring.submitter()
+        .register_files_sparse(4)
+        .map_err(err("register_files_sparse"))?;
+    let multishot = TcpListener::bind("127.0.0.1:0").map_err(err("bind"))?;
+    let single = TcpListener::bind("127.0.0.1:0").map_err(err("bind"))?;
+    let slot = types::DestinationSlot::try_from_slot_target(2).map_err(|s| format!("slot {s}"))?;
+    let entries = [
+        opcode::AcceptMulti::new(types::Fd(multishot.as_raw_fd()))
+            .allocate_file_index(true)
+            .build(),
+        opcode::Accept::new(
+            types::Fd(single.as_raw_fd()),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        )
+        .file_index(Some(slot))
+        .build(),
+    ];
+    for entry in &entries {
+        // SAFETY: no buffers.
+        unsafe { ring.submission().push(entry) }.map_err(|e| e.to_string())?;
+    }
+    ring.submit().map_err(err("io_uring_enter"))?;
+    let mut clients = Vec::new();
+    for l in [&multishot, &single] {
+        let to = l.local_addr().map_err(err("addr"))?;
+        clients.push(TcpStream::connect(to).map_err(err("connect"))?);
+    }
+    ring.submit_and_wait(2).map_err(err("io_uring_enter"))?;
+    for c in ring.completion() {
+        if c.result() < 0 {
+            return Err(format!("accept into a slot: {}", -c.result()));
+        }
+    }
+    let local = decoy.local_addr().map_err(err("addr"))?.port();
+    let remote = decoy.peer_addr().map_err(err("addr"))?.port();
+    Ok(format!("{local} {remote}"))
 }
 
 fn io_uring_write(path: &str, line: &str) -> Result<String, String> {
