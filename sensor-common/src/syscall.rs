@@ -854,10 +854,11 @@ pub mod sys_flags {
     /// io_uring, with `ARGUMENT_IGNORED`: the file opened has other names
     /// (hard links: `has_other_names`), so its path decides nothing.
     pub const OTHER_NAMES: u32 = 1 << 7;
-    /// io_uring, on the completion of a connect or accept that succeeded:
-    /// `str0` is the socket's [`super::SocketEnds`] (a connect's socket;
-    /// an accept's new one), the kernel's own state, where the
-    /// submission's address was read from the caller's memory.
+    /// io_uring, on the completion of a connect, accept, bind or listen
+    /// that succeeded: `str0` is the socket's [`super::SocketEnds`] (an
+    /// accept's new one; the others' own), the kernel's own state, where
+    /// the submission's address was read from the caller's memory (or,
+    /// for a bind, not at all).
     pub const SOCKET_ENDS: u32 = 1 << 8;
     /// init_module, finit_module, delete_module: `str2` is the module's
     /// name as the kernel has it ([`super::MODULE_NAME_CAP`] bytes,
@@ -870,8 +871,8 @@ pub const MODULE_NAME_CAP: usize = 56;
 const _: () = assert!(MODULE_NAME_CAP <= SYS_STR_CAP);
 
 /// A socket's family, protocol, type and both ends, as the socket has
-/// them (`struct sock_common`): what an io_uring connect or accept's
-/// completion carries (see [`sys_flags::SOCKET_ENDS`]). Ports in host
+/// them (`struct sock_common`): what an io_uring connect's, accept's,
+/// bind's or listen's completion carries (see [`sys_flags::SOCKET_ENDS`]). Ports in host
 /// order; addresses as the kernel stores them (an IPv4 one in the first
 /// four bytes).
 #[repr(C)]

@@ -19,8 +19,9 @@
 //! the submit hook remembers the request (by address, in an LRU map), the
 //! completion hook looks it up and sends the result in a record of its
 //! own, naming the submission by its record's time. An open's completion
-//! names the file opened, walked from the new fd; a connect's and an
-//! accept's, their socket's ends. An open that the path
+//! names the file opened, walked from the new fd; a connect's, an
+//! accept's, a bind's and a listen's, their socket's ends. An open that
+//! the path
 //! filter dropped by its argument is held there instead, for its
 //! completion to decide by that file (see [`hold`]); one whose success
 //! posts no completion (`IOSQE_CQE_SKIP_SUCCESS`), and a request that
