@@ -305,9 +305,9 @@ struct Completed {
     cqe_flags: u64,
     /// 0 where the completion does not pass the request.
     req: u64,
-    /// The result, if not negative, is a new fd of the process's (an
-    /// open's or an accept's: [`installs_fd`]).
-    new_fd: bool,
+    /// Without the request (a multishot accept's): its submission put
+    /// connections into registered slots ([`INTO_SLOT`]).
+    into_slot: bool,
 }
 
 /// The reported (or held) request this completion ends or continues.
@@ -343,7 +343,7 @@ fn completed(ctx: *mut core::ffi::c_void) -> Option<Completed> {
         res,
         cqe_flags,
         req,
-        new_fd: (opens(opcode) || opcode == op::ACCEPT) && installs_fd(opcode, req),
+        into_slot: false,
     })
 }
 
@@ -372,7 +372,7 @@ fn completed_multishot(ctx: *mut core::ffi::c_void) -> Option<Completed> {
         res,
         cqe_flags,
         req: 0,
-        new_fd: opcode & INTO_SLOT == 0,
+        into_slot: opcode & INTO_SLOT != 0,
     })
 }
 
@@ -388,7 +388,7 @@ fn send_result(done: Completed) {
         res,
         cqe_flags,
         req,
-        new_fd,
+        into_slot,
     } = done;
     let current = Current::get();
     // The submit hook's slot: both hooks run with preemption off, in a
@@ -408,7 +408,18 @@ fn send_result(done: Completed) {
     let args = [opcode as u64, submitted, cqe_flags, 0];
     crate::syscall::sys::fill_bare(ev, SYS_OP_IO_URING_COMPLETE, 0, res as i64, args);
     let cmd = field(req, off!(io_kiocb_cmd)).unwrap_or(0);
-    let fd_opened = opens(opcode) && res >= 0 && req != 0 && new_fd;
+    // The result is a new fd of the process's (an open's or an accept's,
+    // not one into a registered file's slot): told by the request, or for
+    // a multishot accept's completion by what its submission kept. Read
+    // only for a result that can be one.
+    let new_fd = res >= 0
+        && (opens(opcode) || opcode == op::ACCEPT)
+        && if req != 0 {
+            installs_fd(opcode, req)
+        } else {
+            !into_slot
+        };
+    let fd_opened = opens(opcode) && new_fd;
     // SAFETY: FIXED is inside the scratch value.
     let data = unsafe { buf.add(FIXED) };
     let mut w = Writer { data, pos: 0 };
@@ -487,7 +498,7 @@ fn socket_ends(
         op::BIND | op::LISTEN if res == 0 && req != 0 => read_ptr(req, off!(io_kiocb_cmd)),
         // The completing task shares the submitter's fds (an io-wq
         // worker is a thread of the process).
-        op::ACCEPT if res >= 0 && new_fd => current.fd_file(res),
+        op::ACCEPT if new_fd => current.fd_file(res),
         _ => return false,
     };
     let sk = crate::syscall::net::sock_of_file(file);
@@ -496,8 +507,7 @@ fn socket_ends(
     }
     const WORDS: usize = size_of::<SocketEnds>() / 8;
     // SAFETY: the data's start, 8-aligned (FIXED is) and inside the
-    // scratch value; nothing else is written there for a connect or an
-    // accept. Zeroed first (as u64s: a struct literal of zeroes is a
+    // scratch value; nothing else is written there for these requests. Zeroed first (as u64s: a struct literal of zeroes is a
     // memset call, which the build refuses), since not every field is
     // read for every family.
     let ends = unsafe {
