@@ -384,6 +384,24 @@ pub struct ExeKey {
     pub _pad0: u32,
 }
 
+/// Value of the `IGNORE_EXES` map: the ignored file's `i_generation`, as
+/// `FS_IOC_GETVERSION` told it. An inode number freed by deleting an
+/// ignored executable goes to the next file made on its filesystem (ext4
+/// takes the lowest free one), which would run ignored until the daemon's
+/// next look at the path; the filesystem gives that file another
+/// generation. `known` 0 where the filesystem does not tell (tmpfs,
+/// overlayfs): the inode number alone decides there.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct InodeGeneration {
+    pub generation: u32,
+    pub known: u32,
+}
+
+// Only read through the map's value pointer, so the eBPF object's BTF
+// lacks it (the daemon's wire check cannot compare it): two u32s.
+const _: () = assert!(core::mem::size_of::<InodeGeneration>() == 8);
+
 /// Ignored path prefixes, at most this many…
 pub const IGNORE_PREFIXES_MAX: u32 = 8;
 /// …of at most this many bytes.
@@ -410,5 +428,6 @@ mod pod {
     unsafe impl aya::Pod for super::ExitEvent {}
     unsafe impl aya::Pod for super::ProbeConfig {}
     unsafe impl aya::Pod for super::ExeKey {}
+    unsafe impl aya::Pod for super::InodeGeneration {}
     unsafe impl aya::Pod for super::PathPrefix {}
 }

@@ -152,8 +152,9 @@ pub mod names {
     /// open exit then no longer tests for those files itself.
     pub const PROC_MEM_BY_FEXIT_MAP: &str = "PROC_MEM_BY_FEXIT";
     /// Kernel-side filters (syscall families only; see sensor::config):
-    /// `u32` uids, `u64` cgroup ids, [`crate::ExeKey`] executables, each to
-    /// a `u8`, and an array of [`crate::PathPrefix`].
+    /// `u32` uids and `u64` cgroup ids, each to a `u8`, [`crate::ExeKey`]
+    /// executables to their [`crate::InodeGeneration`], and an array of
+    /// [`crate::PathPrefix`].
     pub const IGNORE_UIDS_MAP: &str = "IGNORE_UIDS";
     pub const IGNORE_CGROUPS_MAP: &str = "IGNORE_CGROUPS";
     pub const IGNORE_EXES_MAP: &str = "IGNORE_EXES";

@@ -99,6 +99,9 @@ pub struct KernelOffsets {
     pub inode_sb: u32,
     /// `i_nlink`, inside an anonymous union with `__i_nlink`.
     pub inode_nlink: u32,
+    /// `i_generation`: tells a file from a later one given the same inode
+    /// number (see `crate::InodeGeneration`).
+    pub inode_generation: u32,
     pub sb_dev: u32,
     // struct file -> struct socket -> struct sock (sock_common is its
     // first member, so skc_* offsets apply to the sock pointer).
@@ -315,6 +318,7 @@ impl KernelOffsets {
         inode_ino: OFFSET_MISSING,
         inode_sb: OFFSET_MISSING,
         inode_nlink: OFFSET_MISSING,
+        inode_generation: OFFSET_MISSING,
         sb_dev: OFFSET_MISSING,
         file_private_data: OFFSET_MISSING,
         socket_sk: OFFSET_MISSING,
@@ -405,7 +409,7 @@ impl KernelOffsets {
     };
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 150 * 4);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 151 * 4);
 
 #[cfg(feature = "user")]
 // SAFETY: repr(C), only u32 fields, no padding (size assert above).

@@ -6,7 +6,9 @@
 use aya_ebpf::helpers::{bpf_get_current_cgroup_id, bpf_get_current_uid_gid};
 use aya_ebpf::macros::map;
 use aya_ebpf::maps::{Array, HashMap};
-use sensor_common::{ExeKey, IGNORE_PREFIX_CAP, IGNORE_PREFIXES_MAX, PathPrefix, filter_flags};
+use sensor_common::{
+    ExeKey, IGNORE_PREFIX_CAP, IGNORE_PREFIXES_MAX, InodeGeneration, PathPrefix, filter_flags,
+};
 
 use crate::kernel::{read_ptr, read_u32, read_u64};
 use crate::maps::{DATA_MASK, filters, off};
@@ -18,8 +20,10 @@ static IGNORE_UIDS: HashMap<u32, u8> = HashMap::with_max_entries(1024, 0);
 #[map]
 static IGNORE_CGROUPS: HashMap<u64, u8> = HashMap::with_max_entries(1024, 0);
 
+/// By inode; the value's generation, where known, must match too (see
+/// [`InodeGeneration`]).
 #[map]
-static IGNORE_EXES: HashMap<ExeKey, u8> = HashMap::with_max_entries(1024, 0);
+static IGNORE_EXES: HashMap<ExeKey, InodeGeneration> = HashMap::with_max_entries(1024, 0);
 
 #[map]
 static IGNORE_PREFIXES: Array<PathPrefix> = Array::with_max_entries(IGNORE_PREFIXES_MAX, 0);
@@ -64,8 +68,13 @@ pub fn task_ignored(current: Current) -> bool {
                 .unwrap_or(0);
             let key = ExeKey { ino, dev, _pad0: 0 };
             // SAFETY: as above.
-            if unsafe { IGNORE_EXES.get(&key) }.is_some() {
-                return true;
+            if let Some(want) = unsafe { IGNORE_EXES.get(&key) } {
+                // A generation unread is not the one ignored.
+                let same = want.known == 0
+                    || read_u32(inode, off!(inode_generation)) == Ok(want.generation);
+                if same {
+                    return true;
+                }
             }
         }
     }

@@ -1,7 +1,7 @@
 //! File attribute and credential changes from the real kernel, through the
 //! syscall tracepoints this machine allows (fentry/LSM are refused here).
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -560,6 +560,112 @@ fn an_ignored_executable_replaced_by_an_upgrade_stays_ignored_and_its_old_inode_
             "the ignored executable's chmod {what} was reported"
         );
     }
+}
+
+/// An ignored executable removed gives its inode number to a later file
+/// on its filesystem (ext4 takes the lowest free one, as on this
+/// machine): that file is not the one ignored, and must be seen from its
+/// first action, not from the daemon's next look at the path (a minute
+/// away here). The filesystem gave it another generation.
+#[test]
+fn a_file_given_a_removed_ignored_executables_inode_number_is_seen() {
+    let dir = temp_dir("ignore-reuse");
+    let tool = dir.join("tool");
+    sensor_tests::copy_executable("/usr/bin/chmod", &tool);
+    let config = format!(
+        "[filter]\nignore_executables = [\"{}\"]\n[ebpf]\ncounters_interval_ms = 60000\n",
+        tool.display()
+    );
+    let sensor = Sensor::start(&config);
+    let kept = file_in(&dir, "kept", 0o644);
+    let (ignored, ok) = run(Command::new(&tool).arg("600").arg(&kept));
+    assert!(ok);
+
+    let ino = std::fs::metadata(&tool).expect("stat").ino();
+    std::fs::remove_file(&tool).expect("remove the ignored executable");
+    let reuser = file_numbered(&dir, ino);
+    std::fs::copy("/usr/bin/chmod", &reuser).expect("write the program into it");
+    std::fs::set_permissions(&reuser, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    assert_eq!(std::fs::metadata(&reuser).expect("stat").ino(), ino);
+    let (reused, ok) = run(Command::new(&reuser).arg("640").arg(&kept));
+    assert!(ok);
+
+    let ev = sensor.wait_for("the chmod by the file with the reused number", |v| {
+        is_file_event(v, "chmod", reused)
+    });
+    assert_eq!(
+        at(&ev, "process.executable").as_str(),
+        reuser.to_str(),
+        "{ev}"
+    );
+    assert!(
+        !sensor
+            .events()
+            .iter()
+            .any(|v| is_file_event(v, "chmod", ignored)),
+        "the ignored executable's own chmod was reported"
+    );
+}
+
+/// `rm` then `install` (or a package manager that does the same) puts a
+/// new file at an ignored executable's path, which may get the removed
+/// file's inode number back: the daemon must take its generation too, or
+/// the kernel would stop ignoring it.
+#[test]
+fn an_ignored_executable_reinstalled_with_its_old_inode_number_stays_ignored() {
+    let dir = temp_dir("ignore-reinstall");
+    let tool = dir.join("tool");
+    sensor_tests::copy_executable("/usr/bin/chmod", &tool);
+    let config = format!(
+        "[filter]\nignore_executables = [\"{}\"]\n[ebpf]\ncounters_interval_ms = 200\n",
+        tool.display()
+    );
+    let sensor = Sensor::start(&config);
+    let kept = file_in(&dir, "kept", 0o644);
+
+    let ino = std::fs::metadata(&tool).expect("stat").ino();
+    std::fs::remove_file(&tool).expect("remove the ignored executable");
+    let new = file_numbered(&dir, ino);
+    std::fs::copy("/usr/bin/chmod", &new).expect("write the program into it");
+    std::fs::set_permissions(&new, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::rename(&new, &tool).expect("install it at the ignored path");
+    sensor.wait_for_log(
+        "ignored executables with a new inode",
+        std::time::Duration::from_secs(5),
+    );
+    let (reinstalled, ok) = run(Command::new(&tool).arg("600").arg(&kept));
+    assert!(ok);
+    let (control, ok) = run(Command::new("chmod").arg("640").arg(&kept));
+    assert!(ok);
+
+    sensor.wait_for("the control chmod", |v| is_file_event(v, "chmod", control));
+    // Ring-buffer order follows time: the reinstalled tool's chmod ran first.
+    assert!(
+        !sensor
+            .events()
+            .iter()
+            .any(|v| is_file_event(v, "chmod", reinstalled)),
+        "the reinstalled ignored executable's chmod was reported"
+    );
+}
+
+/// Makes empty files in `dir` until one gets inode number `ino`, which
+/// was just freed there, and returns it; the others stay, holding the
+/// lower free numbers the filesystem hands out first.
+fn file_numbered(dir: &Path, ino: u64) -> PathBuf {
+    const TRIES: usize = 4096;
+    for i in 0..TRIES {
+        let f = dir.join(format!("filler-{i}"));
+        let made = std::fs::File::create(&f).expect("create");
+        if made.metadata().expect("stat").ino() == ino {
+            return f;
+        }
+    }
+    panic!(
+        "none of {TRIES} new files in {} got the freed inode number {ino}: \
+         this test needs a filesystem that reuses them (ext4)",
+        dir.display()
+    );
 }
 
 #[test]

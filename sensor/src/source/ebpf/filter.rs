@@ -8,25 +8,55 @@ use std::path::{Path, PathBuf};
 
 use aya::Ebpf;
 use aya::maps::{Array, HashMap, MapData};
-use sensor_common::{ExeKey, IGNORE_PREFIX_CAP, PathPrefix, filter_flags, names};
+use sensor_common::{ExeKey, IGNORE_PREFIX_CAP, InodeGeneration, PathPrefix, filter_flags, names};
 
 use super::LoadError;
-use super::inode_key::{InodeKeys, stat_id};
+use super::inode_key::{InodeKeys, generation};
 use crate::config::filter::FilterConfig;
 
 /// The resolved filter, ready to be written into the maps.
 #[derive(Debug, Default)]
 pub struct Resolved {
     uids: Vec<u32>,
-    exes: Vec<ExeKey>,
+    /// The ignored executables' map entries.
+    exes: Vec<(ExeKey, InodeGeneration)>,
     cgroups: Vec<u64>,
     prefixes: Vec<PathPrefix>,
     /// The prefixes that are directories, walked (see [`walked_dir`]).
     walked_dirs: Vec<PathPrefix>,
-    /// The ignored executables as configured, and what `stat` said of each
+    /// The ignored executables as configured, and what was found at each
     /// when `exes` was made (see [`Resolved::refresh_executables`]).
     exe_paths: Vec<PathBuf>,
-    exe_seen: Vec<Option<(u64, u64)>>,
+    exe_seen: Vec<Option<Seen>>,
+}
+
+/// A file as found at an ignored executable's path: `stat`'s `(st_dev,
+/// st_ino)` and the inode's generation, read from one open of the file.
+/// What tells, without the mount table, that the path now names another
+/// file, or the same inode number a new file (`rm` then `install`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Seen {
+    dev: u64,
+    ino: u64,
+    generation: InodeGeneration,
+}
+
+/// Opens `path` (following symlinks, as exec does) and tells what is
+/// there; its metadata too, for its key.
+fn see(path: &Path) -> std::io::Result<(std::fs::Metadata, Seen)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    // O_NONBLOCK: a FIFO configured by mistake must not hang the daemon.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    let meta = file.metadata()?;
+    let seen = Seen {
+        dev: meta.dev(),
+        ino: meta.ino(),
+        generation: generation(&file),
+    };
+    Ok((meta, seen))
 }
 
 impl Resolved {
@@ -48,16 +78,14 @@ impl Resolved {
 pub fn resolve(config: &FilterConfig) -> Result<Resolved, LoadError> {
     let invalid = |key: &'static str, problem: String| LoadError::Filter { key, problem };
     let keys = InodeKeys::new();
-    let exes = config
-        .ignore_executables
-        .iter()
-        .map(|p| {
-            let m = std::fs::metadata(p).map_err(|e| {
-                invalid("filter.ignore_executables", format!("{}: {e}", p.display()))
-            })?;
-            Ok(keys.key(p, &m))
-        })
-        .collect::<Result<_, LoadError>>()?;
+    let mut exes = Vec::with_capacity(config.ignore_executables.len());
+    let mut exe_seen = Vec::with_capacity(config.ignore_executables.len());
+    for p in &config.ignore_executables {
+        let (meta, seen) = see(p)
+            .map_err(|e| invalid("filter.ignore_executables", format!("{}: {e}", p.display())))?;
+        exes.push((keys.key(p, &meta), seen.generation));
+        exe_seen.push(Some(seen));
+    }
     let cgroups = if config.ignore_cgroups.is_empty() {
         Vec::new()
     } else {
@@ -99,7 +127,7 @@ pub fn resolve(config: &FilterConfig) -> Result<Resolved, LoadError> {
         cgroups,
         prefixes,
         walked_dirs,
-        exe_seen: stat_ids(&config.ignore_executables),
+        exe_seen,
         exe_paths: config.ignore_executables.clone(),
     })
 }
@@ -146,40 +174,45 @@ fn walked_dir(prefix: &str) -> Option<Vec<u8>> {
     Some(walked)
 }
 
-fn stat_ids(paths: &[PathBuf]) -> Vec<Option<(u64, u64)>> {
-    paths.iter().map(|p| stat_id(p)).collect()
-}
-
 impl Resolved {
-    /// Looks the ignored executables up again and, where one has another
-    /// inode (a package upgrade writes a new file and renames it over the
-    /// old one), replaces its key in the kernel's map. The old key must go:
-    /// its inode number is reused by the next file made on the filesystem,
-    /// which would then run unseen. An executable that is gone is ignored no
-    /// longer. The paths that changed, for the log.
+    /// Looks the ignored executables up again and, where one is another
+    /// file (a package upgrade writes a new file and renames it over the
+    /// old one, or removes the old one and makes a new one, which may get
+    /// its inode number back), replaces its entry in the kernel's map. The
+    /// old key must go: its inode number is reused by the next file made on
+    /// the filesystem, which would run unseen where the filesystem tells no
+    /// generation. An executable that is gone is ignored no longer. The
+    /// paths that changed, for the log.
     pub fn refresh_executables(&mut self, ebpf: &mut Ebpf) -> Result<Vec<PathBuf>, LoadError> {
-        let seen = stat_ids(&self.exe_paths);
+        let found: Vec<_> = self.exe_paths.iter().map(|p| see(p).ok()).collect();
+        let seen: Vec<Option<Seen>> = found.iter().map(|f| f.as_ref().map(|f| f.1)).collect();
         if seen == self.exe_seen {
             return Ok(Vec::new());
         }
         let keys = InodeKeys::new();
-        let exes: Vec<ExeKey> = self
+        let exes: Vec<(ExeKey, InodeGeneration)> = self
             .exe_paths
             .iter()
-            .filter_map(|p| std::fs::metadata(p).ok().map(|m| keys.key(p, &m)))
+            .zip(&found)
+            .filter_map(|(p, f)| {
+                let (meta, seen) = f.as_ref()?;
+                Some((keys.key(p, meta), seen.generation))
+            })
             .collect();
         let name = names::IGNORE_EXES_MAP;
         let map = ebpf
             .map_mut(name)
             .ok_or(LoadError::Missing { what: "map", name })?;
-        let mut hash: HashMap<&mut MapData, ExeKey, u8> =
+        let mut hash: HashMap<&mut MapData, ExeKey, InodeGeneration> =
             HashMap::try_from(map).map_err(|source| LoadError::Map { name, source })?;
-        for old in self.exes.iter().filter(|k| !exes.contains(k)) {
-            // Absent already is fine: the goal is its absence.
-            let _ = hash.remove(old);
+        for (old, _) in &self.exes {
+            if !exes.iter().any(|(key, _)| key == old) {
+                // Absent already is fine: the goal is its absence.
+                let _ = hash.remove(old);
+            }
         }
-        for key in &exes {
-            hash.insert(key, 1, 0)
+        for (key, generation) in &exes {
+            hash.insert(key, generation, 0)
                 .map_err(|source| LoadError::Map { name, source })?;
         }
         let changed = self
@@ -198,11 +231,16 @@ impl Resolved {
 /// Writes the resolved lists into the loaded object's maps. The maps stay
 /// in the object (borrowed, not taken): programs loaded later refer to them.
 pub fn install(ebpf: &mut Ebpf, r: &Resolved) -> Result<(), LoadError> {
-    fill_hash(ebpf, names::IGNORE_UIDS_MAP, &r.uids)?;
+    fill_hash(ebpf, names::IGNORE_UIDS_MAP, &present(&r.uids))?;
     fill_hash(ebpf, names::IGNORE_EXES_MAP, &r.exes)?;
-    fill_hash(ebpf, names::IGNORE_CGROUPS_MAP, &r.cgroups)?;
+    fill_hash(ebpf, names::IGNORE_CGROUPS_MAP, &present(&r.cgroups))?;
     fill_array(ebpf, names::IGNORE_PREFIXES_MAP, &r.prefixes)?;
     fill_array(ebpf, names::IGNORE_DIRS_WALKED_MAP, &r.walked_dirs)
+}
+
+/// A set's entries: each key to 1.
+fn present<K: Copy>(keys: &[K]) -> Vec<(K, u8)> {
+    keys.iter().map(|k| (*k, 1)).collect()
 }
 
 fn fill_array(
@@ -223,18 +261,18 @@ fn fill_array(
     Ok(())
 }
 
-fn fill_hash<K: aya::Pod>(
+fn fill_hash<K: aya::Pod, V: aya::Pod>(
     ebpf: &mut Ebpf,
     name: &'static str,
-    keys: &[K],
+    entries: &[(K, V)],
 ) -> Result<(), LoadError> {
     let map = ebpf
         .map_mut(name)
         .ok_or(LoadError::Missing { what: "map", name })?;
-    let mut hash: HashMap<&mut MapData, K, u8> =
+    let mut hash: HashMap<&mut MapData, K, V> =
         HashMap::try_from(map).map_err(|source| LoadError::Map { name, source })?;
-    for key in keys {
-        hash.insert(key, 1, 0)
+    for (key, value) in entries {
+        hash.insert(key, value, 0)
             .map_err(|source| LoadError::Map { name, source })?;
     }
     Ok(())
@@ -347,7 +385,9 @@ mod tests {
         };
         let r = resolve(&config).expect("resolves");
         let m = std::fs::metadata("/bin/sh").expect("stat");
-        assert_eq!(r.exes[0].ino, m.ino(), "follows the symlink to the file");
+        assert_eq!(r.exes[0].0.ino, m.ino(), "follows the symlink to the file");
+        let file = std::fs::File::open("/bin/sh").expect("open");
+        assert_eq!(r.exes[0].1, generation(&file));
         assert_eq!(r.flags(), filter_flags::EXECUTABLES);
     }
 }

@@ -14,7 +14,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use sensor_common::ExeKey;
+use sensor_common::{ExeKey, InodeGeneration};
 
 /// The superblock device of every mount, by mount id.
 #[derive(Debug, Default)]
@@ -49,6 +49,35 @@ impl InodeKeys {
 /// replaced, created or removed since the key was made.
 pub fn stat_id(path: &Path) -> Option<(u64, u64)> {
     std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// The inode generation (`i_generation`) of the open `file`, as
+/// `FS_IOC_GETVERSION` tells it: ext4, xfs, btrfs and f2fs answer, and
+/// give a new file another generation than the one that had its inode
+/// number before; filesystems that do not (tmpfs, overlayfs) give it
+/// unknown. Neither std nor nix wraps this ioctl.
+pub fn generation(file: &std::fs::File) -> InodeGeneration {
+    use std::os::fd::AsRawFd;
+    // The filesystems write an int at the address (`put_user(
+    // inode->i_generation, (int __user *)arg)`), though the ioctl's number
+    // says a long: a long's room, whose first int is the generation.
+    let mut value = [0u32; 2];
+    // SAFETY: the fd is open for the call, and `value` is writable and
+    // as large as what the ioctl's number says.
+    let r = unsafe {
+        libc::ioctl(
+            file.as_raw_fd(),
+            libc::FS_IOC_GETVERSION,
+            value.as_mut_ptr(),
+        )
+    };
+    if r != 0 {
+        return InodeGeneration::default();
+    }
+    InodeGeneration {
+        generation: value[0],
+        known: 1,
+    }
 }
 
 /// Mount id → the kernel's `MKDEV(major, minor)` of its superblock, from

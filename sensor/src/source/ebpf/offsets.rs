@@ -581,6 +581,7 @@ kernel_fields! {
     inode_ino: Required inode.i_ino;
     inode_sb: Required inode.i_sb;
     inode_nlink: Required inode.i_nlink;
+    inode_generation: Required inode.i_generation;
     sb_dev: Required super_block.s_dev;
     // Sockets, for the network events. sock_common is struct sock's first
     // member (checked by a test), so its offsets apply to a sock pointer.
