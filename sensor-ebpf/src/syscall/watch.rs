@@ -16,19 +16,22 @@
 //! - where fentry loads (`watch_inode.rs`), a truncate, unlink, rename,
 //!   link or symlink whose path argument did not decide is kept in flight
 //!   anyway, and the hooks inside the call decide by the inode the kernel
-//!   resolved: exact, through symlinks, bind mounts and `/proc/PID/root`.
+//!   resolved: exact, through symlinks, bind mounts and `/proc/PID/root`;
+//! - with `[watch] user_ssh_dirs`, also by name: a file in a directory
+//!   named `.ssh`, or such a directory, whoever's home holds it and
+//!   whenever it was made (see [`ssh_named`]).
 
 use aya_ebpf::helpers::generated::bpf_probe_read_user;
 use aya_ebpf::macros::map;
 use aya_ebpf::maps::{Array, HashMap, PerCpuArray};
 use sensor_common::{
     ARG_PATH_CAP, AT_FDCWD, EventKind, ExeKey, PathPrefix, ProbeError, SyscallOp,
-    WATCH_PREFIXES_MAX, WatchEvent, watch_flags,
+    WATCH_MATCHED_SSH_DIR, WATCH_PREFIXES_MAX, WatchEvent, watch_flags,
 };
 
 use super::{copy, dir_path, fd_file, inflight, read_user_str};
-use crate::kernel::{Miss, field, put, read_ptr, read_u32, read_u64};
-use crate::maps::{DATA_MASK, SYSCALL_SCRATCH, count_error, off, scratch};
+use crate::kernel::{Miss, field, plus, put, read_ptr, read_u32, read_u64};
+use crate::maps::{DATA_MASK, SYSCALL_SCRATCH, count_error, off, scratch, ssh_dirs_watched};
 use crate::path::{Walk, Writer, write_found_path};
 use crate::task::{self, Current};
 
@@ -291,7 +294,7 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
 /// For the fentry hooks: the call in flight on this thread acts on
 /// `dentries` (0: none). The first that is, or is under, a watched inode
 /// names the watched path in the event (`matched`), which also decides an
-/// undecided call.
+/// undecided call; else one matched by name ([`ssh_named`]) does.
 #[inline(always)]
 pub(super) fn resolved(dentries: [u64; 2]) {
     let Some(p) = WATCH_INFLIGHT.get_ptr_mut(&super::thread_key()) else {
@@ -299,9 +302,12 @@ pub(super) fn resolved(dentries: [u64; 2]) {
     };
     // SAFETY: this thread's live map value; only this thread touches it.
     let p = unsafe { &mut *p };
-    if p.matched != 0 {
+    // A match by name may still become one by inode (a rename's second
+    // dentry comes in a later hook).
+    if p.matched != 0 && p.matched != WATCH_MATCHED_SSH_DIR {
         return;
     }
+    let mut by_name = false;
     for d in dentries {
         if d == 0 {
             continue;
@@ -311,6 +317,10 @@ pub(super) fn resolved(dentries: [u64; 2]) {
             p.matched = m;
             return;
         }
+        by_name = by_name || ssh_named(d);
+    }
+    if by_name {
+        p.matched = WATCH_MATCHED_SSH_DIR;
     }
 }
 
@@ -458,9 +468,10 @@ fn send(
 const FIXED: usize = core::mem::size_of::<WatchEvent>();
 
 /// Is the open file watched? `Some(1 + the watched path's index)` when it,
-/// or a directory above it, is a watched inode; `Some(0)` when it is in a
-/// directory that holds a watched file, for the daemon to decide by its
-/// path: a watched file created after the sensor started (`/etc/ld.so.preload`),
+/// or a directory above it, is a watched inode; `Some(WATCH_MATCHED_SSH_DIR)`
+/// when it is in a directory named `.ssh` ([`ssh_named`]); `Some(0)` when
+/// it is in a directory that holds a watched file, for the daemon to
+/// decide by its path: a watched file created after the sensor started (`/etc/ld.so.preload`),
 /// or replaced since by a rename over it (how passwd, useradd and visudo
 /// write) has an inode the maps do not hold yet. None otherwise.
 #[inline(always)]
@@ -473,7 +484,83 @@ fn file_watched(file: Result<u64, Miss>) -> Option<u32> {
     if matched != 0 {
         return Some(matched);
     }
+    if ssh_named(dentry) {
+        return Some(WATCH_MATCHED_SSH_DIR);
+    }
     in_parent.then_some(0)
+}
+
+/// `.ssh` as four bytes read as a little-endian u32, the BPF target's
+/// order.
+const SSH_NAME: u32 = u32::from_le_bytes(*b".ssh");
+
+/// With `[watch] user_ssh_dirs`: is `dentry` a directory named `.ssh`, or
+/// a file in one? That is where sshd reads a user's `authorized_keys`,
+/// `rc` (run at each login) and `environment`, whichever account's home
+/// holds it and whenever the directory was made: an account added by an
+/// intruder, or one that had no `~/.ssh` when the sensor started. Matched
+/// by the names the kernel resolved, whatever path led there (a `~/.ssh`
+/// that is a symlink to another name is matched by inode, when it exists
+/// at start).
+#[inline(always)]
+fn ssh_named(dentry: u64) -> bool {
+    if !ssh_dirs_watched() {
+        return false;
+    }
+    if dentry_named_ssh(dentry) {
+        return true;
+    }
+    read_ptr(dentry, off!(dentry_parent)).is_ok_and(|dir| dir != dentry && dentry_named_ssh(dir))
+}
+
+#[inline(always)]
+fn dentry_named_ssh(dentry: u64) -> bool {
+    let name = off!(dentry_name);
+    if read_u32(dentry, plus(name, off!(qstr_len))) != Ok(4) {
+        return false;
+    }
+    read_ptr(dentry, plus(name, off!(qstr_name))).and_then(|n| read_u32(n, 0)) == Ok(SSH_NAME)
+}
+
+/// With `[watch] user_ssh_dirs`: does the absolute `path` end in a
+/// component named `.ssh` (`…/.ssh`, `…/.ssh/`) or in one below such a
+/// component (`…/.ssh/authorized_keys`)? Scanned back from its end, over
+/// its last component (at most NAME_MAX bytes) and the five before it.
+#[inline(always)]
+fn ssh_path(path: &[u8; ARG_PATH_CAP], len: u32) -> bool {
+    if !ssh_dirs_watched() {
+        return false;
+    }
+    let len = len as usize;
+    let at = |i: usize| path[i & (ARG_PATH_CAP - 1)];
+    let ssh_before = |end: usize| {
+        end >= 5
+            && at(end - 5) == b'/'
+            && at(end - 4) == b'.'
+            && at(end - 3) == b's'
+            && at(end - 2) == b's'
+            && at(end - 1) == b'h'
+    };
+    // `…/.ssh`: the directory itself.
+    if ssh_before(len) {
+        return true;
+    }
+    // The last slash: `…/.ssh/` and `…/.ssh/name` have `/.ssh` before it.
+    for back in 1..=256usize {
+        if back > len {
+            break;
+        }
+        if at(len - back) == b'/' {
+            return ssh_before(len - back);
+        }
+    }
+    false
+}
+
+/// A relative single-component path named `.ssh`.
+#[inline(always)]
+fn named_ssh_arg(path: &[u8; ARG_PATH_CAP], len: u32) -> bool {
+    len == 4 && path[..4] == *b".ssh" && ssh_dirs_watched()
 }
 
 /// Climbs from `dentry` to its filesystem's root looking for an inode in
@@ -547,18 +634,21 @@ fn path_watched(task: u64, path: &[u8; ARG_PATH_CAP], len: u32, dirfd: i32) -> b
         return false;
     }
     if path[0] == b'/' {
-        return crate::filter::starts_with_any(&WATCHED_PREFIXES, WATCH_PREFIXES_MAX, path, len);
+        return crate::filter::starts_with_any(&WATCHED_PREFIXES, WATCH_PREFIXES_MAX, path, len)
+            || ssh_path(path, len);
     }
     // A relative path of several components (`etc/cron.d/job`) can reach a
     // watched directory from anywhere: only the joined path can tell, and
     // the daemon joins it. One component is decided here, by its directory.
-    if has_slash(path, len) {
+    if has_slash(path, len) || named_ssh_arg(path, len) {
         return true;
     }
     let dir = dir_path(task, dirfd).and_then(|p| read_ptr(p, off!(path_dentry)));
     match dir {
         Ok(d) => {
-            dentry_watched(d, &WATCHED_INODES) != 0 || dentry_watched(d, &WATCHED_PARENTS) != 0
+            dentry_watched(d, &WATCHED_INODES) != 0
+                || dentry_watched(d, &WATCHED_PARENTS) != 0
+                || (ssh_dirs_watched() && dentry_named_ssh(d))
         }
         Err(_) => false,
     }

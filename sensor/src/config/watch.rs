@@ -16,8 +16,12 @@ pub struct WatchConfig {
     /// everything below it). Paths that do not exist yet are watched by
     /// name, so that their creation is seen.
     pub paths: Vec<PathBuf>,
-    /// Also watch every account's `~/.ssh/` (from /etc/passwd) that exists
-    /// when the sensor starts: authorized_keys is how intruders persist.
+    /// Also watch every directory named `.ssh` and the files directly in
+    /// it (`authorized_keys`, `rc`, `environment`: how intruders persist
+    /// through sshd), by name, whichever account's home holds it and
+    /// whenever it was made; and the `~/.ssh/` of each account in
+    /// /etc/passwd that exists at start by inode as well (reached through
+    /// a symlink, and with everything below it).
     pub user_ssh_dirs: bool,
 }
 

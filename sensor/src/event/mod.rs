@@ -1099,7 +1099,9 @@ pub struct FileWrite {
     /// argument names a watched path) or `inode` (the file it opened or
     /// resolved, or a directory above it, is a watched inode: opens and
     /// ftruncate always, truncate/unlink/rename/link/symlink through
-    /// another name where the fentry hooks load).
+    /// another name where the fentry hooks load) or `name` (the file the
+    /// kernel resolved is in a directory named `.ssh`, or is one:
+    /// `[watch] user_ssh_dirs`).
     pub matched_by: &'static str,
     /// open's flags by name (`O_WRONLY`, `O_CREAT`, `O_TRUNC`…).
     #[serde(skip_serializing_if = "Vec::is_empty")]

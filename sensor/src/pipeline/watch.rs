@@ -1,7 +1,7 @@
 //! Writes to watched paths into `file.*` and `sensor.file_write`: opens
 //! for writing, truncates, unlinks, renames, links and symlinks.
 
-use sensor_common::SyscallOp;
+use sensor_common::{SyscallOp, WATCH_MATCHED_SSH_DIR};
 
 use super::{Kind, Pipeline, outcome};
 use crate::event::{Event, File, FileWrite, SensorFields, Text};
@@ -22,20 +22,17 @@ impl Pipeline {
         // touches: never joined, never matched (the kernel did not either).
         let path2 = if symlink { None } else { w.resolved_path2() };
         // Opens and ftruncates were matched by inode in the kernel: exact,
-        // and so are path arguments the fentry hooks resolved (`matched`).
+        // and so are path arguments the fentry hooks resolved (`matched`);
+        // or by the names the kernel resolved (a `.ssh` directory).
         // Other path arguments were matched loosely there, and so were
         // files the kernel sent because their directory holds a watched file
         // (base_is_file, matched 0: a watched file with a new inode);
         // check them here.
-        let by_kernel = self.watched.by_kernel_match(w.matched).map(<[u8]>::to_vec);
-        let watched = path
-            .as_deref()
-            .and_then(|p| self.watched.matching(p))
-            .map(<[u8]>::to_vec);
-        let watched2 = path2
-            .as_deref()
-            .and_then(|p| self.watched.matching(p))
-            .map(<[u8]>::to_vec);
+        let by_kernel = self
+            .watched
+            .by_kernel_match(w.matched, [path.as_deref(), path2.as_deref()]);
+        let watched = path.as_deref().and_then(|p| self.watched.matching(p));
+        let watched2 = path2.as_deref().and_then(|p| self.watched.matching(p));
         let by_path = !w.base_is_file && (watched.is_some() || watched2.is_some());
         if !by_path && by_kernel.is_none() && watched.is_none() {
             return None;
@@ -46,7 +43,11 @@ impl Pipeline {
         // file made on that filesystem until the daemon's maps catch up.
         let label = watched.or(watched2).or(by_kernel.clone());
         let matched_by = if !by_path && by_kernel.is_some() && by_kernel == label {
-            "inode"
+            if w.matched == WATCH_MATCHED_SSH_DIR {
+                "name"
+            } else {
+                "inode"
+            }
         } else {
             "path"
         };

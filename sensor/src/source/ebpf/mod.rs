@@ -155,11 +155,16 @@ impl EbpfSource {
         } else {
             0
         };
+        let ssh_dirs = if watched.ssh_dirs {
+            probe_features::SSH_DIRS
+        } else {
+            0
+        };
         let load_object = |features: u32| {
             let probe_config = ProbeConfig {
                 sensor_tgid: std::process::id(),
                 filters: filter.flags(),
-                features: features | fork_namespaces,
+                features: features | fork_namespaces | ssh_dirs,
             };
             EbpfLoader::new()
                 .override_global(names::OFFSETS_GLOBAL, &resolved.offsets, true)

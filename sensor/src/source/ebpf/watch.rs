@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 
 use aya::Ebpf;
 use aya::maps::{Array, HashMap, MapData};
-use sensor_common::{ExeKey, IGNORE_PREFIX_CAP, PathPrefix, WATCH_PREFIXES_MAX, names};
+use sensor_common::{
+    ExeKey, IGNORE_PREFIX_CAP, PathPrefix, WATCH_MATCHED_SSH_DIR, WATCH_PREFIXES_MAX, names,
+};
 
 use super::LoadError;
 use super::inode_key::{InodeKeys, stat_id};
@@ -20,6 +22,9 @@ pub struct Watched {
     /// As configured, directories with a trailing `/`: what matches are
     /// reported against.
     pub paths: Vec<Vec<u8>>,
+    /// `[watch] user_ssh_dirs`: every directory named `.ssh` is watched
+    /// by name too (see [`ssh_dir`]).
+    pub ssh_dirs: bool,
     /// Each existing path's inode, with 1 + its index in `paths` (what
     /// the kernel reports as `WatchEvent::matched`).
     inodes: Vec<(ExeKey, u8)>,
@@ -37,7 +42,10 @@ impl Watched {
         if config.user_ssh_dirs {
             paths.extend(home_ssh_dirs());
         }
-        let mut w = Watched::default();
+        let mut w = Watched {
+            ssh_dirs: config.user_ssh_dirs,
+            ..Watched::default()
+        };
         for p in paths {
             let is_dir = std::fs::metadata(&p)
                 .map_or(p.as_os_str().as_bytes().ends_with(b"/"), |m| m.is_dir());
@@ -73,6 +81,7 @@ impl Watched {
         }
         let mut w = Watched {
             paths: self.paths.clone(),
+            ssh_dirs: self.ssh_dirs,
             ..Watched::default()
         };
         w.find_inodes();
@@ -141,14 +150,22 @@ impl Watched {
     }
 
     /// The watched path whose inode the kernel matched: `matched` as in
-    /// `WatchEvent::matched` (0: none).
-    pub fn by_kernel_match(&self, matched: u32) -> Option<&[u8]> {
+    /// `WatchEvent::matched` (0: none). For a match by name, the `.ssh`
+    /// directory the first of `paths` (the event's, as joined) that names
+    /// one names, or [`SSH_DIR_PATTERN`] where none does (a symlink led
+    /// there).
+    pub fn by_kernel_match(&self, matched: u32, paths: [Option<&[u8]>; 2]) -> Option<Vec<u8>> {
+        if matched == WATCH_MATCHED_SSH_DIR {
+            let named = paths.into_iter().flatten().find_map(ssh_dir);
+            return Some(named.unwrap_or_else(|| SSH_DIR_PATTERN.to_vec()));
+        }
         let i = (matched as usize).checked_sub(1)?;
-        self.paths.get(i).map(Vec::as_slice)
+        self.paths.get(i).cloned()
     }
 
-    /// The watched path that `path` is, or is under.
-    pub fn matching(&self, path: &[u8]) -> Option<&[u8]> {
+    /// The watched path that `path` is, or is under; else, with
+    /// `ssh_dirs`, the `.ssh` directory it is or is in.
+    pub fn matching(&self, path: &[u8]) -> Option<Vec<u8>> {
         self.paths
             .iter()
             .find(|w| {
@@ -158,7 +175,8 @@ impl Watched {
                     path == w.as_slice()
                 }
             })
-            .map(Vec::as_slice)
+            .cloned()
+            .or_else(|| self.ssh_dirs.then(|| ssh_dir(path)).flatten())
     }
 
     /// Writes the maps of the loaded object (borrowed: the programs loaded
@@ -234,6 +252,32 @@ impl Watched {
     }
 }
 
+/// The label of a file the kernel matched in a directory named `.ssh`
+/// whose path the event does not show (a symlink led there).
+pub const SSH_DIR_PATTERN: &[u8] = b"*/.ssh/";
+
+/// The directory named `.ssh` that the absolute `path` is (`/home/x/.ssh`,
+/// `/home/x/.ssh/`) or is directly in (`/home/x/.ssh/authorized_keys`),
+/// with its trailing `/`: what the kernel side's name rule sends (see
+/// `sensor-ebpf`'s `syscall::watch::ssh_named`). Where sshd reads a
+/// user's keys, `rc` and `environment`, whichever account's home holds it
+/// and whenever it was made.
+fn ssh_dir(path: &[u8]) -> Option<Vec<u8>> {
+    if !path.starts_with(b"/") {
+        return None;
+    }
+    let trimmed = path.strip_suffix(b"/").unwrap_or(path);
+    let dir = if trimmed.ends_with(b"/.ssh") {
+        trimmed
+    } else {
+        let slash = trimmed.iter().rposition(|&b| b == b'/')?;
+        Some(&trimmed[..slash]).filter(|d| d.ends_with(b"/.ssh"))?
+    };
+    let mut label = dir.to_vec();
+    label.push(b'/');
+    Some(label)
+}
+
 /// `~/.ssh/` of every account in /etc/passwd whose home has one.
 fn home_ssh_dirs() -> Vec<PathBuf> {
     let Ok(passwd) = std::fs::read("/etc/passwd") else {
@@ -258,19 +302,56 @@ mod tests {
             paths: vec![b"/etc/passwd".to_vec(), b"/etc/cron.d/".to_vec()],
             ..Watched::default()
         };
-        assert_eq!(w.matching(b"/etc/passwd"), Some(&b"/etc/passwd"[..]));
+        let matching = |p: &[u8]| w.matching(p).map(|m| String::from_utf8(m).expect("utf-8"));
+        assert_eq!(matching(b"/etc/passwd").as_deref(), Some("/etc/passwd"));
+        assert_eq!(matching(b"/etc/passwd-"), None, "a backup is another file");
         assert_eq!(
-            w.matching(b"/etc/passwd-"),
-            None,
-            "a backup is another file"
+            matching(b"/etc/cron.d/evil").as_deref(),
+            Some("/etc/cron.d/")
         );
-        assert_eq!(w.matching(b"/etc/cron.d/evil"), Some(&b"/etc/cron.d/"[..]));
         assert_eq!(
-            w.matching(b"/etc/cron.d"),
-            Some(&b"/etc/cron.d/"[..]),
+            matching(b"/etc/cron.d").as_deref(),
+            Some("/etc/cron.d/"),
             "the directory itself"
         );
-        assert_eq!(w.matching(b"/etc/cron.daily/x"), None);
+        assert_eq!(matching(b"/etc/cron.daily/x"), None);
+        assert_eq!(
+            matching(b"/home/bob/.ssh/authorized_keys"),
+            None,
+            "no name rule without user_ssh_dirs"
+        );
+    }
+
+    #[test]
+    fn with_user_ssh_dirs_any_directory_named_ssh_is_watched_by_name() {
+        let w = Watched {
+            paths: vec![b"/etc/passwd".to_vec()],
+            ssh_dirs: true,
+            ..Watched::default()
+        };
+        let matching = |p: &str| {
+            w.matching(p.as_bytes())
+                .map(|m| String::from_utf8(m).expect("utf-8"))
+        };
+        for (path, dir) in [
+            ("/home/bob/.ssh/authorized_keys", Some("/home/bob/.ssh/")),
+            ("/home/bob/.ssh/rc", Some("/home/bob/.ssh/")),
+            ("/home/bob/.ssh", Some("/home/bob/.ssh/")),
+            ("/home/bob/.ssh/", Some("/home/bob/.ssh/")),
+            ("/.ssh/authorized_keys", Some("/.ssh/")),
+            ("/var/lib/x/.ssh/k", Some("/var/lib/x/.ssh/")),
+            // The configured paths come first.
+            ("/etc/passwd", Some("/etc/passwd")),
+            // Only a component named exactly `.ssh`, and only directly in it.
+            ("/home/bob/.ssh/keys/old", None),
+            ("/home/bob/x.ssh/authorized_keys", None),
+            ("/home/bob/.sshd/authorized_keys", None),
+            ("/home/bob/.ssh2", None),
+            ("/home/bob/authorized_keys", None),
+            (".ssh/authorized_keys", None),
+        ] {
+            assert_eq!(matching(path).as_deref(), dir, "{path}");
+        }
     }
 
     #[test]
@@ -290,9 +371,30 @@ mod tests {
         assert!(w.paths[1].ends_with(b"not-yet/"));
         // What the kernel reports for the file's inode names it back.
         let matched = u32::from(w.inodes[0].1);
-        assert_eq!(w.by_kernel_match(matched), Some(w.paths[0].as_slice()));
-        assert_eq!(w.by_kernel_match(0), None, "0: matched by no inode");
-        assert_eq!(w.by_kernel_match(99), None, "out of range");
+        assert_eq!(
+            w.by_kernel_match(matched, [None, None]),
+            Some(w.paths[0].clone())
+        );
+        assert_eq!(
+            w.by_kernel_match(0, [None, None]),
+            None,
+            "0: matched by no inode"
+        );
+        assert_eq!(w.by_kernel_match(99, [None, None]), None, "out of range");
+        let keys = b"/home/bob/.ssh/authorized_keys";
+        assert_eq!(
+            w.by_kernel_match(WATCH_MATCHED_SSH_DIR, [Some(b"/tmp/k"), Some(keys)]),
+            Some(b"/home/bob/.ssh/".to_vec()),
+            "by name: the directory a path names (a rename's new one)"
+        );
+        assert_eq!(
+            w.by_kernel_match(
+                WATCH_MATCHED_SSH_DIR,
+                [Some(b"/tmp/link/authorized_keys"), None]
+            ),
+            Some(SSH_DIR_PATTERN.to_vec()),
+            "by name through a symlink: the pattern"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 
