@@ -186,8 +186,17 @@ backdoor_account() {
     as_root "$BACKDOOR_USER" <<'EOF'
 useradd -m -s /bin/bash "$1"
 # Not a usable key: the point is the write, not a way in.
-echo "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIScenarioBackdoorKeyNotAUsableKey00000 $1@scenario" \
-    >>/root/.ssh/authorized_keys
+key="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIScenarioBackdoorKeyNotAUsableKey00000 $1@scenario"
+echo "$key" >>/root/.ssh/authorized_keys
+# The new account's own ~/.ssh, made after the sensor started: a key
+# renamed into it through a symlink whose path names no .ssh, so that
+# only the names the kernel resolved (fentry) tell where it went.
+install -d -m 700 -o "$1" -g "$1" "/home/$1/.ssh"
+ln -sfn "/home/$1/.ssh" /tmp/.k
+echo "$key" >/tmp/.key
+mv /tmp/.key /tmp/.k/authorized_keys
+[ -s "/home/$1/.ssh/authorized_keys" ]
+rm /tmp/.k
 id "$1" >/dev/null
 EOF
 }

@@ -48,6 +48,9 @@ const HOST_IP: &str = "10.0.2.2";
 const BRUTE_FORCE_ATTEMPTS: usize = 4;
 const BACKDOOR_USER: &str = "backdoor";
 const AUTHORIZED_KEYS: &str = "/root/.ssh/authorized_keys";
+/// The backdoor account's key, renamed into its new ~/.ssh through this
+/// symlink to it.
+const BACKDOOR_KEYS_LINKED: &str = "/tmp/.k/authorized_keys";
 const SETUID_COPY: &str = "/tmp/.sh";
 const CAPABILITY_COPY: &str = "/tmp/.ping";
 const HIDDEN_CAPABILITY_COPY: &str = "/tmp/.su";
@@ -282,6 +285,11 @@ const SCENARIO: &[Step] = &[
                 "open_write of /root/.ssh/authorized_keys (append)",
                 &["open_write"],
                 is_authorized_keys_write,
+            ),
+            one(
+                "rename of a key into the new account's ~/.ssh, through a symlink",
+                &["rename"],
+                is_backdoor_keys_planted,
             ),
         ],
     },
@@ -678,6 +686,15 @@ fn is_authorized_keys_write(v: &Value) -> bool {
     succeeded(v)
         && is(v, "file.path", AUTHORIZED_KEYS)
         && lists(v, "sensor.file_write.open_flags", "O_APPEND")
+}
+
+/// Decided by fentry/security_inode_rename, by the names the kernel
+/// resolved: the path names no `.ssh`, so the directory is the pattern.
+fn is_backdoor_keys_planted(v: &Value) -> bool {
+    succeeded(v)
+        && is(v, "sensor.file_write.new_path", BACKDOOR_KEYS_LINKED)
+        && is(v, "sensor.file_write.watched", "*/.ssh/")
+        && is(v, "sensor.file_write.matched_by", "name")
 }
 
 /// With the mode from before the call (cp makes 0755): it comes from
