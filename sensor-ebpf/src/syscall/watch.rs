@@ -468,12 +468,13 @@ fn send(
 const FIXED: usize = core::mem::size_of::<WatchEvent>();
 
 /// Is the open file watched? `Some(1 + the watched path's index)` when it,
-/// or a directory above it, is a watched inode; `Some(WATCH_MATCHED_SSH_DIR)`
-/// when it is in a directory named `.ssh` ([`ssh_named`]); `Some(0)` when
-/// it is in a directory that holds a watched file, for the daemon to
-/// decide by its path: a watched file created after the sensor started (`/etc/ld.so.preload`),
-/// or replaced since by a rename over it (how passwd, useradd and visudo
-/// write) has an inode the maps do not hold yet. None otherwise.
+/// or a directory above it, is a watched inode;
+/// `Some(WATCH_MATCHED_SSH_DIR)` when it is in a directory named `.ssh`
+/// ([`in_ssh_dir`]); `Some(0)` when it is in a directory that holds a
+/// watched file, for the daemon to decide by its path: a watched file
+/// created after the sensor started (`/etc/ld.so.preload`), or replaced
+/// since by a rename over it (how passwd, useradd and visudo write) has an
+/// inode the maps do not hold yet. None otherwise.
 #[inline(always)]
 fn file_watched(file: Result<u64, Miss>) -> Option<u32> {
     let dentry = file
@@ -484,7 +485,7 @@ fn file_watched(file: Result<u64, Miss>) -> Option<u32> {
     if matched != 0 {
         return Some(matched);
     }
-    if ssh_named(dentry) {
+    if in_ssh_dir(dentry) {
         return Some(WATCH_MATCHED_SSH_DIR);
     }
     in_parent.then_some(0)
@@ -504,12 +505,17 @@ const SSH_NAME: u32 = u32::from_le_bytes(*b".ssh");
 /// at start).
 #[inline(always)]
 fn ssh_named(dentry: u64) -> bool {
-    if !ssh_dirs_watched() {
-        return false;
-    }
-    if dentry_named_ssh(dentry) {
-        return true;
-    }
+    ssh_dirs_watched() && (dentry_named_ssh(dentry) || in_dir_named_ssh(dentry))
+}
+
+/// [`ssh_named`] for a file (an open one: never a directory to rename).
+#[inline(always)]
+fn in_ssh_dir(dentry: u64) -> bool {
+    ssh_dirs_watched() && in_dir_named_ssh(dentry)
+}
+
+#[inline(always)]
+fn in_dir_named_ssh(dentry: u64) -> bool {
     read_ptr(dentry, off!(dentry_parent)).is_ok_and(|dir| dir != dentry && dentry_named_ssh(dir))
 }
 
