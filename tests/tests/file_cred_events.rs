@@ -508,6 +508,33 @@ fn cgroup2_root() -> PathBuf {
     }
 }
 
+/// A copy of chmod at `tool` in a directory of its own, ignored by a
+/// sensor that looks its path up again every `interval_ms`, and a file
+/// for it to change.
+struct IgnoredTool {
+    dir: sensor_tests::Scratch,
+    tool: PathBuf,
+    kept: PathBuf,
+    sensor: Sensor,
+}
+
+fn ignored_tool(name: &str, interval_ms: u64) -> IgnoredTool {
+    let dir = temp_dir(name);
+    let tool = dir.join("tool");
+    sensor_tests::copy_executable("/usr/bin/chmod", &tool);
+    let sensor = Sensor::start(&format!(
+        "[filter]\nignore_executables = [\"{}\"]\n[ebpf]\ncounters_interval_ms = {interval_ms}\n",
+        tool.display()
+    ));
+    let kept = file_in(&dir, "kept", 0o644);
+    IgnoredTool {
+        dir,
+        tool,
+        kept,
+        sensor,
+    }
+}
+
 /// A package upgrade writes a new executable and renames it over the old
 /// one: the ignore list, kept by inode in the kernel, must follow it to the
 /// new file, and drop the old inode, whose number the next file made on the
@@ -515,25 +542,20 @@ fn cgroup2_root() -> PathBuf {
 /// which must now be seen).
 #[test]
 fn an_ignored_executable_replaced_by_an_upgrade_stays_ignored_and_its_old_inode_does_not() {
-    let dir = temp_dir("ignore-upgrade");
-    let tool = dir.join("tool");
-    let copy = |to: &Path| {
-        sensor_tests::copy_executable("/usr/bin/chmod", to);
-    };
-    copy(&tool);
-    let config = format!(
-        "[filter]\nignore_executables = [\"{}\"]\n[ebpf]\ncounters_interval_ms = 200\n",
-        tool.display()
-    );
-    let sensor = Sensor::start(&config);
-    let kept = file_in(&dir, "kept", 0o644);
+    // `sensor` last: dropped (stopped) first, before the directory goes.
+    let IgnoredTool {
+        dir,
+        tool,
+        kept,
+        sensor,
+    } = ignored_tool("ignore-upgrade", 200);
     let (before, ok) = run(Command::new(&tool).arg("600").arg(&kept));
     assert!(ok);
 
     let old_name = dir.join("tool-old");
     std::fs::hard_link(&tool, &old_name).expect("link");
     let new = dir.join("tool.new");
-    copy(&new);
+    sensor_tests::copy_executable("/usr/bin/chmod", &new);
     std::fs::rename(&new, &tool).expect("rename over");
     sensor.wait_for_log(
         "ignored executables with a new inode",
@@ -569,24 +591,17 @@ fn an_ignored_executable_replaced_by_an_upgrade_stays_ignored_and_its_old_inode_
 /// away here). The filesystem gave it another generation.
 #[test]
 fn a_file_given_a_removed_ignored_executables_inode_number_is_seen() {
-    let dir = temp_dir("ignore-reuse");
-    let tool = dir.join("tool");
-    sensor_tests::copy_executable("/usr/bin/chmod", &tool);
-    let config = format!(
-        "[filter]\nignore_executables = [\"{}\"]\n[ebpf]\ncounters_interval_ms = 60000\n",
-        tool.display()
-    );
-    let sensor = Sensor::start(&config);
-    let kept = file_in(&dir, "kept", 0o644);
+    // `sensor` last: dropped (stopped) first, before the directory goes.
+    let IgnoredTool {
+        dir,
+        tool,
+        kept,
+        sensor,
+    } = ignored_tool("ignore-reuse", 60_000);
     let (ignored, ok) = run(Command::new(&tool).arg("600").arg(&kept));
     assert!(ok);
 
-    let ino = std::fs::metadata(&tool).expect("stat").ino();
-    std::fs::remove_file(&tool).expect("remove the ignored executable");
-    let reuser = file_numbered(&dir, ino);
-    std::fs::copy("/usr/bin/chmod", &reuser).expect("write the program into it");
-    std::fs::set_permissions(&reuser, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    assert_eq!(std::fs::metadata(&reuser).expect("stat").ino(), ino);
+    let reuser = program_in_its_number(&dir, &tool);
     let (reused, ok) = run(Command::new(&reuser).arg("640").arg(&kept));
     assert!(ok);
 
@@ -613,21 +628,15 @@ fn a_file_given_a_removed_ignored_executables_inode_number_is_seen() {
 /// the kernel would stop ignoring it.
 #[test]
 fn an_ignored_executable_reinstalled_with_its_old_inode_number_stays_ignored() {
-    let dir = temp_dir("ignore-reinstall");
-    let tool = dir.join("tool");
-    sensor_tests::copy_executable("/usr/bin/chmod", &tool);
-    let config = format!(
-        "[filter]\nignore_executables = [\"{}\"]\n[ebpf]\ncounters_interval_ms = 200\n",
-        tool.display()
-    );
-    let sensor = Sensor::start(&config);
-    let kept = file_in(&dir, "kept", 0o644);
+    // `sensor` last: dropped (stopped) first, before the directory goes.
+    let IgnoredTool {
+        dir,
+        tool,
+        kept,
+        sensor,
+    } = ignored_tool("ignore-reinstall", 200);
 
-    let ino = std::fs::metadata(&tool).expect("stat").ino();
-    std::fs::remove_file(&tool).expect("remove the ignored executable");
-    let new = file_numbered(&dir, ino);
-    std::fs::copy("/usr/bin/chmod", &new).expect("write the program into it");
-    std::fs::set_permissions(&new, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let new = program_in_its_number(&dir, &tool);
     std::fs::rename(&new, &tool).expect("install it at the ignored path");
     sensor.wait_for_log(
         "ignored executables with a new inode",
@@ -647,6 +656,18 @@ fn an_ignored_executable_reinstalled_with_its_old_inode_number_stays_ignored() {
             .any(|v| is_file_event(v, "chmod", reinstalled)),
         "the reinstalled ignored executable's chmod was reported"
     );
+}
+
+/// Removes the executable `old` from `dir` and writes chmod into a new file
+/// there that gets its inode number; that file.
+fn program_in_its_number(dir: &Path, old: &Path) -> PathBuf {
+    let ino = std::fs::metadata(old).expect("stat").ino();
+    std::fs::remove_file(old).expect("remove the ignored executable");
+    let new = file_numbered(dir, ino);
+    std::fs::copy("/usr/bin/chmod", &new).expect("write the program into it");
+    std::fs::set_permissions(&new, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    assert_eq!(std::fs::metadata(&new).expect("stat").ino(), ino);
+    new
 }
 
 /// Makes empty files in `dir` until one gets inode number `ino`, which

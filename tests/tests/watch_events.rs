@@ -244,85 +244,80 @@ fn any_directory_named_ssh_is_watched_whenever_it_was_made() {
         root,
     );
 
-    let label = |dir: &Path| format!("{}/", dir.display());
-    let ev = sensor.wait_for("a key appended", |v| write_by(v, "open_write", append));
-    assert_eq!(
-        at(&ev, "file.path").as_str(),
-        tree.path("home/bob/.ssh/authorized_keys").to_str(),
-        "{ev}"
+    let text = |p: &Path| p.to_str().expect("utf-8").to_owned();
+    let dir = |p: &Path| format!("{}/", p.display());
+    let (bob, carol, dave) = (
+        dir(&bob_ssh),
+        dir(&tree.path("home/carol/.ssh")),
+        dir(&dave_ssh),
     );
-    assert_eq!(
-        at(&ev, "sensor.file_write.watched"),
-        label(&bob_ssh).as_str(),
-        "{ev}"
-    );
-    assert_eq!(at(&ev, "sensor.file_write.matched_by"), "name", "{ev}");
-    let ev = sensor.wait_for("sshd's rc written", |v| write_by(v, "open_write", rc));
-    assert_eq!(
-        at(&ev, "file.path").as_str(),
-        bob_ssh.join("rc").to_str(),
-        "{ev}"
-    );
-    assert_eq!(at(&ev, "event.type")[0], "creation");
-    let ev = sensor.wait_for("a key appended through a symlink", |v| {
-        write_by(v, "open_write", through_link)
-    });
-    assert_eq!(
-        at(&ev, "file.path").as_str(),
-        bob_ssh.join("authorized_keys2").to_str(),
-        "{ev}"
-    );
-    assert_eq!(
-        at(&ev, "sensor.file_write.watched"),
-        label(&bob_ssh).as_str(),
-        "{ev}"
-    );
-    assert_eq!(at(&ev, "sensor.file_write.matched_by"), "name", "{ev}");
-    for (what, pid, to) in [
+    let (path, new_path) = ("file.path", "sensor.file_write.new_path");
+    let (watched, by) = ("sensor.file_write.watched", "sensor.file_write.matched_by");
+    let expected: [(&str, &str, u64, Vec<(&str, String)>); 8] = [
         (
-            "relative",
-            mv_relative,
-            tree.path("home/carol/.ssh/authorized_keys"),
+            "a key appended",
+            "open_write",
+            append,
+            vec![
+                (path, text(&bob_ssh.join("authorized_keys"))),
+                (watched, bob.clone()),
+                (by, "name".into()),
+            ],
         ),
-        ("absolute", mv_absolute, carol_keys2.clone()),
-    ] {
-        let ev = sensor.wait_for(&format!("a key renamed into place ({what})"), |v| {
-            write_by(v, "rename", pid)
-        });
-        assert_eq!(
-            at(&ev, "sensor.file_write.new_path").as_str(),
-            to.to_str(),
-            "{ev}"
-        );
-        assert_eq!(
-            at(&ev, "sensor.file_write.watched"),
-            label(&tree.path("home/carol/.ssh")).as_str(),
-            "{ev}"
-        );
+        (
+            "sshd's rc written",
+            "open_write",
+            rc,
+            vec![(path, text(&bob_ssh.join("rc"))), (watched, bob.clone())],
+        ),
+        (
+            "a key appended through a symlink",
+            "open_write",
+            through_link,
+            vec![
+                (path, text(&bob_ssh.join("authorized_keys2"))),
+                (watched, bob.clone()),
+                (by, "name".into()),
+            ],
+        ),
+        (
+            "a key renamed into place (relative)",
+            "rename",
+            mv_relative,
+            vec![
+                (
+                    new_path,
+                    text(&tree.path("home/carol/.ssh/authorized_keys")),
+                ),
+                (watched, carol.clone()),
+            ],
+        ),
+        (
+            "a key renamed into place (absolute)",
+            "rename",
+            mv_absolute,
+            vec![(new_path, text(&carol_keys2)), (watched, carol)],
+        ),
+        (
+            "a file removed inside",
+            "unlink",
+            rm_inside,
+            vec![(path, text(&bob_ssh.join("rc"))), (watched, bob)],
+        ),
+        (
+            "a directory renamed to .ssh",
+            "rename",
+            mv_dir,
+            vec![(new_path, text(&dave_ssh)), (watched, dave)],
+        ),
+        ("the control append", "open_write", control, vec![]),
+    ];
+    for (what, act, pid, fields) in expected {
+        let ev = sensor.wait_for(what, |v| write_by(v, act, pid));
+        for (field, want) in fields {
+            assert_eq!(at(&ev, field).as_str(), Some(want.as_str()), "{what}: {ev}");
+        }
     }
-    let ev = sensor.wait_for("a file removed inside", |v| {
-        write_by(v, "unlink", rm_inside)
-    });
-    assert_eq!(
-        at(&ev, "file.path").as_str(),
-        bob_ssh.join("rc").to_str(),
-        "{ev}"
-    );
-    let ev = sensor.wait_for("a directory renamed to .ssh", |v| {
-        write_by(v, "rename", mv_dir)
-    });
-    assert_eq!(
-        at(&ev, "sensor.file_write.new_path").as_str(),
-        dave_ssh.to_str(),
-        "{ev}"
-    );
-    assert_eq!(
-        at(&ev, "sensor.file_write.watched"),
-        label(&dave_ssh).as_str(),
-        "{ev}"
-    );
-
-    sensor.wait_for("the control append", |v| write_by(v, "open_write", control));
     let reported: Vec<Value> = sensor
         .events()
         .into_iter()
