@@ -253,7 +253,7 @@ fn any_directory_named_ssh_is_watched_whenever_it_was_made() {
     );
     let (path, new_path) = ("file.path", "sensor.file_write.new_path");
     let (watched, by) = ("sensor.file_write.watched", "sensor.file_write.matched_by");
-    let expected: [(&str, &str, u64, Vec<(&str, String)>); 8] = [
+    let expected = [
         (
             "a key appended",
             "open_write",
