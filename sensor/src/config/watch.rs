@@ -28,6 +28,12 @@ pub struct WatchConfig {
 impl Default for WatchConfig {
     fn default() -> Self {
         WatchConfig {
+            // Where an intruder who got root stays: accounts and their
+            // keys, sshd's and PAM's configuration (an authorized_keys
+            // elsewhere, a PAM module that lets anyone in), every cron and
+            // anacron table, systemd units (system and user, runtime ones
+            // too: /run/systemd/system wins over /etc), the dynamic
+            // linker's preload, and the logs that would tell.
             paths: [
                 "/etc/passwd",
                 "/etc/shadow",
@@ -37,13 +43,21 @@ impl Default for WatchConfig {
                 "/etc/sudoers.d/",
                 "/root/.ssh/",
                 "/etc/ssh/sshd_config",
+                "/etc/ssh/sshd_config.d/",
+                "/etc/pam.d/",
                 "/etc/crontab",
+                "/etc/anacrontab",
                 "/etc/cron.d/",
                 "/etc/cron.hourly/",
                 "/etc/cron.daily/",
+                "/etc/cron.weekly/",
+                "/etc/cron.monthly/",
                 "/var/spool/cron/",
                 "/etc/systemd/system/",
+                "/run/systemd/system/",
                 "/usr/lib/systemd/system/",
+                "/etc/systemd/user/",
+                "/usr/lib/systemd/user/",
                 "/etc/ld.so.preload",
                 "/var/log/",
             ]
@@ -57,8 +71,9 @@ impl Default for WatchConfig {
 
 impl WatchConfig {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
-        // Home .ssh directories share the kernel's string slots; leave room.
-        let max = WATCH_PREFIXES_MAX as usize * 3 / 4;
+        // Home .ssh directories get the kernel's string slots left over:
+        // the name rule (`user_ssh_dirs`) covers those that get none.
+        let max = WATCH_PREFIXES_MAX as usize;
         if self.paths.len() > max {
             return Err(ConfigError::Invalid {
                 key: "watch.paths",
@@ -81,5 +96,27 @@ impl WatchConfig {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_fit_the_kernels_slots_and_one_more_path_than_those_does_not() {
+        let defaults = WatchConfig::default();
+        defaults.validate().expect("the defaults are valid");
+        let mut too_many = defaults.clone();
+        too_many.paths = (0..=WATCH_PREFIXES_MAX)
+            .map(|i| PathBuf::from(format!("/etc/x{i}")))
+            .collect();
+        match too_many.validate() {
+            Err(ConfigError::Invalid { key, problem }) => {
+                assert_eq!(key, "watch.paths");
+                assert!(problem.contains("at most 32"), "{problem}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -58,10 +58,11 @@ impl Watched {
             }
             if text.len() > IGNORE_PREFIX_CAP || w.paths.len() >= WATCH_PREFIXES_MAX as usize {
                 // Only home .ssh directories can get here (configured paths
-                // are validated): say which ones go unwatched.
+                // are validated): say which ones go unwatched by inode.
                 tracing::warn!(
                     path = %p.display(),
-                    "not watched: more than {WATCH_PREFIXES_MAX} watched paths, or longer than {IGNORE_PREFIX_CAP} bytes"
+                    "not watched by inode (the .ssh name rule still covers its files): more than \
+                     {WATCH_PREFIXES_MAX} watched paths, or longer than {IGNORE_PREFIX_CAP} bytes"
                 );
                 continue;
             }
