@@ -3,6 +3,7 @@
 //! kernel; and the ordinary writes around them, which must not be
 //! reported.
 
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -233,6 +234,12 @@ fn any_directory_named_ssh_is_watched_whenever_it_was_made() {
         ],
         root,
     );
+    // A home whose name is not UTF-8 (an attacker picks it): the path and
+    // the label that holds it come out escaped, and say so. Written by
+    // this test's own process, with the bytes as they are.
+    let odd_ssh = root.join(std::ffi::OsStr::from_bytes(b"home/odd\xff/.ssh"));
+    std::fs::create_dir_all(&odd_ssh).expect("mkdir");
+    std::fs::write(odd_ssh.join("authorized_keys"), b"k").expect("write");
     // Not watched: other names, and below a `.ssh` directory.
     let quiet = sh(
         "echo k > home/bob/x.ssh/authorized_keys && echo k > home/bob/notssh/authorized_keys \
@@ -318,6 +325,21 @@ fn any_directory_named_ssh_is_watched_whenever_it_was_made() {
             assert_eq!(at(&ev, field).as_str(), Some(want.as_str()), "{what}: {ev}");
         }
     }
+    let odd = sensor.wait_for("a key written under a home named in bytes", |v| {
+        write_by(v, "open_write", u64::from(std::process::id()))
+            && at(v, "file.path")
+                .as_str()
+                .is_some_and(|p| p.contains("odd"))
+    });
+    let bytes = |field: &str| sensor_tests::field_bytes(&odd, field, at(&odd, field));
+    assert_eq!(
+        bytes("file.path"),
+        odd_ssh.join("authorized_keys").as_os_str().as_bytes(),
+        "{odd}"
+    );
+    let mut label = odd_ssh.as_os_str().as_bytes().to_vec();
+    label.push(b'/');
+    assert_eq!(bytes("sensor.file_write.watched"), label, "{odd}");
     let reported: Vec<Value> = sensor
         .events()
         .into_iter()

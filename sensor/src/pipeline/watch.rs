@@ -96,12 +96,20 @@ impl Pipeline {
             path_argument: (!w.path.is_empty() && path.as_deref() != Some(w.path.as_slice()))
                 .then(|| Text(w.path.clone())),
         };
+        // Every field made of the event's bytes (a watched label too: the
+        // `.ssh` directory a path names).
+        let file_path = path.map(Text).or_else(|| Some(Text(w.path.clone())));
         for (field, text) in [
-            ("file.path", path.as_ref().map(|p| Text(p.clone()))),
-            ("file.target_path", target_path.clone()),
-            ("sensor.file_write.new_path", write.new_path.clone()),
+            ("file.path", file_path.as_ref()),
+            ("file.target_path", target_path.as_ref()),
+            ("sensor.file_write.new_path", write.new_path.as_ref()),
+            (
+                "sensor.file_write.path_argument",
+                write.path_argument.as_ref(),
+            ),
+            ("sensor.file_write.watched", write.watched.as_ref()),
         ] {
-            if text.is_some_and(|t| t.is_escaped()) {
+            if text.is_some_and(Text::is_escaped) {
                 sensor.escaped.push(field.to_owned());
             }
         }
@@ -114,7 +122,7 @@ impl Pipeline {
         };
         let mut ev = self.process_event(w.boot_ns, &w.task, kind, sensor);
         ev.file = Some(File {
-            path: path.map(Text).or_else(|| Some(Text(w.path.clone()))),
+            path: file_path,
             target_path,
             ..File::default()
         });
