@@ -41,6 +41,23 @@ struct Seen {
     generation: InodeGeneration,
 }
 
+/// The `IGNORE_EXES` entries for what was found at each of `paths`
+/// (`found`, in their order): none for a path where nothing was.
+fn exe_entries<'a>(
+    paths: &[PathBuf],
+    found: impl IntoIterator<Item = Option<&'a (std::fs::Metadata, Seen)>>,
+) -> Vec<(ExeKey, InodeGeneration)> {
+    let keys = InodeKeys::new();
+    paths
+        .iter()
+        .zip(found)
+        .filter_map(|(p, f)| {
+            let (meta, seen) = f?;
+            Some((keys.key(p, meta), seen.generation))
+        })
+        .collect()
+}
+
 /// Opens `path` (following symlinks, as exec does) and tells what is
 /// there; its metadata too, for its key.
 fn see(path: &Path) -> std::io::Result<(std::fs::Metadata, Seen)> {
@@ -77,15 +94,16 @@ impl Resolved {
 
 pub fn resolve(config: &FilterConfig) -> Result<Resolved, LoadError> {
     let invalid = |key: &'static str, problem: String| LoadError::Filter { key, problem };
-    let keys = InodeKeys::new();
-    let mut exes = Vec::with_capacity(config.ignore_executables.len());
-    let mut exe_seen = Vec::with_capacity(config.ignore_executables.len());
-    for p in &config.ignore_executables {
-        let (meta, seen) = see(p)
-            .map_err(|e| invalid("filter.ignore_executables", format!("{}: {e}", p.display())))?;
-        exes.push((keys.key(p, &meta), seen.generation));
-        exe_seen.push(Some(seen));
-    }
+    let found = config
+        .ignore_executables
+        .iter()
+        .map(|p| {
+            see(p)
+                .map_err(|e| invalid("filter.ignore_executables", format!("{}: {e}", p.display())))
+        })
+        .collect::<Result<Vec<_>, LoadError>>()?;
+    let exes = exe_entries(&config.ignore_executables, found.iter().map(Some));
+    let exe_seen = found.iter().map(|f| Some(f.1)).collect();
     let cgroups = if config.ignore_cgroups.is_empty() {
         Vec::new()
     } else {
@@ -189,16 +207,7 @@ impl Resolved {
         if seen == self.exe_seen {
             return Ok(Vec::new());
         }
-        let keys = InodeKeys::new();
-        let exes: Vec<(ExeKey, InodeGeneration)> = self
-            .exe_paths
-            .iter()
-            .zip(&found)
-            .filter_map(|(p, f)| {
-                let (meta, seen) = f.as_ref()?;
-                Some((keys.key(p, meta), seen.generation))
-            })
-            .collect();
+        let exes = exe_entries(&self.exe_paths, found.iter().map(Option::as_ref));
         let name = names::IGNORE_EXES_MAP;
         let map = ebpf
             .map_mut(name)
