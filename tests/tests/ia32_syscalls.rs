@@ -6,7 +6,8 @@
 //! marked `sensor.syscall_abi = "ia32"`.
 #![cfg(target_arch = "x86_64")]
 
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
@@ -26,6 +27,7 @@ const NR_UNSHARE: u32 = 310;
 const NR_CLONE: u32 = 120;
 const SYS_SOCKET: u32 = 1;
 const SYS_CONNECT: u32 = 3;
+const SYS_ACCEPT: u32 = 5;
 
 /// `int 0x80` with up to three arguments; the result as the kernel gives it
 /// (`-errno` on failure). ebx is LLVM's own register, so it is saved and
@@ -88,6 +90,13 @@ impl LowPage {
 /// Runs `child` in a forked child (only raw syscalls there: the test
 /// process has threads); its pid, after it exited with status 0.
 fn in_child(child: impl FnOnce() -> i32) -> u64 {
+    let pid = spawn(child);
+    reap(pid);
+    pid
+}
+
+/// Starts `child` in a forked child, as [`in_child`] does; its pid.
+fn spawn(child: impl FnOnce() -> i32) -> u64 {
     // SAFETY: the child makes syscalls only and leaves with _exit.
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
@@ -96,14 +105,35 @@ fn in_child(child: impl FnOnce() -> i32) -> u64 {
         // SAFETY: ends the forked child without running the parent's atexit state.
         unsafe { libc::_exit(code) };
     }
+    pid as u64
+}
+
+/// Waits for the child [`spawn`] started; it must have exited with 0.
+fn reap(pid: u64) {
     let mut status = 0;
     // SAFETY: waits for our own child.
-    unsafe { libc::waitpid(pid, &mut status, 0) };
+    unsafe { libc::waitpid(pid as i32, &mut status, 0) };
     assert!(
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         "child failed: status {status:#x}"
     );
-    pid as u64
+}
+
+/// Waits until process `pid` sleeps in syscall `nr` (/proc/PID/syscall's
+/// first field, the ABI's own number).
+fn waiting_in(pid: u64, nr: u32) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let now = std::fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap_or_default();
+        if now.split(' ').next() == Some(&nr.to_string()) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "process {pid} not in syscall {nr}: {now:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
 
 fn c_path(p: &Path) -> Vec<u8> {
@@ -231,24 +261,30 @@ fn ia32_unshare_and_clone_into_new_namespaces_are_reported() {
             return 1;
         }
         // clone(flags, newsp 0: like fork, parent_tid); the new process
-        // leaves at once.
-        let flags = (libc::CLONE_NEWIPC | libc::SIGCHLD) as u32;
-        let child = int80(NR_CLONE, flags, 0, 0);
-        if child == 0 {
-            // SAFETY: ends the new process.
-            unsafe { libc::_exit(0) };
+        // leaves at once. The new process returns from the call too,
+        // without having entered it; with CLONE_VFORK (the parent goes on
+        // once the child has left) that return always comes first, and
+        // must not cost the parent's call its report.
+        for vfork in [0, libc::CLONE_VFORK] {
+            let flags = (libc::CLONE_NEWIPC | vfork | libc::SIGCHLD) as u32;
+            let child = int80(NR_CLONE, flags, 0, 0);
+            if child == 0 {
+                // SAFETY: ends the new process.
+                unsafe { libc::_exit(0) };
+            }
+            if child < 0 {
+                return 2;
+            }
+            // SAFETY: reaps it.
+            unsafe { libc::waitpid(child, std::ptr::null_mut(), 0) };
         }
-        if child < 0 {
-            return 2;
-        }
-        // SAFETY: reaps it.
-        unsafe { libc::waitpid(child, std::ptr::null_mut(), 0) };
         0
     });
-    let events = sensor.wait_for_count("the unshare and the clone", 2, |v| {
+    let events = sensor.wait_for_count("the unshare and the two clones", 3, |v| {
         ia32_event(v, "namespace_create", pid)
     });
-    for (ev, (call, ns)) in events.iter().zip([("unshare", "uts"), ("clone", "ipc")]) {
+    let expected = [("unshare", "uts"), ("clone", "ipc"), ("clone", "ipc")];
+    for (ev, (call, ns)) in events.iter().zip(expected) {
         assert_eq!(at(ev, "sensor.syscall"), call, "{ev}");
         assert_eq!(
             at(ev, "sensor.namespace.types"),
@@ -257,6 +293,42 @@ fn ia32_unshare_and_clone_into_new_namespaces_are_reported() {
         );
         assert_eq!(at(ev, "event.outcome"), "success", "{ev}");
     }
+}
+
+/// Two ia32 accepts through socketcall: one already waiting when the
+/// sensor starts, so the sensor sees its exit without its entry, and one
+/// begun after, in flight when the first returns. The first must not
+/// cost the second its report.
+#[test]
+fn an_ia32_call_begun_before_the_start_does_not_hide_a_later_ones_exit() {
+    let early = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let late = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let page = LowPage::new();
+    // socketcall(SYS_ACCEPT, [fd, NULL, NULL]); the arguments are put
+    // before the fork, which copies the page.
+    let accept_on = |listener: &TcpListener, offset| {
+        let fd = listener.as_raw_fd() as u32;
+        let args = page.put(offset, &[fd, 0, 0].map(u32::to_ne_bytes).concat());
+        let pid = spawn(move || i32::from(int80(NR_SOCKETCALL, SYS_ACCEPT, args, 0) < 0));
+        waiting_in(pid, NR_SOCKETCALL);
+        pid
+    };
+    let first = accept_on(&early, 0);
+    let sensor = Sensor::start("");
+    let second = accept_on(&late, 64);
+    let _client = TcpStream::connect(early.local_addr().expect("addr")).expect("connect");
+    reap(first);
+    let client = TcpStream::connect(late.local_addr().expect("addr")).expect("connect");
+    reap(second);
+    let accept = sensor.wait_for("the accept begun after the start", |v| {
+        ia32_event(v, "accept", second)
+    });
+    assert_eq!(at(&accept, "event.outcome"), "success", "{accept}");
+    assert_eq!(
+        at(&accept, "source.port").as_u64(),
+        Some(u64::from(client.local_addr().expect("addr").port())),
+        "the client's port: {accept}"
+    );
 }
 
 #[test]

@@ -6,7 +6,7 @@
 //! which `COMPAT_OPS` maps (see `sensor_common::compat`).
 
 use aya_ebpf::macros::map;
-use aya_ebpf::maps::{Array, ProgramArray};
+use aya_ebpf::maps::{Array, LruHashMap, ProgramArray};
 use aya_ebpf::programs::BtfTracePointContext;
 use sensor_common::compat::{
     self, IDS16, NO_FLAGS, OP_MASK, SLOTS, SOCKETCALL, TS_COMPAT, socketcall_op,
@@ -30,6 +30,18 @@ static COMPAT_OPS: Array<u32> = Array::with_max_entries(SLOTS, 0);
 #[map]
 static COMPAT_INFLIGHT: Array<u64> = Array::with_max_entries(1, 0);
 
+/// The threads whose traced ia32 call was counted in [`COMPAT_INFLIGHT`]
+/// at its entry: only their exits count it down. Two exits come without
+/// an entry: a new process's or thread's return from the ia32 clone that
+/// made it (its `TS_COMPAT` is its parent's copy), and a call's that was
+/// in flight when the sensor attached. Counted down, they took the count
+/// to zero while another ia32 call was in flight, and that call's exit
+/// was then taken for a native call's: its event lost, unsaid. LRU: a
+/// marker evicted (more ia32 calls in flight than entries) leaves the
+/// count above zero, which only keeps the full check.
+#[map]
+static COMPAT_ENTERED: LruHashMap<u64, u8> = LruHashMap::with_max_entries(4096, 0);
+
 /// The families' compat entry programs, by [`compat::slot`] (tail-called
 /// through [`super::dispatch::tail_call_family`]).
 #[map]
@@ -49,12 +61,15 @@ pub fn value(nr: u64) -> u32 {
     COMPAT_OPS.get(nr as u32).copied().unwrap_or(0)
 }
 
-/// Counts a traced ia32 call in flight. The dispatcher calls it on the
-/// same test as [`exit`]'s (`TS_COMPAT` and a traced number), before
-/// anything else can return, so that every counted entry has its counted
-/// exit.
+/// Counts a traced ia32 call in flight, by thread `key`. The dispatcher
+/// calls it on the same test as [`exit`]'s (`TS_COMPAT` and a traced
+/// number), before anything else can return, so that every counted entry
+/// has its counted exit.
 #[inline(always)]
-pub fn count_entry() {
+pub fn count_entry(key: u64) {
+    // Counted even if the marker is not stored: the count then stays
+    // above zero, the safe side.
+    let _ = COMPAT_ENTERED.insert(&key, &1, 0);
     count_inflight(1);
 }
 
@@ -81,10 +96,15 @@ pub fn exit(ctx: &BtfTracePointContext, nr: u64) -> bool {
         return false;
     }
     let value = value(nr);
-    if value == 0 || !in_ia32_syscall(Current::get()) {
+    let current = Current::get();
+    if value == 0 || !in_ia32_syscall(current) {
         return false;
     }
-    count_inflight(u64::MAX);
+    // Only an exit whose entry was counted (see COMPAT_ENTERED). The
+    // others still go to the family's exit, which finds no record.
+    if COMPAT_ENTERED.remove(&current.thread_key()).is_ok() {
+        count_inflight(u64::MAX);
+    }
     // The family is all the exit needs: the op is in its in-flight record.
     if let Some(family) = compat::family(value) {
         super::dispatch::tail_call_family!(ctx, COMPAT_EXIT_PROGS, family, true);

@@ -82,10 +82,10 @@ pub fn syscall_enter(ctx: BtfTracePointContext) -> u32 {
     if (if ia32_call { ia32 } else { native }) == 0 {
         return 0;
     }
-    if ia32_call {
-        compat::count_entry();
-    }
     let key = current.thread_key();
+    if ia32_call {
+        compat::count_entry(key);
+    }
     if (key >> 32) as u32 == sensor_tgid() {
         return 0;
     }
