@@ -361,8 +361,13 @@ pub mod probe_features {
     pub const FORK_NAMESPACES: u32 = 1 << 1;
     /// `[watch] user_ssh_dirs`: the files in any directory named `.ssh`,
     /// and such a directory itself, are watched by their names, wherever
-    /// and whenever made (`sensor-ebpf`'s `syscall::watch::ssh_named`).
+    /// and whenever made (`sensor-ebpf`'s `syscall::watch::named`).
     pub const SSH_DIRS: u32 = 1 << 2;
+    /// `[watch] user_unit_dirs`: the files in any directory named `user`
+    /// in one named `systemd` (`~/.config/systemd/user/`, where systemd
+    /// finds an account's own units) and in the directories directly in
+    /// it (drop-ins, `.wants`), and such a directory itself.
+    pub const USER_UNIT_DIRS: u32 = 1 << 3;
 }
 
 /// `ProbeConfig::filters` bits.

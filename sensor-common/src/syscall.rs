@@ -715,15 +715,27 @@ pub struct WatchEvent {
     pub path2_len: u32,
     /// 1 + the index in `WATCHED_PREFIXES` of the watched path whose inode
     /// the kernel found (the file itself or a directory above it);
-    /// [`WATCH_MATCHED_SSH_DIR`] when it found a file in a directory named
-    /// `.ssh`, or one, by the names it resolved; 0 when nothing was
-    /// matched by inode or name (a path argument matched as a string).
+    /// [`WATCH_MATCHED_SSH_DIR`] or [`WATCH_MATCHED_USER_UNITS`] when it
+    /// found a file in a directory of that rule's name, or one, by the
+    /// names it resolved; 0 when nothing was matched by inode or name (a
+    /// path argument matched as a string).
     pub matched: u32,
 }
 
-/// `WatchEvent::matched` of a file the kernel matched by its names (`[watch]
-/// user_ssh_dirs`): above every index of `WATCHED_PREFIXES`.
+/// `WatchEvent::matched` of a file the kernel matched by its names
+/// (`[watch] user_ssh_dirs`): a directory named `.ssh`, or a file in
+/// one. Above every index of `WATCHED_PREFIXES`.
 pub const WATCH_MATCHED_SSH_DIR: u32 = 0x100;
+
+/// `WatchEvent::matched` of a file the kernel matched by its names
+/// (`[watch] user_unit_dirs`): a directory named `user` in one named
+/// `systemd`, or a file in it or in a directory directly in it.
+pub const WATCH_MATCHED_USER_UNITS: u32 = 0x101;
+
+/// Whether `matched` (`WatchEvent::matched`) is a match by name.
+pub const fn watch_matched_by_name(matched: u32) -> bool {
+    matched == WATCH_MATCHED_SSH_DIR || matched == WATCH_MATCHED_USER_UNITS
+}
 
 const _: () = assert!(size_of::<WatchEvent>() == 16 + 144 + 40);
 

@@ -118,6 +118,13 @@ pub fn ssh_dirs_watched() -> bool {
     feature(sensor_common::probe_features::SSH_DIRS)
 }
 
+/// Whether directories named `user` in one named `systemd` are watched by
+/// name ([`sensor_common::probe_features::USER_UNIT_DIRS`]).
+#[inline(always)]
+pub fn user_unit_dirs_watched() -> bool {
+    feature(sensor_common::probe_features::USER_UNIT_DIRS)
+}
+
 /// [`sensor_common::filter_flags`] in use.
 pub fn filters() -> u32 {
     // SAFETY: as for OFFSETS.

@@ -351,6 +351,186 @@ fn any_directory_named_ssh_is_watched_whenever_it_was_made() {
     );
 }
 
+/// With `user_unit_dirs`, a `systemd/user` directory made after the
+/// sensor started (`~/.config/systemd/user/`, where any account installs
+/// units systemd starts for it) is watched by its name: a unit written,
+/// one written through a symlink, a drop-in overriding a unit, a unit
+/// enabled by a link in a `.wants` directory, units renamed into place, a
+/// drop-in removed from inside its directory, and a whole directory
+/// renamed to `user` in a `systemd` one. Other names, and anything deeper
+/// than a unit's own directories, are not.
+#[test]
+fn any_systemd_user_directory_is_watched_whenever_it_was_made() {
+    let tree = Tree::new();
+    let sensor = Sensor::start(&format!("{}user_unit_dirs = true\n", tree.config()));
+    let root = &tree.root;
+    for d in [
+        "home/eve/.config/systemd/user/x.service.d",
+        "home/eve/.config/systemd/user/default.target.wants",
+        "home/eve/.config/systemd/user/deep/er",
+        "home/eve/.config/systemd/users",
+        "home/eve/.config/mysystemd/user",
+        "home/frank/.config/systemd",
+        "other/prep",
+    ] {
+        std::fs::create_dir_all(tree.path(d)).expect("mkdir");
+    }
+    let units = tree.path("home/eve/.config/systemd/user");
+    let dropins = units.join("x.service.d");
+    let text = |p: &Path| p.to_str().expect("utf-8").to_owned();
+
+    let unit = sh(
+        "printf '[Service]\\nExecStart=/tmp/.x\\n' > home/eve/.config/systemd/user/evil.service",
+        root,
+    );
+    let dropin = sh(
+        "printf '[Service]\\nExecStartPre=/tmp/.x\\n' > override.conf",
+        &dropins,
+    );
+    std::os::unix::fs::symlink(&units, tree.path("other/u")).expect("symlink");
+    let through_link = sh("echo '[Unit]' > other/u/b.service", root);
+    let enabled = run(
+        "ln",
+        &[
+            "-s",
+            "../evil.service",
+            "home/eve/.config/systemd/user/default.target.wants/evil.service",
+        ],
+        root,
+    );
+    std::fs::write(tree.path("other/u1"), b"[Unit]").expect("write");
+    let mv_unit = run(
+        "mv",
+        &[
+            &text(&tree.path("other/u1")),
+            &text(&units.join("c.service")),
+        ],
+        root,
+    );
+    std::fs::write(tree.path("other/u2"), b"[Service]").expect("write");
+    let mv_dropin = run(
+        "mv",
+        &[
+            &text(&tree.path("other/u2")),
+            &text(&dropins.join("y.conf")),
+        ],
+        root,
+    );
+    let rm_inside = run("rm", &["override.conf"], &dropins);
+    let frank = tree.path("home/frank/.config/systemd/user");
+    let mv_dir = run(
+        "mv",
+        &[&text(&tree.path("other/prep")), &text(&frank)],
+        root,
+    );
+    // Not watched: other names, deeper directories, a file named `user`.
+    let quiet = sh(
+        "echo k > home/eve/.config/systemd/users/a.service \
+         && echo k > home/eve/.config/mysystemd/user/a.service \
+         && echo k > home/eve/.config/systemd/user/deep/er/a.service \
+         && echo k > home/eve/user",
+        root,
+    );
+    let control = sh(
+        &format!("echo root2 >> '{}'", tree.path("etc/passwd").display()),
+        root,
+    );
+
+    let (eve, frank_dir) = (
+        format!("{}/", units.display()),
+        format!("{}/", frank.display()),
+    );
+    let (path, new_path) = ("file.path", "sensor.file_write.new_path");
+    let (watched, by) = ("sensor.file_write.watched", "sensor.file_write.matched_by");
+    let expected = [
+        (
+            "a unit written",
+            "open_write",
+            unit,
+            vec![
+                (path, text(&units.join("evil.service"))),
+                (watched, eve.clone()),
+                (by, "name".into()),
+            ],
+        ),
+        (
+            "a drop-in written",
+            "open_write",
+            dropin,
+            vec![
+                (path, text(&dropins.join("override.conf"))),
+                (watched, eve.clone()),
+                (by, "name".into()),
+            ],
+        ),
+        (
+            "a unit written through a symlink",
+            "open_write",
+            through_link,
+            vec![
+                (path, text(&units.join("b.service"))),
+                (watched, eve.clone()),
+                (by, "name".into()),
+            ],
+        ),
+        (
+            "a unit enabled",
+            "symlink",
+            enabled,
+            vec![
+                (path, text(&units.join("default.target.wants/evil.service"))),
+                (watched, eve.clone()),
+            ],
+        ),
+        (
+            "a unit renamed into place",
+            "rename",
+            mv_unit,
+            vec![
+                (new_path, text(&units.join("c.service"))),
+                (watched, eve.clone()),
+            ],
+        ),
+        (
+            "a drop-in renamed into place",
+            "rename",
+            mv_dropin,
+            vec![
+                (new_path, text(&dropins.join("y.conf"))),
+                (watched, eve.clone()),
+            ],
+        ),
+        (
+            "a drop-in removed from inside",
+            "unlink",
+            rm_inside,
+            vec![(path, text(&dropins.join("override.conf"))), (watched, eve)],
+        ),
+        (
+            "a directory renamed to systemd/user",
+            "rename",
+            mv_dir,
+            vec![(new_path, text(&frank)), (watched, frank_dir)],
+        ),
+        ("the control append", "open_write", control, vec![]),
+    ];
+    for (what, act, pid, fields) in expected {
+        let ev = sensor.wait_for(what, |v| write_by(v, act, pid));
+        for (field, want) in fields {
+            assert_eq!(at(&ev, field).as_str(), Some(want.as_str()), "{what}: {ev}");
+        }
+    }
+    let reported: Vec<Value> = sensor
+        .events()
+        .into_iter()
+        .filter(|v| pid_of(v) == quiet && at(v, "event.category")[0] == "file")
+        .collect();
+    assert!(
+        reported.is_empty(),
+        "writes outside systemd/user directories: {reported:?}"
+    );
+}
+
 /// Runs `program args` in `cwd` as nobody (uid and gid 65534, no
 /// groups), expecting it to fail; its pid (setpriv execs the program).
 fn run_as_nobody_failing(program: &str, args: &[&str], cwd: &Path) -> u64 {

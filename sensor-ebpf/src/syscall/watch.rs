@@ -17,21 +17,25 @@
 //!   link or symlink whose path argument did not decide is kept in flight
 //!   anyway, and the hooks inside the call decide by the inode the kernel
 //!   resolved: exact, through symlinks, bind mounts and `/proc/PID/root`;
-//! - with `[watch] user_ssh_dirs`, also by name: a file in a directory
-//!   named `.ssh`, or such a directory, whoever's home holds it and
-//!   whenever it was made (see [`ssh_named`]).
+//! - with `[watch] user_ssh_dirs` and `user_unit_dirs`, also by name: a
+//!   file in a directory named `.ssh`, or in one named `user` in one named
+//!   `systemd`, or such a directory, whoever's home holds it and whenever
+//!   it was made (see [`named`]).
 
 use aya_ebpf::helpers::generated::bpf_probe_read_user;
 use aya_ebpf::macros::map;
 use aya_ebpf::maps::{Array, HashMap, PerCpuArray};
 use sensor_common::{
     ARG_PATH_CAP, AT_FDCWD, EventKind, ExeKey, PathPrefix, ProbeError, SyscallOp,
-    WATCH_MATCHED_SSH_DIR, WATCH_PREFIXES_MAX, WatchEvent, watch_flags,
+    WATCH_MATCHED_SSH_DIR, WATCH_MATCHED_USER_UNITS, WATCH_PREFIXES_MAX, WatchEvent, watch_flags,
+    watch_matched_by_name,
 };
 
 use super::{copy, dir_path, fd_file, inflight, read_user_str};
 use crate::kernel::{Miss, field, plus, put, read_ptr, read_u32, read_u64};
-use crate::maps::{DATA_MASK, SYSCALL_SCRATCH, count_error, off, scratch, ssh_dirs_watched};
+use crate::maps::{
+    DATA_MASK, SYSCALL_SCRATCH, count_error, off, scratch, ssh_dirs_watched, user_unit_dirs_watched,
+};
 use crate::path::{Walk, Writer, write_found_path};
 use crate::task::{self, Current};
 
@@ -294,7 +298,7 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
 /// For the fentry hooks: the call in flight on this thread acts on
 /// `dentries` (0: none). The first that is, or is under, a watched inode
 /// names the watched path in the event (`matched`), which also decides an
-/// undecided call; else one matched by name ([`ssh_named`]) does.
+/// undecided call; else one matched by name ([`named`]) does.
 #[inline(always)]
 pub(super) fn resolved(dentries: [u64; 2]) {
     let Some(p) = WATCH_INFLIGHT.get_ptr_mut(&super::thread_key()) else {
@@ -304,10 +308,10 @@ pub(super) fn resolved(dentries: [u64; 2]) {
     let p = unsafe { &mut *p };
     // A match by name may still become one by inode (a rename's second
     // dentry comes in a later hook).
-    if p.matched != 0 && p.matched != WATCH_MATCHED_SSH_DIR {
+    if p.matched != 0 && !watch_matched_by_name(p.matched) {
         return;
     }
-    let mut by_name = false;
+    let mut by_name = 0;
     for d in dentries {
         if d == 0 {
             continue;
@@ -317,10 +321,12 @@ pub(super) fn resolved(dentries: [u64; 2]) {
             p.matched = m;
             return;
         }
-        by_name = by_name || ssh_named(d);
+        if by_name == 0 {
+            by_name = named(d);
+        }
     }
-    if by_name {
-        p.matched = WATCH_MATCHED_SSH_DIR;
+    if by_name != 0 {
+        p.matched = by_name;
     }
 }
 
@@ -469,8 +475,8 @@ const FIXED: usize = core::mem::size_of::<WatchEvent>();
 
 /// Is the open file watched? `Some(1 + the watched path's index)` when it,
 /// or a directory above it, is a watched inode;
-/// `Some(WATCH_MATCHED_SSH_DIR)` when it is in a directory named `.ssh`
-/// ([`in_ssh_dir`]); `Some(0)` when it is in a directory that holds a
+/// `Some(WATCH_MATCHED_*)` when it is in a directory a name rule names
+/// ([`in_named_dir`]); `Some(0)` when it is in a directory that holds a
 /// watched file, for the daemon to decide by its path: a watched file
 /// created after the sensor started (`/etc/ld.so.preload`), or replaced
 /// since by a rename over it (how passwd, useradd and visudo write) has an
@@ -485,8 +491,9 @@ fn file_watched(file: Result<u64, Miss>) -> Option<u32> {
     if matched != 0 {
         return Some(matched);
     }
-    if in_ssh_dir(dentry) {
-        return Some(WATCH_MATCHED_SSH_DIR);
+    let rule = in_named_dir(dentry);
+    if rule != 0 {
+        return Some(rule);
     }
     in_parent.then_some(0)
 }
@@ -494,79 +501,185 @@ fn file_watched(file: Result<u64, Miss>) -> Option<u32> {
 /// `.ssh` as four bytes read as a little-endian u32, the BPF target's
 /// order.
 const SSH_NAME: u32 = u32::from_le_bytes(*b".ssh");
+/// `user`, likewise.
+const USER_NAME: u32 = u32::from_le_bytes(*b"user");
+/// `systemd` as the low seven bytes of a little-endian u64.
+const SYSTEMD_NAME: u64 = u64::from_le_bytes(*b"systemd\0");
+const SYSTEMD_MASK: u64 = (1 << 56) - 1;
 
-/// With `[watch] user_ssh_dirs`: is `dentry` a directory named `.ssh`, or
-/// a file in one? That is where sshd reads a user's `authorized_keys`,
-/// `rc` (run at each login) and `environment`, whichever account's home
-/// holds it and whenever the directory was made: an account added by an
-/// intruder, or one that had no `~/.ssh` when the sensor started. Matched
-/// by the names the kernel resolved, whatever path led there (a `~/.ssh`
-/// that is a symlink to another name is matched by inode, when it exists
-/// at start).
+/// The name rules: is `dentry` a directory one names, or a file in one?
+/// Its `WATCH_MATCHED_*` value, or 0. The rules, each with its `[watch]`
+/// switch:
+/// - `user_ssh_dirs`: a directory named `.ssh`. sshd reads a user's
+///   `authorized_keys`, `rc` (run at each login) and `environment` there,
+///   whichever account's home holds it and whenever it was made: an
+///   account added by an intruder, or one that had no `~/.ssh` when the
+///   sensor started;
+/// - `user_unit_dirs`: a directory named `user` in one named `systemd`,
+///   and the directories directly in it. systemd starts an account's own
+///   units from `~/.config/systemd/user/` (persistence without root), with
+///   their drop-ins (`x.service.d/`: an override of a unit the account
+///   already runs) and dependencies (`default.target.wants/`); every
+///   system-wide user unit directory has that name too.
+///
+/// Matched by the names the kernel resolved, whatever path led there (a
+/// `~/.ssh` that is a symlink to another name is matched by inode, when
+/// it exists at start).
 #[inline(always)]
-fn ssh_named(dentry: u64) -> bool {
-    ssh_dirs_watched() && (dentry_named_ssh(dentry) || in_dir_named_ssh(dentry))
+fn named(dentry: u64) -> u32 {
+    let rule = dir_rule(dentry);
+    if rule != 0 {
+        rule
+    } else {
+        in_named_dir(dentry)
+    }
 }
 
-/// [`ssh_named`] for a file (an open one: never a directory to rename).
+/// [`named`] for a file (an open one: never a directory to rename).
 #[inline(always)]
-fn in_ssh_dir(dentry: u64) -> bool {
-    ssh_dirs_watched() && in_dir_named_ssh(dentry)
+fn in_named_dir(dentry: u64) -> u32 {
+    parent(dentry).map_or(0, holds_named)
 }
 
+/// The rule under which a file in directory `dir` is watched, or 0.
 #[inline(always)]
-fn in_dir_named_ssh(dentry: u64) -> bool {
-    read_ptr(dentry, off!(dentry_parent)).is_ok_and(|dir| dir != dentry && dentry_named_ssh(dir))
+fn holds_named(dir: u64) -> u32 {
+    let rule = dir_rule(dir);
+    if rule != 0 || !user_unit_dirs_watched() {
+        return rule;
+    }
+    // A unit's drop-in or dependency directory: one level down.
+    match parent(dir) {
+        Some(up) if dir_rule(up) == WATCH_MATCHED_USER_UNITS => WATCH_MATCHED_USER_UNITS,
+        _ => 0,
+    }
 }
 
+/// `dentry`'s directory; None at its filesystem's root.
 #[inline(always)]
-fn dentry_named_ssh(dentry: u64) -> bool {
+fn parent(dentry: u64) -> Option<u64> {
+    read_ptr(dentry, off!(dentry_parent))
+        .ok()
+        .filter(|&dir| dir != 0 && dir != dentry)
+}
+
+/// The rule that names directory `dentry`, or 0.
+#[inline(always)]
+fn dir_rule(dentry: u64) -> u32 {
     let name = off!(dentry_name);
     if read_u32(dentry, plus(name, off!(qstr_len))) != Ok(4) {
-        return false;
+        return 0;
     }
-    read_ptr(dentry, plus(name, off!(qstr_name))).and_then(|n| read_u32(n, 0)) == Ok(SSH_NAME)
+    let Ok(first) = read_ptr(dentry, plus(name, off!(qstr_name))).and_then(|n| read_u32(n, 0))
+    else {
+        return 0;
+    };
+    if first == SSH_NAME && ssh_dirs_watched() {
+        return WATCH_MATCHED_SSH_DIR;
+    }
+    if first == USER_NAME && user_unit_dirs_watched() && in_dir_named_systemd(dentry) {
+        return WATCH_MATCHED_USER_UNITS;
+    }
+    0
 }
 
-/// With `[watch] user_ssh_dirs`: does the absolute `path` end in a
-/// component named `.ssh` (`…/.ssh`, `…/.ssh/`) or in one below such a
-/// component (`…/.ssh/authorized_keys`)? Scanned back from its end, over
-/// its last component (at most NAME_MAX bytes) and the five before it.
 #[inline(always)]
-fn ssh_path(path: &[u8; ARG_PATH_CAP], len: u32) -> bool {
-    if !ssh_dirs_watched() {
+fn in_dir_named_systemd(dentry: u64) -> bool {
+    let name = off!(dentry_name);
+    let Some(dir) = parent(dentry) else {
+        return false;
+    };
+    read_u32(dir, plus(name, off!(qstr_len))) == Ok(7)
+        && read_ptr(dir, plus(name, off!(qstr_name)))
+            .and_then(|n| read_u64(n, 0))
+            .is_ok_and(|n| n & SYSTEMD_MASK == SYSTEMD_NAME)
+}
+
+/// Does the absolute `path` end in a directory a name rule names
+/// (`…/.ssh`, `…/systemd/user/`) or in a component directly in one
+/// (`…/.ssh/authorized_keys`)? Scanned back from its end, over its last
+/// component (at most NAME_MAX bytes) and the rule's names before it.
+/// For user units, also one level further down: a drop-in or dependency
+/// directory's file (`…/systemd/user/x.service.d/override.conf`).
+#[inline(always)]
+fn named_path(path: &[u8; ARG_PATH_CAP], len: u32) -> bool {
+    let (ssh, units) = (ssh_dirs_watched(), user_unit_dirs_watched());
+    if !ssh && !units {
         return false;
     }
     let len = len as usize;
-    let at = |i: usize| path[i & (ARG_PATH_CAP - 1)];
-    let ssh_before = |end: usize| {
-        end >= 5
-            && at(end - 5) == b'/'
-            && at(end - 4) == b'.'
-            && at(end - 3) == b's'
-            && at(end - 2) == b's'
-            && at(end - 1) == b'h'
-    };
     // `…/.ssh`: the directory itself.
-    if ssh_before(len) {
+    if dir_named_before(path, len, ssh, units) {
         return true;
     }
     // The last slash: `…/.ssh/` and `…/.ssh/name` have `/.ssh` before it.
+    let mut last = None;
     for back in 1..=256usize {
         if back > len {
             break;
         }
-        if at(len - back) == b'/' {
-            return ssh_before(len - back);
+        if path[(len - back) & (ARG_PATH_CAP - 1)] == b'/' {
+            last = Some((len - back) & (ARG_PATH_CAP - 1));
+            break;
+        }
+    }
+    let Some(last) = last else {
+        return false;
+    };
+    if dir_named_before(path, last, ssh, units) {
+        return true;
+    }
+    if !units {
+        return false;
+    }
+    // The slash before: a unit's drop-in or dependency directory
+    // (`…/systemd/user/x.service.d/`), whose name is a unit's and short.
+    for back in 1..=UNIT_DIR_NAME_MAX {
+        if back > last {
+            break;
+        }
+        if path[(last - back) & (ARG_PATH_CAP - 1)] == b'/' {
+            return ends_with(path, last - back, b"/systemd/user");
         }
     }
     false
 }
 
-/// A relative single-component path named `.ssh`.
+/// The longest name of a unit's drop-in or dependency directory that a
+/// path argument's check looks past (a unit's name, and `.d` or
+/// `.wants`): bounded for the verifier, which walks the loop at each of
+/// `path_watched`'s inlined sites.
+const UNIT_DIR_NAME_MAX: usize = 128;
+
+/// Do `path`'s bytes before `end` end in a directory a rule in use names?
+/// (A function, not a closure: LLVM outlined the closure, a BPF-to-BPF
+/// call the build refuses.)
 #[inline(always)]
-fn named_ssh_arg(path: &[u8; ARG_PATH_CAP], len: u32) -> bool {
-    len == 4 && path[..4] == *b".ssh" && ssh_dirs_watched()
+fn dir_named_before(path: &[u8; ARG_PATH_CAP], end: usize, ssh: bool, units: bool) -> bool {
+    (ssh && ends_with(path, end, b"/.ssh")) || (units && ends_with(path, end, b"/systemd/user"))
+}
+
+/// Do `path`'s bytes before `end` end with `suffix`?
+#[inline(always)]
+fn ends_with<const N: usize>(path: &[u8; ARG_PATH_CAP], end: usize, suffix: &[u8; N]) -> bool {
+    if end < N {
+        return false;
+    }
+    for i in 0..N {
+        if path[(end - N + i) & (ARG_PATH_CAP - 1)] != suffix[i] {
+            return false;
+        }
+    }
+    true
+}
+
+/// A relative single-component path a name rule names: `.ssh`, or `user`
+/// (whose directory the daemon checks on the joined path).
+#[inline(always)]
+fn named_arg(path: &[u8; ARG_PATH_CAP], len: u32) -> bool {
+    len == 4
+        && ((path[..4] == *b".ssh" && ssh_dirs_watched())
+            || (path[..4] == *b"user" && user_unit_dirs_watched()))
 }
 
 /// Climbs from `dentry` to its filesystem's root looking for an inode in
@@ -641,12 +754,12 @@ fn path_watched(task: u64, path: &[u8; ARG_PATH_CAP], len: u32, dirfd: i32) -> b
     }
     if path[0] == b'/' {
         return crate::filter::starts_with_any(&WATCHED_PREFIXES, WATCH_PREFIXES_MAX, path, len)
-            || ssh_path(path, len);
+            || named_path(path, len);
     }
     // A relative path of several components (`etc/cron.d/job`) can reach a
     // watched directory from anywhere: only the joined path can tell, and
     // the daemon joins it. One component is decided here, by its directory.
-    if has_slash(path, len) || named_ssh_arg(path, len) {
+    if has_slash(path, len) || named_arg(path, len) {
         return true;
     }
     let dir = dir_path(task, dirfd).and_then(|p| read_ptr(p, off!(path_dentry)));
@@ -654,7 +767,7 @@ fn path_watched(task: u64, path: &[u8; ARG_PATH_CAP], len: u32, dirfd: i32) -> b
         Ok(d) => {
             dentry_watched(d, &WATCHED_INODES) != 0
                 || dentry_watched(d, &WATCHED_PARENTS) != 0
-                || (ssh_dirs_watched() && dentry_named_ssh(d))
+                || holds_named(d) != 0
         }
         Err(_) => false,
     }

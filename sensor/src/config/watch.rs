@@ -23,6 +23,13 @@ pub struct WatchConfig {
     /// /etc/passwd that exists at start by inode as well (reached through
     /// a symlink, and with everything below it).
     pub user_ssh_dirs: bool,
+    /// Also watch every directory named `user` in one named `systemd`,
+    /// the files in it and those in the directories directly in it (a
+    /// unit's drop-ins, `x.service.d/`, and dependencies, `x.wants/`), by
+    /// name: `~/.config/systemd/user/`, where systemd starts an account's
+    /// own units (persistence that needs no root), whichever account's
+    /// home holds it and whenever it was made.
+    pub user_unit_dirs: bool,
 }
 
 impl Default for WatchConfig {
@@ -65,6 +72,7 @@ impl Default for WatchConfig {
             .map(PathBuf::from)
             .collect(),
             user_ssh_dirs: true,
+            user_unit_dirs: true,
         }
     }
 }

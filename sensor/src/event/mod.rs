@@ -1101,7 +1101,8 @@ pub struct FileWrite {
     /// ftruncate always, truncate/unlink/rename/link/symlink through
     /// another name where the fentry hooks load) or `name` (the file the
     /// kernel resolved is in a directory named `.ssh`, or is one:
-    /// `[watch] user_ssh_dirs`).
+    /// `[watch] user_ssh_dirs`; or likewise a `user` directory in one
+    /// named `systemd`: `user_unit_dirs`).
     pub matched_by: &'static str,
     /// open's flags by name (`O_WRONLY`, `O_CREAT`, `O_TRUNC`…).
     #[serde(skip_serializing_if = "Vec::is_empty")]

@@ -1,7 +1,7 @@
 //! Writes to watched paths into `file.*` and `sensor.file_write`: opens
 //! for writing, truncates, unlinks, renames, links and symlinks.
 
-use sensor_common::{SyscallOp, WATCH_MATCHED_SSH_DIR};
+use sensor_common::{SyscallOp, watch_matched_by_name};
 
 use super::{Kind, Pipeline, outcome};
 use crate::event::{Event, File, FileWrite, SensorFields, Text};
@@ -23,7 +23,8 @@ impl Pipeline {
         let path2 = if symlink { None } else { w.resolved_path2() };
         // Opens and ftruncates were matched by inode in the kernel: exact,
         // and so are path arguments the fentry hooks resolved (`matched`);
-        // or by the names the kernel resolved (a `.ssh` directory).
+        // or by the names the kernel resolved (a `.ssh` or `systemd/user`
+        // directory).
         // Other path arguments were matched loosely there, and so were
         // files the kernel sent because their directory holds a watched file
         // (base_is_file, matched 0: a watched file with a new inode);
@@ -43,7 +44,7 @@ impl Pipeline {
         // file made on that filesystem until the daemon's maps catch up.
         let label = watched.or(watched2).or(by_kernel.clone());
         let matched_by = if !by_path && by_kernel.is_some() && by_kernel == label {
-            if w.matched == WATCH_MATCHED_SSH_DIR {
+            if watch_matched_by_name(w.matched) {
                 "name"
             } else {
                 "inode"

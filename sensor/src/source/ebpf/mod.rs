@@ -155,16 +155,18 @@ impl EbpfSource {
         } else {
             0
         };
-        let ssh_dirs = if watched.ssh_dirs {
-            probe_features::SSH_DIRS
-        } else {
-            0
-        };
+        let name_rules = [
+            (watched.ssh_dirs, probe_features::SSH_DIRS),
+            (watched.unit_dirs, probe_features::USER_UNIT_DIRS),
+        ]
+        .into_iter()
+        .filter(|&(on, _)| on)
+        .fold(0, |bits, (_, bit)| bits | bit);
         let load_object = |features: u32| {
             let probe_config = ProbeConfig {
                 sensor_tgid: std::process::id(),
                 filters: filter.flags(),
-                features: features | fork_namespaces | ssh_dirs,
+                features: features | fork_namespaces | name_rules,
             };
             EbpfLoader::new()
                 .override_global(names::OFFSETS_GLOBAL, &resolved.offsets, true)

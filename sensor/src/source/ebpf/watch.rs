@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use aya::Ebpf;
 use aya::maps::{Array, HashMap, MapData};
 use sensor_common::{
-    ExeKey, IGNORE_PREFIX_CAP, PathPrefix, WATCH_MATCHED_SSH_DIR, WATCH_PREFIXES_MAX, names,
+    ExeKey, IGNORE_PREFIX_CAP, PathPrefix, WATCH_MATCHED_SSH_DIR, WATCH_MATCHED_USER_UNITS,
+    WATCH_PREFIXES_MAX, names,
 };
 
 use super::LoadError;
@@ -23,8 +24,11 @@ pub struct Watched {
     /// reported against.
     pub paths: Vec<Vec<u8>>,
     /// `[watch] user_ssh_dirs`: every directory named `.ssh` is watched
-    /// by name too (see [`ssh_dir`]).
+    /// by name too (see [`NameRule`]).
     pub ssh_dirs: bool,
+    /// `[watch] user_unit_dirs`: every directory named `user` in one named
+    /// `systemd` is watched by name too.
+    pub unit_dirs: bool,
     /// Each existing path's inode, with 1 + its index in `paths` (what
     /// the kernel reports as `WatchEvent::matched`).
     inodes: Vec<(ExeKey, u8)>,
@@ -44,6 +48,7 @@ impl Watched {
         }
         let mut w = Watched {
             ssh_dirs: config.user_ssh_dirs,
+            unit_dirs: config.user_unit_dirs,
             ..Watched::default()
         };
         for p in paths {
@@ -83,6 +88,7 @@ impl Watched {
         let mut w = Watched {
             paths: self.paths.clone(),
             ssh_dirs: self.ssh_dirs,
+            unit_dirs: self.unit_dirs,
             ..Watched::default()
         };
         w.find_inodes();
@@ -151,21 +157,29 @@ impl Watched {
     }
 
     /// The watched path whose inode the kernel matched: `matched` as in
-    /// `WatchEvent::matched` (0: none). For a match by name, the `.ssh`
-    /// directory the first of `paths` (the event's, as joined) that names
-    /// one names, or [`SSH_DIR_PATTERN`] where none does (a symlink led
-    /// there).
+    /// `WatchEvent::matched` (0: none). For a match by name, the rule's
+    /// directory that the first of `paths` (the event's, as joined) that
+    /// names one names, or the rule's pattern where none does (a symlink
+    /// led there).
     pub fn by_kernel_match(&self, matched: u32, paths: [Option<&[u8]>; 2]) -> Option<Vec<u8>> {
-        if matched == WATCH_MATCHED_SSH_DIR {
-            let named = paths.into_iter().flatten().find_map(ssh_dir);
-            return Some(named.unwrap_or_else(|| SSH_DIR_PATTERN.to_vec()));
+        if let Some(rule) = NameRule::ALL.into_iter().find(|r| r.matched() == matched) {
+            let named = paths.into_iter().flatten().find_map(|p| rule.dir(p));
+            return Some(named.unwrap_or_else(|| rule.pattern().to_vec()));
         }
         let i = (matched as usize).checked_sub(1)?;
         self.paths.get(i).cloned()
     }
 
-    /// The watched path that `path` is, or is under; else, with
-    /// `ssh_dirs`, the `.ssh` directory it is or is in.
+    /// The name rules in use.
+    fn rules(&self) -> impl Iterator<Item = NameRule> + '_ {
+        NameRule::ALL.into_iter().filter(|r| match r {
+            NameRule::SshDir => self.ssh_dirs,
+            NameRule::UserUnits => self.unit_dirs,
+        })
+    }
+
+    /// The watched path that `path` is, or is under; else the directory
+    /// a name rule in use names that it is or is in.
     pub fn matching(&self, path: &[u8]) -> Option<Vec<u8>> {
         self.paths
             .iter()
@@ -177,7 +191,7 @@ impl Watched {
                 }
             })
             .cloned()
-            .or_else(|| self.ssh_dirs.then(|| ssh_dir(path)).flatten())
+            .or_else(|| self.rules().find_map(|r| r.dir(path)))
     }
 
     /// Writes the maps of the loaded object (borrowed: the programs loaded
@@ -257,26 +271,70 @@ impl Watched {
 /// whose path the event does not show (a symlink led there).
 pub const SSH_DIR_PATTERN: &[u8] = b"*/.ssh/";
 
-/// The directory named `.ssh` that the absolute `path` is (`/home/x/.ssh`,
-/// `/home/x/.ssh/`) or is directly in (`/home/x/.ssh/authorized_keys`),
-/// with its trailing `/`: what the kernel side's name rule sends (see
-/// `sensor-ebpf`'s `syscall::watch::ssh_named`). Where sshd reads a
-/// user's keys, `rc` and `environment`, whichever account's home holds it
-/// and whenever it was made.
-fn ssh_dir(path: &[u8]) -> Option<Vec<u8>> {
-    if !path.starts_with(b"/") {
-        return None;
+/// The same for a directory named `user` in one named `systemd`.
+pub const USER_UNITS_PATTERN: &[u8] = b"*/systemd/user/";
+
+/// The kernel side's name rules (`sensor-ebpf`'s `syscall::watch::named`):
+/// directories watched by their names, wherever and whenever made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NameRule {
+    /// `.ssh`: where sshd reads a user's keys, `rc` and `environment`.
+    SshDir,
+    /// `systemd/user`: where systemd finds an account's own units.
+    UserUnits,
+}
+
+impl NameRule {
+    const ALL: [NameRule; 2] = [NameRule::SshDir, NameRule::UserUnits];
+
+    /// `WatchEvent::matched` of a match by this rule.
+    fn matched(self) -> u32 {
+        match self {
+            NameRule::SshDir => WATCH_MATCHED_SSH_DIR,
+            NameRule::UserUnits => WATCH_MATCHED_USER_UNITS,
+        }
     }
-    let trimmed = path.strip_suffix(b"/").unwrap_or(path);
-    let dir = if trimmed.ends_with(b"/.ssh") {
-        trimmed
-    } else {
-        let slash = trimmed.iter().rposition(|&b| b == b'/')?;
-        Some(&trimmed[..slash]).filter(|d| d.ends_with(b"/.ssh"))?
-    };
-    let mut label = dir.to_vec();
-    label.push(b'/');
-    Some(label)
+
+    /// How a directory path this rule names ends.
+    fn suffix(self) -> &'static [u8] {
+        match self {
+            NameRule::SshDir => b"/.ssh",
+            NameRule::UserUnits => b"/systemd/user",
+        }
+    }
+
+    /// The label where the event's paths name no such directory.
+    fn pattern(self) -> &'static [u8] {
+        match self {
+            NameRule::SshDir => SSH_DIR_PATTERN,
+            NameRule::UserUnits => USER_UNITS_PATTERN,
+        }
+    }
+
+    /// The directory this rule names that the absolute `path` is
+    /// (`/home/x/.ssh`, `/home/x/.ssh/`) or is directly in
+    /// (`/home/x/.ssh/authorized_keys`), or for user units in a directory
+    /// directly in (`…/systemd/user/x.service.d/override.conf`), with its
+    /// trailing `/`: what the kernel side sends.
+    fn dir(self, path: &[u8]) -> Option<Vec<u8>> {
+        if !path.starts_with(b"/") {
+            return None;
+        }
+        let levels = match self {
+            NameRule::SshDir => 2,
+            NameRule::UserUnits => 3,
+        };
+        let mut dir = path.strip_suffix(b"/").unwrap_or(path);
+        for _ in 0..levels {
+            if dir.ends_with(self.suffix()) {
+                let mut label = dir.to_vec();
+                label.push(b'/');
+                return Some(label);
+            }
+            dir = &dir[..dir.iter().rposition(|&b| b == b'/')?];
+        }
+        None
+    }
 }
 
 /// `~/.ssh/` of every account in /etc/passwd whose home has one.
@@ -356,6 +414,55 @@ mod tests {
     }
 
     #[test]
+    fn with_user_unit_dirs_any_systemd_user_directory_is_watched_by_name() {
+        let w = Watched {
+            unit_dirs: true,
+            ..Watched::default()
+        };
+        let matching = |p: &str| {
+            w.matching(p.as_bytes())
+                .map(|m| String::from_utf8(m).expect("utf-8"))
+        };
+        let home = "/home/bob/.config/systemd/user/";
+        for (path, dir) in [
+            ("/home/bob/.config/systemd/user/x.service", Some(home)),
+            ("/home/bob/.config/systemd/user", Some(home)),
+            ("/etc/systemd/user/y.timer", Some("/etc/systemd/user/")),
+            // The .ssh rule is off here.
+            ("/home/bob/.ssh/authorized_keys", None),
+            // A unit's drop-in and dependency directories, one level down.
+            (
+                "/home/bob/.config/systemd/user/x.service.d/override.conf",
+                Some(home),
+            ),
+            (
+                "/home/bob/.config/systemd/user/default.target.wants/x.service",
+                Some(home),
+            ),
+            ("/home/bob/.config/systemd/user/x.service.d", Some(home)),
+            // Only `user` directly in `systemd`, and no deeper.
+            ("/home/bob/.config/systemd/user/a/b/x", None),
+            ("/home/bob/.config/systemd/users/x.service", None),
+            ("/home/bob/.config/mysystemd/user/x.service", None),
+            ("/home/bob/user/x.service", None),
+        ] {
+            assert_eq!(matching(path).as_deref(), dir, "{path}");
+        }
+        assert_eq!(
+            w.by_kernel_match(WATCH_MATCHED_USER_UNITS, [Some(b"/tmp/u/x.service"), None]),
+            Some(USER_UNITS_PATTERN.to_vec()),
+            "by name through a symlink: the pattern"
+        );
+        assert_eq!(
+            w.by_kernel_match(
+                WATCH_MATCHED_USER_UNITS,
+                [Some(b"/root/.config/systemd/user/x.service"), None]
+            ),
+            Some(b"/root/.config/systemd/user/".to_vec())
+        );
+    }
+
+    #[test]
     fn existing_paths_resolve_to_inodes_and_missing_ones_stay_by_name() {
         let dir = std::env::temp_dir().join(format!("sensor-watch-unit-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("mkdir");
@@ -364,6 +471,7 @@ mod tests {
         let config = WatchConfig {
             paths: vec![file.clone(), dir.join("not-yet/")],
             user_ssh_dirs: false,
+            user_unit_dirs: false,
         };
         let w = Watched::resolve(&config);
         assert_eq!(w.paths.len(), 2);
@@ -408,6 +516,7 @@ mod tests {
         let w = Watched::resolve(&WatchConfig {
             paths: vec![file.clone(), later.clone()],
             user_ssh_dirs: false,
+            user_unit_dirs: false,
         });
         assert_eq!(w.inodes.len(), 1);
         assert_eq!(
