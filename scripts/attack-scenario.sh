@@ -201,6 +201,27 @@ id "$1" >/dev/null
 EOF
 }
 
+# The weak user persists without root: a user unit of its own, which
+# systemd starts at its next login, and a drop-in that adds a command to a
+# unit it already runs, renamed into place through a symlink whose path
+# names no systemd/user directory, so that only the names the kernel
+# resolved (fentry) tell where it went.
+user_unit() {
+    step user_unit
+    as_root "$GUEST_USER" <<'EOF'
+runuser -u "$1" -- sh -ec '
+units=$1/.config/systemd/user
+mkdir -p "$units/dbus.service.d"
+printf "[Service]\nExecStart=/bin/sh -c \"sleep 1\"\n" >"$units/.update.service"
+ln -sfn "$units/dbus.service.d" /tmp/.u
+printf "[Service]\nExecStartPre=/bin/true\n" >"$1/.conf"
+mv "$1/.conf" /tmp/.u/override.conf
+rm /tmp/.u
+' sh "/home/$1" </dev/null
+[ -s "/home/$1/.config/systemd/user/dbus.service.d/override.conf" ]
+EOF
+}
+
 setuid_shell() {
     step setuid_shell
     as_root <<'EOF'
@@ -593,6 +614,7 @@ main() {
     bruteforce
     login_and_sudo
     backdoor_account
+    user_unit
     setuid_shell
     hidden_chmod
     ignored_symlink_chmod

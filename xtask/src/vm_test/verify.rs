@@ -51,6 +51,11 @@ const AUTHORIZED_KEYS: &str = "/root/.ssh/authorized_keys";
 /// The backdoor account's key, renamed into its new ~/.ssh through this
 /// symlink to it.
 const BACKDOOR_KEYS_LINKED: &str = "/tmp/.k/authorized_keys";
+/// The weak user's own unit, and the drop-in renamed into place through
+/// a symlink to its directory.
+const USER_UNIT: &str = "/home/dev/.config/systemd/user/.update.service";
+const USER_UNITS_DIR: &str = "/home/dev/.config/systemd/user/";
+const USER_DROPIN_LINKED: &str = "/tmp/.u/override.conf";
 const SETUID_COPY: &str = "/tmp/.sh";
 const CAPABILITY_COPY: &str = "/tmp/.ping";
 const HIDDEN_CAPABILITY_COPY: &str = "/tmp/.su";
@@ -290,6 +295,21 @@ const SCENARIO: &[Step] = &[
                 "rename of a key into the new account's ~/.ssh, through a symlink",
                 &["rename"],
                 is_backdoor_keys_planted,
+            ),
+        ],
+    },
+    Step {
+        name: "user_unit",
+        expects: &[
+            one(
+                "open_write by dev of its own unit in ~/.config/systemd/user",
+                &["open_write"],
+                is_user_unit_write,
+            ),
+            one(
+                "rename by dev of a drop-in into a unit's directory, through a symlink",
+                &["rename"],
+                is_user_dropin_planted,
             ),
         ],
     },
@@ -694,6 +714,27 @@ fn is_backdoor_keys_planted(v: &Value) -> bool {
     succeeded(v)
         && is(v, "sensor.file_write.new_path", BACKDOOR_KEYS_LINKED)
         && is(v, "sensor.file_write.watched", "*/.ssh/")
+        && is(v, "sensor.file_write.matched_by", "name")
+}
+
+/// Matched by the directory's names (`user_unit_dirs`): a directory made
+/// after the sensor started, in an account's home.
+fn is_user_unit_write(v: &Value) -> bool {
+    succeeded(v)
+        && is(v, "process.user.name", GUEST_USER)
+        && is(v, "file.path", USER_UNIT)
+        && is(v, "sensor.file_write.watched", USER_UNITS_DIR)
+        && is(v, "sensor.file_write.matched_by", "name")
+}
+
+/// Decided by fentry/security_inode_rename, by the names the kernel
+/// resolved one directory below `systemd/user`: the path names neither,
+/// so the directory is the pattern.
+fn is_user_dropin_planted(v: &Value) -> bool {
+    succeeded(v)
+        && is(v, "process.user.name", GUEST_USER)
+        && is(v, "sensor.file_write.new_path", USER_DROPIN_LINKED)
+        && is(v, "sensor.file_write.watched", "*/systemd/user/")
         && is(v, "sensor.file_write.matched_by", "name")
 }
 
