@@ -319,12 +319,7 @@ fn any_directory_named_ssh_is_watched_whenever_it_was_made() {
         ),
         ("the control append", "open_write", control, vec![]),
     ];
-    for (what, act, pid, fields) in expected {
-        let ev = sensor.wait_for(what, |v| write_by(v, act, pid));
-        for (field, want) in fields {
-            assert_eq!(at(&ev, field).as_str(), Some(want.as_str()), "{what}: {ev}");
-        }
-    }
+    expect_writes(&sensor, expected);
     let odd = sensor.wait_for("a key written under a home named in bytes", |v| {
         write_by(v, "open_write", u64::from(std::process::id()))
             && at(v, "file.path")
@@ -340,15 +335,7 @@ fn any_directory_named_ssh_is_watched_whenever_it_was_made() {
     let mut label = odd_ssh.as_os_str().as_bytes().to_vec();
     label.push(b'/');
     assert_eq!(bytes("sensor.file_write.watched"), label, "{odd}");
-    let reported: Vec<Value> = sensor
-        .events()
-        .into_iter()
-        .filter(|v| pid_of(v) == quiet && at(v, "event.category")[0] == "file")
-        .collect();
-    assert!(
-        reported.is_empty(),
-        "writes outside .ssh directories: {reported:?}"
-    );
+    assert_quiet(&sensor, quiet, "writes outside .ssh directories");
 }
 
 /// With `user_unit_dirs`, a `systemd/user` directory made after the
@@ -514,21 +501,32 @@ fn any_systemd_user_directory_is_watched_whenever_it_was_made() {
         ),
         ("the control append", "open_write", control, vec![]),
     ];
+    expect_writes(&sensor, expected);
+    assert_quiet(&sensor, quiet, "writes outside systemd/user directories");
+}
+
+/// The write events `expected` (what, action, pid, then fields and their
+/// values) all arrive.
+fn expect_writes<'a>(
+    sensor: &Sensor,
+    expected: impl IntoIterator<Item = (&'a str, &'a str, u64, Vec<(&'a str, String)>)>,
+) {
     for (what, act, pid, fields) in expected {
         let ev = sensor.wait_for(what, |v| write_by(v, act, pid));
         for (field, want) in fields {
             assert_eq!(at(&ev, field).as_str(), Some(want.as_str()), "{what}: {ev}");
         }
     }
+}
+
+/// Nothing `pid` did was reported as a file event (`what` says where).
+fn assert_quiet(sensor: &Sensor, pid: u64, what: &str) {
     let reported: Vec<Value> = sensor
         .events()
         .into_iter()
-        .filter(|v| pid_of(v) == quiet && at(v, "event.category")[0] == "file")
+        .filter(|v| pid_of(v) == pid && at(v, "event.category")[0] == "file")
         .collect();
-    assert!(
-        reported.is_empty(),
-        "writes outside systemd/user directories: {reported:?}"
-    );
+    assert!(reported.is_empty(), "{what}: {reported:?}");
 }
 
 /// Runs `program args` in `cwd` as nobody (uid and gid 65534, no
