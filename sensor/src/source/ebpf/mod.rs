@@ -155,13 +155,7 @@ impl EbpfSource {
         } else {
             0
         };
-        let name_rules = [
-            (watched.ssh_dirs, probe_features::SSH_DIRS),
-            (watched.unit_dirs, probe_features::USER_UNIT_DIRS),
-        ]
-        .into_iter()
-        .filter(|&(on, _)| on)
-        .fold(0, |bits, (_, bit)| bits | bit);
+        let name_rules = watched.rules().fold(0, |bits, rule| bits | rule.feature());
         let load_object = |features: u32| {
             let probe_config = ProbeConfig {
                 sensor_tgid: std::process::id(),

@@ -10,7 +10,7 @@ use aya::Ebpf;
 use aya::maps::{Array, HashMap, MapData};
 use sensor_common::{
     ExeKey, IGNORE_PREFIX_CAP, PathPrefix, WATCH_MATCHED_SSH_DIR, WATCH_MATCHED_USER_UNITS,
-    WATCH_PREFIXES_MAX, names,
+    WATCH_PREFIXES_MAX, names, probe_features,
 };
 
 use super::LoadError;
@@ -171,7 +171,7 @@ impl Watched {
     }
 
     /// The name rules in use.
-    fn rules(&self) -> impl Iterator<Item = NameRule> + '_ {
+    pub fn rules(&self) -> impl Iterator<Item = NameRule> + '_ {
         NameRule::ALL.into_iter().filter(|r| match r {
             NameRule::SshDir => self.ssh_dirs,
             NameRule::UserUnits => self.unit_dirs,
@@ -277,7 +277,7 @@ pub const USER_UNITS_PATTERN: &[u8] = b"*/systemd/user/";
 /// The kernel side's name rules (`sensor-ebpf`'s `syscall::watch::named`):
 /// directories watched by their names, wherever and whenever made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum NameRule {
+pub enum NameRule {
     /// `.ssh`: where sshd reads a user's keys, `rc` and `environment`.
     SshDir,
     /// `systemd/user`: where systemd finds an account's own units.
@@ -286,6 +286,15 @@ enum NameRule {
 
 impl NameRule {
     const ALL: [NameRule; 2] = [NameRule::SshDir, NameRule::UserUnits];
+
+    /// The `ProbeConfig::features` bit that turns this rule on in the
+    /// kernel.
+    pub fn feature(self) -> u32 {
+        match self {
+            NameRule::SshDir => probe_features::SSH_DIRS,
+            NameRule::UserUnits => probe_features::USER_UNIT_DIRS,
+        }
+    }
 
     /// `WatchEvent::matched` of a match by this rule.
     fn matched(self) -> u32 {
