@@ -222,6 +222,18 @@ rm /tmp/.u
 EOF
 }
 
+# The weak user persists through its shell's startup file, which runs at
+# each of its logins (matched by the file's own name); root, through a
+# script that every login shell sources (a default watched directory).
+shell_rc() {
+    step shell_rc
+    as_root "$GUEST_USER" <<'EOF'
+runuser -u "$1" -- sh -ec 'echo "(sleep 1 &) 2>/dev/null" >>"$1/.bashrc"' sh "/home/$1" </dev/null
+echo ': update' >/etc/profile.d/zz-update.sh
+grep -q 'sleep 1' "/home/$1/.bashrc"
+EOF
+}
+
 setuid_shell() {
     step setuid_shell
     as_root <<'EOF'
@@ -615,6 +627,7 @@ main() {
     login_and_sudo
     backdoor_account
     user_unit
+    shell_rc
     setuid_shell
     hidden_chmod
     ignored_symlink_chmod

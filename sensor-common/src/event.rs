@@ -368,6 +368,10 @@ pub mod probe_features {
     /// finds an account's own units) and in the directories directly in
     /// it (drop-ins, `.wants`), and such a directory itself.
     pub const USER_UNIT_DIRS: u32 = 1 << 3;
+    /// `[watch] shell_rc_files`: any file named as a shell's startup file
+    /// (`crate::SHELL_RC_NAMES`: `.bashrc`, `.profile`…), wherever and
+    /// whenever made.
+    pub const SHELL_RC_FILES: u32 = 1 << 4;
 }
 
 /// `ProbeConfig::filters` bits.

@@ -717,7 +717,8 @@ pub struct WatchEvent {
     /// the kernel found (the file itself or a directory above it);
     /// [`WATCH_MATCHED_SSH_DIR`] or [`WATCH_MATCHED_USER_UNITS`] when it
     /// found a file in a directory of that rule's name, or one, by the
-    /// names it resolved; 0 when nothing was matched by inode or name (a
+    /// names it resolved; [`WATCH_MATCHED_SHELL_RC`] for a file of one of
+    /// [`SHELL_RC_NAMES`]; 0 when nothing was matched by inode or name (a
     /// path argument matched as a string).
     pub matched: u32,
 }
@@ -732,10 +733,67 @@ pub const WATCH_MATCHED_SSH_DIR: u32 = 0x100;
 /// `systemd`, or a file in it or in a directory directly in it.
 pub const WATCH_MATCHED_USER_UNITS: u32 = 0x101;
 
+/// `WatchEvent::matched` of a file the kernel matched by its own name
+/// (`[watch] shell_rc_files`): one of [`SHELL_RC_NAMES`].
+pub const WATCH_MATCHED_SHELL_RC: u32 = 0x102;
+
 /// Whether `matched` (`WatchEvent::matched`) is a match by name.
 pub const fn watch_matched_by_name(matched: u32) -> bool {
-    matched == WATCH_MATCHED_SSH_DIR || matched == WATCH_MATCHED_USER_UNITS
+    matched == WATCH_MATCHED_SSH_DIR
+        || matched == WATCH_MATCHED_USER_UNITS
+        || matched == WATCH_MATCHED_SHELL_RC
 }
+
+/// The startup files that bash, sh (dash, ksh) and zsh read from a home
+/// directory: code the account runs at each login or interactive shell,
+/// where an intruder who has the account persists without root (and
+/// where root's are, as root). Debian's `.bashrc` sources `.bash_aliases`.
+/// Each is at most [`SHELL_RC_NAME_MAX`] bytes: the kernel compares them
+/// as two little-endian words.
+pub const SHELL_RC_NAMES: [&[u8]; 11] = [
+    b".bashrc",
+    b".bash_profile",
+    b".bash_login",
+    b".bash_logout",
+    b".bash_aliases",
+    b".profile",
+    b".zshrc",
+    b".zshenv",
+    b".zprofile",
+    b".zlogin",
+    b".zlogout",
+];
+
+/// The most bytes a name of [`SHELL_RC_NAMES`] may have (two words).
+pub const SHELL_RC_NAME_MAX: usize = 16;
+/// No name of [`SHELL_RC_NAMES`] is shorter: the kernel's first check.
+pub const SHELL_RC_NAME_MIN: usize = 6;
+
+/// A name of at most [`SHELL_RC_NAME_MAX`] bytes as the kernel compares
+/// it: its length and its bytes as two little-endian words, zero-padded.
+pub const fn name_words(name: &[u8]) -> (u32, u64, u64) {
+    assert!(name.len() <= SHELL_RC_NAME_MAX);
+    let mut words = [0u64; 2];
+    let mut i = 0;
+    while i < name.len() {
+        words[i / 8] |= (name[i] as u64) << (8 * (i % 8));
+        i += 1;
+    }
+    (name.len() as u32, words[0], words[1])
+}
+
+/// [`SHELL_RC_NAMES`] as [`name_words`].
+pub const SHELL_RC_WORDS: [(u32, u64, u64); SHELL_RC_NAMES.len()] = {
+    let mut out = [(0, 0, 0); SHELL_RC_NAMES.len()];
+    let mut i = 0;
+    while i < out.len() {
+        let name = SHELL_RC_NAMES[i];
+        assert!(name.len() >= SHELL_RC_NAME_MIN);
+        out[i] = name_words(name);
+        i += 1;
+    }
+    out
+};
 
 const _: () = assert!(size_of::<WatchEvent>() == 16 + 144 + 40);
 
@@ -1001,6 +1059,26 @@ pub const FILE_EVENT_MAX: usize = size_of::<FileEvent>()
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shell_rc_names_are_compared_as_their_little_endian_bytes() {
+        assert_eq!(
+            name_words(b".bashrc"),
+            (7, u64::from_le_bytes(*b".bashrc\0"), 0)
+        );
+        assert_eq!(
+            name_words(b".bash_profile"),
+            (
+                13,
+                u64::from_le_bytes(*b".bash_pr"),
+                u64::from_le_bytes(*b"ofile\0\0\0")
+            )
+        );
+        for (name, words) in SHELL_RC_NAMES.iter().zip(SHELL_RC_WORDS) {
+            assert_eq!(name_words(name), words);
+            assert!((SHELL_RC_NAME_MIN..=SHELL_RC_NAME_MAX).contains(&name.len()));
+        }
+    }
 
     #[test]
     fn from_u32_inverts_every_op() {

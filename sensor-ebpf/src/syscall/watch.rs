@@ -20,21 +20,23 @@
 //! - with `[watch] user_ssh_dirs` and `user_unit_dirs`, also by name: a
 //!   file in a directory named `.ssh`, or in one named `user` in one named
 //!   `systemd`, or such a directory, whoever's home holds it and whenever
-//!   it was made (see [`named`]).
+//!   it was made (see [`named`]); with `shell_rc_files`, a file named as a
+//!   shell's startup file (`.bashrc`, `.profile`…: [`rc_file`]).
 
 use aya_ebpf::helpers::generated::bpf_probe_read_user;
 use aya_ebpf::macros::map;
 use aya_ebpf::maps::{Array, HashMap, PerCpuArray};
 use sensor_common::{
-    ARG_PATH_CAP, AT_FDCWD, EventKind, ExeKey, PathPrefix, ProbeError, SyscallOp,
-    WATCH_MATCHED_SSH_DIR, WATCH_MATCHED_USER_UNITS, WATCH_PREFIXES_MAX, WatchEvent, watch_flags,
-    watch_matched_by_name,
+    ARG_PATH_CAP, AT_FDCWD, EventKind, ExeKey, PathPrefix, ProbeError, SHELL_RC_NAME_MAX,
+    SHELL_RC_NAME_MIN, SHELL_RC_WORDS, SyscallOp, WATCH_MATCHED_SHELL_RC, WATCH_MATCHED_SSH_DIR,
+    WATCH_MATCHED_USER_UNITS, WATCH_PREFIXES_MAX, WatchEvent, watch_flags, watch_matched_by_name,
 };
 
 use super::{copy, dir_path, fd_file, inflight, read_user_str};
 use crate::kernel::{Miss, field, plus, put, read_ptr, read_u32, read_u64};
 use crate::maps::{
-    DATA_MASK, SYSCALL_SCRATCH, count_error, off, scratch, ssh_dirs_watched, user_unit_dirs_watched,
+    DATA_MASK, SYSCALL_SCRATCH, count_error, off, scratch, shell_rc_watched, ssh_dirs_watched,
+    user_unit_dirs_watched,
 };
 use crate::path::{Walk, Writer, write_found_path};
 use crate::task::{self, Current};
@@ -476,7 +478,7 @@ const FIXED: usize = core::mem::size_of::<WatchEvent>();
 /// Is the open file watched? `Some(1 + the watched path's index)` when it,
 /// or a directory above it, is a watched inode;
 /// `Some(WATCH_MATCHED_*)` when it is in a directory a name rule names
-/// ([`in_named_dir`]); `Some(0)` when it is in a directory that holds a
+/// or is named as a shell's startup file ([`file_named`]); `Some(0)` when it is in a directory that holds a
 /// watched file, for the daemon to decide by its path: a watched file
 /// created after the sensor started (`/etc/ld.so.preload`), or replaced
 /// since by a rename over it (how passwd, useradd and visudo write) has an
@@ -491,7 +493,7 @@ fn file_watched(file: Result<u64, Miss>) -> Option<u32> {
     if matched != 0 {
         return Some(matched);
     }
-    let rule = in_named_dir(dentry);
+    let rule = file_named(dentry);
     if rule != 0 {
         return Some(rule);
     }
@@ -507,9 +509,9 @@ const USER_NAME: u32 = u32::from_le_bytes(*b"user");
 const SYSTEMD_NAME: u64 = u64::from_le_bytes(*b"systemd\0");
 const SYSTEMD_MASK: u64 = (1 << 56) - 1;
 
-/// The name rules: is `dentry` a directory one names, or a file in one?
-/// Its `WATCH_MATCHED_*` value, or 0. The rules, each with its `[watch]`
-/// switch:
+/// The name rules: is `dentry` a directory one names, a file in one, or
+/// a file one names? Its `WATCH_MATCHED_*` value, or 0. The rules, each
+/// with its `[watch]` switch:
 /// - `user_ssh_dirs`: a directory named `.ssh`. sshd reads a user's
 ///   `authorized_keys`, `rc` (run at each login) and `environment` there,
 ///   whichever account's home holds it and whenever it was made: an
@@ -520,7 +522,9 @@ const SYSTEMD_MASK: u64 = (1 << 56) - 1;
 ///   units from `~/.config/systemd/user/` (persistence without root), with
 ///   their drop-ins (`x.service.d/`: an override of a unit the account
 ///   already runs) and dependencies (`default.target.wants/`); every
-///   system-wide user unit directory has that name too.
+///   system-wide user unit directory has that name too;
+/// - `shell_rc_files`: a file named as a shell's startup file
+///   ([`rc_file`]).
 ///
 /// Matched by the names the kernel resolved, whatever path led there (a
 /// `~/.ssh` that is a symlink to another name is matched by inode, when
@@ -528,17 +532,94 @@ const SYSTEMD_MASK: u64 = (1 << 56) - 1;
 #[inline(always)]
 fn named(dentry: u64) -> u32 {
     let rule = dir_rule(dentry);
-    if rule != 0 {
-        rule
+    if rule != 0 { rule } else { file_named(dentry) }
+}
+
+/// [`named`] for a file (an open one: never a directory to rename): in a
+/// directory a rule names, or named as a shell's startup file.
+#[inline(always)]
+fn file_named(dentry: u64) -> u32 {
+    let rule = parent(dentry).map_or(0, holds_named);
+    if rule != 0 { rule } else { rc_file(dentry) }
+}
+
+/// The name rule for files (`shell_rc_files`): is `dentry` named as one
+/// of the startup files a shell runs from a home (`SHELL_RC_NAMES`:
+/// `.bashrc`, `.profile`, `.zshrc`…)? `WATCH_MATCHED_SHELL_RC`, or 0.
+/// Whichever directory holds it: a home made after the start, root's,
+/// `/etc/skel`'s (copied into each new account).
+#[inline(always)]
+fn rc_file(dentry: u64) -> u32 {
+    if !shell_rc_watched() {
+        return 0;
+    }
+    let name = off!(dentry_name);
+    let Ok(len) = read_u32(dentry, plus(name, off!(qstr_len))) else {
+        return 0;
+    };
+    if !(SHELL_RC_NAME_MIN as u32..=SHELL_RC_NAME_MAX as u32).contains(&len) {
+        return 0;
+    }
+    let Ok(text) = read_ptr(dentry, plus(name, off!(qstr_name))) else {
+        return 0;
+    };
+    // Both words are inside the dentry's inline copy of a name this short
+    // (DNAME_INLINE_LEN: 32 bytes or more); the bytes past the name are
+    // an older name's, masked off.
+    let lo = read_u64(text, 0).unwrap_or(0);
+    let hi = if len > 8 {
+        read_u64(text, 8).unwrap_or(0)
     } else {
-        in_named_dir(dentry)
+        0
+    };
+    let lo_mask = if len >= 8 {
+        u64::MAX
+    } else {
+        (1u64 << (8 * len)) - 1
+    };
+    let hi_mask = if len > 8 {
+        (1u64 << (8 * (len - 8))) - 1
+    } else {
+        0
+    };
+    if is_rc_name(len, lo & lo_mask, hi & hi_mask) {
+        WATCH_MATCHED_SHELL_RC
+    } else {
+        0
     }
 }
 
-/// [`named`] for a file (an open one: never a directory to rename).
+/// Are `len` bytes, as two little-endian words, one of `SHELL_RC_NAMES`?
 #[inline(always)]
-fn in_named_dir(dentry: u64) -> u32 {
-    parent(dentry).map_or(0, holds_named)
+fn is_rc_name(len: u32, lo: u64, hi: u64) -> bool {
+    for (n, a, b) in SHELL_RC_WORDS {
+        if len == n && lo == a && hi == b {
+            return true;
+        }
+    }
+    false
+}
+
+/// [`rc_file`]'s check on the `n` bytes of a path argument from `start`
+/// (its last component).
+#[inline(always)]
+fn rc_name_in(path: &[u8; ARG_PATH_CAP], start: usize, n: usize) -> bool {
+    if !(SHELL_RC_NAME_MIN..=SHELL_RC_NAME_MAX).contains(&n) {
+        return false;
+    }
+    let (mut lo, mut hi) = (0u64, 0u64);
+    for i in 0..SHELL_RC_NAME_MAX {
+        if i >= n {
+            break;
+        }
+        let b = path[(start + i) & (ARG_PATH_CAP - 1)] as u64;
+        if i < 8 {
+            lo |= b << (8 * i);
+        } else {
+            hi |= b << (8 * (i - 8));
+        }
+    }
+    is_rc_name(n as u32, lo, hi)
 }
 
 /// The rule under which a file in directory `dir` is watched, or 0.
@@ -597,14 +678,19 @@ fn in_dir_named_systemd(dentry: u64) -> bool {
 
 /// Does the absolute `path` end in a directory a name rule names
 /// (`…/.ssh`, `…/systemd/user/`) or in a component directly in one
-/// (`…/.ssh/authorized_keys`)? Scanned back from its end, over its last
-/// component (at most NAME_MAX bytes) and the rule's names before it.
-/// For user units, also one level further down: a drop-in or dependency
-/// directory's file (`…/systemd/user/x.service.d/override.conf`).
+/// (`…/.ssh/authorized_keys`), or in a shell's startup file's name
+/// (`…/.bashrc`)? Scanned back from its end, over its last component (at
+/// most NAME_MAX bytes) and the rule's names before it. For user units,
+/// also one level further down: a drop-in or dependency directory's file
+/// (`…/systemd/user/x.service.d/override.conf`).
 #[inline(always)]
 fn named_path(path: &[u8; ARG_PATH_CAP], len: u32) -> bool {
-    let (ssh, units) = (ssh_dirs_watched(), user_unit_dirs_watched());
-    if !ssh && !units {
+    let (ssh, units, rc) = (
+        ssh_dirs_watched(),
+        user_unit_dirs_watched(),
+        shell_rc_watched(),
+    );
+    if !ssh && !units && !rc {
         return false;
     }
     let len = len as usize;
@@ -626,6 +712,9 @@ fn named_path(path: &[u8; ARG_PATH_CAP], len: u32) -> bool {
     let Some(last) = last else {
         return false;
     };
+    if rc && rc_name_in(path, last + 1, len - last - 1) {
+        return true;
+    }
     if dir_named_before(path, last, ssh, units) {
         return true;
     }
@@ -673,13 +762,15 @@ fn ends_with<const N: usize>(path: &[u8; ARG_PATH_CAP], end: usize, suffix: &[u8
     true
 }
 
-/// A relative single-component path a name rule names: `.ssh`, or `user`
-/// (whose directory the daemon checks on the joined path).
+/// A relative single-component path a name rule names: `.ssh`, `user`
+/// (whose directory the daemon checks on the joined path), or a shell's
+/// startup file.
 #[inline(always)]
 fn named_arg(path: &[u8; ARG_PATH_CAP], len: u32) -> bool {
-    len == 4
+    (len == 4
         && ((path[..4] == *b".ssh" && ssh_dirs_watched())
-            || (path[..4] == *b"user" && user_unit_dirs_watched()))
+            || (path[..4] == *b"user" && user_unit_dirs_watched())))
+        || (shell_rc_watched() && rc_name_in(path, 0, len as usize))
 }
 
 /// Climbs from `dentry` to its filesystem's root looking for an inode in

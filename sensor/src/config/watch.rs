@@ -30,6 +30,14 @@ pub struct WatchConfig {
     /// own units (persistence that needs no root), whichever account's
     /// home holds it and whenever it was made.
     pub user_unit_dirs: bool,
+    /// Also watch every file named as a startup file that bash, sh or zsh
+    /// runs from a home (`.bashrc`, `.bash_profile`, `.bash_login`,
+    /// `.bash_logout`, `.bash_aliases`, `.profile`, `.zshrc`, `.zshenv`,
+    /// `.zprofile`, `.zlogin`, `.zlogout`), by name: code the account runs
+    /// at each login or shell (persistence that needs no root), whichever
+    /// directory holds it and whenever it was made. The system-wide ones
+    /// are among the default `paths`.
+    pub shell_rc_files: bool,
 }
 
 impl Default for WatchConfig {
@@ -40,7 +48,9 @@ impl Default for WatchConfig {
             // elsewhere, a PAM module that lets anyone in), every cron and
             // anacron table, systemd units (system and user, runtime ones
             // too: /run/systemd/system wins over /etc), the dynamic
-            // linker's preload, and the logs that would tell.
+            // linker's preload, what every login shell runs and the
+            // environment pam_env gives every login (LD_PRELOAD), and the
+            // logs that would tell.
             paths: [
                 "/etc/passwd",
                 "/etc/shadow",
@@ -66,6 +76,10 @@ impl Default for WatchConfig {
                 "/etc/systemd/user/",
                 "/usr/lib/systemd/user/",
                 "/etc/ld.so.preload",
+                "/etc/profile",
+                "/etc/profile.d/",
+                "/etc/bash.bashrc",
+                "/etc/environment",
                 "/var/log/",
             ]
             .into_iter()
@@ -73,6 +87,7 @@ impl Default for WatchConfig {
             .collect(),
             user_ssh_dirs: true,
             user_unit_dirs: true,
+            shell_rc_files: true,
         }
     }
 }

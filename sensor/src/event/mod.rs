@@ -1102,7 +1102,8 @@ pub struct FileWrite {
     /// another name where the fentry hooks load) or `name` (the file the
     /// kernel resolved is in a directory named `.ssh`, or is one:
     /// `[watch] user_ssh_dirs`; or likewise a `user` directory in one
-    /// named `systemd`: `user_unit_dirs`).
+    /// named `systemd`: `user_unit_dirs`; or the file is named as a
+    /// shell's startup file: `shell_rc_files`).
     pub matched_by: &'static str,
     /// open's flags by name (`O_WRONLY`, `O_CREAT`, `O_TRUNC`…).
     #[serde(skip_serializing_if = "Vec::is_empty")]

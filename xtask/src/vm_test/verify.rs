@@ -56,6 +56,10 @@ const BACKDOOR_KEYS_LINKED: &str = "/tmp/.k/authorized_keys";
 const USER_UNIT: &str = "/home/dev/.config/systemd/user/.update.service";
 const USER_UNITS_DIR: &str = "/home/dev/.config/systemd/user/";
 const USER_DROPIN_LINKED: &str = "/tmp/.u/override.conf";
+/// The weak user's startup file, and the script root adds for every login
+/// shell.
+const SHELL_RC: &str = "/home/dev/.bashrc";
+const PROFILE_SCRIPT: &str = "/etc/profile.d/zz-update.sh";
 const SETUID_COPY: &str = "/tmp/.sh";
 const CAPABILITY_COPY: &str = "/tmp/.ping";
 const HIDDEN_CAPABILITY_COPY: &str = "/tmp/.su";
@@ -310,6 +314,21 @@ const SCENARIO: &[Step] = &[
                 "rename by dev of a drop-in into a unit's directory, through a symlink",
                 &["rename"],
                 is_user_dropin_planted,
+            ),
+        ],
+    },
+    Step {
+        name: "shell_rc",
+        expects: &[
+            one(
+                "open_write by dev of its ~/.bashrc (append)",
+                &["open_write"],
+                is_shell_rc_write,
+            ),
+            one(
+                "open_write of a script in /etc/profile.d/",
+                &["open_write"],
+                is_profile_script_write,
             ),
         ],
     },
@@ -725,6 +744,24 @@ fn is_user_unit_write(v: &Value) -> bool {
         && is(v, "file.path", USER_UNIT)
         && is(v, "sensor.file_write.watched", USER_UNITS_DIR)
         && is(v, "sensor.file_write.matched_by", "name")
+}
+
+/// Matched by the file's own name (`shell_rc_files`): the label is the
+/// file itself.
+fn is_shell_rc_write(v: &Value) -> bool {
+    succeeded(v)
+        && is(v, "process.user.name", GUEST_USER)
+        && is(v, "file.path", SHELL_RC)
+        && is(v, "sensor.file_write.watched", SHELL_RC)
+        && is(v, "sensor.file_write.matched_by", "name")
+}
+
+/// In a default watched directory, matched by its inode.
+fn is_profile_script_write(v: &Value) -> bool {
+    succeeded(v)
+        && is(v, "file.path", PROFILE_SCRIPT)
+        && is(v, "sensor.file_write.watched", "/etc/profile.d/")
+        && is(v, "sensor.file_write.matched_by", "inode")
 }
 
 /// Decided by fentry/security_inode_rename, by the names the kernel

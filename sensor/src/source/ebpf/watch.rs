@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use aya::Ebpf;
 use aya::maps::{Array, HashMap, MapData};
 use sensor_common::{
-    ExeKey, IGNORE_PREFIX_CAP, PathPrefix, WATCH_MATCHED_SSH_DIR, WATCH_MATCHED_USER_UNITS,
-    WATCH_PREFIXES_MAX, names, probe_features,
+    ExeKey, IGNORE_PREFIX_CAP, PathPrefix, SHELL_RC_NAMES, WATCH_MATCHED_SHELL_RC,
+    WATCH_MATCHED_SSH_DIR, WATCH_MATCHED_USER_UNITS, WATCH_PREFIXES_MAX, names, probe_features,
 };
 
 use super::LoadError;
@@ -29,6 +29,9 @@ pub struct Watched {
     /// `[watch] user_unit_dirs`: every directory named `user` in one named
     /// `systemd` is watched by name too.
     pub unit_dirs: bool,
+    /// `[watch] shell_rc_files`: every file named as a shell's startup
+    /// file (`.bashrc`…) is watched by name too.
+    pub shell_rc: bool,
     /// Each existing path's inode, with 1 + its index in `paths` (what
     /// the kernel reports as `WatchEvent::matched`).
     inodes: Vec<(ExeKey, u8)>,
@@ -49,6 +52,7 @@ impl Watched {
         let mut w = Watched {
             ssh_dirs: config.user_ssh_dirs,
             unit_dirs: config.user_unit_dirs,
+            shell_rc: config.shell_rc_files,
             ..Watched::default()
         };
         for p in paths {
@@ -89,6 +93,7 @@ impl Watched {
             paths: self.paths.clone(),
             ssh_dirs: self.ssh_dirs,
             unit_dirs: self.unit_dirs,
+            shell_rc: self.shell_rc,
             ..Watched::default()
         };
         w.find_inodes();
@@ -157,13 +162,13 @@ impl Watched {
     }
 
     /// The watched path whose inode the kernel matched: `matched` as in
-    /// `WatchEvent::matched` (0: none). For a match by name, the rule's
-    /// directory that the first of `paths` (the event's, as joined) that
-    /// names one names, or the rule's pattern where none does (a symlink
-    /// led there).
+    /// `WatchEvent::matched` (0: none). For a match by name, what the
+    /// rule names in the first of `paths` (the event's, as joined) that
+    /// it names, or the rule's pattern where none does (a symlink led
+    /// there).
     pub fn by_kernel_match(&self, matched: u32, paths: [Option<&[u8]>; 2]) -> Option<Vec<u8>> {
         if let Some(rule) = NameRule::ALL.into_iter().find(|r| r.matched() == matched) {
-            let named = paths.into_iter().flatten().find_map(|p| rule.dir(p));
+            let named = paths.into_iter().flatten().find_map(|p| rule.label(p));
             return Some(named.unwrap_or_else(|| rule.pattern().to_vec()));
         }
         let i = (matched as usize).checked_sub(1)?;
@@ -175,11 +180,12 @@ impl Watched {
         NameRule::ALL.into_iter().filter(|r| match r {
             NameRule::SshDir => self.ssh_dirs,
             NameRule::UserUnits => self.unit_dirs,
+            NameRule::ShellRc => self.shell_rc,
         })
     }
 
-    /// The watched path that `path` is, or is under; else the directory
-    /// a name rule in use names that it is or is in.
+    /// The watched path that `path` is, or is under; else what a name
+    /// rule in use names in it (the directory it is or is in, or itself).
     pub fn matching(&self, path: &[u8]) -> Option<Vec<u8>> {
         self.paths
             .iter()
@@ -191,7 +197,7 @@ impl Watched {
                 }
             })
             .cloned()
-            .or_else(|| self.rules().find_map(|r| r.dir(path)))
+            .or_else(|| self.rules().find_map(|r| r.label(path)))
     }
 
     /// Writes the maps of the loaded object (borrowed: the programs loaded
@@ -274,18 +280,26 @@ pub const SSH_DIR_PATTERN: &[u8] = b"*/.ssh/";
 /// The same for a directory named `user` in one named `systemd`.
 pub const USER_UNITS_PATTERN: &[u8] = b"*/systemd/user/";
 
+/// The same for a file named as a shell's startup file.
+pub const SHELL_RC_PATTERN: &[u8] =
+    b"*/.{bashrc,bash_profile,bash_login,bash_logout,bash_aliases,profile,zshrc,zshenv,zprofile,zlogin,zlogout}";
+
 /// The kernel side's name rules (`sensor-ebpf`'s `syscall::watch::named`):
-/// directories watched by their names, wherever and whenever made.
+/// directories and files watched by their names, wherever and whenever
+/// made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NameRule {
     /// `.ssh`: where sshd reads a user's keys, `rc` and `environment`.
     SshDir,
     /// `systemd/user`: where systemd finds an account's own units.
     UserUnits,
+    /// `.bashrc`, `.profile`… (`SHELL_RC_NAMES`): what a shell runs from
+    /// a home.
+    ShellRc,
 }
 
 impl NameRule {
-    const ALL: [NameRule; 2] = [NameRule::SshDir, NameRule::UserUnits];
+    const ALL: [NameRule; 3] = [NameRule::SshDir, NameRule::UserUnits, NameRule::ShellRc];
 
     /// The `ProbeConfig::features` bit that turns this rule on in the
     /// kernel.
@@ -293,6 +307,7 @@ impl NameRule {
         match self {
             NameRule::SshDir => probe_features::SSH_DIRS,
             NameRule::UserUnits => probe_features::USER_UNIT_DIRS,
+            NameRule::ShellRc => probe_features::SHELL_RC_FILES,
         }
     }
 
@@ -301,14 +316,7 @@ impl NameRule {
         match self {
             NameRule::SshDir => WATCH_MATCHED_SSH_DIR,
             NameRule::UserUnits => WATCH_MATCHED_USER_UNITS,
-        }
-    }
-
-    /// How a directory path this rule names ends.
-    fn suffix(self) -> &'static [u8] {
-        match self {
-            NameRule::SshDir => b"/.ssh",
-            NameRule::UserUnits => b"/systemd/user",
+            NameRule::ShellRc => WATCH_MATCHED_SHELL_RC,
         }
     }
 
@@ -317,25 +325,31 @@ impl NameRule {
         match self {
             NameRule::SshDir => SSH_DIR_PATTERN,
             NameRule::UserUnits => USER_UNITS_PATTERN,
+            NameRule::ShellRc => SHELL_RC_PATTERN,
         }
     }
 
-    /// The directory this rule names that the absolute `path` is
-    /// (`/home/x/.ssh`, `/home/x/.ssh/`) or is directly in
-    /// (`/home/x/.ssh/authorized_keys`), or for user units in a directory
-    /// directly in (`…/systemd/user/x.service.d/override.conf`), with its
-    /// trailing `/`: what the kernel side sends.
-    fn dir(self, path: &[u8]) -> Option<Vec<u8>> {
+    /// What this rule names in the absolute `path`, as the kernel side
+    /// matches it: the directory that `path` is (`/home/x/.ssh`,
+    /// `/home/x/.ssh/`) or is directly in (`/home/x/.ssh/authorized_keys`),
+    /// or for user units in a directory directly in
+    /// (`…/systemd/user/x.service.d/override.conf`), with its trailing
+    /// `/`; for shell startup files, `path` itself.
+    fn label(self, path: &[u8]) -> Option<Vec<u8>> {
         if !path.starts_with(b"/") {
             return None;
         }
-        let levels = match self {
-            NameRule::SshDir => 2,
-            NameRule::UserUnits => 3,
+        let (suffix, levels): (&[u8], _) = match self {
+            NameRule::SshDir => (b"/.ssh", 2),
+            NameRule::UserUnits => (b"/systemd/user", 3),
+            NameRule::ShellRc => {
+                let name = &path[path.iter().rposition(|&b| b == b'/')? + 1..];
+                return SHELL_RC_NAMES.contains(&name).then(|| path.to_vec());
+            }
         };
         let mut dir = path.strip_suffix(b"/").unwrap_or(path);
         for _ in 0..levels {
-            if dir.ends_with(self.suffix()) {
+            if dir.ends_with(suffix) {
                 let mut label = dir.to_vec();
                 label.push(b'/');
                 return Some(label);
@@ -401,6 +415,11 @@ mod tests {
             w.matching(p.as_bytes())
                 .map(|m| String::from_utf8(m).expect("utf-8"))
         };
+        assert_eq!(
+            w.matching(b"/home/bob/.config/systemd/user/x.service"),
+            None,
+            "no user units rule without user_unit_dirs"
+        );
         for (path, dir) in [
             ("/home/bob/.ssh/authorized_keys", Some("/home/bob/.ssh/")),
             ("/home/bob/.ssh/rc", Some("/home/bob/.ssh/")),
@@ -472,6 +491,64 @@ mod tests {
     }
 
     #[test]
+    fn with_shell_rc_files_startup_files_are_watched_by_their_own_name() {
+        let w = Watched {
+            shell_rc: true,
+            ..Watched::default()
+        };
+        let matching = |p: &str| {
+            w.matching(p.as_bytes())
+                .map(|m| String::from_utf8(m).expect("utf-8"))
+        };
+        for name in SHELL_RC_NAMES {
+            let path = format!("/home/bob/{}", String::from_utf8_lossy(name));
+            assert_eq!(matching(&path).as_deref(), Some(path.as_str()));
+            // The pattern names every one.
+            let bare = &name[1..];
+            assert!(
+                SHELL_RC_PATTERN
+                    .split(|&b| b == b',' || b == b'{' || b == b'}')
+                    .any(|n| n == bare),
+                "{path}"
+            );
+        }
+        for (path, label) in [
+            ("/root/.profile", Some("/root/.profile")),
+            ("/etc/skel/.bashrc", Some("/etc/skel/.bashrc")),
+            ("/.zshrc", Some("/.zshrc")),
+            // Only the file's own name, exactly.
+            ("/home/bob/.bashrc.bak", None),
+            ("/home/bob/bashrc", None),
+            ("/home/bob/x.profile", None),
+            ("/home/bob/.bashrc/x", None),
+            ("/home/bob/.bashrc/", None),
+            (".bashrc", None),
+        ] {
+            assert_eq!(matching(path).as_deref(), label, "{path}");
+        }
+        assert_eq!(
+            w.by_kernel_match(WATCH_MATCHED_SHELL_RC, [Some(b"/tmp/x"), None]),
+            Some(SHELL_RC_PATTERN.to_vec()),
+            "no path names one: the pattern"
+        );
+        assert_eq!(
+            w.by_kernel_match(
+                WATCH_MATCHED_SHELL_RC,
+                [Some(b"/tmp/x"), Some(b"/home/bob/.zlogin")]
+            ),
+            Some(b"/home/bob/.zlogin".to_vec()),
+            "a rename's new name"
+        );
+        let off = Watched {
+            ssh_dirs: true,
+            unit_dirs: true,
+            ..Watched::default()
+        };
+        assert_eq!(off.matching(b"/home/bob/.bashrc"), None, "rule off");
+        assert!(!off.rules().any(|r| r == NameRule::ShellRc));
+    }
+
+    #[test]
     fn existing_paths_resolve_to_inodes_and_missing_ones_stay_by_name() {
         let dir = std::env::temp_dir().join(format!("sensor-watch-unit-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("mkdir");
@@ -481,6 +558,7 @@ mod tests {
             paths: vec![file.clone(), dir.join("not-yet/")],
             user_ssh_dirs: false,
             user_unit_dirs: false,
+            shell_rc_files: false,
         };
         let w = Watched::resolve(&config);
         assert_eq!(w.paths.len(), 2);
@@ -526,6 +604,7 @@ mod tests {
             paths: vec![file.clone(), later.clone()],
             user_ssh_dirs: false,
             user_unit_dirs: false,
+            shell_rc_files: false,
         });
         assert_eq!(w.inodes.len(), 1);
         assert_eq!(
