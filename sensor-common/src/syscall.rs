@@ -764,8 +764,9 @@ pub const SHELL_RC_NAMES: [&[u8]; 11] = [
     b".zlogout",
 ];
 
-/// The most bytes a name of [`SHELL_RC_NAMES`] may have (two words).
-pub const SHELL_RC_NAME_MAX: usize = 16;
+/// The most bytes a name of [`SHELL_RC_NAMES`] may have: two words, with
+/// room for the `/` before it ([`SHELL_RC_TAILS`]).
+pub const SHELL_RC_NAME_MAX: usize = 15;
 /// No name of [`SHELL_RC_NAMES`] is shorter: the kernel's first check.
 pub const SHELL_RC_NAME_MIN: usize = 6;
 
@@ -781,6 +782,62 @@ pub const fn name_words(name: &[u8]) -> (u32, u64, u64) {
     }
     (name.len() as u32, words[0], words[1])
 }
+
+/// How the kernel finds one of [`SHELL_RC_NAMES`] at the end of a path:
+/// `/` and the name, right-aligned in 16 bytes read as two little-endian
+/// words, with the masks that keep only those bytes. A path's last 16
+/// bytes match when `(lo & lo_mask) == lo_want && (hi & hi_mask) ==
+/// hi_want`: no branch on the name's length, nor on the path's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PathTail {
+    pub bytes: u32,
+    pub lo_want: u64,
+    pub lo_mask: u64,
+    pub hi_want: u64,
+    pub hi_mask: u64,
+}
+
+/// `/` and `name` as a [`PathTail`].
+pub const fn path_tail(name: &[u8]) -> PathTail {
+    let bytes = name.len() + 1;
+    assert!(bytes <= 16);
+    let (mut want, mut mask) = ([0u8; 16], [0u8; 16]);
+    let mut i = 0;
+    while i < bytes {
+        want[16 - bytes + i] = if i == 0 { b'/' } else { name[i - 1] };
+        mask[16 - bytes + i] = 0xff;
+        i += 1;
+    }
+    PathTail {
+        bytes: bytes as u32,
+        lo_want: le_word(&want, 0),
+        lo_mask: le_word(&mask, 0),
+        hi_want: le_word(&want, 8),
+        hi_mask: le_word(&mask, 8),
+    }
+}
+
+/// The 8 bytes of `b` from `at` as a little-endian word.
+const fn le_word(b: &[u8; 16], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    let mut j = 0;
+    while j < 8 {
+        w[j] = b[at + j];
+        j += 1;
+    }
+    u64::from_le_bytes(w)
+}
+
+/// [`SHELL_RC_NAMES`] as [`path_tail`]s.
+pub const SHELL_RC_TAILS: [PathTail; SHELL_RC_NAMES.len()] = {
+    let mut out = [path_tail(b""); SHELL_RC_NAMES.len()];
+    let mut i = 0;
+    while i < out.len() {
+        out[i] = path_tail(SHELL_RC_NAMES[i]);
+        i += 1;
+    }
+    out
+};
 
 /// [`SHELL_RC_NAMES`] as [`name_words`].
 pub const SHELL_RC_WORDS: [(u32, u64, u64); SHELL_RC_NAMES.len()] = {
@@ -1077,6 +1134,43 @@ mod tests {
         for (name, words) in SHELL_RC_NAMES.iter().zip(SHELL_RC_WORDS) {
             assert_eq!(name_words(name), words);
             assert!((SHELL_RC_NAME_MIN..=SHELL_RC_NAME_MAX).contains(&name.len()));
+        }
+    }
+
+    /// What the kernel does with a path argument's last 16 bytes (those
+    /// before a short path's start zero here).
+    fn ends_in_tail(path: &[u8], tail: &PathTail) -> bool {
+        let mut last = [0u8; 16];
+        let n = path.len().min(16);
+        last[16 - n..].copy_from_slice(&path[path.len() - n..]);
+        let lo = u64::from_le_bytes(last[..8].try_into().expect("8 bytes"));
+        let hi = u64::from_le_bytes(last[8..].try_into().expect("8 bytes"));
+        lo & tail.lo_mask == tail.lo_want && hi & tail.hi_mask == tail.hi_want
+    }
+
+    #[test]
+    fn a_path_tail_matches_a_slash_and_the_name_at_the_end_only() {
+        let bashrc = path_tail(b".bashrc");
+        assert_eq!(bashrc.bytes, 8);
+        assert_eq!(bashrc.lo_mask, 0);
+        assert_eq!(bashrc.hi_want, u64::from_le_bytes(*b"/.bashrc"));
+        for (path, name, want) in [
+            (&b"/home/bob/.bashrc"[..], &b".bashrc"[..], true),
+            (b"/.bashrc", b".bashrc", true),
+            (b"/home/bob/.bash_profile", b".bash_profile", true),
+            (b"/root/.profile", b".profile", true),
+            (b"/home/bob/x.bashrc", b".bashrc", false),
+            (b"/home/bob/.bashrc.bak", b".bashrc", false),
+            (b".bashrc", b".bashrc", false),
+            (b"/home/bob/.bash_profile", b".profile", false),
+            (b"/x/.bash_profile2", b".bash_profile", false),
+        ] {
+            assert_eq!(ends_in_tail(path, &path_tail(name)), want, "{path:?}");
+        }
+        for (name, tail) in SHELL_RC_NAMES.iter().zip(SHELL_RC_TAILS) {
+            let mut path = b"/home/someone/".to_vec();
+            path.extend_from_slice(name);
+            assert!(ends_in_tail(&path, &tail));
         }
     }
 

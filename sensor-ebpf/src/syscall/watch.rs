@@ -23,13 +23,15 @@
 //!   it was made (see [`named`]); with `shell_rc_files`, a file named as a
 //!   shell's startup file (`.bashrc`, `.profile`…: [`rc_file`]).
 
+use aya_ebpf::helpers::bpf_probe_read_kernel;
 use aya_ebpf::helpers::generated::bpf_probe_read_user;
 use aya_ebpf::macros::map;
 use aya_ebpf::maps::{Array, HashMap, PerCpuArray};
 use sensor_common::{
     ARG_PATH_CAP, AT_FDCWD, EventKind, ExeKey, PathPrefix, ProbeError, SHELL_RC_NAME_MAX,
-    SHELL_RC_NAME_MIN, SHELL_RC_WORDS, SyscallOp, WATCH_MATCHED_SHELL_RC, WATCH_MATCHED_SSH_DIR,
-    WATCH_MATCHED_USER_UNITS, WATCH_PREFIXES_MAX, WatchEvent, watch_flags, watch_matched_by_name,
+    SHELL_RC_NAME_MIN, SHELL_RC_TAILS, SHELL_RC_WORDS, SyscallOp, WATCH_MATCHED_SHELL_RC,
+    WATCH_MATCHED_SSH_DIR, WATCH_MATCHED_USER_UNITS, WATCH_PREFIXES_MAX, WatchEvent, watch_flags,
+    watch_matched_by_name,
 };
 
 use super::{copy, dir_path, fd_file, inflight, read_user_str};
@@ -553,45 +555,59 @@ fn rc_file(dentry: u64) -> u32 {
     if !shell_rc_watched() {
         return 0;
     }
+    // On every open for writing: the name's length and address in one
+    // read where `struct qstr` is laid out as on every kernel (`hash_len`,
+    // then `name`), else one by one.
     let name = off!(dentry_name);
-    let Ok(len) = read_u32(dentry, plus(name, off!(qstr_len))) else {
-        return 0;
+    let (len, text) = if off!(qstr_len) == 4 && off!(qstr_name) == 8 {
+        let Ok([hash_len, text]) = field(dentry, name)
+            // SAFETY: probe read of kernel memory into a local.
+            .and_then(|q| {
+                unsafe { bpf_probe_read_kernel(q as *const [u64; 2]) }.map_err(|_| Miss::Fault)
+            })
+        else {
+            return 0;
+        };
+        ((hash_len >> 32) as u32, text)
+    } else {
+        let Ok(len) = read_u32(dentry, plus(name, off!(qstr_len))) else {
+            return 0;
+        };
+        (
+            len,
+            read_ptr(dentry, plus(name, off!(qstr_name))).unwrap_or(0),
+        )
     };
-    if !(SHELL_RC_NAME_MIN as u32..=SHELL_RC_NAME_MAX as u32).contains(&len) {
+    if !(SHELL_RC_NAME_MIN as u32..=SHELL_RC_NAME_MAX as u32).contains(&len) || text == 0 {
         return 0;
     }
-    let Ok(text) = read_ptr(dentry, plus(name, off!(qstr_name))) else {
+    // Both words are inside the dentry's inline copy of a name this short
+    // (DNAME_INLINE_LEN: 32 bytes or more).
+    // SAFETY: probe read of kernel memory into a local.
+    let Ok([lo, hi]) = (unsafe { bpf_probe_read_kernel(text as *const [u64; 2]) }) else {
         return 0;
     };
-    // Both words are inside the dentry's inline copy of a name this short
-    // (DNAME_INLINE_LEN: 32 bytes or more); the bytes past the name are
-    // an older name's, masked off.
-    let lo = read_u64(text, 0).unwrap_or(0);
-    let hi = if len > 8 {
-        read_u64(text, 8).unwrap_or(0)
-    } else {
-        0
-    };
-    let lo_mask = if len >= 8 {
-        u64::MAX
-    } else {
-        (1u64 << (8 * len)) - 1
-    };
-    let hi_mask = if len > 8 {
-        (1u64 << (8 * (len - 8))) - 1
-    } else {
-        0
-    };
-    if is_rc_name(len, lo & lo_mask, hi & hi_mask) {
+    if is_rc_name(len, lo, hi) {
         WATCH_MATCHED_SHELL_RC
     } else {
         0
     }
 }
 
-/// Are `len` bytes, as two little-endian words, one of `SHELL_RC_NAMES`?
+/// Are the first `len` bytes of two little-endian words (the bytes past
+/// them are ignored) one of `SHELL_RC_NAMES`?
 #[inline(always)]
 fn is_rc_name(len: u32, lo: u64, hi: u64) -> bool {
+    let lo = if len >= 8 {
+        lo
+    } else {
+        lo & ((1u64 << (8 * len)) - 1)
+    };
+    let hi = if len > 8 {
+        hi & ((1u64 << (8 * (len - 8))) - 1)
+    } else {
+        0
+    };
     for (n, a, b) in SHELL_RC_WORDS {
         if len == n && lo == a && hi == b {
             return true;
@@ -607,19 +623,39 @@ fn rc_name_in(path: &[u8; ARG_PATH_CAP], start: usize, n: usize) -> bool {
     if !(SHELL_RC_NAME_MIN..=SHELL_RC_NAME_MAX).contains(&n) {
         return false;
     }
+    // All 16 bytes, past the name too (masked off), without a branch per
+    // byte: a loop that stops at the name's end multiplies the states the
+    // verifier walks at each of `path_watched`'s inlined sites.
     let (mut lo, mut hi) = (0u64, 0u64);
-    for i in 0..SHELL_RC_NAME_MAX {
-        if i >= n {
-            break;
-        }
-        let b = path[(start + i) & (ARG_PATH_CAP - 1)] as u64;
-        if i < 8 {
-            lo |= b << (8 * i);
-        } else {
-            hi |= b << (8 * (i - 8));
-        }
+    for i in 0..8 {
+        lo |= (path[(start + i) & (ARG_PATH_CAP - 1)] as u64) << (8 * i);
+        hi |= (path[(start + 8 + i) & (ARG_PATH_CAP - 1)] as u64) << (8 * i);
     }
     is_rc_name(n as u32, lo, hi)
+}
+
+/// Does `path` end in `/` and one of `SHELL_RC_NAMES`? Its last 16 bytes,
+/// read once, against each name's `SHELL_RC_TAILS` entry: no branch on
+/// where the last slash is, whose every place would be a state of its own
+/// for the verifier at each of `path_watched`'s inlined sites (ia32's
+/// watch program went over the 1M-instruction limit that way).
+#[inline(always)]
+fn ends_in_rc_name(path: &[u8; ARG_PATH_CAP], len: usize) -> bool {
+    let (mut lo, mut hi) = (0u64, 0u64);
+    for i in 0..8 {
+        lo |= (path[(len.wrapping_sub(16 - i)) & (ARG_PATH_CAP - 1)] as u64) << (8 * i);
+        hi |= (path[(len.wrapping_sub(8 - i)) & (ARG_PATH_CAP - 1)] as u64) << (8 * i);
+    }
+    // Not compared with `len`: that would split its range, and the scans
+    // below would be walked once per piece. A path shorter than the tail
+    // has its start's bytes from the end of the buffer (wrapped): at worst
+    // a call let through, which the daemon's exact check drops.
+    for t in SHELL_RC_TAILS {
+        if lo & t.lo_mask == t.lo_want && hi & t.hi_mask == t.hi_want {
+            return true;
+        }
+    }
+    false
 }
 
 /// The rule under which a file in directory `dir` is watched, or 0.
@@ -690,10 +726,16 @@ fn named_path(path: &[u8; ARG_PATH_CAP], len: u32) -> bool {
         user_unit_dirs_watched(),
         shell_rc_watched(),
     );
-    if !ssh && !units && !rc {
+    let len = len as usize;
+    // Before the scan for the last slash below: each of its ends is a
+    // state of its own for the verifier, which would walk this check once
+    // per end.
+    if rc && ends_in_rc_name(path, len) {
+        return true;
+    }
+    if !ssh && !units {
         return false;
     }
-    let len = len as usize;
     // `…/.ssh`: the directory itself.
     if dir_named_before(path, len, ssh, units) {
         return true;
@@ -712,9 +754,6 @@ fn named_path(path: &[u8; ARG_PATH_CAP], len: u32) -> bool {
     let Some(last) = last else {
         return false;
     };
-    if rc && rc_name_in(path, last + 1, len - last - 1) {
-        return true;
-    }
     if dir_named_before(path, last, ssh, units) {
         return true;
     }
