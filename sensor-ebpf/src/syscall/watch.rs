@@ -479,12 +479,13 @@ const FIXED: usize = core::mem::size_of::<WatchEvent>();
 
 /// Is the open file watched? `Some(1 + the watched path's index)` when it,
 /// or a directory above it, is a watched inode;
-/// `Some(WATCH_MATCHED_*)` when it is in a directory a name rule names
-/// or is named as a shell's startup file ([`file_named`]); `Some(0)` when it is in a directory that holds a
-/// watched file, for the daemon to decide by its path: a watched file
-/// created after the sensor started (`/etc/ld.so.preload`), or replaced
-/// since by a rename over it (how passwd, useradd and visudo write) has an
-/// inode the maps do not hold yet. None otherwise.
+/// `Some(WATCH_MATCHED_*)` when it is in a directory a name rule names,
+/// or is named as a shell's startup file ([`file_named`]); `Some(0)` when
+/// it is in a directory that holds a watched file, for the daemon to
+/// decide by its path: a watched file created after the sensor started
+/// (`/etc/ld.so.preload`), or replaced since by a rename over it (how
+/// passwd, useradd and visudo write) has an inode the maps do not hold
+/// yet. None otherwise.
 #[inline(always)]
 fn file_watched(file: Result<u64, Miss>) -> Option<u32> {
     let dentry = file
@@ -617,7 +618,7 @@ fn is_rc_name(len: u32, lo: u64, hi: u64) -> bool {
 }
 
 /// [`rc_file`]'s check on the `n` bytes of a path argument from `start`
-/// (its last component).
+/// (a relative path of one component: all of it).
 #[inline(always)]
 fn rc_name_in(path: &[u8; ARG_PATH_CAP], start: usize, n: usize) -> bool {
     if !(SHELL_RC_NAME_MIN..=SHELL_RC_NAME_MAX).contains(&n) {
@@ -727,9 +728,7 @@ fn named_path(path: &[u8; ARG_PATH_CAP], len: u32) -> bool {
         shell_rc_watched(),
     );
     let len = len as usize;
-    // Before the scan for the last slash below: each of its ends is a
-    // state of its own for the verifier, which would walk this check once
-    // per end.
+    // Before the scans below, not after (see `ends_in_rc_name`).
     if rc && ends_in_rc_name(path, len) {
         return true;
     }
