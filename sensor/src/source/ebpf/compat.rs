@@ -24,6 +24,11 @@ pub const WHY: &str = "ia32 syscalls (int 0x80, 32-bit programs) have their own 
 /// empties them.
 pub struct Ia32Hooks {
     pub status: HookStatus,
+    /// `status` failed where ia32 syscalls can happen (x86_64 with the
+    /// emulation on, and wanted): a 32-bit program's syscalls go unseen,
+    /// which the start log says as a warning. A verifier that refused a
+    /// program lands here too.
+    pub blind: bool,
     /// Entry and exit programs.
     _programs: Option<[ProgramArray<MapData>; 2]>,
 }
@@ -67,6 +72,7 @@ pub fn attach(
     if !wanted {
         return Ia32Hooks {
             status: Err("off in the config (ebpf.ia32_syscalls)".into()),
+            blind: false,
             _programs: None,
         };
     }
@@ -75,6 +81,7 @@ pub fn attach(
             status: Err(
                 "ia32 emulation is off (ia32_emulation= on the kernel command line)".into(),
             ),
+            blind: false,
             _programs: None,
         };
     }
@@ -85,6 +92,7 @@ pub fn attach(
     if families.is_empty() {
         return Ia32Hooks {
             status: Err("no syscall family enabled".into()),
+            blind: false,
             _programs: None,
         };
     }
@@ -94,10 +102,12 @@ pub fn attach(
     match installed {
         Ok(programs) => Ia32Hooks {
             status: Ok(()),
+            blind: false,
             _programs: Some(programs),
         },
         Err(why) => Ia32Hooks {
             status: Err(why),
+            blind: cfg!(target_arch = "x86_64"),
             _programs: None,
         },
     }

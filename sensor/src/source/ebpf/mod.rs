@@ -315,6 +315,10 @@ impl EbpfSource {
         );
         match &ia32.status {
             Ok(()) => tracing::info!("ia32 syscalls are traced too"),
+            Err(why) if ia32.blind => tracing::warn!(
+                "ia32 syscalls are not traced: a 32-bit program's syscalls (int 0x80) go \
+                 unseen: {why}"
+            ),
             Err(why) => tracing::info!("ia32 syscalls are not traced: {why}"),
         }
         if sensor_common::SYSCALL_FAMILIES
