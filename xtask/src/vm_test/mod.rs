@@ -219,6 +219,7 @@ fn play(
     let release = guest.run("uname -r", "reading the kernel release")?;
     check_task_reads(release.trim(), &log)?;
     check_path_hooks(release.trim(), &log)?;
+    check_verified(release.trim(), &log)?;
     let kernel = kernel_version(release.trim())?;
     println!(
         "vm-test: {}: {}",
@@ -416,6 +417,18 @@ fn check_path_hooks(release: &str, log: &str) -> Result<()> {
     check_logged(release, log, "chown events", expected)
 }
 
+/// Every program the sensor expected to load must have been accepted by
+/// the guest's verifier (why: `kernels::verifier_refusal`).
+fn check_verified(release: &str, log: &str) -> Result<()> {
+    if let Some(refused) = crate::kernels::verifier_refusal(log) {
+        bail!(
+            "on {release} the verifier refused a program of the sensor: {}",
+            refused.chars().take(600).collect::<String>()
+        );
+    }
+    Ok(())
+}
+
 /// The guest's `major.minor`.
 fn kernel_version(release: &str) -> Result<(u32, u32)> {
     let mut numbers = release.split(['.', '-']).map(str::parse::<u32>);
@@ -517,7 +530,7 @@ fn free_port() -> Result<u16> {
 
 #[cfg(test)]
 mod tests {
-    use super::{check_path_hooks, check_task_reads};
+    use super::{check_path_hooks, check_task_reads, check_verified};
 
     const PLAIN: &str = "INFO sensor::source::ebpf: the current task is read with plain loads \
                          (bpf_get_current_task_btf)";
@@ -552,5 +565,26 @@ mod tests {
         assert!(check_path_hooks("6.12.95+deb12-cloud-amd64", CHMOD).is_err());
         assert!(check_path_hooks("5.10.0-32-cloud-amd64", NEITHER).is_err());
         assert!(check_path_hooks("6.1.0-50-cloud-amd64", "nothing said").is_err());
+    }
+
+    #[test]
+    fn a_program_the_verifier_refused_fails_the_guest() {
+        // Expected refusals, at info level, pass.
+        let fallbacks = format!("{CHMOD}\n{PLAIN}\nINFO sensor::daemon: sensor started");
+        assert!(check_verified("5.10.0-32-cloud-amd64", &fallbacks).is_ok());
+        // An optional hook the sensor expected, refused: a warning.
+        let warned = format!(
+            "{fallbacks}\nWARN sensor::source::ebpf: ia32 syscalls are not traced: a 32-bit \
+             program's syscalls (int 0x80) go unseen: the BPF_PROG_LOAD syscall returned \
+             Permission denied (os error 13). Verifier output: R1 invalid mem access"
+        );
+        assert!(check_verified("6.12.95+deb12-cloud-amd64", &warned).is_err());
+        // Too complex, at whatever level the fallback is then logged.
+        let too_complex = format!(
+            "ERROR sensor::source::ebpf: program watch_compat_enter {} (BPF_PROG_LOAD \
+             returned E2BIG): a sensor bug\n{fallbacks}",
+            crate::kernels::TOO_COMPLEX
+        );
+        assert!(check_verified("6.1.0-50-cloud-amd64", &too_complex).is_err());
     }
 }

@@ -70,9 +70,10 @@ fn attach_fexit(ebpf: &mut Ebpf, btf: &Result<aya::Btf, String>) -> Result<(), S
         .ok_or_else(|| format!("program {name} missing"))?
         .try_into()
         .map_err(|e| format!("{name}: {e}"))?;
-    program
-        .load(function, btf)
-        .map_err(|e| format!("fexit/{function} refused: {e}"))?;
+    program.load(function, btf).map_err(|e| {
+        super::report_if_too_complex(name, &e);
+        format!("fexit/{function} refused: {e}")
+    })?;
     program
         .attach()
         .map_err(|e| format!("fexit/{function}: {e}"))?;

@@ -655,9 +655,10 @@ fn attach_fentry_link(
         .ok_or_else(|| format!("program {name} missing"))?
         .try_into()
         .map_err(|e| format!("{name}: {e}"))?;
-    program
-        .load(function, btf)
-        .map_err(|e| format!("fentry refused: {e}"))?;
+    program.load(function, btf).map_err(|e| {
+        super::report_if_too_complex(name, &e);
+        format!("fentry refused: {e}")
+    })?;
     program.attach().map_err(|e| format!("fentry attach: {e}"))
 }
 
