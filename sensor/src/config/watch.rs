@@ -35,8 +35,10 @@ pub struct WatchConfig {
     /// `.bash_logout`, `.bash_aliases`, `.profile`, `.zshrc`, `.zshenv`,
     /// `.zprofile`, `.zlogin`, `.zlogout`), by name: code the account runs
     /// at each login or shell (persistence that needs no root), whichever
-    /// directory holds it and whenever it was made. The system-wide ones
-    /// are among the default `paths`.
+    /// directory holds it and whenever it was made. One that is a symlink
+    /// in a home of /etc/passwd (`~/.bashrc -> dotfiles/bashrc`) is watched
+    /// through its target's inode, looked for at the start and on each
+    /// refresh. The system-wide ones are among the default `paths`.
     pub shell_rc_files: bool,
 }
 

@@ -3,14 +3,16 @@
 //! string for absolute path arguments. Also the exact check the daemon
 //! makes on path arguments the kernel let through.
 
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use aya::Ebpf;
 use aya::maps::{Array, HashMap, MapData};
 use sensor_common::{
-    ExeKey, IGNORE_PREFIX_CAP, PathPrefix, SHELL_RC_NAMES, WATCH_MATCHED_SHELL_RC,
-    WATCH_MATCHED_SSH_DIR, WATCH_MATCHED_USER_UNITS, WATCH_PREFIXES_MAX, names, probe_features,
+    ExeKey, IGNORE_PREFIX_CAP, PathPrefix, SHELL_RC_NAMES, WATCH_INODE_SHELL_RC_TARGET,
+    WATCH_MATCHED_SHELL_RC, WATCH_MATCHED_SSH_DIR, WATCH_MATCHED_USER_UNITS, WATCH_PREFIXES_MAX,
+    names, probe_features,
 };
 
 use super::LoadError;
@@ -32,8 +34,19 @@ pub struct Watched {
     /// `[watch] shell_rc_files`: every file named as a shell's startup
     /// file (`.bashrc`…) is watched by name too.
     pub shell_rc: bool,
+    /// With `shell_rc`, each startup file's path in each home of
+    /// /etc/passwd (`/home/x/.bashrc`…), existing or not: looked at again
+    /// on each refresh for symlinks.
+    rc_paths: Vec<PathBuf>,
+    /// Those that are symlinks to a file, with the file's path. The
+    /// kernel's name rule matches the name it resolved, the target's
+    /// (`~/.bashrc -> dotfiles/bashrc`, as dotfile managers set up): the
+    /// target is watched by inode instead, as
+    /// `WATCH_INODE_SHELL_RC_TARGET`.
+    rc_links: Vec<RcLink>,
     /// Each existing path's inode, with 1 + its index in `paths` (what
-    /// the kernel reports as `WatchEvent::matched`).
+    /// the kernel reports as `WatchEvent::matched`); and each of
+    /// `rc_links`' targets.
     inodes: Vec<(ExeKey, u8)>,
     parents: Vec<ExeKey>,
     /// What `stat` said of each path and its directory when the keys were
@@ -53,6 +66,11 @@ impl Watched {
             ssh_dirs: config.user_ssh_dirs,
             unit_dirs: config.user_unit_dirs,
             shell_rc: config.shell_rc_files,
+            rc_paths: if config.shell_rc_files {
+                home_rc_paths()
+            } else {
+                Vec::new()
+            },
             ..Watched::default()
         };
         for p in paths {
@@ -94,14 +112,17 @@ impl Watched {
             ssh_dirs: self.ssh_dirs,
             unit_dirs: self.unit_dirs,
             shell_rc: self.shell_rc,
+            rc_paths: self.rc_paths.clone(),
             ..Watched::default()
         };
         w.find_inodes();
-        (w.inodes != self.inodes || w.parents != self.parents).then_some(w)
+        (w.inodes != self.inodes || w.parents != self.parents || w.rc_links != self.rc_links)
+            .then_some(w)
     }
 
     /// The paths whose inode differs in `other` (replaced, created or
-    /// removed), for the log.
+    /// removed), and the startup-file symlinks made, changed or gone, for
+    /// the log.
     pub fn changed_paths(&self, other: &Watched) -> Vec<String> {
         let inode = |w: &Watched, i: usize| {
             w.inodes
@@ -109,17 +130,40 @@ impl Watched {
                 .find(|(_, v)| usize::from(*v) == i + 1)
                 .map(|(k, _)| *k)
         };
-        self.paths
+        let links = |w: &Watched, v: &Watched| -> Vec<String> {
+            w.rc_links
+                .iter()
+                .filter(|l| !v.rc_links.contains(l))
+                .map(|l| String::from_utf8_lossy(&l.link).into_owned())
+                .collect()
+        };
+        let mut changed: Vec<String> = self
+            .paths
             .iter()
             .enumerate()
             .filter(|&(i, _)| inode(self, i) != inode(other, i))
             .map(|(_, p)| String::from_utf8_lossy(p).into_owned())
-            .collect()
+            .collect();
+        for link in links(self, other).into_iter().chain(links(other, self)) {
+            if !changed.contains(&link) {
+                changed.push(link);
+            }
+        }
+        changed
     }
 
     /// `stat_id` of each path and, for a file path, of its directory: what
-    /// [`Self::find_inodes`] makes keys of.
+    /// [`Self::find_inodes`] makes keys of; then of each home's startup
+    /// file itself and, for a symlink, of its target (one call for most:
+    /// they run on each tick).
     fn stat_paths(&self) -> Vec<[Option<(u64, u64)>; 2]> {
+        let rc = self.rc_paths.iter().map(|p| {
+            let Ok(own) = std::fs::symlink_metadata(p) else {
+                return [None, None];
+            };
+            let target = own.file_type().is_symlink().then(|| stat_id(p)).flatten();
+            [Some((own.dev(), own.ino())), target]
+        });
         self.paths
             .iter()
             .map(|text| {
@@ -131,6 +175,7 @@ impl Watched {
                 };
                 [stat_id(p), dir.and_then(stat_id)]
             })
+            .chain(rc)
             .collect()
     }
 
@@ -159,6 +204,21 @@ impl Watched {
                 }
             }
         }
+        for path in &self.rc_paths {
+            let Some((link, target, meta)) = rc_link(path) else {
+                continue;
+            };
+            let key = keys.key(&target, &meta);
+            // A target watched already (`~/.profile -> /etc/profile`, or
+            // two links to one file) keeps its first value.
+            if !self.inodes.iter().any(|(k, _)| *k == key) {
+                self.inodes.push((key, WATCH_INODE_SHELL_RC_TARGET));
+            }
+            self.rc_links.push(RcLink {
+                link,
+                target: target.into_os_string().into_vec(),
+            });
+        }
     }
 
     /// The watched path whose inode the kernel matched: `matched` as in
@@ -167,6 +227,17 @@ impl Watched {
     /// it names, or the rule's pattern where none does (a symlink led
     /// there).
     pub fn by_kernel_match(&self, matched: u32, paths: [Option<&[u8]>; 2]) -> Option<Vec<u8>> {
+        if matched == u32::from(WATCH_INODE_SHELL_RC_TARGET) {
+            // The symlink whose target the event's path is; the pattern
+            // where none is (the file was reached by another name).
+            let link = paths.into_iter().flatten().find_map(|p| {
+                self.rc_links
+                    .iter()
+                    .find(|l| l.target == p)
+                    .map(|l| l.link.clone())
+            });
+            return Some(link.unwrap_or_else(|| SHELL_RC_PATTERN.to_vec()));
+        }
         if let Some(rule) = NameRule::ALL.into_iter().find(|r| r.matched() == matched) {
             let named = paths.into_iter().flatten().find_map(|p| rule.label(p));
             return Some(named.unwrap_or_else(|| rule.pattern().to_vec()));
@@ -360,17 +431,73 @@ impl NameRule {
     }
 }
 
-/// `~/.ssh/` of every account in /etc/passwd whose home has one.
-fn home_ssh_dirs() -> Vec<PathBuf> {
+/// A home's startup file that is a symlink to a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RcLink {
+    /// The symlink's path: the event's `watched` label.
+    link: Vec<u8>,
+    /// The file's path, as resolved when the link was found.
+    target: Vec<u8>,
+}
+
+/// `path` as a symlink to a file: its path, and the file's resolved path
+/// and metadata. None for anything else (a plain file is matched by its
+/// name already).
+fn rc_link(path: &Path) -> Option<(Vec<u8>, PathBuf, std::fs::Metadata)> {
+    if !std::fs::symlink_metadata(path)
+        .ok()?
+        .file_type()
+        .is_symlink()
+    {
+        return None;
+    }
+    let target = std::fs::canonicalize(path).ok()?;
+    let meta = std::fs::metadata(&target).ok()?;
+    meta.is_file()
+        .then(|| (path.as_os_str().as_bytes().to_vec(), target, meta))
+}
+
+/// The home directory of every account in /etc/passwd that has one (not
+/// `/`), each once.
+fn homes() -> Vec<PathBuf> {
     let Ok(passwd) = std::fs::read("/etc/passwd") else {
         return Vec::new();
     };
-    passwd
+    let mut homes: Vec<PathBuf> = Vec::new();
+    let fields = passwd
         .split(|&b| b == b'\n')
         .filter_map(|line| line.split(|&b| b == b':').nth(5))
-        .filter(|home| home.starts_with(b"/") && *home != b"/")
-        .map(|home| Path::new(std::ffi::OsStr::from_bytes(home)).join(".ssh"))
+        .filter(|home| home.starts_with(b"/") && *home != b"/");
+    for home in fields {
+        let home = PathBuf::from(std::ffi::OsStr::from_bytes(home));
+        if home.is_dir() && !homes.contains(&home) {
+            homes.push(home);
+        }
+    }
+    homes
+}
+
+/// `~/.ssh/` of every account in /etc/passwd whose home has one.
+fn home_ssh_dirs() -> Vec<PathBuf> {
+    homes()
+        .into_iter()
+        .map(|home| home.join(".ssh"))
         .filter(|d| d.is_dir())
+        .collect()
+}
+
+/// Every startup file's path (`SHELL_RC_NAMES`) in every home of
+/// /etc/passwd: where [`rc_link`] looks for symlinks, at the start and
+/// on each refresh. Homes made later are not among them (their startup
+/// files are still matched by name, not through a symlink).
+fn home_rc_paths() -> Vec<PathBuf> {
+    homes()
+        .into_iter()
+        .flat_map(|home| {
+            SHELL_RC_NAMES
+                .iter()
+                .map(move |name| home.join(std::ffi::OsStr::from_bytes(name)))
+        })
         .collect()
 }
 
@@ -591,6 +718,77 @@ mod tests {
             Some(SSH_DIR_PATTERN.to_vec()),
             "by name through a symlink: the pattern"
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_startup_file_symlinked_elsewhere_is_watched_by_its_target_inode() {
+        let dir = std::env::temp_dir().join(format!("sensor-watch-rc-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("dotfiles/zsh")).expect("mkdir");
+        let dir = std::fs::canonicalize(&dir).expect("canonicalize");
+        let bytes = |p: &Path| p.as_os_str().as_bytes().to_vec();
+        let (bashrc, target) = (dir.join(".bashrc"), dir.join("dotfiles/bashrc"));
+        std::fs::write(&target, b"# bashrc").expect("write");
+        std::os::unix::fs::symlink("dotfiles/bashrc", &bashrc).expect("symlink");
+        std::fs::write(dir.join(".profile"), b"").expect("write");
+        // Not watched by inode: a dangling link, a link to a directory.
+        std::os::unix::fs::symlink("dotfiles/zshrc", dir.join(".zshrc")).expect("symlink");
+        std::os::unix::fs::symlink("dotfiles/zsh", dir.join(".zlogin")).expect("symlink");
+        let mut w = Watched {
+            shell_rc: true,
+            rc_paths: [".bashrc", ".profile", ".zshrc", ".zlogin", ".zlogout"]
+                .map(|n| dir.join(n))
+                .to_vec(),
+            ..Watched::default()
+        };
+        w.find_inodes();
+        assert_eq!(
+            w.rc_links,
+            vec![RcLink {
+                link: bytes(&bashrc),
+                target: bytes(&target)
+            }]
+        );
+        let meta = std::fs::metadata(&target).expect("stat");
+        let key = InodeKeys::new().key(&target, &meta);
+        assert_eq!(w.inodes, vec![(key, WATCH_INODE_SHELL_RC_TARGET)]);
+        let matched = u32::from(WATCH_INODE_SHELL_RC_TARGET);
+        assert_eq!(
+            w.by_kernel_match(matched, [Some(&bytes(&target)), None]),
+            Some(bytes(&bashrc)),
+            "labelled with the link"
+        );
+        assert_eq!(
+            w.by_kernel_match(matched, [Some(b"/tmp/hard-link"), None]),
+            Some(SHELL_RC_PATTERN.to_vec()),
+            "reached by another name: the pattern"
+        );
+        assert!(w.refreshed().is_none(), "nothing changed");
+
+        // The dangling link's target made: watched from the next refresh.
+        let zshrc = dir.join("dotfiles/zshrc");
+        std::fs::write(&zshrc, b"").expect("write");
+        let w2 = w.refreshed().expect("a link to a file now");
+        assert_eq!(
+            w2.changed_paths(&w),
+            vec![dir.join(".zshrc").display().to_string()]
+        );
+        assert_eq!(w2.rc_links.len(), 2);
+        // A link replaced by a plain file (the name rule covers it).
+        std::fs::remove_file(&bashrc).expect("rm");
+        std::fs::write(&bashrc, b"").expect("write");
+        let w3 = w2.refreshed().expect("a link gone");
+        assert_eq!(w3.changed_paths(&w2), vec![bashrc.display().to_string()]);
+        assert_eq!(
+            w3.rc_links.iter().map(|l| &l.target).collect::<Vec<_>>(),
+            [&bytes(&zshrc)]
+        );
+        // A link pointed elsewhere.
+        std::fs::remove_file(dir.join(".zshrc")).expect("rm");
+        std::os::unix::fs::symlink("dotfiles/bashrc", dir.join(".zshrc")).expect("symlink");
+        let w4 = w3.refreshed().expect("a link retargeted");
+        assert_eq!(w4.rc_links[0].target, bytes(&target));
         let _ = std::fs::remove_dir_all(&dir);
     }
 
