@@ -799,7 +799,6 @@ pub const fn name_words(name: &[u8]) -> (u32, u64, u64) {
 /// hi_want`: no branch on the name's length, nor on the path's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PathTail {
-    pub bytes: u32,
     pub lo_want: u64,
     pub lo_mask: u64,
     pub hi_want: u64,
@@ -818,7 +817,6 @@ pub const fn path_tail(name: &[u8]) -> PathTail {
         i += 1;
     }
     PathTail {
-        bytes: bytes as u32,
         lo_want: le_word(&want, 0),
         lo_mask: le_word(&mask, 0),
         hi_want: le_word(&want, 8),
@@ -1143,6 +1141,8 @@ mod tests {
         for (name, words) in SHELL_RC_NAMES.iter().zip(SHELL_RC_WORDS) {
             assert_eq!(name_words(name), words);
             assert!((SHELL_RC_NAME_MIN..=SHELL_RC_NAME_MAX).contains(&name.len()));
+            // Each a dotfile (the daemon's glob of them relies on it).
+            assert_eq!(name[0], b'.');
         }
     }
 
@@ -1160,8 +1160,9 @@ mod tests {
     #[test]
     fn a_path_tail_matches_a_slash_and_the_name_at_the_end_only() {
         let bashrc = path_tail(b".bashrc");
-        assert_eq!(bashrc.bytes, 8);
+        // `/.bashrc`: 8 bytes, the high word's.
         assert_eq!(bashrc.lo_mask, 0);
+        assert_eq!(bashrc.hi_mask, u64::MAX);
         assert_eq!(bashrc.hi_want, u64::from_le_bytes(*b"/.bashrc"));
         for (path, name, want) in [
             (&b"/home/bob/.bashrc"[..], &b".bashrc"[..], true),

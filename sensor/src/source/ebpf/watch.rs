@@ -236,7 +236,7 @@ impl Watched {
                     .find(|l| l.target == p)
                     .map(|l| l.link.clone())
             });
-            return Some(link.unwrap_or_else(|| SHELL_RC_PATTERN.to_vec()));
+            return Some(link.unwrap_or_else(|| SHELL_RC_PATTERN.clone()));
         }
         if let Some(rule) = NameRule::ALL.into_iter().find(|r| r.matched() == matched) {
             let named = paths.into_iter().flatten().find_map(|p| rule.label(p));
@@ -351,9 +351,20 @@ pub const SSH_DIR_PATTERN: &[u8] = b"*/.ssh/";
 /// The same for a directory named `user` in one named `systemd`.
 pub const USER_UNITS_PATTERN: &[u8] = b"*/systemd/user/";
 
-/// The same for a file named as a shell's startup file.
-pub const SHELL_RC_PATTERN: &[u8] =
-    b"*/.{bashrc,bash_profile,bash_login,bash_logout,bash_aliases,profile,zshrc,zshenv,zprofile,zlogin,zlogout}";
+/// The same for a file named as a shell's startup file: a glob of
+/// `SHELL_RC_NAMES` (`*/.{bashrc,bash_profile,…}`), made from that list.
+pub static SHELL_RC_PATTERN: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
+    let mut glob = b"*/.{".to_vec();
+    for (i, name) in SHELL_RC_NAMES.iter().enumerate() {
+        if i > 0 {
+            glob.push(b',');
+        }
+        // Every name starts with the `.` the glob's prefix has.
+        glob.extend_from_slice(&name[1..]);
+    }
+    glob.push(b'}');
+    glob
+});
 
 /// The kernel side's name rules (`sensor-ebpf`'s `syscall::watch::named`):
 /// directories and files watched by their names, wherever and whenever
@@ -396,7 +407,7 @@ impl NameRule {
         match self {
             NameRule::SshDir => SSH_DIR_PATTERN,
             NameRule::UserUnits => USER_UNITS_PATTERN,
-            NameRule::ShellRc => SHELL_RC_PATTERN,
+            NameRule::ShellRc => &SHELL_RC_PATTERN,
         }
     }
 
@@ -630,15 +641,12 @@ mod tests {
         for name in SHELL_RC_NAMES {
             let path = format!("/home/bob/{}", String::from_utf8_lossy(name));
             assert_eq!(matching(&path).as_deref(), Some(path.as_str()));
-            // The pattern names every one.
-            let bare = &name[1..];
-            assert!(
-                SHELL_RC_PATTERN
-                    .split(|&b| b == b',' || b == b'{' || b == b'}')
-                    .any(|n| n == bare),
-                "{path}"
-            );
         }
+        assert_eq!(
+            String::from_utf8_lossy(&SHELL_RC_PATTERN),
+            "*/.{bashrc,bash_profile,bash_login,bash_logout,bash_aliases,profile,zshrc,zshenv,\
+             zprofile,zlogin,zlogout}"
+        );
         for (path, label) in [
             ("/root/.profile", Some("/root/.profile")),
             ("/etc/skel/.bashrc", Some("/etc/skel/.bashrc")),
@@ -655,7 +663,7 @@ mod tests {
         }
         assert_eq!(
             w.by_kernel_match(WATCH_MATCHED_SHELL_RC, [Some(b"/tmp/x"), None]),
-            Some(SHELL_RC_PATTERN.to_vec()),
+            Some(SHELL_RC_PATTERN.clone()),
             "no path names one: the pattern"
         );
         assert_eq!(
@@ -761,7 +769,7 @@ mod tests {
         );
         assert_eq!(
             w.by_kernel_match(matched, [Some(b"/tmp/hard-link"), None]),
-            Some(SHELL_RC_PATTERN.to_vec()),
+            Some(SHELL_RC_PATTERN.clone()),
             "reached by another name: the pattern"
         );
         assert!(w.refreshed().is_none(), "nothing changed");
