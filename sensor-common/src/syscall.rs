@@ -746,6 +746,12 @@ pub const WATCH_MATCHED_SHELL_RC: u32 = 0x102;
 pub const WATCH_INODE_SHELL_RC_TARGET: u8 = u8::MAX;
 const _: () = assert!(WATCH_PREFIXES_MAX < WATCH_INODE_SHELL_RC_TARGET as u32);
 
+/// Watched paths in all, at most: the first [`WATCH_PREFIXES_MAX`] as
+/// strings too, the others by inode only (sshd's files, homes' `.ssh`
+/// beyond the slots). Their `1 +` index stays below
+/// [`WATCH_INODE_SHELL_RC_TARGET`] in a `WATCHED_INODES` value (a `u8`).
+pub const WATCH_PATHS_MAX: usize = WATCH_INODE_SHELL_RC_TARGET as usize - 1;
+
 /// Whether `matched` (`WatchEvent::matched`) is a match by name.
 pub const fn watch_matched_by_name(matched: u32) -> bool {
     matched == WATCH_MATCHED_SSH_DIR
@@ -866,7 +872,8 @@ pub const WATCH_EVENT_MAX: usize =
     size_of::<WatchEvent>() + 2 * ARG_PATH_CAP + crate::PATH_CAP + crate::COMPONENT_MAX;
 
 /// Watched paths, as absolute path strings, at most this many (the
-/// defaults are 25; the accounts' `~/.ssh` take what is left)… More cost
+/// defaults are 30; sshd's key files and the accounts' `~/.ssh` take what
+/// is left, and are watched by inode only beyond)… More cost
 /// the verifier dearly: at 48, the nested loop of `starts_with_any` at
 /// each of its call sites made the sensor's start 6 times as long.
 pub const WATCH_PREFIXES_MAX: u32 = 32;

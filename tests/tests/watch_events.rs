@@ -709,6 +709,127 @@ fn a_startup_file_symlinked_elsewhere_is_watched_through_its_target() {
     assert_quiet(&sensor, quiet, "a link named as no startup file");
 }
 
+/// The files sshd_config names for keys are watched: a directory holding
+/// everyone's keys, the user CA keys sshd trusts, the program it runs for
+/// keys, and a principals file in a `Match` block, through an `Include`.
+/// Here the config's own paths fill the kernel's string slots, so these
+/// are watched by inode only: every open for writing is still reported.
+#[test]
+fn the_files_sshd_config_names_for_keys_are_watched() {
+    let tree = Tree::new();
+    for d in [
+        "etc/ssh/sshd_config.d",
+        "etc/ssh/authorized_keys",
+        "etc/ssh/principals",
+        "bin",
+    ] {
+        std::fs::create_dir_all(tree.path(d)).expect("mkdir");
+    }
+    let ssh = tree.path("etc/ssh");
+    let shown = |rel: &str| tree.path(rel).to_str().expect("utf-8").to_owned();
+    std::fs::write(
+        ssh.join("sshd_config"),
+        format!(
+            "Include {ssh}/sshd_config.d/*.conf\n\
+             AuthorizedKeysFile .ssh/authorized_keys {ssh}/authorized_keys/%u\n\
+             Match Group admins\n\
+             \tAuthorizedPrincipalsFile {ssh}/principals/%u\n",
+            ssh = ssh.display()
+        ),
+    )
+    .expect("write");
+    std::fs::write(
+        ssh.join("sshd_config.d/10-ca.conf"),
+        format!(
+            "TrustedUserCAKeys {}\nAuthorizedKeysCommand {} %u\n",
+            shown("etc/ssh/user_ca.pub"),
+            shown("bin/keys-cmd")
+        ),
+    )
+    .expect("write");
+    std::fs::write(ssh.join("user_ca.pub"), b"ssh-ed25519 AAAA ca\n").expect("write");
+    std::fs::write(tree.path("bin/keys-cmd"), b"#!/bin/sh\n").expect("write");
+    // The config's own paths take every string slot.
+    let fillers: String = (0..sensor_common::WATCH_PREFIXES_MAX - 3)
+        .map(|i| format!("\"{}/\", ", tree.path(&format!("other/f{i}")).display()))
+        .collect();
+    let config = format!(
+        "{}sshd_config = \"{}\"\n",
+        tree.config()
+            .replace("paths = [", &format!("paths = [{fillers}")),
+        ssh.join("sshd_config").display()
+    );
+    let sensor = Sensor::start(&config);
+    let logged = sensor.stderr();
+    let inode_only = logged
+        .iter()
+        .find(|l| l.contains("watched by inode only"))
+        .unwrap_or_else(|| panic!("no line on the paths watched by inode only: {logged:?}"));
+    for rel in [
+        "etc/ssh/authorized_keys/",
+        "etc/ssh/user_ca.pub",
+        "bin/keys-cmd",
+    ] {
+        assert!(inode_only.contains(&shown(rel)), "{rel}: {inode_only}");
+    }
+
+    let root = &tree.root;
+    let keys = sh(
+        "echo 'ssh-ed25519 AAAA evil' >> etc/ssh/authorized_keys/bob",
+        root,
+    );
+    let ca = sh(
+        "echo 'ssh-ed25519 BBBB evil-ca' >> etc/ssh/user_ca.pub",
+        root,
+    );
+    let cmd = sh("printf '#!/bin/sh\\necho evil\\n' > bin/keys-cmd", root);
+    let principals = sh("echo root > etc/ssh/principals/admin", root);
+    let quiet = sh("echo x > etc/ssh/moduli.new && echo y > bin/other", root);
+
+    let (path, watched, by) = (
+        "file.path",
+        "sensor.file_write.watched",
+        "sensor.file_write.matched_by",
+    );
+    let by_inode = |file: &str, label: &str| {
+        vec![
+            (path, shown(file)),
+            (watched, shown(label)),
+            (by, "inode".to_owned()),
+        ]
+    };
+    expect_writes(
+        &sensor,
+        [
+            (
+                "a key added to the keys directory",
+                "open_write",
+                keys,
+                by_inode("etc/ssh/authorized_keys/bob", "etc/ssh/authorized_keys/"),
+            ),
+            (
+                "a CA added to TrustedUserCAKeys",
+                "open_write",
+                ca,
+                by_inode("etc/ssh/user_ca.pub", "etc/ssh/user_ca.pub"),
+            ),
+            (
+                "the AuthorizedKeysCommand program rewritten",
+                "open_write",
+                cmd,
+                by_inode("bin/keys-cmd", "bin/keys-cmd"),
+            ),
+            (
+                "a principals file made (in a Match block)",
+                "open_write",
+                principals,
+                by_inode("etc/ssh/principals/admin", "etc/ssh/principals/"),
+            ),
+        ],
+    );
+    assert_quiet(&sensor, quiet, "files next to sshd's");
+}
+
 /// `user`'s home directory, as /etc/passwd has it.
 fn home_of(user: &str) -> PathBuf {
     let passwd = std::fs::read_to_string("/etc/passwd").expect("read /etc/passwd");

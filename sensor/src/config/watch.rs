@@ -40,6 +40,16 @@ pub struct WatchConfig {
     /// through its target's inode, looked for at the start and on each
     /// refresh. The system-wide ones are among the default `paths`.
     pub shell_rc_files: bool,
+    /// Also watch the files `sshd_config` names for letting someone in:
+    /// `AuthorizedKeysFile` and `AuthorizedPrincipalsFile` of each
+    /// account in /etc/passwd (or the directory that holds everyone's,
+    /// `/etc/ssh/authorized_keys/` for `/etc/ssh/authorized_keys/%u`),
+    /// `TrustedUserCAKeys`, `RevokedKeys`, and the programs of
+    /// `AuthorizedKeysCommand` and `AuthorizedPrincipalsCommand`, in every
+    /// `Match` block and included file. Read at the start.
+    pub sshd_key_files: bool,
+    /// The sshd_config to read for `sshd_key_files`.
+    pub sshd_config: PathBuf,
 }
 
 impl Default for WatchConfig {
@@ -50,9 +60,9 @@ impl Default for WatchConfig {
             // elsewhere, a PAM module that lets anyone in), every cron and
             // anacron table, systemd units (system and user, runtime ones
             // too: /run/systemd/system wins over /etc), the dynamic
-            // linker's preload, what every login shell runs and the
-            // environment pam_env gives every login (LD_PRELOAD), and the
-            // logs that would tell.
+            // linker's preload, what every login shell runs (bash, sh and
+            // Debian's zsh) and the environment pam_env gives every login
+            // (LD_PRELOAD), and the logs that would tell.
             paths: [
                 "/etc/passwd",
                 "/etc/shadow",
@@ -81,6 +91,7 @@ impl Default for WatchConfig {
                 "/etc/profile",
                 "/etc/profile.d/",
                 "/etc/bash.bashrc",
+                "/etc/zsh/",
                 "/etc/environment",
                 "/var/log/",
             ]
@@ -90,6 +101,8 @@ impl Default for WatchConfig {
             user_ssh_dirs: true,
             user_unit_dirs: true,
             shell_rc_files: true,
+            sshd_key_files: true,
+            sshd_config: PathBuf::from("/etc/ssh/sshd_config"),
         }
     }
 }
@@ -119,6 +132,12 @@ impl WatchConfig {
                     ),
                 });
             }
+        }
+        if !self.sshd_config.is_absolute() {
+            return Err(ConfigError::Invalid {
+                key: "watch.sshd_config",
+                problem: format!("`{}` must be absolute", self.sshd_config.display()),
+            });
         }
         Ok(())
     }

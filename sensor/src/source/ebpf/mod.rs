@@ -5,11 +5,13 @@
 pub mod compat;
 pub mod decode;
 pub mod filter;
+pub mod homes;
 pub mod inode_key;
 pub mod io_uring;
 pub mod offsets;
 pub mod proc_mem;
 pub mod skipped;
+pub mod sshd_files;
 pub mod syscalls;
 pub mod task_reads;
 pub mod watch;

@@ -11,20 +11,24 @@ use aya::Ebpf;
 use aya::maps::{Array, HashMap, MapData};
 use sensor_common::{
     ExeKey, IGNORE_PREFIX_CAP, PathPrefix, SHELL_RC_NAMES, WATCH_INODE_SHELL_RC_TARGET,
-    WATCH_MATCHED_SHELL_RC, WATCH_MATCHED_SSH_DIR, WATCH_MATCHED_USER_UNITS, WATCH_PREFIXES_MAX,
-    names, probe_features,
+    WATCH_MATCHED_SHELL_RC, WATCH_MATCHED_SSH_DIR, WATCH_MATCHED_USER_UNITS, WATCH_PATHS_MAX,
+    WATCH_PREFIXES_MAX, names, probe_features,
 };
 
 use super::LoadError;
 use super::inode_key::{InodeKeys, stat_id};
+use super::{homes, sshd_files};
 use crate::config::watch::WatchConfig;
 
 /// The watched paths, resolved.
 #[derive(Debug, Clone, Default)]
 pub struct Watched {
     /// As configured, directories with a trailing `/`: what matches are
-    /// reported against.
+    /// reported against. Then those found (sshd's files, homes' `.ssh`).
     pub paths: Vec<Vec<u8>>,
+    /// How many of `paths`, from the first, the kernel has as strings
+    /// (`WATCHED_PREFIXES`, for path arguments); the rest only by inode.
+    slots: usize,
     /// `[watch] user_ssh_dirs`: every directory named `.ssh` is watched
     /// by name too (see [`NameRule`]).
     pub ssh_dirs: bool,
@@ -58,7 +62,13 @@ pub struct Watched {
 
 impl Watched {
     pub fn resolve(config: &WatchConfig) -> Watched {
+        // In this order for the kernel's string slots: what the config
+        // names, sshd's files, then the homes' `.ssh` (which the name rule
+        // covers without one).
         let mut paths: Vec<PathBuf> = config.paths.clone();
+        if config.sshd_key_files {
+            paths.extend(sshd_key_files(config));
+        }
         if config.user_ssh_dirs {
             paths.extend(home_ssh_dirs());
         }
@@ -73,6 +83,9 @@ impl Watched {
             },
             ..Watched::default()
         };
+        // Configured paths always get a slot (the config is validated to
+        // fit); the others one while any is left, else their inode only.
+        let (mut slotted, mut inode_only, mut unwatched) = (Vec::new(), Vec::new(), Vec::new());
         for p in paths {
             let is_dir = std::fs::metadata(&p)
                 .map_or(p.as_os_str().as_bytes().ends_with(b"/"), |m| m.is_dir());
@@ -80,21 +93,43 @@ impl Watched {
             if is_dir && !text.ends_with(b"/") {
                 text.push(b'/');
             }
-            if w.paths.contains(&text) {
+            if slotted.contains(&text) || inode_only.contains(&text) {
                 continue;
             }
-            if text.len() > IGNORE_PREFIX_CAP || w.paths.len() >= WATCH_PREFIXES_MAX as usize {
-                // Only home .ssh directories can get here (configured paths
-                // are validated): say which ones go unwatched by inode.
-                tracing::warn!(
-                    path = %p.display(),
-                    "not watched by inode (the .ssh name rule still covers its files): more than \
-                     {WATCH_PREFIXES_MAX} watched paths, or longer than {IGNORE_PREFIX_CAP} bytes"
-                );
-                continue;
+            if slotted.len() < WATCH_PREFIXES_MAX as usize && text.len() <= IGNORE_PREFIX_CAP {
+                slotted.push(text);
+            } else if slotted.len() + inode_only.len() < WATCH_PATHS_MAX {
+                inode_only.push(text);
+            } else {
+                unwatched.push(text);
             }
-            w.paths.push(text);
         }
+        let list = |paths: &[Vec<u8>]| {
+            paths
+                .iter()
+                .map(|p| String::from_utf8_lossy(p))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        if !inode_only.is_empty() {
+            tracing::info!(
+                "watched by inode only, with the kernel's {WATCH_PREFIXES_MAX} path slots taken \
+                 (or longer than {IGNORE_PREFIX_CAP} bytes): opens for writing are reported \
+                 everywhere, a truncate, unlink, rename or link by its path where fentry loads: \
+                 {}",
+                list(&inode_only)
+            );
+        }
+        if !unwatched.is_empty() {
+            tracing::warn!(
+                "not watched, beyond {WATCH_PATHS_MAX} watched paths (a `.ssh` is still \
+                 watched by name): {}",
+                list(&unwatched)
+            );
+        }
+        w.slots = slotted.len();
+        w.paths = slotted;
+        w.paths.extend(inode_only);
         w.find_inodes();
         w
     }
@@ -109,6 +144,7 @@ impl Watched {
         }
         let mut w = Watched {
             paths: self.paths.clone(),
+            slots: self.slots,
             ssh_dirs: self.ssh_dirs,
             unit_dirs: self.unit_dirs,
             shell_rc: self.shell_rc,
@@ -189,7 +225,7 @@ impl Watched {
             let p = Path::new(std::ffi::OsStr::from_bytes(text));
             let meta = std::fs::metadata(p).ok();
             if let Some(m) = &meta {
-                // WATCH_PREFIXES_MAX (checked in resolve) keeps it in a u8.
+                // WATCH_PATHS_MAX (checked in resolve) keeps it in a u8.
                 self.inodes.push((keys.key(p, m), (i + 1) as u8));
             }
             if meta.as_ref().is_some_and(|m| m.is_dir()) || text.ends_with(b"/") {
@@ -281,7 +317,7 @@ impl Watched {
             .ok_or(LoadError::Missing { what: "map", name })?;
         let mut prefixes: Array<&mut MapData, PathPrefix> =
             Array::try_from(map).map_err(|source| LoadError::Map { name, source })?;
-        for (i, p) in self.paths.iter().enumerate() {
+        for (i, p) in self.paths[..self.slots].iter().enumerate() {
             let mut bytes = [0u8; IGNORE_PREFIX_CAP];
             bytes[..p.len()].copy_from_slice(p);
             let entry = PathPrefix {
@@ -468,29 +504,37 @@ fn rc_link(path: &Path) -> Option<(Vec<u8>, PathBuf, std::fs::Metadata)> {
         .then(|| (path.as_os_str().as_bytes().to_vec(), target, meta))
 }
 
-/// The home directory of every account in /etc/passwd that has one (not
-/// `/`), each once.
-fn homes() -> Vec<PathBuf> {
-    let Ok(passwd) = std::fs::read("/etc/passwd") else {
-        return Vec::new();
-    };
-    let mut homes: Vec<PathBuf> = Vec::new();
-    let fields = passwd
-        .split(|&b| b == b'\n')
-        .filter_map(|line| line.split(|&b| b == b':').nth(5))
-        .filter(|home| home.starts_with(b"/") && *home != b"/");
-    for home in fields {
-        let home = PathBuf::from(std::ffi::OsStr::from_bytes(home));
-        if home.is_dir() && !homes.contains(&home) {
-            homes.push(home);
-        }
+/// The files sshd_config names for keys (see [`sshd_files`]), logged.
+fn sshd_key_files(config: &WatchConfig) -> Vec<PathBuf> {
+    let found = sshd_files::files(
+        &config.sshd_config,
+        &homes::accounts(),
+        config.user_ssh_dirs,
+    );
+    for problem in &found.problems {
+        tracing::warn!(
+            "{}: {problem}: what it names for sshd is not watched",
+            config.sshd_config.display()
+        );
     }
-    homes
+    if !found.paths.is_empty() {
+        tracing::info!(
+            "sshd's key files watched, as {} names them: {}",
+            config.sshd_config.display(),
+            found
+                .paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+    }
+    found.paths
 }
 
 /// `~/.ssh/` of every account in /etc/passwd whose home has one.
 fn home_ssh_dirs() -> Vec<PathBuf> {
-    homes()
+    homes::homes()
         .into_iter()
         .map(|home| home.join(".ssh"))
         .filter(|d| d.is_dir())
@@ -502,7 +546,7 @@ fn home_ssh_dirs() -> Vec<PathBuf> {
 /// on each refresh. Homes made later are not among them (their startup
 /// files are still matched by name, not through a symlink).
 fn home_rc_paths() -> Vec<PathBuf> {
-    homes()
+    homes::homes()
         .into_iter()
         .flat_map(|home| {
             SHELL_RC_NAMES
@@ -694,6 +738,8 @@ mod tests {
             user_ssh_dirs: false,
             user_unit_dirs: false,
             shell_rc_files: false,
+            sshd_key_files: false,
+            ..WatchConfig::default()
         };
         let w = Watched::resolve(&config);
         assert_eq!(w.paths.len(), 2);
@@ -801,6 +847,62 @@ mod tests {
     }
 
     #[test]
+    fn paths_beyond_the_kernels_slots_are_watched_by_inode_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let slots = WATCH_PREFIXES_MAX as usize;
+        let mut paths: Vec<PathBuf> = (0..slots)
+            .map(|i| dir.path().join(format!("d{i}/")))
+            .collect();
+        // The same directory, once.
+        std::fs::create_dir(dir.path().join("d0")).expect("mkdir");
+        paths.push(dir.path().join("d0"));
+        let (keys, ca) = (dir.path().join("keys"), dir.path().join("user_ca.pub"));
+        std::fs::create_dir_all(&keys).expect("mkdir");
+        std::fs::write(&ca, b"ssh-ed25519 AAAA ca").expect("write");
+        let sshd_config = dir.path().join("sshd_config");
+        std::fs::write(
+            &sshd_config,
+            format!(
+                "AuthorizedKeysFile {}/%u\nTrustedUserCAKeys {}\n",
+                keys.display(),
+                ca.display()
+            ),
+        )
+        .expect("write");
+        let w = Watched::resolve(&WatchConfig {
+            paths,
+            user_ssh_dirs: false,
+            user_unit_dirs: false,
+            shell_rc_files: false,
+            sshd_key_files: true,
+            sshd_config,
+        });
+        assert_eq!(w.slots, slots, "the configured paths fill the slots");
+        let bytes = |p: &Path| p.as_os_str().as_bytes().to_vec();
+        let mut keys_dir = bytes(&keys);
+        keys_dir.push(b'/');
+        assert_eq!(w.paths[slots..], [keys_dir.clone(), bytes(&ca)]);
+        // Both exist: matched by inode, and named back from it.
+        for want in [&keys_dir, &bytes(&ca)] {
+            let (_, matched) = w
+                .inodes
+                .iter()
+                .find(|(_, v)| w.paths[usize::from(*v) - 1] == *want)
+                .expect("an inode");
+            assert_eq!(
+                w.by_kernel_match(u32::from(*matched), [None, None])
+                    .as_ref(),
+                Some(want)
+            );
+        }
+        assert_eq!(
+            w.matching(&[keys_dir.as_slice(), b"bob"].concat()),
+            Some(keys_dir),
+            "a path argument into it is checked against it too"
+        );
+    }
+
+    #[test]
     fn a_replaced_or_created_file_is_found_again_and_named() {
         let dir = std::env::temp_dir().join(format!("sensor-watch-refresh-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("mkdir");
@@ -811,6 +913,8 @@ mod tests {
             user_ssh_dirs: false,
             user_unit_dirs: false,
             shell_rc_files: false,
+            sshd_key_files: false,
+            ..WatchConfig::default()
         });
         assert_eq!(w.inodes.len(), 1);
         assert_eq!(
