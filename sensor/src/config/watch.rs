@@ -109,8 +109,8 @@ impl Default for WatchConfig {
 
 impl WatchConfig {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
-        // Home .ssh directories get the kernel's string slots left over:
-        // the name rule (`user_ssh_dirs`) covers those that get none.
+        // sshd's key files and the homes' .ssh get the kernel's string
+        // slots left over, and are watched by inode only beyond them.
         let max = WATCH_PREFIXES_MAX as usize;
         if self.paths.len() > max {
             return Err(ConfigError::Invalid {
