@@ -830,6 +830,50 @@ fn the_files_sshd_config_names_for_keys_are_watched() {
     assert_quiet(&sensor, quiet, "files next to sshd's");
 }
 
+/// The default paths beyond the kernel's string slots are watched by
+/// inode: a file made in /etc/security/ (PAM's settings; one no module
+/// reads, removed at the end) is reported with the directory as watched.
+#[test]
+fn the_default_paths_beyond_the_slots_are_watched_by_inode() {
+    let sensor = Sensor::start("");
+    let logged = sensor.stderr();
+    assert!(
+        logged
+            .iter()
+            .any(|l| l.contains("watched by inode only")
+                && l.split(' ').any(|w| w == "/etc/security/")),
+        "/etc/security/ is not among the paths watched by inode only: {logged:?}"
+    );
+    let file = PathBuf::from(format!(
+        "/etc/security/zz-sensor-test-{}",
+        std::process::id()
+    ));
+    struct Remove<'a>(&'a Path);
+    impl Drop for Remove<'_> {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(self.0);
+        }
+    }
+    let _remove = Remove(&file);
+    let made = sh(
+        &format!("echo '# test' > '{}'", file.display()),
+        Path::new("/"),
+    );
+    expect_writes(
+        &sensor,
+        [(
+            "a file made in /etc/security/",
+            "open_write",
+            made,
+            vec![
+                ("file.path", file.to_str().expect("utf-8").to_owned()),
+                ("sensor.file_write.watched", "/etc/security/".to_owned()),
+                ("sensor.file_write.matched_by", "inode".to_owned()),
+            ],
+        )],
+    );
+}
+
 /// `user`'s home directory, as /etc/passwd has it.
 fn home_of(user: &str) -> PathBuf {
     let passwd = std::fs::read_to_string("/etc/passwd").expect("read /etc/passwd");

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use sensor_common::{IGNORE_PREFIX_CAP, WATCH_PREFIXES_MAX};
+use sensor_common::{IGNORE_PREFIX_CAP, WATCH_PATHS_MAX, WATCH_PREFIXES_MAX};
 use serde::Deserialize;
 
 use super::ConfigError;
@@ -13,8 +13,13 @@ use super::ConfigError;
 #[serde(deny_unknown_fields, default)]
 pub struct WatchConfig {
     /// Absolute paths of files and directories (a directory covers
-    /// everything below it). Paths that do not exist yet are watched by
-    /// name, so that their creation is seen.
+    /// everything below it), at most 254. The first 32 are also compared
+    /// as strings in the kernel: a path argument under one (a rename,
+    /// unlink or link) is seen on every kernel, and one that does not
+    /// exist yet is watched by name, so that its creation is seen. The
+    /// others are watched by inode: opens for writing everywhere, calls
+    /// by path where fentry loads, and a file among them that does not
+    /// exist yet when an open creates it in its directory.
     pub paths: Vec<PathBuf>,
     /// Also watch every directory named `.ssh` and the files directly in
     /// it (`authorized_keys`, `rc`, `environment`: how intruders persist
@@ -52,6 +57,14 @@ pub struct WatchConfig {
     pub sshd_config: PathBuf,
 }
 
+/// Where Debian puts PAM's modules for this architecture (merged /usr:
+/// `/lib/…` is the same directory, and inodes are what is watched).
+const PAM_MODULES: &str = if cfg!(target_arch = "aarch64") {
+    "/usr/lib/aarch64-linux-gnu/security/"
+} else {
+    "/usr/lib/x86_64-linux-gnu/security/"
+};
+
 impl Default for WatchConfig {
     fn default() -> Self {
         WatchConfig {
@@ -62,7 +75,18 @@ impl Default for WatchConfig {
             // too: /run/systemd/system wins over /etc), the dynamic
             // linker's preload, what every login shell runs (bash, sh and
             // Debian's zsh) and the environment pam_env gives every login
-            // (LD_PRELOAD), and the logs that would tell.
+            // (LD_PRELOAD), and the logs that would tell. These first:
+            // they take the kernel's string slots (path arguments).
+            //
+            // Then what runs as root, or in every session, on a later
+            // event (watched by inode only): each ssh login's motd scripts
+            // and sshrc, boot scripts and systemd's generators, APT's
+            // hooks (`DPkg::Pre-Invoke`), udev's `RUN+=` rules, modules
+            // loaded at boot and their options (`install` runs a command),
+            // the dynamic linker's search path, sudo's plugins, PAM's
+            // settings and its modules, polkit's rules, NSS modules,
+            // bash completions (sourced by every interactive bash) and
+            // desktop autostart entries.
             paths: [
                 "/etc/passwd",
                 "/etc/shadow",
@@ -94,6 +118,26 @@ impl Default for WatchConfig {
                 "/etc/zsh/",
                 "/etc/environment",
                 "/var/log/",
+                "/etc/update-motd.d/",
+                "/etc/ssh/sshrc",
+                "/etc/rc.local",
+                "/etc/init.d/",
+                "/etc/systemd/system-generators/",
+                "/usr/lib/systemd/system-generators/",
+                "/etc/apt/apt.conf.d/",
+                "/etc/udev/rules.d/",
+                "/etc/modprobe.d/",
+                "/etc/modules-load.d/",
+                "/etc/modules",
+                "/etc/ld.so.conf",
+                "/etc/ld.so.conf.d/",
+                "/etc/sudo.conf",
+                "/etc/security/",
+                PAM_MODULES,
+                "/etc/polkit-1/rules.d/",
+                "/etc/nsswitch.conf",
+                "/etc/bash_completion.d/",
+                "/etc/xdg/autostart/",
             ]
             .into_iter()
             .map(PathBuf::from)
@@ -109,14 +153,15 @@ impl Default for WatchConfig {
 
 impl WatchConfig {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
-        // sshd's key files and the homes' .ssh get the kernel's string
-        // slots left over, and are watched by inode only beyond them.
-        let max = WATCH_PREFIXES_MAX as usize;
-        if self.paths.len() > max {
+        // The first WATCH_PREFIXES_MAX take the kernel's string slots;
+        // the others, sshd's key files and the homes' .ssh are watched by
+        // inode only, up to WATCH_PATHS_MAX in all.
+        if self.paths.len() > WATCH_PATHS_MAX {
             return Err(ConfigError::Invalid {
                 key: "watch.paths",
                 problem: format!(
-                    "{} paths, at most {max} (each is compared in the kernel)",
+                    "{} paths, at most {WATCH_PATHS_MAX} (the first {WATCH_PREFIXES_MAX} are \
+                     compared as strings in the kernel, the others by inode)",
                     self.paths.len()
                 ),
             });
@@ -148,17 +193,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_defaults_fit_the_kernels_slots_and_one_more_path_than_those_does_not() {
+    fn the_defaults_are_valid_and_one_more_path_than_the_kernel_can_hold_is_not() {
         let defaults = WatchConfig::default();
         defaults.validate().expect("the defaults are valid");
-        let mut too_many = defaults.clone();
-        too_many.paths = (0..=WATCH_PREFIXES_MAX)
+        let mut most = defaults.clone();
+        most.paths = (0..WATCH_PATHS_MAX)
             .map(|i| PathBuf::from(format!("/etc/x{i}")))
             .collect();
+        most.validate().expect("as many as the kernel holds");
+        let mut too_many = most.clone();
+        too_many.paths.push(PathBuf::from("/etc/one-more"));
         match too_many.validate() {
             Err(ConfigError::Invalid { key, problem }) => {
                 assert_eq!(key, "watch.paths");
-                assert!(problem.contains("at most 32"), "{problem}");
+                assert!(problem.contains("at most 254"), "{problem}");
             }
             other => panic!("{other:?}"),
         }

@@ -83,8 +83,8 @@ impl Watched {
             },
             ..Watched::default()
         };
-        // Configured paths always get a slot (the config is validated to
-        // fit); the others one while any is left, else their inode only.
+        // Each path in turn gets a string slot while any is left (and it
+        // fits one), else its inode only.
         let (mut slotted, mut inode_only, mut unwatched) = (Vec::new(), Vec::new(), Vec::new());
         for p in paths {
             let is_dir = std::fs::metadata(&p)
