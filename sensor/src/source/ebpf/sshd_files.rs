@@ -62,14 +62,12 @@ pub fn files(config: &Path, accounts: &[Account], ssh_dirs_by_name: bool) -> Ssh
                     }
                 }
             }
-            // A file sshd reads as root, for everyone.
-            "trustedusercakeys" | "revokedkeys" => {
-                if let Some(path) = args.first().and_then(|a| absolute(a)) {
-                    add(path);
-                }
-            }
-            // The program, then its arguments (which name no file).
-            "authorizedkeyscommand" | "authorizedprincipalscommand" => {
+            // A file sshd reads as root, for everyone; or the program it
+            // runs, then that program's arguments (which name no file).
+            "trustedusercakeys"
+            | "revokedkeys"
+            | "authorizedkeyscommand"
+            | "authorizedprincipalscommand" => {
                 if let Some(path) = args.first().and_then(|a| absolute(a)) {
                     add(path);
                 }
@@ -207,8 +205,9 @@ fn words(line: &[u8]) -> Result<Vec<Vec<u8>>, &'static str> {
 fn per_account(arg: &[u8], accounts: &[Account]) -> Result<Vec<PathBuf>, String> {
     let shown = String::from_utf8_lossy(arg);
     if arg.starts_with(b"/") && first_token(arg).is_none() {
-        // The same file for everyone.
-        let path = expand(arg, &Account::default()).ok_or("unreachable: no token")?;
+        // The same file for everyone (with no token, expanding only turns
+        // `%%` into `%`, and cannot fail).
+        let path = expand(arg, &Account::default()).unwrap_or_else(|| arg.to_vec());
         return Ok(vec![PathBuf::from(std::ffi::OsString::from_vec(path))]);
     }
     if arg.starts_with(b"/") {
