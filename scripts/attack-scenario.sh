@@ -234,6 +234,22 @@ grep -q 'sleep 1' "/home/$1/.bashrc"
 EOF
 }
 
+# A script renamed into /etc/update-motd.d/, which pam_motd runs as root
+# at each ssh login: a default path beyond the kernel's string slots,
+# watched by inode only, so the rename is decided by the inode the kernel
+# resolved (fentry/security_inode_rename; the event then names it by its
+# path). Made in /etc first: a rename from /tmp (another filesystem)
+# would be a copy.
+motd_persistence() {
+    step motd_persistence
+    as_root <<'EOF'
+printf '#!/bin/sh\n:\n' >/etc/.99-scenario.tmp
+chmod 755 /etc/.99-scenario.tmp
+mv /etc/.99-scenario.tmp /etc/update-motd.d/99-scenario
+[ -x /etc/update-motd.d/99-scenario ]
+EOF
+}
+
 setuid_shell() {
     step setuid_shell
     as_root <<'EOF'
@@ -628,6 +644,7 @@ main() {
     backdoor_account
     user_unit
     shell_rc
+    motd_persistence
     setuid_shell
     hidden_chmod
     ignored_symlink_chmod

@@ -60,6 +60,7 @@ const USER_DROPIN_LINKED: &str = "/tmp/.u/override.conf";
 /// shell.
 const SHELL_RC: &str = "/home/dev/.bashrc";
 const PROFILE_SCRIPT: &str = "/etc/profile.d/zz-update.sh";
+const MOTD_SCRIPT: &str = "/etc/update-motd.d/99-scenario";
 const SETUID_COPY: &str = "/tmp/.sh";
 const CAPABILITY_COPY: &str = "/tmp/.ping";
 const HIDDEN_CAPABILITY_COPY: &str = "/tmp/.su";
@@ -331,6 +332,14 @@ const SCENARIO: &[Step] = &[
                 is_profile_script_write,
             ),
         ],
+    },
+    Step {
+        name: "motd_persistence",
+        expects: &[one(
+            "rename of a script into /etc/update-motd.d/, watched by inode only",
+            &["rename"],
+            is_motd_script_planted,
+        )],
     },
     Step {
         name: "setuid_shell",
@@ -762,6 +771,17 @@ fn is_profile_script_write(v: &Value) -> bool {
         && is(v, "file.path", PROFILE_SCRIPT)
         && is(v, "sensor.file_write.watched", "/etc/profile.d/")
         && is(v, "sensor.file_write.matched_by", "inode")
+}
+
+/// A default path beyond the kernel's string slots: the kernel has no
+/// string to match the path argument against, so only
+/// fentry/security_inode_rename, by the directory's inode, can have sent
+/// it. The daemon then labels it by the path, which names the directory.
+fn is_motd_script_planted(v: &Value) -> bool {
+    succeeded(v)
+        && is(v, "sensor.file_write.new_path", MOTD_SCRIPT)
+        && is(v, "sensor.file_write.watched", "/etc/update-motd.d/")
+        && is(v, "sensor.file_write.matched_by", "path")
 }
 
 /// Decided by fentry/security_inode_rename, by the names the kernel
