@@ -752,6 +752,11 @@ const _: () = assert!(WATCH_PREFIXES_MAX < WATCH_INODE_SHELL_RC_TARGET as u32);
 /// [`WATCH_INODE_SHELL_RC_TARGET`] in a `WATCHED_INODES` value (a `u8`).
 pub const WATCH_PATHS_MAX: usize = WATCH_INODE_SHELL_RC_TARGET as usize - 1;
 
+/// Entries of the kernel's `WATCHED_INODES`: every watched path's inode,
+/// then the startup-file symlinks' targets in the room left.
+pub const WATCHED_INODES_MAX: u32 = 1024;
+const _: () = assert!(WATCH_PATHS_MAX < WATCHED_INODES_MAX as usize);
+
 /// Whether `matched` (`WatchEvent::matched`) is a match by name.
 pub const fn watch_matched_by_name(matched: u32) -> bool {
     matched == WATCH_MATCHED_SSH_DIR

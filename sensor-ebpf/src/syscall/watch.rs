@@ -30,8 +30,8 @@ use aya_ebpf::maps::{Array, HashMap, PerCpuArray};
 use sensor_common::{
     ARG_PATH_CAP, AT_FDCWD, EventKind, ExeKey, PathPrefix, ProbeError, SHELL_RC_NAME_MAX,
     SHELL_RC_NAME_MIN, SHELL_RC_TAILS, SHELL_RC_WORDS, SyscallOp, WATCH_MATCHED_SHELL_RC,
-    WATCH_MATCHED_SSH_DIR, WATCH_MATCHED_USER_UNITS, WATCH_PREFIXES_MAX, WatchEvent, watch_flags,
-    watch_matched_by_name,
+    WATCH_MATCHED_SSH_DIR, WATCH_MATCHED_USER_UNITS, WATCH_PREFIXES_MAX, WATCHED_INODES_MAX,
+    WatchEvent, watch_flags, watch_matched_by_name,
 };
 
 use super::{copy, dir_path, fd_file, inflight, read_user_str};
@@ -53,7 +53,7 @@ const ANCESTORS_MAX: u32 = 16;
 
 /// Value: 1 + the watched path's index in `WATCHED_PREFIXES`.
 #[map]
-static WATCHED_INODES: HashMap<ExeKey, u8> = HashMap::with_max_entries(1024, 0);
+static WATCHED_INODES: HashMap<ExeKey, u8> = HashMap::with_max_entries(WATCHED_INODES_MAX, 0);
 
 #[map]
 static WATCHED_PARENTS: HashMap<ExeKey, u8> = HashMap::with_max_entries(1024, 0);

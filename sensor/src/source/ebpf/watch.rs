@@ -12,7 +12,7 @@ use aya::maps::{Array, HashMap, MapData};
 use sensor_common::{
     ExeKey, IGNORE_PREFIX_CAP, PathPrefix, SHELL_RC_NAMES, WATCH_INODE_SHELL_RC_TARGET,
     WATCH_MATCHED_SHELL_RC, WATCH_MATCHED_SSH_DIR, WATCH_MATCHED_USER_UNITS, WATCH_PATHS_MAX,
-    WATCH_PREFIXES_MAX, names, probe_features,
+    WATCH_PREFIXES_MAX, WATCHED_INODES_MAX, names, probe_features,
 };
 
 use super::LoadError;
@@ -240,6 +240,7 @@ impl Watched {
                 }
             }
         }
+        let mut no_room = 0;
         for path in &self.rc_paths {
             let Some((link, target, meta)) = rc_link(path) else {
                 continue;
@@ -248,12 +249,23 @@ impl Watched {
             // A target watched already (`~/.profile -> /etc/profile`, or
             // two links to one file) keeps its first value.
             if !self.inodes.iter().any(|(k, _)| *k == key) {
+                if self.inodes.len() >= WATCHED_INODES_MAX as usize {
+                    no_room += 1;
+                    continue;
+                }
                 self.inodes.push((key, WATCH_INODE_SHELL_RC_TARGET));
             }
             self.rc_links.push(RcLink {
                 link,
                 target: target.into_os_string().into_vec(),
             });
+        }
+        if no_room > 0 {
+            tracing::warn!(
+                "{no_room} startup files that are symlinks are not watched through their \
+                 target: the kernel's map of watched inodes is full \
+                 ({WATCHED_INODES_MAX} entries); writes through them go unseen"
+            );
         }
     }
 
@@ -844,6 +856,35 @@ mod tests {
         let w4 = w3.refreshed().expect("a link retargeted");
         assert_eq!(w4.rc_links[0].target, bytes(&target));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn startup_file_links_fill_the_kernels_inode_map_and_no_more() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let max = WATCHED_INODES_MAX as usize;
+        let rc_paths: Vec<PathBuf> = (0..max + 3)
+            .map(|i| {
+                let (file, link) = (
+                    dir.path().join(format!("f{i}")),
+                    dir.path().join(format!("l{i}")),
+                );
+                std::fs::write(&file, b"").expect("write");
+                std::os::unix::fs::symlink(&file, &link).expect("symlink");
+                link
+            })
+            .collect();
+        let mut w = Watched {
+            shell_rc: true,
+            rc_paths,
+            ..Watched::default()
+        };
+        w.find_inodes();
+        assert_eq!(w.inodes.len(), max, "as many as the map holds");
+        assert_eq!(
+            w.rc_links.len(),
+            max,
+            "the others are not said to be watched"
+        );
     }
 
     #[test]
