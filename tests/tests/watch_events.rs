@@ -830,6 +830,60 @@ fn the_files_sshd_config_names_for_keys_are_watched() {
     assert_quiet(&sensor, quiet, "files next to sshd's");
 }
 
+/// With string slots left, sshd's key files take them: a key renamed
+/// into the keys directory is decided by its path argument, on every
+/// kernel (this one has no fentry).
+#[test]
+fn sshd_key_files_with_slots_left_are_matched_by_their_path_too() {
+    let tree = Tree::new();
+    std::fs::create_dir_all(tree.path("etc/ssh/authorized_keys")).expect("mkdir");
+    let ssh = tree.path("etc/ssh");
+    std::fs::write(
+        ssh.join("sshd_config"),
+        format!("AuthorizedKeysFile {}/authorized_keys/%u\n", ssh.display()),
+    )
+    .expect("write");
+    let sensor = Sensor::start(&format!(
+        "{}sshd_config = \"{}\"\n",
+        tree.config(),
+        ssh.join("sshd_config").display()
+    ));
+    assert!(
+        !sensor
+            .stderr()
+            .iter()
+            .any(|l| l.contains("watched by inode only")),
+        "every path has a string slot here"
+    );
+    std::fs::write(tree.path("other/k"), b"ssh-ed25519 AAAA evil\n").expect("write");
+    let keys = tree.path("etc/ssh/authorized_keys/carol");
+    let mv = run(
+        "mv",
+        &[
+            tree.path("other/k").to_str().expect("utf-8"),
+            keys.to_str().expect("utf-8"),
+        ],
+        &tree.root,
+    );
+    let dir = format!("{}/authorized_keys/", ssh.display());
+    expect_writes(
+        &sensor,
+        [(
+            "a key renamed into the keys directory",
+            "rename",
+            mv,
+            vec![
+                (
+                    "sensor.file_write.new_path",
+                    keys.to_str().expect("utf-8").to_owned(),
+                ),
+                ("sensor.file_write.watched", dir),
+                ("sensor.file_write.matched_by", "path".to_owned()),
+            ],
+        )],
+    );
+}
+
 /// The default paths beyond the kernel's string slots are watched by
 /// inode: a file made in /etc/security/ (PAM's settings; one no module
 /// reads, removed at the end) is reported with the directory as watched.
