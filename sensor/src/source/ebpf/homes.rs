@@ -40,10 +40,17 @@ pub fn accounts() -> Vec<Account> {
 
 /// Their homes, each once.
 pub fn homes() -> Vec<PathBuf> {
-    let mut homes: Vec<PathBuf> = Vec::new();
-    for Account { home, .. } in accounts() {
-        if !homes.contains(&home) {
-            homes.push(home);
+    homes_by_uid().into_iter().map(|(_, home)| home).collect()
+}
+
+/// Their homes, each once, with the uid of the first account that has
+/// it.
+pub fn homes_by_uid() -> Vec<(u32, PathBuf)> {
+    let mut seen = std::collections::HashSet::new();
+    let mut homes: Vec<(u32, PathBuf)> = Vec::new();
+    for Account { uid, home, .. } in accounts() {
+        if seen.insert(home.clone()) {
+            homes.push((uid, home));
         }
     }
     homes

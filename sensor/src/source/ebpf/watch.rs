@@ -121,10 +121,15 @@ impl Watched {
             );
         }
         if !unwatched.is_empty() {
+            // Per-account key files can number in the thousands: the
+            // first few name the kind.
+            const SHOWN: usize = 16;
             tracing::warn!(
-                "not watched, beyond {WATCH_PATHS_MAX} watched paths (a `.ssh` is still \
-                 watched by name): {}",
-                list(&unwatched)
+                "{} paths not watched, beyond {WATCH_PATHS_MAX} watched paths (a `.ssh` is \
+                 still watched by name): {}{}",
+                unwatched.len(),
+                list(&unwatched[..unwatched.len().min(SHOWN)]),
+                if unwatched.len() > SHOWN { " …" } else { "" }
             );
         }
         w.slots = slotted.len();
@@ -553,12 +558,29 @@ fn home_ssh_dirs() -> Vec<PathBuf> {
         .collect()
 }
 
-/// Every startup file's path (`SHELL_RC_NAMES`) in every home of
+/// Homes whose startup files are looked at for symlinks, at the most:
+/// each costs an lstat per name on every refresh tick.
+const RC_HOMES_MAX: usize = 256;
+
+/// Every startup file's path (`SHELL_RC_NAMES`) in the homes of
 /// /etc/passwd: where [`rc_link`] looks for symlinks, at the start and
 /// on each refresh. Homes made later are not among them (their startup
-/// files are still matched by name, not through a symlink).
+/// files are still matched by name, not through a symlink). Beyond
+/// [`RC_HOMES_MAX`] homes, root's and people's (uid 1000 and up) come
+/// first, and the others are left out, said in the log.
 fn home_rc_paths() -> Vec<PathBuf> {
-    homes::homes()
+    let homes = homes::homes_by_uid();
+    let found = homes.len();
+    let homes = rc_homes(homes);
+    if homes.len() < found {
+        tracing::warn!(
+            "startup files that are symlinks are looked for in {} of {found} homes (root's \
+             and uid 1000 and up first): links in the others are matched by the target's \
+             name only",
+            homes.len()
+        );
+    }
+    homes
         .into_iter()
         .flat_map(|home| {
             SHELL_RC_NAMES
@@ -568,9 +590,44 @@ fn home_rc_paths() -> Vec<PathBuf> {
         .collect()
 }
 
+/// The homes [`home_rc_paths`] looks in: root's and people's first, in
+/// /etc/passwd's order, then the others, [`RC_HOMES_MAX`] at the most.
+fn rc_homes(mut homes: Vec<(u32, PathBuf)>) -> Vec<PathBuf> {
+    // Stable: /etc/passwd's order within each group.
+    homes.sort_by_key(|(uid, _)| !(*uid == 0 || *uid >= 1000));
+    homes.truncate(RC_HOMES_MAX);
+    homes.into_iter().map(|(_, home)| home).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn startup_files_are_looked_for_in_peoples_homes_first_and_in_so_many_homes() {
+        let home = |uid: u32, name: &str| (uid, PathBuf::from(name));
+        assert_eq!(
+            rc_homes(vec![
+                home(0, "/root"),
+                home(1, "/usr/sbin"),
+                home(1000, "/home/a"),
+                home(33, "/var/www"),
+                home(1001, "/home/b"),
+            ]),
+            ["/root", "/home/a", "/home/b", "/usr/sbin", "/var/www"].map(PathBuf::from)
+        );
+        let many: Vec<(u32, PathBuf)> = (0..RC_HOMES_MAX as u32 + 10)
+            .map(|i| (i + 1, PathBuf::from(format!("/srv/{i}"))))
+            .chain([home(1000, "/home/late")])
+            .collect();
+        let kept = rc_homes(many);
+        assert_eq!(kept.len(), RC_HOMES_MAX);
+        assert_eq!(
+            kept[0],
+            PathBuf::from("/home/late"),
+            "a person's home is kept"
+        );
+    }
 
     #[test]
     fn matching_is_exact_for_files_and_prefix_for_directories() {
