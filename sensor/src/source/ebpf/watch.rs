@@ -247,7 +247,7 @@ impl Watched {
         }
         let mut no_room = 0;
         for path in &self.rc_paths {
-            let Some((link, target, meta)) = rc_link(path) else {
+            let Some((target, meta)) = rc_link(path) else {
                 continue;
             };
             let key = keys.key(&target, &meta);
@@ -261,7 +261,7 @@ impl Watched {
                 self.inodes.push((key, WATCH_INODE_SHELL_RC_TARGET));
             }
             self.rc_links.push(RcLink {
-                link,
+                link: path.as_os_str().as_bytes().to_vec(),
                 target: target.into_os_string().into_vec(),
             });
         }
@@ -504,10 +504,9 @@ struct RcLink {
     target: Vec<u8>,
 }
 
-/// `path` as a symlink to a file: its path, and the file's resolved path
-/// and metadata. None for anything else (a plain file is matched by its
-/// name already).
-fn rc_link(path: &Path) -> Option<(Vec<u8>, PathBuf, std::fs::Metadata)> {
+/// The file `path` is a symlink to: its resolved path and metadata. None
+/// for anything else (a plain file is matched by its name already).
+fn rc_link(path: &Path) -> Option<(PathBuf, std::fs::Metadata)> {
     if !std::fs::symlink_metadata(path)
         .ok()?
         .file_type()
@@ -517,8 +516,7 @@ fn rc_link(path: &Path) -> Option<(Vec<u8>, PathBuf, std::fs::Metadata)> {
     }
     let target = std::fs::canonicalize(path).ok()?;
     let meta = std::fs::metadata(&target).ok()?;
-    meta.is_file()
-        .then(|| (path.as_os_str().as_bytes().to_vec(), target, meta))
+    meta.is_file().then_some((target, meta))
 }
 
 /// The files sshd_config names for keys (see [`sshd_files`]), logged.
