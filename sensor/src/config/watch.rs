@@ -42,8 +42,10 @@ pub struct WatchConfig {
     /// at each login or shell (persistence that needs no root), whichever
     /// directory holds it and whenever it was made. One that is a symlink
     /// in a home of /etc/passwd (`~/.bashrc -> dotfiles/bashrc`) is watched
-    /// through its target's inode, looked for at the start and on each
-    /// refresh. The system-wide ones are among the default `paths`.
+    /// through its target's inode, looked for at the start and on the
+    /// refresh after its home or /etc/passwd changed (in 256 homes at
+    /// most, root's and uid 1000 and up first). The system-wide ones are
+    /// among the default `paths`.
     pub shell_rc_files: bool,
     /// Also watch the files `sshd_config` names for letting someone in:
     /// `AuthorizedKeysFile` and `AuthorizedPrincipalsFile` of each
@@ -51,7 +53,9 @@ pub struct WatchConfig {
     /// `/etc/ssh/authorized_keys/` for `/etc/ssh/authorized_keys/%u`),
     /// `TrustedUserCAKeys`, `RevokedKeys`, and the programs of
     /// `AuthorizedKeysCommand` and `AuthorizedPrincipalsCommand`, in every
-    /// `Match` block and included file. Read at the start.
+    /// `Match` block and included file. Read at the start, and again on
+    /// the counters tick after it, or a file it includes, or /etc/passwd
+    /// changed.
     pub sshd_key_files: bool,
     /// The sshd_config to read for `sshd_key_files`.
     pub sshd_config: PathBuf,

@@ -15,6 +15,7 @@ pub mod sshd_files;
 pub mod syscalls;
 pub mod task_reads;
 pub mod watch;
+pub mod watch_sources;
 #[cfg(test)]
 mod wire_check;
 
@@ -359,12 +360,12 @@ impl EbpfSource {
         Ok((source, ring))
     }
 
-    /// Events dropped in the kernel (ring buffer full) since the last call,
-    /// per kind, only where non-zero.
-    /// Looks the watched paths up again and, where a file now has another
-    /// inode (replaced, created or removed since `current` was made),
+    /// Looks the watched paths up again (see [`watch::Watched::refreshed`]:
+    /// found again where a source changed, else new inodes where a file
+    /// was replaced, created or removed since `current` was made) and
     /// brings the kernel's maps up to date; the new set, if anything
-    /// changed. Called on each counters tick: a few stat calls.
+    /// changed. Called on each counters tick: a stat call per path and
+    /// source.
     pub fn refresh_watched(
         &mut self,
         current: &watch::Watched,
@@ -372,7 +373,7 @@ impl EbpfSource {
         let Some(new) = current.refreshed() else {
             return Ok(None);
         };
-        new.replace_inodes(current, &mut self.ebpf)?;
+        new.update(current, &mut self.ebpf)?;
         Ok(Some(new))
     }
 
@@ -383,6 +384,8 @@ impl EbpfSource {
         self.filter.refresh_executables(&mut self.ebpf)
     }
 
+    /// Events dropped in the kernel (ring buffer full) since the last call,
+    /// per kind, only where non-zero.
     pub fn new_losses(&mut self) -> Result<Vec<(EventKind, u64)>, LoadError> {
         let slots = EventKind::ALL.map(|k| k as u32);
         let deltas = PerCpuCounters {

@@ -8,8 +8,9 @@
 //! is covered by the `.ssh` rule; hardened hosts move keys elsewhere
 //! (`/etc/ssh/authorized_keys/%u`), out of that rule's sight.
 //!
-//! Read once at the start. The file itself is among the default watched
-//! paths, so an edit that points sshd elsewhere is reported.
+//! Read at the start, and again when it or a file it includes changes (a
+//! refresh, see [`Sources`]). The file itself is among the default
+//! watched paths, so an edit that points sshd elsewhere is reported too.
 //!
 //! The parsing is ours: there is no maintained crate for sshd_config, and
 //! only these keywords, `Include` and the line syntax matter here. Every
@@ -20,6 +21,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use super::homes::Account;
+use super::watch_sources::Sources;
 
 /// Where sshd resolves a relative `Include` (its SSHDIR).
 const SSHD_DIR: &str = "/etc/ssh";
@@ -40,11 +42,24 @@ pub struct SshdFiles {
 /// The files `config` (sshd_config) names for keys, principals, CAs and
 /// key commands, for `accounts`. With `ssh_dirs_by_name`, a file directly
 /// in a directory named `.ssh` is left out: the `.ssh` rule watches it.
-pub fn files(config: &Path, accounts: &[Account], ssh_dirs_by_name: bool) -> SshdFiles {
+/// Each file read, and the directory each `Include` looks in, is noted in
+/// `sources`.
+pub fn files(
+    config: &Path,
+    accounts: &[Account],
+    ssh_dirs_by_name: bool,
+    sources: &mut Sources,
+) -> SshdFiles {
     let mut found = SshdFiles::default();
     let mut directives = Vec::new();
-    read_config(config, 0, &mut directives, &mut found.problems);
+    let mut reader = Reader {
+        directives: &mut directives,
+        problems: &mut found.problems,
+        sources,
+    };
+    reader.read(config, 0);
     let mut add = |p: PathBuf| {
+        let p = single_slashes(p);
         let in_ssh_dir = p.parent().and_then(Path::file_name) == Some(".ssh".as_ref());
         let covered = ssh_dirs_by_name && in_ssh_dir;
         if !covered && !found.paths.contains(&p) {
@@ -78,6 +93,16 @@ pub fn files(config: &Path, accounts: &[Account], ssh_dirs_by_name: bool) -> Ssh
     found
 }
 
+/// `path` with each run of slashes made one, as sshd (the kernel) reads
+/// it: `/etc/ssh/keys//%u` holds `/etc/ssh/keys/bob`, whose path argument
+/// is compared with the watched path as a string. A trailing one stays
+/// (a directory).
+fn single_slashes(path: PathBuf) -> PathBuf {
+    let mut bytes = path.into_os_string().into_vec();
+    bytes.dedup_by(|a, b| *a == b'/' && *b == b'/');
+    PathBuf::from(std::ffi::OsString::from_vec(bytes))
+}
+
 /// `arg` as a literal absolute path; None for `none`, a relative path or
 /// one with tokens.
 fn absolute(arg: &[u8]) -> Option<PathBuf> {
@@ -91,70 +116,104 @@ struct Directive {
     args: Vec<Vec<u8>>,
 }
 
-/// Appends `path`'s directives, with those of the files it includes in
-/// their place.
-fn read_config(path: &Path, depth: u32, out: &mut Vec<Directive>, problems: &mut Vec<String>) {
-    let text = match std::fs::read(path) {
-        Ok(text) => text,
-        // No sshd_config: no sshd to let anyone in (said only for includes).
-        Err(e) if depth == 0 && e.kind() == std::io::ErrorKind::NotFound => return,
-        Err(e) => {
-            problems.push(format!("{}: {e}", path.display()));
-            return;
-        }
-    };
-    for (n, line) in text.split(|&b| b == b'\n').enumerate() {
-        let words = match words(line) {
-            Ok(words) => words,
-            Err(why) => {
-                problems.push(format!("{}:{}: {why}", path.display(), n + 1));
-                continue;
+/// Reads a config and what it includes, in sshd's order.
+struct Reader<'a> {
+    directives: &'a mut Vec<Directive>,
+    problems: &'a mut Vec<String>,
+    sources: &'a mut Sources,
+}
+
+impl Reader<'_> {
+    /// Appends `path`'s directives, with those of the files it includes
+    /// in their place.
+    fn read(&mut self, path: &Path, depth: u32) {
+        self.sources.note(path);
+        let text = match std::fs::read(path) {
+            Ok(text) => text,
+            // No sshd_config: no sshd to let anyone in (said only for
+            // includes).
+            Err(e) if depth == 0 && e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) => {
+                self.problems.push(format!("{}: {e}", path.display()));
+                return;
             }
         };
-        let Some((keyword, args)) = words.split_first() else {
-            continue;
+        for (n, line) in text.split(|&b| b == b'\n').enumerate() {
+            let words = match words(line) {
+                Ok(words) => words,
+                Err(why) => {
+                    self.problems
+                        .push(format!("{}:{}: {why}", path.display(), n + 1));
+                    continue;
+                }
+            };
+            let Some((keyword, args)) = words.split_first() else {
+                continue;
+            };
+            let keyword = String::from_utf8_lossy(keyword).to_ascii_lowercase();
+            if keyword != "include" {
+                self.directives.push(Directive {
+                    keyword,
+                    args: args.to_vec(),
+                });
+                continue;
+            }
+            if depth + 1 >= INCLUDE_DEPTH_MAX {
+                self.problems
+                    .push(format!("{}: includes nested too deep", path.display()));
+                continue;
+            }
+            for pattern in args {
+                for file in self.included(pattern) {
+                    self.read(&file, depth + 1);
+                }
+            }
+        }
+    }
+
+    /// The files an `Include` argument names, in the order sshd reads
+    /// them (glob(3)'s: sorted). The directory it looks in is noted as a
+    /// source: a file added there (`sshd_config.d/50-keys.conf`) is a
+    /// change.
+    fn included(&mut self, pattern: &[u8]) -> Vec<PathBuf> {
+        let text = String::from_utf8_lossy(pattern);
+        let pattern = if pattern.starts_with(b"/") {
+            text.into_owned()
+        } else {
+            format!("{SSHD_DIR}/{text}")
         };
-        let keyword = String::from_utf8_lossy(keyword).to_ascii_lowercase();
-        if keyword != "include" {
-            out.push(Directive {
-                keyword,
-                args: args.to_vec(),
-            });
-            continue;
-        }
-        if depth + 1 >= INCLUDE_DEPTH_MAX {
-            problems.push(format!("{}: includes nested too deep", path.display()));
-            continue;
-        }
-        for pattern in args {
-            for file in included(pattern, problems) {
-                read_config(&file, depth + 1, out, problems);
+        self.sources.note(&glob_dir(&pattern));
+        match glob::glob(&pattern) {
+            Ok(paths) => paths
+                .filter_map(|p| {
+                    p.map_err(|e| self.problems.push(format!("Include {pattern}: {e}")))
+                        .ok()
+                })
+                .collect(),
+            Err(e) => {
+                self.problems.push(format!("Include {pattern}: {e}"));
+                Vec::new()
             }
         }
     }
 }
 
-/// The files an `Include` argument names, in the order sshd reads them
-/// (glob(3)'s: sorted).
-fn included(pattern: &[u8], problems: &mut Vec<String>) -> Vec<PathBuf> {
-    let text = String::from_utf8_lossy(pattern);
-    let pattern = if pattern.starts_with(b"/") {
-        text.into_owned()
-    } else {
-        format!("{SSHD_DIR}/{text}")
-    };
-    match glob::glob(&pattern) {
-        Ok(paths) => paths
-            .filter_map(|p| {
-                p.map_err(|e| problems.push(format!("Include {pattern}: {e}")))
-                    .ok()
-            })
-            .collect(),
-        Err(e) => {
-            problems.push(format!("Include {pattern}: {e}"));
-            Vec::new()
+/// The directory an absolute glob pattern looks in: above its first
+/// component with a wildcard, or its last (`/etc/ssh/sshd_config.d` for
+/// `/etc/ssh/sshd_config.d/*.conf`). Wildcards in a directory's name
+/// (`/etc/ssh/*/x.conf`) make that the directory above them, whose
+/// subdirectories' entries are not looked at.
+fn glob_dir(pattern: &str) -> PathBuf {
+    let mut dir = PathBuf::from("/");
+    let mut components = Path::new(pattern).components().skip(1).peekable();
+    while let Some(c) = components.next() {
+        let wild = c.as_os_str().as_bytes().iter().any(|b| b"*?[".contains(b));
+        if wild || components.peek().is_none() {
+            break;
         }
+        dir.push(c);
     }
+    dir
 }
 
 /// A line's words as sshd splits them: by spaces and tabs, the keyword
@@ -346,6 +405,22 @@ mod tests {
         );
         assert_eq!(paths("/%u.keys"), ["/bob.keys", "/root.keys"]);
         assert_eq!(paths("/etc/ssh/100%%_keys"), ["/etc/ssh/100%_keys"]);
+        let once = |arg: &str| {
+            per_account(arg.as_bytes(), &accounts)
+                .unwrap()
+                .into_iter()
+                .map(|p| single_slashes(p).display().to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            once("/etc/ssh//keys//%u"),
+            ["/etc/ssh/keys/"],
+            "slashes doubled, as sshd reads them"
+        );
+        assert_eq!(
+            once("%h//.config//keys"),
+            ["/home/bob/.config/keys", "/root/.config/keys"]
+        );
         assert!(per_account(b"%d/keys", &accounts).is_err());
     }
 
@@ -379,7 +454,13 @@ mod tests {
         .expect("write");
         std::fs::write(dir.path().join("conf.d/ignored.txt"), "RevokedKeys /x\n").expect("write");
         let accounts = [account("bob", 1000, "/home/bob")];
-        let found = files(&dir.path().join("sshd_config"), &accounts, true);
+        let mut sources = Sources::default();
+        let found = files(
+            &dir.path().join("sshd_config"),
+            &accounts,
+            true,
+            &mut sources,
+        );
         let shown: Vec<String> = found
             .paths
             .iter()
@@ -396,8 +477,28 @@ mod tests {
         );
         assert_eq!(found.problems.len(), 1, "{:?}", found.problems);
         assert!(found.problems[0].contains("quote"), "{:?}", found.problems);
+        // What a refresh looks at: each file read, where each `Include`
+        // looks (the missing one's directory too: its creation counts).
+        assert_eq!(
+            sources
+                .paths()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>(),
+            [
+                format!("{d}/sshd_config"),
+                format!("{d}/conf.d"),
+                format!("{d}/conf.d/10-ca.conf"),
+                format!("{d}/conf.d/20-cmd.conf"),
+                format!("{d}"),
+            ]
+        );
         // Without the `.ssh` rule, the default file is watched per account.
-        let found = files(&dir.path().join("sshd_config"), &accounts, false);
+        let found = files(
+            &dir.path().join("sshd_config"),
+            &accounts,
+            false,
+            &mut Sources::default(),
+        );
         assert!(
             found
                 .paths
@@ -405,7 +506,12 @@ mod tests {
         );
         // No sshd_config: nothing, and nothing to say.
         assert_eq!(
-            files(&dir.path().join("none"), &accounts, true),
+            files(
+                &dir.path().join("none"),
+                &accounts,
+                true,
+                &mut Sources::default()
+            ),
             SshdFiles::default()
         );
     }
@@ -419,8 +525,20 @@ mod tests {
             format!("Include {}\nRevokedKeys /k\n", config.display()),
         )
         .expect("write");
-        let found = files(&config, &[], true);
+        let found = files(&config, &[], true, &mut Sources::default());
         assert_eq!(found.paths, [PathBuf::from("/k")]);
         assert!(found.problems.iter().any(|p| p.contains("nested too deep")));
+    }
+
+    #[test]
+    fn an_include_looks_in_the_directory_above_its_first_wildcard() {
+        assert_eq!(
+            glob_dir("/etc/ssh/sshd_config.d/*.conf"),
+            Path::new("/etc/ssh/sshd_config.d")
+        );
+        assert_eq!(glob_dir("/etc/ssh/extra.conf"), Path::new("/etc/ssh"));
+        assert_eq!(glob_dir("/etc/ssh/*/x.conf"), Path::new("/etc/ssh"));
+        assert_eq!(glob_dir("/etc/ssh/conf[0-9].d/x"), Path::new("/etc/ssh"));
+        assert_eq!(glob_dir("/x"), Path::new("/"));
     }
 }

@@ -4,7 +4,6 @@
 //! makes on path arguments the kernel let through.
 
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use aya::Ebpf;
@@ -16,8 +15,10 @@ use sensor_common::{
 };
 
 use super::LoadError;
+use super::homes::{self, Account};
 use super::inode_key::{InodeKeys, stat_id};
-use super::{homes, sshd_files};
+use super::sshd_files;
+use super::watch_sources::Sources;
 use crate::config::watch::WatchConfig;
 
 /// The watched paths, resolved.
@@ -38,10 +39,20 @@ pub struct Watched {
     /// `[watch] shell_rc_files`: every file named as a shell's startup
     /// file (`.bashrc`…) is watched by name too.
     pub shell_rc: bool,
+    /// What these were found from, to find them again.
+    config: WatchConfig,
+    /// Where the found paths (sshd's files, homes' `.ssh`, `rc_paths`)
+    /// come from: when one changes, a refresh finds them all again.
+    sources: Sources,
     /// With `shell_rc`, each startup file's path in each home of
-    /// /etc/passwd (`/home/x/.bashrc`…), existing or not: looked at again
-    /// on each refresh for symlinks.
+    /// /etc/passwd (`/home/x/.bashrc`…), existing or not: where symlinks
+    /// are looked for when the inodes are found (a home is among the
+    /// `sources`: a link made or removed in it is a change).
     rc_paths: Vec<PathBuf>,
+    /// Those that are symlinks, to anything or nothing: what each leads
+    /// to is looked at on each refresh (a dangling link's target made, a
+    /// target replaced).
+    rc_symlinks: Vec<PathBuf>,
     /// Those that are symlinks to a file, with the file's path. The
     /// kernel's name rule matches the name it resolved, the target's
     /// (`~/.bashrc -> dotfiles/bashrc`, as dotfile managers set up): the
@@ -60,27 +71,76 @@ pub struct Watched {
     seen: Vec<[Option<(u64, u64)>; 2]>,
 }
 
+/// What finding the paths has to say, said once they are in use: a
+/// refresh that finds the same paths again says nothing.
+#[derive(Debug, Default)]
+struct Notices(Vec<(tracing::Level, String)>);
+
+impl Notices {
+    fn info(&mut self, text: String) {
+        self.0.push((tracing::Level::INFO, text));
+    }
+
+    fn warn(&mut self, text: String) {
+        self.0.push((tracing::Level::WARN, text));
+    }
+
+    fn log(self) {
+        for (level, text) in self.0 {
+            if level == tracing::Level::WARN {
+                tracing::warn!("{text}");
+            } else {
+                tracing::info!("{text}");
+            }
+        }
+    }
+}
+
 impl Watched {
     pub fn resolve(config: &WatchConfig) -> Watched {
+        let (w, notices) = Watched::find(config);
+        notices.log();
+        w
+    }
+
+    /// The paths `config` names and those its rules find, resolved.
+    fn find(config: &WatchConfig) -> (Watched, Notices) {
+        let mut notices = Notices::default();
+        let mut sources = Sources::default();
+        let accounts = if config.sshd_key_files || config.user_ssh_dirs || config.shell_rc_files {
+            homes::accounts(&mut sources)
+        } else {
+            Vec::new()
+        };
         // In this order for the kernel's string slots: what the config
         // names, sshd's files, then the homes' `.ssh` (which the name rule
-        // covers without one).
+        // covers without one). The config's come first, so a refresh
+        // that finds other paths leaves their indices as they were.
         let mut paths: Vec<PathBuf> = config.paths.clone();
         if config.sshd_key_files {
-            paths.extend(sshd_key_files(config));
+            paths.extend(sshd_key_files(
+                config,
+                &accounts,
+                &mut sources,
+                &mut notices,
+            ));
         }
+        let homes = homes::homes_by_uid(&accounts);
         if config.user_ssh_dirs {
-            paths.extend(home_ssh_dirs());
+            paths.extend(home_ssh_dirs(&homes));
         }
+        let rc_paths = if config.shell_rc_files {
+            home_rc_paths(homes, &mut sources, &mut notices)
+        } else {
+            Vec::new()
+        };
         let mut w = Watched {
             ssh_dirs: config.user_ssh_dirs,
             unit_dirs: config.user_unit_dirs,
             shell_rc: config.shell_rc_files,
-            rc_paths: if config.shell_rc_files {
-                home_rc_paths()
-            } else {
-                Vec::new()
-            },
+            config: config.clone(),
+            sources,
+            rc_paths,
             ..Watched::default()
         };
         // Each path in turn gets a string slot while any is left (and it
@@ -112,38 +172,51 @@ impl Watched {
                 .join(" ")
         };
         if !inode_only.is_empty() {
-            tracing::info!(
+            notices.info(format!(
                 "watched by inode only, with the kernel's {WATCH_PREFIXES_MAX} path slots taken \
                  (or longer than {IGNORE_PREFIX_CAP} bytes): opens for writing are reported \
                  everywhere, a truncate, unlink, rename or link by its path where fentry loads: \
                  {}",
                 list(&inode_only)
-            );
+            ));
         }
         if !unwatched.is_empty() {
             // Per-account key files can number in the thousands: the
             // first few name the kind.
             const SHOWN: usize = 16;
-            tracing::warn!(
+            notices.warn(format!(
                 "{} paths not watched, beyond {WATCH_PATHS_MAX} watched paths (a `.ssh` is \
                  still watched by name): {}{}",
                 unwatched.len(),
                 list(&unwatched[..unwatched.len().min(SHOWN)]),
                 if unwatched.len() > SHOWN { " …" } else { "" }
-            );
+            ));
         }
         w.slots = slotted.len();
         w.paths = slotted;
         w.paths.extend(inode_only);
         w.find_inodes();
-        w
+        (w, notices)
     }
 
-    /// The same paths looked up again, if any now has another inode than
+    /// The paths found again, if a source changed (an account added, a
+    /// symlink made in a home, sshd_config edited; see [`Sources`]); else
+    /// the same paths looked up again, if any now has another inode than
     /// when this was made (a file replaced by a rename over it, as passwd,
     /// useradd and visudo write; created; removed): the kernel's maps only
-    /// know inodes.
+    /// know inodes. See [`Self::update`] for bringing the kernel's maps
+    /// to it.
     pub fn refreshed(&self) -> Option<Watched> {
+        if self.sources.changed() {
+            let (w, notices) = Watched::find(&self.config);
+            // Said again only for other paths: a home's new
+            // `.bash_history` changes a source, and nothing else.
+            if w.paths != self.paths {
+                notices.log();
+            }
+            // Returned whatever it holds: its sources were noted anew.
+            return Some(w);
+        }
         if self.stat_paths() == self.seen {
             return None;
         }
@@ -153,6 +226,8 @@ impl Watched {
             ssh_dirs: self.ssh_dirs,
             unit_dirs: self.unit_dirs,
             shell_rc: self.shell_rc,
+            config: self.config.clone(),
+            sources: self.sources.clone(),
             rc_paths: self.rc_paths.clone(),
             ..Watched::default()
         };
@@ -161,11 +236,12 @@ impl Watched {
             .then_some(w)
     }
 
-    /// The paths whose inode differs in `other` (replaced, created or
-    /// removed), and the startup-file symlinks made, changed or gone, for
-    /// the log.
+    /// The paths watched in both whose inode differs in `other`
+    /// (replaced, created or removed), and the startup-file symlinks
+    /// made, changed or gone, for the log.
     pub fn changed_paths(&self, other: &Watched) -> Vec<String> {
-        let inode = |w: &Watched, i: usize| {
+        let inode = |w: &Watched, path: &[u8]| {
+            let i = w.paths.iter().position(|p| p == path)?;
             w.inodes
                 .iter()
                 .find(|(_, v)| usize::from(*v) == i + 1)
@@ -181,9 +257,8 @@ impl Watched {
         let mut changed: Vec<String> = self
             .paths
             .iter()
-            .enumerate()
-            .filter(|&(i, _)| inode(self, i) != inode(other, i))
-            .map(|(_, p)| String::from_utf8_lossy(p).into_owned())
+            .filter(|p| other.paths.contains(p) && inode(self, p) != inode(other, p))
+            .map(|p| String::from_utf8_lossy(p).into_owned())
             .collect();
         for link in links(self, other).into_iter().chain(links(other, self)) {
             if !changed.contains(&link) {
@@ -193,18 +268,21 @@ impl Watched {
         changed
     }
 
+    /// The paths watched here and not in `other`, for the log.
+    pub fn paths_not_in(&self, other: &Watched) -> Vec<String> {
+        self.paths
+            .iter()
+            .filter(|p| !other.paths.contains(p))
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect()
+    }
+
     /// `stat_id` of each path and, for a file path, of its directory: what
-    /// [`Self::find_inodes`] makes keys of; then of each home's startup
-    /// file itself and, for a symlink, of its target (one call for most:
-    /// they run on each tick).
+    /// [`Self::find_inodes`] makes keys of; then of what each startup-file
+    /// symlink leads to (they run on each tick: a link made or removed
+    /// changes its home, a source).
     fn stat_paths(&self) -> Vec<[Option<(u64, u64)>; 2]> {
-        let rc = self.rc_paths.iter().map(|p| {
-            let Ok(own) = std::fs::symlink_metadata(p) else {
-                return [None, None];
-            };
-            let target = own.file_type().is_symlink().then(|| stat_id(p)).flatten();
-            [Some((own.dev(), own.ino())), target]
-        });
+        let rc = self.rc_symlinks.iter().map(|p| [stat_id(p), None]);
         self.paths
             .iter()
             .map(|text| {
@@ -224,6 +302,12 @@ impl Watched {
     /// (existing or not: a watched file created later, or with a new
     /// inode, is in it).
     fn find_inodes(&mut self) {
+        self.rc_symlinks = self
+            .rc_paths
+            .iter()
+            .filter(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink()))
+            .cloned()
+            .collect();
         self.seen = self.stat_paths();
         let keys = InodeKeys::new();
         for (i, text) in self.paths.iter().enumerate() {
@@ -246,7 +330,7 @@ impl Watched {
             }
         }
         let mut no_room = 0;
-        for path in &self.rc_paths {
+        for path in &self.rc_symlinks {
             let Some((target, meta)) = rc_link(path) else {
                 continue;
             };
@@ -327,7 +411,24 @@ impl Watched {
     /// Writes the maps of the loaded object (borrowed: the programs loaded
     /// later refer to them).
     pub fn install(&self, ebpf: &mut Ebpf) -> Result<(), LoadError> {
-        self.replace_inodes(&Watched::default(), ebpf)?;
+        self.update(&Watched::default(), ebpf)
+    }
+
+    /// Brings the kernel's maps from `old`'s paths and inodes to these.
+    /// Where the paths differ, those after the config's own have other
+    /// indices: an event the kernel sent just before is named from the
+    /// new ones (a window of the update's few syscalls, on a change of
+    /// sshd_config or the accounts).
+    pub fn update(&self, old: &Watched, ebpf: &mut Ebpf) -> Result<(), LoadError> {
+        if self.paths[..self.slots] != old.paths[..old.slots] {
+            self.write_prefixes(old.slots, ebpf)?;
+        }
+        self.replace_inodes(old, ebpf)
+    }
+
+    /// The slotted paths as strings, and the slots `old_slots` used beyond
+    /// them emptied (the kernel stops at the first empty one).
+    fn write_prefixes(&self, old_slots: usize, ebpf: &mut Ebpf) -> Result<(), LoadError> {
         let name = names::WATCHED_PREFIXES_MAP;
         let map = ebpf
             .map_mut(name)
@@ -346,6 +447,16 @@ impl Watched {
                 .set(i as u32, entry, 0)
                 .map_err(|source| LoadError::Map { name, source })?;
         }
+        let empty = PathPrefix {
+            len: 0,
+            _pad0: 0,
+            bytes: [0; IGNORE_PREFIX_CAP],
+        };
+        for i in self.slots..old_slots {
+            prefixes
+                .set(i as u32, empty, 0)
+                .map_err(|source| LoadError::Map { name, source })?;
+        }
         Ok(())
     }
 }
@@ -354,8 +465,8 @@ impl Watched {
     /// Brings the inode maps from `old`'s entries to these: the keys no
     /// longer watched go first (an inode number is reused by the next file
     /// made on its filesystem, which would then pass for the watched one),
-    /// then the new ones. The paths, and so the prefixes map, are the same.
-    pub fn replace_inodes(&self, old: &Watched, ebpf: &mut Ebpf) -> Result<(), LoadError> {
+    /// then the new ones, over those kept (never absent in between).
+    fn replace_inodes(&self, old: &Watched, ebpf: &mut Ebpf) -> Result<(), LoadError> {
         let parents =
             |w: &Watched| -> Vec<(ExeKey, u8)> { w.parents.iter().map(|k| (*k, 1)).collect() };
         for (name, before, after) in [
@@ -371,7 +482,10 @@ impl Watched {
                 .ok_or(LoadError::Missing { what: "map", name })?;
             let mut hash: HashMap<&mut MapData, ExeKey, u8> =
                 HashMap::try_from(map).map_err(|source| LoadError::Map { name, source })?;
-            for (k, _) in before.iter().filter(|e| !after.contains(e)) {
+            for (k, _) in before
+                .iter()
+                .filter(|(k, _)| !after.iter().any(|(a, _)| a == k))
+            {
                 // Absent already is fine: the goal is its absence.
                 let _ = hash.remove(k);
             }
@@ -519,21 +633,22 @@ fn rc_link(path: &Path) -> Option<(PathBuf, std::fs::Metadata)> {
     meta.is_file().then_some((target, meta))
 }
 
-/// The files sshd_config names for keys (see [`sshd_files`]), logged.
-fn sshd_key_files(config: &WatchConfig) -> Vec<PathBuf> {
-    let found = sshd_files::files(
-        &config.sshd_config,
-        &homes::accounts(),
-        config.user_ssh_dirs,
-    );
+/// The files sshd_config names for keys (see [`sshd_files`]), said.
+fn sshd_key_files(
+    config: &WatchConfig,
+    accounts: &[Account],
+    sources: &mut Sources,
+    notices: &mut Notices,
+) -> Vec<PathBuf> {
+    let found = sshd_files::files(&config.sshd_config, accounts, config.user_ssh_dirs, sources);
     for problem in &found.problems {
-        tracing::warn!(
+        notices.warn(format!(
             "{}: {problem}: what it names for sshd is not watched",
             config.sshd_config.display()
-        );
+        ));
     }
     if !found.paths.is_empty() {
-        tracing::info!(
+        notices.info(format!(
             "sshd's key files watched, as {} names them: {}",
             config.sshd_config.display(),
             found
@@ -542,41 +657,50 @@ fn sshd_key_files(config: &WatchConfig) -> Vec<PathBuf> {
                 .map(|p| p.display().to_string())
                 .collect::<Vec<_>>()
                 .join(" ")
-        );
+        ));
     }
     found.paths
 }
 
-/// `~/.ssh/` of every account in /etc/passwd whose home has one.
-fn home_ssh_dirs() -> Vec<PathBuf> {
-    homes::homes()
-        .into_iter()
-        .map(|home| home.join(".ssh"))
+/// `~/.ssh/` of every home that has one. One made later is found on a
+/// refresh only if its home is a source (see [`home_rc_paths`]); the
+/// `.ssh` rule watches it by name meanwhile.
+fn home_ssh_dirs(homes: &[(u32, PathBuf)]) -> Vec<PathBuf> {
+    homes
+        .iter()
+        .map(|(_, home)| home.join(".ssh"))
         .filter(|d| d.is_dir())
         .collect()
 }
 
 /// Homes whose startup files are looked at for symlinks, at the most:
-/// each costs an lstat per name on every refresh tick.
+/// each costs a stat on every refresh tick, and an lstat per name when
+/// it changed.
 const RC_HOMES_MAX: usize = 256;
 
 /// Every startup file's path (`SHELL_RC_NAMES`) in the homes of
-/// /etc/passwd: where [`rc_link`] looks for symlinks, at the start and
-/// on each refresh. Homes made later are not among them (their startup
-/// files are still matched by name, not through a symlink). Beyond
-/// [`RC_HOMES_MAX`] homes, root's and people's (uid 1000 and up) come
-/// first, and the others are left out, said in the log.
-fn home_rc_paths() -> Vec<PathBuf> {
-    let homes = homes::homes_by_uid();
+/// /etc/passwd: where [`rc_link`] looks for symlinks. Each home is noted
+/// in `sources`: a link made, replaced or removed in it is a change, and
+/// the paths are found again. Beyond [`RC_HOMES_MAX`] homes, root's and
+/// people's (uid 1000 and up) come first, and the others are left out,
+/// said in the log.
+fn home_rc_paths(
+    homes: Vec<(u32, PathBuf)>,
+    sources: &mut Sources,
+    notices: &mut Notices,
+) -> Vec<PathBuf> {
     let found = homes.len();
     let homes = rc_homes(homes);
     if homes.len() < found {
-        tracing::warn!(
+        notices.warn(format!(
             "startup files that are symlinks are looked for in {} of {found} homes (root's \
              and uid 1000 and up first): links in the others are matched by the target's \
              name only",
             homes.len()
-        );
+        ));
+    }
+    for home in &homes {
+        sources.note(home);
     }
     homes
         .into_iter()
@@ -1031,5 +1155,80 @@ mod tests {
         assert_eq!(w3.changed_paths(&w2), vec![later.display().to_string()]);
         assert_eq!(w3.inodes.len(), 2);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_edit_of_sshd_config_or_a_file_it_includes_finds_the_paths_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        std::fs::create_dir(d.join("conf.d")).expect("mkdir");
+        let (config, ca, revoked) = (
+            d.join("sshd_config"),
+            d.join("user_ca.pub"),
+            d.join("revoked"),
+        );
+        std::fs::write(&config, format!("Include {}/conf.d/*.conf\n", d.display())).expect("write");
+        let w = Watched::resolve(&WatchConfig {
+            paths: vec![d.join("passwd")],
+            user_ssh_dirs: false,
+            user_unit_dirs: false,
+            shell_rc_files: false,
+            sshd_key_files: true,
+            sshd_config: config.clone(),
+        });
+        assert!(w.refreshed().is_none(), "nothing changed");
+        let text = |p: &Path| p.display().to_string();
+
+        // A CA trusted from now on, appended to the config itself.
+        std::fs::write(
+            &config,
+            format!(
+                "Include {}/conf.d/*.conf\nTrustedUserCAKeys {}\n",
+                d.display(),
+                ca.display()
+            ),
+        )
+        .expect("write");
+        let w2 = w.refreshed().expect("the config changed");
+        assert_eq!(w2.paths_not_in(&w), [text(&ca)]);
+        assert!(w.paths_not_in(&w2).is_empty());
+        assert_eq!(w2.paths[0], w.paths[0], "the config's own path first still");
+        assert!(w2.refreshed().is_none(), "its sources noted anew");
+
+        // A file made in the directory an `Include` looks in.
+        std::fs::write(
+            d.join("conf.d/50-revoked.conf"),
+            format!("RevokedKeys {}\n", revoked.display()),
+        )
+        .expect("write");
+        let w3 = w2.refreshed().expect("an included file added");
+        assert_eq!(w3.paths_not_in(&w2), [text(&revoked)]);
+
+        // The CA line gone: no longer watched.
+        std::fs::write(&config, format!("Include {}/conf.d/*.conf\n", d.display())).expect("write");
+        let w4 = w3.refreshed().expect("the config changed");
+        assert_eq!(w3.paths_not_in(&w4), [text(&ca)]);
+        assert!(w4.paths_not_in(&w3).is_empty());
+    }
+
+    #[test]
+    fn a_source_that_changed_with_the_paths_the_same_is_quiet_in_the_log_and_the_diff() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("sshd_config");
+        std::fs::write(&config, "PermitRootLogin no\n").expect("write");
+        let w = Watched::resolve(&WatchConfig {
+            paths: vec![dir.path().join("passwd")],
+            user_ssh_dirs: false,
+            user_unit_dirs: false,
+            shell_rc_files: false,
+            sshd_key_files: true,
+            sshd_config: config.clone(),
+        });
+        std::fs::write(&config, "PermitRootLogin prohibit-password\n").expect("write");
+        let w2 = w.refreshed().expect("returned, to note the sources anew");
+        assert_eq!(w2.paths, w.paths);
+        assert!(w2.changed_paths(&w).is_empty());
+        assert!(w2.paths_not_in(&w).is_empty() && w.paths_not_in(&w2).is_empty());
+        assert!(w2.refreshed().is_none());
     }
 }

@@ -1,0 +1,117 @@
+//! The files and directories the found watched paths come from
+//! (/etc/passwd, the homes, sshd_config and what it includes), and what
+//! `stat` said of each just before it was read: a refresh finds the
+//! paths again when one of them changed since, so that an account, a
+//! symlinked startup file or an `AuthorizedKeysFile` added after the
+//! start is watched too.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// What `stat` says of a file or directory that changes when it is
+/// written, replaced or (a directory) gains or loses an entry. The change
+/// time is there too: `touch -d` sets the modification time back, never
+/// that one. The kernel stamps times at its tick (a few ms): a rewrite in
+/// place, to the same size, within a tick of the read goes unnoticed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Fingerprint {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Fingerprint {
+    /// Following symlinks, as the readers do; None for a missing path (its
+    /// creation is a change too).
+    fn of(path: &Path) -> Option<Fingerprint> {
+        let m = std::fs::metadata(path).ok()?;
+        Some(Fingerprint {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        })
+    }
+}
+
+/// The sources noted while the paths were found, each once.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sources(Vec<(PathBuf, Option<Fingerprint>)>);
+
+impl Sources {
+    /// Notes `path` as a source: to be called before it is read, so that
+    /// a change made while it is read shows on the next look.
+    pub fn note(&mut self, path: &Path) {
+        if !self.0.iter().any(|(p, _)| p == path) {
+            self.0.push((path.to_path_buf(), Fingerprint::of(path)));
+        }
+    }
+
+    /// Has any source changed (written, replaced, made or removed) since
+    /// it was noted? One `stat` each.
+    pub fn changed(&self) -> bool {
+        self.0.iter().any(|(p, seen)| Fingerprint::of(p) != *seen)
+    }
+
+    /// The paths noted, in order.
+    pub fn paths(&self) -> impl Iterator<Item = &Path> {
+        self.0.iter().map(|(p, _)| p.as_path())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_a_replacement_a_new_entry_or_a_creation_is_a_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("passwd");
+        let missing = dir.path().join("sshd_config");
+        std::fs::write(&file, b"root:x:0:0::/root:/bin/sh\n").unwrap();
+        let noted = |paths: &[&Path]| {
+            let mut s = Sources::default();
+            for p in paths {
+                s.note(p);
+            }
+            s
+        };
+
+        let s = noted(&[&file, dir.path(), &file]);
+        assert_eq!(s.paths().count(), 2, "each once");
+        assert!(!s.changed(), "nothing changed yet");
+
+        // Appended to, in place.
+        let s = noted(&[&file]);
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&file)
+            .and_then(|mut f| {
+                std::io::Write::write_all(&mut f, b"bob:x:1000:1000::/home/bob:/bin/sh\n")
+            })
+            .unwrap();
+        assert!(s.changed(), "an append");
+
+        // Replaced by a rename over it, as useradd and editors write.
+        let s = noted(&[&file]);
+        let new = dir.path().join("passwd+");
+        std::fs::write(&new, b"root:x:0:0::/root:/bin/sh\n").unwrap();
+        std::fs::rename(&new, &file).unwrap();
+        assert!(s.changed(), "a replacement");
+
+        // A directory that gains an entry.
+        let s = noted(&[dir.path()]);
+        std::fs::write(dir.path().join("10-keys.conf"), b"").unwrap();
+        assert!(s.changed(), "a new entry");
+
+        // A file made where there was none.
+        let s = noted(&[&missing]);
+        assert!(!s.changed());
+        std::fs::write(&missing, b"").unwrap();
+        assert!(s.changed(), "a creation");
+        assert_eq!(s.paths().collect::<Vec<_>>(), [missing.as_path()]);
+    }
+}
