@@ -25,8 +25,10 @@ pub struct WatchConfig {
     /// it (`authorized_keys`, `rc`, `environment`: how intruders persist
     /// through sshd), by name, whichever account's home holds it and
     /// whenever it was made; and the `~/.ssh/` of each account in
-    /// /etc/passwd that exists at start by inode as well (reached through
-    /// a symlink, and with everything below it).
+    /// /etc/passwd by inode as well (reached through a symlink, and with
+    /// everything below it): those there at the start, and those found on
+    /// the refresh after /etc/passwd or (with `shell_rc_files`) their home
+    /// changed.
     pub user_ssh_dirs: bool,
     /// Also watch every directory named `user` in one named `systemd`,
     /// the files in it and those in the directories directly in it (a

@@ -51,6 +51,7 @@ const AUTHORIZED_KEYS: &str = "/root/.ssh/authorized_keys";
 /// The backdoor account's key, renamed into its new ~/.ssh through this
 /// symlink to it.
 const BACKDOOR_KEYS_LINKED: &str = "/tmp/.k/authorized_keys";
+const BACKDOOR_SSH_DIR: &str = "/home/backdoor/.ssh/";
 /// The weak user's own unit, and the drop-in renamed into place through
 /// a symlink to its directory.
 const USER_UNIT: &str = "/home/dev/.config/systemd/user/.update.service";
@@ -738,11 +739,16 @@ fn is_authorized_keys_write(v: &Value) -> bool {
 
 /// Decided by fentry/security_inode_rename, by the names the kernel
 /// resolved: the path names no `.ssh`, so the directory is the pattern.
+/// Or by its inode, once a refresh has found the new account's ~/.ssh
+/// (its home changed), which names it.
 fn is_backdoor_keys_planted(v: &Value) -> bool {
+    let by_name = is(v, "sensor.file_write.watched", "*/.ssh/")
+        && is(v, "sensor.file_write.matched_by", "name");
+    let by_inode = is(v, "sensor.file_write.watched", BACKDOOR_SSH_DIR)
+        && is(v, "sensor.file_write.matched_by", "inode");
     succeeded(v)
         && is(v, "sensor.file_write.new_path", BACKDOOR_KEYS_LINKED)
-        && is(v, "sensor.file_write.watched", "*/.ssh/")
-        && is(v, "sensor.file_write.matched_by", "name")
+        && (by_name || by_inode)
 }
 
 /// Matched by the directory's names (`user_unit_dirs`): a directory made

@@ -589,3 +589,21 @@ fn the_path_filter_check_needs_a_heartbeat_after_its_step_counting_no_drop() {
         vec!["step ignored_symlink_chmod did not run".to_owned()]
     );
 }
+
+#[test]
+fn the_backdoor_key_is_found_by_name_or_by_the_inode_a_refresh_found() {
+    let (_, fixture_event) = fixture()
+        .into_iter()
+        .find(|(step, v)| step == "backdoor_account" && is_backdoor_keys_planted(v))
+        .expect("the fixture's rename, matched by name");
+    let labelled = |watched: &str, by: &str| {
+        let mut v = fixture_event.clone();
+        v["sensor"]["file_write"]["watched"] = watched.into();
+        v["sensor"]["file_write"]["matched_by"] = by.into();
+        is_backdoor_keys_planted(&v)
+    };
+    assert!(labelled("*/.ssh/", "name"));
+    assert!(labelled(BACKDOOR_SSH_DIR, "inode"), "after a refresh");
+    assert!(!labelled("/home/dev/.ssh/", "inode"), "another account's");
+    assert!(!labelled(BACKDOOR_SSH_DIR, "name"), "a label no rule gives");
+}
