@@ -6,6 +6,7 @@ pub mod config;
 pub mod daemon;
 pub mod enrich;
 pub mod event;
+pub mod file_stamp;
 pub mod pipeline;
 pub mod probe;
 pub mod sink;

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 
 use crate::event::{Id, Shared};
+use crate::file_stamp::FileStamp;
 
 const MAX_ENTRIES: usize = 4096;
 const MAX_CONTAINERS: usize = 256;
@@ -29,7 +30,7 @@ pub struct UserNames {
     /// Shared by every event that names them, their JSON made once.
     users: HashMap<u32, Shared<Id>>,
     groups: HashMap<u32, Shared<Id>>,
-    /// The host's account files as last seen (see [`FileStamp`]).
+    /// The host's account files as last seen.
     stamp: Option<[Option<FileStamp>; 2]>,
     /// By container id; None when its files could not be read.
     containers: HashMap<String, Option<ContainerAccounts>>,
@@ -178,33 +179,6 @@ impl UserNames {
 }
 
 const HOST_FILES: [&str; 2] = ["/etc/passwd", "/etc/group"];
-
-/// What says an account file changed: useradd and vipw replace the file
-/// (new inode), an editor may write it in place within one mtime tick, and
-/// `cp -p` or `touch -r` put an old mtime back; ctime catches what mtime
-/// misses since nothing but the kernel sets it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FileStamp {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
-}
-
-impl FileStamp {
-    fn of(path: &str) -> Option<FileStamp> {
-        use std::os::unix::fs::MetadataExt;
-        let m = std::fs::metadata(path).ok()?;
-        Some(FileStamp {
-            dev: m.dev(),
-            ino: m.ino(),
-            size: m.size(),
-            mtime: (m.mtime(), m.mtime_nsec()),
-            ctime: (m.ctime(), m.ctime_nsec()),
-        })
-    }
-}
 
 /// The host's NSS answer for a uid or gid.
 fn host_lookup(kind: Kind, id: u32) -> Option<String> {

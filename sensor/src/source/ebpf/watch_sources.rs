@@ -5,55 +5,27 @@
 //! symlinked startup file or an `AuthorizedKeysFile` added after the
 //! start is watched too.
 
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-/// What `stat` says of a file or directory that changes when it is
-/// written, replaced or (a directory) gains or loses an entry. The change
-/// time is there too: `touch -d` sets the modification time back, never
-/// that one. The kernel stamps times at its tick (a few ms): a rewrite in
-/// place, to the same size, within a tick of the read goes unnoticed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Fingerprint {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
-}
-
-impl Fingerprint {
-    /// Following symlinks, as the readers do; None for a missing path (its
-    /// creation is a change too).
-    fn of(path: &Path) -> Option<Fingerprint> {
-        let m = std::fs::metadata(path).ok()?;
-        Some(Fingerprint {
-            dev: m.dev(),
-            ino: m.ino(),
-            size: m.size(),
-            mtime: (m.mtime(), m.mtime_nsec()),
-            ctime: (m.ctime(), m.ctime_nsec()),
-        })
-    }
-}
+use crate::file_stamp::FileStamp;
 
 /// The sources noted while the paths were found, each once.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Sources(Vec<(PathBuf, Option<Fingerprint>)>);
+pub struct Sources(Vec<(PathBuf, Option<FileStamp>)>);
 
 impl Sources {
     /// Notes `path` as a source: to be called before it is read, so that
     /// a change made while it is read shows on the next look.
     pub fn note(&mut self, path: &Path) {
         if !self.0.iter().any(|(p, _)| p == path) {
-            self.0.push((path.to_path_buf(), Fingerprint::of(path)));
+            self.0.push((path.to_path_buf(), FileStamp::of(path)));
         }
     }
 
     /// Has any source changed (written, replaced, made or removed) since
     /// it was noted? One `stat` each.
     pub fn changed(&self) -> bool {
-        self.0.iter().any(|(p, seen)| Fingerprint::of(p) != *seen)
+        self.0.iter().any(|(p, seen)| FileStamp::of(p) != *seen)
     }
 
     /// The paths noted, in order.
