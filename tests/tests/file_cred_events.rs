@@ -636,12 +636,28 @@ fn an_ignored_executable_reinstalled_with_its_old_inode_number_stays_ignored() {
         sensor,
     } = ignored_tool("ignore-reinstall", 200);
 
+    const REFRESHED: &str = "ignored executables with a new inode";
+    let refreshes = || {
+        sensor
+            .stderr()
+            .iter()
+            .filter(|l| l.contains(REFRESHED))
+            .count()
+    };
+    let before = refreshes();
     let new = program_in_its_number(&dir, &tool);
     std::fs::rename(&new, &tool).expect("install it at the ignored path");
-    sensor.wait_for_log(
-        "ignored executables with a new inode",
-        std::time::Duration::from_secs(5),
-    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while refreshes() == before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no refresh of the ignored executables"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // A tick between the removal and the rename logs the removal alone;
+    // the ticks after the rename (200 ms apart) then take the new file.
+    std::thread::sleep(std::time::Duration::from_secs(1));
     let (reinstalled, ok) = run(Command::new(&tool).arg("600").arg(&kept));
     assert!(ok);
     let (control, ok) = run(Command::new("chmod").arg("640").arg(&kept));
