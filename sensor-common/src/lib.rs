@@ -182,8 +182,8 @@ pub mod names {
     pub const FN_SECURITY_INODE_SYMLINK: &str = "security_inode_symlink";
     pub const PROG_WATCH_SETATTR: &str = "watch_setattr";
     pub const WATCH_BY_INODE_MAP: &str = "WATCH_BY_INODE";
-    /// Watched files and directories by inode ([`crate::ExeKey`] keys; the
-    /// value is 1 + the path's index in the prefixes map), the
+    /// Watched files and directories by inode ([`crate::ExeKey`] keys,
+    /// [`crate::WatchedInode`] values), the
     /// directories holding watched files, and the watched paths as strings
     /// ([`crate::PathPrefix`], [`crate::WATCH_PREFIXES_MAX`] of them).
     pub const WATCHED_INODES_MAP: &str = "WATCHED_INODES";

@@ -10,7 +10,7 @@
 
 use core::mem::size_of;
 
-use crate::event::{EventHeader, TaskInfo};
+use crate::event::{EventHeader, InodeGeneration, TaskInfo};
 
 /// A traced syscall. Numbers are grouped by the record they produce and
 /// never reused.
@@ -757,6 +757,28 @@ pub const WATCH_PATHS_MAX: usize = WATCH_INODE_SHELL_RC_TARGET as usize - 1;
 pub const WATCHED_INODES_MAX: u32 = 1024;
 const _: () = assert!(WATCH_PATHS_MAX < WATCHED_INODES_MAX as usize);
 
+/// A value of `WATCHED_INODES`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WatchedInode {
+    /// 1 + the watched path's index, or [`WATCH_INODE_SHELL_RC_TARGET`]:
+    /// the event's `matched`.
+    pub matched: u32,
+    /// The inode's generation when the daemon found it. The inode number
+    /// of a watched file replaced by a rename over it (as passwd, useradd
+    /// and visudo write) goes to the next file made on its filesystem
+    /// (ext4 takes the lowest free one: useradd's `/etc/subuid+` got the
+    /// old `/etc/gshadow`'s), which would pass for the watched file until
+    /// the daemon's next look; the filesystem gives it another generation.
+    /// (`WATCHED_PARENTS`, the directories holding watched files, needs
+    /// none: a directory there only sends the call to the daemon, which
+    /// decides by its path.)
+    pub generation: InodeGeneration,
+}
+
+// As `InodeGeneration`: only read through the map's value pointer.
+const _: () = assert!(size_of::<WatchedInode>() == 12);
+
 /// Whether `matched` (`WatchEvent::matched`) is a match by name.
 pub const fn watch_matched_by_name(matched: u32) -> bool {
     matched == WATCH_MATCHED_SSH_DIR
@@ -1258,4 +1280,5 @@ mod pod {
     unsafe impl aya::Pod for super::SysEvent {}
     unsafe impl aya::Pod for super::WatchEvent {}
     unsafe impl aya::Pod for super::SocketEnds {}
+    unsafe impl aya::Pod for super::WatchedInode {}
 }

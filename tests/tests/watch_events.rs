@@ -1532,42 +1532,51 @@ fn a_watched_file_reached_by_another_name() {
     assert!(tree.path("etc/cron.d/planted").is_symlink());
 }
 
-/// A btrfs filesystem on a loop device, with a subvolume; unmounted and
-/// removed on drop.
-struct Btrfs {
+/// A filesystem made by `mkfs` on a loop device; unmounted and removed on
+/// drop.
+struct LoopFs {
     /// Removed after the unmount (fields drop after `drop`).
     dir: sensor_tests::Scratch,
     mount: PathBuf,
 }
 
-impl Btrfs {
-    fn new() -> Btrfs {
-        let dir = sensor_tests::scratch_dir("sensor-btrfs");
+/// Runs `cmd`, which must succeed (`what` says what it is for).
+fn ok(cmd: &mut Command, what: &str) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl LoopFs {
+    /// `mkfs` with `args` on a 300 MiB image (btrfs' least); `package`
+    /// names where `mkfs` comes from, for the failure.
+    fn new(mkfs: &str, args: &[&str], package: &str) -> LoopFs {
+        let dir = sensor_tests::scratch_dir("sensor-loopfs");
         let image = dir.join("fs.img");
         let mount = dir.join("mnt");
         std::fs::create_dir_all(&mount).expect("mkdir");
         let file = std::fs::File::create(&image).expect("image");
         file.set_len(300 << 20).expect("size the image");
-        let ok = |cmd: &mut Command, what: &str| {
-            let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-            assert!(
-                out.status.success(),
-                "{what}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
         ok(
-            Command::new("mkfs.btrfs").args(["-q", "-f"]).arg(&image),
-            "mkfs.btrfs (btrfs-progs: `cargo xtask setup` installs it)",
+            Command::new(mkfs).args(args).arg(&image),
+            &format!("{mkfs} ({package}: `cargo xtask setup` installs it)"),
         );
         ok(
             Command::new("mount")
                 .args(["-o", "loop"])
                 .arg(&image)
                 .arg(&mount),
-            "mount the btrfs image (a kernel with btrfs)",
+            &format!("mount the {mkfs} image"),
         );
-        let fs = Btrfs { dir, mount };
+        LoopFs { dir, mount }
+    }
+
+    /// btrfs, with a subvolume `root`.
+    fn btrfs() -> LoopFs {
+        let fs = LoopFs::new("mkfs.btrfs", &["-q", "-f"], "btrfs-progs");
         ok(
             Command::new("btrfs")
                 .args(["subvolume", "create"])
@@ -1578,10 +1587,107 @@ impl Btrfs {
     }
 }
 
-impl Drop for Btrfs {
+impl Drop for LoopFs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(&self.mount).status();
     }
+}
+
+/// ext4 gives a freed inode number to the next file made in the same
+/// block group: useradd's `/etc/subuid+` took that of the `/etc/gshadow`
+/// it had just replaced by a rename, and the kernel reported it as the
+/// watched file until the daemon's next look at the path. The new file
+/// has another generation, which the kernel compares.
+#[test]
+fn a_new_file_given_a_replaced_watched_files_inode_number_is_not_that_file() {
+    let fs = LoopFs::new("mkfs.ext4", &["-q"], "e2fsprogs");
+    let etc = fs.mount.join("etc");
+    std::fs::create_dir_all(&etc).expect("mkdir");
+    let gshadow = etc.join("gshadow");
+    std::fs::write(&gshadow, b"root:*::\n").expect("write");
+    let sensor = Sensor::start(&format!(
+        "[watch]\nuser_ssh_dirs = false\npaths = [\"{}\"]\n",
+        gshadow.display()
+    ));
+    let ino = |p: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).expect("stat"));
+    let old = ino(&gshadow);
+    // Stopped, the daemon cannot look at the path again: the kernel
+    // decides with the replaced inode's entry, as in the window between
+    // two looks.
+    // SAFETY: signals to our own child.
+    unsafe { libc::kill(sensor.pid() as i32, libc::SIGSTOP) };
+    sh(
+        "printf 'root:*::\\nevil:*::\\n' > etc/gshadow+ && mv etc/gshadow+ etc/gshadow",
+        &fs.mount,
+    );
+    let reused = (0..64)
+        .map(|i| etc.join(format!("subuid+{i}")))
+        .find(|p| {
+            std::fs::write(p, b"").expect("create");
+            ino(p) == old
+        })
+        .expect("ext4 gives the freed inode number to a new file in its directory");
+    let write = sh(&format!("echo x >> '{}'", reused.display()), &fs.mount);
+    // The watched file's new inode: the kernel has its directory, and
+    // sends the open for the daemon to decide by its path.
+    let control = sh(&format!("echo y >> '{}'", gshadow.display()), &fs.mount);
+    // SAFETY: as above.
+    unsafe { libc::kill(sensor.pid() as i32, libc::SIGCONT) };
+    let ev = sensor.wait_for("the append to the watched file's new inode", |v| {
+        write_by(v, "open_write", control)
+    });
+    assert_eq!(
+        at(&ev, "sensor.file_write.watched").as_str(),
+        gshadow.to_str()
+    );
+    assert_quiet(
+        &sensor,
+        write,
+        "an append to the file with the reused inode number",
+    );
+    let named: Vec<Value> = sensor
+        .events()
+        .into_iter()
+        .filter(|v| at(v, "file.path").as_str() == reused.to_str())
+        .collect();
+    assert!(named.is_empty(), "the new file reported: {named:?}");
+
+    // The watched file removed and made again takes the same inode number
+    // (the lowest free): the daemon's look at the path must still see a
+    // new file (its birth time), or the kernel's entry keeps the old
+    // generation and matches the file by inode no more.
+    wait_refreshed(&sensor, &gshadow);
+    let refreshes = || {
+        sensor
+            .stderr()
+            .iter()
+            .filter(|l| l.contains("watched paths with a new inode"))
+            .count()
+    };
+    let before = refreshes();
+    let number = ino(&gshadow);
+    // SAFETY: as above.
+    unsafe { libc::kill(sensor.pid() as i32, libc::SIGSTOP) };
+    std::fs::remove_file(&gshadow).expect("rm");
+    std::fs::write(&gshadow, b"root:*::\n").expect("write");
+    // SAFETY: as above.
+    unsafe { libc::kill(sensor.pid() as i32, libc::SIGCONT) };
+    assert_eq!(ino(&gshadow), number, "ext4 gives the freed number back");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while refreshes() == before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the file made again at the same number is not looked up again: {:#?}",
+            sensor.stderr()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let append = sh(&format!("echo z >> '{}'", gshadow.display()), &fs.mount);
+    let ev = sensor.wait_for("an append to the file made again", |v| {
+        write_by(v, "open_write", append)
+    });
+    assert_eq!(at(&ev, "sensor.file_write.watched").as_str(), gshadow.to_str());
+    assert_eq!(at(&ev, "sensor.file_write.matched_by"), "inode", "{ev}");
 }
 
 /// On btrfs, `stat` reports each subvolume's own device while the kernel's
@@ -1590,7 +1696,7 @@ impl Drop for Btrfs {
 /// /etc are on such a subvolume).
 #[test]
 fn a_watched_file_on_a_btrfs_subvolume_is_matched_by_inode() {
-    let fs = Btrfs::new();
+    let fs = LoopFs::btrfs();
     let etc = fs.mount.join("root/etc");
     std::fs::create_dir_all(&etc).expect("mkdir");
     let shadow = etc.join("shadow");

@@ -34,6 +34,9 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     // mkfs.btrfs: a watched file on a btrfs subvolume, whose stat device is
     // not its superblock's (the root filesystem of Fedora and openSUSE).
     "btrfs-progs",
+    // mkfs.ext4: a fresh ext4, whose inode numbers are reused in a known
+    // order, for the watched-inode generation test.
+    "e2fsprogs",
     // Delivery tests: a real rsyslog receives the syslog sink over TCP and
     // TLS (gnutls driver); certificates are made at test time with openssl.
     "rsyslog",

@@ -31,7 +31,7 @@ use sensor_common::{
     ARG_PATH_CAP, AT_FDCWD, EventKind, ExeKey, PathPrefix, ProbeError, SHELL_RC_NAME_MAX,
     SHELL_RC_NAME_MIN, SHELL_RC_TAILS, SHELL_RC_WORDS, SyscallOp, WATCH_MATCHED_SHELL_RC,
     WATCH_MATCHED_SSH_DIR, WATCH_MATCHED_USER_UNITS, WATCH_PREFIXES_MAX, WATCHED_INODES_MAX,
-    WatchEvent, watch_flags, watch_matched_by_name,
+    WatchEvent, WatchedInode, watch_flags, watch_matched_by_name,
 };
 
 use super::{copy, dir_path, fd_file, inflight, read_user_str};
@@ -51,9 +51,11 @@ const WRITE_INTENT: u32 = O_WRONLY | O_RDWR | O_CREAT | O_TRUNC;
 /// Directories climbed from a file looking for a watched one.
 const ANCESTORS_MAX: u32 = 16;
 
-/// Value: 1 + the watched path's index in `WATCHED_PREFIXES`.
+/// Value: the event's `matched` (1 + the watched path's index in
+/// `WATCHED_PREFIXES`…) and the inode's generation.
 #[map]
-static WATCHED_INODES: HashMap<ExeKey, u8> = HashMap::with_max_entries(WATCHED_INODES_MAX, 0);
+static WATCHED_INODES: HashMap<ExeKey, WatchedInode> =
+    HashMap::with_max_entries(WATCHED_INODES_MAX, 0);
 
 #[map]
 static WATCHED_PARENTS: HashMap<ExeKey, u8> = HashMap::with_max_entries(1024, 0);
@@ -214,89 +216,74 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
     put(&mut p.path2_len, 0);
     put(&mut p.matched, 0);
     let task = super::current_task();
-    let watched = match op {
-        SyscallOp::Ftruncate => {
-            p.fd = a(0) as i32;
-            match file_watched(fd_file(task, p.fd)) {
-                Some(matched) => {
-                    p.matched = matched;
-                    true
-                }
-                None => false,
-            }
+    if op == SyscallOp::Ftruncate {
+        p.fd = a(0) as i32;
+        if let Some(matched) = file_watched(fd_file(task, p.fd)) {
+            p.matched = matched;
+            keep(p);
         }
-        SyscallOp::Truncate | SyscallOp::Unlink => {
-            p.read_path(a(0));
-            path_watched(task, &p.path, p.path_len, AT_FDCWD)
-        }
+        return 0;
+    }
+    // The path arguments: the new (or only) name and its dirfd, then the
+    // second, if any (rename's new name, link's existing file, symlink's
+    // target text) and its dirfd. Chosen here and read and decided
+    // once below: each `path_watched` inlined is several bounded climbs
+    // and scans, and one per call site took the ia32 program to the
+    // verifier's million instructions.
+    let (new, fd, second, fd2) = match op {
+        SyscallOp::Truncate | SyscallOp::Unlink => (a(0), AT_FDCWD, None, AT_FDCWD),
         SyscallOp::Unlinkat => {
-            p.fd = a(0) as i32;
             p.open_flags = a(2) as u32;
-            p.read_path(a(1));
-            path_watched(task, &p.path, p.path_len, p.fd)
+            (a(1), a(0) as i32, None, AT_FDCWD)
         }
-        SyscallOp::Rename => {
-            p.read_path(a(0));
-            p.read_path2(a(1));
-            path_watched(task, &p.path, p.path_len, AT_FDCWD)
-                || path_watched(task, &p.path2, p.path2_len, AT_FDCWD)
-        }
+        SyscallOp::Rename => (a(0), AT_FDCWD, Some(a(1)), AT_FDCWD),
         SyscallOp::Renameat | SyscallOp::Renameat2 => {
-            p.fd = a(0) as i32;
-            p.fd2 = a(2) as i32;
             if op == SyscallOp::Renameat2 {
                 p.open_flags = a(4) as u32;
             }
-            p.read_path(a(1));
-            p.read_path2(a(3));
-            path_watched(task, &p.path, p.path_len, p.fd)
-                || path_watched(task, &p.path2, p.path2_len, p.fd2)
+            (a(1), a(0) as i32, Some(a(3)), a(2) as i32)
         }
-        // Link and symlink: `path` is the new name, `path2` the existing
-        // file (link) or the target text (symlink: not a file the call
-        // touches, never joined or matched).
-        SyscallOp::Link | SyscallOp::Linkat => {
-            let (fd2, old, fd, new) = if op == SyscallOp::Linkat {
-                p.open_flags = a(4) as u32;
-                (a(0) as i32, a(1), a(2) as i32, a(3))
-            } else {
-                (AT_FDCWD, a(0), AT_FDCWD, a(1))
-            };
-            p.fd = fd;
-            p.fd2 = fd2;
-            p.read_path(new);
-            p.read_path2(old);
-            path_watched(task, &p.path, p.path_len, p.fd)
-                || path_watched(task, &p.path2, p.path2_len, p.fd2)
+        // Link: `path` is the new name, `path2` the existing file.
+        SyscallOp::Link => (a(1), AT_FDCWD, Some(a(0)), AT_FDCWD),
+        SyscallOp::Linkat => {
+            p.open_flags = a(4) as u32;
+            (a(3), a(2) as i32, Some(a(1)), a(0) as i32)
         }
-        SyscallOp::Symlink | SyscallOp::Symlinkat => {
-            let (fd, new) = if op == SyscallOp::Symlinkat {
-                (a(1) as i32, a(2))
-            } else {
-                (AT_FDCWD, a(1))
-            };
-            p.fd = fd;
-            p.fd2 = fd;
-            p.read_path(new);
-            p.read_path2(a(0));
-            path_watched(task, &p.path, p.path_len, p.fd)
-        }
+        // Symlink: `path2` is the target text, not a file the call
+        // touches (never joined or matched).
+        SyscallOp::Symlink => (a(1), AT_FDCWD, Some(a(0)), AT_FDCWD),
+        SyscallOp::Symlinkat => (a(2), a(1) as i32, Some(a(0)), a(1) as i32),
         _ => return 0,
     };
-    // Not decided by its path: the hooks inside the call may still find a
-    // watched inode (every op here but ftruncate, decided by its fd).
-    let undecided = !watched && op != SyscallOp::Ftruncate && by_inode_hooks();
-    if undecided {
-        p.flags |= watch_flags::UNDECIDED;
+    let second_is_file = !matches!(op, SyscallOp::Symlink | SyscallOp::Symlinkat);
+    p.fd = fd;
+    p.fd2 = fd2;
+    p.read_path(new);
+    if let Some(second) = second {
+        p.read_path2(second);
     }
-    if (watched || undecided)
-        && WATCH_INFLIGHT
-            .insert(&super::entry_thread_key(), &*p, 0)
-            .is_err()
+    let watched = path_watched(task, &p.path, p.path_len, p.fd)
+        || (second_is_file && path_watched(task, &p.path2, p.path2_len, p.fd2));
+    if watched {
+        keep(p);
+    } else if by_inode_hooks() {
+        // Not decided by its path: the hooks inside the call may still
+        // find a watched inode.
+        p.flags |= watch_flags::UNDECIDED;
+        keep(p);
+    }
+    0
+}
+
+/// Keeps the watched (or undecided) call `p` for its exit.
+#[inline(always)]
+fn keep(p: &PendingWatch) {
+    if WATCH_INFLIGHT
+        .insert(&super::entry_thread_key(), p, 0)
+        .is_err()
     {
         count_error(ProbeError::Inflight);
     }
-    0
 }
 
 /// For the fentry hooks: the call in flight on this thread acts on
@@ -320,7 +307,7 @@ pub(super) fn resolved(dentries: [u64; 2]) {
         if d == 0 {
             continue;
         }
-        let m = dentry_watched(d, &WATCHED_INODES);
+        let m = dentry_watched(d);
         if m != 0 {
             p.matched = m;
             return;
@@ -492,7 +479,7 @@ fn file_watched(file: Result<u64, Miss>) -> Option<u32> {
         .and_then(|f| field(f, off!(file_path)))
         .and_then(|path| read_ptr(path, off!(path_dentry)))
         .ok()?;
-    let (matched, in_parent) = climb(dentry, &WATCHED_INODES, true);
+    let (matched, in_parent) = climb(dentry, FILES_DIRECTORY);
     if matched != 0 {
         return Some(matched);
     }
@@ -812,19 +799,27 @@ fn named_arg(path: &[u8; ARG_PATH_CAP], len: u32) -> bool {
         || (shell_rc_watched() && rc_name_in(path, 0, len as usize))
 }
 
-/// Climbs from `dentry` to its filesystem's root looking for an inode in
-/// `map`: the value found (non-zero), or 0.
+/// Climbs from `dentry` to its filesystem's root looking for a watched
+/// inode: its `matched` (non-zero), or 0.
 #[inline(always)]
-fn dentry_watched(dentry: u64, map: &HashMap<ExeKey, u8>) -> u32 {
-    climb(dentry, map, false).0
+fn dentry_watched(dentry: u64) -> u32 {
+    climb(dentry, NO_LEVEL).0
 }
 
-/// [`dentry_watched`], and with `check_parent`, whether `dentry`'s directory is
-/// in `WATCHED_PARENTS`: looked up with the key the climb reads anyway
-/// (one lookup more, no reads), since every successful open for writing on
-/// a watched filesystem asks.
+/// [`climb`]'s `parent_level` for a file: whether its directory holds a
+/// watched file.
+const FILES_DIRECTORY: u32 = 1;
+/// …for a directory: whether it holds one itself.
+const ITSELF: u32 = 0;
+/// …for neither.
+const NO_LEVEL: u32 = u32::MAX;
+
+/// [`dentry_watched`], and whether the directory `parent_level` steps up
+/// from `dentry` (see the constants above) is in `WATCHED_PARENTS`: looked
+/// up with the key the climb reads anyway (one lookup more, no reads),
+/// since every successful open for writing on a watched filesystem asks.
 #[inline(always)]
-fn climb(dentry: u64, map: &HashMap<ExeKey, u8>, check_parent: bool) -> (u32, bool) {
+fn climb(dentry: u64, parent_level: u32) -> (u32, bool) {
     // The climb never leaves the filesystem (d_parent ends at its root):
     // one device for every inode on the way, read once.
     let dev = match dentry_dev(dentry) {
@@ -843,12 +838,23 @@ fn climb(dentry: u64, map: &HashMap<ExeKey, u8>, check_parent: bool) -> (u32, bo
             let ino = read_u64(inode, off!(inode_ino)).unwrap_or(0);
             let key = ExeKey { ino, dev, _pad0: 0 };
             // SAFETY: a lookup; the value is not kept.
-            if let Some(v) = unsafe { map.get(&key) } {
-                // Non-zero: the daemon writes 1 + an index, or 1.
-                return ((*v).max(1) as u32, in_parent);
+            if let Some(v) = unsafe { WATCHED_INODES.get(&key) } {
+                // Another generation: a file made since with the watched
+                // one's inode number, not it (and maybe under it: the climb
+                // goes on). One unread is taken for it: a missed write is
+                // worse than a wrong name.
+                let same = v.generation.known == 0
+                    || match read_u32(inode, off!(inode_generation)) {
+                        Ok(g) => g == v.generation.generation,
+                        Err(_) => true,
+                    };
+                if same {
+                    // Non-zero: the daemon writes 1 + an index, or 1.
+                    return (v.matched.max(1), in_parent);
+                }
             }
             // SAFETY: as above.
-            if check_parent && i == 1 && unsafe { WATCHED_PARENTS.get(&key) }.is_some() {
+            if i == parent_level && unsafe { WATCHED_PARENTS.get(&key) }.is_some() {
                 in_parent = true;
             }
         }
@@ -895,9 +901,10 @@ fn path_watched(task: u64, path: &[u8; ARG_PATH_CAP], len: u32, dirfd: i32) -> b
     let dir = dir_path(task, dirfd).and_then(|p| read_ptr(p, off!(path_dentry)));
     match dir {
         Ok(d) => {
-            dentry_watched(d, &WATCHED_INODES) != 0
-                || dentry_watched(d, &WATCHED_PARENTS) != 0
-                || holds_named(d) != 0
+            // Under a watched directory, or holding a watched file (the
+            // daemon checks which on the joined path).
+            let (matched, holds_watched) = climb(d, ITSELF);
+            matched != 0 || holds_watched || holds_named(d) != 0
         }
         Err(_) => false,
     }

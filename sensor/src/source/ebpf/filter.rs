@@ -11,7 +11,7 @@ use aya::maps::{Array, HashMap, MapData};
 use sensor_common::{ExeKey, IGNORE_PREFIX_CAP, InodeGeneration, PathPrefix, filter_flags, names};
 
 use super::LoadError;
-use super::inode_key::{InodeKeys, generation};
+use super::inode_key::{InodeKeys, metadata_and_generation};
 use crate::config::filter::FilterConfig;
 
 /// The resolved filter, ready to be written into the maps.
@@ -58,20 +58,14 @@ fn exe_entries<'a>(
         .collect()
 }
 
-/// Opens `path` (following symlinks, as exec does) and tells what is
-/// there; its metadata too, for its key.
+/// Tells what is at `path` (following symlinks, as exec does); its
+/// metadata too, for its key.
 fn see(path: &Path) -> std::io::Result<(std::fs::Metadata, Seen)> {
-    use std::os::unix::fs::OpenOptionsExt;
-    // O_NONBLOCK: a FIFO configured by mistake must not hang the daemon.
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)?;
-    let meta = file.metadata()?;
+    let (meta, generation) = metadata_and_generation(path)?;
     let seen = Seen {
         dev: meta.dev(),
         ino: meta.ino(),
-        generation: generation(&file),
+        generation,
     };
     Ok((meta, seen))
 }
@@ -396,7 +390,7 @@ mod tests {
         let m = std::fs::metadata("/bin/sh").expect("stat");
         assert_eq!(r.exes[0].0.ino, m.ino(), "follows the symlink to the file");
         let file = std::fs::File::open("/bin/sh").expect("open");
-        assert_eq!(r.exes[0].1, generation(&file));
+        assert_eq!(r.exes[0].1, super::super::inode_key::generation(&file));
         assert_eq!(r.flags(), filter_flags::EXECUTABLES);
     }
 }

@@ -44,11 +44,58 @@ impl InodeKeys {
     }
 }
 
-/// `stat`'s `(st_dev, st_ino)` of `path`, None where it cannot be read:
-/// what tells, without the mount table, that a file kept by its key was
-/// replaced, created or removed since the key was made.
-pub fn stat_id(path: &Path) -> Option<(u64, u64)> {
-    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+/// What tells, without the mount table, that a file kept by its key was
+/// replaced, created or removed since the key was made: `stat`'s
+/// `(st_dev, st_ino)`, and the birth time where the filesystem keeps one
+/// (ext4, xfs, btrfs): a file removed and made again at once takes the
+/// same inode number on ext4, and another generation, which the kernel
+/// compares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StatId {
+    dev: u64,
+    ino: u64,
+    born: Option<std::time::SystemTime>,
+}
+
+/// `path`'s [`StatId`], None where it cannot be read. One `statx`, as a
+/// plain `stat` (std asks for the birth time too).
+pub fn stat_id(path: &Path) -> Option<StatId> {
+    std::fs::metadata(path).ok().map(|m| StatId {
+        dev: m.dev(),
+        ino: m.ino(),
+        born: m.created().ok(),
+    })
+}
+
+/// What is at `path`, following symlinks: its metadata, and the
+/// generation of that same inode ([`generation`]). Only a regular file or
+/// a directory is opened for the ioctl, through the `O_PATH` descriptor
+/// its metadata came from: opening anything else can act (a watchdog
+/// device's open arms it, a FIFO's blocks), and a path swapped in between
+/// cannot lead there. Anything else, or a file that cannot be opened, has
+/// its generation unknown.
+pub fn metadata_and_generation(
+    path: &Path,
+) -> std::io::Result<(std::fs::Metadata, InodeGeneration)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    // O_PATH opens nothing: no device open, no FIFO wait.
+    let handle = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH)
+        .open(path)?;
+    let meta = handle.metadata()?;
+    if !(meta.is_file() || meta.is_dir()) {
+        return Ok((meta, InodeGeneration::default()));
+    }
+    // The very inode `handle` holds, opened for reading. O_NONBLOCK and
+    // O_NOCTTY as a second guard.
+    use std::os::fd::AsRawFd;
+    let reopened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(format!("/proc/self/fd/{}", handle.as_raw_fd()));
+    let generation = reopened.map(|f| generation(&f)).unwrap_or_default();
+    Ok((meta, generation))
 }
 
 /// The inode generation (`i_generation`) of the open `file`, as
@@ -143,5 +190,33 @@ mod tests {
         // procfs is not btrfs: its st_dev is the superblock's.
         assert_eq!(key.dev, kernel_dev(meta.dev()));
         assert_eq!(key.ino, meta.ino());
+    }
+
+    #[test]
+    fn a_files_generation_is_read_through_the_inode_its_metadata_came_from() {
+        let dir = std::env::temp_dir().join(format!("sensor-generation-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let file = dir.join("f");
+        std::fs::write(&file, b"x").expect("write");
+        let (meta, generation) = metadata_and_generation(&file).expect("found");
+        assert_eq!(meta.ino(), std::fs::metadata(&file).expect("stat").ino());
+        let opened = std::fs::File::open(&file).expect("open");
+        assert_eq!(generation, super::generation(&opened));
+        // A symlink is followed, to the same inode.
+        let link = dir.join("l");
+        std::os::unix::fs::symlink(&file, &link).expect("symlink");
+        let (through, linked) = metadata_and_generation(&link).expect("found");
+        assert_eq!((through.ino(), linked), (meta.ino(), generation));
+        // A FIFO is not opened (an open for reading would wait for a
+        // writer, hanging this test): its generation is unknown.
+        let fifo = dir.join("p");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_bytes()).expect("no NUL");
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+        let (m, g) = metadata_and_generation(&fifo).expect("found");
+        assert!(std::os::unix::fs::FileTypeExt::is_fifo(&m.file_type()));
+        assert_eq!(g, InodeGeneration::default());
+        assert!(metadata_and_generation(&dir.join("missing")).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

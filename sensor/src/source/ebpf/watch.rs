@@ -9,14 +9,15 @@ use std::path::{Path, PathBuf};
 use aya::Ebpf;
 use aya::maps::{Array, HashMap, MapData};
 use sensor_common::{
-    ExeKey, IGNORE_PREFIX_CAP, PathPrefix, SHELL_RC_NAMES, WATCH_INODE_SHELL_RC_TARGET,
-    WATCH_MATCHED_SHELL_RC, WATCH_MATCHED_SSH_DIR, WATCH_MATCHED_USER_UNITS, WATCH_PATHS_MAX,
-    WATCH_PREFIXES_MAX, WATCHED_INODES_MAX, names, probe_features,
+    ExeKey, IGNORE_PREFIX_CAP, InodeGeneration, PathPrefix, SHELL_RC_NAMES,
+    WATCH_INODE_SHELL_RC_TARGET, WATCH_MATCHED_SHELL_RC, WATCH_MATCHED_SSH_DIR,
+    WATCH_MATCHED_USER_UNITS, WATCH_PATHS_MAX, WATCH_PREFIXES_MAX, WATCHED_INODES_MAX,
+    WatchedInode, names, probe_features,
 };
 
 use super::LoadError;
 use super::homes::{self, Account};
-use super::inode_key::{InodeKeys, stat_id};
+use super::inode_key::{InodeKeys, StatId, metadata_and_generation, stat_id};
 use super::sshd_files;
 use super::watch_sources::Sources;
 use crate::config::watch::WatchConfig;
@@ -60,15 +61,15 @@ pub struct Watched {
     /// `WATCH_INODE_SHELL_RC_TARGET`.
     rc_links: Vec<RcLink>,
     /// Each existing path's inode, with 1 + its index in `paths` (what
-    /// the kernel reports as `WatchEvent::matched`); and each of
-    /// `rc_links`' targets.
-    inodes: Vec<(ExeKey, u8)>,
+    /// the kernel reports as `WatchEvent::matched`) and its generation;
+    /// and each of `rc_links`' targets.
+    inodes: Vec<(ExeKey, WatchedInode)>,
     parents: Vec<ExeKey>,
     /// What `stat` said of each path and its directory when the keys were
     /// made: a refresh compares this first, and reads the mount table
     /// (which the keys need, and which can be long on a container host)
     /// only when something changed.
-    seen: Vec<[Option<(u64, u64)>; 2]>,
+    seen: Vec<[Option<StatId>; 2]>,
 }
 
 /// What finding the paths has to say, said once they are in use: a
@@ -244,8 +245,8 @@ impl Watched {
             let i = w.paths.iter().position(|p| p == path)?;
             w.inodes
                 .iter()
-                .find(|(_, v)| usize::from(*v) == i + 1)
-                .map(|(k, _)| *k)
+                .find(|(_, v)| v.matched as usize == i + 1)
+                .map(|(k, v)| (*k, v.generation))
         };
         let links = |w: &Watched, v: &Watched| -> Vec<String> {
             w.rc_links
@@ -281,7 +282,7 @@ impl Watched {
     /// [`Self::find_inodes`] makes keys of; then of what each startup-file
     /// symlink leads to (they run on each tick: a link made or removed
     /// changes its home, a source).
-    fn stat_paths(&self) -> Vec<[Option<(u64, u64)>; 2]> {
+    fn stat_paths(&self) -> Vec<[Option<StatId>; 2]> {
         let rc = self.rc_symlinks.iter().map(|p| [stat_id(p), None]);
         self.paths
             .iter()
@@ -312,12 +313,17 @@ impl Watched {
         let keys = InodeKeys::new();
         for (i, text) in self.paths.iter().enumerate() {
             let p = Path::new(std::ffi::OsStr::from_bytes(text));
-            let meta = std::fs::metadata(p).ok();
-            if let Some(m) = &meta {
-                // WATCH_PATHS_MAX (checked in resolve) keeps it in a u8.
-                self.inodes.push((keys.key(p, m), (i + 1) as u8));
+            let meta = metadata_and_generation(p).ok();
+            if let Some((m, generation)) = &meta {
+                let value = WatchedInode {
+                    // WATCH_PATHS_MAX (checked in resolve) keeps it below
+                    // WATCH_INODE_SHELL_RC_TARGET.
+                    matched: (i + 1) as u32,
+                    generation: *generation,
+                };
+                self.inodes.push((keys.key(p, m), value));
             }
-            if meta.as_ref().is_some_and(|m| m.is_dir()) || text.ends_with(b"/") {
+            if meta.as_ref().is_some_and(|(m, _)| m.is_dir()) || text.ends_with(b"/") {
                 continue;
             }
             if let Some(dir) = p.parent() {
@@ -331,7 +337,7 @@ impl Watched {
         }
         let mut no_room = 0;
         for path in &self.rc_symlinks {
-            let Some((target, meta)) = rc_link(path) else {
+            let Some((target, meta, generation)) = rc_link(path) else {
                 continue;
             };
             let key = keys.key(&target, &meta);
@@ -342,7 +348,11 @@ impl Watched {
                     no_room += 1;
                     continue;
                 }
-                self.inodes.push((key, WATCH_INODE_SHELL_RC_TARGET));
+                let value = WatchedInode {
+                    matched: WATCH_INODE_SHELL_RC_TARGET.into(),
+                    generation,
+                };
+                self.inodes.push((key, value));
             }
             self.rc_links.push(RcLink {
                 link: path.as_os_str().as_bytes().to_vec(),
@@ -467,33 +477,15 @@ impl Watched {
     /// made on its filesystem, which would then pass for the watched one),
     /// then the new ones, over those kept (never absent in between).
     fn replace_inodes(&self, old: &Watched, ebpf: &mut Ebpf) -> Result<(), LoadError> {
+        replace_entries(ebpf, names::WATCHED_INODES_MAP, &old.inodes, &self.inodes)?;
         let parents =
             |w: &Watched| -> Vec<(ExeKey, u8)> { w.parents.iter().map(|k| (*k, 1)).collect() };
-        for (name, before, after) in [
-            (
-                names::WATCHED_INODES_MAP,
-                old.inodes.clone(),
-                self.inodes.clone(),
-            ),
-            (names::WATCHED_PARENTS_MAP, parents(old), parents(self)),
-        ] {
-            let map = ebpf
-                .map_mut(name)
-                .ok_or(LoadError::Missing { what: "map", name })?;
-            let mut hash: HashMap<&mut MapData, ExeKey, u8> =
-                HashMap::try_from(map).map_err(|source| LoadError::Map { name, source })?;
-            for (k, _) in before
-                .iter()
-                .filter(|(k, _)| !after.iter().any(|(a, _)| a == k))
-            {
-                // Absent already is fine: the goal is its absence.
-                let _ = hash.remove(k);
-            }
-            for (k, v) in &after {
-                hash.insert(k, v, 0)
-                    .map_err(|source| LoadError::Map { name, source })?;
-            }
-        }
+        replace_entries(
+            ebpf,
+            names::WATCHED_PARENTS_MAP,
+            &parents(old),
+            &parents(self),
+        )?;
         // The filesystems holding them: the kernel's first check. Never
         // removed (a filesystem left with no watched inode costs a climb).
         let name = names::WATCHED_DEVS_MAP;
@@ -509,6 +501,34 @@ impl Watched {
         }
         Ok(())
     }
+}
+
+/// Brings the hash map `name` from the entries `before` to `after`: the
+/// keys gone first, then the others written over those kept (never absent
+/// in between).
+fn replace_entries<V: aya::Pod>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    before: &[(ExeKey, V)],
+    after: &[(ExeKey, V)],
+) -> Result<(), LoadError> {
+    let map = ebpf
+        .map_mut(name)
+        .ok_or(LoadError::Missing { what: "map", name })?;
+    let mut hash: HashMap<&mut MapData, ExeKey, V> =
+        HashMap::try_from(map).map_err(|source| LoadError::Map { name, source })?;
+    for (k, _) in before
+        .iter()
+        .filter(|(k, _)| !after.iter().any(|(a, _)| a == k))
+    {
+        // Absent already is fine: the goal is its absence.
+        let _ = hash.remove(k);
+    }
+    for (k, v) in after {
+        hash.insert(k, v, 0)
+            .map_err(|source| LoadError::Map { name, source })?;
+    }
+    Ok(())
 }
 
 /// The label of a file the kernel matched in a directory named `.ssh`
@@ -618,9 +638,10 @@ struct RcLink {
     target: Vec<u8>,
 }
 
-/// The file `path` is a symlink to: its resolved path and metadata. None
+/// The file `path` is a symlink to: its resolved path, metadata and
+/// generation. None
 /// for anything else (a plain file is matched by its name already).
-fn rc_link(path: &Path) -> Option<(PathBuf, std::fs::Metadata)> {
+fn rc_link(path: &Path) -> Option<(PathBuf, std::fs::Metadata, InodeGeneration)> {
     if !std::fs::symlink_metadata(path)
         .ok()?
         .file_type()
@@ -629,8 +650,8 @@ fn rc_link(path: &Path) -> Option<(PathBuf, std::fs::Metadata)> {
         return None;
     }
     let target = std::fs::canonicalize(path).ok()?;
-    let meta = std::fs::metadata(&target).ok()?;
-    meta.is_file().then_some((target, meta))
+    let (meta, generation) = metadata_and_generation(&target).ok()?;
+    meta.is_file().then_some((target, meta, generation))
 }
 
 /// The files sshd_config names for keys (see [`sshd_files`]), said.
@@ -938,7 +959,13 @@ mod tests {
         assert_eq!(w.parents.len(), 1, "the directory holding it");
         assert!(w.paths[1].ends_with(b"not-yet/"));
         // What the kernel reports for the file's inode names it back.
-        let matched = u32::from(w.inodes[0].1);
+        let matched = w.inodes[0].1.matched;
+        // With the generation the kernel compares (see `WatchedInode`).
+        let opened = std::fs::File::open(&file).expect("open");
+        assert_eq!(
+            w.inodes[0].1.generation,
+            super::super::inode_key::generation(&opened)
+        );
         assert_eq!(
             w.by_kernel_match(matched, [None, None]),
             Some(w.paths[0].clone())
@@ -995,9 +1022,13 @@ mod tests {
                 target: bytes(&target)
             }]
         );
-        let meta = std::fs::metadata(&target).expect("stat");
+        let (meta, generation) = metadata_and_generation(&target).expect("stat");
         let key = InodeKeys::new().key(&target, &meta);
-        assert_eq!(w.inodes, vec![(key, WATCH_INODE_SHELL_RC_TARGET)]);
+        let value = WatchedInode {
+            matched: WATCH_INODE_SHELL_RC_TARGET.into(),
+            generation,
+        };
+        assert_eq!(w.inodes, vec![(key, value)]);
         let matched = u32::from(WATCH_INODE_SHELL_RC_TARGET);
         assert_eq!(
             w.by_kernel_match(matched, [Some(&bytes(&target)), None]),
@@ -1107,11 +1138,10 @@ mod tests {
             let (_, matched) = w
                 .inodes
                 .iter()
-                .find(|(_, v)| w.paths[usize::from(*v) - 1] == *want)
+                .find(|(_, v)| w.paths[v.matched as usize - 1] == *want)
                 .expect("an inode");
             assert_eq!(
-                w.by_kernel_match(u32::from(*matched), [None, None])
-                    .as_ref(),
+                w.by_kernel_match(matched.matched, [None, None]).as_ref(),
                 Some(want)
             );
         }
