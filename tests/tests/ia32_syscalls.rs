@@ -384,6 +384,28 @@ fn an_ia32_connect_to_a_closed_port_reports_the_refusal_also_through_socketcall(
     }
 }
 
+/// The ia32 entry programs are the largest the verifier walks (each
+/// family's code a second time, with the ia32 registers): the sensor says
+/// how close the largest came to the verifier's limit, which the harness
+/// fails on past 90% (see `sensor::source::ebpf::TOO_COMPLEX`).
+#[test]
+fn the_verifier_s_headroom_is_reported() {
+    let sensor = Sensor::start("");
+    let line = sensor.wait_for_log(
+        "the verifier walked at most",
+        std::time::Duration::from_secs(10),
+    );
+    let walked: u32 = line
+        .split("at most ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {line}"));
+    // Linux 5.16+ tells the count: this host's does.
+    assert!(walked > 10_000, "{line}");
+    assert!(walked <= 900_000, "{line}");
+}
+
 #[test]
 fn with_ia32_syscalls_off_the_hooks_are_not_attached() {
     let sensor = Sensor::start("[ebpf]\nia32_syscalls = false\n");

@@ -1686,7 +1686,10 @@ fn a_new_file_given_a_replaced_watched_files_inode_number_is_not_that_file() {
     let ev = sensor.wait_for("an append to the file made again", |v| {
         write_by(v, "open_write", append)
     });
-    assert_eq!(at(&ev, "sensor.file_write.watched").as_str(), gshadow.to_str());
+    assert_eq!(
+        at(&ev, "sensor.file_write.watched").as_str(),
+        gshadow.to_str()
+    );
     assert_eq!(at(&ev, "sensor.file_write.matched_by"), "inode", "{ev}");
 }
 

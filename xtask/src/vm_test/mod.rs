@@ -581,7 +581,7 @@ mod tests {
         assert!(check_verified("6.12.95+deb12-cloud-amd64", &warned).is_err());
         // Too complex, at whatever level the fallback is then logged.
         let too_complex = format!(
-            "ERROR sensor::source::ebpf: program watch_compat_enter {} (BPF_PROG_LOAD \
+            "ERROR sensor::source::ebpf: program watch_compat_enter is {} (BPF_PROG_LOAD \
              returned E2BIG): a sensor bug\n{fallbacks}",
             crate::kernels::TOO_COMPLEX
         );
