@@ -183,14 +183,14 @@ pub mod names {
     pub const PROG_WATCH_SETATTR: &str = "watch_setattr";
     pub const WATCH_BY_INODE_MAP: &str = "WATCH_BY_INODE";
     /// Watched files and directories by inode ([`crate::ExeKey`] keys,
-    /// [`crate::WatchedInode`] values), the
-    /// directories holding watched files, and the watched paths as strings
-    /// ([`crate::PathPrefix`], [`crate::WATCH_PREFIXES_MAX`] of them).
+    /// [`crate::WatchedInode`] values), the directories holding watched
+    /// files, and the watched paths' [`crate::path_hash`]es (u64 keys, u8
+    /// values).
     pub const WATCHED_INODES_MAP: &str = "WATCHED_INODES";
     pub const WATCHED_PARENTS_MAP: &str = "WATCHED_PARENTS";
     /// The filesystems (kernel dev_t) of both maps' inodes.
     pub const WATCHED_DEVS_MAP: &str = "WATCHED_DEVS";
-    pub const WATCHED_PREFIXES_MAP: &str = "WATCHED_PREFIXES";
+    pub const WATCHED_PATH_HASHES_MAP: &str = "WATCHED_PATH_HASHES";
     /// Sockets with a connect in progress, by socket address.
     pub const CONNECTING_MAP: &str = "CONNECTING";
     /// `tp_btf/sys_enter` and `tp_btf/sys_exit`: every syscall passes

@@ -713,7 +713,7 @@ pub struct WatchEvent {
     pub path_len: u32,
     pub base_len: u32,
     pub path2_len: u32,
-    /// 1 + the index in `WATCHED_PREFIXES` of the watched path whose inode
+    /// 1 + the index in the daemon's list of the watched path whose inode
     /// the kernel found (the file itself or a directory above it);
     /// [`WATCH_MATCHED_SSH_DIR`] or [`WATCH_MATCHED_USER_UNITS`] when it
     /// found a file in a directory of that rule's name, or one, by the
@@ -725,7 +725,7 @@ pub struct WatchEvent {
 
 /// `WatchEvent::matched` of a file the kernel matched by its names
 /// (`[watch] user_ssh_dirs`): a directory named `.ssh`, or a file in
-/// one. Above every index of `WATCHED_PREFIXES`.
+/// one. Above every `1 +` index of a watched path.
 pub const WATCH_MATCHED_SSH_DIR: u32 = 0x100;
 
 /// `WatchEvent::matched` of a file the kernel matched by its names
@@ -741,16 +741,43 @@ pub const WATCH_MATCHED_SHELL_RC: u32 = 0x102;
 /// file that a home's startup file is a symlink to (`[watch]
 /// shell_rc_files`): a dotfile manager's `~/.bashrc -> dotfiles/bashrc`,
 /// whose target's name the kernel's name rule does not know. Above every
-/// `1 +` index of `WATCHED_PREFIXES`, which the kernel passes on as it
-/// does this.
+/// `1 +` index of a watched path, which the kernel passes on as it does
+/// this.
 pub const WATCH_INODE_SHELL_RC_TARGET: u8 = u8::MAX;
-const _: () = assert!(WATCH_PREFIXES_MAX < WATCH_INODE_SHELL_RC_TARGET as u32);
 
-/// Watched paths in all, at most: the first [`WATCH_PREFIXES_MAX`] as
-/// strings too, the others by inode only (sshd's files, homes' `.ssh`
-/// beyond the slots). Their `1 +` index stays below
-/// [`WATCH_INODE_SHELL_RC_TARGET`] in a `WATCHED_INODES` value (a `u8`).
+/// Watched paths in all, at most (the config's, sshd's files, homes'
+/// `.ssh`). Their `1 +` index stays below [`WATCH_INODE_SHELL_RC_TARGET`]
+/// in a `WATCHED_INODES` value (a `u8`).
 pub const WATCH_PATHS_MAX: usize = WATCH_INODE_SHELL_RC_TARGET as usize - 1;
+
+/// Entries of the kernel's `WATCHED_PATH_HASHES`: each watched path's
+/// [`path_hash`], and a directory's also without its trailing slash.
+pub const WATCHED_PATH_HASHES_MAX: u32 = 2 * WATCH_PATHS_MAX as u32;
+
+/// The bytes of a path argument the kernel hashes, and so the longest
+/// watched path: a watched directory's prefix, and a watched file's whole
+/// path, lie within them.
+pub const PATH_HASH_SPAN: usize = 256;
+
+/// FNV-1a's 64-bit offset basis: [`path_hash`] of no bytes.
+pub const PATH_HASH_SEED: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// One byte more into a [`path_hash`]: FNV-1a, which the kernel computes
+/// as it scans a path argument (looking up each prefix that ends in a
+/// slash on the way), in a few instructions a byte. Not a keyed hash: an
+/// intruder who makes a path collide with a watched one only has the call
+/// sent to the daemon, which compares the path itself.
+#[inline(always)]
+pub fn path_hash_step(hash: u64, byte: u8) -> u64 {
+    (hash ^ byte as u64).wrapping_mul(0x0000_0100_0000_01b3)
+}
+
+/// The hash the kernel looks up for `bytes` (see [`path_hash_step`]).
+pub fn path_hash(bytes: &[u8]) -> u64 {
+    bytes
+        .iter()
+        .fold(PATH_HASH_SEED, |h, &b| path_hash_step(h, b))
+}
 
 /// Entries of the kernel's `WATCHED_INODES`: every watched path's inode,
 /// then the startup-file symlinks' targets in the room left.
@@ -897,13 +924,6 @@ const _: () = assert!(size_of::<WatchEvent>() == 16 + 144 + 40);
 /// Largest record of the watched-path kind.
 pub const WATCH_EVENT_MAX: usize =
     size_of::<WatchEvent>() + 2 * ARG_PATH_CAP + crate::PATH_CAP + crate::COMPONENT_MAX;
-
-/// Watched paths, as absolute path strings, at most this many (the
-/// defaults are 30; sshd's key files and the accounts' `~/.ssh` take what
-/// is left, and are watched by inode only beyond)… More cost
-/// the verifier dearly: at 48, the nested loop of `starts_with_any` at
-/// each of its call sites made the sensor's start 6 times as long.
-pub const WATCH_PREFIXES_MAX: u32 = 32;
 
 /// Bytes of a socket address copied from the caller (sizeof(struct
 /// sockaddr_storage)): a unix socket path fits whole.
@@ -1156,6 +1176,17 @@ pub const FILE_EVENT_MAX: usize = size_of::<FileEvent>()
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn path_hash_is_fnv_1a_64() {
+        // The published FNV-1a 64 values of "" and "a".
+        assert_eq!(super::path_hash(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(super::path_hash(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_ne!(
+            super::path_hash(b"/etc/cron.d/"),
+            super::path_hash(b"/etc/cron.d")
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -155,7 +155,7 @@ pub fn walked_path_ignored(data: *const u8, at: usize, len: usize) -> bool {
 /// Does `path[..len]` start with one of the first `max` entries of
 /// `prefixes`? Entries are packed: the first unused one (len 0) ends them.
 #[inline(always)]
-pub fn starts_with_any<const N: usize>(
+fn starts_with_any<const N: usize>(
     prefixes: &Array<PathPrefix>,
     max: u32,
     path: &[u8; N],

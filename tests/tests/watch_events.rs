@@ -712,8 +712,7 @@ fn a_startup_file_symlinked_elsewhere_is_watched_through_its_target() {
 /// The files sshd_config names for keys are watched: a directory holding
 /// everyone's keys, the user CA keys sshd trusts, the program it runs for
 /// keys, and a principals file in a `Match` block, through an `Include`.
-/// Here the config's own paths fill the kernel's string slots, so these
-/// are watched by inode only: every open for writing is still reported.
+/// Every open for writing is reported, matched by inode.
 #[test]
 fn the_files_sshd_config_names_for_keys_are_watched() {
     let tree = Tree::new();
@@ -749,28 +748,23 @@ fn the_files_sshd_config_names_for_keys_are_watched() {
     .expect("write");
     std::fs::write(ssh.join("user_ca.pub"), b"ssh-ed25519 AAAA ca\n").expect("write");
     std::fs::write(tree.path("bin/keys-cmd"), b"#!/bin/sh\n").expect("write");
-    // The config's own paths take every string slot.
-    let fillers: String = (0..sensor_common::WATCH_PREFIXES_MAX - 3)
-        .map(|i| format!("\"{}/\", ", tree.path(&format!("other/f{i}")).display()))
-        .collect();
     let config = format!(
         "{}sshd_config = \"{}\"\n",
-        tree.config()
-            .replace("paths = [", &format!("paths = [{fillers}")),
+        tree.config(),
         ssh.join("sshd_config").display()
     );
     let sensor = Sensor::start(&config);
     let logged = sensor.stderr();
-    let inode_only = logged
+    let found = logged
         .iter()
-        .find(|l| l.contains("watched by inode only"))
-        .unwrap_or_else(|| panic!("no line on the paths watched by inode only: {logged:?}"));
+        .find(|l| l.contains("sshd's key files watched"))
+        .unwrap_or_else(|| panic!("no line on sshd's key files: {logged:?}"));
     for rel in [
         "etc/ssh/authorized_keys/",
         "etc/ssh/user_ca.pub",
         "bin/keys-cmd",
     ] {
-        assert!(inode_only.contains(&shown(rel)), "{rel}: {inode_only}");
+        assert!(found.contains(&shown(rel)), "{rel}: {found}");
     }
 
     let root = &tree.root;
@@ -830,11 +824,12 @@ fn the_files_sshd_config_names_for_keys_are_watched() {
     assert_quiet(&sensor, quiet, "files next to sshd's");
 }
 
-/// With string slots left, sshd's key files take them: a key renamed
-/// into the keys directory is decided by its path argument, on every
-/// kernel (this one has no fentry).
+/// However many paths the config names (more than the 32 string slots the
+/// kernel once had, which left sshd's files to the inode alone), a key
+/// renamed into the keys directory is decided by its path argument, on
+/// every kernel (this one has no fentry).
 #[test]
-fn sshd_key_files_with_slots_left_are_matched_by_their_path_too() {
+fn sshd_key_files_are_matched_by_their_path_too() {
     let tree = Tree::new();
     std::fs::create_dir_all(tree.path("etc/ssh/authorized_keys")).expect("mkdir");
     let ssh = tree.path("etc/ssh");
@@ -843,18 +838,15 @@ fn sshd_key_files_with_slots_left_are_matched_by_their_path_too() {
         format!("AuthorizedKeysFile {}/authorized_keys/%u\n", ssh.display()),
     )
     .expect("write");
+    let fillers: String = (0..40)
+        .map(|i| format!("\"{}/\", ", tree.path(&format!("other/f{i}")).display()))
+        .collect();
     let sensor = Sensor::start(&format!(
         "{}sshd_config = \"{}\"\n",
-        tree.config(),
+        tree.config()
+            .replace("paths = [", &format!("paths = [{fillers}")),
         ssh.join("sshd_config").display()
     ));
-    assert!(
-        !sensor
-            .stderr()
-            .iter()
-            .any(|l| l.contains("watched by inode only")),
-        "every path has a string slot here"
-    );
     std::fs::write(tree.path("other/k"), b"ssh-ed25519 AAAA evil\n").expect("write");
     let keys = tree.path("etc/ssh/authorized_keys/carol");
     let mv = run(
@@ -886,7 +878,7 @@ fn sshd_key_files_with_slots_left_are_matched_by_their_path_too() {
 
 /// sshd_config is read again when it or a file it includes changes: a
 /// keys directory and a CA named after the start are watched from the
-/// next refresh, with string slots for path arguments (a rename into the
+/// next refresh, by path argument too (a rename into the
 /// keys directory, decided by its path on this host), and a CA no longer
 /// named is no longer watched.
 #[test]
@@ -1032,47 +1024,71 @@ fn an_account_added_after_the_start_has_its_startup_file_links_watched() {
     );
 }
 
-/// The default paths beyond the kernel's string slots are watched by
-/// inode: a file made in /etc/security/ (PAM's settings; one no module
-/// reads, removed at the end) is reported with the directory as watched.
+/// Every default path is matched by inode and by path: a file made in
+/// /etc/security/ (PAM's settings; files no module reads, removed at the
+/// end) is reported with the directory as watched, and so is a file
+/// renamed into it by its absolute path, which on this host (no fentry)
+/// only the path argument can decide. The defaults outnumber the 32 string
+/// slots the kernel once had, which left /etc/security/ and those after it
+/// to the inode alone: `mv` into them went unseen.
 #[test]
-fn the_default_paths_beyond_the_slots_are_watched_by_inode() {
+fn the_default_paths_are_all_watched_by_inode_and_by_path() {
     let sensor = Sensor::start("");
-    let logged = sensor.stderr();
-    assert!(
-        logged
-            .iter()
-            .any(|l| l.contains("watched by inode only")
-                && l.split(' ').any(|w| w == "/etc/security/")),
-        "/etc/security/ is not among the paths watched by inode only: {logged:?}"
-    );
     let file = PathBuf::from(format!(
         "/etc/security/zz-sensor-test-{}",
         std::process::id()
     ));
-    struct Remove<'a>(&'a Path);
+    let moved = PathBuf::from(format!("{}-moved", file.display()));
+    // On the same filesystem, for mv to rename.
+    let prepared = PathBuf::from(format!("/etc/zz-sensor-test-{}", std::process::id()));
+    struct Remove<'a>(&'a [&'a Path]);
     impl Drop for Remove<'_> {
         fn drop(&mut self) {
-            let _ = std::fs::remove_file(self.0);
+            for p in self.0 {
+                let _ = std::fs::remove_file(p);
+            }
         }
     }
-    let _remove = Remove(&file);
+    let _remove = Remove(&[&file, &moved, &prepared]);
     let made = sh(
         &format!("echo '# test' > '{}'", file.display()),
         Path::new("/"),
     );
+    std::fs::write(&prepared, b"# test\n").expect("write");
+    let mv = run(
+        "mv",
+        &[
+            prepared.to_str().expect("utf-8"),
+            moved.to_str().expect("utf-8"),
+        ],
+        Path::new("/"),
+    );
     expect_writes(
         &sensor,
-        [(
-            "a file made in /etc/security/",
-            "open_write",
-            made,
-            vec![
-                ("file.path", file.to_str().expect("utf-8").to_owned()),
-                ("sensor.file_write.watched", "/etc/security/".to_owned()),
-                ("sensor.file_write.matched_by", "inode".to_owned()),
-            ],
-        )],
+        [
+            (
+                "a file made in /etc/security/",
+                "open_write",
+                made,
+                vec![
+                    ("file.path", file.to_str().expect("utf-8").to_owned()),
+                    ("sensor.file_write.watched", "/etc/security/".to_owned()),
+                    ("sensor.file_write.matched_by", "inode".to_owned()),
+                ],
+            ),
+            (
+                "a file renamed into /etc/security/ by its absolute path",
+                "rename",
+                mv,
+                vec![
+                    (
+                        "sensor.file_write.new_path",
+                        moved.to_str().expect("utf-8").to_owned(),
+                    ),
+                    ("sensor.file_write.watched", "/etc/security/".to_owned()),
+                ],
+            ),
+        ],
     );
 }
 

@@ -9,7 +9,8 @@
 //!   watched if it or a directory above it is a watched inode: exact, and
 //!   blind to symlinks, bind mounts and relative paths;
 //! - a path argument (truncate, unlink, rename, link, symlink's new name)
-//!   is watched if it is absolute and starts with a watched path, a single
+//!   is watched if it is absolute and is, or is below, a watched path (by
+//!   the hashes of its prefixes: [`hashed_path_watched`]), a single
 //!   component in a directory that is, or that holds, a watched file, or a
 //!   relative path of several components (which only the joined path can
 //!   decide). The daemon checks the joined path exactly and drops the rest;
@@ -28,10 +29,11 @@ use aya_ebpf::helpers::generated::bpf_probe_read_user;
 use aya_ebpf::macros::map;
 use aya_ebpf::maps::{Array, HashMap, PerCpuArray};
 use sensor_common::{
-    ARG_PATH_CAP, AT_FDCWD, EventKind, ExeKey, PathPrefix, ProbeError, SHELL_RC_NAME_MAX,
-    SHELL_RC_NAME_MIN, SHELL_RC_TAILS, SHELL_RC_WORDS, SyscallOp, WATCH_MATCHED_SHELL_RC,
-    WATCH_MATCHED_SSH_DIR, WATCH_MATCHED_USER_UNITS, WATCH_PREFIXES_MAX, WATCHED_INODES_MAX,
-    WatchEvent, WatchedInode, watch_flags, watch_matched_by_name,
+    ARG_PATH_CAP, AT_FDCWD, EventKind, ExeKey, PATH_HASH_SEED, PATH_HASH_SPAN, ProbeError,
+    SHELL_RC_NAME_MAX, SHELL_RC_NAME_MIN, SHELL_RC_TAILS, SHELL_RC_WORDS, SyscallOp,
+    WATCH_MATCHED_SHELL_RC, WATCH_MATCHED_SSH_DIR, WATCH_MATCHED_USER_UNITS, WATCHED_INODES_MAX,
+    WATCHED_PATH_HASHES_MAX, WatchEvent, WatchedInode, path_hash_step, watch_flags,
+    watch_matched_by_name,
 };
 
 use super::{copy, dir_path, fd_file, inflight, read_user_str};
@@ -51,8 +53,8 @@ const WRITE_INTENT: u32 = O_WRONLY | O_RDWR | O_CREAT | O_TRUNC;
 /// Directories climbed from a file looking for a watched one.
 const ANCESTORS_MAX: u32 = 16;
 
-/// Value: the event's `matched` (1 + the watched path's index in
-/// `WATCHED_PREFIXES`…) and the inode's generation.
+/// Value: the event's `matched` (1 + the watched path's index in the
+/// daemon's list…) and the inode's generation.
 #[map]
 static WATCHED_INODES: HashMap<ExeKey, WatchedInode> =
     HashMap::with_max_entries(WATCHED_INODES_MAX, 0);
@@ -66,8 +68,11 @@ static WATCHED_PARENTS: HashMap<ExeKey, u8> = HashMap::with_max_entries(1024, 0)
 #[map]
 static WATCHED_DEVS: HashMap<u32, u8> = HashMap::with_max_entries(1024, 0);
 
+/// The watched paths as the `path_hash` of their bytes (see
+/// [`hashed_path_watched`]); the value is unused.
 #[map]
-static WATCHED_PREFIXES: Array<PathPrefix> = Array::with_max_entries(WATCH_PREFIXES_MAX, 0);
+static WATCHED_PATH_HASHES: HashMap<u64, u8> =
+    HashMap::with_max_entries(WATCHED_PATH_HASHES_MAX, 0);
 
 /// An open for writing between entry and exit: whether its file is watched
 /// is known only once the kernel has resolved it (the new fd).
@@ -881,16 +886,16 @@ fn dentry_dev(dentry: u64) -> Option<u32> {
         .ok()
 }
 
-/// Might the path argument name a watched path? Absolute: it starts with
-/// one. Relative: its directory is watched, or holds a watched file.
+/// Might the path argument name a watched path? Absolute: it is one, or
+/// below a watched directory. Relative: its directory is watched, or holds
+/// a watched file.
 #[inline(always)]
 fn path_watched(task: u64, path: &[u8; ARG_PATH_CAP], len: u32, dirfd: i32) -> bool {
     if len == 0 {
         return false;
     }
     if path[0] == b'/' {
-        return crate::filter::starts_with_any(&WATCHED_PREFIXES, WATCH_PREFIXES_MAX, path, len)
-            || named_path(path, len);
+        return hashed_path_watched(path) || named_path(path, len);
     }
     // A relative path of several components (`etc/cron.d/job`) can reach a
     // watched directory from anywhere: only the joined path can tell, and
@@ -908,6 +913,43 @@ fn path_watched(task: u64, path: &[u8; ARG_PATH_CAP], len: u32, dirfd: i32) -> b
         }
         Err(_) => false,
     }
+}
+
+/// Is the absolute path argument a watched path, or below a watched
+/// directory? Hashed as it is scanned: at each slash, the prefix up to it
+/// (`/etc/cron.d/`) is looked up; at its end, the whole (`/etc/passwd`, or
+/// `/etc/cron.d` itself). Every watched path has its hash in the map, so
+/// none is left to the fentry hooks alone, as those beyond a fixed count
+/// of string slots were (`mv x /etc/udev/rules.d/` went unseen where
+/// fentry is refused). A path spelled otherwise than the watched one (`//`,
+/// `/./`, through a symlinked directory) is left to the hooks, which
+/// decide by inode where they load. A collision only sends the call to
+/// the daemon, which compares the path itself.
+#[inline(always)]
+fn hashed_path_watched(path: &[u8; ARG_PATH_CAP]) -> bool {
+    const { assert!(PATH_HASH_SPAN < ARG_PATH_CAP) };
+    let mut hash = PATH_HASH_SEED;
+    // Scanned to its NUL (bpf_probe_read_user_str always writes one), not
+    // to `len`: a loop that stops at `len` tells the verifier its exact
+    // value at each exit, and every check after it was walked once for
+    // each.
+    // To its NUL after PATH_HASH_SPAN bytes too: the end of a path that
+    // long.
+    for i in 0..=PATH_HASH_SPAN {
+        let b = path[i];
+        if b == 0 {
+            // SAFETY: a lookup; the value is not kept.
+            return unsafe { WATCHED_PATH_HASHES.get(&hash) }.is_some();
+        }
+        hash = path_hash_step(hash, b);
+        // SAFETY: as above.
+        if b == b'/' && unsafe { WATCHED_PATH_HASHES.get(&hash) }.is_some() {
+            return true;
+        }
+    }
+    // Longer than any watched path: only a watched directory's prefix,
+    // looked up on the way, could match.
+    false
 }
 
 #[inline(always)]

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use sensor_common::{IGNORE_PREFIX_CAP, WATCH_PATHS_MAX, WATCH_PREFIXES_MAX};
+use sensor_common::{PATH_HASH_SPAN, WATCH_PATHS_MAX};
 use serde::Deserialize;
 
 use super::ConfigError;
@@ -81,11 +81,10 @@ impl Default for WatchConfig {
             // too: /run/systemd/system wins over /etc), the dynamic
             // linker's preload, what every login shell runs (bash, sh and
             // Debian's zsh) and the environment pam_env gives every login
-            // (LD_PRELOAD), and the logs that would tell. These first:
-            // they take the kernel's string slots (path arguments).
+            // (LD_PRELOAD), and the logs that would tell.
             //
             // Then what runs as root, or in every session, on a later
-            // event (watched by inode only): each ssh login's motd scripts
+            // event: each ssh login's motd scripts
             // and sshrc, boot scripts and systemd's generators, APT's
             // hooks (`DPkg::Pre-Invoke`), udev's `RUN+=` rules, modules
             // loaded at boot and their options (`install` runs a command),
@@ -159,27 +158,24 @@ impl Default for WatchConfig {
 
 impl WatchConfig {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
-        // The first WATCH_PREFIXES_MAX take the kernel's string slots;
-        // the others, sshd's key files and the homes' .ssh are watched by
-        // inode only, up to WATCH_PATHS_MAX in all.
+        // With sshd's key files and the homes' .ssh, up to WATCH_PATHS_MAX
+        // in all; each short enough for the kernel to compare a path
+        // argument's bytes with it (a directory's with its slash).
         if self.paths.len() > WATCH_PATHS_MAX {
             return Err(ConfigError::Invalid {
                 key: "watch.paths",
-                problem: format!(
-                    "{} paths, at most {WATCH_PATHS_MAX} (the first {WATCH_PREFIXES_MAX} are \
-                     compared as strings in the kernel, the others by inode)",
-                    self.paths.len()
-                ),
+                problem: format!("{} paths, at most {WATCH_PATHS_MAX}", self.paths.len()),
             });
         }
         for (i, p) in self.paths.iter().enumerate() {
             let len = p.as_os_str().len();
-            if !p.is_absolute() || len > IGNORE_PREFIX_CAP {
+            if !p.is_absolute() || len >= PATH_HASH_SPAN {
                 return Err(ConfigError::Invalid {
                     key: "watch.paths",
                     problem: format!(
-                        "entry {i} `{}` must be absolute and at most {IGNORE_PREFIX_CAP} bytes",
-                        p.display()
+                        "entry {i} `{}` must be absolute and at most {} bytes",
+                        p.display(),
+                        PATH_HASH_SPAN - 1
                     ),
                 });
             }
@@ -213,6 +209,24 @@ mod tests {
             Err(ConfigError::Invalid { key, problem }) => {
                 assert_eq!(key, "watch.paths");
                 assert!(problem.contains("at most 254"), "{problem}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_path_the_kernel_cannot_compare_whole_is_refused() {
+        let mut config = WatchConfig::default();
+        let longest = format!("/{}", "a".repeat(PATH_HASH_SPAN - 2));
+        config.paths = vec![PathBuf::from(&longest)];
+        config
+            .validate()
+            .expect("255 bytes, 256 with a directory's slash");
+        config.paths = vec![PathBuf::from(format!("{longest}b"))];
+        match config.validate() {
+            Err(ConfigError::Invalid { key, problem }) => {
+                assert_eq!(key, "watch.paths");
+                assert!(problem.contains("at most 255 bytes"), "{problem}");
             }
             other => panic!("{other:?}"),
         }

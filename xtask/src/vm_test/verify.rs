@@ -337,7 +337,7 @@ const SCENARIO: &[Step] = &[
     Step {
         name: "motd_persistence",
         expects: &[one(
-            "rename of a script into /etc/update-motd.d/, watched by inode only",
+            "rename of a script into /etc/update-motd.d/, by its path argument",
             &["rename"],
             is_motd_script_planted,
         )],
@@ -779,10 +779,10 @@ fn is_profile_script_write(v: &Value) -> bool {
         && is(v, "sensor.file_write.matched_by", "inode")
 }
 
-/// A default path beyond the kernel's string slots: the kernel has no
-/// string to match the path argument against, so only
-/// fentry/security_inode_rename, by the directory's inode, can have sent
-/// it. The daemon then labels it by the path, which names the directory.
+/// A default path beyond the 32 string slots the kernel once had, which
+/// left it to fentry/security_inode_rename, by the directory's inode; now
+/// the path argument's hashed prefix finds it on every kernel. The daemon
+/// labels it by the path, which names the directory.
 fn is_motd_script_planted(v: &Value) -> bool {
     succeeded(v)
         && is(v, "sensor.file_write.new_path", MOTD_SCRIPT)

@@ -115,8 +115,8 @@ pub const FAMILIES: &[Family] = &[
         kind: EventKind::FileWrite,
         why: "opens for writing are matched at exit by the inode of the file they opened and of its \
               directories (blind to symlinks and relative paths); truncate/unlink/rename/link/symlink \
-              by their path arguments at entry, against the first 32 watched paths (the others are \
-              matched by inode only, by the fentry hooks); only watched paths reach userspace",
+              by their path arguments at entry, whose prefixes' hashes are looked up among every \
+              watched path's; only watched paths reach userspace",
         preferred: Some(
             "fentry/security_inode_{unlink,rmdir,rename,setattr,link,symlink}, added where fentry \
              loads: truncate/unlink/rename/link/symlink decided by the inode the kernel resolved \

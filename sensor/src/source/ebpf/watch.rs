@@ -7,12 +7,11 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use aya::Ebpf;
-use aya::maps::{Array, HashMap, MapData};
+use aya::maps::{HashMap, MapData};
 use sensor_common::{
-    ExeKey, IGNORE_PREFIX_CAP, InodeGeneration, PathPrefix, SHELL_RC_NAMES,
-    WATCH_INODE_SHELL_RC_TARGET, WATCH_MATCHED_SHELL_RC, WATCH_MATCHED_SSH_DIR,
-    WATCH_MATCHED_USER_UNITS, WATCH_PATHS_MAX, WATCH_PREFIXES_MAX, WATCHED_INODES_MAX,
-    WatchedInode, names, probe_features,
+    ExeKey, InodeGeneration, PATH_HASH_SPAN, SHELL_RC_NAMES, WATCH_INODE_SHELL_RC_TARGET,
+    WATCH_MATCHED_SHELL_RC, WATCH_MATCHED_SSH_DIR, WATCH_MATCHED_USER_UNITS, WATCH_PATHS_MAX,
+    WATCHED_INODES_MAX, WatchedInode, names, path_hash, probe_features,
 };
 
 use super::LoadError;
@@ -28,9 +27,6 @@ pub struct Watched {
     /// As configured, directories with a trailing `/`: what matches are
     /// reported against. Then those found (sshd's files, homes' `.ssh`).
     pub paths: Vec<Vec<u8>>,
-    /// How many of `paths`, from the first, the kernel has as strings
-    /// (`WATCHED_PREFIXES`, for path arguments); the rest only by inode.
-    slots: usize,
     /// `[watch] user_ssh_dirs`: every directory named `.ssh` is watched
     /// by name too (see [`NameRule`]).
     pub ssh_dirs: bool,
@@ -113,10 +109,10 @@ impl Watched {
         } else {
             Vec::new()
         };
-        // In this order for the kernel's string slots: what the config
-        // names, sshd's files, then the homes' `.ssh` (which the name rule
-        // covers without one). The config's come first, so a refresh
-        // that finds other paths leaves their indices as they were.
+        // In this order, up to WATCH_PATHS_MAX: what the config names,
+        // sshd's files, then the homes' `.ssh` (which the name rule covers
+        // beyond). The config's come first, so a refresh that finds other
+        // paths leaves their indices as they were.
         let mut paths: Vec<PathBuf> = config.paths.clone();
         if config.sshd_key_files {
             paths.extend(sshd_key_files(
@@ -144,9 +140,7 @@ impl Watched {
             rc_paths,
             ..Watched::default()
         };
-        // Each path in turn gets a string slot while any is left (and it
-        // fits one), else its inode only.
-        let (mut slotted, mut inode_only, mut unwatched) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut watched, mut unwatched) = (Vec::new(), Vec::new());
         for p in paths {
             let is_dir = std::fs::metadata(&p)
                 .map_or(p.as_os_str().as_bytes().ends_with(b"/"), |m| m.is_dir());
@@ -154,13 +148,11 @@ impl Watched {
             if is_dir && !text.ends_with(b"/") {
                 text.push(b'/');
             }
-            if slotted.contains(&text) || inode_only.contains(&text) {
+            if watched.contains(&text) {
                 continue;
             }
-            if slotted.len() < WATCH_PREFIXES_MAX as usize && text.len() <= IGNORE_PREFIX_CAP {
-                slotted.push(text);
-            } else if slotted.len() + inode_only.len() < WATCH_PATHS_MAX {
-                inode_only.push(text);
+            if watched.len() < WATCH_PATHS_MAX {
+                watched.push(text);
             } else {
                 unwatched.push(text);
             }
@@ -172,13 +164,17 @@ impl Watched {
                 .collect::<Vec<_>>()
                 .join(" ")
         };
-        if !inode_only.is_empty() {
+        let long: Vec<Vec<u8>> = watched
+            .iter()
+            .filter(|p| p.len() > PATH_HASH_SPAN)
+            .cloned()
+            .collect();
+        if !long.is_empty() {
             notices.info(format!(
-                "watched by inode only, with the kernel's {WATCH_PREFIXES_MAX} path slots taken \
-                 (or longer than {IGNORE_PREFIX_CAP} bytes): opens for writing are reported \
-                 everywhere, a truncate, unlink, rename or link by its path where fentry loads: \
-                 {}",
-                list(&inode_only)
+                "watched by inode only, longer than the {PATH_HASH_SPAN} bytes of a path \
+                 argument the kernel compares: opens for writing are reported everywhere, a \
+                 truncate, unlink, rename or link by its path where fentry loads: {}",
+                list(&long)
             ));
         }
         if !unwatched.is_empty() {
@@ -193,9 +189,7 @@ impl Watched {
                 if unwatched.len() > SHOWN { " …" } else { "" }
             ));
         }
-        w.slots = slotted.len();
-        w.paths = slotted;
-        w.paths.extend(inode_only);
+        w.paths = watched;
         w.find_inodes();
         (w, notices)
     }
@@ -223,7 +217,6 @@ impl Watched {
         }
         let mut w = Watched {
             paths: self.paths.clone(),
-            slots: self.slots,
             ssh_dirs: self.ssh_dirs,
             unit_dirs: self.unit_dirs,
             shell_rc: self.shell_rc,
@@ -430,44 +423,29 @@ impl Watched {
     /// new ones (a window of the update's few syscalls, on a change of
     /// sshd_config or the accounts).
     pub fn update(&self, old: &Watched, ebpf: &mut Ebpf) -> Result<(), LoadError> {
-        if self.paths[..self.slots] != old.paths[..old.slots] {
-            self.write_prefixes(old.slots, ebpf)?;
+        if self.paths != old.paths {
+            replace_entries(
+                ebpf,
+                names::WATCHED_PATH_HASHES_MAP,
+                &old.path_hashes(),
+                &self.path_hashes(),
+            )?;
         }
         self.replace_inodes(old, ebpf)
     }
 
-    /// The slotted paths as strings, and the slots `old_slots` used beyond
-    /// them emptied (the kernel stops at the first empty one).
-    fn write_prefixes(&self, old_slots: usize, ebpf: &mut Ebpf) -> Result<(), LoadError> {
-        let name = names::WATCHED_PREFIXES_MAP;
-        let map = ebpf
-            .map_mut(name)
-            .ok_or(LoadError::Missing { what: "map", name })?;
-        let mut prefixes: Array<&mut MapData, PathPrefix> =
-            Array::try_from(map).map_err(|source| LoadError::Map { name, source })?;
-        for (i, p) in self.paths[..self.slots].iter().enumerate() {
-            let mut bytes = [0u8; IGNORE_PREFIX_CAP];
-            bytes[..p.len()].copy_from_slice(p);
-            let entry = PathPrefix {
-                len: p.len() as u32,
-                _pad0: 0,
-                bytes,
-            };
-            prefixes
-                .set(i as u32, entry, 0)
-                .map_err(|source| LoadError::Map { name, source })?;
+    /// The `WATCHED_PATH_HASHES` entries: each path's hash, and a
+    /// directory's also without its slash (the directory itself renamed or
+    /// removed). One too long for the kernel to compare has none.
+    fn path_hashes(&self) -> Vec<(u64, u8)> {
+        let mut hashes = Vec::new();
+        for p in self.paths.iter().filter(|p| p.len() <= PATH_HASH_SPAN) {
+            hashes.push((path_hash(p), 1));
+            if let Some(dir) = p.strip_suffix(b"/").filter(|d| !d.is_empty()) {
+                hashes.push((path_hash(dir), 1));
+            }
         }
-        let empty = PathPrefix {
-            len: 0,
-            _pad0: 0,
-            bytes: [0; IGNORE_PREFIX_CAP],
-        };
-        for i in self.slots..old_slots {
-            prefixes
-                .set(i as u32, empty, 0)
-                .map_err(|source| LoadError::Map { name, source })?;
-        }
-        Ok(())
+        hashes
     }
 }
 
@@ -506,16 +484,16 @@ impl Watched {
 /// Brings the hash map `name` from the entries `before` to `after`: the
 /// keys gone first, then the others written over those kept (never absent
 /// in between).
-fn replace_entries<V: aya::Pod>(
+fn replace_entries<K: aya::Pod + PartialEq, V: aya::Pod>(
     ebpf: &mut Ebpf,
     name: &'static str,
-    before: &[(ExeKey, V)],
-    after: &[(ExeKey, V)],
+    before: &[(K, V)],
+    after: &[(K, V)],
 ) -> Result<(), LoadError> {
     let map = ebpf
         .map_mut(name)
         .ok_or(LoadError::Missing { what: "map", name })?;
-    let mut hash: HashMap<&mut MapData, ExeKey, V> =
+    let mut hash: HashMap<&mut MapData, K, V> =
         HashMap::try_from(map).map_err(|source| LoadError::Map { name, source })?;
     for (k, _) in before
         .iter()
@@ -1098,10 +1076,11 @@ mod tests {
     }
 
     #[test]
-    fn paths_beyond_the_kernels_slots_are_watched_by_inode_only() {
+    fn every_path_is_hashed_for_path_arguments_and_found_paths_follow_the_configs() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let slots = WATCH_PREFIXES_MAX as usize;
-        let mut paths: Vec<PathBuf> = (0..slots)
+        // More than the 32 string slots the kernel once had.
+        let configured = 40;
+        let mut paths: Vec<PathBuf> = (0..configured)
             .map(|i| dir.path().join(format!("d{i}/")))
             .collect();
         // The same directory, once.
@@ -1128,11 +1107,25 @@ mod tests {
             sshd_key_files: true,
             sshd_config,
         });
-        assert_eq!(w.slots, slots, "the configured paths fill the slots");
         let bytes = |p: &Path| p.as_os_str().as_bytes().to_vec();
         let mut keys_dir = bytes(&keys);
         keys_dir.push(b'/');
-        assert_eq!(w.paths[slots..], [keys_dir.clone(), bytes(&ca)]);
+        assert_eq!(w.paths[configured..], [keys_dir.clone(), bytes(&ca)]);
+        // What the kernel looks up for a path argument: each path, and a
+        // directory also without its slash.
+        let hashes = w.path_hashes();
+        for p in [
+            &keys_dir,
+            &bytes(&ca),
+            &keys_dir[..keys_dir.len() - 1].to_vec(),
+        ] {
+            assert!(
+                hashes.contains(&(path_hash(p), 1)),
+                "{}",
+                String::from_utf8_lossy(p)
+            );
+        }
+        assert_eq!(hashes.len(), 2 * (configured + 1) + 1);
         // Both exist: matched by inode, and named back from it.
         for want in [&keys_dir, &bytes(&ca)] {
             let (_, matched) = w
