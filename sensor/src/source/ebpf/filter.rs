@@ -7,11 +7,11 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use aya::Ebpf;
-use aya::maps::{Array, HashMap, MapData};
+use aya::maps::{Array, MapData};
 use sensor_common::{ExeKey, IGNORE_PREFIX_CAP, InodeGeneration, PathPrefix, filter_flags, names};
 
-use super::LoadError;
 use super::inode_key::{InodeKeys, metadata_and_generation};
+use super::{LoadError, map_mut, replace_hash_entries};
 use crate::config::filter::FilterConfig;
 
 /// The resolved filter, ready to be written into the maps.
@@ -202,22 +202,7 @@ impl Resolved {
             return Ok(Vec::new());
         }
         let exes = exe_entries(&self.exe_paths, found.iter().map(Option::as_ref));
-        let name = names::IGNORE_EXES_MAP;
-        let map = ebpf
-            .map_mut(name)
-            .ok_or(LoadError::Missing { what: "map", name })?;
-        let mut hash: HashMap<&mut MapData, ExeKey, InodeGeneration> =
-            HashMap::try_from(map).map_err(|source| LoadError::Map { name, source })?;
-        for (old, _) in &self.exes {
-            if !exes.iter().any(|(key, _)| key == old) {
-                // Absent already is fine: the goal is its absence.
-                let _ = hash.remove(old);
-            }
-        }
-        for (key, generation) in &exes {
-            hash.insert(key, generation, 0)
-                .map_err(|source| LoadError::Map { name, source })?;
-        }
+        replace_hash_entries(ebpf, names::IGNORE_EXES_MAP, &self.exes, &exes)?;
         let changed = self
             .exe_paths
             .iter()
@@ -234,9 +219,9 @@ impl Resolved {
 /// Writes the resolved lists into the loaded object's maps. The maps stay
 /// in the object (borrowed, not taken): programs loaded later refer to them.
 pub fn install(ebpf: &mut Ebpf, r: &Resolved) -> Result<(), LoadError> {
-    fill_hash(ebpf, names::IGNORE_UIDS_MAP, &present(&r.uids))?;
-    fill_hash(ebpf, names::IGNORE_EXES_MAP, &r.exes)?;
-    fill_hash(ebpf, names::IGNORE_CGROUPS_MAP, &present(&r.cgroups))?;
+    replace_hash_entries(ebpf, names::IGNORE_UIDS_MAP, &[], &present(&r.uids))?;
+    replace_hash_entries(ebpf, names::IGNORE_EXES_MAP, &[], &r.exes)?;
+    replace_hash_entries(ebpf, names::IGNORE_CGROUPS_MAP, &[], &present(&r.cgroups))?;
     fill_array(ebpf, names::IGNORE_PREFIXES_MAP, &r.prefixes)?;
     fill_array(ebpf, names::IGNORE_DIRS_WALKED_MAP, &r.walked_dirs)
 }
@@ -251,31 +236,10 @@ fn fill_array(
     name: &'static str,
     entries: &[PathPrefix],
 ) -> Result<(), LoadError> {
-    let map = ebpf
-        .map_mut(name)
-        .ok_or(LoadError::Missing { what: "map", name })?;
-    let mut array: Array<&mut MapData, PathPrefix> =
-        Array::try_from(map).map_err(|source| LoadError::Map { name, source })?;
+    let mut array: Array<&mut MapData, PathPrefix> = map_mut(ebpf, name)?;
     for (i, p) in entries.iter().enumerate() {
         array
             .set(i as u32, p, 0)
-            .map_err(|source| LoadError::Map { name, source })?;
-    }
-    Ok(())
-}
-
-fn fill_hash<K: aya::Pod, V: aya::Pod>(
-    ebpf: &mut Ebpf,
-    name: &'static str,
-    entries: &[(K, V)],
-) -> Result<(), LoadError> {
-    let map = ebpf
-        .map_mut(name)
-        .ok_or(LoadError::Missing { what: "map", name })?;
-    let mut hash: HashMap<&mut MapData, K, V> =
-        HashMap::try_from(map).map_err(|source| LoadError::Map { name, source })?;
-    for (key, value) in entries {
-        hash.insert(key, value, 0)
             .map_err(|source| LoadError::Map { name, source })?;
     }
     Ok(())

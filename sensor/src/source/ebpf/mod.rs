@@ -623,6 +623,43 @@ fn refused_for_complexity(load: &std::io::Error) -> bool {
     load.raw_os_error() == Some(libc::E2BIG)
 }
 
+/// The object's map `name`, borrowed as the map type `T` (the programs
+/// loaded later refer to it).
+pub(crate) fn map_mut<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<T, LoadError>
+where
+    T: TryFrom<&'a mut aya::maps::Map, Error = aya::maps::MapError>,
+{
+    let map = ebpf
+        .map_mut(name)
+        .ok_or(LoadError::Missing { what: "map", name })?;
+    T::try_from(map).map_err(|source| LoadError::Map { name, source })
+}
+
+/// Brings the hash map `name` from the entries `before` to `after`: the
+/// keys gone first (an inode number in a key is reused by the next file
+/// made on its filesystem), then the others written over those kept (never
+/// absent in between).
+pub(crate) fn replace_hash_entries<K: aya::Pod + PartialEq, V: aya::Pod>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    before: &[(K, V)],
+    after: &[(K, V)],
+) -> Result<(), LoadError> {
+    let mut hash: aya::maps::HashMap<&mut MapData, K, V> = map_mut(ebpf, name)?;
+    for (k, _) in before
+        .iter()
+        .filter(|(k, _)| !after.iter().any(|(a, _)| a == k))
+    {
+        // Absent already is fine: the goal is its absence.
+        let _ = hash.remove(k);
+    }
+    for (k, v) in after {
+        hash.insert(k, v, 0)
+            .map_err(|source| LoadError::Map { name, source })?;
+    }
+    Ok(())
+}
+
 pub(crate) fn take_map<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, LoadError>
 where
     T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,

@@ -7,18 +7,17 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use aya::Ebpf;
-use aya::maps::{HashMap, MapData};
 use sensor_common::{
     ExeKey, InodeGeneration, PATH_HASH_SPAN, SHELL_RC_NAMES, WATCH_INODE_SHELL_RC_TARGET,
     WATCH_MATCHED_SHELL_RC, WATCH_MATCHED_SSH_DIR, WATCH_MATCHED_USER_UNITS, WATCH_PATHS_MAX,
     WATCHED_INODES_MAX, WatchedInode, names, path_hash, probe_features,
 };
 
-use super::LoadError;
 use super::homes::{self, Account};
 use super::inode_key::{InodeKeys, StatId, metadata_and_generation, stat_id};
 use super::sshd_files;
 use super::watch_sources::Sources;
+use super::{LoadError, replace_hash_entries};
 use crate::config::watch::WatchConfig;
 
 /// The watched paths, resolved.
@@ -424,7 +423,7 @@ impl Watched {
     /// sshd_config or the accounts).
     pub fn update(&self, old: &Watched, ebpf: &mut Ebpf) -> Result<(), LoadError> {
         if self.paths != old.paths {
-            replace_entries(
+            replace_hash_entries(
                 ebpf,
                 names::WATCHED_PATH_HASHES_MAP,
                 &old.path_hashes(),
@@ -455,10 +454,10 @@ impl Watched {
     /// made on its filesystem, which would then pass for the watched one),
     /// then the new ones, over those kept (never absent in between).
     fn replace_inodes(&self, old: &Watched, ebpf: &mut Ebpf) -> Result<(), LoadError> {
-        replace_entries(ebpf, names::WATCHED_INODES_MAP, &old.inodes, &self.inodes)?;
+        replace_hash_entries(ebpf, names::WATCHED_INODES_MAP, &old.inodes, &self.inodes)?;
         let parents =
             |w: &Watched| -> Vec<(ExeKey, u8)> { w.parents.iter().map(|k| (*k, 1)).collect() };
-        replace_entries(
+        replace_hash_entries(
             ebpf,
             names::WATCHED_PARENTS_MAP,
             &parents(old),
@@ -466,47 +465,15 @@ impl Watched {
         )?;
         // The filesystems holding them: the kernel's first check. Never
         // removed (a filesystem left with no watched inode costs a climb).
-        let name = names::WATCHED_DEVS_MAP;
-        let map = ebpf
-            .map_mut(name)
-            .ok_or(LoadError::Missing { what: "map", name })?;
-        let mut devs: HashMap<&mut MapData, u32, u8> =
-            HashMap::try_from(map).map_err(|source| LoadError::Map { name, source })?;
-        let keys = self.inodes.iter().map(|(k, _)| k).chain(&self.parents);
-        for k in keys {
-            devs.insert(k.dev, 1, 0)
-                .map_err(|source| LoadError::Map { name, source })?;
-        }
-        Ok(())
+        let devs: Vec<(u32, u8)> = self
+            .inodes
+            .iter()
+            .map(|(k, _)| k)
+            .chain(&self.parents)
+            .map(|k| (k.dev, 1))
+            .collect();
+        replace_hash_entries(ebpf, names::WATCHED_DEVS_MAP, &[], &devs)
     }
-}
-
-/// Brings the hash map `name` from the entries `before` to `after`: the
-/// keys gone first, then the others written over those kept (never absent
-/// in between).
-fn replace_entries<K: aya::Pod + PartialEq, V: aya::Pod>(
-    ebpf: &mut Ebpf,
-    name: &'static str,
-    before: &[(K, V)],
-    after: &[(K, V)],
-) -> Result<(), LoadError> {
-    let map = ebpf
-        .map_mut(name)
-        .ok_or(LoadError::Missing { what: "map", name })?;
-    let mut hash: HashMap<&mut MapData, K, V> =
-        HashMap::try_from(map).map_err(|source| LoadError::Map { name, source })?;
-    for (k, _) in before
-        .iter()
-        .filter(|(k, _)| !after.iter().any(|(a, _)| a == k))
-    {
-        // Absent already is fine: the goal is its absence.
-        let _ = hash.remove(k);
-    }
-    for (k, v) in after {
-        hash.insert(k, v, 0)
-            .map_err(|source| LoadError::Map { name, source })?;
-    }
-    Ok(())
 }
 
 /// The label of a file the kernel matched in a directory named `.ssh`
