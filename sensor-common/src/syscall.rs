@@ -1176,18 +1176,15 @@ pub const FILE_EVENT_MAX: usize = size_of::<FileEvent>()
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn path_hash_is_fnv_1a_64() {
         // The published FNV-1a 64 values of "" and "a".
-        assert_eq!(super::path_hash(b""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(super::path_hash(b"a"), 0xaf63_dc4c_8601_ec8c);
-        assert_ne!(
-            super::path_hash(b"/etc/cron.d/"),
-            super::path_hash(b"/etc/cron.d")
-        );
+        assert_eq!(path_hash(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(path_hash(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_ne!(path_hash(b"/etc/cron.d/"), path_hash(b"/etc/cron.d"));
     }
-
-    use super::*;
 
     #[test]
     fn shell_rc_names_are_compared_as_their_little_endian_bytes() {

@@ -1188,12 +1188,21 @@ fn wait_found_again(sensor: &Sensor, part: &str, path: &Path) {
 /// Waits (5 s at most) for a line of the sensor's log that `named` holds
 /// (`path` is what it names, for the failure).
 fn wait_logged(sensor: &Sensor, path: &Path, named: impl Fn(&String) -> bool) {
+    wait_until(
+        sensor,
+        &format!("no refresh named {}", path.display()),
+        |lines| lines.iter().any(&named),
+    );
+}
+
+/// Waits (5 s at most) until the sensor's log so far is `done`; else
+/// fails, saying `failure`.
+fn wait_until(sensor: &Sensor, failure: &str, done: impl Fn(&[String]) -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while !sensor.stderr().iter().any(&named) {
+    while !done(&sensor.stderr()) {
         assert!(
             std::time::Instant::now() < deadline,
-            "no refresh named {}: {:#?}",
-            path.display(),
+            "{failure}: {:#?}",
             sensor.stderr()
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
@@ -1673,14 +1682,13 @@ fn a_new_file_given_a_replaced_watched_files_inode_number_is_not_that_file() {
     // new file (its birth time), or the kernel's entry keeps the old
     // generation and matches the file by inode no more.
     wait_refreshed(&sensor, &gshadow);
-    let refreshes = || {
-        sensor
-            .stderr()
+    let refreshes = |lines: &[String]| {
+        lines
             .iter()
             .filter(|l| l.contains("watched paths with a new inode"))
             .count()
     };
-    let before = refreshes();
+    let before = refreshes(&sensor.stderr());
     let number = ino(&gshadow);
     // SAFETY: as above.
     unsafe { libc::kill(sensor.pid() as i32, libc::SIGSTOP) };
@@ -1689,15 +1697,11 @@ fn a_new_file_given_a_replaced_watched_files_inode_number_is_not_that_file() {
     // SAFETY: as above.
     unsafe { libc::kill(sensor.pid() as i32, libc::SIGCONT) };
     assert_eq!(ino(&gshadow), number, "ext4 gives the freed number back");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while refreshes() == before {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the file made again at the same number is not looked up again: {:#?}",
-            sensor.stderr()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_until(
+        &sensor,
+        "the file made again at the same number is not looked up again",
+        |lines| refreshes(lines) > before,
+    );
     let append = sh(&format!("echo z >> '{}'", gshadow.display()), &fs.mount);
     let ev = sensor.wait_for("an append to the file made again", |v| {
         write_by(v, "open_write", append)

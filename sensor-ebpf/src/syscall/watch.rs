@@ -929,12 +929,10 @@ fn path_watched(task: u64, path: &[u8; ARG_PATH_CAP], len: u32, dirfd: i32) -> b
 fn hashed_path_watched(path: &[u8; ARG_PATH_CAP]) -> bool {
     const { assert!(PATH_HASH_SPAN < ARG_PATH_CAP) };
     let mut hash = PATH_HASH_SEED;
-    // Scanned to its NUL (bpf_probe_read_user_str always writes one), not
-    // to `len`: a loop that stops at `len` tells the verifier its exact
-    // value at each exit, and every check after it was walked once for
-    // each.
-    // To its NUL after PATH_HASH_SPAN bytes too: the end of a path that
-    // long.
+    // Scanned to its NUL (bpf_probe_read_user_str always writes one), one
+    // byte past PATH_HASH_SPAN for the end of a path that long; not to
+    // `len`: a loop that stops at `len` tells the verifier its exact value
+    // at each exit, and every check after it was walked once for each.
     for i in 0..=PATH_HASH_SPAN {
         let b = path[i];
         if b == 0 {

@@ -11,7 +11,7 @@ use aya::maps::{Array, MapData};
 use sensor_common::{ExeKey, IGNORE_PREFIX_CAP, InodeGeneration, PathPrefix, filter_flags, names};
 
 use super::inode_key::{InodeKeys, metadata_and_generation};
-use super::{LoadError, map_mut, replace_hash_entries};
+use super::{LoadError, map_mut, present, replace_hash_entries};
 use crate::config::filter::FilterConfig;
 
 /// The resolved filter, ready to be written into the maps.
@@ -224,11 +224,6 @@ pub fn install(ebpf: &mut Ebpf, r: &Resolved) -> Result<(), LoadError> {
     replace_hash_entries(ebpf, names::IGNORE_CGROUPS_MAP, &[], &present(&r.cgroups))?;
     fill_array(ebpf, names::IGNORE_PREFIXES_MAP, &r.prefixes)?;
     fill_array(ebpf, names::IGNORE_DIRS_WALKED_MAP, &r.walked_dirs)
-}
-
-/// A set's entries: each key to 1.
-fn present<K: Copy>(keys: &[K]) -> Vec<(K, u8)> {
-    keys.iter().map(|k| (*k, 1)).collect()
 }
 
 fn fill_array(

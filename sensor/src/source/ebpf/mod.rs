@@ -588,9 +588,9 @@ fn report_verifier_headroom<'a>(programs: impl Iterator<Item = (&'a str, u32)>) 
 }
 
 /// What the sensor logs, at error level, for a program the verifier
-/// refused as too complex, or nearly did; the tests fail on it (the host's harness, and
-/// `cargo xtask kernels` and vm-test on the guests' logs, which spell it
-/// out as they do not link this crate).
+/// refused as too complex, or nearly did; the tests fail on it (the
+/// host's harness, and `cargo xtask kernels` and vm-test on the guests'
+/// logs, which spell it out as they do not link this crate).
 pub const TOO_COMPLEX: &str = "too complex for this kernel's verifier";
 
 /// Logs `error` as a bug of ours if the verifier refused `program` for
@@ -658,6 +658,11 @@ pub(crate) fn replace_hash_entries<K: aya::Pod + PartialEq, V: aya::Pod>(
             .map_err(|source| LoadError::Map { name, source })?;
     }
     Ok(())
+}
+
+/// A set's entries, for a hash map whose value is unused: each key to 1.
+pub(crate) fn present<K: Copy>(keys: &[K]) -> Vec<(K, u8)> {
+    keys.iter().map(|k| (*k, 1)).collect()
 }
 
 pub(crate) fn take_map<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, LoadError>

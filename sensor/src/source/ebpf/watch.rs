@@ -17,7 +17,7 @@ use super::homes::{self, Account};
 use super::inode_key::{InodeKeys, StatId, metadata_and_generation, stat_id};
 use super::sshd_files;
 use super::watch_sources::Sources;
-use super::{LoadError, replace_hash_entries};
+use super::{LoadError, present, replace_hash_entries};
 use crate::config::watch::WatchConfig;
 
 /// The watched paths, resolved.
@@ -163,11 +163,7 @@ impl Watched {
                 .collect::<Vec<_>>()
                 .join(" ")
         };
-        let long: Vec<Vec<u8>> = watched
-            .iter()
-            .filter(|p| p.len() > PATH_HASH_SPAN)
-            .cloned()
-            .collect();
+        let long: Vec<Vec<u8>> = watched.iter().filter(|p| !hashable(p)).cloned().collect();
         if !long.is_empty() {
             notices.info(format!(
                 "watched by inode only, longer than the {PATH_HASH_SPAN} bytes of a path \
@@ -426,22 +422,22 @@ impl Watched {
             replace_hash_entries(
                 ebpf,
                 names::WATCHED_PATH_HASHES_MAP,
-                &old.path_hashes(),
-                &self.path_hashes(),
+                &present(&old.path_hashes()),
+                &present(&self.path_hashes()),
             )?;
         }
         self.replace_inodes(old, ebpf)
     }
 
-    /// The `WATCHED_PATH_HASHES` entries: each path's hash, and a
+    /// The `WATCHED_PATH_HASHES` keys: each path's hash, and a
     /// directory's also without its slash (the directory itself renamed or
     /// removed). One too long for the kernel to compare has none.
-    fn path_hashes(&self) -> Vec<(u64, u8)> {
+    fn path_hashes(&self) -> Vec<u64> {
         let mut hashes = Vec::new();
-        for p in self.paths.iter().filter(|p| p.len() <= PATH_HASH_SPAN) {
-            hashes.push((path_hash(p), 1));
+        for p in self.paths.iter().filter(|p| hashable(p)) {
+            hashes.push(path_hash(p));
             if let Some(dir) = p.strip_suffix(b"/").filter(|d| !d.is_empty()) {
-                hashes.push((path_hash(dir), 1));
+                hashes.push(path_hash(dir));
             }
         }
         hashes
@@ -449,31 +445,32 @@ impl Watched {
 }
 
 impl Watched {
-    /// Brings the inode maps from `old`'s entries to these: the keys no
-    /// longer watched go first (an inode number is reused by the next file
-    /// made on its filesystem, which would then pass for the watched one),
-    /// then the new ones, over those kept (never absent in between).
+    /// Brings the inode maps from `old`'s entries to these.
     fn replace_inodes(&self, old: &Watched, ebpf: &mut Ebpf) -> Result<(), LoadError> {
         replace_hash_entries(ebpf, names::WATCHED_INODES_MAP, &old.inodes, &self.inodes)?;
-        let parents =
-            |w: &Watched| -> Vec<(ExeKey, u8)> { w.parents.iter().map(|k| (*k, 1)).collect() };
         replace_hash_entries(
             ebpf,
             names::WATCHED_PARENTS_MAP,
-            &parents(old),
-            &parents(self),
+            &present(&old.parents),
+            &present(&self.parents),
         )?;
         // The filesystems holding them: the kernel's first check. Never
         // removed (a filesystem left with no watched inode costs a climb).
-        let devs: Vec<(u32, u8)> = self
+        let devs: Vec<u32> = self
             .inodes
             .iter()
             .map(|(k, _)| k)
             .chain(&self.parents)
-            .map(|k| (k.dev, 1))
+            .map(|k| k.dev)
             .collect();
-        replace_hash_entries(ebpf, names::WATCHED_DEVS_MAP, &[], &devs)
+        replace_hash_entries(ebpf, names::WATCHED_DEVS_MAP, &[], &present(&devs))
     }
+}
+
+/// Can the kernel compare a path argument with watched path `p` (see
+/// `PATH_HASH_SPAN`)? Else `p` is watched by inode only.
+fn hashable(p: &[u8]) -> bool {
+    p.len() <= PATH_HASH_SPAN
 }
 
 /// The label of a file the kernel matched in a directory named `.ssh`
@@ -1087,7 +1084,7 @@ mod tests {
             &keys_dir[..keys_dir.len() - 1].to_vec(),
         ] {
             assert!(
-                hashes.contains(&(path_hash(p), 1)),
+                hashes.contains(&path_hash(p)),
                 "{}",
                 String::from_utf8_lossy(p)
             );
