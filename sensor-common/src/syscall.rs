@@ -675,8 +675,9 @@ pub mod watch_flags {
     /// The base path was cut at the caps, or a read failed walking it.
     pub const BASE_TRUNCATED: u32 = 1 << 3;
     /// rename's new path (link's existing one) is relative to a different
-    /// dirfd than `path`, whose directory was not walked: `path2` is as
-    /// passed.
+    /// dirfd than `path`, which is relative too, and whose directory is the
+    /// one walked: `path2` is as passed. (Where `path` is absolute, the
+    /// directory walked is `path2`'s.)
     pub const BASE2_UNKNOWN: u32 = 1 << 4;
     /// Kernel-side only, never sent: a truncate, unlink, rename, link or
     /// symlink whose path argument did not decide, kept in flight for the
@@ -777,6 +778,77 @@ pub fn path_hash(bytes: &[u8]) -> u64 {
     bytes
         .iter()
         .fold(PATH_HASH_SEED, |h, &b| path_hash_step(h, b))
+}
+
+/// The bytes of a path argument [`path_may_leave_prefix`] looks at: one
+/// longer may leave.
+pub const LEAVE_CHECK_SPAN: usize = 512;
+
+/// Might the absolute, NUL-terminated `path` lead out of a prefix its
+/// bytes start with, or be spelled otherwise than where it leads? The
+/// kernel compares a path argument's bytes with watched paths and
+/// ignored prefixes, which are written without `.`, `..` or empty
+/// components (the config refuses them): a path spelled otherwise must be
+/// taken neither as outside a watched path (`//etc/cron.d/x`), nor as
+/// inside an ignored one (`/tmp/ignored/../../etc/shadow`). True for a
+/// component that is empty or ends in a dot (`.`, `..`, and rarely a
+/// name: `x.`), and for a path with no NUL within its first
+/// [`LEAVE_CHECK_SPAN`] bytes (nor within `N`: a path read cut short,
+/// whose rest the caller cannot see).
+///
+/// Eight bytes at a time, with no branch but the loop's own, and nothing
+/// carried that a branch compared: the verifier walks the loop at each
+/// of its call sites' states (a score in the chmod family's entry), and a
+/// scan a byte at a time took the ia32 entry past its million
+/// instructions.
+#[inline(always)]
+pub fn path_may_leave_prefix<const N: usize>(path: &[u8; N]) -> bool {
+    const DOTS: u64 = u64::from_ne_bytes([b'.'; 8]);
+    const SLASHES: u64 = u64::from_ne_bytes([b'/'; 8]);
+    let span = if N < LEAVE_CHECK_SPAN {
+        N
+    } else {
+        LEAVE_CHECK_SPAN
+    };
+    // Whether the previous word's last byte was a dot, a slash (its 0x80
+    // bit, at the top).
+    let (mut dots_before, mut slashes_before) = (0u64, 0u64);
+    for i in 0..span / 8 {
+        // SAFETY: bytes 8i..8i+8 of the array, span <= N. (Little-endian,
+        // the BPF target's and the host's order: byte k is bits 8k..8k+8.)
+        let word = unsafe { core::ptr::read_unaligned(path.as_ptr().add(8 * i).cast::<u64>()) };
+        let (dots, slashes, nuls) = (
+            zero_bytes(word ^ DOTS),
+            zero_bytes(word ^ SLASHES),
+            zero_bytes(word),
+        );
+        // Where the byte before is a dot, a slash.
+        let dot_ahead = (dots << 8) | (dots_before >> 56);
+        let slash_ahead = (slashes << 8) | (slashes_before >> 56);
+        // Up to the first NUL: what follows it is an older path's.
+        let first_nul = nuls & nuls.wrapping_neg();
+        let this_path = (first_nul << 1).wrapping_sub(1);
+        // A component that ends in a dot (`.`, `..`), or an empty one.
+        let odd = ((dot_ahead & (slashes | nuls)) | (slash_ahead & slashes)) & this_path;
+        if odd != 0 {
+            return true;
+        }
+        if nuls != 0 {
+            return false;
+        }
+        dots_before = dots;
+        slashes_before = slashes;
+    }
+    true
+}
+
+/// 0x80 in each byte of `v` that is zero, and nothing else: exact, no
+/// carry from one byte into the next (the shorter `(v - 0x01…) & !v &
+/// 0x80…` flags a 0x01 byte above a zero one, and `/` is `.` ^ 0x01).
+#[inline(always)]
+const fn zero_bytes(v: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    !(((v & LOW7) + LOW7) | v | LOW7)
 }
 
 /// Entries of the kernel's `WATCHED_INODES`: every watched path's inode,
@@ -1177,6 +1249,150 @@ pub const FILE_EVENT_MAX: usize = size_of::<FileEvent>()
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a component of an absolute path is: the exact answer, which
+    /// the kernel's cheaper [`path_may_leave_prefix`] must cover.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    enum Spelled {
+        Normal,
+        /// `//` or `/./`: leads where the path without it does.
+        Redundant,
+        /// `/../`: can lead out of any prefix before it.
+        Climb,
+    }
+
+    /// The component of `path` that ends at `end`, exactly.
+    fn component_ending_at(path: &[u8], end: usize) -> Spelled {
+        let component = &path[..end];
+        let start = component
+            .iter()
+            .rposition(|&b| b == b'/')
+            .map_or(0, |i| i + 1);
+        match &component[start..] {
+            b".." => Spelled::Climb,
+            b"." => Spelled::Redundant,
+            b"" if end > 0 && path.get(end) == Some(&b'/') => Spelled::Redundant,
+            _ => Spelled::Normal,
+        }
+    }
+
+    /// [`path_may_leave_prefix`] of `path`, with the bytes of an earlier,
+    /// longer path after its NUL.
+    fn leaves(path: &[u8]) -> bool {
+        let mut buf = [b'.'; 64];
+        buf[..path.len()].copy_from_slice(path);
+        buf[path.len()] = 0;
+        path_may_leave_prefix(&buf)
+    }
+
+    /// The worst component in `path`, checking that the kernel's check
+    /// flags the path when it is not normal.
+    fn spelled(path: &[u8]) -> Spelled {
+        let mut buf = [0u8; 64];
+        buf[..path.len()].copy_from_slice(path);
+        let mut worst = Spelled::Normal;
+        for end in 0..=path.len() {
+            if buf[end] != b'/' && buf[end] != 0 {
+                continue;
+            }
+            match component_ending_at(&buf[..=path.len()], end) {
+                Spelled::Normal => {}
+                Spelled::Redundant if worst == Spelled::Climb => {}
+                s => worst = s,
+            }
+        }
+        assert!(
+            worst == Spelled::Normal || leaves(path),
+            "the kernel's check misses {worst:?} in {:?}",
+            str(path)
+        );
+        worst
+    }
+
+    #[test]
+    fn paths_spelled_otherwise_than_where_they_lead_are_told() {
+        for normal in [
+            &b"/"[..],
+            b"/etc/cron.d/",
+            b"/etc/cron.d/x",
+            b"/home/u/.ssh/authorized_keys",
+            b"/a/..b/c",
+            b"/a/.b",
+        ] {
+            assert_eq!(spelled(normal), Spelled::Normal, "{:?}", str(normal));
+            assert!(!leaves(normal), "{:?}", str(normal));
+        }
+        for redundant in [
+            &b"//etc/cron.d/x"[..],
+            b"/etc//cron.d/x",
+            b"/etc/./cron.d/x",
+            b"/etc/cron.d/.",
+            b"/etc/cron.d//",
+            b"/./etc",
+        ] {
+            assert_eq!(
+                spelled(redundant),
+                Spelled::Redundant,
+                "{:?}",
+                str(redundant)
+            );
+        }
+        for climb in [
+            &b"/tmp/../etc/shadow"[..],
+            b"/tmp/ignored/x/..",
+            b"/..",
+            b"/tmp//../etc",
+        ] {
+            assert_eq!(spelled(climb), Spelled::Climb, "{:?}", str(climb));
+        }
+        // The kernel's false alarms: names that end in a dot.
+        for name_with_dot in [&b"/a/.../b"[..], b"/a/b../c", b"/a/b."] {
+            assert_eq!(spelled(name_with_dot), Spelled::Normal);
+            assert!(leaves(name_with_dot), "{:?}", str(name_with_dot));
+        }
+    }
+
+    fn str(b: &[u8]) -> &str {
+        core::str::from_utf8(b).expect("utf-8")
+    }
+
+    #[test]
+    fn a_path_may_leave_its_prefix_by_dot_dot_or_by_a_rest_not_read() {
+        let mut path = [0u8; 32];
+        path[..16].copy_from_slice(b"/tmp/x/../../etc");
+        assert!(path_may_leave_prefix(&path));
+        path[..16].copy_from_slice(b"/tmp/x/ab/cd/etc");
+        assert!(!path_may_leave_prefix(&path));
+        // Past the NUL is what an earlier, longer path left: not read.
+        path[17..23].copy_from_slice(b"/../..");
+        assert!(!path_may_leave_prefix(&path));
+        // No NUL: the rest was not read, and may climb.
+        let full = [b'a'; 32];
+        assert!(path_may_leave_prefix(&full));
+        // Past the span: not looked at, and may climb.
+        let mut long = [b'a'; LEAVE_CHECK_SPAN + 64];
+        long[0] = b'/';
+        long[LEAVE_CHECK_SPAN + 8] = 0;
+        assert!(path_may_leave_prefix(&long));
+        long[LEAVE_CHECK_SPAN - 8] = 0;
+        assert!(!path_may_leave_prefix(&long));
+        // Every place in a word, and across words.
+        for at in 2..40 {
+            let mut path = [b'x'; 64];
+            path[0] = b'/';
+            path[at..at + 4].copy_from_slice(b"/../");
+            path[50] = 0;
+            assert!(path_may_leave_prefix(&path), "`/../` at {at}");
+            path[at..at + 4].copy_from_slice(b"/.x/");
+            assert!(!path_may_leave_prefix(&path), "`/.x/` at {at}");
+            path[at..at + 4].copy_from_slice(b"//xx");
+            assert!(path_may_leave_prefix(&path), "`//` at {at}");
+            path[at..at + 4].copy_from_slice(b"/x/\0");
+            assert!(!path_may_leave_prefix(&path), "a trailing slash at {at}");
+            path[at..at + 4].copy_from_slice(b"/..\0");
+            assert!(path_may_leave_prefix(&path), "a trailing `/..` at {at}");
+        }
+    }
 
     #[test]
     fn path_hash_is_fnv_1a_64() {

@@ -878,6 +878,61 @@ fn a_symlink_under_an_ignored_prefix_does_not_hide_a_setuid_chmod() {
     }
 }
 
+/// A `..` leads out of an ignored prefix that the argument's bytes start
+/// with: where the kernel does not resolve the file (this machine), the
+/// argument must not be ignored by its bytes, however far into a long
+/// path the `..` comes. The event shows the path made normal, and the
+/// argument as passed.
+#[test]
+fn a_dot_dot_out_of_an_ignored_prefix_does_not_hide_a_chmod() {
+    let dir = temp_dir("filter-dot-dot");
+    let ignored_prefix = dir.join("ignored");
+    // Two full-length names: the `..` comes past the 256 bytes the
+    // kernel's short record holds, in the long record's read.
+    let deep = ignored_prefix.join("a".repeat(250)).join("b".repeat(250));
+    std::fs::create_dir_all(&deep).expect("mkdir");
+    let config = format!(
+        "[filter]\nignore_path_prefixes = [\"{}/\"]\n",
+        ignored_prefix.display()
+    );
+    let sensor = Sensor::start(&config);
+    let outside = file_in(&dir, "tool", 0o755);
+    let inside = file_in(&ignored_prefix, "plain", 0o755);
+    let chmod = |mode: &str, path: &Path| {
+        let (pid, ok) = run(Command::new("chmod").arg(mode).arg(path));
+        assert!(ok, "chmod {mode} {}", path.display());
+        pid
+    };
+    let climbing = ignored_prefix.join("../tool");
+    let deep_climbing = deep.join("../../../tool");
+    assert!(deep_climbing.as_os_str().len() > 512);
+    let out_by_dot_dot = chmod("700", &climbing);
+    let out_by_deep_dot_dot = chmod("710", &deep_climbing);
+    let plain_inside = chmod("700", &inside);
+    let control = chmod("755", &outside);
+    sensor.wait_for("the control chmod", |v| is_file_event(v, "chmod", control));
+    let events = sensor.events();
+    let event_of = |pid| events.iter().find(|v| is_file_event(v, "chmod", pid));
+    for (pid, argument, mode) in [
+        (out_by_dot_dot, &climbing, "0700"),
+        (out_by_deep_dot_dot, &deep_climbing, "0710"),
+    ] {
+        let ev = event_of(pid)
+            .unwrap_or_else(|| panic!("chmod {mode} {} was not reported", argument.display()));
+        assert_eq!(at(ev, "file.path").as_str(), outside.to_str(), "{ev}");
+        assert_eq!(
+            at(ev, "sensor.file_change.path_argument").as_str(),
+            argument.to_str(),
+            "{ev}"
+        );
+        assert_eq!(at(ev, "sensor.file_change.requested.mode"), mode, "{ev}");
+    }
+    assert!(
+        event_of(plain_inside).is_none(),
+        "a chmod under the prefix spelled plainly is still ignored"
+    );
+}
+
 /// The path argument in a page the entry's read cannot fault in: the
 /// kernel's own copy resolves it. Where fentry loads, the event names the
 /// file the kernel resolved; here, it says the path could not be read

@@ -1246,6 +1246,101 @@ fn c_str(path: &Path) -> std::ffi::CString {
 /// a watched file, opens nothing for writing: how a systemd unit is
 /// enabled (`*.wants/` symlinks) or a cron job planted. Each is reported
 /// with the new name and what it points at; links elsewhere are not.
+/// A path argument spelled otherwise than where it leads (`//`, `/./`,
+/// `/../`, relative `./` and `../`) names the watched path all the same:
+/// the kernel sends it on, and the event shows the path made normal and
+/// the argument as passed. Where fentry is refused (this machine) its
+/// bytes are all there is: before, such a rename into a watched directory
+/// went unseen.
+#[test]
+fn paths_spelled_otherwise_into_watched_paths_are_reported_made_normal() {
+    let tree = Tree::new();
+    let sensor = Sensor::start(&tree.config());
+    let root = tree.root.to_str().expect("utf-8").to_owned();
+    // Past the 256 bytes the kernel hashes, a `..` leads back.
+    let deep = tree
+        .path("other")
+        .join("a".repeat(250))
+        .join("b".repeat(60));
+    std::fs::create_dir_all(&deep).expect("mkdir");
+    let long = format!("{}/../../../etc/cron.d/long", deep.display());
+    assert!(long.len() > 300);
+    let cases = [
+        (format!("/{root}/etc/cron.d/slashes"), "slashes", "."),
+        (format!("{root}/etc/./cron.d/dot"), "dot", "."),
+        (
+            format!("{root}/other/../etc/cron.d/dot-dot"),
+            "dot-dot",
+            ".",
+        ),
+        (long, "long", "."),
+        ("../etc/cron.d/up".to_owned(), "up", "other"),
+        ("./etc/cron.d/here".to_owned(), "here", "."),
+    ];
+    let mut renames = Vec::new();
+    for (to, name, cwd) in &cases {
+        std::fs::write(tree.path(&format!("other/{name}")), b"x").expect("write");
+        let from = tree.path(&format!("other/{name}"));
+        let pid = run("mv", &[from.to_str().expect("utf-8"), to], &tree.path(cwd));
+        renames.push((pid, to.clone(), tree.path(&format!("etc/cron.d/{name}"))));
+    }
+    // An unlink by a path with an empty component.
+    let rm_arg = format!("{root}/etc/cron.d//slashes");
+    let rm = run("rm", &[&rm_arg], &tree.root);
+    // Spelled otherwise, and not watched: sent on by the kernel, dropped
+    // by the daemon.
+    std::fs::write(tree.path("other/quiet"), b"x").expect("write");
+    let quiet = run(
+        "mv",
+        &[
+            &format!("{root}/other/quiet"),
+            &format!("{root}/etc/cron.d/../../other/./quiet2"),
+        ],
+        &tree.root,
+    );
+    let passwd = tree.path("etc/passwd");
+    let control = sh(&format!("echo root2 >> '{}'", passwd.display()), &tree.root);
+
+    for (pid, argument, normal) in &renames {
+        let ev = sensor.wait_for(&format!("mv to {argument}"), |v| {
+            write_by(v, "rename", *pid)
+        });
+        assert_eq!(
+            at(&ev, "sensor.file_write.new_path").as_str(),
+            normal.to_str(),
+            "{ev}"
+        );
+        assert_eq!(
+            at(&ev, "sensor.file_write.second_path_argument").as_str(),
+            Some(argument.as_str()),
+            "{ev}"
+        );
+        assert_eq!(
+            at(&ev, "sensor.file_write.watched").as_str(),
+            Some(format!("{}/", tree.path("etc/cron.d").display()).as_str()),
+            "{ev}"
+        );
+        assert_eq!(at(&ev, "sensor.file_write.matched_by"), "path", "{ev}");
+    }
+    let ev = sensor.wait_for("rm by a path with //", |v| write_by(v, "unlink", rm));
+    assert_eq!(
+        at(&ev, "file.path").as_str(),
+        tree.path("etc/cron.d/slashes").to_str(),
+        "{ev}"
+    );
+    assert_eq!(
+        at(&ev, "sensor.file_write.path_argument").as_str(),
+        Some(rm_arg.as_str()),
+        "{ev}"
+    );
+    sensor.wait_for("the control append", |v| write_by(v, "open_write", control));
+    assert_quiet(
+        &sensor,
+        quiet,
+        "a rename spelled otherwise outside the watched paths",
+    );
+}
+
 #[test]
 fn links_and_symlinks_into_watched_paths_are_reported_and_others_are_not() {
     let tree = Tree::new();

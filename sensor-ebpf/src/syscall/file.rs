@@ -270,7 +270,15 @@ fn fill<E: super::Entry, const CAP: usize>(
             unreadable,
             truncated,
         );
-        if crate::filter::path_ignored(path, head.path_len) {
+        // An argument with a `..` can lead out of the prefix its bytes
+        // start with (`/tmp/ignored/../../etc/shadow`), and so can one read
+        // cut short: neither is ignored by its bytes (nor, to keep the
+        // check cheap, one with a `.` or empty component, or a name that
+        // ends in a dot). io_uring's requests need no such check: their
+        // opens go by the file opened, and their name changes are kept.
+        if crate::filter::path_ignored(path, head.path_len)
+            && !sensor_common::path_may_leave_prefix(path)
+        {
             if !kept_when_ignored(op, head.mode) {
                 return None;
             }

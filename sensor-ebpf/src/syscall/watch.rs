@@ -10,7 +10,8 @@
 //!   blind to symlinks, bind mounts and relative paths;
 //! - a path argument (truncate, unlink, rename, link, symlink's new name)
 //!   is watched if it is absolute and is, or is below, a watched path (by
-//!   the hashes of its prefixes: [`hashed_path_watched`]), a single
+//!   the hashes of its prefixes: [`hashed_path_watched`]) or is spelled
+//!   otherwise than where it leads (`//`, `/./`, `/../`), a single
 //!   component in a directory that is, or that holds, a watched file, or a
 //!   relative path of several components (which only the joined path can
 //!   decide). The daemon checks the joined path exactly and drops the rest;
@@ -32,8 +33,8 @@ use sensor_common::{
     ARG_PATH_CAP, AT_FDCWD, EventKind, ExeKey, PATH_HASH_SEED, PATH_HASH_SPAN, ProbeError,
     SHELL_RC_NAME_MAX, SHELL_RC_NAME_MIN, SHELL_RC_TAILS, SHELL_RC_WORDS, SyscallOp,
     WATCH_MATCHED_SHELL_RC, WATCH_MATCHED_SSH_DIR, WATCH_MATCHED_USER_UNITS, WATCHED_INODES_MAX,
-    WATCHED_PATH_HASHES_MAX, WatchEvent, WatchedInode, path_hash_step, watch_flags,
-    watch_matched_by_name,
+    WATCHED_PATH_HASHES_MAX, WatchEvent, WatchedInode, path_hash_step, path_may_leave_prefix,
+    watch_flags, watch_matched_by_name,
 };
 
 use super::{copy, dir_path, fd_file, inflight, read_user_str};
@@ -437,11 +438,30 @@ fn send(
         data,
         pos: path_len,
     };
+    // Which paths are relative (a symlink's target is text, never joined).
+    let (relative, relative2) = match p {
+        Some(p) => (
+            p.path_len > 0 && p.path[0] != b'/',
+            p.path2_len > 0
+                && p.path2[0] != b'/'
+                && op != SyscallOp::Symlink as u32
+                && op != SyscallOp::Symlinkat as u32,
+        ),
+        None => (false, false),
+    };
+    // Set before the walk: the verifier walks it once per state that
+    // reaches it, and these flags kept live past it made three of them.
+    if relative && relative2 && fd2 != fd {
+        ev.flags |= watch_flags::BASE2_UNKNOWN;
+    }
     let base = if file.is_ok() {
         ev.flags |= watch_flags::BASE_IS_FILE;
         Some(file.and_then(|f| field(f, off!(file_path))))
-    } else if p.is_some_and(|p| p.path_len > 0 && p.path[0] != b'/') {
-        Some(dir_path(current.addr(), fd))
+    } else if relative || relative2 {
+        // The first path's directory; where only the second path is
+        // relative (`mv /tmp/x etc/cron.d/`), the second's: the daemon
+        // joins both to it, and an absolute path is left as it is.
+        Some(dir_path(current.addr(), if relative { fd } else { fd2 }))
     } else {
         None
     };
@@ -452,9 +472,6 @@ fn send(
         }
     }
     let base_len = w.since(path_len);
-    if fd2 != fd && p.is_some_and(|p| p.path2_len > 0 && p.path2[0] != b'/') {
-        ev.flags |= watch_flags::BASE2_UNKNOWN;
-    }
     if let Some(p) = p {
         copy(data, w.pos, p.path2.as_ptr(), path2_len);
     }
@@ -916,18 +933,26 @@ fn path_watched(task: u64, path: &[u8; ARG_PATH_CAP], len: u32, dirfd: i32) -> b
 }
 
 /// Is the absolute path argument a watched path, or below a watched
-/// directory? Hashed as it is scanned: at each slash, the prefix up to it
-/// (`/etc/cron.d/`) is looked up; at its end, the whole (`/etc/passwd`, or
-/// `/etc/cron.d` itself). Every watched path has its hash in the map, so
-/// none is left to the fentry hooks alone, as those beyond a fixed count
-/// of string slots were (`mv x /etc/udev/rules.d/` went unseen where
-/// fentry is refused). A path spelled otherwise than the watched one (`//`,
-/// `/./`, through a symlinked directory) is left to the hooks, which
-/// decide by inode where they load. A collision only sends the call to
-/// the daemon, which compares the path itself.
+/// directory, or might it be? Hashed as it is scanned: at each slash, the
+/// prefix up to it (`/etc/cron.d/`) is looked up; at its end, the whole
+/// (`/etc/passwd`, or `/etc/cron.d` itself). Every watched path has its
+/// hash in the map, so none is left to the fentry hooks alone, as those
+/// beyond a fixed count of string slots were (`mv x /etc/udev/rules.d/`
+/// went unseen where fentry is refused). A collision only sends the call
+/// to the daemon, which compares the path itself.
+///
+/// A path spelled otherwise than where it leads (`//etc/cron.d/x`,
+/// `/etc/./cron.d/x`, `/tmp/../etc/cron.d/x`, a `..` past the hashed
+/// bytes) hashes as no watched path does: it is sent for the daemon to
+/// decide on the path made normal (few programs write such paths; see
+/// `path_may_leave_prefix`). A symlinked directory on the way is left to
+/// the hooks, which decide by inode where they load.
 #[inline(always)]
 fn hashed_path_watched(path: &[u8; ARG_PATH_CAP]) -> bool {
     const { assert!(PATH_HASH_SPAN < ARG_PATH_CAP) };
+    if path_may_leave_prefix(path) {
+        return true;
+    }
     let mut hash = PATH_HASH_SEED;
     // Scanned to its NUL (bpf_probe_read_user_str always writes one), one
     // byte past PATH_HASH_SPAN for the end of a path that long; not to
@@ -945,8 +970,8 @@ fn hashed_path_watched(path: &[u8; ARG_PATH_CAP]) -> bool {
             return true;
         }
     }
-    // Longer than any watched path: only a watched directory's prefix,
-    // looked up on the way, could match.
+    // Longer than any watched path, and under no watched directory (and
+    // without a `..` that could lead back into one: checked above).
     false
 }
 

@@ -80,6 +80,12 @@ impl FilterConfig {
                     ),
                 });
             }
+            if let Some(problem) = super::not_normal(p.as_bytes()) {
+                return Err(ConfigError::Invalid {
+                    key: "filter.ignore_path_prefixes",
+                    problem: format!("entry {i} `{p}` {problem}"),
+                });
+            }
         }
         Ok(())
     }

@@ -283,6 +283,21 @@ fn page_size() -> usize {
     if n > 0 { n as usize } else { 4096 }
 }
 
+/// Why the absolute `path` cannot be compared with path arguments as
+/// written: the kernel compares their bytes, and makes any argument with
+/// a `.`, `..` or empty component (`//`) normal before comparing it (see
+/// `decode::lexically_normal`), so an entry written with one would never
+/// match. None when it is normal.
+fn not_normal(path: &[u8]) -> Option<String> {
+    let normal = crate::source::ebpf::decode::lexically_normal(path);
+    (normal != path).then(|| {
+        format!(
+            "must be written without `.`, `..` or empty components, as `{}`",
+            String::from_utf8_lossy(&normal)
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -381,6 +396,13 @@ mod tests {
         let err = Config::parse(&long).unwrap_err().to_string();
         assert!(
             err.contains("filter.ignore_path_prefixes") && err.contains("64 bytes"),
+            "{err}"
+        );
+        let err = Config::parse("[filter]\nignore_path_prefixes = [\"/tmp/x/../\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("filter.ignore_path_prefixes") && err.contains("as `/tmp/`"),
             "{err}"
         );
         let err = Config::parse("[filter]\nignore_uid = [1]\n")

@@ -2,6 +2,7 @@
 //! reported (file_write events). Everything else written on the host is
 //! dropped in the kernel.
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 use sensor_common::{PATH_HASH_SPAN, WATCH_PATHS_MAX};
@@ -13,13 +14,13 @@ use super::ConfigError;
 #[serde(deny_unknown_fields, default)]
 pub struct WatchConfig {
     /// Absolute paths of files and directories (a directory covers
-    /// everything below it), at most 254. The first 32 are also compared
-    /// as strings in the kernel: a path argument under one (a rename,
-    /// unlink or link) is seen on every kernel, and one that does not
-    /// exist yet is watched by name, so that its creation is seen. The
-    /// others are watched by inode: opens for writing everywhere, calls
-    /// by path where fentry loads, and a file among them that does not
-    /// exist yet when an open creates it in its directory.
+    /// everything below it), at most 254, each at most 255 bytes and
+    /// written without `.`, `..` or empty components. Each is watched by
+    /// its path, in the kernel: a path argument that is, or is under, one
+    /// (a rename, unlink, truncate or link) is seen on every kernel,
+    /// whether or not the path exists yet; and one that exists also by
+    /// inode: opens for writing everywhere, calls by path through another
+    /// name (a symlink, a bind mount) where fentry loads.
     pub paths: Vec<PathBuf>,
     /// Also watch every directory named `.ssh` and the files directly in
     /// it (`authorized_keys`, `rc`, `environment`: how intruders persist
@@ -179,6 +180,12 @@ impl WatchConfig {
                     ),
                 });
             }
+            if let Some(problem) = super::not_normal(p.as_os_str().as_bytes()) {
+                return Err(ConfigError::Invalid {
+                    key: "watch.paths",
+                    problem: format!("entry {i} `{}` {problem}", p.display()),
+                });
+            }
         }
         if !self.sshd_config.is_absolute() {
             return Err(ConfigError::Invalid {
@@ -211,6 +218,25 @@ mod tests {
                 assert!(problem.contains("at most 254"), "{problem}");
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_path_spelled_otherwise_than_where_it_leads_is_refused() {
+        let mut config = WatchConfig::default();
+        for (path, normal) in [
+            ("/etc//cron.d/", "/etc/cron.d/"),
+            ("/etc/./passwd", "/etc/passwd"),
+            ("/etc/x/../shadow", "/etc/shadow"),
+        ] {
+            config.paths = vec![PathBuf::from(path)];
+            match config.validate() {
+                Err(ConfigError::Invalid { key, problem }) => {
+                    assert_eq!(key, "watch.paths");
+                    assert!(problem.contains(&format!("as `{normal}`")), "{problem}");
+                }
+                other => panic!("{path}: {other:?}"),
+            }
         }
     }
 

@@ -627,7 +627,9 @@ pub struct ProbeErrorCount {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct FileChange {
     /// The path as the caller passed it, when `file.path` differs from it
-    /// (a relative path, joined here to the directory it starts from).
+    /// (a relative path, joined here to the directory it starts from; one
+    /// spelled otherwise than where it leads, `//`, `/./`, `/../`, made
+    /// normal).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path_argument: Option<Text>,
     /// The file as it was before the call; absent where the hook could not
@@ -914,8 +916,9 @@ pub struct IoUringDetail {
     pub opcode: u8,
     /// Its name without the prefix, lower case (`openat`, `connect`).
     pub operation: &'static str,
-    /// The path as the request gave it, where `file.path` had to join it
-    /// to the cwd or `dirfd`; on an open's completion, the submission's
+    /// The path as the request gave it, where `file.path` differs: joined
+    /// to the cwd or `dirfd`, or made normal (`//`, `/./`, `/../` taken
+    /// out); on an open's completion, the submission's
     /// path where the file opened is another (through a symlink).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path_argument: Option<Text>,
@@ -1111,10 +1114,15 @@ pub struct FileWrite {
     /// rename's destination.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub new_path: Option<Text>,
-    /// The path argument as passed, when `file.path` joined it to a
-    /// directory.
+    /// The path argument as passed, when `file.path` differs: joined to a
+    /// directory, or made normal (`//`, `/./`, `/../` taken out).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path_argument: Option<Text>,
+    /// The second path argument as passed (rename's new name, link's
+    /// existing file), when `new_path` or `file.target_path` differs from
+    /// it in the same ways.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub second_path_argument: Option<Text>,
 }
 
 #[cfg(test)]

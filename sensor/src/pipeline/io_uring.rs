@@ -255,7 +255,6 @@ fn io_uring_detail(x: &SysRecord) -> (IoUringDetail, Option<Vec<u8>>) {
     use sensor_common::io_uring::op;
     let opcode = x.args[0] as u8;
     let path = (!x.path.is_empty()).then(|| x.io_uring_path());
-    let joined = x.path.first().is_some_and(|c| *c != b'/') && !x.base.is_empty();
     let dirfd = x.args[1] as u32 as i32;
     // An fd-based request's fd, where the hook read it.
     let on_fd = sensor_common::io_uring::acts_on_fd(opcode) && dirfd >= 0;
@@ -264,7 +263,10 @@ fn io_uring_detail(x: &SysRecord) -> (IoUringDetail, Option<Vec<u8>>) {
     let tmpfile = flags & libc::O_TMPFILE == libc::O_TMPFILE;
     let creates = (open && (flags & libc::O_CREAT != 0 || tmpfile)) || opcode == op::MKDIRAT;
     let detail = IoUringDetail {
-        path_argument: joined.then(|| Text(x.path.clone())),
+        path_argument: path
+            .as_deref()
+            .is_some_and(|p| p != x.path.as_slice())
+            .then(|| Text(x.path.clone())),
         dirfd: (!on_fd && !x.path.is_empty() && dirfd != sensor_common::AT_FDCWD).then_some(dirfd),
         fd: (on_fd && !x.fixed_file).then_some(dirfd),
         fixed_file: (on_fd && x.fixed_file).then_some(dirfd as u32),

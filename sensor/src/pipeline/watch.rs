@@ -74,6 +74,12 @@ impl Pipeline {
         // Rename's second path is where the file goes; link's is the file
         // the new name is given to, symlink's what the new name points at
         // (ECS `file.target_path`), as written.
+        // Shown as passed where it could not be joined.
+        let second_argument = if symlink {
+            None
+        } else {
+            argument_if_changed(&w.path2, Some(path2.as_deref().unwrap_or(&w.path2)))
+        };
         let second = path2
             .map(Text)
             .or_else(|| (!w.path2.is_empty()).then(|| Text(w.path2.clone())));
@@ -94,8 +100,8 @@ impl Pipeline {
                 Vec::new()
             },
             new_path,
-            path_argument: (!w.path.is_empty() && path.as_deref() != Some(w.path.as_slice()))
-                .then(|| Text(w.path.clone())),
+            path_argument: argument_if_changed(&w.path, path.as_deref()),
+            second_path_argument: second_argument,
         };
         // Every field made of the event's bytes (a watched label too: the
         // `.ssh` directory a path names).
@@ -107,6 +113,10 @@ impl Pipeline {
             (
                 "sensor.file_write.path_argument",
                 write.path_argument.as_ref(),
+            ),
+            (
+                "sensor.file_write.second_path_argument",
+                write.second_path_argument.as_ref(),
             ),
             ("sensor.file_write.watched", write.watched.as_ref()),
         ] {
@@ -130,6 +140,12 @@ impl Pipeline {
         ev.error = error;
         Some(ev)
     }
+}
+
+/// `argument`, the path as the caller passed it, where the path the event
+/// shows for it differs (joined to a directory, or made normal).
+fn argument_if_changed(argument: &[u8], shown: Option<&[u8]>) -> Option<Text> {
+    (!argument.is_empty() && shown != Some(argument)).then(|| Text(argument.to_vec()))
 }
 
 /// The access mode and the flags that matter for a write, by name.

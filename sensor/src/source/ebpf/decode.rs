@@ -182,7 +182,8 @@ pub struct WatchRecord {
     /// The path argument as passed; empty for an open or ftruncate, whose
     /// file is `base`.
     pub path: Vec<u8>,
-    /// The directory a relative `path` starts from, or the file itself.
+    /// The directory a relative `path` starts from (or, where only
+    /// `path2` is relative, the one it starts from), or the file itself.
     pub base: Vec<u8>,
     pub base_is_file: bool,
     pub base_truncated: bool,
@@ -216,10 +217,11 @@ impl WatchRecord {
     }
 }
 
-/// `path` if absolute, else `base/path`; None when neither is known.
+/// `path` if absolute, else `base/path`, made normal ([`lexically_normal`]);
+/// None when neither is known.
 fn join(path: &[u8], base: &[u8]) -> Option<Vec<u8>> {
     if path.first() == Some(&b'/') {
-        return Some(path.to_vec());
+        return Some(lexically_normal(path));
     }
     if base.is_empty() || path.is_empty() {
         return None;
@@ -229,7 +231,39 @@ fn join(path: &[u8], base: &[u8]) -> Option<Vec<u8>> {
         p.push(b'/');
     }
     p.extend_from_slice(path);
-    Some(p)
+    Some(lexically_normal(&p))
+}
+
+/// The absolute `path` without empty and `.` components, and with each
+/// `..` taking the component before it away (none above the root), as
+/// the watched paths and ignored prefixes it is compared with are written:
+/// `/var/tmp/../../etc/cron.d/x` is `/etc/cron.d/x`. A trailing slash is
+/// kept. Lexical: where a symlink precedes a `..`, the kernel went
+/// elsewhere (the fentry hooks see where, by inode); the base a relative
+/// path is joined to is the kernel's own, without symlinks.
+///
+/// By hand over bytes (std's `Path::components` drops `.` and empty
+/// components but leaves `..`, and crates that clean paths work on
+/// `str`): a path is the caller's bytes, kept exact.
+pub fn lexically_normal(path: &[u8]) -> Vec<u8> {
+    let mut out: Vec<u8> = Vec::with_capacity(path.len());
+    for component in path.split(|&b| b == b'/') {
+        match component {
+            b"" | b"." => {}
+            b".." => {
+                let parent = out.iter().rposition(|&b| b == b'/').unwrap_or(0);
+                out.truncate(parent);
+            }
+            name => {
+                out.push(b'/');
+                out.extend_from_slice(name);
+            }
+        }
+    }
+    if out.is_empty() || (path.ends_with(b"/") && out != b"/") {
+        out.push(b'/');
+    }
+    out
 }
 
 /// What a system record reports.
@@ -1223,6 +1257,38 @@ mod tests {
         assert_eq!(SockAddr::parse(&[2, 0, 1]), None, "a short IPv4 address");
         assert_eq!(SockAddr::parse(&[1]), None);
         assert_eq!(SockAddr::parse(&[16, 0, 9]), Some(SockAddr::Other(16)));
+    }
+
+    #[test]
+    fn joined_and_absolute_paths_are_made_normal_byte_for_byte() {
+        let normal = |p: &[u8]| String::from_utf8_lossy(&lexically_normal(p)).into_owned();
+        for (path, want) in [
+            (&b"/etc/cron.d/x"[..], "/etc/cron.d/x"),
+            (b"/etc/cron.d/", "/etc/cron.d/"),
+            (b"/", "/"),
+            (b"//etc//cron.d/x", "/etc/cron.d/x"),
+            (b"/etc/./cron.d/./x", "/etc/cron.d/x"),
+            (b"/var/tmp/../../etc/cron.d/x", "/etc/cron.d/x"),
+            (b"/../../etc/shadow", "/etc/shadow"),
+            (b"/etc/cron.d/..", "/etc"),
+            (b"/etc/cron.d/.", "/etc/cron.d"),
+            (b"/etc/cron.d/../", "/etc/"),
+            (b"/..", "/"),
+            (b"/a/.../b", "/a/.../b"),
+        ] {
+            assert_eq!(normal(path), want, "{}", String::from_utf8_lossy(path));
+        }
+        // Bytes that are not UTF-8 stay as they were.
+        assert_eq!(lexically_normal(b"/tmp/\xff/../\xfe"), b"/tmp/\xfe");
+        assert_eq!(
+            join(b"../../etc/cron.d/x", b"/var/tmp").as_deref(),
+            Some(&b"/etc/cron.d/x"[..])
+        );
+        assert_eq!(
+            join(b"./etc/cron.d/x", b"/").as_deref(),
+            Some(&b"/etc/cron.d/x"[..])
+        );
+        assert_eq!(join(b"x", b""), None, "a relative path with no base");
     }
 
     #[test]

@@ -143,7 +143,12 @@ impl Watched {
         for p in paths {
             let is_dir = std::fs::metadata(&p)
                 .map_or(p.as_os_str().as_bytes().ends_with(b"/"), |m| m.is_dir());
+            // As the kernel and the daemon compare path arguments: a home
+            // or an sshd_config line can spell one otherwise (`/home//u`).
             let mut text = p.as_os_str().as_bytes().to_vec();
+            if text.starts_with(b"/") {
+                text = super::decode::lexically_normal(&text);
+            }
             if is_dir && !text.ends_with(b"/") {
                 text.push(b'/');
             }
