@@ -71,15 +71,16 @@ impl Pipeline {
             _ => ("rename", CHANGE),
         };
         let link = matches!(action, "link" | "symlink");
-        // Rename's second path is where the file goes; link's is the file
-        // the new name is given to, symlink's what the new name points at
-        // (ECS `file.target_path`), as written.
-        // Shown as passed where it could not be joined.
+        // A symlink's target is shown as written; another second path as
+        // passed where it could not be joined.
         let second_argument = if symlink {
             None
         } else {
             argument_if_changed(&w.path2, Some(path2.as_deref().unwrap_or(&w.path2)))
         };
+        // Rename's second path is where the file goes; link's is the file
+        // the new name is given to, symlink's what the new name points at
+        // (ECS `file.target_path`), as written.
         let second = path2
             .map(Text)
             .or_else(|| (!w.path2.is_empty()).then(|| Text(w.path2.clone())));
