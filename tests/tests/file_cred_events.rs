@@ -31,6 +31,13 @@ fn run(cmd: &mut Command) -> (u64, bool) {
     (pid, ok)
 }
 
+/// `chmod MODE PATH`, which must succeed; its pid.
+fn chmod(mode: &str, path: &Path) -> u64 {
+    let (pid, ok) = run(Command::new("chmod").arg(mode).arg(path));
+    assert!(ok, "chmod {mode} {}", path.display());
+    pid
+}
+
 fn strings(v: &Value) -> Vec<&str> {
     v.as_array()
         .map(|a| a.iter().filter_map(Value::as_str).collect())
@@ -820,11 +827,6 @@ fn a_symlink_under_an_ignored_prefix_does_not_hide_a_setuid_chmod() {
     let hard = ignored_prefix.join("hard");
     std::fs::hard_link(&shared, &hard).expect("hard link");
 
-    let chmod = |mode: &str, path: &Path| {
-        let (pid, ok) = run(Command::new("chmod").arg(mode).arg(path));
-        assert!(ok, "chmod {mode} {}", path.display());
-        pid
-    };
     let setuid_via_link = chmod("u+s", &link);
     let plain_via_link = chmod("700", &link);
     let setgid_inside = chmod("g+s", &inside);
@@ -898,11 +900,6 @@ fn a_dot_dot_out_of_an_ignored_prefix_does_not_hide_a_chmod() {
     let sensor = Sensor::start(&config);
     let outside = file_in(&dir, "tool", 0o755);
     let inside = file_in(&ignored_prefix, "plain", 0o755);
-    let chmod = |mode: &str, path: &Path| {
-        let (pid, ok) = run(Command::new("chmod").arg(mode).arg(path));
-        assert!(ok, "chmod {mode} {}", path.display());
-        pid
-    };
     let climbing = ignored_prefix.join("../tool");
     let deep_climbing = deep.join("../../../tool");
     assert!(deep_climbing.as_os_str().len() > 512);

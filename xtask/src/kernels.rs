@@ -137,13 +137,16 @@ fn build_initramfs(sensor: &Path, busybox: &Path) -> Result<PathBuf> {
         &std::fs::read(sensor).context("reading the sensor binary")?,
         0o755,
     );
-    // With a path prefix to ignore: the verifier drops the code of a filter
-    // the daemon left off (a load-time constant), so only a configured
-    // one shows that each kernel accepts it.
+    // With every filter the initramfs can hold (no cgroup filesystem):
+    // the verifier drops the code of a filter the daemon left off (a
+    // load-time constant), so only a configured one shows that each kernel
+    // accepts it, and within its instruction limit with room to spare. An
+    // ignored executable must exist: /etc/passwd, never run.
     cpio.file(
         "sensor.toml",
         b"[agent]\nstate_dir = \"/var/lib/sensor\"\n\n\
-          [filter]\nignore_path_prefixes = [\"/tmp/ignored/\"]\n",
+          [filter]\nignore_uids = [65534]\nignore_executables = [\"/etc/passwd\"]\n\
+          ignore_path_prefixes = [\"/tmp/ignored/\"]\n",
         0o644,
     );
     cpio.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n", 0o644);
@@ -393,9 +396,27 @@ fn boot_and_check(vmlinuz: &Path, initrd: &Path, suite: &str) -> Result<String> 
         );
     }
     Ok(format!(
-        "exec, exit, chmod (with its mode before, by fentry) and module load seen, {:.0} s",
-        started.elapsed().as_secs_f64()
+        "exec, exit, chmod (with its mode before, by fentry) and module load seen, {:.0} s{}",
+        started.elapsed().as_secs_f64(),
+        verifier_headroom(&stderr)
+            .map(|h| format!("; verifier: {h}"))
+            .unwrap_or_default()
     ))
+}
+
+/// What the sensor logged of its largest program's verification (Linux
+/// 5.16+): `N of the 1000000 instructions … (program)`, shortened to `N of
+/// 1000000 (program)`, for the table.
+fn verifier_headroom(log: &str) -> Option<String> {
+    let line = log
+        .lines()
+        .find(|l| l.contains("the verifier walked at most "))?;
+    let rest = &line[line.find("at most ")? + 8..];
+    let mut words = rest.split_whitespace();
+    let walked = words.next()?;
+    let limit = words.nth(2)?;
+    let program = rest[rest.rfind('(')?..].trim_end();
+    Some(format!("{walked} of {limit} {program}"))
 }
 
 /// `process.args` of one event line. xtask avoids a JSON dependency; the
@@ -434,6 +455,17 @@ pub(crate) const TOO_COMPLEX: &str = "too complex for this kernel's verifier";
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_verifier_s_headroom_is_read_from_the_log() {
+        let log = "INFO x: the verifier walked at most 465303 of the 1000000 instructions it \
+                   allows in one program (io_uring_submit)\nINFO y: other";
+        assert_eq!(
+            super::verifier_headroom(log).as_deref(),
+            Some("465303 of 1000000 (io_uring_submit)")
+        );
+        assert_eq!(super::verifier_headroom("INFO y: other"), None);
+    }
+
     #[test]
     fn the_sensor_still_logs_a_refusal_for_complexity_in_these_words() {
         let sensor = include_str!("../../sensor/src/source/ebpf/mod.rs");
