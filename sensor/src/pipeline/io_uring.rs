@@ -525,6 +525,22 @@ mod tests {
         assert_eq!(path.as_deref(), Some(&b"/root/d"[..]));
         assert_eq!(d.path_argument.as_ref().map(|t| &t.0[..]), Some(&b"d"[..]));
         assert_eq!(d.mode.as_deref(), Some("1777"));
+        // Made normal, relative or absolute; the argument kept as given.
+        let mut x = io_uring_record(op::MKDIRAT, [at_fdcwd, 0, 0o700], b"../etc//d", b"");
+        x.base = b"/root".to_vec();
+        let (d, path) = io_uring_detail(&x);
+        assert_eq!(path.as_deref(), Some(&b"/etc/d"[..]));
+        assert_eq!(
+            d.path_argument.as_ref().map(|t| &t.0[..]),
+            Some(&b"../etc//d"[..])
+        );
+        let x = io_uring_record(op::UNLINKAT, [at_fdcwd, 0, 0], b"/tmp/../etc/x", b"");
+        let (d, path) = io_uring_detail(&x);
+        assert_eq!(path.as_deref(), Some(&b"/etc/x"[..]));
+        assert_eq!(
+            d.path_argument.as_ref().map(|t| &t.0[..]),
+            Some(&b"/tmp/../etc/x"[..])
+        );
 
         // An xattr: its name and value as the kernel copied them, a
         // capability set decoded; the value is not an address.
