@@ -796,11 +796,11 @@ pub const LEAVE_CHECK_SPAN: usize = 512;
 /// [`LEAVE_CHECK_SPAN`] bytes (nor within `N`: a path read cut short,
 /// whose rest the caller cannot see).
 ///
-/// Eight bytes at a time, with no branch but the loop's own, and nothing
-/// carried that a branch compared: the verifier walks the loop at each
-/// of its call sites' states (a score in the chmod family's entry), and a
-/// scan a byte at a time took the ia32 entry past its million
-/// instructions.
+/// Eight bytes at a time, with two branches a word (found, ended) and
+/// nothing carried that a branch compared: the verifier walks the loop
+/// at each of its call sites' states (a score in the chmod family's
+/// entry), and a scan a byte at a time took the ia32 entry past its
+/// million instructions.
 #[inline(always)]
 pub fn path_may_leave_prefix<const N: usize>(path: &[u8; N]) -> bool {
     const DOTS: u64 = u64::from_ne_bytes([b'.'; 8]);
