@@ -1379,13 +1379,23 @@ fn links_and_symlinks_into_watched_paths_are_reported_and_others_are_not() {
     assert_eq!(r, 0, "link: {}", std::io::Error::last_os_error());
     // Refused: nobody cannot write into the root-owned cron directory.
     let refused = run_as_nobody_failing("ln", &["-s", "/tmp/x", "etc/cron.d/nobody"], &tree.root);
-    // Not watched: links between unwatched names, even to a watched file
-    // (a symlink's target is only text: nothing is written there).
+    // Symlinks made elsewhere to a watched path, set up for a write
+    // through them: by an absolute target, and by a relative one that a
+    // `..` leads out of the link's directory.
+    let to_passwd = run(
+        "ln",
+        &["-s", passwd.to_str().expect("utf-8"), "other/sym"],
+        &tree.root,
+    );
+    let to_cron_dir = run(
+        "ln",
+        &["-s", "../etc/cron.d", "other/cron-link"],
+        &tree.root,
+    );
+    // Not watched: links between unwatched names, a symlink whose target
+    // stays in its directory or names no watched path.
     sh(
-        &format!(
-            "ln -s '{}' other/sym && ln other/job other/job2",
-            passwd.display()
-        ),
+        "ln other/job other/job2 && ln -s job other/job-sym && ln -s /tmp/x other/tmp-sym",
         &tree.root,
     );
     let control = sh(&format!("echo root2 >> '{}'", passwd.display()), &tree.root);
@@ -1474,8 +1484,39 @@ fn links_and_symlinks_into_watched_paths_are_reported_and_others_are_not() {
         "{ev}"
     );
 
+    for (pid, link, target, watched) in [
+        (
+            to_passwd,
+            "other/sym",
+            passwd.to_str().expect("utf-8"),
+            passwd.to_str().expect("utf-8"),
+        ),
+        (
+            to_cron_dir,
+            "other/cron-link",
+            "../etc/cron.d",
+            cron_dir.as_str(),
+        ),
+    ] {
+        let ev = sensor.wait_for(&format!("a symlink to {target}"), |v| {
+            write_by(v, "symlink", pid)
+        });
+        assert_eq!(
+            at(&ev, "file.path").as_str(),
+            tree.path(link).to_str(),
+            "{ev}"
+        );
+        assert_eq!(at(&ev, "file.target_path"), target, "as written: {ev}");
+        assert_eq!(at(&ev, "sensor.file_write.watched"), watched, "{ev}");
+        assert_eq!(at(&ev, "sensor.file_write.matched_by"), "target", "{ev}");
+    }
+
     sensor.wait_for("the control append", |v| write_by(v, "open_write", control));
-    let quiet_paths = [tree.path("other/sym"), tree.path("other/job2")];
+    let quiet_paths = [
+        tree.path("other/job2"),
+        tree.path("other/job-sym"),
+        tree.path("other/tmp-sym"),
+    ];
     let quiet_links: Vec<Value> = sensor
         .events()
         .into_iter()

@@ -19,6 +19,9 @@
 //!   link or symlink whose path argument did not decide is kept in flight
 //!   anyway, and the hooks inside the call decide by the inode the kernel
 //!   resolved: exact, through symlinks, bind mounts and `/proc/PID/root`;
+//! - a symlink whose target text names a watched path, absolute or
+//!   relative with a `..` (the daemon joins it to the link's directory):
+//!   a link set up for a write through it;
 //! - with `[watch] user_ssh_dirs` and `user_unit_dirs`, also by name: a
 //!   file in a directory named `.ssh`, or in one named `user` in one named
 //!   `systemd`, or such a directory, whoever's home holds it and whenever
@@ -268,8 +271,19 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
     if let Some(second) = second {
         p.read_path2(second);
     }
+    // A symlink's target is text, relative to the link's directory, not
+    // to a dirfd: one that names a watched path sets up a write through
+    // the link to it (a privileged process writing `/tmp/x -> /etc/shadow`,
+    // a rename through `/tmp/l -> /etc/cron.d`). Absolute, it is matched
+    // as a path argument; relative, only a `..` can lead it out of the
+    // link's directory (which is not watched, else the new name is), and
+    // the daemon joins it there.
+    let target = !second_is_file && p.path2_len > 0;
+    let absolute2 = p.path2[0] == b'/';
     let watched = path_watched(task, &p.path, p.path_len, p.fd)
-        || (second_is_file && path_watched(task, &p.path2, p.path2_len, p.fd2));
+        || ((second_is_file || (target && absolute2))
+            && path_watched(task, &p.path2, p.path2_len, p.fd2))
+        || (target && !absolute2 && path_may_leave_prefix(&p.path2));
     if watched {
         keep(p);
     } else if by_inode_hooks() {

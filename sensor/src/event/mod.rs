@@ -1106,7 +1106,10 @@ pub struct FileWrite {
     /// kernel resolved is in a directory named `.ssh`, or is one:
     /// `[watch] user_ssh_dirs`; or likewise a `user` directory in one
     /// named `systemd`: `user_unit_dirs`; or the file is named as a
-    /// shell's startup file: `shell_rc_files`).
+    /// shell's startup file: `shell_rc_files`) or `target` (a symlink made
+    /// elsewhere whose target, `file.target_path`, names a watched path:
+    /// absolute, or relative and joined to the link's directory; a write
+    /// through the link lands there).
     pub matched_by: &'static str,
     /// open's flags by name (`O_WRONLY`, `O_CREAT`, `O_TRUNC`…).
     #[serde(skip_serializing_if = "Vec::is_empty")]

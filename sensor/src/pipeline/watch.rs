@@ -19,8 +19,15 @@ impl Pipeline {
         let path = w.resolved_path();
         let symlink = matches!(w.op, SyscallOp::Symlink | SyscallOp::Symlinkat);
         // A symlink's target is text the kernel stores, not a file the call
-        // touches: never joined, never matched (the kernel did not either).
+        // touches: shown as written. It is matched, joined to the link's
+        // directory, for the link it sets up (the kernel sent one that may
+        // name a watched path).
         let path2 = if symlink { None } else { w.resolved_path2() };
+        let target = if symlink {
+            w.symlink_target_path()
+        } else {
+            None
+        };
         // Opens and ftruncates were matched by inode in the kernel: exact,
         // and so are path arguments the fentry hooks resolved (`matched`);
         // or by the names the kernel resolved (a `.ssh` or `systemd/user`
@@ -34,16 +41,23 @@ impl Pipeline {
             .by_kernel_match(w.matched, [path.as_deref(), path2.as_deref()]);
         let watched = path.as_deref().and_then(|p| self.watched.matching(p));
         let watched2 = path2.as_deref().and_then(|p| self.watched.matching(p));
+        let by_target = target.as_deref().and_then(|p| self.watched.matching(p));
         let by_path = !w.base_is_file && (watched.is_some() || watched2.is_some());
-        if !by_path && by_kernel.is_none() && watched.is_none() {
+        if !by_path && by_kernel.is_none() && watched.is_none() && by_target.is_none() {
             return None;
         }
         // The label: the watched path the file's own path names, else the
-        // one the kernel matched by inode. Path first because an inode the
-        // kernel matched may be a watched file's old one, reused by the next
-        // file made on that filesystem until the daemon's maps catch up.
-        let label = watched.or(watched2).or(by_kernel.clone());
-        let matched_by = if !by_path && by_kernel.is_some() && by_kernel == label {
+        // one the kernel matched by inode, else the one a symlink's target
+        // names. Path first because an inode the kernel matched may be a
+        // watched file's old one, reused by the next file made on that
+        // filesystem until the daemon's maps catch up.
+        let label = watched
+            .or(watched2)
+            .or(by_kernel.clone())
+            .or(by_target.clone());
+        let matched_by = if !by_path && by_kernel.is_none() && by_target.is_some() {
+            "target"
+        } else if !by_path && by_kernel.is_some() && by_kernel == label {
             if watch_matched_by_name(w.matched) {
                 "name"
             } else {

@@ -207,6 +207,18 @@ impl WatchRecord {
         join(&self.path, &self.base)
     }
 
+    /// A symlink's target (`path2`, text the kernel stores) as the path it
+    /// names: made normal, and joined to the link's own directory when
+    /// relative. None when the link's path is unknown.
+    pub fn symlink_target_path(&self) -> Option<Vec<u8>> {
+        if self.path2.first() == Some(&b'/') {
+            return Some(lexically_normal(&self.path2));
+        }
+        let link = self.resolved_path()?;
+        let dir = &link[..=link.iter().rposition(|&b| b == b'/')?];
+        join(&self.path2, dir)
+    }
+
     /// The second path (rename's new one, link's existing file), joined to
     /// the same base when it is relative.
     pub fn resolved_path2(&self) -> Option<Vec<u8>> {
@@ -1257,6 +1269,50 @@ mod tests {
         assert_eq!(SockAddr::parse(&[2, 0, 1]), None, "a short IPv4 address");
         assert_eq!(SockAddr::parse(&[1]), None);
         assert_eq!(SockAddr::parse(&[16, 0, 9]), Some(SockAddr::Other(16)));
+    }
+
+    #[test]
+    fn a_symlinks_target_is_the_path_it_names_from_the_links_directory() {
+        let link = |path: &[u8], target: &[u8], base: &[u8]| WatchRecord {
+            boot_ns: 0,
+            // SAFETY: TaskInfo is plain integers and byte arrays.
+            task: unsafe { std::mem::zeroed() },
+            op: SyscallOp::Symlinkat,
+            ret: 0,
+            open_flags: 0,
+            fd: sensor_common::AT_FDCWD,
+            path: path.to_vec(),
+            base: base.to_vec(),
+            base_is_file: false,
+            base_truncated: false,
+            path2: target.to_vec(),
+            base2_unknown: false,
+            path_truncated: false,
+            path_unreadable: false,
+            matched: 0,
+        };
+        let target = |r: WatchRecord| {
+            r.symlink_target_path()
+                .map(|p| String::from_utf8(p).expect("utf-8"))
+        };
+        assert_eq!(
+            target(link(b"/tmp/x", b"/etc//shadow", b"")).as_deref(),
+            Some("/etc/shadow")
+        );
+        assert_eq!(
+            target(link(b"/tmp/a/x", b"../../etc/shadow", b"")).as_deref(),
+            Some("/etc/shadow")
+        );
+        assert_eq!(
+            target(link(b"a/x", b"../y", b"/srv")).as_deref(),
+            Some("/srv/y"),
+            "the link joined to its base first"
+        );
+        assert_eq!(
+            target(link(b"x", b"y", b"")),
+            None,
+            "the link's directory unknown"
+        );
     }
 
     #[test]
