@@ -284,10 +284,10 @@ fn page_size() -> usize {
 }
 
 /// Why the absolute `path` cannot be compared with path arguments as
-/// written: the kernel compares their bytes, and makes any argument with
-/// a `.`, `..` or empty component (`//`) normal before comparing it (see
-/// `decode::lexically_normal`), so an entry written with one would never
-/// match. None when it is normal.
+/// written: the kernel compares their bytes, and leaves an argument with a
+/// `.`, `..` or empty component (`//`) to the daemon, which makes it
+/// normal before comparing it (`decode::lexically_normal`), so an entry
+/// written with one would never match. None when it is normal.
 fn not_normal(path: &[u8]) -> Option<String> {
     let normal = crate::source::ebpf::decode::lexically_normal(path);
     (normal != path).then(|| {
