@@ -452,7 +452,8 @@ fn connect_swapped_addr(count: u32, through_ring: bool) -> Result<String, String
     };
     let (a, b) = (word("127.0.0.1:40001"), word("127.0.0.2:40002"));
     // A sockaddr_in as two words: family, port and address in the first,
-    // which the other thread swaps whole, so any copy reads one of the two.
+    // which the other threads swap whole. A copy may still mix the two:
+    // the kernel copies user memory a byte at a time.
     let addr = [AtomicU64::new(a), AtomicU64::new(0)];
     // SAFETY: a new socket.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0) };
