@@ -563,6 +563,11 @@ const SCENARIO: &[Step] = &[
         name: "link_persistence",
         expects: &[
             one(
+                "symlink /tmp/.s to /etc/systemd/system, matched by its target",
+                &["symlink"],
+                is_systemd_dir_linked,
+            ),
+            one(
                 "symlink enabling scenario.service through /tmp/.s, matched by inode",
                 &["symlink"],
                 is_unit_enabled_via_symlink,
@@ -1134,6 +1139,16 @@ fn is_cron_removed_via_symlink(v: &Value) -> bool {
         && is(v, "file.path", CRON_FILE_LINKED)
         && is(v, "sensor.file_write.watched", CRON_DIR)
         && is(v, "sensor.file_write.matched_by", "inode")
+}
+
+/// The link the next two steps write through, decided by its target's
+/// text on every kernel.
+fn is_systemd_dir_linked(v: &Value) -> bool {
+    succeeded(v)
+        && is(v, "file.path", "/tmp/.s")
+        && is(v, "file.target_path", "/etc/systemd/system")
+        && is(v, "sensor.file_write.watched", SYSTEMD_DIR)
+        && is(v, "sensor.file_write.matched_by", "target")
 }
 
 /// Decided by fentry/security_inode_symlink: the path argument names no
