@@ -755,6 +755,13 @@ pub const WATCH_PATHS_MAX: usize = WATCH_INODE_SHELL_RC_TARGET as usize - 1;
 /// [`path_hash`], and a directory's also without its trailing slash.
 pub const WATCHED_PATH_HASHES_MAX: u32 = 2 * WATCH_PATHS_MAX as u32;
 
+/// Entries of the kernel's `WATCHED_ABOVE_HASHES`: the [`path_hash`] of
+/// each directory above a watched path (`/`, `/etc`, `/home/u`), with and
+/// without its trailing slash. A host's watched paths share a few such
+/// directories (a few hundred with every home's `.ssh`); beyond this, the
+/// deepest are left out, and the daemon says how many.
+pub const WATCHED_ABOVE_HASHES_MAX: u32 = 4096;
+
 /// The bytes of a path argument the kernel hashes, and so the longest
 /// watched path: a watched directory's prefix, and a watched file's whole
 /// path, lie within them.

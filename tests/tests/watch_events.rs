@@ -1533,6 +1533,137 @@ fn links_and_symlinks_into_watched_paths_are_reported_and_others_are_not() {
     );
 }
 
+/// A symlink to a directory above a watched path (`/tmp/e -> /etc`) makes
+/// a path into the watched one (`/tmp/e/cron.d/x`) that the kernel cannot
+/// match by its bytes where fentry is refused: a rename through it goes
+/// unseen there. The link itself is reported, `matched_by: target_above`,
+/// naming the first watched path below its target; so is one whose
+/// relative target leads from such a directory into a watched path.
+/// Links to other files and directories stay quiet.
+#[test]
+fn symlinks_to_directories_above_watched_paths_are_reported() {
+    let tree = Tree::new();
+    let sensor = Sensor::start(&tree.config());
+    let etc = tree.path("etc");
+    let etc_text = etc.to_str().expect("utf-8");
+    let passwd = tree.path("etc/passwd");
+    let cron_dir = format!("{}/", tree.path("etc/cron.d").display());
+    let ssh_dir = format!("{}/", tree.path("home/alice/.ssh").display());
+    let absolute = |target: &str, link: &str| {
+        run(
+            "ln",
+            &["-s", target, tree.path(link).to_str().expect("utf-8")],
+            &tree.root,
+        )
+    };
+
+    // Absolute targets, with and without a trailing slash.
+    let to_etc = absolute(etc_text, "other/etc-link");
+    let to_etc_slash = absolute(&format!("{etc_text}/"), "other/etc-slash");
+    // Relative targets from a directory above a watched path: the link's
+    // name absolute, its directory looked up in the kernel; then one
+    // made from that directory, which the daemon joins.
+    let to_home = absolute("home", "home-link");
+    let into_cron = absolute("cron.d", "etc/cron-link");
+    let from_home = run("ln", &["-s", "alice", "a"], &tree.path("home"));
+    // Quiet: a file in such a directory, a name that only starts like
+    // one, a relative target from there that leads nowhere watched, and a
+    // relative one elsewhere.
+    absolute(
+        passwd
+            .to_str()
+            .expect("utf-8")
+            .replace("passwd", "hostname")
+            .as_str(),
+        "other/h",
+    );
+    absolute(&etc_text[..etc_text.len() - 1], "other/et");
+    absolute("hostname", "etc/hn");
+    absolute("etc", "other/e");
+    let control = sh(&format!("echo root2 >> '{}'", passwd.display()), &tree.root);
+
+    for (pid, link, target, watched, matched_by) in [
+        (
+            to_etc,
+            "other/etc-link",
+            etc_text.to_owned(),
+            passwd.to_str().expect("utf-8").to_owned(),
+            "target_above",
+        ),
+        (
+            to_etc_slash,
+            "other/etc-slash",
+            format!("{etc_text}/"),
+            passwd.to_str().expect("utf-8").to_owned(),
+            "target_above",
+        ),
+        (
+            to_home,
+            "home-link",
+            "home".to_owned(),
+            ssh_dir.clone(),
+            "target_above",
+        ),
+        (
+            into_cron,
+            "etc/cron-link",
+            "cron.d".to_owned(),
+            cron_dir.clone(),
+            "target",
+        ),
+        (
+            from_home,
+            "home/a",
+            "alice".to_owned(),
+            ssh_dir.clone(),
+            "target_above",
+        ),
+    ] {
+        let ev = sensor.wait_for(&format!("the symlink {link} -> {target}"), |v| {
+            write_by(v, "symlink", pid)
+        });
+        assert_eq!(
+            at(&ev, "file.path").as_str(),
+            tree.path(link).to_str(),
+            "{ev}"
+        );
+        assert_eq!(
+            at(&ev, "file.target_path"),
+            target.as_str(),
+            "as written: {ev}"
+        );
+        assert_eq!(
+            at(&ev, "sensor.file_write.watched"),
+            watched.as_str(),
+            "{ev}"
+        );
+        assert_eq!(at(&ev, "sensor.file_write.matched_by"), matched_by, "{ev}");
+        assert_eq!(at(&ev, "event.outcome"), "success", "{ev}");
+    }
+
+    sensor.wait_for("the control append", |v| write_by(v, "open_write", control));
+    let quiet_paths = [
+        tree.path("other/h"),
+        tree.path("other/et"),
+        tree.path("etc/hn"),
+        tree.path("other/e"),
+    ];
+    let quiet_links: Vec<Value> = sensor
+        .events()
+        .into_iter()
+        .filter(|v| action(v) == "symlink")
+        .filter(|v| {
+            quiet_paths
+                .iter()
+                .any(|p| at(v, "file.path").as_str() == p.to_str())
+        })
+        .collect();
+    assert!(
+        quiet_links.is_empty(),
+        "symlinks to nothing watched were reported: {quiet_links:?}"
+    );
+}
+
 /// The kernel knows watched files by inode, and the tools that edit
 /// /etc/passwd, /etc/shadow or /etc/sudoers replace the file with a rename
 /// over it (a new inode); a watched file may also not exist yet when the

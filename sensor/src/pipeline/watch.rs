@@ -21,10 +21,10 @@ impl Pipeline {
         // A symlink's target is text the kernel stores, not a file the call
         // touches: shown as written. It is matched, joined to the link's
         // directory, for the link it sets up (the kernel sent one that may
-        // name a watched path).
+        // name a watched path or a directory above one).
         let path2 = if symlink { None } else { w.resolved_path2() };
         let target = if symlink {
-            w.symlink_target_path()
+            w.symlink_target_path(path.as_deref())
         } else {
             None
         };
@@ -42,21 +42,39 @@ impl Pipeline {
         let watched = path.as_deref().and_then(|p| self.watched.matching(p));
         let watched2 = path2.as_deref().and_then(|p| self.watched.matching(p));
         let by_target = target.as_deref().and_then(|p| self.watched.matching(p));
+        // A symlink to a directory above a watched path (`/tmp/e -> /etc`):
+        // a path through it into the watched one (`/tmp/e/cron.d/x`) is one
+        // the kernel cannot match without fentry.
+        let above_target = match (&by_target, &target) {
+            (None, Some(t)) => self.watched.below(t),
+            _ => None,
+        };
         let by_path = !w.base_is_file && (watched.is_some() || watched2.is_some());
-        if !by_path && by_kernel.is_none() && watched.is_none() && by_target.is_none() {
+        if !by_path
+            && by_kernel.is_none()
+            && watched.is_none()
+            && by_target.is_none()
+            && above_target.is_none()
+        {
             return None;
         }
         // The label: the watched path the file's own path names, else the
         // one the kernel matched by inode, else the one a symlink's target
-        // names. Path first because an inode the kernel matched may be a
-        // watched file's old one, reused by the next file made on that
-        // filesystem until the daemon's maps catch up.
+        // names or is above. Path first because an inode the kernel matched
+        // may be a watched file's old one, reused by the next file made on
+        // that filesystem until the daemon's maps catch up.
+        let by_link = by_target.is_some() || above_target.is_some();
         let label = watched
             .or(watched2)
             .or(by_kernel.clone())
-            .or(by_target.clone());
-        let matched_by = if !by_path && by_kernel.is_none() && by_target.is_some() {
-            "target"
+            .or(by_target.clone())
+            .or(above_target);
+        let matched_by = if !by_path && by_kernel.is_none() && by_link {
+            if by_target.is_some() {
+                "target"
+            } else {
+                "target_above"
+            }
         } else if !by_path && by_kernel.is_some() && by_kernel == label {
             if watch_matched_by_name(w.matched) {
                 "name"

@@ -208,13 +208,14 @@ impl WatchRecord {
     }
 
     /// A symlink's target (`path2`, text the kernel stores) as the path it
-    /// names: made normal, and joined to the link's own directory when
-    /// relative. None when the link's path is unknown.
-    pub fn symlink_target_path(&self) -> Option<Vec<u8>> {
+    /// names: made normal, and joined to the directory of `link` (the
+    /// link's [`Self::resolved_path`]) when relative. None when that is
+    /// unknown.
+    pub fn symlink_target_path(&self, link: Option<&[u8]>) -> Option<Vec<u8>> {
         if self.path2.first() == Some(&b'/') {
             return Some(lexically_normal(&self.path2));
         }
-        let link = self.resolved_path()?;
+        let link = link?;
         let dir = &link[..=link.iter().rposition(|&b| b == b'/')?];
         join(&self.path2, dir)
     }
@@ -243,7 +244,28 @@ fn join(path: &[u8], base: &[u8]) -> Option<Vec<u8>> {
         p.push(b'/');
     }
     p.extend_from_slice(path);
-    Some(lexically_normal(&p))
+    // Most joined paths are normal already: kept, not built again.
+    Some(if is_lexically_normal(&p) {
+        p
+    } else {
+        lexically_normal(&p)
+    })
+}
+
+/// Is `path` as [`lexically_normal`] makes it: absolute, with no empty
+/// (but a trailing slash's), `.` or `..` component?
+fn is_lexically_normal(path: &[u8]) -> bool {
+    let Some(rest) = path.strip_prefix(b"/") else {
+        return false;
+    };
+    let mut components = rest.split(|&b| b == b'/').peekable();
+    while let Some(c) = components.next() {
+        let last = components.peek().is_none();
+        if (c.is_empty() && !last) || c == b"." || c == b".." {
+            return false;
+        }
+    }
+    true
 }
 
 /// The absolute `path` without empty and `.` components, and with each
@@ -1292,7 +1314,7 @@ mod tests {
             matched: 0,
         };
         let target = |r: WatchRecord| {
-            r.symlink_target_path()
+            r.symlink_target_path(r.resolved_path().as_deref())
                 .map(|p| String::from_utf8(p).expect("utf-8"))
         };
         assert_eq!(
@@ -1336,6 +1358,31 @@ mod tests {
         }
         // Bytes that are not UTF-8 stay as they were.
         assert_eq!(lexically_normal(b"/tmp/\xff/../\xfe"), b"/tmp/\xfe");
+        // The quick check says a path is normal exactly when making it
+        // normal leaves it as it is.
+        for path in [
+            &b"/"[..],
+            b"//",
+            b"/etc",
+            b"/etc/",
+            b"/etc//",
+            b"/etc/.",
+            b"/etc/..",
+            b"/etc/./x",
+            b"/.x/..y/...",
+            b"/a.",
+            b"/..",
+            b"/.",
+            b"etc",
+            b"",
+        ] {
+            assert_eq!(
+                is_lexically_normal(path),
+                lexically_normal(path) == path,
+                "{}",
+                String::from_utf8_lossy(path)
+            );
+        }
         assert_eq!(
             join(b"../../etc/cron.d/x", b"/var/tmp").as_deref(),
             Some(&b"/etc/cron.d/x"[..])

@@ -10,7 +10,7 @@ use aya::Ebpf;
 use sensor_common::{
     ExeKey, InodeGeneration, PATH_HASH_SPAN, SHELL_RC_NAMES, WATCH_INODE_SHELL_RC_TARGET,
     WATCH_MATCHED_SHELL_RC, WATCH_MATCHED_SSH_DIR, WATCH_MATCHED_USER_UNITS, WATCH_PATHS_MAX,
-    WATCHED_INODES_MAX, WatchedInode, names, path_hash, probe_features,
+    WATCHED_ABOVE_HASHES_MAX, WATCHED_INODES_MAX, WatchedInode, names, path_hash, probe_features,
 };
 
 use super::homes::{self, Account};
@@ -190,6 +190,14 @@ impl Watched {
             ));
         }
         w.paths = watched;
+        let (_, left_out) = w.above_dirs();
+        if left_out > 0 {
+            notices.warn(format!(
+                "{left_out} directories above watched paths (the deepest) are not matched as a \
+                 symlink's target: the kernel's map holds {WATCHED_ABOVE_HASHES_MAX} entries, two \
+                 a directory; a symlink to one of them goes unseen where fentry is refused"
+            ));
+        }
         w.find_inodes();
         (w, notices)
     }
@@ -411,6 +419,64 @@ impl Watched {
             .or_else(|| self.rules().find_map(|r| r.label(path)))
     }
 
+    /// The first watched path below `path`, a directory above it (`/etc`
+    /// or `/etc/` above `/etc/cron.d/`): a symlink to it leads there.
+    pub fn below(&self, path: &[u8]) -> Option<Vec<u8>> {
+        let dir = path.strip_suffix(b"/").unwrap_or(path);
+        self.paths
+            .iter()
+            .find(|w| w.len() > dir.len() + 1 && w.starts_with(dir) && w[dir.len()] == b'/')
+            .cloned()
+    }
+
+    /// The directories above the watched paths the kernel compares (see
+    /// [`hashable`]), each with its trailing slash and once: the shallowest
+    /// first, as many as `WATCHED_ABOVE_HASHES` holds; and how many more
+    /// there are.
+    fn above_dirs(&self) -> (Vec<&[u8]>, usize) {
+        let mut dirs: Vec<&[u8]> = Vec::new();
+        for p in self
+            .paths
+            .iter()
+            .filter(|p| hashable(p) && p.starts_with(b"/"))
+        {
+            // Each slash but a directory's own last one ends a directory
+            // above it.
+            let inner = p.strip_suffix(b"/").unwrap_or(p);
+            for (i, _) in inner.iter().enumerate().filter(|(_, b)| **b == b'/') {
+                let dir = &p[..=i];
+                if !dirs.contains(&dir) {
+                    dirs.push(dir);
+                }
+            }
+        }
+        dirs.sort_by_key(|d| d.iter().filter(|b| **b == b'/').count());
+        let mut entries = 0;
+        let fit = dirs
+            .iter()
+            .take_while(|d| {
+                entries += if d.len() > 1 { 2 } else { 1 };
+                entries <= WATCHED_ABOVE_HASHES_MAX as usize
+            })
+            .count();
+        let left_out = dirs.len() - fit;
+        dirs.truncate(fit);
+        (dirs, left_out)
+    }
+
+    /// The `WATCHED_ABOVE_HASHES` keys: each of [`Self::above_dirs`]
+    /// with its slash and, but for the root, without.
+    fn above_hashes(&self) -> Vec<u64> {
+        let mut hashes = Vec::new();
+        for dir in self.above_dirs().0 {
+            hashes.push(path_hash(dir));
+            if dir.len() > 1 {
+                hashes.push(path_hash(&dir[..dir.len() - 1]));
+            }
+        }
+        hashes
+    }
+
     /// Writes the maps of the loaded object (borrowed: the programs loaded
     /// later refer to them).
     pub fn install(&self, ebpf: &mut Ebpf) -> Result<(), LoadError> {
@@ -429,6 +495,12 @@ impl Watched {
                 names::WATCHED_PATH_HASHES_MAP,
                 &present(&old.path_hashes()),
                 &present(&self.path_hashes()),
+            )?;
+            replace_hash_entries(
+                ebpf,
+                names::WATCHED_ABOVE_HASHES_MAP,
+                &present(&old.above_hashes()),
+                &present(&self.above_hashes()),
             )?;
         }
         self.replace_inodes(old, ebpf)
@@ -743,6 +815,79 @@ mod tests {
             None,
             "no name rule without user_ssh_dirs"
         );
+    }
+
+    #[test]
+    fn a_directory_above_watched_paths_names_the_first_below_it() {
+        let w = Watched {
+            paths: vec![b"/etc/passwd".to_vec(), b"/etc/cron.d/".to_vec()],
+            ..Watched::default()
+        };
+        let below = |p: &[u8]| w.below(p).map(|m| String::from_utf8(m).expect("utf-8"));
+        assert_eq!(below(b"/").as_deref(), Some("/etc/passwd"));
+        assert_eq!(below(b"/etc").as_deref(), Some("/etc/passwd"));
+        assert_eq!(below(b"/etc/").as_deref(), Some("/etc/passwd"));
+        assert_eq!(below(b"/etc/cron.d"), None, "watched itself, not above");
+        assert_eq!(below(b"/etc/cron.d/"), None);
+        assert_eq!(below(b"/etc/cron.d/x"), None);
+        assert_eq!(below(b"/et"), None, "a prefix of a name is no directory");
+        assert_eq!(below(b"/etc/pass"), None);
+        assert_eq!(below(b"/var"), None);
+    }
+
+    #[test]
+    fn the_directories_above_watched_paths_are_hashed_with_and_without_their_slash() {
+        let w = Watched {
+            paths: vec![
+                b"/etc/passwd".to_vec(),
+                b"/etc/cron.d/".to_vec(),
+                b"/home/u/.ssh/".to_vec(),
+            ],
+            ..Watched::default()
+        };
+        let (dirs, left_out) = w.above_dirs();
+        assert_eq!(
+            dirs,
+            [&b"/"[..], b"/etc/", b"/home/", b"/home/u/"],
+            "each once, the shallowest first; no watched directory itself"
+        );
+        assert_eq!(left_out, 0);
+        let hashes = w.above_hashes();
+        for dir in [
+            "/", "/etc", "/etc/", "/home", "/home/", "/home/u", "/home/u/",
+        ] {
+            assert!(hashes.contains(&path_hash(dir.as_bytes())), "{dir}");
+        }
+        assert_eq!(hashes.len(), 7, "the root once");
+    }
+
+    #[test]
+    fn directories_above_watched_paths_beyond_the_map_are_counted_the_deepest_first() {
+        // Paths deep enough to have more directories above them than the
+        // kernel's map holds.
+        let paths: Vec<Vec<u8>> = (0..WATCH_PATHS_MAX)
+            .map(|i| format!("/d{i}/a/b/c/d/e/f/g/h/i/x").into_bytes())
+            .collect();
+        let w = Watched {
+            paths,
+            ..Watched::default()
+        };
+        let (dirs, left_out) = w.above_dirs();
+        let all = 1 + WATCH_PATHS_MAX * 10;
+        assert_eq!(dirs.len() + left_out, all);
+        assert!(left_out > 0);
+        assert_eq!(
+            w.above_hashes().len(),
+            2 * dirs.len() - 1,
+            "the root once, the rest twice"
+        );
+        assert!(w.above_hashes().len() <= WATCHED_ABOVE_HASHES_MAX as usize);
+        assert!(
+            dirs.iter()
+                .all(|d| d.iter().filter(|b| **b == b'/').count() <= 10),
+            "the deepest left out"
+        );
+        assert_eq!(dirs[0], b"/");
     }
 
     #[test]
