@@ -191,8 +191,6 @@ pub mod names {
     /// The filesystems (kernel dev_t) of both maps' inodes.
     pub const WATCHED_DEVS_MAP: &str = "WATCHED_DEVS";
     pub const WATCHED_PATH_HASHES_MAP: &str = "WATCHED_PATH_HASHES";
-    /// The directories above watched paths, hashed (a symlink's target).
-    pub const WATCHED_ABOVE_HASHES_MAP: &str = "WATCHED_ABOVE_HASHES";
     /// Sockets with a connect in progress, by socket address.
     pub const CONNECTING_MAP: &str = "CONNECTING";
     /// `tp_btf/sys_enter` and `tp_btf/sys_exit`: every syscall passes

@@ -751,16 +751,17 @@ pub const WATCH_INODE_SHELL_RC_TARGET: u8 = u8::MAX;
 /// in a `WATCHED_INODES` value (a `u8`).
 pub const WATCH_PATHS_MAX: usize = WATCH_INODE_SHELL_RC_TARGET as usize - 1;
 
-/// Entries of the kernel's `WATCHED_PATH_HASHES`: each watched path's
-/// [`path_hash`], and a directory's also without its trailing slash.
-pub const WATCHED_PATH_HASHES_MAX: u32 = 2 * WATCH_PATHS_MAX as u32;
-
-/// Entries of the kernel's `WATCHED_ABOVE_HASHES`: the [`path_hash`] of
-/// each directory above a watched path (`/`, `/etc`, `/home/u`), with and
-/// without its trailing slash. A host's watched paths share a few such
+/// Entries of the kernel's `WATCHED_PATH_HASHES` for the directories
+/// above watched paths (`/`, `/etc`, `/home/u`): each with and without
+/// its trailing slash. A host's watched paths share a few such
 /// directories (a few hundred with every home's `.ssh`); beyond this, the
 /// deepest are left out, and the daemon says how many.
 pub const WATCHED_ABOVE_HASHES_MAX: u32 = 4096;
+
+/// Entries of the kernel's `WATCHED_PATH_HASHES`: each watched path's
+/// [`path_hash`] and [`path_hash_whole`], and a directory's also without
+/// its trailing slash; then the directories above them.
+pub const WATCHED_PATH_HASHES_MAX: u32 = 4 * WATCH_PATHS_MAX as u32 + WATCHED_ABOVE_HASHES_MAX;
 
 /// The bytes of a path argument the kernel hashes, and so the longest
 /// watched path: a watched directory's prefix, and a watched file's whole
@@ -780,11 +781,21 @@ pub fn path_hash_step(hash: u64, byte: u8) -> u64 {
     (hash ^ byte as u64).wrapping_mul(0x0000_0100_0000_01b3)
 }
 
-/// The hash the kernel looks up for `bytes` (see [`path_hash_step`]).
+/// The hash the kernel looks up for `bytes` (see [`path_hash_step`]) as
+/// a prefix of a path argument, up to a slash: a watched directory's.
 pub fn path_hash(bytes: &[u8]) -> u64 {
     bytes
         .iter()
         .fold(PATH_HASH_SEED, |h, &b| path_hash_step(h, b))
+}
+
+/// The hash the kernel looks up for `bytes` as a whole path argument: its
+/// [`path_hash`] with the NUL that ends it. Two keys, so that a directory
+/// above a watched path (`/etc/`, whose rename moves it and to which a
+/// symlink leads into it) can be matched whole and never as a prefix,
+/// with one lookup at each slash and one at the end, as before.
+pub fn path_hash_whole(bytes: &[u8]) -> u64 {
+    path_hash_step(path_hash(bytes), 0)
 }
 
 /// The bytes of a path argument [`path_may_leave_prefix`] looks at: one

@@ -1664,6 +1664,143 @@ fn symlinks_to_directories_above_watched_paths_are_reported() {
     );
 }
 
+/// A rename of a directory above a watched path moves the watched path
+/// away, and one over it (a `RENAME_EXCHANGE` with a tree prepared
+/// elsewhere) puts another tree in its place, by a path that no watched
+/// path's hash prefixes: reported, `matched_by: above`, naming the first
+/// watched path below it. Renames of other files stay quiet.
+#[test]
+fn renames_of_directories_above_watched_paths_are_reported() {
+    let tree = Tree::new();
+    let sensor = Sensor::start(&tree.config());
+    let text = |rel: &str| tree.path(rel).to_str().expect("utf-8").to_owned();
+    let ssh_dir = format!("{}/", tree.path("home/alice/.ssh").display());
+    std::fs::create_dir_all(tree.path("other/fake-etc/cron.d")).expect("mkdir");
+    std::fs::create_dir_all(tree.path("other/plain")).expect("mkdir");
+
+    // Relative, several components: joined by the daemon.
+    let away = run("mv", &["home/alice", "other/alice"], &tree.root);
+    // Absolute, back: the new name is the directory above.
+    let back = run(
+        "mv",
+        &[&text("other/alice"), &text("home/alice")],
+        &tree.root,
+    );
+    // The legacy call, and an exchange of the whole tree, from here.
+    let me = u64::from(std::process::id());
+    let (home, moved) = (c_str(&tree.path("home")), c_str(&tree.path("other/home")));
+    // SAFETY: NUL-terminated strings that outlive the calls.
+    let r = unsafe { libc::syscall(libc::SYS_rename, home.as_ptr(), moved.as_ptr()) };
+    assert_eq!(r, 0, "rename: {}", std::io::Error::last_os_error());
+    // SAFETY: as above.
+    let r = unsafe { libc::syscall(libc::SYS_rename, moved.as_ptr(), home.as_ptr()) };
+    assert_eq!(r, 0, "rename back: {}", std::io::Error::last_os_error());
+    let (etc, fake) = (
+        c_str(&tree.path("etc")),
+        c_str(&tree.path("other/fake-etc")),
+    );
+    const RENAME_EXCHANGE: libc::c_uint = 2;
+    for _ in 0..2 {
+        // SAFETY: as above.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_renameat2,
+                libc::AT_FDCWD,
+                fake.as_ptr(),
+                libc::AT_FDCWD,
+                etc.as_ptr(),
+                RENAME_EXCHANGE,
+            )
+        };
+        assert_eq!(r, 0, "renameat2: {}", std::io::Error::last_os_error());
+    }
+    // Quiet: a directory above nothing watched, and a file in one above.
+    let plain = run(
+        "mv",
+        &[&text("other/plain"), &text("other/plain2")],
+        &tree.root,
+    );
+    let hostname = run(
+        "mv",
+        &[&text("etc/hostname"), &text("etc/hostname2")],
+        &tree.root,
+    );
+    let control = sh(
+        &format!("echo root2 >> '{}'", tree.path("etc/passwd").display()),
+        &tree.root,
+    );
+
+    for (pid, what, path, new_path, watched) in [
+        (
+            away,
+            "a rename away",
+            text("home/alice"),
+            text("other/alice"),
+            ssh_dir.clone(),
+        ),
+        (
+            back,
+            "a rename back",
+            text("other/alice"),
+            text("home/alice"),
+            ssh_dir.clone(),
+        ),
+    ] {
+        let ev = sensor.wait_for(what, |v| write_by(v, "rename", pid));
+        assert_eq!(at(&ev, "file.path"), path.as_str(), "{ev}");
+        assert_eq!(
+            at(&ev, "sensor.file_write.new_path"),
+            new_path.as_str(),
+            "{ev}"
+        );
+        assert_eq!(
+            at(&ev, "sensor.file_write.watched"),
+            watched.as_str(),
+            "{ev}"
+        );
+        assert_eq!(at(&ev, "sensor.file_write.matched_by"), "above", "{ev}");
+        assert_eq!(at(&ev, "event.outcome"), "success", "{ev}");
+    }
+    let mine = |syscall: &str, path: &str| {
+        let ev = sensor.wait_for(&format!("{syscall} of {path}"), |v| {
+            write_by(v, "rename", me)
+                && at(v, "sensor.syscall") == syscall
+                && at(v, "file.path").as_str() == Some(path)
+        });
+        assert_eq!(at(&ev, "sensor.file_write.matched_by"), "above", "{ev}");
+        ev
+    };
+    let ev = mine("rename", &text("home"));
+    assert_eq!(
+        at(&ev, "sensor.file_write.watched"),
+        ssh_dir.as_str(),
+        "{ev}"
+    );
+    mine("rename", &text("other/home"));
+    let ev = mine("renameat2", &text("other/fake-etc"));
+    assert_eq!(
+        at(&ev, "sensor.file_write.new_path").as_str(),
+        Some(text("etc").as_str()),
+        "{ev}"
+    );
+    assert_eq!(
+        at(&ev, "sensor.file_write.watched").as_str(),
+        Some(text("etc/passwd").as_str()),
+        "{ev}"
+    );
+
+    sensor.wait_for("the control append", |v| write_by(v, "open_write", control));
+    let quiet: Vec<Value> = sensor
+        .events()
+        .into_iter()
+        .filter(|v| write_by(v, "rename", plain) || write_by(v, "rename", hostname))
+        .collect();
+    assert!(
+        quiet.is_empty(),
+        "renames of nothing watched were reported: {quiet:?}"
+    );
+}
+
 /// The kernel knows watched files by inode, and the tools that edit
 /// /etc/passwd, /etc/shadow or /etc/sudoers replace the file with a rename
 /// over it (a new inode); a watched file may also not exist yet when the

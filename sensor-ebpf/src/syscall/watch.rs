@@ -25,6 +25,10 @@
 //!   relative with a `..`, or relative in a directory above a watched
 //!   path (`/etc/s -> systemd/system`); the daemon joins a relative one
 //!   to the link's directory and decides on that;
+//! - a rename of a directory above a watched path, or over one
+//!   (`mv /etc/systemd /tmp/s`, a `RENAME_EXCHANGE` of `/home/u` with a
+//!   tree prepared elsewhere): it moves the watched path, or puts another
+//!   tree in its place, by a path no watched path's hash prefixes;
 //! - with `[watch] user_ssh_dirs` and `user_unit_dirs`, also by name: a
 //!   file in a directory named `.ssh`, or in one named `user` in one named
 //!   `systemd`, or such a directory, whoever's home holds it and whenever
@@ -38,9 +42,9 @@ use aya_ebpf::maps::{Array, HashMap, PerCpuArray};
 use sensor_common::{
     ARG_PATH_CAP, AT_FDCWD, EventKind, ExeKey, PATH_HASH_SEED, PATH_HASH_SPAN, ProbeError,
     SHELL_RC_NAME_MAX, SHELL_RC_NAME_MIN, SHELL_RC_TAILS, SHELL_RC_WORDS, SyscallOp,
-    WATCH_MATCHED_SHELL_RC, WATCH_MATCHED_SSH_DIR, WATCH_MATCHED_USER_UNITS,
-    WATCHED_ABOVE_HASHES_MAX, WATCHED_INODES_MAX, WATCHED_PATH_HASHES_MAX, WatchEvent,
-    WatchedInode, path_hash_step, path_may_leave_prefix, watch_flags, watch_matched_by_name,
+    WATCH_MATCHED_SHELL_RC, WATCH_MATCHED_SSH_DIR, WATCH_MATCHED_USER_UNITS, WATCHED_INODES_MAX,
+    WATCHED_PATH_HASHES_MAX, WatchEvent, WatchedInode, path_hash_step, path_may_leave_prefix,
+    watch_flags, watch_matched_by_name,
 };
 
 use super::{copy, dir_path, fd_file, inflight, read_user_str};
@@ -75,19 +79,14 @@ static WATCHED_PARENTS: HashMap<ExeKey, u8> = HashMap::with_max_entries(1024, 0)
 #[map]
 static WATCHED_DEVS: HashMap<u32, u8> = HashMap::with_max_entries(1024, 0);
 
-/// The watched paths as the `path_hash` of their bytes (see
-/// [`hashed_path_watched`]); the value is unused.
+/// The watched paths as the `path_hash` of their bytes and as their
+/// `path_hash_whole`, and the directories above them (`/`, `/etc`, `/etc/`)
+/// as the latter only (see [`hashed_path_watched`]). One map, so that a
+/// path argument that is neither costs no lookup more; the value is
+/// unused.
 #[map]
 static WATCHED_PATH_HASHES: HashMap<u64, u8> =
     HashMap::with_max_entries(WATCHED_PATH_HASHES_MAX, 0);
-
-/// The directories above watched paths (`/`, `/etc`, `/home/u`) as the
-/// `path_hash` of their bytes, with and without a trailing slash; looked
-/// up only for symlinks (see [`symlink_leads_above`]). The value is
-/// unused.
-#[map]
-static WATCHED_ABOVE_HASHES: HashMap<u64, u8> =
-    HashMap::with_max_entries(WATCHED_ABOVE_HASHES_MAX, 0);
 
 /// An open for writing between entry and exit: whether its file is watched
 /// is known only once the kernel has resolved it (the new fd).
@@ -289,14 +288,15 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
     // as a path argument; relative, only a `..` can lead it out of the
     // link's directory (which is not watched, else the new name is), and
     // the daemon joins it there. Either may also name a directory above a
-    // watched path: [`symlink_leads_above`].
+    // watched path: absolute, matched as such a path argument is; relative,
+    // see [`relative_target_above`].
     let target = !second_is_file && p.path2_len > 0;
     let absolute2 = p.path2[0] == b'/';
     let watched = path_watched(task, &p.path, p.path_len, p.fd)
         || ((second_is_file || (target && absolute2))
             && path_watched(task, &p.path2, p.path2_len, p.fd2))
         || (target && !absolute2 && path_may_leave_prefix(&p.path2))
-        || (target && symlink_leads_above(p, absolute2));
+        || (target && relative_target_above(p, absolute2));
     if watched {
         keep(p);
     } else if by_inode_hooks() {
@@ -930,38 +930,35 @@ fn dentry_dev(dentry: u64) -> Option<u32> {
         .ok()
 }
 
-/// Might symlink `p` (its name `path`, its target `path2`, neither a
-/// watched path nor spelled oddly: checked before) lead into a watched
-/// path from a directory above it? A link to `/etc` makes `/tmp/e/cron.d/x`
-/// a path into cron.d that no check of path arguments can see without
-/// fentry. Absolute, the target is looked up whole in
-/// `WATCHED_ABOVE_HASHES` (`/etc`, `/etc/`); relative, it stays in the
-/// link's directory, which is looked up (`/etc/` for
-/// `/etc/s -> systemd/system`); a relative link's directory is the
-/// daemon's to find. The daemon decides on the target joined.
+/// Might symlink `p`, whose target (`path2`) is relative, lead from a
+/// directory above a watched path into it (`/etc/s -> systemd/system`)?
+/// Its target stays in the link's directory (a `..` is checked before),
+/// which is looked up by its hash (`/etc/`); a relative link's directory
+/// is the daemon's to find. The daemon decides on the target joined.
 ///
-/// A scan of its own, after the others and for symlinks only: the
-/// hashes coming out of the checks above, live across the scans that
-/// follow them, took `watch_enter` from 213k verified instructions to
-/// over the million.
+/// A scan of its own, after the others and for such symlinks only: the
+/// hash coming out of `hashed_path_watched`, live across the scans that
+/// follow it, took `watch_enter` from 213k verified instructions to over
+/// the million. `absolute2` is tested here, not by the caller: with
+/// `!absolute2 &&` at the call, next to the same test before it, the
+/// compiled program took the verifier over the million too (224k so).
 #[inline(always)]
-fn symlink_leads_above(p: &PendingWatch, absolute2: bool) -> bool {
-    if !absolute2 && p.path[0] != b'/' {
+fn relative_target_above(p: &PendingWatch, absolute2: bool) -> bool {
+    if absolute2 {
+        return false;
+    }
+    if p.path[0] != b'/' {
         return p.path_len > 0;
     }
-    let path = if absolute2 { &p.path2 } else { &p.path };
     let mut hash = PATH_HASH_SEED;
     // The hash up to the last slash: the directory's.
     let mut dir_hash = PATH_HASH_SEED;
-    // To the NUL, as `hashed_path_watched` scans. A link's name longer
-    // than the span (up to 255 bytes after its directory) is taken as in
-    // its last directory within the span, which sends too much rather
-    // than too little; a target that long is above no watched path.
-    let mut whole = false;
+    // To the NUL, as `hashed_path_watched` scans. A name that long (up to
+    // 255 bytes after its directory) is taken as in its last directory
+    // within the span, which sends too much rather than too little.
     for i in 0..=PATH_HASH_SPAN {
-        let b = path[i];
+        let b = p.path[i];
         if b == 0 {
-            whole = true;
             break;
         }
         hash = path_hash_step(hash, b);
@@ -969,16 +966,10 @@ fn symlink_leads_above(p: &PendingWatch, absolute2: bool) -> bool {
             dir_hash = hash;
         }
     }
-    let key = if absolute2 {
-        if !whole {
-            return false;
-        }
-        hash
-    } else {
-        dir_hash
-    };
+    // Above a watched path, or one (then the link's name is watched, and
+    // was sent before this).
     // SAFETY: a lookup; the value is not kept.
-    unsafe { WATCHED_ABOVE_HASHES.get(&key) }.is_some()
+    unsafe { WATCHED_PATH_HASHES.get(&path_hash_step(dir_hash, 0)) }.is_some()
 }
 
 /// Might the path argument name a watched path? Absolute: it is one, or
@@ -1011,9 +1002,9 @@ fn path_watched(task: u64, path: &[u8; ARG_PATH_CAP], len: u32, dirfd: i32) -> b
 }
 
 /// Is the absolute path argument a watched path, or below a watched
-/// directory, or might it be? Hashed as it is scanned: at each slash, the
-/// prefix up to it (`/etc/cron.d/`) is looked up; at its end, the whole
-/// (`/etc/passwd`, or `/etc/cron.d` itself). Every watched path has its
+/// directory, or a directory above one, or might it be? Hashed as it is
+/// scanned: at each slash, the prefix up to it (`/etc/cron.d/`) is looked
+/// up; at its end, the whole (`/etc/passwd`, `/etc/cron.d` itself, `/etc`). Every watched path has its
 /// hash in the map, so none is left to the fentry hooks alone, as those
 /// beyond a fixed count of string slots were (`mv x /etc/udev/rules.d/`
 /// went unseen where fentry is refused). A collision only sends the call
@@ -1039,10 +1030,15 @@ fn hashed_path_watched(path: &[u8; ARG_PATH_CAP]) -> bool {
     for i in 0..=PATH_HASH_SPAN {
         let b = path[i];
         if b == 0 {
+            // A watched path, or a directory above one (its rename moves
+            // a watched path, a symlink to it leads into one): the whole
+            // path's hash, its NUL hashed too.
             // SAFETY: a lookup; the value is not kept.
-            return unsafe { WATCHED_PATH_HASHES.get(&hash) }.is_some();
+            return unsafe { WATCHED_PATH_HASHES.get(&path_hash_step(hash, 0)) }.is_some();
         }
         hash = path_hash_step(hash, b);
+        // Below a watched directory (the directories above watched paths
+        // are in the map only as whole paths).
         // SAFETY: as above.
         if b == b'/' && unsafe { WATCHED_PATH_HASHES.get(&hash) }.is_some() {
             return true;

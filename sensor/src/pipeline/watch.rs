@@ -41,48 +41,49 @@ impl Pipeline {
             .by_kernel_match(w.matched, [path.as_deref(), path2.as_deref()]);
         let watched = path.as_deref().and_then(|p| self.watched.matching(p));
         let watched2 = path2.as_deref().and_then(|p| self.watched.matching(p));
-        let by_target = target.as_deref().and_then(|p| self.watched.matching(p));
-        // A symlink to a directory above a watched path (`/tmp/e -> /etc`):
-        // a path through it into the watched one (`/tmp/e/cron.d/x`) is one
-        // the kernel cannot match without fentry.
-        let above_target = match (&by_target, &target) {
-            (None, Some(t)) => self.watched.below(t),
-            _ => None,
+        let rename = matches!(
+            w.op,
+            SyscallOp::Rename | SyscallOp::Renameat | SyscallOp::Renameat2
+        );
+        // What the call sets up or moves, where neither of its paths is
+        // watched: a symlink whose target is a watched path, or a
+        // directory above one (`/tmp/e -> /etc`, through which
+        // `/tmp/e/cron.d/x` is a path the kernel cannot match without
+        // fentry); a rename of such a directory, or over one, which moves
+        // the watched path or puts another tree in its place.
+        let indirect = if let Some(t) = target.as_deref() {
+            (self.watched.matching(t).map(|l| (l, "target")))
+                .or_else(|| self.watched.below(t).map(|l| (l, "target_above")))
+        } else if rename && watched.is_none() && watched2.is_none() {
+            [path.as_deref(), path2.as_deref()]
+                .into_iter()
+                .flatten()
+                .find_map(|p| self.watched.below(p))
+                .map(|l| (l, "above"))
+        } else {
+            None
         };
         let by_path = !w.base_is_file && (watched.is_some() || watched2.is_some());
-        if !by_path
-            && by_kernel.is_none()
-            && watched.is_none()
-            && by_target.is_none()
-            && above_target.is_none()
-        {
+        if !by_path && by_kernel.is_none() && watched.is_none() && indirect.is_none() {
             return None;
         }
         // The label: the watched path the file's own path names, else the
-        // one the kernel matched by inode, else the one a symlink's target
-        // names or is above. Path first because an inode the kernel matched
-        // may be a watched file's old one, reused by the next file made on
-        // that filesystem until the daemon's maps catch up.
-        let by_link = by_target.is_some() || above_target.is_some();
-        let label = watched
-            .or(watched2)
-            .or(by_kernel.clone())
-            .or(by_target.clone())
-            .or(above_target);
-        let matched_by = if !by_path && by_kernel.is_none() && by_link {
-            if by_target.is_some() {
-                "target"
-            } else {
-                "target_above"
+        // one the kernel matched by inode, else the one the call sets up or
+        // moves. Path first because an inode the kernel matched may be a
+        // watched file's old one, reused by the next file made on that
+        // filesystem until the daemon's maps catch up.
+        let (indirect, how) = indirect.unzip();
+        let label = watched.or(watched2).or(by_kernel.clone()).or(indirect);
+        let matched_by = match how {
+            Some(how) if !by_path && by_kernel.is_none() => how,
+            _ if !by_path && by_kernel.is_some() && by_kernel == label => {
+                if watch_matched_by_name(w.matched) {
+                    "name"
+                } else {
+                    "inode"
+                }
             }
-        } else if !by_path && by_kernel.is_some() && by_kernel == label {
-            if watch_matched_by_name(w.matched) {
-                "name"
-            } else {
-                "inode"
-            }
-        } else {
-            "path"
+            _ => "path",
         };
         let ticks = self.table.ids.ticks(w.task.start_boottime);
         self.known(&w.task, ticks);

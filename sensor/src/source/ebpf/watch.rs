@@ -10,7 +10,8 @@ use aya::Ebpf;
 use sensor_common::{
     ExeKey, InodeGeneration, PATH_HASH_SPAN, SHELL_RC_NAMES, WATCH_INODE_SHELL_RC_TARGET,
     WATCH_MATCHED_SHELL_RC, WATCH_MATCHED_SSH_DIR, WATCH_MATCHED_USER_UNITS, WATCH_PATHS_MAX,
-    WATCHED_ABOVE_HASHES_MAX, WATCHED_INODES_MAX, WatchedInode, names, path_hash, probe_features,
+    WATCHED_ABOVE_HASHES_MAX, WATCHED_INODES_MAX, WatchedInode, names, path_hash, path_hash_whole,
+    probe_features,
 };
 
 use super::homes::{self, Account};
@@ -194,8 +195,9 @@ impl Watched {
         if left_out > 0 {
             notices.warn(format!(
                 "{left_out} directories above watched paths (the deepest) are not matched as a \
-                 symlink's target: the kernel's map holds {WATCHED_ABOVE_HASHES_MAX} entries, two \
-                 a directory; a symlink to one of them goes unseen where fentry is refused"
+                 symlink's target or a renamed path: the kernel's map holds \
+                 {WATCHED_ABOVE_HASHES_MAX} entries for them, two a directory; a symlink to one \
+                 of them, or its rename, goes unseen where fentry is refused"
             ));
         }
         w.find_inodes();
@@ -464,14 +466,15 @@ impl Watched {
         (dirs, left_out)
     }
 
-    /// The `WATCHED_ABOVE_HASHES` keys: each of [`Self::above_dirs`]
-    /// with its slash and, but for the root, without.
+    /// The `WATCHED_PATH_HASHES` keys of [`Self::above_dirs`]: each
+    /// one's [`path_hash_whole`] with its slash and, but for the root,
+    /// without. Never its prefix hash: a path below it is not watched.
     fn above_hashes(&self) -> Vec<u64> {
         let mut hashes = Vec::new();
         for dir in self.above_dirs().0 {
-            hashes.push(path_hash(dir));
+            hashes.push(path_hash_whole(dir));
             if dir.len() > 1 {
-                hashes.push(path_hash(&dir[..dir.len() - 1]));
+                hashes.push(path_hash_whole(&dir[..dir.len() - 1]));
             }
         }
         hashes
@@ -496,25 +499,27 @@ impl Watched {
                 &present(&old.path_hashes()),
                 &present(&self.path_hashes()),
             )?;
-            replace_hash_entries(
-                ebpf,
-                names::WATCHED_ABOVE_HASHES_MAP,
-                &present(&old.above_hashes()),
-                &present(&self.above_hashes()),
-            )?;
         }
         self.replace_inodes(old, ebpf)
     }
 
-    /// The `WATCHED_PATH_HASHES` keys: each path's hash, and a
+    /// The `WATCHED_PATH_HASHES` keys: each path's [`path_hash`] (a
+    /// prefix of the paths below it) and [`path_hash_whole`], and a
     /// directory's also without its slash (the directory itself renamed or
-    /// removed). One too long for the kernel to compare has none.
+    /// removed); then [`Self::above_hashes`]. One too long for the kernel
+    /// to compare has none.
     fn path_hashes(&self) -> Vec<u64> {
         let mut hashes = Vec::new();
         for p in self.paths.iter().filter(|p| hashable(p)) {
-            hashes.push(path_hash(p));
-            if let Some(dir) = p.strip_suffix(b"/").filter(|d| !d.is_empty()) {
-                hashes.push(path_hash(dir));
+            let dir = p.strip_suffix(b"/").filter(|d| !d.is_empty());
+            for p in std::iter::once(&p[..]).chain(dir) {
+                hashes.push(path_hash(p));
+                hashes.push(path_hash_whole(p));
+            }
+        }
+        for h in self.above_hashes() {
+            if !hashes.contains(&h) {
+                hashes.push(h);
             }
         }
         hashes
@@ -856,9 +861,24 @@ mod tests {
         for dir in [
             "/", "/etc", "/etc/", "/home", "/home/", "/home/u", "/home/u/",
         ] {
-            assert!(hashes.contains(&path_hash(dir.as_bytes())), "{dir}");
+            assert!(hashes.contains(&path_hash_whole(dir.as_bytes())), "{dir}");
         }
         assert_eq!(hashes.len(), 7, "the root once");
+        let keys = w.path_hashes();
+        for path in ["/etc/cron.d/", "/etc/cron.d", "/etc/passwd"] {
+            assert!(keys.contains(&path_hash(path.as_bytes())), "{path}");
+            assert!(keys.contains(&path_hash_whole(path.as_bytes())), "{path}");
+        }
+        for dir in ["/", "/etc", "/etc/", "/home/u/"] {
+            assert!(keys.contains(&path_hash_whole(dir.as_bytes())), "{dir}");
+            assert!(
+                !keys.contains(&path_hash(dir.as_bytes())),
+                "a path below {dir} is not watched"
+            );
+        }
+        // Three watched paths (two of them directories, hashed twice) and
+        // seven directories above them.
+        assert_eq!(keys.len(), 2 * (1 + 2 + 2) + 7);
     }
 
     #[test]
@@ -1239,7 +1259,11 @@ mod tests {
                 String::from_utf8_lossy(p)
             );
         }
-        assert_eq!(hashes.len(), 2 * (configured + 1) + 1);
+        // Each as a prefix and whole, and the directories above them.
+        assert_eq!(
+            hashes.len(),
+            2 * (2 * (configured + 1) + 1) + w.above_hashes().len()
+        );
         // Both exist: matched by inode, and named back from it.
         for want in [&keys_dir, &bytes(&ca)] {
             let (_, matched) = w
