@@ -191,6 +191,8 @@ pub mod names {
     /// The filesystems (kernel dev_t) of both maps' inodes.
     pub const WATCHED_DEVS_MAP: &str = "WATCHED_DEVS";
     pub const WATCHED_PATH_HASHES_MAP: &str = "WATCHED_PATH_HASHES";
+    /// The directories above watched paths, by inode.
+    pub const WATCHED_ABOVE_DIRS_MAP: &str = "WATCHED_ABOVE_DIRS";
     /// Sockets with a connect in progress, by socket address.
     pub const CONNECTING_MAP: &str = "CONNECTING";
     /// `tp_btf/sys_enter` and `tp_btf/sys_exit`: every syscall passes

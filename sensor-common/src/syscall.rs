@@ -758,6 +758,10 @@ pub const WATCH_PATHS_MAX: usize = WATCH_INODE_SHELL_RC_TARGET as usize - 1;
 /// deepest are left out, and the daemon says how many.
 pub const WATCHED_ABOVE_HASHES_MAX: u32 = 4096;
 
+/// Entries of the kernel's `WATCHED_ABOVE_DIRS`: the directories above
+/// watched paths that `WATCHED_PATH_HASHES` holds, by inode.
+pub const WATCHED_ABOVE_DIRS_MAX: u32 = WATCHED_ABOVE_HASHES_MAX / 2 + 1;
+
 /// Entries of the kernel's `WATCHED_PATH_HASHES`: each watched path's
 /// [`path_hash`] and [`path_hash_whole`], and a directory's also without
 /// its trailing slash; then the directories above them.

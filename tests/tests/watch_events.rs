@@ -1686,6 +1686,9 @@ fn renames_of_directories_above_watched_paths_are_reported() {
         &[&text("other/alice"), &text("home/alice")],
         &tree.root,
     );
+    // Relative, one component: decided by the directory's inode.
+    let relative_away = run("mv", &["alice", "alice2"], &tree.path("home"));
+    let relative_back = run("mv", &["alice2", "alice"], &tree.path("home"));
     // The legacy call, and an exchange of the whole tree, from here.
     let me = u64::from(std::process::id());
     let (home, moved) = (c_str(&tree.path("home")), c_str(&tree.path("other/home")));
@@ -1714,12 +1717,14 @@ fn renames_of_directories_above_watched_paths_are_reported() {
         };
         assert_eq!(r, 0, "renameat2: {}", std::io::Error::last_os_error());
     }
-    // Quiet: a directory above nothing watched, and a file in one above.
+    // Quiet: a directory above nothing watched, absolute and relative, and
+    // a file in one above.
     let plain = run(
         "mv",
         &[&text("other/plain"), &text("other/plain2")],
         &tree.root,
     );
+    let plain_relative = run("mv", &["plain2", "plain3"], &tree.path("other"));
     let hostname = run(
         "mv",
         &[&text("etc/hostname"), &text("etc/hostname2")],
@@ -1742,6 +1747,20 @@ fn renames_of_directories_above_watched_paths_are_reported() {
             back,
             "a rename back",
             text("other/alice"),
+            text("home/alice"),
+            ssh_dir.clone(),
+        ),
+        (
+            relative_away,
+            "a rename by a relative name",
+            text("home/alice"),
+            text("home/alice2"),
+            ssh_dir.clone(),
+        ),
+        (
+            relative_back,
+            "a rename back by a relative name",
+            text("home/alice2"),
             text("home/alice"),
             ssh_dir.clone(),
         ),
@@ -1793,7 +1812,11 @@ fn renames_of_directories_above_watched_paths_are_reported() {
     let quiet: Vec<Value> = sensor
         .events()
         .into_iter()
-        .filter(|v| write_by(v, "rename", plain) || write_by(v, "rename", hostname))
+        .filter(|v| {
+            [plain, plain_relative, hostname]
+                .iter()
+                .any(|&pid| write_by(v, "rename", pid))
+        })
         .collect();
     assert!(
         quiet.is_empty(),

@@ -42,9 +42,9 @@ use aya_ebpf::maps::{Array, HashMap, PerCpuArray};
 use sensor_common::{
     ARG_PATH_CAP, AT_FDCWD, EventKind, ExeKey, PATH_HASH_SEED, PATH_HASH_SPAN, ProbeError,
     SHELL_RC_NAME_MAX, SHELL_RC_NAME_MIN, SHELL_RC_TAILS, SHELL_RC_WORDS, SyscallOp,
-    WATCH_MATCHED_SHELL_RC, WATCH_MATCHED_SSH_DIR, WATCH_MATCHED_USER_UNITS, WATCHED_INODES_MAX,
-    WATCHED_PATH_HASHES_MAX, WatchEvent, WatchedInode, path_hash_step, path_may_leave_prefix,
-    watch_flags, watch_matched_by_name,
+    WATCH_MATCHED_SHELL_RC, WATCH_MATCHED_SSH_DIR, WATCH_MATCHED_USER_UNITS,
+    WATCHED_ABOVE_DIRS_MAX, WATCHED_INODES_MAX, WATCHED_PATH_HASHES_MAX, WatchEvent, WatchedInode,
+    path_hash_step, path_may_leave_prefix, watch_flags, watch_matched_by_name,
 };
 
 use super::{copy, dir_path, fd_file, inflight, read_user_str};
@@ -87,6 +87,12 @@ static WATCHED_DEVS: HashMap<u32, u8> = HashMap::with_max_entries(1024, 0);
 #[map]
 static WATCHED_PATH_HASHES: HashMap<u64, u8> =
     HashMap::with_max_entries(WATCHED_PATH_HASHES_MAX, 0);
+
+/// The directories above watched paths that exist, by inode (see
+/// [`in_dir_above`]); the value is unused.
+#[map]
+static WATCHED_ABOVE_DIRS: HashMap<ExeKey, u8> =
+    HashMap::with_max_entries(WATCHED_ABOVE_DIRS_MAX, 0);
 
 /// An open for writing between entry and exit: whether its file is watched
 /// is known only once the kernel has resolved it (the new fd).
@@ -280,6 +286,19 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
     p.read_path(new);
     if let Some(second) = second {
         p.read_path2(second);
+    }
+    // A rename in a directory above a watched path, decided first and
+    // alone: after the scans below, each of the ways they end walked it
+    // again, and the verifier refused the program; as a term of the
+    // same decision, 835k instructions.
+    if matches!(
+        op,
+        SyscallOp::Rename | SyscallOp::Renameat | SyscallOp::Renameat2
+    ) && (in_dir_above(task, &p.path, p.path_len, p.fd)
+        || in_dir_above(task, &p.path2, p.path2_len, p.fd2))
+    {
+        keep(p);
+        return 0;
     }
     // A symlink's target is text, relative to the link's directory, not
     // to a dirfd: one that names a watched path sets up a write through
@@ -972,6 +991,31 @@ fn relative_target_above(p: &PendingWatch, absolute2: bool) -> bool {
     unsafe { WATCHED_PATH_HASHES.get(&path_hash_step(dir_hash, 0)) }.is_some()
 }
 
+/// Is the path argument, relative and of one component (a longer one
+/// was sent before this), a name in a directory above a watched path?
+/// Its rename (`cd /home && mv u x`) may move a watched path, or put
+/// another tree in its place: no hash of a relative path can tell, so the
+/// directory is looked up by inode, and the daemon decides on the path
+/// joined.
+#[inline(always)]
+fn in_dir_above(task: u64, path: &[u8; ARG_PATH_CAP], len: u32, dirfd: i32) -> bool {
+    if len == 0 || path[0] == b'/' {
+        return false;
+    }
+    let Ok(d) = dir_path(task, dirfd).and_then(|p| read_ptr(p, off!(path_dentry))) else {
+        return false;
+    };
+    let Some(dev) = dentry_dev(d) else {
+        return false;
+    };
+    let Ok(ino) = read_ptr(d, off!(dentry_inode)).and_then(|i| read_u64(i, off!(inode_ino))) else {
+        return false;
+    };
+    let key = ExeKey { ino, dev, _pad0: 0 };
+    // SAFETY: a lookup; the value is not kept.
+    unsafe { WATCHED_ABOVE_DIRS.get(&key) }.is_some()
+}
+
 /// Might the path argument name a watched path? Absolute: it is one, or
 /// below a watched directory. Relative: its directory is watched, or holds
 /// a watched file.
@@ -1004,7 +1048,8 @@ fn path_watched(task: u64, path: &[u8; ARG_PATH_CAP], len: u32, dirfd: i32) -> b
 /// Is the absolute path argument a watched path, or below a watched
 /// directory, or a directory above one, or might it be? Hashed as it is
 /// scanned: at each slash, the prefix up to it (`/etc/cron.d/`) is looked
-/// up; at its end, the whole (`/etc/passwd`, `/etc/cron.d` itself, `/etc`). Every watched path has its
+/// up; at its end, the whole (`/etc/passwd`, `/etc/cron.d` itself, `/etc`).
+/// Every watched path has its
 /// hash in the map, so none is left to the fentry hooks alone, as those
 /// beyond a fixed count of string slots were (`mv x /etc/udev/rules.d/`
 /// went unseen where fentry is refused). A collision only sends the call

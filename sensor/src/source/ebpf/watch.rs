@@ -1,7 +1,7 @@
 //! Turns `[watch]` into the kernel side's watch maps: existing paths by
-//! inode (and the directories holding watched files), and every path as a
-//! string for absolute path arguments. Also the exact check the daemon
-//! makes on path arguments the kernel let through.
+//! inode (and the directories holding watched files), and every path (and
+//! every directory above one) hashed for absolute path arguments. Also the
+//! exact check the daemon makes on path arguments the kernel let through.
 
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
@@ -61,6 +61,10 @@ pub struct Watched {
     /// and each of `rc_links`' targets.
     inodes: Vec<(ExeKey, WatchedInode)>,
     parents: Vec<ExeKey>,
+    /// The inodes of the directories above the paths (those of
+    /// [`Self::above_dirs`] that exist): a rename by a relative name in
+    /// one of them is sent on by the kernel.
+    above_inodes: Vec<ExeKey>,
     /// What `stat` said of each path and its directory when the keys were
     /// made: a refresh compares this first, and reads the mount table
     /// (which the keys need, and which can be long on a container host)
@@ -236,7 +240,10 @@ impl Watched {
             ..Watched::default()
         };
         w.find_inodes();
-        (w.inodes != self.inodes || w.parents != self.parents || w.rc_links != self.rc_links)
+        (w.inodes != self.inodes
+            || w.parents != self.parents
+            || w.above_inodes != self.above_inodes
+            || w.rc_links != self.rc_links)
             .then_some(w)
     }
 
@@ -284,9 +291,15 @@ impl Watched {
     /// `stat_id` of each path and, for a file path, of its directory: what
     /// [`Self::find_inodes`] makes keys of; then of what each startup-file
     /// symlink leads to (they run on each tick: a link made or removed
-    /// changes its home, a source).
+    /// changes its home, a source), and of each directory above the paths.
     fn stat_paths(&self) -> Vec<[Option<StatId>; 2]> {
-        let rc = self.rc_symlinks.iter().map(|p| [stat_id(p), None]);
+        let above: Vec<[Option<StatId>; 2]> = (self.above_dirs().0)
+            .into_iter()
+            .map(|d| [stat_id(Path::new(std::ffi::OsStr::from_bytes(d))), None])
+            .collect();
+        let rc = (self.rc_symlinks.iter())
+            .map(|p| [stat_id(p), None])
+            .chain(above);
         self.paths
             .iter()
             .map(|text| {
@@ -304,7 +317,7 @@ impl Watched {
 
     /// Each existing path's inode, and the directory of each file path
     /// (existing or not: a watched file created later, or with a new
-    /// inode, is in it).
+    /// inode, is in it); and each existing directory above the paths.
     fn find_inodes(&mut self) {
         self.rc_symlinks = self
             .rc_paths
@@ -335,6 +348,18 @@ impl Watched {
                     if !self.parents.contains(&key) {
                         self.parents.push(key);
                     }
+                }
+            }
+        }
+        let above: Vec<PathBuf> = (self.above_dirs().0)
+            .into_iter()
+            .map(|d| PathBuf::from(std::ffi::OsStr::from_bytes(d)))
+            .collect();
+        for dir in above {
+            if let Some(m) = std::fs::metadata(&dir).ok().filter(|m| m.is_dir()) {
+                let key = keys.key(&dir, &m);
+                if !self.above_inodes.contains(&key) {
+                    self.above_inodes.push(key);
                 }
             }
         }
@@ -422,7 +447,8 @@ impl Watched {
     }
 
     /// The first watched path below `path`, a directory above it (`/etc`
-    /// or `/etc/` above `/etc/cron.d/`): a symlink to it leads there.
+    /// or `/etc/` above `/etc/cron.d/`): a symlink to it leads there, a
+    /// rename of it moves it.
     pub fn below(&self, path: &[u8]) -> Option<Vec<u8>> {
         let dir = path.strip_suffix(b"/").unwrap_or(path);
         self.paths
@@ -433,8 +459,8 @@ impl Watched {
 
     /// The directories above the watched paths the kernel compares (see
     /// [`hashable`]), each with its trailing slash and once: the shallowest
-    /// first, as many as `WATCHED_ABOVE_HASHES` holds; and how many more
-    /// there are.
+    /// first, as many as the kernel's map has room for
+    /// (`WATCHED_ABOVE_HASHES_MAX` entries); and how many more there are.
     fn above_dirs(&self) -> (Vec<&[u8]>, usize) {
         let mut dirs: Vec<&[u8]> = Vec::new();
         for p in self
@@ -535,6 +561,12 @@ impl Watched {
             names::WATCHED_PARENTS_MAP,
             &present(&old.parents),
             &present(&self.parents),
+        )?;
+        replace_hash_entries(
+            ebpf,
+            names::WATCHED_ABOVE_DIRS_MAP,
+            &present(&old.above_inodes),
+            &present(&self.above_inodes),
         )?;
         // The filesystems holding them: the kernel's first check. Never
         // removed (a filesystem left with no watched inode costs a climb).
