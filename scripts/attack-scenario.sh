@@ -549,7 +549,8 @@ EOF
 # A service enabled the way systemctl does it, by a symlink in a .wants
 # directory, and a second name kept for /etc/shadow: no file is opened for
 # writing. Both through symlinked directories, so that only the inode the
-# kernel resolved names the watched paths.
+# kernel resolved names the watched paths. Then /var/spool moved away and
+# back, as an intruder swaps in a tree with crontabs of their own.
 link_persistence() {
     step link_persistence
     as_root <<'EOF'
@@ -560,6 +561,8 @@ rm /etc/systemd/system/multi-user.target.wants/scenario.service /tmp/.s
 ln -sfn /etc /tmp/.e
 ln /tmp/.e/shadow /root/.shadow-copy
 rm /root/.shadow-copy /tmp/.e
+mv /var/spool /var/.spool-moved
+mv /var/.spool-moved /var/spool
 EOF
 }
 

@@ -553,11 +553,18 @@ const SCENARIO: &[Step] = &[
     },
     Step {
         name: "cron_removed_via_symlink",
-        expects: &[one(
-            "unlink of /tmp/.e/cron.d/scenario, matched by inode",
-            &["unlink"],
-            is_cron_removed_via_symlink,
-        )],
+        expects: &[
+            one(
+                "symlink /tmp/.e to /etc, a directory above watched paths",
+                &["symlink"],
+                is_etc_linked,
+            ),
+            one(
+                "unlink of /tmp/.e/cron.d/scenario, matched by inode",
+                &["unlink"],
+                is_cron_removed_via_symlink,
+            ),
+        ],
     },
     Step {
         name: "link_persistence",
@@ -573,9 +580,19 @@ const SCENARIO: &[Step] = &[
                 is_unit_enabled_via_symlink,
             ),
             one(
+                "symlink /tmp/.e to /etc, a directory above watched paths",
+                &["symlink"],
+                is_etc_linked,
+            ),
+            one(
                 "hard link of /etc/shadow through /tmp/.e, matched by inode",
                 &["link"],
                 is_shadow_linked_via_symlink,
+            ),
+            one(
+                "rename of /var/spool away, a directory above /var/spool/cron/",
+                &["rename"],
+                is_spool_moved,
             ),
         ],
     },
@@ -1149,6 +1166,26 @@ fn is_systemd_dir_linked(v: &Value) -> bool {
         && is(v, "file.target_path", "/etc/systemd/system")
         && is(v, "sensor.file_write.watched", SYSTEMD_DIR)
         && is(v, "sensor.file_write.matched_by", "target")
+}
+
+/// A link to a directory above watched paths, decided by its target's
+/// text on every kernel (`/etc/passwd` is the first watched path below).
+fn is_etc_linked(v: &Value) -> bool {
+    succeeded(v)
+        && is(v, "file.path", "/tmp/.e")
+        && is(v, "file.target_path", "/etc")
+        && is(v, "sensor.file_write.watched", "/etc/passwd")
+        && is(v, "sensor.file_write.matched_by", "target_above")
+}
+
+/// The crontabs' spool moved away, decided by its path on every kernel:
+/// a directory above a watched one.
+fn is_spool_moved(v: &Value) -> bool {
+    succeeded(v)
+        && is(v, "file.path", "/var/spool")
+        && is(v, "sensor.file_write.new_path", "/var/.spool-moved")
+        && is(v, "sensor.file_write.watched", "/var/spool/cron/")
+        && is(v, "sensor.file_write.matched_by", "above")
 }
 
 /// Decided by fentry/security_inode_symlink: the path argument names no
