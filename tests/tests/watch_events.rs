@@ -62,6 +62,21 @@ fn sh(script: &str, cwd: &Path) -> u64 {
     run("sh", &["-c", script], cwd)
 }
 
+/// The events of one of `actions` reported so far for one of `paths`
+/// (`file.path`).
+fn reported_for(sensor: &Sensor, actions: &[&str], paths: &[PathBuf]) -> Vec<Value> {
+    sensor
+        .events()
+        .into_iter()
+        .filter(|v| actions.contains(&action(v)))
+        .filter(|v| {
+            paths
+                .iter()
+                .any(|p| at(v, "file.path").as_str() == p.to_str())
+        })
+        .collect()
+}
+
 fn write_by(v: &Value, act: &str, pid: u64) -> bool {
     action(v) == act && pid_of(v) == pid && at(v, "event.category")[0] == "file"
 }
@@ -1517,16 +1532,7 @@ fn links_and_symlinks_into_watched_paths_are_reported_and_others_are_not() {
         tree.path("other/job-sym"),
         tree.path("other/tmp-sym"),
     ];
-    let quiet_links: Vec<Value> = sensor
-        .events()
-        .into_iter()
-        .filter(|v| matches!(action(v), "link" | "symlink"))
-        .filter(|v| {
-            quiet_paths
-                .iter()
-                .any(|p| at(v, "file.path").as_str() == p.to_str())
-        })
-        .collect();
+    let quiet_links = reported_for(&sensor, &["link", "symlink"], &quiet_paths);
     assert!(
         quiet_links.is_empty(),
         "links outside the watched paths were reported: {quiet_links:?}"
@@ -1648,16 +1654,7 @@ fn symlinks_to_directories_above_watched_paths_are_reported() {
         tree.path("etc/hn"),
         tree.path("other/e"),
     ];
-    let quiet_links: Vec<Value> = sensor
-        .events()
-        .into_iter()
-        .filter(|v| action(v) == "symlink")
-        .filter(|v| {
-            quiet_paths
-                .iter()
-                .any(|p| at(v, "file.path").as_str() == p.to_str())
-        })
-        .collect();
+    let quiet_links = reported_for(&sensor, &["symlink"], &quiet_paths);
     assert!(
         quiet_links.is_empty(),
         "symlinks to nothing watched were reported: {quiet_links:?}"
