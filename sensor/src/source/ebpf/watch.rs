@@ -293,10 +293,9 @@ impl Watched {
     /// symlink leads to (they run on each tick: a link made or removed
     /// changes its home, a source), and of each directory above the paths.
     fn stat_paths(&self) -> Vec<[Option<StatId>; 2]> {
-        let above: Vec<[Option<StatId>; 2]> = (self.above_dirs().0)
+        let above = (self.above_dirs().0)
             .into_iter()
-            .map(|d| [stat_id(Path::new(std::ffi::OsStr::from_bytes(d))), None])
-            .collect();
+            .map(|d| [stat_id(Path::new(std::ffi::OsStr::from_bytes(d))), None]);
         let rc = (self.rc_symlinks.iter())
             .map(|p| [stat_id(p), None])
             .chain(above);
@@ -351,18 +350,17 @@ impl Watched {
                 }
             }
         }
-        let above: Vec<PathBuf> = (self.above_dirs().0)
-            .into_iter()
-            .map(|d| PathBuf::from(std::ffi::OsStr::from_bytes(d)))
-            .collect();
-        for dir in above {
-            if let Some(m) = std::fs::metadata(&dir).ok().filter(|m| m.is_dir()) {
-                let key = keys.key(&dir, &m);
-                if !self.above_inodes.contains(&key) {
-                    self.above_inodes.push(key);
+        let mut above_inodes: Vec<ExeKey> = Vec::new();
+        for dir in self.above_dirs().0 {
+            let dir = Path::new(std::ffi::OsStr::from_bytes(dir));
+            if let Some(m) = std::fs::metadata(dir).ok().filter(|m| m.is_dir()) {
+                let key = keys.key(dir, &m);
+                if !above_inodes.contains(&key) {
+                    above_inodes.push(key);
                 }
             }
         }
+        self.above_inodes = above_inodes;
         let mut no_room = 0;
         for path in &self.rc_symlinks {
             let Some((target, meta, generation)) = rc_link(path) else {
@@ -462,7 +460,9 @@ impl Watched {
     /// first, as many as the kernel's map has room for
     /// (`WATCHED_ABOVE_HASHES_MAX` entries); and how many more there are.
     fn above_dirs(&self) -> (Vec<&[u8]>, usize) {
-        let mut dirs: Vec<&[u8]> = Vec::new();
+        // A set: read on every refresh tick, over up to WATCH_PATHS_MAX
+        // paths of many directories each.
+        let mut set = std::collections::BTreeSet::new();
         for p in self
             .paths
             .iter()
@@ -472,12 +472,10 @@ impl Watched {
             // above it.
             let inner = p.strip_suffix(b"/").unwrap_or(p);
             for (i, _) in inner.iter().enumerate().filter(|(_, b)| **b == b'/') {
-                let dir = &p[..=i];
-                if !dirs.contains(&dir) {
-                    dirs.push(dir);
-                }
+                set.insert(&p[..=i]);
             }
         }
+        let mut dirs: Vec<&[u8]> = set.into_iter().collect();
         dirs.sort_by_key(|d| d.iter().filter(|b| **b == b'/').count());
         let mut entries = 0;
         let fit = dirs
