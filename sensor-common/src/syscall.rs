@@ -864,6 +864,25 @@ pub fn path_may_leave_prefix<const N: usize>(path: &[u8; N]) -> bool {
     true
 }
 
+/// Does the absolute `path` go through a magic link: below `/proc/`
+/// (`/proc/self/cwd/x`, `/proc/PID/root/etc/x`), `/dev/fd/` or `/dev/std…`
+/// (symlinks to `/proc/self/fd/…`)? Its bytes then say nothing of where it
+/// leads: the kernel sends it, and the daemon follows it again. One word
+/// compared, the path's first eight bytes.
+#[inline(always)]
+pub fn path_through_magic_link<const N: usize>(path: &[u8; N]) -> bool {
+    const PROC: u64 = u64::from_le_bytes(*b"/proc/\0\0");
+    const PROC_MASK: u64 = 0x0000_ffff_ffff_ffff;
+    const DEV_FD: u64 = u64::from_le_bytes(*b"/dev/fd/");
+    const DEV_STD: u64 = u64::from_le_bytes(*b"/dev/std");
+    if N < 8 {
+        return false;
+    }
+    // SAFETY: bytes 0..8 of the array, N >= 8 (little-endian, as above).
+    let word = unsafe { core::ptr::read_unaligned(path.as_ptr().cast::<u64>()) };
+    word & PROC_MASK == PROC || word == DEV_FD || word == DEV_STD
+}
+
 /// 0x80 in each byte of `v` that is zero, and nothing else: exact, no
 /// carry from one byte into the next (the shorter `(v - 0x01…) & !v &
 /// 0x80…` flags a 0x01 byte above a zero one, and `/` is `.` ^ 0x01).
@@ -1270,6 +1289,35 @@ pub const FILE_EVENT_MAX: usize = size_of::<FileEvent>()
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn paths_through_magic_links_are_told_by_their_first_word() {
+        let through = |p: &[u8]| {
+            let mut a = [b'x'; 32];
+            a[..p.len()].copy_from_slice(p);
+            path_through_magic_link(&a)
+        };
+        for p in [
+            &b"/proc/self/cwd/x\0"[..],
+            b"/proc/1\0",
+            b"/dev/fd/3\0",
+            b"/dev/stdin\0",
+        ] {
+            assert!(through(p), "{p:?}");
+        }
+        for p in [
+            &b"/proc\0"[..],
+            b"/procs/x\0",
+            b"/dev/fd\0",
+            b"/dev/sda\0",
+            b"proc/self\0",
+            b"/etc/x\0",
+        ] {
+            assert!(!through(p), "{p:?}");
+        }
+        // Shorter than a word: never read past it.
+        assert!(!path_through_magic_link(b"/proc/"));
+    }
+
     use super::*;
 
     /// What a component of an absolute path is: the exact answer, which

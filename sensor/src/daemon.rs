@@ -337,6 +337,7 @@ fn heartbeat_fields(router: &Router, interval_s: u64, started: std::time::Instan
         processes_adopted: None,
         processes_unresolved: None,
         path_filter_userspace_drops: None,
+        path_resolution: None,
         executable_hashes: None,
     }
 }

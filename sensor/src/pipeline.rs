@@ -60,6 +60,9 @@ pub struct Pipeline {
     /// Records the kernel side sent up for that filter and this dropped,
     /// for the heartbeat.
     path_filter_drops: u64,
+    /// Path arguments that may lead elsewhere than their bytes say,
+    /// followed again (see `watch`).
+    resolver: crate::enrich::path_resolve::PathResolver,
     /// Persists `seq` across restarts (see `sink::sequence`).
     lease: Option<SequenceLease>,
     /// Container names, images and pods by id (bounded; see `enrich::runtime`).
@@ -132,6 +135,7 @@ impl Pipeline {
             watched: Default::default(),
             ignored_path_prefixes: Vec::new(),
             path_filter_drops: 0,
+            resolver: Default::default(),
             lease: None,
             runtimes: RuntimeCache::new(Lookup::default()),
             hasher: None,
@@ -702,6 +706,7 @@ impl Pipeline {
         heartbeat.processes_adopted = Some(self.adopted);
         heartbeat.processes_unresolved = Some(self.unresolved);
         heartbeat.path_filter_userspace_drops = Some(self.path_filter_drops);
+        heartbeat.path_resolution = Some(self.resolver.stats());
         let s = self.runtimes.stats;
         heartbeat.container_lookups = Some(ContainerLookups {
             found: s.found,

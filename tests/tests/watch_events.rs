@@ -1827,6 +1827,204 @@ fn renames_of_directories_above_watched_paths_are_reported() {
 /// sensor starts (`/etc/ld.so.preload`). Writes to either are still
 /// reported, by path at once, and by inode (a hard link to them included)
 /// once the daemon has looked the paths up again (each counters tick).
+/// Where fentry is refused, the kernel matches a path argument by its
+/// bytes, and the daemon made it normal lexically: after a symlink, a `..`
+/// goes to the parent of the link's target (`other/l/../cron.d/x` with
+/// `other/l -> etc/foo` is `etc/cron.d/x`), and a magic link
+/// (`/proc/PID/cwd/x`) wherever its process is. Such paths are followed
+/// again in the daemon, and reported where they really led; where that
+/// cannot be known any more (the link removed since, the caller exited
+/// with its `/proc/self`), the call is reported, saying why. Before, each
+/// of these renames into a watched directory went unseen.
+#[test]
+fn paths_that_lead_elsewhere_than_their_bytes_are_followed() {
+    let tree = Tree::new();
+    let sensor = Sensor::start(&format!(
+        "{}[telemetry]\nheartbeat_interval_s = 1\n",
+        tree.config()
+    ));
+    let root = tree.root.to_str().expect("utf-8").to_owned();
+    std::fs::create_dir_all(tree.path("etc/foo")).expect("mkdir");
+    std::os::unix::fs::symlink(tree.path("etc/foo"), tree.path("other/l")).expect("symlink");
+    for name in ["a", "b", "c", "d", "e", "f"] {
+        std::fs::write(tree.path(&format!("other/{name}")), b"x").expect("write");
+    }
+    let cron = |name: &str| tree.path(&format!("etc/cron.d/{name}"));
+    let cron_dir = format!("{}/", tree.path("etc/cron.d").display());
+
+    // Through the symlink and up: absolute, then relative.
+    let up_absolute = format!("{root}/other/l/../cron.d/a");
+    let a = run("mv", &["other/a", &up_absolute], &tree.root);
+    let b = run("mv", &["b", "l/../cron.d/b"], &tree.path("other"));
+    // Quiet: up through the symlink, and nowhere watched (lexically
+    // `other/foo/c`, where nothing is).
+    let c = run("mv", &["c", "l/../foo/c"], &tree.path("other"));
+    // A magic link of a live process: the shell's cwd.
+    let mut shell = Command::new("sh")
+        .args([
+            "-c",
+            &format!("mv {root}/other/d /proc/$$/cwd/d && echo moved && exec sleep 60"),
+        ])
+        .current_dir(tree.path("etc/cron.d"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn sh");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(shell.stdout.take().expect("piped")),
+        &mut line,
+    )
+    .expect("read");
+    assert_eq!(line, "moved\n");
+
+    // Each read (in order: c's too) before the link goes.
+    // (The shell's mv is a child of its own.)
+    let by_argument = |v: &Value, argument: &str| {
+        action(v) == "rename"
+            && at(v, "sensor.file_write.second_path_argument").as_str() == Some(argument)
+    };
+    let followed = [
+        (Some(a), up_absolute.clone(), cron("a")),
+        (Some(b), "l/../cron.d/b".to_owned(), cron("b")),
+        (None, format!("/proc/{}/cwd/d", shell.id()), cron("d")),
+    ];
+    for (pid, argument, physical) in &followed {
+        let ev = sensor.wait_for(&format!("mv to {argument}"), |v| {
+            by_argument(v, argument) && pid.is_none_or(|p| pid_of(v) == p)
+        });
+        assert_eq!(
+            at(&ev, "sensor.file_write.new_path").as_str(),
+            physical.to_str(),
+            "{ev}"
+        );
+        assert_eq!(
+            at(&ev, "sensor.file_write.second_path_argument").as_str(),
+            Some(argument.as_str()),
+            "{ev}"
+        );
+        assert_eq!(
+            at(&ev, "sensor.file_write.watched").as_str(),
+            Some(cron_dir.as_str()),
+            "{ev}"
+        );
+        assert_eq!(at(&ev, "sensor.file_write.matched_by"), "path", "{ev}");
+        assert!(at(&ev, "sensor.file_write.unresolved").is_null(), "{ev}");
+    }
+    // With the sensor stopped, the link is removed after the rename
+    // through it, and a caller through its own `/proc/self` exits: the
+    // daemon cannot follow either when it reads them.
+    let stopped = Stopped::new(&sensor);
+    let e = run(
+        "mv",
+        &["other/e", &format!("{root}/other/l/../cron.d/e")],
+        &tree.root,
+    );
+    std::fs::remove_file(tree.path("other/l")).expect("rm link");
+    let f = run(
+        "mv",
+        &[&format!("{root}/other/f"), "/proc/self/cwd/f"],
+        &cron(""),
+    );
+    // Quiet: a call that found nothing either (ENOENT), through the
+    // removed link.
+    let g = run(
+        "perl",
+        &["-e", "rename('nothing', 'other/l/../cron.d/g') and die"],
+        &tree.root,
+    );
+    drop(stopped);
+
+    let fentry = sensor_tests::fentry_loads();
+    for (pid, argument, lexical, why) in [
+        (
+            e,
+            format!("{root}/other/l/../cron.d/e"),
+            tree.path("other/cron.d/e"),
+            "gone",
+        ),
+        (
+            f,
+            "/proc/self/cwd/f".to_owned(),
+            "/proc/self/cwd/f".into(),
+            "exited",
+        ),
+    ] {
+        let ev = sensor.wait_for(&format!("mv to {argument}"), |v| write_by(v, "rename", pid));
+        assert_eq!(at(&ev, "sensor.file_write.unresolved"), why, "{ev}");
+        // The hooks, where they load, saw the watched directory's inode.
+        if !fentry {
+            assert_eq!(
+                at(&ev, "sensor.file_write.new_path").as_str(),
+                lexical.to_str(),
+                "{ev}"
+            );
+            assert_eq!(
+                at(&ev, "sensor.file_write.matched_by"),
+                "unresolved",
+                "{ev}"
+            );
+            assert!(at(&ev, "sensor.file_write.watched").is_null(), "{ev}");
+        }
+    }
+    assert!(cron("e").exists() && cron("f").exists() && !cron("g").exists());
+    let _ = shell.kill();
+    let _ = shell.wait();
+    let control = sh(
+        &format!("echo root2 >> '{}'", tree.path("etc/passwd").display()),
+        &tree.root,
+    );
+    sensor.wait_for("the control append", |v| write_by(v, "open_write", control));
+    assert_quiet(&sensor, c, "up through a symlink to nowhere watched");
+    assert_quiet(
+        &sensor,
+        g,
+        "a rename through a removed link that found nothing",
+    );
+    // Counted: a, b, c and d found elsewhere than their bytes say; e, f
+    // and g not followed.
+    sensor.wait_for("a heartbeat counting the paths followed", |v| {
+        action(v) == "heartbeat"
+            && at(v, "sensor.heartbeat.path_resolution.elsewhere").as_u64() >= Some(4)
+            && at(v, "sensor.heartbeat.path_resolution.unresolved").as_u64() >= Some(3)
+    });
+}
+
+/// The sensor's process stopped (SIGSTOP) until dropped: the kernel keeps
+/// its records in the ring buffer meanwhile.
+struct Stopped(u32);
+
+impl Stopped {
+    fn new(sensor: &Sensor) -> Stopped {
+        let pid = sensor.pid();
+        // SAFETY: a signal to our own child.
+        assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGSTOP) }, 0);
+        // Every thread of it, once each has stopped.
+        let stopped = |stat: &str| {
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('T') || rest.starts_with('t'))
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let all = std::fs::read_dir(format!("/proc/{pid}/task"))
+                .expect("tasks")
+                .flatten()
+                .all(|t| std::fs::read_to_string(t.path().join("stat")).is_ok_and(|s| stopped(&s)));
+            if all {
+                return Stopped(pid);
+            }
+            assert!(std::time::Instant::now() < deadline, "sensor did not stop");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        // SAFETY: as above.
+        unsafe { libc::kill(self.0 as i32, libc::SIGCONT) };
+    }
+}
+
 #[test]
 fn a_watched_file_replaced_or_created_later_stays_watched() {
     let tree = Tree::new();

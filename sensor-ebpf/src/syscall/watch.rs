@@ -11,10 +11,14 @@
 //! - a path argument (truncate, unlink, rename, link, symlink's new name)
 //!   is watched if it is absolute and is, or is below, a watched path (by
 //!   the hashes of its prefixes: [`hashed_path_watched`]) or is spelled
-//!   otherwise than where it leads (`//`, `/./`, `/../`), a single
+//!   otherwise than where it leads (`//`, `/./`, `/../`), or goes through
+//!   a magic link (`/proc/self/cwd/x`, `/dev/fd/3/x`), a single
 //!   component in a directory that is, or that holds, a watched file, or a
 //!   relative path of several components (which only the joined path can
-//!   decide). The daemon checks the joined path exactly and drops the rest;
+//!   decide). The daemon checks the joined path exactly and drops the rest
+//!   (following again, in the caller's root, a path whose `..` comes
+//!   after a name that may be a symlink, or that goes through a magic
+//!   link: `enrich::path_resolve`);
 //! - where fentry loads (`watch_inode.rs`), a truncate, unlink, rename,
 //!   link or symlink whose path argument did not decide is kept in flight
 //!   anyway, and the hooks inside the call decide by the inode the kernel
@@ -44,7 +48,8 @@ use sensor_common::{
     SHELL_RC_NAME_MAX, SHELL_RC_NAME_MIN, SHELL_RC_TAILS, SHELL_RC_WORDS, SyscallOp,
     WATCH_MATCHED_SHELL_RC, WATCH_MATCHED_SSH_DIR, WATCH_MATCHED_USER_UNITS,
     WATCHED_ABOVE_DIRS_MAX, WATCHED_INODES_MAX, WATCHED_PATH_HASHES_MAX, WatchEvent, WatchedInode,
-    path_hash_step, path_may_leave_prefix, watch_flags, watch_matched_by_name,
+    path_hash_step, path_may_leave_prefix, path_through_magic_link, watch_flags,
+    watch_matched_by_name,
 };
 
 use super::{copy, dir_path, fd_file, inflight, read_user_str};
@@ -1025,7 +1030,11 @@ fn path_watched(task: u64, path: &[u8; ARG_PATH_CAP], len: u32, dirfd: i32) -> b
         return false;
     }
     if path[0] == b'/' {
-        return hashed_path_watched(path) || named_path(path, len);
+        // A path through a magic link (`/proc/self/cwd/x`, `/dev/fd/3/x`)
+        // says nothing of where it leads: the daemon follows it. Checked
+        // last: as a term before the hash scan, every one of the scan's
+        // states was walked twice (+50k instructions).
+        return hashed_path_watched(path) || named_path(path, len) || path_through_magic_link(path);
     }
     // A relative path of several components (`etc/cron.d/job`) can reach a
     // watched directory from anywhere: only the joined path can tell, and
@@ -1060,7 +1069,8 @@ fn path_watched(task: u64, path: &[u8; ARG_PATH_CAP], len: u32, dirfd: i32) -> b
 /// bytes) hashes as no watched path does: it is sent for the daemon to
 /// decide on the path made normal (few programs write such paths; see
 /// `path_may_leave_prefix`). A symlinked directory on the way is left to
-/// the hooks, which decide by inode where they load.
+/// the hooks, which decide by inode where they load (and to the daemon,
+/// which follows a `..` after it again).
 #[inline(always)]
 fn hashed_path_watched(path: &[u8; ARG_PATH_CAP]) -> bool {
     const { assert!(PATH_HASH_SPAN < ARG_PATH_CAP) };

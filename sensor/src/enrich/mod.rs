@@ -7,6 +7,7 @@ pub mod container;
 pub mod exehash;
 pub mod host;
 pub mod namespaces;
+pub mod path_resolve;
 pub mod peer;
 pub mod process;
 pub mod procfs;

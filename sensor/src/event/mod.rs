@@ -1050,6 +1050,11 @@ pub struct Heartbeat {
     /// this counts. Filled by the pipeline.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path_filter_userspace_drops: Option<u64>,
+    /// Path arguments followed again because they may lead elsewhere than
+    /// their bytes say (`sensor.file_write.unresolved` names why one
+    /// could not be). Filled by the pipeline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_resolution: Option<crate::enrich::path_resolve::ResolveStats>,
     /// Executable hashing (filled by the pipeline when it is on).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub executable_hashes: Option<ExecutableHashes>,
@@ -1126,6 +1131,14 @@ pub struct FileWrite {
     /// it in the same ways.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub second_path_argument: Option<Text>,
+    /// Why a path argument that may lead elsewhere than its bytes say (a
+    /// `..` after a name, which may be a symlink; a magic link under
+    /// `/proc` or `/dev/fd`) could not be followed again after the call:
+    /// `exited` (a container's process, or its own magic links), `gone`
+    /// (a component removed since), `magic_link`, `timeout`, `busy`,
+    /// `error`. Its path is then shown made normal lexically.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unresolved: Option<&'static str>,
 }
 
 #[cfg(test)]

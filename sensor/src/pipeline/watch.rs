@@ -1,9 +1,10 @@
 //! Writes to watched paths into `file.*` and `sensor.file_write`: opens
 //! for writing, truncates, unlinks, renames, links and symlinks.
 
-use sensor_common::{SyscallOp, watch_matched_by_name};
+use sensor_common::{SyscallOp, TaskInfo, watch_matched_by_name};
 
 use super::{Kind, Pipeline, outcome};
+use crate::enrich::path_resolve::{Caller, Unresolved, may_lead_elsewhere};
 use crate::event::{Event, File, FileWrite, SensorFields, Text};
 use crate::source::ebpf::decode::WatchRecord;
 
@@ -16,13 +17,30 @@ const O_CREAT: u32 = 0o100;
 
 impl Pipeline {
     pub(super) fn file_write(&mut self, w: WatchRecord) -> Option<Event> {
-        let path = w.resolved_path();
+        let ticks = self.table.ids.ticks(w.task.start_boottime);
+        // A path argument that may lead elsewhere than its bytes say is
+        // followed again (the file itself, `base_is_file`, is where it led).
+        let (path, unresolved) = if w.base_is_file {
+            (w.resolved_path(), None)
+        } else {
+            self.followed(&w.task, ticks, &w.path, &w.base, w.resolved_path())
+        };
         let symlink = matches!(w.op, SyscallOp::Symlink | SyscallOp::Symlinkat);
         // A symlink's target is text the kernel stores, not a file the call
         // touches: shown as written. It is matched, joined to the link's
         // directory, for the link it sets up (the kernel sent one that may
         // name a watched path or a directory above one).
-        let path2 = if symlink { None } else { w.resolved_path2() };
+        let (path2, unresolved2) = if symlink {
+            (None, None)
+        } else {
+            self.followed(&w.task, ticks, &w.path2, &w.base, w.resolved_path2())
+        };
+        // Where one could not be followed, the call is reported: it may
+        // have touched a watched path, by a symlink removed since or a magic
+        // link. Unless it found nothing either.
+        let unresolved = unresolved.or(unresolved2);
+        let unresolved_reported =
+            unresolved.is_some() && !matches!(-w.ret as i32, libc::ENOENT | libc::ENOTDIR);
         let target = if symlink {
             w.symlink_target_path(path.as_deref())
         } else {
@@ -64,7 +82,12 @@ impl Pipeline {
             None
         };
         let by_path = !w.base_is_file && (watched.is_some() || watched2.is_some());
-        if !by_path && by_kernel.is_none() && watched.is_none() && indirect.is_none() {
+        if !by_path
+            && by_kernel.is_none()
+            && watched.is_none()
+            && indirect.is_none()
+            && !unresolved_reported
+        {
             return None;
         }
         // The label: the watched path the file's own path names, else the
@@ -75,6 +98,7 @@ impl Pipeline {
         let (indirect, how) = indirect.unzip();
         let label = watched.or(watched2).or(by_kernel.clone()).or(indirect);
         let matched_by = match how {
+            _ if label.is_none() => "unresolved",
             Some(how) if !by_path && by_kernel.is_none() => how,
             _ if !by_path && by_kernel.is_some() && by_kernel == label => {
                 if watch_matched_by_name(w.matched) {
@@ -85,7 +109,6 @@ impl Pipeline {
             }
             _ => "path",
         };
-        let ticks = self.table.ids.ticks(w.task.start_boottime);
         self.known(&w.task, ticks);
         let (outcome, error) = outcome(w.ret);
         let (action, type_) = match w.op {
@@ -136,6 +159,7 @@ impl Pipeline {
             new_path,
             path_argument: argument_if_changed(&w.path, path.as_deref()),
             second_path_argument: second_argument,
+            unresolved: unresolved.map(Unresolved::name),
         };
         // Every field made of the event's bytes (a watched label too: the
         // `.ssh` directory a path names).
@@ -173,6 +197,47 @@ impl Pipeline {
         });
         ev.error = error;
         Some(ev)
+    }
+}
+
+impl Pipeline {
+    /// `lexical` (the path argument joined to `base` and made normal), or,
+    /// where the argument may lead elsewhere than that, where it did lead
+    /// (see `enrich::path_resolve`), or why that is unknown.
+    fn followed(
+        &mut self,
+        task: &TaskInfo,
+        ticks: u64,
+        argument: &[u8],
+        base: &[u8],
+        lexical: Option<Vec<u8>>,
+    ) -> (Option<Vec<u8>>, Option<Unresolved>) {
+        let Some(normal) = lexical else {
+            return (None, None);
+        };
+        if !may_lead_elsewhere(argument, &normal) {
+            return (Some(normal), None);
+        }
+        let joined = if argument.first() == Some(&b'/') {
+            argument.to_vec()
+        } else {
+            [base, b"/", argument].concat()
+        };
+        self.known(task, ticks);
+        let in_container = self
+            .table
+            .get_exact(task.tgid, ticks)
+            .is_some_and(|p| p.container.is_some());
+        let caller = Caller {
+            tgid: task.tgid,
+            tid: task.tid,
+            start_ticks: ticks,
+            in_container,
+        };
+        match self.resolver.resolve(caller, &joined, &normal) {
+            Ok(path) => (Some(path), None),
+            Err(why) => (Some(normal), Some(why)),
+        }
     }
 }
 

@@ -1,0 +1,643 @@
+//! Where a path argument really led, for the calls whose path the kernel
+//! side could match only by its bytes (no fentry): after a component that
+//! may be a symlink, a `..` goes to the parent of the symlink's target,
+//! not of its name (`/tmp/l/../cron.d/x`, with `/tmp/l -> /etc/foo`, is
+//! `/etc/cron.d/x`; made normal lexically, `/tmp/cron.d/x`); and a magic
+//! link (`/proc/self/cwd/x`, `/dev/fd/3/x`) leads wherever its process
+//! has a directory. Both are followed again here, after the call, in the
+//! caller's root, by a thread of their own.
+//!
+//! What can make that fail is reported, never taken as "not watched": the
+//! caller, exited, was in a container whose root is gone with it; a
+//! symlink on the way was removed since (the attacker's cleanup); a magic
+//! link whose process is gone; a lookup that hangs (an intruder's FUSE
+//! mount on the way), which is given up after [`TIMEOUT`], its thread
+//! left behind.
+//!
+//! By hand: the crates that resolve paths (`path-clean`, `normpath`,
+//! `std::fs::canonicalize`) resolve in the daemon's own root, without
+//! a timeout, and on `str` or `Path` where these are the caller's bytes.
+
+use std::ffi::OsStr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
+use serde::Serialize;
+
+use super::procfs::parse_stat;
+
+/// How long the pipeline waits for one path: lookups of cached dentries
+/// take microseconds; a slow disk, milliseconds.
+pub const TIMEOUT: Duration = Duration::from_millis(200);
+
+/// Threads left behind on a lookup that never returned: beyond these,
+/// paths are not looked up at all (each is reported `busy`) until one
+/// returns, so that a hanging mount costs the pipeline a bounded wait.
+pub const STUCK_MAX: usize = 4;
+
+/// Whose call it was: the path is looked up in that process's root.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller {
+    pub tgid: u32,
+    pub tid: u32,
+    /// The process's start time in clock ticks (`/proc/PID/stat` field 22):
+    /// a pid reused since is another process.
+    pub start_ticks: u64,
+    /// In a container: once it exited, its root cannot be found.
+    pub in_container: bool,
+}
+
+/// Why a path could not be followed again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unresolved {
+    /// The caller exited, and its root (a container's) went with it; or
+    /// the path goes through its magic links.
+    Exited,
+    /// A component no longer leads anywhere: removed or replaced since.
+    Gone,
+    /// Through a magic link the lookup may not follow (another root's
+    /// `/proc`), or a symlink loop.
+    MagicLink,
+    /// The lookup did not return within [`TIMEOUT`].
+    Timeout,
+    /// Earlier lookups still hang ([`STUCK_MAX`]): not tried.
+    Busy,
+    /// Any other error of the lookup.
+    Error,
+}
+
+impl Unresolved {
+    pub fn name(self) -> &'static str {
+        match self {
+            Unresolved::Exited => "exited",
+            Unresolved::Gone => "gone",
+            Unresolved::MagicLink => "magic_link",
+            Unresolved::Timeout => "timeout",
+            Unresolved::Busy => "busy",
+            Unresolved::Error => "error",
+        }
+    }
+}
+
+/// Paths followed since the sensor started (the heartbeat's
+/// `path_resolution`).
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+pub struct ResolveStats {
+    /// Looked up.
+    pub resolved: u64,
+    /// Of those, found elsewhere than the path made normal lexically says.
+    pub elsewhere: u64,
+    /// Not followed (each reported with its reason).
+    pub unresolved: u64,
+    pub timeouts: u64,
+    /// Lookup threads still hanging now.
+    pub stuck: usize,
+}
+
+/// May `argument`, a path argument as passed, lead elsewhere than `normal`
+/// (it joined to the caller's directory and made normal lexically) says?
+/// Where a `..` follows a name in it (that name may be a symlink: the
+/// directory a relative path starts from is the kernel's own, without
+/// symlinks, so a leading `..` is exact), or where it goes through
+/// `/proc` or `/dev/fd` (magic links).
+pub fn may_lead_elsewhere(argument: &[u8], normal: &[u8]) -> bool {
+    dot_dot_after_name(argument) || through_magic_link(normal)
+}
+
+fn dot_dot_after_name(argument: &[u8]) -> bool {
+    let mut named = false;
+    for component in argument.split(|&b| b == b'/') {
+        match component {
+            b"" | b"." => {}
+            b".." if named => return true,
+            b".." => {}
+            _ => named = true,
+        }
+    }
+    false
+}
+
+/// `/dev/fd` and `/dev/std*` are symlinks to `/proc/self/…`.
+const MAGIC_DIRS: &[&[u8]] = &[
+    b"/proc",
+    b"/dev/fd",
+    b"/dev/stdin",
+    b"/dev/stdout",
+    b"/dev/stderr",
+];
+
+fn through_magic_link(normal: &[u8]) -> bool {
+    MAGIC_DIRS.iter().any(|d| below(normal, d).is_some())
+}
+
+/// What follows `dir` in `path` when `path` is below it (`/proc/x` below
+/// `/proc`: `/x`).
+fn below<'a>(path: &'a [u8], dir: &[u8]) -> Option<&'a [u8]> {
+    path.strip_prefix(dir)
+        .filter(|rest| rest.len() > 1 && rest[0] == b'/')
+}
+
+/// Follows paths on a thread of its own, each within [`TIMEOUT`].
+pub struct PathResolver {
+    /// [`follow`]; another in tests of the waiting.
+    follow: Follow,
+    worker: Option<Worker>,
+    /// Threads given up on: each sets its flag once its lookup returned.
+    stuck: Vec<Arc<AtomicBool>>,
+    stats: ResolveStats,
+}
+
+type Follow = fn(Caller, &[u8]) -> Result<Vec<u8>, Unresolved>;
+
+struct Worker {
+    jobs: SyncSender<(Caller, Vec<u8>)>,
+    answers: Receiver<Result<Vec<u8>, Unresolved>>,
+    done: Arc<AtomicBool>,
+}
+
+impl Default for PathResolver {
+    fn default() -> Self {
+        PathResolver::new()
+    }
+}
+
+impl PathResolver {
+    pub fn new() -> PathResolver {
+        PathResolver {
+            follow,
+            worker: None,
+            stuck: Vec::new(),
+            stats: ResolveStats::default(),
+        }
+    }
+
+    pub fn stats(&mut self) -> ResolveStats {
+        self.stuck.retain(|done| !done.load(Ordering::Acquire));
+        ResolveStats {
+            stuck: self.stuck.len(),
+            ..self.stats
+        }
+    }
+
+    /// Where `path` (absolute: the argument, or the argument after the
+    /// caller's directory; not made normal) led, the way the kernel
+    /// resolves a name it creates or removes: every component but the
+    /// last followed, the last kept as it is. `normal` is the path made
+    /// normal lexically, to count the paths found elsewhere.
+    pub fn resolve(
+        &mut self,
+        caller: Caller,
+        path: &[u8],
+        normal: &[u8],
+    ) -> Result<Vec<u8>, Unresolved> {
+        let answer = self.ask(caller, path);
+        match &answer {
+            Ok(p) => {
+                self.stats.resolved += 1;
+                if p.as_slice() != normal {
+                    self.stats.elsewhere += 1;
+                }
+            }
+            Err(e) => {
+                self.stats.unresolved += 1;
+                if *e == Unresolved::Timeout {
+                    self.stats.timeouts += 1;
+                }
+            }
+        }
+        answer
+    }
+
+    fn ask(&mut self, caller: Caller, path: &[u8]) -> Result<Vec<u8>, Unresolved> {
+        if self.worker.is_none() {
+            self.stuck.retain(|done| !done.load(Ordering::Acquire));
+            if self.stuck.len() >= STUCK_MAX {
+                return Err(Unresolved::Busy);
+            }
+            self.worker = Some(Worker::start(self.follow).map_err(|e| {
+                tracing::warn!("cannot start the path lookup thread: {e}");
+                Unresolved::Error
+            })?);
+        }
+        let worker = self.worker.as_ref().expect("started above");
+        if worker.jobs.send((caller, path.to_vec())).is_err() {
+            self.worker = None;
+            return Err(Unresolved::Error);
+        }
+        match worker.answers.recv_timeout(TIMEOUT) {
+            Ok(answer) => answer,
+            Err(RecvTimeoutError::Timeout) => {
+                let worker = self.worker.take().expect("asked above");
+                tracing::warn!(
+                    "a path lookup did not return within {TIMEOUT:?} (a hanging mount on \
+                     the way?): its thread is left behind; {} such now",
+                    self.stuck.len() + 1
+                );
+                self.stuck.push(worker.done);
+                Err(Unresolved::Timeout)
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                self.worker = None;
+                Err(Unresolved::Error)
+            }
+        }
+    }
+}
+
+impl Worker {
+    fn start(follow: Follow) -> std::io::Result<Worker> {
+        // One job at a time: the pipeline waits for each answer.
+        let (jobs, job_rx) = sync_channel::<(Caller, Vec<u8>)>(1);
+        let (answer_tx, answers) = sync_channel(1);
+        let done = Arc::new(AtomicBool::new(false));
+        let flag = done.clone();
+        std::thread::Builder::new()
+            .name("path-lookup".into())
+            .spawn(move || {
+                for (caller, path) in job_rx {
+                    if answer_tx.send(follow(caller, &path)).is_err() {
+                        break;
+                    }
+                }
+                flag.store(true, Ordering::Release);
+            })?;
+        Ok(Worker {
+            jobs,
+            answers,
+            done,
+        })
+    }
+}
+
+/// The caller's root, as the lookup starts from it.
+enum Root {
+    /// `/proc/PID/root` of the live caller, and where it is in ours
+    /// (`/` unless chrooted or pivoted below it).
+    Alive { fd: OwnedFd, shown_as: Vec<u8> },
+    /// An exited caller outside any container: the host's root, ours.
+    Host,
+}
+
+impl Root {
+    fn of(caller: Caller) -> Result<Root, Unresolved> {
+        let dir = format!("/proc/{}", caller.tgid);
+        // Opened first and checked after: a pid reused in between is
+        // another process, which the start time tells.
+        let fd = open_dir(None, format!("{dir}/root").as_bytes(), ResolveFlag::empty());
+        let same = std::fs::read(format!("{dir}/stat"))
+            .ok()
+            .and_then(|s| parse_stat(&s))
+            .is_some_and(|(_, _, start)| start == caller.start_ticks);
+        match fd {
+            Ok(fd) if same => {
+                let shown_as = std::fs::read_link(format!("{dir}/root"))
+                    .map(|p| p.as_os_str().as_bytes().to_vec())
+                    .map_err(|_| Unresolved::Exited)?;
+                Ok(Root::Alive { fd, shown_as })
+            }
+            _ if caller.in_container => Err(Unresolved::Exited),
+            _ => Ok(Root::Host),
+        }
+    }
+}
+
+/// `path` followed for `caller` (see [`PathResolver::resolve`]).
+fn follow(caller: Caller, path: &[u8]) -> Result<Vec<u8>, Unresolved> {
+    let (dir, leaf, trailing_slash) = split_leaf(path);
+    let dir = without_empty_and_dot(dir);
+    let magic = magic_rewrite(&dir, caller);
+    // Another process's magic links, by the number the caller gave: the
+    // host's unless it was in a container. Followed from the daemon's
+    // side, whoever the caller was.
+    let root = match &magic {
+        Magic::Other(_) if caller.in_container => return Err(Unresolved::MagicLink),
+        Magic::Other(_) => None,
+        _ => Some(Root::of(caller)?),
+    };
+    let fd = match (magic, &root) {
+        (Magic::Other(dir), _) => open_dir(None, &dir, ResolveFlag::empty())?,
+        // The caller's own, from the daemon's side too, by its pid.
+        (Magic::Own(dir), Some(Root::Alive { .. })) => open_dir(None, &dir, ResolveFlag::empty())?,
+        (Magic::Own(_), _) => return Err(Unresolved::Exited),
+        // In the caller's root, whose `..` stays in it; a magic link on
+        // the way (a symlink into `/proc`) would be the daemon's own.
+        (Magic::None, Some(Root::Alive { fd, .. })) => open_dir(
+            Some(fd),
+            &dir,
+            ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS,
+        )?,
+        (Magic::None, _) => open_dir(None, &dir, ResolveFlag::RESOLVE_NO_MAGICLINKS)?,
+    };
+    let found = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .map_err(|_| Unresolved::Error)?;
+    let mut found = found.as_os_str().as_bytes().to_vec();
+    // Removed since the call (an unlinked directory keeps its fd).
+    if found.ends_with(b" (deleted)") {
+        return Err(Unresolved::Gone);
+    }
+    if let Some(Root::Alive { shown_as, .. }) = &root {
+        if let Some(rest) = below(&found, shown_as) {
+            found = rest.to_vec();
+        }
+    }
+    if !leaf.is_empty() {
+        if found.last() != Some(&b'/') {
+            found.push(b'/');
+        }
+        found.extend_from_slice(leaf);
+    }
+    if trailing_slash && found.last() != Some(&b'/') {
+        found.push(b'/');
+    }
+    Ok(found)
+}
+
+/// A directory, by `O_PATH` (no permission on it needed, nothing of it
+/// read), from `root` (the daemon's own when None).
+fn open_dir(
+    root: Option<&OwnedFd>,
+    path: &[u8],
+    resolve: ResolveFlag,
+) -> Result<OwnedFd, Unresolved> {
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
+        .resolve(resolve);
+    let path = OsStr::from_bytes(path);
+    let fd = match root {
+        Some(r) => openat2(r.as_raw_fd(), path, how),
+        None => openat2(libc::AT_FDCWD, path, how),
+    };
+    match fd {
+        // SAFETY: a new fd, owned by nothing else.
+        Ok(fd) => Ok(unsafe { OwnedFd::from_raw_fd(fd) }),
+        Err(Errno::ENOENT | Errno::ENOTDIR) => Err(Unresolved::Gone),
+        Err(Errno::ELOOP | Errno::EXDEV) => Err(Unresolved::MagicLink),
+        Err(_) => Err(Unresolved::Error),
+    }
+}
+
+/// The directory the last component is in, that component, and whether a
+/// slash followed it. A last component of `.` or `..` is a directory to
+/// follow like the others.
+fn split_leaf(path: &[u8]) -> (&[u8], &[u8], bool) {
+    let end = path.iter().rposition(|&b| b != b'/').map_or(0, |i| i + 1);
+    let trailing_slash = end > 0 && end < path.len();
+    let body = &path[..end];
+    let cut = body.iter().rposition(|&b| b == b'/');
+    let (dir, leaf) = match cut {
+        Some(i) => (&body[..i], &body[i + 1..]),
+        None => (&body[..0], body),
+    };
+    if leaf == b"." || leaf == b".." {
+        return (body, b"", trailing_slash);
+    }
+    (dir, leaf, trailing_slash)
+}
+
+/// `path` without empty and `.` components, which never change where it
+/// leads (unlike `..`): `//proc/./self` is `/proc/self`. Absolute.
+fn without_empty_and_dot(path: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(path.len() + 1);
+    for c in path.split(|&b| b == b'/') {
+        if !c.is_empty() && c != b"." {
+            out.push(b'/');
+            out.extend_from_slice(c);
+        }
+    }
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    out
+}
+
+/// A directory's way through magic links.
+#[derive(Debug, PartialEq, Eq)]
+enum Magic {
+    None,
+    /// Through the caller's own (`/proc/self`, `/proc/thread-self`,
+    /// `/dev/fd`, `/dev/std*`): the directory with them named by its pid,
+    /// as the daemon sees them.
+    Own(Vec<u8>),
+    /// Through `/proc/PID/…`, by the number the caller gave.
+    Other(Vec<u8>),
+}
+
+/// How `dir` goes through magic links (see [`through_magic_link`]).
+fn magic_rewrite(dir: &[u8], caller: Caller) -> Magic {
+    let (tgid, tid) = (caller.tgid, caller.tid);
+    let own = [
+        (&b"/proc/self"[..], format!("/proc/{tgid}")),
+        (b"/proc/thread-self", format!("/proc/{tgid}/task/{tid}")),
+        (b"/dev/fd", format!("/proc/{tgid}/fd")),
+        (b"/dev/stdin", format!("/proc/{tgid}/fd/0")),
+        (b"/dev/stdout", format!("/proc/{tgid}/fd/1")),
+        (b"/dev/stderr", format!("/proc/{tgid}/fd/2")),
+    ];
+    for (link, named) in own {
+        if dir == link {
+            return Magic::Own(named.into_bytes());
+        }
+        if let Some(rest) = below(dir, link) {
+            let mut out = named.into_bytes();
+            out.extend_from_slice(rest);
+            return Magic::Own(out);
+        }
+    }
+    if dir == b"/proc" || below(dir, b"/proc").is_some() {
+        Magic::Other(dir.to_vec())
+    } else {
+        Magic::None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn me() -> Caller {
+        Caller {
+            tgid: std::process::id(),
+            // SAFETY: gettid has no preconditions.
+            tid: unsafe { libc::gettid() } as u32,
+            start_ticks: std::fs::read("/proc/self/stat")
+                .ok()
+                .and_then(|s| parse_stat(&s))
+                .expect("own stat")
+                .2,
+            in_container: false,
+        }
+    }
+
+    #[test]
+    fn a_dot_dot_after_a_name_or_a_path_through_proc_may_lead_elsewhere() {
+        assert!(may_lead_elsewhere(b"/tmp/l/../x", b"/tmp/x"));
+        assert!(may_lead_elsewhere(b"l/../x", b"/cwd/x"));
+        assert!(may_lead_elsewhere(b"./a/./../x", b"/cwd/x"));
+        // From the kernel's own directory, or above the root: exact.
+        assert!(!may_lead_elsewhere(b"../x", b"/x"));
+        assert!(!may_lead_elsewhere(b"/../etc/x", b"/etc/x"));
+        assert!(!may_lead_elsewhere(b"/etc/./cron.d//x", b"/etc/cron.d/x"));
+        assert!(may_lead_elsewhere(b"x", b"/proc/self/cwd/x"));
+        assert!(may_lead_elsewhere(b"/dev/fd/3/x", b"/dev/fd/3/x"));
+        assert!(may_lead_elsewhere(b"/dev/stdin/x", b"/dev/stdin/x"));
+        assert!(!may_lead_elsewhere(b"/procx/y", b"/procx/y"));
+        assert!(!may_lead_elsewhere(b"/dev/fdx/y", b"/dev/fdx/y"));
+        assert!(!may_lead_elsewhere(b"/dev/sda", b"/dev/sda"));
+    }
+
+    #[test]
+    fn the_last_component_is_split_off_unless_it_is_a_dot() {
+        assert_eq!(split_leaf(b"/a/b/c"), (&b"/a/b"[..], &b"c"[..], false));
+        assert_eq!(split_leaf(b"/a/b/c//"), (&b"/a/b"[..], &b"c"[..], true));
+        assert_eq!(split_leaf(b"/c"), (&b""[..], &b"c"[..], false));
+        assert_eq!(split_leaf(b"/a/l/.."), (&b"/a/l/.."[..], &b""[..], false));
+        assert_eq!(split_leaf(b"/a/l/./"), (&b"/a/l/."[..], &b""[..], true));
+        assert_eq!(without_empty_and_dot(b"//proc/./self/"), b"/proc/self");
+        assert_eq!(without_empty_and_dot(b""), b"/");
+    }
+
+    #[test]
+    fn the_callers_own_magic_links_are_named_by_its_pid() {
+        let c = Caller {
+            tgid: 10,
+            tid: 11,
+            start_ticks: 0,
+            in_container: false,
+        };
+        let r = |d: &[u8]| magic_rewrite(d, c);
+        let own = |p: &[u8]| Magic::Own(p.to_vec());
+        assert_eq!(r(b"/proc/self/cwd"), own(b"/proc/10/cwd"));
+        assert_eq!(
+            r(b"/proc/thread-self/root/etc"),
+            own(b"/proc/10/task/11/root/etc")
+        );
+        assert_eq!(r(b"/dev/fd/3"), own(b"/proc/10/fd/3"));
+        assert_eq!(r(b"/dev/stdin"), own(b"/proc/10/fd/0"));
+        assert_eq!(r(b"/proc/1/root"), Magic::Other(b"/proc/1/root".to_vec()));
+        assert_eq!(r(b"/proc/selfish"), Magic::Other(b"/proc/selfish".to_vec()));
+        assert_eq!(r(b"/etc/proc"), Magic::None);
+        assert_eq!(r(b"/dev/fdx"), Magic::None);
+    }
+
+    /// A real tree: a `..` after a symlink leads to its target's parent;
+    /// a magic link of a live process to its directory; a removed link
+    /// says so; an exited container process cannot be followed.
+    #[test]
+    fn paths_are_followed_as_the_kernel_follows_them() {
+        let base = std::env::temp_dir().join(format!("sensor-resolve-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(base.join("etc/foo")).unwrap();
+        std::fs::create_dir_all(base.join("etc/cron.d")).unwrap();
+        std::fs::create_dir_all(base.join("tmp")).unwrap();
+        std::os::unix::fs::symlink(base.join("etc/foo"), base.join("tmp/l")).unwrap();
+        let b = base.to_str().unwrap();
+        let mut r = PathResolver::new();
+        let path = format!("{b}/tmp/l/../cron.d/x");
+        let lexical = format!("{b}/tmp/cron.d/x");
+        let found = r.resolve(me(), path.as_bytes(), lexical.as_bytes());
+        assert_eq!(found, Ok(format!("{b}/etc/cron.d/x").into_bytes()));
+        // The last component is not followed; a trailing slash is kept.
+        let found = r.resolve(me(), format!("{b}/tmp/l/").as_bytes(), b"");
+        assert_eq!(found, Ok(format!("{b}/tmp/l/").into_bytes()));
+        // The caller's cwd, by its magic link, from the daemon's side.
+        let cwd = std::env::current_dir().unwrap();
+        let found = r.resolve(me(), b"/proc/self/cwd/x", b"");
+        assert_eq!(found, Ok(cwd.join("x").as_os_str().as_bytes().to_vec()));
+        let stats = r.stats();
+        assert_eq!(
+            (stats.resolved, stats.elsewhere, stats.unresolved),
+            (3, 3, 0)
+        );
+
+        // A pid that is no process (or not this one): a host caller is
+        // followed in the host's root, but not through its magic links; a
+        // container's cannot be followed.
+        let gone = Caller {
+            start_ticks: me().start_ticks + 1,
+            ..me()
+        };
+        assert_eq!(
+            r.resolve(gone, path.as_bytes(), b""),
+            Ok(format!("{b}/etc/cron.d/x").into_bytes())
+        );
+        assert_eq!(
+            r.resolve(gone, b"/proc/self/cwd/x", b""),
+            Err(Unresolved::Exited)
+        );
+        // Another process's, by its number: the host's, unless the caller
+        // was in a container.
+        let other = format!("/proc/{}/cwd/x", me().tgid);
+        assert_eq!(
+            r.resolve(gone, other.as_bytes(), b""),
+            Ok(cwd.join("x").as_os_str().as_bytes().to_vec())
+        );
+        let container = Caller {
+            in_container: true,
+            ..gone
+        };
+        assert_eq!(
+            r.resolve(container, path.as_bytes(), b""),
+            Err(Unresolved::Exited)
+        );
+        assert_eq!(
+            r.resolve(container, other.as_bytes(), b""),
+            Err(Unresolved::MagicLink)
+        );
+        // In the host's root, a symlink to a magic link is not followed
+        // (it would be the daemon's own).
+        std::os::unix::fs::symlink("/proc/self/cwd", base.join("tmp/c")).unwrap();
+        let through = format!("{b}/tmp/c/a/../x");
+        assert_eq!(
+            r.resolve(me(), through.as_bytes(), b""),
+            Err(Unresolved::MagicLink)
+        );
+        // Removed since.
+        std::fs::remove_file(base.join("tmp/l")).unwrap();
+        assert_eq!(r.resolve(me(), path.as_bytes(), b""), Err(Unresolved::Gone));
+        assert_eq!(r.stats().unresolved, 5);
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    /// A lookup that hangs is given up, and its thread left behind; the
+    /// next one gets a thread of its own; beyond STUCK_MAX hanging, none
+    /// is tried until one returns.
+    #[test]
+    fn a_hanging_lookup_is_given_up_and_bounded() {
+        static RELEASED: AtomicBool = AtomicBool::new(false);
+        fn hang(_: Caller, path: &[u8]) -> Result<Vec<u8>, Unresolved> {
+            while path == b"/hang" && !RELEASED.load(Ordering::Acquire) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Ok(path.to_vec())
+        }
+        let mut r = PathResolver {
+            follow: hang,
+            ..PathResolver::new()
+        };
+        assert_eq!(r.resolve(me(), b"/x", b"/x"), Ok(b"/x".to_vec()));
+        for _ in 0..STUCK_MAX {
+            assert_eq!(
+                r.resolve(me(), b"/hang", b"/hang"),
+                Err(Unresolved::Timeout)
+            );
+        }
+        assert_eq!(r.resolve(me(), b"/x", b"/x"), Err(Unresolved::Busy));
+        let s = r.stats();
+        assert_eq!(
+            (s.timeouts, s.unresolved, s.stuck),
+            (STUCK_MAX as u64, STUCK_MAX as u64 + 1, STUCK_MAX)
+        );
+        // Once they return, lookups go on.
+        RELEASED.store(true, Ordering::Release);
+        while r.stats().stuck > 0 {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(r.resolve(me(), b"/x", b"/x"), Ok(b"/x".to_vec()));
+    }
+}
