@@ -27,6 +27,7 @@ mod audit;
 pub mod bench;
 mod cred;
 mod file;
+mod followed;
 mod io_uring;
 mod lineage;
 mod net;

@@ -884,7 +884,8 @@ fn a_symlink_under_an_ignored_prefix_does_not_hide_a_setuid_chmod() {
 /// with: where the kernel does not resolve the file (this machine), the
 /// argument must not be ignored by its bytes, however far into a long
 /// path the `..` comes. The event shows the path made normal, and the
-/// argument as passed.
+/// argument as passed; after a symlink, where the `..` really led (the
+/// link's target's parent), not where the bytes say.
 #[test]
 fn a_dot_dot_out_of_an_ignored_prefix_does_not_hide_a_chmod() {
     let dir = temp_dir("filter-dot-dot");
@@ -905,18 +906,25 @@ fn a_dot_dot_out_of_an_ignored_prefix_does_not_hide_a_chmod() {
     assert!(deep_climbing.as_os_str().len() > 512);
     let out_by_dot_dot = chmod("700", &climbing);
     let out_by_deep_dot_dot = chmod("710", &deep_climbing);
+    std::fs::create_dir_all(dir.join("elsewhere/inner")).expect("mkdir");
+    let secret = file_in(&dir.join("elsewhere"), "secret", 0o755);
+    std::os::unix::fs::symlink(dir.join("elsewhere/inner"), ignored_prefix.join("l"))
+        .expect("symlink");
+    let through_link = ignored_prefix.join("l/../secret");
+    let out_by_link = chmod("750", &through_link);
     let plain_inside = chmod("700", &inside);
     let control = chmod("755", &outside);
     sensor.wait_for("the control chmod", |v| is_file_event(v, "chmod", control));
     let events = sensor.events();
     let event_of = |pid| events.iter().find(|v| is_file_event(v, "chmod", pid));
-    for (pid, argument, mode) in [
-        (out_by_dot_dot, &climbing, "0700"),
-        (out_by_deep_dot_dot, &deep_climbing, "0710"),
+    for (pid, argument, mode, file) in [
+        (out_by_dot_dot, &climbing, "0700", &outside),
+        (out_by_deep_dot_dot, &deep_climbing, "0710", &outside),
+        (out_by_link, &through_link, "0750", &secret),
     ] {
         let ev = event_of(pid)
             .unwrap_or_else(|| panic!("chmod {mode} {} was not reported", argument.display()));
-        assert_eq!(at(ev, "file.path").as_str(), outside.to_str(), "{ev}");
+        assert_eq!(at(ev, "file.path").as_str(), file.to_str(), "{ev}");
         assert_eq!(
             at(ev, "sensor.file_change.path_argument").as_str(),
             argument.to_str(),

@@ -629,9 +629,15 @@ pub struct FileChange {
     /// The path as the caller passed it, when `file.path` differs from it
     /// (a relative path, joined here to the directory it starts from; one
     /// spelled otherwise than where it leads, `//`, `/./`, `/../`, made
-    /// normal).
+    /// normal; one whose `..` follows a name, or through a magic link,
+    /// followed again).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path_argument: Option<Text>,
+    /// Why such a path could not be followed again (as
+    /// `sensor.file_write.unresolved`): `file.path` is then made normal
+    /// lexically.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unresolved: Option<&'static str>,
     /// The file as it was before the call; absent where the hook could not
     /// see the inode (see `sensor.unavailable`).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -4,6 +4,7 @@
 use sensor_common::has_other_names;
 
 use super::{Kind, Pipeline, outcome};
+use crate::enrich::path_resolve::Unresolved;
 use crate::enrich::user::Accounts;
 use crate::event::{Event, File, FileAttrs, FileChange, SensorFields, Text, Xattr, caps};
 use crate::source::ebpf::decode::FileRecord;
@@ -36,7 +37,16 @@ impl Pipeline {
             syscall: Some(f.op.name()),
             ..SensorFields::default()
         };
-        let path = f.resolved_path();
+        // Where the kernel did not resolve the file, a path argument that
+        // may lead elsewhere than its bytes say is followed again: else a
+        // chmod of `/tmp/l/../shadow` (`/tmp/l -> /etc/x`) would name
+        // `/tmp/shadow`.
+        let (path, unresolved) = if f.base_is_file || f.kernel_path {
+            (f.resolved_path(), None)
+        } else {
+            self.followed(&f.task, ticks, &f.path, &f.base, f.resolved_path())
+        };
+        change.unresolved = unresolved.map(Unresolved::name);
         if !f.path.is_empty() && path.as_deref() != Some(f.path.as_slice()) {
             change.path_argument = Some(Text(f.path.clone()));
         }
