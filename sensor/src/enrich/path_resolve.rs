@@ -341,9 +341,12 @@ fn follow(caller: Caller, path: &[u8]) -> Result<Vec<u8>, Unresolved> {
     if found.ends_with(b" (deleted)") {
         return Err(Unresolved::Gone);
     }
+    // As the caller sees it, where its root is below the daemon's.
     if let Some(Root::Alive { shown_as, .. }) = &root {
         if let Some(rest) = below(&found, shown_as) {
             found = rest.to_vec();
+        } else if found == *shown_as {
+            found = b"/".to_vec();
         }
     }
     if !leaf.is_empty() {
@@ -639,5 +642,60 @@ mod tests {
             std::thread::sleep(Duration::from_millis(10));
         }
         assert_eq!(r.resolve(me(), b"/x", b"/x"), Ok(b"/x".to_vec()));
+    }
+
+    /// A live caller chrooted below the daemon's root: its paths are
+    /// followed in its root (an absolute symlink there is its own), and
+    /// shown as it sees them.
+    #[test]
+    fn a_chrooted_callers_paths_are_followed_in_its_root() {
+        let base = std::env::temp_dir().join(format!("sensor-chroot-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        for d in ["etc/foo", "etc/cron.d", "tmp"] {
+            std::fs::create_dir_all(base.join(d)).unwrap();
+        }
+        // Absolute: `/etc/foo` in the caller's root.
+        std::os::unix::fs::symlink("/etc/foo", base.join("tmp/l")).unwrap();
+        let root = std::ffi::CString::new(base.as_os_str().as_bytes()).unwrap();
+        // SAFETY: the child calls only async-signal-safe functions
+        // (chroot, chdir, pause, _exit) before it is killed.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            unsafe {
+                if libc::chroot(root.as_ptr()) != 0 || libc::chdir(c"/".as_ptr()) != 0 {
+                    libc::_exit(1);
+                }
+                loop {
+                    libc::pause();
+                }
+            }
+        }
+        // Once chrooted.
+        let link = format!("/proc/{pid}/root");
+        while std::fs::read_link(&link).ok().as_deref() != Some(base.as_path()) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let child = Caller {
+            tgid: pid as u32,
+            tid: pid as u32,
+            start_ticks: std::fs::read(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| parse_stat(&s))
+                .unwrap()
+                .2,
+            in_container: false,
+        };
+        let mut r = PathResolver::new();
+        let found = r.resolve(child, b"/tmp/l/../cron.d/x", b"");
+        let up = r.resolve(child, b"/tmp/l/../..", b"");
+        // SAFETY: our child.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+        std::fs::remove_dir_all(&base).unwrap();
+        assert_eq!(found, Ok(b"/etc/cron.d/x".to_vec()));
+        assert_eq!(up, Ok(b"/".to_vec()));
     }
 }
