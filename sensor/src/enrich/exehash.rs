@@ -31,6 +31,8 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
+use super::wait_budget::WaitBudget;
+
 /// At most this much waiting for hashes per second of events, whatever
 /// `wait` is.
 const WAIT_BUDGET: Duration = Duration::from_millis(100);
@@ -181,8 +183,7 @@ pub struct ExeHasher {
     queue: Arc<Queue>,
     done: Receiver<(FileKey, State)>,
     pub stats: HashStats,
-    budget_left: Duration,
-    budget_since: Instant,
+    budget: WaitBudget,
 }
 
 impl ExeHasher {
@@ -222,8 +223,7 @@ impl ExeHasher {
             queue,
             done,
             stats: HashStats::default(),
-            budget_left: WAIT_BUDGET,
-            budget_since: Instant::now(),
+            budget: WaitBudget::new(WAIT_BUDGET),
         })
     }
 
@@ -326,11 +326,7 @@ impl ExeHasher {
             return outcome(&state);
         }
         let now = Instant::now();
-        if now.duration_since(self.budget_since) >= Duration::from_secs(1) {
-            self.budget_since = now;
-            self.budget_left = WAIT_BUDGET;
-        }
-        let deadline = now + self.config.wait.min(self.budget_left);
+        let deadline = now + self.budget.allow(self.config.wait);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -346,7 +342,7 @@ impl ExeHasher {
                 Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => break,
             }
         }
-        self.budget_left = self.budget_left.saturating_sub(now.elapsed());
+        self.budget.spent(now);
         outcome(self.cache.get(&key).unwrap_or(&State::Pending))
     }
 

@@ -13,3 +13,4 @@ pub mod process;
 pub mod procfs;
 pub mod runtime;
 pub mod user;
+pub mod wait_budget;

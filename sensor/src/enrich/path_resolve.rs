@@ -24,17 +24,24 @@ use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
 use serde::Serialize;
 
 use super::procfs::parse_stat;
+use super::wait_budget::WaitBudget;
 
 /// How long the pipeline waits for one path: lookups of cached dentries
 /// take microseconds; a slow disk, milliseconds.
-pub const TIMEOUT: Duration = Duration::from_millis(200);
+pub const TIMEOUT: Duration = Duration::from_millis(100);
+
+/// At most this much waiting for lookups per second: one takes ~50 µs
+/// (a thread's round trip, the caller's root and start time from /proc),
+/// and a flood of such paths would otherwise slow the whole pipeline;
+/// beyond it, each is reported `busy`.
+const WAIT_BUDGET: Duration = Duration::from_millis(250);
 
 /// Threads left behind on a lookup that never returned: beyond these,
 /// paths are not looked up at all (each is reported `busy`) until one
@@ -66,7 +73,8 @@ pub enum Unresolved {
     MagicLink,
     /// The lookup did not return within [`TIMEOUT`].
     Timeout,
-    /// Earlier lookups still hang ([`STUCK_MAX`]): not tried.
+    /// Earlier lookups still hang ([`STUCK_MAX`]), or this second's
+    /// waiting is spent: not tried.
     Busy,
     /// Any other error of the lookup.
     Error,
@@ -150,6 +158,7 @@ pub struct PathResolver {
     worker: Option<Worker>,
     /// Threads given up on: each sets its flag once its lookup returned.
     stuck: Vec<Arc<AtomicBool>>,
+    budget: WaitBudget,
     stats: ResolveStats,
 }
 
@@ -173,6 +182,7 @@ impl PathResolver {
             follow,
             worker: None,
             stuck: Vec::new(),
+            budget: WaitBudget::new(WAIT_BUDGET),
             stats: ResolveStats::default(),
         }
     }
@@ -215,6 +225,10 @@ impl PathResolver {
     }
 
     fn ask(&mut self, caller: Caller, path: &[u8]) -> Result<Vec<u8>, Unresolved> {
+        let wait = self.budget.allow(TIMEOUT);
+        if wait.is_zero() {
+            return Err(Unresolved::Busy);
+        }
         if self.worker.is_none() {
             self.stuck.retain(|done| !done.load(Ordering::Acquire));
             if self.stuck.len() >= STUCK_MAX {
@@ -230,12 +244,15 @@ impl PathResolver {
             self.worker = None;
             return Err(Unresolved::Error);
         }
-        match worker.answers.recv_timeout(TIMEOUT) {
+        let started = Instant::now();
+        let answer = worker.answers.recv_timeout(wait);
+        self.budget.spent(started);
+        match answer {
             Ok(answer) => answer,
             Err(RecvTimeoutError::Timeout) => {
                 let worker = self.worker.take().expect("asked above");
                 tracing::warn!(
-                    "a path lookup did not return within {TIMEOUT:?} (a hanging mount on \
+                    "a path lookup did not return within {wait:?} (a hanging mount on \
                      the way?): its thread is left behind; {} such now",
                     self.stuck.len() + 1
                 );
@@ -621,6 +638,7 @@ mod tests {
         }
         let mut r = PathResolver {
             follow: hang,
+            budget: WaitBudget::new(TIMEOUT * 10),
             ..PathResolver::new()
         };
         assert_eq!(r.resolve(me(), b"/x", b"/x"), Ok(b"/x".to_vec()));
@@ -636,6 +654,20 @@ mod tests {
             (s.timeouts, s.unresolved, s.stuck),
             (STUCK_MAX as u64, STUCK_MAX as u64 + 1, STUCK_MAX)
         );
+        // A second's waiting is bounded too, hanging threads or not: the
+        // third lookup gets what is left, the fourth none.
+        let mut bounded = PathResolver {
+            follow: hang,
+            ..PathResolver::new()
+        };
+        for _ in 0..3 {
+            assert_eq!(
+                bounded.resolve(me(), b"/hang", b""),
+                Err(Unresolved::Timeout)
+            );
+        }
+        assert_eq!(bounded.resolve(me(), b"/x", b"/x"), Err(Unresolved::Busy));
+        assert!(bounded.stats().stuck < STUCK_MAX);
         // Once they return, lookups go on.
         RELEASED.store(true, Ordering::Release);
         while r.stats().stuck > 0 {

@@ -28,7 +28,9 @@ impl Sources {
         self.0.iter().any(|(p, seen)| FileStamp::of(p) != *seen)
     }
 
-    /// The paths noted, in order.
+    /// The paths noted, in order (for tests: the daemon needs only
+    /// [`Self::changed`]).
+    #[cfg(test)]
     pub fn paths(&self) -> impl Iterator<Item = &Path> {
         self.0.iter().map(|(p, _)| p.as_path())
     }
