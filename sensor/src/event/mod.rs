@@ -1120,7 +1120,10 @@ pub struct FileWrite {
     /// shell's startup file: `shell_rc_files`) or `target` (a symlink made
     /// elsewhere whose target, `file.target_path`, names a watched path:
     /// absolute, or relative and joined to the link's directory; a write
-    /// through the link lands there).
+    /// through the link lands there) or `target_above` and `above` (a
+    /// symlink to, or a rename of or over, a directory above a watched
+    /// path) or `unresolved` (a path argument that may lead elsewhere than
+    /// its bytes say could not be followed again: see `unresolved`).
     pub matched_by: &'static str,
     /// open's flags by name (`O_WRONLY`, `O_CREAT`, `O_TRUNC`…).
     #[serde(skip_serializing_if = "Vec::is_empty")]

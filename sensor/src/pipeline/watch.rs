@@ -39,8 +39,10 @@ impl Pipeline {
         // have touched a watched path, by a symlink removed since or a magic
         // link. Unless it found nothing either.
         let unresolved = unresolved.or(unresolved2);
-        let unresolved_reported =
-            unresolved.is_some() && !matches!(-w.ret as i32, libc::ENOENT | libc::ENOTDIR);
+        let found_nothing = [libc::ENOENT, libc::ENOTDIR]
+            .map(|e| -i64::from(e))
+            .contains(&w.ret);
+        let unresolved_reported = unresolved.is_some() && !found_nothing;
         let target = if symlink {
             w.symlink_target_path(path.as_deref())
         } else {
