@@ -278,6 +278,49 @@ fn file_and_network_requests_through_a_ring_are_reported_with_their_arguments() 
 /// Links made through a ring name the new name in `file.path`, joined to
 /// the directory its fd names, and what it links to in `file.target_path`,
 /// as the watch family's link events do.
+/// After a symlink, a `..` goes to the parent of the link's target: a
+/// request by such a path names where it led (followed again by the
+/// daemon), not its bytes made normal, at submission and at completion.
+#[test]
+fn a_path_up_through_a_symlink_names_where_it_led() {
+    let sensor = Sensor::start("");
+    let dir = scratch_dir("sensor-io-uring-up");
+    std::fs::create_dir_all(dir.join("elsewhere/inner")).expect("mkdir");
+    let victim = dir.join("elsewhere/victim");
+    std::fs::write(&victim, b"x").expect("write");
+    std::os::unix::fs::symlink(dir.join("elsewhere/inner"), dir.join("l")).expect("symlink");
+    let through = dir.join("l/../victim");
+    let through_c = c_path(&through);
+
+    let mut ring = IoUring::new(8).expect("io_uring_setup");
+    let unlinked = run(
+        &mut ring,
+        opcode::UnlinkAt::new(types::Fd(libc::AT_FDCWD), through_c.as_ptr()).build(),
+    );
+    assert_eq!(unlinked, 0, "unlinkat through the ring");
+    assert!(
+        !victim.exists(),
+        "the ring unlinked the link's target's neighbour"
+    );
+
+    let tid = gettid();
+    let ev = sensor.wait_for("the ring's unlinkat", |v| io_uring_event(v, tid));
+    assert_eq!(at(&ev, "file.path").as_str(), victim.to_str(), "{ev}");
+    assert_eq!(
+        at(&ev, "sensor.io_uring.path_argument").as_str(),
+        through.to_str(),
+        "{ev}"
+    );
+    assert!(at(&ev, "sensor.io_uring.unresolved").is_null(), "{ev}");
+    let done = completions_of(&sensor, &[ev]);
+    assert_eq!(
+        at(&done[0], "file.path").as_str(),
+        victim.to_str(),
+        "{}",
+        done[0]
+    );
+}
+
 #[test]
 fn links_through_a_ring_name_the_new_name_and_what_it_links_to() {
     use std::os::fd::AsRawFd;

@@ -77,6 +77,27 @@ fn reported_for(sensor: &Sensor, actions: &[&str], paths: &[PathBuf]) -> Vec<Val
         .collect()
 }
 
+/// A rename reported to `new_path`, its argument as passed, under the
+/// watched path `watched`, by the path.
+fn assert_renamed_by_path(ev: &Value, new_path: &Path, argument: &str, watched: &str) {
+    assert_eq!(
+        at(ev, "sensor.file_write.new_path").as_str(),
+        new_path.to_str(),
+        "{ev}"
+    );
+    assert_eq!(
+        at(ev, "sensor.file_write.second_path_argument").as_str(),
+        Some(argument),
+        "{ev}"
+    );
+    assert_eq!(
+        at(ev, "sensor.file_write.watched").as_str(),
+        Some(watched),
+        "{ev}"
+    );
+    assert_eq!(at(ev, "sensor.file_write.matched_by"), "path", "{ev}");
+}
+
 fn write_by(v: &Value, act: &str, pid: u64) -> bool {
     action(v) == act && pid_of(v) == pid && at(v, "event.category")[0] == "file"
 }
@@ -1320,22 +1341,8 @@ fn paths_spelled_otherwise_into_watched_paths_are_reported_made_normal() {
         let ev = sensor.wait_for(&format!("mv to {argument}"), |v| {
             write_by(v, "rename", *pid)
         });
-        assert_eq!(
-            at(&ev, "sensor.file_write.new_path").as_str(),
-            normal.to_str(),
-            "{ev}"
-        );
-        assert_eq!(
-            at(&ev, "sensor.file_write.second_path_argument").as_str(),
-            Some(argument.as_str()),
-            "{ev}"
-        );
-        assert_eq!(
-            at(&ev, "sensor.file_write.watched").as_str(),
-            Some(format!("{}/", tree.path("etc/cron.d").display()).as_str()),
-            "{ev}"
-        );
-        assert_eq!(at(&ev, "sensor.file_write.matched_by"), "path", "{ev}");
+        let cron_dir = format!("{}/", tree.path("etc/cron.d").display());
+        assert_renamed_by_path(&ev, normal, argument, &cron_dir);
     }
     let ev = sensor.wait_for("rm by a path with //", |v| write_by(v, "unlink", rm));
     assert_eq!(
@@ -1892,22 +1899,7 @@ fn paths_that_lead_elsewhere_than_their_bytes_are_followed() {
         let ev = sensor.wait_for(&format!("mv to {argument}"), |v| {
             by_argument(v, argument) && pid.is_none_or(|p| pid_of(v) == p)
         });
-        assert_eq!(
-            at(&ev, "sensor.file_write.new_path").as_str(),
-            physical.to_str(),
-            "{ev}"
-        );
-        assert_eq!(
-            at(&ev, "sensor.file_write.second_path_argument").as_str(),
-            Some(argument.as_str()),
-            "{ev}"
-        );
-        assert_eq!(
-            at(&ev, "sensor.file_write.watched").as_str(),
-            Some(cron_dir.as_str()),
-            "{ev}"
-        );
-        assert_eq!(at(&ev, "sensor.file_write.matched_by"), "path", "{ev}");
+        assert_renamed_by_path(&ev, physical, argument, &cron_dir);
         assert!(at(&ev, "sensor.file_write.unresolved").is_null(), "{ev}");
     }
     // With the sensor stopped, the link is removed after the rename

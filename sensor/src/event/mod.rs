@@ -924,10 +924,15 @@ pub struct IoUringDetail {
     pub operation: &'static str,
     /// The path as the request gave it, where `file.path` differs: joined
     /// to the cwd or `dirfd`, or made normal (`//`, `/./`, `/../` taken
-    /// out); on an open's completion, the submission's
+    /// out; one whose `..` follows a name, or through a magic link,
+    /// followed again); on an open's completion, the submission's
     /// path where the file opened is another (through a symlink).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path_argument: Option<Text>,
+    /// Why such a path could not be followed (as
+    /// `sensor.file_write.unresolved`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unresolved: Option<&'static str>,
     /// The directory fd a relative path starts from (absent: the cwd).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dirfd: Option<i32>,
@@ -1007,6 +1012,7 @@ impl IoUringDetail {
             multishot: false,
             path_argument_ignored: false,
             argument_address: None,
+            unresolved: None,
         }
     }
 }

@@ -4,7 +4,10 @@
 use sensor_common::TaskInfo;
 
 use super::Pipeline;
+use super::io_uring::Request;
 use crate::enrich::path_resolve::{Caller, Unresolved, may_lead_elsewhere};
+use crate::event::Text;
+use crate::source::ebpf::decode::SysRecord;
 
 impl Pipeline {
     /// `lexical` (the path argument joined to `base` and made normal), or,
@@ -44,5 +47,30 @@ impl Pipeline {
             Ok(path) => (Some(path), None),
             Err(why) => (Some(normal), Some(why)),
         }
+    }
+
+    /// An io_uring request's path (submission record `x`), followed again
+    /// where it may lead elsewhere than its bytes say; before it is
+    /// reported and remembered for its completion. An fd's path is the
+    /// file's own, and a relative one whose start is unknown is kept as
+    /// given.
+    pub(super) fn follow_request(&mut self, x: &SysRecord, request: &mut Request) {
+        let joined = request
+            .path
+            .as_ref()
+            .is_some_and(|p| p.first() == Some(&b'/'));
+        let on_fd = request.detail.fd.is_some() || request.detail.fixed_file.is_some();
+        if !joined || on_fd || x.path.is_empty() {
+            return;
+        }
+        let ticks = self.table.ids.ticks(x.task.start_boottime);
+        let (path, unresolved) =
+            self.followed(&x.task, ticks, &x.path, &x.base, request.path.take());
+        request.detail.path_argument = path
+            .as_deref()
+            .is_some_and(|p| p != x.path.as_slice())
+            .then(|| Text(x.path.clone()));
+        request.detail.unresolved = unresolved.map(Unresolved::name);
+        request.path = path;
     }
 }

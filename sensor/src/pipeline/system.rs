@@ -58,7 +58,8 @@ impl Pipeline {
                 // Reported at submission: what became of it is not known
                 // (see the completion, below).
                 (outcome, error) = ("unknown", None);
-                let request = super::io_uring::Request::of(&x);
+                let mut request = super::io_uring::Request::of(&x);
+                self.follow_request(&x, &mut request);
                 (file, destination) = (request.file(), request.destination());
                 if super::io_uring::xattr_value_cut(&x) {
                     sensor.truncated.push("sensor.io_uring.xattr.value_hex");
