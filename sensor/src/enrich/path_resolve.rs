@@ -162,10 +162,11 @@ pub struct PathResolver {
     stats: ResolveStats,
 }
 
-type Follow = fn(Caller, &[u8]) -> Result<Vec<u8>, Unresolved>;
+/// (the caller, the path, whether its last component is followed too).
+type Follow = fn(Caller, &[u8], bool) -> Result<Vec<u8>, Unresolved>;
 
 struct Worker {
-    jobs: SyncSender<(Caller, Vec<u8>)>,
+    jobs: SyncSender<(Caller, Vec<u8>, bool)>,
     answers: Receiver<Result<Vec<u8>, Unresolved>>,
     done: Arc<AtomicBool>,
 }
@@ -206,7 +207,29 @@ impl PathResolver {
         path: &[u8],
         normal: &[u8],
     ) -> Result<Vec<u8>, Unresolved> {
-        let answer = self.ask(caller, path);
+        self.resolve_with(caller, path, normal, false)
+    }
+
+    /// The same, with the last component followed too where it is a
+    /// symlink, as a call that follows it does (chmod, chown, setxattr,
+    /// truncate).
+    pub fn resolve_following(
+        &mut self,
+        caller: Caller,
+        path: &[u8],
+        normal: &[u8],
+    ) -> Result<Vec<u8>, Unresolved> {
+        self.resolve_with(caller, path, normal, true)
+    }
+
+    fn resolve_with(
+        &mut self,
+        caller: Caller,
+        path: &[u8],
+        normal: &[u8],
+        follow_last: bool,
+    ) -> Result<Vec<u8>, Unresolved> {
+        let answer = self.ask(caller, path, follow_last);
         match &answer {
             Ok(p) => {
                 self.stats.resolved += 1;
@@ -224,7 +247,12 @@ impl PathResolver {
         answer
     }
 
-    fn ask(&mut self, caller: Caller, path: &[u8]) -> Result<Vec<u8>, Unresolved> {
+    fn ask(
+        &mut self,
+        caller: Caller,
+        path: &[u8],
+        follow_last: bool,
+    ) -> Result<Vec<u8>, Unresolved> {
         let wait = self.budget.allow(TIMEOUT);
         if wait.is_zero() {
             return Err(Unresolved::Busy);
@@ -240,7 +268,11 @@ impl PathResolver {
             })?);
         }
         let worker = self.worker.as_ref().expect("started above");
-        if worker.jobs.send((caller, path.to_vec())).is_err() {
+        if worker
+            .jobs
+            .send((caller, path.to_vec(), follow_last))
+            .is_err()
+        {
             self.worker = None;
             return Err(Unresolved::Error);
         }
@@ -270,15 +302,15 @@ impl PathResolver {
 impl Worker {
     fn start(follow: Follow) -> std::io::Result<Worker> {
         // One job at a time: the pipeline waits for each answer.
-        let (jobs, job_rx) = sync_channel::<(Caller, Vec<u8>)>(1);
+        let (jobs, job_rx) = sync_channel::<(Caller, Vec<u8>, bool)>(1);
         let (answer_tx, answers) = sync_channel(1);
         let done = Arc::new(AtomicBool::new(false));
         let flag = done.clone();
         std::thread::Builder::new()
             .name("path-lookup".into())
             .spawn(move || {
-                for (caller, path) in job_rx {
-                    if answer_tx.send(follow(caller, &path)).is_err() {
+                for (caller, path, last) in job_rx {
+                    if answer_tx.send(follow(caller, &path, last)).is_err() {
                         break;
                     }
                 }
@@ -306,7 +338,12 @@ impl Root {
         let dir = format!("/proc/{}", caller.tgid);
         // Opened first and checked after: a pid reused in between is
         // another process, which the start time tells.
-        let fd = open_dir(None, format!("{dir}/root").as_bytes(), ResolveFlag::empty());
+        let fd = open_path(
+            None,
+            format!("{dir}/root").as_bytes(),
+            ResolveFlag::empty(),
+            true,
+        );
         let same = std::fs::read(format!("{dir}/stat"))
             .ok()
             .and_then(|s| parse_stat(&s))
@@ -325,8 +362,15 @@ impl Root {
 }
 
 /// `path` followed for `caller` (see [`PathResolver::resolve`]).
-fn follow(caller: Caller, path: &[u8]) -> Result<Vec<u8>, Unresolved> {
-    let (dir, leaf, trailing_slash) = split_leaf(path);
+fn follow(caller: Caller, path: &[u8], follow_last: bool) -> Result<Vec<u8>, Unresolved> {
+    // The whole path where the call follows its last component too (a
+    // chmod's symlink, `/proc/self/fd/N`); else its directory.
+    let (dir, leaf, trailing_slash) = if follow_last {
+        (path, &b""[..], false)
+    } else {
+        split_leaf(path)
+    };
+    let directory = !follow_last;
     let dir = without_empty_and_dot(dir);
     let magic = magic_rewrite(&dir, caller);
     // Another process's magic links, by the number the caller gave: the
@@ -338,18 +382,21 @@ fn follow(caller: Caller, path: &[u8]) -> Result<Vec<u8>, Unresolved> {
         _ => Some(Root::of(caller)?),
     };
     let fd = match (magic, &root) {
-        (Magic::Other(dir), _) => open_dir(None, &dir, ResolveFlag::empty())?,
+        (Magic::Other(dir), _) => open_path(None, &dir, ResolveFlag::empty(), directory)?,
         // The caller's own, from the daemon's side too, by its pid.
-        (Magic::Own(dir), Some(Root::Alive { .. })) => open_dir(None, &dir, ResolveFlag::empty())?,
+        (Magic::Own(dir), Some(Root::Alive { .. })) => {
+            open_path(None, &dir, ResolveFlag::empty(), directory)?
+        }
         (Magic::Own(_), _) => return Err(Unresolved::Exited),
         // In the caller's root, whose `..` stays in it; a magic link on
         // the way (a symlink into `/proc`) would be the daemon's own.
-        (Magic::None, Some(Root::Alive { fd, .. })) => open_dir(
+        (Magic::None, Some(Root::Alive { fd, .. })) => open_path(
             Some(fd),
             &dir,
             ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS,
+            directory,
         )?,
-        (Magic::None, _) => open_dir(None, &dir, ResolveFlag::RESOLVE_NO_MAGICLINKS)?,
+        (Magic::None, _) => open_path(None, &dir, ResolveFlag::RESOLVE_NO_MAGICLINKS, directory)?,
     };
     let found = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
         .map_err(|_| Unresolved::Error)?;
@@ -378,16 +425,20 @@ fn follow(caller: Caller, path: &[u8]) -> Result<Vec<u8>, Unresolved> {
     Ok(found)
 }
 
-/// A directory, by `O_PATH` (no permission on it needed, nothing of it
-/// read), from `root` (the daemon's own when None).
-fn open_dir(
+/// A file (a `directory` only), by `O_PATH` (no permission on it needed,
+/// nothing of it read, a FIFO not waited on), from `root` (the daemon's
+/// own when None).
+fn open_path(
     root: Option<&OwnedFd>,
     path: &[u8],
     resolve: ResolveFlag,
+    directory: bool,
 ) -> Result<OwnedFd, Unresolved> {
-    let how = OpenHow::new()
-        .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
-        .resolve(resolve);
+    let mut flags = OFlag::O_PATH | OFlag::O_CLOEXEC;
+    if directory {
+        flags |= OFlag::O_DIRECTORY;
+    }
+    let how = OpenHow::new().flags(flags).resolve(resolve);
     let path = OsStr::from_bytes(path);
     let fd = match root {
         Some(r) => openat2(r.as_raw_fd(), path, how),
@@ -574,6 +625,26 @@ mod tests {
             (stats.resolved, stats.elsewhere, stats.unresolved),
             (3, 3, 0)
         );
+        // A call that follows its last component too (chmod): through a
+        // symlink at the end, and through the caller's own fd.
+        std::fs::write(base.join("etc/cron.d/x"), b"x").unwrap();
+        std::os::unix::fs::symlink(base.join("etc/cron.d/x"), base.join("etc/foo/s")).unwrap();
+        let at_end = format!("{b}/tmp/l/../foo/s");
+        assert_eq!(
+            r.resolve_following(me(), at_end.as_bytes(), b""),
+            Ok(format!("{b}/etc/cron.d/x").into_bytes())
+        );
+        assert_eq!(
+            r.resolve(me(), at_end.as_bytes(), b""),
+            Ok(format!("{b}/etc/foo/s").into_bytes())
+        );
+        let file = std::fs::File::open(base.join("etc/cron.d/x")).unwrap();
+        let by_fd = format!("/proc/self/fd/{}", file.as_raw_fd());
+        assert_eq!(
+            r.resolve_following(me(), by_fd.as_bytes(), b""),
+            Ok(format!("{b}/etc/cron.d/x").into_bytes())
+        );
+        drop(file);
 
         // A pid that is no process (or not this one): a host caller is
         // followed in the host's root, but not through its magic links; a
@@ -621,6 +692,7 @@ mod tests {
         std::fs::remove_file(base.join("tmp/l")).unwrap();
         assert_eq!(r.resolve(me(), path.as_bytes(), b""), Err(Unresolved::Gone));
         assert_eq!(r.stats().unresolved, 5);
+        assert_eq!(r.stats().resolved, 8);
         std::fs::remove_dir_all(&base).unwrap();
     }
 
@@ -630,7 +702,7 @@ mod tests {
     #[test]
     fn a_hanging_lookup_is_given_up_and_bounded() {
         static RELEASED: AtomicBool = AtomicBool::new(false);
-        fn hang(_: Caller, path: &[u8]) -> Result<Vec<u8>, Unresolved> {
+        fn hang(_: Caller, path: &[u8], _: bool) -> Result<Vec<u8>, Unresolved> {
             while path == b"/hang" && !RELEASED.load(Ordering::Acquire) {
                 std::thread::sleep(Duration::from_millis(10));
             }

@@ -1,7 +1,7 @@
 //! File attribute changes (chmod, chown, xattr) into `file.*` and
 //! `sensor.file_change`.
 
-use sensor_common::has_other_names;
+use sensor_common::{SyscallOp, has_other_names};
 
 use super::{Kind, Pipeline, outcome};
 use crate::enrich::path_resolve::Unresolved;
@@ -44,7 +44,17 @@ impl Pipeline {
         let (path, unresolved) = if f.base_is_file || f.kernel_path {
             (f.resolved_path(), None)
         } else {
-            self.followed(&f.task, ticks, &f.path, &f.base, f.resolved_path())
+            let follows_last = !matches!(
+                f.op,
+                SyscallOp::Lchown | SyscallOp::Lsetxattr | SyscallOp::Lremovexattr
+            ) && f.at_flags & libc::AT_SYMLINK_NOFOLLOW as u32 == 0;
+            self.followed(
+                &f.task,
+                ticks,
+                (&f.path, &f.base),
+                f.resolved_path(),
+                follows_last,
+            )
         };
         change.unresolved = unresolved.map(Unresolved::name);
         if !f.path.is_empty() && path.as_deref() != Some(f.path.as_slice()) {

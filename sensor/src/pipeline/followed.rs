@@ -12,14 +12,15 @@ use crate::source::ebpf::decode::SysRecord;
 impl Pipeline {
     /// `lexical` (the path argument joined to `base` and made normal), or,
     /// where the argument may lead elsewhere than that, where it did lead
-    /// (see `enrich::path_resolve`), or why that is unknown.
+    /// (see `enrich::path_resolve`; its last component too where the call
+    /// follows it, `follows_last`), or why that is unknown.
     pub(super) fn followed(
         &mut self,
         task: &TaskInfo,
         ticks: u64,
-        argument: &[u8],
-        base: &[u8],
+        (argument, base): (&[u8], &[u8]),
         lexical: Option<Vec<u8>>,
+        follows_last: bool,
     ) -> (Option<Vec<u8>>, Option<Unresolved>) {
         let Some(normal) = lexical else {
             return (None, None);
@@ -43,7 +44,12 @@ impl Pipeline {
             start_ticks: ticks,
             in_container,
         };
-        match self.resolver.resolve(caller, &joined, &normal) {
+        let found = if follows_last {
+            self.resolver.resolve_following(caller, &joined, &normal)
+        } else {
+            self.resolver.resolve(caller, &joined, &normal)
+        };
+        match found {
             Ok(path) => (Some(path), None),
             Err(why) => (Some(normal), Some(why)),
         }
@@ -64,8 +70,14 @@ impl Pipeline {
             return;
         }
         let ticks = self.table.ids.ticks(x.task.start_boottime);
-        let (path, unresolved) =
-            self.followed(&x.task, ticks, &x.path, &x.base, request.path.take());
+        // Shown at submission, as a name: its last component as given.
+        let (path, unresolved) = self.followed(
+            &x.task,
+            ticks,
+            (&x.path, &x.base),
+            request.path.take(),
+            false,
+        );
         request.detail.path_argument = path
             .as_deref()
             .is_some_and(|p| p != x.path.as_slice())

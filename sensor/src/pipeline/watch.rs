@@ -23,7 +23,16 @@ impl Pipeline {
         let (path, unresolved) = if w.base_is_file {
             (w.resolved_path(), None)
         } else {
-            self.followed(&w.task, ticks, &w.path, &w.base, w.resolved_path())
+            // truncate follows a symlink at the end; the others act on
+            // the name itself.
+            let follows_last = w.op == SyscallOp::Truncate;
+            self.followed(
+                &w.task,
+                ticks,
+                (&w.path, &w.base),
+                w.resolved_path(),
+                follows_last,
+            )
         };
         let symlink = matches!(w.op, SyscallOp::Symlink | SyscallOp::Symlinkat);
         // A symlink's target is text the kernel stores, not a file the call
@@ -33,7 +42,13 @@ impl Pipeline {
         let (path2, unresolved2) = if symlink {
             (None, None)
         } else {
-            self.followed(&w.task, ticks, &w.path2, &w.base, w.resolved_path2())
+            self.followed(
+                &w.task,
+                ticks,
+                (&w.path2, &w.base),
+                w.resolved_path2(),
+                false,
+            )
         };
         // Where one could not be followed, the call is reported: it may
         // have touched a watched path, by a symlink removed since or a magic
