@@ -37,10 +37,13 @@ use super::wait_budget::WaitBudget;
 /// take microseconds; a slow disk, milliseconds.
 pub const TIMEOUT: Duration = Duration::from_millis(100);
 
-/// At most this much waiting for lookups per second: one takes ~50 µs
-/// (a thread's round trip, the caller's root and start time from /proc),
-/// and a flood of such paths would otherwise slow the whole pipeline;
-/// beyond it, each is reported `busy`.
+/// At most this much waiting for lookups per second: one took ~140 µs
+/// on the 2-CPU build VM (~45 µs of it the lookup, the caller's root and
+/// start time from /proc; the rest the thread's round trip), so ~1,800 a
+/// second, and a flood of such paths would otherwise slow the whole
+/// pipeline; beyond it, each is reported `busy`. (No such path came in a
+/// whole vm-test run but a container runtime's chown by
+/// `/proc/self/fd/N`.)
 const WAIT_BUDGET: Duration = Duration::from_millis(250);
 
 /// Threads left behind on a lookup that never returned: beyond these,
