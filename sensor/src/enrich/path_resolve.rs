@@ -288,7 +288,8 @@ impl PathResolver {
                 let worker = self.worker.take().expect("asked above");
                 tracing::warn!(
                     "a path lookup did not return within {wait:?} (a hanging mount on \
-                     the way?): its thread is left behind; {} such now",
+                     the way, or this second's waiting nearly spent): its thread is left \
+                     behind; {} such now",
                     self.stuck.len() + 1
                 );
                 self.stuck.push(worker.done);
