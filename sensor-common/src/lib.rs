@@ -11,6 +11,7 @@ pub mod event;
 pub mod io_uring;
 pub mod offsets;
 pub mod syscall;
+pub mod verifier_log;
 
 pub use event::*;
 pub use offsets::*;

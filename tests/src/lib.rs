@@ -349,10 +349,7 @@ impl Sensor {
 fn assert_programs_verified(stderr: &[String]) {
     let refused: Vec<&String> = stderr
         .iter()
-        .filter(|l| {
-            l.contains(sensor::source::ebpf::TOO_COMPLEX)
-                || (l.contains("WARN") && l.contains("Verifier output"))
-        })
+        .filter(|l| sensor_common::verifier_log::is_refusal(l))
         .collect();
     assert!(
         refused.is_empty(),

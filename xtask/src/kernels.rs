@@ -15,6 +15,7 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::apt::{PrivateApt, SUITES, ensure_qemu};
 use crate::cmd;
+use sensor_common::verifier_log::is_refusal;
 
 const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -433,25 +434,11 @@ fn serde_json_lite_args(line: &str) -> Option<Vec<String>> {
 }
 
 /// The sensor's log line saying the verifier refused a program it
-/// expected to load, if there is one.
-///
-/// An optional program refused is only a warning to the sensor (it runs
-/// on without it, or with a fallback), but a bug of ours: the sensor
-/// attaches only what the kernel's BTF says it has. (A refusal it
-/// expects, 5.10's of the chown hook's struct arguments, it logs as
-/// info.) A refusal for complexity is logged as an error whatever the
-/// program: the verifier walks a different count of paths on each
-/// kernel, so each guest must be checked for it
-/// ([`TOO_COMPLEX`]).
+/// expected to load, if there is one (see
+/// `sensor_common::verifier_log::is_refusal`).
 pub(crate) fn verifier_refusal(log: &str) -> Option<&str> {
-    log.lines()
-        .find(|l| l.contains(TOO_COMPLEX) || (l.contains("WARN") && l.contains("Verifier output")))
+    log.lines().find(|l| is_refusal(l))
 }
-
-/// `sensor::source::ebpf::TOO_COMPLEX`, the sensor's words for a program
-/// refused as too complex, or nearly. Spelled out as xtask does not link the sensor;
-/// a test checks the sensor's source still says it.
-pub(crate) const TOO_COMPLEX: &str = "too complex for this kernel's verifier";
 
 #[cfg(test)]
 mod tests {
@@ -464,15 +451,5 @@ mod tests {
             Some("465303 of 1000000 (io_uring_submit)")
         );
         assert_eq!(super::verifier_headroom("INFO y: other"), None);
-    }
-
-    #[test]
-    fn the_sensor_still_logs_a_refusal_for_complexity_in_these_words() {
-        let sensor = include_str!("../../sensor/src/source/ebpf/mod.rs");
-        let constant = format!("pub const TOO_COMPLEX: &str = \"{}\";", super::TOO_COMPLEX);
-        assert!(
-            sensor.contains(&constant),
-            "sensor/src/source/ebpf/mod.rs lacks `{constant}`"
-        );
     }
 }

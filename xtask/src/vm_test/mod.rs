@@ -583,7 +583,7 @@ mod tests {
         let too_complex = format!(
             "ERROR sensor::source::ebpf: program watch_compat_enter is {} (BPF_PROG_LOAD \
              returned E2BIG): a sensor bug\n{fallbacks}",
-            crate::kernels::TOO_COMPLEX
+            sensor_common::verifier_log::TOO_COMPLEX
         );
         assert!(check_verified("6.1.0-50-cloud-amd64", &too_complex).is_err());
     }

@@ -587,11 +587,9 @@ fn report_verifier_headroom<'a>(programs: impl Iterator<Item = (&'a str, u32)>) 
     }
 }
 
-/// What the sensor logs, at error level, for a program the verifier
-/// refused as too complex, or nearly did; the tests fail on it (the
-/// host's harness, and `cargo xtask kernels` and vm-test on the guests'
-/// logs, which spell it out as they do not link this crate).
-pub const TOO_COMPLEX: &str = "too complex for this kernel's verifier";
+/// What the sensor logs for a program the verifier refused as too
+/// complex, or nearly did: the harnesses fail on it.
+pub use sensor_common::verifier_log::TOO_COMPLEX;
 
 /// Logs `error` as a bug of ours if the verifier refused `program` for
 /// its size or complexity (E2BIG: over the million instructions it walks,
