@@ -275,9 +275,6 @@ fn file_and_network_requests_through_a_ring_are_reported_with_their_arguments() 
     assert_eq!(completed, 0, "no completion of the nop");
 }
 
-/// Links made through a ring name the new name in `file.path`, joined to
-/// the directory its fd names, and what it links to in `file.target_path`,
-/// as the watch family's link events do.
 /// After a symlink, a `..` goes to the parent of the link's target: a
 /// request by such a path names where it led (followed again by the
 /// daemon), not its bytes made normal, at submission and at completion.
@@ -321,6 +318,9 @@ fn a_path_up_through_a_symlink_names_where_it_led() {
     );
 }
 
+/// Links made through a ring name the new name in `file.path`, joined to
+/// the directory its fd names, and what it links to in `file.target_path`,
+/// as the watch family's link events do.
 #[test]
 fn links_through_a_ring_name_the_new_name_and_what_it_links_to() {
     use std::os::fd::AsRawFd;

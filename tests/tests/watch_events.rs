@@ -1828,12 +1828,6 @@ fn renames_of_directories_above_watched_paths_are_reported() {
     );
 }
 
-/// The kernel knows watched files by inode, and the tools that edit
-/// /etc/passwd, /etc/shadow or /etc/sudoers replace the file with a rename
-/// over it (a new inode); a watched file may also not exist yet when the
-/// sensor starts (`/etc/ld.so.preload`). Writes to either are still
-/// reported, by path at once, and by inode (a hard link to them included)
-/// once the daemon has looked the paths up again (each counters tick).
 /// Where fentry is refused, the kernel matches a path argument by its
 /// bytes, and the daemon made it normal lexically: after a symlink, a `..`
 /// goes to the parent of the link's target (`other/l/../cron.d/x` with
@@ -2017,6 +2011,12 @@ impl Drop for Stopped {
     }
 }
 
+/// The kernel knows watched files by inode, and the tools that edit
+/// /etc/passwd, /etc/shadow or /etc/sudoers replace the file with a rename
+/// over it (a new inode); a watched file may also not exist yet when the
+/// sensor starts (`/etc/ld.so.preload`). Writes to either are still
+/// reported, by path at once, and by inode (a hard link to them included)
+/// once the daemon has looked the paths up again (each counters tick).
 #[test]
 fn a_watched_file_replaced_or_created_later_stays_watched() {
     let tree = Tree::new();
