@@ -6,7 +6,6 @@ use sensor_common::TaskInfo;
 use super::Pipeline;
 use super::io_uring::Request;
 use crate::enrich::path_resolve::{Caller, Unresolved, may_lead_elsewhere};
-use crate::event::Text;
 use crate::source::ebpf::decode::SysRecord;
 
 impl Pipeline {
@@ -78,10 +77,7 @@ impl Pipeline {
             request.path.take(),
             false,
         );
-        request.detail.path_argument = path
-            .as_deref()
-            .is_some_and(|p| p != x.path.as_slice())
-            .then(|| Text(x.path.clone()));
+        request.detail.path_argument = super::watch::argument_if_changed(&x.path, path.as_deref());
         request.detail.unresolved = unresolved.map(Unresolved::name);
         request.path = path;
     }

@@ -219,7 +219,7 @@ impl Pipeline {
 
 /// `argument`, the path as the caller passed it, where the path the event
 /// shows for it differs (joined to a directory, or made normal).
-fn argument_if_changed(argument: &[u8], shown: Option<&[u8]>) -> Option<Text> {
+pub(super) fn argument_if_changed(argument: &[u8], shown: Option<&[u8]>) -> Option<Text> {
     (!argument.is_empty() && shown != Some(argument)).then(|| Text(argument.to_vec()))
 }
 
