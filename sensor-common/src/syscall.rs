@@ -867,20 +867,35 @@ pub fn path_may_leave_prefix<const N: usize>(path: &[u8; N]) -> bool {
 /// Does the absolute `path` go through a magic link: below `/proc/`
 /// (`/proc/self/cwd/x`, `/proc/PID/root/etc/x`), `/dev/fd/` or `/dev/std…`
 /// (symlinks to `/proc/self/fd/…`)? Its bytes then say nothing of where it
-/// leads: the kernel sends it, and the daemon follows it again. One word
-/// compared, the path's first eight bytes.
+/// leads: the kernel sends it, and the daemon follows it again. Or is it
+/// `/proc`, `/dev` or `/dev/fd` itself: as a symlink's target, a path
+/// through the link (`/tmp/p/self/cwd/x`) goes through one, and the
+/// daemon reports the link. One word compared, the path's first eight
+/// bytes.
 #[inline(always)]
 pub fn path_through_magic_link<const N: usize>(path: &[u8; N]) -> bool {
-    const PROC: u64 = u64::from_le_bytes(*b"/proc/\0\0");
-    const PROC_MASK: u64 = 0x0000_ffff_ffff_ffff;
-    const DEV_FD: u64 = u64::from_le_bytes(*b"/dev/fd/");
+    const PROC_DIR: u64 = u64::from_le_bytes(*b"/proc/\0\0");
+    const PROC: u64 = u64::from_le_bytes(*b"/proc\0\0\0");
+    const DEV: u64 = u64::from_le_bytes(*b"/dev\0\0\0\0");
+    const DEV_DIR: u64 = u64::from_le_bytes(*b"/dev/\0\0\0");
+    const MASK_6: u64 = 0x0000_ffff_ffff_ffff;
+    const MASK_5: u64 = 0x0000_00ff_ffff_ffff;
+    const DEV_FD_DIR: u64 = u64::from_le_bytes(*b"/dev/fd/");
+    const DEV_FD: u64 = u64::from_le_bytes(*b"/dev/fd\0");
     const DEV_STD: u64 = u64::from_le_bytes(*b"/dev/std");
     if N < 8 {
         return false;
     }
     // SAFETY: bytes 0..8 of the array, N >= 8 (little-endian, as above).
     let word = unsafe { core::ptr::read_unaligned(path.as_ptr().cast::<u64>()) };
-    word & PROC_MASK == PROC || word == DEV_FD || word == DEV_STD
+    let six = word & MASK_6;
+    six == PROC_DIR
+        || six == PROC
+        || six == DEV_DIR
+        || word & MASK_5 == DEV
+        || word == DEV_FD_DIR
+        || word == DEV_FD
+        || word == DEV_STD
 }
 
 /// 0x80 in each byte of `v` that is zero, and nothing else: exact, no
@@ -1301,13 +1316,19 @@ mod tests {
             b"/proc/1\0",
             b"/dev/fd/3\0",
             b"/dev/stdin\0",
+            // Symlink targets through which paths go through one.
+            b"/proc\0",
+            b"/dev\0",
+            b"/dev/\0",
+            b"/dev/fd\0",
         ] {
             assert!(through(p), "{p:?}");
         }
         for p in [
-            &b"/proc\0"[..],
-            b"/procs/x\0",
-            b"/dev/fd\0",
+            &b"/procs/x\0"[..],
+            b"/proc.d\0",
+            b"/devx\0",
+            b"/dev/fdx\0",
             b"/dev/sda\0",
             b"proc/self\0",
             b"/etc/x\0",

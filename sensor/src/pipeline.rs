@@ -31,6 +31,7 @@ mod followed;
 mod io_uring;
 mod lineage;
 mod net;
+mod symlink_target;
 mod system;
 mod watch;
 

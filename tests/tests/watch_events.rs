@@ -1668,6 +1668,98 @@ fn symlinks_to_directories_above_watched_paths_are_reported() {
     );
 }
 
+/// A symlink to a magic link (`/tmp/c -> /proc/self/cwd`), or to a
+/// directory of them (`/proc`, `/dev`), makes paths (`/tmp/c/x`) that
+/// lead wherever their user's cwd or fds are: into a watched directory,
+/// by bytes that say nothing of it, which the kernel cannot match where
+/// fentry is refused. The link is reported when it is made,
+/// `matched_by: target_magic_link`: by an absolute target, a relative one
+/// the daemon joins, and one whose `..` after a symlink leads to `/proc`
+/// (followed again). The links every container runtime makes in its
+/// `/dev`, and links to `/proc` files, stay quiet.
+#[test]
+fn symlinks_to_magic_links_are_reported() {
+    let tree = Tree::new();
+    let sensor = Sensor::start(&tree.config());
+    let other = tree.path("other");
+    std::fs::create_dir_all(other.join("ctr/dev")).expect("mkdir");
+    // `/usr/..` is `/`; `/usr` itself is neither watched nor above.
+    std::os::unix::fs::symlink("/usr", other.join("u")).expect("symlink");
+    let ln = |target: &str, link: &str| run("ln", &["-s", target, link], &other);
+    let up_to_root = "../".repeat(other.components().count() - 1);
+    let relative = format!("{up_to_root}proc/self/cwd");
+    let through_link = format!("{}/u/../proc/self/cwd", other.display());
+    let reported = [
+        (ln("/proc/self/cwd", "cwd"), "cwd", "/proc/self/cwd"),
+        (ln("/proc/self/fd/3", "fd3"), "fd3", "/proc/self/fd/3"),
+        (ln("/proc", "proc"), "proc", "/proc"),
+        (ln("/dev", "dev"), "dev", "/dev"),
+        (ln("/dev/fd", "devfd"), "devfd", "/dev/fd"),
+        (ln(&relative, "relative"), "relative", relative.as_str()),
+        (
+            ln(&through_link, "through"),
+            "through",
+            through_link.as_str(),
+        ),
+        // A runtime's name, another target.
+        (
+            ln("/proc/self/cwd", "ctr/dev/stdout"),
+            "ctr/dev/stdout",
+            "/proc/self/cwd",
+        ),
+    ];
+    // Quiet: what runtimes make in a container's `/dev`, `/etc/mtab`.
+    for (target, link) in [
+        ("/proc/self/fd", "ctr/dev/fd"),
+        ("/proc/self/fd/0", "ctr/dev/stdin"),
+        ("/proc/self/fd/2", "ctr/dev/stderr"),
+        ("/proc/kcore", "ctr/dev/core"),
+        ("/proc/self/mounts", "mtab"),
+        ("/proc/mounts", "ctr/mtab"),
+    ] {
+        ln(target, link);
+    }
+    let control = sh(
+        &format!("echo root2 >> '{}'", tree.path("etc/passwd").display()),
+        &tree.root,
+    );
+    for (pid, link, target) in reported {
+        let ev = sensor.wait_for(&format!("the symlink {link} -> {target}"), |v| {
+            write_by(v, "symlink", pid)
+        });
+        assert_eq!(
+            at(&ev, "file.path").as_str(),
+            other.join(link).to_str(),
+            "{ev}"
+        );
+        assert_eq!(at(&ev, "file.target_path"), target, "as written: {ev}");
+        assert_eq!(
+            at(&ev, "sensor.file_write.matched_by"),
+            "target_magic_link",
+            "{ev}"
+        );
+        assert!(at(&ev, "sensor.file_write.watched").is_null(), "{ev}");
+        assert!(at(&ev, "sensor.file_write.unresolved").is_null(), "{ev}");
+        assert_eq!(at(&ev, "event.outcome"), "success", "{ev}");
+    }
+    sensor.wait_for("the control append", |v| write_by(v, "open_write", control));
+    let quiet_paths = [
+        "ctr/dev/fd",
+        "ctr/dev/stdin",
+        "ctr/dev/stderr",
+        "ctr/dev/core",
+        "mtab",
+        "ctr/mtab",
+        "u",
+    ]
+    .map(|l| other.join(l));
+    let quiet_links = reported_for(&sensor, &["symlink"], &quiet_paths);
+    assert!(
+        quiet_links.is_empty(),
+        "a runtime's /dev links or links to /proc files were reported: {quiet_links:?}"
+    );
+}
+
 /// A rename of a directory above a watched path moves the watched path
 /// away, and one over it (a `RENAME_EXCHANGE` with a tree prepared
 /// elsewhere) puts another tree in its place, by a path that no watched

@@ -25,7 +25,10 @@
 //!   resolved: exact, through symlinks, bind mounts and `/proc/PID/root`;
 //! - a symlink whose target text names a watched path or a directory
 //!   above one (`/tmp/e -> /etc`, through which `/tmp/e/cron.d/x` is a
-//!   path the checks above cannot see without fentry): absolute, or
+//!   path the checks above cannot see without fentry), or goes through a
+//!   magic link or names `/proc`, `/dev` or `/dev/fd` (`/tmp/c ->
+//!   /proc/self/cwd`, through which `/tmp/c/x` leads wherever its user's
+//!   cwd is; see `path_through_magic_link`): absolute, or
 //!   relative with a `..`, or relative in a directory above a watched
 //!   path (`/etc/s -> systemd/system`); the daemon joins a relative one
 //!   to the link's directory and decides on that;

@@ -147,6 +147,17 @@ fn through_magic_link(normal: &[u8]) -> bool {
     MAGIC_DIRS.iter().any(|d| below(normal, d).is_some())
 }
 
+/// Does a symlink's target (joined to the link's directory and made
+/// normal) go through a magic link, or name one or a directory of them
+/// (`/proc/self/cwd`, `/proc`, `/dev`)? A path through the symlink then
+/// leads wherever its user's magic links do, which no path's bytes tell.
+pub fn target_through_magic_link(target: &[u8]) -> bool {
+    target == b"/dev"
+        || MAGIC_DIRS
+            .iter()
+            .any(|d| target == *d || below(target, d).is_some())
+}
+
 /// What follows `dir` in `path` when `path` is below it (`/proc/x` below
 /// `/proc`: `/x`).
 fn below<'a>(path: &'a [u8], dir: &[u8]) -> Option<&'a [u8]> {
@@ -564,6 +575,31 @@ mod tests {
         assert!(!may_lead_elsewhere(b"/procx/y", b"/procx/y"));
         assert!(!may_lead_elsewhere(b"/dev/fdx/y", b"/dev/fdx/y"));
         assert!(!may_lead_elsewhere(b"/dev/sda", b"/dev/sda"));
+    }
+
+    #[test]
+    fn a_symlink_target_through_or_at_a_magic_link_or_its_directory() {
+        for t in [
+            &b"/proc"[..],
+            b"/proc/self/cwd",
+            b"/proc/1/root",
+            b"/dev",
+            b"/dev/fd",
+            b"/dev/fd/3",
+            b"/dev/stdin",
+        ] {
+            assert!(target_through_magic_link(t), "{}", t.escape_ascii());
+        }
+        for t in [
+            &b"/"[..],
+            b"/procx",
+            b"/dev/sda",
+            b"/devx",
+            b"/etc/proc",
+            b"/dev/fdx",
+        ] {
+            assert!(!target_through_magic_link(t), "{}", t.escape_ascii());
+        }
     }
 
     #[test]

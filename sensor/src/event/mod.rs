@@ -1128,7 +1128,10 @@ pub struct FileWrite {
     /// absolute, or relative and joined to the link's directory; a write
     /// through the link lands there) or `target_above` and `above` (a
     /// symlink to, or a rename of or over, a directory above a watched
-    /// path) or `unresolved` (a path argument that may lead elsewhere than
+    /// path) or `target_magic_link` (a symlink whose target goes through
+    /// a magic link, or is `/proc` or `/dev`: a path through it leads
+    /// wherever its user's cwd or fds are; no `watched`) or `unresolved`
+    /// (a path argument that may lead elsewhere than
     /// its bytes say could not be followed again: see `unresolved`).
     pub matched_by: &'static str,
     /// open's flags by name (`O_WRONLY`, `O_CREAT`, `O_TRUNC`…).

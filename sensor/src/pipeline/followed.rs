@@ -32,17 +32,7 @@ impl Pipeline {
         } else {
             [base, b"/", argument].concat()
         };
-        self.known(task, ticks);
-        let in_container = self
-            .table
-            .get_exact(task.tgid, ticks)
-            .is_some_and(|p| p.container.is_some());
-        let caller = Caller {
-            tgid: task.tgid,
-            tid: task.tid,
-            start_ticks: ticks,
-            in_container,
-        };
+        let caller = self.caller(task, ticks);
         let found = if follows_last {
             self.resolver.resolve_following(caller, &joined, &normal)
         } else {
@@ -51,6 +41,21 @@ impl Pipeline {
         match found {
             Ok(path) => (Some(path), None),
             Err(why) => (Some(normal), Some(why)),
+        }
+    }
+
+    /// Whose call it was, for a lookup in its root.
+    pub(super) fn caller(&mut self, task: &TaskInfo, ticks: u64) -> Caller {
+        self.known(task, ticks);
+        let in_container = self
+            .table
+            .get_exact(task.tgid, ticks)
+            .is_some_and(|p| p.container.is_some());
+        Caller {
+            tgid: task.tgid,
+            tid: task.tid,
+            start_ticks: ticks,
+            in_container,
         }
     }
 

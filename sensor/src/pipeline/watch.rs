@@ -3,6 +3,7 @@
 
 use sensor_common::{SyscallOp, watch_matched_by_name};
 
+use super::symlink_target::leads_through_magic_link;
 use super::{Kind, Pipeline, outcome};
 use crate::enrich::path_resolve::Unresolved;
 use crate::event::{Event, File, FileWrite, SensorFields, Text};
@@ -37,10 +38,16 @@ impl Pipeline {
         let symlink = matches!(w.op, SyscallOp::Symlink | SyscallOp::Symlinkat);
         // A symlink's target is text the kernel stores, not a file the call
         // touches: shown as written. It is matched, joined to the link's
-        // directory, for the link it sets up (the kernel sent one that may
-        // name a watched path or a directory above one).
-        let (path2, unresolved2) = if symlink {
+        // directory (and followed: `symlink_target`), for the link it sets
+        // up (the kernel sent one that may name a watched path or a
+        // directory above one, or go through a magic link).
+        let (target, target_unresolved) = if symlink {
+            self.symlink_target(&w, ticks, path.as_deref())
+        } else {
             (None, None)
+        };
+        let (path2, unresolved2) = if symlink {
+            (None, target_unresolved)
         } else {
             self.followed(
                 &w.task,
@@ -58,11 +65,6 @@ impl Pipeline {
             .map(|e| -i64::from(e))
             .contains(&w.ret);
         let unresolved_reported = unresolved.is_some() && !found_nothing;
-        let target = if symlink {
-            w.symlink_target_path(path.as_deref())
-        } else {
-            None
-        };
         // Opens and ftruncates were matched by inode in the kernel: exact,
         // and so are path arguments the fentry hooks resolved (`matched`);
         // or by the names the kernel resolved (a `.ssh` or `systemd/user`
@@ -84,17 +86,23 @@ impl Pipeline {
         // watched: a symlink whose target is a watched path, or a
         // directory above one (`/tmp/e -> /etc`, through which
         // `/tmp/e/cron.d/x` is a path the kernel cannot match without
-        // fentry); a rename of such a directory, or over one, which moves
-        // the watched path or puts another tree in its place.
+        // fentry), or a magic link (`/tmp/c -> /proc/self/cwd`, through
+        // which `/tmp/c/x` leads wherever its user's cwd is: no watched
+        // path names it); a rename of such a directory, or over one,
+        // which moves the watched path or puts another tree in its place.
         let indirect = if let Some(t) = target.as_deref() {
-            (self.watched.matching(t).map(|l| (l, "target")))
-                .or_else(|| self.watched.below(t).map(|l| (l, "target_above")))
+            (self.watched.matching(t).map(|l| (Some(l), "target")))
+                .or_else(|| self.watched.below(t).map(|l| (Some(l), "target_above")))
+                .or_else(|| {
+                    let link = path.as_deref()?;
+                    leads_through_magic_link(link, t).then_some((None, "target_magic_link"))
+                })
         } else if rename && watched.is_none() && watched2.is_none() {
             [path.as_deref(), path2.as_deref()]
                 .into_iter()
                 .flatten()
                 .find_map(|p| self.watched.below(p))
-                .map(|l| (l, "above"))
+                .map(|l| (Some(l), "above"))
         } else {
             None
         };
@@ -113,10 +121,11 @@ impl Pipeline {
         // watched file's old one, reused by the next file made on that
         // filesystem until the daemon's maps catch up.
         let (indirect, how) = indirect.unzip();
-        let label = watched.or(watched2).or(by_kernel.clone()).or(indirect);
+        let label = (watched.or(watched2).or(by_kernel.clone())).or(indirect.flatten());
         let matched_by = match how {
-            _ if label.is_none() => "unresolved",
+            // A link through a magic link has no watched path to name.
             Some(how) if !by_path && by_kernel.is_none() => how,
+            _ if label.is_none() => "unresolved",
             _ if !by_path && by_kernel.is_some() && by_kernel == label => {
                 if watch_matched_by_name(w.matched) {
                     "name"
