@@ -1676,13 +1676,17 @@ fn symlinks_to_directories_above_watched_paths_are_reported() {
 /// `matched_by: target_magic_link`: by an absolute target, a relative one
 /// the daemon joins, and one whose `..` after a symlink leads to `/proc`
 /// (followed again). The links every container runtime makes in its
-/// `/dev`, and links to `/proc` files, stay quiet.
+/// `/dev` (made from a mount namespace of their own), and links to
+/// `/proc` files, stay quiet; the same made from the host's are
+/// reported.
 #[test]
 fn symlinks_to_magic_links_are_reported() {
     let tree = Tree::new();
     let sensor = Sensor::start(&tree.config());
     let other = tree.path("other");
-    std::fs::create_dir_all(other.join("ctr/dev")).expect("mkdir");
+    for dir in ["ctr/dev", "host/dev"] {
+        std::fs::create_dir_all(other.join(dir)).expect("mkdir");
+    }
     // `/usr/..` is `/`; `/usr` itself is neither watched nor above.
     std::os::unix::fs::symlink("/usr", other.join("u")).expect("symlink");
     let ln = |target: &str, link: &str| run("ln", &["-s", target, link], &other);
@@ -1707,18 +1711,37 @@ fn symlinks_to_magic_links_are_reported() {
             "ctr/dev/stdout",
             "/proc/self/cwd",
         ),
+        // A runtime's link, made from the host's mount namespace.
+        (
+            ln("/proc/self/fd", "host/dev/fd"),
+            "host/dev/fd",
+            "/proc/self/fd",
+        ),
     ];
-    // Quiet: what runtimes make in a container's `/dev`, `/etc/mtab`.
-    for (target, link) in [
-        ("/proc/self/fd", "ctr/dev/fd"),
-        ("/proc/self/fd/0", "ctr/dev/stdin"),
-        ("/proc/self/fd/2", "ctr/dev/stderr"),
-        ("/proc/kcore", "ctr/dev/core"),
-        ("/proc/self/mounts", "mtab"),
-        ("/proc/mounts", "ctr/mtab"),
-    ] {
-        ln(target, link);
-    }
+    // Quiet: what a runtime makes in a container's `/dev`, from the
+    // container's mount namespace, by a process that lives on (perl's
+    // `symlink`, where `ln` would exit at once); `/etc/mtab`.
+    let mut runtime = Command::new("unshare")
+        .args(["-m", "perl", "-e"])
+        .arg(
+            "for (['/proc/self/fd', 'fd'], ['/proc/self/fd/0', 'stdin'], \
+             ['/proc/self/fd/2', 'stderr'], ['/proc/kcore', 'core']) \
+             { symlink($_->[0], \"ctr/dev/$_->[1]\") or die \"$!\" } \
+             $| = 1; print \"made\\n\"; sleep 60",
+        )
+        .current_dir(&other)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn unshare perl");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(runtime.stdout.take().expect("piped")),
+        &mut line,
+    )
+    .expect("read");
+    assert_eq!(line, "made\n", "the runtime's links");
+    ln("/proc/self/mounts", "mtab");
+    ln("/proc/mounts", "ctr/mtab");
     let control = sh(
         &format!("echo root2 >> '{}'", tree.path("etc/passwd").display()),
         &tree.root,
@@ -1743,6 +1766,8 @@ fn symlinks_to_magic_links_are_reported() {
         assert_eq!(at(&ev, "event.outcome"), "success", "{ev}");
     }
     sensor.wait_for("the control append", |v| write_by(v, "open_write", control));
+    let _ = runtime.kill();
+    let _ = runtime.wait();
     let quiet_paths = [
         "ctr/dev/fd",
         "ctr/dev/stdin",

@@ -7,13 +7,15 @@
 //! when it is made.
 
 use crate::enrich::path_resolve::{Unresolved, target_through_magic_link};
+use crate::enrich::procfs::parse_stat;
 use crate::source::ebpf::decode::WatchRecord;
 
 use super::Pipeline;
 
 /// The links to magic links a container runtime (runc, crun) or systemd
 /// (`PrivateDevices=`) makes in each `/dev` it mounts, by (name, target),
-/// in a directory named `dev`: not reported (see [`leads_through_magic_link`]).
+/// in a directory named `dev`: not reported where a process of a mount
+/// namespace of its own made them (see [`Pipeline::leads_through_magic_link`]).
 const DEV_LINKS: &[(&[u8], &[u8])] = &[
     (b"fd", b"/proc/self/fd"),
     (b"stdin", b"/proc/self/fd/0"),
@@ -48,26 +50,49 @@ impl Pipeline {
             _ => (target, None),
         }
     }
-}
 
-/// Does the symlink at `link` (absolute, normal) lead through a magic link
-/// (`target`, as [`Pipeline::symlink_target`] gives it), other than the
-/// ones systems make as a matter of course ([`PROC_FILES`], [`DEV_LINKS`])?
-///
-/// The `/dev` links are told by their names alone: a runtime makes them
-/// before its `pivot_root` and a service's namespace before it moves
-/// the mount, so by the time the daemon could look, the directory they
-/// were made in is no longer where they are. A path through one where it
-/// is used says `/dev/fd/` or `/dev/std…`, which the daemon follows; one
-/// elsewhere (`/tmp/x/dev/fd`) is the evasion this leaves, for a caller
-/// who names its link so.
-pub(super) fn leads_through_magic_link(link: &[u8], target: &[u8]) -> bool {
-    if !target_through_magic_link(target) || PROC_FILES.contains(&target) {
-        return false;
+    /// Does the symlink `w` at `link` (absolute, normal) lead through a
+    /// magic link (`target`, as [`Self::symlink_target`] gives it), other
+    /// than the ones systems make as a matter of course: links to
+    /// [`PROC_FILES`], and [`DEV_LINKS`] made by a live process in a mount
+    /// namespace of its own?
+    ///
+    /// The `/dev` links are told by their names and their maker: a
+    /// runtime makes them before its `pivot_root`, in the container's new
+    /// mount namespace, and a service's namespace before it moves the
+    /// mount, so by the time the daemon could look, the directory they
+    /// were made in is no longer where they are. A path through one where
+    /// it is used says `/dev/fd/` or `/dev/std…`, which the daemon follows.
+    /// One so named elsewhere (`/tmp/x/dev/fd`) is the way around this
+    /// left, for a caller that unshares its mount namespace and outlives
+    /// the call until the daemon has looked.
+    pub(super) fn leads_through_magic_link(
+        &mut self,
+        w: &WatchRecord,
+        ticks: u64,
+        link: &[u8],
+        target: &[u8],
+    ) -> bool {
+        if !target_through_magic_link(target) || PROC_FILES.contains(&target) {
+            return false;
+        }
+        let dir = link_dir(link);
+        let name = link.get(dir.len() + 1..).unwrap_or_default();
+        let named_so = DEV_LINKS.contains(&(name, target)) && dir.ends_with(b"/dev");
+        !(named_so && self.in_mount_namespace_of_its_own(w.task.tgid, ticks))
     }
-    let dir = link_dir(link);
-    let name = link.get(dir.len() + 1..).unwrap_or_default();
-    !(DEV_LINKS.contains(&(name, target)) && dir.ends_with(b"/dev"))
+
+    /// Is process `tgid` (started at `ticks`), still alive, in a mount
+    /// namespace other than the host's? Read before its start time, so
+    /// that a pid reused in between is caught.
+    fn in_mount_namespace_of_its_own(&self, tgid: u32, ticks: u64) -> bool {
+        let in_host = self.host_namespaces.process_in_host(tgid, &["mnt"]);
+        let same = std::fs::read(format!("/proc/{tgid}/stat"))
+            .ok()
+            .and_then(|s| parse_stat(&s))
+            .is_some_and(|(_, _, start)| start == ticks);
+        same && in_host == Some(false)
+    }
 }
 
 /// The directory `link` (absolute, normal) is in: `/` as empty.

@@ -3,7 +3,6 @@
 
 use sensor_common::{SyscallOp, watch_matched_by_name};
 
-use super::symlink_target::leads_through_magic_link;
 use super::{Kind, Pipeline, outcome};
 use crate::enrich::path_resolve::Unresolved;
 use crate::event::{Event, File, FileWrite, SensorFields, Text};
@@ -95,7 +94,8 @@ impl Pipeline {
                 .or_else(|| self.watched.below(t).map(|l| (Some(l), "target_above")))
                 .or_else(|| {
                     let link = path.as_deref()?;
-                    leads_through_magic_link(link, t).then_some((None, "target_magic_link"))
+                    (self.leads_through_magic_link(&w, ticks, link, t))
+                        .then_some((None, "target_magic_link"))
                 })
         } else if rename && watched.is_none() && watched2.is_none() {
             [path.as_deref(), path2.as_deref()]
