@@ -67,7 +67,7 @@ impl Pipeline {
     /// left, for a caller that unshares its mount namespace and outlives
     /// the call until the daemon has looked.
     pub(super) fn leads_through_magic_link(
-        &mut self,
+        &self,
         w: &WatchRecord,
         ticks: u64,
         link: &[u8],

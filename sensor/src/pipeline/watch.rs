@@ -121,7 +121,10 @@ impl Pipeline {
         // watched file's old one, reused by the next file made on that
         // filesystem until the daemon's maps catch up.
         let (indirect, how) = indirect.unzip();
-        let label = (watched.or(watched2).or(by_kernel.clone())).or(indirect.flatten());
+        let label = watched
+            .or(watched2)
+            .or(by_kernel.clone())
+            .or(indirect.flatten());
         let matched_by = match how {
             // A link through a magic link has no watched path to name.
             Some(how) if !by_path && by_kernel.is_none() => how,
