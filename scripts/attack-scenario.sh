@@ -132,7 +132,7 @@ for tool in perl podman setcap getcap auditctl busybox useradd; do
 done
 userdel -r "$1" >/dev/null 2>&1 || true
 podman rm -f -t 0 "$2" >/dev/null 2>&1 || true
-rm -f /etc/cron.d/scenario /tmp/.e /tmp/.sh /tmp/.ping /tmp/.rootkit.ko
+rm -f /etc/cron.d/scenario /etc/cron.d/.magic /etc/.cron-staged /tmp/.c /tmp/.e /tmp/.sh /tmp/.ping /tmp/.rootkit.ko
 echo "scenario: a line for the log truncation" >>"$3"
 auditctl -d always,exit -F arch=b64 -S mknodat -k scenario >/dev/null 2>&1 || true
 auditctl -a always,exit -F arch=b64 -S mknodat -k scenario >/dev/null
@@ -546,6 +546,22 @@ rm /tmp/.e
 EOF
 }
 
+# The intruder's cron entry again, through a symlink to its own cwd (a
+# magic link): the rename's path names /tmp/.c, and the directory it leads
+# to is whichever the renaming process is in. The link is reported when it
+# is made; the rename, where fentry loads, by the inode it reached.
+cron_via_magic_link() {
+    step cron_via_magic_link
+    as_root <<'EOF'
+ln -sfn /proc/self/cwd /tmp/.c
+echo '*/5 * * * * root /tmp/.sh -p -c true' >/etc/.cron-staged
+cd /etc/cron.d
+mv /etc/.cron-staged /tmp/.c/.magic
+grep -q /tmp/.sh /etc/cron.d/.magic
+rm /etc/cron.d/.magic /tmp/.c
+EOF
+}
+
 # A service enabled the way systemctl does it, by a symlink in a .wants
 # directory, and a second name kept for /etc/shadow: no file is opened for
 # writing. Both through symlinked directories, so that only the inode the
@@ -670,6 +686,7 @@ main() {
     module_from_memory
     cron_persistence
     cron_removed_via_symlink
+    cron_via_magic_link
     link_persistence
     io_uring_persistence
     log_truncation

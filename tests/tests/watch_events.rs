@@ -98,6 +98,24 @@ fn assert_renamed_by_path(ev: &Value, new_path: &Path, argument: &str, watched: 
     assert_eq!(at(ev, "sensor.file_write.matched_by"), "path", "{ev}");
 }
 
+/// `cmd` started in `cwd`, returned once it has printed `line` (its
+/// first): it lives on, with what it did, until killed.
+fn started_until(mut cmd: Command, cwd: &Path, line: &str) -> std::process::Child {
+    let mut child = cmd
+        .current_dir(cwd)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().expect("piped")),
+        &mut first,
+    )
+    .expect("read");
+    assert_eq!(first.trim_end(), line, "{cmd:?}");
+    child
+}
+
 fn write_by(v: &Value, act: &str, pid: u64) -> bool {
     action(v) == act && pid_of(v) == pid && at(v, "event.category")[0] == "file"
 }
@@ -1721,25 +1739,14 @@ fn symlinks_to_magic_links_are_reported() {
     // Quiet: what a runtime makes in a container's `/dev`, from the
     // container's mount namespace, by a process that lives on (perl's
     // `symlink`, where `ln` would exit at once); `/etc/mtab`.
-    let mut runtime = Command::new("unshare")
-        .args(["-m", "perl", "-e"])
-        .arg(
-            "for (['/proc/self/fd', 'fd'], ['/proc/self/fd/0', 'stdin'], \
-             ['/proc/self/fd/2', 'stderr'], ['/proc/kcore', 'core']) \
-             { symlink($_->[0], \"ctr/dev/$_->[1]\") or die \"$!\" } \
-             $| = 1; print \"made\\n\"; sleep 60",
-        )
-        .current_dir(&other)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn unshare perl");
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(runtime.stdout.take().expect("piped")),
-        &mut line,
-    )
-    .expect("read");
-    assert_eq!(line, "made\n", "the runtime's links");
+    let mut unshare = Command::new("unshare");
+    unshare.args(["-m", "perl", "-e"]).arg(
+        "for (['/proc/self/fd', 'fd'], ['/proc/self/fd/0', 'stdin'], \
+         ['/proc/self/fd/2', 'stderr'], ['/proc/kcore', 'core']) \
+         { symlink($_->[0], \"ctr/dev/$_->[1]\") or die \"$!\" } \
+         $| = 1; print \"made\\n\"; sleep 60",
+    );
+    let mut runtime = started_until(unshare, &other, "made");
     ln("/proc/self/mounts", "mtab");
     ln("/proc/mounts", "ctr/mtab");
     let control = sh(
@@ -1978,22 +1985,12 @@ fn paths_that_lead_elsewhere_than_their_bytes_are_followed() {
     // `other/foo/c`, where nothing is).
     let c = run("mv", &["c", "l/../foo/c"], &tree.path("other"));
     // A magic link of a live process: the shell's cwd.
-    let mut shell = Command::new("sh")
-        .args([
-            "-c",
-            &format!("mv {root}/other/d /proc/$$/cwd/d && echo moved && exec sleep 60"),
-        ])
-        .current_dir(tree.path("etc/cron.d"))
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn sh");
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(shell.stdout.take().expect("piped")),
-        &mut line,
-    )
-    .expect("read");
-    assert_eq!(line, "moved\n");
+    let mut sh_mv = Command::new("sh");
+    sh_mv.args([
+        "-c",
+        &format!("mv {root}/other/d /proc/$$/cwd/d && echo moved && exec sleep 60"),
+    ]);
+    let mut shell = started_until(sh_mv, &tree.path("etc/cron.d"), "moved");
 
     // Each read (in order: c's too) before the link goes.
     // (The shell's mv is a child of its own.)

@@ -91,6 +91,8 @@ const CRON_FILE: &str = "/etc/cron.d/scenario";
 /// The same file through a symlink to /etc.
 const CRON_FILE_LINKED: &str = "/tmp/.e/cron.d/scenario";
 const CRON_DIR: &str = "/etc/cron.d/";
+/// A cron file renamed into place through a symlink to the renamer's cwd.
+const CRON_FILE_VIA_MAGIC_LINK: &str = "/tmp/.c/.magic";
 /// The unit enabled by a symlink through a symlink to /etc/systemd/system,
 /// what it points at, and the watched directory.
 const UNIT_LINK_LINKED: &str = "/tmp/.s/multi-user.target.wants/scenario.service";
@@ -563,6 +565,21 @@ const SCENARIO: &[Step] = &[
                 "unlink of /tmp/.e/cron.d/scenario, matched by inode",
                 &["unlink"],
                 is_cron_removed_via_symlink,
+            ),
+        ],
+    },
+    Step {
+        name: "cron_via_magic_link",
+        expects: &[
+            one(
+                "symlink /tmp/.c to /proc/self/cwd, a magic link",
+                &["symlink"],
+                is_cwd_linked,
+            ),
+            one(
+                "rename into /etc/cron.d through /tmp/.c, matched by inode",
+                &["rename"],
+                is_cron_renamed_via_magic_link,
             ),
         ],
     },
@@ -1154,6 +1171,25 @@ fn kernel_before(v: &Value, version: (u32, u32)) -> bool {
 fn is_cron_removed_via_symlink(v: &Value) -> bool {
     succeeded(v)
         && is(v, "file.path", CRON_FILE_LINKED)
+        && is(v, "sensor.file_write.watched", CRON_DIR)
+        && is(v, "sensor.file_write.matched_by", "inode")
+}
+
+/// A link through which a path leads wherever its user's cwd is, decided
+/// by its target's text on every kernel.
+fn is_cwd_linked(v: &Value) -> bool {
+    succeeded(v)
+        && is(v, "file.path", "/tmp/.c")
+        && is(v, "file.target_path", "/proc/self/cwd")
+        && at(v, "sensor.file_write.watched").is_null()
+        && is(v, "sensor.file_write.matched_by", "target_magic_link")
+}
+
+/// Decided by the fentry hooks, which every guest kernel loads: the path
+/// argument names no watched path.
+fn is_cron_renamed_via_magic_link(v: &Value) -> bool {
+    succeeded(v)
+        && is(v, "sensor.file_write.new_path", CRON_FILE_VIA_MAGIC_LINK)
         && is(v, "sensor.file_write.watched", CRON_DIR)
         && is(v, "sensor.file_write.matched_by", "inode")
 }
