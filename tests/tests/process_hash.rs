@@ -206,3 +206,51 @@ fn a_file_over_the_bound_is_not_hashed_and_is_counted() {
     );
     sensor.stop();
 }
+
+/// A binary rewritten in place, to the same size, its old modification
+/// time put back (`touch -r`), is another program: its next exec carries
+/// the new content's hash, not the one cached for the old. (Cached by
+/// device, inode, size and modification time, it kept the old hash; the
+/// change time, which only the kernel sets, tells.)
+#[test]
+fn a_binary_rewritten_in_place_with_its_old_mtime_is_hashed_again() {
+    let dir = scratch_dir("sensor-hash-rewrite");
+    let sensor = Sensor::start("[process]\nhash_executables = true\n");
+    let path = copy_sleep(&dir, "rewritten", 4096);
+    let before = sha256sum(&path);
+    let hash_of_run = |what: &str| {
+        let mut child = run(&path, "0.3");
+        let pid = child.id() as u64;
+        child.wait().expect("wait");
+        // The exit event carries the hash once known (the exec's may be
+        // pending).
+        let exit = sensor.wait_for(what, |v| action(v) == "exit" && pid_of(v) == pid);
+        at(&exit, "process.hash.sha256")
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("no hash: {exit}"))
+    };
+    assert_eq!(hash_of_run("exit of the first run"), before);
+
+    // A byte of the padding changed (it still runs), in place.
+    let modified = std::fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .expect("mtime");
+    let mut bytes = std::fs::read(&path).expect("read");
+    *bytes.last_mut().expect("padding") = 1;
+    let mut f = std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .expect("open in place");
+    f.write_all(&bytes).expect("rewrite");
+    f.set_times(std::fs::FileTimes::new().set_modified(modified))
+        .expect("touch -r");
+    drop(f);
+    let after = sha256sum(&path);
+    assert_ne!(after, before);
+    assert_eq!(
+        std::fs::metadata(&path).and_then(|m| m.modified()).ok(),
+        Some(modified)
+    );
+    assert_eq!(hash_of_run("exit of the rewritten binary's run"), after);
+}

@@ -8,7 +8,7 @@
 //! another file in another mount namespace.
 //!
 //! Hashing is off the event path: the pipeline stats the link (one
-//! syscall), looks the file's identity (device, inode, mtime, size) up in a
+//! syscall), looks the file's identity ([`FileKey`]) up in a
 //! bounded cache, and on a miss hands an open descriptor to one background
 //! thread. An exec event then waits for the answer at most `wait` (default
 //! 10 ms, and at most `WAIT_BUDGET` in total per second, so a flood of new
@@ -24,10 +24,11 @@
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::MetadataExt;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
+
+use crate::file_stamp::FileStamp;
 
 use sha2::{Digest, Sha256};
 
@@ -52,27 +53,12 @@ pub struct HashConfig {
     pub cache_entries: usize,
 }
 
-/// What identifies a file's content without reading it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct FileKey {
-    dev: u64,
-    ino: u64,
-    mtime_s: i64,
-    mtime_ns: i64,
-    size: u64,
-}
-
-impl FileKey {
-    fn of(m: &std::fs::Metadata) -> FileKey {
-        FileKey {
-            dev: m.dev(),
-            ino: m.ino(),
-            mtime_s: m.mtime(),
-            mtime_ns: m.mtime_nsec(),
-            size: m.size(),
-        }
-    }
-}
+/// What identifies a file's content without reading it: its device,
+/// inode, size, modification time and change time. The change time
+/// because a binary rewritten in place to the same size, its old
+/// modification time put back (`touch -r`), would otherwise keep the
+/// hash of what it held before: only the kernel sets the change time.
+pub type FileKey = FileStamp;
 
 #[derive(Debug, Clone)]
 enum State {
@@ -203,7 +189,7 @@ impl ExeHasher {
                         Source::File(f) => Some(f),
                         Source::Pid(pid) => File::open(format!("/proc/{pid}/exe"))
                             .ok()
-                            .filter(|f| f.metadata().is_ok_and(|m| FileKey::of(&m) == job.key)),
+                            .filter(|f| f.metadata().is_ok_and(|m| FileKey::from(&m) == job.key)),
                     };
                     let state = match file {
                         Some(f) => hash_file(f, max_bytes, timeout),
@@ -254,7 +240,7 @@ impl ExeHasher {
             self.stats.superseded += 1;
             return (None, Outcome::Unavailable("superseded"));
         }
-        let key = FileKey::of(&meta);
+        let key = FileKey::from(&meta);
         if let Some(state) = self.lookup(key) {
             if !matches!(state, State::Pending) {
                 self.stats.cache_hits += 1;
@@ -262,7 +248,7 @@ impl ExeHasher {
             let out = self.settle(key, state, wait);
             return (Some(key), out);
         }
-        if key.size > self.config.max_bytes {
+        if meta.len() > self.config.max_bytes {
             self.stats.too_large += 1;
             self.insert(key, State::Failed("too_large"));
             return (Some(key), Outcome::Unavailable("too_large"));
@@ -284,7 +270,7 @@ impl ExeHasher {
             return (None, Outcome::Unavailable("exited"));
         };
         // The process may have exec'd again between stat and open.
-        if !file.metadata().is_ok_and(|m| FileKey::of(&m) == key) {
+        if !file.metadata().is_ok_and(|m| FileKey::from(&m) == key) {
             return (None, Outcome::Unavailable("exited"));
         }
         self.enqueue(
@@ -550,14 +536,7 @@ mod tests {
     fn the_cache_is_bounded_and_counts_evictions() {
         let mut h = ExeHasher::start(config(u64::MAX)).expect("thread");
         for ino in 0..10 {
-            let key = FileKey {
-                dev: 1,
-                ino,
-                mtime_s: 0,
-                mtime_ns: 0,
-                size: 0,
-            };
-            h.insert(key, State::Failed("unreadable"));
+            h.insert(FileKey::fake(ino), State::Failed("unreadable"));
         }
         assert_eq!(h.cached(), 4);
         assert_eq!(h.stats.evicted, 6);
