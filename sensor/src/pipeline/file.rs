@@ -57,9 +57,7 @@ impl Pipeline {
             )
         };
         change.unresolved = unresolved.map(Unresolved::name);
-        if !f.path.is_empty() && path.as_deref() != Some(f.path.as_slice()) {
-            change.path_argument = Some(Text(f.path.clone()));
-        }
+        change.path_argument = super::watch::argument_if_changed(&f.path, path.as_deref());
         if f.path_truncated || f.base_truncated {
             sensor.truncated.push("file.path");
         }
