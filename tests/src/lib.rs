@@ -526,6 +526,19 @@ pub fn args_bytes(event: &Value) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// `cmd` spawned with its stdout piped, returned once it has printed
+/// `line` (its first: a process that did something and then waits, so
+/// that what it did is known done and its pid still its own).
+pub fn spawned_until(mut cmd: Command, line: &str) -> Child {
+    let mut child = cmd.stdout(Stdio::piped()).spawn().expect("spawn");
+    let mut first = String::new();
+    BufReader::new(child.stdout.as_mut().expect("piped"))
+        .read_line(&mut first)
+        .expect("read its first line");
+    assert_eq!(first.trim_end(), line, "{cmd:?}");
+    child
+}
+
 /// Writes `line` to a child's stdin (used to release processes that wait
 /// for the sensor to be up).
 pub fn release(child: &mut Child, line: &str) {

@@ -1083,20 +1083,11 @@ fn a_thread_s_in_flight_records_go_when_it_exits() {
                   use Socket; socket(my $s, PF_INET, SOCK_STREAM, 0) or die; \
                   connect($s, pack_sockaddr_in(1, inet_aton('127.0.0.1'))); \
                   $> = 65534; $| = 1; print \"ready\\n\"; <STDIN>;";
-    let mut perl = Command::new("perl")
-        .args(["-e", script])
+    let mut perl = Command::new("perl");
+    perl.args(["-e", script])
         .arg(&f)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("perl");
-    let mut ready = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(perl.stdout.as_mut().expect("stdout")),
-        &mut ready,
-    )
-    .expect("perl's ready line");
-    assert_eq!(ready, "ready\n");
+        .stdin(std::process::Stdio::piped());
+    let mut perl = sensor_tests::spawned_until(perl, "ready");
     let pid = perl.id() as u64;
     let key = pid << 32 | pid;
     sensor.wait_for("perl's credential change", |v| {

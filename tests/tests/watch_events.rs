@@ -98,24 +98,6 @@ fn assert_renamed_by_path(ev: &Value, new_path: &Path, argument: &str, watched: 
     assert_eq!(at(ev, "sensor.file_write.matched_by"), "path", "{ev}");
 }
 
-/// `cmd` started in `cwd`, returned once it has printed `line` (its
-/// first): it lives on, with what it did, until killed.
-fn started_until(mut cmd: Command, cwd: &Path, line: &str) -> std::process::Child {
-    let mut child = cmd
-        .current_dir(cwd)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut first = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().expect("piped")),
-        &mut first,
-    )
-    .expect("read");
-    assert_eq!(first.trim_end(), line, "{cmd:?}");
-    child
-}
-
 fn write_by(v: &Value, act: &str, pid: u64) -> bool {
     action(v) == act && pid_of(v) == pid && at(v, "event.category")[0] == "file"
 }
@@ -1746,7 +1728,8 @@ fn symlinks_to_magic_links_are_reported() {
          { symlink($_->[0], \"ctr/dev/$_->[1]\") or die \"$!\" } \
          $| = 1; print \"made\\n\"; sleep 60",
     );
-    let mut runtime = started_until(unshare, &other, "made");
+    unshare.current_dir(&other);
+    let mut runtime = sensor_tests::spawned_until(unshare, "made");
     ln("/proc/self/mounts", "mtab");
     ln("/proc/mounts", "ctr/mtab");
     let control = sh(
@@ -1990,7 +1973,8 @@ fn paths_that_lead_elsewhere_than_their_bytes_are_followed() {
         "-c",
         &format!("mv {root}/other/d /proc/$$/cwd/d && echo moved && exec sleep 60"),
     ]);
-    let mut shell = started_until(sh_mv, &tree.path("etc/cron.d"), "moved");
+    sh_mv.current_dir(tree.path("etc/cron.d"));
+    let mut shell = sensor_tests::spawned_until(sh_mv, "moved");
 
     // Each read (in order: c's too) before the link goes.
     // (The shell's mv is a child of its own.)
