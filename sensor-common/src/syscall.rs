@@ -762,10 +762,19 @@ pub const WATCHED_ABOVE_HASHES_MAX: u32 = 4096;
 /// watched paths that `WATCHED_PATH_HASHES` holds, by inode.
 pub const WATCHED_ABOVE_DIRS_MAX: u32 = WATCHED_ABOVE_HASHES_MAX / 2 + 1;
 
+/// Symlinks made to lead through a magic link (`/tmp/c ->
+/// /proc/self/cwd`) whose paths the kernel's path check sends on: one
+/// `WATCHED_PATH_HASHES` entry each, its path with a slash as a prefix.
+/// Each one's making was reported, and a host has none as a matter of
+/// course; beyond this many, the oldest is left out and counted.
+pub const MAGIC_LINKS_MAX: usize = 256;
+
 /// Entries of the kernel's `WATCHED_PATH_HASHES`: each watched path's
 /// [`path_hash`] and [`path_hash_whole`], and a directory's also without
-/// its trailing slash; then the directories above them.
-pub const WATCHED_PATH_HASHES_MAX: u32 = 4 * WATCH_PATHS_MAX as u32 + WATCHED_ABOVE_HASHES_MAX;
+/// its trailing slash; then the directories above them; then the
+/// symlinks through magic links.
+pub const WATCHED_PATH_HASHES_MAX: u32 =
+    4 * WATCH_PATHS_MAX as u32 + WATCHED_ABOVE_HASHES_MAX + MAGIC_LINKS_MAX as u32;
 
 /// The bytes of a path argument the kernel hashes, and so the longest
 /// watched path: a watched directory's prefix, and a watched file's whole

@@ -145,6 +145,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             guard = ring.readable_mut() => {
                 let mut guard = guard.map_err(RunError::Poll)?;
                 drain(guard.get_inner_mut(), &mut pipeline, &mut sink, &mut decode_errors)?;
+                track_magic_links(&mut source, &mut pipeline);
                 guard.clear_ready();
                 sink.flush().map_err(RunError::Output)?;
                 if !batch_delay.is_zero() {
@@ -160,6 +161,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
                     // delay): handle it first, so the audit event finds the
                     // exec that started its process.
                     drain(ring.get_mut(), &mut pipeline, &mut sink, &mut decode_errors)?;
+                    track_magic_links(&mut source, &mut pipeline);
                     audit::emit(a, &mut pipeline, &mut sink, events?)?;
                     sink.flush().map_err(RunError::Output)?;
                 }
@@ -263,6 +265,33 @@ fn refresh_inodes(source: &mut EbpfSource, pipeline: &mut Pipeline) {
     }
 }
 
+/// Puts the symlinks through magic links the pipeline saw made into the
+/// kernel's path check (see `source::ebpf::magic_links`), right after the
+/// records that made them: the sooner, the fewer paths through one go
+/// unseen where fentry is refused.
+fn track_magic_links(source: &mut EbpfSource, pipeline: &mut Pipeline) {
+    let new = pipeline.take_new_magic_links();
+    if new.is_empty() {
+        return;
+    }
+    let mut watched = pipeline.watched().clone();
+    for link in new {
+        if let Some(out) = watched.magic_links.add(link) {
+            tracing::warn!(
+                "more than {} symlinks through magic links: the oldest, {}, is no longer \
+                 followed by the kernel's path check",
+                sensor_common::MAGIC_LINKS_MAX,
+                out.link.path.escape_ascii()
+            );
+        }
+    }
+    // Kept on a failure too: the next update of the map writes them all.
+    if let Err(e) = source.update_watched(pipeline.watched(), &watched) {
+        tracing::warn!("cannot add symlinks through magic links to the kernel's path check: {e}");
+    }
+    pipeline.set_watched(watched);
+}
+
 /// Decodes and emits every record waiting in the ring buffer.
 fn drain(
     rb: &mut aya::maps::RingBuf<aya::maps::MapData>,
@@ -338,6 +367,7 @@ fn heartbeat_fields(router: &Router, interval_s: u64, started: std::time::Instan
         processes_unresolved: None,
         path_filter_userspace_drops: None,
         path_resolution: None,
+        magic_links: None,
         executable_hashes: None,
     }
 }

@@ -80,6 +80,9 @@ pub struct Pipeline {
     lineages: lineage::LineageCache,
     /// The host's namespaces, to tell a setns into them.
     host_namespaces: crate::enrich::namespaces::HostNamespaces,
+    /// Symlinks through magic links seen made since the daemon last took
+    /// them, for the kernel's path check (see `symlink_target`).
+    new_magic_links: Vec<crate::source::ebpf::magic_links::MagicLink>,
 }
 
 /// What an event is, in ECS terms.
@@ -146,6 +149,7 @@ impl Pipeline {
             unresolved: 0,
             lineages: Default::default(),
             host_namespaces: crate::enrich::namespaces::HostNamespaces::read(),
+            new_magic_links: Vec::new(),
         }
     }
 
@@ -254,6 +258,12 @@ impl Pipeline {
 
     pub fn watched(&self) -> &crate::source::ebpf::watch::Watched {
         &self.watched
+    }
+
+    /// The symlinks through magic links seen made since the last call,
+    /// to add to [`Self::watched`] and the kernel's maps.
+    pub fn take_new_magic_links(&mut self) -> Vec<crate::source::ebpf::magic_links::MagicLink> {
+        std::mem::take(&mut self.new_magic_links)
     }
 
     pub fn table(&self) -> &ProcessTable {
@@ -709,6 +719,7 @@ impl Pipeline {
         heartbeat.processes_unresolved = Some(self.unresolved);
         heartbeat.path_filter_userspace_drops = Some(self.path_filter_drops);
         heartbeat.path_resolution = Some(self.resolver.stats());
+        heartbeat.magic_links = Some(self.watched.magic_links.stats());
         let s = self.runtimes.stats;
         heartbeat.container_lookups = Some(ContainerLookups {
             found: s.found,

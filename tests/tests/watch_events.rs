@@ -1775,6 +1775,92 @@ fn symlinks_to_magic_links_are_reported() {
     );
 }
 
+/// A path through a symlink to a magic link (`other/c -> /proc/self/cwd`)
+/// names no watched path, whatever directory it leads to. Once the link
+/// was seen made, such paths are sent by the kernel's path check too, and
+/// followed from where the link leads: the caller's cwd, here the cron
+/// directory. A link removed is let go.
+#[test]
+fn paths_through_a_symlink_to_a_magic_link_are_followed() {
+    let tree = Tree::new();
+    let config = format!("{}[telemetry]\nheartbeat_interval_s = 1\n", tree.config());
+    let sensor = Sensor::start(&config);
+    let other = tree.path("other");
+    let cron = tree.path("etc/cron.d");
+    let cron_label = format!("{}/", cron.display());
+    let made = run("ln", &["-s", "/proc/self/cwd", "c"], &other);
+    sensor.wait_for("the symlink", |v| write_by(v, "symlink", made));
+    for payload in ["payload", "payload2"] {
+        std::fs::write(other.join(payload), b"* * * * * root /tmp/x\n").expect("write");
+    }
+    let through = |name: &str| other.join("c").join(name);
+
+    // A process that lives on, so that its cwd can be followed.
+    let mut perl = Command::new("perl");
+    perl.arg("-e")
+        .arg(format!(
+            "rename('{o}/payload', '{o}/c/evil') or die \"$!\"; \
+             unlink('{o}/c/evil') or die \"$!\"; $| = 1; print \"done\\n\"; sleep 60",
+            o = other.display()
+        ))
+        .current_dir(&cron);
+    let mut mover = sensor_tests::spawned_until(perl, "done");
+    let pid = u64::from(mover.id());
+    let renamed = sensor.wait_for("the rename through the link", |v| {
+        write_by(v, "rename", pid)
+    });
+    let unlinked = sensor.wait_for("the unlink through the link", |v| {
+        write_by(v, "unlink", pid)
+    });
+    let _ = mover.kill();
+    let _ = mover.wait();
+    let argument = through("evil");
+    assert_renamed_by_path(
+        &renamed,
+        &cron.join("evil"),
+        argument.to_str().expect("utf-8"),
+        &cron_label,
+    );
+    assert_eq!(
+        at(&unlinked, "file.path").as_str(),
+        cron.join("evil").to_str(),
+        "{unlinked}"
+    );
+    assert_eq!(
+        at(&unlinked, "sensor.file_write.path_argument").as_str(),
+        argument.to_str(),
+        "{unlinked}"
+    );
+    assert_eq!(at(&unlinked, "sensor.file_write.matched_by"), "path");
+
+    // `mv`, which exits before the daemon can follow its cwd: reported
+    // all the same, where it led or why that is unknown.
+    let mv = run(
+        "mv",
+        &[
+            other.join("payload2").to_str().expect("utf-8"),
+            through("evil2").to_str().expect("utf-8"),
+        ],
+        &cron,
+    );
+    let ev = sensor.wait_for("mv through the link", |v| write_by(v, "rename", mv));
+    let new_path = at(&ev, "sensor.file_write.new_path");
+    let unresolved = at(&ev, "sensor.file_write.unresolved");
+    assert!(
+        new_path.as_str() == cron.join("evil2").to_str() || unresolved == "exited",
+        "{ev}"
+    );
+
+    // Removed, a directory in its place: let go.
+    std::fs::remove_file(other.join("c")).expect("rm");
+    std::fs::create_dir(other.join("c")).expect("mkdir");
+    sensor.wait_for("the link let go", |v| {
+        action(v) == "heartbeat"
+            && at(v, "sensor.heartbeat.magic_links.expired").as_u64() == Some(1)
+            && at(v, "sensor.heartbeat.magic_links.tracked").as_u64() == Some(0)
+    });
+}
+
 /// A rename of a directory above a watched path moves the watched path
 /// away, and one over it (a `RENAME_EXCHANGE` with a tree prepared
 /// elsewhere) puts another tree in its place, by a path that no watched

@@ -63,6 +63,27 @@ pub struct Caller {
     pub in_container: bool,
 }
 
+/// A symlink the daemon saw made to lead through a magic link
+/// (`/tmp/c -> /proc/self/cwd`). A path below it is followed from where
+/// it leads, through its user's magic links, while the link holds the
+/// same target: looked up as it is, it would go through the daemon's own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownLink {
+    /// Its path, absolute and normal, in its maker's root.
+    pub path: Vec<u8>,
+    /// Its target as the kernel stores it.
+    pub written: Vec<u8>,
+    /// That target joined to the link's directory and made normal.
+    pub leads_to: Vec<u8>,
+}
+
+impl KnownLink {
+    /// Is `path` (absolute, normal) below this link?
+    pub fn above(&self, path: &[u8]) -> bool {
+        below(path, &self.path).is_some()
+    }
+}
+
 /// Why a path could not be followed again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unresolved {
@@ -176,11 +197,19 @@ pub struct PathResolver {
     stats: ResolveStats,
 }
 
-/// (the caller, the path, whether its last component is followed too).
-type Follow = fn(Caller, &[u8], bool) -> Result<Vec<u8>, Unresolved>;
+/// One lookup: whose, which path, whether its last component is
+/// followed too, and the known symlink on its way, if any.
+struct Job {
+    caller: Caller,
+    path: Vec<u8>,
+    follow_last: bool,
+    through: Option<KnownLink>,
+}
+
+type Follow = fn(&Job) -> Result<Vec<u8>, Unresolved>;
 
 struct Worker {
-    jobs: SyncSender<(Caller, Vec<u8>, bool)>,
+    jobs: SyncSender<Job>,
     answers: Receiver<Result<Vec<u8>, Unresolved>>,
     done: Arc<AtomicBool>,
 }
@@ -221,7 +250,7 @@ impl PathResolver {
         path: &[u8],
         normal: &[u8],
     ) -> Result<Vec<u8>, Unresolved> {
-        self.resolve_with(caller, path, normal, false)
+        self.resolve_with(caller, path, normal, false, None)
     }
 
     /// The same, with the last component followed too where it is a
@@ -233,17 +262,25 @@ impl PathResolver {
         path: &[u8],
         normal: &[u8],
     ) -> Result<Vec<u8>, Unresolved> {
-        self.resolve_with(caller, path, normal, true)
+        self.resolve_with(caller, path, normal, true, None)
     }
 
-    fn resolve_with(
+    /// Either of the above (`follow_last`), `path` going through symlink
+    /// `through` (then `path` is made normal: below the link's own path).
+    pub fn resolve_with(
         &mut self,
         caller: Caller,
         path: &[u8],
         normal: &[u8],
         follow_last: bool,
+        through: Option<&KnownLink>,
     ) -> Result<Vec<u8>, Unresolved> {
-        let answer = self.ask(caller, path, follow_last);
+        let answer = self.ask(Job {
+            caller,
+            path: path.to_vec(),
+            follow_last,
+            through: through.cloned(),
+        });
         match &answer {
             Ok(p) => {
                 self.stats.resolved += 1;
@@ -261,12 +298,7 @@ impl PathResolver {
         answer
     }
 
-    fn ask(
-        &mut self,
-        caller: Caller,
-        path: &[u8],
-        follow_last: bool,
-    ) -> Result<Vec<u8>, Unresolved> {
+    fn ask(&mut self, job: Job) -> Result<Vec<u8>, Unresolved> {
         let wait = self.budget.allow(TIMEOUT);
         if wait.is_zero() {
             return Err(Unresolved::Busy);
@@ -282,11 +314,7 @@ impl PathResolver {
             })?);
         }
         let worker = self.worker.as_ref().expect("started above");
-        if worker
-            .jobs
-            .send((caller, path.to_vec(), follow_last))
-            .is_err()
-        {
+        if worker.jobs.send(job).is_err() {
             self.worker = None;
             return Err(Unresolved::Error);
         }
@@ -317,15 +345,15 @@ impl PathResolver {
 impl Worker {
     fn start(follow: Follow) -> std::io::Result<Worker> {
         // One job at a time: the pipeline waits for each answer.
-        let (jobs, job_rx) = sync_channel::<(Caller, Vec<u8>, bool)>(1);
+        let (jobs, job_rx) = sync_channel::<Job>(1);
         let (answer_tx, answers) = sync_channel(1);
         let done = Arc::new(AtomicBool::new(false));
         let flag = done.clone();
         std::thread::Builder::new()
             .name("path-lookup".into())
             .spawn(move || {
-                for (caller, path, last) in job_rx {
-                    if answer_tx.send(follow(caller, &path, last)).is_err() {
+                for job in job_rx {
+                    if answer_tx.send(follow(&job)).is_err() {
                         break;
                     }
                 }
@@ -376,8 +404,17 @@ impl Root {
     }
 }
 
-/// `path` followed for `caller` (see [`PathResolver::resolve`]).
-fn follow(caller: Caller, path: &[u8], follow_last: bool) -> Result<Vec<u8>, Unresolved> {
+/// `job`'s path followed for its caller (see [`PathResolver::resolve`]).
+fn follow(job: &Job) -> Result<Vec<u8>, Unresolved> {
+    let (caller, follow_last) = (job.caller, job.follow_last);
+    let through;
+    let path: &[u8] = match &job.through {
+        Some(link) => {
+            through = through_link(caller, link, &job.path)?;
+            &through
+        }
+        None => &job.path,
+    };
     // The whole path where the call follows its last component too (a
     // chmod's symlink, `/proc/self/fd/N`); else its directory.
     let (dir, leaf, trailing_slash) = if follow_last {
@@ -438,6 +475,36 @@ fn follow(caller: Caller, path: &[u8], follow_last: bool) -> Result<Vec<u8>, Unr
         found.push(b'/');
     }
     Ok(found)
+}
+
+/// `path`, below `link`, from where the link leads (`/tmp/c/x`, with
+/// `/tmp/c -> /proc/self/cwd`: `/proc/self/cwd/x`, which [`follow`]
+/// takes to the caller's own), where the link in the caller's root holds
+/// the same target still. Else `path` as it is: whatever is there now is
+/// followed as any path is (and a magic link on the way is not).
+fn through_link(caller: Caller, link: &KnownLink, path: &[u8]) -> Result<Vec<u8>, Unresolved> {
+    let Some(rest) = below(path, &link.path) else {
+        return Ok(path.to_vec());
+    };
+    let (dir, name, _) = split_leaf(&link.path);
+    let dir = if dir.is_empty() { &b"/"[..] } else { dir };
+    let dir_fd = match Root::of(caller)? {
+        Root::Alive { fd, .. } => open_path(
+            Some(&fd),
+            dir,
+            ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS,
+            true,
+        ),
+        Root::Host => open_path(None, dir, ResolveFlag::RESOLVE_NO_MAGICLINKS, true),
+    };
+    let held = dir_fd
+        .ok()
+        .and_then(|fd| nix::fcntl::readlinkat(Some(fd.as_raw_fd()), OsStr::from_bytes(name)).ok());
+    if held.is_some_and(|t| t.as_bytes() == link.written) {
+        Ok([&link.leads_to[..], rest].concat())
+    } else {
+        Ok(path.to_vec())
+    }
 }
 
 /// A file (a `directory` only), by `O_PATH` (no permission on it needed,
@@ -736,17 +803,62 @@ mod tests {
         std::fs::remove_dir_all(&base).unwrap();
     }
 
+    /// Below a symlink seen made to lead through a magic link, a path is
+    /// followed from where the link leads: the caller's own magic links,
+    /// not the daemon's. A link that holds another target now is
+    /// followed as it is.
+    #[test]
+    fn a_path_below_a_known_link_to_a_magic_link_leads_where_the_callers_do() {
+        let base = std::env::temp_dir().join(format!("sensor-known-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(base.join("d")).unwrap();
+        std::os::unix::fs::symlink("/proc/self/cwd", base.join("c")).unwrap();
+        let b = base.to_str().unwrap();
+        let link = KnownLink {
+            path: format!("{b}/c").into_bytes(),
+            written: b"/proc/self/cwd".to_vec(),
+            leads_to: b"/proc/self/cwd".to_vec(),
+        };
+        let path = format!("{b}/c/x").into_bytes();
+        assert!(link.above(&path) && !link.above(&link.path));
+        let mut r = PathResolver::new();
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            r.resolve_with(me(), &path, &path, false, Some(&link)),
+            Ok(cwd.join("x").as_os_str().as_bytes().to_vec())
+        );
+        // Looked up as it is, it would be the daemon's own: refused.
+        assert_eq!(r.resolve(me(), &path, b""), Err(Unresolved::MagicLink));
+        // The caller's cwd is gone with it.
+        let gone = Caller {
+            start_ticks: me().start_ticks + 1,
+            ..me()
+        };
+        assert_eq!(
+            r.resolve_with(gone, &path, &path, false, Some(&link)),
+            Err(Unresolved::Exited)
+        );
+        // Pointed elsewhere since.
+        std::fs::remove_file(base.join("c")).unwrap();
+        std::os::unix::fs::symlink(base.join("d"), base.join("c")).unwrap();
+        assert_eq!(
+            r.resolve_with(me(), &path, &path, false, Some(&link)),
+            Ok(format!("{b}/d/x").into_bytes())
+        );
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
     /// A lookup that hangs is given up, and its thread left behind; the
     /// next one gets a thread of its own; beyond STUCK_MAX hanging, none
     /// is tried until one returns.
     #[test]
     fn a_hanging_lookup_is_given_up_and_bounded() {
         static RELEASED: AtomicBool = AtomicBool::new(false);
-        fn hang(_: Caller, path: &[u8], _: bool) -> Result<Vec<u8>, Unresolved> {
-            while path == b"/hang" && !RELEASED.load(Ordering::Acquire) {
+        fn hang(job: &Job) -> Result<Vec<u8>, Unresolved> {
+            while job.path == b"/hang" && !RELEASED.load(Ordering::Acquire) {
                 std::thread::sleep(Duration::from_millis(10));
             }
-            Ok(path.to_vec())
+            Ok(job.path.clone())
         }
         let mut r = PathResolver {
             follow: hang,

@@ -1067,6 +1067,11 @@ pub struct Heartbeat {
     /// could not be). Filled by the pipeline.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path_resolution: Option<crate::enrich::path_resolve::ResolveStats>,
+    /// Symlinks seen made to lead through a magic link, whose paths the
+    /// kernel's path check sends on (see `source::ebpf::magic_links`).
+    /// Filled by the pipeline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub magic_links: Option<crate::source::ebpf::magic_links::MagicLinkStats>,
     /// Executable hashing (filled by the pipeline when it is on).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub executable_hashes: Option<ExecutableHashes>,

@@ -5,14 +5,16 @@ use sensor_common::TaskInfo;
 
 use super::Pipeline;
 use super::io_uring::Request;
-use crate::enrich::path_resolve::{Caller, Unresolved, may_lead_elsewhere};
+use crate::enrich::path_resolve::{Caller, KnownLink, Unresolved, may_lead_elsewhere};
 use crate::source::ebpf::decode::SysRecord;
 
 impl Pipeline {
     /// `lexical` (the path argument joined to `base` and made normal), or,
     /// where the argument may lead elsewhere than that, where it did lead
     /// (see `enrich::path_resolve`; its last component too where the call
-    /// follows it, `follows_last`), or why that is unknown.
+    /// follows it, `follows_last`), or why that is unknown. Below a
+    /// symlink seen made to lead through a magic link, it is followed from
+    /// where the link leads.
     pub(super) fn followed(
         &mut self,
         task: &TaskInfo,
@@ -24,20 +26,25 @@ impl Pipeline {
         let Some(normal) = lexical else {
             return (None, None);
         };
+        let mut through: Option<KnownLink> = None;
         if !may_lead_elsewhere(argument, &normal) {
-            return (Some(normal), None);
+            match self.watched.magic_links.above(&normal) {
+                Some(link) => through = Some(link.clone()),
+                None => return (Some(normal), None),
+            }
         }
-        let joined = if argument.first() == Some(&b'/') {
+        // Below such a link, `normal` is exact up to it.
+        let path = if through.is_some() {
+            normal.clone()
+        } else if argument.first() == Some(&b'/') {
             argument.to_vec()
         } else {
             [base, b"/", argument].concat()
         };
         let caller = self.caller(task, ticks);
-        let found = if follows_last {
-            self.resolver.resolve_following(caller, &joined, &normal)
-        } else {
-            self.resolver.resolve(caller, &joined, &normal)
-        };
+        let found =
+            self.resolver
+                .resolve_with(caller, &path, &normal, follows_last, through.as_ref());
         match found {
             Ok(path) => (Some(path), None),
             Err(why) => (Some(normal), Some(why)),

@@ -6,9 +6,10 @@
 //! refused the kernel decides by those bytes, so the link is reported
 //! when it is made.
 
-use crate::enrich::path_resolve::{Unresolved, target_through_magic_link};
+use crate::enrich::path_resolve::{KnownLink, Unresolved, target_through_magic_link};
 use crate::enrich::procfs::parse_stat;
 use crate::source::ebpf::decode::WatchRecord;
+use crate::source::ebpf::magic_links::MagicLink;
 
 use super::Pipeline;
 
@@ -80,6 +81,31 @@ impl Pipeline {
         let name = link.get(dir.len() + 1..).unwrap_or_default();
         let named_so = DEV_LINKS.contains(&(name, target)) && dir.ends_with(b"/dev");
         !(named_so && self.in_mount_namespace_of_its_own(w.task.tgid, ticks))
+    }
+
+    /// Remembers symlink `w`, made at `link` to lead through a magic link
+    /// to `target`, for the daemon to put into the kernel's path check
+    /// (see `source::ebpf::magic_links`): paths below it are then sent,
+    /// and followed from where it leads.
+    pub(super) fn remember_magic_link(
+        &mut self,
+        w: &WatchRecord,
+        ticks: u64,
+        link: &[u8],
+        target: &[u8],
+    ) {
+        if w.ret != 0 {
+            return;
+        }
+        let in_host_root = !self.caller(&w.task, ticks).in_container;
+        self.new_magic_links.push(MagicLink {
+            link: KnownLink {
+                path: link.to_vec(),
+                written: w.path2.clone(),
+                leads_to: target.to_vec(),
+            },
+            in_host_root,
+        });
     }
 
     /// Is process `tgid` (started at `ticks`), still alive, in a mount

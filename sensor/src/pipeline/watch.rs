@@ -120,6 +120,11 @@ impl Pipeline {
         // moves. Path first because an inode the kernel matched may be a
         // watched file's old one, reused by the next file made on that
         // filesystem until the daemon's maps catch up.
+        if let (Some((_, "target_magic_link")), Some(link), Some(t)) =
+            (&indirect, path.as_deref(), target.as_deref())
+        {
+            self.remember_magic_link(&w, ticks, link, t);
+        }
         let (indirect, how) = indirect.unzip();
         let label = watched
             .or(watched2)

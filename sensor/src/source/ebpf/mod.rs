@@ -8,6 +8,7 @@ pub mod filter;
 pub mod homes;
 pub mod inode_key;
 pub mod io_uring;
+pub mod magic_links;
 pub mod offsets;
 pub mod proc_mem;
 pub mod skipped;
@@ -375,6 +376,16 @@ impl EbpfSource {
         };
         new.update(current, &mut self.ebpf)?;
         Ok(Some(new))
+    }
+
+    /// Brings the kernel's maps from `old` to `new`, the same paths with
+    /// other symlinks through magic links (see [`watch::Watched::update`]).
+    pub fn update_watched(
+        &mut self,
+        old: &watch::Watched,
+        new: &watch::Watched,
+    ) -> Result<(), LoadError> {
+        new.update(old, &mut self.ebpf)
     }
 
     /// The ignored executables whose inode changed (see

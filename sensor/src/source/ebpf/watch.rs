@@ -16,6 +16,7 @@ use sensor_common::{
 
 use super::homes::{self, Account};
 use super::inode_key::{InodeKeys, StatId, metadata_and_generation, stat_id};
+use super::magic_links::MagicLinks;
 use super::sshd_files;
 use super::watch_sources::Sources;
 use super::{LoadError, present, replace_hash_entries};
@@ -70,6 +71,10 @@ pub struct Watched {
     /// (which the keys need, and which can be long on a container host)
     /// only when something changed.
     seen: Vec<[Option<StatId>; 2]>,
+    /// Symlinks seen made to lead through a magic link: paths below
+    /// them are sent by the kernel's path check too, and followed from
+    /// where the link leads. Kept across refreshes.
+    pub magic_links: MagicLinks,
 }
 
 /// What finding the paths has to say, said once they are in use: a
@@ -215,7 +220,21 @@ impl Watched {
     /// useradd and visudo write; created; removed): the kernel's maps only
     /// know inodes. See [`Self::update`] for bringing the kernel's maps
     /// to it.
+    /// The symlinks through magic links are carried over, without those
+    /// gone (see [`MagicLinks::pruned`]).
     pub fn refreshed(&self) -> Option<Watched> {
+        let links = self.magic_links.pruned();
+        let mut w = match (self.refreshed_paths(), &links) {
+            (Some(w), _) => w,
+            (None, Some(_)) => self.clone(),
+            (None, None) => return None,
+        };
+        w.magic_links = links.unwrap_or_else(|| self.magic_links.clone());
+        Some(w)
+    }
+
+    /// The paths of [`Self::refreshed`].
+    fn refreshed_paths(&self) -> Option<Watched> {
         if self.sources.changed() {
             let (w, notices) = Watched::find(&self.config);
             // Said again only for other paths: a home's new
@@ -516,7 +535,7 @@ impl Watched {
     /// new ones (a window of the update's few syscalls, on a change of
     /// sshd_config or the accounts).
     pub fn update(&self, old: &Watched, ebpf: &mut Ebpf) -> Result<(), LoadError> {
-        if self.paths != old.paths {
+        if self.paths != old.paths || !self.magic_links.same_links(&old.magic_links) {
             replace_hash_entries(
                 ebpf,
                 names::WATCHED_PATH_HASHES_MAP,
@@ -530,8 +549,8 @@ impl Watched {
     /// The `WATCHED_PATH_HASHES` keys: each path's [`path_hash`] (a
     /// prefix of the paths below it) and [`path_hash_whole`], and a
     /// directory's also without its slash (the directory itself renamed or
-    /// removed); then [`Self::above_hashes`]. One too long for the kernel
-    /// to compare has none.
+    /// removed); then [`Self::above_hashes`], and the symlinks' through
+    /// magic links. One too long for the kernel to compare has none.
     fn path_hashes(&self) -> Vec<u64> {
         let mut hashes = Vec::new();
         for p in self.paths.iter().filter(|p| hashable(p)) {
@@ -541,7 +560,11 @@ impl Watched {
                 hashes.push(path_hash_whole(p));
             }
         }
-        for h in self.above_hashes() {
+        for h in self
+            .above_hashes()
+            .into_iter()
+            .chain(self.magic_links.hashes())
+        {
             if !hashes.contains(&h) {
                 hashes.push(h);
             }

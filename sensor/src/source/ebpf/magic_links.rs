@@ -1,0 +1,206 @@
+//! The symlinks the daemon saw made to lead through a magic link
+//! (`/tmp/c -> /proc/self/cwd`), for the kernel's path check. Where
+//! fentry is refused, the kernel decides a rename, unlink, link or
+//! truncate by its path's bytes, and `/tmp/c/evil` names no watched path
+//! whatever directory it leads to. Each such link's path, with a slash,
+//! goes into `WATCHED_PATH_HASHES` as a prefix: paths below it are sent,
+//! and the daemon follows them from where the link leads
+//! (`enrich::path_resolve::KnownLink`).
+//!
+//! Bounded ([`MAGIC_LINKS_MAX`]), the oldest left out first and counted;
+//! a link made in the host's root is let go once it is gone from there.
+//! Links made before the sensor started are not known.
+
+use std::collections::VecDeque;
+use std::os::unix::ffi::OsStrExt;
+
+use sensor_common::{MAGIC_LINKS_MAX, PATH_HASH_SPAN, path_hash};
+use serde::Serialize;
+
+use crate::enrich::path_resolve::KnownLink;
+
+/// One such link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MagicLink {
+    pub link: KnownLink,
+    /// Made by a process outside any container, so in the daemon's root,
+    /// where it is looked for on each refresh.
+    pub in_host_root: bool,
+}
+
+/// The links, the oldest first.
+#[derive(Debug, Clone, Default)]
+pub struct MagicLinks {
+    links: VecDeque<MagicLink>,
+    stats: MagicLinkStats,
+}
+
+/// Links followed in the kernel's path check (the heartbeat's
+/// `magic_links`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct MagicLinkStats {
+    /// Followed now.
+    pub tracked: usize,
+    /// Left out, the oldest first, when a new one came beyond
+    /// `MAGIC_LINKS_MAX`: paths through them are no longer sent.
+    pub evicted: u64,
+    /// Let go because they were removed or replaced.
+    pub expired: u64,
+}
+
+impl MagicLinks {
+    /// Adds `new`, in place of one at the same path; the one left out to
+    /// make room, if any.
+    pub fn add(&mut self, new: MagicLink) -> Option<MagicLink> {
+        self.links.retain(|l| l.link.path != new.link.path);
+        self.links.push_back(new);
+        if self.links.len() <= MAGIC_LINKS_MAX {
+            return None;
+        }
+        self.stats.evicted += 1;
+        self.links.pop_front()
+    }
+
+    /// The deepest link `path` (absolute, normal) is below.
+    pub fn above(&self, path: &[u8]) -> Option<&KnownLink> {
+        self.links
+            .iter()
+            .map(|l| &l.link)
+            .filter(|l| l.above(path))
+            .max_by_key(|l| l.path.len())
+    }
+
+    /// The `WATCHED_PATH_HASHES` keys: each link's path with a slash, as
+    /// a prefix. One too long for the kernel's scan has none (its paths
+    /// are left to the hooks that decide by inode).
+    pub fn hashes(&self) -> impl Iterator<Item = u64> + '_ {
+        self.links
+            .iter()
+            .map(|l| &l.link.path)
+            .filter(|p| p.len() < PATH_HASH_SPAN)
+            .map(|p| path_hash(&[p.as_slice(), b"/"].concat()))
+    }
+
+    /// Do both hold the same links?
+    pub fn same_links(&self, other: &MagicLinks) -> bool {
+        self.links == other.links
+    }
+
+    /// Without the links made in the host's root that no longer hold
+    /// their target there (removed, or replaced), if any.
+    pub fn pruned(&self) -> Option<MagicLinks> {
+        let holds = |l: &MagicLink| {
+            !l.in_host_root
+                || std::fs::read_link(std::ffi::OsStr::from_bytes(&l.link.path))
+                    .is_ok_and(|t| t.as_os_str().as_bytes() == l.link.written)
+        };
+        if self.links.iter().all(holds) {
+            return None;
+        }
+        let mut kept = self.clone();
+        kept.links.retain(holds);
+        kept.stats.expired += (self.links.len() - kept.links.len()) as u64;
+        Some(kept)
+    }
+
+    pub fn stats(&self) -> MagicLinkStats {
+        MagicLinkStats {
+            tracked: self.links.len(),
+            ..self.stats
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(path: &str, written: &str, in_host_root: bool) -> MagicLink {
+        MagicLink {
+            link: KnownLink {
+                path: path.into(),
+                written: written.into(),
+                leads_to: written.into(),
+            },
+            in_host_root,
+        }
+    }
+
+    #[test]
+    fn the_oldest_link_is_left_out_beyond_the_bound_and_a_remade_one_replaced() {
+        let mut links = MagicLinks::default();
+        for i in 0..MAGIC_LINKS_MAX {
+            assert_eq!(
+                links.add(link(&format!("/tmp/l{i}"), "/proc/self/cwd", false)),
+                None
+            );
+        }
+        // Made again, elsewhere: one entry, the newest.
+        assert_eq!(links.add(link("/tmp/l0", "/dev/fd/3", false)), None);
+        let out = links.add(link("/tmp/new", "/proc", false));
+        assert_eq!(out.map(|l| l.link.path), Some(b"/tmp/l1".to_vec()));
+        assert_eq!(
+            links.stats(),
+            MagicLinkStats {
+                tracked: MAGIC_LINKS_MAX,
+                evicted: 1,
+                expired: 0
+            }
+        );
+        assert_eq!(
+            links.above(b"/tmp/l0/x").map(|l| l.written.clone()),
+            Some(b"/dev/fd/3".to_vec())
+        );
+        assert_eq!(links.above(b"/tmp/l1/x"), None);
+    }
+
+    #[test]
+    fn a_path_is_below_its_deepest_link_and_each_link_is_a_prefix_hash() {
+        let mut links = MagicLinks::default();
+        links.add(link("/tmp/c", "/proc/self/cwd", true));
+        links.add(link("/tmp/c/d", "/proc/self/fd/3", true));
+        let deepest = |p: &[u8]| links.above(p).map(|l| l.path.clone());
+        assert_eq!(deepest(b"/tmp/c/x"), Some(b"/tmp/c".to_vec()));
+        assert_eq!(deepest(b"/tmp/c/d/x"), Some(b"/tmp/c/d".to_vec()));
+        for not_below in [&b"/tmp/c"[..], b"/tmp/c/", b"/tmp/cx/y", b"/tmp"] {
+            assert_eq!(deepest(not_below), None, "{}", not_below.escape_ascii());
+        }
+        let hashes: Vec<u64> = links.hashes().collect();
+        assert_eq!(hashes, [path_hash(b"/tmp/c/"), path_hash(b"/tmp/c/d/")]);
+        // Too long for the kernel's scan to reach its slash.
+        links.add(link(
+            &format!("/{}", "a".repeat(PATH_HASH_SPAN - 1)),
+            "/proc",
+            false,
+        ));
+        assert_eq!(links.hashes().count(), 2);
+    }
+
+    /// A host link removed or pointed elsewhere is let go; one made in a
+    /// container's root, which the daemon cannot look in, is kept.
+    #[test]
+    fn host_links_no_longer_holding_their_target_are_let_go() {
+        let dir = std::env::temp_dir().join(format!("sensor-magic-links-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = |name: &str| dir.join(name).to_str().unwrap().to_owned();
+        for name in ["kept", "removed", "replaced"] {
+            std::os::unix::fs::symlink("/proc/self/cwd", path(name)).unwrap();
+        }
+        let mut links = MagicLinks::default();
+        for name in ["kept", "removed", "replaced"] {
+            links.add(link(&path(name), "/proc/self/cwd", true));
+        }
+        links.add(link("/in/a/container", "/proc/self/cwd", false));
+        assert!(links.pruned().is_none());
+        std::fs::remove_file(path("removed")).unwrap();
+        std::fs::remove_file(path("replaced")).unwrap();
+        std::os::unix::fs::symlink("/tmp", path("replaced")).unwrap();
+        let pruned = links.pruned().expect("two gone");
+        let left: Vec<&[u8]> = pruned.links.iter().map(|l| &l.link.path[..]).collect();
+        assert_eq!(left, [path("kept").as_bytes(), b"/in/a/container"]);
+        assert_eq!(pruned.stats().expired, 2);
+        assert!(!pruned.same_links(&links));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
