@@ -93,6 +93,8 @@ const CRON_FILE_LINKED: &str = "/tmp/.e/cron.d/scenario";
 const CRON_DIR: &str = "/etc/cron.d/";
 /// A cron file renamed into place through a symlink to the renamer's cwd.
 const CRON_FILE_VIA_MAGIC_LINK: &str = "/tmp/.c/.magic";
+/// Where it leads: `mv`'s cwd is the cron directory.
+const CRON_FILE_MAGIC: &str = "/etc/cron.d/.magic";
 /// The unit enabled by a symlink through a symlink to /etc/systemd/system,
 /// what it points at, and the watched directory.
 const UNIT_LINK_LINKED: &str = "/tmp/.s/multi-user.target.wants/scenario.service";
@@ -1186,12 +1188,20 @@ fn is_cwd_linked(v: &Value) -> bool {
 }
 
 /// Decided by the fentry hooks, which every guest kernel loads: the path
-/// argument names no watched path.
+/// argument names no watched path. Where the daemon had the link from
+/// the step's `ln` by then, and `mv` was still there to follow, the path
+/// was followed from the link to mv's cwd (else `unresolved: exited`).
 fn is_cron_renamed_via_magic_link(v: &Value) -> bool {
-    succeeded(v)
-        && is(v, "sensor.file_write.new_path", CRON_FILE_VIA_MAGIC_LINK)
-        && is(v, "sensor.file_write.watched", CRON_DIR)
-        && is(v, "sensor.file_write.matched_by", "inode")
+    let by_inode = is(v, "sensor.file_write.new_path", CRON_FILE_VIA_MAGIC_LINK)
+        && is(v, "sensor.file_write.matched_by", "inode");
+    let followed = is(v, "sensor.file_write.new_path", CRON_FILE_MAGIC)
+        && is(
+            v,
+            "sensor.file_write.second_path_argument",
+            CRON_FILE_VIA_MAGIC_LINK,
+        )
+        && is(v, "sensor.file_write.matched_by", "path");
+    succeeded(v) && is(v, "sensor.file_write.watched", CRON_DIR) && (by_inode || followed)
 }
 
 /// The link the next two steps write through, decided by its target's
