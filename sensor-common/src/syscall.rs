@@ -763,10 +763,11 @@ pub const WATCHED_ABOVE_HASHES_MAX: u32 = 4096;
 pub const WATCHED_ABOVE_DIRS_MAX: u32 = WATCHED_ABOVE_HASHES_MAX / 2 + 1;
 
 /// Symlinks made to lead through a magic link (`/tmp/c ->
-/// /proc/self/cwd`) whose paths the kernel's path check sends on: one
-/// `WATCHED_PATH_HASHES` entry each, its path with a slash as a prefix.
-/// Each one's making was reported, and a host has none as a matter of
-/// course; beyond this many, the oldest is left out and counted.
+/// /proc/self/cwd`) whose paths the kernel's path check sends on: two
+/// `WATCHED_PATH_HASHES` entries each, its path with a slash as a prefix
+/// and its whole path (the link itself renamed or linked). Each one's
+/// making was reported, and a host has none as a matter of course;
+/// beyond this many, the oldest is left out and counted.
 pub const MAGIC_LINKS_MAX: usize = 256;
 
 /// Entries of the kernel's `WATCHED_PATH_HASHES`: each watched path's
@@ -774,7 +775,7 @@ pub const MAGIC_LINKS_MAX: usize = 256;
 /// its trailing slash; then the directories above them; then the
 /// symlinks through magic links.
 pub const WATCHED_PATH_HASHES_MAX: u32 =
-    4 * WATCH_PATHS_MAX as u32 + WATCHED_ABOVE_HASHES_MAX + MAGIC_LINKS_MAX as u32;
+    4 * WATCH_PATHS_MAX as u32 + WATCHED_ABOVE_HASHES_MAX + 2 * MAGIC_LINKS_MAX as u32;
 
 /// The bytes of a path argument the kernel hashes, and so the longest
 /// watched path: a watched directory's prefix, and a watched file's whole

@@ -1779,7 +1779,8 @@ fn symlinks_to_magic_links_are_reported() {
 /// names no watched path, whatever directory it leads to. Once the link
 /// was seen made, such paths are sent by the kernel's path check too, and
 /// followed from where the link leads: the caller's cwd, here the cron
-/// directory. A link removed is let go.
+/// directory. So are paths through a link to that link, and through the
+/// link renamed. Links removed are let go.
 #[test]
 fn paths_through_a_symlink_to_a_magic_link_are_followed() {
     let tree = Tree::new();
@@ -1788,37 +1789,50 @@ fn paths_through_a_symlink_to_a_magic_link_are_followed() {
     let other = tree.path("other");
     let cron = tree.path("etc/cron.d");
     let cron_label = format!("{}/", cron.display());
+    let o = other.to_str().expect("utf-8");
     let made = run("ln", &["-s", "/proc/self/cwd", "c"], &other);
     sensor.wait_for("the symlink", |v| write_by(v, "symlink", made));
-    for payload in ["payload", "payload2"] {
+    let chained = run("ln", &["-s", &format!("{o}/c"), "d"], &other);
+    let chain = sensor.wait_for("the link to the link", |v| write_by(v, "symlink", chained));
+    assert_eq!(
+        at(&chain, "sensor.file_write.matched_by"),
+        "target_magic_link",
+        "{chain}"
+    );
+    for payload in ["payload", "payload2", "payload3", "payload4"] {
         std::fs::write(other.join(payload), b"* * * * * root /tmp/x\n").expect("write");
     }
-    let through = |name: &str| other.join("c").join(name);
+    // Perl from the cron directory, living on, so that its cwd can be
+    // followed: its pid once it ran `script`.
+    let from_cron = |script: &str| {
+        let mut perl = Command::new("perl");
+        perl.arg("-e")
+            .arg(format!("{script} $| = 1; print \"done\\n\"; sleep 60"))
+            .current_dir(&cron);
+        sensor_tests::spawned_until(perl, "done")
+    };
+    let wait_by = |act: &str, pid: u32, what: &str| {
+        sensor.wait_for(what, |v| write_by(v, act, u64::from(pid)))
+    };
 
-    // A process that lives on, so that its cwd can be followed.
-    let mut perl = Command::new("perl");
-    perl.arg("-e")
-        .arg(format!(
-            "rename('{o}/payload', '{o}/c/evil') or die \"$!\"; \
-             unlink('{o}/c/evil') or die \"$!\"; $| = 1; print \"done\\n\"; sleep 60",
-            o = other.display()
-        ))
-        .current_dir(&cron);
-    let mut mover = sensor_tests::spawned_until(perl, "done");
-    let pid = u64::from(mover.id());
-    let renamed = sensor.wait_for("the rename through the link", |v| {
-        write_by(v, "rename", pid)
-    });
-    let unlinked = sensor.wait_for("the unlink through the link", |v| {
-        write_by(v, "unlink", pid)
+    let mut mover = from_cron(&format!(
+        "rename('{o}/payload', '{o}/c/evil') or die \"$!\"; \
+         unlink('{o}/c/evil') or die \"$!\"; \
+         rename('{o}/payload2', '{o}/d/evil2') or die \"$!\";"
+    ));
+    let pid = mover.id();
+    let renamed = wait_by("rename", pid, "the rename through the link");
+    let unlinked = wait_by("unlink", pid, "the unlink through the link");
+    let chain_renamed = sensor.wait_for("the rename through the link's link", |v| {
+        write_by(v, "rename", u64::from(pid))
+            && at(v, "sensor.file_write.new_path").as_str() == cron.join("evil2").to_str()
     });
     let _ = mover.kill();
     let _ = mover.wait();
-    let argument = through("evil");
     assert_renamed_by_path(
         &renamed,
         &cron.join("evil"),
-        argument.to_str().expect("utf-8"),
+        &format!("{o}/c/evil"),
         &cron_label,
     );
     assert_eq!(
@@ -1827,36 +1841,61 @@ fn paths_through_a_symlink_to_a_magic_link_are_followed() {
         "{unlinked}"
     );
     assert_eq!(
-        at(&unlinked, "sensor.file_write.path_argument").as_str(),
-        argument.to_str(),
+        at(&unlinked, "sensor.file_write.path_argument"),
+        format!("{o}/c/evil").as_str(),
         "{unlinked}"
     );
     assert_eq!(at(&unlinked, "sensor.file_write.matched_by"), "path");
+    assert_renamed_by_path(
+        &chain_renamed,
+        &cron.join("evil2"),
+        &format!("{o}/d/evil2"),
+        &cron_label,
+    );
+
+    // The link renamed (quiet): followed under its new name, once the
+    // daemon has read the rename (the control append after it).
+    run("mv", &[&format!("{o}/c"), &format!("{o}/moved")], &other);
+    let control = sh(
+        &format!("echo root2 >> '{}'", tree.path("etc/passwd").display()),
+        &tree.root,
+    );
+    sensor.wait_for("the control append", |v| write_by(v, "open_write", control));
+    let mut mover = from_cron(&format!(
+        "rename('{o}/payload3', '{o}/moved/evil3') or die \"$!\";"
+    ));
+    let moved = wait_by("rename", mover.id(), "the rename through the moved link");
+    let _ = mover.kill();
+    let _ = mover.wait();
+    assert_renamed_by_path(
+        &moved,
+        &cron.join("evil3"),
+        &format!("{o}/moved/evil3"),
+        &cron_label,
+    );
 
     // `mv`, which exits before the daemon can follow its cwd: reported
     // all the same, where it led or why that is unknown.
     let mv = run(
         "mv",
-        &[
-            other.join("payload2").to_str().expect("utf-8"),
-            through("evil2").to_str().expect("utf-8"),
-        ],
+        &[&format!("{o}/payload4"), &format!("{o}/moved/evil4")],
         &cron,
     );
     let ev = sensor.wait_for("mv through the link", |v| write_by(v, "rename", mv));
     let new_path = at(&ev, "sensor.file_write.new_path");
     let unresolved = at(&ev, "sensor.file_write.unresolved");
     assert!(
-        new_path.as_str() == cron.join("evil2").to_str() || unresolved == "exited",
+        new_path.as_str() == cron.join("evil4").to_str() || unresolved == "exited",
         "{ev}"
     );
 
-    // Removed, a directory in its place: let go.
-    std::fs::remove_file(other.join("c")).expect("rm");
-    std::fs::create_dir(other.join("c")).expect("mkdir");
-    sensor.wait_for("the link let go", |v| {
+    // Removed (`c` by the rename): let go.
+    for link in ["moved", "d"] {
+        std::fs::remove_file(other.join(link)).expect("rm");
+    }
+    sensor.wait_for("the links let go", |v| {
         action(v) == "heartbeat"
-            && at(v, "sensor.heartbeat.magic_links.expired").as_u64() == Some(1)
+            && at(v, "sensor.heartbeat.magic_links.expired").as_u64() == Some(3)
             && at(v, "sensor.heartbeat.magic_links.tracked").as_u64() == Some(0)
     });
 }

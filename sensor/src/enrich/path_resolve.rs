@@ -82,6 +82,14 @@ impl KnownLink {
     pub fn above(&self, path: &[u8]) -> bool {
         below(path, &self.path).is_some()
     }
+
+    /// Where `path` (absolute, normal), this link or below it, leads.
+    pub fn leads(&self, path: &[u8]) -> Option<Vec<u8>> {
+        if path == self.path {
+            return Some(self.leads_to.clone());
+        }
+        below(path, &self.path).map(|rest| [&self.leads_to[..], rest].concat())
+    }
 }
 
 /// Why a path could not be followed again.

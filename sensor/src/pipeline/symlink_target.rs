@@ -8,7 +8,7 @@
 
 use crate::enrich::path_resolve::{KnownLink, Unresolved, target_through_magic_link};
 use crate::enrich::procfs::parse_stat;
-use crate::source::ebpf::decode::WatchRecord;
+use crate::source::ebpf::decode::{WatchRecord, lexically_normal};
 use crate::source::ebpf::magic_links::MagicLink;
 
 use super::Pipeline;
@@ -34,8 +34,9 @@ impl Pipeline {
     /// (`link`, its path) and made normal; followed again in the caller's
     /// root where a `..` in it comes after a name (`/tmp/l/../proc/self`,
     /// which `/tmp/l -> /etc` takes to `/proc`), or why it could not be.
-    /// One through a magic link is left as written: it leads wherever the
-    /// link's user's magic links do, not the maker's.
+    /// One through a magic link, or through a symlink seen made to lead
+    /// through one, is left as written: it leads wherever the link's
+    /// user's magic links do, not the maker's.
     pub(super) fn symlink_target(
         &mut self,
         w: &WatchRecord,
@@ -44,7 +45,10 @@ impl Pipeline {
     ) -> (Option<Vec<u8>>, Option<Unresolved>) {
         let target = w.symlink_target_path(link);
         match (&target, link) {
-            (Some(t), Some(link)) if !target_through_magic_link(t) => {
+            (Some(t), Some(link))
+                if !target_through_magic_link(t)
+                    && self.watched.magic_links.leading(t).is_none() =>
+            {
                 let dir = link_dir(link);
                 self.followed(&w.task, ticks, (&w.path2, dir), target, false)
             }
@@ -53,10 +57,11 @@ impl Pipeline {
     }
 
     /// Does the symlink `w` at `link` (absolute, normal) lead through a
-    /// magic link (`target`, as [`Self::symlink_target`] gives it), other
-    /// than the ones systems make as a matter of course: links to
-    /// [`PROC_FILES`], and [`DEV_LINKS`] made by a live process in a mount
-    /// namespace of its own?
+    /// magic link (`target`, as [`Self::symlink_target`] gives it), or
+    /// through a symlink seen made to lead through one (`/tmp/d ->
+    /// /tmp/c`), other than the ones systems make as a matter of course:
+    /// links to [`PROC_FILES`], and [`DEV_LINKS`] made by a live process in
+    /// a mount namespace of its own?
     ///
     /// The `/dev` links are told by their names and their maker: a
     /// runtime makes them before its `pivot_root`, in the container's new
@@ -74,7 +79,8 @@ impl Pipeline {
         link: &[u8],
         target: &[u8],
     ) -> bool {
-        if !target_through_magic_link(target) || PROC_FILES.contains(&target) {
+        let leads_to = self.leads_to(target);
+        if !target_through_magic_link(&leads_to) || PROC_FILES.contains(&&leads_to[..]) {
             return false;
         }
         let dir = link_dir(link);
@@ -102,10 +108,48 @@ impl Pipeline {
             link: KnownLink {
                 path: link.to_vec(),
                 written: w.path2.clone(),
-                leads_to: target.to_vec(),
+                leads_to: self.leads_to(target),
             },
             in_host_root,
         });
+    }
+
+    /// Follows a symlink through a magic link that `w` (a rename or a
+    /// hard link that succeeded) gave another name, `to`: renamed from
+    /// `from`, or linked to it (`ln` of a symlink links the symlink).
+    /// Else `mv /tmp/c /tmp/x` would leave `/tmp/x/evil` unseen. A
+    /// relative target is joined to the new name's directory again.
+    pub(super) fn track_moved_magic_link(&mut self, w: &WatchRecord, from: &[u8], to: &[u8]) {
+        let Some(old) = self.watched.magic_links.at(from) else {
+            return;
+        };
+        if w.ret != 0 {
+            return;
+        }
+        let written = old.link.written.clone();
+        let in_host_root = old.in_host_root;
+        let leads_to = if written.first() == Some(&b'/') {
+            old.link.leads_to.clone()
+        } else {
+            self.leads_to(&lexically_normal(&[link_dir(to), b"/", &written].concat()))
+        };
+        if !target_through_magic_link(&leads_to) {
+            return;
+        }
+        self.new_magic_links.push(MagicLink {
+            link: KnownLink {
+                path: to.to_vec(),
+                written,
+                leads_to,
+            },
+            in_host_root,
+        });
+    }
+
+    /// Where `target` leads: through a symlink seen made to lead through
+    /// a magic link, if it is one or below one; else itself.
+    fn leads_to(&self, target: &[u8]) -> Vec<u8> {
+        (self.watched.magic_links.leading(target)).unwrap_or_else(|| target.to_vec())
     }
 
     /// Is process `tgid` (started at `ticks`), still alive, in a mount

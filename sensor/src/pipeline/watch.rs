@@ -106,6 +106,15 @@ impl Pipeline {
         } else {
             None
         };
+        // A symlink through a magic link given another name is followed
+        // under it too (reported or not).
+        match (w.op, path.as_deref(), path2.as_deref()) {
+            (SyscallOp::Link | SyscallOp::Linkat, Some(to), Some(from)) => {
+                self.track_moved_magic_link(&w, from, to)
+            }
+            (_, Some(from), Some(to)) if rename => self.track_moved_magic_link(&w, from, to),
+            _ => {}
+        }
         let by_path = !w.base_is_file && (watched.is_some() || watched2.is_some());
         if !by_path
             && by_kernel.is_none()

@@ -14,7 +14,7 @@
 use std::collections::VecDeque;
 use std::os::unix::ffi::OsStrExt;
 
-use sensor_common::{MAGIC_LINKS_MAX, PATH_HASH_SPAN, path_hash};
+use sensor_common::{MAGIC_LINKS_MAX, PATH_HASH_SPAN, path_hash, path_hash_whole};
 use serde::Serialize;
 
 use crate::enrich::path_resolve::KnownLink;
@@ -32,8 +32,16 @@ pub struct MagicLink {
 #[derive(Debug, Clone, Default)]
 pub struct MagicLinks {
     links: VecDeque<MagicLink>,
+    /// The last [`LET_GO_KEPT`] links let go as gone: a link renamed is
+    /// gone from its old name before the daemon reads the rename's record
+    /// (a refresh may come in between), which must still find it.
+    let_go: VecDeque<MagicLink>,
     stats: MagicLinkStats,
 }
+
+/// Links let go that a rename's record can still find (see
+/// [`MagicLinks::let_go`]): more than a refresh tick's worth of renames.
+const LET_GO_KEPT: usize = 64;
 
 /// Links followed in the kernel's path check (the heartbeat's
 /// `magic_links`).
@@ -63,22 +71,48 @@ impl MagicLinks {
 
     /// The deepest link `path` (absolute, normal) is below.
     pub fn above(&self, path: &[u8]) -> Option<&KnownLink> {
+        self.deepest(|l| l.above(path))
+    }
+
+    /// Where `path` (absolute, normal) leads through the deepest link it
+    /// is, or is below, if any: a new link to `/tmp/c` or into it leads
+    /// where `/tmp/c` does.
+    pub fn leading(&self, path: &[u8]) -> Option<Vec<u8>> {
+        self.deepest(|l| l.path == path || l.above(path))?
+            .leads(path)
+    }
+
+    fn deepest(&self, on_the_way: impl Fn(&KnownLink) -> bool) -> Option<&KnownLink> {
         self.links
             .iter()
             .map(|l| &l.link)
-            .filter(|l| l.above(path))
+            .filter(|l| on_the_way(l))
             .max_by_key(|l| l.path.len())
     }
 
+    /// The link at `path`, exactly, or let go lately.
+    pub fn at(&self, path: &[u8]) -> Option<&MagicLink> {
+        (self.links.iter().rev())
+            .chain(self.let_go.iter().rev())
+            .find(|l| l.link.path == path)
+    }
+
     /// The `WATCHED_PATH_HASHES` keys: each link's path with a slash, as
-    /// a prefix. One too long for the kernel's scan has none (its paths
-    /// are left to the hooks that decide by inode).
+    /// a prefix (paths through it), and whole (the link itself renamed
+    /// or linked, to be followed under its new name too). One too long
+    /// for the kernel's scan has none (its paths are left to the hooks
+    /// that decide by inode).
     pub fn hashes(&self) -> impl Iterator<Item = u64> + '_ {
         self.links
             .iter()
             .map(|l| &l.link.path)
             .filter(|p| p.len() < PATH_HASH_SPAN)
-            .map(|p| path_hash(&[p.as_slice(), b"/"].concat()))
+            .flat_map(|p| {
+                [
+                    path_hash(&[p.as_slice(), b"/"].concat()),
+                    path_hash_whole(p),
+                ]
+            })
     }
 
     /// Do both hold the same links?
@@ -98,8 +132,12 @@ impl MagicLinks {
             return None;
         }
         let mut kept = self.clone();
-        kept.links.retain(holds);
-        kept.stats.expired += (self.links.len() - kept.links.len()) as u64;
+        let (held, gone): (VecDeque<_>, VecDeque<_>) = kept.links.drain(..).partition(holds);
+        kept.links = held;
+        kept.stats.expired += gone.len() as u64;
+        kept.let_go.extend(gone);
+        let over = kept.let_go.len().saturating_sub(LET_GO_KEPT);
+        kept.let_go.drain(..over);
         Some(kept)
     }
 
@@ -166,14 +204,30 @@ mod tests {
             assert_eq!(deepest(not_below), None, "{}", not_below.escape_ascii());
         }
         let hashes: Vec<u64> = links.hashes().collect();
-        assert_eq!(hashes, [path_hash(b"/tmp/c/"), path_hash(b"/tmp/c/d/")]);
+        assert_eq!(
+            hashes,
+            [
+                path_hash(b"/tmp/c/"),
+                path_hash_whole(b"/tmp/c"),
+                path_hash(b"/tmp/c/d/"),
+                path_hash_whole(b"/tmp/c/d")
+            ]
+        );
+        // Where a path at or below one leads: through the deepest.
+        assert_eq!(links.leading(b"/tmp/c"), Some(b"/proc/self/cwd".to_vec()));
+        assert_eq!(
+            links.leading(b"/tmp/c/d/x"),
+            Some(b"/proc/self/fd/3/x".to_vec())
+        );
+        assert_eq!(links.leading(b"/tmp/cd"), None);
+        assert!(links.at(b"/tmp/c/d").is_some() && links.at(b"/tmp/c/x").is_none());
         // Too long for the kernel's scan to reach its slash.
         links.add(link(
             &format!("/{}", "a".repeat(PATH_HASH_SPAN - 1)),
             "/proc",
             false,
         ));
-        assert_eq!(links.hashes().count(), 2);
+        assert_eq!(links.hashes().count(), 4);
     }
 
     /// A host link removed or pointed elsewhere is let go; one made in a
@@ -201,6 +255,13 @@ mod tests {
         assert_eq!(left, [path("kept").as_bytes(), b"/in/a/container"]);
         assert_eq!(pruned.stats().expired, 2);
         assert!(!pruned.same_links(&links));
+        // Still found by a rename's record read after the refresh.
+        assert!(pruned.at(path("removed").as_bytes()).is_some());
+        assert!(
+            pruned
+                .above(format!("{}/x", path("removed")).as_bytes())
+                .is_none()
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
