@@ -1,6 +1,7 @@
 //! `sensor run`: wire the source, the pipeline and the sink together and
 //! run until SIGINT/SIGTERM.
 
+use std::path::Path;
 use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
@@ -12,6 +13,7 @@ use crate::event::{Heartbeat, SinkHeartbeat};
 use crate::pipeline::Pipeline;
 use crate::sink::sequence::SequenceLease;
 use crate::sink::{Router, Sink, SinkError};
+use crate::source::ebpf::magic_links::MagicLinks;
 use crate::source::ebpf::{EbpfSource, LoadError, decode};
 
 mod audit;
@@ -96,7 +98,17 @@ pub async fn run(config: Config) -> Result<(), RunError> {
 
     // Attach first, then read /proc: a process that starts in between is
     // in both, and the kernel's record (applied later) wins.
-    let watched = crate::source::ebpf::watch::Watched::resolve(&config.watch);
+    let mut watched = crate::source::ebpf::watch::Watched::resolve(&config.watch);
+    let state_dir = config.agent.state_dir.as_path();
+    watched.magic_links = MagicLinks::load(state_dir);
+    if watched.magic_links.stats().tracked > 0 {
+        tracing::info!(
+            links = watched.magic_links.stats().tracked,
+            "symlinks through magic links an earlier run saw made are followed again"
+        );
+        // Without those gone meanwhile.
+        save_magic_links(&watched.magic_links, state_dir);
+    }
     let (mut source, ring) = EbpfSource::load(&config.ebpf, &config.filter, &watched)?;
     pipeline.set_watched(watched);
     pipeline.set_ignored_path_prefixes(&config.filter.ignore_path_prefixes);
@@ -145,7 +157,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             guard = ring.readable_mut() => {
                 let mut guard = guard.map_err(RunError::Poll)?;
                 drain(guard.get_inner_mut(), &mut pipeline, &mut sink, &mut decode_errors)?;
-                track_magic_links(&mut source, &mut pipeline);
+                track_magic_links(&mut source, &mut pipeline, state_dir);
                 guard.clear_ready();
                 sink.flush().map_err(RunError::Output)?;
                 if !batch_delay.is_zero() {
@@ -161,14 +173,14 @@ pub async fn run(config: Config) -> Result<(), RunError> {
                     // delay): handle it first, so the audit event finds the
                     // exec that started its process.
                     drain(ring.get_mut(), &mut pipeline, &mut sink, &mut decode_errors)?;
-                    track_magic_links(&mut source, &mut pipeline);
+                    track_magic_links(&mut source, &mut pipeline, state_dir);
                     audit::emit(a, &mut pipeline, &mut sink, events?)?;
                     sink.flush().map_err(RunError::Output)?;
                 }
             }
             _ = ticker.tick() => {
                 pipeline.tick();
-                refresh_inodes(&mut source, &mut pipeline);
+                refresh_inodes(&mut source, &mut pipeline, state_dir);
                 audit::tick(&mut audit, &mut pipeline, &mut sink)?;
                 audit::tick_logins(&mut logins, &mut pipeline, &mut sink)?;
                 let evicted = pipeline.table().evicted();
@@ -222,10 +234,13 @@ fn or_none(paths: &[String]) -> String {
 /// executables) get new inodes when they are replaced: look them up again
 /// and update the kernel's maps. A failure leaves the earlier inodes in
 /// place and is logged; the next tick tries again.
-fn refresh_inodes(source: &mut EbpfSource, pipeline: &mut Pipeline) {
+fn refresh_inodes(source: &mut EbpfSource, pipeline: &mut Pipeline, state_dir: &Path) {
     match source.refresh_watched(pipeline.watched()) {
         Ok(Some(watched)) => {
             let old = pipeline.watched();
+            if !watched.magic_links.same_links(&old.magic_links) {
+                save_magic_links(&watched.magic_links, state_dir);
+            }
             let (added, gone) = (watched.paths_not_in(old), old.paths_not_in(&watched));
             if !added.is_empty() || !gone.is_empty() {
                 tracing::info!(
@@ -269,7 +284,7 @@ fn refresh_inodes(source: &mut EbpfSource, pipeline: &mut Pipeline) {
 /// kernel's path check (see `source::ebpf::magic_links`), right after the
 /// records that made them: the sooner, the fewer paths through one go
 /// unseen where fentry is refused.
-fn track_magic_links(source: &mut EbpfSource, pipeline: &mut Pipeline) {
+fn track_magic_links(source: &mut EbpfSource, pipeline: &mut Pipeline, state_dir: &Path) {
     let new = pipeline.take_new_magic_links();
     if new.is_empty() {
         return;
@@ -289,7 +304,20 @@ fn track_magic_links(source: &mut EbpfSource, pipeline: &mut Pipeline) {
     if let Err(e) = source.update_watched(pipeline.watched(), &watched) {
         tracing::warn!("cannot add symlinks through magic links to the kernel's path check: {e}");
     }
+    save_magic_links(&watched.magic_links, state_dir);
     pipeline.set_watched(watched);
+}
+
+/// Keeps the symlinks through magic links for the next run; a failure is
+/// said, and the next change tries again.
+fn save_magic_links(links: &MagicLinks, state_dir: &Path) {
+    if let Err(e) = links.save(state_dir) {
+        tracing::warn!(
+            "cannot keep the symlinks through magic links in {}: {e} (a restart would \
+             forget them)",
+            state_dir.display()
+        );
+    }
 }
 
 /// Decodes and emits every record waiting in the ring buffer.

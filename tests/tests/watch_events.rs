@@ -98,6 +98,16 @@ fn assert_renamed_by_path(ev: &Value, new_path: &Path, argument: &str, watched: 
     assert_eq!(at(ev, "sensor.file_write.matched_by"), "path", "{ev}");
 }
 
+/// Perl in `cwd`, once it ran `script`, living on so that the daemon can
+/// follow its cwd.
+fn perl_living_on_in(cwd: &Path, script: &str) -> std::process::Child {
+    let mut perl = Command::new("perl");
+    perl.arg("-e")
+        .arg(format!("{script} $| = 1; print \"done\\n\"; sleep 60"))
+        .current_dir(cwd);
+    sensor_tests::spawned_until(perl, "done")
+}
+
 fn write_by(v: &Value, act: &str, pid: u64) -> bool {
     action(v) == act && pid_of(v) == pid && at(v, "event.category")[0] == "file"
 }
@@ -1784,14 +1794,20 @@ fn symlinks_to_magic_links_are_reported() {
 #[test]
 fn paths_through_a_symlink_to_a_magic_link_are_followed() {
     let tree = Tree::new();
+    let state = sensor_tests::scratch_dir("sensor-magic-links");
     let config = format!("{}[telemetry]\nheartbeat_interval_s = 1\n", tree.config());
-    let sensor = Sensor::start(&config);
+    let sensor = Sensor::start_in(&state, &config);
     let other = tree.path("other");
     let cron = tree.path("etc/cron.d");
     let cron_label = format!("{}/", cron.display());
     let o = other.to_str().expect("utf-8");
     let made = run("ln", &["-s", "/proc/self/cwd", "c"], &other);
     sensor.wait_for("the symlink", |v| write_by(v, "symlink", made));
+    // Counted (other tests' links too: every sensor sees them).
+    sensor.wait_for("the link counted", |v| {
+        action(v) == "heartbeat"
+            && at(v, "sensor.heartbeat.magic_links.tracked").as_u64() >= Some(1)
+    });
     let chained = run("ln", &["-s", &format!("{o}/c"), "d"], &other);
     let chain = sensor.wait_for("the link to the link", |v| write_by(v, "symlink", chained));
     assert_eq!(
@@ -1802,15 +1818,7 @@ fn paths_through_a_symlink_to_a_magic_link_are_followed() {
     for payload in ["payload", "payload2", "payload3", "payload4"] {
         std::fs::write(other.join(payload), b"* * * * * root /tmp/x\n").expect("write");
     }
-    // Perl from the cron directory, living on, so that its cwd can be
-    // followed: its pid once it ran `script`.
-    let from_cron = |script: &str| {
-        let mut perl = Command::new("perl");
-        perl.arg("-e")
-            .arg(format!("{script} $| = 1; print \"done\\n\"; sleep 60"))
-            .current_dir(&cron);
-        sensor_tests::spawned_until(perl, "done")
-    };
+    let from_cron = |script: &str| perl_living_on_in(&cron, script);
     let wait_by = |act: &str, pid: u32, what: &str| {
         sensor.wait_for(what, |v| write_by(v, act, u64::from(pid)))
     };
@@ -1890,14 +1898,89 @@ fn paths_through_a_symlink_to_a_magic_link_are_followed() {
     );
 
     // Removed (`c` by the rename): let go.
+    let ours = ["c", "moved", "d"].map(|l| format!("{o}/{l}").into_bytes());
+    let live = |kept: &[Vec<u8>]| ours[1..].iter().all(|l| kept.contains(l));
+    assert!(
+        live(&kept_magic_links_until(&state, live)),
+        "moved and d kept"
+    );
     for link in ["moved", "d"] {
         std::fs::remove_file(other.join(link)).expect("rm");
     }
-    sensor.wait_for("the links let go", |v| {
-        action(v) == "heartbeat"
-            && at(v, "sensor.heartbeat.magic_links.expired").as_u64() == Some(3)
-            && at(v, "sensor.heartbeat.magic_links.tracked").as_u64() == Some(0)
+    let kept = kept_magic_links_until(&state, |kept| !ours.iter().any(|l| kept.contains(l)));
+    assert!(
+        !ours.iter().any(|l| kept.contains(l)),
+        "{:?}",
+        kept.iter()
+            .map(|l| l.escape_ascii().to_string())
+            .collect::<Vec<_>>()
+    );
+}
+
+/// The paths of the symlinks through magic links the sensor keeps in its
+/// state directory `state`, once `done` holds of them (or 10 s passed).
+fn kept_magic_links_until(state: &Path, done: impl Fn(&[Vec<u8>]) -> bool) -> Vec<Vec<u8>> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let file = std::fs::read(state.join("magic-links.json")).unwrap_or_default();
+        let links: Vec<Value> = serde_json::from_slice(&file).unwrap_or_default();
+        let paths: Vec<Vec<u8>> = links
+            .iter()
+            .map(|l| {
+                let bytes = at(l, "link.path").as_array().cloned().unwrap_or_default();
+                bytes
+                    .iter()
+                    .filter_map(|b| b.as_u64())
+                    .map(|b| b as u8)
+                    .collect()
+            })
+            .collect();
+        if done(&paths) || std::time::Instant::now() > deadline {
+            return paths;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// A restart does not make the sensor forget a symlink through a magic
+/// link: the links are kept in the state directory, and those removed
+/// while it was down are let go.
+#[test]
+fn symlinks_through_magic_links_are_followed_after_a_restart() {
+    let tree = Tree::new();
+    let state = sensor_tests::scratch_dir("sensor-magic-restart");
+    let config = format!("{}[telemetry]\nheartbeat_interval_s = 1\n", tree.config());
+    let other = tree.path("other");
+    let cron = tree.path("etc/cron.d");
+    let o = other.to_str().expect("utf-8");
+    let sensor = Sensor::start_in(&state, &config);
+    for link in ["c", "gone"] {
+        let made = run("ln", &["-s", "/proc/self/cwd", link], &other);
+        sensor.wait_for("the symlink", |v| write_by(v, "symlink", made));
+    }
+    sensor.stop();
+    std::fs::remove_file(other.join("gone")).expect("rm");
+    std::fs::write(other.join("payload"), b"* * * * * root /tmp/x\n").expect("write");
+
+    let sensor = Sensor::start_in(&state, &config);
+    let mut mover = perl_living_on_in(
+        &cron,
+        &format!("rename('{o}/payload', '{o}/c/evil') or die \"$!\";"),
+    );
+    let renamed = sensor.wait_for("the rename through the link", |v| {
+        write_by(v, "rename", u64::from(mover.id()))
     });
+    let _ = mover.kill();
+    let _ = mover.wait();
+    assert_renamed_by_path(
+        &renamed,
+        &cron.join("evil"),
+        &format!("{o}/c/evil"),
+        &format!("{}/", cron.display()),
+    );
+    let [c, gone] = [format!("{o}/c"), format!("{o}/gone")].map(String::into_bytes);
+    let kept = kept_magic_links_until(&state, |kept| kept.contains(&c) && !kept.contains(&gone));
+    assert!(kept.contains(&c) && !kept.contains(&gone));
 }
 
 /// A rename of a directory above a watched path moves the watched path

@@ -67,7 +67,7 @@ pub struct Caller {
 /// (`/tmp/c -> /proc/self/cwd`). A path below it is followed from where
 /// it leads, through its user's magic links, while the link holds the
 /// same target: looked up as it is, it would go through the daemon's own.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct KnownLink {
     /// Its path, absolute and normal, in its maker's root.
     pub path: Vec<u8>,

@@ -9,18 +9,25 @@
 //!
 //! Bounded ([`MAGIC_LINKS_MAX`]), the oldest left out first and counted;
 //! a link made in the host's root is let go once it is gone from there.
-//! Links made before the sensor started are not known.
+//! Kept across restarts in the state directory ([`STATE_FILE`]): a
+//! restart must not be the way to make the sensor forget one. Links made
+//! before the sensor first ran are not known.
 
 use std::collections::VecDeque;
+use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
 use sensor_common::{MAGIC_LINKS_MAX, PATH_HASH_SPAN, path_hash, path_hash_whole};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::enrich::path_resolve::KnownLink;
 
+/// The links' file in the state directory: JSON, each path as its bytes.
+pub const STATE_FILE: &str = "magic-links.json";
+
 /// One such link.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MagicLink {
     pub link: KnownLink,
     /// Made by a process outside any container, so in the daemon's root,
@@ -141,6 +148,47 @@ impl MagicLinks {
         Some(kept)
     }
 
+    /// The links an earlier run kept in `state_dir`, without those gone
+    /// since (see [`Self::pruned`]); none where there is no file. One that
+    /// cannot be read is said, and left for the next save to replace.
+    pub fn load(state_dir: &Path) -> MagicLinks {
+        let path = state_dir.join(STATE_FILE);
+        let links: VecDeque<MagicLink> = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                tracing::warn!(
+                    "{}: not the symlinks through magic links an earlier run kept ({e}): \
+                     starting with none",
+                    path.display()
+                );
+                VecDeque::new()
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => VecDeque::new(),
+            Err(e) => {
+                tracing::warn!(
+                    "{}: {e}: starting with no symlinks through magic links",
+                    path.display()
+                );
+                VecDeque::new()
+            }
+        };
+        let mut loaded = MagicLinks::default();
+        for link in links {
+            loaded.add(link);
+        }
+        loaded.pruned().unwrap_or(loaded)
+    }
+
+    /// Keeps the links in `state_dir` for the next run: written aside and
+    /// renamed over the old file, so that a crash leaves one or the other.
+    pub fn save(&self, state_dir: &Path) -> std::io::Result<()> {
+        let path = state_dir.join(STATE_FILE);
+        let aside = path.with_extension("tmp");
+        let mut f = std::fs::File::create(&aside)?;
+        f.write_all(&serde_json::to_vec(&self.links)?)?;
+        f.sync_data()?;
+        std::fs::rename(&aside, &path)
+    }
+
     pub fn stats(&self) -> MagicLinkStats {
         MagicLinkStats {
             tracked: self.links.len(),
@@ -228,6 +276,41 @@ mod tests {
             false,
         ));
         assert_eq!(links.hashes().count(), 4);
+    }
+
+    /// Kept across runs, byte for byte; a host link gone since is let go
+    /// at the load; a file of something else is no links.
+    #[test]
+    fn links_are_kept_in_the_state_directory_for_the_next_run() {
+        let dir = std::env::temp_dir().join(format!("sensor-magic-state-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        assert_eq!(MagicLinks::load(&dir).stats().tracked, 0, "no file");
+        let kept = dir.join("kept");
+        std::os::unix::fs::symlink("/proc/self/cwd", &kept).unwrap();
+        let mut links = MagicLinks::default();
+        links.add(link(kept.to_str().unwrap(), "/proc/self/cwd", true));
+        links.add(MagicLink {
+            link: KnownLink {
+                path: b"/in/a/container/\xff\n".to_vec(),
+                written: b"../proc/self/fd/3".to_vec(),
+                leads_to: b"/in/a/proc/self/fd/3".to_vec(),
+            },
+            in_host_root: false,
+        });
+        links.add(link(
+            dir.join("gone").to_str().unwrap(),
+            "/proc/self/cwd",
+            true,
+        ));
+        links.save(&dir).unwrap();
+        let loaded = MagicLinks::load(&dir);
+        let mut want = links.clone();
+        want.links.remove(2);
+        assert!(loaded.same_links(&want), "{loaded:?}");
+        std::fs::write(dir.join(STATE_FILE), b"{not json").unwrap();
+        assert_eq!(MagicLinks::load(&dir).stats().tracked, 0);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// A host link removed or pointed elsewhere is let go; one made in a
