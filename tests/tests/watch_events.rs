@@ -108,6 +108,11 @@ fn perl_living_on_in(cwd: &Path, script: &str) -> std::process::Child {
     sensor_tests::spawned_until(perl, "done")
 }
 
+fn stop(mut child: std::process::Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 fn write_by(v: &Value, act: &str, pid: u64) -> bool {
     action(v) == act && pid_of(v) == pid && at(v, "event.category")[0] == "file"
 }
@@ -1819,11 +1824,19 @@ fn paths_through_a_symlink_to_a_magic_link_are_followed() {
         std::fs::write(other.join(payload), b"* * * * * root /tmp/x\n").expect("write");
     }
     let from_cron = |script: &str| perl_living_on_in(&cron, script);
+    let into_cron = |ev: &Value, name: &str, argument: &str| {
+        assert_renamed_by_path(
+            ev,
+            &cron.join(name),
+            &format!("{o}/{argument}"),
+            &cron_label,
+        )
+    };
     let wait_by = |act: &str, pid: u32, what: &str| {
         sensor.wait_for(what, |v| write_by(v, act, u64::from(pid)))
     };
 
-    let mut mover = from_cron(&format!(
+    let mover = from_cron(&format!(
         "rename('{o}/payload', '{o}/c/evil') or die \"$!\"; \
          unlink('{o}/c/evil') or die \"$!\"; \
          rename('{o}/payload2', '{o}/d/evil2') or die \"$!\";"
@@ -1835,14 +1848,8 @@ fn paths_through_a_symlink_to_a_magic_link_are_followed() {
         write_by(v, "rename", u64::from(pid))
             && at(v, "sensor.file_write.new_path").as_str() == cron.join("evil2").to_str()
     });
-    let _ = mover.kill();
-    let _ = mover.wait();
-    assert_renamed_by_path(
-        &renamed,
-        &cron.join("evil"),
-        &format!("{o}/c/evil"),
-        &cron_label,
-    );
+    stop(mover);
+    into_cron(&renamed, "evil", "c/evil");
     assert_eq!(
         at(&unlinked, "file.path").as_str(),
         cron.join("evil").to_str(),
@@ -1854,12 +1861,7 @@ fn paths_through_a_symlink_to_a_magic_link_are_followed() {
         "{unlinked}"
     );
     assert_eq!(at(&unlinked, "sensor.file_write.matched_by"), "path");
-    assert_renamed_by_path(
-        &chain_renamed,
-        &cron.join("evil2"),
-        &format!("{o}/d/evil2"),
-        &cron_label,
-    );
+    into_cron(&chain_renamed, "evil2", "d/evil2");
 
     // The link renamed (quiet): followed under its new name, once the
     // daemon has read the rename (the control append after it).
@@ -1869,18 +1871,12 @@ fn paths_through_a_symlink_to_a_magic_link_are_followed() {
         &tree.root,
     );
     sensor.wait_for("the control append", |v| write_by(v, "open_write", control));
-    let mut mover = from_cron(&format!(
+    let mover = from_cron(&format!(
         "rename('{o}/payload3', '{o}/moved/evil3') or die \"$!\";"
     ));
     let moved = wait_by("rename", mover.id(), "the rename through the moved link");
-    let _ = mover.kill();
-    let _ = mover.wait();
-    assert_renamed_by_path(
-        &moved,
-        &cron.join("evil3"),
-        &format!("{o}/moved/evil3"),
-        &cron_label,
-    );
+    stop(mover);
+    into_cron(&moved, "evil3", "moved/evil3");
 
     // `mv`, which exits before the daemon can follow its cwd: reported
     // all the same, where it led or why that is unknown.
@@ -1963,15 +1959,14 @@ fn symlinks_through_magic_links_are_followed_after_a_restart() {
     std::fs::write(other.join("payload"), b"* * * * * root /tmp/x\n").expect("write");
 
     let sensor = Sensor::start_in(&state, &config);
-    let mut mover = perl_living_on_in(
+    let mover = perl_living_on_in(
         &cron,
         &format!("rename('{o}/payload', '{o}/c/evil') or die \"$!\";"),
     );
     let renamed = sensor.wait_for("the rename through the link", |v| {
         write_by(v, "rename", u64::from(mover.id()))
     });
-    let _ = mover.kill();
-    let _ = mover.wait();
+    stop(mover);
     assert_renamed_by_path(
         &renamed,
         &cron.join("evil"),

@@ -252,6 +252,7 @@ impl PathResolver {
     /// resolves a name it creates or removes: every component but the
     /// last followed, the last kept as it is. `normal` is the path made
     /// normal lexically, to count the paths found elsewhere.
+    #[cfg(test)]
     pub fn resolve(
         &mut self,
         caller: Caller,
@@ -264,6 +265,7 @@ impl PathResolver {
     /// The same, with the last component followed too where it is a
     /// symlink, as a call that follows it does (chmod, chown, setxattr,
     /// truncate).
+    #[cfg(test)]
     pub fn resolve_following(
         &mut self,
         caller: Caller,
@@ -273,8 +275,9 @@ impl PathResolver {
         self.resolve_with(caller, path, normal, true, None)
     }
 
-    /// Either of the above (`follow_last`), `path` going through symlink
-    /// `through` (then `path` is made normal: below the link's own path).
+    /// Either of the above (`follow_last`; the pipeline's one way in),
+    /// `path` going through symlink `through` (then `path` is made
+    /// normal: below the link's own path).
     pub fn resolve_with(
         &mut self,
         caller: Caller,

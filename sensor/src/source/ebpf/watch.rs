@@ -220,8 +220,10 @@ impl Watched {
     /// useradd and visudo write; created; removed): the kernel's maps only
     /// know inodes. See [`Self::update`] for bringing the kernel's maps
     /// to it.
+    ///
     /// The symlinks through magic links are carried over, without those
-    /// gone (see [`MagicLinks::pruned`]).
+    /// gone (see [`MagicLinks::pruned`]): a set with only those let go is
+    /// a change too.
     pub fn refreshed(&self) -> Option<Watched> {
         let links = self.magic_links.pruned();
         let mut w = match (self.refreshed_paths(), &links) {
