@@ -759,15 +759,18 @@ pub const WATCH_PATHS_MAX: usize = WATCH_INODE_SHELL_RC_TARGET as usize - 1;
 pub const WATCHED_ABOVE_HASHES_MAX: u32 = 4096;
 
 /// Entries of the kernel's `WATCHED_ABOVE_DIRS`: the directories above
-/// watched paths that `WATCHED_PATH_HASHES` holds, by inode.
-pub const WATCHED_ABOVE_DIRS_MAX: u32 = WATCHED_ABOVE_HASHES_MAX / 2 + 1;
+/// watched paths that `WATCHED_PATH_HASHES` holds, by inode; and those
+/// holding symlinks through magic links ([`MAGIC_LINKS_MAX`]).
+pub const WATCHED_ABOVE_DIRS_MAX: u32 = WATCHED_ABOVE_HASHES_MAX / 2 + 1 + MAGIC_LINKS_MAX as u32;
 
 /// Symlinks made to lead through a magic link (`/tmp/c ->
-/// /proc/self/cwd`) whose paths the kernel's path check sends on: two
-/// `WATCHED_PATH_HASHES` entries each, its path with a slash as a prefix
-/// and its whole path (the link itself renamed or linked). Each one's
-/// making was reported, and a host has none as a matter of course;
-/// beyond this many, the oldest is left out and counted.
+/// /proc/self/cwd`) whose paths the kernel's path check sends on: three
+/// `WATCHED_PATH_HASHES` entries each, its path with a slash as a prefix,
+/// its whole path (the link itself renamed or linked) and its directory's
+/// (a link to it by a relative target), and its directory's inode in
+/// `WATCHED_ABOVE_DIRS` (renamed by a relative name). Each one's making
+/// was reported, and a host has none as a matter of course; beyond this
+/// many, the oldest is left out and counted.
 pub const MAGIC_LINKS_MAX: usize = 256;
 
 /// Entries of the kernel's `WATCHED_PATH_HASHES`: each watched path's
@@ -775,7 +778,7 @@ pub const MAGIC_LINKS_MAX: usize = 256;
 /// its trailing slash; then the directories above them; then the
 /// symlinks through magic links.
 pub const WATCHED_PATH_HASHES_MAX: u32 =
-    4 * WATCH_PATHS_MAX as u32 + WATCHED_ABOVE_HASHES_MAX + 2 * MAGIC_LINKS_MAX as u32;
+    4 * WATCH_PATHS_MAX as u32 + WATCHED_ABOVE_HASHES_MAX + 3 * MAGIC_LINKS_MAX as u32;
 
 /// The bytes of a path argument the kernel hashes, and so the longest
 /// watched path: a watched directory's prefix, and a watched file's whole

@@ -156,8 +156,8 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         tokio::select! {
             guard = ring.readable_mut() => {
                 let mut guard = guard.map_err(RunError::Poll)?;
-                drain(guard.get_inner_mut(), &mut pipeline, &mut sink, &mut decode_errors)?;
-                track_magic_links(&mut source, &mut pipeline, state_dir);
+                let rb = guard.get_inner_mut();
+                drain(rb, &mut pipeline, &mut sink, &mut decode_errors, (&mut source, state_dir))?;
                 guard.clear_ready();
                 sink.flush().map_err(RunError::Output)?;
                 if !batch_delay.is_zero() {
@@ -172,8 +172,8 @@ pub async fn run(config: Config) -> Result<(), RunError> {
                     // message was read (it may be waiting out the batch
                     // delay): handle it first, so the audit event finds the
                     // exec that started its process.
-                    drain(ring.get_mut(), &mut pipeline, &mut sink, &mut decode_errors)?;
-                    track_magic_links(&mut source, &mut pipeline, state_dir);
+                    let rb = ring.get_mut();
+                    drain(rb, &mut pipeline, &mut sink, &mut decode_errors, (&mut source, state_dir))?;
                     audit::emit(a, &mut pipeline, &mut sink, events?)?;
                     sink.flush().map_err(RunError::Output)?;
                 }
@@ -210,7 +210,14 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     }
     // What the kernel already wrote is part of this run: a stop must not
     // lose it silently.
-    drain(ring.get_mut(), &mut pipeline, &mut sink, &mut decode_errors)?;
+    let rb = ring.get_mut();
+    drain(
+        rb,
+        &mut pipeline,
+        &mut sink,
+        &mut decode_errors,
+        (&mut source, state_dir),
+    )?;
     // Report what happened since the last tick before going away.
     audit::stop(audit, &mut pipeline, &mut sink)?;
     report_counters(&mut source, &mut pipeline, &mut sink, &mut decode_errors)?;
@@ -282,8 +289,9 @@ fn refresh_inodes(source: &mut EbpfSource, pipeline: &mut Pipeline, state_dir: &
 
 /// Puts the symlinks through magic links the pipeline saw made into the
 /// kernel's path check (see `source::ebpf::magic_links`), right after the
-/// records that made them: the sooner, the fewer paths through one go
-/// unseen where fentry is refused.
+/// record that made one: the sooner, the fewer paths through one go
+/// unseen where fentry is refused; and the next record (a rename of the
+/// link, a link to it) finds it.
 fn track_magic_links(source: &mut EbpfSource, pipeline: &mut Pipeline, state_dir: &Path) {
     let new = pipeline.take_new_magic_links();
     if new.is_empty() {
@@ -320,12 +328,15 @@ fn save_magic_links(links: &MagicLinks, state_dir: &Path) {
     }
 }
 
-/// Decodes and emits every record waiting in the ring buffer.
+/// Decodes and emits every record waiting in the ring buffer; each
+/// symlink through a magic link one made goes to the kernel at once (see
+/// [`track_magic_links`]).
 fn drain(
     rb: &mut aya::maps::RingBuf<aya::maps::MapData>,
     pipeline: &mut Pipeline,
     sink: &mut Router,
     decode_errors: &mut u64,
+    (source, state_dir): (&mut EbpfSource, &Path),
 ) -> Result<(), RunError> {
     while let Some(item) = rb.next() {
         match decode::decode(&item) {
@@ -333,6 +344,7 @@ fn drain(
                 if let Some(event) = pipeline.handle(ev) {
                     sink.emit(event).map_err(RunError::Output)?;
                 }
+                track_magic_links(source, pipeline, state_dir);
             }
             Err(e) => {
                 *decode_errors += 1;

@@ -1794,8 +1794,9 @@ fn symlinks_to_magic_links_are_reported() {
 /// names no watched path, whatever directory it leads to. Once the link
 /// was seen made, such paths are sent by the kernel's path check too, and
 /// followed from where the link leads: the caller's cwd, here the cron
-/// directory. So are paths through a link to that link, and through the
-/// link renamed. Links removed are let go.
+/// directory. So are paths through a link to that link (by an absolute
+/// or a relative target), and through the link renamed (by absolute or
+/// relative names). Links removed are let go.
 #[test]
 fn paths_through_a_symlink_to_a_magic_link_are_followed() {
     let tree = Tree::new();
@@ -1815,12 +1816,19 @@ fn paths_through_a_symlink_to_a_magic_link_are_followed() {
     });
     let chained = run("ln", &["-s", &format!("{o}/c"), "d"], &other);
     let chain = sensor.wait_for("the link to the link", |v| write_by(v, "symlink", chained));
-    assert_eq!(
-        at(&chain, "sensor.file_write.matched_by"),
-        "target_magic_link",
-        "{chain}"
-    );
-    for payload in ["payload", "payload2", "payload3", "payload4"] {
+    // Relative: joined to the link's directory.
+    let relative = run("ln", &["-s", "c", &format!("{o}/r")], &other);
+    let relative = sensor.wait_for("the relative link to the link", |v| {
+        write_by(v, "symlink", relative)
+    });
+    for ev in [&chain, &relative] {
+        assert_eq!(
+            at(ev, "sensor.file_write.matched_by"),
+            "target_magic_link",
+            "{ev}"
+        );
+    }
+    for payload in ["payload", "payload2", "payload3", "payload4", "payload5"] {
         std::fs::write(other.join(payload), b"* * * * * root /tmp/x\n").expect("write");
     }
     let from_cron = |script: &str| perl_living_on_in(&cron, script);
@@ -1839,15 +1847,20 @@ fn paths_through_a_symlink_to_a_magic_link_are_followed() {
     let mover = from_cron(&format!(
         "rename('{o}/payload', '{o}/c/evil') or die \"$!\"; \
          unlink('{o}/c/evil') or die \"$!\"; \
-         rename('{o}/payload2', '{o}/d/evil2') or die \"$!\";"
+         rename('{o}/payload2', '{o}/d/evil2') or die \"$!\"; \
+         rename('{o}/payload5', '{o}/r/evil5') or die \"$!\";"
     ));
     let pid = mover.id();
     let renamed = wait_by("rename", pid, "the rename through the link");
     let unlinked = wait_by("unlink", pid, "the unlink through the link");
-    let chain_renamed = sensor.wait_for("the rename through the link's link", |v| {
-        write_by(v, "rename", u64::from(pid))
-            && at(v, "sensor.file_write.new_path").as_str() == cron.join("evil2").to_str()
-    });
+    let into = |name: &str, what: &str| {
+        sensor.wait_for(what, |v| {
+            write_by(v, "rename", u64::from(pid))
+                && at(v, "sensor.file_write.new_path").as_str() == cron.join(name).to_str()
+        })
+    };
+    let chain_renamed = into("evil2", "the rename through the link's link");
+    let relative_renamed = into("evil5", "the rename through the relative link");
     stop(mover);
     into_cron(&renamed, "evil", "c/evil");
     assert_eq!(
@@ -1862,10 +1875,13 @@ fn paths_through_a_symlink_to_a_magic_link_are_followed() {
     );
     assert_eq!(at(&unlinked, "sensor.file_write.matched_by"), "path");
     into_cron(&chain_renamed, "evil2", "d/evil2");
+    into_cron(&relative_renamed, "evil5", "r/evil5");
 
-    // The link renamed (quiet): followed under its new name, once the
-    // daemon has read the rename (the control append after it).
-    run("mv", &[&format!("{o}/c"), &format!("{o}/moved")], &other);
+    // The link renamed (quiet), by absolute names and then a relative
+    // one: followed under its new name, once the daemon has read the
+    // renames (the control append after them).
+    run("mv", &[&format!("{o}/c"), &format!("{o}/moved1")], &other);
+    run("mv", &["moved1", "moved"], &other);
     let control = sh(
         &format!("echo root2 >> '{}'", tree.path("etc/passwd").display()),
         &tree.root,
@@ -1894,13 +1910,13 @@ fn paths_through_a_symlink_to_a_magic_link_are_followed() {
     );
 
     // Removed (`c` by the rename): let go.
-    let ours = ["c", "moved", "d"].map(|l| format!("{o}/{l}").into_bytes());
-    let live = |kept: &[Vec<u8>]| ours[1..].iter().all(|l| kept.contains(l));
+    let ours = ["c", "moved1", "moved", "d", "r"].map(|l| format!("{o}/{l}").into_bytes());
+    let live = |kept: &[Vec<u8>]| ours[2..].iter().all(|l| kept.contains(l));
     assert!(
         live(&kept_magic_links_until(&state, live)),
-        "moved and d kept"
+        "moved, d and r kept"
     );
-    for link in ["moved", "d"] {
+    for link in ["moved", "d", "r"] {
         std::fs::remove_file(other.join(link)).expect("rm");
     }
     let kept = kept_magic_links_until(&state, |kept| !ours.iter().any(|l| kept.contains(l)));

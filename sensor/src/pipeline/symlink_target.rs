@@ -111,6 +111,7 @@ impl Pipeline {
                 leads_to: self.leads_to(target),
             },
             in_host_root,
+            dir: None,
         });
     }
 
@@ -143,6 +144,7 @@ impl Pipeline {
                 leads_to,
             },
             in_host_root,
+            dir: None,
         });
     }
 

@@ -5,7 +5,10 @@
 //! whatever directory it leads to. Each such link's path, with a slash,
 //! goes into `WATCHED_PATH_HASHES` as a prefix: paths below it are sent,
 //! and the daemon follows them from where the link leads
-//! (`enrich::path_resolve::KnownLink`).
+//! (`enrich::path_resolve::KnownLink`). So are the link itself renamed
+//! or linked, by its whole path or (its directory in `WATCHED_ABOVE_DIRS`)
+//! by a relative name, and a link to it by a relative target (its
+//! directory's whole path): the new name is followed too.
 //!
 //! Bounded ([`MAGIC_LINKS_MAX`]), the oldest left out first and counted;
 //! a link made in the host's root is let go once it is gone from there.
@@ -18,9 +21,10 @@ use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use sensor_common::{MAGIC_LINKS_MAX, PATH_HASH_SPAN, path_hash, path_hash_whole};
+use sensor_common::{ExeKey, MAGIC_LINKS_MAX, PATH_HASH_SPAN, path_hash, path_hash_whole};
 use serde::{Deserialize, Serialize};
 
+use super::inode_key::InodeKeys;
 use crate::enrich::path_resolve::KnownLink;
 
 /// The links' file in the state directory: JSON, each path as its bytes.
@@ -33,6 +37,18 @@ pub struct MagicLink {
     /// Made by a process outside any container, so in the daemon's root,
     /// where it is looked for on each refresh.
     pub in_host_root: bool,
+    /// Its directory's inode, where it is in the daemon's root: looked
+    /// up when it is added (and so after a load), not kept.
+    #[serde(skip)]
+    pub dir: Option<ExeKey>,
+}
+
+impl MagicLink {
+    /// The link's directory, with its slash (`/tmp/` for `/tmp/c`).
+    fn dir_path(&self) -> &[u8] {
+        let path = &self.link.path;
+        &path[..=path.iter().rposition(|&b| b == b'/').unwrap_or(0)]
+    }
 }
 
 /// The links, the oldest first.
@@ -66,8 +82,14 @@ pub struct MagicLinkStats {
 impl MagicLinks {
     /// Adds `new`, in place of one at the same path; the one left out to
     /// make room, if any.
-    pub fn add(&mut self, new: MagicLink) -> Option<MagicLink> {
+    pub fn add(&mut self, mut new: MagicLink) -> Option<MagicLink> {
         self.links.retain(|l| l.link.path != new.link.path);
+        if new.in_host_root {
+            let dir = Path::new(std::ffi::OsStr::from_bytes(new.dir_path()));
+            new.dir = (std::fs::metadata(dir).ok())
+                .filter(|m| m.is_dir())
+                .map(|m| InodeKeys::new().key(dir, &m));
+        }
         self.links.push_back(new);
         if self.links.len() <= MAGIC_LINKS_MAX {
             return None;
@@ -105,21 +127,37 @@ impl MagicLinks {
     }
 
     /// The `WATCHED_PATH_HASHES` keys: each link's path with a slash, as
-    /// a prefix (paths through it), and whole (the link itself renamed
-    /// or linked, to be followed under its new name too). One too long
-    /// for the kernel's scan has none (its paths are left to the hooks
-    /// that decide by inode).
+    /// a prefix (paths through it); whole (the link itself renamed or
+    /// linked, to be followed under its new name too); and its directory
+    /// with its slash, whole (what the kernel looks up for a symlink made
+    /// there with a relative target: `ln -s c /tmp/d`). One too long for
+    /// the kernel's scan has none (its paths are left to the hooks that
+    /// decide by inode).
     pub fn hashes(&self) -> impl Iterator<Item = u64> + '_ {
         self.links
             .iter()
-            .map(|l| &l.link.path)
-            .filter(|p| p.len() < PATH_HASH_SPAN)
-            .flat_map(|p| {
+            .filter(|l| l.link.path.len() < PATH_HASH_SPAN)
+            .flat_map(|l| {
+                let p = &l.link.path;
                 [
                     path_hash(&[p.as_slice(), b"/"].concat()),
                     path_hash_whole(p),
+                    path_hash_whole(l.dir_path()),
                 ]
             })
+    }
+
+    /// The `WATCHED_ABOVE_DIRS` keys: the inodes of the directories the
+    /// links are in, where known, each once. A rename by a relative name
+    /// there (`cd /tmp && mv c x`) is sent.
+    pub fn dir_keys(&self) -> Vec<ExeKey> {
+        let mut keys: Vec<ExeKey> = Vec::new();
+        for key in self.links.iter().filter_map(|l| l.dir) {
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+        keys
     }
 
     /// Do both hold the same links?
@@ -209,6 +247,7 @@ mod tests {
                 leads_to: written.into(),
             },
             in_host_root,
+            dir: None,
         }
     }
 
@@ -257,8 +296,10 @@ mod tests {
             [
                 path_hash(b"/tmp/c/"),
                 path_hash_whole(b"/tmp/c"),
+                path_hash_whole(b"/tmp/"),
                 path_hash(b"/tmp/c/d/"),
-                path_hash_whole(b"/tmp/c/d")
+                path_hash_whole(b"/tmp/c/d"),
+                path_hash_whole(b"/tmp/c/"),
             ]
         );
         // Where a path at or below one leads: through the deepest.
@@ -275,7 +316,28 @@ mod tests {
             "/proc",
             false,
         ));
-        assert_eq!(links.hashes().count(), 4);
+        assert_eq!(links.hashes().count(), 6);
+    }
+
+    /// The directories of links in the host's root, by inode, each once:
+    /// `/tmp` for `/tmp/a` and `/tmp/b`; none for a container's link, or
+    /// one whose directory is not there.
+    #[test]
+    fn the_directories_of_host_links_are_keyed_by_inode_once() {
+        let mut links = MagicLinks::default();
+        for (path, host) in [
+            ("/tmp/a", true),
+            ("/tmp/b", true),
+            ("/in/a/container/c", false),
+            ("/no/such/dir/d", true),
+        ] {
+            links.add(link(path, "/proc/self/cwd", host));
+        }
+        let tmp = std::fs::metadata("/tmp").unwrap();
+        assert_eq!(
+            links.dir_keys(),
+            [InodeKeys::new().key(Path::new("/tmp"), &tmp)]
+        );
     }
 
     /// Kept across runs, byte for byte; a host link gone since is let go
@@ -297,6 +359,7 @@ mod tests {
                 leads_to: b"/in/a/proc/self/fd/3".to_vec(),
             },
             in_host_root: false,
+            dir: None,
         });
         links.add(link(
             dir.join("gone").to_str().unwrap(),

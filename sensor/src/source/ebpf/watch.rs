@@ -576,6 +576,18 @@ impl Watched {
 }
 
 impl Watched {
+    /// The `WATCHED_ABOVE_DIRS` keys: [`Self::above_inodes`], and the
+    /// directories holding symlinks through magic links.
+    fn above_dirs_by_inode(&self) -> Vec<ExeKey> {
+        let mut keys = self.above_inodes.clone();
+        for key in self.magic_links.dir_keys() {
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+        keys
+    }
+
     /// Brings the inode maps from `old`'s entries to these.
     fn replace_inodes(&self, old: &Watched, ebpf: &mut Ebpf) -> Result<(), LoadError> {
         replace_hash_entries(ebpf, names::WATCHED_INODES_MAP, &old.inodes, &self.inodes)?;
@@ -588,8 +600,8 @@ impl Watched {
         replace_hash_entries(
             ebpf,
             names::WATCHED_ABOVE_DIRS_MAP,
-            &present(&old.above_inodes),
-            &present(&self.above_inodes),
+            &present(&old.above_dirs_by_inode()),
+            &present(&self.above_dirs_by_inode()),
         )?;
         // The filesystems holding them: the kernel's first check. Never
         // removed (a filesystem left with no watched inode costs a climb).
