@@ -298,15 +298,13 @@ fn track_magic_links(source: &mut EbpfSource, pipeline: &mut Pipeline, state_dir
         return;
     }
     let mut watched = pipeline.watched().clone();
-    for link in new {
-        if let Some(out) = watched.magic_links.add(link) {
-            tracing::warn!(
-                "more than {} symlinks through magic links: the oldest, {}, is no longer \
-                 followed by the kernel's path check",
-                sensor_common::MAGIC_LINKS_MAX,
-                out.link.path.escape_ascii()
-            );
-        }
+    for out in watched.magic_links.add_all(new) {
+        tracing::warn!(
+            "more than {} symlinks through magic links: the oldest, {}, is no longer \
+             followed by the kernel's path check",
+            sensor_common::MAGIC_LINKS_MAX,
+            out.link.path.escape_ascii()
+        );
     }
     // Kept on a failure too: the next update of the map writes them all.
     if let Err(e) = source.update_watched(pipeline.watched(), &watched) {

@@ -82,20 +82,31 @@ pub struct MagicLinkStats {
 impl MagicLinks {
     /// Adds `new`, in place of one at the same path; the one left out to
     /// make room, if any.
-    pub fn add(&mut self, mut new: MagicLink) -> Option<MagicLink> {
-        self.links.retain(|l| l.link.path != new.link.path);
-        if new.in_host_root {
-            let dir = Path::new(std::ffi::OsStr::from_bytes(new.dir_path()));
-            new.dir = (std::fs::metadata(dir).ok())
-                .filter(|m| m.is_dir())
-                .map(|m| InodeKeys::new().key(dir, &m));
+    pub fn add(&mut self, new: MagicLink) -> Option<MagicLink> {
+        self.add_all([new]).pop()
+    }
+
+    /// Adds each of `new` (see [`Self::add`]); those left out to make
+    /// room. The mount table, which a host link's directory key needs,
+    /// is read once for them all, and only if one is a host link.
+    pub fn add_all(&mut self, new: impl IntoIterator<Item = MagicLink>) -> Vec<MagicLink> {
+        let mut keys: Option<InodeKeys> = None;
+        let mut out = Vec::new();
+        for mut link in new {
+            self.links.retain(|l| l.link.path != link.link.path);
+            if link.in_host_root {
+                let dir = Path::new(std::ffi::OsStr::from_bytes(link.dir_path()));
+                link.dir = (std::fs::metadata(dir).ok())
+                    .filter(|m| m.is_dir())
+                    .map(|m| keys.get_or_insert_with(InodeKeys::new).key(dir, &m));
+            }
+            self.links.push_back(link);
+            if self.links.len() > MAGIC_LINKS_MAX {
+                self.stats.evicted += 1;
+                out.extend(self.links.pop_front());
+            }
         }
-        self.links.push_back(new);
-        if self.links.len() <= MAGIC_LINKS_MAX {
-            return None;
-        }
-        self.stats.evicted += 1;
-        self.links.pop_front()
+        out
     }
 
     /// The deepest link `path` (absolute, normal) is below.
@@ -210,9 +221,7 @@ impl MagicLinks {
             }
         };
         let mut loaded = MagicLinks::default();
-        for link in links {
-            loaded.add(link);
-        }
+        loaded.add_all(links);
         loaded.pruned().unwrap_or(loaded)
     }
 
