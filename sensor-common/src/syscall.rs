@@ -679,6 +679,10 @@ pub mod watch_flags {
     /// one walked: `path2` is as passed. (Where `path` is absolute, the
     /// directory walked is `path2`'s.)
     pub const BASE2_UNKNOWN: u32 = 1 << 4;
+    /// The base is the caller's cwd, walked at the call's exit: the
+    /// directory a relative path starts from, or, where no path is
+    /// relative, where `/proc/self/cwd` led for the calling thread.
+    pub const BASE_IS_CWD: u32 = 1 << 5;
     /// Kernel-side only, never sent: a truncate, unlink, rename, link or
     /// symlink whose path argument did not decide, kept in flight for the
     /// fentry hooks on `security_inode_{unlink,rmdir,rename,setattr,link,
@@ -692,8 +696,8 @@ pub mod watch_flags {
 /// after it returned. Followed by `path_len + base_len + path2_len`
 /// bytes: the path argument as passed (no NUL; for link and symlink the
 /// new name), the directory it is relative to or the file itself
-/// (leaf-first components, like exec's paths; empty when `path` is
-/// absolute), and the second argument as passed: rename's new path,
+/// (leaf-first components, like exec's paths; the cwd when no path is
+/// relative: [`watch_flags::BASE_IS_CWD`]), and the second argument as passed: rename's new path,
 /// link's existing file, symlink's target text.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

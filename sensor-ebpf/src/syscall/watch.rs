@@ -511,11 +511,26 @@ fn send(
     let base = if file.is_ok() {
         ev.flags |= watch_flags::BASE_IS_FILE;
         Some(file.and_then(|f| field(f, off!(file_path))))
-    } else if relative || relative2 {
+    } else if p.is_some() {
         // The first path's directory; where only the second path is
         // relative (`mv /tmp/x etc/cron.d/`), the second's: the daemon
-        // joins both to it, and an absolute path is left as it is.
-        Some(dir_path(current.addr(), if relative { fd } else { fd2 }))
+        // joins both to it, and an absolute path is left as it is. Where
+        // neither is, the cwd: an absolute path through `/proc/self/cwd`
+        // (or a symlink to it: `/tmp/c/x`, `/tmp/c -> /proc/self/cwd`)
+        // leads there, and the daemon cannot read it once the caller
+        // exited or moved on (a rename's `mv` is gone before the record
+        // is read).
+        let dirfd = if relative {
+            fd
+        } else if relative2 {
+            fd2
+        } else {
+            AT_FDCWD
+        };
+        if dirfd == AT_FDCWD {
+            ev.flags |= watch_flags::BASE_IS_CWD;
+        }
+        Some(dir_path(current.addr(), dirfd))
     } else {
         None
     };

@@ -206,12 +206,14 @@ pub struct PathResolver {
 }
 
 /// One lookup: whose, which path, whether its last component is
-/// followed too, and the known symlink on its way, if any.
+/// followed too, the known symlink on its way, if any, and the calling
+/// thread's cwd at the call, where the kernel walked it.
 struct Job {
     caller: Caller,
     path: Vec<u8>,
     follow_last: bool,
     through: Option<KnownLink>,
+    cwd_at_call: Option<Vec<u8>>,
 }
 
 type Follow = fn(&Job) -> Result<Vec<u8>, Unresolved>;
@@ -259,7 +261,7 @@ impl PathResolver {
         path: &[u8],
         normal: &[u8],
     ) -> Result<Vec<u8>, Unresolved> {
-        self.resolve_with(caller, path, normal, false, None)
+        self.resolve_with(caller, path, normal, false, None, None)
     }
 
     /// The same, with the last component followed too where it is a
@@ -272,12 +274,16 @@ impl PathResolver {
         path: &[u8],
         normal: &[u8],
     ) -> Result<Vec<u8>, Unresolved> {
-        self.resolve_with(caller, path, normal, true, None)
+        self.resolve_with(caller, path, normal, true, None, None)
     }
 
     /// Either of the above (`follow_last`; the pipeline's one way in),
     /// `path` going through symlink `through` (then `path` is made
-    /// normal: below the link's own path).
+    /// normal: below the link's own path). Through the calling thread's
+    /// `/proc/thread-self/cwd` (or a leader's `/proc/self/cwd`), it is
+    /// followed from `cwd_at_call` where the kernel walked that: the
+    /// directory then, which the caller may since have left, or taken
+    /// with it when it exited.
     pub fn resolve_with(
         &mut self,
         caller: Caller,
@@ -285,12 +291,14 @@ impl PathResolver {
         normal: &[u8],
         follow_last: bool,
         through: Option<&KnownLink>,
+        cwd_at_call: Option<&[u8]>,
     ) -> Result<Vec<u8>, Unresolved> {
         let answer = self.ask(Job {
             caller,
             path: path.to_vec(),
             follow_last,
             through: through.cloned(),
+            cwd_at_call: cwd_at_call.map(<[u8]>::to_vec),
         });
         match &answer {
             Ok(p) => {
@@ -435,6 +443,15 @@ fn follow(job: &Job) -> Result<Vec<u8>, Unresolved> {
     };
     let directory = !follow_last;
     let dir = without_empty_and_dot(dir);
+    let at_call = job
+        .cwd_at_call
+        .as_deref()
+        .and_then(|cwd| from_cwd_at_call(&dir, caller, cwd));
+    // That cwd is a path in the caller's mount namespace: a host
+    // process's is in the daemon's (also where it is chrooted, or exited),
+    // a container's in its root.
+    let in_daemon_root = at_call.is_some() && !caller.in_container;
+    let dir = at_call.unwrap_or(dir);
     let magic = magic_rewrite(&dir, caller);
     // Another process's magic links, by the number the caller gave: the
     // host's unless it was in a container. Followed from the daemon's
@@ -453,7 +470,7 @@ fn follow(job: &Job) -> Result<Vec<u8>, Unresolved> {
         (Magic::Own(_), _) => return Err(Unresolved::Exited),
         // In the caller's root, whose `..` stays in it; a magic link on
         // the way (a symlink into `/proc`) would be the daemon's own.
-        (Magic::None, Some(Root::Alive { fd, .. })) => open_path(
+        (Magic::None, Some(Root::Alive { fd, .. })) if !in_daemon_root => open_path(
             Some(fd),
             &dir,
             ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS,
@@ -578,6 +595,29 @@ fn without_empty_and_dot(path: &[u8]) -> Vec<u8> {
         out.push(b'/');
     }
     out
+}
+
+/// `dir` (absolute, without empty and `.` components) from `cwd`, the
+/// calling thread's cwd at the call, where it goes through the magic
+/// link to it: `/proc/thread-self/cwd`, and `/proc/self/cwd` for a
+/// thread group's leader (another thread's leads to the leader's cwd,
+/// which may differ: a thread can `unshare(CLONE_FS)` and move).
+fn from_cwd_at_call(dir: &[u8], caller: Caller, cwd: &[u8]) -> Option<Vec<u8>> {
+    let mut links = vec![&b"/proc/thread-self/cwd"[..]];
+    if caller.tid == caller.tgid {
+        links.push(b"/proc/self/cwd");
+    }
+    let rest = links.into_iter().find_map(|link| {
+        (dir == link)
+            .then_some(&b""[..])
+            .or_else(|| below(dir, link))
+    })?;
+    let mut out = cwd.to_vec();
+    if out.last() == Some(&b'/') {
+        out.pop();
+    }
+    out.extend_from_slice(rest);
+    Some(without_empty_and_dot(&out))
 }
 
 /// A directory's way through magic links.
@@ -835,7 +875,7 @@ mod tests {
         let mut r = PathResolver::new();
         let cwd = std::env::current_dir().unwrap();
         assert_eq!(
-            r.resolve_with(me(), &path, &path, false, Some(&link)),
+            r.resolve_with(me(), &path, &path, false, Some(&link), None),
             Ok(cwd.join("x").as_os_str().as_bytes().to_vec())
         );
         // Looked up as it is, it would be the daemon's own: refused.
@@ -846,15 +886,114 @@ mod tests {
             ..me()
         };
         assert_eq!(
-            r.resolve_with(gone, &path, &path, false, Some(&link)),
+            r.resolve_with(gone, &path, &path, false, Some(&link), None),
             Err(Unresolved::Exited)
         );
         // Pointed elsewhere since.
         std::fs::remove_file(base.join("c")).unwrap();
         std::os::unix::fs::symlink(base.join("d"), base.join("c")).unwrap();
         assert_eq!(
-            r.resolve_with(me(), &path, &path, false, Some(&link)),
+            r.resolve_with(me(), &path, &path, false, Some(&link), None),
             Ok(format!("{b}/d/x").into_bytes())
+        );
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn the_cwd_at_the_call_stands_for_the_callers_own_cwd_link() {
+        let leader = Caller {
+            tgid: 10,
+            tid: 10,
+            start_ticks: 0,
+            in_container: false,
+        };
+        let thread = Caller { tid: 11, ..leader };
+        let at = |dir: &[u8], caller, cwd: &[u8]| from_cwd_at_call(dir, caller, cwd);
+        let some = |p: &[u8]| Some(p.to_vec());
+        assert_eq!(at(b"/proc/self/cwd", leader, b"/etc"), some(b"/etc"));
+        assert_eq!(at(b"/proc/self/cwd/a", leader, b"/etc"), some(b"/etc/a"));
+        assert_eq!(at(b"/proc/self/cwd/a", leader, b"/"), some(b"/a"));
+        assert_eq!(at(b"/proc/self/cwd", leader, b"/"), some(b"/"));
+        assert_eq!(
+            at(b"/proc/thread-self/cwd/a", thread, b"/etc"),
+            some(b"/etc/a")
+        );
+        // Another thread's `/proc/self/cwd` is its leader's.
+        assert_eq!(at(b"/proc/self/cwd/a", thread, b"/etc"), None);
+        for other in [
+            &b"/proc/self/root"[..],
+            b"/proc/self/cwdx",
+            b"/proc/10/cwd",
+            b"/etc",
+        ] {
+            assert_eq!(at(other, leader, b"/etc"), None, "{}", other.escape_ascii());
+        }
+    }
+
+    /// Through the caller's own cwd link, a path is followed from its cwd
+    /// at the call, where the kernel walked it: also once the caller
+    /// exited (a host process's), or moved on; through a known link to
+    /// it too. Not where that cwd is unknown, or another thread's.
+    #[test]
+    fn a_path_through_the_cwd_link_is_followed_from_the_cwd_at_the_call() {
+        let base = std::env::temp_dir().join(format!("sensor-cwd-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(base.join("etc/cron.d")).unwrap();
+        std::os::unix::fs::symlink("/proc/self/cwd", base.join("c")).unwrap();
+        let b = base.to_str().unwrap();
+        let cron = format!("{b}/etc/cron.d");
+        let in_cron = format!("{cron}/x").into_bytes();
+        let exited_leader = Caller {
+            start_ticks: me().start_ticks + 1,
+            tid: me().tgid,
+            ..me()
+        };
+        let mut r = PathResolver::new();
+        let mut at_call = |caller, path: &[u8], through, cwd: Option<&str>| {
+            r.resolve_with(caller, path, path, false, through, cwd.map(str::as_bytes))
+        };
+        let own = b"/proc/self/cwd/x";
+        assert_eq!(
+            at_call(exited_leader, own, None, Some(&cron)),
+            Ok(in_cron.clone())
+        );
+        assert_eq!(
+            at_call(exited_leader, own, None, None),
+            Err(Unresolved::Exited)
+        );
+        let link = KnownLink {
+            path: format!("{b}/c").into_bytes(),
+            written: b"/proc/self/cwd".to_vec(),
+            leads_to: b"/proc/self/cwd".to_vec(),
+        };
+        let below_link = format!("{b}/c/x").into_bytes();
+        assert_eq!(
+            at_call(exited_leader, &below_link, Some(&link), Some(&cron)),
+            Ok(in_cron.clone())
+        );
+        // A thread other than the leader (not the harness's, which may be
+        // the main one) of a live process that has since moved elsewhere:
+        // where its cwd was, not where it is.
+        let thread = std::thread::spawn(me).join().unwrap();
+        assert_ne!(thread.tid, thread.tgid);
+        assert_eq!(
+            at_call(thread, b"/proc/thread-self/cwd/x", None, Some(&cron)),
+            Ok(in_cron.clone())
+        );
+        // Not its leader's, which may be elsewhere: that one is read.
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            at_call(thread, own, None, Some(&cron)),
+            Ok(cwd.join("x").as_os_str().as_bytes().to_vec())
+        );
+        // An exited container process's root went with it.
+        let container = Caller {
+            in_container: true,
+            ..exited_leader
+        };
+        assert_eq!(
+            at_call(container, own, None, Some(&cron)),
+            Err(Unresolved::Exited)
         );
         std::fs::remove_dir_all(&base).unwrap();
     }

@@ -3,6 +3,7 @@
 
 use sensor_common::{SyscallOp, has_other_names};
 
+use super::followed::Argument;
 use super::{Kind, Pipeline, outcome};
 use crate::enrich::path_resolve::Unresolved;
 use crate::enrich::user::Accounts;
@@ -51,7 +52,7 @@ impl Pipeline {
             self.followed(
                 &f.task,
                 ticks,
-                (&f.path, &f.base),
+                Argument::new(&f.path, &f.base),
                 f.resolved_path(),
                 follows_last,
             )

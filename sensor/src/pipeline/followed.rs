@@ -8,6 +8,28 @@ use super::io_uring::Request;
 use crate::enrich::path_resolve::{Caller, KnownLink, Unresolved, may_lead_elsewhere};
 use crate::source::ebpf::decode::SysRecord;
 
+/// A path argument as the caller passed it, and where the kernel says
+/// it started from.
+pub(super) struct Argument<'a> {
+    pub path: &'a [u8],
+    /// The directory a relative `path` starts from.
+    pub base: &'a [u8],
+    /// The calling thread's cwd at the call, where the kernel walked it
+    /// (`WatchRecord::cwd_at_call`): where `/proc/self/cwd` led then.
+    pub cwd: Option<&'a [u8]>,
+}
+
+impl<'a> Argument<'a> {
+    /// A path argument and its base, with no cwd walked at the call.
+    pub fn new(path: &'a [u8], base: &'a [u8]) -> Argument<'a> {
+        Argument {
+            path,
+            base,
+            cwd: None,
+        }
+    }
+}
+
 impl Pipeline {
     /// `lexical` (the path argument joined to `base` and made normal), or,
     /// where the argument may lead elsewhere than that, where it did lead
@@ -19,7 +41,7 @@ impl Pipeline {
         &mut self,
         task: &TaskInfo,
         ticks: u64,
-        (argument, base): (&[u8], &[u8]),
+        argument: Argument,
         lexical: Option<Vec<u8>>,
         follows_last: bool,
     ) -> (Option<Vec<u8>>, Option<Unresolved>) {
@@ -27,7 +49,7 @@ impl Pipeline {
             return (None, None);
         };
         let mut through: Option<KnownLink> = None;
-        if !may_lead_elsewhere(argument, &normal) {
+        if !may_lead_elsewhere(argument.path, &normal) {
             match self.watched.magic_links.above(&normal) {
                 Some(link) => through = Some(link.clone()),
                 None => return (Some(normal), None),
@@ -36,15 +58,20 @@ impl Pipeline {
         // Below such a link, `normal` is exact up to it.
         let path = if through.is_some() {
             normal.clone()
-        } else if argument.first() == Some(&b'/') {
-            argument.to_vec()
+        } else if argument.path.first() == Some(&b'/') {
+            argument.path.to_vec()
         } else {
-            [base, b"/", argument].concat()
+            [argument.base, b"/", argument.path].concat()
         };
         let caller = self.caller(task, ticks);
-        let found =
-            self.resolver
-                .resolve_with(caller, &path, &normal, follows_last, through.as_ref());
+        let found = self.resolver.resolve_with(
+            caller,
+            &path,
+            &normal,
+            follows_last,
+            through.as_ref(),
+            argument.cwd,
+        );
         match found {
             Ok(path) => (Some(path), None),
             Err(why) => (Some(normal), Some(why)),
@@ -85,7 +112,7 @@ impl Pipeline {
         let (path, unresolved) = self.followed(
             &x.task,
             ticks,
-            (&x.path, &x.base),
+            Argument::new(&x.path, &x.base),
             request.path.take(),
             false,
         );

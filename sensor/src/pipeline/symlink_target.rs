@@ -12,6 +12,7 @@ use crate::source::ebpf::decode::{WatchRecord, lexically_normal};
 use crate::source::ebpf::magic_links::MagicLink;
 
 use super::Pipeline;
+use super::followed::Argument;
 
 /// The links to magic links a container runtime (runc, crun) or systemd
 /// (`PrivateDevices=`) makes in each `/dev` it mounts, by (name, target),
@@ -50,7 +51,7 @@ impl Pipeline {
                     && self.watched.magic_links.leading(t).is_none() =>
             {
                 let dir = link_dir(link);
-                self.followed(&w.task, ticks, (&w.path2, dir), target, false)
+                self.followed(&w.task, ticks, Argument::new(&w.path2, dir), target, false)
             }
             _ => (target, None),
         }

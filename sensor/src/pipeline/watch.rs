@@ -3,6 +3,7 @@
 
 use sensor_common::{SyscallOp, watch_matched_by_name};
 
+use super::followed::Argument;
 use super::{Kind, Pipeline, outcome};
 use crate::enrich::path_resolve::Unresolved;
 use crate::event::{Event, File, FileWrite, SensorFields, Text};
@@ -29,7 +30,11 @@ impl Pipeline {
             self.followed(
                 &w.task,
                 ticks,
-                (&w.path, &w.base),
+                Argument {
+                    path: &w.path,
+                    base: &w.base,
+                    cwd: w.cwd_at_call(),
+                },
                 w.resolved_path(),
                 follows_last,
             )
@@ -51,7 +56,11 @@ impl Pipeline {
             self.followed(
                 &w.task,
                 ticks,
-                (&w.path2, &w.base),
+                Argument {
+                    path: &w.path2,
+                    base: &w.base,
+                    cwd: w.cwd_at_call(),
+                },
                 w.resolved_path2(),
                 false,
             )
@@ -188,7 +197,8 @@ impl Pipeline {
             syscall: Some(w.op.name()),
             ..SensorFields::default()
         };
-        if w.base_truncated || w.path_truncated {
+        // The cwd walked for an absolute path is not part of it.
+        if (w.base_truncated && w.base_shown()) || w.path_truncated {
             sensor.truncated.push("file.path");
         }
         let write = FileWrite {

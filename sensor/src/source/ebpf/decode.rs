@@ -183,9 +183,12 @@ pub struct WatchRecord {
     /// file is `base`.
     pub path: Vec<u8>,
     /// The directory a relative `path` starts from (or, where only
-    /// `path2` is relative, the one it starts from), or the file itself.
+    /// `path2` is relative, the one it starts from), or the file itself,
+    /// or, where no path is relative, the caller's cwd.
     pub base: Vec<u8>,
     pub base_is_file: bool,
+    /// `base` is the caller's cwd at the call.
+    pub base_is_cwd: bool,
     pub base_truncated: bool,
     /// The second path argument as passed: rename's new path, link's
     /// existing file, symlink's target.
@@ -199,6 +202,23 @@ pub struct WatchRecord {
 }
 
 impl WatchRecord {
+    /// The calling thread's cwd as the kernel walked it at the call, whole:
+    /// where `/proc/thread-self/cwd` led (and `/proc/self/cwd`, for a
+    /// thread group's leader), which the daemon cannot read once the
+    /// caller exited or moved on.
+    pub fn cwd_at_call(&self) -> Option<&[u8]> {
+        (self.base_is_cwd && !self.base_truncated && !self.base.is_empty())
+            .then_some(self.base.as_slice())
+    }
+
+    /// Is `base` part of a path the event shows: the file itself, or the
+    /// directory a relative path argument starts from?
+    pub fn base_shown(&self) -> bool {
+        let relative = |p: &[u8]| p.first().is_some_and(|&b| b != b'/');
+        let symlink = matches!(self.op, SyscallOp::Symlink | SyscallOp::Symlinkat);
+        self.base_is_file || relative(&self.path) || (!symlink && relative(&self.path2))
+    }
+
     /// The file's path: the file itself, or the argument joined to its base.
     pub fn resolved_path(&self) -> Option<Vec<u8>> {
         if self.base_is_file {
@@ -667,6 +687,7 @@ fn decode_watch(bytes: &[u8]) -> Result<WatchRecord, DecodeError> {
         path: path.to_vec(),
         base: join_components(base),
         base_is_file: has(watch_flags::BASE_IS_FILE),
+        base_is_cwd: has(watch_flags::BASE_IS_CWD),
         base_truncated: has(watch_flags::BASE_TRUNCATED),
         path2: path2.to_vec(),
         base2_unknown: has(watch_flags::BASE2_UNKNOWN),
@@ -1293,6 +1314,44 @@ mod tests {
         assert_eq!(SockAddr::parse(&[16, 0, 9]), Some(SockAddr::Other(16)));
     }
 
+    /// The cwd walked for absolute paths is given to follow
+    /// `/proc/self/cwd` from, whole only; it is not part of a path shown.
+    #[test]
+    fn the_cwd_walked_at_the_call_is_whole_and_not_part_of_an_absolute_path() {
+        let rename = |path: &[u8], path2: &[u8], base_is_cwd, base_truncated| WatchRecord {
+            boot_ns: 0,
+            // SAFETY: TaskInfo is plain integers and byte arrays.
+            task: unsafe { std::mem::zeroed() },
+            op: SyscallOp::Rename,
+            ret: 0,
+            open_flags: 0,
+            fd: sensor_common::AT_FDCWD,
+            path: path.to_vec(),
+            base: b"/etc/cron.d".to_vec(),
+            base_is_file: false,
+            base_is_cwd,
+            base_truncated,
+            path2: path2.to_vec(),
+            base2_unknown: false,
+            path_truncated: false,
+            path_unreadable: false,
+            matched: 0,
+        };
+        let absolute = rename(b"/tmp/x", b"/proc/self/cwd/x", true, false);
+        assert_eq!(absolute.cwd_at_call(), Some(&b"/etc/cron.d"[..]));
+        assert!(!absolute.base_shown());
+        assert_eq!(
+            absolute.resolved_path2().as_deref(),
+            Some(&b"/proc/self/cwd/x"[..])
+        );
+        let cut = rename(b"/tmp/x", b"/proc/self/cwd/x", true, true);
+        assert_eq!(cut.cwd_at_call(), None);
+        assert!(!cut.base_shown());
+        assert_eq!(rename(b"/tmp/x", b"/y", false, false).cwd_at_call(), None);
+        assert!(rename(b"x", b"/y", true, false).base_shown());
+        assert!(rename(b"/x", b"y", true, false).base_shown());
+    }
+
     #[test]
     fn a_symlinks_target_is_the_path_it_names_from_the_links_directory() {
         let link = |path: &[u8], target: &[u8], base: &[u8]| WatchRecord {
@@ -1306,6 +1365,7 @@ mod tests {
             path: path.to_vec(),
             base: base.to_vec(),
             base_is_file: false,
+            base_is_cwd: false,
             base_truncated: false,
             path2: target.to_vec(),
             base2_unknown: false,
