@@ -549,7 +549,7 @@ EOF
 # The intruder's cron entry again, through a symlink to its own cwd (a
 # magic link): the rename's path names /tmp/.c, and the directory it leads
 # to is whichever the renaming process is in. The link is reported when it
-# is made; the rename, where fentry loads, by the inode it reached.
+# is made; the rename is followed through it to mv's cwd at the call.
 cron_via_magic_link() {
     step cron_via_magic_link
     as_root <<'EOF'

@@ -579,7 +579,7 @@ const SCENARIO: &[Step] = &[
                 is_cwd_linked,
             ),
             one(
-                "rename into /etc/cron.d through /tmp/.c, matched by inode",
+                "rename into /etc/cron.d through /tmp/.c, followed to mv's cwd",
                 &["rename"],
                 is_cron_renamed_via_magic_link,
             ),
@@ -1187,21 +1187,22 @@ fn is_cwd_linked(v: &Value) -> bool {
         && is(v, "sensor.file_write.matched_by", "target_magic_link")
 }
 
-/// Decided by the fentry hooks, which every guest kernel loads: the path
-/// argument names no watched path. Where the daemon had the link from
-/// the step's `ln` by then, and `mv` was still there to follow, the path
-/// was followed from the link to mv's cwd (else `unresolved: exited`).
+/// Sent by the fentry hooks, which every guest kernel loads, and by the
+/// path's prefix, the link's, which the daemon tracks from the step's
+/// `ln` (read before the rename's record); followed from the link to
+/// mv's cwd at the call, which the kernel sent: mv has exited by the
+/// time the daemon looks.
 fn is_cron_renamed_via_magic_link(v: &Value) -> bool {
-    let by_inode = is(v, "sensor.file_write.new_path", CRON_FILE_VIA_MAGIC_LINK)
-        && is(v, "sensor.file_write.matched_by", "inode");
-    let followed = is(v, "sensor.file_write.new_path", CRON_FILE_MAGIC)
+    succeeded(v)
+        && is(v, "sensor.file_write.watched", CRON_DIR)
+        && is(v, "sensor.file_write.new_path", CRON_FILE_MAGIC)
         && is(
             v,
             "sensor.file_write.second_path_argument",
             CRON_FILE_VIA_MAGIC_LINK,
         )
-        && is(v, "sensor.file_write.matched_by", "path");
-    succeeded(v) && is(v, "sensor.file_write.watched", CRON_DIR) && (by_inode || followed)
+        && is(v, "sensor.file_write.matched_by", "path")
+        && at(v, "sensor.file_write.unresolved").is_null()
 }
 
 /// The link the next two steps write through, decided by its target's

@@ -609,33 +609,28 @@ fn the_backdoor_key_is_found_by_name_or_by_the_inode_a_refresh_found() {
 }
 
 #[test]
-fn the_cron_rename_through_the_magic_link_is_matched_by_inode_or_followed() {
+fn the_cron_rename_through_the_magic_link_is_followed_to_the_movers_cwd() {
     let (_, fixture_event) = fixture()
         .into_iter()
         .find(|(step, v)| step == "cron_via_magic_link" && action(v, "rename"))
         .expect("the fixture's rename");
     assert!(is_cron_renamed_via_magic_link(&fixture_event));
-    let shown = |new_path: &str, argument: Option<&str>, by: &str| {
+    let shown = |field: &str, value: Value| {
         let mut v = fixture_event.clone();
-        let w = &mut v["sensor"]["file_write"];
-        w["new_path"] = new_path.into();
-        if let Some(a) = argument {
-            w["second_path_argument"] = a.into();
-        }
-        w["matched_by"] = by.into();
+        v["sensor"]["file_write"][field] = value;
         is_cron_renamed_via_magic_link(&v)
     };
-    assert!(shown(
-        CRON_FILE_MAGIC,
-        Some(CRON_FILE_VIA_MAGIC_LINK),
-        "path"
-    ));
     assert!(
-        !shown(CRON_FILE_MAGIC, None, "path"),
+        !shown("new_path", CRON_FILE_VIA_MAGIC_LINK.into()),
+        "matched by inode, not followed"
+    );
+    assert!(
+        !shown("unresolved", "exited".into()),
+        "the mover's cwd not followed"
+    );
+    assert!(
+        !shown("second_path_argument", Value::Null),
         "a rename by another path"
     );
-    assert!(
-        !shown(CRON_FILE_VIA_MAGIC_LINK, None, "path"),
-        "the link's path is not watched"
-    );
+    assert!(!shown("matched_by", "inode".into()));
 }
