@@ -194,6 +194,8 @@ pub mod names {
     pub const WATCHED_PATH_HASHES_MAP: &str = "WATCHED_PATH_HASHES";
     /// The directories above watched paths, by inode.
     pub const WATCHED_ABOVE_DIRS_MAP: &str = "WATCHED_ABOVE_DIRS";
+    /// Symlinks sent and handled (see [`crate::symlinks_sync`]).
+    pub const SYMLINKS_SYNC_MAP: &str = "SYMLINKS_SYNC";
     /// Sockets with a connect in progress, by socket address.
     pub const CONNECTING_MAP: &str = "CONNECTING";
     /// `tp_btf/sys_enter` and `tp_btf/sys_exit`: every syscall passes

@@ -777,6 +777,28 @@ pub const WATCHED_ABOVE_DIRS_MAX: u32 = WATCHED_ABOVE_HASHES_MAX / 2 + 1 + MAGIC
 /// many, the oldest is left out and counted.
 pub const MAGIC_LINKS_MAX: usize = 256;
 
+/// Slots of the kernel's `SYMLINKS_SYNC` array. A symlink may lead
+/// through a magic link, whose paths the kernel's path check sends on only
+/// once the daemon has read the symlink's record and put the link in it:
+/// `ln -s /proc/self/cwd /tmp/c; cd /etc/cron.d; mv x /tmp/c/evil` is done
+/// before that, and a single process's `symlink` and `rename` long before.
+/// So while a symlink the kernel sent is not handled yet, every call with
+/// a path argument is sent, for the daemon to decide once it has.
+pub mod symlinks_sync {
+    /// Symlink records the kernel sent (an atomic add).
+    pub const SENT: u32 = 0;
+    /// When it sent the last one (boot ns).
+    pub const LAST_SENT_NS: u32 = 1;
+    /// Of those, how many the daemon has handled (the daemon writes it).
+    pub const HANDLED: u32 = 2;
+    pub const SLOTS: u32 = 3;
+    /// How long after the last symlink sent the kernel waits for the
+    /// daemon at most: a record lost or undecodable never brings
+    /// `HANDLED` up to `SENT`, and sending every path call from then on
+    /// would cost every rename and unlink of the host its trip.
+    pub const WINDOW_NS: u64 = 1_000_000_000;
+}
+
 /// Entries of the kernel's `WATCHED_PATH_HASHES`: each watched path's
 /// [`path_hash`] and [`path_hash_whole`], and a directory's also without
 /// its trailing slash; then the directories above them; then the

@@ -7,12 +7,15 @@ use std::time::Duration;
 use tokio::io::unix::AsyncFd;
 use tokio::signal::unix::{SignalKind, signal};
 
+use sensor_common::SyscallOp;
+
 use crate::config::Config;
 use crate::enrich::{host, procfs};
 use crate::event::{Heartbeat, SinkHeartbeat};
 use crate::pipeline::Pipeline;
 use crate::sink::sequence::SequenceLease;
 use crate::sink::{Router, Sink, SinkError};
+use crate::source::ebpf::decode::KernelEvent;
 use crate::source::ebpf::magic_links::MagicLinks;
 use crate::source::ebpf::{EbpfSource, LoadError, decode};
 
@@ -288,17 +291,17 @@ fn refresh_inodes(source: &mut EbpfSource, pipeline: &mut Pipeline, state_dir: &
 }
 
 /// Puts the symlinks through magic links the pipeline saw made into the
-/// kernel's path check (see `source::ebpf::magic_links`), right after the
-/// record that made one: the sooner, the fewer paths through one go
-/// unseen where fentry is refused; and the next record (a rename of the
-/// link, a link to it) finds it.
+/// kernel's path check (see `source::ebpf::magic_links`), and takes those
+/// it saw removed out, right after the record that did it: the next
+/// record (a path through the link, a rename of it, a link to it) finds
+/// them as they were at its call.
 fn track_magic_links(source: &mut EbpfSource, pipeline: &mut Pipeline, state_dir: &Path) {
-    let new = pipeline.take_new_magic_links();
-    if new.is_empty() {
+    let changes = pipeline.take_magic_link_changes();
+    if changes.is_empty() {
         return;
     }
     let mut watched = pipeline.watched().clone();
-    for out in watched.magic_links.add_all(new) {
+    for out in watched.magic_links.apply(changes) {
         tracing::warn!(
             "more than {} symlinks through magic links: the oldest, {}, is no longer \
              followed by the kernel's path check",
@@ -339,10 +342,17 @@ fn drain(
     while let Some(item) = rb.next() {
         match decode::decode(&item) {
             Ok(ev) => {
+                let symlink = matches!(&ev, KernelEvent::FileWrite(w)
+                    if matches!(w.op, SyscallOp::Symlink | SyscallOp::Symlinkat));
                 if let Some(event) = pipeline.handle(ev) {
                     sink.emit(event).map_err(RunError::Output)?;
                 }
                 track_magic_links(source, pipeline, state_dir);
+                // After its links are in the kernel's path check: until
+                // then, it sends every path call.
+                if symlink {
+                    source.symlink_handled();
+                }
             }
             Err(e) => {
                 *decode_errors += 1;
@@ -417,6 +427,7 @@ fn report_counters(
     sink: &mut Router,
     decode_errors: &mut u64,
 ) -> Result<(), RunError> {
+    source.catch_up_symlinks();
     for (kind, count) in source.new_losses()? {
         tracing::warn!(
             kind = kind.name(),

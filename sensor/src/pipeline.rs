@@ -80,9 +80,9 @@ pub struct Pipeline {
     lineages: lineage::LineageCache,
     /// The host's namespaces, to tell a setns into them.
     host_namespaces: crate::enrich::namespaces::HostNamespaces,
-    /// Symlinks through magic links seen made since the daemon last took
-    /// them, for the kernel's path check (see `symlink_target`).
-    new_magic_links: Vec<crate::source::ebpf::magic_links::MagicLink>,
+    /// Symlinks through magic links seen made or removed since the daemon
+    /// last took them, for the kernel's path check (see `symlink_target`).
+    magic_link_changes: Vec<crate::source::ebpf::magic_links::MagicLinkChange>,
 }
 
 /// What an event is, in ECS terms.
@@ -149,7 +149,7 @@ impl Pipeline {
             unresolved: 0,
             lineages: Default::default(),
             host_namespaces: crate::enrich::namespaces::HostNamespaces::read(),
-            new_magic_links: Vec::new(),
+            magic_link_changes: Vec::new(),
         }
     }
 
@@ -260,10 +260,13 @@ impl Pipeline {
         &self.watched
     }
 
-    /// The symlinks through magic links seen made since the last call,
-    /// to add to [`Self::watched`] and the kernel's maps.
-    pub fn take_new_magic_links(&mut self) -> Vec<crate::source::ebpf::magic_links::MagicLink> {
-        std::mem::take(&mut self.new_magic_links)
+    /// The symlinks through magic links seen made or removed since the
+    /// last call, in the records' order, to apply to [`Self::watched`]
+    /// and the kernel's maps.
+    pub fn take_magic_link_changes(
+        &mut self,
+    ) -> Vec<crate::source::ebpf::magic_links::MagicLinkChange> {
+        std::mem::take(&mut self.magic_link_changes)
     }
 
     pub fn table(&self) -> &ProcessTable {

@@ -1927,6 +1927,66 @@ fn paths_through_a_symlink_to_a_magic_link_are_followed() {
     );
 }
 
+/// A symlink through a magic link used at once, before the daemon can
+/// have read the record that made it (its path is not in the kernel's
+/// path check yet), and removed right after: the rename through it is
+/// followed into the cron directory all the same. Until the daemon has
+/// handled a symlink the kernel sent, the kernel sends every call with a
+/// path argument; the link's target is the one the records before the
+/// rename's said; the cwd is the one the kernel walked at the call.
+#[test]
+fn a_symlink_to_a_magic_link_used_at_once_and_removed_is_followed() {
+    let tree = Tree::new();
+    let sensor = Sensor::start(&tree.config());
+    let other = tree.path("other");
+    let cron = tree.path("etc/cron.d");
+    let cron_label = format!("{}/", cron.display());
+    let o = other.to_str().expect("utf-8");
+    for payload in ["payload", "payload2"] {
+        std::fs::write(other.join(payload), b"* * * * * root /tmp/x\n").expect("write");
+    }
+    // One process, microseconds apart: the link, the rename, the link
+    // removed, the cron directory left.
+    let perl = perl_living_on_in(
+        &cron,
+        &format!(
+            "symlink('/proc/self/cwd', '{o}/c') or die \"$!\"; \
+             rename('{o}/payload', '{o}/c/evil') or die \"$!\"; \
+             unlink('{o}/c') or die \"$!\"; chdir('/') or die \"$!\";"
+        ),
+    );
+    let renamed = sensor.wait_for("the rename through the new link", |v| {
+        write_by(v, "rename", u64::from(perl.id()))
+    });
+    stop(perl);
+    assert_renamed_by_path(
+        &renamed,
+        &cron.join("evil"),
+        &format!("{o}/c/evil"),
+        &cron_label,
+    );
+    // A script's way: each a process of its own.
+    let cron_dir = cron.to_str().expect("utf-8");
+    sh(
+        &format!(
+            "ln -s /proc/self/cwd {o}/s && cd {cron_dir} && mv {o}/payload2 {o}/s/evil2 && rm {o}/s"
+        ),
+        &other,
+    );
+    let moved = sensor.wait_for("mv through the new link", |v| {
+        action(v) == "rename"
+            && at(v, "process.name") == "mv"
+            && at(v, "sensor.file_write.second_path_argument").as_str()
+                == Some(&format!("{o}/s/evil2"))
+    });
+    assert_renamed_by_path(
+        &moved,
+        &cron.join("evil2"),
+        &format!("{o}/s/evil2"),
+        &cron_label,
+    );
+}
+
 /// The paths of the symlinks through magic links the sensor keeps in its
 /// state directory `state`, once `done` holds of them (or 10 s passed).
 fn kept_magic_links_until(state: &Path, done: impl Fn(&[Vec<u8>]) -> bool) -> Vec<Vec<u8>> {
@@ -2157,9 +2217,10 @@ fn renames_of_directories_above_watched_paths_are_reported() {
 /// goes to the parent of the link's target (`other/l/../cron.d/x` with
 /// `other/l -> etc/foo` is `etc/cron.d/x`), and a magic link
 /// (`/proc/PID/cwd/x`) wherever its process is. Such paths are followed
-/// again in the daemon, and reported where they really led; where that
+/// again in the daemon, and reported where they really led (the cwd of
+/// an exited caller from the kernel's walk at the call); where that
 /// cannot be known any more (the link removed since, the caller exited
-/// with its `/proc/self`), the call is reported, saying why. Before, each
+/// with its `/proc/self/root`), the call is reported, saying why. Before, each
 /// of these renames into a watched directory went unseen.
 #[test]
 fn paths_that_lead_elsewhere_than_their_bytes_are_followed() {
@@ -2171,7 +2232,7 @@ fn paths_that_lead_elsewhere_than_their_bytes_are_followed() {
     let root = tree.root.to_str().expect("utf-8").to_owned();
     std::fs::create_dir_all(tree.path("etc/foo")).expect("mkdir");
     std::os::unix::fs::symlink(tree.path("etc/foo"), tree.path("other/l")).expect("symlink");
-    for name in ["a", "b", "c", "d", "e", "f"] {
+    for name in ["a", "b", "c", "d", "e", "f", "h"] {
         std::fs::write(tree.path(&format!("other/{name}")), b"x").expect("write");
     }
     let cron = |name: &str| tree.path(&format!("etc/cron.d/{name}"));
@@ -2212,8 +2273,9 @@ fn paths_that_lead_elsewhere_than_their_bytes_are_followed() {
         assert!(at(&ev, "sensor.file_write.unresolved").is_null(), "{ev}");
     }
     // With the sensor stopped, the link is removed after the rename
-    // through it, and a caller through its own `/proc/self` exits: the
-    // daemon cannot follow either when it reads them.
+    // through it, and callers through their own `/proc/self` exit: the
+    // daemon cannot follow the first two when it reads them, only the
+    // cwd's, which the kernel walked at the call.
     let stopped = Stopped::new(&sensor);
     let e = run(
         "mv",
@@ -2224,6 +2286,12 @@ fn paths_that_lead_elsewhere_than_their_bytes_are_followed() {
     let f = run(
         "mv",
         &[&format!("{root}/other/f"), "/proc/self/cwd/f"],
+        &cron(""),
+    );
+    let through_root = format!("/proc/self/root{root}/etc/cron.d/h");
+    let h = run(
+        "mv",
+        &[&format!("{root}/other/h"), &through_root],
         &cron(""),
     );
     // Quiet: a call that found nothing either (ENOENT), through the
@@ -2244,9 +2312,9 @@ fn paths_that_lead_elsewhere_than_their_bytes_are_followed() {
             "gone",
         ),
         (
-            f,
-            "/proc/self/cwd/f".to_owned(),
-            "/proc/self/cwd/f".into(),
+            h,
+            through_root.clone(),
+            through_root.clone().into(),
             "exited",
         ),
     ] {
@@ -2267,7 +2335,11 @@ fn paths_that_lead_elsewhere_than_their_bytes_are_followed() {
             assert!(at(&ev, "sensor.file_write.watched").is_null(), "{ev}");
         }
     }
-    assert!(cron("e").exists() && cron("f").exists() && !cron("g").exists());
+    let ev = sensor.wait_for("mv to /proc/self/cwd/f", |v| write_by(v, "rename", f));
+    assert_renamed_by_path(&ev, &cron("f"), "/proc/self/cwd/f", &cron_dir);
+    assert!(at(&ev, "sensor.file_write.unresolved").is_null(), "{ev}");
+    assert!(cron("e").exists() && cron("f").exists() && cron("h").exists());
+    assert!(!cron("g").exists());
     let _ = shell.kill();
     let _ = shell.wait();
     let control = sh(
@@ -2281,11 +2353,11 @@ fn paths_that_lead_elsewhere_than_their_bytes_are_followed() {
         g,
         "a rename through a removed link that found nothing",
     );
-    // Counted: a, b, c and d found elsewhere than their bytes say; e, f
-    // and g not followed.
+    // Counted: a, b, c, d and f found elsewhere than their bytes say; e,
+    // g and h not followed.
     sensor.wait_for("a heartbeat counting the paths followed", |v| {
         action(v) == "heartbeat"
-            && at(v, "sensor.heartbeat.path_resolution.elsewhere").as_u64() >= Some(4)
+            && at(v, "sensor.heartbeat.path_resolution.elsewhere").as_u64() >= Some(5)
             && at(v, "sensor.heartbeat.path_resolution.unresolved").as_u64() >= Some(3)
     });
 }

@@ -508,8 +508,10 @@ fn follow(job: &Job) -> Result<Vec<u8>, Unresolved> {
 /// `path`, below `link`, from where the link leads (`/tmp/c/x`, with
 /// `/tmp/c -> /proc/self/cwd`: `/proc/self/cwd/x`, which [`follow`]
 /// takes to the caller's own), where the link in the caller's root holds
-/// the same target still. Else `path` as it is: whatever is there now is
-/// followed as any path is (and a magic link on the way is not).
+/// the same target still, or is gone: removed since the call (an
+/// intruder's cleanup right after it), the records before this one having
+/// seen it made and not removed. Else `path` as it is: whatever is there
+/// now is followed as any path is (and a magic link on the way is not).
 fn through_link(caller: Caller, link: &KnownLink, path: &[u8]) -> Result<Vec<u8>, Unresolved> {
     let Some(rest) = below(path, &link.path) else {
         return Ok(path.to_vec());
@@ -525,10 +527,16 @@ fn through_link(caller: Caller, link: &KnownLink, path: &[u8]) -> Result<Vec<u8>
         ),
         Root::Host => open_path(None, dir, ResolveFlag::RESOLVE_NO_MAGICLINKS, true),
     };
-    let held = dir_fd
-        .ok()
-        .and_then(|fd| nix::fcntl::readlinkat(Some(fd.as_raw_fd()), OsStr::from_bytes(name)).ok());
-    if held.is_some_and(|t| t.as_bytes() == link.written) {
+    let held = dir_fd.map(|fd| {
+        nix::fcntl::readlinkat(Some(fd.as_raw_fd()), OsStr::from_bytes(name))
+            .map(|t| t.as_bytes() == link.written)
+    });
+    let holds_or_gone = match held {
+        Ok(Ok(same)) => same,
+        Ok(Err(Errno::ENOENT)) | Err(Unresolved::Gone) => true,
+        _ => false,
+    };
+    if holds_or_gone {
         Ok([&link.leads_to[..], rest].concat())
     } else {
         Ok(path.to_vec())
@@ -889,8 +897,14 @@ mod tests {
             r.resolve_with(gone, &path, &path, false, Some(&link), None),
             Err(Unresolved::Exited)
         );
-        // Pointed elsewhere since.
+        // Removed since (the records before the call's saw it made, and
+        // not removed): as it was.
         std::fs::remove_file(base.join("c")).unwrap();
+        assert_eq!(
+            r.resolve_with(me(), &path, &path, false, Some(&link), None),
+            Ok(cwd.join("x").as_os_str().as_bytes().to_vec())
+        );
+        // Pointed elsewhere since.
         std::os::unix::fs::symlink(base.join("d"), base.join("c")).unwrap();
         assert_eq!(
             r.resolve_with(me(), &path, &path, false, Some(&link), None),

@@ -6,10 +6,12 @@
 //! refused the kernel decides by those bytes, so the link is reported
 //! when it is made.
 
+use sensor_common::SyscallOp;
+
 use crate::enrich::path_resolve::{KnownLink, Unresolved, target_through_magic_link};
 use crate::enrich::procfs::parse_stat;
 use crate::source::ebpf::decode::{WatchRecord, lexically_normal};
-use crate::source::ebpf::magic_links::MagicLink;
+use crate::source::ebpf::magic_links::{MagicLink, MagicLinkChange};
 
 use super::Pipeline;
 use super::followed::Argument;
@@ -105,15 +107,16 @@ impl Pipeline {
             return;
         }
         let in_host_root = !self.caller(&w.task, ticks).in_container;
-        self.new_magic_links.push(MagicLink {
-            link: KnownLink {
-                path: link.to_vec(),
-                written: w.path2.clone(),
-                leads_to: self.leads_to(target),
-            },
-            in_host_root,
-            dir: None,
-        });
+        self.magic_link_changes
+            .push(MagicLinkChange::Made(MagicLink {
+                link: KnownLink {
+                    path: link.to_vec(),
+                    written: w.path2.clone(),
+                    leads_to: self.leads_to(target),
+                },
+                in_host_root,
+                dir: None,
+            }));
     }
 
     /// Follows a symlink through a magic link that `w` (a rename or a
@@ -138,15 +141,52 @@ impl Pipeline {
         if !target_through_magic_link(&leads_to) {
             return;
         }
-        self.new_magic_links.push(MagicLink {
-            link: KnownLink {
-                path: to.to_vec(),
-                written,
-                leads_to,
-            },
-            in_host_root,
-            dir: None,
-        });
+        self.magic_link_changes
+            .push(MagicLinkChange::Made(MagicLink {
+                link: KnownLink {
+                    path: to.to_vec(),
+                    written,
+                    leads_to,
+                },
+                in_host_root,
+                dir: None,
+            }));
+    }
+
+    /// Lets go of a symlink through a magic link that `w` (an unlink or a
+    /// rename that succeeded) removed: unlinked, renamed away from `path`
+    /// (its new name, `path2`, is followed: [`Self::track_moved_magic_link`]),
+    /// or replaced by a rename over it. In the records' order: a path
+    /// through that name in a later record no longer leads where the link
+    /// did. (An exchange of two names is left to the refresh's look.)
+    pub(super) fn track_removed_magic_link(
+        &mut self,
+        w: &WatchRecord,
+        path: Option<&[u8]>,
+        path2: Option<&[u8]>,
+    ) {
+        const RENAME_EXCHANGE: u32 = 2;
+        if w.ret != 0 {
+            return;
+        }
+        let links = &self.watched.magic_links;
+        let removed = match w.op {
+            SyscallOp::Unlink | SyscallOp::Unlinkat => path.filter(|p| links.tracks(p)),
+            SyscallOp::Rename | SyscallOp::Renameat | SyscallOp::Renameat2
+                if w.open_flags & RENAME_EXCHANGE == 0 =>
+            {
+                match (path, path2) {
+                    (Some(from), _) if links.tracks(from) => Some(from),
+                    (_, Some(to)) if links.tracks(to) => Some(to),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        if let Some(removed) = removed {
+            self.magic_link_changes
+                .push(MagicLinkChange::Removed(removed.to_vec()));
+        }
     }
 
     /// Where `target` leads: through a symlink seen made to lead through

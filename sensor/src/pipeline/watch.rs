@@ -116,7 +116,7 @@ impl Pipeline {
             None
         };
         // A symlink through a magic link given another name is followed
-        // under it too (reported or not).
+        // under it too (reported or not), and one removed no longer is.
         match (w.op, path.as_deref(), path2.as_deref()) {
             (SyscallOp::Link | SyscallOp::Linkat, Some(to), Some(from)) => {
                 self.track_moved_magic_link(&w, from, to)
@@ -124,6 +124,7 @@ impl Pipeline {
             (_, Some(from), Some(to)) if rename => self.track_moved_magic_link(&w, from, to),
             _ => {}
         }
+        self.track_removed_magic_link(&w, path.as_deref(), path2.as_deref());
         let by_path = !w.base_is_file && (watched.is_some() || watched2.is_some());
         if !by_path
             && by_kernel.is_none()

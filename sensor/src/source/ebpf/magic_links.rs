@@ -51,6 +51,15 @@ impl MagicLink {
     }
 }
 
+/// What a record did to the links, in the order of the records: made
+/// (or given another name), or removed (unlinked, renamed away, or
+/// replaced by a rename over it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MagicLinkChange {
+    Made(MagicLink),
+    Removed(Vec<u8>),
+}
+
 /// The links, the oldest first.
 #[derive(Debug, Clone, Default)]
 pub struct MagicLinks {
@@ -107,6 +116,39 @@ impl MagicLinks {
             }
         }
         out
+    }
+
+    /// Applies `changes` in their order; the links left out to make room.
+    pub fn apply(&mut self, changes: Vec<MagicLinkChange>) -> Vec<MagicLink> {
+        let mut out = Vec::new();
+        for change in changes {
+            match change {
+                MagicLinkChange::Made(link) => out.extend(self.add_all([link])),
+                MagicLinkChange::Removed(path) => self.let_go_of(&path),
+            }
+        }
+        out
+    }
+
+    /// Lets the link at `path` go (one of the records said it was
+    /// removed), if it is tracked: paths through that name no longer lead
+    /// where it did. Kept among those let go, for a record of its rename
+    /// still to find.
+    fn let_go_of(&mut self, path: &[u8]) {
+        let Some(i) = self.links.iter().position(|l| l.link.path == path) else {
+            return;
+        };
+        let gone = self.links.remove(i).expect("found above");
+        self.stats.expired += 1;
+        self.let_go.push_back(gone);
+        if self.let_go.len() > LET_GO_KEPT {
+            self.let_go.pop_front();
+        }
+    }
+
+    /// Is a link tracked at `path` (absolute, normal), exactly?
+    pub fn tracks(&self, path: &[u8]) -> bool {
+        self.links.iter().any(|l| l.link.path == path)
     }
 
     /// The deepest link `path` (absolute, normal) is below.
@@ -286,6 +328,38 @@ mod tests {
             Some(b"/dev/fd/3".to_vec())
         );
         assert_eq!(links.above(b"/tmp/l1/x"), None);
+    }
+
+    /// The records' changes, in their order: a link made, given another
+    /// name, removed; one removed that was never tracked changes nothing.
+    #[test]
+    fn links_made_and_removed_are_applied_in_the_records_order() {
+        use MagicLinkChange::{Made, Removed};
+        let mut links = MagicLinks::default();
+        let out = links.apply(vec![
+            Made(link("/tmp/c", "/proc/self/cwd", false)),
+            Made(link("/tmp/x", "/proc/self/cwd", false)),
+            Removed(b"/tmp/c".to_vec()),
+            Removed(b"/tmp/never".to_vec()),
+        ]);
+        assert!(out.is_empty());
+        assert!(!links.tracks(b"/tmp/c") && links.tracks(b"/tmp/x"));
+        assert_eq!(links.above(b"/tmp/c/evil"), None);
+        assert!(links.at(b"/tmp/c").is_some(), "let go, still found by name");
+        assert_eq!(
+            links.stats(),
+            MagicLinkStats {
+                tracked: 1,
+                evicted: 0,
+                expired: 1
+            }
+        );
+        // Made again after its removal: tracked again.
+        links.apply(vec![Made(link("/tmp/c", "/dev/fd/3", false))]);
+        assert_eq!(
+            links.above(b"/tmp/c/evil").map(|l| l.written.clone()),
+            Some(b"/dev/fd/3".to_vec())
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod offsets;
 pub mod proc_mem;
 pub mod skipped;
 pub mod sshd_files;
+pub mod symlinks_sync;
 pub mod syscalls;
 pub mod task_reads;
 pub mod watch;
@@ -132,6 +133,7 @@ pub struct EbpfSource {
     pub fentry_hooks: syscalls::FentryHooks,
     /// The ia32 syscall hooks.
     pub ia32: compat::Ia32Hooks,
+    symlinks: symlinks_sync::SymlinksSync,
 }
 
 impl EbpfSource {
@@ -343,6 +345,7 @@ impl EbpfSource {
         let losses = take_map(&mut ebpf, names::LOSSES_MAP)?;
         let errors = take_map(&mut ebpf, names::ERRORS_MAP)?;
         let skipped = skipped::Skipped::new(&ebpf);
+        let symlinks = symlinks_sync::SymlinksSync::new(&mut ebpf)?;
         let source = EbpfSource {
             ebpf,
             filter,
@@ -357,6 +360,7 @@ impl EbpfSource {
             syscalls,
             fentry_hooks,
             ia32,
+            symlinks,
         };
         Ok((source, ring))
     }
@@ -386,6 +390,22 @@ impl EbpfSource {
         new: &watch::Watched,
     ) -> Result<(), LoadError> {
         new.update(old, &mut self.ebpf)
+    }
+
+    /// A symlink record handled, its links (if any) in the kernel's maps
+    /// already: the kernel stops sending every path call once all are.
+    pub fn symlink_handled(&mut self) {
+        if let Err(e) = self.symlinks.handled_one() {
+            tracing::warn!("cannot tell the kernel a symlink record was handled: {e}");
+        }
+    }
+
+    /// See [`symlinks_sync::SymlinksSync::catch_up`]; called on each
+    /// counters tick.
+    pub fn catch_up_symlinks(&mut self) {
+        if let Err(e) = self.symlinks.catch_up() {
+            tracing::warn!("cannot catch up with the kernel's symlink records: {e}");
+        }
     }
 
     /// The ignored executables whose inode changed (see
