@@ -32,6 +32,10 @@
 //!   relative with a `..`, or relative in a directory above a watched
 //!   path (`/etc/s -> systemd/system`); the daemon joins a relative one
 //!   to the link's directory and decides on that;
+//! - while a symlink record sent is not handled by the daemon yet (see
+//!   [`symlink_unhandled`]), any such call: the link may lead through a
+//!   magic link, whose paths the checks above find only once the daemon
+//!   has put it in their map;
 //! - a rename of a directory above a watched path, or over one
 //!   (`mv /etc/systemd /tmp/s`, a `RENAME_EXCHANGE` of `/home/u` with a
 //!   tree prepared elsewhere): it moves the watched path, or puts another

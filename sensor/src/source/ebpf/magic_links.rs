@@ -11,7 +11,8 @@
 //! directory's whole path): the new name is followed too.
 //!
 //! Bounded ([`MAGIC_LINKS_MAX`]), the oldest left out first and counted;
-//! a link made in the host's root is let go once it is gone from there.
+//! a link is let go when a record removes it ([`MagicLinkChange`]), and
+//! one made in the host's root once it is gone from there.
 //! Kept across restarts in the state directory ([`STATE_FILE`]): a
 //! restart must not be the way to make the sensor forget one. Links made
 //! before the sensor first ran are not known.
