@@ -176,6 +176,8 @@ impl Pipeline {
                 if w.open_flags & RENAME_EXCHANGE == 0 =>
             {
                 match (path, path2) {
+                    // Onto itself: nothing moved.
+                    (Some(from), Some(to)) if from == to => None,
                     (Some(from), _) if links.tracks(from) => Some(from),
                     (_, Some(to)) if links.tracks(to) => Some(to),
                     _ => None,
