@@ -689,6 +689,11 @@ pub mod watch_flags {
     /// symlink}` to decide by the inode the kernel resolved (a symlinked directory, a bind mount,
     /// `/proc/PID/root/…`); its exit sends it only if they set `matched`.
     pub const UNDECIDED: u32 = 1 << 6;
+    /// With [`BASE_IS_CWD`]: the calling thread shares its cwd with its
+    /// thread group's leader (its `fs_struct`, as threads do unless one
+    /// unshared it), so `/proc/self/cwd` led there too. A Go program's
+    /// calls come from any of its threads.
+    pub const CWD_IS_LEADERS: u32 = 1 << 7;
 }
 
 /// A write to a watched path: an open for writing (or creating,

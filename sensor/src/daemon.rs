@@ -104,12 +104,16 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     let mut watched = crate::source::ebpf::watch::Watched::resolve(&config.watch);
     let state_dir = config.agent.state_dir.as_path();
     watched.magic_links = MagicLinks::load(state_dir);
-    if watched.magic_links.stats().tracked > 0 {
+    let kept = watched.magic_links.stats().tracked;
+    if kept > 0 {
         tracing::info!(
-            links = watched.magic_links.stats().tracked,
+            links = kept,
             "symlinks through magic links an earlier run saw made are followed again"
         );
-        // Without those gone meanwhile.
+    }
+    let found = add_magic_links_made_before(&mut watched.magic_links);
+    if kept > 0 || found > 0 {
+        // Without those gone meanwhile, with those found.
         save_magic_links(&watched.magic_links, state_dir);
     }
     let (mut source, ring) = EbpfSource::load(&config.ebpf, &config.filter, &watched)?;
@@ -315,6 +319,46 @@ fn track_magic_links(source: &mut EbpfSource, pipeline: &mut Pipeline, state_dir
     }
     save_magic_links(&watched.magic_links, state_dir);
     pipeline.set_watched(watched);
+}
+
+/// Adds the symlinks through magic links in the temporary directories
+/// that `links` does not hold (see `source::ebpf::magic_link_scan`), each
+/// said: made before the sensor started, and not seen made. How many.
+fn add_magic_links_made_before(links: &mut MagicLinks) -> usize {
+    use crate::source::ebpf::magic_link_scan::{ENTRIES_MAX, SCAN_ROOTS, scan};
+    let roots: Vec<&Path> = SCAN_ROOTS.iter().map(Path::new).collect();
+    let found = scan(&roots, ENTRIES_MAX);
+    if found.cut {
+        tracing::warn!(
+            "looked at only the first {ENTRIES_MAX} entries of {SCAN_ROOTS:?} for symlinks \
+             through magic links made before the sensor started"
+        );
+    }
+    let mut new: Vec<_> = (found.links.into_iter())
+        .filter(|l| !links.tracks(&l.link.path))
+        .collect();
+    // In the room left only: a flood of them in /tmp must not push out
+    // the links seen made.
+    let room = sensor_common::MAGIC_LINKS_MAX.saturating_sub(links.stats().tracked);
+    if new.len() > room {
+        tracing::warn!(
+            "{} symlinks through magic links made before the sensor started, room for {room}: \
+             the others are not followed",
+            new.len()
+        );
+        new.truncate(room);
+    }
+    for l in &new {
+        tracing::warn!(
+            link = %l.link.path.escape_ascii(),
+            target = %l.link.written.escape_ascii(),
+            "a symlink through a magic link, made before the sensor started: paths \
+             through it are followed from now on"
+        );
+    }
+    let count = new.len();
+    links.add_all(new);
+    count
 }
 
 /// Keeps the symlinks through magic links for the next run; a failure is

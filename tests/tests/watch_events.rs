@@ -1942,7 +1942,7 @@ fn a_symlink_to_a_magic_link_used_at_once_and_removed_is_followed() {
     let cron = tree.path("etc/cron.d");
     let cron_label = format!("{}/", cron.display());
     let o = other.to_str().expect("utf-8");
-    for payload in ["payload", "payload2"] {
+    for payload in ["payload", "payload2", "payload3"] {
         std::fs::write(other.join(payload), b"* * * * * root /tmp/x\n").expect("write");
     }
     // One process, microseconds apart: the link, the rename, the link
@@ -1983,6 +1983,31 @@ fn a_symlink_to_a_magic_link_used_at_once_and_removed_is_followed() {
         &moved,
         &cron.join("evil2"),
         &format!("{o}/s/evil2"),
+        &cron_label,
+    );
+    // From a thread other than the leader (a Go program's calls come
+    // from any of its threads), whose process moves on right after: its
+    // cwd at the call was the leader's too, which the kernel saw.
+    let mut python = Command::new("python3");
+    python.arg("-c").arg(format!(
+        "import os, threading, time\n\
+         os.symlink('/proc/self/cwd', '{o}/t')\n\
+         t = threading.Thread(target=lambda: os.rename('{o}/payload3', '{o}/t/evil3'))\n\
+         t.start(); t.join(); os.unlink('{o}/t'); os.chdir('/')\n\
+         print('done', flush=True); time.sleep(60)"
+    ));
+    python.current_dir(&cron);
+    let python = sensor_tests::spawned_until(python, "done");
+    let threaded = sensor.wait_for("the rename from a thread", |v| {
+        write_by(v, "rename", u64::from(python.id()))
+    });
+    stop(python);
+    let tid = at(&threaded, "process.thread.id").as_u64();
+    assert!(tid.is_some_and(|t| t != pid_of(&threaded)), "{threaded}");
+    assert_renamed_by_path(
+        &threaded,
+        &cron.join("evil3"),
+        &format!("{o}/t/evil3"),
         &cron_label,
     );
 }
@@ -2050,6 +2075,42 @@ fn symlinks_through_magic_links_are_followed_after_a_restart() {
     let [c, gone] = [format!("{o}/c"), format!("{o}/gone")].map(String::into_bytes);
     let kept = kept_magic_links_until(&state, |kept| kept.contains(&c) && !kept.contains(&gone));
     assert!(kept.contains(&c) && !kept.contains(&gone));
+}
+
+/// A symlink through a magic link made before the sensor started, in a
+/// temporary directory anyone can write to (the test's tree is in /tmp),
+/// is found at start, followed and kept.
+#[test]
+fn a_symlink_to_a_magic_link_made_before_the_sensor_started_is_followed() {
+    let tree = Tree::new();
+    assert!(
+        tree.root.starts_with("/tmp"),
+        "the tree must be in /tmp, where the sensor looks: TMPDIR is set elsewhere"
+    );
+    let state = sensor_tests::scratch_dir("sensor-magic-before");
+    let other = tree.path("other");
+    let cron = tree.path("etc/cron.d");
+    let o = other.to_str().expect("utf-8");
+    std::os::unix::fs::symlink("/proc/self/cwd", other.join("pre")).expect("symlink");
+    std::fs::write(other.join("payload"), b"* * * * * root /tmp/x\n").expect("write");
+
+    let sensor = Sensor::start_in(&state, &tree.config());
+    let mover = perl_living_on_in(
+        &cron,
+        &format!("rename('{o}/payload', '{o}/pre/evil') or die \"$!\";"),
+    );
+    let renamed = sensor.wait_for("the rename through the link made before", |v| {
+        write_by(v, "rename", u64::from(mover.id()))
+    });
+    stop(mover);
+    assert_renamed_by_path(
+        &renamed,
+        &cron.join("evil"),
+        &format!("{o}/pre/evil"),
+        &format!("{}/", cron.display()),
+    );
+    let pre = format!("{o}/pre").into_bytes();
+    assert!(kept_magic_links_until(&state, |kept| kept.contains(&pre)).contains(&pre));
 }
 
 /// A rename of a directory above a watched path moves the watched path

@@ -378,13 +378,22 @@ fn symlink_unhandled() -> bool {
     now.wrapping_sub(last) < symlinks_sync::WINDOW_NS
 }
 
+/// Does `task` share its `fs_struct` (root and cwd) with its thread
+/// group's leader (itself, for the leader)?
+#[inline(always)]
+fn shares_leaders_fs(task: u64) -> bool {
+    let fs = read_ptr(task, off!(task_fs));
+    let leaders = read_ptr(task, off!(task_group_leader)).and_then(|l| read_ptr(l, off!(task_fs)));
+    matches!((fs, leaders), (Ok(a), Ok(b)) if a == b && a != 0)
+}
+
 /// Counts a symlink record about to be sent: its time first, so that a
 /// call on another CPU that sees the count sees a fresh time too. Before
 /// the record is built: after it, the verifier walked this once for each
 /// of the path walk's ends (watch_exit from 135k to 285k instructions).
-/// One not sent after all (the ring buffer full: counted as a loss, on
-/// which the daemon catches up; see `symlinks_sync::WINDOW_NS`) leaves
-/// the daemon behind the count.
+/// One not sent after all (the ring buffer full: counted as a loss)
+/// leaves the daemon behind the count until it catches up, once the
+/// window (`symlinks_sync::WINDOW_NS`) has passed.
 #[inline(always)]
 fn symlink_sent() {
     use core::intrinsics::{AtomicOrdering, atomic_xadd};
@@ -599,6 +608,9 @@ fn send(
         };
         if dirfd == AT_FDCWD {
             ev.flags |= watch_flags::BASE_IS_CWD;
+            if shares_leaders_fs(current.addr()) {
+                ev.flags |= watch_flags::CWD_IS_LEADERS;
+            }
         }
         Some(dir_path(current.addr(), dirfd))
     } else {

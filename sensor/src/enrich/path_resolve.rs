@@ -92,6 +92,15 @@ impl KnownLink {
     }
 }
 
+/// The calling thread's cwd as the kernel walked it at the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CwdAtCall<'a> {
+    pub path: &'a [u8],
+    /// Its thread group leader's too (threads share it unless one
+    /// unshared it): where `/proc/self/cwd` led.
+    pub leaders: bool,
+}
+
 /// Why a path could not be followed again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unresolved {
@@ -213,7 +222,8 @@ struct Job {
     path: Vec<u8>,
     follow_last: bool,
     through: Option<KnownLink>,
-    cwd_at_call: Option<Vec<u8>>,
+    /// [`CwdAtCall`], owned.
+    cwd_at_call: Option<(Vec<u8>, bool)>,
 }
 
 type Follow = fn(&Job) -> Result<Vec<u8>, Unresolved>;
@@ -280,10 +290,10 @@ impl PathResolver {
     /// Either of the above (`follow_last`; the pipeline's one way in),
     /// `path` going through symlink `through` (then `path` is made
     /// normal: below the link's own path). Through the calling thread's
-    /// `/proc/thread-self/cwd` (or a leader's `/proc/self/cwd`), it is
-    /// followed from `cwd_at_call` where the kernel walked that: the
-    /// directory then, which the caller may since have left, or taken
-    /// with it when it exited.
+    /// `/proc/thread-self/cwd` (and `/proc/self/cwd`, where that was its
+    /// leader's too), it is followed from `cwd_at_call` where the kernel
+    /// walked that: the directory then, which the caller may since have
+    /// left, or taken with it when it exited.
     pub fn resolve_with(
         &mut self,
         caller: Caller,
@@ -291,14 +301,14 @@ impl PathResolver {
         normal: &[u8],
         follow_last: bool,
         through: Option<&KnownLink>,
-        cwd_at_call: Option<&[u8]>,
+        cwd_at_call: Option<CwdAtCall>,
     ) -> Result<Vec<u8>, Unresolved> {
         let answer = self.ask(Job {
             caller,
             path: path.to_vec(),
             follow_last,
             through: through.cloned(),
-            cwd_at_call: cwd_at_call.map(<[u8]>::to_vec),
+            cwd_at_call: cwd_at_call.map(|c| (c.path.to_vec(), c.leaders)),
         });
         match &answer {
             Ok(p) => {
@@ -443,14 +453,14 @@ fn follow(job: &Job) -> Result<Vec<u8>, Unresolved> {
     };
     let directory = !follow_last;
     let dir = without_empty_and_dot(dir);
-    let at_call = job
-        .cwd_at_call
-        .as_deref()
-        .and_then(|cwd| from_cwd_at_call(&dir, caller, cwd));
-    // That cwd is a path in the caller's mount namespace: a host
-    // process's is in the daemon's (also where it is chrooted, or exited),
-    // a container's in its root.
-    let in_daemon_root = at_call.is_some() && !caller.in_container;
+    let at_call = (job.cwd_at_call.as_ref()).and_then(|(path, leaders)| {
+        let cwd = CwdAtCall {
+            path,
+            leaders: *leaders,
+        };
+        from_cwd_at_call(&dir, caller, cwd)
+    });
+    let from_cwd = at_call.is_some();
     let dir = at_call.unwrap_or(dir);
     let magic = magic_rewrite(&dir, caller);
     // Another process's magic links, by the number the caller gave: the
@@ -461,6 +471,13 @@ fn follow(job: &Job) -> Result<Vec<u8>, Unresolved> {
         Magic::Other(_) => None,
         _ => Some(Root::of(caller)?),
     };
+    // That cwd is a path from the root of the caller's mount namespace:
+    // its own root, unless it is chrooted below that (then, for a host
+    // process, the daemon's root, and shown as the caller sees it); an
+    // exited host process's is the daemon's.
+    let in_daemon_root = from_cwd
+        && !caller.in_container
+        && !matches!(&root, Some(Root::Alive { shown_as, .. }) if shown_as == b"/");
     let fd = match (magic, &root) {
         (Magic::Other(dir), _) => open_path(None, &dir, ResolveFlag::empty(), directory)?,
         // The caller's own, from the daemon's side too, by its pid.
@@ -607,12 +624,12 @@ fn without_empty_and_dot(path: &[u8]) -> Vec<u8> {
 
 /// `dir` (absolute, without empty and `.` components) from `cwd`, the
 /// calling thread's cwd at the call, where it goes through the magic
-/// link to it: `/proc/thread-self/cwd`, and `/proc/self/cwd` for a
-/// thread group's leader (another thread's leads to the leader's cwd,
-/// which may differ: a thread can `unshare(CLONE_FS)` and move).
-fn from_cwd_at_call(dir: &[u8], caller: Caller, cwd: &[u8]) -> Option<Vec<u8>> {
+/// link to it: `/proc/thread-self/cwd`, and `/proc/self/cwd` where the
+/// cwd was its thread group leader's too (a thread that did
+/// `unshare(CLONE_FS)` can move on its own).
+fn from_cwd_at_call(dir: &[u8], caller: Caller, cwd: CwdAtCall) -> Option<Vec<u8>> {
     let mut links = vec![&b"/proc/thread-self/cwd"[..]];
-    if caller.tid == caller.tgid {
+    if cwd.leaders || caller.tid == caller.tgid {
         links.push(b"/proc/self/cwd");
     }
     let rest = links.into_iter().find_map(|link| {
@@ -620,7 +637,7 @@ fn from_cwd_at_call(dir: &[u8], caller: Caller, cwd: &[u8]) -> Option<Vec<u8>> {
             .then_some(&b""[..])
             .or_else(|| below(dir, link))
     })?;
-    let mut out = cwd.to_vec();
+    let mut out = cwd.path.to_vec();
     if out.last() == Some(&b'/') {
         out.pop();
     }
@@ -922,7 +939,13 @@ mod tests {
             in_container: false,
         };
         let thread = Caller { tid: 11, ..leader };
-        let at = |dir: &[u8], caller, cwd: &[u8]| from_cwd_at_call(dir, caller, cwd);
+        let at = |dir: &[u8], caller, cwd: &[u8]| {
+            let cwd = CwdAtCall {
+                path: cwd,
+                leaders: false,
+            };
+            from_cwd_at_call(dir, caller, cwd)
+        };
         let some = |p: &[u8]| Some(p.to_vec());
         assert_eq!(at(b"/proc/self/cwd", leader, b"/etc"), some(b"/etc"));
         assert_eq!(at(b"/proc/self/cwd/a", leader, b"/etc"), some(b"/etc/a"));
@@ -932,8 +955,17 @@ mod tests {
             at(b"/proc/thread-self/cwd/a", thread, b"/etc"),
             some(b"/etc/a")
         );
-        // Another thread's `/proc/self/cwd` is its leader's.
+        // Another thread's `/proc/self/cwd` is its leader's: the same
+        // where the kernel saw it shared.
         assert_eq!(at(b"/proc/self/cwd/a", thread, b"/etc"), None);
+        let shared = CwdAtCall {
+            path: b"/etc",
+            leaders: true,
+        };
+        assert_eq!(
+            from_cwd_at_call(b"/proc/self/cwd/a", thread, shared),
+            some(b"/etc/a")
+        );
         for other in [
             &b"/proc/self/root"[..],
             b"/proc/self/cwdx",
@@ -964,7 +996,11 @@ mod tests {
         };
         let mut r = PathResolver::new();
         let mut at_call = |caller, path: &[u8], through, cwd: Option<&str>| {
-            r.resolve_with(caller, path, path, false, through, cwd.map(str::as_bytes))
+            let cwd = cwd.map(|c| CwdAtCall {
+                path: c.as_bytes(),
+                leaders: false,
+            });
+            r.resolve_with(caller, path, path, false, through, cwd)
         };
         let own = b"/proc/self/cwd/x";
         assert_eq!(
@@ -994,7 +1030,8 @@ mod tests {
             at_call(thread, b"/proc/thread-self/cwd/x", None, Some(&cron)),
             Ok(in_cron.clone())
         );
-        // Not its leader's, which may be elsewhere: that one is read.
+        // Not its leader's, which may be elsewhere (the kernel did not see
+        // it shared): that one is read.
         let cwd = std::env::current_dir().unwrap();
         assert_eq!(
             at_call(thread, own, None, Some(&cron)),
@@ -1109,6 +1146,15 @@ mod tests {
         let mut r = PathResolver::new();
         let found = r.resolve(child, b"/tmp/l/../cron.d/x", b"");
         let up = r.resolve(child, b"/tmp/l/../..", b"");
+        // Its cwd as the kernel walks it: from the root of its mount
+        // namespace, the daemon's.
+        let cron = base.join("etc/cron.d");
+        let cwd = CwdAtCall {
+            path: cron.as_os_str().as_bytes(),
+            leaders: true,
+        };
+        let own = b"/proc/self/cwd/x";
+        let from_cwd = r.resolve_with(child, own, own, false, None, Some(cwd));
         // SAFETY: our child.
         unsafe {
             libc::kill(pid, libc::SIGKILL);
@@ -1117,5 +1163,6 @@ mod tests {
         std::fs::remove_dir_all(&base).unwrap();
         assert_eq!(found, Ok(b"/etc/cron.d/x".to_vec()));
         assert_eq!(up, Ok(b"/".to_vec()));
+        assert_eq!(from_cwd, Ok(b"/etc/cron.d/x".to_vec()));
     }
 }

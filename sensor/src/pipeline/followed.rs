@@ -5,7 +5,7 @@ use sensor_common::TaskInfo;
 
 use super::Pipeline;
 use super::io_uring::Request;
-use crate::enrich::path_resolve::{Caller, KnownLink, Unresolved, may_lead_elsewhere};
+use crate::enrich::path_resolve::{Caller, CwdAtCall, KnownLink, Unresolved, may_lead_elsewhere};
 use crate::source::ebpf::decode::SysRecord;
 
 /// A path argument as the caller passed it, and where the kernel says
@@ -15,8 +15,8 @@ pub(super) struct Argument<'a> {
     /// The directory a relative `path` starts from.
     pub base: &'a [u8],
     /// The calling thread's cwd at the call, where the kernel walked it
-    /// (`WatchRecord::cwd_at_call`): where `/proc/self/cwd` led then.
-    pub cwd: Option<&'a [u8]>,
+    /// (`WatchRecord::cwd_at_call`): where `/proc/thread-self/cwd` led.
+    pub cwd: Option<CwdAtCall<'a>>,
 }
 
 impl<'a> Argument<'a> {

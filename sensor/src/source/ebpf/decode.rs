@@ -11,6 +11,8 @@ use sensor_common::{
     SyscallOp, TaskInfo, WatchEvent, exec_flags, file_flags, net_flags, sys_flags, watch_flags,
 };
 
+use crate::enrich::path_resolve::CwdAtCall;
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
     #[error("record of {len} bytes is shorter than its header")]
@@ -189,6 +191,8 @@ pub struct WatchRecord {
     pub base_is_file: bool,
     /// `base` is the caller's cwd at the call.
     pub base_is_cwd: bool,
+    /// That cwd is its thread group leader's too.
+    pub cwd_is_leaders: bool,
     pub base_truncated: bool,
     /// The second path argument as passed: rename's new path, link's
     /// existing file, symlink's target.
@@ -203,12 +207,14 @@ pub struct WatchRecord {
 
 impl WatchRecord {
     /// The calling thread's cwd as the kernel walked it at the call, whole:
-    /// where `/proc/thread-self/cwd` led (and `/proc/self/cwd`, for a
-    /// thread group's leader), which the daemon cannot read once the
-    /// caller exited or moved on.
-    pub fn cwd_at_call(&self) -> Option<&[u8]> {
-        (self.base_is_cwd && !self.base_truncated && !self.base.is_empty())
-            .then_some(self.base.as_slice())
+    /// where `/proc/thread-self/cwd` led (and `/proc/self/cwd`, where it
+    /// was its leader's too), which the daemon cannot read once the caller
+    /// exited or moved on.
+    pub fn cwd_at_call(&self) -> Option<CwdAtCall<'_>> {
+        (self.base_is_cwd && !self.base_truncated && !self.base.is_empty()).then_some(CwdAtCall {
+            path: &self.base,
+            leaders: self.cwd_is_leaders,
+        })
     }
 
     /// Is `base` part of a path the event shows: the file itself, or the
@@ -688,6 +694,7 @@ fn decode_watch(bytes: &[u8]) -> Result<WatchRecord, DecodeError> {
         base: join_components(base),
         base_is_file: has(watch_flags::BASE_IS_FILE),
         base_is_cwd: has(watch_flags::BASE_IS_CWD),
+        cwd_is_leaders: has(watch_flags::CWD_IS_LEADERS),
         base_truncated: has(watch_flags::BASE_TRUNCATED),
         path2: path2.to_vec(),
         base2_unknown: has(watch_flags::BASE2_UNKNOWN),
@@ -1330,6 +1337,7 @@ mod tests {
             base: b"/etc/cron.d".to_vec(),
             base_is_file: false,
             base_is_cwd,
+            cwd_is_leaders: false,
             base_truncated,
             path2: path2.to_vec(),
             base2_unknown: false,
@@ -1338,16 +1346,23 @@ mod tests {
             matched: 0,
         };
         let absolute = rename(b"/tmp/x", b"/proc/self/cwd/x", true, false);
-        assert_eq!(absolute.cwd_at_call(), Some(&b"/etc/cron.d"[..]));
+        assert_eq!(
+            absolute.cwd_at_call().map(|c| c.path),
+            Some(&b"/etc/cron.d"[..])
+        );
         assert!(!absolute.base_shown());
         assert_eq!(
             absolute.resolved_path2().as_deref(),
             Some(&b"/proc/self/cwd/x"[..])
         );
         let cut = rename(b"/tmp/x", b"/proc/self/cwd/x", true, true);
-        assert_eq!(cut.cwd_at_call(), None);
+        assert!(cut.cwd_at_call().is_none());
         assert!(!cut.base_shown());
-        assert_eq!(rename(b"/tmp/x", b"/y", false, false).cwd_at_call(), None);
+        assert!(
+            rename(b"/tmp/x", b"/y", false, false)
+                .cwd_at_call()
+                .is_none()
+        );
         assert!(rename(b"x", b"/y", true, false).base_shown());
         assert!(rename(b"/x", b"y", true, false).base_shown());
     }
@@ -1366,6 +1381,7 @@ mod tests {
             base: base.to_vec(),
             base_is_file: false,
             base_is_cwd: false,
+            cwd_is_leaders: false,
             base_truncated: false,
             path2: target.to_vec(),
             base2_unknown: false,

@@ -8,6 +8,7 @@ pub mod filter;
 pub mod homes;
 pub mod inode_key;
 pub mod io_uring;
+pub mod magic_link_scan;
 pub mod magic_links;
 pub mod offsets;
 pub mod proc_mem;
