@@ -2012,6 +2012,26 @@ fn a_symlink_to_a_magic_link_used_at_once_and_removed_is_followed() {
     );
 }
 
+/// Perl in the cron directory `cron` renames `payload` to `evil` below
+/// `link` (a symlink to its cwd), and lives on: the rename is reported
+/// followed into `cron`.
+fn rename_into_cron_through(sensor: &Sensor, cron: &Path, payload: &str, link: &str) {
+    let mover = perl_living_on_in(
+        cron,
+        &format!("rename('{payload}', '{link}/evil') or die \"$!\";"),
+    );
+    let renamed = sensor.wait_for(&format!("the rename through {link}"), |v| {
+        write_by(v, "rename", u64::from(mover.id()))
+    });
+    stop(mover);
+    assert_renamed_by_path(
+        &renamed,
+        &cron.join("evil"),
+        &format!("{link}/evil"),
+        &format!("{}/", cron.display()),
+    );
+}
+
 /// The paths of the symlinks through magic links the sensor keeps in its
 /// state directory `state`, once `done` holds of them (or 10 s passed).
 fn kept_magic_links_until(state: &Path, done: impl Fn(&[Vec<u8>]) -> bool) -> Vec<Vec<u8>> {
@@ -2058,20 +2078,7 @@ fn symlinks_through_magic_links_are_followed_after_a_restart() {
     std::fs::write(other.join("payload"), b"* * * * * root /tmp/x\n").expect("write");
 
     let sensor = Sensor::start_in(&state, &config);
-    let mover = perl_living_on_in(
-        &cron,
-        &format!("rename('{o}/payload', '{o}/c/evil') or die \"$!\";"),
-    );
-    let renamed = sensor.wait_for("the rename through the link", |v| {
-        write_by(v, "rename", u64::from(mover.id()))
-    });
-    stop(mover);
-    assert_renamed_by_path(
-        &renamed,
-        &cron.join("evil"),
-        &format!("{o}/c/evil"),
-        &format!("{}/", cron.display()),
-    );
+    rename_into_cron_through(&sensor, &cron, &format!("{o}/payload"), &format!("{o}/c"));
     let [c, gone] = [format!("{o}/c"), format!("{o}/gone")].map(String::into_bytes);
     let kept = kept_magic_links_until(&state, |kept| kept.contains(&c) && !kept.contains(&gone));
     assert!(kept.contains(&c) && !kept.contains(&gone));
@@ -2095,20 +2102,7 @@ fn a_symlink_to_a_magic_link_made_before_the_sensor_started_is_followed() {
     std::fs::write(other.join("payload"), b"* * * * * root /tmp/x\n").expect("write");
 
     let sensor = Sensor::start_in(&state, &tree.config());
-    let mover = perl_living_on_in(
-        &cron,
-        &format!("rename('{o}/payload', '{o}/pre/evil') or die \"$!\";"),
-    );
-    let renamed = sensor.wait_for("the rename through the link made before", |v| {
-        write_by(v, "rename", u64::from(mover.id()))
-    });
-    stop(mover);
-    assert_renamed_by_path(
-        &renamed,
-        &cron.join("evil"),
-        &format!("{o}/pre/evil"),
-        &format!("{}/", cron.display()),
-    );
+    rename_into_cron_through(&sensor, &cron, &format!("{o}/payload"), &format!("{o}/pre"));
     let pre = format!("{o}/pre").into_bytes();
     assert!(kept_magic_links_until(&state, |kept| kept.contains(&pre)).contains(&pre));
 }
