@@ -17,8 +17,16 @@ use super::decode::lexically_normal;
 use super::magic_links::MagicLink;
 use crate::enrich::path_resolve::{KnownLink, target_through_magic_link};
 
-/// The directories looked into: those anyone may write to.
-pub const SCAN_ROOTS: &[&str] = &["/tmp", "/var/tmp", "/dev/shm"];
+/// The directories looked into: those anyone may write to on a Debian
+/// host (sticky and world-writable, or each user's own: `/run/user/UID`).
+pub const SCAN_ROOTS: &[&str] = &[
+    "/tmp",
+    "/var/tmp",
+    "/dev/shm",
+    "/run/lock",
+    "/run/user",
+    "/var/crash",
+];
 
 /// Levels of directories below a root looked into (`/tmp/a/b/c/d/link`).
 const DEPTH: usize = 4;
