@@ -331,7 +331,7 @@ fn add_magic_links_made_before(links: &mut MagicLinks) -> usize {
     if found.cut {
         tracing::warn!(
             "looked at only the first {ENTRIES_MAX} entries of {SCAN_ROOTS:?} for symlinks \
-             through magic links made before the sensor started"
+             through magic links that predate this run"
         );
     }
     let mut new: Vec<_> = (found.links.into_iter())
@@ -342,8 +342,8 @@ fn add_magic_links_made_before(links: &mut MagicLinks) -> usize {
     let room = sensor_common::MAGIC_LINKS_MAX.saturating_sub(links.stats().tracked);
     if new.len() > room {
         tracing::warn!(
-            "{} symlinks through magic links made before the sensor started, room for {room}: \
-             the others are not followed",
+            "{} symlinks through magic links that predate this run, room for {room}: the \
+             others are not followed",
             new.len()
         );
         new.truncate(room);
@@ -352,8 +352,8 @@ fn add_magic_links_made_before(links: &mut MagicLinks) -> usize {
         tracing::warn!(
             link = %l.link.path.escape_ascii(),
             target = %l.link.written.escape_ascii(),
-            "a symlink through a magic link, made before the sensor started: paths \
-             through it are followed from now on"
+            "a symlink through a magic link that predates this run: paths through it are \
+             followed from now on"
         );
     }
     let count = new.len();
