@@ -111,12 +111,23 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             "symlinks through magic links an earlier run saw made are followed again"
         );
     }
-    let found = add_magic_links_made_before(&mut watched.magic_links);
+    let (mut source, ring) = EbpfSource::load(&config.ebpf, &config.filter, &watched)?;
+    // Once the programs are attached: a link made from now on is seen
+    // made, one made before is found here.
+    let mut with_found = watched.clone();
+    let found = add_magic_links_made_before(&mut with_found.magic_links);
+    if found > 0 {
+        if let Err(e) = source.update_watched(&watched, &with_found) {
+            tracing::warn!(
+                "cannot add symlinks through magic links to the kernel's path check: {e}"
+            );
+        }
+        watched = with_found;
+    }
     if kept > 0 || found > 0 {
         // Without those gone meanwhile, with those found.
         save_magic_links(&watched.magic_links, state_dir);
     }
-    let (mut source, ring) = EbpfSource::load(&config.ebpf, &config.filter, &watched)?;
     pipeline.set_watched(watched);
     pipeline.set_ignored_path_prefixes(&config.filter.ignore_path_prefixes);
     let cgroup_mode = crate::source::ebpf::offsets::CgroupMode::detect();
