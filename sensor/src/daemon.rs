@@ -16,7 +16,7 @@ use crate::pipeline::Pipeline;
 use crate::sink::sequence::SequenceLease;
 use crate::sink::{Router, Sink, SinkError};
 use crate::source::ebpf::decode::KernelEvent;
-use crate::source::ebpf::magic_links::MagicLinks;
+use crate::source::ebpf::magic_links::{MagicLink, MagicLinks};
 use crate::source::ebpf::{EbpfSource, LoadError, decode};
 
 mod audit;
@@ -114,9 +114,11 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     let (mut source, ring) = EbpfSource::load(&config.ebpf, &config.filter, &watched)?;
     // Once the programs are attached: a link made from now on is seen
     // made, one made before is found here.
-    let mut with_found = watched.clone();
-    let found = add_magic_links_made_before(&mut with_found.magic_links);
+    let planted = magic_links_made_before(&watched.magic_links);
+    let found = planted.len();
     if found > 0 {
+        let mut with_found = watched.clone();
+        with_found.magic_links.add_all(planted);
         if let Err(e) = source.update_watched(&watched, &with_found) {
             tracing::warn!(
                 "cannot add symlinks through magic links to the kernel's path check: {e}"
@@ -332,10 +334,11 @@ fn track_magic_links(source: &mut EbpfSource, pipeline: &mut Pipeline, state_dir
     pipeline.set_watched(watched);
 }
 
-/// Adds the symlinks through magic links in the temporary directories
-/// that `links` does not hold (see `source::ebpf::magic_link_scan`), each
-/// said: made before the sensor started, and not seen made. How many.
-fn add_magic_links_made_before(links: &mut MagicLinks) -> usize {
+/// The symlinks through magic links in the temporary directories that
+/// `links` does not hold (see `source::ebpf::magic_link_scan`), in the
+/// room it leaves, each said: made before the sensor started, and not
+/// seen made.
+fn magic_links_made_before(links: &MagicLinks) -> Vec<MagicLink> {
     use crate::source::ebpf::magic_link_scan::{ENTRIES_MAX, SCAN_ROOTS, scan};
     let roots: Vec<&Path> = SCAN_ROOTS.iter().map(Path::new).collect();
     let found = scan(&roots, ENTRIES_MAX);
@@ -367,9 +370,7 @@ fn add_magic_links_made_before(links: &mut MagicLinks) -> usize {
              followed from now on"
         );
     }
-    let count = new.len();
-    links.add_all(new);
-    count
+    new
 }
 
 /// Keeps the symlinks through magic links for the next run; a failure is
