@@ -790,7 +790,8 @@ pub const MAGIC_LINKS_MAX: usize = 256;
 /// So while a symlink the kernel sent is not handled yet, every call with
 /// a path argument is sent, for the daemon to decide once it has.
 pub mod symlinks_sync {
-    /// Symlink records the kernel sent (an atomic add).
+    /// Symlink records the kernel sent (an atomic add): the watch
+    /// family's, and io_uring's symlinkat submissions.
     pub const SENT: u32 = 0;
     /// When it sent the last one (boot ns).
     pub const LAST_SENT_NS: u32 = 1;

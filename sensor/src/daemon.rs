@@ -7,15 +7,12 @@ use std::time::Duration;
 use tokio::io::unix::AsyncFd;
 use tokio::signal::unix::{SignalKind, signal};
 
-use sensor_common::SyscallOp;
-
 use crate::config::Config;
 use crate::enrich::{host, procfs};
 use crate::event::{Heartbeat, SinkHeartbeat};
 use crate::pipeline::Pipeline;
 use crate::sink::sequence::SequenceLease;
 use crate::sink::{Router, Sink, SinkError};
-use crate::source::ebpf::decode::KernelEvent;
 use crate::source::ebpf::magic_links::{MagicLink, MagicLinks};
 use crate::source::ebpf::{EbpfSource, LoadError, decode};
 
@@ -398,8 +395,7 @@ fn drain(
     while let Some(item) = rb.next() {
         match decode::decode(&item) {
             Ok(ev) => {
-                let symlink = matches!(&ev, KernelEvent::FileWrite(w)
-                    if matches!(w.op, SyscallOp::Symlink | SyscallOp::Symlinkat));
+                let symlink = crate::source::ebpf::symlinks_sync::counted(&ev);
                 if let Some(event) = pipeline.handle(ev) {
                     sink.emit(event).map_err(RunError::Output)?;
                 }

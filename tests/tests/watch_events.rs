@@ -2012,6 +2012,47 @@ fn a_symlink_to_a_magic_link_used_at_once_and_removed_is_followed() {
     );
 }
 
+/// A symlink to a magic link made through an io_uring ring is followed
+/// as one made by syscall: its maker's rename through it right after the
+/// request completes (before the daemon could have read the request), and
+/// one made three seconds after its request was submitted (linked behind
+/// a read of a pipe): refreshes in between must not let go of a link not
+/// made yet, and the kernel's wait for the daemon is long over by then.
+/// Each maker exits at once.
+#[test]
+fn a_symlink_to_a_magic_link_made_through_a_ring_is_followed() {
+    let tree = Tree::new();
+    let sensor = Sensor::start(&tree.config());
+    let other = tree.path("other");
+    let cron = tree.path("etc/cron.d");
+    let o = other.to_str().expect("utf-8");
+    for (link, delay_ms) in [("r", "0"), ("late", "3000")] {
+        let payload = format!("{o}/payload-{link}");
+        std::fs::write(&payload, b"* * * * * root /tmp/x\n").expect("write");
+        let through = format!("{o}/{link}/evil-{link}");
+        let actor = Command::new(env!("CARGO_BIN_EXE_actor"))
+            .args(["io-uring-symlink-then-rename", "/proc/self/cwd"])
+            .args([&format!("{o}/{link}"), &payload, &through, delay_ms])
+            .current_dir(&cron)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("actor");
+        let pid = u64::from(actor.id());
+        let out = actor.wait_with_output().expect("actor");
+        assert!(out.status.success(), "{out:?}");
+        let renamed = sensor.wait_for(&format!("the rename through {link}"), |v| {
+            write_by(v, "rename", pid)
+        });
+        assert_renamed_by_path(
+            &renamed,
+            &cron.join(format!("evil-{link}")),
+            &through,
+            &format!("{}/", cron.display()),
+        );
+    }
+}
+
 /// Perl in the cron directory `cron` renames `payload` to `evil` below
 /// `link` (a symlink to its cwd), and lives on: the rename is reported
 /// followed into `cron`.

@@ -387,7 +387,8 @@ fn shares_leaders_fs(task: u64) -> bool {
     matches!((fs, leaders), (Ok(a), Ok(b)) if a == b && a != 0)
 }
 
-/// Counts a symlink record about to be sent: its time first, so that a
+/// Counts a symlink record about to be sent (or, from `io_uring`, just
+/// sent: a symlinkat request's): its time first, so that a
 /// call on another CPU that sees the count sees a fresh time too. Before
 /// the record is built: after it, the verifier walked this once for each
 /// of the path walk's ends (watch_exit from 135k to 285k instructions).
@@ -395,7 +396,7 @@ fn shares_leaders_fs(task: u64) -> bool {
 /// leaves the daemon behind the count until it catches up, once the
 /// window (`symlinks_sync::WINDOW_NS`) has passed.
 #[inline(always)]
-fn symlink_sent() {
+pub(crate) fn symlink_sent() {
     use core::intrinsics::{AtomicOrdering, atomic_xadd};
     // SAFETY: the helper has no preconditions.
     let now = unsafe { aya_ebpf::helpers::bpf_ktime_get_boot_ns() };

@@ -6,15 +6,17 @@
 //! refused the kernel decides by those bytes, so the link is reported
 //! when it is made.
 
-use sensor_common::SyscallOp;
+use sensor_common::io_uring::op as io_uring_op;
+use sensor_common::{SyscallOp, TaskInfo};
 
 use crate::enrich::path_resolve::{KnownLink, Unresolved, target_through_magic_link};
 use crate::enrich::procfs::parse_stat;
-use crate::source::ebpf::decode::{WatchRecord, lexically_normal};
+use crate::source::ebpf::decode::{SysRecord, WatchRecord, lexically_normal, symlink_target_path};
 use crate::source::ebpf::magic_links::{MagicLink, MagicLinkChange};
 
 use super::Pipeline;
 use super::followed::Argument;
+use super::io_uring::Request;
 
 /// The links to magic links a container runtime (runc, crun) or systemd
 /// (`PrivateDevices=`) makes in each `/dev` it mounts, by (name, target),
@@ -42,24 +44,25 @@ impl Pipeline {
     /// user's magic links do, not the maker's.
     pub(super) fn symlink_target(
         &mut self,
-        w: &WatchRecord,
+        task: &TaskInfo,
         ticks: u64,
+        written: &[u8],
         link: Option<&[u8]>,
     ) -> (Option<Vec<u8>>, Option<Unresolved>) {
-        let target = w.symlink_target_path(link);
+        let target = symlink_target_path(written, link);
         match (&target, link) {
             (Some(t), Some(link))
                 if !target_through_magic_link(t)
                     && self.watched.magic_links.leading(t).is_none() =>
             {
                 let dir = link_dir(link);
-                self.followed(&w.task, ticks, Argument::new(&w.path2, dir), target, false)
+                self.followed(task, ticks, Argument::new(written, dir), target, false)
             }
             _ => (target, None),
         }
     }
 
-    /// Does the symlink `w` at `link` (absolute, normal) lead through a
+    /// Does the symlink process `tgid` made at `link` (absolute, normal) lead through a
     /// magic link (`target`, as [`Self::symlink_target`] gives it), or
     /// through a symlink seen made to lead through one (`/tmp/d ->
     /// /tmp/c`), other than the ones systems make as a matter of course:
@@ -77,7 +80,7 @@ impl Pipeline {
     /// the call until the daemon has looked.
     pub(super) fn leads_through_magic_link(
         &self,
-        w: &WatchRecord,
+        tgid: u32,
         ticks: u64,
         link: &[u8],
         target: &[u8],
@@ -89,34 +92,63 @@ impl Pipeline {
         let dir = link_dir(link);
         let name = link.get(dir.len() + 1..).unwrap_or_default();
         let named_so = DEV_LINKS.contains(&(name, target)) && dir.ends_with(b"/dev");
-        !(named_so && self.in_mount_namespace_of_its_own(w.task.tgid, ticks))
+        !(named_so && self.in_mount_namespace_of_its_own(tgid, ticks))
     }
 
-    /// Remembers symlink `w`, made at `link` to lead through a magic link
-    /// to `target`, for the daemon to put into the kernel's path check
-    /// (see `source::ebpf::magic_links`): paths below it are then sent,
-    /// and followed from where it leads.
+    /// Remembers the symlink `task` made at `link` (`written` its target
+    /// as given) to lead through a magic link to `target`, for the daemon
+    /// to put into the kernel's path check (see
+    /// `source::ebpf::magic_links`): paths below it are then sent, and
+    /// followed from where it leads. `awaited`: asked for, perhaps not
+    /// made yet (see `MagicLink::awaited`).
     pub(super) fn remember_magic_link(
         &mut self,
-        w: &WatchRecord,
+        task: &TaskInfo,
         ticks: u64,
-        link: &[u8],
+        (link, written): (&[u8], &[u8]),
         target: &[u8],
+        awaited: bool,
     ) {
-        if w.ret != 0 {
-            return;
-        }
-        let in_host_root = !self.caller(&w.task, ticks).in_container;
+        let in_host_root = !self.caller(task, ticks).in_container;
         self.magic_link_changes
             .push(MagicLinkChange::Made(MagicLink {
                 link: KnownLink {
                     path: link.to_vec(),
-                    written: w.path2.clone(),
+                    written: written.to_vec(),
                     leads_to: self.leads_to(target),
                 },
                 in_host_root,
                 dir: None,
+                awaited,
             }));
+    }
+
+    /// Remembers the symlink an io_uring `symlinkat` request `x` asks for
+    /// (`request`: its new name joined and followed, its target as
+    /// given), where it leads through a magic link, as the watch family's
+    /// (see [`Self::remember_magic_link`]). At its submission, awaited:
+    /// the link is made when the request runs, and its completion is not
+    /// always reported (before 5.19, or with `IOSQE_CQE_SKIP_SUCCESS`), where
+    /// the maker's next call may come right after. The submission, not the
+    /// link, is all the kernel sent: its result is not known here.
+    pub(super) fn remember_requested_magic_link(&mut self, x: &SysRecord, request: &Request) {
+        if x.args[0] != u64::from(io_uring_op::SYMLINKAT) {
+            return;
+        }
+        let (Some(link), Some(written)) = (request.path.as_deref(), request.target_path.as_deref())
+        else {
+            return;
+        };
+        if link.first() != Some(&b'/') {
+            return;
+        }
+        let ticks = self.table.ids.ticks(x.task.start_boottime);
+        let (Some(target), _) = self.symlink_target(&x.task, ticks, written, Some(link)) else {
+            return;
+        };
+        if self.leads_through_magic_link(x.task.tgid, ticks, link, &target) {
+            self.remember_magic_link(&x.task, ticks, (link, written), &target, true);
+        }
     }
 
     /// Follows a symlink through a magic link that `w` (a rename or a
@@ -150,6 +182,7 @@ impl Pipeline {
                 },
                 in_host_root,
                 dir: None,
+                awaited: false,
             }));
     }
 

@@ -46,7 +46,7 @@ impl Pipeline {
         // up (the kernel sent one that may name a watched path or a
         // directory above one, or go through a magic link).
         let (target, target_unresolved) = if symlink {
-            self.symlink_target(&w, ticks, path.as_deref())
+            self.symlink_target(&w.task, ticks, &w.path2, path.as_deref())
         } else {
             (None, None)
         };
@@ -103,7 +103,7 @@ impl Pipeline {
                 .or_else(|| self.watched.below(t).map(|l| (Some(l), "target_above")))
                 .or_else(|| {
                     let link = path.as_deref()?;
-                    (self.leads_through_magic_link(&w, ticks, link, t))
+                    (self.leads_through_magic_link(w.task.tgid, ticks, link, t))
                         .then_some((None, "target_magic_link"))
                 })
         } else if rename && watched.is_none() && watched2.is_none() {
@@ -139,10 +139,10 @@ impl Pipeline {
         // moves. Path first because an inode the kernel matched may be a
         // watched file's old one, reused by the next file made on that
         // filesystem until the daemon's maps catch up.
-        if let (Some((_, "target_magic_link")), Some(link), Some(t)) =
-            (&indirect, path.as_deref(), target.as_deref())
+        if let (Some((_, "target_magic_link")), Some(link), Some(t), 0) =
+            (&indirect, path.as_deref(), target.as_deref(), w.ret)
         {
-            self.remember_magic_link(&w, ticks, link, t);
+            self.remember_magic_link(&w.task, ticks, (link, &w.path2), t, false);
         }
         let (indirect, how) = indirect.unzip();
         let label = watched

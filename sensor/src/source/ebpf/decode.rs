@@ -233,19 +233,6 @@ impl WatchRecord {
         join(&self.path, &self.base)
     }
 
-    /// A symlink's target (`path2`, text the kernel stores) as the path it
-    /// names: made normal, and joined to the directory of `link` (the
-    /// link's [`Self::resolved_path`]) when relative. None when that is
-    /// unknown.
-    pub fn symlink_target_path(&self, link: Option<&[u8]>) -> Option<Vec<u8>> {
-        if self.path2.first() == Some(&b'/') {
-            return Some(lexically_normal(&self.path2));
-        }
-        let link = link?;
-        let dir = &link[..=link.iter().rposition(|&b| b == b'/')?];
-        join(&self.path2, dir)
-    }
-
     /// The second path (rename's new one, link's existing file), joined to
     /// the same base when it is relative.
     pub fn resolved_path2(&self) -> Option<Vec<u8>> {
@@ -254,6 +241,19 @@ impl WatchRecord {
         }
         join(&self.path2, &self.base)
     }
+}
+
+/// The path a symlink's target (`written`, text the kernel stores: a
+/// `WatchRecord`'s `path2`) names: made normal, and joined to the
+/// directory of `link` (the link's path, `WatchRecord::resolved_path`)
+/// when relative. None when that is unknown.
+pub fn symlink_target_path(written: &[u8], link: Option<&[u8]>) -> Option<Vec<u8>> {
+    if written.first() == Some(&b'/') {
+        return Some(lexically_normal(written));
+    }
+    let link = link?;
+    let dir = &link[..=link.iter().rposition(|&b| b == b'/')?];
+    join(written, dir)
 }
 
 /// `path` if absolute, else `base/path`, made normal ([`lexically_normal`]);
@@ -1390,7 +1390,7 @@ mod tests {
             matched: 0,
         };
         let target = |r: WatchRecord| {
-            r.symlink_target_path(r.resolved_path().as_deref())
+            symlink_target_path(&r.path2, r.resolved_path().as_deref())
                 .map(|p| String::from_utf8(p).expect("utf-8"))
         };
         assert_eq!(

@@ -95,6 +95,7 @@ fn through_magic_link(path: &Path) -> Option<MagicLink> {
         },
         in_host_root: true,
         dir: None,
+        awaited: false,
     })
 }
 

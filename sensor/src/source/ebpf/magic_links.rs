@@ -42,6 +42,31 @@ pub struct MagicLink {
     /// up when it is added (and so after a load), not kept.
     #[serde(skip)]
     pub dir: Option<ExeKey>,
+    /// Made by an io_uring request, remembered at its submission: the
+    /// link may not be there yet (a request linked behind a timeout runs
+    /// when that ends, long after), so it is not let go while its name
+    /// holds nothing, only once it was seen holding its target.
+    #[serde(default)]
+    pub awaited: bool,
+}
+
+/// What a host link's name holds, looked at on a refresh.
+#[derive(PartialEq, Eq)]
+enum Found {
+    /// The link, to its target as written.
+    Link,
+    Nothing,
+    /// Another link, or a file that is not one.
+    Other,
+}
+
+/// See [`MagicLink::on_refresh`].
+#[derive(PartialEq, Eq)]
+enum Refresh {
+    Keep,
+    /// Awaited, and there now: no longer awaited.
+    Seen,
+    LetGo,
 }
 
 impl MagicLink {
@@ -49,6 +74,30 @@ impl MagicLink {
     fn dir_path(&self) -> &[u8] {
         let path = &self.link.path;
         &path[..=path.iter().rposition(|&b| b == b'/').unwrap_or(0)]
+    }
+
+    /// What a refresh does with it: a link made in a container's root is
+    /// kept (the daemon cannot look there); one in the host's root is let
+    /// go once its name holds something else, or nothing unless it is
+    /// awaited.
+    fn on_refresh(&self) -> Refresh {
+        if !self.in_host_root {
+            return Refresh::Keep;
+        }
+        match (self.found(), self.awaited) {
+            (Found::Link, true) => Refresh::Seen,
+            (Found::Link, false) | (Found::Nothing, true) => Refresh::Keep,
+            _ => Refresh::LetGo,
+        }
+    }
+
+    /// What its name holds in the daemon's root.
+    fn found(&self) -> Found {
+        match std::fs::read_link(std::ffi::OsStr::from_bytes(&self.link.path)) {
+            Ok(t) if t.as_os_str().as_bytes() == self.link.written => Found::Link,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Found::Nothing,
+            _ => Found::Other,
+        }
     }
 }
 
@@ -220,19 +269,26 @@ impl MagicLinks {
     }
 
     /// Without the links made in the host's root that no longer hold
-    /// their target there (removed, or replaced), if any.
+    /// their target there (removed, or replaced), and with the awaited
+    /// ones seen there no longer awaited; None if neither changes a link.
     pub fn pruned(&self) -> Option<MagicLinks> {
-        let holds = |l: &MagicLink| {
-            !l.in_host_root
-                || std::fs::read_link(std::ffi::OsStr::from_bytes(&l.link.path))
-                    .is_ok_and(|t| t.as_os_str().as_bytes() == l.link.written)
-        };
-        if self.links.iter().all(holds) {
+        let verdicts: Vec<Refresh> = self.links.iter().map(MagicLink::on_refresh).collect();
+        if verdicts.iter().all(|v| *v == Refresh::Keep) {
             return None;
         }
         let mut kept = self.clone();
-        let (held, gone): (VecDeque<_>, VecDeque<_>) = kept.links.drain(..).partition(holds);
-        kept.links = held;
+        let mut gone = Vec::new();
+        for (mut l, verdict) in std::mem::take(&mut kept.links).into_iter().zip(verdicts) {
+            match verdict {
+                Refresh::Keep => {}
+                Refresh::Seen => l.awaited = false,
+                Refresh::LetGo => {
+                    gone.push(l);
+                    continue;
+                }
+            }
+            kept.links.push_back(l);
+        }
         kept.stats.expired += gone.len() as u64;
         kept.let_go.extend(gone);
         let over = kept.let_go.len().saturating_sub(LET_GO_KEPT);
@@ -300,6 +356,7 @@ mod tests {
             },
             in_host_root,
             dir: None,
+            awaited: false,
         }
     }
 
@@ -444,6 +501,7 @@ mod tests {
             },
             in_host_root: false,
             dir: None,
+            awaited: false,
         });
         links.add(link(
             dir.join("gone").to_str().unwrap(),
@@ -457,6 +515,39 @@ mod tests {
         assert!(loaded.same_links(&want), "{loaded:?}");
         std::fs::write(dir.join(STATE_FILE), b"{not json").unwrap();
         assert_eq!(MagicLinks::load(&dir).stats().tracked, 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A link asked for through a ring may not be made yet: kept while
+    /// its name holds nothing, no longer awaited once seen there, and let
+    /// go once gone after that; one whose name holds something else (the
+    /// request failed) is let go at once.
+    #[test]
+    fn an_awaited_link_is_kept_until_it_is_seen() {
+        let dir = std::env::temp_dir().join(format!("sensor-magic-awaited-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("taken")).unwrap();
+        let path = |name: &str| dir.join(name).to_str().unwrap().to_owned();
+        let mut links = MagicLinks::default();
+        for name in ["late", "taken"] {
+            links.add(MagicLink {
+                awaited: true,
+                ..link(&path(name), "/proc/self/cwd", true)
+            });
+        }
+        let waiting = links.pruned().expect("the name taken let go");
+        let left: Vec<(&[u8], bool)> = (waiting.links.iter())
+            .map(|l| (&l.link.path[..], l.awaited))
+            .collect();
+        assert_eq!(left, [(path("late").as_bytes(), true)]);
+        assert!(waiting.pruned().is_none(), "not there yet: no change");
+        std::os::unix::fs::symlink("/proc/self/cwd", path("late")).unwrap();
+        let seen = waiting.pruned().expect("seen");
+        assert!(seen.tracks(path("late").as_bytes()));
+        assert!(!seen.links[0].awaited);
+        assert!(seen.pruned().is_none(), "holds");
+        std::fs::remove_file(path("late")).unwrap();
+        assert_eq!(seen.pruned().expect("gone").stats().tracked, 0);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

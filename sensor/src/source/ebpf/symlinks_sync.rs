@@ -10,7 +10,21 @@ use aya::maps::{Array, MapData};
 use nix::time::{ClockId, clock_gettime};
 use sensor_common::{names, symlinks_sync};
 
+use super::decode::{KernelEvent, SysOp};
 use super::{LoadError, take_map};
+
+/// Is `ev` a record the kernel counted as a symlink sent: the watch
+/// family's symlink and symlinkat, and io_uring's symlinkat submissions
+/// (which the kernel sends whatever their target)?
+pub fn counted(ev: &KernelEvent) -> bool {
+    use sensor_common::SyscallOp;
+    use sensor_common::io_uring::op;
+    match ev {
+        KernelEvent::FileWrite(w) => matches!(w.op, SyscallOp::Symlink | SyscallOp::Symlinkat),
+        KernelEvent::System(x) => x.op == SysOp::IoUring && x.args[0] == u64::from(op::SYMLINKAT),
+        _ => false,
+    }
+}
 
 pub struct SymlinksSync {
     map: Array<MapData, u64>,
