@@ -583,6 +583,14 @@ pub mod file_flags {
     /// file but that name no longer holds it: the argument, which may have
     /// led there through a symlink, then decides nothing.
     pub const ARG_IGNORED: u32 = 1 << 12;
+    /// `base` is the calling thread's cwd at the call, walked for an
+    /// absolute path argument through `/proc` (`/proc/self/cwd/x`, which
+    /// leads there: the daemon cannot read it once the caller exited or
+    /// moved on); the path is not joined to it.
+    pub const BASE_IS_CWD: u32 = 1 << 13;
+    /// With [`BASE_IS_CWD`]: that cwd is its thread group leader's too
+    /// (`/proc/self/cwd` is the leader's).
+    pub const CWD_IS_LEADERS: u32 = 1 << 14;
 }
 
 /// Bits of `FILE_PATH_BY_KERNEL`: the path hooks attached. Each loads on

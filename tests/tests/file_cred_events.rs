@@ -938,6 +938,53 @@ fn a_dot_dot_out_of_an_ignored_prefix_does_not_hide_a_chmod() {
     );
 }
 
+/// A chmod or chown by a path through the caller's own cwd in `/proc`
+/// names the file there, as the cwd was at the call: where the caller
+/// exited at once (the daemon cannot read its cwd any more), and where it
+/// moved on to another directory right after (whose file it would name).
+#[test]
+fn a_path_through_the_callers_cwd_names_the_file_there_after_the_caller_moved_on() {
+    let sensor = Sensor::start("");
+    let dir = temp_dir("proc-cwd");
+    let tool = file_in(&dir, "tool", 0o755);
+    let other = file_in(&dir, "other", 0o755);
+    let exited = run(Command::new("chmod")
+        .args(["u+s", "/proc/self/cwd/tool"])
+        .current_dir(&dir));
+    assert!(exited.1, "chmod through /proc/self/cwd");
+    let chowned = run(Command::new("chown")
+        .args(["nobody", "/proc/thread-self/cwd/other"])
+        .current_dir(&dir));
+    assert!(chowned.1, "chown through /proc/thread-self/cwd");
+    let mut perl = Command::new("perl");
+    perl.arg("-e")
+        .arg(
+            "chmod(02755, '/proc/self/cwd/tool') or die \"$!\"; chdir('/') or die \"$!\"; \
+             $| = 1; print \"done\\n\"; sleep 60",
+        )
+        .current_dir(&dir);
+    let mut moved_on = sensor_tests::spawned_until(perl, "done");
+    let moved_on_pid = u64::from(moved_on.id());
+    for (pid, act, argument, file) in [
+        (exited.0, "chmod", "/proc/self/cwd/tool", &tool),
+        (chowned.0, "chown", "/proc/thread-self/cwd/other", &other),
+        (moved_on_pid, "chmod", "/proc/self/cwd/tool", &tool),
+    ] {
+        let ev = sensor.wait_for(&format!("{act} {argument} by {pid}"), |v| {
+            is_file_event(v, act, pid)
+        });
+        assert_eq!(at(&ev, "file.path").as_str(), file.to_str(), "{ev}");
+        assert_eq!(
+            at(&ev, "sensor.file_change.path_argument").as_str(),
+            Some(argument),
+            "{ev}"
+        );
+        assert!(at(&ev, "sensor.file_change.unresolved").is_null(), "{ev}");
+    }
+    let _ = moved_on.kill();
+    let _ = moved_on.wait();
+}
+
 /// The path argument in a page the entry's read cannot fault in: the
 /// kernel's own copy resolves it. Where fentry loads, the event names the
 /// file the kernel resolved; here, it says the path could not be read

@@ -469,8 +469,22 @@ fn exit(ret: i64, abi: u32) -> u32 {
                         .and_then(|f| field(f, off!(file_path))),
                 )
             }
+            // An absolute path needs no base, unless it goes through
+            // `/proc` (`/proc/self/cwd/x`, or `/proc/thread-self/cwd/x`):
+            // the daemon follows it from the cwd at the call, which it
+            // cannot read once the caller exited or moved on.
             // SAFETY: the path's first byte, inside the map value.
-            _ if p.path_len > 0 && unsafe { *found.path } == b'/' => None,
+            _ if p.path_len > 0 && unsafe { *found.path } == b'/' => {
+                if through_proc(found.path, p.path_len) {
+                    ev.flags |= file_flags::BASE_IS_CWD;
+                    if super::watch::shares_leaders_fs(current.addr()) {
+                        ev.flags |= file_flags::CWD_IS_LEADERS;
+                    }
+                    Some(super::dir_path(current.addr(), AT_FDCWD))
+                } else {
+                    None
+                }
+            }
             _ => Some(super::dir_path(current.addr(), p.fd)),
         };
         // An unreadable one is (0, 0): a failed walk.
@@ -547,6 +561,25 @@ fn copy_short_path(data: *mut u8, path: *const u8, len: usize) {
         // and of the scratch slot's data (larger), both 8-aligned.
         unsafe { dst.add(i).write_volatile(src.add(i).read_volatile()) };
     }
+}
+
+/// Does the path argument (`path`, `len` bytes of a map value) start with
+/// `/proc/`? Byte by byte: six loads, in either record's path.
+#[inline(always)]
+fn through_proc(path: *const u8, len: u32) -> bool {
+    const PROC: &[u8; 6] = b"/proc/";
+    if len < PROC.len() as u32 {
+        return false;
+    }
+    let mut i = 0;
+    while i < PROC.len() {
+        // SAFETY: i < 6, inside either record's path (at least 8 bytes).
+        if unsafe { path.add(i).read_volatile() } != PROC[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 /// Does the dentry the kernel resolved (`file_path.rs`) still name the

@@ -381,7 +381,7 @@ fn symlink_unhandled() -> bool {
 /// Does `task` share its `fs_struct` (root and cwd) with its thread
 /// group's leader (itself, for the leader)?
 #[inline(always)]
-fn shares_leaders_fs(task: u64) -> bool {
+pub(super) fn shares_leaders_fs(task: u64) -> bool {
     let fs = read_ptr(task, off!(task_fs));
     let leaders = read_ptr(task, off!(task_group_leader)).and_then(|l| read_ptr(l, off!(task_fs)));
     matches!((fs, leaders), (Ok(a), Ok(b)) if a == b && a != 0)

@@ -52,14 +52,18 @@ impl Pipeline {
             self.followed(
                 &f.task,
                 ticks,
-                Argument::new(&f.path, &f.base),
+                Argument {
+                    path: &f.path,
+                    base: &f.base,
+                    cwd: f.cwd_at_call(),
+                },
                 f.resolved_path(),
                 follows_last,
             )
         };
         change.unresolved = unresolved.map(Unresolved::name);
         change.path_argument = super::watch::argument_if_changed(&f.path, path.as_deref());
-        if f.path_truncated || f.base_truncated {
+        if f.path_cut() {
             sensor.truncated.push("file.path");
         }
         if f.path_unreadable {
@@ -309,6 +313,8 @@ mod tests {
             base: Vec::new(),
             base_is_file: false,
             base_truncated: false,
+            base_is_cwd: false,
+            cwd_is_leaders: false,
             kernel_path: false,
             path_argument_ignored: false,
             xattr_name: None,
@@ -373,6 +379,23 @@ mod tests {
         let mut cut = resolved_to(record(SyscallOp::Chmod, 0o600), b"ignored/x");
         cut.base_truncated = true;
         assert!(!ignored(&cut, &prefixes));
+    }
+
+    /// A cwd walked only to follow an absolute path through `/proc` is
+    /// not part of the path shown: cut short, it cuts no path (and is not
+    /// followed from); a base a relative path is joined to does.
+    #[test]
+    fn a_cwd_walked_for_an_absolute_path_cuts_no_path() {
+        let mut f = record(SyscallOp::Chmod, 0o4755);
+        f.path = b"/proc/self/cwd/x".to_vec();
+        f.base = b"/home/u".to_vec();
+        f.base_is_cwd = true;
+        assert!(f.cwd_at_call().is_some_and(|c| c.path == b"/home/u"));
+        f.base_truncated = true;
+        assert!(!f.path_cut());
+        assert!(f.cwd_at_call().is_none());
+        f.base_is_cwd = false;
+        assert!(f.path_cut());
     }
 
     #[test]

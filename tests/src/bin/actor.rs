@@ -1303,7 +1303,10 @@ fn io_uring_symlink_then_rename(
     }
     ring.submit_and_wait(entries.len())
         .map_err(|e| format!("io_uring_enter: {e}"))?;
-    let made = ring.completion().find(|c| c.user_data() == 2).map(|c| c.result());
+    let made = ring
+        .completion()
+        .find(|c| c.user_data() == 2)
+        .map(|c| c.result());
     if made != Some(0) {
         return Err(format!("symlinkat through the ring: {made:?}"));
     }

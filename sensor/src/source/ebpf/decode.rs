@@ -112,6 +112,11 @@ pub struct FileRecord {
     pub base: Vec<u8>,
     pub base_is_file: bool,
     pub base_truncated: bool,
+    /// `base` is the calling thread's cwd at the call, walked for an
+    /// absolute path through `/proc` (`file_flags::BASE_IS_CWD`).
+    pub base_is_cwd: bool,
+    /// That cwd is its thread group leader's too.
+    pub cwd_is_leaders: bool,
     /// `base` is the file as the kernel resolved it (`security_path_*`),
     /// and `before` its own attributes.
     pub kernel_path: bool,
@@ -153,6 +158,33 @@ impl FileRecord {
         }
         join(&self.path, &self.base)
     }
+
+    /// The calling thread's cwd at the call (see [`cwd_at_call`]).
+    pub fn cwd_at_call(&self) -> Option<CwdAtCall<'_>> {
+        cwd_at_call(
+            self.base_is_cwd,
+            self.cwd_is_leaders,
+            &self.base,
+            self.base_truncated,
+        )
+    }
+
+    /// Is the file's path cut short: the argument, or the base it is
+    /// joined to (not a cwd walked only to follow an absolute path)?
+    pub fn path_cut(&self) -> bool {
+        self.path_truncated || (self.base_truncated && !self.base_is_cwd)
+    }
+}
+
+/// The calling thread's cwd as the kernel walked it at the call
+/// (`base`, where `is_cwd`), whole: where `/proc/thread-self/cwd` led
+/// (and `/proc/self/cwd`, where it was its leader's too: `leaders`),
+/// which the daemon cannot read once the caller exited or moved on.
+fn cwd_at_call(is_cwd: bool, leaders: bool, base: &[u8], truncated: bool) -> Option<CwdAtCall<'_>> {
+    (is_cwd && !truncated && !base.is_empty()).then_some(CwdAtCall {
+        path: base,
+        leaders,
+    })
 }
 
 /// A setuid-family or capset call, after it returned.
@@ -206,15 +238,14 @@ pub struct WatchRecord {
 }
 
 impl WatchRecord {
-    /// The calling thread's cwd as the kernel walked it at the call, whole:
-    /// where `/proc/thread-self/cwd` led (and `/proc/self/cwd`, where it
-    /// was its leader's too), which the daemon cannot read once the caller
-    /// exited or moved on.
+    /// The calling thread's cwd at the call (see [`cwd_at_call`]).
     pub fn cwd_at_call(&self) -> Option<CwdAtCall<'_>> {
-        (self.base_is_cwd && !self.base_truncated && !self.base.is_empty()).then_some(CwdAtCall {
-            path: &self.base,
-            leaders: self.cwd_is_leaders,
-        })
+        cwd_at_call(
+            self.base_is_cwd,
+            self.cwd_is_leaders,
+            &self.base,
+            self.base_truncated,
+        )
     }
 
     /// Is `base` part of a path the event shows: the file itself, or the
@@ -824,6 +855,8 @@ fn decode_file(bytes: &[u8]) -> Result<FileRecord, DecodeError> {
         base: join_components(base),
         base_is_file: has(file_flags::BASE_IS_FILE),
         base_truncated: has(file_flags::BASE_TRUNCATED),
+        base_is_cwd: has(file_flags::BASE_IS_CWD),
+        cwd_is_leaders: has(file_flags::CWD_IS_LEADERS),
         kernel_path: has(file_flags::KERNEL_PATH),
         path_argument_ignored: has(file_flags::ARG_IGNORED),
         xattr_name: op.is_xattr().then(|| name.to_vec()),
