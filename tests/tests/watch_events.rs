@@ -2125,6 +2125,41 @@ fn symlinks_through_magic_links_are_followed_after_a_restart() {
     assert!(kept.contains(&c) && !kept.contains(&gone));
 }
 
+/// A symlink through a magic link swapped with a directory by a
+/// `RENAME_EXCHANGE` (`mv --exchange c d`) is followed under the name that
+/// holds it now, and no longer under the one that holds the directory.
+#[test]
+fn a_symlink_to_a_magic_link_exchanged_with_a_directory_is_followed_under_its_new_name() {
+    let tree = Tree::new();
+    let state = sensor_tests::scratch_dir("sensor-magic-exchange");
+    let other = tree.path("other");
+    let cron = tree.path("etc/cron.d");
+    let o = other.to_str().expect("utf-8");
+    std::fs::create_dir(other.join("d")).expect("mkdir");
+    std::fs::write(other.join("payload"), b"* * * * * root /tmp/x\n").expect("write");
+    let sensor = Sensor::start_in(&state, &tree.config());
+    let made = run("ln", &["-s", "/proc/self/cwd", "c"], &other);
+    sensor.wait_for("the symlink", |v| write_by(v, "symlink", made));
+    let [c, d] = [format!("{o}/c"), format!("{o}/d")].map(String::into_bytes);
+    assert!(kept_magic_links_until(&state, |kept| kept.contains(&c)).contains(&c));
+    // renameat2(AT_FDCWD, "d", AT_FDCWD, "c", RENAME_EXCHANGE), by its
+    // x86_64 number (coreutils' `mv --exchange` is newer than some
+    // hosts'): the link is the second name, which the first now holds.
+    run(
+        "perl",
+        &[
+            "-e",
+            "my ($c, $d) = ('c', 'd'); syscall(316, -100, $d, -100, $c, 2) == 0 or die \"$!\"",
+        ],
+        &other,
+    );
+    assert!(std::fs::symlink_metadata(other.join("d")).is_ok_and(|m| m.is_symlink()));
+    let kept = kept_magic_links_until(&state, |kept| kept.contains(&d) && !kept.contains(&c));
+    let shown: Vec<String> = kept.iter().map(|k| k.escape_ascii().to_string()).collect();
+    assert!(kept.contains(&d) && !kept.contains(&c), "{shown:?}");
+    rename_into_cron_through(&sensor, &cron, &format!("{o}/payload"), &format!("{o}/d"));
+}
+
 /// A symlink through a magic link made before the sensor started, in a
 /// temporary directory anyone can write to (the test's tree is in /tmp),
 /// is found at start, followed and kept.

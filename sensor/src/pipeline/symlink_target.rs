@@ -17,6 +17,7 @@ use crate::source::ebpf::magic_links::{MagicLink, MagicLinkChange};
 use super::Pipeline;
 use super::followed::Argument;
 use super::io_uring::Request;
+use super::watch::RENAME_EXCHANGE;
 
 /// The links to magic links a container runtime (runc, crun) or systemd
 /// (`PrivateDevices=`) makes in each `/dev` it mounts, by (name, target),
@@ -189,28 +190,33 @@ impl Pipeline {
     /// Lets go of a symlink through a magic link that `w` (an unlink or a
     /// rename that succeeded) removed: unlinked, renamed away from `path`
     /// (its new name, `path2`, is followed: [`Self::track_moved_magic_link`]),
-    /// or replaced by a rename over it. In the records' order: a path
-    /// through that name in a later record no longer leads where the link
-    /// did. (An exchange of two names is left to the refresh's look.)
+    /// or replaced by a rename over it; or swapped by an exchange with a
+    /// name that held no such link (which now holds it). In the records'
+    /// order: a path through that name in a later record no longer leads
+    /// where the link did.
     pub(super) fn track_removed_magic_link(
         &mut self,
         w: &WatchRecord,
         path: Option<&[u8]>,
         path2: Option<&[u8]>,
     ) {
-        const RENAME_EXCHANGE: u32 = 2;
         if w.ret != 0 {
             return;
         }
         let links = &self.watched.magic_links;
+        let exchange = w.open_flags & RENAME_EXCHANGE != 0;
         let removed = match w.op {
             SyscallOp::Unlink | SyscallOp::Unlinkat => path.filter(|p| links.tracks(p)),
-            SyscallOp::Rename | SyscallOp::Renameat | SyscallOp::Renameat2
-                if w.open_flags & RENAME_EXCHANGE == 0 =>
-            {
+            SyscallOp::Rename | SyscallOp::Renameat | SyscallOp::Renameat2 => {
                 match (path, path2) {
                     // Onto itself: nothing moved.
                     (Some(from), Some(to)) if from == to => None,
+                    // Each name holds the other's link, if both had one.
+                    (Some(from), Some(to))
+                        if exchange && links.tracks(from) && links.tracks(to) =>
+                    {
+                        None
+                    }
                     (Some(from), _) if links.tracks(from) => Some(from),
                     (_, Some(to)) if links.tracks(to) => Some(to),
                     _ => None,

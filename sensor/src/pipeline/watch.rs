@@ -15,6 +15,8 @@ const CREATION: &[&str] = &["creation"];
 const DELETION: &[&str] = &["deletion"];
 
 const O_CREAT: u32 = 0o100;
+/// renameat2's flag: the two names swap what they hold.
+pub(super) const RENAME_EXCHANGE: u32 = 2;
 
 impl Pipeline {
     pub(super) fn file_write(&mut self, w: WatchRecord) -> Option<Event> {
@@ -121,7 +123,13 @@ impl Pipeline {
             (SyscallOp::Link | SyscallOp::Linkat, Some(to), Some(from)) => {
                 self.track_moved_magic_link(&w, from, to)
             }
-            (_, Some(from), Some(to)) if rename => self.track_moved_magic_link(&w, from, to),
+            (_, Some(from), Some(to)) if rename => {
+                self.track_moved_magic_link(&w, from, to);
+                // An exchange moves what `to` was to `from` as well.
+                if w.open_flags & RENAME_EXCHANGE != 0 {
+                    self.track_moved_magic_link(&w, to, from);
+                }
+            }
             _ => {}
         }
         self.track_removed_magic_link(&w, path.as_deref(), path2.as_deref());
