@@ -87,6 +87,14 @@ pub const fn changes_names(opcode: u8) -> bool {
     )
 }
 
+/// Whether operation `opcode` can give a symlink through a magic link a
+/// name (symlink, rename, link): counted as the watch family's symlinks
+/// are, for the daemon to follow that name before a path through it is
+/// decided (see [`crate::symlinks_sync`]).
+pub const fn names_links(opcode: u8) -> bool {
+    matches!(opcode, op::SYMLINKAT | op::RENAMEAT | op::LINKAT)
+}
+
 /// Whether operation `opcode` sets an xattr (its name and value are in
 /// the record).
 pub const fn sets_xattr(opcode: u8) -> bool {

@@ -37,7 +37,7 @@ use aya_ebpf::maps::LruHashMap;
 use aya_ebpf::programs::RawTracePointContext;
 use sensor_common::io_uring::{
     CQE_F_MORE, CQE_RES, CQE_USER_DATA, REPORTED, REQ_F_CQE_SKIP, REQ_F_FIXED_FILE, acts_on_fd,
-    changes_names, op, opens, sets_xattr,
+    changes_names, names_links, op, opens, sets_xattr,
 };
 use sensor_common::{
     AT_FDCWD, EventKind, OFFSET_MISSING, ProbeError, SOCKADDR_CAP, SYS_OP_IO_URING,
@@ -198,14 +198,14 @@ fn submit(ctx: &RawTracePointContext) -> u32 {
     }
     // A symlink may lead through a magic link (`/tmp/c -> /proc/self/cwd`),
     // which the watch family's path check knows only once the daemon has
-    // read this record: counted as the syscall's are (see
-    // `syscall::watch::symlink_sent`). After the record, unlike theirs:
-    // the link is made later, when the request runs, and its maker's
-    // next call comes after that (another of its threads' calls in the
-    // nanoseconds between are the way left). Tested before the record was
-    // built, the opcode made the verifier walk the rest twice (543k
-    // instructions to 633k; here, 594k).
-    if sent && opcode == op::SYMLINKAT {
+    // read this record (and so does such a link renamed or linked): counted
+    // as the syscall's symlinks are (see `syscall::watch::symlink_sent`).
+    // After the record, unlike theirs: the name is made later, when the
+    // request runs, and its maker's next call comes after that (another
+    // of its threads' calls in the nanoseconds between are the way left).
+    // Tested before the record was built, the opcode made the verifier walk
+    // the rest twice (543k instructions to 633k; here, 594k).
+    if sent && names_links(opcode) {
         crate::syscall::watch::symlink_sent();
     }
     0

@@ -2018,21 +2018,29 @@ fn a_symlink_to_a_magic_link_used_at_once_and_removed_is_followed() {
 /// one made three seconds after its request was submitted (linked behind
 /// a read of a pipe): refreshes in between must not let go of a link not
 /// made yet, and the kernel's wait for the daemon is long over by then.
-/// Each maker exits at once.
+/// So is such a link renamed or hard-linked through a ring, under its new
+/// name. Each maker exits at once.
 #[test]
-fn a_symlink_to_a_magic_link_made_through_a_ring_is_followed() {
+fn a_symlink_to_a_magic_link_named_through_a_ring_is_followed() {
     let tree = Tree::new();
     let sensor = Sensor::start(&tree.config());
     let other = tree.path("other");
     let cron = tree.path("etc/cron.d");
     let o = other.to_str().expect("utf-8");
-    for (link, delay_ms) in [("r", "0"), ("late", "3000")] {
-        let payload = format!("{o}/payload-{link}");
+    let [r, late, moved, linked] = ["r", "late", "moved", "linked"].map(|n| format!("{o}/{n}"));
+    for (op, old, link, delay_ms) in [
+        ("symlink", "/proc/self/cwd", &r, "0"),
+        ("symlink", "/proc/self/cwd", &late, "3000"),
+        ("rename", &r, &moved, "0"),
+        ("link", &late, &linked, "0"),
+    ] {
+        let name = &link[o.len() + 1..];
+        let payload = format!("{o}/payload-{name}");
         std::fs::write(&payload, b"* * * * * root /tmp/x\n").expect("write");
-        let through = format!("{o}/{link}/evil-{link}");
+        let through = format!("{link}/evil-{name}");
         let actor = Command::new(env!("CARGO_BIN_EXE_actor"))
-            .args(["io-uring-symlink-then-rename", "/proc/self/cwd"])
-            .args([&format!("{o}/{link}"), &payload, &through, delay_ms])
+            .args(["io-uring-name-then-rename", op, old, link])
+            .args([&payload, &through, delay_ms])
             .current_dir(&cron)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -2046,7 +2054,7 @@ fn a_symlink_to_a_magic_link_made_through_a_ring_is_followed() {
         });
         assert_renamed_by_path(
             &renamed,
-            &cron.join(format!("evil-{link}")),
+            &cron.join(format!("evil-{name}")),
             &through,
             &format!("{}/", cron.display()),
         );

@@ -11,7 +11,9 @@ use sensor_common::{SyscallOp, TaskInfo};
 
 use crate::enrich::path_resolve::{KnownLink, Unresolved, target_through_magic_link};
 use crate::enrich::procfs::parse_stat;
-use crate::source::ebpf::decode::{SysRecord, WatchRecord, lexically_normal, symlink_target_path};
+use crate::source::ebpf::decode::{
+    SysRecord, WatchRecord, join, lexically_normal, symlink_target_path,
+};
 use crate::source::ebpf::magic_links::{MagicLink, MagicLinkChange};
 
 use super::Pipeline;
@@ -124,25 +126,49 @@ impl Pipeline {
             }));
     }
 
-    /// Remembers the symlink an io_uring `symlinkat` request `x` asks for
-    /// (`request`: its new name joined and followed, its target as
-    /// given), where it leads through a magic link, as the watch family's
-    /// (see [`Self::remember_magic_link`]). At its submission, awaited:
-    /// the link is made when the request runs, and its completion is not
-    /// always reported (before 5.19, or with `IOSQE_CQE_SKIP_SUCCESS`), where
-    /// the maker's next call may come right after. The submission, not the
-    /// link, is all the kernel sent: its result is not known here.
-    pub(super) fn remember_requested_magic_link(&mut self, x: &SysRecord, request: &Request) {
-        if x.args[0] != u64::from(io_uring_op::SYMLINKAT) {
-            return;
-        }
-        let (Some(link), Some(written)) = (request.path.as_deref(), request.target_path.as_deref())
-        else {
+    /// Follows the names an io_uring request `x` (`request`: its path
+    /// joined and followed) gives a symlink through a magic link, as the
+    /// watch family's calls do: a `symlinkat` that makes one (see
+    /// [`Self::remember_magic_link`]), a `renameat` or `linkat` of one
+    /// (see [`Self::track_moved_magic_link`]). At its submission, awaited:
+    /// the request runs later, and its completion is not always reported
+    /// (before 5.19, or with `IOSQE_CQE_SKIP_SUCCESS`), where the maker's
+    /// next call may come right after. The old name of a rename is left
+    /// for the refresh's look: the request may fail. The other path of a
+    /// rename or link is joined where it is relative only where the first
+    /// is relative too, to the same directory (the record holds one
+    /// directory fd: both are the cwd's `AT_FDCWD` as a rule).
+    pub(super) fn track_requested_magic_link(&mut self, x: &SysRecord, request: &Request) {
+        let Some(path) = request.path.as_deref().filter(|p| p.first() == Some(&b'/')) else {
             return;
         };
-        if link.first() != Some(&b'/') {
-            return;
+        let other = || {
+            let relative = x.path.first().is_some_and(|&b| b != b'/');
+            join(&x.name, if relative { &x.base[..] } else { &[] })
+        };
+        match x.args[0] as u8 {
+            io_uring_op::SYMLINKAT => {
+                if let Some(written) = request.target_path.as_deref() {
+                    self.remember_requested_magic_link(x, path, written);
+                }
+            }
+            io_uring_op::RENAMEAT => {
+                if let Some(to) = other() {
+                    self.track_moved_magic_link(path, &to, true);
+                }
+            }
+            io_uring_op::LINKAT => {
+                if let Some(from) = other() {
+                    self.track_moved_magic_link(&from, path, true);
+                }
+            }
+            _ => {}
         }
+    }
+
+    /// See [`Self::track_requested_magic_link`]: a symlink to `written`
+    /// asked for at `link`.
+    fn remember_requested_magic_link(&mut self, x: &SysRecord, link: &[u8], written: &[u8]) {
         let ticks = self.table.ids.ticks(x.task.start_boottime);
         let (Some(target), _) = self.symlink_target(&x.task, ticks, written, Some(link)) else {
             return;
@@ -152,18 +178,16 @@ impl Pipeline {
         }
     }
 
-    /// Follows a symlink through a magic link that `w` (a rename or a
-    /// hard link that succeeded) gave another name, `to`: renamed from
-    /// `from`, or linked to it (`ln` of a symlink links the symlink).
-    /// Else `mv /tmp/c /tmp/x` would leave `/tmp/x/evil` unseen. A
-    /// relative target is joined to the new name's directory again.
-    pub(super) fn track_moved_magic_link(&mut self, w: &WatchRecord, from: &[u8], to: &[u8]) {
+    /// Follows a symlink through a magic link that a rename or a hard link
+    /// gave another name, `to`: renamed from `from`, or linked to it (`ln`
+    /// of a symlink links the symlink). Else `mv /tmp/c /tmp/x` would leave
+    /// `/tmp/x/evil` unseen. A relative target is joined to the new name's
+    /// directory again. `awaited`: asked for, perhaps not done yet (see
+    /// `MagicLink::awaited`).
+    pub(super) fn track_moved_magic_link(&mut self, from: &[u8], to: &[u8], awaited: bool) {
         let Some(old) = self.watched.magic_links.at(from) else {
             return;
         };
-        if w.ret != 0 {
-            return;
-        }
         let written = old.link.written.clone();
         let in_host_root = old.in_host_root;
         let leads_to = if written.first() == Some(&b'/') {
@@ -183,7 +207,7 @@ impl Pipeline {
                 },
                 in_host_root,
                 dir: None,
-                awaited: false,
+                awaited,
             }));
     }
 

@@ -60,7 +60,7 @@ impl Pipeline {
                 (outcome, error) = ("unknown", None);
                 let mut request = super::io_uring::Request::of(&x);
                 self.follow_request(&x, &mut request);
-                self.remember_requested_magic_link(&x, &request);
+                self.track_requested_magic_link(&x, &request);
                 (file, destination) = (request.file(), request.destination());
                 if super::io_uring::xattr_value_cut(&x) {
                     sensor.truncated.push("sensor.io_uring.xattr.value_hex");

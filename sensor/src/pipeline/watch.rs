@@ -120,14 +120,15 @@ impl Pipeline {
         // A symlink through a magic link given another name is followed
         // under it too (reported or not), and one removed no longer is.
         match (w.op, path.as_deref(), path2.as_deref()) {
+            _ if w.ret != 0 => {}
             (SyscallOp::Link | SyscallOp::Linkat, Some(to), Some(from)) => {
-                self.track_moved_magic_link(&w, from, to)
+                self.track_moved_magic_link(from, to, false)
             }
             (_, Some(from), Some(to)) if rename => {
-                self.track_moved_magic_link(&w, from, to);
+                self.track_moved_magic_link(from, to, false);
                 // An exchange moves what `to` was to `from` as well.
                 if w.open_flags & RENAME_EXCHANGE != 0 {
-                    self.track_moved_magic_link(&w, to, from);
+                    self.track_moved_magic_link(to, from, false);
                 }
             }
             _ => {}

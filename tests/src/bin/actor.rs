@@ -42,9 +42,10 @@ fn main() {
         ),
         "io-uring-write" => io_uring_write(&arg(1), &arg(2)),
         "io-uring-setcap" => io_uring_setcap(&arg(1)),
-        "io-uring-symlink-then-rename" => io_uring_symlink_then_rename(
-            [&arg(1), &arg(2), &arg(3), &arg(4)],
-            arg(5).parse().unwrap_or_else(|_| usage()),
+        "io-uring-name-then-rename" => io_uring_name_then_rename(
+            &arg(1),
+            [&arg(2), &arg(3), &arg(4), &arg(5)],
+            arg(6).parse().unwrap_or_else(|_| usage()),
         ),
         "io-uring-accept-into-slots" => io_uring_accept_into_slots(),
         "clone3-unread-flags" => clone3_unread_flags(&arg(1)),
@@ -83,7 +84,7 @@ fn usage() -> ! {
          memfd-exec | mount-tmpfs DIR | move-mount-tmpfs DIR | mount-relative DIR | bind-relative SRC DST | move-mount-as-nobody DIR | \
          mount-setattr-rdonly DIR | mount-setattr-as-nobody DIR | bpf-prog-load | signal PID SIGNAL | signal-as-nobody PID SIGNAL | \
          io-uring-write FILE LINE | io-uring-setcap FILE | \
-         io-uring-symlink-then-rename TARGET LINK FROM TO DELAY-MS | io-uring-accept-into-slots | clone3-unread-flags FILE | setns-swapped-fd COUNT | \
+         io-uring-name-then-rename symlink|rename|link OLD NEW FROM TO DELAY-MS | io-uring-accept-into-slots | clone3-unread-flags FILE | setns-swapped-fd COUNT | \
          connect-unread-addr FILE IP:PORT|PATH | bind-unread-addr FILE IP:PORT|PATH | \
          connect-swapped-addr COUNT | io-uring-connect-swapped-addr COUNT | setcap-rewritten FILE | \
          chmod-unread-path FILE PATH OCTAL-MODE | removexattr-unread-name FILE NAME TARGET | \
@@ -1258,17 +1259,20 @@ fn io_uring_accept_into_slots() -> Result<String, String> {
     Ok(format!("{local} {remote}"))
 }
 
-/// Makes symlink `link` to `target` through a ring, then at once renames
-/// `from` to `to` by syscall (a path through the link, for the sensor to
-/// follow). With `delay_ms`, the symlinkat is linked behind a read of a
-/// pipe that is written only after that long: submitted then, made later.
-fn io_uring_symlink_then_rename(
-    [target, link, from, to]: [&str; 4],
+/// Gives a name through a ring (`op`: symlink `new` to `old`, or rename or
+/// hard-link `old` to `new`), then at once renames `from` to `to` by
+/// syscall (a path through that name, for the sensor to follow). With
+/// `delay_ms`, the request is linked behind a read of a pipe that is
+/// written only after that long: submitted then, done later.
+fn io_uring_name_then_rename(
+    op: &str,
+    [old, new, from, to]: [&str; 4],
     delay_ms: u64,
 ) -> Result<String, String> {
     use io_uring::{IoUring, opcode, squeue, types};
     let c = |s: &str| CString::new(s).map_err(|e| e.to_string());
-    let (target, link, from, to) = (c(target)?, c(link)?, c(from)?, c(to)?);
+    let (old, new, from, to) = (c(old)?, c(new)?, c(from)?, c(to)?);
+    let cwd = types::Fd(libc::AT_FDCWD);
     let mut ring = IoUring::new(4).map_err(|e| format!("io_uring_setup: {e}"))?;
     let mut pipe = [0; 2];
     // SAFETY: a two-fd array, as pipe2 wants.
@@ -1276,17 +1280,21 @@ fn io_uring_symlink_then_rename(
         return Err(format!("pipe2: {}", errno()));
     }
     let mut byte = [0u8; 1];
-    let symlink = opcode::SymlinkAt::new(types::Fd(libc::AT_FDCWD), target.as_ptr(), link.as_ptr())
-        .build()
-        .user_data(2);
+    let named = match op {
+        "symlink" => opcode::SymlinkAt::new(cwd, old.as_ptr(), new.as_ptr()).build(),
+        "rename" => opcode::RenameAt::new(cwd, old.as_ptr(), cwd, new.as_ptr()).build(),
+        "link" => opcode::LinkAt::new(cwd, old.as_ptr(), cwd, new.as_ptr()).build(),
+        _ => usage(),
+    }
+    .user_data(2);
     let wait = opcode::Read::new(types::Fd(pipe[0]), byte.as_mut_ptr(), 1)
         .build()
         .flags(squeue::Flags::IO_LINK)
         .user_data(1);
     let entries = if delay_ms > 0 {
-        vec![wait, symlink]
+        vec![wait, named]
     } else {
-        vec![symlink]
+        vec![named]
     };
     for entry in &entries {
         // SAFETY: the buffers the entries name live until their
@@ -1303,12 +1311,12 @@ fn io_uring_symlink_then_rename(
     }
     ring.submit_and_wait(entries.len())
         .map_err(|e| format!("io_uring_enter: {e}"))?;
-    let made = ring
+    let done = ring
         .completion()
         .find(|c| c.user_data() == 2)
         .map(|c| c.result());
-    if made != Some(0) {
-        return Err(format!("symlinkat through the ring: {made:?}"));
+    if done != Some(0) {
+        return Err(format!("{op} through the ring: {done:?}"));
     }
     // SAFETY: two NUL-terminated paths.
     if unsafe { libc::rename(from.as_ptr(), to.as_ptr()) } != 0 {

@@ -289,7 +289,7 @@ pub fn symlink_target_path(written: &[u8], link: Option<&[u8]>) -> Option<Vec<u8
 
 /// `path` if absolute, else `base/path`, made normal ([`lexically_normal`]);
 /// None when neither is known.
-fn join(path: &[u8], base: &[u8]) -> Option<Vec<u8>> {
+pub fn join(path: &[u8], base: &[u8]) -> Option<Vec<u8>> {
     if path.first() == Some(&b'/') {
         return Some(lexically_normal(path));
     }

@@ -14,14 +14,15 @@ use super::decode::{KernelEvent, SysOp};
 use super::{LoadError, take_map};
 
 /// Is `ev` a record the kernel counted as a symlink sent: the watch
-/// family's symlink and symlinkat, and io_uring's symlinkat submissions
-/// (which the kernel sends whatever their target)?
+/// family's symlink and symlinkat, and io_uring's symlinkat, renameat and
+/// linkat submissions (which the kernel sends whatever their paths)?
 pub fn counted(ev: &KernelEvent) -> bool {
     use sensor_common::SyscallOp;
-    use sensor_common::io_uring::op;
     match ev {
         KernelEvent::FileWrite(w) => matches!(w.op, SyscallOp::Symlink | SyscallOp::Symlinkat),
-        KernelEvent::System(x) => x.op == SysOp::IoUring && x.args[0] == u64::from(op::SYMLINKAT),
+        KernelEvent::System(x) => {
+            x.op == SysOp::IoUring && sensor_common::io_uring::names_links(x.args[0] as u8)
+        }
         _ => false,
     }
 }
