@@ -115,7 +115,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     let found = planted.len();
     if found > 0 {
         let mut with_found = watched.clone();
-        with_found.magic_links.add_all(planted);
+        with_found.magic_links.add_all(planted.iter().cloned());
         if let Err(e) = source.update_watched(&watched, &with_found) {
             tracing::warn!(
                 "cannot add symlinks through magic links to the kernel's path check: {e}"
@@ -155,6 +155,10 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     );
 
     report_restart_gaps(&mut pipeline, &mut sink, last_seq)?;
+    for link in &planted {
+        let event = pipeline.magic_link_found(link);
+        sink.emit(event).map_err(RunError::Output)?;
+    }
     let started = std::time::Instant::now();
     // SAFETY: the RingBuf owns its map fd, which stays open and unchanged for
     // as long as the AsyncFd owns the RingBuf.

@@ -2186,6 +2186,11 @@ fn a_symlink_to_a_magic_link_made_before_the_sensor_started_is_followed() {
     std::fs::write(other.join("payload"), b"* * * * * root /tmp/x\n").expect("write");
 
     let sensor = Sensor::start_in(&state, &tree.config());
+    let found = sensor.wait_for("the planted link found", |v| {
+        action(v) == "magic_link_found" && at(v, "file.path").as_str() == Some(&format!("{o}/pre"))
+    });
+    assert_eq!(at(&found, "file.target_path"), "/proc/self/cwd", "{found}");
+    assert_eq!(at(&found, "event.category")[0], "file", "{found}");
     rename_into_cron_through(&sensor, &cron, &format!("{o}/payload"), &format!("{o}/pre"));
     let pre = format!("{o}/pre").into_bytes();
     assert!(kept_magic_links_until(&state, |kept| kept.contains(&pre)).contains(&pre));

@@ -16,10 +16,13 @@ use crate::source::ebpf::decode::{
 };
 use crate::source::ebpf::magic_links::{MagicLink, MagicLinkChange};
 
-use super::Pipeline;
 use super::followed::Argument;
 use super::io_uring::Request;
 use super::watch::RENAME_EXCHANGE;
+use super::{INFO, Pipeline};
+use crate::event::{Event, File, SensorFields, Text};
+
+const FILE: &[&str] = &["file"];
 
 /// The links to magic links a container runtime (runc, crun) or systemd
 /// (`PrivateDevices=`) makes in each `/dev` it mounts, by (name, target),
@@ -252,6 +255,36 @@ impl Pipeline {
             self.magic_link_changes
                 .push(MagicLinkChange::Removed(removed.to_vec()));
         }
+    }
+
+    /// The event for a symlink through a magic link found at start (see
+    /// `source::ebpf::magic_link_scan`): made before this run, by whom is
+    /// not known, and set up for paths through it to land wherever their
+    /// user's magic link leads (`mv x /tmp/c/evil` into the mover's cwd).
+    /// A host has none as a matter of course: an intruder's plant, most
+    /// likely, reported as the one made while the sensor runs is.
+    pub fn magic_link_found(&mut self, link: &MagicLink) -> Event {
+        let meta = self.meta("event", FILE, INFO, "magic_link_found", None, "sensor");
+        let path = Text(link.link.path.clone());
+        let target = Text(link.link.written.clone());
+        let escaped = [("file.path", &path), ("file.target_path", &target)]
+            .iter()
+            .filter(|(_, t)| t.is_escaped())
+            .map(|(field, _)| (*field).to_owned())
+            .collect();
+        let mut ev = self.sensor_event(
+            meta,
+            SensorFields {
+                escaped,
+                ..SensorFields::default()
+            },
+        );
+        ev.file = Some(File {
+            path: Some(path),
+            target_path: Some(target),
+            ..File::default()
+        });
+        ev
     }
 
     /// Where `target` leads: through a symlink seen made to lead through
