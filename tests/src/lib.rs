@@ -149,7 +149,7 @@ impl Sensor {
                 eprintln!("[sensor] {line}");
                 let (m, c) = &*s;
                 let mut g = m.lock().expect("lock");
-                if line.contains("sensor started") {
+                if is_start_line(&line) {
                     g.started = true;
                 }
                 g.stderr.push(line);
@@ -547,9 +547,47 @@ pub fn release(child: &mut Child, line: &str) {
     stdin.flush().expect("flush child stdin");
 }
 
+/// Is `line` (of the sensor's stderr) the daemon's log that it started:
+/// its own message with its first field, not any line that mentions it
+/// (a path or a message saying "before the sensor started"). The colours
+/// tracing adds on a terminal-less stderr too are taken out first.
+fn is_start_line(line: &str) -> bool {
+    let mut plain = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            // An SGR sequence: ESC [ parameters m.
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain.contains("sensor::daemon: sensor started processes=")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_daemons_start_message_is_its_start() {
+        let coloured = "\x1b[2m2026-12-07T03:50:30.750947Z\x1b[0m \x1b[32m INFO\x1b[0m \
+                        \x1b[2msensor::daemon\x1b[0m\x1b[2m:\x1b[0m sensor started \
+                        \x1b[3mprocesses\x1b[0m\x1b[2m=\x1b[0m79";
+        assert!(is_start_line(coloured));
+        assert!(is_start_line(
+            "2026-12-07T03:50:30Z  INFO sensor::daemon: sensor started processes=79 audit=\"off\""
+        ));
+        assert!(!is_start_line(
+            "2026-12-07T03:50:30Z  WARN sensor::daemon: a link made before the sensor started \
+             processes=1"
+        ));
+        assert!(!is_start_line("[sensor] /tmp/sensor started"));
+    }
 
     #[test]
     fn a_scratch_directory_goes_with_its_guard_and_stays_after_a_failure() {
