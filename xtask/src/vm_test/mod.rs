@@ -186,6 +186,44 @@ fn build_actor() -> Result<std::path::PathBuf> {
     Ok(crate::target_dir().join("release").join("actor"))
 }
 
+/// Boots made at most for one run: an emulated boot can stall before any
+/// sensor runs (an RCU stall in the initramfs under TCG, seen once in
+/// dozens of CI runs), which says nothing of the sensor.
+const BOOT_ATTEMPTS: u32 = 2;
+
+/// Boots the guest until it answers ssh, afresh once more where it did
+/// not (the console of the boot that failed kept as `console-N.log`);
+/// how long the last boot took to answer.
+fn boot_answering(
+    image: &Image,
+    package: &str,
+    append: &str,
+    accel: Accel,
+    dir: &Path,
+) -> Result<(Guest, Duration)> {
+    let kernel = image.kernel(package)?;
+    let mut attempt = 1;
+    loop {
+        let mut guest = Guest::boot(image, &kernel, append, accel, dir)?;
+        match guest.wait_for_ssh(SSH_TIMEOUT) {
+            Ok(booted) => return Ok((guest, booted)),
+            Err(e) if attempt < BOOT_ATTEMPTS => {
+                drop(guest);
+                let kept = dir.join(format!("console-{attempt}.log"));
+                let _ = std::fs::rename(dir.join("console.log"), &kept);
+                let why = format!("{e:#}");
+                println!(
+                    "vm-test: boot {attempt} failed ({}); booting again (its console: {})",
+                    why.lines().next().unwrap_or_default(),
+                    kept.display()
+                );
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// One run: boot, install the sensor, play the scenario, verify.
 fn play(
     image: &Image,
@@ -201,8 +239,7 @@ fn play(
     }
     std::fs::create_dir_all(dir)?;
     let collector = Collector::start(&dir.join("collector"))?;
-    let mut guest = Guest::boot(image, &image.kernel(package)?, spec.append, accel, dir)?;
-    let booted = guest.wait_for_ssh(SSH_TIMEOUT)?;
+    let (mut guest, booted) = boot_answering(image, package, spec.append, accel, dir)?;
     println!(
         "vm-test: {} answers ssh after {:.0} s",
         spec.name,
