@@ -799,7 +799,8 @@ pub const MAGIC_LINKS_MAX: usize = 256;
 /// a path argument is sent, for the daemon to decide once it has.
 pub mod symlinks_sync {
     /// Symlink records the kernel sent (an atomic add): the watch
-    /// family's, and io_uring's symlinkat submissions.
+    /// family's, and io_uring's symlinkat, renameat and linkat
+    /// submissions (see `io_uring::names_links`).
     pub const SENT: u32 = 0;
     /// When it sent the last one (boot ns).
     pub const LAST_SENT_NS: u32 = 1;

@@ -388,7 +388,8 @@ pub(super) fn shares_leaders_fs(task: u64) -> bool {
 }
 
 /// Counts a symlink record about to be sent (or, from `io_uring`, just
-/// sent: a symlinkat request's): its time first, so that a
+/// sent: a symlinkat, renameat or linkat request's): its time first, so
+/// that a
 /// call on another CPU that sees the count sees a fresh time too. Before
 /// the record is built: after it, the verifier walked this once for each
 /// of the path walk's ends (watch_exit from 135k to 285k instructions).

@@ -11,6 +11,7 @@ use sensor_common::{SyscallOp, TaskInfo};
 
 use crate::enrich::path_resolve::{KnownLink, Unresolved, target_through_magic_link};
 use crate::enrich::procfs::parse_stat;
+use crate::event::{Event, File, SensorFields, Text};
 use crate::source::ebpf::decode::{
     SysRecord, WatchRecord, join, lexically_normal, symlink_target_path,
 };
@@ -20,7 +21,6 @@ use super::followed::Argument;
 use super::io_uring::Request;
 use super::watch::RENAME_EXCHANGE;
 use super::{INFO, Pipeline};
-use crate::event::{Event, File, SensorFields, Text};
 
 const FILE: &[&str] = &["file"];
 

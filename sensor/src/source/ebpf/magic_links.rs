@@ -42,10 +42,11 @@ pub struct MagicLink {
     /// up when it is added (and so after a load), not kept.
     #[serde(skip)]
     pub dir: Option<ExeKey>,
-    /// Made by an io_uring request, remembered at its submission: the
-    /// link may not be there yet (a request linked behind a timeout runs
-    /// when that ends, long after), so it is not let go while its name
-    /// holds nothing, only once it was seen holding its target.
+    /// Named by an io_uring request (made, renamed or linked), remembered
+    /// at its submission: the link may not be there yet (a request linked
+    /// behind a read that waits runs when that ends, long after), so it is
+    /// not let go while its name holds nothing, only once it was seen
+    /// holding its target.
     #[serde(default)]
     pub awaited: bool,
 }
