@@ -41,16 +41,24 @@ pub(crate) enum Workload {
     OpenWrite,
     Getppid,
     IoUringNop,
+    Rename,
+    RenameBesideSymlinks,
 }
 
-const WORKLOADS: [Workload; 6] = [
+const WORKLOADS: [Workload; 8] = [
     Workload::Chmod,
     Workload::ChmodPaced,
     Workload::Connect,
     Workload::OpenWrite,
     Workload::Getppid,
     Workload::IoUringNop,
+    Workload::Rename,
+    Workload::RenameBesideSymlinks,
 ];
+
+/// How often the symlink row's extra thread makes (and removes) a symlink
+/// to a magic link.
+const SYMLINK_EVERY: Duration = Duration::from_millis(10);
 
 /// Operations per second of the paced chmod row, over all threads.
 const PACED_RATE: u64 = 100_000;
@@ -64,6 +72,10 @@ impl Workload {
             Workload::OpenWrite => "open for writing (+close), not watched",
             Workload::Getppid => "getppid (not traced)",
             Workload::IoUringNop => "io_uring nop (not reported)",
+            Workload::Rename => "rename, not watched",
+            Workload::RenameBesideSymlinks => {
+                "rename, not watched, a symlink to /proc/self/cwd made every 10 ms"
+            }
         }
     }
 }
@@ -316,6 +328,7 @@ fn load(w: Workload, setup: &Setup, workers: usize, duration: Duration) -> Run {
         .map(|i| {
             let (count, stop) = (count.clone(), stop.clone());
             let file = setup.files[i].clone();
+            let renamed = CString::new([file.as_bytes(), b".r"].concat()).expect("no NUL");
             let port = setup.port;
             std::thread::spawn(move || {
                 let mut n = 0u64;
@@ -364,18 +377,48 @@ fn load(w: Workload, setup: &Setup, workers: usize, duration: Duration) -> Run {
                         // What every request of a ring pays: the sensor's
                         // submit hook sees each, and reports none of these.
                         Workload::IoUringNop => ring.as_mut().is_some_and(nop_once),
+                        // What every rename of a file nobody watches pays
+                        // (the path check at entry); beside symlinks to a
+                        // magic link, the window after each, in which every
+                        // path call goes to the daemon to decide.
+                        Workload::Rename | Workload::RenameBesideSymlinks => {
+                            let (from, to) = if n.is_multiple_of(2) {
+                                (&file, &renamed)
+                            } else {
+                                (&renamed, &file)
+                            };
+                            // SAFETY: two valid C strings.
+                            unsafe { libc::rename(from.as_ptr(), to.as_ptr()) == 0 }
+                        }
                     };
                     if ok {
                         n += 1;
                     }
                 }
+                if !n.is_multiple_of(2)
+                    && matches!(w, Workload::Rename | Workload::RenameBesideSymlinks)
+                {
+                    // Back under its name, for the next rows.
+                    // SAFETY: two valid C strings.
+                    unsafe { libc::rename(renamed.as_ptr(), file.as_ptr()) };
+                }
                 count.fetch_add(n, Ordering::Relaxed);
             })
         })
         .collect();
+    let symlinks = (w == Workload::RenameBesideSymlinks).then(|| {
+        let (stop, link) = (stop.clone(), setup.dir.join("magic"));
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let _ = std::os::unix::fs::symlink("/proc/self/cwd", &link);
+                let _ = std::fs::remove_file(&link);
+                std::thread::sleep(SYMLINK_EVERY);
+            }
+        })
+    });
     std::thread::sleep(duration);
     stop.store(true, Ordering::Relaxed);
-    for h in handles {
+    for h in handles.into_iter().chain(symlinks) {
         let _ = h.join();
     }
     Run {
@@ -582,6 +625,7 @@ impl Workload {
     fn traced(self) -> Workload {
         match self {
             Workload::ChmodPaced => Workload::Chmod,
+            Workload::RenameBesideSymlinks => Workload::Rename,
             w => w,
         }
     }
@@ -622,6 +666,13 @@ pub(crate) fn count_sensor_events(
                 *counts.entry(Workload::Connect).or_insert(0) += 1;
             }
             // None expected: the bench's files are not watched.
+            Some("rename")
+                if v.pointer("/file/path")
+                    .and_then(Value::as_str)
+                    .is_some_and(|p| p.starts_with(&dir)) =>
+            {
+                *counts.entry(Workload::Rename).or_insert(0) += 1;
+            }
             Some("open_write")
                 if v.pointer("/file/path")
                     .and_then(Value::as_str)
