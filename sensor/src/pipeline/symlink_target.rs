@@ -265,25 +265,15 @@ impl Pipeline {
     /// likely, reported as the one made while the sensor runs is.
     pub fn magic_link_found(&mut self, link: &MagicLink) -> Event {
         let meta = self.meta("event", FILE, INFO, "magic_link_found", None, "sensor");
-        let path = Text(link.link.path.clone());
-        let target = Text(link.link.written.clone());
-        let escaped = [("file.path", &path), ("file.target_path", &target)]
-            .iter()
-            .filter(|(_, t)| t.is_escaped())
-            .map(|(field, _)| (*field).to_owned())
-            .collect();
-        let mut ev = self.sensor_event(
-            meta,
-            SensorFields {
-                escaped,
-                ..SensorFields::default()
-            },
-        );
-        ev.file = Some(File {
-            path: Some(path),
-            target_path: Some(target),
+        let file = File {
+            path: Some(Text(link.link.path.clone())),
+            target_path: Some(Text(link.link.written.clone())),
             ..File::default()
-        });
+        };
+        let mut sensor = SensorFields::default();
+        sensor.escaped = super::system::escaped_fields(&sensor, Some(&file), None);
+        let mut ev = self.sensor_event(meta, sensor);
+        ev.file = Some(file);
         ev
     }
 

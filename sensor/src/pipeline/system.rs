@@ -318,10 +318,11 @@ impl Pipeline {
     }
 }
 
-/// The fields of a system-family event whose bytes came from the process
-/// (names, paths, parameters) and are not UTF-8, so were escaped
-/// (`event::text`): the consumer unescapes the ones listed.
-fn escaped_fields(
+/// The fields of a system-family event (and of `magic_link_found`) whose
+/// bytes came from the process or the filesystem (names, paths,
+/// parameters) and are not UTF-8, so were escaped (`event::text`): the
+/// consumer unescapes the ones listed.
+pub(super) fn escaped_fields(
     sensor: &SensorFields,
     file: Option<&File>,
     destination: Option<&Endpoint>,
