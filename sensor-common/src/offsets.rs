@@ -89,6 +89,11 @@ pub struct KernelOffsets {
     pub files_fdt: u32,
     pub fdtable_max_fds: u32,
     pub fdtable_fd: u32,
+    /// `files_struct.fd_array`: the fd table's first NR_OPEN_DEFAULT (64)
+    /// slots, embedded, which `fdt->fd` points to until the table grows.
+    /// Reached from the task with plain loads only (see
+    /// `fd_file_typed` in the eBPF crate).
+    pub files_fd_array: u32,
     // struct file / struct inode / struct super_block
     pub file_inode: u32,
     /// `umode_t i_mode`: a u16.
@@ -311,6 +316,7 @@ impl KernelOffsets {
         files_fdt: OFFSET_MISSING,
         fdtable_max_fds: OFFSET_MISSING,
         fdtable_fd: OFFSET_MISSING,
+        files_fd_array: OFFSET_MISSING,
         file_inode: OFFSET_MISSING,
         inode_mode: OFFSET_MISSING,
         inode_uid: OFFSET_MISSING,
@@ -409,7 +415,7 @@ impl KernelOffsets {
     };
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 151 * 4);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 152 * 4);
 
 #[cfg(feature = "user")]
 // SAFETY: repr(C), only u32 fields, no padding (size assert above).

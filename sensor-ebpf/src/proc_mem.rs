@@ -23,7 +23,7 @@ use aya_ebpf::macros::map;
 use aya_ebpf::maps::Array;
 use sensor_common::{EventKind, OFFSET_MISSING, ProbeError, SYS_OP_PROC_MEM_OPEN, SysEvent};
 
-use crate::kernel::{Miss, plus, put, read_ptr, read_u32, read_u64};
+use crate::kernel::{Miss, Reader, plus, put, read_ptr, read_u32};
 use crate::maps::{count_error, off, sensor_tgid};
 use crate::task::Current;
 
@@ -67,22 +67,25 @@ pub extern "C" fn proc_mem_open(ctx: *mut u64) -> i32 {
 
 /// For the watch family's open exit: `file` was just opened for writing
 /// by `current` (already past the family's filters). Reported if it is a
-/// memory file and the fexit hook is not attached.
+/// memory file and the fexit hook is not attached. Read through `R`
+/// (plain loads where the open exit has the file typed: every open for
+/// writing pays this test), but for the name's bytes, by probe read (the
+/// verifier types `qstr.name` as a number).
 #[inline(always)]
-pub fn opened_for_writing(current: Current, file: u64) {
+pub fn opened_for_writing<R: Reader>(current: Current, file: u64) {
     if crate::maps::switch_on(&PROC_MEM_BY_FEXIT) {
         return;
     }
-    let Ok(inode) = read_ptr(file, off!(file_inode)) else {
+    let Ok(inode) = R::u64(file, off!(file_inode)) else {
         return;
     };
-    let magic = read_ptr(inode, off!(inode_sb)).and_then(|sb| read_u64(sb, off!(sb_magic)));
+    let magic = R::u64(inode, off!(inode_sb)).and_then(|sb| R::u64(sb, off!(sb_magic)));
     if magic != Ok(PROC_SUPER_MAGIC) {
         return;
     }
-    let named_mem = read_ptr(file, plus(off!(file_path), off!(path_dentry))).and_then(|d| {
-        let len = read_u32(d, plus(off!(dentry_name), off!(qstr_len)))?;
-        let name = read_ptr(d, plus(off!(dentry_name), off!(qstr_name)))?;
+    let named_mem = R::u64(file, plus(off!(file_path), off!(path_dentry))).and_then(|d| {
+        let len = R::u32(d, plus(off!(dentry_name), off!(qstr_len)))?;
+        let name = R::u64(d, plus(off!(dentry_name), off!(qstr_name)))?;
         Ok(len == 3 && read_u32(name, 0)? == MEM_NAME)
     });
     if named_mem == Ok(true) {

@@ -5,6 +5,7 @@
 
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -220,6 +221,98 @@ fn writes_to_watched_paths_are_reported_and_others_are_not() {
     assert!(
         quiet_writes.is_empty(),
         "writes outside the watched paths were reported: {quiet_writes:?}"
+    );
+}
+
+/// The open exit decides on the file opened through a typed pointer
+/// where the fd table is still the one embedded in `files_struct` (no
+/// more than 64 fds ever open at once: plain loads), and through probe
+/// reads where it has grown. Both must report a watched file and nothing
+/// else. Each opener checks its own table's size first (`FDSize` in its
+/// status), so each way is the one tested: a process gets a grown table
+/// from a parent that had a high fd open (an interactive bash holds
+/// 255), so the first opener is a grandchild of this test.
+#[test]
+fn opens_for_writing_are_decided_whatever_the_size_of_the_fd_table() {
+    let tree = Tree::new();
+    let sensor = Sensor::start(&tree.config());
+    let small = tree.path("etc/cron.d/small-table");
+    let grown = tree.path("etc/cron.d/grown-table");
+    let keys = tree.path("home/alice/.ssh/authorized_keys");
+    let quiet = [tree.path("other/small"), tree.path("other/grown")];
+    // Each exits 3 where its table is not as the case needs.
+    let embedded = r#"grep -q '^FDSize:[[:space:]]*64$' /proc/$$/status"#;
+    let writes = |name: &str| {
+        format!(
+            "echo quiet > other/{name}; echo job > etc/cron.d/{name}-table; echo key >> '{}'",
+            keys.display()
+        )
+    };
+    // The inner shell, a child of one with fds 0 to 2 only (whatever
+    // this test inherited is closed in it), opens the files itself (the
+    // redirections of a builtin), and writes its pid, which the outer
+    // shell does not know. (Not the outer shell's last command, which
+    // dash would run in its own process.)
+    let inner = format!(
+        "{embedded} || exit 3; echo $$ > other/small.pid; {}",
+        writes("small")
+    );
+    let mut outer = Command::new("sh");
+    outer
+        .args(["-c", "sh -c \"$0\"; exit $?", &inner])
+        .current_dir(&tree.root);
+    // SAFETY: close_range is async-signal-safe; nothing else runs here.
+    unsafe {
+        outer.pre_exec(|| {
+            libc::close_range(3, u32::MAX, 0);
+            Ok(())
+        })
+    };
+    let status = outer.status().expect("spawn sh");
+    assert!(status.success(), "the inner shell's table: {status}");
+    let small_pid: u64 = std::fs::read_to_string(tree.path("other/small.pid"))
+        .expect("the inner shell wrote its pid")
+        .trim()
+        .parse()
+        .expect("a pid");
+    // Bash with fd 100 open has a grown table, and opens the files itself.
+    let grown_pid = run(
+        "bash",
+        &[
+            "-c",
+            &format!(
+                "exec 100>/dev/null; if {embedded}; then exit 3; fi; {}",
+                writes("grown")
+            ),
+        ],
+        &tree.root,
+    );
+    for (pid, job) in [(small_pid, &small), (grown_pid, &grown)] {
+        let ev = sensor.wait_for(&format!("the cron entry {}", job.display()), |v| {
+            write_by(v, "open_write", pid) && at(v, "file.path").as_str() == job.to_str()
+        });
+        assert_eq!(at(&ev, "event.type")[0], "creation", "{ev}");
+        assert_eq!(
+            at(&ev, "sensor.file_write.watched")
+                .as_str()
+                .map(|w| w.trim_end_matches('/')),
+            tree.path("etc/cron.d").to_str(),
+            "{ev}"
+        );
+        let ev = sensor.wait_for("the appended key", |v| {
+            write_by(v, "open_write", pid) && at(v, "file.path").as_str() == keys.to_str()
+        });
+        assert!(
+            at(&ev, "sensor.file_write.open_flags")
+                .as_array()
+                .is_some_and(|f| f.iter().any(|x| x == "O_APPEND")),
+            "{ev}"
+        );
+    }
+    let reported = reported_for(&sensor, &["open_write"], &quiet);
+    assert!(
+        reported.is_empty(),
+        "files outside the watched paths were reported: {reported:?}"
     );
 }
 

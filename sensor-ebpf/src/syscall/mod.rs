@@ -333,6 +333,79 @@ pub fn fd_file_via<R: Reader>(task: u64, fd: i32) -> Result<u64, Miss> {
     read_ptr(array, fd as u32 * 8)
 }
 
+/// The slots of the fd table embedded in `files_struct` (NR_OPEN_DEFAULT,
+/// BITS_PER_LONG on every 64-bit kernel): `fdt->fd` points to them
+/// until the process has had more files open at once.
+const EMBEDDED_FDS: i32 = 64;
+
+/// The `struct file` open at `fd` in the task `task` (from
+/// bpf_get_current_task_btf, with `DIRECT_READS`), as a pointer the
+/// verifier knows the type of: everything read through it, its dentry
+/// chain included, is a plain load, where [`fd_file_via`]'s file, read
+/// out of a `struct file **` the verifier types as a number, takes a
+/// probe read for each field (~30 ns each on a CPU whose every return
+/// goes through a mitigation thunk: the open exit's look at each file
+/// opened for writing made ~20). None where it cannot be had so: `fd`
+/// past the embedded slots, a table grown out of them, no plain loads
+/// or no `fd_array` in this kernel; the caller falls back to
+/// [`fd_file_via`].
+///
+/// The verifier takes a plain load only at a constant offset, so the
+/// slot is picked by a `match` whose every arm sets its constant in
+/// inline assembly: LLVM merges arms it can see into one load at
+/// `8 * fd`, which the verifier refuses, and it cannot see into these.
+/// The index is `fd` masked by an instruction whose destination starts
+/// as a constant: a copy of `fd` would stay linked to it, and each arm's
+/// exact value of it would then make every later check on the return
+/// value (the same register) a state of its own, walked once per arm.
+#[inline(always)]
+pub fn fd_file_typed(task: u64, fd: i32) -> Option<u64> {
+    use crate::kernel::Direct;
+    if !crate::maps::direct_reads() || off!(files_fd_array) == sensor_common::OFFSET_MISSING {
+        return None;
+    }
+    if !(0..EMBEDDED_FDS).contains(&fd) {
+        return None;
+    }
+    let files = Direct::u64(task, off!(task_files)).ok()?;
+    let fdt = Direct::u64(files, off!(files_fdt)).ok()?;
+    let array = Direct::u64(fdt, off!(fdtable_fd)).ok()?;
+    // The table still the embedded one (else its slots are stale copies).
+    if array != field(files, off!(files_fd_array)).ok()? {
+        return None;
+    }
+    let index: u64;
+    // SAFETY: two ALU instructions on registers LLVM hands over.
+    unsafe {
+        core::arch::asm!(
+            "{i} = {mask}",
+            "{i} &= {fd}",
+            i = out(reg) index,
+            fd = in(reg) fd as u64,
+            mask = const EMBEDDED_FDS - 1,
+        )
+    };
+    macro_rules! slot {
+        ($($k:literal)*) => {
+            match index {
+                $($k => {
+                    let at: u64;
+                    // SAFETY: a constant into a register.
+                    unsafe { core::arch::asm!("{at} = {v}", at = out(reg) at, v = const 8 * $k) };
+                    at
+                })*
+                _ => return None,
+            }
+        };
+    }
+    let at = slot!(
+        0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31
+        32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63
+    );
+    let file = Direct::u64(files, off!(files_fd_array) + at as u32).ok()?;
+    (file != 0).then_some(file)
+}
+
 /// The number of `struct pid` `pid` in the initial pid namespace (what
 /// the sensor's events name processes by).
 #[inline(always)]

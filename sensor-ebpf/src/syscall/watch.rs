@@ -60,7 +60,7 @@ use sensor_common::{
 };
 
 use super::{copy, dir_path, fd_file, inflight, read_user_str};
-use crate::kernel::{Miss, field, plus, put, read_ptr, read_u32, read_u64};
+use crate::kernel::{Direct, Miss, Probe, Reader, field, plus, put, read_ptr, read_u32, read_u64};
 use crate::maps::{
     DATA_MASK, SYSCALL_SCRATCH, count_error, off, scratch, shell_rc_watched, ssh_dirs_watched,
     user_unit_dirs_watched,
@@ -260,7 +260,7 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
     let task = super::current_task();
     if op == SyscallOp::Ftruncate {
         p.fd = a(0) as i32;
-        if let Some(matched) = file_watched(fd_file(task, p.fd)) {
+        if let Some(matched) = file_watched::<Probe>(fd_file(task, p.fd)) {
             p.matched = matched;
             keep(p);
         }
@@ -472,14 +472,20 @@ fn exit(ret: i64, abi: u32) -> u32 {
         if ret < 0 || ret > i32::MAX as i64 {
             return 0;
         }
-        let file = current.fd_file(ret as i32);
-        let Some(matched) = file_watched(file) else {
-            // Not watched; it may still be a process's memory file.
-            if let Ok(file) = file {
-                crate::proc_mem::opened_for_writing(current, file);
-            }
+        let fd = ret as i32;
+        // Decided through a typed file where one can be had (plain loads:
+        // what nearly every open for writing pays), else through probe
+        // reads. Neither file is live past the decision, so the verifier
+        // walks what follows once.
+        let verdict = match super::fd_file_typed(current.addr(), fd) {
+            Some(typed) => open_verdict::<Direct>(current, Ok(typed)),
+            None => open_verdict::<Probe>(current, current.fd_file(fd)),
+        };
+        let Some(matched) = verdict else {
             return 0;
         };
+        // Read again for the record, untyped: only for watched files.
+        let file = current.fd_file(fd);
         send(
             ret, abi, current, open.op, 0, open.fd, AT_FDCWD, open.flags, matched, None, file,
         );
@@ -518,6 +524,20 @@ fn exit(ret: i64, abi: u32) -> u32 {
     );
     let _ = WATCH_INFLIGHT.remove(&key);
     0
+}
+
+/// The open exit's decision on the file just opened for writing, read
+/// through `R`: [`file_watched`]'s. One not watched may still be a
+/// process's memory file, reported on its own.
+#[inline(always)]
+fn open_verdict<R: Reader>(current: Current, file: Result<u64, Miss>) -> Option<u32> {
+    let verdict = file_watched::<R>(file);
+    if verdict.is_none()
+        && let Ok(file) = file
+    {
+        crate::proc_mem::opened_for_writing::<R>(current, file);
+    }
+    verdict
 }
 
 /// Builds and sends the record: the path arguments of `p` (if any), and
@@ -649,16 +669,16 @@ const FIXED: usize = core::mem::size_of::<WatchEvent>();
 /// passwd, useradd and visudo write) has an inode the maps do not hold
 /// yet. None otherwise.
 #[inline(always)]
-fn file_watched(file: Result<u64, Miss>) -> Option<u32> {
+fn file_watched<R: Reader>(file: Result<u64, Miss>) -> Option<u32> {
     let dentry = file
         .and_then(|f| field(f, off!(file_path)))
-        .and_then(|path| read_ptr(path, off!(path_dentry)))
+        .and_then(|path| R::u64(path, off!(path_dentry)))
         .ok()?;
-    let (matched, in_parent) = climb(dentry, FILES_DIRECTORY);
+    let (matched, in_parent) = climb::<R>(dentry, FILES_DIRECTORY);
     if matched != 0 {
         return Some(matched);
     }
-    let rule = file_named(dentry);
+    let rule = file_named::<R>(dentry);
     if rule != 0 {
         return Some(rule);
     }
@@ -697,16 +717,24 @@ const SYSTEMD_MASK: u64 = (1 << 56) - 1;
 /// the daemon finds them: `WATCH_INODE_SHELL_RC_TARGET`).
 #[inline(always)]
 fn named(dentry: u64) -> u32 {
-    let rule = dir_rule(dentry);
-    if rule != 0 { rule } else { file_named(dentry) }
+    let rule = dir_rule::<Probe>(dentry);
+    if rule != 0 {
+        rule
+    } else {
+        file_named::<Probe>(dentry)
+    }
 }
 
 /// [`named`] for a file (an open one: never a directory to rename): in a
 /// directory a rule names, or named as a shell's startup file.
 #[inline(always)]
-fn file_named(dentry: u64) -> u32 {
-    let rule = parent(dentry).map_or(0, holds_named);
-    if rule != 0 { rule } else { rc_file(dentry) }
+fn file_named<R: Reader>(dentry: u64) -> u32 {
+    let rule = parent::<R>(dentry).map_or(0, holds_named::<R>);
+    if rule != 0 {
+        rule
+    } else {
+        rc_file::<R>(dentry)
+    }
 }
 
 /// The name rule for files (`shell_rc_files`): is `dentry` named as one
@@ -715,38 +743,33 @@ fn file_named(dentry: u64) -> u32 {
 /// Whichever directory holds it: a home made after the start, root's,
 /// `/etc/skel`'s (copied into each new account).
 #[inline(always)]
-fn rc_file(dentry: u64) -> u32 {
+fn rc_file<R: Reader>(dentry: u64) -> u32 {
     if !shell_rc_watched() {
         return 0;
     }
     // On every open for writing: the name's length and address in one
-    // read where `struct qstr` is laid out as on every kernel (`hash_len`,
-    // then `name`), else one by one.
+    // probe read where `struct qstr` is laid out as on every kernel
+    // (`hash_len`, then `name`), else one by one.
     let name = off!(dentry_name);
-    let (len, text) = if off!(qstr_len) == 4 && off!(qstr_name) == 8 {
-        let Ok([hash_len, text]) = field(dentry, name)
-            // SAFETY: probe read of kernel memory into a local.
-            .and_then(|q| {
-                unsafe { bpf_probe_read_kernel(q as *const [u64; 2]) }.map_err(|_| Miss::Fault)
-            })
-        else {
-            return 0;
-        };
-        ((hash_len >> 32) as u32, text)
+    let Ok((len, text)) = (if off!(qstr_len) == 4 && off!(qstr_name) == 8 {
+        R::u64s(dentry, [name, plus(name, 8)])
+            .map(|[hash_len, text]| ((hash_len >> 32) as u32, text))
     } else {
-        let Ok(len) = read_u32(dentry, plus(name, off!(qstr_len))) else {
-            return 0;
-        };
-        (
-            len,
-            read_ptr(dentry, plus(name, off!(qstr_name))).unwrap_or(0),
-        )
+        R::u32(dentry, plus(name, off!(qstr_len))).map(|len| {
+            (
+                len,
+                R::u64(dentry, plus(name, off!(qstr_name))).unwrap_or(0),
+            )
+        })
+    }) else {
+        return 0;
     };
     if !(SHELL_RC_NAME_MIN as u32..=SHELL_RC_NAME_MAX as u32).contains(&len) || text == 0 {
         return 0;
     }
     // Both words are inside the dentry's inline copy of a name this short
-    // (DNAME_INLINE_LEN: 32 bytes or more).
+    // (DNAME_INLINE_LEN: 32 bytes or more). A probe read either way: the
+    // verifier types `name` (`const unsigned char *`) as a number.
     // SAFETY: probe read of kernel memory into a local.
     let Ok([lo, hi]) = (unsafe { bpf_probe_read_kernel(text as *const [u64; 2]) }) else {
         return 0;
@@ -824,55 +847,55 @@ fn ends_in_rc_name(path: &[u8; ARG_PATH_CAP], len: usize) -> bool {
 
 /// The rule under which a file in directory `dir` is watched, or 0.
 #[inline(always)]
-fn holds_named(dir: u64) -> u32 {
-    let rule = dir_rule(dir);
+fn holds_named<R: Reader>(dir: u64) -> u32 {
+    let rule = dir_rule::<R>(dir);
     if rule != 0 || !user_unit_dirs_watched() {
         return rule;
     }
     // A unit's drop-in or dependency directory: one level down.
-    match parent(dir) {
-        Some(up) if dir_rule(up) == WATCH_MATCHED_USER_UNITS => WATCH_MATCHED_USER_UNITS,
+    match parent::<R>(dir) {
+        Some(up) if dir_rule::<R>(up) == WATCH_MATCHED_USER_UNITS => WATCH_MATCHED_USER_UNITS,
         _ => 0,
     }
 }
 
 /// `dentry`'s directory; None at its filesystem's root.
 #[inline(always)]
-fn parent(dentry: u64) -> Option<u64> {
-    read_ptr(dentry, off!(dentry_parent))
+fn parent<R: Reader>(dentry: u64) -> Option<u64> {
+    R::u64(dentry, off!(dentry_parent))
         .ok()
         .filter(|&dir| dir != 0 && dir != dentry)
 }
 
 /// The rule that names directory `dentry`, or 0.
 #[inline(always)]
-fn dir_rule(dentry: u64) -> u32 {
+fn dir_rule<R: Reader>(dentry: u64) -> u32 {
     let name = off!(dentry_name);
-    if read_u32(dentry, plus(name, off!(qstr_len))) != Ok(4) {
+    if R::u32(dentry, plus(name, off!(qstr_len))) != Ok(4) {
         return 0;
     }
-    let Ok(first) = read_ptr(dentry, plus(name, off!(qstr_name))).and_then(|n| read_u32(n, 0))
-    else {
+    // The name's bytes by probe read: `name` is typed as a number.
+    let Ok(first) = R::u64(dentry, plus(name, off!(qstr_name))).and_then(|n| read_u32(n, 0)) else {
         return 0;
     };
     if first == SSH_NAME && ssh_dirs_watched() {
         return WATCH_MATCHED_SSH_DIR;
     }
-    if first == USER_NAME && user_unit_dirs_watched() && in_dir_named_systemd(dentry) {
+    if first == USER_NAME && user_unit_dirs_watched() && in_dir_named_systemd::<R>(dentry) {
         return WATCH_MATCHED_USER_UNITS;
     }
     0
 }
 
 #[inline(always)]
-fn in_dir_named_systemd(dentry: u64) -> bool {
+fn in_dir_named_systemd<R: Reader>(dentry: u64) -> bool {
     let name = off!(dentry_name);
-    let Some(dir) = parent(dentry) else {
+    let Some(dir) = parent::<R>(dentry) else {
         return false;
     };
-    read_u32(dir, plus(name, off!(qstr_len))) == Ok(7)
-        && read_ptr(dir, plus(name, off!(qstr_name)))
-            .and_then(|n| read_u64(n, 0))
+    R::u32(dir, plus(name, off!(qstr_len))) == Ok(7)
+        && R::u64(dir, plus(name, off!(qstr_name)))
+            .and_then(|n| Probe::u64(n, 0))
             .is_ok_and(|n| n & SYSTEMD_MASK == SYSTEMD_NAME)
 }
 
@@ -978,7 +1001,7 @@ fn named_arg(path: &[u8; ARG_PATH_CAP], len: u32) -> bool {
 /// inode: its `matched` (non-zero), or 0.
 #[inline(always)]
 fn dentry_watched(dentry: u64) -> u32 {
-    climb(dentry, NO_LEVEL).0
+    climb::<Probe>(dentry, NO_LEVEL).0
 }
 
 /// [`climb`]'s `parent_level` for a file: whether its directory holds a
@@ -994,10 +1017,10 @@ const NO_LEVEL: u32 = u32::MAX;
 /// up with the key the climb reads anyway (one lookup more, no reads),
 /// since every successful open for writing on a watched filesystem asks.
 #[inline(always)]
-fn climb(dentry: u64, parent_level: u32) -> (u32, bool) {
+fn climb<R: Reader>(dentry: u64, parent_level: u32) -> (u32, bool) {
     // The climb never leaves the filesystem (d_parent ends at its root):
     // one device for every inode on the way, read once.
-    let dev = match dentry_dev(dentry) {
+    let dev = match dentry_dev::<R>(dentry) {
         Some(dev) => dev,
         None => return (0, false),
     };
@@ -1008,9 +1031,9 @@ fn climb(dentry: u64, parent_level: u32) -> (u32, bool) {
     let mut in_parent = false;
     let mut d = dentry;
     for i in 0..ANCESTORS_MAX {
-        let inode = read_ptr(d, off!(dentry_inode)).unwrap_or(0);
+        let inode = R::u64(d, off!(dentry_inode)).unwrap_or(0);
         if inode != 0 {
-            let ino = read_u64(inode, off!(inode_ino)).unwrap_or(0);
+            let ino = R::u64(inode, off!(inode_ino)).unwrap_or(0);
             let key = ExeKey { ino, dev, _pad0: 0 };
             // SAFETY: a lookup; the value is not kept.
             if let Some(v) = unsafe { WATCHED_INODES.get(&key) } {
@@ -1019,7 +1042,7 @@ fn climb(dentry: u64, parent_level: u32) -> (u32, bool) {
                 // goes on). One unread is taken for it: a missed write is
                 // worse than a wrong name.
                 let same = v.generation.known == 0
-                    || match read_u32(inode, off!(inode_generation)) {
+                    || match R::u32(inode, off!(inode_generation)) {
                         Ok(g) => g == v.generation.generation,
                         Err(_) => true,
                     };
@@ -1033,7 +1056,7 @@ fn climb(dentry: u64, parent_level: u32) -> (u32, bool) {
                 in_parent = true;
             }
         }
-        let parent = read_ptr(d, off!(dentry_parent)).unwrap_or(0);
+        let parent = R::u64(d, off!(dentry_parent)).unwrap_or(0);
         if parent == 0 || parent == d {
             break;
         }
@@ -1045,14 +1068,14 @@ fn climb(dentry: u64, parent_level: u32) -> (u32, bool) {
 /// The device of `dentry`'s filesystem, through its inode or (a negative
 /// dentry: a rename's new name) its directory's.
 #[inline(always)]
-fn dentry_dev(dentry: u64) -> Option<u32> {
-    let mut inode = read_ptr(dentry, off!(dentry_inode)).unwrap_or(0);
+fn dentry_dev<R: Reader>(dentry: u64) -> Option<u32> {
+    let mut inode = R::u64(dentry, off!(dentry_inode)).unwrap_or(0);
     if inode == 0 {
-        let parent = read_ptr(dentry, off!(dentry_parent)).unwrap_or(0);
-        inode = read_ptr(parent, off!(dentry_inode)).unwrap_or(0);
+        let parent = R::u64(dentry, off!(dentry_parent)).unwrap_or(0);
+        inode = R::u64(parent, off!(dentry_inode)).unwrap_or(0);
     }
-    read_ptr(inode, off!(inode_sb))
-        .and_then(|sb| read_u32(sb, off!(sb_dev)))
+    R::u64(inode, off!(inode_sb))
+        .and_then(|sb| R::u32(sb, off!(sb_dev)))
         .ok()
 }
 
@@ -1112,7 +1135,7 @@ fn in_dir_above(task: u64, path: &[u8; ARG_PATH_CAP], len: u32, dirfd: i32) -> b
     let Ok(d) = dir_path(task, dirfd).and_then(|p| read_ptr(p, off!(path_dentry))) else {
         return false;
     };
-    let Some(dev) = dentry_dev(d) else {
+    let Some(dev) = dentry_dev::<Probe>(d) else {
         return false;
     };
     let Ok(ino) = read_ptr(d, off!(dentry_inode)).and_then(|i| read_u64(i, off!(inode_ino))) else {
@@ -1149,8 +1172,8 @@ fn path_watched(task: u64, path: &[u8; ARG_PATH_CAP], len: u32, dirfd: i32) -> b
         Ok(d) => {
             // Under a watched directory, or holding a watched file (the
             // daemon checks which on the joined path).
-            let (matched, holds_watched) = climb(d, ITSELF);
-            matched != 0 || holds_watched || holds_named(d) != 0
+            let (matched, holds_watched) = climb::<Probe>(d, ITSELF);
+            matched != 0 || holds_watched || holds_named::<Probe>(d) != 0
         }
         Err(_) => false,
     }

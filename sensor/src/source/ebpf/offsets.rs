@@ -574,6 +574,9 @@ kernel_fields! {
     files_fdt: Required files_struct.fdt;
     fdtable_max_fds: Required fdtable.max_fds;
     fdtable_fd: Required fdtable.fd;
+    // The embedded first slots: a file reached through them is typed for
+    // plain loads (the open exit's look at each file opened for writing).
+    files_fd_array: Optional files_struct.fd_array;
     file_inode: Required file.f_inode;
     inode_mode: Required inode.i_mode;
     inode_uid: Required inode.i_uid;
