@@ -97,8 +97,10 @@ pub trait Reader {
     fn u64(base: u64, off: u32) -> Result<u64, Miss>;
     /// `N` u32 fields, all or none.
     fn u32s<const N: usize>(base: u64, offs: [u32; N]) -> Result<[u32; N], Miss>;
-    /// `N` u64 or pointer fields, all or none.
-    fn u64s<const N: usize>(base: u64, offs: [u32; N]) -> Result<[u64; N], Miss>;
+    /// Whether each read is a plain load (a few ns), not a helper call:
+    /// where a probe read could take two fields at once, plain loads take
+    /// them one by one (the verifier allows a load within one field only).
+    const PLAIN_LOADS: bool;
     /// The first `8 * N` bytes of the byte-array field (a `char[]` at
     /// least that long) into `dst`, zeroed on a fault.
     ///
@@ -121,6 +123,8 @@ pub trait Reader {
 pub struct Probe;
 
 impl Reader for Probe {
+    const PLAIN_LOADS: bool = false;
+
     #[inline(always)]
     fn u32(base: u64, off: u32) -> Result<u32, Miss> {
         read_u32(base, off)
@@ -149,27 +153,6 @@ impl Reader for Probe {
         let mut v = [0; N];
         for (i, o) in offs.iter().enumerate() {
             v[i] = read_u32(base, *o)?;
-        }
-        Ok(v)
-    }
-
-    /// As [`Probe::u32s`], for u64s.
-    #[inline(always)]
-    fn u64s<const N: usize>(base: u64, offs: [u32; N]) -> Result<[u64; N], Miss> {
-        let first = offs[0];
-        let mut adjacent = first != OFFSET_MISSING;
-        for (i, o) in offs.iter().enumerate() {
-            adjacent &= *o == first.wrapping_add(8 * i as u32);
-        }
-        if adjacent {
-            let addr = field(base, first)?;
-            // SAFETY: probe read of 8 * N bytes; failure is an error value.
-            return unsafe { bpf_probe_read_kernel(addr as *const [u64; N]) }
-                .map_err(|_| Miss::Fault);
-        }
-        let mut v = [0; N];
-        for (i, o) in offs.iter().enumerate() {
-            v[i] = read_u64(base, *o)?;
         }
         Ok(v)
     }
@@ -232,6 +215,8 @@ impl Direct {
 }
 
 impl Reader for Direct {
+    const PLAIN_LOADS: bool = true;
+
     #[inline(always)]
     fn u32(base: u64, off: u32) -> Result<u32, Miss> {
         Self::load(base, off)
@@ -244,15 +229,6 @@ impl Reader for Direct {
 
     #[inline(always)]
     fn u32s<const N: usize>(base: u64, offs: [u32; N]) -> Result<[u32; N], Miss> {
-        let mut v = [0; N];
-        for (i, o) in offs.iter().enumerate() {
-            v[i] = Self::load(base, *o)?;
-        }
-        Ok(v)
-    }
-
-    #[inline(always)]
-    fn u64s<const N: usize>(base: u64, offs: [u32; N]) -> Result<[u64; N], Miss> {
         let mut v = [0; N];
         for (i, o) in offs.iter().enumerate() {
             v[i] = Self::load(base, *o)?;

@@ -747,13 +747,19 @@ fn rc_file<R: Reader>(dentry: u64) -> u32 {
     if !shell_rc_watched() {
         return 0;
     }
-    // On every open for writing: the name's length and address in one
-    // probe read where `struct qstr` is laid out as on every kernel
-    // (`hash_len`, then `name`), else one by one.
+    // On every open for writing: with probe reads, the name's length and
+    // address in one where `struct qstr` is laid out as on every kernel
+    // (`hash_len`, then `name`), else one by one. (Plain loads take them
+    // one by one: 6.1's verifier refuses a u64 load of `hash_len`, the
+    // union's second member, as past the first's `hash`.)
     let name = off!(dentry_name);
-    let Ok((len, text)) = (if off!(qstr_len) == 4 && off!(qstr_name) == 8 {
-        R::u64s(dentry, [name, plus(name, 8)])
-            .map(|[hash_len, text]| ((hash_len >> 32) as u32, text))
+    let Ok((len, text)) = (if !R::PLAIN_LOADS && off!(qstr_len) == 4 && off!(qstr_name) == 8 {
+        field(dentry, name).and_then(|q| {
+            // SAFETY: probe read of kernel memory into a local.
+            unsafe { bpf_probe_read_kernel(q as *const [u64; 2]) }
+                .map(|[hash_len, text]| ((hash_len >> 32) as u32, text))
+                .map_err(|_| Miss::Fault)
+        })
     } else {
         R::u32(dentry, plus(name, off!(qstr_len))).map(|len| {
             (
