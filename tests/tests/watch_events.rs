@@ -224,35 +224,46 @@ fn writes_to_watched_paths_are_reported_and_others_are_not() {
     );
 }
 
-/// The open exit decides on the file opened through a typed pointer
-/// where the fd table is still the one embedded in `files_struct` (no
-/// more than 64 fds ever open at once: plain loads), and through probe
-/// reads where it has grown. Both must report a watched file and nothing
-/// else. Each opener checks its own table's size first (`FDSize` in its
-/// status), so each way is the one tested: a process gets a grown table
-/// from a parent that had a high fd open (an interactive bash holds
-/// 255), so the first opener is a grandchild of this test.
+/// Where the kernel has plain loads, the directory a relative path
+/// starts from (the cwd; a dirfd's file from the fd table embedded in
+/// `files_struct`, no more than 64 fds ever open at once) and the file an
+/// open returned are reached through typed pointers, and climbed with
+/// plain loads; through probe reads where the table has grown, and
+/// everywhere with `direct_task_reads = false`. Each way must report the
+/// same writes, and nothing else. Each writer checks its own table's
+/// size first (`FDSize` in its status), so each way is the one tested: a
+/// process gets a grown table from a parent that had a high fd open (an
+/// interactive bash holds 255), so the first writer is a grandchild of
+/// this test, with what it inherited closed.
 #[test]
-fn opens_for_writing_are_decided_whatever_the_size_of_the_fd_table() {
+fn writes_are_decided_alike_through_typed_pointers_and_probe_reads() {
     let tree = Tree::new();
-    let sensor = Sensor::start(&tree.config());
-    let small = tree.path("etc/cron.d/small-table");
-    let grown = tree.path("etc/cron.d/grown-table");
+    let direct = Sensor::start(&tree.config());
+    let probe = Sensor::start(&format!(
+        "{}\n[ebpf]\ndirect_task_reads = false\n",
+        tree.config()
+    ));
+    probe.wait_for_log(
+        "read with bpf_probe_read_kernel: off in the config",
+        std::time::Duration::from_secs(5),
+    );
     let keys = tree.path("home/alice/.ssh/authorized_keys");
-    let quiet = [tree.path("other/small"), tree.path("other/grown")];
-    // Each exits 3 where its table is not as the case needs.
     let embedded = r#"grep -q '^FDSize:[[:space:]]*64$' /proc/$$/status"#;
+    // Opens for writing by the shell itself (a builtin's redirections); a
+    // rename in the cwd (`mv`: two names relative to AT_FDCWD), and a
+    // removal through a dirfd (`rm -r`: unlinkat of `f` in the
+    // directory it opened).
     let writes = |name: &str| {
         format!(
-            "echo quiet > other/{name}; echo job > etc/cron.d/{name}-table; echo key >> '{}'",
+            "echo quiet > other/{name}; echo job > etc/cron.d/{name}-table; \
+             echo key >> '{}'; mkdir etc/cron.d/{name}-dir; echo x > etc/cron.d/{name}-dir/f; \
+             cd etc/cron.d && mv {name}-table {name}-moved && rm -r {name}-dir",
             keys.display()
         )
     };
-    // The inner shell, a child of one with fds 0 to 2 only (whatever
-    // this test inherited is closed in it), opens the files itself (the
-    // redirections of a builtin), and writes its pid, which the outer
-    // shell does not know. (Not the outer shell's last command, which
-    // dash would run in its own process.)
+    // The inner shell is a child of one with fds 0 to 2 only, and writes
+    // its pid, which the outer shell does not know. (Not the outer
+    // shell's last command, which dash would run in its own process.)
     let inner = format!(
         "{embedded} || exit 3; echo $$ > other/small.pid; {}",
         writes("small")
@@ -269,13 +280,13 @@ fn opens_for_writing_are_decided_whatever_the_size_of_the_fd_table() {
         })
     };
     let status = outer.status().expect("spawn sh");
-    assert!(status.success(), "the inner shell's table: {status}");
+    assert!(status.success(), "the small table's writer: {status}");
     let small_pid: u64 = std::fs::read_to_string(tree.path("other/small.pid"))
         .expect("the inner shell wrote its pid")
         .trim()
         .parse()
         .expect("a pid");
-    // Bash with fd 100 open has a grown table, and opens the files itself.
+    // Bash with fd 100 open has a grown table, and so have its children.
     let grown_pid = run(
         "bash",
         &[
@@ -287,33 +298,54 @@ fn opens_for_writing_are_decided_whatever_the_size_of_the_fd_table() {
         ],
         &tree.root,
     );
-    for (pid, job) in [(small_pid, &small), (grown_pid, &grown)] {
-        let ev = sensor.wait_for(&format!("the cron entry {}", job.display()), |v| {
-            write_by(v, "open_write", pid) && at(v, "file.path").as_str() == job.to_str()
-        });
-        assert_eq!(at(&ev, "event.type")[0], "creation", "{ev}");
-        assert_eq!(
-            at(&ev, "sensor.file_write.watched")
-                .as_str()
-                .map(|w| w.trim_end_matches('/')),
-            tree.path("etc/cron.d").to_str(),
-            "{ev}"
-        );
-        let ev = sensor.wait_for("the appended key", |v| {
-            write_by(v, "open_write", pid) && at(v, "file.path").as_str() == keys.to_str()
-        });
+    let cron = tree.path("etc/cron.d");
+    for sensor in [&direct, &probe] {
+        for (name, pid) in [("small", small_pid), ("grown", grown_pid)] {
+            let job = cron.join(format!("{name}-table"));
+            let ev = sensor.wait_for(&format!("the cron entry {}", job.display()), |v| {
+                write_by(v, "open_write", pid) && at(v, "file.path").as_str() == job.to_str()
+            });
+            assert_eq!(at(&ev, "event.type")[0], "creation", "{ev}");
+            assert_eq!(
+                at(&ev, "sensor.file_write.watched")
+                    .as_str()
+                    .map(|w| w.trim_end_matches('/')),
+                cron.to_str(),
+                "{ev}"
+            );
+            let ev = sensor.wait_for("the appended key", |v| {
+                write_by(v, "open_write", pid) && at(v, "file.path").as_str() == keys.to_str()
+            });
+            assert!(
+                at(&ev, "sensor.file_write.open_flags")
+                    .as_array()
+                    .is_some_and(|f| f.iter().any(|x| x == "O_APPEND")),
+                "{ev}"
+            );
+            let moved = cron.join(format!("{name}-moved"));
+            let ev = sensor.wait_for(&format!("the rename to {}", moved.display()), |v| {
+                action(v) == "rename"
+                    && at(v, "sensor.file_write.new_path").as_str() == moved.to_str()
+            });
+            assert_eq!(at(&ev, "file.path").as_str(), job.to_str(), "{ev}");
+            assert_eq!(
+                at(&ev, "sensor.file_write.path_argument").as_str(),
+                Some(format!("{name}-table").as_str()),
+                "{ev}"
+            );
+            let removed = cron.join(format!("{name}-dir/f"));
+            let ev = sensor.wait_for(&format!("the removal of {}", removed.display()), |v| {
+                action(v) == "unlink" && at(v, "file.path").as_str() == removed.to_str()
+            });
+            assert_eq!(at(&ev, "sensor.file_write.path_argument"), "f", "{ev}");
+        }
+        let quiet = [tree.path("other/small"), tree.path("other/grown")];
+        let reported = reported_for(sensor, &["open_write"], &quiet);
         assert!(
-            at(&ev, "sensor.file_write.open_flags")
-                .as_array()
-                .is_some_and(|f| f.iter().any(|x| x == "O_APPEND")),
-            "{ev}"
+            reported.is_empty(),
+            "files outside the watched paths were reported: {reported:?}"
         );
     }
-    let reported = reported_for(&sensor, &["open_write"], &quiet);
-    assert!(
-        reported.is_empty(),
-        "files outside the watched paths were reported: {reported:?}"
-    );
 }
 
 /// With `user_ssh_dirs`, a `.ssh` directory made after the sensor
