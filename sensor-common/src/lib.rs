@@ -194,6 +194,9 @@ pub mod names {
     pub const WATCHED_PATH_HASHES_MAP: &str = "WATCHED_PATH_HASHES";
     /// The directories above watched paths, by inode.
     pub const WATCHED_ABOVE_DIRS_MAP: &str = "WATCHED_ABOVE_DIRS";
+    /// A bit per key of the four maps above that hold inodes or path
+    /// hashes (see [`crate::watched_bit`]).
+    pub const WATCHED_BITS_MAP: &str = "WATCHED_BITS";
     /// Symlinks sent and handled (see [`crate::symlinks_sync`]).
     pub const SYMLINKS_SYNC_MAP: &str = "SYMLINKS_SYNC";
     /// Sockets with a connect in progress, by socket address.

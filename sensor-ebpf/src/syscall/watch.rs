@@ -54,9 +54,9 @@ use sensor_common::{
     ARG_PATH_CAP, AT_FDCWD, EventKind, ExeKey, PATH_HASH_SEED, PATH_HASH_SPAN, ProbeError,
     SHELL_RC_NAME_MAX, SHELL_RC_NAME_MIN, SHELL_RC_TAILS, SHELL_RC_WORDS, SyscallOp,
     WATCH_MATCHED_SHELL_RC, WATCH_MATCHED_SSH_DIR, WATCH_MATCHED_USER_UNITS,
-    WATCHED_ABOVE_DIRS_MAX, WATCHED_INODES_MAX, WATCHED_PATH_HASHES_MAX, WatchEvent, WatchedInode,
-    path_hash_step, path_may_leave_prefix, path_through_magic_link, symlinks_sync, watch_flags,
-    watch_matched_by_name,
+    WATCHED_ABOVE_DIRS_MAX, WATCHED_BITS_WORDS, WATCHED_INODES_MAX, WATCHED_PATH_HASHES_MAX,
+    WatchEvent, WatchedInode, path_hash_step, path_may_leave_prefix, path_through_magic_link,
+    symlinks_sync, watch_flags, watch_matched_by_name, watched_bit, watched_set,
 };
 
 use super::{copy, dir_path, fd_file, inflight, read_user_str};
@@ -110,6 +110,50 @@ static SYMLINKS_SYNC: Array<u64> = Array::with_max_entries(symlinks_sync::SLOTS,
 #[map]
 static WATCHED_ABOVE_DIRS: HashMap<ExeKey, u8> =
     HashMap::with_max_entries(WATCHED_ABOVE_DIRS_MAX, 0);
+
+/// A bit per key of the maps above but `WATCHED_DEVS`, set by the daemon
+/// before it puts the key in and cleared after it took it out (see
+/// `sensor_common::WATCHED_BITS_WORDS`): [`may_hold`]. One value, looked
+/// up once before a climb or a scan: a lookup (and its null check) at
+/// each key took the path scan's verifier states past the million.
+#[map]
+static WATCHED_BITS: Array<WatchedBits> = Array::with_max_entries(1, 0);
+
+type WatchedBits = [u64; WATCHED_BITS_WORDS as usize];
+
+/// `WATCHED_BITS`' value. It cannot be missing (the array's one entry
+/// always exists): the path checks take its absence as "may hold" all the
+/// same, and a climb, which could only pass its file by, counts it.
+#[inline(always)]
+fn watched_bits() -> Option<&'static WatchedBits> {
+    WATCHED_BITS.get(0)
+}
+
+/// Might map `set` (a [`watched_set`]) hold key (`a`, `b`)? No where its
+/// bit is clear: the lookup that would follow, a call, is skipped. Most
+/// keys a climb or a path scan asks are in no map, and an open for writing
+/// asked ~6 of them, an absolute rename ~8.
+#[inline(always)]
+fn may_hold(bits: &WatchedBits, set: u64, a: u64, b: u32) -> bool {
+    key_bit(bits, set, a, b) != 0
+}
+
+/// The bit of key (`a`, `b`) of map `set`, as 0 or 1.
+#[inline(always)]
+fn key_bit(bits: &WatchedBits, set: u64, a: u64, b: u32) -> u64 {
+    let bit = watched_bit(set, a, b);
+    // Masked, which the verifier needs, and which spares a bounds check.
+    let word = bits[(bit >> 6) as usize & (WATCHED_BITS_WORDS as usize - 1)];
+    word >> (bit & 63) & 1
+}
+
+/// Is `hash` a key of `WATCHED_PATH_HASHES`?
+#[inline(always)]
+fn path_hash_listed(bits: &WatchedBits, hash: u64) -> bool {
+    // SAFETY: a lookup; the value is not kept.
+    may_hold(bits, watched_set::PATH_HASHES, hash, 0)
+        && unsafe { WATCHED_PATH_HASHES.get(&hash) }.is_some()
+}
 
 /// An open for writing between entry and exit: whether its file is watched
 /// is known only once the kernel has resolved it (the new fd).
@@ -1036,6 +1080,10 @@ fn climb<R: Reader>(dentry: u64, parent_level: u32) -> (u32, bool) {
     if unsafe { WATCHED_DEVS.get(&dev) }.is_none() {
         return (0, false);
     }
+    let Some(bits) = watched_bits() else {
+        count_error(ProbeError::Scratch);
+        return (0, false);
+    };
     let mut in_parent = false;
     let mut d = dentry;
     for i in 0..ANCESTORS_MAX {
@@ -1043,8 +1091,13 @@ fn climb<R: Reader>(dentry: u64, parent_level: u32) -> (u32, bool) {
         if inode != 0 {
             let ino = R::u64(inode, off!(inode_ino)).unwrap_or(0);
             let key = ExeKey { ino, dev, _pad0: 0 };
-            // SAFETY: a lookup; the value is not kept.
-            if let Some(v) = unsafe { WATCHED_INODES.get(&key) } {
+            let watched = if may_hold(bits, watched_set::INODES, ino, dev) {
+                // SAFETY: a lookup; the value is not kept.
+                unsafe { WATCHED_INODES.get(&key) }
+            } else {
+                None
+            };
+            if let Some(v) = watched {
                 // Another generation: a file made since with the watched
                 // one's inode number, not it (and maybe under it: the climb
                 // goes on). One unread is taken for it: a missed write is
@@ -1060,7 +1113,10 @@ fn climb<R: Reader>(dentry: u64, parent_level: u32) -> (u32, bool) {
                 }
             }
             // SAFETY: as above.
-            if i == parent_level && unsafe { WATCHED_PARENTS.get(&key) }.is_some() {
+            if i == parent_level
+                && may_hold(bits, watched_set::PARENTS, ino, dev)
+                && unsafe { WATCHED_PARENTS.get(&key) }.is_some()
+            {
                 in_parent = true;
             }
         }
@@ -1125,8 +1181,7 @@ fn relative_target_above(p: &PendingWatch, absolute2: bool) -> bool {
     }
     // Above a watched path, or one (then the link's name is watched, and
     // was sent before this).
-    // SAFETY: a lookup; the value is not kept.
-    unsafe { WATCHED_PATH_HASHES.get(&path_hash_step(dir_hash, 0)) }.is_some()
+    watched_bits().is_none_or(|bits| path_hash_listed(bits, path_hash_step(dir_hash, 0)))
 }
 
 /// Is the path argument, relative and of one component (a longer one
@@ -1158,8 +1213,11 @@ fn dir_above<R: Reader>(d: u64) -> bool {
         return false;
     };
     let key = ExeKey { ino, dev, _pad0: 0 };
-    // SAFETY: a lookup; the value is not kept.
-    unsafe { WATCHED_ABOVE_DIRS.get(&key) }.is_some()
+    watched_bits().is_none_or(|bits| {
+        may_hold(bits, watched_set::ABOVE_DIRS, ino, dev)
+            // SAFETY: a lookup; the value is not kept.
+            && unsafe { WATCHED_ABOVE_DIRS.get(&key) }.is_some()
+    })
 }
 
 /// The dentry of the directory a relative path given with `dirfd`
@@ -1245,7 +1303,17 @@ fn hashed_path_watched(path: &[u8; ARG_PATH_CAP]) -> bool {
     if path_may_leave_prefix(path) {
         return true;
     }
+    let Some(bits) = watched_bits() else {
+        return true;
+    };
     let mut hash = PATH_HASH_SEED;
+    // Whether the prefix up to some slash may be a key (below a watched
+    // directory; the directories above watched paths are in the map only
+    // as whole paths): the prefixes' bits OR'ed, with no branch on them (a
+    // branch at each slash took the verifier past the million). The
+    // prefixes are looked up only where one's bit is set: below a watched
+    // directory, or one path in hundreds.
+    let mut prefix_bits = 0;
     // Scanned to its NUL (bpf_probe_read_user_str always writes one), one
     // byte past PATH_HASH_SPAN for the end of a path that long; not to
     // `len`: a loop that stops at `len` tells the verifier its exact value
@@ -1256,19 +1324,40 @@ fn hashed_path_watched(path: &[u8; ARG_PATH_CAP]) -> bool {
             // A watched path, or a directory above one (its rename moves
             // a watched path, a symlink to it leads into one): the whole
             // path's hash, its NUL hashed too.
-            // SAFETY: a lookup; the value is not kept.
-            return unsafe { WATCHED_PATH_HASHES.get(&path_hash_step(hash, 0)) }.is_some();
+            if path_hash_listed(bits, path_hash_step(hash, 0)) {
+                return true;
+            }
+            break;
         }
         hash = path_hash_step(hash, b);
-        // Below a watched directory (the directories above watched paths
-        // are in the map only as whole paths).
-        // SAFETY: as above.
+        if b == b'/' {
+            prefix_bits |= key_bit(bits, watched_set::PATH_HASHES, hash, 0);
+        }
+    }
+    // Neither a watched path nor a directory above one (a path longer than
+    // the span is longer than any): below a watched directory if one of
+    // its prefixes is (and without a `..` that could lead back into one:
+    // checked above).
+    prefix_bits != 0 && prefix_listed(path)
+}
+
+/// Is the prefix of `path` up to one of its slashes a key of
+/// `WATCHED_PATH_HASHES` (a watched directory)? [`hashed_path_watched`]
+/// asks where one's bit is set.
+#[inline(always)]
+fn prefix_listed(path: &[u8; ARG_PATH_CAP]) -> bool {
+    let mut hash = PATH_HASH_SEED;
+    for i in 0..=PATH_HASH_SPAN {
+        let b = path[i];
+        if b == 0 {
+            return false;
+        }
+        hash = path_hash_step(hash, b);
+        // SAFETY: a lookup; the value is not kept.
         if b == b'/' && unsafe { WATCHED_PATH_HASHES.get(&hash) }.is_some() {
             return true;
         }
     }
-    // Longer than any watched path, and under no watched directory (and
-    // without a `..` that could lead back into one: checked above).
     false
 }
 

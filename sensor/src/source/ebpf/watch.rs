@@ -10,8 +10,8 @@ use aya::Ebpf;
 use sensor_common::{
     ExeKey, InodeGeneration, PATH_HASH_SPAN, SHELL_RC_NAMES, WATCH_INODE_SHELL_RC_TARGET,
     WATCH_MATCHED_SHELL_RC, WATCH_MATCHED_SSH_DIR, WATCH_MATCHED_USER_UNITS, WATCH_PATHS_MAX,
-    WATCHED_ABOVE_HASHES_MAX, WATCHED_INODES_MAX, WatchedInode, names, path_hash, path_hash_whole,
-    probe_features,
+    WATCHED_ABOVE_HASHES_MAX, WATCHED_BITS_WORDS, WATCHED_INODES_MAX, WatchedInode, names,
+    path_hash, path_hash_whole, probe_features, watched_bit, watched_set,
 };
 
 use super::homes::{self, Account};
@@ -537,6 +537,17 @@ impl Watched {
     /// new ones (a window of the update's few syscalls, on a change of
     /// sshd_config or the accounts).
     pub fn update(&self, old: &Watched, ebpf: &mut Ebpf) -> Result<(), LoadError> {
+        // The kernel skips a map's lookup where the key's bit is clear: the
+        // bits of both sets' keys first, the new keys' alone once the old
+        // are out of the maps.
+        let [before, during, after] = bits_steps(old.key_bits(), self.key_bits());
+        write_bits(ebpf, &before, &during)?;
+        self.update_maps(old, ebpf)?;
+        write_bits(ebpf, &during, &after)
+    }
+
+    /// The hash maps' part of [`Self::update`].
+    fn update_maps(&self, old: &Watched, ebpf: &mut Ebpf) -> Result<(), LoadError> {
         if self.paths != old.paths || !self.magic_links.same_links(&old.magic_links) {
             replace_hash_entries(
                 ebpf,
@@ -546,6 +557,34 @@ impl Watched {
             )?;
         }
         self.replace_inodes(old, ebpf)
+    }
+
+    /// `WATCHED_BITS`: each key's bit of the four maps it covers.
+    fn key_bits(&self) -> Vec<u64> {
+        let by_inode = [
+            (
+                watched_set::INODES,
+                self.inodes.iter().map(|(k, _)| *k).collect(),
+            ),
+            (watched_set::PARENTS, self.parents.clone()),
+            (watched_set::ABOVE_DIRS, self.above_dirs_by_inode()),
+        ];
+        let bits = by_inode
+            .into_iter()
+            .flat_map(|(set, keys): (u64, Vec<ExeKey>)| {
+                keys.into_iter()
+                    .map(move |k| watched_bit(set, k.ino, k.dev))
+            })
+            .chain(
+                self.path_hashes()
+                    .into_iter()
+                    .map(|h| watched_bit(watched_set::PATH_HASHES, h, 0)),
+            );
+        let mut words = vec![0u64; WATCHED_BITS_WORDS as usize];
+        for bit in bits {
+            words[(bit >> 6) as usize] |= 1 << (bit & 63);
+        }
+        words
     }
 
     /// The `WATCHED_PATH_HASHES` keys: each path's [`path_hash`] (a
@@ -614,6 +653,27 @@ impl Watched {
             .collect();
         replace_hash_entries(ebpf, names::WATCHED_DEVS_MAP, &[], &present(&devs))
     }
+}
+
+/// `WATCHED_BITS` as it was, as it is while the maps change (both sets'
+/// bits), and as it will be.
+fn bits_steps(old: Vec<u64>, new: Vec<u64>) -> [Vec<u64>; 3] {
+    let during = old.iter().zip(&new).map(|(o, n)| o | n).collect();
+    [old, during, new]
+}
+
+/// Writes `WATCHED_BITS`' one value, unless it is `from` already.
+fn write_bits(ebpf: &mut Ebpf, from: &[u64], to: &[u64]) -> Result<(), LoadError> {
+    if from == to {
+        return Ok(());
+    }
+    let name = names::WATCHED_BITS_MAP;
+    type Bits = [u64; WATCHED_BITS_WORDS as usize];
+    let value: Bits = to.try_into().expect("key_bits makes every word");
+    let mut array: aya::maps::Array<&mut aya::maps::MapData, Bits> = super::map_mut(ebpf, name)?;
+    array
+        .set(0, value, 0)
+        .map_err(|source| LoadError::Map { name, source })
 }
 
 /// Can the kernel compare a path argument with watched path `p` (see
@@ -860,6 +920,63 @@ mod tests {
             kept[0],
             PathBuf::from("/home/late"),
             "a person's home is kept"
+        );
+    }
+
+    #[test]
+    fn every_key_has_its_bit_for_as_long_as_it_is_in_a_map() {
+        let key = |ino: u64| ExeKey {
+            ino,
+            dev: 0x0080_0001,
+            _pad0: 0,
+        };
+        let watched = |path: &[u8], ino: u64| Watched {
+            paths: vec![path.to_vec()],
+            inodes: vec![(key(ino), WatchedInode::default())],
+            parents: vec![key(ino + 1)],
+            above_inodes: vec![key(2)],
+            ..Watched::default()
+        };
+        let old = watched(b"/etc/passwd", 10);
+        let new = watched(b"/etc/cron.d/", 20);
+        let [before, during, after] = bits_steps(old.key_bits(), new.key_bits());
+        let set = |words: &[u64], bit: u32| words[(bit >> 6) as usize] >> (bit & 63) & 1 == 1;
+        let bits = |w: &Watched| -> Vec<u32> {
+            let inode = |set: u64, k: ExeKey| watched_bit(set, k.ino, k.dev);
+            let mut bits: Vec<u32> = w
+                .path_hashes()
+                .into_iter()
+                .map(|h| watched_bit(watched_set::PATH_HASHES, h, 0))
+                .chain(w.inodes.iter().map(|(k, _)| inode(watched_set::INODES, *k)))
+                .chain(w.parents.iter().map(|k| inode(watched_set::PARENTS, *k)))
+                .chain(
+                    w.above_inodes
+                        .iter()
+                        .map(|k| inode(watched_set::ABOVE_DIRS, *k)),
+                )
+                .collect();
+            bits.sort_unstable();
+            bits.dedup();
+            bits
+        };
+        let (old_bits, new_bits) = (bits(&old), bits(&new));
+        assert!(old_bits.len() >= 6, "path hashes and three inodes");
+        for &bit in &old_bits {
+            assert!(
+                set(&before, bit) && set(&during, bit),
+                "old key's bit {bit}"
+            );
+        }
+        for &bit in &new_bits {
+            assert!(set(&during, bit) && set(&after, bit), "new key's bit {bit}");
+        }
+        let count = |words: &[u64]| words.iter().map(|w| w.count_ones()).sum::<u32>() as usize;
+        assert_eq!(count(&before), old_bits.len(), "no bit but the old keys'");
+        assert_eq!(count(&after), new_bits.len(), "the old keys' bits cleared");
+        assert_ne!(
+            watched_bit(watched_set::INODES, 10, 1),
+            watched_bit(watched_set::PARENTS, 10, 1),
+            "each map's keys have bits of their own"
         );
     }
 
