@@ -227,7 +227,7 @@ fn writes_to_watched_paths_are_reported_and_others_are_not() {
 /// Where the kernel has plain loads, the directory a relative path
 /// starts from (the cwd; a dirfd's file from the fd table embedded in
 /// `files_struct`, no more than 64 fds ever open at once) and the file an
-/// open returned are reached through typed pointers, and climbed with
+/// open returned or an ftruncate names are reached through typed pointers, and climbed with
 /// plain loads; through probe reads where the table has grown, and
 /// everywhere with `direct_task_reads = false`. Each way must report the
 /// same writes, and nothing else. Each writer checks its own table's
@@ -249,13 +249,15 @@ fn writes_are_decided_alike_through_typed_pointers_and_probe_reads() {
     );
     let keys = tree.path("home/alice/.ssh/authorized_keys");
     let embedded = r#"grep -q '^FDSize:[[:space:]]*64$' /proc/$$/status"#;
-    // Opens for writing by the shell itself (a builtin's redirections); a
-    // rename in the cwd (`mv`: two names relative to AT_FDCWD), and a
-    // removal through a dirfd (`rm -r`: unlinkat of `f` in the
-    // directory it opened).
+    // Opens for writing by the shell itself (a builtin's redirections); an
+    // ftruncate (`truncate`, a child with the shell's table: open, then
+    // ftruncate of the fd); a rename in the cwd (`mv`: two names relative
+    // to AT_FDCWD), and a removal through a dirfd (`rm -r`: unlinkat of
+    // `f` in the directory it opened).
     let writes = |name: &str| {
         format!(
             "echo quiet > other/{name}; echo job > etc/cron.d/{name}-table; \
+             truncate -s 1 etc/cron.d/{name}-table; truncate -s 1 other/{name}; \
              echo key >> '{}'; mkdir etc/cron.d/{name}-dir; echo x > etc/cron.d/{name}-dir/f; \
              cd etc/cron.d && mv {name}-table {name}-moved && rm -r {name}-dir",
             keys.display()
@@ -313,6 +315,16 @@ fn writes_are_decided_alike_through_typed_pointers_and_probe_reads() {
                 cron.to_str(),
                 "{ev}"
             );
+            let ev = sensor.wait_for(&format!("the truncate of {}", job.display()), |v| {
+                action(v) == "truncate" && at(v, "file.path").as_str() == job.to_str()
+            });
+            assert_eq!(
+                at(&ev, "sensor.file_write.watched")
+                    .as_str()
+                    .map(|w| w.trim_end_matches('/')),
+                cron.to_str(),
+                "{ev}"
+            );
             let ev = sensor.wait_for("the appended key", |v| {
                 write_by(v, "open_write", pid) && at(v, "file.path").as_str() == keys.to_str()
             });
@@ -340,7 +352,7 @@ fn writes_are_decided_alike_through_typed_pointers_and_probe_reads() {
             assert_eq!(at(&ev, "sensor.file_write.path_argument"), "f", "{ev}");
         }
         let quiet = [tree.path("other/small"), tree.path("other/grown")];
-        let reported = reported_for(sensor, &["open_write"], &quiet);
+        let reported = reported_for(sensor, &["open_write", "truncate"], &quiet);
         assert!(
             reported.is_empty(),
             "files outside the watched paths were reported: {reported:?}"

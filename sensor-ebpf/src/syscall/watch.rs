@@ -306,7 +306,12 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
     let task = Current::get().addr();
     if op == SyscallOp::Ftruncate {
         p.fd = a(0) as i32;
-        if let Some(matched) = file_watched::<Probe>(fd_file(task, p.fd)) {
+        // As an open's exit decides on its new fd's file.
+        let matched = match super::fd_file_typed(task, p.fd) {
+            Some(typed) => file_watched::<Direct>(Ok(typed)),
+            None => file_watched::<Probe>(fd_file(task, p.fd)),
+        };
+        if let Some(matched) = matched {
             p.matched = matched;
             keep(p);
         }
@@ -1195,11 +1200,46 @@ fn in_dir_above(task: u64, path: &[u8; ARG_PATH_CAP], len: u32, dirfd: i32) -> b
     if len == 0 || path[0] == b'/' {
         return false;
     }
+    dir_is::<AboveWatched>(task, dirfd)
+}
+
+/// A question [`dir_is`] asks of the directory a relative path starts
+/// from, read with plain loads or probe reads.
+trait DirCheck {
+    fn check<R: Reader>(d: u64) -> bool;
+}
+
+/// [`dir_above`].
+struct AboveWatched;
+
+impl DirCheck for AboveWatched {
+    #[inline(always)]
+    fn check<R: Reader>(d: u64) -> bool {
+        dir_above::<R>(d)
+    }
+}
+
+/// [`dir_watched`].
+struct WatchedOrHolding;
+
+impl DirCheck for WatchedOrHolding {
+    #[inline(always)]
+    fn check<R: Reader>(d: u64) -> bool {
+        dir_watched::<R>(d)
+    }
+}
+
+/// `C`'s answer for the directory a relative path given with `dirfd`
+/// starts from: through its typed dentry where [`dir_dentry_typed`] has
+/// one, else read with probe reads. Neither dentry is live past the
+/// check, so the verifier walks what follows once.
+#[inline(always)]
+fn dir_is<C: DirCheck>(task: u64, dirfd: i32) -> bool {
     match dir_dentry_typed(task, dirfd) {
-        Some(d) => dir_above::<Direct>(d),
+        Some(d) => C::check::<Direct>(d),
         None => dir_path(task, dirfd)
             .and_then(|p| read_ptr(p, off!(path_dentry)))
-            .is_ok_and(dir_above::<Probe>),
+            .is_ok_and(C::check::<Probe>),
     }
 }
 
@@ -1263,12 +1303,7 @@ fn path_watched(task: u64, path: &[u8; ARG_PATH_CAP], len: u32, dirfd: i32) -> b
     if has_slash(path, len) || named_arg(path, len) {
         return true;
     }
-    match dir_dentry_typed(task, dirfd) {
-        Some(d) => dir_watched::<Direct>(d),
-        None => dir_path(task, dirfd)
-            .and_then(|p| read_ptr(p, off!(path_dentry)))
-            .is_ok_and(dir_watched::<Probe>),
-    }
+    dir_is::<WatchedOrHolding>(task, dirfd)
 }
 
 /// Is directory `d`, where a relative path of one component names a
