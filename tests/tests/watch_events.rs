@@ -307,24 +307,21 @@ fn writes_are_decided_alike_through_typed_pointers_and_probe_reads() {
             let ev = sensor.wait_for(&format!("the cron entry {}", job.display()), |v| {
                 write_by(v, "open_write", pid) && at(v, "file.path").as_str() == job.to_str()
             });
+            let in_cron = |ev: &Value| {
+                assert_eq!(
+                    at(ev, "sensor.file_write.watched")
+                        .as_str()
+                        .map(|w| w.trim_end_matches('/')),
+                    cron.to_str(),
+                    "{ev}"
+                )
+            };
             assert_eq!(at(&ev, "event.type")[0], "creation", "{ev}");
-            assert_eq!(
-                at(&ev, "sensor.file_write.watched")
-                    .as_str()
-                    .map(|w| w.trim_end_matches('/')),
-                cron.to_str(),
-                "{ev}"
-            );
+            in_cron(&ev);
             let ev = sensor.wait_for(&format!("the truncate of {}", job.display()), |v| {
                 action(v) == "truncate" && at(v, "file.path").as_str() == job.to_str()
             });
-            assert_eq!(
-                at(&ev, "sensor.file_write.watched")
-                    .as_str()
-                    .map(|w| w.trim_end_matches('/')),
-                cron.to_str(),
-                "{ev}"
-            );
+            in_cron(&ev);
             let ev = sensor.wait_for("the appended key", |v| {
                 write_by(v, "open_write", pid) && at(v, "file.path").as_str() == keys.to_str()
             });

@@ -39,17 +39,19 @@ pub(crate) enum Workload {
     ChmodPaced,
     Connect,
     OpenWrite,
+    OpenWriteGrownTable,
     Getppid,
     IoUringNop,
     Rename,
     RenameBesideSymlinks,
 }
 
-const WORKLOADS: [Workload; 8] = [
+const WORKLOADS: [Workload; 9] = [
     Workload::Chmod,
     Workload::ChmodPaced,
     Workload::Connect,
     Workload::OpenWrite,
+    Workload::OpenWriteGrownTable,
     Workload::Getppid,
     Workload::IoUringNop,
     Workload::Rename,
@@ -69,7 +71,10 @@ impl Workload {
             Workload::Chmod => "chmod",
             Workload::ChmodPaced => "chmod paced at 100k/s",
             Workload::Connect => "connect (+accept) on loopback",
-            Workload::OpenWrite => "open for writing (+close), not watched",
+            Workload::OpenWrite => "open for writing (+close), not watched, fd table embedded",
+            Workload::OpenWriteGrownTable => {
+                "open for writing (+close), not watched, fd table grown (over 64 fds)"
+            }
             Workload::Getppid => "getppid (not traced)",
             Workload::IoUringNop => "io_uring nop (not reported)",
             Workload::Rename => "rename, not watched",
@@ -339,6 +344,9 @@ fn load(w: Workload, setup: &Setup, workers: usize, duration: Duration) -> Run {
                 let mut ring = (w == Workload::IoUringNop)
                     .then(|| io_uring::IoUring::new(8).ok())
                     .flatten();
+                if matches!(w, Workload::OpenWrite | Workload::OpenWriteGrownTable) {
+                    own_fd_table(w == Workload::OpenWriteGrownTable);
+                }
                 while !stop.load(Ordering::Relaxed) {
                     if w == Workload::ChmodPaced {
                         // Paced by the clock: catch up to what is due by
@@ -365,7 +373,7 @@ fn load(w: Workload, setup: &Setup, workers: usize, duration: Duration) -> Run {
                         // checks each open for writing against the watched
                         // files, and reports none of these.
                         // SAFETY: a valid C string; the fd is closed.
-                        Workload::OpenWrite => unsafe {
+                        Workload::OpenWrite | Workload::OpenWriteGrownTable => unsafe {
                             let fd = libc::open(file.as_ptr(), libc::O_WRONLY);
                             fd >= 0 && libc::close(fd) == 0
                         },
@@ -424,6 +432,50 @@ fn load(w: Workload, setup: &Setup, workers: usize, duration: Duration) -> Run {
     Run {
         ops: count.load(Ordering::Relaxed),
         seconds: start.elapsed().as_secs_f64(),
+    }
+}
+
+/// Gives the calling thread an fd table of its own, as most processes
+/// have it (`grown` false: `files_struct`'s embedded 64 slots, which the
+/// sensor reads the new fd's file from with plain loads) or as a process
+/// that has had over 64 fds open has it (`grown`: an allocated table,
+/// read with probe reads). The bench's own table may be either (this
+/// build VM's sessions hand every process an fd numbered 251), so each
+/// row sets its own: `close_range` with CLOSE_RANGE_UNSHARE copies the
+/// table without fds 64 and up, into the embedded slots; fd 64 then
+/// grows it. Says so on the console where the table is not as asked.
+fn own_fd_table(grown: bool) {
+    // SAFETY: closes fds of this thread's new copy of the table only.
+    let unshared = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            64u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_UNSHARE,
+        )
+    } == 0;
+    if unshared && grown {
+        // SAFETY: fd 0 duplicated into this thread's table, left open
+        // until the thread ends (its table goes with it).
+        unsafe { libc::dup2(0, 64) };
+    }
+    let size = std::fs::read_to_string("/proc/thread-self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("FDSize:"))
+                .and_then(|v| v.trim().parse::<u32>().ok())
+        });
+    if !unshared || (size == Some(64)) == grown {
+        println!(
+            "bench: the open for writing row's thread asked for a{} fd table and has              FDSize {size:?}{}",
+            if grown { " grown" } else { "n embedded" },
+            if unshared {
+                ""
+            } else {
+                " (close_range failed)"
+            }
+        );
     }
 }
 
@@ -626,6 +678,7 @@ impl Workload {
         match self {
             Workload::ChmodPaced => Workload::Chmod,
             Workload::RenameBesideSymlinks => Workload::Rename,
+            Workload::OpenWriteGrownTable => Workload::OpenWrite,
             w => w,
         }
     }
@@ -873,8 +926,11 @@ fn render(scenarios: &[Scenario], workers: usize, seconds: u64) -> String {
          - ops/s against the baseline is the cost the workload feels, everything included.\n\
          - open for writing: the sensor traces every open for writing and reports those of \
          watched files (auditd: `-w` rules on /etc/passwd, /etc/shadow, /etc/cron.d/, which \
-         are in force in all its rows); the bench's files are not watched, so this row is the \
-         filter's cost on every write a host makes, and 0 reported is the expected count.\n\
+         are in force in all its rows); the bench's files are not watched, so these rows are the \
+         filter's cost on every write a host makes, and 0 reported is the expected count. Two \
+         rows, by the opening thread's fd table: embedded (a process that never had over 64 \
+         fds open: most), where the sensor reads the new fd's file with plain loads, and grown \
+         (databases, JVMs, children of a shell that held a high fd), read with probe reads.\n\
          - getppid is traced by nobody: its rate shows what untraced syscalls pay. While any \
          syscall tracepoint is in use (the sensor's dispatchers are on every syscall) the kernel \
          takes its slow syscall entry/exit path (SYSCALL_WORK_SYSCALL_TRACEPOINT), as it does \
