@@ -97,6 +97,10 @@ pub trait Reader {
     fn u64(base: u64, off: u32) -> Result<u64, Miss>;
     /// `N` u32 fields, all or none.
     fn u32s<const N: usize>(base: u64, offs: [u32; N]) -> Result<[u32; N], Miss>;
+    /// Two u64 or pointer fields, both or neither.
+    fn u64_pair(base: u64, a: u32, b: u32) -> Result<(u64, u64), Miss> {
+        Ok((Self::u64(base, a)?, Self::u64(base, b)?))
+    }
     /// Whether each read is a plain load (a few ns), not a helper call:
     /// where a probe read could take two fields at once, plain loads take
     /// them one by one (the verifier allows a load within one field only).
@@ -121,6 +125,10 @@ pub trait Reader {
 /// bpf_probe_read_kernel: any address, every kernel, ~25 ns per call
 /// (a helper call plus the kernel's fault-tolerant copy).
 pub struct Probe;
+
+/// The most bytes apart two fields [`Reader::u64_pair`] reads at once can
+/// start.
+const PAIR_SPAN: u32 = 64;
 
 impl Reader for Probe {
     const PLAIN_LOADS: bool = false;
@@ -155,6 +163,37 @@ impl Reader for Probe {
             v[i] = read_u32(base, *o)?;
         }
         Ok(v)
+    }
+
+    /// One read where both fields lie within [`PAIR_SPAN`] bytes, 8-aligned
+    /// (a dentry's `d_parent` and `d_inode`, 24 bytes apart: a climb reads
+    /// both at each directory). The offsets are the frozen OFFSETS'
+    /// constants, so the verifier knows the read's length and where each
+    /// field is in the buffer.
+    #[inline(always)]
+    fn u64_pair(base: u64, a: u32, b: u32) -> Result<(u64, u64), Miss> {
+        let low = if a < b { a } else { b };
+        let (at_a, at_b) = (a.wrapping_sub(low), b.wrapping_sub(low));
+        let last = if at_a > at_b { at_a } else { at_b };
+        if a == OFFSET_MISSING || b == OFFSET_MISSING || (a | b) & 7 != 0 || last >= PAIR_SPAN {
+            return Ok((read_u64(base, a)?, read_u64(base, b)?));
+        }
+        let addr = field(base, low)?;
+        let mut buf = core::mem::MaybeUninit::<[u64; PAIR_SPAN as usize / 8]>::uninit();
+        // SAFETY: `last + 8` bytes into a buffer of PAIR_SPAN.
+        let r = unsafe {
+            aya_ebpf::helpers::generated::bpf_probe_read_kernel(
+                buf.as_mut_ptr().cast(),
+                last + 8,
+                addr as *const _,
+            )
+        };
+        if r < 0 {
+            return Err(Miss::Fault);
+        }
+        let words = buf.as_ptr().cast::<u64>();
+        // SAFETY: both words are within the `last + 8` bytes the read wrote.
+        Ok(unsafe { (*words.add(at_a as usize / 8), *words.add(at_b as usize / 8)) })
     }
 
     #[inline(always)]

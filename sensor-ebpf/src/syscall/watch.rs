@@ -1092,7 +1092,9 @@ fn climb<R: Reader>(dentry: u64, parent_level: u32) -> (u32, bool) {
     let mut in_parent = false;
     let mut d = dentry;
     for i in 0..ANCESTORS_MAX {
-        let inode = R::u64(d, off!(dentry_inode)).unwrap_or(0);
+        // Both at once: one probe read where those are the reads.
+        let (inode, parent) =
+            R::u64_pair(d, off!(dentry_inode), off!(dentry_parent)).unwrap_or((0, 0));
         if inode != 0 {
             let ino = R::u64(inode, off!(inode_ino)).unwrap_or(0);
             let key = ExeKey { ino, dev, _pad0: 0 };
@@ -1125,7 +1127,6 @@ fn climb<R: Reader>(dentry: u64, parent_level: u32) -> (u32, bool) {
                 in_parent = true;
             }
         }
-        let parent = R::u64(d, off!(dentry_parent)).unwrap_or(0);
         if parent == 0 || parent == d {
             break;
         }
