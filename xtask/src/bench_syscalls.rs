@@ -468,7 +468,8 @@ fn own_fd_table(grown: bool) {
         });
     if !unshared || (size == Some(64)) == grown {
         println!(
-            "bench: the open for writing row's thread asked for a{} fd table and has              FDSize {size:?}{}",
+            "bench: the open for writing row's thread asked for a{} fd table and has \
+             FDSize {size:?}{}",
             if grown { " grown" } else { "n embedded" },
             if unshared {
                 ""
