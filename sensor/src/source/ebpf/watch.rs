@@ -561,6 +561,15 @@ impl Watched {
 
     /// `WATCHED_BITS`: each key's bit of the four maps it covers.
     fn key_bits(&self) -> Vec<u64> {
+        let mut words = vec![0u64; WATCHED_BITS_WORDS as usize];
+        for bit in self.key_bit_numbers() {
+            words[(bit >> 6) as usize] |= 1 << (bit & 63);
+        }
+        words
+    }
+
+    /// The bit number of each key of the four maps `WATCHED_BITS` covers.
+    fn key_bit_numbers(&self) -> impl Iterator<Item = u32> {
         let by_inode = [
             (
                 watched_set::INODES,
@@ -569,7 +578,7 @@ impl Watched {
             (watched_set::PARENTS, self.parents.clone()),
             (watched_set::ABOVE_DIRS, self.above_dirs_by_inode()),
         ];
-        let bits = by_inode
+        by_inode
             .into_iter()
             .flat_map(|(set, keys): (u64, Vec<ExeKey>)| {
                 keys.into_iter()
@@ -579,12 +588,7 @@ impl Watched {
                 self.path_hashes()
                     .into_iter()
                     .map(|h| watched_bit(watched_set::PATH_HASHES, h, 0)),
-            );
-        let mut words = vec![0u64; WATCHED_BITS_WORDS as usize];
-        for bit in bits {
-            words[(bit >> 6) as usize] |= 1 << (bit & 63);
-        }
-        words
+            )
     }
 
     /// The `WATCHED_PATH_HASHES` keys: each path's [`path_hash`] (a
@@ -942,19 +946,7 @@ mod tests {
         let [before, during, after] = bits_steps(old.key_bits(), new.key_bits());
         let set = |words: &[u64], bit: u32| words[(bit >> 6) as usize] >> (bit & 63) & 1 == 1;
         let bits = |w: &Watched| -> Vec<u32> {
-            let inode = |set: u64, k: ExeKey| watched_bit(set, k.ino, k.dev);
-            let mut bits: Vec<u32> = w
-                .path_hashes()
-                .into_iter()
-                .map(|h| watched_bit(watched_set::PATH_HASHES, h, 0))
-                .chain(w.inodes.iter().map(|(k, _)| inode(watched_set::INODES, *k)))
-                .chain(w.parents.iter().map(|k| inode(watched_set::PARENTS, *k)))
-                .chain(
-                    w.above_inodes
-                        .iter()
-                        .map(|k| inode(watched_set::ABOVE_DIRS, *k)),
-                )
-                .collect();
+            let mut bits: Vec<u32> = w.key_bit_numbers().collect();
             bits.sort_unstable();
             bits.dedup();
             bits
