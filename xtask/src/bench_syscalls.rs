@@ -444,7 +444,8 @@ fn load(w: Workload, setup: &Setup, workers: usize, duration: Duration) -> Run {
 /// row sets its own: `close_range` with CLOSE_RANGE_UNSHARE copies the
 /// table without fds 64 and up, into the embedded slots; fd 64 then
 /// grows it. Says so on the console where the table is not as asked.
-fn own_fd_table(grown: bool) {
+/// The thread's FDSize, as its status tells it.
+fn own_fd_table(grown: bool) -> Option<u32> {
     // SAFETY: closes fds of this thread's new copy of the table only.
     let unshared = unsafe {
         libc::syscall(
@@ -478,6 +479,7 @@ fn own_fd_table(grown: bool) {
             }
         );
     }
+    size
 }
 
 /// One nop through `ring`: submitted, waited for, reaped.
@@ -956,6 +958,24 @@ fn render(scenarios: &[Scenario], workers: usize, seconds: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_open_row_thread_gets_the_fd_table_it_asks_for() {
+        // Whatever this process's own table is (a high fd open makes it
+        // grown), each thread's copy is as asked.
+        let null = std::fs::File::open("/dev/null").expect("open /dev/null");
+        // SAFETY: a valid fd duplicated to 200, closed at the end.
+        assert_eq!(unsafe { libc::dup2(null.as_raw_fd(), 200) }, 200);
+        let size = |grown| {
+            std::thread::spawn(move || own_fd_table(grown))
+                .join()
+                .unwrap()
+        };
+        assert_eq!(size(false), Some(64), "the embedded table");
+        assert!(size(true).is_some_and(|s| s > 64), "a grown table");
+        // SAFETY: the fd dup2 made above.
+        unsafe { libc::close(200) };
+    }
 
     fn scenario(name: &str, results: Vec<(Workload, Measured)>) -> Scenario {
         Scenario {
