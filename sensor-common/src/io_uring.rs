@@ -95,6 +95,16 @@ pub const fn names_links(opcode: u8) -> bool {
     matches!(opcode, op::SYMLINKAT | op::RENAMEAT | op::LINKAT)
 }
 
+/// Operations whose second path is resolved from a directory fd of its
+/// own (a rename's new name, a hard link's existing file), by opcode bit.
+pub const SECOND_PATH_HAS_DIR: u64 = 1 << op::RENAMEAT | 1 << op::LINKAT;
+
+/// Whether operation `opcode`'s second path is resolved from a directory
+/// fd of its own.
+pub const fn second_path_has_dir(opcode: u8) -> bool {
+    opcode < 64 && SECOND_PATH_HAS_DIR & (1 << opcode) != 0
+}
+
 /// Whether operation `opcode` sets an xattr (its name and value are in
 /// the record).
 pub const fn sets_xattr(opcode: u8) -> bool {

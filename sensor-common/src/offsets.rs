@@ -171,6 +171,11 @@ pub struct KernelOffsets {
     pub io_rename_old_dfd: u32,
     pub io_rename_oldpath: u32,
     pub io_rename_newpath: u32,
+    /// A rename's second directory fd and its `RENAME_*` flags; a hard
+    /// link's first (the existing file's).
+    pub io_rename_new_dfd: u32,
+    pub io_rename_flags: u32,
+    pub io_link_old_dfd: u32,
     pub io_link_new_dfd: u32,
     pub io_link_oldpath: u32,
     pub io_link_newpath: u32,
@@ -364,6 +369,9 @@ impl KernelOffsets {
         io_rename_old_dfd: OFFSET_MISSING,
         io_rename_oldpath: OFFSET_MISSING,
         io_rename_newpath: OFFSET_MISSING,
+        io_rename_new_dfd: OFFSET_MISSING,
+        io_rename_flags: OFFSET_MISSING,
+        io_link_old_dfd: OFFSET_MISSING,
         io_link_new_dfd: OFFSET_MISSING,
         io_link_oldpath: OFFSET_MISSING,
         io_link_newpath: OFFSET_MISSING,
@@ -415,7 +423,7 @@ impl KernelOffsets {
     };
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 152 * 4);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 155 * 4);
 
 #[cfg(feature = "user")]
 // SAFETY: repr(C), only u32 fields, no padding (size assert above).

@@ -1280,6 +1280,11 @@ pub mod sys_flags {
     /// name as the kernel has it ([`super::MODULE_NAME_CAP`] bytes,
     /// NUL-padded), read when it formed or freed the module.
     pub const MODULE_NAMED: u32 = 1 << 9;
+    /// io_uring rename or hard link: both paths are relative, to two
+    /// different directory fds (`args[1]`, `args[3]`); the one walked is
+    /// the first's, so the second is as given. (Where only the second is
+    /// relative, the directory walked is its own.)
+    pub const BASE2_UNKNOWN: u32 = 1 << 10;
 }
 
 /// `MODULE_NAME_LEN` on 64-bit kernels: `struct module`'s `name` array.

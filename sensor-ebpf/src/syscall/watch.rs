@@ -60,7 +60,7 @@ use sensor_common::{
 };
 
 use super::{copy, dir_path, fd_file, inflight, read_user_str};
-use crate::kernel::{Direct, Miss, Probe, Reader, field, plus, put, read_ptr, read_u32, read_u64};
+use crate::kernel::{Direct, Miss, Probe, Reader, field, plus, put, read_ptr, read_u32};
 use crate::maps::{
     DATA_MASK, SYSCALL_SCRATCH, count_error, off, scratch, shell_rc_watched, ssh_dirs_watched,
     user_unit_dirs_watched,
