@@ -946,10 +946,25 @@ pub struct IoUringDetail {
     /// ftruncate: the length the file is cut or extended to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub length: Option<i64>,
-    /// A rename's new name, as given (a link's second path is
-    /// `file.target_path`).
+    /// A rename's new name, joined to its directory (`target_dirfd`, or
+    /// the cwd) where relative, and made normal; as given where that
+    /// directory is unknown (both names relative, to different fds). A
+    /// hard link's existing file is `file.target_path`, joined the same
+    /// way.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<Text>,
+    /// That second path (a rename's new name, a hard link's existing
+    /// file) as the request gave it, where the one shown differs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_argument: Option<Text>,
+    /// The directory fd that second path starts from where relative
+    /// (absent: the cwd).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_dirfd: Option<i32>,
+    /// renameat: its `RENAME_*` flags by name (`RENAME_EXCHANGE`: the two
+    /// names swap what they hold; `RENAME_NOREPLACE`, `RENAME_WHITEOUT`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rename_flags: Vec<&'static str>,
     /// openat/openat2: the access mode and flags, by name.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub open_flags: Vec<&'static str>,
@@ -1004,6 +1019,9 @@ impl IoUringDetail {
             fixed_file: None,
             length: None,
             target: None,
+            target_argument: None,
+            target_dirfd: None,
+            rename_flags: Vec::new(),
             open_flags: Vec::new(),
             mode: None,
             xattr: None,

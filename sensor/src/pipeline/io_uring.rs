@@ -42,7 +42,7 @@ impl Request {
         Request {
             detail,
             path,
-            target_path: (is_link(x) && !x.name.is_empty()).then(|| x.name.clone()),
+            target_path: (is_link(x) && !x.name.is_empty()).then(|| second_path_shown(x)),
             // Only a connect's third string is an address (an xattr's is
             // its value).
             address: if connect {
@@ -73,6 +73,27 @@ pub(super) fn xattr_value_cut(x: &SysRecord) -> bool {
     sensor_common::io_uring::sets_xattr(x.args[0] as u8)
         && !x.name.is_empty()
         && (x.fstype.len() as u64) < x.args[2]
+}
+
+/// Record `x`'s second path as the event shows it: a rename's new name or
+/// a hard link's existing file joined to its directory where known (see
+/// `SysRecord::io_uring_second_path`), else as given, as a symlink's
+/// target always is (text the link will hold).
+fn second_path_shown(x: &SysRecord) -> Vec<u8> {
+    x.io_uring_second_path().unwrap_or_else(|| x.name.clone())
+}
+
+/// `RENAME_*` flags (linux/fs.h) by name.
+fn rename_flag_names(flags: u64) -> Vec<&'static str> {
+    [
+        (1, "RENAME_NOREPLACE"),
+        (2, "RENAME_EXCHANGE"),
+        (4, "RENAME_WHITEOUT"),
+    ]
+    .into_iter()
+    .filter(|(bit, _)| flags & bit != 0)
+    .map(|(_, name)| name)
+    .collect()
 }
 
 /// Whether io_uring record `x` is a link (linkat, symlinkat), whose second
@@ -248,7 +269,9 @@ pub(super) struct Completion {
 /// relative one starts), from an io_uring record: args are `[opcode,
 /// dirfd, open flags, mode]` (an xattr's: `[opcode, dirfd or fd, value
 /// size, XATTR_* flags]`; an ftruncate's `[opcode, fd, length, 1 if the
-/// length was read]`), `path` and `name` its two paths (an xattr's: its
+/// length was read]`; a rename's `[opcode, old dirfd, RENAME_* flags, new
+/// dirfd]`; a hard link's `[opcode, new dirfd, 0, old dirfd]`), `path`
+/// and `name` its two paths (an xattr's: its
 /// path and name, and `fstype` its value; an fd-based request's path is its
 /// file's, walked).
 fn io_uring_detail(x: &SysRecord) -> (IoUringDetail, Option<Vec<u8>>) {
@@ -258,6 +281,9 @@ fn io_uring_detail(x: &SysRecord) -> (IoUringDetail, Option<Vec<u8>>) {
     let dirfd = x.args[1] as u32 as i32;
     // An fd-based request's fd, where the hook read it.
     let on_fd = sensor_common::io_uring::acts_on_fd(opcode) && dirfd >= 0;
+    // A rename's or hard link's second path, and its directory fd.
+    let two_dirs = sensor_common::io_uring::second_path_has_dir(opcode) && !x.name.is_empty();
+    let dirfd2 = x.args[3] as u32 as i32;
     let open = sensor_common::io_uring::opens(opcode);
     let flags = x.args[2] as i32;
     let tmpfile = flags & libc::O_TMPFILE == libc::O_TMPFILE;
@@ -272,7 +298,20 @@ fn io_uring_detail(x: &SysRecord) -> (IoUringDetail, Option<Vec<u8>>) {
         fixed_file: (on_fd && x.fixed_file).then_some(dirfd as u32),
         length: (opcode == op::FTRUNCATE && x.args[3] == 1).then_some(x.args[2] as i64),
         // A link's second path is `file.target_path` (see Request).
-        target: (opcode == op::RENAMEAT && !x.name.is_empty()).then(|| Text(x.name.clone())),
+        target: (opcode == op::RENAMEAT && !x.name.is_empty())
+            .then(|| Text(second_path_shown(x))),
+        target_argument: two_dirs
+            .then(|| super::watch::argument_if_changed(&x.name, Some(&second_path_shown(x))))
+            .flatten(),
+        target_dirfd: (two_dirs
+            && x.name.first().is_some_and(|&b| b != b'/')
+            && dirfd2 != sensor_common::AT_FDCWD)
+            .then_some(dirfd2),
+        rename_flags: if opcode == op::RENAMEAT {
+            rename_flag_names(x.args[2])
+        } else {
+            Vec::new()
+        },
         open_flags: if open {
             super::watch::open_flag_names(x.args[2] as u32)
         } else {
@@ -312,6 +351,7 @@ mod tests {
             fixed_file: false,
             argument_ignored: false,
             other_names: false,
+            base2_unknown: false,
             socket: None,
             module_name: None,
         }
@@ -465,6 +505,74 @@ mod tests {
         let last = IN_FLIGHT_MAX as u64;
         let d = in_flight.complete(&completion(op, last, 0, 0)).detail;
         assert_eq!(d.completes, Some(last.to_string()));
+    }
+
+    /// A rename's new name and a hard link's existing file are joined to
+    /// their own directory fd's directory (args[3]): the one walked where
+    /// the first path is absolute, the first's where both are relative to
+    /// one fd; as given where both are relative to two.
+    #[test]
+    fn a_second_path_is_joined_to_its_own_directory() {
+        use sensor_common::io_uring::op;
+        let cwd = sensor_common::AT_FDCWD as u32 as u64;
+        let with_base = |opcode, args, path: &[u8], name: &[u8], base: &[u8]| SysRecord {
+            base: base.to_vec(),
+            ..io_uring_record(opcode, args, path, name)
+        };
+        // Absolute, then relative to fd 7 (`mv /tmp/x` into /etc/cron.d):
+        // the directory walked is fd 7's.
+        let x = with_base(op::RENAMEAT, [cwd, 0, 7], b"/tmp/x", b"evil", b"/etc/cron.d");
+        let (d, path) = io_uring_detail(&x);
+        assert_eq!(path.as_deref(), Some(&b"/tmp/x"[..]));
+        assert!(d.path_argument.is_none() && d.dirfd.is_none());
+        assert_eq!(d.target.map(|t| t.0), Some(b"/etc/cron.d/evil".to_vec()));
+        assert_eq!(d.target_argument.map(|t| t.0), Some(b"evil".to_vec()));
+        assert_eq!(d.target_dirfd, Some(7));
+        assert!(d.rename_flags.is_empty());
+        // Both relative to the cwd: both joined to it.
+        let x = with_base(op::RENAMEAT, [cwd, 2, cwd], b"a", b"b", b"/root");
+        let (d, path) = io_uring_detail(&x);
+        assert_eq!(path.as_deref(), Some(&b"/root/a"[..]));
+        assert_eq!(d.target.map(|t| t.0), Some(b"/root/b".to_vec()));
+        assert!(d.target_dirfd.is_none());
+        assert_eq!(d.rename_flags, ["RENAME_EXCHANGE"]);
+        // Relative to two fds: the second as given, with its fd.
+        let mut x = with_base(op::RENAMEAT, [3, 5, 4], b"a", b"b", b"/root");
+        x.base2_unknown = true;
+        let (d, path) = io_uring_detail(&x);
+        assert_eq!(path.as_deref(), Some(&b"/root/a"[..]));
+        assert_eq!(d.target.map(|t| t.0), Some(b"b".to_vec()));
+        assert!(d.target_argument.is_none());
+        assert_eq!(d.target_dirfd, Some(4));
+        assert_eq!(d.rename_flags, ["RENAME_NOREPLACE", "RENAME_WHITEOUT"]);
+        // An absolute second path is made normal, whatever was walked.
+        let x = with_base(op::RENAMEAT, [3, 0, 4], b"a", b"/etc//x", b"/root");
+        let d = io_uring_detail(&x).0;
+        assert_eq!(d.target.map(|t| t.0), Some(b"/etc/x".to_vec()));
+        assert_eq!(d.target_argument.map(|t| t.0), Some(b"/etc//x".to_vec()));
+        assert!(d.target_dirfd.is_none(), "an absolute path starts nowhere");
+
+        // A hard link's existing file, relative to fd 5, the new name
+        // absolute: file.target_path joined.
+        let x = with_base(op::LINKAT, [cwd, 0, 5], b"/etc/cron.d/l", b"f", b"/tmp");
+        let request = Request::of(&x);
+        let file = request.file().expect("a path");
+        assert_eq!(file.path.map(|t| t.0), Some(b"/etc/cron.d/l".to_vec()));
+        assert_eq!(file.target_path.map(|t| t.0), Some(b"/tmp/f".to_vec()));
+        assert!(request.detail.target.is_none());
+        assert_eq!(
+            request.detail.target_argument.map(|t| t.0),
+            Some(b"f".to_vec())
+        );
+        assert_eq!(request.detail.target_dirfd, Some(5));
+        // A symlink's target is text: never joined, whatever args[3] holds.
+        let x = with_base(op::SYMLINKAT, [7, 0, 9], b"l", b"t", b"/tmp");
+        let request = Request::of(&x);
+        let file = request.file().expect("a path");
+        assert_eq!(file.path.map(|t| t.0), Some(b"/tmp/l".to_vec()));
+        assert_eq!(file.target_path.map(|t| t.0), Some(b"t".to_vec()));
+        assert!(request.detail.target_argument.is_none());
+        assert!(request.detail.target_dirfd.is_none());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::enrich::path_resolve::{KnownLink, Unresolved, target_through_magic_li
 use crate::enrich::procfs::parse_stat;
 use crate::event::{Event, File, SensorFields, Text};
 use crate::source::ebpf::decode::{
-    SysRecord, WatchRecord, join, lexically_normal, symlink_target_path,
+    SysRecord, WatchRecord, lexically_normal, symlink_target_path,
 };
 use crate::source::ebpf::magic_links::{MagicLink, MagicLinkChange};
 
@@ -138,16 +138,12 @@ impl Pipeline {
     /// (before 5.19, or with `IOSQE_CQE_SKIP_SUCCESS`), where the maker's
     /// next call may come right after. The old name of a rename is left
     /// for the refresh's look: the request may fail. The other path of a
-    /// rename or link is joined where it is relative only where the first
-    /// is relative too, to the same directory (the record holds one
-    /// directory fd: both are the cwd's `AT_FDCWD` as a rule).
+    /// rename or link is joined to its directory where relative (unknown
+    /// where both are relative, to different directory fds: see
+    /// `SysRecord::io_uring_second_path`).
     pub(super) fn track_requested_magic_link(&mut self, x: &SysRecord, request: &Request) {
         let Some(path) = request.path.as_deref().filter(|p| p.first() == Some(&b'/')) else {
             return;
-        };
-        let other = || {
-            let relative = x.path.first().is_some_and(|&b| b != b'/');
-            join(&x.name, if relative { &x.base[..] } else { &[] })
         };
         match x.args[0] as u8 {
             io_uring_op::SYMLINKAT => {
@@ -156,12 +152,16 @@ impl Pipeline {
                 }
             }
             io_uring_op::RENAMEAT => {
-                if let Some(to) = other() {
+                if let Some(to) = x.io_uring_second_path() {
                     self.track_moved_magic_link(path, &to, true);
+                    // An exchange moves what `to` was to `path` as well.
+                    if x.args[2] as u32 & RENAME_EXCHANGE != 0 {
+                        self.track_moved_magic_link(&to, path, true);
+                    }
                 }
             }
             io_uring_op::LINKAT => {
-                if let Some(from) = other() {
+                if let Some(from) = x.io_uring_second_path() {
                     self.track_moved_magic_link(&from, path, true);
                 }
             }

@@ -330,7 +330,7 @@ pub(super) fn escaped_fields(
     let module = sensor.module.as_ref();
     let mount = sensor.mount.as_deref();
     let io_uring = sensor.io_uring.as_ref();
-    let fields: [(&str, Option<&Text>); 18] = [
+    let fields: [(&str, Option<&Text>); 19] = [
         ("file.path", file.and_then(|f| f.path.as_ref())),
         (
             "file.target_path",
@@ -379,6 +379,10 @@ pub(super) fn escaped_fields(
         (
             "sensor.io_uring.target",
             io_uring.and_then(|u| u.target.as_ref()),
+        ),
+        (
+            "sensor.io_uring.target_argument",
+            io_uring.and_then(|u| u.target_argument.as_ref()),
         ),
         (
             "sensor.io_uring.xattr.name",
@@ -617,6 +621,20 @@ fn truncated_field(x: &SysRecord) -> &'static str {
     match x.op {
         // Its one string: an open's file, walked.
         SysOp::IoUringComplete => "file.path",
+        // A directory walked for a rename's or hard link's second path
+        // alone (the first is absolute).
+        SysOp::IoUring
+            if x.path.len() + 1 < sensor_common::SYS_STR0_CAP
+                && x.path.first() == Some(&b'/')
+                && !x.base.is_empty()
+                && sensor_common::io_uring::second_path_has_dir(x.args[0] as u8) =>
+        {
+            if super::io_uring::is_link(x) {
+                "file.target_path"
+            } else {
+                "sensor.io_uring.target"
+            }
+        }
         // A path at its cap, or an fd-based request's file (walked: its
         // only string that can be cut).
         SysOp::IoUring if path_cut || sensor_common::io_uring::acts_on_fd(x.args[0] as u8) => {
@@ -735,6 +753,7 @@ mod tests {
         let some = || Some(bad());
         let mut io_uring = IoUringDetail::of_opcode(18);
         (io_uring.path_argument, io_uring.target) = (some(), some());
+        io_uring.target_argument = some();
         io_uring.xattr = Some(crate::pipeline::file::xattr(bad().0, None, None));
         let sensor = SensorFields {
             module: Some(ModuleDetail {
@@ -782,7 +801,7 @@ mod tests {
             ..Endpoint::default()
         };
         let listed = escaped_fields(&sensor, Some(&file), Some(&destination));
-        assert_eq!(listed.len(), 18, "{listed:?}");
+        assert_eq!(listed.len(), 19, "{listed:?}");
         let json = serde_json::json!({
             "sensor": sensor,
             "file": file,
@@ -887,6 +906,23 @@ mod tests {
                 "{op:?} {args:?}"
             );
         }
+        // A long directory walked for a rename's or hard link's relative
+        // second path, the first being absolute: it is the second's that
+        // was cut; where the first is relative, the first's.
+        let deep = vec![b'd'; sensor_common::PATH_CAP - 1];
+        for (opcode, first, want) in [
+            (op::RENAMEAT, &b"/x"[..], "sensor.io_uring.target"),
+            (op::LINKAT, b"/x", "file.target_path"),
+            (op::RENAMEAT, b"x", "file.path"),
+            (op::LINKAT, b"x", "file.path"),
+        ] {
+            let x = SysRecord {
+                name: b"y".to_vec(),
+                base: deep.clone(),
+                ..record(SysOp::IoUring, [opcode as u64, 0, 0, 0], first)
+            };
+            assert_eq!(truncated_field(&x), want, "{opcode} {first:?}");
+        }
     }
 
     /// A record of `op` with `args` and `path`, its other fields empty.
@@ -909,6 +945,7 @@ mod tests {
             fixed_file: false,
             argument_ignored: false,
             other_names: false,
+            base2_unknown: false,
             socket: None,
             module_name: None,
         }

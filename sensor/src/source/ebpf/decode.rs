@@ -445,6 +445,9 @@ pub struct SysRecord {
     pub argument_ignored: bool,
     /// With it: the file opened has other names (`sys_flags::OTHER_NAMES`).
     pub other_names: bool,
+    /// io_uring rename or hard link: both paths are relative, to different
+    /// directory fds, and `base` is the first's (`sys_flags::BASE2_UNKNOWN`).
+    pub base2_unknown: bool,
     /// io_uring, the completion of a connect or an accept: its socket as
     /// the kernel has it (`sys_flags::SOCKET_ENDS`, in `str0`).
     pub socket: Option<SocketView>,
@@ -510,9 +513,26 @@ impl SysRecord {
     }
 
     /// An io_uring request's path, joined to where a relative one starts
-    /// (as given when that is unknown).
+    /// (as given when that is unknown). `base` is that directory wherever
+    /// the path is relative (else, for a rename or hard link, its second
+    /// path's, which an absolute path leaves out).
     pub fn io_uring_path(&self) -> Vec<u8> {
         join(&self.path, &self.base).unwrap_or_else(|| self.path.clone())
+    }
+
+    /// An io_uring rename's new name or hard link's existing file (its
+    /// second path, `name`), joined to its directory where relative: the
+    /// directory walked, where that is the second path's own (see
+    /// [`Self::base2_unknown`]). None for other requests, and where that
+    /// directory is unknown.
+    pub fn io_uring_second_path(&self) -> Option<Vec<u8>> {
+        let relative = self.name.first().is_some_and(|&b| b != b'/');
+        if !sensor_common::io_uring::second_path_has_dir(self.args[0] as u8)
+            || (relative && self.base2_unknown)
+        {
+            return None;
+        }
+        join(&self.name, &self.base)
     }
 
     /// mount(2)'s source for a bind or a move, where it is a path: joined
@@ -797,6 +817,7 @@ fn decode_sys(bytes: &[u8]) -> Result<SysRecord, DecodeError> {
         fixed_file: e.flags & sys_flags::FIXED_FILE != 0,
         argument_ignored: e.flags & sys_flags::ARGUMENT_IGNORED != 0,
         other_names: e.flags & sys_flags::OTHER_NAMES != 0,
+        base2_unknown: e.flags & sys_flags::BASE2_UNKNOWN != 0,
         module_name: module_named
             .then(|| s2.split(|&b| b == 0).next().unwrap_or_default().to_vec()),
         socket: if e.flags & sys_flags::SOCKET_ENDS != 0 {
@@ -1057,6 +1078,7 @@ mod tests {
             fixed_file: false,
             argument_ignored: false,
             other_names: false,
+            base2_unknown: false,
             socket: None,
             module_name: None,
         }
