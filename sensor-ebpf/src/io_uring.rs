@@ -37,8 +37,7 @@ use aya_ebpf::maps::LruHashMap;
 use aya_ebpf::programs::RawTracePointContext;
 use sensor_common::io_uring::{
     CQE_F_MORE, CQE_RES, CQE_USER_DATA, REPORTED, REQ_F_CQE_SKIP, REQ_F_FIXED_FILE,
-    SECOND_PATH_HAS_DIR, acts_on_fd,
-    changes_names, names_links, op, opens, sets_xattr,
+    SECOND_PATH_HAS_DIR, acts_on_fd, changes_names, names_links, op, opens, sets_xattr,
 };
 use sensor_common::{
     AT_FDCWD, EventKind, OFFSET_MISSING, ProbeError, SOCKADDR_CAP, SYS_OP_IO_URING,
@@ -194,7 +193,10 @@ fn submit(ctx: &RawTracePointContext) -> u32 {
     if relative || second || on_fd {
         let dirfd = if second { ev.args[3] } else { ev.args[1] };
         let mut w = Writer { data, pos: end };
-        let walk = write_found_path(&mut w, crate::syscall::dir_path(current.addr(), dirfd as i32));
+        let walk = write_found_path(
+            &mut w,
+            crate::syscall::dir_path(current.addr(), dirfd as i32),
+        );
         match walk {
             Walk::Complete => {}
             Walk::Truncated => ev.flags |= sys_flags::TRUNCATED,

@@ -380,6 +380,126 @@ fn links_through_a_ring_name_the_new_name_and_what_it_links_to() {
     }
 }
 
+/// A rename's new name and a hard link's existing file start from a
+/// directory fd of their own: joined to its directory where the first
+/// path is absolute (`mv /tmp/x` into a directory fd of a cron directory)
+/// or relative to the same fd, shown with that fd and as given; as given
+/// where the two paths are relative to two fds. A rename's flags by name.
+#[test]
+fn a_second_path_is_joined_to_its_own_directory_fd() {
+    use std::os::fd::AsRawFd;
+    let sensor = Sensor::start("");
+    let dir = scratch_dir("sensor-io-uring-second");
+    let into = dir.join("into");
+    std::fs::create_dir(&into).expect("mkdir");
+    for name in ["a", "c", "e"] {
+        std::fs::write(dir.join(name), b"x").expect("a file to move");
+    }
+    std::fs::write(into.join("f"), b"y").expect("a file to swap with");
+    let dir_fd = std::fs::File::open(&dir).expect("open the directory");
+    let into_fd = std::fs::File::open(&into).expect("open the directory");
+    let (dir_raw, into_raw) = (dir_fd.as_raw_fd(), into_fd.as_raw_fd());
+    let (a, e, hard) = (
+        c_path(&dir.join("a")),
+        c_path(&dir.join("e")),
+        c_path(&dir.join("hard")),
+    );
+    let cwd = types::Fd(libc::AT_FDCWD);
+    let mut ring = IoUring::new(4).expect("io_uring_setup");
+    let results = [
+        // Absolute, then relative to `into`.
+        opcode::RenameAt::new(cwd, a.as_ptr(), types::Fd(into_raw), c"b".as_ptr())
+            .flags(libc::RENAME_NOREPLACE)
+            .build(),
+        // Relative to two fds.
+        opcode::RenameAt::new(
+            types::Fd(dir_raw),
+            c"c".as_ptr(),
+            types::Fd(into_raw),
+            c"d".as_ptr(),
+        )
+        .build(),
+        // An exchange, the second name relative to `into`.
+        opcode::RenameAt::new(cwd, e.as_ptr(), types::Fd(into_raw), c"f".as_ptr())
+            .flags(libc::RENAME_EXCHANGE)
+            .build(),
+        // A hard link at an absolute name to `into/b`, relative to `into`.
+        opcode::LinkAt::new(types::Fd(into_raw), c"b".as_ptr(), cwd, hard.as_ptr()).build(),
+    ]
+    .map(|entry| run(&mut ring, entry));
+    assert_eq!(results, [0; 4], "the four requests through the ring");
+    assert!(into.join("b").exists() && into.join("d").exists() && dir.join("hard").exists());
+    assert_eq!(std::fs::read(dir.join("e")).expect("swapped"), b"y");
+
+    let tid = gettid();
+    let events = sensor.wait_for_count("the four requests", 4, |v| io_uring_event(v, tid));
+    let done = completions_of(&sensor, &events);
+    let text = |p: &Path| p.to_str().expect("UTF-8").to_owned();
+    let into_b = text(&into.join("b"));
+    // file.path, the second path shown, as given (where that differs),
+    // its fd, the flags.
+    let expected = [
+        (
+            text(&dir.join("a")),
+            "sensor.io_uring.target",
+            into_b.clone(),
+            Some("b"),
+            Some(into_raw),
+            json!(["RENAME_NOREPLACE"]),
+        ),
+        (
+            text(&dir.join("c")),
+            "sensor.io_uring.target",
+            "d".to_owned(),
+            None,
+            Some(into_raw),
+            Value::Null,
+        ),
+        (
+            text(&dir.join("e")),
+            "sensor.io_uring.target",
+            text(&into.join("f")),
+            Some("f"),
+            Some(into_raw),
+            json!(["RENAME_EXCHANGE"]),
+        ),
+        (
+            text(&dir.join("hard")),
+            "file.target_path",
+            into_b,
+            Some("b"),
+            Some(into_raw),
+            Value::Null,
+        ),
+    ];
+    for (ev, (path, second_field, second, argument, fd, flags)) in
+        events.iter().chain(&done).zip(expected.iter().cycle())
+    {
+        assert_eq!(at(ev, "file.path").as_str(), Some(path.as_str()), "{ev}");
+        assert_eq!(at(ev, second_field).as_str(), Some(second.as_str()), "{ev}");
+        assert_eq!(
+            at(ev, "sensor.io_uring.target_argument").as_str(),
+            *argument,
+            "{ev}"
+        );
+        assert_eq!(
+            at(ev, "sensor.io_uring.target_dirfd").as_i64(),
+            fd.map(i64::from),
+            "{ev}"
+        );
+        assert_eq!(at(ev, "sensor.io_uring.rename_flags"), flags, "{ev}");
+    }
+    assert_eq!(
+        at(&events[1], "sensor.io_uring.dirfd"),
+        dir_raw,
+        "{}",
+        events[1]
+    );
+    for ev in &done {
+        assert_eq!(at(ev, "event.outcome"), "success", "{ev}");
+    }
+}
+
 /// A multishot accept: one request, a completion per connection, each
 /// naming it and flagged as more to come.
 #[test]

@@ -2153,7 +2153,8 @@ fn a_symlink_to_a_magic_link_used_at_once_and_removed_is_followed() {
 /// a read of a pipe): refreshes in between must not let go of a link not
 /// made yet, and the kernel's wait for the daemon is long over by then.
 /// So is such a link renamed or hard-linked through a ring, under its new
-/// name. Each maker exits at once.
+/// name (also one given relative to a directory fd of its own while the
+/// old name is absolute). Each maker exits at once.
 #[test]
 fn a_symlink_to_a_magic_link_named_through_a_ring_is_followed() {
     let tree = Tree::new();
@@ -2161,11 +2162,15 @@ fn a_symlink_to_a_magic_link_named_through_a_ring_is_followed() {
     let other = tree.path("other");
     let cron = tree.path("etc/cron.d");
     let o = other.to_str().expect("utf-8");
-    let [r, late, moved, linked] = ["r", "late", "moved", "linked"].map(|n| format!("{o}/{n}"));
+    let [r, late, r2, moved, moved2, linked] =
+        ["r", "late", "r2", "moved", "moved2", "linked"].map(|n| format!("{o}/{n}"));
     for (op, old, link, delay_ms) in [
         ("symlink", "/proc/self/cwd", &r, "0"),
         ("symlink", "/proc/self/cwd", &late, "3000"),
+        ("symlink", "/proc/self/cwd", &r2, "0"),
         ("rename", &r, &moved, "0"),
+        // The new name relative to a directory fd, the old one absolute.
+        ("rename-into-dir", &r2, &moved2, "0"),
         ("link", &late, &linked, "0"),
     ] {
         let name = &link[o.len() + 1..];

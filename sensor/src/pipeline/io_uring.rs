@@ -298,8 +298,7 @@ fn io_uring_detail(x: &SysRecord) -> (IoUringDetail, Option<Vec<u8>>) {
         fixed_file: (on_fd && x.fixed_file).then_some(dirfd as u32),
         length: (opcode == op::FTRUNCATE && x.args[3] == 1).then_some(x.args[2] as i64),
         // A link's second path is `file.target_path` (see Request).
-        target: (opcode == op::RENAMEAT && !x.name.is_empty())
-            .then(|| Text(second_path_shown(x))),
+        target: (opcode == op::RENAMEAT && !x.name.is_empty()).then(|| Text(second_path_shown(x))),
         target_argument: two_dirs
             .then(|| super::watch::argument_if_changed(&x.name, Some(&second_path_shown(x))))
             .flatten(),
@@ -521,7 +520,13 @@ mod tests {
         };
         // Absolute, then relative to fd 7 (`mv /tmp/x` into /etc/cron.d):
         // the directory walked is fd 7's.
-        let x = with_base(op::RENAMEAT, [cwd, 0, 7], b"/tmp/x", b"evil", b"/etc/cron.d");
+        let x = with_base(
+            op::RENAMEAT,
+            [cwd, 0, 7],
+            b"/tmp/x",
+            b"evil",
+            b"/etc/cron.d",
+        );
         let (d, path) = io_uring_detail(&x);
         assert_eq!(path.as_deref(), Some(&b"/tmp/x"[..]));
         assert!(d.path_argument.is_none() && d.dirfd.is_none());

@@ -12,9 +12,7 @@ use sensor_common::{SyscallOp, TaskInfo};
 use crate::enrich::path_resolve::{KnownLink, Unresolved, target_through_magic_link};
 use crate::enrich::procfs::parse_stat;
 use crate::event::{Event, File, SensorFields, Text};
-use crate::source::ebpf::decode::{
-    SysRecord, WatchRecord, lexically_normal, symlink_target_path,
-};
+use crate::source::ebpf::decode::{SysRecord, WatchRecord, lexically_normal, symlink_target_path};
 use crate::source::ebpf::magic_links::{MagicLink, MagicLinkChange};
 
 use super::followed::Argument;

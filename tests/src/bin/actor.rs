@@ -84,7 +84,7 @@ fn usage() -> ! {
          memfd-exec | mount-tmpfs DIR | move-mount-tmpfs DIR | mount-relative DIR | bind-relative SRC DST | move-mount-as-nobody DIR | \
          mount-setattr-rdonly DIR | mount-setattr-as-nobody DIR | bpf-prog-load | signal PID SIGNAL | signal-as-nobody PID SIGNAL | \
          io-uring-write FILE LINE | io-uring-setcap FILE | \
-         io-uring-name-then-rename symlink|rename|link OLD NEW FROM TO DELAY-MS | io-uring-accept-into-slots | clone3-unread-flags FILE | setns-swapped-fd COUNT | \
+         io-uring-name-then-rename symlink|rename|rename-into-dir|link OLD NEW FROM TO DELAY-MS | io-uring-accept-into-slots | clone3-unread-flags FILE | setns-swapped-fd COUNT | \
          connect-unread-addr FILE IP:PORT|PATH | bind-unread-addr FILE IP:PORT|PATH | \
          connect-swapped-addr COUNT | io-uring-connect-swapped-addr COUNT | setcap-rewritten FILE | \
          chmod-unread-path FILE PATH OCTAL-MODE | removexattr-unread-name FILE NAME TARGET | \
@@ -1260,7 +1260,9 @@ fn io_uring_accept_into_slots() -> Result<String, String> {
 }
 
 /// Gives a name through a ring (`op`: symlink `new` to `old`, or rename or
-/// hard-link `old` to `new`), then at once renames `from` to `to` by
+/// hard-link `old` to `new`; `rename-into-dir`: rename `old` to `new`'s
+/// last component, relative to a directory fd of the rest), then at once
+/// renames `from` to `to` by
 /// syscall (a path through that name, for the sensor to follow). With
 /// `delay_ms`, the request is linked behind a read of a pipe that is
 /// written only after that long: submitted then, done later.
@@ -1280,9 +1282,27 @@ fn io_uring_name_then_rename(
         return Err(format!("pipe2: {}", errno()));
     }
     let mut byte = [0u8; 1];
+    // rename-into-dir's new name, alive until the request completes.
+    let new_name;
     let named = match op {
         "symlink" => opcode::SymlinkAt::new(cwd, old.as_ptr(), new.as_ptr()).build(),
         "rename" => opcode::RenameAt::new(cwd, old.as_ptr(), cwd, new.as_ptr()).build(),
+        // The new name relative to a directory fd of its directory.
+        "rename-into-dir" => {
+            let path = new.to_bytes();
+            let cut = path
+                .iter()
+                .rposition(|&b| b == b'/')
+                .ok_or("NEW has no '/'")?;
+            let dir = CString::new(&path[..cut]).map_err(|e| e.to_string())?;
+            // SAFETY: a NUL-terminated path; the fd is left to the exit.
+            let dir_fd = unsafe { libc::open(dir.as_ptr(), libc::O_PATH | libc::O_DIRECTORY) };
+            if dir_fd < 0 {
+                return Err(format!("open {dir:?}: {}", errno()));
+            }
+            new_name = CString::new(&path[cut + 1..]).map_err(|e| e.to_string())?;
+            opcode::RenameAt::new(cwd, old.as_ptr(), types::Fd(dir_fd), new_name.as_ptr()).build()
+        }
         "link" => opcode::LinkAt::new(cwd, old.as_ptr(), cwd, new.as_ptr()).build(),
         _ => usage(),
     }
