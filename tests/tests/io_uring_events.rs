@@ -277,7 +277,8 @@ fn file_and_network_requests_through_a_ring_are_reported_with_their_arguments() 
 
 /// After a symlink, a `..` goes to the parent of the link's target: a
 /// request by such a path names where it led (followed again by the
-/// daemon), not its bytes made normal, at submission and at completion.
+/// daemon), not its bytes made normal, at submission and at completion;
+/// so do a rename's new name and a hard link's existing file.
 #[test]
 fn a_path_up_through_a_symlink_names_where_it_led() {
     let sensor = Sensor::start("");
@@ -285,31 +286,68 @@ fn a_path_up_through_a_symlink_names_where_it_led() {
     std::fs::create_dir_all(dir.join("elsewhere/inner")).expect("mkdir");
     let victim = dir.join("elsewhere/victim");
     std::fs::write(&victim, b"x").expect("write");
+    let moved = dir.join("moved");
+    std::fs::write(&moved, b"y").expect("write");
     std::os::unix::fs::symlink(dir.join("elsewhere/inner"), dir.join("l")).expect("symlink");
     let through = dir.join("l/../victim");
-    let through_c = c_path(&through);
+    // A rename's new name and a hard link's existing file too.
+    let (renamed, renamed_through) = (dir.join("elsewhere/renamed"), dir.join("l/../renamed"));
+    let hard = dir.join("hard");
+    let [through_c, moved_c, renamed_c, hard_c] =
+        [&through, &moved, &renamed_through, &hard].map(|p| c_path(p));
+    let cwd = types::Fd(libc::AT_FDCWD);
 
     let mut ring = IoUring::new(8).expect("io_uring_setup");
-    let unlinked = run(
-        &mut ring,
-        opcode::UnlinkAt::new(types::Fd(libc::AT_FDCWD), through_c.as_ptr()).build(),
+    let results = [
+        opcode::UnlinkAt::new(cwd, through_c.as_ptr()).build(),
+        opcode::RenameAt::new(cwd, moved_c.as_ptr(), cwd, renamed_c.as_ptr()).build(),
+        opcode::LinkAt::new(cwd, renamed_c.as_ptr(), cwd, hard_c.as_ptr()).build(),
+    ]
+    .map(|entry| run(&mut ring, entry));
+    assert_eq!(
+        results, [0; 3],
+        "unlinkat, renameat and linkat through the ring"
     );
-    assert_eq!(unlinked, 0, "unlinkat through the ring");
     assert!(
         !victim.exists(),
         "the ring unlinked the link's target's neighbour"
     );
+    assert!(
+        renamed.exists() && hard.exists(),
+        "renamed there, and linked"
+    );
 
     let tid = gettid();
-    let ev = sensor.wait_for("the ring's unlinkat", |v| io_uring_event(v, tid));
-    assert_eq!(at(&ev, "file.path").as_str(), victim.to_str(), "{ev}");
+    let events = sensor.wait_for_count("the ring's three requests", 3, |v| io_uring_event(v, tid));
+    let [ev, rename, link] = &events[..] else {
+        unreachable!("three events");
+    };
+    assert_eq!(at(ev, "file.path").as_str(), victim.to_str(), "{ev}");
     assert_eq!(
-        at(&ev, "sensor.io_uring.path_argument").as_str(),
+        at(ev, "sensor.io_uring.path_argument").as_str(),
         through.to_str(),
         "{ev}"
     );
-    assert!(at(&ev, "sensor.io_uring.unresolved").is_null(), "{ev}");
-    let done = completions_of(&sensor, &[ev]);
+    let done = completions_of(&sensor, &events);
+    for (ev, second) in [
+        (rename, "sensor.io_uring.target"),
+        (link, "file.target_path"),
+    ]
+    .into_iter()
+    .chain([
+        (&done[1], "sensor.io_uring.target"),
+        (&done[2], "file.target_path"),
+    ]) {
+        assert_eq!(at(ev, second).as_str(), renamed.to_str(), "{ev}");
+        assert_eq!(
+            at(ev, "sensor.io_uring.target_argument").as_str(),
+            renamed_through.to_str(),
+            "{ev}"
+        );
+    }
+    for ev in events.iter().chain(&done) {
+        assert!(at(ev, "sensor.io_uring.unresolved").is_null(), "{ev}");
+    }
     assert_eq!(
         at(&done[0], "file.path").as_str(),
         victim.to_str(),

@@ -929,7 +929,8 @@ pub struct IoUringDetail {
     /// path where the file opened is another (through a symlink).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path_argument: Option<Text>,
-    /// Why such a path could not be followed (as
+    /// Why such a path (or a rename's or hard link's second path, followed
+    /// the same way) could not be followed (as
     /// `sensor.file_write.unresolved`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unresolved: Option<&'static str>,

@@ -93,31 +93,53 @@ impl Pipeline {
         }
     }
 
-    /// An io_uring request's path (submission record `x`), followed again
-    /// where it may lead elsewhere than its bytes say; before it is
-    /// reported and remembered for its completion. An fd's path is the
-    /// file's own, and a relative one whose start is unknown is kept as
-    /// given.
+    /// An io_uring request's paths (submission record `x`), followed again
+    /// where they may lead elsewhere than their bytes say, as the watch
+    /// family's are; before they are reported and remembered for the
+    /// completion. An fd's path is the file's own, and a relative one
+    /// whose start is unknown is kept as given. `unresolved` tells of
+    /// either.
     pub(super) fn follow_request(&mut self, x: &SysRecord, request: &mut Request) {
         let joined = request
             .path
             .as_ref()
             .is_some_and(|p| p.first() == Some(&b'/'));
         let on_fd = request.detail.fd.is_some() || request.detail.fixed_file.is_some();
-        if !joined || on_fd || x.path.is_empty() {
+        let second = x.io_uring_second_path();
+        let first = joined && !on_fd && !x.path.is_empty();
+        if !first && second.is_none() {
             return;
         }
         let ticks = self.table.ids.ticks(x.task.start_boottime);
-        // Shown at submission, as a name: its last component as given.
-        let (path, unresolved) = self.followed(
-            &x.task,
-            ticks,
-            Argument::new(&x.path, &x.base),
-            request.path.take(),
-            false,
-        );
-        request.detail.path_argument = super::watch::argument_if_changed(&x.path, path.as_deref());
+        let mut unresolved = None;
+        if first {
+            // Shown at submission, as a name: its last component as given.
+            let path;
+            (path, unresolved) = self.followed(
+                &x.task,
+                ticks,
+                Argument::new(&x.path, &x.base),
+                request.path.take(),
+                false,
+            );
+            request.detail.path_argument =
+                super::watch::argument_if_changed(&x.path, path.as_deref());
+            request.path = path;
+        }
+        if second.is_some() {
+            // A rename's new name, a hard link's existing file: names too.
+            let (second, unresolved2) = self.followed(
+                &x.task,
+                ticks,
+                Argument::new(&x.name, &x.base),
+                second,
+                false,
+            );
+            if let Some(second) = second {
+                request.set_second_path(x, second);
+            }
+            unresolved = unresolved.or(unresolved2);
+        }
         request.detail.unresolved = unresolved.map(Unresolved::name);
-        request.path = path;
     }
 }

@@ -53,6 +53,29 @@ impl Request {
         }
     }
 
+    /// A rename's new name or a hard link's existing file as shown, where
+    /// it is a path from the root (joined to its directory, or given so).
+    pub fn second_path(&self) -> Option<&[u8]> {
+        use sensor_common::io_uring::op;
+        let shown = match self.detail.opcode {
+            op::RENAMEAT => self.detail.target.as_ref().map(|t| &t.0[..]),
+            op::LINKAT => self.target_path.as_deref(),
+            _ => None,
+        };
+        shown.filter(|p| p.first() == Some(&b'/'))
+    }
+
+    /// Shows `path` as submission `x`'s rename's new name or hard link's
+    /// existing file (where it was followed again).
+    pub fn set_second_path(&mut self, x: &SysRecord, path: Vec<u8>) {
+        self.detail.target_argument = super::watch::argument_if_changed(&x.name, Some(&path));
+        if is_link(x) {
+            self.target_path = Some(path);
+        } else {
+            self.detail.target = Some(Text(path));
+        }
+    }
+
     /// A connect's destination as the caller asked for it.
     pub fn destination(&self) -> Option<Endpoint> {
         SockAddr::parse(&self.address).map(|a| super::net::from_sockaddr(&a))

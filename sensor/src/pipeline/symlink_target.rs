@@ -136,9 +136,8 @@ impl Pipeline {
     /// (before 5.19, or with `IOSQE_CQE_SKIP_SUCCESS`), where the maker's
     /// next call may come right after. The old name of a rename is left
     /// for the refresh's look: the request may fail. The other path of a
-    /// rename or link is joined to its directory where relative (unknown
-    /// where both are relative, to different directory fds: see
-    /// `SysRecord::io_uring_second_path`).
+    /// rename or link is as shown (see `Request::second_path`): unknown
+    /// where both are relative, to different directory fds.
     pub(super) fn track_requested_magic_link(&mut self, x: &SysRecord, request: &Request) {
         let Some(path) = request.path.as_deref().filter(|p| p.first() == Some(&b'/')) else {
             return;
@@ -150,17 +149,17 @@ impl Pipeline {
                 }
             }
             io_uring_op::RENAMEAT => {
-                if let Some(to) = x.io_uring_second_path() {
-                    self.track_moved_magic_link(path, &to, true);
+                if let Some(to) = request.second_path() {
+                    self.track_moved_magic_link(path, to, true);
                     // An exchange moves what `to` was to `path` as well.
                     if x.args[2] as u32 & RENAME_EXCHANGE != 0 {
-                        self.track_moved_magic_link(&to, path, true);
+                        self.track_moved_magic_link(to, path, true);
                     }
                 }
             }
             io_uring_op::LINKAT => {
-                if let Some(from) = x.io_uring_second_path() {
-                    self.track_moved_magic_link(&from, path, true);
+                if let Some(from) = request.second_path() {
+                    self.track_moved_magic_link(from, path, true);
                 }
             }
             _ => {}
