@@ -178,9 +178,9 @@ fn submit(ctx: &RawTracePointContext) -> u32 {
     // that is relative, else the second's (`mv /tmp/x` into a directory
     // fd of `/etc/cron.d`); the daemon joins each relative path to it,
     // unless both are relative to different fds (flagged: the second is
-    // then as given), as the watch family does for the syscalls. (Coded
-    // as it is for the verifier: other spellings of these tests walked
-    // the path walk below 100k to 230k instructions more.)
+    // then as given), as the watch family does for the syscalls. (Written
+    // so for the verifier: other spellings of these tests made it walk the
+    // path walk below more often, 100k to 230k instructions more.)
     let relative2 = SECOND_PATH_HAS_DIR >> opcode & 1 != 0
         && ev.str_lens[1] > 0
         // SAFETY: the second string's first byte, at a masked offset

@@ -2466,8 +2466,15 @@ fn renames_of_directories_above_watched_paths_are_reported() {
         ssh_dir.as_str(),
         "{ev}"
     );
+    assert!(at(&ev, "sensor.file_write.rename_flags").is_null(), "{ev}");
     mine("rename", &text("other/home"));
     let ev = mine("renameat2", &text("other/fake-etc"));
+    // A swap: the watched tree now holds the other.
+    assert_eq!(
+        at(&ev, "sensor.file_write.rename_flags"),
+        &serde_json::json!(["RENAME_EXCHANGE"]),
+        "{ev}"
+    );
     assert_eq!(
         at(&ev, "sensor.file_write.new_path").as_str(),
         Some(text("etc").as_str()),

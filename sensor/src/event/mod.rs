@@ -1164,6 +1164,11 @@ pub struct FileWrite {
     /// rename's destination.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub new_path: Option<Text>,
+    /// renameat2's `RENAME_*` flags by name (`RENAME_EXCHANGE`: the two
+    /// names swap what they hold, so the watched path now holds what
+    /// `new_path` held; `RENAME_NOREPLACE`, `RENAME_WHITEOUT`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rename_flags: Vec<&'static str>,
     /// The path argument as passed, when `file.path` differs: joined to a
     /// directory, or made normal (`//`, `/./`, `/../` taken out).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -38,19 +38,27 @@ impl Request {
     pub fn of(x: &SysRecord) -> Request {
         use sensor_common::io_uring::op;
         let (detail, path) = io_uring_detail(x);
-        let connect = x.args[0] as u8 == op::CONNECT;
-        Request {
+        let opcode = x.args[0] as u8;
+        let mut request = Request {
             detail,
             path,
-            target_path: (is_link(x) && !x.name.is_empty()).then(|| second_path_shown(x)),
+            // A symlink's target: text the link will hold, as given.
+            target_path: (opcode == op::SYMLINKAT && !x.name.is_empty()).then(|| x.name.clone()),
             // Only a connect's third string is an address (an xattr's is
             // its value).
-            address: if connect {
+            address: if opcode == op::CONNECT {
                 x.fstype.clone()
             } else {
                 Vec::new()
             },
+        };
+        if sensor_common::io_uring::second_path_has_dir(opcode) && !x.name.is_empty() {
+            // Joined to its directory where known (see
+            // `SysRecord::io_uring_second_path`), else as given.
+            let shown = x.io_uring_second_path().unwrap_or_else(|| x.name.clone());
+            request.set_second_path(x, shown);
         }
+        request
     }
 
     /// A rename's new name or a hard link's existing file as shown, where
@@ -65,8 +73,9 @@ impl Request {
         shown.filter(|p| p.first() == Some(&b'/'))
     }
 
-    /// Shows `path` as submission `x`'s rename's new name or hard link's
-    /// existing file (where it was followed again).
+    /// Shows `path` as submission `x`'s rename's new name
+    /// (`sensor.io_uring.target`) or hard link's existing file
+    /// (`file.target_path`), with `x`'s argument where that differs.
     pub fn set_second_path(&mut self, x: &SysRecord, path: Vec<u8>) {
         self.detail.target_argument = super::watch::argument_if_changed(&x.name, Some(&path));
         if is_link(x) {
@@ -96,27 +105,6 @@ pub(super) fn xattr_value_cut(x: &SysRecord) -> bool {
     sensor_common::io_uring::sets_xattr(x.args[0] as u8)
         && !x.name.is_empty()
         && (x.fstype.len() as u64) < x.args[2]
-}
-
-/// Record `x`'s second path as the event shows it: a rename's new name or
-/// a hard link's existing file joined to its directory where known (see
-/// `SysRecord::io_uring_second_path`), else as given, as a symlink's
-/// target always is (text the link will hold).
-fn second_path_shown(x: &SysRecord) -> Vec<u8> {
-    x.io_uring_second_path().unwrap_or_else(|| x.name.clone())
-}
-
-/// `RENAME_*` flags (linux/fs.h) by name.
-fn rename_flag_names(flags: u64) -> Vec<&'static str> {
-    [
-        (1, "RENAME_NOREPLACE"),
-        (2, "RENAME_EXCHANGE"),
-        (4, "RENAME_WHITEOUT"),
-    ]
-    .into_iter()
-    .filter(|(bit, _)| flags & bit != 0)
-    .map(|(_, name)| name)
-    .collect()
 }
 
 /// Whether io_uring record `x` is a link (linkat, symlinkat), whose second
@@ -320,17 +308,13 @@ fn io_uring_detail(x: &SysRecord) -> (IoUringDetail, Option<Vec<u8>>) {
         fd: (on_fd && !x.fixed_file).then_some(dirfd),
         fixed_file: (on_fd && x.fixed_file).then_some(dirfd as u32),
         length: (opcode == op::FTRUNCATE && x.args[3] == 1).then_some(x.args[2] as i64),
-        // A link's second path is `file.target_path` (see Request).
-        target: (opcode == op::RENAMEAT && !x.name.is_empty()).then(|| Text(second_path_shown(x))),
-        target_argument: two_dirs
-            .then(|| super::watch::argument_if_changed(&x.name, Some(&second_path_shown(x))))
-            .flatten(),
+        // `target` and `target_argument`: see Request::of.
         target_dirfd: (two_dirs
             && x.name.first().is_some_and(|&b| b != b'/')
             && dirfd2 != sensor_common::AT_FDCWD)
             .then_some(dirfd2),
         rename_flags: if opcode == op::RENAMEAT {
-            rename_flag_names(x.args[2])
+            super::watch::rename_flag_names(x.args[2] as u32)
         } else {
             Vec::new()
         },
@@ -550,7 +534,9 @@ mod tests {
             b"evil",
             b"/etc/cron.d",
         );
-        let (d, path) = io_uring_detail(&x);
+        let Request {
+            detail: d, path, ..
+        } = Request::of(&x);
         assert_eq!(path.as_deref(), Some(&b"/tmp/x"[..]));
         assert!(d.path_argument.is_none() && d.dirfd.is_none());
         assert_eq!(d.target.map(|t| t.0), Some(b"/etc/cron.d/evil".to_vec()));
@@ -559,7 +545,9 @@ mod tests {
         assert!(d.rename_flags.is_empty());
         // Both relative to the cwd: both joined to it.
         let x = with_base(op::RENAMEAT, [cwd, 2, cwd], b"a", b"b", b"/root");
-        let (d, path) = io_uring_detail(&x);
+        let Request {
+            detail: d, path, ..
+        } = Request::of(&x);
         assert_eq!(path.as_deref(), Some(&b"/root/a"[..]));
         assert_eq!(d.target.map(|t| t.0), Some(b"/root/b".to_vec()));
         assert!(d.target_dirfd.is_none());
@@ -567,7 +555,9 @@ mod tests {
         // Relative to two fds: the second as given, with its fd.
         let mut x = with_base(op::RENAMEAT, [3, 5, 4], b"a", b"b", b"/root");
         x.base2_unknown = true;
-        let (d, path) = io_uring_detail(&x);
+        let Request {
+            detail: d, path, ..
+        } = Request::of(&x);
         assert_eq!(path.as_deref(), Some(&b"/root/a"[..]));
         assert_eq!(d.target.map(|t| t.0), Some(b"b".to_vec()));
         assert!(d.target_argument.is_none());
@@ -575,7 +565,7 @@ mod tests {
         assert_eq!(d.rename_flags, ["RENAME_NOREPLACE", "RENAME_WHITEOUT"]);
         // An absolute second path is made normal, whatever was walked.
         let x = with_base(op::RENAMEAT, [3, 0, 4], b"a", b"/etc//x", b"/root");
-        let d = io_uring_detail(&x).0;
+        let d = Request::of(&x).detail;
         assert_eq!(d.target.map(|t| t.0), Some(b"/etc/x".to_vec()));
         assert_eq!(d.target_argument.map(|t| t.0), Some(b"/etc//x".to_vec()));
         assert!(d.target_dirfd.is_none(), "an absolute path starts nowhere");
@@ -623,7 +613,7 @@ mod tests {
         // A rename's new name stays in sensor.io_uring.target.
         let x = io_uring_record(op::RENAMEAT, [7, 0, 0], b"a", b"b");
         assert_eq!(
-            io_uring_detail(&x).0.target.map(|t| t.0),
+            Request::of(&x).detail.target.map(|t| t.0),
             Some(b"b".to_vec())
         );
         assert!(

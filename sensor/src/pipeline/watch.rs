@@ -220,6 +220,11 @@ impl Pipeline {
                 Vec::new()
             },
             new_path,
+            rename_flags: if rename {
+                rename_flag_names(w.open_flags)
+            } else {
+                Vec::new()
+            },
             path_argument: argument_if_changed(&w.path, path.as_deref()),
             second_path_argument: second_argument,
             unresolved: unresolved.map(Unresolved::name),
@@ -269,6 +274,19 @@ pub(super) fn argument_if_changed(argument: &[u8], shown: Option<&[u8]>) -> Opti
     (!argument.is_empty() && shown != Some(argument)).then(|| Text(argument.to_vec()))
 }
 
+/// renameat2's `RENAME_*` flags (linux/fs.h) by name.
+pub(super) fn rename_flag_names(flags: u32) -> Vec<&'static str> {
+    [
+        (1, "RENAME_NOREPLACE"),
+        (RENAME_EXCHANGE, "RENAME_EXCHANGE"),
+        (4, "RENAME_WHITEOUT"),
+    ]
+    .into_iter()
+    .filter(|(bit, _)| flags & bit != 0)
+    .map(|(_, name)| name)
+    .collect()
+}
+
 /// The access mode and the flags that matter for a write, by name.
 pub(super) fn open_flag_names(flags: u32) -> Vec<&'static str> {
     let mut names = vec![match flags & 0o3 {
@@ -292,6 +310,16 @@ pub(super) fn open_flag_names(flags: u32) -> Vec<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rename_flags_by_name() {
+        assert!(rename_flag_names(0).is_empty());
+        assert_eq!(rename_flag_names(2), ["RENAME_EXCHANGE"]);
+        assert_eq!(
+            rename_flag_names(1 | 4 | 8),
+            ["RENAME_NOREPLACE", "RENAME_WHITEOUT"]
+        );
+    }
 
     #[test]
     fn open_flags_by_name() {
