@@ -1076,25 +1076,27 @@ const NO_LEVEL: u32 = u32::MAX;
 #[inline(always)]
 fn climb<R: Reader>(dentry: u64, parent_level: u32) -> (u32, bool) {
     // The climb never leaves the filesystem (d_parent ends at its root):
-    // one device for every inode on the way, read once, with the first
-    // level's inode and number.
-    let Some(mut at) = dentry_ids::<R>(dentry) else {
-        return (0, false);
+    // one device for every inode on the way, read once.
+    let dev = match dentry_dev::<R>(dentry) {
+        Some(dev) => dev,
+        None => return (0, false),
     };
     // SAFETY: a lookup; the value is not kept.
-    if unsafe { WATCHED_DEVS.get(&at.dev) }.is_none() {
+    if unsafe { WATCHED_DEVS.get(&dev) }.is_none() {
         return (0, false);
     }
     let Some(bits) = watched_bits() else {
         count_error(ProbeError::Scratch);
         return (0, false);
     };
-    let dev = at.dev;
     let mut in_parent = false;
     let mut d = dentry;
     for i in 0..ANCESTORS_MAX {
-        if at.inode != 0 {
-            let ino = at.ino;
+        // Both at once: one probe read where those are the reads.
+        let (inode, parent) =
+            R::u64_pair(d, off!(dentry_inode), off!(dentry_parent)).unwrap_or((0, 0));
+        if inode != 0 {
+            let ino = R::u64(inode, off!(inode_ino)).unwrap_or(0);
             let key = ExeKey { ino, dev, _pad0: 0 };
             let watched = if may_hold(bits, watched_set::INODES, ino, dev) {
                 // SAFETY: a lookup; the value is not kept.
@@ -1108,7 +1110,7 @@ fn climb<R: Reader>(dentry: u64, parent_level: u32) -> (u32, bool) {
                 // goes on). One unread is taken for it: a missed write is
                 // worse than a wrong name.
                 let same = v.generation.known == 0
-                    || match R::u32(at.inode, off!(inode_generation)) {
+                    || match R::u32(inode, off!(inode_generation)) {
                         Ok(g) => g == v.generation.generation,
                         Err(_) => true,
                     };
@@ -1125,54 +1127,26 @@ fn climb<R: Reader>(dentry: u64, parent_level: u32) -> (u32, bool) {
                 in_parent = true;
             }
         }
-        let parent = at.parent;
         if parent == 0 || parent == d {
             break;
         }
         d = parent;
-        // Both at once: one probe read where those are the reads.
-        let (inode, parent) =
-            R::u64_pair(d, off!(dentry_inode), off!(dentry_parent)).unwrap_or((0, 0));
-        at.inode = inode;
-        at.parent = parent;
-        if inode != 0 {
-            at.ino = R::u64(inode, off!(inode_ino)).unwrap_or(0);
-        }
     }
     (0, in_parent)
 }
 
-/// A dentry's inode (0 for a negative dentry: a rename's new name), its
-/// number, its parent, and its filesystem's device.
-struct DentryIds {
-    inode: u64,
-    ino: u64,
-    parent: u64,
-    dev: u32,
-}
-
-/// `dentry`'s [`DentryIds`], the device through its inode or (a negative
-/// dentry) its directory's. Pairs of fields read at once where reads are
-/// probe reads (see [`Reader::u64_pair`]): three reads, where one at a
-/// time took five (~40 ns more per open for writing from a grown fd
-/// table).
+/// The device of `dentry`'s filesystem, through its inode or (a negative
+/// dentry: a rename's new name) its directory's.
 #[inline(always)]
-fn dentry_ids<R: Reader>(dentry: u64) -> Option<DentryIds> {
-    let (inode, parent) =
-        R::u64_pair(dentry, off!(dentry_inode), off!(dentry_parent)).unwrap_or((0, 0));
-    let (sb, ino) = if inode != 0 {
-        R::u64_pair(inode, off!(inode_sb), off!(inode_ino)).ok()?
-    } else {
-        let dir = R::u64(parent, off!(dentry_inode)).unwrap_or(0);
-        (R::u64(dir, off!(inode_sb)).ok()?, 0)
-    };
-    let dev = R::u32(sb, off!(sb_dev)).ok()?;
-    Some(DentryIds {
-        inode,
-        ino,
-        parent,
-        dev,
-    })
+fn dentry_dev<R: Reader>(dentry: u64) -> Option<u32> {
+    let mut inode = R::u64(dentry, off!(dentry_inode)).unwrap_or(0);
+    if inode == 0 {
+        let parent = R::u64(dentry, off!(dentry_parent)).unwrap_or(0);
+        inode = R::u64(parent, off!(dentry_inode)).unwrap_or(0);
+    }
+    R::u64(inode, off!(inode_sb))
+        .and_then(|sb| R::u32(sb, off!(sb_dev)))
+        .ok()
 }
 
 /// Might symlink `p`, whose target (`path2`) is relative, lead from a
@@ -1273,15 +1247,12 @@ fn dir_is<C: DirCheck>(task: u64, dirfd: i32) -> bool {
 /// Is directory `d` one above a watched path ([`in_dir_above`])?
 #[inline(always)]
 fn dir_above<R: Reader>(d: u64) -> bool {
-    let Some(DentryIds {
-        inode, ino, dev, ..
-    }) = dentry_ids::<R>(d)
-    else {
+    let Some(dev) = dentry_dev::<R>(d) else {
         return false;
     };
-    if inode == 0 {
+    let Ok(ino) = R::u64(d, off!(dentry_inode)).and_then(|i| R::u64(i, off!(inode_ino))) else {
         return false;
-    }
+    };
     let key = ExeKey { ino, dev, _pad0: 0 };
     watched_bits().is_none_or(|bits| {
         may_hold(bits, watched_set::ABOVE_DIRS, ino, dev)
