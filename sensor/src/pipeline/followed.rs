@@ -105,7 +105,8 @@ impl Pipeline {
             .as_ref()
             .is_some_and(|p| p.first() == Some(&b'/'));
         let on_fd = request.detail.fd.is_some() || request.detail.fixed_file.is_some();
-        let second = x.io_uring_second_path();
+        // As Request::of joined it (None where its directory is unknown).
+        let second = request.second_path().map(<[u8]>::to_vec);
         let first = joined && !on_fd && !x.path.is_empty();
         if !first && second.is_none() {
             return;

@@ -616,28 +616,23 @@ fn target_argument(x: &SysRecord) -> Option<Text> {
 /// The field a cut string went to: the kernel flags only that one was cut,
 /// and a path at its cap is the likely one.
 fn truncated_field(x: &SysRecord) -> &'static str {
-    let path_cut = x.path.len() + 1 >= sensor_common::SYS_STR0_CAP
-        || x.base.len() + sensor_common::COMPONENT_MAX >= sensor_common::PATH_CAP;
+    let path_at_cap = x.path.len() + 1 >= sensor_common::SYS_STR0_CAP;
+    let base_cut = x.base.len() + sensor_common::COMPONENT_MAX >= sensor_common::PATH_CAP;
+    let path_cut = path_at_cap || base_cut;
+    // An io_uring rename's or hard link's directory walked for its second
+    // path alone (the first is absolute): a cut there is the second's.
+    let base_is_seconds = x.path.first() == Some(&b'/')
+        && sensor_common::io_uring::second_path_has_dir(x.args[0] as u8);
     match x.op {
         // Its one string: an open's file, walked.
         SysOp::IoUringComplete => "file.path",
-        // A directory walked for a rename's or hard link's second path
-        // alone (the first is absolute).
-        SysOp::IoUring
-            if x.path.len() + 1 < sensor_common::SYS_STR0_CAP
-                && x.path.first() == Some(&b'/')
-                && !x.base.is_empty()
-                && sensor_common::io_uring::second_path_has_dir(x.args[0] as u8) =>
-        {
-            if super::io_uring::is_link(x) {
-                "file.target_path"
-            } else {
-                "sensor.io_uring.target"
-            }
-        }
         // A path at its cap, or an fd-based request's file (walked: its
         // only string that can be cut).
-        SysOp::IoUring if path_cut || sensor_common::io_uring::acts_on_fd(x.args[0] as u8) => {
+        SysOp::IoUring
+            if path_at_cap
+                || (base_cut && !base_is_seconds)
+                || sensor_common::io_uring::acts_on_fd(x.args[0] as u8) =>
+        {
             "file.path"
         }
         SysOp::IoUring if super::io_uring::is_link(x) => "file.target_path",
