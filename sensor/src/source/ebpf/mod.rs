@@ -600,6 +600,7 @@ fn nearly_too_complex(walked: u32) -> bool {
 fn report_verifier_headroom<'a>(programs: impl Iterator<Item = (&'a str, u32)>) {
     let mut most: Option<(&str, u32)> = None;
     for (name, walked) in programs {
+        tracing::debug!("program {name}: its verification walked {walked} instructions");
         if nearly_too_complex(walked) {
             tracing::error!(
                 "program {name} is nearly {TOO_COMPLEX}: its verification walked {walked} of \
