@@ -176,6 +176,8 @@ pub struct KernelOffsets {
     pub io_rename_new_dfd: u32,
     pub io_rename_flags: u32,
     pub io_link_old_dfd: u32,
+    /// A hard link's `AT_*` flags (`AT_EMPTY_PATH`, `AT_SYMLINK_FOLLOW`).
+    pub io_link_flags: u32,
     pub io_link_new_dfd: u32,
     pub io_link_oldpath: u32,
     pub io_link_newpath: u32,
@@ -372,6 +374,7 @@ impl KernelOffsets {
         io_rename_new_dfd: OFFSET_MISSING,
         io_rename_flags: OFFSET_MISSING,
         io_link_old_dfd: OFFSET_MISSING,
+        io_link_flags: OFFSET_MISSING,
         io_link_new_dfd: OFFSET_MISSING,
         io_link_oldpath: OFFSET_MISSING,
         io_link_newpath: OFFSET_MISSING,
@@ -423,7 +426,7 @@ impl KernelOffsets {
     };
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 155 * 4);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 156 * 4);
 
 #[cfg(feature = "user")]
 // SAFETY: repr(C), only u32 fields, no padding (size assert above).

@@ -532,6 +532,13 @@ pub const fn has_other_names(mode: u32, nlink: u32) -> bool {
 
 /// `AT_FDCWD`: a `dirfd` meaning "the working directory".
 pub const AT_FDCWD: i32 = -100;
+/// `AT_SYMLINK_FOLLOW`: linkat links what a symlink given as the existing
+/// file leads to (`/proc/self/fd/N`: an fd's file).
+pub const AT_SYMLINK_FOLLOW: u32 = 0x400;
+/// `AT_EMPTY_PATH`: an `*at` call with an empty path acts on `dirfd`
+/// itself (linkat: gives the file open at that fd a name, such as an
+/// `O_TMPFILE` one's).
+pub const AT_EMPTY_PATH: u32 = 0x1000;
 
 /// Bytes of a path argument copied from the caller (PATH_MAX).
 pub const ARG_PATH_CAP: usize = 4096;
@@ -702,6 +709,10 @@ pub mod watch_flags {
     /// unshared it), so `/proc/self/cwd` led there too. A Go program's
     /// calls come from any of its threads.
     pub const CWD_IS_LEADERS: u32 = 1 << 7;
+    /// linkat's existing file is the one open at its dirfd (an empty
+    /// `path2` with `AT_EMPTY_PATH`: an `O_TMPFILE` file given a name),
+    /// and `base` is that file, walked (`path` is absolute).
+    pub const SECOND_IS_FILE: u32 = 1 << 8;
 }
 
 /// A write to a watched path: an open for writing (or creating,
@@ -1285,6 +1296,10 @@ pub mod sys_flags {
     /// the first's, so the second is as given. (Where only the second is
     /// relative, the directory walked is its own.)
     pub const BASE2_UNKNOWN: u32 = 1 << 10;
+    /// io_uring hard link: the existing file is the one open at its
+    /// directory fd (`args[3]`; an empty second path with `AT_EMPTY_PATH`).
+    /// Where the first path is absolute, `base` is that file, walked.
+    pub const SECOND_IS_FILE: u32 = 1 << 11;
 }
 
 /// `MODULE_NAME_LEN` on 64-bit kernels: `struct module`'s `name` array.

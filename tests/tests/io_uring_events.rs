@@ -422,10 +422,13 @@ fn links_through_a_ring_name_the_new_name_and_what_it_links_to() {
 /// directory fd of their own: joined to its directory where the first
 /// path is absolute (`mv /tmp/x` into a directory fd of a cron directory)
 /// or relative to the same fd, shown with that fd and as given; as given
-/// where the two paths are relative to two fds. A rename's flags by name.
+/// where the two paths are relative to two fds. A hard link of the file
+/// open at an fd (`AT_EMPTY_PATH`: an `O_TMPFILE` file given a name) names
+/// that file where the new name is absolute. Rename and link flags by name.
 #[test]
 fn a_second_path_is_joined_to_its_own_directory_fd() {
     use std::os::fd::AsRawFd;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let sensor = Sensor::start("");
     let dir = scratch_dir("sensor-io-uring-second");
     let into = dir.join("into");
@@ -437,11 +440,21 @@ fn a_second_path_is_joined_to_its_own_directory_fd() {
     let dir_fd = std::fs::File::open(&dir).expect("open the directory");
     let into_fd = std::fs::File::open(&into).expect("open the directory");
     let (dir_raw, into_raw) = (dir_fd.as_raw_fd(), into_fd.as_raw_fd());
-    let (a, e, hard) = (
+    let (a, e, hard, named) = (
         c_path(&dir.join("a")),
         c_path(&dir.join("e")),
         c_path(&dir.join("hard")),
+        c_path(&dir.join("named")),
     );
+    // An unnamed file, given names by its fd: at an absolute name, and
+    // relative to `into`.
+    let unnamed = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_TMPFILE)
+        .open(&dir)
+        .expect("O_TMPFILE");
+    let unnamed_raw = unnamed.as_raw_fd();
+    let ino = unnamed.metadata().expect("fstat").ino();
     let cwd = types::Fd(libc::AT_FDCWD);
     let mut ring = IoUring::new(4).expect("io_uring_setup");
     let results = [
@@ -463,58 +476,90 @@ fn a_second_path_is_joined_to_its_own_directory_fd() {
             .build(),
         // A hard link at an absolute name to `into/b`, relative to `into`.
         opcode::LinkAt::new(types::Fd(into_raw), c"b".as_ptr(), cwd, hard.as_ptr()).build(),
+        opcode::LinkAt::new(types::Fd(unnamed_raw), c"".as_ptr(), cwd, named.as_ptr())
+            .flags(libc::AT_EMPTY_PATH)
+            .build(),
+        opcode::LinkAt::new(
+            types::Fd(unnamed_raw),
+            c"".as_ptr(),
+            types::Fd(into_raw),
+            c"named".as_ptr(),
+        )
+        .flags(libc::AT_EMPTY_PATH)
+        .build(),
     ]
     .map(|entry| run(&mut ring, entry));
-    assert_eq!(results, [0; 4], "the four requests through the ring");
+    assert_eq!(results, [0; 6], "the six requests through the ring");
     assert!(into.join("b").exists() && into.join("d").exists() && dir.join("hard").exists());
     assert_eq!(std::fs::read(dir.join("e")).expect("swapped"), b"y");
 
     let tid = gettid();
-    let events = sensor.wait_for_count("the four requests", 4, |v| io_uring_event(v, tid));
+    let events = sensor.wait_for_count("the six requests", 6, |v| io_uring_event(v, tid));
     let done = completions_of(&sensor, &events);
     let text = |p: &Path| p.to_str().expect("UTF-8").to_owned();
     let into_b = text(&into.join("b"));
+    let no_flags = ("rename_flags", Value::Null);
     // file.path, the second path shown, as given (where that differs),
     // its fd, the flags.
     let expected = [
         (
             text(&dir.join("a")),
             "sensor.io_uring.target",
-            into_b.clone(),
+            Some(into_b.clone()),
             Some("b"),
             Some(into_raw),
-            json!(["RENAME_NOREPLACE"]),
+            ("rename_flags", json!(["RENAME_NOREPLACE"])),
         ),
         (
             text(&dir.join("c")),
             "sensor.io_uring.target",
-            "d".to_owned(),
+            Some("d".to_owned()),
             None,
             Some(into_raw),
-            Value::Null,
+            no_flags.clone(),
         ),
         (
             text(&dir.join("e")),
             "sensor.io_uring.target",
-            text(&into.join("f")),
+            Some(text(&into.join("f"))),
             Some("f"),
             Some(into_raw),
-            json!(["RENAME_EXCHANGE"]),
+            ("rename_flags", json!(["RENAME_EXCHANGE"])),
         ),
         (
             text(&dir.join("hard")),
             "file.target_path",
-            into_b,
+            Some(into_b),
             Some("b"),
             Some(into_raw),
-            Value::Null,
+            ("link_flags", Value::Null),
+        ),
+        // The file at the fd, walked: `#<inode>` in the directory it
+        // was made in.
+        (
+            text(&dir.join("named")),
+            "file.target_path",
+            Some(format!("{}/#{ino}", dir.display())),
+            None,
+            Some(unnamed_raw),
+            ("link_flags", json!(["AT_EMPTY_PATH"])),
+        ),
+        // One directory is walked, the new name's: the fd's file is
+        // left out.
+        (
+            text(&into.join("named")),
+            "file.target_path",
+            None,
+            None,
+            Some(unnamed_raw),
+            ("link_flags", json!(["AT_EMPTY_PATH"])),
         ),
     ];
-    for (ev, (path, second_field, second, argument, fd, flags)) in
+    for (ev, (path, second_field, second, argument, fd, (flags_field, flags))) in
         events.iter().chain(&done).zip(expected.iter().cycle())
     {
         assert_eq!(at(ev, "file.path").as_str(), Some(path.as_str()), "{ev}");
-        assert_eq!(at(ev, second_field).as_str(), Some(second.as_str()), "{ev}");
+        assert_eq!(at(ev, second_field).as_str(), second.as_deref(), "{ev}");
         assert_eq!(
             at(ev, "sensor.io_uring.target_argument").as_str(),
             *argument,
@@ -525,7 +570,11 @@ fn a_second_path_is_joined_to_its_own_directory_fd() {
             fd.map(i64::from),
             "{ev}"
         );
-        assert_eq!(at(ev, "sensor.io_uring.rename_flags"), flags, "{ev}");
+        assert_eq!(
+            at(ev, &format!("sensor.io_uring.{flags_field}")),
+            flags,
+            "{ev}"
+        );
     }
     assert_eq!(
         at(&events[1], "sensor.io_uring.dirfd"),

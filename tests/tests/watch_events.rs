@@ -1695,6 +1695,133 @@ fn links_and_symlinks_into_watched_paths_are_reported_and_others_are_not() {
     );
 }
 
+/// An unnamed file (`O_TMPFILE`) made where nothing is watched, written
+/// there unseen, then given a name in a watched directory: the way to
+/// plant a cron job whole, with no open of a watched path to see. The
+/// link names the file it gave a name to: from its fd (`AT_EMPTY_PATH`),
+/// the file's own path (`#<inode>` in the directory it was made in),
+/// walked in the kernel; through `/proc/self/fd` (`AT_SYMLINK_FOLLOW`,
+/// the way without `CAP_DAC_READ_SEARCH`), that link by the caller's pid.
+/// A new name relative to a directory fd is joined to it, and the fd's
+/// file, which is not walked then, is left out. An unnamed file made in a
+/// watched directory is a creation there.
+#[test]
+fn an_unnamed_file_given_a_name_in_a_watched_directory_is_reported() {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    use std::os::unix::fs::MetadataExt;
+    let tree = Tree::new();
+    let sensor = Sensor::start(&tree.config());
+    let me = u64::from(std::process::id());
+    let unnamed_in = |dir: &Path| {
+        let d = c_str(dir);
+        // SAFETY: a NUL-terminated path; the fd is owned below.
+        let fd = unsafe { libc::open(d.as_ptr(), libc::O_TMPFILE | libc::O_WRONLY, 0o644) };
+        assert!(
+            fd >= 0,
+            "O_TMPFILE in {dir:?}: {}",
+            std::io::Error::last_os_error()
+        );
+        // SAFETY: a new fd, owned by nothing else.
+        let file = unsafe { std::fs::File::from_raw_fd(fd) };
+        std::io::Write::write_all(&mut &file, b"* * * * * root /tmp/x\n").expect("write");
+        let ino = file.metadata().expect("fstat").ino();
+        (file, ino)
+    };
+    let linkat = |olddir: i32, old: &std::ffi::CStr, newdir: i32, new: &Path, flags: i32| {
+        let new = c_str(new);
+        // SAFETY: two NUL-terminated strings that outlive the call.
+        let r = unsafe { libc::linkat(olddir, old.as_ptr(), newdir, new.as_ptr(), flags) };
+        assert_eq!(r, 0, "linkat {new:?}: {}", std::io::Error::last_os_error());
+    };
+    let cron = tree.path("etc/cron.d");
+    let (by_fd, ino) = unnamed_in(&tree.path("other"));
+    let from_fd = cron.join("from-fd");
+    linkat(
+        by_fd.as_raw_fd(),
+        c"",
+        libc::AT_FDCWD,
+        &from_fd,
+        libc::AT_EMPTY_PATH,
+    );
+    let (via_proc, _) = unnamed_in(&tree.path("other"));
+    let proc_fd = format!("/proc/self/fd/{}", via_proc.as_raw_fd());
+    let through_proc = cron.join("through-proc");
+    let old = std::ffi::CString::new(proc_fd.clone()).expect("no NUL");
+    linkat(
+        libc::AT_FDCWD,
+        &old,
+        libc::AT_FDCWD,
+        &through_proc,
+        libc::AT_SYMLINK_FOLLOW,
+    );
+    let (relative, _) = unnamed_in(&tree.path("other"));
+    let cron_fd = std::fs::File::open(&cron).expect("open the cron directory");
+    linkat(
+        relative.as_raw_fd(),
+        c"",
+        cron_fd.as_raw_fd(),
+        Path::new("relative"),
+        libc::AT_EMPTY_PATH,
+    );
+    let (_made_in_cron, cron_ino) = unnamed_in(&cron);
+
+    let cron_dir = format!("{}/", cron.display());
+    let link_to = |path: &Path| {
+        let ev = sensor.wait_for(&format!("the link to {path:?}"), |v| {
+            write_by(v, "link", me) && at(v, "file.path").as_str() == path.to_str()
+        });
+        assert_eq!(at(&ev, "sensor.syscall"), "linkat", "{ev}");
+        assert_eq!(at(&ev, "event.type")[0], "creation", "{ev}");
+        assert_eq!(
+            at(&ev, "sensor.file_write.watched"),
+            cron_dir.as_str(),
+            "{ev}"
+        );
+        ev
+    };
+    let ev = link_to(&from_fd);
+    let unnamed = format!("{}/#{ino}", tree.path("other").display());
+    assert_eq!(at(&ev, "file.target_path"), unnamed.as_str(), "{ev}");
+    assert_eq!(
+        at(&ev, "sensor.file_write.link_flags"),
+        &serde_json::json!(["AT_EMPTY_PATH"]),
+        "{ev}"
+    );
+    let ev = link_to(&through_proc);
+    assert_eq!(
+        at(&ev, "file.target_path"),
+        proc_fd.replace("self", &me.to_string()).as_str(),
+        "{ev}"
+    );
+    assert_eq!(
+        at(&ev, "sensor.file_write.second_path_argument"),
+        proc_fd.as_str(),
+        "{ev}"
+    );
+    assert_eq!(
+        at(&ev, "sensor.file_write.link_flags"),
+        &serde_json::json!(["AT_SYMLINK_FOLLOW"]),
+        "{ev}"
+    );
+    let ev = link_to(&cron.join("relative"));
+    assert!(at(&ev, "file.target_path").is_null(), "{ev}");
+    assert_eq!(
+        at(&ev, "sensor.file_write.link_flags"),
+        &serde_json::json!(["AT_EMPTY_PATH"]),
+        "{ev}"
+    );
+    let made = cron.join(format!("#{cron_ino}"));
+    let ev = sensor.wait_for("the unnamed file made in the cron directory", |v| {
+        write_by(v, "open_write", me) && at(v, "file.path").as_str() == made.to_str()
+    });
+    assert_eq!(at(&ev, "event.type")[0], "creation", "{ev}");
+    assert_eq!(
+        at(&ev, "sensor.file_write.open_flags"),
+        &serde_json::json!(["O_WRONLY", "O_TMPFILE"]),
+        "{ev}"
+    );
+}
+
 /// A symlink to a directory above a watched path (`/tmp/e -> /etc`) makes
 /// a path into the watched one (`/tmp/e/cron.d/x`) that the kernel cannot
 /// match by its bytes where fentry is refused: a rename through it goes

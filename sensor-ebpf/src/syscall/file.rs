@@ -16,8 +16,8 @@ use aya_ebpf::helpers::generated::bpf_probe_read_user;
 use aya_ebpf::macros::map;
 use aya_ebpf::maps::{HashMap, PerCpuArray};
 use sensor_common::{
-    ARG_PATH_CAP, AT_FDCWD, EventKind, FileEvent, PATH_CAP, PATH_COMPONENTS_MAX, ProbeError,
-    SyscallOp, Target, XATTR_NAME_CAP, XATTR_VALUE_CAP, file_flags, file_path_hooks,
+    ARG_PATH_CAP, AT_EMPTY_PATH, AT_FDCWD, EventKind, FileEvent, PATH_CAP, PATH_COMPONENTS_MAX,
+    ProbeError, SyscallOp, Target, XATTR_NAME_CAP, XATTR_VALUE_CAP, file_flags, file_path_hooks,
     has_other_names,
 };
 
@@ -26,9 +26,6 @@ use crate::kernel::{Miss, copy_len, field, put, read_ptr, read_u16, read_u32, re
 use crate::maps::{DATA_MASK, SYSCALL_SCRATCH, count_error, off, scratch};
 use crate::path::{Walk, Writer, path_parts, write_mounted};
 use crate::task::{self, Current};
-
-/// `AT_EMPTY_PATH`: an `*at` call with an empty path acts on `dirfd` itself.
-const AT_EMPTY_PATH: u32 = 0x1000;
 
 /// What was known at entry, besides the strings.
 #[repr(C)]

@@ -51,8 +51,8 @@ use aya_ebpf::helpers::generated::bpf_probe_read_user;
 use aya_ebpf::macros::map;
 use aya_ebpf::maps::{Array, HashMap, PerCpuArray};
 use sensor_common::{
-    ARG_PATH_CAP, AT_FDCWD, EventKind, ExeKey, PATH_HASH_SEED, PATH_HASH_SPAN, ProbeError,
-    SHELL_RC_NAME_MAX, SHELL_RC_NAME_MIN, SHELL_RC_TAILS, SHELL_RC_WORDS, SyscallOp,
+    ARG_PATH_CAP, AT_EMPTY_PATH, AT_FDCWD, EventKind, ExeKey, PATH_HASH_SEED, PATH_HASH_SPAN,
+    ProbeError, SHELL_RC_NAME_MAX, SHELL_RC_NAME_MIN, SHELL_RC_TAILS, SHELL_RC_WORDS, SyscallOp,
     WATCH_MATCHED_SHELL_RC, WATCH_MATCHED_SSH_DIR, WATCH_MATCHED_USER_UNITS,
     WATCHED_ABOVE_DIRS_MAX, WATCHED_BITS_WORDS, WATCHED_INODES_MAX, WATCHED_PATH_HASHES_MAX,
     WatchEvent, WatchedInode, path_hash_step, path_may_leave_prefix, path_through_magic_link,
@@ -645,20 +645,32 @@ fn send(
         pos: path_len,
     };
     // Which paths are relative (a symlink's target is text, never joined).
-    let (relative, relative2) = match p {
-        Some(p) => (
-            p.path_len > 0 && p.path[0] != b'/',
-            p.path2_len > 0
-                && p.path2[0] != b'/'
-                && op != SyscallOp::Symlink as u32
-                && op != SyscallOp::Symlinkat as u32,
-        ),
-        None => (false, false),
+    // linkat's empty existing file with AT_EMPTY_PATH is the file open at
+    // its dirfd (an O_TMPFILE file written unseen, then given a name in
+    // cron.d): walked as a relative second path's directory would be.
+    let (relative, relative2, second_is_file) = match p {
+        Some(p) => {
+            let fd_file2 = p.path2_len == 0
+                && op == SyscallOp::Linkat as u32
+                && open_flags & AT_EMPTY_PATH != 0;
+            (
+                p.path_len > 0 && p.path[0] != b'/',
+                fd_file2
+                    || (p.path2_len > 0
+                        && p.path2[0] != b'/'
+                        && op != SyscallOp::Symlink as u32
+                        && op != SyscallOp::Symlinkat as u32),
+                fd_file2,
+            )
+        }
+        None => (false, false, false),
     };
     // Set before the walk: the verifier walks it once per state that
     // reaches it, and these flags kept live past it made three of them.
     if relative && relative2 && fd2 != fd {
         ev.flags |= watch_flags::BASE2_UNKNOWN;
+    } else if second_is_file && !relative {
+        ev.flags |= watch_flags::SECOND_IS_FILE;
     }
     let base = if file.is_ok() {
         ev.flags |= watch_flags::BASE_IS_FILE;

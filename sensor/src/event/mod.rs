@@ -966,6 +966,10 @@ pub struct IoUringDetail {
     /// names swap what they hold; `RENAME_NOREPLACE`, `RENAME_WHITEOUT`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rename_flags: Vec<&'static str>,
+    /// linkat: its `AT_*` flags by name (`AT_EMPTY_PATH`: `file.target_path`
+    /// is the file open at `target_dirfd`; `AT_SYMLINK_FOLLOW`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub link_flags: Vec<&'static str>,
     /// openat/openat2: the access mode and flags, by name.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub open_flags: Vec<&'static str>,
@@ -1023,6 +1027,7 @@ impl IoUringDetail {
             target_argument: None,
             target_dirfd: None,
             rename_flags: Vec::new(),
+            link_flags: Vec::new(),
             open_flags: Vec::new(),
             mode: None,
             xattr: None,
@@ -1169,6 +1174,12 @@ pub struct FileWrite {
     /// `new_path` held; `RENAME_NOREPLACE`, `RENAME_WHITEOUT`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rename_flags: Vec<&'static str>,
+    /// linkat's `AT_*` flags by name (`AT_EMPTY_PATH`: `file.target_path` is
+    /// the file open at its fd, such as an `O_TMPFILE` file, named
+    /// `#<inode>` in the directory it was made in; `AT_SYMLINK_FOLLOW`:
+    /// what a symlink given as the existing file leads to).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub link_flags: Vec<&'static str>,
     /// The path argument as passed, when `file.path` differs: joined to a
     /// directory, or made normal (`//`, `/./`, `/../` taken out).
     #[serde(skip_serializing_if = "Option::is_none")]

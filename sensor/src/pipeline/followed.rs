@@ -105,8 +105,12 @@ impl Pipeline {
             .as_ref()
             .is_some_and(|p| p.first() == Some(&b'/'));
         let on_fd = request.detail.fd.is_some() || request.detail.fixed_file.is_some();
-        // As Request::of joined it (None where its directory is unknown).
-        let second = request.second_path().map(<[u8]>::to_vec);
+        // As Request::of joined it (None where its directory is unknown);
+        // not a hard link's fd's file, walked in the kernel: where it is.
+        let second = request
+            .second_path()
+            .filter(|_| !x.second_is_file)
+            .map(<[u8]>::to_vec);
         let first = joined && !on_fd && !x.path.is_empty();
         if !first && second.is_none() {
             return;

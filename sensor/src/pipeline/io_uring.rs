@@ -52,10 +52,13 @@ impl Request {
                 Vec::new()
             },
         };
-        if sensor_common::io_uring::second_path_has_dir(opcode) && !x.name.is_empty() {
-            // Joined to its directory where known (see
-            // `SysRecord::io_uring_second_path`), else as given.
-            let shown = x.io_uring_second_path().unwrap_or_else(|| x.name.clone());
+        // Joined to its directory where known, or the file at a hard
+        // link's fd (see `SysRecord::io_uring_second_path`), else as given.
+        let second = x.io_uring_second_path().or_else(|| {
+            (sensor_common::io_uring::second_path_has_dir(opcode) && !x.name.is_empty())
+                .then(|| x.name.clone())
+        });
+        if let Some(shown) = second {
             request.set_second_path(x, shown);
         }
         request
@@ -295,10 +298,13 @@ fn io_uring_detail(x: &SysRecord) -> (IoUringDetail, Option<Vec<u8>>) {
     // A rename's or hard link's second path, and its directory fd.
     let two_dirs = sensor_common::io_uring::second_path_has_dir(opcode) && !x.name.is_empty();
     let dirfd2 = x.args[3] as u32 as i32;
+    // A hard link of the file open at its fd (AT_EMPTY_PATH, no name).
+    let links_fd = opcode == op::LINKAT
+        && x.name.is_empty()
+        && x.args[2] as u32 & sensor_common::AT_EMPTY_PATH != 0;
     let open = sensor_common::io_uring::opens(opcode);
-    let flags = x.args[2] as i32;
-    let tmpfile = flags & libc::O_TMPFILE == libc::O_TMPFILE;
-    let creates = (open && (flags & libc::O_CREAT != 0 || tmpfile)) || opcode == op::MKDIRAT;
+    let flags = x.args[2] as u32;
+    let creates = (open && super::watch::open_creates(flags)) || opcode == op::MKDIRAT;
     let detail = IoUringDetail {
         path_argument: path
             .as_deref()
@@ -309,12 +315,18 @@ fn io_uring_detail(x: &SysRecord) -> (IoUringDetail, Option<Vec<u8>>) {
         fixed_file: (on_fd && x.fixed_file).then_some(dirfd as u32),
         length: (opcode == op::FTRUNCATE && x.args[3] == 1).then_some(x.args[2] as i64),
         // `target` and `target_argument`: see Request::of.
-        target_dirfd: (two_dirs
+        target_dirfd: ((two_dirs
             && x.name.first().is_some_and(|&b| b != b'/')
             && dirfd2 != sensor_common::AT_FDCWD)
+            || links_fd)
             .then_some(dirfd2),
         rename_flags: if opcode == op::RENAMEAT {
             super::watch::rename_flag_names(x.args[2] as u32)
+        } else {
+            Vec::new()
+        },
+        link_flags: if opcode == op::LINKAT {
+            super::watch::link_flag_names(x.args[2] as u32)
         } else {
             Vec::new()
         },
@@ -358,6 +370,7 @@ mod tests {
             argument_ignored: false,
             other_names: false,
             base2_unknown: false,
+            second_is_file: false,
             socket: None,
             module_name: None,
         }
@@ -591,6 +604,40 @@ mod tests {
         assert_eq!(file.target_path.map(|t| t.0), Some(b"t".to_vec()));
         assert!(request.detail.target_argument.is_none());
         assert!(request.detail.target_dirfd.is_none());
+        assert!(
+            request.detail.link_flags.is_empty(),
+            "a symlink's flags are stale"
+        );
+
+        // A hard link of the file open at fd 6 (AT_EMPTY_PATH), walked
+        // (an O_TMPFILE file), at an absolute name.
+        let mut x = with_base(
+            op::LINKAT,
+            [cwd, 0x1000, 6],
+            b"/etc/cron.d/l",
+            b"",
+            b"/tmp/#12",
+        );
+        x.second_is_file = true;
+        let request = Request::of(&x);
+        let file = request.file().expect("a path");
+        assert_eq!(file.path.map(|t| t.0), Some(b"/etc/cron.d/l".to_vec()));
+        assert_eq!(file.target_path.map(|t| t.0), Some(b"/tmp/#12".to_vec()));
+        assert!(request.detail.target_argument.is_none());
+        assert_eq!(request.detail.target_dirfd, Some(6));
+        assert_eq!(request.detail.link_flags, ["AT_EMPTY_PATH"]);
+        // At a name relative to another fd: the fd's file is not walked.
+        let mut x = with_base(op::LINKAT, [7, 0x1400, 6], b"l", b"", b"/etc/cron.d");
+        x.base2_unknown = true;
+        let request = Request::of(&x);
+        let file = request.file().expect("a path");
+        assert_eq!(file.path.map(|t| t.0), Some(b"/etc/cron.d/l".to_vec()));
+        assert!(file.target_path.is_none());
+        assert_eq!(request.detail.target_dirfd, Some(6));
+        assert_eq!(
+            request.detail.link_flags,
+            ["AT_SYMLINK_FOLLOW", "AT_EMPTY_PATH"]
+        );
     }
 
     #[test]
@@ -633,7 +680,7 @@ mod tests {
             b"",
         ));
         assert_eq!(d.mode.as_deref(), Some("0600"));
-        assert_eq!(d.open_flags, ["O_RDWR"]);
+        assert_eq!(d.open_flags, ["O_RDWR", "O_TMPFILE"]);
         assert!(d.dirfd.is_none());
         let directory = libc::O_DIRECTORY as u64;
         let (d, _) = io_uring_detail(&io_uring_record(

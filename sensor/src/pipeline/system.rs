@@ -941,6 +941,7 @@ mod tests {
             argument_ignored: false,
             other_names: false,
             base2_unknown: false,
+            second_is_file: false,
             socket: None,
             module_name: None,
         }

@@ -1,7 +1,7 @@
 //! Writes to watched paths into `file.*` and `sensor.file_write`: opens
 //! for writing, truncates, unlinks, renames, links and symlinks.
 
-use sensor_common::{SyscallOp, watch_matched_by_name};
+use sensor_common::{AT_EMPTY_PATH, AT_SYMLINK_FOLLOW, SyscallOp, watch_matched_by_name};
 
 use super::followed::Argument;
 use super::{Kind, Pipeline, outcome};
@@ -15,6 +15,9 @@ const CREATION: &[&str] = &["creation"];
 const DELETION: &[&str] = &["deletion"];
 
 const O_CREAT: u32 = 0o100;
+/// `__O_TMPFILE`, the bit `O_TMPFILE` adds to `O_DIRECTORY`: an unnamed
+/// file made in the directory opened, which linkat can name later.
+const O_TMPFILE_BIT: u32 = 0o20000000;
 /// renameat2's flag: the two names swap what they hold.
 pub(super) const RENAME_EXCHANGE: u32 = 2;
 
@@ -54,6 +57,10 @@ impl Pipeline {
         };
         let (path2, unresolved2) = if symlink {
             (None, target_unresolved)
+        } else if w.second_is_file {
+            // The file open at linkat's fd, walked in the kernel: where
+            // it is, as for an open.
+            (w.resolved_path2(), None)
         } else {
             self.followed(
                 &w.task,
@@ -64,6 +71,10 @@ impl Pipeline {
                     cwd: w.cwd_at_call(),
                 },
                 w.resolved_path2(),
+                // As given with AT_SYMLINK_FOLLOW too (`link_flags` says
+                // so): `/proc/self/fd/N` is then named by the caller's pid,
+                // where the file open there (an O_TMPFILE one) may have
+                // no name to follow to.
                 false,
             )
         };
@@ -176,7 +187,7 @@ impl Pipeline {
         let (action, type_) = match w.op {
             SyscallOp::Open | SyscallOp::Openat | SyscallOp::Openat2 | SyscallOp::Creat => (
                 "open_write",
-                if w.open_flags & O_CREAT != 0 {
+                if open_creates(w.open_flags) {
                     CREATION
                 } else {
                     CHANGE
@@ -207,9 +218,17 @@ impl Pipeline {
             syscall: Some(w.op.name()),
             ..SensorFields::default()
         };
-        // The cwd walked for an absolute path is not part of it.
-        if (w.base_truncated && w.base_shown()) || w.path_truncated {
+        // The cwd walked for an absolute path is not part of it; the
+        // directory walked may be the second path's.
+        if w.path_truncated || (w.base_truncated && w.base_shown() && !w.base_is_seconds()) {
             sensor.truncated.push("file.path");
+        }
+        if w.base_truncated && w.base_is_seconds() {
+            sensor.truncated.push(if link {
+                "file.target_path"
+            } else {
+                "sensor.file_write.new_path"
+            });
         }
         let write = FileWrite {
             watched: label.map(Text),
@@ -222,6 +241,11 @@ impl Pipeline {
             new_path,
             rename_flags: if rename {
                 rename_flag_names(w.open_flags)
+            } else {
+                Vec::new()
+            },
+            link_flags: if w.op == SyscallOp::Linkat {
+                link_flag_names(w.open_flags)
             } else {
                 Vec::new()
             },
@@ -287,6 +311,26 @@ pub(super) fn rename_flag_names(flags: u32) -> Vec<&'static str> {
     .collect()
 }
 
+/// linkat's `AT_*` flags by name (`AT_EMPTY_PATH`: the existing file is
+/// the one open at its fd; `AT_SYMLINK_FOLLOW`: where a symlink given as
+/// the existing file leads, `/proc/self/fd/N` among them).
+pub(super) fn link_flag_names(flags: u32) -> Vec<&'static str> {
+    [
+        (AT_SYMLINK_FOLLOW, "AT_SYMLINK_FOLLOW"),
+        (AT_EMPTY_PATH, "AT_EMPTY_PATH"),
+    ]
+    .into_iter()
+    .filter(|(bit, _)| flags & bit != 0)
+    .map(|(_, name)| name)
+    .collect()
+}
+
+/// Does an open with `flags` make a file: `O_CREAT`, or `O_TMPFILE` (an
+/// unnamed one)?
+pub(super) fn open_creates(flags: u32) -> bool {
+    flags & (O_CREAT | O_TMPFILE_BIT) != 0
+}
+
 /// The access mode and the flags that matter for a write, by name.
 pub(super) fn open_flag_names(flags: u32) -> Vec<&'static str> {
     let mut names = vec![match flags & 0o3 {
@@ -299,6 +343,7 @@ pub(super) fn open_flag_names(flags: u32) -> Vec<&'static str> {
         (0o200, "O_EXCL"),
         (0o1000, "O_TRUNC"),
         (0o2000, "O_APPEND"),
+        (O_TMPFILE_BIT, "O_TMPFILE"),
     ] {
         if flags & bit != 0 {
             names.push(name);
@@ -328,5 +373,20 @@ mod tests {
             vec!["O_WRONLY", "O_CREAT", "O_TRUNC"]
         );
         assert_eq!(open_flag_names(0o2002), vec!["O_RDWR", "O_APPEND"]);
+        // O_TMPFILE is __O_TMPFILE | O_DIRECTORY; O_DIRECTORY alone is not.
+        let tmpfile = libc::O_TMPFILE as u32 | libc::O_WRONLY as u32;
+        assert_eq!(open_flag_names(tmpfile), vec!["O_WRONLY", "O_TMPFILE"]);
+        assert!(open_creates(tmpfile));
+        assert!(!open_creates(libc::O_DIRECTORY as u32 | 1));
+        assert!(open_creates(0o101));
+    }
+
+    #[test]
+    fn link_flags_by_name() {
+        assert!(link_flag_names(0).is_empty());
+        assert_eq!(
+            link_flag_names(0x1000 | 0x400 | 0x100),
+            ["AT_SYMLINK_FOLLOW", "AT_EMPTY_PATH"]
+        );
     }
 }

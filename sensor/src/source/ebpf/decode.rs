@@ -230,6 +230,9 @@ pub struct WatchRecord {
     /// existing file, symlink's target.
     pub path2: Vec<u8>,
     pub base2_unknown: bool,
+    /// linkat's existing file is the file open at its dirfd (AT_EMPTY_PATH,
+    /// `path2` empty), and `base` is that file.
+    pub second_is_file: bool,
     pub path_truncated: bool,
     pub path_unreadable: bool,
     /// The watched path the kernel matched by inode, as
@@ -253,7 +256,18 @@ impl WatchRecord {
     pub fn base_shown(&self) -> bool {
         let relative = |p: &[u8]| p.first().is_some_and(|&b| b != b'/');
         let symlink = matches!(self.op, SyscallOp::Symlink | SyscallOp::Symlinkat);
-        self.base_is_file || relative(&self.path) || (!symlink && relative(&self.path2))
+        self.base_is_file
+            || self.second_is_file
+            || relative(&self.path)
+            || (!symlink && relative(&self.path2))
+    }
+
+    /// Is `base` the second path's (its directory, or linkat's fd's file)
+    /// rather than the first's, in the paths shown? Where only the second
+    /// was relative, or it is the fd's file.
+    pub fn base_is_seconds(&self) -> bool {
+        let relative = |p: &[u8]| p.first().is_some_and(|&b| b != b'/');
+        self.base_shown() && !self.base_is_file && !relative(&self.path)
     }
 
     /// The file's path: the file itself, or the argument joined to its base.
@@ -265,8 +279,12 @@ impl WatchRecord {
     }
 
     /// The second path (rename's new one, link's existing file), joined to
-    /// the same base when it is relative.
+    /// the same base when it is relative; the file itself where it is
+    /// the one at linkat's fd.
     pub fn resolved_path2(&self) -> Option<Vec<u8>> {
+        if self.second_is_file {
+            return (!self.base.is_empty()).then(|| self.base.clone());
+        }
         if self.path2.is_empty() || (self.base2_unknown && self.path2[0] != b'/') {
             return None;
         }
@@ -448,6 +466,10 @@ pub struct SysRecord {
     /// io_uring rename or hard link: both paths are relative, to different
     /// directory fds, and `base` is the first's (`sys_flags::BASE2_UNKNOWN`).
     pub base2_unknown: bool,
+    /// io_uring hard link: its existing file is the one open at its fd
+    /// (`args[3]`; `AT_EMPTY_PATH`, `sys_flags::SECOND_IS_FILE`), and
+    /// `base` is that file (the new name is absolute).
+    pub second_is_file: bool,
     /// io_uring, the completion of a connect or an accept: its socket as
     /// the kernel has it (`sys_flags::SOCKET_ENDS`, in `str0`).
     pub socket: Option<SocketView>,
@@ -523,9 +545,14 @@ impl SysRecord {
     /// An io_uring rename's new name or hard link's existing file (its
     /// second path, `name`), joined to its directory where relative: the
     /// directory walked, where that is the second path's own (see
-    /// [`Self::base2_unknown`]). None for other requests, and where that
-    /// directory is unknown.
+    /// [`Self::base2_unknown`]); the file itself where it is the one open
+    /// at the link's fd ([`Self::second_is_file`]). None for other
+    /// requests, where that directory is unknown, and for an empty name
+    /// otherwise.
     pub fn io_uring_second_path(&self) -> Option<Vec<u8>> {
+        if self.second_is_file {
+            return (!self.base.is_empty()).then(|| self.base.clone());
+        }
         let relative = self.name.first().is_some_and(|&b| b != b'/');
         if !sensor_common::io_uring::second_path_has_dir(self.args[0] as u8)
             || (relative && self.base2_unknown)
@@ -749,6 +776,7 @@ fn decode_watch(bytes: &[u8]) -> Result<WatchRecord, DecodeError> {
         base_truncated: has(watch_flags::BASE_TRUNCATED),
         path2: path2.to_vec(),
         base2_unknown: has(watch_flags::BASE2_UNKNOWN),
+        second_is_file: has(watch_flags::SECOND_IS_FILE),
         path_truncated: has(watch_flags::PATH_TRUNCATED),
         path_unreadable: has(watch_flags::PATH_UNREADABLE),
         matched: e.matched,
@@ -818,6 +846,8 @@ fn decode_sys(bytes: &[u8]) -> Result<SysRecord, DecodeError> {
         argument_ignored: e.flags & sys_flags::ARGUMENT_IGNORED != 0,
         other_names: e.flags & sys_flags::OTHER_NAMES != 0,
         base2_unknown: e.flags & sys_flags::BASE2_UNKNOWN != 0,
+        // The directory walked is the first's where that is relative.
+        second_is_file: e.flags & sys_flags::SECOND_IS_FILE != 0 && s0.first() == Some(&b'/'),
         module_name: module_named
             .then(|| s2.split(|&b| b == 0).next().unwrap_or_default().to_vec()),
         socket: if e.flags & sys_flags::SOCKET_ENDS != 0 {
@@ -1079,6 +1109,7 @@ mod tests {
             argument_ignored: false,
             other_names: false,
             base2_unknown: false,
+            second_is_file: false,
             socket: None,
             module_name: None,
         }
@@ -1396,6 +1427,7 @@ mod tests {
             base_truncated,
             path2: path2.to_vec(),
             base2_unknown: false,
+            second_is_file: false,
             path_truncated: false,
             path_unreadable: false,
             matched: 0,
@@ -1422,6 +1454,47 @@ mod tests {
         assert!(rename(b"/x", b"y", true, false).base_shown());
     }
 
+    /// linkat's file at its fd (AT_EMPTY_PATH) is the base, walked: the
+    /// second path, shown; a relative second path's directory likewise.
+    #[test]
+    fn the_base_is_the_second_paths_where_only_it_starts_from_an_fd() {
+        let link = |path: &[u8], path2: &[u8], second_is_file| WatchRecord {
+            boot_ns: 0,
+            // SAFETY: TaskInfo is plain integers and byte arrays.
+            task: unsafe { std::mem::zeroed() },
+            op: SyscallOp::Linkat,
+            ret: 0,
+            open_flags: sensor_common::AT_EMPTY_PATH,
+            fd: sensor_common::AT_FDCWD,
+            path: path.to_vec(),
+            base: b"/tmp/#12".to_vec(),
+            base_is_file: false,
+            base_is_cwd: false,
+            cwd_is_leaders: false,
+            base_truncated: false,
+            path2: path2.to_vec(),
+            base2_unknown: false,
+            second_is_file,
+            path_truncated: false,
+            path_unreadable: false,
+            matched: 0,
+        };
+        let by_fd = link(b"/etc/cron.d/x", b"", true);
+        assert_eq!(by_fd.resolved_path2().as_deref(), Some(&b"/tmp/#12"[..]));
+        assert_eq!(
+            by_fd.resolved_path().as_deref(),
+            Some(&b"/etc/cron.d/x"[..])
+        );
+        assert!(by_fd.base_shown() && by_fd.base_is_seconds());
+        let relative2 = link(b"/etc/cron.d/x", b"y", false);
+        assert!(relative2.base_shown() && relative2.base_is_seconds());
+        let relative = link(b"x", b"", false);
+        assert!(relative.base_shown() && !relative.base_is_seconds());
+        assert!(relative.resolved_path2().is_none());
+        let absolute = link(b"/etc/cron.d/x", b"/y", false);
+        assert!(!absolute.base_shown() && !absolute.base_is_seconds());
+    }
+
     #[test]
     fn a_symlinks_target_is_the_path_it_names_from_the_links_directory() {
         let link = |path: &[u8], target: &[u8], base: &[u8]| WatchRecord {
@@ -1440,6 +1513,7 @@ mod tests {
             base_truncated: false,
             path2: target.to_vec(),
             base2_unknown: false,
+            second_is_file: false,
             path_truncated: false,
             path_unreadable: false,
             matched: 0,

@@ -639,6 +639,7 @@ kernel_fields! {
     io_rename_new_dfd: Optional io_rename.new_dfd;
     io_rename_flags: Optional io_rename.flags;
     io_link_old_dfd: Optional io_link.old_dfd;
+    io_link_flags: Optional io_link.flags;
     io_link_new_dfd: Optional io_link.new_dfd;
     io_link_oldpath: Optional io_link.oldpath;
     io_link_newpath: Optional io_link.newpath;
