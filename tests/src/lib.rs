@@ -448,9 +448,44 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         if std::thread::panicking() {
             eprintln!("kept for a look: {}", self.0.display());
+            remove_magic_links(&self.0, 0);
             return;
         }
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Removes the symlinks to magic links (`/proc/self/cwd`, `/dev/fd`) below
+/// `dir`, a failed test's directory kept for a look, and says which: every
+/// sensor started on this host afterwards finds them in `/tmp` and
+/// follows them (`magic_link_found`), which a later test's assertions on
+/// the events it sees would meet.
+fn remove_magic_links(dir: &std::path::Path, depth: usize) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let (path, Ok(kind)) = (entry.path(), entry.file_type()) else {
+            continue;
+        };
+        if kind.is_dir() && depth < 8 {
+            remove_magic_links(&path, depth + 1);
+        } else if kind.is_symlink()
+            && let Ok(target) = std::fs::read_link(&path)
+        {
+            // By a component named so, absolute or relative: a few
+            // ordinary links may go too, which only the look misses.
+            let magic = target
+                .components()
+                .any(|c| c.as_os_str() == "proc" || c.as_os_str() == "dev");
+            if magic && std::fs::remove_file(&path).is_ok() {
+                eprintln!(
+                    "  removed its symlink {} -> {}",
+                    path.display(),
+                    target.display()
+                );
+            }
+        }
     }
 }
 
@@ -597,8 +632,21 @@ mod tests {
             d.to_path_buf()
         };
         assert!(!passed.exists(), "{} is still there", passed.display());
-        let failed = std::thread::spawn(|| {
+        // Its symlinks to magic links go: later sensors would follow them.
+        let links = [
+            ("cwd", "/proc/self/cwd", false),
+            ("a/b/fd", "../../../dev/fd", false),
+            ("a/proc", "/proc", false),
+            ("a/b/up", "../../../proc/1/root", false),
+            ("a/job", "../job", true),
+            ("a/processes", "processes", true),
+        ];
+        let failed = std::thread::spawn(move || {
             let d = scratch_dir("scratch-failed");
+            std::fs::create_dir_all(d.join("a/b")).expect("mkdir");
+            for (name, target, _) in links {
+                std::os::unix::fs::symlink(target, d.join(name)).expect("symlink");
+            }
             let path = d.to_path_buf();
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
                 let _d = d;
@@ -609,6 +657,10 @@ mod tests {
         .join()
         .expect("the thread");
         assert!(failed.exists(), "a failed test's directory was removed");
+        for (name, target, kept) in links {
+            let there = failed.join(name).symlink_metadata().is_ok();
+            assert_eq!(there, kept, "{name} -> {target}");
+        }
         std::fs::remove_dir_all(&failed).expect("cleanup");
     }
 }
