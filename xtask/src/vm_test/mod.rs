@@ -485,12 +485,15 @@ fn check_logged(release: &str, log: &str, topic: &str, expected: &str) -> Result
 }
 
 /// Waits until the service's log says the sensor is capturing; returns
-/// the log so far.
+/// the log so far. Only the running invocation's: the unit restarts a
+/// sensor that exits (`Restart=always`), and an earlier one's "sensor
+/// started" said nothing of the one running now.
 fn wait_for_sensor(guest: &mut Guest) -> Result<String> {
     let started = Instant::now();
     loop {
         let log = guest.run(
-            "journalctl -u sensor --no-pager -o cat",
+            "journalctl --no-pager -o cat \
+             _SYSTEMD_INVOCATION_ID=\"$(systemctl show -p InvocationID --value sensor)\"",
             "reading the sensor's log",
         )?;
         if log.contains("sensor started") {
