@@ -220,6 +220,10 @@ pub mod names {
     /// indexed by [`crate::compat::slot`].
     pub const COMPAT_PROGS_MAP: &str = "COMPAT_PROGS";
     pub const COMPAT_EXIT_PROGS_MAP: &str = "COMPAT_EXIT_PROGS";
+    /// The watch exits' second stage, reached by tail call through
+    /// `WATCH_STAGES` (slot 0) from the native and ia32 exits alike.
+    pub const PROG_WATCH_EXIT_SECOND_DIR: &str = "watch_exit_second_dir";
+    pub const WATCH_STAGES_MAP: &str = "WATCH_STAGES";
     /// The families' ia32 entry and exit programs, reached by tail call.
     pub const PROG_FILE_COMPAT_ENTER: &str = "file_compat_enter";
     pub const PROG_FILE_COMPAT_EXIT: &str = "file_compat_exit";

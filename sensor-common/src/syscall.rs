@@ -690,9 +690,12 @@ pub mod watch_flags {
     /// The base path was cut at the caps, or a read failed walking it.
     pub const BASE_TRUNCATED: u32 = 1 << 3;
     /// rename's new path (link's existing one) is relative to a different
-    /// dirfd than `path`, which is relative too, and whose directory is the
-    /// one walked: `path2` is as passed. (Where `path` is absolute, the
-    /// directory walked is `path2`'s.)
+    /// dirfd than `path`, which is relative too, and whose directory is
+    /// `base`: `path2`'s is walked after it (`base2_len` bytes, after
+    /// `path2`; none where that walk failed: `path2` is then as passed).
+    /// (Where `path` is absolute, the directory walked is `path2`'s.)
+    /// coreutils' `mv x /etc/cron.d/` is `renameat2(AT_FDCWD, "x", <fd of
+    /// /etc/cron.d>, "x", …)`.
     pub const BASE2_UNKNOWN: u32 = 1 << 4;
     /// The base is the caller's cwd, walked at the call's exit: the
     /// directory a relative path starts from, or, where no path is
@@ -713,16 +716,21 @@ pub mod watch_flags {
     /// `path2` with `AT_EMPTY_PATH`: an `O_TMPFILE` file given a name),
     /// and `base` is that file, walked (`path` is absolute).
     pub const SECOND_IS_FILE: u32 = 1 << 8;
+    /// With [`BASE2_UNKNOWN`]: `path2`'s directory was cut at the caps,
+    /// or a read failed walking it.
+    pub const BASE2_TRUNCATED: u32 = 1 << 9;
 }
 
 /// A write to a watched path: an open for writing (or creating,
 /// truncating), a truncate, an unlink, a rename, a link or a symlink,
-/// after it returned. Followed by `path_len + base_len + path2_len`
-/// bytes: the path argument as passed (no NUL; for link and symlink the
-/// new name), the directory it is relative to or the file itself
-/// (leaf-first components, like exec's paths; the cwd when no path is
-/// relative: [`watch_flags::BASE_IS_CWD`]), and the second argument as passed: rename's new path,
-/// link's existing file, symlink's target text.
+/// after it returned. Followed by `path_len + base_len + path2_len +
+/// base2_len` bytes: the path argument as passed (no NUL; for link and
+/// symlink the new name), the directory it is relative to or the file
+/// itself (leaf-first components, like exec's paths; the cwd when no path
+/// is relative: [`watch_flags::BASE_IS_CWD`]), the second argument as
+/// passed: rename's new path, link's existing file, symlink's target
+/// text; and, where that is relative to a dirfd of its own, its
+/// directory ([`watch_flags::BASE2_UNKNOWN`]).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WatchEvent {
@@ -742,6 +750,10 @@ pub struct WatchEvent {
     pub path_len: u32,
     pub base_len: u32,
     pub path2_len: u32,
+    /// `path2`'s own directory, walked (see [`watch_flags::BASE2_UNKNOWN`]).
+    pub base2_len: u32,
+    /// The dirfd `path2` is relative to (AT_FDCWD when there was none).
+    pub fd2: i32,
     /// 1 + the index in the daemon's list of the watched path whose inode
     /// the kernel found (the file itself or a directory above it);
     /// [`WATCH_MATCHED_SSH_DIR`] or [`WATCH_MATCHED_USER_UNITS`] when it
@@ -1149,7 +1161,7 @@ pub const SHELL_RC_WORDS: [(u32, u64, u64); SHELL_RC_NAMES.len()] = {
     out
 };
 
-const _: () = assert!(size_of::<WatchEvent>() == 16 + 144 + 40);
+const _: () = assert!(size_of::<WatchEvent>() == 16 + 144 + 48);
 
 /// Largest record of the watched-path kind.
 pub const WATCH_EVENT_MAX: usize =

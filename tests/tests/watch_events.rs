@@ -2462,6 +2462,73 @@ fn a_symlink_to_a_magic_link_made_before_the_sensor_started_is_followed() {
     assert!(kept_magic_links_until(&state, |kept| kept.contains(&pre)).contains(&pre));
 }
 
+/// Two paths relative to two directory fds: coreutils' `mv job
+/// /etc/cron.d/` (9.0 on) is `renameat2(AT_FDCWD, "job", <fd of cron.d>,
+/// "job")`, and its `ln` likewise. The second path's directory is walked
+/// too: the event names where the file went (before, the new name alone
+/// was known, no watched path matched it, and the rename was not
+/// reported at all), and where a link's file is.
+#[test]
+fn a_second_path_relative_to_its_own_directory_fd_names_where_it_went() {
+    use std::os::fd::AsRawFd;
+    let tree = Tree::new();
+    let sensor = Sensor::start(&tree.config());
+    let cron = tree.path("etc/cron.d");
+    for name in ["job", "raw", "to-link"] {
+        std::fs::write(
+            tree.path(&format!("other/{name}")),
+            b"* * * * * root /tmp/x\n",
+        )
+        .expect("write");
+    }
+    // coreutils, from the tree: a relative source, a directory target.
+    let mv = run("mv", &["other/job", "etc/cron.d/"], &tree.root);
+    let ln = run("ln", &["other/to-link", "etc/cron.d/"], &tree.root);
+    // The syscall, from this process: relative to two directory fds.
+    let other_fd = std::fs::File::open(tree.path("other")).expect("open other");
+    let cron_fd = std::fs::File::open(&cron).expect("open the cron directory");
+    // SAFETY: two NUL-terminated strings that outlive the call.
+    let r = unsafe {
+        libc::renameat(
+            other_fd.as_raw_fd(),
+            c"raw".as_ptr(),
+            cron_fd.as_raw_fd(),
+            c"raw-moved".as_ptr(),
+        )
+    };
+    assert_eq!(r, 0, "renameat: {}", std::io::Error::last_os_error());
+    let me = u64::from(std::process::id());
+
+    let cron_dir = format!("{}/", cron.display());
+    let moved = |pid: u64, from: &str, to: &str, argument: &str| {
+        let from = tree.path(from);
+        let ev = sensor.wait_for(&format!("the rename of {from:?}"), |v| {
+            write_by(v, "rename", pid)
+                && at(v, "file.path").as_str() == from.to_str()
+                && at(v, "event.outcome") == "success"
+        });
+        assert_renamed_by_path(&ev, &cron.join(to), argument, &cron_dir);
+    };
+    moved(mv, "other/job", "job", "job");
+    moved(me, "other/raw", "raw-moved", "raw-moved");
+    let linked = cron.join("to-link");
+    let ev = sensor.wait_for("the hard link into the cron directory", |v| {
+        write_by(v, "link", ln)
+            && at(v, "file.path").as_str() == linked.to_str()
+            && at(v, "event.outcome") == "success"
+    });
+    assert_eq!(
+        at(&ev, "file.target_path").as_str(),
+        tree.path("other/to-link").to_str(),
+        "{ev}"
+    );
+    assert_eq!(
+        at(&ev, "sensor.file_write.watched"),
+        cron_dir.as_str(),
+        "{ev}"
+    );
+}
+
 /// A rename of a directory above a watched path moves the watched path
 /// away, and one over it (a `RENAME_EXCHANGE` with a tree prepared
 /// elsewhere) puts another tree in its place, by a path that no watched

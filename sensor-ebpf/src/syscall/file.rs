@@ -373,7 +373,7 @@ pub(super) fn thread_exited(key: &u64) {
 
 /// `abi`: the `TaskInfo::flags` of the ABI the call came through.
 #[inline(always)]
-fn exit(ret: i64, abi: u32) -> u32 {
+fn exit(_ctx: *mut core::ffi::c_void, ret: i64, abi: u32) -> u32 {
     let current = Current::get();
     let key = current.thread_key();
     let Some(found) = find(&key) else {

@@ -217,12 +217,14 @@ macro_rules! syscall_programs {
             }
         }
 
-        /// This family's exit program (native syscalls).
+        /// This family's exit program (native syscalls). `exit` gets the
+        /// context too, for a tail call of its own.
         #[unsafe(no_mangle)]
         #[unsafe(link_section = "tp_btf/sys_exit")]
         pub extern "C" fn $exit(ctx: *mut core::ffi::c_void) -> u32 {
+            let raw = ctx;
             let ctx = aya_ebpf::programs::BtfTracePointContext::new(ctx);
-            exit(ctx.arg::<i64>(1), super::native_abi(&ctx))
+            exit(raw, ctx.arg::<i64>(1), super::native_abi(&ctx))
         }
 
         /// The ia32 variant of this family's entry program.
@@ -240,8 +242,9 @@ macro_rules! syscall_programs {
         #[unsafe(no_mangle)]
         #[unsafe(link_section = "tp_btf/sys_exit")]
         pub extern "C" fn $compat_exit(ctx: *mut core::ffi::c_void) -> u32 {
+            let raw = ctx;
             let ctx = aya_ebpf::programs::BtfTracePointContext::new(ctx);
-            exit(super::compat::ret(&ctx), super::TASK_IA32)
+            exit(raw, super::compat::ret(&ctx), super::TASK_IA32)
         }
     };
 }

@@ -317,7 +317,7 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
 
 /// `abi`: the `TaskInfo::flags` of the ABI the call came through.
 #[inline(always)]
-fn exit(ret: i64, abi: u32) -> u32 {
+fn exit(_ctx: *mut core::ffi::c_void, ret: i64, abi: u32) -> u32 {
     let current = Current::get();
     let key = current.thread_key();
     let Some(p) = SYS_INFLIGHT.get_ptr_mut(&key) else {

@@ -49,7 +49,7 @@
 use aya_ebpf::helpers::bpf_probe_read_kernel;
 use aya_ebpf::helpers::generated::bpf_probe_read_user;
 use aya_ebpf::macros::map;
-use aya_ebpf::maps::{Array, HashMap, PerCpuArray};
+use aya_ebpf::maps::{Array, HashMap, PerCpuArray, ProgramArray};
 use sensor_common::{
     ARG_PATH_CAP, AT_EMPTY_PATH, AT_FDCWD, EventKind, ExeKey, PATH_HASH_SEED, PATH_HASH_SPAN,
     ProbeError, SHELL_RC_NAME_MAX, SHELL_RC_NAME_MIN, SHELL_RC_TAILS, SHELL_RC_WORDS, SyscallOp,
@@ -236,6 +236,11 @@ static WATCH_INFLIGHT: HashMap<u64, PendingWatch> =
     HashMap::with_max_entries(1024, BPF_F_NO_PREALLOC);
 
 const BPF_F_NO_PREALLOC: u32 = 1;
+
+/// The exit's second stage (slot 0, [`watch_exit_second_dir`]); the
+/// daemon fills it at load.
+#[map]
+static WATCH_STAGES: ProgramArray = ProgramArray::with_max_entries(1, 0);
 
 /// Slot 0 is 1 once the daemon attached the fentry hooks of
 /// `watch_inode.rs`: until then an undecided call would only be stored to
@@ -510,9 +515,10 @@ pub(super) fn resolved(dentries: [u64; 2]) {
     }
 }
 
-/// `abi`: the `TaskInfo::flags` of the ABI the call came through.
+/// `abi`: the `TaskInfo::flags` of the ABI the call came through; `ctx`
+/// the program's context, for the second stage's tail call.
 #[inline(always)]
-fn exit(ret: i64, abi: u32) -> u32 {
+fn exit(ctx: *mut core::ffi::c_void, ret: i64, abi: u32) -> u32 {
     let current = Current::get();
     let key = current.thread_key();
     if let Some(record) = inflight::find(&OPEN_INFLIGHT, &key) {
@@ -560,7 +566,7 @@ fn exit(ret: i64, abi: u32) -> u32 {
     if p.op == SyscallOp::Symlink as u32 || p.op == SyscallOp::Symlinkat as u32 {
         symlink_sent();
     }
-    send(
+    let staged = send(
         ret,
         abi,
         current,
@@ -574,7 +580,57 @@ fn exit(ret: i64, abi: u32) -> u32 {
         file,
     );
     let _ = WATCH_INFLIGHT.remove(&key);
+    if staged {
+        crate::tail_call::tail_call!(ctx, WATCH_STAGES, 0);
+        // No second stage: sent with the second path as given.
+        count_error(ProbeError::TailCall);
+        send_built();
+    }
     0
+}
+
+/// The watch exit's second stage, native and ia32 alike, reached by tail
+/// call (never attached): walks the directory of the second path of the
+/// record the first built in this CPU's scratch (see
+/// [`watch_flags::BASE2_UNKNOWN`]), after it, and sends the record. In a
+/// program of its own: after the first walk, in the exit, the verifier
+/// walked this one in each of that one's states, past its million
+/// instructions (from 154k).
+#[unsafe(no_mangle)]
+#[unsafe(link_section = "tp_btf/sys_exit")]
+pub extern "C" fn watch_exit_second_dir(_ctx: *mut core::ffi::c_void) -> u32 {
+    let Some(buf) = scratch(&SYSCALL_SCRATCH) else {
+        return 0;
+    };
+    // SAFETY: the first stage built a WatchEvent at the slot's start.
+    let ev = unsafe { &mut *buf.cast::<WatchEvent>() };
+    // SAFETY: FIXED is inside the scratch value.
+    let data = unsafe { buf.add(FIXED) };
+    let start = (ev.header.size as usize).wrapping_sub(FIXED) & DATA_MASK;
+    let mut w = Writer { data, pos: start };
+    let walk = write_found_path(&mut w, dir_path(Current::get().addr(), ev.fd2));
+    if walk != Walk::Complete {
+        ev.flags |= watch_flags::BASE2_TRUNCATED;
+    }
+    ev.base2_len = w.since(start) as u32;
+    let size = FIXED + (w.pos & DATA_MASK);
+    ev.header.size = size as u32;
+    // SAFETY: size <= FIXED + DATA_MASK, inside the scratch value.
+    unsafe { crate::ring::output(EventKind::FileWrite, buf, size) };
+    0
+}
+
+/// Sends the record built in this CPU's scratch as it is.
+#[inline(always)]
+fn send_built() {
+    let Some(buf) = scratch(&SYSCALL_SCRATCH) else {
+        return;
+    };
+    // SAFETY: the first stage built a WatchEvent at the slot's start.
+    let size = unsafe { (*buf.cast::<WatchEvent>()).header.size } as usize;
+    let size = FIXED + (size.wrapping_sub(FIXED) & DATA_MASK);
+    // SAFETY: size <= FIXED + DATA_MASK, inside the scratch value.
+    unsafe { crate::ring::output(EventKind::FileWrite, buf, size) };
 }
 
 /// The open exit's decision on the file just opened for writing, read
@@ -593,7 +649,8 @@ fn open_verdict<R: Reader>(current: Current, file: Result<u64, Miss>) -> Option<
 
 /// Builds and sends the record: the path arguments of `p` (if any), and
 /// the base: `file`'s own path when it is known, else the directory a
-/// relative path starts from.
+/// relative path starts from. True where it is built and not sent: the
+/// second path's directory is left for the second stage.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn send(
@@ -608,15 +665,15 @@ fn send(
     matched: u32,
     p: Option<&PendingWatch>,
     file: Result<u64, Miss>,
-) {
+) -> bool {
     let Some(buf) = scratch(&SYSCALL_SCRATCH) else {
-        return;
+        return false;
     };
     // SAFETY: this CPU's scratch slot, 8-aligned, larger than WatchEvent.
     let ev = unsafe { &mut *buf.cast::<WatchEvent>() };
     if current.fill(&mut ev.task).is_err() {
         count_error(ProbeError::ReadTask);
-        return;
+        return false;
     }
     task::mark_abi(&mut ev.task, abi);
     ev.header.kind = EventKind::FileWrite as u32;
@@ -714,10 +771,22 @@ fn send(
     ev.path_len = path_len as u32;
     ev.base_len = base_len as u32;
     ev.path2_len = path2_len as u32;
+    ev.base2_len = 0;
+    ev.fd2 = fd2;
     let size = FIXED + ((w.pos + path2_len) & DATA_MASK);
     ev.header.size = size as u32;
+    // The second path's own directory is for the second stage (coreutils'
+    // `mv x /etc/cron.d/` is renameat2(AT_FDCWD, "x", <fd of cron.d>,
+    // "x"): the new name alone said nothing of where it went). Told by
+    // the flag read back from the record: a value kept live past the
+    // walk above multiplies the states the verifier walks it in.
+    // SAFETY: the record's flags, inside the scratch value.
+    if unsafe { core::ptr::read_volatile(&ev.flags) } & watch_flags::BASE2_UNKNOWN != 0 {
+        return true;
+    }
     // SAFETY: size <= FIXED + DATA_MASK, inside the scratch value.
     unsafe { crate::ring::output(EventKind::FileWrite, buf, size) };
+    false
 }
 
 const FIXED: usize = core::mem::size_of::<WatchEvent>();

@@ -67,7 +67,7 @@ impl Pipeline {
                 ticks,
                 Argument {
                     path: &w.path2,
-                    base: &w.base,
+                    base: w.base2_of(),
                     cwd: w.cwd_at_call(),
                 },
                 w.resolved_path2(),
@@ -223,7 +223,7 @@ impl Pipeline {
         if w.path_truncated || (w.base_truncated && w.base_shown() && !w.base_is_seconds()) {
             sensor.truncated.push("file.path");
         }
-        if w.base_truncated && w.base_is_seconds() {
+        if (w.base_truncated && w.base_is_seconds()) || w.base2_truncated {
             sensor.truncated.push(if link {
                 "file.target_path"
             } else {

@@ -229,7 +229,12 @@ pub struct WatchRecord {
     /// The second path argument as passed: rename's new path, link's
     /// existing file, symlink's target.
     pub path2: Vec<u8>,
+    /// `path2` is relative to another dirfd than `path` (both relative):
+    /// `base` is `path`'s directory, and `base2` `path2`'s, walked where
+    /// it could be (else empty: `path2` is as passed).
     pub base2_unknown: bool,
+    pub base2: Vec<u8>,
+    pub base2_truncated: bool,
     /// linkat's existing file is the file open at its dirfd (AT_EMPTY_PATH,
     /// `path2` empty), and `base` is that file.
     pub second_is_file: bool,
@@ -264,7 +269,8 @@ impl WatchRecord {
 
     /// Is `base` the second path's (its directory, or linkat's fd's file)
     /// rather than the first's, in the paths shown? Where only the second
-    /// was relative, or it is the fd's file.
+    /// was relative, or it is the fd's file. (Where both were, to two
+    /// fds, the second's is `base2`.)
     pub fn base_is_seconds(&self) -> bool {
         let relative = |p: &[u8]| p.first().is_some_and(|&b| b != b'/');
         self.base_shown() && !self.base_is_file && !relative(&self.path)
@@ -279,16 +285,26 @@ impl WatchRecord {
     }
 
     /// The second path (rename's new one, link's existing file), joined to
-    /// the same base when it is relative; the file itself where it is
-    /// the one at linkat's fd.
+    /// the directory it starts from when it is relative ([`Self::base2_of`]);
+    /// the file itself where it is the one at linkat's fd.
     pub fn resolved_path2(&self) -> Option<Vec<u8>> {
         if self.second_is_file {
             return (!self.base.is_empty()).then(|| self.base.clone());
         }
-        if self.path2.is_empty() || (self.base2_unknown && self.path2[0] != b'/') {
+        if self.path2.is_empty() {
             return None;
         }
-        join(&self.path2, &self.base)
+        join(&self.path2, self.base2_of())
+    }
+
+    /// The directory a relative `path2` starts from: `base`, or its own
+    /// (`base2`, empty where it could not be walked).
+    pub fn base2_of(&self) -> &[u8] {
+        if self.base2_unknown {
+            &self.base2
+        } else {
+            &self.base
+        }
     }
 }
 
@@ -749,7 +765,7 @@ fn decode_watch(bytes: &[u8]) -> Result<WatchRecord, DecodeError> {
     })?;
     let op = SyscallOp::from_u32(e.op).ok_or(DecodeError::UnknownOp { kind, op: e.op })?;
     let data = &bytes[fixed..];
-    let lens = [e.path_len, e.base_len, e.path2_len].map(|l| l as usize);
+    let lens = [e.path_len, e.base_len, e.path2_len, e.base2_len].map(|l| l as usize);
     let sum: usize = lens.iter().sum();
     if sum > data.len() {
         return Err(DecodeError::DataOverflow {
@@ -759,7 +775,8 @@ fn decode_watch(bytes: &[u8]) -> Result<WatchRecord, DecodeError> {
     }
     let (path, rest) = data.split_at(lens[0]);
     let (base, rest) = rest.split_at(lens[1]);
-    let path2 = &rest[..lens[2]];
+    let (path2, rest) = rest.split_at(lens[2]);
+    let base2 = &rest[..lens[3]];
     let has = |bit: u32| e.flags & bit != 0;
     Ok(WatchRecord {
         boot_ns: e.header.boot_ns,
@@ -776,6 +793,8 @@ fn decode_watch(bytes: &[u8]) -> Result<WatchRecord, DecodeError> {
         base_truncated: has(watch_flags::BASE_TRUNCATED),
         path2: path2.to_vec(),
         base2_unknown: has(watch_flags::BASE2_UNKNOWN),
+        base2: join_components(base2),
+        base2_truncated: has(watch_flags::BASE2_TRUNCATED),
         second_is_file: has(watch_flags::SECOND_IS_FILE),
         path_truncated: has(watch_flags::PATH_TRUNCATED),
         path_unreadable: has(watch_flags::PATH_UNREADABLE),
@@ -1427,6 +1446,8 @@ mod tests {
             base_truncated,
             path2: path2.to_vec(),
             base2_unknown: false,
+            base2: Vec::new(),
+            base2_truncated: false,
             second_is_file: false,
             path_truncated: false,
             path_unreadable: false,
@@ -1455,7 +1476,8 @@ mod tests {
     }
 
     /// linkat's file at its fd (AT_EMPTY_PATH) is the base, walked: the
-    /// second path, shown; a relative second path's directory likewise.
+    /// second path, shown; a relative second path's directory likewise,
+    /// or its own (`base2`) where the first is relative to another fd.
     #[test]
     fn the_base_is_the_second_paths_where_only_it_starts_from_an_fd() {
         let link = |path: &[u8], path2: &[u8], second_is_file| WatchRecord {
@@ -1474,6 +1496,8 @@ mod tests {
             base_truncated: false,
             path2: path2.to_vec(),
             base2_unknown: false,
+            base2: Vec::new(),
+            base2_truncated: false,
             second_is_file,
             path_truncated: false,
             path_unreadable: false,
@@ -1493,6 +1517,17 @@ mod tests {
         assert!(relative.resolved_path2().is_none());
         let absolute = link(b"/etc/cron.d/x", b"/y", false);
         assert!(!absolute.base_shown() && !absolute.base_is_seconds());
+        // Relative to two fds: the second's own directory, where walked.
+        let two_fds = |base2: &[u8]| WatchRecord {
+            base2_unknown: true,
+            base2: base2.to_vec(),
+            ..link(b"x", b"y", false)
+        };
+        let walked = two_fds(b"/etc/cron.d");
+        assert_eq!(walked.resolved_path(), Some(b"/tmp/#12/x".to_vec()));
+        assert_eq!(walked.resolved_path2(), Some(b"/etc/cron.d/y".to_vec()));
+        assert!(!walked.base_is_seconds());
+        assert!(two_fds(b"").resolved_path2().is_none());
     }
 
     #[test]
@@ -1513,6 +1548,8 @@ mod tests {
             base_truncated: false,
             path2: target.to_vec(),
             base2_unknown: false,
+            base2: Vec::new(),
+            base2_truncated: false,
             second_is_file: false,
             path_truncated: false,
             path_unreadable: false,

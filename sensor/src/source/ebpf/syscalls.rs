@@ -269,9 +269,9 @@ pub struct FilePathHooks {
     pub chown: HookStatus,
 }
 
-/// The native program arrays (entry, exit); they must stay open, or the
-/// kernel empties them.
-pub struct NativePrograms(#[allow(dead_code)] [ProgramArray<MapData>; 2]);
+/// The native program arrays (entry, exit, the watch exits' stages); they
+/// must stay open, or the kernel empties them.
+pub struct NativePrograms(#[allow(dead_code)] [ProgramArray<MapData>; 3]);
 
 /// Loads the programs of the `enabled` families into the dispatchers'
 /// program arrays and puts the number of each of their syscalls into
@@ -299,6 +299,7 @@ pub fn attach(
     let mut ops: Array<MapData, u32> = take_map(ebpf, names::SYSCALL_OPS_MAP)?;
     let mut progs: ProgramArray<MapData> = take_map(ebpf, names::SYSCALL_PROGS_MAP)?;
     let mut exit_progs: ProgramArray<MapData> = take_map(ebpf, names::SYSCALL_EXIT_PROGS_MAP)?;
+    let mut watch_stages: ProgramArray<MapData> = take_map(ebpf, names::WATCH_STAGES_MAP)?;
     let mut traced = Vec::new();
     for kind in sensor_common::SYSCALL_FAMILIES {
         if !enabled.contains(&kind) {
@@ -335,6 +336,22 @@ pub fn attach(
                 continue;
             }
         };
+        if kind == EventKind::FileWrite {
+            // Before the exits that reach it (native here, ia32 later).
+            let name = names::PROG_WATCH_EXIT_SECOND_DIR;
+            let program = super::load_btf_tracepoint(ebpf, name, names::TP_SYS_EXIT, btf)?;
+            let fd = program.fd().map_err(|source| LoadError::Program {
+                program: name,
+                hook: "tail call",
+                source,
+            })?;
+            watch_stages
+                .set(0, fd, 0)
+                .map_err(|source| LoadError::Map {
+                    name: names::WATCH_STAGES_MAP,
+                    source,
+                })?;
+        }
         let Programs { enter, exit, .. } = programs(kind);
         let program = super::load_btf_tracepoint(ebpf, enter, names::TP_SYS_ENTER, btf)?;
         let fd = program.fd();
@@ -357,7 +374,11 @@ pub fn attach(
             traced.push(Traced { op, status });
         }
     }
-    Ok((traced, hooks, NativePrograms([progs, exit_progs])))
+    Ok((
+        traced,
+        hooks,
+        NativePrograms([progs, exit_progs, watch_stages]),
+    ))
 }
 
 /// Puts the family program `name` (`fd`, as loaded) into `map`'s slot for
@@ -402,10 +423,12 @@ fn load_dispatcher<'a>(
 }
 
 /// The tracepoint a BTF tracepoint program of the object is for: every
-/// one is a syscall dispatcher or a family's program, on the syscall
-/// entry or exit.
+/// one is a syscall dispatcher or a family's program (or a stage one
+/// reaches by tail call, which must have its hook), on the syscall entry
+/// or exit.
 pub(super) fn btf_tracepoint_of(program: &str) -> &'static str {
     let exit = program == names::PROG_SYSCALL_EXIT
+        || program == names::PROG_WATCH_EXIT_SECOND_DIR
         || sensor_common::SYSCALL_FAMILIES.into_iter().any(|kind| {
             let p = programs(kind);
             program == p.exit || program == p.ia32_exit

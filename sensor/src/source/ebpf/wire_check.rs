@@ -144,7 +144,8 @@ fn wire_structs_match_the_ebpf_object() {
         btf,
         WatchEvent,
         [
-            header, task, op, flags, ret, open_flags, fd, path_len, base_len, path2_len, matched
+            header, task, op, flags, ret, open_flags, fd, path_len, base_len, path2_len, base2_len,
+            fd2, matched
         ]
     );
     assert_same_layout!(
