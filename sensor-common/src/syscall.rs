@@ -714,7 +714,8 @@ pub mod watch_flags {
     pub const CWD_IS_LEADERS: u32 = 1 << 7;
     /// linkat's existing file is the one open at its dirfd (an empty
     /// `path2` with `AT_EMPTY_PATH`: an `O_TMPFILE` file given a name),
-    /// and `base` is that file, walked (`path` is absolute).
+    /// walked as a relative `path2`'s directory is: `base` where `path`
+    /// is absolute, else the second stage's (see [`BASE2_UNKNOWN`]).
     pub const SECOND_IS_FILE: u32 = 1 << 8;
     /// With [`BASE2_UNKNOWN`]: `path2`'s directory was cut at the caps,
     /// or a read failed walking it.

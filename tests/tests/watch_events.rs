@@ -1701,10 +1701,9 @@ fn links_and_symlinks_into_watched_paths_are_reported_and_others_are_not() {
 /// link names the file it gave a name to: from its fd (`AT_EMPTY_PATH`),
 /// the file's own path (`#<inode>` in the directory it was made in),
 /// walked in the kernel; through `/proc/self/fd` (`AT_SYMLINK_FOLLOW`,
-/// the way without `CAP_DAC_READ_SEARCH`), that link by the caller's pid.
-/// A new name relative to a directory fd is joined to it, and the fd's
-/// file, which is not walked then, is left out. An unnamed file made in a
-/// watched directory is a creation there.
+/// the way without `CAP_DAC_READ_SEARCH`), that link by the caller's pid;
+/// at a new name relative to a directory fd, that file as well. An
+/// unnamed file made in a watched directory is a creation there.
 #[test]
 fn an_unnamed_file_given_a_name_in_a_watched_directory_is_reported() {
     use std::os::fd::{AsRawFd, FromRawFd};
@@ -1754,7 +1753,7 @@ fn an_unnamed_file_given_a_name_in_a_watched_directory_is_reported() {
         &through_proc,
         libc::AT_SYMLINK_FOLLOW,
     );
-    let (relative, _) = unnamed_in(&tree.path("other"));
+    let (relative, relative_ino) = unnamed_in(&tree.path("other"));
     let cron_fd = std::fs::File::open(&cron).expect("open the cron directory");
     linkat(
         relative.as_raw_fd(),
@@ -1804,7 +1803,8 @@ fn an_unnamed_file_given_a_name_in_a_watched_directory_is_reported() {
         "{ev}"
     );
     let ev = link_to(&cron.join("relative"));
-    assert!(at(&ev, "file.target_path").is_null(), "{ev}");
+    let unnamed = format!("{}/#{relative_ino}", tree.path("other").display());
+    assert_eq!(at(&ev, "file.target_path"), unnamed.as_str(), "{ev}");
     assert_eq!(
         at(&ev, "sensor.file_write.link_flags"),
         &serde_json::json!(["AT_EMPTY_PATH"]),

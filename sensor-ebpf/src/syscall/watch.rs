@@ -726,7 +726,8 @@ fn send(
     // reaches it, and these flags kept live past it made three of them.
     if relative && relative2 && fd2 != fd {
         ev.flags |= watch_flags::BASE2_UNKNOWN;
-    } else if second_is_file && !relative {
+    }
+    if second_is_file {
         ev.flags |= watch_flags::SECOND_IS_FILE;
     }
     let base = if file.is_ok() {

@@ -236,7 +236,8 @@ pub struct WatchRecord {
     pub base2: Vec<u8>,
     pub base2_truncated: bool,
     /// linkat's existing file is the file open at its dirfd (AT_EMPTY_PATH,
-    /// `path2` empty), and `base` is that file.
+    /// `path2` empty), walked as a relative `path2`'s directory would be
+    /// (see [`Self::base2_of`]).
     pub second_is_file: bool,
     pub path_truncated: bool,
     pub path_unreadable: bool,
@@ -289,7 +290,8 @@ impl WatchRecord {
     /// the file itself where it is the one at linkat's fd.
     pub fn resolved_path2(&self) -> Option<Vec<u8>> {
         if self.second_is_file {
-            return (!self.base.is_empty()).then(|| self.base.clone());
+            let file = self.base2_of();
+            return (!file.is_empty()).then(|| file.to_vec());
         }
         if self.path2.is_empty() {
             return None;
@@ -1528,6 +1530,13 @@ mod tests {
         assert_eq!(walked.resolved_path2(), Some(b"/etc/cron.d/y".to_vec()));
         assert!(!walked.base_is_seconds());
         assert!(two_fds(b"").resolved_path2().is_none());
+        // The file at linkat's fd, at a name relative to another fd.
+        let file = WatchRecord {
+            base2_unknown: true,
+            base2: b"/tmp/#13".to_vec(),
+            ..link(b"x", b"", true)
+        };
+        assert_eq!(file.resolved_path2(), Some(b"/tmp/#13".to_vec()));
     }
 
     #[test]
