@@ -78,6 +78,9 @@ impl Pipeline {
                 false,
             )
         };
+        // Nor where the second's own directory could not be walked: its
+        // dirfd was closed since (the kernel kept the call for it).
+        let unresolved2 = unresolved2.or(w.base2_lost().then_some(Unresolved::Gone));
         // Where one could not be followed, the call is reported: it may
         // have touched a watched path, by a symlink removed since or a magic
         // link. Unless it found nothing either.

@@ -299,6 +299,14 @@ impl WatchRecord {
         join(&self.path2, self.base2_of())
     }
 
+    /// Is the directory `path2` starts from unknown: its own dirfd's, not
+    /// walked (closed by another thread before the exit read it, or no
+    /// second stage)? `path2` is then as passed, and may name anything.
+    pub fn base2_lost(&self) -> bool {
+        let relative2 = self.path2.first().is_some_and(|&b| b != b'/');
+        self.base2_unknown && self.base2.is_empty() && (relative2 || self.second_is_file)
+    }
+
     /// The directory a relative `path2` starts from: `base`, or its own
     /// (`base2`, empty where it could not be walked).
     pub fn base2_of(&self) -> &[u8] {
@@ -1529,7 +1537,9 @@ mod tests {
         assert_eq!(walked.resolved_path(), Some(b"/tmp/#12/x".to_vec()));
         assert_eq!(walked.resolved_path2(), Some(b"/etc/cron.d/y".to_vec()));
         assert!(!walked.base_is_seconds());
+        assert!(!walked.base2_lost());
         assert!(two_fds(b"").resolved_path2().is_none());
+        assert!(two_fds(b"").base2_lost());
         // The file at linkat's fd, at a name relative to another fd.
         let file = WatchRecord {
             base2_unknown: true,
