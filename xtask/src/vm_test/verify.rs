@@ -549,11 +549,18 @@ const SCENARIO: &[Step] = &[
     },
     Step {
         name: "cron_persistence",
-        expects: &[one(
-            "creation of /etc/cron.d/scenario",
-            &["open_write"],
-            is_cron_write,
-        )],
+        expects: &[
+            one(
+                "creation of /etc/cron.d/scenario",
+                &["open_write"],
+                is_cron_write,
+            ),
+            one(
+                "rename of /tmp/.cron-moved into /etc/cron.d/, relative to two directory fds",
+                &["rename"],
+                is_cron_moved_in,
+            ),
+        ],
     },
     Step {
         name: "cron_removed_via_symlink",
@@ -1097,6 +1104,16 @@ fn is_memfd_exec(v: &Value) -> bool {
 
 fn is_cron_write(v: &Value) -> bool {
     succeeded(v) && is(v, "file.path", CRON_FILE) && lists(v, "event.type", "creation")
+}
+
+/// `mv .cron-moved /etc/cron.d/` from /tmp: renameat2(AT_FDCWD,
+/// ".cron-moved", <fd of /etc/cron.d>, ".cron-moved"), whose second
+/// path's directory the watch exit's second stage walks.
+fn is_cron_moved_in(v: &Value) -> bool {
+    succeeded(v)
+        && is(v, "file.path", "/tmp/.cron-moved")
+        && is(v, "sensor.file_write.new_path", "/etc/cron.d/.cron-moved")
+        && is(v, "sensor.file_write.watched", CRON_DIR)
 }
 
 /// Its path where the kernel's submit tracepoint passes the request
