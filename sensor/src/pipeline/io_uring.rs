@@ -298,10 +298,6 @@ fn io_uring_detail(x: &SysRecord) -> (IoUringDetail, Option<Vec<u8>>) {
     // A rename's or hard link's second path, and its directory fd.
     let two_dirs = sensor_common::io_uring::second_path_has_dir(opcode) && !x.name.is_empty();
     let dirfd2 = x.args[3] as u32 as i32;
-    // A hard link of the file open at its fd (AT_EMPTY_PATH, no name).
-    let links_fd = opcode == op::LINKAT
-        && x.name.is_empty()
-        && x.args[2] as u32 & sensor_common::AT_EMPTY_PATH != 0;
     let open = sensor_common::io_uring::opens(opcode);
     let flags = x.args[2] as u32;
     let creates = (open && super::watch::open_creates(flags)) || opcode == op::MKDIRAT;
@@ -316,9 +312,10 @@ fn io_uring_detail(x: &SysRecord) -> (IoUringDetail, Option<Vec<u8>>) {
         length: (opcode == op::FTRUNCATE && x.args[3] == 1).then_some(x.args[2] as i64),
         // `target` and `target_argument`: see Request::of.
         target_dirfd: ((two_dirs
-            && x.name.first().is_some_and(|&b| b != b'/')
+            && crate::source::ebpf::decode::relative(&x.name)
             && dirfd2 != sensor_common::AT_FDCWD)
-            || links_fd)
+            // A hard link of the file open at its fd (AT_EMPTY_PATH).
+            || x.second_is_file)
             .then_some(dirfd2),
         rename_flags: if opcode == op::RENAMEAT {
             super::watch::rename_flag_names(x.args[2] as u32)
@@ -628,7 +625,7 @@ mod tests {
         assert_eq!(request.detail.link_flags, ["AT_EMPTY_PATH"]);
         // At a name relative to another fd: the fd's file is not walked.
         let mut x = with_base(op::LINKAT, [7, 0x1400, 6], b"l", b"", b"/etc/cron.d");
-        x.base2_unknown = true;
+        (x.base2_unknown, x.second_is_file) = (true, true);
         let request = Request::of(&x);
         let file = request.file().expect("a path");
         assert_eq!(file.path.map(|t| t.0), Some(b"/etc/cron.d/l".to_vec()));

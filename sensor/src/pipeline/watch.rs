@@ -303,29 +303,36 @@ pub(super) fn argument_if_changed(argument: &[u8], shown: Option<&[u8]>) -> Opti
 
 /// renameat2's `RENAME_*` flags (linux/fs.h) by name.
 pub(super) fn rename_flag_names(flags: u32) -> Vec<&'static str> {
-    [
-        (1, "RENAME_NOREPLACE"),
-        (RENAME_EXCHANGE, "RENAME_EXCHANGE"),
-        (4, "RENAME_WHITEOUT"),
-    ]
-    .into_iter()
-    .filter(|(bit, _)| flags & bit != 0)
-    .map(|(_, name)| name)
-    .collect()
+    names_of(
+        flags,
+        &[
+            (1, "RENAME_NOREPLACE"),
+            (RENAME_EXCHANGE, "RENAME_EXCHANGE"),
+            (4, "RENAME_WHITEOUT"),
+        ],
+    )
 }
 
 /// linkat's `AT_*` flags by name (`AT_EMPTY_PATH`: the existing file is
 /// the one open at its fd; `AT_SYMLINK_FOLLOW`: where a symlink given as
 /// the existing file leads, `/proc/self/fd/N` among them).
 pub(super) fn link_flag_names(flags: u32) -> Vec<&'static str> {
-    [
-        (AT_SYMLINK_FOLLOW, "AT_SYMLINK_FOLLOW"),
-        (AT_EMPTY_PATH, "AT_EMPTY_PATH"),
-    ]
-    .into_iter()
-    .filter(|(bit, _)| flags & bit != 0)
-    .map(|(_, name)| name)
-    .collect()
+    names_of(
+        flags,
+        &[
+            (AT_SYMLINK_FOLLOW, "AT_SYMLINK_FOLLOW"),
+            (AT_EMPTY_PATH, "AT_EMPTY_PATH"),
+        ],
+    )
+}
+
+/// The names of the `names` bits set in `flags`, in their order.
+fn names_of(flags: u32, names: &[(u32, &'static str)]) -> Vec<&'static str> {
+    names
+        .iter()
+        .filter(|(bit, _)| flags & bit != 0)
+        .map(|&(_, name)| name)
+        .collect()
 }
 
 /// Does an open with `flags` make a file: `O_CREAT`, or `O_TMPFILE` (an
@@ -341,17 +348,16 @@ pub(super) fn open_flag_names(flags: u32) -> Vec<&'static str> {
         0o2 => "O_RDWR",
         _ => "O_RDONLY",
     }];
-    for (bit, name) in [
-        (0o100, "O_CREAT"),
-        (0o200, "O_EXCL"),
-        (0o1000, "O_TRUNC"),
-        (0o2000, "O_APPEND"),
-        (O_TMPFILE_BIT, "O_TMPFILE"),
-    ] {
-        if flags & bit != 0 {
-            names.push(name);
-        }
-    }
+    names.extend(names_of(
+        flags,
+        &[
+            (0o100, "O_CREAT"),
+            (0o200, "O_EXCL"),
+            (0o1000, "O_TRUNC"),
+            (0o2000, "O_APPEND"),
+            (O_TMPFILE_BIT, "O_TMPFILE"),
+        ],
+    ));
     names
 }
 

@@ -260,7 +260,6 @@ impl WatchRecord {
     /// Is `base` part of a path the event shows: the file itself, or the
     /// directory a relative path argument starts from?
     pub fn base_shown(&self) -> bool {
-        let relative = |p: &[u8]| p.first().is_some_and(|&b| b != b'/');
         let symlink = matches!(self.op, SyscallOp::Symlink | SyscallOp::Symlinkat);
         self.base_is_file
             || self.second_is_file
@@ -273,7 +272,6 @@ impl WatchRecord {
     /// was relative, or it is the fd's file. (Where both were, to two
     /// fds, the second's is `base2`.)
     pub fn base_is_seconds(&self) -> bool {
-        let relative = |p: &[u8]| p.first().is_some_and(|&b| b != b'/');
         self.base_shown() && !self.base_is_file && !relative(&self.path)
     }
 
@@ -303,8 +301,9 @@ impl WatchRecord {
     /// walked (closed by another thread before the exit read it, or no
     /// second stage)? `path2` is then as passed, and may name anything.
     pub fn base2_lost(&self) -> bool {
-        let relative2 = self.path2.first().is_some_and(|&b| b != b'/');
-        self.base2_unknown && self.base2.is_empty() && (relative2 || self.second_is_file)
+        self.base2_unknown
+            && self.base2.is_empty()
+            && (relative(&self.path2) || self.second_is_file)
     }
 
     /// The directory a relative `path2` starts from: `base`, or its own
@@ -329,6 +328,11 @@ pub fn symlink_target_path(written: &[u8], link: Option<&[u8]>) -> Option<Vec<u8
     let link = link?;
     let dir = &link[..=link.iter().rposition(|&b| b == b'/')?];
     join(written, dir)
+}
+
+/// Is `path` relative: not empty, and not from the root?
+pub fn relative(path: &[u8]) -> bool {
+    path.first().is_some_and(|&b| b != b'/')
 }
 
 /// `path` if absolute, else `base/path`, made normal ([`lexically_normal`]);
@@ -493,8 +497,8 @@ pub struct SysRecord {
     /// directory fds, and `base` is the first's (`sys_flags::BASE2_UNKNOWN`).
     pub base2_unknown: bool,
     /// io_uring hard link: its existing file is the one open at its fd
-    /// (`args[3]`; `AT_EMPTY_PATH`, `sys_flags::SECOND_IS_FILE`), and
-    /// `base` is that file (the new name is absolute).
+    /// (`args[3]`; `AT_EMPTY_PATH`, `sys_flags::SECOND_IS_FILE`); `base`
+    /// is that file where the new name is absolute.
     pub second_is_file: bool,
     /// io_uring, the completion of a connect or an accept: its socket as
     /// the kernel has it (`sys_flags::SOCKET_ENDS`, in `str0`).
@@ -577,11 +581,11 @@ impl SysRecord {
     /// otherwise.
     pub fn io_uring_second_path(&self) -> Option<Vec<u8>> {
         if self.second_is_file {
-            return (!self.base.is_empty()).then(|| self.base.clone());
+            let walked = self.path.first() == Some(&b'/') && !self.base.is_empty();
+            return walked.then(|| self.base.clone());
         }
-        let relative = self.name.first().is_some_and(|&b| b != b'/');
         if !sensor_common::io_uring::second_path_has_dir(self.args[0] as u8)
-            || (relative && self.base2_unknown)
+            || (relative(&self.name) && self.base2_unknown)
         {
             return None;
         }
@@ -876,7 +880,7 @@ fn decode_sys(bytes: &[u8]) -> Result<SysRecord, DecodeError> {
         other_names: e.flags & sys_flags::OTHER_NAMES != 0,
         base2_unknown: e.flags & sys_flags::BASE2_UNKNOWN != 0,
         // The directory walked is the first's where that is relative.
-        second_is_file: e.flags & sys_flags::SECOND_IS_FILE != 0 && s0.first() == Some(&b'/'),
+        second_is_file: e.flags & sys_flags::SECOND_IS_FILE != 0,
         module_name: module_named
             .then(|| s2.split(|&b| b == 0).next().unwrap_or_default().to_vec()),
         socket: if e.flags & sys_flags::SOCKET_ENDS != 0 {
