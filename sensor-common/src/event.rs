@@ -133,8 +133,9 @@ pub enum ProbeError {
     ReadPath = 3,
     /// Walking the cgroup chain failed.
     ReadCgroup = 4,
-    /// A tail call to the next exec stage failed; the record was sent
-    /// without the later stages' paths.
+    /// A tail call to a program's next stage (exec's, the watch exit's,
+    /// the io_uring submit hook's) failed; the record was sent without
+    /// the later stages' paths.
     TailCall = 5,
     /// A syscall argument (path, xattr name or value) could not be read
     /// from the caller's memory.

@@ -134,6 +134,10 @@ pub mod names {
     /// `raw_tracepoint/io_uring_submit_req` (`io_uring_submit_sqe` before
     /// 6.4): io_uring requests of the operations in [`crate::io_uring::OPS`].
     pub const PROG_IO_URING_SUBMIT: &str = "io_uring_submit";
+    /// Its stage, which walks the request's directories and sends its
+    /// record, reached by tail call through `IO_URING_STAGES` (slot 0).
+    pub const PROG_IO_URING_SUBMIT_WALKS: &str = "io_uring_submit_walks";
+    pub const IO_URING_STAGES_MAP: &str = "IO_URING_STAGES";
     pub const TP_IO_URING_SUBMIT_REQ: &str = "io_uring_submit_req";
     pub const TP_IO_URING_SUBMIT_SQE: &str = "io_uring_submit_sqe";
     /// `raw_tracepoint/io_uring_complete`: the result of each request the

@@ -1305,14 +1305,20 @@ pub mod sys_flags {
     /// NUL-padded), read when it formed or freed the module.
     pub const MODULE_NAMED: u32 = 1 << 9;
     /// io_uring rename or hard link: both paths are relative, to two
-    /// different directory fds (`args[1]`, `args[3]`); the one walked is
-    /// the first's, so the second is as given. (Where only the second is
-    /// relative, the directory walked is its own.)
+    /// different directory fds (`args[1]`, `args[3]`); the base is the
+    /// first's, and the second's is walked too ([`STR2_AFTER_BASE`]) where
+    /// the submit hook's stage ran, else the second is as given. (Where
+    /// only the second is relative, the base is its own directory.)
     pub const BASE2_UNKNOWN: u32 = 1 << 10;
     /// io_uring hard link: the existing file is the one open at its
-    /// directory fd (`args[3]`; an empty second path with `AT_EMPTY_PATH`).
-    /// Where the first path is absolute, `base` is that file, walked.
+    /// directory fd (`args[3]`; an empty second path with `AT_EMPTY_PATH`),
+    /// walked as a relative second path's directory is.
     pub const SECOND_IS_FILE: u32 = 1 << 11;
+    /// With [`BASE2_UNKNOWN`], from the io_uring submit hook's stage:
+    /// `str2` is the second path's own directory (the one its fd,
+    /// `args[3]`, names; or the file there, with [`SECOND_IS_FILE`]),
+    /// walked, and comes after the base in the data.
+    pub const STR2_AFTER_BASE: u32 = 1 << 12;
 }
 
 /// `MODULE_NAME_LEN` on 64-bit kernels: `struct module`'s `name` array.
@@ -1413,8 +1419,20 @@ pub struct SysEvent {
 const _: () = assert!(size_of::<SysEvent>() == 16 + 144 + 64);
 
 /// Largest record of the system kind.
-pub const SYS_EVENT_MAX: usize =
-    size_of::<SysEvent>() + SYS_STR0_CAP + 2 * SYS_STR_CAP + crate::PATH_CAP + crate::COMPONENT_MAX;
+pub const SYS_EVENT_MAX: usize = {
+    // A walk may overshoot its cap by one component.
+    let walk = crate::PATH_CAP + crate::COMPONENT_MAX;
+    let three_strings = SYS_STR0_CAP + 2 * SYS_STR_CAP + walk;
+    // An io_uring rename's or link's two paths and two walked directories
+    // ([`sys_flags::STR2_AFTER_BASE`]).
+    let two_walks = SYS_STR0_CAP + SYS_STR_CAP + 2 * walk;
+    size_of::<SysEvent>()
+        + if three_strings > two_walks {
+            three_strings
+        } else {
+            two_walks
+        }
+};
 const _: () = assert!(size_of::<FileEvent>() == 16 + 144 + 88);
 const _: () = assert!(size_of::<CredEvent>() == 16 + 144 + 112);
 

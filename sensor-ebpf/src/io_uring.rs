@@ -27,13 +27,19 @@
 //! posts no completion (`IOSQE_CQE_SKIP_SUCCESS`), and a request that
 //! makes, moves or removes a name, are reported at submission, marked.
 //!
+//! The submit hook builds a reported request's record; a stage it
+//! tail-calls walks the directories its relative paths start from (or
+//! the file an fd-based request acts on) and sends it: walks are what the
+//! verifier spends most on, and in the hook they left it too little of
+//! its budget for a second directory's.
+//!
 //! Cost on the ring's other traffic (reads, writes): in each hook, the
 //! opcode read (a probe read through the request) and a mask test.
 
 use aya_ebpf::EbpfContext as _;
 use aya_ebpf::helpers::generated::{bpf_probe_read_kernel, bpf_probe_read_user};
 use aya_ebpf::macros::map;
-use aya_ebpf::maps::LruHashMap;
+use aya_ebpf::maps::{LruHashMap, PerCpuArray, ProgramArray};
 use aya_ebpf::programs::RawTracePointContext;
 use sensor_common::io_uring::{
     CQE_F_MORE, CQE_RES, CQE_USER_DATA, REPORTED, REQ_F_CQE_SKIP, REQ_F_FIXED_FILE,
@@ -72,6 +78,11 @@ static IO_URING_REPORTED: LruHashMap<u64, u64> = LruHashMap::with_max_entries(81
 /// removes them, or age out.
 #[map]
 static IO_URING_MULTISHOT: LruHashMap<[u64; 2], [u64; 2]> = LruHashMap::with_max_entries(1024, 0);
+
+/// The submit hook's stage (slot 0, [`io_uring_submit_walks`]); the
+/// daemon fills it at load.
+#[map]
+static IO_URING_STAGES: ProgramArray = ProgramArray::with_max_entries(1, 0);
 
 /// Offsets inside the record's data are masked with this: every string
 /// is below 4 KiB, so three of them end below it, well inside the
@@ -174,16 +185,12 @@ fn submit(ctx: &RawTracePointContext) -> u32 {
         ev.flags |= sys_flags::FILE_WALKED;
     }
     // A rename's or hard link's second path starts from a directory fd of
-    // its own (args[3]). One directory is walked: the first path's where
-    // that is relative, else the second's (`mv /tmp/x` into a directory
-    // fd of `/etc/cron.d`); the daemon joins each relative path to it,
-    // unless both are relative to different fds (flagged: the second is
-    // then as given), as the watch family does for the syscalls. (Written
-    // so for the verifier: other spellings of these tests made it walk the
-    // path walk below more often, 100k to 230k instructions more; so was
-    // the hard link of the file at its fd, `SECOND_IS_FILE`, which tested
-    // here took it from 569k to 705k, and set in `arguments` to 545k.)
-    // A hard link of the file open at its fd (AT_EMPTY_PATH: an O_TMPFILE
+    // its own (args[3]). The base is the first path's directory where that
+    // is relative, else the second's (`mv /tmp/x` into a directory fd of
+    // `/etc/cron.d`); where both are relative to different fds, the
+    // second's is walked too (`base2`). The daemon joins each relative
+    // path to its directory, as the watch family does for the syscalls. A
+    // hard link of the file open at its fd (AT_EMPTY_PATH: an O_TMPFILE
     // file given a name) walks that file as it would that directory.
     let relative2 = SECOND_PATH_HAS_DIR >> opcode & 1 != 0
         && (ev.flags & sys_flags::SECOND_IS_FILE != 0
@@ -195,29 +202,103 @@ fn submit(ctx: &RawTracePointContext) -> u32 {
         ev.flags |= sys_flags::BASE2_UNKNOWN;
     }
     let second = !relative && relative2;
-    if relative || second || on_fd {
-        let dirfd = if second { ev.args[3] } else { ev.args[1] };
-        let mut w = Writer { data, pos: end };
-        let walk = write_found_path(
-            &mut w,
-            crate::syscall::dir_path(current.addr(), dirfd as i32),
-        );
+    let base_fd = if second {
+        ev.args[3] as u32
+    } else if relative || on_fd {
+        ev.args[1] as u32
+    } else {
+        NO_WALK
+    };
+    ev.header.size = (FIXED + end) as u32;
+    // The walks are the stage's, which sends the record: walked here, the
+    // verifier's count of this hook was 545k to 630k instructions (of its
+    // million), and the second directory took it to 760k.
+    if STAGE_ARGS
+        .set(0, &[req.unwrap_or(0), base_fd as u64], 0)
+        .is_ok()
+    {
+        crate::tail_call::tail_call!(ctx.as_ptr(), IO_URING_STAGES, 0);
+    }
+    // No stage: sent with its paths as given.
+    count_error(ProbeError::TailCall);
+    let size = FIXED + end;
+    // SAFETY: size <= FIXED + STR_MASK, inside the scratch value.
+    unsafe { crate::ring::output(EventKind::System, buf, size) };
+    0
+}
+
+/// [`STAGE_ARGS`]' base fd where no directory is walked (no fd is).
+const NO_WALK: u32 = u32::MAX;
+
+/// What the submit hook passes its stage besides the record: the request
+/// (0 where the tracepoint does not pass it) and the fd whose file is
+/// walked as the base, or [`NO_WALK`]. Per CPU: the stage runs on the
+/// hook's CPU, in the same run.
+#[map]
+static STAGE_ARGS: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(1, 0);
+
+/// The submit hook's stage, reached by tail call (never attached): walks
+/// the directories (or the file) the record built in this CPU's scratch
+/// names, and sends it. The base is the one [`STAGE_ARGS`] names; a
+/// rename's or hard link's second path relative to a directory fd of its
+/// own (`args[3]`, [`sys_flags::BASE2_UNKNOWN`]) gets that directory too,
+/// after the base, as the third string ([`sys_flags::STR2_AFTER_BASE`]).
+#[unsafe(no_mangle)]
+#[unsafe(link_section = "raw_tp")]
+pub extern "C" fn io_uring_submit_walks(_ctx: *mut core::ffi::c_void) -> u32 {
+    let Some(buf) = scratch(&SCRATCH) else {
+        return 0;
+    };
+    let Some(&[req, base_fd]) = STAGE_ARGS.get(0) else {
+        return 0;
+    };
+    // SAFETY: the hook built a SysEvent at the slot's start.
+    let ev = unsafe { &mut *buf.cast::<SysEvent>() };
+    // SAFETY: FIXED is inside the scratch value.
+    let data = unsafe { buf.add(FIXED) };
+    let task = Current::get().addr();
+    // Masked as the walks mask their positions: with the strings' mask,
+    // the verifier went past its limits (E2BIG), where it walks 147k
+    // instructions so.
+    let start = (ev.header.size as usize).wrapping_sub(FIXED) & crate::maps::DATA_MASK;
+    let mut w = Writer { data, pos: start };
+    if base_fd as u32 != NO_WALK {
+        let walk = write_found_path(&mut w, crate::syscall::dir_path(task, base_fd as i32));
         match walk {
             Walk::Complete => {}
             Walk::Truncated => ev.flags |= sys_flags::TRUNCATED,
             Walk::Failed => count_error(ProbeError::ReadPath),
         }
-        ev.base_len = w.since(end) as u32;
-        end = w.pos;
+        ev.base_len = w.since(start) as u32;
     }
-    let size = FIXED + (end & crate::maps::DATA_MASK);
+    // SAFETY: a field of the record; read back from memory (volatile) so
+    // that no value is kept live across the walk above.
+    let flags = unsafe { core::ptr::read_volatile(&ev.flags) };
+    if flags & sys_flags::BASE2_UNKNOWN != 0 {
+        let start2 = w.pos;
+        let second = crate::syscall::dir_path(task, ev.args[3] as u32 as i32);
+        match write_found_path(&mut w, second) {
+            Walk::Complete => {}
+            Walk::Truncated => ev.flags |= sys_flags::TRUNCATED,
+            Walk::Failed => count_error(ProbeError::ReadPath),
+        }
+        ev.flags |= sys_flags::STR2_AFTER_BASE;
+        ev.str_lens[2] = w.since(start2) as u32;
+    }
+    let size = FIXED + (w.pos & crate::maps::DATA_MASK);
     ev.header.size = size as u32;
     // SAFETY: size <= FIXED + DATA_MASK, inside the scratch value.
     let sent = unsafe { crate::ring::output(EventKind::System, buf, size) };
+    if !sent {
+        return 0;
+    }
     // The completion names the submission by its record's time: only a
     // request whose record went out is remembered.
-    if let (true, Some(req)) = (sent, req) {
-        remember(req, opcode, ev.header.boot_ns);
+    // SAFETY: as for the flags.
+    let opcode = unsafe { core::ptr::read_volatile(&ev.args[0]) } as u8;
+    if req != 0 {
+        // SAFETY: as for the flags.
+        remember(req, opcode, unsafe { core::ptr::read_volatile(&ev.header.boot_ns) });
     }
     // A symlink may lead through a magic link (`/tmp/c -> /proc/self/cwd`),
     // which the watch family's path check knows only once the daemon has
@@ -226,9 +307,7 @@ fn submit(ctx: &RawTracePointContext) -> u32 {
     // After the record, unlike theirs: the name is made later, when the
     // request runs, and its maker's next call comes after that (another
     // of its threads' calls in the nanoseconds between are the way left).
-    // Tested before the record was built, the opcode made the verifier walk
-    // the rest twice (543k instructions to 633k; here, 594k).
-    if sent && names_links(opcode) {
+    if names_links(opcode) {
         crate::syscall::watch::symlink_sent();
     }
     0

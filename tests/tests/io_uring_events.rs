@@ -419,12 +419,12 @@ fn links_through_a_ring_name_the_new_name_and_what_it_links_to() {
 }
 
 /// A rename's new name and a hard link's existing file start from a
-/// directory fd of their own: joined to its directory where the first
-/// path is absolute (`mv /tmp/x` into a directory fd of a cron directory)
-/// or relative to the same fd, shown with that fd and as given; as given
-/// where the two paths are relative to two fds. A hard link of the file
-/// open at an fd (`AT_EMPTY_PATH`: an `O_TMPFILE` file given a name) names
-/// that file where the new name is absolute. Rename and link flags by name.
+/// directory fd of their own: joined to its directory, shown with that fd
+/// and as given, wherever the first path starts (absolute: `mv /tmp/x`
+/// into a directory fd of a cron directory; relative to another fd:
+/// coreutils' `mv job /etc/cron.d/`, done through a ring). A hard link of
+/// the file open at an fd (`AT_EMPTY_PATH`: an `O_TMPFILE` file given a
+/// name) names that file. Rename and link flags by name.
 #[test]
 fn a_second_path_is_joined_to_its_own_directory_fd() {
     use std::os::fd::AsRawFd;
@@ -510,11 +510,12 @@ fn a_second_path_is_joined_to_its_own_directory_fd() {
             Some(into_raw),
             ("rename_flags", json!(["RENAME_NOREPLACE"])),
         ),
+        // Each fd's directory walked (by the submit hook's stage).
         (
             text(&dir.join("c")),
             "sensor.io_uring.target",
-            Some("d".to_owned()),
-            None,
+            Some(text(&into.join("d"))),
+            Some("d"),
             Some(into_raw),
             no_flags.clone(),
         ),
@@ -544,12 +545,11 @@ fn a_second_path_is_joined_to_its_own_directory_fd() {
             Some(unnamed_raw),
             ("link_flags", json!(["AT_EMPTY_PATH"])),
         ),
-        // One directory is walked, the new name's: the fd's file is
-        // left out.
+        // The new name's directory walked, and the fd's file.
         (
             text(&into.join("named")),
             "file.target_path",
-            None,
+            Some(format!("{}/#{ino}", dir.display())),
             None,
             Some(unnamed_raw),
             ("link_flags", json!(["AT_EMPTY_PATH"])),

@@ -949,7 +949,7 @@ pub struct IoUringDetail {
     pub length: Option<i64>,
     /// A rename's new name, joined to its directory (`target_dirfd`, or
     /// the cwd) where relative, and made normal; as given where that
-    /// directory is unknown (both names relative, to different fds). A
+    /// directory could not be walked. A
     /// hard link's existing file is `file.target_path`, joined the same
     /// way.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -368,6 +368,7 @@ mod tests {
             other_names: false,
             base2_unknown: false,
             second_is_file: false,
+            base2: Vec::new(),
             socket: None,
             module_name: None,
         }
@@ -526,7 +527,8 @@ mod tests {
     /// A rename's new name and a hard link's existing file are joined to
     /// their own directory fd's directory (args[3]): the one walked where
     /// the first path is absolute, the first's where both are relative to
-    /// one fd; as given where both are relative to two.
+    /// one fd, its own (`base2`) where they are relative to two; as given
+    /// where that was not walked.
     #[test]
     fn a_second_path_is_joined_to_its_own_directory() {
         use sensor_common::io_uring::op;
@@ -562,17 +564,23 @@ mod tests {
         assert_eq!(d.target.map(|t| t.0), Some(b"/root/b".to_vec()));
         assert!(d.target_dirfd.is_none());
         assert_eq!(d.rename_flags, ["RENAME_EXCHANGE"]);
-        // Relative to two fds: the second as given, with its fd.
+        // Relative to two fds: each joined to its own fd's directory.
         let mut x = with_base(op::RENAMEAT, [3, 5, 4], b"a", b"b", b"/root");
-        x.base2_unknown = true;
+        (x.base2_unknown, x.base2) = (true, b"/etc/cron.d".to_vec());
         let Request {
             detail: d, path, ..
         } = Request::of(&x);
         assert_eq!(path.as_deref(), Some(&b"/root/a"[..]));
+        assert_eq!(d.target.map(|t| t.0), Some(b"/etc/cron.d/b".to_vec()));
+        assert_eq!(d.target_argument.map(|t| t.0), Some(b"b".to_vec()));
+        assert_eq!(d.target_dirfd, Some(4));
+        assert_eq!(d.rename_flags, ["RENAME_NOREPLACE", "RENAME_WHITEOUT"]);
+        // The second's not walked (no stage): as given, with its fd.
+        x.base2.clear();
+        let d = Request::of(&x).detail;
         assert_eq!(d.target.map(|t| t.0), Some(b"b".to_vec()));
         assert!(d.target_argument.is_none());
         assert_eq!(d.target_dirfd, Some(4));
-        assert_eq!(d.rename_flags, ["RENAME_NOREPLACE", "RENAME_WHITEOUT"]);
         // An absolute second path is made normal, whatever was walked.
         let x = with_base(op::RENAMEAT, [3, 0, 4], b"a", b"/etc//x", b"/root");
         let d = Request::of(&x).detail;
@@ -623,13 +631,17 @@ mod tests {
         assert!(request.detail.target_argument.is_none());
         assert_eq!(request.detail.target_dirfd, Some(6));
         assert_eq!(request.detail.link_flags, ["AT_EMPTY_PATH"]);
-        // At a name relative to another fd: the fd's file is not walked.
+        // At a name relative to another fd: the fd's file walked too.
         let mut x = with_base(op::LINKAT, [7, 0x1400, 6], b"l", b"", b"/etc/cron.d");
         (x.base2_unknown, x.second_is_file) = (true, true);
+        x.base2 = b"/tmp/#13".to_vec();
         let request = Request::of(&x);
         let file = request.file().expect("a path");
         assert_eq!(file.path.map(|t| t.0), Some(b"/etc/cron.d/l".to_vec()));
-        assert!(file.target_path.is_none());
+        assert_eq!(file.target_path.map(|t| t.0), Some(b"/tmp/#13".to_vec()));
+        // Not walked: no file.
+        x.base2.clear();
+        assert!(Request::of(&x).file().expect("a path").target_path.is_none());
         assert_eq!(request.detail.target_dirfd, Some(6));
         assert_eq!(
             request.detail.link_flags,

@@ -942,6 +942,7 @@ mod tests {
             other_names: false,
             base2_unknown: false,
             second_is_file: false,
+            base2: Vec::new(),
             socket: None,
             module_name: None,
         }

@@ -497,9 +497,13 @@ pub struct SysRecord {
     /// directory fds, and `base` is the first's (`sys_flags::BASE2_UNKNOWN`).
     pub base2_unknown: bool,
     /// io_uring hard link: its existing file is the one open at its fd
-    /// (`args[3]`; `AT_EMPTY_PATH`, `sys_flags::SECOND_IS_FILE`); `base`
-    /// is that file where the new name is absolute.
+    /// (`args[3]`; `AT_EMPTY_PATH`, `sys_flags::SECOND_IS_FILE`), walked
+    /// as a relative second path's directory is.
     pub second_is_file: bool,
+    /// With `base2_unknown`: the second path's own directory (or the file
+    /// at a hard link's fd), walked by the submit hook's stage
+    /// (`sys_flags::STR2_AFTER_BASE`); empty where it was not.
+    pub base2: Vec<u8>,
     /// io_uring, the completion of a connect or an accept: its socket as
     /// the kernel has it (`sys_flags::SOCKET_ENDS`, in `str0`).
     pub socket: Option<SocketView>,
@@ -574,22 +578,25 @@ impl SysRecord {
 
     /// An io_uring rename's new name or hard link's existing file (its
     /// second path, `name`), joined to its directory where relative: the
-    /// directory walked, where that is the second path's own (see
-    /// [`Self::base2_unknown`]); the file itself where it is the one open
-    /// at the link's fd ([`Self::second_is_file`]). None for other
-    /// requests, where that directory is unknown, and for an empty name
-    /// otherwise.
+    /// base where that is the second path's own directory, or the
+    /// directory walked for it alone ([`Self::base2`], where both paths
+    /// are relative to different fds); the file itself where it is the one
+    /// open at the link's fd ([`Self::second_is_file`]), walked in the same
+    /// places. None for other requests, where the directory is unknown,
+    /// and for an empty name otherwise.
     pub fn io_uring_second_path(&self) -> Option<Vec<u8>> {
-        if self.second_is_file {
-            let walked = self.path.first() == Some(&b'/') && !self.base.is_empty();
-            return walked.then(|| self.base.clone());
-        }
-        if !sensor_common::io_uring::second_path_has_dir(self.args[0] as u8)
-            || (relative(&self.name) && self.base2_unknown)
-        {
+        if !sensor_common::io_uring::second_path_has_dir(self.args[0] as u8) {
             return None;
         }
-        join(&self.name, &self.base)
+        let base = if self.base2_unknown {
+            &self.base2
+        } else {
+            &self.base
+        };
+        if self.second_is_file {
+            return (!base.is_empty()).then(|| base.clone());
+        }
+        join(&self.name, base)
     }
 
     /// mount(2)'s source for a bind or a move, where it is a path: joined
@@ -843,8 +850,16 @@ fn decode_sys(bytes: &[u8]) -> Result<SysRecord, DecodeError> {
     }
     let (s0, rest) = data.split_at(lens[0]);
     let (s1, rest) = rest.split_at(lens[1]);
-    let (s2, rest) = rest.split_at(lens[2]);
-    let walked = &rest[..lens[3]];
+    // The io_uring submit hook's stage walks a second directory after the
+    // base, as the third string.
+    let base2_walked = e.flags & sys_flags::STR2_AFTER_BASE != 0;
+    let (s2, walked) = if base2_walked {
+        let (walked, rest) = rest.split_at(lens[3]);
+        (&rest[..lens[2]], walked)
+    } else {
+        let (s2, rest) = rest.split_at(lens[2]);
+        (s2, &rest[..lens[3]])
+    };
     let file_walked = e.flags & sys_flags::FILE_WALKED != 0;
     let module_named = e.flags & sys_flags::MODULE_NAMED != 0;
     Ok(SysRecord {
@@ -861,10 +876,15 @@ fn decode_sys(bytes: &[u8]) -> Result<SysRecord, DecodeError> {
             s0.to_vec()
         },
         name: s1.to_vec(),
-        fstype: if module_named {
+        fstype: if module_named || base2_walked {
             Vec::new()
         } else {
             s2.to_vec()
+        },
+        base2: if base2_walked {
+            join_components(s2)
+        } else {
+            Vec::new()
         },
         base: if file_walked {
             Vec::new()
@@ -879,7 +899,6 @@ fn decode_sys(bytes: &[u8]) -> Result<SysRecord, DecodeError> {
         argument_ignored: e.flags & sys_flags::ARGUMENT_IGNORED != 0,
         other_names: e.flags & sys_flags::OTHER_NAMES != 0,
         base2_unknown: e.flags & sys_flags::BASE2_UNKNOWN != 0,
-        // The directory walked is the first's where that is relative.
         second_is_file: e.flags & sys_flags::SECOND_IS_FILE != 0,
         module_name: module_named
             .then(|| s2.split(|&b| b == 0).next().unwrap_or_default().to_vec()),
@@ -1143,6 +1162,7 @@ mod tests {
             other_names: false,
             base2_unknown: false,
             second_is_file: false,
+            base2: Vec::new(),
             socket: None,
             module_name: None,
         }
@@ -1304,6 +1324,43 @@ mod tests {
             (x.name.as_slice(), x.fstype.as_slice()),
             (&b"other"[..], &b""[..])
         );
+    }
+
+    /// The io_uring submit hook's stage writes a rename's second directory
+    /// after the base, as the third string (`STR2_AFTER_BASE`): it is
+    /// `base2`, never an fstype, and the base is still the first's.
+    #[test]
+    fn a_second_directory_after_the_base_is_base2() {
+        use sensor_common::io_uring::op;
+        let (base, base2) = (&b"dir\0tmp\0"[..], &b"into\0dir\0tmp\0"[..]);
+        let flags = sys_flags::BASE2_UNKNOWN | sys_flags::STR2_AFTER_BASE;
+        let args = [op::RENAMEAT as u64, 3, 0, 4];
+        let walked = [base, base2].concat();
+        let mut record = sys_event_record(SYS_OP_IO_URING, flags, args, [b"c", b"d", &walked]);
+        let mut e: SysEvent = read_struct(&record).expect("a record");
+        (e.str_lens[2], e.base_len) = (base2.len() as u32, base.len() as u32);
+        record[..size_of::<SysEvent>()].copy_from_slice(as_bytes(&e));
+        let Ok(KernelEvent::System(x)) = decode(&record) else {
+            panic!("not decoded");
+        };
+        assert_eq!((x.path.as_slice(), x.name.as_slice()), (&b"c"[..], &b"d"[..]));
+        assert_eq!(x.base, b"/tmp/dir");
+        assert_eq!(x.base2, b"/tmp/dir/into");
+        assert!(x.fstype.is_empty());
+        assert_eq!(x.io_uring_path(), b"/tmp/dir/c");
+        assert_eq!(x.io_uring_second_path().as_deref(), Some(&b"/tmp/dir/into/d"[..]));
+
+        // Without the flag, the same bytes are the third string and then
+        // the base.
+        let mut record = sys_event_record(SYS_OP_IO_URING, 0, args, [b"c", b"d", &walked]);
+        (e.flags, e.str_lens[2]) = (0, base.len() as u32);
+        e.base_len = base2.len() as u32;
+        record[..size_of::<SysEvent>()].copy_from_slice(as_bytes(&e));
+        let Ok(KernelEvent::System(x)) = decode(&record) else {
+            panic!("not decoded");
+        };
+        assert_eq!((x.fstype.as_slice(), x.base.as_slice()), (base, &b"/tmp/dir/into"[..]));
+        assert!(x.base2.is_empty());
     }
 
     /// Network records carry their addresses only as far as they hold

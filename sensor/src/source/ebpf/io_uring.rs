@@ -6,6 +6,7 @@
 //! request (before 5.19) has the requests without their results.
 
 use aya::Ebpf;
+use aya::maps::{MapData, ProgramArray};
 use sensor_common::{EventKind, names};
 
 use super::offsets::ResolvedOffsets;
@@ -50,6 +51,10 @@ pub struct Attached {
     pub submit: &'static str,
     /// The completion hook, or why it is not attached.
     pub complete: Result<(), String>,
+    /// The submit hook's stage, which walks its directories and sends
+    /// its records: kept open, or the kernel empties it; or why it is not
+    /// loaded.
+    pub stages: Result<ProgramArray<MapData>, String>,
 }
 
 /// Attaches the hooks if the system family is `enabled`. None: the family
@@ -63,6 +68,12 @@ pub fn attach(
         return None;
     }
     Some(tracepoint(resolved).and_then(|submit| {
+        // The stage before the hook that reaches it. Without it, the hook
+        // sends its records without walking their directories (each
+        // counted, `tail_call`), and so remembers no request for its
+        // completion: still each request, where an intruder's would
+        // otherwise go unseen.
+        let stages = load_stage(ebpf, submit);
         attach_one(ebpf, names::PROG_IO_URING_SUBMIT, submit)?;
         // Only once the submit hook is in: it is what the completion
         // hook's requests come from.
@@ -73,8 +84,27 @@ pub fn attach(
                 names::TP_IO_URING_COMPLETE,
             )
         });
-        Ok(Attached { submit, complete })
+        Ok(Attached {
+            submit,
+            complete,
+            stages,
+        })
     }))
+}
+
+/// Loads the submit hook's stage (a raw tracepoint program never
+/// attached, of the hook's `tracepoint`) into its slot.
+fn load_stage(ebpf: &mut Ebpf, tracepoint: &'static str) -> Result<ProgramArray<MapData>, String> {
+    let name = names::PROG_IO_URING_SUBMIT_WALKS;
+    let program = super::load_raw_tracepoint(ebpf, name, tracepoint).map_err(|e| e.to_string())?;
+    let fd = program.fd().map_err(|e| format!("{name}: {e}"))?.try_clone();
+    let fd = fd.map_err(|e| format!("{name}: {e}"))?;
+    let mut stages: ProgramArray<MapData> =
+        super::take_map(ebpf, names::IO_URING_STAGES_MAP).map_err(|e| e.to_string())?;
+    stages
+        .set(0, &fd, 0)
+        .map_err(|e| format!("{}: {e}", names::IO_URING_STAGES_MAP))?;
+    Ok(stages)
 }
 
 fn attach_one(

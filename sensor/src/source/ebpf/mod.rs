@@ -118,6 +118,7 @@ pub struct EbpfSource {
     // Keep programs attached and maps alive for as long as the source lives.
     ebpf: Ebpf,
     _stages: ProgramArray<MapData>,
+    _io_uring_stages: Option<ProgramArray<MapData>>,
     _native_programs: syscalls::NativePrograms,
     /// The kernel-side filter, kept to refresh its executables' inodes.
     filter: filter::Resolved,
@@ -281,18 +282,33 @@ impl EbpfSource {
             ),
             None => {}
         }
+        let mut io_uring_stages = None;
         match io_uring::attach(&mut ebpf, &enabled, &resolved) {
-            Some(Ok(io_uring::Attached { submit, complete })) => match complete {
-                Ok(()) => tracing::info!(
-                    "io_uring requests of file and network operations are reported, and their \
-                     results (raw_tracepoint/{submit}, raw_tracepoint/{})",
-                    sensor_common::names::TP_IO_URING_COMPLETE
-                ),
-                Err(why) => tracing::info!(
-                    "io_uring requests of file and network operations are reported \
-                     (raw_tracepoint/{submit}), without their results: {why}"
-                ),
-            },
+            Some(Ok(io_uring::Attached {
+                submit,
+                complete,
+                stages,
+            })) => {
+                match stages {
+                    Ok(stages) => io_uring_stages = Some(stages),
+                    Err(why) => tracing::warn!(
+                        "io_uring requests are reported without the directories their relative \
+                         paths start from, and without their results: their stage did not \
+                         load: {why}"
+                    ),
+                }
+                match complete {
+                    Ok(()) => tracing::info!(
+                        "io_uring requests of file and network operations are reported, and \
+                         their results (raw_tracepoint/{submit}, raw_tracepoint/{})",
+                        sensor_common::names::TP_IO_URING_COMPLETE
+                    ),
+                    Err(why) => tracing::info!(
+                        "io_uring requests of file and network operations are reported \
+                         (raw_tracepoint/{submit}), without their results: {why}"
+                    ),
+                }
+            }
             Some(Err(why)) => tracing::warn!(
                 "io_uring requests are not reported: an intruder's io_uring openat or connect \
                  goes unseen: {why}"
@@ -351,6 +367,7 @@ impl EbpfSource {
             ebpf,
             filter,
             _stages: stages,
+            _io_uring_stages: io_uring_stages,
             _native_programs: native_programs,
             losses,
             errors,
