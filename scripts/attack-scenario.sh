@@ -591,13 +591,15 @@ EOF
 # The same persistence through an io_uring ring: an openat and a write
 # submitted to the kernel without their syscalls, past every syscall hook.
 # Then through a symlink under the sensor's ignored path prefix, which
-# must not hide the cron file it leads to, and a setuid capability on a
-# shell copy under that prefix, through the ring too (5.19+).
+# must not hide the cron file it leads to, a setuid capability on a
+# shell copy under that prefix, and a cron entry staged in /tmp and moved
+# in by names relative to two directory fds (as coreutils' mv does), all
+# through the ring too (5.19+; the move from 5.11).
 # (scenario-actor is the integration tests' actor, copied in by the harness.)
 io_uring_persistence() {
     step io_uring_persistence
     as_root <<'EOF'
-rm -f /etc/cron.d/.uring /etc/cron.d/.uring-linked
+rm -f /etc/cron.d/.uring /etc/cron.d/.uring-linked /etc/cron.d/.uring-moved
 scenario-actor io-uring-write /etc/cron.d/.uring '*/5 * * * * root /tmp/.sh -p -c true'
 grep -q /tmp/.sh /etc/cron.d/.uring
 mkdir -p /tmp/.ignored
@@ -606,6 +608,8 @@ scenario-actor io-uring-write /tmp/.ignored/cron '*/5 * * * * root /tmp/.sh -p -
 grep -q /tmp/.sh /etc/cron.d/.uring-linked
 cp /bin/sh /tmp/.ignored/.uring-sh
 scenario-actor io-uring-setcap /tmp/.ignored/.uring-sh
+echo '*/5 * * * * root /tmp/.sh -p -c true' > /tmp/.uring-moved
+scenario-actor io-uring-move /tmp .uring-moved /etc/cron.d
 EOF
 }
 

@@ -42,6 +42,7 @@ fn main() {
         ),
         "io-uring-write" => io_uring_write(&arg(1), &arg(2)),
         "io-uring-setcap" => io_uring_setcap(&arg(1)),
+        "io-uring-move" => io_uring_move(&arg(1), &arg(2), &arg(3)),
         "io-uring-name-then-rename" => io_uring_name_then_rename(
             &arg(1),
             [&arg(2), &arg(3), &arg(4), &arg(5)],
@@ -83,7 +84,7 @@ fn usage() -> ! {
          kexec-file-garbage FILE | kexec-load-as-nobody | \
          memfd-exec | mount-tmpfs DIR | move-mount-tmpfs DIR | mount-relative DIR | bind-relative SRC DST | move-mount-as-nobody DIR | \
          mount-setattr-rdonly DIR | mount-setattr-as-nobody DIR | bpf-prog-load | signal PID SIGNAL | signal-as-nobody PID SIGNAL | \
-         io-uring-write FILE LINE | io-uring-setcap FILE | \
+         io-uring-write FILE LINE | io-uring-setcap FILE | io-uring-move FROM-DIR NAME INTO-DIR | \
          io-uring-name-then-rename symlink|rename|rename-into-dir|link OLD NEW FROM TO DELAY-MS | io-uring-accept-into-slots | clone3-unread-flags FILE | setns-swapped-fd COUNT | \
          connect-unread-addr FILE IP:PORT|PATH | bind-unread-addr FILE IP:PORT|PATH | \
          connect-swapped-addr COUNT | io-uring-connect-swapped-addr COUNT | setcap-rewritten FILE | \
@@ -1200,6 +1201,44 @@ fn io_uring_setcap(path: &str) -> Result<String, String> {
         return Err(format!("setxattr through the ring: errno {}", -result));
     }
     Ok(format!("{path}: cap_setuid+ep through io_uring"))
+}
+
+/// Moves `name` from directory `from` into directory `into` through a
+/// ring, both names relative to a directory fd of their own: coreutils'
+/// `mv job /etc/cron.d/` (9.0+), done where no syscall hook sees it. A
+/// kernel without the operation (before 5.11) is told, not an error.
+fn io_uring_move(from: &str, name: &str, into: &str) -> Result<String, String> {
+    use io_uring::{IoUring, Probe, opcode, types};
+    let c = |s: &str| CString::new(s).map_err(|e| e.to_string());
+    let (c_from, c_name, c_into) = (c(from)?, c(name)?, c(into)?);
+    let mut ring = IoUring::new(4).map_err(|e| format!("io_uring_setup: {e}"))?;
+    let mut probe = Probe::new();
+    ring.submitter()
+        .register_probe(&mut probe)
+        .map_err(|e| format!("io_uring probe: {e}"))?;
+    if !probe.is_supported(opcode::RenameAt::CODE) {
+        return Ok("this kernel's io_uring has no renameat".to_owned());
+    }
+    let open_dir = |dir: &CString| {
+        // SAFETY: a NUL-terminated path; the fd lives until the process exits.
+        let fd = unsafe { libc::open(dir.as_ptr(), libc::O_PATH | libc::O_DIRECTORY) };
+        if fd < 0 {
+            return Err(format!("open {dir:?}: {}", errno()));
+        }
+        Ok(types::Fd(fd))
+    };
+    let (from_fd, into_fd) = (open_dir(&c_from)?, open_dir(&c_into)?);
+    let entry = opcode::RenameAt::new(from_fd, c_name.as_ptr(), into_fd, c_name.as_ptr()).build();
+    // SAFETY: the names the entry points at live until its completion,
+    // which this waits for.
+    unsafe { ring.submission().push(&entry) }.map_err(|e| e.to_string())?;
+    ring.submit_and_wait(1)
+        .map_err(|e| format!("io_uring_enter: {e}"))?;
+    let result = ring.completion().next().ok_or("no completion")?.result();
+    if result != 0 {
+        return Err(format!("renameat through the ring: errno {}", -result));
+    }
+    Ok(format!("moved {from}/{name} into {into} through io_uring"))
 }
 
 /// Two accepts through a ring into its registered files, whose results

@@ -109,6 +109,8 @@ const IO_URING_CRON: &str = "/etc/cron.d/.uring";
 /// The cron file an io_uring open reaches through a symlink under the
 /// ignored prefix.
 const IO_URING_CRON_LINKED: &str = "/etc/cron.d/.uring-linked";
+/// The cron entry staged in /tmp and moved in through an io_uring ring.
+const IO_URING_CRON_MOVED: &str = "/etc/cron.d/.uring-moved";
 /// The shell copy given a capability through an io_uring ring, under the
 /// ignored prefix.
 const IO_URING_CAPABLE: &str = "/tmp/.ignored/.uring-sh";
@@ -654,6 +656,16 @@ const SCENARIO: &[Step] = &[
                     is_io_uring_setcap,
                 ),
             ),
+            on(
+                Kernels::From((5, 19)),
+                one(
+                    "io_uring renameat of /tmp/.uring-moved into /etc/cron.d, both names \
+                     relative to a directory fd of their own: each joined to its fd's \
+                     directory (from 5.19)",
+                    &["io_uring_submit"],
+                    is_io_uring_cron_moved_in,
+                ),
+            ),
         ],
     },
     Step {
@@ -1114,6 +1126,16 @@ fn is_cron_moved_in(v: &Value) -> bool {
         && is(v, "file.path", "/tmp/.cron-moved")
         && is(v, "sensor.file_write.new_path", "/etc/cron.d/.cron-moved")
         && is(v, "sensor.file_write.watched", CRON_DIR)
+}
+
+/// The ring's rename into cron: the new name joined to its own fd's
+/// directory, not the first name's.
+fn is_io_uring_cron_moved_in(v: &Value) -> bool {
+    is(v, "sensor.io_uring.operation", "renameat")
+        && by_root(v)
+        && is(v, "file.path", "/tmp/.uring-moved")
+        && is(v, "sensor.io_uring.target", IO_URING_CRON_MOVED)
+        && is(v, "sensor.io_uring.target_argument", ".uring-moved")
 }
 
 /// Its path where the kernel's submit tracepoint passes the request
