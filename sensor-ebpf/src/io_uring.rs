@@ -213,10 +213,10 @@ fn submit(ctx: &RawTracePointContext) -> u32 {
     // The walks are the stage's, which sends the record: walked here, the
     // verifier's count of this hook was 545k to 630k instructions (of its
     // million), and the second directory took it to 760k.
-    if STAGE_ARGS
-        .set(0, &[req.unwrap_or(0), base_fd as u64], 0)
-        .is_ok()
-    {
+    if let Some(args) = STAGE_ARGS.get_ptr_mut(0) {
+        // SAFETY: this CPU's value of the map, written before the stage
+        // reads it in the same run.
+        unsafe { *args = [req.unwrap_or(0), base_fd as u64] };
         crate::tail_call::tail_call!(ctx.as_ptr(), IO_URING_STAGES, 0);
     }
     // No stage: sent with its paths as given.
