@@ -298,7 +298,9 @@ pub extern "C" fn io_uring_submit_walks(_ctx: *mut core::ffi::c_void) -> u32 {
     let opcode = unsafe { core::ptr::read_volatile(&ev.args[0]) } as u8;
     if req != 0 {
         // SAFETY: as for the flags.
-        remember(req, opcode, unsafe { core::ptr::read_volatile(&ev.header.boot_ns) });
+        remember(req, opcode, unsafe {
+            core::ptr::read_volatile(&ev.header.boot_ns)
+        });
     }
     // A symlink may lead through a magic link (`/tmp/c -> /proc/self/cwd`),
     // which the watch family's path check knows only once the daemon has

@@ -641,7 +641,13 @@ mod tests {
         assert_eq!(file.target_path.map(|t| t.0), Some(b"/tmp/#13".to_vec()));
         // Not walked: no file.
         x.base2.clear();
-        assert!(Request::of(&x).file().expect("a path").target_path.is_none());
+        assert!(
+            Request::of(&x)
+                .file()
+                .expect("a path")
+                .target_path
+                .is_none()
+        );
         assert_eq!(request.detail.target_dirfd, Some(6));
         assert_eq!(
             request.detail.link_flags,

@@ -97,7 +97,10 @@ pub fn attach(
 fn load_stage(ebpf: &mut Ebpf, tracepoint: &'static str) -> Result<ProgramArray<MapData>, String> {
     let name = names::PROG_IO_URING_SUBMIT_WALKS;
     let program = super::load_raw_tracepoint(ebpf, name, tracepoint).map_err(|e| e.to_string())?;
-    let fd = program.fd().map_err(|e| format!("{name}: {e}"))?.try_clone();
+    let fd = program
+        .fd()
+        .map_err(|e| format!("{name}: {e}"))?
+        .try_clone();
     let fd = fd.map_err(|e| format!("{name}: {e}"))?;
     let mut stages: ProgramArray<MapData> =
         super::take_map(ebpf, names::IO_URING_STAGES_MAP).map_err(|e| e.to_string())?;
