@@ -387,6 +387,19 @@ EOF
     wait_accepted "$before"
 }
 
+# The same connection opened with no connect call: a TCP Fast Open send
+# (sendto with MSG_FASTOPEN; Linux clients may send them by default), by
+# the weak user, as a reverse shell that evades connect hooks would.
+fast_open_shell() {
+    local before
+    before=$(accepted)
+    step fast_open_shell
+    as_root "$GUEST_USER" "$HOST_IP" "$LISTEN_PORT" <<'EOF'
+runuser -u "$1" -- scenario-actor fast-open-connect "$2" "$3" </dev/null
+EOF
+    wait_accepted "$before"
+}
+
 # perl (perl-base; no python in the guest) creates a memfd, copies echo's
 # ELF into it and execs it through /proc/self/fd: nothing runs from disk.
 memfd_exec() {
@@ -684,6 +697,7 @@ main() {
     namespaced_capability
     hidden_capability_removal
     reverse_shell
+    fast_open_shell
     memfd_exec
     memory_theft
     user_namespace

@@ -124,6 +124,9 @@ pub struct KernelOffsets {
     pub sk_protocol: u32,
     pub sk_type: u32,
     pub sk_err: u32,
+    /// `struct tcp_sock`'s `fastopen_req` (a `struct sock` is where a
+    /// `tcp_sock` starts): set while a TCP Fast Open send connects it.
+    pub tcp_fastopen_req: u32,
     /// Position of the `dentry` argument of `security_inode_setattr`
     /// (0 before 5.12, 1 after an idmap/user-namespace argument was added
     /// in front), or [`OFFSET_MISSING`]. Not an offset: a function
@@ -346,6 +349,7 @@ impl KernelOffsets {
         sk_protocol: OFFSET_MISSING,
         sk_type: OFFSET_MISSING,
         sk_err: OFFSET_MISSING,
+        tcp_fastopen_req: OFFSET_MISSING,
         setattr_dentry_arg: OFFSET_MISSING,
         cgroup_subsys_index: OFFSET_MISSING,
         task_thread_info: OFFSET_MISSING,
@@ -426,7 +430,7 @@ impl KernelOffsets {
     };
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 156 * 4);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 157 * 4);
 
 #[cfg(feature = "user")]
 // SAFETY: repr(C), only u32 fields, no padding (size assert above).

@@ -157,6 +157,17 @@ pub const SYS_OP_SIGNAL_SENSOR: u32 = 127;
 /// change (`inet_sock_set_state`), with the connecting task remembered.
 pub const NET_OP_CONNECT_OUTCOME: u32 = 95;
 
+/// `NetEvent::op` of a TCP socket that started connecting (`CLOSE` to
+/// `SYN_SENT`) in a task that was in no connect call the sensor saw: a
+/// send with `MSG_FASTOPEN` (sendto, sendmsg, sendmmsg, an io_uring send),
+/// which connects the socket as it sends, or any other kernel path. Not a
+/// syscall: it comes from the socket's state change
+/// (`inet_sock_set_state`), in the connecting task. `fd` is -1 (unknown);
+/// `arg` tells the socket apart from others of the task (its address's
+/// low bits), for its outcome, which follows as
+/// [`NET_OP_CONNECT_OUTCOME`]; `flags` may have [`net_flags::FAST_OPEN`].
+pub const NET_OP_CONNECT_UNSEEN: u32 = 94;
+
 /// Slots of the `SYSCALL_OPS` map: the native numbers below
 /// [`X32_SLOTS_BASE`] (x86_64 and arm64 end below 470), then x86_64's x32
 /// numbers (see [`ops_slot`]).
@@ -1252,6 +1263,10 @@ pub mod net_flags {
     /// The caller's memory can change between the entry's read and the
     /// kernel's: this copy is the one the call used.
     pub const KERNEL_ADDRESS: u16 = 1 << 0;
+    /// With [`super::NET_OP_CONNECT_UNSEEN`]: the socket had a TCP Fast
+    /// Open request pending (`tcp_sock.fastopen_req`) as it started
+    /// connecting: a send with `MSG_FASTOPEN` connected it.
+    pub const FAST_OPEN: u16 = 1 << 1;
 }
 
 /// Bytes of the first string of a [`SysEvent`] (a path: PATH_MAX).
@@ -1702,6 +1717,7 @@ mod tests {
         }
         assert_eq!(SyscallOp::from_u32(0), None);
         assert_eq!(SyscallOp::from_u32(NET_OP_CONNECT_OUTCOME), None);
+        assert_eq!(SyscallOp::from_u32(NET_OP_CONNECT_UNSEEN), None);
         assert_eq!(SyscallOp::from_u32(SYS_OP_IO_URING), None);
         assert_eq!(SyscallOp::from_u32(SYS_OP_IO_URING_COMPLETE), None);
         assert_eq!(SyscallOp::from_u32(SYS_OP_PROC_MEM_OPEN), None);

@@ -46,9 +46,10 @@ pub struct Pipeline {
     /// even when sequence numbers restart.
     instance: String,
     ancestry_depth: usize,
-    /// Non-blocking connects in progress: (pid, fd, process start) to the
+    /// Non-blocking connects in progress: (pid, fd, process start, the
+    /// record's `arg`: which socket, for a connect with no fd) to the
     /// connect's `event.id`, so that its end can name it. Bounded.
-    connecting: std::collections::HashMap<(u32, i32, u64), String>,
+    connecting: std::collections::HashMap<(u32, i32, u64, u32), String>,
     /// io_uring requests reported at submission, until their completion.
     io_uring: io_uring::InFlight,
     /// The watched paths, to check path arguments exactly and to name the

@@ -327,3 +327,145 @@ fn unread_address_is_named_by_the_kernels_copy(call: &str, field: &str) {
     // The sensor's read failed: nothing to tell apart from the kernel's.
     assert!(at(&ev, "sensor.network.argument_address").is_null(), "{ev}");
 }
+
+/// A send with `MSG_FASTOPEN` on a TCP socket connects it, with no
+/// connect call: reported from the socket's state change (CLOSE to
+/// SYN_SENT) as a connect `without_connect`, `fast_open`, with its end
+/// (accepted, or refused) as for a non-blocking connect. A connect call's
+/// connection is reported once, by the call.
+#[test]
+fn a_fast_open_send_connects_without_a_connect_call_and_is_reported() {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let _fast_open = ClientFastOpen::on();
+    let sensor = Sensor::start("");
+    let me = std::process::id() as u64;
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let open = listener.local_addr().expect("addr").port();
+    let closed = closed_port();
+    // sendto(…, MSG_FASTOPEN, 127.0.0.1:port) on a new TCP socket; its
+    // result or -errno, and the socket.
+    let fast_open_send = |port: u16| {
+        // SAFETY: plain syscalls on a socket this closure owns; the
+        // address is a sockaddr_in on the stack.
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+            assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+            let socket = OwnedFd::from_raw_fd(fd);
+            let mut to: libc::sockaddr_in = std::mem::zeroed();
+            to.sin_family = libc::AF_INET as libc::sa_family_t;
+            to.sin_port = port.to_be();
+            to.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+            let data = b"hello";
+            let sent = libc::sendto(
+                fd,
+                data.as_ptr().cast(),
+                data.len(),
+                libc::MSG_FASTOPEN,
+                (&raw const to).cast(),
+                size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            );
+            let result = if sent < 0 {
+                -std::io::Error::last_os_error().raw_os_error().unwrap_or(0) as isize
+            } else {
+                sent
+            };
+            (result, socket)
+        }
+    };
+    let (sent, socket) = fast_open_send(open);
+    assert_eq!(sent, 5, "the fast open send");
+    let (mut accepted, _) = listener.accept().expect("accept");
+    let mut got = [0u8; 5];
+    accepted.read_exact(&mut got).expect("read");
+    assert_eq!(&got, b"hello");
+    let local_port = {
+        // SAFETY: getsockname into a sockaddr_in of the right size.
+        let mut at: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+        let mut len = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        let r = unsafe { libc::getsockname(socket.as_raw_fd(), (&raw mut at).cast(), &mut len) };
+        assert_eq!(r, 0, "getsockname");
+        u16::from_be(at.sin_port)
+    };
+    let (refused, _closed_socket) = fast_open_send(closed);
+    assert_eq!(refused, -(libc::ECONNREFUSED as isize), "nothing listens");
+    // And a connect call, to another listener.
+    let other = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let called = other.local_addr().expect("addr").port();
+    let _stream = TcpStream::connect(("127.0.0.1", called)).expect("connect");
+
+    let to = |v: &Value, port: u16| at(v, "destination.port").as_u64() == Some(port as u64);
+    for (port, outcome) in [(open, "success"), (closed, "failure")] {
+        let started = sensor.wait_for("the fast open connect", |v| {
+            by(v, "connect", me) && to(v, port)
+        });
+        assert_eq!(at(&started, "event.outcome"), "unknown", "{started}");
+        assert_eq!(
+            at(&started, "sensor.network.in_progress"),
+            true,
+            "{started}"
+        );
+        assert_eq!(
+            at(&started, "sensor.network.without_connect"),
+            true,
+            "{started}"
+        );
+        assert_eq!(at(&started, "sensor.network.fast_open"), true, "{started}");
+        assert!(at(&started, "sensor.network.fd").is_null(), "{started}");
+        assert!(at(&started, "sensor.syscall").is_null(), "{started}");
+        assert_eq!(at(&started, "destination.ip"), "127.0.0.1", "{started}");
+        assert_eq!(at(&started, "network.transport"), "tcp", "{started}");
+        assert_eq!(at(&started, "network.direction"), "egress", "{started}");
+        let ended = sensor.wait_for("its end", |v| by(v, "connect_completed", me) && to(v, port));
+        assert_eq!(at(&ended, "event.outcome"), outcome, "{ended}");
+        assert_eq!(
+            at(&ended, "sensor.network.completes"),
+            at(&started, "event.id")
+        );
+        if outcome == "success" {
+            assert_eq!(at(&ended, "source.port").as_u64(), Some(local_port as u64));
+        } else {
+            assert_eq!(at(&ended, "error.code"), "ECONNREFUSED", "{ended}");
+        }
+    }
+    let call = sensor.wait_for("the connect call", |v| {
+        by(v, "connect", me) && to(v, called)
+    });
+    assert_eq!(at(&call, "sensor.syscall"), "connect", "{call}");
+    assert_eq!(at(&call, "event.outcome"), "success", "{call}");
+    assert!(
+        at(&call, "sensor.network.without_connect").is_null(),
+        "{call}"
+    );
+    let connects = sensor
+        .events()
+        .into_iter()
+        .filter(|v| action(v) == "connect" && to(v, called))
+        .count();
+    assert_eq!(connects, 1, "the connect call's connection, reported once");
+}
+
+/// Turns the client side of TCP Fast Open on (`net.ipv4.tcp_fastopen` bit
+/// 0, the kernel's default) for as long as it lives, where it was off.
+struct ClientFastOpen(Option<String>);
+
+impl ClientFastOpen {
+    const SYSCTL: &str = "/proc/sys/net/ipv4/tcp_fastopen";
+
+    fn on() -> ClientFastOpen {
+        let was = std::fs::read_to_string(Self::SYSCTL).expect("read tcp_fastopen");
+        let value: u32 = was.trim().parse().expect("a number");
+        if value & 1 != 0 {
+            return ClientFastOpen(None);
+        }
+        std::fs::write(Self::SYSCTL, (value | 1).to_string()).expect("write tcp_fastopen");
+        ClientFastOpen(Some(was))
+    }
+}
+
+impl Drop for ClientFastOpen {
+    fn drop(&mut self) {
+        if let Some(was) = &self.0 {
+            let _ = std::fs::write(Self::SYSCTL, was.trim());
+        }
+    }
+}

@@ -8,6 +8,12 @@
 //! ends (the local port the kernel picked, accept's client). A connect
 //! that returns EINPROGRESS is remembered by socket; its TCP state change
 //! out of SYN_SENT (`inet_sock_set_state`) reports how it ended.
+//!
+//! A TCP socket that starts connecting (CLOSE to SYN_SENT) in a task with
+//! no connect call in flight is reported from that state change: a send
+//! with `MSG_FASTOPEN` (sendto, sendmsg, sendmmsg, io_uring's send)
+//! connects the socket as it sends, with no connect call at all, and a
+//! tracer of connect alone never sees that connection.
 
 use aya_ebpf::helpers::bpf_probe_read_kernel;
 use aya_ebpf::helpers::generated::bpf_probe_read_user;
@@ -15,8 +21,8 @@ use aya_ebpf::macros::{map, raw_tracepoint};
 use aya_ebpf::maps::{HashMap, LruHashMap, PerCpuArray};
 use aya_ebpf::programs::RawTracePointContext;
 use sensor_common::{
-    EventKind, NET_OP_CONNECT_OUTCOME, NetEvent, OFFSET_MISSING, ProbeError, SOCKADDR_CAP,
-    SocketEnds, SyscallOp, net_flags,
+    EventKind, NET_OP_CONNECT_OUTCOME, NET_OP_CONNECT_UNSEEN, NetEvent, OFFSET_MISSING, ProbeError,
+    SOCKADDR_CAP, SocketEnds, SyscallOp, net_flags,
 };
 
 use super::inflight;
@@ -233,6 +239,10 @@ pub fn net_state(ctx: RawTracePointContext) -> u32 {
     let sk: u64 = ctx.arg(0);
     let old: u64 = ctx.arg(1);
     let new: u64 = ctx.arg(2);
+    if old as u32 == TCP_CLOSE && new as u32 == TCP_SYN_SENT {
+        connect_unseen(sk);
+        return 0;
+    }
     if old as u32 != TCP_SYN_SENT {
         return 0;
     }
@@ -257,6 +267,74 @@ pub fn net_state(ctx: RawTracePointContext) -> u32 {
         entry.discard(0);
     }
     0
+}
+
+/// Where [`connect_unseen`] builds its record: its own, so that it never
+/// spoils a record `net_exit` is filling on this CPU.
+#[map]
+static UNSEEN_SCRATCH: PerCpuArray<NetEvent> = PerCpuArray::with_max_entries(1, 0);
+
+/// TCP socket `sk` starts connecting (CLOSE to SYN_SENT), in the task
+/// that connects it (`tcp_v4_connect`, `tcp_v6_connect`: never a softirq).
+/// Unless that task is in a connect call, which reports it: sends the
+/// socket's record (op [`NET_OP_CONNECT_UNSEEN`], flagged
+/// [`net_flags::FAST_OPEN`] where a Fast Open send connects it) and
+/// remembers it in [`CONNECTING`], whose state change out of SYN_SENT
+/// reports how it ended, as for a non-blocking connect.
+///
+/// A kernel thread's socket (NFS, iSCSI, a tunnel's) has no process to
+/// name: left out. An io_uring connect is reported here too (and by the
+/// ring's own hooks): the ring's request is not a connect call.
+#[inline(always)]
+fn connect_unseen(sk: u64) {
+    let current = Current::get();
+    // A kernel thread has no mm.
+    if read_ptr(current.addr(), off!(task_mm)).unwrap_or(0) == 0 {
+        return;
+    }
+    if current.tgid() == crate::maps::sensor_tgid() || crate::filter::task_ignored(current) {
+        return;
+    }
+    if let Some(p) = inflight::find(&NET_INFLIGHT, &current.thread_key()) {
+        // SAFETY: a live map value, this thread's only.
+        if unsafe { core::ptr::read_volatile(&(*p).op) } == SyscallOp::Connect as u32 {
+            return;
+        }
+    }
+    let Some(ev) = UNSEEN_SCRATCH.get_ptr_mut(0) else {
+        count_error(ProbeError::Scratch);
+        return;
+    };
+    // SAFETY: this CPU's slot; only this function uses it.
+    let ev = unsafe { &mut *ev };
+    if current.fill(&mut ev.task).is_err() {
+        count_error(ProbeError::ReadTask);
+        return;
+    }
+    ev.header.kind = EventKind::Net as u32;
+    // SAFETY: the helper has no preconditions.
+    ev.header.boot_ns = unsafe { aya_ebpf::helpers::bpf_ktime_get_boot_ns() };
+    ev.op = NET_OP_CONNECT_UNSEEN;
+    ev.fd = -1;
+    ev.ret = -EINPROGRESS;
+    // Tells this socket's connect from the task's others (the daemon
+    // pairs it with its outcome by task, fd and this).
+    ev.arg = (sk >> 3) as u32;
+    ev.sockaddr_len = 0;
+    ev.kernel_sockaddr_len = 0;
+    let fast_open = off!(tcp_fastopen_req) != OFFSET_MISSING
+        && read_ptr(sk, off!(tcp_fastopen_req)).is_ok_and(|r| r != 0);
+    ev.flags = if fast_open { net_flags::FAST_OPEN } else { 0 };
+    clear_endpoints(ev);
+    if read_endpoints(ev, sk).is_err() {
+        count_error(ProbeError::ReadTask);
+    }
+    send_scratch(ev);
+    // Its end is the state change out of SYN_SENT, which comes later (the
+    // SYN is sent after this).
+    if CONNECTING.insert(&sk, &*ev, 0).is_err() {
+        count_error(ProbeError::Inflight);
+    }
 }
 
 /// Makes `ev`, a non-blocking connect's record, the record of its end

@@ -753,8 +753,11 @@ pub struct Gain {
 /// `sensor.network`.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct NetworkDetail {
-    /// The socket's fd in the process (accept: the listening socket's).
-    pub fd: i32,
+    /// The socket's fd in the process (accept: the listening socket's);
+    /// absent where no call named it (a connect seen from the socket's
+    /// state change: `without_connect`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fd: Option<i32>,
     /// `stream`, `dgram`, `seqpacket`, `raw`…
     #[serde(skip_serializing_if = "Option::is_none")]
     pub socket_type: Option<&'static str>,
@@ -762,6 +765,18 @@ pub struct NetworkDetail {
     /// later `connect_completed` event.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub in_progress: bool,
+    /// A TCP connect seen as its socket started connecting (its state
+    /// change to SYN_SENT), in a task that was in no connect call the
+    /// sensor saw: a send with `MSG_FASTOPEN` (`fast_open`) connects a
+    /// socket without one; an io_uring connect is one too (and reported
+    /// by the ring's events as well). Its end is a `connect_completed`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub without_connect: bool,
+    /// With `without_connect`: the socket had a TCP Fast Open request
+    /// pending as it started connecting (sendto or sendmsg with
+    /// `MSG_FASTOPEN`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub fast_open: bool,
     /// On `connect_completed`: the `event.id` of the connect it ends.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub completes: Option<String>,

@@ -24,10 +24,12 @@ impl Pipeline {
     pub(super) fn net(&mut self, n: NetRecord) -> Event {
         let ticks = self.table.ids.ticks(n.task.start_boottime);
         self.known(&n.task, ticks);
-        let key = (n.task.tgid, n.fd, n.task.start_boottime);
+        // `arg` tells apart the sockets a task connected outside connect
+        // calls (no fd); 0 for the calls.
+        let key = (n.task.tgid, n.fd, n.task.start_boottime, n.arg);
         let given = Given::of(&n.sockaddr, n.kernel_sockaddr.as_deref());
         let mut detail = NetworkDetail {
-            fd: n.fd,
+            fd: (n.fd >= 0 || matches!(n.op, NetOp::Syscall(_))).then_some(n.fd),
             socket_type: socket_type(n.sock_type),
             ..NetworkDetail::default()
         };
@@ -45,6 +47,17 @@ impl Pipeline {
                     outcome = "unknown";
                     detail.in_progress = true;
                 }
+                ("connect", CONNECTION_START)
+            }
+            NetOp::ConnectUnseen { fast_open } => {
+                network.direction = Some("egress");
+                destination = n.remote.map(from_ip);
+                // The port is picked just after the state change.
+                source = n.local.filter(|a| a.port() != 0).map(from_ip);
+                outcome = "unknown";
+                detail.in_progress = true;
+                detail.without_connect = true;
+                detail.fast_open = fast_open;
                 ("connect", CONNECTION_START)
             }
             NetOp::ConnectOutcome => {
@@ -98,7 +111,7 @@ impl Pipeline {
         let mut sensor = SensorFields {
             syscall: match n.op {
                 NetOp::Syscall(op) => Some(op.name()),
-                NetOp::ConnectOutcome => None,
+                NetOp::ConnectOutcome | NetOp::ConnectUnseen { .. } => None,
             },
             ..SensorFields::default()
         };
@@ -125,7 +138,11 @@ impl Pipeline {
             outcome,
         };
         let mut ev = self.process_event(n.boot_ns, &n.task, kind, sensor);
-        if n.ret == -EINPROGRESS && matches!(n.op, NetOp::Syscall(SyscallOp::Connect)) {
+        let connecting = matches!(
+            n.op,
+            NetOp::Syscall(SyscallOp::Connect) | NetOp::ConnectUnseen { .. }
+        );
+        if n.ret == -EINPROGRESS && connecting {
             if self.connecting.len() >= CONNECTING_MAX {
                 // Rare (thousands of connects pending at once): forget all
                 // rather than track age; their ends are still reported.
@@ -309,6 +326,68 @@ fn socket_type(t: u16) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::ebpf::decode::KernelEvent;
+
+    /// Two sockets one task connected with no connect call (no fd), each
+    /// paired with its own end by the record's `arg`, whatever the order
+    /// their ends come in.
+    #[test]
+    fn connects_without_a_call_are_paired_with_their_ends_by_socket() {
+        use crate::event::{Agent, Host};
+        let mut p = Pipeline::new(Host::named("t"), Agent::named("t"), 64, 4, 100);
+        // SAFETY: TaskInfo is plain integers and byte arrays.
+        let mut task: sensor_common::TaskInfo = unsafe { std::mem::zeroed() };
+        // A pid no process on the build machine has: nothing from /proc.
+        (task.tgid, task.tid, task.ppid) = (4_200_102, 4_200_102, 1);
+        task.start_boottime = 1_000_000_000;
+        let record = |op, arg, ret, port: u16| {
+            let KernelEvent::Net(connect) = super::super::bench::connect(task) else {
+                unreachable!("a network record");
+            };
+            KernelEvent::Net(NetRecord {
+                op,
+                fd: -1,
+                arg,
+                ret,
+                sockaddr: Vec::new(),
+                kernel_sockaddr: None,
+                local: Some(format!("10.0.0.2:{port}").parse().expect("address")),
+                ..connect
+            })
+        };
+        let mut json = |ev| serde_json::to_value(p.handle(ev).expect("an event")).expect("json");
+        let unseen = NetOp::ConnectUnseen { fast_open: true };
+        let first = json(record(unseen, 7, -EINPROGRESS, 0));
+        let second = json(record(
+            NetOp::ConnectUnseen { fast_open: false },
+            9,
+            -EINPROGRESS,
+            0,
+        ));
+        for (started, fast_open) in [(&first, true), (&second, false)] {
+            assert_eq!(started["event"]["action"], "connect", "{started}");
+            assert_eq!(started["event"]["outcome"], "unknown", "{started}");
+            assert_eq!(started["destination"]["port"], 443, "{started}");
+            assert!(started["source"].is_null(), "no port yet: {started}");
+            let network = &started["sensor"]["network"];
+            assert_eq!(network["without_connect"], true, "{started}");
+            assert_eq!(network["fast_open"].as_bool(), fast_open.then_some(true));
+            assert!(network["fd"].is_null(), "{started}");
+            assert!(started["sensor"]["syscall"].is_null(), "{started}");
+        }
+        let second_end = json(record(NetOp::ConnectOutcome, 9, 0, 40001));
+        let first_end = json(record(NetOp::ConnectOutcome, 7, -111, 0));
+        assert_eq!(
+            second_end["sensor"]["network"]["completes"],
+            second["event"]["id"]
+        );
+        assert_eq!(second_end["source"]["port"], 40001);
+        assert_eq!(
+            first_end["sensor"]["network"]["completes"],
+            first["event"]["id"]
+        );
+        assert_eq!(first_end["error"]["code"], "ECONNREFUSED");
+    }
 
     fn sockaddr_in(ip: [u8; 4], port: u16) -> Vec<u8> {
         let mut b = 2u16.to_ne_bytes().to_vec();

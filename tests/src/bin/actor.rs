@@ -43,6 +43,9 @@ fn main() {
         "io-uring-write" => io_uring_write(&arg(1), &arg(2)),
         "io-uring-setcap" => io_uring_setcap(&arg(1)),
         "io-uring-move" => io_uring_move(&arg(1), &arg(2), &arg(3)),
+        "fast-open-connect" => {
+            fast_open_connect(&arg(1), arg(2).parse().unwrap_or_else(|_| usage()))
+        }
         "io-uring-name-then-rename" => io_uring_name_then_rename(
             &arg(1),
             [&arg(2), &arg(3), &arg(4), &arg(5)],
@@ -84,7 +87,7 @@ fn usage() -> ! {
          kexec-file-garbage FILE | kexec-load-as-nobody | \
          memfd-exec | mount-tmpfs DIR | move-mount-tmpfs DIR | mount-relative DIR | bind-relative SRC DST | move-mount-as-nobody DIR | \
          mount-setattr-rdonly DIR | mount-setattr-as-nobody DIR | bpf-prog-load | signal PID SIGNAL | signal-as-nobody PID SIGNAL | \
-         io-uring-write FILE LINE | io-uring-setcap FILE | io-uring-move FROM-DIR NAME INTO-DIR | \
+         io-uring-write FILE LINE | io-uring-setcap FILE | io-uring-move FROM-DIR NAME INTO-DIR | fast-open-connect IPV4 PORT | \
          io-uring-name-then-rename symlink|rename|rename-into-dir|link OLD NEW FROM TO DELAY-MS | io-uring-accept-into-slots | clone3-unread-flags FILE | setns-swapped-fd COUNT | \
          connect-unread-addr FILE IP:PORT|PATH | bind-unread-addr FILE IP:PORT|PATH | \
          connect-swapped-addr COUNT | io-uring-connect-swapped-addr COUNT | setcap-rewritten FILE | \
@@ -1239,6 +1242,50 @@ fn io_uring_move(from: &str, name: &str, into: &str) -> Result<String, String> {
         return Err(format!("renameat through the ring: errno {}", -result));
     }
     Ok(format!("moved {from}/{name} into {into} through io_uring"))
+}
+
+/// Connects to `ip`:`port` with no connect call: a TCP Fast Open send
+/// (`sendto` with `MSG_FASTOPEN`, which Linux clients may do by default)
+/// of a line, as a reverse shell would open its connection; then reads
+/// what the peer sends until it closes (or 5 s pass).
+fn fast_open_connect(ip: &str, port: u16) -> Result<String, String> {
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    let ip: std::net::Ipv4Addr = ip.parse().map_err(|e| format!("{ip}: {e}"))?;
+    // SAFETY: plain syscalls; the address is a sockaddr_in on the stack.
+    let stream = unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(format!("socket: {}", errno()));
+        }
+        let stream = std::net::TcpStream::from_raw_fd(fd);
+        let mut to: libc::sockaddr_in = std::mem::zeroed();
+        to.sin_family = libc::AF_INET as libc::sa_family_t;
+        to.sin_port = port.to_be();
+        to.sin_addr.s_addr = u32::from(ip).to_be();
+        let line = b"id\n";
+        let sent = libc::sendto(
+            fd,
+            line.as_ptr().cast(),
+            line.len(),
+            libc::MSG_FASTOPEN,
+            (&raw const to).cast(),
+            size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        );
+        if sent < 0 {
+            return Err(format!("sendto with MSG_FASTOPEN: {}", errno()));
+        }
+        stream
+    };
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    let mut got = Vec::new();
+    let _ = (&stream).read_to_end(&mut got);
+    Ok(format!(
+        "connected to {ip}:{port} by a fast open send; read {} bytes",
+        got.len()
+    ))
 }
 
 /// Two accepts through a ring into its registered files, whose results

@@ -463,6 +463,21 @@ const SCENARIO: &[Step] = &[
         )],
     },
     Step {
+        name: "fast_open_shell",
+        expects: &[
+            one(
+                "connect by dev to 10.0.2.2 with no connect call: a TCP Fast Open send",
+                &["connect"],
+                is_fast_open_shell,
+            ),
+            one(
+                "its end: connected, naming it",
+                &["connect_completed"],
+                is_fast_open_shell_connected,
+            ),
+        ],
+    },
+    Step {
         name: "memfd_exec",
         expects: &[one(
             "exec flagged fileless (memfd)",
@@ -1104,6 +1119,26 @@ fn is_reverse_shell(v: &Value) -> bool {
         && is(v, "process.name", "bash")
         && is(v, "destination.ip", HOST_IP)
         && is(v, "network.transport", "tcp")
+}
+
+/// Seen from the socket's state change: no fd, no syscall.
+fn is_fast_open_shell(v: &Value) -> bool {
+    is(v, "event.outcome", "unknown")
+        && is(v, "process.name", "scenario-actor")
+        && is(v, "process.user.name", GUEST_USER)
+        && is(v, "destination.ip", HOST_IP)
+        && is(v, "network.transport", "tcp")
+        && at(v, "sensor.network.without_connect") == &Value::Bool(true)
+        && at(v, "sensor.network.fast_open") == &Value::Bool(true)
+        && at(v, "sensor.syscall").is_null()
+}
+
+fn is_fast_open_shell_connected(v: &Value) -> bool {
+    succeeded(v)
+        && is(v, "process.name", "scenario-actor")
+        && is(v, "process.user.name", GUEST_USER)
+        && is(v, "destination.ip", HOST_IP)
+        && at(v, "sensor.network.completes").is_string()
 }
 
 fn is_memfd_exec(v: &Value) -> bool {

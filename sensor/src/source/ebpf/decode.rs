@@ -6,9 +6,10 @@
 
 use sensor_common::{
     CredEvent, EventHeader, EventKind, ExecEvent, ExitEvent, FileEvent, ForkEvent, NET_EVENT_FIXED,
-    NET_OP_CONNECT_OUTCOME, NetEvent, SOCKADDR_CAP, SYS_OP_IO_URING, SYS_OP_IO_URING_COMPLETE,
-    SYS_OP_NAMESPACES_AT_FORK, SYS_OP_PROC_MEM_OPEN, SYS_OP_SIGNAL_SENSOR, SocketEnds, SysEvent,
-    SyscallOp, TaskInfo, WatchEvent, exec_flags, file_flags, net_flags, sys_flags, watch_flags,
+    NET_OP_CONNECT_OUTCOME, NET_OP_CONNECT_UNSEEN, NetEvent, SOCKADDR_CAP, SYS_OP_IO_URING,
+    SYS_OP_IO_URING_COMPLETE, SYS_OP_NAMESPACES_AT_FORK, SYS_OP_PROC_MEM_OPEN,
+    SYS_OP_SIGNAL_SENSOR, SocketEnds, SysEvent, SyscallOp, TaskInfo, WatchEvent, exec_flags,
+    file_flags, net_flags, sys_flags, watch_flags,
 };
 
 use crate::enrich::path_resolve::CwdAtCall;
@@ -617,8 +618,15 @@ impl SysRecord {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NetOp {
     Syscall(SyscallOp),
-    /// How a connect that returned EINPROGRESS ended.
+    /// How a connect that returned EINPROGRESS ended (or one reported as
+    /// [`NetOp::ConnectUnseen`]).
     ConnectOutcome,
+    /// A TCP socket that started connecting outside any connect call the
+    /// sensor saw (`NET_OP_CONNECT_UNSEEN`): `fast_open` where a send with
+    /// `MSG_FASTOPEN` connected it.
+    ConnectUnseen {
+        fast_open: bool,
+    },
 }
 
 /// A network syscall after it returned, or the end of a non-blocking connect.
@@ -1059,10 +1067,12 @@ fn decode_net(bytes: &[u8]) -> Result<NetRecord, DecodeError> {
     };
     // (Never short: `whole` is a NetEvent's size.)
     let e: NetEvent = read_struct(&whole).ok_or_else(|| short(whole.len()))?;
-    let op = if e.op == NET_OP_CONNECT_OUTCOME {
-        NetOp::ConnectOutcome
-    } else {
-        NetOp::Syscall(SyscallOp::from_u32(e.op).ok_or(DecodeError::UnknownOp { kind, op: e.op })?)
+    let op = match e.op {
+        NET_OP_CONNECT_OUTCOME => NetOp::ConnectOutcome,
+        NET_OP_CONNECT_UNSEEN => NetOp::ConnectUnseen {
+            fast_open: e.flags & net_flags::FAST_OPEN != 0,
+        },
+        op => NetOp::Syscall(SyscallOp::from_u32(op).ok_or(DecodeError::UnknownOp { kind, op })?),
     };
     let len = (e.sockaddr_len as usize).min(SOCKADDR_CAP);
     let need = NET_EVENT_FIXED + len;
@@ -1326,6 +1336,25 @@ mod tests {
         );
     }
 
+    /// A connect seen from the socket's state change has its own op, and
+    /// says whether a Fast Open send made it; no other op takes the flag.
+    #[test]
+    fn a_connect_without_a_call_decodes_its_fast_open_flag() {
+        let mut record = net_record(&[], None);
+        let mut whole = record.clone();
+        whole.resize(size_of::<NetEvent>(), 0);
+        let mut e: NetEvent = read_struct(&whole).expect("a record");
+        for (flags, fast_open) in [(net_flags::FAST_OPEN, true), (0, false)] {
+            (e.op, e.flags, e.fd) = (NET_OP_CONNECT_UNSEEN, flags, -1);
+            record[..NET_EVENT_FIXED].copy_from_slice(&as_bytes(&e)[..NET_EVENT_FIXED]);
+            let Ok(KernelEvent::Net(n)) = decode(&record) else {
+                panic!("not decoded");
+            };
+            assert_eq!(n.op, NetOp::ConnectUnseen { fast_open });
+            assert_eq!((n.fd, n.sockaddr.len()), (-1, 0));
+        }
+    }
+
     /// The io_uring submit hook's stage writes a rename's second directory
     /// after the base, as the third string (`STR2_AFTER_BASE`): it is
     /// `base2`, never an fstype, and the base is still the first's.
@@ -1343,12 +1372,18 @@ mod tests {
         let Ok(KernelEvent::System(x)) = decode(&record) else {
             panic!("not decoded");
         };
-        assert_eq!((x.path.as_slice(), x.name.as_slice()), (&b"c"[..], &b"d"[..]));
+        assert_eq!(
+            (x.path.as_slice(), x.name.as_slice()),
+            (&b"c"[..], &b"d"[..])
+        );
         assert_eq!(x.base, b"/tmp/dir");
         assert_eq!(x.base2, b"/tmp/dir/into");
         assert!(x.fstype.is_empty());
         assert_eq!(x.io_uring_path(), b"/tmp/dir/c");
-        assert_eq!(x.io_uring_second_path().as_deref(), Some(&b"/tmp/dir/into/d"[..]));
+        assert_eq!(
+            x.io_uring_second_path().as_deref(),
+            Some(&b"/tmp/dir/into/d"[..])
+        );
 
         // Without the flag, the same bytes are the third string and then
         // the base.
@@ -1359,7 +1394,10 @@ mod tests {
         let Ok(KernelEvent::System(x)) = decode(&record) else {
             panic!("not decoded");
         };
-        assert_eq!((x.fstype.as_slice(), x.base.as_slice()), (base, &b"/tmp/dir/into"[..]));
+        assert_eq!(
+            (x.fstype.as_slice(), x.base.as_slice()),
+            (base, &b"/tmp/dir/into"[..])
+        );
         assert!(x.base2.is_empty());
     }
 

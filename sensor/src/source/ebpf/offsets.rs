@@ -603,6 +603,8 @@ kernel_fields! {
     sk_protocol: Required sock.sk_protocol;
     sk_type: Required sock.sk_type;
     sk_err: Required sock.sk_err;
+    // Only with CONFIG_INET; tells a TCP Fast Open send's connect.
+    tcp_fastopen_req: Optional tcp_sock.fastopen_req;
     // x86_64 only (CONFIG_THREAD_INFO_IN_TASK): TS_COMPAT in the status
     // tells an ia32 syscall; without them those are not traced.
     task_thread_info: Optional task_struct.thread_info;

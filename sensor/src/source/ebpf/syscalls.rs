@@ -133,7 +133,8 @@ pub const FAMILIES: &[Family] = &[
     Family {
         kind: EventKind::Net,
         why: "the caller's sockaddr at entry, the socket's ends at exit; raw_tracepoint/inet_sock_set_state \
-              reports how non-blocking connects end",
+              reports how non-blocking connects end, and TCP connects made without a connect call \
+              (a send with MSG_FASTOPEN)",
         preferred: Some(
             "fentry/security_socket_{connect,bind}, added where fentry loads: the address as the \
              kernel copied it, which a thread of the caller cannot rewrite after the entry's read",
