@@ -239,10 +239,6 @@ pub fn net_state(ctx: RawTracePointContext) -> u32 {
     let sk: u64 = ctx.arg(0);
     let old: u64 = ctx.arg(1);
     let new: u64 = ctx.arg(2);
-    if old as u32 == TCP_CLOSE && new as u32 == TCP_SYN_SENT {
-        connect_unseen(sk);
-        return 0;
-    }
     if old as u32 != TCP_SYN_SENT {
         return 0;
     }
@@ -265,6 +261,22 @@ pub fn net_state(ctx: RawTracePointContext) -> u32 {
         entry.submit(0);
     } else {
         entry.discard(0);
+    }
+    0
+}
+
+/// The same tracepoint, for sockets that start connecting (CLOSE to
+/// SYN_SENT): [`connect_unseen`]. A program of its own: the kernel skips a
+/// program's run on a CPU where that program is running, and this one's
+/// runs, longer than [`net_state`]'s, are in tasks, which a softirq's state
+/// change (another socket's connect ending) can interrupt: in one program,
+/// that other connect's end would be skipped, lost.
+#[raw_tracepoint(tracepoint = "inet_sock_set_state")]
+pub fn net_connect_unseen(ctx: RawTracePointContext) -> u32 {
+    let old: u64 = ctx.arg(1);
+    let new: u64 = ctx.arg(2);
+    if old as u32 == TCP_CLOSE && new as u32 == TCP_SYN_SENT {
+        connect_unseen(ctx.arg(0));
     }
     0
 }
