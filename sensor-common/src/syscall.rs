@@ -160,8 +160,9 @@ pub const NET_OP_CONNECT_OUTCOME: u32 = 95;
 /// `NetEvent::op` of a TCP socket that started connecting (`CLOSE` to
 /// `SYN_SENT`) in a task that was in no connect call the sensor saw: a
 /// send with `MSG_FASTOPEN` (sendto, sendmsg, sendmmsg, an io_uring send),
-/// which connects the socket as it sends, or any other kernel path. Not a
-/// syscall: it comes from the socket's state change
+/// which connects the socket as it sends, or any other kernel path (not an
+/// io_uring connect going where its request asked: the ring's records
+/// report it). Not a syscall: it comes from the socket's state change
 /// (`inet_sock_set_state`), in the connecting task. `fd` is -1 (unknown);
 /// `arg` tells the socket apart from others of the task (its address's
 /// low bits), for its outcome, which follows as

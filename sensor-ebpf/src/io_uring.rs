@@ -301,6 +301,9 @@ pub extern "C" fn io_uring_submit_walks(_ctx: *mut core::ffi::c_void) -> u32 {
         remember(req, opcode, unsafe {
             core::ptr::read_volatile(&ev.header.boot_ns)
         });
+        if opcode == op::CONNECT {
+            connect_submitted(req, ev, data);
+        }
     }
     // A symlink may lead through a magic link (`/tmp/c -> /proc/self/cwd`),
     // which the watch family's path check knows only once the daemon has
@@ -313,6 +316,32 @@ pub extern "C" fn io_uring_submit_walks(_ctx: *mut core::ffi::c_void) -> u32 {
         crate::syscall::watch::symlink_sent();
     }
     0
+}
+
+/// Tells the network family's check for connects made outside connect
+/// calls (`syscall::net::connect_unseen`) that connect request `req`
+/// (record `ev`, its address the record's third string in `data`) is the
+/// ring's: its socket, looked up in the submitter's fd table (the request
+/// takes its file from there when it runs), and where it asked to go.
+/// Not for a registered file, whose table is the ring's.
+#[inline(always)]
+fn connect_submitted(req: u64, ev: &SysEvent, data: *const u8) {
+    let flags = read_u32(req, off!(io_kiocb_flags)).unwrap_or(REQ_F_FIXED_FILE);
+    if flags & REQ_F_FIXED_FILE != 0 {
+        return;
+    }
+    let Ok(fd) = read_u32(req, plus(off!(io_kiocb_cqe), off!(io_cqe_fd))) else {
+        return;
+    };
+    let sk = crate::syscall::net::sock_of_file(Current::get().fd_file(fd as i32));
+    if sk == 0 {
+        return;
+    }
+    let at = (ev.str_lens[0] as usize + ev.str_lens[1] as usize) & STR_MASK;
+    // SAFETY: a masked offset: SOCKADDR_CAP bytes from it are inside the
+    // scratch value.
+    let sockaddr = unsafe { &*data.add(at).cast::<[u8; SOCKADDR_CAP]>() };
+    crate::syscall::net::ring_connect_submitted(sk, sockaddr, ev.str_lens[2] as usize);
 }
 
 /// [`IO_URING_REPORTED`]'s value for a request not reported at its
@@ -451,6 +480,10 @@ fn completed(ctx: *mut core::ffi::c_void) -> Option<Completed> {
             if let Some(key) = ring_key(req) {
                 let _ = IO_URING_MULTISHOT.remove(&key);
             }
+        }
+        if opcode == op::CONNECT {
+            let file = read_ptr(req, off!(io_kiocb_cmd));
+            crate::syscall::net::ring_connect_completed(crate::syscall::net::sock_of_file(file));
         }
     }
     Some(Completed {

@@ -700,6 +700,26 @@ fn a_connects_completion_names_both_ends_of_its_socket() {
         assert_eq!(at(ev, "network.transport"), "tcp", "{ev}");
         assert_eq!(at(ev, "network.direction"), "egress", "{ev}");
     }
+    // The network family's connects made outside connect calls: the one
+    // on a registered file (whose socket the submission cannot look up)
+    // is one, with its end; the other is the ring's alone.
+    let me = std::process::id() as u64;
+    let unseen = |v: &Value| {
+        action(v) == "connect"
+            && pid_of(v) == me
+            && at(v, "destination.port") == port
+            && at(v, "sensor.network.without_connect") == true
+    };
+    let registered_port = local_port(&registered);
+    let ended = sensor.wait_for("the registered socket's connect, ended", |v| {
+        action(v) == "connect_completed" && at(v, "source.port") == registered_port
+    });
+    let started: Vec<Value> = sensor.events().into_iter().filter(unseen).collect();
+    assert_eq!(started.len(), 1, "{started:?}");
+    assert_eq!(
+        at(&ended, "sensor.network.completes"),
+        at(&started[0], "event.id")
+    );
 }
 
 /// A bind to port 0 and a listen through the ring (6.11+): their

@@ -281,6 +281,61 @@ pub fn net_connect_unseen(ctx: RawTracePointContext) -> u32 {
     0
 }
 
+/// io_uring connects submitted and not completed, by the `struct sock`
+/// of the socket they name (looked up in the submitter's fd table at
+/// submission), to where they asked to go ([`ring_destination`]): the
+/// ring's hooks report those, so [`connect_unseen`] leaves the socket's
+/// start out where it goes there. Removed at the request's completion;
+/// LRU, for requests whose completion is not seen.
+#[map]
+static RING_CONNECTS: LruHashMap<u64, [u64; 3]> = LruHashMap::with_max_entries(1024, 0);
+
+/// An io_uring connect of socket `sk` to `sockaddr` (the address its
+/// record read, `len` bytes) was submitted and reported.
+#[inline(always)]
+pub(crate) fn ring_connect_submitted(sk: u64, sockaddr: &[u8; SOCKADDR_CAP], len: usize) {
+    let Some(to) = ring_destination(sockaddr, len) else {
+        return;
+    };
+    if RING_CONNECTS.insert(&sk, &to, 0).is_err() {
+        count_error(ProbeError::Inflight);
+    }
+}
+
+/// The io_uring connect of socket `sk` completed.
+#[inline(always)]
+pub(crate) fn ring_connect_completed(sk: u64) {
+    let _ = RING_CONNECTS.remove(&sk);
+}
+
+/// An IP socket address (`len` bytes) as [`RING_CONNECTS`] keeps it, laid
+/// out as a record's peer is: `[family << 16 | port, address]`, the
+/// address in the 16 bytes of [`NetEvent::remote_addr`] (an IPv4 one in
+/// the first 4, the rest zero). None for another family.
+#[inline(always)]
+fn ring_destination(sockaddr: &[u8; SOCKADDR_CAP], len: usize) -> Option<[u64; 3]> {
+    let family = u16::from_ne_bytes([sockaddr[0], sockaddr[1]]);
+    let port = u16::from_be_bytes([sockaddr[2], sockaddr[3]]);
+    let mut addr = [0u8; 16];
+    match family {
+        AF_INET if len >= 8 => addr[..4].copy_from_slice(&sockaddr[4..8]),
+        AF_INET6 if len >= 24 => addr.copy_from_slice(&sockaddr[8..24]),
+        _ => return None,
+    }
+    Some(destination_key(family, port, &addr))
+}
+
+#[inline(always)]
+fn destination_key(family: u16, port: u16, addr: &[u8; 16]) -> [u64; 3] {
+    let mut halves = [0u64; 2];
+    // SAFETY: 16 bytes read as two unaligned u64s.
+    unsafe {
+        halves[0] = core::ptr::read_unaligned(addr.as_ptr().cast::<u64>());
+        halves[1] = core::ptr::read_unaligned(addr.as_ptr().add(8).cast::<u64>());
+    }
+    [(family as u64) << 16 | port as u64, halves[0], halves[1]]
+}
+
 /// Where [`connect_unseen`] builds its record: its own, so that it never
 /// spoils a record `net_exit` is filling on this CPU.
 #[map]
@@ -295,8 +350,8 @@ static UNSEEN_SCRATCH: PerCpuArray<NetEvent> = PerCpuArray::with_max_entries(1, 
 /// reports how it ended, as for a non-blocking connect.
 ///
 /// A kernel thread's socket (NFS, iSCSI, a tunnel's) has no process to
-/// name: left out. An io_uring connect is reported here too (and by the
-/// ring's own hooks): the ring's request is not a connect call.
+/// name: left out. So is an io_uring connect's, where it goes where the
+/// request asked (the ring's hooks report it, [`RING_CONNECTS`]).
 #[inline(always)]
 fn connect_unseen(sk: u64) {
     let current = Current::get();
@@ -340,6 +395,15 @@ fn connect_unseen(sk: u64) {
     clear_endpoints(ev);
     if read_endpoints(ev, sk).is_err() {
         count_error(ProbeError::ReadTask);
+    }
+    // SAFETY: the value is compared at once.
+    if let Some(asked) = unsafe { RING_CONNECTS.get(&sk) } {
+        let went = destination_key(ev.family, ev.remote_port, &ev.remote_addr);
+        // Element by element: an array compare is a memcmp call, which
+        // the build refuses.
+        if asked[0] == went[0] && asked[1] == went[1] && asked[2] == went[2] {
+            return;
+        }
     }
     send_scratch(ev);
     // Its end is the state change out of SYN_SENT, which comes later (the

@@ -768,8 +768,9 @@ pub struct NetworkDetail {
     /// A TCP connect seen as its socket started connecting (its state
     /// change to SYN_SENT), in a task that was in no connect call the
     /// sensor saw: a send with `MSG_FASTOPEN` (`fast_open`) connects a
-    /// socket without one; an io_uring connect is one too (and reported
-    /// by the ring's events as well). Its end is a `connect_completed`.
+    /// socket without one (an io_uring connect's socket is left to the
+    /// ring's events, unless it is a registered file of the ring). Its end
+    /// is a `connect_completed`.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub without_connect: bool,
     /// With `without_connect`: the socket had a TCP Fast Open request
