@@ -289,24 +289,29 @@ impl EbpfSource {
                 complete,
                 stages,
             })) => {
-                match stages {
-                    Ok(stages) => io_uring_stages = Some(stages),
-                    Err(why) => tracing::warn!(
+                match (stages, complete) {
+                    // Without the stage, no request is remembered for its
+                    // completion.
+                    (Err(why), _) => tracing::warn!(
                         "io_uring requests are reported without the directories their relative \
                          paths start from, and without their results: their stage did not \
                          load: {why}"
                     ),
-                }
-                match complete {
-                    Ok(()) => tracing::info!(
-                        "io_uring requests of file and network operations are reported, and \
-                         their results (raw_tracepoint/{submit}, raw_tracepoint/{})",
-                        sensor_common::names::TP_IO_URING_COMPLETE
-                    ),
-                    Err(why) => tracing::info!(
-                        "io_uring requests of file and network operations are reported \
-                         (raw_tracepoint/{submit}), without their results: {why}"
-                    ),
+                    (Ok(stages), complete) => {
+                        io_uring_stages = Some(stages);
+                        match complete {
+                            Ok(()) => tracing::info!(
+                                "io_uring requests of file and network operations are reported, \
+                                 and their results (raw_tracepoint/{submit}, \
+                                 raw_tracepoint/{})",
+                                sensor_common::names::TP_IO_URING_COMPLETE
+                            ),
+                            Err(why) => tracing::info!(
+                                "io_uring requests of file and network operations are reported \
+                                 (raw_tracepoint/{submit}), without their results: {why}"
+                            ),
+                        }
+                    }
                 }
             }
             Some(Err(why)) => tracing::warn!(
