@@ -258,8 +258,8 @@ pub extern "C" fn io_uring_submit_walks(_ctx: *mut core::ffi::c_void) -> u32 {
     let data = unsafe { buf.add(FIXED) };
     let task = Current::get().addr();
     // Masked as the walks mask their positions: with the strings' mask,
-    // the verifier went past its limits (E2BIG), where it walks 147k
-    // instructions so.
+    // the verifier went past its limits (E2BIG), where it walks about
+    // 140k instructions so.
     let start = (ev.header.size as usize).wrapping_sub(FIXED) & crate::maps::DATA_MASK;
     let mut w = Writer { data, pos: start };
     if base_fd as u32 != NO_WALK {
