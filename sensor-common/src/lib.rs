@@ -113,11 +113,9 @@ pub mod names {
     pub const FN_SECURITY_SOCKET_CONNECT: &str = "security_socket_connect";
     pub const PROG_NET_BIND_ADDRESS: &str = "net_bind_address";
     pub const FN_SECURITY_SOCKET_BIND: &str = "security_socket_bind";
-    /// `raw_tracepoint/inet_sock_set_state`: how non-blocking connects end.
+    /// `raw_tracepoint/inet_sock_set_state`: how non-blocking connects end,
+    /// and TCP sockets that start connecting outside a connect call.
     pub const PROG_NET_STATE: &str = "net_state";
-    /// The same tracepoint: TCP sockets that start connecting outside a
-    /// connect call (a send with `MSG_FASTOPEN`).
-    pub const PROG_NET_CONNECT_UNSEEN: &str = "net_connect_unseen";
     pub const TP_INET_SOCK_SET_STATE: &str = "inet_sock_set_state";
     /// Network syscalls between entry and exit, by thread.
     pub const NET_INFLIGHT_MAP: &str = "NET_INFLIGHT";

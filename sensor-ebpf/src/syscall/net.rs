@@ -239,6 +239,17 @@ pub fn net_state(ctx: RawTracePointContext) -> u32 {
     let sk: u64 = ctx.arg(0);
     let old: u64 = ctx.arg(1);
     let new: u64 = ctx.arg(2);
+    // In this program, not one of its own on the same tracepoint: that
+    // cost every state change of every socket a second program run (150 to
+    // 240 ns more BPF time per loopback connect and accept, `cargo xtask
+    // bench --only bursts`). The price: the kernel skips this program's
+    // run on a CPU where it is running, and a softirq's state change (a
+    // connect ending) can interrupt this task's check, which is one map
+    // lookup long where a connect call is in flight; a skip is counted.
+    if old as u32 == TCP_CLOSE && new as u32 == TCP_SYN_SENT {
+        connect_unseen(sk);
+        return 0;
+    }
     if old as u32 != TCP_SYN_SENT {
         return 0;
     }
@@ -261,22 +272,6 @@ pub fn net_state(ctx: RawTracePointContext) -> u32 {
         entry.submit(0);
     } else {
         entry.discard(0);
-    }
-    0
-}
-
-/// The same tracepoint, for sockets that start connecting (CLOSE to
-/// SYN_SENT): [`connect_unseen`]. A program of its own: the kernel skips a
-/// program's run on a CPU where that program is running, and this one's
-/// runs, longer than [`net_state`]'s, are in tasks, which a softirq's state
-/// change (another socket's connect ending) can interrupt: in one program,
-/// that other connect's end would be skipped, lost.
-#[raw_tracepoint(tracepoint = "inet_sock_set_state")]
-pub fn net_connect_unseen(ctx: RawTracePointContext) -> u32 {
-    let old: u64 = ctx.arg(1);
-    let new: u64 = ctx.arg(2);
-    if old as u32 == TCP_CLOSE && new as u32 == TCP_SYN_SENT {
-        connect_unseen(ctx.arg(0));
     }
     0
 }
@@ -355,18 +350,19 @@ static UNSEEN_SCRATCH: PerCpuArray<NetEvent> = PerCpuArray::with_max_entries(1, 
 #[inline(always)]
 fn connect_unseen(sk: u64) {
     let current = Current::get();
+    // The common case first, and alone: a connect call, which reports it.
+    if let Some(p) = inflight::find(&NET_INFLIGHT, &current.thread_key()) {
+        // SAFETY: a live map value, this thread's only.
+        if unsafe { core::ptr::read_volatile(&(*p).op) } == SyscallOp::Connect as u32 {
+            return;
+        }
+    }
     // A kernel thread has no mm.
     if read_ptr(current.addr(), off!(task_mm)).unwrap_or(0) == 0 {
         return;
     }
     if current.tgid() == crate::maps::sensor_tgid() || crate::filter::task_ignored(current) {
         return;
-    }
-    if let Some(p) = inflight::find(&NET_INFLIGHT, &current.thread_key()) {
-        // SAFETY: a live map value, this thread's only.
-        if unsafe { core::ptr::read_volatile(&(*p).op) } == SyscallOp::Connect as u32 {
-            return;
-        }
     }
     let Some(ev) = UNSEEN_SCRATCH.get_ptr_mut(0) else {
         count_error(ProbeError::Scratch);

@@ -318,11 +318,6 @@ pub fn attach(
             EventKind::Net => {
                 // Before any connect can return EINPROGRESS.
                 attach_raw(ebpf, names::PROG_NET_STATE, names::TP_INET_SOCK_SET_STATE)?;
-                attach_raw(
-                    ebpf,
-                    names::PROG_NET_CONNECT_UNSEEN,
-                    names::TP_INET_SOCK_SET_STATE,
-                )?;
                 hooks.socket_address = Some(attach_socket_address(ebpf, btf, resolved));
             }
             EventKind::System => {
