@@ -1174,17 +1174,12 @@ fn move_mount_as_nobody(dir: &str) -> Result<String, String> {
 /// A kernel without the operation is told, not an error: the scenario runs
 /// on kernels from before it.
 fn io_uring_setcap(path: &str) -> Result<String, String> {
-    use io_uring::{IoUring, Probe, opcode};
+    use io_uring::opcode;
     const CAP_SETUID: u64 = 7;
     let c_path = CString::new(path).map_err(|e| e.to_string())?;
-    let mut ring = IoUring::new(4).map_err(|e| format!("io_uring_setup: {e}"))?;
-    let mut probe = Probe::new();
-    ring.submitter()
-        .register_probe(&mut probe)
-        .map_err(|e| format!("io_uring probe: {e}"))?;
-    if !probe.is_supported(opcode::SetXattr::CODE) {
+    let Some(mut ring) = ring_with(opcode::SetXattr::CODE)? else {
         return Ok("this kernel's io_uring has no setxattr".to_owned());
-    }
+    };
     let value = file_caps_v2(1 << CAP_SETUID);
     let name = c"security.capability";
     let entry = opcode::SetXattr::new(
@@ -1195,15 +1190,39 @@ fn io_uring_setcap(path: &str) -> Result<String, String> {
     )
     .build();
     // SAFETY: the buffers the entry names live until its completion, which
-    // this waits for.
-    unsafe { ring.submission().push(&entry) }.map_err(|e| e.to_string())?;
-    ring.submit_and_wait(1)
-        .map_err(|e| format!("io_uring_enter: {e}"))?;
-    let result = ring.completion().next().ok_or("no completion")?.result();
+    // run_one waits for.
+    let result = unsafe { run_one(&mut ring, &entry) }?;
     if result != 0 {
         return Err(format!("setxattr through the ring: errno {}", -result));
     }
     Ok(format!("{path}: cap_setuid+ep through io_uring"))
+}
+
+/// A ring whose kernel supports operation `code`; None where it does not
+/// (the scenario runs on kernels from before some operations).
+fn ring_with(code: u8) -> Result<Option<io_uring::IoUring>, String> {
+    let ring = io_uring::IoUring::new(4).map_err(|e| format!("io_uring_setup: {e}"))?;
+    let mut probe = io_uring::Probe::new();
+    ring.submitter()
+        .register_probe(&mut probe)
+        .map_err(|e| format!("io_uring probe: {e}"))?;
+    Ok(probe.is_supported(code).then_some(ring))
+}
+
+/// Submits `entry` to `ring` and waits for its completion: its result.
+///
+/// # Safety
+/// The buffers `entry` names must live until it completes (this returns
+/// after that).
+unsafe fn run_one(
+    ring: &mut io_uring::IoUring,
+    entry: &io_uring::squeue::Entry,
+) -> Result<i32, String> {
+    // SAFETY: the caller keeps the entry's buffers alive.
+    unsafe { ring.submission().push(entry) }.map_err(|e| e.to_string())?;
+    ring.submit_and_wait(1)
+        .map_err(|e| format!("io_uring_enter: {e}"))?;
+    Ok(ring.completion().next().ok_or("no completion")?.result())
 }
 
 /// Moves `name` from directory `from` into directory `into` through a
@@ -1211,17 +1230,12 @@ fn io_uring_setcap(path: &str) -> Result<String, String> {
 /// `mv job /etc/cron.d/` (9.0+), done where no syscall hook sees it. A
 /// kernel without the operation (before 5.11) is told, not an error.
 fn io_uring_move(from: &str, name: &str, into: &str) -> Result<String, String> {
-    use io_uring::{IoUring, Probe, opcode, types};
+    use io_uring::{opcode, types};
     let c = |s: &str| CString::new(s).map_err(|e| e.to_string());
     let (c_from, c_name, c_into) = (c(from)?, c(name)?, c(into)?);
-    let mut ring = IoUring::new(4).map_err(|e| format!("io_uring_setup: {e}"))?;
-    let mut probe = Probe::new();
-    ring.submitter()
-        .register_probe(&mut probe)
-        .map_err(|e| format!("io_uring probe: {e}"))?;
-    if !probe.is_supported(opcode::RenameAt::CODE) {
+    let Some(mut ring) = ring_with(opcode::RenameAt::CODE)? else {
         return Ok("this kernel's io_uring has no renameat".to_owned());
-    }
+    };
     let open_dir = |dir: &CString| {
         // SAFETY: a NUL-terminated path; the fd lives until the process exits.
         let fd = unsafe { libc::open(dir.as_ptr(), libc::O_PATH | libc::O_DIRECTORY) };
@@ -1233,11 +1247,8 @@ fn io_uring_move(from: &str, name: &str, into: &str) -> Result<String, String> {
     let (from_fd, into_fd) = (open_dir(&c_from)?, open_dir(&c_into)?);
     let entry = opcode::RenameAt::new(from_fd, c_name.as_ptr(), into_fd, c_name.as_ptr()).build();
     // SAFETY: the names the entry points at live until its completion,
-    // which this waits for.
-    unsafe { ring.submission().push(&entry) }.map_err(|e| e.to_string())?;
-    ring.submit_and_wait(1)
-        .map_err(|e| format!("io_uring_enter: {e}"))?;
-    let result = ring.completion().next().ok_or("no completion")?.result();
+    // which run_one waits for.
+    let result = unsafe { run_one(&mut ring, &entry) }?;
     if result != 0 {
         return Err(format!("renameat through the ring: errno {}", -result));
     }
