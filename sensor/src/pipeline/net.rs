@@ -60,6 +60,16 @@ impl Pipeline {
                 detail.fast_open = fast_open;
                 ("connect", CONNECTION_START)
             }
+            NetOp::UdpSend => {
+                network.direction = Some("egress");
+                destination = n.remote.map(from_ip);
+                // Its bound address (often the wildcard) and its port.
+                source = n.local.filter(|a| a.port() != 0).map(from_ip);
+                // Seen before the datagram is routed: a send that then
+                // fails (no route, a firewall) is still the attempt.
+                outcome = "unknown";
+                ("udp_send", CONNECTION_START)
+            }
             NetOp::ConnectOutcome => {
                 network.direction = Some("egress");
                 destination = n.remote.map(from_ip);
@@ -111,7 +121,7 @@ impl Pipeline {
         let mut sensor = SensorFields {
             syscall: match n.op {
                 NetOp::Syscall(op) => Some(op.name()),
-                NetOp::ConnectOutcome | NetOp::ConnectUnseen { .. } => None,
+                NetOp::ConnectOutcome | NetOp::ConnectUnseen { .. } | NetOp::UdpSend => None,
             },
             ..SensorFields::default()
         };
@@ -387,6 +397,45 @@ mod tests {
             first["event"]["id"]
         );
         assert_eq!(first_end["error"]["code"], "ECONNREFUSED");
+    }
+
+    /// A datagram to a new destination: its ends, UDP, no fd, no syscall
+    /// named, and no result (seen before it is routed).
+    #[test]
+    fn a_udp_send_names_its_destination_and_no_result() {
+        use crate::event::{Agent, Host};
+        let mut p = Pipeline::new(Host::named("t"), Agent::named("t"), 64, 4, 100);
+        // SAFETY: TaskInfo is plain integers and byte arrays.
+        let mut task: sensor_common::TaskInfo = unsafe { std::mem::zeroed() };
+        // A pid no process on the build machine has: nothing from /proc.
+        (task.tgid, task.tid, task.ppid) = (4_200_103, 4_200_103, 1);
+        let KernelEvent::Net(connect) = super::super::bench::connect(task) else {
+            unreachable!("a network record");
+        };
+        let send = KernelEvent::Net(NetRecord {
+            op: NetOp::UdpSend,
+            fd: -1,
+            ret: 0,
+            protocol: 17,
+            sock_type: 2,
+            sockaddr: Vec::new(),
+            kernel_sockaddr: None,
+            local: Some("0.0.0.0:40002".parse().expect("address")),
+            remote: Some("192.0.2.53:53".parse().expect("address")),
+            ..connect
+        });
+        let ev = serde_json::to_value(p.handle(send).expect("an event")).expect("json");
+        assert_eq!(ev["event"]["action"], "udp_send", "{ev}");
+        assert_eq!(ev["event"]["outcome"], "unknown", "{ev}");
+        assert_eq!(ev["event"]["type"][0], "connection", "{ev}");
+        assert_eq!(ev["destination"]["ip"], "192.0.2.53", "{ev}");
+        assert_eq!(ev["destination"]["port"], 53, "{ev}");
+        assert_eq!(ev["source"]["port"], 40002, "{ev}");
+        assert_eq!(ev["network"]["transport"], "udp", "{ev}");
+        assert_eq!(ev["network"]["direction"], "egress", "{ev}");
+        assert!(ev["sensor"]["network"]["fd"].is_null(), "{ev}");
+        assert!(ev["sensor"]["syscall"].is_null(), "{ev}");
+        assert!(ev["error"].is_null(), "{ev}");
     }
 
     fn sockaddr_in(ip: [u8; 4], port: u16) -> Vec<u8> {

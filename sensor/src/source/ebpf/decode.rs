@@ -6,8 +6,8 @@
 
 use sensor_common::{
     CredEvent, EventHeader, EventKind, ExecEvent, ExitEvent, FileEvent, ForkEvent, NET_EVENT_FIXED,
-    NET_OP_CONNECT_OUTCOME, NET_OP_CONNECT_UNSEEN, NetEvent, SOCKADDR_CAP, SYS_OP_IO_URING,
-    SYS_OP_IO_URING_COMPLETE, SYS_OP_NAMESPACES_AT_FORK, SYS_OP_PROC_MEM_OPEN,
+    NET_OP_CONNECT_OUTCOME, NET_OP_CONNECT_UNSEEN, NET_OP_UDP_SEND, NetEvent, SOCKADDR_CAP,
+    SYS_OP_IO_URING, SYS_OP_IO_URING_COMPLETE, SYS_OP_NAMESPACES_AT_FORK, SYS_OP_PROC_MEM_OPEN,
     SYS_OP_SIGNAL_SENSOR, SocketEnds, SysEvent, SyscallOp, TaskInfo, WatchEvent, exec_flags,
     file_flags, net_flags, sys_flags, watch_flags,
 };
@@ -627,6 +627,9 @@ pub enum NetOp {
     ConnectUnseen {
         fast_open: bool,
     },
+    /// The first datagram a UDP socket sent to a destination it is not
+    /// connected to (`NET_OP_UDP_SEND`).
+    UdpSend,
 }
 
 /// A network syscall after it returned, or the end of a non-blocking connect.
@@ -1072,6 +1075,7 @@ fn decode_net(bytes: &[u8]) -> Result<NetRecord, DecodeError> {
         NET_OP_CONNECT_UNSEEN => NetOp::ConnectUnseen {
             fast_open: e.flags & net_flags::FAST_OPEN != 0,
         },
+        NET_OP_UDP_SEND => NetOp::UdpSend,
         op => NetOp::Syscall(SyscallOp::from_u32(op).ok_or(DecodeError::UnknownOp { kind, op })?),
     };
     let len = (e.sockaddr_len as usize).min(SOCKADDR_CAP);
@@ -1353,6 +1357,30 @@ mod tests {
             assert_eq!(n.op, NetOp::ConnectUnseen { fast_open });
             assert_eq!((n.fd, n.sockaddr.len()), (-1, 0));
         }
+    }
+
+    /// A datagram's record is sent whole, its caller's-address fields
+    /// unwritten (whatever the ring buffer held): with their lengths 0 and
+    /// no flag, none of it is read; its ends are the datagram's.
+    #[test]
+    fn a_udp_send_is_read_from_its_ends_alone() {
+        let mut whole = net_record(&[], None);
+        whole.resize(size_of::<NetEvent>(), 0);
+        let mut e: NetEvent = read_struct(&whole).expect("a record");
+        (e.op, e.fd, e.ret, e.family, e.protocol, e.sock_type) =
+            (NET_OP_UDP_SEND, -1, 0, 10, 17, 2);
+        e.remote_addr = std::net::Ipv6Addr::LOCALHOST.octets();
+        e.local_addr = [0; 16];
+        (e.remote_port, e.local_port) = (53, 40001);
+        (e.sockaddr, e.kernel_sockaddr) = ([0xEE; SOCKADDR_CAP], [0xEE; SOCKADDR_CAP]);
+        let Ok(KernelEvent::Net(n)) = decode(as_bytes(&e)) else {
+            panic!("not decoded");
+        };
+        assert_eq!(n.op, NetOp::UdpSend);
+        assert_eq!((n.sockaddr.len(), n.kernel_sockaddr), (0, None));
+        assert_eq!(n.remote, Some("[::1]:53".parse().expect("an address")));
+        assert_eq!(n.local, Some("[::]:40001".parse().expect("an address")));
+        assert_eq!((n.family, n.protocol, n.sock_type), (10, 17, 2));
     }
 
     /// The io_uring submit hook's stage writes a rename's second directory

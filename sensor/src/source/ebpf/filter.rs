@@ -101,7 +101,7 @@ pub fn resolve(config: &FilterConfig) -> Result<Resolved, LoadError> {
     let cgroups = if config.ignore_cgroups.is_empty() {
         Vec::new()
     } else {
-        let root = cgroup2_mount().ok_or_else(|| {
+        let root = super::cgroup2::mount_point().ok_or_else(|| {
             invalid(
                 "filter.ignore_cgroups",
                 "needs a cgroup v2 (unified) hierarchy, and none is mounted".to_owned(),
@@ -238,22 +238,6 @@ fn fill_array(
             .map_err(|source| LoadError::Map { name, source })?;
     }
     Ok(())
-}
-
-/// Where the cgroup v2 hierarchy is mounted (/sys/fs/cgroup, or
-/// /sys/fs/cgroup/unified on hybrid hosts).
-fn cgroup2_mount() -> Option<PathBuf> {
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    mounts.lines().find_map(|line| {
-        let (left, right) = line.split_once(" - ")?;
-        (right.split_whitespace().next() == Some("cgroup2"))
-            .then(|| {
-                left.split_whitespace()
-                    .nth(4)
-                    .map(|m| Path::new(m).to_owned())
-            })
-            .flatten()
-    })
 }
 
 #[cfg(test)]

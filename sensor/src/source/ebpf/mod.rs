@@ -2,6 +2,7 @@
 //! offsets, attaches the programs, and hands ring-buffer records to the
 //! decoder. Also reads the in-kernel loss and error counters.
 
+pub mod cgroup2;
 pub mod compat;
 pub mod decode;
 pub mod filter;
@@ -17,6 +18,7 @@ pub mod sshd_files;
 pub mod symlinks_sync;
 pub mod syscalls;
 pub mod task_reads;
+pub mod udp_send;
 pub mod watch;
 pub mod watch_sources;
 #[cfg(test)]
@@ -331,6 +333,18 @@ impl EbpfSource {
             Some(Err(why)) => tracing::warn!(
                 "opens of /proc/PID/mem are not reported: memory injection through them goes \
                  unseen: {why}"
+            ),
+            None => {}
+        }
+        match udp_send::attach(&mut ebpf, &enabled) {
+            Some(Ok(at)) => tracing::info!(
+                "UDP datagrams sent to an address by a socket not connected to it are reported, \
+                 once per socket and destination ({}, at {at})",
+                udp_send::HOOK
+            ),
+            Some(Err(why)) => tracing::warn!(
+                "UDP datagrams sent to an address without a connect are not reported: a script's \
+                 DNS exfiltration or a UDP beacon goes unseen: {why}"
             ),
             None => {}
         }
