@@ -1,5 +1,6 @@
 //! Network events from the real kernel: connect (blocking, non-blocking,
-//! refused, unix), accept, bind, listen.
+//! refused, unix), accept, bind, listen, and UDP datagrams sent without
+//! a connect.
 
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
@@ -442,6 +443,82 @@ fn a_fast_open_send_connects_without_a_connect_call_and_is_reported() {
         .filter(|v| action(v) == "connect" && to(v, called))
         .count();
     assert_eq!(connects, 1, "the connect call's connection, reported once");
+}
+
+#[test]
+fn udp_datagrams_sent_without_a_connect_are_reported_once_per_socket_and_destination() {
+    use std::net::{SocketAddr, UdpSocket};
+    let sensor = Sensor::start("");
+    let me = std::process::id() as u64;
+    // Receivers, so that no send meets a closed port.
+    let receiver = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let receiver6 = UdpSocket::bind("[::1]:0").expect("bind udp6");
+    let other = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let sentinel = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let [to, to6, to_other, to_sentinel] =
+        [&receiver, &receiver6, &other, &sentinel].map(|r| r.local_addr().expect("addr"));
+
+    let unconnected = UdpSocket::bind("0.0.0.0:0").expect("bind");
+    for _ in 0..3 {
+        unconnected.send_to(b"beacon", to).expect("send");
+    }
+    unconnected.send_to(b"beacon", to_other).expect("send");
+    // Another socket to the first destination: a flow of its own.
+    let second = UdpSocket::bind("0.0.0.0:0").expect("bind");
+    second.send_to(b"beacon", to).expect("send");
+    let unconnected6 = UdpSocket::bind("[::]:0").expect("bind udp6");
+    unconnected6.send_to(b"beacon", to6).expect("send udp6");
+    // A connected socket's sends: its connect is the event.
+    let connected = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    connected.connect(to_other).expect("connect");
+    connected.send(b"beacon").expect("send");
+    // A send the kernel refuses after the hook (broadcast without
+    // SO_BROADCAST: EACCES; no route: ENETUNREACH) is still the attempt.
+    let refused = UdpSocket::bind("0.0.0.0:0").expect("bind");
+    let broadcast: SocketAddr = "255.255.255.255:9".parse().expect("address");
+    let error = refused.send_to(b"beacon", broadcast).expect_err("refused");
+    assert!(
+        matches!(error.raw_os_error(), Some(libc::EACCES | libc::ENETUNREACH)),
+        "{error}"
+    );
+    unconnected.send_to(b"last", to_sentinel).expect("send");
+
+    let sends = |v: &Value| by(v, "udp_send", me);
+    let to_addr = |v: &Value, a: SocketAddr| {
+        at(v, "destination.ip").as_str() == Some(&a.ip().to_string())
+            && at(v, "destination.port").as_u64() == Some(a.port() as u64)
+    };
+    sensor.wait_for("the last datagram", |v| sends(v) && to_addr(v, to_sentinel));
+    let events: Vec<Value> = sensor.events().into_iter().filter(sends).collect();
+    let port_of = |s: &UdpSocket| s.local_addr().expect("addr").port() as u64;
+    for (dest, from, count) in [
+        (to, port_of(&unconnected), 1),
+        (to, port_of(&second), 1),
+        (to_other, port_of(&unconnected), 1),
+        (to6, port_of(&unconnected6), 1),
+        (broadcast, port_of(&refused), 1),
+        (to_other, port_of(&connected), 0),
+    ] {
+        let found: Vec<&Value> = events
+            .iter()
+            .filter(|v| to_addr(v, dest) && at(v, "source.port").as_u64() == Some(from))
+            .collect();
+        assert_eq!(found.len(), count, "to {dest} from port {from}: {found:?}");
+        let Some(ev) = found.first() else { continue };
+        assert_eq!(at(ev, "event.outcome"), "unknown", "{ev}");
+        assert_eq!(at(ev, "event.type")[0], "connection", "{ev}");
+        assert_eq!(at(ev, "network.transport"), "udp", "{ev}");
+        assert_eq!(at(ev, "network.direction"), "egress", "{ev}");
+        let family = if dest.is_ipv6() { "ipv6" } else { "ipv4" };
+        assert_eq!(at(ev, "network.type"), family, "{ev}");
+        assert!(at(ev, "sensor.syscall").is_null(), "{ev}");
+        assert!(at(ev, "sensor.network.fd").is_null(), "{ev}");
+        assert!(at(ev, "error").is_null(), "{ev}");
+    }
+    // The connected socket is reported by its connect.
+    sensor.wait_for("the udp connect", |v| {
+        by(v, "connect", me) && to_addr(v, to_other) && at(v, "network.transport") == "udp"
+    });
 }
 
 /// Turns the client side of TCP Fast Open on (`net.ipv4.tcp_fastopen` bit
