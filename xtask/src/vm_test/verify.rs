@@ -478,6 +478,14 @@ const SCENARIO: &[Step] = &[
         ],
     },
     Step {
+        name: "udp_exfiltration",
+        expects: &[one(
+            "udp_send by dev's perl to 10.0.2.2:53 with no connect: datagrams as DNS queries",
+            &["udp_send"],
+            is_udp_exfiltration,
+        )],
+    },
+    Step {
         name: "memfd_exec",
         expects: &[one(
             "exec flagged fileless (memfd)",
@@ -1139,6 +1147,18 @@ fn is_fast_open_shell_connected(v: &Value) -> bool {
         && is(v, "process.user.name", GUEST_USER)
         && is(v, "destination.ip", HOST_IP)
         && at(v, "sensor.network.completes").is_string()
+}
+
+/// Seen by the cgroup sendmsg hook: no fd, no syscall, no result.
+fn is_udp_exfiltration(v: &Value) -> bool {
+    is(v, "event.outcome", "unknown")
+        && is(v, "process.name", "perl")
+        && is(v, "process.user.name", GUEST_USER)
+        && is(v, "destination.ip", HOST_IP)
+        && at(v, "destination.port") == &Value::from(53)
+        && is(v, "network.transport", "udp")
+        && is(v, "network.direction", "egress")
+        && at(v, "sensor.syscall").is_null()
 }
 
 fn is_memfd_exec(v: &Value) -> bool {
