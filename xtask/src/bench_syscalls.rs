@@ -1,5 +1,6 @@
 //! `cargo xtask bench`, second part: traced syscalls. chmod and loopback
-//! TCP connects (each also an accept), and getppid, which nothing traces,
+//! TCP connects (each also an accept), UDP sendto to an address (the
+//! cgroup sendmsg hook), and getppid, which nothing traces,
 //! measured with nothing watching, with the sensor and with auditd (rules
 //! for the same syscalls), in one run. Reports; never asserts.
 //!
@@ -44,9 +45,10 @@ pub(crate) enum Workload {
     IoUringNop,
     Rename,
     RenameBesideSymlinks,
+    UdpSendTo,
 }
 
-const WORKLOADS: [Workload; 9] = [
+const WORKLOADS: [Workload; 10] = [
     Workload::Chmod,
     Workload::ChmodPaced,
     Workload::Connect,
@@ -56,6 +58,7 @@ const WORKLOADS: [Workload; 9] = [
     Workload::IoUringNop,
     Workload::Rename,
     Workload::RenameBesideSymlinks,
+    Workload::UdpSendTo,
 ];
 
 /// How often the symlink row's extra thread makes (and removes) a symlink
@@ -81,6 +84,7 @@ impl Workload {
             Workload::RenameBesideSymlinks => {
                 "rename, not watched, a symlink to /proc/self/cwd made every 10 ms"
             }
+            Workload::UdpSendTo => "UDP sendto, one destination per socket (reported once)",
         }
     }
 }
@@ -117,6 +121,10 @@ pub(crate) struct Setup {
     pub(crate) files: Vec<CString>,
     pub(crate) port: u16,
     pub(crate) listener: Arc<TcpListener>,
+    /// Where the UDP row's datagrams go: a bound socket nobody reads (once
+    /// its buffer is full, the kernel drops them on arrival, as quietly as
+    /// it takes them), so that none meets a closed port.
+    pub(crate) udp_sink: Arc<std::net::UdpSocket>,
 }
 
 pub fn run(sensors: &[PathBuf], seconds: u64, workers: usize) -> Result<String> {
@@ -271,11 +279,13 @@ impl Setup {
         // (the SYN retransmit), measuring the scheduler instead of the monitor.
         // SAFETY: listen on our own listening socket just raises its backlog.
         unsafe { libc::listen(listener.as_raw_fd(), 4096) };
+        let udp_sink = std::net::UdpSocket::bind("127.0.0.1:0").context("binding the UDP sink")?;
         Ok(Setup {
             dir,
             files,
             port,
             listener: Arc::new(listener),
+            udp_sink: Arc::new(udp_sink),
         })
     }
 }
@@ -335,6 +345,7 @@ fn load(w: Workload, setup: &Setup, workers: usize, duration: Duration) -> Run {
             let file = setup.files[i].clone();
             let renamed = CString::new([file.as_bytes(), b".r"].concat()).expect("no NUL");
             let port = setup.port;
+            let udp_sink = setup.udp_sink.local_addr().ok();
             std::thread::spawn(move || {
                 let mut n = 0u64;
                 // This thread's share of the paced rate, in operations per µs.
@@ -347,6 +358,10 @@ fn load(w: Workload, setup: &Setup, workers: usize, duration: Duration) -> Run {
                 if matches!(w, Workload::OpenWrite | Workload::OpenWriteGrownTable) {
                     own_fd_table(w == Workload::OpenWriteGrownTable);
                 }
+                // The UDP row's socket, never connected, one per thread.
+                let udp = (w == Workload::UdpSendTo)
+                    .then(|| std::net::UdpSocket::bind("127.0.0.1:0").ok())
+                    .flatten();
                 while !stop.load(Ordering::Relaxed) {
                     if w == Workload::ChmodPaced {
                         // Paced by the clock: catch up to what is due by
@@ -385,6 +400,14 @@ fn load(w: Workload, setup: &Setup, workers: usize, duration: Duration) -> Run {
                         // What every request of a ring pays: the sensor's
                         // submit hook sees each, and reports none of these.
                         Workload::IoUringNop => ring.as_mut().is_some_and(nop_once),
+                        // What every datagram sent to an address pays (a DNS
+                        // server's replies, a QUIC server's): the sensor's
+                        // sendmsg hook runs for each, and finds all but the
+                        // socket's first to this destination already seen.
+                        Workload::UdpSendTo => match (&udp, udp_sink) {
+                            (Some(s), Some(to)) => s.send_to(b"x", to).is_ok(),
+                            _ => false,
+                        },
                         // What every rename of a file nobody watches pays
                         // (the path check at entry); beside symlinks to a
                         // magic link, the window after each, in which every
@@ -612,7 +635,10 @@ fn with_sensor(
             *all_lost.entry(k.clone()).or_insert(0) += n;
         }
         if let Some(m) = results.get_mut(&w) {
-            if !matches!(w, Workload::Getppid | Workload::IoUringNop) {
+            if !matches!(
+                w,
+                Workload::Getppid | Workload::IoUringNop | Workload::UdpSendTo
+            ) {
                 m.reported = Some(counts.get(&w.traced()).copied().unwrap_or(0));
             }
             m.lost = Some(lost);
