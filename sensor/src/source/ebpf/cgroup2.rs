@@ -36,8 +36,23 @@ pub fn open_root() -> Result<(File, String), String> {
         let dir = File::open(&point).map_err(|e| format!("{}: {e}", point.display()))?;
         return Ok((dir, point.display().to_string()));
     }
-    let point = std::env::temp_dir().join(format!("sensor-cgroup2-{}", std::process::id()));
-    std::fs::create_dir_all(&point).map_err(|e| format!("{}: {e}", point.display()))?;
+    Ok((
+        open_own_mount()?,
+        "a cgroup2 mount of its own, since none was mounted".to_owned(),
+    ))
+}
+
+/// Mounts the hierarchy on a new directory, opens its root, and takes the
+/// mount and the directory away again.
+fn open_own_mount() -> Result<File, String> {
+    // A new directory of its own, never one found there: in a shared /tmp
+    // another user could have put a symlink at the name, and a mount
+    // follows it. (mkdir fails on any existing name, a symlink's too.)
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let point = std::env::temp_dir().join(format!("sensor-cgroup2-{}-{nanos}", std::process::id()));
+    std::fs::create_dir(&point).map_err(|e| format!("{}: {e}", point.display()))?;
     let mounted = nix::mount::mount(
         Some("cgroup2"),
         &point,
@@ -55,10 +70,7 @@ pub fn open_root() -> Result<(File, String), String> {
             dir
         });
     let _ = std::fs::remove_dir(&point);
-    Ok((
-        opened?,
-        "a cgroup2 mount of its own, since none was mounted".to_owned(),
-    ))
+    opened
 }
 
 #[cfg(test)]
@@ -88,6 +100,43 @@ mod tests {
             root_mount_in("31 23 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n"),
             None
         );
+    }
+
+    /// Where none is mounted: the root, through a mount that is gone once
+    /// it is open (this machine has one mounted; a second mount of the
+    /// same hierarchy is the same filesystem).
+    #[test]
+    fn a_mount_of_its_own_opens_the_root_and_leaves_nothing_behind() {
+        use std::os::fd::AsRawFd;
+        let dir = open_own_mount().expect("mounted and opened");
+        // SAFETY: fstatfs into a zeroed struct of the right type, on an
+        // open fd.
+        let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+        assert_eq!(unsafe { libc::fstatfs(dir.as_raw_fd(), &mut fs) }, 0);
+        assert_eq!(fs.f_type, libc::CGROUP2_SUPER_MAGIC);
+        let listed: Vec<String> = std::fs::read_dir(format!("/proc/self/fd/{}", dir.as_raw_fd()))
+            .expect("list the root")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        // The root has cgroup.procs and no cgroup.events (a child has both).
+        assert!(listed.iter().any(|n| n == "cgroup.procs"), "{listed:?}");
+        assert!(!listed.iter().any(|n| n == "cgroup.events"), "{listed:?}");
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+        assert!(
+            !mounts.contains("sensor-cgroup2-"),
+            "left mounted:\n{mounts}"
+        );
+        let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+            .expect("temp dir")
+            .filter_map(|e| e.ok())
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!("sensor-cgroup2-{}-", std::process::id()))
+            })
+            .map(|e| e.path())
+            .collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
     }
 
     #[test]
