@@ -117,11 +117,14 @@ pub mod names {
     /// and TCP sockets that start connecting outside a connect call.
     pub const PROG_NET_STATE: &str = "net_state";
     pub const TP_INET_SOCK_SET_STATE: &str = "inet_sock_set_state";
-    /// `cgroup/sendmsg4` and `cgroup/sendmsg6`, attached at the root of the
-    /// cgroup v2 hierarchy: UDP datagrams sent to an address on a socket
-    /// not connected to it.
+    /// `cgroup/sendmsg4`, `cgroup/sendmsg6`, `cgroup/recvmsg4` and
+    /// `cgroup/recvmsg6`, attached at the root of the cgroup v2 hierarchy:
+    /// UDP datagrams sent to an address on a socket not connected to it,
+    /// and received with the sender's address.
     pub const PROG_UDP_SEND4: &str = "udp_send4";
     pub const PROG_UDP_SEND6: &str = "udp_send6";
+    pub const PROG_UDP_RECEIVE4: &str = "udp_receive4";
+    pub const PROG_UDP_RECEIVE6: &str = "udp_receive6";
     /// Network syscalls between entry and exit, by thread.
     pub const NET_INFLIGHT_MAP: &str = "NET_INFLIGHT";
     /// Entry program (by tail call from `syscall_enter`) of the intruder-action syscalls.

@@ -169,15 +169,22 @@ pub const NET_OP_CONNECT_OUTCOME: u32 = 95;
 /// [`NET_OP_CONNECT_OUTCOME`]; `flags` may have [`net_flags::FAST_OPEN`].
 pub const NET_OP_CONNECT_UNSEEN: u32 = 94;
 
-/// `NetEvent::op` of the first datagram a UDP socket sent to a destination
-/// it is not connected to (sendto, sendmsg, sendmmsg or an io_uring send
-/// naming the address; from the cgroup `sendmsg4`/`sendmsg6` hooks, in
-/// the sending task, before the datagram is routed: no result). Once per
-/// socket and destination. `fd` is -1 (unknown); `family` is the
-/// address's (an IPv6 socket's send to an IPv4-mapped address is IPv4);
-/// `remote_addr`/`remote_port` the destination as the kernel copied it,
-/// `local_*` the socket's own end.
+/// `NetEvent::op` of the first datagram a UDP socket sent to a peer it is
+/// not connected to (sendto, sendmsg, sendmmsg or an io_uring send naming
+/// the address; from the cgroup `sendmsg4`/`sendmsg6` hooks, in the
+/// sending task, before the datagram is routed: no result). Once per
+/// socket and peer, whichever way the first datagram went (see
+/// [`NET_OP_UDP_RECEIVE`]). `fd` is -1 (unknown); `family` is the peer
+/// address's (an IPv4-mapped one is IPv4); `remote_addr`/`remote_port`
+/// the peer as the kernel copied it, `local_*` the socket's own end.
 pub const NET_OP_UDP_SEND: u32 = 93;
+
+/// `NetEvent::op` of the first datagram a UDP socket not connected
+/// received from a peer, where the receive asked for the sender's address
+/// (recvfrom, recvmsg, recvmmsg; the cgroup `recvmsg4`/`recvmsg6` hooks,
+/// in the receiving task, once the datagram is taken). Fields as for
+/// [`NET_OP_UDP_SEND`], `remote_*` being the sender.
+pub const NET_OP_UDP_RECEIVE: u32 = 92;
 
 /// Slots of the `SYSCALL_OPS` map: the native numbers below
 /// [`X32_SLOTS_BASE`] (x86_64 and arm64 end below 470), then x86_64's x32
@@ -1730,6 +1737,7 @@ mod tests {
         assert_eq!(SyscallOp::from_u32(NET_OP_CONNECT_OUTCOME), None);
         assert_eq!(SyscallOp::from_u32(NET_OP_CONNECT_UNSEEN), None);
         assert_eq!(SyscallOp::from_u32(NET_OP_UDP_SEND), None);
+        assert_eq!(SyscallOp::from_u32(NET_OP_UDP_RECEIVE), None);
         assert_eq!(SyscallOp::from_u32(SYS_OP_IO_URING), None);
         assert_eq!(SyscallOp::from_u32(SYS_OP_IO_URING_COMPLETE), None);
         assert_eq!(SyscallOp::from_u32(SYS_OP_PROC_MEM_OPEN), None);

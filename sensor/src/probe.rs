@@ -179,19 +179,19 @@ pub fn run() -> Report {
         unavailable: Vec::new(),
     });
     hooks.push(HookChoice {
-        kind: "udp_send",
+        kind: "udp_flows",
         hook: match crate::source::ebpf::cgroup2::mount_point() {
             Some(at) => format!(
                 "{} (mounted at {})",
-                crate::source::ebpf::udp_send::HOOK,
+                crate::source::ebpf::udp_flows::HOOK,
                 at.display()
             ),
             None => format!(
                 "{} (none is mounted: the sensor mounts one to open its root)",
-                crate::source::ebpf::udp_send::HOOK
+                crate::source::ebpf::udp_flows::HOOK
             ),
         },
-        why: crate::source::ebpf::udp_send::WHY,
+        why: crate::source::ebpf::udp_flows::WHY,
         preferred: None,
         unavailable: Vec::new(),
     });

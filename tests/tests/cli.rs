@@ -109,7 +109,7 @@ fn probe_reports_features_and_hooks() {
             "ia32",
             "io_uring",
             "proc_mem",
-            "udp_send"
+            "udp_flows"
         ]
     );
     let hook = |kind: &str| {
@@ -128,14 +128,14 @@ fn probe_reports_features_and_hooks() {
     );
     // Where the hierarchy's root is mounted: a cgroup2 filesystem, at its
     // root (a child cgroup has `cgroup.events`, the root has none).
-    let udp_send = hook("udp_send").expect("udp_send hook");
-    let text = udp_send["hook"].as_str().unwrap_or_default();
+    let udp_flows = hook("udp_flows").expect("udp_flows hook");
+    let text = udp_flows["hook"].as_str().unwrap_or_default();
     let at = text
         .strip_prefix(
-            "cgroup/sendmsg4 + cgroup/sendmsg6 at the root of the cgroup v2 hierarchy (mounted at ",
+            "cgroup/{sendmsg,recvmsg}{4,6} at the root of the cgroup v2 hierarchy (mounted at ",
         )
         .and_then(|rest| rest.strip_suffix(')'))
-        .unwrap_or_else(|| panic!("{udp_send}"));
+        .unwrap_or_else(|| panic!("{udp_flows}"));
     let path = std::ffi::CString::new(at).expect("a path");
     // SAFETY: statfs into a zeroed struct of the right type.
     let mut fs: libc::statfs = unsafe { std::mem::zeroed() };

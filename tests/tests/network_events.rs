@@ -1,6 +1,5 @@
 //! Network events from the real kernel: connect (blocking, non-blocking,
-//! refused, unix), accept, bind, listen, and UDP datagrams sent without
-//! a connect.
+//! refused, unix), accept, bind, listen, and UDP flows without a connect.
 
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
@@ -446,7 +445,7 @@ fn a_fast_open_send_connects_without_a_connect_call_and_is_reported() {
 }
 
 #[test]
-fn udp_datagrams_sent_without_a_connect_are_reported_once_per_socket_and_destination() {
+fn udp_flows_without_a_connect_are_reported_once_per_socket_and_peer() {
     use std::net::{SocketAddr, UdpSocket};
     let sensor = Sensor::start("");
     let me = std::process::id() as u64;
@@ -455,8 +454,8 @@ fn udp_datagrams_sent_without_a_connect_are_reported_once_per_socket_and_destina
     let receiver6 = UdpSocket::bind("[::1]:0").expect("bind udp6");
     let other = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let sentinel = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    let [to, to6, to_other, to_sentinel] =
-        [&receiver, &receiver6, &other, &sentinel].map(|r| r.local_addr().expect("addr"));
+    let addr = |s: &UdpSocket| s.local_addr().expect("addr");
+    let [to, to6, to_other, to_sentinel] = [&receiver, &receiver6, &other, &sentinel].map(addr);
 
     let unconnected = UdpSocket::bind("0.0.0.0:0").expect("bind");
     for _ in 0..3 {
@@ -468,6 +467,11 @@ fn udp_datagrams_sent_without_a_connect_are_reported_once_per_socket_and_destina
     second.send_to(b"beacon", to).expect("send");
     let unconnected6 = UdpSocket::bind("[::]:0").expect("bind udp6");
     unconnected6.send_to(b"beacon", to6).expect("send udp6");
+    // And to an IPv4-mapped address: an IPv4 flow, whichever way.
+    let mapped = SocketAddr::from((std::net::Ipv4Addr::LOCALHOST.to_ipv6_mapped(), to.port()));
+    unconnected6
+        .send_to(b"beacon", mapped)
+        .expect("send mapped");
     // A connected socket's sends: its connect is the event.
     let connected = UdpSocket::bind("127.0.0.1:0").expect("bind");
     connected.connect(to_other).expect("connect");
@@ -481,35 +485,95 @@ fn udp_datagrams_sent_without_a_connect_are_reported_once_per_socket_and_destina
         matches!(error.raw_os_error(), Some(libc::EACCES | libc::ENETUNREACH)),
         "{error}"
     );
+    // The receiving side: each sender is a flow of the receiver's (three
+    // datagrams from one, one from each other), and the receiver's answers
+    // and their receipt are part of the flows already reported.
+    let mut buf = [0u8; 16];
+    for _ in 0..5 {
+        receiver.recv_from(&mut buf).expect("receive");
+    }
+    let from_unconnected = SocketAddr::from(([127, 0, 0, 1], addr(&unconnected).port()));
+    receiver
+        .send_to(b"answer", from_unconnected)
+        .expect("answer");
+    unconnected.recv_from(&mut buf).expect("the answer");
+    let from_unconnected6 = SocketAddr::from(([127, 0, 0, 1], addr(&unconnected6).port()));
+    receiver
+        .send_to(b"answer", from_unconnected6)
+        .expect("answer");
+    let (_, mapped_from) = unconnected6.recv_from(&mut buf).expect("the answer");
+    assert_eq!(
+        mapped_from.ip(),
+        mapped.ip(),
+        "received from the IPv4-mapped address"
+    );
+    // A datagram into the connected socket: the sender's flow is reported,
+    // the connected socket's receipt is not (its connect named its peer).
+    other.send_to(b"answer", addr(&connected)).expect("send");
+    connected.recv_from(&mut buf).expect("receive");
     unconnected.send_to(b"last", to_sentinel).expect("send");
 
-    let sends = |v: &Value| by(v, "udp_send", me);
-    let to_addr = |v: &Value, a: SocketAddr| {
-        at(v, "destination.ip").as_str() == Some(&a.ip().to_string())
-            && at(v, "destination.port").as_u64() == Some(a.port() as u64)
-    };
-    sensor.wait_for("the last datagram", |v| sends(v) && to_addr(v, to_sentinel));
-    let events: Vec<Value> = sensor.events().into_iter().filter(sends).collect();
-    let port_of = |s: &UdpSocket| s.local_addr().expect("addr").port() as u64;
-    for (dest, from, count) in [
-        (to, port_of(&unconnected), 1),
-        (to, port_of(&second), 1),
-        (to_other, port_of(&unconnected), 1),
-        (to6, port_of(&unconnected6), 1),
-        (broadcast, port_of(&refused), 1),
-        (to_other, port_of(&connected), 0),
+    let ours = |v: &Value| by(v, "udp_send", me) || by(v, "udp_receive", me);
+    sensor.wait_for("the last datagram", |v| {
+        by(v, "udp_send", me)
+            && at(v, "destination.port").as_u64() == Some(to_sentinel.port() as u64)
+    });
+    let events: Vec<Value> = sensor.events().into_iter().filter(ours).collect();
+    let port = |s: &UdpSocket| addr(s).port();
+    let (send, receive) = ("udp_send", "udp_receive");
+    // (action, to, from: ports; how many; the peer's address)
+    for (act, dest, from, count, peer) in [
+        (send, to.port(), port(&unconnected), 1, to),
+        (send, to.port(), port(&second), 1, to),
+        (send, to_other.port(), port(&unconnected), 1, to_other),
+        (send, to6.port(), port(&unconnected6), 1, to6),
+        (send, to.port(), port(&unconnected6), 1, to),
+        (
+            receive,
+            to.port(),
+            port(&unconnected6),
+            1,
+            from_unconnected6,
+        ),
+        (receive, port(&unconnected6), to.port(), 0, to),
+        (send, broadcast.port(), port(&refused), 1, broadcast),
+        (send, to_other.port(), port(&connected), 0, to_other),
+        (receive, to.port(), port(&unconnected), 1, from_unconnected),
+        (receive, to.port(), port(&second), 1, from_unconnected),
+        (send, port(&unconnected), to.port(), 0, to),
+        (receive, port(&unconnected), to.port(), 0, to),
+        (send, port(&connected), to_other.port(), 1, addr(&connected)),
+        (receive, port(&connected), to_other.port(), 0, to_other),
     ] {
         let found: Vec<&Value> = events
             .iter()
-            .filter(|v| to_addr(v, dest) && at(v, "source.port").as_u64() == Some(from))
+            .filter(|v| {
+                action(v) == act
+                    && at(v, "destination.port").as_u64() == Some(dest as u64)
+                    && at(v, "source.port").as_u64() == Some(from as u64)
+            })
             .collect();
-        assert_eq!(found.len(), count, "to {dest} from port {from}: {found:?}");
+        assert_eq!(
+            found.len(),
+            count,
+            "{act} to port {dest} from port {from}: {found:?}"
+        );
         let Some(ev) = found.first() else { continue };
-        assert_eq!(at(ev, "event.outcome"), "unknown", "{ev}");
+        let (direction, outcome, peer_at) = if act == send {
+            ("egress", "unknown", "destination.ip")
+        } else {
+            ("ingress", "success", "source.ip")
+        };
+        assert_eq!(
+            at(ev, peer_at).as_str(),
+            Some(&*peer.ip().to_string()),
+            "{ev}"
+        );
+        assert_eq!(at(ev, "event.outcome"), outcome, "{ev}");
+        assert_eq!(at(ev, "network.direction"), direction, "{ev}");
         assert_eq!(at(ev, "event.type")[0], "connection", "{ev}");
         assert_eq!(at(ev, "network.transport"), "udp", "{ev}");
-        assert_eq!(at(ev, "network.direction"), "egress", "{ev}");
-        let family = if dest.is_ipv6() { "ipv6" } else { "ipv4" };
+        let family = if peer.is_ipv6() { "ipv6" } else { "ipv4" };
         assert_eq!(at(ev, "network.type"), family, "{ev}");
         assert!(at(ev, "sensor.syscall").is_null(), "{ev}");
         assert!(at(ev, "sensor.network.fd").is_null(), "{ev}");
@@ -517,7 +581,9 @@ fn udp_datagrams_sent_without_a_connect_are_reported_once_per_socket_and_destina
     }
     // The connected socket is reported by its connect.
     sensor.wait_for("the udp connect", |v| {
-        by(v, "connect", me) && to_addr(v, to_other) && at(v, "network.transport") == "udp"
+        by(v, "connect", me)
+            && at(v, "destination.port").as_u64() == Some(to_other.port() as u64)
+            && at(v, "network.transport") == "udp"
     });
 }
 

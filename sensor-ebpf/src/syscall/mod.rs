@@ -33,7 +33,7 @@ pub mod module_name;
 pub mod net;
 pub mod net_address;
 pub mod sys;
-pub mod udp_send;
+pub mod udp_flows;
 pub mod watch;
 pub mod watch_inode;
 

@@ -70,6 +70,12 @@ impl Pipeline {
                 outcome = "unknown";
                 ("udp_send", CONNECTION_START)
             }
+            NetOp::UdpReceive => {
+                network.direction = Some("ingress");
+                // The sender to this host, as for an accept.
+                (source, destination) = accept_ends(n.local, n.remote);
+                ("udp_receive", CONNECTION_START)
+            }
             NetOp::ConnectOutcome => {
                 network.direction = Some("egress");
                 destination = n.remote.map(from_ip);
@@ -121,7 +127,10 @@ impl Pipeline {
         let mut sensor = SensorFields {
             syscall: match n.op {
                 NetOp::Syscall(op) => Some(op.name()),
-                NetOp::ConnectOutcome | NetOp::ConnectUnseen { .. } | NetOp::UdpSend => None,
+                NetOp::ConnectOutcome
+                | NetOp::ConnectUnseen { .. }
+                | NetOp::UdpSend
+                | NetOp::UdpReceive => None,
             },
             ..SensorFields::default()
         };
@@ -399,10 +408,11 @@ mod tests {
         assert_eq!(first_end["error"]["code"], "ECONNREFUSED");
     }
 
-    /// A datagram to a new destination: its ends, UDP, no fd, no syscall
-    /// named, and no result (seen before it is routed).
+    /// The first datagram of a UDP flow, either way: the peer, this host's
+    /// end, UDP, no fd and no syscall named; a send has no result (seen
+    /// before it is routed), a receive has succeeded.
     #[test]
-    fn a_udp_send_names_its_destination_and_no_result() {
+    fn a_udp_flow_names_its_peer_and_its_direction() {
         use crate::event::{Agent, Host};
         let mut p = Pipeline::new(Host::named("t"), Agent::named("t"), 64, 4, 100);
         // SAFETY: TaskInfo is plain integers and byte arrays.
@@ -412,30 +422,49 @@ mod tests {
         let KernelEvent::Net(connect) = super::super::bench::connect(task) else {
             unreachable!("a network record");
         };
-        let send = KernelEvent::Net(NetRecord {
-            op: NetOp::UdpSend,
-            fd: -1,
-            ret: 0,
-            protocol: 17,
-            sock_type: 2,
-            sockaddr: Vec::new(),
-            kernel_sockaddr: None,
-            local: Some("0.0.0.0:40002".parse().expect("address")),
-            remote: Some("192.0.2.53:53".parse().expect("address")),
-            ..connect
-        });
-        let ev = serde_json::to_value(p.handle(send).expect("an event")).expect("json");
-        assert_eq!(ev["event"]["action"], "udp_send", "{ev}");
-        assert_eq!(ev["event"]["outcome"], "unknown", "{ev}");
-        assert_eq!(ev["event"]["type"][0], "connection", "{ev}");
-        assert_eq!(ev["destination"]["ip"], "192.0.2.53", "{ev}");
-        assert_eq!(ev["destination"]["port"], 53, "{ev}");
-        assert_eq!(ev["source"]["port"], 40002, "{ev}");
-        assert_eq!(ev["network"]["transport"], "udp", "{ev}");
-        assert_eq!(ev["network"]["direction"], "egress", "{ev}");
-        assert!(ev["sensor"]["network"]["fd"].is_null(), "{ev}");
-        assert!(ev["sensor"]["syscall"].is_null(), "{ev}");
-        assert!(ev["error"].is_null(), "{ev}");
+        for (op, action, direction, outcome, peer_at, ours_at) in [
+            (
+                NetOp::UdpSend,
+                "udp_send",
+                "egress",
+                "unknown",
+                "destination",
+                "source",
+            ),
+            (
+                NetOp::UdpReceive,
+                "udp_receive",
+                "ingress",
+                "success",
+                "source",
+                "destination",
+            ),
+        ] {
+            let datagram = KernelEvent::Net(NetRecord {
+                op,
+                fd: -1,
+                ret: 0,
+                protocol: 17,
+                sock_type: 2,
+                sockaddr: Vec::new(),
+                kernel_sockaddr: None,
+                local: Some("0.0.0.0:40002".parse().expect("address")),
+                remote: Some("192.0.2.53:53".parse().expect("address")),
+                ..connect.clone()
+            });
+            let ev = serde_json::to_value(p.handle(datagram).expect("an event")).expect("json");
+            assert_eq!(ev["event"]["action"], action, "{ev}");
+            assert_eq!(ev["event"]["outcome"], outcome, "{ev}");
+            assert_eq!(ev["event"]["type"][0], "connection", "{ev}");
+            assert_eq!(ev[peer_at]["ip"], "192.0.2.53", "{ev}");
+            assert_eq!(ev[peer_at]["port"], 53, "{ev}");
+            assert_eq!(ev[ours_at]["port"], 40002, "{ev}");
+            assert_eq!(ev["network"]["transport"], "udp", "{ev}");
+            assert_eq!(ev["network"]["direction"], direction, "{ev}");
+            assert!(ev["sensor"]["network"]["fd"].is_null(), "{ev}");
+            assert!(ev["sensor"]["syscall"].is_null(), "{ev}");
+            assert!(ev["error"].is_null(), "{ev}");
+        }
     }
 
     fn sockaddr_in(ip: [u8; 4], port: u16) -> Vec<u8> {

@@ -6,10 +6,10 @@
 
 use sensor_common::{
     CredEvent, EventHeader, EventKind, ExecEvent, ExitEvent, FileEvent, ForkEvent, NET_EVENT_FIXED,
-    NET_OP_CONNECT_OUTCOME, NET_OP_CONNECT_UNSEEN, NET_OP_UDP_SEND, NetEvent, SOCKADDR_CAP,
-    SYS_OP_IO_URING, SYS_OP_IO_URING_COMPLETE, SYS_OP_NAMESPACES_AT_FORK, SYS_OP_PROC_MEM_OPEN,
-    SYS_OP_SIGNAL_SENSOR, SocketEnds, SysEvent, SyscallOp, TaskInfo, WatchEvent, exec_flags,
-    file_flags, net_flags, sys_flags, watch_flags,
+    NET_OP_CONNECT_OUTCOME, NET_OP_CONNECT_UNSEEN, NET_OP_UDP_RECEIVE, NET_OP_UDP_SEND, NetEvent,
+    SOCKADDR_CAP, SYS_OP_IO_URING, SYS_OP_IO_URING_COMPLETE, SYS_OP_NAMESPACES_AT_FORK,
+    SYS_OP_PROC_MEM_OPEN, SYS_OP_SIGNAL_SENSOR, SocketEnds, SysEvent, SyscallOp, TaskInfo,
+    WatchEvent, exec_flags, file_flags, net_flags, sys_flags, watch_flags,
 };
 
 use crate::enrich::path_resolve::CwdAtCall;
@@ -627,9 +627,11 @@ pub enum NetOp {
     ConnectUnseen {
         fast_open: bool,
     },
-    /// The first datagram a UDP socket sent to a destination it is not
-    /// connected to (`NET_OP_UDP_SEND`).
+    /// The first datagram a UDP socket sent to a peer it is not connected
+    /// to (`NET_OP_UDP_SEND`), or received from one (`NET_OP_UDP_RECEIVE`),
+    /// whichever came first.
     UdpSend,
+    UdpReceive,
 }
 
 /// A network syscall after it returned, or the end of a non-blocking connect.
@@ -1076,6 +1078,7 @@ fn decode_net(bytes: &[u8]) -> Result<NetRecord, DecodeError> {
             fast_open: e.flags & net_flags::FAST_OPEN != 0,
         },
         NET_OP_UDP_SEND => NetOp::UdpSend,
+        NET_OP_UDP_RECEIVE => NetOp::UdpReceive,
         op => NetOp::Syscall(SyscallOp::from_u32(op).ok_or(DecodeError::UnknownOp { kind, op })?),
     };
     let len = (e.sockaddr_len as usize).min(SOCKADDR_CAP);

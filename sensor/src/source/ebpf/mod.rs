@@ -18,7 +18,7 @@ pub mod sshd_files;
 pub mod symlinks_sync;
 pub mod syscalls;
 pub mod task_reads;
-pub mod udp_send;
+pub mod udp_flows;
 pub mod watch;
 pub mod watch_sources;
 #[cfg(test)]
@@ -336,15 +336,16 @@ impl EbpfSource {
             ),
             None => {}
         }
-        match udp_send::attach(&mut ebpf, &enabled) {
+        match udp_flows::attach(&mut ebpf, &enabled) {
             Some(Ok(at)) => tracing::info!(
-                "UDP datagrams sent to an address by a socket not connected to it are reported, \
-                 once per socket and destination ({}, at {at})",
-                udp_send::HOOK
+                "{} (sent to an address by a socket not connected to it, or received with the \
+                 sender's address; {}, at {at})",
+                udp_flows::ON,
+                udp_flows::HOOK
             ),
             Some(Err(why)) => tracing::warn!(
-                "UDP datagrams sent to an address without a connect are not reported: a script's \
-                 DNS exfiltration or a UDP beacon goes unseen: {why}"
+                "UDP flows without a connect are not reported: a script's DNS exfiltration, a UDP \
+                 beacon or an implant listening on a UDP port goes unseen: {why}"
             ),
             None => {}
         }

@@ -1,23 +1,35 @@
-//! The UDP send hooks (see the eBPF side's `udp_send.rs`): the first
-//! datagram a socket sends to each destination it is not connected to.
+//! The UDP flow hooks (see the eBPF side's `udp_flows.rs`): the first
+//! datagram a socket exchanges with each peer it is not connected to,
+//! sent to it or received from it.
 //!
-//! cgroup `sendmsg4`/`sendmsg6` programs attached at the root of the
-//! cgroup v2 hierarchy, as links, which run beside any other programs of
-//! the cgroups below, so every socket runs them. They go with the sensor:
-//! a link is closed when it exits.
+//! cgroup `sendmsg4`/`sendmsg6`/`recvmsg4`/`recvmsg6` programs attached at
+//! the root of the cgroup v2 hierarchy, as links, which run beside any
+//! other programs of the cgroups below, so every socket runs them. They go
+//! with the sensor: a link is closed when it exits.
 
 use aya::Ebpf;
 use aya::programs::{CgroupAttachMode, CgroupSockAddr};
 use sensor_common::{EventKind, names};
 
-/// What `sensor probe` and the start log say about the hook.
+/// What `sensor probe` and the start log say about the hooks.
 pub const WHY: &str = "a UDP datagram sent to an address (sendto, sendmsg, sendmmsg, an io_uring \
-    send) by a socket not connected to it makes no connect call and changes no socket state: a \
-    script's DNS exfiltration or a UDP beacon is seen nowhere else; the kernel runs these \
-    programs only for such sends, in the sending task, with the address it copied";
+    send) by a socket not connected to it, or received with its sender's address (recvfrom, \
+    recvmsg), makes no connect or accept call and changes no socket state: a script's DNS \
+    exfiltration, a UDP beacon or an implant listening on a UDP port is seen nowhere else; the \
+    kernel runs these programs only for such datagrams, in the task, with the address it copied";
 
-/// The hook as `sensor probe` names it.
-pub const HOOK: &str = "cgroup/sendmsg4 + cgroup/sendmsg6 at the root of the cgroup v2 hierarchy";
+/// The hooks as `sensor probe` names them.
+pub const HOOK: &str = "cgroup/{sendmsg,recvmsg}{4,6} at the root of the cgroup v2 hierarchy";
+
+/// The start log's line where they are on (`cargo xtask kernels` looks for it).
+pub const ON: &str = "UDP flows without a connect are reported, once per socket and peer";
+
+const PROGRAMS: [&str; 4] = [
+    names::PROG_UDP_SEND4,
+    names::PROG_UDP_SEND6,
+    names::PROG_UDP_RECEIVE4,
+    names::PROG_UDP_RECEIVE6,
+];
 
 /// Loads and attaches the hooks if the network family is `enabled`. None:
 /// the family is off; else where they were attached, or why they are not.
@@ -29,17 +41,16 @@ pub fn attach(ebpf: &mut Ebpf, enabled: &[EventKind]) -> Option<Result<String, S
 }
 
 fn attach_at_root(ebpf: &mut Ebpf) -> Result<String, String> {
-    let programs = [names::PROG_UDP_SEND4, names::PROG_UDP_SEND6];
-    // Both loaded before either is attached: never one family of
-    // addresses reported while the start log says neither is.
-    for name in programs {
+    // All loaded before any is attached: never some of the flows reported
+    // while the start log says none is.
+    for name in PROGRAMS {
         program(ebpf, name)?.load().map_err(|e| {
             super::report_if_too_complex(name, &e);
             format!("{name} refused: {e}")
         })?;
     }
     let (root, at) = super::cgroup2::open_root()?;
-    for name in programs {
+    for name in PROGRAMS {
         program(ebpf, name)?
             // A link (aya makes one from 5.7; the sensor needs 5.8), which
             // the kernel always adds beside the cgroup's other programs: a
