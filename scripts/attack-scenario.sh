@@ -418,6 +418,36 @@ for my $chunk (qw(cm9vdDp4OjA6MDpyb290 Oi9yb290Oi9iaW4vYmFzaA)) {
 EOF
 }
 
+# An implant waiting on a UDP port for its orders, by the weak user: a
+# bound socket that receives (perl's recv asks for the sender's address).
+# No accept, no connect: its first datagram from a peer is the event. The
+# sender (root's perl) tries every 100 ms until the implant has one.
+udp_implant() {
+    step udp_implant
+    as_root "$GUEST_USER" <<'EOF'
+runuser -u "$1" -- perl -MSocket -e '
+socket(my $s, PF_INET, SOCK_DGRAM, 0) or die "socket: $!";
+bind($s, pack_sockaddr_in(5300, inet_aton("127.0.0.1"))) or die "bind: $!";
+defined(recv($s, my $order, 512, 0)) or die "recv: $!";
+' </dev/null &
+implant=$!
+for _ in $(seq 100); do
+    kill -0 "$implant" 2>/dev/null || break
+    perl -MSocket -e '
+socket(my $s, PF_INET, SOCK_DGRAM, 0) or die "socket: $!";
+send($s, "run", 0, pack_sockaddr_in(5300, inet_aton("127.0.0.1"))) or die "send: $!";
+' </dev/null
+    sleep 0.1
+done
+if kill -0 "$implant" 2>/dev/null; then
+    kill "$implant"
+    echo "the implant received nothing in 10 s" >&2
+    exit 1
+fi
+wait "$implant"
+EOF
+}
+
 # perl (perl-base; no python in the guest) creates a memfd, copies echo's
 # ELF into it and execs it through /proc/self/fd: nothing runs from disk.
 memfd_exec() {
@@ -717,6 +747,7 @@ main() {
     reverse_shell
     fast_open_shell
     udp_exfiltration
+    udp_implant
     memfd_exec
     memory_theft
     user_namespace

@@ -486,6 +486,14 @@ const SCENARIO: &[Step] = &[
         )],
     },
     Step {
+        name: "udp_implant",
+        expects: &[one(
+            "udp_receive by dev's perl on 127.0.0.1:5300 from a local sender, no accept",
+            &["udp_receive"],
+            is_udp_implant,
+        )],
+    },
+    Step {
         name: "memfd_exec",
         expects: &[one(
             "exec flagged fileless (memfd)",
@@ -1159,6 +1167,17 @@ fn is_udp_exfiltration(v: &Value) -> bool {
         && is(v, "network.transport", "udp")
         && is(v, "network.direction", "egress")
         && at(v, "sensor.syscall").is_null()
+}
+
+/// Seen by the cgroup recvmsg hook: the sender as `source`.
+fn is_udp_implant(v: &Value) -> bool {
+    succeeded(v)
+        && is(v, "process.name", "perl")
+        && is(v, "process.user.name", GUEST_USER)
+        && is(v, "source.ip", "127.0.0.1")
+        && at(v, "destination.port") == &Value::from(5300)
+        && is(v, "network.transport", "udp")
+        && is(v, "network.direction", "ingress")
 }
 
 fn is_memfd_exec(v: &Value) -> bool {
