@@ -124,7 +124,7 @@ pub(crate) struct Setup {
     /// Where the UDP row's datagrams go: a bound socket nobody reads (once
     /// its buffer is full, the kernel drops them on arrival, as quietly as
     /// it takes them), so that none meets a closed port.
-    pub(crate) udp_sink: Arc<std::net::UdpSocket>,
+    pub(crate) udp_sink: std::net::UdpSocket,
 }
 
 pub fn run(sensors: &[PathBuf], seconds: u64, workers: usize) -> Result<String> {
@@ -285,7 +285,7 @@ impl Setup {
             files,
             port,
             listener: Arc::new(listener),
-            udp_sink: Arc::new(udp_sink),
+            udp_sink,
         })
     }
 }
