@@ -140,8 +140,12 @@ pub enum ProbeError {
     /// A syscall argument (path, xattr name or value) could not be read
     /// from the caller's memory.
     ReadArg = 6,
-    /// A syscall's entry could not be remembered until its exit (the
-    /// in-flight map was full): that call is not reported.
+    /// Something could not be remembered in a map (an insert failed):
+    /// a syscall's entry until its exit (the in-flight map was full: that
+    /// call is not reported); or a record kept for a later one (a
+    /// non-blocking connect for its end, an io_uring connect, a UDP
+    /// flow's peer), whose event itself was sent: its end goes
+    /// unpaired, or the flow is reported again at its next datagram.
     Inflight = 7,
 }
 
