@@ -125,6 +125,10 @@ pub mod names {
     pub const PROG_UDP_SEND6: &str = "udp_send6";
     pub const PROG_UDP_RECEIVE4: &str = "udp_receive4";
     pub const PROG_UDP_RECEIVE6: &str = "udp_receive6";
+    /// The start log's words where those hooks are on: written by the
+    /// daemon, looked for by `cargo xtask kernels`.
+    pub const UDP_FLOWS_ON: &str =
+        "UDP flows without a connect are reported, once per socket and peer";
     /// Network syscalls between entry and exit, by thread.
     pub const NET_INFLIGHT_MAP: &str = "NET_INFLIGHT";
     /// Entry program (by tail call from `syscall_enter`) of the intruder-action syscalls.

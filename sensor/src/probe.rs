@@ -180,17 +180,14 @@ pub fn run() -> Report {
     });
     hooks.push(HookChoice {
         kind: "udp_flows",
-        hook: match crate::source::ebpf::cgroup2::mount_point() {
-            Some(at) => format!(
-                "{} (mounted at {})",
-                crate::source::ebpf::udp_flows::HOOK,
-                at.display()
-            ),
-            None => format!(
-                "{} (none is mounted: the sensor mounts one to open its root)",
-                crate::source::ebpf::udp_flows::HOOK
-            ),
-        },
+        hook: format!(
+            "{} ({})",
+            crate::source::ebpf::udp_flows::HOOK,
+            match crate::source::ebpf::cgroup2::mount_point() {
+                Some(at) => format!("mounted at {}", at.display()),
+                None => "none is mounted: the sensor mounts one to open its root".to_owned(),
+            }
+        ),
         why: crate::source::ebpf::udp_flows::WHY,
         preferred: None,
         unavailable: Vec::new(),

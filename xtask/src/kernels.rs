@@ -378,7 +378,7 @@ fn boot_and_check(vmlinuz: &Path, initrd: &Path, suite: &str) -> Result<String> 
         "chmod events name the file the kernel resolved (fentry)",
         // cgroup programs, whose helpers and context the kernels differ
         // on; the initramfs mounts no cgroup2, so the sensor mounts its own.
-        "UDP flows without a connect are reported, once per socket and peer",
+        sensor_common::names::UDP_FLOWS_ON,
     ] {
         if !stderr.contains(hook) {
             bail!(

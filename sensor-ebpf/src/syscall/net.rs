@@ -320,6 +320,8 @@ fn ring_destination(sockaddr: &[u8; SOCKADDR_CAP], len: usize) -> Option<[u64; 3
     Some(destination_key(family, port, &addr))
 }
 
+/// A peer as a map key: `[family << 16 | port, address halves]` (the
+/// address as a record's `remote_addr` holds it, read as two u64s).
 #[inline(always)]
 fn destination_key(family: u16, port: u16, addr: &[u8; 16]) -> [u64; 3] {
     let mut halves = [0u64; 2];
@@ -328,6 +330,13 @@ fn destination_key(family: u16, port: u16, addr: &[u8; 16]) -> [u64; 3] {
         halves[0] = core::ptr::read_unaligned(addr.as_ptr().cast::<u64>());
         halves[1] = core::ptr::read_unaligned(addr.as_ptr().add(8).cast::<u64>());
     }
+    peer_key(family, port, halves)
+}
+
+/// [`destination_key`] of an address already in halves (also
+/// [`super::udp_flows`]'s, whose context gives the address as words).
+#[inline(always)]
+pub(super) fn peer_key(family: u16, port: u16, halves: [u64; 2]) -> [u64; 3] {
     [(family as u64) << 16 | port as u64, halves[0], halves[1]]
 }
 

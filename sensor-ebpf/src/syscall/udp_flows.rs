@@ -41,7 +41,7 @@ const EEXIST: i32 = 17;
 const ALLOW: i32 = 1;
 
 /// The peers each socket has exchanged datagrams with, by `[socket cookie,
-/// family << 16 | port, address halves]` (a socket's cookie is never
+/// the peer's net::peer_key]` (a socket's cookie is never
 /// reused while the machine runs). LRU: a peer forgotten under pressure
 /// (more flows than entries) is reported again at its next datagram, a
 /// duplicate rather than a miss.
@@ -80,7 +80,7 @@ fn udp_datagram(ctx: &SockAddrContext, family: u16, op: u32) {
     // SAFETY: ctx is the kernel's bpf_sock_addr, and `sk` the socket, never
     // NULL here; each field is one load of a size the verifier allows (4
     // bytes), rewritten by it into a read of the kernel's own.
-    let (port, mut addr, connected) = unsafe {
+    let (port, mut addr, sk) = unsafe {
         let port = u16::from_be((*sa).user_port as u16);
         let mut addr = [0u32; 4];
         if family == AF_INET {
@@ -93,12 +93,12 @@ fn udp_datagram(ctx: &SockAddrContext, family: u16, op: u32) {
                 (*sa).user_ip6[3],
             ];
         }
-        let sk = (*sa).__bindgen_anon_1.sk;
-        (port, addr, (*sk).state == TCP_ESTABLISHED)
+        (port, addr, (*sa).__bindgen_anon_1.sk)
     };
     // A connected socket receives from its peer alone, which its connect
     // reported.
-    if op == NET_OP_UDP_RECEIVE && connected {
+    // SAFETY: as above.
+    if op == NET_OP_UDP_RECEIVE && unsafe { (*sk).state } == TCP_ESTABLISHED {
         return;
     }
     // An IPv6 socket's peer at an IPv4-mapped address is that IPv4
@@ -107,14 +107,16 @@ fn udp_datagram(ctx: &SockAddrContext, family: u16, op: u32) {
     if family == AF_INET6 && addr[0] == 0 && addr[1] == 0 && addr[2] == 0xffffu32.to_be() {
         (family, addr) = (AF_INET, [addr[3], 0, 0, 0]);
     }
-    // SAFETY: the helper takes this program type's context.
-    let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
-    let key = [
-        cookie,
-        (family as u64) << 16 | port as u64,
+    // The address as a record holds it (its bytes in memory order), in
+    // two halves: the key's and the record's.
+    let halves = [
         (addr[1] as u64) << 32 | addr[0] as u64,
         (addr[3] as u64) << 32 | addr[2] as u64,
     ];
+    // SAFETY: the helper takes this program type's context.
+    let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
+    let [ends, low, high] = super::net::peer_key(family, port, halves);
+    let key = [cookie, ends, low, high];
     // The common case first, and alone: a peer the socket exchanged
     // datagrams with before. A lookup, not an insert that fails: an LRU
     // map's insert takes a free node off its lists before it looks (149 ns
@@ -172,8 +174,7 @@ fn udp_datagram(ctx: &SockAddrContext, family: u16, op: u32) {
     unsafe {
         put(&mut ev.protocol, (*sa).protocol as u16);
         put(&mut ev.sock_type, (*sa).type_ as u16);
-        zero_u64s::<4>(ev.local_addr.as_mut_ptr());
-        let sk = (*sa).__bindgen_anon_1.sk;
+        zero_u64s::<2>(ev.local_addr.as_mut_ptr());
         // The socket's own end: its bound address (often the wildcard)
         // and its port, which a send has picked by now.
         put(&mut ev.local_port, (*sk).src_port as u16);
@@ -185,9 +186,8 @@ fn udp_datagram(ctx: &SockAddrContext, family: u16, op: u32) {
             }
         }
     }
-    for (i, word) in addr.iter().enumerate() {
-        ev.remote_addr[i * 4..i * 4 + 4].copy_from_slice(&word.to_ne_bytes());
-    }
+    ev.remote_addr[..8].copy_from_slice(&halves[0].to_ne_bytes());
+    ev.remote_addr[8..].copy_from_slice(&halves[1].to_ne_bytes());
     put(&mut ev.remote_port, port);
     entry.submit(0);
 }

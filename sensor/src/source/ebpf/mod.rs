@@ -340,7 +340,7 @@ impl EbpfSource {
             Some(Ok(at)) => tracing::info!(
                 "{} (sent to an address by a socket not connected to it, or received with the \
                  sender's address; {}, at {at})",
-                udp_flows::ON,
+                names::UDP_FLOWS_ON,
                 udp_flows::HOOK
             ),
             Some(Err(why)) => tracing::warn!(

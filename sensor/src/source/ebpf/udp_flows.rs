@@ -21,9 +21,6 @@ pub const WHY: &str = "a UDP datagram sent to an address (sendto, sendmsg, sendm
 /// The hooks as `sensor probe` names them.
 pub const HOOK: &str = "cgroup/{sendmsg,recvmsg}{4,6} at the root of the cgroup v2 hierarchy";
 
-/// The start log's line where they are on (`cargo xtask kernels` looks for it).
-pub const ON: &str = "UDP flows without a connect are reported, once per socket and peer";
-
 const PROGRAMS: [&str; 4] = [
     names::PROG_UDP_SEND4,
     names::PROG_UDP_SEND6,
@@ -65,8 +62,5 @@ fn attach_at_root(ebpf: &mut Ebpf) -> Result<String, String> {
 }
 
 fn program<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut CgroupSockAddr, String> {
-    ebpf.program_mut(name)
-        .ok_or_else(|| format!("program {name} missing"))?
-        .try_into()
-        .map_err(|e| format!("{name}: {e}"))
+    super::program_as(ebpf, name, "cgroup").map_err(|e| e.to_string())
 }
