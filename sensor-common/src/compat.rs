@@ -62,6 +62,7 @@ pub const fn x32_own_number(op: SyscallOp) -> Option<u32> {
 pub const TS_COMPAT: u32 = 0x0002;
 
 /// `socketcall` call numbers (linux/net.h) of the traced network calls.
+pub const SYS_SOCKET: u32 = 1;
 pub const SYS_BIND: u32 = 2;
 pub const SYS_CONNECT: u32 = 3;
 pub const SYS_LISTEN: u32 = 4;
@@ -158,6 +159,7 @@ pub const TABLE: &[(u32, u32)] = &[
     (364, SyscallOp::Accept4 as u32),
     (361, SyscallOp::Bind as u32),
     (363, SyscallOp::Listen as u32),
+    (359, SyscallOp::Socket as u32),
     (102, SOCKETCALL),
     (26, SyscallOp::Ptrace as u32),
     (128, SyscallOp::InitModule as u32),
@@ -187,6 +189,7 @@ pub const TABLE: &[(u32, u32)] = &[
 #[inline(always)]
 pub const fn socketcall_op(call: u32) -> Option<SyscallOp> {
     Some(match call {
+        SYS_SOCKET => SyscallOp::Socket,
         SYS_BIND => SyscallOp::Bind,
         SYS_CONNECT => SyscallOp::Connect,
         SYS_LISTEN => SyscallOp::Listen,

@@ -25,7 +25,8 @@ pub enum EventKind {
     /// setuid family, capset: [`crate::CredEvent`].
     Cred = 200,
     // 300..=399: network.
-    /// connect, accept, bind, listen: [`crate::NetEvent`].
+    /// connect, accept, bind, listen, packet-capturing sockets, UDP
+    /// flows: [`crate::NetEvent`].
     Net = 300,
     // 400..=499: actions an intruder uses.
     /// ptrace, modules, memfd, mount, bpf, signals to the sensor:

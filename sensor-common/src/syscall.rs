@@ -69,6 +69,11 @@ pub enum SyscallOp {
     Accept4 = 66,
     Bind = 67,
     Listen = 68,
+    /// Only the sockets that see or forge whole packets are reported (see
+    /// [`captures_packets`]): a packet socket (a sniffer, or a passive
+    /// backdoor that waits for a magic packet and never binds a port), a
+    /// raw IP socket (forged packets, an ICMP tunnel) and an ICMP one.
+    Socket = 69,
     // 96..=126: actions an intruder uses, [`SysEvent`].
     Ptrace = 96,
     InitModule = 97,
@@ -151,6 +156,40 @@ pub const SYS_OP_NAMESPACES_AT_FORK: u32 = 123;
 /// `SysEvent::op` of a signal sent to the sensor itself (from the
 /// `signal_generate` tracepoint, whatever syscall or kernel path sent it).
 pub const SYS_OP_SIGNAL_SENSOR: u32 = 127;
+
+/// `AF_PACKET`: packets as they cross a network device, below IP.
+pub const AF_PACKET: u16 = 17;
+
+/// Whether a `socket(family, type, protocol)` call asks for a socket that
+/// sees or forges whole packets, which the sensor reports (the others, by
+/// far the most, are not: their connects, binds and datagrams are):
+/// - a packet socket, of any type: how a sniffer reads a device's
+///   traffic, and how a passive backdoor (BPFDoor) waits for its magic
+///   packet with no port bound;
+/// - a raw IPv4 or IPv6 socket: forged packets, scans, ICMP tunnels;
+/// - an ICMP datagram ("ping") socket, which an unprivileged user can
+///   open where `net.ipv4.ping_group_range` lets them: an ICMP tunnel's
+///   way without a raw socket.
+///
+/// `sock_type` may carry `SOCK_NONBLOCK`/`SOCK_CLOEXEC`; only its low four
+/// bits (`SOCK_TYPE_MASK`) are the type.
+#[inline(always)]
+pub const fn captures_packets(family: u32, sock_type: u32, protocol: u32) -> bool {
+    const AF_INET: u32 = 2;
+    const AF_INET6: u32 = 10;
+    const PACKET: u32 = AF_PACKET as u32;
+    const SOCK_DGRAM: u32 = 2;
+    const SOCK_RAW: u32 = 3;
+    const IPPROTO_ICMP: u32 = 1;
+    const IPPROTO_ICMPV6: u32 = 58;
+    let kind = sock_type & 0xf;
+    match family {
+        PACKET => true,
+        AF_INET => kind == SOCK_RAW || (kind == SOCK_DGRAM && protocol == IPPROTO_ICMP),
+        AF_INET6 => kind == SOCK_RAW || (kind == SOCK_DGRAM && protocol == IPPROTO_ICMPV6),
+        _ => false,
+    }
+}
 
 /// `NetEvent::op` of the record that reports how a non-blocking connect
 /// (`EINPROGRESS`) ended; not a syscall: it comes from the socket's state
@@ -244,7 +283,7 @@ pub enum Target {
 }
 
 impl SyscallOp {
-    pub const ALL: [SyscallOp; 65] = [
+    pub const ALL: [SyscallOp; 66] = [
         SyscallOp::Chmod,
         SyscallOp::Fchmod,
         SyscallOp::Fchmodat,
@@ -288,6 +327,7 @@ impl SyscallOp {
         SyscallOp::Accept4,
         SyscallOp::Bind,
         SyscallOp::Listen,
+        SyscallOp::Socket,
         SyscallOp::Ptrace,
         SyscallOp::InitModule,
         SyscallOp::FinitModule,
@@ -360,6 +400,7 @@ impl SyscallOp {
             66 => SyscallOp::Accept4,
             67 => SyscallOp::Bind,
             68 => SyscallOp::Listen,
+            69 => SyscallOp::Socket,
             96 => SyscallOp::Ptrace,
             97 => SyscallOp::InitModule,
             98 => SyscallOp::FinitModule,
@@ -432,6 +473,7 @@ impl SyscallOp {
             SyscallOp::Accept4 => "accept4",
             SyscallOp::Bind => "bind",
             SyscallOp::Listen => "listen",
+            SyscallOp::Socket => "socket",
             SyscallOp::Ptrace => "ptrace",
             SyscallOp::InitModule => "init_module",
             SyscallOp::FinitModule => "finit_module",
@@ -1202,7 +1244,7 @@ pub const WATCH_EVENT_MAX: usize =
 pub const SOCKADDR_CAP: usize = 128;
 
 /// A network syscall after it returned (connect, accept, accept4, bind,
-/// listen), or with `op` [`NET_OP_CONNECT_OUTCOME`] the end of a
+/// listen, a packet-capturing socket), or with `op` [`NET_OP_CONNECT_OUTCOME`] the end of a
 /// non-blocking connect. Addresses in network byte order as the kernel
 /// keeps them; ports in host order.
 #[repr(C)]
@@ -1212,17 +1254,21 @@ pub struct NetEvent {
     pub task: TaskInfo,
     /// [`SyscallOp`] as `u32`, or [`NET_OP_CONNECT_OUTCOME`].
     pub op: u32,
-    /// The socket's fd (for accept: the listening socket's).
+    /// The socket's fd (for accept: the listening socket's; -1 for
+    /// socket).
     pub fd: i32,
-    /// 0 or `-errno`; accept's new fd.
+    /// 0 or `-errno`; accept's and socket's new fd.
     pub ret: i64,
-    /// `sk_family`, `sk_protocol` and `sk_type` of the socket, 0 if unknown.
+    /// `sk_family`, `sk_protocol` and `sk_type` of the socket, 0 if unknown
+    /// (socket: the family, protocol and type it asked for, without the
+    /// type's flags).
     pub family: u16,
     pub protocol: u16,
     pub sock_type: u16,
     /// [`net_flags`].
     pub flags: u16,
-    /// listen's backlog, accept4's flags.
+    /// listen's backlog, accept4's flags, socket's type argument whole
+    /// (with `SOCK_NONBLOCK`, `SOCK_CLOEXEC`).
     pub arg: u32,
     /// Bytes of `sockaddr` copied (connect, bind: the caller's address).
     pub sockaddr_len: u32,

@@ -23,6 +23,7 @@ const NR_SOCKETCALL: u32 = 102;
 const NR_LINK: u32 = 9;
 const NR_SYMLINK: u32 = 83;
 const NR_CONNECT: u32 = 362;
+const NR_SOCKET: u32 = 359;
 const NR_UNSHARE: u32 = 310;
 const NR_CLONE: u32 = 120;
 const SYS_SOCKET: u32 = 1;
@@ -382,6 +383,63 @@ fn an_ia32_connect_to_a_closed_port_reports_the_refusal_also_through_socketcall(
         assert_eq!(at(ev, "destination.port"), port, "{ev}");
         assert_eq!(at(ev, "destination.ip"), "127.0.0.1", "{ev}");
     }
+}
+
+/// A packet socket through socketcall and a raw ICMP one through the
+/// direct ia32 socket call are reported with what they asked for; a TCP
+/// socket through either is not.
+#[test]
+fn ia32_packet_and_raw_sockets_are_reported_through_both_calls() {
+    let sensor = Sensor::start("");
+    let page = LowPage::new();
+    let all = (libc::ETH_P_ALL as u16).to_be() as u32;
+    let pid = in_child(|| {
+        // socketcall(SYS_SOCKET, [family, type, protocol]): in memory.
+        let socketcall = |offset: usize, args: [u32; 3]| {
+            let at = page.put(offset, &args.map(u32::to_ne_bytes).concat());
+            int80(NR_SOCKETCALL, SYS_SOCKET, at, 0)
+        };
+        let tcp = [libc::AF_INET as u32, libc::SOCK_STREAM as u32, 0];
+        if socketcall(0, tcp) < 0 || int80(NR_SOCKET, tcp[0], tcp[1], tcp[2]) < 0 {
+            return 1;
+        }
+        if socketcall(64, [libc::AF_PACKET as u32, libc::SOCK_RAW as u32, all]) < 0 {
+            return 2;
+        }
+        let icmp = libc::IPPROTO_ICMP as u32;
+        if int80(NR_SOCKET, libc::AF_INET as u32, libc::SOCK_RAW as u32, icmp) < 0 {
+            return 3;
+        }
+        0
+    });
+    let events = sensor.wait_for_count("both sockets", 2, |v| ia32_event(v, "socket", pid));
+    let mut kinds: Vec<(String, String)> = events
+        .iter()
+        .map(|ev| {
+            assert_eq!(at(ev, "sensor.syscall"), "socket", "{ev}");
+            assert_eq!(at(ev, "event.outcome"), "success", "{ev}");
+            assert_eq!(at(ev, "sensor.network.socket_type"), "raw", "{ev}");
+            let of = |field| at(ev, field).as_str().unwrap_or_default().to_owned();
+            (of("network.type"), of("network.transport"))
+        })
+        .collect();
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        [
+            ("ipv4".into(), "icmp".into()),
+            ("packet".into(), String::new())
+        ]
+    );
+    let packet = events
+        .iter()
+        .find(|ev| at(ev, "network.type") == "packet")
+        .expect("the packet socket");
+    assert_eq!(at(packet, "sensor.network.ethertype"), 3, "{packet}");
+    // The two TCP sockets came first: none is reported.
+    let all_events = sensor.events();
+    let sockets = all_events.iter().filter(|v| ia32_event(v, "socket", pid));
+    assert_eq!(sockets.count(), 2);
 }
 
 /// The ia32 entry programs are the largest the verifier walks (each

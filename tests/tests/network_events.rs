@@ -1,5 +1,6 @@
 //! Network events from the real kernel: connect (blocking, non-blocking,
-//! refused, unix), accept, bind, listen, and UDP flows without a connect.
+//! refused, unix), accept, bind, listen, UDP flows without a connect, and
+//! packet, raw and ICMP sockets.
 
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
@@ -585,6 +586,172 @@ fn udp_flows_without_a_connect_are_reported_once_per_socket_and_peer() {
             && at(v, "destination.port").as_u64() == Some(to_other.port() as u64)
             && at(v, "network.transport") == "udp"
     });
+}
+
+/// Sockets that see or forge whole packets are reported with what they
+/// asked for: packet sockets (a sniffer, a passive backdoor waiting for a
+/// magic packet), raw IP sockets and ICMP ("ping") sockets, opened or
+/// refused; the sockets every program opens are not.
+#[test]
+fn packet_raw_and_icmp_sockets_are_reported_and_other_sockets_are_not() {
+    let sensor = Sensor::start("");
+    let me = std::process::id() as u64;
+    let open = |family: i32, sock_type: i32, protocol: i32| {
+        // SAFETY: a plain syscall.
+        let fd = unsafe { libc::socket(family, sock_type, protocol) };
+        assert!(
+            fd >= 0,
+            "socket({family}, {sock_type}, {protocol}): {}",
+            std::io::Error::last_os_error()
+        );
+        fd
+    };
+    let all = (libc::ETH_P_ALL as u16).to_be() as i32;
+    // Left out in the kernel: no event.
+    let mut unreported = vec![
+        open(libc::AF_INET, libc::SOCK_STREAM, 0),
+        open(libc::AF_INET, libc::SOCK_DGRAM, 0),
+        open(libc::AF_INET6, libc::SOCK_DGRAM, libc::IPPROTO_UDP),
+        open(libc::AF_UNIX, libc::SOCK_DGRAM, 0),
+        // Raw, but netlink: `ip`, systemd and udev open these all day.
+        open(libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_ROUTE),
+    ];
+    // (fd, network.type, sensor.network.socket_type, network.transport,
+    // sensor.network.ethertype)
+    let reported = [
+        (
+            open(libc::AF_PACKET, libc::SOCK_RAW, all),
+            "packet",
+            "raw",
+            None,
+            Some(3),
+        ),
+        (
+            open(libc::AF_PACKET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0),
+            "packet",
+            "dgram",
+            None,
+            Some(0),
+        ),
+        (
+            open(
+                libc::AF_INET,
+                libc::SOCK_RAW | libc::SOCK_NONBLOCK,
+                libc::IPPROTO_ICMP,
+            ),
+            "ipv4",
+            "raw",
+            Some("icmp"),
+            None,
+        ),
+        (
+            open(libc::AF_INET6, libc::SOCK_RAW, libc::IPPROTO_RAW),
+            "ipv6",
+            "raw",
+            Some("255"),
+            None,
+        ),
+    ];
+    unreported.push(open(libc::AF_INET, libc::SOCK_STREAM, 0));
+    // Refused for nobody (no CAP_NET_RAW): still reported, with the errno.
+    let nobody = Command::new(env!("CARGO_BIN_EXE_actor"))
+        .arg("packet-sockets-as-nobody")
+        .spawn()
+        .expect("actor");
+    let nobody_pid = nobody.id() as u64;
+    let out = nobody.wait_with_output().expect("actor");
+    assert!(out.status.success(), "{out:?}");
+    // Permitted in a network namespace whose ping_group_range lets root's
+    // group in (not the host's, which may not).
+    let ping = Command::new(env!("CARGO_BIN_EXE_actor"))
+        .arg("ping-sockets-in-netns")
+        .spawn()
+        .expect("actor");
+    let ping_pid = ping.id() as u64;
+    let out = ping.wait_with_output().expect("actor");
+    assert!(out.status.success(), "{out:?}");
+    // The last socket: every earlier one's event is in by then.
+    let last = open(libc::AF_PACKET, libc::SOCK_RAW, all);
+    sensor.wait_for("the last packet socket", |v| {
+        by(v, "socket", me) && at(v, "sensor.network.fd").as_i64() == Some(last as i64)
+    });
+    let events = sensor.events();
+    let ours: Vec<&Value> = events.iter().filter(|v| by(v, "socket", me)).collect();
+    for (fd, family, socket_type, transport, ethertype) in reported {
+        let found: Vec<&&Value> = ours
+            .iter()
+            .filter(|v| at(v, "sensor.network.fd").as_i64() == Some(fd as i64))
+            .collect();
+        assert_eq!(found.len(), 1, "fd {fd}: {found:?}");
+        let ev = found[0];
+        assert_eq!(at(ev, "event.outcome"), "success", "{ev}");
+        assert_eq!(at(ev, "event.category")[0], "network", "{ev}");
+        assert_eq!(at(ev, "sensor.syscall"), "socket", "{ev}");
+        assert_eq!(at(ev, "network.type"), family, "{ev}");
+        assert_eq!(at(ev, "sensor.network.socket_type"), socket_type, "{ev}");
+        assert_eq!(at(ev, "network.transport").as_str(), transport, "{ev}");
+        assert_eq!(
+            at(ev, "sensor.network.ethertype").as_u64(),
+            ethertype,
+            "{ev}"
+        );
+    }
+    // One each for the four above and the last.
+    assert_eq!(ours.len(), 5, "{ours:?}");
+    let refused: Vec<&Value> = events
+        .iter()
+        .filter(|v| by(v, "socket", nobody_pid))
+        .collect();
+    let mut refused_kinds: Vec<(&str, &str)> = refused
+        .iter()
+        .map(|v| {
+            assert_eq!(at(v, "event.outcome"), "failure", "{v}");
+            assert_eq!(at(v, "error.code"), "EPERM", "{v}");
+            assert_eq!(at(v, "process.user.id"), "65534", "{v}");
+            assert!(at(v, "sensor.network.fd").is_null(), "{v}");
+            (
+                at(v, "network.type").as_str().unwrap_or_default(),
+                at(v, "sensor.network.socket_type")
+                    .as_str()
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    refused_kinds.sort();
+    assert_eq!(
+        refused_kinds,
+        [("ipv4", "raw"), ("packet", "raw")],
+        "{refused:?}"
+    );
+    let ping: Vec<&Value> = events
+        .iter()
+        .filter(|v| by(v, "socket", ping_pid))
+        .collect();
+    let mut ping_kinds: Vec<(&str, &str)> = ping
+        .iter()
+        .map(|v| {
+            assert_eq!(at(v, "event.outcome"), "success", "{v}");
+            assert_eq!(at(v, "sensor.network.socket_type"), "dgram", "{v}");
+            (
+                at(v, "network.type").as_str().unwrap_or_default(),
+                at(v, "network.transport").as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    ping_kinds.sort();
+    assert_eq!(
+        ping_kinds,
+        [("ipv4", "icmp"), ("ipv6", "ipv6-icmp")],
+        "{ping:?}"
+    );
+    for fd in unreported
+        .into_iter()
+        .chain(reported.map(|r| r.0))
+        .chain([last])
+    {
+        // SAFETY: our own fds, closed once.
+        unsafe { libc::close(fd) };
+    }
 }
 
 /// Turns the client side of TCP Fast Open on (`net.ipv4.tcp_fastopen` bit

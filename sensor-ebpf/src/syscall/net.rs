@@ -1,4 +1,6 @@
-//! Network: connect, accept, accept4, bind, listen, and the end of a
+//! Network: connect, accept, accept4, bind, listen, the sockets that
+//! see or forge whole packets (packet, raw, ICMP: [`captures_packets`];
+//! the entry of any other socket call stores nothing), and the end of a
 //! non-blocking connect.
 //!
 //! At entry: the caller's socket address (connect, bind), read from the
@@ -22,7 +24,7 @@ use aya_ebpf::maps::{HashMap, LruHashMap, PerCpuArray};
 use aya_ebpf::programs::RawTracePointContext;
 use sensor_common::{
     EventKind, NET_OP_CONNECT_OUTCOME, NET_OP_CONNECT_UNSEEN, NetEvent, OFFSET_MISSING, ProbeError,
-    SOCKADDR_CAP, SocketEnds, SyscallOp, net_flags,
+    SOCKADDR_CAP, SocketEnds, SyscallOp, captures_packets, net_flags,
 };
 
 use super::inflight;
@@ -54,6 +56,10 @@ pub struct PendingNet {
     /// `net_flags`.
     pub(super) flags: u32,
     pub(super) kernel_sockaddr_len: u32,
+    /// socket's family and protocol arguments (its type is `arg`).
+    socket_family: u16,
+    socket_protocol: u16,
+    _pad: u32,
     sockaddr: [u8; SOCKADDR_CAP],
     pub(super) kernel_sockaddr: [u8; SOCKADDR_CAP],
 }
@@ -97,6 +103,9 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
     put(&mut p.sockaddr_len, 0);
     put(&mut p.flags, 0);
     put(&mut p.kernel_sockaddr_len, 0);
+    put(&mut p.socket_family, 0);
+    put(&mut p.socket_protocol, 0);
+    put(&mut p._pad, 0);
     match op {
         SyscallOp::Connect | SyscallOp::Bind => {
             let addr = c.arg(1);
@@ -115,6 +124,19 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
         }
         SyscallOp::Listen => put(&mut p.arg, c.arg(1) as u32),
         SyscallOp::Accept4 => put(&mut p.arg, c.arg(3) as u32),
+        SyscallOp::Socket => {
+            let (family, sock_type, protocol) = (c.arg(0) as u32, c.arg(1) as u32, c.arg(2) as u32);
+            if !captures_packets(family, sock_type, protocol) {
+                return 0;
+            }
+            put(&mut p.fd, -1);
+            put(&mut p.arg, sock_type);
+            put(&mut p.socket_family, family as u16);
+            // A packet socket's is an EtherType in network order, which the
+            // kernel cuts to 16 bits too; an IP one's above 262 is refused
+            // (EINVAL).
+            put(&mut p.socket_protocol, protocol as u16);
+        }
         _ => {}
     }
     if !inflight::store(&NET_INFLIGHT, &super::entry_thread_key(), p) {
@@ -175,15 +197,18 @@ fn exit(_ctx: *mut core::ffi::c_void, ret: i64, abi: u32) -> u32 {
         }
     }
     // accept's socket is the new one (its peer is the client); the others'
-    // is the fd they were given, unless it was not a socket at all.
+    // is the fd they were given, unless it was not a socket at all. A new
+    // socket has no ends yet: what it is was asked for in its arguments,
+    // which are what a refused one (EPERM) has to show.
     let is_accept = p.op == SyscallOp::Accept as u32 || p.op == SyscallOp::Accept4 as u32;
+    let is_socket = p.op == SyscallOp::Socket as u32;
     let sock_fd = if is_accept {
         if ret >= 0 { ret as i32 } else { -1 }
     } else {
         p.fd
     };
     let not_a_socket = ret == -EBADF || ret == -ENOTSOCK;
-    let sk = if not_a_socket {
+    let sk = if not_a_socket || is_socket {
         0
     } else {
         sock_of_file(current.fd_file(sock_fd))
@@ -192,6 +217,9 @@ fn exit(_ctx: *mut core::ffi::c_void, ret: i64, abi: u32) -> u32 {
     // failed accept, a bad fd) its ends must read as unknown, not as the
     // last event's.
     clear_endpoints(ev);
+    if is_socket {
+        ev.set_kind(p.socket_family, p.socket_protocol, (p.arg & 0xf) as u16);
+    }
     if sk != 0 && read_endpoints(ev, sk).is_err() {
         count_error(ProbeError::ReadTask);
     }

@@ -786,6 +786,11 @@ pub struct NetworkDetail {
     pub accepted_fd: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backlog: Option<u32>,
+    /// A packet socket's protocol, the EtherType of the frames it gets
+    /// (host order): 3 (`ETH_P_ALL`) every frame of every protocol, 0 none
+    /// until a bind names one, 0x0800 IPv4, 0x86DD IPv6, 0x0806 ARP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ethertype: Option<u16>,
     /// An address family the sensor does not decode, by number.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub family: Option<u16>,

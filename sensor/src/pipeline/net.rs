@@ -14,6 +14,7 @@ const INFO: &[&str] = &["info"];
 const AF_UNIX: u16 = 1;
 const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
+const AF_PACKET: u16 = sensor_common::AF_PACKET;
 const EINPROGRESS: i64 = 115;
 
 /// Connects in progress remembered at most; beyond, the oldest are
@@ -113,6 +114,16 @@ impl Pipeline {
                 server = n.local.map(from_ip);
                 detail.backlog = Some(n.arg);
                 ("listen", INFO)
+            }
+            NetOp::Syscall(SyscallOp::Socket) => {
+                // Only packet, raw and ICMP sockets come here (the kernel
+                // side leaves the others out): what was asked for, and
+                // the new socket's fd.
+                detail.fd = (n.ret >= 0).then_some(n.ret as i32);
+                if n.family == AF_PACKET {
+                    detail.ethertype = Some(u16::from_be(n.protocol));
+                }
+                ("socket", INFO)
             }
             // Decode only produces network ops here.
             NetOp::Syscall(_) => ("unknown", INFO),
@@ -314,6 +325,8 @@ fn family_name(family: u16) -> Option<&'static str> {
         AF_UNIX => Some("unix"),
         AF_INET => Some("ipv4"),
         AF_INET6 => Some("ipv6"),
+        // Not ECS's (an IP version): a packet socket is below IP.
+        AF_PACKET => Some("packet"),
         _ => None,
     }
 }

@@ -23,6 +23,8 @@ fn main() {
         "delete-module" => delete_module(&arg(1)),
         "kexec-file-garbage" => kexec_file_garbage(&arg(1)),
         "kexec-load-as-nobody" => kexec_load_as_nobody(),
+        "packet-sockets-as-nobody" => packet_sockets_as_nobody(),
+        "ping-sockets-in-netns" => ping_sockets_in_netns(),
         "memfd-exec" => memfd_exec(),
         "mount-tmpfs" => mount_tmpfs(&arg(1)),
         "move-mount-tmpfs" => move_mount_tmpfs(&arg(1)),
@@ -84,7 +86,7 @@ fn main() {
 fn usage() -> ! {
     eprintln!(
         "usage: actor ptrace-attach PID | init-module-garbage | finit-module FILE | init-module FILE | delete-module NAME | \
-         kexec-file-garbage FILE | kexec-load-as-nobody | \
+         kexec-file-garbage FILE | kexec-load-as-nobody | packet-sockets-as-nobody | ping-sockets-in-netns | \
          memfd-exec | mount-tmpfs DIR | move-mount-tmpfs DIR | mount-relative DIR | bind-relative SRC DST | move-mount-as-nobody DIR | \
          mount-setattr-rdonly DIR | mount-setattr-as-nobody DIR | bpf-prog-load | signal PID SIGNAL | signal-as-nobody PID SIGNAL | \
          io-uring-write FILE LINE | io-uring-setcap FILE | io-uring-move FROM-DIR NAME INTO-DIR | fast-open-connect IPV4 PORT | \
@@ -206,6 +208,70 @@ fn kexec_load_as_nobody() -> Result<String, String> {
         (_, Some(libc::EPERM)) => Ok("kexec_load refused: EPERM".into()),
         (_, e) => Err(format!("kexec_load failed otherwise: {e:?}")),
     }
+}
+
+/// A packet socket for every frame (`ETH_P_ALL`) and a raw ICMP socket,
+/// as nobody: both need CAP_NET_RAW, so both are refused (EPERM).
+fn packet_sockets_as_nobody() -> Result<String, String> {
+    // SAFETY: plain syscalls.
+    unsafe {
+        if libc::setresuid(65534, 65534, 65534) != 0 {
+            return Err(format!("setresuid: {}", errno()));
+        }
+    }
+    let all = (libc::ETH_P_ALL as u16).to_be() as i32;
+    for (family, sock_type, protocol) in [
+        (libc::AF_PACKET, libc::SOCK_RAW, all),
+        (libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP),
+    ] {
+        // SAFETY: a plain syscall.
+        let fd = unsafe { libc::socket(family, sock_type, protocol) };
+        match (fd, errno().raw_os_error()) {
+            (0.., _) => {
+                return Err(format!(
+                    "socket({family}, {sock_type}) succeeded for nobody"
+                ));
+            }
+            (_, Some(libc::EPERM)) => {}
+            (_, e) => {
+                return Err(format!(
+                    "socket({family}, {sock_type}) failed otherwise: {e:?}"
+                ));
+            }
+        }
+    }
+    Ok("both refused: EPERM".into())
+}
+
+/// ICMP datagram ("ping") sockets, IPv4 and IPv6, opened in a network
+/// namespace of its own whose `ping_group_range` lets the caller's group
+/// in: the host's setting is left alone. Prints both fds.
+fn ping_sockets_in_netns() -> Result<String, String> {
+    // SAFETY: a plain syscall; this process has one thread.
+    if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+        return Err(format!("unshare: {}", errno()));
+    }
+    // /proc/sys/net is the opener's namespace's.
+    // SAFETY: a plain syscall.
+    let gid = unsafe { libc::getgid() };
+    std::fs::write(
+        "/proc/sys/net/ipv4/ping_group_range",
+        format!("{gid} {gid}"),
+    )
+    .map_err(|e| format!("ping_group_range: {e}"))?;
+    let mut fds = Vec::new();
+    for (family, protocol) in [
+        (libc::AF_INET, libc::IPPROTO_ICMP),
+        (libc::AF_INET6, libc::IPPROTO_ICMPV6),
+    ] {
+        // SAFETY: a plain syscall.
+        let fd = unsafe { libc::socket(family, libc::SOCK_DGRAM, protocol) };
+        if fd < 0 {
+            return Err(format!("ping socket of family {family}: {}", errno()));
+        }
+        fds.push(fd.to_string());
+    }
+    Ok(fds.join(" "))
 }
 
 fn delete_module(name: &str) -> Result<String, String> {

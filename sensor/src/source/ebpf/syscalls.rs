@@ -63,6 +63,7 @@ pub fn number(op: SyscallOp) -> Option<libc::c_long> {
         SyscallOp::Accept4 => libc::SYS_accept4,
         SyscallOp::Bind => libc::SYS_bind,
         SyscallOp::Listen => libc::SYS_listen,
+        SyscallOp::Socket => libc::SYS_socket,
         SyscallOp::Ptrace => libc::SYS_ptrace,
         SyscallOp::InitModule => libc::SYS_init_module,
         SyscallOp::FinitModule => libc::SYS_finit_module,
