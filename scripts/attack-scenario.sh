@@ -448,6 +448,24 @@ wait "$implant"
 EOF
 }
 
+# A passive backdoor's listening post (BPFDoor's way): a packet socket
+# for every frame, opened by root's perl, from which it would wait for a
+# magic packet with no port bound, so no bind, listen or accept to see.
+# Before it the weak user's try at a raw ICMP socket (an ICMP tunnel's),
+# refused without CAP_NET_RAW. perl-base's socket takes the numbers:
+# AF_PACKET 17, SOCK_RAW 3, htons(ETH_P_ALL) 768 on x86; AF_INET 2,
+# IPPROTO_ICMP 1.
+packet_backdoor() {
+    step packet_backdoor
+    as_root "$GUEST_USER" <<'EOF'
+runuser -u "$1" -- perl -e '
+socket(my $s, 2, 3, 1) and die "a raw socket for an unprivileged user";
+$!{EPERM} or die "raw socket: $!";
+' </dev/null
+perl -e 'socket(my $s, 17, 3, 768) or die "packet socket: $!"' </dev/null
+EOF
+}
+
 # perl (perl-base; no python in the guest) creates a memfd, copies echo's
 # ELF into it and execs it through /proc/self/fd: nothing runs from disk.
 memfd_exec() {
@@ -748,6 +766,7 @@ main() {
     fast_open_shell
     udp_exfiltration
     udp_implant
+    packet_backdoor
     memfd_exec
     memory_theft
     user_namespace

@@ -46,9 +46,10 @@ pub(crate) enum Workload {
     Rename,
     RenameBesideSymlinks,
     UdpSendTo,
+    SocketUnreported,
 }
 
-const WORKLOADS: [Workload; 10] = [
+const WORKLOADS: [Workload; 11] = [
     Workload::Chmod,
     Workload::ChmodPaced,
     Workload::Connect,
@@ -59,6 +60,7 @@ const WORKLOADS: [Workload; 10] = [
     Workload::Rename,
     Workload::RenameBesideSymlinks,
     Workload::UdpSendTo,
+    Workload::SocketUnreported,
 ];
 
 /// How often the symlink row's extra thread makes (and removes) a symlink
@@ -85,6 +87,7 @@ impl Workload {
                 "rename, not watched, a symlink to /proc/self/cwd made every 10 ms"
             }
             Workload::UdpSendTo => "UDP sendto, one destination per socket (reported once)",
+            Workload::SocketUnreported => "UDP socket (+close), not reported",
         }
     }
 }
@@ -390,6 +393,14 @@ fn load(w: Workload, setup: &Setup, workers: usize, duration: Duration) -> Run {
                         // SAFETY: a valid C string; the fd is closed.
                         Workload::OpenWrite | Workload::OpenWriteGrownTable => unsafe {
                             let fd = libc::open(file.as_ptr(), libc::O_WRONLY);
+                            fd >= 0 && libc::close(fd) == 0
+                        },
+                        // What every program's socket call pays: traced
+                        // (packet, raw and ICMP ones are reported), this one
+                        // left out at the entry.
+                        // SAFETY: plain syscalls; the fd is closed.
+                        Workload::SocketUnreported => unsafe {
+                            let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
                             fd >= 0 && libc::close(fd) == 0
                         },
                         Workload::Getppid => {

@@ -494,6 +494,21 @@ const SCENARIO: &[Step] = &[
         )],
     },
     Step {
+        name: "packet_backdoor",
+        expects: &[
+            one(
+                "socket refused (EPERM) to dev's perl: raw, ICMP",
+                &["socket"],
+                is_raw_socket_refused,
+            ),
+            one(
+                "socket by root's perl: packet, every frame (ETH_P_ALL)",
+                &["socket"],
+                is_packet_backdoor,
+            ),
+        ],
+    },
+    Step {
         name: "memfd_exec",
         expects: &[one(
             "exec flagged fileless (memfd)",
@@ -1178,6 +1193,25 @@ fn is_udp_implant(v: &Value) -> bool {
         && at(v, "destination.port") == &Value::from(5300)
         && is(v, "network.transport", "udp")
         && is(v, "network.direction", "ingress")
+}
+
+fn is_raw_socket_refused(v: &Value) -> bool {
+    is(v, "event.outcome", "failure")
+        && is(v, "error.code", "EPERM")
+        && is(v, "process.name", "perl")
+        && is(v, "process.user.name", GUEST_USER)
+        && is(v, "network.type", "ipv4")
+        && is(v, "network.transport", "icmp")
+        && is(v, "sensor.network.socket_type", "raw")
+}
+
+fn is_packet_backdoor(v: &Value) -> bool {
+    succeeded(v)
+        && is(v, "process.name", "perl")
+        && is(v, "process.user.name", "root")
+        && is(v, "network.type", "packet")
+        && is(v, "sensor.network.socket_type", "raw")
+        && at(v, "sensor.network.ethertype") == &Value::from(3)
 }
 
 fn is_memfd_exec(v: &Value) -> bool {
