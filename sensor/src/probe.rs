@@ -183,9 +183,14 @@ pub fn run() -> Report {
         hook: format!(
             "{} ({})",
             crate::source::ebpf::udp_flows::HOOK,
-            match crate::source::ebpf::cgroup2::mount_point() {
-                Some(at) => format!("mounted at {}", at.display()),
-                None => "none is mounted: the sensor mounts one to open its root".to_owned(),
+            match crate::source::ebpf::cgroup2::open_root() {
+                Ok(root) if root.whole => format!("at {}", root.at),
+                Ok(root) => format!(
+                    "at {}, a cgroup namespace's root, the hierarchy's being out of reach: only \
+                     its subtree's sockets",
+                    root.at
+                ),
+                Err(why) => format!("none: {why}"),
             }
         ),
         why: crate::source::ebpf::udp_flows::WHY,

@@ -96,6 +96,21 @@ impl Sensor {
     /// Starts with `dir` as its state directory: a second start in the same
     /// directory is a restart (sequence numbers, spools).
     pub fn start_in(dir: &std::path::Path, config: &str) -> Sensor {
+        Sensor::launch(dir, config, &[])
+    }
+
+    /// Starts as [`Sensor::start`] does, through the command `wrapper`,
+    /// which gets the sensor's command line as its last arguments and must
+    /// end by executing it (so that the child is the sensor): to start it
+    /// in namespaces or a cgroup of its own.
+    pub fn start_wrapped(wrapper: &[&str], config: &str) -> Sensor {
+        let dir = scratch_dir("sensor-test");
+        let mut sensor = Sensor::launch(&dir, config, wrapper);
+        sensor.own_dir = Some(dir);
+        sensor
+    }
+
+    fn launch(dir: &std::path::Path, config: &str, wrapper: &[&str]) -> Sensor {
         require_root();
         std::fs::create_dir_all(dir).expect("temp dir");
         let cfg = dir.join("sensor.toml");
@@ -112,7 +127,15 @@ impl Sensor {
             dir.display()
         );
         std::fs::write(&cfg, config).expect("write config");
-        let mut child = Command::new(sensor_bin())
+        let mut command = match wrapper {
+            [] => Command::new(sensor_bin()),
+            [program, args @ ..] => {
+                let mut c = Command::new(program);
+                c.args(args).arg(sensor_bin());
+                c
+            }
+        };
+        let mut child = command
             .args(["run", "--config"])
             .arg(&cfg)
             .stdout(Stdio::piped())

@@ -131,9 +131,7 @@ fn probe_reports_features_and_hooks() {
     let udp_flows = hook("udp_flows").expect("udp_flows hook");
     let text = udp_flows["hook"].as_str().unwrap_or_default();
     let at = text
-        .strip_prefix(
-            "cgroup/{sendmsg,recvmsg}{4,6} at the root of the cgroup v2 hierarchy (mounted at ",
-        )
+        .strip_prefix("cgroup/{sendmsg,recvmsg}{4,6} at the root of the cgroup v2 hierarchy (at ")
         .and_then(|rest| rest.strip_suffix(')'))
         .unwrap_or_else(|| panic!("{udp_flows}"));
     let path = std::ffi::CString::new(at).expect("a path");

@@ -588,6 +588,117 @@ fn udp_flows_without_a_connect_are_reported_once_per_socket_and_peer() {
     });
 }
 
+/// Where this machine mounts the root of the cgroup v2 hierarchy.
+fn cgroup2_root() -> std::path::PathBuf {
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    mounts
+        .lines()
+        .find_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            let mut fields = left.split_whitespace().skip(3);
+            let (root, point) = (fields.next()?, fields.next()?);
+            (right.starts_with("cgroup2 ") && root == "/").then(|| point.into())
+        })
+        .expect("a cgroup2 mount")
+}
+
+/// A cgroup of its own below the hierarchy's root, removed when dropped
+/// (once the processes in it are gone).
+struct OwnCgroup(std::path::PathBuf);
+
+impl OwnCgroup {
+    fn new(name: &str) -> OwnCgroup {
+        let dir = cgroup2_root().join(format!("{name}-{}", std::process::id()));
+        std::fs::create_dir(&dir).expect("mkdir cgroup");
+        OwnCgroup(dir)
+    }
+}
+
+impl Drop for OwnCgroup {
+    fn drop(&mut self) {
+        // The sensor in it may take a moment to be reaped.
+        for _ in 0..100 {
+            if std::fs::remove_dir(&self.0).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+/// A shell that moves itself into `cgroup`, then executes its arguments
+/// (the sensor) in a cgroup namespace rooted there, with `unshare_flags`
+/// besides, and a mount namespace of their own whose /sys/fs/cgroup is a
+/// fresh tmpfs with cgroup2 mounted in it: what a container on cgroup v2
+/// gets by default. That mount shows the namespace's root (a subtree) as
+/// `/`, and the host's mounts are out of sight.
+fn in_cgroup_namespace(cgroup: &OwnCgroup, unshare_flags: &str) -> Vec<String> {
+    let mounts = "mount -t tmpfs cgns /sys/fs/cgroup && mkdir /sys/fs/cgroup/unified \
+        && mount -t cgroup2 cgns /sys/fs/cgroup/unified";
+    let script = format!(
+        r#"echo $$ > "$0/cgroup.procs" && exec unshare --cgroup --mount {unshare_flags} sh -c '{mounts} && exec "$@"' sh "$@""#
+    );
+    vec![
+        "sh".into(),
+        "-c".into(),
+        script,
+        cgroup.0.display().to_string(),
+    ]
+}
+
+/// A sensor in a cgroup namespace of its own (a container's, by default
+/// on cgroup v2) attaches the UDP hooks at the hierarchy's root all the
+/// same, reached through another process's mount namespace (pid 1's, or
+/// here the test's: this machine's pid 1 may not be looked into): a flow
+/// of a process outside its cgroup is reported.
+#[test]
+fn in_a_cgroup_namespace_of_its_own_the_udp_hooks_still_see_every_socket() {
+    use std::net::UdpSocket;
+    let cgroup = OwnCgroup::new("sensor-test-cgns");
+    let wrapper = in_cgroup_namespace(&cgroup, "");
+    let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
+    let sensor = Sensor::start_wrapped(&wrapper, "");
+    let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/cgroup")).expect("ns link");
+    assert_ne!(
+        ns(&sensor.pid().to_string()),
+        ns("self"),
+        "the sensor is in a cgroup namespace of its own"
+    );
+    let line = sensor.wait_for_log(
+        sensor_common::names::UDP_FLOWS_ON,
+        std::time::Duration::from_secs(10),
+    );
+    assert!(line.contains("'s mount namespace)"), "{line}");
+    assert!(!line.contains("WARN"), "{line}");
+    let receiver = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let to = receiver.local_addr().expect("addr");
+    UdpSocket::bind("127.0.0.1:0")
+        .expect("bind")
+        .send_to(b"beacon", to)
+        .expect("send");
+    let me = std::process::id() as u64;
+    sensor.wait_for("the datagram from outside the sensor's cgroup", |v| {
+        by(v, "udp_send", me) && at(v, "destination.port").as_u64() == Some(to.port() as u64)
+    });
+}
+
+/// Where nothing reaches the hierarchy's root (pid 1 is the sensor's own,
+/// in a pid namespace of its own, with the same cgroup view), the hooks go
+/// on the subtree the sensor has, and the start log says so.
+#[test]
+fn where_the_cgroup_root_is_out_of_reach_the_udp_hooks_cover_a_subtree_and_say_so() {
+    let cgroup = OwnCgroup::new("sensor-test-cgns-pid");
+    let wrapper = in_cgroup_namespace(&cgroup, "--pid --fork --kill-child --mount-proc");
+    let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
+    let sensor = Sensor::start_wrapped(&wrapper, "");
+    let line = sensor.wait_for_log(
+        "only from the sockets of the processes in the cgroup subtree",
+        std::time::Duration::from_secs(10),
+    );
+    assert!(line.contains("WARN"), "{line}");
+    assert!(line.contains("--cgroupns=host"), "{line}");
+}
+
 /// Sockets that see or forge whole packets are reported with what they
 /// asked for: packet sockets (a sniffer, a passive backdoor waiting for a
 /// magic packet), raw IP sockets and ICMP ("ping") sockets, opened or

@@ -13,33 +13,147 @@ pub fn mount_point() -> Option<PathBuf> {
     root_mount_in(&mounts)
 }
 
-/// The first cgroup2 mount of the hierarchy's root in `mountinfo` text
-/// (`ID PARENT MAJOR:MINOR ROOT POINT … - FSTYPE …`).
+/// The first cgroup2 mount of the hierarchy's root in `mountinfo` text:
+/// its root field is `/` (in a cgroup namespace of the reader's own, the
+/// namespace's root: see [`open_root`]).
 fn root_mount_in(mountinfo: &str) -> Option<PathBuf> {
-    mountinfo.lines().find_map(|line| {
+    cgroup2_mounts_in(mountinfo).find_map(|(root, point)| (root == "/").then_some(point))
+}
+
+/// The cgroup2 mounts in `mountinfo` text (`ID PARENT MAJOR:MINOR ROOT
+/// POINT … - FSTYPE …`): each one's root field and mount point.
+fn cgroup2_mounts_in(mountinfo: &str) -> impl Iterator<Item = (&str, PathBuf)> {
+    mountinfo.lines().filter_map(|line| {
         let (left, right) = line.split_once(" - ")?;
         if right.split_whitespace().next() != Some("cgroup2") {
             return None;
         }
         let mut fields = left.split_whitespace().skip(3);
-        let (root, point) = (fields.next()?, fields.next()?);
-        (root == "/").then(|| Path::new(point).to_owned())
+        Some((fields.next()?, Path::new(fields.next()?).to_owned()))
     })
 }
 
-/// The hierarchy's root directory, opened, and where it was found. Where
-/// none is mounted (a host with cgroup v1 only), mounts one of its own for
-/// as long as it takes to open it: the open directory is all an attach
-/// needs, and nothing is left mounted.
-pub fn open_root() -> Result<(File, String), String> {
+/// A cgroup v2 directory, opened, for the programs attached to every
+/// cgroup below it.
+pub struct Root {
+    pub dir: File,
+    /// Where it was found, for the logs.
+    pub at: String,
+    /// Whether it is the hierarchy's root, whose programs every socket on
+    /// the host runs; else only a subtree's sockets do (see [`open_root`]).
+    pub whole: bool,
+}
+
+/// The hierarchy's root directory, opened.
+///
+/// In a cgroup namespace of its own (a container's, by default where
+/// Docker or Podman run on cgroup v2), each cgroup2 mount the sensor sees
+/// or makes shows the namespace's root, which is a subtree: programs
+/// attached there run for its processes' sockets only. Where the sensor
+/// shares the host's pid namespace, pid 1's mount namespace (reached
+/// through `/proc/1/root`; or another process's) has the hierarchy's root
+/// mounted, which is taken. Where nothing reaches it, the subtree is
+/// returned, with
+/// `whole` false, for the caller to say so.
+///
+/// Where none is mounted (a host with cgroup v1 only), it mounts one of
+/// its own for as long as it takes to open it: the open directory is all
+/// an attach needs, and nothing is left mounted.
+pub fn open_root() -> Result<Root, String> {
+    let mut subtree = None;
     if let Some(point) = mount_point() {
         let dir = File::open(&point).map_err(|e| format!("{}: {e}", point.display()))?;
-        return Ok((dir, point.display().to_string()));
+        let at = point.display().to_string();
+        if is_hierarchy_root(&dir) {
+            return Ok(Root {
+                dir,
+                at,
+                whole: true,
+            });
+        }
+        subtree = Some((dir, at));
     }
-    Ok((
-        open_own_mount()?,
-        "a cgroup2 mount of its own, since none was mounted".to_owned(),
-    ))
+    if let Some(root) = root_elsewhere() {
+        return Ok(root);
+    }
+    match subtree {
+        Some((dir, at)) => Ok(Root {
+            dir,
+            at,
+            whole: false,
+        }),
+        None => {
+            let dir = open_own_mount()?;
+            Ok(Root {
+                whole: is_hierarchy_root(&dir),
+                dir,
+                at: "a cgroup2 mount of its own, since none was mounted".to_owned(),
+            })
+        }
+    }
+}
+
+/// Mount namespaces [`root_elsewhere`] looks into at most.
+const NAMESPACES_TRIED: usize = 64;
+
+/// The hierarchy's root as another mount namespace has it mounted, where
+/// this process can reach it (through `/proc/PID/root`) and it is the
+/// root: pid 1's first, the host's init where the sensor shares the host's
+/// pid namespace; then other processes', each namespace once, for a pid 1
+/// this process may not look into (of another user namespace, or not
+/// dumpable). Found only where one is the root: a cgroup2 mount of a
+/// subtree cannot pass for it.
+fn root_elsewhere() -> Option<Root> {
+    let own = std::fs::read_link("/proc/self/ns/mnt").ok();
+    let mut tried = std::collections::HashSet::new();
+    let others = std::fs::read_dir("/proc").ok()?.filter_map(|e| {
+        let name = e.ok()?.file_name();
+        name.to_str()?.parse::<u32>().ok().filter(|&pid| pid != 1)
+    });
+    std::iter::once(1)
+        .chain(others)
+        .filter(|pid| {
+            let ns = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
+            ns.is_some() && ns != own && tried.insert(ns)
+        })
+        .take(NAMESPACES_TRIED)
+        .find_map(root_in_namespace_of)
+}
+
+/// The hierarchy's root as process `pid`'s mount namespace has it mounted.
+fn root_in_namespace_of(pid: u32) -> Option<Root> {
+    let mounts = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).ok()?;
+    // Any cgroup2 mount: the root fields read here are relative to this
+    // process's cgroup namespace, so a mount of the hierarchy's root can
+    // show as `/..`; the directory itself says whether it is the root.
+    cgroup2_mounts_in(&mounts).find_map(|(_, point)| {
+        let inside = point.strip_prefix("/").unwrap_or(&point);
+        let at = Path::new("/proc")
+            .join(pid.to_string())
+            .join("root")
+            .join(inside);
+        let dir = File::open(&at).ok()?;
+        is_hierarchy_root(&dir).then(|| Root {
+            dir,
+            at: format!("{} (pid {pid}'s mount namespace)", at.display()),
+            whole: true,
+        })
+    })
+}
+
+/// Whether `dir` is a cgroup v2 directory and the hierarchy's root: every
+/// cgroup but the root has `cgroup.events` (the kernel's cgroup-v2.rst), a
+/// cgroup namespace's root included.
+fn is_hierarchy_root(dir: &File) -> bool {
+    use nix::sys::statfs::{CGROUP2_SUPER_MAGIC, fstatfs};
+    use std::os::fd::AsRawFd;
+    let cgroup2 = fstatfs(dir).is_ok_and(|fs| fs.filesystem_type() == CGROUP2_SUPER_MAGIC);
+    let events = nix::sys::stat::fstatat(
+        Some(dir.as_raw_fd()),
+        "cgroup.events",
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    );
+    cgroup2 && events == Err(nix::errno::Errno::ENOENT)
 }
 
 /// Mounts the hierarchy on a new directory, opens its root, and takes the
@@ -141,7 +255,51 @@ mod tests {
 
     #[test]
     fn the_root_opens_on_this_machine() {
-        let (dir, at) = open_root().expect("a cgroup v2 root");
-        assert!(dir.metadata().expect("stat").is_dir(), "{at}");
+        let root = open_root().expect("a cgroup v2 root");
+        assert!(root.whole, "{}", root.at);
+        assert!(root.dir.metadata().expect("stat").is_dir(), "{}", root.at);
+    }
+
+    /// The root, not a child cgroup (a cgroup namespace's root is one), nor
+    /// a directory elsewhere that looks like the root.
+    #[test]
+    fn the_hierarchy_s_root_is_told_from_a_child_and_from_other_directories() {
+        let point = mount_point().expect("cgroup2 mounted on this machine");
+        assert!(is_hierarchy_root(&File::open(&point).expect("open root")));
+        let child = point.join(format!("sensor-lib-test-{}", std::process::id()));
+        std::fs::create_dir(&child).expect("mkdir a child cgroup");
+        // Checked while the child lives: a removed one's files are gone.
+        let told = File::open(&child).map(|dir| is_hierarchy_root(&dir));
+        let _ = std::fs::remove_dir(&child);
+        assert!(!told.expect("open child"));
+        let lookalike = std::env::temp_dir().join(format!("sensor-cg-{}", std::process::id()));
+        std::fs::create_dir_all(&lookalike).expect("mkdir");
+        std::fs::write(lookalike.join("cgroup.procs"), b"").expect("write");
+        let opened = File::open(&lookalike);
+        let _ = std::fs::remove_dir_all(&lookalike);
+        assert!(!is_hierarchy_root(&opened.expect("open lookalike")));
+    }
+
+    /// Read from inside a cgroup namespace, a mount of the hierarchy's root
+    /// shows a root field above the namespace's: listed all the same.
+    #[test]
+    fn every_cgroup2_mount_is_listed_whatever_its_root_field() {
+        let in_namespace = "\
+41 31 0:38 /.. /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+42 31 0:28 / /run rw - tmpfs tmpfs rw
+90 80 0:38 / /sys/fs/cgroup rw - cgroup2 cgns rw
+";
+        let listed: Vec<(&str, PathBuf)> = cgroup2_mounts_in(in_namespace).collect();
+        assert_eq!(
+            listed,
+            [
+                ("/..", PathBuf::from("/sys/fs/cgroup/unified")),
+                ("/", PathBuf::from("/sys/fs/cgroup")),
+            ]
+        );
+        assert_eq!(
+            root_mount_in(in_namespace),
+            Some(PathBuf::from("/sys/fs/cgroup"))
+        );
     }
 }

@@ -337,11 +337,20 @@ impl EbpfSource {
             None => {}
         }
         match udp_flows::attach(&mut ebpf, &enabled) {
-            Some(Ok(at)) => tracing::info!(
+            Some(Ok(udp_flows::Attached { at, whole: true })) => tracing::info!(
                 "{} (sent to an address by a socket not connected to it, or received with the \
                  sender's address; {}, at {at})",
                 names::UDP_FLOWS_ON,
                 udp_flows::HOOK
+            ),
+            Some(Ok(udp_flows::Attached { at, whole: false })) => tracing::warn!(
+                "{}, but only from the sockets of the processes in the cgroup subtree at {at}: \
+                 the sensor runs in a cgroup namespace of its own, and the root of the cgroup v2 \
+                 hierarchy is out of its reach (no other process's mount namespace it can look \
+                 into has it mounted). \
+                 Run it in the host's cgroup namespace (docker or podman run --cgroupns=host) \
+                 for every socket's",
+                names::UDP_FLOWS_ON
             ),
             Some(Err(why)) => tracing::warn!(
                 "UDP flows without a connect are not reported: a script's DNS exfiltration, a UDP \

@@ -28,16 +28,24 @@ const PROGRAMS: [&str; 4] = [
     names::PROG_UDP_RECEIVE6,
 ];
 
+/// Where the hooks were attached.
+pub struct Attached {
+    pub at: String,
+    /// At the hierarchy's root; else at a cgroup namespace's root, and only
+    /// its subtree's sockets run them (see `cgroup2::open_root`).
+    pub whole: bool,
+}
+
 /// Loads and attaches the hooks if the network family is `enabled`. None:
 /// the family is off; else where they were attached, or why they are not.
-pub fn attach(ebpf: &mut Ebpf, enabled: &[EventKind]) -> Option<Result<String, String>> {
+pub fn attach(ebpf: &mut Ebpf, enabled: &[EventKind]) -> Option<Result<Attached, String>> {
     if !enabled.contains(&EventKind::Net) {
         return None;
     }
     Some(attach_at_root(ebpf))
 }
 
-fn attach_at_root(ebpf: &mut Ebpf) -> Result<String, String> {
+fn attach_at_root(ebpf: &mut Ebpf) -> Result<Attached, String> {
     // All loaded before any is attached: never some of the flows reported
     // while the start log says none is.
     for name in PROGRAMS {
@@ -46,7 +54,11 @@ fn attach_at_root(ebpf: &mut Ebpf) -> Result<String, String> {
             format!("{name} refused: {e}")
         })?;
     }
-    let (root, at) = super::cgroup2::open_root()?;
+    let super::cgroup2::Root {
+        dir: root,
+        at,
+        whole,
+    } = super::cgroup2::open_root()?;
     for name in PROGRAMS {
         program(ebpf, name)?
             // A link (aya makes one from 5.7; the sensor needs 5.8), which
@@ -58,7 +70,7 @@ fn attach_at_root(ebpf: &mut Ebpf) -> Result<String, String> {
                 None => format!("{name}: attaching at {at}: {e}"),
             })?;
     }
-    Ok(at)
+    Ok(Attached { at, whole })
 }
 
 fn program<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut CgroupSockAddr, String> {
