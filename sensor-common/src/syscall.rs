@@ -160,6 +160,10 @@ pub const SYS_OP_SIGNAL_SENSOR: u32 = 127;
 /// `AF_PACKET`: packets as they cross a network device, below IP.
 pub const AF_PACKET: u16 = 17;
 
+/// The bits of socket's type argument that are the type (the kernel's
+/// `SOCK_TYPE_MASK`); the others are flags.
+pub const SOCK_TYPE_MASK: u32 = 0xf;
+
 /// Whether a `socket(family, type, protocol)` call asks for a socket that
 /// sees or forges whole packets, which the sensor reports (the others, by
 /// far the most, are not: their connects, binds and datagrams are):
@@ -171,8 +175,8 @@ pub const AF_PACKET: u16 = 17;
 ///   open where `net.ipv4.ping_group_range` lets them: an ICMP tunnel's
 ///   way without a raw socket.
 ///
-/// `sock_type` may carry `SOCK_NONBLOCK`/`SOCK_CLOEXEC`; only its low four
-/// bits (`SOCK_TYPE_MASK`) are the type.
+/// `sock_type` may carry `SOCK_NONBLOCK`/`SOCK_CLOEXEC`; only
+/// [`SOCK_TYPE_MASK`]'s bits are the type.
 #[inline(always)]
 pub const fn captures_packets(family: u32, sock_type: u32, protocol: u32) -> bool {
     const AF_INET: u32 = 2;
@@ -182,7 +186,7 @@ pub const fn captures_packets(family: u32, sock_type: u32, protocol: u32) -> boo
     const SOCK_RAW: u32 = 3;
     const IPPROTO_ICMP: u32 = 1;
     const IPPROTO_ICMPV6: u32 = 58;
-    let kind = sock_type & 0xf;
+    let kind = sock_type & SOCK_TYPE_MASK;
     match family {
         PACKET => true,
         AF_INET => kind == SOCK_RAW || (kind == SOCK_DGRAM && protocol == IPPROTO_ICMP),
@@ -1244,8 +1248,8 @@ pub const WATCH_EVENT_MAX: usize =
 pub const SOCKADDR_CAP: usize = 128;
 
 /// A network syscall after it returned (connect, accept, accept4, bind,
-/// listen, a packet-capturing socket), or with `op` [`NET_OP_CONNECT_OUTCOME`] the end of a
-/// non-blocking connect. Addresses in network byte order as the kernel
+/// listen, a packet-capturing socket), or with `op`
+/// [`NET_OP_CONNECT_OUTCOME`] the end of a non-blocking connect. Addresses in network byte order as the kernel
 /// keeps them; ports in host order.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

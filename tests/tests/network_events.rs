@@ -650,14 +650,26 @@ fn in_cgroup_namespace(cgroup: &OwnCgroup, unshare_flags: &str) -> Vec<String> {
 /// on cgroup v2) attaches the UDP hooks at the hierarchy's root all the
 /// same, reached through another process's mount namespace (pid 1's, or
 /// here the test's: this machine's pid 1 may not be looked into): a flow
-/// of a process outside its cgroup is reported.
+/// of a process outside its cgroup is reported. The filter's cgroup paths
+/// start from that root too, as the host shows them.
 #[test]
 fn in_a_cgroup_namespace_of_its_own_the_udp_hooks_still_see_every_socket() {
     use std::net::UdpSocket;
     let cgroup = OwnCgroup::new("sensor-test-cgns");
+    let ignored = OwnCgroup::new("sensor-test-cgns-ignored");
     let wrapper = in_cgroup_namespace(&cgroup, "");
     let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
-    let sensor = Sensor::start_wrapped(&wrapper, "");
+    let host_path = ignored
+        .0
+        .strip_prefix(cgroup2_root())
+        .expect("below the root");
+    let sensor = Sensor::start_wrapped(
+        &wrapper,
+        &format!(
+            "[filter]\nignore_cgroups = [\"/{}\"]\n",
+            host_path.display()
+        ),
+    );
     let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/cgroup")).expect("ns link");
     assert_ne!(
         ns(&sensor.pid().to_string()),
@@ -680,6 +692,29 @@ fn in_a_cgroup_namespace_of_its_own_the_udp_hooks_still_see_every_socket() {
     sensor.wait_for("the datagram from outside the sensor's cgroup", |v| {
         by(v, "udp_send", me) && at(v, "destination.port").as_u64() == Some(to.port() as u64)
     });
+    // bash's /dev/udp connects: from the ignored cgroup, then from here.
+    let connect_from = |cgroup: Option<&OwnCgroup>| {
+        let procs = cgroup.map_or("/dev/null".into(), |c| c.0.join("cgroup.procs"));
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(r#"echo $$ > "$0" && exec bash -c "echo x > /dev/udp/127.0.0.1/$1""#)
+            .arg(procs)
+            .arg(to.port().to_string())
+            .spawn()
+            .expect("sh");
+        let pid = child.id() as u64;
+        assert!(child.wait().expect("wait").success());
+        pid
+    };
+    let in_ignored = connect_from(Some(&ignored));
+    let outside = connect_from(None);
+    sensor.wait_for("the connect from outside the ignored cgroup", |v| {
+        by(v, "connect", outside)
+    });
+    assert!(
+        !sensor.events().iter().any(|v| by(v, "connect", in_ignored)),
+        "the ignored cgroup's connect was reported"
+    );
 }
 
 /// Where nothing reaches the hierarchy's root (pid 1 is the sensor's own,
@@ -697,6 +732,27 @@ fn where_the_cgroup_root_is_out_of_reach_the_udp_hooks_cover_a_subtree_and_say_s
     );
     assert!(line.contains("WARN"), "{line}");
     assert!(line.contains("--cgroupns=host"), "{line}");
+}
+
+/// The `socket` events of process `pid`, each passed to `check`: their
+/// `network.type` and the field `second`, sorted.
+fn socket_events<'a>(
+    events: &'a [Value],
+    pid: u64,
+    second: &str,
+    check: impl Fn(&Value),
+) -> Vec<(&'a str, &'a str)> {
+    let mut found: Vec<(&str, &str)> = events
+        .iter()
+        .filter(|v| by(v, "socket", pid))
+        .map(|v| {
+            check(v);
+            let text = |field| at(v, field).as_str().unwrap_or_default();
+            (text("network.type"), text(second))
+        })
+        .collect();
+    found.sort();
+    found
 }
 
 /// Sockets that see or forge whole packets are reported with what they
@@ -809,52 +865,18 @@ fn packet_raw_and_icmp_sockets_are_reported_and_other_sockets_are_not() {
     }
     // One each for the four above and the last.
     assert_eq!(ours.len(), 5, "{ours:?}");
-    let refused: Vec<&Value> = events
-        .iter()
-        .filter(|v| by(v, "socket", nobody_pid))
-        .collect();
-    let mut refused_kinds: Vec<(&str, &str)> = refused
-        .iter()
-        .map(|v| {
-            assert_eq!(at(v, "event.outcome"), "failure", "{v}");
-            assert_eq!(at(v, "error.code"), "EPERM", "{v}");
-            assert_eq!(at(v, "process.user.id"), "65534", "{v}");
-            assert!(at(v, "sensor.network.fd").is_null(), "{v}");
-            (
-                at(v, "network.type").as_str().unwrap_or_default(),
-                at(v, "sensor.network.socket_type")
-                    .as_str()
-                    .unwrap_or_default(),
-            )
-        })
-        .collect();
-    refused_kinds.sort();
-    assert_eq!(
-        refused_kinds,
-        [("ipv4", "raw"), ("packet", "raw")],
-        "{refused:?}"
-    );
-    let ping: Vec<&Value> = events
-        .iter()
-        .filter(|v| by(v, "socket", ping_pid))
-        .collect();
-    let mut ping_kinds: Vec<(&str, &str)> = ping
-        .iter()
-        .map(|v| {
-            assert_eq!(at(v, "event.outcome"), "success", "{v}");
-            assert_eq!(at(v, "sensor.network.socket_type"), "dgram", "{v}");
-            (
-                at(v, "network.type").as_str().unwrap_or_default(),
-                at(v, "network.transport").as_str().unwrap_or_default(),
-            )
-        })
-        .collect();
-    ping_kinds.sort();
-    assert_eq!(
-        ping_kinds,
-        [("ipv4", "icmp"), ("ipv6", "ipv6-icmp")],
-        "{ping:?}"
-    );
+    let refused = socket_events(&events, nobody_pid, "sensor.network.socket_type", |v| {
+        assert_eq!(at(v, "event.outcome"), "failure", "{v}");
+        assert_eq!(at(v, "error.code"), "EPERM", "{v}");
+        assert_eq!(at(v, "process.user.id"), "65534", "{v}");
+        assert!(at(v, "sensor.network.fd").is_null(), "{v}");
+    });
+    assert_eq!(refused, [("ipv4", "raw"), ("packet", "raw")]);
+    let ping = socket_events(&events, ping_pid, "network.transport", |v| {
+        assert_eq!(at(v, "event.outcome"), "success", "{v}");
+        assert_eq!(at(v, "sensor.network.socket_type"), "dgram", "{v}");
+    });
+    assert_eq!(ping, [("ipv4", "icmp"), ("ipv6", "ipv6-icmp")]);
     for fd in unreported
         .into_iter()
         .chain(reported.map(|r| r.0))

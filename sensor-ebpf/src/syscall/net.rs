@@ -92,6 +92,12 @@ super::syscall_programs!(net_enter, net_exit, net_compat_enter, net_compat_exit)
 #[inline(always)]
 fn enter<E: super::Entry>(c: &E) -> u32 {
     let Some(op) = c.op() else { return 0 };
+    // Most sockets are none of the reported ones: left before any work.
+    if op == SyscallOp::Socket
+        && !captures_packets(c.arg(0) as u32, c.arg(1) as u32, c.arg(2) as u32)
+    {
+        return 0;
+    }
     let mut p = core::mem::MaybeUninit::<PendingNet>::uninit();
     // SAFETY: every field is written below before the value is read.
     let p = unsafe { &mut *p.as_mut_ptr() };
@@ -125,17 +131,14 @@ fn enter<E: super::Entry>(c: &E) -> u32 {
         SyscallOp::Listen => put(&mut p.arg, c.arg(1) as u32),
         SyscallOp::Accept4 => put(&mut p.arg, c.arg(3) as u32),
         SyscallOp::Socket => {
-            let (family, sock_type, protocol) = (c.arg(0) as u32, c.arg(1) as u32, c.arg(2) as u32);
-            if !captures_packets(family, sock_type, protocol) {
-                return 0;
-            }
             put(&mut p.fd, -1);
-            put(&mut p.arg, sock_type);
-            put(&mut p.socket_family, family as u16);
+            put(&mut p.arg, c.arg(1) as u32);
+            // One the checks above let through: below 65536.
+            put(&mut p.socket_family, c.arg(0) as u16);
             // A packet socket's is an EtherType in network order, which the
             // kernel cuts to 16 bits too; an IP one's above 262 is refused
             // (EINVAL).
-            put(&mut p.socket_protocol, protocol as u16);
+            put(&mut p.socket_protocol, c.arg(2) as u16);
         }
         _ => {}
     }
@@ -218,7 +221,8 @@ fn exit(_ctx: *mut core::ffi::c_void, ret: i64, abi: u32) -> u32 {
     // last event's.
     clear_endpoints(ev);
     if is_socket {
-        ev.set_kind(p.socket_family, p.socket_protocol, (p.arg & 0xf) as u16);
+        let sock_type = (p.arg & sensor_common::SOCK_TYPE_MASK) as u16;
+        ev.set_kind(p.socket_family, p.socket_protocol, sock_type);
     }
     if sk != 0 && read_endpoints(ev, sk).is_err() {
         count_error(ProbeError::ReadTask);

@@ -1,6 +1,5 @@
-//! The cgroup v2 hierarchy: where it is mounted (for the filter's cgroup
-//! paths) and its root directory (for the programs attached to every
-//! cgroup).
+//! The cgroup v2 hierarchy's root directory: where the programs attached
+//! to every cgroup go, and what the filter's cgroup paths start from.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -8,7 +7,7 @@ use std::path::{Path, PathBuf};
 /// Where the root of the cgroup v2 hierarchy is mounted (/sys/fs/cgroup,
 /// or /sys/fs/cgroup/unified on hybrid hosts). A mount of a subtree (its
 /// root field is not `/`) is not the hierarchy's root.
-pub fn mount_point() -> Option<PathBuf> {
+fn mount_point() -> Option<PathBuf> {
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
     root_mount_in(&mounts)
 }
@@ -53,44 +52,34 @@ pub struct Root {
 /// shares the host's pid namespace, pid 1's mount namespace (reached
 /// through `/proc/1/root`; or another process's) has the hierarchy's root
 /// mounted, which is taken. Where nothing reaches it, the subtree is
-/// returned, with
-/// `whole` false, for the caller to say so.
+/// returned, with `whole` false, for the caller to say so.
 ///
 /// Where none is mounted (a host with cgroup v1 only), it mounts one of
 /// its own for as long as it takes to open it: the open directory is all
 /// an attach needs, and nothing is left mounted.
 pub fn open_root() -> Result<Root, String> {
-    let mut subtree = None;
-    if let Some(point) = mount_point() {
-        let dir = File::open(&point).map_err(|e| format!("{}: {e}", point.display()))?;
-        let at = point.display().to_string();
-        if is_hierarchy_root(&dir) {
-            return Ok(Root {
-                dir,
-                at,
-                whole: true,
-            });
-        }
-        subtree = Some((dir, at));
-    }
-    if let Some(root) = root_elsewhere() {
-        return Ok(root);
-    }
-    match subtree {
-        Some((dir, at)) => Ok(Root {
+    let (dir, at) = match mount_point() {
+        Some(point) => (
+            File::open(&point).map_err(|e| format!("{}: {e}", point.display()))?,
+            point.display().to_string(),
+        ),
+        None => (
+            open_own_mount()?,
+            "a cgroup2 mount of its own, since none was mounted".to_owned(),
+        ),
+    };
+    if is_hierarchy_root(&dir) {
+        return Ok(Root {
             dir,
             at,
-            whole: false,
-        }),
-        None => {
-            let dir = open_own_mount()?;
-            Ok(Root {
-                whole: is_hierarchy_root(&dir),
-                dir,
-                at: "a cgroup2 mount of its own, since none was mounted".to_owned(),
-            })
-        }
+            whole: true,
+        });
     }
+    Ok(root_elsewhere().unwrap_or(Root {
+        dir,
+        at,
+        whole: false,
+    }))
 }
 
 /// Mount namespaces [`root_elsewhere`] looks into at most.

@@ -3,6 +3,7 @@
 //! exist is an error naming it: a filter that silently matches nothing
 //! would hide the mistake.
 
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -101,23 +102,35 @@ pub fn resolve(config: &FilterConfig) -> Result<Resolved, LoadError> {
     let cgroups = if config.ignore_cgroups.is_empty() {
         Vec::new()
     } else {
-        let root = super::cgroup2::mount_point().ok_or_else(|| {
+        // The hierarchy's root, as the UDP hooks find it: from a cgroup
+        // namespace of the sensor's own too, where the paths a host shows
+        // in /proc/PID/cgroup start above the namespace's root.
+        let root = super::cgroup2::open_root().map_err(|why| {
             invalid(
                 "filter.ignore_cgroups",
-                "needs a cgroup v2 (unified) hierarchy, and none is mounted".to_owned(),
+                format!("needs a cgroup v2 (unified) hierarchy: {why}"),
             )
         })?;
         config
             .ignore_cgroups
             .iter()
             .map(|cg| {
-                let dir = root.join(cg.trim_start_matches('/'));
+                let relative = match cg.trim_start_matches('/') {
+                    "" => ".",
+                    below => below,
+                };
                 // A cgroup v2 directory's inode number is its cgroup id,
                 // what bpf_get_current_cgroup_id returns.
-                std::fs::metadata(&dir).map(|m| m.ino()).map_err(|e| {
+                nix::sys::stat::fstatat(
+                    Some(root.dir.as_raw_fd()),
+                    relative,
+                    nix::fcntl::AtFlags::empty(),
+                )
+                .map(|st| st.st_ino)
+                .map_err(|e| {
                     invalid(
                         "filter.ignore_cgroups",
-                        format!("{cg} ({}): {e}", dir.display()),
+                        format!("{cg} (under {}): {e}", root.at),
                     )
                 })
             })
