@@ -129,6 +129,12 @@ pub mod names {
     /// daemon, looked for by `cargo xtask kernels`.
     pub const UDP_FLOWS_ON: &str =
         "UDP flows without a connect are reported, once per socket and peer";
+    /// The words that follow [`UDP_FLOWS_ON`] in a warning where the hooks
+    /// went on a cgroup namespace's root, a subtree, the hierarchy's root
+    /// being out of reach: written by the daemon, looked for by the tests
+    /// and refused by `cargo xtask kernels`.
+    pub const UDP_FLOWS_SUBTREE_ONLY: &str =
+        "but only from the sockets of the processes in the cgroup subtree at";
     /// Network syscalls between entry and exit, by thread.
     pub const NET_INFLIGHT_MAP: &str = "NET_INFLIGHT";
     /// Entry program (by tail call from `syscall_enter`) of the intruder-action syscalls.

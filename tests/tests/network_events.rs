@@ -681,7 +681,10 @@ fn in_a_cgroup_namespace_of_its_own_the_udp_hooks_still_see_every_socket() {
         std::time::Duration::from_secs(10),
     );
     assert!(line.contains("'s mount namespace)"), "{line}");
-    assert!(!line.contains("WARN"), "{line}");
+    assert!(
+        !line.contains(sensor_common::names::UDP_FLOWS_SUBTREE_ONLY),
+        "{line}"
+    );
     let receiver = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let to = receiver.local_addr().expect("addr");
     UdpSocket::bind("127.0.0.1:0")
@@ -727,7 +730,7 @@ fn where_the_cgroup_root_is_out_of_reach_the_udp_hooks_cover_a_subtree_and_say_s
     let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
     let sensor = Sensor::start_wrapped(&wrapper, "");
     let line = sensor.wait_for_log(
-        "only from the sockets of the processes in the cgroup subtree",
+        sensor_common::names::UDP_FLOWS_SUBTREE_ONLY,
         std::time::Duration::from_secs(10),
     );
     assert!(line.contains("WARN"), "{line}");

@@ -387,6 +387,14 @@ fn boot_and_check(vmlinuz: &Path, initrd: &Path, suite: &str) -> Result<String> 
             );
         }
     }
+    // With no cgroup namespace in the guest, the mount the sensor makes is
+    // the hierarchy's root: every socket's flows, not a subtree's.
+    if stderr.contains(sensor_common::names::UDP_FLOWS_SUBTREE_ONLY) {
+        bail!(
+            "the UDP hooks went on a subtree, not the cgroup v2 root\nsensor stderr:\n{}",
+            stderr.trim()
+        );
+    }
     // The module load attempt (busybox insmod, a garbage image): refused,
     // and reported with its outcome.
     let module = events

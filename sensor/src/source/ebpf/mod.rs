@@ -344,13 +344,14 @@ impl EbpfSource {
                 udp_flows::HOOK
             ),
             Some(Ok(udp_flows::Attached { at, whole: false })) => tracing::warn!(
-                "{}, but only from the sockets of the processes in the cgroup subtree at {at}: \
+                "{}, {} {at}: \
                  the sensor runs in a cgroup namespace of its own, and the root of the cgroup v2 \
                  hierarchy is out of its reach (no other process's mount namespace it can look \
                  into has it mounted). \
                  Run it in the host's cgroup namespace (docker or podman run --cgroupns=host) \
                  for every socket's",
-                names::UDP_FLOWS_ON
+                names::UDP_FLOWS_ON,
+                names::UDP_FLOWS_SUBTREE_ONLY
             ),
             Some(Err(why)) => tracing::warn!(
                 "UDP flows without a connect are not reported: a script's DNS exfiltration, a UDP \
