@@ -82,40 +82,54 @@ pub fn open_root() -> Result<Root, String> {
     }))
 }
 
-/// Mount namespaces [`root_elsewhere`] looks into at most.
-const NAMESPACES_TRIED: usize = 64;
+/// Processes [`root_elsewhere`] tries at most.
+const PROCESSES_TRIED: usize = 64;
 
 /// The hierarchy's root as another mount namespace has it mounted, where
 /// this process can reach it (through `/proc/PID/root`) and it is the
 /// root: pid 1's first, the host's init where the sensor shares the host's
-/// pid namespace; then other processes', each namespace once, for a pid 1
-/// this process may not look into (of another user namespace, or not
-/// dumpable). Found only where one is the root: a cgroup2 mount of a
-/// subtree cannot pass for it.
+/// pid namespace; then other processes', for a pid 1 this process may not
+/// look into (of another user namespace, or not dumpable). A namespace
+/// whose mounts were read is not tried again through another process;
+/// one that could not be looked into is. Found only where one is the
+/// root: a cgroup2 mount of a subtree cannot pass for it.
 fn root_elsewhere() -> Option<Root> {
-    let own = std::fs::read_link("/proc/self/ns/mnt").ok();
-    let mut tried = std::collections::HashSet::new();
+    let own = std::fs::read_link("/proc/self/ns/mnt").ok()?;
     let others = std::fs::read_dir("/proc").ok()?.filter_map(|e| {
         let name = e.ok()?.file_name();
         name.to_str()?.parse::<u32>().ok().filter(|&pid| pid != 1)
     });
-    std::iter::once(1)
-        .chain(others)
-        .filter(|pid| {
-            let ns = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
-            ns.is_some() && ns != own && tried.insert(ns)
-        })
-        .take(NAMESPACES_TRIED)
-        .find_map(root_in_namespace_of)
+    let mut looked_into = std::collections::HashSet::new();
+    let mut tried = 0;
+    for pid in std::iter::once(1).chain(others) {
+        let Ok(ns) = std::fs::read_link(format!("/proc/{pid}/ns/mnt")) else {
+            continue;
+        };
+        if ns == own || looked_into.contains(&ns) {
+            continue;
+        }
+        if tried == PROCESSES_TRIED {
+            return None;
+        }
+        tried += 1;
+        let Ok(mounts) = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")) else {
+            continue;
+        };
+        if let Some(root) = root_in_namespace_of(pid, &mounts) {
+            return Some(root);
+        }
+        looked_into.insert(ns);
+    }
+    None
 }
 
-/// The hierarchy's root as process `pid`'s mount namespace has it mounted.
-fn root_in_namespace_of(pid: u32) -> Option<Root> {
-    let mounts = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).ok()?;
+/// The hierarchy's root as process `pid`'s mount namespace has it mounted
+/// (`mounts`: its mountinfo).
+fn root_in_namespace_of(pid: u32, mounts: &str) -> Option<Root> {
     // Any cgroup2 mount: the root fields read here are relative to this
     // process's cgroup namespace, so a mount of the hierarchy's root can
     // show as `/..`; the directory itself says whether it is the root.
-    cgroup2_mounts_in(&mounts).find_map(|(_, point)| {
+    cgroup2_mounts_in(mounts).find_map(|(_, point)| {
         let inside = point.strip_prefix("/").unwrap_or(&point);
         let at = Path::new("/proc")
             .join(pid.to_string())
