@@ -103,14 +103,14 @@ impl Sensor {
     /// which gets the sensor's command line as its last arguments and must
     /// end by executing it (so that the child is the sensor): to start it
     /// in namespaces or a cgroup of its own.
-    pub fn start_wrapped(wrapper: &[&str], config: &str) -> Sensor {
+    pub fn start_wrapped(wrapper: &[String], config: &str) -> Sensor {
         let dir = scratch_dir("sensor-test");
         let mut sensor = Sensor::launch(&dir, config, wrapper);
         sensor.own_dir = Some(dir);
         sensor
     }
 
-    fn launch(dir: &std::path::Path, config: &str, wrapper: &[&str]) -> Sensor {
+    fn launch(dir: &std::path::Path, config: &str, wrapper: &[String]) -> Sensor {
         require_root();
         std::fs::create_dir_all(dir).expect("temp dir");
         let cfg = dir.join("sensor.toml");

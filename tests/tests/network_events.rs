@@ -658,7 +658,6 @@ fn in_a_cgroup_namespace_of_its_own_the_udp_hooks_still_see_every_socket() {
     let cgroup = OwnCgroup::new("sensor-test-cgns");
     let ignored = OwnCgroup::new("sensor-test-cgns-ignored");
     let wrapper = in_cgroup_namespace(&cgroup, "");
-    let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
     let host_path = ignored
         .0
         .strip_prefix(cgroup2_root())
@@ -727,7 +726,6 @@ fn in_a_cgroup_namespace_of_its_own_the_udp_hooks_still_see_every_socket() {
 fn where_the_cgroup_root_is_out_of_reach_the_udp_hooks_cover_a_subtree_and_say_so() {
     let cgroup = OwnCgroup::new("sensor-test-cgns-pid");
     let wrapper = in_cgroup_namespace(&cgroup, "--pid --fork --kill-child --mount-proc");
-    let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
     let sensor = Sensor::start_wrapped(&wrapper, "");
     let line = sensor.wait_for_log(
         sensor_common::names::UDP_FLOWS_SUBTREE_ONLY,
@@ -735,6 +733,18 @@ fn where_the_cgroup_root_is_out_of_reach_the_udp_hooks_cover_a_subtree_and_say_s
     );
     assert!(line.contains("WARN"), "{line}");
     assert!(line.contains("--cgroupns=host"), "{line}");
+}
+
+/// Runs `actor ACTION` to success; its pid.
+fn actor(action: &str) -> u64 {
+    let child = Command::new(env!("CARGO_BIN_EXE_actor"))
+        .arg(action)
+        .spawn()
+        .expect("actor");
+    let pid = child.id() as u64;
+    let out = child.wait_with_output().expect("actor");
+    assert!(out.status.success(), "{action}: {out:?}");
+    pid
 }
 
 /// The `socket` events of process `pid`, each passed to `check`: their
@@ -824,22 +834,10 @@ fn packet_raw_and_icmp_sockets_are_reported_and_other_sockets_are_not() {
     ];
     unreported.push(open(libc::AF_INET, libc::SOCK_STREAM, 0));
     // Refused for nobody (no CAP_NET_RAW): still reported, with the errno.
-    let nobody = Command::new(env!("CARGO_BIN_EXE_actor"))
-        .arg("packet-sockets-as-nobody")
-        .spawn()
-        .expect("actor");
-    let nobody_pid = nobody.id() as u64;
-    let out = nobody.wait_with_output().expect("actor");
-    assert!(out.status.success(), "{out:?}");
+    let nobody_pid = actor("packet-sockets-as-nobody");
     // Permitted in a network namespace whose ping_group_range lets root's
     // group in (not the host's, which may not).
-    let ping = Command::new(env!("CARGO_BIN_EXE_actor"))
-        .arg("ping-sockets-in-netns")
-        .spawn()
-        .expect("actor");
-    let ping_pid = ping.id() as u64;
-    let out = ping.wait_with_output().expect("actor");
-    assert!(out.status.success(), "{out:?}");
+    let ping_pid = actor("ping-sockets-in-netns");
     // The last socket: every earlier one's event is in by then.
     let last = open(libc::AF_PACKET, libc::SOCK_RAW, all);
     sensor.wait_for("the last packet socket", |v| {
